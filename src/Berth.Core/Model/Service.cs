@@ -1,0 +1,340 @@
+using System.Collections.Immutable;
+
+namespace Berth.Core.Model;
+
+/// <summary>One service: what to run, how many, how to reach it, how to keep it healthy and how to roll it.</summary>
+public sealed record Service
+{
+    public required string Name { get; init; }
+
+    /// <summary>Container image (Docker driver).</summary>
+    public string? Image { get; init; }
+
+    /// <summary>How to build the image (Docker) or the program (process).</summary>
+    public BuildSpec? Build { get; init; }
+
+    /// <summary>Argv that replaces the image's entrypoint (Docker only).</summary>
+    public ImmutableArray<string>? Entrypoint { get; init; }
+
+    /// <summary>Argv to run: the process for the process driver, the command (args) for Docker.
+    /// From berth.yaml <c>run:</c> / Compose <c>command:</c>.</summary>
+    public ImmutableArray<string> Command { get; init; } = [];
+
+    /// <summary>Run <see cref="Command"/> through <c>/bin/sh -c</c>. Off by default: argv is executed directly.</summary>
+    public bool Shell { get; init; }
+
+    public string? WorkingDir { get; init; }
+
+    public string? User { get; init; }
+
+    /// <summary>Which driver runs it; <see cref="RuntimeKind.Auto"/> decides from run/image.</summary>
+    public RuntimeKind Runtime { get; init; } = RuntimeKind.Auto;
+
+    public int Replicas { get; init; } = ServiceDefaults.Replicas;
+
+    /// <summary>Environment after env files and interpolation, env files first then <c>environment:</c>.</summary>
+    public ImmutableSortedDictionary<string, string> Env { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    /// <summary>Names of env vars whose values are secret: masked in logs, events, API and dashboard.</summary>
+    public ImmutableSortedSet<string> SecretEnv { get; init; } = [];
+
+    /// <summary>Env files as written (already merged into <see cref="Env"/>).</summary>
+    public ImmutableArray<string> EnvFiles { get; init; } = [];
+
+    public ImmutableArray<Endpoint> Endpoints { get; init; } = [];
+
+    public ImmutableArray<VolumeMount> Volumes { get; init; } = [];
+
+    public Resources Resources { get; init; } = Resources.None;
+
+    public Probe? Liveness { get; init; }
+
+    public Probe? Readiness { get; init; }
+
+    public Probe? Startup { get; init; }
+
+    public RestartPolicy Restart { get; init; } = RestartPolicy.Default;
+
+    public UpdateStrategy Update { get; init; } = UpdateStrategy.Default;
+
+    public ImmutableArray<Dependency> DependsOn { get; init; } = [];
+
+    public MeshPolicy Mesh { get; init; } = MeshPolicy.Default;
+
+    public AutoscalePolicy? Autoscale { get; init; }
+
+    /// <summary>SIGTERM, then SIGKILL after this long. 10s, as Docker's stop timeout.</summary>
+    public TimeSpan StopGracePeriod { get; init; } = ServiceDefaults.StopGracePeriod;
+
+    public ImmutableSortedDictionary<string, string> Labels { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    public ImmutableArray<string> Profiles { get; init; } = [];
+
+    /// <summary>The driver that will run it once <see cref="RuntimeKind.Auto"/> is resolved.</summary>
+    public RuntimeKind EffectiveRuntime =>
+        Runtime != RuntimeKind.Auto ? Runtime
+        : Command.Length > 0 && Image is null && Build?.Context is null ? RuntimeKind.Process
+        : Image is not null || Build?.Context is not null ? RuntimeKind.Docker
+        : RuntimeKind.Process;
+}
+
+/// <summary>Defaults for services, each named after the peer it follows.</summary>
+public static class ServiceDefaults
+{
+    /// <summary>1, as Compose and Kubernetes.</summary>
+    public const int Replicas = 1;
+
+    /// <summary>10s, as Docker's <c>stop_grace_period</c>.</summary>
+    public static readonly TimeSpan StopGracePeriod = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>How to build: a Docker context + Dockerfile, or a command for a process service.</summary>
+public sealed record BuildSpec
+{
+    public string? Context { get; init; }
+
+    public string? Dockerfile { get; init; }
+
+    public ImmutableSortedDictionary<string, string> Args { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    public string? Target { get; init; }
+
+    /// <summary>For process services: argv run in <see cref="WorkingDir"/> before the replicas start.</summary>
+    public ImmutableArray<string> Command { get; init; } = [];
+
+    public string? WorkingDir { get; init; }
+}
+
+public enum EndpointProtocol
+{
+    Http,
+    Tcp,
+}
+
+/// <summary>A named port of a service. <see cref="Port"/> is the stable mesh port callers use; each replica gets its own.</summary>
+public sealed record Endpoint
+{
+    public string Name { get; init; } = "http";
+
+    /// <summary>The stable port the mesh listens on (Compose's published port). Null: assigned at run time.</summary>
+    public int? Port { get; init; }
+
+    /// <summary>The port the program listens on inside a container (Compose's target port). Null: the replica's assigned port.</summary>
+    public int? TargetPort { get; init; }
+
+    public EndpointProtocol Protocol { get; init; } = EndpointProtocol.Http;
+
+    /// <summary>Exposed outside the app (an Ingress on Kubernetes).</summary>
+    public bool Public { get; init; }
+
+    /// <summary>Host IP the stable port binds to; 127.0.0.1 unless the spec says otherwise.</summary>
+    public string HostIp { get; init; } = "127.0.0.1";
+}
+
+public enum VolumeType
+{
+    Bind,
+    Volume,
+    Tmpfs,
+}
+
+public sealed record VolumeMount
+{
+    public VolumeType Type { get; init; } = VolumeType.Volume;
+
+    /// <summary>Host path (bind, absolute after loading) or volume name; null for tmpfs/anonymous.</summary>
+    public string? Source { get; init; }
+
+    public required string Target { get; init; }
+
+    public bool ReadOnly { get; init; }
+}
+
+/// <summary>CPU and memory requests (what the scheduler reserves) and limits (what the kernel enforces).</summary>
+public sealed record Resources
+{
+    public static readonly Resources None = new();
+
+    public CpuQuantity? CpuRequest { get; init; }
+
+    public CpuQuantity? CpuLimit { get; init; }
+
+    public ByteSize? MemoryRequest { get; init; }
+
+    public ByteSize? MemoryLimit { get; init; }
+
+    /// <summary>The request the scheduler reserves: the request, else the limit (as Kubernetes defaults it), else zero.</summary>
+    public CpuQuantity EffectiveCpuRequest => CpuRequest ?? CpuLimit ?? default;
+
+    public ByteSize EffectiveMemoryRequest => MemoryRequest ?? MemoryLimit ?? default;
+}
+
+public enum ProbeKind
+{
+    Http,
+    Tcp,
+    Exec,
+}
+
+/// <summary>A liveness, readiness or startup probe. Defaults are Kubernetes'.</summary>
+public sealed record Probe
+{
+    public ProbeKind Kind { get; init; }
+
+    /// <summary>HTTP path, for http probes.</summary>
+    public string Path { get; init; } = "/";
+
+    /// <summary>Endpoint name whose replica port is probed (http/tcp); null means the first endpoint.</summary>
+    public string? Endpoint { get; init; }
+
+    /// <summary>A fixed port instead of an endpoint (as Kubernetes' port number).</summary>
+    public int? Port { get; init; }
+
+    /// <summary>Argv for exec probes (a Compose CMD-SHELL test becomes <c>/bin/sh -c …</c>).</summary>
+    public ImmutableArray<string> Command { get; init; } = [];
+
+    public ImmutableSortedDictionary<string, string> Headers { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    public TimeSpan InitialDelay { get; init; } = TimeSpan.Zero;
+
+    /// <summary>10s, as Kubernetes' periodSeconds.</summary>
+    public TimeSpan Period { get; init; } = ProbeDefaults.Period;
+
+    /// <summary>1s, as Kubernetes' timeoutSeconds.</summary>
+    public TimeSpan Timeout { get; init; } = ProbeDefaults.Timeout;
+
+    /// <summary>1, as Kubernetes' successThreshold (must be 1 for liveness and startup).</summary>
+    public int SuccessThreshold { get; init; } = ProbeDefaults.SuccessThreshold;
+
+    /// <summary>3, as Kubernetes' failureThreshold.</summary>
+    public int FailureThreshold { get; init; } = ProbeDefaults.FailureThreshold;
+}
+
+/// <summary>Kubernetes' probe defaults.</summary>
+public static class ProbeDefaults
+{
+    public static readonly TimeSpan Period = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(1);
+    public const int SuccessThreshold = 1;
+    public const int FailureThreshold = 3;
+}
+
+public enum RestartMode
+{
+    Always,
+    OnFailure,
+    Never,
+}
+
+/// <summary>When and how fast a stopped replica is restarted.</summary>
+public sealed record RestartPolicy
+{
+    public static readonly RestartPolicy Default = new();
+
+    /// <summary>Always, as Kubernetes' Deployment pods (Compose's default is <c>no</c>; Compose files map it).</summary>
+    public RestartMode Mode { get; init; } = RestartMode.Always;
+
+    /// <summary>Give up after this many restarts in a row; null: never give up.</summary>
+    public int? MaxAttempts { get; init; }
+
+    /// <summary>1s, doubling: Kubernetes' curve (which starts at 10s) started lower, as this is local.</summary>
+    public TimeSpan InitialBackoff { get; init; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>5 minutes, as Kubernetes' CrashLoopBackOff cap.</summary>
+    public TimeSpan MaxBackoff { get; init; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>10 minutes of clean running resets the backoff, as Kubernetes.</summary>
+    public TimeSpan ResetAfter { get; init; } = TimeSpan.FromMinutes(10);
+}
+
+public enum UpdateOrder
+{
+    /// <summary>Start the new replica before stopping the old (surge), as Kubernetes' RollingUpdate.</summary>
+    StartFirst,
+    StopFirst,
+}
+
+public enum FailureAction
+{
+    Rollback,
+    Pause,
+    Continue,
+}
+
+/// <summary>Rolling update settings. Defaults are Kubernetes' Deployment defaults.</summary>
+public sealed record UpdateStrategy
+{
+    public static readonly UpdateStrategy Default = new();
+
+    /// <summary>25%, rounded up, as Kubernetes.</summary>
+    public IntOrPercent MaxSurge { get; init; } = IntOrPercent.Percent(25);
+
+    /// <summary>25%, rounded down, as Kubernetes.</summary>
+    public IntOrPercent MaxUnavailable { get; init; } = IntOrPercent.Percent(25);
+
+    /// <summary>0, as Kubernetes' minReadySeconds.</summary>
+    public TimeSpan MinReady { get; init; } = TimeSpan.Zero;
+
+    /// <summary>10 minutes, as Kubernetes' progressDeadlineSeconds.</summary>
+    public TimeSpan ProgressDeadline { get; init; } = TimeSpan.FromMinutes(10);
+
+    public bool AutoRollback { get; init; } = true;
+
+    public UpdateOrder Order { get; init; } = UpdateOrder.StartFirst;
+
+    /// <summary>Pause between batches (Compose <c>update_config.delay</c>).</summary>
+    public TimeSpan Delay { get; init; } = TimeSpan.Zero;
+
+    /// <summary>What to do when the update fails; Compose <c>failure_action</c>.</summary>
+    public FailureAction FailureAction { get; init; } = FailureAction.Rollback;
+
+    /// <summary>How long a new replica is watched for failure after it is Ready (Compose <c>monitor</c>).</summary>
+    public TimeSpan Monitor { get; init; } = TimeSpan.Zero;
+
+    /// <summary>Fraction of new replicas allowed to fail before the update fails (Compose <c>max_failure_ratio</c>).</summary>
+    public double MaxFailureRatio { get; init; }
+
+    /// <summary>Revisions kept: 10, as Kubernetes' revisionHistoryLimit.</summary>
+    public int RevisionHistoryLimit { get; init; } = 10;
+}
+
+public enum DependencyCondition
+{
+    /// <summary>Compose <c>service_started</c>.</summary>
+    Started,
+
+    /// <summary>Compose <c>service_healthy</c>: the readiness probe passed.</summary>
+    Healthy,
+
+    /// <summary>Compose <c>service_completed_successfully</c>: exited 0.</summary>
+    Completed,
+}
+
+public sealed record Dependency(string Service, DependencyCondition Condition = DependencyCondition.Started)
+{
+    /// <summary>Compose <c>required</c>: false lets the app start when the dependency is absent.</summary>
+    public bool Required { get; init; } = true;
+
+    /// <summary>Compose <c>restart</c>: restart this service when the dependency is updated.</summary>
+    public bool Restart { get; init; }
+}
+
+/// <summary>Scale between <see cref="Min"/> and <see cref="Max"/> to hold a target CPU % or requests/s per replica.</summary>
+public sealed record AutoscalePolicy
+{
+    public int Min { get; init; } = 1;
+
+    public required int Max { get; init; }
+
+    /// <summary>Target CPU utilization in percent of the CPU request (or limit).</summary>
+    public int? TargetCpuPercent { get; init; }
+
+    /// <summary>Target requests per second per replica, from mesh metrics.</summary>
+    public double? TargetRequestsPerSecond { get; init; }
+
+    /// <summary>0.1, as Kubernetes' HPA tolerance.</summary>
+    public double Tolerance { get; init; } = 0.1;
+
+    /// <summary>5 minutes, as Kubernetes' scale-down stabilization window.</summary>
+    public TimeSpan ScaleDownStabilization { get; init; } = TimeSpan.FromMinutes(5);
+}

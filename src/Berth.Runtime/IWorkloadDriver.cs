@@ -1,0 +1,189 @@
+using System.Collections.Immutable;
+using Berth.Core.Model;
+
+namespace Berth.Runtime;
+
+/// <summary>Runs replicas of one kind (OS processes or Docker containers). The orchestrator's only way to touch a workload.</summary>
+public interface IWorkloadDriver
+{
+    RuntimeKind Kind { get; }
+
+    /// <summary>What this driver can enforce on this machine (e.g. whether cgroup limits apply, and why not).</summary>
+    DriverCapabilities Capabilities { get; }
+
+    /// <summary>Starts a replica and returns once it is running (process spawned / container started).</summary>
+    Task<ReplicaHandle> StartAsync(ReplicaSpec spec, CancellationToken cancellationToken);
+
+    /// <summary>Graceful stop: SIGTERM, then SIGKILL after <paramref name="gracePeriod"/>. Idempotent.</summary>
+    Task<ReplicaStatus> StopAsync(ReplicaHandle replica, TimeSpan gracePeriod, CancellationToken cancellationToken);
+
+    /// <summary>Removes what is left of a stopped replica (container, cgroup, bookkeeping); logs are kept.</summary>
+    Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken);
+
+    Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken);
+
+    /// <summary>Completes when the replica has exited, with its final status (exit code, OOM-killed).</summary>
+    Task<ReplicaStatus> WaitForExitAsync(ReplicaHandle replica, CancellationToken cancellationToken);
+
+    /// <summary>Log lines, stdout and stderr kept apart and timestamped; with <see cref="LogOptions.Follow"/> it keeps going until cancelled or the replica exits.</summary>
+    IAsyncEnumerable<LogEntry> GetLogsAsync(ReplicaHandle replica, LogOptions options, CancellationToken cancellationToken);
+
+    Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken);
+
+    /// <summary>Replicas of <paramref name="app"/> that exist now (running or exited but not removed), for adoption after a control-plane restart.</summary>
+    Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken);
+}
+
+/// <summary>Everything a driver needs to start one replica; resolved by the orchestrator (ports, node, revision).</summary>
+public sealed record ReplicaSpec
+{
+    public required string App { get; init; }
+
+    public required string Service { get; init; }
+
+    /// <summary>Unique, stable replica id, e.g. <c>api-3f9c2</c>.</summary>
+    public required string ReplicaId { get; init; }
+
+    public long Revision { get; init; }
+
+    public string? Image { get; init; }
+
+    public ImmutableArray<string>? Entrypoint { get; init; }
+
+    public ImmutableArray<string> Command { get; init; } = [];
+
+    public bool Shell { get; init; }
+
+    public string? WorkingDir { get; init; }
+
+    public string? User { get; init; }
+
+    public ImmutableSortedDictionary<string, string> Env { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    /// <summary>Endpoint name → the port this replica listens on.</summary>
+    public ImmutableSortedDictionary<string, int> Ports { get; init; } = ImmutableSortedDictionary<string, int>.Empty;
+
+    public ImmutableArray<VolumeMount> Volumes { get; init; } = [];
+
+    public CpuQuantity? CpuLimit { get; init; }
+
+    public ByteSize? MemoryLimit { get; init; }
+
+    /// <summary>The node's cgroup path relative to Berth's cgroup root (each node a cgroup); null: Berth's root.</summary>
+    public string? Node { get; init; }
+
+    /// <summary>Folder for this replica's logs and bookkeeping (under the app's state folder).</summary>
+    public required string StateDirectory { get; init; }
+
+    public ImmutableSortedDictionary<string, string> Labels { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    /// <summary>Values to mask as <c>***</c> wherever this replica's spec is shown.</summary>
+    public ImmutableSortedSet<string> SecretEnv { get; init; } = [];
+}
+
+/// <summary>Identifies a running or exited replica; enough to find it again after a control-plane restart.</summary>
+public sealed record ReplicaHandle
+{
+    public required string ReplicaId { get; init; }
+
+    public required string App { get; init; }
+
+    public required string Service { get; init; }
+
+    public long Revision { get; init; }
+
+    public RuntimeKind Kind { get; init; }
+
+    /// <summary>Process id (process driver) or the container's main pid.</summary>
+    public int? Pid { get; init; }
+
+    /// <summary>The process start time in clock ticks since boot (/proc/PID/stat field 22), so a reused pid is never taken for ours.</summary>
+    public long? ProcessStartTicks { get; init; }
+
+    public string? ContainerId { get; init; }
+
+    public string? StateDirectory { get; init; }
+}
+
+public enum ReplicaState
+{
+    Created,
+    Running,
+    Exited,
+
+    /// <summary>Gone without a trace (container removed, process vanished with no exit record).</summary>
+    Unknown,
+}
+
+public sealed record ReplicaStatus
+{
+    public required ReplicaState State { get; init; }
+
+    public int? Pid { get; init; }
+
+    public string? ContainerId { get; init; }
+
+    public int? ExitCode { get; init; }
+
+    /// <summary>Killed by a signal (e.g. 9) rather than exiting, where the driver can tell.</summary>
+    public int? Signal { get; init; }
+
+    public DateTimeOffset? StartedAt { get; init; }
+
+    public DateTimeOffset? FinishedAt { get; init; }
+
+    public bool OomKilled { get; init; }
+
+    /// <summary>Why it could not start or why the state is unknown.</summary>
+    public string? Error { get; init; }
+}
+
+public enum LogStream
+{
+    Stdout,
+    Stderr,
+}
+
+public sealed record LogEntry(DateTimeOffset Timestamp, LogStream Stream, string Text);
+
+public sealed record LogOptions
+{
+    public bool Follow { get; init; }
+
+    /// <summary>Only the last N lines; null: all.</summary>
+    public int? Tail { get; init; }
+
+    public DateTimeOffset? Since { get; init; }
+
+    public bool Stdout { get; init; } = true;
+
+    public bool Stderr { get; init; } = true;
+}
+
+public sealed record ReplicaStats
+{
+    /// <summary>CPU use in percent of one core (200 = two cores busy), as <c>docker stats</c>.</summary>
+    public double CpuPercent { get; init; }
+
+    public ByteSize MemoryUsage { get; init; }
+
+    public ByteSize? MemoryLimit { get; init; }
+
+    public DateTimeOffset Timestamp { get; init; }
+}
+
+/// <summary>What a driver can do here, said plainly so the API and CLI can show it.</summary>
+public sealed record DriverCapabilities
+{
+    public bool Available { get; init; } = true;
+
+    /// <summary>Why the driver cannot be used (e.g. Docker not reachable at DOCKER_HOST).</summary>
+    public string? UnavailableReason { get; init; }
+
+    public bool CpuLimitsEnforced { get; init; }
+
+    public bool MemoryLimitsEnforced { get; init; }
+
+    /// <summary>e.g. "cgroup v1 (cpu, memory)", "cgroup v2 at /sys/fs/cgroup/berth", "none: no writable cgroup hierarchy".</summary>
+    public string LimitsMechanism { get; init; } = "none";
+}
