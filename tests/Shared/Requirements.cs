@@ -1,0 +1,126 @@
+using System.Net.Sockets;
+
+namespace Berth.Testing;
+
+/// <summary>A fact that needs a Docker engine: skips with a reason on a laptop without one, fails in CI (BERTH_REQUIRE_DOCKER=1).</summary>
+public sealed class DockerFactAttribute : FactAttribute
+{
+    public DockerFactAttribute()
+    {
+        if (!Environments.DockerAvailable && !Environments.Required("BERTH_REQUIRE_DOCKER"))
+        {
+            Skip = "Docker engine not reachable (set DOCKER_HOST or start dockerd; CI sets BERTH_REQUIRE_DOCKER=1 so this fails there instead)";
+        }
+    }
+}
+
+/// <summary>A fact that needs writable cgroups (root, cgroup v1 controllers or a delegated v2 subtree).</summary>
+public sealed class CgroupFactAttribute : FactAttribute
+{
+    public CgroupFactAttribute()
+    {
+        if (!Environments.CgroupsWritable && !Environments.Required("BERTH_REQUIRE_CGROUPS"))
+        {
+            Skip = "no writable cgroup hierarchy here (needs root with cgroup v1 cpu/memory or a delegated cgroup v2 subtree; CI sets BERTH_REQUIRE_CGROUPS=1)";
+        }
+    }
+}
+
+/// <summary>What the machine running the tests has.</summary>
+public static class Environments
+{
+    public static bool Required(string variable) => Environment.GetEnvironmentVariable(variable) == "1";
+
+    public static bool DockerAvailable { get; } = ProbeDocker();
+
+    public static bool CgroupsWritable { get; } = ProbeCgroups();
+
+    private static bool ProbeDocker()
+    {
+        var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
+        var path = host is not null && host.StartsWith("unix://", StringComparison.Ordinal) ? host["unix://".Length..] : "/var/run/docker.sock";
+        if (host is not null && !host.StartsWith("unix://", StringComparison.Ordinal))
+        {
+            return true; // tcp hosts: let the test try and report
+        }
+
+        try
+        {
+            using var socket = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+            socket.Connect(new UnixDomainSocketEndPoint(path));
+            return true;
+        }
+        catch (SocketException)
+        {
+            return false;
+        }
+    }
+
+    private static bool ProbeCgroups()
+    {
+        try
+        {
+            string[] candidates = ["/sys/fs/cgroup/memory", "/sys/fs/cgroup"];
+            foreach (var dir in candidates)
+            {
+                if (!Directory.Exists(dir))
+                {
+                    continue;
+                }
+
+                var probe = Path.Combine(dir, $"berth-probe-{Environment.ProcessId}");
+                try
+                {
+                    Directory.CreateDirectory(probe);
+                    Directory.Delete(probe);
+                    return true;
+                }
+                catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+                {
+                }
+            }
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException or IOException)
+        {
+        }
+
+        return false;
+    }
+}
+
+/// <summary>Waiting without sleeping blindly: poll a condition until a deadline, then fail saying what was expected.</summary>
+public static class Poll
+{
+    public static async Task UntilAsync(Func<Task<bool>> condition, TimeSpan timeout, string expectation, TimeSpan? interval = null)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        while (true)
+        {
+            if (await condition())
+            {
+                return;
+            }
+
+            if (DateTime.UtcNow >= deadline)
+            {
+                throw new TimeoutException($"Timed out after {timeout.TotalSeconds:0.#}s waiting for: {expectation}");
+            }
+
+            await Task.Delay(interval ?? TimeSpan.FromMilliseconds(50));
+        }
+    }
+
+    public static Task UntilAsync(Func<bool> condition, TimeSpan timeout, string expectation, TimeSpan? interval = null) =>
+        UntilAsync(() => Task.FromResult(condition()), timeout, expectation, interval);
+}
+
+/// <summary>Free loopback ports for test servers.</summary>
+public static class Ports
+{
+    public static int Free()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
