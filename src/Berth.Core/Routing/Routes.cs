@@ -1,0 +1,28 @@
+using System.Collections.Immutable;
+using Berth.Core.Model;
+
+namespace Berth.Core.Routing;
+
+/// <summary>One Ready replica behind a service endpoint: where the mesh sends traffic.</summary>
+public sealed record Upstream(string ReplicaId, string Host, int Port, long Revision)
+{
+    /// <summary>Replica labels (e.g. <c>version=v2</c>) that traffic-split routes can match.</summary>
+    public ImmutableSortedDictionary<string, string> Labels { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+}
+
+/// <summary>The routing table entry for one endpoint of one service: its stable listener, its policy and its Ready upstreams.</summary>
+public sealed record ServiceRoute(string Service, Endpoint Endpoint, MeshPolicy Policy, ImmutableArray<Upstream> Upstreams)
+{
+    /// <summary>The stable port callers use (the mesh listener's port).</summary>
+    public int StablePort => Endpoint.Port ?? throw new InvalidOperationException($"endpoint {Service}.{Endpoint.Name} has no stable port assigned");
+}
+
+/// <summary>Where the orchestrator publishes Ready endpoints; the mesh implements it. Updates must not drop in-flight requests.</summary>
+public interface IRouteSink
+{
+    /// <summary>Adds or replaces the route for <paramref name="route"/>'s service endpoint (listener opened on first sight).</summary>
+    Task UpdateAsync(ServiceRoute route, CancellationToken cancellationToken);
+
+    /// <summary>Removes a service endpoint's route and closes its listener after in-flight requests finish.</summary>
+    Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken);
+}
