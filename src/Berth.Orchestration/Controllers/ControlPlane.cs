@@ -1408,6 +1408,7 @@ public sealed class ControlPlane : IAsyncDisposable
         {
             await action(_life.Token);
             Snapshot();
+            Kick();
         }
 #pragma warning disable CA1031 // background completions must not crash the control plane; the resync repairs
         catch (Exception e) when (e is not OperationCanceledException)
@@ -1415,8 +1416,9 @@ public sealed class ControlPlane : IAsyncDisposable
         {
             Log.ReconcileFailed(_logger, e);
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException e)
         {
+            Log.ReconcileFailed(_logger, e);
         }
         finally
         {
