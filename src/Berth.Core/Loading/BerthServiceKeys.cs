@@ -439,12 +439,6 @@ internal sealed partial class SpecReader
             Error(At("success_threshold"), Join(p, "success_threshold"),
                 $"must be 1 for a {kind} probe, got {probe.SuccessThreshold}; one success is enough to count it alive (as Kubernetes requires)");
         }
-
-        if (probe.Timeout > probe.Period && map.Children.ContainsKey(new YamlScalarNode("timeout")))
-        {
-            Error(At("timeout"), Join(p, "timeout"),
-                $"{Durations.Format(probe.Timeout)} is longer than the period {Durations.Format(probe.Period)}; a probe must finish before the next one starts, so make timeout at most period");
-        }
     }
 
     private static readonly KeyTable<Box<Probe>> ProbeKeys = new("a probe")

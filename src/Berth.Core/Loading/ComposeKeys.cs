@@ -12,7 +12,7 @@ internal sealed partial class SpecReader
         ["name"] = (r, v, p, _) => r._name = r.ProjectName(v, p),
         ["services"] = (r, v, p, _) => r.ReadServices(v, p),
         ["volumes"] = (r, v, p, _) => r.ReadTopVolumes(v, p),
-        ["version"] = (r, v, p, _) => r.Warning(v, p, "'version' is obsolete and is ignored (as Compose does); you can remove it"),
+        ["version"] = (r, v, p, _) => r.Warning((YamlNode?)r.CurrentKey ?? v, p, "'version' is obsolete and is ignored (as Compose does); you can remove it"),
         ["networks"] = Unsupported<SpecReader>("Berth's replicas share the host's loopback network"),
         ["secrets"] = Unsupported<SpecReader>("use environment variables marked secret with x-berth: secret_env"),
         ["configs"] = Unsupported<SpecReader>("use a bind mount instead"),

@@ -336,6 +336,11 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
                         continue;
                     }
 
+                    if (key == "driver" && String(options.Children[optionKey], Join(Join(path, name), key)) == "local")
+                    {
+                        continue; // the default
+                    }
+
                     if (key is "driver" or "driver_opts" or "external" or "labels" or "name")
                     {
                         Warning(optionKey, Join(Join(path, name), key), $"'{key}' is not supported yet and is ignored; Berth keeps named volumes in its state folder");

@@ -58,7 +58,7 @@ internal sealed partial class SpecReader
                     case "ro":
                         readOnly = true;
                         break;
-                    case "rw" or "z" or "Z" or "cached" or "delegated" or "consistent" or "nocopy":
+                    case "rw" or "z" or "Z" or "cached" or "delegated" or "consistent" or "nocopy" or "rprivate" or "private" or "rshared" or "shared" or "rslave" or "slave":
                         break;
                     default:
                         Error(node, p, $"'{option}' is not a volume mode; use ro or rw");
