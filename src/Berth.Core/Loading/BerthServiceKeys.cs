@@ -420,10 +420,13 @@ internal sealed partial class SpecReader
         if (kinds.Count == 0)
         {
             Error(map, p, "needs one of http:, tcp: or exec:, e.g. http: /healthz");
+            return null;
         }
-        else if (kinds.Count > 1)
+
+        if (kinds.Count > 1)
         {
             Error(map, p, $"has {string.Join(" and ", kinds)}; a probe checks one way, keep one of them");
+            return null;
         }
 
         CheckProbe(probe.V, map, p, kind);

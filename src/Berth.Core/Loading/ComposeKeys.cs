@@ -365,12 +365,14 @@ internal sealed partial class SpecReader
             FailureThreshold = ComposeDefaults.HealthcheckRetries,
         });
         var disabled = new Box<bool>(false);
+        var hasTest = false;
         ReadKeys(map, p, HealthcheckKeys, probe, other: (key, keyNode, value) =>
         {
             var kp = Join(p, key);
             switch (key)
             {
                 case "test":
+                    hasTest = true;
                     var command = ReadHealthTest(value, kp);
                     if (command is null)
                     {
@@ -400,6 +402,11 @@ internal sealed partial class SpecReader
 
         if (probe.V.Command.IsEmpty)
         {
+            if (hasTest)
+            {
+                return; // the test itself was reported
+            }
+
             Error(map, p, "needs test: (e.g. [\"CMD\", \"pg_isready\"] or [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"])");
             return;
         }

@@ -44,10 +44,11 @@ public static class SpecLoader
         var format = options.Format ?? DetectFormat(fileName);
 
         YamlNode? root;
+        var tracking = new TrackingParser(new Parser(new StringReader(text)));
         try
         {
             var stream = new YamlStream();
-            stream.Load(new MergingParser(new Parser(new StringReader(text))));
+            stream.Load(new MergingParser(tracking));
             if (stream.Documents.Count > 1)
             {
                 var second = stream.Documents[1].RootNode;
@@ -61,6 +62,14 @@ public static class SpecLoader
         catch (YamlException e)
         {
             diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, fileName, (int)e.Start.Line, (int)e.Start.Column, "", YamlMessage(e)));
+            return new LoadResult(null, diagnostics);
+        }
+        catch (InvalidOperationException)
+        {
+            // YamlDotNet's scanner can fail this way at the end of an unclosed [ or { (no position of its own).
+            var at = tracking.LastGood;
+            diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, fileName, (int)at.Line, (int)at.Column, "",
+                "is not valid YAML after this point; look for a [ or { that is never closed, or an unclosed quote"));
             return new LoadResult(null, diagnostics);
         }
 
@@ -80,9 +89,9 @@ public static class SpecLoader
         };
         var application = reader.Read(root);
         diagnostics.AddRange(reader.Diagnostics);
-        diagnostics.Sort((a, b) => (a.File == b.File ? 0 : a.File == fileName ? 1 : -1) is var f and not 0 ? f
-            : a.Line != b.Line ? a.Line.CompareTo(b.Line) : a.Column.CompareTo(b.Column));
-        return new LoadResult(reader.HasErrors ? null : application, diagnostics);
+        // File order (stable, so problems at one place keep the order they were found in); other files (.env, env files) first.
+        var ordered = diagnostics.OrderBy(d => d.File == fileName ? 1 : 0).ThenBy(d => d.Line).ThenBy(d => d.Column).ToList();
+        return new LoadResult(reader.HasErrors ? null : application, ordered);
     }
 
     /// <summary>The dialect a file name implies: <c>compose.yaml</c>, <c>docker-compose.yml</c>, <c>compose.prod.yaml</c> … are Compose.</summary>
@@ -147,5 +156,23 @@ public static class SpecLoader
         }
 
         return $"is not valid YAML: {message.TrimEnd('.')}";
+    }
+
+    /// <summary>Remembers where the last well-formed YAML event ended, for errors that come without a position.</summary>
+    private sealed class TrackingParser(IParser inner) : IParser
+    {
+        public Mark LastGood { get; private set; } = new(0, 1, 1);
+
+        public YamlDotNet.Core.Events.ParsingEvent? Current => inner.Current;
+
+        public bool MoveNext()
+        {
+            if (inner.Current is { } current)
+            {
+                LastGood = current.End;
+            }
+
+            return inner.MoveNext();
+        }
     }
 }
