@@ -32,6 +32,9 @@ public sealed record ApiServerOptions
     public int Port { get; init; }
 
     public ILoggerFactory? LoggerFactory { get; init; }
+
+    /// <summary>The routing table to show at <c>GET /v1/routes</c>; null: not shown.</summary>
+    public RoutingTable? Routes { get; init; }
 }
 
 /// <summary>The control-plane REST API (docs/api.md): ASP.NET Core on 127.0.0.1, bearer token, JSON, server-sent events.</summary>
@@ -99,6 +102,13 @@ public sealed class ApiServer : IAsyncDisposable
         });
 
         Map(app, plane, () => server!);
+        app.MapGet("/v1/routes", () => Json((options.Routes?.Routes ?? []).Select(r => new
+        {
+            service = r.Service,
+            endpoint = r.Endpoint.Name,
+            port = r.Endpoint.Port,
+            upstreams = r.Upstreams.Select(u => new { replica = u.ReplicaId, host = u.Host, port = u.Port, revision = u.Revision }),
+        })));
         app.MapFallback(context => Error(context, StatusCodes.Status404NotFound,
             $"no such endpoint: {context.Request.Method} {context.Request.Path}; see docs/api.md"));
 
@@ -123,6 +133,12 @@ public sealed class ApiServer : IAsyncDisposable
         var v1 = app.MapGroup("/v1");
 
         v1.MapGet("/app", () => Json(AppView(plane)));
+        v1.MapPost("/apply", async (HttpContext context) =>
+        {
+            var app = await ReadBodyAsync<Application>(context, "the app model as JSON (what 'berth up' sends)");
+            var revision = await plane.ApplyAsync(app, "apply", context.RequestAborted);
+            return Json(new { revision = revision.Number });
+        });
         v1.MapGet("/services", () => Json(CurrentApp(plane).Services.Select(s => ServiceView(plane, s))));
         v1.MapGet("/services/{name}", (string name) => Json(ServiceView(plane, FindService(plane, name), detail: true)));
         v1.MapPatch("/services/{name}", async (string name, HttpContext context) =>

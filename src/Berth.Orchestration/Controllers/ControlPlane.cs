@@ -1329,7 +1329,7 @@ public sealed class ControlPlane : IAsyncDisposable
             Volumes = service.Volumes,
             CpuLimit = service.Resources.CpuLimit,
             MemoryLimit = service.Resources.MemoryLimit,
-            Node = app.Nodes.IsDefaultOrEmpty ? null : r.Node,
+            Node = app.Nodes.IsDefaultOrEmpty || r.Node is null ? null : NodeCgroupSpec.PathFor(app.Name, r.Node),
             StateDirectory = Path.Combine(_options.StateDirectory, "replicas", r.Id),
             Labels = labels,
             SecretEnv = [.. service.SecretEnv.Where(service.Env.ContainsKey).Select(k => service.Env[k]).Where(v => v.Length > 0)],

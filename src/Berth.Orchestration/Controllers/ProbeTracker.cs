@@ -25,8 +25,14 @@ public enum ProbeTransition
 /// first run after the initial delay, then every period; a result flips only after threshold consecutive results.</summary>
 public sealed class ProbeTracker
 {
+    /// <summary>Until a readiness probe first passes, a failure is retried after this (or the period, if shorter): a
+    /// replica joins routing soon after it starts listening instead of a whole period later. Kubernetes waits the period;
+    /// failures before the first pass have no consequence, so probing sooner only shortens time-to-Ready.</summary>
+    public static readonly TimeSpan FirstReadyRetry = TimeSpan.FromMilliseconds(200);
+
     private int _successes;
     private int _failures;
+    private bool _everPassed;
 
     public ProbeTracker(Probe probe, ProbeRole role, DateTimeOffset startedAt, bool initiallyPassing = false)
     {
@@ -55,7 +61,7 @@ public sealed class ProbeTracker
     public ProbeTransition Record(bool success, string? message, DateTimeOffset now)
     {
         InFlight = false;
-        NextDue = now + Probe.Period;
+        NextDue = now + (!success && Role == ProbeRole.Readiness && !_everPassed && FirstReadyRetry < Probe.Period ? FirstReadyRetry : Probe.Period);
         LastMessage = message;
         if (success)
         {
@@ -64,6 +70,7 @@ public sealed class ProbeTracker
             if (!Passing && _successes >= Math.Max(1, Probe.SuccessThreshold))
             {
                 Passing = true;
+                _everPassed = true;
                 return ProbeTransition.Passed;
             }
         }

@@ -52,6 +52,18 @@ public sealed class ProbeTrackerTests
     }
 
     [Fact]
+    public void Record_ReadinessNeverPassed_RetriesFailuresSoonerThenKeepsThePeriod()
+    {
+        var t = new ProbeTracker(new Probe { Period = TimeSpan.FromSeconds(5) }, ProbeRole.Readiness, T0);
+        t.Record(false, "refused", T0);
+        Assert.Equal(T0 + ProbeTracker.FirstReadyRetry, t.NextDue);
+        t.Record(true, "ok", T0.AddSeconds(1));
+        Assert.Equal(T0.AddSeconds(6), t.NextDue);
+        t.Record(false, "500", T0.AddSeconds(6));
+        Assert.Equal(T0.AddSeconds(11), t.NextDue);
+    }
+
+    [Fact]
     public void Record_LivenessStartsPassing_FailureInBetweenResetsTheCount()
     {
         var t = new ProbeTracker(new Probe { FailureThreshold = 2 }, ProbeRole.Liveness, T0);
