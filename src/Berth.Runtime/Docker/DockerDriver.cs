@@ -19,6 +19,9 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     private readonly string _host;
     private readonly ConcurrentDictionary<string, (ulong CpuNanos, DateTime Read)> _cpuSamples = new();
 
+    /// <summary>cgroupfs or systemd; a node's cgroup path is a plain cgroupfs path, so it is only passed to a cgroupfs engine.</summary>
+    private string _cgroupDriver = "cgroupfs";
+
     private DockerDriver(DockerDriverOptions options, string host, DriverCapabilities capabilities)
     {
         _options = options;
@@ -44,6 +47,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         try
         {
             var info = await driver.CallAsync(c => c.System.GetSystemInfoAsync(cancellationToken)).ConfigureAwait(false);
+            driver._cgroupDriver = info.CgroupDriver ?? "cgroupfs";
             driver.Capabilities = new DriverCapabilities
             {
                 Available = true,
@@ -430,7 +434,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
                 // memory + swap = memory: no swapping past the limit, as Kubernetes.
                 MemorySwap = memory,
-                CgroupParent = spec.Node is null ? null : $"/{_options.CgroupSubtree}/{spec.Node}",
+                CgroupParent = spec.Node is null || _cgroupDriver != "cgroupfs" ? null : $"/{_options.CgroupSubtree}/{spec.Node}",
                 Mounts = [.. spec.Volumes.Select(v => new Mount
                 {
                     Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", _ => "volume" },
