@@ -117,12 +117,26 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         var id = ContainerId(replica);
         try
         {
-            // The engine does SIGTERM (or the image's STOPSIGNAL), then SIGKILL after the wait, as docker stop.
             var seconds = (uint)Math.Ceiling(Math.Max(0, gracePeriod.TotalSeconds));
-            await CallAsync(c => c.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = seconds }, cancellationToken)).ConfigureAwait(false);
+            if (seconds == 0)
+            {
+                // No grace: SIGKILL now. (A stop with t=0 is dropped from the query as a default value, and the
+                // engine would then wait its own 10 s.)
+                await CallAsync(c => c.Containers.KillContainerAsync(id, new ContainerKillParameters { Signal = "KILL" }, cancellationToken)).ConfigureAwait(false);
+                await CallAsync(c => c.Containers.WaitContainerAsync(id, cancellationToken)).ConfigureAwait(false);
+            }
+            else
+            {
+                // The engine does SIGTERM (or the image's STOPSIGNAL), then SIGKILL after the wait, as docker stop.
+                await CallAsync(c => c.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = seconds }, cancellationToken)).ConfigureAwait(false);
+            }
         }
         catch (DockerContainerNotFoundException)
         {
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            // Not running: nothing to stop.
         }
 
         return await InspectAsync(replica, cancellationToken).ConfigureAwait(false);

@@ -101,6 +101,18 @@ public sealed class DockerDriverTests : IAsyncLifetime
     }
 
     [DockerFact]
+    public async Task StopAsync_ZeroGrace_KilledWithoutTheEnginesDefaultWait()
+    {
+        var handle = await StartAsync(Spec("now", "sh", "-c", "trap '' TERM; while true; do sleep 1; done"));
+
+        var clock = Stopwatch.StartNew();
+        var status = await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+
+        Assert.Equal(137, status.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"a zero grace period took {clock.Elapsed}, as long as the engine's own 10 s default");
+    }
+
+    [DockerFact]
     public async Task StartAsync_AllocatingPastMemoryLimit_OomKilled()
     {
         var handle = await StartAsync(Spec("hungry", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { MemoryLimit = ByteSize.Parse("64Mi") });
