@@ -147,14 +147,14 @@ internal sealed class HttpProxy : IDisposable
         }
 
         var traceparent = TraceContext.Next(request.Headers[TraceContext.Header].ToString() is { Length: > 0 } tp ? tp : null);
-        context.Items[TraceContext.Header] = traceparent;
+        if (policy.AccessLog)
+        {
+            context.Items[TraceContext.Header] = traceparent;
+        }
         var hashKey = s.HashOn is { } h ? (h.Kind == "header" ? NullIfEmpty(request.Headers[h.Name].ToString()) : request.Cookies[h.Name]) : null;
         var group = _state.SelectGroup(s, s.HeaderRoutes.Length == 0 ? null : name => NullIfEmpty(request.Headers[name].ToString()));
 
-        using var totalCts = policy.Timeout is { } t ? new CancellationTokenSource(t, _state.Time) : null;
-        using var linked = totalCts is null ? null : CancellationTokenSource.CreateLinkedTokenSource(aborted, totalCts.Token);
-        var total = linked?.Token ?? aborted;
-
+        using var timer = new RequestTimer(_state.Time, policy.Timeout, aborted);
         List<EndpointState>? tried = null;
         for (var attempt = 1; ; attempt++)
         {
@@ -180,22 +180,21 @@ internal sealed class HttpProxy : IDisposable
             {
                 var failure = Failure.None;
                 var sendStarted = _state.Time.GetTimestamp();
-                using var perTryTimer = policy.PerTryTimeout is { } pt ? new CancellationTokenSource(pt, _state.Time) : null;
-                using var perTry = perTryTimer is null ? null : CancellationTokenSource.CreateLinkedTokenSource(total, perTryTimer.Token);
+                var token = timer.Arm(policy.PerTryTimeout);
                 Interlocked.Increment(ref _state.Pending);
                 try
                 {
                     using var message = BuildRequest(context, e, body, replayable ? null : request.Body, traceparent);
-                    upstream = await _client.SendAsync(message, perTry?.Token ?? total);
+                    upstream = await _client.SendAsync(message, token);
                 }
-                catch (HttpRequestException ex) when (!total.IsCancellationRequested)
+                catch (HttpRequestException ex) when (!token.IsCancellationRequested)
                 {
                     failure = ex.HttpRequestError == HttpRequestError.ConnectionError ? Failure.Connect : Failure.Reset;
                     Log.AttemptFailed(_state.Logger, e.ToString(), ex.Message);
                 }
                 catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
                 {
-                    failure = perTryTimer is not null && perTryTimer.IsCancellationRequested && !total.IsCancellationRequested ? Failure.PerTryTimeout : Failure.Timeout;
+                    failure = timer.TotalExpired ? Failure.Timeout : Failure.PerTryTimeout;
                 }
                 catch (OperationCanceledException)
                 {
@@ -240,7 +239,7 @@ internal sealed class HttpProxy : IDisposable
                     };
                 }
 
-                if (retriable && CanRetry(s, attempt, maxAttempts, methodRetriable, replayable, total))
+                if (retriable && CanRetry(s, attempt, maxAttempts, methodRetriable, replayable, timer.TotalExpired))
                 {
                     upstream?.Dispose();
                     upstream = null;
@@ -256,7 +255,7 @@ internal sealed class HttpProxy : IDisposable
                         var delay = Backoff.FullJitter(attempt - 1, policy.Retries.BackoffBase, policy.Retries.BackoffMax, _state.Random);
                         if (delay > TimeSpan.Zero)
                         {
-                            await Task.Delay(delay, _state.Time, total);
+                            await Task.Delay(delay, _state.Time, timer.Arm(null));
                         }
                     }
 
@@ -276,7 +275,7 @@ internal sealed class HttpProxy : IDisposable
                     return new Result(status, e.Upstream.ReplicaId, attempt);
                 }
 
-                await CopyResponseAsync(context, upstream, total);
+                await CopyResponseAsync(context, upstream, timer.Arm(null));
                 return new Result((int)upstream.StatusCode, e.Upstream.ReplicaId, attempt);
             }
             finally
@@ -290,12 +289,12 @@ internal sealed class HttpProxy : IDisposable
         }
     }
 
-    private bool CanRetry(RouteSnapshot s, int attempt, int maxAttempts, bool methodRetriable, bool replayable, CancellationToken total)
+    private bool CanRetry(RouteSnapshot s, int attempt, int maxAttempts, bool methodRetriable, bool replayable, bool expired)
     {
         var why = attempt >= maxAttempts ? "attempts"
             : !methodRetriable ? "method"
             : !replayable ? "body"
-            : total.IsCancellationRequested ? "deadline"
+            : expired ? "deadline"
             : !s.Budget.TryWithdraw() ? "budget"
             : null;
         if (why is null)
@@ -408,6 +407,66 @@ internal sealed class HttpProxy : IDisposable
     internal static bool IsIdempotent(string method) =>
         HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsPut(method)
         || HttpMethods.IsDelete(method) || HttpMethods.IsTrace(method);
+
+    /// <summary>
+    /// One cancellation source per request for the total timeout and each try's timeout (re-armed per attempt, renewed
+    /// only after a per-try timeout fired), instead of a linked source and timer per bound per attempt.
+    /// </summary>
+    private sealed class RequestTimer : IDisposable
+    {
+        private readonly TimeProvider _time;
+        private readonly TimeSpan? _total;
+        private readonly CancellationToken _aborted;
+        private readonly long _started;
+        private CancellationTokenSource _cts;
+        private CancellationTokenRegistration _registration;
+
+        public RequestTimer(TimeProvider time, TimeSpan? total, CancellationToken aborted)
+        {
+            _time = time;
+            _total = total;
+            _aborted = aborted;
+            _started = time.GetTimestamp();
+            _cts = Create();
+        }
+
+        public bool TotalExpired => _total is { } t && _time.GetElapsedTime(_started) >= t;
+
+        /// <summary>A token cancelled at the earlier of the per-try bound and the total deadline, or when the client leaves.</summary>
+        public CancellationToken Arm(TimeSpan? perTry)
+        {
+            if (_cts.IsCancellationRequested && !_aborted.IsCancellationRequested)
+            {
+                _registration.Dispose();
+                _cts.Dispose();
+                _cts = Create();
+            }
+
+            TimeSpan? bound = perTry;
+            if (_total is { } t)
+            {
+                var remaining = t - _time.GetElapsedTime(_started);
+                remaining = remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining;
+                bound = bound is { } b && b < remaining ? b : remaining;
+            }
+
+            _cts.CancelAfter(bound ?? Timeout.InfiniteTimeSpan);
+            return _cts.Token;
+        }
+
+        public void Dispose()
+        {
+            _registration.Dispose();
+            _cts.Dispose();
+        }
+
+        private CancellationTokenSource Create()
+        {
+            var cts = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
+            _registration = _aborted.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), cts);
+            return cts;
+        }
+    }
 
     private enum Failure
     {

@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using System.Diagnostics;
 
 namespace Berth.Mesh.Observability;
 
@@ -10,17 +10,13 @@ internal static class TraceContext
     /// <summary>The traceparent to send upstream for an incoming one (null or invalid: a new sampled trace).</summary>
     public static string Next(string? incoming)
     {
-        Span<byte> span = stackalloc byte[8];
-        RandomNumberGenerator.Fill(span);
-        var spanId = Convert.ToHexStringLower(span);
+        var spanId = ActivitySpanId.CreateRandom().ToHexString();
         if (TryParse(incoming, out var traceId, out var flags))
         {
             return $"00-{traceId}-{spanId}-{flags}";
         }
 
-        Span<byte> trace = stackalloc byte[16];
-        RandomNumberGenerator.Fill(trace);
-        return $"00-{Convert.ToHexStringLower(trace)}-{spanId}-01";
+        return $"00-{ActivityTraceId.CreateRandom().ToHexString()}-{spanId}-01";
     }
 
     /// <summary>Version 00 layout: 00-{32 hex trace id, not all zero}-{16 hex parent id, not all zero}-{2 hex flags}.</summary>
