@@ -87,25 +87,38 @@ backend app
   server u2 127.0.0.1:$U2
 CONF
 
-nginx -c "$work/upstreams.conf" -p "$work" & pids+=($!)
-nginx -c "$work/proxy.conf" -p "$work" & pids+=($!)
-haproxy -f "$work/haproxy.cfg" -q & pids+=($!)
-DOTNET_gcServer=1 dotnet "$BENCH_DLL" yarp --port "$YARP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/yarp.log" 2>&1 & pids+=($!)
-DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!)
+nginx -c "$work/upstreams.conf" -p "$work" & pids+=($!); PID[direct]=$!
+nginx -c "$work/proxy.conf" -p "$work" & pids+=($!); PID[nginx]=$!
+haproxy -f "$work/haproxy.cfg" -q & pids+=($!); PID[haproxy]=$!
+DOTNET_gcServer=1 dotnet "$BENCH_DLL" yarp --port "$YARP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/yarp.log" 2>&1 & pids+=($!); PID[yarp]=$!
+DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!); PID[berth]=$!
 for p in $U1 $U2 $NGX $HAP $YARP $BERTH; do wait_port "$p"; done
 curl -fsS "http://127.0.0.1:$BERTH/" >/dev/null && curl -fsS "http://127.0.0.1:$YARP/" >/dev/null
 
-declare -A RPS P50 P99
+declare -A RPS P50 P99 CPU PID
+# CPU time per request is the steadier number on a busy shared machine: throughput there measures the scheduler too.
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { # a process and its direct children (nginx workers), utime+stime in clock ticks
+  local total=0 p
+  for p in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
 measure() {
-  local name=$1 port=$2
+  local name=$1 port=$2 pid=${PID[$1]}
   wrk -t"$THREADS" -c"$CONNS" -d3s "http://127.0.0.1:$port/" >/dev/null   # warm-up (JIT, pools)
+  local before; before=$(cpu_ticks "$pid")
   local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/")
+  local after; after=$(cpu_ticks "$pid")
+  local count; count=$(echo "$out" | awk '/requests in/ {print $1}')
+  CPU[$name]=$(awk -v t=$((after - before)) -v hz="$TCK" -v n="$count" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
   echo "$out" | grep -qE "Non-2xx|Socket errors" && { echo "== $name had errors:" >&2; echo "$out" | grep -E "Non-2xx|Socket errors" >&2; }
   RPS[$name]=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
   P50[$name]=$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
   P99[$name]=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
-  echo "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms" >&2
+  echo "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request" >&2
 }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -118,8 +131,10 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
 echo
 echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
 echo
-echo "| target | req/s | p50 ms | p99 ms | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
+echo "CPU/request: the proxy process(es) only (for direct: the upstream nginx)."
+echo
+echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 for n in direct nginx haproxy yarp berth; do
-  echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") |"
+  echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") | $(ratio "${P99[$n]}" "${P99[yarp]}") |"
 done

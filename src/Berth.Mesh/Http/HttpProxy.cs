@@ -1,4 +1,6 @@
 using System.Net;
+using System.Net.Http.Headers;
+using Berth.Core.Model;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Resilience;
 using Berth.Mesh.Routing;
@@ -214,7 +216,10 @@ internal sealed class HttpProxy : IDisposable
                     var code = (int)upstream.StatusCode;
                     e.Series.Status(code).Inc();
                     e.Series.Duration.Observe(elapsed.TotalSeconds);
-                    e.Ewma.Observe(elapsed);
+                    if (policy.LoadBalancing == LoadBalancing.PeakEwma)
+                    {
+                        e.Ewma.Observe(elapsed);
+                    }
                     e.Breaker.Report(permit, code < 500);
                     _state.ReportOutcome(s, e, code switch
                     {
@@ -332,10 +337,21 @@ internal sealed class HttpProxy : IDisposable
                 continue;
             }
 
-            IEnumerable<string?> values = header.Value;
-            if (!message.Headers.TryAddWithoutValidation(header.Key, values))
+            if (header.Value.Count == 1)
             {
-                message.Content?.Headers.TryAddWithoutValidation(header.Key, values);
+                var value = header.Value.ToString();
+                if (!message.Headers.TryAddWithoutValidation(header.Key, value))
+                {
+                    message.Content?.Headers.TryAddWithoutValidation(header.Key, value);
+                }
+            }
+            else
+            {
+                IEnumerable<string?> values = header.Value;
+                if (!message.Headers.TryAddWithoutValidation(header.Key, values))
+                {
+                    message.Content?.Headers.TryAddWithoutValidation(header.Key, values);
+                }
             }
         }
 
@@ -365,7 +381,8 @@ internal sealed class HttpProxy : IDisposable
     {
         var response = context.Response;
         response.StatusCode = (int)upstream.StatusCode;
-        foreach (var header in upstream.Headers)
+        // The non-validated views avoid parsing and per-header array allocations (as YARP copies them).
+        foreach (var header in upstream.Headers.NonValidated)
         {
             if (!SkipResponseHeaders.Contains(header.Key))
             {
@@ -373,7 +390,7 @@ internal sealed class HttpProxy : IDisposable
             }
         }
 
-        foreach (var header in upstream.Content.Headers)
+        foreach (var header in upstream.Content.Headers.NonValidated)
         {
             response.Headers[header.Key] = ToStringValues(header.Value);
         }
@@ -398,8 +415,22 @@ internal sealed class HttpProxy : IDisposable
         context.Response.Headers[ErrorHeader] = reason;
     }
 
-    private static StringValues ToStringValues(IEnumerable<string> values) =>
-        values is string[] array ? new StringValues(array) : new StringValues(values.ToArray());
+    private static StringValues ToStringValues(HeaderStringValues values)
+    {
+        if (values.Count == 1)
+        {
+            return new StringValues(values.ToString());
+        }
+
+        var array = new string[values.Count];
+        var i = 0;
+        foreach (var v in values)
+        {
+            array[i++] = v;
+        }
+
+        return new StringValues(array);
+    }
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
 

@@ -37,7 +37,7 @@ internal sealed class CircuitBreaker
     private readonly int[] _bucketFailures = new int[Buckets];
     private readonly long _bucketTicks;
 
-    private BreakerState _state;
+    private volatile BreakerState _state;
     private int _consecutiveFailures;
     private DateTimeOffset _openUntil;
     private int _probesInFlight;
@@ -71,7 +71,7 @@ internal sealed class CircuitBreaker
     {
         get
         {
-            if (!_policy.Enabled)
+            if (!_policy.Enabled || _state == BreakerState.Closed)
             {
                 return true;
             }
