@@ -31,4 +31,7 @@ internal static partial class Log
 
     [LoggerMessage(6009, LogLevel.Debug, "TCP connect to {Upstream} failed: {Reason}")]
     public static partial void ConnectFailed(ILogger logger, string upstream, string reason);
+
+    [LoggerMessage(6010, LogLevel.Warning, "{Upstream} of {Service}.{Endpoint} is now {Health} by active health checks")]
+    public static partial void HealthChanged(ILogger logger, string upstream, string service, string endpoint, string health);
 }

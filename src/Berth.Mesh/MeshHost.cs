@@ -132,7 +132,7 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
                 return new RouteStatus(l.State.Service, l.State.EndpointName, l.Protocol.ToString().ToLowerInvariant(), l.Port,
                     s.ServiceBreaker.State.ToString(),
                     s.All.Select(e => new UpstreamStatus(e.Upstream.ReplicaId, e.Key, e.Upstream.Revision,
-                        s.Outliers.IsEjected(e.Outlier, out _), e.Breaker.State.ToString(), e.Active)).ToArray());
+                        s.Outliers.IsEjected(e.Outlier, out _), e.Health.Healthy, e.Breaker.State.ToString(), e.Active)).ToArray());
             }).ToArray();
         }
         finally
@@ -278,7 +278,11 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
 
     private sealed record Listener(ServiceState State, EndpointProtocol Protocol, int Port, string HostIp, Func<TimeSpan, CancellationToken, Task> Stop)
     {
-        public Task StopAsync(TimeSpan drain, CancellationToken cancellationToken) => Stop(drain, cancellationToken);
+        public async Task StopAsync(TimeSpan drain, CancellationToken cancellationToken)
+        {
+            await State.StopChecksAsync();
+            await Stop(drain, cancellationToken);
+        }
     }
 }
 
@@ -289,4 +293,4 @@ public sealed class MeshListenerException(string message, Exception? inner = nul
 public sealed record RouteStatus(string Service, string Endpoint, string Protocol, int Port, string Circuit, IReadOnlyList<UpstreamStatus> Upstreams);
 
 /// <summary>One upstream's state for <c>/routes</c>.</summary>
-public sealed record UpstreamStatus(string Replica, string Address, long Revision, bool Ejected, string Circuit, int Active);
+public sealed record UpstreamStatus(string Replica, string Address, long Revision, bool Ejected, bool Healthy, string Circuit, int Active);

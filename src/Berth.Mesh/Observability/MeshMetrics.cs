@@ -27,6 +27,7 @@ internal sealed class MeshMetrics
         OpenConnections = f.CreateGauge("berth_mesh_open_connections", "Client connections open on a listener.", ["service", "endpoint"]);
         ActiveRequests = f.CreateGauge("berth_mesh_active_requests", "Requests in flight through a listener.", ["service", "endpoint"]);
         UpstreamConnections = f.CreateCounter("berth_mesh_tcp_connections_total", "TCP connections proxied, by upstream ('none' when every connect failed).", ["service", "endpoint", "upstream"]);
+        Healthy = f.CreateGauge("berth_mesh_upstream_healthy", "1 while an upstream passes active health checks (always 1 without a probe).", ["service", "endpoint", "upstream"]);
         ConnectFailures = f.CreateCounter("berth_mesh_connect_failures_total", "Failed connects to upstreams.", ["service", "endpoint", "upstream"]);
     }
 
@@ -59,6 +60,8 @@ internal sealed class MeshMetrics
     public Counter UpstreamConnections { get; }
 
     public Counter ConnectFailures { get; }
+
+    public Gauge Healthy { get; }
 
     public Task WriteAsync(Stream stream, CancellationToken cancellationToken) => Registry.CollectAndExportAsTextAsync(stream, cancellationToken);
 }

@@ -32,6 +32,9 @@ internal sealed class EndpointState
 
     public PeakEwma Ewma { get; }
 
+    /// <summary>Active health (the readiness probe the mesh runs itself); healthy when no probe is configured.</summary>
+    public ActiveHealth Health { get; } = new();
+
     /// <summary>This upstream's metric series (set by the owning service state).</summary>
     public UpstreamSeries Series { get; set; } = null!;
 

@@ -109,6 +109,8 @@ internal sealed class UpstreamSeries(MeshMetrics metrics, string service, string
 
     public Counter.Child ConnectFailures { get; } = metrics.ConnectFailures.WithLabels(service, endpoint, upstream);
 
+    public Gauge.Child Healthy { get; } = metrics.Healthy.WithLabels(service, endpoint, upstream);
+
     public Counter.Child Status(int code) =>
         _codes.GetOrAdd(code, static (c, s) => s.metrics.UpstreamRequests.WithLabels(s.service, s.endpoint, s.upstream, c.ToString(CultureInfo.InvariantCulture)), (metrics, service, endpoint, upstream));
 }
@@ -129,6 +131,7 @@ internal sealed class ServiceState
     private readonly Lock _updateLock = new();
     private readonly ConcurrentDictionary<int, Counter.Child> _codes = new();
     private Dictionary<string, EndpointState> _byKey = [];
+    private ActiveHealthChecker? _checker;
     private volatile RouteSnapshot? _snapshot;
     private int _active;
     private int _pending;
@@ -209,6 +212,7 @@ internal sealed class ServiceState
                 {
                     var e = new EndpointState(u, NewEndpointBreaker(policy.CircuitBreaker, u.ReplicaId), _time);
                     e.Series = new UpstreamSeries(_metrics, Service, EndpointName, u.ReplicaId);
+                    e.Series.Healthy.Set(1);
                     byKey[key] = e;
                 }
             }
@@ -218,6 +222,7 @@ internal sealed class ServiceState
                 if (!byKey.ContainsKey(key))
                 {
                     gone.Series.Ejected.Set(0);
+                    gone.Series.Healthy.Set(0);
                 }
             }
 
@@ -244,6 +249,29 @@ internal sealed class ServiceState
         }
 
         Log.RoutesUpdated(_logger, Service, EndpointName, route.Upstreams.Length);
+        if (route.Readiness is { Kind: ProbeKind.Http or ProbeKind.Tcp })
+        {
+            lock (_updateLock)
+            {
+                _checker ??= new ActiveHealthChecker(this);
+            }
+        }
+    }
+
+    /// <summary>Stops active health checks (when the listener goes away).</summary>
+    public async ValueTask StopChecksAsync()
+    {
+        ActiveHealthChecker? checker;
+        lock (_updateLock)
+        {
+            checker = _checker;
+            _checker = null;
+        }
+
+        if (checker is not null)
+        {
+            await checker.DisposeAsync();
+        }
     }
 
     /// <summary>The endpoints a request may go to: a header-matched version, else a weighted draw, else all.</summary>
@@ -279,8 +307,8 @@ internal sealed class ServiceState
 
     /// <summary>
     /// Picks an endpoint from <paramref name="group"/> and takes a permit from its breaker. Prefers healthy endpoints
-    /// not yet tried by this request; then healthy tried ones; then ejected ones (a version with every replica ejected
-    /// still gets traffic rather than none). Null when every endpoint's breaker is open.
+    /// not yet tried by this request; then healthy tried ones; then ejected or actively-unhealthy ones (a version whose
+    /// every replica is out still gets traffic rather than none, as Envoy's panic mode). Null when every endpoint's breaker is open.
     /// </summary>
     public EndpointState? Choose(RouteSnapshot s, EndpointState[] group, List<EndpointState>? tried, string? hashKey, out BreakerPermit permit)
     {
@@ -298,7 +326,7 @@ internal sealed class ServiceState
                 candidates.Clear();
                 foreach (var e in group)
                 {
-                    if (pass < 2 && IsEjected(s, e))
+                    if (pass < 2 && (!e.Health.Healthy || IsEjected(s, e)))
                     {
                         continue;
                     }
