@@ -162,6 +162,32 @@ public sealed class HttpRoutingTests
     }
 
     [Fact]
+    public async Task Proxy_ConsistentHashOnCookie_SameSessionSameUpstream()
+    {
+        await using var a = await TestUpstream.StartAsync("a");
+        await using var b = await TestUpstream.StartAsync("b");
+        await using var mesh = new MeshHost();
+        var port = Ports.Free();
+        var policy = MeshTest.Bare(LoadBalancing.ConsistentHash) with { HashOn = "cookie:session" };
+        await mesh.UpdateAsync(MeshTest.Route(port, policy, a.Upstream(), b.Upstream()), CancellationToken.None);
+        using var client = MeshTest.Client(port);
+
+        var owners = new HashSet<string>();
+        for (var session = 0; session < 12; session++)
+        {
+            var bodies = new HashSet<string>();
+            for (var i = 0; i < 4; i++)
+            {
+                bodies.Add((await MeshTest.GetAsync(client, "/", r => r.Headers.Add("Cookie", $"theme=dark; session=s{session}"))).Body);
+            }
+
+            owners.Add(Assert.Single(bodies));
+        }
+
+        Assert.Equal(2, owners.Count);
+    }
+
+    [Fact]
     public async Task Update_ConsistentHashWithoutHashOn_ThrowsSayingHowToFix()
     {
         await using var mesh = new MeshHost();

@@ -243,6 +243,28 @@ public sealed class ResilienceTests
     }
 
     [Fact]
+    public async Task Proxy_OneReplicaAnswering503_RetryGoesToTheOtherReplica()
+    {
+        await using var bad = await TestUpstream.StartAsync("bad");
+        await using var good = await TestUpstream.StartAsync("good");
+        bad.Answer(503);
+        await using var mesh = new MeshHost();
+        var port = Ports.Free();
+        var policy = MeshTest.Bare(LoadBalancing.Random) with { Retries = new RetryPolicy { Attempts = 1, BackoffBase = TimeSpan.FromMilliseconds(1), BudgetMinPerSecond = 1000 } };
+        await mesh.UpdateAsync(MeshTest.Route(port, policy, bad.Upstream(), good.Upstream()), CancellationToken.None);
+        using var client = MeshTest.Client(port);
+
+        for (var i = 0; i < 40; i++)
+        {
+            var (status, body, _) = await MeshTest.GetAsync(client);
+            Assert.Equal(200, status);
+            Assert.Equal("good", body);
+        }
+
+        Assert.InRange(bad.Requests, 1, 40);
+    }
+
+    [Fact]
     public async Task Proxy_PostFailing_NotRetriedUnlessSpecOptsIn()
     {
         await using var a = await TestUpstream.StartAsync("a");
