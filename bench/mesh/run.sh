@@ -87,6 +87,7 @@ backend app
   server u2 127.0.0.1:$U2
 CONF
 
+declare -A RPS P50 P99 CPU PID
 nginx -c "$work/upstreams.conf" -p "$work" & pids+=($!); PID[direct]=$!
 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!); PID[nginx]=$!
 haproxy -f "$work/haproxy.cfg" -q & pids+=($!); PID[haproxy]=$!
@@ -95,7 +96,6 @@ DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0
 for p in $U1 $U2 $NGX $HAP $YARP $BERTH; do wait_port "$p"; done
 curl -fsS "http://127.0.0.1:$BERTH/" >/dev/null && curl -fsS "http://127.0.0.1:$YARP/" >/dev/null
 
-declare -A RPS P50 P99 CPU PID
 # CPU time per request is the steadier number on a busy shared machine: throughput there measures the scheduler too.
 TCK=$(getconf CLK_TCK)
 cpu_ticks() { # a process and its direct children (nginx workers), utime+stime in clock ticks
