@@ -260,7 +260,17 @@ internal sealed class HttpProxy : IDisposable
                         var delay = Backoff.FullJitter(attempt - 1, policy.Retries.BackoffBase, policy.Retries.BackoffMax, _state.Random);
                         if (delay > TimeSpan.Zero)
                         {
-                            await Task.Delay(delay, _state.Time, timer.Arm(null));
+                            try
+                            {
+                                await Task.Delay(delay, _state.Time, timer.Arm(null));
+                            }
+                            catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
+                            {
+                                // The total timeout ran out while backing off.
+                                response.StatusCode = StatusCodes.Status504GatewayTimeout;
+                                response.Headers[ErrorHeader] = "upstream-timeout";
+                                return new Result(504, e.Upstream.ReplicaId, attempt);
+                            }
                         }
                     }
 
