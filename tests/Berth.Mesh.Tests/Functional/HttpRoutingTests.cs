@@ -249,4 +249,29 @@ public sealed class HttpRoutingTests
         Assert.Equal("slow", await first);
         Assert.Equal(1, a.Requests);
     }
+
+    [Fact]
+    public async Task Proxy_WaitingForUpstreamAboveMaxPending_FailsFastWith503()
+    {
+        await using var a = await TestUpstream.StartAsync("a");
+        var release = new TaskCompletionSource();
+        a.Handler = async context =>
+        {
+            await release.Task;
+            await context.Response.WriteAsync("slow");
+        };
+        await using var mesh = new MeshHost();
+        var port = Ports.Free();
+        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Limits = new ConnectionLimits { MaxPendingRequests = 1 } }, a.Upstream()), CancellationToken.None);
+        using var client = MeshTest.Client(port);
+
+        var first = client.GetStringAsync("/");
+        await Poll.UntilAsync(() => a.Requests == 1, TimeSpan.FromSeconds(10), "the first request to wait on the upstream");
+        var (status, _, response) = await MeshTest.GetAsync(client);
+        release.SetResult();
+
+        Assert.Equal(503, status);
+        Assert.Equal("max-pending", response.Headers.GetValues("x-berth-error").Single());
+        Assert.Equal("slow", await first);
+    }
 }

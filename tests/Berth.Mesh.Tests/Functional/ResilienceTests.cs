@@ -152,6 +152,30 @@ public sealed class ResilienceTests
     }
 
     [Fact]
+    public async Task Proxy_OneReplicaFailing_ItsEndpointBreakerOpensWhileTheServiceStaysClosed()
+    {
+        await using var bad = await TestUpstream.StartAsync("bad");
+        await using var good = await TestUpstream.StartAsync("good");
+        bad.Answer(500);
+        var time = new FakeTimeProvider();
+        await using var mesh = new MeshHost(new MeshHostOptions { TimeProvider = time });
+        var port = Ports.Free();
+        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { CircuitBreaker = CircuitBreakerPolicy.Default }, bad.Upstream(), good.Upstream()), CancellationToken.None);
+        using var client = MeshTest.Client(port);
+
+        for (var i = 0; i < 40; i++)
+        {
+            await MeshTest.GetAsync(client);
+        }
+
+        var route = (await mesh.RoutesAsync(CancellationToken.None)).Single();
+        Assert.Equal(5, bad.Requests);
+        Assert.Equal("Open", route.Upstreams.Single(u => u.Replica == "bad").Circuit);
+        Assert.Equal("Closed", route.Upstreams.Single(u => u.Replica == "good").Circuit);
+        Assert.Equal("Closed", route.Circuit);
+    }
+
+    [Fact]
     public async Task Proxy_HalfOpen_LetsOnlyTheConfiguredProbesThrough()
     {
         await using var a = await TestUpstream.StartAsync("a");
