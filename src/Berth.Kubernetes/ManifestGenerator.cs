@@ -43,6 +43,9 @@ public static partial class ManifestGenerator
     [GeneratedRegex(@"\b(?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1\])(?::(\d{1,5}))\b")]
     private static partial Regex LoopbackAddress();
 
+    [GeneratedRegex(@"\b(?:127\.0\.0\.1|localhost)\b")]
+    private static partial Regex StillLoopback();
+
     private sealed class Context(Application app, GenerateOptions options)
     {
         public List<ManifestObject> Objects { get; } = [];
@@ -86,6 +89,14 @@ public static partial class ManifestGenerator
                     {
                         _portOwners.TryAdd(port, $"{name}:{port}");
                     }
+                }
+            }
+
+            if (options.Mesh == MeshTarget.None)
+            {
+                foreach (var service in app.Services.Where(s => s.Mesh.Split.Length > 0))
+                {
+                    Warning($"services.{service.Name}.mesh.split", "a traffic split needs a service mesh on Kubernetes; pass --mesh istio to carry it over (without it all traffic goes to the one Deployment)");
                 }
             }
 
@@ -466,7 +477,12 @@ public static partial class ManifestGenerator
                     continue;
                 }
 
-                (service.SecretEnv.Contains(key) ? secret : plain)[key] = value;
+                var isSecret = service.SecretEnv.Contains(key);
+                (isSecret ? secret : plain)[key] = value;
+                if (!isSecret && StillLoopback().IsMatch(value))
+                {
+                    Warning($"{path}.environment.{key}", "points at this machine (127.0.0.1/localhost), which inside a pod is the pod itself; name the service instead (e.g. db:5432), as the cluster's DNS resolves service names");
+                }
             }
 
             var sources = new List<V1EnvFromSource>();
@@ -493,11 +509,12 @@ public static partial class ManifestGenerator
                 {
                     ApiVersion = "v1",
                     Kind = "Secret",
-                    Metadata = new V1ObjectMeta { Name = $"{name}-secret", NamespaceProperty = options.Namespace, Labels = labels },
+                    Metadata = new V1ObjectMeta { Name = $"{name}-env", NamespaceProperty = options.Namespace, Labels = labels },
                     Type = "Opaque",
                     Data = secret.ToDictionary(kv => kv.Key, kv => Encoding.UTF8.GetBytes(kv.Value)),
                 }));
-                sources.Add(new V1EnvFromSource { SecretRef = new V1SecretEnvSource { Name = $"{name}-secret" } });
+                sources.Add(new V1EnvFromSource { SecretRef = new V1SecretEnvSource { Name = $"{name}-env" } });
+                Warning($"{path}.environment", $"secret values ({string.Join(", ", secret.Keys)}) are written to {name}-env-secret.yaml, base64-encoded but not encrypted; keep that file out of version control, or replace it with a sealed or external secret");
                 foreach (var (k, v) in secret)
                 {
                     hash.AppendData(Encoding.UTF8.GetBytes($"secret:{k}={v}\n"));
@@ -583,11 +600,17 @@ public static partial class ManifestGenerator
                 case ProbeKind.Http:
                 case ProbeKind.Tcp:
                     {
-                        IntOrString? port = probe.Port is { } fixedPort
-                            ? fixedPort
-                            : (probe.Endpoint is null ? service.Endpoints.FirstOrDefault() : service.Endpoints.FirstOrDefault(e => e.Name == probe.Endpoint)) is { } endpoint
-                                ? KubeNames.Port(endpoint.Name)
-                                : null;
+                        var endpoint = probe.Endpoint is null ? service.Endpoints.FirstOrDefault() : service.Endpoints.FirstOrDefault(e => e.Name == probe.Endpoint);
+                        IntOrString? port = null;
+                        if (probe.Port is { } fixedPort)
+                        {
+                            port = fixedPort;
+                        }
+                        else if (endpoint is not null)
+                        {
+                            port = KubeNames.Port(endpoint.Name);
+                        }
+
                         if (port is null)
                         {
                             Error(path, probe.Endpoint is null

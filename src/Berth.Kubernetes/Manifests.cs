@@ -19,7 +19,12 @@ public sealed record ManifestObject(string FileName, IKubernetesObject<V1ObjectM
     /// <summary><c>deployment/api</c>, as kubectl names objects.</summary>
     public string DisplayName => $"{Kind.ToLowerInvariant()}/{Name}";
 
-    public string ToYaml() => KubernetesYaml.Serialize(Object);
+    /// <summary>The object as YAML, ending in a newline.</summary>
+    public string ToYaml()
+    {
+        var yaml = KubernetesYaml.Serialize(Object);
+        return yaml.EndsWith('\n') ? yaml : yaml + "\n";
+    }
 }
 
 /// <summary>A problem found while mapping a service to Kubernetes: where (<c>services.api.volumes[0]</c>), what, and what to do.</summary>
