@@ -19,6 +19,9 @@ public sealed record ManifestObject(string FileName, IKubernetesObject<V1ObjectM
     /// <summary><c>deployment/api</c>, as kubectl names objects.</summary>
     public string DisplayName => $"{Kind.ToLowerInvariant()}/{Name}";
 
+    /// <summary>The object as JSON, the body of a server-side apply.</summary>
+    public string ToJson() => KubernetesJson.Serialize(Object);
+
     /// <summary>The object as YAML, ending in a newline.</summary>
     public string ToYaml()
     {

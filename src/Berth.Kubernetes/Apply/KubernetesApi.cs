@@ -42,7 +42,8 @@ internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernet
 
     public Task ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken)
     {
-        var patch = new V1Patch(obj.ToYaml(), V1Patch.PatchType.ApplyPatch);
+        // JSON is YAML: the client sends V1Patch content verbatim as application/apply-patch+yaml, and requires it to be JSON.
+        var patch = new V1Patch(obj.ToJson(), V1Patch.PatchType.ApplyPatch);
         var dry = dryRun ? DryRunAll : null;
         const string manager = GenerateDefaults.FieldManager;
         const string validation = "Strict";
