@@ -1,0 +1,172 @@
+using Berth.Core.Loading;
+using Berth.Core.Model;
+using Berth.Kubernetes;
+using Berth.Kubernetes.Apply;
+
+namespace Berth.Cli.Kubernetes;
+
+/// <summary>What <c>berth k8s generate|apply|delete</c> do; the writers are parameters so tests can read what a user sees.</summary>
+internal static class K8sHandlers
+{
+    public static Task<int> GenerateAsync(string? file, string output, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var (set, exit) = LoadAndGenerate(file, options, stderr);
+        if (set is null)
+        {
+            return Task.FromResult(exit);
+        }
+
+        if (output == "-")
+        {
+            stdout.Write(string.Join("---\n", set.Objects.Select(o => o.ToYaml())));
+            return Task.FromResult(ExitCodes.Ok);
+        }
+
+        var written = set.WriteTo(output);
+        foreach (var path in written)
+        {
+            stdout.WriteLine(path);
+        }
+
+        stderr.WriteLine($"berth: wrote {set.Objects.Length} objects to {output} (kustomization.yaml lists them); apply with 'berth k8s apply' or 'kubectl apply -k {output}'");
+        return Task.FromResult(ExitCodes.Ok);
+    }
+
+    public static async Task<int> ApplyAsync(string? file, GenerateOptions generate, string? context, ApplyOptions options, string? timeout, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        if (timeout is not null)
+        {
+            if (!Durations.TryParse(timeout, out var t, out var error))
+            {
+                stderr.WriteLine($"berth: --timeout {error}");
+                return ExitCodes.Usage;
+            }
+
+            options = options with { Timeout = t };
+        }
+
+        return await RunAsync(file, generate, context, stdout, stderr, (applier, set, ns, progress) =>
+            applier.ApplyAsync(set, ns, options, progress, cancellationToken), options.DryRun ? "apply (server dry run)" : "apply");
+    }
+
+    public static Task<int> DeleteAsync(string? file, GenerateOptions generate, string? context, ApplyOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
+        RunAsync(file, generate, context, stdout, stderr, (applier, set, ns, progress) =>
+            applier.DeleteAsync(set, ns, options, progress, cancellationToken), options.DryRun ? "delete (server dry run)" : "delete");
+
+    private static async Task<int> RunAsync(
+        string? file,
+        GenerateOptions generate,
+        string? context,
+        TextWriter stdout,
+        TextWriter stderr,
+        Func<ClusterApplier, ManifestSet, string, IProgress<string>, Task<ApplyResult>> action,
+        string verb)
+    {
+        var (set, exit) = LoadAndGenerate(file, generate, stderr);
+        if (set is null)
+        {
+            return exit;
+        }
+
+        KubeConnection connection;
+        try
+        {
+            connection = KubeConnection.Open(context);
+        }
+        catch (KubernetesApiException e)
+        {
+            stderr.WriteLine($"berth: {e.Message}");
+            return ExitCodes.Unavailable;
+        }
+
+        using (connection)
+        {
+            var ns = generate.Namespace ?? connection.DefaultNamespace;
+            stderr.WriteLine($"berth: {verb}: {set.Objects.Length} objects, namespace '{ns}', cluster {connection.Host}{(connection.Context is null ? "" : $" (context {connection.Context})")}");
+            ApplyResult result;
+            try
+            {
+                result = await action(new ClusterApplier(connection), set, ns, new LineProgress(stderr));
+            }
+            catch (OperationCanceledException)
+            {
+                stderr.WriteLine("berth: interrupted");
+                return ExitCodes.Cancelled;
+            }
+
+            foreach (var outcome in result.Objects.Concat(result.Rollouts))
+            {
+                stdout.WriteLine($"{outcome.Object}\t{(outcome.Succeeded ? "ok" : "failed")}\t{outcome.Message}");
+            }
+
+            if (result.Unreachable)
+            {
+                return ExitCodes.Unavailable;
+            }
+
+            var failures = result.Objects.Concat(result.Rollouts).Count(o => !o.Succeeded);
+            if (failures > 0)
+            {
+                stderr.WriteLine($"berth: {verb} failed for {failures} of {result.Objects.Length + result.Rollouts.Length} steps (see above)");
+                return ExitCodes.Failed;
+            }
+
+            stderr.WriteLine($"berth: {verb} done");
+            return ExitCodes.Ok;
+        }
+    }
+
+    private static (ManifestSet? Set, int Exit) LoadAndGenerate(string? file, GenerateOptions options, TextWriter stderr)
+    {
+        var path = file ?? SpecLoader.FindDefaultFile(Environment.CurrentDirectory);
+        if (path is null)
+        {
+            stderr.WriteLine($"berth: no spec here; pass -f FILE or add one of {string.Join(", ", SpecLoader.DefaultFileNames)}");
+            return (null, ExitCodes.NotFound);
+        }
+
+        if (!File.Exists(path))
+        {
+            stderr.WriteLine($"berth: {path}: no such file");
+            return (null, ExitCodes.NotFound);
+        }
+
+        var loaded = SpecLoader.LoadFile(path);
+        foreach (var diagnostic in loaded.Diagnostics)
+        {
+            stderr.WriteLine(diagnostic);
+        }
+
+        if (!loaded.Succeeded)
+        {
+            stderr.WriteLine($"berth: {path} has {loaded.Errors.Count()} error(s); fix them and run again");
+            return (null, ExitCodes.InvalidSpec);
+        }
+
+        var set = ManifestGenerator.Generate(loaded.Application!, options);
+        foreach (var diagnostic in set.Diagnostics)
+        {
+            stderr.WriteLine(diagnostic);
+        }
+
+        if (!set.Succeeded)
+        {
+            stderr.WriteLine($"berth: {set.Errors.Count()} problem(s) keep this spec from running on Kubernetes; nothing was written or applied");
+            return (null, ExitCodes.InvalidSpec);
+        }
+
+        return (set, ExitCodes.Ok);
+    }
+
+    private sealed class LineProgress(TextWriter writer) : IProgress<string>
+    {
+        public void Report(string value)
+        {
+            lock (writer)
+            {
+                writer.WriteLine($"  {value}");
+            }
+        }
+    }
+}
