@@ -1,5 +1,4 @@
 using System.CommandLine;
-using Berth.Cli.Kubernetes;
 using Berth.Kubernetes;
 
 namespace Berth.Cli.Commands;
@@ -59,7 +58,7 @@ internal static class KubernetesCommands
         {
             file, output, ns, mesh, ingressDomain, volumeSize,
         };
-        command.SetAction((parse, ct) => K8sHandlers.GenerateAsync(
+        command.SetAction((parse, ct) => Run(KubernetesWorkflow.GenerateAsync(
             parse.GetValue(file),
             parse.GetValue(output)!,
             Options(parse.GetValue(ns), parse.GetValue(mesh)) with
@@ -69,7 +68,7 @@ internal static class KubernetesCommands
             },
             Console.Out,
             Console.Error,
-            ct));
+            ct)));
         return command;
     }
 
@@ -87,7 +86,7 @@ internal static class KubernetesCommands
         {
             file, context, ns, mesh, dryRun, force, noWait, timeout,
         };
-        command.SetAction((parse, ct) => K8sHandlers.ApplyAsync(
+        command.SetAction((parse, ct) => Run(KubernetesWorkflow.ApplyAsync(
             parse.GetValue(file),
             Options(parse.GetValue(ns), parse.GetValue(mesh)),
             parse.GetValue(context),
@@ -100,7 +99,7 @@ internal static class KubernetesCommands
             parse.GetValue(timeout),
             Console.Out,
             Console.Error,
-            ct));
+            ct)));
         return command;
     }
 
@@ -116,15 +115,37 @@ internal static class KubernetesCommands
         {
             file, context, ns, mesh, dryRun, volumes,
         };
-        command.SetAction((parse, ct) => K8sHandlers.DeleteAsync(
+        command.SetAction((parse, ct) => Run(KubernetesWorkflow.DeleteAsync(
             parse.GetValue(file),
             Options(parse.GetValue(ns), parse.GetValue(mesh)),
             parse.GetValue(context),
             new Berth.Kubernetes.Apply.ApplyOptions { DryRun = parse.GetValue(dryRun), DeleteVolumes = parse.GetValue(volumes) },
             Console.Out,
             Console.Error,
-            ct));
+            ct)));
         return command;
+    }
+
+    private static async Task<int> Run(Task<WorkflowOutcome> workflow)
+    {
+        try
+        {
+            return await workflow switch
+            {
+                WorkflowOutcome.Ok => ExitCodes.Ok,
+                WorkflowOutcome.InvalidSpec => ExitCodes.InvalidSpec,
+                WorkflowOutcome.Usage => ExitCodes.Usage,
+                WorkflowOutcome.Failed => ExitCodes.Failed,
+                WorkflowOutcome.Unavailable => ExitCodes.Unavailable,
+                WorkflowOutcome.NotFound => ExitCodes.NotFound,
+                _ => ExitCodes.Cancelled,
+            };
+        }
+        catch (OperationCanceledException)
+        {
+            await Console.Error.WriteLineAsync("berth: interrupted");
+            return ExitCodes.Cancelled;
+        }
     }
 
     private static GenerateOptions Options(string? ns, string? mesh) => new()

@@ -1,14 +1,37 @@
 using Berth.Core.Loading;
 using Berth.Core.Model;
-using Berth.Kubernetes;
 using Berth.Kubernetes.Apply;
 
-namespace Berth.Cli.Kubernetes;
+namespace Berth.Kubernetes;
 
-/// <summary>What <c>berth k8s generate|apply|delete</c> do; the writers are parameters so tests can read what a user sees.</summary>
-internal static class K8sHandlers
+/// <summary>How a <c>berth k8s</c> command ended; the CLI maps each to its named exit code.</summary>
+public enum WorkflowOutcome
 {
-    public static Task<int> GenerateAsync(string? file, string output, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    Ok,
+
+    /// <summary>The spec has errors, or cannot map to Kubernetes.</summary>
+    InvalidSpec,
+
+    /// <summary>Bad option value.</summary>
+    Usage,
+
+    /// <summary>An object was refused or a rollout failed.</summary>
+    Failed,
+
+    /// <summary>No kubeconfig, or the cluster could not be reached.</summary>
+    Unavailable,
+
+    /// <summary>No spec file.</summary>
+    NotFound,
+
+    Cancelled,
+}
+
+/// <summary>What <c>berth k8s generate|apply|delete</c> do, from a spec file to files or a cluster; the writers are parameters
+/// so that tests read what a user sees: results on stdout, diagnostics and progress on stderr.</summary>
+public static class KubernetesWorkflow
+{
+    public static Task<WorkflowOutcome> GenerateAsync(string? file, string output, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
         var (set, exit) = LoadAndGenerate(file, options, stderr);
@@ -20,7 +43,7 @@ internal static class K8sHandlers
         if (output == "-")
         {
             stdout.Write(string.Join("---\n", set.Objects.Select(o => o.ToYaml())));
-            return Task.FromResult(ExitCodes.Ok);
+            return Task.FromResult(WorkflowOutcome.Ok);
         }
 
         var written = set.WriteTo(output);
@@ -30,17 +53,17 @@ internal static class K8sHandlers
         }
 
         stderr.WriteLine($"berth: wrote {set.Objects.Length} objects to {output} (kustomization.yaml lists them); apply with 'berth k8s apply' or 'kubectl apply -k {output}'");
-        return Task.FromResult(ExitCodes.Ok);
+        return Task.FromResult(WorkflowOutcome.Ok);
     }
 
-    public static async Task<int> ApplyAsync(string? file, GenerateOptions generate, string? context, ApplyOptions options, string? timeout, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static async Task<WorkflowOutcome> ApplyAsync(string? file, GenerateOptions generate, string? context, ApplyOptions options, string? timeout, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         if (timeout is not null)
         {
             if (!Durations.TryParse(timeout, out var t, out var error))
             {
                 stderr.WriteLine($"berth: --timeout {error}");
-                return ExitCodes.Usage;
+                return WorkflowOutcome.Usage;
             }
 
             options = options with { Timeout = t };
@@ -50,11 +73,11 @@ internal static class K8sHandlers
             applier.ApplyAsync(set, ns, options, progress, cancellationToken), options.DryRun ? "apply (server dry run)" : "apply");
     }
 
-    public static Task<int> DeleteAsync(string? file, GenerateOptions generate, string? context, ApplyOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
+    public static Task<WorkflowOutcome> DeleteAsync(string? file, GenerateOptions generate, string? context, ApplyOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
         RunAsync(file, generate, context, stdout, stderr, (applier, set, ns, progress) =>
             applier.DeleteAsync(set, ns, options, progress, cancellationToken), options.DryRun ? "delete (server dry run)" : "delete");
 
-    private static async Task<int> RunAsync(
+    private static async Task<WorkflowOutcome> RunAsync(
         string? file,
         GenerateOptions generate,
         string? context,
@@ -77,7 +100,7 @@ internal static class K8sHandlers
         catch (KubernetesApiException e)
         {
             stderr.WriteLine($"berth: {e.Message}");
-            return ExitCodes.Unavailable;
+            return WorkflowOutcome.Unavailable;
         }
 
         using (connection)
@@ -92,7 +115,7 @@ internal static class K8sHandlers
             catch (OperationCanceledException)
             {
                 stderr.WriteLine("berth: interrupted");
-                return ExitCodes.Cancelled;
+                return WorkflowOutcome.Cancelled;
             }
 
             foreach (var outcome in result.Objects.Concat(result.Rollouts))
@@ -102,34 +125,34 @@ internal static class K8sHandlers
 
             if (result.Unreachable)
             {
-                return ExitCodes.Unavailable;
+                return WorkflowOutcome.Unavailable;
             }
 
             var failures = result.Objects.Concat(result.Rollouts).Count(o => !o.Succeeded);
             if (failures > 0)
             {
                 stderr.WriteLine($"berth: {verb} failed for {failures} of {result.Objects.Length + result.Rollouts.Length} steps (see above)");
-                return ExitCodes.Failed;
+                return WorkflowOutcome.Failed;
             }
 
             stderr.WriteLine($"berth: {verb} done");
-            return ExitCodes.Ok;
+            return WorkflowOutcome.Ok;
         }
     }
 
-    private static (ManifestSet? Set, int Exit) LoadAndGenerate(string? file, GenerateOptions options, TextWriter stderr)
+    private static (ManifestSet? Set, WorkflowOutcome Exit) LoadAndGenerate(string? file, GenerateOptions options, TextWriter stderr)
     {
         var path = file ?? SpecLoader.FindDefaultFile(Environment.CurrentDirectory);
         if (path is null)
         {
             stderr.WriteLine($"berth: no spec here; pass -f FILE or add one of {string.Join(", ", SpecLoader.DefaultFileNames)}");
-            return (null, ExitCodes.NotFound);
+            return (null, WorkflowOutcome.NotFound);
         }
 
         if (!File.Exists(path))
         {
             stderr.WriteLine($"berth: {path}: no such file");
-            return (null, ExitCodes.NotFound);
+            return (null, WorkflowOutcome.NotFound);
         }
 
         var loaded = SpecLoader.LoadFile(path);
@@ -141,7 +164,7 @@ internal static class K8sHandlers
         if (!loaded.Succeeded)
         {
             stderr.WriteLine($"berth: {path} has {loaded.Errors.Count()} error(s); fix them and run again");
-            return (null, ExitCodes.InvalidSpec);
+            return (null, WorkflowOutcome.InvalidSpec);
         }
 
         var set = ManifestGenerator.Generate(loaded.Application!, options);
@@ -153,10 +176,10 @@ internal static class K8sHandlers
         if (!set.Succeeded)
         {
             stderr.WriteLine($"berth: {set.Errors.Count()} problem(s) keep this spec from running on Kubernetes; nothing was written or applied");
-            return (null, ExitCodes.InvalidSpec);
+            return (null, WorkflowOutcome.InvalidSpec);
         }
 
-        return (set, ExitCodes.Ok);
+        return (set, WorkflowOutcome.Ok);
     }
 
     private sealed class LineProgress(TextWriter writer) : IProgress<string>
