@@ -1,4 +1,3 @@
-using Berth.Core.Loading;
 using Berth.Core.Model;
 using Berth.Kubernetes.Apply;
 
@@ -21,20 +20,17 @@ public enum WorkflowOutcome
     /// <summary>No kubeconfig, or the cluster could not be reached.</summary>
     Unavailable,
 
-    /// <summary>No spec file.</summary>
-    NotFound,
-
     Cancelled,
 }
 
-/// <summary>What <c>berth k8s generate|apply|delete</c> do, from a spec file to files or a cluster; the writers are parameters
+/// <summary>What <c>berth k8s generate|apply|delete</c> do with a loaded spec, to files or a cluster; the writers are parameters
 /// so that tests read what a user sees: results on stdout, diagnostics and progress on stderr.</summary>
 public static class KubernetesWorkflow
 {
-    public static Task<WorkflowOutcome> GenerateAsync(string? file, string output, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Task<WorkflowOutcome> GenerateAsync(Application app, string output, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
-        var (set, exit) = LoadAndGenerate(file, options, stderr);
+        var (set, exit) = Generate(app, options, stderr);
         if (set is null)
         {
             return Task.FromResult(exit);
@@ -56,7 +52,7 @@ public static class KubernetesWorkflow
         return Task.FromResult(WorkflowOutcome.Ok);
     }
 
-    public static async Task<WorkflowOutcome> ApplyAsync(string? file, GenerateOptions generate, string? context, ApplyOptions options, string? timeout, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static async Task<WorkflowOutcome> ApplyAsync(Application app, GenerateOptions generate, string? context, ApplyOptions options, string? timeout, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         if (timeout is not null)
         {
@@ -69,16 +65,16 @@ public static class KubernetesWorkflow
             options = options with { Timeout = t };
         }
 
-        return await RunAsync(file, generate, context, stdout, stderr, (applier, set, ns, progress) =>
+        return await RunAsync(app, generate, context, stdout, stderr, (applier, set, ns, progress) =>
             applier.ApplyAsync(set, ns, options, progress, cancellationToken), options.DryRun ? "apply (server dry run)" : "apply");
     }
 
-    public static Task<WorkflowOutcome> DeleteAsync(string? file, GenerateOptions generate, string? context, ApplyOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
-        RunAsync(file, generate, context, stdout, stderr, (applier, set, ns, progress) =>
+    public static Task<WorkflowOutcome> DeleteAsync(Application app, GenerateOptions generate, string? context, ApplyOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
+        RunAsync(app, generate, context, stdout, stderr, (applier, set, ns, progress) =>
             applier.DeleteAsync(set, ns, options, progress, cancellationToken), options.DryRun ? "delete (server dry run)" : "delete");
 
     private static async Task<WorkflowOutcome> RunAsync(
-        string? file,
+        Application app,
         GenerateOptions generate,
         string? context,
         TextWriter stdout,
@@ -86,7 +82,7 @@ public static class KubernetesWorkflow
         Func<ClusterApplier, ManifestSet, string, IProgress<string>, Task<ApplyResult>> action,
         string verb)
     {
-        var (set, exit) = LoadAndGenerate(file, generate, stderr);
+        var (set, exit) = Generate(app, generate, stderr);
         if (set is null)
         {
             return exit;
@@ -140,34 +136,9 @@ public static class KubernetesWorkflow
         }
     }
 
-    private static (ManifestSet? Set, WorkflowOutcome Exit) LoadAndGenerate(string? file, GenerateOptions options, TextWriter stderr)
+    private static (ManifestSet? Set, WorkflowOutcome Exit) Generate(Application app, GenerateOptions options, TextWriter stderr)
     {
-        var path = file ?? SpecLoader.FindDefaultFile(Environment.CurrentDirectory);
-        if (path is null)
-        {
-            stderr.WriteLine($"berth: no spec here; pass -f FILE or add one of {string.Join(", ", SpecLoader.DefaultFileNames)}");
-            return (null, WorkflowOutcome.NotFound);
-        }
-
-        if (!File.Exists(path))
-        {
-            stderr.WriteLine($"berth: {path}: no such file");
-            return (null, WorkflowOutcome.NotFound);
-        }
-
-        var loaded = SpecLoader.LoadFile(path);
-        foreach (var diagnostic in loaded.Diagnostics)
-        {
-            stderr.WriteLine(diagnostic);
-        }
-
-        if (!loaded.Succeeded)
-        {
-            stderr.WriteLine($"berth: {path} has {loaded.Errors.Count()} error(s); fix them and run again");
-            return (null, WorkflowOutcome.InvalidSpec);
-        }
-
-        var set = ManifestGenerator.Generate(loaded.Application!, options);
+        var set = ManifestGenerator.Generate(app, options);
         foreach (var diagnostic in set.Diagnostics)
         {
             stderr.WriteLine(diagnostic);
@@ -175,7 +146,8 @@ public static class KubernetesWorkflow
 
         if (!set.Succeeded)
         {
-            stderr.WriteLine($"berth: {set.Errors.Count()} problem(s) keep this spec from running on Kubernetes; nothing was written or applied");
+            var count = set.Errors.Count();
+            stderr.WriteLine($"berth: {count} problem{(count == 1 ? "" : "s")} keep this spec from running on Kubernetes; nothing was written or applied");
             return (null, WorkflowOutcome.InvalidSpec);
         }
 

@@ -43,7 +43,8 @@ public static partial class ManifestGenerator
     [GeneratedRegex(@"\b(?:127\.0\.0\.1|localhost|0\.0\.0\.0|\[::1\])(?::(\d{1,5}))\b")]
     private static partial Regex LoopbackAddress();
 
-    [GeneratedRegex(@"\b(?:127\.0\.0\.1|localhost)\b")]
+    // An address with a port or in a URL: a bare "localhost" (Django's ALLOWED_HOSTS) names no service.
+    [GeneratedRegex(@"(?:://|@|\b)(?:127\.0\.0\.1|localhost)(?::\d+)(?!\d)|://(?:127\.0\.0\.1|localhost)\b")]
     private static partial Regex StillLoopback();
 
     private sealed class Context(Application app, GenerateOptions options)
@@ -60,6 +61,7 @@ public static partial class ManifestGenerator
 
         public void Run()
         {
+            InferEndpoints();
             if (options.Namespace is { } ns && KubeNames.Label(ns) != ns)
             {
                 Error("namespace", $"'{ns}' is not a valid namespace name; use lowercase letters, digits and '-', starting with a letter (e.g. {KubeNames.Label(ns)})");
@@ -145,6 +147,91 @@ public static partial class ManifestGenerator
             }
         }
 
+        /// <summary>Compose services reach each other by name on any port; Kubernetes only through a Service, which needs a port.
+        /// A service without ports gets the ports other services' env values name it with (<c>redis://redis:6379</c>),
+        /// and a warning when others depend on it but name no port.</summary>
+        private void InferEndpoints()
+        {
+            var services = app.Services.ToList();
+            for (var i = 0; i < services.Count; i++)
+            {
+                var service = services[i];
+                if (service.Endpoints.Length > 0)
+                {
+                    continue;
+                }
+
+                var pattern = new Regex($@"(?:(?<scheme>[a-z][a-z0-9+.-]*)://(?:[^@/\s]*@)?|(?<![\w.-])){Regex.Escape(service.Name)}:(?<port>\d{{1,5}})(?!\d)", RegexOptions.IgnoreCase | RegexOptions.CultureInvariant);
+                var found = new SortedDictionary<int, (bool Http, SortedSet<string> By)>();
+                foreach (var other in app.Services.Where(o => o.Name != service.Name))
+                {
+                    foreach (var value in other.Env.Values.Concat(other.Command))
+                    {
+                        foreach (Match m in pattern.Matches(value))
+                        {
+                            var port = int.Parse(m.Groups["port"].Value, CultureInfo.InvariantCulture);
+                            if (port is < 1 or > 65535)
+                            {
+                                continue;
+                            }
+
+                            var http = m.Groups["scheme"].Value.ToLowerInvariant() is "http" or "https";
+                            if (!found.TryGetValue(port, out var entry))
+                            {
+                                entry = (http, new SortedSet<string>(StringComparer.Ordinal));
+                                found[port] = entry;
+                            }
+
+                            entry.By.Add(other.Name);
+                        }
+                    }
+                }
+
+                var path = $"services.{service.Name}";
+                if (found.Count > 0)
+                {
+                    services[i] = service with
+                    {
+                        Endpoints = [.. found.Select(f => new Endpoint
+                        {
+                            Name = found.Count == 1 ? (f.Value.Http ? "http" : "tcp") : $"{(f.Value.Http ? "http" : "tcp")}-{f.Key}",
+                            Port = f.Key,
+                            TargetPort = f.Key,
+                            Protocol = f.Value.Http ? EndpointProtocol.Http : EndpointProtocol.Tcp,
+                        })],
+                    };
+                    foreach (var (port, (_, by)) in found)
+                    {
+                        Warning(path, $"has no ports:, but {string.Join(", ", by.Select(b => $"'{b}'"))} connect{(by.Count == 1 ? "s" : "")} to {service.Name}:{port}, so its Service listens on {port}; declare it with expose: [{port}] to make that explicit");
+                    }
+                }
+                else
+                {
+                    var dependents = app.Services.Where(o => o.DependsOn.Any(d => d.Service == service.Name)).Select(o => $"'{o.Name}'").ToList();
+                    if (dependents.Count > 0)
+                    {
+                        Warning(path, $"has no ports:, so it gets no Kubernetes Service and {string.Join(", ", dependents)} cannot reach it by name; add expose: [PORT] with the port it listens on");
+                    }
+                }
+            }
+
+            app = app with { Services = [.. services] };
+        }
+
+        // Paths under the spec's folder are shown as written (./data), others as they are.
+        private string? Relative(string? path)
+        {
+            if (path is null || !Path.IsPathRooted(path))
+            {
+                return path;
+            }
+
+            var relative = Path.GetRelativePath(app.BaseDirectory, path);
+            return relative.StartsWith("..", StringComparison.Ordinal) || Path.IsPathRooted(relative) ? path
+                : relative == "." ? "."
+                : "./" + relative;
+        }
+
         private static string Describe(List<string> users) =>
             users.Count == 1 ? $"the replicas of '{users[0]}'" : string.Join(", ", users.Select(u => $"'{u}'"));
 
@@ -198,7 +285,7 @@ public static partial class ManifestGenerator
                 switch (mount.Type)
                 {
                     case VolumeType.Bind:
-                        Warning(vpath, $"host bind mount '{mount.Source}' → '{mount.Target}' was left out: a pod cannot see this machine's files; bake them into the image, put them in a ConfigMap, or use a named volume");
+                        Warning(vpath, $"host bind mount '{Relative(mount.Source)}' → '{mount.Target}' was left out: a pod cannot see this machine's files; bake them into the image, put them in a ConfigMap, or use a named volume");
                         continue;
                     case VolumeType.Tmpfs:
                         {

@@ -15,10 +15,6 @@ internal static class KubernetesCommands
         return [k8s];
     }
 
-    private static Option<string?> FileOption() => new("--file", "-f")
-    {
-        Description = "The spec (berth.yaml or a Compose file); default: the first of berth.yaml, compose.yaml, docker-compose.yaml here.",
-    };
 
     private static Option<string?> NamespaceOption(string description) => new("--namespace", "-n") { Description = description };
 
@@ -40,7 +36,8 @@ internal static class KubernetesCommands
 
     private static Command Generate()
     {
-        var file = FileOption();
+        var file = SpecFile.CreateFileOption();
+        var profiles = SpecFile.CreateProfileOption();
         var output = new Option<string>("--output", "-o")
         {
             Description = "Folder to write the manifests and kustomization.yaml to, or '-' for one YAML stream on stdout.",
@@ -56,10 +53,10 @@ internal static class KubernetesCommands
         };
         var command = new Command("generate", "Write Kubernetes manifests (and Istio resources with --mesh istio) for the spec.")
         {
-            file, output, ns, mesh, ingressDomain, volumeSize,
+            file, profiles, output, ns, mesh, ingressDomain, volumeSize,
         };
-        command.SetAction((parse, ct) => Run(KubernetesWorkflow.GenerateAsync(
-            parse.GetValue(file),
+        command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.GenerateAsync(
+            app,
             parse.GetValue(output)!,
             Options(parse.GetValue(ns), parse.GetValue(mesh)) with
             {
@@ -74,7 +71,8 @@ internal static class KubernetesCommands
 
     private static Command Apply()
     {
-        var file = FileOption();
+        var file = SpecFile.CreateFileOption();
+        var profiles = SpecFile.CreateProfileOption();
         var context = ContextOption();
         var ns = NamespaceOption("Namespace to apply into (created if missing); default: the context's namespace, else 'default'.");
         var mesh = MeshOption();
@@ -84,10 +82,10 @@ internal static class KubernetesCommands
         var timeout = new Option<string?>("--timeout") { Description = "Longest wait for each rollout (e.g. 5m); default: the service's progress deadline (10m)." };
         var command = new Command("apply", "Apply the spec to a cluster with server-side apply (field manager 'berth') and wait for each rollout.")
         {
-            file, context, ns, mesh, dryRun, force, noWait, timeout,
+            file, profiles, context, ns, mesh, dryRun, force, noWait, timeout,
         };
-        command.SetAction((parse, ct) => Run(KubernetesWorkflow.ApplyAsync(
-            parse.GetValue(file),
+        command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.ApplyAsync(
+            app,
             Options(parse.GetValue(ns), parse.GetValue(mesh)),
             parse.GetValue(context),
             new Berth.Kubernetes.Apply.ApplyOptions
@@ -105,7 +103,8 @@ internal static class KubernetesCommands
 
     private static Command Delete()
     {
-        var file = FileOption();
+        var file = SpecFile.CreateFileOption();
+        var profiles = SpecFile.CreateProfileOption();
         var context = ContextOption();
         var ns = NamespaceOption("Namespace to delete from; default: the context's namespace, else 'default'.");
         var mesh = MeshOption();
@@ -113,10 +112,10 @@ internal static class KubernetesCommands
         var volumes = new Option<bool>("--volumes") { Description = "Also delete the PersistentVolumeClaims, and so the data (as docker compose down --volumes)." };
         var command = new Command("delete", "Delete what 'berth k8s apply' created for the spec (claims and the namespace are kept).")
         {
-            file, context, ns, mesh, dryRun, volumes,
+            file, profiles, context, ns, mesh, dryRun, volumes,
         };
-        command.SetAction((parse, ct) => Run(KubernetesWorkflow.DeleteAsync(
-            parse.GetValue(file),
+        command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.DeleteAsync(
+            app,
             Options(parse.GetValue(ns), parse.GetValue(mesh)),
             parse.GetValue(context),
             new Berth.Kubernetes.Apply.ApplyOptions { DryRun = parse.GetValue(dryRun), DeleteVolumes = parse.GetValue(volumes) },
@@ -126,18 +125,23 @@ internal static class KubernetesCommands
         return command;
     }
 
-    private static async Task<int> Run(Task<WorkflowOutcome> workflow)
+    private static async Task<int> Run(ParseResult parse, Option<string?> file, Option<string[]> profiles, Func<Berth.Core.Model.Application, Task<WorkflowOutcome>> workflow)
     {
+        var spec = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+        if (spec.Application is null)
+        {
+            return spec.ExitCode;
+        }
+
         try
         {
-            return await workflow switch
+            return await workflow(spec.Application) switch
             {
                 WorkflowOutcome.Ok => ExitCodes.Ok,
                 WorkflowOutcome.InvalidSpec => ExitCodes.InvalidSpec,
                 WorkflowOutcome.Usage => ExitCodes.Usage,
                 WorkflowOutcome.Failed => ExitCodes.Failed,
                 WorkflowOutcome.Unavailable => ExitCodes.Unavailable,
-                WorkflowOutcome.NotFound => ExitCodes.NotFound,
                 _ => ExitCodes.Cancelled,
             };
         }

@@ -32,7 +32,7 @@ public sealed class GenerationDiagnosticTests
 
         Assert.True(set.Succeeded);
         Assert.Equal(
-            "warning: services.web.volumes[0]: host bind mount '/src/demo/site' → '/usr/share/nginx/html' was left out: a pod cannot see this machine's files; bake them into the image, put them in a ConfigMap, or use a named volume",
+            "warning: services.web.volumes[0]: host bind mount './site' → '/usr/share/nginx/html' was left out: a pod cannot see this machine's files; bake them into the image, put them in a ConfigMap, or use a named volume",
             Assert.Single(set.Warnings).ToString());
         Assert.Null(Yaml.Get(set.Find("Deployment", "web")!.ToYaml(), "spec.template.spec.volumes"));
     }
@@ -117,5 +117,31 @@ public sealed class GenerationDiagnosticTests
         Assert.DoesNotContain("hunter2", set.Find("Secret", "api-env")!.ToYaml(), StringComparison.Ordinal); // base64 only
         Assert.DoesNotContain(set.Diagnostics, d => d.Message.Contains("hunter2", StringComparison.Ordinal));
         Assert.Contains(set.Warnings, w => w.Message.StartsWith("secret values (TOKEN) are written to api-env-secret.yaml", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Generate_ServiceWithoutPortsThatOthersAddressWithAPort_GetsAServiceOnThatPort()
+    {
+        var set = Generate(
+            new Service { Name = "redis", Image = "redis:7" },
+            new Service { Name = "web", Image = "web", Env = ImmutableSortedDictionary<string, string>.Empty.Add("BROKER", "redis://redis:6379/0") });
+
+        Assert.Equal("6379", Yaml.Get(set.Find("Service", "redis")!.ToYaml(), "spec.ports[0].port"));
+        Assert.Equal(
+            "warning: services.redis: has no ports:, but 'web' connects to redis:6379, so its Service listens on 6379; declare it with expose: [6379] to make that explicit",
+            Assert.Single(set.Warnings).ToString());
+    }
+
+    [Fact]
+    public void Generate_DependencyWithoutPorts_WarnsThatItCannotBeReached()
+    {
+        var set = Generate(
+            new Service { Name = "db", Image = "postgres:16" },
+            new Service { Name = "web", Image = "web", DependsOn = [new Dependency("db")] });
+
+        Assert.Null(set.Find("Service", "db"));
+        Assert.Equal(
+            "warning: services.db: has no ports:, so it gets no Kubernetes Service and 'web' cannot reach it by name; add expose: [PORT] with the port it listens on",
+            Assert.Single(set.Warnings).ToString());
     }
 }

@@ -33,10 +33,19 @@ public sealed class SchemaValidationTests
                 count += set.Objects.Length;
             }
 
-            var (exit, output) = await RunValidatorAsync(dir);
+            foreach (var (name, path) in SampleSpecSnapshotTests.Specs().Select(row => ((string)row[0], (string)row[1])))
+            {
+                var set = ManifestGenerator.Generate(SampleSpecSnapshotTests.Load(path), new GenerateOptions { Mesh = MeshTarget.Istio, Namespace = "berth-test" });
+                Assert.True(set.Succeeded, string.Join("\n", set.Errors));
+                set.WriteTo(Path.Combine(dir, $"{name}-istio"));
+                count += set.Objects.Length;
+            }
+
+            var (exit, output) = await RunValidatorAsync(dir, Snapshots.Root);
 
             Assert.True(exit == 0, $"schema validation failed:\n{output}");
-            Assert.Contains($"validated {count} objects, 0 problems", output, StringComparison.Ordinal);
+            var snapshotObjects = Directory.GetFiles(Snapshots.Root, "*.yaml", SearchOption.AllDirectories).Count(f => Path.GetFileName(f) != "kustomization.yaml");
+            Assert.Contains($"validated {count + snapshotObjects} objects, 0 problems", output, StringComparison.Ordinal);
         }
         finally
         {
@@ -88,11 +97,15 @@ public sealed class SchemaValidationTests
         }
     }
 
-    private static async Task<(int Exit, string Output)> RunValidatorAsync(string dir)
+    private static async Task<(int Exit, string Output)> RunValidatorAsync(params string[] dirs)
     {
         var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = ValidatorDirectory };
         start.ArgumentList.Add(Path.Combine(ValidatorDirectory, "validate.mjs"));
-        start.ArgumentList.Add(dir);
+        foreach (var dir in dirs)
+        {
+            start.ArgumentList.Add(dir);
+        }
+
         using var process = Process.Start(start)!;
         using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
         var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
