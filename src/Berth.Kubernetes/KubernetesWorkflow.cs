@@ -147,7 +147,7 @@ public static class KubernetesWorkflow
         if (!set.Succeeded)
         {
             var count = set.Errors.Count();
-            stderr.WriteLine($"berth: {count} problem{(count == 1 ? "" : "s")} keep this spec from running on Kubernetes; nothing was written or applied");
+            stderr.WriteLine($"berth: {count} {(count == 1 ? "problem keeps" : "problems keep")} this spec from running on Kubernetes; nothing was written or applied");
             return (null, WorkflowOutcome.InvalidSpec);
         }
 

@@ -6,7 +6,8 @@ using Berth.Kubernetes.Apply;
 namespace Berth.Kubernetes.Tests.Apply;
 
 /// <summary>Apply and delete through the official client, over real HTTP, against <see cref="FakeApiServer"/>;
-/// the kubeconfig is found through KUBECONFIG, as on a developer's machine. One class, so KUBECONFIG is set by one test at a time.</summary>
+/// the kubeconfig is found through KUBECONFIG, as on a developer's machine.</summary>
+[Collection(KubeconfigCollection.Name)]
 public sealed class ClusterApplierHttpTests : IAsyncLifetime
 {
     private FakeApiServer _server = null!;
@@ -325,4 +326,11 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
             }
         }
     }
+}
+
+/// <summary>Tests that set the process-wide KUBECONFIG run one at a time.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class KubeconfigCollection
+{
+    public const string Name = "KUBECONFIG";
 }
