@@ -9,6 +9,9 @@ public enum PriorOutcome
     Success,
     Failure,
     Cancelled,
+
+    /// <summary>A needed job was skipped: neither success() nor failure().</summary>
+    Skipped,
 }
 
 /// <summary>The values an expression can see when it runs.</summary>
