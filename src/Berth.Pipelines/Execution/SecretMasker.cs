@@ -64,7 +64,11 @@ public sealed class SecretMasker
                     output.Append(Mask);
                     for (var j = i; j < end; j++)
                     {
-                        if (text[j] == '\n')
+                        if (text[j] == '\r')
+                        {
+                            output.Append('\r');
+                        }
+                        else if (text[j] == '\n')
                         {
                             output.Append('\n').Append(Mask);
                         }
