@@ -12,7 +12,8 @@ internal sealed class TestPipeline : IDisposable
         Directory = System.IO.Directory.CreateTempSubdirectory("berth-pipelines-test-").FullName;
         State = Path.Combine(Directory, ".berth");
         File = Path.Combine(Directory, "berth.yaml");
-        System.IO.File.WriteAllText(File, yaml);
+        // @DIR@ in the YAML stands for the test folder, for steps in isolated workspaces.
+        System.IO.File.WriteAllText(File, yaml.Replace("@DIR@", Directory, StringComparison.Ordinal));
     }
 
     public string Directory { get; }
