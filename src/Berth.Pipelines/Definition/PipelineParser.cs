@@ -58,17 +58,26 @@ public static partial class PipelineParser
             return new PipelineParseResult([], reader.Diagnostics);
         }
 
-        var node = Get(root, "pipelines");
+        // berth.yaml: pipelines:; a Compose file: x-berth: { pipelines: }.
+        var node = Get(root, "pipelines") ?? (Get(root, "x-berth") is YamlMappingNode berth ? Get(berth, "pipelines") : null);
         if (node is null)
         {
-            reader.Error(root, "", "no pipelines: key; declare pipelines as pipelines: { NAME: { jobs: ... } }");
+            reader.Error(root, "", "no pipelines: key; declare pipelines as pipelines: { NAME: { jobs: ... } } (x-berth: { pipelines: ... } in a Compose file)");
         }
         else if (node is YamlMappingNode map)
         {
             foreach (var (key, value) in map.Children)
             {
                 var name = ((YamlScalarNode)key).Value ?? "";
-                if (reader.Expect<YamlMappingNode>(value, $"pipelines.{name}", "a mapping with jobs:") is { } body)
+                if (value is YamlScalarNode { Value.Length: > 0 } reference)
+                {
+                    // pipelines: { ci: pipelines/ci.yaml } — the file holds the pipeline itself (jobs:, on:, ...).
+                    if (reader.ParseReferenced(name, reference, $"pipelines.{name}") is { } referenced)
+                    {
+                        pipelines.Add(referenced);
+                    }
+                }
+                else if (reader.Expect<YamlMappingNode>(value, $"pipelines.{name}", "a mapping with jobs: (or the path of a file holding the pipeline)") is { } body)
                 {
                     pipelines.Add(reader.ParsePipeline(name, key, body));
                 }
@@ -88,10 +97,47 @@ public static partial class PipelineParser
     [GeneratedRegex("^[A-Za-z_][A-Za-z0-9_-]*$")]
     private static partial Regex IdPattern();
 
-    private sealed class Reader(string file)
+    private sealed class Reader(string file, string? baseDirectory = null)
     {
         private readonly string _file = file;
-        private readonly string _baseDirectory = Path.GetDirectoryName(Path.GetFullPath(file)) ?? Environment.CurrentDirectory;
+        private readonly string _baseDirectory = baseDirectory ?? Path.GetDirectoryName(Path.GetFullPath(file)) ?? Environment.CurrentDirectory;
+
+        /// <summary>A pipeline in a file of its own, named from the spec; its steps run in the spec's folder.</summary>
+        public PipelineDefinition? ParseReferenced(string name, YamlScalarNode reference, string path)
+        {
+            var full = Path.GetFullPath(reference.Value!, _baseDirectory);
+            if (!File.Exists(full))
+            {
+                Error(reference, path, $"pipeline file '{reference.Value}' does not exist (looked for {full})");
+                return null;
+            }
+
+            var reader = new Reader(full, _baseDirectory);
+            var stream = new YamlStream();
+            try
+            {
+                stream.Load(new StringReader(File.ReadAllText(full)));
+            }
+            catch (YamlException e)
+            {
+                reader.Error(e.Start.Line, e.Start.Column, "", $"not valid YAML: {e.InnerException?.Message ?? e.Message}");
+                Diagnostics.AddRange(reader.Diagnostics);
+                return null;
+            }
+
+            PipelineDefinition? pipeline = null;
+            if (stream.Documents.Count == 0 || stream.Documents[0].RootNode is not YamlMappingNode root)
+            {
+                reader.Error(1, 1, "", "expected a pipeline: a mapping with jobs:");
+            }
+            else
+            {
+                pipeline = reader.ParsePipeline(name, root, root) with { Position = reader.At(root) };
+            }
+
+            Diagnostics.AddRange(reader.Diagnostics);
+            return pipeline;
+        }
 
         public List<Diagnostic> Diagnostics { get; } = [];
 

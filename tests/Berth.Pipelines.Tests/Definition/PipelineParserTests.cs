@@ -204,3 +204,39 @@ public class PipelineParserTests
         return error!;
     }
 }
+
+public class PipelineFileReferenceTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-pipeline-ref-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    [Fact]
+    public void ParseFile_PipelineInItsOwnFile_PositionsPointIntoThatFile()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "pipelines"));
+        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), "services: {}\npipelines:\n  ci: pipelines/ci.yaml\n  missing: pipelines/nope.yaml\n");
+        File.WriteAllText(Path.Combine(_dir, "pipelines", "ci.yaml"), "jobs:\n  build:\n    needs: [lint]\n    steps: [{ run: make }]\n");
+
+        var result = PipelineParser.ParseFile(Path.Combine(_dir, "berth.yaml"));
+
+        Assert.Equal(
+            [
+                $"{Path.Combine(_dir, "pipelines", "ci.yaml")}:3:13: error: pipelines.ci.jobs.build.needs: unknown job 'lint'; jobs in this pipeline: build",
+                $"{Path.Combine(_dir, "berth.yaml")}:4:12: error: pipelines.missing: pipeline file 'pipelines/nope.yaml' does not exist (looked for {Path.Combine(_dir, "pipelines", "nope.yaml")})",
+            ],
+            result.Diagnostics.Select(d => d.ToString()));
+        Assert.Equal(_dir, Assert.Single(result.Pipelines).BaseDirectory);
+    }
+
+    [Fact]
+    public void ParseFile_ComposeXBerth_ReadsPipelines()
+    {
+        File.WriteAllText(Path.Combine(_dir, "compose.yaml"), "services:\n  web: { image: nginx }\nx-berth:\n  pipelines:\n    ci:\n      jobs: { a: { steps: [{ run: 'true' }] } }\n");
+
+        var result = PipelineParser.ParseFile(Path.Combine(_dir, "compose.yaml"));
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
+        Assert.Equal("ci", Assert.Single(result.Pipelines).Name);
+    }
+}

@@ -140,8 +140,15 @@ internal sealed class FakeControlPlane : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
-        _listener.Stop();
-        _listener.Close();
+        try
+        {
+            // Close stops and removes the prefixes once; Stop() then Close() removes twice, which can rebind the port and throw.
+            _listener.Close();
+        }
+        catch (HttpListenerException)
+        {
+        }
+
         await _loop;
     }
 
