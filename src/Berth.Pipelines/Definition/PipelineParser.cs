@@ -410,7 +410,9 @@ public static partial class PipelineParser
                     step = step with { Command = ParseCommand(kindNode, $"{path}.{kindName}", shell, scope) };
                     if (kind == StepKind.Test)
                     {
-                        var results = StringList(Get(body, "results"), path + ".results", allowScalar: true).Select(r => r.Value).ToImmutableArray();
+                        var resultNodes = StringNodes(Get(body, "results"), path + ".results");
+                        resultNodes.ForEach(n => TemplateOf(n, path + ".results", scope));
+                        var results = resultNodes.Select(n => n.Value ?? "").ToImmutableArray();
                         if (results.IsEmpty)
                         {
                             Error(kindNode, path, "a test step needs results: with the TRX or JUnit files it writes, e.g. results: '**/*.trx'");

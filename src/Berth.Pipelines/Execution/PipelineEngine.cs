@@ -613,12 +613,13 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                             return (RunStatus.Cancelled, outcome.ExitCode, "");
                         }
 
-                        var files = FileHasher.Match(directory, step.Results)
+                        var patterns = step.Results.Select(r => Template.Parse(r).Render(stepContext)).ToList();
+                        var files = FileHasher.Match(directory, patterns)
                             .Where(f => File.GetLastWriteTimeUtc(f) >= started.UtcDateTime.AddSeconds(-2))
                             .ToList();
                         if (files.Count == 0)
                         {
-                            return (RunStatus.Failed, outcome.ExitCode, $"no test results matching {string.Join(", ", step.Results)} were written under {directory}");
+                            return (RunStatus.Failed, outcome.ExitCode, $"no test results matching {string.Join(", ", patterns)} were written under {directory}");
                         }
 
                         var summary = files.Aggregate(TestSummary.Empty, (sum, f) => sum.Add(TestResults.Read(f)));
