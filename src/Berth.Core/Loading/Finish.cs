@@ -14,6 +14,11 @@ internal sealed partial class SpecReader
             d.S = d.S with { Readiness = d.Healthcheck };
         }
 
+        if (d.S.Shell && d.RunText is { } script)
+        {
+            d.S = d.S with { Command = [script] };
+        }
+
         if (!d.HasImage && !d.HasRun && d.S.Build?.Context is null)
         {
             Error(keyNode, d.Path, Format == SpecFormat.Berth

@@ -232,7 +232,7 @@ public class BerthSpecTests : IDisposable
             """);
 
         Assert.True(app.Services[0].Shell);
-        Assert.Equal(["echo", "$HOME", "&&", "sleep", "1"], app.Services[0].Command.ToArray());
+        Assert.Equal(["echo $HOME && sleep 1"], app.Services[0].Command.ToArray()); // whole, for /bin/sh -c
         Assert.Equal(RuntimeKind.Process, app.Services[1].EffectiveRuntime);
     }
 
