@@ -141,7 +141,8 @@ internal sealed class HttpProxy : IDisposable
         var hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.ContentLength > 0;
         byte[]? body = null;
         var replayable = !hasBody;
-        if (hasBody && methodRetriable && maxAttempts > 1 && request.ContentLength is long length && length <= policy.Retries.MaxBufferedBody.Bytes)
+        // A refused connect never reached the replica, so even a POST may go to another one: bodies are buffered for that too.
+        if (hasBody && (methodRetriable || s.Retry.ConnectFailure) && maxAttempts > 1 && request.ContentLength is long length && length <= policy.Retries.MaxBufferedBody.Bytes)
         {
             body = new byte[length];
             await request.Body.ReadExactlyAsync(body, aborted);
@@ -244,7 +245,7 @@ internal sealed class HttpProxy : IDisposable
                     };
                 }
 
-                if (retriable && CanRetry(s, attempt, maxAttempts, methodRetriable, replayable, timer.TotalExpired))
+                if (retriable && CanRetry(s, attempt, maxAttempts, methodRetriable || failure == Failure.Connect, replayable, timer.TotalExpired))
                 {
                     upstream?.Dispose();
                     upstream = null;
