@@ -115,6 +115,23 @@ internal sealed class HttpProxy : IDisposable
         {
             result = result with { Status = 499 };
         }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A fault in the data path (or a client body that broke off) must not reach Kestrel as an unhandled error.
+            Log.ProxyFailed(_state.Logger, _state.Service, _state.EndpointName, ex);
+            if (context.Response.HasStarted)
+            {
+                context.Abort();
+                result = result with { Status = 499 };
+            }
+            else
+            {
+                context.Response.Clear();
+                context.Response.StatusCode = StatusCodes.Status502BadGateway;
+                context.Response.Headers[ErrorHeader] = "proxy-error";
+                result = new Result(502, result.Upstream, result.Attempts);
+            }
+        }
         finally
         {
             Interlocked.Decrement(ref _state.Active);
