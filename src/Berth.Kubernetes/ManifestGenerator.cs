@@ -47,6 +47,14 @@ public static partial class ManifestGenerator
     [GeneratedRegex(@"(?:://|@|\b)(?:127\.0\.0\.1|localhost)(?::\d+)(?!\d)|://(?:127\.0\.0\.1|localhost)\b")]
     private static partial Regex StillLoopback();
 
+    [GeneratedRegex(@"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+    private static partial Regex IngressHost();
+
+    [GeneratedRegex(@"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")]
+    private static partial Regex StorageQuantity();
+
+    private static bool IsQuantity(string text) => StorageQuantity().IsMatch(text);
+
     private sealed class Context(Application app, GenerateOptions options)
     {
         public List<ManifestObject> Objects { get; } = [];
@@ -61,6 +69,18 @@ public static partial class ManifestGenerator
 
         public void Run()
         {
+            if (!IsQuantity(options.VolumeSize))
+            {
+                Error("volume-size", $"'{options.VolumeSize}' is not a Kubernetes storage quantity; write it as 500Mi, 10Gi or 1Ti");
+                return;
+            }
+
+            if (options.IngressDomain is { } domain && !IngressHost().IsMatch($"x.{domain}"))
+            {
+                Error("ingress-domain", $"'{domain}' is not a DNS name; write it as example.com (lowercase letters, digits, '-' and '.')");
+                return;
+            }
+
             InferEndpoints();
             if (options.Namespace is { } ns && KubeNames.Label(ns) != ns)
             {

@@ -144,4 +144,17 @@ public sealed class GenerationDiagnosticTests
             "warning: services.db: has no ports:, so it gets no Kubernetes Service and 'web' cannot reach it by name; add expose: [PORT] with the port it listens on",
             Assert.Single(set.Warnings).ToString());
     }
+
+    [Fact]
+    public void Generate_BadVolumeSizeAndDomain_ErrorsSayHowToWriteThem()
+    {
+        var app = new Application { Name = "demo", Services = [new Service { Name = "api", Image = "x" }] };
+
+        Assert.Equal(
+            "error: volume-size: 'lots' is not a Kubernetes storage quantity; write it as 500Mi, 10Gi or 1Ti",
+            Assert.Single(ManifestGenerator.Generate(app, new GenerateOptions { VolumeSize = "lots" }).Errors).ToString());
+        Assert.Equal(
+            "error: ingress-domain: 'Example_Com' is not a DNS name; write it as example.com (lowercase letters, digits, '-' and '.')",
+            Assert.Single(ManifestGenerator.Generate(app, new GenerateOptions { IngressDomain = "Example_Com" }).Errors).ToString());
+    }
 }
