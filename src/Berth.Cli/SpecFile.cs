@@ -34,7 +34,8 @@ internal static class SpecFile
     public static Outcome Load(string? file, IReadOnlyList<string>? profiles, TextWriter stderr, string? directory = null, bool printWarnings = true)
     {
         directory ??= Environment.CurrentDirectory;
-        var path = file ?? SpecLoader.FindDefaultFile(directory);
+        // A file found by the default lookup is shown as its name, as the user would have typed it.
+        var path = file ?? (SpecLoader.FindDefaultFile(directory) is { } found ? Relative(found, directory) : null);
         if (path is null)
         {
             stderr.WriteLine($"berth: {Paint("error", Red, stderr)}: no spec file here; looked for {string.Join(", ", SpecLoader.DefaultFileNames)} in {directory}. Create berth.yaml, or pass -f FILE.");
@@ -76,6 +77,12 @@ internal static class SpecFile
         }
 
         return new Outcome(result.Application, result, path, ExitCodes.Ok);
+    }
+
+    private static string Relative(string path, string directory)
+    {
+        var relative = System.IO.Path.GetRelativePath(directory, path);
+        return directory == Environment.CurrentDirectory && !relative.StartsWith("..", StringComparison.Ordinal) ? relative : path;
     }
 
     /// <summary><c>file:line:col: error: path: message</c>, with the severity colored on a terminal.</summary>

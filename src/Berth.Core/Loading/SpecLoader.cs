@@ -48,7 +48,7 @@ public static class SpecLoader
         try
         {
             var stream = new YamlStream();
-            stream.Load(new MergingParser(tracking));
+            stream.Load(tracking);
             if (stream.Documents.Count > 1)
             {
                 var second = stream.Documents[1].RootNode;
@@ -71,6 +71,11 @@ public static class SpecLoader
             diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, fileName, (int)at.Line, (int)at.Column, "",
                 "is not valid YAML after this point; look for a [ or { that is never closed, or an unclosed quote"));
             return new LoadResult(null, diagnostics);
+        }
+
+        if (root is not null)
+        {
+            MergeKeys.Resolve(root);
         }
 
         if (root is null || NodeReader.IsNull(root))

@@ -12,8 +12,24 @@ public static class SpecWriter
     /// <summary>What secret env values are replaced with.</summary>
     public const string Mask = "***";
 
+    /// <summary>berth.yaml syntax. A literal <c>$</c> is written <c>$$</c> (as <c>docker compose config</c> does), so loading the
+    /// output again does not interpolate what was already interpolated.</summary>
     public static string ToYaml(Application app, bool showSecrets = false) =>
-        new SerializerBuilder().WithQuotingNecessaryStrings().DisableAliases().Build().Serialize(ToTree(app, showSecrets));
+        new SerializerBuilder().WithQuotingNecessaryStrings().DisableAliases().Build().Serialize(EscapeDollars(ToTree(app, showSecrets)));
+
+    private static object? EscapeDollars(object? value) => value switch
+    {
+        string s => s.Replace("$", "$$", StringComparison.Ordinal),
+        OrderedDictionary<string, object?> map => map.Aggregate(new OrderedDictionary<string, object?>(), (copy, kv) =>
+        {
+            copy[kv.Key] = EscapeDollars(kv.Value);
+            return copy;
+        }),
+        List<object?> list => list.Select(EscapeDollars).ToList(),
+        List<string> list => list.Select(EscapeDollars).ToList(),
+        List<OrderedDictionary<string, object?>> list => list.Select(EscapeDollars).ToList(),
+        _ => value,
+    };
 
     public static string ToJson(Application app, bool showSecrets = false) =>
         JsonSerializer.Serialize(ToTree(app, showSecrets), JsonOptions) + "\n";

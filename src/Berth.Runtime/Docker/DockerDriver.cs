@@ -19,6 +19,9 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     private readonly string _host;
     private readonly ConcurrentDictionary<string, (ulong CpuNanos, DateTime Read)> _cpuSamples = new();
 
+    /// <summary>cgroupfs or systemd; a node's cgroup path is a plain cgroupfs path, so it is only passed to a cgroupfs engine.</summary>
+    private string _cgroupDriver = "cgroupfs";
+
     private DockerDriver(DockerDriverOptions options, string host, DriverCapabilities capabilities)
     {
         _options = options;
@@ -44,6 +47,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         try
         {
             var info = await driver.CallAsync(c => c.System.GetSystemInfoAsync(cancellationToken)).ConfigureAwait(false);
+            driver._cgroupDriver = info.CgroupDriver ?? "cgroupfs";
             driver.Capabilities = new DriverCapabilities
             {
                 Available = true,
@@ -113,12 +117,26 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         var id = ContainerId(replica);
         try
         {
-            // The engine does SIGTERM (or the image's STOPSIGNAL), then SIGKILL after the wait, as docker stop.
             var seconds = (uint)Math.Ceiling(Math.Max(0, gracePeriod.TotalSeconds));
-            await CallAsync(c => c.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = seconds }, cancellationToken)).ConfigureAwait(false);
+            if (seconds == 0)
+            {
+                // No grace: SIGKILL now. (A stop with t=0 is dropped from the query as a default value, and the
+                // engine would then wait its own 10 s.)
+                await CallAsync(c => c.Containers.KillContainerAsync(id, new ContainerKillParameters { Signal = "KILL" }, cancellationToken)).ConfigureAwait(false);
+                await CallAsync(c => c.Containers.WaitContainerAsync(id, cancellationToken)).ConfigureAwait(false);
+            }
+            else
+            {
+                // The engine does SIGTERM (or the image's STOPSIGNAL), then SIGKILL after the wait, as docker stop.
+                await CallAsync(c => c.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = seconds }, cancellationToken)).ConfigureAwait(false);
+            }
         }
         catch (DockerContainerNotFoundException)
         {
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            // Not running: nothing to stop.
         }
 
         return await InspectAsync(replica, cancellationToken).ConfigureAwait(false);
@@ -430,7 +448,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
                 // memory + swap = memory: no swapping past the limit, as Kubernetes.
                 MemorySwap = memory,
-                CgroupParent = spec.Node is null ? null : $"/{_options.CgroupSubtree}/{spec.Node}",
+                CgroupParent = spec.Node is null || _cgroupDriver != "cgroupfs" ? null : $"/{_options.CgroupSubtree}/{spec.Node}",
                 Mounts = [.. spec.Volumes.Select(v => new Mount
                 {
                     Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", _ => "volume" },

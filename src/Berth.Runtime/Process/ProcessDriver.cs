@@ -18,6 +18,11 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 {
     private const string RegistryFolder = "process";
 
+    /// <summary>Marks a replica that has ended while its supervisor is still writing the exit record.</summary>
+    private const string Finishing = "finishing";
+
+    private static readonly TimeSpan FinishingWait = TimeSpan.FromSeconds(5);
+
     /// <summary>Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on every Linux architecture Berth runs on).</summary>
     private const long UserHz = 100;
 
@@ -234,8 +239,22 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         return Task.CompletedTask;
     }
 
-    public Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken) =>
-        Task.FromResult(Inspect(Resolve(replica)));
+    public async Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var record = Resolve(replica);
+        var status = Inspect(record);
+        var time = _options.TimeProvider;
+        var started = time.GetTimestamp();
+
+        // Between the replica's end and its exit record there are a few milliseconds; answer with the record.
+        while (ReferenceEquals(status.Error, Finishing) && time.GetElapsedTime(started) < FinishingWait)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(5), time, cancellationToken).ConfigureAwait(false);
+            status = Inspect(record);
+        }
+
+        return ReferenceEquals(status.Error, Finishing) ? status with { Error = null } : status;
+    }
 
     public Task<ReplicaStatus> WaitForExitAsync(ReplicaHandle replica, CancellationToken cancellationToken) =>
         WaitAsync(Resolve(replica), Timeout.InfiniteTimeSpan, cancellationToken);
@@ -345,21 +364,12 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         // The replica is gone; its supervisor, if alive, is about to write the exit record.
         if (ProcFs.IsAlive(pid.SupervisorPid, pid.SupervisorStartTicks))
         {
-            var deadline = Stopwatch.StartNew();
-            while (deadline.Elapsed < TimeSpan.FromSeconds(5) && ProcFs.IsAlive(pid.SupervisorPid, pid.SupervisorStartTicks))
-            {
-                if (SupervisorFiles.ReadExit(dir) is { } late)
-                {
-                    return Exited(pid, late);
-                }
+            return new ReplicaStatus { State = ReplicaState.Running, Pid = pid.Pid, StartedAt = pid.StartedAt, Error = Finishing };
+        }
 
-                Thread.Sleep(5);
-            }
-
-            if (SupervisorFiles.ReadExit(dir) is { } last)
-            {
-                return Exited(pid, last);
-            }
+        if (SupervisorFiles.ReadExit(dir) is { } last)
+        {
+            return Exited(pid, last);
         }
 
         return new ReplicaStatus
@@ -397,7 +407,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
             if (timeout != Timeout.InfiniteTimeSpan && time.GetElapsedTime(started) >= timeout)
             {
-                return status;
+                return ReferenceEquals(status.Error, Finishing) ? status with { Error = null } : status;
             }
 
             await Task.Delay(_options.PollInterval, time, cancellationToken).ConfigureAwait(false);

@@ -101,6 +101,18 @@ public sealed class DockerDriverTests : IAsyncLifetime
     }
 
     [DockerFact]
+    public async Task StopAsync_ZeroGrace_KilledWithoutTheEnginesDefaultWait()
+    {
+        var handle = await StartAsync(Spec("now", "sh", "-c", "trap '' TERM; while true; do sleep 1; done"));
+
+        var clock = Stopwatch.StartNew();
+        var status = await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+
+        Assert.Equal(137, status.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"a zero grace period took {clock.Elapsed}, as long as the engine's own 10 s default");
+    }
+
+    [DockerFact]
     public async Task StartAsync_AllocatingPastMemoryLimit_OomKilled()
     {
         var handle = await StartAsync(Spec("hungry", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { MemoryLimit = ByteSize.Parse("64Mi") });
@@ -139,6 +151,47 @@ public sealed class DockerDriverTests : IAsyncLifetime
         var status = await restarted.WaitForExitAsync(adopted, new CancellationTokenSource(Long).Token);
 
         Assert.Equal(42, status.ExitCode);
+    }
+
+    [DockerFact]
+    public async Task StartAsync_OnNode_ContainerCgroupUnderNodeAndBoundByItsMemoryCap()
+    {
+        Assert.True(Environments.CgroupsWritable, "placing containers on nodes needs writable cgroups (root)");
+        var nodes = new Berth.Runtime.Process.ProcessDriver(new Berth.Runtime.Process.ProcessDriverOptions { StateRoot = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", _app, "runtime") });
+        var node = await nodes.EnsureNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(_app, "n1"), Memory = ByteSize.Parse("64Mi") }, CancellationToken.None);
+        try
+        {
+            var idle = await StartAsync(Spec("idle", "sleep", "300") with { Node = node });
+            var hungry = await StartAsync(Spec("placed", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { Node = node });
+
+            var status = await _driver.WaitForExitAsync(hungry, new CancellationTokenSource(Long).Token);
+
+            Assert.True(Directory.Exists($"/sys/fs/cgroup/memory/berth/{node}/{idle.ContainerId}"), "the container's cgroup sits under its node's");
+            Assert.True(status.OomKilled, $"expected the node's 64Mi cap to OOM-kill the container, got exit {status.ExitCode}");
+            foreach (var handle in new[] { idle, hungry })
+            {
+                await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+                await _driver.RemoveAsync(handle, CancellationToken.None);
+            }
+        }
+        finally
+        {
+            await Poll.UntilAsync(
+                async () =>
+                {
+                    try
+                    {
+                        await nodes.RemoveNodeAsync(node, CancellationToken.None);
+                        return true;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        return false; // the engine removes the container's cgroup a moment after the container
+                    }
+                },
+                Long,
+                "the node's cgroup to be removable once its container is gone");
+        }
     }
 
     [DockerFact]

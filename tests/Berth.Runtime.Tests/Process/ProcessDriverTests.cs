@@ -187,6 +187,38 @@ public sealed class ProcessDriverTests
     }
 
     [Fact]
+    public async Task GetLogsAsync_LineLongerThan16KiB_SplitIntoPieces()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("long", "print q(x) x 40000, qq(\nshort\n)"));
+        await WaitAsync(scope, handle);
+
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal([16384, 16384, 40000 - 32768, 5], logs.Select(e => e.Text.Length));
+    }
+
+    [Fact]
+    public async Task StartAsync_User_RunsAsThatUserWhenRootElseSaysWhy()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var spec = scope.Perl("user", "print qq($<\n)") with { User = "nobody" };
+
+        if (Environment.UserName == "root")
+        {
+            var handle = await scope.StartAsync(spec);
+            await WaitAsync(scope, handle);
+            var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+            Assert.Equal(["65534"], logs.Texts(LogStream.Stdout));
+        }
+        else
+        {
+            var error = await Assert.ThrowsAsync<ReplicaStartException>(() => scope.Driver.StartAsync(spec, CancellationToken.None));
+            Assert.StartsWith("replica user of service svc did not start: cannot switch to user nobody: ", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public async Task GetLogsAsync_TailSinceAndStreamFilter_Applied()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);

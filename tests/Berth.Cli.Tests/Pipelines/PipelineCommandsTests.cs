@@ -1,0 +1,234 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using Berth.Testing;
+
+namespace Berth.Cli.Tests.Pipelines;
+
+/// <summary>The real berth binary against real files, processes and the SQLite run store.</summary>
+public sealed class PipelineCommandsTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-pipelines-").FullName;
+
+    public void Dispose()
+    {
+        try
+        {
+            Directory.Delete(_dir, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+
+    [Fact]
+    public async Task Run_BadDefinition_ReportsEveryErrorWithPositionAndRunsNothing()
+    {
+        Write("berth.yaml", """
+            pipelines:
+              ci:
+                jobs:
+                  build:
+                    steps: [{ run: touch ran }]
+                  test:
+                    needs: [biuld]
+                    if: branch == main'
+                    steps: [{ run: touch ran }]
+            """);
+
+        var (code, _, stderr) = await BerthAsync("pipeline", "run", "ci");
+
+        Assert.Equal(ExitCodes.InvalidSpec, code);
+        var file = Path.Combine(_dir, "berth.yaml");
+        Assert.Contains($"{file}:8:27: error: pipelines.ci.jobs.test.if: bad expression: string is not closed; end it with ' (write '' for a quote inside)", stderr, StringComparison.Ordinal);
+        Assert.Contains($"{file}:7:17: error: pipelines.ci.jobs.test.needs: unknown job 'biuld'; jobs in this pipeline: build, test", stderr, StringComparison.Ordinal);
+        Assert.Contains("2 error(s)", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_dir, "ran")));
+    }
+
+    [Fact]
+    public async Task Run_ThenShowLogsAndList_ReportTheRunAsStored()
+    {
+        Write("berth.yaml", """
+            pipelines:
+              ci:
+                jobs:
+                  build:
+                    steps:
+                      - run: echo hello from build
+                  test:
+                    needs: build
+                    steps:
+                      - run: sh -c "echo failing; exit 4"
+            """);
+
+        var (code, stdout, stderr) = await BerthAsync("pipeline", "run", "ci", "-o", "json");
+        var show = await BerthAsync("pipeline", "show", "1", "-o", "json");
+        var logs = await BerthAsync("pipeline", "logs", "1", "build");
+        var list = await BerthAsync("pipeline", "list");
+
+        Assert.Equal(ExitCodes.Failed, code);
+        Assert.Contains("[build] hello from build", stderr, StringComparison.Ordinal);
+        using var result = JsonDocument.Parse(stdout);
+        Assert.Equal("failed", result.RootElement.GetProperty("status").GetString());
+        using var json = JsonDocument.Parse(show.Stdout);
+        var jobs = json.RootElement.GetProperty("jobs");
+        Assert.Equal("succeeded", jobs[0].GetProperty("status").GetString());
+        Assert.Equal(4, jobs[1].GetProperty("steps")[0].GetProperty("exitCode").GetInt32());
+        Assert.Equal("[build] hello from build\n", logs.Stdout);
+        Assert.Contains("1      ci               failed", list.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Cancel_FromAnotherProcess_EndsTheRunAndItsProcessTree()
+    {
+        Write("berth.yaml", """
+            pipelines:
+              ci:
+                jobs:
+                  long:
+                    steps:
+                      - run: |
+                          sleep 300 & echo $! > child.pid
+                          echo $$ > leader.pid
+                          wait
+                        shell: bash
+            """);
+        using var run = Start("pipeline", "run", "ci");
+        await Poll.UntilAsync(() => File.Exists(Path.Combine(_dir, "child.pid")), TimeSpan.FromSeconds(90), "the step to start");
+        var child = int.Parse(File.ReadAllText(Path.Combine(_dir, "child.pid")).Trim(), CultureInfo.InvariantCulture);
+
+        var cancel = await BerthAsync("pipeline", "cancel", "1");
+        await run.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
+
+        Assert.Equal(ExitCodes.Ok, cancel.Code);
+        Assert.Equal(ExitCodes.Cancelled, run.ExitCode);
+        await Poll.UntilAsync(() => !Alive(child), TimeSpan.FromSeconds(30), $"child {child} of the step to be gone");
+        var show = await BerthAsync("pipeline", "show", "1", "-o", "json");
+        using var json = JsonDocument.Parse(show.Stdout);
+        Assert.Equal("cancelled", json.RootElement.GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task RerunFailed_AfterFix_RunsOnlyTheFailedJob()
+    {
+        Write("berth.yaml", """
+            pipelines:
+              ci:
+                jobs:
+                  build:
+                    steps: [{ run: "sh -c 'echo b >> build.count'" }]
+                  test:
+                    needs: build
+                    steps: [{ run: test -f fixed }]
+            """);
+
+        var first = await BerthAsync("pipeline", "run", "ci");
+        Write("fixed", "");
+        var rerun = await BerthAsync("pipeline", "rerun", "1", "--failed");
+        var withoutFlag = await BerthAsync("pipeline", "rerun", "1");
+
+        Assert.Equal(ExitCodes.Failed, first.Code);
+        Assert.Equal(ExitCodes.Ok, rerun.Code);
+        Assert.Equal("b\n", File.ReadAllText(Path.Combine(_dir, "build.count")));
+        Assert.Contains("[build] reused: reused from run 1", rerun.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, withoutFlag.Code);
+    }
+
+    [Fact]
+    public async Task Run_MissingSecret_FailsBeforeRunningAndSecretsFileInRepoIsRefused()
+    {
+        Write("berth.yaml", """
+            pipelines:
+              ci:
+                secrets: [DEPLOY_TOKEN]
+                jobs:
+                  a:
+                    steps: [{ run: touch ran }]
+            """);
+        Write("secrets.env", "DEPLOY_TOKEN=abc\n");
+        Directory.CreateDirectory(Path.Combine(_dir, ".git"));
+
+        var missing = await BerthAsync("pipeline", "run", "ci");
+        var inRepo = await BerthAsync("pipeline", "run", "ci", "--secrets-file", "secrets.env");
+
+        Assert.Equal(ExitCodes.InvalidSpec, missing.Code);
+        Assert.Contains("secret DEPLOY_TOKEN is not set; export DEPLOY_TOKEN=... or add DEPLOY_TOKEN=... to a secrets file", missing.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"secrets file {Path.Combine(_dir, "secrets.env")} is inside the repository {_dir}; move it outside", inRepo.Stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(Path.Combine(_dir, "ran")));
+    }
+
+    [Fact]
+    public async Task Show_UnknownRun_SaysWhereItLooked()
+    {
+        Write("berth.yaml", "pipelines: {}\n");
+
+        var (code, _, stderr) = await BerthAsync("pipeline", "show", "42");
+
+        Assert.Equal(ExitCodes.NotFound, code);
+        Assert.Equal($"berth: no run 42 in {Path.Combine(_dir, ".berth")}; see 'berth pipeline list'\n", stderr);
+    }
+
+    private void Write(string relative, string text) => File.WriteAllText(Path.Combine(_dir, relative), text);
+
+    private static bool Alive(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            return stat[(stat.LastIndexOf(')') + 2)] != 'Z';
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    private Process Start(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = _dir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment.Remove("DEPLOY_TOKEN");
+        var process = Process.Start(start)!;
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
+    private async Task<(int Code, string Stdout, string Stderr)> BerthAsync(params string[] args)
+    {
+        var start = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = _dir,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment.Remove("DEPLOY_TOKEN");
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}

@@ -1,0 +1,112 @@
+using Berth.Pipelines.Definition;
+using Berth.Pipelines.Storage;
+using Berth.Pipelines.Tests.Steps;
+using Berth.Testing;
+
+namespace Berth.Pipelines.Tests.Execution;
+
+/// <summary>
+/// The acceptance shape — build → test (matrix of 2) → build-image → deploy — with real processes, a real
+/// Docker build and real HTTP to a loopback control plane that speaks the agreed API. The same run against the
+/// real orchestrator (and "zero failed requests" through the mesh) is the end-to-end test of the rollout issue.
+/// </summary>
+public class DeliveryPipelineTests
+{
+    private static string Yaml(string tag) => $$$"""
+        pipelines:
+          ship:
+            jobs:
+              build:
+                artifacts: [out]
+                steps:
+                  - run: "mkdir -p out && printf 'v2' > out/version.txt"
+                    shell: sh
+              test:
+                needs: build
+                strategy:
+                  matrix:
+                    suite: [unit, smoke]
+                steps:
+                  - test: "mkdir -p results && printf '<testsuite><testcase classname=\"%s\" name=\"ok\"/></testsuite>' ${{ matrix.suite }} > results/${{ matrix.suite }}.xml"
+                    shell: bash
+                    results: results/${{ matrix.suite }}.xml
+              image:
+                needs: test
+                steps:
+                  - build-image: { context: ., dockerfile: Dockerfile, tags: ["{{{tag}}}"] }
+              deploy:
+                needs: image
+                steps:
+                  - deploy: { service: api, image: "{{{tag}}}", timeout: 1m }
+        """;
+
+    [DockerFact]
+    public async Task Ship_GoodVersion_RollsOutAndBrokenVersionFailsAtDeployLeavingThePreviousRevision()
+    {
+        var good = $"berth-pipelines-ship:{Guid.NewGuid():N}";
+        var broken = $"berth-pipelines-ship:broken-{Guid.NewGuid():N}";
+        using var p = new TestPipeline(Yaml(good));
+        p.Write("Dockerfile", "FROM scratch\nCOPY out/version.txt /version.txt\n");
+        await using var plane = new FakeControlPlane(p.State);
+        plane.AddService("api", "berth-pipelines-ship:v1");
+        using var docker = new Docker.DotNet.DockerClientConfiguration().CreateClient();
+        try
+        {
+            var first = await p.RunAsync("ship");
+
+            Assert.Equal(RunStatus.Succeeded, first.Status);
+            Assert.Equal(
+                new Dictionary<string, string> { ["build"] = "succeeded", ["test (unit)"] = "succeeded", ["test (smoke)"] = "succeeded", ["image"] = "succeeded", ["deploy"] = "succeeded" },
+                p.Jobs(first.RunId));
+            Assert.Equal((good, 2L), (plane.Get("api").Image, plane.Get("api").Revision));
+            await docker.Images.InspectImageAsync(good);
+
+            File.WriteAllText(p.File, Yaml(broken));
+            var second = await p.RunAsync("ship");
+
+            Assert.Equal(RunStatus.Failed, second.Status);
+            var jobs = p.Jobs(second.RunId);
+            Assert.Equal(("succeeded", "failed"), (jobs["image"], jobs["deploy"]));
+            Assert.Equal((good, 2L), (plane.Get("api").Image, plane.Get("api").Revision));
+            Assert.EndsWith("the app stays on its previous revision", p.Steps(second.RunId).Single(s => s.JobKey == "deploy").Summary, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var tag in new[] { good, broken })
+            {
+                try
+                {
+                    await docker.Images.DeleteImageAsync(tag, new Docker.DotNet.Models.ImageDeleteParameters { Force = true });
+                }
+                catch (Docker.DotNet.DockerApiException)
+                {
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void ShopSample_Pipelines_ParseWithoutErrors()
+    {
+        var file = Path.Combine(RepositoryRoot(), "samples", "shop", "pipelines.yaml");
+
+        var result = PipelineParser.ParseFile(file);
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
+        Assert.Equal(["ship", "ship-broken"], result.Pipelines.Select(x => x.Name));
+        Assert.Equal(["build", "test", "image", "deploy"], result.Find("ship")!.Jobs.Select(j => j.Id));
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+        {
+            if (File.Exists(Path.Combine(dir.FullName, "Berth.slnx")))
+            {
+                return dir.FullName;
+            }
+        }
+
+        throw new InvalidOperationException("Berth.slnx not found above the test folder");
+    }
+}

@@ -1,0 +1,123 @@
+using System.Collections.Immutable;
+using Berth.Pipelines.Expressions;
+
+namespace Berth.Pipelines.Tests.Expressions;
+
+public class ExpressionTests
+{
+    private static readonly ExpressionContext Context = new()
+    {
+        Env = new Dictionary<string, string> { ["DEPLOY"] = "true", ["COUNT"] = "3" },
+        Matrix = new Dictionary<string, string> { ["config"] = "Release" },
+        Branch = "main",
+    };
+
+    [Theory]
+    [InlineData("env.DEPLOY == 'true'", true)]
+    [InlineData("env.DEPLOY == 'TRUE'", true)]
+    [InlineData("env.DEPLOY != 'true'", false)]
+    [InlineData("matrix.config == 'Release' && branch == 'main'", true)]
+    [InlineData("matrix.config == 'Debug' || branch == 'dev'", false)]
+    [InlineData("!(branch == 'main')", false)]
+    [InlineData("env.COUNT > 2", true)]
+    [InlineData("env.MISSING", false)]
+    [InlineData("startsWith(branch, 'ma') && contains(matrix.config, 'lea')", true)]
+    public void Evaluate_Conditions_MatchGitHubSemantics(string text, bool expected)
+    {
+        var expr = ExpressionParser.Parse(text);
+
+        Assert.Equal(expected, ExpressionEvaluator.EvaluateCondition(expr, Context));
+    }
+
+    [Fact]
+    public void EvaluateCondition_NoStatusFunctionAfterFailure_IsFalse()
+    {
+        var expr = ExpressionParser.Parse("branch == 'main'");
+
+        Assert.False(ExpressionEvaluator.EvaluateCondition(expr, Context with { Prior = PriorOutcome.Failure }));
+    }
+
+    [Theory]
+    [InlineData("failure()", PriorOutcome.Failure, true)]
+    [InlineData("failure()", PriorOutcome.Success, false)]
+    [InlineData("always()", PriorOutcome.Cancelled, true)]
+    [InlineData("success()", PriorOutcome.Skipped, false)]
+    [InlineData("cancelled()", PriorOutcome.Cancelled, true)]
+    public void EvaluateCondition_StatusFunctions_FollowPriorOutcome(string text, PriorOutcome prior, bool expected)
+    {
+        Assert.Equal(expected, ExpressionEvaluator.EvaluateCondition(ExpressionParser.Parse(text), Context with { Prior = prior }));
+    }
+
+    [Theory]
+    [InlineData("env.A = 'x'", 6, "'=' is not an operator; compare with ==")]
+    [InlineData("env.A == \"x\"", 9, "strings use single quotes, as in GitHub Actions: 'value'")]
+    [InlineData("success() &&", 12, "expected a value, a name or '(', got the end of the expression")]
+    [InlineData("(branch == 'main'", 17, "expected ')' to close the '(' at offset 0, got the end of the expression")]
+    [InlineData("branch == 'main' branch", 17, "unexpected 'branch' after a complete expression; join conditions with && or ||")]
+    [InlineData("'open", 0, "string is not closed; end it with ' (write '' for a quote inside)")]
+    public void Parse_BadSyntax_ReportsOffsetAndFix(string text, int offset, string message)
+    {
+        var error = Assert.Throws<ExpressionException>(() => ExpressionParser.Parse(text));
+
+        Assert.Equal(message, error.Message);
+        Assert.Equal(offset, error.Offset);
+    }
+
+    [Fact]
+    public void Validate_UnknownNamesAndFunctions_ReportsEach()
+    {
+        var expr = ExpressionParser.Parse("github.ref == 'x' || nope() || matrix.os == 'linux' || secrets.TOKEN");
+        var scope = new ExpressionScope { MatrixKeys = ["config"], StatusFunctions = true };
+
+        var errors = ExpressionEvaluator.Validate(expr, scope).Select(e => (e.Offset, e.Message)).ToList();
+
+        Assert.Equal(
+            [
+                (0, "unknown name 'github.ref'; use env.NAME, matrix.NAME, secrets.NAME, branch, or a function such as success()"),
+                (21, "unknown function nope(); known: always(), cancelled(), contains(), endsWith(), failure(), hashFiles(), startsWith(), success()"),
+                (31, "matrix.os is not a key of this job's matrix (keys: config)"),
+                (55, "secrets.TOKEN is not declared; list it under the pipeline's secrets:"),
+            ],
+            errors);
+    }
+
+    [Fact]
+    public void Template_Render_ReplacesEachExpression()
+    {
+        var template = Template.Parse("build-${{ matrix.config }}-${{ branch }}.log");
+
+        Assert.Equal("build-Release-main.log", template.Render(Context));
+    }
+
+    [Fact]
+    public void Template_UnclosedExpression_ReportsOffset()
+    {
+        var error = Assert.Throws<ExpressionException>(() => Template.Parse("a ${{ env.X"));
+
+        Assert.Equal(2, error.Offset);
+    }
+
+    [Fact]
+    public void HashFiles_ChangesWithContentAndIsEmptyWithoutMatches()
+    {
+        var dir = Directory.CreateTempSubdirectory("berth-hash-").FullName;
+        try
+        {
+            var context = Context with { Workspace = dir };
+            var expr = ExpressionParser.Parse("hashFiles('**/packages.lock.json')");
+            Assert.Equal("", ExpressionEvaluator.Evaluate(expr, context));
+            Directory.CreateDirectory(Path.Combine(dir, "src"));
+            File.WriteAllText(Path.Combine(dir, "src", "packages.lock.json"), "{\"v\":1}");
+            var first = (string)ExpressionEvaluator.Evaluate(expr, context)!;
+            File.WriteAllText(Path.Combine(dir, "src", "packages.lock.json"), "{\"v\":2}");
+            var second = (string)ExpressionEvaluator.Evaluate(expr, context)!;
+
+            Assert.Equal(64, first.Length);
+            Assert.NotEqual(first, second);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+}

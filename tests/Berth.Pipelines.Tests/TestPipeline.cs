@@ -1,0 +1,78 @@
+using Berth.Pipelines.Definition;
+using Berth.Pipelines.Execution;
+using Berth.Pipelines.Storage;
+
+namespace Berth.Pipelines.Tests;
+
+/// <summary>A temp folder with a pipelines file and a state folder; runs pipelines for real (processes, SQLite, files).</summary>
+internal sealed class TestPipeline : IDisposable
+{
+    public TestPipeline(string yaml)
+    {
+        Directory = System.IO.Directory.CreateTempSubdirectory("berth-pipelines-test-").FullName;
+        State = Path.Combine(Directory, ".berth");
+        File = Path.Combine(Directory, "berth.yaml");
+        // @DIR@ in the YAML stands for the test folder, for steps in isolated workspaces.
+        System.IO.File.WriteAllText(File, yaml.Replace("@DIR@", Directory, StringComparison.Ordinal));
+    }
+
+    public string Directory { get; }
+
+    public string State { get; }
+
+    public string File { get; }
+
+    public PipelineEngineOptions Options => new() { StateDirectory = State, KillGrace = TimeSpan.FromSeconds(2), PollInterval = TimeSpan.FromMilliseconds(50), RolloutPollInterval = TimeSpan.FromMilliseconds(50) };
+
+    public PipelineDefinition Parse(string name = "ci")
+    {
+        var result = PipelineParser.ParseFile(File);
+        Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
+        return result.Find(name) ?? throw new InvalidOperationException($"no pipeline {name}");
+    }
+
+    public Task<RunResult> RunAsync(string name = "ci", RunRequest? request = null, PipelineEngineOptions? options = null, CancellationToken cancellationToken = default) =>
+        new PipelineEngine(options ?? Options, TimeProvider.System).RunAsync(Parse(name), request ?? new RunRequest(), cancellationToken);
+
+    public RunStore Store() => new(Path.Combine(State, "pipelines.db"));
+
+    public Dictionary<string, string> Jobs(long runId)
+    {
+        using var store = Store();
+        return store.GetJobs(runId).ToDictionary(j => j.Key, j => j.Status);
+    }
+
+    public List<StepRecord> Steps(long runId)
+    {
+        using var store = Store();
+        return store.GetSteps(runId).ToList();
+    }
+
+    public List<string> Logs(long runId, string? job = null)
+    {
+        using var store = Store();
+        return store.GetLogs(runId, job).Select(l => l.Text).ToList();
+    }
+
+    public string Read(string relative) => System.IO.File.ReadAllText(Path.Combine(Directory, relative));
+
+    public bool Exists(string relative) => System.IO.File.Exists(Path.Combine(Directory, relative));
+
+    public void Write(string relative, string text)
+    {
+        var path = Path.Combine(Directory, relative);
+        System.IO.Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        System.IO.File.WriteAllText(path, text);
+    }
+
+    public void Dispose()
+    {
+        try
+        {
+            System.IO.Directory.Delete(Directory, recursive: true);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

@@ -1,0 +1,75 @@
+using System.Collections.Concurrent;
+using Berth.Pipelines.Triggers;
+using Berth.Testing;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Berth.Pipelines.Tests.Triggers;
+
+public class TriggerRunnerTests
+{
+    [Fact]
+    public async Task RunAsync_CronSchedule_FiresAtTheScheduledTimeNotBefore()
+    {
+        using var p = new TestPipeline("""
+            pipelines:
+              ci:
+                on: { schedule: ['*/5 * * * *'] }
+                jobs: { a: { steps: [{ run: 'true' }] } }
+            """);
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 4, 59, TimeSpan.Zero));
+        var fired = new ConcurrentQueue<(string Trigger, DateTimeOffset At)>();
+        using var cts = new CancellationTokenSource();
+        var runner = new TriggerRunner(p.Parse(), (trigger, _) =>
+        {
+            fired.Enqueue((trigger, time.GetUtcNow()));
+            return Task.CompletedTask;
+        }, time, new TriggerOptions { Watch = false });
+        var loop = runner.RunAsync(cts.Token);
+
+        await Poll.UntilAsync(() =>
+        {
+            if (fired.IsEmpty)
+            {
+                time.Advance(TimeSpan.FromMilliseconds(250));
+            }
+
+            return !fired.IsEmpty;
+        }, TimeSpan.FromSeconds(60), "the 00:05 schedule to fire");
+        await cts.CancelAsync();
+        await loop;
+
+        var (trigger, at) = fired.First();
+        Assert.Equal("schedule", trigger);
+        Assert.InRange(at, new DateTimeOffset(2026, 1, 1, 0, 5, 0, TimeSpan.Zero), new DateTimeOffset(2026, 1, 1, 0, 5, 30, TimeSpan.Zero));
+    }
+
+    [Fact]
+    public async Task RunAsync_WatchedFileChanges_StartsOneRunForABurst()
+    {
+        using var p = new TestPipeline("""
+            pipelines:
+              ci:
+                on: { watch: ['src/**/*.cs'] }
+                jobs: { a: { steps: [{ run: 'true' }] } }
+            """);
+        Directory.CreateDirectory(Path.Combine(p.Directory, "src"));
+        var fired = new ConcurrentQueue<string>();
+        using var cts = new CancellationTokenSource();
+        var runner = new TriggerRunner(p.Parse(), (trigger, _) =>
+        {
+            fired.Enqueue(trigger);
+            return Task.CompletedTask;
+        }, TimeProvider.System, new TriggerOptions { Debounce = TimeSpan.FromSeconds(1) });
+        var loop = runner.RunAsync(cts.Token);
+
+        // Unmatched files never trigger; the watched one does, once for the burst of writes.
+        p.Write("notes.txt", "x");
+        p.Write("src/App.cs", "class App {}");
+        p.Write("src/App.cs", "class App { }");
+        await Poll.UntilAsync(() => !fired.IsEmpty, TimeSpan.FromSeconds(60), "a watch-triggered run");
+        await cts.CancelAsync();
+        await loop;
+
+        Assert.Equal(["watch"], fired.ToArray());
+    }
+}
