@@ -157,4 +157,22 @@ public sealed class GenerationDiagnosticTests
             "error: ingress-domain: 'Example_Com' is not a DNS name; write it as example.com (lowercase letters, digits, '-' and '.')",
             Assert.Single(ManifestGenerator.Generate(app, new GenerateOptions { IngressDomain = "Example_Com" }).Errors).ToString());
     }
+
+    [Fact]
+    public void Generate_ServiceOthersWaitToComplete_IsAJobNotADeployment()
+    {
+        var set = Generate(
+            new Service { Name = "migrate", Image = "app", Command = ["./migrate"], Restart = RestartPolicy.Default with { Mode = RestartMode.OnFailure, MaxAttempts = 3 } },
+            new Service { Name = "app", Image = "app", Replicas = 2, DependsOn = [new Dependency("migrate", DependencyCondition.Completed)] });
+
+        Assert.Null(set.Find("Deployment", "migrate"));
+        var job = set.Find("Job", "migrate")!.ToYaml();
+        Assert.Equal("OnFailure", Yaml.Get(job, "spec.template.spec.restartPolicy"));
+        Assert.Equal("3", Yaml.Get(job, "spec.backoffLimit"));
+        Assert.Equal("./migrate", Yaml.Get(job, "spec.template.spec.containers[0].args[0]"));
+        Assert.NotNull(set.Find("Deployment", "app"));
+        Assert.Equal(
+            "warning: services.migrate: runs to completion ('app' waits for it to finish), so it is a Job; Kubernetes starts 'app' without waiting, so make it retry until this job's work is there",
+            Assert.Single(set.Warnings).ToString());
+    }
 }
