@@ -21,6 +21,8 @@ internal interface IKubernetesApi
 
     Task<V1StatefulSet> ReadStatefulSetStatusAsync(string name, string ns, CancellationToken cancellationToken);
 
+    Task<V1Job> ReadJobStatusAsync(string name, string ns, CancellationToken cancellationToken);
+
     Task<IReadOnlyList<V1Pod>> ListPodsAsync(string ns, string labelSelector, CancellationToken cancellationToken);
 }
 
@@ -56,6 +58,7 @@ internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernet
             "Service" => () => client.CoreV1.PatchNamespacedServiceAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
             "Deployment" => () => client.AppsV1.PatchNamespacedDeploymentAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
             "StatefulSet" => () => client.AppsV1.PatchNamespacedStatefulSetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "Job" => () => client.BatchV1.PatchNamespacedJobAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
             "HorizontalPodAutoscaler" => () => client.AutoscalingV2.PatchNamespacedHorizontalPodAutoscalerAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
             "PodDisruptionBudget" => () => client.PolicyV1.PatchNamespacedPodDisruptionBudgetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
             "Ingress" => () => client.NetworkingV1.PatchNamespacedIngressAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
@@ -80,6 +83,7 @@ internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernet
                 "Service" => () => client.CoreV1.DeleteNamespacedServiceAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
                 "Deployment" => () => client.AppsV1.DeleteNamespacedDeploymentAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
                 "StatefulSet" => () => client.AppsV1.DeleteNamespacedStatefulSetAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "Job" => () => client.BatchV1.DeleteNamespacedJobAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
                 "HorizontalPodAutoscaler" => () => client.AutoscalingV2.DeleteNamespacedHorizontalPodAutoscalerAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
                 "PodDisruptionBudget" => () => client.PolicyV1.DeleteNamespacedPodDisruptionBudgetAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
                 "Ingress" => () => client.NetworkingV1.DeleteNamespacedIngressAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
@@ -106,6 +110,13 @@ internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernet
     {
         V1StatefulSet? result = null;
         await Call("StatefulSet", name, ns, async () => result = await client.AppsV1.ReadNamespacedStatefulSetStatusAsync(name, ns, cancellationToken: cancellationToken));
+        return result!;
+    }
+
+    public async Task<V1Job> ReadJobStatusAsync(string name, string ns, CancellationToken cancellationToken)
+    {
+        V1Job? result = null;
+        await Call("Job", name, ns, async () => result = await client.BatchV1.ReadNamespacedJobStatusAsync(name, ns, cancellationToken: cancellationToken));
         return result!;
     }
 

@@ -144,4 +144,35 @@ public sealed class GenerationDiagnosticTests
             "warning: services.db: has no ports:, so it gets no Kubernetes Service and 'web' cannot reach it by name; add expose: [PORT] with the port it listens on",
             Assert.Single(set.Warnings).ToString());
     }
+
+    [Fact]
+    public void Generate_BadVolumeSizeAndDomain_ErrorsSayHowToWriteThem()
+    {
+        var app = new Application { Name = "demo", Services = [new Service { Name = "api", Image = "x" }] };
+
+        Assert.Equal(
+            "error: volume-size: 'lots' is not a Kubernetes storage quantity; write it as 500Mi, 10Gi or 1Ti",
+            Assert.Single(ManifestGenerator.Generate(app, new GenerateOptions { VolumeSize = "lots" }).Errors).ToString());
+        Assert.Equal(
+            "error: ingress-domain: 'Example_Com' is not a DNS name; write it as example.com (lowercase letters, digits, '-' and '.')",
+            Assert.Single(ManifestGenerator.Generate(app, new GenerateOptions { IngressDomain = "Example_Com" }).Errors).ToString());
+    }
+
+    [Fact]
+    public void Generate_ServiceOthersWaitToComplete_IsAJobNotADeployment()
+    {
+        var set = Generate(
+            new Service { Name = "migrate", Image = "app", Command = ["./migrate"], Restart = RestartPolicy.Default with { Mode = RestartMode.OnFailure, MaxAttempts = 3 } },
+            new Service { Name = "app", Image = "app", Replicas = 2, DependsOn = [new Dependency("migrate", DependencyCondition.Completed)] });
+
+        Assert.Null(set.Find("Deployment", "migrate"));
+        var job = set.Find("Job", "migrate")!.ToYaml();
+        Assert.Equal("OnFailure", Yaml.Get(job, "spec.template.spec.restartPolicy"));
+        Assert.Equal("3", Yaml.Get(job, "spec.backoffLimit"));
+        Assert.Equal("./migrate", Yaml.Get(job, "spec.template.spec.containers[0].args[0]"));
+        Assert.NotNull(set.Find("Deployment", "app"));
+        Assert.Equal(
+            "warning: services.migrate: runs to completion ('app' waits for it to finish), so it is a Job; Kubernetes starts 'app' without waiting, so make it retry until this job's work is there",
+            Assert.Single(set.Warnings).ToString());
+    }
 }
