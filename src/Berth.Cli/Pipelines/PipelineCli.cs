@@ -250,6 +250,9 @@ internal sealed class PipelineCli(string? file, string? state, string output)
 
     private async Task<RunResult> ExecuteAsync(PipelineDefinition pipeline, RunRequest request, CancellationToken cancellationToken)
     {
+        // On Ctrl-C the steps get SIGTERM at once; should the host give up waiting and exit first, no step outlives it.
+        AppDomain.CurrentDomain.ProcessExit -= KillSteps;
+        AppDomain.CurrentDomain.ProcessExit += KillSteps;
         var engine = new PipelineEngine(new PipelineEngineOptions { StateDirectory = StateDirectory() }, TimeProvider.System, observer: new ConsoleObserver());
         var result = await engine.RunAsync(pipeline, request with { Started = id => Console.Error.WriteLine($"run {id} of {pipeline.Name} started") }, cancellationToken).ConfigureAwait(false);
         if (AsJson)
@@ -263,6 +266,8 @@ internal sealed class PipelineCli(string? file, string? state, string output)
 
         return result;
     }
+
+    private static void KillSteps(object? sender, EventArgs e) => ProcessRunner.KillAll();
 
     /// <summary>Parses the pipelines file; prints every diagnostic and returns an exit code when it cannot run.</summary>
     private int? Load(string name, out PipelineDefinition? pipeline)
