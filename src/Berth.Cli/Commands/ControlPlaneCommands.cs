@@ -1,9 +1,570 @@
 using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using System.Text.Json;
+using Berth.Cli.ControlPlane;
+using Berth.Core.Loading;
+using Berth.Core.Model;
+using Berth.Orchestration.State;
+using Berth.Runtime;
 
 namespace Berth.Cli.Commands;
 
 /// <summary>up, down, ps, logs, scale, events, restart (orchestrator).</summary>
 internal static class ControlPlaneCommands
 {
-    public static IEnumerable<Command> Create() => [];
+    /// <summary>The hidden subcommand a detached <c>berth up -d</c> re-executes itself as.</summary>
+    internal const string DaemonCommand = "__control-plane";
+
+    /// <summary>The detached control plane's log, in the state folder.</summary>
+    internal const string DaemonLogFile = "control-plane.log";
+
+    public static IEnumerable<Command> Create() => [Up(), Down(), Ps(), Logs(), Scale(), Events(), Restart(), Daemon()];
+
+    // ---- up -----------------------------------------------------------------------------------------------------
+
+    private static Command Up()
+    {
+        var file = SpecFile.CreateFileOption();
+        var profiles = SpecFile.CreateProfileOption();
+        var detach = new Option<bool>("--detach", "-d") { Description = "Run the control plane in the background and return once it is listening." };
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, profiles, detach };
+        command.SetAction(async (parse, ct) =>
+        {
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            if (!outcome.Succeeded)
+            {
+                return outcome.ExitCode;
+            }
+
+            var app = outcome.Application!;
+            var state = ControlPlaneHost.StateDirectoryFor(outcome.Path!);
+            using (var running = ApiClient.TryOpen(state))
+            {
+                if (running is not null && await running.AliveAsync(ct))
+                {
+                    var applied = await running.PostAsync("/v1/apply", app, ct);
+                    Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.GetProperty("revision").GetInt64()}");
+                    return ExitCodes.Ok;
+                }
+            }
+
+            var buildError = await ControlPlaneHost.BuildAsync(app, Console.Error, ct);
+            if (buildError is not null)
+            {
+                Error(buildError);
+                return ExitCodes.Failed;
+            }
+
+            return parse.GetValue(detach)
+                ? await StartDetachedAsync(outcome.Path!, parse.GetValue(profiles) ?? [], state, ct)
+                : await RunForegroundAsync(app, state);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunForegroundAsync(Application app, string state)
+    {
+        using var stop = new CancellationTokenSource();
+        ConsoleCancelEventHandler onCancel = (_, e) =>
+        {
+            e.Cancel = true;
+            stop.Cancel();
+        };
+        Console.CancelKeyPress += onCancel;
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            stop.Cancel();
+        });
+        try
+        {
+            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token);
+            foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
+            {
+                Warn(w);
+            }
+
+            var since = host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0;
+            var started = Stopwatch.StartNew();
+            using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+            var printer = new LivePrinter(host, app);
+            var watch = printer.RunAsync(since, watching.Token);
+            await host.Plane.ApplyAsync(app, "up", stop.Token);
+            Status($"control plane for '{app.Name}' at {host.Api.Url} (state {state}); Ctrl-C stops everything");
+            _ = ReportWhenReadyAsync(host, app, started, watching.Token);
+            await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+
+            Status("stopping every replica (out of routing first)…");
+            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+            await host.Plane.DownAsync(grace.Token);
+            await watching.CancelAsync();
+            await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            Status($"'{app.Name}' stopped");
+            return stop.IsCancellationRequested ? ExitCodes.Cancelled : ExitCodes.Ok;
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+            return ExitCodes.Cancelled;
+        }
+        finally
+        {
+            Console.CancelKeyPress -= onCancel;
+        }
+    }
+
+    private static async Task ReportWhenReadyAsync(ControlPlaneHost host, Application app, Stopwatch started, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var current = host.Plane.Current;
+            var want = current?.Application.Services.Where(s => !current.Stopped.Contains(s.Name)).Sum(s => s.Replicas) ?? 0;
+            var ready = host.Plane.Replicas.Count(r => r.Phase is ReplicaPhase.Ready or ReplicaPhase.Completed);
+            if (current is not null && ready >= want)
+            {
+                var urls = host.Plane.StablePorts.Select(kv => $"{kv.Key.Service} http://127.0.0.1:{kv.Value}");
+                Status($"'{app.Name}' is up: {ready}/{want} replicas ready in {started.Elapsed.TotalSeconds:0.0}s — {string.Join(", ", urls)}");
+                return;
+            }
+
+            await Task.Delay(100, ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+    }
+
+    private static async Task<int> StartDetachedAsync(string specPath, string[] profiles, string state, CancellationToken ct)
+    {
+        Directory.CreateDirectory(state);
+        var address = Path.Combine(state, Server.ApiServerOptions.AddressFileName);
+        File.Delete(address);
+        var log = Path.Combine(state, DaemonLogFile);
+        var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, WorkingDirectory = Environment.CurrentDirectory };
+        // A new session so Ctrl-C in this terminal and its exit do not reach the control plane; the arguments travel as
+        // positional parameters, never interpolated into the script.
+        info.ArgumentList.Add("-c");
+        info.ArgumentList.Add("exec setsid \"$0\" \"$@\" >>\"$BERTH_CONTROL_PLANE_LOG\" 2>&1 </dev/null");
+        foreach (var a in SelfCommand())
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.ArgumentList.Add(DaemonCommand);
+        info.ArgumentList.Add("-f");
+        info.ArgumentList.Add(Path.GetFullPath(specPath));
+        foreach (var p in profiles)
+        {
+            info.ArgumentList.Add("--profile");
+            info.ArgumentList.Add(p);
+        }
+
+        info.Environment["BERTH_CONTROL_PLANE_LOG"] = log;
+        using var child = Process.Start(info)!;
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            if (child.HasExited)
+            {
+                Error($"the control plane exited with code {child.ExitCode} before it was listening; its log ({log}) ends with:\n{Tail(log, 20)}");
+                return ExitCodes.Failed;
+            }
+
+            using (var client = ApiClient.TryOpen(state))
+            {
+                if (client is not null && await client.AliveAsync(ct))
+                {
+                    Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
+                    return ExitCodes.Ok;
+                }
+            }
+
+            await Task.Delay(100, ct);
+        }
+
+        Error($"the control plane did not start listening within 60s; see {log}");
+        return ExitCodes.Failed;
+    }
+
+    /// <summary>How to run this same berth again: the apphost, or <c>dotnet berth.dll</c>.</summary>
+    private static IEnumerable<string> SelfCommand()
+    {
+        var exe = Environment.ProcessPath!;
+        var dll = typeof(ControlPlaneCommands).Assembly.Location;
+        return Path.GetFileNameWithoutExtension(exe) == "dotnet" ? [exe, dll] : [exe];
+    }
+
+    private static Command Daemon()
+    {
+        var file = SpecFile.CreateFileOption();
+        var profiles = SpecFile.CreateProfileOption();
+        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, profiles };
+        command.Hidden = true;
+        command.SetAction(async (parse, ct) =>
+        {
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            if (!outcome.Succeeded)
+            {
+                return outcome.ExitCode;
+            }
+
+            var app = outcome.Application!;
+            using var stop = new CancellationTokenSource();
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+            {
+                c.Cancel = true;
+                stop.Cancel();
+            });
+            await using var host = await ControlPlaneHost.StartAsync(ControlPlaneHost.StateDirectoryFor(outcome.Path!), NeedsDocker(app), api: true, stop.Token);
+            foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
+            {
+                Console.Error.WriteLine($"warning: {w}");
+            }
+
+            var printer = new LivePrinter(host, app, colors: false, logs: false);
+            var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
+            await host.Plane.ApplyAsync(app, "up", stop.Token);
+            await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (host.Api.ShutdownRequested.IsCompletedSuccessfully && host.Api.ShutdownRequested.Result)
+            {
+                using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+                await host.Plane.DownAsync(grace.Token);
+            }
+
+            // On SIGTERM the replicas keep running: the next control plane adopts them.
+            await stop.CancelAsync();
+            await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static bool NeedsDocker(Application app) => app.Services.Any(s => s.EffectiveRuntime == RuntimeKind.Docker);
+
+    // ---- down ---------------------------------------------------------------------------------------------------
+
+    private static Command Down()
+    {
+        var file = SpecFile.CreateFileOption();
+        var command = new Command("down", "Stop every replica gracefully and the control plane.") { file };
+        command.SetAction(async (parse, ct) =>
+        {
+            var state = StateFor(parse.GetValue(file));
+            if (state is null)
+            {
+                return ExitCodes.NotFound;
+            }
+
+            using (var client = ApiClient.TryOpen(state))
+            {
+                if (client is not null && await client.AliveAsync(ct))
+                {
+                    await client.PostAsync("/v1/shutdown", null, ct);
+                    var deadline = Stopwatch.StartNew();
+                    while (await client.AliveAsync(ct))
+                    {
+                        if (deadline.Elapsed > TimeSpan.FromMinutes(3))
+                        {
+                            Error("the control plane is still running 3 minutes after it was asked to stop");
+                            return ExitCodes.Failed;
+                        }
+
+                        await Task.Delay(100, ct);
+                    }
+
+                    Status("stopped");
+                    return ExitCodes.Ok;
+                }
+            }
+
+            if (!File.Exists(Path.Combine(state, StateStore.FileName)))
+            {
+                Status("nothing to stop: no control plane has run here");
+                return ExitCodes.Ok;
+            }
+
+            // No control plane answers (never detached, or killed): adopt what is left and stop it.
+            await using var host = await ControlPlaneHost.StartAsync(state, needsDocker: false, api: false, ct);
+            var count = host.Plane.Replicas.Length;
+            await host.Plane.DownAsync(ct);
+            Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    // ---- ps -----------------------------------------------------------------------------------------------------
+
+    private static Command Ps()
+    {
+        var file = SpecFile.CreateFileOption();
+        var output = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table", HelpName = "FORMAT" }.AcceptOnlyFromAmong("table", "json");
+        var command = new Command("ps", "List replicas: phase, node, ports, restarts and why they are not Ready.") { file, output };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var replicas = await client.GetAsync("/v1/replicas", ct);
+            if (parse.GetValue(output) == "json")
+            {
+                Console.Out.WriteLine(JsonSerializer.Serialize(replicas, Indented));
+                return ExitCodes.Ok;
+            }
+
+            var rows = replicas.EnumerateArray().Select(r => new[]
+            {
+                r.GetProperty("id").GetString()!,
+                r.GetProperty("service").GetString()!,
+                r.GetProperty("phase").GetString()!,
+                Str(r, "node"),
+                r.TryGetProperty("ports", out var p) ? string.Join(",", p.EnumerateObject().Select(x => $"{x.Name}:{x.Value}")) : "",
+                r.GetProperty("restarts").GetInt32().ToString(CultureInfo.InvariantCulture),
+                r.GetProperty("revision").GetInt64().ToString(CultureInfo.InvariantCulture),
+                Str(r, "reason"),
+            }).ToList();
+            Table(["REPLICA", "SERVICE", "PHASE", "NODE", "PORTS", "RESTARTS", "REV", "REASON"], rows);
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    // ---- logs ---------------------------------------------------------------------------------------------------
+
+    private static Command Logs()
+    {
+        var file = FileOptionWithoutShortAlias();
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines." };
+        var target = new Argument<string>("SERVICE|REPLICA") { Description = "A service (all its replicas) or one replica." };
+        var tail = new Option<int?>("--tail", "-n") { Description = "Only the last N lines of each replica.", HelpName = "N" };
+        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, target };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var name = parse.GetValue(target)!;
+            var services = await client.GetAsync("/v1/services", ct);
+            var isService = services.EnumerateArray().Any(s => s.GetProperty("name").GetString() == name);
+            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "");
+            var path = isService ? $"/v1/services/{Uri.EscapeDataString(name)}/logs{query}" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs{query}";
+            var colors = ColorsOn(Console.Out);
+            await foreach (var line in client.StreamLinesAsync(path, null, ct))
+            {
+                using var doc = JsonDocument.Parse(line);
+                var replica = doc.RootElement.GetProperty("replica").GetString()!;
+                var text = doc.RootElement.GetProperty("text").GetString();
+                Console.Out.WriteLine($"{Paint(replica.PadRight(14), ColorFor(replica), colors)} | {text}");
+            }
+
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    // ---- scale --------------------------------------------------------------------------------------------------
+
+    private static Command Scale()
+    {
+        var file = SpecFile.CreateFileOption();
+        var pairs = new Argument<string[]>("SERVICE=N") { Description = "Replica counts, e.g. api=5 worker=2.", Arity = ArgumentArity.OneOrMore };
+        var command = new Command("scale", "Set replica counts at runtime (a new revision; takes effect at once).") { file, pairs };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var requests = new List<(string Service, int Replicas)>();
+            foreach (var pair in parse.GetValue(pairs)!)
+            {
+                var eq = pair.IndexOf('=', StringComparison.Ordinal);
+                if (eq <= 0 || !int.TryParse(pair[(eq + 1)..], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
+                {
+                    Error($"'{pair}' is not SERVICE=N; write e.g. api=5");
+                    return ExitCodes.Usage;
+                }
+
+                requests.Add((pair[..eq], n));
+            }
+
+            foreach (var (service, n) in requests)
+            {
+                var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(service)}/scale", new { replicas = n }, ct);
+                Status($"{service} scaled to {n} (revision {result.GetProperty("revision").GetInt64()})");
+            }
+
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    // ---- events -------------------------------------------------------------------------------------------------
+
+    private static Command Events()
+    {
+        var file = FileOptionWithoutShortAlias();
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new events (server-sent events)." };
+        var service = new Option<string?>("--service") { Description = "Only this service's events.", HelpName = "SERVICE" };
+        var output = new Option<string>("--output", "-o") { Description = "text or json (one event per line).", DefaultValueFactory = _ => "text", HelpName = "FORMAT" }.AcceptOnlyFromAmong("text", "json");
+        var command = new Command("events", "Show the control plane's events: scheduled, started, ready, unhealthy, back-off, OOM-killed, …") { file, follow, service, output };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var query = parse.GetValue(service) is { } s ? $"&service={Uri.EscapeDataString(s)}" : "";
+            var json = parse.GetValue(output) == "json";
+            if (!parse.GetValue(follow))
+            {
+                foreach (var e in (await client.GetAsync($"/v1/events?after=0{query}", ct)).EnumerateArray())
+                {
+                    Console.Out.WriteLine(json ? e.GetRawText() : FormatEvent(e));
+                }
+
+                return ExitCodes.Ok;
+            }
+
+            try
+            {
+                await foreach (var line in client.StreamLinesAsync($"/v1/events?follow=true{query}", "text/event-stream", ct))
+                {
+                    if (line.StartsWith("data: ", StringComparison.Ordinal))
+                    {
+                        using var doc = JsonDocument.Parse(line["data: ".Length..]);
+                        Console.Out.WriteLine(json ? doc.RootElement.GetRawText() : FormatEvent(doc.RootElement));
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+            }
+
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    // ---- restart ------------------------------------------------------------------------------------------------
+
+    private static Command Restart()
+    {
+        var file = SpecFile.CreateFileOption();
+        var targets = new Argument<string[]>("SERVICE|REPLICA") { Description = "Services or replicas; none: every service.", Arity = ArgumentArity.ZeroOrMore };
+        var command = new Command("restart", "Restart services (each replica stopped and started again) or single replicas.") { file, targets };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var services = (await client.GetAsync("/v1/services", ct)).EnumerateArray().Select(s => s.GetProperty("name").GetString()!).ToList();
+            var names = parse.GetValue(targets) is { Length: > 0 } t ? t : [.. services];
+            foreach (var name in names)
+            {
+                if (services.Contains(name))
+                {
+                    var r = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/restart", null, ct);
+                    Status($"{name}: restarting {r.GetProperty("restarting").GetInt32()} replica(s)");
+                }
+                else
+                {
+                    await client.PostAsync($"/v1/replicas/{Uri.EscapeDataString(name)}/restart", null, ct);
+                    Status($"{name}: restarting");
+                }
+            }
+
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------------------------
+
+    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+
+    /// <summary>For logs and events, where <c>-f</c> means follow (as docker compose logs -f).</summary>
+    private static Option<string?> FileOptionWithoutShortAlias() => new("--file")
+    {
+        Description = $"The spec file. Default: the first of {string.Join(", ", SpecLoader.DefaultFileNames)} in the current folder.",
+        HelpName = "FILE",
+    };
+
+    private static string? StateFor(string? file)
+    {
+        var path = file ?? SpecLoader.FindDefaultFile(Environment.CurrentDirectory);
+        if (path is null)
+        {
+            Error($"no spec file here; looked for {string.Join(", ", SpecLoader.DefaultFileNames)} in {Environment.CurrentDirectory}. Pass -f FILE.");
+            return null;
+        }
+
+        if (Directory.Exists(path))
+        {
+            path = SpecLoader.FindDefaultFile(path) ?? Path.Combine(path, "berth.yaml");
+        }
+
+        return ControlPlaneHost.StateDirectoryFor(path);
+    }
+
+    private static async Task<int> WithClientAsync(string? file, Func<ApiClient, Task<int>> action, CancellationToken ct)
+    {
+        var state = StateFor(file);
+        if (state is null)
+        {
+            return ExitCodes.NotFound;
+        }
+
+        using var client = ApiClient.TryOpen(state);
+        if (client is null || !await client.AliveAsync(ct))
+        {
+            Error($"no control plane is running for this app (state folder {state}); start one with 'berth up' or 'berth up -d'");
+            return ExitCodes.Unavailable;
+        }
+
+        try
+        {
+            return await action(client);
+        }
+        catch (ApiException e)
+        {
+            Error(e.Message);
+            return e.Status == 404 ? ExitCodes.NotFound : ExitCodes.Failed;
+        }
+        catch (HttpRequestException e)
+        {
+            Error($"the control plane stopped answering: {e.Message}");
+            return ExitCodes.Unavailable;
+        }
+    }
+
+    internal static string FormatEvent(JsonElement e)
+    {
+        var time = e.GetProperty("time").GetDateTimeOffset().ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
+        var who = Str(e, "replica") is { Length: > 0 } r ? r : Str(e, "service");
+        return $"{time}  {e.GetProperty("type").GetString(),-12} {who,-16} {e.GetProperty("message").GetString()}";
+    }
+
+    private static string Str(JsonElement e, string name) =>
+        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
+
+    private static void Table(string[] headers, List<string[]> rows)
+    {
+        var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
+        Console.Out.WriteLine(string.Join("  ", headers.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
+        foreach (var row in rows)
+        {
+            Console.Out.WriteLine(string.Join("  ", row.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
+        }
+    }
+
+    internal static void Status(string message) => Console.Error.WriteLine($"berth: {message}");
+
+    internal static void Warn(string message) => Console.Error.WriteLine($"berth: {Paint("warning", "\u001b[33m", ColorsOn(Console.Error))}: {message}");
+
+    internal static void Error(string message) => Console.Error.WriteLine($"berth: {Paint("error", "\u001b[31m", ColorsOn(Console.Error))}: {message}");
+
+    internal static string Paint(string text, string color, bool on) => on ? $"{color}{text}\u001b[0m" : text;
+
+    internal static bool ColorsOn(TextWriter writer) =>
+        Environment.GetEnvironmentVariable("NO_COLOR") is null
+        && (writer == Console.Out ? !Console.IsOutputRedirected : writer == Console.Error && !Console.IsErrorRedirected);
+
+    private static readonly string[] Palette = ["\u001b[36m", "\u001b[32m", "\u001b[35m", "\u001b[34m", "\u001b[33m", "\u001b[96m", "\u001b[92m", "\u001b[95m"];
+
+    internal static string ColorFor(string replica)
+    {
+        var service = replica.LastIndexOf('-') is var i and > 0 ? replica[..i] : replica;
+        var hash = 0;
+        foreach (var c in service)
+        {
+            hash = (hash * 31) + c;
+        }
+
+        return Palette[(hash & 0x7fffffff) % Palette.Length];
+    }
+
+    private static string Tail(string path, int lines) =>
+        File.Exists(path) ? string.Join('\n', File.ReadLines(path).TakeLast(lines)) : "(no log)";
 }

@@ -36,25 +36,10 @@ public sealed record LoadOptions
     /// <summary>Variables for interpolation; null: the process environment (plus <c>.env</c> beside the file).</summary>
     public IReadOnlyDictionary<string, string>? Environment { get; init; }
 
-    /// <summary>Compose profiles to activate (services with no profile are always on).</summary>
+    /// <summary>Compose profiles to activate (services with no profile are always on). Empty: <c>COMPOSE_PROFILES</c>
+    /// from the variables, as Compose.</summary>
     public IReadOnlyList<string> Profiles { get; init; } = [];
-}
 
-/// <summary>Loads berth.yaml or a Compose file into a validated <see cref="Berth.Core.Model.Application"/>.</summary>
-public static class SpecLoader
-{
-    /// <summary>Names looked for, in order, when no file is given.</summary>
-    public static readonly IReadOnlyList<string> DefaultFileNames =
-        ["berth.yaml", "berth.yml", "compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
-
-    /// <summary>The first default file in <paramref name="directory"/>, or null.</summary>
-    public static string? FindDefaultFile(string directory) =>
-        DefaultFileNames.Select(n => System.IO.Path.Combine(directory, n)).FirstOrDefault(File.Exists);
-
-    public static LoadResult LoadFile(string path, LoadOptions? options = null) =>
-        throw new NotImplementedException("filled by the foundation issue");
-
-    /// <summary>Loads from text; <paramref name="fileName"/> is used in diagnostics and to resolve relative paths.</summary>
-    public static LoadResult LoadText(string text, string fileName, LoadOptions? options = null) =>
-        throw new NotImplementedException("filled by the foundation issue");
+    /// <summary>The dialect; null: from the file name (<c>*compose*</c> is Compose, anything else berth.yaml).</summary>
+    public SpecFormat? Format { get; init; }
 }

@@ -57,6 +57,9 @@ public sealed record Service
 
     public UpdateStrategy Update { get; init; } = UpdateStrategy.Default;
 
+    /// <summary>How a rollback is rolled out (Compose <c>deploy.rollback_config</c>); null: the same as <see cref="Update"/>.</summary>
+    public UpdateStrategy? Rollback { get; init; }
+
     public ImmutableArray<Dependency> DependsOn { get; init; } = [];
 
     public MeshPolicy Mesh { get; init; } = MeshPolicy.Default;

@@ -15,6 +15,10 @@ public sealed record ServiceRoute(string Service, Endpoint Endpoint, MeshPolicy 
 {
     /// <summary>The stable port callers use (the mesh listener's port).</summary>
     public int StablePort => Endpoint.Port ?? throw new InvalidOperationException($"endpoint {Service}.{Endpoint.Name} has no stable port assigned");
+
+    /// <summary>The service's readiness probe (HTTP or TCP), which the mesh also runs itself against each upstream between
+    /// the orchestrator's updates (as Envoy's active health checks); null: passive health only.</summary>
+    public Probe? Readiness { get; init; }
 }
 
 /// <summary>Where the orchestrator publishes Ready endpoints; the mesh implements it. Updates must not drop in-flight requests.</summary>

@@ -1,0 +1,128 @@
+using System.Diagnostics;
+using System.Globalization;
+using Berth.Runtime;
+using Berth.Runtime.Docker;
+using Berth.Runtime.Process;
+using Berth.Runtime.Tests.Docker;
+
+// Start-to-running latency: the time from asking to start a replica until the driver says it runs
+// (process: the supervisor reports the command exec'd; Docker: the engine has started the container).
+// usage: Berth.Bench.Runtime [STARTS] [--no-docker]
+var starts = args.Length > 0 && int.TryParse(args[0], CultureInfo.InvariantCulture, out var n) ? n : 200;
+var withDocker = !args.Contains("--no-docker");
+var root = Directory.CreateTempSubdirectory("berth-bench-runtime").FullName;
+var app = "bench" + Environment.ProcessId.ToString(CultureInfo.InvariantCulture);
+Console.Error.WriteLine($"{starts} starts per driver; {Environment.ProcessorCount} cores; {DateTime.UtcNow:u}");
+
+var results = new List<(string Name, List<double> Ms)>();
+var process = new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(root, "runtime") });
+results.Add(("process driver (perl supervisor, cgroup v1 limits)", await MeasureAsync(process, i => new ReplicaSpec
+{
+    App = app,
+    Service = "bench",
+    ReplicaId = $"p{i}",
+    Command = ["sleep", "300"],
+    StateDirectory = Path.Combine(root, "replicas", $"p{i}"),
+    CpuLimit = Berth.Core.Model.CpuQuantity.Parse("100m"),
+    MemoryLimit = Berth.Core.Model.ByteSize.Parse("32Mi"),
+})));
+
+if (withDocker)
+{
+    using var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
+    if (!docker.Capabilities.Available)
+    {
+        Console.Error.WriteLine(docker.Capabilities.UnavailableReason);
+        return 1;
+    }
+
+    await TestImages.EnsureAsync(docker);
+    var driverMs = new List<double>();
+    var cliMs = new List<double>();
+
+    // One start of each first, not counted: JIT, the engine's first container from this image, the socket.
+    var warm = await docker.StartAsync(new ReplicaSpec { App = app, Service = "bench", ReplicaId = "warm", Image = TestImages.App, Command = ["sleep", "300"], StateDirectory = Path.Combine(root, "warm") }, CancellationToken.None);
+    await docker.StopAsync(warm, TimeSpan.Zero, CancellationToken.None);
+    await docker.RemoveAsync(warm, CancellationToken.None);
+    await RunAsync("docker", "rm", "-f", (await RunAsync("docker", "run", "-d", "--network", "host", TestImages.App, "sleep", "300")).Trim());
+
+    // Interleaved, one of each in turn, so both see the same machine load.
+    for (var i = 0; i < starts; i++)
+    {
+        var spec = new ReplicaSpec
+        {
+            App = app,
+            Service = "bench",
+            ReplicaId = $"d{i}",
+            Image = TestImages.App,
+            Command = ["sleep", "300"],
+            StateDirectory = Path.Combine(root, "replicas", $"d{i}"),
+            CpuLimit = Berth.Core.Model.CpuQuantity.Parse("100m"),
+            MemoryLimit = Berth.Core.Model.ByteSize.Parse("32Mi"),
+        };
+        var clock = Stopwatch.StartNew();
+        var handle = await docker.StartAsync(spec, CancellationToken.None);
+        driverMs.Add(clock.Elapsed.TotalMilliseconds);
+        await docker.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+        await docker.RemoveAsync(handle, CancellationToken.None);
+
+        var name = $"berth-bench-cli-{app}-{i}";
+        clock.Restart();
+        var id = await RunAsync("docker", "run", "-d", "--name", name, "--network", "host", "--cpus", "0.1", "--memory", "32m", "--memory-swap", "32m", TestImages.App, "sleep", "300");
+        cliMs.Add(clock.Elapsed.TotalMilliseconds);
+        await RunAsync("docker", "rm", "-f", id.Trim());
+    }
+
+    results.Add(("docker driver (Engine API)", driverMs));
+    results.Add(("docker run -d (CLI, same image and limits)", cliMs));
+}
+
+Console.WriteLine("| what | starts | p50 ms | p99 ms | mean ms |");
+Console.WriteLine("| --- | ---: | ---: | ---: | ---: |");
+foreach (var (name, ms) in results)
+{
+    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"| {name} | {ms.Count} | {Percentile(ms, 50):0.0} | {Percentile(ms, 99):0.0} | {ms.Average():0.0} |"));
+}
+
+Directory.Delete(root, recursive: true);
+return 0;
+
+async Task<List<double>> MeasureAsync(IWorkloadDriver driver, Func<int, ReplicaSpec> spec)
+{
+    var ms = new List<double>();
+    var warm = await driver.StartAsync(spec(-1) with { ReplicaId = "warm" }, CancellationToken.None); // JIT, not counted
+    await driver.StopAsync(warm, TimeSpan.Zero, CancellationToken.None);
+    await driver.RemoveAsync(warm, CancellationToken.None);
+    for (var i = 0; i < starts; i++)
+    {
+        var clock = Stopwatch.StartNew();
+        var handle = await driver.StartAsync(spec(i), CancellationToken.None);
+        ms.Add(clock.Elapsed.TotalMilliseconds);
+        await driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+        await driver.RemoveAsync(handle, CancellationToken.None);
+    }
+
+    return ms;
+}
+
+static double Percentile(List<double> values, double p)
+{
+    var sorted = values.Order().ToList();
+    var rank = (int)Math.Ceiling(p / 100 * sorted.Count) - 1;
+    return sorted[Math.Clamp(rank, 0, sorted.Count - 1)];
+}
+
+static async Task<string> RunAsync(string file, params string[] args)
+{
+    var start = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+    foreach (var a in args)
+    {
+        start.ArgumentList.Add(a);
+    }
+
+    using var p = Process.Start(start)!;
+    var output = await p.StandardOutput.ReadToEndAsync();
+    var error = await p.StandardError.ReadToEndAsync();
+    await p.WaitForExitAsync();
+    return p.ExitCode == 0 ? output : throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed: {error}");
+}

@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Berth.Kubernetes.Bench.GenerateBenchmarks).Assembly).Run(args);

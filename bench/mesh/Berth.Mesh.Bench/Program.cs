@@ -1,0 +1,72 @@
+// Usage: Berth.Mesh.Bench (berth|yarp) --port N --upstreams 127.0.0.1:A,127.0.0.1:B [--admin-port M]
+// berth: a MeshHost listener with every resilience feature on (round-robin, retries + budget, per-try and total
+//        timeouts, service and endpoint breakers, outlier detection, limits, traceparent, Prometheus metrics).
+// yarp:  plain YARP (MapReverseProxy, round-robin, no health checks) — the peer Berth is measured against.
+// Prints "ready" once listening; runs until killed.
+using System.Globalization;
+using Berth.Core.Model;
+using Berth.Core.Routing;
+using Berth.Mesh;
+using Yarp.ReverseProxy.Configuration;
+
+var mode = args.Length > 0 ? args[0] : throw new ArgumentException("first argument: berth or yarp");
+var port = int.Parse(Arg("--port") ?? throw new ArgumentException("--port is required"), CultureInfo.InvariantCulture);
+var upstreams = (Arg("--upstreams") ?? throw new ArgumentException("--upstreams is required")).Split(',');
+
+if (mode == "berth")
+{
+    await using var mesh = new MeshHost(new MeshHostOptions { AdminPort = int.Parse(Arg("--admin-port") ?? "0", CultureInfo.InvariantCulture) });
+    await mesh.StartAsync(CancellationToken.None);
+    var policy = MeshPolicy.Default with
+    {
+        LoadBalancing = LoadBalancing.RoundRobin,
+        PerTryTimeout = TimeSpan.FromSeconds(5),
+    };
+    var route = new ServiceRoute("bench", new Berth.Core.Model.Endpoint { Name = "http", Port = port }, policy,
+        [.. upstreams.Select((u, i) => new Upstream($"u{i}", u.Split(':')[0], int.Parse(u.Split(':')[1], CultureInfo.InvariantCulture), 1))]);
+    await mesh.UpdateAsync(route, CancellationToken.None);
+    Console.WriteLine($"ready (metrics at {mesh.AdminAddress}metrics)");
+    await WaitForSignalAsync();
+}
+else if (mode == "yarp")
+{
+    var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+    builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+    {
+        k.AddServerHeader = false;
+        k.Listen(System.Net.IPAddress.Loopback, port);
+    });
+    builder.Services.AddRouting();
+    builder.Services.AddReverseProxy().LoadFromMemory(
+        [new RouteConfig { RouteId = "all", ClusterId = "bench", Match = new RouteMatch { Path = "{**catch-all}" } }],
+        [new ClusterConfig
+        {
+            ClusterId = "bench",
+            LoadBalancingPolicy = "RoundRobin",
+            Destinations = upstreams.Select((u, i) => (Key: $"u{i}", Value: new DestinationConfig { Address = $"http://{u}" })).ToDictionary(x => x.Key, x => x.Value),
+        }]);
+    var app = builder.Build();
+    app.UseRouting();
+    app.MapReverseProxy();
+    await app.StartAsync();
+    Console.WriteLine("ready");
+    await app.WaitForShutdownAsync();
+}
+else
+{
+    throw new ArgumentException($"unknown mode '{mode}': use berth or yarp");
+}
+
+string? Arg(string name)
+{
+    var i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+static async Task WaitForSignalAsync()
+{
+    var done = new TaskCompletionSource();
+    using var term = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, c => { c.Cancel = true; done.TrySetResult(); });
+    using var intr = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGINT, c => { c.Cancel = true; done.TrySetResult(); });
+    await done.Task;
+}

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Mesh throughput/latency against its peers, in one run on one machine, loopback only, bounded duration.
+#   direct  : wrk straight at one upstream
+#   nginx   : nginx as a round-robin reverse proxy (keepalive to upstreams)
+#   haproxy : HAProxy as a round-robin reverse proxy (http-reuse always)
+#   yarp    : plain YARP (MapReverseProxy, round-robin)
+#   berth   : Berth's mesh listener with every resilience feature on
+# Upstreams for every proxy: the same nginx serving a 6-byte body on two ports.
+# Needs: nginx haproxy wrk (apt-get install -y nginx haproxy wrk), the .NET SDK.
+# Usage: bench/mesh/run.sh [duration=10s] [connections=64] [threads=2]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${1:-10s}
+CONNS=${2:-64}
+THREADS=${3:-2}
+for tool in nginx haproxy wrk dotnet; do
+  command -v "$tool" >/dev/null || { echo "bench/mesh: '$tool' not found; install it (apt-get install -y nginx haproxy wrk)" >&2; exit 2; }
+done
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+wait_port() {
+  for _ in $(seq 1 200); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.05
+  done
+  echo "bench/mesh: nothing listening on 127.0.0.1:$1" >&2; exit 1
+}
+
+U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port)
+
+echo "building the bench proxies (Release)…" >&2
+dotnet build -c Release -v q --nologo bench/mesh/Berth.Mesh.Bench >/dev/null
+BENCH_DLL=bench/mesh/Berth.Mesh.Bench/bin/Release/net10.0/Berth.Mesh.Bench.dll
+
+cat >"$work/upstreams.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/upstreams.pid;
+error_log $work/upstreams.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  server { listen 127.0.0.1:$U1; location / { return 200 "hello\n"; } }
+  server { listen 127.0.0.1:$U2; location / { return 200 "hello\n"; } }
+}
+CONF
+cat >"$work/proxy.conf" <<CONF
+worker_processes 2;
+daemon off;
+pid $work/proxy.pid;
+error_log $work/proxy.err warn;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  upstream app { server 127.0.0.1:$U1; server 127.0.0.1:$U2; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGX;
+    location / { proxy_pass http://app; proxy_http_version 1.1; proxy_set_header Connection ""; }
+  }
+}
+CONF
+cat >"$work/haproxy.cfg" <<CONF
+global
+  nbthread 2
+  maxconn 4096
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  http-reuse always
+frontend fe
+  bind 127.0.0.1:$HAP
+  default_backend app
+backend app
+  balance roundrobin
+  server u1 127.0.0.1:$U1
+  server u2 127.0.0.1:$U2
+CONF
+
+declare -A RPS P50 P99 CPU PID
+nginx -c "$work/upstreams.conf" -p "$work" & pids+=($!); PID[direct]=$!
+nginx -c "$work/proxy.conf" -p "$work" & pids+=($!); PID[nginx]=$!
+haproxy -f "$work/haproxy.cfg" -q & pids+=($!); PID[haproxy]=$!
+DOTNET_gcServer=1 dotnet "$BENCH_DLL" yarp --port "$YARP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/yarp.log" 2>&1 & pids+=($!); PID[yarp]=$!
+DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!); PID[berth]=$!
+for p in $U1 $U2 $NGX $HAP $YARP $BERTH; do wait_port "$p"; done
+curl -fsS "http://127.0.0.1:$BERTH/" >/dev/null && curl -fsS "http://127.0.0.1:$YARP/" >/dev/null
+
+# CPU time per request is the steadier number on a busy shared machine: throughput there measures the scheduler too.
+TCK=$(getconf CLK_TCK)
+cpu_ticks() { # a process and its direct children (nginx workers), utime+stime in clock ticks
+  local total=0 p
+  for p in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    total=$((total + $(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
+measure() {
+  local name=$1 port=$2 pid=${PID[$1]}
+  wrk -t"$THREADS" -c"$CONNS" -d3s "http://127.0.0.1:$port/" >/dev/null   # warm-up (JIT, pools)
+  local before; before=$(cpu_ticks "$pid")
+  local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/")
+  local after; after=$(cpu_ticks "$pid")
+  local count; count=$(echo "$out" | awk '/requests in/ {print $1}')
+  CPU[$name]=$(awk -v t=$((after - before)) -v hz="$TCK" -v n="$count" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
+  echo "$out" | grep -qE "Non-2xx|Socket errors" && { echo "== $name had errors:" >&2; echo "$out" | grep -E "Non-2xx|Socket errors" >&2; }
+  RPS[$name]=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+  P50[$name]=$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')")
+  P99[$name]=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
+  echo "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request" >&2
+}
+
+echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH; do
+  measure "${target%%:*}" "${target##*:}"
+done
+echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
+echo
+echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
+echo
+echo "CPU/request: the proxy process(es) only (for direct: the upstream nginx)."
+echo
+echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
+echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+for n in direct nginx haproxy yarp berth; do
+  echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") | $(ratio "${P99[$n]}" "${P99[yarp]}") |"
+done

@@ -1,0 +1,163 @@
+using System.Diagnostics;
+using Berth.Core.Model;
+using Berth.Orchestration;
+using Berth.Orchestration.Controllers;
+using Berth.Orchestration.State;
+using Berth.Runtime;
+using Berth.Runtime.Docker;
+using Berth.Runtime.Process;
+using Berth.Server;
+
+namespace Berth.Cli.ControlPlane;
+
+/// <summary>One app's control plane in this process: store, drivers, controllers, API. Used by foreground <c>berth up</c>,
+/// by the detached control plane, and by <c>berth down</c> when no control plane is running.</summary>
+internal sealed class ControlPlaneHost : IAsyncDisposable
+{
+    private readonly List<IAsyncDisposable> _owned = [];
+    private readonly List<IDisposable> _disposables = [];
+
+    private ControlPlaneHost(string stateDirectory) => StateDirectory = stateDirectory;
+
+    public string StateDirectory { get; }
+
+    public Orchestration.Controllers.ControlPlane Plane { get; private set; } = null!;
+
+    public ApiServer Api { get; private set; } = null!;
+
+    public RoutingTable Routes { get; } = new();
+
+    public IReadOnlyList<string> Warnings { get; private set; } = [];
+
+    /// <summary>The state folder of a spec: <c>.berth/</c> beside it (DESIGN.md).</summary>
+    public static string StateDirectoryFor(string specPath) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(specPath))!, ".berth");
+
+    /// <summary>Starts drivers and controllers (adopting running replicas) and the API; <paramref name="needsDocker"/>
+    /// connects to Docker up front (otherwise only when Docker is reachable).</summary>
+    public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct)
+    {
+        var host = new ControlPlaneHost(stateDirectory);
+        var warnings = new List<string>();
+        Directory.CreateDirectory(stateDirectory);
+        var store = StateStore.Open(stateDirectory);
+        host._disposables.Add(store);
+        var drivers = new List<IWorkloadDriver> { new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime") }) };
+        if (needsDocker || DockerSocketPresent())
+        {
+            try
+            {
+                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), ct);
+                host._disposables.Add(docker);
+                drivers.Add(docker);
+            }
+            catch (DockerUnavailableException e)
+            {
+                if (needsDocker)
+                {
+                    warnings.Add($"Docker services will stay Pending: {e.Message}");
+                }
+            }
+        }
+
+        var prober = new ProbeExecutor();
+        host._disposables.Add(prober);
+        var plane = new Orchestration.Controllers.ControlPlane(new OrchestratorOptions { StateDirectory = stateDirectory }, store, drivers, host.Routes, prober);
+        host.Plane = plane;
+        host._owned.Add(plane);
+        host.Drivers = drivers;
+        await plane.StartAsync(ct);
+        if (api)
+        {
+            host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = stateDirectory, Routes = host.Routes }, ct);
+            host._owned.Insert(0, host.Api);
+        }
+
+        host.Warnings = warnings;
+        return host;
+    }
+
+    public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];
+
+    /// <summary>Makes the nodes' cgroups where the process driver can (each node a cgroup with its memory and CPU cap).</summary>
+    public async Task<IReadOnlyList<string>> EnsureNodesAsync(Application app, CancellationToken ct)
+    {
+        var problems = new List<string>();
+        var isolation = Drivers.OfType<INodeIsolation>().FirstOrDefault();
+        if (isolation is null || app.Nodes.IsDefaultOrEmpty)
+        {
+            return problems;
+        }
+
+        foreach (var node in app.Nodes)
+        {
+            try
+            {
+                await isolation.EnsureNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(app.Name, node.Name), Cpu = node.Cpu, Memory = node.Memory }, ct);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or NotSupportedException)
+            {
+                problems.Add($"node {node.Name}: its cgroup could not be made ({e.Message}); the scheduler still keeps within its capacity");
+            }
+        }
+
+        return problems;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        foreach (var d in _owned)
+        {
+            await d.DisposeAsync();
+        }
+
+        foreach (var d in _disposables)
+        {
+            d.Dispose();
+        }
+
+        if (Api is not null)
+        {
+            File.Delete(Path.Combine(StateDirectory, ApiServerOptions.AddressFileName));
+        }
+    }
+
+    private static bool DockerSocketPresent()
+    {
+        var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
+        return host is not null || File.Exists("/var/run/docker.sock");
+    }
+
+    /// <summary>Runs each distinct build command of the app's process services once (<c>build.command</c>), output to <paramref name="log"/>.</summary>
+    public static async Task<string?> BuildAsync(Application app, TextWriter log, CancellationToken ct)
+    {
+        var builds = app.Services
+            .Where(s => s.EffectiveRuntime == RuntimeKind.Process && s.Build is { Command.IsDefaultOrEmpty: false })
+            .Select(s => (Command: s.Build!.Command, Dir: s.Build.WorkingDir ?? s.Build.Context ?? app.BaseDirectory, Service: s.Name))
+            .DistinctBy(b => string.Join('\0', b.Command) + "\0" + b.Dir)
+            .ToList();
+        foreach (var (command, dir, service) in builds)
+        {
+            var directory = Path.IsPathRooted(dir) ? dir : Path.Combine(app.BaseDirectory, dir);
+            log.WriteLine($"building {service}: {string.Join(' ', command)}");
+            var info = new ProcessStartInfo(command[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            foreach (var a in command.Skip(1))
+            {
+                info.ArgumentList.Add(a);
+            }
+
+            using var process = Process.Start(info)!;
+            var output = new System.Text.StringBuilder();
+            process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
+            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
+            process.BeginOutputReadLine();
+            process.BeginErrorReadLine();
+            await process.WaitForExitAsync(ct);
+            if (process.ExitCode != 0)
+            {
+                return $"the build of {service} failed (exit code {process.ExitCode}): {string.Join(' ', command)} in {directory}\n{output}";
+            }
+        }
+
+        return null;
+    }
+}

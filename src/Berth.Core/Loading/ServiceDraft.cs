@@ -1,0 +1,53 @@
+using Berth.Core.Model;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Berth.Core.Loading;
+
+/// <summary>A service while its keys are read: the record so far plus what is assembled at the end (env in file order,
+/// endpoints and dependencies with their positions for the checks that span services).</summary>
+internal sealed class ServiceDraft(string name, string path, Mark at)
+{
+    public string Name { get; } = name;
+
+    public string Path { get; } = path;
+
+    public Mark At { get; } = at;
+
+    public Service S { get; set; } = new() { Name = name };
+
+    /// <summary>Values from env files, in file order; applied before <see cref="Env"/>.</summary>
+    public List<EnvEntry> EnvFileEntries { get; } = [];
+
+    public List<EnvEntry> Env { get; } = [];
+
+    public List<EnvEntry> Secrets { get; } = [];
+
+    public List<(string Name, YamlNode Node, string Path)> SecretNames { get; } = [];
+
+    public List<Located<Endpoint>> Endpoints { get; } = [];
+
+    public List<Located<Dependency>> DependsOn { get; } = [];
+
+    public List<Located<VolumeMount>> Volumes { get; } = [];
+
+    /// <summary>Where run/command was given, for messages about it.</summary>
+    public bool HasRun { get; set; }
+
+    public bool HasImage { get; set; }
+
+    /// <summary>Compose's deploy.resources are read into these and checked once all are known.</summary>
+    public YamlNode? ResourcesNode { get; set; }
+
+    public string ResourcesPath { get; set; } = "";
+
+    /// <summary>The Compose healthcheck, which becomes the readiness probe unless x-berth sets one.</summary>
+    public Probe? Healthcheck { get; set; }
+
+    public bool HealthcheckDisabled { get; set; }
+}
+
+internal sealed record EnvEntry(string Key, string? Value, YamlNode Node, string Path);
+
+/// <summary>A value with the place in the spec it came from.</summary>
+internal sealed record Located<T>(T Value, YamlNode Node, string Path);

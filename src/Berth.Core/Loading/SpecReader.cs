@@ -1,0 +1,381 @@
+using System.Collections.Immutable;
+using Berth.Core.Model;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace Berth.Core.Loading;
+
+/// <summary>Which dialect a spec file is written in.</summary>
+public enum SpecFormat
+{
+    /// <summary>Berth's own <c>berth.yaml</c>.</summary>
+    Berth,
+
+    /// <summary>A Compose Specification file (<c>compose.yaml</c>, <c>docker-compose.yml</c>).</summary>
+    Compose,
+}
+
+/// <summary>Reads a parsed spec (either dialect) into an <see cref="Application"/>, then runs the checks that span services.</summary>
+internal sealed partial class SpecReader(string file, string baseDirectory, Interpolator interpolator, SpecFormat format)
+    : NodeReader(file, interpolator)
+{
+    private readonly List<ServiceDraft> _services = [];
+    private readonly List<Located<Node>> _nodes = [];
+    private readonly List<PipelineRef> _pipelines = [];
+    private readonly Dictionary<string, YamlNode> _declaredVolumes = new(StringComparer.Ordinal);
+    private string? _name;
+    private SchedulerPolicy _scheduler = SchedulerPolicy.LeastLoaded;
+
+    public SpecFormat Format { get; } = format;
+
+    /// <summary>The key whose handler is running, so a handler can point at the key rather than its value.</summary>
+    public YamlScalarNode? CurrentKey { get; private set; }
+
+    public string BaseDirectory { get; } = baseDirectory;
+
+    /// <summary>Absolute path of the file, for <see cref="PipelineRef"/> and <see cref="Application.SourceFile"/>.</summary>
+    public string? SourcePath { get; init; }
+
+    public IReadOnlyList<string> ActiveProfiles { get; init; } = [];
+
+    /// <summary>Reads every key, reporting what is wrong; returns the application when nothing was.</summary>
+    public Application? Read(YamlNode root)
+    {
+        var map = Mapping(root, "", "a mapping with services: at the top");
+        if (map is null)
+        {
+            return null;
+        }
+
+        if (Format == SpecFormat.Berth)
+        {
+            ReadKeys(map, "", BerthTopKeys, this, allowExtensions: true);
+        }
+        else
+        {
+            ReadKeys(map, "", ComposeTopKeys, this, allowExtensions: true, extension: ComposeTopExtension);
+        }
+
+        if (!map.Children.ContainsKey(new YamlScalarNode("services")))
+        {
+            Error(root, "", "has no services:; add a services: mapping with at least one service");
+        }
+
+        CheckAcrossServices();
+        if (HasErrors)
+        {
+            return null;
+        }
+
+        var active = _services.Where(IsActive).ToList();
+        return new Application
+        {
+            Name = _name ?? DefaultName(),
+            Services = [.. active.Select(Build)],
+            Nodes = [.. _nodes.Select(n => n.Value)],
+            Scheduler = _scheduler,
+            Pipelines = [.. _pipelines],
+            SourceFile = SourcePath,
+            BaseDirectory = BaseDirectory,
+            Volumes = [.. _declaredVolumes.Keys],
+        };
+    }
+
+    private string DefaultName()
+    {
+        // As Compose's project name: the folder's name, lowercased, with only [a-z0-9_-].
+        var folder = System.IO.Path.GetFileName(BaseDirectory.TrimEnd(System.IO.Path.DirectorySeparatorChar));
+        var name = new string([.. folder.ToLowerInvariant().Where(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')]);
+        return name.Length > 0 ? name : "app";
+    }
+
+    private bool IsActive(ServiceDraft d) => d.S.Profiles.IsEmpty || d.S.Profiles.Any(p => ActiveProfiles.Contains(p) || ActiveProfiles.Contains("*"));
+
+    /// <summary>Reads each key of <paramref name="map"/> through <paramref name="table"/>; <c>x-</c> keys are ignored where
+    /// extensions are allowed, or passed to <paramref name="extension"/>.</summary>
+    public void ReadKeys<T>(YamlMappingNode map, string path, KeyTable<T> table, T target, bool allowExtensions = false,
+        Action<string, YamlScalarNode, YamlNode>? extension = null, Func<string, YamlScalarNode, YamlNode, bool>? other = null)
+    {
+        foreach (var (key, keyNode, value) in Entries(map, path))
+        {
+            var p = Join(path, key);
+            if (table.TryGetValue(key, out var handler))
+            {
+                CurrentKey = keyNode;
+                handler(this, value, p, target);
+            }
+            else if (allowExtensions && key.StartsWith("x-", StringComparison.Ordinal))
+            {
+                extension?.Invoke(key, keyNode, value);
+            }
+            else if (other is null || !other(key, keyNode, value))
+            {
+                UnknownKey(keyNode, path, key, table.Keys, table.Where);
+            }
+        }
+    }
+
+    private static readonly KeyTable<SpecReader> BerthTopKeys = new("the spec")
+    {
+        ["name"] = (r, v, p, _) => r._name = r.ProjectName(v, p),
+        ["services"] = (r, v, p, _) => r.ReadServices(v, p),
+        ["nodes"] = (r, v, p, _) => r.ReadNodes(v, p),
+        ["scheduler"] = (r, v, p, _) => r.ReadScheduler(v, p),
+        ["pipelines"] = (r, v, p, _) => r.ReadPipelines(v, p),
+        ["volumes"] = (r, v, p, _) => r.ReadTopVolumes(v, p),
+    };
+
+    private string? ProjectName(YamlNode v, string p)
+    {
+        var name = String(v, p);
+        if (name is not null && !IsValidName(name, lowercase: true))
+        {
+            Error(v, p, $"'{name}' is not a valid app name; use lowercase letters, digits, '-' and '_', starting with a letter or digit");
+            return null;
+        }
+
+        return name;
+    }
+
+    private static bool IsValidName(string name, bool lowercase) =>
+        name.Length > 0 && name.Length <= 63 && char.IsAsciiLetterOrDigit(name[0])
+        && name.All(c => (lowercase ? char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) : char.IsAsciiLetterOrDigit(c)) || c is '-' or '_' or '.');
+
+    private void ReadServices(YamlNode v, string path)
+    {
+        var map = Mapping(v, path, "a mapping of service names to services");
+        if (map is null)
+        {
+            return;
+        }
+
+        foreach (var (name, keyNode, value) in Entries(map, path))
+        {
+            var p = Join(path, name);
+            if (!IsValidName(name, lowercase: false) || name.Contains('.', StringComparison.Ordinal))
+            {
+                Error(keyNode, p, $"'{name}' is not a valid service name; use letters, digits, '-' and '_', starting with a letter or digit");
+                continue;
+            }
+
+            var draft = new ServiceDraft(name, p, keyNode.Start);
+            if (IsNull(value))
+            {
+                Error(value.Start.Line == keyNode.Start.Line ? keyNode : value, p, Format == SpecFormat.Berth
+                    ? "is empty; give it run: (a command to run as a process) or image: (a container image)"
+                    : "is empty; give it image: or build:");
+                continue;
+            }
+
+            var body = Mapping(value, p, "a mapping of service settings");
+            if (body is null)
+            {
+                continue;
+            }
+
+            if (Format == SpecFormat.Berth)
+            {
+                ReadKeys(body, p, BerthServiceKeys, draft, allowExtensions: true);
+            }
+            else
+            {
+                ReadComposeService(body, p, draft);
+            }
+
+            FinishService(draft, keyNode);
+            _services.Add(draft);
+        }
+    }
+
+    private void ReadNodes(YamlNode v, string path)
+    {
+        var seq = Sequence(v, path, "a list of nodes, each with name, cpu and memory");
+        if (seq is null)
+        {
+            return;
+        }
+
+        for (var i = 0; i < seq.Children.Count; i++)
+        {
+            var p = Index(path, i);
+            var map = Mapping(seq.Children[i], p, "a node: name, cpu and memory");
+            if (map is null)
+            {
+                continue;
+            }
+
+            var node = new Box<Node>(new Node("", default, default));
+            ReadKeys(map, p, NodeKeys, node);
+            var missing = new[] { "name", "cpu", "memory" }.Where(k => !map.Children.ContainsKey(new YamlScalarNode(k))).ToList();
+            if (missing.Count > 0)
+            {
+                Error(map, p, $"node is missing {string.Join(" and ", missing)}; write e.g. {{name: node-a, cpu: 2, memory: 4Gi}}");
+                continue;
+            }
+
+            _nodes.Add(new Located<Node>(node.V, map, p));
+        }
+    }
+
+    private static readonly KeyTable<Box<Node>> NodeKeys = new("a node")
+    {
+        ["name"] = (r, v, p, b) =>
+        {
+            if (r.String(v, p) is { } name)
+            {
+                if (!IsValidName(name, lowercase: true))
+                {
+                    r.Error(v, p, $"'{name}' is not a valid node name; use lowercase letters, digits and '-'");
+                }
+
+                b.V = b.V with { Name = name };
+            }
+        },
+        ["cpu"] = (r, v, p, b) =>
+        {
+            if (r.Cpu(v, p) is { } cpu)
+            {
+                if (cpu.MilliCores <= 0)
+                {
+                    r.Error(v, p, $"must be more than 0, got {cpu}");
+                }
+
+                b.V = b.V with { Cpu = cpu };
+            }
+        },
+        ["memory"] = (r, v, p, b) =>
+        {
+            if (r.Memory(v, p) is { } memory)
+            {
+                if (memory.Bytes <= 0)
+                {
+                    r.Error(v, p, $"must be more than 0, got {memory}");
+                }
+
+                b.V = b.V with { Memory = memory };
+            }
+        },
+        ["labels"] = (r, v, p, b) => b.V = b.V with { Labels = r.Labels(v, p) },
+    };
+
+    internal static readonly IReadOnlyDictionary<string, SchedulerPolicy> SchedulerNames = new Dictionary<string, SchedulerPolicy>
+    {
+        ["least-loaded"] = SchedulerPolicy.LeastLoaded,
+        ["round-robin"] = SchedulerPolicy.RoundRobin,
+        ["bin-pack"] = SchedulerPolicy.BinPack,
+        ["random"] = SchedulerPolicy.Random,
+    };
+
+    private void ReadScheduler(YamlNode v, string p)
+    {
+        // scheduler: bin-pack, or scheduler: {policy: bin-pack}
+        if (v is YamlMappingNode map)
+        {
+            ReadKeys(map, p, SchedulerKeys, this);
+        }
+        else if (Enum(v, p, SchedulerNames) is { } policy)
+        {
+            _scheduler = policy;
+        }
+    }
+
+    private static readonly KeyTable<SpecReader> SchedulerKeys = new("scheduler")
+    {
+        ["policy"] = (r, v, p, _) => r._scheduler = r.Enum(v, p, SchedulerNames) ?? r._scheduler,
+    };
+
+    private void ReadPipelines(YamlNode v, string path)
+    {
+        // Left raw: Berth.Pipelines parses each definition from its own position (or its own file).
+        var map = Mapping(v, path, "a mapping of pipeline names to pipelines (or to files holding them)");
+        if (map is null)
+        {
+            return;
+        }
+
+        foreach (var (name, keyNode, value) in Entries(map, path))
+        {
+            if (value is YamlScalarNode && !IsNull(value))
+            {
+                var file = String(value, Join(path, name));
+                if (file is not null)
+                {
+                    var full = System.IO.Path.GetFullPath(System.IO.Path.Combine(BaseDirectory, file));
+                    if (!System.IO.File.Exists(full))
+                    {
+                        Error(value, Join(path, name), $"pipeline file '{file}' does not exist (looked for {full})");
+                    }
+
+                    _pipelines.Add(new PipelineRef(name, full, 1, 1));
+                }
+            }
+            else
+            {
+                _pipelines.Add(new PipelineRef(name, SourcePath ?? File, (int)value.Start.Line, (int)value.Start.Column));
+            }
+        }
+    }
+
+    private void ReadTopVolumes(YamlNode v, string path)
+    {
+        var map = Mapping(v, path, "a mapping of volume names");
+        if (map is null)
+        {
+            return;
+        }
+
+        foreach (var (name, keyNode, value) in Entries(map, path))
+        {
+            _declaredVolumes[name] = keyNode;
+            if (value is YamlMappingNode options)
+            {
+                foreach (var (key, optionKey, _) in Entries(options, Join(path, name)))
+                {
+                    if (key.StartsWith("x-", StringComparison.Ordinal))
+                    {
+                        continue;
+                    }
+
+                    if (key == "driver" && String(options.Children[optionKey], Join(Join(path, name), key)) == "local")
+                    {
+                        continue; // the default
+                    }
+
+                    if (key is "driver" or "driver_opts" or "external" or "labels" or "name")
+                    {
+                        Warning(optionKey, Join(Join(path, name), key), $"'{key}' is not supported yet and is ignored; Berth keeps named volumes in its state folder");
+                    }
+                    else
+                    {
+                        UnknownKey(optionKey, Join(path, name), key, ["driver", "driver_opts", "external", "labels", "name"], "a volume");
+                    }
+                }
+            }
+            else if (!IsNull(value))
+            {
+                Error(value, Join(path, name), "must be empty or a mapping of volume options");
+            }
+        }
+    }
+
+    public ImmutableSortedDictionary<string, string> Labels(YamlNode v, string p)
+    {
+        var builder = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
+        foreach (var (key, value, _) in KeyValues(v, p))
+        {
+            builder[key] = value ?? "";
+        }
+
+        return builder.ToImmutable();
+    }
+
+    public string ResolvePath(string path)
+    {
+        if (path == "~" || path.StartsWith("~/", StringComparison.Ordinal))
+        {
+            path = System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), path.Length > 2 ? path[2..] : "");
+        }
+
+        return System.IO.Path.GetFullPath(System.IO.Path.Combine(BaseDirectory, path));
+    }
+}

@@ -1,0 +1,238 @@
+using System.Collections.Immutable;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Berth.Kubernetes.Apply;
+
+/// <summary>Options of <c>berth k8s apply</c> and <c>delete</c>.</summary>
+public sealed record ApplyOptions
+{
+    /// <summary>Send every request with dryRun=All: the server validates and admits, nothing is stored, no rollout is waited for.</summary>
+    public bool DryRun { get; init; }
+
+    /// <summary>Take over fields another manager owns (kubectl's --force-conflicts). Off, as kubectl.</summary>
+    public bool ForceConflicts { get; init; }
+
+    /// <summary>Wait for each Deployment and StatefulSet to roll out. On, as <c>kubectl rollout status</c> after apply.</summary>
+    public bool Wait { get; init; } = true;
+
+    /// <summary>How often rollout status is read: 2s (kubectl watches; polling every 2s is as prompt and simpler to bound).</summary>
+    public TimeSpan PollInterval { get; init; } = ApplyDefaults.PollInterval;
+
+    /// <summary>Longest wait for one rollout; null: the Deployment's progressDeadlineSeconds (600s, as Kubernetes), 600s for a StatefulSet.</summary>
+    public TimeSpan? Timeout { get; init; }
+
+    /// <summary>Fail a rollout as soon as a pod reports a reason in <see cref="RolloutStatus.FatalReasons"/> (CrashLoopBackOff, ImagePullBackOff, …).</summary>
+    public bool FailFast { get; init; } = true;
+
+    /// <summary><c>delete</c> only: also delete PersistentVolumeClaims, as <c>docker compose down --volumes</c>. Off: data stays.</summary>
+    public bool DeleteVolumes { get; init; }
+}
+
+/// <summary>Defaults of apply, each named after the peer it follows.</summary>
+public static class ApplyDefaults
+{
+    public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
+
+    /// <summary>600s, as a Deployment's default progressDeadlineSeconds.</summary>
+    public static readonly TimeSpan RolloutTimeout = TimeSpan.FromSeconds(600);
+}
+
+/// <summary>What happened to one object.</summary>
+public sealed record ObjectOutcome(string Object, bool Succeeded, string Message);
+
+/// <summary>What apply or delete did: one outcome per object and one per rollout waited for.</summary>
+public sealed record ApplyResult(ImmutableArray<ObjectOutcome> Objects, ImmutableArray<ObjectOutcome> Rollouts)
+{
+    public bool Succeeded => Objects.All(o => o.Succeeded) && Rollouts.All(r => r.Succeeded);
+
+    /// <summary>True when the cluster could not be reached at all.</summary>
+    public bool Unreachable { get; init; }
+}
+
+/// <summary>Applies generated objects with server-side apply (field manager <c>berth</c>), waits for rollouts, deletes.</summary>
+public sealed partial class ClusterApplier
+{
+    private readonly IKubernetesApi _api;
+    private readonly TimeProvider _time;
+    private readonly ILogger _logger;
+
+    internal ClusterApplier(IKubernetesApi api, TimeProvider? time = null, ILogger? logger = null)
+    {
+        _api = api;
+        _time = time ?? TimeProvider.System;
+        _logger = logger ?? NullLogger.Instance;
+    }
+
+    public ClusterApplier(KubeConnection connection, TimeProvider? time = null, ILogger? logger = null)
+        : this(connection.Api, time, logger)
+    {
+    }
+
+    /// <summary>Applies every object in order into <paramref name="ns"/> (objects that name their own namespace keep it), then waits for the rollouts.
+    /// Progress lines (<c>deployment/api: 1 of 3 replicas updated</c>) go to <paramref name="progress"/>.</summary>
+    public async Task<ApplyResult> ApplyAsync(ManifestSet set, string ns, ApplyOptions options, IProgress<string>? progress, CancellationToken cancellationToken)
+    {
+        var outcomes = ImmutableArray.CreateBuilder<ObjectOutcome>();
+        var suffix = options.DryRun ? " (server dry run)" : "";
+        foreach (var obj in set.Objects)
+        {
+            try
+            {
+                await _api.ApplyAsync(obj, obj.Namespace ?? ns, options.DryRun, options.ForceConflicts, cancellationToken);
+                outcomes.Add(new ObjectOutcome(obj.DisplayName, true, "applied" + suffix));
+                Log.Applied(_logger, obj.DisplayName, obj.Namespace ?? ns, options.DryRun);
+                progress?.Report($"{obj.DisplayName}: applied{suffix}");
+            }
+            catch (KubernetesApiException e)
+            {
+                outcomes.Add(new ObjectOutcome(obj.DisplayName, false, e.Message));
+                Log.ApplyFailed(_logger, obj.DisplayName, e.Message);
+                progress?.Report($"{obj.DisplayName}: failed: {e.Message}");
+                if (e.Unreachable)
+                {
+                    return new ApplyResult(outcomes.ToImmutable(), []) { Unreachable = true };
+                }
+            }
+        }
+
+        var applied = outcomes.ToImmutable();
+        if (options.DryRun || !options.Wait || applied.Any(o => !o.Succeeded))
+        {
+            return new ApplyResult(applied, []);
+        }
+
+        var rollouts = ImmutableArray.CreateBuilder<ObjectOutcome>();
+        foreach (var obj in set.Objects.Where(o => o.Kind is "Deployment" or "StatefulSet"))
+        {
+            rollouts.Add(await WaitForRolloutAsync(obj, obj.Namespace ?? ns, options, progress, cancellationToken));
+        }
+
+        return new ApplyResult(applied, rollouts.ToImmutable());
+    }
+
+    /// <summary>Deletes the objects in reverse order; missing ones are fine. Namespaces are left alone (they may hold more than this app),
+    /// and so are PersistentVolumeClaims unless <see cref="ApplyOptions.DeleteVolumes"/>.</summary>
+    public async Task<ApplyResult> DeleteAsync(ManifestSet set, string ns, ApplyOptions options, IProgress<string>? progress, CancellationToken cancellationToken)
+    {
+        var outcomes = ImmutableArray.CreateBuilder<ObjectOutcome>();
+        var suffix = options.DryRun ? " (server dry run)" : "";
+        foreach (var obj in set.Objects.Reverse())
+        {
+            if (obj.Kind == "Namespace" || (obj.Kind == "PersistentVolumeClaim" && !options.DeleteVolumes))
+            {
+                var why = obj.Kind == "Namespace" ? "kept: it may hold more than this app" : "kept: it holds data (pass --volumes to delete it)";
+                outcomes.Add(new ObjectOutcome(obj.DisplayName, true, why));
+                progress?.Report($"{obj.DisplayName}: {why}");
+                continue;
+            }
+
+            try
+            {
+                var existed = await _api.DeleteAsync(obj, obj.Namespace ?? ns, options.DryRun, cancellationToken);
+                var message = (existed ? "deleted" : "not found") + suffix;
+                outcomes.Add(new ObjectOutcome(obj.DisplayName, true, message));
+                Log.Deleted(_logger, obj.DisplayName, obj.Namespace ?? ns, existed);
+                progress?.Report($"{obj.DisplayName}: {message}");
+            }
+            catch (KubernetesApiException e)
+            {
+                outcomes.Add(new ObjectOutcome(obj.DisplayName, false, e.Message));
+                progress?.Report($"{obj.DisplayName}: failed: {e.Message}");
+                if (e.Unreachable)
+                {
+                    return new ApplyResult(outcomes.ToImmutable(), []) { Unreachable = true };
+                }
+            }
+        }
+
+        return new ApplyResult(outcomes.ToImmutable(), []);
+    }
+
+    internal async Task<ObjectOutcome> WaitForRolloutAsync(ManifestObject obj, string ns, ApplyOptions options, IProgress<string>? progress, CancellationToken cancellationToken)
+    {
+        var timeout = options.Timeout
+            ?? (obj.Object is k8s.Models.V1Deployment { Spec.ProgressDeadlineSeconds: { } seconds } ? TimeSpan.FromSeconds(seconds) : ApplyDefaults.RolloutTimeout);
+        var started = _time.GetTimestamp();
+        var selector = string.Join(',', Selector(obj).Select(kv => $"{kv.Key}={kv.Value}"));
+        string? lastMessage = null;
+        IReadOnlyList<string> lastReasons = [];
+        while (true)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            RolloutState state;
+            try
+            {
+                state = obj.Kind == "Deployment"
+                    ? RolloutStatus.Evaluate(await _api.ReadDeploymentStatusAsync(obj.Name, ns, cancellationToken))
+                    : RolloutStatus.Evaluate(await _api.ReadStatefulSetStatusAsync(obj.Name, ns, cancellationToken));
+                if (!state.Done && selector.Length > 0)
+                {
+                    var (reasons, fatal) = RolloutStatus.PodProblems(await _api.ListPodsAsync(ns, selector, cancellationToken));
+                    lastReasons = reasons;
+                    if (fatal && options.FailFast)
+                    {
+                        state = RolloutState.Failure($"{state.Message}; {string.Join("; ", reasons)}");
+                    }
+                    else if (reasons.Count > 0)
+                    {
+                        state = RolloutState.Progressing($"{state.Message}; {string.Join("; ", reasons)}");
+                    }
+                }
+            }
+            catch (KubernetesApiException e)
+            {
+                return new ObjectOutcome(obj.DisplayName, false, e.Message);
+            }
+
+            if (state.Message != lastMessage)
+            {
+                progress?.Report($"{obj.DisplayName}: {state.Message}");
+                Log.Rollout(_logger, obj.DisplayName, state.Message);
+                lastMessage = state.Message;
+            }
+
+            if (state.Done)
+            {
+                return new ObjectOutcome(obj.DisplayName, true, $"rolled out: {state.Message}");
+            }
+
+            if (state.Failed)
+            {
+                return new ObjectOutcome(obj.DisplayName, false, $"rollout failed: {state.Message}");
+            }
+
+            var waited = _time.GetElapsedTime(started);
+            if (waited >= timeout)
+            {
+                var why = lastReasons.Count > 0 ? string.Join("; ", lastReasons) : state.Message;
+                return new ObjectOutcome(obj.DisplayName, false, $"rollout did not finish within {Core.Model.Durations.Format(timeout)}: {why}");
+            }
+
+            var delay = options.PollInterval < timeout - waited ? options.PollInterval : timeout - waited;
+            await Task.Delay(delay, _time, cancellationToken);
+        }
+    }
+
+    private static IDictionary<string, string> Selector(ManifestObject obj) => obj.Object switch
+    {
+        k8s.Models.V1Deployment d => d.Spec.Selector.MatchLabels,
+        k8s.Models.V1StatefulSet s => s.Spec.Selector.MatchLabels,
+        _ => new Dictionary<string, string>(),
+    };
+
+    private static partial class Log
+    {
+        [LoggerMessage(EventId = 7001, Level = LogLevel.Information, Message = "Applied {Object} in {Namespace} (dry run: {DryRun})")]
+        public static partial void Applied(ILogger logger, string @object, string @namespace, bool dryRun);
+
+        [LoggerMessage(EventId = 7002, Level = LogLevel.Warning, Message = "Apply of {Object} failed: {Reason}")]
+        public static partial void ApplyFailed(ILogger logger, string @object, string reason);
+
+        [LoggerMessage(EventId = 7003, Level = LogLevel.Information, Message = "Rollout of {Object}: {State}")]
+        public static partial void Rollout(ILogger logger, string @object, string state);
+
+        [LoggerMessage(EventId = 7004, Level = LogLevel.Information, Message = "Deleted {Object} in {Namespace} (existed: {Existed})")]
+        public static partial void Deleted(ILogger logger, string @object, string @namespace, bool existed);
+    }
+}

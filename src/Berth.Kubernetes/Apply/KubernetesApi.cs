@@ -1,0 +1,180 @@
+using System.Net;
+using System.Text.Json;
+using k8s;
+using k8s.Autorest;
+using k8s.Models;
+
+namespace Berth.Kubernetes.Apply;
+
+/// <summary>The few Kubernetes API calls apply and delete make: server-side apply, delete, workload status, pods.</summary>
+internal interface IKubernetesApi
+{
+    /// <summary>The cluster's address, for messages.</summary>
+    string Host { get; }
+
+    Task ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken);
+
+    /// <summary>Deletes the object; false when it was not there.</summary>
+    Task<bool> DeleteAsync(ManifestObject obj, string ns, bool dryRun, CancellationToken cancellationToken);
+
+    Task<V1Deployment> ReadDeploymentStatusAsync(string name, string ns, CancellationToken cancellationToken);
+
+    Task<V1StatefulSet> ReadStatefulSetStatusAsync(string name, string ns, CancellationToken cancellationToken);
+
+    Task<IReadOnlyList<V1Pod>> ListPodsAsync(string ns, string labelSelector, CancellationToken cancellationToken);
+}
+
+/// <summary>A failed API call, with the server's own message and what to do about it.</summary>
+public sealed class KubernetesApiException(string message, HttpStatusCode? status, Exception? inner = null) : Exception(message, inner)
+{
+    public HttpStatusCode? Status { get; } = status;
+
+    /// <summary>True when the cluster could not be reached at all (as opposed to refusing a request).</summary>
+    public bool Unreachable => Status is null;
+}
+
+/// <summary><see cref="IKubernetesApi"/> over the official client (KubernetesClient).</summary>
+internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernetesApi
+{
+    private const string DryRunAll = "All";
+
+    public string Host { get; } = host;
+
+    public Task ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken)
+    {
+        // JSON is YAML: the client sends V1Patch content verbatim as application/apply-patch+yaml, and requires it to be JSON.
+        var patch = new V1Patch(obj.ToJson(), V1Patch.PatchType.ApplyPatch);
+        var dry = dryRun ? DryRunAll : null;
+        const string manager = GenerateDefaults.FieldManager;
+        const string validation = "Strict";
+        return Call(obj, ns, obj.Kind switch
+        {
+            "Namespace" => () => client.CoreV1.PatchNamespaceAsync(patch, obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "ConfigMap" => () => client.CoreV1.PatchNamespacedConfigMapAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "Secret" => () => client.CoreV1.PatchNamespacedSecretAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "PersistentVolumeClaim" => () => client.CoreV1.PatchNamespacedPersistentVolumeClaimAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "Service" => () => client.CoreV1.PatchNamespacedServiceAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "Deployment" => () => client.AppsV1.PatchNamespacedDeploymentAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "StatefulSet" => () => client.AppsV1.PatchNamespacedStatefulSetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "HorizontalPodAutoscaler" => () => client.AutoscalingV2.PatchNamespacedHorizontalPodAutoscalerAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "PodDisruptionBudget" => () => client.PolicyV1.PatchNamespacedPodDisruptionBudgetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "Ingress" => () => client.NetworkingV1.PatchNamespacedIngressAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "DestinationRule" or "VirtualService" => () => client.CustomObjects.PatchNamespacedCustomObjectAsync(
+                patch, Group(obj), Version(obj), ns, Plural(obj.Kind), obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            _ => throw new NotSupportedException($"berth does not apply {obj.Kind} objects"),
+        });
+    }
+
+    public async Task<bool> DeleteAsync(ManifestObject obj, string ns, bool dryRun, CancellationToken cancellationToken)
+    {
+        var dry = dryRun ? DryRunAll : null;
+        const string background = "Background";
+        try
+        {
+            await Call(obj, ns, obj.Kind switch
+            {
+                "Namespace" => () => client.CoreV1.DeleteNamespaceAsync(obj.Name, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "ConfigMap" => () => client.CoreV1.DeleteNamespacedConfigMapAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "Secret" => () => client.CoreV1.DeleteNamespacedSecretAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "PersistentVolumeClaim" => () => client.CoreV1.DeleteNamespacedPersistentVolumeClaimAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "Service" => () => client.CoreV1.DeleteNamespacedServiceAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "Deployment" => () => client.AppsV1.DeleteNamespacedDeploymentAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "StatefulSet" => () => client.AppsV1.DeleteNamespacedStatefulSetAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "HorizontalPodAutoscaler" => () => client.AutoscalingV2.DeleteNamespacedHorizontalPodAutoscalerAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "PodDisruptionBudget" => () => client.PolicyV1.DeleteNamespacedPodDisruptionBudgetAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "Ingress" => () => client.NetworkingV1.DeleteNamespacedIngressAsync(obj.Name, ns, dryRun: dry, propagationPolicy: background, cancellationToken: cancellationToken),
+                "DestinationRule" or "VirtualService" => () => client.CustomObjects.DeleteNamespacedCustomObjectAsync(
+                    Group(obj), Version(obj), ns, Plural(obj.Kind), obj.Name, propagationPolicy: background, dryRun: dry, cancellationToken: cancellationToken),
+                _ => throw new NotSupportedException($"berth does not delete {obj.Kind} objects"),
+            });
+            return true;
+        }
+        catch (KubernetesApiException e) when (e.Status == HttpStatusCode.NotFound)
+        {
+            return false;
+        }
+    }
+
+    public async Task<V1Deployment> ReadDeploymentStatusAsync(string name, string ns, CancellationToken cancellationToken)
+    {
+        V1Deployment? result = null;
+        await Call("Deployment", name, ns, async () => result = await client.AppsV1.ReadNamespacedDeploymentStatusAsync(name, ns, cancellationToken: cancellationToken));
+        return result!;
+    }
+
+    public async Task<V1StatefulSet> ReadStatefulSetStatusAsync(string name, string ns, CancellationToken cancellationToken)
+    {
+        V1StatefulSet? result = null;
+        await Call("StatefulSet", name, ns, async () => result = await client.AppsV1.ReadNamespacedStatefulSetStatusAsync(name, ns, cancellationToken: cancellationToken));
+        return result!;
+    }
+
+    public async Task<IReadOnlyList<V1Pod>> ListPodsAsync(string ns, string labelSelector, CancellationToken cancellationToken)
+    {
+        V1PodList? result = null;
+        await Call("Pod", labelSelector, ns, async () => result = await client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken));
+        return [.. result!.Items ?? []];
+    }
+
+    private static string Group(ManifestObject obj) => obj.ApiVersion.Split('/')[0];
+
+    private static string Version(ManifestObject obj) => obj.ApiVersion.Split('/')[1];
+
+    private static string Plural(string kind) => kind.ToLowerInvariant() + "s";
+
+    private Task Call(ManifestObject obj, string ns, Func<Task> call) => Call(obj.Kind, obj.Name, ns, call);
+
+    private async Task Call(string kind, string name, string ns, Func<Task> call)
+    {
+        try
+        {
+            await call();
+        }
+        catch (HttpOperationException e)
+        {
+            throw Describe(e, kind, name, ns);
+        }
+        catch (HttpRequestException e)
+        {
+            throw new KubernetesApiException($"cannot reach the cluster at {Host}: {e.Message}; check the kubeconfig context (--context) and that the API server is up", null, e);
+        }
+    }
+
+    private KubernetesApiException Describe(HttpOperationException e, string kind, string name, string ns)
+    {
+        var status = e.Response.StatusCode;
+        var serverMessage = ServerMessage(e.Response.Content) ?? e.Message;
+        var what = $"{kind.ToLowerInvariant()}/{name}";
+        var text = status switch
+        {
+            HttpStatusCode.Unauthorized => $"{what}: the cluster at {Host} did not accept the credentials ({serverMessage}); refresh them (e.g. log in again) or pick another --context",
+            HttpStatusCode.Forbidden => $"{what}: not allowed in namespace '{ns}' ({serverMessage}); ask for a role that can patch {kind} there, or use another --namespace",
+            HttpStatusCode.Conflict => $"{what}: another field manager owns some of these fields ({serverMessage}); re-run with --force-conflicts to take them over for 'berth'",
+            HttpStatusCode.UnprocessableEntity => $"{what}: the cluster rejected it as invalid: {serverMessage}",
+            HttpStatusCode.NotFound when kind is "DestinationRule" or "VirtualService" =>
+                $"{what}: the cluster does not serve networking.istio.io/v1 ({serverMessage}); install Istio, or generate without --mesh istio",
+            HttpStatusCode.NotFound => $"{what}: not found in namespace '{ns}' ({serverMessage})",
+            _ => $"{what}: the cluster answered {(int)status} {status}: {serverMessage}",
+        };
+        return new KubernetesApiException(text, status, e);
+    }
+
+    // The API server answers errors with a Status object whose message says what is wrong.
+    private static string? ServerMessage(string? content)
+    {
+        if (string.IsNullOrWhiteSpace(content))
+        {
+            return null;
+        }
+
+        try
+        {
+            using var doc = JsonDocument.Parse(content);
+            return doc.RootElement.ValueKind == JsonValueKind.Object && doc.RootElement.TryGetProperty("message", out var m) ? m.GetString() : null;
+        }
+        catch (JsonException)
+        {
+            return content.Length > 300 ? content[..300] : content;
+        }
+    }
+}

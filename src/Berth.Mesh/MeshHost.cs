@@ -1,0 +1,296 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Text.Json;
+using Berth.Core.Model;
+using Berth.Core.Routing;
+using Berth.Mesh.Http;
+using Berth.Mesh.Observability;
+using Berth.Mesh.Routing;
+using Berth.Mesh.Tcp;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Mesh;
+
+/// <summary>
+/// The mesh data plane: one listener per service endpoint on its stable port (Kestrel for HTTP, a socket splice for
+/// TCP), fed Ready upstreams through <see cref="IRouteSink"/>, plus an admin endpoint with Prometheus <c>/metrics</c>.
+/// </summary>
+public sealed class MeshHost : IRouteSink, IAsyncDisposable
+{
+    private readonly MeshHostOptions _options;
+    private readonly ILogger _logger;
+    private readonly MeshMetrics _metrics = new();
+    private readonly SemaphoreSlim _gate = new(1, 1);
+    private readonly Dictionary<(string Service, string Endpoint), Listener> _listeners = [];
+    private WebApplication? _admin;
+
+    public MeshHost(MeshHostOptions? options = null)
+    {
+        _options = options ?? new MeshHostOptions();
+        _logger = _options.LoggerFactory.CreateLogger("Berth.Mesh");
+    }
+
+    /// <summary>The admin endpoint (<c>http://127.0.0.1:port</c>) once started.</summary>
+    public Uri? AdminAddress { get; private set; }
+
+    /// <summary>Starts the admin endpoint. Listeners start as routes arrive.</summary>
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        var app = NewApp(KestrelFor(_options.AdminHost, _options.AdminPort, null), TimeSpan.FromSeconds(1));
+        app.Run(async context =>
+        {
+            switch (context.Request.Path.Value)
+            {
+                case "/metrics":
+                    context.Response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
+                    await _metrics.WriteAsync(context.Response.Body, context.RequestAborted);
+                    break;
+                case "/routes":
+                    context.Response.ContentType = "application/json";
+                    await JsonSerializer.SerializeAsync(context.Response.Body, await RoutesAsync(context.RequestAborted), cancellationToken: context.RequestAborted);
+                    break;
+                default:
+                    context.Response.StatusCode = StatusCodes.Status404NotFound;
+                    break;
+            }
+        });
+        await StartAppAsync(app, $"admin endpoint on {_options.AdminHost}:{_options.AdminPort}", cancellationToken);
+        _admin = app;
+        AdminAddress = new Uri(app.Services.GetRequiredService<Microsoft.AspNetCore.Hosting.Server.IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First());
+    }
+
+    /// <inheritdoc />
+    public async Task UpdateAsync(ServiceRoute route, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(route);
+        var key = (route.Service, route.Endpoint.Name);
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (_listeners.TryGetValue(key, out var existing))
+            {
+                if (existing.Protocol != route.Endpoint.Protocol || existing.Port != route.StablePort || existing.HostIp != route.Endpoint.HostIp)
+                {
+                    // A different socket: the old listener drains in the background while the new one opens.
+                    _listeners.Remove(key);
+                    _ = existing.StopAsync(_options.DrainTimeout, CancellationToken.None);
+                }
+                else
+                {
+                    existing.State.Update(route);
+                    return;
+                }
+            }
+
+            var state = new ServiceState(route, _metrics, _options.TimeProvider, _options.Random, _logger);
+            var listener = route.Endpoint.Protocol == EndpointProtocol.Tcp
+                ? StartTcp(route, state)
+                : await StartHttpAsync(route, state, cancellationToken);
+            _listeners[key] = listener;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken)
+    {
+        Listener? listener;
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_listeners.Remove((service, endpoint), out listener))
+            {
+                return;
+            }
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        await listener.StopAsync(_options.DrainTimeout, cancellationToken);
+    }
+
+    /// <summary>The routes as the mesh sees them: per listener, each upstream with its health and load.</summary>
+    public async Task<IReadOnlyList<RouteStatus>> RoutesAsync(CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            return _listeners.Values.Select(l =>
+            {
+                var s = l.State.Snapshot;
+                return new RouteStatus(l.State.Service, l.State.EndpointName, l.Protocol.ToString().ToLowerInvariant(), l.Port,
+                    s.ServiceBreaker.State.ToString(),
+                    s.All.Select(e => new UpstreamStatus(e.Upstream.ReplicaId, e.Key, e.Upstream.Revision,
+                        s.Outliers.IsEjected(e.Outlier, out _), e.Health.Healthy, e.Breaker.State.ToString(), e.Active)).ToArray());
+            }).ToArray();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        List<Listener> all;
+        await _gate.WaitAsync();
+        try
+        {
+            all = [.. _listeners.Values];
+            _listeners.Clear();
+        }
+        finally
+        {
+            _gate.Release();
+        }
+
+        await Task.WhenAll(all.Select(l => l.StopAsync(TimeSpan.FromSeconds(1), CancellationToken.None)));
+        if (_admin is not null)
+        {
+            await _admin.StopAsync();
+            await _admin.DisposeAsync();
+        }
+
+        _gate.Dispose();
+    }
+
+    private Listener StartTcp(ServiceRoute route, ServiceState state)
+    {
+        TcpProxy proxy;
+        try
+        {
+            proxy = new TcpProxy(state, new IPEndPoint(ParseIp(route), route.StablePort));
+        }
+        catch (SocketException e)
+        {
+            throw ListenFailed(route, e.Message);
+        }
+
+        proxy.Start();
+        Log.ListenerStarted(_logger, route.Service, route.Endpoint.Name, "tcp", proxy.LocalEndPoint.ToString() ?? "");
+        return new Listener(state, route.Endpoint.Protocol, route.StablePort, route.Endpoint.HostIp, async (drain, ct) =>
+        {
+            await proxy.StopAsync(drain, ct);
+            Log.ListenerStopped(_logger, route.Service, route.Endpoint.Name);
+        });
+    }
+
+    private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
+    {
+        var proxy = new HttpProxy(state);
+        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections), _options.DrainTimeout);
+        app.Run(proxy.InvokeAsync);
+        try
+        {
+            await StartAppAsync(app, $"service {route.Service}, endpoint {route.Endpoint.Name}", cancellationToken);
+        }
+        catch
+        {
+            proxy.Dispose();
+            throw;
+        }
+
+        Log.ListenerStarted(_logger, route.Service, route.Endpoint.Name, "http", $"{route.Endpoint.HostIp}:{route.StablePort}");
+        return new Listener(state, route.Endpoint.Protocol, route.StablePort, route.Endpoint.HostIp, async (drain, ct) =>
+        {
+            using var timeout = new CancellationTokenSource(drain, _options.TimeProvider);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
+            await app.StopAsync(linked.Token);
+            await app.DisposeAsync();
+            proxy.Dispose();
+            Log.ListenerStopped(_logger, route.Service, route.Endpoint.Name);
+        });
+    }
+
+    private static async Task StartAppAsync(WebApplication app, string what, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await app.StartAsync(cancellationToken);
+        }
+        catch (IOException e)
+        {
+            await app.DisposeAsync();
+            throw new MeshListenerException($"mesh: cannot listen for {what}: {e.Message}. Free the port or choose another one in the spec.", e);
+        }
+    }
+
+    private static MeshListenerException ListenFailed(ServiceRoute route, string reason) =>
+        new($"mesh: cannot listen for service {route.Service}, endpoint {route.Endpoint.Name} on {route.Endpoint.HostIp}:{route.StablePort}: {reason}. Free the port or choose another one in the spec.");
+
+    private static IPAddress ParseIp(ServiceRoute route) =>
+        IPAddress.TryParse(route.Endpoint.HostIp, out var ip) ? ip
+        : throw new MeshListenerException($"mesh: service {route.Service}, endpoint {route.Endpoint.Name} has host IP '{route.Endpoint.HostIp}', which is not an IP address; write 127.0.0.1 or another local address");
+
+    private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state, int? maxConnections = null) =>
+        (_, kestrel) =>
+        {
+            kestrel.AddServerHeader = false;
+            if (maxConnections is { } max)
+            {
+                kestrel.Limits.MaxConcurrentConnections = max;
+            }
+
+            if (!IPAddress.TryParse(host, out var ip))
+            {
+                throw new MeshListenerException($"mesh: host IP '{host}' is not an IP address; write 127.0.0.1 or another local address");
+            }
+
+            kestrel.Listen(ip, port, listen =>
+            {
+                if (state is not null)
+                {
+                    listen.Use(next => async connection =>
+                    {
+                        state.OpenConnections.Inc();
+                        try
+                        {
+                            await next(connection);
+                        }
+                        finally
+                        {
+                            state.OpenConnections.Dec();
+                        }
+                    });
+                }
+            });
+        };
+
+    private WebApplication NewApp(Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> kestrel, TimeSpan shutdown)
+    {
+        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+        builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel);
+        builder.Services.AddSingleton(_options.LoggerFactory);
+        builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdown);
+        return builder.Build();
+    }
+
+    private sealed record Listener(ServiceState State, EndpointProtocol Protocol, int Port, string HostIp, Func<TimeSpan, CancellationToken, Task> Stop)
+    {
+        public async Task StopAsync(TimeSpan drain, CancellationToken cancellationToken)
+        {
+            await State.StopChecksAsync();
+            await Stop(drain, cancellationToken);
+        }
+    }
+}
+
+/// <summary>A listener could not open its socket (port taken, bad address); the message says which and what to do.</summary>
+public sealed class MeshListenerException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>A listener's state for <c>/routes</c> and the API.</summary>
+public sealed record RouteStatus(string Service, string Endpoint, string Protocol, int Port, string Circuit, IReadOnlyList<UpstreamStatus> Upstreams);
+
+/// <summary>One upstream's state for <c>/routes</c>.</summary>
+public sealed record UpstreamStatus(string Replica, string Address, long Revision, bool Ejected, bool Healthy, string Circuit, int Active);

@@ -1,0 +1,24 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Berth.Mesh;
+
+/// <summary>Settings for a <see cref="MeshHost"/>: where its admin endpoint listens and what it is given (time, randomness, logs).</summary>
+public sealed record MeshHostOptions
+{
+    /// <summary>Admin port serving <c>/metrics</c> (Prometheus text) and <c>/routes</c>; 0 picks a free one (see <see cref="MeshHost.AdminAddress"/>).</summary>
+    public int AdminPort { get; init; }
+
+    /// <summary>The admin endpoint binds loopback only, as the control-plane API.</summary>
+    public string AdminHost { get; init; } = "127.0.0.1";
+
+    /// <summary>How long a removed listener lets in-flight requests and open TCP connections finish: 30s, as Kubernetes' terminationGracePeriodSeconds.</summary>
+    public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    /// <summary>Randomness for balancing, splits and jitter; must be thread-safe when the host serves traffic (<see cref="System.Random.Shared"/>).</summary>
+    public Random Random { get; init; } = Random.Shared;
+
+    public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+}

@@ -1,0 +1,209 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Berth.Mesh.Resilience;
+using Berth.Mesh.Routing;
+
+namespace Berth.Mesh.Tcp;
+
+/// <summary>
+/// An L4 listener for non-HTTP services: each client connection is spliced to one upstream chosen by the policy's
+/// balancer (round-robin or least-connections); a failed connect tries another endpoint and counts toward ejection.
+/// Route updates affect only new connections; open ones run until either side closes.
+/// </summary>
+internal sealed class TcpProxy : IAsyncDisposable
+{
+    private readonly ServiceState _state;
+    private readonly Socket _listener;
+    private readonly CancellationTokenSource _stopping = new();
+    private readonly ConcurrentDictionary<long, Task> _connections = new();
+    private Task? _acceptLoop;
+    private long _next;
+
+    public TcpProxy(ServiceState state, IPEndPoint bind)
+    {
+        _state = state;
+        _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        _listener.Bind(bind);
+        _listener.Listen(512);
+    }
+
+    public EndPoint LocalEndPoint => _listener.LocalEndPoint!;
+
+    public void Start() => _acceptLoop = AcceptLoopAsync(_stopping.Token);
+
+    /// <summary>Stops accepting, lets open connections finish for up to <paramref name="drain"/>, then cuts the rest.</summary>
+    public async Task StopAsync(TimeSpan drain, CancellationToken cancellationToken)
+    {
+        _listener.Close();
+        if (_acceptLoop is not null)
+        {
+            await _acceptLoop.ConfigureAwait(false);
+        }
+
+        var all = Task.WhenAll(_connections.Values);
+        try
+        {
+            await all.WaitAsync(drain, _state.Time, cancellationToken).ConfigureAwait(false);
+        }
+        catch (TimeoutException)
+        {
+        }
+
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        await all.ConfigureAwait(false);
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAsync(TimeSpan.Zero, CancellationToken.None).ConfigureAwait(false);
+        _stopping.Dispose();
+    }
+
+    private async Task AcceptLoopAsync(CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            Socket client;
+            try
+            {
+                client = await _listener.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+            {
+                return;
+            }
+
+            var id = Interlocked.Increment(ref _next);
+            _connections[id] = HandleAsync(id, client, _stopping.Token);
+        }
+    }
+
+    private async Task HandleAsync(long id, Socket client, CancellationToken cancellationToken)
+    {
+        await Task.Yield();
+        _state.OpenConnections.Inc();
+        try
+        {
+            using (client)
+            {
+                client.NoDelay = true;
+                var (upstream, endpoint) = await ConnectAsync(cancellationToken).ConfigureAwait(false);
+                if (upstream is null || endpoint is null)
+                {
+                    _state.Metrics.UpstreamConnections.WithLabels(_state.Service, _state.EndpointName, "none").Inc();
+                    return;
+                }
+
+                using (upstream)
+                {
+                    endpoint.Series.Connections.Inc();
+                    try
+                    {
+                        await Task.WhenAll(
+                            PumpAsync(client, upstream, cancellationToken),
+                            PumpAsync(upstream, client, cancellationToken)).ConfigureAwait(false);
+                    }
+                    finally
+                    {
+                        endpoint.Exit();
+                    }
+                }
+            }
+        }
+        finally
+        {
+            _state.OpenConnections.Dec();
+            _connections.TryRemove(id, out _);
+        }
+    }
+
+    private async Task<(Socket? Socket, EndpointState? Endpoint)> ConnectAsync(CancellationToken cancellationToken)
+    {
+        var s = _state.Snapshot;
+        var group = _state.SelectGroup(s, null);
+        var attempts = 1 + Math.Max(0, s.Policy.Retries.Attempts);
+        List<EndpointState>? tried = null;
+        for (var attempt = 1; attempt <= attempts; attempt++)
+        {
+            var e = _state.Choose(s, group, tried, null, out var permit);
+            if (e is null)
+            {
+                return (null, null);
+            }
+
+            e.Enter();
+            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            using var timeout = new CancellationTokenSource(s.Policy.PerTryTimeout ?? Http.HttpProxy.ConnectTimeout, _state.Time);
+            using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
+            try
+            {
+                await socket.ConnectAsync(e.Upstream.Host, e.Upstream.Port, linked.Token).ConfigureAwait(false);
+                e.Breaker.Report(permit, true);
+                _state.ReportOutcome(s, e, AttemptOutcome.Success);
+                return (socket, e);
+            }
+            catch (Exception ex) when (ex is SocketException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+                socket.Dispose();
+                e.Exit();
+                e.Series.ConnectFailures.Inc();
+                e.Breaker.Report(permit, false);
+                _state.ReportOutcome(s, e, AttemptOutcome.GatewayError);
+                Log.ConnectFailed(_state.Logger, e.ToString(), ex.Message);
+                (tried ??= []).Add(e);
+                if (attempt < attempts)
+                {
+                    _state.Metrics.Retries.WithLabels(_state.Service, _state.EndpointName, "connect-failure").Inc();
+                }
+            }
+            catch
+            {
+                socket.Dispose();
+                e.Exit();
+                e.Breaker.Release(permit);
+                throw;
+            }
+        }
+
+        return (null, null);
+    }
+
+    private static async Task PumpAsync(Socket from, Socket to, CancellationToken cancellationToken)
+    {
+        var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
+        try
+        {
+            while (true)
+            {
+                var read = await from.ReceiveAsync(buffer, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                if (read == 0)
+                {
+                    break;
+                }
+
+                await to.SendAsync(buffer.AsMemory(0, read), SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            }
+
+            // Half-close: the other side sees end-of-stream and may still answer.
+            to.Shutdown(SocketShutdown.Send);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+        {
+            // One side went away: take the other down too so neither pump waits forever.
+            try
+            {
+                from.Shutdown(SocketShutdown.Both);
+                to.Shutdown(SocketShutdown.Both);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+namespace Berth.Orchestration;
+
+/// <summary>Control-plane defaults, each named after the peer it follows.</summary>
+public static class OrchestratorDefaults
+{
+    /// <summary>10, as Kubernetes' revisionHistoryLimit.</summary>
+    public const int RevisionHistoryLimit = 10;
+
+    /// <summary>Full reconcile at least this often even without events: 1s. Kubernetes' informers resync every
+    /// 10 hours and the kubelet's sync loop runs every 1s; a local control plane can afford the kubelet's.</summary>
+    public static readonly TimeSpan ResyncPeriod = TimeSpan.FromSeconds(1);
+
+    /// <summary>Replicas started at once: 16. Kubernetes' kubelet starts pods in parallel without a cap; on a small
+    /// machine a bounded number keeps the start storm from starving the probes.</summary>
+    public const int StartConcurrency = 16;
+}
+
+/// <summary>How the control plane runs one app.</summary>
+public sealed record OrchestratorOptions
+{
+    /// <summary>The app's state folder (default <c>.berth/</c> beside the spec): the store, replica logs, the API token.</summary>
+    public required string StateDirectory { get; init; }
+
+    /// <summary>See <see cref="OrchestratorDefaults.ResyncPeriod"/>.</summary>
+    public TimeSpan ResyncPeriod { get; init; } = OrchestratorDefaults.ResyncPeriod;
+
+    /// <summary>See <see cref="OrchestratorDefaults.StartConcurrency"/>.</summary>
+    public int StartConcurrency { get; init; } = OrchestratorDefaults.StartConcurrency;
+
+    /// <summary>See <see cref="OrchestratorDefaults.RevisionHistoryLimit"/>.</summary>
+    public int RevisionHistoryLimit { get; init; } = OrchestratorDefaults.RevisionHistoryLimit;
+
+    /// <summary>Host that replica ports, probes and service URLs use: loopback.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+}

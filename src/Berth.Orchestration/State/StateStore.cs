@@ -1,0 +1,243 @@
+using System.Globalization;
+using System.Text.Json;
+using Microsoft.Data.Sqlite;
+
+namespace Berth.Orchestration.State;
+
+/// <summary>The control plane's memory: revisions (desired state, last N kept), replica records, stable ports and events,
+/// in one SQLite file in WAL mode so a kill -9 loses nothing that was committed.</summary>
+public sealed class StateStore : IDisposable
+{
+    /// <summary>File name inside the app's state folder.</summary>
+    public const string FileName = "state.db";
+
+    private readonly SqliteConnection _connection;
+    private readonly Lock _gate = new();
+    private readonly int _historyLimit;
+
+    private StateStore(SqliteConnection connection, int historyLimit)
+    {
+        _connection = connection;
+        _historyLimit = historyLimit;
+    }
+
+    public string Path { get; private init; } = "";
+
+    /// <summary>Opens (creating if needed) the store in <paramref name="stateDirectory"/>.</summary>
+    /// <param name="stateDirectory">The app's state folder; created if missing.</param>
+    /// <param name="historyLimit">Revisions kept: 10, as Kubernetes' revisionHistoryLimit.</param>
+    public static StateStore Open(string stateDirectory, int historyLimit = OrchestratorDefaults.RevisionHistoryLimit)
+    {
+        Directory.CreateDirectory(stateDirectory);
+        var path = System.IO.Path.Combine(stateDirectory, FileName);
+        var connection = new SqliteConnection(new SqliteConnectionStringBuilder
+        {
+            DataSource = path,
+            Mode = SqliteOpenMode.ReadWriteCreate,
+            Pooling = false,
+        }.ToString());
+        connection.Open();
+        Execute(connection, """
+            PRAGMA journal_mode=WAL;
+            PRAGMA synchronous=NORMAL;
+            PRAGMA busy_timeout=5000;
+            CREATE TABLE IF NOT EXISTS revisions (number INTEGER PRIMARY KEY, created_at TEXT NOT NULL, cause TEXT NOT NULL, body TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, service TEXT NOT NULL, body TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS endpoints (service TEXT NOT NULL, endpoint TEXT NOT NULL, port INTEGER NOT NULL, PRIMARY KEY (service, endpoint));
+            CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, type TEXT NOT NULL,
+                service TEXT, replica TEXT, message TEXT NOT NULL);
+            """);
+        return new StateStore(connection, Math.Max(1, historyLimit)) { Path = path };
+    }
+
+    /// <summary>Appends a revision numbered one past the newest (numbers are never reused) and prunes history beyond the limit.</summary>
+    public RevisionRecord AddRevision(Func<long, RevisionRecord> create)
+    {
+        lock (_gate)
+        {
+            using var tx = _connection.BeginTransaction();
+            var next = Scalar<long>("SELECT COALESCE(MAX(number), 0) + 1 FROM revisions", tx);
+            var revision = create(next);
+            using (var cmd = Command("INSERT INTO revisions (number, created_at, cause, body) VALUES ($n, $t, $c, $b)", tx))
+            {
+                cmd.Parameters.AddWithValue("$n", revision.Number);
+                cmd.Parameters.AddWithValue("$t", revision.CreatedAt.ToString("O", CultureInfo.InvariantCulture));
+                cmd.Parameters.AddWithValue("$c", revision.Cause);
+                cmd.Parameters.AddWithValue("$b", JsonSerializer.Serialize(revision, StateJson.Options));
+                cmd.ExecuteNonQuery();
+            }
+
+            using (var prune = Command("DELETE FROM revisions WHERE number <= $keepAbove", tx))
+            {
+                prune.Parameters.AddWithValue("$keepAbove", revision.Number - _historyLimit);
+                prune.ExecuteNonQuery();
+            }
+
+            tx.Commit();
+            return revision;
+        }
+    }
+
+    public RevisionRecord? CurrentRevision()
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("SELECT body FROM revisions ORDER BY number DESC LIMIT 1");
+            return cmd.ExecuteScalar() is string body ? JsonSerializer.Deserialize<RevisionRecord>(body, StateJson.Options) : null;
+        }
+    }
+
+    public RevisionRecord? GetRevision(long number)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("SELECT body FROM revisions WHERE number = $n");
+            cmd.Parameters.AddWithValue("$n", number);
+            return cmd.ExecuteScalar() is string body ? JsonSerializer.Deserialize<RevisionRecord>(body, StateJson.Options) : null;
+        }
+    }
+
+    /// <summary>Kept revisions, newest first.</summary>
+    public IReadOnlyList<RevisionRecord> ListRevisions()
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("SELECT body FROM revisions ORDER BY number DESC");
+            return ReadAll(cmd, r => JsonSerializer.Deserialize<RevisionRecord>(r.GetString(0), StateJson.Options)!);
+        }
+    }
+
+    public void SaveReplica(ReplicaRecord replica)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("INSERT INTO replicas (id, service, body) VALUES ($id, $s, $b) ON CONFLICT(id) DO UPDATE SET body = excluded.body");
+            cmd.Parameters.AddWithValue("$id", replica.Id);
+            cmd.Parameters.AddWithValue("$s", replica.Service);
+            cmd.Parameters.AddWithValue("$b", JsonSerializer.Serialize(replica, StateJson.Options));
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    public void DeleteReplica(string id)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("DELETE FROM replicas WHERE id = $id");
+            cmd.Parameters.AddWithValue("$id", id);
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    public IReadOnlyList<ReplicaRecord> ListReplicas()
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("SELECT body FROM replicas ORDER BY rowid");
+            return ReadAll(cmd, r => JsonSerializer.Deserialize<ReplicaRecord>(r.GetString(0), StateJson.Options)!);
+        }
+    }
+
+    /// <summary>Stable endpoint ports, assigned once and kept for the life of the state folder.</summary>
+    public IReadOnlyDictionary<(string Service, string Endpoint), int> ListEndpointPorts()
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("SELECT service, endpoint, port FROM endpoints");
+            return ReadAll(cmd, r => (Key: (r.GetString(0), r.GetString(1)), Port: r.GetInt32(2))).ToDictionary(x => x.Key, x => x.Port);
+        }
+    }
+
+    public void SaveEndpointPort(string service, string endpoint, int port)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("INSERT INTO endpoints (service, endpoint, port) VALUES ($s, $e, $p) ON CONFLICT DO UPDATE SET port = excluded.port");
+            cmd.Parameters.AddWithValue("$s", service);
+            cmd.Parameters.AddWithValue("$e", endpoint);
+            cmd.Parameters.AddWithValue("$p", port);
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    /// <summary>Persists an event and returns it with its id.</summary>
+    public EventRecord AppendEvent(EventRecord e)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("INSERT INTO events (time, type, service, replica, message) VALUES ($t, $ty, $s, $r, $m) RETURNING id");
+            cmd.Parameters.AddWithValue("$t", e.Time.ToString("O", CultureInfo.InvariantCulture));
+            cmd.Parameters.AddWithValue("$ty", e.Type);
+            cmd.Parameters.AddWithValue("$s", (object?)e.Service ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$r", (object?)e.Replica ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$m", e.Message);
+            var id = (long)cmd.ExecuteScalar()!;
+            return e with { Id = id };
+        }
+    }
+
+    /// <summary>Events with id greater than <paramref name="afterId"/>, oldest first, at most <paramref name="limit"/>.</summary>
+    public IReadOnlyList<EventRecord> ListEvents(long afterId = 0, int limit = 1000, string? service = null)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("""
+                SELECT id, time, type, service, replica, message FROM events
+                WHERE id > $after AND ($s IS NULL OR service = $s) ORDER BY id LIMIT $limit
+                """);
+            cmd.Parameters.AddWithValue("$after", afterId);
+            cmd.Parameters.AddWithValue("$s", (object?)service ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$limit", limit);
+            return ReadAll(cmd, r => new EventRecord
+            {
+                Id = r.GetInt64(0),
+                Time = DateTimeOffset.Parse(r.GetString(1), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
+                Type = r.GetString(2),
+                Service = r.IsDBNull(3) ? null : r.GetString(3),
+                Replica = r.IsDBNull(4) ? null : r.GetString(4),
+                Message = r.GetString(5),
+            });
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            _connection.Dispose();
+        }
+    }
+
+    private SqliteCommand Command(string sql, SqliteTransaction? tx = null)
+    {
+        var cmd = _connection.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.Transaction = tx;
+        return cmd;
+    }
+
+    private T Scalar<T>(string sql, SqliteTransaction? tx = null)
+    {
+        using var cmd = Command(sql, tx);
+        return (T)Convert.ChangeType(cmd.ExecuteScalar()!, typeof(T), CultureInfo.InvariantCulture);
+    }
+
+    private static List<T> ReadAll<T>(SqliteCommand cmd, Func<SqliteDataReader, T> map)
+    {
+        var list = new List<T>();
+        using var reader = cmd.ExecuteReader();
+        while (reader.Read())
+        {
+            list.Add(map(reader));
+        }
+
+        return list;
+    }
+
+    private static void Execute(SqliteConnection connection, string sql)
+    {
+        using var cmd = connection.CreateCommand();
+        cmd.CommandText = sql;
+        cmd.ExecuteNonQuery();
+    }
+}

@@ -1,0 +1,111 @@
+using System.Globalization;
+
+namespace Berth.Runtime.Cgroups;
+
+/// <summary>cgroup v2: one unified tree; Berth's subtree must be delegated to us with the cpu and memory controllers.</summary>
+internal sealed class CgroupV2 : ICgroupHierarchy
+{
+    /// <summary>100 ms, the kernel's (and Docker's) default CFS period.</summary>
+    private const long PeriodMicros = 100_000;
+
+    private const long MinQuotaMicros = 1_000;
+
+    private readonly string _base;
+    private readonly string _controllers;
+
+    private CgroupV2(string @base, string controllers)
+    {
+        _base = @base;
+        _controllers = controllers;
+        Description = $"cgroup v2 at {@base} ({controllers.Replace("+", "", StringComparison.Ordinal)})";
+    }
+
+    public bool Enforced => true;
+
+    public string Description { get; }
+
+    public static CgroupV2? TryCreate(string root, string subtree, out string? reason)
+    {
+        reason = null;
+        var available = (CgroupDetector.Read(Path.Combine(root, "cgroup.controllers")) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        if (!available.Contains("cpu") || !available.Contains("memory"))
+        {
+            reason = $"cgroup v2 at {root} does not delegate the cpu and memory controllers (it has: {string.Join(", ", available)})";
+            return null;
+        }
+
+        var controllers = available.Contains("cpuset") ? "+cpu +memory +cpuset" : "+cpu +memory";
+        try
+        {
+            var @base = Path.Combine(root, subtree);
+            CgroupDetector.Write(Path.Combine(root, "cgroup.subtree_control"), controllers);
+            Directory.CreateDirectory(@base);
+            CgroupDetector.Write(Path.Combine(@base, "cgroup.subtree_control"), controllers);
+            return new CgroupV2(@base, controllers);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            reason = $"cgroup v2 at {root} is not writable or not delegated ({e.Message}); run as root or point the cgroup root at a delegated subtree";
+            return null;
+        }
+    }
+
+    public void Ensure(string path, CgroupLimits limits)
+    {
+        CgroupDetector.ValidatePath(path);
+        var dir = _base;
+        var segments = path.Split('/');
+        for (var i = 0; i < segments.Length; i++)
+        {
+            dir = Path.Combine(dir, segments[i]);
+            Directory.CreateDirectory(dir);
+            if (i < segments.Length - 1)
+            {
+                CgroupDetector.Write(Path.Combine(dir, "cgroup.subtree_control"), _controllers);
+            }
+        }
+
+        var quota = limits.Cpu is { } cpu ? Math.Max(MinQuotaMicros, cpu.MilliCores * PeriodMicros / 1000).ToString(CultureInfo.InvariantCulture) : "max";
+        CgroupDetector.Write(Path.Combine(dir, "cpu.max"), $"{quota} {PeriodMicros}");
+        CgroupDetector.Write(Path.Combine(dir, "memory.max"), limits.Memory?.Bytes.ToString(CultureInfo.InvariantCulture) ?? "max");
+        if (File.Exists(Path.Combine(dir, "memory.swap.max")))
+        {
+            CgroupDetector.Write(Path.Combine(dir, "memory.swap.max"), limits.Memory is null ? "max" : "0");
+        }
+
+        if (limits.CpuSet is not null && File.Exists(Path.Combine(dir, "cpuset.cpus")))
+        {
+            CgroupDetector.Write(Path.Combine(dir, "cpuset.cpus"), limits.CpuSet);
+        }
+    }
+
+    public IReadOnlyList<string> ProcsFiles(string path) => [Path.Combine(_base, path, "cgroup.procs")];
+
+    public string? OomFile(string path) => Path.Combine(_base, path, "memory.events");
+
+    public CgroupUsage? Usage(string path)
+    {
+        var dir = Path.Combine(_base, path);
+        var memory = CgroupDetector.ReadLong(Path.Combine(dir, "memory.current"));
+        var stat = CgroupDetector.Read(Path.Combine(dir, "cpu.stat"));
+        if (memory is null || stat is null)
+        {
+            return null;
+        }
+
+        long usec = 0;
+        foreach (var line in stat.Split('\n'))
+        {
+            if (line.StartsWith("usage_usec ", StringComparison.Ordinal))
+            {
+                usec = long.Parse(line.AsSpan("usage_usec ".Length), CultureInfo.InvariantCulture);
+            }
+        }
+
+        return new CgroupUsage(usec * 1000, memory.Value, CgroupDetector.ReadLong(Path.Combine(dir, "memory.max")));
+    }
+
+    public IReadOnlyList<int> Pids(string path) => CgroupDetector.ReadPids(Path.Combine(_base, path, "cgroup.procs"));
+
+    public bool Remove(string path) => CgroupDetector.RemoveDirectory(Path.Combine(_base, path));
+}

@@ -1,0 +1,617 @@
+using System.Collections.Concurrent;
+using System.Formats.Tar;
+using System.Globalization;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Text;
+using Berth.Core.Model;
+using Berth.Runtime.Logs;
+using global::Docker.DotNet;
+using global::Docker.DotNet.Models;
+
+namespace Berth.Runtime.Docker;
+
+/// <summary>Runs replicas as Docker containers through the Engine API: host networking, NanoCPUs and memory limits, Berth labels for adoption.</summary>
+public sealed class DockerDriver : IWorkloadDriver, IDisposable
+{
+    private readonly DockerDriverOptions _options;
+    private readonly DockerClient _client;
+    private readonly string _host;
+    private readonly ConcurrentDictionary<string, (ulong CpuNanos, DateTime Read)> _cpuSamples = new();
+
+    /// <summary>cgroupfs or systemd; a node's cgroup path is a plain cgroupfs path, so it is only passed to a cgroupfs engine.</summary>
+    private string _cgroupDriver = "cgroupfs";
+
+    private DockerDriver(DockerDriverOptions options, string host, DriverCapabilities capabilities)
+    {
+        _options = options;
+        _host = host;
+        _client = new DockerClientConfiguration(new Uri(host), defaultTimeout: options.RequestTimeout).CreateClient();
+        Capabilities = capabilities;
+    }
+
+    public RuntimeKind Kind => RuntimeKind.Docker;
+
+    public DriverCapabilities Capabilities { get; private set; }
+
+    /// <summary>The engine address in use and where it came from, e.g. <c>unix:///var/run/docker.sock (default; DOCKER_HOST is not set)</c>.</summary>
+    public string HostDescription => Environment.GetEnvironmentVariable("DOCKER_HOST") is null && _options.Host is null
+        ? $"{_host} (the default; DOCKER_HOST is not set)"
+        : $"{_host} (from {(_options.Host is not null ? "the driver options" : "DOCKER_HOST")})";
+
+    /// <summary>Connects and asks the engine what it enforces. Never throws for an unreachable engine: <see cref="DriverCapabilities.Available"/> says so.</summary>
+    public static async Task<DockerDriver> ConnectAsync(DockerDriverOptions options, CancellationToken cancellationToken)
+    {
+        var host = options.Host ?? Environment.GetEnvironmentVariable("DOCKER_HOST") ?? DockerDriverDefaults.DefaultSocket;
+        var driver = new DockerDriver(options, host, new DriverCapabilities { Available = false });
+        try
+        {
+            var info = await driver.CallAsync(c => c.System.GetSystemInfoAsync(cancellationToken)).ConfigureAwait(false);
+            driver._cgroupDriver = info.CgroupDriver ?? "cgroupfs";
+            driver.Capabilities = new DriverCapabilities
+            {
+                Available = true,
+                CpuLimitsEnforced = info.CPUCfsQuota,
+                MemoryLimitsEnforced = info.MemoryLimit,
+                LimitsMechanism = $"docker {info.ServerVersion}: cgroup v{info.CgroupVersion} ({info.CgroupDriver} driver)",
+            };
+        }
+        catch (DockerUnavailableException e)
+        {
+            driver.Capabilities = new DriverCapabilities { Available = false, UnavailableReason = e.Message, LimitsMechanism = "none: Docker is not reachable" };
+        }
+
+        return driver;
+    }
+
+    public async Task<ReplicaHandle> StartAsync(ReplicaSpec spec, CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrWhiteSpace(spec.Image))
+        {
+            throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} has no image: set 'image' (or 'build') in the spec, or run it with the process driver");
+        }
+
+        await EnsureImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
+        var parameters = CreateParameters(spec);
+        CreateContainerResponse created;
+        try
+        {
+            created = await CallAsync(c => c.Containers.CreateContainerAsync(parameters, cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            throw new ReplicaStartException($"replica {spec.ReplicaId}: a container named {parameters.Name} already exists; remove it first (docker rm -f {parameters.Name}) or give the replica another id", e);
+        }
+        catch (DockerApiException e)
+        {
+            throw new ReplicaStartException($"replica {spec.ReplicaId}: the engine refused to create the container: {ApiMessage(e)}", e);
+        }
+
+        try
+        {
+            await CallAsync(c => c.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerApiException e)
+        {
+            await CallAsync(c => c.Containers.RemoveContainerAsync(created.ID, new ContainerRemoveParameters { Force = true }, CancellationToken.None)).ConfigureAwait(false);
+            throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} did not start: {ApiMessage(e)}", e);
+        }
+
+        var inspect = await CallAsync(c => c.Containers.InspectContainerAsync(created.ID, cancellationToken)).ConfigureAwait(false);
+        Log.ContainerStarted(_options.Logger, created.ID[..12], spec.ReplicaId, spec.App, spec.Service);
+        return new ReplicaHandle
+        {
+            ReplicaId = spec.ReplicaId,
+            App = spec.App,
+            Service = spec.Service,
+            Revision = spec.Revision,
+            Kind = RuntimeKind.Docker,
+            ContainerId = created.ID,
+            Pid = inspect.State.Pid > 0 ? (int)inspect.State.Pid : null,
+            StateDirectory = spec.StateDirectory,
+        };
+    }
+
+    public async Task<ReplicaStatus> StopAsync(ReplicaHandle replica, TimeSpan gracePeriod, CancellationToken cancellationToken)
+    {
+        var id = ContainerId(replica);
+        try
+        {
+            var seconds = (uint)Math.Ceiling(Math.Max(0, gracePeriod.TotalSeconds));
+            if (seconds == 0)
+            {
+                // No grace: SIGKILL now. (A stop with t=0 is dropped from the query as a default value, and the
+                // engine would then wait its own 10 s.)
+                await CallAsync(c => c.Containers.KillContainerAsync(id, new ContainerKillParameters { Signal = "KILL" }, cancellationToken)).ConfigureAwait(false);
+                await CallAsync(c => c.Containers.WaitContainerAsync(id, cancellationToken)).ConfigureAwait(false);
+            }
+            else
+            {
+                // The engine does SIGTERM (or the image's STOPSIGNAL), then SIGKILL after the wait, as docker stop.
+                await CallAsync(c => c.Containers.StopContainerAsync(id, new ContainerStopParameters { WaitBeforeKillSeconds = seconds }, cancellationToken)).ConfigureAwait(false);
+            }
+        }
+        catch (DockerContainerNotFoundException)
+        {
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            // Not running: nothing to stop.
+        }
+
+        return await InspectAsync(replica, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var id = ContainerId(replica);
+        try
+        {
+            await CallAsync(c => c.Containers.RemoveContainerAsync(id, new ContainerRemoveParameters(), cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerContainerNotFoundException)
+        {
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            throw new InvalidOperationException($"replica {replica.ReplicaId} is still running; stop it before removing it", e);
+        }
+
+        _cpuSamples.TryRemove(id, out _);
+    }
+
+    public async Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var id = ContainerId(replica);
+        ContainerInspectResponse inspect;
+        try
+        {
+            inspect = await CallAsync(c => c.Containers.InspectContainerAsync(id, cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerContainerNotFoundException)
+        {
+            return new ReplicaStatus { State = ReplicaState.Unknown, ContainerId = id, Error = $"container {id[..Math.Min(12, id.Length)]} no longer exists" };
+        }
+
+        var state = inspect.State;
+        var replicaState = state.Status switch
+        {
+            "created" => ReplicaState.Created,
+            "running" or "paused" or "restarting" => ReplicaState.Running,
+            "exited" or "dead" => ReplicaState.Exited,
+            _ => ReplicaState.Unknown,
+        };
+        var exited = replicaState == ReplicaState.Exited;
+        return new ReplicaStatus
+        {
+            State = replicaState,
+            ContainerId = inspect.ID,
+            Pid = state.Pid > 0 ? (int)state.Pid : null,
+            ExitCode = exited ? (int)state.ExitCode : null,
+            Signal = exited && state.ExitCode > 128 && state.ExitCode < 160 ? (int)state.ExitCode - 128 : null,
+            StartedAt = ParseTime(state.StartedAt),
+            FinishedAt = exited ? ParseTime(state.FinishedAt) : null,
+            OomKilled = state.OOMKilled,
+            Error = string.IsNullOrEmpty(state.Error) ? null : state.Error,
+        };
+    }
+
+    public async Task<ReplicaStatus> WaitForExitAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var id = ContainerId(replica);
+        try
+        {
+            await CallAsync(c => c.Containers.WaitContainerAsync(id, cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerContainerNotFoundException)
+        {
+        }
+
+        return await InspectAsync(replica, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async IAsyncEnumerable<LogEntry> GetLogsAsync(ReplicaHandle replica, LogOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var id = ContainerId(replica);
+        var parameters = new ContainerLogsParameters
+        {
+            ShowStdout = options.Stdout,
+            ShowStderr = options.Stderr,
+            Follow = options.Follow,
+            Timestamps = true,
+            Tail = options.Tail?.ToString(CultureInfo.InvariantCulture) ?? "all",
+            Since = options.Since is { } since ? (since.ToUnixTimeMilliseconds() / 1000.0).ToString("0.000", CultureInfo.InvariantCulture) : null,
+        };
+        using var stream = await CallAsync(c => c.Containers.GetContainerLogsAsync(id, false, parameters, cancellationToken)).ConfigureAwait(false);
+        var buffer = new byte[81920];
+        var partial = new Dictionary<MultiplexedStream.TargetStream, StringBuilder>();
+        var decoder = new Dictionary<MultiplexedStream.TargetStream, Decoder>();
+        while (true)
+        {
+            var read = await stream.ReadOutputAsync(buffer, 0, buffer.Length, cancellationToken).ConfigureAwait(false);
+            if (read.EOF)
+            {
+                break;
+            }
+
+            if (!partial.TryGetValue(read.Target, out var text))
+            {
+                partial[read.Target] = text = new StringBuilder();
+                decoder[read.Target] = Encoding.UTF8.GetDecoder();
+            }
+
+            var chars = new char[Encoding.UTF8.GetMaxCharCount(read.Count)];
+            var n = decoder[read.Target].GetChars(buffer, 0, read.Count, chars, 0);
+            text.Append(chars, 0, n);
+            var logStream = read.Target == MultiplexedStream.TargetStream.StandardError ? LogStream.Stderr : LogStream.Stdout;
+            foreach (var entry in TakeLines(text, logStream, options.Since))
+            {
+                yield return entry;
+            }
+        }
+    }
+
+    public async Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var id = ContainerId(replica);
+        var sample = await ReadStatsAsync(id, cancellationToken).ConfigureAwait(false);
+        if (!_cpuSamples.TryGetValue(id, out var previous) || sample.Read - previous.Read > TimeSpan.FromMinutes(1) || sample.Read <= previous.Read)
+        {
+            previous = (sample.CPUStats?.CPUUsage?.TotalUsage ?? 0, sample.Read);
+            await Task.Delay(_options.StatsSampleWindow, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            sample = await ReadStatsAsync(id, cancellationToken).ConfigureAwait(false);
+        }
+
+        var cpu = sample.CPUStats?.CPUUsage?.TotalUsage ?? 0;
+        _cpuSamples[id] = (cpu, sample.Read);
+
+        // The container's own CPU time over the engine's wall time between the two reads (docker stats' ratio, per core).
+        var wall = (sample.Read - previous.Read).TotalMilliseconds * 1_000_000;
+        var percent = wall > 0 ? (cpu - previous.CpuNanos) / wall * 100 : 0;
+        var memory = sample.MemoryStats;
+        var usage = (long)(memory?.Usage ?? 0);
+        if (memory?.Stats is { } stats)
+        {
+            // As the docker CLI: page cache the kernel can drop is not the container's working set.
+            usage -= (long)(stats.TryGetValue("total_inactive_file", out var v1) ? v1 : stats.TryGetValue("inactive_file", out var v2) ? v2 : 0);
+        }
+
+        var limit = (long)(memory?.Limit ?? 0);
+        return new ReplicaStats
+        {
+            CpuPercent = Math.Max(0, percent),
+            MemoryUsage = new ByteSize(Math.Max(0, usage)),
+            MemoryLimit = limit is > 0 and < long.MaxValue / 2 ? new ByteSize(limit) : null,
+            Timestamp = _options.TimeProvider.GetUtcNow(),
+        };
+    }
+
+    public async Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken)
+    {
+        var containers = await CallAsync(c => c.Containers.ListContainersAsync(
+            new ContainersListParameters
+            {
+                All = true,
+                Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{BerthLabels.App}={app}"] = true } },
+            },
+            cancellationToken)).ConfigureAwait(false);
+        return [.. containers
+            .Where(c => c.Labels.ContainsKey(BerthLabels.Replica) && c.Labels.ContainsKey(BerthLabels.Service))
+            .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal)
+            .Select(c => new ReplicaHandle
+            {
+                ReplicaId = c.Labels[BerthLabels.Replica],
+                App = app,
+                Service = c.Labels[BerthLabels.Service],
+                Revision = c.Labels.TryGetValue(BerthLabels.Revision, out var r) && long.TryParse(r, CultureInfo.InvariantCulture, out var rev) ? rev : 0,
+                Kind = RuntimeKind.Docker,
+                ContainerId = c.ID,
+            })];
+    }
+
+    /// <summary>Makes sure the image is on the engine: a local image is used as is; a missing one is pulled, with a plain error when no registry answers.</summary>
+    public async Task EnsureImageAsync(string image, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await CallAsync(c => c.Images.InspectImageAsync(image, cancellationToken)).ConfigureAwait(false);
+            return;
+        }
+        catch (DockerImageNotFoundException)
+        {
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+        {
+        }
+
+        Log.Pulling(_options.Logger, image);
+        var (name, tag) = SplitImage(image);
+        string? error = null;
+        try
+        {
+            await CallAsync(c => c.Images.CreateImageAsync(
+                new ImagesCreateParameters { FromImage = name, Tag = tag },
+                null,
+                new Progress(m => error ??= m.Error?.Message ?? (string.IsNullOrEmpty(m.ErrorMessage) ? null : m.ErrorMessage)),
+                cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerApiException e)
+        {
+            error = ApiMessage(e);
+        }
+
+        if (error is null)
+        {
+            try
+            {
+                await CallAsync(c => c.Images.InspectImageAsync(image, cancellationToken)).ConfigureAwait(false);
+                return;
+            }
+            catch (DockerApiException e)
+            {
+                error = ApiMessage(e);
+            }
+        }
+
+        throw new ReplicaStartException(
+            $"image '{image}' is not on the Docker engine and pulling it failed: {error}. If no registry is reachable from here, " +
+            "build the image locally (a 'build' section in the spec, or docker build) or load it (docker load), then start again");
+    }
+
+    /// <summary>Builds <paramref name="tag"/> from a context folder and a Dockerfile in it, through the engine's API (as <c>docker build</c>).</summary>
+    public async Task BuildImageAsync(string contextDirectory, string tag, string dockerfile = "Dockerfile", CancellationToken cancellationToken = default)
+    {
+        var context = Path.GetFullPath(contextDirectory);
+        if (!File.Exists(Path.Combine(context, dockerfile)))
+        {
+            throw new ReplicaStartException($"cannot build image '{tag}': no {dockerfile} in {context}; check 'build.context' and 'build.dockerfile' in the spec");
+        }
+
+        Log.Building(_options.Logger, tag, context);
+        using var tar = new MemoryStream();
+        await TarFile.CreateFromDirectoryAsync(context, tar, includeBaseDirectory: false, cancellationToken).ConfigureAwait(false);
+        tar.Position = 0;
+        var errors = new List<string>();
+        var output = new StringBuilder();
+        await CallAsync(c => c.Images.BuildImageFromDockerfileAsync(
+            new ImageBuildParameters { Tags = [tag], Dockerfile = dockerfile, Remove = true, ForceRemove = true },
+            tar,
+            null,
+            null,
+            new Progress(m =>
+            {
+                output.Append(m.Stream);
+                if (m.Error?.Message is { Length: > 0 } err)
+                {
+                    errors.Add(err);
+                }
+                else if (!string.IsNullOrEmpty(m.ErrorMessage))
+                {
+                    errors.Add(m.ErrorMessage);
+                }
+            }),
+            cancellationToken)).ConfigureAwait(false);
+        if (errors.Count > 0)
+        {
+            throw new ReplicaStartException($"building image '{tag}' from {context} failed: {string.Join("; ", errors)}");
+        }
+    }
+
+    public void Dispose() => _client.Dispose();
+
+    internal CreateContainerParameters CreateParameters(ReplicaSpec spec)
+    {
+        var labels = new Dictionary<string, string>(spec.Labels, StringComparer.Ordinal)
+        {
+            [BerthLabels.App] = spec.App,
+            [BerthLabels.Service] = spec.Service,
+            [BerthLabels.Replica] = spec.ReplicaId,
+            [BerthLabels.Revision] = spec.Revision.ToString(CultureInfo.InvariantCulture),
+        };
+        var env = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        if (spec.Ports.Count == 1 && !spec.Env.ContainsKey("PORT"))
+        {
+            env["PORT"] = spec.Ports.Values.First().ToString(CultureInfo.InvariantCulture);
+        }
+
+        foreach (var (key, value) in spec.Env)
+        {
+            env[key] = value;
+        }
+
+        IList<string>? entrypoint = spec.Entrypoint is { } ep ? [.. ep] : null;
+        IList<string>? cmd = spec.Command.IsDefaultOrEmpty ? null : [.. spec.Command];
+        if (spec.Shell)
+        {
+            // The spec asked for a shell: the words become one script for sh -c, as Compose's string form.
+            var script = string.Join(' ', (entrypoint ?? []).Concat(cmd ?? []));
+            entrypoint = ["/bin/sh", "-c"];
+            cmd = [script];
+        }
+
+        var memory = spec.MemoryLimit?.Bytes ?? 0;
+        return new CreateContainerParameters
+        {
+            Name = ContainerName(spec.App, spec.ReplicaId),
+            Image = spec.Image,
+            Entrypoint = entrypoint,
+            Cmd = cmd,
+            Env = [.. env.Select(kv => $"{kv.Key}={kv.Value}")],
+            WorkingDir = spec.WorkingDir,
+            User = spec.User,
+            Labels = labels,
+            HostConfig = new HostConfig
+            {
+                NetworkMode = _options.NetworkMode,
+                NanoCPUs = (spec.CpuLimit?.MilliCores ?? 0) * 1_000_000,
+                Memory = memory,
+
+                // memory + swap = memory: no swapping past the limit, as Kubernetes.
+                MemorySwap = memory,
+                CgroupParent = spec.Node is null || _cgroupDriver != "cgroupfs" ? null : $"/{_options.CgroupSubtree}/{spec.Node}",
+                Mounts = [.. spec.Volumes.Select(v => new Mount
+                {
+                    Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", _ => "volume" },
+                    Source = v.Source,
+                    Target = v.Target,
+                    ReadOnly = v.ReadOnly,
+                })],
+            },
+        };
+    }
+
+    internal static string ContainerName(string app, string replicaId) => $"berth-{app}-{replicaId}";
+
+    private static IEnumerable<LogEntry> TakeLines(StringBuilder text, LogStream stream, DateTimeOffset? since)
+    {
+        List<LogEntry> entries = [];
+        var s = text.ToString();
+        var start = 0;
+        int nl;
+        while ((nl = s.IndexOf('\n', start)) >= 0)
+        {
+            var line = s[start..nl];
+            start = nl + 1;
+            var entry = ParseDockerLine(line, stream);
+            if (since is null || entry.Timestamp >= since)
+            {
+                entries.Add(entry);
+            }
+        }
+
+        text.Remove(0, start);
+        return entries;
+    }
+
+    /// <summary>Docker's <c>timestamps=true</c> lines: RFC 3339 with nanoseconds, a space, the text.</summary>
+    internal static LogEntry ParseDockerLine(string line, LogStream stream)
+    {
+        var space = line.IndexOf(' ', StringComparison.Ordinal);
+        if (space > 0 && ParseTime(line[..space]) is { } ts)
+        {
+            return new LogEntry(ts, stream, line[(space + 1)..]);
+        }
+
+        return new LogEntry(default, stream, line);
+    }
+
+    /// <summary>Parses the engine's RFC 3339 times (nanoseconds, which .NET cannot hold, are cut to 100 ns ticks).</summary>
+    internal static DateTimeOffset? ParseTime(string? text)
+    {
+        if (string.IsNullOrEmpty(text) || text.StartsWith("0001-01-01", StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        var s = text;
+        var dot = s.IndexOf('.', StringComparison.Ordinal);
+        if (dot > 0)
+        {
+            var end = dot + 1;
+            while (end < s.Length && char.IsAsciiDigit(s[end]))
+            {
+                end++;
+            }
+
+            if (end - dot - 1 > 7)
+            {
+                s = s[..(dot + 8)] + s[end..];
+            }
+        }
+
+        return DateTimeOffset.TryParse(s, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var value) ? value : null;
+    }
+
+    private static (string Name, string Tag) SplitImage(string image)
+    {
+        var at = image.IndexOf('@', StringComparison.Ordinal);
+        if (at > 0)
+        {
+            return (image[..at], image[(at + 1)..]);
+        }
+
+        var colon = image.LastIndexOf(':');
+        return colon > image.LastIndexOf('/') ? (image[..colon], image[(colon + 1)..]) : (image, "latest");
+    }
+
+    private async Task<ContainerStatsResponse> ReadStatsAsync(string id, CancellationToken cancellationToken)
+    {
+        ContainerStatsResponse? response = null;
+        await CallAsync(c => c.Containers.GetContainerStatsAsync(id, new ContainerStatsParameters { Stream = false, OneShot = true }, new StatsProgress(r => response = r), cancellationToken)).ConfigureAwait(false);
+        return response ?? throw new InvalidOperationException($"the engine returned no stats for container {id[..12]}");
+    }
+
+    private static string ContainerId(ReplicaHandle replica) =>
+        replica.ContainerId ?? ContainerName(replica.App, replica.ReplicaId);
+
+    private static string ApiMessage(DockerApiException e)
+    {
+        var body = e.ResponseBody?.Trim() ?? "";
+        try
+        {
+            using var doc = System.Text.Json.JsonDocument.Parse(body);
+            if (doc.RootElement.TryGetProperty("message", out var message))
+            {
+                return message.GetString() ?? body;
+            }
+        }
+        catch (System.Text.Json.JsonException)
+        {
+        }
+
+        return body.Length > 0 ? body : e.Message;
+    }
+
+    /// <summary>Every engine call goes through here so an unreachable engine gives one clear error, never a stack trace.</summary>
+    private async Task<T> CallAsync<T>(Func<DockerClient, Task<T>> call)
+    {
+        try
+        {
+            return await call(_client).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsUnreachable(e))
+        {
+            throw Unreachable(e);
+        }
+    }
+
+    private async Task CallAsync(Func<DockerClient, Task> call)
+    {
+        try
+        {
+            await call(_client).ConfigureAwait(false);
+        }
+        catch (Exception e) when (IsUnreachable(e))
+        {
+            throw Unreachable(e);
+        }
+    }
+
+    private static bool IsUnreachable(Exception e) =>
+        e is HttpRequestException or SocketException or IOException || (e is TimeoutException && e is not OperationCanceledException)
+        || (e.InnerException is { } inner && IsUnreachable(inner));
+
+    private DockerUnavailableException Unreachable(Exception e)
+    {
+        var cause = e;
+        while (cause.InnerException is not null)
+        {
+            cause = cause.InnerException;
+        }
+
+        return new DockerUnavailableException(
+            $"Docker engine not reachable at {HostDescription}: {cause.Message}. Start Docker (systemctl start docker, or run dockerd), " +
+            "or set DOCKER_HOST to a running engine (e.g. unix:///run/user/1000/docker.sock); the process driver needs no Docker.",
+            e);
+    }
+
+    private sealed class Progress(Action<JSONMessage> report) : IProgress<JSONMessage>
+    {
+        public void Report(JSONMessage value) => report(value);
+    }
+
+    private sealed class StatsProgress(Action<ContainerStatsResponse> report) : IProgress<ContainerStatsResponse>
+    {
+        public void Report(ContainerStatsResponse value) => report(value);
+    }
+}

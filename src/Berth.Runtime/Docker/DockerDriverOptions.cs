@@ -1,0 +1,51 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
+
+namespace Berth.Runtime.Docker;
+
+/// <summary>Settings of the Docker driver; every default is named in <see cref="DockerDriverDefaults"/>.</summary>
+public sealed record DockerDriverOptions
+{
+    /// <summary>The engine's address; null: <c>DOCKER_HOST</c>, else <c>unix:///var/run/docker.sock</c>, as the docker CLI.</summary>
+    public string? Host { get; init; }
+
+    /// <summary><c>host</c>: containers share the machine's network, so the mesh reaches them on 127.0.0.1 (Berth's network rule).</summary>
+    public string NetworkMode { get; init; } = DockerDriverDefaults.NetworkMode;
+
+    /// <summary>Berth's cgroup subtree (as the process driver's): a replica on a node runs under <c>/{subtree}/{node}</c> where the engine uses cgroupfs.</summary>
+    public string CgroupSubtree { get; init; } = DockerDriverDefaults.CgroupSubtree;
+
+    /// <summary>How long a single engine call may take before Docker is reported unreachable: 100 s, as Docker.DotNet's default.</summary>
+    public TimeSpan RequestTimeout { get; init; } = DockerDriverDefaults.RequestTimeout;
+
+    /// <summary>See <see cref="RuntimeDefaults.StatsSampleWindow"/>.</summary>
+    public TimeSpan StatsSampleWindow { get; init; } = RuntimeDefaults.StatsSampleWindow;
+
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
+
+    public ILogger Logger { get; init; } = NullLogger.Instance;
+}
+
+/// <summary>Defaults of <see cref="DockerDriverOptions"/>.</summary>
+public static class DockerDriverDefaults
+{
+    public const string DefaultSocket = "unix:///var/run/docker.sock";
+
+    public const string NetworkMode = "host";
+
+    public const string CgroupSubtree = "berth";
+
+    public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(100);
+}
+
+/// <summary>The labels that let a restarted control plane find its containers again (DESIGN.md).</summary>
+public static class BerthLabels
+{
+    public const string App = "berth.app";
+    public const string Service = "berth.service";
+    public const string Replica = "berth.replica";
+    public const string Revision = "berth.revision";
+}
+
+/// <summary>The Docker engine cannot be reached; the message names the address (DOCKER_HOST) and how to start Docker.</summary>
+public sealed class DockerUnavailableException(string message, Exception? inner = null) : Exception(message, inner);

@@ -1,0 +1,618 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using System.Text;
+using System.Text.Json;
+using Berth.Core.Model;
+using Berth.Runtime.Cgroups;
+using Berth.Runtime.Logs;
+using SysProcess = System.Diagnostics.Process;
+
+namespace Berth.Runtime.Process;
+
+/// <summary>
+/// Runs replicas as OS processes, each under a small supervisor (its parent) that outlives the control plane, stamps
+/// its logs into files and records its exit; CPU and memory limits through cgroups where the machine allows.
+/// </summary>
+public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
+{
+    private const string RegistryFolder = "process";
+
+    /// <summary>Marks a replica that has ended while its supervisor is still writing the exit record.</summary>
+    private const string Finishing = "finishing";
+
+    private static readonly TimeSpan FinishingWait = TimeSpan.FromSeconds(5);
+
+    /// <summary>Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on every Linux architecture Berth runs on).</summary>
+    private const long UserHz = 100;
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+
+    private readonly ProcessDriverOptions _options;
+    private readonly ICgroupHierarchy _cgroups;
+    private readonly string _supervisorScript;
+    private readonly ConcurrentDictionary<string, (long CpuNanos, long Timestamp)> _cpuSamples = new();
+
+    public ProcessDriver(ProcessDriverOptions options)
+        : this(options, options.UseCgroups
+            ? CgroupDetector.Detect(options.CgroupRoot, options.CgroupSubtree)
+            : new NoCgroups("none: cgroups are turned off in the process driver's options; replicas run without CPU and memory limits"))
+    {
+    }
+
+    internal ProcessDriver(ProcessDriverOptions options, ICgroupHierarchy cgroups)
+    {
+        _options = options;
+        _cgroups = cgroups;
+        Directory.CreateDirectory(options.StateRoot);
+        _supervisorScript = InstallSupervisor(options.StateRoot);
+        Capabilities = new DriverCapabilities
+        {
+            Available = true,
+            CpuLimitsEnforced = cgroups.Enforced,
+            MemoryLimitsEnforced = cgroups.Enforced,
+            LimitsMechanism = cgroups.Description,
+        };
+        Log.ProcessLimits(options.Logger, cgroups.Description);
+    }
+
+    public RuntimeKind Kind => RuntimeKind.Process;
+
+    public DriverCapabilities Capabilities { get; }
+
+    public async Task<ReplicaHandle> StartAsync(ReplicaSpec spec, CancellationToken cancellationToken)
+    {
+        var argv = BuildArgv(spec);
+        var dir = Path.GetFullPath(spec.StateDirectory);
+        Directory.CreateDirectory(dir);
+        var existing = ReadRecord(spec.App, spec.ReplicaId);
+        if (existing is not null && Inspect(existing).State == ReplicaState.Running)
+        {
+            throw new ReplicaStartException($"replica {spec.ReplicaId} of {spec.App} is already running (pid {existing.Handle.Pid}); stop and remove it first, or give the new one another id");
+        }
+
+        SupervisorFiles.ClearRun(dir);
+        var cgroup = CgroupPath(spec);
+        var limited = spec.CpuLimit is not null || spec.MemoryLimit is not null;
+        if (_cgroups.Enforced)
+        {
+            if (spec.Node is not null && !_cgroups.Pids(spec.Node).Any() && _cgroups.Usage(spec.Node) is null)
+            {
+                throw new ReplicaStartException($"replica {spec.ReplicaId}: node cgroup '{spec.Node}' does not exist; create it with EnsureNodeAsync first");
+            }
+
+            _cgroups.Ensure(cgroup, new CgroupLimits(spec.CpuLimit, spec.MemoryLimit));
+        }
+        else if (limited)
+        {
+            Log.LimitsNotEnforced(_options.Logger, spec.ReplicaId, _cgroups.Description);
+        }
+
+        var start = new ProcessStartInfo(_options.Perl)
+        {
+            UseShellExecute = false,
+            RedirectStandardInput = true,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        start.ArgumentList.Add(_supervisorScript);
+        start.ArgumentList.Add(dir);
+        foreach (var procs in _cgroups.ProcsFiles(cgroup))
+        {
+            start.ArgumentList.Add("--cgroup");
+            start.ArgumentList.Add(procs);
+        }
+
+        if (_cgroups.OomFile(cgroup) is { } oom)
+        {
+            start.ArgumentList.Add("--oom");
+            start.ArgumentList.Add(oom);
+        }
+
+        if (spec.WorkingDir is not null)
+        {
+            start.ArgumentList.Add("--cwd");
+            start.ArgumentList.Add(spec.WorkingDir);
+        }
+
+        if (spec.User is not null)
+        {
+            start.ArgumentList.Add("--user");
+            start.ArgumentList.Add(spec.User);
+        }
+
+        // The supervisor's own environment is minimal: the replica's (which may hold secrets) goes over stdin.
+        start.Environment.Clear();
+        start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
+        start.Environment["LC_ALL"] = "C";
+
+        SysProcess supervisor;
+        try
+        {
+            supervisor = SysProcess.Start(start) ?? throw new ReplicaStartException($"replica {spec.ReplicaId}: could not start the supervisor");
+        }
+        catch (System.ComponentModel.Win32Exception e)
+        {
+            RemoveCgroup(cgroup, spec.Node is null ? spec.App : null);
+            throw new ReplicaStartException($"replica {spec.ReplicaId}: cannot run the supervisor with '{_options.Perl}' ({e.Message}); install perl (Debian/Ubuntu: apt-get install perl-base) or set ProcessDriverOptions.Perl", e);
+        }
+
+        string? line;
+        string stderr;
+        using (supervisor)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_options.StartTimeout);
+            try
+            {
+                await supervisor.StandardInput.BaseStream.WriteAsync(EncodeInput(argv, BuildEnvironment(spec)), timeout.Token).ConfigureAwait(false);
+                supervisor.StandardInput.Close();
+                line = await supervisor.StandardOutput.ReadLineAsync(timeout.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                line = null;
+            }
+
+            // The supervisor's first process exits right after the handshake only on failure; on success it keeps
+            // running detached from our pipes, and .NET reaps it whenever it ends.
+            stderr = line is null ? await ReadAvailableAsync(supervisor.StandardError).ConfigureAwait(false) : "";
+        }
+
+        if (line is null || !line.StartsWith("started ", StringComparison.Ordinal))
+        {
+            RemoveCgroup(cgroup, spec.Node is null ? spec.App : null);
+            var reason = line is null
+                ? $"the supervisor did not report within {_options.StartTimeout.TotalSeconds:0}s{(stderr.Length > 0 ? ": " + stderr.Trim() : "")}"
+                : line.StartsWith("error ", StringComparison.Ordinal) ? line["error ".Length..] : line;
+            throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} did not start: {reason}");
+        }
+
+        var parts = line.Split(' ');
+        var handle = new ReplicaHandle
+        {
+            ReplicaId = spec.ReplicaId,
+            App = spec.App,
+            Service = spec.Service,
+            Revision = spec.Revision,
+            Kind = RuntimeKind.Process,
+            Pid = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture),
+            ProcessStartTicks = long.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture),
+            StateDirectory = dir,
+        };
+        WriteRecord(new ProcessRecord(handle, _cgroups.Enforced ? cgroup : null, spec.Node is null ? spec.App : null));
+        Log.ProcessStarted(_options.Logger, spec.ReplicaId, spec.App, spec.Service, handle.Pid!.Value);
+        return handle;
+    }
+
+    public async Task<ReplicaStatus> StopAsync(ReplicaHandle replica, TimeSpan gracePeriod, CancellationToken cancellationToken)
+    {
+        var record = Resolve(replica);
+        var status = Inspect(record);
+        if (status.State != ReplicaState.Running)
+        {
+            return status;
+        }
+
+        var pid = record.Handle.Pid!.Value;
+        Log.Stopping(_options.Logger, replica.ReplicaId, gracePeriod.TotalSeconds);
+
+        // The replica leads its own process group: a shell and what it started get the signal too.
+        if (ProcFs.IsAlive(pid, record.Handle.ProcessStartTicks) && !ProcFs.Signal(-pid, ProcFs.SigTerm))
+        {
+            ProcFs.Signal(pid, ProcFs.SigTerm);
+        }
+
+        status = await WaitAsync(record, gracePeriod, cancellationToken).ConfigureAwait(false);
+        if (status.State == ReplicaState.Running)
+        {
+            Log.Killing(_options.Logger, replica.ReplicaId, gracePeriod.TotalSeconds);
+            Kill(record);
+            status = await WaitAsync(record, TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(false);
+        }
+
+        return status;
+    }
+
+    public Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var record = Resolve(replica);
+        if (Inspect(record).State == ReplicaState.Running)
+        {
+            throw new InvalidOperationException($"replica {replica.ReplicaId} is still running; stop it before removing it");
+        }
+
+        if (record.CgroupPath is not null)
+        {
+            // Orphans of a replica whose supervisor was killed may still sit in its cgroup.
+            foreach (var pid in _cgroups.Pids(record.CgroupPath))
+            {
+                ProcFs.Signal(pid, ProcFs.SigKill);
+            }
+
+            RemoveCgroup(record.CgroupPath, record.AppCgroup);
+        }
+
+        File.Delete(RecordPath(replica.App, replica.ReplicaId));
+        _cpuSamples.TryRemove(Key(replica), out _);
+        Log.Removed(_options.Logger, replica.ReplicaId);
+        return Task.CompletedTask;
+    }
+
+    public async Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var record = Resolve(replica);
+        var status = Inspect(record);
+        var time = _options.TimeProvider;
+        var started = time.GetTimestamp();
+
+        // Between the replica's end and its exit record there are a few milliseconds; answer with the record.
+        while (ReferenceEquals(status.Error, Finishing) && time.GetElapsedTime(started) < FinishingWait)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(5), time, cancellationToken).ConfigureAwait(false);
+            status = Inspect(record);
+        }
+
+        return ReferenceEquals(status.Error, Finishing) ? status with { Error = null } : status;
+    }
+
+    public Task<ReplicaStatus> WaitForExitAsync(ReplicaHandle replica, CancellationToken cancellationToken) =>
+        WaitAsync(Resolve(replica), Timeout.InfiniteTimeSpan, cancellationToken);
+
+    public async IAsyncEnumerable<LogEntry> GetLogsAsync(ReplicaHandle replica, LogOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var record = Resolve(replica);
+        var dir = record.Handle.StateDirectory!;
+        await foreach (var entry in LogFiles.ReadAsync(
+            Path.Combine(dir, SupervisorFiles.StdoutFile),
+            Path.Combine(dir, SupervisorFiles.StderrFile),
+            options,
+            () => SupervisorFiles.ReadExit(dir) is not null || Inspect(record).State != ReplicaState.Running,
+            _options.PollInterval,
+            _options.TimeProvider,
+            cancellationToken).ConfigureAwait(false))
+        {
+            yield return entry;
+        }
+    }
+
+    public async Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var record = Resolve(replica);
+        var time = _options.TimeProvider;
+        var key = Key(replica);
+        var (cpu, memory, limit) = Sample(record);
+        var now = time.GetTimestamp();
+        if (!_cpuSamples.TryGetValue(key, out var previous) || time.GetElapsedTime(previous.Timestamp, now) > TimeSpan.FromMinutes(1))
+        {
+            previous = (cpu, now);
+            await Task.Delay(_options.StatsSampleWindow, time, cancellationToken).ConfigureAwait(false);
+            (cpu, memory, limit) = Sample(record);
+            now = time.GetTimestamp();
+        }
+
+        _cpuSamples[key] = (cpu, now);
+        var elapsed = time.GetElapsedTime(previous.Timestamp, now);
+        var percent = elapsed > TimeSpan.Zero ? (cpu - previous.CpuNanos) / (elapsed.TotalMilliseconds * 1_000_000) * 100 : 0;
+        return new ReplicaStats
+        {
+            CpuPercent = Math.Max(0, percent),
+            MemoryUsage = new ByteSize(memory),
+            MemoryLimit = limit is null ? null : new ByteSize(limit.Value),
+            Timestamp = time.GetUtcNow(),
+        };
+    }
+
+    public Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken)
+    {
+        var dir = Path.Combine(_options.StateRoot, RegistryFolder, app);
+        IReadOnlyList<ReplicaHandle> handles = Directory.Exists(dir)
+            ? [.. Directory.EnumerateFiles(dir, "*.json").Order(StringComparer.Ordinal).Select(ReadRecordFile).OfType<ProcessRecord>().Select(r => r.Handle)]
+            : [];
+        return Task.FromResult(handles);
+    }
+
+    public Task<string> EnsureNodeAsync(NodeCgroupSpec node, CancellationToken cancellationToken)
+    {
+        _cgroups.Ensure(node.Path, new CgroupLimits(node.Cpu, node.Memory, node.CpuSet));
+        return Task.FromResult(node.Path);
+    }
+
+    public Task RemoveNodeAsync(string path, CancellationToken cancellationToken)
+    {
+        CgroupDetector.ValidatePath(path);
+        if (!_cgroups.Remove(path))
+        {
+            throw new InvalidOperationException($"node cgroup '{path}' still holds replicas; remove them first");
+        }
+
+        // The app's folder goes too once its last node is gone.
+        var parent = Path.GetDirectoryName(path);
+        if (!string.IsNullOrEmpty(parent))
+        {
+            _cgroups.Remove(parent);
+        }
+
+        return Task.CompletedTask;
+    }
+
+    private ReplicaStatus Inspect(ProcessRecord record)
+    {
+        var dir = record.Handle.StateDirectory!;
+        var pid = SupervisorFiles.ReadPid(dir);
+        var exit = SupervisorFiles.ReadExit(dir);
+        if (exit is not null)
+        {
+            return Exited(pid, exit);
+        }
+
+        if (pid is null)
+        {
+            return new ReplicaStatus { State = ReplicaState.Unknown, Error = $"no record of replica {record.Handle.ReplicaId} in {dir}" };
+        }
+
+        if (pid.Pid != record.Handle.Pid)
+        {
+            return new ReplicaStatus { State = ReplicaState.Unknown, Pid = record.Handle.Pid, Error = $"{dir} now belongs to another run (pid {pid.Pid})" };
+        }
+
+        if (ProcFs.IsAlive(pid.Pid, pid.StartTicks))
+        {
+            return new ReplicaStatus { State = ReplicaState.Running, Pid = pid.Pid, StartedAt = pid.StartedAt };
+        }
+
+        // The replica is gone; its supervisor, if alive, is about to write the exit record.
+        if (ProcFs.IsAlive(pid.SupervisorPid, pid.SupervisorStartTicks))
+        {
+            return new ReplicaStatus { State = ReplicaState.Running, Pid = pid.Pid, StartedAt = pid.StartedAt, Error = Finishing };
+        }
+
+        if (SupervisorFiles.ReadExit(dir) is { } last)
+        {
+            return Exited(pid, last);
+        }
+
+        return new ReplicaStatus
+        {
+            State = ReplicaState.Unknown,
+            Pid = pid.Pid,
+            StartedAt = pid.StartedAt,
+            Error = $"process {pid.Pid} is gone and its supervisor left no exit record (the supervisor was killed)",
+        };
+    }
+
+    private static ReplicaStatus Exited(PidRecord? pid, ExitRecord exit) => new()
+    {
+        State = ReplicaState.Exited,
+        Pid = pid?.Pid,
+        ExitCode = exit.Code,
+        Signal = exit.Signal == 0 ? null : exit.Signal,
+        StartedAt = pid?.StartedAt,
+        FinishedAt = exit.FinishedAt,
+        OomKilled = exit.OomKills > 0,
+        Error = exit.Error,
+    };
+
+    private async Task<ReplicaStatus> WaitAsync(ProcessRecord record, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var time = _options.TimeProvider;
+        var started = time.GetTimestamp();
+        while (true)
+        {
+            var status = Inspect(record);
+            if (status.State != ReplicaState.Running)
+            {
+                return status;
+            }
+
+            if (timeout != Timeout.InfiniteTimeSpan && time.GetElapsedTime(started) >= timeout)
+            {
+                return ReferenceEquals(status.Error, Finishing) ? status with { Error = null } : status;
+            }
+
+            await Task.Delay(_options.PollInterval, time, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    private void Kill(ProcessRecord record)
+    {
+        var pid = record.Handle.Pid!.Value;
+        if (ProcFs.IsAlive(pid, record.Handle.ProcessStartTicks))
+        {
+            ProcFs.Signal(-pid, ProcFs.SigKill);
+            ProcFs.Signal(pid, ProcFs.SigKill);
+        }
+
+        if (record.CgroupPath is not null)
+        {
+            foreach (var member in _cgroups.Pids(record.CgroupPath))
+            {
+                ProcFs.Signal(member, ProcFs.SigKill);
+            }
+        }
+    }
+
+    private (long CpuNanos, long Memory, long? Limit) Sample(ProcessRecord record)
+    {
+        if (record.CgroupPath is not null && _cgroups.Usage(record.CgroupPath) is { } usage)
+        {
+            return (usage.CpuNanoseconds, usage.MemoryBytes, usage.MemoryLimitBytes);
+        }
+
+        // No cgroup: the main process alone, from /proc.
+        var pid = record.Handle.Pid!.Value;
+        if (ProcFs.IsAlive(pid, record.Handle.ProcessStartTicks) && ProcFs.ReadStat(pid) is { } stat)
+        {
+            return (stat.CpuTicks * (1_000_000_000 / UserHz), ProcFs.ResidentBytes(pid) ?? 0, null);
+        }
+
+        return (0, 0, null);
+    }
+
+    private void RemoveCgroup(string path, string? appCgroup)
+    {
+        if (!_cgroups.Remove(path))
+        {
+            Log.CgroupBusy(_options.Logger, path);
+            return;
+        }
+
+        if (appCgroup is not null)
+        {
+            _cgroups.Remove(appCgroup); // fails harmlessly while other replicas of the app remain
+        }
+    }
+
+    private static string CgroupPath(ReplicaSpec spec) => spec.Node is null ? $"{spec.App}/{spec.ReplicaId}" : $"{spec.Node}/{spec.ReplicaId}";
+
+    private static List<string> BuildArgv(ReplicaSpec spec)
+    {
+        List<string> argv = [.. spec.Entrypoint ?? [], .. spec.Command];
+        if (argv.Count == 0)
+        {
+            throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} has no command: set 'run' (or 'command') in the spec");
+        }
+
+        if (spec.Shell)
+        {
+            // The spec asked for a shell: hand the words to sh -c as one script, as Compose does for a string command.
+            return ["/bin/sh", "-c", string.Join(' ', argv)];
+        }
+
+        return argv;
+    }
+
+    private Dictionary<string, string> BuildEnvironment(ReplicaSpec spec)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (_options.InheritEnvironment)
+        {
+            foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
+            {
+                env[(string)e.Key] = (string?)e.Value ?? "";
+            }
+        }
+        else
+        {
+            env["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
+        }
+
+        // One assigned port and no PORT given: the convention most servers read.
+        if (spec.Ports.Count == 1 && !spec.Env.ContainsKey("PORT"))
+        {
+            env["PORT"] = spec.Ports.Values.First().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        foreach (var (key, value) in spec.Env)
+        {
+            env[key] = value;
+        }
+
+        return env;
+    }
+
+    private static byte[] EncodeInput(List<string> argv, Dictionary<string, string> env)
+    {
+        var text = new StringBuilder();
+        text.Append(argv.Count).Append('\0');
+        foreach (var arg in argv)
+        {
+            if (arg.Contains('\0', StringComparison.Ordinal))
+            {
+                throw new ReplicaStartException("a command argument contains a NUL character, which no process can receive");
+            }
+
+            text.Append(arg).Append('\0');
+        }
+
+        foreach (var (key, value) in env)
+        {
+            if (!key.Contains('\0', StringComparison.Ordinal) && !value.Contains('\0', StringComparison.Ordinal))
+            {
+                text.Append(key).Append('=').Append(value).Append('\0');
+            }
+        }
+
+        return Encoding.UTF8.GetBytes(text.ToString());
+    }
+
+    private static async Task<string> ReadAvailableAsync(StreamReader reader)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
+        try
+        {
+            return await reader.ReadToEndAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            return "";
+        }
+    }
+
+    private static string InstallSupervisor(string stateRoot)
+    {
+        using var resource = typeof(ProcessDriver).Assembly.GetManifestResourceStream("berth-supervisor.pl")!;
+        using var memory = new MemoryStream();
+        resource.CopyTo(memory);
+        var bytes = memory.ToArray();
+
+        // Named by content so a newer control plane never rewrites a script that older supervisors run from.
+        var hash = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes))[..12];
+        var dir = Path.Combine(stateRoot, "bin");
+        Directory.CreateDirectory(dir);
+        var path = Path.Combine(dir, $"berth-supervisor-{hash}.pl");
+        if (!File.Exists(path))
+        {
+            var temp = $"{path}.{Environment.ProcessId}.tmp";
+            File.WriteAllBytes(temp, bytes);
+            File.Move(temp, path, overwrite: true);
+        }
+
+        return path;
+    }
+
+    private ProcessRecord Resolve(ReplicaHandle handle)
+    {
+        if (ReadRecord(handle.App, handle.ReplicaId) is { } record)
+        {
+            return record;
+        }
+
+        if (handle.StateDirectory is null || handle.Pid is null)
+        {
+            throw new InvalidOperationException($"replica {handle.ReplicaId} of {handle.App} is not known to the process driver (never started here, or removed)");
+        }
+
+        return new ProcessRecord(handle, null, null);
+    }
+
+    private static string Key(ReplicaHandle handle) => $"{handle.App}/{handle.ReplicaId}";
+
+    private string RecordPath(string app, string replicaId) => Path.Combine(_options.StateRoot, RegistryFolder, app, replicaId + ".json");
+
+    private ProcessRecord? ReadRecord(string app, string replicaId) => ReadRecordFile(RecordPath(app, replicaId));
+
+    private static ProcessRecord? ReadRecordFile(string path)
+    {
+        try
+        {
+            return JsonSerializer.Deserialize<ProcessRecord>(File.ReadAllText(path), Json);
+        }
+        catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException or JsonException)
+        {
+            return null;
+        }
+    }
+
+    private void WriteRecord(ProcessRecord record)
+    {
+        var path = RecordPath(record.Handle.App, record.Handle.ReplicaId);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        var temp = path + ".tmp";
+        File.WriteAllText(temp, JsonSerializer.Serialize(record, Json));
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>What the driver keeps per replica so a new control plane can find it: the handle and its cgroup.</summary>
+    internal sealed record ProcessRecord(ReplicaHandle Handle, string? CgroupPath, string? AppCgroup);
+}

@@ -1,0 +1,182 @@
+using System.Text.Json;
+using Berth.Core.Loading;
+
+namespace Berth.Cli.Tests.Spec;
+
+/// <summary>berth validate / config / version, run as a real process.</summary>
+public class SpecCommandsTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Write(string name, string text)
+    {
+        var path = Path.Combine(_dir, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    [Fact]
+    public async Task Validate_ShopSample_ExitsOkAndNamesTheServices()
+    {
+        var run = await CliRunner.RunAsync(CliRunner.Repo("."), "validate", "-f", "samples/shop/berth.yaml");
+
+        Assert.Equal((ExitCodes.Ok, ""), (run.ExitCode, run.Stderr));
+        Assert.Equal("samples/shop/berth.yaml: valid — 4 services (frontend, api, worker, db)\n", run.Stdout);
+    }
+
+    [Fact]
+    public async Task Validate_InvalidSpec_ExitsInvalidSpecWithEveryErrorOnStderr()
+    {
+        Write("berth.yaml", "services:\n  web:\n    run: [app]\n    replicas: -1\n    restart: allways\n");
+
+        var run = await CliRunner.RunAsync(_dir, "validate");
+
+        Assert.Equal(ExitCodes.InvalidSpec, run.ExitCode);
+        Assert.Equal("", run.Stdout);
+        Assert.Equal(
+            "berth.yaml:4:15: error: services.web.replicas: must be 0 or more, got -1\n" +
+            "berth.yaml:5:14: error: services.web.restart: 'allways' is not one of always, on-failure, never; did you mean 'always'?\n" +
+            "berth.yaml: 2 errors; nothing was changed.\n",
+            run.Stderr);
+    }
+
+    [Fact]
+    public async Task Validate_NoSpecInFolder_ExitsNotFoundAndSaysWhereItLooked()
+    {
+        var run = await CliRunner.RunAsync(_dir, "validate");
+
+        Assert.Equal(ExitCodes.NotFound, run.ExitCode);
+        Assert.Equal($"berth: error: no spec file here; looked for berth.yaml, berth.yml, compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml in {_dir}. Create berth.yaml, or pass -f FILE.\n", run.Stderr);
+    }
+
+    [Fact]
+    public async Task Validate_MissingFile_ExitsNotFound()
+    {
+        var run = await CliRunner.RunAsync(_dir, "validate", "-f", "nope.yaml");
+
+        Assert.Equal((ExitCodes.NotFound, "berth: error: nope.yaml: no such file.\n"), (run.ExitCode, run.Stderr));
+    }
+
+    [Theory]
+    [InlineData(new[] { "berth.yaml", "compose.yaml" }, "berth.yaml")]
+    [InlineData(new[] { "compose.yml", "docker-compose.yaml" }, "compose.yml")]
+    [InlineData(new[] { "docker-compose.yml" }, "docker-compose.yml")]
+    public async Task Validate_NoFileGiven_FindsTheDefaultInOrder(string[] present, string chosen)
+    {
+        foreach (var name in present)
+        {
+            Write(name, name.StartsWith("berth", StringComparison.Ordinal) ? "services:\n  a: {run: [a]}\n" : "services:\n  a: {image: a}\n");
+        }
+
+        var run = await CliRunner.RunAsync(_dir, "validate");
+
+        Assert.Equal(ExitCodes.Ok, run.ExitCode);
+        Assert.StartsWith(chosen + ": valid", run.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_JsonOutput_ReportsDiagnosticsOnStdout()
+    {
+        Write("compose.yaml", "services:\n  web:\n    image: nginx\n    depend_on: [db]\n");
+
+        var run = await CliRunner.RunAsync(_dir, "validate", "-o", "json");
+
+        Assert.Equal((ExitCodes.InvalidSpec, ""), (run.ExitCode, run.Stderr));
+        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.False(json.RootElement.GetProperty("valid").GetBoolean());
+        var diagnostic = Assert.Single(json.RootElement.GetProperty("diagnostics").EnumerateArray());
+        Assert.Equal(("error", 4, 5, "services.web.depend_on", "unknown key 'depend_on' in a Compose service; did you mean 'depends_on'?"),
+            (diagnostic.GetProperty("severity").GetString(), diagnostic.GetProperty("line").GetInt32(), diagnostic.GetProperty("column").GetInt32(),
+             diagnostic.GetProperty("path").GetString(), diagnostic.GetProperty("message").GetString()));
+    }
+
+    [Fact]
+    public async Task Config_ComposeFile_PrintsTheNormalizedSpecOnStdoutAndWarningsOnStderr()
+    {
+        var file = CliRunner.Repo("samples/compose/traefik-whoami/compose.yaml");
+
+        var run = await CliRunner.RunAsync(_dir, "config", "-f", file);
+
+        Assert.Equal((ExitCodes.Ok, ""), (run.ExitCode, run.Stderr));
+        var expected = SpecLoader.LoadFile(file, new LoadOptions { Environment = new Dictionary<string, string>() });
+        Assert.Equal(SpecWriter.ToYaml(expected.Application!), run.Stdout);
+    }
+
+    [Fact]
+    public async Task Config_JsonOutput_IsTheModelAsJson()
+    {
+        var run = await CliRunner.RunAsync(CliRunner.Repo("samples/shop"), "config", "-o", "json");
+
+        Assert.Equal(ExitCodes.Ok, run.ExitCode);
+        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.Equal("shop", json.RootElement.GetProperty("name").GetString());
+        Assert.Equal(2, json.RootElement.GetProperty("services").GetProperty("api").GetProperty("replicas").GetInt32());
+    }
+
+    [Fact]
+    public async Task Config_SecretEnv_IsMaskedUnlessShowSecrets()
+    {
+        Write("berth.yaml", "services:\n  web:\n    run: [app]\n    secrets:\n      DB_PASSWORD: hunter2\n    environment:\n      MODE: prod\n");
+
+        var masked = await CliRunner.RunAsync(_dir, "config");
+        var shown = await CliRunner.RunAsync(_dir, "config", "--show-secrets");
+
+        Assert.Contains("DB_PASSWORD: '***'", masked.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", masked.Stdout + masked.Stderr, StringComparison.Ordinal);
+        Assert.Contains("DB_PASSWORD: hunter2", shown.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Config_ProfileOption_ActivatesProfiledServices()
+    {
+        Write("compose.yaml", "services:\n  web: {image: a}\n  debug: {image: b, profiles: [debug]}\n");
+
+        var off = await CliRunner.RunAsync(_dir, "config", "-o", "json");
+        var on = await CliRunner.RunAsync(_dir, "config", "-o", "json", "--profile", "debug");
+
+        Assert.Equal(["web"], JsonDocument.Parse(off.Stdout).RootElement.GetProperty("services").EnumerateObject().Select(p => p.Name));
+        Assert.Equal(["web", "debug"], JsonDocument.Parse(on.Stdout).RootElement.GetProperty("services").EnumerateObject().Select(p => p.Name));
+    }
+
+    [Fact]
+    public async Task Config_UnknownOutputFormat_ExitsUsage()
+    {
+        var run = await CliRunner.RunAsync(_dir, "config", "-o", "xml");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.Contains("xml", run.Stderr, StringComparison.Ordinal);
+        Assert.EndsWith("Run 'berth --help' for usage.\n", run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UnknownCommand_ExitsUsage()
+    {
+        var run = await CliRunner.RunAsync(_dir, "valdate");
+
+        Assert.Equal(ExitCodes.Usage, run.ExitCode);
+        Assert.StartsWith("berth: ", run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("validate")]
+    [InlineData("config")]
+    [InlineData("version")]
+    public async Task Help_EveryCommand_DescribesItself(string command)
+    {
+        var run = await CliRunner.RunAsync(_dir, command, "--help");
+
+        Assert.Equal(ExitCodes.Ok, run.ExitCode);
+        Assert.Contains($"berth {command} [options]", run.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Version_PrintsTheVersionAndRuntime()
+    {
+        var run = await CliRunner.RunAsync(_dir, "version");
+
+        Assert.Equal(ExitCodes.Ok, run.ExitCode);
+        Assert.Matches(@"^berth \S+ \(\.NET 10\.\d+\.\d+\)\n$", run.Stdout);
+    }
+}

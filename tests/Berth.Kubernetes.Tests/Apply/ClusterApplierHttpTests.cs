@@ -1,0 +1,336 @@
+using Berth.Testing;
+using System.Net;
+using Berth.Core.Model;
+using Berth.Kubernetes.Apply;
+
+namespace Berth.Kubernetes.Tests.Apply;
+
+/// <summary>Apply and delete through the official client, over real HTTP, against <see cref="FakeApiServer"/>;
+/// the kubeconfig is found through KUBECONFIG, as on a developer's machine.</summary>
+[Collection(KubeconfigCollection.Name)]
+public sealed class ClusterApplierHttpTests : IAsyncLifetime
+{
+    private FakeApiServer _server = null!;
+    private string _dir = null!;
+    private string? _previousKubeconfig;
+
+    private static readonly ApplyOptions Fast = new() { PollInterval = TimeSpan.FromMilliseconds(20), Timeout = TimeSpan.FromMinutes(2) };
+
+    public async Task InitializeAsync()
+    {
+        _server = await FakeApiServer.StartAsync();
+        _dir = Directory.CreateTempSubdirectory("berth-k8s-apply-").FullName;
+        _previousKubeconfig = Environment.GetEnvironmentVariable("KUBECONFIG");
+        Environment.SetEnvironmentVariable("KUBECONFIG", _server.WriteKubeconfig(_dir));
+    }
+
+    public async Task DisposeAsync()
+    {
+        Environment.SetEnvironmentVariable("KUBECONFIG", _previousKubeconfig);
+        await _server.DisposeAsync();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    public static string DeploymentStatus(int replicas, int updated, int total, int available, long generation = 1, long observed = 1, string? progressingReason = null) => $$$"""
+        {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x","generation":{{{generation}}}},
+         "spec":{"replicas":{{{replicas}}},"selector":{},"template":{}},
+         "status":{"observedGeneration":{{{observed}}},"replicas":{{{total}}},"updatedReplicas":{{{updated}}},"availableReplicas":{{{available}}},
+           "conditions":[{"type":"Progressing","status":"{{{(progressingReason == "ProgressDeadlineExceeded" ? "False" : "True")}}}","reason":"{{{progressingReason ?? "NewReplicaSetAvailable"}}}","message":"ReplicaSet progress"}]}}
+        """;
+
+    private static string StatefulSetStatus(int replicas, int ready) => $$$"""
+        {"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"x","generation":1},
+         "spec":{"replicas":{{{replicas}}},"selector":{},"template":{},"serviceName":"x"},
+         "status":{"observedGeneration":1,"replicas":{{{replicas}}},"readyReplicas":{{{ready}}},"updatedReplicas":{{{ready}}},"currentRevision":"r1","updateRevision":"r1"}}
+        """;
+
+    private static Application OneService(string name = "api", int replicas = 2) => new()
+    {
+        Name = "demo",
+        Services = [new Service { Name = name, Image = "example/api:1", Replicas = replicas, Endpoints = [new Endpoint { Port = 8080 }] }],
+    };
+
+    private void AllRolledOut(ManifestSet set)
+    {
+        foreach (var o in set.Objects.Where(o => o.Kind == "Deployment"))
+        {
+            _server.ScriptStatus("deployments", o.Name, DeploymentStatus(2, 2, 2, 2));
+        }
+
+        foreach (var o in set.Objects.Where(o => o.Kind == "StatefulSet"))
+        {
+            _server.ScriptStatus("statefulsets", o.Name, StatefulSetStatus(3, 3));
+        }
+    }
+
+    private static async Task<(ApplyResult Result, List<string> Progress)> Apply(ManifestSet set, ApplyOptions options, string? context = null, string? ns = null)
+    {
+        using var connection = KubeConnection.Open(context);
+        var progress = new List<string>();
+        var result = await new ClusterApplier(connection).ApplyAsync(set, ns ?? connection.DefaultNamespace, options, new SyncProgress(progress), CancellationToken.None);
+        return (result, progress);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_ShopApp_ServerSideAppliesEveryObjectWithFieldManagerBerth()
+    {
+        var set = ManifestGenerator.Generate(SampleApps.Shop(), new GenerateOptions { Mesh = MeshTarget.Istio });
+        AllRolledOut(set);
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Objects.Concat(result.Rollouts).Where(o => !o.Succeeded).Select(o => $"{o.Object}: {o.Message}")));
+        var patches = _server.Requests.Where(r => r.Method == "PATCH").ToList();
+        Assert.Equal(set.Objects.Length, patches.Count);
+        foreach (var (obj, request) in set.Objects.Zip(patches))
+        {
+            var plural = obj.Kind.ToLowerInvariant() switch
+            {
+                "horizontalpodautoscaler" => "horizontalpodautoscalers",
+                "ingress" => "ingresses",
+                var k => k + "s",
+            };
+            var prefix = obj.ApiVersion == "v1" ? "/api/v1" : $"/apis/{obj.ApiVersion}";
+            Assert.Equal($"{prefix}/namespaces/team-a/{plural}/{obj.Name}", request.Path);
+            Assert.StartsWith("application/apply-patch+yaml", request.ContentType, StringComparison.Ordinal);
+            Assert.Equal("berth", request.Query["fieldManager"]);
+            Assert.Equal(Canonical.FromYaml(obj.ToYaml()), Canonical.FromJson(request.Body));
+            Assert.False(request.Query.ContainsKey("dryRun"));
+        }
+
+        Assert.Equal(["deployment/api", "deployment/db", "deployment/frontend", "deployment/worker", "statefulset/cache"], result.Rollouts.Select(r => r.Object));
+        Assert.Contains(_server.Requests, r => r.Path == "/apis/apps/v1/namespaces/team-a/statefulsets/cache/status");
+    }
+
+    [Fact]
+    public async Task ApplyAsync_RolloutInProgress_ReportsEachStepUntilAvailable()
+    {
+        var set = ManifestGenerator.Generate(OneService(replicas: 3));
+        _server.ScriptStatus("deployments", "api",
+            DeploymentStatus(3, 0, 3, 3, generation: 2, observed: 1),
+            DeploymentStatus(3, 1, 4, 3, generation: 2, observed: 2),
+            DeploymentStatus(3, 3, 4, 2, generation: 2, observed: 2),
+            DeploymentStatus(3, 3, 3, 2, generation: 2, observed: 2),
+            DeploymentStatus(3, 3, 3, 3, generation: 2, observed: 2));
+
+        var (result, progress) = await Apply(set, Fast);
+
+        Assert.True(result.Succeeded);
+        Assert.Equal(
+            [
+                "deployment/api: waiting for the controller to see generation 2",
+                "deployment/api: 1 of 3 replicas updated",
+                "deployment/api: 1 old replicas pending termination",
+                "deployment/api: 2 of 3 updated replicas available",
+                "deployment/api: 3 of 3 replicas updated and available",
+            ],
+            progress.Where(p => p.StartsWith("deployment/api: ", StringComparison.Ordinal) && !p.EndsWith("applied", StringComparison.Ordinal)));
+        Assert.Equal("rolled out: 3 of 3 replicas updated and available", Assert.Single(result.Rollouts).Message);
+        Assert.Contains(_server.Requests, r => r.Path == "/api/v1/namespaces/team-a/pods" && r.Query["labelSelector"] == "app.kubernetes.io/name=api,app.kubernetes.io/part-of=demo");
+    }
+
+    [Fact]
+    public async Task ApplyAsync_PodInImagePullBackOff_FailsWithThePodsReason()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        _server.ScriptStatus("deployments", "api", DeploymentStatus(2, 2, 2, 0));
+        _server.PodsJson = """
+            {"kind":"PodList","apiVersion":"v1","items":[
+              {"metadata":{"name":"api-7d9c-x1"},"status":{"phase":"Pending","containerStatuses":[
+                {"name":"api","image":"example/api:1","imageID":"","ready":false,"restartCount":0,
+                 "state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image \"example/api:1\""}}}]}}]}
+            """;
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.False(result.Succeeded);
+        Assert.Equal(
+            "rollout failed: 0 of 2 updated replicas available; pod api-7d9c-x1: api: ImagePullBackOff: Back-off pulling image \"example/api:1\"",
+            Assert.Single(result.Rollouts).Message);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_CrashLoopBackOff_ReportsLastExit()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        _server.ScriptStatus("deployments", "api", DeploymentStatus(2, 2, 2, 1));
+        _server.PodsJson = """
+            {"kind":"PodList","apiVersion":"v1","items":[
+              {"metadata":{"name":"api-1"},"status":{"phase":"Running","containerStatuses":[
+                {"name":"api","image":"i","imageID":"","ready":false,"restartCount":4,
+                 "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 40s restarting failed container"}},
+                 "lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled"}}}]}}]}
+            """;
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.Equal(
+            "rollout failed: 1 of 2 updated replicas available; pod api-1: api: CrashLoopBackOff: back-off 40s restarting failed container (last exit 137, OOMKilled)",
+            Assert.Single(result.Rollouts).Message);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_ProgressDeadlineExceeded_Fails()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        _server.ScriptStatus("deployments", "api", DeploymentStatus(2, 1, 2, 1, progressingReason: "ProgressDeadlineExceeded"));
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.Equal("rollout failed: exceeded its progress deadline (600s): ReplicaSet progress", Assert.Single(result.Rollouts).Message);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_DryRun_SendsDryRunAllAndWaitsForNothing()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+
+        var (result, progress) = await Apply(set, Fast with { DryRun = true });
+
+        Assert.True(result.Succeeded);
+        Assert.Empty(result.Rollouts);
+        Assert.All(_server.Requests.Where(r => r.Method == "PATCH"), r => Assert.Equal("All", r.Query["dryRun"]));
+        Assert.DoesNotContain(_server.Requests, r => r.Method == "GET");
+        Assert.Contains("deployment/api: applied (server dry run)", progress);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_ContextOption_UsesThatContextsNamespace()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        AllRolledOut(set);
+
+        var (result, _) = await Apply(set, Fast, context: "other");
+
+        Assert.True(result.Succeeded);
+        Assert.All(_server.Requests, r => Assert.Contains("/namespaces/team-b/", r.Path, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ApplyAsync_ForceConflicts_SendsForce()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        AllRolledOut(set);
+
+        await Apply(set, Fast with { ForceConflicts = true });
+
+        Assert.All(_server.Requests.Where(r => r.Method == "PATCH"), r => Assert.Equal("true", r.Query["force"]));
+    }
+
+    [Fact]
+    public async Task ApplyAsync_Conflict_SaysForceConflictsAndStillTriesTheRest()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        _server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] =
+            (HttpStatusCode.Conflict, FakeApiServer.Status(409, "Conflict", "Apply failed with 1 conflict: conflict with \"kubectl-edit\": .spec.replicas"));
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.False(result.Succeeded);
+        Assert.Equal(
+            "deployment/api: another field manager owns some of these fields (Apply failed with 1 conflict: conflict with \"kubectl-edit\": .spec.replicas); re-run with --force-conflicts to take them over for 'berth'",
+            Assert.Single(result.Objects, o => !o.Succeeded).Message);
+        Assert.Contains(_server.Requests, r => r.Path.EndsWith("/services/api", StringComparison.Ordinal));
+        Assert.Empty(result.Rollouts);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_IstioNotInstalled_SaysToInstallIt()
+    {
+        var set = ManifestGenerator.Generate(OneService(), new GenerateOptions { Mesh = MeshTarget.Istio });
+        _server.Overrides["PATCH /apis/networking.istio.io/v1/namespaces/team-a/destinationrules/api"] =
+            (HttpStatusCode.NotFound, FakeApiServer.Status(404, "NotFound", "the server could not find the requested resource"));
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.Equal(
+            "destinationrule/api: the cluster does not serve networking.istio.io/v1 (the server could not find the requested resource); install Istio, or generate without --mesh istio",
+            Assert.Single(result.Objects, o => !o.Succeeded).Message);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_ClusterUnreachable_StopsAtOnceAndSaysWhere()
+    {
+        var port = Ports.Free();
+        var kubeconfig = File.ReadAllText(Environment.GetEnvironmentVariable("KUBECONFIG")!).Replace(_server.Url, $"http://127.0.0.1:{port}", StringComparison.Ordinal);
+        File.WriteAllText(Environment.GetEnvironmentVariable("KUBECONFIG")!, kubeconfig);
+        var set = ManifestGenerator.Generate(OneService());
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.True(result.Unreachable);
+        var failure = Assert.Single(result.Objects);
+        Assert.StartsWith($"cannot reach the cluster at http://127.0.0.1:{port}", failure.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DeleteAsync_ShopApp_DeletesInReverseOrderAndKeepsVolumesAndNamespace()
+    {
+        var set = ManifestGenerator.Generate(SampleApps.Shop(), new GenerateOptions { Namespace = "shop" });
+        _server.Overrides["DELETE /api/v1/namespaces/shop/configmaps/worker-env"] = (HttpStatusCode.NotFound, FakeApiServer.Status(404, "NotFound", "configmaps \"worker-env\" not found"));
+        using var connection = KubeConnection.Open();
+
+        var result = await new ClusterApplier(connection).DeleteAsync(set, connection.DefaultNamespace, new ApplyOptions(), null, CancellationToken.None);
+
+        Assert.True(result.Succeeded);
+        var deletes = _server.Requests.Where(r => r.Method == "DELETE").Select(r => r.Path).ToList();
+        Assert.Equal(set.Objects.Length - 2, deletes.Count); // all but the namespace and the claim
+        Assert.Equal("/apis/networking.k8s.io/v1/namespaces/shop/ingresses/frontend", deletes[0]);
+        Assert.DoesNotContain(deletes, p => p.Contains("persistentvolumeclaims", StringComparison.Ordinal) || p.EndsWith("/namespaces/shop", StringComparison.Ordinal));
+        Assert.Equal("not found", result.Objects.Single(o => o.Object == "configmap/worker-env").Message);
+        Assert.Equal("kept: it holds data (pass --volumes to delete it)", result.Objects.Single(o => o.Object == "persistentvolumeclaim/pgdata").Message);
+    }
+
+    [Fact]
+    public async Task DeleteAsync_WithVolumes_DeletesTheClaims()
+    {
+        var set = ManifestGenerator.Generate(SampleApps.Shop());
+        using var connection = KubeConnection.Open();
+
+        var result = await new ClusterApplier(connection).DeleteAsync(set, "team-a", new ApplyOptions { DeleteVolumes = true }, null, CancellationToken.None);
+
+        Assert.True(result.Succeeded);
+        Assert.Contains(_server.Requests, r => r.Method == "DELETE" && r.Path == "/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata");
+    }
+
+    [Fact]
+    public void Open_UnknownContext_SaysHowToListContexts()
+    {
+        var e = Assert.Throws<KubernetesApiException>(() => KubeConnection.Open("nope"));
+
+        Assert.Contains("context 'nope'; 'kubectl config get-contexts' lists them", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Open_NoKubeconfigAnywhere_SaysToSetKubeconfig()
+    {
+        Environment.SetEnvironmentVariable("KUBECONFIG", Path.Combine(_dir, "missing"));
+        var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
+        if (File.Exists(Path.Combine(home, ".kube", "config")) || k8s.KubernetesClientConfiguration.IsInCluster())
+        {
+            return; // KUBECONFIG names only a missing file, so nothing is read; but in-cluster would still answer
+        }
+
+        var e = Assert.Throws<KubernetesApiException>(() => KubeConnection.Open());
+
+        Assert.StartsWith("no kubeconfig found: set KUBECONFIG or create ~/.kube/config", e.Message, StringComparison.Ordinal);
+    }
+
+    private sealed class SyncProgress(List<string> lines) : IProgress<string>
+    {
+        public void Report(string value)
+        {
+            lock (lines)
+            {
+                lines.Add(value);
+            }
+        }
+    }
+}
+
+/// <summary>Tests that set the process-wide KUBECONFIG run one at a time.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class KubeconfigCollection
+{
+    public const string Name = "KUBECONFIG";
+}

@@ -1,0 +1,133 @@
+using System.Diagnostics;
+using Berth.Core.Model;
+
+namespace Berth.Kubernetes.Tests.Generation;
+
+/// <summary>Runs SchemaValidator/validate.mjs (kubernetes-models' published schemas, checked by node) over generated objects:
+/// a validator independent of the C# client that wrote them.</summary>
+public sealed class SchemaValidationTests
+{
+    private static readonly string ValidatorDirectory = Path.Combine(Path.GetDirectoryName(Snapshots.Root)!, "SchemaValidator");
+
+    [NodeValidatorFact]
+    public async Task Validate_EveryGeneratedObject_MatchesKubernetesAndIstioSchemas()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"berth-k8s-schema-{Guid.NewGuid():N}");
+        try
+        {
+            var variants = new (string Name, Application App, GenerateOptions Options)[]
+            {
+                ("shop", SampleApps.Shop(), new GenerateOptions()),
+                ("shop-istio", SampleApps.Shop(), new GenerateOptions { Mesh = MeshTarget.Istio, Namespace = "shop-prod", IngressDomain = "example.com" }),
+                ("autoscale-rps", SampleApps.Shop() with
+                {
+                    Services = [.. SampleApps.Shop().Services.Select(s => s.Name == "api" ? s with { Autoscale = new AutoscalePolicy { Max = 5, TargetRequestsPerSecond = 12.5 } } : s)],
+                }, new GenerateOptions { Mesh = MeshTarget.Istio }),
+            };
+            var count = 0;
+            foreach (var (name, app, options) in variants.Concat(ExtraCases()))
+            {
+                var set = ManifestGenerator.Generate(app, options);
+                Assert.True(set.Succeeded, string.Join("\n", set.Errors));
+                set.WriteTo(Path.Combine(dir, name));
+                count += set.Objects.Length;
+            }
+
+            foreach (var (name, path) in SampleSpecSnapshotTests.Specs().Select(row => ((string)row[0], (string)row[1])))
+            {
+                var set = ManifestGenerator.Generate(SampleSpecSnapshotTests.Load(path), new GenerateOptions { Mesh = MeshTarget.Istio, Namespace = "berth-test" });
+                Assert.True(set.Succeeded, string.Join("\n", set.Errors));
+                set.WriteTo(Path.Combine(dir, $"{name}-istio"));
+                count += set.Objects.Length;
+            }
+
+            var (exit, output) = await RunValidatorAsync(dir, Snapshots.Root);
+
+            Assert.True(exit == 0, $"schema validation failed:\n{output}");
+            var snapshotObjects = Directory.GetFiles(Snapshots.Root, "*.yaml", SearchOption.AllDirectories).Count(f => Path.GetFileName(f) != "kustomization.yaml");
+            Assert.Contains($"validated {count + snapshotObjects} objects, 0 problems", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [NodeValidatorFact]
+    public async Task Validate_BrokenObject_IsRejectedWithItsPath()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"berth-k8s-schema-bad-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "bad.yaml"), """
+                apiVersion: apps/v1
+                kind: Deployment
+                metadata:
+                  name: bad
+                spec:
+                  selector: {}
+                  template:
+                    spec:
+                      containers:
+                      - name: a
+                        image: b
+                        ports:
+                        - containerPort: http
+                """);
+
+            var (exit, output) = await RunValidatorAsync(dir);
+
+            Assert.Equal(1, exit);
+            Assert.Contains("Deployment/bad: data/spec/template/spec/containers/0/ports/0/containerPort must be integer", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    // Every field-mapping case as an app of its own, so each mapped field is schema-checked too.
+    private static IEnumerable<(string, Application, GenerateOptions)> ExtraCases()
+    {
+        var i = 0;
+        foreach (var field in FieldMappingTests.Fields())
+        {
+            yield return ($"field-{i++}", FieldMappingTests.AppFor(field), new GenerateOptions { Mesh = MeshTarget.Istio });
+        }
+    }
+
+    private static async Task<(int Exit, string Output)> RunValidatorAsync(params string[] dirs)
+    {
+        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = ValidatorDirectory };
+        start.ArgumentList.Add(Path.Combine(ValidatorDirectory, "validate.mjs"));
+        foreach (var dir in dirs)
+        {
+            start.ArgumentList.Add(dir);
+        }
+
+        using var process = Process.Start(start)!;
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
+        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+        return (process.ExitCode, await stdout + await stderr);
+    }
+}
+
+/// <summary>Needs node and the validator's npm packages (.ci/setup-k8s.sh installs them): skips locally without them, fails in CI (CI=true).</summary>
+public sealed class NodeValidatorFactAttribute : FactAttribute
+{
+    public NodeValidatorFactAttribute()
+    {
+        var validator = Path.Combine(Path.GetDirectoryName(Snapshots.Root)!, "SchemaValidator");
+        var ready = OnPath("node") && Directory.Exists(Path.Combine(validator, "node_modules", "kubernetes-models"));
+        if (!ready && Environment.GetEnvironmentVariable("CI") != "true")
+        {
+            Skip = $"needs node and 'npm ci' in {validator} (.ci/setup-k8s.sh does both; CI=true makes this fail instead)";
+        }
+    }
+
+    private static bool OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Any(d => File.Exists(Path.Combine(d, program)));
+}

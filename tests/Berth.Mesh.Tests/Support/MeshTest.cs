@@ -1,0 +1,40 @@
+using System.Collections.Immutable;
+using Berth.Core.Model;
+using Berth.Core.Routing;
+
+namespace Berth.Mesh.Tests.Support;
+
+/// <summary>Builds routes and clients for functional tests.</summary>
+internal static class MeshTest
+{
+    public static ServiceRoute Route(int port, MeshPolicy policy, params Upstream[] upstreams) =>
+        new("api", new Endpoint { Name = "http", Port = port }, policy, [.. upstreams]);
+
+    public static ServiceRoute TcpRoute(int port, MeshPolicy policy, params Upstream[] upstreams) =>
+        new("db", new Endpoint { Name = "tcp", Port = port, Protocol = EndpointProtocol.Tcp }, policy, [.. upstreams]);
+
+    /// <summary>No retries, no breaker, no ejection: each feature's test turns on only what it checks.</summary>
+    public static MeshPolicy Bare(LoadBalancing lb = LoadBalancing.RoundRobin) => new()
+    {
+        LoadBalancing = lb,
+        Retries = new RetryPolicy { Attempts = 0 },
+        CircuitBreaker = new CircuitBreakerPolicy { Enabled = false },
+        OutlierDetection = new OutlierDetectionPolicy { Enabled = false },
+    };
+
+    public static HttpClient Client(int port) => new(new SocketsHttpHandler { UseProxy = false, PooledConnectionIdleTimeout = TimeSpan.FromMinutes(5) })
+    {
+        BaseAddress = new Uri($"http://127.0.0.1:{port}"),
+        Timeout = TimeSpan.FromSeconds(30),
+    };
+
+    public static async Task<(int Status, string Body, HttpResponseMessage Response)> GetAsync(HttpClient client, string path = "/", Action<HttpRequestMessage>? configure = null)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        configure?.Invoke(request);
+        var response = await client.SendAsync(request);
+        return ((int)response.StatusCode, await response.Content.ReadAsStringAsync(), response);
+    }
+
+    public static ImmutableArray<TrafficSplit> Split(params TrafficSplit[] splits) => [.. splits];
+}

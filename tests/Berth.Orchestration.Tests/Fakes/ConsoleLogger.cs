@@ -1,0 +1,22 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Orchestration.Tests.Fakes;
+
+/// <summary>Keeps warnings and errors so a failing test can show what the control plane logged.</summary>
+internal sealed class ConsoleLogger<T> : ILogger<T>
+{
+    public ConcurrentQueue<string> Lines { get; } = new();
+
+    public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
+
+    public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
+
+    public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
+    {
+        if (IsEnabled(logLevel))
+        {
+            Lines.Enqueue($"[{logLevel}] {formatter(state, exception)} {exception}");
+        }
+    }
+}

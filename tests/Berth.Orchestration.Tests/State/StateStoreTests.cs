@@ -1,0 +1,115 @@
+using Berth.Core.Model;
+using Berth.Orchestration.State;
+
+namespace Berth.Orchestration.Tests.State;
+
+public sealed class StateStoreTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-store-").FullName;
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private static Application App(int replicas) => new()
+    {
+        Name = "shop",
+        Services =
+        [
+            new Service
+            {
+                Name = "api", Command = ["dotnet", "api.dll"], Replicas = replicas,
+                Endpoints = [new Endpoint { Name = "http", Port = 8080 }],
+                Resources = new Resources { CpuRequest = CpuQuantity.Parse("250m"), MemoryLimit = ByteSize.FromMebibytes(256) },
+                Readiness = new Probe { Kind = ProbeKind.Http, Path = "/healthz", Period = TimeSpan.FromSeconds(2) },
+                DependsOn = [new Dependency("db", DependencyCondition.Healthy)],
+            },
+        ],
+        Nodes = [new Node("a", CpuQuantity.Parse("1"), ByteSize.FromMebibytes(512))],
+        Scheduler = SchedulerPolicy.BinPack,
+    };
+
+    [Fact]
+    public void AddRevision_TwelveChanges_KeepsNewestTenNumberedOnward()
+    {
+        using var store = StateStore.Open(_dir);
+        for (var i = 1; i <= 12; i++)
+        {
+            store.AddRevision(n => new RevisionRecord { Number = n, CreatedAt = DateTimeOffset.UnixEpoch, Cause = $"scale api={i}", Application = App(i) });
+        }
+
+        var kept = store.ListRevisions();
+        Assert.Equal(Enumerable.Range(3, 10).Reverse().Select(n => (long)n), kept.Select(r => r.Number));
+        Assert.Equal(12, store.CurrentRevision()!.Application.Services[0].Replicas);
+        Assert.Null(store.GetRevision(2));
+    }
+
+    [Fact]
+    public void CurrentRevision_AfterReopen_RoundTripsTheWholeModel()
+    {
+        using (var store = StateStore.Open(_dir))
+        {
+            store.AddRevision(n => new RevisionRecord { Number = n, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "up", Application = App(3),
+                Templates = ImmutableSortedDictionaryOf("api", 1) });
+        }
+
+        using var reopened = StateStore.Open(_dir);
+        var revision = reopened.CurrentRevision()!;
+        var api = revision.Application.Services.Single();
+        Assert.Equal(3, api.Replicas);
+        Assert.Equal(["dotnet", "api.dll"], api.Command.ToArray());
+        Assert.Equal(250, api.Resources.CpuRequest!.Value.MilliCores);
+        Assert.Equal(256L << 20, api.Resources.MemoryLimit!.Value.Bytes);
+        Assert.Equal("/healthz", api.Readiness!.Path);
+        Assert.Equal(TimeSpan.FromSeconds(2), api.Readiness.Period);
+        Assert.Equal(DependencyCondition.Healthy, api.DependsOn.Single().Condition);
+        Assert.Equal(8080, api.Endpoints.Single().Port);
+        Assert.Equal(SchedulerPolicy.BinPack, revision.Application.Scheduler);
+        Assert.Equal("a", revision.Application.Nodes.Single().Name);
+        Assert.Equal(1, revision.TemplateOf("api"));
+    }
+
+    [Fact]
+    public void ListEvents_AfterReopen_KeepsEveryEventInOrder()
+    {
+        using (var store = StateStore.Open(_dir))
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                store.AppendEvent(new EventRecord { Time = DateTimeOffset.UnixEpoch.AddSeconds(i), Type = "started", Service = "api", Replica = $"api-{i}", Message = $"m{i}" });
+            }
+        }
+
+        using var reopened = StateStore.Open(_dir);
+        var events = reopened.ListEvents();
+        Assert.Equal(50, events.Count);
+        Assert.Equal(Enumerable.Range(0, 50).Select(i => $"m{i}"), events.Select(e => e.Message));
+        Assert.Equal(events.Select(e => e.Id).Order(), events.Select(e => e.Id));
+        Assert.Equal(DateTimeOffset.UnixEpoch.AddSeconds(49), events[^1].Time);
+        Assert.Equal(10, reopened.ListEvents(afterId: events[39].Id).Count);
+    }
+
+    [Fact]
+    public void SaveReplica_Twice_KeepsOneRecordWithTheLatestState()
+    {
+        using var store = StateStore.Open(_dir);
+        store.SaveReplica(new ReplicaRecord { Id = "api-1", Service = "api", Phase = ReplicaPhase.Pending, Reason = "0/1 nodes fit" });
+        store.SaveReplica(new ReplicaRecord { Id = "api-1", Service = "api", Phase = ReplicaPhase.BackOff, RestartCount = 2, NextRetryAt = DateTimeOffset.UnixEpoch });
+        var r = Assert.Single(store.ListReplicas());
+        Assert.Equal(ReplicaPhase.BackOff, r.Phase);
+        Assert.Equal(2, r.RestartCount);
+        Assert.Equal(DateTimeOffset.UnixEpoch, r.NextRetryAt);
+        store.DeleteReplica("api-1");
+        Assert.Empty(store.ListReplicas());
+    }
+
+    [Fact]
+    public void Open_AfterWrite_UsesWalJournal()
+    {
+        using var store = StateStore.Open(_dir);
+        store.SaveEndpointPort("api", "http", 41000);
+        Assert.True(File.Exists(Path.Combine(_dir, "state.db-wal")));
+        Assert.Equal(41000, store.ListEndpointPorts()[("api", "http")]);
+    }
+
+    private static System.Collections.Immutable.ImmutableSortedDictionary<string, long> ImmutableSortedDictionaryOf(string k, long v) =>
+        System.Collections.Immutable.ImmutableSortedDictionary<string, long>.Empty.Add(k, v);
+}

@@ -1,0 +1,250 @@
+using System.Diagnostics;
+using Berth.Core.Model;
+using Berth.Runtime.Docker;
+using Berth.Testing;
+using global::Docker.DotNet;
+
+namespace Berth.Runtime.Tests.Docker;
+
+public sealed class DockerDriverTests : IAsyncLifetime
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(90);
+    private readonly string _app = "t" + Guid.NewGuid().ToString("N")[..10];
+    private readonly List<ReplicaHandle> _started = [];
+    private DockerDriver _driver = null!;
+
+    public async Task InitializeAsync()
+    {
+        _driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        if (_driver.Capabilities.Available)
+        {
+            foreach (var handle in await _driver.ListAsync(_app, CancellationToken.None))
+            {
+                await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+                await _driver.RemoveAsync(handle, CancellationToken.None);
+            }
+        }
+
+        _driver.Dispose();
+    }
+
+    [DockerFact]
+    public async Task StartAsync_LocalImage_RunsWithLabelsLimitsAndHostNetwork()
+    {
+        var handle = await StartAsync(Spec("web", "sleep", "300") with { CpuLimit = CpuQuantity.Parse("250m"), MemoryLimit = ByteSize.Parse("64Mi"), Revision = 7 });
+
+        using var client = Client();
+        var inspect = await client.Containers.InspectContainerAsync(handle.ContainerId);
+
+        Assert.Equal("running", inspect.State.Status);
+        Assert.Equal("host", inspect.HostConfig.NetworkMode);
+        Assert.Equal(250_000_000, inspect.HostConfig.NanoCPUs);
+        Assert.Equal(64L << 20, inspect.HostConfig.Memory);
+        Assert.Equal(_app, inspect.Config.Labels["berth.app"]);
+        Assert.Equal("svc", inspect.Config.Labels["berth.service"]);
+        Assert.Equal("web", inspect.Config.Labels["berth.replica"]);
+        Assert.Equal("7", inspect.Config.Labels["berth.revision"]);
+        Assert.Equal("app", inspect.Config.Labels["berth.test"]); // from the image built through the API
+        Assert.Equal(ReplicaState.Running, (await _driver.InspectAsync(handle, CancellationToken.None)).State);
+    }
+
+    [DockerFact]
+    public async Task GetLogsAsync_BothStreams_KeptApartAndTimestamped()
+    {
+        var before = DateTimeOffset.UtcNow.AddSeconds(-5);
+        var handle = await StartAsync(Spec("logs", "sh", "-c", "echo out1; echo err1 >&2; sleep 0.2; cat /hello.txt; exit 3"));
+
+        var status = await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var logs = await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+        var tail = await _driver.GetLogsAsync(handle, new LogOptions { Tail = 1, Stderr = false }, CancellationToken.None).ToListAsync();
+
+        Assert.Equal(3, status.ExitCode);
+        Assert.Equal(ReplicaState.Exited, status.State);
+        Assert.Equal(["out1", "built through the engine API"], logs.Texts(LogStream.Stdout));
+        Assert.Equal(["err1"], logs.Texts(LogStream.Stderr));
+        Assert.All(logs, e => Assert.InRange(e.Timestamp, before, DateTimeOffset.UtcNow.AddSeconds(5)));
+        Assert.Equal(["built through the engine API"], tail.Select(e => e.Text));
+    }
+
+    [DockerFact]
+    public async Task GetLogsAsync_Follow_YieldsLinesUntilExit()
+    {
+        var handle = await StartAsync(Spec("follow", "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done"));
+        List<string> seen = [];
+
+        await foreach (var entry in _driver.GetLogsAsync(handle, new LogOptions { Follow = true }, new CancellationTokenSource(Long).Token))
+        {
+            seen.Add(entry.Text);
+        }
+
+        Assert.Equal(["line 1", "line 2", "line 3"], seen);
+    }
+
+    [DockerFact]
+    public async Task StopAsync_ContainerIgnoringSigterm_KilledAfterGracePeriod()
+    {
+        var handle = await StartAsync(Spec("stubborn", "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"));
+        await Poll.UntilAsync(async () => (await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync()).Any(e => e.Text == "ready"), Long, "the container to print ready");
+
+        var clock = Stopwatch.StartNew();
+        var status = await _driver.StopAsync(handle, TimeSpan.FromSeconds(1), CancellationToken.None);
+
+        Assert.Equal(ReplicaState.Exited, status.State);
+        Assert.Equal(137, status.ExitCode);
+        Assert.Equal(9, status.Signal);
+        Assert.False(status.OomKilled);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1), $"stopped after {clock.Elapsed}, before the grace period");
+    }
+
+    [DockerFact]
+    public async Task StopAsync_ZeroGrace_KilledWithoutTheEnginesDefaultWait()
+    {
+        var handle = await StartAsync(Spec("now", "sh", "-c", "trap '' TERM; while true; do sleep 1; done"));
+
+        var clock = Stopwatch.StartNew();
+        var status = await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+
+        Assert.Equal(137, status.ExitCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"a zero grace period took {clock.Elapsed}, as long as the engine's own 10 s default");
+    }
+
+    [DockerFact]
+    public async Task StartAsync_AllocatingPastMemoryLimit_OomKilled()
+    {
+        var handle = await StartAsync(Spec("hungry", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { MemoryLimit = ByteSize.Parse("64Mi") });
+
+        var status = await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+
+        Assert.True(status.OomKilled, $"expected OOM-killed, got exit {status.ExitCode}");
+        Assert.Equal(137, status.ExitCode);
+    }
+
+    [DockerFact]
+    public async Task GetStatsAsync_BusyLoopWithHalfCpuLimit_UsesHalfACore()
+    {
+        var handle = await StartAsync(Spec("busy", "sh", "-c", "while true; do :; done") with { CpuLimit = CpuQuantity.Parse("0.5"), MemoryLimit = ByteSize.Parse("128Mi") });
+
+        var windows = await CpuWindows.MeasureAsync(() => _driver.GetStatsAsync(handle, CancellationToken.None));
+
+        Assert.Contains(windows, w => w.CpuPercent is >= 40 and <= 60);
+        Assert.All(windows, w => Assert.True(w.CpuPercent <= 60, $"the 0.5 CPU limit held in every window: {string.Join(", ", windows.Select(x => x.CpuPercent.ToString("0.0")))}"));
+        Assert.Equal(ByteSize.Parse("128Mi"), windows[^1].MemoryLimit);
+    }
+
+    [DockerFact]
+    public async Task ListAsync_NewDriver_AdoptsByLabelsAndSeesExitCode()
+    {
+        var handle = await StartAsync(Spec("adopt", "sh", "-c", "echo up; while [ ! -e /tmp/stop ]; do sleep 0.1; done; exit 42"));
+        using var restarted = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
+
+        var adopted = Assert.Single(await restarted.ListAsync(_app, CancellationToken.None));
+        Assert.Equal(handle.ContainerId, adopted.ContainerId);
+        Assert.Equal("adopt", adopted.ReplicaId);
+        Assert.Equal(ReplicaState.Running, (await restarted.InspectAsync(adopted, CancellationToken.None)).State);
+        using var client = Client();
+        var exec = await client.Exec.ExecCreateContainerAsync(handle.ContainerId, new global::Docker.DotNet.Models.ContainerExecCreateParameters { Cmd = ["sh", "-c", "echo > /tmp/stop"] });
+        await client.Exec.StartContainerExecAsync(exec.ID);
+        var status = await restarted.WaitForExitAsync(adopted, new CancellationTokenSource(Long).Token);
+
+        Assert.Equal(42, status.ExitCode);
+    }
+
+    [DockerFact]
+    public async Task StartAsync_OnNode_ContainerCgroupUnderNodeAndBoundByItsMemoryCap()
+    {
+        Assert.True(Environments.CgroupsWritable, "placing containers on nodes needs writable cgroups (root)");
+        var nodes = new Berth.Runtime.Process.ProcessDriver(new Berth.Runtime.Process.ProcessDriverOptions { StateRoot = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", _app, "runtime") });
+        var node = await nodes.EnsureNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(_app, "n1"), Memory = ByteSize.Parse("64Mi") }, CancellationToken.None);
+        try
+        {
+            var idle = await StartAsync(Spec("idle", "sleep", "300") with { Node = node });
+            var hungry = await StartAsync(Spec("placed", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { Node = node });
+
+            var status = await _driver.WaitForExitAsync(hungry, new CancellationTokenSource(Long).Token);
+
+            Assert.True(Directory.Exists($"/sys/fs/cgroup/memory/berth/{node}/{idle.ContainerId}"), "the container's cgroup sits under its node's");
+            Assert.True(status.OomKilled, $"expected the node's 64Mi cap to OOM-kill the container, got exit {status.ExitCode}");
+            foreach (var handle in new[] { idle, hungry })
+            {
+                await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+                await _driver.RemoveAsync(handle, CancellationToken.None);
+            }
+        }
+        finally
+        {
+            await Poll.UntilAsync(
+                async () =>
+                {
+                    try
+                    {
+                        await nodes.RemoveNodeAsync(node, CancellationToken.None);
+                        return true;
+                    }
+                    catch (InvalidOperationException)
+                    {
+                        return false; // the engine removes the container's cgroup a moment after the container
+                    }
+                },
+                Long,
+                "the node's cgroup to be removable once its container is gone");
+        }
+    }
+
+    [DockerFact]
+    public async Task StartAsync_ImageMissingAndNoRegistry_SaysHowToFix()
+    {
+        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => _driver.StartAsync(Spec("missing", "true") with { Image = "berth-test/not-there:1" }, CancellationToken.None));
+
+        Assert.StartsWith("image 'berth-test/not-there:1' is not on the Docker engine and pulling it failed: ", error.Message, StringComparison.Ordinal);
+        Assert.EndsWith("build the image locally (a 'build' section in the spec, or docker build) or load it (docker load), then start again", error.Message, StringComparison.Ordinal);
+    }
+
+    [DockerFact]
+    public async Task BuildImageAsync_NoDockerfile_SaysWhereItLooked()
+    {
+        var context = Directory.CreateTempSubdirectory("berth-empty").FullName;
+
+        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => _driver.BuildImageAsync(context, "berth-test/none:1", cancellationToken: CancellationToken.None));
+
+        Assert.Equal($"cannot build image 'berth-test/none:1': no Dockerfile in {context}; check 'build.context' and 'build.dockerfile' in the spec", error.Message);
+        Directory.Delete(context);
+    }
+
+    [Fact]
+    public async Task ConnectAsync_NoEngineAtDockerHost_UnavailableWithClearReason()
+    {
+        var socket = Path.Combine(Path.GetTempPath(), $"berth-no-docker-{Guid.NewGuid():N}.sock");
+        using var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions { Host = $"unix://{socket}" }, CancellationToken.None);
+
+        var error = await Assert.ThrowsAsync<DockerUnavailableException>(() => driver.StartAsync(Spec("x", "true"), CancellationToken.None));
+
+        Assert.False(driver.Capabilities.Available);
+        Assert.StartsWith($"Docker engine not reachable at unix://{socket} (from the driver options): ", driver.Capabilities.UnavailableReason, StringComparison.Ordinal);
+        Assert.Contains("Start Docker (systemctl start docker, or run dockerd), or set DOCKER_HOST to a running engine", error.Message, StringComparison.Ordinal);
+    }
+
+    private ReplicaSpec Spec(string replicaId, params string[] command) => new()
+    {
+        App = _app,
+        Service = "svc",
+        ReplicaId = replicaId,
+        Image = TestImages.App,
+        Command = [.. command],
+        StateDirectory = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", _app, replicaId),
+    };
+
+    private async Task<ReplicaHandle> StartAsync(ReplicaSpec spec)
+    {
+        await TestImages.EnsureAsync(_driver);
+        var handle = await _driver.StartAsync(spec, CancellationToken.None);
+        _started.Add(handle);
+        return handle;
+    }
+
+    private static DockerClient Client() =>
+        new DockerClientConfiguration(new Uri(Environment.GetEnvironmentVariable("DOCKER_HOST") ?? DockerDriverDefaults.DefaultSocket)).CreateClient();
+}

@@ -1,0 +1,371 @@
+using System.Diagnostics;
+using Berth.Runtime.Process;
+using Berth.Testing;
+
+namespace Berth.Runtime.Tests.Process;
+
+public sealed class ProcessDriverTests
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task StartAsync_CommandWritingBothStreams_LogsKeptApartAndTimestamped()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var before = DateTimeOffset.UtcNow.AddSeconds(-1);
+        var handle = await scope.StartAsync(scope.Perl("echo", "print qq(out 1\\nout 2\\n); print STDERR qq(err 1\\n); exit 3"));
+
+        var status = await WaitAsync(scope, handle);
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal(ReplicaState.Exited, status.State);
+        Assert.Equal(3, status.ExitCode);
+        Assert.Null(status.Signal);
+        Assert.False(status.OomKilled);
+        Assert.Equal(["out 1", "out 2"], logs.Texts(LogStream.Stdout));
+        Assert.Equal(["err 1"], logs.Texts(LogStream.Stderr));
+        Assert.All(logs, e => Assert.InRange(e.Timestamp, before, DateTimeOffset.UtcNow.AddSeconds(1)));
+        Assert.NotNull(status.StartedAt);
+        Assert.True(status.FinishedAt >= status.StartedAt);
+    }
+
+    [Fact]
+    public async Task StartAsync_ArgvWithShellCharacters_PassedLiterallyWithoutShell()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Spec("argv", "perl", "-e", "print join(qq(|), @ARGV), qq(\\n)", "$HOME", "a b", "; rm -rf /", "*"));
+
+        await WaitAsync(scope, handle);
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal(["$HOME|a b|; rm -rf /|*"], logs.Texts(LogStream.Stdout));
+    }
+
+    [Fact]
+    public async Task StartAsync_ShellTrue_RunsThroughShell()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var spec = scope.Spec("shell", "echo", "$GREETING", "&&", "echo", "two") with { Shell = true, Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("GREETING", "hello") };
+        var handle = await scope.StartAsync(spec);
+
+        await WaitAsync(scope, handle);
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal(["hello", "two"], logs.Texts(LogStream.Stdout));
+    }
+
+    [Fact]
+    public async Task StartAsync_EnvWorkingDirAndPort_SeenByReplica()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var work = Directory.CreateTempSubdirectory("berth-wd").FullName;
+        var spec = scope.Perl("env", "use Cwd; print getcwd(), qq(\\n), $ENV{PORT}, qq(\\n), $ENV{SECRET}, qq(\\n)") with
+        {
+            WorkingDir = work,
+            Ports = System.Collections.Immutable.ImmutableSortedDictionary<string, int>.Empty.Add("http", 5123),
+            Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("SECRET", "s3cr3t"),
+        };
+        var handle = await scope.StartAsync(spec);
+
+        await WaitAsync(scope, handle);
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal([work, "5123", "s3cr3t"], logs.Texts(LogStream.Stdout));
+
+        // The environment travels over the supervisor's stdin, never through its argv or a file.
+        var files = Directory.EnumerateFiles(scope.Root, "*", SearchOption.AllDirectories).Where(f => !f.EndsWith("stdout.log", StringComparison.Ordinal));
+        Assert.All(files, f => Assert.DoesNotContain("s3cr3t", File.ReadAllText(f), StringComparison.Ordinal));
+        Directory.Delete(work);
+    }
+
+    [Fact]
+    public async Task StartAsync_CommandNotFound_ThrowsErrorNamingCommand()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+
+        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => scope.Driver.StartAsync(scope.Spec("missing", "no-such-command-xyz", "--flag"), CancellationToken.None));
+
+        Assert.Equal("replica missing of service svc did not start: cannot run 'no-such-command-xyz': No such file or directory", error.Message);
+    }
+
+    [Fact]
+    public async Task StartAsync_NoCommand_ThrowsErrorSayingWhatToSet()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+
+        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => scope.Driver.StartAsync(scope.Spec("empty"), CancellationToken.None));
+
+        Assert.Equal("replica empty of service svc has no command: set 'run' (or 'command') in the spec", error.Message);
+    }
+
+    [Fact]
+    public async Task StopAsync_ProcessHandlingSigterm_ExitsWithItsOwnCode()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("term", "$| = 1; $SIG{TERM} = sub { print qq(bye\\n); exit 7 }; print qq(ready\\n); sleep 1 while 1"));
+        await WaitForLineAsync(scope, handle, "ready");
+
+        var status = await scope.Driver.StopAsync(handle, TimeSpan.FromSeconds(30), CancellationToken.None);
+
+        Assert.Equal(ReplicaState.Exited, status.State);
+        Assert.Equal(7, status.ExitCode);
+        Assert.Null(status.Signal);
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+        Assert.Equal(["ready", "bye"], logs.Texts(LogStream.Stdout));
+    }
+
+    [Fact]
+    public async Task StopAsync_ProcessIgnoringSigterm_KilledAfterGracePeriod()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("stubborn", "$| = 1; $SIG{TERM} = 'IGNORE'; print qq(ready\\n); sleep 1 while 1"));
+        await WaitForLineAsync(scope, handle, "ready");
+
+        var clock = Stopwatch.StartNew();
+        var status = await scope.Driver.StopAsync(handle, TimeSpan.FromSeconds(1), CancellationToken.None);
+
+        Assert.Equal(ReplicaState.Exited, status.State);
+        Assert.Equal(9, status.Signal);
+        Assert.Equal(137, status.ExitCode);
+        Assert.False(status.OomKilled);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1), $"SIGKILL came after {clock.Elapsed}, before the 1s grace period");
+    }
+
+    [Fact]
+    public async Task StopAsync_ShellWithChildren_WholeProcessGroupStopped()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var spec = scope.Spec("group", "perl -e 'sleep 300' & echo $!; wait") with { Shell = true };
+        var handle = await scope.StartAsync(spec);
+        var child = int.Parse((await WaitForLineAsync(scope, handle, null)).Text, System.Globalization.CultureInfo.InvariantCulture);
+
+        await scope.Driver.StopAsync(handle, TimeSpan.FromSeconds(30), CancellationToken.None);
+
+        await Poll.UntilAsync(() => !ProcFs.IsAlive(child, null), Long, $"the shell's child {child} to be stopped with it");
+    }
+
+    [Fact]
+    public async Task StopAsync_AlreadyExited_ReturnsFinalStatusUnchanged()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("done", "exit 4"));
+        await WaitAsync(scope, handle);
+
+        var status = await scope.Driver.StopAsync(handle, TimeSpan.FromSeconds(1), CancellationToken.None);
+
+        Assert.Equal(4, status.ExitCode);
+    }
+
+    [Fact]
+    public async Task InspectAsync_CrashingProcess_ReportsSignal()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("crash", "kill 'SEGV', $$"));
+
+        var status = await WaitAsync(scope, handle);
+
+        Assert.Equal(11, status.Signal);
+        Assert.Equal(139, status.ExitCode);
+    }
+
+    [Fact]
+    public async Task GetLogsAsync_MegabytesOfOutput_EveryLineInOrder()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        const int lines = 200_000; // ~6 MB on stdout, and a line in 1000 on stderr
+        var handle = await scope.StartAsync(scope.Perl("chatty", $"for my $i (1..{lines}) {{ print qq(line $i of the chatty replica\\n); print STDERR qq(err $i\\n) unless $i % 1000 }}"));
+        await WaitAsync(scope, handle);
+
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+        var stdout = logs.Texts(LogStream.Stdout);
+        var stderr = logs.Texts(LogStream.Stderr);
+
+        Assert.Equal(lines, stdout.Length);
+        Assert.Equal(Enumerable.Range(1, lines).Select(i => $"line {i} of the chatty replica"), stdout);
+        Assert.Equal(Enumerable.Range(1, lines / 1000).Select(i => $"err {i * 1000}"), stderr);
+        Assert.True(logs.Zip(logs.Skip(1)).All(p => p.First.Timestamp <= p.Second.Timestamp), "merged entries are in time order");
+    }
+
+    [Fact]
+    public async Task GetLogsAsync_LineLongerThan16KiB_SplitIntoPieces()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("long", "print q(x) x 40000, qq(\nshort\n)"));
+        await WaitAsync(scope, handle);
+
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal([16384, 16384, 40000 - 32768, 5], logs.Select(e => e.Text.Length));
+    }
+
+    [Fact]
+    public async Task StartAsync_User_RunsAsThatUserWhenRootElseSaysWhy()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var spec = scope.Perl("user", "print qq($<\n)") with { User = "nobody" };
+
+        if (Environment.UserName == "root")
+        {
+            var handle = await scope.StartAsync(spec);
+            await WaitAsync(scope, handle);
+            var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+            Assert.Equal(["65534"], logs.Texts(LogStream.Stdout));
+        }
+        else
+        {
+            var error = await Assert.ThrowsAsync<ReplicaStartException>(() => scope.Driver.StartAsync(spec, CancellationToken.None));
+            Assert.StartsWith("replica user of service svc did not start: cannot switch to user nobody: ", error.Message, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public async Task GetLogsAsync_TailSinceAndStreamFilter_Applied()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("tail", "$| = 1; print qq($_\\n) for 1..5; print STDERR qq(e\\n); sleep 2; print qq(late\\n)"));
+        await WaitAsync(scope, handle);
+        var all = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        var tail = await scope.Driver.GetLogsAsync(handle, new LogOptions { Tail = 2, Stderr = false }, CancellationToken.None).ToListAsync();
+        var since = await scope.Driver.GetLogsAsync(handle, new LogOptions { Since = all.Single(e => e.Text == "late").Timestamp }, CancellationToken.None).ToListAsync();
+        var errors = await scope.Driver.GetLogsAsync(handle, new LogOptions { Stdout = false }, CancellationToken.None).ToListAsync();
+
+        Assert.Equal(["5", "late"], tail.Select(e => e.Text));
+        Assert.Equal(["late"], since.Select(e => e.Text));
+        Assert.Equal(["e"], errors.Select(e => e.Text));
+    }
+
+    [Fact]
+    public async Task GetLogsAsync_Follow_YieldsLinesAsWrittenAndEndsAtExit()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var marker = Path.Combine(scope.Root, "go");
+        var handle = await scope.StartAsync(scope.Perl("follow", $"$| = 1; print qq(first\\n); sleep 0.05 until -e '{marker}'; print qq(second\\n); exit 0"));
+        List<string> seen = [];
+
+        using var timeout = new CancellationTokenSource(Long);
+        await foreach (var entry in scope.Driver.GetLogsAsync(handle, new LogOptions { Follow = true }, timeout.Token))
+        {
+            seen.Add(entry.Text);
+            if (entry.Text == "first")
+            {
+                await File.WriteAllTextAsync(marker, "", timeout.Token); // the replica writes its second line only now
+            }
+        }
+
+        Assert.Equal(["first", "second"], seen);
+    }
+
+    [Fact]
+    public async Task GetStatsAsync_RunningProcess_ReportsMemory()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("stats", "$| = 1; my $x = q(a) x (50 * 1024 * 1024); print qq(ready\\n); sleep 1 while 1"));
+        await WaitForLineAsync(scope, handle, "ready");
+
+        var stats = await scope.Driver.GetStatsAsync(handle, CancellationToken.None);
+
+        Assert.InRange(stats.MemoryUsage.Bytes, 50L << 20, 1L << 30);
+        Assert.InRange(stats.CpuPercent, 0, 200);
+    }
+
+    [Fact]
+    public async Task ListAsync_NewDriverOnSameState_AdoptsRunningReplicaAndSeesItsExit()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var marker = Path.Combine(scope.Root, "exit-now");
+        var handle = await scope.StartAsync(scope.Perl("adopt", $"$| = 1; print qq(up\\n); sleep 0.05 until -e '{marker}'; print qq(down\\n); exit 42"));
+        await WaitForLineAsync(scope, handle, "up");
+
+        var restarted = new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(scope.Root, "runtime"), UseCgroups = false });
+        var adopted = Assert.Single(await restarted.ListAsync(scope.App, CancellationToken.None));
+        var running = await restarted.InspectAsync(adopted, CancellationToken.None);
+        await File.WriteAllTextAsync(marker, "");
+        var exited = await restarted.WaitForExitAsync(adopted, new CancellationTokenSource(Long).Token);
+
+        Assert.Equal(handle, adopted);
+        Assert.Equal(ReplicaState.Running, running.State);
+        Assert.Equal(handle.Pid, running.Pid);
+        Assert.Equal(42, exited.ExitCode);
+        var logs = await restarted.GetLogsAsync(adopted, new LogOptions(), CancellationToken.None).ToListAsync();
+        Assert.Equal(["up", "down"], logs.Texts(LogStream.Stdout));
+    }
+
+    [Fact]
+    public async Task InspectAsync_PidReusedByAnotherProcess_NotTakenForReplica()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("reuse", "$| = 1; print qq(up\\n); sleep 1 while 1"));
+        await WaitForLineAsync(scope, handle, "up");
+        var dir = handle.StateDirectory!;
+
+        // Make the records say the replica is a live process (this test host) that started at another time, as a
+        // reused pid would look once the real replica and its supervisor are gone.
+        await scope.Driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+        File.Delete(Path.Combine(dir, "exit"));
+        var self = Environment.ProcessId;
+        var ticks = ProcFs.ReadStat(self)!.Value.StartTicks;
+        await File.WriteAllTextAsync(Path.Combine(dir, "pid"), $"pid={self}\nticks={ticks - 1}\nstarted=0\nsupervisor={self}\nsupervisor_ticks={ticks - 1}\n");
+        var forged = handle with { Pid = self, ProcessStartTicks = ticks - 1 };
+
+        var status = await new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(scope.Root, "other"), UseCgroups = false })
+            .InspectAsync(forged with { StateDirectory = dir }, CancellationToken.None);
+
+        Assert.Equal(ReplicaState.Unknown, status.State);
+        Assert.Equal($"process {self} is gone and its supervisor left no exit record (the supervisor was killed)", status.Error);
+    }
+
+    [Fact]
+    public async Task RemoveAsync_StoppedReplica_GoneFromListButLogsKept()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("rm", "print qq(kept\\n)"));
+        await WaitAsync(scope, handle);
+
+        await scope.Driver.RemoveAsync(handle, CancellationToken.None);
+
+        Assert.Empty(await scope.Driver.ListAsync(scope.App, CancellationToken.None));
+        Assert.Contains(" kept", await File.ReadAllTextAsync(Path.Combine(handle.StateDirectory!, "stdout.log")), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RemoveAsync_RunningReplica_RefusesWithHowToFix()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("busy", "sleep 1 while 1"));
+
+        var error = await Assert.ThrowsAsync<InvalidOperationException>(() => scope.Driver.RemoveAsync(handle, CancellationToken.None));
+
+        Assert.Equal("replica busy is still running; stop it before removing it", error.Message);
+    }
+
+    [Fact]
+    public void Capabilities_CgroupsTurnedOff_SaysLimitsNotEnforced()
+    {
+        var driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", "caps"), UseCgroups = false });
+
+        Assert.False(driver.Capabilities.CpuLimitsEnforced);
+        Assert.False(driver.Capabilities.MemoryLimitsEnforced);
+        Assert.StartsWith("none: ", driver.Capabilities.LimitsMechanism, StringComparison.Ordinal);
+    }
+
+    internal static async Task<ReplicaStatus> WaitAsync(ProcessDriverScope scope, ReplicaHandle handle)
+    {
+        using var timeout = new CancellationTokenSource(Long);
+        return await scope.Driver.WaitForExitAsync(handle, timeout.Token);
+    }
+
+    internal static async Task<LogEntry> WaitForLineAsync(ProcessDriverScope scope, ReplicaHandle handle, string? text)
+    {
+        using var timeout = new CancellationTokenSource(Long);
+        await foreach (var entry in scope.Driver.GetLogsAsync(handle, new LogOptions { Follow = true }, timeout.Token))
+        {
+            if (text is null || entry.Text == text)
+            {
+                return entry;
+            }
+        }
+
+        throw new InvalidOperationException($"replica {handle.ReplicaId} exited without printing '{text}'");
+    }
+}

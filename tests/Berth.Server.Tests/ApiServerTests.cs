@@ -1,0 +1,229 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using Berth.Core.Model;
+using Berth.Orchestration;
+using Berth.Orchestration.Controllers;
+using Berth.Orchestration.State;
+using Berth.Orchestration.Tests.Fakes;
+using Berth.Testing;
+
+namespace Berth.Server.Tests;
+
+/// <summary>The API over real HTTP on loopback, in front of a control plane with an in-memory driver.</summary>
+public sealed class ApiServerTests : IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-api-").FullName;
+    private StateStore _store = null!;
+    private ControlPlane _plane = null!;
+    private ApiServer _server = null!;
+    private HttpClient _http = null!;
+
+    public async Task InitializeAsync()
+    {
+        _store = StateStore.Open(_dir);
+        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store, [new FakeDriver(TimeProvider.System)],
+            new RecordingRouteSink(), new ScriptedProber());
+        await _plane.StartAsync(CancellationToken.None);
+        await _plane.ApplyAsync(new Application
+        {
+            Name = "shop",
+            Services =
+            [
+                new Service
+                {
+                    Name = "api", Command = ["api"], Replicas = 2, Endpoints = [new Endpoint { Name = "http" }],
+                    Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("DB_PASSWORD", "hunter2").Add("MODE", "dev"),
+                    SecretEnv = ["DB_PASSWORD"],
+                },
+            ],
+        }, "up", CancellationToken.None);
+        _server = await ApiServer.StartAsync(_plane, new ApiServerOptions { StateDirectory = _dir }, CancellationToken.None);
+        _http = new HttpClient { BaseAddress = _server.Url };
+        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_dir, "api-token")));
+        await Poll.UntilAsync(() => _plane.Replicas.Count(r => r.Phase == ReplicaPhase.Ready) == 2, TimeSpan.FromSeconds(20), "2 replicas ready");
+    }
+
+    public async Task DisposeAsync()
+    {
+        _http.Dispose();
+        await _server.DisposeAsync();
+        await _plane.DisposeAsync();
+        _store.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private static async Task<(HttpStatusCode Status, string Error)> ErrorOf(HttpResponseMessage response)
+    {
+        var body = await response.Content.ReadAsStringAsync();
+        using var doc = JsonDocument.Parse(body);
+        return (response.StatusCode, doc.RootElement.GetProperty("error").GetString()!);
+    }
+
+    private static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
+
+    [Fact]
+    public void Start_WritesLoopbackAddressAndOwnerOnlyToken()
+    {
+        Assert.Equal("127.0.0.1", _server.Url.Host);
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "api.json")));
+        Assert.Equal(_server.Url.ToString().TrimEnd('/'), doc.RootElement.GetProperty("url").GetString());
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_dir, "api-token")));
+        }
+
+        Assert.Equal(64, _server.Token.Length);
+    }
+
+    [Fact]
+    public async Task Get_MissingToken_401SaysWhereTheTokenIs()
+    {
+        using var anonymous = new HttpClient { BaseAddress = _server.Url };
+        var (status, error) = await ErrorOf(await anonymous.GetAsync("/v1/services"));
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.Equal("missing token: send 'Authorization: Bearer <token>' with the token in the state folder's api-token file", error);
+    }
+
+    [Fact]
+    public async Task Get_WrongToken_401()
+    {
+        using var client = new HttpClient { BaseAddress = _server.Url };
+        client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", "not-the-token");
+        var (status, error) = await ErrorOf(await client.GetAsync("/v1/services"));
+        Assert.Equal(HttpStatusCode.Unauthorized, status);
+        Assert.StartsWith("wrong token;", error, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Scale_UnknownService_404NamesTheKnownOnes()
+    {
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/nope/scale", JsonBody("""{"replicas": 2}""")));
+        Assert.Equal(HttpStatusCode.NotFound, status);
+        Assert.Equal("no service 'nope' in app 'shop'; known: api", error);
+    }
+
+    [Fact]
+    public async Task Scale_NegativeReplicas_400()
+    {
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/api/scale", JsonBody("""{"replicas": -3}""")));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("replicas must be 0 or more, got -3", error);
+    }
+
+    [Theory]
+    [InlineData("{\"replicas\": ", "malformed JSON at line 1, byte 14; send {\"replicas\": N}")]
+    [InlineData("{\"replicas\": \"five\"}", "malformed JSON at line 1, byte 20 (replicas has the wrong type); send {\"replicas\": N}")]
+    [InlineData("{}", "missing \"replicas\": send {\"replicas\": N} with N a whole number, 0 or more")]
+    [InlineData("", "empty body; send JSON {\"replicas\": N}")]
+    public async Task Scale_BadBody_400WithWhatToSend(string body, string expected)
+    {
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/api/scale", JsonBody(body)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(expected, error);
+    }
+
+    [Fact]
+    public async Task Get_UnknownEndpointOrReplicaOrRevision_404()
+    {
+        Assert.Equal((HttpStatusCode.NotFound, "no such endpoint: GET /v1/nothing; see docs/api.md"), await ErrorOf(await _http.GetAsync("/v1/nothing")));
+        Assert.Equal((HttpStatusCode.NotFound, "no replica 'api-zzz'; GET /v1/replicas (or 'berth ps') lists them"), await ErrorOf(await _http.GetAsync("/v1/replicas/api-zzz")));
+        Assert.Equal((HttpStatusCode.NotFound, "no revision 99; the last 10 are kept, GET /v1/revisions lists them"), await ErrorOf(await _http.GetAsync("/v1/revisions/99")));
+        Assert.Equal((HttpStatusCode.BadRequest, "revision must be a positive whole number, got '-1'"), await ErrorOf(await _http.GetAsync("/v1/revisions/-1")));
+    }
+
+    [Fact]
+    public async Task Scale_Valid_NewRevisionAndReplicasFollow()
+    {
+        var response = await _http.PostAsync("/v1/services/api/scale", JsonBody("""{"replicas": 4}"""));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        Assert.Equal(2, doc.RootElement.GetProperty("revision").GetInt64());
+        await Poll.UntilAsync(async () =>
+        {
+            using var replicas = JsonDocument.Parse(await _http.GetStringAsync("/v1/services/api/replicas"));
+            return replicas.RootElement.EnumerateArray().Count(r => r.GetProperty("phase").GetString() == "ready") == 4;
+        }, TimeSpan.FromSeconds(20), "4 ready replicas via the API");
+        using var revisions = JsonDocument.Parse(await _http.GetStringAsync("/v1/revisions"));
+        Assert.Equal(["scale api=4", "up"], revisions.RootElement.EnumerateArray().Select(r => r.GetProperty("cause").GetString()));
+    }
+
+    [Fact]
+    public async Task GetService_SecretEnv_Masked()
+    {
+        var body = await _http.GetStringAsync("/v1/services/api");
+        Assert.DoesNotContain("hunter2", body, StringComparison.Ordinal);
+        using var doc = JsonDocument.Parse(body);
+        var env = doc.RootElement.GetProperty("spec").GetProperty("env");
+        Assert.Equal("***", env.GetProperty("DB_PASSWORD").GetString());
+        Assert.Equal("dev", env.GetProperty("MODE").GetString());
+        Assert.DoesNotContain("hunter2", await _http.GetStringAsync("/v1/revisions/1"), StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", await _http.GetStringAsync("/v1/events"), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Patch_Env_ReturnsRevisionAndRolloutCompletes()
+    {
+        var response = await _http.PatchAsync("/v1/services/api", JsonBody("""{"env": {"MODE": "prod"}}"""));
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        var revision = doc.RootElement.GetProperty("revision").GetInt64();
+        await Poll.UntilAsync(async () =>
+        {
+            using var rollout = JsonDocument.Parse(await _http.GetStringAsync("/v1/services/api/rollout"));
+            return rollout.RootElement.GetProperty("state").GetString() == "complete" && rollout.RootElement.GetProperty("revision").GetInt64() == revision;
+        }, TimeSpan.FromSeconds(20), "rollout complete");
+        Assert.Equal((HttpStatusCode.BadRequest, "nothing to change: send at least one of \"image\", \"command\", \"env\""),
+            await ErrorOf(await _http.PatchAsync("/v1/services/api", JsonBody("{}"))));
+    }
+
+    [Fact]
+    public async Task Events_ServerSentStream_ReplaysThenFollowsLiveEvents()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        using var request = new HttpRequestMessage(HttpMethod.Get, "/v1/events?follow=true");
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/event-stream"));
+        using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cts.Token);
+        Assert.Equal("text/event-stream", response.Content.Headers.ContentType?.MediaType);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(cts.Token));
+
+        var sawReplay = false;
+        var scaled = false;
+        while (await reader.ReadLineAsync(cts.Token) is { } line)
+        {
+            sawReplay |= line == "event: revision";
+            if (sawReplay && !scaled)
+            {
+                scaled = true;
+                (await _http.PostAsync("/v1/services/api/scale", JsonBody("""{"replicas": 1}"""), cts.Token)).EnsureSuccessStatusCode();
+            }
+
+            if (line.StartsWith("data: ", StringComparison.Ordinal) && line.Contains("\"type\":\"scaled\"", StringComparison.Ordinal))
+            {
+                Assert.Contains("scaled to 1", line, StringComparison.Ordinal);
+                return;
+            }
+        }
+
+        Assert.Fail("the stream ended before the scaled event");
+    }
+
+    [Fact]
+    public async Task Logs_Replica_NdjsonLines()
+    {
+        var id = _plane.Replicas.First().Id;
+        var body = await _http.GetStringAsync($"/v1/replicas/{id}/logs");
+        using var doc = JsonDocument.Parse(body.Split('\n')[0]);
+        Assert.Equal($"hello from {id}", doc.RootElement.GetProperty("text").GetString());
+        Assert.Equal("stdout", doc.RootElement.GetProperty("stream").GetString());
+    }
+
+    [Fact]
+    public async Task Shutdown_Post_SignalsTheHost()
+    {
+        var response = await _http.PostAsync("/v1/shutdown", null);
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.True(await _server.ShutdownRequested.WaitAsync(TimeSpan.FromSeconds(5)));
+    }
+}
