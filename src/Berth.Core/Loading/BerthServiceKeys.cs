@@ -143,9 +143,11 @@ internal sealed partial class SpecReader
                 d.EnvFileEntries.Add(new EnvEntry(key, value, node, path));
             }
 
+            // Named as the spec is named (relative stays relative), so the position can be followed from where berth ran.
+            var display = System.IO.Path.IsPathRooted(file) ? file : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(File) ?? "", file);
             foreach (var problem in problems)
             {
-                Diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, file, problem.Line, problem.Column, "", problem.Message));
+                Diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, display, problem.Line, problem.Column, "", problem.Message));
             }
         }
 

@@ -524,6 +524,18 @@ public class BadInputTests
     }
 
     [Fact]
+    public void Load_BadLineInEnvFile_PointsIntoTheEnvFile()
+    {
+        Directory.CreateDirectory(Folder);
+        File.WriteAllText(Path.Combine(Folder, "broken.env"), "GOOD=1\n# comment\n  not a pair\n");
+
+        var result = SpecLoader.LoadText("services:\n  web:\n    image: nginx\n    env_file: broken.env\n", Path.Combine(Folder, "compose.yaml"),
+            new LoadOptions { Environment = new Dictionary<string, string>() });
+
+        Assert.Equal([Path.Combine(Folder, "broken.env") + ":3:3: error: 'not a pair' is not KEY=value"], result.Errors.Select(d => d.ToString()));
+    }
+
+    [Fact]
     public void Load_EnumTypo_SuggestsTheValue()
     {
         Assert.Equal(["4:14: services.web.restart: 'allways' is not one of always, on-failure, never; did you mean 'always'?"], Errors("""
