@@ -83,8 +83,10 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
 
     private string DefaultName()
     {
-        // As Compose's project name: the folder's name, lowercased, with only [a-z0-9_-].
-        var folder = System.IO.Path.GetFileName(BaseDirectory.TrimEnd(System.IO.Path.DirectorySeparatorChar));
+        // As Compose's project name: COMPOSE_PROJECT_NAME, else the folder's name, lowercased, with only [a-z0-9_-].
+        var folder = Interpolator.Variables.TryGetValue("COMPOSE_PROJECT_NAME", out var fromEnv) && fromEnv.Length > 0
+            ? fromEnv
+            : System.IO.Path.GetFileName(BaseDirectory.TrimEnd(System.IO.Path.DirectorySeparatorChar));
         var name = new string([.. folder.ToLowerInvariant().Where(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')]);
         return name.Length > 0 ? name : "app";
     }
