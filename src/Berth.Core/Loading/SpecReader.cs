@@ -177,7 +177,16 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
 
             if (Format == SpecFormat.Berth)
             {
-                ReadKeys(body, p, BerthServiceKeys, draft, allowExtensions: true);
+                ReadKeys(body, p, BerthServiceKeys, draft, allowExtensions: true, other: (key, keyNode, _) =>
+                {
+                    if (!ComposeOnlyHints.TryGetValue(key, out var hint))
+                    {
+                        return false;
+                    }
+
+                    Error(keyNode, Join(p, key), $"'{key}' is a Compose key; in berth.yaml {hint} (or name the file compose.yaml to load it as Compose)");
+                    return true;
+                });
             }
             else
             {
@@ -188,6 +197,20 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
             _services.Add(draft);
         }
     }
+
+    /// <summary>Compose keys a Compose user is likely to write in berth.yaml, and what berth.yaml says instead.</summary>
+    private static readonly Dictionary<string, string> ComposeOnlyHints = new(StringComparer.Ordinal)
+    {
+        ["command"] = "write run: [program, args…]",
+        ["ports"] = "write endpoints: {http: 8080}",
+        ["expose"] = "write endpoints: {http: {}} (no port: one is assigned)",
+        ["healthcheck"] = "write probes: {readiness: {exec: [cmd, args…]}} (or http:/tcp:)",
+        ["deploy"] = "write replicas:, resources:, restart: and update: directly on the service",
+        ["restart_policy"] = "write restart: {mode: on-failure, max_attempts: 3}",
+        ["mem_limit"] = "write resources: {limits: {memory: 512Mi}}",
+        ["cpus"] = "write resources: {limits: {cpu: 500m}}",
+        ["scale"] = "write replicas:",
+    };
 
     private void ReadNodes(YamlNode v, string path)
     {
