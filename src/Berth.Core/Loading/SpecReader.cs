@@ -39,26 +39,39 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
     public IReadOnlyList<string> ActiveProfiles { get; init; } = [];
 
     /// <summary>Reads every key, reporting what is wrong; returns the application when nothing was.</summary>
-    public Application? Read(YamlNode root)
+    public Application? Read(YamlNode root) => Read([root]);
+
+    /// <summary>Reads a file and the files that override it (as Compose merges compose.override.yaml): later files'
+    /// scalars win, their lists (ports, volumes, environment, depends_on, …) add to or replace entries of the earlier.</summary>
+    public Application? Read(IReadOnlyList<YamlNode> roots)
     {
-        var map = Mapping(root, "", "a mapping with services: at the top");
-        if (map is null)
+        for (var i = 0; i < roots.Count; i++)
         {
-            return null;
+            var root = roots[i];
+            var map = Mapping(root, "", "a mapping with services: at the top");
+            if (map is null)
+            {
+                continue;
+            }
+
+            if (Format == SpecFormat.Berth)
+            {
+                ReadKeys(map, "", BerthTopKeys, this, allowExtensions: true);
+            }
+            else
+            {
+                ReadKeys(map, "", ComposeTopKeys, this, allowExtensions: true, extension: ComposeTopExtension);
+            }
+
+            if (i == 0 && !map.Children.ContainsKey(new YamlScalarNode("services")))
+            {
+                Error(root, "", "has no services:; add a services: mapping with at least one service");
+            }
         }
 
-        if (Format == SpecFormat.Berth)
+        foreach (var draft in _services)
         {
-            ReadKeys(map, "", BerthTopKeys, this, allowExtensions: true);
-        }
-        else
-        {
-            ReadKeys(map, "", ComposeTopKeys, this, allowExtensions: true, extension: ComposeTopExtension);
-        }
-
-        if (!map.Children.ContainsKey(new YamlScalarNode("services")))
-        {
-            Error(root, "", "has no services:; add a services: mapping with at least one service");
+            FinishService(draft, draft.KeyNode);
         }
 
         CheckAcrossServices();
@@ -160,7 +173,14 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
                 continue;
             }
 
-            var draft = new ServiceDraft(name, p, keyNode.Start);
+            // A service named again (in an override file) adds to the same draft.
+            var existing = _services.Find(d => d.Name == name);
+            var draft = existing ?? new ServiceDraft(name, p, keyNode.Start) { KeyNode = keyNode };
+            if (IsNull(value) && existing is not null)
+            {
+                continue;
+            }
+
             if (IsNull(value))
             {
                 Error(value.Start.Line == keyNode.Start.Line ? keyNode : value, p, Format == SpecFormat.Berth
@@ -193,8 +213,10 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
                 ReadComposeService(body, p, draft);
             }
 
-            FinishService(draft, keyNode);
-            _services.Add(draft);
+            if (existing is null)
+            {
+                _services.Add(draft);
+            }
         }
     }
 
