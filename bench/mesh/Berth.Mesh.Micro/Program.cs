@@ -43,7 +43,7 @@ public class Balancers
     public int ConsistentHash() => _hash.Pick(_endpoints, "user-12345").Upstream.Port;
 }
 
-/// <summary>The resilience bookkeeping one successful request costs; an empty method is the baseline.</summary>
+/// <summary>The resilience bookkeeping one successful request costs; one clock read (which each of them does) is the baseline.</summary>
 [MemoryDiagnoser]
 public class Bookkeeping
 {
@@ -53,9 +53,7 @@ public class Bookkeeping
     private readonly OutlierState[] _pool = [new(), new(), new()];
 
     [Benchmark(Baseline = true)]
-    public void Nothing()
-    {
-    }
+    public DateTimeOffset ReadClock() => TimeProvider.System.GetUtcNow();
 
     [Benchmark]
     public void BreakerEnterAndReport() => _breaker.Report(_breaker.TryEnter(), success: true);
