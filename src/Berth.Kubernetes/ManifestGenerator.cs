@@ -441,6 +441,11 @@ public static partial class ManifestGenerator
             }
             else
             {
+                if (update.MinReady >= update.ProgressDeadline)
+                {
+                    Error($"{path}.update.min_ready", $"{Durations.Format(update.MinReady)} is not shorter than progress_deadline ({Durations.Format(update.ProgressDeadline)}), which Kubernetes rejects; shorten min_ready or lengthen progress_deadline");
+                }
+
                 var strategy = MapStrategy(service, path, usesClaim);
                 var deployment = new V1Deployment
                 {
@@ -813,6 +818,12 @@ public static partial class ManifestGenerator
         {
             if (service.Autoscale is not { } scale)
             {
+                return;
+            }
+
+            if (scale.Min < 1 || scale.Max < scale.Min)
+            {
+                Error($"{path}.autoscale", $"min {scale.Min} and max {scale.Max} do not make a range Kubernetes takes (1 ≤ min ≤ max); set them so");
                 return;
             }
 

@@ -175,4 +175,23 @@ public sealed class GenerationDiagnosticTests
             "warning: services.migrate: runs to completion ('app' waits for it to finish), so it is a Job; Kubernetes starts 'app' without waiting, so make it retry until this job's work is there",
             Assert.Single(set.Warnings).ToString());
     }
+
+    [Fact]
+    public void Generate_RangesKubernetesRejects_ErrorsSayWhatToChange()
+    {
+        var set = Generate(new Service
+        {
+            Name = "api",
+            Image = "x",
+            Update = new UpdateStrategy { MinReady = TimeSpan.FromMinutes(10) },
+            Autoscale = new AutoscalePolicy { Min = 5, Max = 2 },
+        });
+
+        Assert.Equal(
+            [
+                "error: services.api.update.min_ready: 10m is not shorter than progress_deadline (10m), which Kubernetes rejects; shorten min_ready or lengthen progress_deadline",
+                "error: services.api.autoscale: min 5 and max 2 do not make a range Kubernetes takes (1 ≤ min ≤ max); set them so",
+            ],
+            set.Errors.Select(e => e.ToString()));
+    }
 }
