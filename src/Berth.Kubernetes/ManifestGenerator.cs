@@ -81,12 +81,13 @@ public static partial class ManifestGenerator
                 return;
             }
 
-            InferEndpoints();
             if (options.Namespace is { } ns && KubeNames.Label(ns) != ns)
             {
                 Error("namespace", $"'{ns}' is not a valid namespace name; use lowercase letters, digits and '-', starting with a letter (e.g. {KubeNames.Label(ns)})");
                 return;
             }
+
+            InferEndpoints();
 
             foreach (var service in app.Services)
             {
