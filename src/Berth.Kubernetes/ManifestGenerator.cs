@@ -383,7 +383,20 @@ public static partial class ManifestGenerator
                 },
             };
 
-            var annotations = service.Labels.Count > 0 ? Sorted([.. service.Labels.Select(kv => (kv.Key, kv.Value))]) : null;
+            var kept = new List<(string, string)>();
+            foreach (var (key, value) in service.Labels)
+            {
+                if (KubeNames.IsAnnotationKey(key))
+                {
+                    kept.Add((key, value));
+                }
+                else
+                {
+                    Warning($"{path}.labels.{key}", "was left out: Kubernetes annotation keys are an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'");
+                }
+            }
+
+            var annotations = kept.Count > 0 ? Sorted([.. kept]) : null;
             int? replicas = service.Autoscale is null ? service.Replicas : null;
             var update = service.Update;
             var workloadKind = runsToCompletion ? "Job" : claimTemplates.Count > 0 ? "StatefulSet" : "Deployment";

@@ -194,4 +194,31 @@ public sealed class GenerationDiagnosticTests
             ],
             set.Errors.Select(e => e.ToString()));
     }
+
+    [Fact]
+    public void Generate_LabelThatIsNoAnnotationKey_IsLeftOutWithAWarning()
+    {
+        var set = Generate(new Service
+        {
+            Name = "web",
+            Image = "x",
+            Labels = ImmutableSortedDictionary<string, string>.Empty.Add("traefik.http.routers.web.rule", "Host(`a`)").Add("bad key!", "v"),
+        });
+
+        var deployment = set.Find("Deployment", "web")!.ToYaml();
+        Assert.Equal("Host(`a`)", Yaml.Get(deployment, "metadata.annotations.traefik~http~routers~web~rule"));
+        Assert.Equal(
+            "warning: services.web.labels.bad key!: was left out: Kubernetes annotation keys are an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'",
+            Assert.Single(set.Warnings).ToString());
+    }
+
+    [Fact]
+    public void Generate_BadNamespace_ErrorSuggestsAValidName()
+    {
+        var set = ManifestGenerator.Generate(new Application { Name = "demo", Services = [new Service { Name = "a", Image = "x" }] }, new GenerateOptions { Namespace = "Prod_NS" });
+
+        Assert.Equal(
+            "error: namespace: 'Prod_NS' is not a valid namespace name; use lowercase letters, digits and '-', starting with a letter (e.g. prod-ns)",
+            Assert.Single(set.Errors).ToString());
+    }
 }
