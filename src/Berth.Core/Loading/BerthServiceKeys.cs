@@ -19,6 +19,7 @@ internal sealed partial class SpecReader
         ["run"] = (r, v, p, d) =>
         {
             d.HasRun = true;
+            d.RunText = v is YamlScalarNode ? r.String(v, p) : null;
             if (r.Argv(v, p) is { } argv)
             {
                 if (argv.IsEmpty)
@@ -280,8 +281,6 @@ internal sealed partial class SpecReader
         ReadKeys(map, p, ResourceKeys, resources);
         CheckLimits(resources.V, map, p, "requests", "limits", "cpu", "memory");
         d.S = d.S with { Resources = resources.V };
-        d.ResourcesNode = map;
-        d.ResourcesPath = p;
     }
 
     /// <summary>Reports a CPU or memory limit below its request, at the limit.</summary>

@@ -396,7 +396,6 @@ internal sealed partial class SpecReader
 
         if (disabled.V)
         {
-            d.HealthcheckDisabled = true;
             return;
         }
 

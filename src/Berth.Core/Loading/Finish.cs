@@ -14,6 +14,11 @@ internal sealed partial class SpecReader
             d.S = d.S with { Readiness = d.Healthcheck };
         }
 
+        if (d.S.Shell && d.RunText is { } script)
+        {
+            d.S = d.S with { Command = [script] };
+        }
+
         if (!d.HasImage && !d.HasRun && d.S.Build?.Context is null)
         {
             Error(keyNode, d.Path, Format == SpecFormat.Berth
@@ -31,9 +36,16 @@ internal sealed partial class SpecReader
             Error(keyNode, Join(d.Path, "runtime"), "is docker but the service has no image: or build: context");
         }
 
-        if (d.S.WorkingDir is { } wd && d.S.EffectiveRuntime == RuntimeKind.Process)
+        // Process services run, and build commands build, in the spec's folder unless told otherwise: made explicit here
+        // so drivers and the normalized output need not know where the spec was.
+        if (d.S.EffectiveRuntime == RuntimeKind.Process)
         {
-            d.S = d.S with { WorkingDir = ResolvePath(wd) };
+            d.S = d.S with { WorkingDir = d.S.WorkingDir is { } wd ? ResolvePath(wd) : BaseDirectory };
+        }
+
+        if (d.S.Build is { Command.IsDefaultOrEmpty: false, WorkingDir: null } build)
+        {
+            d.S = d.S with { Build = build with { WorkingDir = BaseDirectory } };
         }
 
         BuildEnv(d);
