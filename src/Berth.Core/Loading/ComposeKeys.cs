@@ -46,8 +46,6 @@ internal sealed partial class SpecReader
 
     private void ReadComposeService(YamlMappingNode body, string p, ServiceDraft d)
     {
-        // Compose's default restart policy is "no"; berth.yaml's is always.
-        d.S = d.S with { Restart = RestartPolicy.Default with { Mode = RestartMode.Never } };
         YamlNode? berth = null;
         string berthPath = "";
         ReadKeys(body, p, ComposeServiceKeys, d, allowExtensions: true, extension: (key, keyNode, value) =>
@@ -401,6 +399,7 @@ internal sealed partial class SpecReader
 
         if (disabled.V)
         {
+            d.Healthcheck = null; // also undoes a healthcheck the overridden file gave
             return;
         }
 

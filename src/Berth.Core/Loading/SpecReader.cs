@@ -176,6 +176,12 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
             // A service named again (in an override file) adds to the same draft.
             var existing = _services.Find(d => d.Name == name);
             var draft = existing ?? new ServiceDraft(name, p, keyNode.Start) { KeyNode = keyNode };
+            if (existing is null && Format == SpecFormat.Compose)
+            {
+                // Compose's default restart policy is "no"; berth.yaml's is always.
+                draft.S = draft.S with { Restart = RestartPolicy.Default with { Mode = RestartMode.Never } };
+            }
+
             if (IsNull(value) && existing is not null)
             {
                 continue;

@@ -526,13 +526,20 @@ public class BadInputTests
     [Fact]
     public void Load_BadLineInEnvFile_PointsIntoTheEnvFile()
     {
-        Directory.CreateDirectory(Folder);
-        File.WriteAllText(Path.Combine(Folder, "broken.env"), "GOOD=1\n# comment\n  not a pair\n");
+        var dir = Directory.CreateTempSubdirectory("berth-env-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "broken.env"), "GOOD=1\n# comment\n  not a pair\n");
 
-        var result = SpecLoader.LoadText("services:\n  web:\n    image: nginx\n    env_file: broken.env\n", Path.Combine(Folder, "compose.yaml"),
-            new LoadOptions { Environment = new Dictionary<string, string>() });
+            var result = SpecLoader.LoadText("services:\n  web:\n    image: nginx\n    env_file: broken.env\n", Path.Combine(dir, "compose.yaml"),
+                new LoadOptions { Environment = new Dictionary<string, string>() });
 
-        Assert.Equal([Path.Combine(Folder, "broken.env") + ":3:3: error: 'not a pair' is not KEY=value"], result.Errors.Select(d => d.ToString()));
+            Assert.Equal([Path.Combine(dir, "broken.env") + ":3:3: error: 'not a pair' is not KEY=value"], result.Errors.Select(d => d.ToString()));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
     }
 
     [Fact]

@@ -86,6 +86,18 @@ public class OverrideFileTests : IDisposable
         Assert.True(SpecLoader.LoadFiles([main, over], new LoadOptions { Environment = new Dictionary<string, string>() }).Succeeded);
     }
 
+    [Fact]
+    public void LoadFiles_OverrideWithoutRestart_KeepsTheFilesRestartAndCanDisableHealthcheck()
+    {
+        var main = Write("compose.yaml", "services:\n  db:\n    image: postgres\n    restart: always\n    healthcheck: {test: [\"CMD\", \"pg_isready\"]}\n");
+        var over = Write("compose.override.yaml", "services:\n  db:\n    healthcheck: {disable: true}\n");
+
+        var db = SpecLoader.LoadFiles([main, over], new LoadOptions { Environment = new Dictionary<string, string>() }).Application!.Services[0];
+
+        Assert.Equal(RestartMode.Always, db.Restart.Mode);
+        Assert.Null(db.Readiness);
+    }
+
     [Theory]
     [InlineData("compose.yaml", "compose.override.yaml", true)]
     [InlineData("compose.yml", "compose.override.yml", true)]
