@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using Berth.Core.Loading;
 using Berth.Pipelines.Definition;
@@ -250,6 +251,23 @@ internal sealed class PipelineCli(string? file, string? state, string output)
 
     private async Task<RunResult> ExecuteAsync(PipelineDefinition pipeline, RunRequest request, CancellationToken cancellationToken)
     {
+        // Ctrl-C and SIGTERM cancel the run: its steps' process groups get SIGTERM, the grace period, then SIGKILL.
+        // Handled here rather than left to the default, which would end this process and orphan the steps (they
+        // run in sessions of their own, so the terminal's SIGINT does not reach them); should the host still exit
+        // first, no step outlives it.
+        using var interrupted = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+        void Interrupt(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            Console.Error.WriteLine("berth: cancelling the run (steps get SIGTERM, then SIGKILL after the grace period)");
+            interrupted.Cancel();
+        }
+
+        cancellationToken = interrupted.Token;
+        AppDomain.CurrentDomain.ProcessExit -= KillSteps;
+        AppDomain.CurrentDomain.ProcessExit += KillSteps;
         var engine = new PipelineEngine(new PipelineEngineOptions { StateDirectory = StateDirectory() }, TimeProvider.System, observer: new ConsoleObserver());
         var result = await engine.RunAsync(pipeline, request with { Started = id => Console.Error.WriteLine($"run {id} of {pipeline.Name} started") }, cancellationToken).ConfigureAwait(false);
         if (AsJson)
@@ -263,6 +281,8 @@ internal sealed class PipelineCli(string? file, string? state, string output)
 
         return result;
     }
+
+    private static void KillSteps(object? sender, EventArgs e) => ProcessRunner.KillAll();
 
     /// <summary>Parses the pipelines file; prints every diagnostic and returns an exit code when it cannot run.</summary>
     private int? Load(string name, out PipelineDefinition? pipeline)

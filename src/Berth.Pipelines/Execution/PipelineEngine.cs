@@ -425,10 +425,11 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                         }
                     }
                 }
-                catch (StepFailedException e)
+                catch (Exception e) when (e is StepFailedException or IOException or UnauthorizedAccessException)
                 {
-                    JobLine(e.Message);
-                    return run.SetJob(instance, RunStatus.Failed, _started, run.Time.GetUtcNow(), run._masker.MaskText(e.Message));
+                    var reason = e is StepFailedException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+                    JobLine(reason);
+                    return run.SetJob(instance, RunStatus.Failed, _started, run.Time.GetUtcNow(), run._masker.MaskText(reason));
                 }
 
                 var final = outcome switch
@@ -553,6 +554,13 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                     catch (OperationCanceledException) when (stepCts.IsCancellationRequested)
                     {
                         status = RunStatus.Cancelled;
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or HttpRequestException or InvalidOperationException or Docker.DotNet.DockerApiException)
+                    {
+                        // Not a user error we foresaw; still one line, never a stack trace in the run.
+                        status = RunStatus.Failed;
+                        summary = $"{e.GetType().Name}: {e.Message}";
+                        Line(index, OutputStream.Stderr, run._masker.MaskText(summary));
                     }
 
                     if (status == RunStatus.Cancelled && timeout.IsCancellationRequested && !jobToken.IsCancellationRequested)

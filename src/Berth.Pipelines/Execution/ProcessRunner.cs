@@ -26,6 +26,9 @@ public sealed partial class ProcessRunner(TimeProvider time)
     private const int SigKill = 9;
     private const int SigTerm = 15;
 
+    /// <summary>Process groups of steps still running, so that <see cref="KillAll"/> can end them when the host exits.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, byte> LiveGroups = new();
+
     /// <summary>How long to wait for the output pipes after the process group is gone (a process that left the group may hold them).</summary>
     private static readonly TimeSpan DrainTimeout = TimeSpan.FromSeconds(5);
 
@@ -68,6 +71,7 @@ public sealed partial class ProcessRunner(TimeProvider time)
         process.Start();
         process.StandardInput.Close();
         var group = process.Id;
+        LiveGroups[group] = 0;
         var stdout = PumpAsync(process.StandardOutput, masker.Open(), line => onLine(OutputStream.Stdout, line));
         var stderr = PumpAsync(process.StandardError, masker.Open(), line => onLine(OutputStream.Stderr, line));
 
@@ -94,6 +98,7 @@ public sealed partial class ProcessRunner(TimeProvider time)
 
         // Whatever the step left running in its group ends with it.
         Signal(group, SigKill);
+        LiveGroups.TryRemove(group, out _);
         using var drain = new CancellationTokenSource(DrainTimeout);
         try
         {
@@ -142,6 +147,15 @@ public sealed partial class ProcessRunner(TimeProvider time)
         if (line.Length > 0)
         {
             onLine(line.ToString());
+        }
+    }
+
+    /// <summary>SIGKILLs every step process group still running; for a host that is exiting before its runs finished.</summary>
+    public static void KillAll()
+    {
+        foreach (var group in LiveGroups.Keys)
+        {
+            Signal(group, SigKill);
         }
     }
 

@@ -79,8 +79,15 @@ public sealed class ControlPlaneClient(HttpClient http, ControlPlaneEndpoint end
         request.Content = JsonContent.Create(update);
         using var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
         await EnsureAsync(response, service, cancellationToken).ConfigureAwait(false);
-        using var body = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken).ConfigureAwait(false);
-        return body.RootElement.GetProperty("revision").GetInt64();
+        try
+        {
+            using var body = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken).ConfigureAwait(false);
+            return body.RootElement.GetProperty("revision").GetInt64();
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        {
+            throw new Execution.StepFailedException($"the control plane answered PATCH /v1/services/{service} without a numeric \"revision\" ({e.Message})");
+        }
     }
 
     public async Task<RolloutStatus> GetRolloutAsync(string service, CancellationToken cancellationToken)
@@ -88,8 +95,15 @@ public sealed class ControlPlaneClient(HttpClient http, ControlPlaneEndpoint end
         using var request = Request(HttpMethod.Get, $"v1/services/{Uri.EscapeDataString(service)}/rollout");
         using var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
         await EnsureAsync(response, service, cancellationToken).ConfigureAwait(false);
-        return await response.Content.ReadFromJsonAsync<RolloutStatus>(cancellationToken).ConfigureAwait(false)
-            ?? throw new Execution.StepFailedException("the control plane answered the rollout query with an empty body");
+        try
+        {
+            return await response.Content.ReadFromJsonAsync<RolloutStatus>(cancellationToken).ConfigureAwait(false)
+                ?? throw new Execution.StepFailedException("the control plane answered the rollout query with an empty body");
+        }
+        catch (JsonException e)
+        {
+            throw new Execution.StepFailedException($"the control plane answered GET /v1/services/{service}/rollout with unexpected JSON ({e.Message})");
+        }
     }
 
     private HttpRequestMessage Request(HttpMethod method, string path)
@@ -108,6 +122,10 @@ public sealed class ControlPlaneClient(HttpClient http, ControlPlaneEndpoint end
         catch (HttpRequestException e)
         {
             throw new Execution.StepFailedException($"control plane at {endpoint.Url} is not reachable ({e.Message}); is 'berth up' running?");
+        }
+        catch (TaskCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            throw new Execution.StepFailedException($"control plane at {endpoint.Url} did not answer in {http.Timeout.TotalSeconds:0}s");
         }
     }
 

@@ -111,6 +111,34 @@ public sealed class PipelineCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Run_CtrlC_CancelsTheRunAndEndsItsSteps()
+    {
+        Write("berth.yaml", """
+            pipelines:
+              ci:
+                jobs:
+                  long:
+                    steps:
+                      - run: |
+                          sleep 300 & echo $! > child.pid
+                          wait
+                        shell: bash
+            """);
+        using var run = Start("pipeline", "run", "ci");
+        await Poll.UntilAsync(() => File.Exists(Path.Combine(_dir, "child.pid")), TimeSpan.FromSeconds(90), "the step to start");
+        var child = int.Parse(File.ReadAllText(Path.Combine(_dir, "child.pid")).Trim(), CultureInfo.InvariantCulture);
+
+        using (var interrupt = Process.Start("kill", ["-INT", run.Id.ToString(CultureInfo.InvariantCulture)]))
+        {
+            await interrupt.WaitForExitAsync();
+        }
+
+        await run.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
+        Assert.Equal(ExitCodes.Cancelled, run.ExitCode);
+        await Poll.UntilAsync(() => !Alive(child), TimeSpan.FromSeconds(30), $"child {child} of the step to be gone");
+    }
+
+    [Fact]
     public async Task RerunFailed_AfterFix_RunsOnlyTheFailedJob()
     {
         Write("berth.yaml", """

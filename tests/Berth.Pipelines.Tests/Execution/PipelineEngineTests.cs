@@ -401,4 +401,55 @@ public class PipelineEngineTests
         Assert.Equal(RunStatus.Failed, result.Status);
         Assert.Equal("command 'no-such-program-berth' not found on PATH; install it or give its full path", p.Steps(result.RunId)[0].Summary);
     }
+
+    [Fact]
+    public async Task RunAsync_WorkingDirectoryAndEnv_LayerJobOverPipelineAndStepOverJob()
+    {
+        using var p = new TestPipeline("""
+            pipelines:
+              ci:
+                env: { A: pipeline, B: pipeline, C: pipeline }
+                jobs:
+                  build:
+                    working-directory: sub
+                    env: { B: job, C: job }
+                    steps:
+                      - run: "pwd > where.txt; echo $A-$B-$C-$D > env.txt"
+                        shell: sh
+                        env: { C: step, D: "${{ env.B }}" }
+                      - run: "pwd > where.txt"
+                        shell: sh
+                        working-directory: deeper
+            """);
+        p.Write("sub/deeper/.keep", "");
+
+        var result = await p.RunAsync();
+
+        Assert.Equal(RunStatus.Succeeded, result.Status);
+        Assert.Equal(Path.Combine(p.Directory, "sub") + "\n", p.Read("sub/where.txt"));
+        Assert.Equal(Path.Combine(p.Directory, "sub", "deeper") + "\n", p.Read("sub/deeper/where.txt"));
+        Assert.Equal("pipeline-job-step-job\n", p.Read("sub/env.txt"));
+    }
+
+    [Fact]
+    public async Task RunAsync_JobContinueOnError_DependentsStillRun()
+    {
+        using var p = new TestPipeline("""
+            pipelines:
+              ci:
+                jobs:
+                  optional:
+                    continue-on-error: true
+                    steps: [{ run: 'false' }]
+                  next:
+                    needs: optional
+                    steps: [{ run: touch next-ran }]
+            """);
+
+        var result = await p.RunAsync();
+
+        Assert.Equal(RunStatus.Succeeded, result.Status);
+        Assert.Equal("failed", p.Jobs(result.RunId)["optional"]);
+        Assert.True(p.Exists("next-ran"));
+    }
 }
