@@ -100,6 +100,7 @@ internal static class ControlPlaneCommands
             Status("stopping every replica (out of routing first)…");
             using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
             await host.Plane.DownAsync(grace.Token);
+            await host.RemoveNodesAsync(grace.Token);
             await watching.CancelAsync();
             await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             Status($"'{app.Name}' stopped");
@@ -228,6 +229,7 @@ internal static class ControlPlaneCommands
             {
                 using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
                 await host.Plane.DownAsync(grace.Token);
+                await host.RemoveNodesAsync(grace.Token);
             }
 
             // On SIGTERM the replicas keep running: the next control plane adopts them.
@@ -286,6 +288,7 @@ internal static class ControlPlaneCommands
             await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
             var count = host.Plane.Replicas.Length;
             await host.Plane.DownAsync(ct);
+            await host.RemoveNodesAsync(ct);
             Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
             return ExitCodes.Ok;
         });

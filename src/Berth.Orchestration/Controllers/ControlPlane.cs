@@ -276,6 +276,15 @@ public sealed class ControlPlane : IAsyncDisposable
         }
 
         await Poll(() => _replicas.Count == 0, cancellationToken);
+
+        // Let the drivers finish removing what is left (containers, replica cgroups) before the caller tears down nodes.
+        try
+        {
+            await Task.WhenAll(_work.Keys).WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        catch (TimeoutException)
+        {
+        }
         foreach (var key in _published.Keys.ToList())
         {
             await _routes.RemoveAsync(key.Service, key.Endpoint, cancellationToken);
