@@ -5,6 +5,7 @@
 #   haproxy : HAProxy as a round-robin reverse proxy (http-reuse always)
 #   yarp    : plain YARP (MapReverseProxy, round-robin)
 #   berth   : Berth's mesh listener with every resilience feature on
+#   berth-bare: the same listener with retries, breakers, ejection and timeouts off (the cost of resilience)
 # Upstreams for every proxy: the same nginx serving a 6-byte body on two ports.
 # Needs: nginx haproxy wrk (apt-get install -y nginx haproxy wrk), the .NET SDK.
 # Usage: bench/mesh/run.sh [duration=10s] [connections=64] [threads=2]
@@ -35,7 +36,7 @@ wait_port() {
   echo "bench/mesh: nothing listening on 127.0.0.1:$1" >&2; exit 1
 }
 
-U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port)
+U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port)
 
 echo "building the bench proxies (Release)…" >&2
 dotnet build -c Release -v q --nologo bench/mesh/Berth.Mesh.Bench >/dev/null
@@ -93,7 +94,8 @@ nginx -c "$work/proxy.conf" -p "$work" & pids+=($!); PID[nginx]=$!
 haproxy -f "$work/haproxy.cfg" -q & pids+=($!); PID[haproxy]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" yarp --port "$YARP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/yarp.log" 2>&1 & pids+=($!); PID[yarp]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!); PID[berth]=$!
-for p in $U1 $U2 $NGX $HAP $YARP $BERTH; do wait_port "$p"; done
+DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth-bare --port "$BARE" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bare.log" 2>&1 & pids+=($!); PID[berth-bare]=$!
+for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE; do wait_port "$p"; done
 curl -fsS "http://127.0.0.1:$BERTH/" >/dev/null && curl -fsS "http://127.0.0.1:$YARP/" >/dev/null
 
 # CPU time per request is the steadier number on a busy shared machine: throughput there measures the scheduler too.
@@ -122,7 +124,7 @@ measure() {
 }
 
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH; do
+for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE; do
   measure "${target%%:*}" "${target##*:}"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
@@ -135,6 +137,6 @@ echo "CPU/request: the proxy process(es) only (for direct: the upstream nginx)."
 echo
 echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for n in direct nginx haproxy yarp berth; do
+for n in direct nginx haproxy yarp berth berth-bare; do
   echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") | $(ratio "${P99[$n]}" "${P99[yarp]}") |"
 done

@@ -40,6 +40,9 @@ public static class GenerateDefaults
     /// <summary>A PodDisruptionBudget lets one pod go at a time, as a node drain moves them one by one.</summary>
     public const int DisruptionMaxUnavailable = 1;
 
+    /// <summary>Retries of a one-shot Job before it is marked failed: 6, as Kubernetes' Job backoffLimit.</summary>
+    public const int JobBackoffLimit = 6;
+
     /// <summary>The field manager of server-side apply, as kubectl uses <c>kubectl</c>.</summary>
     public const string FieldManager = "berth";
 

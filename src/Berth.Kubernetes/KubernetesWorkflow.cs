@@ -42,7 +42,17 @@ public static class KubernetesWorkflow
             return Task.FromResult(WorkflowOutcome.Ok);
         }
 
-        var written = set.WriteTo(output);
+        IReadOnlyList<string> written;
+        try
+        {
+            written = set.WriteTo(output);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            stderr.WriteLine($"berth: cannot write the manifests to {output}: {e.Message}; pick another folder with -o");
+            return Task.FromResult(WorkflowOutcome.Failed);
+        }
+
         foreach (var path in written)
         {
             stdout.WriteLine(path);

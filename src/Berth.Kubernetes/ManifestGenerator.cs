@@ -24,7 +24,7 @@ public static partial class ManifestGenerator
     // Apply order: what others reference first, as kubectl apply -k sorts.
     private static readonly string[] KindOrder =
     [
-        "Namespace", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service", "Deployment", "StatefulSet",
+        "Namespace", "ConfigMap", "Secret", "PersistentVolumeClaim", "Service", "Deployment", "StatefulSet", "Job",
         "HorizontalPodAutoscaler", "PodDisruptionBudget", "Ingress", "DestinationRule", "VirtualService",
     ];
 
@@ -47,6 +47,14 @@ public static partial class ManifestGenerator
     [GeneratedRegex(@"(?:://|@|\b)(?:127\.0\.0\.1|localhost)(?::\d+)(?!\d)|://(?:127\.0\.0\.1|localhost)\b")]
     private static partial Regex StillLoopback();
 
+    [GeneratedRegex(@"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")]
+    private static partial Regex IngressHost();
+
+    [GeneratedRegex(@"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")]
+    private static partial Regex StorageQuantity();
+
+    private static bool IsQuantity(string text) => StorageQuantity().IsMatch(text);
+
     private sealed class Context(Application app, GenerateOptions options)
     {
         public List<ManifestObject> Objects { get; } = [];
@@ -61,12 +69,25 @@ public static partial class ManifestGenerator
 
         public void Run()
         {
-            InferEndpoints();
+            if (!IsQuantity(options.VolumeSize))
+            {
+                Error("volume-size", $"'{options.VolumeSize}' is not a Kubernetes storage quantity; write it as 500Mi, 10Gi or 1Ti");
+                return;
+            }
+
+            if (options.IngressDomain is { } domain && !IngressHost().IsMatch($"x.{domain}"))
+            {
+                Error("ingress-domain", $"'{domain}' is not a DNS name; write it as example.com (lowercase letters, digits, '-' and '.')");
+                return;
+            }
+
             if (options.Namespace is { } ns && KubeNames.Label(ns) != ns)
             {
                 Error("namespace", $"'{ns}' is not a valid namespace name; use lowercase letters, digits and '-', starting with a letter (e.g. {KubeNames.Label(ns)})");
                 return;
             }
+
+            InferEndpoints();
 
             foreach (var service in app.Services)
             {
@@ -207,7 +228,8 @@ public static partial class ManifestGenerator
                 }
                 else
                 {
-                    var dependents = app.Services.Where(o => o.DependsOn.Any(d => d.Service == service.Name)).Select(o => $"'{o.Name}'").ToList();
+                    // Waiting for a one-shot task to complete needs no connection to it.
+                    var dependents = app.Services.Where(o => o.DependsOn.Any(d => d.Service == service.Name && d.Condition != DependencyCondition.Completed)).Select(o => $"'{o.Name}'").ToList();
                     if (dependents.Count > 0)
                     {
                         Warning(path, $"has no ports:, so it gets no Kubernetes Service and {string.Join(", ", dependents)} cannot reach it by name; add expose: [PORT] with the port it listens on");
@@ -255,6 +277,10 @@ public static partial class ManifestGenerator
                 Warning(path, $"is built locally from '{buildContext}'; the cluster pulls images, so build and push it (docker build -t REGISTRY/{image} {buildContext} && docker push REGISTRY/{image}) and set image: to that name (the manifest says '{image}')");
             }
 
+            // Compose's service_completed_successfully marks a one-shot task (create buckets, migrate): a Job, not a Deployment
+            // that would restart it forever.
+            var waitingForIt = app.Services.Where(o => o.DependsOn.Any(d => d.Service == service.Name && d.Condition == DependencyCondition.Completed)).Select(o => $"'{o.Name}'").ToList();
+            var runsToCompletion = waitingForIt.Count > 0;
             var selector = Sorted((NameLabel, name), (PartOfLabel, _appLabel));
             var labels = Sorted((NameLabel, name), (PartOfLabel, _appLabel), (ManagedByLabel, "berth"));
 
@@ -306,7 +332,7 @@ public static partial class ManifestGenerator
                     default:
                         {
                             var claim = KubeNames.Label(mount.Source!);
-                            var perReplica = volumeUsers[mount.Source!].Count == 1 && ScalesOut(service);
+                            var perReplica = volumeUsers[mount.Source!].Count == 1 && ScalesOut(service) && !runsToCompletion;
                             if (perReplica)
                             {
                                 if (!claimTemplates.Any(t => t.Metadata.Name == claim))
@@ -357,11 +383,43 @@ public static partial class ManifestGenerator
                 },
             };
 
-            var annotations = service.Labels.Count > 0 ? Sorted([.. service.Labels.Select(kv => (kv.Key, kv.Value))]) : null;
+            var kept = new List<(string, string)>();
+            foreach (var (key, value) in service.Labels)
+            {
+                if (KubeNames.IsAnnotationKey(key))
+                {
+                    kept.Add((key, value));
+                }
+                else
+                {
+                    Warning($"{path}.labels.{key}", "was left out: Kubernetes annotation keys are an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'");
+                }
+            }
+
+            var annotations = kept.Count > 0 ? Sorted([.. kept]) : null;
             int? replicas = service.Autoscale is null ? service.Replicas : null;
             var update = service.Update;
-            var workloadKind = claimTemplates.Count > 0 ? "StatefulSet" : "Deployment";
-            if (claimTemplates.Count > 0)
+            var workloadKind = runsToCompletion ? "Job" : claimTemplates.Count > 0 ? "StatefulSet" : "Deployment";
+            if (runsToCompletion)
+            {
+                Warning(path, $"runs to completion ({string.Join(", ", waitingForIt)} wait{(waitingForIt.Count == 1 ? "s" : "")} for it to finish), so it is a Job; Kubernetes starts {string.Join(", ", waitingForIt)} without waiting, so make {(waitingForIt.Count == 1 ? "it" : "them")} retry until this job's work is there");
+                template.Spec.RestartPolicy = service.Restart.Mode == RestartMode.Never ? "Never" : "OnFailure";
+
+                // A Job's pod template is immutable and it has already run: a config hash would only make re-applying fail.
+                template.Metadata.Annotations = null;
+                Objects.Add(Wrap(new V1Job
+                {
+                    ApiVersion = "batch/v1",
+                    Kind = "Job",
+                    Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = options.Namespace, Labels = labels, Annotations = annotations },
+                    Spec = new V1JobSpec
+                    {
+                        BackoffLimit = service.Restart.MaxAttempts ?? GenerateDefaults.JobBackoffLimit,
+                        Template = template,
+                    },
+                }));
+            }
+            else if (claimTemplates.Count > 0)
             {
                 var set = new V1StatefulSet
                 {
@@ -397,6 +455,11 @@ public static partial class ManifestGenerator
             }
             else
             {
+                if (update.MinReady >= update.ProgressDeadline)
+                {
+                    Error($"{path}.update.min_ready", $"{Durations.Format(update.MinReady)} is not shorter than progress_deadline ({Durations.Format(update.ProgressDeadline)}), which Kubernetes rejects; shorten min_ready or lengthen progress_deadline");
+                }
+
                 var strategy = MapStrategy(service, path, usesClaim);
                 var deployment = new V1Deployment
                 {
@@ -426,6 +489,12 @@ public static partial class ManifestGenerator
                     Metadata = new V1ObjectMeta { Name = name, NamespaceProperty = options.Namespace, Labels = labels },
                     Spec = new V1ServiceSpec { Type = "ClusterIP", Selector = selector, Ports = ports },
                 }));
+            }
+
+            if (runsToCompletion)
+            {
+                MapIngress(service, path, name, labels, ports);
+                return;
             }
 
             MapAutoscale(service, path, name, labels, workloadKind);
@@ -763,6 +832,12 @@ public static partial class ManifestGenerator
         {
             if (service.Autoscale is not { } scale)
             {
+                return;
+            }
+
+            if (scale.Min < 1 || scale.Max < scale.Min)
+            {
+                Error($"{path}.autoscale", $"min {scale.Min} and max {scale.Max} do not make a range Kubernetes takes (1 ≤ min ≤ max); set them so");
                 return;
             }
 

@@ -34,4 +34,7 @@ internal static partial class Log
 
     [LoggerMessage(6010, LogLevel.Warning, "{Upstream} of {Service}.{Endpoint} is now {Health} by active health checks")]
     public static partial void HealthChanged(ILogger logger, string upstream, string service, string endpoint, string health);
+
+    [LoggerMessage(6011, LogLevel.Error, "Request through {Service}.{Endpoint} failed in the mesh")]
+    public static partial void ProxyFailed(ILogger logger, string service, string endpoint, Exception exception);
 }

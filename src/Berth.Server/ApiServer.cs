@@ -117,7 +117,7 @@ public sealed class ApiServer : IAsyncDisposable
         var url = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
         server = new ApiServer(app, url, token);
         var file = Path.Combine(options.StateDirectory, ApiServerOptions.AddressFileName);
-        await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(new { url = url.ToString().TrimEnd('/') }), cancellationToken);
+        await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(new { url = url.ToString().TrimEnd('/'), pid = Environment.ProcessId }), cancellationToken);
         File.Move(file + ".tmp", file, overwrite: true);
         return server;
     }

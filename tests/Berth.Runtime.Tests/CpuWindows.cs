@@ -10,6 +10,21 @@ namespace Berth.Runtime.Tests;
 /// </summary>
 internal static class CpuWindows
 {
+    /// <summary>
+    /// Berth's subtree weighed as 64 ordinary processes: other engineers' compilers keep this machine's two cores
+    /// saturated, and a quota only binds when the replica can get the CPU at all (the same ProcessDriverOptions.CpuShares
+    /// a busy production machine would use). Put back to the kernel default afterwards.
+    /// </summary>
+    public const long Shares = 64 * 1024;
+
+    public static void RestoreDefaultShares()
+    {
+        if (File.Exists("/sys/fs/cgroup/cpu/berth/cpu.shares"))
+        {
+            File.WriteAllText("/sys/fs/cgroup/cpu/berth/cpu.shares", "1024");
+        }
+    }
+
     public static async Task<List<ReplicaStats>> MeasureAsync(Func<Task<ReplicaStats>> sample)
     {
         List<ReplicaStats> windows = [];

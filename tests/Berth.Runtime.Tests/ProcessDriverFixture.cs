@@ -8,11 +8,11 @@ public sealed class ProcessDriverScope : IAsyncDisposable
 {
     private readonly List<ReplicaHandle> _started = [];
 
-    public ProcessDriverScope(bool useCgroups = true)
+    public ProcessDriverScope(bool useCgroups = true, long? cpuShares = null)
     {
         Root = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", Guid.NewGuid().ToString("N")[..12]);
         App = "t" + Guid.NewGuid().ToString("N")[..10];
-        Driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(Root, "runtime"), UseCgroups = useCgroups });
+        Driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(Root, "runtime"), UseCgroups = useCgroups, CpuShares = cpuShares });
     }
 
     public string Root { get; }

@@ -1,6 +1,7 @@
 // Usage: Berth.Mesh.Bench (berth|yarp) --port N --upstreams 127.0.0.1:A,127.0.0.1:B [--admin-port M]
 // berth: a MeshHost listener with every resilience feature on (round-robin, retries + budget, per-try and total
 //        timeouts, service and endpoint breakers, outlier detection, limits, traceparent, Prometheus metrics).
+// berth-bare: the same listener with retries, breakers and outlier detection off (what the resilience costs).
 // yarp:  plain YARP (MapReverseProxy, round-robin, no health checks) — the peer Berth is measured against.
 // Prints "ready" once listening; runs until killed.
 using System.Globalization;
@@ -13,15 +14,20 @@ var mode = args.Length > 0 ? args[0] : throw new ArgumentException("first argume
 var port = int.Parse(Arg("--port") ?? throw new ArgumentException("--port is required"), CultureInfo.InvariantCulture);
 var upstreams = (Arg("--upstreams") ?? throw new ArgumentException("--upstreams is required")).Split(',');
 
-if (mode == "berth")
+if (mode is "berth" or "berth-bare")
 {
     await using var mesh = new MeshHost(new MeshHostOptions { AdminPort = int.Parse(Arg("--admin-port") ?? "0", CultureInfo.InvariantCulture) });
     await mesh.StartAsync(CancellationToken.None);
-    var policy = MeshPolicy.Default with
-    {
-        LoadBalancing = LoadBalancing.RoundRobin,
-        PerTryTimeout = TimeSpan.FromSeconds(5),
-    };
+    var policy = mode == "berth"
+        ? MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin, PerTryTimeout = TimeSpan.FromSeconds(5) }
+        : MeshPolicy.Default with
+        {
+            LoadBalancing = LoadBalancing.RoundRobin,
+            Timeout = null,
+            Retries = new RetryPolicy { Attempts = 0 },
+            CircuitBreaker = new CircuitBreakerPolicy { Enabled = false },
+            OutlierDetection = new OutlierDetectionPolicy { Enabled = false },
+        };
     var route = new ServiceRoute("bench", new Berth.Core.Model.Endpoint { Name = "http", Port = port }, policy,
         [.. upstreams.Select((u, i) => new Upstream($"u{i}", u.Split(':')[0], int.Parse(u.Split(':')[1], CultureInfo.InvariantCulture), 1))]);
     await mesh.UpdateAsync(route, CancellationToken.None);

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Berth.Core.Model;
+using Berth.Mesh;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
@@ -17,7 +18,12 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     private readonly List<IAsyncDisposable> _owned = [];
     private readonly List<IDisposable> _disposables = [];
 
-    private ControlPlaneHost(string stateDirectory) => StateDirectory = stateDirectory;
+    private ControlPlaneHost(string stateDirectory, MeshHost? mesh)
+    {
+        StateDirectory = stateDirectory;
+        Mesh = mesh;
+        Routes = new RoutingTable(mesh);
+    }
 
     public string StateDirectory { get; }
 
@@ -25,7 +31,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     public ApiServer Api { get; private set; } = null!;
 
-    public RoutingTable Routes { get; } = new();
+    /// <summary>The data plane: a listener on each endpoint's stable port in front of its Ready replicas.</summary>
+    public MeshHost? Mesh { get; }
+
+    public RoutingTable Routes { get; }
 
     public IReadOnlyList<string> Warnings { get; private set; } = [];
 
@@ -36,7 +45,15 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// connects to Docker up front (otherwise only when Docker is reachable).</summary>
     public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct)
     {
-        var host = new ControlPlaneHost(stateDirectory);
+        // The mesh runs only with a serving control plane; 'berth down' without one just stops replicas.
+        MeshHost? mesh = null;
+        if (api)
+        {
+            mesh = new MeshHost(new MeshHostOptions());
+            await mesh.StartAsync(ct);
+        }
+
+        var host = new ControlPlaneHost(stateDirectory, mesh);
         var warnings = new List<string>();
         Directory.CreateDirectory(stateDirectory);
         var store = StateStore.Open(stateDirectory);
@@ -64,6 +81,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         var plane = new Orchestration.Controllers.ControlPlane(new OrchestratorOptions { StateDirectory = stateDirectory }, store, drivers, host.Routes, prober);
         host.Plane = plane;
         host._owned.Add(plane);
+        if (mesh is not null)
+        {
+            host._owned.Add(mesh);
+        }
+
         host.Drivers = drivers;
         await plane.StartAsync(ct);
         if (api)

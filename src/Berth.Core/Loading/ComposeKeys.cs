@@ -293,6 +293,11 @@ internal sealed partial class SpecReader
             return;
         }
 
+        if (d.Endpoints.Any(e => e.Value.TargetPort == target && e.Value.Port == published && e.Value.HostIp == (hostIp ?? "127.0.0.1")))
+        {
+            return; // the same port again (an override file repeating it): Compose keeps one
+        }
+
         var http = appProtocol?.ToLowerInvariant() is "http" or "https" or "http2" or "h2c" or "grpc";
         var kind = http ? "http" : "tcp";
         if (name is null)
@@ -396,7 +401,6 @@ internal sealed partial class SpecReader
 
         if (disabled.V)
         {
-            d.HealthcheckDisabled = true;
             return;
         }
 

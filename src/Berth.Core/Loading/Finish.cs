@@ -14,6 +14,11 @@ internal sealed partial class SpecReader
             d.S = d.S with { Readiness = d.Healthcheck };
         }
 
+        if (d.S.Shell && d.RunText is { } script)
+        {
+            d.S = d.S with { Command = [script] };
+        }
+
         if (!d.HasImage && !d.HasRun && d.S.Build?.Context is null)
         {
             Error(keyNode, d.Path, Format == SpecFormat.Berth
@@ -31,9 +36,16 @@ internal sealed partial class SpecReader
             Error(keyNode, Join(d.Path, "runtime"), "is docker but the service has no image: or build: context");
         }
 
-        if (d.S.WorkingDir is { } wd && d.S.EffectiveRuntime == RuntimeKind.Process)
+        // Process services run, and build commands build, in the spec's folder unless told otherwise: made explicit here
+        // so drivers and the normalized output need not know where the spec was.
+        if (d.S.EffectiveRuntime == RuntimeKind.Process)
         {
-            d.S = d.S with { WorkingDir = ResolvePath(wd) };
+            d.S = d.S with { WorkingDir = d.S.WorkingDir is { } wd ? ResolvePath(wd) : BaseDirectory };
+        }
+
+        if (d.S.Build is { Command.IsDefaultOrEmpty: false, WorkingDir: null } build)
+        {
+            d.S = d.S with { Build = build with { WorkingDir = BaseDirectory } };
         }
 
         BuildEnv(d);
@@ -139,7 +151,7 @@ internal sealed partial class SpecReader
                     var (other, otherEndpoint) = clash.Value;
                     var where = other == service ? "this service" : $"service {other.Name}";
                     Error(endpoint.Node, endpoint.Path,
-                        $"port {port} is already used by {where} ({otherEndpoint.Path} at {File}:{otherEndpoint.Node.Start.Line}:{otherEndpoint.Node.Start.Column}); give one of them another port");
+                        $"port {port} is already used by {where} ({otherEndpoint.Path} at {FileOf(otherEndpoint.Node)}:{otherEndpoint.Node.Start.Line}:{otherEndpoint.Node.Start.Column}); give one of them another port");
                     continue;
                 }
 
@@ -258,7 +270,15 @@ internal sealed partial class SpecReader
     private static Service Build(ServiceDraft d) => d.S with
     {
         Endpoints = [.. d.Endpoints.Select(e => e.Value)],
-        DependsOn = [.. d.DependsOn.Select(e => e.Value)],
-        Volumes = [.. d.Volumes.Select(e => e.Value)],
+        DependsOn = [.. LastWins(d.DependsOn.Select(e => e.Value), dep => dep.Service)],
+        Volumes = [.. LastWins(d.Volumes.Select(e => e.Value), v => v.Target)],
     };
+
+    /// <summary>One entry per key, the last one given (an override file's), in the order keys first appeared.</summary>
+    private static IEnumerable<T> LastWins<T>(IEnumerable<T> items, Func<T, string> key)
+    {
+        var list = items.ToList();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        return list.Where(i => seen.Add(key(i))).Select(first => list.Last(i => key(i) == key(first)));
+    }
 }

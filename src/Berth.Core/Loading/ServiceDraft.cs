@@ -14,6 +14,9 @@ internal sealed class ServiceDraft(string name, string path, Mark at)
 
     public Mark At { get; } = at;
 
+    /// <summary>The service's name where it was first declared.</summary>
+    public required YamlScalarNode KeyNode { get; init; }
+
     public Service S { get; set; } = new() { Name = name };
 
     /// <summary>Values from env files, in file order; applied before <see cref="Env"/>.</summary>
@@ -31,20 +34,16 @@ internal sealed class ServiceDraft(string name, string path, Mark at)
 
     public List<Located<VolumeMount>> Volumes { get; } = [];
 
-    /// <summary>Where run/command was given, for messages about it.</summary>
+    /// <summary>Whether run: was given, for the "neither image nor run" check.</summary>
     public bool HasRun { get; set; }
 
     public bool HasImage { get; set; }
 
-    /// <summary>Compose's deploy.resources are read into these and checked once all are known.</summary>
-    public YamlNode? ResourcesNode { get; set; }
-
-    public string ResourcesPath { get; set; } = "";
+    /// <summary><c>run:</c> as written when it was a string: with <c>shell: true</c> it goes to the shell whole, unsplit.</summary>
+    public string? RunText { get; set; }
 
     /// <summary>The Compose healthcheck, which becomes the readiness probe unless x-berth sets one.</summary>
     public Probe? Healthcheck { get; set; }
-
-    public bool HealthcheckDisabled { get; set; }
 }
 
 internal sealed record EnvEntry(string Key, string? Value, YamlNode Node, string Path);

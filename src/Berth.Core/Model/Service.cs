@@ -20,7 +20,8 @@ public sealed record Service
     /// From berth.yaml <c>run:</c> / Compose <c>command:</c>.</summary>
     public ImmutableArray<string> Command { get; init; } = [];
 
-    /// <summary>Run <see cref="Command"/> through <c>/bin/sh -c</c>. Off by default: argv is executed directly.</summary>
+    /// <summary>Run <see cref="Command"/> through <c>/bin/sh -c</c>. Off by default: argv is executed directly.
+    /// With it, a <c>run:</c> string is kept whole as the single element of <see cref="Command"/>.</summary>
     public bool Shell { get; init; }
 
     public string? WorkingDir { get; init; }

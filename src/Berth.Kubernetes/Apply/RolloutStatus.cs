@@ -85,6 +85,26 @@ public static class RolloutStatus
         return RolloutState.Complete($"{ready} of {desired} replicas updated and ready");
     }
 
+    /// <summary>A Job is done when it has succeeded as many times as it must complete, failed when its Failed condition is set.</summary>
+    public static RolloutState Evaluate(V1Job job)
+    {
+        var status = job.Status ?? new V1JobStatus();
+        var failed = status.Conditions?.FirstOrDefault(c => c.Type == "Failed" && c.Status == "True");
+        if (failed is not null)
+        {
+            return RolloutState.Failure($"job failed: {failed.Reason}{(string.IsNullOrWhiteSpace(failed.Message) ? "" : $": {failed.Message}")}");
+        }
+
+        var completions = job.Spec?.Completions ?? 1;
+        var succeeded = status.Succeeded ?? 0;
+        if (succeeded >= completions)
+        {
+            return RolloutState.Complete($"completed ({succeeded} of {completions} succeeded)");
+        }
+
+        return RolloutState.Progressing($"running: {status.Active ?? 0} active, {succeeded} of {completions} succeeded, {status.Failed ?? 0} failed");
+    }
+
     /// <summary>Why pods are not running, one line per pod with a reason (<c>pod api-7d9c: api: ImagePullBackOff: …</c>),
     /// and whether any reason is fatal.</summary>
     public static (IReadOnlyList<string> Reasons, bool Fatal) PodProblems(IEnumerable<V1Pod> pods)

@@ -94,7 +94,9 @@ internal sealed class HttpProxy : IDisposable
             var reported = false;
             try
             {
-                result = await ForwardAsync(context, s);
+                result = context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade
+                    ? await UpgradeAsync(context, upgrade, s)
+                    : await ForwardAsync(context, s);
                 if (!context.RequestAborted.IsCancellationRequested)
                 {
                     s.ServiceBreaker.Report(permit, result.Status < 500);
@@ -112,6 +114,23 @@ internal sealed class HttpProxy : IDisposable
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
             result = result with { Status = 499 };
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // A fault in the data path (or a client body that broke off) must not reach Kestrel as an unhandled error.
+            Log.ProxyFailed(_state.Logger, _state.Service, _state.EndpointName, ex);
+            if (context.Response.HasStarted)
+            {
+                context.Abort();
+                result = result with { Status = 499 };
+            }
+            else
+            {
+                context.Response.Clear();
+                context.Response.StatusCode = StatusCodes.Status502BadGateway;
+                context.Response.Headers[ErrorHeader] = "proxy-error";
+                result = new Result(502, result.Upstream, result.Attempts);
+            }
         }
         finally
         {
@@ -141,7 +160,8 @@ internal sealed class HttpProxy : IDisposable
         var hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.ContentLength > 0;
         byte[]? body = null;
         var replayable = !hasBody;
-        if (hasBody && methodRetriable && maxAttempts > 1 && request.ContentLength is long length && length <= policy.Retries.MaxBufferedBody.Bytes)
+        // A refused connect never reached the replica, so even a POST may go to another one: bodies are buffered for that too.
+        if (hasBody && (methodRetriable || s.Retry.ConnectFailure) && maxAttempts > 1 && request.ContentLength is long length && length <= policy.Retries.MaxBufferedBody.Bytes)
         {
             body = new byte[length];
             await request.Body.ReadExactlyAsync(body, aborted);
@@ -244,7 +264,7 @@ internal sealed class HttpProxy : IDisposable
                     };
                 }
 
-                if (retriable && CanRetry(s, attempt, maxAttempts, methodRetriable, replayable, timer.TotalExpired))
+                if (retriable && CanRetry(s, attempt, maxAttempts, methodRetriable || failure == Failure.Connect, replayable, timer.TotalExpired))
                 {
                     upstream?.Dispose();
                     upstream = null;
@@ -301,6 +321,101 @@ internal sealed class HttpProxy : IDisposable
                     e.Exit();
                 }
             }
+        }
+    }
+
+    /// <summary>
+    /// An HTTP/1.1 Upgrade (WebSocket): one handshake to a chosen upstream; on 101 the client and upstream connections
+    /// are spliced until either side closes. Not retried, and only the handshake is bounded by the timeouts.
+    /// </summary>
+    private async Task<Result> UpgradeAsync(HttpContext context, IHttpUpgradeFeature upgrade, RouteSnapshot s)
+    {
+        var policy = s.Policy;
+        var response = context.Response;
+        var aborted = context.RequestAborted;
+        var group = _state.SelectGroup(s, s.HeaderRoutes.Length == 0 ? null : name => NullIfEmpty(context.Request.Headers[name].ToString()));
+        var hashKey = s.HashOn is { } h ? (h.Kind == "header" ? NullIfEmpty(context.Request.Headers[h.Name].ToString()) : context.Request.Cookies[h.Name]) : null;
+        var e = _state.Choose(s, group, null, hashKey, out var permit);
+        if (e is null)
+        {
+            response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            response.Headers[ErrorHeader] = group.Length == 0 ? "no-upstream" : "circuit-open";
+            return new Result(503, "-", 0);
+        }
+
+        e.Enter();
+        try
+        {
+            HttpResponseMessage upstream;
+            using (var timer = new RequestTimer(_state.Time, policy.Timeout, aborted))
+            {
+                using var message = BuildRequest(context, e, null, null, TraceContext.Next(NullIfEmpty(context.Request.Headers[TraceContext.Header].ToString())));
+                message.Headers.TryAddWithoutValidation("Connection", "Upgrade");
+                message.Headers.TryAddWithoutValidation("Upgrade", context.Request.Headers.Upgrade.ToString());
+                try
+                {
+                    upstream = await _client.SendAsync(message, timer.Arm(policy.PerTryTimeout));
+                }
+                catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !aborted.IsCancellationRequested))
+                {
+                    e.Series.Errors.Inc();
+                    e.Breaker.Report(permit, false);
+                    _state.ReportOutcome(s, e, AttemptOutcome.GatewayError);
+                    var timedOut = ex is OperationCanceledException;
+                    response.StatusCode = timedOut ? 504 : 502;
+                    response.Headers[ErrorHeader] = timedOut ? "upstream-timeout" : "upstream-connect-failure";
+                    return new Result(response.StatusCode, e.Upstream.ReplicaId, 1);
+                }
+            }
+
+            using (upstream)
+            {
+                var code = (int)upstream.StatusCode;
+                e.Series.Status(code).Inc();
+                e.Breaker.Report(permit, code < 500);
+                _state.ReportOutcome(s, e, code >= 500 ? AttemptOutcome.GatewayError : AttemptOutcome.Success);
+                if (code != StatusCodes.Status101SwitchingProtocols)
+                {
+                    await CopyResponseAsync(context, upstream, aborted);
+                    return new Result(code, e.Upstream.ReplicaId, 1);
+                }
+
+                response.StatusCode = code;
+                foreach (var header in upstream.Headers.NonValidated)
+                {
+                    // Kestrel adds Connection: Upgrade itself; the Upgrade header (which protocol) comes from the upstream.
+                    if (!header.Key.Equals("Connection", StringComparison.OrdinalIgnoreCase))
+                    {
+                        response.Headers[header.Key] = ToStringValues(header.Value);
+                    }
+                }
+
+                await using var upstreamStream = await upstream.Content.ReadAsStreamAsync(aborted);
+                await using var clientStream = await upgrade.UpgradeAsync();
+                using var done = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+                var up = PumpAsync(clientStream, upstreamStream, done);
+                var down = PumpAsync(upstreamStream, clientStream, done);
+                await Task.WhenAny(up, down);
+                await done.CancelAsync();
+                await Task.WhenAll(up, down);
+                return new Result(code, e.Upstream.ReplicaId, 1);
+            }
+        }
+        finally
+        {
+            e.Exit();
+        }
+    }
+
+    private static async Task PumpAsync(Stream from, Stream to, CancellationTokenSource done)
+    {
+        try
+        {
+            await from.CopyToAsync(to, done.Token);
+            await to.FlushAsync(done.Token);
+        }
+        catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
+        {
         }
     }
 

@@ -111,6 +111,24 @@ internal sealed class UpstreamSeries(MeshMetrics metrics, string service, string
 
     public Gauge.Child Healthy { get; } = metrics.Healthy.WithLabels(service, endpoint, upstream);
 
+    /// <summary>Drops this upstream's series once it has left the route, so rollouts do not grow the scrape without bound.</summary>
+    public void Remove()
+    {
+        foreach (var code in _codes.Keys)
+        {
+            metrics.UpstreamRequests.RemoveLabelled(service, endpoint, upstream, code.ToString(CultureInfo.InvariantCulture));
+        }
+
+        metrics.UpstreamRequests.RemoveLabelled(service, endpoint, upstream, "error");
+        metrics.UpstreamDuration.RemoveLabelled(service, endpoint, upstream);
+        metrics.Ejected.RemoveLabelled(service, endpoint, upstream);
+        metrics.Ejections.RemoveLabelled(service, endpoint, upstream);
+        metrics.Breaker.RemoveLabelled(service, endpoint, "endpoint", upstream);
+        metrics.UpstreamConnections.RemoveLabelled(service, endpoint, upstream);
+        metrics.ConnectFailures.RemoveLabelled(service, endpoint, upstream);
+        metrics.Healthy.RemoveLabelled(service, endpoint, upstream);
+    }
+
     public Counter.Child Status(int code) =>
         _codes.GetOrAdd(code, static (c, s) => s.metrics.UpstreamRequests.WithLabels(s.service, s.endpoint, s.upstream, c.ToString(CultureInfo.InvariantCulture)), (metrics, service, endpoint, upstream));
 }
@@ -221,8 +239,7 @@ internal sealed class ServiceState
             {
                 if (!byKey.ContainsKey(key))
                 {
-                    gone.Series.Ejected.Set(0);
-                    gone.Series.Healthy.Set(0);
+                    gone.Series.Remove();
                 }
             }
 

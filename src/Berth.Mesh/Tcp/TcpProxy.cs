@@ -75,6 +75,14 @@ internal sealed class TcpProxy : IAsyncDisposable
                 return;
             }
 
+            if (_connections.Count >= _state.Snapshot.Policy.Limits.MaxConnections)
+            {
+                // Fail fast: a refused splice is a closed connection, not a queue.
+                _state.Metrics.Rejections.WithLabels(_state.Service, _state.EndpointName, "max-connections").Inc();
+                client.Close(0);
+                continue;
+            }
+
             var id = Interlocked.Increment(ref _next);
             _connections[id] = HandleAsync(id, client, _stopping.Token);
         }

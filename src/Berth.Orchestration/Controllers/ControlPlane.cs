@@ -470,8 +470,6 @@ public sealed class ControlPlane : IAsyncDisposable
         {
             BeginTerminate(r, StopIntent.Remove, stops);
         }
-
-        _ = now;
     }
 
     private static int VictimRank(ReplicaRecord r) => r.Phase switch
@@ -627,6 +625,13 @@ public sealed class ControlPlane : IAsyncDisposable
         if (handle is null)
         {
             Emit(EventTypes.Failed, r.Service, id, $"could not start: {error}");
+            if (rt.Intent == StopIntent.Remove)
+            {
+                Release(r);
+                Delete(r);
+                return;
+            }
+
             r = Save(r with { StartedAt = now });
             HandleExit(r, new ReplicaStatus { State = ReplicaState.Unknown, Error = error }, now, forceFailure: true);
             return;

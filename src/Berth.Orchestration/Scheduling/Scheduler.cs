@@ -80,7 +80,10 @@ public sealed class Scheduler
     private readonly SchedulerPolicy _policy;
     private readonly Random _random;
     private readonly Func<int, bool> _portFreeOnMachine;
+    private readonly Dictionary<string, int[]> _spread = new(StringComparer.Ordinal);
+    private readonly Dictionary<NodeState, int> _index = [];
     private int _cursor;
+    private int _nextStart;
 
     /// <param name="nodes">The nodes; see <see cref="NodesFor"/> for the default single node.</param>
     /// <param name="policy">How fitting nodes are scored.</param>
@@ -95,12 +98,35 @@ public sealed class Scheduler
         }
 
         _byName = _nodes.ToDictionary(n => n.Name, StringComparer.Ordinal);
+        for (var i = 0; i < _nodes.Length; i++)
+        {
+            _index[_nodes[i]] = i;
+        }
+
+        FeasibleNodesToFind = NumFeasibleNodesToFind(_nodes.Length);
         _policy = policy;
         _random = random ?? Random.Shared;
         _portFreeOnMachine = portFreeOnMachine ?? (_ => true);
     }
 
     public IReadOnlyList<NodeState> Nodes => _nodes;
+
+    /// <summary>How many fitting nodes a placement looks for before it stops searching and scores them.</summary>
+    public int FeasibleNodesToFind { get; }
+
+    /// <summary>kube-scheduler's adaptive percentageOfNodesToScore: all nodes up to 100, else 50% minus 1% per 125 nodes,
+    /// at least 5% and at least 100 nodes (5,000 nodes: 500). The next search starts where the last one stopped, so every
+    /// node gets its turn.</summary>
+    public static int NumFeasibleNodesToFind(int nodes)
+    {
+        if (nodes < 100)
+        {
+            return nodes;
+        }
+
+        var percent = Math.Max(5, 50 - (nodes / 125));
+        return Math.Max(100, nodes * percent / 100);
+    }
 
     /// <summary>The app's nodes, or one node with this machine's cores and memory.</summary>
     public static IEnumerable<NodeState> NodesFor(Application app) =>
@@ -145,14 +171,18 @@ public sealed class Scheduler
         var bestSpread = int.MaxValue;
         var bestScore = double.MinValue;
         var ties = 0;
+        var found = 0;
         var noCpu = 0;
         var noMemory = 0;
         var cpuWanted = request.CpuMilli == 0 ? DefaultScoredCpuMilli : request.CpuMilli;
         var memoryWanted = request.MemoryBytes == 0 ? DefaultScoredMemoryBytes : request.MemoryBytes;
-        var start = _policy == SchedulerPolicy.RoundRobin ? _cursor : 0;
+        var start = _policy == SchedulerPolicy.RoundRobin ? _cursor : _nextStart;
+        var spreadCounts = _spread.GetValueOrDefault(request.Service);
+        var visited = 0;
 
-        for (var k = 0; k < _nodes.Length; k++)
+        for (var k = 0; k < _nodes.Length && found < FeasibleNodesToFind; k++)
         {
+            visited++;
             var i = start + k;
             if (i >= _nodes.Length)
             {
@@ -169,7 +199,8 @@ public sealed class Scheduler
                 continue;
             }
 
-            var spread = node.ReplicasOf(request.Service);
+            found++;
+            var spread = spreadCounts is null ? 0 : spreadCounts[i];
             if (spread > bestSpread)
             {
                 continue;
@@ -196,6 +227,8 @@ public sealed class Scheduler
                 best = node;
             }
         }
+
+        _nextStart = (start + visited) % _nodes.Length;
 
         if (best is null)
         {
@@ -242,6 +275,7 @@ public sealed class Scheduler
         node.ScoredCpuMilli -= request.CpuMilli == 0 ? DefaultScoredCpuMilli : request.CpuMilli;
         node.ScoredMemoryBytes -= request.MemoryBytes == 0 ? DefaultScoredMemoryBytes : request.MemoryBytes;
         node.Add(request.Service, -1);
+        _spread[request.Service][_index[node]]--;
         foreach (var port in request.HostPorts)
         {
             _hostPorts.Remove(port);
@@ -255,6 +289,12 @@ public sealed class Scheduler
         node.ScoredCpuMilli += request.CpuMilli == 0 ? DefaultScoredCpuMilli : request.CpuMilli;
         node.ScoredMemoryBytes += request.MemoryBytes == 0 ? DefaultScoredMemoryBytes : request.MemoryBytes;
         node.Add(request.Service, 1);
+        if (!_spread.TryGetValue(request.Service, out var counts))
+        {
+            _spread[request.Service] = counts = new int[_nodes.Length];
+        }
+
+        counts[_index[node]]++;
         _placed[request.ReplicaId] = (node, request);
         foreach (var port in request.HostPorts)
         {

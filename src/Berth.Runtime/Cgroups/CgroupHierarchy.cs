@@ -32,6 +32,9 @@ internal interface ICgroupHierarchy
 
     /// <summary>Removes the cgroup if it exists and is empty; false when something is still in it.</summary>
     bool Remove(string path);
+
+    /// <summary>How much Berth's whole subtree weighs against the rest of the machine when CPUs are contended, in v1 cpu.shares units (1024 = one ordinary process).</summary>
+    void SetSubtreeCpuShares(long shares);
 }
 
 /// <summary>Finds the cgroup hierarchy Berth can use here, and says plainly why none when there is none.</summary>
@@ -148,4 +151,8 @@ internal sealed class NoCgroups(string description) : ICgroupHierarchy
     public IReadOnlyList<int> Pids(string path) => [];
 
     public bool Remove(string path) => true;
+
+    public void SetSubtreeCpuShares(long shares)
+    {
+    }
 }

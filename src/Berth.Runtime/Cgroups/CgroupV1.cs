@@ -143,6 +143,9 @@ internal sealed class CgroupV1 : ICgroupHierarchy
         return removed;
     }
 
+    public void SetSubtreeCpuShares(long shares) =>
+        CgroupDetector.Write(Path.Combine(_cpu, "cpu.shares"), Math.Clamp(shares, 2, 262_144).ToString(CultureInfo.InvariantCulture));
+
     /// <summary>A new cpuset cgroup starts with no CPUs and no memory nodes; it takes its parent's so tasks can join.</summary>
     private static void CreateCpuset(string dir)
     {

@@ -108,4 +108,11 @@ internal sealed class CgroupV2 : ICgroupHierarchy
     public IReadOnlyList<int> Pids(string path) => CgroupDetector.ReadPids(Path.Combine(_base, path, "cgroup.procs"));
 
     public bool Remove(string path) => CgroupDetector.RemoveDirectory(Path.Combine(_base, path));
+
+    /// <summary>cpu.weight (1..10000, default 100) from shares (2..262144, default 1024), the mapping systemd and runc use.</summary>
+    public void SetSubtreeCpuShares(long shares)
+    {
+        var clamped = Math.Clamp(shares, 2, 262_144);
+        CgroupDetector.Write(Path.Combine(_base, "cpu.weight"), (1 + ((clamped - 2) * 9999 / 262_142)).ToString(CultureInfo.InvariantCulture));
+    }
 }

@@ -45,6 +45,11 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         _options = options;
         _cgroups = cgroups;
         Directory.CreateDirectory(options.StateRoot);
+        if (options.CpuShares is { } shares)
+        {
+            cgroups.SetSubtreeCpuShares(shares);
+        }
+
         _supervisorScript = InstallSupervisor(options.StateRoot);
         Capabilities = new DriverCapabilities
         {

@@ -18,6 +18,13 @@ public sealed record ProcessDriverOptions
     /// <summary>False: never touch cgroups, even where they are writable (limits are then reported as not enforced).</summary>
     public bool UseCgroups { get; init; } = true;
 
+    /// <summary>
+    /// Weight of Berth's whole cgroup subtree against everything else on the machine when the CPUs are contended, in
+    /// cgroup v1 cpu.shares units; null leaves the kernel's default (1024, as one ordinary process). A high value makes
+    /// the CPU limits a promise as well as a cap (Kubernetes weighs its kubepods cgroup by the node's allocatable CPU).
+    /// </summary>
+    public long? CpuShares { get; init; }
+
     /// <summary>The perl that runs the per-replica supervisor: <c>perl</c> from PATH (perl-base is Essential on Debian/Ubuntu).</summary>
     public string Perl { get; init; } = ProcessDriverDefaults.Perl;
 

@@ -21,6 +21,8 @@ public class SampleSpecTests
         var api = app.FindService("api")!;
         Assert.Equal(RuntimeKind.Process, api.EffectiveRuntime);
         Assert.Equal(["dotnet", "app/out/Shop.dll", "api"], api.Command.ToArray());
+        Assert.Equal(TestPaths.Repo("samples/shop"), api.WorkingDir);
+        Assert.Equal(TestPaths.Repo("samples/shop"), api.Build!.WorkingDir);
         Assert.Equal(2, api.Replicas);
         Assert.Equal(7200, Assert.Single(api.Endpoints).Port);
         Assert.Equal(ProbeKind.Http, api.Readiness!.Kind);

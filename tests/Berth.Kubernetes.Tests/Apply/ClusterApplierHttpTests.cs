@@ -181,6 +181,87 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ApplyAsync_OneShotJob_WaitsForItToComplete()
+    {
+        var set = ManifestGenerator.Generate(new Application
+        {
+            Name = "demo",
+            Services =
+            [
+                new Service { Name = "setup", Image = "example/setup:1" },
+                new Service { Name = "app", Image = "example/app:1", DependsOn = [new Dependency("setup", DependencyCondition.Completed)] },
+            ],
+        });
+        _server.ScriptStatus("deployments", "app", DeploymentStatus(1, 1, 1, 1));
+        _server.ScriptStatus("jobs", "setup",
+            """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"active":1}}""",
+            """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"succeeded":1}}""");
+
+        var (result, progress) = await Apply(set, Fast);
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Rollouts.Select(r => r.Message)));
+        Assert.Equal("rolled out: completed (1 of 1 succeeded)", result.Rollouts.Single(r => r.Object == "job/setup").Message);
+        Assert.Contains("job/setup: running: 1 active, 0 of 1 succeeded, 0 failed", progress);
+        Assert.Contains(_server.Requests, r => r.Method == "PATCH" && r.Path == "/apis/batch/v1/namespaces/team-a/jobs/setup");
+        Assert.Contains(_server.Requests, r => r.Path == "/api/v1/namespaces/team-a/pods" && r.Query["labelSelector"] == "app.kubernetes.io/name=setup,app.kubernetes.io/part-of=demo");
+    }
+
+    [Fact]
+    public async Task ApplyAsync_JobBackoffLimitExceeded_FailsWithTheJobsReason()
+    {
+        var set = ManifestGenerator.Generate(new Application
+        {
+            Name = "demo",
+            Services =
+            [
+                new Service { Name = "setup", Image = "example/setup:1" },
+                new Service { Name = "app", Image = "example/app:1", DependsOn = [new Dependency("setup", DependencyCondition.Completed)] },
+            ],
+        });
+        _server.ScriptStatus("deployments", "app", DeploymentStatus(1, 1, 1, 1));
+        _server.ScriptStatus("jobs", "setup",
+            """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"failed":7,"conditions":[{"type":"Failed","status":"True","reason":"BackoffLimitExceeded","message":"Job has reached the specified backoff limit"}]}}""");
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.Equal("rollout failed: job failed: BackoffLimitExceeded: Job has reached the specified backoff limit", result.Rollouts.Single(r => r.Object == "job/setup").Message);
+    }
+
+    [Fact]
+    public async Task ApplyAsync_Prune_DeletesTheAppsObjectsTheSpecNoLongerHas()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        AllRolledOut(set);
+        _server.Collections["/apis/apps/v1/namespaces/team-a/deployments"] = ["api", "old"];
+        _server.Collections["/api/v1/namespaces/team-a/configmaps"] = ["api-env", "old-env"];
+        _server.Overrides["GET /apis/networking.istio.io/v1/namespaces/team-a/virtualservices"] =
+            (HttpStatusCode.NotFound, FakeApiServer.Status(404, "NotFound", "the server could not find the requested resource"));
+
+        var (result, progress) = await Apply(set, Fast with { Prune = true });
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Objects.Where(o => !o.Succeeded).Select(o => o.Message)));
+        var deletes = _server.Requests.Where(r => r.Method == "DELETE").Select(r => r.Path).ToList();
+        Assert.Equal(["/apis/apps/v1/namespaces/team-a/deployments/old", "/api/v1/namespaces/team-a/configmaps/old-env"], deletes);
+        Assert.Contains("deployment/old: pruned: the spec no longer has it", progress);
+        var lists = _server.Requests.Where(r => r.Method == "GET" && r.Query.ContainsKey("labelSelector") && !r.Path.EndsWith("/pods", StringComparison.Ordinal)).ToList();
+        Assert.All(lists, r => Assert.Equal("app.kubernetes.io/managed-by=berth,app.kubernetes.io/part-of=demo", r.Query["labelSelector"]));
+        Assert.DoesNotContain(lists, r => r.Path.EndsWith("/persistentvolumeclaims", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ApplyAsync_WithoutPrune_ListsAndDeletesNothing()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        AllRolledOut(set);
+        _server.Collections["/apis/apps/v1/namespaces/team-a/deployments"] = ["api", "old"];
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.True(result.Succeeded);
+        Assert.DoesNotContain(_server.Requests, r => r.Method == "DELETE");
+    }
+
+    [Fact]
     public async Task ApplyAsync_DryRun_SendsDryRunAllAndWaitsForNothing()
     {
         var set = ManifestGenerator.Generate(OneService());

@@ -47,6 +47,19 @@ public sealed class KubernetesWorkflowTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task GenerateAsync_OutputIsAFile_FailsWithAClearMessage()
+    {
+        var output = Path.Combine(_dir, "taken");
+        File.WriteAllText(output, "not a folder");
+
+        var outcome = await KubernetesWorkflow.GenerateAsync(Shop(), output, new GenerateOptions(), _stdout, _stderr, CancellationToken.None);
+
+        Assert.Equal(WorkflowOutcome.Failed, outcome);
+        Assert.Contains($"berth: cannot write the manifests to {output}: ", _stderr.ToString(), StringComparison.Ordinal);
+        Assert.EndsWith("; pick another folder with -o\n", _stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task GenerateAsync_ToStdout_StreamsEveryObjectAsOneYamlDocumentEach()
     {
         var outcome = await KubernetesWorkflow.GenerateAsync(Shop(), "-", new GenerateOptions(), _stdout, _stderr, CancellationToken.None);

@@ -144,4 +144,81 @@ public sealed class GenerationDiagnosticTests
             "warning: services.db: has no ports:, so it gets no Kubernetes Service and 'web' cannot reach it by name; add expose: [PORT] with the port it listens on",
             Assert.Single(set.Warnings).ToString());
     }
+
+    [Fact]
+    public void Generate_BadVolumeSizeAndDomain_ErrorsSayHowToWriteThem()
+    {
+        var app = new Application { Name = "demo", Services = [new Service { Name = "api", Image = "x" }] };
+
+        Assert.Equal(
+            "error: volume-size: 'lots' is not a Kubernetes storage quantity; write it as 500Mi, 10Gi or 1Ti",
+            Assert.Single(ManifestGenerator.Generate(app, new GenerateOptions { VolumeSize = "lots" }).Errors).ToString());
+        Assert.Equal(
+            "error: ingress-domain: 'Example_Com' is not a DNS name; write it as example.com (lowercase letters, digits, '-' and '.')",
+            Assert.Single(ManifestGenerator.Generate(app, new GenerateOptions { IngressDomain = "Example_Com" }).Errors).ToString());
+    }
+
+    [Fact]
+    public void Generate_ServiceOthersWaitToComplete_IsAJobNotADeployment()
+    {
+        var set = Generate(
+            new Service { Name = "migrate", Image = "app", Command = ["./migrate"], Restart = RestartPolicy.Default with { Mode = RestartMode.OnFailure, MaxAttempts = 3 } },
+            new Service { Name = "app", Image = "app", Replicas = 2, DependsOn = [new Dependency("migrate", DependencyCondition.Completed)] });
+
+        Assert.Null(set.Find("Deployment", "migrate"));
+        var job = set.Find("Job", "migrate")!.ToYaml();
+        Assert.Equal("OnFailure", Yaml.Get(job, "spec.template.spec.restartPolicy"));
+        Assert.Equal("3", Yaml.Get(job, "spec.backoffLimit"));
+        Assert.Equal("./migrate", Yaml.Get(job, "spec.template.spec.containers[0].args[0]"));
+        Assert.NotNull(set.Find("Deployment", "app"));
+        Assert.Equal(
+            "warning: services.migrate: runs to completion ('app' waits for it to finish), so it is a Job; Kubernetes starts 'app' without waiting, so make it retry until this job's work is there",
+            Assert.Single(set.Warnings).ToString());
+    }
+
+    [Fact]
+    public void Generate_RangesKubernetesRejects_ErrorsSayWhatToChange()
+    {
+        var set = Generate(new Service
+        {
+            Name = "api",
+            Image = "x",
+            Update = new UpdateStrategy { MinReady = TimeSpan.FromMinutes(10) },
+            Autoscale = new AutoscalePolicy { Min = 5, Max = 2 },
+        });
+
+        Assert.Equal(
+            [
+                "error: services.api.update.min_ready: 10m is not shorter than progress_deadline (10m), which Kubernetes rejects; shorten min_ready or lengthen progress_deadline",
+                "error: services.api.autoscale: min 5 and max 2 do not make a range Kubernetes takes (1 ≤ min ≤ max); set them so",
+            ],
+            set.Errors.Select(e => e.ToString()));
+    }
+
+    [Fact]
+    public void Generate_LabelThatIsNoAnnotationKey_IsLeftOutWithAWarning()
+    {
+        var set = Generate(new Service
+        {
+            Name = "web",
+            Image = "x",
+            Labels = ImmutableSortedDictionary<string, string>.Empty.Add("traefik.http.routers.web.rule", "Host(`a`)").Add("bad key!", "v"),
+        });
+
+        var deployment = set.Find("Deployment", "web")!.ToYaml();
+        Assert.Equal("Host(`a`)", Yaml.Get(deployment, "metadata.annotations.traefik~http~routers~web~rule"));
+        Assert.Equal(
+            "warning: services.web.labels.bad key!: was left out: Kubernetes annotation keys are an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'",
+            Assert.Single(set.Warnings).ToString());
+    }
+
+    [Fact]
+    public void Generate_BadNamespace_ErrorSuggestsAValidName()
+    {
+        var set = ManifestGenerator.Generate(new Application { Name = "demo", Services = [new Service { Name = "a", Image = "x" }] }, new GenerateOptions { Namespace = "Prod_NS" });
+
+        Assert.Equal(
+            "error: namespace: 'Prod_NS' is not a valid namespace name; use lowercase letters, digits and '-', starting with a letter (e.g. prod-ns)",
+            Assert.Single(set.Errors).ToString());
+    }
 }

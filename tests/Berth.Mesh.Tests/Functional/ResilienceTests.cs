@@ -7,6 +7,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace Berth.Mesh.Tests.Functional;
 
 /// <summary>Ejection, breaking, retries and budgets through a real listener with real upstreams; mesh time is a FakeTimeProvider where the test moves it.</summary>
+[Collection(SerialCollection.Name)]
 public sealed class ResilienceTests
 {
     [Fact]
@@ -286,6 +287,32 @@ public sealed class ResilienceTests
         }
 
         Assert.InRange(bad.Requests, 1, 40);
+    }
+
+    [Fact]
+    public async Task Proxy_PostToRefusingReplica_RetriedOnAnotherAsItNeverArrived()
+    {
+        await using var a = await TestUpstream.StartAsync("a");
+        var bodies = new List<string>();
+        a.Handler = async context =>
+        {
+            using var reader = new StreamReader(context.Request.Body);
+            bodies.Add(await reader.ReadToEndAsync());
+        };
+        var dead = new Berth.Core.Routing.Upstream("dead", "127.0.0.1", Ports.Free(), 1);
+        await using var mesh = new MeshHost();
+        var port = Ports.Free();
+        var policy = MeshTest.Bare(LoadBalancing.RoundRobin) with { Retries = new RetryPolicy() };
+        await mesh.UpdateAsync(MeshTest.Route(port, policy, dead, a.Upstream()), CancellationToken.None);
+        using var client = MeshTest.Client(port);
+
+        for (var i = 0; i < 6; i++)
+        {
+            using var r = await client.PostAsync("/", new StringContent($"order-{i}"));
+            Assert.Equal(200, (int)r.StatusCode);
+        }
+
+        Assert.Equal(Enumerable.Range(0, 6).Select(i => $"order-{i}"), bodies);
     }
 
     [Fact]

@@ -118,6 +118,34 @@ public sealed class TcpTests
         Assert.Equal("b", (await RoundTripAsync(port, "new")).Greeting);
     }
 
+    [Fact]
+    public async Task Tcp_AboveMaxConnections_ClosesTheNewConnectionAtOnce()
+    {
+        await using var a = new EchoServer("a");
+        await using var mesh = new MeshHost();
+        var port = Ports.Free();
+        await mesh.UpdateAsync(MeshTest.TcpRoute(port, MeshTest.Bare() with { Limits = new ConnectionLimits { MaxConnections = 1 } }, a.Upstream), CancellationToken.None);
+        using var held = new TcpClient();
+        await held.ConnectAsync("127.0.0.1", port);
+        Assert.Equal("a", await ReadLineAsync(held.GetStream()));
+
+        using var extra = new TcpClient();
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        var read = 0;
+        try
+        {
+            await extra.ConnectAsync("127.0.0.1", port, cts.Token);
+            read = await extra.GetStream().ReadAsync(new byte[16], cts.Token);
+        }
+        catch (Exception e) when (e is IOException or SocketException)
+        {
+            // Reset rather than FIN (possibly before the connect completed): also closed at once.
+        }
+
+        Assert.Equal(0, read);
+        Assert.Equal(1, a.Accepted);
+    }
+
     private static async Task<(string Greeting, string Echo)> RoundTripAsync(int port, string message)
     {
         using var client = new TcpClient();

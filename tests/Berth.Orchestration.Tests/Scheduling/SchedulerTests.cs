@@ -102,6 +102,28 @@ public sealed class SchedulerTests
         Assert.Equal("n2", s.Place(Req("b-0", "b", 0, 0)).Node);
     }
 
+    [Theory]
+    [InlineData(3, 3)]
+    [InlineData(100, 100)]
+    [InlineData(1000, 420)]
+    [InlineData(5000, 500)]
+    [InlineData(100_000, 5000)]
+    public void NumFeasibleNodesToFind_ByClusterSize_FollowsKubeScheduler(int nodes, int expected) =>
+        Assert.Equal(expected, Scheduler.NumFeasibleNodesToFind(nodes));
+
+    [Fact]
+    public void Place_ManyNodes_SearchesInTurnSoEveryNodeGetsReplicas()
+    {
+        var s = new Scheduler(Nodes(1000, cpuMilli: 1000), SchedulerPolicy.LeastLoaded);
+        for (var i = 0; i < 1000; i++)
+        {
+            Assert.True(s.Place(Req($"x-{i}", $"svc{i}", cpu: 1000)).Placed);
+        }
+
+        Assert.All(s.Nodes, n => Assert.Equal(1, n.Replicas));
+        Assert.False(s.Place(Req("one-too-many", cpu: 1)).Placed);
+    }
+
     [Fact]
     public void Restore_KnownNode_ReservesCapacity()
     {

@@ -48,7 +48,8 @@ public sealed class ProcessLimitsTests
     [CgroupFact]
     public async Task GetStatsAsync_BusyLoopWithHalfCpuLimit_UsesHalfACore()
     {
-        await using var scope = new ProcessDriverScope();
+        await using var scope = new ProcessDriverScope(cpuShares: CpuWindows.Shares);
+        using var restore = new Restore(CpuWindows.RestoreDefaultShares);
         var handle = await scope.StartAsync(scope.Perl("busy", "1 while 1") with { CpuLimit = CpuQuantity.Parse("500m"), MemoryLimit = ByteSize.Parse("256Mi") });
 
         var windows = await CpuWindows.MeasureAsync(() => scope.Driver.GetStatsAsync(handle, CancellationToken.None));
@@ -90,5 +91,10 @@ public sealed class ProcessLimitsTests
         await scope.Driver.RemoveAsync(handle, CancellationToken.None);
 
         Assert.All(controllers, c => Assert.False(Directory.Exists($"/sys/fs/cgroup/{c}/berth/{scope.App}"), $"{c} cgroup removed"));
+    }
+
+    private sealed class Restore(Action undo) : IDisposable
+    {
+        public void Dispose() => undo();
     }
 }

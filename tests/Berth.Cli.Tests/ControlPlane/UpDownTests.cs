@@ -1,0 +1,125 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Berth.Testing;
+
+namespace Berth.Cli.Tests.ControlPlane;
+
+/// <summary>The real <c>berth</c> binary: a detached control plane over real processes, killed with SIGKILL and started again.</summary>
+[Collection("real processes")]
+public sealed class UpDownTests : IDisposable
+{
+    private const string HttpServer = """
+        use IO::Socket::INET; $| = 1;
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 64, ReuseAddr => 1) or die "listen: $!";
+        print "listening on $ENV{PORT}\n";
+        while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\r?\n$/ } print $c "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"; close $c; }
+        """;
+
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-up-").FullName;
+
+    public UpDownTests()
+    {
+        var script = HttpServer.Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal).Replace("$", "$$", StringComparison.Ordinal);
+        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
+            name: updown
+            services:
+              web:
+                run: [perl, -e, "{{script}}"]
+                replicas: 2
+                endpoints:
+                  http: {}
+                probes:
+                  readiness: {http: /, period: 500ms}
+                stop_grace_period: 2s
+            """);
+    }
+
+    public void Dispose()
+    {
+        Berth("down");
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private (int Code, string Out, string Err) Berth(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.Environment["NO_COLOR"] = "1";
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(120)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"berth {string.Join(' ', args)} did not finish in 120s");
+        }
+
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private List<JsonElement> Ps()
+    {
+        var (code, stdout, stderr) = Berth("ps", "-o", "json");
+        Assert.True(code == 0, $"berth ps failed ({code}): {stderr}");
+        return [.. JsonDocument.Parse(stdout).RootElement.EnumerateArray()];
+    }
+
+    private int ControlPlanePid()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, ".berth", "api.json")));
+        return doc.RootElement.GetProperty("pid").GetInt32();
+    }
+
+    [Fact]
+    public async Task UpDetached_ControlPlaneKilled9_RestartAdoptsReplicasWithoutRestartingThem()
+    {
+        var (code, _, err) = Berth("up", "-d");
+        Assert.True(code == 0, $"berth up -d failed ({code}): {err}");
+        Assert.Contains("control plane running in the background", err, StringComparison.Ordinal);
+        await Poll.UntilAsync(() => Ps().Count(r => r.GetProperty("phase").GetString() == "ready") == 2, TimeSpan.FromSeconds(60), "2 Ready replicas");
+        var before = Ps().ToDictionary(r => r.GetProperty("id").GetString()!, r => r.GetProperty("pid").GetInt32());
+        var eventsBefore = Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+        var controlPlane = ControlPlanePid();
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone");
+        Assert.All(before.Values, pid => Assert.True(Directory.Exists($"/proc/{pid}"), $"replica pid {pid} must survive the control plane's SIGKILL"));
+        Assert.Equal(ExitCodes.Unavailable, Berth("ps").Code);
+
+        (code, _, err) = Berth("up", "-d");
+        Assert.True(code == 0, $"second berth up -d failed ({code}): {err}");
+        await Poll.UntilAsync(() => Ps().Count(r => r.GetProperty("phase").GetString() == "ready") == 2, TimeSpan.FromSeconds(60), "2 Ready after adoption");
+        Assert.Equal(before, Ps().ToDictionary(r => r.GetProperty("id").GetString()!, r => r.GetProperty("pid").GetInt32()));
+        var eventsAfter = Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(eventsBefore, eventsAfter.Take(eventsBefore.Length));
+        var newer = eventsAfter.Skip(eventsBefore.Length).Select(e => JsonDocument.Parse(e).RootElement.GetProperty("type").GetString()).ToList();
+        Assert.Equal(2, newer.Count(t => t == "adopted"));
+        Assert.DoesNotContain("started", newer);
+
+        // Scaling takes effect within a second of the request.
+        var scale = Berth("scale", "web=3");
+        Assert.True(scale.Code == 0, scale.Err);
+        await Poll.UntilAsync(() => Ps().Count(r => r.GetProperty("phase").GetString() == "ready") == 3, TimeSpan.FromSeconds(60), "3 Ready after scale");
+        var events = Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(e => JsonDocument.Parse(e).RootElement).ToList();
+        var scaled = events.Last(e => e.GetProperty("type").GetString() == "scaled").GetProperty("time").GetDateTimeOffset();
+        var scheduled = events.Last(e => e.GetProperty("type").GetString() == "scheduled").GetProperty("time").GetDateTimeOffset();
+        Assert.True(scheduled - scaled < TimeSpan.FromSeconds(1), $"scheduled {scheduled - scaled} after the scale request");
+
+        var down = Berth("down");
+        Assert.True(down.Code == 0, down.Err);
+        await Poll.UntilAsync(() => before.Values.All(pid => !Directory.Exists($"/proc/{pid}")), TimeSpan.FromSeconds(30), "replicas stopped by berth down");
+    }
+
+    [Fact]
+    public void Ps_NoControlPlane_UnavailableWithHowToStartOne()
+    {
+        var (code, _, err) = Berth("ps");
+        Assert.Equal(ExitCodes.Unavailable, code);
+        Assert.Equal($"berth: error: no control plane is running for this app (state folder {Path.Combine(_dir, ".berth")}); start one with 'berth up' or 'berth up -d'\n", err);
+    }
+}
