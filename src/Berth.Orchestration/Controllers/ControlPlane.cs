@@ -704,7 +704,7 @@ public sealed class ControlPlane : IAsyncDisposable
             : status.Signal is { } sig ? $"was killed by signal {sig}"
             : status.ExitCode is { } code ? $"exited with code {code}"
             : $"is gone ({status.Error ?? "no exit status"})";
-        Emit(status.OomKilled ? EventTypes.OomKilled : EventTypes.Exited, r.Service, r.Id, $"{how} after {Durations.Format(Round(now - (r.StartedAt ?? now)))}");
+        Emit(status.OomKilled ? EventTypes.OomKilled : EventTypes.Exited, r.Service, r.Id, $"{how} after {Human(now - (r.StartedAt ?? now))}");
 
         var service = _current?.Application.FindService(r.Service);
         if (service is null)
@@ -1000,7 +1000,7 @@ public sealed class ControlPlane : IAsyncDisposable
         if (ready && r.Phase == ReplicaPhase.Running)
         {
             Save(r with { Phase = ReplicaPhase.Ready, ReadyAt = now, Reason = null });
-            Emit(EventTypes.Ready, r.Service, r.Id, r.StartedAt is { } s ? $"ready {Durations.Format(Round(now - s))} after start" : "ready");
+            Emit(EventTypes.Ready, r.Service, r.Id, r.StartedAt is { } s ? $"ready {Human(now - s)} after start" : "ready");
         }
         else if (!ready && r.Phase == ReplicaPhase.Ready)
         {
@@ -1480,7 +1480,11 @@ public sealed class ControlPlane : IAsyncDisposable
 
     private static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
-    private static TimeSpan Round(TimeSpan t) => TimeSpan.FromMilliseconds(Math.Round(t.TotalMilliseconds));
+    /// <summary>850ms, 1.973s, 2m5s: short and exact enough for events.</summary>
+    private static string Human(TimeSpan t) =>
+        t < TimeSpan.FromSeconds(1) ? $"{Math.Round(t.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)}ms"
+        : t < TimeSpan.FromMinutes(1) ? $"{Math.Round(t.TotalSeconds, 3).ToString("0.###", CultureInfo.InvariantCulture)}s"
+        : Durations.Format(TimeSpan.FromSeconds(Math.Round(t.TotalSeconds)));
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 }
