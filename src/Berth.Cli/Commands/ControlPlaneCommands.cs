@@ -125,7 +125,8 @@ internal static class ControlPlaneCommands
             var ready = host.Plane.Replicas.Count(r => r.Phase is ReplicaPhase.Ready or ReplicaPhase.Completed);
             if (current is not null && ready >= want)
             {
-                var urls = host.Plane.StablePorts.Select(kv => $"{kv.Key.Service} http://127.0.0.1:{kv.Value}");
+                var urls = host.Plane.StablePorts.Select(kv =>
+                    $"{kv.Key.Service} {(current.Application.FindService(kv.Key.Service)?.Endpoints.FirstOrDefault(e => e.Name == kv.Key.Endpoint)?.Protocol == EndpointProtocol.Tcp ? "tcp" : "http")}://127.0.0.1:{kv.Value}");
                 Status($"'{app.Name}' is up: {ready}/{want} replicas ready in {started.Elapsed.TotalSeconds:0.0}s — {string.Join(", ", urls)}");
                 return;
             }
