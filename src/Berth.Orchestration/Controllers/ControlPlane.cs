@@ -133,6 +133,16 @@ public sealed class ControlPlane : IAsyncDisposable
     /// <summary>Makes <paramref name="app"/> the desired state (a new revision). Services whose template is unchanged keep their replicas.</summary>
     public async Task<RevisionRecord> ApplyAsync(Application app, string cause, CancellationToken cancellationToken)
     {
+        if (app.Services.IsDefault || app.Services.Any(s => s is null || string.IsNullOrEmpty(s.Name)))
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, "the app needs a list of services, each with a name");
+        }
+
+        if (app.Nodes.IsDefault)
+        {
+            app = app with { Nodes = [] };
+        }
+
         var dupes = app.Services.GroupBy(s => s.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         if (dupes.Count > 0)
         {
