@@ -143,6 +143,12 @@ public sealed class ControlPlane : IAsyncDisposable
             app = app with { Nodes = [] };
         }
 
+        if (app.Services.FirstOrDefault(s => s.Replicas is < 0 or > OrchestratorDefaults.MaxReplicasPerService) is { } bad)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid,
+                $"services.{bad.Name}.replicas must be between 0 and {OrchestratorDefaults.MaxReplicasPerService}, got {bad.Replicas}");
+        }
+
         var dupes = app.Services.GroupBy(s => s.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         if (dupes.Count > 0)
         {
@@ -158,6 +164,12 @@ public sealed class ControlPlane : IAsyncDisposable
         if (replicas < 0)
         {
             throw new ControlPlaneException(ControlPlaneError.Invalid, $"replicas must be 0 or more, got {replicas}");
+        }
+
+        if (replicas > OrchestratorDefaults.MaxReplicasPerService)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid,
+                $"replicas must be at most {OrchestratorDefaults.MaxReplicasPerService} on one machine, got {replicas}; run more on Kubernetes (berth k8s generate)");
         }
 
         var revision = await MutateAsync($"scale {service}={replicas}", app => WithService(app, service, s => s with { Replicas = replicas }), cancellationToken);
