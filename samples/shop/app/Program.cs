@@ -28,6 +28,9 @@ if (Environment.GetEnvironmentVariable("ASPNETCORE_URLS") is null)
     builder.WebHost.UseUrls($"http://127.0.0.1:{(port == 0 ? 8080 : port)}");
 }
 
+// Request-by-request framework logs (every health probe) would drown the sample's own output in `berth up`.
+builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
+builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
 builder.Services.AddHttpClient();
 var app = builder.Build();
 app.MapGet("/healthz", () => Results.Text("ok"));
