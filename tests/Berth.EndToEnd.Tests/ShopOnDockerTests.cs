@@ -65,8 +65,23 @@ public sealed class ShopOnDockerTests : IDisposable
         Assert.True(code == 0, $"berth up -d failed ({code}): {err}");
         Assert.Contains($"building image {_image}", err, StringComparison.Ordinal);
 
-        await Poll.UntilAsync(() => Ps().Count(r => r.GetProperty("phase").GetString() == "ready") == 6, Wait,
-            "6 Ready replicas (frontend 1, api 2, worker 2, db 1); last berth ps: " + string.Join(", ", Ps().Select(r => $"{r.GetProperty("id")}={r.GetProperty("phase")}")));
+        var last = "";
+        try
+        {
+            await Poll.UntilAsync(
+                () =>
+                {
+                    var replicas = Ps();
+                    last = string.Join(", ", replicas.Select(r => $"{r.GetProperty("id")}={r.GetProperty("phase")}"));
+                    return replicas.Count(r => r.GetProperty("phase").GetString() == "ready") == 6;
+                },
+                Wait,
+                "6 Ready replicas (frontend 1, api 2, worker 2, db 1)");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}; last berth ps: {last}; control plane log: {ReadLog()}", e);
+        }
 
         // They are containers of the image berth built, not processes.
         var containers = Docker("ps", "--filter", $"label=berth.app={_app}", "--format", "{{.Image}} {{.Label \"berth.service\"}}").Out
@@ -91,6 +106,12 @@ public sealed class ShopOnDockerTests : IDisposable
         var down = Berth("down");
         Assert.True(down.Code == 0, $"berth down failed ({down.Code}): {down.Err}");
         Assert.Empty(Docker("ps", "-aq", "--filter", $"label=berth.app={_app}").Out.Trim());
+    }
+
+    private string ReadLog()
+    {
+        var log = Path.Combine(_dir, ".berth", "control-plane.log");
+        return File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(30)) : "(none)";
     }
 
     private List<JsonElement> Ps()
