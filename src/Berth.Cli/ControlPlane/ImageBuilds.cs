@@ -58,7 +58,12 @@ internal static class ImageBuilds
             }
             catch (ReplicaStartException e)
             {
-                return e.Message;
+                // The engine's words for "the FROM image is not here and no registry answered" do not say what to do offline.
+                var offline = e.Message.Contains("registry", StringComparison.OrdinalIgnoreCase) || e.Message.Contains("pull access denied", StringComparison.OrdinalIgnoreCase);
+                return offline
+                    ? $"{e.Message}\n  the Dockerfile starts FROM an image that is not on the engine and could not be pulled; make or load it locally first " +
+                      "(docker load, or docker import of a root filesystem as samples/shop/docker/base-image.sh does), then run berth up again"
+                    : e.Message;
             }
         }
 
