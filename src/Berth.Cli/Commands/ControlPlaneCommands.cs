@@ -29,7 +29,7 @@ internal static class ControlPlaneCommands
         var file = SpecFile.CreateFileOption();
         var profiles = SpecFile.CreateProfileOption();
         var detach = new Option<bool>("--detach", "-d") { Description = "Run the control plane in the background and return once it is listening." };
-        var noBuild = new Option<bool>("--no-build") { Description = "Skip the process services' build commands (as docker compose up --no-build)." };
+        var noBuild = new Option<bool>("--no-build") { Description = "Skip the build commands and image builds (as docker compose up --no-build)." };
         var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, profiles, detach, noBuild };
         command.SetAction(async (parse, ct) =>
         {
@@ -51,7 +51,7 @@ internal static class ControlPlaneCommands
                 }
             }
 
-            var buildError = parse.GetValue(noBuild) ? null : await ControlPlaneHost.BuildAsync(app, Console.Error, ct);
+            var buildError = parse.GetValue(noBuild) ? null : await ControlPlaneHost.BuildAsync(app, Console.Error, ct) ?? await ImageBuilds.BuildAsync(app, Console.Error, ct);
             if (buildError is not null)
             {
                 Error(buildError);

@@ -186,19 +186,21 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         return store.CurrentRevision()?.Application.Services.Any(s => s.EffectiveRuntime == RuntimeKind.Docker) == true;
     }
 
-    /// <summary>Runs each distinct build command of the app's process services once (<c>build.command</c>), output to <paramref name="log"/>.</summary>
+    /// <summary>Runs each distinct build command of the app's services once (<c>build.command</c>), on the host, output to <paramref name="log"/>.
+    /// Docker services' commands run too, before their image is built (<see cref="ImageBuilds"/>), with <c>BERTH_BUILD_RUNTIME=docker</c>.</summary>
     public static async Task<string?> BuildAsync(Application app, TextWriter log, CancellationToken ct)
     {
         var builds = app.Services
-            .Where(s => s.EffectiveRuntime == RuntimeKind.Process && s.Build is { Command.IsDefaultOrEmpty: false })
-            .Select(s => (Command: s.Build!.Command, Dir: s.Build.WorkingDir ?? s.Build.Context ?? app.BaseDirectory, Service: s.Name))
-            .DistinctBy(b => string.Join('\0', b.Command) + "\0" + b.Dir)
+            .Where(s => s.Build is { Command.IsDefaultOrEmpty: false })
+            .Select(s => (Command: s.Build!.Command, Dir: s.Build.WorkingDir ?? s.Build.Context ?? app.BaseDirectory, Service: s.Name, Runtime: s.EffectiveRuntime))
+            .DistinctBy(b => string.Join('\0', b.Command) + "\0" + b.Dir + "\0" + b.Runtime)
             .ToList();
-        foreach (var (command, dir, service) in builds)
+        foreach (var (command, dir, service, runtime) in builds)
         {
             var directory = Path.IsPathRooted(dir) ? dir : Path.Combine(app.BaseDirectory, dir);
             log.WriteLine($"building {service}: {string.Join(' ', command)}");
             var info = new ProcessStartInfo(command[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            info.Environment["BERTH_BUILD_RUNTIME"] = runtime == RuntimeKind.Docker ? "docker" : "process";
             foreach (var a in command.Skip(1))
             {
                 info.ArgumentList.Add(a);

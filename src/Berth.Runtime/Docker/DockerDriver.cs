@@ -398,9 +398,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         Log.Building(_options.Logger, tag, context);
-        using var tar = new MemoryStream();
-        await TarFile.CreateFromDirectoryAsync(context, tar, includeBaseDirectory: false, cancellationToken).ConfigureAwait(false);
-        tar.Position = 0;
+        using var tar = await BuildContext.CreateTarAsync(context, cancellationToken).ConfigureAwait(false);
         var errors = new List<string>();
         var output = new StringBuilder();
         await CallAsync(c => c.Images.BuildImageFromDockerfileAsync(
