@@ -181,6 +181,10 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         var template = current.TemplateOf(service.Name);
         var rec = Observe(service.Name, template, now);
         var strategy = rec.RollingBack ? service.Rollback ?? service.Update : service.Update;
+
+        // Compose's monitor: a new replica is watched this long after it is Ready before it counts, so failures in that
+        // window fail the update; it acts as a longer minReady.
+        strategy = strategy.Monitor > strategy.MinReady ? strategy with { MinReady = strategy.Monitor } : strategy;
         bool Available(ReplicaRecord r) => r.Phase == ReplicaPhase.Ready && r.ReadyAt is { } at && at + strategy.MinReady <= now;
         foreach (var r in fresh.Where(r => r.Phase == ReplicaPhase.Ready && r.ReadyAt is { } at && at + strategy.MinReady > now))
         {
