@@ -147,3 +147,49 @@ public sealed partial class ControlPlane
         return probe?.LastMessage is { } m ? $"readiness probe failing: {m}" : Describe(r);
     }
 }
+
+/// <summary>The autoscaler's entry points into the control plane.</summary>
+public sealed partial class ControlPlane
+{
+    /// <summary>Sets a service's replica count for the autoscaler (a new revision, cause <c>autoscale NAME=N</c>) and emits
+    /// an <c>autoscaled</c> event with the numbers behind it.</summary>
+    public async Task<RevisionRecord> AutoscaleAsync(string service, int replicas, string why, CancellationToken cancellationToken)
+    {
+        await _lock.WaitAsync(cancellationToken);
+        try
+        {
+            var revision = MutateLocked($"autoscale {service}={replicas}", app => WithService(app, service, s => s with { Replicas = replicas }));
+            Emit(RolloutEvents.Autoscaled, service, null, why);
+            return revision;
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>A running replica's resource use from its driver (CPU over the driver's sample window).</summary>
+    public Task<Runtime.ReplicaStats> GetReplicaStatsAsync(ReplicaRecord replica, CancellationToken cancellationToken) =>
+        replica.Handle is { } h
+            ? DriverFor(h.Kind).GetStatsAsync(h, cancellationToken)
+            : throw new ControlPlaneException(ControlPlaneError.Conflict, $"replica '{replica.Id}' has not started yet, so it has no stats");
+}
+
+/// <summary>CPU from the replicas' drivers and requests/s from a source the host provides (the mesh).</summary>
+public sealed class DriverAutoscaleMetrics(ControlPlane plane, Func<string, CancellationToken, Task<double?>>? requestsPerSecond = null) : IAutoscaleMetrics
+{
+    public async Task<double?> CpuPercentAsync(ReplicaRecord replica, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return (await plane.GetReplicaStatsAsync(replica, cancellationToken)).CpuPercent;
+        }
+        catch (Exception e) when (e is ControlPlaneException or InvalidOperationException or IOException or KeyNotFoundException)
+        {
+            return null; // the replica went away between listing and sampling
+        }
+    }
+
+    public Task<double?> RequestsPerSecondAsync(string service, CancellationToken cancellationToken) =>
+        requestsPerSecond is null ? Task.FromResult<double?>(null) : requestsPerSecond(service, cancellationToken);
+}
