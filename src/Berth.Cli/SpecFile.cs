@@ -26,6 +26,9 @@ internal static class SpecFile
     /// <summary>The outcome of finding and loading a spec.</summary>
     public sealed record Outcome(Application? Application, LoadResult? Result, string? Path, int ExitCode)
     {
+        /// <summary>The override file merged into <see cref="Path"/> (found beside it when no -f was given), or null.</summary>
+        public string? OverridePath { get; init; }
+
         public bool Succeeded => Application is not null;
     }
 
@@ -60,7 +63,9 @@ internal static class SpecFile
             return new Outcome(null, null, path, ExitCodes.NotFound);
         }
 
-        var result = SpecLoader.LoadFile(path, new LoadOptions { Profiles = profiles ?? [] });
+        // As Compose: without -f, compose.override.yaml beside compose.yaml is merged into it.
+        var overrideFile = file is null ? SpecLoader.FindOverrideFile(path) : null;
+        var result = SpecLoader.LoadFiles(overrideFile is null ? [path] : [path, overrideFile], new LoadOptions { Profiles = profiles ?? [] });
         foreach (var diagnostic in result.Diagnostics)
         {
             if (diagnostic.Severity == DiagnosticSeverity.Error || printWarnings)
@@ -76,7 +81,7 @@ internal static class SpecFile
             return new Outcome(null, result, path, ExitCodes.InvalidSpec);
         }
 
-        return new Outcome(result.Application, result, path, ExitCodes.Ok);
+        return new Outcome(result.Application, result, path, ExitCodes.Ok) { OverridePath = overrideFile };
     }
 
     private static string Relative(string path, string directory)

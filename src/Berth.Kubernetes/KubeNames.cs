@@ -57,6 +57,29 @@ internal static class KubeNames
         return s.Trim('-', '_', '.');
     }
 
+    /// <summary>Whether <paramref name="key"/> can be an annotation or label key: <c>[dns.prefix/]name</c>, the name at most 63 characters.</summary>
+    public static bool IsAnnotationKey(string key)
+    {
+        var slash = key.IndexOf('/', StringComparison.Ordinal);
+        var prefix = slash >= 0 ? key[..slash] : null;
+        var name = slash >= 0 ? key[(slash + 1)..] : key;
+        if (prefix is not null && (prefix.Length is 0 or > 253 || !prefix.Split('.').All(IsDnsLabel)))
+        {
+            return false;
+        }
+
+        return name.Length is > 0 and <= 63
+            && char.IsAsciiLetterOrDigit(name[0])
+            && char.IsAsciiLetterOrDigit(name[^1])
+            && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');
+    }
+
+    private static bool IsDnsLabel(string part) =>
+        part.Length is > 0 and <= 63
+        && char.IsAsciiLetterLower(part[0]) | char.IsAsciiDigit(part[0])
+        && char.IsAsciiLetterLower(part[^1]) | char.IsAsciiDigit(part[^1])
+        && part.All(c => char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) || c == '-');
+
     /// <summary>Whether <paramref name="key"/> can be a ConfigMap or Secret key.</summary>
     public static bool IsDataKey(string key) =>
         key.Length is > 0 and <= 253 && key.All(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.');

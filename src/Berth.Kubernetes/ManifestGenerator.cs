@@ -81,12 +81,13 @@ public static partial class ManifestGenerator
                 return;
             }
 
-            InferEndpoints();
             if (options.Namespace is { } ns && KubeNames.Label(ns) != ns)
             {
                 Error("namespace", $"'{ns}' is not a valid namespace name; use lowercase letters, digits and '-', starting with a letter (e.g. {KubeNames.Label(ns)})");
                 return;
             }
+
+            InferEndpoints();
 
             foreach (var service in app.Services)
             {
@@ -382,7 +383,20 @@ public static partial class ManifestGenerator
                 },
             };
 
-            var annotations = service.Labels.Count > 0 ? Sorted([.. service.Labels.Select(kv => (kv.Key, kv.Value))]) : null;
+            var kept = new List<(string, string)>();
+            foreach (var (key, value) in service.Labels)
+            {
+                if (KubeNames.IsAnnotationKey(key))
+                {
+                    kept.Add((key, value));
+                }
+                else
+                {
+                    Warning($"{path}.labels.{key}", "was left out: Kubernetes annotation keys are an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'");
+                }
+            }
+
+            var annotations = kept.Count > 0 ? Sorted([.. kept]) : null;
             int? replicas = service.Autoscale is null ? service.Replicas : null;
             var update = service.Update;
             var workloadKind = runsToCompletion ? "Job" : claimTemplates.Count > 0 ? "StatefulSet" : "Deployment";
@@ -441,6 +455,11 @@ public static partial class ManifestGenerator
             }
             else
             {
+                if (update.MinReady >= update.ProgressDeadline)
+                {
+                    Error($"{path}.update.min_ready", $"{Durations.Format(update.MinReady)} is not shorter than progress_deadline ({Durations.Format(update.ProgressDeadline)}), which Kubernetes rejects; shorten min_ready or lengthen progress_deadline");
+                }
+
                 var strategy = MapStrategy(service, path, usesClaim);
                 var deployment = new V1Deployment
                 {
@@ -813,6 +832,12 @@ public static partial class ManifestGenerator
         {
             if (service.Autoscale is not { } scale)
             {
+                return;
+            }
+
+            if (scale.Min < 1 || scale.Max < scale.Min)
+            {
+                Error($"{path}.autoscale", $"min {scale.Min} and max {scale.Max} do not make a range Kubernetes takes (1 ≤ min ≤ max); set them so");
                 return;
             }
 

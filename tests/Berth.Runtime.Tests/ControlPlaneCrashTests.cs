@@ -39,6 +39,7 @@ public sealed class ControlPlaneCrashTests
         {
             // 1. A control plane starts the replicas, then dies by SIGKILL.
             var started = await RunControlPlaneUntilKilledAsync(root, app, signals, processes, containers);
+            var killedAt = DateTimeOffset.UtcNow;
             Assert.Equal(processes + containers, started.Count);
 
             // 2. A new control plane (new driver instances on the same state) finds all of them, still running.
@@ -60,8 +61,9 @@ public sealed class ControlPlaneCrashTests
                 else
                 {
                     Assert.Equal(original.ContainerId, handle.ContainerId);
-                    Assert.Equal(original.Pid, status.Pid); // same main process: not restarted
                 }
+
+                Assert.True(status.StartedAt < killedAt, $"{handle.ReplicaId} started at {status.StartedAt:O}, before the crash at {killedAt:O}: not restarted");
             }
 
             // 3. Their logs go on after the crash.

@@ -283,7 +283,7 @@ internal static class ControlPlaneCommands
             }
 
             // No control plane answers (never detached, or killed): adopt what is left and stop it.
-            await using var host = await ControlPlaneHost.StartAsync(state, needsDocker: false, api: false, ct);
+            await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
             var count = host.Plane.Replicas.Length;
             await host.Plane.DownAsync(ct);
             Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");

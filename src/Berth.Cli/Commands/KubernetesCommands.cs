@@ -78,11 +78,12 @@ internal static class KubernetesCommands
         var mesh = MeshOption();
         var dryRun = DryRunOption();
         var force = new Option<bool>("--force-conflicts") { Description = "Take over fields that another field manager owns (as kubectl apply --server-side --force-conflicts)." };
+        var prune = new Option<bool>("--prune") { Description = "Delete this app's objects that the spec no longer produces (by its labels), as kubectl apply --prune; claims are kept." };
         var noWait = new Option<bool>("--no-wait") { Description = "Do not wait for the Deployments and StatefulSets to roll out." };
         var timeout = new Option<string?>("--timeout") { Description = "Longest wait for each rollout (e.g. 5m); default: the service's progress deadline (10m)." };
         var command = new Command("apply", "Apply the spec to a cluster with server-side apply (field manager 'berth') and wait for each rollout.")
         {
-            file, profiles, context, ns, mesh, dryRun, force, noWait, timeout,
+            file, profiles, context, ns, mesh, dryRun, force, prune, noWait, timeout,
         };
         command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.ApplyAsync(
             app,
@@ -92,6 +93,7 @@ internal static class KubernetesCommands
             {
                 DryRun = parse.GetValue(dryRun),
                 ForceConflicts = parse.GetValue(force),
+                Prune = parse.GetValue(prune),
                 Wait = !parse.GetValue(noWait),
             },
             parse.GetValue(timeout),

@@ -55,7 +55,7 @@ internal static class SpecCommands
             else if (outcome.Application is { } app)
             {
                 var warnings = outcome.Result!.Warnings.Count();
-                Console.Out.WriteLine($"{outcome.Path}: valid — {app.Services.Length} service{(app.Services.Length == 1 ? "" : "s")} ({string.Join(", ", app.Services.Select(s => s.Name))})"
+                Console.Out.WriteLine($"{outcome.Path}{(outcome.OverridePath is { } o ? " + " + o : "")}: valid — {app.Services.Length} service{(app.Services.Length == 1 ? "" : "s")} ({string.Join(", ", app.Services.Select(s => s.Name))})"
                     + (warnings > 0 ? $", {warnings} warning{(warnings == 1 ? "" : "s")}" : ""));
             }
 

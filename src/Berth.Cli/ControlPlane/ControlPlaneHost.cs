@@ -59,20 +59,24 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         var store = StateStore.Open(stateDirectory);
         host._disposables.Add(store);
         var drivers = new List<IWorkloadDriver> { new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime") }) };
-        if (needsDocker || DockerSocketPresent())
+        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
+        if (needsDocker)
         {
             try
             {
-                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), ct);
+                using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                connect.CancelAfter(DockerConnectTimeout);
+                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
                 host._disposables.Add(docker);
                 drivers.Add(docker);
             }
             catch (DockerUnavailableException e)
             {
-                if (needsDocker)
-                {
-                    warnings.Add($"Docker services will stay Pending: {e.Message}");
-                }
+                warnings.Add($"Docker services will stay Pending: {e.Message}");
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                warnings.Add($"Docker services will stay Pending: the Docker engine did not answer within {DockerConnectTimeout.TotalSeconds:0}s");
             }
         }
 
@@ -111,11 +115,12 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             return problems;
         }
 
-        foreach (var node in app.Nodes)
+        var cpuSets = Orchestration.Scheduling.CpuPartition.Assign(app.Nodes.Select(n => n.Cpu).ToList(), Orchestration.Scheduling.CpuPartition.UsableCpus());
+        foreach (var (node, cpuSet) in app.Nodes.Zip(cpuSets))
         {
             try
             {
-                await isolation.EnsureNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(app.Name, node.Name), Cpu = node.Cpu, Memory = node.Memory }, ct);
+                await isolation.EnsureNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(app.Name, node.Name), Cpu = node.Cpu, Memory = node.Memory, CpuSet = cpuSet }, ct);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or NotSupportedException)
             {
@@ -144,10 +149,19 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
     }
 
-    private static bool DockerSocketPresent()
+    /// <summary>How long <c>berth up</c> waits for the Docker engine to answer: 30s (the docker CLI waits as long as the engine takes).</summary>
+    public static readonly TimeSpan DockerConnectTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>Whether the state folder's current revision has Docker services (for <c>berth down</c> without a control plane).</summary>
+    public static bool RecordedAppNeedsDocker(string stateDirectory)
     {
-        var host = Environment.GetEnvironmentVariable("DOCKER_HOST");
-        return host is not null || File.Exists("/var/run/docker.sock");
+        if (!File.Exists(Path.Combine(stateDirectory, StateStore.FileName)))
+        {
+            return false;
+        }
+
+        using var store = StateStore.Open(stateDirectory);
+        return store.CurrentRevision()?.Application.Services.Any(s => s.EffectiveRuntime == RuntimeKind.Docker) == true;
     }
 
     /// <summary>Runs each distinct build command of the app's process services once (<c>build.command</c>), output to <paramref name="log"/>.</summary>

@@ -75,7 +75,7 @@ internal sealed partial class SpecReader
             ["secrets"] = (r, v, p, d) => r.ReadEnvironment(v, p, d.Secrets),
             ["volumes"] = (r, v, p, d) => r.ReadVolumes(v, p, d),
             ["depends_on"] = (r, v, p, d) => r.ReadDependsOn(v, p, d),
-            ["labels"] = (r, v, p, d) => d.S = d.S with { Labels = r.Labels(v, p) },
+            ["labels"] = (r, v, p, d) => d.S = d.S with { Labels = d.S.Labels.SetItems(r.Labels(v, p)) },
             ["profiles"] = (r, v, p, d) => d.S = d.S with { Profiles = r.Strings(v, p) },
             ["stop_grace_period"] = (r, v, p, d) => d.S = d.S with { StopGracePeriod = r.Duration(v, p) ?? d.S.StopGracePeriod },
         };
@@ -143,9 +143,11 @@ internal sealed partial class SpecReader
                 d.EnvFileEntries.Add(new EnvEntry(key, value, node, path));
             }
 
+            // Named as the spec is named (relative stays relative), so the position can be followed from where berth ran.
+            var display = System.IO.Path.IsPathRooted(file) ? file : System.IO.Path.Combine(System.IO.Path.GetDirectoryName(File) ?? "", file);
             foreach (var problem in problems)
             {
-                Diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, file, problem.Line, problem.Column, "", problem.Message));
+                Diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, display, problem.Line, problem.Column, "", problem.Message));
             }
         }
 

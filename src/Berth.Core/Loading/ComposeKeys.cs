@@ -46,8 +46,6 @@ internal sealed partial class SpecReader
 
     private void ReadComposeService(YamlMappingNode body, string p, ServiceDraft d)
     {
-        // Compose's default restart policy is "no"; berth.yaml's is always.
-        d.S = d.S with { Restart = RestartPolicy.Default with { Mode = RestartMode.Never } };
         YamlNode? berth = null;
         string berthPath = "";
         ReadKeys(body, p, ComposeServiceKeys, d, allowExtensions: true, extension: (key, keyNode, value) =>
@@ -293,6 +291,11 @@ internal sealed partial class SpecReader
             return;
         }
 
+        if (d.Endpoints.Any(e => e.Value.TargetPort == target && e.Value.Port == published && e.Value.HostIp == (hostIp ?? "127.0.0.1")))
+        {
+            return; // the same port again (an override file repeating it): Compose keeps one
+        }
+
         var http = appProtocol?.ToLowerInvariant() is "http" or "https" or "http2" or "h2c" or "grpc";
         var kind = http ? "http" : "tcp";
         if (name is null)
@@ -396,6 +399,7 @@ internal sealed partial class SpecReader
 
         if (disabled.V)
         {
+            d.Healthcheck = null; // also undoes a healthcheck the overridden file gave
             return;
         }
 

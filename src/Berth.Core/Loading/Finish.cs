@@ -151,7 +151,7 @@ internal sealed partial class SpecReader
                     var (other, otherEndpoint) = clash.Value;
                     var where = other == service ? "this service" : $"service {other.Name}";
                     Error(endpoint.Node, endpoint.Path,
-                        $"port {port} is already used by {where} ({otherEndpoint.Path} at {File}:{otherEndpoint.Node.Start.Line}:{otherEndpoint.Node.Start.Column}); give one of them another port");
+                        $"port {port} is already used by {where} ({otherEndpoint.Path} at {FileOf(otherEndpoint.Node)}:{otherEndpoint.Node.Start.Line}:{otherEndpoint.Node.Start.Column}); give one of them another port");
                     continue;
                 }
 
@@ -270,7 +270,15 @@ internal sealed partial class SpecReader
     private static Service Build(ServiceDraft d) => d.S with
     {
         Endpoints = [.. d.Endpoints.Select(e => e.Value)],
-        DependsOn = [.. d.DependsOn.Select(e => e.Value)],
-        Volumes = [.. d.Volumes.Select(e => e.Value)],
+        DependsOn = [.. LastWins(d.DependsOn.Select(e => e.Value), dep => dep.Service)],
+        Volumes = [.. LastWins(d.Volumes.Select(e => e.Value), v => v.Target)],
     };
+
+    /// <summary>One entry per key, the last one given (an override file's), in the order keys first appeared.</summary>
+    private static IEnumerable<T> LastWins<T>(IEnumerable<T> items, Func<T, string> key)
+    {
+        var list = items.ToList();
+        var seen = new HashSet<string>(StringComparer.Ordinal);
+        return list.Where(i => seen.Add(key(i))).Select(first => list.Last(i => key(i) == key(first)));
+    }
 }

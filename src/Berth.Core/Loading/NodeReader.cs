@@ -27,9 +27,45 @@ internal class NodeReader(string file, Interpolator interpolator)
     public void Warning(Mark at, string path, string message) =>
         Diagnostics.Add(new Diagnostic(DiagnosticSeverity.Warning, File, (int)at.Line, (int)at.Column, path, message));
 
-    public void Error(YamlNode node, string path, string message) => Error(node.Start, path, message);
+    public void Error(YamlNode node, string path, string message) =>
+        Diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, FileOf(node), (int)node.Start.Line, (int)node.Start.Column, path, message));
 
-    public void Warning(YamlNode node, string path, string message) => Warning(node.Start, path, message);
+    public void Warning(YamlNode node, string path, string message) =>
+        Diagnostics.Add(new Diagnostic(DiagnosticSeverity.Warning, FileOf(node), (int)node.Start.Line, (int)node.Start.Column, path, message));
+
+    // Nodes of override files (compose.override.yaml) name their own file; everything else is in File.
+    private readonly Dictionary<YamlNode, string> _nodeFiles = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>The file a node was read from.</summary>
+    public string FileOf(YamlNode node) => _nodeFiles.GetValueOrDefault(node, File);
+
+    /// <summary>Records that every node under <paramref name="root"/> comes from <paramref name="file"/>.</summary>
+    public void Claim(YamlNode root, string file)
+    {
+        if (!_nodeFiles.TryAdd(root, file))
+        {
+            return;
+        }
+
+        switch (root)
+        {
+            case YamlMappingNode map:
+                foreach (var (k, v) in map.Children)
+                {
+                    Claim(k, file);
+                    Claim(v, file);
+                }
+
+                break;
+            case YamlSequenceNode seq:
+                foreach (var item in seq.Children)
+                {
+                    Claim(item, file);
+                }
+
+                break;
+        }
+    }
 
     public static string Join(string path, string key) => path.Length == 0 ? key : path + "." + key;
 

@@ -14,6 +14,9 @@ internal sealed class ServiceDraft(string name, string path, Mark at)
 
     public Mark At { get; } = at;
 
+    /// <summary>The service's name where it was first declared.</summary>
+    public required YamlScalarNode KeyNode { get; init; }
+
     public Service S { get; set; } = new() { Name = name };
 
     /// <summary>Values from env files, in file order; applied before <see cref="Env"/>.</summary>

@@ -16,26 +16,53 @@ public static class SpecLoader
         DefaultFileNames.Select(n => Path.Combine(directory, n)).FirstOrDefault(File.Exists);
 
     /// <summary>Loads a spec file. A missing or unreadable file is reported as a diagnostic, not thrown.</summary>
-    public static LoadResult LoadFile(string path, LoadOptions? options = null)
-    {
-        string text;
-        try
-        {
-            text = File.ReadAllText(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            var reason = e is FileNotFoundException or DirectoryNotFoundException ? "does not exist" : $"cannot be read: {e.Message}";
-            return new LoadResult(null, [new Diagnostic(DiagnosticSeverity.Error, path, 0, 0, "", $"the spec file {reason}")]);
-        }
-
-        return LoadText(text, path, options);
-    }
+    public static LoadResult LoadFile(string path, LoadOptions? options = null) => LoadFiles([path], options);
 
     /// <summary>Loads from text; <paramref name="fileName"/> is used in diagnostics and to resolve relative paths.</summary>
-    public static LoadResult LoadText(string text, string fileName, LoadOptions? options = null)
+    public static LoadResult LoadText(string text, string fileName, LoadOptions? options = null) =>
+        Load([(text, fileName)], options);
+
+    /// <summary>Loads a file and the files that override it, in order, as Compose merges <c>compose.override.yaml</c>
+    /// (or several <c>-f</c> files): later scalars win, lists add to or replace earlier entries. The first file decides
+    /// the dialect, the project folder and <see cref="Application.SourceFile"/>.</summary>
+    public static LoadResult LoadFiles(IReadOnlyList<string> paths, LoadOptions? options = null)
+    {
+        var texts = new List<(string, string)>();
+        foreach (var path in paths)
+        {
+            try
+            {
+                texts.Add((File.ReadAllText(path), path));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                var reason = e is FileNotFoundException or DirectoryNotFoundException ? "does not exist" : $"cannot be read: {e.Message}";
+                return new LoadResult(null, [new Diagnostic(DiagnosticSeverity.Error, path, 0, 0, "", $"the spec file {reason}")]);
+            }
+        }
+
+        return Load(texts, options);
+    }
+
+    /// <summary>The override file Compose would merge into <paramref name="path"/> when no -f is given
+    /// (<c>compose.override.yaml</c> beside <c>compose.yaml</c>, <c>docker-compose.override.yml</c> beside
+    /// <c>docker-compose.yml</c>, …), or null.</summary>
+    public static string? FindOverrideFile(string path)
+    {
+        var name = Path.GetFileNameWithoutExtension(path);
+        if (name is not ("compose" or "docker-compose"))
+        {
+            return null;
+        }
+
+        var dir = Path.GetDirectoryName(path) ?? "";
+        return new[] { ".yaml", ".yml" }.Select(ext => Path.Combine(dir, $"{name}.override{ext}")).FirstOrDefault(File.Exists);
+    }
+
+    private static LoadResult Load(IReadOnlyList<(string Text, string FileName)> files, LoadOptions? options)
     {
         options ??= new LoadOptions();
+        var fileName = files[0].FileName;
         var fullPath = Path.GetFullPath(fileName);
         var baseDirectory = Path.GetDirectoryName(fullPath) ?? Environment.CurrentDirectory;
         var diagnostics = new List<Diagnostic>();
@@ -43,6 +70,45 @@ public static class SpecLoader
         var variables = Variables(options, baseDirectory, fileName, diagnostics);
         var format = options.Format ?? DetectFormat(fileName);
 
+        var roots = new List<YamlNode>();
+        foreach (var (text, name) in files)
+        {
+            if (Parse(text, name, diagnostics) is { } root)
+            {
+                roots.Add(root);
+            }
+        }
+
+        if (roots.Count < files.Count)
+        {
+            return new LoadResult(null, Ordered(diagnostics, fileName));
+        }
+
+        var profiles = options.Profiles.Count > 0 ? options.Profiles
+            : variables.TryGetValue("COMPOSE_PROFILES", out var fromEnv) ? fromEnv.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            : [];
+        var reader = new SpecReader(fileName, baseDirectory, new Interpolator(variables), format)
+        {
+            SourcePath = fullPath,
+            ActiveProfiles = profiles,
+        };
+        for (var i = 1; i < roots.Count; i++)
+        {
+            reader.Claim(roots[i], files[i].FileName);
+        }
+
+        var application = reader.Read(roots);
+        diagnostics.AddRange(reader.Diagnostics);
+        return new LoadResult(reader.HasErrors ? null : application, Ordered(diagnostics, fileName));
+    }
+
+    // File order (stable, so problems at one place keep the order they were found in); other files (.env, env files) first.
+    private static List<Diagnostic> Ordered(List<Diagnostic> diagnostics, string mainFile) =>
+        diagnostics.OrderBy(d => d.File == mainFile ? 1 : 0).ThenBy(d => d.Line).ThenBy(d => d.Column).ToList();
+
+    /// <summary>One file's YAML as a node tree with merge keys resolved, or null with the problem in <paramref name="diagnostics"/>.</summary>
+    private static YamlNode? Parse(string text, string fileName, List<Diagnostic> diagnostics)
+    {
         YamlNode? root;
         var tracking = new TrackingParser(new Parser(new StringReader(text)));
         try
@@ -54,7 +120,7 @@ public static class SpecLoader
                 var second = stream.Documents[1].RootNode;
                 diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, fileName, (int)second.Start.Line, (int)second.Start.Column, "",
                     "has more than one YAML document (---); a spec is one document, so keep one"));
-                return new LoadResult(null, diagnostics);
+                return null;
             }
 
             root = stream.Documents.Count == 0 ? null : stream.Documents[0].RootNode;
@@ -62,7 +128,7 @@ public static class SpecLoader
         catch (YamlException e)
         {
             diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, fileName, (int)e.Start.Line, (int)e.Start.Column, "", YamlMessage(e)));
-            return new LoadResult(null, diagnostics);
+            return null;
         }
         catch (InvalidOperationException)
         {
@@ -70,33 +136,17 @@ public static class SpecLoader
             var at = tracking.LastGood;
             diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, fileName, (int)at.Line, (int)at.Column, "",
                 "is not valid YAML after this point; look for a [ or { that is never closed, or an unclosed quote"));
-            return new LoadResult(null, diagnostics);
-        }
-
-        if (root is not null)
-        {
-            MergeKeys.Resolve(root);
+            return null;
         }
 
         if (root is null || NodeReader.IsNull(root))
         {
             diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, fileName, 1, 1, "", "is empty; a spec needs services: with at least one service"));
-            return new LoadResult(null, diagnostics);
+            return null;
         }
 
-        var profiles = options.Profiles.Count > 0 ? options.Profiles
-            : variables.TryGetValue("COMPOSE_PROFILES", out var fromEnv) ? fromEnv.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            : [];
-        var reader = new SpecReader(fileName, baseDirectory, new Interpolator(variables), format)
-        {
-            SourcePath = fullPath,
-            ActiveProfiles = profiles,
-        };
-        var application = reader.Read(root);
-        diagnostics.AddRange(reader.Diagnostics);
-        // File order (stable, so problems at one place keep the order they were found in); other files (.env, env files) first.
-        var ordered = diagnostics.OrderBy(d => d.File == fileName ? 1 : 0).ThenBy(d => d.Line).ThenBy(d => d.Column).ToList();
-        return new LoadResult(reader.HasErrors ? null : application, ordered);
+        MergeKeys.Resolve(root);
+        return root;
     }
 
     /// <summary>The dialect a file name implies: <c>compose.yaml</c>, <c>docker-compose.yml</c>, <c>compose.prod.yaml</c> … are Compose.</summary>

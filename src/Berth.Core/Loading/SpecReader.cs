@@ -39,26 +39,39 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
     public IReadOnlyList<string> ActiveProfiles { get; init; } = [];
 
     /// <summary>Reads every key, reporting what is wrong; returns the application when nothing was.</summary>
-    public Application? Read(YamlNode root)
+    public Application? Read(YamlNode root) => Read([root]);
+
+    /// <summary>Reads a file and the files that override it (as Compose merges compose.override.yaml): later files'
+    /// scalars win, their lists (ports, volumes, environment, depends_on, …) add to or replace entries of the earlier.</summary>
+    public Application? Read(IReadOnlyList<YamlNode> roots)
     {
-        var map = Mapping(root, "", "a mapping with services: at the top");
-        if (map is null)
+        for (var i = 0; i < roots.Count; i++)
         {
-            return null;
+            var root = roots[i];
+            var map = Mapping(root, "", "a mapping with services: at the top");
+            if (map is null)
+            {
+                continue;
+            }
+
+            if (Format == SpecFormat.Berth)
+            {
+                ReadKeys(map, "", BerthTopKeys, this, allowExtensions: true);
+            }
+            else
+            {
+                ReadKeys(map, "", ComposeTopKeys, this, allowExtensions: true, extension: ComposeTopExtension);
+            }
+
+            if (i == 0 && !map.Children.ContainsKey(new YamlScalarNode("services")))
+            {
+                Error(root, "", "has no services:; add a services: mapping with at least one service");
+            }
         }
 
-        if (Format == SpecFormat.Berth)
+        foreach (var draft in _services)
         {
-            ReadKeys(map, "", BerthTopKeys, this, allowExtensions: true);
-        }
-        else
-        {
-            ReadKeys(map, "", ComposeTopKeys, this, allowExtensions: true, extension: ComposeTopExtension);
-        }
-
-        if (!map.Children.ContainsKey(new YamlScalarNode("services")))
-        {
-            Error(root, "", "has no services:; add a services: mapping with at least one service");
+            FinishService(draft, draft.KeyNode);
         }
 
         CheckAcrossServices();
@@ -83,8 +96,10 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
 
     private string DefaultName()
     {
-        // As Compose's project name: the folder's name, lowercased, with only [a-z0-9_-].
-        var folder = System.IO.Path.GetFileName(BaseDirectory.TrimEnd(System.IO.Path.DirectorySeparatorChar));
+        // As Compose's project name: COMPOSE_PROJECT_NAME, else the folder's name, lowercased, with only [a-z0-9_-].
+        var folder = Interpolator.Variables.TryGetValue("COMPOSE_PROJECT_NAME", out var fromEnv) && fromEnv.Length > 0
+            ? fromEnv
+            : System.IO.Path.GetFileName(BaseDirectory.TrimEnd(System.IO.Path.DirectorySeparatorChar));
         var name = new string([.. folder.ToLowerInvariant().Where(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')]);
         return name.Length > 0 ? name : "app";
     }
@@ -158,7 +173,20 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
                 continue;
             }
 
-            var draft = new ServiceDraft(name, p, keyNode.Start);
+            // A service named again (in an override file) adds to the same draft.
+            var existing = _services.Find(d => d.Name == name);
+            var draft = existing ?? new ServiceDraft(name, p, keyNode.Start) { KeyNode = keyNode };
+            if (existing is null && Format == SpecFormat.Compose)
+            {
+                // Compose's default restart policy is "no"; berth.yaml's is always.
+                draft.S = draft.S with { Restart = RestartPolicy.Default with { Mode = RestartMode.Never } };
+            }
+
+            if (IsNull(value) && existing is not null)
+            {
+                continue;
+            }
+
             if (IsNull(value))
             {
                 Error(value.Start.Line == keyNode.Start.Line ? keyNode : value, p, Format == SpecFormat.Berth
@@ -175,17 +203,42 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
 
             if (Format == SpecFormat.Berth)
             {
-                ReadKeys(body, p, BerthServiceKeys, draft, allowExtensions: true);
+                ReadKeys(body, p, BerthServiceKeys, draft, allowExtensions: true, other: (key, keyNode, _) =>
+                {
+                    if (!ComposeOnlyHints.TryGetValue(key, out var hint))
+                    {
+                        return false;
+                    }
+
+                    Error(keyNode, Join(p, key), $"'{key}' is a Compose key; in berth.yaml {hint} (or name the file compose.yaml to load it as Compose)");
+                    return true;
+                });
             }
             else
             {
                 ReadComposeService(body, p, draft);
             }
 
-            FinishService(draft, keyNode);
-            _services.Add(draft);
+            if (existing is null)
+            {
+                _services.Add(draft);
+            }
         }
     }
+
+    /// <summary>Compose keys a Compose user is likely to write in berth.yaml, and what berth.yaml says instead.</summary>
+    private static readonly Dictionary<string, string> ComposeOnlyHints = new(StringComparer.Ordinal)
+    {
+        ["command"] = "write run: [program, args…]",
+        ["ports"] = "write endpoints: {http: 8080}",
+        ["expose"] = "write endpoints: {http: {}} (no port: one is assigned)",
+        ["healthcheck"] = "write probes: {readiness: {exec: [cmd, args…]}} (or http:/tcp:)",
+        ["deploy"] = "write replicas:, resources:, restart: and update: directly on the service",
+        ["restart_policy"] = "write restart: {mode: on-failure, max_attempts: 3}",
+        ["mem_limit"] = "write resources: {limits: {memory: 512Mi}}",
+        ["cpus"] = "write resources: {limits: {cpu: 500m}}",
+        ["scale"] = "write replicas:",
+    };
 
     private void ReadNodes(YamlNode v, string path)
     {

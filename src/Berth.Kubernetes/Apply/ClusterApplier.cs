@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using k8s;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -24,6 +25,10 @@ public sealed record ApplyOptions
 
     /// <summary>Fail a rollout as soon as a pod reports a reason in <see cref="RolloutStatus.FatalReasons"/> (CrashLoopBackOff, ImagePullBackOff, …).</summary>
     public bool FailFast { get; init; } = true;
+
+    /// <summary>After a successful apply, delete this app's objects (by its <c>part-of</c> and <c>managed-by: berth</c> labels)
+    /// that the spec no longer produces, as <c>kubectl apply --prune</c>. Claims only with <see cref="DeleteVolumes"/>. Off, as kubectl.</summary>
+    public bool Prune { get; init; }
 
     /// <summary><c>delete</c> only: also delete PersistentVolumeClaims, as <c>docker compose down --volumes</c>. Off: data stays.</summary>
     public bool DeleteVolumes { get; init; }
@@ -96,6 +101,11 @@ public sealed partial class ClusterApplier
             }
         }
 
+        if (options.Prune && outcomes.All(o => o.Succeeded))
+        {
+            await PruneAsync(set, ns, options, outcomes, progress, cancellationToken);
+        }
+
         var applied = outcomes.ToImmutable();
         if (options.DryRun || !options.Wait || applied.Any(o => !o.Succeeded))
         {
@@ -147,6 +157,67 @@ public sealed partial class ClusterApplier
         }
 
         return new ApplyResult(outcomes.ToImmutable(), []);
+    }
+
+    // Kinds Berth generates, in apply order, with the group/version it writes them in.
+    private static readonly (string Kind, string ApiVersion)[] PrunableKinds =
+    [
+        ("ConfigMap", "v1"), ("Secret", "v1"), ("PersistentVolumeClaim", "v1"), ("Service", "v1"), ("Deployment", "apps/v1"),
+        ("StatefulSet", "apps/v1"), ("Job", "batch/v1"), ("HorizontalPodAutoscaler", "autoscaling/v2"), ("PodDisruptionBudget", "policy/v1"),
+        ("Ingress", "networking.k8s.io/v1"), ("DestinationRule", "networking.istio.io/v1"), ("VirtualService", "networking.istio.io/v1"),
+    ];
+
+    private async Task PruneAsync(ManifestSet set, string ns, ApplyOptions options, ImmutableArray<ObjectOutcome>.Builder outcomes, IProgress<string>? progress, CancellationToken cancellationToken)
+    {
+        var partOf = set.Objects
+            .Select(o => o.Object.Metadata.Labels is { } labels && labels.TryGetValue(ManifestGenerator.PartOfLabel, out var v) ? v : null)
+            .FirstOrDefault(v => v is not null);
+        if (partOf is null)
+        {
+            return;
+        }
+
+        var selector = $"{ManifestGenerator.ManagedByLabel}=berth,{ManifestGenerator.PartOfLabel}={partOf}";
+        var suffix = options.DryRun ? " (server dry run)" : "";
+        foreach (var (kind, apiVersion) in PrunableKinds.Reverse())
+        {
+            if (kind == "PersistentVolumeClaim" && !options.DeleteVolumes)
+            {
+                continue;
+            }
+
+            try
+            {
+                foreach (var name in await _api.ListNamesAsync(kind, apiVersion, ns, selector, cancellationToken))
+                {
+                    if (set.Objects.Any(o => o.Kind == kind && o.Name == name && (o.Namespace ?? ns) == ns))
+                    {
+                        continue;
+                    }
+
+                    var stale = new ManifestObject(name, new ObjectReference(apiVersion, kind, name, ns));
+                    var existed = await _api.DeleteAsync(stale, ns, options.DryRun, cancellationToken);
+                    var message = (existed ? "pruned: the spec no longer has it" : "already gone") + suffix;
+                    outcomes.Add(new ObjectOutcome(stale.DisplayName, true, message));
+                    progress?.Report($"{stale.DisplayName}: {message}");
+                }
+            }
+            catch (KubernetesApiException e)
+            {
+                outcomes.Add(new ObjectOutcome($"{kind.ToLowerInvariant()}/*", false, $"prune failed: {e.Message}"));
+                progress?.Report($"{kind.ToLowerInvariant()}: prune failed: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>Just enough of an object to delete it by kind and name.</summary>
+    private sealed class ObjectReference(string apiVersion, string kind, string name, string ns) : IKubernetesObject<k8s.Models.V1ObjectMeta>
+    {
+        public string ApiVersion { get; set; } = apiVersion;
+
+        public string Kind { get; set; } = kind;
+
+        public k8s.Models.V1ObjectMeta Metadata { get; set; } = new() { Name = name, NamespaceProperty = ns };
     }
 
     internal async Task<ObjectOutcome> WaitForRolloutAsync(ManifestObject obj, string ns, ApplyOptions options, IProgress<string>? progress, CancellationToken cancellationToken)

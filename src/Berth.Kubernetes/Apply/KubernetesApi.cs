@@ -24,6 +24,10 @@ internal interface IKubernetesApi
     Task<V1Job> ReadJobStatusAsync(string name, string ns, CancellationToken cancellationToken);
 
     Task<IReadOnlyList<V1Pod>> ListPodsAsync(string ns, string labelSelector, CancellationToken cancellationToken);
+
+    /// <summary>Names of the objects of one kind in <paramref name="ns"/> that match <paramref name="labelSelector"/>;
+    /// empty when the cluster does not serve the kind (Istio not installed).</summary>
+    Task<IReadOnlyList<string>> ListNamesAsync(string kind, string apiVersion, string ns, string labelSelector, CancellationToken cancellationToken);
 }
 
 /// <summary>A failed API call, with the server's own message and what to do about it.</summary>
@@ -125,6 +129,48 @@ internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernet
         V1PodList? result = null;
         await Call("Pod", labelSelector, ns, async () => result = await client.CoreV1.ListNamespacedPodAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken));
         return [.. result!.Items ?? []];
+    }
+
+    public async Task<IReadOnlyList<string>> ListNamesAsync(string kind, string apiVersion, string ns, string labelSelector, CancellationToken cancellationToken)
+    {
+        IEnumerable<string?> names = [];
+        try
+        {
+            await Call(kind, labelSelector, ns, async () => names = kind switch
+            {
+                "ConfigMap" => (await client.CoreV1.ListNamespacedConfigMapAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "Secret" => (await client.CoreV1.ListNamespacedSecretAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "PersistentVolumeClaim" => (await client.CoreV1.ListNamespacedPersistentVolumeClaimAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "Service" => (await client.CoreV1.ListNamespacedServiceAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "Deployment" => (await client.AppsV1.ListNamespacedDeploymentAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "StatefulSet" => (await client.AppsV1.ListNamespacedStatefulSetAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "Job" => (await client.BatchV1.ListNamespacedJobAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "HorizontalPodAutoscaler" => (await client.AutoscalingV2.ListNamespacedHorizontalPodAutoscalerAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "PodDisruptionBudget" => (await client.PolicyV1.ListNamespacedPodDisruptionBudgetAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "Ingress" => (await client.NetworkingV1.ListNamespacedIngressAsync(ns, labelSelector: labelSelector, cancellationToken: cancellationToken)).Items.Select(i => i.Metadata?.Name),
+                "DestinationRule" or "VirtualService" => CustomNames(await client.CustomObjects.ListNamespacedCustomObjectAsync(
+                    apiVersion.Split('/')[0], apiVersion.Split('/')[1], ns, Plural(kind), labelSelector: labelSelector, cancellationToken: cancellationToken)),
+                _ => throw new NotSupportedException($"berth does not list {kind} objects"),
+            });
+        }
+        catch (KubernetesApiException e) when (e.Status == HttpStatusCode.NotFound)
+        {
+            return [];
+        }
+
+        return [.. names.OfType<string>().Order(StringComparer.Ordinal)];
+    }
+
+    // Custom objects come back as untyped JSON: { "items": [ { "metadata": { "name": … } } ] }.
+    private static IEnumerable<string?> CustomNames(object list)
+    {
+        var json = list is JsonElement element ? element : JsonSerializer.SerializeToElement(list);
+        if (!json.TryGetProperty("items", out var items) || items.ValueKind != JsonValueKind.Array)
+        {
+            return [];
+        }
+
+        return [.. items.EnumerateArray().Select(i => i.TryGetProperty("metadata", out var m) && m.TryGetProperty("name", out var n) ? n.GetString() : null)];
     }
 
     private static string Group(ManifestObject obj) => obj.ApiVersion.Split('/')[0];

@@ -632,6 +632,13 @@ public sealed partial class ControlPlane : IAsyncDisposable
         if (handle is null)
         {
             Emit(EventTypes.Failed, r.Service, id, $"could not start: {error}");
+            if (rt.Intent == StopIntent.Remove)
+            {
+                Release(r);
+                Delete(r);
+                return;
+            }
+
             r = Save(r with { StartedAt = now });
             HandleExit(r, new ReplicaStatus { State = ReplicaState.Unknown, Error = error }, now, forceFailure: true);
             return;
@@ -704,7 +711,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
             : status.Signal is { } sig ? $"was killed by signal {sig}"
             : status.ExitCode is { } code ? $"exited with code {code}"
             : $"is gone ({status.Error ?? "no exit status"})";
-        Emit(status.OomKilled ? EventTypes.OomKilled : EventTypes.Exited, r.Service, r.Id, $"{how} after {Durations.Format(Round(now - (r.StartedAt ?? now)))}");
+        Emit(status.OomKilled ? EventTypes.OomKilled : EventTypes.Exited, r.Service, r.Id, $"{how} after {Human(now - (r.StartedAt ?? now))}");
 
         var service = _current?.Application.FindService(r.Service);
         if (service is null)
@@ -1000,7 +1007,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
         if (ready && r.Phase == ReplicaPhase.Running)
         {
             Save(r with { Phase = ReplicaPhase.Ready, ReadyAt = now, Reason = null });
-            Emit(EventTypes.Ready, r.Service, r.Id, r.StartedAt is { } s ? $"ready {Durations.Format(Round(now - s))} after start" : "ready");
+            Emit(EventTypes.Ready, r.Service, r.Id, r.StartedAt is { } s ? $"ready {Human(now - s)} after start" : "ready");
         }
         else if (!ready && r.Phase == ReplicaPhase.Ready)
         {
@@ -1491,7 +1498,11 @@ public sealed partial class ControlPlane : IAsyncDisposable
 
     private static string Kebab<T>(T value) where T : struct, Enum => JsonNamingPolicy.KebabCaseLower.ConvertName(value.ToString());
 
-    private static TimeSpan Round(TimeSpan t) => TimeSpan.FromMilliseconds(Math.Round(t.TotalMilliseconds));
+    /// <summary>850ms, 1.973s, 2m5s: short and exact enough for events.</summary>
+    private static string Human(TimeSpan t) =>
+        t < TimeSpan.FromSeconds(1) ? $"{Math.Round(t.TotalMilliseconds).ToString(CultureInfo.InvariantCulture)}ms"
+        : t < TimeSpan.FromMinutes(1) ? $"{Math.Round(t.TotalSeconds, 3).ToString("0.###", CultureInfo.InvariantCulture)}s"
+        : Durations.Format(TimeSpan.FromSeconds(Math.Round(t.TotalSeconds)));
 
     private static DateTimeOffset Min(DateTimeOffset a, DateTimeOffset b) => a < b ? a : b;
 }

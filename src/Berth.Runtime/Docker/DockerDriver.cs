@@ -71,20 +71,17 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} has no image: set 'image' (or 'build') in the spec, or run it with the process driver");
         }
 
-        await EnsureImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
         var parameters = CreateParameters(spec);
         CreateContainerResponse created;
         try
         {
-            created = await CallAsync(c => c.Containers.CreateContainerAsync(parameters, cancellationToken)).ConfigureAwait(false);
+            // Create first: the image is almost always local, and only a missing one costs the extra round trips.
+            created = await CreateAsync(spec, parameters, cancellationToken).ConfigureAwait(false);
         }
-        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
-            throw new ReplicaStartException($"replica {spec.ReplicaId}: a container named {parameters.Name} already exists; remove it first (docker rm -f {parameters.Name}) or give the replica another id", e);
-        }
-        catch (DockerApiException e)
-        {
-            throw new ReplicaStartException($"replica {spec.ReplicaId}: the engine refused to create the container: {ApiMessage(e)}", e);
+            await EnsureImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
+            created = await CreateAsync(spec, parameters, cancellationToken).ConfigureAwait(false);
         }
 
         try
@@ -97,7 +94,6 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} did not start: {ApiMessage(e)}", e);
         }
 
-        var inspect = await CallAsync(c => c.Containers.InspectContainerAsync(created.ID, cancellationToken)).ConfigureAwait(false);
         Log.ContainerStarted(_options.Logger, created.ID[..12], spec.ReplicaId, spec.App, spec.Service);
         return new ReplicaHandle
         {
@@ -107,9 +103,24 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             Revision = spec.Revision,
             Kind = RuntimeKind.Docker,
             ContainerId = created.ID,
-            Pid = inspect.State.Pid > 0 ? (int)inspect.State.Pid : null,
             StateDirectory = spec.StateDirectory,
         };
+    }
+
+    private async Task<CreateContainerResponse> CreateAsync(ReplicaSpec spec, CreateContainerParameters parameters, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await CallAsync(c => c.Containers.CreateContainerAsync(parameters, cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.Conflict)
+        {
+            throw new ReplicaStartException($"replica {spec.ReplicaId}: a container named {parameters.Name} already exists; remove it first (docker rm -f {parameters.Name}) or give the replica another id", e);
+        }
+        catch (DockerApiException e) when (e.StatusCode != System.Net.HttpStatusCode.NotFound)
+        {
+            throw new ReplicaStartException($"replica {spec.ReplicaId}: the engine refused to create the container: {ApiMessage(e)}", e);
+        }
     }
 
     public async Task<ReplicaStatus> StopAsync(ReplicaHandle replica, TimeSpan gracePeriod, CancellationToken cancellationToken)

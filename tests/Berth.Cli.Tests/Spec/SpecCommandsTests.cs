@@ -77,6 +77,17 @@ public class SpecCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Validate_NoFileGiven_MergesComposeOverrideAsComposeDoes()
+    {
+        Write("compose.yaml", "services:\n  web: {image: a}\n");
+        Write("compose.override.yaml", "services:\n  debug: {image: b}\n");
+
+        var run = await CliRunner.RunAsync(_dir, "validate");
+
+        Assert.Equal((ExitCodes.Ok, "compose.yaml + compose.override.yaml: valid — 2 services (web, debug)\n"), (run.ExitCode, run.Stdout.Replace(_dir + "/", "", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Validate_JsonOutput_ReportsDiagnosticsOnStdout()
     {
         Write("compose.yaml", "services:\n  web:\n    image: nginx\n    depend_on: [db]\n");

@@ -524,6 +524,41 @@ public class BadInputTests
     }
 
     [Fact]
+    public void Load_BadLineInEnvFile_PointsIntoTheEnvFile()
+    {
+        var dir = Directory.CreateTempSubdirectory("berth-env-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "broken.env"), "GOOD=1\n# comment\n  not a pair\n");
+
+            var result = SpecLoader.LoadText("services:\n  web:\n    image: nginx\n    env_file: broken.env\n", Path.Combine(dir, "compose.yaml"),
+                new LoadOptions { Environment = new Dictionary<string, string>() });
+
+            Assert.Equal([Path.Combine(dir, "broken.env") + ":3:3: error: 'not a pair' is not KEY=value"], result.Errors.Select(d => d.ToString()));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void Load_ComposeKeysInBerthYaml_SayWhatBerthYamlUses()
+    {
+        Assert.Equal(
+        [
+            "3:5: services.web.command: 'command' is a Compose key; in berth.yaml write run: [program, args…] (or name the file compose.yaml to load it as Compose)",
+            "4:5: services.web.ports: 'ports' is a Compose key; in berth.yaml write endpoints: {http: 8080} (or name the file compose.yaml to load it as Compose)",
+        ], Errors("""
+            services:
+              web:
+                command: [app]
+                ports: ["8080:80"]
+                image: web:1
+            """));
+    }
+
+    [Fact]
     public void Load_EnumTypo_SuggestsTheValue()
     {
         Assert.Equal(["4:14: services.web.restart: 'allways' is not one of always, on-failure, never; did you mean 'always'?"], Errors("""

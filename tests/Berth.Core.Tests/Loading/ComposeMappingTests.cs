@@ -374,6 +374,12 @@ public class ComposeMappingTests : IDisposable
     }
 
     [Fact]
+    public void ProjectName_ComesFromComposeProjectNameWhenSet()
+    {
+        Assert.Equal("myproj", Load("services:\n  web: {image: x}\n", env: new() { ["COMPOSE_PROJECT_NAME"] = "MyProj" }).Application!.Name);
+    }
+
+    [Fact]
     public void ProjectName_DefaultsToTheFolderName()
     {
         var result = Load("services:\n  web: {image: x}\n");

@@ -65,11 +65,11 @@ public class InterpolationTests
                 image: "app:${TAG}"
                 environment:
                   A: ${TAG}
-            """, "/tmp/berth.yaml", new LoadOptions { Environment = new Dictionary<string, string>() });
+            """, Path.Combine("no-such-folder", "berth.yaml"), new LoadOptions { Environment = new Dictionary<string, string>() });
 
         Assert.True(result.Succeeded);
         var warning = Assert.Single(result.Warnings);
-        Assert.Equal("/tmp/berth.yaml:3:12: warning: services.web.image: variable TAG is not set, so it is replaced by an empty string; set it, or write ${TAG:-default}", warning.ToString());
+        Assert.Equal($"{Path.Combine("no-such-folder", "berth.yaml")}:3:12: warning: services.web.image: variable TAG is not set, so it is replaced by an empty string; set it, or write ${{TAG:-default}}", warning.ToString());
         Assert.Equal("app:", result.Application!.Services[0].Image);
     }
 }

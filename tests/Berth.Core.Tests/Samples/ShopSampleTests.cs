@@ -108,6 +108,10 @@ public sealed class ShopSampleTests : IAsyncLifetime
         }
 
         start.Environment["DOTNET_NOLOGO"] = "1";
+
+        // A build of its own: no MSBuild nodes or build server shared with the build that is running these tests.
+        start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        start.Environment["DOTNET_CLI_DO_NOT_USE_MSBUILD_SERVER"] = "1";
         using var process = Process.Start(start)!;
         var output = process.StandardOutput.ReadToEndAsync();
         var errors = process.StandardError.ReadToEndAsync();

@@ -228,6 +228,40 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ApplyAsync_Prune_DeletesTheAppsObjectsTheSpecNoLongerHas()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        AllRolledOut(set);
+        _server.Collections["/apis/apps/v1/namespaces/team-a/deployments"] = ["api", "old"];
+        _server.Collections["/api/v1/namespaces/team-a/configmaps"] = ["api-env", "old-env"];
+        _server.Overrides["GET /apis/networking.istio.io/v1/namespaces/team-a/virtualservices"] =
+            (HttpStatusCode.NotFound, FakeApiServer.Status(404, "NotFound", "the server could not find the requested resource"));
+
+        var (result, progress) = await Apply(set, Fast with { Prune = true });
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Objects.Where(o => !o.Succeeded).Select(o => o.Message)));
+        var deletes = _server.Requests.Where(r => r.Method == "DELETE").Select(r => r.Path).ToList();
+        Assert.Equal(["/apis/apps/v1/namespaces/team-a/deployments/old", "/api/v1/namespaces/team-a/configmaps/old-env"], deletes);
+        Assert.Contains("deployment/old: pruned: the spec no longer has it", progress);
+        var lists = _server.Requests.Where(r => r.Method == "GET" && r.Query.ContainsKey("labelSelector") && !r.Path.EndsWith("/pods", StringComparison.Ordinal)).ToList();
+        Assert.All(lists, r => Assert.Equal("app.kubernetes.io/managed-by=berth,app.kubernetes.io/part-of=demo", r.Query["labelSelector"]));
+        Assert.DoesNotContain(lists, r => r.Path.EndsWith("/persistentvolumeclaims", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task ApplyAsync_WithoutPrune_ListsAndDeletesNothing()
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        AllRolledOut(set);
+        _server.Collections["/apis/apps/v1/namespaces/team-a/deployments"] = ["api", "old"];
+
+        var (result, _) = await Apply(set, Fast);
+
+        Assert.True(result.Succeeded);
+        Assert.DoesNotContain(_server.Requests, r => r.Method == "DELETE");
+    }
+
+    [Fact]
     public async Task ApplyAsync_DryRun_SendsDryRunAllAndWaitsForNothing()
     {
         var set = ManifestGenerator.Generate(OneService());

@@ -31,6 +31,9 @@ internal sealed class FakeApiServer : IAsyncDisposable
     /// <summary>Fixed answers by "METHOD path" (path without query), taking precedence over the defaults.</summary>
     public ConcurrentDictionary<string, (HttpStatusCode Status, string Body)> Overrides { get; } = new();
 
+    /// <summary>Object names answered for a collection GET (a list), by path; any other list is empty.</summary>
+    public ConcurrentDictionary<string, string[]> Collections { get; } = new();
+
     /// <summary>Pod list JSON answered for any pod list; default none.</summary>
     public string PodsJson { get; set; } = """{"kind":"PodList","apiVersion":"v1","items":[]}""";
 
@@ -152,6 +155,14 @@ internal sealed class FakeApiServer : IAsyncDisposable
             case "GET" when segments[^1] == "pods":
                 await Answer(ctx, HttpStatusCode.OK, PodsJson);
                 return;
+            case "GET" when request.Query.ContainsKey("labelSelector"):
+                {
+                    var names = Collections.GetValueOrDefault(request.Path) ?? [];
+                    var items = string.Join(',', names.Select(n => $$$"""{"metadata":{"name":"{{{n}}}"}}"""));
+                    await Answer(ctx, HttpStatusCode.OK, $$$"""{"kind":"List","apiVersion":"v1","metadata":{},"items":[{{{items}}}]}""");
+                    return;
+                }
+
             case "DELETE":
                 // A Status for most kinds; the same JSON also reads as the deleted object (Services answer with it).
                 await Answer(ctx, HttpStatusCode.OK, """{"kind":"Status","apiVersion":"v1","metadata":{},"code":200}""");

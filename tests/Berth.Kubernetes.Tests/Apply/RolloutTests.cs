@@ -135,6 +135,8 @@ public sealed class RolloutTests
 
         public Task<V1Job> ReadJobStatusAsync(string name, string ns, CancellationToken cancellationToken) => throw new NotSupportedException();
 
+        public Task<IReadOnlyList<string>> ListNamesAsync(string kind, string apiVersion, string ns, string labelSelector, CancellationToken cancellationToken) => throw new NotSupportedException();
+
         public Task<IReadOnlyList<V1Pod>> ListPodsAsync(string ns, string labelSelector, CancellationToken cancellationToken) =>
             Task.FromResult<IReadOnlyList<V1Pod>>(
             [

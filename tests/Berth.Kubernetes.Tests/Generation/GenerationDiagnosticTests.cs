@@ -175,4 +175,50 @@ public sealed class GenerationDiagnosticTests
             "warning: services.migrate: runs to completion ('app' waits for it to finish), so it is a Job; Kubernetes starts 'app' without waiting, so make it retry until this job's work is there",
             Assert.Single(set.Warnings).ToString());
     }
+
+    [Fact]
+    public void Generate_RangesKubernetesRejects_ErrorsSayWhatToChange()
+    {
+        var set = Generate(new Service
+        {
+            Name = "api",
+            Image = "x",
+            Update = new UpdateStrategy { MinReady = TimeSpan.FromMinutes(10) },
+            Autoscale = new AutoscalePolicy { Min = 5, Max = 2 },
+        });
+
+        Assert.Equal(
+            [
+                "error: services.api.update.min_ready: 10m is not shorter than progress_deadline (10m), which Kubernetes rejects; shorten min_ready or lengthen progress_deadline",
+                "error: services.api.autoscale: min 5 and max 2 do not make a range Kubernetes takes (1 ≤ min ≤ max); set them so",
+            ],
+            set.Errors.Select(e => e.ToString()));
+    }
+
+    [Fact]
+    public void Generate_LabelThatIsNoAnnotationKey_IsLeftOutWithAWarning()
+    {
+        var set = Generate(new Service
+        {
+            Name = "web",
+            Image = "x",
+            Labels = ImmutableSortedDictionary<string, string>.Empty.Add("traefik.http.routers.web.rule", "Host(`a`)").Add("bad key!", "v"),
+        });
+
+        var deployment = set.Find("Deployment", "web")!.ToYaml();
+        Assert.Equal("Host(`a`)", Yaml.Get(deployment, "metadata.annotations.traefik~http~routers~web~rule"));
+        Assert.Equal(
+            "warning: services.web.labels.bad key!: was left out: Kubernetes annotation keys are an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'",
+            Assert.Single(set.Warnings).ToString());
+    }
+
+    [Fact]
+    public void Generate_BadNamespace_ErrorSuggestsAValidName()
+    {
+        var set = ManifestGenerator.Generate(new Application { Name = "demo", Services = [new Service { Name = "a", Image = "x" }] }, new GenerateOptions { Namespace = "Prod_NS" });
+
+        Assert.Equal(
+            "error: namespace: 'Prod_NS' is not a valid namespace name; use lowercase letters, digits and '-', starting with a letter (e.g. prod-ns)",
+            Assert.Single(set.Errors).ToString());
+    }
 }

@@ -3,8 +3,8 @@ using Berth.Core.Model;
 
 namespace Berth.Kubernetes.Tests.Generation;
 
-/// <summary>Runs SchemaValidator/validate.mjs (kubernetes-models' published schemas, checked by node) over generated objects:
-/// a validator independent of the C# client that wrote them.</summary>
+/// <summary>Runs SchemaValidator/validate.mjs over generated objects: kubernetes-models' published OpenAPI/CRD schemas, plus the
+/// field lists of the official JavaScript client's models for unknown fields — validators independent of the C# client that wrote them.</summary>
 public sealed class SchemaValidationTests
 {
     private static readonly string ValidatorDirectory = Path.Combine(Path.GetDirectoryName(Snapshots.Root)!, "SchemaValidator");
@@ -87,6 +87,35 @@ public sealed class SchemaValidationTests
         }
     }
 
+    [NodeValidatorFact]
+    public async Task Validate_UnknownField_IsRejectedWithItsPath()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"berth-k8s-schema-unknown-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "typo.yaml"), """
+                apiVersion: v1
+                kind: Service
+                metadata:
+                  name: typo
+                spec:
+                  ports:
+                  - port: 80
+                    targetPorts: http
+                """);
+
+            var (exit, output) = await RunValidatorAsync(dir);
+
+            Assert.Equal(1, exit);
+            Assert.Contains("Service/typo: data.spec.ports[0].targetPorts: unknown field (V1ServicePort has no 'targetPorts')", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     // Every field-mapping case as an app of its own, so each mapped field is schema-checked too.
     private static IEnumerable<(string, Application, GenerateOptions)> ExtraCases()
     {
@@ -121,7 +150,9 @@ public sealed class NodeValidatorFactAttribute : FactAttribute
     public NodeValidatorFactAttribute()
     {
         var validator = Path.Combine(Path.GetDirectoryName(Snapshots.Root)!, "SchemaValidator");
-        var ready = OnPath("node") && Directory.Exists(Path.Combine(validator, "node_modules", "kubernetes-models"));
+        var ready = OnPath("node")
+            && Directory.Exists(Path.Combine(validator, "node_modules", "kubernetes-models"))
+            && Directory.Exists(Path.Combine(validator, "node_modules", "@kubernetes", "client-node"));
         if (!ready && Environment.GetEnvironmentVariable("CI") != "true")
         {
             Skip = $"needs node and 'npm ci' in {validator} (.ci/setup-k8s.sh does both; CI=true makes this fail instead)";

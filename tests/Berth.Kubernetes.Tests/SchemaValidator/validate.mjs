@@ -1,9 +1,42 @@
 // Validates every object in the YAML files under the given folders against the schemas that
-// kubernetes-models publishes (Kubernetes OpenAPI, Istio CRDs). Prints one line per problem and a
-// closing count; exits 1 when any object is invalid or of an unknown kind.
+// kubernetes-models publishes (Kubernetes OpenAPI, Istio CRDs): types, enums, required fields, formats.
+// Those schemas allow unknown fields, so Kubernetes objects are also walked against the field lists of the
+// official JavaScript client's OpenAPI-generated models (@kubernetes/client-node), which catches a misspelled
+// or invented field. Prints one line per problem and a closing count; exits 1 on any problem.
 import { readdirSync, readFileSync, statSync, existsSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { parseAllDocuments } from "yaml";
+// The models only: the package's root also loads an HTTP stack that this node need not support.
+import * as openapi from "@kubernetes/client-node/dist/gen/models/all.js";
+
+const leafTypes = new Set(["string", "number", "boolean", "Date", "any", "object", "IntOrString", "RawExtension"]);
+
+function unknownFields(value, type, path, out) {
+  if (value === null || value === undefined || leafTypes.has(type)) return;
+  let m = /^Array<(.+)>$/.exec(type);
+  if (m) {
+    if (Array.isArray(value)) value.forEach((v, i) => unknownFields(v, m[1], `${path}[${i}]`, out));
+    return;
+  }
+  m = /^\{ \[key: string\]: (.+); \}$/.exec(type);
+  if (m) {
+    for (const [k, v] of Object.entries(value)) unknownFields(v, m[1], `${path}.${k}`, out);
+    return;
+  }
+  const model = openapi[type];
+  if (typeof model?.getAttributeTypeMap !== "function" || typeof value !== "object") return;
+  const fields = new Map(model.getAttributeTypeMap().map((a) => [a.baseName, a.type]));
+  for (const [k, v] of Object.entries(value)) {
+    if (!fields.has(k)) out.push(`${path}.${k}: unknown field (${type} has no '${k}')`);
+    else unknownFields(v, fields.get(k), `${path}.${k}`, out);
+  }
+}
+
+// apps/v1 Deployment → V1Deployment; autoscaling/v2 HorizontalPodAutoscaler → V2HorizontalPodAutoscaler.
+function openapiType(apiVersion, kind) {
+  const version = apiVersion.split("/").pop();
+  return `${version.charAt(0).toUpperCase()}${version.slice(1)}${kind}`;
+}
 
 const roots = process.argv.slice(2);
 if (roots.length === 0) {
@@ -67,6 +100,20 @@ for (const root of roots) {
       } catch (e) {
         problems++;
         console.log(`${where}: ${e.message}`);
+      }
+      if (!data.apiVersion.startsWith("networking.istio.io/")) {
+        const type = openapiType(data.apiVersion, data.kind);
+        if (!openapi[type]) {
+          problems++;
+          console.log(`${where}: no field list for ${type}`);
+          continue;
+        }
+        const unknown = [];
+        unknownFields(data, type, "data", unknown);
+        for (const u of unknown) {
+          problems++;
+          console.log(`${where}: ${u}`);
+        }
       }
     }
   }

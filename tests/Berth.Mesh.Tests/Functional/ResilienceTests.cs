@@ -7,6 +7,7 @@ using Microsoft.Extensions.Time.Testing;
 namespace Berth.Mesh.Tests.Functional;
 
 /// <summary>Ejection, breaking, retries and budgets through a real listener with real upstreams; mesh time is a FakeTimeProvider where the test moves it.</summary>
+[Collection(SerialCollection.Name)]
 public sealed class ResilienceTests
 {
     [Fact]

@@ -177,7 +177,9 @@ public sealed class ProcessAcceptanceTests : IAsyncLifetime
         await _plane.ScaleAsync("batch", 0, CancellationToken.None);
         await UntilAsync(() => Of("tiny").Count(r => r.Phase == ReplicaPhase.Ready) == 100 && !Of("batch").Any(), "all 100 tiny running once batch is gone");
         Assert.Equal(2, _plane.Nodes.Count);
-        Assert.All(_plane.Nodes, n => Assert.Equal(50, n.ReplicasOf("tiny")));
+        // Pending replicas take capacity as it frees, node by node, so the split need not be even; it must fit.
+        Assert.Equal(100, _plane.Nodes.Sum(n => n.ReplicasOf("tiny")));
+        Assert.All(_plane.Nodes, n => Assert.True(n.AllocatedCpuMilli <= n.CpuMilli, $"{n.Name}: {n.AllocatedCpuMilli}m of {n.CpuMilli}m"));
         Assert.Equal(100, Of("tiny").Select(r => r.Handle!.Pid).Distinct().Count());
     }
 }
