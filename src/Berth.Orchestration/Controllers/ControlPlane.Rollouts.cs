@@ -118,6 +118,20 @@ public sealed partial class ControlPlane
         }
     }
 
+    /// <summary>Rejects rollout settings no rolling update could follow (the loader reports them with positions; this guards the API).</summary>
+    private static void ValidateRollouts(Application app)
+    {
+        var problems = app.Services
+            .SelectMany(s => new[] { ("update", s.Update), ("rollback", s.Rollback) }.Where(u => u.Item2 is not null).Select(u => (Service: s.Name, Key: u.Item1, Strategy: u.Item2!)))
+            .Where(x => x.Strategy.MaxSurge.IsZero && x.Strategy.MaxUnavailable.IsZero)
+            .Select(x => $"services.{x.Service}.{x.Key}: maxSurge and maxUnavailable are both 0, so a rolling update could never make progress; set maxSurge to 1 (start a new replica first) or maxUnavailable to 1")
+            .ToList();
+        if (problems.Count > 0)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, string.Join("; ", problems));
+        }
+    }
+
     /// <summary>Installs the rollbacks the rollout controller decided on in this pass, each as a new revision.</summary>
     private bool InstallRollbacks(DateTimeOffset now)
     {

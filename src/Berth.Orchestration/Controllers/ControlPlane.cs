@@ -142,6 +142,8 @@ public sealed partial class ControlPlane : IAsyncDisposable
             throw new ControlPlaneException(ControlPlaneError.Invalid, $"service names must be unique; repeated: {string.Join(", ", dupes)}");
         }
 
+        ValidateRollouts(app);
+
         return await MutateAsync(cause, prev => app, cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
     }
 

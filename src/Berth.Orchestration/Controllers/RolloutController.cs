@@ -75,6 +75,9 @@ public sealed record RolloutRecord
 
     /// <summary>New replicas that failed during this rollout → why (the first failure seen).</summary>
     public ImmutableSortedDictionary<string, string> Failures { get; init; } = ImmutableSortedDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal);
+
+    /// <summary>New replicas whose failure is not held against the rollout (lost while the control plane was down).</summary>
+    public ImmutableSortedSet<string> Excused { get; init; } = ImmutableSortedSet<string>.Empty.WithComparer(StringComparer.Ordinal);
 }
 
 /// <summary>The Kubernetes rolling-update arithmetic (deployment controller's rolling.go), as pure functions.</summary>
@@ -250,6 +253,9 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         return new RolloutStep(target, remove);
     }
 
+    /// <summary>How the reconciler words an exit it found after a control-plane restart.</summary>
+    private const string LostWithControlPlane = "while the control plane was down";
+
     private static int Rank(ReplicaRecord r) => r.Phase switch
     {
         ReplicaPhase.Pending => 0,
@@ -290,6 +296,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             LastProgressAt = now,
             ProgressMark = "",
             Failures = ImmutableSortedDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal),
+            Excused = ImmutableSortedSet<string>.Empty.WithComparer(StringComparer.Ordinal),
         };
         Update(next);
         if (!rollback)
@@ -347,17 +354,24 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
     {
         updated = rec;
         var failures = rec.Failures;
+        var excused = rec.Excused;
         foreach (var r in fresh)
         {
-            if (!failures.ContainsKey(r.Id) && (r.Phase is ReplicaPhase.BackOff or ReplicaPhase.Failed || r.ConsecutiveFailures > 0))
+            // A replica lost while the control plane itself was down is not the new version's fault.
+            if (r.Reason?.Contains(LostWithControlPlane, StringComparison.Ordinal) == true && !excused.Contains(r.Id))
+            {
+                excused = excused.Add(r.Id);
+            }
+
+            if (!failures.ContainsKey(r.Id) && !excused.Contains(r.Id) && (r.Phase is ReplicaPhase.BackOff or ReplicaPhase.Failed || r.ConsecutiveFailures > 0))
             {
                 failures = failures.SetItem(r.Id, r.Reason ?? (r.LastExitCode is { } c ? $"exited with code {c}" : "exited"));
             }
         }
 
-        if (failures != rec.Failures)
+        if (failures != rec.Failures || excused != rec.Excused)
         {
-            updated = rec with { Failures = failures };
+            updated = rec with { Failures = failures, Excused = excused };
         }
 
         var looping = fresh.FirstOrDefault(r => r.ConsecutiveFailures >= RolloutDefaults.CrashLoopFailures);
