@@ -118,6 +118,24 @@ public sealed partial class ControlPlane
         }
     }
 
+    /// <summary>An apply does not undo the autoscaler: a service autoscaled before and after keeps its current count,
+    /// brought within the new min/max (the HPA owns the count; applying a manifest with <c>replicas</c> over it is a
+    /// well-known Kubernetes pitfall).</summary>
+    private static Application KeepAutoscaledCounts(Application? previous, Application next)
+    {
+        if (previous is null)
+        {
+            return next;
+        }
+
+        return next with
+        {
+            Services = [.. next.Services.Select(s => s.Autoscale is { } policy && previous.FindService(s.Name) is { Autoscale: not null } old
+                ? s with { Replicas = Math.Clamp(old.Replicas, policy.Min, Math.Max(policy.Min, policy.Max)) }
+                : s)],
+        };
+    }
+
     /// <summary>Rejects rollout settings no rolling update could follow (the loader reports them with positions; this guards the API).</summary>
     private static void ValidateRollouts(Application app)
     {

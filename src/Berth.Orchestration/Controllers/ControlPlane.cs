@@ -144,7 +144,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
 
         ValidateRollouts(app);
 
-        return await MutateAsync(cause, prev => app, cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
+        return await MutateAsync(cause, prev => KeepAutoscaledCounts(prev, app), cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
     }
 
     /// <summary>Sets a service's replica count (a new revision); takes effect at once.</summary>

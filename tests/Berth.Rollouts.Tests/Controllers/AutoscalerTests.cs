@@ -110,6 +110,22 @@ public sealed class AutoscalerTests : IAsyncLifetime
         Assert.StartsWith("1 → 2 replicas: requests/s per replica 450 across 1 ready, target 100; ceil(1 × 450 / 100) = 2 (min 1, max 2)", up.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Apply_AutoscaledService_KeepsTheAutoscaledCountWithinNewBounds()
+    {
+        var app = new Application { Name = "shop", Services = [Api(new AutoscalePolicy { Min = 1, Max = 5, TargetCpuPercent = 50 })] };
+        await _plane.ApplyAsync(app, "up", CancellationToken.None);
+        await ReadyAsync(1);
+        _metrics.Cpu = 100; // 200% of the request: ceil(1 × 200 / 50) = 4
+        Assert.Equal(4, Assert.Single(await _autoscaler.EvaluateAsync(CancellationToken.None)).To);
+
+        await _plane.ApplyAsync(app, "apply", CancellationToken.None);
+        Assert.Equal(4, _plane.Current!.Application.FindService("api")!.Replicas);
+        var narrower = app with { Services = [Api(new AutoscalePolicy { Min = 1, Max = 3, TargetCpuPercent = 50 })] };
+        await _plane.ApplyAsync(narrower, "apply", CancellationToken.None);
+        Assert.Equal(3, _plane.Current!.Application.FindService("api")!.Replicas);
+    }
+
     private sealed class ScriptedMetrics : IAutoscaleMetrics
     {
         public double? Cpu { get; set; }
