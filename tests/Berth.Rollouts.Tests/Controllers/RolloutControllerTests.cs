@@ -185,6 +185,45 @@ public sealed class RolloutControllerTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ComposeUpdateConfig_StartFirstParallelismTwoDelayMonitor_BatchesOfTwoHeldByDelay()
+    {
+        var loaded = Berth.Core.Loading.SpecLoader.LoadText("""
+            name: shop
+            services:
+              api:
+                image: api:1
+                command: [api]
+                ports: ["8080"]
+                deploy:
+                  replicas: 4
+                  update_config: {parallelism: 2, order: start-first, delay: 10s, monitor: 5s, failure_action: pause, max_failure_ratio: 0.5}
+            """, "compose.yaml");
+        Assert.True(loaded.Application is not null, string.Join("\n", loaded.Diagnostics));
+        var api = loaded.Application!.FindService("api")!;
+        Assert.Equal((2, 0), RollingUpdate.Resolve(api.Update, 4));
+        Assert.Equal((FailureAction.Pause, 0.5, TimeSpan.FromSeconds(10), TimeSpan.FromSeconds(5)),
+            (api.Update.FailureAction, api.Update.MaxFailureRatio, api.Update.Delay, api.Update.Monitor));
+
+        // The in-memory driver stands in for Docker and ports are assigned; the strategy is what is under test.
+        var app = loaded.Application with { Services = [api with { Runtime = RuntimeKind.Process, Endpoints = [new Endpoint { Name = "http" }] }] };
+        await _plane.ApplyAsync(app, "up", CancellationToken.None);
+        await UntilAsync(() => Of("api").Count(r => r.Phase == ReplicaPhase.Ready) == 4, "4 Ready", tick: true);
+        var mark = _driver.Calls.Count;
+        var revision = await _plane.PatchServiceAsync("api", Env("2"), CancellationToken.None);
+
+        // The first batch of two starts at once (surge 2) …
+        await UntilAsync(() => Of("api").Count(r => r.Revision == revision.Number && r.Phase == ReplicaPhase.Ready) == 2, "first batch of 2 Ready");
+        // … counts once Ready for the 5s monitor, then the next batch waits for the 10s delay.
+        _time.Advance(TimeSpan.FromSeconds(5.5));
+        await UntilAsync(() => Of("api").Count(r => r.Revision != revision.Number) == 2, "2 old replaced by the first batch");
+        _time.Advance(TimeSpan.FromSeconds(2));
+        await Task.Delay(200);
+        Assert.Equal(2, Of("api").Count(r => r.Revision == revision.Number));
+        await UntilAsync(() => Of("api").Count(r => r.Revision == revision.Number && r.Phase == ReplicaPhase.Ready) == 4 && Of("api").Count() == 4, "second batch", tick: true);
+        Assert.True(RouteSizesSince(mark).Min() >= 4, string.Join(",", RouteSizesSince(mark)));
+    }
+
+    [Fact]
     public async Task Patch_NewReplicasNeverReady_RolledBackAfterProgressDeadlineNamingReplicaAndReason()
     {
         var update = new UpdateStrategy { ProgressDeadline = TimeSpan.FromSeconds(30) };
