@@ -182,6 +182,15 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         IReadOnlyList<ReplicaRecord> outdated, DateTimeOffset now, Func<ReplicaRecord, string> whyNotReady)
     {
         var template = current.TemplateOf(service.Name);
+        if (_records.TryGetValue(service.Name, out var previous) && previous.Template != template && previous.StableTemplate is null
+            && previous.State == RolloutStates.Progressing && want > 0
+            && outdated.Count(r => r.Revision == previous.Template && r.Phase == ReplicaPhase.Ready) >= want
+            && SpecOf(service.Name, previous.Template) is { } spec)
+        {
+            // The first deploy was serving in full when the next change came, before a pass could call it complete.
+            Update(previous with { StableTemplate = previous.Template, StableSpec = spec });
+        }
+
         var rec = Observe(service.Name, template, now);
         var strategy = rec.RollingBack ? service.Rollback ?? service.Update : service.Update;
 
@@ -252,6 +261,9 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             .ToList();
         return new RolloutStep(target, remove);
     }
+
+    private Service? SpecOf(string service, long template) =>
+        store.ListRevisions().FirstOrDefault(r => r.TemplateOf(service) == template)?.Application.FindService(service);
 
     /// <summary>How the reconciler words an exit it found after a control-plane restart.</summary>
     private const string LostWithControlPlane = "while the control plane was down";

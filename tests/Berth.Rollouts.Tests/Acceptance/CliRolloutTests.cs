@@ -110,7 +110,8 @@ public sealed class CliRolloutTests : IDisposable
         Assert.DoesNotContain(before, e => e.Type == "rollout-complete" && e.Message.StartsWith("revision 2", StringComparison.Ordinal));
 
         Ok("up", "-d");
-        var status = Ok("rollout", "status", "web", "--timeout", "120s");
+        var status = Berth("rollout", "status", "web", "--timeout", "120s");
+        Assert.True(status.Code == 0, $"rollout status after the restart exited {status.Code}: {status.Out}{status.Err}\nevents:\n{string.Join("\n", Events().Select(e => $"{e.Time:HH:mm:ss.fff} {e.Type} {e.Replica} {e.Message}"))}");
         Assert.Contains("web revision 2: complete: 2/2 replicas of revision 2 ready", status.Out, StringComparison.Ordinal);
 
         var after = Events();
