@@ -5,7 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")"
 out=$(mktemp)
-dotnet test Berth.slnx --nologo -v q "$@" 2>&1 | tee "$out"
+dotnet test Berth.slnx --nologo -v q --logger "console;verbosity=minimal" "$@" 2>&1 | tee "$out"
 rc=${PIPESTATUS[0]}
 awk '
   /(Passed|Failed)!  *- *Failed: *[0-9]+, *Passed: *[0-9]+, *Skipped: *[0-9]+/ {

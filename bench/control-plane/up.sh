@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `berth up` to all-Ready, next to `docker-compose up -d` of the same trivial service on the same Docker engine.
-#   bench/control-plane/up.sh [RUNS]
+#   bench/control-plane/up.sh [RUNS]        (BERTH_BENCH_DOCKER=0: process cases only; BERTH_BENCH_ONLY_DOCKER=1: Docker cases only)
 # Cases, interleaved in each round so machine load hits them alike:
 #   shop-process     samples/shop (6 replicas, readiness probes, depends_on chain) on the process driver, pre-built (--no-build)
 #   100-process      100 replicas of `sleep` on the process driver
@@ -60,12 +60,16 @@ compose_case() {
 }
 docker_ok=0
 if [ "${BERTH_BENCH_DOCKER:-1}" = 1 ] && timeout 10 docker info >/dev/null 2>&1; then docker_ok=1; else echo "Docker engine not answering: Docker cases skipped" >&2; fi
-cases=(shop-process 100-process)
+only_docker=${BERTH_BENCH_ONLY_DOCKER:-0}
+cases=()
+[ "$only_docker" = 1 ] || cases+=(shop-process 100-process)
 [ $docker_ok = 1 ] && cases+=(100-docker 100-compose)
 declare -A results
 for round in $(seq 1 "$RUNS"); do
-  r=$(berth_case samples/shop 6); results[shop-process]+="$r "; echo "round $round shop-process $r" >&2
-  r=$(berth_case "$work/proc" 100); results[100-process]+="$r "; echo "round $round 100-process $r" >&2
+  if [ "$only_docker" != 1 ]; then
+    r=$(berth_case samples/shop 6); results[shop-process]+="$r "; echo "round $round shop-process $r" >&2
+    r=$(berth_case "$work/proc" 100); results[100-process]+="$r "; echo "round $round 100-process $r" >&2
+  fi
   if [ $docker_ok = 1 ]; then
     r=$(berth_case "$work/docker" 100); results[100-docker]+="$r "; echo "round $round 100-docker $r" >&2
     r=$(compose_case); results[100-compose]+="$r "; echo "round $round 100-compose $r" >&2

@@ -288,7 +288,8 @@ public static partial class ManifestGenerator
             {
                 Name = name,
                 Image = image,
-                WorkingDir = service.WorkingDir,
+                // A process service's working folder is a path on this machine (the loader resolves it); in a pod the image's WORKDIR applies.
+                WorkingDir = service.EffectiveRuntime == RuntimeKind.Process ? null : service.WorkingDir,
             };
             MapCommand(service, container);
             MapUser(service, path, container);

@@ -10,6 +10,10 @@ public static class OrchestratorDefaults
     /// 10 hours and the kubelet's sync loop runs every 1s; a local control plane can afford the kubelet's.</summary>
     public static readonly TimeSpan ResyncPeriod = TimeSpan.FromSeconds(1);
 
+    /// <summary>A scale request above this is refused: 10,000 replicas of one service is past what one machine runs
+    /// (each is at least a process), and a typo such as 100000 would otherwise fill the store with Pending records.</summary>
+    public const int MaxReplicasPerService = 10_000;
+
     /// <summary>Replicas started at once: 16. Kubernetes' kubelet starts pods in parallel without a cap; on a small
     /// machine a bounded number keeps the start storm from starving the probes.</summary>
     public const int StartConcurrency = 16;

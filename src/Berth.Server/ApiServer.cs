@@ -406,6 +406,12 @@ public sealed class ApiServer : IAsyncDisposable
         {
             var where = e.LineNumber is { } line ? $" at line {line + 1}, byte {e.BytePositionInLine + 1}" : "";
             var what = e.Path is { Length: > 2 } path && e.Message.Contains("could not be converted", StringComparison.Ordinal) ? $" ({path[2..]} has the wrong type)" : "";
+            var missing = e.Message.IndexOf("missing required properties including: ", StringComparison.Ordinal);
+            if (missing >= 0)
+            {
+                what = $" (missing {e.Message[(missing + "missing required properties including: ".Length)..].TrimEnd('.')})";
+            }
+
             throw new BadRequest($"malformed JSON{where}{what}; send {shape}");
         }
     }

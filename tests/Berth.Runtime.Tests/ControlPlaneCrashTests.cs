@@ -30,7 +30,7 @@ public sealed class ControlPlaneCrashTests
         DockerDriver? docker = null;
         if (containers > 0)
         {
-            docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
+            docker = await DockerDriver.ConnectAsync(new DockerDriverOptions { RequestTimeout = TimeSpan.FromSeconds(60) }, CancellationToken.None);
             await TestImages.EnsureAsync(docker);
         }
 

@@ -124,6 +124,17 @@ public sealed class ApiServerTests : IAsyncLifetime
         Assert.Equal(expected, error);
     }
 
+    [Theory]
+    [InlineData("{\"name\": \"shop\", \"services\": [null]}", "the app needs a list of services, each with a name")]
+    [InlineData("{\"name\": \"shop\", \"services\": null}", "malformed JSON at line 1, byte 34 (services has the wrong type); send the app model as JSON (what 'berth up' sends)")]
+    [InlineData("{\"services\": []}", "malformed JSON at line 1, byte 17 (missing 'name'); send the app model as JSON (what 'berth up' sends)")]
+    public async Task Apply_BadModel_400(string body, string expected)
+    {
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(body)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal(expected, error);
+    }
+
     [Fact]
     public async Task Get_UnknownEndpointOrReplicaOrRevision_404()
     {

@@ -100,6 +100,7 @@ internal static class ControlPlaneCommands
             Status("stopping every replica (out of routing first)…");
             using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
             await host.Plane.DownAsync(grace.Token);
+            await host.RemoveNodesAsync(grace.Token);
             await watching.CancelAsync();
             await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             Status($"'{app.Name}' stopped");
@@ -124,7 +125,8 @@ internal static class ControlPlaneCommands
             var ready = host.Plane.Replicas.Count(r => r.Phase is ReplicaPhase.Ready or ReplicaPhase.Completed);
             if (current is not null && ready >= want)
             {
-                var urls = host.Plane.StablePorts.Select(kv => $"{kv.Key.Service} http://127.0.0.1:{kv.Value}");
+                var urls = host.Plane.StablePorts.Select(kv =>
+                    $"{kv.Key.Service} {(current.Application.FindService(kv.Key.Service)?.Endpoints.FirstOrDefault(e => e.Name == kv.Key.Endpoint)?.Protocol == EndpointProtocol.Tcp ? "tcp" : "http")}://127.0.0.1:{kv.Value}");
                 Status($"'{app.Name}' is up: {ready}/{want} replicas ready in {started.Elapsed.TotalSeconds:0.0}s — {string.Join(", ", urls)}");
                 return;
             }
@@ -228,6 +230,7 @@ internal static class ControlPlaneCommands
             {
                 using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
                 await host.Plane.DownAsync(grace.Token);
+                await host.RemoveNodesAsync(grace.Token);
             }
 
             // On SIGTERM the replicas keep running: the next control plane adopts them.
@@ -286,6 +289,7 @@ internal static class ControlPlaneCommands
             await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
             var count = host.Plane.Replicas.Length;
             await host.Plane.DownAsync(ct);
+            await host.RemoveNodesAsync(ct);
             Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
             return ExitCodes.Ok;
         });

@@ -131,6 +131,29 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         return problems;
     }
 
+    /// <summary>Removes the nodes' cgroups once every replica is stopped (after <c>DownAsync</c>).</summary>
+    public async Task RemoveNodesAsync(CancellationToken ct)
+    {
+        var app = Plane.Current?.Application;
+        var isolation = Drivers.OfType<INodeIsolation>().FirstOrDefault();
+        if (app is null || isolation is null)
+        {
+            return;
+        }
+
+        foreach (var node in app.Nodes)
+        {
+            try
+            {
+                await isolation.RemoveNodeAsync(NodeCgroupSpec.PathFor(app.Name, node.Name), ct);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException)
+            {
+                // A cgroup still in use (or already gone) is left to the next 'berth down'.
+            }
+        }
+    }
+
     public async ValueTask DisposeAsync()
     {
         foreach (var d in _owned)

@@ -51,23 +51,24 @@ internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernet
         // JSON is YAML: the client sends V1Patch content verbatim as application/apply-patch+yaml, and requires it to be JSON.
         var patch = new V1Patch(obj.ToJson(), V1Patch.PatchType.ApplyPatch);
         var dry = dryRun ? DryRunAll : null;
+        bool? takeOver = force ? true : null; // omitted unless asked, as kubectl
         const string manager = GenerateDefaults.FieldManager;
         const string validation = "Strict";
         return Call(obj, ns, obj.Kind switch
         {
-            "Namespace" => () => client.CoreV1.PatchNamespaceAsync(patch, obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "ConfigMap" => () => client.CoreV1.PatchNamespacedConfigMapAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "Secret" => () => client.CoreV1.PatchNamespacedSecretAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "PersistentVolumeClaim" => () => client.CoreV1.PatchNamespacedPersistentVolumeClaimAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "Service" => () => client.CoreV1.PatchNamespacedServiceAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "Deployment" => () => client.AppsV1.PatchNamespacedDeploymentAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "StatefulSet" => () => client.AppsV1.PatchNamespacedStatefulSetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "Job" => () => client.BatchV1.PatchNamespacedJobAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "HorizontalPodAutoscaler" => () => client.AutoscalingV2.PatchNamespacedHorizontalPodAutoscalerAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "PodDisruptionBudget" => () => client.PolicyV1.PatchNamespacedPodDisruptionBudgetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
-            "Ingress" => () => client.NetworkingV1.PatchNamespacedIngressAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+            "Namespace" => () => client.CoreV1.PatchNamespaceAsync(patch, obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "ConfigMap" => () => client.CoreV1.PatchNamespacedConfigMapAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Secret" => () => client.CoreV1.PatchNamespacedSecretAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "PersistentVolumeClaim" => () => client.CoreV1.PatchNamespacedPersistentVolumeClaimAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Service" => () => client.CoreV1.PatchNamespacedServiceAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Deployment" => () => client.AppsV1.PatchNamespacedDeploymentAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "StatefulSet" => () => client.AppsV1.PatchNamespacedStatefulSetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Job" => () => client.BatchV1.PatchNamespacedJobAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "HorizontalPodAutoscaler" => () => client.AutoscalingV2.PatchNamespacedHorizontalPodAutoscalerAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "PodDisruptionBudget" => () => client.PolicyV1.PatchNamespacedPodDisruptionBudgetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Ingress" => () => client.NetworkingV1.PatchNamespacedIngressAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
             "DestinationRule" or "VirtualService" => () => client.CustomObjects.PatchNamespacedCustomObjectAsync(
-                patch, Group(obj), Version(obj), ns, Plural(obj.Kind), obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: force, cancellationToken: cancellationToken),
+                patch, Group(obj), Version(obj), ns, Plural(obj.Kind), obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
             _ => throw new NotSupportedException($"berth does not apply {obj.Kind} objects"),
         });
     }

@@ -136,6 +136,22 @@ public sealed partial class ControlPlane : IAsyncDisposable
     /// <summary>Makes <paramref name="app"/> the desired state (a new revision). Services whose template is unchanged keep their replicas.</summary>
     public async Task<RevisionRecord> ApplyAsync(Application app, string cause, CancellationToken cancellationToken)
     {
+        if (app.Services.IsDefault || app.Services.Any(s => s is null || string.IsNullOrEmpty(s.Name)))
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, "the app needs a list of services, each with a name");
+        }
+
+        if (app.Nodes.IsDefault)
+        {
+            app = app with { Nodes = [] };
+        }
+
+        if (app.Services.FirstOrDefault(s => s.Replicas is < 0 or > OrchestratorDefaults.MaxReplicasPerService) is { } bad)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid,
+                $"services.{bad.Name}.replicas must be between 0 and {OrchestratorDefaults.MaxReplicasPerService}, got {bad.Replicas}");
+        }
+
         var dupes = app.Services.GroupBy(s => s.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         if (dupes.Count > 0)
         {
@@ -153,6 +169,12 @@ public sealed partial class ControlPlane : IAsyncDisposable
         if (replicas < 0)
         {
             throw new ControlPlaneException(ControlPlaneError.Invalid, $"replicas must be 0 or more, got {replicas}");
+        }
+
+        if (replicas > OrchestratorDefaults.MaxReplicasPerService)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid,
+                $"replicas must be at most {OrchestratorDefaults.MaxReplicasPerService} on one machine, got {replicas}; run more on Kubernetes (berth k8s generate)");
         }
 
         var revision = await MutateAsync($"scale {service}={replicas}", app => WithService(app, service, s => s with { Replicas = replicas }), cancellationToken);
@@ -281,6 +303,15 @@ public sealed partial class ControlPlane : IAsyncDisposable
         }
 
         await Poll(() => _replicas.Count == 0, cancellationToken);
+
+        // Let the drivers finish removing what is left (containers, replica cgroups) before the caller tears down nodes.
+        try
+        {
+            await Task.WhenAll(_work.Keys).WaitAsync(TimeSpan.FromSeconds(30), cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        }
+        catch (TimeoutException)
+        {
+        }
         foreach (var key in _published.Keys.ToList())
         {
             await _routes.RemoveAsync(key.Service, key.Endpoint, cancellationToken);

@@ -46,7 +46,20 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         var driver = new DockerDriver(options, host, new DriverCapabilities { Available = false });
         try
         {
-            var info = await driver.CallAsync(c => c.System.GetSystemInfoAsync(cancellationToken)).ConfigureAwait(false);
+            await driver.CallAsync(c => c.System.PingAsync(cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerUnavailableException e)
+        {
+            driver.Capabilities = new DriverCapabilities { Available = false, UnavailableReason = e.Message, LimitsMechanism = "none: Docker is not reachable" };
+            return driver;
+        }
+
+        // /info can stall while a busy engine holds its locks; the engine answered its ping, so it is usable either way.
+        using var infoTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        infoTimeout.CancelAfter(options.InfoTimeout);
+        try
+        {
+            var info = await driver._client.System.GetSystemInfoAsync(infoTimeout.Token).ConfigureAwait(false);
             driver._cgroupDriver = info.CgroupDriver ?? "cgroupfs";
             driver.Capabilities = new DriverCapabilities
             {
@@ -56,9 +69,15 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 LimitsMechanism = $"docker {info.ServerVersion}: cgroup v{info.CgroupVersion} ({info.CgroupDriver} driver)",
             };
         }
-        catch (DockerUnavailableException e)
+        catch (Exception e) when (e is OperationCanceledException or HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
         {
-            driver.Capabilities = new DriverCapabilities { Available = false, UnavailableReason = e.Message, LimitsMechanism = "none: Docker is not reachable" };
+            driver.Capabilities = new DriverCapabilities
+            {
+                Available = true,
+                CpuLimitsEnforced = true,
+                MemoryLimitsEnforced = true,
+                LimitsMechanism = $"docker (the engine did not describe itself within {options.InfoTimeout.TotalSeconds:0}s; limits assumed enforced, as on any Linux engine)",
+            };
         }
 
         return driver;
@@ -611,7 +630,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         return new DockerUnavailableException(
-            $"Docker engine not reachable at {HostDescription}: {cause.Message}. Start Docker (systemctl start docker, or run dockerd), " +
+            $"Docker engine not reachable at {HostDescription}: {cause.Message.TrimEnd('.')}. Start Docker (systemctl start docker, or run dockerd), " +
             "or set DOCKER_HOST to a running engine (e.g. unix:///run/user/1000/docker.sock); the process driver needs no Docker.",
             e);
     }

@@ -18,6 +18,9 @@ public sealed record DockerDriverOptions
     /// <summary>How long a single engine call may take before Docker is reported unreachable: 100 s, as Docker.DotNet's default.</summary>
     public TimeSpan RequestTimeout { get; init; } = DockerDriverDefaults.RequestTimeout;
 
+    /// <summary>How long <see cref="DockerDriver.ConnectAsync"/> waits for the engine to describe itself (/info) after it answered its ping: 10 s.</summary>
+    public TimeSpan InfoTimeout { get; init; } = DockerDriverDefaults.InfoTimeout;
+
     /// <summary>See <see cref="RuntimeDefaults.StatsSampleWindow"/>.</summary>
     public TimeSpan StatsSampleWindow { get; init; } = RuntimeDefaults.StatsSampleWindow;
 
@@ -36,6 +39,8 @@ public static class DockerDriverDefaults
     public const string CgroupSubtree = "berth";
 
     public static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(100);
+
+    public static readonly TimeSpan InfoTimeout = TimeSpan.FromSeconds(10);
 }
 
 /// <summary>The labels that let a restarted control plane find its containers again (DESIGN.md).</summary>

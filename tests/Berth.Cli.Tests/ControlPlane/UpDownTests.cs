@@ -158,6 +158,35 @@ public sealed class UpDownTests : IDisposable
         }
     }
 
+    [CgroupFact]
+    public async Task UpWithNodes_Replicas_RunInTheirNodesCgroupSpreadAcrossNodes()
+    {
+        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), """
+            name: nodes
+            nodes:
+              - {name: a, cpu: 1, memory: 256Mi}
+              - {name: b, cpu: 1, memory: 256Mi}
+            services:
+              s:
+                run: [sleep, "300"]
+                replicas: 2
+                resources: {requests: {cpu: 500m, memory: 64Mi}}
+                stop_grace_period: 1s
+            """);
+        var (code, _, err) = Berth("up", "-d");
+        Assert.True(code == 0, err);
+        await Poll.UntilAsync(() => Ps().Count(r => r.GetProperty("phase").GetString() == "ready") == 2, TimeSpan.FromSeconds(60), "2 Ready");
+        var replicas = Ps();
+        Assert.Equal(["a", "b"], replicas.Select(r => r.GetProperty("node").GetString()).Order());
+        foreach (var r in replicas)
+        {
+            var cgroups = File.ReadAllText($"/proc/{r.GetProperty("pid").GetInt32()}/cgroup");
+            Assert.Contains($"/berth/nodes/{r.GetProperty("node").GetString()}/{r.GetProperty("id").GetString()}", cgroups, StringComparison.Ordinal);
+        }
+
+        Assert.Equal(0, Berth("down").Code);
+    }
+
     [Fact]
     public void Ps_NoControlPlane_UnavailableWithHowToStartOne()
     {

@@ -94,6 +94,8 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
             Assert.Equal($"{prefix}/namespaces/team-a/{plural}/{obj.Name}", request.Path);
             Assert.StartsWith("application/apply-patch+yaml", request.ContentType, StringComparison.Ordinal);
             Assert.Equal("berth", request.Query["fieldManager"]);
+            Assert.Equal("Strict", request.Query["fieldValidation"]);
+            Assert.False(request.Query.ContainsKey("force"));
             Assert.Equal(Canonical.FromYaml(obj.ToYaml()), Canonical.FromJson(request.Body));
             Assert.False(request.Query.ContainsKey("dryRun"));
         }

@@ -221,4 +221,12 @@ public sealed class GenerationDiagnosticTests
             "error: namespace: 'Prod_NS' is not a valid namespace name; use lowercase letters, digits and '-', starting with a letter (e.g. prod-ns)",
             Assert.Single(set.Errors).ToString());
     }
+
+    [Fact]
+    public void Generate_ProcessServiceWithImage_LeavesTheHostWorkingFolderOut()
+    {
+        var set = Generate(new Service { Name = "api", Image = "x", Runtime = RuntimeKind.Process, Command = ["./api"], WorkingDir = "/home/me/shop" });
+
+        Assert.Null(Yaml.Get(set.Find("Deployment", "api")!.ToYaml(), "spec.template.spec.containers[0].workingDir"));
+    }
 }

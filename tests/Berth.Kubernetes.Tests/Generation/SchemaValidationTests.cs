@@ -116,6 +116,37 @@ public sealed class SchemaValidationTests
         }
     }
 
+    [NodeValidatorFact]
+    public async Task Validate_UnknownIstioField_IsRejectedWithItsPath()
+    {
+        var dir = Path.Combine(Path.GetTempPath(), $"berth-k8s-schema-istio-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(dir);
+        try
+        {
+            File.WriteAllText(Path.Combine(dir, "dr.yaml"), """
+                apiVersion: networking.istio.io/v1
+                kind: DestinationRule
+                metadata:
+                  name: api
+                spec:
+                  host: api
+                  trafficPolicy:
+                    connectionPool:
+                      http:
+                        http2MaxRequest: 10
+                """);
+
+            var (exit, output) = await RunValidatorAsync(dir);
+
+            Assert.Equal(1, exit);
+            Assert.Contains("DestinationRule/api: data.spec.trafficPolicy.connectionPool.http.http2MaxRequest: unknown field", output, StringComparison.Ordinal);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
     // Every field-mapping case as an app of its own, so each mapped field is schema-checked too.
     private static IEnumerable<(string, Application, GenerateOptions)> ExtraCases()
     {

@@ -1,13 +1,16 @@
 // Validates every object in the YAML files under the given folders against the schemas that
 // kubernetes-models publishes (Kubernetes OpenAPI, Istio CRDs): types, enums, required fields, formats.
 // Those schemas allow unknown fields, so Kubernetes objects are also walked against the field lists of the
-// official JavaScript client's OpenAPI-generated models (@kubernetes/client-node), which catches a misspelled
-// or invented field. Prints one line per problem and a closing count; exits 1 on any problem.
+// official JavaScript client's OpenAPI-generated models (@kubernetes/client-node), and Istio objects against the
+// field trees of @kubernetes-models/istio's type declarations (istio-fields.mjs): a misspelled or invented field fails. Prints one line per problem and a closing count; exits 1 on any problem.
 import { readdirSync, readFileSync, statSync, existsSync } from "node:fs";
 import { join, dirname } from "node:path";
 import { parseAllDocuments } from "yaml";
 // The models only: the package's root also loads an HTTP stack that this node need not support.
 import * as openapi from "@kubernetes/client-node/dist/gen/models/all.js";
+import { istioFieldTree, unknownIstioFields } from "./istio-fields.mjs";
+
+const istioTrees = new Map();
 
 const leafTypes = new Set(["string", "number", "boolean", "Date", "any", "object", "IntOrString", "RawExtension"]);
 
@@ -101,7 +104,16 @@ for (const root of roots) {
         problems++;
         console.log(`${where}: ${e.message}`);
       }
-      if (!data.apiVersion.startsWith("networking.istio.io/")) {
+      if (data.apiVersion.startsWith("networking.istio.io/")) {
+        const key = `${data.apiVersion}/${data.kind}`;
+        if (!istioTrees.has(key)) istioTrees.set(key, istioFieldTree(data.apiVersion, data.kind));
+        const unknown = [];
+        unknownIstioFields({ ...data, metadata: undefined }, istioTrees.get(key), "data", unknown);
+        for (const u of unknown) {
+          problems++;
+          console.log(`${where}: ${u}`);
+        }
+      } else {
         const type = openapiType(data.apiVersion, data.kind);
         if (!openapi[type]) {
           problems++;

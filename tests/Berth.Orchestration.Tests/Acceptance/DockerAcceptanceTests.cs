@@ -66,7 +66,10 @@ public sealed class DockerAcceptanceTests : IAsyncLifetime
 
         var victim = Replicas.First();
         var last = _store.ListEvents(0, int.MaxValue).Last().Id;
-        Process.GetProcessById(victim.Handle!.Pid!.Value).Kill();
+        // The container's main process, as the host sees it: SIGKILL from outside, as the OOM killer or an operator would.
+        var status = await _driver!.InspectAsync(victim.Handle!, CancellationToken.None);
+        Assert.NotNull(status.Pid);
+        Process.GetProcessById(status.Pid!.Value).Kill();
         await Poll.UntilAsync(() => _store.ListEvents(last).Any(e => e.Replica == victim.Id && e.Type == EventTypes.Ready), Wait, "the killed container's replica Ready again");
         Assert.Contains(_store.ListEvents(last), e => e.Replica == victim.Id && e.Type == EventTypes.Exited);
 

@@ -175,6 +175,9 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         Assert.Equal(ControlPlaneError.NotFound, unknown.Error);
         var negative = await Assert.ThrowsAsync<ControlPlaneException>(() => _plane.ScaleAsync("api", -1, CancellationToken.None));
         Assert.Equal("replicas must be 0 or more, got -1", negative.Message);
+        var huge = await Assert.ThrowsAsync<ControlPlaneException>(() => _plane.ScaleAsync("api", 1_000_000, CancellationToken.None));
+        Assert.Equal("replicas must be at most 10000 on one machine, got 1000000; run more on Kubernetes (berth k8s generate)", huge.Message);
+        Assert.Single(_store.ListRevisions());
     }
 
     [Fact]

@@ -15,7 +15,7 @@ public sealed class DockerDriverTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        _driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
+        _driver = await DockerDriver.ConnectAsync(new DockerDriverOptions { RequestTimeout = TimeSpan.FromSeconds(60) }, CancellationToken.None);
     }
 
     public async Task DisposeAsync()
@@ -141,7 +141,7 @@ public sealed class DockerDriverTests : IAsyncLifetime
     public async Task ListAsync_NewDriver_AdoptsByLabelsAndSeesExitCode()
     {
         var handle = await StartAsync(Spec("adopt", "sh", "-c", "echo up; while [ ! -e /tmp/stop ]; do sleep 0.1; done; exit 42"));
-        using var restarted = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
+        using var restarted = await DockerDriver.ConnectAsync(new DockerDriverOptions { RequestTimeout = TimeSpan.FromSeconds(60) }, CancellationToken.None);
 
         var adopted = Assert.Single(await restarted.ListAsync(_app, CancellationToken.None));
         Assert.Equal(handle.ContainerId, adopted.ContainerId);
