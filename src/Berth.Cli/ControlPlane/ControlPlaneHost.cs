@@ -96,6 +96,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = stateDirectory, Routes = host.Routes }, ct);
             host._owned.Insert(0, host.Api);
+            host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
         }
 
         host.Warnings = warnings;
@@ -114,11 +115,12 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             return problems;
         }
 
-        foreach (var node in app.Nodes)
+        var cpuSets = Orchestration.Scheduling.CpuPartition.Assign(app.Nodes.Select(n => n.Cpu).ToList(), Orchestration.Scheduling.CpuPartition.UsableCpus());
+        foreach (var (node, cpuSet) in app.Nodes.Zip(cpuSets))
         {
             try
             {
-                await isolation.EnsureNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(app.Name, node.Name), Cpu = node.Cpu, Memory = node.Memory }, ct);
+                await isolation.EnsureNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(app.Name, node.Name), Cpu = node.Cpu, Memory = node.Memory, CpuSet = cpuSet }, ct);
             }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException or InvalidOperationException or NotSupportedException)
             {

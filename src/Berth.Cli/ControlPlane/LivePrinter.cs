@@ -60,6 +60,12 @@ internal sealed class LivePrinter(ControlPlaneHost host, Application app, bool? 
         {
             try
             {
+                // The event can arrive before the replica list shows the new handle; give it a moment.
+                for (var i = 0; i < 200 && host.Plane.Replicas.FirstOrDefault(r => r.Id == replica)?.Handle is null; i++)
+                {
+                    await Task.Delay(25, cts.Token);
+                }
+
                 await foreach (var entry in host.Plane.GetLogsAsync(replica, new LogOptions { Follow = true, Since = since.AddSeconds(-1) }, cts.Token))
                 {
                     lock (_write)

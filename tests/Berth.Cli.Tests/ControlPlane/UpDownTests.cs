@@ -116,6 +116,49 @@ public sealed class UpDownTests : IDisposable
     }
 
     [Fact]
+    public async Task UpForeground_CtrlC_StopsEveryReplicaAndExits130()
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
+        info.ArgumentList.Add("up");
+        info.Environment["NO_COLOR"] = "1";
+        using var up = Process.Start(info)!;
+        var stdout = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        var stderr = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        up.OutputDataReceived += (_, e) => { if (e.Data is not null) { stdout.Enqueue(e.Data); } };
+        up.ErrorDataReceived += (_, e) => { if (e.Data is not null) { stderr.Enqueue(e.Data); } };
+        up.BeginOutputReadLine();
+        up.BeginErrorReadLine();
+        try
+        {
+            await Poll.UntilAsync(() => stderr.Any(l => l.Contains("'updown' is up: 2/2 replicas ready", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
+                "the foreground control plane to report all ready");
+            var pids = Ps().Select(r => r.GetProperty("pid").GetInt32()).ToList();
+            Assert.Equal(2, pids.Count);
+            // Logs are interleaved on stdout, prefixed by replica.
+            await Poll.UntilAsync(() => stdout.Count(l => l.Contains("| listening on ", StringComparison.Ordinal)) == 2, TimeSpan.FromSeconds(30), "both replicas' first log line, prefixed");
+
+            using (var interrupt = Process.Start("kill", ["-INT", up.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await interrupt.WaitForExitAsync();
+            }
+
+            Assert.True(up.WaitForExit(TimeSpan.FromSeconds(60)), "berth up exits after Ctrl-C");
+            up.WaitForExit(); // drains the redirected output
+            Assert.Equal(ExitCodes.Cancelled, up.ExitCode);
+            Assert.All(pids, pid => Assert.False(Directory.Exists($"/proc/{pid}"), $"replica pid {pid} stopped"));
+            Assert.Contains(stderr, l => l.Contains("'updown' stopped", StringComparison.Ordinal));
+        }
+        finally
+        {
+            if (!up.HasExited)
+            {
+                up.Kill(entireProcessTree: true);
+            }
+        }
+    }
+
+    [Fact]
     public void Ps_NoControlPlane_UnavailableWithHowToStartOne()
     {
         var (code, _, err) = Berth("ps");

@@ -70,13 +70,13 @@ public sealed class DockerAcceptanceTests : IAsyncLifetime
         await Poll.UntilAsync(() => _store.ListEvents(last).Any(e => e.Replica == victim.Id && e.Type == EventTypes.Ready), Wait, "the killed container's replica Ready again");
         Assert.Contains(_store.ListEvents(last), e => e.Replica == victim.Id && e.Type == EventTypes.Exited);
 
-        var containers = Replicas.ToDictionary(r => r.Id, r => r.Handle!.ContainerId);
+        var containers = Replicas.ToDictionary(r => r.Id, r => r.Handle!.ContainerId![..12]);
         var events = _store.ListEvents(0, int.MaxValue).Count;
         await _plane.DisposeAsync();
         _plane = NewPlane();
         await _plane.StartAsync(CancellationToken.None);
         await Poll.UntilAsync(() => Replicas.Count(r => r.Phase == ReplicaPhase.Ready) == 2, Wait, "2 adopted containers Ready");
-        Assert.Equal(containers, Replicas.ToDictionary(r => r.Id, r => r.Handle!.ContainerId));
+        Assert.Equal(containers, Replicas.ToDictionary(r => r.Id, r => r.Handle!.ContainerId![..12]));
         var newer = _store.ListEvents(0, int.MaxValue).Skip(events).ToList();
         Assert.Equal(2, newer.Count(e => e.Type == EventTypes.Adopted));
         Assert.DoesNotContain(newer, e => e.Type == EventTypes.Started);

@@ -133,3 +133,23 @@ public sealed class SchedulerTests
         Assert.False(s.Place(Req("c", cpu: 500)).Placed);
     }
 }
+
+public sealed class CpuPartitionTests
+{
+    [Fact]
+    public void Assign_NodesWithinCpus_EachGetsItsOwnCpus()
+    {
+        var sets = CpuPartition.Assign([CpuQuantity.Parse("2"), CpuQuantity.Parse("500m"), CpuQuantity.Parse("1.5")], [0, 1, 2, 3, 4, 5]);
+        Assert.Equal(["0-1", "2", "3-4"], sets);
+    }
+
+    [Fact]
+    public void Assign_MoreThanTheMachine_WrapsAndCapsAtAllCpus()
+    {
+        var sets = CpuPartition.Assign([CpuQuantity.Parse("1"), CpuQuantity.Parse("1"), CpuQuantity.Parse("1"), CpuQuantity.Parse("8")], [4, 5]);
+        Assert.Equal(["4", "5", "4", "4-5"], sets);
+    }
+
+    [Fact]
+    public void Format_Runs_CpusetListForm() => Assert.Equal("0-3,6,8-9", CpuPartition.Format([0, 1, 2, 3, 6, 8, 9]));
+}
