@@ -97,6 +97,45 @@ public sealed class PipelineTriggerTests : IDisposable
     }
 
     [Fact]
+    public async Task ServingControlPlane_PipelineDefinitionInvalid_ReportsWhereAndArmsNothing()
+    {
+        var spec = Path.Combine(_dir, "berth.yaml");
+        await File.WriteAllTextAsync(spec, Spec("""
+              nightly:
+                on: { schedule: ['*/5 * * * *'] }
+                jobs:
+                  stamp:
+                    needs: nope
+                    steps:
+                      - run: "true"
+            """));
+        var state = Path.Combine(_dir, ".berth");
+        using var store = StateStore.Open(state);
+        using var prober = new ProbeExecutor();
+        await using var plane = new ControlPlane(new OrchestratorOptions { StateDirectory = state }, store,
+            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(state, "runtime"), UseCgroups = false })], new RoutingTable(), prober);
+        await plane.StartAsync(CancellationToken.None);
+        try
+        {
+            await using var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state }, CancellationToken.None);
+            var loaded = SpecLoader.LoadFile(spec);
+            Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
+            await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
+            await Poll.UntilAsync(() => Events(store, PipelineEvents.Invalid).Count == 1, Wait, "the invalid pipelines reported");
+
+            var message = Events(store, PipelineEvents.Invalid).Single().Message;
+            Assert.StartsWith($"1 error(s) in the pipelines of {spec}, none runs on triggers until they are fixed and applied: {spec}:", message, StringComparison.Ordinal);
+            Assert.Contains("nope", message, StringComparison.Ordinal);
+            Assert.Empty(Events(store, PipelineEvents.Armed));
+        }
+        finally
+        {
+            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            await plane.DownAsync(grace.Token);
+        }
+    }
+
+    [Fact]
     public async Task BerthUpDetached_WatchedFileChanges_RunsThePipelineIntoTheAppsRunStore()
     {
         await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), Spec("""
