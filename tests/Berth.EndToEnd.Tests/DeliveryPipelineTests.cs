@@ -105,7 +105,7 @@ public sealed class DeliveryPipelineTests : IDisposable
             var up = await berth.RunAsync("up", "-d");
             Assert.True(up.Code == 0, $"berth up -d: {up}");
             using var api = new ControlPlaneApi(berth.State);
-            await Poll.UntilAsync(async () => (await api.GetAsync("v1/services/web")).GetProperty("ready").GetInt32() == 2, Wait, "web: 2 Ready");
+            await Poll.UntilAsync(async () => await api.TryGetAsync("v1/services/web") is { } web && web.GetProperty("ready").GetInt32() == 2, Wait, "web: 2 Ready");
             var port = (await api.GetAsync("v1/services/web")).GetProperty("endpoints")[0].GetProperty("port").GetInt32();
             var first = (await api.GetAsync("v1/services/web")).GetProperty("revision").GetInt64();
             await using var load = LoopbackLoad.Start(port);

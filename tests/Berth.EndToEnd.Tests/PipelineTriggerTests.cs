@@ -155,7 +155,9 @@ public sealed class PipelineTriggerTests : IDisposable
             await Poll.UntilAsync(async () => (await berth.EventsAsync()).Any(e => e.GetProperty("type").GetString() == PipelineEvents.Armed), Wait, "the watch armed");
             Assert.Empty(Runs(berth.State));
 
-            await File.WriteAllTextAsync(Path.Combine(_dir, "src", "input.txt"), "v1");
+            // Written whole and moved in, as editors save: one change, the content complete when it is seen.
+            await File.WriteAllTextAsync(Path.Combine(_dir, "input.tmp"), "v1");
+            File.Move(Path.Combine(_dir, "input.tmp"), Path.Combine(_dir, "src", "input.txt"));
             await Poll.UntilAsync(() => Runs(berth.State) is [{ Status: var s }] && RunStatus.IsFinal(s), Wait, "a watch-triggered run to end");
 
             var run = Assert.Single(Runs(berth.State));

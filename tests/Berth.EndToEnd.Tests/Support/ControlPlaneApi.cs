@@ -23,5 +23,12 @@ internal sealed class ControlPlaneApi : IDisposable
         return JsonDocument.Parse(text).RootElement.Clone();
     }
 
+    /// <summary>The answer, or null while the control plane cannot give one yet (409 before 'berth up -d' applied the spec).</summary>
+    public async Task<JsonElement?> TryGetAsync(string path)
+    {
+        using var response = await _http.GetAsync(path.TrimStart('/'));
+        return response.IsSuccessStatusCode ? JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone() : null;
+    }
+
     public void Dispose() => _http.Dispose();
 }
