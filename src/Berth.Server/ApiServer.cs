@@ -35,6 +35,9 @@ public sealed record ApiServerOptions
 
     /// <summary>The routing table to show at <c>GET /v1/routes</c>; null: not shown.</summary>
     public RoutingTable? Routes { get; init; }
+
+    /// <summary>Runs the app's pipelines on their cron schedules and file changes while the API serves (docs/pipelines.md).</summary>
+    public PipelineTriggerOptions PipelineTriggers { get; init; } = new();
 }
 
 /// <summary>The control-plane REST API (docs/api.md): ASP.NET Core on 127.0.0.1, bearer token, JSON, server-sent events.</summary>
@@ -69,6 +72,11 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, options.Port));
+        if (options.PipelineTriggers.Enabled)
+        {
+            builder.Services.AddHostedService(sp => new PipelineTriggerService(plane, options.StateDirectory, options.PipelineTriggers, sp.GetService<ILogger<PipelineTriggerService>>()));
+        }
+
         var app = builder.Build();
         ApiServer? server = null;
         app.Use(async (context, next) =>

@@ -8,7 +8,7 @@ internal static class FileCopy
         if (File.Exists(source))
         {
             Directory.CreateDirectory(Path.GetDirectoryName(destination)!);
-            File.Copy(source, destination, overwrite: true);
+            CopyFile(source, destination);
             return;
         }
 
@@ -22,7 +22,23 @@ internal static class FileCopy
         {
             var target = Path.Combine(destination, Path.GetRelativePath(source, file));
             Directory.CreateDirectory(Path.GetDirectoryName(target)!);
-            File.Copy(file, target, overwrite: true);
+            CopyFile(file, target);
+        }
+    }
+
+    /// <summary>Copies beside the target, then renames over it: matrix siblings receive the same artifacts into one
+    /// shared workspace at once, and a reader must see the old file or the new one whole, never one being truncated.</summary>
+    private static void CopyFile(string source, string destination)
+    {
+        var temporary = $"{destination}.{Guid.NewGuid():N}.berth-tmp";
+        try
+        {
+            File.Copy(source, temporary, overwrite: false);
+            File.Move(temporary, destination, overwrite: true);
+        }
+        finally
+        {
+            File.Delete(temporary);
         }
     }
 

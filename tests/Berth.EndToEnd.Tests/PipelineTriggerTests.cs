@@ -1,0 +1,191 @@
+using Berth.Core.Loading;
+using Berth.EndToEnd.Tests.Support;
+using Berth.Orchestration;
+using Berth.Orchestration.Controllers;
+using Berth.Orchestration.State;
+using Berth.Pipelines.Storage;
+using Berth.Runtime.Process;
+using Berth.Server;
+using Berth.Testing;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Berth.EndToEnd.Tests;
+
+/// <summary>Pipelines with <c>on.schedule</c> and <c>on.watch</c> run while the control plane serves: runs go to the app's
+/// <c>.berth/pipelines.db</c>, start and end show as control-plane events.</summary>
+[Collection(RealProcesses.Name)]
+public sealed class PipelineTriggerTests : IDisposable
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-e2e-triggers-").FullName;
+    private readonly string _app = $"e2e-trig-{Guid.NewGuid().ToString("N")[..8]}";
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    private string Spec(string pipeline) => $$"""
+        name: {{_app}}
+        services:
+          idle:
+            run: [sleep, "600"]
+            stop_grace_period: 2s
+        pipelines:
+        {{pipeline}}
+        """;
+
+    [Fact]
+    public async Task ServingControlPlane_CronScheduleComes_RunsThePipelineAtThatTimeAndRearmsOnlyWhenAnApplyChangesTriggers()
+    {
+        var spec = Path.Combine(_dir, "berth.yaml");
+        await File.WriteAllTextAsync(spec, Spec("""
+              nightly:
+                on: { schedule: ['*/5 * * * *'] }
+                jobs:
+                  stamp:
+                    steps:
+                      - run: echo "run $BERTH_RUN_ID on $BERTH_PIPELINE" >> stamps.txt
+                        shell: sh
+            """));
+        var state = Path.Combine(_dir, ".berth");
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 4, 30, TimeSpan.Zero));
+        using var store = StateStore.Open(state);
+        using var prober = new ProbeExecutor();
+        await using var plane = new ControlPlane(new OrchestratorOptions { StateDirectory = state }, store,
+            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(state, "runtime"), UseCgroups = false })], new RoutingTable(), prober);
+        await plane.StartAsync(CancellationToken.None);
+        try
+        {
+            await using (var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state, PipelineTriggers = new() { Time = time } }, CancellationToken.None))
+            {
+                var loaded = SpecLoader.LoadFile(spec);
+                Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
+                await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
+                await Poll.UntilAsync(() => Events(store, PipelineEvents.Armed).Count == 1, Wait, "the schedule armed");
+                Assert.Equal("pipeline nightly runs on cron '*/5 * * * *' (UTC)", Events(store, PipelineEvents.Armed)[0].Message);
+
+                // 00:04:59 is not yet a */5 minute; 00:05:00 is.
+                time.Advance(TimeSpan.FromSeconds(29));
+                Assert.Empty(Runs(state));
+                time.Advance(TimeSpan.FromSeconds(1));
+                await Poll.UntilAsync(() => Events(store, PipelineEvents.Succeeded).Count == 1, Wait,
+                    $"the scheduled run to succeed; events: {string.Join(" | ", store.ListEvents().Where(e => e.Type.StartsWith("pipeline-", StringComparison.Ordinal)).Select(e => $"{e.Type} {e.Message}"))}");
+
+                var run = Assert.Single(Runs(state));
+                Assert.Equal(("nightly", "schedule", RunStatus.Succeeded), (run.Pipeline, run.Trigger, run.Status));
+                Assert.Equal(new DateTimeOffset(2026, 1, 1, 0, 5, 0, TimeSpan.Zero), run.Created);
+                Assert.Equal($"run {run.Id} on nightly\n", await File.ReadAllTextAsync(Path.Combine(_dir, "stamps.txt")));
+                Assert.Equal($"run {run.Id} of pipeline nightly started on schedule; 'berth pipeline logs {run.Id}' follows it", Events(store, PipelineEvents.Started).Single().Message);
+                Assert.Equal($"run {run.Id} of pipeline nightly succeeded; 'berth pipeline show {run.Id}' has the details", Events(store, PipelineEvents.Succeeded).Single().Message);
+
+                // A revision that leaves the triggers alone (a scale, a deploy step's patch) keeps them armed as they are;
+                // an apply that changes the schedule re-arms it.
+                await plane.ScaleAsync("idle", 2, CancellationToken.None);
+                await File.WriteAllTextAsync(spec, (await File.ReadAllTextAsync(spec)).Replace("*/5 * * * *", "0 3 * * *", StringComparison.Ordinal));
+                await plane.ApplyAsync(SpecLoader.LoadFile(spec).Application!, "apply", CancellationToken.None);
+                await Poll.UntilAsync(() => Events(store, PipelineEvents.Armed).Count >= 2, Wait, "the new schedule armed");
+                Assert.Equal(["pipeline nightly runs on cron '*/5 * * * *' (UTC)", "pipeline nightly runs on cron '0 3 * * *' (UTC)"],
+                    Events(store, PipelineEvents.Armed).Select(e => e.Message));
+
+                time.Advance(TimeSpan.FromMinutes(5));
+                Assert.Single(Runs(state));
+            }
+        }
+        finally
+        {
+            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            await plane.DownAsync(grace.Token);
+        }
+    }
+
+    [Fact]
+    public async Task ServingControlPlane_PipelineDefinitionInvalid_ReportsWhereAndArmsNothing()
+    {
+        var spec = Path.Combine(_dir, "berth.yaml");
+        await File.WriteAllTextAsync(spec, Spec("""
+              nightly:
+                on: { schedule: ['*/5 * * * *'] }
+                jobs:
+                  stamp:
+                    needs: nope
+                    steps:
+                      - run: "true"
+            """));
+        var state = Path.Combine(_dir, ".berth");
+        using var store = StateStore.Open(state);
+        using var prober = new ProbeExecutor();
+        await using var plane = new ControlPlane(new OrchestratorOptions { StateDirectory = state }, store,
+            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(state, "runtime"), UseCgroups = false })], new RoutingTable(), prober);
+        await plane.StartAsync(CancellationToken.None);
+        try
+        {
+            await using var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state }, CancellationToken.None);
+            var loaded = SpecLoader.LoadFile(spec);
+            Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
+            await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
+            await Poll.UntilAsync(() => Events(store, PipelineEvents.Invalid).Count == 1, Wait, "the invalid pipelines reported");
+
+            var message = Events(store, PipelineEvents.Invalid).Single().Message;
+            Assert.StartsWith($"1 error(s) in the pipelines of {spec}, none runs on triggers until they are fixed and applied: {spec}:", message, StringComparison.Ordinal);
+            Assert.Contains("nope", message, StringComparison.Ordinal);
+            Assert.Empty(Events(store, PipelineEvents.Armed));
+        }
+        finally
+        {
+            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
+            await plane.DownAsync(grace.Token);
+        }
+    }
+
+    [Fact]
+    public async Task BerthUpDetached_WatchedFileChanges_RunsThePipelineIntoTheAppsRunStore()
+    {
+        await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), Spec("""
+              build:
+                on: { watch: ['src/**'] }
+                jobs:
+                  copy:
+                    steps:
+                      - run: cp src/input.txt built.txt
+            """));
+        Directory.CreateDirectory(Path.Combine(_dir, "src"));
+        var berth = new BerthCli(_dir);
+        try
+        {
+            var up = await berth.RunAsync("up", "-d");
+            Assert.True(up.Code == 0, $"berth up -d: {up}");
+            await Poll.UntilAsync(async () => (await berth.EventsAsync()).Any(e => e.GetProperty("type").GetString() == PipelineEvents.Armed), Wait, "the watch armed");
+            Assert.Empty(Runs(berth.State));
+
+            // Written whole and moved in, as editors save: one change, the content complete when it is seen.
+            await File.WriteAllTextAsync(Path.Combine(_dir, "input.tmp"), "v1");
+            File.Move(Path.Combine(_dir, "input.tmp"), Path.Combine(_dir, "src", "input.txt"));
+            await Poll.UntilAsync(() => Runs(berth.State) is [{ Status: var s }] && RunStatus.IsFinal(s), Wait, "a watch-triggered run to end");
+
+            var run = Assert.Single(Runs(berth.State));
+            Assert.Equal(("build", "watch", RunStatus.Succeeded), (run.Pipeline, run.Trigger, run.Status));
+            Assert.Equal("v1", await File.ReadAllTextAsync(Path.Combine(_dir, "built.txt")));
+            var list = await berth.RunAsync("pipeline", "list", "-o", "json");
+            Assert.Contains("\"trigger\": \"watch\"", list.Out, StringComparison.Ordinal);
+            await Poll.UntilAsync(async () => (await berth.EventsAsync()).Any(e => e.GetProperty("type").GetString() == PipelineEvents.Succeeded), Wait, "the pipeline-succeeded event");
+            var pipelineEvents = (await berth.EventsAsync()).Select(e => e.GetProperty("type").GetString()).Where(t => t!.StartsWith("pipeline-", StringComparison.Ordinal));
+            Assert.Equal([PipelineEvents.Armed, PipelineEvents.Started, PipelineEvents.Succeeded], pipelineEvents);
+        }
+        finally
+        {
+            await berth.DownAsync();
+        }
+    }
+
+    private static List<EventRecord> Events(StateStore store, string type) => [.. store.ListEvents(0, int.MaxValue).Where(e => e.Type == type)];
+
+    private static IReadOnlyList<RunRecord> Runs(string state)
+    {
+        var db = Path.Combine(state, "pipelines.db");
+        if (!File.Exists(db))
+        {
+            return [];
+        }
+
+        using var runs = new RunStore(db);
+        return runs.ListRuns(100);
+    }
+}
