@@ -27,6 +27,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     public string StateDirectory { get; }
 
+    /// <summary>Where the process driver looks for cgroups instead of /sys/fs/cgroup: a delegated cgroup v2 subtree lets an
+    /// unprivileged control plane enforce limits.</summary>
+    public const string CgroupRootVariable = "BERTH_CGROUP_ROOT";
+
     public Orchestration.Controllers.ControlPlane Plane { get; private set; } = null!;
 
     public ApiServer Api { get; private set; } = null!;
@@ -58,7 +62,13 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         Directory.CreateDirectory(stateDirectory);
         var store = StateStore.Open(stateDirectory);
         host._disposables.Add(store);
-        var drivers = new List<IWorkloadDriver> { new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime") }) };
+        var processOptions = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime") };
+        if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
+        {
+            processOptions = processOptions with { CgroupRoot = cgroupRoot };
+        }
+
+        var drivers = new List<IWorkloadDriver> { new ProcessDriver(processOptions) };
         // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
         if (needsDocker)
         {

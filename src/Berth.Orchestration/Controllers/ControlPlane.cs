@@ -51,6 +51,7 @@ public sealed class ControlPlane : IAsyncDisposable
     private readonly Dictionary<(string Service, string Endpoint), int> _stablePorts = [];
     private readonly Dictionary<(string Service, string Endpoint), ImmutableArray<Upstream>> _published = [];
     private readonly PortAllocator _ports;
+    private readonly Dictionary<string, string> _limitsWarned = new(StringComparer.Ordinal);
     private RevisionRecord? _current;
     private Scheduler? _scheduler;
     private string? _schedulerShape;
@@ -73,7 +74,7 @@ public sealed class ControlPlane : IAsyncDisposable
         _portFreeOnMachine = portFreeOnMachine ?? PortAllocator.IsFreeOnMachine;
         _ports = ports ?? new PortAllocator();
         _startGate = new SemaphoreSlim(Math.Max(1, options.StartConcurrency));
-        Events = new EventBus(store, _time);
+        Events = new EventBus(store, _time, options.EventRetention);
     }
 
     public EventBus Events { get; }
@@ -97,6 +98,12 @@ public sealed class ControlPlane : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The workload drivers and what each can enforce here, for the API.</summary>
+    public IReadOnlyCollection<IWorkloadDriver> Drivers => [.. _drivers.Values];
+
+    /// <summary>Services of the current revision whose limits their driver cannot enforce here (they still run).</summary>
+    public IReadOnlyList<LimitsWarning> LimitWarnings => Current is { } current ? LimitsCheck.Check(current.Application, _drivers.Values) : [];
 
     /// <summary>The node capacities and allocations, for the API.</summary>
     public IReadOnlyList<NodeState> Nodes => _scheduler?.Nodes ?? [];
@@ -338,6 +345,7 @@ public sealed class ControlPlane : IAsyncDisposable
         }
 
         await Task.WhenAll(_work.Keys).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Events.DisposeAsync();
         _life.Dispose();
     }
 
@@ -1178,6 +1186,7 @@ public sealed class ControlPlane : IAsyncDisposable
             });
             Install(revision);
             Emit(EventTypes.Revision, null, null, $"revision {revision.Number}: {cause}");
+            WarnUnenforcedLimits(revision.Application);
             Snapshot();
             Kick();
             return revision;
@@ -1185,6 +1194,19 @@ public sealed class ControlPlane : IAsyncDisposable
         finally
         {
             _lock.Release();
+        }
+    }
+
+    /// <summary>One event per service whose limits are not enforced, the first time this control plane sees it (or its wording change).</summary>
+    private void WarnUnenforcedLimits(Application app)
+    {
+        foreach (var w in LimitsCheck.Check(app, _drivers.Values))
+        {
+            if (_limitsWarned.GetValueOrDefault(w.Service) != w.Message)
+            {
+                _limitsWarned[w.Service] = w.Message;
+                Emit(EventTypes.LimitsNotEnforced, w.Service, null, w.Message);
+            }
         }
     }
 
@@ -1355,8 +1377,8 @@ public sealed class ControlPlane : IAsyncDisposable
             ReplicaId = r.Id,
             Revision = r.Revision,
             Image = service.Image,
-            Entrypoint = service.Entrypoint,
-            Command = service.Command,
+            Entrypoint = service.Entrypoint is { } entrypoint ? ArgvExpansion.Expand(entrypoint, env) : null,
+            Command = ArgvExpansion.Expand(service.Command, env),
             Shell = service.Shell,
             WorkingDir = service.WorkingDir ?? (service.EffectiveRuntime == RuntimeKind.Process ? app.BaseDirectory : null),
             User = service.User,
