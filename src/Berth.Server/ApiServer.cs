@@ -162,6 +162,7 @@ public sealed class ApiServer : IAsyncDisposable
             var r = plane.GetRollout(name);
             return Json(new { revision = r.Revision, state = r.State, message = r.Message });
         });
+        RolloutEndpoints.Map(v1, plane);
         v1.MapGet("/services/{name}/replicas", (string name) =>
         {
             FindService(plane, name);

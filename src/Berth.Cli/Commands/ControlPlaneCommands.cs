@@ -501,7 +501,7 @@ internal static class ControlPlaneCommands
         return ControlPlaneHost.StateDirectoryFor(path);
     }
 
-    private static async Task<int> WithClientAsync(string? file, Func<ApiClient, Task<int>> action, CancellationToken ct)
+    internal static async Task<int> WithClientAsync(string? file, Func<ApiClient, Task<int>> action, CancellationToken ct)
     {
         var state = StateFor(file);
         if (state is null)

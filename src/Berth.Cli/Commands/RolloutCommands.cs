@@ -1,9 +1,218 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Berth.Cli.ControlPlane;
+using static Berth.Cli.Commands.ControlPlaneCommands;
 
 namespace Berth.Cli.Commands;
 
-/// <summary>apply, rollout (rollouts).</summary>
+/// <summary>apply, rollout status|history|undo|pause|resume (rollouts).</summary>
 internal static class RolloutCommands
 {
-    public static IEnumerable<Command> Create() => [];
+    /// <summary>How often <c>rollout status</c> asks: 500 ms, as the pipelines' deploy step.</summary>
+    private static readonly TimeSpan StatusPoll = TimeSpan.FromMilliseconds(500);
+
+    public static IEnumerable<Command> Create() => [Apply(), Rollout()];
+
+    // ---- apply --------------------------------------------------------------------------------------------------
+
+    private static Command Apply()
+    {
+        var file = SpecFile.CreateFileOption();
+        var profiles = SpecFile.CreateProfileOption();
+        var command = new Command("apply", "Apply the spec to the running control plane: changed services roll, count-only changes scale.") { file, profiles };
+        command.SetAction(async (parse, ct) =>
+        {
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            if (!outcome.Succeeded)
+            {
+                return outcome.ExitCode;
+            }
+
+            var state = ControlPlaneHost.StateDirectoryFor(outcome.Path!);
+            using var client = ApiClient.TryOpen(state);
+            if (client is null || !await client.AliveAsync(ct))
+            {
+                Error($"no control plane is running for this app (state folder {state}); start one with 'berth up -d' (it applies the spec too)");
+                return ExitCodes.Unavailable;
+            }
+
+            try
+            {
+                var before = Templates(await client.GetAsync("/v1/services", ct));
+                var applied = await client.PostAsync("/v1/apply", outcome.Application!, ct);
+                var after = await client.GetAsync("/v1/services", ct);
+                Status($"applied {outcome.Path} as revision {applied.GetProperty("revision").GetInt64()}");
+                foreach (var s in after.EnumerateArray())
+                {
+                    var name = s.GetProperty("name").GetString()!;
+                    var template = s.GetProperty("revision").GetInt64();
+                    var desired = s.GetProperty("desired").GetInt32();
+                    Status(before.TryGetValue(name, out var old)
+                        ? old.Template != template ? $"{name}: rolling out revision {template} (from {old.Template}); 'berth rollout status {name}' follows it"
+                        : old.Desired != desired ? $"{name}: scaled {old.Desired} → {desired} (no rollout)"
+                        : $"{name}: unchanged"
+                        : $"{name}: created ({desired} replicas)");
+                }
+
+                return ExitCodes.Ok;
+            }
+            catch (ApiException e)
+            {
+                Error(e.Message);
+                return e.Status == 404 ? ExitCodes.NotFound : ExitCodes.Failed;
+            }
+        });
+        return command;
+    }
+
+    private static Dictionary<string, (long Template, int Desired)> Templates(JsonElement services) =>
+        services.EnumerateArray().ToDictionary(s => s.GetProperty("name").GetString()!, s => (s.GetProperty("revision").GetInt64(), s.GetProperty("desired").GetInt32()));
+
+    // ---- rollout ------------------------------------------------------------------------------------------------
+
+    private static Command Rollout()
+    {
+        var command = new Command("rollout", "Follow, list, undo, pause and resume a service's rolling updates.");
+        command.Subcommands.Add(StatusCommand());
+        command.Subcommands.Add(History());
+        command.Subcommands.Add(Undo());
+        command.Subcommands.Add(PauseResume("pause", "Hold a service's rollout where it is (no new replicas of the new revision, no old ones removed)."));
+        command.Subcommands.Add(PauseResume("resume", "Continue a paused rollout (also one paused by failure_action: pause)."));
+        return command;
+    }
+
+    private static Argument<string> ServiceArgument() => new("SERVICE") { Description = "The service." };
+
+    private static Command StatusCommand()
+    {
+        var file = SpecFile.CreateFileOption();
+        var service = ServiceArgument();
+        var noWait = new Option<bool>("--no-wait") { Description = "Print the state once instead of waiting for the rollout to finish." };
+        var timeout = new Option<string?>("--timeout") { Description = "Give up waiting after this long (e.g. 5m). Default: wait until it finishes.", HelpName = "DURATION" };
+        var command = new Command("status", "Wait for a service's rollout and show its progress; exit 0 when complete, 3 when rolled back, failed or paused.") { file, service, noWait, timeout };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            TimeSpan? limit = null;
+            if (parse.GetValue(timeout) is { } text)
+            {
+                if (!Core.Model.Durations.TryParse(text, out var d, out var error))
+                {
+                    Error($"--timeout: {error}");
+                    return ExitCodes.Usage;
+                }
+
+                limit = d;
+            }
+
+            var name = parse.GetValue(service)!;
+            var path = $"/v1/services/{Uri.EscapeDataString(name)}/rollout";
+            using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            if (limit is { } l)
+            {
+                deadline.CancelAfter(l);
+            }
+
+            string? last = null;
+            try
+            {
+                while (true)
+                {
+                    var status = await client.GetAsync(path, deadline.Token);
+                    var state = status.GetProperty("state").GetString()!;
+                    var line = $"{name} revision {status.GetProperty("revision").GetInt64()}: {state}: {status.GetProperty("message").GetString()}";
+                    if (line != last)
+                    {
+                        Console.Out.WriteLine(line);
+                        last = line;
+                    }
+
+                    switch (state)
+                    {
+                        case "complete":
+                            return ExitCodes.Ok;
+                        case "rolled-back" or "failed" or "paused":
+                            return ExitCodes.Failed;
+                    }
+
+                    if (parse.GetValue(noWait))
+                    {
+                        return ExitCodes.Ok;
+                    }
+
+                    await Task.Delay(StatusPoll, deadline.Token);
+                }
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                Error($"the rollout of {name} did not finish within {parse.GetValue(timeout)}; last: {last}");
+                return ExitCodes.Failed;
+            }
+        }, ct));
+        return command;
+    }
+
+    private static Command History()
+    {
+        var file = SpecFile.CreateFileOption();
+        var service = ServiceArgument();
+        var output = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table", HelpName = "FORMAT" }.AcceptOnlyFromAmong("table", "json");
+        var command = new Command("history", "List a service's revisions (its templates) in the kept history, oldest first.") { file, service, output };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var history = await client.GetAsync($"/v1/services/{Uri.EscapeDataString(parse.GetValue(service)!)}/rollout/history", ct);
+            if (parse.GetValue(output) == "json")
+            {
+                Console.Out.WriteLine(history.GetRawText());
+                return ExitCodes.Ok;
+            }
+
+            Console.Out.WriteLine("REVISION  CURRENT  CREATED              CAUSE / WHAT");
+            foreach (var h in history.EnumerateArray())
+            {
+                var what = h.TryGetProperty("image", out var image) && image.ValueKind == JsonValueKind.String
+                    ? image.GetString()
+                    : string.Join(' ', h.GetProperty("command").EnumerateArray().Select(c => c.GetString()));
+                Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"{h.GetProperty("revision").GetInt64(),-8}  {(h.GetProperty("current").GetBoolean() ? "*" : ""),-7}  {h.GetProperty("createdAt").GetDateTimeOffset():yyyy-MM-dd HH:mm:ss}  {h.GetProperty("cause").GetString()} — {Shorten(what ?? "", 60)}"));
+            }
+
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    private static Command Undo()
+    {
+        var file = SpecFile.CreateFileOption();
+        var service = ServiceArgument();
+        var to = new Option<long?>("--to-revision") { Description = "The revision to return to (see 'berth rollout history'). Default: the one before the current.", HelpName = "N" };
+        var command = new Command("undo", "Roll a service back to an earlier revision (a new rollout; replicas still on that revision are kept).") { file, service, to };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var name = parse.GetValue(service)!;
+            object body = parse.GetValue(to) is { } n ? new { toRevision = n } : new { };
+            var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/rollout/undo", body, ct);
+            Status($"{name}: rolling back to revision {result.GetProperty("template").GetInt64()} (revision {result.GetProperty("revision").GetInt64()}); 'berth rollout status {name}' follows it");
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    private static Command PauseResume(string verb, string description)
+    {
+        var file = SpecFile.CreateFileOption();
+        var service = ServiceArgument();
+        var command = new Command(verb, description) { file, service };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var name = parse.GetValue(service)!;
+            await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/rollout/{verb}", null, ct);
+            Status($"{name}: rollout {(verb == "pause" ? "paused" : "resumed")}");
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    private static string Shorten(string text, int max) => text.Length <= max ? text : text[..(max - 1)] + "…";
 }

@@ -106,6 +106,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = stateDirectory, Routes = host.Routes }, ct);
             host._owned.Insert(0, host.Api);
+            host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
         }
 
         host.Warnings = warnings;

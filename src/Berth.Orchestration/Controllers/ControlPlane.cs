@@ -30,7 +30,7 @@ public sealed record RolloutStatus(long Revision, string State, string Message);
 /// <summary>Brings one app to its desired state and keeps it there: replica controller (scale, replace), scheduler, restarts
 /// with back-off, probes, dependency gating and route publication. Event-driven with a periodic resync; every step is
 /// idempotent and works from persisted records, so a restarted control plane adopts what is running.</summary>
-public sealed class ControlPlane : IAsyncDisposable
+public sealed partial class ControlPlane : IAsyncDisposable
 {
     private readonly OrchestratorOptions _options;
     private readonly StateStore _store;
@@ -52,6 +52,7 @@ public sealed class ControlPlane : IAsyncDisposable
     private readonly Dictionary<(string Service, string Endpoint), ImmutableArray<Upstream>> _published = [];
     private readonly PortAllocator _ports;
     private readonly Dictionary<string, string> _limitsWarned = new(StringComparer.Ordinal);
+    private readonly RolloutController _rollouts;
     private RevisionRecord? _current;
     private Scheduler? _scheduler;
     private string? _schedulerShape;
@@ -75,6 +76,7 @@ public sealed class ControlPlane : IAsyncDisposable
         _ports = ports ?? new PortAllocator();
         _startGate = new SemaphoreSlim(Math.Max(1, options.StartConcurrency));
         Events = new EventBus(store, _time, options.EventRetention);
+        _rollouts = new RolloutController(store, Emit);
     }
 
     public EventBus Events { get; }
@@ -120,6 +122,7 @@ public sealed class ControlPlane : IAsyncDisposable
                 Install(current);
             }
 
+            _rollouts.Load();
             foreach (var r in _store.ListReplicas())
             {
                 _replicas[r.Id] = r;
@@ -162,7 +165,9 @@ public sealed class ControlPlane : IAsyncDisposable
             throw new ControlPlaneException(ControlPlaneError.Invalid, $"service names must be unique; repeated: {string.Join(", ", dupes)}");
         }
 
-        return await MutateAsync(cause, prev => app, cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
+        ValidateRollouts(app);
+
+        return await MutateAsync(cause, prev => KeepAutoscaledCounts(prev, app), cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
     }
 
     /// <summary>Sets a service's replica count (a new revision); takes effect at once.</summary>
@@ -266,8 +271,8 @@ public sealed class ControlPlane : IAsyncDisposable
         }
     }
 
-    /// <summary>Where a service's move to its newest template stands (rollouts proper are the rollout controller's).</summary>
-    public RolloutStatus GetRollout(string service)
+    /// <summary>Where a service's move to its newest template stands, from the replicas alone (before the rollout controller has a record).</summary>
+    private RolloutStatus LiveRollout(string service)
     {
         var current = Current ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
         var spec = current.Application.FindService(service)
@@ -422,6 +427,17 @@ public sealed class ControlPlane : IAsyncDisposable
             ConvergeCount(current, service, now, stops);
         }
 
+        wake = _rollouts.TakeWake() is { } rolloutWake ? Min(wake, rolloutWake) : wake;
+        if (InstallRollbacks(now))
+        {
+            current = _current!;
+            app = current.Application;
+            foreach (var service in app.Services)
+            {
+                ConvergeCount(current, service, now, stops);
+            }
+        }
+
         foreach (var r in _replicas.Values.Where(r => r.Phase == ReplicaPhase.Pending).OrderBy(r => r.CreatedAt).ThenBy(r => r.Id, StringComparer.Ordinal).ToList())
         {
             TrySchedule(app, r);
@@ -482,7 +498,8 @@ public sealed class ControlPlane : IAsyncDisposable
         var fresh = mine.Where(r => r.Revision == template).ToList();
         var outdated = mine.Where(r => r.Revision != template).ToList();
 
-        for (var i = fresh.Count; i < want; i++)
+        var step = _rollouts.Step(current, service, want, fresh, outdated, now, WhyNotReady);
+        for (var i = fresh.Count; i < step.NewTarget; i++)
         {
             var id = NewReplicaId(service.Name);
             var r = Save(new ReplicaRecord { Id = id, Service = service.Name, Revision = template, CreatedAt = now, Reason = "waiting to be scheduled" });
@@ -496,16 +513,8 @@ public sealed class ControlPlane : IAsyncDisposable
             BeginTerminate(victim, StopIntent.Remove, stops);
         }
 
-        // Replacement, new first: an old replica goes once it is not serving, or once enough new ones serve in its place.
-        var readyFresh = fresh.Count(r => r.Phase == ReplicaPhase.Ready);
-        var oldReady = outdated.Where(r => r.Phase == ReplicaPhase.Ready).OrderBy(r => r.CreatedAt).ToList();
-        foreach (var r in outdated.Where(r => r.Phase != ReplicaPhase.Ready))
-        {
-            BeginTerminate(r, StopIntent.Remove, stops);
-        }
-
-        var surplus = Math.Min(oldReady.Count, readyFresh + oldReady.Count - want);
-        foreach (var r in oldReady.Take(Math.Max(0, surplus)))
+        // Replacement is the rollout controller's: surge and unavailable budgets, minReady, pause, rollback.
+        foreach (var r in step.RemoveOld)
         {
             BeginTerminate(r, StopIntent.Remove, stops);
         }
@@ -1156,6 +1165,20 @@ public sealed class ControlPlane : IAsyncDisposable
         await _lock.WaitAsync(ct);
         try
         {
+            return MutateLocked(cause, change, stopped);
+        }
+        finally
+        {
+            _lock.Release();
+        }
+    }
+
+    /// <summary>Makes a new revision; the caller holds the lock. <paramref name="reuse"/> gives a service an earlier
+    /// template number (a rollback: its replicas of that template are kept, as Kubernetes reuses the old ReplicaSet).</summary>
+    private RevisionRecord MutateLocked(string cause, Func<Application, Application> change,
+        Func<ImmutableSortedSet<string>, IEnumerable<string>>? stopped = null, (string Service, long Template)? reuse = null)
+    {
+        {
             var previous = _current;
             Application next;
             if (previous is null)
@@ -1180,7 +1203,8 @@ public sealed class ControlPlane : IAsyncDisposable
                 Application = next,
                 Templates = next.Services.ToImmutableSortedDictionary(
                     s => s.Name,
-                    s => previous?.Application.FindService(s.Name) is { } old && TemplateKey(old) == TemplateKey(s) ? previous.TemplateOf(s.Name) : n,
+                    s => reuse is { } re && re.Service == s.Name ? re.Template
+                        : previous?.Application.FindService(s.Name) is { } old && TemplateKey(old) == TemplateKey(s) ? previous.TemplateOf(s.Name) : n,
                     StringComparer.Ordinal),
                 Stopped = [.. stopped is null ? previous?.Stopped ?? [] : stopped(previous?.Stopped ?? [])],
             });
@@ -1190,10 +1214,6 @@ public sealed class ControlPlane : IAsyncDisposable
             Snapshot();
             Kick();
             return revision;
-        }
-        finally
-        {
-            _lock.Release();
         }
     }
 
@@ -1233,7 +1253,7 @@ public sealed class ControlPlane : IAsyncDisposable
     }
 
     /// <summary>What makes replicas different: everything but the count, autoscaling and mesh policy.</summary>
-    private static string TemplateKey(Service s) =>
+    internal static string TemplateKey(Service s) =>
         JsonSerializer.Serialize(s with { Replicas = 0, Autoscale = null, Mesh = MeshPolicy.Default }, StateJson.Options);
 
     private void Install(RevisionRecord revision)

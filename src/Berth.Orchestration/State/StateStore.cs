@@ -46,6 +46,7 @@ public sealed class StateStore : IDisposable
             CREATE TABLE IF NOT EXISTS endpoints (service TEXT NOT NULL, endpoint TEXT NOT NULL, port INTEGER NOT NULL, PRIMARY KEY (service, endpoint));
             CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, type TEXT NOT NULL,
                 service TEXT, replica TEXT, message TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS rollouts (service TEXT PRIMARY KEY, body TEXT NOT NULL);
             """);
         return new StateStore(connection, Math.Max(1, historyLimit)) { Path = path };
     }
@@ -222,6 +223,27 @@ public sealed class StateStore : IDisposable
                 Replica = r.IsDBNull(4) ? null : r.GetString(4),
                 Message = r.GetString(5),
             });
+        }
+    }
+
+    /// <summary>Saves one service's rollout record (the rollout controller's memory: target, last good template, state).</summary>
+    public void SaveRollout(string service, string body)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("INSERT INTO rollouts (service, body) VALUES ($s, $b) ON CONFLICT(service) DO UPDATE SET body = excluded.body");
+            cmd.Parameters.AddWithValue("$s", service);
+            cmd.Parameters.AddWithValue("$b", body);
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    public IReadOnlyList<string> ListRollouts()
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("SELECT body FROM rollouts ORDER BY service");
+            return ReadAll(cmd, r => r.GetString(0));
         }
     }
 

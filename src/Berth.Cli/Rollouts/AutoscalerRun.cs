@@ -1,0 +1,91 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using Berth.Mesh;
+using Berth.Orchestration.Controllers;
+
+namespace Berth.Cli.Rollouts;
+
+/// <summary>Runs the autoscaler beside a serving control plane until disposed.</summary>
+internal sealed class AutoscalerRun : IAsyncDisposable
+{
+    private readonly CancellationTokenSource _stop = new();
+    private readonly Task _loop;
+    private readonly MeshRequestRates? _rates;
+
+    private AutoscalerRun(Orchestration.Controllers.ControlPlane plane, MeshHost? mesh)
+    {
+        _rates = mesh?.AdminAddress is { } admin ? new MeshRequestRates(admin, TimeProvider.System) : null;
+        var autoscaler = new Autoscaler(plane, new DriverAutoscaleMetrics(plane, _rates is null ? null : _rates.PerSecondAsync));
+        _loop = Task.Run(() => autoscaler.RunAsync(_stop.Token));
+    }
+
+    public static AutoscalerRun Start(Orchestration.Controllers.ControlPlane plane, MeshHost? mesh) => new(plane, mesh);
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        await _loop.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _stop.Dispose();
+        _rates?.Dispose();
+    }
+}
+
+/// <summary>Requests/s per service from the mesh's own Prometheus endpoint (its loopback admin port): the increase of
+/// <c>berth_mesh_requests_total</c> since the previous scrape, as PromQL's rate() over the sync period.</summary>
+internal sealed partial class MeshRequestRates(Uri admin, TimeProvider time) : IDisposable
+{
+    private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = admin, Timeout = TimeSpan.FromSeconds(5) };
+    private readonly Dictionary<string, (long At, double Count)> _last = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _gate = new(1, 1);
+
+    public async Task<double?> PerSecondAsync(string service, CancellationToken cancellationToken)
+    {
+        await _gate.WaitAsync(cancellationToken);
+        try
+        {
+            var text = await _http.GetStringAsync(new Uri("/metrics", UriKind.Relative), cancellationToken);
+            var now = time.GetTimestamp();
+            var count = Total(text, service);
+            double? rate = null;
+            if (_last.TryGetValue(service, out var previous) && time.GetElapsedTime(previous.At, now) is { TotalSeconds: > 0 } elapsed)
+            {
+                rate = Math.Max(0, count - previous.Count) / elapsed.TotalSeconds;
+            }
+
+            _last[service] = (now, count);
+            return rate;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+        finally
+        {
+            _gate.Release();
+        }
+    }
+
+    /// <summary>The sum of <c>berth_mesh_requests_total</c> over the service's endpoints and codes.</summary>
+    internal static double Total(string prometheusText, string service)
+    {
+        var total = 0.0;
+        foreach (Match m in RequestsLine().Matches(prometheusText))
+        {
+            if (m.Groups["labels"].Value.Contains($"service=\"{service}\"", StringComparison.Ordinal))
+            {
+                total += double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture);
+            }
+        }
+
+        return total;
+    }
+
+    public void Dispose()
+    {
+        _http.Dispose();
+        _gate.Dispose();
+    }
+
+    [GeneratedRegex(@"^berth_mesh_requests_total\{(?<labels>[^}]*)\}\s+(?<value>[0-9.eE+-]+)", RegexOptions.Multiline)]
+    private static partial Regex RequestsLine();
+}

@@ -1,0 +1,449 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using System.Text.Json;
+using Berth.Core.Model;
+using Berth.Orchestration.State;
+
+namespace Berth.Orchestration.Controllers;
+
+/// <summary>Rollout states as the API reports them (<c>GET /v1/services/{name}/rollout</c>).</summary>
+public static class RolloutStates
+{
+    public const string Progressing = "progressing";
+    public const string Complete = "complete";
+    public const string RolledBack = "rolled-back";
+    public const string Failed = "failed";
+    public const string Paused = "paused";
+}
+
+/// <summary>Event types the rollout controller and the autoscaler emit, stable for clients.</summary>
+public static class RolloutEvents
+{
+    public const string Started = "rollout-started";
+    public const string Complete = "rollout-complete";
+    public const string Failed = "rollout-failed";
+    public const string RolledBack = "rolled-back";
+    public const string Paused = "rollout-paused";
+    public const string Resumed = "rollout-resumed";
+    public const string Autoscaled = "autoscaled";
+}
+
+/// <summary>Rollout defaults, each named after the peer it follows.</summary>
+public static class RolloutDefaults
+{
+    /// <summary>A new replica that failed this many times in a row is crash-looping: the rollout fails whatever
+    /// max_failure_ratio allows (Kubernetes shows CrashLoopBackOff after the second failed restart).</summary>
+    public const int CrashLoopFailures = 3;
+}
+
+/// <summary>The rollout controller's persisted memory of one service: which template it is rolling to, the last good one
+/// (to roll back to), and how the rollout stands. Kept in the store so a restarted control plane carries on.</summary>
+public sealed record RolloutRecord
+{
+    public required string Service { get; init; }
+
+    /// <summary>The template revision being rolled out (or settled on).</summary>
+    public long Template { get; init; }
+
+    /// <summary>The last template whose rollout completed: what an automatic rollback returns to.</summary>
+    public long? StableTemplate { get; init; }
+
+    /// <summary>The service as it was when <see cref="StableTemplate"/> completed (revisions are pruned; this is not).</summary>
+    public Service? StableSpec { get; init; }
+
+    public string State { get; init; } = RolloutStates.Progressing;
+
+    public string Message { get; init; } = "";
+
+    public bool Paused { get; init; }
+
+    /// <summary>The current target is a rollback: its failures do not trigger another rollback.</summary>
+    public bool RollingBack { get; init; }
+
+    /// <summary>A rollback to this template was requested and not yet installed.</summary>
+    public long? RollbackTo { get; init; }
+
+    /// <summary>This rollout's failure was acted on already (failure_action continue, or no revision to return to).</summary>
+    public bool FailureHandled { get; init; }
+
+    public DateTimeOffset StartedAt { get; init; }
+
+    /// <summary>When the rollout last made progress; the progress deadline counts from here, as Kubernetes'.</summary>
+    public DateTimeOffset LastProgressAt { get; init; }
+
+    public string ProgressMark { get; init; } = "";
+
+    /// <summary>New replicas that failed during this rollout → why (the first failure seen).</summary>
+    public ImmutableSortedDictionary<string, string> Failures { get; init; } = ImmutableSortedDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal);
+
+    /// <summary>New replicas whose failure is not held against the rollout (lost while the control plane was down).</summary>
+    public ImmutableSortedSet<string> Excused { get; init; } = ImmutableSortedSet<string>.Empty.WithComparer(StringComparer.Ordinal);
+}
+
+/// <summary>The Kubernetes rolling-update arithmetic (deployment controller's rolling.go), as pure functions.</summary>
+public static class RollingUpdate
+{
+    /// <summary>maxSurge rounds up, maxUnavailable down; when both come to 0, one replica may be unavailable (as Kubernetes'
+    /// ResolveFenceposts), so a rollout can always move.</summary>
+    public static (int Surge, int Unavailable) Resolve(UpdateStrategy strategy, int want)
+    {
+        var surge = Math.Max(0, strategy.MaxSurge.Resolve(want, roundUp: true));
+        var unavailable = Math.Max(0, strategy.MaxUnavailable.Resolve(want, roundUp: false));
+        return surge == 0 && unavailable == 0 ? (0, 1) : (surge, unavailable);
+    }
+
+    /// <summary>How many replicas of the new template may exist: never more than want + surge in all.</summary>
+    public static int NewTarget(int want, int surge, int newCount, int oldCount)
+    {
+        if (newCount >= want)
+        {
+            return newCount;
+        }
+
+        var room = want + surge - (newCount + oldCount);
+        return room <= 0 ? newCount : Math.Min(want, newCount + room);
+    }
+
+    /// <summary>How many old replicas to remove now: first old ones that are not available (bounded so unavailable new ones
+    /// and the minimum available still fit), then available ones down to want − maxUnavailable available in all.</summary>
+    public static (int Unhealthy, int Healthy) OldToRemove(int want, int unavailable, int newCount, int newAvailable, int oldCount, int oldAvailable)
+    {
+        var minAvailable = want - unavailable;
+        var maxCleanup = newCount + oldCount - minAvailable - (newCount - newAvailable);
+        var unhealthy = Math.Clamp(maxCleanup, 0, oldCount - oldAvailable);
+        var healthy = Math.Clamp(newAvailable + oldAvailable - minAvailable, 0, oldAvailable);
+        return (unhealthy, healthy);
+    }
+}
+
+/// <summary>One reconcile step of a service's rollout: how many new replicas may exist, which old ones go now.</summary>
+internal sealed record RolloutStep(int NewTarget, IReadOnlyList<ReplicaRecord> RemoveOld);
+
+/// <summary>A rollback the controller decided on; the control plane installs it as a new revision.</summary>
+internal sealed record RollbackRequest(string Service, Service Spec, long ToTemplate);
+
+/// <summary>Rolling updates with surge/unavailable budgets, minReady, progress deadline, Compose's delay and
+/// max_failure_ratio, crash-loop detection, automatic rollback to the last good template, and pause. The control plane
+/// calls <see cref="Step"/> under its lock once per service per pass; all state it keeps is persisted.</summary>
+internal sealed class RolloutController(StateStore store, Action<string, string?, string?, string> emit)
+{
+    private readonly Dictionary<string, RolloutRecord> _records = new(StringComparer.Ordinal);
+    private ImmutableDictionary<string, RolloutRecord> _view = ImmutableDictionary<string, RolloutRecord>.Empty;
+    private readonly List<RollbackRequest> _rollbacks = [];
+    private DateTimeOffset? _wake;
+
+    public void Load()
+    {
+        foreach (var body in store.ListRollouts())
+        {
+            var r = JsonSerializer.Deserialize<RolloutRecord>(body, StateJson.Options)!;
+            _records[r.Service] = r;
+        }
+
+        _view = _records.ToImmutableDictionary(StringComparer.Ordinal);
+    }
+
+    /// <summary>The record of a service; safe to call without the control plane's lock.</summary>
+    public RolloutRecord? Get(string service) => Volatile.Read(ref _view).GetValueOrDefault(service);
+
+    /// <summary>The earliest time a rollout needs a pass (minReady elapsed, a delay over, a deadline); cleared when read.</summary>
+    public DateTimeOffset? TakeWake()
+    {
+        var w = _wake;
+        _wake = null;
+        return w;
+    }
+
+    /// <summary>Rollbacks decided in this pass; cleared when read.</summary>
+    public IReadOnlyList<RollbackRequest> TakeRollbacks()
+    {
+        var list = _rollbacks.ToList();
+        _rollbacks.Clear();
+        return list;
+    }
+
+    public void Update(RolloutRecord record)
+    {
+        _records[record.Service] = record;
+        Volatile.Write(ref _view, _view.SetItem(record.Service, record));
+        store.SaveRollout(record.Service, JsonSerializer.Serialize(record, StateJson.Options));
+    }
+
+    /// <summary>Marks the next template of <paramref name="service"/> as a rollback (an undo or an automatic one).</summary>
+    public void ExpectRollback(string service, long toTemplate)
+    {
+        if (_records.TryGetValue(service, out var r))
+        {
+            Update(r with { RollbackTo = toTemplate });
+        }
+    }
+
+    public RolloutStep Step(RevisionRecord current, Service service, int want, IReadOnlyList<ReplicaRecord> fresh,
+        IReadOnlyList<ReplicaRecord> outdated, DateTimeOffset now, Func<ReplicaRecord, string> whyNotReady)
+    {
+        var template = current.TemplateOf(service.Name);
+        if (_records.TryGetValue(service.Name, out var previous) && previous.Template != template && previous.StableTemplate is null
+            && previous.State == RolloutStates.Progressing && want > 0
+            && outdated.Count(r => r.Revision == previous.Template && r.Phase == ReplicaPhase.Ready) >= want
+            && SpecOf(service.Name, previous.Template) is { } spec)
+        {
+            // The first deploy was serving in full when the next change came, before a pass could call it complete.
+            Update(previous with { StableTemplate = previous.Template, StableSpec = spec });
+        }
+
+        var rec = Observe(service.Name, template, now);
+        var strategy = rec.RollingBack ? service.Rollback ?? service.Update : service.Update;
+
+        // Compose's monitor: a new replica is watched this long after it is Ready before it counts, so failures in that
+        // window fail the update; it acts as a longer minReady.
+        strategy = strategy.Monitor > strategy.MinReady ? strategy with { MinReady = strategy.Monitor } : strategy;
+        bool Available(ReplicaRecord r) => r.Phase == ReplicaPhase.Ready && r.ReadyAt is { } at && at + strategy.MinReady <= now;
+        foreach (var r in fresh.Where(r => r.Phase == ReplicaPhase.Ready && r.ReadyAt is { } at && at + strategy.MinReady > now))
+        {
+            Wake(r.ReadyAt!.Value + strategy.MinReady);
+        }
+
+        var newAvailable = fresh.Count(Available);
+        var oldAvailable = outdated.Count(Available);
+        var done = outdated.Count == 0 && newAvailable >= want && fresh.Count <= want;
+
+        if (done)
+        {
+            Complete(rec, service, template, want, newAvailable);
+            return new RolloutStep(want, []);
+        }
+
+        if (outdated.Count == 0 && rec.State is RolloutStates.Complete)
+        {
+            // A settled service scaling or restarting a replica: not a rollout.
+            return new RolloutStep(want, []);
+        }
+
+        rec = TrackProgress(rec, $"{fresh.Count}/{newAvailable}/{outdated.Count}", now);
+        // A first deploy has nothing to roll back to and is not judged; a rollout from a good template is.
+        if (rec.State == RolloutStates.Progressing && rec.StableTemplate is not null && !rec.RollingBack && !rec.FailureHandled)
+        {
+            var before = rec;
+            var failure = FindFailure(rec, strategy, want, fresh, Available, now, whyNotReady, out rec);
+            if (!ReferenceEquals(before, rec))
+            {
+                Update(rec);
+            }
+
+            Wake(rec.LastProgressAt + strategy.ProgressDeadline + TimeSpan.FromMilliseconds(1));
+            if (failure is { } f)
+            {
+                rec = Fail(rec, service, template, strategy, f.Replica, f.Why);
+                if (rec.State is RolloutStates.RolledBack or RolloutStates.Failed && rec.RollbackTo is not null)
+                {
+                    return new RolloutStep(fresh.Count, []); // hold still until the rollback revision is installed
+                }
+            }
+        }
+
+        if (rec.Paused)
+        {
+            return new RolloutStep(outdated.Count == 0 ? want : Math.Min(fresh.Count, want), []);
+        }
+
+        var (surge, unavailable) = RollingUpdate.Resolve(strategy, want);
+        var target = RollingUpdate.NewTarget(want, surge, fresh.Count, outdated.Count);
+        if (strategy.Delay > TimeSpan.Zero && outdated.Count > 0 && fresh.Where(Available).Select(r => r.ReadyAt!.Value).DefaultIfEmpty().Max() is var last
+            && last != default && last + strategy.Delay > now)
+        {
+            target = Math.Min(target, Math.Max(fresh.Count, 0));
+            Wake(last + strategy.Delay);
+        }
+
+        var (unhealthy, healthy) = RollingUpdate.OldToRemove(want, unavailable, fresh.Count, newAvailable, outdated.Count, oldAvailable);
+        var remove = outdated.Where(r => !Available(r)).OrderBy(Rank).ThenBy(r => r.CreatedAt).Take(unhealthy)
+            .Concat(outdated.Where(Available).OrderBy(r => r.CreatedAt).Take(healthy))
+            .ToList();
+        return new RolloutStep(target, remove);
+    }
+
+    private Service? SpecOf(string service, long template) =>
+        store.ListRevisions().FirstOrDefault(r => r.TemplateOf(service) == template)?.Application.FindService(service);
+
+    /// <summary>How the reconciler words an exit it found after a control-plane restart.</summary>
+    private const string LostWithControlPlane = "while the control plane was down";
+
+    private static int Rank(ReplicaRecord r) => r.Phase switch
+    {
+        ReplicaPhase.Pending => 0,
+        ReplicaPhase.BackOff => 1,
+        ReplicaPhase.Failed or ReplicaPhase.Completed or ReplicaPhase.Stopped => 2,
+        ReplicaPhase.Starting => 3,
+        ReplicaPhase.Running => 4,
+        _ => 5,
+    };
+
+    private void Wake(DateTimeOffset at) => _wake = _wake is { } w && w < at ? w : at;
+
+    /// <summary>Starts a new record when the service's template changed since the last pass.</summary>
+    private RolloutRecord Observe(string service, long template, DateTimeOffset now)
+    {
+        if (!_records.TryGetValue(service, out var rec))
+        {
+            rec = new RolloutRecord { Service = service, Template = template, StartedAt = now, LastProgressAt = now };
+            Update(rec);
+            return rec;
+        }
+
+        if (rec.Template == template)
+        {
+            return rec;
+        }
+
+        var rollback = rec.RollbackTo == template;
+        var next = rec with
+        {
+            Template = template,
+            State = rollback ? RolloutStates.RolledBack : RolloutStates.Progressing,
+            Message = rollback ? rec.Message : "",
+            RollingBack = rollback,
+            RollbackTo = null,
+            FailureHandled = false,
+            StartedAt = now,
+            LastProgressAt = now,
+            ProgressMark = "",
+            Failures = ImmutableSortedDictionary<string, string>.Empty.WithComparers(StringComparer.Ordinal),
+            Excused = ImmutableSortedSet<string>.Empty.WithComparer(StringComparer.Ordinal),
+        };
+        Update(next);
+        if (!rollback)
+        {
+            emit(RolloutEvents.Started, service, null, $"rolling out revision {template} (from revision {rec.Template})");
+        }
+
+        return next;
+    }
+
+    private RolloutRecord TrackProgress(RolloutRecord rec, string mark, DateTimeOffset now)
+    {
+        if (rec.ProgressMark == mark && !rec.Paused)
+        {
+            return rec;
+        }
+
+        var next = rec with { ProgressMark = mark, LastProgressAt = now };
+        Update(next);
+        return next;
+    }
+
+    private void Complete(RolloutRecord rec, Service service, long template, int want, int ready)
+    {
+        if (rec.State == RolloutStates.Complete && rec.StableTemplate == template && rec.RollbackTo is null)
+        {
+            return;
+        }
+
+        if (rec.State == RolloutStates.RolledBack)
+        {
+            if (rec.RollingBack)
+            {
+                Update(rec with { RollingBack = false, StableTemplate = template, StableSpec = service });
+                emit(RolloutEvents.Complete, service.Name, null, $"rollback to revision {template} complete: {ready}/{want} replicas ready");
+            }
+
+            return;
+        }
+
+        Update(rec with
+        {
+            State = RolloutStates.Complete,
+            Message = $"{ready}/{want} replicas of revision {template} ready",
+            StableTemplate = template,
+            StableSpec = service,
+            RollingBack = false,
+            Paused = false,
+        });
+        emit(RolloutEvents.Complete, service.Name, null, $"revision {template} rolled out: {ready}/{want} replicas ready");
+    }
+
+    private static (string? Replica, string Why)? FindFailure(RolloutRecord rec, UpdateStrategy strategy, int want, IReadOnlyList<ReplicaRecord> fresh,
+        Func<ReplicaRecord, bool> available, DateTimeOffset now, Func<ReplicaRecord, string> whyNotReady, out RolloutRecord updated)
+    {
+        updated = rec;
+        var failures = rec.Failures;
+        var excused = rec.Excused;
+        foreach (var r in fresh)
+        {
+            // A replica lost while the control plane itself was down is not the new version's fault.
+            if (r.Reason?.Contains(LostWithControlPlane, StringComparison.Ordinal) == true && !excused.Contains(r.Id))
+            {
+                excused = excused.Add(r.Id);
+            }
+
+            if (!failures.ContainsKey(r.Id) && !excused.Contains(r.Id) && (r.Phase is ReplicaPhase.BackOff or ReplicaPhase.Failed || r.ConsecutiveFailures > 0))
+            {
+                failures = failures.SetItem(r.Id, r.Reason ?? (r.LastExitCode is { } c ? $"exited with code {c}" : "exited"));
+            }
+        }
+
+        if (failures != rec.Failures || excused != rec.Excused)
+        {
+            updated = rec with { Failures = failures, Excused = excused };
+        }
+
+        var looping = fresh.FirstOrDefault(r => r.ConsecutiveFailures >= RolloutDefaults.CrashLoopFailures);
+        if (looping is not null)
+        {
+            return (looping.Id, $"new replica {looping.Id} is crash-looping ({looping.ConsecutiveFailures} failures in a row): {failures.GetValueOrDefault(looping.Id) ?? looping.Reason}");
+        }
+
+        var failedNew = failures.Keys.Count(id => fresh.Any(r => r.Id == id));
+        if (failedNew > 0 && failedNew > strategy.MaxFailureRatio * Math.Max(1, want))
+        {
+            var first = failures.First(kv => fresh.Any(r => r.Id == kv.Key));
+            return (first.Key, $"new replica {first.Key} failed: {first.Value}; {failedNew} of {want} new replicas failed, more than max_failure_ratio {strategy.MaxFailureRatio.ToString(CultureInfo.InvariantCulture)} allows");
+        }
+
+        if (now - updated.LastProgressAt > strategy.ProgressDeadline)
+        {
+            var stuck = fresh.FirstOrDefault(r => !available(r));
+            return stuck is null
+                ? (null, $"no progress for {Durations.Format(strategy.ProgressDeadline)} (progress deadline)")
+                : (stuck.Id, $"new replica {stuck.Id} not ready within the progress deadline of {Durations.Format(strategy.ProgressDeadline)}: {whyNotReady(stuck)}");
+        }
+
+        return null;
+    }
+
+    private RolloutRecord Fail(RolloutRecord rec, Service service, long template, UpdateStrategy strategy, string? replica, string why)
+    {
+        emit(RolloutEvents.Failed, service.Name, replica, $"rollout of revision {template} failed: {why}");
+        if (strategy.FailureAction == FailureAction.Continue)
+        {
+            var cont = rec with { FailureHandled = true, Message = $"{why}; continuing (failure_action: continue)" };
+            Update(cont);
+            return cont;
+        }
+
+        if (strategy.FailureAction == FailureAction.Pause)
+        {
+            var paused = rec with { State = RolloutStates.Failed, Paused = true, FailureHandled = true, Message = $"paused: {why}; fix it and 'berth rollout resume {service.Name}', or 'berth rollout undo {service.Name}'" };
+            Update(paused);
+            emit(RolloutEvents.Paused, service.Name, replica, paused.Message);
+            return paused;
+        }
+
+        if (!strategy.AutoRollback || rec.StableSpec is null || rec.StableTemplate is not { } stable || stable == template)
+        {
+            var failed = rec with
+            {
+                State = RolloutStates.Failed,
+                FailureHandled = true,
+                Message = !strategy.AutoRollback ? $"{why}; auto_rollback is off" : $"{why}; no earlier revision to roll back to",
+            };
+            Update(failed);
+            return failed;
+        }
+
+        var rolledBack = rec with { State = RolloutStates.RolledBack, FailureHandled = true, RollbackTo = stable, Message = $"rolled back to revision {stable}: {why}" };
+        Update(rolledBack);
+        emit(RolloutEvents.RolledBack, service.Name, replica, rolledBack.Message);
+        _rollbacks.Add(new RollbackRequest(service.Name, rec.StableSpec, stable));
+        return rolledBack;
+    }
+}

@@ -1,0 +1,75 @@
+using System.Text.Json;
+using Berth.Orchestration;
+using Berth.Orchestration.Controllers;
+using Berth.Orchestration.State;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+
+namespace Berth.Server;
+
+/// <summary>Rollout history, undo, pause and resume (docs/api.md, Rollouts). Status is <c>GET /v1/services/{name}/rollout</c>.</summary>
+internal static class RolloutEndpoints
+{
+    public static void Map(RouteGroupBuilder v1, ControlPlane plane)
+    {
+        v1.MapGet("/services/{name}/rollout/history", (string name) => Results.Json(plane.GetRolloutHistory(name).Select(h => new
+        {
+            revision = h.Revision,
+            createdAt = h.CreatedAt,
+            cause = h.Cause,
+            image = h.Image,
+            command = h.Command,
+            current = h.Current,
+        }), StateJson.Options));
+        v1.MapPost("/services/{name}/rollout/undo", async (string name, HttpContext context) =>
+        {
+            var to = await ReadToRevisionAsync(context);
+            var revision = await plane.UndoRolloutAsync(name, to, context.RequestAborted);
+            return Results.Json(new { revision = revision.Number, template = revision.TemplateOf(name) }, StateJson.Options);
+        });
+        v1.MapPost("/services/{name}/rollout/pause", async (string name, CancellationToken ct) =>
+        {
+            await plane.PauseRolloutAsync(name, ct);
+            return Results.Json(new { service = name, paused = true }, StateJson.Options);
+        });
+        v1.MapPost("/services/{name}/rollout/resume", async (string name, CancellationToken ct) =>
+        {
+            await plane.ResumeRolloutAsync(name, ct);
+            return Results.Json(new { service = name, paused = false }, StateJson.Options);
+        });
+    }
+
+    /// <summary>An empty body means "the revision before the current one"; else <c>{"toRevision": N}</c>.</summary>
+    private static async Task<long?> ReadToRevisionAsync(HttpContext context)
+    {
+        using var reader = new StreamReader(context.Request.Body);
+        var text = await reader.ReadToEndAsync(context.RequestAborted);
+        if (string.IsNullOrWhiteSpace(text))
+        {
+            return null;
+        }
+
+        const string Shape = """send {"toRevision": N} (a revision from GET /v1/services/{name}/rollout/history) or no body for the previous one""";
+        try
+        {
+            using var doc = JsonDocument.Parse(text);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object)
+            {
+                throw new ControlPlaneException(ControlPlaneError.Invalid, $"the body must be a JSON object; {Shape}");
+            }
+
+            if (!doc.RootElement.TryGetProperty("toRevision", out var v) || v.ValueKind == JsonValueKind.Null)
+            {
+                return null;
+            }
+
+            return v.TryGetInt64(out var n) && n > 0 ? n
+                : throw new ControlPlaneException(ControlPlaneError.Invalid, $"toRevision must be a positive whole number, got {v.GetRawText()}; {Shape}");
+        }
+        catch (JsonException e)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, $"malformed JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}; {Shape}");
+        }
+    }
+}

@@ -1,0 +1,153 @@
+using Berth.Core.Model;
+using Berth.Mesh;
+using Berth.Orchestration;
+using Berth.Orchestration.Controllers;
+using Berth.Orchestration.State;
+using Berth.Runtime.Process;
+using Berth.Testing;
+using Microsoft.Extensions.Time.Testing;
+
+namespace Berth.Rollouts.Tests.Acceptance;
+
+/// <summary>The autoscaler against real processes that burn CPU per request, measured by the real process driver, under
+/// a bounded load through the real mesh. The stabilization window runs on a fake clock (waiting 5 real minutes would be
+/// slow); CPU is real.</summary>
+[Collection("real processes")]
+public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
+{
+    /// <summary>An HTTP server on $PORT that spins the CPU for 40 ms per request (not for its health checks, which would
+    /// otherwise keep an idle replica busy).</summary>
+    private const string BurningServer = """
+        use IO::Socket::INET; use Time::HiRes qw(time); $| = 1;
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen $ENV{PORT}: $!";
+        while (my $c = $s->accept) {
+          my $first = <$c> // ""; while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
+          if ($first !~ m{^GET /healthz}) { my $until = time + 0.04; my $n = 0; $n++ while time < $until; }
+          print $c "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"; close $c;
+        }
+        """;
+
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-hpa-accept-").FullName;
+    private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
+    private readonly MeshHost _mesh = new(new MeshHostOptions());
+    private StateStore _store = null!;
+    private ProbeExecutor _prober = null!;
+    private ControlPlane _plane = null!;
+
+    public async Task InitializeAsync()
+    {
+        await _mesh.StartAsync(CancellationToken.None);
+        _store = StateStore.Open(_dir);
+        _prober = new ProbeExecutor();
+        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store,
+            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(_dir, "runtime"), UseCgroups = false })],
+            new RoutingTable(_mesh), _prober);
+        await _plane.StartAsync(CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await _plane.DownAsync(cts.Token);
+        await _plane.DisposeAsync();
+        await _mesh.DisposeAsync();
+        _prober.Dispose();
+        _store.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private int Desired => _plane.Current!.Application.FindService("burn")!.Replicas;
+
+    private int Ready => _plane.Replicas.Count(r => r.Service == "burn" && r.Phase == ReplicaPhase.Ready);
+
+    [Fact]
+    public async Task Evaluate_CpuBurningLoad_ScalesOneUpToMaxThenDownAfterWindowOnceLoadStops()
+    {
+        var burn = new Service
+        {
+            Name = "burn",
+            Command = ["perl", "-e", BurningServer],
+            Endpoints = [new Endpoint { Name = "http" }],
+            Readiness = new Probe { Kind = ProbeKind.Http, Path = "/healthz", Period = TimeSpan.FromMilliseconds(500) },
+            Resources = new Resources { CpuRequest = CpuQuantity.Parse("100m") },
+            Autoscale = new AutoscalePolicy { Min = 1, Max = 3, TargetCpuPercent = 50 },
+            StopGracePeriod = TimeSpan.FromSeconds(2),
+        };
+        await _plane.ApplyAsync(new Application { Name = "hpaacc", Services = [burn] }, "up", CancellationToken.None);
+        await Poll.UntilAsync(() => Ready == 1, Wait, "1 Ready burn replica");
+        var autoscaler = new Autoscaler(_plane, new DriverAutoscaleMetrics(_plane), _clock);
+        var url = new Uri($"http://127.0.0.1:{_plane.StablePorts[("burn", "http")]}/");
+
+        // Bounded load: two clients, at most 5 000 requests or 2 minutes.
+        using var stopLoad = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        var sent = 0;
+        var load = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
+        {
+            while (!stopLoad.IsCancellationRequested && Interlocked.Increment(ref sent) <= 5_000)
+            {
+                try
+                {
+                    using var r = await http.GetAsync(url, stopLoad.Token);
+                }
+                catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
+                {
+                }
+            }
+        })).ToArray();
+
+        var decisions = new List<AutoscaleDecision>();
+        await Poll.UntilAsync(async () =>
+        {
+            decisions.AddRange(await autoscaler.EvaluateAsync(CancellationToken.None));
+            _clock.Advance(TimeSpan.FromSeconds(15));
+            return Desired == 3;
+        }, Wait, "scaled up to max 3 under the burning load");
+        await Poll.UntilAsync(() => Ready == 3, Wait, "3 Ready burn replicas");
+        Assert.All(decisions, d => Assert.True(d.To > d.From && d.Metric == "cpu" && d.Value > 55, d.Message));
+
+        await stopLoad.CancelAsync();
+        await Task.WhenAll(load);
+        var stoppedAt = _clock.GetUtcNow();
+        var down = new List<AutoscaleDecision>();
+        var passes = 0;
+        var firstDownAt = DateTimeOffset.MinValue;
+        try
+        {
+            await Poll.UntilAsync(async () =>
+            {
+                passes++;
+                var made = await autoscaler.EvaluateAsync(CancellationToken.None);
+                if (made.Count > 0 && down.Count == 0)
+                {
+                    firstDownAt = _clock.GetUtcNow();
+                }
+
+                down.AddRange(made);
+                _clock.Advance(TimeSpan.FromSeconds(30));
+                return Desired == 1;
+            }, Wait, "scaled back down to 1 once the load stopped and the window passed");
+        }
+        catch (TimeoutException e)
+        {
+            var metrics = new DriverAutoscaleMetrics(_plane);
+            var cpu = new List<string>();
+            foreach (var r in _plane.Replicas)
+            {
+                cpu.Add($"{r.Id}:{r.Phase}:{await metrics.CpuPercentAsync(r, CancellationToken.None)}");
+            }
+
+            throw new TimeoutException($"{e.Message}; cpu now {string.Join(", ", cpu)}; desired {Desired}; {passes} passes over {_clock.GetUtcNow() - stoppedAt}; decisions {string.Join(" | ", decisions.Concat(down).Select(d => d.Message))}", e);
+        }
+
+        // Down only once the window has passed since the last high recommendation (taken one 15 s pass before the stop);
+        // it may go in steps when a pass during the wind-down recommended an intermediate count.
+        Assert.True(firstDownAt - stoppedAt >= TimeSpan.FromMinutes(5) - TimeSpan.FromSeconds(15), $"first scale-down {firstDownAt - stoppedAt} after the load stopped");
+        Assert.All(down, d => Assert.True(d.To < d.From && d.Metric == "cpu", d.Message));
+        Assert.Equal(1, down[^1].To);
+        Assert.Contains("highest recommendation over the last 5m: ", down[0].Message, StringComparison.Ordinal);
+        Assert.Equal(decisions.Count + down.Count, _store.ListEvents().Count(e => e.Type == RolloutEvents.Autoscaled));
+        await Poll.UntilAsync(() => _plane.Replicas.Count(r => r.Service == "burn") == 1, Wait, "back to one burn replica");
+    }
+}

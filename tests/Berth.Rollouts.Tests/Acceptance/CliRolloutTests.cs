@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using System.Text.Json;
+using Berth.Orchestration.State;
+using Berth.Testing;
+
+namespace Berth.Rollouts.Tests.Acceptance;
+
+/// <summary>The real <c>berth</c> program: a detached control plane over real processes; <c>berth apply</c> starts a rollout,
+/// the control plane is killed with SIGKILL mid-rollout and started again, and the rollout finishes with nothing lost.</summary>
+[Collection("real processes")]
+public sealed class CliRolloutTests : IDisposable
+{
+    /// <summary>Waits $DELAY seconds before listening (a slow start keeps the rollout going long enough to kill the control plane in it).</summary>
+    private const string HttpServer = """
+        use IO::Socket::INET; $| = 1; sleep($ENV{DELAY} // 0);
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 64, ReuseAddr => 1) or die "listen: $!";
+        while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\r?\n$/ } my $st = ($ENV{SICK} && -e $ENV{SICK}) ? "500 Sick" : "200 OK"; print $c "HTTP/1.1 $st\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"; close $c; }
+        """;
+
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-rollout-").FullName;
+
+    public CliRolloutTests() => Spec("V: \"1\"");
+
+    public void Dispose()
+    {
+        Berth("down");
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private void Spec(string env)
+    {
+        var script = HttpServer.Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal).Replace("$", "$$", StringComparison.Ordinal);
+        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
+            name: clirollout
+            services:
+              web:
+                run: [perl, -e, "{{script}}"]
+                replicas: 2
+                environment: { {{env}} }
+                endpoints:
+                  http: {}
+                probes:
+                  readiness: {http: /, period: 500ms}
+                update: {progress_deadline: 10s}
+                stop_grace_period: 2s
+            """);
+    }
+
+    private (int Code, string Out, string Err) Berth(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.Environment["NO_COLOR"] = "1";
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(150)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"berth {string.Join(' ', args)} did not finish in 150s");
+        }
+
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    private (int Code, string Out, string Err) Ok(params string[] args)
+    {
+        var run = Berth(args);
+        Assert.True(run.Code == 0, $"berth {string.Join(' ', args)} exited {run.Code}\nstdout: {run.Out}\nstderr: {run.Err}");
+        return run;
+    }
+
+    private List<EventRecord> Events()
+    {
+        using var store = StateStore.Open(Path.Combine(_dir, ".berth"));
+        return [.. store.ListEvents(0, int.MaxValue)];
+    }
+
+    private List<long> Revisions()
+    {
+        using var store = StateStore.Open(Path.Combine(_dir, ".berth"));
+        return [.. store.ListRevisions().Select(r => r.Number).Order()];
+    }
+
+    [Fact]
+    public async Task Apply_ControlPlaneKilled9MidRollout_RestartFinishesRolloutAndLosesNoRevisionOrEvent()
+    {
+        Ok("up", "-d");
+        Ok("rollout", "status", "web", "--timeout", "90s");
+
+        Spec("V: \"2\", DELAY: \"2\"");
+        var apply = Ok("apply");
+        Assert.Contains("web: rolling out revision 2 (from 1)", apply.Err, StringComparison.Ordinal);
+        await Poll.UntilAsync(() => Events().Any(e => e.Type == "scheduled" && e.Message.Length > 0 && Events().Any(x => x.Type == "rollout-started")),
+            TimeSpan.FromSeconds(60), "the rollout under way");
+
+        using (var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, ".berth", "api.json"))))
+        {
+            Process.GetProcessById(doc.RootElement.GetProperty("pid").GetInt32()).Kill();
+        }
+
+        await Poll.UntilAsync(() => Berth("ps").Code != 0, TimeSpan.FromSeconds(30), "the control plane gone");
+        var before = Events();
+        Assert.True(Revisions().SequenceEqual([1L, 2L]), $"revisions {string.Join(",", Revisions())}; events:\n{string.Join("\n", before.Select(e => $"{e.Type} {e.Replica} {e.Message}"))}");
+        Assert.DoesNotContain(before, e => e.Type == "rollout-complete" && e.Message.StartsWith("revision 2", StringComparison.Ordinal));
+
+        Ok("up", "-d");
+        var status = Berth("rollout", "status", "web", "--timeout", "120s");
+        Assert.True(status.Code == 0, $"rollout status after the restart exited {status.Code}: {status.Out}{status.Err}\nevents:\n{string.Join("\n", Events().Select(e => $"{e.Time:HH:mm:ss.fff} {e.Type} {e.Replica} {e.Message}"))}");
+        Assert.Contains("web revision 2: complete: 2/2 replicas of revision 2 ready", status.Out, StringComparison.Ordinal);
+
+        var after = Events();
+        Assert.Equal(before.Select(e => (e.Id, e.Type, e.Message)), after.Take(before.Count).Select(e => (e.Id, e.Type, e.Message)));
+        Assert.Contains(after.Skip(before.Count), e => e.Type == "rollout-complete");
+        // The second 'berth up -d' applies the spec again as revision 3 (same template: nothing rolls); 1 and 2 are kept.
+        Assert.Equal([1L, 2L, 3L], Revisions());
+        Assert.DoesNotContain(after, e => e.Type == "rollout-started" && e.Message.StartsWith("rolling out revision 3", StringComparison.Ordinal));
+        var ps = JsonDocument.Parse(Ok("ps", "-o", "json").Out).RootElement.EnumerateArray().ToList();
+        Assert.Equal(2, ps.Count);
+        Assert.All(ps, r => Assert.Equal(2, r.GetProperty("revision").GetInt64()));
+
+        // A broken version through the CLI: status waits, then reports the automatic rollback and fails.
+        Spec("V: \"3\", SICK: \"/\"");
+        Ok("apply");
+        var broken = Berth("rollout", "status", "web", "--timeout", "120s");
+        Assert.Equal(3, broken.Code);
+        Assert.Matches(@"web revision 2: rolled-back: rolled back to revision 2: new replica web-[0-9a-f]{5} not ready within the progress deadline of 10s: readiness probe failing: HTTP 500", broken.Out);
+        var history = JsonDocument.Parse(Ok("rollout", "history", "web", "-o", "json").Out).RootElement.EnumerateArray().ToList();
+        Assert.Equal([1L, 2L, 4L], history.Select(h => h.GetProperty("revision").GetInt64()));
+        Assert.True(history[1].GetProperty("current").GetBoolean());
+    }
+}

@@ -1,0 +1,244 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using Berth.Core.Model;
+using Berth.Core.Routing;
+using Berth.Mesh;
+using Berth.Orchestration;
+using Berth.Orchestration.Controllers;
+using Berth.Orchestration.State;
+using Berth.Runtime.Process;
+using Berth.Testing;
+
+namespace Berth.Rollouts.Tests.Acceptance;
+
+/// <summary>The issue's acceptance points with real parts: replicas are real processes (the process driver and its
+/// supervisor), probes are real HTTP, the store is a real SQLite file, and a bounded load goes through the real mesh
+/// listener on loopback while the service rolls.</summary>
+[Collection("real processes")]
+public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
+{
+    /// <summary>An HTTP server on $PORT, one connection at a time: 200 "ok $V", or 500 while the path in SICK exists.</summary>
+    private const string HttpServer = """
+        use IO::Socket::INET; $| = 1;
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen $ENV{PORT}: $!";
+        my $v = $ENV{V} // "1";
+        while (my $c = $s->accept) {
+          while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
+          my $st = ($ENV{SICK} && -e $ENV{SICK}) ? "500 Sick" : "200 OK";
+          my $b = "ok $v";
+          print $c "HTTP/1.1 $st\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c;
+        }
+        """;
+
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-rollout-accept-").FullName;
+    private readonly CountingSink _counts;
+    private readonly MeshHost _mesh = new(new MeshHostOptions());
+    private StateStore _store = null!;
+    private ProbeExecutor _prober = null!;
+    private ControlPlane _plane = null!;
+
+    public MeshRolloutAcceptanceTests() => _counts = new CountingSink(_mesh);
+
+    public async Task InitializeAsync()
+    {
+        await _mesh.StartAsync(CancellationToken.None);
+        _store = StateStore.Open(_dir);
+        _prober = new ProbeExecutor();
+        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store,
+            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(_dir, "runtime"), UseCgroups = false })],
+            new RoutingTable(_counts), _prober);
+        await _plane.StartAsync(CancellationToken.None);
+    }
+
+    public async Task DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await _plane.DownAsync(cts.Token);
+        await _plane.DisposeAsync();
+        await _mesh.DisposeAsync();
+        _prober.Dispose();
+        _store.Dispose();
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private static Service Web(int replicas, string version, string? sick = null, ImmutableArray<string>? command = null) => new()
+    {
+        Name = "web",
+        Command = command ?? ["perl", "-e", HttpServer],
+        Replicas = replicas,
+        Endpoints = [new Endpoint { Name = "http" }],
+        Env = sick is null
+            ? ImmutableSortedDictionary<string, string>.Empty.Add("V", version)
+            : ImmutableSortedDictionary<string, string>.Empty.Add("V", version).Add("SICK", sick),
+        Readiness = new Probe { Kind = ProbeKind.Http, Path = "/healthz", Period = TimeSpan.FromMilliseconds(500) },
+        Update = new UpdateStrategy { ProgressDeadline = TimeSpan.FromSeconds(8) },
+        StopGracePeriod = TimeSpan.FromSeconds(2),
+    };
+
+    private static Application App(Service web) => new() { Name = "rollacc", Services = [web] };
+
+    private IEnumerable<ReplicaRecord> Web() => _plane.Replicas.Where(r => r.Service == "web");
+
+    private Task UntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, Wait,
+        $"{what}; have {string.Join(", ", _plane.Replicas.Select(r => $"{r.Id}:{r.Revision}:{r.Phase}:{r.Reason}"))}; rollout {_plane.GetRollout("web")}; events: {string.Join(" | ", _store.ListEvents().TakeLast(12).Select(e => $"{e.Type} {e.Replica} {e.Message}"))}");
+
+    private async Task<int> UpAsync(int replicas)
+    {
+        await _plane.ApplyAsync(App(Web(replicas, "1")), "up", CancellationToken.None);
+        await UntilAsync(() => Web().Count(r => r.Phase == ReplicaPhase.Ready) == replicas && _counts.Last("web") == replicas, $"{replicas} Ready and routed");
+        return _plane.StablePorts[("web", "http")];
+    }
+
+    [Fact]
+    public async Task Apply_ChangedTemplateUnderLoad_CompletesWithZeroFailedRequestsAndReadyNeverBelowMinimum()
+    {
+        var port = await UpAsync(4);
+        var mark = _counts.Mark();
+        await using var load = Load.Start(port);
+
+        var revision = await _plane.ApplyAsync(App(Web(4, "2")), "apply", CancellationToken.None);
+        var template = revision.TemplateOf("web");
+        await UntilAsync(() => _plane.GetRollout("web").State == "complete" && Web().All(r => r.Revision == template) && Web().Count() == 4, "rollout complete");
+        await load.AtLeastAsync(50);
+        var result = await load.StopAsync();
+
+        Assert.True(result.Failed == 0, $"{result.Failed} of {result.Total} requests failed: {result.FirstError}");
+        Assert.Contains("ok 2", result.Bodies);
+        var sizes = _counts.SizesSince(mark, "web");
+        Assert.True(sizes.Min() >= 3, $"routed Ready replicas per update (replicas 4, maxUnavailable 1): {string.Join(",", sizes)}");
+    }
+
+    [Fact]
+    public async Task Apply_NewVersionFailsReadiness_RolledBackAutomaticallyWithZeroFailedRequests()
+    {
+        var port = await UpAsync(2);
+        var good = Web().First().Revision;
+        var ids = Web().Select(r => r.Id).Order().ToList();
+        await using var load = Load.Start(port);
+
+        await _plane.ApplyAsync(App(Web(2, "broken", sick: "/")), "apply", CancellationToken.None);
+        await UntilAsync(() => _plane.GetRollout("web").State == "rolled-back" && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+            "rolled back to the first revision");
+        await load.AtLeastAsync(50);
+        var result = await load.StopAsync();
+
+        Assert.True(result.Failed == 0, $"{result.Failed} of {result.Total} requests failed: {result.FirstError}");
+        Assert.Equal(["ok 1"], result.Bodies);
+        Assert.Equal(ids, Web().Select(r => r.Id).Order());
+        var status = _plane.GetRollout("web");
+        var failed = _store.ListEvents().Single(e => e.Type == RolloutEvents.Failed);
+        Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} not ready within the progress deadline of 8s: readiness probe failing: HTTP 500", status.Message);
+        Assert.Contains(failed.Replica!, status.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Apply_NewVersionCrashLoops_RolledBackAutomaticallyWithZeroFailedRequests()
+    {
+        var port = await UpAsync(2);
+        var good = Web().First().Revision;
+        await using var load = Load.Start(port);
+
+        await _plane.ApplyAsync(App(Web(2, "crash", command: ["perl", "-e", "print qq(starting\\n); exit 3"])), "apply", CancellationToken.None);
+        await UntilAsync(() => _plane.GetRollout("web").State == "rolled-back" && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+            "rolled back to the first revision");
+        await load.AtLeastAsync(50);
+        var result = await load.StopAsync();
+
+        Assert.True(result.Failed == 0, $"{result.Failed} of {result.Total} requests failed: {result.FirstError}");
+        Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} failed: exited with code 3", _plane.GetRollout("web").Message);
+        Assert.Equal($"rollback web to revision {good} (automatic)", _store.ListRevisions()[0].Cause);
+    }
+
+    /// <summary>Forwards to the mesh and records how many upstreams each update of each service had.</summary>
+    private sealed class CountingSink(IRouteSink next) : IRouteSink
+    {
+        private readonly ConcurrentQueue<(string Service, int Count)> _updates = new();
+
+        public int Mark() => _updates.Count;
+
+        public int Last(string service) => _updates.LastOrDefault(u => u.Service == service).Count;
+
+        public List<int> SizesSince(int mark, string service) => [.. _updates.Skip(mark).Where(u => u.Service == service).Select(u => u.Count)];
+
+        public async Task UpdateAsync(ServiceRoute route, CancellationToken cancellationToken)
+        {
+            await next.UpdateAsync(route, cancellationToken);
+            _updates.Enqueue((route.Service, route.Upstreams.Length));
+        }
+
+        public Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken) => next.RemoveAsync(service, endpoint, cancellationToken);
+    }
+
+    /// <summary>Two clients sending GETs to the mesh's stable port, bounded to 20 000 requests and 3 minutes.</summary>
+    private sealed class Load : IAsyncDisposable
+    {
+        private const int MaxRequests = 20_000;
+        private static readonly TimeSpan MaxTime = TimeSpan.FromMinutes(3);
+        private readonly CancellationTokenSource _stop = new(MaxTime);
+        private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
+        private readonly ConcurrentDictionary<string, bool> _bodies = new();
+        private readonly Task[] _workers;
+        private int _total;
+        private int _failed;
+        private string? _firstError;
+
+        private Load(int port)
+        {
+            var url = new Uri($"http://127.0.0.1:{port}/");
+            _workers = [.. Enumerable.Range(0, 2).Select(_ => Task.Run(() => RunAsync(url)))];
+        }
+
+        public static Load Start(int port) => new(port);
+
+        public Task AtLeastAsync(int n) => Poll.UntilAsync(() => Volatile.Read(ref _total) >= n, Wait, $"{n} requests sent");
+
+        public async Task<(int Total, int Failed, string? FirstError, IReadOnlyList<string> Bodies)> StopAsync()
+        {
+            await _stop.CancelAsync();
+            await Task.WhenAll(_workers);
+            return (_total, _failed, _firstError, [.. _bodies.Keys.Order(StringComparer.Ordinal)]);
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            await _stop.CancelAsync();
+            await Task.WhenAll(_workers).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            _http.Dispose();
+            _stop.Dispose();
+        }
+
+        private async Task RunAsync(Uri url)
+        {
+            while (!_stop.IsCancellationRequested && Interlocked.Increment(ref _total) <= MaxRequests)
+            {
+                try
+                {
+                    using var response = await _http.GetAsync(url, CancellationToken.None);
+                    var body = await response.Content.ReadAsStringAsync();
+                    if ((int)response.StatusCode != 200)
+                    {
+                        var why = response.Headers.TryGetValues("x-berth-error", out var values) ? string.Join(",", values) : "";
+                        Fail($"HTTP {(int)response.StatusCode} {why} {body}");
+                    }
+                    else
+                    {
+                        _bodies[body] = true;
+                    }
+                }
+                catch (HttpRequestException e)
+                {
+                    Fail(e.Message);
+                }
+            }
+
+            Interlocked.Decrement(ref _total);
+        }
+
+        private void Fail(string why)
+        {
+            Interlocked.Increment(ref _failed);
+            Interlocked.CompareExchange(ref _firstError, why, null);
+        }
+    }
+}
