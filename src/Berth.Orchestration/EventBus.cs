@@ -112,8 +112,15 @@ public sealed class EventBus : IAsyncDisposable
     private void Prune(CancellationToken ct)
     {
         // Batch by batch, each its own short statement, so emitters interleave with a large trim.
-        while (!ct.IsCancellationRequested && _store.PruneEvents(_retention, OrchestratorDefaults.EventPruneBatch) > 0)
+        try
         {
+            while (!ct.IsCancellationRequested && _store.PruneEvents(_retention, OrchestratorDefaults.EventPruneBatch) > 0)
+            {
+            }
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+        {
+            // A busy or closing store: the next trim (a tenth of the limit later) tries again; events are never lost by it.
         }
     }
 }

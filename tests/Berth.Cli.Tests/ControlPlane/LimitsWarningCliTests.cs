@@ -9,6 +9,7 @@ namespace Berth.Cli.Tests.ControlPlane;
 public sealed class LimitsWarningCliTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-limits-").FullName;
+    private readonly Dictionary<string, string> _env = [];
 
     public LimitsWarningCliTests()
     {
@@ -49,6 +50,10 @@ public sealed class LimitsWarningCliTests : IDisposable
 
         info.Environment["NO_COLOR"] = "1";
         info.Environment["BERTH_CGROUP_ROOT"] = NoCgroups;
+        foreach (var (k, v) in _env)
+        {
+            info.Environment[k] = v;
+        }
         using var p = Process.Start(info)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -78,5 +83,30 @@ public sealed class LimitsWarningCliTests : IDisposable
         var json = Berth("ps", "-o", "json");
         Assert.Equal([Warning], json.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith("[", json.Out.TrimStart(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Events_RetentionFromEnvironment_OnlyTheNewestKept()
+    {
+        _env["BERTH_EVENT_RETENTION"] = "5";
+        var up = Berth("up", "-d");
+        Assert.True(up.Code == 0, $"berth up -d failed ({up.Code}): {up.Err}");
+
+        // Each scale is a revision and a scaled event at least; well past 5 events in all.
+        for (var n = 2; n <= 6; n++)
+        {
+            Assert.Equal(0, Berth("scale", $"free={n % 2}").Code);
+        }
+
+        List<System.Text.Json.JsonElement> Events() => [.. Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)];
+        await Poll.UntilAsync(() =>
+        {
+            Berth("scale", "free=1");
+            return Events().Count <= 6;
+        }, TimeSpan.FromSeconds(60), "at most 5 events kept (plus a tenth, at least one, before the next trim)");
+
+        var kept = Events();
+        Assert.True(kept[0].GetProperty("id").GetInt64() > 10, $"the oldest kept event is id {kept[0].GetProperty("id").GetInt64()}; older ones should be gone");
     }
 }
