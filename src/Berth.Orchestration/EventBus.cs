@@ -3,25 +3,57 @@ using Berth.Orchestration.State;
 
 namespace Berth.Orchestration;
 
-/// <summary>Persists events and fans them out to live subscribers (the SSE stream, the foreground CLI).</summary>
-public sealed class EventBus(StateStore store, TimeProvider time)
+/// <summary>Persists events and fans them out to live subscribers (the SSE stream, the foreground CLI). Keeps the newest
+/// <c>retention</c> events: once the store holds a tenth more, a background task trims it in short batches, so an
+/// emitter (the reconciler) never waits for pruning beyond one batch statement.</summary>
+public sealed class EventBus : IAsyncDisposable
 {
     private readonly Lock _gate = new();
     private readonly List<Channel<EventRecord>> _subscribers = [];
+    private readonly StateStore _store;
+    private readonly TimeProvider _time;
+    private readonly int _retention;
+    private readonly long _slack;
+    private readonly CancellationTokenSource _life = new();
+    private long _checkAt;
+    private Task _pruning = Task.CompletedTask;
+
+    public EventBus(StateStore store, TimeProvider time, int retention = OrchestratorDefaults.EventRetention)
+    {
+        _store = store;
+        _time = time;
+        _retention = Math.Max(1, retention);
+        _slack = Math.Max(1, _retention / 10);
+    }
+
+    /// <summary>Completes when the pruning started so far has finished (for tests and shutdown).</summary>
+    public Task Pruning => Volatile.Read(ref _pruning);
 
     public EventRecord Emit(string type, string? service, string? replica, string message)
     {
+        EventRecord e;
+
         // Persist and publish under one lock so subscribers see events in id order.
         lock (_gate)
         {
-            var e = store.AppendEvent(new EventRecord { Time = time.GetUtcNow(), Type = type, Service = service, Replica = replica, Message = message });
+            e = _store.AppendEvent(new EventRecord { Time = _time.GetUtcNow(), Type = type, Service = service, Replica = replica, Message = message });
             foreach (var s in _subscribers)
             {
                 s.Writer.TryWrite(e);
             }
 
-            return e;
+            // Ids only grow, so the newest id bounds the count: check again once a tenth of the limit has been added.
+            if (e.Id >= _checkAt && _pruning.IsCompleted && !_life.IsCancellationRequested)
+            {
+                _checkAt = e.Id + _slack;
+                if (e.Id > _retention)
+                {
+                    _pruning = Task.Run(() => Prune(_life.Token), CancellationToken.None);
+                }
+            }
         }
+
+        return e;
     }
 
     /// <summary>Past events after <paramref name="afterId"/>, then live ones until cancelled. No gap and no duplicate between the two.</summary>
@@ -33,7 +65,7 @@ public sealed class EventBus(StateStore store, TimeProvider time)
         lock (_gate)
         {
             _subscribers.Add(channel);
-            backlog = store.ListEvents(afterId, int.MaxValue, service);
+            backlog = _store.ListEvents(afterId, int.MaxValue, service);
         }
 
         try
@@ -60,6 +92,35 @@ public sealed class EventBus(StateStore store, TimeProvider time)
             {
                 _subscribers.Remove(channel);
             }
+        }
+    }
+
+    /// <summary>Stops pruning (the store stays as it is) and waits for a batch in progress.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        Task pruning;
+        lock (_gate)
+        {
+            _life.Cancel();
+            pruning = _pruning;
+        }
+
+        await pruning.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        _life.Dispose();
+    }
+
+    private void Prune(CancellationToken ct)
+    {
+        // Batch by batch, each its own short statement, so emitters interleave with a large trim.
+        try
+        {
+            while (!ct.IsCancellationRequested && _store.PruneEvents(_retention, OrchestratorDefaults.EventPruneBatch) > 0)
+            {
+            }
+        }
+        catch (Exception e) when (e is Microsoft.Data.Sqlite.SqliteException or ObjectDisposedException or InvalidOperationException)
+        {
+            // A busy or closing store: the next trim (a tenth of the limit later) tries again; events are never lost by it.
         }
     }
 }

@@ -17,6 +17,14 @@ public static class OrchestratorDefaults
     /// <summary>Replicas started at once: 16. Kubernetes' kubelet starts pods in parallel without a cap; on a small
     /// machine a bounded number keeps the start storm from starving the probes.</summary>
     public const int StartConcurrency = 16;
+
+    /// <summary>Events kept: the newest 10,000. Kubernetes keeps events for an hour (the API server's --event-ttl); a count
+    /// bounds the store the same way whether the app is quiet or crash-looping.</summary>
+    public const int EventRetention = 10_000;
+
+    /// <summary>Rows one pruning statement deletes: 500, so a large backlog is trimmed in short steps that never hold the
+    /// store for long (the reconciler writes through the same connection).</summary>
+    public const int EventPruneBatch = 500;
 }
 
 /// <summary>How the control plane runs one app.</summary>
@@ -33,6 +41,9 @@ public sealed record OrchestratorOptions
 
     /// <summary>See <see cref="OrchestratorDefaults.RevisionHistoryLimit"/>.</summary>
     public int RevisionHistoryLimit { get; init; } = OrchestratorDefaults.RevisionHistoryLimit;
+
+    /// <summary>See <see cref="OrchestratorDefaults.EventRetention"/>; at least 1.</summary>
+    public int EventRetention { get; init; } = OrchestratorDefaults.EventRetention;
 
     /// <summary>Host that replica ports, probes and service URLs use: loopback.</summary>
     public string Host { get; init; } = "127.0.0.1";

@@ -298,6 +298,16 @@ public sealed class ApiServer : IAsyncDisposable
                 replicas = n.Replicas,
             }),
             services = current.Application.Services.Select(s => ServiceView(plane, s)),
+            drivers = plane.Drivers.OrderBy(d => d.Kind).Select(d => new
+            {
+                kind = JsonNamingPolicy.KebabCaseLower.ConvertName(d.Kind.ToString()),
+                available = d.Capabilities.Available,
+                unavailableReason = d.Capabilities.UnavailableReason,
+                cpuLimitsEnforced = d.Capabilities.CpuLimitsEnforced,
+                memoryLimitsEnforced = d.Capabilities.MemoryLimitsEnforced,
+                limitsMechanism = d.Capabilities.LimitsMechanism,
+            }),
+            warnings = plane.LimitWarnings.Select(w => new { service = w.Service, driver = w.Driver, message = w.Message }),
         };
     }
 

@@ -47,6 +47,7 @@ internal static class ControlPlaneCommands
                 {
                     var applied = await running.PostAsync("/v1/apply", app, ct);
                     Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.GetProperty("revision").GetInt64()}");
+                    await WarnLimitsAsync(running, TimeSpan.Zero, ct);
                     return ExitCodes.Ok;
                 }
             }
@@ -94,6 +95,11 @@ internal static class ControlPlaneCommands
             var watch = printer.RunAsync(since, watching.Token);
             await host.Plane.ApplyAsync(app, "up", stop.Token);
             Status($"control plane for '{app.Name}' at {host.Api.Url} (state {state}); Ctrl-C stops everything");
+            foreach (var w in host.Plane.LimitWarnings)
+            {
+                Warn(w.Message);
+            }
+
             _ = ReportWhenReadyAsync(host, app, started, watching.Token);
             await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
 
@@ -176,6 +182,7 @@ internal static class ControlPlaneCommands
                 if (client is not null && await client.AliveAsync(ct))
                 {
                     Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
+                    await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), ct);
                     return ExitCodes.Ok;
                 }
             }
@@ -306,6 +313,7 @@ internal static class ControlPlaneCommands
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var replicas = await client.GetAsync("/v1/replicas", ct);
+            await WarnLimitsAsync(client, TimeSpan.Zero, ct);
             if (parse.GetValue(output) == "json")
             {
                 Console.Out.WriteLine(JsonSerializer.Serialize(replicas, Indented));
@@ -521,6 +529,39 @@ internal static class ControlPlaneCommands
         {
             Error($"the control plane stopped answering: {e.Message}");
             return ExitCodes.Unavailable;
+        }
+    }
+
+    /// <summary>Prints, on stderr, each service whose CPU or memory limits are not enforced here (GET /v1/app's warnings).
+    /// <paramref name="wait"/>: how long to wait for a just-started control plane to apply the spec.</summary>
+    private static async Task WarnLimitsAsync(ApiClient client, TimeSpan wait, CancellationToken ct)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                var app = await client.GetAsync("/v1/app", ct);
+                if (app.TryGetProperty("warnings", out var warnings))
+                {
+                    foreach (var w in warnings.EnumerateArray())
+                    {
+                        Warn(w.GetProperty("message").GetString()!);
+                    }
+                }
+
+                return;
+            }
+            catch (ApiException e) when (e.Status == 409)
+            {
+                // Nothing applied yet: a detached control plane applies the spec right after its API answers.
+                if (deadline.Elapsed >= wait)
+                {
+                    return;
+                }
+
+                await Task.Delay(100, ct);
+            }
         }
     }
 

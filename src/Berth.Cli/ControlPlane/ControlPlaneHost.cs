@@ -27,6 +27,13 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     public string StateDirectory { get; }
 
+    /// <summary>Where the process driver looks for cgroups instead of /sys/fs/cgroup: a delegated cgroup v2 subtree lets an
+    /// unprivileged control plane enforce limits.</summary>
+    public const string CgroupRootVariable = "BERTH_CGROUP_ROOT";
+
+    /// <summary>How many events the control plane keeps (default <see cref="OrchestratorDefaults.EventRetention"/>).</summary>
+    public const string EventRetentionVariable = "BERTH_EVENT_RETENTION";
+
     public Orchestration.Controllers.ControlPlane Plane { get; private set; } = null!;
 
     public ApiServer Api { get; private set; } = null!;
@@ -58,7 +65,13 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         Directory.CreateDirectory(stateDirectory);
         var store = StateStore.Open(stateDirectory);
         host._disposables.Add(store);
-        var drivers = new List<IWorkloadDriver> { new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime") }) };
+        var processOptions = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime") };
+        if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
+        {
+            processOptions = processOptions with { CgroupRoot = cgroupRoot };
+        }
+
+        var drivers = new List<IWorkloadDriver> { new ProcessDriver(processOptions) };
         // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
         if (needsDocker)
         {
@@ -82,7 +95,20 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
         var prober = new ProbeExecutor();
         host._disposables.Add(prober);
-        var plane = new Orchestration.Controllers.ControlPlane(new OrchestratorOptions { StateDirectory = stateDirectory }, store, drivers, host.Routes, prober);
+        var orchestrator = new OrchestratorOptions { StateDirectory = stateDirectory };
+        if (Environment.GetEnvironmentVariable(EventRetentionVariable) is { Length: > 0 } keep)
+        {
+            if (int.TryParse(keep, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0)
+            {
+                orchestrator = orchestrator with { EventRetention = n };
+            }
+            else
+            {
+                warnings.Add($"{EventRetentionVariable}='{keep}' is not a whole number above 0; keeping the newest {OrchestratorDefaults.EventRetention} events");
+            }
+        }
+
+        var plane = new Orchestration.Controllers.ControlPlane(orchestrator, store, drivers, host.Routes, prober);
         host.Plane = plane;
         host._owned.Add(plane);
         if (mesh is not null)

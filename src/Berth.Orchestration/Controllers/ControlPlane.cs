@@ -51,6 +51,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
     private readonly Dictionary<(string Service, string Endpoint), int> _stablePorts = [];
     private readonly Dictionary<(string Service, string Endpoint), ImmutableArray<Upstream>> _published = [];
     private readonly PortAllocator _ports;
+    private readonly Dictionary<string, string> _limitsWarned = new(StringComparer.Ordinal);
     private readonly RolloutController _rollouts;
     private RevisionRecord? _current;
     private Scheduler? _scheduler;
@@ -74,7 +75,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
         _portFreeOnMachine = portFreeOnMachine ?? PortAllocator.IsFreeOnMachine;
         _ports = ports ?? new PortAllocator();
         _startGate = new SemaphoreSlim(Math.Max(1, options.StartConcurrency));
-        Events = new EventBus(store, _time);
+        Events = new EventBus(store, _time, options.EventRetention);
         _rollouts = new RolloutController(store, Emit);
     }
 
@@ -99,6 +100,12 @@ public sealed partial class ControlPlane : IAsyncDisposable
             }
         }
     }
+
+    /// <summary>The workload drivers and what each can enforce here, for the API.</summary>
+    public IReadOnlyCollection<IWorkloadDriver> Drivers => [.. _drivers.Values];
+
+    /// <summary>Services of the current revision whose limits their driver cannot enforce here (they still run).</summary>
+    public IReadOnlyList<LimitsWarning> LimitWarnings => Current is { } current ? LimitsCheck.Check(current.Application, _drivers.Values) : [];
 
     /// <summary>The node capacities and allocations, for the API.</summary>
     public IReadOnlyList<NodeState> Nodes => _scheduler?.Nodes ?? [];
@@ -343,6 +350,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
         }
 
         await Task.WhenAll(_work.Keys).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Events.DisposeAsync();
         _life.Dispose();
     }
 
@@ -1202,9 +1210,23 @@ public sealed partial class ControlPlane : IAsyncDisposable
             });
             Install(revision);
             Emit(EventTypes.Revision, null, null, $"revision {revision.Number}: {cause}");
+            WarnUnenforcedLimits(revision.Application);
             Snapshot();
             Kick();
             return revision;
+        }
+    }
+
+    /// <summary>One event per service whose limits are not enforced, the first time this control plane sees it (or its wording change).</summary>
+    private void WarnUnenforcedLimits(Application app)
+    {
+        foreach (var w in LimitsCheck.Check(app, _drivers.Values))
+        {
+            if (_limitsWarned.GetValueOrDefault(w.Service) != w.Message)
+            {
+                _limitsWarned[w.Service] = w.Message;
+                Emit(EventTypes.LimitsNotEnforced, w.Service, null, w.Message);
+            }
         }
     }
 
@@ -1375,8 +1397,8 @@ public sealed partial class ControlPlane : IAsyncDisposable
             ReplicaId = r.Id,
             Revision = r.Revision,
             Image = service.Image,
-            Entrypoint = service.Entrypoint,
-            Command = service.Command,
+            Entrypoint = service.Entrypoint is { } entrypoint ? ArgvExpansion.Expand(entrypoint, env) : null,
+            Command = ArgvExpansion.Expand(service.Command, env),
             Shell = service.Shell,
             WorkingDir = service.WorkingDir ?? (service.EffectiveRuntime == RuntimeKind.Process ? app.BaseDirectory : null),
             User = service.User,

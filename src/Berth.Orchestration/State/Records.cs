@@ -137,4 +137,5 @@ public static class EventTypes
     public const string Adopted = "adopted";
     public const string Orphan = "orphan-removed";
     public const string Waiting = "waiting";
+    public const string LimitsNotEnforced = "limits-not-enforced";
 }

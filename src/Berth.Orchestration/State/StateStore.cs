@@ -177,6 +177,31 @@ public sealed class StateStore : IDisposable
         }
     }
 
+    /// <summary>Deletes the oldest events beyond the newest <paramref name="keep"/>, at most <paramref name="batch"/> of them, and
+    /// returns how many it deleted (0: nothing beyond the limit). Call again until 0; the store is free between calls.</summary>
+    public int PruneEvents(int keep, int batch)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("""
+                DELETE FROM events WHERE id IN (
+                    SELECT id FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC LIMIT 1 OFFSET $keep)
+                    ORDER BY id LIMIT $batch)
+                """);
+            cmd.Parameters.AddWithValue("$keep", Math.Max(1, keep));
+            cmd.Parameters.AddWithValue("$batch", Math.Max(1, batch));
+            return cmd.ExecuteNonQuery();
+        }
+    }
+
+    public long CountEvents()
+    {
+        lock (_gate)
+        {
+            return Scalar<long>("SELECT COUNT(*) FROM events");
+        }
+    }
+
     /// <summary>Events with id greater than <paramref name="afterId"/>, oldest first, at most <paramref name="limit"/>.</summary>
     public IReadOnlyList<EventRecord> ListEvents(long afterId = 0, int limit = 1000, string? service = null)
     {

@@ -1,0 +1,64 @@
+using Berth.Core.Model;
+using Berth.Runtime;
+
+namespace Berth.Orchestration;
+
+/// <summary>A service whose CPU or memory limits its driver cannot enforce on this machine; it still runs.</summary>
+/// <param name="Service">The service's name.</param>
+/// <param name="Driver">The driver it runs on: <c>process</c> or <c>docker</c>.</param>
+/// <param name="Message">Said plainly, with the reason and how to fix it.</param>
+public sealed record LimitsWarning(string Service, string Driver, string Message);
+
+/// <summary>Says which services ask for limits that are not enforced here (issue #3: where neither cgroup v2 nor v1 is
+/// usable the replica runs, and the API and CLI say so).</summary>
+public static class LimitsCheck
+{
+    /// <summary>What to do about a process driver without usable cgroups, where its own reason does not say.</summary>
+    public const string ProcessFix = "run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
+
+    public static IReadOnlyList<LimitsWarning> Check(Application app, IEnumerable<IWorkloadDriver> drivers)
+    {
+        var byKind = drivers.ToDictionary(d => d.Kind);
+        var warnings = new List<LimitsWarning>();
+        foreach (var service in app.Services)
+        {
+            // An unavailable driver leaves the service Pending with its own reason; nothing runs unlimited.
+            if (!byKind.TryGetValue(service.EffectiveRuntime, out var driver) || !driver.Capabilities.Available)
+            {
+                continue;
+            }
+
+            var caps = driver.Capabilities;
+            var missing = new List<string>();
+            if (service.Resources.CpuLimit is { } cpu && !caps.CpuLimitsEnforced)
+            {
+                missing.Add($"cpu {cpu}");
+            }
+
+            if (service.Resources.MemoryLimit is { } memory && !caps.MemoryLimitsEnforced)
+            {
+                missing.Add($"memory {memory}");
+            }
+
+            if (missing.Count > 0)
+            {
+                var kind = service.EffectiveRuntime.ToString().ToLowerInvariant();
+                warnings.Add(new LimitsWarning(service.Name, kind, $"limits not enforced for {service.Name} ({string.Join(", ", missing)}): {Reason(driver)}"));
+            }
+        }
+
+        return warnings;
+    }
+
+    private static string Reason(IWorkloadDriver driver)
+    {
+        var mechanism = driver.Capabilities.LimitsMechanism;
+        var reason = mechanism.StartsWith("none: ", StringComparison.Ordinal) ? mechanism["none: ".Length..] : mechanism;
+        if (driver.Kind == RuntimeKind.Docker)
+        {
+            return $"the Docker engine does not enforce them ({reason}); see the warnings of 'docker info'";
+        }
+
+        return reason.Contains("root", StringComparison.Ordinal) ? reason : $"{reason}; {ProcessFix}";
+    }
+}

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using Berth.Testing;
+
+namespace Berth.Cli.Tests.ControlPlane;
+
+/// <summary>Issue #3 through the real <c>berth</c> program: with no usable cgroup hierarchy (BERTH_CGROUP_ROOT pointed at an
+/// empty folder) the replica runs, and <c>berth up -d</c> and <c>berth ps</c> say on stderr that its limits are not enforced.</summary>
+[Collection("real processes")]
+public sealed class LimitsWarningCliTests : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-limits-").FullName;
+    private readonly Dictionary<string, string> _env = [];
+
+    public LimitsWarningCliTests()
+    {
+        Directory.CreateDirectory(NoCgroups);
+        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), """
+            name: limits
+            services:
+              api:
+                run: [perl, -e, "sleep 600"]
+                resources:
+                  limits: {cpu: 500m, memory: 256Mi}
+                stop_grace_period: 1s
+              free:
+                run: [perl, -e, "sleep 600"]
+                stop_grace_period: 1s
+            """);
+    }
+
+    private string NoCgroups => Path.Combine(_dir, "no-cgroups-here");
+
+    private string Warning => $"berth: warning: limits not enforced for api (cpu 500m, memory 256Mi): no cgroup hierarchy at {NoCgroups}; " +
+        "replicas run without CPU and memory limits; run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
+
+    public void Dispose()
+    {
+        Berth("down");
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private (int Code, string Out, string Err) Berth(params string[] args)
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
+        foreach (var a in args)
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.Environment["NO_COLOR"] = "1";
+        info.Environment["BERTH_CGROUP_ROOT"] = NoCgroups;
+        foreach (var (k, v) in _env)
+        {
+            info.Environment[k] = v;
+        }
+        using var p = Process.Start(info)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(TimeSpan.FromSeconds(120)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"berth {string.Join(' ', args)} did not finish in 120s");
+        }
+
+        return (p.ExitCode, stdout.Result, stderr.Result);
+    }
+
+    [Fact]
+    public async Task UpAndPs_NoUsableCgroups_ReplicaRunsAndStderrSaysLimitsNotEnforced()
+    {
+        var up = Berth("up", "-d");
+        Assert.True(up.Code == 0, $"berth up -d failed ({up.Code}): {up.Err}");
+        Assert.Single(up.Err.Split('\n'), l => l == Warning);
+
+        await Poll.UntilAsync(() => Berth("ps").Out.Split('\n').Count(l => l.Contains(" running ", StringComparison.Ordinal) || l.Contains(" ready ", StringComparison.Ordinal)) == 2,
+            TimeSpan.FromSeconds(60), "both replicas running");
+        var ps = Berth("ps");
+        Assert.Equal(0, ps.Code);
+        Assert.Equal([Warning], ps.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("limits not enforced", ps.Out, StringComparison.Ordinal); // stdout stays the table
+
+        var json = Berth("ps", "-o", "json");
+        Assert.Equal([Warning], json.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("[", json.Out.TrimStart(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Events_RetentionFromEnvironment_OnlyTheNewestKept()
+    {
+        _env["BERTH_EVENT_RETENTION"] = "5";
+        var up = Berth("up", "-d");
+        Assert.True(up.Code == 0, $"berth up -d failed ({up.Code}): {up.Err}");
+
+        // Each scale is a revision and a scaled event at least; well past 5 events in all.
+        for (var n = 2; n <= 6; n++)
+        {
+            Assert.Equal(0, Berth("scale", $"free={n % 2}").Code);
+        }
+
+        List<System.Text.Json.JsonElement> Events() => [.. Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
+            .Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement)];
+        await Poll.UntilAsync(() =>
+        {
+            Berth("scale", "free=1");
+            return Events().Count <= 6;
+        }, TimeSpan.FromSeconds(60), "at most 5 events kept (plus a tenth, at least one, before the next trim)");
+
+        var kept = Events();
+        Assert.True(kept[0].GetProperty("id").GetInt64() > 10, $"the oldest kept event is id {kept[0].GetProperty("id").GetInt64()}; older ones should be gone");
+    }
+}
