@@ -109,4 +109,42 @@ public sealed class LimitsWarningCliTests : IDisposable
         var kept = Events();
         Assert.True(kept[0].GetProperty("id").GetInt64() > 10, $"the oldest kept event is id {kept[0].GetProperty("id").GetInt64()}; older ones should be gone");
     }
+
+    [Fact]
+    public async Task UpForeground_NoUsableCgroups_WarnsOnceOnStderr()
+    {
+        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
+        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
+        info.ArgumentList.Add("up");
+        info.Environment["NO_COLOR"] = "1";
+        info.Environment["BERTH_CGROUP_ROOT"] = NoCgroups;
+        using var up = Process.Start(info)!;
+        var stderr = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        up.OutputDataReceived += (_, _) => { };
+        up.ErrorDataReceived += (_, e) => { if (e.Data is not null) { stderr.Enqueue(e.Data); } };
+        up.BeginOutputReadLine();
+        up.BeginErrorReadLine();
+        try
+        {
+            await Poll.UntilAsync(() => stderr.Any(l => l.Contains("'limits' is up: 2/2 replicas ready", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
+                "the foreground control plane to report all ready");
+        }
+        finally
+        {
+            using (var interrupt = Process.Start("kill", ["-INT", up.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+            {
+                await interrupt.WaitForExitAsync();
+            }
+
+            if (!up.WaitForExit(TimeSpan.FromSeconds(60)))
+            {
+                up.Kill(entireProcessTree: true);
+            }
+
+            up.WaitForExit();
+        }
+
+        Assert.Single(stderr, l => l == Warning);
+        Assert.Single(stderr, l => l.Contains(" limits-not-enforced ", StringComparison.Ordinal) && l.EndsWith(Warning["berth: warning: ".Length..], StringComparison.Ordinal));
+    }
 }
