@@ -4,7 +4,7 @@ namespace Berth.Core.Loading;
 
 /// <summary>Variable interpolation as Compose does it: <c>$VAR</c>, <c>${VAR}</c>, <c>${VAR:-default}</c>, <c>${VAR-default}</c>,
 /// <c>${VAR:?message}</c>, <c>${VAR?message}</c>, <c>${VAR:+alt}</c>, <c>${VAR+alt}</c>, and <c>$$</c> for a literal <c>$</c>.
-/// <c>$(VAR)</c> and <c>$$(VAR)</c> are left as written for the replica-start expansion (Kubernetes' syntax).
+/// <c>$(VAR)</c> is left as written for the replica-start expansion (Kubernetes' syntax); <c>$$</c> is always a literal <c>$</c>.
 /// Defaults and alternatives are themselves interpolated, so <c>${A:-${B}}</c> works.</summary>
 internal sealed class Interpolator(IReadOnlyDictionary<string, string> variables)
 {
@@ -54,18 +54,12 @@ internal sealed class Interpolator(IReadOnlyDictionary<string, string> variables
                 return false;
             }
 
-            // "$(" is not Compose syntax: it is Kubernetes' $(VAR), expanded from the replica's environment when it starts.
-            // A run of '$' before '(' is kept whole so that "$$(VAR)" reaches that step as its escape.
-            var run = i;
-            while (run < s.Length && s[run] == '$')
+            // "$(" is not Compose syntax: it is Kubernetes' $(VAR), expanded from the replica's environment when it starts,
+            // so it passes through. "$$" stays Compose's escape for "$" (also before "("), as Compose files rely on it.
+            if (s[i + 1] == '(')
             {
-                run++;
-            }
-
-            if (run < s.Length && s[run] == '(')
-            {
-                sb.Append(s, i, run - i);
-                i = run;
+                sb.Append('$');
+                i++;
                 continue;
             }
 

@@ -1,6 +1,5 @@
 using System.Text.Encodings.Web;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Berth.Core.Model;
 using YamlDotNet.Serialization;
 
@@ -8,11 +7,8 @@ namespace Berth.Core.Loading;
 
 /// <summary>Writes an <see cref="Application"/> as the normalized spec that <c>berth config</c> prints: berth.yaml syntax with
 /// every default spelled out, interpolation done and env files merged, so the YAML loads back to the same model.</summary>
-public static partial class SpecWriter
+public static class SpecWriter
 {
-    [GeneratedRegex(@"\$+")]
-    private static partial Regex Dollars();
-
     /// <summary>What secret env values are replaced with.</summary>
     public const string Mask = "***";
 
@@ -23,8 +19,7 @@ public static partial class SpecWriter
 
     private static object? EscapeDollars(object? value) => value switch
     {
-        // A run of '$' before '(' is $(VAR) syntax, which loading keeps as written; every other '$' is doubled.
-        string s => Dollars().Replace(s, m => m.Index + m.Length < s.Length && s[m.Index + m.Length] == '(' ? m.Value : m.Value + m.Value),
+        string s => s.Replace("$", "$$", StringComparison.Ordinal),
         OrderedDictionary<string, object?> map => map.Aggregate(new OrderedDictionary<string, object?>(), (copy, kv) =>
         {
             copy[kv.Key] = EscapeDollars(kv.Value);

@@ -3,7 +3,8 @@ using Berth.Core.Loading;
 namespace Berth.Core.Tests.Loading;
 
 /// <summary>Kubernetes' <c>$(VAR)</c> is expanded when a replica starts, not by the loader: Compose interpolation must leave it
-/// as written (no error, nothing mangled), and <c>berth config</c>'s output must load back to the same argv.</summary>
+/// as written (no error, nothing mangled) while <c>$$</c> stays Compose's escape for <c>$</c>, and <c>berth config</c>'s
+/// output must load back to the same argv.</summary>
 public class ReplicaVariableSyntaxTests
 {
     private static readonly LoadOptions Options = new() { Environment = new Dictionary<string, string> { ["NAME"] = "shop", ["PORT"] = "1111" } };
@@ -11,7 +12,8 @@ public class ReplicaVariableSyntaxTests
     [Theory]
     [InlineData("$(PORT)", "$(PORT)")]
     [InlineData("--port=$(PORT)", "--port=$(PORT)")]
-    [InlineData("$$(PORT)", "$$(PORT)")]
+    [InlineData("$$(PORT)", "$(PORT)")]
+    [InlineData("$$$$(PORT)", "$$(PORT)")]
     [InlineData("${NAME}-$(BERTH_REPLICA)", "shop-$(BERTH_REPLICA)")]
     [InlineData("$PORT and $(PORT)", "1111 and $(PORT)")]
     [InlineData("$$HOME $(X", "$HOME $(X")]
@@ -29,7 +31,7 @@ public class ReplicaVariableSyntaxTests
         var result = SpecLoader.LoadText("""
             services:
               web:
-                run: [server, "--port=$(PORT)", "$$(PORT)", "${NAME}-$(BERTH_REPLICA)"]
+                run: [server, "--port=$(PORT)", "$$$$(PORT)", "${NAME}-$(BERTH_REPLICA)"]
                 endpoints: {http: {}}
             """, "berth.yaml", Options);
 
@@ -48,7 +50,7 @@ public class ReplicaVariableSyntaxTests
                 shell: false
             """, "berth.yaml", Options);
         Assert.True(first.Succeeded, string.Join("\n", first.Diagnostics));
-        Assert.Equal("echo $$ $(PORT) $$(PORT) cost $5", first.Application!.Services[0].Command[2]);
+        Assert.Equal("echo $$ $(PORT) $(PORT) cost $5", first.Application!.Services[0].Command[2]);
 
         var again = SpecLoader.LoadText(SpecWriter.ToYaml(first.Application), "berth.yaml", Options);
 
