@@ -492,8 +492,15 @@ public sealed partial class ControlPlane : IAsyncDisposable
     {
         var template = current.TemplateOf(service.Name);
         var want = current.Stopped.Contains(service.Name) ? 0 : service.Replicas;
+        // A replica stopping to start again (restart on request, liveness failure) still counts: replacing it as well
+        // would leave one too many once it is back.
         var mine = _replicas.Values
-            .Where(r => r.Service == service.Name && r.Phase != ReplicaPhase.Terminating && _runtime[r.Id].Intent == StopIntent.None)
+            .Where(r => r.Service == service.Name && _runtime[r.Id].Intent switch
+            {
+                StopIntent.Restart or StopIntent.Unhealthy => true,
+                StopIntent.None => r.Phase != ReplicaPhase.Terminating,
+                _ => false,
+            })
             .ToList();
         var fresh = mine.Where(r => r.Revision == template).ToList();
         var outdated = mine.Where(r => r.Revision != template).ToList();

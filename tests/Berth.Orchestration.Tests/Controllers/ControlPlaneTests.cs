@@ -337,7 +337,9 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         var r = Of("api").Single();
         await _plane.RestartReplicaAsync(r.Id, CancellationToken.None);
         await UntilAsync(() => _driver.StartCount(r.Id) == 2 && Of("api").Single().Phase == ReplicaPhase.Ready, "restarted on request");
+        Assert.Equal(r.Id, Of("api").Single().Id);
         Assert.Equal(r.Ports, Of("api").Single().Ports);
+        Assert.Equal([r.Id], _driver.Starts.Select(s => s.ReplicaId).Distinct());
     }
 
     [Fact]
