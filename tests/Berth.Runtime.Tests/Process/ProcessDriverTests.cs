@@ -118,6 +118,22 @@ public sealed class ProcessDriverTests
     }
 
     [Fact]
+    public async Task Supervisor_FolderTakenByNewerRun_DoesNotWriteItsExitThere()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var old = await scope.StartAsync(scope.Perl("taken", "$| = 1; print qq(up\\n); sleep 1 while 1"));
+        await WaitForLineAsync(scope, old, "up");
+        var dir = Path.Combine(scope.Root, "replicas", "taken");
+        var supervisor = SupervisorFiles.ReadPid(dir)!;
+        SupervisorFiles.ClearRun(dir); // what a newer run of the id does first
+
+        ProcFs.Signal(old.Pid!.Value, ProcFs.SigKill);
+        await Poll.UntilAsync(() => !ProcFs.IsAlive(supervisor.SupervisorPid, supervisor.SupervisorStartTicks), Long, "the old supervisor to finish");
+
+        Assert.Null(SupervisorFiles.ReadExit(dir));
+    }
+
+    [Fact]
     public async Task StopAsync_ProcessHandlingSigterm_ExitsWithItsOwnCode()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
