@@ -26,6 +26,9 @@ internal static partial class Log
     [LoggerMessage(EventId = 3007, Level = LogLevel.Information, Message = "Process driver limits: {Mechanism}")]
     public static partial void ProcessLimits(ILogger logger, string mechanism);
 
+    [LoggerMessage(EventId = 3008, Level = LogLevel.Warning, Message = "Replica {ReplicaId}: an earlier run (pid {Pid}) has no record (its control plane died while starting it); killing it before starting again")]
+    public static partial void EndingUnrecordedRun(ILogger logger, string replicaId, int pid);
+
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Started container {ContainerId} for replica {ReplicaId} of {App}/{Service}")]
     public static partial void ContainerStarted(ILogger logger, string containerId, string replicaId, string app, string service);
 

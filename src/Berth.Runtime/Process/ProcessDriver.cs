@@ -23,6 +23,9 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
     private static readonly TimeSpan FinishingWait = TimeSpan.FromSeconds(5);
 
+    /// <summary>How long an unrecorded earlier run's supervisor gets to record its end after its replica is killed.</summary>
+    private static readonly TimeSpan UnrecordedRunWait = TimeSpan.FromSeconds(10);
+
     /// <summary>Clock ticks per second of /proc/PID/stat times (USER_HZ, 100 on every Linux architecture Berth runs on).</summary>
     private const long UserHz = 100;
 
@@ -76,6 +79,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             throw new ReplicaStartException($"replica {spec.ReplicaId} of {spec.App} is already running (pid {existing.Handle.Pid}); stop and remove it first, or give the new one another id");
         }
 
+        await EndUnrecordedRunAsync(spec.ReplicaId, dir, cancellationToken).ConfigureAwait(false);
         SupervisorFiles.ClearRun(dir);
         var cgroup = CgroupPath(spec);
         var limited = spec.CpuLimit is not null || spec.MemoryLimit is not null;
@@ -188,6 +192,38 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         WriteRecord(new ProcessRecord(handle, _cgroups.Enforced ? cgroup : null, spec.Node is null ? spec.App : null));
         Log.ProcessStarted(_options.Logger, spec.ReplicaId, spec.App, spec.Service, handle.Pid!.Value);
         return handle;
+    }
+
+    /// <summary>Ends a run of this replica id that has no record: the control plane that started it died between the
+    /// supervisor's handshake and writing the record, and the restarted one starts the id again (issue #5). Left running,
+    /// that run holds the replica's port, and when it is killed later (by the cleanup of a restart, which kills what is in
+    /// the replica's cgroup) its supervisor writes its SIGKILL into this folder as the new run's exit.</summary>
+    private async Task EndUnrecordedRunAsync(string replicaId, string dir, CancellationToken cancellationToken)
+    {
+        if (SupervisorFiles.ReadPid(dir) is not { } run || !ProcFs.IsAlive(run.SupervisorPid, run.SupervisorStartTicks))
+        {
+            return;
+        }
+
+        Log.EndingUnrecordedRun(_options.Logger, replicaId, run.Pid);
+        if (ProcFs.IsAlive(run.Pid, run.StartTicks))
+        {
+            ProcFs.Signal(-run.Pid, ProcFs.SigKill);
+            ProcFs.Signal(run.Pid, ProcFs.SigKill);
+        }
+
+        // Its supervisor reaps it within a poll (1s) and writes the exit record; wait so that write cannot land after ClearRun.
+        var time = _options.TimeProvider;
+        var started = time.GetTimestamp();
+        while (ProcFs.IsAlive(run.SupervisorPid, run.SupervisorStartTicks) && time.GetElapsedTime(started) < UnrecordedRunWait)
+        {
+            await Task.Delay(_options.PollInterval, time, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (ProcFs.IsAlive(run.SupervisorPid, run.SupervisorStartTicks))
+        {
+            ProcFs.Signal(run.SupervisorPid, ProcFs.SigKill);
+        }
     }
 
     public async Task<ReplicaStatus> StopAsync(ReplicaHandle replica, TimeSpan gracePeriod, CancellationToken cancellationToken)

@@ -228,5 +228,9 @@ if (defined $oom && open(my $fh, '<', $oom)) {
 my $signal = $status & 127;
 my $code = $signal ? 128 + $signal : $status >> 8;
 my $finished = int(now() * 1000);
+# A newer run of the same replica id may own the folder now (it cleared our pid file): our end is not its exit.
+my $owner = '';
+if (open(my $fh, '<', "$dir/pid")) { while (<$fh>) { $owner = $1 if /^supervisor=(\d+)/; } close($fh); }
+exit 0 if $owner ne "$$";
 write_atomic("$dir/exit", "code=$code\nsignal=$signal\noom_kill=$oom_kills\nfinished=$finished\n");
 exit 0;

@@ -99,6 +99,41 @@ public sealed class ProcessDriverTests
     }
 
     [Fact]
+    public async Task StartAsync_EarlierRunOfSameIdWithoutRecord_EndsItBeforeStartingAndKeepsTheNewRunsStatus()
+    {
+        // The control plane was SIGKILLed after the supervisor's handshake and before it recorded the handle (issue #5):
+        // the restarted control plane starts the replica id again in the same folder and cgroup.
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var lost = await scope.StartAsync(scope.Perl("again", "$| = 1; print qq(first\\n); sleep 1 while 1"));
+        await WaitForLineAsync(scope, lost, "first");
+        File.Delete(Path.Combine(scope.Root, "runtime", "process", scope.App, "again.json"));
+
+        var handle = await scope.StartAsync(scope.Perl("again", "$| = 1; print qq(second\\n); sleep 1 while 1"));
+
+        Assert.False(ProcFs.IsAlive(lost.Pid!.Value, lost.ProcessStartTicks), "the earlier run is still running beside the new one");
+        await WaitForLineAsync(scope, handle, "second");
+        var status = await scope.Driver.InspectAsync(handle, CancellationToken.None);
+        Assert.Equal(ReplicaState.Running, status.State);
+        Assert.Equal(handle.Pid, status.Pid);
+    }
+
+    [Fact]
+    public async Task Supervisor_FolderTakenByNewerRun_DoesNotWriteItsExitThere()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var old = await scope.StartAsync(scope.Perl("taken", "$| = 1; print qq(up\\n); sleep 1 while 1"));
+        await WaitForLineAsync(scope, old, "up");
+        var dir = Path.Combine(scope.Root, "replicas", "taken");
+        var supervisor = SupervisorFiles.ReadPid(dir)!;
+        SupervisorFiles.ClearRun(dir); // what a newer run of the id does first
+
+        ProcFs.Signal(old.Pid!.Value, ProcFs.SigKill);
+        await Poll.UntilAsync(() => !ProcFs.IsAlive(supervisor.SupervisorPid, supervisor.SupervisorStartTicks), Long, "the old supervisor to finish");
+
+        Assert.Null(SupervisorFiles.ReadExit(dir));
+    }
+
+    [Fact]
     public async Task StopAsync_ProcessHandlingSigterm_ExitsWithItsOwnCode()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
