@@ -44,6 +44,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly SemaphoreSlim _startGate;
     private readonly Channel<bool> _kick = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+    private TaskCompletionSource _passDone = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource _life = new();
     private readonly ConcurrentDictionary<Task, bool> _work = new();
     private readonly Dictionary<string, ReplicaRecord> _replicas = new(StringComparer.Ordinal);
@@ -372,6 +373,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
                 finally
                 {
                     _lock.Release();
+                    Interlocked.Exchange(ref _passDone, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
                 }
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -401,6 +403,18 @@ public sealed partial class ControlPlane : IAsyncDisposable
     }
 
     private void Kick() => _kick.Writer.TryWrite(true);
+
+    /// <summary>Wakes the loop and completes once two whole passes have run since the call (the first may have been under
+    /// way already), so a test can assert that nothing happened without sleeping.</summary>
+    internal async Task SettleAsync(CancellationToken cancellationToken)
+    {
+        for (var i = 0; i < 2; i++)
+        {
+            var done = Volatile.Read(ref _passDone).Task;
+            Kick();
+            await done.WaitAsync(TimeSpan.FromSeconds(30), cancellationToken);
+        }
+    }
 
     /// <summary>One pass: converge replica counts, start what can start, restart what is due, probe what is due, publish routes.
     /// Returns when the next pass is needed at the latest.</summary>

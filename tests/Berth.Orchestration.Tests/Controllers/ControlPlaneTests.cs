@@ -117,7 +117,7 @@ public sealed class ControlPlaneTests : IAsyncLifetime
             Assert.Equal(_time.GetUtcNow().AddSeconds(seconds), r.NextRetryAt);
             Assert.Empty(_routes.Upstreams("api"));
             _time.Advance(TimeSpan.FromSeconds(seconds) - TimeSpan.FromMilliseconds(10));
-            await Task.Delay(100);
+            await _plane.SettleAsync(CancellationToken.None);
             Assert.Equal(starts, _driver.StartCount(id));
             _time.Advance(TimeSpan.FromMilliseconds(10));
             await UntilAsync(() => _driver.StartCount(id) == starts + 1, $"restart after {seconds}s of back-off");

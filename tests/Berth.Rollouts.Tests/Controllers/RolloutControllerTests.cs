@@ -217,7 +217,7 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         _time.Advance(TimeSpan.FromSeconds(5.5));
         await UntilAsync(() => Of("api").Count(r => r.Revision != revision.Number) == 2, "2 old replaced by the first batch");
         _time.Advance(TimeSpan.FromSeconds(2));
-        await Task.Delay(200);
+        await _plane.SettleAsync(CancellationToken.None);
         Assert.Equal(2, Of("api").Count(r => r.Revision == revision.Number));
         await UntilAsync(() => Of("api").Count(r => r.Revision == revision.Number && r.Phase == ReplicaPhase.Ready) == 4 && Of("api").Count() == 4, "second batch", tick: true);
         Assert.True(RouteSizesSince(mark).Min() >= 4, string.Join(",", RouteSizesSince(mark)));
@@ -302,7 +302,7 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         for (var i = 0; i < 10; i++)
         {
             _time.Advance(TimeSpan.FromSeconds(1));
-            await Task.Delay(20);
+            await _plane.SettleAsync(CancellationToken.None);
         }
 
         Assert.Equal("paused", _plane.GetRollout("api").State);
