@@ -9,6 +9,9 @@ public sealed record ProbeTarget(string Host, int? Port)
 {
     public string? ContainerId { get; init; }
 
+    /// <summary>The replica's handle: exec probes run through its driver.</summary>
+    public Berth.Runtime.ReplicaHandle? Replica { get; init; }
+
     public string? WorkingDirectory { get; init; }
 }
 
