@@ -23,7 +23,7 @@ public sealed record ServicePatch
 
 /// <summary>Brings one app to its desired state and keeps it there. This is the façade the API calls; the work is done by
 /// small parts (docs/architecture.md, Orchestration): <see cref="ReconcileLoop"/> (lock, wake-ups, resync, background
-/// work), <see cref="Reconciler"/> (pure decisions), <see cref="ReplicaLifecycle"/>, <see cref="ReplicaPlacer"/>,
+/// work), <see cref="ReconcilePass"/> and <see cref="Reconciler"/> (pure decisions), <see cref="ReplicaLifecycle"/>, <see cref="ReplicaPlacer"/>,
 /// <see cref="ProbeCoordinator"/>, <see cref="Adopter"/>, <see cref="RevisionManager"/>, <see cref="StablePortRegistry"/>,
 /// <see cref="RoutePublisher"/> and <see cref="ReplicaSpecBuilder"/>. Readers get one immutable <see cref="View"/>.</summary>
 public sealed partial class ControlPlane : IAsyncDisposable
@@ -38,6 +38,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
     private readonly Adopter _adopter;
     private readonly RevisionManager _revisions;
     private readonly RolloutController _rollouts;
+    private readonly ReconcilePass _pass;
     private ControlPlaneView _view = ControlPlaneView.Empty;
 
     public ControlPlane(OrchestratorOptions options, StateStore store, IEnumerable<IWorkloadDriver> drivers, IRouteSink routes,
@@ -58,6 +59,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
         _adopter = new Adopter(_state, _lifecycle, _probes);
         _rollouts = new RolloutController(store, _state.Emit);
         _revisions = new RevisionManager(_state, _stablePorts, _rollouts, portFreeOnMachine ?? PortAllocator.IsFreeOnMachine);
+        _pass = new ReconcilePass(_state, _lifecycle, _placer, _probes, _revisions, _rollouts);
     }
 
     public EventBus Events { get; }
@@ -104,7 +106,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
 
             await _adopter.AdoptAsync(cancellationToken);
         }, cancellationToken);
-        _loop.Start(ReconcileAsync);
+        _loop.Start(_pass.RunAsync);
     }
 
     /// <summary>Makes <paramref name="app"/> the desired state (a new revision). Services whose template is unchanged keep their replicas.</summary>
@@ -222,79 +224,6 @@ public sealed partial class ControlPlane : IAsyncDisposable
 
     /// <summary>Wakes the loop and completes once two whole passes have run (see <see cref="ReconcileLoop.SettleAsync"/>).</summary>
     internal Task SettleAsync(CancellationToken cancellationToken) => _loop.SettleAsync(cancellationToken);
-
-    /// <summary>One pass: converge replica counts, start what can start, restart what is due, probe what is due, publish
-    /// routes, then stop what must stop. Returns when the next pass is needed at the latest.</summary>
-    private async Task<DateTimeOffset> ReconcileAsync(CancellationToken ct)
-    {
-        var now = _state.Now;
-        var wake = now + _state.Options.ResyncPeriod;
-        if (_state.Current is not { } current || _state.Down)
-        {
-            return wake;
-        }
-
-        var stops = new List<ReplicaRecord>();
-        foreach (var r in Reconciler.Orphans(current.Application, _state.Replicas.Values))
-        {
-            _lifecycle.BeginTerminate(r, StopIntent.Remove, stops);
-        }
-
-        ConvergeCounts(current, now, stops);
-        wake = _rollouts.TakeWake() is { } rolloutWake ? Reconciler.Min(wake, rolloutWake) : wake;
-        if (_revisions.InstallRollbacks())
-        {
-            current = _state.Current!;
-            ConvergeCounts(current, now, stops);
-        }
-
-        var app = current.Application;
-        var plan = Reconciler.Plan(_state.Replicas.Values, _state.Runtime, now, wake);
-        foreach (var id in plan.Schedule)
-        {
-            _placer.TrySchedule(app, _state.Replicas[id]);
-        }
-
-        foreach (var id in plan.Restart)
-        {
-            _lifecycle.RestartFromBackOff(app, _state.Replicas[id]);
-        }
-
-        foreach (var (id, probe) in plan.Probe)
-        {
-            _lifecycle.LaunchProbe(_state.Replicas[id], probe);
-        }
-
-        await _lifecycle.PublishRoutesAsync(ct);
-        _lifecycle.LaunchStops(stops);
-        return plan.NextWake;
-    }
-
-    private void ConvergeCounts(RevisionRecord current, DateTimeOffset now, List<ReplicaRecord> stops)
-    {
-        foreach (var service in current.Application.Services)
-        {
-            var template = current.TemplateOf(service.Name);
-            var want = Reconciler.Want(current, service);
-            var mine = _state.Replicas.Values.Where(r => r.Service == service.Name && Reconciler.Counts(r, _state.Runtime[r.Id].Intent)).ToList();
-            var fresh = mine.Where(r => r.Revision == template).ToList();
-            var outdated = mine.Where(r => r.Revision != template).ToList();
-
-            // Replacement is the rollout controller's: surge and unavailable budgets, minReady, pause, rollback.
-            var plan = Reconciler.Converge(want, fresh, _rollouts.Step(current, service, want, fresh, outdated, now, _probes.WhyNotReady));
-            for (var i = 0; i < plan.Create; i++)
-            {
-                var id = _state.NewReplicaId(service.Name);
-                _state.Save(new ReplicaRecord { Id = id, Service = service.Name, Revision = template, CreatedAt = now, Reason = "waiting to be scheduled" });
-                _state.Runtime[id] = new ReplicaRuntime();
-            }
-
-            foreach (var r in plan.Terminate)
-            {
-                _lifecycle.BeginTerminate(r, StopIntent.Remove, stops);
-            }
-        }
-    }
 
     private Task<RevisionRecord> MutateAsync(string cause, Func<Application, Application> change, CancellationToken ct,
         Func<ImmutableSortedSet<string>, IEnumerable<string>>? stopped = null) =>
