@@ -343,7 +343,7 @@ internal sealed class ServiceState
                 candidates.Clear();
                 foreach (var e in group)
                 {
-                    if (pass < 2 && (!e.Health.Healthy || IsEjected(s, e)))
+                    if (pass < 2 && (!e.Health.Passing || IsEjected(s, e)))
                     {
                         continue;
                     }

@@ -1,4 +1,5 @@
 using Berth.Core.Model;
+using Berth.Core.Probing;
 using Berth.Orchestration.State;
 using Berth.Runtime;
 
@@ -76,6 +77,7 @@ internal sealed class ProbeCoordinator(PlaneState state, IProbeExecutor prober)
         {
             ContainerId = r.Handle?.ContainerId,
             Replica = r.Handle,
+            Driver = r.Handle is { } h ? state.Drivers.GetValueOrDefault(h.Kind) : null,
             WorkingDirectory = service?.WorkingDir ?? state.Current?.Application.BaseDirectory,
         };
     }

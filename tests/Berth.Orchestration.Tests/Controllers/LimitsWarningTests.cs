@@ -93,6 +93,8 @@ public sealed class LimitsWarningTests : IAsyncLifetime
 
         public Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken) => throw new NotSupportedException();
 
+        public Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken) => throw new NotSupportedException();
+
         public Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken) => throw new NotSupportedException();
     }
 }

@@ -90,6 +90,12 @@ internal sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
         yield return new LogEntry(time.GetUtcNow(), LogStream.Stdout, $"hello from {replica.ReplicaId}");
     }
 
+    public Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
+    {
+        Calls.Enqueue($"exec {replica.ReplicaId}: {string.Join(' ', command)}");
+        return Task.FromResult(new ExecResult(IsRunning(replica.ReplicaId) ? 0 : 1, ""));
+    }
+
     public Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken) => Task.FromResult(new ReplicaStats());
 
     public Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken) =>

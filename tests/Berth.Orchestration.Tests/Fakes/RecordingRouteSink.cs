@@ -34,10 +34,10 @@ internal sealed class ScriptedProber : Berth.Orchestration.Controllers.IProbeExe
 
     public int Runs;
 
-    public Task<Berth.Orchestration.Controllers.ProbeOutcome> RunAsync(Berth.Core.Model.Probe probe, Berth.Orchestration.Controllers.ProbeTarget target, CancellationToken cancellationToken)
+    public Task<Berth.Core.Probing.ProbeOutcome> RunAsync(Berth.Core.Model.Probe probe, Berth.Orchestration.Controllers.ProbeTarget target, CancellationToken cancellationToken)
     {
         Interlocked.Increment(ref Runs);
         var ok = target.Port is { } p && Healthy.TryGetValue(p, out var h) ? h : Default;
-        return Task.FromResult(new Berth.Orchestration.Controllers.ProbeOutcome(ok, ok ? "HTTP 200" : "HTTP 500"));
+        return Task.FromResult(new Berth.Core.Probing.ProbeOutcome(ok, ok ? "HTTP 200" : "HTTP 500"));
     }
 }
