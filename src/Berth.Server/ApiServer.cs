@@ -99,7 +99,7 @@ public sealed class ApiServer : IAsyncDisposable
                 {
                     ControlPlaneError.NotFound => StatusCodes.Status404NotFound,
                     ControlPlaneError.Conflict => StatusCodes.Status409Conflict,
-                    _ => StatusCodes.Status400BadRequest,
+                    ControlPlaneError.Invalid => StatusCodes.Status400BadRequest,
                 }, e.Message);
             }
             catch (BadRequest e)

@@ -231,7 +231,7 @@ public sealed class Scheduler
                 SchedulerPolicy.BinPack => Utilization(node, cpuWanted, memoryWanted),
                 // Round-robin takes the first node in turn; random draws among equals (reservoir sampling).
                 SchedulerPolicy.RoundRobin => -k,
-                _ => 0,
+                SchedulerPolicy.Random => 0,
             };
 
             if (spread < bestSpread || score > bestScore)

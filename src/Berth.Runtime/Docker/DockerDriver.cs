@@ -497,7 +497,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 CgroupParent = spec.Node is null || _cgroupDriver != "cgroupfs" ? null : $"/{_options.CgroupSubtree}/{spec.Node}",
                 Mounts = [.. spec.Volumes.Select(v => new Mount
                 {
-                    Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", _ => "volume" },
+                    Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", VolumeType.Volume => "volume" },
                     Source = v.Source,
                     Target = v.Target,
                     ReadOnly = v.ReadOnly,
