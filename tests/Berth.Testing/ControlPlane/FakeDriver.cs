@@ -3,10 +3,10 @@ using System.Runtime.CompilerServices;
 using Berth.Core.Model;
 using Berth.Runtime;
 
-namespace Berth.Orchestration.Tests.Fakes;
+namespace Berth.Testing.ControlPlanes;
 
 /// <summary>An in-memory driver for unit tests of the controller logic: "processes" run until a test makes them exit.</summary>
-internal sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
+public sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
 {
     private readonly ConcurrentDictionary<string, Instance> _instances = new();
     private int _pid = 1000;
