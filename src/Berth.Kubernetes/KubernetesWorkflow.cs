@@ -21,6 +21,9 @@ public enum WorkflowOutcome
     Unavailable,
 
     Cancelled,
+
+    /// <summary><c>diff</c> found differences (exit 1, as kubectl diff).</summary>
+    Differences,
 }
 
 /// <summary>What <c>berth k8s generate|apply|delete</c> do with a loaded spec, to files or a cluster; the writers are parameters
@@ -99,6 +102,112 @@ public static class KubernetesWorkflow
 
         options = options with { Timeout = t };
         return true;
+    }
+
+    /// <summary><c>berth k8s diff</c>: unified diffs on stdout (live → what apply would make it, by a server-side dry run), the rest on stderr.</summary>
+    public static async Task<WorkflowOutcome> DiffAsync(Application app, GenerateOptions generate, string? context, ApplyOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        var (set, exit) = Generate(app, generate, stderr);
+        if (set is null)
+        {
+            return exit;
+        }
+
+        if (Open(context, stderr) is not { } connection)
+        {
+            return WorkflowOutcome.Unavailable;
+        }
+
+        using (connection)
+        {
+            var ns = generate.Namespace ?? connection.DefaultNamespace;
+            stderr.WriteLine($"berth: diff: {set.Objects.Length} objects, namespace '{ns}', cluster {connection.Host}{(connection.Context is null ? "" : $" (context {connection.Context})")}");
+            var result = await new ClusterApplier(connection).DiffAsync(set, ns, options, cancellationToken);
+            foreach (var o in result.Objects)
+            {
+                stdout.Write(o.Diff);
+                if (o.Error is not null)
+                {
+                    stderr.WriteLine($"berth: {o.Object}: {o.Error}");
+                }
+            }
+
+            foreach (var o in result.PruneCandidates)
+            {
+                stderr.WriteLine($"berth: {o.Object}: the spec no longer has it; apply --prune would remove it");
+                if (options.Prune)
+                {
+                    stdout.Write(o.Diff);
+                }
+            }
+
+            if (result.Unreachable)
+            {
+                return WorkflowOutcome.Unavailable;
+            }
+
+            if (result.Failed)
+            {
+                return WorkflowOutcome.Failed;
+            }
+
+            var changed = result.Objects.Count(o => o.Diff.Length > 0);
+            stderr.WriteLine(changed == 0 ? "berth: diff: apply would change nothing" : $"berth: diff: apply would change {changed} of {set.Objects.Length} objects");
+            return result.HasDifferences(options.Prune) ? WorkflowOutcome.Differences : WorkflowOutcome.Ok;
+        }
+    }
+
+    /// <summary><c>berth k8s status</c>: one line per workload and autoscaler, then drift (fields other managers changed since Berth's apply).</summary>
+    public static async Task<WorkflowOutcome> StatusAsync(Application app, GenerateOptions generate, string? context, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        var (set, exit) = Generate(app, generate, stderr);
+        if (set is null)
+        {
+            return exit;
+        }
+
+        if (Open(context, stderr) is not { } connection)
+        {
+            return WorkflowOutcome.Unavailable;
+        }
+
+        using (connection)
+        {
+            var ns = generate.Namespace ?? connection.DefaultNamespace;
+            var report = await new ClusterStatus(connection).ReadAsync(set, ns, cancellationToken);
+            foreach (var o in report.Objects)
+            {
+                stdout.WriteLine($"{o.Object}\t{(o.Healthy ? "ok" : "not ready")}\t{o.State}");
+            }
+
+            foreach (var d in report.Drift)
+            {
+                stdout.WriteLine($"{d.Object}\tdrift\t{d.Manager} ({d.Operation}{(d.Time is null ? "" : $" at {d.Time}")}) changed {string.Join(", ", d.Fields)}");
+            }
+
+            if (report.Unreachable)
+            {
+                return WorkflowOutcome.Unavailable;
+            }
+
+            stderr.WriteLine(report.Drift.Length == 0
+                ? "berth: status: no drift: no other manager changed these objects since berth applied them"
+                : $"berth: status: {report.Drift.Length} drift entries; 'berth k8s diff' shows what apply would put back (--force-conflicts takes over fields another manager owns)");
+            return report.Objects.All(o => o.Healthy) ? WorkflowOutcome.Ok : WorkflowOutcome.Failed;
+        }
+    }
+
+    private static KubeConnection? Open(string? context, TextWriter stderr)
+    {
+        try
+        {
+            return KubeConnection.Open(context);
+        }
+        catch (KubernetesApiException e)
+        {
+            stderr.WriteLine($"berth: {e.Message}");
+            return null;
+        }
     }
 
     private static async Task<WorkflowOutcome> RunAsync(
