@@ -3,6 +3,16 @@ using Berth.Kubernetes.Apply;
 
 namespace Berth.Kubernetes;
 
+/// <summary>What <c>berth k8s generate</c> writes.</summary>
+public enum ManifestFormat
+{
+    /// <summary>One YAML file per object and a kustomization.yaml (or one stream on stdout).</summary>
+    Yaml,
+
+    /// <summary>A Helm chart: Chart.yaml, values.yaml and templates/.</summary>
+    Helm,
+}
+
 /// <summary>How a <c>berth k8s</c> command ended; the CLI maps each to its named exit code.</summary>
 public enum WorkflowOutcome
 {
@@ -30,13 +40,54 @@ public enum WorkflowOutcome
 /// so that tests read what a user sees: results on stdout, diagnostics and progress on stderr.</summary>
 public static class KubernetesWorkflow
 {
-    public static Task<WorkflowOutcome> GenerateAsync(Application app, string output, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    public static Task<WorkflowOutcome> GenerateAsync(Application app, string output, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
+        GenerateAsync(app, output, options, ManifestFormat.Yaml, [], stdout, stderr, cancellationToken);
+
+    /// <summary><c>generate</c>: plain manifests with a kustomization.yaml (and <paramref name="overlays"/> beside them), or a Helm chart.</summary>
+    public static Task<WorkflowOutcome> GenerateAsync(Application app, string output, GenerateOptions options, ManifestFormat format, IReadOnlyList<string> overlays, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
         cancellationToken.ThrowIfCancellationRequested();
+        if (output == "-" && (format == ManifestFormat.Helm || overlays.Count > 0))
+        {
+            stderr.WriteLine($"berth: {(format == ManifestFormat.Helm ? "a Helm chart" : "an overlay")} is a folder, not a stream; give a folder with --output-dir (e.g. --output-dir {(format == ManifestFormat.Helm ? "chart" : "k8s")})");
+            return Task.FromResult(WorkflowOutcome.Usage);
+        }
+
+        if (format == ManifestFormat.Helm && overlays.Count > 0)
+        {
+            stderr.WriteLine("berth: --overlay writes Kustomize overlays, which a Helm chart does not use; set per-environment values with helm's -f values-prod.yaml instead");
+            return Task.FromResult(WorkflowOutcome.Usage);
+        }
+
+        if (overlays.FirstOrDefault(o => KubeNames.Label(o) != o) is { } badOverlay)
+        {
+            stderr.WriteLine($"berth: --overlay '{badOverlay}' is not a folder name berth writes; use lowercase letters, digits and '-' (e.g. {KubeNames.Label(badOverlay)})");
+            return Task.FromResult(WorkflowOutcome.Usage);
+        }
+
         var (set, exit) = Generate(app, options, stderr);
         if (set is null)
         {
             return Task.FromResult(exit);
+        }
+
+        if (format == ManifestFormat.Helm)
+        {
+            try
+            {
+                foreach (var path in HelmChart.WriteTo(set, app.Name, output))
+                {
+                    stdout.WriteLine(path);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                stderr.WriteLine($"berth: cannot write the chart to {output}: {e.Message}; pick another folder with --output-dir");
+                return Task.FromResult(WorkflowOutcome.Failed);
+            }
+
+            stderr.WriteLine($"berth: wrote a Helm chart of {set.Objects.Length} objects to {output} (values.yaml: each service's image, replicas, resources and env); install with 'helm install {KubeNames.Label(app.Name)} {output}'");
+            return Task.FromResult(WorkflowOutcome.Ok);
         }
 
         if (output == "-")
@@ -59,6 +110,19 @@ public static class KubernetesWorkflow
         foreach (var path in written)
         {
             stdout.WriteLine(path);
+        }
+
+        foreach (var overlay in overlays)
+        {
+            var (path, wrote) = KustomizeOverlay.WriteTo(set, output, overlay);
+            if (wrote)
+            {
+                stdout.WriteLine(path);
+            }
+            else
+            {
+                stderr.WriteLine($"berth: {path} exists and was left as it is (it is the environment's own file; delete it to have berth write it anew)");
+            }
         }
 
         stderr.WriteLine($"berth: wrote {set.Objects.Length} objects to {output} (kustomization.yaml lists them); apply with 'berth k8s apply' or 'kubectl apply -k {output}'");

@@ -41,10 +41,21 @@ internal static class KubernetesCommands
     {
         var file = SpecFile.CreateFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var output = new Option<string>("--output", "-o")
+        var outputDir = new Option<string?>("--output-dir", "-d")
         {
-            Description = "Folder to write the manifests and kustomization.yaml to, or '-' for one YAML stream on stdout.",
-            DefaultValueFactory = _ => "k8s",
+            Description = "Folder to write to (default: k8s, or chart with --format helm), or '-' for one YAML stream on stdout.",
+        };
+        // -o/--output named the folder before --output-dir; it still does, until -o becomes the output format everywhere (issue #17).
+        var output = new Option<string?>("--output", "-o") { Description = "Same as --output-dir (kept for compatibility).", };
+        var format = new Option<string>("--format")
+        {
+            Description = "yaml: one file per object and a kustomization.yaml; helm: a Helm chart (Chart.yaml, values.yaml with each service's image, replicas, resources and env, templates/).",
+            DefaultValueFactory = _ => "yaml",
+        }.AcceptOnlyFromAmong("yaml", "helm");
+        var overlay = new Option<string[]>("--overlay")
+        {
+            Description = "Also write overlays/NAME/kustomization.yaml on top of the manifests, with each service's replicas and image to change per environment (repeatable; an existing overlay is kept).",
+            AllowMultipleArgumentsPerToken = false,
         };
         var ns = NamespaceOption("Namespace to put every object in (a Namespace object is generated too); default: none, the cluster context decides.");
         var mesh = MeshOption();
@@ -56,16 +67,18 @@ internal static class KubernetesCommands
         };
         var command = new Command("generate", "Write Kubernetes manifests (and Istio resources with --mesh istio) for the spec.")
         {
-            file, profiles, output, ns, mesh, ingressDomain, volumeSize,
+            file, profiles, outputDir, output, format, overlay, ns, mesh, ingressDomain, volumeSize,
         };
         command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.GenerateAsync(
             app,
-            parse.GetValue(output)!,
+            parse.GetValue(outputDir) ?? parse.GetValue(output) ?? (parse.GetValue(format) == "helm" ? "chart" : "k8s"),
             Options(parse.GetValue(ns), parse.GetValue(mesh)) with
             {
                 IngressDomain = parse.GetValue(ingressDomain),
                 VolumeSize = parse.GetValue(volumeSize)!,
             },
+            parse.GetValue(format) == "helm" ? ManifestFormat.Helm : ManifestFormat.Yaml,
+            parse.GetValue(overlay) ?? [],
             Console.Out,
             Console.Error,
             ct)));

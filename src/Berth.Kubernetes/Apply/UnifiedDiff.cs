@@ -158,7 +158,7 @@ public static class UnifiedDiff
         return text.ToString();
     }
 
-    private static void WriteMap(JsonElement map, int indent, StringBuilder text, bool hideManagedFields = false)
+    internal static void WriteMap(JsonElement map, int indent, StringBuilder text, bool hideManagedFields = false)
     {
         foreach (var p in map.EnumerateObject().OrderBy(p => p.Name, StringComparer.Ordinal))
         {
