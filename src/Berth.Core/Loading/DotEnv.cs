@@ -14,8 +14,7 @@ internal static class DotEnv
     public static List<KeyValuePair<string, string?>> Parse(string text, List<Problem> problems, IReadOnlyDictionary<string, string>? environment = null)
     {
         var result = new List<KeyValuePair<string, string?>>();
-        var scope = new Dictionary<string, string>(environment ?? new Dictionary<string, string>(), StringComparer.Ordinal);
-        var interpolator = new Interpolator(scope);
+        var scope = new Interpolator(environment ?? new Dictionary<string, string>());
         var lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
         for (var n = 0; n < lines.Length; n++)
         {
@@ -45,7 +44,7 @@ internal static class DotEnv
                 result.Add(new(key, null)); // a bare KEY: taken from the environment, as Compose does
                 if (environment?.TryGetValue(key, out var inherited) == true)
                 {
-                    scope[key] = inherited;
+                    scope.Define(key, inherited);
                 }
 
                 continue;
@@ -118,7 +117,7 @@ internal static class DotEnv
 
             if (expand && value.Contains('$', StringComparison.Ordinal))
             {
-                if (!interpolator.TryInterpolate(value, out var expanded, out var error))
+                if (!scope.TryInterpolate(value, out var expanded, out var error))
                 {
                     problems.Add(new Problem(lineNumber, indent + 1, $"the value of {key} {error}"));
                     continue;
@@ -127,7 +126,7 @@ internal static class DotEnv
                 value = expanded;
             }
 
-            scope[key] = value;
+            scope.Define(key, value);
             result.Add(new(key, value));
         }
 
