@@ -24,7 +24,7 @@ public sealed record ApplyOptions
     /// <summary>Longest wait for one rollout (or, for delete, for the objects to be gone); null: the Deployment's progressDeadlineSeconds (600s, as Kubernetes), 600s for a StatefulSet.</summary>
     public TimeSpan? Timeout { get; init; }
 
-    /// <summary>Fail a rollout as soon as a pod reports a reason in <see cref="RolloutStatus.FatalReasons"/> (CrashLoopBackOff, ImagePullBackOff, …).</summary>
+    /// <summary>Fail a rollout as soon as a pod reports a reason in <see cref="WorkloadRollout.FatalReasons"/> (CrashLoopBackOff, ImagePullBackOff, …).</summary>
     public bool FailFast { get; init; } = true;
 
     /// <summary>After a successful apply, delete this app's objects (by its <c>part-of</c> and <c>managed-by: berth</c> labels)
@@ -461,26 +461,26 @@ public sealed partial class ClusterApplier
         while (true)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            RolloutState state;
+            WorkloadRolloutState state;
             try
             {
                 state = obj.Kind switch
                 {
-                    "Deployment" => RolloutStatus.Evaluate(await _api.ReadDeploymentStatusAsync(obj.Name, ns, cancellationToken)),
-                    "StatefulSet" => RolloutStatus.Evaluate(await _api.ReadStatefulSetStatusAsync(obj.Name, ns, cancellationToken)),
-                    _ => RolloutStatus.Evaluate(await _api.ReadJobStatusAsync(obj.Name, ns, cancellationToken)),
+                    "Deployment" => WorkloadRollout.Evaluate(await _api.ReadDeploymentStatusAsync(obj.Name, ns, cancellationToken)),
+                    "StatefulSet" => WorkloadRollout.Evaluate(await _api.ReadStatefulSetStatusAsync(obj.Name, ns, cancellationToken)),
+                    _ => WorkloadRollout.Evaluate(await _api.ReadJobStatusAsync(obj.Name, ns, cancellationToken)),
                 };
                 if (!state.Done && selector.Length > 0)
                 {
-                    var (reasons, fatal) = RolloutStatus.PodProblems(await _api.ListPodsAsync(ns, selector, cancellationToken));
+                    var (reasons, fatal) = WorkloadRollout.PodProblems(await _api.ListPodsAsync(ns, selector, cancellationToken));
                     lastReasons = reasons;
                     if (fatal && options.FailFast)
                     {
-                        state = RolloutState.Failure($"{state.Message}; {string.Join("; ", reasons)}");
+                        state = WorkloadRolloutState.Failure($"{state.Message}; {string.Join("; ", reasons)}");
                     }
                     else if (reasons.Count > 0)
                     {
-                        state = RolloutState.Progressing($"{state.Message}; {string.Join("; ", reasons)}");
+                        state = WorkloadRolloutState.Progressing($"{state.Message}; {string.Join("; ", reasons)}");
                     }
                 }
             }
