@@ -76,7 +76,7 @@ public sealed class ClusterStatus
     private async Task<LiveState> WorkloadAsync(ManifestObject obj, string ns, CancellationToken cancellationToken)
     {
         string counts;
-        RolloutState state;
+        WorkloadRolloutState state;
         switch (obj.Kind)
         {
             case "Deployment":
@@ -84,7 +84,7 @@ public sealed class ClusterStatus
                     var d = await _api.ReadDeploymentStatusAsync(obj.Name, ns, cancellationToken);
                     var s = d.Status;
                     counts = $"{s?.ReadyReplicas ?? 0}/{d.Spec?.Replicas ?? 1} ready, {s?.UpdatedReplicas ?? 0} updated, {s?.AvailableReplicas ?? 0} available";
-                    state = RolloutStatus.Evaluate(d);
+                    state = WorkloadRollout.Evaluate(d);
                     break;
                 }
 
@@ -93,7 +93,7 @@ public sealed class ClusterStatus
                     var d = await _api.ReadStatefulSetStatusAsync(obj.Name, ns, cancellationToken);
                     var s = d.Status;
                     counts = $"{s?.ReadyReplicas ?? 0}/{d.Spec?.Replicas ?? 1} ready, {s?.UpdatedReplicas ?? 0} updated, {s?.AvailableReplicas ?? 0} available";
-                    state = RolloutStatus.Evaluate(d);
+                    state = WorkloadRollout.Evaluate(d);
                     break;
                 }
 
@@ -101,7 +101,7 @@ public sealed class ClusterStatus
                 {
                     var j = await _api.ReadJobStatusAsync(obj.Name, ns, cancellationToken);
                     counts = $"{j.Status?.Succeeded ?? 0} succeeded, {j.Status?.Active ?? 0} active, {j.Status?.Failed ?? 0} failed";
-                    state = RolloutStatus.Evaluate(j);
+                    state = WorkloadRollout.Evaluate(j);
                     break;
                 }
         }
@@ -116,7 +116,7 @@ public sealed class ClusterStatus
         };
         if (!state.Done && selector.Count > 0)
         {
-            var (reasons, _) = RolloutStatus.PodProblems(await _api.ListPodsAsync(ns, string.Join(',', selector.Select(kv => $"{kv.Key}={kv.Value}")), cancellationToken));
+            var (reasons, _) = WorkloadRollout.PodProblems(await _api.ListPodsAsync(ns, string.Join(',', selector.Select(kv => $"{kv.Key}={kv.Value}")), cancellationToken));
             if (reasons.Count > 0)
             {
                 text += "; " + string.Join("; ", reasons);
