@@ -88,7 +88,7 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
                 }
             }
 
-            var state = new ServiceState(route, _metrics, _options.TimeProvider, _options.Random, _logger);
+            var state = new ServiceState(route, _metrics, _options.TimeProvider, _options.Random, _logger) { Spans = _options.SpanSink };
             var listener = route.Endpoint.Protocol == EndpointProtocol.Tcp
                 ? StartTcp(route, state)
                 : await StartHttpAsync(route, state, cancellationToken);

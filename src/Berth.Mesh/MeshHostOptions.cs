@@ -21,4 +21,7 @@ public sealed record MeshHostOptions
     public Random Random { get; init; } = Random.Shared;
 
     public ILoggerFactory LoggerFactory { get; init; } = NullLoggerFactory.Instance;
+
+    /// <summary>Gets a span for every proxied HTTP request (the dashboard's traces and service graph); null: none kept.</summary>
+    public Observability.IMeshSpanSink? SpanSink { get; init; }
 }

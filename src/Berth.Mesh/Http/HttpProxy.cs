@@ -60,6 +60,7 @@ internal sealed class HttpProxy : IDisposable
     {
         var time = _state.Time;
         var started = time.GetTimestamp();
+        var startedAt = _state.Spans is null ? default : time.GetUtcNow();
         var s = _state.Snapshot;
         var limits = s.Policy.Limits;
         var result = new Result(0, "-", 0);
@@ -139,6 +140,7 @@ internal sealed class HttpProxy : IDisposable
             var elapsed = time.GetElapsedTime(started);
             _state.Requests(result.Status).Inc();
             _state.RequestDuration.Observe(elapsed.TotalSeconds);
+            _state.Spans?.Record(context, _state, result.Status, result.Upstream, result.Attempts, startedAt, elapsed);
             if (s.Policy.AccessLog)
             {
                 Log.Access(_state.Logger, context.Request.Method, context.Request.Path.Value ?? "/", result.Status, result.Upstream, elapsed.TotalMilliseconds, result.Attempts,
@@ -169,7 +171,7 @@ internal sealed class HttpProxy : IDisposable
         }
 
         var traceparent = TraceContext.Next(request.Headers[TraceContext.Header].ToString() is { Length: > 0 } tp ? tp : null);
-        if (policy.AccessLog)
+        if (policy.AccessLog || _state.Spans is not null)
         {
             context.Items[TraceContext.Header] = traceparent;
         }

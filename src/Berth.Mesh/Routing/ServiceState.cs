@@ -182,6 +182,9 @@ internal sealed class ServiceState
 
     public MeshMetrics Metrics => _metrics;
 
+    /// <summary>Where each proxied request's span goes; null: nowhere.</summary>
+    public IMeshSpanSink? Spans { get; init; }
+
     public Histogram.Child RequestDuration { get; }
 
     public Gauge.Child ActiveGauge { get; }
