@@ -53,6 +53,11 @@ public sealed class OtlpReceiver : IAsyncDisposable
         ["OTEL_EXPORTER_OTLP_ENDPOINT"] = GrpcEndpoint.ToString().TrimEnd('/'),
         ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc",
         ["OTEL_EXPORTER_OTLP_HEADERS"] = $"{KeyHeader}={Key}",
+        // Export every second rather than the SDKs' 5 s (spans, logs) and 60 s (metrics), as Aspire sets for local runs:
+        // the dashboard is live.
+        ["OTEL_BSP_SCHEDULE_DELAY"] = "1000",
+        ["OTEL_BLRP_SCHEDULE_DELAY"] = "1000",
+        ["OTEL_METRIC_EXPORT_INTERVAL"] = "1000",
     };
 
     public static async Task<OtlpReceiver> StartAsync(TelemetryStore store, string? keyFile, ILoggerFactory? loggers, CancellationToken cancellationToken)
