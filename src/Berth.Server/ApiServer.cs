@@ -128,8 +128,14 @@ public sealed class ApiServer : IAsyncDisposable
                         return;
                     }
 
-                    await Error(context, StatusCodes.Status401Unauthorized,
-                        $"not signed in: send 'Authorization: Bearer <token>' (the state folder's {ApiServerOptions.TokenFileName}) or open the dashboard link 'berth dashboard' prints");
+                    if (context.Request.Path.StartsWithSegments("/v1"))
+                    {
+                        Authorized(context, token, out var missing);
+                        await Error(context, StatusCodes.Status401Unauthorized, missing);
+                        return;
+                    }
+
+                    await Error(context, StatusCodes.Status401Unauthorized, "not signed in: open the dashboard link 'berth up' printed, or run 'berth dashboard' for a new one");
                     return;
                 }
 

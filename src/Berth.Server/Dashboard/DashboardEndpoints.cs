@@ -19,9 +19,10 @@ internal static class DashboardEndpoints
 {
     private static readonly Assembly Assets = typeof(DashboardEndpoints).Assembly;
 
-    /// <summary>What the browser may load: only this origin, no inline script, no framing (clickjacking).</summary>
+    /// <summary>What the browser may load: only this origin, no inline script, no framing (clickjacking). Inline style
+    /// attributes are allowed (bar widths, span offsets, service colours); style elements and scripts are not.</summary>
     private const string ContentSecurityPolicy =
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
+        "default-src 'self'; script-src 'self'; style-src 'self'; style-src-attr 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'";
 
     public static void Map(WebApplication app, DashboardContext d)
     {

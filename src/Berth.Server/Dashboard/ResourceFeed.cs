@@ -29,7 +29,7 @@ internal sealed class ResourceFeed : IAsyncDisposable
     private readonly Task _loop;
     private readonly Task _events;
     private readonly Queue<EventRecord> _pendingEvents = new();
-    private byte[]? _last;
+    private readonly Queue<EventRecord> _recentEvents = new();
     private long _pushes;
 
     public ResourceFeed(ControlPlane plane, LiveSampler sampler, SecretRedactor redactor, TimeProvider time)
@@ -53,7 +53,11 @@ internal sealed class ResourceFeed : IAsyncDisposable
         lock (_lock)
         {
             _subscribers.Add(channel);
-            first = _last ?? Build([]);
+            // A page that just opened gets the recent events too, not only those of the last push.
+            lock (_recentEvents)
+            {
+                first = Build([.. _recentEvents]);
+            }
         }
 
         try
@@ -86,6 +90,15 @@ internal sealed class ResourceFeed : IAsyncDisposable
                     while (_pendingEvents.Count > MaxEventsPerPush)
                     {
                         _pendingEvents.Dequeue();
+                    }
+                }
+
+                lock (_recentEvents)
+                {
+                    _recentEvents.Enqueue(e);
+                    while (_recentEvents.Count > MaxEventsPerPush)
+                    {
+                        _recentEvents.Dequeue();
                     }
                 }
             }
@@ -135,7 +148,6 @@ internal sealed class ResourceFeed : IAsyncDisposable
     {
         lock (_lock)
         {
-            _last = message;
             foreach (var s in _subscribers)
             {
                 s.Writer.TryWrite(message);

@@ -237,7 +237,9 @@ public sealed class TelemetryStore : IMeshSpanSink
         {
             if (!_bySpan.TryGetValue(parent, out var p))
             {
-                return "unknown";
+                // A parent we never saw: a caller outside the app when nothing of this trace started earlier (a browser or
+                // a test sending its own traceparent), else a caller whose spans have not arrived yet (or were dropped).
+                return _byTrace.TryGetValue(mesh.TraceId, out var trace) && trace.Any(s => s.Start < mesh.Start) ? "unknown" : "external";
             }
 
             if (p.Source == "app" || p.Source == "mesh")

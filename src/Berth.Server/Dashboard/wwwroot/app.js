@@ -75,8 +75,8 @@
           tr.innerHTML = '<td></td>'.repeat(8) + `<td class="actions">
             <input type="number" min="0" value="${s.desired}" aria-label="replicas of ${esc(s.name)}" data-scale>
             <button data-do="scale">Scale</button><button data-do="restart">Restart</button>
-            <button data-do="stopstart"></button>
-            <button data-do="pause" title="rollout pause">Pause</button><button data-do="resume" title="rollout resume">Resume</button><button data-do="undo" class="danger" title="rollout undo">Undo</button></td>`;
+            <button data-do="stopstart"></button><span class="sep"></span>
+            <button data-do="pause" title="pause the rollout">Pause</button><button data-do="resume" title="resume the rollout">Resume</button><button data-do="undo" class="danger" title="undo the rollout (back to the previous revision)">Undo</button></td>`;
           tr.querySelector('[data-do=scale]').onclick = () => act('POST', `/v1/services/${encodeURIComponent(s.name)}/scale`, { replicas: +tr.querySelector('[data-scale]').value }, `scaling ${s.name} to ${tr.querySelector('[data-scale]').value}`);
           tr.querySelector('[data-do=restart]').onclick = () => act('POST', `/v1/services/${encodeURIComponent(s.name)}/restart`, undefined, `restarting ${s.name}`);
           tr.querySelector('[data-do=stopstart]').onclick = e => act('POST', `/v1/services/${encodeURIComponent(s.name)}/${e.target.dataset.verb}`, undefined, `${e.target.dataset.verb} ${s.name}`);
@@ -93,6 +93,7 @@
         c[4].title = s.rollout ? s.rollout.message : '';
         c[5].innerHTML = (s.endpoints || []).map(e => `<code>${esc(e.protocol)}:${esc(e.port ?? '')}</code>`).join(' ');
         c[6].innerHTML = `<span class="muted">${esc(s.cpuLimit || '–')} CPU · ${esc(s.memoryLimit || '–')}</span>`;
+        c[7].className = 'probes';
         c[7].innerHTML = `<span class="muted">${esc([s.probes.readiness && 'ready: ' + s.probes.readiness, s.probes.liveness && 'live: ' + s.probes.liveness].filter(Boolean).join('; ') || 'none')}</span>`;
         const ss = tr.querySelector('[data-do=stopstart]');
         ss.dataset.verb = s.stopped ? 'start' : 'stop'; ss.textContent = s.stopped ? 'Start' : 'Stop';

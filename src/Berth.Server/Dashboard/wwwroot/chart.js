@@ -40,7 +40,7 @@
     for (let i = 0; i <= 4; i++) {
       const t = t0 + (t1 - t0) * i / 4;
       const tx = el('text', { x: x(t), y: H - 5, 'text-anchor': i === 0 ? 'start' : i === 4 ? 'end' : 'middle', 'font-size': 10, fill: '#889' }, svg);
-      tx.textContent = new Date(t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+      tx.textContent = new Date(t * 1000).toLocaleTimeString([], { hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false });
     }
     if (opts.limit) {
       el('line', { x1: L, x2: W - R, y1: y(opts.limit), y2: y(opts.limit), stroke: '#d64545', 'stroke-dasharray': '4 3' }, svg);
