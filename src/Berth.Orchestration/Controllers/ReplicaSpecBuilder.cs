@@ -7,12 +7,13 @@ using Berth.Runtime;
 namespace Berth.Orchestration.Controllers;
 
 /// <summary>What a driver is asked to run for one replica: argv, the DESIGN.md environment (service discovery, own
-/// ports, identity), labels for adoption, limits and the node's cgroup. Pure: the same inputs give the same spec.</summary>
+/// ports, identity, the control plane's OTLP settings), labels for adoption, limits and the node's cgroup. Pure: the same inputs give the same spec.</summary>
 internal static class ReplicaSpecBuilder
 {
     public static ReplicaSpec Build(Application app, Service service, ReplicaRecord r, IReadOnlyDictionary<(string Service, string Endpoint), int> stablePorts,
-        string host, string stateDirectory)
+        OrchestratorOptions options)
     {
+        var host = options.Host;
         var env = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
         foreach (var ((svc, ep), port) in stablePorts)
         {
@@ -38,6 +39,17 @@ internal static class ReplicaSpecBuilder
         env["BERTH_SERVICE"] = service.Name;
         env["BERTH_REPLICA"] = r.Id;
         env["BERTH_REVISION"] = r.Revision.ToString(CultureInfo.InvariantCulture);
+        foreach (var kv in options.ReplicaEnvironment)
+        {
+            env[kv.Key] = kv.Value;
+        }
+
+        if (options.ReplicaEnvironment.ContainsKey("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        {
+            env["OTEL_SERVICE_NAME"] = service.Name;
+            env["OTEL_RESOURCE_ATTRIBUTES"] = string.Create(CultureInfo.InvariantCulture, $"service.instance.id={r.Id},berth.app={app.Name},berth.service={service.Name},berth.replica={r.Id},berth.revision={r.Revision}");
+        }
+
         foreach (var kv in service.Env)
         {
             env[kv.Key] = kv.Value;
@@ -69,7 +81,7 @@ internal static class ReplicaSpecBuilder
             CpuLimit = service.Resources.CpuLimit,
             MemoryLimit = service.Resources.MemoryLimit,
             Node = app.Nodes.IsDefaultOrEmpty || r.Node is null ? null : NodeCgroupSpec.PathFor(app.Name, r.Node),
-            StateDirectory = Path.Combine(stateDirectory, "replicas", r.Id),
+            StateDirectory = Path.Combine(options.StateDirectory, "replicas", r.Id),
             Labels = labels,
             SecretEnv = [.. service.SecretEnv.Where(service.Env.ContainsKey).Select(k => service.Env[k]).Where(v => v.Length > 0)],
         };

@@ -121,7 +121,11 @@ public sealed class RolloutTests
 
         public string Host => "fake";
 
-        public Task ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task<string> ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken) => Task.FromResult(obj.ToJson());
+
+        public Task<string?> ReadAsync(string kind, string apiVersion, string name, string ns, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<bool?> NamespaceExistsAsync(string ns, CancellationToken cancellationToken) => Task.FromResult<bool?>(true);
 
         public Task<bool> DeleteAsync(ManifestObject obj, string ns, bool dryRun, CancellationToken cancellationToken) => Task.FromResult(true);
 
