@@ -152,7 +152,7 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
                 return new RouteStatus(l.State.Service, l.State.EndpointName, l.Protocol.ToString().ToLowerInvariant(), l.Port,
                     s.ServiceBreaker.State.ToString(),
                     s.All.Select(e => new UpstreamStatus(e.Upstream.ReplicaId, e.Key, e.Upstream.Revision,
-                        s.Outliers.IsEjected(e.Outlier, out _), e.Health.Healthy, e.Breaker.State.ToString(), e.Active)).ToArray());
+                        s.Outliers.IsEjected(e.Outlier, out _), e.Health.Passing, e.Breaker.State.ToString(), e.Active)).ToArray());
             }).ToArray();
         }
         finally

@@ -159,7 +159,7 @@ public sealed class ApiServer : IAsyncDisposable
                 {
                     ControlPlaneError.NotFound => StatusCodes.Status404NotFound,
                     ControlPlaneError.Conflict => StatusCodes.Status409Conflict,
-                    _ => StatusCodes.Status400BadRequest,
+                    ControlPlaneError.Invalid => StatusCodes.Status400BadRequest,
                 }, e.Message);
             }
             catch (BadRequest e)
@@ -349,14 +349,12 @@ public sealed class ApiServer : IAsyncDisposable
 
     // ---- views --------------------------------------------------------------------------------------------------
 
-    private static Application CurrentApp(ControlPlane plane) =>
-        plane.Current?.Application ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
+    private static Application CurrentApp(ControlPlane plane) => plane.Current?.Application ?? throw ControlPlaneMessages.NothingAppliedError();
 
     private static Service FindService(ControlPlane plane, string name)
     {
         var app = CurrentApp(plane);
-        return app.FindService(name) ?? throw new ControlPlaneException(ControlPlaneError.NotFound,
-            $"no service '{name}' in app '{app.Name}'; known: {string.Join(", ", app.Services.Select(s => s.Name))}");
+        return app.FindService(name) ?? throw ControlPlaneMessages.NoServiceError(app, name);
     }
 
     private static ReplicaRecord FindReplica(ControlPlane plane, string id) =>
@@ -365,7 +363,7 @@ public sealed class ApiServer : IAsyncDisposable
 
     private static AppInfo AppView(ControlPlane plane)
     {
-        var current = plane.Current ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
+        var current = plane.Current ?? throw ControlPlaneMessages.NothingAppliedError();
         return new AppInfo
         {
             Name = current.Application.Name,
