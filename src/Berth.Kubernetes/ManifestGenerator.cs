@@ -597,7 +597,11 @@ public static partial class ManifestGenerator
                     Port = ServicePort(endpoint),
                     TargetPort = portName,
                     Protocol = "TCP",
-                    AppProtocol = endpoint.Protocol == EndpointProtocol.Http ? "http" : "tcp",
+                    // Kubernetes' appProtocol names (kubernetes.io/h2c), which Istio reads as the port's protocol.
+                    AppProtocol = endpoint.Protocol == EndpointProtocol.Tcp ? "tcp"
+                        : endpoint.Protocol == EndpointProtocol.H2c ? "kubernetes.io/h2c"
+                        : endpoint.Protocol == EndpointProtocol.Grpc ? "grpc"
+                        : "http",
                 });
             }
 
