@@ -41,6 +41,16 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         var s = _state.Snapshot;
         var outcome = new Outcome(0, "-", 0, null, false);
         string? traceparent = null;
+        if (IsAmbiguouslyFramed(context.Request))
+        {
+            // Request smuggling (RFC 9112 6.1): Kestrel would read it as chunked, but a hop before it may have used the
+            // Content-Length. A proxy must not guess: 400 and close, as nginx and HAProxy do.
+            context.Response.Headers.Connection = "close";
+            Answer(context, 400, "ambiguous-framing", "-", 0);
+            _telemetry.Completed(context, 400, "-", 0, started, null, "ambiguous-framing");
+            return;
+        }
+
         if (_state.Limits.TryEnter(s.Policy.Limits) is { } refused)
         {
             _telemetry.Rejected(refused);
@@ -405,6 +415,14 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         catch (Exception e) when (e is IOException or OperationCanceledException or ObjectDisposedException)
         {
         }
+    }
+
+    private static bool IsAmbiguouslyFramed(HttpRequest request)
+    {
+        // Kestrel honours Transfer-Encoding and moves a Content-Length sent with it to X-Content-Length (dotnet/aspnetcore#43523).
+        var headers = request.Headers;
+        return headers.ContainsKey("Transfer-Encoding")
+            && (request.ContentLength is not null || headers.ContainsKey("Content-Length") || headers.ContainsKey("X-Content-Length"));
     }
 
     private EndpointState[] SelectGroup(RouteSnapshot s, HttpRequest request) =>

@@ -1396,6 +1396,17 @@ public sealed partial class ControlPlane : IAsyncDisposable
         env["BERTH_SERVICE"] = service.Name;
         env["BERTH_REPLICA"] = r.Id;
         env["BERTH_REVISION"] = r.Revision.ToString(CultureInfo.InvariantCulture);
+        foreach (var kv in _options.ReplicaEnvironment)
+        {
+            env[kv.Key] = kv.Value;
+        }
+
+        if (_options.ReplicaEnvironment.ContainsKey("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        {
+            env["OTEL_SERVICE_NAME"] = service.Name;
+            env["OTEL_RESOURCE_ATTRIBUTES"] = string.Create(CultureInfo.InvariantCulture, $"service.instance.id={r.Id},berth.app={app.Name},berth.service={service.Name},berth.replica={r.Id},berth.revision={r.Revision}");
+        }
+
         foreach (var kv in service.Env)
         {
             env[kv.Key] = kv.Value;
