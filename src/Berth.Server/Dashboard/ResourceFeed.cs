@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
