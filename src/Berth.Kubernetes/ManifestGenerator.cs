@@ -435,6 +435,13 @@ public static partial class ManifestGenerator
             }
             else if (claimTemplates.Count > 0)
             {
+                var headless = $"{name}-headless";
+                if (headless.Length > KubeNames.MaxLabelLength)
+                {
+                    var over = headless.Length - KubeNames.MaxLabelLength;
+                    Error(path, $"the name is too long for Kubernetes: its StatefulSet needs the headless Service '{headless}', {headless.Length} characters, {over} more than the {KubeNames.MaxLabelLength} a Service name allows; shorten the service name by at least {over}");
+                }
+
                 var set = new V1StatefulSet
                 {
                     ApiVersion = "apps/v1",
