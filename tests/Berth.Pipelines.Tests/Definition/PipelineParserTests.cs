@@ -29,7 +29,7 @@ public class PipelineParserTests
                       restore-keys: [nuget-]
                       paths: [.nuget]
                     steps:
-                      - run: dotnet build -c "${{ env.CONFIGURATION }}"
+                      - run: [dotnet, build, -c, "${{ env.CONFIGURATION }}"]
                         timeout: 5m
                         retry: { attempts: 3, on-exit-codes: [75] }
                   test:
@@ -65,17 +65,17 @@ public class PipelineParserTests
         Assert.Equal(["build", "test", "ship"], ci.Jobs.Select(j => j.Id));
         var build = ci.Jobs[0];
         var context = new Berth.Pipelines.Expressions.ExpressionContext { Env = new Dictionary<string, string> { ["CONFIGURATION"] = "Release" } };
-        Assert.Equal(["dotnet", "build", "-c", "Release"], build.Steps[0].Command!.Argv.Select(a => a.Render(context)));
-        Assert.Equal(TimeSpan.FromMinutes(5), build.Steps[0].Timeout);
+        Assert.Equal(["dotnet", "build", "-c", "Release"], Assert.IsType<RunStep>(build.Steps[0]).Command.Argv.Select(a => a.Render(context)));
+        Assert.Equal(TimeSpan.FromMinutes(5), build.Steps[0].Timeout.Constant);
         Assert.Equal(3, build.Steps[0].Retry.Attempts);
         Assert.Equal([75], build.Steps[0].Retry.OnExitCodes.ToArray());
         var test = ci.Jobs[1];
         Assert.Equal(["build"], test.Needs.Select(n => n.Job));
-        Assert.False(test.Matrix!.FailFast);
-        Assert.Equal(StepKind.Test, test.Steps[0].Kind);
-        Assert.Equal("bash", test.Steps[1].Command!.Shell);
-        Assert.Equal([StepKind.Approve, StepKind.Deploy], ci.Jobs[2].Steps.Select(s => s.Kind));
-        Assert.Equal("Ship it?", ci.Jobs[2].Steps[0].ApproveMessage);
+        Assert.False(test.Matrix!.FailFast.Constant);
+        Assert.IsType<TestStep>(test.Steps[0]);
+        Assert.Equal("bash", Assert.IsType<RunStep>(test.Steps[1]).Command.Shell);
+        Assert.Equal(["approve", "deploy"], ci.Jobs[2].Steps.Select(s => s.Kind));
+        Assert.Equal("Ship it?", Assert.IsType<ApproveStep>(ci.Jobs[2].Steps[0]).Message);
     }
 
     [Fact]
@@ -154,7 +154,7 @@ public class PipelineParserTests
                     timeout: soon
                     stepz: []
                     steps:
-                      - run: make | tee log
+                      - run: make | tee log   # a bash script, as GitHub runs it
                       - run: make
                         deploy: { service: api, image: x }
                       - run: |
@@ -167,11 +167,9 @@ public class PipelineParserTests
         Assert.Equal(
             [
                 "/repo/berth.yaml:3:19: error: pipelines.ci.max-parallel: expected a whole number of 1 or more, got '0'",
-                "/repo/berth.yaml:7:9: error: pipelines.ci.jobs.build: unknown key 'stepz'; known keys: name, needs, if, env, working-directory, timeout, timeout-minutes, continue-on-error, strategy, artifacts, cache, workspace, steps",
                 "/repo/berth.yaml:6:18: error: pipelines.ci.jobs.build.timeout: " + TimeoutError("soon"),
-                "/repo/berth.yaml:9:18: error: pipelines.ci.jobs.build.steps[0].run: '|' at column 6 is shell syntax but run: has no shell; add shell: bash, or quote it",
+                "/repo/berth.yaml:7:9: error: pipelines.ci.jobs.build.stepz: unknown key 'stepz' in a job; did you mean 'steps'?",
                 "/repo/berth.yaml:10:13: error: pipelines.ci.jobs.build.steps[1]: a step has exactly one of run:, test:, build-image:, deploy:, approve:; this one has run and deploy",
-                "/repo/berth.yaml:12:18: error: pipelines.ci.jobs.build.steps[2].run: run: has several lines but no shell; add shell: bash to run it as a script, or write one command",
                 "/repo/berth.yaml:16:51: error: pipelines.ci.jobs.build.steps[3].retry.on-exit-codes: '300' is not an exit code (0 to 255)",
             ],
             Errors(yaml));
