@@ -48,12 +48,12 @@ internal sealed class ConcurrencyGate(RunStore store, TimeProvider time, TimeSpa
                 if (cancelInProgress && holder is not null && cancelled.Add(holder.Id))
                 {
                     store.RequestGroupCancel(holder.Id);
-                    log($"concurrency group '{group}': cancelling run {holder.RunId} job {holder.JobKey} (cancel-in-progress)");
+                    log($"concurrency group '{group}': cancelling {Describe(holder)} (cancel-in-progress)");
                 }
                 else if (!announced && holder is not null)
                 {
                     announced = true;
-                    log($"concurrency group '{group}': waiting for run {holder.RunId} job {holder.JobKey} to finish");
+                    log($"concurrency group '{group}': waiting for {Describe(holder)} to finish");
                 }
 
                 await Task.Delay(poll, time, cancellationToken).ConfigureAwait(false);
@@ -88,6 +88,8 @@ internal sealed class ConcurrencyGate(RunStore store, TimeProvider time, TimeSpa
     }
 
     public void Release(long entry) => store.LeaveGroup(entry);
+
+    private static string Describe(GroupEntry entry) => entry.JobKey == "*" ? $"run {entry.RunId}" : $"run {entry.RunId} job {entry.JobKey}";
 
     /// <summary>A run whose owner process is gone (killed) holds nothing.</summary>
     private bool IsAlive(long runId)

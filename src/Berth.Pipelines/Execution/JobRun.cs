@@ -25,6 +25,7 @@ public sealed partial class PipelineEngine
             private string _jobStatus = "success";
             private string _workspace = "";
             private DateTimeOffset _started;
+            private CancellationTokenSource? _afterCancel;
 
             private RunDefaults Defaults => _job.Defaults.Over(run._pipeline.Defaults);
 
@@ -86,6 +87,7 @@ public sealed partial class PipelineEngine
                         }
                     }
 
+                    _afterCancel?.Dispose();
                     SaveOutputs();
                     if (outcome == PriorOutcome.Success)
                     {
@@ -245,6 +247,14 @@ public sealed partial class PipelineEngine
                     return (skipped, false);
                 }
 
+                if (jobToken.IsCancellationRequested)
+                {
+                    // A step that runs because of always() or cancelled() after a cancel gets what is left of the grace
+                    // period, shared by all such steps of the job: cancel always ends a run within the grace period.
+                    _afterCancel ??= new CancellationTokenSource(run._engine.Options.KillGrace, run.Time);
+                    jobToken = _afterCancel.Token;
+                }
+
                 var started = run.Time.GetUtcNow();
                 var files = new StepFiles(Path.Combine(run._runDirectory, "steps", FileCopy.SafeName(instance.Key), index.ToString(CultureInfo.InvariantCulture)));
                 bool continueOnError;
@@ -382,13 +392,14 @@ public sealed partial class PipelineEngine
             private string ResolveDirectory(StepDefinition step, ExpressionContext stepContext)
             {
                 var directory = _workspace;
-                var jobDirectory = _job.WorkingDirectory ?? (step is RunStep or TestStep ? Defaults.WorkingDirectory : null);
-                if (jobDirectory is not null)
+                if (_job.WorkingDirectory is { } jobDirectory)
                 {
                     directory = Path.GetFullPath(Template.Parse(jobDirectory).Render(stepContext), directory);
                 }
 
-                if (step.WorkingDirectory is { } stepDirectory)
+                // As GitHub: defaults.run.working-directory is for run steps that name no folder of their own.
+                var stepDirectory = step.WorkingDirectory ?? (step is RunStep or TestStep ? Defaults.WorkingDirectory : null);
+                if (stepDirectory is not null)
                 {
                     directory = Path.GetFullPath(Template.Parse(stepDirectory).Render(stepContext), directory);
                 }
@@ -463,7 +474,8 @@ public sealed partial class PipelineEngine
                         }
                     }
 
-                    job.Line(index, stream, text);
+                    // Masked again: a value added by ::add-mask:: may sit in output the stream masked before the command was read.
+                    job.Line(index, stream, job.Run._masker.MaskText(text));
                 }
 
                 private bool Handle(WorkflowCommand command)

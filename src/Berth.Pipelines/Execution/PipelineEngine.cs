@@ -196,7 +196,10 @@ public sealed partial class PipelineEngine(PipelineEngineOptions options, TimePr
                     return timeout.IsCancellationRequested && !_outer.IsCancellationRequested ? RunStatus.TimedOut : RunStatus.Cancelled;
                 }
 
-                return statuses.Any(s => s is RunStatus.Failed or RunStatus.TimedOut or RunStatus.Cancelled) ? RunStatus.Failed : RunStatus.Succeeded;
+                // As GitHub's run conclusion: a failure fails the run; otherwise a cancelled job (concurrency) cancels it.
+                return statuses.Any(s => s is RunStatus.Failed or RunStatus.TimedOut) ? RunStatus.Failed
+                    : statuses.Any(s => s == RunStatus.Cancelled) ? RunStatus.Cancelled
+                    : RunStatus.Succeeded;
             }
             catch (OperationCanceledException) when (runCts.IsCancellationRequested)
             {
@@ -408,7 +411,8 @@ public sealed partial class PipelineEngine(PipelineEngineOptions options, TimePr
         private async Task<string> RunInstancesAsync(JobDefinition job, CancellationToken runToken)
         {
             var prior = PriorOf(job, runToken);
-            var context = _runContext.WithContext("needs", NeedsContext(job)) with { Prior = prior };
+            var github = (ImmutableDictionary<string, object?>)_runContext.Contexts["github"]!;
+            var context = _runContext.WithContext("needs", NeedsContext(job)).WithContext("github", github.SetItem("job", job.Id)) with { Prior = prior };
             var matrix = job.Matrix;
             if (matrix?.Dynamic is { } dynamic)
             {

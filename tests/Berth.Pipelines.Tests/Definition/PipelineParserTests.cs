@@ -176,6 +176,97 @@ public class PipelineParserTests
     }
 
     [Fact]
+    public void ParseText_NestingDeeperThanFifty_IsAnErrorAtTheFirstLevelTooDeepNotAStackOverflow()
+    {
+        // Issue #20 bug 3: ~6,000 '(' or 100,000 '!' crashed the process; GitHub rejects nesting deeper than 50.
+        var parens = new string('(', 6000) + "true" + new string(')', 6000);
+        var nots = new string('!', 100_000) + "true";
+        var yaml = $$$"""
+            pipelines:
+              ci:
+                jobs:
+                  a:
+                    if: {{{parens}}}
+                    steps: [{ run: 'true' }]
+                  b:
+                    steps:
+                      - run: echo ${{ {{{nots}}} }}
+            """;
+
+        Assert.Equal(
+            [
+                "/repo/berth.yaml:5:63: error: pipelines.ci.jobs.a.if: bad expression: the expression nests deeper than 50 levels (parentheses, brackets, calls and '!'), as GitHub Actions allows; split it into steps or env values",
+                "/repo/berth.yaml:9:77: error: pipelines.ci.jobs.b.steps[0].run: bad expression: the expression nests deeper than 50 levels (parentheses, brackets, calls and '!'), as GitHub Actions allows; split it into steps or env values",
+            ],
+            Errors(yaml));
+    }
+
+    [Fact]
+    public void ParseText_UsesStep_IsRejectedNamingTheStep()
+    {
+        const string yaml = """
+            pipelines:
+              ci:
+                jobs:
+                  build:
+                    runs-on: ubuntu-latest
+                    steps:
+                      - uses: actions/checkout@v4
+                      - name: Setup .NET
+                        uses: actions/setup-dotnet@v4
+                        with: { dotnet-version: '10.0.x' }
+                      - id: cache
+                        uses: ./local-action
+            """;
+
+        Assert.Equal(
+            [
+                "/repo/berth.yaml:7:19: error: pipelines.ci.jobs.build.steps[0].uses: this step uses 'actions/checkout@v4': marketplace and local actions are not supported (there is no registry to fetch them from); replace it with run: steps that do the same",
+                "/repo/berth.yaml:9:19: error: pipelines.ci.jobs.build.steps[1].uses: step 'Setup .NET' uses 'actions/setup-dotnet@v4': marketplace and local actions are not supported (there is no registry to fetch them from); replace it with run: steps that do the same",
+                "/repo/berth.yaml:12:19: error: pipelines.ci.jobs.build.steps[2].uses: step 'cache' uses './local-action': marketplace and local actions are not supported (there is no registry to fetch them from); replace it with run: steps that do the same",
+            ],
+            Errors(yaml));
+    }
+
+    [Fact]
+    public void ParseText_MisspelledKeysAndUnsupportedGitHubKeys_SayWhatToDo()
+    {
+        const string yaml = """
+            pipelines:
+              ci:
+                on: [push, workflow_dispatch]
+                permissions: { contents: read }
+                jobs:
+                  build:
+                    needz: test
+                    container: node:20
+                    steps:
+                      - run: make
+                        contine-on-error: true
+                      - run: make
+                        timeout-minutes: ${{ inputs.minutes }}
+                        continue-on-error: maybe
+                  test:
+                    needs: biuld
+                    steps: [{ run: make }]
+            """;
+
+        var result = PipelineParser.ParseText(yaml, "/repo/berth.yaml");
+
+        Assert.Equal(
+            [
+                "/repo/berth.yaml:3:10: warning: pipelines.ci.on: on: push is ignored: there is no GitHub event on this machine; the pipeline runs with berth pipeline run, on watch: and on schedule:",
+                "/repo/berth.yaml:4:18: warning: pipelines.ci.permissions: permissions: is ignored: there is no GITHUB_TOKEN on this machine",
+                "/repo/berth.yaml:7:9: error: pipelines.ci.jobs.build.needz: unknown key 'needz' in a job; did you mean 'needs'?",
+                "/repo/berth.yaml:8:20: error: pipelines.ci.jobs.build.container: container: is not supported: steps run on this machine; run a container in a step (docker run ...) or add a service to berth.yaml",
+                "/repo/berth.yaml:11:13: error: pipelines.ci.jobs.build.steps[0].contine-on-error: unknown key 'contine-on-error' in a step; did you mean 'continue-on-error'?",
+                "/repo/berth.yaml:14:32: error: pipelines.ci.jobs.build.steps[1].continue-on-error: expected true or false, got 'maybe'",
+                "/repo/berth.yaml:16:16: error: pipelines.ci.jobs.test.needs: unknown job 'biuld'; did you mean 'build'? jobs in this pipeline: build, test",
+            ],
+            result.Diagnostics.Select(d => d.ToString()));
+    }
+
+    [Fact]
     public void ParseText_BadCron_IsRejected()
     {
         const string yaml = """
