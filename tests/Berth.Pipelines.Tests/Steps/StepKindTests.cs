@@ -204,6 +204,30 @@ public class StepKindTests
     }
 
     [DockerFact]
+    public async Task BuildImage_DockerIgnore_KeepsExcludedFilesOutOfTheContext()
+    {
+        // The step sends the runtime's build context: a file .dockerignore excludes is not there to COPY.
+        using var p = new TestPipeline("""
+            pipelines:
+              ci:
+                jobs:
+                  image:
+                    steps:
+                      - build-image: { context: app, tags: [berth-pipelines-test:ignored] }
+            """);
+        p.Write("app/Dockerfile", "FROM scratch\nCOPY kept.txt /kept.txt\nCOPY secret.env /secret.env\n");
+        p.Write("app/.dockerignore", "*.env\n");
+        p.Write("app/kept.txt", "kept");
+        p.Write("app/secret.env", "TOKEN=1");
+
+        var result = await p.RunAsync();
+
+        Assert.Equal(RunStatus.Failed, result.Status);
+        Assert.Contains("secret.env", p.Steps(result.RunId)[0].Summary, StringComparison.Ordinal);
+        Assert.DoesNotContain("kept.txt", p.Steps(result.RunId)[0].Summary, StringComparison.Ordinal);
+    }
+
+    [DockerFact]
     public async Task BuildImage_BrokenDockerfile_FailsWithTheEngineError()
     {
         using var p = new TestPipeline("""
