@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Berth.Core.Contracts;
 using Berth.Pipelines.Definition;
 using Berth.Pipelines.Execution;
 using Berth.Pipelines.Expressions;
@@ -149,7 +150,7 @@ public sealed class DeployStepHandler : StepHandler<DeployStep>
         var service = deploy.Service.Render(run.Context);
         var endpoint = ControlPlaneEndpoint.Discover(run.Options.StateDirectory);
         var client = run.Options.ControlPlane?.Invoke(endpoint) ?? new ControlPlaneClient(SharedHttp, endpoint);
-        var update = new ServiceUpdate
+        var update = new ServicePatchRequest
         {
             Image = deploy.Image?.Render(run.Context),
             Command = deploy.Command?.Select(c => c.Render(run.Context)).ToList(),
@@ -160,7 +161,7 @@ public sealed class DeployStepHandler : StepHandler<DeployStep>
         var timeout = deploy.Timeout ?? PipelineDefaults.DeployTimeout;
         using var deadline = new CancellationTokenSource(timeout, run.Time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
-        var lastState = "";
+        RolloutState? lastState = null;
         try
         {
             while (true)
@@ -169,16 +170,16 @@ public sealed class DeployStepHandler : StepHandler<DeployStep>
                 if (status.State != lastState)
                 {
                     lastState = status.State;
-                    run.Line(OutputStream.Stdout, $"rollout of {service} revision {status.Revision}: {status.State}{(string.IsNullOrEmpty(status.Message) ? "" : " — " + status.Message)}");
+                    run.Line(OutputStream.Stdout, $"rollout of {service} revision {status.Revision}: {status.State.Name()}{(string.IsNullOrEmpty(status.Message) ? "" : " — " + status.Message)}");
                 }
 
                 switch (status.State)
                 {
-                    case "complete" when status.Revision >= revision:
+                    case RolloutState.Complete when status.Revision >= revision:
                         return new StepResult(RunStatus.Succeeded, null, $"{service} at revision {status.Revision}");
-                    case "rolled-back" or "failed":
+                    case RolloutState.RolledBack or RolloutState.Failed:
                         return new StepResult(RunStatus.Failed, null,
-                            $"rollout of {service} revision {revision} {status.State}{(string.IsNullOrEmpty(status.Message) ? "" : ": " + status.Message)}; the app stays on its previous revision");
+                            $"rollout of {service} revision {revision} {status.State.Name()}{(string.IsNullOrEmpty(status.Message) ? "" : ": " + status.Message)}; the app stays on its previous revision");
                 }
 
                 await Task.Delay(run.Options.RolloutPollInterval, run.Time, linked.Token).ConfigureAwait(false);
@@ -187,7 +188,7 @@ public sealed class DeployStepHandler : StepHandler<DeployStep>
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             return new StepResult(RunStatus.Failed, null,
-                $"rollout of {service} revision {revision} did not complete within {Core.Model.Durations.Format(timeout)} (last state: {lastState}); see 'berth rollout status {service}'");
+                $"rollout of {service} revision {revision} did not complete within {Core.Model.Durations.Format(timeout)} (last state: {lastState?.Name() ?? "none"}); see 'berth rollout status {service}'");
         }
     }
 }
