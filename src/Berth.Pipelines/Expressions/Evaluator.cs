@@ -300,12 +300,13 @@ public static class ExpressionEvaluator
             return value;
         }
 
-        return name.ToLowerInvariant() switch
+        // Compared ignoring case without lowering the name (no string per evaluation).
+        return name switch
         {
-            "env" => context.Env,
-            "matrix" => context.Matrix,
-            "secrets" => context.Secrets,
-            "branch" => context.Branch,
+            _ when name.Equals("env", StringComparison.OrdinalIgnoreCase) => context.Env,
+            _ when name.Equals("matrix", StringComparison.OrdinalIgnoreCase) => context.Matrix,
+            _ when name.Equals("secrets", StringComparison.OrdinalIgnoreCase) => context.Secrets,
+            _ when name.Equals("branch", StringComparison.OrdinalIgnoreCase) => context.Branch,
             _ => Values.EmptyObject,
         };
     }
