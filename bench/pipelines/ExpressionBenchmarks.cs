@@ -35,7 +35,7 @@ public class ExpressionBenchmarks
     }
 
     [Benchmark(Baseline = true)]
-    public int TokenizeOr() => ExpressionParser.Lexer.Tokenize(_or).Count;
+    public int TokenizeOr() => ExpressionParser.Lexer.Tokenize(_or).Count();
 
     [Benchmark]
     public Expr ParseOr() => ExpressionParser.Parse(_or);
