@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Berth.Core.Build;
 using Berth.Core.Model;
 using Berth.Runtime.Logs;
 using global::Docker.DotNet;
