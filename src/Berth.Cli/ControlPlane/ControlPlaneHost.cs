@@ -31,6 +31,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// unprivileged control plane enforce limits.</summary>
     public const string CgroupRootVariable = "BERTH_CGROUP_ROOT";
 
+    /// <summary>Berth's folder in each cgroup hierarchy instead of <c>berth</c>: a subtree root made and handed to a normal
+    /// user on cgroup v1 (<c>chown -R</c>), so that user's replicas get limits without root.</summary>
+    public const string CgroupSubtreeVariable = "BERTH_CGROUP_SUBTREE";
+
     /// <summary>How many events the control plane keeps (default <see cref="OrchestratorDefaults.EventRetention"/>).</summary>
     public const string EventRetentionVariable = "BERTH_EVENT_RETENTION";
 
@@ -69,6 +73,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
         {
             processOptions = processOptions with { CgroupRoot = cgroupRoot };
+        }
+
+        if (Environment.GetEnvironmentVariable(CgroupSubtreeVariable) is { Length: > 0 } cgroupSubtree)
+        {
+            processOptions = processOptions with { CgroupSubtree = cgroupSubtree };
         }
 
         var drivers = new List<IWorkloadDriver> { new ProcessDriver(processOptions) };
