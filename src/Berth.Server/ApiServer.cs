@@ -15,6 +15,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
+using Berth.Runtime.Capabilities;
+
 namespace Berth.Server;
 
 /// <summary>How the API listens. Defaults: loopback, a free port, the token kept in the state folder.</summary>
@@ -38,6 +40,10 @@ public sealed record ApiServerOptions
 
     /// <summary>Runs the app's pipelines on their cron schedules and file changes while the API serves (docs/pipelines.md).</summary>
     public PipelineTriggerOptions PipelineTriggers { get; init; } = new();
+
+    /// <summary>What this control plane may do on this machine as its user (cgroups, network namespaces, Docker), shown at
+    /// <c>GET /v1/app</c>; read on each request, since a capability can be lost while running. Null: none shown.</summary>
+    public Func<IReadOnlyList<HostCapability>>? Capabilities { get; init; }
 }
 
 /// <summary>The control-plane REST API (docs/api.md): ASP.NET Core on 127.0.0.1, bearer token, JSON, server-sent events.</summary>
@@ -109,7 +115,7 @@ public sealed class ApiServer : IAsyncDisposable
             }
         });
 
-        Map(app, plane, () => server!);
+        Map(app, plane, options, () => server!);
         app.MapGet("/v1/routes", () => Json((options.Routes?.Routes ?? []).Select(r => new
         {
             service = r.Service,
@@ -136,11 +142,11 @@ public sealed class ApiServer : IAsyncDisposable
         await _app.DisposeAsync();
     }
 
-    private static void Map(WebApplication app, ControlPlane plane, Func<ApiServer> server)
+    private static void Map(WebApplication app, ControlPlane plane, ApiServerOptions options, Func<ApiServer> server)
     {
         var v1 = app.MapGroup("/v1");
 
-        v1.MapGet("/app", () => Json(AppView(plane)));
+        v1.MapGet("/app", () => Json(AppView(plane, options)));
         v1.MapPost("/apply", async (HttpContext context) =>
         {
             var app = await ReadBodyAsync<Application>(context, "the app model as JSON (what 'berth up' sends)");
@@ -280,7 +286,7 @@ public sealed class ApiServer : IAsyncDisposable
         plane.Replicas.FirstOrDefault(r => r.Id == id) ?? throw new ControlPlaneException(ControlPlaneError.NotFound,
             $"no replica '{id}'; GET /v1/replicas (or 'berth ps') lists them");
 
-    private static object AppView(ControlPlane plane)
+    private static object AppView(ControlPlane plane, ApiServerOptions options)
     {
         var current = plane.Current ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
         return new
@@ -308,6 +314,8 @@ public sealed class ApiServer : IAsyncDisposable
                 limitsMechanism = d.Capabilities.LimitsMechanism,
             }),
             warnings = plane.LimitWarnings.Select(w => new { service = w.Service, driver = w.Driver, message = w.Message }),
+            user = HostUser.Describe(HostUser.Uid),
+            capabilities = (options.Capabilities?.Invoke() ?? []).Select(c => new { name = c.Name, usable = c.Usable, detail = c.Detail, fix = c.Fix, message = c.Message }),
         };
     }
 

@@ -5,6 +5,7 @@ using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
 using Berth.Runtime;
+using Berth.Runtime.Capabilities;
 using Berth.Runtime.Docker;
 using Berth.Runtime.Process;
 using Berth.Server;
@@ -80,7 +81,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             processOptions = processOptions with { CgroupSubtree = cgroupSubtree };
         }
 
-        var drivers = new List<IWorkloadDriver> { new ProcessDriver(processOptions) };
+        var process = new ProcessDriver(processOptions);
+        var drivers = new List<IWorkloadDriver> { process };
+        var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
+        Func<HostCapability>? dockerCapability = null;
         // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
         if (needsDocker)
         {
@@ -91,14 +95,18 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
                 host._disposables.Add(docker);
                 drivers.Add(docker);
+                dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail}; Docker services stay Pending" } : docker.Capability;
             }
             catch (DockerUnavailableException e)
             {
-                warnings.Add($"Docker services will stay Pending: {e.Message}");
+                var unusable = new HostCapability(HostCapability.Docker, false, $"{e.Message}; Docker services stay Pending");
+                dockerCapability = () => unusable;
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
-                warnings.Add($"Docker services will stay Pending: the Docker engine did not answer within {DockerConnectTimeout.TotalSeconds:0}s");
+                var unusable = new HostCapability(HostCapability.Docker, false,
+                    $"the Docker engine did not answer within {DockerConnectTimeout.TotalSeconds:0}s; Docker services stay Pending", "check that dockerd is not stuck (docker info)");
+                dockerCapability = () => unusable;
             }
         }
 
@@ -126,10 +134,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
 
         host.Drivers = drivers;
+        host.Capabilities = () => dockerCapability is null ? [process.CgroupCapability, networkNamespaces] : [process.CgroupCapability, networkNamespaces, dockerCapability()];
         await plane.StartAsync(ct);
         if (api)
         {
-            host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = stateDirectory, Routes = host.Routes }, ct);
+            host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = stateDirectory, Routes = host.Routes, Capabilities = host.Capabilities }, ct);
             host._owned.Insert(0, host.Api);
             host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
         }
@@ -139,6 +148,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];
+
+    /// <summary>What this control plane may do here as its user, decided by trying (issue #18): cgroups, network
+    /// namespaces, and Docker when the app has Docker services. Read again each time: cgroups can be lost while running.</summary>
+    public Func<IReadOnlyList<HostCapability>> Capabilities { get; private set; } = () => [];
 
     /// <summary>Makes the nodes' cgroups where the process driver can (each node a cgroup with its memory and CPU cap).</summary>
     public async Task<IReadOnlyList<string>> EnsureNodesAsync(Application app, CancellationToken ct)

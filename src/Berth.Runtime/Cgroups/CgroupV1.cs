@@ -58,7 +58,7 @@ internal sealed class CgroupV1 : ICgroupHierarchy
         {
             foreach (var dir in required)
             {
-                current = dir;
+                current = Path.GetDirectoryName(dir)!;
                 Directory.CreateDirectory(dir);
             }
 
