@@ -641,10 +641,10 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         var where = _endpoint.Tried.Count > 0
-            ? $"tried {string.Join(", ", _endpoint.Tried)}"
-            : $"at {HostDescription}: {cause.Message.TrimEnd('.')}";
+            ? $": tried {string.Join(", ", _endpoint.Tried)}"
+            : $" at {HostDescription}: {cause.Message.TrimEnd('.')}";
         return new DockerUnavailableException(
-            $"Docker engine not reachable {where}. Start Docker (systemctl start docker, or run dockerd), " +
+            $"Docker engine not reachable{where}. Start Docker (systemctl start docker, or run dockerd), " +
             "or set DOCKER_HOST to a running engine (rootless Docker: unix://$XDG_RUNTIME_DIR/docker.sock); the process driver needs no Docker.",
             e);
     }
