@@ -95,11 +95,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
                 host._disposables.Add(docker);
                 drivers.Add(docker);
-                dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail}; Docker services stay Pending" } : docker.Capability;
+                dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
             }
             catch (DockerUnavailableException e)
             {
-                var unusable = new HostCapability(HostCapability.Docker, false, $"{e.Message}; Docker services stay Pending");
+                var unusable = new HostCapability(HostCapability.Docker, false, $"{e.Message.TrimEnd('.')}; Docker services stay Pending");
                 dockerCapability = () => unusable;
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
