@@ -235,6 +235,12 @@ internal static class ControlPlaneCommands
                 Console.Error.WriteLine($"warning: {w}");
             }
 
+            // The detached control plane's log says once what it may and may not do here (berth up -d prints it from the API).
+            foreach (var c in host.Capabilities())
+            {
+                Console.Error.WriteLine(c.Usable ? c.Message : $"warning: {c.Message}");
+            }
+
             var printer = new LivePrinter(host, app, colors: false, logs: false);
             var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
             await host.Plane.ApplyAsync(app, "up", stop.Token);
