@@ -52,6 +52,10 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     private const string UnreachableFix = "start Docker (systemctl start docker, or run dockerd); for rootless Docker: dockerd-rootless-setuptool.sh install, " +
         "then systemctl --user start docker; or set DOCKER_HOST to a running engine";
 
+    /// <summary>The engine address this user should use, found as the driver finds it (DOCKER_HOST, the rootful socket when
+    /// usable, else rootless Docker's); for other Engine API clients such as the pipelines' image builds.</summary>
+    public static Uri FindEngine(DockerDriverOptions options) => new(DockerEndpoint.Resolve(options).Host);
+
     /// <summary>Connects and asks the engine what it enforces. Never throws for an unreachable engine: <see cref="DriverCapabilities.Available"/> says so.</summary>
     public static async Task<DockerDriver> ConnectAsync(DockerDriverOptions options, CancellationToken cancellationToken)
     {

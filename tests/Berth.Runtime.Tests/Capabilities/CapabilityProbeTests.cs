@@ -86,6 +86,38 @@ public sealed class CapabilityProbeTests : IDisposable
     }
 
     [Fact]
+    public void FindEngine_DefaultSocketRefused_RootlessSocketListeningInXdgRuntimeDirChosen()
+    {
+        var xdg = Path.Combine(_dir, "run-user");
+        Directory.CreateDirectory(xdg);
+        using var rootless = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        rootless.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(xdg, "docker.sock")));
+        rootless.Listen();
+        var stale = Path.Combine(_dir, "stale.sock"); // a socket file nothing listens on any more
+        using (var gone = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified))
+        {
+            gone.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(stale));
+        }
+
+        var saved = Environment.GetEnvironmentVariable("DOCKER_HOST");
+        Environment.SetEnvironmentVariable("DOCKER_HOST", null);
+        try
+        {
+            Assert.Equal(new Uri($"unix://{xdg}/docker.sock"), DockerDriver.FindEngine(new DockerDriverOptions { DefaultSocket = $"unix://{stale}", XdgRuntimeDir = xdg }));
+
+            // Where the rootful socket answers, it wins (as the docker CLI's default context).
+            using var rootful = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+            rootful.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(Path.Combine(_dir, "rootful.sock")));
+            rootful.Listen();
+            Assert.Equal(new Uri($"unix://{_dir}/rootful.sock"), DockerDriver.FindEngine(new DockerDriverOptions { DefaultSocket = $"unix://{_dir}/rootful.sock", XdgRuntimeDir = xdg }));
+        }
+        finally
+        {
+            Environment.SetEnvironmentVariable("DOCKER_HOST", saved);
+        }
+    }
+
+    [Fact]
     public async Task ConnectAsync_NoSocketAnswers_ErrorNamesEverySocketTried()
     {
         var xdg = Path.Combine(_dir, "run-user");
