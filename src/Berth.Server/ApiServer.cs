@@ -46,6 +46,20 @@ public sealed record ApiServerOptions
     /// <summary>What this control plane may do on this machine as its user (cgroups, network namespaces, Docker), shown at
     /// <c>GET /v1/app</c>; read on each request, since a capability can be lost while running. Null: none shown.</summary>
     public Func<IReadOnlyList<HostCapability>>? Capabilities { get; init; }
+
+    /// <summary>Serve the dashboard (<c>/</c>, sign-in through <see cref="ApiServer.CreateLoginUrl"/>); true.</summary>
+    public bool Dashboard { get; init; } = true;
+
+    /// <summary>The telemetry the dashboard shows (mesh spans, OTLP from the apps); null: an empty store of its own.</summary>
+    public Telemetry.TelemetryStore? Telemetry { get; init; }
+
+    /// <summary>The mesh whose ejections and breakers the dashboard shows; null: none.</summary>
+    public Mesh.MeshHost? Mesh { get; init; }
+
+    /// <summary>What the control plane adds to every replica's environment (the OTLP exporter settings), shown in replica detail.</summary>
+    public IReadOnlyDictionary<string, string> ReplicaEnvironment { get; init; } = new Dictionary<string, string>();
+
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }
 
 /// <summary>The control-plane REST API (docs/api.md): ASP.NET Core on 127.0.0.1, bearer token, JSON, server-sent events.</summary>
@@ -54,12 +68,21 @@ public sealed class ApiServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly TaskCompletionSource<bool> _shutdown = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ApiServer(WebApplication app, Uri url, string token)
+    private readonly List<IAsyncDisposable> _owned = [];
+
+    private ApiServer(WebApplication app, Uri url, string token, Dashboard.DashboardAuth? dashboard)
     {
         _app = app;
         Url = url;
         Token = token;
+        DashboardAuth = dashboard;
     }
+
+    /// <summary>The dashboard's sign-in, or null when it is not served.</summary>
+    public Dashboard.DashboardAuth? DashboardAuth { get; }
+
+    /// <summary>A dashboard link with a fresh one-time code (what <c>berth up</c> and <c>berth dashboard</c> print); null without a dashboard.</summary>
+    public Uri? CreateLoginUrl() => DashboardAuth is { } auth ? new Uri(Url, "login?code=" + auth.CreateCode()) : null;
 
     public Uri Url { get; }
 
@@ -87,12 +110,49 @@ public sealed class ApiServer : IAsyncDisposable
 
         var app = builder.Build();
         ApiServer? server = null;
+        var dashboard = options.Dashboard ? StartDashboard(plane, options) : null;
         app.Use(async (context, next) =>
         {
-            if (!Authorized(context, token, out var problem))
+            if (dashboard is null || context.Request.Headers.Authorization.Count > 0)
             {
-                await Error(context, StatusCodes.Status401Unauthorized, problem);
-                return;
+                if (!Authorized(context, token, out var problem))
+                {
+                    await Error(context, StatusCodes.Status401Unauthorized, problem);
+                    return;
+                }
+            }
+            else if (!(context.Request.Path == "/login" && HttpMethods.IsGet(context.Request.Method)))
+            {
+                var session = dashboard.Auth.Find(context);
+                if (session is null)
+                {
+                    if (context.Request.Path == "/")
+                    {
+                        Server.Dashboard.DashboardEndpoints.SecurityHeaders(context);
+                        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                        context.Response.ContentType = "text/html; charset=utf-8";
+                        await context.Response.WriteAsync(Server.Dashboard.DashboardEndpoints.SignInPage(
+                            "Sign in with the link <code>berth up</code> printed, or run <code>berth dashboard</code> for a new one."), context.RequestAborted);
+                        return;
+                    }
+
+                    if (context.Request.Path.StartsWithSegments("/v1"))
+                    {
+                        Authorized(context, token, out var missing);
+                        await Error(context, StatusCodes.Status401Unauthorized, missing);
+                        return;
+                    }
+
+                    await Error(context, StatusCodes.Status401Unauthorized, "not signed in: open the dashboard link 'berth up' printed, or run 'berth dashboard' for a new one");
+                    return;
+                }
+
+                if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method)
+                    && !Server.Dashboard.DashboardAuth.IsSameOriginWithToken(context, session, out var refused))
+                {
+                    await Error(context, StatusCodes.Status403Forbidden, refused);
+                    return;
+                }
             }
 
             try
@@ -105,7 +165,7 @@ public sealed class ApiServer : IAsyncDisposable
                 {
                     ControlPlaneError.NotFound => StatusCodes.Status404NotFound,
                     ControlPlaneError.Conflict => StatusCodes.Status409Conflict,
-                    _ => StatusCodes.Status400BadRequest,
+                    ControlPlaneError.Invalid => StatusCodes.Status400BadRequest,
                 }, e.Message);
             }
             catch (BadRequest e)
@@ -118,6 +178,12 @@ public sealed class ApiServer : IAsyncDisposable
         });
 
         Map(app, plane, options, () => server!);
+        if (dashboard is not null)
+        {
+            Server.Dashboard.DashboardEndpoints.Map(app, dashboard);
+            app.MapPost("/v1/dashboard/login", () => Results.Json(new DashboardLink(server!.CreateLoginUrl()!.ToString()), ApiJson.Default.DashboardLink));
+        }
+
         app.MapGet("/v1/routes", () => Results.Json<IReadOnlyList<RouteInfo>>([.. (options.Routes?.Routes ?? []).Select(r => new RouteInfo(
             r.Service, r.Endpoint.Name, r.Endpoint.Port,
             [.. r.Upstreams.Select(u => new UpstreamInfo(u.ReplicaId, u.Host, u.Port, u.Revision))]))], ApiJson.Default.IReadOnlyListRouteInfo));
@@ -127,7 +193,13 @@ public sealed class ApiServer : IAsyncDisposable
         await app.StartAsync(cancellationToken);
         var address = app.Urls.First();
         var url = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
-        server = new ApiServer(app, url, token);
+        server = new ApiServer(app, url, token, dashboard?.Auth);
+        if (dashboard is not null)
+        {
+            server._owned.Add(dashboard.Feed);
+            server._owned.Add(dashboard.Sampler);
+        }
+
         var file = Path.Combine(options.StateDirectory, ApiServerOptions.AddressFileName);
         await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(new ApiAddress(url.ToString().TrimEnd('/'), Environment.ProcessId), ApiJson.Default.ApiAddress), cancellationToken);
         File.Move(file + ".tmp", file, overwrite: true);
@@ -138,6 +210,20 @@ public sealed class ApiServer : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        foreach (var d in _owned)
+        {
+            await d.DisposeAsync();
+        }
+    }
+
+    private static Server.Dashboard.DashboardContext StartDashboard(ControlPlane plane, ApiServerOptions options)
+    {
+        var telemetry = options.Telemetry ?? new Telemetry.TelemetryStore(new Telemetry.TelemetryOptions { TimeProvider = options.TimeProvider });
+        var sampler = new Server.Dashboard.LiveSampler(plane, options.Mesh, telemetry, options.TimeProvider);
+        var redactor = new Server.Dashboard.SecretRedactor(plane);
+        var feed = new Server.Dashboard.ResourceFeed(plane, sampler, redactor, options.TimeProvider);
+        return new Server.Dashboard.DashboardContext(plane, new Server.Dashboard.DashboardAuth(options.TimeProvider), telemetry, sampler, feed, redactor,
+            options.TimeProvider, Path.Combine(options.StateDirectory, "pipelines.db"), options.ReplicaEnvironment);
     }
 
     private static void Map(WebApplication app, ControlPlane plane, ApiServerOptions options, Func<ApiServer> server)
@@ -269,14 +355,12 @@ public sealed class ApiServer : IAsyncDisposable
 
     // ---- views --------------------------------------------------------------------------------------------------
 
-    private static Application CurrentApp(ControlPlane plane) =>
-        plane.Current?.Application ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
+    private static Application CurrentApp(ControlPlane plane) => plane.Current?.Application ?? throw ControlPlaneMessages.NothingAppliedError();
 
     private static Service FindService(ControlPlane plane, string name)
     {
         var app = CurrentApp(plane);
-        return app.FindService(name) ?? throw new ControlPlaneException(ControlPlaneError.NotFound,
-            $"no service '{name}' in app '{app.Name}'; known: {string.Join(", ", app.Services.Select(s => s.Name))}");
+        return app.FindService(name) ?? throw ControlPlaneMessages.NoServiceError(app, name);
     }
 
     private static ReplicaRecord FindReplica(ControlPlane plane, string id) =>
@@ -285,7 +369,7 @@ public sealed class ApiServer : IAsyncDisposable
 
     private static AppInfo AppView(ControlPlane plane, ApiServerOptions options)
     {
-        var current = plane.Current ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
+        var current = plane.Current ?? throw ControlPlaneMessages.NothingAppliedError();
         return new AppInfo
         {
             Name = current.Application.Name,
@@ -471,7 +555,7 @@ public sealed class ApiServer : IAsyncDisposable
         return true;
     }
 
-    private static string ReadOrCreateToken(string path)
+    internal static string ReadOrCreateToken(string path)
     {
         if (File.Exists(path))
         {

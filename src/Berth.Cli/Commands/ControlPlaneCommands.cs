@@ -21,7 +21,7 @@ internal static class ControlPlaneCommands
     /// <summary>The detached control plane's log, in the state folder.</summary>
     internal const string DaemonLogFile = "control-plane.log";
 
-    public static IEnumerable<Command> Create() => [Up(), Down(), Ps(), Logs(), Scale(), Events(), Restart(), Daemon()];
+    public static IEnumerable<Command> Create() => [Up(), Down(), Ps(), Logs(), Scale(), Events(), Restart(), Dashboard(), Daemon()];
 
     // ---- up -----------------------------------------------------------------------------------------------------
 
@@ -48,6 +48,7 @@ internal static class ControlPlaneCommands
                 {
                     var applied = await running.ApplyAsync(app, ct);
                     Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
+                    await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
                     return ExitCodes.Ok;
                 }
@@ -83,11 +84,13 @@ internal static class ControlPlaneCommands
         });
         try
         {
-            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token);
+            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Warn(w);
             }
+
+            Status($"dashboard: {host.Api.CreateLoginUrl()} (one-time link; 'berth dashboard' prints a new one)");
 
             var since = host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0;
             var started = Stopwatch.StartNew();
@@ -188,6 +191,7 @@ internal static class ControlPlaneCommands
                 if (client is not null && await client.AliveAsync(ct))
                 {
                     Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
+                    await PrintDashboardLinkAsync(client, ct);
                     await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), everyCapability: true, ct);
                     return ExitCodes.Ok;
                 }
@@ -229,7 +233,7 @@ internal static class ControlPlaneCommands
                 c.Cancel = true;
                 stop.Cancel();
             });
-            await using var host = await ControlPlaneHost.StartAsync(ControlPlaneHost.StateDirectoryFor(outcome.Path!), NeedsDocker(app), api: true, stop.Token);
+            await using var host = await ControlPlaneHost.StartAsync(ControlPlaneHost.StateDirectoryFor(outcome.Path!), NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Console.Error.WriteLine($"warning: {w}");
@@ -255,6 +259,60 @@ internal static class ControlPlaneCommands
             // On SIGTERM the replicas keep running: the next control plane adopts them.
             await stop.CancelAsync();
             await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
+    {
+        try
+        {
+            var link = await client.PostAsync("/v1/dashboard/login", null, ApiJson.Default.DashboardLink, ct);
+            Status($"dashboard: {link.Url} (one-time link; 'berth dashboard' prints a new one)");
+        }
+        catch (ApiException e)
+        {
+            Warn($"no dashboard link: {e.Message}");
+        }
+    }
+
+    // ---- dashboard ----------------------------------------------------------------------------------------------
+
+    private static Command Dashboard()
+    {
+        var file = SpecFile.CreateFileOption();
+        var open = new Option<bool>("--open") { Description = "Open the link in the default browser (xdg-open) as well." };
+        var command = new Command("dashboard", "Print a one-time sign-in link to the running control plane's dashboard.") { file, open };
+        command.SetAction(async (parse, ct) =>
+        {
+            var state = StateFor(parse.GetValue(file));
+            if (state is null)
+            {
+                return ExitCodes.NotFound;
+            }
+
+            using var client = ApiClient.TryOpen(state);
+            if (client is null || !await client.AliveAsync(ct))
+            {
+                Error($"no control plane is running for {state}; 'berth up' starts one (and prints the dashboard link)");
+                return ExitCodes.Failed;
+            }
+
+            var url = (await client.PostAsync("/v1/dashboard/login", null, ApiJson.Default.DashboardLink, ct)).Url;
+            Console.WriteLine(url);
+            if (parse.GetValue(open))
+            {
+                try
+                {
+                    using var browser = Process.Start(new ProcessStartInfo("xdg-open") { ArgumentList = { url }, UseShellExecute = false });
+                }
+                catch (System.ComponentModel.Win32Exception e)
+                {
+                    Warn($"could not open a browser ({e.Message}); open the link above");
+                }
+            }
+
             return ExitCodes.Ok;
         });
         return command;

@@ -195,3 +195,6 @@ public sealed record StopReplicaResponse(string Stopping);
 public sealed record PauseResponse(string Service, bool Paused);
 
 public sealed record ShutdownResponse(bool ShuttingDown, bool StopReplicas);
+
+/// <summary><c>POST /v1/dashboard/login</c>: a dashboard link with a fresh one-time sign-in code.</summary>
+public sealed record DashboardLink(string Url);

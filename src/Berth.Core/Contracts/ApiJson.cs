@@ -32,5 +32,6 @@ namespace Berth.Core.Contracts;
 [JsonSerializable(typeof(StopReplicaResponse))]
 [JsonSerializable(typeof(PauseResponse))]
 [JsonSerializable(typeof(ShutdownResponse))]
+[JsonSerializable(typeof(DashboardLink))]
 [JsonSerializable(typeof(JsonNode))]
 public sealed partial class ApiJson : JsonSerializerContext;

@@ -54,6 +54,12 @@ public static class SpecWriter
                 ("labels", n.Labels.IsEmpty ? null : Strings(n.Labels)))).ToList();
         }
 
+        if (app.Telemetry != TelemetrySpec.Default)
+        {
+            var t = app.Telemetry;
+            root["telemetry"] = Map(("otlp_endpoint", t.OtlpEndpoint?.ToString()), ("max_spans", t.MaxSpans), ("max_logs", t.MaxLogs), ("max_metric_points", t.MaxMetricPoints));
+        }
+
         var services = new OrderedDictionary<string, object?>();
         foreach (var service in app.Services)
         {
@@ -189,7 +195,7 @@ public static class SpecWriter
         {
             ProbeKind.Http => Map(("path", p.Path), ("endpoint", p.Endpoint), ("port", p.Port), ("headers", p.Headers.IsEmpty ? null : Strings(p.Headers))),
             ProbeKind.Tcp => Map(("endpoint", p.Endpoint), ("port", p.Port)),
-            _ => p.Command.ToList(),
+            ProbeKind.Exec => p.Command.ToList(),
         };
         return Map((p.Kind.ToString().ToLowerInvariant(), check), ("initial_delay", D(p.InitialDelay)), ("period", D(p.Period)), ("timeout", D(p.Timeout)),
             ("success_threshold", p.SuccessThreshold), ("failure_threshold", p.FailureThreshold));

@@ -6,7 +6,8 @@ namespace Berth.Mesh.Observability;
 
 /// <summary>
 /// One finished request as a mesh listener saw it (for traces and request views). <c>Error</c> is the mesh's own
-/// reason when it produced the answer (the <c>x-berth-error</c> value), else null.
+/// reason when it produced the answer (the <c>x-berth-error</c> value), else null. <c>TraceParent</c> is what the mesh sent
+/// upstream (its own hop's span); <c>CallerTraceParent</c> what the caller sent, if anything (the hop's parent).
 /// </summary>
 public readonly record struct MeshRequestRecord(
     string Service,
@@ -19,7 +20,8 @@ public readonly record struct MeshRequestRecord(
     DateTimeOffset Started,
     TimeSpan Elapsed,
     string? TraceParent,
-    string? Error);
+    string? Error,
+    string? CallerTraceParent = null);
 
 /// <summary>Receives every finished request of every listener; called on the request path, so it must be quick and thread-safe.</summary>
 public interface IMeshRequestObserver
@@ -51,6 +53,9 @@ internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver?
         }
     }
 
+    /// <summary>Counts a gRPC status (from a trailers-only answer, the final trailers, or the mesh's own answer).</summary>
+    public void Grpc(int status) => state.GrpcStatus(status).Inc();
+
     public void Retried(string reason) => state.Metrics.Retries.WithLabels(state.Service, state.EndpointName, reason).Inc();
 
     public void RetrySkipped(string why) => state.Metrics.RetriesSkipped.WithLabels(state.Service, state.EndpointName, why).Inc();
@@ -74,6 +79,6 @@ internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver?
         }
 
         observer?.OnRequest(new MeshRequestRecord(state.Service, state.EndpointName, context.Request.Method, path, status, upstream, attempts,
-            time.GetUtcNow() - elapsed, elapsed, traceparent, error));
+            time.GetUtcNow() - elapsed, elapsed, traceparent, error, context.Request.Headers[TraceContext.Header].FirstOrDefault()));
     }
 }

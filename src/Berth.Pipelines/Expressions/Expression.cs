@@ -122,24 +122,27 @@ public sealed class ExpressionParser
         return new LogicalExpr(isAnd, operands.ToImmutable()) { Offset = offset };
     }
 
-    private Expr ParseEquality() => ParseChain(["==", "!="], ParseComparison);
+    private Expr ParseEquality() => ParseChain(equality: true);
 
-    private Expr ParseComparison() => ParseChain(["<", "<=", ">", ">="], ParseUnary);
+    private Expr ParseComparison() => ParseChain(equality: false);
 
-    private Expr ParseChain(string[] operators, Func<Expr> operand)
+    private bool PeekChainOperator(bool equality) =>
+        Peek.Kind == TokenKind.Operator && (equality ? Peek.Text is "==" or "!=" : Peek.Text is "<" or "<=" or ">" or ">=");
+
+    private Expr ParseChain(bool equality)
     {
-        var first = operand();
-        if (Peek.Kind != TokenKind.Operator || !operators.Contains(Peek.Text))
+        var first = equality ? ParseComparison() : ParseUnary();
+        if (!PeekChainOperator(equality))
         {
             return first;
         }
 
         var rest = ImmutableArray.CreateBuilder<(string, Expr)>();
         var offset = Peek.Offset;
-        while (Peek.Kind == TokenKind.Operator && operators.Contains(Peek.Text))
+        while (PeekChainOperator(equality))
         {
             var op = Next();
-            rest.Add((op.Text, operand()));
+            rest.Add((op.Text, equality ? ParseComparison() : ParseUnary()));
         }
 
         return new CompareExpr(first, rest.ToImmutable()) { Offset = offset };
@@ -303,7 +306,8 @@ public sealed class ExpressionParser
     {
         public static List<Token> Tokenize(string text)
         {
-            var tokens = new List<Token>();
+            var tokens = new List<Token>(Math.Max(4, text.Length / 4));
+            var names = new Dictionary<string, string>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
             var i = 0;
             while (i < text.Length)
             {
@@ -333,7 +337,15 @@ public sealed class ExpressionParser
                         i++;
                     }
 
-                    tokens.Add(new Token(TokenKind.Identifier, text[start..i], start));
+                    // One string per distinct name: a long chain repeats the same few names thousands of times.
+                    var span = text.AsSpan(start, i - start);
+                    if (!names.TryGetValue(span, out var name))
+                    {
+                        name = span.ToString();
+                        names.Dictionary[name] = name;
+                    }
+
+                    tokens.Add(new Token(TokenKind.Identifier, name, start));
                 }
                 else if (c == '\'')
                 {
@@ -346,8 +358,8 @@ public sealed class ExpressionParser
                 }
                 else
                 {
-                    var two = i + 1 < text.Length ? text.Substring(i, 2) : null;
-                    if (two is "==" or "!=" or "&&" or "||" or "<=" or ">=")
+                    var two = i + 1 < text.Length ? TwoCharOperator(c, text[i + 1]) : null;
+                    if (two is not null)
                     {
                         tokens.Add(new Token(TokenKind.Operator, two, start));
                         i += 2;
@@ -357,7 +369,10 @@ public sealed class ExpressionParser
                     i++;
                     tokens.Add(c switch
                     {
-                        '!' or '<' or '>' or '*' => new Token(TokenKind.Operator, c.ToString(), start),
+                        '!' => new Token(TokenKind.Operator, "!", start),
+                        '<' => new Token(TokenKind.Operator, "<", start),
+                        '>' => new Token(TokenKind.Operator, ">", start),
+                        '*' => new Token(TokenKind.Operator, "*", start),
                         '(' => new Token(TokenKind.LeftParen, "(", start),
                         ')' => new Token(TokenKind.RightParen, ")", start),
                         '[' => new Token(TokenKind.LeftBracket, "[", start),
@@ -375,6 +390,18 @@ public sealed class ExpressionParser
             tokens.Add(new Token(TokenKind.End, "", text.Length));
             return tokens;
         }
+
+        /// <summary>The operator two characters make, as a constant string (no allocation per token); null when none.</summary>
+        private static string? TwoCharOperator(char a, char b) => (a, b) switch
+        {
+            ('=', '=') => "==",
+            ('!', '=') => "!=",
+            ('&', '&') => "&&",
+            ('|', '|') => "||",
+            ('<', '=') => "<=",
+            ('>', '=') => ">=",
+            _ => null,
+        };
 
         /// <summary>A number starts with a digit, a sign, or a '.' before a digit where no property can follow.</summary>
         private static bool StartsNumber(string text, int i, List<Token> tokens)
