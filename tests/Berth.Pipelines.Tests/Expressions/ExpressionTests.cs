@@ -120,4 +120,29 @@ public class ExpressionTests
             Directory.Delete(dir, recursive: true);
         }
     }
+
+    [Fact]
+    public void HashFiles_PatternMatchingAFolder_TakesInTheFilesInside()
+    {
+        // As GitHub's globber: 'src' matches the folder, and so every file under it.
+        var dir = Directory.CreateTempSubdirectory("berth-hash-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "src", "deep"));
+            File.WriteAllText(Path.Combine(dir, "src", "a.cs"), "a");
+            File.WriteAllText(Path.Combine(dir, "src", "deep", "b.cs"), "b");
+            File.WriteAllText(Path.Combine(dir, "other.txt"), "o");
+            var context = Context with { Workspace = dir };
+            string Hash(string text) => (string)ExpressionEvaluator.Evaluate(ExpressionParser.Parse(text), context)!;
+
+            Assert.Equal(64, Hash("hashFiles('src')").Length);
+            Assert.Equal(Hash("hashFiles('src/**')"), Hash("hashFiles('src')"));
+            Assert.NotEqual(Hash("hashFiles('src/a.cs')"), Hash("hashFiles('src')"));
+            Assert.Equal(Hash("hashFiles('src/a.cs')"), Hash("hashFiles('src', '!src/deep')"));
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
 }
