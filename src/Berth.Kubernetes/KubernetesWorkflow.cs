@@ -64,24 +64,42 @@ public static class KubernetesWorkflow
 
     public static async Task<WorkflowOutcome> ApplyAsync(Application app, GenerateOptions generate, string? context, ApplyOptions options, string? timeout, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {
-        if (timeout is not null)
+        if (!WithTimeout(ref options, timeout, stderr))
         {
-            if (!Durations.TryParse(timeout, out var t, out var error))
-            {
-                stderr.WriteLine($"berth: --timeout {error}");
-                return WorkflowOutcome.Usage;
-            }
-
-            options = options with { Timeout = t };
+            return WorkflowOutcome.Usage;
         }
 
         return await RunAsync(app, generate, context, stdout, stderr, (applier, set, ns, progress) =>
             applier.ApplyAsync(set, ns, options, progress, cancellationToken), options.DryRun ? "apply (server dry run)" : "apply");
     }
 
-    public static Task<WorkflowOutcome> DeleteAsync(Application app, GenerateOptions generate, string? context, ApplyOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
-        RunAsync(app, generate, context, stdout, stderr, (applier, set, ns, progress) =>
+    public static Task<WorkflowOutcome> DeleteAsync(Application app, GenerateOptions generate, string? context, ApplyOptions options, string? timeout, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        if (!WithTimeout(ref options, timeout, stderr))
+        {
+            return Task.FromResult(WorkflowOutcome.Usage);
+        }
+
+        return RunAsync(app, generate, context, stdout, stderr, (applier, set, ns, progress) =>
             applier.DeleteAsync(set, ns, options, progress, cancellationToken), options.DryRun ? "delete (server dry run)" : "delete");
+    }
+
+    private static bool WithTimeout(ref ApplyOptions options, string? timeout, TextWriter stderr)
+    {
+        if (timeout is null)
+        {
+            return true;
+        }
+
+        if (!Durations.TryParse(timeout, out var t, out var error))
+        {
+            stderr.WriteLine($"berth: --timeout {error}");
+            return false;
+        }
+
+        options = options with { Timeout = t };
+        return true;
+    }
 
     private static async Task<WorkflowOutcome> RunAsync(
         Application app,
@@ -126,7 +144,7 @@ public static class KubernetesWorkflow
 
             foreach (var outcome in result.Objects.Concat(result.Rollouts))
             {
-                stdout.WriteLine($"{outcome.Object}\t{(outcome.Succeeded ? "ok" : "failed")}\t{outcome.Message}");
+                stdout.WriteLine($"{outcome.Object}\t{(outcome.NotChecked ? "not checked" : outcome.Succeeded ? "ok" : "failed")}\t{outcome.Message}");
             }
 
             if (result.Unreachable)
@@ -141,7 +159,10 @@ public static class KubernetesWorkflow
                 return WorkflowOutcome.Failed;
             }
 
-            stderr.WriteLine($"berth: {verb} done");
+            var notChecked = result.Objects.Count(o => o.NotChecked);
+            stderr.WriteLine(notChecked == 0
+                ? $"berth: {verb} done"
+                : $"berth: {verb} done; {notChecked} of {result.Objects.Length} objects not checked: their namespace does not exist yet (a real apply creates it first)");
             return WorkflowOutcome.Ok;
         }
     }

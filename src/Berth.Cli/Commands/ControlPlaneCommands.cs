@@ -6,6 +6,7 @@ using System.Text.Json;
 using Berth.Cli.ControlPlane;
 using Berth.Core.Loading;
 using Berth.Core.Model;
+using Berth.Core.Contracts;
 using Berth.Orchestration.State;
 using Berth.Runtime;
 
@@ -45,8 +46,8 @@ internal static class ControlPlaneCommands
             {
                 if (running is not null && await running.AliveAsync(ct))
                 {
-                    var applied = await running.PostAsync("/v1/apply", app, ct);
-                    Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.GetProperty("revision").GetInt64()}");
+                    var applied = await running.ApplyAsync(app, ct);
+                    Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, ct);
                     return ExitCodes.Ok;
@@ -256,8 +257,8 @@ internal static class ControlPlaneCommands
     {
         try
         {
-            var link = await client.PostAsync("/v1/dashboard/login", null, ct);
-            Status($"dashboard: {link.GetProperty("url").GetString()} (one-time link; 'berth dashboard' prints a new one)");
+            var link = await client.PostAsync("/v1/dashboard/login", null, ApiJson.Default.DashboardLink, ct);
+            Status($"dashboard: {link.Url} (one-time link; 'berth dashboard' prints a new one)");
         }
         catch (ApiException e)
         {
@@ -287,7 +288,7 @@ internal static class ControlPlaneCommands
                 return ExitCodes.Failed;
             }
 
-            var url = (await client.PostAsync("/v1/dashboard/login", null, ct)).GetProperty("url").GetString()!;
+            var url = (await client.PostAsync("/v1/dashboard/login", null, ApiJson.Default.DashboardLink, ct)).Url;
             Console.WriteLine(url);
             if (parse.GetValue(open))
             {
@@ -370,24 +371,24 @@ internal static class ControlPlaneCommands
         var command = new Command("ps", "List replicas: phase, node, ports, restarts and why they are not Ready.") { file, output };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
-            var replicas = await client.GetAsync("/v1/replicas", ct);
+            var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
             await WarnLimitsAsync(client, TimeSpan.Zero, ct);
             if (parse.GetValue(output) == "json")
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(replicas, Indented));
+                Console.Out.WriteLine(JsonSerializer.Serialize(replicas, IndentedApiJson.IReadOnlyListReplicaInfo));
                 return ExitCodes.Ok;
             }
 
-            var rows = replicas.EnumerateArray().Select(r => new[]
+            var rows = replicas.Select(r => new[]
             {
-                r.GetProperty("id").GetString()!,
-                r.GetProperty("service").GetString()!,
-                r.GetProperty("phase").GetString()!,
-                Str(r, "node"),
-                r.TryGetProperty("ports", out var p) ? string.Join(",", p.EnumerateObject().Select(x => $"{x.Name}:{x.Value}")) : "",
-                r.GetProperty("restarts").GetInt32().ToString(CultureInfo.InvariantCulture),
-                r.GetProperty("revision").GetInt64().ToString(CultureInfo.InvariantCulture),
-                Str(r, "reason"),
+                r.Id,
+                r.Service,
+                r.Phase,
+                r.Node ?? "",
+                string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")),
+                r.Restarts.ToString(CultureInfo.InvariantCulture),
+                r.Revision.ToString(CultureInfo.InvariantCulture),
+                r.Reason ?? "",
             }).ToList();
             Table(["REPLICA", "SERVICE", "PHASE", "NODE", "PORTS", "RESTARTS", "REV", "REASON"], rows);
             return ExitCodes.Ok;
@@ -407,17 +408,15 @@ internal static class ControlPlaneCommands
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var name = parse.GetValue(target)!;
-            var services = await client.GetAsync("/v1/services", ct);
-            var isService = services.EnumerateArray().Any(s => s.GetProperty("name").GetString() == name);
+            var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            var isService = services.Any(s => s.Name == name);
             var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "");
             var path = isService ? $"/v1/services/{Uri.EscapeDataString(name)}/logs{query}" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs{query}";
             var colors = ColorsOn(Console.Out);
             await foreach (var line in client.StreamLinesAsync(path, null, ct))
             {
-                using var doc = JsonDocument.Parse(line);
-                var replica = doc.RootElement.GetProperty("replica").GetString()!;
-                var text = doc.RootElement.GetProperty("text").GetString();
-                Console.Out.WriteLine($"{Paint(replica.PadRight(14), ColorFor(replica), colors)} | {text}");
+                var entry = JsonSerializer.Deserialize(line, ApiJson.Default.LogLine)!;
+                Console.Out.WriteLine($"{Paint(entry.Replica.PadRight(14), ColorFor(entry.Replica), colors)} | {entry.Text}");
             }
 
             return ExitCodes.Ok;
@@ -449,8 +448,9 @@ internal static class ControlPlaneCommands
 
             foreach (var (service, n) in requests)
             {
-                var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(service)}/scale", new { replicas = n }, ct);
-                Status($"{service} scaled to {n} (revision {result.GetProperty("revision").GetInt64()})");
+                var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(service)}/scale",
+                    JsonSerializer.Serialize(new ScaleRequest(n), ApiJson.Default.ScaleRequest), ApiJson.Default.ScaleResponse, ct);
+                Status($"{service} scaled to {n} (revision {result.Revision})");
             }
 
             return ExitCodes.Ok;
@@ -473,9 +473,9 @@ internal static class ControlPlaneCommands
             var json = parse.GetValue(output) == "json";
             if (!parse.GetValue(follow))
             {
-                foreach (var e in (await client.GetAsync($"/v1/events?after=0{query}", ct)).EnumerateArray())
+                foreach (var e in await client.GetAsync($"/v1/events?after=0{query}", ApiJson.Default.IReadOnlyListEventInfo, ct))
                 {
-                    Console.Out.WriteLine(json ? e.GetRawText() : FormatEvent(e));
+                    Console.Out.WriteLine(json ? JsonSerializer.Serialize(e, ApiJson.Default.EventInfo) : FormatEvent(e));
                 }
 
                 return ExitCodes.Ok;
@@ -487,8 +487,8 @@ internal static class ControlPlaneCommands
                 {
                     if (line.StartsWith("data: ", StringComparison.Ordinal))
                     {
-                        using var doc = JsonDocument.Parse(line["data: ".Length..]);
-                        Console.Out.WriteLine(json ? doc.RootElement.GetRawText() : FormatEvent(doc.RootElement));
+                        var data = line["data: ".Length..];
+                        Console.Out.WriteLine(json ? data : FormatEvent(JsonSerializer.Deserialize(data, ApiJson.Default.EventInfo)!));
                     }
                 }
             }
@@ -510,14 +510,14 @@ internal static class ControlPlaneCommands
         var command = new Command("restart", "Restart services (each replica stopped and started again) or single replicas.") { file, targets };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
-            var services = (await client.GetAsync("/v1/services", ct)).EnumerateArray().Select(s => s.GetProperty("name").GetString()!).ToList();
+            var services = (await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct)).Select(s => s.Name).ToList();
             var names = parse.GetValue(targets) is { Length: > 0 } t ? t : [.. services];
             foreach (var name in names)
             {
                 if (services.Contains(name))
                 {
-                    var r = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/restart", null, ct);
-                    Status($"{name}: restarting {r.GetProperty("restarting").GetInt32()} replica(s)");
+                    var r = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/restart", null, ApiJson.Default.RestartServiceResponse, ct);
+                    Status($"{name}: restarting {r.Restarting} replica(s)");
                 }
                 else
                 {
@@ -533,7 +533,7 @@ internal static class ControlPlaneCommands
 
     // ---- helpers ------------------------------------------------------------------------------------------------
 
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    private static readonly ApiJson IndentedApiJson = new(new JsonSerializerOptions(ApiJson.Default.Options) { WriteIndented = true });
 
     /// <summary>For logs and events, where <c>-f</c> means follow (as docker compose logs -f).</summary>
     private static Option<string?> FileOptionWithoutShortAlias() => new("--file")
@@ -599,13 +599,10 @@ internal static class ControlPlaneCommands
         {
             try
             {
-                var app = await client.GetAsync("/v1/app", ct);
-                if (app.TryGetProperty("warnings", out var warnings))
+                var app = await client.GetAsync("/v1/app", ApiJson.Default.AppInfo, ct);
+                foreach (var w in app.Warnings)
                 {
-                    foreach (var w in warnings.EnumerateArray())
-                    {
-                        Warn(w.GetProperty("message").GetString()!);
-                    }
+                    Warn(w.Message);
                 }
 
                 return;
@@ -623,15 +620,12 @@ internal static class ControlPlaneCommands
         }
     }
 
-    internal static string FormatEvent(JsonElement e)
+    internal static string FormatEvent(EventInfo e)
     {
-        var time = e.GetProperty("time").GetDateTimeOffset().ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
-        var who = Str(e, "replica") is { Length: > 0 } r ? r : Str(e, "service");
-        return $"{time}  {e.GetProperty("type").GetString(),-12} {who,-16} {e.GetProperty("message").GetString()}";
+        var time = e.Time.ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
+        var who = e.Replica is { Length: > 0 } r ? r : e.Service ?? "";
+        return $"{time}  {e.Type,-12} {who,-16} {e.Message}";
     }
-
-    private static string Str(JsonElement e, string name) =>
-        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
 
     private static void Table(string[] headers, List<string[]> rows)
     {

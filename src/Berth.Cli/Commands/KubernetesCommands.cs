@@ -31,7 +31,8 @@ internal static class KubernetesCommands
 
     private static Option<bool> DryRunOption() => new("--dry-run")
     {
-        Description = "Server-side dry run: the cluster validates and admits everything, stores nothing.",
+        Description = "Server-side dry run: the cluster validates and admits each object and stores nothing. A dry run creates no namespace, "
+            + "so objects bound for a namespace that does not exist yet are reported as not checked.",
     };
 
     private static Command Generate()
@@ -74,7 +75,7 @@ internal static class KubernetesCommands
         var file = SpecFile.CreateFileOption();
         var profiles = SpecFile.CreateProfileOption();
         var context = ContextOption();
-        var ns = NamespaceOption("Namespace to apply into (created if missing); default: the context's namespace, else 'default'.");
+        var ns = NamespaceOption("Namespace to apply into (created if missing, except by --dry-run); default: the context's namespace, else 'default'.");
         var mesh = MeshOption();
         var dryRun = DryRunOption();
         var force = new Option<bool>("--force-conflicts") { Description = "Take over fields that another field manager owns (as kubectl apply --server-side --force-conflicts)." };
@@ -112,15 +113,22 @@ internal static class KubernetesCommands
         var mesh = MeshOption();
         var dryRun = DryRunOption();
         var volumes = new Option<bool>("--volumes") { Description = "Also delete the PersistentVolumeClaims, and so the data (as docker compose down --volumes)." };
+        var wait = new Option<bool>("--wait")
+        {
+            Description = "Wait until each object is gone, finalizers done (a claim stays while a pod mounts it), as kubectl delete; --wait=false returns once deletion is requested.",
+            DefaultValueFactory = _ => true,
+        };
+        var timeout = new Option<string?>("--timeout") { Description = "Longest wait for the objects to be gone (e.g. 2m); default 10m." };
         var command = new Command("delete", "Delete what 'berth k8s apply' created for the spec (claims and the namespace are kept).")
         {
-            file, profiles, context, ns, mesh, dryRun, volumes,
+            file, profiles, context, ns, mesh, dryRun, volumes, wait, timeout,
         };
         command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.DeleteAsync(
             app,
             Options(parse.GetValue(ns), parse.GetValue(mesh)),
             parse.GetValue(context),
-            new Berth.Kubernetes.Apply.ApplyOptions { DryRun = parse.GetValue(dryRun), DeleteVolumes = parse.GetValue(volumes) },
+            new Berth.Kubernetes.Apply.ApplyOptions { DryRun = parse.GetValue(dryRun), DeleteVolumes = parse.GetValue(volumes), Wait = parse.GetValue(wait) },
+            parse.GetValue(timeout),
             Console.Out,
             Console.Error,
             ct)));

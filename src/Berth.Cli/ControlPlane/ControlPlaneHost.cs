@@ -62,7 +62,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             Directory.CreateDirectory(stateDirectory);
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
             otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
-            mesh = new MeshHost(new MeshHostOptions { SpanSink = store });
+            mesh = new MeshHost(new MeshHostOptions { RequestObserver = store });
             await mesh.StartAsync(ct);
         }
 

@@ -138,7 +138,7 @@ internal static class DashboardEndpoints
             return Json(d, (app?.Services ?? []).Select(s => new
             {
                 service = s.Name,
-                status = d.Plane.GetRollout(s.Name),
+                status = d.Plane.GetRollout(s.Name) is var st ? new { revision = st.Revision, state = ResourceFeed.StateName(st.State), message = st.Message } : null,
                 history = d.Plane.GetRolloutHistory(s.Name),
                 events = d.Plane.Store.ListEvents(0, 100_000, s.Name).Where(e => e.Type.StartsWith("rollout", StringComparison.Ordinal) || e.Type is EventTypes.Revision or EventTypes.Scaled)
                     .TakeLast(50).Select(ResourceFeed.EventView),

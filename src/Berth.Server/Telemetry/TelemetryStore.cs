@@ -5,7 +5,7 @@ namespace Berth.Server.Telemetry;
 
 /// <summary>The control plane's telemetry in memory, bounded by <see cref="TelemetryOptions"/>: spans (apps over OTLP and the
 /// mesh), structured logs, metric points, and per-service request series for the charts. Thread-safe.</summary>
-public sealed class TelemetryStore : IMeshSpanSink
+public sealed class TelemetryStore : IMeshRequestObserver
 {
     private readonly TelemetryOptions _options;
     private readonly Lock _lock = new();
@@ -39,21 +39,30 @@ public sealed class TelemetryStore : IMeshSpanSink
         }
     }
 
-    /// <summary>A proxied request: a span of its trace and a point of the callee's request series.</summary>
-    public void Record(MeshSpan span)
+    /// <summary>A proxied request: a point of the callee's request series and, when it was forwarded (the mesh sent a
+    /// traceparent upstream), a span of its trace whose parent is the caller's span from the traceparent it sent.</summary>
+    public void OnRequest(in MeshRequestRecord r)
     {
-        var error = span.Status >= 500 || span.Status == 0;
-        var series = _requests.GetOrAdd(span.Service, _ => new RequestSeries());
-        series.Add((span.Start + span.Duration).ToUnixTimeSeconds(), error, Math.Max(0, span.Attempts - 1), span.Duration.TotalMilliseconds);
-        AddSpans([new TelemetrySpan(span.TraceId, span.SpanId, span.ParentSpanId, span.Service, span.Upstream == "-" ? null : span.Upstream,
-            $"{span.Method} {span.Path}", "mesh", span.Start, span.Duration, error, error ? $"HTTP {span.Status}" : null, "mesh",
+        var error = r.Status >= 500 || r.Status == 0;
+        var series = _requests.GetOrAdd(r.Service, _ => new RequestSeries());
+        series.Add((r.Started + r.Elapsed).ToUnixTimeSeconds(), error, Math.Max(0, r.Attempts - 1), r.Elapsed.TotalMilliseconds);
+        if (r.TraceParent is not { Length: >= 55 } sent)
+        {
+            return;
+        }
+
+        var traceId = sent.Substring(3, 32);
+        var parent = r.CallerTraceParent is { Length: >= 55 } caller && caller.AsSpan(3, 32).SequenceEqual(traceId) ? caller.Substring(36, 16) : null;
+        var invariant = System.Globalization.CultureInfo.InvariantCulture;
+        AddSpans([new TelemetrySpan(traceId, sent.Substring(36, 16), parent, r.Service, r.Upstream == "-" ? null : r.Upstream,
+            $"{r.Method} {r.Path}", "mesh", r.Started, r.Elapsed, error, error ? $"HTTP {r.Status}{(r.Error is null ? "" : ": " + r.Error)}" : null, "mesh",
             [
-                KeyValuePair.Create("http.request.method", span.Method),
-                KeyValuePair.Create("url.path", span.Path),
-                KeyValuePair.Create("http.response.status_code", span.Status.ToString(System.Globalization.CultureInfo.InvariantCulture)),
-                KeyValuePair.Create("berth.endpoint", span.Endpoint),
-                KeyValuePair.Create("berth.upstream", span.Upstream),
-                KeyValuePair.Create("berth.attempts", span.Attempts.ToString(System.Globalization.CultureInfo.InvariantCulture)),
+                KeyValuePair.Create("http.request.method", r.Method),
+                KeyValuePair.Create("url.path", r.Path),
+                KeyValuePair.Create("http.response.status_code", r.Status.ToString(invariant)),
+                KeyValuePair.Create("berth.endpoint", r.Endpoint),
+                KeyValuePair.Create("berth.upstream", r.Upstream),
+                KeyValuePair.Create("berth.attempts", r.Attempts.ToString(invariant)),
             ])]);
     }
 
