@@ -198,8 +198,10 @@ internal static class DashboardEndpoints
             Path = "/",
             IsEssential = true,
         });
-        // A page of our own, not a redirect: a Strict cookie set while following a link from elsewhere is sent from here on.
-        await context.Response.WriteAsync("""<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><title>Berth</title><p>Signed in. <a href="/">Open the dashboard</a>.</p>""", context.RequestAborted);
+        // Redirected as Aspire's dashboard does after its token login; the body is for a client that does not follow.
+        context.Response.StatusCode = StatusCodes.Status303SeeOther;
+        context.Response.Headers.Location = "/";
+        await context.Response.WriteAsync("""<!doctype html><meta charset="utf-8"><title>Berth</title><p>Signed in. <a href="/">Open the dashboard</a>.</p>""", context.RequestAborted);
     }
 
     internal static string SignInPage(string message) =>
