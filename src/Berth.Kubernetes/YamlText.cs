@@ -12,6 +12,9 @@ internal static partial class YamlText
     [GeneratedRegex(@"^(?:[-+]?(?:\.[0-9]+|[0-9][0-9_]*(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?|0x[0-9a-fA-F]+|0o[0-7]+|\.inf|\.nan|true|false|yes|no|on|off|null|~)$", RegexOptions.IgnoreCase)]
     private static partial Regex NonString();
 
+    /// <summary>Whether YAML would read <paramref name="value"/>, unquoted, as something other than a string.</summary>
+    public static bool LooksLikeNonString(string value) => NonString().IsMatch(value);
+
     /// <summary>Quotes each plain scalar of <paramref name="yaml"/> that is a string in <paramref name="json"/> (the same object)
     /// but would read back as a number or boolean. The client writes a ResourceQuantity of "1" as <c>cpu: 1</c>.</summary>
     public static string QuoteAmbiguousStrings(string yaml, string json)

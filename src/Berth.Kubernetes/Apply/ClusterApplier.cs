@@ -60,6 +60,20 @@ public sealed record ApplyResult(ImmutableArray<ObjectOutcome> Objects, Immutabl
     public bool Unreachable { get; init; }
 }
 
+/// <summary>One object's diff: empty when apply would change nothing; <see cref="Error"/> when the server refused the dry run.</summary>
+public sealed record ObjectDiff(string Object, string Diff, string? Error);
+
+/// <summary>What <c>berth k8s diff</c> found: a diff per object, and the objects <c>--prune</c> would remove (with their live state as removed lines).</summary>
+public sealed record DiffResult(ImmutableArray<ObjectDiff> Objects, ImmutableArray<ObjectDiff> PruneCandidates)
+{
+    public bool Unreachable { get; init; }
+
+    public bool Failed => Unreachable || Objects.Any(o => o.Error is not null);
+
+    /// <summary>Whether apply would change something; with <paramref name="prune"/>, removals count too, as <c>kubectl diff --prune</c>.</summary>
+    public bool HasDifferences(bool prune) => Objects.Any(o => o.Diff.Length > 0) || (prune && PruneCandidates.Length > 0);
+}
+
 /// <summary>Applies generated objects with server-side apply (field manager <c>berth</c>), waits for rollouts, deletes.</summary>
 public sealed partial class ClusterApplier
 {
@@ -299,19 +313,49 @@ public sealed partial class ClusterApplier
 
     private async Task PruneAsync(ManifestSet set, string ns, ApplyOptions options, ImmutableArray<ObjectOutcome>.Builder outcomes, IProgress<string>? progress, CancellationToken cancellationToken)
     {
+        var suffix = options.DryRun ? " (server dry run)" : "";
+        var (stale, failures) = await PruneCandidatesAsync(set, ns, options.DeleteVolumes, cancellationToken);
+        foreach (var failure in failures)
+        {
+            outcomes.Add(failure);
+            progress?.Report($"{failure.Object}: {failure.Message}");
+        }
+
+        foreach (var obj in stale)
+        {
+            try
+            {
+                var existed = await _api.DeleteAsync(obj, ns, options.DryRun, cancellationToken);
+                var message = (existed ? "pruned: the spec no longer has it" : "already gone") + suffix;
+                outcomes.Add(new ObjectOutcome(obj.DisplayName, true, message));
+                progress?.Report($"{obj.DisplayName}: {message}");
+            }
+            catch (KubernetesApiException e)
+            {
+                outcomes.Add(new ObjectOutcome(obj.DisplayName, false, $"prune failed: {e.Message}"));
+                progress?.Report($"{obj.DisplayName}: prune failed: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>This app's objects in <paramref name="ns"/> (by its part-of and managed-by labels) that the spec no longer produces, in delete order:
+    /// what <c>--prune</c> removes. A kind the cluster does not serve (Istio) is skipped; a kind that cannot be listed is a failure.</summary>
+    internal async Task<(IReadOnlyList<ManifestObject> Stale, IReadOnlyList<ObjectOutcome> Failures)> PruneCandidatesAsync(ManifestSet set, string ns, bool includeClaims, CancellationToken cancellationToken)
+    {
         var partOf = set.Objects
             .Select(o => o.Object.Metadata.Labels is { } labels && labels.TryGetValue(ManifestGenerator.PartOfLabel, out var v) ? v : null)
             .FirstOrDefault(v => v is not null);
+        var stale = new List<ManifestObject>();
+        var failures = new List<ObjectOutcome>();
         if (partOf is null)
         {
-            return;
+            return (stale, failures);
         }
 
         var selector = $"{ManifestGenerator.ManagedByLabel}=berth,{ManifestGenerator.PartOfLabel}={partOf}";
-        var suffix = options.DryRun ? " (server dry run)" : "";
         foreach (var (kind, apiVersion) in PrunableKinds.Reverse())
         {
-            if (kind == "PersistentVolumeClaim" && !options.DeleteVolumes)
+            if (kind == "PersistentVolumeClaim" && !includeClaims)
             {
                 continue;
             }
@@ -320,24 +364,80 @@ public sealed partial class ClusterApplier
             {
                 foreach (var name in await _api.ListNamesAsync(kind, apiVersion, ns, selector, cancellationToken))
                 {
-                    if (set.Objects.Any(o => o.Kind == kind && o.Name == name && (o.Namespace ?? ns) == ns))
+                    if (!set.Objects.Any(o => o.Kind == kind && o.Name == name && (o.Namespace ?? ns) == ns))
                     {
-                        continue;
+                        stale.Add(new ManifestObject(name, new ObjectReference(apiVersion, kind, name, ns)));
                     }
-
-                    var stale = new ManifestObject(name, new ObjectReference(apiVersion, kind, name, ns));
-                    var existed = await _api.DeleteAsync(stale, ns, options.DryRun, cancellationToken);
-                    var message = (existed ? "pruned: the spec no longer has it" : "already gone") + suffix;
-                    outcomes.Add(new ObjectOutcome(stale.DisplayName, true, message));
-                    progress?.Report($"{stale.DisplayName}: {message}");
                 }
             }
             catch (KubernetesApiException e)
             {
-                outcomes.Add(new ObjectOutcome($"{kind.ToLowerInvariant()}/*", false, $"prune failed: {e.Message}"));
-                progress?.Report($"{kind.ToLowerInvariant()}: prune failed: {e.Message}");
+                failures.Add(new ObjectOutcome($"{kind.ToLowerInvariant()}/*", false, $"prune failed: {e.Message}"));
             }
         }
+
+        return (stale, failures);
+    }
+
+    /// <summary>What <c>apply</c> would change: each object's live state (managed fields hidden) against the server's dry run of the apply,
+    /// as a unified diff, as <c>kubectl diff --server-side</c>; and what <c>--prune</c> would remove.</summary>
+    public async Task<DiffResult> DiffAsync(ManifestSet set, string ns, ApplyOptions options, CancellationToken cancellationToken)
+    {
+        var objects = ImmutableArray.CreateBuilder<ObjectDiff>();
+        HashSet<string> absent;
+        try
+        {
+            absent = await AbsentNamespacesAsync(set, ns, cancellationToken);
+        }
+        catch (KubernetesApiException e) when (e.Unreachable)
+        {
+            return new DiffResult([new ObjectDiff("cluster", "", e.Message)], []) { Unreachable = true };
+        }
+
+        foreach (var obj in set.Objects)
+        {
+            var target = obj.Namespace ?? ns;
+            var file = $"{obj.ApiVersion.Replace('/', '.')}.{obj.Kind}.{(obj.Kind == "Namespace" ? "" : target + ".")}{obj.Name}";
+            try
+            {
+                string? live;
+                string merged;
+                if (obj.Kind != "Namespace" && absent.Contains(target))
+                {
+                    // Nothing is there, and the server cannot dry-run into a namespace that does not exist: the object as generated.
+                    live = null;
+                    merged = obj.ToJson();
+                }
+                else
+                {
+                    live = await _api.ReadAsync(obj.Kind, obj.ApiVersion, obj.Name, target, cancellationToken);
+                    merged = await _api.ApplyAsync(obj, target, dryRun: true, options.ForceConflicts, cancellationToken);
+                }
+
+                var diff = UnifiedDiff.Create(UnifiedDiff.ObjectYaml(live), UnifiedDiff.ObjectYaml(merged), $"live/{file}", $"merged/{file}");
+                objects.Add(new ObjectDiff(obj.DisplayName, diff, null));
+            }
+            catch (KubernetesApiException e)
+            {
+                objects.Add(new ObjectDiff(obj.DisplayName, "", e.Message));
+                if (e.Unreachable)
+                {
+                    return new DiffResult(objects.ToImmutable(), []) { Unreachable = true };
+                }
+            }
+        }
+
+        var (stale, failures) = await PruneCandidatesAsync(set, ns, options.DeleteVolumes, cancellationToken);
+        objects.AddRange(failures.Select(f => new ObjectDiff(f.Object, "", f.Message)));
+        var prune = ImmutableArray.CreateBuilder<ObjectDiff>();
+        foreach (var obj in stale)
+        {
+            var live = await _api.ReadAsync(obj.Kind, obj.ApiVersion, obj.Name, ns, cancellationToken);
+            var file = $"{obj.ApiVersion.Replace('/', '.')}.{obj.Kind}.{ns}.{obj.Name}";
+            prune.Add(new ObjectDiff(obj.DisplayName, UnifiedDiff.Create(UnifiedDiff.ObjectYaml(live), "", $"live/{file}", $"merged/{file}"), null));
+        }
+
+        return new DiffResult(objects.ToImmutable(), prune.ToImmutable());
     }
 
     /// <summary>Just enough of an object to delete it by kind and name.</summary>

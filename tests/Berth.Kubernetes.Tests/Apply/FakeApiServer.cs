@@ -89,6 +89,30 @@ internal sealed class FakeApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>Sets a stored object's status as its controller does, through the status subresource (a managedFields entry with
+    /// <c>subresource: status</c>), without touching what was applied.</summary>
+    public void SetStatus(string path, string manager, JsonObject status)
+    {
+        lock (_lock)
+        {
+            var obj = _store[path];
+            obj["status"] = status;
+            var meta = (JsonObject)obj["metadata"]!;
+            meta["resourceVersion"] = (++_resourceVersion).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            var managed = meta["managedFields"] as JsonArray ?? [];
+            managed.Add(new JsonObject
+            {
+                ["manager"] = manager,
+                ["operation"] = "Update",
+                ["subresource"] = "status",
+                ["time"] = Time(_resourceVersion),
+                ["fieldsType"] = "FieldsV1",
+                ["fieldsV1"] = new JsonObject { ["f:status"] = new JsonObject { ["f:currentReplicas"] = new JsonObject() } },
+            });
+            meta["managedFields"] = managed;
+        }
+    }
+
     /// <summary>Pod list JSON answered for any pod list; default none.</summary>
     public string PodsJson { get; set; } = """{"kind":"PodList","apiVersion":"v1","items":[]}""";
 
