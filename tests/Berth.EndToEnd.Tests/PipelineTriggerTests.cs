@@ -6,7 +6,6 @@ using Berth.Orchestration.State;
 using Berth.Pipelines.Storage;
 using Berth.Runtime.Process;
 using Berth.Server;
-using Berth.Testing;
 using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.EndToEnd.Tests;

@@ -4,7 +4,6 @@ using Berth.Core.Model;
 using Berth.Runtime.Docker;
 using Berth.Runtime.Process;
 using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests;
 

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests;
 

@@ -5,7 +5,6 @@ using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
 using Berth.Runtime.Process;
-using Berth.Testing;
 
 namespace Berth.Server.Tests;
 

@@ -1,4 +1,3 @@
-using Berth.Testing;
 using System.Net;
 using Berth.Core.Model;
 using Berth.Kubernetes.Apply;

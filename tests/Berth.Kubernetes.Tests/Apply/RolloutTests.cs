@@ -1,4 +1,3 @@
-using Berth.Testing;
 using Berth.Core.Model;
 using Berth.Kubernetes.Apply;
 using k8s.Models;

@@ -4,7 +4,6 @@ using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
 using Berth.Runtime;
 using Berth.Runtime.Process;
-using Berth.Testing;
 
 namespace Berth.Orchestration.Tests.Acceptance;
 

@@ -4,7 +4,6 @@ using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
 using Berth.Runtime.Docker;
 using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
 
 namespace Berth.Orchestration.Tests.Acceptance;
 

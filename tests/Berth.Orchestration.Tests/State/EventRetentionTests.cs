@@ -1,5 +1,4 @@
 using Berth.Orchestration.State;
-using Berth.Testing;
 
 namespace Berth.Orchestration.Tests.State;
 

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using Berth.Runtime.Process;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests.Process;
 

@@ -1,5 +1,4 @@
 using Berth.Core.Model;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests.Process;
 
