@@ -1,5 +1,3 @@
-using System.Text.Json;
-using Berth.EndToEnd.Tests.Support;
 
 namespace Berth.EndToEnd.Tests;
 

@@ -1,7 +1,3 @@
-using System.Globalization;
-using System.Text.Json;
-using Berth.Cli;
-using Berth.EndToEnd.Tests.Support;
 
 namespace Berth.EndToEnd.Tests;
 

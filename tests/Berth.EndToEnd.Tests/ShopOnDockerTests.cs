@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
 
 namespace Berth.EndToEnd.Tests;
 

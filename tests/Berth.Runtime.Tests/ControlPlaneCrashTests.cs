@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Berth.Core.Model;
-using Berth.Runtime.Docker;
-using Berth.Runtime.Process;
-using Berth.Runtime.Tests.Docker;
 
 namespace Berth.Runtime.Tests;
 

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
 
 namespace Berth.Cli.Tests.ControlPlane;
 

@@ -1,4 +1,3 @@
-using System.Text.Json;
 
 namespace Berth.Cli.Tests.Spec;
 

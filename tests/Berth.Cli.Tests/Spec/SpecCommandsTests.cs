@@ -1,5 +1,3 @@
-using System.Text.Json;
-using Berth.Core.Loading;
 
 namespace Berth.Cli.Tests.Spec;
 

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Loading;
 
 namespace Berth.Core.Tests.Samples;
 

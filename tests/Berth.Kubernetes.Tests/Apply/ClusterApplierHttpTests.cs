@@ -1,6 +1,3 @@
-using System.Net;
-using Berth.Core.Model;
-using Berth.Kubernetes.Apply;
 
 namespace Berth.Kubernetes.Tests.Apply;
 

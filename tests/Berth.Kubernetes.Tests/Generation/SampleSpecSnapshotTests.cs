@@ -1,4 +1,3 @@
-using Berth.Core.Loading;
 
 namespace Berth.Kubernetes.Tests.Generation;
 

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
 
 namespace Berth.Kubernetes.Tests.Generation;
 

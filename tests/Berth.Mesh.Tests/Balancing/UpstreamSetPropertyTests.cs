@@ -1,12 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Core.Model;
-using Berth.Core.Routing;
-using Berth.Mesh.Observability;
-using Berth.Mesh.Resilience;
-using Berth.Mesh.Routing;
-using CsCheck;
-using Microsoft.Extensions.Logging.Abstractions;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Mesh.Tests.Balancing;
 

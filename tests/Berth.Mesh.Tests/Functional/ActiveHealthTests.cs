@@ -1,7 +1,3 @@
-using Berth.Core.Model;
-using Berth.Mesh.Routing;
-using Berth.Mesh.Tests.Support;
-using Microsoft.AspNetCore.Http;
 
 namespace Berth.Mesh.Tests.Functional;
 

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Routing;
 
 namespace Berth.Mesh.Tests.Support;
 

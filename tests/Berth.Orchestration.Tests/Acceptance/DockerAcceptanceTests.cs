@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Docker;
-using Berth.Runtime.Tests.Docker;
 
 namespace Berth.Orchestration.Tests.Acceptance;
 

@@ -1,8 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Process;
 
 namespace Berth.Orchestration.Tests.Acceptance;
 

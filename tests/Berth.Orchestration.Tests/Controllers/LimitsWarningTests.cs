@@ -1,9 +1,3 @@
-using Berth.Core.Model;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Orchestration.Tests.Fakes;
-using Berth.Runtime;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Orchestration.Tests.Controllers;
 

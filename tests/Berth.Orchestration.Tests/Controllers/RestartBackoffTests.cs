@@ -1,5 +1,3 @@
-using Berth.Core.Model;
-using Berth.Orchestration.Controllers;
 
 namespace Berth.Orchestration.Tests.Controllers;
 

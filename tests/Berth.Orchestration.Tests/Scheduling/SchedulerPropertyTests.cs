@@ -1,6 +1,3 @@
-using Berth.Core.Model;
-using Berth.Orchestration.Scheduling;
-using CsCheck;
 
 namespace Berth.Orchestration.Tests.Scheduling;
 

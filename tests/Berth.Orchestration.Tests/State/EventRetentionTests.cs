@@ -1,4 +1,3 @@
-using Berth.Orchestration.State;
 
 namespace Berth.Orchestration.Tests.State;
 

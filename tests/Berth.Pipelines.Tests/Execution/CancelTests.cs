@@ -1,6 +1,3 @@
-using System.Globalization;
-using Berth.Pipelines.Execution;
-using Berth.Pipelines.Storage;
 
 namespace Berth.Pipelines.Tests.Execution;
 

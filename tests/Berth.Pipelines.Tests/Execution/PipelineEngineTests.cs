@@ -1,5 +1,3 @@
-using Berth.Pipelines.Execution;
-using Berth.Pipelines.Storage;
 
 namespace Berth.Pipelines.Tests.Execution;
 

@@ -1,5 +1,3 @@
-using Berth.Pipelines.Execution;
-using CsCheck;
 
 namespace Berth.Pipelines.Tests.Execution;
 

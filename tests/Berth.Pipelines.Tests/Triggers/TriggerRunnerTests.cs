@@ -1,6 +1,3 @@
-using System.Collections.Concurrent;
-using Berth.Pipelines.Triggers;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Pipelines.Tests.Triggers;
 

@@ -1,11 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Core.Model;
-using Berth.Mesh;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Process;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Rollouts.Tests.Acceptance;
 

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Berth.Orchestration.State;
 
 namespace Berth.Rollouts.Tests.Acceptance;
 

@@ -1,12 +1,3 @@
-using System.Collections.Concurrent;
-using System.Collections.Immutable;
-using Berth.Core.Model;
-using Berth.Core.Routing;
-using Berth.Mesh;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Process;
 
 namespace Berth.Rollouts.Tests.Acceptance;
 

@@ -1,12 +1,3 @@
-using System.Collections.Concurrent;
-using System.Collections.Immutable;
-using Berth.Core.Model;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Orchestration.Tests.Fakes;
-using CsCheck;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Rollouts.Tests.Controllers;
 

@@ -1,5 +1,3 @@
-using System.Formats.Tar;
-using Berth.Runtime.Docker;
 
 namespace Berth.Runtime.Tests.Docker;
 

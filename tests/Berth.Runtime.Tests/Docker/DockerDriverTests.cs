@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
-using Berth.Runtime.Docker;
 using global::Docker.DotNet;
 
 namespace Berth.Runtime.Tests.Docker;

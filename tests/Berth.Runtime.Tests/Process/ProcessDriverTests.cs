@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Berth.Runtime.Process;
 
 namespace Berth.Runtime.Tests.Process;
 

@@ -1,4 +1,3 @@
-using Berth.Core.Model;
 
 namespace Berth.Runtime.Tests.Process;
 
