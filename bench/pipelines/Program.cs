@@ -1,11 +1,19 @@
 // Per-step overhead: N steps that run `true`, through Berth's engine (argv, own process group, masked output,
 // SQLite run store) against a bash script running the same N commands, alternating, same run.
 //   dotnet run -c Release --project bench/pipelines -- [steps=200] [rounds=7]
+// Expressions (BenchmarkDotNet): parse + evaluate of 10,000-term expressions.
+//   dotnet run -c Release --project bench/pipelines -- expressions [BenchmarkDotNet options]
 using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using Berth.Pipelines.Definition;
 using Berth.Pipelines.Execution;
+
+if (args is ["expressions", .. var rest])
+{
+    BenchmarkDotNet.Running.BenchmarkRunner.Run<Berth.Bench.Pipelines.ExpressionBenchmarks>(args: rest);
+    return 0;
+}
 
 var steps = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 200;
 var rounds = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 7;
@@ -15,7 +23,7 @@ try
     var yaml = new StringBuilder("pipelines:\n  bench:\n    jobs:\n      steps:\n        steps:\n");
     for (var i = 0; i < steps; i++)
     {
-        yaml.Append("          - run: true\n");
+        yaml.Append("          - run: [true]\n");
     }
 
     File.WriteAllText(Path.Combine(dir, "berth.yaml"), yaml.ToString());

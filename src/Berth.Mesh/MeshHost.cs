@@ -21,13 +21,14 @@ namespace Berth.Mesh;
 /// The mesh data plane: one listener per service endpoint on its stable port (Kestrel for HTTP, a socket splice for
 /// TCP), fed Ready upstreams through <see cref="IRouteSink"/>, plus an admin endpoint with Prometheus <c>/metrics</c>.
 /// </summary>
-public sealed class MeshHost : IRouteSink, IAsyncDisposable
+public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
 {
     private readonly MeshHostOptions _options;
     private readonly ILogger _logger;
     private readonly MeshMetrics _metrics = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<(string Service, string Endpoint), Listener> _listeners = [];
+    private volatile Listener[] _listenerList = [];
     private WebApplication? _admin;
 
     public MeshHost(MeshHostOptions? options = null)
@@ -79,6 +80,7 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
                 {
                     // A different socket: the old listener drains in the background while the new one opens.
                     _listeners.Remove(key);
+                    _listenerList = [.. _listeners.Values];
                     _ = existing.StopAsync(_options.DrainTimeout, CancellationToken.None);
                 }
                 else
@@ -88,11 +90,12 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
                 }
             }
 
-            var state = new ServiceState(route, _metrics, _options.TimeProvider, _options.Random, _logger);
+            var state = new ServiceState(route, _metrics, _options.TimeProvider, _options.Random, _logger, _options.ConnectTimeout, _options.RequestObserver);
             var listener = route.Endpoint.Protocol == EndpointProtocol.Tcp
                 ? StartTcp(route, state)
                 : await StartHttpAsync(route, state, cancellationToken);
             _listeners[key] = listener;
+            _listenerList = [.. _listeners.Values];
         }
         finally
         {
@@ -111,6 +114,8 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
             {
                 return;
             }
+
+            _listenerList = [.. _listeners.Values];
         }
         finally
         {
@@ -118,6 +123,21 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
         }
 
         await listener.StopAsync(_options.DrainTimeout, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public int InFlight(string service, string replica)
+    {
+        var total = 0;
+        foreach (var l in _listenerList)
+        {
+            if (l.State.Service == service)
+            {
+                total += l.State.InFlight(replica);
+            }
+        }
+
+        return total;
     }
 
     /// <summary>The routes as the mesh sees them: per listener, each upstream with its health and load.</summary>
@@ -132,7 +152,7 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
                 return new RouteStatus(l.State.Service, l.State.EndpointName, l.Protocol.ToString().ToLowerInvariant(), l.Port,
                     s.ServiceBreaker.State.ToString(),
                     s.All.Select(e => new UpstreamStatus(e.Upstream.ReplicaId, e.Key, e.Upstream.Revision,
-                        s.Outliers.IsEjected(e.Outlier, out _), e.Health.Healthy, e.Breaker.State.ToString(), e.Active)).ToArray());
+                        s.Outliers.IsEjected(e.Outlier, out _), e.Health.Passing, e.Breaker.State.ToString(), e.Active)).ToArray());
             }).ToArray();
         }
         finally
@@ -149,6 +169,7 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
         {
             all = [.. _listeners.Values];
             _listeners.Clear();
+            _listenerList = [];
         }
         finally
         {
@@ -189,7 +210,7 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
     {
         var proxy = new HttpProxy(state);
-        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections), _options.DrainTimeout);
+        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2()), _options.DrainTimeout);
         app.Run(proxy.InvokeAsync);
         try
         {
@@ -233,7 +254,8 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
         IPAddress.TryParse(route.Endpoint.HostIp, out var ip) ? ip
         : throw new MeshListenerException($"mesh: service {route.Service}, endpoint {route.Endpoint.Name} has host IP '{route.Endpoint.HostIp}', which is not an IP address; write 127.0.0.1 or another local address");
 
-    private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state, int? maxConnections = null) =>
+    private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state,
+        int? maxConnections = null, bool http2Only = false) =>
         (_, kestrel) =>
         {
             kestrel.AddServerHeader = false;
@@ -249,6 +271,12 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
 
             kestrel.Listen(ip, port, listen =>
             {
+                if (http2Only)
+                {
+                    // h2c / gRPC: HTTP/2 with prior knowledge (no TLS, so no ALPN to pick it).
+                    listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2;
+                }
+
                 if (state is not null)
                 {
                     listen.Use(next => async connection =>

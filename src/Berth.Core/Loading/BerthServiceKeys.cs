@@ -84,6 +84,17 @@ internal sealed partial class SpecReader
             keys[key] = handler;
         }
 
+        // Compose's container options, pull_policy and file secrets, under the same names (secrets: stays berth.yaml's
+        // secret environment; file secrets are secret_files:), so berth config's output of a Compose file loads back.
+        foreach (var (key, handler) in ContainerOptionKeys)
+        {
+            keys[key] = handler;
+        }
+
+        keys["pull_policy"] = (r, v, p, d) => d.S = d.S with { PullPolicy = r.ReadPullPolicy(v, p) ?? d.S.PullPolicy };
+        keys["secret_files"] = (r, v, p, d) => r.ReadServiceFiles(v, p, d, MountedFileKind.Secret);
+        keys["configs"] = (r, v, p, d) => r.ReadServiceFiles(v, p, d, MountedFileKind.Config);
+        keys["deploy_labels"] = (r, v, p, d) => d.S = d.S with { DeployLabels = r.Labels(v, p) };
         return keys;
     }
 
@@ -91,6 +102,12 @@ internal sealed partial class SpecReader
     {
         foreach (var (key, value, node) in KeyValues(v, p))
         {
+            if (key.Any(char.IsWhiteSpace))
+            {
+                Error(node, Join(p, key.Trim()), $"'{key}' has a space in the variable's name; write {key.Trim()}={value?.Trim()} (no spaces around '=')");
+                continue;
+            }
+
             into.Add(new EnvEntry(key, value, node, Join(p, key)));
         }
     }
@@ -138,7 +155,14 @@ internal sealed partial class SpecReader
             }
 
             var problems = new List<DotEnv.Problem>();
-            foreach (var (key, value) in DotEnv.Parse(System.IO.File.ReadAllText(full), problems))
+            // As Compose: a value may use names from the env files read before it, then the project's variables.
+            var scope = new Dictionary<string, string>(Interpolator.Variables, StringComparer.Ordinal);
+            foreach (var entry in d.EnvFileEntries.Where(e => e.Value is not null))
+            {
+                scope[entry.Key] = entry.Value!;
+            }
+
+            foreach (var (key, value) in DotEnv.Parse(System.IO.File.ReadAllText(full), problems, scope))
             {
                 d.EnvFileEntries.Add(new EnvEntry(key, value, node, path));
             }
@@ -176,7 +200,7 @@ internal sealed partial class SpecReader
         }
 
         var build = new Box<BuildSpec>(new BuildSpec());
-        ReadKeys(map, p, BuildKeys, build, other: (key, keyNode, _) =>
+        ReadKeys(map, p, BuildKeys, build, allowExtensions: true, other: (key, keyNode, _) =>
         {
             if (Format == SpecFormat.Compose && ComposeBuildUnsupported.Contains(key))
             {
@@ -186,6 +210,12 @@ internal sealed partial class SpecReader
 
             return false;
         });
+        // As Compose, build: {dockerfile: X} builds from the spec's folder.
+        if (Format == SpecFormat.Compose && build.V.Context is null && build.V.Command.IsDefaultOrEmpty)
+        {
+            build.V = build.V with { Context = BaseDirectory };
+        }
+
         // Both may be given: context: builds the image for Docker, command: builds the program for the process driver.
         if (build.V.Context is null && build.V.Command.IsDefaultOrEmpty)
         {
@@ -210,6 +240,7 @@ internal sealed partial class SpecReader
 
     private static readonly HashSet<string> ComposeBuildUnsupported =
     [
+        "provenance", "sbom", "no_cache_filter",
         "dockerfile_inline", "ssh", "cache_from", "cache_to", "additional_contexts", "extra_hosts", "isolation", "labels",
         "network", "no_cache", "platforms", "privileged", "pull", "secrets", "shm_size", "tags", "ulimits", "entitlements",
     ];
@@ -260,6 +291,8 @@ internal sealed partial class SpecReader
     {
         ["http"] = EndpointProtocol.Http,
         ["tcp"] = EndpointProtocol.Tcp,
+        ["h2c"] = EndpointProtocol.H2c,
+        ["grpc"] = EndpointProtocol.Grpc,
     };
 
     private static readonly KeyTable<Box<Endpoint>> EndpointKeys = new("an endpoint")
@@ -598,7 +631,7 @@ internal sealed partial class SpecReader
             var dependency = new Box<Dependency>(new Dependency(name));
             if (value is YamlMappingNode body)
             {
-                ReadKeys(body, dp, DependencyKeys, dependency);
+                ReadKeys(body, dp, DependencyKeys, dependency, allowExtensions: true);
             }
             else if (!IsNull(value))
             {

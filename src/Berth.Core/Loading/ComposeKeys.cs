@@ -9,18 +9,18 @@ internal sealed partial class SpecReader
 {
     private static readonly KeyTable<SpecReader> ComposeTopKeys = new("a Compose file")
     {
-        ["name"] = (r, v, p, _) => r._name = r.ProjectName(v, p),
+        ["name"] = (r, v, p, _) => r.ProjectName(v, p),
         ["services"] = (r, v, p, _) => r.ReadServices(v, p),
         ["volumes"] = (r, v, p, _) => r.ReadTopVolumes(v, p),
         ["version"] = (r, v, p, _) => r.Warning((YamlNode?)r.CurrentKey ?? v, p, "'version' is obsolete and is ignored (as Compose does); you can remove it"),
         ["networks"] = Unsupported<SpecReader>("Berth's replicas share the host's loopback network"),
-        ["secrets"] = Unsupported<SpecReader>("use environment variables marked secret with x-berth: secret_env"),
-        ["configs"] = Unsupported<SpecReader>("use a bind mount instead"),
+        ["secrets"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Secret),
+        ["configs"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Config),
         ["include"] = Unsupported<SpecReader>(null),
         ["models"] = Unsupported<SpecReader>(null),
     };
 
-    private static KeyHandler<T> Unsupported<T>(string? hint) => (r, v, p, _) =>
+    private static KeyHandler<SpecReader, T> Unsupported<T>(string? hint) => (r, v, p, _) =>
         r.Warning((YamlNode?)r.CurrentKey ?? v, p, $"'{p[(p.LastIndexOf('.') + 1)..]}' is not supported yet and is ignored{(hint is null ? "" : "; " + hint)}");
 
     /// <summary>Top-level <c>x-berth:</c> in a Compose file carries nodes:, scheduler: and pipelines:.</summary>
@@ -42,6 +42,7 @@ internal sealed partial class SpecReader
         ["nodes"] = (r, v, p, _) => r.ReadNodes(v, p),
         ["scheduler"] = (r, v, p, _) => r.ReadScheduler(v, p),
         ["pipelines"] = (r, v, p, _) => r.ReadPipelines(v, p),
+        ["telemetry"] = (r, v, p, _) => r.ReadTelemetry(v, p),
     };
 
     private void ReadComposeService(YamlMappingNode body, string p, ServiceDraft d)
@@ -66,14 +67,13 @@ internal sealed partial class SpecReader
 
     private static readonly HashSet<string> ComposeUnsupportedServiceKeys =
     [
-        "annotations", "attach", "blkio_config", "cap_add", "cap_drop", "cgroup", "cgroup_parent", "configs", "container_name",
+        "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent", "container_name",
         "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset",
-        "credential_spec", "develop", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname",
-        "driver_opts", "extends", "external_links", "extra_hosts", "gpus", "group_add", "hostname", "init", "ipc", "isolation",
-        "label_file", "links", "logging", "mac_address", "mem_swappiness", "memswap_limit", "models", "network_mode", "networks",
-        "oom_kill_disable", "oom_score_adj", "pid", "pids_limit", "platform", "post_start", "pre_stop", "privileged",
-        "provider", "pull_policy", "read_only", "runtime", "secrets", "security_opt", "shm_size", "stdin_open", "stop_signal",
-        "storage_opt", "sysctls", "tmpfs", "tty", "ulimits", "use_api_socket", "userns_mode", "uts", "volumes_from",
+        "credential_spec", "develop", "device_cgroup_rules", "dns", "dns_opt", "dns_search", "domainname",
+        "driver_opts", "external_links", "gpus", "ipc", "isolation",
+        "label_file", "links", "mac_address", "mem_swappiness", "memswap_limit", "models", "network_mode", "networks",
+        "oom_kill_disable", "oom_score_adj", "pid", "platform", "post_start", "pre_stop",
+        "provider", "runtime", "stdin_open", "storage_opt", "tty", "use_api_socket", "userns_mode", "uts", "volumes_from",
     ];
 
     // Built on first use: it borrows handlers from BerthServiceKeys, which lives in another file of this partial class.
@@ -101,25 +101,69 @@ internal sealed partial class SpecReader
             ["ports"] = (r, v, p, d) => r.ReadPorts(v, p, d),
             ["expose"] = (r, v, p, d) => r.ReadExpose(v, p, d),
             ["healthcheck"] = (r, v, p, d) => r.ReadHealthcheck(v, p, d),
-            ["restart"] = (r, v, p, d) => d.S = d.S with { Restart = r.ReadComposeRestart(v, p) ?? d.S.Restart },
+            ["restart"] = (r, v, p, d) =>
+            {
+                var restart = r.ReadComposeRestart(v, p);
+                if (!d.HasRestartPolicy && restart is not null)
+                {
+                    d.S = d.S with { Restart = restart };
+                }
+            },
             ["deploy"] = (r, v, p, d) => r.ReadDeploy(v, p, d),
-            ["scale"] = (r, v, p, d) => d.S = d.S with { Replicas = r.Int(v, p, min: 0) ?? d.S.Replicas },
-            ["cpus"] = (r, v, p, d) => d.S = d.S with { Resources = d.S.Resources with { CpuLimit = r.Cpu(v, p) } },
-            ["mem_limit"] = (r, v, p, d) => d.S = d.S with { Resources = d.S.Resources with { MemoryLimit = r.Memory(v, p, dockerUnits: true) } },
-            ["mem_reservation"] = (r, v, p, d) => d.S = d.S with { Resources = d.S.Resources with { MemoryRequest = r.Memory(v, p, dockerUnits: true) } },
+            ["scale"] = (r, v, p, d) => d.S = d.S with { Replicas = Alias(d, "scale", r.Int(v, p, min: 0), v) ?? d.S.Replicas },
+            ["cpus"] = (r, v, p, d) => d.S = d.S with { Resources = d.S.Resources with { CpuLimit = Alias(d, "cpus", r.ComposeCpu(v, p), v) } },
+            ["mem_limit"] = (r, v, p, d) => d.S = d.S with { Resources = d.S.Resources with { MemoryLimit = Alias(d, "mem_limit", r.Memory(v, p, dockerUnits: true), v) } },
+            ["mem_reservation"] = (r, v, p, d) => d.S = d.S with { Resources = d.S.Resources with { MemoryRequest = Alias(d, "mem_reservation", r.Memory(v, p, dockerUnits: true), v) } },
         };
         foreach (var key in ComposeUnsupportedServiceKeys)
         {
             keys[key] = Unsupported<ServiceDraft>(key switch
             {
-                "networks" or "network_mode" or "links" or "hostname" or "extra_hosts" =>
+                "networks" or "network_mode" or "links" =>
                     "services reach each other through Berth's mesh on 127.0.0.1 (services__NAME__ENDPOINT__0)",
                 "container_name" => "Berth names replicas itself",
                 _ => null,
             });
         }
 
+        AddRuntimeKeys(keys);
+
         return keys;
+    }
+
+    /// <summary>Records a value of a key that has a twin (see <see cref="ServiceDraft.Aliases"/>) and passes it on.</summary>
+    private static T? Alias<T>(ServiceDraft d, string key, T? value, YamlNode node) where T : struct
+    {
+        if (value is { } v)
+        {
+            d.Aliases[key] = (node is YamlScalarNode s ? s.Value ?? "" : "", v, node);
+        }
+
+        return value;
+    }
+
+    /// <summary>Compose's pairs of keys that must agree: a distinct value on both is an error naming both, as Compose.</summary>
+    private static readonly (string First, string Second)[] AliasPairs =
+    [
+        ("scale", "deploy.replicas"),
+        ("cpus", "deploy.resources.limits.cpus"),
+        ("mem_limit", "deploy.resources.limits.memory"),
+        ("mem_reservation", "deploy.resources.reservations.memory"),
+        ("pids_limit", "deploy.resources.limits.pids"),
+    ];
+
+    private void CheckAliases(ServiceDraft d)
+    {
+        foreach (var (first, second) in AliasPairs)
+        {
+            if (d.Aliases.TryGetValue(first, out var a) && d.Aliases.TryGetValue(second, out var b) && !Equals(a.Value, b.Value))
+            {
+                var (later, laterKey, earlier, earlierKey) = (a.Node.Start.Line, a.Node.Start.Column).CompareTo((b.Node.Start.Line, b.Node.Start.Column)) > 0 && FileOf(a.Node) == FileOf(b.Node)
+                    ? (a, first, b, second) : (b, second, a, first);
+                Error(later.Node, Join(d.Path, laterKey),
+                    $"can't set distinct values on '{first}' ({a.Text}) and '{second}' ({b.Text}); {earlierKey} is at {FileOf(earlier.Node)}:{earlier.Node.Start.Line}:{earlier.Node.Start.Column}; keep one of them (Compose rejects both with different values)");
+            }
+        }
     }
 
     private void ReadPorts(YamlNode v, string p, ServiceDraft d)
@@ -202,7 +246,12 @@ internal sealed partial class SpecReader
         if (publishedText is not null)
         {
             TryRange(publishedText, out publishedFrom, out publishedTo);
-            if (publishedTo - publishedFrom != targetTo - targetFrom && publishedFrom != publishedTo)
+            if (targetFrom == targetTo)
+            {
+                // "8000-8010:80": Docker publishes the first free port of the range; Berth takes the first.
+                publishedTo = publishedFrom;
+            }
+            else if (publishedTo - publishedFrom != targetTo - targetFrom && publishedFrom != publishedTo)
             {
                 Error(node, p, $"'{text}' maps {publishedTo - publishedFrom + 1} published ports to {targetTo - targetFrom + 1} target ports; make the ranges the same size");
                 return;
@@ -230,7 +279,7 @@ internal sealed partial class SpecReader
     private void ReadLongPort(YamlMappingNode map, string p, ServiceDraft d)
     {
         var port = new Box<(int? Target, string? Published, string? HostIp, string Protocol, string? AppProtocol, string? Name)>((null, null, null, "tcp", null, null));
-        ReadKeys(map, p, LongPortKeys, port);
+        ReadKeys(map, p, LongPortKeys, port, allowExtensions: true);
         if (port.V.Target is not { } target)
         {
             if (!map.Children.ContainsKey(new YamlScalarNode("target")))
@@ -291,6 +340,18 @@ internal sealed partial class SpecReader
             return;
         }
 
+        if (hostIp is not null && !IsIpAddress(hostIp))
+        {
+            Error(node, p, $"'{hostIp}' is not an IP address; write four numbers such as 127.0.0.1, or an IPv6 address in brackets such as [::1]");
+            return;
+        }
+
+        // expose: and ports: naming the same port are one port: the published one wins, in either order.
+        if (published is not null && d.Endpoints.FindIndex(e => e.Value.TargetPort == target && e.Value.Port is null && e.Value.Name.StartsWith("tcp", StringComparison.Ordinal)) is var exposed and >= 0)
+        {
+            d.Endpoints.RemoveAt(exposed);
+        }
+
         if (d.Endpoints.Any(e => e.Value.TargetPort == target && e.Value.Port == published && e.Value.HostIp == (hostIp ?? "127.0.0.1")))
         {
             return; // the same port again (an override file repeating it): Compose keeps one
@@ -310,8 +371,17 @@ internal sealed partial class SpecReader
             TargetPort = target,
             Protocol = http ? EndpointProtocol.Http : EndpointProtocol.Tcp,
             HostIp = hostIp ?? "127.0.0.1",
+
+            // A published port is reachable from outside: on Kubernetes an Ingress (http) or a LoadBalancer Service (tcp).
+            Public = published is not null,
         }, node, p));
     }
+
+    /// <summary>An IPv4 address in four dotted numbers (<c>127.0.1</c>, which the OS would take, is not), or an IPv6 address.</summary>
+    private static bool IsIpAddress(string text) =>
+        text.Contains(':', StringComparison.Ordinal)
+            ? System.Net.IPAddress.TryParse(text, out var v6) && v6.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6
+            : text.Split('.') is { Length: 4 } parts && parts.All(part => part.Length is > 0 and <= 3 && part.All(char.IsAsciiDigit) && int.Parse(part, CultureInfo.InvariantCulture) <= 255);
 
     private void ReadExpose(YamlNode v, string p, ServiceDraft d)
     {
@@ -369,7 +439,7 @@ internal sealed partial class SpecReader
         });
         var disabled = new Box<bool>(false);
         var hasTest = false;
-        ReadKeys(map, p, HealthcheckKeys, probe, other: (key, keyNode, value) =>
+        ReadKeys(map, p, HealthcheckKeys, probe, allowExtensions: true, other: (key, keyNode, value) =>
         {
             var kp = Join(p, key);
             switch (key)
@@ -405,12 +475,12 @@ internal sealed partial class SpecReader
 
         if (probe.V.Command.IsEmpty)
         {
-            if (hasTest)
+            if (!hasTest)
             {
-                return; // the test itself was reported
+                // As Compose: the container keeps the image's HEALTHCHECK, with these timings.
+                Warning(map, p, "has no test:, so Docker runs the image's own HEALTHCHECK; Berth does not read its result, so the service gets no readiness probe from it (give test: to have one)");
             }
 
-            Error(map, p, "needs test: (e.g. [\"CMD\", \"pg_isready\"] or [\"CMD-SHELL\", \"curl -f http://localhost/ || exit 1\"])");
             return;
         }
 
@@ -450,7 +520,8 @@ internal sealed partial class SpecReader
     {
         ["interval"] = (r, v, p, b) => b.V = b.V with { Period = r.Duration(v, p, allowZero: false) ?? b.V.Period },
         ["timeout"] = (r, v, p, b) => b.V = b.V with { Timeout = r.Duration(v, p, allowZero: false) ?? b.V.Timeout },
-        ["retries"] = (r, v, p, b) => b.V = b.V with { FailureThreshold = r.Int(v, p, min: 1) ?? b.V.FailureThreshold },
+        // 0 is Docker's "the default" (3).
+        ["retries"] = (r, v, p, b) => b.V = b.V with { FailureThreshold = r.Int(v, p, min: 0) is { } n and > 0 ? n : b.V.FailureThreshold },
         ["start_period"] = (r, v, p, b) => b.V = b.V with { InitialDelay = r.Duration(v, p) ?? b.V.InitialDelay },
         ["start_interval"] = (r, v, p, _) => r.Warning(v, p, "'start_interval' is not supported yet and is ignored; probes run every interval from the start"),
         // test: and disable: are read by ReadHealthcheck.
@@ -489,13 +560,14 @@ internal sealed partial class SpecReader
             return;
         }
 
-        ReadKeys(map, p, DeployKeys, d);
+        ReadKeys(map, p, DeployKeys, d, allowExtensions: true);
     }
 
     private static readonly KeyTable<ServiceDraft> DeployKeys = new("deploy")
     {
-        ["replicas"] = (r, v, p, d) => d.S = d.S with { Replicas = r.Int(v, p, min: 0) ?? d.S.Replicas },
-        ["labels"] = (r, v, p, d) => d.S = d.S with { Labels = d.S.Labels.SetItems(r.Labels(v, p)) },
+        ["replicas"] = (r, v, p, d) => d.S = d.S with { Replicas = Alias(d, "deploy.replicas", r.Int(v, p, min: 0), v) ?? d.S.Replicas },
+        // Swarm's service labels, not the container's: kept apart from labels:, as Compose does.
+        ["labels"] = (r, v, p, d) => d.S = d.S with { DeployLabels = d.S.DeployLabels.SetItems(r.Labels(v, p)) },
         ["resources"] = (r, v, p, d) => r.ReadComposeResources(v, p, d),
         ["restart_policy"] = (r, v, p, d) => r.ReadRestartPolicy(v, p, d),
         ["update_config"] = (r, v, p, d) => d.S = d.S with { Update = r.ReadUpdateConfig(v, p, d.S.Update) ?? d.S.Update },
@@ -519,21 +591,44 @@ internal sealed partial class SpecReader
         }
 
         var resources = new Box<Resources>(d.S.Resources);
-        ReadKeys(map, p, ComposeResourceKeys, resources);
+        ReadKeys(map, p, ComposeResourceKeys, resources, allowExtensions: true);
         CheckLimits(resources.V, map, p, "reservations", "limits", "cpus", "memory");
         d.S = d.S with { Resources = resources.V };
+
+        YamlNode? Node(string section, string key) =>
+            map.Children.TryGetValue(new YamlScalarNode(section), out var m) && m is YamlMappingNode mm && mm.Children.TryGetValue(new YamlScalarNode(key), out var n) ? n : null;
+
+        if (Node("limits", "cpus") is { } cpus)
+        {
+            Alias(d, "deploy.resources.limits.cpus", resources.V.CpuLimit, cpus);
+        }
+
+        if (Node("limits", "memory") is { } memory)
+        {
+            Alias(d, "deploy.resources.limits.memory", resources.V.MemoryLimit, memory);
+        }
+
+        if (Node("reservations", "memory") is { } reservation)
+        {
+            Alias(d, "deploy.resources.reservations.memory", resources.V.MemoryRequest, reservation);
+        }
+
+        if (Node("limits", "pids") is { } pids && Alias(d, "deploy.resources.limits.pids", (long?)Int(pids, Join(p, "limits.pids"), min: -1), pids) is { } pidsLimit)
+        {
+            d.S = d.S with { Container = d.S.Container with { PidsLimit = pidsLimit } };
+        }
     }
 
     private static readonly KeyTable<Box<Resources>> ComposeLimitKeys = new("deploy.resources.limits")
     {
-        ["cpus"] = (r, v, p, b) => b.V = b.V with { CpuLimit = r.Cpu(v, p) },
+        ["cpus"] = (r, v, p, b) => b.V = b.V with { CpuLimit = r.ComposeCpu(v, p) },
         ["memory"] = (r, v, p, b) => b.V = b.V with { MemoryLimit = r.Memory(v, p, dockerUnits: true) },
-        ["pids"] = (r, v, p, _) => r.Warning(v, p, "'pids' is not supported yet and is ignored"),
+        ["pids"] = (r, v, p, _) => { }, // read by ReadComposeResources, which has the service
     };
 
     private static readonly KeyTable<Box<Resources>> ComposeReservationKeys = new("deploy.resources.reservations")
     {
-        ["cpus"] = (r, v, p, b) => b.V = b.V with { CpuRequest = r.Cpu(v, p) },
+        ["cpus"] = (r, v, p, b) => b.V = b.V with { CpuRequest = r.ComposeCpu(v, p) },
         ["memory"] = (r, v, p, b) => b.V = b.V with { MemoryRequest = r.Memory(v, p, dockerUnits: true) },
         ["devices"] = (r, v, p, _) => r.Warning(v, p, "'devices' is not supported yet and is ignored"),
         ["generic_resources"] = (r, v, p, _) => r.Warning(v, p, "'generic_resources' is not supported yet and is ignored"),
@@ -545,14 +640,14 @@ internal sealed partial class SpecReader
         {
             if (r.Mapping(v, p, "a mapping with cpus: and memory:") is { } m)
             {
-                r.ReadKeys(m, p, ComposeLimitKeys, b);
+                r.ReadKeys(m, p, ComposeLimitKeys, b, allowExtensions: true);
             }
         },
         ["reservations"] = (r, v, p, b) =>
         {
             if (r.Mapping(v, p, "a mapping with cpus: and memory:") is { } m)
             {
-                r.ReadKeys(m, p, ComposeReservationKeys, b);
+                r.ReadKeys(m, p, ComposeReservationKeys, b, allowExtensions: true);
             }
         },
     };
@@ -566,8 +661,9 @@ internal sealed partial class SpecReader
 
         // Swarm's restart_policy defaults to condition any.
         var policy = new Box<RestartPolicy>(RestartPolicy.Default with { Mode = RestartMode.Always });
-        ReadKeys(map, p, RestartPolicyKeys, policy);
+        ReadKeys(map, p, RestartPolicyKeys, policy, allowExtensions: true);
         d.S = d.S with { Restart = policy.V };
+        d.HasRestartPolicy = true;
     }
 
     private static readonly IReadOnlyDictionary<string, RestartMode> ConditionRestartNames = new Dictionary<string, RestartMode>
@@ -596,7 +692,7 @@ internal sealed partial class SpecReader
 
         var parallelism = new Box<int?>(null);
         var update = new Box<UpdateStrategy>(start with { Order = UpdateOrder.StopFirst });
-        ReadKeys(map, p, UpdateConfigKeys, update, other: (key, _, value) =>
+        ReadKeys(map, p, UpdateConfigKeys, update, allowExtensions: true, other: (key, _, value) =>
         {
             if (key != "parallelism")
             {
@@ -620,7 +716,7 @@ internal sealed partial class SpecReader
         ["order"] = (r, v, p, b) => b.V = b.V with { Order = r.Enum(v, p, OrderNames) ?? b.V.Order },
         ["failure_action"] = (r, v, p, b) => b.V = b.V with { FailureAction = r.Enum(v, p, FailureActionNames) ?? b.V.FailureAction },
         ["monitor"] = (r, v, p, b) => b.V = b.V with { Monitor = r.Duration(v, p) ?? b.V.Monitor },
-        ["max_failure_ratio"] = (r, v, p, b) => b.V = b.V with { MaxFailureRatio = r.Double(v, p, 0, 1) ?? b.V.MaxFailureRatio },
+        ["max_failure_ratio"] = (r, v, p, b) => b.V = b.V with { MaxFailureRatio = r.Double(v, p) ?? b.V.MaxFailureRatio }, // a number, as Compose's schema
         // parallelism is read by ReadUpdateConfig.
     };
 }

@@ -40,6 +40,10 @@ public sealed record LoadOptions
     /// from the variables, as Compose.</summary>
     public IReadOnlyList<string> Profiles { get; init; } = [];
 
+    /// <summary>Env files for interpolation in place of the <c>.env</c> beside the spec (<c>docker compose --env-file</c>),
+    /// read in order, later files winning; the environment still wins over them.</summary>
+    public IReadOnlyList<string> EnvFiles { get; init; } = [];
+
     /// <summary>The dialect; null: from the file name (<c>*compose*</c> is Compose, anything else berth.yaml).</summary>
     public SpecFormat? Format { get; init; }
 }

@@ -3,15 +3,18 @@ using System.Text;
 namespace Berth.Core.Loading;
 
 /// <summary>Reads <c>.env</c> and <c>env_file</c> files as Compose does: <c>KEY=value</c>, <c>export KEY=value</c>, comments,
-/// single quotes (literal), double quotes (with \n, \t, \\ and \" escapes), and <c># comments</c> after unquoted values.</summary>
+/// single quotes (literal, <c>\'</c> for a quote), double quotes (with \n, \t, \\ and \" escapes), and <c># comments</c> after
+/// unquoted values. Unquoted and double-quoted values are interpolated as Compose does: <c>B=${A}_x</c> after <c>A=1</c> is
+/// <c>1_x</c>, names taken from the file's earlier lines first, then from the environment given.</summary>
 internal static class DotEnv
 {
     /// <summary>One line's problem: its 1-based line number and what is wrong.</summary>
     public sealed record Problem(int Line, int Column, string Message);
 
-    public static List<KeyValuePair<string, string?>> Parse(string text, List<Problem> problems)
+    public static List<KeyValuePair<string, string?>> Parse(string text, List<Problem> problems, IReadOnlyDictionary<string, string>? environment = null)
     {
         var result = new List<KeyValuePair<string, string?>>();
+        var scope = new Interpolator(environment ?? new Dictionary<string, string>());
         var lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
         for (var n = 0; n < lines.Length; n++)
         {
@@ -39,11 +42,18 @@ internal static class DotEnv
             if (eq < 0)
             {
                 result.Add(new(key, null)); // a bare KEY: taken from the environment, as Compose does
+                if (environment?.TryGetValue(key, out var inherited) == true)
+                {
+                    scope.Define(key, inherited);
+                }
+
                 continue;
             }
 
             var raw = trimmed[(eq + 1)..].TrimStart();
+            var lineNumber = n + 1;
             string value;
+            var expand = true;
             if (raw.StartsWith('\'') || raw.StartsWith('"'))
             {
                 var quote = raw[0];
@@ -61,10 +71,18 @@ internal static class DotEnv
                             break;
                         }
 
+                        if (quote == '\'' && rest[i] == '\\' && i + 1 < rest.Length && rest[i + 1] == '\'')
+                        {
+                            i++;
+                            sb.Append('\'');
+                            continue;
+                        }
+
                         if (quote == '"' && rest[i] == '\\' && i + 1 < rest.Length)
                         {
                             i++;
-                            sb.Append(rest[i] switch { 'n' => '\n', 't' => '\t', 'r' => '\r', _ => rest[i] });
+                            // \$ stays a literal $ through the interpolation below.
+                            sb.Append(rest[i] switch { 'n' => "\n", 't' => "\t", 'r' => "\r", '$' => "$$", var c => c.ToString() });
                             continue;
                         }
 
@@ -89,6 +107,7 @@ internal static class DotEnv
                 }
 
                 value = sb.ToString();
+                expand = quote == '"';
             }
             else
             {
@@ -96,6 +115,18 @@ internal static class DotEnv
                 value = (hash >= 0 ? raw[..hash] : raw).TrimEnd();
             }
 
+            if (expand && value.Contains('$', StringComparison.Ordinal))
+            {
+                if (!scope.TryInterpolate(value, out var expanded, out var error))
+                {
+                    problems.Add(new Problem(lineNumber, indent + 1, $"the value of {key} {error}"));
+                    continue;
+                }
+
+                value = expanded;
+            }
+
+            scope.Define(key, value);
             result.Add(new(key, value));
         }
 

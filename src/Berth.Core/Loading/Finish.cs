@@ -49,6 +49,22 @@ internal sealed partial class SpecReader
         }
 
         BuildEnv(d);
+        ResolveFiles(d);
+        if (Format == SpecFormat.Compose)
+        {
+            CheckAliases(d);
+
+            // As Compose: a service with build: and no image: is built and tagged PROJECT-SERVICE.
+            if (!d.HasImage && d.S.Build?.Context is not null && d.S.Image is null)
+            {
+                d.S = d.S with { Image = $"{_projectName}-{d.Name}" };
+            }
+        }
+
+        if (d.S.EffectiveRuntime == RuntimeKind.Process && !d.S.Container.IsEmpty)
+        {
+            Warning(keyNode, d.Path, "has container options (init, read_only, cap_add, ulimits, …), which apply to Docker containers only; this service runs as a process, so they are ignored");
+        }
 
         var names = new Dictionary<string, Located<Endpoint>>(StringComparer.Ordinal);
         foreach (var endpoint in d.Endpoints)

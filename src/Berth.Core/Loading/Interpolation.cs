@@ -6,8 +6,13 @@ namespace Berth.Core.Loading;
 /// <c>${VAR:?message}</c>, <c>${VAR?message}</c>, <c>${VAR:+alt}</c>, <c>${VAR+alt}</c>, and <c>$$</c> for a literal <c>$</c>.
 /// <c>$(VAR)</c> is left as written for the replica-start expansion (Kubernetes' syntax); <c>$$</c> is always a literal <c>$</c>.
 /// Defaults and alternatives are themselves interpolated, so <c>${A:-${B}}</c> works.</summary>
-internal sealed class Interpolator(IReadOnlyDictionary<string, string> variables)
+internal sealed class Interpolator(IReadOnlyDictionary<string, string> given)
 {
+    private readonly Dictionary<string, string> variables = new(given, StringComparer.Ordinal);
+
+    /// <summary>Sets a variable the loader itself defines (Compose's <c>COMPOSE_PROJECT_NAME</c>).</summary>
+    public void Define(string name, string value) => variables[name] = value;
+
     /// <summary>Names that were referenced but not set (and had no default); Compose warns about each once.</summary>
     public HashSet<string> Unset { get; } = new(StringComparer.Ordinal);
 
@@ -25,22 +30,17 @@ internal sealed class Interpolator(IReadOnlyDictionary<string, string> variables
 
         var sb = new StringBuilder(text.Length);
         var i = 0;
-        var ok = Expand(text, ref i, sb, inBraces: false, out error);
+        var ok = Expand(text, ref i, sb, out error);
         result = sb.ToString();
         return ok;
     }
 
-    private bool Expand(string s, ref int i, StringBuilder sb, bool inBraces, out string? error)
+    private bool Expand(string s, ref int i, StringBuilder sb, out string? error)
     {
         error = null;
         while (i < s.Length)
         {
             var c = s[i];
-            if (inBraces && c == '}')
-            {
-                return true;
-            }
-
             if (c != '$')
             {
                 sb.Append(c);
@@ -95,12 +95,6 @@ internal sealed class Interpolator(IReadOnlyDictionary<string, string> variables
             }
         }
 
-        if (inBraces)
-        {
-            error = "has a '${' without its closing '}'";
-            return false;
-        }
-
         return true;
     }
 
@@ -149,27 +143,76 @@ internal sealed class Interpolator(IReadOnlyDictionary<string, string> variables
         }
 
         var op = s[i++];
-        var word = new StringBuilder();
-        if (!Expand(s, ref i, word, inBraces: true, out error))
+
+        // The word runs to the '}' that closes this "${": braces inside it pair up, so ${JSON:-{"json":1}} keeps its
+        // object. It is expanded only when it is used, so an unused branch neither warns nor fails (as Compose).
+        var wordStart = i;
+        var depth = 0;
+        while (i < s.Length && (s[i] != '}' || depth > 0))
         {
+            if (s[i] == '$' && i + 1 < s.Length && s[i + 1] == '$')
+            {
+                i += 2;
+                continue;
+            }
+
+            depth += s[i] switch { '{' => 1, '}' => -1, _ => 0 };
+            i++;
+        }
+
+        if (i >= s.Length)
+        {
+            error = "has a '${' without its closing '}'";
             return false;
         }
 
+        var raw = s[wordStart..i];
         i++; // the closing brace
         var has = variables.TryGetValue(name, out var value);
         var usable = has && (!colon || value!.Length > 0);
+        string Word(out string? wordError)
+        {
+            var word = new StringBuilder();
+            var at = 0;
+            return Expand(raw, ref at, word, out wordError) ? word.ToString() : "";
+        }
+
         switch (op)
         {
             case '-':
-                sb.Append(usable ? value : word.ToString());
+                if (usable)
+                {
+                    sb.Append(value);
+                    break;
+                }
+
+                var fallback = Word(out error);
+                if (error is not null)
+                {
+                    return false;
+                }
+
+                sb.Append(fallback);
                 break;
             case '+':
-                sb.Append(usable ? word.ToString() : "");
+                if (!usable)
+                {
+                    break;
+                }
+
+                var alternative = Word(out error);
+                if (error is not null)
+                {
+                    return false;
+                }
+
+                sb.Append(alternative);
                 break;
             default: // '?'
                 if (!usable)
                 {
-                    var message = word.Length > 0 ? word.ToString() : $"{name} must be set";
+                    var message = raw.Length > 0 ? Word(out _) : "";
+                    message = message.Length > 0 ? message : $"{name} must be set";
                     error = $"required variable {name} is {(has ? "empty" : "not set")}: {message}";
                     return false;
                 }

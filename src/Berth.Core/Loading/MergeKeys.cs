@@ -9,9 +9,16 @@ internal static class MergeKeys
 {
     private static readonly YamlScalarNode MergeKey = new("<<");
 
-    public static void Resolve(YamlNode root) => Visit(root, new HashSet<YamlNode>(ReferenceEqualityComparer.Instance));
+    /// <summary>Resolves every merge key under <paramref name="root"/>; returns the <c>&lt;&lt;:</c> values that are not
+    /// mappings (or lists of them), which YAML cannot merge.</summary>
+    public static List<YamlNode> Resolve(YamlNode root)
+    {
+        var bad = new List<YamlNode>();
+        Visit(root, new HashSet<YamlNode>(ReferenceEqualityComparer.Instance), bad);
+        return bad;
+    }
 
-    private static void Visit(YamlNode node, HashSet<YamlNode> done)
+    private static void Visit(YamlNode node, HashSet<YamlNode> done, List<YamlNode> bad)
     {
         if (!done.Add(node))
         {
@@ -23,26 +30,26 @@ internal static class MergeKeys
             case YamlSequenceNode seq:
                 foreach (var child in seq.Children)
                 {
-                    Visit(child, done);
+                    Visit(child, done, bad);
                 }
 
                 break;
             case YamlMappingNode map:
                 foreach (var child in map.Children.Values)
                 {
-                    Visit(child, done); // sources first, so merges of merges are already resolved
+                    Visit(child, done, bad); // sources first, so merges of merges are already resolved
                 }
 
                 if (map.Children.ContainsKey(MergeKey))
                 {
-                    Merge(map);
+                    Merge(map, bad);
                 }
 
                 break;
         }
     }
 
-    private static void Merge(YamlMappingNode map)
+    private static void Merge(YamlMappingNode map, List<YamlNode> bad)
     {
         var explicitKeys = map.Children.Keys.Where(k => !IsMergeKey(k)).ToHashSet();
         var entries = new List<KeyValuePair<YamlNode, YamlNode>>();
@@ -61,6 +68,7 @@ internal static class MergeKeys
                 YamlSequenceNode many => many.Children.OfType<YamlMappingNode>().ToList(),
                 _ => [],
             };
+            bad.AddRange(value is YamlSequenceNode items ? items.Children.Where(c => c is not YamlMappingNode) : value is YamlMappingNode ? [] : [value]);
             foreach (var source in sources)
             {
                 foreach (var (k, v) in source.Children)

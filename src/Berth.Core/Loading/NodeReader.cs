@@ -9,7 +9,7 @@ namespace Berth.Core.Loading;
 /// <summary>Reads YAML nodes into typed values, interpolating scalars and recording every problem with its position.
 /// It never throws for bad input: each helper reports a diagnostic and returns null, so reading goes on and every
 /// error is reported at once.</summary>
-internal class NodeReader(string file, Interpolator interpolator)
+internal partial class NodeReader(string file, Interpolator interpolator)
 {
     private readonly HashSet<string> _warnedUnset = new(StringComparer.Ordinal);
 
@@ -83,6 +83,10 @@ internal class NodeReader(string file, Interpolator interpolator)
         _ => "something else",
     };
 
+    /// <summary>Keys must be strings in YAML's sense, as Compose requires: an unquoted <c>123:</c> or <c>true:</c> is a
+    /// number or a boolean, not a name.</summary>
+    public bool StringKeysOnly { get; init; }
+
     /// <summary>The entries of a mapping with their keys as text; reports and skips non-scalar keys.</summary>
     public IEnumerable<(string Key, YamlScalarNode KeyNode, YamlNode Value)> Entries(YamlMappingNode map, string path)
     {
@@ -90,6 +94,12 @@ internal class NodeReader(string file, Interpolator interpolator)
         {
             if (k is YamlScalarNode { Value: { } key } scalar)
             {
+                if (StringKeysOnly && scalar.Style is ScalarStyle.Plain or ScalarStyle.Any && NonStringScalar(key) is { } kind)
+                {
+                    Error(scalar, Join(path, key), $"the key {key} is {kind} in YAML, but keys here must be strings (as Compose requires); quote it (\"{key}\") or rename it");
+                    continue;
+                }
+
                 yield return (key, scalar, v);
             }
             else
@@ -98,6 +108,19 @@ internal class NodeReader(string file, Interpolator interpolator)
             }
         }
     }
+
+    /// <summary>What YAML 1.2's core schema makes of a plain scalar that is not a string ("a number", …), or null.</summary>
+    public static string? NonStringScalar(string text) => text switch
+    {
+        "true" or "True" or "TRUE" or "false" or "False" or "FALSE" => "a boolean",
+        "null" or "Null" or "NULL" or "~" or "" => "null",
+        ".inf" or "-.inf" or "+.inf" or ".Inf" or ".INF" or ".nan" or ".NaN" or ".NAN" => "a number",
+        _ when YamlNumber().IsMatch(text) => "a number",
+        _ => null,
+    };
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"^([-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+|[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)$")]
+    private static partial System.Text.RegularExpressions.Regex YamlNumber();
 
     public YamlMappingNode? Mapping(YamlNode node, string path, string what = "a mapping (key: value)")
     {
@@ -273,12 +296,37 @@ internal class NodeReader(string file, Interpolator interpolator)
         return value;
     }
 
+    /// <summary>Compose's <c>cpus</c>: a number of CPUs as Docker reads it (<c>0.5</c>, <c>2</c>, <c>500m</c> too); a value
+    /// finer than Berth's 1m step is rounded to the nearest millicore (at least 1m), as Docker rounds it to its CFS quota,
+    /// rather than rejected. 0 means no limit, as Docker.</summary>
+    public CpuQuantity? ComposeCpu(YamlNode node, string path)
+    {
+        var text = String(node, path, "a number of CPUs such as 0.5 or 2");
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!text.Trim().EndsWith('m') && decimal.TryParse(text.Trim(), NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var cores))
+        {
+            var milli = (long)decimal.Round(cores * 1000m, MidpointRounding.AwayFromZero);
+            return cores == 0 ? null : new CpuQuantity(Math.Max(1, milli));
+        }
+
+        return Cpu(node, path);
+    }
+
     public ByteSize? Memory(YamlNode node, string path, bool dockerUnits = false)
     {
         var text = String(node, path, "a memory size such as 256Mi");
         if (text is null)
         {
             return null;
+        }
+
+        if (dockerUnits && text.Trim() == "-1")
+        {
+            return null; // Docker's "unlimited"
         }
 
         if (dockerUnits ? !DockerUnits.TryParseBytes(text, out var value, out var error) : !ByteSize.TryParse(text, out value, out error))
@@ -458,14 +506,13 @@ internal class NodeReader(string file, Interpolator interpolator)
     /// <summary>Reports an unknown key, suggesting the closest known one.</summary>
     public void UnknownKey(YamlScalarNode keyNode, string path, string key, IEnumerable<string> known, string where)
     {
-        var suggestion = Suggestions.Closest(key, known);
-        Error(keyNode, Join(path, key), suggestion is not null
-            ? $"unknown key '{key}' in {where}; did you mean '{suggestion}'?"
-            : $"unknown key '{key}' in {where}; see docs/spec.md for the keys {where} takes");
+        Error(keyNode, Join(path, key), KeyTable<NodeReader, object>.UnknownKeyMessage(key, known, where));
     }
 }
 
-/// <summary>Docker's and Compose's byte units: <c>b</c>, <c>k</c>/<c>kb</c>, <c>m</c>/<c>mb</c>, <c>g</c>/<c>gb</c>, any case, all binary (512M = 512 MiB).</summary>
+/// <summary>Docker's byte units, as <c>docker</c> and Compose read them (go-units' RAMInBytes): a number, an optional space,
+/// then <c>b</c>, <c>k</c>, <c>m</c>, <c>g</c>, <c>t</c> or <c>p</c> with an optional <c>i</c> and <c>b</c>, any case, all
+/// binary: <c>512M</c>, <c>64MiB</c>, <c>64 MB</c>, <c>2KiB</c>, <c>1GiB</c> and <c>256Mi</c> are all powers of 1024.</summary>
 internal static class DockerUnits
 {
     public static bool TryParseBytes(string text, out ByteSize value, out string? error)
@@ -473,28 +520,28 @@ internal static class DockerUnits
         value = default;
         error = null;
         var s = text.Trim();
-        var lower = s.ToLowerInvariant();
-        long factor = 1;
-        string number = lower;
-        foreach (var (suffix, f) in new (string, long)[] { ("kb", 1L << 10), ("mb", 1L << 20), ("gb", 1L << 30), ("tb", 1L << 40), ("k", 1L << 10), ("m", 1L << 20), ("g", 1L << 30), ("t", 1L << 40), ("b", 1) })
+        var end = 0;
+        while (end < s.Length && (char.IsAsciiDigit(s[end]) || s[end] == '.'))
         {
-            if (lower.EndsWith(suffix, StringComparison.Ordinal))
-            {
-                factor = f;
-                number = lower[..^suffix.Length];
-                break;
-            }
+            end++;
         }
 
-        // Kubernetes-style 256Mi is common in x-berth; take it the Kubernetes way.
-        if (s.EndsWith("i", StringComparison.Ordinal))
+        var unit = s[end..].TrimStart(' ').ToLowerInvariant();
+        long factor = unit.Length == 0 ? 1 : unit[0] switch
         {
-            return ByteSize.TryParse(s, out value, out error);
-        }
-
-        if (!decimal.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var amount))
+            'b' when unit.Length == 1 => 1,
+            'k' => 1L << 10,
+            'm' => 1L << 20,
+            'g' => 1L << 30,
+            't' => 1L << 40,
+            'p' => 1L << 50,
+            _ => 0,
+        };
+        var suffix = unit.Length > 1 ? unit[1..] : "";
+        if (factor == 0 || suffix is not ("" or "i" or "b" or "ib") || (factor == 1 && suffix.Length > 0)
+            || !decimal.TryParse(s[..end], NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var amount))
         {
-            error = $"'{s}' is not a memory size; write a number with a unit such as 512m or 1g (Compose units are binary)";
+            error = $"'{s}' is not a memory size; write a number with a unit such as 512m, 64MiB or 1g (Docker's units, all binary)";
             return false;
         }
 

@@ -34,6 +34,9 @@ internal sealed class ServiceDraft(string name, string path, Mark at)
 
     public List<Located<VolumeMount>> Volumes { get; } = [];
 
+    /// <summary>Compose secrets: and configs: entries, resolved against the top-level ones at the end.</summary>
+    public List<SpecReader.FileRef> Files { get; } = [];
+
     /// <summary>Whether run: was given, for the "neither image nor run" check.</summary>
     public bool HasRun { get; set; }
 
@@ -41,6 +44,13 @@ internal sealed class ServiceDraft(string name, string path, Mark at)
 
     /// <summary><c>run:</c> as written when it was a string: with <c>shell: true</c> it goes to the shell whole, unsplit.</summary>
     public string? RunText { get; set; }
+
+    /// <summary>Compose keys that say the same thing two ways (<c>scale</c> and <c>deploy.replicas</c>, …): the path each
+    /// was given at, its value as written and where, so distinct values are an error naming both, as Compose.</summary>
+    public Dictionary<string, (string Text, object Value, YamlNode Node)> Aliases { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>Whether <c>deploy.restart_policy</c> was given: it wins over <c>restart:</c> wherever each is written.</summary>
+    public bool HasRestartPolicy { get; set; }
 
     /// <summary>The Compose healthcheck, which becomes the readiness probe unless x-berth sets one.</summary>
     public Probe? Healthcheck { get; set; }

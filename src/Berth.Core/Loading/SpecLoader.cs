@@ -91,6 +91,7 @@ public static class SpecLoader
         {
             SourcePath = fullPath,
             ActiveProfiles = profiles,
+            StringKeysOnly = format == SpecFormat.Compose,
         };
         for (var i = 1; i < roots.Count; i++)
         {
@@ -145,7 +146,12 @@ public static class SpecLoader
             return null;
         }
 
-        MergeKeys.Resolve(root);
+        foreach (var bad in MergeKeys.Resolve(root))
+        {
+            diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, fileName, (int)bad.Start.Line, (int)bad.Start.Column, "",
+                "'<<:' merges a mapping (or a list of mappings) into this one, not a single value; point it at an anchored mapping (<<: *defaults)"));
+        }
+
         return root;
     }
 
@@ -156,13 +162,48 @@ public static class SpecLoader
     /// <summary>The interpolation variables: <c>.env</c> beside the file, overridden by the environment (as Compose).</summary>
     private static Dictionary<string, string> Variables(LoadOptions options, string baseDirectory, string fileName, List<Diagnostic> diagnostics)
     {
-        var variables = new Dictionary<string, string>(StringComparer.Ordinal);
-        var dotEnv = Path.Combine(baseDirectory, ".env");
-        if (File.Exists(dotEnv))
+        var environment = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (options.Environment is { } given)
         {
+            foreach (var (key, value) in given)
+            {
+                environment[key] = value;
+            }
+        }
+        else
+        {
+            foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
+            {
+                environment[(string)entry.Key] = (string?)entry.Value ?? "";
+            }
+        }
+
+        // --env-file replaces the .env beside the spec, as docker compose --env-file does; several are read in order.
+        var envFiles = options.EnvFiles.Count > 0
+            ? options.EnvFiles.Select(f => (Path: Path.GetFullPath(f), Display: f, Required: true)).ToList()
+            : [(Path.Combine(baseDirectory, ".env"), Path.Combine(Path.GetDirectoryName(fileName) ?? "", ".env"), false)];
+        var variables = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var (path, display, required) in envFiles)
+        {
+            if (!File.Exists(path))
+            {
+                if (required)
+                {
+                    diagnostics.Add(new Diagnostic(DiagnosticSeverity.Error, display, 0, 0, "", $"the env file does not exist (looked for {path})"));
+                }
+
+                continue;
+            }
+
             var problems = new List<DotEnv.Problem>();
-            var display = Path.Combine(Path.GetDirectoryName(fileName) ?? "", ".env");
-            foreach (var (key, value) in DotEnv.Parse(File.ReadAllText(dotEnv), problems))
+            // Expansion inside the file sees its earlier lines (and earlier files), then the environment.
+            var scope = new Dictionary<string, string>(environment, StringComparer.Ordinal);
+            foreach (var (key, value) in variables)
+            {
+                scope[key] = value;
+            }
+
+            foreach (var (key, value) in DotEnv.Parse(File.ReadAllText(path), problems, scope))
             {
                 if (value is not null)
                 {
@@ -176,19 +217,9 @@ public static class SpecLoader
             }
         }
 
-        if (options.Environment is { } given)
+        foreach (var (key, value) in environment)
         {
-            foreach (var (key, value) in given)
-            {
-                variables[key] = value;
-            }
-        }
-        else
-        {
-            foreach (System.Collections.DictionaryEntry entry in Environment.GetEnvironmentVariables())
-            {
-                variables[(string)entry.Key] = (string?)entry.Value ?? "";
-            }
+            variables[key] = value;
         }
 
         return variables;

@@ -23,8 +23,9 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
     private readonly List<Located<Node>> _nodes = [];
     private readonly List<PipelineRef> _pipelines = [];
     private readonly Dictionary<string, YamlNode> _declaredVolumes = new(StringComparer.Ordinal);
-    private string? _name;
+    private string _projectName = "app";
     private SchedulerPolicy _scheduler = SchedulerPolicy.LeastLoaded;
+    private TelemetrySpec _telemetry = TelemetrySpec.Default;
 
     public SpecFormat Format { get; } = format;
 
@@ -45,6 +46,9 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
     /// scalars win, their lists (ports, volumes, environment, depends_on, …) add to or replace entries of the earlier.</summary>
     public Application? Read(IReadOnlyList<YamlNode> roots)
     {
+        // As Compose, the project name is known before anything else is read, so ${COMPOSE_PROJECT_NAME} works anywhere.
+        _projectName = ProjectNameFor(roots);
+        Interpolator.Define("COMPOSE_PROJECT_NAME", _projectName);
         for (var i = 0; i < roots.Count; i++)
         {
             var root = roots[i];
@@ -83,15 +87,35 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
         var active = _services.Where(IsActive).ToList();
         return new Application
         {
-            Name = _name ?? DefaultName(),
-            Services = [.. active.Select(Build)],
+            Name = _projectName,
+            Services = [.. active.Select(Build).Select(s => s with { Volumes = ResolveVolumeNames(s.Volumes) })],
             Nodes = [.. _nodes.Select(n => n.Value)],
             Scheduler = _scheduler,
+            Telemetry = _telemetry,
             Pipelines = [.. _pipelines],
             SourceFile = SourcePath,
             BaseDirectory = BaseDirectory,
             Volumes = [.. _declaredVolumes.Keys],
         };
+    }
+
+    /// <summary>Compose's precedence: <c>COMPOSE_PROJECT_NAME</c>, then the last file's <c>name:</c>, then the folder
+    /// (berth.yaml: <c>name:</c> first). Read quietly here; the <c>name</c> key's own handler reports problems.</summary>
+    private string ProjectNameFor(IReadOnlyList<YamlNode> roots)
+    {
+        string? fromFile = null;
+        foreach (var root in roots)
+        {
+            if (root is YamlMappingNode map && map.Children.TryGetValue(new YamlScalarNode("name"), out var node) && node is YamlScalarNode scalar
+                && Interpolator.TryInterpolate(scalar.Value ?? "", out var text, out _) && text.Length > 0)
+            {
+                fromFile = Format == SpecFormat.Compose ? text.ToLowerInvariant() : text;
+            }
+        }
+
+        var fromEnv = Interpolator.Variables.TryGetValue("COMPOSE_PROJECT_NAME", out var env) && env.Length > 0 ? env : null;
+        var chosen = Format == SpecFormat.Compose ? fromEnv ?? fromFile : fromFile ?? fromEnv;
+        return chosen is not null && IsValidName(chosen, lowercase: true) ? chosen : DefaultName();
     }
 
     private string DefaultName()
@@ -132,17 +156,57 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
 
     private static readonly KeyTable<SpecReader> BerthTopKeys = new("the spec")
     {
-        ["name"] = (r, v, p, _) => r._name = r.ProjectName(v, p),
+        ["name"] = (r, v, p, _) => r.ProjectName(v, p),
         ["services"] = (r, v, p, _) => r.ReadServices(v, p),
         ["nodes"] = (r, v, p, _) => r.ReadNodes(v, p),
         ["scheduler"] = (r, v, p, _) => r.ReadScheduler(v, p),
         ["pipelines"] = (r, v, p, _) => r.ReadPipelines(v, p),
         ["volumes"] = (r, v, p, _) => r.ReadTopVolumes(v, p),
+        ["telemetry"] = (r, v, p, _) => r.ReadTelemetry(v, p),
+        ["secrets"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Secret),
+        ["configs"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Config),
+    };
+
+    private void ReadTelemetry(YamlNode v, string p)
+    {
+        if (Mapping(v, p, "a mapping: {otlp_endpoint: http://127.0.0.1:4318, max_spans: N, max_logs: N, max_metric_points: N}") is { } map)
+        {
+            ReadKeys(map, p, TelemetryKeys, this);
+        }
+    }
+
+    private static readonly KeyTable<SpecReader> TelemetryKeys = new("telemetry")
+    {
+        ["otlp_endpoint"] = (r, v, p, _) =>
+        {
+            var text = r.String(v, p);
+            if (text is null)
+            {
+                return;
+            }
+
+            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
+            {
+                r._telemetry = r._telemetry with { OtlpEndpoint = uri };
+            }
+            else
+            {
+                r.Error(v, p, $"'{text}' is not an http(s) URL; write the collector's OTLP/HTTP address, e.g. http://127.0.0.1:4318");
+            }
+        },
+        ["max_spans"] = (r, v, p, _) => r._telemetry = r._telemetry with { MaxSpans = r.Int(v, p, 1, 10_000_000) ?? r._telemetry.MaxSpans },
+        ["max_logs"] = (r, v, p, _) => r._telemetry = r._telemetry with { MaxLogs = r.Int(v, p, 1, 10_000_000) ?? r._telemetry.MaxLogs },
+        ["max_metric_points"] = (r, v, p, _) => r._telemetry = r._telemetry with { MaxMetricPoints = r.Int(v, p, 1, 10_000_000) ?? r._telemetry.MaxMetricPoints },
     };
 
     private string? ProjectName(YamlNode v, string p)
     {
         var name = String(v, p);
+        if (Format == SpecFormat.Compose)
+        {
+            name = name?.ToLowerInvariant(); // as Compose: name: myProject is the project myproject
+        }
+
         if (name is not null && !IsValidName(name, lowercase: true))
         {
             Error(v, p, $"'{name}' is not a valid app name; use lowercase letters, digits, '-' and '_', starting with a letter or digit");
@@ -382,27 +446,7 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
             _declaredVolumes[name] = keyNode;
             if (value is YamlMappingNode options)
             {
-                foreach (var (key, optionKey, _) in Entries(options, Join(path, name)))
-                {
-                    if (key.StartsWith("x-", StringComparison.Ordinal))
-                    {
-                        continue;
-                    }
-
-                    if (key == "driver" && String(options.Children[optionKey], Join(Join(path, name), key)) == "local")
-                    {
-                        continue; // the default
-                    }
-
-                    if (key is "driver" or "driver_opts" or "external" or "labels" or "name")
-                    {
-                        Warning(optionKey, Join(Join(path, name), key), $"'{key}' is not supported yet and is ignored; Berth keeps named volumes in its state folder");
-                    }
-                    else
-                    {
-                        UnknownKey(optionKey, Join(path, name), key, ["driver", "driver_opts", "external", "labels", "name"], "a volume");
-                    }
-                }
+                ReadVolumeOptions(name, options, Join(path, name));
             }
             else if (!IsNull(value))
             {

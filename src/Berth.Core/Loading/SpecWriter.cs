@@ -54,6 +54,12 @@ public static class SpecWriter
                 ("labels", n.Labels.IsEmpty ? null : Strings(n.Labels)))).ToList();
         }
 
+        if (app.Telemetry != TelemetrySpec.Default)
+        {
+            var t = app.Telemetry;
+            root["telemetry"] = Map(("otlp_endpoint", t.OtlpEndpoint?.ToString()), ("max_spans", t.MaxSpans), ("max_logs", t.MaxLogs), ("max_metric_points", t.MaxMetricPoints));
+        }
+
         var services = new OrderedDictionary<string, object?>();
         foreach (var service in app.Services)
         {
@@ -63,7 +69,20 @@ public static class SpecWriter
         root["services"] = services;
         if (!app.Volumes.IsEmpty)
         {
-            root["volumes"] = app.Volumes.ToDictionary(v => v, _ => (object?)new OrderedDictionary<string, object?>()).ToOrdered();
+            var mounts = app.Services.SelectMany(s => s.Volumes).Where(m => m.Type == VolumeType.Volume && m.Source is not null).ToList();
+            root["volumes"] = app.Volumes.ToDictionary(v => v, v => (object?)(mounts.FirstOrDefault(m => m.Source == v) is { } m
+                ? Map(("name", m.External || m.VolumeName != $"{app.Name}_{v}" ? m.VolumeName : null), ("external", m.External ? true : null))
+                : new OrderedDictionary<string, object?>())).ToOrdered();
+        }
+
+        foreach (var (key, kind) in new[] { ("secrets", MountedFileKind.Secret), ("configs", MountedFileKind.Config) })
+        {
+            var files = app.Services.SelectMany(s => s.Files).Where(f => f.Kind == kind).DistinctBy(f => f.Name).ToList();
+            if (files.Count > 0)
+            {
+                root[key] = files.ToDictionary(f => f.Name, f => (object?)Map(("file", f.SourceFile),
+                    ("content", f.Content is null ? null : kind == MountedFileKind.Secret && !showSecrets ? Mask : f.Content))).ToOrdered();
+            }
         }
 
         if (!app.Pipelines.IsEmpty)
@@ -94,7 +113,11 @@ public static class SpecWriter
                 ("port", e.Port), ("target_port", e.TargetPort), ("protocol", Name(SpecReader.ProtocolNames, e.Protocol)),
                 ("public", e.Public), ("host_ip", e.HostIp))).ToOrdered()),
             ("volumes", s.Volumes.IsEmpty ? null : s.Volumes.Select(v => Map(("type", Name(SpecReader.VolumeTypeNames, v.Type)),
-                ("source", v.Source), ("target", v.Target), ("read_only", v.ReadOnly))).ToList()),
+                ("source", v.Source), ("target", v.Target), ("read_only", v.ReadOnly),
+                ("volume", v.NoCopy || v.Subpath is not null ? Map(("nocopy", v.NoCopy ? true : null), ("subpath", v.Subpath)) : null),
+                ("bind", v.Type == VolumeType.Bind && !v.CreateHostPath ? Map(("create_host_path", false)) : null),
+                ("tmpfs", v.TmpfsSize is not null || v.TmpfsMode is not null
+                    ? Map(("size", v.TmpfsSize?.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture)), ("mode", v.TmpfsMode is { } m ? "0" + Convert.ToString(m, 8) : null)) : null))).ToList()),
             ("resources", Resources(s.Resources)),
             ("probes", Probes(s)),
             ("restart", Map(("mode", Name(SpecReader.RestartNames, s.Restart.Mode)), ("max_attempts", s.Restart.MaxAttempts),
@@ -108,9 +131,44 @@ public static class SpecWriter
                 ("tolerance", a.Tolerance), ("scale_down_stabilization", D(a.ScaleDownStabilization))) : null),
             ("stop_grace_period", D(s.StopGracePeriod)),
             ("labels", s.Labels.IsEmpty ? null : Strings(s.Labels)),
-            ("profiles", s.Profiles.IsEmpty ? null : s.Profiles.ToList()));
+            ("deploy_labels", s.DeployLabels.IsEmpty ? null : Strings(s.DeployLabels)),
+            ("profiles", s.Profiles.IsEmpty ? null : s.Profiles.ToList()),
+            ("pull_policy", s.PullPolicy == PullPolicy.Missing ? null : Name(SpecReader.PullPolicyNames, s.PullPolicy)),
+            ("secret_files", FileRefs(s, MountedFileKind.Secret)),
+            ("configs", FileRefs(s, MountedFileKind.Config)));
+        foreach (var (key, value) in Container(s.Container))
+        {
+            tree[key] = value;
+        }
+
         return tree;
     }
+
+    private static List<object?>? FileRefs(Service s, MountedFileKind kind)
+    {
+        var files = s.Files.Where(f => f.Kind == kind).Select(f => (object?)Map(("source", f.Name), ("target", f.Target), ("uid", f.Uid), ("gid", f.Gid),
+            ("mode", f.Mode is { } mode ? "0" + Convert.ToString(mode, 8) : null))).ToList();
+        return files.Count == 0 ? null : files;
+    }
+
+    private static OrderedDictionary<string, object?> Container(ContainerOptions c) => Map(
+        ("init", c.Init),
+        ("read_only", c.ReadOnly ? true : null),
+        ("privileged", c.Privileged ? true : null),
+        ("tmpfs", c.Tmpfs.IsDefaultOrEmpty ? null : c.Tmpfs.ToList()),
+        ("cap_add", c.CapAdd.IsDefaultOrEmpty ? null : c.CapAdd.ToList()),
+        ("cap_drop", c.CapDrop.IsDefaultOrEmpty ? null : c.CapDrop.ToList()),
+        ("ulimits", c.Ulimits.IsEmpty ? null : c.Ulimits.ToDictionary(u => u.Key, u => (object?)Map(("soft", u.Value.Soft), ("hard", u.Value.Hard))).ToOrdered()),
+        ("sysctls", c.Sysctls.IsEmpty ? null : Strings(c.Sysctls)),
+        ("stop_signal", c.StopSignal),
+        ("shm_size", c.ShmSize is { } shm ? shm.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture) : null),
+        ("security_opt", c.SecurityOpt.IsDefaultOrEmpty ? null : c.SecurityOpt.ToList()),
+        ("devices", c.Devices.IsDefaultOrEmpty ? null : c.Devices.ToList()),
+        ("extra_hosts", c.ExtraHosts.IsDefaultOrEmpty ? null : c.ExtraHosts.ToList()),
+        ("hostname", c.Hostname),
+        ("group_add", c.GroupAdd.IsDefaultOrEmpty ? null : c.GroupAdd.ToList()),
+        ("pids_limit", c.PidsLimit),
+        ("logging", c.LogDriver is null ? null : Map(("driver", c.LogDriver), ("options", c.LogOptions.IsEmpty ? null : Strings(c.LogOptions)))));
 
     private static OrderedDictionary<string, object?>? Resources(Resources r)
     {
@@ -137,7 +195,7 @@ public static class SpecWriter
         {
             ProbeKind.Http => Map(("path", p.Path), ("endpoint", p.Endpoint), ("port", p.Port), ("headers", p.Headers.IsEmpty ? null : Strings(p.Headers))),
             ProbeKind.Tcp => Map(("endpoint", p.Endpoint), ("port", p.Port)),
-            _ => p.Command.ToList(),
+            ProbeKind.Exec => p.Command.ToList(),
         };
         return Map((p.Kind.ToString().ToLowerInvariant(), check), ("initial_delay", D(p.InitialDelay)), ("period", D(p.Period)), ("timeout", D(p.Timeout)),
             ("success_threshold", p.SuccessThreshold), ("failure_threshold", p.FailureThreshold));

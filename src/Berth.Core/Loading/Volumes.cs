@@ -27,6 +27,26 @@ internal sealed partial class SpecReader
         }
     }
 
+    private static readonly KeyTable<Box<VolumeMount>> BindOptionKeys = new("bind options")
+    {
+        ["create_host_path"] = (r, v, p, b) => b.V = b.V with { CreateHostPath = r.Bool(v, p) ?? true },
+        ["propagation"] = (r, v, p, _) => r.Warning(v, p, "'propagation' is not supported yet; the engine's default (rprivate) applies"),
+        ["selinux"] = (r, v, p, _) => r.Warning(v, p, "'selinux' is not supported yet and is ignored"),
+    };
+
+    private static readonly KeyTable<Box<VolumeMount>> VolumeOptionKeys = new("volume options")
+    {
+        ["nocopy"] = (r, v, p, b) => b.V = b.V with { NoCopy = r.Bool(v, p) ?? false },
+        ["subpath"] = (r, v, p, b) => b.V = b.V with { Subpath = r.String(v, p) },
+        ["labels"] = (r, v, p, _) => r.Warning(v, p, "'labels' of a mount are not supported yet and are ignored"),
+    };
+
+    private static readonly KeyTable<Box<VolumeMount>> TmpfsOptionKeys = new("tmpfs options")
+    {
+        ["size"] = (r, v, p, b) => b.V = b.V with { TmpfsSize = r.Memory(v, p, dockerUnits: true) },
+        ["mode"] = (r, v, p, b) => b.V = b.V with { TmpfsMode = r.FileMode(v, p) },
+    };
+
     private VolumeMount? ReadShortVolume(YamlNode node, string p)
     {
         // [SOURCE:]TARGET[:MODE] — SOURCE is a path (bind) when it starts with . / or ~, else a named volume.
@@ -49,6 +69,7 @@ internal sealed partial class SpecReader
         }
 
         var readOnly = false;
+        var noCopy = false;
         if (parts.Length == 3)
         {
             foreach (var option in parts[2].Split(','))
@@ -58,7 +79,10 @@ internal sealed partial class SpecReader
                     case "ro":
                         readOnly = true;
                         break;
-                    case "rw" or "z" or "Z" or "cached" or "delegated" or "consistent" or "nocopy" or "rprivate" or "private" or "rshared" or "shared" or "rslave" or "slave":
+                    case "nocopy":
+                        noCopy = true;
+                        break;
+                    case "rw" or "z" or "Z" or "cached" or "delegated" or "consistent" or "rprivate" or "private" or "rshared" or "shared" or "rslave" or "slave":
                         break;
                     default:
                         Error(node, p, $"'{option}' is not a volume mode; use ro or rw");
@@ -75,6 +99,7 @@ internal sealed partial class SpecReader
             Source = isPath ? ResolvePath(source) : source,
             Target = parts[1],
             ReadOnly = readOnly,
+            NoCopy = noCopy,
         }, node, p);
     }
 
@@ -92,7 +117,13 @@ internal sealed partial class SpecReader
     private VolumeMount? ReadLongVolume(YamlMappingNode map, string p)
     {
         var mount = new Box<VolumeMount>(new VolumeMount { Target = "" });
-        ReadKeys(map, p, VolumeKeys, mount);
+        if (map.Children.TryGetValue(new YamlScalarNode("type"), out var typeNode) && typeNode is YamlScalarNode { Value: "image" or "npipe" or "cluster" } other)
+        {
+            Warning(other, Join(p, "type"), $"volume type '{other.Value}' is not supported yet, so this mount is left out (an image mount needs Docker 28, a named pipe Windows)");
+            return null;
+        }
+
+        ReadKeys(map, p, VolumeKeys, mount, allowExtensions: true);
         if (!map.Children.ContainsKey(new YamlScalarNode("type")))
         {
             Error(map, p, "needs type: bind, volume or tmpfs");
@@ -125,9 +156,27 @@ internal sealed partial class SpecReader
         ["source"] = (r, v, p, b) => b.V = b.V with { Source = r.String(v, p) },
         ["target"] = (r, v, p, b) => b.V = b.V with { Target = r.String(v, p) ?? "" },
         ["read_only"] = (r, v, p, b) => b.V = b.V with { ReadOnly = r.Bool(v, p) ?? false },
-        ["bind"] = (r, v, p, _) => r.Warning(v, p, "'bind' options are not supported yet and are ignored"),
-        ["volume"] = (r, v, p, _) => r.Warning(v, p, "'volume' options are not supported yet and are ignored"),
-        ["tmpfs"] = (r, v, p, _) => r.Warning(v, p, "'tmpfs' options are not supported yet and are ignored"),
+        ["bind"] = (r, v, p, b) =>
+        {
+            if (r.Mapping(v, p, "a mapping with create_host_path:, propagation:, selinux:") is { } m)
+            {
+                r.ReadKeys(m, p, BindOptionKeys, b, allowExtensions: true);
+            }
+        },
+        ["volume"] = (r, v, p, b) =>
+        {
+            if (r.Mapping(v, p, "a mapping with nocopy: and subpath:") is { } m)
+            {
+                r.ReadKeys(m, p, VolumeOptionKeys, b, allowExtensions: true);
+            }
+        },
+        ["tmpfs"] = (r, v, p, b) =>
+        {
+            if (r.Mapping(v, p, "a mapping with size: and mode:") is { } m)
+            {
+                r.ReadKeys(m, p, TmpfsOptionKeys, b, allowExtensions: true);
+            }
+        },
         ["consistency"] = (r, v, p, _) => r.Warning(v, p, "'consistency' is not supported yet and is ignored"),
     };
 }

@@ -74,6 +74,19 @@ public sealed record Service
 
     public ImmutableArray<string> Profiles { get; init; } = [];
 
+    /// <summary>Compose's <c>deploy.labels</c>: labels of the service (Swarm's service labels; a Deployment's on Kubernetes),
+    /// not of its containers.</summary>
+    public ImmutableSortedDictionary<string, string> DeployLabels { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    /// <summary>Secrets and configs mounted into each replica as files (Compose <c>secrets:</c> and <c>configs:</c>).</summary>
+    public ImmutableArray<MountedFile> Files { get; init; } = [];
+
+    /// <summary>Container settings passed to Docker as Compose passes them (Docker driver only).</summary>
+    public ContainerOptions Container { get; init; } = ContainerOptions.None;
+
+    /// <summary>When the image is pulled or built (Compose <c>pull_policy</c>).</summary>
+    public PullPolicy PullPolicy { get; init; } = PullPolicy.Missing;
+
     /// <summary>The driver that will run it once <see cref="RuntimeKind.Auto"/> is resolved.</summary>
     public RuntimeKind EffectiveRuntime =>
         Runtime != RuntimeKind.Auto ? Runtime
@@ -113,6 +126,22 @@ public enum EndpointProtocol
 {
     Http,
     Tcp,
+
+    /// <summary>HTTP/2 without TLS, prior knowledge on both sides (no HTTP/1.1 upgrade), as Envoy's h2c clusters.</summary>
+    H2c,
+
+    /// <summary>gRPC: h2c plus gRPC status for retries and metrics, and <c>grpc-timeout</c> deadlines.</summary>
+    Grpc,
+}
+
+/// <summary>Questions about endpoint protocols that more than one part asks.</summary>
+public static class EndpointProtocols
+{
+    /// <summary>True for the HTTP family (http, h2c, grpc): an L7 listener, probes over HTTP, <c>http://</c> URLs.</summary>
+    public static bool IsHttp(this EndpointProtocol protocol) => protocol is EndpointProtocol.Http or EndpointProtocol.H2c or EndpointProtocol.Grpc;
+
+    /// <summary>True for protocols spoken as HTTP/2 with prior knowledge (h2c, grpc).</summary>
+    public static bool IsHttp2(this EndpointProtocol protocol) => protocol is EndpointProtocol.H2c or EndpointProtocol.Grpc;
 }
 
 /// <summary>A named port of a service. <see cref="Port"/> is the stable mesh port callers use; each replica gets its own.</summary>
@@ -152,6 +181,132 @@ public sealed record VolumeMount
     public required string Target { get; init; }
 
     public bool ReadOnly { get; init; }
+
+    /// <summary>The named volume's name on the engine: <c>{app}_{name}</c> as Compose names it, the top-level <c>name:</c>,
+    /// or the name as is when it is external. Null for binds, tmpfs and anonymous volumes.</summary>
+    public string? VolumeName { get; init; }
+
+    /// <summary>The volume exists outside the app (<c>external: true</c>): never created or removed by Berth.</summary>
+    public bool External { get; init; }
+
+    /// <summary>Do not copy the image's content at the target into a new volume (Compose <c>volume.nocopy</c>).</summary>
+    public bool NoCopy { get; init; }
+
+    /// <summary>Mount only this folder of the volume (Compose <c>volume.subpath</c>).</summary>
+    public string? Subpath { get; init; }
+
+    /// <summary>Create a missing bind source as a folder (Compose <c>bind.create_host_path</c>, true by default as Compose).</summary>
+    public bool CreateHostPath { get; init; } = true;
+
+    /// <summary>tmpfs size (Compose <c>tmpfs.size</c>); null: the engine's default.</summary>
+    public ByteSize? TmpfsSize { get; init; }
+
+    /// <summary>tmpfs file mode (Compose <c>tmpfs.mode</c>, octal); null: the engine's default (1777).</summary>
+    public int? TmpfsMode { get; init; }
+}
+
+/// <summary>Whether a <see cref="MountedFile"/> is a secret (masked everywhere) or a config.</summary>
+public enum MountedFileKind
+{
+    Secret,
+    Config,
+}
+
+/// <summary>A Compose secret or config mounted read-only as a file: at <c>/run/secrets/NAME</c> (secrets) or <c>/NAME</c>
+/// (configs) unless <see cref="Target"/> says otherwise. Its content comes from a file, or is held here
+/// (<c>environment:</c>, <c>content:</c>).</summary>
+public sealed record MountedFile
+{
+    public required string Name { get; init; }
+
+    public MountedFileKind Kind { get; init; }
+
+    /// <summary>Absolute path inside the replica.</summary>
+    public required string Target { get; init; }
+
+    /// <summary>Absolute path of the file whose content it is; null when <see cref="Content"/> holds it.</summary>
+    public string? SourceFile { get; init; }
+
+    public string? Content { get; init; }
+
+    public string? Uid { get; init; }
+
+    public string? Gid { get; init; }
+
+    /// <summary>File mode; null: 0444 (world-readable, as Compose).</summary>
+    public int? Mode { get; init; }
+}
+
+/// <summary>When an image is pulled or built, as Compose's <c>pull_policy</c>.</summary>
+public enum PullPolicy
+{
+    /// <summary>Pull only when the image is not on the engine (Compose's default, <c>missing</c> / <c>if_not_present</c>).</summary>
+    Missing,
+
+    /// <summary>Pull on every start.</summary>
+    Always,
+
+    /// <summary>Never pull; the image must be on the engine.</summary>
+    Never,
+
+    /// <summary>Always build from <c>build:</c>.</summary>
+    Build,
+}
+
+/// <summary>A ulimit: soft and hard limit (equal when Compose gives one number).</summary>
+public sealed record Ulimit(long Soft, long Hard);
+
+/// <summary>Container settings Compose passes to Docker as they are. Each is the engine's default when absent.</summary>
+public sealed record ContainerOptions
+{
+    public static readonly ContainerOptions None = new();
+
+    public bool? Init { get; init; }
+
+    public bool ReadOnly { get; init; }
+
+    public bool Privileged { get; init; }
+
+    /// <summary>tmpfs mounts written <c>/path[:options]</c>.</summary>
+    public ImmutableArray<string> Tmpfs { get; init; } = [];
+
+    public ImmutableArray<string> CapAdd { get; init; } = [];
+
+    public ImmutableArray<string> CapDrop { get; init; } = [];
+
+    public ImmutableSortedDictionary<string, Ulimit> Ulimits { get; init; } = ImmutableSortedDictionary<string, Ulimit>.Empty;
+
+    public ImmutableSortedDictionary<string, string> Sysctls { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    public string? StopSignal { get; init; }
+
+    public ByteSize? ShmSize { get; init; }
+
+    public ImmutableArray<string> SecurityOpt { get; init; } = [];
+
+    /// <summary>Devices written <c>HOST[:CONTAINER[:PERMISSIONS]]</c>.</summary>
+    public ImmutableArray<string> Devices { get; init; } = [];
+
+    /// <summary><c>HOST:IP</c> entries for /etc/hosts.</summary>
+    public ImmutableArray<string> ExtraHosts { get; init; } = [];
+
+    public string? Hostname { get; init; }
+
+    public ImmutableArray<string> GroupAdd { get; init; } = [];
+
+    /// <summary>-1: unlimited.</summary>
+    public long? PidsLimit { get; init; }
+
+    /// <summary>The log driver (only <c>local</c>, <c>json-file</c> and <c>none</c> keep logs Berth can read).</summary>
+    public string? LogDriver { get; init; }
+
+    public ImmutableSortedDictionary<string, string> LogOptions { get; init; } = ImmutableSortedDictionary<string, string>.Empty;
+
+    /// <summary>Whether anything differs from the engine's defaults.</summary>
+    public bool IsEmpty => this == None || (Init is null && !ReadOnly && !Privileged && Tmpfs.IsDefaultOrEmpty && CapAdd.IsDefaultOrEmpty
+        && CapDrop.IsDefaultOrEmpty && Ulimits.IsEmpty && Sysctls.IsEmpty && StopSignal is null && ShmSize is null && SecurityOpt.IsDefaultOrEmpty
+        && Devices.IsDefaultOrEmpty && ExtraHosts.IsDefaultOrEmpty && Hostname is null && GroupAdd.IsDefaultOrEmpty && PidsLimit is null
+        && LogDriver is null && LogOptions.IsEmpty);
 }
 
 /// <summary>CPU and memory requests (what the scheduler reserves) and limits (what the kernel enforces).</summary>

@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Berth.Core.Build;
 using Berth.Core.Model;
 using Berth.Runtime.Logs;
 using global::Docker.DotNet;
@@ -316,6 +317,24 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         };
     }
 
+    /// <summary>Runs the command inside the container through the engine's exec API (no docker CLI needed).</summary>
+    public async Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
+    {
+        var id = ContainerId(replica);
+        var exec = await CallAsync(c => c.Exec.ExecCreateContainerAsync(id, new ContainerExecCreateParameters
+        {
+            Cmd = [.. command],
+            AttachStdout = true,
+            AttachStderr = true,
+        }, cancellationToken)).ConfigureAwait(false);
+        using (var stream = await CallAsync(c => c.Exec.StartAndAttachContainerExecAsync(exec.ID, false, cancellationToken)).ConfigureAwait(false))
+        {
+            var (stdout, stderr) = await stream.ReadOutputToEndAsync(cancellationToken).ConfigureAwait(false);
+            var inspect = await CallAsync(c => c.Exec.InspectContainerExecAsync(exec.ID, cancellationToken)).ConfigureAwait(false);
+            return new ExecResult((int)inspect.ExitCode, stdout + stderr);
+        }
+    }
+
     public async Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken)
     {
         var containers = await CallAsync(c => c.Containers.ListContainersAsync(
@@ -479,7 +498,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 CgroupParent = spec.Node is null || _cgroupDriver != "cgroupfs" ? null : $"/{_options.CgroupSubtree}/{spec.Node}",
                 Mounts = [.. spec.Volumes.Select(v => new Mount
                 {
-                    Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", _ => "volume" },
+                    Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", VolumeType.Volume => "volume" },
                     Source = v.Source,
                     Target = v.Target,
                     ReadOnly = v.ReadOnly,

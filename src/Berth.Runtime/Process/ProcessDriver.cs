@@ -344,6 +344,42 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         };
     }
 
+    /// <summary>Runs the command on the host beside the replica (a process replica has no container to enter), in
+    /// <paramref name="workingDirectory"/>; cancelling kills it and its children.</summary>
+    public async Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
+    {
+        if (command.Count == 0)
+        {
+            throw new ArgumentException("the command is empty", nameof(command));
+        }
+
+        var info = new ProcessStartInfo { FileName = command[0], RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var arg in command.Skip(1))
+        {
+            info.ArgumentList.Add(arg);
+        }
+
+        if (workingDirectory is not null)
+        {
+            info.WorkingDirectory = workingDirectory;
+        }
+
+        using var process = SysProcess.Start(info) ?? throw new InvalidOperationException($"could not start {command[0]}");
+        var stdout = process.StandardOutput.ReadToEndAsync(cancellationToken);
+        var stderr = process.StandardError.ReadToEndAsync(cancellationToken);
+        try
+        {
+            await process.WaitForExitAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw;
+        }
+
+        return new ExecResult(process.ExitCode, await stdout.ConfigureAwait(false) + await stderr.ConfigureAwait(false));
+    }
+
     public Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken)
     {
         var dir = Path.Combine(_options.StateRoot, RegistryFolder, app);

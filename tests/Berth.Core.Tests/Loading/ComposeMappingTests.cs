@@ -77,7 +77,7 @@ public class ComposeMappingTests : IDisposable
             """);
 
         var e = Assert.Single(s.Endpoints);
-        Assert.Equal(new Endpoint { Name = "web", Port = 8080, TargetPort = 80, Protocol = EndpointProtocol.Http }, e);
+        Assert.Equal(new Endpoint { Name = "web", Port = 8080, TargetPort = 80, Protocol = EndpointProtocol.Http, Public = true }, e);
     }
 
     [Fact]
@@ -139,7 +139,7 @@ public class ComposeMappingTests : IDisposable
         Assert.Equal(
         [
             new VolumeMount { Type = VolumeType.Bind, Source = Path.Combine(_dir, "init"), Target = "/docker-entrypoint-initdb.d", ReadOnly = true },
-            new VolumeMount { Type = VolumeType.Volume, Source = "data", Target = "/var/lib/postgresql/data" },
+            new VolumeMount { Type = VolumeType.Volume, Source = "data", Target = "/var/lib/postgresql/data", VolumeName = $"{Path.GetFileName(_dir).ToLowerInvariant()}_data" },
             new VolumeMount { Type = VolumeType.Volume, Target = "/var/cache" },
             new VolumeMount { Type = VolumeType.Bind, Source = Path.GetFullPath(Path.Combine(_dir, "../shared")), Target = "/shared", ReadOnly = true },
         ], s.Volumes.ToArray());
@@ -323,7 +323,7 @@ public class ComposeMappingTests : IDisposable
                 image: x
                 networks: [front]
                 container_name: web1
-                logging: {driver: json-file}
+                logging: {driver: syslog}
             networks:
               front: {}
             """);
@@ -334,7 +334,7 @@ public class ComposeMappingTests : IDisposable
             "1:1 version: 'version' is obsolete and is ignored (as Compose does); you can remove it",
             "5:5 services.web.networks: 'networks' is not supported yet and is ignored; services reach each other through Berth's mesh on 127.0.0.1 (services__NAME__ENDPOINT__0)",
             "6:5 services.web.container_name: 'container_name' is not supported yet and is ignored; Berth names replicas itself",
-            "7:5 services.web.logging: 'logging' is not supported yet and is ignored",
+            "7:23 services.web.logging.driver: log driver 'syslog' is not supported: Berth reads replica logs back from the engine, which only the local and json-file drivers keep; the engine's default is used",
             "8:1 networks: 'networks' is not supported yet and is ignored; Berth's replicas share the host's loopback network",
         ], result.Warnings.Select(w => $"{w.Line}:{w.Column} {w.Path}: {w.Message}"));
     }

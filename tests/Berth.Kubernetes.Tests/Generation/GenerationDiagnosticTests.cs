@@ -227,4 +227,44 @@ public sealed class GenerationDiagnosticTests
 
         Assert.Null(Yaml.Get(set.Find("Deployment", "api")!.ToYaml(), "spec.template.spec.containers[0].workingDir"));
     }
+
+    [Fact]
+    public void Generate_ServiceNameOver63Characters_SaysItIsTooLongAndByHowMuch()
+    {
+        var name = "orders-" + new string('x', 63);
+
+        var set = Generate(new Service { Name = name, Image = "example/orders:1", Endpoints = [new Endpoint { Port = 8080 }] });
+
+        Assert.False(set.Succeeded);
+        Assert.Equal(
+            $"error: services.{name}: the name is too long for Kubernetes: '{name}' is 70 characters, 7 more than the 63 a Service name (a DNS-1035 label) allows; shorten it by at least 7",
+            Assert.Single(set.Errors).ToString());
+    }
+
+    [Fact]
+    public void Generate_ServiceNameOf63Characters_IsAccepted()
+    {
+        var name = "a" + new string('b', 62);
+
+        var set = Generate(new Service { Name = name, Image = "example/b:1", Endpoints = [new Endpoint { Port = 8080 }] });
+
+        Assert.True(set.Succeeded, string.Join("\n", set.Errors));
+        Assert.NotNull(set.Find("Service", name));
+    }
+
+    [Fact]
+    public void Generate_StatefulSetWhoseHeadlessServiceNameIsTooLong_SaysByHowMuch()
+    {
+        var name = "c" + new string('a', 59); // 60 characters: fine for the service, not for '{name}-headless'
+
+        var set = Generate(new Service
+        {
+            Name = name, Image = "redis:7", Replicas = 3, Endpoints = [new Endpoint { Port = 6379 }],
+            Volumes = [new VolumeMount { Type = VolumeType.Volume, Source = "data", Target = "/data" }],
+        });
+
+        Assert.Equal(
+            $"error: services.{name}: the name is too long for Kubernetes: its StatefulSet needs the headless Service '{name}-headless', 69 characters, 6 more than the 63 a Service name allows; shorten the service name by at least 6",
+            Assert.Single(set.Errors).ToString());
+    }
 }

@@ -48,8 +48,8 @@ public sealed class UpstreamSetPropertyTests
                         break;
                     case RequestOp r:
                         var s = state.Snapshot;
-                        var group = state.SelectGroup(s, header: null);
-                        var chosen = state.Choose(s, group, tried: null, hashKey: $"user-{r.HashKey}", out _);
+                        var group = state.Selector.SelectGroup(s, header: null);
+                        var chosen = state.Selector.Choose(s, group, tried: null, hashKey: $"user-{r.HashKey}", out _);
                         var current = route.Upstreams.Select(EndpointState.KeyOf).ToHashSet();
                         if (chosen is not null)
                         {

@@ -1,3 +1,6 @@
+using Berth.Core.Model;
+using Berth.Core.Probing;
+using Berth.Orchestration.Controllers;
 
 namespace Berth.Orchestration.Tests.Controllers;
 

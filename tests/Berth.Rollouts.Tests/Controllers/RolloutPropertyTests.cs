@@ -1,3 +1,5 @@
+using Berth.Core.Contracts;
+using Berth.Core.Probing;
 
 namespace Berth.Rollouts.Tests.Controllers;
 
@@ -42,7 +44,7 @@ public sealed class RolloutPropertyTests
         var routes = new RecordingRouteSink(driver.Calls);
         var store = StateStore.Open(dir);
         var prober = new FatedProber();
-        var plane = new ControlPlane(new OrchestratorOptions { StateDirectory = dir }, store, [driver], routes, prober, time, new ConsoleLogger<ControlPlane>(), random: new Random(c.Seed));
+        var plane = new ControlPlane(new OrchestratorOptions { StateDirectory = dir }, store, [driver], routes, prober, time, new CapturingLogger<ControlPlane>(), random: new Random(c.Seed));
         try
         {
             await plane.StartAsync(CancellationToken.None);
@@ -81,7 +83,7 @@ public sealed class RolloutPropertyTests
 
             var revision = await plane.PatchServiceAsync("api", new ServicePatch { Env = ImmutableSortedDictionary<string, string>.Empty.Add("V", "2") }, CancellationToken.None);
             var routeMark = driver.Calls.Count;
-            var state = "";
+            var state = RolloutState.Progressing;
             await TickUntilAsync(plane, time, () =>
             {
                 // Never more than replicas + maxSurge running at once, not counting those already on their way out (as
@@ -90,7 +92,7 @@ public sealed class RolloutPropertyTests
                 Assert.True(running <= c.Replicas + surge, $"{running} replicas running, more than {c.Replicas} + maxSurge {surge}; {c}; replicas {string.Join(", ", Api(plane).Select(r => $"{r.Id}:{r.Revision}:{r.Phase}"))}; " +
                     $"driver: {string.Join(" | ", driver.Calls.Where(l => !l.StartsWith("route", StringComparison.Ordinal)).TakeLast(20))}; events: {string.Join(" | ", store.ListEvents().TakeLast(20).Select(e => $"{e.Type} {e.Replica} {e.Message}"))}");
                 state = plane.GetRollout("api").State;
-                return state is RolloutStates.Complete or RolloutStates.RolledBack
+                return state is RolloutState.Complete or RolloutState.RolledBack
                     && Api(plane).Count() == c.Replicas && Api(plane).All(r => r.Phase == ReplicaPhase.Ready) && routes.Upstreams("api").Count == c.Replicas;
             }, "the rollout complete or rolled back, the service whole", c, store);
 
@@ -102,7 +104,7 @@ public sealed class RolloutPropertyTests
 
             // Complete exactly when every new replica it needed was good; otherwise back on the first revision.
             var used = fates.Values.ToList();
-            if (state == RolloutStates.Complete)
+            if (state == RolloutState.Complete)
             {
                 Assert.True(Api(plane).All(r => r.Revision == revision.TemplateOf("api")), $"complete but not all on the new revision; {c}");
                 Assert.True(used.All(f => f == Fate.Ready), $"complete though a new replica was {string.Join(",", used)}; {c}");

@@ -1,3 +1,6 @@
+using System.Formats.Tar;
+using Berth.Core.Build;
+using Berth.Runtime.Docker;
 
 namespace Berth.Runtime.Tests.Docker;
 

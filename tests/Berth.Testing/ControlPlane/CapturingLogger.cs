@@ -1,10 +1,10 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace Berth.Orchestration.Tests.Fakes;
+namespace Berth.Testing.ControlPlanes;
 
 /// <summary>Keeps warnings and errors so a failing test can show what the control plane logged.</summary>
-internal sealed class ConsoleLogger<T> : ILogger<T>
+public sealed class CapturingLogger<T> : ILogger<T>
 {
     public ConcurrentQueue<string> Lines { get; } = new();
 
