@@ -1,5 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Pipelines.Expressions;
 
 namespace Berth.Pipelines.Tests.Expressions;
 
