@@ -255,7 +255,8 @@ internal static class ControlPlaneCommands
     private static Command Down()
     {
         var file = SpecFile.CreateFileOption();
-        var command = new Command("down", "Stop every replica gracefully and the control plane.") { file };
+        var volumes = new Option<bool>("--volumes", "-v") { Description = "Also remove the app's named volumes (as docker compose down -v); external volumes are kept." };
+        var command = new Command("down", "Stop every replica gracefully and the control plane.") { file, volumes };
         command.SetAction(async (parse, ct) =>
         {
             var state = StateFor(parse.GetValue(file));
@@ -264,43 +265,55 @@ internal static class ControlPlaneCommands
                 return ExitCodes.NotFound;
             }
 
-            using (var client = ApiClient.TryOpen(state))
+            var code = await StopAsync(state, ct);
+            if (code == ExitCodes.Ok && parse.GetValue(volumes) && await ControlPlaneHost.RemoveVolumesAsync(state, Console.Error, ct) is { } problem)
             {
-                if (client is not null && await client.AliveAsync(ct))
-                {
-                    await client.PostAsync("/v1/shutdown", null, ct);
-                    var deadline = Stopwatch.StartNew();
-                    while (await client.AliveAsync(ct))
-                    {
-                        if (deadline.Elapsed > TimeSpan.FromMinutes(3))
-                        {
-                            Error("the control plane is still running 3 minutes after it was asked to stop");
-                            return ExitCodes.Failed;
-                        }
-
-                        await Task.Delay(100, ct);
-                    }
-
-                    Status("stopped");
-                    return ExitCodes.Ok;
-                }
+                Error(problem);
+                return ExitCodes.Failed;
             }
 
-            if (!File.Exists(Path.Combine(state, StateStore.FileName)))
-            {
-                Status("nothing to stop: no control plane has run here");
-                return ExitCodes.Ok;
-            }
-
-            // No control plane answers (never detached, or killed): adopt what is left and stop it.
-            await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
-            var count = host.Plane.Replicas.Length;
-            await host.Plane.DownAsync(ct);
-            await host.RemoveNodesAsync(ct);
-            Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
-            return ExitCodes.Ok;
+            return code;
         });
         return command;
+    }
+
+    private static async Task<int> StopAsync(string state, CancellationToken ct)
+    {
+        using (var client = ApiClient.TryOpen(state))
+        {
+            if (client is not null && await client.AliveAsync(ct))
+            {
+                await client.PostAsync("/v1/shutdown", null, ct);
+                var deadline = Stopwatch.StartNew();
+                while (await client.AliveAsync(ct))
+                {
+                    if (deadline.Elapsed > TimeSpan.FromMinutes(3))
+                    {
+                        Error("the control plane is still running 3 minutes after it was asked to stop");
+                        return ExitCodes.Failed;
+                    }
+
+                    await Task.Delay(100, ct);
+                }
+
+                Status("stopped");
+                return ExitCodes.Ok;
+            }
+        }
+
+        if (!File.Exists(Path.Combine(state, StateStore.FileName)))
+        {
+            Status("nothing to stop: no control plane has run here");
+            return ExitCodes.Ok;
+        }
+
+        // No control plane answers (never detached, or killed): adopt what is left and stop it.
+        await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
+        var count = host.Plane.Replicas.Length;
+        await host.Plane.DownAsync(ct);
+        await host.RemoveNodesAsync(ct);
+        Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
+        return ExitCodes.Ok;
     }
 
     // ---- ps -----------------------------------------------------------------------------------------------------
