@@ -26,14 +26,15 @@ internal static class ControlPlaneCommands
 
     private static Command Up()
     {
-        var file = SpecFile.CreateFileOption();
+        var file = SpecFile.CreateFilesOption();
+        var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
         var detach = new Option<bool>("--detach", "-d") { Description = "Run the control plane in the background and return once it is listening." };
         var noBuild = new Option<bool>("--no-build") { Description = "Skip the build commands and image builds (as docker compose up --no-build)." };
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, profiles, detach, noBuild };
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild };
         command.SetAction(async (parse, ct) =>
         {
-            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
             if (!outcome.Succeeded)
             {
                 return outcome.ExitCode;
@@ -60,7 +61,10 @@ internal static class ControlPlaneCommands
             }
 
             return parse.GetValue(detach)
-                ? await StartDetachedAsync(outcome.Path!, parse.GetValue(profiles) ?? [], state, ct)
+                ? await StartDetachedAsync(
+                    // The files as loaded: the default file's compose.override.yaml too, which -f alone would not bring.
+                    outcome.OverridePath is { } overrideFile ? [outcome.Path!, overrideFile] : [outcome.Path!, .. (parse.GetValue(file) ?? []).Skip(1)],
+                    parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, ct)
                 : await RunForegroundAsync(app, state);
         });
         return command;
@@ -141,7 +145,7 @@ internal static class ControlPlaneCommands
         }
     }
 
-    private static async Task<int> StartDetachedAsync(string specPath, string[] profiles, string state, CancellationToken ct)
+    private static async Task<int> StartDetachedAsync(string[] specPaths, string[] envFiles, string[] profiles, string state, CancellationToken ct)
     {
         Directory.CreateDirectory(state);
         var address = Path.Combine(state, Server.ApiServerOptions.AddressFileName);
@@ -158,8 +162,17 @@ internal static class ControlPlaneCommands
         }
 
         info.ArgumentList.Add(DaemonCommand);
-        info.ArgumentList.Add("-f");
-        info.ArgumentList.Add(Path.GetFullPath(specPath));
+        foreach (var specPath in specPaths)
+        {
+            info.ArgumentList.Add("-f");
+            info.ArgumentList.Add(Path.GetFullPath(specPath));
+        }
+
+        foreach (var envFile in envFiles)
+        {
+            info.ArgumentList.Add("--env-file");
+            info.ArgumentList.Add(Path.GetFullPath(envFile));
+        }
         foreach (var p in profiles)
         {
             info.ArgumentList.Add("--profile");
@@ -204,13 +217,14 @@ internal static class ControlPlaneCommands
 
     private static Command Daemon()
     {
-        var file = SpecFile.CreateFileOption();
+        var file = SpecFile.CreateFilesOption();
+        var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, profiles };
+        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, envFile, profiles };
         command.Hidden = true;
         command.SetAction(async (parse, ct) =>
         {
-            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
             if (!outcome.Succeeded)
             {
                 return outcome.ExitCode;

@@ -16,7 +16,7 @@ internal sealed partial class SpecReader
         ["networks"] = Unsupported<SpecReader>("Berth's replicas share the host's loopback network"),
         ["secrets"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Secret),
         ["configs"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Config),
-        ["include"] = Unsupported<SpecReader>(null),
+        ["include"] = (r, v, p, _) => r.ReadInclude(v, p),
         ["models"] = Unsupported<SpecReader>(null),
     };
 
@@ -96,6 +96,7 @@ internal sealed partial class SpecReader
             ["labels"] = BerthServiceKeys["labels"],
             ["profiles"] = BerthServiceKeys["profiles"],
             ["stop_grace_period"] = BerthServiceKeys["stop_grace_period"],
+            ["extends"] = (_, _, _, _) => { }, // applied before the service's own keys (ApplyExtends)
             ["command"] = (r, v, p, d) => d.S = d.S with { Command = IsNull(v) ? [] : r.Argv(v, p) ?? [] },
             ["ports"] = (r, v, p, d) => r.ReadPorts(v, p, d),
             ["expose"] = (r, v, p, d) => r.ReadExpose(v, p, d),

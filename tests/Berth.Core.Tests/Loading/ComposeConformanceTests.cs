@@ -299,6 +299,86 @@ public class ComposeConformanceTests : IDisposable
         Assert.Equal([(8000, 80), (9000, 81)], s.Endpoints.Select(e => (e.Port!.Value, e.TargetPort!.Value)));
     }
 
+    // ---- extends, include, several files, env files -----------------------------------------------------------
+
+    [Fact]
+    public void Extends_SameFileAndOtherFile_MergeAsComposeDoes()
+    {
+        Directory.CreateDirectory(File("common"));
+        System.IO.File.WriteAllText(File("common/base.yaml"), """
+            services:
+              base:
+                image: base:1
+                environment: {FROM_BASE: "1", SHARED: base}
+                volumes: [./data:/data]
+            """);
+        var app = App("""
+            services:
+              web:
+                extends: {file: common/base.yaml, service: base}
+                environment: {SHARED: web}
+              worker:
+                extends: web
+                command: ["work"]
+            """);
+
+        var web = app.Services[0];
+        var worker = app.Services[1];
+        Assert.Equal(("base:1", "1", "web"), (web.Image, web.Env["FROM_BASE"], web.Env["SHARED"]));
+        Assert.Equal(File("common/data"), Assert.Single(web.Volumes).Source); // relative to the extended file, as Compose
+        Assert.Equal(("base:1", "web", "work"), (worker.Image, worker.Env["SHARED"], worker.Command.Single()));
+    }
+
+    [Fact]
+    public void Extends_UnknownServiceAndCycle_AreErrors()
+    {
+        var result = Load("services:\n  a:\n    extends: b\n    image: x\n  b:\n    extends: a\n    image: x\n  c:\n    extends: nope\n    image: x\n");
+
+        Assert.Equal("""
+            compose.yaml:3:14: services.a.extends: extends forms a cycle: compose.yaml#b → compose.yaml#a → compose.yaml#b; a service cannot extend itself
+            compose.yaml:6:14: services.b.extends: extends forms a cycle: compose.yaml#a → compose.yaml#b → compose.yaml#a; a service cannot extend itself
+            compose.yaml:9:14: services.c.extends: extends service 'nope', which is not in this file
+            """.Replace("compose.yaml#", File("compose.yaml") + "#", StringComparison.Ordinal), Errors(result));
+    }
+
+    [Fact]
+    public void Include_AddsTheOtherFilesServicesAndVolumes_WithItsOwnFolder()
+    {
+        Directory.CreateDirectory(File("db"));
+        System.IO.File.WriteAllText(File("db/compose.yaml"), "services:\n  db:\n    image: postgres\n    env_file: db.env\n    volumes: [data:/var/lib/postgresql/data]\nvolumes:\n  data:\n");
+        System.IO.File.WriteAllText(File("db/db.env"), "POSTGRES_PASSWORD=pw\n");
+        var app = App("name: shop\ninclude:\n  - db/compose.yaml\nservices:\n  web:\n    image: web\n    depends_on: [db]\n");
+
+        Assert.Equal(["db", "web"], app.Services.Select(s => s.Name));
+        Assert.Equal("pw", app.Services[0].Env["POSTGRES_PASSWORD"]);
+        Assert.Equal("shop_data", app.Services[0].Volumes.Single().VolumeName);
+    }
+
+    [Fact]
+    public void Include_RedefiningAService_IsAnError()
+    {
+        System.IO.File.WriteAllText(File("other.yaml"), "services:\n  web:\n    image: other\n");
+        var result = Load("services:\n  web:\n    image: web\ninclude: [other.yaml]\n");
+
+        Assert.Equal($"other.yaml:2:3: services.web: service web is defined both here and at {File("compose.yaml")}:2:3; an included file may not redefine a service (as Compose); rename one of them", Errors(result));
+    }
+
+    [Fact]
+    public void SeveralFiles_MergeInOrder_AndEnvFilesReplaceDotEnv()
+    {
+        System.IO.File.WriteAllText(File(".env"), "TAG=from-dotenv\n");
+        System.IO.File.WriteAllText(File("prod.env"), "TAG=1.0\nREPLICAS=3\n");
+        System.IO.File.WriteAllText(File("compose.yaml"), "services:\n  web:\n    image: web:${TAG}\n    ports: [\"8080:80\"]\n");
+        System.IO.File.WriteAllText(File("compose.prod.yaml"), "services:\n  web:\n    deploy: {replicas: \"${REPLICAS}\"}\n    ports: [\"8443:443\"]\n");
+
+        var result = SpecLoader.LoadFiles([File("compose.yaml"), File("compose.prod.yaml")], new LoadOptions { Environment = new Dictionary<string, string>(), EnvFiles = [File("prod.env")] });
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
+        var web = result.Application!.Services.Single();
+        Assert.Equal(("web:1.0", 3), (web.Image, web.Replicas));
+        Assert.Equal([8080, 8443], web.Endpoints.Select(e => e.Port!.Value));
+    }
+
     // ---- wrongly accepted until now ----------------------------------------------------------------------------
 
     [Fact]
