@@ -122,6 +122,18 @@ internal sealed partial class SpecReader
                 "networks" or "network_mode" or "links" =>
                     "services reach each other through Berth's mesh on 127.0.0.1 (services__NAME__ENDPOINT__0)",
                 "container_name" => "Berth names replicas itself",
+                "dns" or "dns_opt" or "dns_search" or "domainname" or "mac_address" => "containers use the host's network and its resolver",
+                "ipc" or "pid" or "uts" or "userns_mode" or "cgroup" or "cgroup_parent" or "isolation" => "Berth puts each replica in its own cgroup and namespaces",
+                "blkio_config" or "cpu_count" or "cpu_percent" or "cpu_period" or "cpu_quota" or "cpu_rt_period" or "cpu_rt_runtime" or "cpu_shares" or "cpuset"
+                    or "mem_swappiness" or "memswap_limit" or "oom_kill_disable" or "oom_score_adj" or "device_cgroup_rules" =>
+                    "Berth sets CPU and memory limits itself from cpus, mem_limit and deploy.resources",
+                "tty" or "stdin_open" or "attach" => "replicas run detached; read their output with berth logs",
+                "platform" => "images run on this machine's platform",
+                "develop" => "Berth has no watch mode yet",
+                "post_start" or "pre_stop" => "lifecycle hooks do not run yet",
+                "gpus" => "GPUs are not passed to containers yet",
+                "volumes_from" => "share a named volume between the services instead",
+                "runtime" => "containers run with the engine's default OCI runtime",
                 _ => null,
             });
         }
