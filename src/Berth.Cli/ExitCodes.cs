@@ -8,6 +8,9 @@ public static class ExitCodes
     /// <summary>The spec (or a pipeline definition) has errors.</summary>
     public const int InvalidSpec = 1;
 
+    /// <summary><c>berth k8s diff</c>: differences were found, as <c>kubectl diff</c> exits (its errors exit above 1).</summary>
+    public const int Differences = 1;
+
     /// <summary>Bad command line: unknown command or option, missing argument.</summary>
     public const int Usage = 2;
 

@@ -5,8 +5,11 @@ namespace Berth.Kubernetes;
 /// <summary>Turns spec names into the names Kubernetes accepts.</summary>
 internal static class KubeNames
 {
+    /// <summary>Longest DNS label (RFC 1123/1035), and so the longest Service or namespace name.</summary>
+    public const int MaxLabelLength = 63;
+
     /// <summary>A DNS-1035 label (Service names): lowercase letters, digits and '-', starting with a letter, at most 63 characters.</summary>
-    public static string Label(string name, int max = 63)
+    public static string Label(string name, int max = MaxLabelLength)
     {
         var text = new StringBuilder(name.Length);
         foreach (var c in name.ToLowerInvariant())

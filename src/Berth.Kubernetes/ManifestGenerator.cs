@@ -53,6 +53,9 @@ public static partial class ManifestGenerator
     [GeneratedRegex(@"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$")]
     private static partial Regex StorageQuantity();
 
+    // What the API server defaults a claim's volumeMode to; written out so a repeated apply matches the stored claim.
+    private const string FilesystemVolumeMode = "Filesystem";
+
     private static bool IsQuantity(string text) => StorageQuantity().IsMatch(text);
 
     private sealed class Context(Application app, GenerateOptions options)
@@ -92,6 +95,14 @@ public static partial class ManifestGenerator
             foreach (var service in app.Services)
             {
                 var name = KubeNames.Label(service.Name);
+                var full = KubeNames.Label(service.Name, int.MaxValue);
+                if (full.Length > KubeNames.MaxLabelLength)
+                {
+                    var over = full.Length - KubeNames.MaxLabelLength;
+                    Error($"services.{service.Name}", $"the name is too long for Kubernetes: '{full}' is {full.Length} characters, {over} more than the {KubeNames.MaxLabelLength} a Service name (a DNS-1035 label) allows; shorten it by at least {over}");
+                    continue;
+                }
+
                 var clash = _serviceNames.FirstOrDefault(kv => kv.Value == name);
                 if (clash.Key is not null)
                 {
@@ -162,6 +173,7 @@ public static partial class ManifestGenerator
                     Spec = new V1PersistentVolumeClaimSpec
                     {
                         AccessModes = [many ? "ReadWriteMany" : "ReadWriteOnce"],
+                        VolumeMode = FilesystemVolumeMode,
                         Resources = new V1VolumeResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["storage"] = new(options.VolumeSize) } },
                     },
                 }));
@@ -346,6 +358,7 @@ public static partial class ManifestGenerator
                                         Spec = new V1PersistentVolumeClaimSpec
                                         {
                                             AccessModes = ["ReadWriteOnce"],
+                                            VolumeMode = FilesystemVolumeMode,
                                             Resources = new V1VolumeResourceRequirements { Requests = new Dictionary<string, ResourceQuantity> { ["storage"] = new(options.VolumeSize) } },
                                         },
                                     });
@@ -434,7 +447,7 @@ public static partial class ManifestGenerator
                         Selector = new V1LabelSelector { MatchLabels = selector },
                         Template = template,
                         VolumeClaimTemplates = claimTemplates,
-                        MinReadySeconds = WholeSeconds(update.MinReady, $"{path}.update.min_ready", min: 0),
+                        MinReadySeconds = OmitZero(WholeSeconds(update.MinReady, $"{path}.update.min_ready", min: 0)),
                         RevisionHistoryLimit = update.RevisionHistoryLimit,
                         UpdateStrategy = new V1StatefulSetUpdateStrategy { Type = "RollingUpdate" },
                     },
@@ -473,7 +486,7 @@ public static partial class ManifestGenerator
                         Selector = new V1LabelSelector { MatchLabels = selector },
                         Template = template,
                         Strategy = strategy,
-                        MinReadySeconds = WholeSeconds(update.MinReady, $"{path}.update.min_ready", min: 0),
+                        MinReadySeconds = OmitZero(WholeSeconds(update.MinReady, $"{path}.update.min_ready", min: 0)),
                         ProgressDeadlineSeconds = WholeSeconds(update.ProgressDeadline, $"{path}.update.progress_deadline", min: 1),
                         RevisionHistoryLimit = update.RevisionHistoryLimit,
                     },
@@ -742,7 +755,7 @@ public static partial class ManifestGenerator
 
             var result = new V1Probe
             {
-                InitialDelaySeconds = WholeSeconds(probe.InitialDelay, $"{path}.initial_delay", min: 0),
+                InitialDelaySeconds = OmitZero(WholeSeconds(probe.InitialDelay, $"{path}.initial_delay", min: 0)),
                 PeriodSeconds = WholeSeconds(probe.Period, $"{path}.period", min: 1),
                 TimeoutSeconds = WholeSeconds(probe.Timeout, $"{path}.timeout", min: 1),
                 SuccessThreshold = probe.SuccessThreshold,
@@ -1104,6 +1117,10 @@ public static partial class ManifestGenerator
 
             return seconds;
         }
+
+        // The API server drops a zero int32 marked omitempty (minReadySeconds, initialDelaySeconds) when it stores the object, so
+        // sending one makes every apply differ from what is stored, and each repeated apply writes (a new resourceVersion).
+        private static int? OmitZero(int value) => value == 0 ? null : value;
 
         private ManifestObject Wrap(IKubernetesObject<V1ObjectMeta> obj)
         {

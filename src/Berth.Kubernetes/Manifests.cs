@@ -22,10 +22,11 @@ public sealed record ManifestObject(string FileName, IKubernetesObject<V1ObjectM
     /// <summary>The object as JSON, the body of a server-side apply.</summary>
     public string ToJson() => KubernetesJson.Serialize(Object);
 
-    /// <summary>The object as YAML, ending in a newline.</summary>
+    /// <summary>The object as YAML, ending in a newline. A string that YAML would read as a number (a quantity such as <c>cpu: "1"</c>)
+    /// is quoted, so the file says what the JSON that apply sends says.</summary>
     public string ToYaml()
     {
-        var yaml = KubernetesYaml.Serialize(Object);
+        var yaml = YamlText.QuoteAmbiguousStrings(KubernetesYaml.Serialize(Object), ToJson());
         return yaml.EndsWith('\n') ? yaml : yaml + "\n";
     }
 }

@@ -21,13 +21,14 @@ namespace Berth.Mesh;
 /// The mesh data plane: one listener per service endpoint on its stable port (Kestrel for HTTP, a socket splice for
 /// TCP), fed Ready upstreams through <see cref="IRouteSink"/>, plus an admin endpoint with Prometheus <c>/metrics</c>.
 /// </summary>
-public sealed class MeshHost : IRouteSink, IAsyncDisposable
+public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
 {
     private readonly MeshHostOptions _options;
     private readonly ILogger _logger;
     private readonly MeshMetrics _metrics = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<(string Service, string Endpoint), Listener> _listeners = [];
+    private volatile Listener[] _listenerList = [];
     private WebApplication? _admin;
 
     public MeshHost(MeshHostOptions? options = null)
@@ -79,6 +80,7 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
                 {
                     // A different socket: the old listener drains in the background while the new one opens.
                     _listeners.Remove(key);
+                    _listenerList = [.. _listeners.Values];
                     _ = existing.StopAsync(_options.DrainTimeout, CancellationToken.None);
                 }
                 else
@@ -88,11 +90,12 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
                 }
             }
 
-            var state = new ServiceState(route, _metrics, _options.TimeProvider, _options.Random, _logger);
+            var state = new ServiceState(route, _metrics, _options.TimeProvider, _options.Random, _logger, _options.ConnectTimeout, _options.RequestObserver);
             var listener = route.Endpoint.Protocol == EndpointProtocol.Tcp
                 ? StartTcp(route, state)
                 : await StartHttpAsync(route, state, cancellationToken);
             _listeners[key] = listener;
+            _listenerList = [.. _listeners.Values];
         }
         finally
         {
@@ -111,6 +114,8 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
             {
                 return;
             }
+
+            _listenerList = [.. _listeners.Values];
         }
         finally
         {
@@ -118,6 +123,21 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
         }
 
         await listener.StopAsync(_options.DrainTimeout, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public int InFlight(string service, string replica)
+    {
+        var total = 0;
+        foreach (var l in _listenerList)
+        {
+            if (l.State.Service == service)
+            {
+                total += l.State.InFlight(replica);
+            }
+        }
+
+        return total;
     }
 
     /// <summary>The routes as the mesh sees them: per listener, each upstream with its health and load.</summary>
@@ -149,6 +169,7 @@ public sealed class MeshHost : IRouteSink, IAsyncDisposable
         {
             all = [.. _listeners.Values];
             _listeners.Clear();
+            _listenerList = [];
         }
         finally
         {

@@ -1,3 +1,4 @@
+using Berth.Mesh.Observability;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -14,6 +15,15 @@ public sealed record MeshHostOptions
 
     /// <summary>How long a removed listener lets in-flight requests and open TCP connections finish: 30s, as Kubernetes' terminationGracePeriodSeconds.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Connect timeout to upstreams, which also bounds how long a request waits for a Ready upstream when a service has
+    /// none (then 503 <c>no-upstream</c>): 5s, as Envoy's connect_timeout.
+    /// </summary>
+    public TimeSpan ConnectTimeout { get; init; } = Http.HttpProxy.ConnectTimeout;
+
+    /// <summary>Told of every finished HTTP request (for traces); null: none. Called on the request path: keep it quick.</summary>
+    public IMeshRequestObserver? RequestObserver { get; init; }
 
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -45,6 +45,11 @@ public sealed record OrchestratorOptions
     /// <summary>See <see cref="OrchestratorDefaults.EventRetention"/>; at least 1.</summary>
     public int EventRetention { get; init; } = OrchestratorDefaults.EventRetention;
 
+    /// <summary>Added to every replica's environment before the spec's own env (which wins): the OTLP exporter settings of
+    /// the control plane's telemetry receiver. When it sets <c>OTEL_EXPORTER_OTLP_ENDPOINT</c>, each replica also gets
+    /// <c>OTEL_SERVICE_NAME</c> and <c>OTEL_RESOURCE_ATTRIBUTES</c> naming its service, replica and revision, as Aspire does.</summary>
+    public IReadOnlyDictionary<string, string> ReplicaEnvironment { get; init; } = new Dictionary<string, string>();
+
     /// <summary>Host that replica ports, probes and service URLs use: loopback.</summary>
     public string Host { get; init; } = "127.0.0.1";
 }

@@ -4,6 +4,8 @@ using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization.Metadata;
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
@@ -38,6 +40,20 @@ public sealed record ApiServerOptions
 
     /// <summary>Runs the app's pipelines on their cron schedules and file changes while the API serves (docs/pipelines.md).</summary>
     public PipelineTriggerOptions PipelineTriggers { get; init; } = new();
+
+    /// <summary>Serve the dashboard (<c>/</c>, sign-in through <see cref="ApiServer.CreateLoginUrl"/>); true.</summary>
+    public bool Dashboard { get; init; } = true;
+
+    /// <summary>The telemetry the dashboard shows (mesh spans, OTLP from the apps); null: an empty store of its own.</summary>
+    public Telemetry.TelemetryStore? Telemetry { get; init; }
+
+    /// <summary>The mesh whose ejections and breakers the dashboard shows; null: none.</summary>
+    public Mesh.MeshHost? Mesh { get; init; }
+
+    /// <summary>What the control plane adds to every replica's environment (the OTLP exporter settings), shown in replica detail.</summary>
+    public IReadOnlyDictionary<string, string> ReplicaEnvironment { get; init; } = new Dictionary<string, string>();
+
+    public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 }
 
 /// <summary>The control-plane REST API (docs/api.md): ASP.NET Core on 127.0.0.1, bearer token, JSON, server-sent events.</summary>
@@ -46,12 +62,21 @@ public sealed class ApiServer : IAsyncDisposable
     private readonly WebApplication _app;
     private readonly TaskCompletionSource<bool> _shutdown = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    private ApiServer(WebApplication app, Uri url, string token)
+    private readonly List<IAsyncDisposable> _owned = [];
+
+    private ApiServer(WebApplication app, Uri url, string token, Dashboard.DashboardAuth? dashboard)
     {
         _app = app;
         Url = url;
         Token = token;
+        DashboardAuth = dashboard;
     }
+
+    /// <summary>The dashboard's sign-in, or null when it is not served.</summary>
+    public Dashboard.DashboardAuth? DashboardAuth { get; }
+
+    /// <summary>A dashboard link with a fresh one-time code (what <c>berth up</c> and <c>berth dashboard</c> print); null without a dashboard.</summary>
+    public Uri? CreateLoginUrl() => DashboardAuth is { } auth ? new Uri(Url, "login?code=" + auth.CreateCode()) : null;
 
     public Uri Url { get; }
 
@@ -79,12 +104,49 @@ public sealed class ApiServer : IAsyncDisposable
 
         var app = builder.Build();
         ApiServer? server = null;
+        var dashboard = options.Dashboard ? StartDashboard(plane, options) : null;
         app.Use(async (context, next) =>
         {
-            if (!Authorized(context, token, out var problem))
+            if (dashboard is null || context.Request.Headers.Authorization.Count > 0)
             {
-                await Error(context, StatusCodes.Status401Unauthorized, problem);
-                return;
+                if (!Authorized(context, token, out var problem))
+                {
+                    await Error(context, StatusCodes.Status401Unauthorized, problem);
+                    return;
+                }
+            }
+            else if (!(context.Request.Path == "/login" && HttpMethods.IsGet(context.Request.Method)))
+            {
+                var session = dashboard.Auth.Find(context);
+                if (session is null)
+                {
+                    if (context.Request.Path == "/")
+                    {
+                        Server.Dashboard.DashboardEndpoints.SecurityHeaders(context);
+                        context.Response.StatusCode = StatusCodes.Status401Unauthorized;
+                        context.Response.ContentType = "text/html; charset=utf-8";
+                        await context.Response.WriteAsync(Server.Dashboard.DashboardEndpoints.SignInPage(
+                            "Sign in with the link <code>berth up</code> printed, or run <code>berth dashboard</code> for a new one."), context.RequestAborted);
+                        return;
+                    }
+
+                    if (context.Request.Path.StartsWithSegments("/v1"))
+                    {
+                        Authorized(context, token, out var missing);
+                        await Error(context, StatusCodes.Status401Unauthorized, missing);
+                        return;
+                    }
+
+                    await Error(context, StatusCodes.Status401Unauthorized, "not signed in: open the dashboard link 'berth up' printed, or run 'berth dashboard' for a new one");
+                    return;
+                }
+
+                if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method)
+                    && !Server.Dashboard.DashboardAuth.IsSameOriginWithToken(context, session, out var refused))
+                {
+                    await Error(context, StatusCodes.Status403Forbidden, refused);
+                    return;
+                }
             }
 
             try
@@ -110,22 +172,30 @@ public sealed class ApiServer : IAsyncDisposable
         });
 
         Map(app, plane, () => server!);
-        app.MapGet("/v1/routes", () => Json((options.Routes?.Routes ?? []).Select(r => new
+        if (dashboard is not null)
         {
-            service = r.Service,
-            endpoint = r.Endpoint.Name,
-            port = r.Endpoint.Port,
-            upstreams = r.Upstreams.Select(u => new { replica = u.ReplicaId, host = u.Host, port = u.Port, revision = u.Revision }),
-        })));
+            Server.Dashboard.DashboardEndpoints.Map(app, dashboard);
+            app.MapPost("/v1/dashboard/login", () => Results.Json(new DashboardLink(server!.CreateLoginUrl()!.ToString()), ApiJson.Default.DashboardLink));
+        }
+
+        app.MapGet("/v1/routes", () => Results.Json<IReadOnlyList<RouteInfo>>([.. (options.Routes?.Routes ?? []).Select(r => new RouteInfo(
+            r.Service, r.Endpoint.Name, r.Endpoint.Port,
+            [.. r.Upstreams.Select(u => new UpstreamInfo(u.ReplicaId, u.Host, u.Port, u.Revision))]))], ApiJson.Default.IReadOnlyListRouteInfo));
         app.MapFallback(context => Error(context, StatusCodes.Status404NotFound,
             $"no such endpoint: {context.Request.Method} {context.Request.Path}; see docs/api.md"));
 
         await app.StartAsync(cancellationToken);
         var address = app.Urls.First();
         var url = new Uri(address.Replace("[::]", "127.0.0.1", StringComparison.Ordinal));
-        server = new ApiServer(app, url, token);
+        server = new ApiServer(app, url, token, dashboard?.Auth);
+        if (dashboard is not null)
+        {
+            server._owned.Add(dashboard.Feed);
+            server._owned.Add(dashboard.Sampler);
+        }
+
         var file = Path.Combine(options.StateDirectory, ApiServerOptions.AddressFileName);
-        await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(new { url = url.ToString().TrimEnd('/'), pid = Environment.ProcessId }), cancellationToken);
+        await File.WriteAllTextAsync(file + ".tmp", JsonSerializer.Serialize(new ApiAddress(url.ToString().TrimEnd('/'), Environment.ProcessId), ApiJson.Default.ApiAddress), cancellationToken);
         File.Move(file + ".tmp", file, overwrite: true);
         return server;
     }
@@ -134,24 +204,38 @@ public sealed class ApiServer : IAsyncDisposable
     {
         await _app.StopAsync();
         await _app.DisposeAsync();
+        foreach (var d in _owned)
+        {
+            await d.DisposeAsync();
+        }
+    }
+
+    private static Server.Dashboard.DashboardContext StartDashboard(ControlPlane plane, ApiServerOptions options)
+    {
+        var telemetry = options.Telemetry ?? new Telemetry.TelemetryStore(new Telemetry.TelemetryOptions { TimeProvider = options.TimeProvider });
+        var sampler = new Server.Dashboard.LiveSampler(plane, options.Mesh, telemetry, options.TimeProvider);
+        var redactor = new Server.Dashboard.SecretRedactor(plane);
+        var feed = new Server.Dashboard.ResourceFeed(plane, sampler, redactor, options.TimeProvider);
+        return new Server.Dashboard.DashboardContext(plane, new Server.Dashboard.DashboardAuth(options.TimeProvider), telemetry, sampler, feed, redactor,
+            options.TimeProvider, Path.Combine(options.StateDirectory, "pipelines.db"), options.ReplicaEnvironment);
     }
 
     private static void Map(WebApplication app, ControlPlane plane, Func<ApiServer> server)
     {
         var v1 = app.MapGroup("/v1");
 
-        v1.MapGet("/app", () => Json(AppView(plane)));
+        v1.MapGet("/app", () => Results.Json(AppView(plane), ApiJson.Default.AppInfo));
         v1.MapPost("/apply", async (HttpContext context) =>
         {
-            var app = await ReadBodyAsync<Application>(context, "the app model as JSON (what 'berth up' sends)");
+            var app = await ReadBodyAsync(context, (JsonTypeInfo<Application>)StateJson.Options.GetTypeInfo(typeof(Application)), "the app model as JSON (what 'berth up' sends)");
             var revision = await plane.ApplyAsync(app, "apply", context.RequestAborted);
-            return Json(new { revision = revision.Number });
+            return Results.Json(new RevisionResponse(revision.Number), ApiJson.Default.RevisionResponse);
         });
-        v1.MapGet("/services", () => Json(CurrentApp(plane).Services.Select(s => ServiceView(plane, s))));
-        v1.MapGet("/services/{name}", (string name) => Json(ServiceView(plane, FindService(plane, name), detail: true)));
+        v1.MapGet("/services", () => Results.Json<IReadOnlyList<ServiceInfo>>([.. CurrentApp(plane).Services.Select(s => ServiceView(plane, s))], ApiJson.Default.IReadOnlyListServiceInfo));
+        v1.MapGet("/services/{name}", (string name) => Results.Json(ServiceView(plane, FindService(plane, name), detail: true), ApiJson.Default.ServiceInfo));
         v1.MapPatch("/services/{name}", async (string name, HttpContext context) =>
         {
-            var body = await ReadBodyAsync<PatchBody>(context, """{"image"?: "...", "command"?: ["..."], "env"?: {"NAME": "value"}}""");
+            var body = await ReadBodyAsync(context, ApiJson.Default.ServicePatchRequest, """{"image"?: "...", "command"?: ["..."], "env"?: {"NAME": "value"}}""");
             if (body.Image is null && body.Command is null && body.Env is null)
             {
                 throw new BadRequest("""nothing to change: send at least one of "image", "command", "env" """.TrimEnd());
@@ -163,33 +247,32 @@ public sealed class ApiServer : IAsyncDisposable
                 Command = body.Command is null ? null : [.. body.Command],
                 Env = body.Env?.ToImmutableSortedDictionary(StringComparer.Ordinal),
             }, context.RequestAborted);
-            return Json(new { revision = revision.Number });
+            return Results.Json(new RevisionResponse(revision.Number), ApiJson.Default.RevisionResponse);
         });
-        v1.MapGet("/services/{name}/rollout", (string name) =>
-        {
-            var r = plane.GetRollout(name);
-            return Json(new { revision = r.Revision, state = r.State, message = r.Message });
-        });
+        v1.MapGet("/services/{name}/rollout", (string name) => Results.Json(plane.GetRollout(name), ApiJson.Default.RolloutStatus));
         RolloutEndpoints.Map(v1, plane);
         v1.MapGet("/services/{name}/replicas", (string name) =>
         {
             FindService(plane, name);
-            return Json(plane.Replicas.Where(r => r.Service == name).Select(ReplicaView));
+            return Results.Json<IReadOnlyList<ReplicaInfo>>([.. plane.Replicas.Where(r => r.Service == name).Select(ReplicaView)], ApiJson.Default.IReadOnlyListReplicaInfo);
         });
         v1.MapPost("/services/{name}/scale", async (string name, HttpContext context) =>
         {
-            var body = await ReadBodyAsync<ScaleBody>(context, """{"replicas": N}""");
+            var body = await ReadBodyAsync(context, ApiJson.Default.ScaleRequest, """{"replicas": N}""");
             if (body.Replicas is not { } n)
             {
                 throw new BadRequest("""missing "replicas": send {"replicas": N} with N a whole number, 0 or more""");
             }
 
             var revision = await plane.ScaleAsync(name, n, context.RequestAborted);
-            return Json(new { revision = revision.Number, service = name, replicas = n });
+            return Results.Json(new ScaleResponse(revision.Number, name, n), ApiJson.Default.ScaleResponse);
         });
-        v1.MapPost("/services/{name}/stop", async (string name, CancellationToken ct) => Json(new { revision = (await plane.StopServiceAsync(name, ct)).Number }));
-        v1.MapPost("/services/{name}/start", async (string name, CancellationToken ct) => Json(new { revision = (await plane.StartServiceAsync(name, ct)).Number }));
-        v1.MapPost("/services/{name}/restart", async (string name, CancellationToken ct) => Json(new { restarting = await plane.RestartServiceAsync(name, ct) }));
+        v1.MapPost("/services/{name}/stop", async (string name, CancellationToken ct) =>
+            Results.Json(new RevisionResponse((await plane.StopServiceAsync(name, ct)).Number), ApiJson.Default.RevisionResponse));
+        v1.MapPost("/services/{name}/start", async (string name, CancellationToken ct) =>
+            Results.Json(new RevisionResponse((await plane.StartServiceAsync(name, ct)).Number), ApiJson.Default.RevisionResponse));
+        v1.MapPost("/services/{name}/restart", async (string name, CancellationToken ct) =>
+            Results.Json(new RestartServiceResponse(await plane.RestartServiceAsync(name, ct)), ApiJson.Default.RestartServiceResponse));
         v1.MapGet("/services/{name}/logs", (string name, HttpContext context) =>
         {
             FindService(plane, name);
@@ -197,17 +280,17 @@ public sealed class ApiServer : IAsyncDisposable
             return StreamLogsAsync(plane, ids, context);
         });
 
-        v1.MapGet("/replicas", () => Json(plane.Replicas.Select(ReplicaView)));
-        v1.MapGet("/replicas/{id}", (string id) => Json(ReplicaView(FindReplica(plane, id))));
+        v1.MapGet("/replicas", () => Results.Json<IReadOnlyList<ReplicaInfo>>([.. plane.Replicas.Select(ReplicaView)], ApiJson.Default.IReadOnlyListReplicaInfo));
+        v1.MapGet("/replicas/{id}", (string id) => Results.Json(ReplicaView(FindReplica(plane, id)), ApiJson.Default.ReplicaInfo));
         v1.MapPost("/replicas/{id}/restart", async (string id, CancellationToken ct) =>
         {
             await plane.RestartReplicaAsync(id, ct);
-            return Json(new { restarting = id });
+            return Results.Json(new RestartReplicaResponse(id), ApiJson.Default.RestartReplicaResponse);
         });
         v1.MapPost("/replicas/{id}/stop", async (string id, CancellationToken ct) =>
         {
             await plane.StopReplicaAsync(id, ct);
-            return Json(new { stopping = id });
+            return Results.Json(new StopReplicaResponse(id), ApiJson.Default.StopReplicaResponse);
         });
         v1.MapGet("/replicas/{id}/logs", (string id, HttpContext context) =>
         {
@@ -215,7 +298,7 @@ public sealed class ApiServer : IAsyncDisposable
             return StreamLogsAsync(plane, [id], context);
         });
 
-        v1.MapGet("/revisions", () => Json(plane.Store.ListRevisions().Select(r => RevisionView(r, full: false))));
+        v1.MapGet("/revisions", () => Results.Json<IReadOnlyList<RevisionInfo>>([.. plane.Store.ListRevisions().Select(r => RevisionView(r, full: false))], ApiJson.Default.IReadOnlyListRevisionInfo));
         v1.MapGet("/revisions/{number}", (string number) =>
         {
             if (!long.TryParse(number, out var n) || n < 1)
@@ -225,7 +308,7 @@ public sealed class ApiServer : IAsyncDisposable
 
             var r = plane.Store.GetRevision(n) ?? throw new ControlPlaneException(ControlPlaneError.NotFound,
                 $"no revision {n}; the last {OrchestratorDefaults.RevisionHistoryLimit} are kept, GET /v1/revisions lists them");
-            return Json(RevisionView(r, full: true));
+            return Results.Json(RevisionView(r, full: true), ApiJson.Default.RevisionInfo);
         });
 
         v1.MapGet("/events", async (HttpContext context) =>
@@ -235,7 +318,7 @@ public sealed class ApiServer : IAsyncDisposable
             var follow = QueryBool(context, "follow") || context.Request.Headers.Accept.Any(a => a?.Contains("text/event-stream", StringComparison.Ordinal) == true);
             if (!follow)
             {
-                await WriteJsonAsync(context, plane.Store.ListEvents(after, QueryInt(context, "limit") ?? 1000, service));
+                await WriteJsonAsync(context, [.. plane.Store.ListEvents(after, QueryInt(context, "limit") ?? 1000, service).Select(EventView)], ApiJson.Default.IReadOnlyListEventInfo);
                 return;
             }
 
@@ -249,7 +332,7 @@ public sealed class ApiServer : IAsyncDisposable
             await context.Response.Body.FlushAsync(context.RequestAborted);
             await foreach (var e in plane.Events.StreamAsync(after, service, context.RequestAborted))
             {
-                var data = JsonSerializer.Serialize(e, StateJson.Options);
+                var data = JsonSerializer.Serialize(EventView(e), ApiJson.Default.EventInfo);
                 await context.Response.WriteAsync($"id: {e.Id}\nevent: {e.Type}\ndata: {data}\n\n", context.RequestAborted);
                 await context.Response.Body.FlushAsync(context.RequestAborted);
             }
@@ -259,7 +342,7 @@ public sealed class ApiServer : IAsyncDisposable
         {
             var stop = !QueryBool(context, "keep-replicas");
             context.Response.StatusCode = StatusCodes.Status202Accepted;
-            await WriteJsonAsync(context, new { shuttingDown = true, stopReplicas = stop });
+            await WriteJsonAsync(context, new ShutdownResponse(true, stop), ApiJson.Default.ShutdownResponse);
             server()._shutdown.TrySetResult(stop);
         });
     }
@@ -280,61 +363,47 @@ public sealed class ApiServer : IAsyncDisposable
         plane.Replicas.FirstOrDefault(r => r.Id == id) ?? throw new ControlPlaneException(ControlPlaneError.NotFound,
             $"no replica '{id}'; GET /v1/replicas (or 'berth ps') lists them");
 
-    private static object AppView(ControlPlane plane)
+    private static AppInfo AppView(ControlPlane plane)
     {
         var current = plane.Current ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
-        return new
+        return new AppInfo
         {
-            name = current.Application.Name,
-            revision = current.Number,
-            scheduler = JsonNamingPolicy.KebabCaseLower.ConvertName(current.Application.Scheduler.ToString()),
-            nodes = plane.Nodes.Select(n => new
-            {
-                name = n.Name,
-                cpu = new CpuQuantity(n.CpuMilli).ToString(),
-                memory = new ByteSize(n.MemoryBytes).ToString(),
-                allocatedCpu = new CpuQuantity(n.AllocatedCpuMilli).ToString(),
-                allocatedMemory = new ByteSize(n.AllocatedMemoryBytes).ToString(),
-                replicas = n.Replicas,
-            }),
-            services = current.Application.Services.Select(s => ServiceView(plane, s)),
-            drivers = plane.Drivers.OrderBy(d => d.Kind).Select(d => new
-            {
-                kind = JsonNamingPolicy.KebabCaseLower.ConvertName(d.Kind.ToString()),
-                available = d.Capabilities.Available,
-                unavailableReason = d.Capabilities.UnavailableReason,
-                cpuLimitsEnforced = d.Capabilities.CpuLimitsEnforced,
-                memoryLimitsEnforced = d.Capabilities.MemoryLimitsEnforced,
-                limitsMechanism = d.Capabilities.LimitsMechanism,
-            }),
-            warnings = plane.LimitWarnings.Select(w => new { service = w.Service, driver = w.Driver, message = w.Message }),
+            Name = current.Application.Name,
+            Revision = current.Number,
+            Scheduler = JsonNamingPolicy.KebabCaseLower.ConvertName(current.Application.Scheduler.ToString()),
+            Nodes = [.. plane.Nodes.Select(n => new NodeInfo(n.Name, new CpuQuantity(n.CpuMilli).ToString(), new ByteSize(n.MemoryBytes).ToString(),
+                new CpuQuantity(n.AllocatedCpuMilli).ToString(), new ByteSize(n.AllocatedMemoryBytes).ToString(), n.Replicas))],
+            Services = [.. current.Application.Services.Select(s => ServiceView(plane, s))],
+            Drivers = [.. plane.Drivers.OrderBy(d => d.Kind).Select(d => new DriverInfo(
+                JsonNamingPolicy.KebabCaseLower.ConvertName(d.Kind.ToString()), d.Capabilities.Available, d.Capabilities.UnavailableReason,
+                d.Capabilities.CpuLimitsEnforced, d.Capabilities.MemoryLimitsEnforced, d.Capabilities.LimitsMechanism))],
+            Warnings = [.. plane.LimitWarnings.Select(w => new LimitsWarningInfo(w.Service, w.Driver, w.Message))],
         };
     }
 
-    private static object ServiceView(ControlPlane plane, Service s, bool detail = false)
+    private static ServiceInfo ServiceView(ControlPlane plane, Service s, bool detail = false)
     {
         var current = plane.Current!;
         var mine = plane.Replicas.Where(r => r.Service == s.Name).ToList();
         var ports = plane.StablePorts;
-        return new
+        return new ServiceInfo
         {
-            name = s.Name,
-            runtime = JsonNamingPolicy.KebabCaseLower.ConvertName(s.EffectiveRuntime.ToString()),
-            desired = current.Stopped.Contains(s.Name) ? 0 : s.Replicas,
-            stopped = current.Stopped.Contains(s.Name),
-            revision = current.TemplateOf(s.Name),
-            ready = mine.Count(r => r.Phase == ReplicaPhase.Ready),
-            running = mine.Count(r => r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready),
-            pending = mine.Count(r => r.Phase == ReplicaPhase.Pending),
-            backOff = mine.Count(r => r.Phase == ReplicaPhase.BackOff),
-            endpoints = s.Endpoints.Select(e => new
+            Name = s.Name,
+            Runtime = JsonNamingPolicy.KebabCaseLower.ConvertName(s.EffectiveRuntime.ToString()),
+            Desired = current.Stopped.Contains(s.Name) ? 0 : s.Replicas,
+            Stopped = current.Stopped.Contains(s.Name),
+            Revision = current.TemplateOf(s.Name),
+            Ready = mine.Count(r => r.Phase == ReplicaPhase.Ready),
+            Running = mine.Count(r => r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready),
+            Pending = mine.Count(r => r.Phase == ReplicaPhase.Pending),
+            BackOff = mine.Count(r => r.Phase == ReplicaPhase.BackOff),
+            Endpoints = [.. s.Endpoints.Select(e =>
             {
-                name = e.Name,
-                protocol = JsonNamingPolicy.KebabCaseLower.ConvertName(e.Protocol.ToString()),
-                port = ports.TryGetValue((s.Name, e.Name), out var p) ? p : e.Port,
-                url = $"{(e.Protocol == EndpointProtocol.Tcp ? "tcp" : "http")}://127.0.0.1:{(ports.TryGetValue((s.Name, e.Name), out var q) ? q : e.Port)}",
-            }),
-            spec = detail ? MaskedSpec(s) : null,
+                int? port = ports.TryGetValue((s.Name, e.Name), out var p) ? p : e.Port;
+                return new EndpointInfo(e.Name, JsonNamingPolicy.KebabCaseLower.ConvertName(e.Protocol.ToString()), port,
+                    $"{(e.Protocol == EndpointProtocol.Tcp ? "tcp" : "http")}://127.0.0.1:{port}");
+            })],
+            Spec = detail ? MaskedSpec(s) : null,
         };
     }
 
@@ -348,33 +417,38 @@ public sealed class ApiServer : IAsyncDisposable
         return JsonSerializer.SerializeToNode(masked, StateJson.Options);
     }
 
-    private static object ReplicaView(ReplicaRecord r) => new
+    private static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
     {
-        id = r.Id,
-        service = r.Service,
-        revision = r.Revision,
-        phase = JsonNamingPolicy.KebabCaseLower.ConvertName(r.Phase.ToString()),
-        reason = r.Reason,
-        node = r.Node,
-        ports = r.Ports,
-        pid = r.Handle?.Pid,
-        containerId = r.Handle?.ContainerId,
-        restarts = r.RestartCount,
-        backOff = r.Phase == ReplicaPhase.BackOff ? new { failuresInARow = r.ConsecutiveFailures, nextRetryAt = r.NextRetryAt } : null,
-        lastExitCode = r.LastExitCode,
-        createdAt = r.CreatedAt,
-        startedAt = r.StartedAt,
-        readyAt = r.ReadyAt,
+        Id = r.Id,
+        Service = r.Service,
+        Revision = r.Revision,
+        Phase = JsonNamingPolicy.KebabCaseLower.ConvertName(r.Phase.ToString()),
+        Reason = r.Reason,
+        Node = r.Node,
+        Ports = r.Ports,
+        Pid = r.Handle?.Pid,
+        ContainerId = r.Handle?.ContainerId,
+        Restarts = r.RestartCount,
+        BackOff = r.Phase == ReplicaPhase.BackOff ? new BackOffInfo(r.ConsecutiveFailures, r.NextRetryAt) : null,
+        LastExitCode = r.LastExitCode,
+        CreatedAt = r.CreatedAt,
+        StartedAt = r.StartedAt,
+        ReadyAt = r.ReadyAt,
     };
 
-    private static object RevisionView(RevisionRecord r, bool full) => new
+    private static RevisionInfo RevisionView(RevisionRecord r, bool full) => new()
     {
-        number = r.Number,
-        createdAt = r.CreatedAt,
-        cause = r.Cause,
-        services = r.Application.Services.Select(s => new { name = s.Name, replicas = s.Replicas, template = r.TemplateOf(s.Name) }),
-        stopped = r.Stopped,
-        spec = full ? new { services = r.Application.Services.Select(MaskedSpec) } : null,
+        Number = r.Number,
+        CreatedAt = r.CreatedAt,
+        Cause = r.Cause,
+        Services = [.. r.Application.Services.Select(s => new RevisionServiceInfo(s.Name, s.Replicas, r.TemplateOf(s.Name)))],
+        Stopped = [.. r.Stopped],
+        Spec = full ? new RevisionSpecInfo([.. r.Application.Services.Select(MaskedSpec)]) : null,
+    };
+
+    private static EventInfo EventView(EventRecord e) => new()
+    {
+        Id = e.Id, Time = e.Time, Type = e.Type, Service = e.Service, Replica = e.Replica, Message = e.Message,
     };
 
     // ---- logs ---------------------------------------------------------------------------------------------------
@@ -389,7 +463,7 @@ public sealed class ApiServer : IAsyncDisposable
         {
             await foreach (var line in plane.GetLogsAsync(id, options, context.RequestAborted))
             {
-                var json = JsonSerializer.Serialize(new { replica = id, time = line.Timestamp, stream = line.Stream == LogStream.Stdout ? "stdout" : "stderr", text = line.Text });
+                var json = JsonSerializer.Serialize(new LogLine(id, line.Timestamp, line.Stream == LogStream.Stdout ? "stdout" : "stderr", line.Text), ApiJson.Default.LogLine);
                 await gate.WaitAsync(context.RequestAborted);
                 try
                 {
@@ -406,13 +480,9 @@ public sealed class ApiServer : IAsyncDisposable
 
     // ---- plumbing -----------------------------------------------------------------------------------------------
 
-    private sealed record ScaleBody(int? Replicas);
-
-    private sealed record PatchBody(string? Image, List<string>? Command, Dictionary<string, string>? Env);
-
     private sealed class BadRequest(string message) : Exception(message);
 
-    private static async Task<T> ReadBodyAsync<T>(HttpContext context, string shape)
+    private static async Task<T> ReadBodyAsync<T>(HttpContext context, JsonTypeInfo<T> type, string shape)
     {
         if (context.Request.ContentLength == 0)
         {
@@ -421,7 +491,7 @@ public sealed class ApiServer : IAsyncDisposable
 
         try
         {
-            return await JsonSerializer.DeserializeAsync<T>(context.Request.Body, StateJson.Options, context.RequestAborted)
+            return await JsonSerializer.DeserializeAsync(context.Request.Body, type, context.RequestAborted)
                 ?? throw new BadRequest($"body is null; send JSON {shape}");
         }
         catch (JsonException e)
@@ -438,12 +508,10 @@ public sealed class ApiServer : IAsyncDisposable
         }
     }
 
-    private static IResult Json(object value) => Results.Json(value, StateJson.Options);
-
-    private static async Task WriteJsonAsync(HttpContext context, object value)
+    private static async Task WriteJsonAsync<T>(HttpContext context, T value, JsonTypeInfo<T> type)
     {
         context.Response.ContentType = "application/json";
-        await JsonSerializer.SerializeAsync(context.Response.Body, value, StateJson.Options, context.RequestAborted);
+        await JsonSerializer.SerializeAsync(context.Response.Body, value, type, context.RequestAborted);
     }
 
     private static Task Error(HttpContext context, int status, string message)
@@ -455,7 +523,7 @@ public sealed class ApiServer : IAsyncDisposable
 
         context.Response.StatusCode = status;
         context.Response.ContentType = "application/json";
-        return context.Response.WriteAsync(JsonSerializer.Serialize(new { error = message, status }), context.RequestAborted);
+        return context.Response.WriteAsync(JsonSerializer.Serialize(new ApiError(message, status), ApiJson.Default.ApiError), context.RequestAborted);
     }
 
     private static bool Authorized(HttpContext context, string token, out string problem)
@@ -485,7 +553,7 @@ public sealed class ApiServer : IAsyncDisposable
         return true;
     }
 
-    private static string ReadOrCreateToken(string path)
+    internal static string ReadOrCreateToken(string path)
     {
         if (File.Exists(path))
         {

@@ -1,7 +1,7 @@
 using System.Text.Json;
+using Berth.Core.Contracts;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -13,30 +13,22 @@ internal static class RolloutEndpoints
 {
     public static void Map(RouteGroupBuilder v1, ControlPlane plane)
     {
-        v1.MapGet("/services/{name}/rollout/history", (string name) => Results.Json(plane.GetRolloutHistory(name).Select(h => new
-        {
-            revision = h.Revision,
-            createdAt = h.CreatedAt,
-            cause = h.Cause,
-            image = h.Image,
-            command = h.Command,
-            current = h.Current,
-        }), StateJson.Options));
+        v1.MapGet("/services/{name}/rollout/history", (string name) => Results.Json(plane.GetRolloutHistory(name), ApiJson.Default.IReadOnlyListRolloutHistoryEntry));
         v1.MapPost("/services/{name}/rollout/undo", async (string name, HttpContext context) =>
         {
             var to = await ReadToRevisionAsync(context);
             var revision = await plane.UndoRolloutAsync(name, to, context.RequestAborted);
-            return Results.Json(new { revision = revision.Number, template = revision.TemplateOf(name) }, StateJson.Options);
+            return Results.Json(new UndoResponse(revision.Number, revision.TemplateOf(name)), ApiJson.Default.UndoResponse);
         });
         v1.MapPost("/services/{name}/rollout/pause", async (string name, CancellationToken ct) =>
         {
             await plane.PauseRolloutAsync(name, ct);
-            return Results.Json(new { service = name, paused = true }, StateJson.Options);
+            return Results.Json(new PauseResponse(name, Paused: true), ApiJson.Default.PauseResponse);
         });
         v1.MapPost("/services/{name}/rollout/resume", async (string name, CancellationToken ct) =>
         {
             await plane.ResumeRolloutAsync(name, ct);
-            return Results.Json(new { service = name, paused = false }, StateJson.Options);
+            return Results.Json(new PauseResponse(name, Paused: false), ApiJson.Default.PauseResponse);
         });
     }
 

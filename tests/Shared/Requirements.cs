@@ -26,12 +26,29 @@ public sealed class CgroupFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A fact that drives a real Chromium (Debian's <c>chromium</c>, installed by .ci/setup-browser.sh) through Playwright:
+/// skips with a reason where it is not installed, fails in CI (BERTH_REQUIRE_BROWSER=1).</summary>
+public sealed class BrowserFactAttribute : FactAttribute
+{
+    public BrowserFactAttribute()
+    {
+        if (Environments.Chromium is null && !Environments.Required("BERTH_REQUIRE_BROWSER"))
+        {
+            Skip = "no chromium here (apt-get install chromium, or bash .ci/setup-browser.sh; CI sets BERTH_REQUIRE_BROWSER=1 so this fails there instead)";
+        }
+    }
+}
+
 /// <summary>What the machine running the tests has.</summary>
 public static class Environments
 {
     public static bool Required(string variable) => Environment.GetEnvironmentVariable(variable) == "1";
 
     public static bool DockerAvailable { get; } = ProbeDocker();
+
+    /// <summary>The chromium executable to launch through Playwright's ExecutablePath (BERTH_CHROMIUM, else Debian's), or null.</summary>
+    public static string? Chromium { get; } = new[] { Environment.GetEnvironmentVariable("BERTH_CHROMIUM"), "/usr/bin/chromium", "/usr/bin/chromium-browser" }
+        .FirstOrDefault(p => !string.IsNullOrEmpty(p) && File.Exists(p));
 
     public static bool CgroupsWritable { get; } = ProbeCgroups();
 

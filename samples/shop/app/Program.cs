@@ -1,10 +1,14 @@
 // The shop sample: frontend → api → worker, and api → db (a tiny TCP key-value store).
 // Each role finds the others through services__{service}__{endpoint}__0 (set by Berth) and listens on PORT.
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using OpenTelemetry;
+using OpenTelemetry.Metrics;
+using OpenTelemetry.Trace;
 
 var role = args.FirstOrDefault() ?? "";
 var port = int.TryParse(Environment.GetEnvironmentVariable("PORT"), out var p) ? p : 0;
@@ -32,6 +36,20 @@ if (Environment.GetEnvironmentVariable("ASPNETCORE_URLS") is null)
 builder.Logging.AddFilter("Microsoft.AspNetCore", LogLevel.Warning);
 builder.Logging.AddFilter("System.Net.Http.HttpClient", LogLevel.Warning);
 builder.Services.AddHttpClient();
+
+// Traces, metrics and logs over OTLP to wherever OTEL_EXPORTER_OTLP_ENDPOINT points (berth sets it, with the service
+// and replica in OTEL_RESOURCE_ATTRIBUTES); without it the sample runs exactly as before.
+if (Environment.GetEnvironmentVariable("OTEL_EXPORTER_OTLP_ENDPOINT") is { Length: > 0 })
+{
+    builder.Services.AddOpenTelemetry()
+        .WithTracing(t => t
+            .AddSource(Telemetry.Source.Name)
+            .AddAspNetCoreInstrumentation(o => o.Filter = context => context.Request.Path != "/healthz")
+            .AddHttpClientInstrumentation())
+        .WithMetrics(m => m.AddAspNetCoreInstrumentation().AddHttpClientInstrumentation().AddMeter(Telemetry.Meter.Name))
+        .UseOtlpExporter();
+}
+
 var app = builder.Build();
 app.MapGet("/healthz", () => Results.Text("ok"));
 
@@ -45,6 +63,13 @@ if (role == "frontend")
         var orders = await http.CreateClient().GetStringAsync(Discovery.Url("api", "http") + "/orders", ct);
         return Results.Text($"shop frontend ({replica})\norders: {orders}\n");
     });
+
+    // POST /orders?item=tea&qty=2 places an order through the api: one trace frontend → mesh → api → mesh → worker, db.
+    app.MapPost("/orders", async (string item, int qty, CancellationToken ct) =>
+    {
+        using var response = await http.CreateClient().PostAsync($"{Discovery.Url("api", "http")}/orders?item={Uri.EscapeDataString(item)}&qty={qty}", null, ct);
+        return Results.Content(await response.Content.ReadAsStringAsync(ct), "application/json", statusCode: (int)response.StatusCode);
+    });
 }
 else if (role == "api")
 {
@@ -53,6 +78,8 @@ else if (role == "api")
     {
         var price = await http.CreateClient().GetStringAsync($"{Discovery.Url("worker", "http")}/price?item={Uri.EscapeDataString(item)}&qty={qty}", ct);
         var id = await Db.CommandAsync($"INCR order-id", ct);
+        Telemetry.Orders.Add(1);
+        app.Logger.LogInformation("order {Id}: {Qty} x {Item} at {Price}", id, qty, item, price);
         await Db.CommandAsync($"SET order-{id} {item}:{qty}:{price}", ct);
         return Results.Json(new { id, item, qty, price = decimal.Parse(price, System.Globalization.CultureInfo.InvariantCulture), replica });
     });
@@ -86,11 +113,25 @@ internal static class Discovery
         ?? throw new InvalidOperationException($"services__{service}__{endpoint}__0 is not set; run this under berth");
 }
 
+/// <summary>The sample's own spans and metrics, beside the ASP.NET Core and HttpClient ones.</summary>
+internal static class Telemetry
+{
+    public static readonly ActivitySource Source = new("Shop");
+
+    public static readonly System.Diagnostics.Metrics.Meter Meter = new("Shop");
+
+    public static readonly System.Diagnostics.Metrics.Counter<long> Orders = Meter.CreateCounter<long>("shop.orders", description: "Orders placed");
+}
+
 /// <summary>A one-line-per-command client for the db role.</summary>
 internal static class Db
 {
     public static async Task<string> CommandAsync(string command, CancellationToken ct)
     {
+        // The db speaks TCP, which carries no trace context: the call is a client span of the caller's, named for the peer.
+        using var span = Telemetry.Source.StartActivity("db " + command.Split(' ')[0], ActivityKind.Client);
+        span?.SetTag("peer.service", "db");
+        span?.SetTag("db.system", "shop-kv");
         var uri = new Uri(Discovery.Url("db", "tcp"));
         using var client = new TcpClient();
         await client.ConnectAsync(uri.Host, uri.Port, ct);

@@ -6,6 +6,7 @@ using System.Text.Json;
 using Berth.Cli.ControlPlane;
 using Berth.Core.Loading;
 using Berth.Core.Model;
+using Berth.Core.Contracts;
 using Berth.Orchestration.State;
 using Berth.Runtime;
 
@@ -20,7 +21,7 @@ internal static class ControlPlaneCommands
     /// <summary>The detached control plane's log, in the state folder.</summary>
     internal const string DaemonLogFile = "control-plane.log";
 
-    public static IEnumerable<Command> Create() => [Up(), Down(), Ps(), Logs(), Scale(), Events(), Restart(), Daemon()];
+    public static IEnumerable<Command> Create() => [Up(), Down(), Ps(), Logs(), Scale(), Events(), Restart(), Dashboard(), Daemon()];
 
     // ---- up -----------------------------------------------------------------------------------------------------
 
@@ -46,8 +47,9 @@ internal static class ControlPlaneCommands
             {
                 if (running is not null && await running.AliveAsync(ct))
                 {
-                    var applied = await running.PostAsync("/v1/apply", app, ct);
-                    Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.GetProperty("revision").GetInt64()}");
+                    var applied = await running.ApplyAsync(app, ct);
+                    Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
+                    await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, ct);
                     return ExitCodes.Ok;
                 }
@@ -86,11 +88,13 @@ internal static class ControlPlaneCommands
         });
         try
         {
-            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token);
+            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Warn(w);
             }
+
+            Status($"dashboard: {host.Api.CreateLoginUrl()} (one-time link; 'berth dashboard' prints a new one)");
 
             var since = host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0;
             var started = Stopwatch.StartNew();
@@ -195,6 +199,7 @@ internal static class ControlPlaneCommands
                 if (client is not null && await client.AliveAsync(ct))
                 {
                     Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
+                    await PrintDashboardLinkAsync(client, ct);
                     await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), ct);
                     return ExitCodes.Ok;
                 }
@@ -237,7 +242,7 @@ internal static class ControlPlaneCommands
                 c.Cancel = true;
                 stop.Cancel();
             });
-            await using var host = await ControlPlaneHost.StartAsync(ControlPlaneHost.StateDirectoryFor(outcome.Path!), NeedsDocker(app), api: true, stop.Token);
+            await using var host = await ControlPlaneHost.StartAsync(ControlPlaneHost.StateDirectoryFor(outcome.Path!), NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Console.Error.WriteLine($"warning: {w}");
@@ -257,6 +262,60 @@ internal static class ControlPlaneCommands
             // On SIGTERM the replicas keep running: the next control plane adopts them.
             await stop.CancelAsync();
             await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            return ExitCodes.Ok;
+        });
+        return command;
+    }
+
+    private static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
+    {
+        try
+        {
+            var link = await client.PostAsync("/v1/dashboard/login", null, ApiJson.Default.DashboardLink, ct);
+            Status($"dashboard: {link.Url} (one-time link; 'berth dashboard' prints a new one)");
+        }
+        catch (ApiException e)
+        {
+            Warn($"no dashboard link: {e.Message}");
+        }
+    }
+
+    // ---- dashboard ----------------------------------------------------------------------------------------------
+
+    private static Command Dashboard()
+    {
+        var file = SpecFile.CreateFileOption();
+        var open = new Option<bool>("--open") { Description = "Open the link in the default browser (xdg-open) as well." };
+        var command = new Command("dashboard", "Print a one-time sign-in link to the running control plane's dashboard.") { file, open };
+        command.SetAction(async (parse, ct) =>
+        {
+            var state = StateFor(parse.GetValue(file));
+            if (state is null)
+            {
+                return ExitCodes.NotFound;
+            }
+
+            using var client = ApiClient.TryOpen(state);
+            if (client is null || !await client.AliveAsync(ct))
+            {
+                Error($"no control plane is running for {state}; 'berth up' starts one (and prints the dashboard link)");
+                return ExitCodes.Failed;
+            }
+
+            var url = (await client.PostAsync("/v1/dashboard/login", null, ApiJson.Default.DashboardLink, ct)).Url;
+            Console.WriteLine(url);
+            if (parse.GetValue(open))
+            {
+                try
+                {
+                    using var browser = Process.Start(new ProcessStartInfo("xdg-open") { ArgumentList = { url }, UseShellExecute = false });
+                }
+                catch (System.ComponentModel.Win32Exception e)
+                {
+                    Warn($"could not open a browser ({e.Message}); open the link above");
+                }
+            }
+
             return ExitCodes.Ok;
         });
         return command;
@@ -339,24 +398,24 @@ internal static class ControlPlaneCommands
         var command = new Command("ps", "List replicas: phase, node, ports, restarts and why they are not Ready.") { file, output };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
-            var replicas = await client.GetAsync("/v1/replicas", ct);
+            var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
             await WarnLimitsAsync(client, TimeSpan.Zero, ct);
             if (parse.GetValue(output) == "json")
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(replicas, Indented));
+                Console.Out.WriteLine(JsonSerializer.Serialize(replicas, IndentedApiJson.IReadOnlyListReplicaInfo));
                 return ExitCodes.Ok;
             }
 
-            var rows = replicas.EnumerateArray().Select(r => new[]
+            var rows = replicas.Select(r => new[]
             {
-                r.GetProperty("id").GetString()!,
-                r.GetProperty("service").GetString()!,
-                r.GetProperty("phase").GetString()!,
-                Str(r, "node"),
-                r.TryGetProperty("ports", out var p) ? string.Join(",", p.EnumerateObject().Select(x => $"{x.Name}:{x.Value}")) : "",
-                r.GetProperty("restarts").GetInt32().ToString(CultureInfo.InvariantCulture),
-                r.GetProperty("revision").GetInt64().ToString(CultureInfo.InvariantCulture),
-                Str(r, "reason"),
+                r.Id,
+                r.Service,
+                r.Phase,
+                r.Node ?? "",
+                string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")),
+                r.Restarts.ToString(CultureInfo.InvariantCulture),
+                r.Revision.ToString(CultureInfo.InvariantCulture),
+                r.Reason ?? "",
             }).ToList();
             Table(["REPLICA", "SERVICE", "PHASE", "NODE", "PORTS", "RESTARTS", "REV", "REASON"], rows);
             return ExitCodes.Ok;
@@ -376,17 +435,15 @@ internal static class ControlPlaneCommands
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var name = parse.GetValue(target)!;
-            var services = await client.GetAsync("/v1/services", ct);
-            var isService = services.EnumerateArray().Any(s => s.GetProperty("name").GetString() == name);
+            var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            var isService = services.Any(s => s.Name == name);
             var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "");
             var path = isService ? $"/v1/services/{Uri.EscapeDataString(name)}/logs{query}" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs{query}";
             var colors = ColorsOn(Console.Out);
             await foreach (var line in client.StreamLinesAsync(path, null, ct))
             {
-                using var doc = JsonDocument.Parse(line);
-                var replica = doc.RootElement.GetProperty("replica").GetString()!;
-                var text = doc.RootElement.GetProperty("text").GetString();
-                Console.Out.WriteLine($"{Paint(replica.PadRight(14), ColorFor(replica), colors)} | {text}");
+                var entry = JsonSerializer.Deserialize(line, ApiJson.Default.LogLine)!;
+                Console.Out.WriteLine($"{Paint(entry.Replica.PadRight(14), ColorFor(entry.Replica), colors)} | {entry.Text}");
             }
 
             return ExitCodes.Ok;
@@ -418,8 +475,9 @@ internal static class ControlPlaneCommands
 
             foreach (var (service, n) in requests)
             {
-                var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(service)}/scale", new { replicas = n }, ct);
-                Status($"{service} scaled to {n} (revision {result.GetProperty("revision").GetInt64()})");
+                var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(service)}/scale",
+                    JsonSerializer.Serialize(new ScaleRequest(n), ApiJson.Default.ScaleRequest), ApiJson.Default.ScaleResponse, ct);
+                Status($"{service} scaled to {n} (revision {result.Revision})");
             }
 
             return ExitCodes.Ok;
@@ -442,9 +500,9 @@ internal static class ControlPlaneCommands
             var json = parse.GetValue(output) == "json";
             if (!parse.GetValue(follow))
             {
-                foreach (var e in (await client.GetAsync($"/v1/events?after=0{query}", ct)).EnumerateArray())
+                foreach (var e in await client.GetAsync($"/v1/events?after=0{query}", ApiJson.Default.IReadOnlyListEventInfo, ct))
                 {
-                    Console.Out.WriteLine(json ? e.GetRawText() : FormatEvent(e));
+                    Console.Out.WriteLine(json ? JsonSerializer.Serialize(e, ApiJson.Default.EventInfo) : FormatEvent(e));
                 }
 
                 return ExitCodes.Ok;
@@ -456,8 +514,8 @@ internal static class ControlPlaneCommands
                 {
                     if (line.StartsWith("data: ", StringComparison.Ordinal))
                     {
-                        using var doc = JsonDocument.Parse(line["data: ".Length..]);
-                        Console.Out.WriteLine(json ? doc.RootElement.GetRawText() : FormatEvent(doc.RootElement));
+                        var data = line["data: ".Length..];
+                        Console.Out.WriteLine(json ? data : FormatEvent(JsonSerializer.Deserialize(data, ApiJson.Default.EventInfo)!));
                     }
                 }
             }
@@ -479,14 +537,14 @@ internal static class ControlPlaneCommands
         var command = new Command("restart", "Restart services (each replica stopped and started again) or single replicas.") { file, targets };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
-            var services = (await client.GetAsync("/v1/services", ct)).EnumerateArray().Select(s => s.GetProperty("name").GetString()!).ToList();
+            var services = (await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct)).Select(s => s.Name).ToList();
             var names = parse.GetValue(targets) is { Length: > 0 } t ? t : [.. services];
             foreach (var name in names)
             {
                 if (services.Contains(name))
                 {
-                    var r = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/restart", null, ct);
-                    Status($"{name}: restarting {r.GetProperty("restarting").GetInt32()} replica(s)");
+                    var r = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/restart", null, ApiJson.Default.RestartServiceResponse, ct);
+                    Status($"{name}: restarting {r.Restarting} replica(s)");
                 }
                 else
                 {
@@ -502,7 +560,7 @@ internal static class ControlPlaneCommands
 
     // ---- helpers ------------------------------------------------------------------------------------------------
 
-    private static readonly JsonSerializerOptions Indented = new() { WriteIndented = true };
+    private static readonly ApiJson IndentedApiJson = new(new JsonSerializerOptions(ApiJson.Default.Options) { WriteIndented = true });
 
     /// <summary>For logs and events, where <c>-f</c> means follow (as docker compose logs -f).</summary>
     private static Option<string?> FileOptionWithoutShortAlias() => new("--file")
@@ -568,13 +626,10 @@ internal static class ControlPlaneCommands
         {
             try
             {
-                var app = await client.GetAsync("/v1/app", ct);
-                if (app.TryGetProperty("warnings", out var warnings))
+                var app = await client.GetAsync("/v1/app", ApiJson.Default.AppInfo, ct);
+                foreach (var w in app.Warnings)
                 {
-                    foreach (var w in warnings.EnumerateArray())
-                    {
-                        Warn(w.GetProperty("message").GetString()!);
-                    }
+                    Warn(w.Message);
                 }
 
                 return;
@@ -592,15 +647,12 @@ internal static class ControlPlaneCommands
         }
     }
 
-    internal static string FormatEvent(JsonElement e)
+    internal static string FormatEvent(EventInfo e)
     {
-        var time = e.GetProperty("time").GetDateTimeOffset().ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
-        var who = Str(e, "replica") is { Length: > 0 } r ? r : Str(e, "service");
-        return $"{time}  {e.GetProperty("type").GetString(),-12} {who,-16} {e.GetProperty("message").GetString()}";
+        var time = e.Time.ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
+        var who = e.Replica is { Length: > 0 } r ? r : e.Service ?? "";
+        return $"{time}  {e.Type,-12} {who,-16} {e.Message}";
     }
-
-    private static string Str(JsonElement e, string name) =>
-        e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString()! : "";
 
     private static void Table(string[] headers, List<string[]> rows)
     {

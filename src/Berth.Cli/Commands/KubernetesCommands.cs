@@ -12,6 +12,8 @@ internal static class KubernetesCommands
         k8s.Subcommands.Add(Generate());
         k8s.Subcommands.Add(Apply());
         k8s.Subcommands.Add(Delete());
+        k8s.Subcommands.Add(Diff());
+        k8s.Subcommands.Add(Status());
         return [k8s];
     }
 
@@ -31,17 +33,29 @@ internal static class KubernetesCommands
 
     private static Option<bool> DryRunOption() => new("--dry-run")
     {
-        Description = "Server-side dry run: the cluster validates and admits everything, stores nothing.",
+        Description = "Server-side dry run: the cluster validates and admits each object and stores nothing. A dry run creates no namespace, "
+            + "so objects bound for a namespace that does not exist yet are reported as not checked.",
     };
 
     private static Command Generate()
     {
         var file = SpecFile.CreateFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var output = new Option<string>("--output", "-o")
+        var outputDir = new Option<string?>("--output-dir", "-d")
         {
-            Description = "Folder to write the manifests and kustomization.yaml to, or '-' for one YAML stream on stdout.",
-            DefaultValueFactory = _ => "k8s",
+            Description = "Folder to write to (default: k8s, or chart with --format helm), or '-' for one YAML stream on stdout.",
+        };
+        // -o/--output named the folder before --output-dir; it still does, until -o becomes the output format everywhere (issue #17).
+        var output = new Option<string?>("--output", "-o") { Description = "Same as --output-dir (kept for compatibility).", };
+        var format = new Option<string>("--format")
+        {
+            Description = "yaml: one file per object and a kustomization.yaml; helm: a Helm chart (Chart.yaml, values.yaml with each service's image, replicas, resources and env, templates/).",
+            DefaultValueFactory = _ => "yaml",
+        }.AcceptOnlyFromAmong("yaml", "helm");
+        var overlay = new Option<string[]>("--overlay")
+        {
+            Description = "Also write overlays/NAME/kustomization.yaml on top of the manifests, with each service's replicas and image to change per environment (repeatable; an existing overlay is kept).",
+            AllowMultipleArgumentsPerToken = false,
         };
         var ns = NamespaceOption("Namespace to put every object in (a Namespace object is generated too); default: none, the cluster context decides.");
         var mesh = MeshOption();
@@ -58,17 +72,19 @@ internal static class KubernetesCommands
         }.AcceptOnlyFromAmong("loadbalancer", "nodeport");
         var command = new Command("generate", "Write Kubernetes manifests (and Istio resources with --mesh istio) for the spec.")
         {
-            file, profiles, output, ns, mesh, ingressDomain, volumeSize, publishedTcp,
+            file, profiles, outputDir, output, format, overlay, ns, mesh, ingressDomain, volumeSize, publishedTcp,
         };
         command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.GenerateAsync(
             app,
-            parse.GetValue(output)!,
+            parse.GetValue(outputDir) ?? parse.GetValue(output) ?? (parse.GetValue(format) == "helm" ? "chart" : "k8s"),
             Options(parse.GetValue(ns), parse.GetValue(mesh)) with
             {
                 IngressDomain = parse.GetValue(ingressDomain),
                 VolumeSize = parse.GetValue(volumeSize)!,
                 PublishedTcp = parse.GetValue(publishedTcp) == "nodeport" ? PublishedServiceType.NodePort : PublishedServiceType.LoadBalancer,
             },
+            parse.GetValue(format) == "helm" ? ManifestFormat.Helm : ManifestFormat.Yaml,
+            parse.GetValue(overlay) ?? [],
             Console.Out,
             Console.Error,
             ct)));
@@ -80,7 +96,7 @@ internal static class KubernetesCommands
         var file = SpecFile.CreateFileOption();
         var profiles = SpecFile.CreateProfileOption();
         var context = ContextOption();
-        var ns = NamespaceOption("Namespace to apply into (created if missing); default: the context's namespace, else 'default'.");
+        var ns = NamespaceOption("Namespace to apply into (created if missing, except by --dry-run); default: the context's namespace, else 'default'.");
         var mesh = MeshOption();
         var dryRun = DryRunOption();
         var force = new Option<bool>("--force-conflicts") { Description = "Take over fields that another field manager owns (as kubectl apply --server-side --force-conflicts)." };
@@ -118,27 +134,86 @@ internal static class KubernetesCommands
         var mesh = MeshOption();
         var dryRun = DryRunOption();
         var volumes = new Option<bool>("--volumes") { Description = "Also delete the PersistentVolumeClaims, and so the data (as docker compose down --volumes)." };
+        var wait = new Option<bool>("--wait")
+        {
+            Description = "Wait until each object is gone, finalizers done (a claim stays while a pod mounts it), as kubectl delete; --wait=false returns once deletion is requested.",
+            DefaultValueFactory = _ => true,
+        };
+        var timeout = new Option<string?>("--timeout") { Description = "Longest wait for the objects to be gone (e.g. 2m); default 10m." };
         var command = new Command("delete", "Delete what 'berth k8s apply' created for the spec (claims and the namespace are kept).")
         {
-            file, profiles, context, ns, mesh, dryRun, volumes,
+            file, profiles, context, ns, mesh, dryRun, volumes, wait, timeout,
         };
         command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.DeleteAsync(
             app,
             Options(parse.GetValue(ns), parse.GetValue(mesh)),
             parse.GetValue(context),
-            new Berth.Kubernetes.Apply.ApplyOptions { DryRun = parse.GetValue(dryRun), DeleteVolumes = parse.GetValue(volumes) },
+            new Berth.Kubernetes.Apply.ApplyOptions { DryRun = parse.GetValue(dryRun), DeleteVolumes = parse.GetValue(volumes), Wait = parse.GetValue(wait) },
+            parse.GetValue(timeout),
             Console.Out,
             Console.Error,
             ct)));
         return command;
     }
 
-    private static async Task<int> Run(ParseResult parse, Option<string?> file, Option<string[]> profiles, Func<Berth.Core.Model.Application, Task<WorkflowOutcome>> workflow)
+    private static Command Diff()
+    {
+        var file = SpecFile.CreateFileOption();
+        var profiles = SpecFile.CreateProfileOption();
+        var context = ContextOption();
+        var ns = NamespaceOption("Namespace to compare in; default: the context's namespace, else 'default'.");
+        var mesh = MeshOption();
+        var force = new Option<bool>("--force-conflicts") { Description = "Dry-run the apply taking over fields another field manager owns, as apply --force-conflicts would." };
+        var prune = new Option<bool>("--prune") { Description = "Count the objects apply --prune would remove as differences and show them as removed (they are listed either way)." };
+        var command = new Command("diff", "Show what 'berth k8s apply' would change: a server-side dry run of each object diffed against the live one (unified, managed fields hidden), "
+            + "as kubectl diff. Exit 0: no differences, 1: differences, above 1: an error.")
+        {
+            file, profiles, context, ns, mesh, force, prune,
+        };
+        command.SetAction((parse, ct) => Run(
+            parse,
+            file,
+            profiles,
+            app => KubernetesWorkflow.DiffAsync(
+                app,
+                Options(parse.GetValue(ns), parse.GetValue(mesh)),
+                parse.GetValue(context),
+                new Berth.Kubernetes.Apply.ApplyOptions { ForceConflicts = parse.GetValue(force), Prune = parse.GetValue(prune) },
+                Console.Out,
+                Console.Error,
+                ct),
+            invalidSpecExit: ExitCodes.Failed)); // 1 means "differences" here, as in kubectl diff; a spec error must not read as one
+        return command;
+    }
+
+    private static Command Status()
+    {
+        var file = SpecFile.CreateFileOption();
+        var profiles = SpecFile.CreateProfileOption();
+        var context = ContextOption();
+        var ns = NamespaceOption("Namespace to read; default: the context's namespace, else 'default'.");
+        var mesh = MeshOption();
+        var command = new Command("status", "Show each service's live state on the cluster (ready/updated/available, pod reasons, autoscaler replicas and metrics) "
+            + "and drift: fields another field manager changed since berth applied them.")
+        {
+            file, profiles, context, ns, mesh,
+        };
+        command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.StatusAsync(
+            app,
+            Options(parse.GetValue(ns), parse.GetValue(mesh)),
+            parse.GetValue(context),
+            Console.Out,
+            Console.Error,
+            ct)));
+        return command;
+    }
+
+    private static async Task<int> Run(ParseResult parse, Option<string?> file, Option<string[]> profiles, Func<Berth.Core.Model.Application, Task<WorkflowOutcome>> workflow, int invalidSpecExit = ExitCodes.InvalidSpec)
     {
         var spec = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
         if (spec.Application is null)
         {
-            return spec.ExitCode;
+            return spec.ExitCode == ExitCodes.InvalidSpec ? invalidSpecExit : spec.ExitCode;
         }
 
         try
@@ -146,7 +221,8 @@ internal static class KubernetesCommands
             return await workflow(spec.Application) switch
             {
                 WorkflowOutcome.Ok => ExitCodes.Ok,
-                WorkflowOutcome.InvalidSpec => ExitCodes.InvalidSpec,
+                WorkflowOutcome.InvalidSpec => invalidSpecExit,
+                WorkflowOutcome.Differences => ExitCodes.Differences,
                 WorkflowOutcome.Usage => ExitCodes.Usage,
                 WorkflowOutcome.Failed => ExitCodes.Failed,
                 WorkflowOutcome.Unavailable => ExitCodes.Unavailable,

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Berth.Cli.ControlPlane;
+using Berth.Core.Contracts;
 using static Berth.Cli.Commands.ControlPlaneCommands;
 
 namespace Berth.Cli.Commands;
@@ -39,15 +40,13 @@ internal static class RolloutCommands
 
             try
             {
-                var before = Templates(await client.GetAsync("/v1/services", ct));
-                var applied = await client.PostAsync("/v1/apply", outcome.Application!, ct);
-                var after = await client.GetAsync("/v1/services", ct);
-                Status($"applied {outcome.Path} as revision {applied.GetProperty("revision").GetInt64()}");
-                foreach (var s in after.EnumerateArray())
+                var before = (await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct)).ToDictionary(s => s.Name, s => (Template: s.Revision, s.Desired));
+                var applied = await client.ApplyAsync(outcome.Application!, ct);
+                var after = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+                Status($"applied {outcome.Path} as revision {applied.Revision}");
+                foreach (var s in after)
                 {
-                    var name = s.GetProperty("name").GetString()!;
-                    var template = s.GetProperty("revision").GetInt64();
-                    var desired = s.GetProperty("desired").GetInt32();
+                    var (name, template, desired) = (s.Name, s.Revision, s.Desired);
                     Status(before.TryGetValue(name, out var old)
                         ? old.Template != template ? $"{name}: rolling out revision {template} (from {old.Template}); 'berth rollout status {name}' follows it"
                         : old.Desired != desired ? $"{name}: scaled {old.Desired} → {desired} (no rollout)"
@@ -65,9 +64,6 @@ internal static class RolloutCommands
         });
         return command;
     }
-
-    private static Dictionary<string, (long Template, int Desired)> Templates(JsonElement services) =>
-        services.EnumerateArray().ToDictionary(s => s.GetProperty("name").GetString()!, s => (s.GetProperty("revision").GetInt64(), s.GetProperty("desired").GetInt32()));
 
     // ---- rollout ------------------------------------------------------------------------------------------------
 
@@ -118,21 +114,22 @@ internal static class RolloutCommands
             {
                 while (true)
                 {
-                    var status = await client.GetAsync(path, deadline.Token);
-                    var state = status.GetProperty("state").GetString()!;
-                    var line = $"{name} revision {status.GetProperty("revision").GetInt64()}: {state}: {status.GetProperty("message").GetString()}";
+                    var status = await client.GetAsync(path, ApiJson.Default.RolloutStatus, deadline.Token);
+                    var line = $"{name} revision {status.Revision}: {status.State.Name()}: {status.Message}";
                     if (line != last)
                     {
                         Console.Out.WriteLine(line);
                         last = line;
                     }
 
-                    switch (state)
+                    switch (status.State)
                     {
-                        case "complete":
+                        case RolloutState.Complete:
                             return ExitCodes.Ok;
-                        case "rolled-back" or "failed" or "paused":
+                        case RolloutState.RolledBack or RolloutState.Failed or RolloutState.Paused:
                             return ExitCodes.Failed;
+                        case RolloutState.Progressing:
+                            break;
                     }
 
                     if (parse.GetValue(noWait))
@@ -160,21 +157,21 @@ internal static class RolloutCommands
         var command = new Command("history", "List a service's revisions (its templates) in the kept history, oldest first.") { file, service, output };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
-            var history = await client.GetAsync($"/v1/services/{Uri.EscapeDataString(parse.GetValue(service)!)}/rollout/history", ct);
+            var path = $"/v1/services/{Uri.EscapeDataString(parse.GetValue(service)!)}/rollout/history";
             if (parse.GetValue(output) == "json")
             {
-                Console.Out.WriteLine(history.GetRawText());
+                Console.Out.WriteLine(await client.SendAsync(HttpMethod.Get, path, null, ct));
                 return ExitCodes.Ok;
             }
 
+            var history = await client.GetAsync(path, ApiJson.Default.IReadOnlyListRolloutHistoryEntry, ct);
+
             Console.Out.WriteLine("REVISION  CURRENT  CREATED              CAUSE / WHAT");
-            foreach (var h in history.EnumerateArray())
+            foreach (var h in history)
             {
-                var what = h.TryGetProperty("image", out var image) && image.ValueKind == JsonValueKind.String
-                    ? image.GetString()
-                    : string.Join(' ', h.GetProperty("command").EnumerateArray().Select(c => c.GetString()));
+                var what = h.Image ?? string.Join(' ', h.Command);
                 Console.Out.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"{h.GetProperty("revision").GetInt64(),-8}  {(h.GetProperty("current").GetBoolean() ? "*" : ""),-7}  {h.GetProperty("createdAt").GetDateTimeOffset():yyyy-MM-dd HH:mm:ss}  {h.GetProperty("cause").GetString()} — {Shorten(what ?? "", 60)}"));
+                    $"{h.Revision,-8}  {(h.Current ? "*" : ""),-7}  {h.CreatedAt:yyyy-MM-dd HH:mm:ss}  {h.Cause} — {Shorten(what, 60)}"));
             }
 
             return ExitCodes.Ok;
@@ -191,9 +188,9 @@ internal static class RolloutCommands
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var name = parse.GetValue(service)!;
-            object body = parse.GetValue(to) is { } n ? new { toRevision = n } : new { };
-            var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/rollout/undo", body, ct);
-            Status($"{name}: rolling back to revision {result.GetProperty("template").GetInt64()} (revision {result.GetProperty("revision").GetInt64()}); 'berth rollout status {name}' follows it");
+            var body = JsonSerializer.Serialize(new UndoRequest(parse.GetValue(to)), ApiJson.Default.UndoRequest);
+            var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/rollout/undo", body, ApiJson.Default.UndoResponse, ct);
+            Status($"{name}: rolling back to revision {result.Template} (revision {result.Revision}); 'berth rollout status {name}' follows it");
             return ExitCodes.Ok;
         }, ct));
         return command;

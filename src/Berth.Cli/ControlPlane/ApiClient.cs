@@ -2,6 +2,8 @@ using System.Net.Http.Headers;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Serialization.Metadata;
+using Berth.Core.Contracts;
 using Berth.Server;
 
 namespace Berth.Cli.ControlPlane;
@@ -31,10 +33,10 @@ internal sealed class ApiClient : IDisposable
 
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(address));
-            return new ApiClient(new Uri(doc.RootElement.GetProperty("url").GetString()!), File.ReadAllText(token).Trim());
+            var url = JsonSerializer.Deserialize(File.ReadAllText(address), ApiJson.Default.ApiAddress)?.Url;
+            return url is null ? null : new ApiClient(new Uri(url), File.ReadAllText(token).Trim());
         }
-        catch (Exception e) when (e is JsonException or IOException or KeyNotFoundException or UriFormatException)
+        catch (Exception e) when (e is JsonException or IOException or UriFormatException)
         {
             return null;
         }
@@ -56,28 +58,51 @@ internal sealed class ApiClient : IDisposable
         }
     }
 
-    public Task<JsonElement> GetAsync(string path, CancellationToken ct) => SendAsync(HttpMethod.Get, path, null, ct);
+    /// <summary>GET <paramref name="path"/>, read as <typeparamref name="T"/> (an API contract).</summary>
+    public async Task<T> GetAsync<T>(string path, JsonTypeInfo<T> type, CancellationToken ct) =>
+        JsonSerializer.Deserialize(await SendAsync(HttpMethod.Get, path, null, ct), type)!;
 
-    public Task<JsonElement> PostAsync(string path, object? body, CancellationToken ct) => SendAsync(HttpMethod.Post, path, body, ct);
+    /// <summary>POST <paramref name="body"/> (already JSON, or null) to <paramref name="path"/>, read as <typeparamref name="T"/>.</summary>
+    public async Task<T> PostAsync<T>(string path, string? body, JsonTypeInfo<T> type, CancellationToken ct) =>
+        JsonSerializer.Deserialize(await SendAsync(HttpMethod.Post, path, body, ct), type)!;
 
-    public async Task<JsonElement> SendAsync(HttpMethod method, string path, object? body, CancellationToken ct)
+    /// <summary>POST /v1/apply with the app model (the store's JSON shape, as the server reads it).</summary>
+    public Task<RevisionResponse> ApplyAsync(Core.Model.Application app, CancellationToken ct) =>
+        PostAsync("/v1/apply", JsonSerializer.Serialize(app, Orchestration.State.StateJson.Options), ApiJson.Default.RevisionResponse, ct);
+
+    /// <summary>POST, ignoring the answer's body.</summary>
+    public async Task PostAsync(string path, string? body, CancellationToken ct) => await SendAsync(HttpMethod.Post, path, body, ct);
+
+    /// <summary>Sends and returns the answer's JSON text; an error answer becomes an <see cref="ApiException"/> with the API's message.</summary>
+    public async Task<string> SendAsync(HttpMethod method, string path, string? body, CancellationToken ct)
     {
         using var request = new HttpRequestMessage(method, path);
         if (body is not null)
         {
-            request.Content = new StringContent(body as string ?? JsonSerializer.Serialize(body, Orchestration.State.StateJson.Options), Encoding.UTF8, "application/json");
+            request.Content = new StringContent(body, Encoding.UTF8, "application/json");
         }
 
         using var response = await _http.SendAsync(request, ct);
         var text = await response.Content.ReadAsStringAsync(ct);
-        var json = text.Length == 0 ? default : JsonDocument.Parse(text).RootElement.Clone();
         if (!response.IsSuccessStatusCode)
         {
-            var message = json.ValueKind == JsonValueKind.Object && json.TryGetProperty("error", out var e) ? e.GetString() : text;
-            throw new ApiException((int)response.StatusCode, message ?? response.ReasonPhrase ?? "error");
+            throw new ApiException((int)response.StatusCode, ErrorMessage(text) ?? response.ReasonPhrase ?? "error");
         }
 
-        return json;
+        return text;
+    }
+
+    /// <summary>The API's own message from an error body, else the body itself.</summary>
+    private static string? ErrorMessage(string text)
+    {
+        try
+        {
+            return text.Length == 0 ? null : JsonSerializer.Deserialize(text, ApiJson.Default.ApiError)?.Error ?? text;
+        }
+        catch (JsonException)
+        {
+            return text;
+        }
     }
 
     /// <summary>Lines of a streaming response (NDJSON logs, SSE events) until the server ends it or <paramref name="ct"/> fires.</summary>
@@ -92,18 +117,7 @@ internal sealed class ApiClient : IDisposable
         using var response = await _http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, ct);
         if (!response.IsSuccessStatusCode)
         {
-            var text = await response.Content.ReadAsStringAsync(ct);
-            string? message;
-            try
-            {
-                message = JsonDocument.Parse(text).RootElement.GetProperty("error").GetString();
-            }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
-            {
-                message = text;
-            }
-
-            throw new ApiException((int)response.StatusCode, message ?? "error");
+            throw new ApiException((int)response.StatusCode, ErrorMessage(await response.Content.ReadAsStringAsync(ct)) ?? "error");
         }
 
         using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));

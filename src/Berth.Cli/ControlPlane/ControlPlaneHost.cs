@@ -8,6 +8,7 @@ using Berth.Runtime;
 using Berth.Runtime.Docker;
 using Berth.Runtime.Process;
 using Berth.Server;
+using Berth.Server.Telemetry;
 
 namespace Berth.Cli.ControlPlane;
 
@@ -53,21 +54,26 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     /// <summary>Starts drivers and controllers (adopting running replicas) and the API; <paramref name="needsDocker"/>
     /// connects to Docker up front (otherwise only when Docker is reachable).</summary>
-    public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct)
+    public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry = null)
     {
-        // The mesh runs only with a serving control plane; 'berth down' without one just stops replicas.
+        // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
         MeshHost? mesh = null;
+        TelemetryStore? store = null;
+        OtlpReceiver? otlp = null;
         if (api)
         {
-            mesh = new MeshHost(new MeshHostOptions());
+            Directory.CreateDirectory(stateDirectory);
+            store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
+            otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
+            mesh = new MeshHost(new MeshHostOptions { RequestObserver = store });
             await mesh.StartAsync(ct);
         }
 
-        var host = new ControlPlaneHost(stateDirectory, mesh);
+        var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
         var warnings = new List<string>();
         Directory.CreateDirectory(stateDirectory);
-        var store = StateStore.Open(stateDirectory);
-        host._disposables.Add(store);
+        var stateStore = StateStore.Open(stateDirectory);
+        host._disposables.Add(stateStore);
         var processOptions = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime"), VolumesRoot = VolumesDirectoryFor(stateDirectory) };
         if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
         {
@@ -111,7 +117,12 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             }
         }
 
-        var plane = new Orchestration.Controllers.ControlPlane(orchestrator, store, drivers, host.Routes, prober);
+        if (otlp is not null)
+        {
+            orchestrator = orchestrator with { ReplicaEnvironment = otlp.ExporterEnvironment };
+        }
+
+        var plane = new Orchestration.Controllers.ControlPlane(orchestrator, stateStore, drivers, host.Routes, prober);
         host.Plane = plane;
         host._owned.Add(plane);
         if (mesh is not null)
@@ -119,11 +130,23 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             host._owned.Add(mesh);
         }
 
+        if (otlp is not null)
+        {
+            host._owned.Add(otlp);
+        }
+
         host.Drivers = drivers;
         await plane.StartAsync(ct);
         if (api)
         {
-            host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = stateDirectory, Routes = host.Routes }, ct);
+            host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions
+            {
+                StateDirectory = stateDirectory,
+                Routes = host.Routes,
+                Telemetry = store,
+                Mesh = mesh,
+                ReplicaEnvironment = orchestrator.ReplicaEnvironment,
+            }, ct);
             host._owned.Insert(0, host.Api);
             host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
         }
@@ -133,6 +156,21 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];
+
+    /// <summary>Spans, logs and metrics from the apps (OTLP) and the mesh, for the dashboard; null without the API.</summary>
+    public TelemetryStore? Telemetry { get; private init; }
+
+    /// <summary>The OTLP receiver replicas export to; null without the API.</summary>
+    public OtlpReceiver? Otlp { get; private init; }
+
+    /// <summary>The spec's <c>telemetry:</c> limits over the defaults.</summary>
+    public static TelemetryOptions TelemetryOptionsFor(TelemetrySpec spec) => new()
+    {
+        MaxSpans = spec.MaxSpans ?? TelemetryDefaults.MaxSpans,
+        MaxLogs = spec.MaxLogs ?? TelemetryDefaults.MaxLogs,
+        MaxMetricPoints = spec.MaxMetricPoints ?? TelemetryDefaults.MaxMetricPoints,
+        ForwardEndpoint = spec.OtlpEndpoint,
+    };
 
     /// <summary>Makes the nodes' cgroups where the process driver can (each node a cgroup with its memory and CPU cap).</summary>
     public async Task<IReadOnlyList<string>> EnsureNodesAsync(Application app, CancellationToken ct)

@@ -42,6 +42,7 @@ internal sealed partial class SpecReader
         ["nodes"] = (r, v, p, _) => r.ReadNodes(v, p),
         ["scheduler"] = (r, v, p, _) => r.ReadScheduler(v, p),
         ["pipelines"] = (r, v, p, _) => r.ReadPipelines(v, p),
+        ["telemetry"] = (r, v, p, _) => r.ReadTelemetry(v, p),
     };
 
     private void ReadComposeService(YamlMappingNode body, string p, ServiceDraft d)

@@ -46,9 +46,9 @@ internal sealed partial class SpecReader
             var on = r.Strings(v, p);
             foreach (var item in on)
             {
-                if (item is not ("connect-failure" or "reset" or "5xx" or "gateway-error") && !(item.Length == 3 && int.TryParse(item, out var code) && code is >= 400 and < 600))
+                if (!RetryConditions.IsValid(item))
                 {
-                    r.Error(v, p, $"'{item}' is not a retry condition; use connect-failure, reset, 5xx, gateway-error or a status code such as 503");
+                    r.Error(v, p, $"'{item}' is not a retry condition; {RetryConditions.Expected}");
                 }
             }
 
@@ -98,9 +98,9 @@ internal sealed partial class SpecReader
         ["hash_on"] = (r, v, p, b) =>
         {
             var text = r.String(v, p);
-            if (text is not null && !(text.StartsWith("header:", StringComparison.Ordinal) || text.StartsWith("cookie:", StringComparison.Ordinal)))
+            if (text is not null && HashKey.TryParse(text) is null)
             {
-                r.Error(v, p, $"'{text}' must be header:NAME or cookie:NAME");
+                r.Error(v, p, $"'{text}' must be {HashKey.Expected}");
             }
 
             b.V = b.V with { HashOn = text };

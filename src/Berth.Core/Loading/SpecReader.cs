@@ -25,6 +25,7 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
     private readonly Dictionary<string, YamlNode> _declaredVolumes = new(StringComparer.Ordinal);
     private string _projectName = "app";
     private SchedulerPolicy _scheduler = SchedulerPolicy.LeastLoaded;
+    private TelemetrySpec _telemetry = TelemetrySpec.Default;
 
     public SpecFormat Format { get; } = format;
 
@@ -91,6 +92,7 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
             Services = [.. active.Select(Build).Select(s => s with { Volumes = ResolveVolumeNames(s.Volumes) })],
             Nodes = [.. _nodes.Select(n => n.Value)],
             Scheduler = _scheduler,
+            Telemetry = _telemetry,
             Pipelines = [.. _pipelines],
             SourceFile = SourcePath,
             BaseDirectory = BaseDirectory,
@@ -161,8 +163,41 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
         ["scheduler"] = (r, v, p, _) => r.ReadScheduler(v, p),
         ["pipelines"] = (r, v, p, _) => r.ReadPipelines(v, p),
         ["volumes"] = (r, v, p, _) => r.ReadTopVolumes(v, p),
+        ["telemetry"] = (r, v, p, _) => r.ReadTelemetry(v, p),
         ["secrets"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Secret),
         ["configs"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Config),
+    };
+
+    private void ReadTelemetry(YamlNode v, string p)
+    {
+        if (Mapping(v, p, "a mapping: {otlp_endpoint: http://127.0.0.1:4318, max_spans: N, max_logs: N, max_metric_points: N}") is { } map)
+        {
+            ReadKeys(map, p, TelemetryKeys, this);
+        }
+    }
+
+    private static readonly KeyTable<SpecReader> TelemetryKeys = new("telemetry")
+    {
+        ["otlp_endpoint"] = (r, v, p, _) =>
+        {
+            var text = r.String(v, p);
+            if (text is null)
+            {
+                return;
+            }
+
+            if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https")
+            {
+                r._telemetry = r._telemetry with { OtlpEndpoint = uri };
+            }
+            else
+            {
+                r.Error(v, p, $"'{text}' is not an http(s) URL; write the collector's OTLP/HTTP address, e.g. http://127.0.0.1:4318");
+            }
+        },
+        ["max_spans"] = (r, v, p, _) => r._telemetry = r._telemetry with { MaxSpans = r.Int(v, p, 1, 10_000_000) ?? r._telemetry.MaxSpans },
+        ["max_logs"] = (r, v, p, _) => r._telemetry = r._telemetry with { MaxLogs = r.Int(v, p, 1, 10_000_000) ?? r._telemetry.MaxLogs },
+        ["max_metric_points"] = (r, v, p, _) => r._telemetry = r._telemetry with { MaxMetricPoints = r.Int(v, p, 1, 10_000_000) ?? r._telemetry.MaxMetricPoints },
     };
 
     private string? ProjectName(YamlNode v, string p)

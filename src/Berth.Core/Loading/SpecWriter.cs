@@ -54,6 +54,12 @@ public static class SpecWriter
                 ("labels", n.Labels.IsEmpty ? null : Strings(n.Labels)))).ToList();
         }
 
+        if (app.Telemetry != TelemetrySpec.Default)
+        {
+            var t = app.Telemetry;
+            root["telemetry"] = Map(("otlp_endpoint", t.OtlpEndpoint?.ToString()), ("max_spans", t.MaxSpans), ("max_logs", t.MaxLogs), ("max_metric_points", t.MaxMetricPoints));
+        }
+
         var services = new OrderedDictionary<string, object?>();
         foreach (var service in app.Services)
         {

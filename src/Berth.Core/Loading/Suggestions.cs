@@ -1,7 +1,7 @@
 namespace Berth.Core.Loading;
 
 /// <summary>"Did you mean …" for misspelled keys and names: the closest candidate within a small edit distance.</summary>
-internal static class Suggestions
+public static class Suggestions
 {
     /// <summary>The closest of <paramref name="candidates"/> to <paramref name="input"/>, or null when none is close.</summary>
     public static string? Closest(string input, IEnumerable<string> candidates)

@@ -28,7 +28,26 @@ public sealed record Application
     /// <summary>Named volumes declared at the top level (Compose <c>volumes:</c>).</summary>
     public ImmutableArray<string> Volumes { get; init; } = [];
 
+    /// <summary>Telemetry settings (<c>telemetry:</c>): how much the control plane keeps and where it forwards it.</summary>
+    public TelemetrySpec Telemetry { get; init; } = TelemetrySpec.Default;
+
     public Service? FindService(string name) => Services.FirstOrDefault(s => s.Name == name);
+}
+
+/// <summary>The <c>telemetry:</c> section: limits of the in-memory telemetry store (null: the control plane's defaults,
+/// docs/spec.md) and an OTLP collector to forward everything to.</summary>
+public sealed record TelemetrySpec
+{
+    public static readonly TelemetrySpec Default = new();
+
+    /// <summary>An OTLP/HTTP collector (<c>http://host:4318</c>) that gets a copy of every export; null: none.</summary>
+    public Uri? OtlpEndpoint { get; init; }
+
+    public int? MaxSpans { get; init; }
+
+    public int? MaxLogs { get; init; }
+
+    public int? MaxMetricPoints { get; init; }
 }
 
 /// <summary>A slice of the machine that replicas are placed on; each node is a cgroup with its own CPU set and memory cap.</summary>

@@ -29,6 +29,9 @@ public sealed record MeshPolicy
     /// <summary>For consistent hash: <c>header:X-User</c> or <c>cookie:session</c>.</summary>
     public string? HashOn { get; init; }
 
+    /// <summary><see cref="HashOn"/> parsed by the one parser the loader validates with; null when absent or malformed.</summary>
+    public HashKey? HashKey => Model.HashKey.TryParse(HashOn);
+
     /// <summary>Total time for a request including retries; null: none (as Envoy's route timeout 15s is often surprising, we default to 30s).</summary>
     public TimeSpan? Timeout { get; init; } = MeshDefaults.Timeout;
 
@@ -63,8 +66,15 @@ public sealed record RetryPolicy
     /// <summary>Retries after the first try: 2 (Envoy's default num_retries is 1; Linkerd's budget allows more).</summary>
     public int Attempts { get; init; } = 2;
 
-    /// <summary>What to retry: connect-failure, reset, and status codes. As Envoy's <c>connect-failure,reset,retriable-status-codes</c>.</summary>
-    public ImmutableArray<string> On { get; init; } = ["connect-failure", "reset", "502", "503", "504"];
+    /// <summary>
+    /// What to retry: connect-failure, 502, 503, 504 — as Istio's default retryOn (connect-failure, refused-stream,
+    /// retriable-status-codes 503). Not <c>reset</c>: a reset after the request was sent may mean the request killed the
+    /// replica (a query of death), and retrying it would kill the next one; Envoy retries resets only when told to.
+    /// </summary>
+    public ImmutableArray<string> On { get; init; } = ["connect-failure", "502", "503", "504"];
+
+    /// <summary><see cref="On"/> parsed by the one parser the loader validates with; null when an item is not a condition.</summary>
+    public RetryConditions? Conditions => RetryConditions.TryParse(On, out _);
 
     /// <summary>Retry non-idempotent methods (POST, PATCH) too. Off: only GET, HEAD, OPTIONS, PUT, DELETE, TRACE.</summary>
     public bool NonIdempotent { get; init; }

@@ -30,3 +30,13 @@ public interface IRouteSink
     /// <summary>Removes a service endpoint's route and closes its listener after in-flight requests finish.</summary>
     Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken);
 }
+
+/// <summary>
+/// The data plane's count of requests in flight per replica, which the control plane reads while draining: a replica
+/// that left the routes is stopped once its count is 0 or its stop grace period has passed.
+/// </summary>
+public interface IInFlightSource
+{
+    /// <summary>Requests (HTTP) or connections (TCP) of <paramref name="service"/> still in flight to <paramref name="replica"/>.</summary>
+    int InFlight(string service, string replica);
+}

@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using k8s;
 using k8s.Autorest;
 using k8s.Models;
@@ -12,7 +13,14 @@ internal interface IKubernetesApi
     /// <summary>The cluster's address, for messages.</summary>
     string Host { get; }
 
-    Task ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken);
+    /// <summary>Server-side applies the object; returns the object as the server answered it (what it stored, or would store in a dry run), as JSON.</summary>
+    Task<string> ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken);
+
+    /// <summary>The live object as JSON; null when there is none.</summary>
+    Task<string?> ReadAsync(string kind, string apiVersion, string name, string ns, CancellationToken cancellationToken);
+
+    /// <summary>Whether the namespace exists; null when the cluster does not say (e.g. reading namespaces is not allowed).</summary>
+    Task<bool?> NamespaceExistsAsync(string ns, CancellationToken cancellationToken);
 
     /// <summary>Deletes the object; false when it was not there.</summary>
     Task<bool> DeleteAsync(ManifestObject obj, string ns, bool dryRun, CancellationToken cancellationToken);
@@ -40,13 +48,17 @@ public sealed class KubernetesApiException(string message, HttpStatusCode? statu
 }
 
 /// <summary><see cref="IKubernetesApi"/> over the official client (KubernetesClient).</summary>
-internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernetesApi
+internal sealed partial class KubernetesApi(IKubernetes client, string host) : IKubernetesApi
 {
+    // The authorizer's denial, as the API server words it: 'User "jane" cannot patch resource "deployments" in API group "apps" …'.
+    [GeneratedRegex(@"\bcannot [a-z]+ (?:resource|path) ""[^""]+""")]
+    private static partial Regex RbacDenial();
+
     private const string DryRunAll = "All";
 
     public string Host { get; } = host;
 
-    public Task ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken)
+    public async Task<string> ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken)
     {
         // JSON is YAML: the client sends V1Patch content verbatim as application/apply-patch+yaml, and requires it to be JSON.
         var patch = new V1Patch(obj.ToJson(), V1Patch.PatchType.ApplyPatch);
@@ -54,24 +66,77 @@ internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernet
         bool? takeOver = force ? true : null; // omitted unless asked, as kubectl
         const string manager = GenerateDefaults.FieldManager;
         const string validation = "Strict";
-        return Call(obj, ns, obj.Kind switch
+        object? result = null;
+        await Call(obj, ns, obj.Kind switch
         {
-            "Namespace" => () => client.CoreV1.PatchNamespaceAsync(patch, obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "ConfigMap" => () => client.CoreV1.PatchNamespacedConfigMapAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "Secret" => () => client.CoreV1.PatchNamespacedSecretAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "PersistentVolumeClaim" => () => client.CoreV1.PatchNamespacedPersistentVolumeClaimAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "Service" => () => client.CoreV1.PatchNamespacedServiceAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "Deployment" => () => client.AppsV1.PatchNamespacedDeploymentAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "StatefulSet" => () => client.AppsV1.PatchNamespacedStatefulSetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "Job" => () => client.BatchV1.PatchNamespacedJobAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "HorizontalPodAutoscaler" => () => client.AutoscalingV2.PatchNamespacedHorizontalPodAutoscalerAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "PodDisruptionBudget" => () => client.PolicyV1.PatchNamespacedPodDisruptionBudgetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "Ingress" => () => client.NetworkingV1.PatchNamespacedIngressAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
-            "DestinationRule" or "VirtualService" => () => client.CustomObjects.PatchNamespacedCustomObjectAsync(
+            "Namespace" => async () => result = await client.CoreV1.PatchNamespaceAsync(patch, obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "ConfigMap" => async () => result = await client.CoreV1.PatchNamespacedConfigMapAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Secret" => async () => result = await client.CoreV1.PatchNamespacedSecretAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "PersistentVolumeClaim" => async () => result = await client.CoreV1.PatchNamespacedPersistentVolumeClaimAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Service" => async () => result = await client.CoreV1.PatchNamespacedServiceAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Deployment" => async () => result = await client.AppsV1.PatchNamespacedDeploymentAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "StatefulSet" => async () => result = await client.AppsV1.PatchNamespacedStatefulSetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Job" => async () => result = await client.BatchV1.PatchNamespacedJobAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "HorizontalPodAutoscaler" => async () => result = await client.AutoscalingV2.PatchNamespacedHorizontalPodAutoscalerAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "PodDisruptionBudget" => async () => result = await client.PolicyV1.PatchNamespacedPodDisruptionBudgetAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "Ingress" => async () => result = await client.NetworkingV1.PatchNamespacedIngressAsync(patch, obj.Name, ns, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
+            "DestinationRule" or "VirtualService" => async () => result = await client.CustomObjects.PatchNamespacedCustomObjectAsync(
                 patch, Group(obj), Version(obj), ns, Plural(obj.Kind), obj.Name, dryRun: dry, fieldManager: manager, fieldValidation: validation, force: takeOver, cancellationToken: cancellationToken),
             _ => throw new NotSupportedException($"berth does not apply {obj.Kind} objects"),
         });
+        return AsJson(result);
     }
+
+    public async Task<string?> ReadAsync(string kind, string apiVersion, string name, string ns, CancellationToken cancellationToken)
+    {
+        object? result = null;
+        try
+        {
+            await Call(kind, name, ns, kind switch
+            {
+                "Namespace" => async () => result = await client.CoreV1.ReadNamespaceAsync(name, cancellationToken: cancellationToken),
+                "ConfigMap" => async () => result = await client.CoreV1.ReadNamespacedConfigMapAsync(name, ns, cancellationToken: cancellationToken),
+                "Secret" => async () => result = await client.CoreV1.ReadNamespacedSecretAsync(name, ns, cancellationToken: cancellationToken),
+                "PersistentVolumeClaim" => async () => result = await client.CoreV1.ReadNamespacedPersistentVolumeClaimAsync(name, ns, cancellationToken: cancellationToken),
+                "Service" => async () => result = await client.CoreV1.ReadNamespacedServiceAsync(name, ns, cancellationToken: cancellationToken),
+                "Deployment" => async () => result = await client.AppsV1.ReadNamespacedDeploymentAsync(name, ns, cancellationToken: cancellationToken),
+                "StatefulSet" => async () => result = await client.AppsV1.ReadNamespacedStatefulSetAsync(name, ns, cancellationToken: cancellationToken),
+                "Job" => async () => result = await client.BatchV1.ReadNamespacedJobAsync(name, ns, cancellationToken: cancellationToken),
+                "HorizontalPodAutoscaler" => async () => result = await client.AutoscalingV2.ReadNamespacedHorizontalPodAutoscalerAsync(name, ns, cancellationToken: cancellationToken),
+                "PodDisruptionBudget" => async () => result = await client.PolicyV1.ReadNamespacedPodDisruptionBudgetAsync(name, ns, cancellationToken: cancellationToken),
+                "Ingress" => async () => result = await client.NetworkingV1.ReadNamespacedIngressAsync(name, ns, cancellationToken: cancellationToken),
+                "DestinationRule" or "VirtualService" => async () => result = await client.CustomObjects.GetNamespacedCustomObjectAsync(
+                    apiVersion.Split('/')[0], apiVersion.Split('/')[1], ns, Plural(kind), name, cancellationToken: cancellationToken),
+                _ => throw new NotSupportedException($"berth does not read {kind} objects"),
+            });
+        }
+        catch (KubernetesApiException e) when (e.Status == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+
+        return AsJson(result);
+    }
+
+    public async Task<bool?> NamespaceExistsAsync(string ns, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ReadAsync("Namespace", "v1", ns, ns, cancellationToken) is not null;
+        }
+        catch (KubernetesApiException e) when (e.Status is HttpStatusCode.Forbidden or HttpStatusCode.Unauthorized)
+        {
+            return null;
+        }
+    }
+
+    // Typed answers serialize with the client's own converters (quantities, int-or-string); custom objects arrive as JSON already.
+    private static string AsJson(object? result) => result switch
+    {
+        null => "{}",
+        JsonElement element => element.GetRawText(),
+        _ => KubernetesJson.Serialize(result),
+    };
 
     public async Task<bool> DeleteAsync(ManifestObject obj, string ns, bool dryRun, CancellationToken cancellationToken)
     {
@@ -201,12 +266,15 @@ internal sealed class KubernetesApi(IKubernetes client, string host) : IKubernet
     private KubernetesApiException Describe(HttpOperationException e, string kind, string name, string ns)
     {
         var status = e.Response.StatusCode;
-        var serverMessage = ServerMessage(e.Response.Content) ?? e.Message;
+        var serverMessage = (ServerMessage(e.Response.Content) ?? e.Message).Trim();
         var what = $"{kind.ToLowerInvariant()}/{name}";
         var text = status switch
         {
             HttpStatusCode.Unauthorized => $"{what}: the cluster at {Host} did not accept the credentials ({serverMessage}); refresh them (e.g. log in again) or pick another --context",
-            HttpStatusCode.Forbidden => $"{what}: not allowed in namespace '{ns}' ({serverMessage}); ask for a role that can patch {kind} there, or use another --namespace",
+            HttpStatusCode.Forbidden when RbacDenial().IsMatch(serverMessage) =>
+                $"{what}: not allowed in namespace '{ns}' ({serverMessage}); ask for a role that allows this on {kind} there, or use another --namespace",
+            // Admission refuses with 403 too (a ResourceQuota, a PodSecurity or webhook policy): the server's message is the explanation.
+            HttpStatusCode.Forbidden => $"{what}: the cluster refused it: {serverMessage}",
             HttpStatusCode.Conflict => $"{what}: another field manager owns some of these fields ({serverMessage}); re-run with --force-conflicts to take them over for 'berth'",
             HttpStatusCode.UnprocessableEntity => $"{what}: the cluster rejected it as invalid: {serverMessage}",
             HttpStatusCode.NotFound when kind is "DestinationRule" or "VirtualService" =>

@@ -1,20 +1,18 @@
-using System.Net;
-using System.Net.Http.Headers;
 using Berth.Core.Model;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Resilience;
 using Berth.Mesh.Routing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
-using Microsoft.Extensions.Primitives;
 
 namespace Berth.Mesh.Http;
 
 /// <summary>
-/// The HTTP data path of one listener: limits, service breaker, endpoint choice (split, balancing, ejection, endpoint
-/// breakers), forwarding over a pooled <see cref="SocketsHttpHandler"/>, retries with backoff and budget, timeouts.
+/// The HTTP data path of one listener, composed of small parts: <see cref="AdmissionLimits"/> → service breaker →
+/// <see cref="EndpointSelector"/> → <see cref="Http1Forwarder"/> (one attempt, typed outcome) →
+/// <see cref="RetryDecision"/> (pure) → answer; <see cref="RequestTelemetry"/> records it all.
 /// </summary>
-internal sealed class HttpProxy : IDisposable
+internal sealed class HttpProxy(ServiceState state) : IDisposable
 {
     /// <summary>Set on a fail-fast 503 from an open breaker: <c>service/api</c> or <c>endpoint/api/replica-2</c>.</summary>
     public const string CircuitHeader = "x-berth-circuit-open";
@@ -25,55 +23,39 @@ internal sealed class HttpProxy : IDisposable
     /// <summary>5s, as Envoy's cluster connect_timeout.</summary>
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(5);
 
-    private static readonly HashSet<string> SkipRequestHeaders = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "Host", "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer", "Upgrade", "traceparent",
-    };
+    private readonly ServiceState _state = state;
+    private readonly RequestTelemetry _telemetry = state.Telemetry;
 
-    private static readonly HashSet<string> SkipResponseHeaders = new(StringComparer.OrdinalIgnoreCase)
+    /// <summary>Closes the upstream connections kept idle (the listener is going away).</summary>
+    public void Dispose()
     {
-        "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Trailer", "Upgrade",
-    };
-
-    private readonly ServiceState _state;
-    private readonly HttpMessageInvoker _client;
-
-    public HttpProxy(ServiceState state)
-    {
-        _state = state;
-        _client = new HttpMessageInvoker(new SocketsHttpHandler
+        foreach (var e in _state.Snapshot.All)
         {
-            UseProxy = false,
-            AllowAutoRedirect = false,
-            AutomaticDecompression = DecompressionMethods.None,
-            UseCookies = false,
-            ActivityHeadersPropagator = null,
-            ConnectTimeout = ConnectTimeout,
-            MaxConnectionsPerServer = Math.Max(1, state.Snapshot.Policy.Limits.MaxConnections),
-            EnableMultipleHttp2Connections = true,
-        });
+            e.Pool.Dispose();
+        }
     }
-
-    public void Dispose() => _client.Dispose();
 
     public async Task InvokeAsync(HttpContext context)
     {
-        var time = _state.Time;
-        var started = time.GetTimestamp();
+        var started = _state.Time.GetTimestamp();
         var s = _state.Snapshot;
-        var limits = s.Policy.Limits;
-        var result = new Result(0, "-", 0);
-        if (Interlocked.Increment(ref _state.Active) > limits.MaxRequests)
+        var outcome = new Outcome(0, "-", 0, null, false);
+        string? traceparent = null;
+        if (IsAmbiguouslyFramed(context.Request))
         {
-            Interlocked.Decrement(ref _state.Active);
-            Reject(context, "max-requests");
+            // Request smuggling (RFC 9112 6.1): Kestrel would read it as chunked, but a hop before it may have used the
+            // Content-Length. A proxy must not guess: 400 and close, as nginx and HAProxy do.
+            context.Response.Headers.Connection = "close";
+            Answer(context, 400, "ambiguous-framing", "-", 0);
+            _telemetry.Completed(context, 400, "-", 0, started, null, "ambiguous-framing");
             return;
         }
 
-        if (Volatile.Read(ref _state.Pending) >= limits.MaxPendingRequests)
+        if (_state.Limits.TryEnter(s.Policy.Limits) is { } refused)
         {
-            Interlocked.Decrement(ref _state.Active);
-            Reject(context, "max-pending");
+            _telemetry.Rejected(refused);
+            outcome = Answer(context, 503, refused, "-", 0);
+            _telemetry.Completed(context, 503, "-", 0, started, null, refused);
             return;
         }
 
@@ -83,23 +65,22 @@ internal sealed class HttpProxy : IDisposable
             var permit = s.ServiceBreaker.TryEnter();
             if (permit == BreakerPermit.Rejected)
             {
-                _state.Metrics.Rejections.WithLabels(_state.Service, _state.EndpointName, "circuit-open").Inc();
-                context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+                _telemetry.Rejected("circuit-open");
                 context.Response.Headers[CircuitHeader] = "service/" + _state.Service;
-                context.Response.Headers[ErrorHeader] = "circuit-open";
-                result = new Result(503, "-", 0);
+                outcome = Answer(context, 503, "circuit-open", "-", 0);
                 return;
             }
 
             var reported = false;
             try
             {
-                result = context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade
-                    ? await UpgradeAsync(context, upgrade, s)
-                    : await ForwardAsync(context, s);
-                if (!context.RequestAborted.IsCancellationRequested)
+                traceparent = TraceContext.Next(NullIfEmpty(context.Request.Headers[TraceContext.Header].ToString()));
+                outcome = context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade
+                    ? await UpgradeAsync(context, upgrade, traceparent)
+                    : await ForwardAsync(context, traceparent);
+                if (!context.RequestAborted.IsCancellationRequested && outcome.CountsForService)
                 {
-                    s.ServiceBreaker.Report(permit, result.Status < 500);
+                    _state.ReportService(s, permit, outcome.Status < 500);
                     reported = true;
                 }
             }
@@ -113,110 +94,104 @@ internal sealed class HttpProxy : IDisposable
         }
         catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
         {
-            result = result with { Status = 499 };
+            outcome = outcome with { Status = 499 };
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // A fault in the data path (or a client body that broke off) must not reach Kestrel as an unhandled error.
+            // A fault in the data path must not reach Kestrel as an unhandled error.
             Log.ProxyFailed(_state.Logger, _state.Service, _state.EndpointName, ex);
             if (context.Response.HasStarted)
             {
                 context.Abort();
-                result = result with { Status = 499 };
+                outcome = outcome with { Status = 499 };
             }
             else
             {
                 context.Response.Clear();
-                context.Response.StatusCode = StatusCodes.Status502BadGateway;
-                context.Response.Headers[ErrorHeader] = "proxy-error";
-                result = new Result(502, result.Upstream, result.Attempts);
+                outcome = Answer(context, 502, "proxy-error", outcome.Upstream, outcome.Attempts);
             }
         }
         finally
         {
-            Interlocked.Decrement(ref _state.Active);
+            _state.Limits.Leave();
             _state.ActiveGauge.Dec();
-            var elapsed = time.GetElapsedTime(started);
-            _state.Requests(result.Status).Inc();
-            _state.RequestDuration.Observe(elapsed.TotalSeconds);
-            if (s.Policy.AccessLog)
-            {
-                Log.Access(_state.Logger, context.Request.Method, context.Request.Path.Value ?? "/", result.Status, result.Upstream, elapsed.TotalMilliseconds, result.Attempts,
-                    context.Items.TryGetValue(TraceContext.Header, out var tp) ? tp as string ?? "" : "");
-            }
+            _telemetry.Completed(context, outcome.Status, outcome.Upstream, outcome.Attempts, started, traceparent, outcome.Error);
         }
     }
 
-    private async Task<Result> ForwardAsync(HttpContext context, RouteSnapshot s)
+    private async Task<Outcome> ForwardAsync(HttpContext context, string traceparent)
     {
+        var s = _state.Snapshot;
         var policy = s.Policy;
         var request = context.Request;
-        var response = context.Response;
         var aborted = context.RequestAborted;
         s.Budget.RecordRequest();
 
         var maxAttempts = 1 + Math.Max(0, policy.Retries.Attempts);
-        var methodRetriable = policy.Retries.NonIdempotent || IsIdempotent(request.Method);
+        var idempotent = IsIdempotent(request.Method);
         var hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.ContentLength > 0;
-        byte[]? body = null;
-        var replayable = !hasBody;
+        var body = hasBody ? new RequestBody(null, true, request.ContentLength) : RequestBody.None;
         // A refused connect never reached the replica, so even a POST may go to another one: bodies are buffered for that too.
-        if (hasBody && (methodRetriable || s.Retry.ConnectFailure) && maxAttempts > 1 && request.ContentLength is long length && length <= policy.Retries.MaxBufferedBody.Bytes)
+        if (hasBody && maxAttempts > 1 && (idempotent || policy.Retries.NonIdempotent || s.Retry.ConnectFailure)
+            && request.ContentLength is long length && length <= policy.Retries.MaxBufferedBody.Bytes)
         {
-            body = new byte[length];
-            await request.Body.ReadExactlyAsync(body, aborted);
-            replayable = true;
+            var buffered = new byte[length];
+            try
+            {
+                await request.Body.ReadExactlyAsync(buffered, aborted);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                return ClientBodyFailed(context, ex, 0);
+            }
+
+            body = new RequestBody(buffered, false, length);
         }
 
-        var traceparent = TraceContext.Next(request.Headers[TraceContext.Header].ToString() is { Length: > 0 } tp ? tp : null);
-        if (policy.AccessLog)
-        {
-            context.Items[TraceContext.Header] = traceparent;
-        }
-        var hashKey = s.HashOn is { } h ? (h.Kind == "header" ? NullIfEmpty(request.Headers[h.Name].ToString()) : request.Cookies[h.Name]) : null;
-        var group = _state.SelectGroup(s, s.HeaderRoutes.Length == 0 ? null : name => NullIfEmpty(request.Headers[name].ToString()));
-
+        var replayable = !body.Streamed;
+        var hashKey = HashKeyOf(s, request);
+        var group = SelectGroup(s, request);
         using var timer = new RequestTimer(_state.Time, policy.Timeout, aborted);
         List<EndpointState>? tried = null;
         for (var attempt = 1; ; attempt++)
         {
-            var e = _state.Choose(s, group, tried, hashKey, out var permit);
+            // Every attempt, retries included, picks from the current route table: a replica that left it is not retried onto.
+            if (!ReferenceEquals(s, _state.Snapshot))
+            {
+                s = _state.Snapshot;
+                group = SelectGroup(s, request);
+            }
+
+            if (s.All.Length == 0 && await _state.WaitForUpstreamAsync(timer.Arm(null)))
+            {
+                s = _state.Snapshot;
+                group = SelectGroup(s, request);
+            }
+
+            var e = _state.Selector.Choose(s, group, tried, hashKey, out var permit);
             if (e is null)
             {
                 var none = group.Length == 0;
-                _state.Metrics.Rejections.WithLabels(_state.Service, _state.EndpointName, none ? "no-upstream" : "circuit-open").Inc();
-                response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-                response.Headers[ErrorHeader] = none ? "no-upstream" : "circuit-open";
+                _telemetry.Rejected(none ? "no-upstream" : "circuit-open");
                 if (!none)
                 {
-                    response.Headers[CircuitHeader] = $"endpoint/{_state.Service}/*";
+                    context.Response.Headers[CircuitHeader] = $"endpoint/{_state.Service}/*";
                 }
 
-                return new Result(503, "-", attempt - 1);
+                return Answer(context, 503, none ? "no-upstream" : "circuit-open", "-", attempt - 1, countsForService: false);
             }
 
             e.Enter();
             var exited = false;
-            HttpResponseMessage? upstream = null;
+            Attempt a = default;
             try
             {
-                var failure = Failure.None;
                 var sendStarted = _state.Time.GetTimestamp();
                 var token = timer.Arm(policy.PerTryTimeout);
-                Interlocked.Increment(ref _state.Pending);
+                _state.Limits.EnterPending();
                 try
                 {
-                    using var message = BuildRequest(context, e, body, replayable ? null : request.Body, traceparent);
-                    upstream = await _client.SendAsync(message, token);
-                }
-                catch (HttpRequestException ex) when (!token.IsCancellationRequested)
-                {
-                    failure = ex.HttpRequestError == HttpRequestError.ConnectionError ? Failure.Connect : Failure.Reset;
-                    Log.AttemptFailed(_state.Logger, e.ToString(), ex.Message);
-                }
-                catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
-                {
-                    failure = timer.TotalExpired ? Failure.Timeout : Failure.PerTryTimeout;
+                    a = await Http1Forwarder.SendAsync(context, e, body, traceparent, null, token);
                 }
                 catch (OperationCanceledException)
                 {
@@ -225,97 +200,101 @@ internal sealed class HttpProxy : IDisposable
                 }
                 finally
                 {
-                    Interlocked.Decrement(ref _state.Pending);
+                    _state.Limits.LeavePending();
                 }
 
-                var elapsed = _state.Time.GetElapsedTime(sendStarted);
-                bool retriable;
-                string reason;
-                if (upstream is not null)
+                var error = a.Error == AttemptError.PerTryTimeout && timer.TotalExpired ? AttemptError.Timeout : a.Error;
+                if (error == AttemptError.ClientBody)
                 {
-                    var code = (int)upstream.StatusCode;
-                    e.Series.Status(code).Inc();
-                    e.Series.Duration.Observe(elapsed.TotalSeconds);
+                    e.Breaker.Release(permit);
+                    return ClientBodyFailed(context, null, attempt);
+                }
+
+                if (error == AttemptError.None)
+                {
+                    var code = a.Status;
+                    _telemetry.AttemptAnswered(e, code, _state.Time.GetElapsedTime(sendStarted));
                     if (policy.LoadBalancing == LoadBalancing.PeakEwma)
                     {
-                        e.Ewma.Observe(elapsed);
+                        e.Ewma.Observe(_state.Time.GetElapsedTime(sendStarted));
                     }
+
                     e.Breaker.Report(permit, code < 500);
+                    if (code >= 500)
+                    {
+                        _state.MarkFailed(e);
+                    }
+
                     _state.ReportOutcome(s, e, code switch
                     {
                         502 or 503 or 504 => AttemptOutcome.GatewayError,
                         >= 500 => AttemptOutcome.ServerError,
                         _ => AttemptOutcome.Success,
                     });
-                    retriable = s.Retry.Statuses.Contains(code);
-                    reason = code.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 }
                 else
                 {
-                    e.Series.Errors.Inc();
+                    Log.AttemptFailed(_state.Logger, e.ToString(), a.Detail ?? error.ToString());
+                    _telemetry.AttemptFailed(e, error);
                     e.Breaker.Report(permit, false);
+                    _state.MarkFailed(e);
                     _state.ReportOutcome(s, e, AttemptOutcome.GatewayError);
-                    (retriable, reason) = failure switch
-                    {
-                        Failure.Connect => (s.Retry.ConnectFailure, "connect-failure"),
-                        Failure.Reset => (s.Retry.Reset, "reset"),
-                        Failure.PerTryTimeout => (s.Retry.Reset || s.Retry.Statuses.Contains(504), "per-try-timeout"),
-                        _ => (false, "timeout"),
-                    };
                 }
 
-                if (retriable && CanRetry(s, attempt, maxAttempts, methodRetriable || failure == Failure.Connect, replayable, timer.TotalExpired))
+                // A streamed body is spent once an attempt has sent any of it; only a refused connect leaves it untouched.
+                if (body.Streamed && error != AttemptError.ConnectFailure)
                 {
-                    upstream?.Dispose();
-                    upstream = null;
+                    replayable = false;
+                }
+
+                var verdict = RetryDecision.Decide(new RetryInput(s.Retry, error, a.Status, null, idempotent, policy.Retries.NonIdempotent,
+                    attempt, maxAttempts, replayable, timer.TotalExpired));
+                if (verdict.Retry && !s.Budget.TryWithdraw())
+                {
+                    verdict = verdict with { Retry = false, SkippedBecause = "budget" };
+                }
+
+                if (verdict.SkippedBecause is { } why)
+                {
+                    _telemetry.RetrySkipped(why);
+                }
+
+                if (verdict.Retry)
+                {
+                    a.Connection?.Dispose();
+                    a = default;
                     e.Exit();
                     exited = true;
                     (tried ??= []).Add(e);
-                    _state.Metrics.Retries.WithLabels(_state.Service, _state.EndpointName, reason).Inc();
-
-                    // A refused connect never reached the replica, so the retry (to another one) goes at once;
-                    // anything that may have loaded an upstream waits a full-jitter backoff first.
-                    if (failure != Failure.Connect)
+                    _telemetry.Retried(verdict.Reason!);
+                    if (verdict.Backoff && !await BackoffAsync(policy, attempt, timer))
                     {
-                        var delay = Backoff.FullJitter(attempt - 1, policy.Retries.BackoffBase, policy.Retries.BackoffMax, _state.Random);
-                        if (delay > TimeSpan.Zero)
-                        {
-                            try
-                            {
-                                await Task.Delay(delay, _state.Time, timer.Arm(null));
-                            }
-                            catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
-                            {
-                                // The total timeout ran out while backing off.
-                                response.StatusCode = StatusCodes.Status504GatewayTimeout;
-                                response.Headers[ErrorHeader] = "upstream-timeout";
-                                return new Result(504, e.Upstream.ReplicaId, attempt);
-                            }
-                        }
+                        return Answer(context, 504, "upstream-timeout", e.Upstream.ReplicaId, attempt);
                     }
 
                     continue;
                 }
 
-                if (upstream is null)
+                if (a.Connection is not { } connection)
                 {
-                    var (status, why) = failure switch
+                    var (status, label) = error switch
                     {
-                        Failure.Connect => (502, "upstream-connect-failure"),
-                        Failure.Reset => (502, "upstream-reset"),
-                        _ => (504, "upstream-timeout"),
+                        AttemptError.ConnectFailure => (502, "upstream-connect-failure"),
+                        AttemptError.Reset => (502, "upstream-reset"),
+                        AttemptError.BadResponse => (502, "upstream-bad-response"),
+                        AttemptError.PerTryTimeout or AttemptError.Timeout => (504, "upstream-timeout"),
+                        AttemptError.None or AttemptError.ClientBody => (502, "proxy-error"),
                     };
-                    response.StatusCode = status;
-                    response.Headers[ErrorHeader] = why;
-                    return new Result(status, e.Upstream.ReplicaId, attempt);
+                    return Answer(context, status, label, e.Upstream.ReplicaId, attempt);
                 }
 
-                await CopyResponseAsync(context, upstream, timer.Arm(null));
-                return new Result((int)upstream.StatusCode, e.Upstream.ReplicaId, attempt);
+                a = default;
+                await Http1Forwarder.CopyResponseAsync(context, e, connection, timer.Arm(null));
+                return new Outcome(connection.Head.Status, e.Upstream.ReplicaId, attempt, null, true);
             }
             finally
             {
-                upstream?.Dispose();
+                a.Connection?.Dispose();
                 if (!exited)
                 {
                     e.Exit();
@@ -324,85 +303,104 @@ internal sealed class HttpProxy : IDisposable
         }
     }
 
-    /// <summary>
-    /// An HTTP/1.1 Upgrade (WebSocket): one handshake to a chosen upstream; on 101 the client and upstream connections
-    /// are spliced until either side closes. Not retried, and only the handshake is bounded by the timeouts.
-    /// </summary>
-    private async Task<Result> UpgradeAsync(HttpContext context, IHttpUpgradeFeature upgrade, RouteSnapshot s)
+    /// <summary>Full-jitter backoff before a retry of something that may have loaded an upstream; false when the total timeout ran out meanwhile.</summary>
+    private async Task<bool> BackoffAsync(MeshPolicy policy, int attempt, RequestTimer timer)
     {
+        var delay = Backoff.FullJitter(attempt - 1, policy.Retries.BackoffBase, policy.Retries.BackoffMax, _state.Random);
+        if (delay <= TimeSpan.Zero)
+        {
+            return true;
+        }
+
+        try
+        {
+            await Task.Delay(delay, _state.Time, timer.Arm(null));
+            return true;
+        }
+        catch (OperationCanceledException) when (!timer.ClientAborted)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>
+    /// An HTTP/1.1 Upgrade (WebSocket): one handshake to a chosen upstream over an owned connection; on 101 the client and
+    /// upstream connections are spliced until either side closes. Not retried; only the handshake is bounded by the timeouts.
+    /// </summary>
+    private async Task<Outcome> UpgradeAsync(HttpContext context, IHttpUpgradeFeature upgrade, string traceparent)
+    {
+        var s = _state.Snapshot;
         var policy = s.Policy;
-        var response = context.Response;
         var aborted = context.RequestAborted;
-        var group = _state.SelectGroup(s, s.HeaderRoutes.Length == 0 ? null : name => NullIfEmpty(context.Request.Headers[name].ToString()));
-        var hashKey = s.HashOn is { } h ? (h.Kind == "header" ? NullIfEmpty(context.Request.Headers[h.Name].ToString()) : context.Request.Cookies[h.Name]) : null;
-        var e = _state.Choose(s, group, null, hashKey, out var permit);
+        var e = _state.Selector.Choose(s, SelectGroup(s, context.Request), null, HashKeyOf(s, context.Request), out var permit);
         if (e is null)
         {
-            response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-            response.Headers[ErrorHeader] = group.Length == 0 ? "no-upstream" : "circuit-open";
-            return new Result(503, "-", 0);
+            var none = s.All.Length == 0;
+            return Answer(context, 503, none ? "no-upstream" : "circuit-open", "-", 0, countsForService: false);
         }
 
         e.Enter();
+        Http1Connection? connection = null;
         try
         {
-            HttpResponseMessage upstream;
             using (var timer = new RequestTimer(_state.Time, policy.Timeout, aborted))
             {
-                using var message = BuildRequest(context, e, null, null, TraceContext.Next(NullIfEmpty(context.Request.Headers[TraceContext.Header].ToString())));
-                message.Headers.TryAddWithoutValidation("Connection", "Upgrade");
-                message.Headers.TryAddWithoutValidation("Upgrade", context.Request.Headers.Upgrade.ToString());
-                try
+                var a = await Http1Forwarder.SendAsync(context, e, RequestBody.None, traceparent, context.Request.Headers.Upgrade.ToString(), timer.Arm(policy.PerTryTimeout));
+                if (a.Connection is null)
                 {
-                    upstream = await _client.SendAsync(message, timer.Arm(policy.PerTryTimeout));
-                }
-                catch (Exception ex) when (ex is HttpRequestException || (ex is OperationCanceledException && !aborted.IsCancellationRequested))
-                {
-                    e.Series.Errors.Inc();
+                    _telemetry.AttemptFailed(e, a.Error);
                     e.Breaker.Report(permit, false);
                     _state.ReportOutcome(s, e, AttemptOutcome.GatewayError);
-                    var timedOut = ex is OperationCanceledException;
-                    response.StatusCode = timedOut ? 504 : 502;
-                    response.Headers[ErrorHeader] = timedOut ? "upstream-timeout" : "upstream-connect-failure";
-                    return new Result(response.StatusCode, e.Upstream.ReplicaId, 1);
+                    var timedOut = a.Error is AttemptError.PerTryTimeout or AttemptError.Timeout;
+                    return Answer(context, timedOut ? 504 : 502, timedOut ? "upstream-timeout" : a.Error == AttemptError.ConnectFailure ? "upstream-connect-failure" : "upstream-reset",
+                        e.Upstream.ReplicaId, 1);
                 }
+
+                connection = a.Connection;
             }
 
-            using (upstream)
+            var code = connection.Head.Status;
+            _telemetry.AttemptAnswered(e, code, TimeSpan.Zero);
+            e.Breaker.Report(permit, code < 500);
+            _state.ReportOutcome(s, e, code >= 500 ? AttemptOutcome.GatewayError : AttemptOutcome.Success);
+            if (code != StatusCodes.Status101SwitchingProtocols)
             {
-                var code = (int)upstream.StatusCode;
-                e.Series.Status(code).Inc();
-                e.Breaker.Report(permit, code < 500);
-                _state.ReportOutcome(s, e, code >= 500 ? AttemptOutcome.GatewayError : AttemptOutcome.Success);
-                if (code != StatusCodes.Status101SwitchingProtocols)
-                {
-                    await CopyResponseAsync(context, upstream, aborted);
-                    return new Result(code, e.Upstream.ReplicaId, 1);
-                }
-
-                response.StatusCode = code;
-                foreach (var header in upstream.Headers.NonValidated)
-                {
-                    // Kestrel adds Connection: Upgrade itself; the Upgrade header (which protocol) comes from the upstream.
-                    if (!header.Key.Equals("Connection", StringComparison.OrdinalIgnoreCase))
-                    {
-                        response.Headers[header.Key] = ToStringValues(header.Value);
-                    }
-                }
-
-                await using var upstreamStream = await upstream.Content.ReadAsStreamAsync(aborted);
-                await using var clientStream = await upgrade.UpgradeAsync();
-                using var done = CancellationTokenSource.CreateLinkedTokenSource(aborted);
-                var up = PumpAsync(clientStream, upstreamStream, done);
-                var down = PumpAsync(upstreamStream, clientStream, done);
-                await Task.WhenAny(up, down);
-                await done.CancelAsync();
-                await Task.WhenAll(up, down);
-                return new Result(code, e.Upstream.ReplicaId, 1);
+                var c = connection;
+                connection = null;
+                await Http1Forwarder.CopyResponseAsync(context, e, c, aborted);
+                return new Outcome(code, e.Upstream.ReplicaId, 1, null, true);
             }
+
+            context.Response.StatusCode = code;
+            foreach (var (name, value) in connection.Head.Headers)
+            {
+                // Kestrel adds Connection: Upgrade itself; the Upgrade header (which protocol) comes from the upstream.
+                if (!name.Equals("Connection", StringComparison.OrdinalIgnoreCase))
+                {
+                    context.Response.Headers.Append(name, value);
+                }
+            }
+
+            await using var upstreamStream = new System.Net.Sockets.NetworkStream(connection.Socket, ownsSocket: false);
+            await using var clientStream = await upgrade.UpgradeAsync();
+            var early = connection.TakeBuffered();
+            if (early.Length > 0)
+            {
+                await clientStream.WriteAsync(early, aborted);
+            }
+
+            using var done = CancellationTokenSource.CreateLinkedTokenSource(aborted);
+            var up = PumpAsync(clientStream, upstreamStream, done);
+            var down = PumpAsync(upstreamStream, clientStream, done);
+            await Task.WhenAny(up, down);
+            await done.CancelAsync();
+            connection.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Both);
+            await Task.WhenAll(up, down);
+            return new Outcome(code, e.Upstream.ReplicaId, 1, null, true);
         }
         finally
         {
+            connection?.Dispose();
             e.Exit();
         }
     }
@@ -419,142 +417,41 @@ internal sealed class HttpProxy : IDisposable
         }
     }
 
-    private bool CanRetry(RouteSnapshot s, int attempt, int maxAttempts, bool methodRetriable, bool replayable, bool expired)
+    private static bool IsAmbiguouslyFramed(HttpRequest request)
     {
-        var why = attempt >= maxAttempts ? "attempts"
-            : !methodRetriable ? "method"
-            : !replayable ? "body"
-            : expired ? "deadline"
-            : !s.Budget.TryWithdraw() ? "budget"
-            : null;
-        if (why is null)
-        {
-            return true;
-        }
-
-        _state.Metrics.RetriesSkipped.WithLabels(_state.Service, _state.EndpointName, why).Inc();
-        return false;
+        // Kestrel honours Transfer-Encoding and moves a Content-Length sent with it to X-Content-Length (dotnet/aspnetcore#43523).
+        var headers = request.Headers;
+        return headers.ContainsKey("Transfer-Encoding")
+            && (request.ContentLength is not null || headers.ContainsKey("Content-Length") || headers.ContainsKey("X-Content-Length"));
     }
 
-    private static HttpRequestMessage BuildRequest(HttpContext context, EndpointState e, byte[]? body, Stream? stream, string traceparent)
+    private EndpointState[] SelectGroup(RouteSnapshot s, HttpRequest request) =>
+        _state.Selector.SelectGroup(s, s.HeaderRoutes.Length == 0 ? null : name => NullIfEmpty(request.Headers[name].ToString()));
+
+    private static string? HashKeyOf(RouteSnapshot s, HttpRequest request) => s.HashOn switch
     {
-        var request = context.Request;
-        var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
-        var target = raw is { Length: > 0 } && raw[0] == '/' ? raw : request.Path.ToUriComponent() + request.QueryString.ToUriComponent();
-        var message = new HttpRequestMessage(HttpMethod.Parse(request.Method), e.Uri.OriginalString + target)
-        {
-            Version = HttpVersion.Version11,
-            VersionPolicy = HttpVersionPolicy.RequestVersionOrLower,
-        };
-        if (body is not null)
-        {
-            message.Content = new ByteArrayContent(body);
-        }
-        else if (stream is not null)
-        {
-            message.Content = new StreamContent(stream);
-        }
+        null => null,
+        { Source: HashSource.Header } h => NullIfEmpty(request.Headers[h.Name].ToString()),
+        { Source: HashSource.Cookie } h => request.Cookies[h.Name],
+    };
 
-        foreach (var header in request.Headers)
-        {
-            if (SkipRequestHeaders.Contains(header.Key))
-            {
-                continue;
-            }
-
-            if (header.Value.Count == 1)
-            {
-                var value = header.Value.ToString();
-                if (!message.Headers.TryAddWithoutValidation(header.Key, value))
-                {
-                    message.Content?.Headers.TryAddWithoutValidation(header.Key, value);
-                }
-            }
-            else
-            {
-                IEnumerable<string?> values = header.Value;
-                if (!message.Headers.TryAddWithoutValidation(header.Key, values))
-                {
-                    message.Content?.Headers.TryAddWithoutValidation(header.Key, values);
-                }
-            }
-        }
-
-        message.Headers.TryAddWithoutValidation(TraceContext.Header, traceparent);
-        var remote = context.Connection.RemoteIpAddress?.ToString();
-        if (remote is not null)
-        {
-            var prior = request.Headers["X-Forwarded-For"].ToString();
-            message.Headers.Remove("X-Forwarded-For");
-            message.Headers.TryAddWithoutValidation("X-Forwarded-For", prior.Length > 0 ? prior + ", " + remote : remote);
-        }
-
-        if (!request.Headers.ContainsKey("X-Forwarded-Host") && request.Host.HasValue)
-        {
-            message.Headers.TryAddWithoutValidation("X-Forwarded-Host", request.Host.Value);
-        }
-
-        if (!request.Headers.ContainsKey("X-Forwarded-Proto"))
-        {
-            message.Headers.TryAddWithoutValidation("X-Forwarded-Proto", request.Scheme);
-        }
-
-        return message;
-    }
-
-    private static async Task CopyResponseAsync(HttpContext context, HttpResponseMessage upstream, CancellationToken cancellationToken)
+    private static Outcome ClientBodyFailed(HttpContext context, Exception? ex, int attempts)
     {
-        var response = context.Response;
-        response.StatusCode = (int)upstream.StatusCode;
-        // The non-validated views avoid parsing and per-header array allocations (as YARP copies them).
-        foreach (var header in upstream.Headers.NonValidated)
+        var status = ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status400BadRequest;
+        if (context.Response.HasStarted)
         {
-            if (!SkipResponseHeaders.Contains(header.Key))
-            {
-                response.Headers[header.Key] = ToStringValues(header.Value);
-            }
-        }
-
-        foreach (var header in upstream.Content.Headers.NonValidated)
-        {
-            response.Headers[header.Key] = ToStringValues(header.Value);
-        }
-
-        try
-        {
-            await using var body = await upstream.Content.ReadAsStreamAsync(cancellationToken);
-            await body.CopyToAsync(response.Body, cancellationToken);
-        }
-        catch (Exception ex) when (ex is IOException or HttpRequestException || (ex is OperationCanceledException && !context.RequestAborted.IsCancellationRequested))
-        {
-            // Headers are out: the only honest signal left for a broken upstream body is a broken client response.
             context.Abort();
+            return new Outcome(499, "-", attempts, "client-body", false);
         }
+
+        return Answer(context, status, "client-body", "-", attempts, countsForService: false);
     }
 
-    private void Reject(HttpContext context, string reason)
+    private static Outcome Answer(HttpContext context, int status, string error, string upstream, int attempts, bool countsForService = true)
     {
-        _state.Metrics.Rejections.WithLabels(_state.Service, _state.EndpointName, reason).Inc();
-        _state.Requests(503).Inc();
-        context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
-        context.Response.Headers[ErrorHeader] = reason;
-    }
-
-    private static StringValues ToStringValues(HeaderStringValues values)
-    {
-        if (values.Count == 1)
-        {
-            return new StringValues(values.ToString());
-        }
-
-        var array = new string[values.Count];
-        var i = 0;
-        foreach (var v in values)
-        {
-            array[i++] = v;
-        }
-
-        return new StringValues(array);
+        context.Response.StatusCode = status;
+        context.Response.Headers[ErrorHeader] = error;
+        return new Outcome(status, upstream, attempts, error, countsForService);
     }
 
     private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
@@ -587,6 +484,8 @@ internal sealed class HttpProxy : IDisposable
         }
 
         public bool TotalExpired => _total is { } t && _time.GetElapsedTime(_started) >= t;
+
+        public bool ClientAborted => _aborted.IsCancellationRequested;
 
         /// <summary>A token cancelled at the earlier of the per-try bound and the total deadline, or when the client leaves.</summary>
         public CancellationToken Arm(TimeSpan? perTry)
@@ -624,14 +523,6 @@ internal sealed class HttpProxy : IDisposable
         }
     }
 
-    private enum Failure
-    {
-        None,
-        Connect,
-        Reset,
-        PerTryTimeout,
-        Timeout,
-    }
-
-    private readonly record struct Result(int Status, string Upstream, int Attempts);
+    /// <summary>How a request ended; <see cref="CountsForService"/> is false for answers that say nothing about the service's health (no Ready upstream, fail-fast, a bad client body).</summary>
+    private readonly record struct Outcome(int Status, string Upstream, int Attempts, string? Error, bool CountsForService);
 }

@@ -135,8 +135,11 @@ internal sealed class CircuitBreaker
         return permit;
     }
 
-    /// <summary>Reports the outcome of a request admitted with <paramref name="permit"/>.</summary>
-    public void Report(BreakerPermit permit, bool success)
+    /// <summary>
+    /// Reports the outcome of a request admitted with <paramref name="permit"/>; with <paramref name="consecutiveMayTrip"/>
+    /// false a failure counts toward the failure ratio only (the service breaker, while not every upstream has failed).
+    /// </summary>
+    public void Report(BreakerPermit permit, bool success, bool consecutiveMayTrip = true)
     {
         if (!_policy.Enabled || permit == BreakerPermit.Rejected)
         {
@@ -170,7 +173,7 @@ internal sealed class CircuitBreaker
                 {
                     _bucketFailures[i]++;
                     _consecutiveFailures++;
-                    if (ShouldTrip(now))
+                    if (ShouldTrip(now, consecutiveMayTrip))
                     {
                         changed = Open();
                     }
@@ -201,9 +204,9 @@ internal sealed class CircuitBreaker
         }
     }
 
-    private bool ShouldTrip(long now)
+    private bool ShouldTrip(long now, bool consecutiveMayTrip)
     {
-        if (_policy.ConsecutiveFailures > 0 && _consecutiveFailures >= _policy.ConsecutiveFailures)
+        if (consecutiveMayTrip && _policy.ConsecutiveFailures > 0 && _consecutiveFailures >= _policy.ConsecutiveFailures)
         {
             return true;
         }

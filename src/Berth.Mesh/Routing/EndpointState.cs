@@ -1,5 +1,6 @@
 using Berth.Core.Routing;
 using Berth.Mesh.Balancing;
+using Berth.Mesh.Http;
 using Berth.Mesh.Resilience;
 
 namespace Berth.Mesh.Routing;
@@ -9,13 +10,24 @@ internal sealed class EndpointState
 {
     private int _active;
 
-    public EndpointState(Upstream upstream, CircuitBreaker breaker, TimeProvider time)
+    /// <summary>The service failure streak in which this upstream last failed, plus one (see <see cref="ServiceState.ReportService"/>).</summary>
+    internal long FailedInStreak;
+
+    public EndpointState(Upstream upstream, CircuitBreaker breaker, TimeProvider time, TimeSpan? connectTimeout = null)
     {
         Upstream = upstream;
         Breaker = breaker;
         Ewma = new PeakEwma(time);
-        Uri = new Uri($"http://{FormatHost(upstream.Host)}:{upstream.Port}");
+        HostHeader = $"{FormatHost(upstream.Host)}:{upstream.Port}";
+        Uri = new Uri($"http://{HostHeader}");
+        Pool = new Http1ConnectionPool(upstream.Host, upstream.Port, connectTimeout ?? HttpProxy.ConnectTimeout, time);
     }
+
+    /// <summary>The Host header requests to this upstream carry (its address, as SocketsHttpHandler would set it).</summary>
+    public string HostHeader { get; }
+
+    /// <summary>This upstream's own HTTP/1.1 connections.</summary>
+    public Http1ConnectionPool Pool { get; }
 
     /// <summary>Identity across updates: the address (a replica id can be reused by a restarted replica on another port).</summary>
     public static string KeyOf(Upstream u) => $"{u.Host}:{u.Port}";

@@ -4,6 +4,7 @@ using System.Globalization;
 using Berth.Core.Model;
 using Berth.Core.Routing;
 using Berth.Mesh.Balancing;
+using Berth.Mesh.Http;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Resilience;
 using Microsoft.Extensions.Logging;
@@ -41,53 +42,8 @@ internal sealed class RouteSnapshot
 
     public int TotalWeight { get; init; }
 
-    /// <summary>Consistent-hash source: ("header", name) or ("cookie", name).</summary>
-    public (string Kind, string Name)? HashOn { get; init; }
-}
-
-/// <summary>Which failures a retry is allowed for, parsed from <see cref="RetryPolicy.On"/>.</summary>
-internal sealed record RetryConditions(bool ConnectFailure, bool Reset, ImmutableHashSet<int> Statuses)
-{
-    public static RetryConditions Parse(RetryPolicy policy, string where)
-    {
-        bool connect = false, reset = false;
-        var statuses = ImmutableHashSet.CreateBuilder<int>();
-        foreach (var raw in policy.On)
-        {
-            var on = raw.Trim().ToLowerInvariant();
-            switch (on)
-            {
-                case "connect-failure":
-                    connect = true;
-                    break;
-                case "reset":
-                    reset = true;
-                    break;
-                case "gateway-error":
-                    statuses.UnionWith([502, 503, 504]);
-                    break;
-                case "5xx":
-                    for (var s = 500; s < 600; s++)
-                    {
-                        statuses.Add(s);
-                    }
-
-                    connect = reset = true;
-                    break;
-                default:
-                    if (int.TryParse(on, NumberStyles.None, CultureInfo.InvariantCulture, out var code) && code is >= 100 and <= 599)
-                    {
-                        statuses.Add(code);
-                        break;
-                    }
-
-                    throw new ArgumentException(
-                        $"{where}: retries.on has '{raw}', which is not a retry condition; use connect-failure, reset, gateway-error, 5xx or a status code such as 503");
-            }
-        }
-
-        return new RetryConditions(connect, reset, statuses.ToImmutable());
-    }
+    /// <summary>Consistent-hash source (null unless the balancer is consistent-hash).</summary>
+    public HashKey? HashOn { get; init; }
 }
 
 /// <summary>The Prometheus children for one upstream, resolved once instead of per request.</summary>
@@ -103,7 +59,10 @@ internal sealed class UpstreamSeries(MeshMetrics metrics, string service, string
 
     public Gauge.Child Breaker { get; } = metrics.Breaker.WithLabels(service, endpoint, "endpoint", upstream);
 
-    public Counter.Child Errors { get; } = metrics.UpstreamRequests.WithLabels(service, endpoint, upstream, "error");
+    private readonly Counter.Child[] _errors =
+    [
+        .. Enum.GetValues<AttemptError>().Select(e => metrics.UpstreamRequests.WithLabels(service, endpoint, upstream, ErrorLabel(e))),
+    ];
 
     public Counter.Child Connections { get; } = metrics.UpstreamConnections.WithLabels(service, endpoint, upstream);
 
@@ -119,7 +78,11 @@ internal sealed class UpstreamSeries(MeshMetrics metrics, string service, string
             metrics.UpstreamRequests.RemoveLabelled(service, endpoint, upstream, code.ToString(CultureInfo.InvariantCulture));
         }
 
-        metrics.UpstreamRequests.RemoveLabelled(service, endpoint, upstream, "error");
+        foreach (var e in Enum.GetValues<AttemptError>())
+        {
+            metrics.UpstreamRequests.RemoveLabelled(service, endpoint, upstream, ErrorLabel(e));
+        }
+
         metrics.UpstreamDuration.RemoveLabelled(service, endpoint, upstream);
         metrics.Ejected.RemoveLabelled(service, endpoint, upstream);
         metrics.Ejections.RemoveLabelled(service, endpoint, upstream);
@@ -128,6 +91,21 @@ internal sealed class UpstreamSeries(MeshMetrics metrics, string service, string
         metrics.ConnectFailures.RemoveLabelled(service, endpoint, upstream);
         metrics.Healthy.RemoveLabelled(service, endpoint, upstream);
     }
+
+    /// <summary>The <c>code</c> label of a transport failure, so connect failures and resets after sending are told apart.</summary>
+    public static string ErrorLabel(AttemptError error) => error switch
+    {
+        AttemptError.None => "error",
+        AttemptError.ConnectFailure => "connect-failure",
+        AttemptError.Reset => "reset",
+        AttemptError.PerTryTimeout => "per-try-timeout",
+        AttemptError.Timeout => "timeout",
+        AttemptError.BadResponse => "bad-response",
+        AttemptError.ClientBody => "client-body",
+    };
+
+    /// <summary>The counter of attempts that ended in <paramref name="error"/>.</summary>
+    public Counter.Child Error(AttemptError error) => _errors[(int)error];
 
     public Counter.Child Status(int code) =>
         _codes.GetOrAdd(code, static (c, s) => s.metrics.UpstreamRequests.WithLabels(s.service, s.endpoint, s.upstream, c.ToString(CultureInfo.InvariantCulture)), (metrics, service, endpoint, upstream));
@@ -139,9 +117,6 @@ internal sealed class UpstreamSeries(MeshMetrics metrics, string service, string
 /// </summary>
 internal sealed class ServiceState
 {
-    [ThreadStatic]
-    private static List<EndpointState>? t_candidates;
-
     private readonly MeshMetrics _metrics;
     private readonly TimeProvider _time;
     private readonly Random _random;
@@ -149,12 +124,14 @@ internal sealed class ServiceState
     private readonly Lock _updateLock = new();
     private readonly ConcurrentDictionary<int, Counter.Child> _codes = new();
     private Dictionary<string, EndpointState> _byKey = [];
+    private EndpointState[] _departed = [];
     private ActiveHealthChecker? _checker;
     private volatile RouteSnapshot? _snapshot;
-    private int _active;
-    private int _pending;
+    private TaskCompletionSource _routesChanged = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private long _failureStreak;
 
-    public ServiceState(ServiceRoute route, MeshMetrics metrics, TimeProvider time, Random random, ILogger logger)
+    public ServiceState(ServiceRoute route, MeshMetrics metrics, TimeProvider time, Random random, ILogger logger,
+        TimeSpan? connectTimeout = null, IMeshRequestObserver? observer = null)
     {
         Service = route.Service;
         EndpointName = route.Endpoint.Name;
@@ -165,6 +142,9 @@ internal sealed class ServiceState
         RequestDuration = metrics.RequestDuration.WithLabels(Service, EndpointName);
         ActiveGauge = metrics.ActiveRequests.WithLabels(Service, EndpointName);
         OpenConnections = metrics.OpenConnections.WithLabels(Service, EndpointName);
+        ConnectTimeout = connectTimeout ?? Http.HttpProxy.ConnectTimeout;
+        Selector = new EndpointSelector(random, logger, Service, EndpointName);
+        Telemetry = new RequestTelemetry(this, observer);
         Update(route);
     }
 
@@ -188,9 +168,37 @@ internal sealed class ServiceState
 
     public Gauge.Child OpenConnections { get; }
 
-    public ref int Active => ref _active;
+    /// <summary>Connect timeout to upstreams, and how long a request waits for a Ready upstream when there is none: 5s, as Envoy's connect_timeout.</summary>
+    public TimeSpan ConnectTimeout { get; }
 
-    public ref int Pending => ref _pending;
+    public AdmissionLimits Limits { get; } = new();
+
+    public EndpointSelector Selector { get; }
+
+    public RequestTelemetry Telemetry { get; }
+
+    /// <summary>Requests in flight to the upstream at <paramref name="replica"/> (any address it had), for draining.</summary>
+    public int InFlight(string replica)
+    {
+        var total = 0;
+        foreach (var e in Snapshot.All)
+        {
+            if (e.Upstream.ReplicaId == replica)
+            {
+                total += e.Active;
+            }
+        }
+
+        foreach (var e in _departed)
+        {
+            if (e.Upstream.ReplicaId == replica)
+            {
+                total += e.Active;
+            }
+        }
+
+        return total;
+    }
 
     public Counter.Child Requests(int code) =>
         _codes.GetOrAdd(code, static (c, s) => s._metrics.Requests.WithLabels(s.Service, s.EndpointName, c.ToString(CultureInfo.InvariantCulture)), this);
@@ -200,7 +208,8 @@ internal sealed class ServiceState
     {
         var where = $"service {route.Service}, endpoint {route.Endpoint.Name}";
         var policy = route.Policy;
-        var retry = RetryConditions.Parse(policy.Retries, where);
+        var retry = policy.Retries.Conditions
+            ?? throw new ArgumentException($"{where}: retries.on has '{FirstBad(policy.Retries)}', which is not a retry condition; {RetryConditions.Expected}");
         var hashOn = ParseHashOn(policy, where);
 
         lock (_updateLock)
@@ -228,20 +237,31 @@ internal sealed class ServiceState
                 }
                 else
                 {
-                    var e = new EndpointState(u, NewEndpointBreaker(policy.CircuitBreaker, u.ReplicaId), _time);
+                    var e = new EndpointState(u, NewEndpointBreaker(policy.CircuitBreaker, u.ReplicaId), _time, ConnectTimeout);
                     e.Series = new UpstreamSeries(_metrics, Service, EndpointName, u.ReplicaId);
                     e.Series.Healthy.Set(1);
                     byKey[key] = e;
                 }
             }
 
+            foreach (var e in byKey.Values)
+            {
+                e.Pool.MaxIdle = policy.Limits.MaxConnections;
+            }
+
+            var departed = _departed.Where(e => e.Active > 0).ToList();
             foreach (var (key, gone) in _byKey)
             {
                 if (!byKey.ContainsKey(key))
                 {
                     gone.Series.Remove();
+                    // Idle connections close now; connections of requests still running close as they finish.
+                    gone.Pool.Dispose();
+                    departed.Add(gone);
                 }
             }
+
+            _departed = [.. departed];
 
             _byKey = byKey;
             var all = byKey.Values.ToArray();
@@ -265,6 +285,7 @@ internal sealed class ServiceState
             };
         }
 
+        Interlocked.Exchange(ref _routesChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
         Log.RoutesUpdated(_logger, Service, EndpointName, route.Upstreams.Length);
         if (route.Readiness is { Kind: ProbeKind.Http or ProbeKind.Tcp })
         {
@@ -291,94 +312,74 @@ internal sealed class ServiceState
         }
     }
 
-    /// <summary>The endpoints a request may go to: a header-matched version, else a weighted draw, else all.</summary>
-    public EndpointState[] SelectGroup(RouteSnapshot s, Func<string, string?>? header)
+    /// <summary>
+    /// Waits, while the route has no Ready upstream, for one to arrive — at most <see cref="ConnectTimeout"/>, as a
+    /// connect would (Aspire's proxy likewise holds the connection). True when one arrived.
+    /// </summary>
+    public async Task<bool> WaitForUpstreamAsync(CancellationToken cancellationToken)
     {
-        if (header is not null)
+        var started = _time.GetTimestamp();
+        while (Snapshot.All.Length == 0)
         {
-            foreach (var r in s.HeaderRoutes)
+            var changed = Volatile.Read(ref _routesChanged).Task;
+            if (Snapshot.All.Length > 0)
             {
-                if (r.Members.Length > 0 && string.Equals(header(r.Split.HeaderName!), r.Split.HeaderValue, StringComparison.Ordinal))
-                {
-                    return r.Members;
-                }
+                break;
+            }
+
+            var left = ConnectTimeout - _time.GetElapsedTime(started);
+            if (left <= TimeSpan.Zero)
+            {
+                return false;
+            }
+
+            try
+            {
+                await changed.WaitAsync(left, _time, cancellationToken);
+            }
+            catch (TimeoutException)
+            {
+                return false;
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
             }
         }
 
-        if (s.TotalWeight > 0)
-        {
-            var draw = _random.Next(s.TotalWeight);
-            foreach (var r in s.WeightedRoutes)
-            {
-                if (draw < r.Split.Weight)
-                {
-                    return r.Members;
-                }
-
-                draw -= r.Split.Weight;
-            }
-        }
-
-        return s.All;
+        return true;
     }
 
     /// <summary>
-    /// Picks an endpoint from <paramref name="group"/> and takes a permit from its breaker. Prefers healthy endpoints
-    /// not yet tried by this request; then healthy tried ones; then ejected or actively-unhealthy ones (a version whose
-    /// every replica is out still gets traffic rather than none, as Envoy's panic mode). Null when every endpoint's breaker is open.
+    /// Reports a request's outcome to the service breaker. Its failure-ratio rule counts over all upstreams; its
+    /// consecutive-failures rule trips only when every current upstream failed within the streak — so one bad replica
+    /// (ejected by outlier detection and its own breaker) never opens the whole service while others are healthy.
     /// </summary>
-    public EndpointState? Choose(RouteSnapshot s, EndpointState[] group, List<EndpointState>? tried, string? hashKey, out BreakerPermit permit)
+    public void ReportService(RouteSnapshot s, BreakerPermit permit, bool success)
     {
-        permit = BreakerPermit.Rejected;
-        if (group.Length == 0)
+        if (success)
         {
-            return null;
+            Interlocked.Increment(ref _failureStreak);
+            s.ServiceBreaker.Report(permit, true);
+            return;
         }
 
-        var candidates = t_candidates ??= new List<EndpointState>(8);
-        try
+        var streak = Volatile.Read(ref _failureStreak);
+        var everyUpstream = s.All.Length > 0;
+        foreach (var e in s.All)
         {
-            for (var pass = 0; pass < 3; pass++)
+            if (Volatile.Read(ref e.FailedInStreak) != streak + 1)
             {
-                candidates.Clear();
-                foreach (var e in group)
-                {
-                    if (pass < 2 && (!e.Health.Healthy || IsEjected(s, e)))
-                    {
-                        continue;
-                    }
-
-                    if (pass == 0 && tried is not null && tried.Contains(e))
-                    {
-                        continue;
-                    }
-
-                    if (e.Breaker.MayAdmit)
-                    {
-                        candidates.Add(e);
-                    }
-                }
-
-                while (candidates.Count > 0)
-                {
-                    var pick = s.Balancer.Pick(candidates, hashKey);
-                    permit = pick.Breaker.TryEnter();
-                    if (permit != BreakerPermit.Rejected)
-                    {
-                        return pick;
-                    }
-
-                    candidates.Remove(pick);
-                }
+                everyUpstream = false;
+                break;
             }
+        }
 
-            return null;
-        }
-        finally
-        {
-            candidates.Clear();
-        }
+        s.ServiceBreaker.Report(permit, false, everyUpstream);
     }
+
+    /// <summary>Marks an upstream as failed in the current failure streak (see <see cref="ReportService"/>).</summary>
+    public void MarkFailed(EndpointState e) => Volatile.Write(ref e.FailedInStreak, Volatile.Read(ref _failureStreak) + 1);
 
     /// <summary>Feeds an attempt's outcome to passive health, ejecting when a threshold is crossed.</summary>
     public void ReportOutcome(RouteSnapshot s, EndpointState e, AttemptOutcome outcome)
@@ -390,18 +391,6 @@ internal sealed class ServiceState
             e.Series.Ejected.Set(1);
             Log.Ejected(_logger, e.ToString(), Service, EndpointName, d);
         }
-    }
-
-    private bool IsEjected(RouteSnapshot s, EndpointState e)
-    {
-        var ejected = s.Outliers.IsEjected(e.Outlier, out var returned);
-        if (returned)
-        {
-            e.Series.Ejected.Set(0);
-            Log.Returned(_logger, e.ToString(), Service, EndpointName);
-        }
-
-        return ejected;
     }
 
     private CircuitBreaker NewServiceBreaker(CircuitBreakerPolicy policy)
@@ -478,26 +467,20 @@ internal sealed class ServiceState
         return long.TryParse(version.TrimStart('v', 'r'), NumberStyles.None, CultureInfo.InvariantCulture, out var revision) && u.Revision == revision;
     }
 
-    private static (string Kind, string Name)? ParseHashOn(MeshPolicy policy, string where)
+    private static HashKey? ParseHashOn(MeshPolicy policy, string where)
     {
         if (policy.LoadBalancing != LoadBalancing.ConsistentHash)
         {
             return null;
         }
 
-        var text = policy.HashOn?.Trim();
-        var colon = text?.IndexOf(':', StringComparison.Ordinal) ?? -1;
-        if (text is null || colon <= 0 || colon == text.Length - 1)
-        {
-            throw new ArgumentException($"{where}: loadBalancing consistent-hash needs hashOn such as 'header:X-User' or 'cookie:session' (got '{policy.HashOn}')");
-        }
+        return policy.HashKey
+            ?? throw new ArgumentException($"{where}: loadBalancing consistent-hash needs hashOn such as 'header:X-User' or 'cookie:session' (got '{policy.HashOn}')");
+    }
 
-        var kind = text[..colon].Trim().ToLowerInvariant();
-        if (kind is not ("header" or "cookie"))
-        {
-            throw new ArgumentException($"{where}: hashOn '{policy.HashOn}' must start with 'header:' or 'cookie:'");
-        }
-
-        return (kind, text[(colon + 1)..].Trim());
+    private static string FirstBad(RetryPolicy retries)
+    {
+        RetryConditions.TryParse(retries.On, out var bad);
+        return bad ?? "";
     }
 }

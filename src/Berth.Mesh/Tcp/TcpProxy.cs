@@ -130,12 +130,12 @@ internal sealed class TcpProxy : IAsyncDisposable
     private async Task<(Socket? Socket, EndpointState? Endpoint)> ConnectAsync(CancellationToken cancellationToken)
     {
         var s = _state.Snapshot;
-        var group = _state.SelectGroup(s, null);
+        var group = _state.Selector.SelectGroup(s, null);
         var attempts = 1 + Math.Max(0, s.Policy.Retries.Attempts);
         List<EndpointState>? tried = null;
         for (var attempt = 1; attempt <= attempts; attempt++)
         {
-            var e = _state.Choose(s, group, tried, null, out var permit);
+            var e = _state.Selector.Choose(s, group, tried, null, out var permit);
             if (e is null)
             {
                 return (null, null);
@@ -143,7 +143,7 @@ internal sealed class TcpProxy : IAsyncDisposable
 
             e.Enter();
             var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-            using var timeout = new CancellationTokenSource(s.Policy.PerTryTimeout ?? Http.HttpProxy.ConnectTimeout, _state.Time);
+            using var timeout = new CancellationTokenSource(s.Policy.PerTryTimeout ?? _state.ConnectTimeout, _state.Time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
             try
             {

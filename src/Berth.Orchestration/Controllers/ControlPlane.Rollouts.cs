@@ -1,10 +1,8 @@
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Orchestration.State;
 
 namespace Berth.Orchestration.Controllers;
-
-/// <summary>One entry of a service's rollout history: a template and where it came from.</summary>
-public sealed record RolloutHistoryEntry(long Revision, DateTimeOffset CreatedAt, string Cause, string? Image, IReadOnlyList<string> Command, bool Current);
 
 /// <summary>The rollout side of the control plane: status, history, undo, pause and resume, and installing the
 /// rollbacks the <see cref="RolloutController"/> decides on.</summary>
@@ -23,9 +21,9 @@ public sealed partial class ControlPlane
 
         return rec switch
         {
-            { State: RolloutStates.Failed } => new RolloutStatus(template, RolloutStates.Failed, rec.Message),
-            { Paused: true } => new RolloutStatus(template, RolloutStates.Paused, $"paused: {live.Message}; 'berth rollout resume {service}' continues"),
-            { State: RolloutStates.RolledBack } => new RolloutStatus(template, RolloutStates.RolledBack, rec.Message),
+            { State: RolloutState.Failed } => new RolloutStatus(template, RolloutState.Failed, rec.Message),
+            { Paused: true } => new RolloutStatus(template, RolloutState.Paused, $"paused: {live.Message}; 'berth rollout resume {service}' continues"),
+            { State: RolloutState.RolledBack } => new RolloutStatus(template, RolloutState.RolledBack, rec.Message),
             _ => live,
         };
     }
@@ -103,7 +101,7 @@ public sealed partial class ControlPlane
                 : rec with
                 {
                     Paused = false,
-                    State = rec.State == RolloutStates.Failed ? RolloutStates.Progressing : rec.State,
+                    State = rec.State == RolloutState.Failed ? RolloutState.Progressing : rec.State,
                     FailureHandled = false,
                     Failures = rec.Failures.Clear(),
                     LastProgressAt = now,

@@ -3,6 +3,7 @@ using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Core.Routing;
 using Berth.Orchestration.Scheduling;
@@ -23,9 +24,6 @@ public sealed record ServicePatch
     /// <summary>Variables to set (merged over the current env).</summary>
     public ImmutableSortedDictionary<string, string>? Env { get; init; }
 }
-
-/// <summary>Where a service's rollout to its newest template stands.</summary>
-public sealed record RolloutStatus(long Revision, string State, string Message);
 
 /// <summary>Brings one app to its desired state and keeps it there: replica controller (scale, replace), scheduler, restarts
 /// with back-off, probes, dependency gating and route publication. Event-driven with a periodic resync; every step is
@@ -284,8 +282,8 @@ public sealed partial class ControlPlane : IAsyncDisposable
         var ready = mine.Count(r => r.Revision == template && r.Phase == ReplicaPhase.Ready);
         var old = mine.Count(r => r.Revision != template);
         return ready >= want && old == 0
-            ? new RolloutStatus(template, "complete", $"{ready}/{want} replicas of revision {template} ready")
-            : new RolloutStatus(template, "progressing", $"{ready}/{want} replicas of revision {template} ready, {old} of older revisions left");
+            ? new RolloutStatus(template, RolloutState.Complete, $"{ready}/{want} replicas of revision {template} ready")
+            : new RolloutStatus(template, RolloutState.Progressing, $"{ready}/{want} replicas of revision {template} ready, {old} of older revisions left");
     }
 
     /// <summary>Stops every replica gracefully (out of routing first) and waits for them; the control plane then does nothing more.</summary>
@@ -1398,6 +1396,17 @@ public sealed partial class ControlPlane : IAsyncDisposable
         env["BERTH_SERVICE"] = service.Name;
         env["BERTH_REPLICA"] = r.Id;
         env["BERTH_REVISION"] = r.Revision.ToString(CultureInfo.InvariantCulture);
+        foreach (var kv in _options.ReplicaEnvironment)
+        {
+            env[kv.Key] = kv.Value;
+        }
+
+        if (_options.ReplicaEnvironment.ContainsKey("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        {
+            env["OTEL_SERVICE_NAME"] = service.Name;
+            env["OTEL_RESOURCE_ATTRIBUTES"] = string.Create(CultureInfo.InvariantCulture, $"service.instance.id={r.Id},berth.app={app.Name},berth.service={service.Name},berth.replica={r.Id},berth.revision={r.Revision}");
+        }
+
         foreach (var kv in service.Env)
         {
             env[kv.Key] = kv.Value;

@@ -1,20 +1,11 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Orchestration.State;
 
 namespace Berth.Orchestration.Controllers;
-
-/// <summary>Rollout states as the API reports them (<c>GET /v1/services/{name}/rollout</c>).</summary>
-public static class RolloutStates
-{
-    public const string Progressing = "progressing";
-    public const string Complete = "complete";
-    public const string RolledBack = "rolled-back";
-    public const string Failed = "failed";
-    public const string Paused = "paused";
-}
 
 /// <summary>Event types the rollout controller and the autoscaler emit, stable for clients.</summary>
 public static class RolloutEvents
@@ -51,7 +42,7 @@ public sealed record RolloutRecord
     /// <summary>The service as it was when <see cref="StableTemplate"/> completed (revisions are pruned; this is not).</summary>
     public Service? StableSpec { get; init; }
 
-    public string State { get; init; } = RolloutStates.Progressing;
+    public RolloutState State { get; init; } = RolloutState.Progressing;
 
     public string Message { get; init; } = "";
 
@@ -183,7 +174,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
     {
         var template = current.TemplateOf(service.Name);
         if (_records.TryGetValue(service.Name, out var previous) && previous.Template != template && previous.StableTemplate is null
-            && previous.State == RolloutStates.Progressing && want > 0
+            && previous.State == RolloutState.Progressing && want > 0
             && outdated.Count(r => r.Revision == previous.Template && r.Phase == ReplicaPhase.Ready) >= want
             && SpecOf(service.Name, previous.Template) is { } spec)
         {
@@ -213,7 +204,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             return new RolloutStep(want, []);
         }
 
-        if (outdated.Count == 0 && rec.State is RolloutStates.Complete)
+        if (outdated.Count == 0 && rec.State is RolloutState.Complete)
         {
             // A settled service scaling or restarting a replica: not a rollout.
             return new RolloutStep(want, []);
@@ -221,7 +212,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
 
         rec = TrackProgress(rec, $"{fresh.Count}/{newAvailable}/{outdated.Count}", now);
         // A first deploy has nothing to roll back to and is not judged; a rollout from a good template is.
-        if (rec.State == RolloutStates.Progressing && rec.StableTemplate is not null && !rec.RollingBack && !rec.FailureHandled)
+        if (rec.State == RolloutState.Progressing && rec.StableTemplate is not null && !rec.RollingBack && !rec.FailureHandled)
         {
             var before = rec;
             var failure = FindFailure(rec, strategy, want, fresh, Available, now, whyNotReady, out rec);
@@ -234,7 +225,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             if (failure is { } f)
             {
                 rec = Fail(rec, service, template, strategy, f.Replica, f.Why);
-                if (rec.State is RolloutStates.RolledBack or RolloutStates.Failed && rec.RollbackTo is not null)
+                if (rec.State is RolloutState.RolledBack or RolloutState.Failed && rec.RollbackTo is not null)
                 {
                     return new RolloutStep(fresh.Count, []); // hold still until the rollback revision is installed
                 }
@@ -299,7 +290,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         var next = rec with
         {
             Template = template,
-            State = rollback ? RolloutStates.RolledBack : RolloutStates.Progressing,
+            State = rollback ? RolloutState.RolledBack : RolloutState.Progressing,
             Message = rollback ? rec.Message : "",
             RollingBack = rollback,
             RollbackTo = null,
@@ -333,12 +324,12 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
 
     private void Complete(RolloutRecord rec, Service service, long template, int want, int ready)
     {
-        if (rec.State == RolloutStates.Complete && rec.StableTemplate == template && rec.RollbackTo is null)
+        if (rec.State == RolloutState.Complete && rec.StableTemplate == template && rec.RollbackTo is null)
         {
             return;
         }
 
-        if (rec.State == RolloutStates.RolledBack)
+        if (rec.State == RolloutState.RolledBack)
         {
             if (rec.RollingBack)
             {
@@ -351,7 +342,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
 
         Update(rec with
         {
-            State = RolloutStates.Complete,
+            State = RolloutState.Complete,
             Message = $"{ready}/{want} replicas of revision {template} ready",
             StableTemplate = template,
             StableSpec = service,
@@ -422,7 +413,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
 
         if (strategy.FailureAction == FailureAction.Pause)
         {
-            var paused = rec with { State = RolloutStates.Failed, Paused = true, FailureHandled = true, Message = $"paused: {why}; fix it and 'berth rollout resume {service.Name}', or 'berth rollout undo {service.Name}'" };
+            var paused = rec with { State = RolloutState.Failed, Paused = true, FailureHandled = true, Message = $"paused: {why}; fix it and 'berth rollout resume {service.Name}', or 'berth rollout undo {service.Name}'" };
             Update(paused);
             emit(RolloutEvents.Paused, service.Name, replica, paused.Message);
             return paused;
@@ -432,7 +423,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         {
             var failed = rec with
             {
-                State = RolloutStates.Failed,
+                State = RolloutState.Failed,
                 FailureHandled = true,
                 Message = !strategy.AutoRollback ? $"{why}; auto_rollback is off" : $"{why}; no earlier revision to roll back to",
             };
@@ -440,7 +431,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             return failed;
         }
 
-        var rolledBack = rec with { State = RolloutStates.RolledBack, FailureHandled = true, RollbackTo = stable, Message = $"rolled back to revision {stable}: {why}" };
+        var rolledBack = rec with { State = RolloutState.RolledBack, FailureHandled = true, RollbackTo = stable, Message = $"rolled back to revision {stable}: {why}" };
         Update(rolledBack);
         emit(RolloutEvents.RolledBack, service.Name, replica, rolledBack.Message);
         _rollbacks.Add(new RollbackRequest(service.Name, rec.StableSpec, stable));

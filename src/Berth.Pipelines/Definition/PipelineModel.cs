@@ -106,7 +106,7 @@ public sealed record MatrixDefinition
     public int? MaxParallel { get; init; }
 
     public ImmutableHashSet<string> Keys =>
-        Axes.Select(a => a.Key).Concat(Include.SelectMany(i => i.Keys)).ToImmutableHashSet();
+        Axes.Select(a => a.Key).Concat(Include.SelectMany(i => i.Keys)).ToImmutableHashSet(StringComparer.OrdinalIgnoreCase);
 }
 
 /// <summary>A job cache: restored before the steps, saved after success when the key missed.</summary>

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
+using Berth.Core.Contracts;
 using Berth.Pipelines.Definition;
 using Berth.Pipelines.Expressions;
 using Berth.Pipelines.Steps;
@@ -700,7 +701,7 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                 var service = deploy.Service.Render(stepContext);
                 var endpoint = ControlPlaneEndpoint.Discover(run._engine.Options.StateDirectory);
                 var client = run._engine.Options.ControlPlane?.Invoke(endpoint) ?? new ControlPlaneClient(SharedHttp, endpoint);
-                var update = new ServiceUpdate
+                var update = new ServicePatchRequest
                 {
                     Image = deploy.Image?.Render(stepContext),
                     Command = deploy.Command?.Select(c => c.Render(stepContext)).ToList(),
@@ -710,7 +711,7 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                 Line(index, OutputStream.Stdout, run._masker.MaskText($"rollout of {service} to revision {revision} started"));
                 using var deadline = new CancellationTokenSource(deploy.Timeout ?? PipelineDefaults.DeployTimeout, run.Time);
                 using var linked = CancellationTokenSource.CreateLinkedTokenSource(token, deadline.Token);
-                var lastState = "";
+                RolloutState? lastState = null;
                 try
                 {
                     while (true)
@@ -719,16 +720,16 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                         if (status.State != lastState)
                         {
                             lastState = status.State;
-                            Line(index, OutputStream.Stdout, run._masker.MaskText($"rollout of {service} revision {status.Revision}: {status.State}{(string.IsNullOrEmpty(status.Message) ? "" : " — " + status.Message)}"));
+                            Line(index, OutputStream.Stdout, run._masker.MaskText($"rollout of {service} revision {status.Revision}: {status.State.Name()}{(string.IsNullOrEmpty(status.Message) ? "" : " — " + status.Message)}"));
                         }
 
                         switch (status.State)
                         {
-                            case "complete" when status.Revision >= revision:
+                            case RolloutState.Complete when status.Revision >= revision:
                                 return (RunStatus.Succeeded, null, $"{service} at revision {status.Revision}");
-                            case "rolled-back" or "failed":
+                            case RolloutState.RolledBack or RolloutState.Failed:
                                 return (RunStatus.Failed, null,
-                                    $"rollout of {service} revision {revision} {status.State}{(string.IsNullOrEmpty(status.Message) ? "" : ": " + status.Message)}; the app stays on its previous revision");
+                                    $"rollout of {service} revision {revision} {status.State.Name()}{(string.IsNullOrEmpty(status.Message) ? "" : ": " + status.Message)}; the app stays on its previous revision");
                         }
 
                         await Task.Delay(run._engine.Options.RolloutPollInterval, run.Time, linked.Token).ConfigureAwait(false);
@@ -737,7 +738,7 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                 catch (OperationCanceledException) when (deadline.IsCancellationRequested && !token.IsCancellationRequested)
                 {
                     return (RunStatus.Failed, null,
-                        $"rollout of {service} revision {revision} did not complete within {Core.Model.Durations.Format(deploy.Timeout ?? PipelineDefaults.DeployTimeout)} (last state: {lastState}); see 'berth rollout status {service}'");
+                        $"rollout of {service} revision {revision} did not complete within {Core.Model.Durations.Format(deploy.Timeout ?? PipelineDefaults.DeployTimeout)} (last state: {lastState?.Name()}); see 'berth rollout status {service}'");
                 }
             }
 

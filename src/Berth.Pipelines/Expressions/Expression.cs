@@ -1,28 +1,42 @@
 using System.Collections.Immutable;
-using System.Globalization;
 using System.Text;
 
 namespace Berth.Pipelines.Expressions;
 
-/// <summary>A parsed <c>${{ ... }}</c> / <c>if:</c> expression: GitHub Actions' syntax, a small subset of it.</summary>
+/// <summary>A parsed <c>${{ ... }}</c> / <c>if:</c> expression, in GitHub Actions' syntax.</summary>
 public abstract record Expr
 {
     /// <summary>Offset of this node in the expression text, for error positions.</summary>
     public int Offset { get; init; }
 }
 
+/// <summary><c>null</c>, <c>true</c>/<c>false</c>, a number (double) or a string.</summary>
 public sealed record LiteralExpr(object? Value) : Expr;
 
-/// <summary>A context reference such as <c>env.NAME</c>, <c>matrix.os</c>, <c>secrets.TOKEN</c> or <c>branch</c>.</summary>
-public sealed record ContextExpr(ImmutableArray<string> Path) : Expr
+/// <summary>A context name at the root of a reference: <c>env</c>, <c>github</c>, <c>matrix</c>, <c>branch</c>, …</summary>
+public sealed record ContextExpr(string Name) : Expr
 {
-    public override string ToString() => string.Join('.', Path);
+    public override string ToString() => Name;
 }
+
+/// <summary><c>target.name</c>: a property, looked up ignoring case.</summary>
+public sealed record MemberExpr(Expr Target, string Name) : Expr;
+
+/// <summary><c>target[index]</c>: an array element by number or an object property by string.</summary>
+public sealed record IndexExpr(Expr Target, Expr Index) : Expr;
+
+/// <summary><c>target.*</c> or <c>target[*]</c>: the values of an object, or the elements of an array, as an array.</summary>
+public sealed record FilterExpr(Expr Target) : Expr;
 
 public sealed record NotExpr(Expr Operand) : Expr;
 
-public sealed record BinaryExpr(string Operator, Expr Left, Expr Right) : Expr;
+/// <summary><c>a &amp;&amp; b &amp;&amp; …</c> or <c>a || b || …</c>: one node per chain, so a long chain is evaluated in a loop, once per operand.</summary>
+public sealed record LogicalExpr(bool IsAnd, ImmutableArray<Expr> Operands) : Expr;
 
+/// <summary><c>a == b != c</c> or <c>a &lt; b &lt;= c</c>: left to right, one node per chain.</summary>
+public sealed record CompareExpr(Expr First, ImmutableArray<(string Operator, Expr Operand)> Rest) : Expr;
+
+/// <summary>A function call; <see cref="Function"/> is the name as written (looked up ignoring case).</summary>
 public sealed record CallExpr(string Function, ImmutableArray<Expr> Arguments) : Expr;
 
 /// <summary>A syntax or validation error at an offset in the expression text.</summary>
@@ -31,17 +45,24 @@ public sealed class ExpressionException(string message, int offset) : Exception(
     public int Offset { get; } = offset;
 }
 
-/// <summary>Recursive-descent parser: or → and → equality → comparison → unary → primary.</summary>
+/// <summary>
+/// Parser of GitHub Actions expressions. Precedence, highest first, as GitHub documents its operators:
+/// <c>( )</c>, <c>[ ]</c>, <c>.</c>, <c>!</c>, <c>&lt; &lt;= &gt; &gt;=</c>, <c>== !=</c>, <c>&amp;&amp;</c>, <c>||</c>.
+/// Chains of one operator become one node, so neither parsing nor evaluation recurses per term; nesting
+/// (parentheses, brackets, calls, <c>!</c>) deeper than <see cref="MaxDepth"/> is rejected, as GitHub does.
+/// </summary>
 public sealed class ExpressionParser
 {
-    private readonly string _text;
+    /// <summary>Deepest nesting accepted: 50, as GitHub Actions' expression parser.</summary>
+    public const int MaxDepth = 50;
+
     private readonly List<Token> _tokens;
     private int _index;
+    private int _depth;
 
     private ExpressionParser(string text)
     {
-        _text = text;
-        _tokens = Tokenize(text);
+        _tokens = Lexer.Tokenize(text);
     }
 
     public static Expr Parse(string text)
@@ -56,7 +77,7 @@ public sealed class ExpressionParser
         var next = parser.Peek;
         if (next.Kind != TokenKind.End)
         {
-            throw new ExpressionException($"unexpected '{next.Text}' after a complete expression; join conditions with && or ||", next.Offset);
+            throw new ExpressionException($"unexpected {Describe(next)} after a complete expression; join conditions with && or ||", next.Offset);
         }
 
         return expr;
@@ -66,63 +87,136 @@ public sealed class ExpressionParser
 
     private Token Next() => _tokens[_index++];
 
-    private Expr ParseOr()
-    {
-        var left = ParseAnd();
-        while (Peek.Kind == TokenKind.Operator && Peek.Text == "||")
-        {
-            var op = Next();
-            left = new BinaryExpr("||", left, ParseAnd()) { Offset = op.Offset };
-        }
+    private bool PeekOperator(string op) => Peek.Kind == TokenKind.Operator && Peek.Text == op;
 
-        return left;
+    private void Enter(int offset)
+    {
+        if (++_depth > MaxDepth)
+        {
+            throw new ExpressionException($"the expression nests deeper than {MaxDepth} levels (parentheses, brackets, calls and '!'), as GitHub Actions allows; split it into steps or env values", offset);
+        }
     }
 
-    private Expr ParseAnd()
+    private void Leave() => _depth--;
+
+    private Expr ParseOr() => ParseLogical(isAnd: false);
+
+    private Expr ParseLogical(bool isAnd)
     {
-        var left = ParseEquality();
-        while (Peek.Kind == TokenKind.Operator && Peek.Text == "&&")
+        var op = isAnd ? "&&" : "||";
+        var first = isAnd ? ParseEquality() : ParseLogical(isAnd: true);
+        if (!PeekOperator(op))
         {
-            var op = Next();
-            left = new BinaryExpr("&&", left, ParseEquality()) { Offset = op.Offset };
+            return first;
         }
 
-        return left;
+        var operands = ImmutableArray.CreateBuilder<Expr>();
+        operands.Add(first);
+        var offset = Peek.Offset;
+        while (PeekOperator(op))
+        {
+            Next();
+            operands.Add(isAnd ? ParseEquality() : ParseLogical(isAnd: true));
+        }
+
+        return new LogicalExpr(isAnd, operands.ToImmutable()) { Offset = offset };
     }
 
-    private Expr ParseEquality()
+    private Expr ParseEquality() => ParseChain(["==", "!="], ParseComparison);
+
+    private Expr ParseComparison() => ParseChain(["<", "<=", ">", ">="], ParseUnary);
+
+    private Expr ParseChain(string[] operators, Func<Expr> operand)
     {
-        var left = ParseComparison();
-        while (Peek.Kind == TokenKind.Operator && Peek.Text is "==" or "!=")
+        var first = operand();
+        if (Peek.Kind != TokenKind.Operator || !operators.Contains(Peek.Text))
         {
-            var op = Next();
-            left = new BinaryExpr(op.Text, left, ParseComparison()) { Offset = op.Offset };
+            return first;
         }
 
-        return left;
-    }
-
-    private Expr ParseComparison()
-    {
-        var left = ParseUnary();
-        while (Peek.Kind == TokenKind.Operator && Peek.Text is "<" or "<=" or ">" or ">=")
+        var rest = ImmutableArray.CreateBuilder<(string, Expr)>();
+        var offset = Peek.Offset;
+        while (Peek.Kind == TokenKind.Operator && operators.Contains(Peek.Text))
         {
             var op = Next();
-            left = new BinaryExpr(op.Text, left, ParseUnary()) { Offset = op.Offset };
+            rest.Add((op.Text, operand()));
         }
 
-        return left;
+        return new CompareExpr(first, rest.ToImmutable()) { Offset = offset };
     }
 
     private Expr ParseUnary()
     {
-        if (Peek.Kind == TokenKind.Operator && Peek.Text == "!")
+        if (!PeekOperator("!"))
         {
-            var op = Next();
-            return new NotExpr(ParseUnary()) { Offset = op.Offset };
+            return ParsePostfix();
         }
 
-        return ParsePrimary();
+        // A run of '!' is counted as nesting, but read in a loop: 100,000 of them stop at the limit, not the stack.
+        var nots = new Stack<int>();
+        while (PeekOperator("!"))
+        {
+            var op = Next();
+            Enter(op.Offset);
+            nots.Push(op.Offset);
+        }
+
+        var expr = ParsePostfix();
+        while (nots.Count > 0)
+        {
+            expr = new NotExpr(expr) { Offset = nots.Pop() };
+            Leave();
+        }
+
+        return expr;
+    }
+
+    private Expr ParsePostfix()
+    {
+        var expr = ParsePrimary();
+        while (true)
+        {
+            if (Peek.Kind == TokenKind.Dot)
+            {
+                var dot = Next();
+                var member = Next();
+                if (member.Kind == TokenKind.Operator && member.Text == "*")
+                {
+                    expr = new FilterExpr(expr) { Offset = dot.Offset };
+                }
+                else if (member.Kind == TokenKind.Identifier)
+                {
+                    expr = new MemberExpr(expr, member.Text) { Offset = member.Offset };
+                }
+                else
+                {
+                    throw new ExpressionException($"expected a property name or * after '.', got {Describe(member)}", member.Offset);
+                }
+            }
+            else if (Peek.Kind == TokenKind.LeftBracket)
+            {
+                var bracket = Next();
+                Enter(bracket.Offset);
+                if (Peek.Kind == TokenKind.Operator && Peek.Text == "*" && _tokens[_index + 1].Kind == TokenKind.RightBracket)
+                {
+                    Next();
+                    Next();
+                    expr = new FilterExpr(expr) { Offset = bracket.Offset };
+                }
+                else
+                {
+                    var index = ParseOr();
+                    Expect(TokenKind.RightBracket, "']' to close the '['", bracket);
+                    expr = new IndexExpr(expr, index) { Offset = bracket.Offset };
+                }
+
+                Leave();
+            }
+            else
+            {
+                return expr;
+            }
+        }
     }
 
     private Expr ParsePrimary()
@@ -133,10 +227,12 @@ public sealed class ExpressionParser
             case TokenKind.String:
                 return new LiteralExpr(token.Text) { Offset = token.Offset };
             case TokenKind.Number:
-                return new LiteralExpr(double.Parse(token.Text, CultureInfo.InvariantCulture)) { Offset = token.Offset };
+                return new LiteralExpr(token.Number) { Offset = token.Offset };
             case TokenKind.LeftParen:
+                Enter(token.Offset);
                 var inner = ParseOr();
-                Expect(TokenKind.RightParen, "')' to close the '(' at offset " + token.Offset);
+                Expect(TokenKind.RightParen, "')' to close the '('", token);
+                Leave();
                 return inner;
             case TokenKind.Identifier:
                 switch (token.Text)
@@ -144,11 +240,14 @@ public sealed class ExpressionParser
                     case "true": return new LiteralExpr(true) { Offset = token.Offset };
                     case "false": return new LiteralExpr(false) { Offset = token.Offset };
                     case "null": return new LiteralExpr(null) { Offset = token.Offset };
+                    case "NaN": return new LiteralExpr(double.NaN) { Offset = token.Offset };
+                    case "Infinity": return new LiteralExpr(double.PositiveInfinity) { Offset = token.Offset };
                 }
 
                 if (Peek.Kind == TokenKind.LeftParen)
                 {
-                    Next();
+                    var open = Next();
+                    Enter(open.Offset);
                     var args = ImmutableArray.CreateBuilder<Expr>();
                     if (Peek.Kind != TokenKind.RightParen)
                     {
@@ -160,42 +259,29 @@ public sealed class ExpressionParser
                         }
                     }
 
-                    Expect(TokenKind.RightParen, $"')' to close the call of {token.Text}(");
+                    Expect(TokenKind.RightParen, $"')' to close the call of {token.Text}(", open);
+                    Leave();
                     return new CallExpr(token.Text, args.ToImmutable()) { Offset = token.Offset };
                 }
 
-                var path = ImmutableArray.CreateBuilder<string>();
-                path.Add(token.Text);
-                while (Peek.Kind == TokenKind.Dot)
-                {
-                    Next();
-                    var member = Next();
-                    if (member.Kind != TokenKind.Identifier)
-                    {
-                        throw new ExpressionException($"expected a name after '.', got {Describe(member)}", member.Offset);
-                    }
-
-                    path.Add(member.Text);
-                }
-
-                return new ContextExpr(path.ToImmutable()) { Offset = token.Offset };
+                return new ContextExpr(token.Text) { Offset = token.Offset };
             default:
                 throw new ExpressionException($"expected a value, a name or '(', got {Describe(token)}", token.Offset);
         }
     }
 
-    private void Expect(TokenKind kind, string what)
+    private void Expect(TokenKind kind, string what, Token opener)
     {
         var token = Next();
         if (token.Kind != kind)
         {
-            throw new ExpressionException($"expected {what}, got {Describe(token)}", token.Offset);
+            throw new ExpressionException($"expected {what} at offset {opener.Offset}, got {Describe(token)}", token.Offset);
         }
     }
 
     private static string Describe(Token token) => token.Kind == TokenKind.End ? "the end of the expression" : $"'{token.Text}'";
 
-    private enum TokenKind
+    internal enum TokenKind
     {
         Identifier,
         String,
@@ -203,111 +289,206 @@ public sealed class ExpressionParser
         Operator,
         LeftParen,
         RightParen,
+        LeftBracket,
+        RightBracket,
         Comma,
         Dot,
         End,
     }
 
-    private readonly record struct Token(TokenKind Kind, string Text, int Offset);
+    internal readonly record struct Token(TokenKind Kind, string Text, int Offset, double Number = 0);
 
-    private static List<Token> Tokenize(string text)
+    /// <summary>Splits expression text into tokens; also finds where a <c>${{ … }}</c> ends (outside strings).</summary>
+    internal static class Lexer
     {
-        var tokens = new List<Token>();
-        var i = 0;
-        while (i < text.Length)
+        public static List<Token> Tokenize(string text)
         {
-            var c = text[i];
-            if (char.IsWhiteSpace(c))
+            var tokens = new List<Token>();
+            var i = 0;
+            while (i < text.Length)
             {
-                i++;
-                continue;
-            }
-
-            var start = i;
-            if (char.IsLetter(c) || c == '_')
-            {
-                while (i < text.Length && (char.IsLetterOrDigit(text[i]) || text[i] is '_' or '-'))
+                var c = text[i];
+                if (char.IsWhiteSpace(c))
                 {
                     i++;
-                }
-
-                tokens.Add(new Token(TokenKind.Identifier, text[start..i], start));
-            }
-            else if (char.IsDigit(c))
-            {
-                while (i < text.Length && (char.IsDigit(text[i]) || text[i] == '.'))
-                {
-                    i++;
-                }
-
-                var number = text[start..i];
-                if (!double.TryParse(number, NumberStyles.Float, CultureInfo.InvariantCulture, out _))
-                {
-                    throw new ExpressionException($"'{number}' is not a number", start);
-                }
-
-                tokens.Add(new Token(TokenKind.Number, number, start));
-            }
-            else if (c == '\'')
-            {
-                var value = new StringBuilder();
-                i++;
-                while (true)
-                {
-                    if (i >= text.Length)
-                    {
-                        throw new ExpressionException("string is not closed; end it with ' (write '' for a quote inside)", start);
-                    }
-
-                    if (text[i] == '\'')
-                    {
-                        if (i + 1 < text.Length && text[i + 1] == '\'')
-                        {
-                            value.Append('\'');
-                            i += 2;
-                            continue;
-                        }
-
-                        i++;
-                        break;
-                    }
-
-                    value.Append(text[i++]);
-                }
-
-                tokens.Add(new Token(TokenKind.String, value.ToString(), start));
-            }
-            else if (c == '"')
-            {
-                throw new ExpressionException("strings use single quotes, as in GitHub Actions: 'value'", start);
-            }
-            else
-            {
-                var two = i + 1 < text.Length ? text.Substring(i, 2) : null;
-                if (two is "==" or "!=" or "&&" or "||" or "<=" or ">=")
-                {
-                    tokens.Add(new Token(TokenKind.Operator, two, start));
-                    i += 2;
                     continue;
                 }
 
-                i++;
-                tokens.Add(c switch
+                var start = i;
+                if (StartsNumber(text, i, tokens))
                 {
-                    '!' or '<' or '>' => new Token(TokenKind.Operator, c.ToString(), start),
-                    '(' => new Token(TokenKind.LeftParen, "(", start),
-                    ')' => new Token(TokenKind.RightParen, ")", start),
-                    ',' => new Token(TokenKind.Comma, ",", start),
-                    '.' => new Token(TokenKind.Dot, ".", start),
-                    '=' => throw new ExpressionException("'=' is not an operator; compare with ==", start),
-                    '&' => throw new ExpressionException("'&' is not an operator; use && for and", start),
-                    '|' => throw new ExpressionException("'|' is not an operator; use || for or", start),
-                    _ => throw new ExpressionException($"unexpected character '{c}'", start),
-                });
+                    i = ReadNumberWord(text, i);
+                    var word = text[start..i];
+                    if (!Values.TryParseNumberLiteral(word, out var number))
+                    {
+                        throw new ExpressionException($"'{word}' is not a number (write 42, -1.5, 1e3, .5, 0xff, Infinity or NaN)", start);
+                    }
+
+                    tokens.Add(new Token(TokenKind.Number, word, start, number));
+                }
+                else if (char.IsLetter(c) || c == '_')
+                {
+                    while (i < text.Length && (char.IsLetterOrDigit(text[i]) || text[i] is '_' or '-'))
+                    {
+                        i++;
+                    }
+
+                    tokens.Add(new Token(TokenKind.Identifier, text[start..i], start));
+                }
+                else if (c == '\'')
+                {
+                    i = ReadString(text, i, out var value);
+                    tokens.Add(new Token(TokenKind.String, value, start));
+                }
+                else if (c == '"')
+                {
+                    throw new ExpressionException("strings use single quotes, as in GitHub Actions: 'value'", start);
+                }
+                else
+                {
+                    var two = i + 1 < text.Length ? text.Substring(i, 2) : null;
+                    if (two is "==" or "!=" or "&&" or "||" or "<=" or ">=")
+                    {
+                        tokens.Add(new Token(TokenKind.Operator, two, start));
+                        i += 2;
+                        continue;
+                    }
+
+                    i++;
+                    tokens.Add(c switch
+                    {
+                        '!' or '<' or '>' or '*' => new Token(TokenKind.Operator, c.ToString(), start),
+                        '(' => new Token(TokenKind.LeftParen, "(", start),
+                        ')' => new Token(TokenKind.RightParen, ")", start),
+                        '[' => new Token(TokenKind.LeftBracket, "[", start),
+                        ']' => new Token(TokenKind.RightBracket, "]", start),
+                        ',' => new Token(TokenKind.Comma, ",", start),
+                        '.' => new Token(TokenKind.Dot, ".", start),
+                        '=' => throw new ExpressionException("'=' is not an operator; compare with ==", start),
+                        '&' => throw new ExpressionException("'&' is not an operator; use && for and", start),
+                        '|' => throw new ExpressionException("'|' is not an operator; use || for or", start),
+                        _ => throw new ExpressionException($"unexpected character '{char.ConvertFromUtf32(char.ConvertToUtf32(text, start))}'", start),
+                    });
+                }
+            }
+
+            tokens.Add(new Token(TokenKind.End, "", text.Length));
+            return tokens;
+        }
+
+        /// <summary>A number starts with a digit, a sign, or a '.' before a digit where no property can follow.</summary>
+        private static bool StartsNumber(string text, int i, List<Token> tokens)
+        {
+            var c = text[i];
+            if (char.IsAsciiDigit(c))
+            {
+                return true;
+            }
+
+            var afterValue = tokens.Count > 0 && tokens[^1].Kind is TokenKind.Identifier or TokenKind.RightParen or TokenKind.RightBracket or TokenKind.String or TokenKind.Number;
+            if (c == '.' && !afterValue)
+            {
+                return i + 1 < text.Length && char.IsAsciiDigit(text[i + 1]);
+            }
+
+            if (c is '-' or '+')
+            {
+                var rest = text.AsSpan(i + 1);
+                return rest.Length > 0 && (char.IsAsciiDigit(rest[0]) || (rest[0] == '.' && rest.Length > 1 && char.IsAsciiDigit(rest[1])) || rest.StartsWith("Infinity"));
+            }
+
+            return false;
+        }
+
+        private static int ReadNumberWord(string text, int i)
+        {
+            if (text[i] is '-' or '+')
+            {
+                i++;
+            }
+
+            while (i < text.Length)
+            {
+                var c = text[i];
+                if (char.IsAsciiLetterOrDigit(c) || c == '.' || c == '_')
+                {
+                    i++;
+                }
+                else if (c is '-' or '+' && (text[i - 1] is 'e' or 'E') && !text.AsSpan(0, i).Contains("0x", StringComparison.OrdinalIgnoreCase))
+                {
+                    i++; // exponent sign: 1e-3
+                }
+                else
+                {
+                    break;
+                }
+            }
+
+            return i;
+        }
+
+        /// <summary>Reads a '…' string ('' is a quote) starting at <paramref name="i"/>; returns the index after it.</summary>
+        public static int ReadString(string text, int i, out string value)
+        {
+            var start = i;
+            var builder = new StringBuilder();
+            i++;
+            while (true)
+            {
+                if (i >= text.Length)
+                {
+                    throw new ExpressionException("string is not closed; end it with ' (write '' for a quote inside)", start);
+                }
+
+                if (text[i] == '\'')
+                {
+                    if (i + 1 < text.Length && text[i + 1] == '\'')
+                    {
+                        builder.Append('\'');
+                        i += 2;
+                        continue;
+                    }
+
+                    value = builder.ToString();
+                    return i + 1;
+                }
+
+                builder.Append(text[i++]);
             }
         }
 
-        tokens.Add(new Token(TokenKind.End, "", text.Length));
-        return tokens;
+        /// <summary>Index of the <c>}}</c> that closes an expression starting at <paramref name="from"/>, skipping strings; -1 if none.</summary>
+        public static int FindClose(string text, int from)
+        {
+            var i = from;
+            while (i < text.Length)
+            {
+                if (text[i] == '\'')
+                {
+                    var end = text.IndexOf('\'', i + 1);
+                    while (end >= 0 && end + 1 < text.Length && text[end + 1] == '\'')
+                    {
+                        end = text.IndexOf('\'', end + 2);
+                    }
+
+                    if (end < 0)
+                    {
+                        return -1;
+                    }
+
+                    i = end + 1;
+                    continue;
+                }
+
+                if (text[i] == '}' && i + 1 < text.Length && text[i + 1] == '}')
+                {
+                    return i;
+                }
+
+                i++;
+            }
+
+            return -1;
+        }
     }
 }

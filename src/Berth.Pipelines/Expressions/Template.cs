@@ -32,7 +32,8 @@ public sealed record Template(ImmutableArray<Template.Part> Parts)
                 parts.Add(new Part(text[i..open], null, i));
             }
 
-            var close = text.IndexOf("}}", open + 3, StringComparison.Ordinal);
+            // The closing }} is the first one outside a string: ${{ '}}' }} is the text }}.
+            var close = ExpressionParser.Lexer.FindClose(text, open + 3);
             if (close < 0)
             {
                 throw new ExpressionException("'${{' is not closed; end the expression with }}", open);
@@ -41,7 +42,10 @@ public sealed record Template(ImmutableArray<Template.Part> Parts)
             var inner = text[(open + 3)..close];
             try
             {
-                parts.Add(new Part(null, ExpressionParser.Parse(inner), open + 3));
+                // An empty ${{ }} renders '', as GitHub's.
+                parts.Add(string.IsNullOrWhiteSpace(inner)
+                    ? new Part(null, new LiteralExpr("") { Offset = 0 }, open + 3)
+                    : new Part(null, ExpressionParser.Parse(inner), open + 3));
             }
             catch (ExpressionException e)
             {
@@ -54,6 +58,7 @@ public sealed record Template(ImmutableArray<Template.Part> Parts)
         return new Template(parts.ToImmutable());
     }
 
+    /// <summary>The text with every expression's value cast to a string (arrays and objects as JSON).</summary>
     public string Render(ExpressionContext context)
     {
         if (Parts.Length == 1 && Parts[0].Literal is { } only)

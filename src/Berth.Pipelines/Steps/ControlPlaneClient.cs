@@ -2,7 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
-using System.Text.Json.Serialization;
+using Berth.Core.Contracts;
 
 namespace Berth.Pipelines.Steps;
 
@@ -23,8 +23,7 @@ public sealed record ControlPlaneEndpoint(Uri Url, string Token)
         string? url;
         try
         {
-            using var document = JsonDocument.Parse(File.ReadAllText(apiFile));
-            url = document.RootElement.TryGetProperty("url", out var u) ? u.GetString() : null;
+            url = JsonSerializer.Deserialize(File.ReadAllText(apiFile), ApiJson.Default.ApiAddress)?.Url;
         }
         catch (JsonException e)
         {
@@ -40,32 +39,10 @@ public sealed record ControlPlaneEndpoint(Uri Url, string Token)
     }
 }
 
-/// <summary>PATCH /v1/services/{name} body: only the fields that change.</summary>
-public sealed record ServiceUpdate
-{
-    [JsonPropertyName("image")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public string? Image { get; init; }
-
-    [JsonPropertyName("command")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public IReadOnlyList<string>? Command { get; init; }
-
-    [JsonPropertyName("env")]
-    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
-    public IReadOnlyDictionary<string, string>? Env { get; init; }
-}
-
-/// <summary>GET /v1/services/{name}/rollout.</summary>
-public sealed record RolloutStatus(
-    [property: JsonPropertyName("revision")] long Revision,
-    [property: JsonPropertyName("state")] string State,
-    [property: JsonPropertyName("message")] string? Message);
-
 /// <summary>The two control-plane endpoints a deploy step uses (the contract in docs/api.md).</summary>
 public interface IControlPlaneClient
 {
-    Task<long> UpdateServiceAsync(string service, ServiceUpdate update, CancellationToken cancellationToken);
+    Task<long> UpdateServiceAsync(string service, ServicePatchRequest update, CancellationToken cancellationToken);
 
     Task<RolloutStatus> GetRolloutAsync(string service, CancellationToken cancellationToken);
 }
@@ -73,18 +50,18 @@ public interface IControlPlaneClient
 /// <summary>Typed HTTP client for a control plane on loopback, authenticated by its bearer token.</summary>
 public sealed class ControlPlaneClient(HttpClient http, ControlPlaneEndpoint endpoint) : IControlPlaneClient
 {
-    public async Task<long> UpdateServiceAsync(string service, ServiceUpdate update, CancellationToken cancellationToken)
+    public async Task<long> UpdateServiceAsync(string service, ServicePatchRequest update, CancellationToken cancellationToken)
     {
         using var request = Request(HttpMethod.Patch, $"v1/services/{Uri.EscapeDataString(service)}");
-        request.Content = JsonContent.Create(update);
+        request.Content = JsonContent.Create(update, ApiJson.Default.ServicePatchRequest);
         using var response = await SendAsync(request, cancellationToken).ConfigureAwait(false);
         await EnsureAsync(response, service, cancellationToken).ConfigureAwait(false);
         try
         {
-            using var body = await JsonDocument.ParseAsync(await response.Content.ReadAsStreamAsync(cancellationToken).ConfigureAwait(false), cancellationToken: cancellationToken).ConfigureAwait(false);
-            return body.RootElement.GetProperty("revision").GetInt64();
+            var body = await response.Content.ReadFromJsonAsync(ApiJson.Default.RevisionResponse, cancellationToken).ConfigureAwait(false);
+            return body?.Revision is > 0 and var n ? n : throw new JsonException("no revision in the body");
         }
-        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException)
+        catch (JsonException e)
         {
             throw new Execution.StepFailedException($"the control plane answered PATCH /v1/services/{service} without a numeric \"revision\" ({e.Message})");
         }
@@ -97,7 +74,7 @@ public sealed class ControlPlaneClient(HttpClient http, ControlPlaneEndpoint end
         await EnsureAsync(response, service, cancellationToken).ConfigureAwait(false);
         try
         {
-            return await response.Content.ReadFromJsonAsync<RolloutStatus>(cancellationToken).ConfigureAwait(false)
+            return await response.Content.ReadFromJsonAsync(ApiJson.Default.RolloutStatus, cancellationToken).ConfigureAwait(false)
                 ?? throw new Execution.StepFailedException("the control plane answered the rollout query with an empty body");
         }
         catch (JsonException e)

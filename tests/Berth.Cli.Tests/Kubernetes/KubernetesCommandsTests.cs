@@ -88,5 +88,49 @@ public sealed class KubernetesCommandsTests : IDisposable
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal); // no stack trace
     }
 
+    [Fact]
+    public async Task GenerateHelm_OutputDir_WritesAChart()
+    {
+        var chart = Path.Combine(_dir, "chart");
+
+        var (exit, _, stderr) = await Berth("k8s", "generate", "-f", Path.Combine(RepositoryRoot(), "samples", "shop", "berth.yaml"), "--format", "helm", "-d", chart);
+
+        Assert.True(exit == 0, stderr);
+        Assert.True(File.Exists(Path.Combine(chart, "Chart.yaml")));
+        Assert.True(File.Exists(Path.Combine(chart, "values.yaml")));
+        Assert.True(File.Exists(Path.Combine(chart, "templates", "api-deployment.yaml")));
+    }
+
+    [Fact]
+    public async Task Diff_SpecError_ExitsAboveOneSoItDoesNotReadAsDifferences()
+    {
+        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), "name: demo\nservices:\n  api:\n    replicas: -1\n");
+
+        var (exit, _, _) = await Berth("k8s", "diff", "-f", Path.Combine(_dir, "berth.yaml"));
+
+        Assert.Equal(ExitCodes.Failed, exit);
+    }
+
+    [Fact]
+    public async Task Help_DryRunAndNamespace_SayWhatADryRunDoesWithAMissingNamespace()
+    {
+        var (exit, stdout, _) = await Berth("k8s", "apply", "--help");
+
+        Assert.Equal(0, exit);
+        var text = string.Join(' ', stdout.Split((char[])[' ', '\n'], StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("objects bound for a namespace that does not exist yet are reported as not checked", text, StringComparison.Ordinal);
+        Assert.Contains("(created if missing, except by --dry-run)", text, StringComparison.Ordinal);
+        Assert.DoesNotContain("admits everything", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Delete_WaitFalse_Parses()
+    {
+        var (exit, _, stderr) = await Berth("k8s", "delete", "-f", Path.Combine(RepositoryRoot(), "samples", "shop", "berth.yaml"), "--wait=false");
+
+        Assert.Equal(ExitCodes.Unavailable, exit); // parsed, then no kubeconfig
+        Assert.Contains("no kubeconfig found", stderr, StringComparison.Ordinal);
+    }
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 }

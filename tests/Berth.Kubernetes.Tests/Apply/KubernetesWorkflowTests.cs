@@ -153,7 +153,7 @@ public sealed class KubernetesWorkflowTests : IAsyncLifetime
     {
         var app = new Application { Name = "demo", Services = [new Service { Name = "api", Image = "i", Env = ImmutableSortedDictionary<string, string>.Empty.Add("A", "1") }] };
 
-        var outcome = await KubernetesWorkflow.DeleteAsync(app, new GenerateOptions(), "fake", new ApplyOptions { DryRun = true }, _stdout, _stderr, CancellationToken.None);
+        var outcome = await KubernetesWorkflow.DeleteAsync(app, new GenerateOptions(), "fake", new ApplyOptions { DryRun = true }, null, _stdout, _stderr, CancellationToken.None);
 
         Assert.Equal(WorkflowOutcome.Ok, outcome);
         Assert.Equal(

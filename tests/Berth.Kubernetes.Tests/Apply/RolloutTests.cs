@@ -18,7 +18,7 @@ public sealed class RolloutTests
     [Fact]
     public void Evaluate_AllUpdatedAndAvailable_IsComplete()
     {
-        var state = RolloutStatus.Evaluate(Deployment(3, 3, 3, 3));
+        var state = WorkloadRollout.Evaluate(Deployment(3, 3, 3, 3));
 
         Assert.True(state.Done);
         Assert.Equal("3 of 3 replicas updated and available", state.Message);
@@ -27,7 +27,7 @@ public sealed class RolloutTests
     [Fact]
     public void Evaluate_ScaledToZero_IsComplete()
     {
-        Assert.True(RolloutStatus.Evaluate(Deployment(0, 0, 0, 0)).Done);
+        Assert.True(WorkloadRollout.Evaluate(Deployment(0, 0, 0, 0)).Done);
     }
 
     [Fact]
@@ -40,7 +40,7 @@ public sealed class RolloutTests
             Status = new V1StatefulSetStatus { ObservedGeneration = 2, ReadyReplicas = 3, UpdatedReplicas = 1, CurrentRevision = "a", UpdateRevision = "b" },
         };
 
-        var state = RolloutStatus.Evaluate(set);
+        var state = WorkloadRollout.Evaluate(set);
 
         Assert.False(state.Done);
         Assert.Equal("1 of 3 replicas on revision b", state.Message);
@@ -55,7 +55,7 @@ public sealed class RolloutTests
             Status = new V1PodStatus { Conditions = [new V1PodCondition { Type = "PodScheduled", Status = "False", Reason = "Unschedulable", Message = "0/3 nodes are available: 3 Insufficient cpu." }] },
         };
 
-        var (reasons, fatal) = RolloutStatus.PodProblems([pod]);
+        var (reasons, fatal) = WorkloadRollout.PodProblems([pod]);
 
         Assert.False(fatal);
         Assert.Equal(["pod api-1: Unschedulable: 0/3 nodes are available: 3 Insufficient cpu."], reasons);
@@ -70,7 +70,7 @@ public sealed class RolloutTests
             Status = new V1PodStatus { ContainerStatuses = [new V1ContainerStatus { Name = "api", State = new V1ContainerState { Waiting = new V1ContainerStateWaiting { Reason = "ContainerCreating" } } }] },
         };
 
-        Assert.Empty(RolloutStatus.PodProblems([pod]).Reasons);
+        Assert.Empty(WorkloadRollout.PodProblems([pod]).Reasons);
     }
 
     [Fact]
@@ -121,7 +121,11 @@ public sealed class RolloutTests
 
         public string Host => "fake";
 
-        public Task ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken) => Task.CompletedTask;
+        public Task<string> ApplyAsync(ManifestObject obj, string ns, bool dryRun, bool force, CancellationToken cancellationToken) => Task.FromResult(obj.ToJson());
+
+        public Task<string?> ReadAsync(string kind, string apiVersion, string name, string ns, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<bool?> NamespaceExistsAsync(string ns, CancellationToken cancellationToken) => Task.FromResult<bool?>(true);
 
         public Task<bool> DeleteAsync(ManifestObject obj, string ns, bool dryRun, CancellationToken cancellationToken) => Task.FromResult(true);
 

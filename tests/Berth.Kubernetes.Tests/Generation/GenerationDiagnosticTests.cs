@@ -229,4 +229,28 @@ public sealed class GenerationDiagnosticTests
 
         Assert.Null(Yaml.Get(set.Find("Deployment", "api")!.ToYaml(), "spec.template.spec.containers[0].workingDir"));
     }
+
+    [Fact]
+    public void Generate_ServiceNameOver63Characters_SaysItIsTooLongAndByHowMuch()
+    {
+        var name = "orders-" + new string('x', 63);
+
+        var set = Generate(new Service { Name = name, Image = "example/orders:1", Endpoints = [new Endpoint { Port = 8080 }] });
+
+        Assert.False(set.Succeeded);
+        Assert.Equal(
+            $"error: services.{name}: the name is too long for Kubernetes: '{name}' is 70 characters, 7 more than the 63 a Service name (a DNS-1035 label) allows; shorten it by at least 7",
+            Assert.Single(set.Errors).ToString());
+    }
+
+    [Fact]
+    public void Generate_ServiceNameOf63Characters_IsAccepted()
+    {
+        var name = "a" + new string('b', 62);
+
+        var set = Generate(new Service { Name = name, Image = "example/b:1", Endpoints = [new Endpoint { Port = 8080 }] });
+
+        Assert.True(set.Succeeded, string.Join("\n", set.Errors));
+        Assert.NotNull(set.Find("Service", name));
+    }
 }

@@ -183,7 +183,8 @@ public sealed class NodeValidatorFactAttribute : FactAttribute
         var validator = Path.Combine(Path.GetDirectoryName(Snapshots.Root)!, "SchemaValidator");
         var ready = OnPath("node")
             && Directory.Exists(Path.Combine(validator, "node_modules", "kubernetes-models"))
-            && Directory.Exists(Path.Combine(validator, "node_modules", "@kubernetes", "client-node"));
+            && Directory.Exists(Path.Combine(validator, "node_modules", "@kubernetes", "client-node"))
+            && Directory.Exists(Path.Combine(validator, "node_modules", "@evertdespiegeleer", "go-template"));
         if (!ready && Environment.GetEnvironmentVariable("CI") != "true")
         {
             Skip = $"needs node and 'npm ci' in {validator} (.ci/setup-k8s.sh does both; CI=true makes this fail instead)";

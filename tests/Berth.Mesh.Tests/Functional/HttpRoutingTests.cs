@@ -206,7 +206,7 @@ public sealed class HttpRoutingTests
 
         var error = await Assert.ThrowsAsync<ArgumentException>(() => mesh.UpdateAsync(route, CancellationToken.None));
 
-        Assert.Equal("service api, endpoint http: retries.on has 'sometimes', which is not a retry condition; use connect-failure, reset, gateway-error, 5xx or a status code such as 503", error.Message);
+        Assert.Equal("service api, endpoint http: retries.on has 'sometimes', which is not a retry condition; use connect-failure, reset, gateway-error, 5xx, a status code such as 503, or a gRPC status such as unavailable", error.Message);
     }
 
     [Fact]

@@ -25,6 +25,21 @@ public sealed class CircuitBreakerTests
     }
 
     [Fact]
+    public void Report_ConsecutiveFailuresNotAllowedToTrip_StaysClosedUntilTheRatioRule()
+    {
+        var breaker = new CircuitBreaker(CircuitBreakerPolicy.Default with { MinimumThroughput = 20 }, _time);
+        for (var i = 0; i < 19; i++)
+        {
+            breaker.Report(breaker.TryEnter(), success: false, consecutiveMayTrip: false);
+        }
+
+        Assert.Equal(BreakerState.Closed, breaker.State);
+        breaker.Report(breaker.TryEnter(), success: false, consecutiveMayTrip: false);
+
+        Assert.Equal(BreakerState.Open, breaker.State);
+    }
+
+    [Fact]
     public void Report_SuccessBetweenFailures_ResetsTheConsecutiveCount()
     {
         var breaker = new CircuitBreaker(CircuitBreakerPolicy.Default with { FailureRatio = 0 }, _time);

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using Berth.Core.Routing;
 
@@ -21,7 +22,18 @@ internal sealed class UpstreamProcess : IDisposable
 
     public Upstream Upstream => new(Name, "127.0.0.1", Port, 1);
 
-    public static async Task<UpstreamProcess> StartAsync(string name)
+    /// <summary>Lines the process printed after "ready" (e.g. "delivered /poison").</summary>
+    public ConcurrentQueue<string> Output { get; } = new();
+
+    public bool HasExited => _process.HasExited;
+
+    /// <summary>How many requests for <paramref name="path"/> reached this replica (with <c>--exit-on</c>).</summary>
+    public int Deliveries(string path) => Output.Count(l => l == "delivered " + path);
+
+    /// <summary>Waits for the process to exit (after a query of death), up to <paramref name="timeout"/>.</summary>
+    public bool WaitForExit(TimeSpan timeout) => _process.WaitForExit(timeout);
+
+    public static async Task<UpstreamProcess> StartAsync(string name, string? exitOn = null)
     {
         var port = Ports.Free();
         var dll = Path.Combine(AppContext.BaseDirectory, "Berth.Mesh.TestUpstream.dll");
@@ -36,6 +48,12 @@ internal sealed class UpstreamProcess : IDisposable
             start.ArgumentList.Add(arg);
         }
 
+        if (exitOn is not null)
+        {
+            start.ArgumentList.Add("--exit-on");
+            start.ArgumentList.Add(exitOn);
+        }
+
         var process = Process.Start(start) ?? throw new InvalidOperationException("could not start the test upstream");
         var self = new UpstreamProcess(name, port, process);
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -45,6 +63,13 @@ internal sealed class UpstreamProcess : IDisposable
             {
                 if (line == "ready")
                 {
+                    _ = Task.Run(async () =>
+                    {
+                        while (await process.StandardOutput.ReadLineAsync() is { } more)
+                        {
+                            self.Output.Enqueue(more);
+                        }
+                    });
                     return self;
                 }
             }

@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
@@ -308,7 +309,7 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         await UntilAsync(() => Of("api").All(r => r.Revision == revision.Number && r.Phase == ReplicaPhase.Ready) && Of("api").Count() == 2, "replaced by revision 2");
         Assert.Empty(old.Intersect(Of("api").Select(r => r.Id)));
         Assert.All(_driver.Starts.Where(s => s.Revision == revision.Number), s => Assert.Equal("2", s.Env["V"]));
-        Assert.Equal("complete", _plane.GetRollout("api").State);
+        Assert.Equal(RolloutState.Complete, _plane.GetRollout("api").State);
 
         // Scaling is a new revision too, but it does not replace replicas.
         var replaced = Of("api").Select(r => r.Id).ToList();

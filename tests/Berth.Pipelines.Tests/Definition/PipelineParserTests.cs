@@ -136,7 +136,7 @@ public class PipelineParserTests
             [
                 "/repo/berth.yaml:5:20: error: pipelines.ci.jobs.build.if: bad expression: '=' is not an operator; compare with ==",
                 "/repo/berth.yaml:7:27: error: pipelines.ci.jobs.build.steps[0].run: bad expression: matrix.os is used but this job has no matrix; add strategy.matrix.os",
-                "/repo/berth.yaml:9:21: error: pipelines.ci.jobs.build.steps[1].if: bad expression: unknown function sucess(); known: always(), cancelled(), contains(), endsWith(), failure(), hashFiles(), startsWith(), success()",
+                "/repo/berth.yaml:9:21: error: pipelines.ci.jobs.build.steps[1].if: bad expression: unknown function sucess(); did you mean success()? known: always(), cancelled(), case(), contains(), endsWith(), failure(), format(), fromJSON(), hashFiles(), join(), startsWith(), success(), toJSON()",
                 "/repo/berth.yaml:10:37: error: pipelines.ci.jobs.build.steps[2].run: bad expression: expected a value, a name or '(', got the end of the expression",
             ],
             Errors(yaml));

@@ -66,15 +66,15 @@ public class ExpressionTests
     [Fact]
     public void Validate_UnknownNamesAndFunctions_ReportsEach()
     {
-        var expr = ExpressionParser.Parse("github.ref == 'x' || nope() || matrix.os == 'linux' || secrets.TOKEN");
+        var expr = ExpressionParser.Parse("gitlab.ref == 'x' || nope() || matrix.os == 'linux' || secrets.TOKEN");
         var scope = new ExpressionScope { MatrixKeys = ["config"], StatusFunctions = true };
 
         var errors = ExpressionEvaluator.Validate(expr, scope).Select(e => (e.Offset, e.Message)).ToList();
 
         Assert.Equal(
             [
-                (0, "unknown name 'github.ref'; use env.NAME, matrix.NAME, secrets.NAME, branch, or a function such as success()"),
-                (21, "unknown function nope(); known: always(), cancelled(), contains(), endsWith(), failure(), hashFiles(), startsWith(), success()"),
+                (0, "unknown name 'gitlab'; did you mean github? use a context (branch, env, github, inputs, job, matrix, needs, runner, secrets, steps, strategy, vars) or a function such as success()"),
+                (21, "unknown function nope(); known: always(), cancelled(), case(), contains(), endsWith(), failure(), format(), fromJSON(), hashFiles(), join(), startsWith(), success(), toJSON()"),
                 (31, "matrix.os is not a key of this job's matrix (keys: config)"),
                 (55, "secrets.TOKEN is not declared; list it under the pipeline's secrets:"),
             ],

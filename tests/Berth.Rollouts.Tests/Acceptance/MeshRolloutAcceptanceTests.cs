@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Core.Routing;
 using Berth.Mesh;
@@ -99,7 +100,7 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
 
         var revision = await _plane.ApplyAsync(App(Web(4, "2")), "apply", CancellationToken.None);
         var template = revision.TemplateOf("web");
-        await UntilAsync(() => _plane.GetRollout("web").State == "complete" && Web().All(r => r.Revision == template) && Web().Count() == 4, "rollout complete");
+        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 4, "rollout complete");
         await load.AtLeastAsync(50);
         var result = await load.StopAsync();
 
@@ -118,7 +119,7 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         await using var load = Load.Start(port);
 
         await _plane.ApplyAsync(App(Web(2, "broken", sick: "/")), "apply", CancellationToken.None);
-        await UntilAsync(() => _plane.GetRollout("web").State == "rolled-back" && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back to the first revision");
         await load.AtLeastAsync(50);
         var result = await load.StopAsync();
@@ -140,7 +141,7 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         await using var load = Load.Start(port);
 
         await _plane.ApplyAsync(App(Web(2, "crash", command: ["perl", "-e", "print qq(starting\\n); exit 3"])), "apply", CancellationToken.None);
-        await UntilAsync(() => _plane.GetRollout("web").State == "rolled-back" && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back to the first revision");
         await load.AtLeastAsync(50);
         var result = await load.StopAsync();

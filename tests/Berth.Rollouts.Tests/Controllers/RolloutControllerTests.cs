@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
@@ -160,7 +161,7 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         Assert.True(sizes.Min() >= 3, $"routed replicas per update: {string.Join(",", sizes)}");
         Assert.True(_driver.Starts.Count(s => s.Revision == revision.Number) == 4, "exactly 4 new replicas started");
         var status = _plane.GetRollout("api");
-        Assert.Equal(new RolloutStatus(revision.Number, "complete", $"4/4 replicas of revision {revision.Number} ready"), status);
+        Assert.Equal(new RolloutStatus(revision.Number, RolloutState.Complete, $"4/4 replicas of revision {revision.Number} ready"), status);
         Assert.Contains(_store.ListEvents(), e => e.Type == RolloutEvents.Complete && e.Message == $"revision {revision.Number} rolled out: 4/4 replicas ready");
     }
 
@@ -238,9 +239,9 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         _prober.Default = false;
         var broken = await _plane.PatchServiceAsync("api", Env("broken"), CancellationToken.None);
         await UntilAsync(() => Of("api").Any(r => r.Revision == broken.Number && r.Phase == ReplicaPhase.Running), "a new replica running, not Ready");
-        Assert.Equal("progressing", _plane.GetRollout("api").State);
+        Assert.Equal(RolloutState.Progressing, _plane.GetRollout("api").State);
 
-        await UntilAsync(() => _plane.GetRollout("api").State == "rolled-back" && Of("api").Count() == 2 && Of("api").All(r => r.Phase == ReplicaPhase.Ready),
+        await UntilAsync(() => _plane.GetRollout("api").State == RolloutState.RolledBack && Of("api").Count() == 2 && Of("api").All(r => r.Phase == ReplicaPhase.Ready),
             "rolled back after the 30s progress deadline", tick: true);
 
         var failedReplica = _store.ListEvents().Single(e => e.Type == RolloutEvents.Failed).Replica;
@@ -268,7 +269,7 @@ public sealed class RolloutControllerTests : IAsyncLifetime
 
         _driver.Exit(victim.Id, code: 3, signal: null);
 
-        await UntilAsync(() => _plane.GetRollout("api").State == "rolled-back" && Of("api").All(r => r.Revision == good) && Of("api").Count() == 2, "rolled back");
+        await UntilAsync(() => _plane.GetRollout("api").State == RolloutState.RolledBack && Of("api").All(r => r.Revision == good) && Of("api").Count() == 2, "rolled back");
         Assert.Equal($"rolled back to revision {good}: new replica {victim.Id} failed: exited with code 3; restarting; 1 of 2 new replicas failed, more than max_failure_ratio 0 allows",
             _plane.GetRollout("api").Message);
         var failed = _store.ListEvents().Single(e => e.Type == RolloutEvents.Failed);
@@ -286,7 +287,7 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         await UntilAsync(() => Of("api").Any(r => r.Revision == broken.Number && r.Handle is not null && _driver.IsRunning(r.Id)), "a new replica started");
         _driver.Exit(Of("api").First(r => r.Revision == broken.Number).Id, code: 3, signal: null);
 
-        await UntilAsync(() => _plane.GetRollout("api").State == "failed", "failed and paused");
+        await UntilAsync(() => _plane.GetRollout("api").State == RolloutState.Failed, "failed and paused");
         Assert.StartsWith("paused: new replica ", _plane.GetRollout("api").Message, StringComparison.Ordinal);
         Assert.Equal(broken.Number, _store.ListRevisions()[0].Number);
         Assert.Equal(2, Of("api").Count(r => r.Revision != broken.Number && r.Phase == ReplicaPhase.Ready));
@@ -305,12 +306,12 @@ public sealed class RolloutControllerTests : IAsyncLifetime
             await _plane.SettleAsync(CancellationToken.None);
         }
 
-        Assert.Equal("paused", _plane.GetRollout("api").State);
+        Assert.Equal(RolloutState.Paused, _plane.GetRollout("api").State);
         Assert.DoesNotContain(Of("api"), r => r.Revision == revision.Number);
 
         await _plane.ResumeRolloutAsync("api", CancellationToken.None);
         await AllReadyAsync("api", 4, revision.Number);
-        Assert.Equal("complete", _plane.GetRollout("api").State);
+        Assert.Equal(RolloutState.Complete, _plane.GetRollout("api").State);
         Assert.Equal([RolloutEvents.Paused, RolloutEvents.Resumed], _store.ListEvents().Where(e => e.Type is RolloutEvents.Paused or RolloutEvents.Resumed).Select(e => e.Type));
     }
 
@@ -361,7 +362,7 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         _plane = NewPlane();
         await _plane.StartAsync(CancellationToken.None);
 
-        await UntilAsync(() => _plane.GetRollout("api").State == "rolled-back" && Of("api").Count() == 2 && Of("api").All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+        await UntilAsync(() => _plane.GetRollout("api").State == RolloutState.RolledBack && Of("api").Count() == 2 && Of("api").All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back by the new control plane", tick: true);
         Assert.Equal(events, _store.ListEvents().Take(events.Count).Select(e => e.Id));
         Assert.Equal([good, broken.Number, broken.Number + 1], _store.ListRevisions().Select(r => r.Number).Order());

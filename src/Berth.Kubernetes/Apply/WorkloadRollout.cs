@@ -3,17 +3,17 @@ using k8s.Models;
 namespace Berth.Kubernetes.Apply;
 
 /// <summary>Where a workload's rollout stands: done, still going (with what it waits for), or failed.</summary>
-public sealed record RolloutState(bool Done, bool Failed, string Message)
+public sealed record WorkloadRolloutState(bool Done, bool Failed, string Message)
 {
-    public static RolloutState Progressing(string message) => new(false, false, message);
+    public static WorkloadRolloutState Progressing(string message) => new(false, false, message);
 
-    public static RolloutState Complete(string message) => new(true, false, message);
+    public static WorkloadRolloutState Complete(string message) => new(true, false, message);
 
-    public static RolloutState Failure(string message) => new(false, true, message);
+    public static WorkloadRolloutState Failure(string message) => new(false, true, message);
 }
 
 /// <summary>Reads a workload's status the way <c>kubectl rollout status</c> does.</summary>
-public static class RolloutStatus
+public static class WorkloadRollout
 {
     /// <summary>Waiting reasons that no amount of waiting fixes without a change: the rollout fails on them at once.</summary>
     public static readonly IReadOnlySet<string> FatalReasons = new HashSet<string>(StringComparer.Ordinal)
@@ -22,20 +22,20 @@ public static class RolloutStatus
         "CreateContainerConfigError", "CreateContainerError", "RunContainerError",
     };
 
-    public static RolloutState Evaluate(V1Deployment deployment)
+    public static WorkloadRolloutState Evaluate(V1Deployment deployment)
     {
         var spec = deployment.Spec;
         var status = deployment.Status ?? new V1DeploymentStatus();
         var generation = deployment.Metadata?.Generation ?? 0;
         if ((status.ObservedGeneration ?? 0) < generation)
         {
-            return RolloutState.Progressing($"waiting for the controller to see generation {generation}");
+            return WorkloadRolloutState.Progressing($"waiting for the controller to see generation {generation}");
         }
 
         var progressing = status.Conditions?.FirstOrDefault(c => c.Type == "Progressing");
         if (progressing?.Reason == "ProgressDeadlineExceeded")
         {
-            return RolloutState.Failure($"exceeded its progress deadline ({spec?.ProgressDeadlineSeconds ?? 600}s): {progressing.Message}");
+            return WorkloadRolloutState.Failure($"exceeded its progress deadline ({spec?.ProgressDeadlineSeconds ?? 600}s): {progressing.Message}");
         }
 
         var desired = spec?.Replicas ?? 1;
@@ -44,29 +44,29 @@ public static class RolloutStatus
         var available = status.AvailableReplicas ?? 0;
         if (updated < desired)
         {
-            return RolloutState.Progressing($"{updated} of {desired} replicas updated");
+            return WorkloadRolloutState.Progressing($"{updated} of {desired} replicas updated");
         }
 
         if (total > updated)
         {
-            return RolloutState.Progressing($"{total - updated} old replicas pending termination");
+            return WorkloadRolloutState.Progressing($"{total - updated} old replicas pending termination");
         }
 
         if (available < updated)
         {
-            return RolloutState.Progressing($"{available} of {updated} updated replicas available");
+            return WorkloadRolloutState.Progressing($"{available} of {updated} updated replicas available");
         }
 
-        return RolloutState.Complete($"{available} of {desired} replicas updated and available");
+        return WorkloadRolloutState.Complete($"{available} of {desired} replicas updated and available");
     }
 
-    public static RolloutState Evaluate(V1StatefulSet set)
+    public static WorkloadRolloutState Evaluate(V1StatefulSet set)
     {
         var status = set.Status ?? new V1StatefulSetStatus();
         var generation = set.Metadata?.Generation ?? 0;
         if ((status.ObservedGeneration ?? 0) < generation)
         {
-            return RolloutState.Progressing($"waiting for the controller to see generation {generation}");
+            return WorkloadRolloutState.Progressing($"waiting for the controller to see generation {generation}");
         }
 
         var desired = set.Spec?.Replicas ?? 1;
@@ -74,35 +74,35 @@ public static class RolloutStatus
         var updated = status.UpdatedReplicas ?? 0;
         if (ready < desired)
         {
-            return RolloutState.Progressing($"{ready} of {desired} replicas ready");
+            return WorkloadRolloutState.Progressing($"{ready} of {desired} replicas ready");
         }
 
         if (status.UpdateRevision is { } update && status.CurrentRevision != update && updated < desired)
         {
-            return RolloutState.Progressing($"{updated} of {desired} replicas on revision {update}");
+            return WorkloadRolloutState.Progressing($"{updated} of {desired} replicas on revision {update}");
         }
 
-        return RolloutState.Complete($"{ready} of {desired} replicas updated and ready");
+        return WorkloadRolloutState.Complete($"{ready} of {desired} replicas updated and ready");
     }
 
     /// <summary>A Job is done when it has succeeded as many times as it must complete, failed when its Failed condition is set.</summary>
-    public static RolloutState Evaluate(V1Job job)
+    public static WorkloadRolloutState Evaluate(V1Job job)
     {
         var status = job.Status ?? new V1JobStatus();
         var failed = status.Conditions?.FirstOrDefault(c => c.Type == "Failed" && c.Status == "True");
         if (failed is not null)
         {
-            return RolloutState.Failure($"job failed: {failed.Reason}{(string.IsNullOrWhiteSpace(failed.Message) ? "" : $": {failed.Message}")}");
+            return WorkloadRolloutState.Failure($"job failed: {failed.Reason}{(string.IsNullOrWhiteSpace(failed.Message) ? "" : $": {failed.Message}")}");
         }
 
         var completions = job.Spec?.Completions ?? 1;
         var succeeded = status.Succeeded ?? 0;
         if (succeeded >= completions)
         {
-            return RolloutState.Complete($"completed ({succeeded} of {completions} succeeded)");
+            return WorkloadRolloutState.Complete($"completed ({succeeded} of {completions} succeeded)");
         }
 
-        return RolloutState.Progressing($"running: {status.Active ?? 0} active, {succeeded} of {completions} succeeded, {status.Failed ?? 0} failed");
+        return WorkloadRolloutState.Progressing($"running: {status.Active ?? 0} active, {succeeded} of {completions} succeeded, {status.Failed ?? 0} failed");
     }
 
     /// <summary>Why pods are not running, one line per pod with a reason (<c>pod api-7d9c: api: ImagePullBackOff: …</c>),

@@ -1,0 +1,570 @@
+using System.Buffers;
+using System.Buffers.Text;
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using Berth.Mesh.Resilience;
+
+namespace Berth.Mesh.Http;
+
+/// <summary>The upstream broke the exchange; <see cref="Error"/> says how, and so whether the request may have reached it.</summary>
+internal sealed class UpstreamException(AttemptError error, string message, Exception? inner = null) : IOException(message, inner)
+{
+    public AttemptError Error { get; } = error;
+}
+
+/// <summary>Reading the client's request body failed (the client left or sent a bad body): not the upstream's fault.</summary>
+internal sealed class ClientBodyException(Exception inner) : IOException("reading the client's request body failed: " + inner.Message, inner);
+
+/// <summary>
+/// Per-upstream pool of HTTP/1.1 connections the mesh owns. Owning them is what makes retries countable: the pool never
+/// re-sends a request on its own (SocketsHttpHandler re-sends on a fresh connection when a reused one fails before the
+/// response, which doubled the deliveries of a request that killed its replica). Idle connections are kept lock-free
+/// and checked for a peer close before reuse, so a stale keep-alive is replaced rather than failing a request.
+/// </summary>
+internal sealed class Http1ConnectionPool : IDisposable
+{
+    private readonly EndPoint _endpoint;
+    private readonly TimeProvider _time;
+    private readonly ConcurrentQueue<Http1Connection> _idle = new();
+    private readonly TimeSpan _connectTimeout;
+    private int _idleCount;
+    private volatile bool _disposed;
+
+    public Http1ConnectionPool(string host, int port, TimeSpan connectTimeout, TimeProvider time)
+    {
+        _endpoint = IPAddress.TryParse(host, out var ip) ? new IPEndPoint(ip, port) : new DnsEndPoint(host, port);
+        _connectTimeout = connectTimeout;
+        _time = time;
+    }
+
+    /// <summary>Idle connections kept for reuse: 1024, as Envoy's max_connections (the listener's limit).</summary>
+    public int MaxIdle { get; set; } = 1024;
+
+    /// <summary>Idle connections are dropped after this: 30s (below Kestrel's 130s and nginx's 75s keep-alive, so the upstream rarely closes first).</summary>
+    public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A live idle connection, or a new one; a failed connect throws <see cref="UpstreamException"/> with <see cref="AttemptError.ConnectFailure"/>.</summary>
+    public async ValueTask<Http1Connection> RentAsync(CancellationToken cancellationToken)
+    {
+        var now = _time.GetTimestamp();
+        while (_idle.TryDequeue(out var idle))
+        {
+            Interlocked.Decrement(ref _idleCount);
+            if (_time.GetElapsedTime(idle.LastUsed, now) < IdleTimeout && idle.IsAlive())
+            {
+                return idle;
+            }
+
+            idle.Dispose();
+        }
+
+        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_connectTimeout);
+            try
+            {
+                await socket.ConnectAsync(_endpoint, timeout.Token);
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new UpstreamException(AttemptError.ConnectFailure, $"connect to {_endpoint} timed out after {_connectTimeout.TotalSeconds:0.#}s");
+            }
+        }
+        catch (SocketException e)
+        {
+            socket.Dispose();
+            throw new UpstreamException(AttemptError.ConnectFailure, $"connect to {_endpoint} failed: {e.SocketErrorCode}", e);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        return new Http1Connection(socket);
+    }
+
+    /// <summary>Gives back a connection whose exchange completed cleanly and may be reused.</summary>
+    public void Return(Http1Connection connection)
+    {
+        if (_disposed || Interlocked.Increment(ref _idleCount) > MaxIdle)
+        {
+            if (!_disposed)
+            {
+                Interlocked.Decrement(ref _idleCount);
+            }
+
+            connection.Dispose();
+            return;
+        }
+
+        connection.LastUsed = _time.GetTimestamp();
+        _idle.Enqueue(connection);
+        if (_disposed && _idle.TryDequeue(out var late))
+        {
+            late.Dispose();
+        }
+    }
+
+    public void Dispose()
+    {
+        _disposed = true;
+        while (_idle.TryDequeue(out var c))
+        {
+            c.Dispose();
+        }
+    }
+}
+
+/// <summary>One framed HTTP/1.1 response head: status and headers, and how its body is delimited.</summary>
+internal sealed class ResponseHead
+{
+    public int Status;
+    public long? ContentLength;
+    public bool Chunked;
+    public bool KeepAlive;
+    public readonly List<KeyValuePair<string, string>> Headers = new(16);
+
+    /// <summary>No body follows (HEAD, 1xx, 204, 304).</summary>
+    public bool NoBody;
+
+    /// <summary>The body runs until the upstream closes the connection.</summary>
+    public bool CloseDelimited => !NoBody && !Chunked && ContentLength is null;
+
+    public void Clear()
+    {
+        Status = 0;
+        ContentLength = null;
+        Chunked = false;
+        KeepAlive = true;
+        NoBody = false;
+        Headers.Clear();
+    }
+}
+
+/// <summary>
+/// One upstream HTTP/1.1 connection: writes a request head built in place, streams the body (Content-Length or chunked),
+/// parses the response head from its own buffer and copies the body straight into the client's response pipe.
+/// </summary>
+internal sealed class Http1Connection : IDisposable
+{
+    /// <summary>A response head larger than this is a bad response: 64 KiB, as nginx's large_client_header_buffers order.</summary>
+    public const int MaxResponseHead = 64 * 1024;
+
+    private const int BufferSize = 16 * 1024;
+    private static readonly byte[] HeadEnd = "\r\n\r\n"u8.ToArray();
+
+    private readonly Socket _socket;
+    private byte[] _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+    private int _start;
+    private int _end;
+    private bool _disposed;
+
+    public Http1Connection(Socket socket)
+    {
+        _socket = socket;
+    }
+
+    /// <summary>When the connection was last given back (a TimeProvider timestamp).</summary>
+    public long LastUsed { get; set; }
+
+    /// <summary>Whether it served a request before (a failure then may also be a keep-alive race).</summary>
+    public bool Reused { get; private set; }
+
+    /// <summary>Reusable after the current exchange (the upstream keeps it alive and every byte was consumed).</summary>
+    public bool Reusable { get; private set; }
+
+    public ResponseHead Head { get; } = new();
+
+    /// <summary>An idle connection is usable unless the peer closed it (or sent bytes nobody asked for).</summary>
+    public bool IsAlive()
+    {
+        try
+        {
+            return !_socket.Poll(0, SelectMode.SelectRead);
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Writes request bytes; any failure means the request may have (partly) reached the upstream.</summary>
+    public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
+    {
+        try
+        {
+            while (data.Length > 0)
+            {
+                var n = await _socket.SendAsync(data, SocketFlags.None, cancellationToken);
+                data = data[n..];
+            }
+        }
+        catch (SocketException e)
+        {
+            throw new UpstreamException(AttemptError.Reset, $"upstream connection broke while sending: {e.SocketErrorCode}", e);
+        }
+    }
+
+    /// <summary>Reads the response head (skipping 1xx interim responses, whose body-less heads Kestrel already answered for).</summary>
+    public async ValueTask<ResponseHead> ReadHeadAsync(bool isHead, CancellationToken cancellationToken)
+    {
+        Reusable = false;
+        while (true)
+        {
+            var end = await FindHeadEndAsync(cancellationToken);
+            var head = Head;
+            head.Clear();
+            Parse(_buffer.AsSpan(_start, end - _start), head);
+            _start = end + HeadEnd.Length;
+            if (head.Status is >= 100 and < 200 && head.Status != 101)
+            {
+                continue;
+            }
+
+            head.NoBody |= isHead || head.Status is 204 or 304 or 101;
+            return head;
+        }
+    }
+
+    /// <summary>Copies the response body into <paramref name="to"/>, decoding chunked framing; marks the connection reusable when done cleanly.</summary>
+    public async ValueTask CopyBodyAsync(PipeWriter to, CancellationToken cancellationToken)
+    {
+        var head = Head;
+        if (head.NoBody)
+        {
+        }
+        else if (head.ContentLength is { } length)
+        {
+            await CopyExactlyAsync(length, to, cancellationToken);
+        }
+        else if (head.Chunked)
+        {
+            while (true)
+            {
+                var size = await ReadChunkSizeAsync(cancellationToken);
+                if (size == 0)
+                {
+                    // Trailers (dropped on HTTP/1.1) end with an empty line.
+                    while (await ReadLineAsync(cancellationToken) > 0)
+                    {
+                    }
+
+                    break;
+                }
+
+                await CopyExactlyAsync(size, to, cancellationToken);
+                if (await ReadLineAsync(cancellationToken) != 0)
+                {
+                    throw new UpstreamException(AttemptError.BadResponse, "upstream sent a chunk longer than its size");
+                }
+            }
+        }
+        else
+        {
+            // Close-delimited: everything until the upstream closes.
+            await FlushBufferedAsync(long.MaxValue, to, cancellationToken);
+            while (true)
+            {
+                var n = await ReceiveIntoAsync(to.GetMemory(BufferSize), cancellationToken);
+                if (n == 0)
+                {
+                    return;
+                }
+
+                to.Advance(n);
+                await FlushClientAsync(to, cancellationToken);
+            }
+        }
+
+        Reusable = head.KeepAlive && !head.CloseDelimited && _start == _end;
+        Reused = true;
+    }
+
+    /// <summary>The bytes after the response head that are already buffered (the start of an upgraded stream).</summary>
+    public ReadOnlyMemory<byte> TakeBuffered()
+    {
+        var data = _buffer.AsMemory(_start, _end - _start);
+        _start = _end;
+        return data;
+    }
+
+    public Socket Socket => _socket;
+
+    public void Dispose()
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
+        _socket.Dispose();
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = [];
+    }
+
+    private async ValueTask CopyExactlyAsync(long remaining, PipeWriter to, CancellationToken cancellationToken)
+    {
+        remaining -= await FlushBufferedAsync(remaining, to, cancellationToken);
+        while (remaining > 0)
+        {
+            var memory = to.GetMemory((int)Math.Min(remaining, BufferSize));
+            if (memory.Length > remaining)
+            {
+                memory = memory[..(int)remaining];
+            }
+
+            var n = await ReceiveIntoAsync(memory, cancellationToken);
+            if (n == 0)
+            {
+                throw new UpstreamException(AttemptError.Reset, $"upstream closed the connection with {remaining} body byte(s) still to come");
+            }
+
+            to.Advance(n);
+            remaining -= n;
+            await FlushClientAsync(to, cancellationToken);
+        }
+    }
+
+    private async ValueTask<long> FlushBufferedAsync(long max, PipeWriter to, CancellationToken cancellationToken)
+    {
+        var n = (int)Math.Min(max, _end - _start);
+        if (n == 0)
+        {
+            return 0;
+        }
+
+        await to.WriteAsync(_buffer.AsMemory(_start, n), cancellationToken);
+        _start += n;
+        return n;
+    }
+
+    private static async ValueTask FlushClientAsync(PipeWriter to, CancellationToken cancellationToken)
+    {
+        var result = await to.FlushAsync(cancellationToken);
+        if (result.IsCompleted || result.IsCanceled)
+        {
+            throw new OperationCanceledException("the client stopped reading the response");
+        }
+    }
+
+    private async ValueTask<long> ReadChunkSizeAsync(CancellationToken cancellationToken)
+    {
+        var length = await ReadLineAsync(cancellationToken);
+        var line = _buffer.AsSpan(_start - length - 2, length);
+        var semi = line.IndexOf((byte)';');
+        if (semi >= 0)
+        {
+            line = line[..semi];
+        }
+
+        line = line.TrimEnd((byte)' ').TrimEnd((byte)'\t');
+        if (line.Length is 0 or > 15 || !Utf8Parser.TryParse(line, out long size, out var consumed, 'x') || consumed != line.Length)
+        {
+            throw new UpstreamException(AttemptError.BadResponse, "upstream sent a malformed chunk size");
+        }
+
+        return size;
+    }
+
+    /// <summary>Consumes one CRLF-terminated line; returns its length (the line ends 2 bytes before <see cref="_start"/>).</summary>
+    private async ValueTask<int> ReadLineAsync(CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var i = _buffer.AsSpan(_start, _end - _start).IndexOf("\r\n"u8);
+            if (i >= 0)
+            {
+                _start += i + 2;
+                return i;
+            }
+
+            if (_end - _start >= 8 * 1024)
+            {
+                throw new UpstreamException(AttemptError.BadResponse, "upstream sent a chunk line over 8 KiB");
+            }
+
+            await FillAsync(cancellationToken);
+        }
+    }
+
+    private async ValueTask<int> FindHeadEndAsync(CancellationToken cancellationToken)
+    {
+        var scanned = _start;
+        while (true)
+        {
+            var from = Math.Max(_start, scanned - 3);
+            var i = _buffer.AsSpan(from, _end - from).IndexOf(HeadEnd);
+            if (i >= 0)
+            {
+                return from + i;
+            }
+
+            scanned = _end;
+            if (_end - _start >= MaxResponseHead)
+            {
+                throw new UpstreamException(AttemptError.BadResponse, $"upstream response head is over {MaxResponseHead / 1024} KiB");
+            }
+
+            var before = _start;
+            await FillAsync(cancellationToken);
+            scanned -= before - _start;
+        }
+    }
+
+    /// <summary>Reads more bytes into the buffer (compacting or growing it); EOF or reset is <see cref="AttemptError.Reset"/>.</summary>
+    private async ValueTask FillAsync(CancellationToken cancellationToken)
+    {
+        if (_start > 0)
+        {
+            Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
+            _end -= _start;
+            _start = 0;
+        }
+
+        if (_end == _buffer.Length)
+        {
+            var bigger = ArrayPool<byte>.Shared.Rent(_buffer.Length * 2);
+            Buffer.BlockCopy(_buffer, 0, bigger, 0, _end);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = bigger;
+        }
+
+        var n = await ReceiveIntoAsync(_buffer.AsMemory(_end), cancellationToken);
+        if (n == 0)
+        {
+            throw new UpstreamException(AttemptError.Reset, "upstream closed the connection before a complete response");
+        }
+
+        _end += n;
+    }
+
+    private async ValueTask<int> ReceiveIntoAsync(Memory<byte> memory, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await _socket.ReceiveAsync(memory, SocketFlags.None, cancellationToken);
+        }
+        catch (SocketException e)
+        {
+            throw new UpstreamException(AttemptError.Reset, $"upstream connection broke: {e.SocketErrorCode}", e);
+        }
+    }
+
+    private static void Parse(ReadOnlySpan<byte> head, ResponseHead into)
+    {
+        var eol = head.IndexOf("\r\n"u8);
+        var statusLine = eol < 0 ? head : head[..eol];
+        // HTTP/1.x SSS reason
+        if (statusLine.Length < 12 || !statusLine.StartsWith("HTTP/1."u8) || statusLine[8] != (byte)' '
+            || !Utf8Parser.TryParse(statusLine.Slice(9, 3), out int status, out var consumed) || consumed != 3 || status < 100 || status > 999)
+        {
+            throw new UpstreamException(AttemptError.BadResponse, "upstream did not answer with an HTTP/1.x status line");
+        }
+
+        into.Status = status;
+        var http10 = statusLine[7] == (byte)'0';
+        into.KeepAlive = !http10;
+        var rest = eol < 0 ? [] : head[(eol + 2)..];
+        var transferEncoding = false;
+        while (rest.Length > 0)
+        {
+            var end = rest.IndexOf("\r\n"u8);
+            var line = end < 0 ? rest : rest[..end];
+            rest = end < 0 ? [] : rest[(end + 2)..];
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            if (line[0] is (byte)' ' or (byte)'\t')
+            {
+                throw new UpstreamException(AttemptError.BadResponse, "upstream sent an obsolete folded header line");
+            }
+
+            var colon = line.IndexOf((byte)':');
+            if (colon <= 0)
+            {
+                throw new UpstreamException(AttemptError.BadResponse, "upstream sent a header line without a colon");
+            }
+
+            var name = line[..colon];
+            if (name[^1] is (byte)' ' or (byte)'\t')
+            {
+                throw new UpstreamException(AttemptError.BadResponse, "upstream sent whitespace before a header colon");
+            }
+
+            var value = line[(colon + 1)..].Trim(" \t"u8);
+            if (name.Length == 14 && Ascii.EqualsIgnoreCase(name, "Content-Length"u8))
+            {
+                if (!Utf8Parser.TryParse(value, out long length, out var used) || used != value.Length || length < 0
+                    || (into.ContentLength is { } prior && prior != length))
+                {
+                    throw new UpstreamException(AttemptError.BadResponse, "upstream sent an invalid or conflicting Content-Length");
+                }
+
+                into.ContentLength = length;
+                continue;
+            }
+
+            if (name.Length == 17 && Ascii.EqualsIgnoreCase(name, "Transfer-Encoding"u8))
+            {
+                // The last coding decides (RFC 9112 6.3); anything but chunked there is close-delimited.
+                transferEncoding = true;
+                var comma = value.LastIndexOf((byte)',');
+                into.Chunked = Ascii.EqualsIgnoreCase(value[(comma + 1)..].Trim(" \t"u8), "chunked"u8);
+                if (!into.Chunked)
+                {
+                    into.KeepAlive = false;
+                }
+
+                continue;
+            }
+
+            if (name.Length == 10 && Ascii.EqualsIgnoreCase(name, "Connection"u8))
+            {
+                if (ContainsToken(value, "close"u8))
+                {
+                    into.KeepAlive = false;
+                }
+                else if (http10 && ContainsToken(value, "keep-alive"u8))
+                {
+                    into.KeepAlive = true;
+                }
+            }
+
+            into.Headers.Add(new(HeaderNames.Intern(name), Encoding.Latin1.GetString(value)));
+        }
+
+        if (transferEncoding)
+        {
+            // Transfer-Encoding wins over Content-Length (RFC 9112 6.3); a sender of both is not trusted with the connection after.
+            into.KeepAlive &= into.ContentLength is null;
+            into.ContentLength = null;
+        }
+    }
+
+    /// <summary>True when the comma-separated <paramref name="list"/> holds <paramref name="token"/> (case-insensitive).</summary>
+    internal static bool ContainsToken(ReadOnlySpan<byte> list, ReadOnlySpan<byte> token)
+    {
+        while (list.Length > 0)
+        {
+            var comma = list.IndexOf((byte)',');
+            var item = (comma < 0 ? list : list[..comma]).Trim(" \t"u8);
+            if (Ascii.EqualsIgnoreCase(item, token))
+            {
+                return true;
+            }
+
+            list = comma < 0 ? [] : list[(comma + 1)..];
+        }
+
+        return false;
+    }
+}

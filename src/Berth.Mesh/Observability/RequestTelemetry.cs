@@ -1,0 +1,81 @@
+using Berth.Mesh.Resilience;
+using Berth.Mesh.Routing;
+using Microsoft.AspNetCore.Http;
+
+namespace Berth.Mesh.Observability;
+
+/// <summary>
+/// One finished request as a mesh listener saw it (for traces and request views). <c>Error</c> is the mesh's own
+/// reason when it produced the answer (the <c>x-berth-error</c> value), else null. <c>TraceParent</c> is what the mesh sent
+/// upstream (its own hop's span); <c>CallerTraceParent</c> what the caller sent, if anything (the hop's parent).
+/// </summary>
+public readonly record struct MeshRequestRecord(
+    string Service,
+    string Endpoint,
+    string Method,
+    string Path,
+    int Status,
+    string Upstream,
+    int Attempts,
+    DateTimeOffset Started,
+    TimeSpan Elapsed,
+    string? TraceParent,
+    string? Error,
+    string? CallerTraceParent = null);
+
+/// <summary>Receives every finished request of every listener; called on the request path, so it must be quick and thread-safe.</summary>
+public interface IMeshRequestObserver
+{
+    void OnRequest(in MeshRequestRecord request);
+}
+
+/// <summary>
+/// A listener's request telemetry in one place: Prometheus series (children resolved once, so counting allocates
+/// nothing), the access log, and the optional <see cref="IMeshRequestObserver"/> seam for traces.
+/// </summary>
+internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver? observer)
+{
+    public void Rejected(string reason) =>
+        state.Metrics.Rejections.WithLabels(state.Service, state.EndpointName, reason).Inc();
+
+    public void AttemptAnswered(EndpointState e, int status, TimeSpan elapsed)
+    {
+        e.Series.Status(status).Inc();
+        e.Series.Duration.Observe(elapsed.TotalSeconds);
+    }
+
+    public void AttemptFailed(EndpointState e, AttemptError error)
+    {
+        e.Series.Error(error).Inc();
+        if (error == AttemptError.ConnectFailure)
+        {
+            e.Series.ConnectFailures.Inc();
+        }
+    }
+
+    public void Retried(string reason) => state.Metrics.Retries.WithLabels(state.Service, state.EndpointName, reason).Inc();
+
+    public void RetrySkipped(string why) => state.Metrics.RetriesSkipped.WithLabels(state.Service, state.EndpointName, why).Inc();
+
+    public void Completed(HttpContext context, int status, string upstream, int attempts, long startedTimestamp, string? traceparent, string? error)
+    {
+        var time = state.Time;
+        var elapsed = time.GetElapsedTime(startedTimestamp);
+        state.Requests(status).Inc();
+        state.RequestDuration.Observe(elapsed.TotalSeconds);
+        var accessLog = state.Snapshot.Policy.AccessLog;
+        if (!accessLog && observer is null)
+        {
+            return;
+        }
+
+        var path = context.Request.Path.Value ?? "/";
+        if (accessLog)
+        {
+            Log.Access(state.Logger, context.Request.Method, path, status, upstream, elapsed.TotalMilliseconds, attempts, traceparent ?? "");
+        }
+
+        observer?.OnRequest(new MeshRequestRecord(state.Service, state.EndpointName, context.Request.Method, path, status, upstream, attempts,
+            time.GetUtcNow() - elapsed, elapsed, traceparent, error, context.Request.Headers[TraceContext.Header].FirstOrDefault()));
+    }
+}
