@@ -299,6 +299,140 @@ public class ComposeConformanceTests : IDisposable
         Assert.Equal([(8000, 80), (9000, 81)], s.Endpoints.Select(e => (e.Port!.Value, e.TargetPort!.Value)));
     }
 
+    // ---- run-time features: what the loader makes of them ----------------------------------------------------------
+
+    [Fact]
+    public void SecretsAndConfigs_ShortAndLongForms_BecomeFilesToMount()
+    {
+        System.IO.File.WriteAllText(File("db-password.txt"), "s3cret");
+        var s = App("""
+            services:
+              db:
+                image: mysql
+                secrets:
+                  - db-password
+                  - {source: token, target: api-token, uid: "999", gid: "999", mode: 0440}
+                configs:
+                  - app
+                  - {source: app, target: /etc/app.conf, mode: 0o644}
+            secrets:
+              db-password: {file: ./db-password.txt}
+              token: {environment: OAUTH_TOKEN}
+            configs:
+              app: {content: "mode: fast"}
+            """, new() { ["OAUTH_TOKEN"] = "tok" }).Services[0];
+
+        Assert.Equal(
+        [
+            new MountedFile { Name = "db-password", Kind = MountedFileKind.Secret, Target = "/run/secrets/db-password", SourceFile = File("db-password.txt") },
+            new MountedFile { Name = "token", Kind = MountedFileKind.Secret, Target = "/run/secrets/api-token", Content = "tok", Uid = "999", Gid = "999", Mode = 288 },
+            new MountedFile { Name = "app", Kind = MountedFileKind.Config, Target = "/app", Content = "mode: fast" },
+            new MountedFile { Name = "app", Kind = MountedFileKind.Config, Target = "/etc/app.conf", Content = "mode: fast", Mode = 420 },
+        ], s.Files.ToArray());
+    }
+
+    [Fact]
+    public void Secrets_UndeclaredExternalOrSourceless_AreErrors()
+    {
+        var result = Load("""
+            services:
+              db:
+                image: mysql
+                secrets: [tokn]
+            secrets:
+              token: {content: t}
+              db-password: {file: ./nope.txt}
+              vault: {external: true}
+              empty: {}
+            """);
+
+        Assert.Equal($"""
+            compose.yaml:4:15: services.db.secrets[0]: refers to secret 'tokn', which is not declared; add it under the top-level secrets: (or did you mean 'token'?)
+            compose.yaml:7:23: secrets.db-password.file: '{File("nope.txt")}' does not exist; create it, or point file: at the secret's file
+            compose.yaml:8:3: secrets.vault.external: external secrets need a secret store, which Berth does not have; give it file:, environment: or content: instead
+            compose.yaml:9:3: secrets.empty: needs one of file:, environment: or content:
+            """, Errors(result));
+    }
+
+    [Fact]
+    public void ContainerOptions_AreReadAsCompose_AndNonNamespacedSysctlsRefused()
+    {
+        var result = Load("""
+            services:
+              web:
+                image: x
+                init: true
+                read_only: true
+                tmpfs: /run
+                cap_add: [NET_ADMIN]
+                ulimits: {nproc: 65535, nofile: {soft: 1024, hard: 2048}}
+                sysctls: {kernel.shmmax: "65536", net.core.somaxconn: "1024", vm.swappiness: "10"}
+                extra_hosts: ["db=127.0.0.1", "cache:127.0.0.2"]
+                devices: [{source: /dev/fuse, target: /dev/fuse, permissions: rwm}]
+                shm_size: 64m
+                pids_limit: 100
+                stop_signal: SIGINT
+                logging: {driver: local, options: {max-size: 1m}}
+                pull_policy: never
+            """);
+
+        Assert.Equal("compose.yaml:9:82: services.web.sysctls.vm.swappiness: 'vm.swappiness' is not a namespaced sysctl, so Docker refuses to set it per container; only kernel.msg*, kernel.sem, kernel.shm* and fs.mqueue.* are", Errors(result));
+        Assert.Equal(["services.web.sysctls.net.core.somaxconn"], result.Warnings.Select(w => w.Path));
+    }
+
+    [Fact]
+    public void ContainerOptions_Values()
+    {
+        var s = App("""
+            services:
+              web:
+                image: x
+                init: true
+                tmpfs: /run
+                ulimits: {nproc: 65535, nofile: {soft: 1024, hard: 2048}}
+                extra_hosts: ["db=127.0.0.1", "cache:127.0.0.2"]
+                devices: [{source: /dev/fuse, target: /dev/fuse, permissions: rwm}, "/dev/null"]
+                shm_size: 64m
+                pids_limit: 100
+                logging: {driver: local, options: {max-size: 1m}}
+                pull_policy: never
+            """).Services[0];
+        var c = s.Container;
+
+        Assert.Equal((true, "/run", 65535L, 1024L, 2048L), (c.Init, c.Tmpfs.Single(), c.Ulimits["nproc"].Soft, c.Ulimits["nofile"].Soft, c.Ulimits["nofile"].Hard));
+        Assert.Equal(["db:127.0.0.1", "cache:127.0.0.2"], c.ExtraHosts.ToArray());
+        Assert.Equal(["/dev/fuse:/dev/fuse:rwm", "/dev/null"], c.Devices.ToArray());
+        Assert.Equal((64L << 20, 100L, "local", "1m"), (c.ShmSize!.Value.Bytes, c.PidsLimit!.Value, c.LogDriver, c.LogOptions["max-size"]));
+        Assert.Equal(PullPolicy.Never, s.PullPolicy);
+    }
+
+    [Fact]
+    public void NamedVolumes_GetComposesEngineNames()
+    {
+        var s = App("""
+            name: shop
+            services:
+              db:
+                image: x
+                volumes:
+                  - data:/data
+                  - shared:/shared
+                  - named:/named
+                  - {type: volume, source: data, target: /sub, volume: {nocopy: true, subpath: logs}}
+                  - {type: tmpfs, target: /fast, tmpfs: {size: 1m, mode: 0700}}
+            volumes:
+              data:
+              shared: {external: true}
+              named: {name: my-named}
+            """).Services[0];
+
+        Assert.Equal(
+            [("shop_data", false), ("shared", true), ("my-named", false), ("shop_data", false), (null, false)],
+            s.Volumes.Select(v => (v.VolumeName, v.External)));
+        Assert.Equal((true, "logs"), (s.Volumes[3].NoCopy, s.Volumes[3].Subpath));
+        Assert.Equal((1L << 20, 448), (s.Volumes[4].TmpfsSize!.Value.Bytes, s.Volumes[4].TmpfsMode!.Value));
+    }
+
     // ---- extends, include, several files, env files -----------------------------------------------------------
 
     [Fact]

@@ -53,6 +53,7 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
                 SecurityOpt = ["no-new-privileges:true"],
                 ExtraHosts = ["db.local:127.0.0.1"],
                 GroupAdd = ["42"],
+                Hostname = "db-host",
                 PidsLimit = 64,
                 LogDriver = "local",
                 LogOptions = ImmutableSortedDictionary<string, string>.Empty.Add("max-size", "1m"),
@@ -74,6 +75,7 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
         Assert.Equal(["no-new-privileges:true"], h.SecurityOpt);
         Assert.Equal(["db.local:127.0.0.1"], h.ExtraHosts);
         Assert.Equal(["42"], h.GroupAdd);
+        Assert.Equal("db-host", inspect.Config.Hostname);
         Assert.Equal(64, h.PidsLimit);
         Assert.Equal(("local", "1m"), (h.LogConfig.Type, h.LogConfig.Config["max-size"]));
 
@@ -123,8 +125,13 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
             [
                 new VolumeMount { Type = VolumeType.Volume, Source = "data", VolumeName = volume, Target = "/sub", Subpath = "sub", ReadOnly = true },
                 new VolumeMount { Type = VolumeType.Tmpfs, Target = "/fast", TmpfsSize = new ByteSize(1L << 20), TmpfsMode = 0b111_000_000 },
+                new VolumeMount { Type = VolumeType.Volume, Source = "cache", VolumeName = $"{_app}_cache", Target = "/cache", NoCopy = true },
+                new VolumeMount { Type = VolumeType.Bind, Source = Path.Combine(_state, "made-for-me"), Target = "/made" },
             ],
         });
+        var mounts = (await client.Containers.InspectContainerAsync(second.ContainerId)).HostConfig.Mounts;
+        Assert.True(mounts.Single(m => m.Target == "/cache").VolumeOptions.NoCopy);
+        Assert.True(Directory.Exists(Path.Combine(_state, "made-for-me"))); // create_host_path, as Compose
 
         var inspect = await client.Volumes.InspectAsync(volume);
         Assert.Equal((_app, "data"), (inspect.Labels["berth.app"], inspect.Labels["berth.volume"]));
