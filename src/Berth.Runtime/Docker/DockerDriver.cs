@@ -419,6 +419,15 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
     private async Task PullAsync(string image, string what, CancellationToken cancellationToken)
     {
+        if (await TryPullAsync(image, cancellationToken).ConfigureAwait(false) is { } error)
+        {
+            throw new ReplicaStartException($"{what}: {error}. No registry may be reachable from here; use pull_policy missing (the local image is used) or build (it is built from build:)");
+        }
+    }
+
+    /// <summary>Pulls <paramref name="image"/>; returns the engine's error, or null when it was pulled.</summary>
+    private async Task<string?> TryPullAsync(string image, CancellationToken cancellationToken)
+    {
         var (name, tag) = SplitImage(image);
         string? error = null;
         try
@@ -434,10 +443,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             error = ApiMessage(e);
         }
 
-        if (error is not null)
-        {
-            throw new ReplicaStartException($"{what}: {error}. No registry may be reachable from here; use pull_policy missing (the local image is used) or build (it is built from build:)");
-        }
+        return error;
     }
 
     /// <summary>Makes sure the image is on the engine: a local image is used as is; a missing one is pulled, with a plain error when no registry answers.</summary>
@@ -456,20 +462,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         Log.Pulling(_options.Logger, image);
-        var (name, tag) = SplitImage(image);
-        string? error = null;
-        try
-        {
-            await CallAsync(c => c.Images.CreateImageAsync(
-                new ImagesCreateParameters { FromImage = name, Tag = tag },
-                null,
-                new Progress(m => error ??= m.Error?.Message ?? (string.IsNullOrEmpty(m.ErrorMessage) ? null : m.ErrorMessage)),
-                cancellationToken)).ConfigureAwait(false);
-        }
-        catch (DockerApiException e)
-        {
-            error = ApiMessage(e);
-        }
+        var error = await TryPullAsync(image, cancellationToken).ConfigureAwait(false);
 
         if (error is null)
         {
