@@ -6,14 +6,24 @@
 #   yarp    : plain YARP (MapReverseProxy, round-robin)
 #   berth   : Berth's mesh listener with every resilience feature on
 #   berth-bare: the same listener with retries, breakers, ejection and timeouts off (the cost of resilience)
+#   kestrel : plain Kestrel answering the 6 bytes itself, no proxying (the floor of any Kestrel-based listener)
 # Upstreams for every proxy: the same nginx serving a 6-byte body on two ports.
-# Needs: nginx haproxy wrk (apt-get install -y nginx haproxy wrk), the .NET SDK.
-# Usage: bench/mesh/run.sh [duration=10s] [connections=64] [threads=2]
+# Needs: nginx haproxy wrk (installed with apt-get when missing and running as root), the .NET SDK.
+# Usage: bench/mesh/run.sh [duration=10s] [connections=64] [threads=2] [runs=1]
+# With runs > 1 every target is measured once per round (targets interleaved, so load drift hits all of them alike).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-10s}
 CONNS=${2:-64}
 THREADS=${3:-2}
+RUNS=${4:-1}
+if ! command -v nginx >/dev/null || ! command -v haproxy >/dev/null || ! command -v wrk >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "bench/mesh: installing nginx haproxy wrk…" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk >/dev/null 2>&1 \
+      || { apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx haproxy wrk >/dev/null; }
+  fi
+fi
 for tool in nginx haproxy wrk dotnet; do
   command -v "$tool" >/dev/null || { echo "bench/mesh: '$tool' not found; install it (apt-get install -y nginx haproxy wrk)" >&2; exit 2; }
 done
@@ -36,7 +46,7 @@ wait_port() {
   echo "bench/mesh: nothing listening on 127.0.0.1:$1" >&2; exit 1
 }
 
-U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port)
+U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port)
 
 echo "building the bench proxies (Release)…" >&2
 dotnet build -c Release -v q --nologo bench/mesh/Berth.Mesh.Bench >/dev/null
@@ -95,7 +105,8 @@ haproxy -f "$work/haproxy.cfg" -q & pids+=($!); PID[haproxy]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" yarp --port "$YARP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/yarp.log" 2>&1 & pids+=($!); PID[yarp]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!); PID[berth]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth-bare --port "$BARE" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bare.log" 2>&1 & pids+=($!); PID[berth-bare]=$!
-for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE; do wait_port "$p"; done
+DOTNET_gcServer=1 dotnet "$BENCH_DLL" kestrel --port "$KEST" --upstreams "127.0.0.1:$U1" >"$work/kestrel.log" 2>&1 & pids+=($!); PID[kestrel]=$!
+for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE $KEST; do wait_port "$p"; done
 curl -fsS "http://127.0.0.1:$BERTH/" >/dev/null && curl -fsS "http://127.0.0.1:$YARP/" >/dev/null
 
 # CPU time per request is the steadier number on a busy shared machine: throughput there measures the scheduler too.
@@ -123,20 +134,22 @@ measure() {
   echo "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request" >&2
 }
 
-echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE; do
-  measure "${target%%:*}" "${target##*:}"
-done
-echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
-
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
-echo
-echo "wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ)"
-echo
-echo "CPU/request: the proxy process(es) only (for direct: the upstream nginx)."
-echo
-echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
-echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-for n in direct nginx haproxy yarp berth berth-bare; do
-  echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") | $(ratio "${P99[$n]}" "${P99[yarp]}") |"
+for run in $(seq 1 "$RUNS"); do
+  load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo "run $run/$RUNS, load before: $load_before" >&2
+  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE kestrel:$KEST; do
+    measure "${target%%:*}" "${target##*:}"
+  done
+  load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo
+  echo "Run $run of $RUNS: wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average $load_before before / $load_after after"
+  echo
+  echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+  for n in direct nginx haproxy yarp berth berth-bare kestrel; do
+    echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") | $(ratio "${P99[$n]}" "${P99[yarp]}") |"
+  done
 done
+echo
+echo "CPU/request: the proxy process(es) only (for direct: the upstream nginx; for kestrel: Kestrel answering itself)."

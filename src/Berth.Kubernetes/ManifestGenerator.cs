@@ -435,6 +435,13 @@ public static partial class ManifestGenerator
             }
             else if (claimTemplates.Count > 0)
             {
+                var headless = $"{name}-headless";
+                if (headless.Length > KubeNames.MaxLabelLength)
+                {
+                    var over = headless.Length - KubeNames.MaxLabelLength;
+                    Error(path, $"the name is too long for Kubernetes: its StatefulSet needs the headless Service '{headless}', {headless.Length} characters, {over} more than the {KubeNames.MaxLabelLength} a Service name allows; shorten the service name by at least {over}");
+                }
+
                 var set = new V1StatefulSet
                 {
                     ApiVersion = "apps/v1",
@@ -602,7 +609,11 @@ public static partial class ManifestGenerator
                     Port = ServicePort(endpoint),
                     TargetPort = portName,
                     Protocol = "TCP",
-                    AppProtocol = endpoint.Protocol == EndpointProtocol.Http ? "http" : "tcp",
+                    // Kubernetes' appProtocol names (kubernetes.io/h2c), which Istio reads as the port's protocol.
+                    AppProtocol = endpoint.Protocol == EndpointProtocol.Tcp ? "tcp"
+                        : endpoint.Protocol == EndpointProtocol.H2c ? "kubernetes.io/h2c"
+                        : endpoint.Protocol == EndpointProtocol.Grpc ? "grpc"
+                        : "http",
                 });
             }
 

@@ -152,7 +152,7 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
                 return new RouteStatus(l.State.Service, l.State.EndpointName, l.Protocol.ToString().ToLowerInvariant(), l.Port,
                     s.ServiceBreaker.State.ToString(),
                     s.All.Select(e => new UpstreamStatus(e.Upstream.ReplicaId, e.Key, e.Upstream.Revision,
-                        s.Outliers.IsEjected(e.Outlier, out _), e.Health.Healthy, e.Breaker.State.ToString(), e.Active)).ToArray());
+                        s.Outliers.IsEjected(e.Outlier, out _), e.Health.Passing, e.Breaker.State.ToString(), e.Active)).ToArray());
             }).ToArray();
         }
         finally
@@ -210,7 +210,7 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
     {
         var proxy = new HttpProxy(state);
-        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections), _options.DrainTimeout);
+        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2()), _options.DrainTimeout);
         app.Run(proxy.InvokeAsync);
         try
         {
@@ -254,7 +254,8 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         IPAddress.TryParse(route.Endpoint.HostIp, out var ip) ? ip
         : throw new MeshListenerException($"mesh: service {route.Service}, endpoint {route.Endpoint.Name} has host IP '{route.Endpoint.HostIp}', which is not an IP address; write 127.0.0.1 or another local address");
 
-    private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state, int? maxConnections = null) =>
+    private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state,
+        int? maxConnections = null, bool http2Only = false) =>
         (_, kestrel) =>
         {
             kestrel.AddServerHeader = false;
@@ -270,6 +271,12 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
 
             kestrel.Listen(ip, port, listen =>
             {
+                if (http2Only)
+                {
+                    // h2c / gRPC: HTTP/2 with prior knowledge (no TLS, so no ALPN to pick it).
+                    listen.Protocols = Microsoft.AspNetCore.Server.Kestrel.Core.HttpProtocols.Http2;
+                }
+
                 if (state is not null)
                 {
                     listen.Use(next => async connection =>

@@ -30,9 +30,17 @@ public interface IWorkloadDriver
 
     Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken);
 
+    /// <summary>Runs <paramref name="command"/> (argv, no shell) where the replica runs: inside its container for Docker, beside it
+    /// on the host (in <paramref name="workingDirectory"/>) for a process. What exec probes use, as Kubernetes' exec probes.
+    /// Cancelling kills the command.</summary>
+    Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken);
+
     /// <summary>Replicas of <paramref name="app"/> that exist now (running or exited but not removed), for adoption after a control-plane restart.</summary>
     Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken);
 }
+
+/// <summary>How a command run by <see cref="IWorkloadDriver.ExecAsync"/> ended, with its output (stdout then stderr).</summary>
+public sealed record ExecResult(int ExitCode, string Output);
 
 /// <summary>Everything a driver needs to start one replica; resolved by the orchestrator (ports, node, revision).</summary>
 public sealed record ReplicaSpec
@@ -195,4 +203,7 @@ public sealed record DriverCapabilities
 
     /// <summary>e.g. "cgroup v1 (cpu, memory)", "cgroup v2 at /sys/fs/cgroup/berth", "none: no writable cgroup hierarchy".</summary>
     public string LimitsMechanism { get; init; } = "none";
+
+    /// <summary>How to get limits enforced where they are not (e.g. run as root, or in a delegated scope); null when they are.</summary>
+    public string? LimitsFix { get; init; }
 }

@@ -17,6 +17,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
+using Berth.Runtime.Capabilities;
+
 namespace Berth.Server;
 
 /// <summary>How the API listens. Defaults: loopback, a free port, the token kept in the state folder.</summary>
@@ -40,6 +42,10 @@ public sealed record ApiServerOptions
 
     /// <summary>Runs the app's pipelines on their cron schedules and file changes while the API serves (docs/pipelines.md).</summary>
     public PipelineTriggerOptions PipelineTriggers { get; init; } = new();
+
+    /// <summary>What this control plane may do on this machine as its user (cgroups, network namespaces, Docker), shown at
+    /// <c>GET /v1/app</c>; read on each request, since a capability can be lost while running. Null: none shown.</summary>
+    public Func<IReadOnlyList<HostCapability>>? Capabilities { get; init; }
 
     /// <summary>Serve the dashboard (<c>/</c>, sign-in through <see cref="ApiServer.CreateLoginUrl"/>); true.</summary>
     public bool Dashboard { get; init; } = true;
@@ -159,7 +165,7 @@ public sealed class ApiServer : IAsyncDisposable
                 {
                     ControlPlaneError.NotFound => StatusCodes.Status404NotFound,
                     ControlPlaneError.Conflict => StatusCodes.Status409Conflict,
-                    _ => StatusCodes.Status400BadRequest,
+                    ControlPlaneError.Invalid => StatusCodes.Status400BadRequest,
                 }, e.Message);
             }
             catch (BadRequest e)
@@ -171,7 +177,7 @@ public sealed class ApiServer : IAsyncDisposable
             }
         });
 
-        Map(app, plane, () => server!);
+        Map(app, plane, options, () => server!);
         if (dashboard is not null)
         {
             Server.Dashboard.DashboardEndpoints.Map(app, dashboard);
@@ -220,11 +226,11 @@ public sealed class ApiServer : IAsyncDisposable
             options.TimeProvider, Path.Combine(options.StateDirectory, "pipelines.db"), options.ReplicaEnvironment);
     }
 
-    private static void Map(WebApplication app, ControlPlane plane, Func<ApiServer> server)
+    private static void Map(WebApplication app, ControlPlane plane, ApiServerOptions options, Func<ApiServer> server)
     {
         var v1 = app.MapGroup("/v1");
 
-        v1.MapGet("/app", () => Results.Json(AppView(plane), ApiJson.Default.AppInfo));
+        v1.MapGet("/app", () => Results.Json(AppView(plane, options), ApiJson.Default.AppInfo));
         v1.MapPost("/apply", async (HttpContext context) =>
         {
             var app = await ReadBodyAsync(context, (JsonTypeInfo<Application>)StateJson.Options.GetTypeInfo(typeof(Application)), "the app model as JSON (what 'berth up' sends)");
@@ -349,23 +355,21 @@ public sealed class ApiServer : IAsyncDisposable
 
     // ---- views --------------------------------------------------------------------------------------------------
 
-    private static Application CurrentApp(ControlPlane plane) =>
-        plane.Current?.Application ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
+    private static Application CurrentApp(ControlPlane plane) => plane.Current?.Application ?? throw ControlPlaneMessages.NothingAppliedError();
 
     private static Service FindService(ControlPlane plane, string name)
     {
         var app = CurrentApp(plane);
-        return app.FindService(name) ?? throw new ControlPlaneException(ControlPlaneError.NotFound,
-            $"no service '{name}' in app '{app.Name}'; known: {string.Join(", ", app.Services.Select(s => s.Name))}");
+        return app.FindService(name) ?? throw ControlPlaneMessages.NoServiceError(app, name);
     }
 
     private static ReplicaRecord FindReplica(ControlPlane plane, string id) =>
         plane.Replicas.FirstOrDefault(r => r.Id == id) ?? throw new ControlPlaneException(ControlPlaneError.NotFound,
             $"no replica '{id}'; GET /v1/replicas (or 'berth ps') lists them");
 
-    private static AppInfo AppView(ControlPlane plane)
+    private static AppInfo AppView(ControlPlane plane, ApiServerOptions options)
     {
-        var current = plane.Current ?? throw new ControlPlaneException(ControlPlaneError.Conflict, "nothing is applied yet; run 'berth up' first");
+        var current = plane.Current ?? throw ControlPlaneMessages.NothingAppliedError();
         return new AppInfo
         {
             Name = current.Application.Name,
@@ -378,6 +382,8 @@ public sealed class ApiServer : IAsyncDisposable
                 JsonNamingPolicy.KebabCaseLower.ConvertName(d.Kind.ToString()), d.Capabilities.Available, d.Capabilities.UnavailableReason,
                 d.Capabilities.CpuLimitsEnforced, d.Capabilities.MemoryLimitsEnforced, d.Capabilities.LimitsMechanism))],
             Warnings = [.. plane.LimitWarnings.Select(w => new LimitsWarningInfo(w.Service, w.Driver, w.Message))],
+            User = HostUser.Describe(HostUser.Uid),
+            Capabilities = [.. (options.Capabilities?.Invoke() ?? []).Select(c => new CapabilityInfo(c.Name, c.Usable, c.Detail, c.Fix, c.Message))],
         };
     }
 

@@ -79,8 +79,13 @@ public sealed class DeliveryPipelineTests : IDisposable
             {{{image}}}
                   deploy:
                     needs: {{{(_docker ? "image" : "test")}}}
+                    env: { RELEASE: "2" }
                     steps:
-                      - deploy: { service: web, env: { V: "2" }, timeout: 3m }
+                      # The value reaches the deployed service through a step output (issue #20, bug 4: deploy values
+                      # were rendered against an empty context); "ok 2" from the mesh below proves it arrived.
+                      - id: version
+                        run: echo "v=$RELEASE" >> "$GITHUB_OUTPUT"
+                      - deploy: { service: web, env: { V: "${{ steps.version.outputs.v }}" }, timeout: 3m }
               # The same delivery with a mistake: the new replicas answer 500, so they never pass readiness.
               ship-broken:
                 jobs:

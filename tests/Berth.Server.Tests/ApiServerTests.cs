@@ -6,8 +6,8 @@ using Berth.Core.Model;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
-using Berth.Orchestration.Tests.Fakes;
 using Berth.Testing;
+using Berth.Testing.ControlPlanes;
 
 namespace Berth.Server.Tests;
 

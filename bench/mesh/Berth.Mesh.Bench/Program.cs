@@ -3,6 +3,7 @@
 //        timeouts, service and endpoint breakers, outlier detection, limits, traceparent, Prometheus metrics).
 // berth-bare: the same listener with retries, breakers and outlier detection off (what the resilience costs).
 // yarp:  plain YARP (MapReverseProxy, round-robin, no health checks) — the peer Berth is measured against.
+// kestrel: plain Kestrel answering "hello\n" itself (no proxying) — the floor of any Kestrel-based listener.
 // Prints "ready" once listening; runs until killed.
 using System.Globalization;
 using Berth.Core.Model;
@@ -58,9 +59,29 @@ else if (mode == "yarp")
     Console.WriteLine("ready");
     await app.WaitForShutdownAsync();
 }
+else if (mode == "kestrel")
+{
+    var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
+    builder.WebHost.UseKestrelCore().ConfigureKestrel(k =>
+    {
+        k.AddServerHeader = false;
+        k.Listen(System.Net.IPAddress.Loopback, port);
+    });
+    var app = builder.Build();
+    var hello = "hello\n"u8.ToArray();
+    app.Run(context =>
+    {
+        context.Response.ContentType = "text/plain";
+        context.Response.ContentLength = hello.Length;
+        return context.Response.Body.WriteAsync(hello).AsTask();
+    });
+    await app.StartAsync();
+    Console.WriteLine("ready");
+    await app.WaitForShutdownAsync();
+}
 else
 {
-    throw new ArgumentException($"unknown mode '{mode}': use berth or yarp");
+    throw new ArgumentException($"unknown mode '{mode}': use berth, berth-bare, yarp or kestrel");
 }
 
 string? Arg(string name)

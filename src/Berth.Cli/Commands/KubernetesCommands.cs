@@ -226,7 +226,7 @@ internal static class KubernetesCommands
                 WorkflowOutcome.Usage => ExitCodes.Usage,
                 WorkflowOutcome.Failed => ExitCodes.Failed,
                 WorkflowOutcome.Unavailable => ExitCodes.Unavailable,
-                _ => ExitCodes.Cancelled,
+                WorkflowOutcome.Cancelled => ExitCodes.Cancelled,
             };
         }
         catch (OperationCanceledException)

@@ -20,9 +20,11 @@ internal static class PipelineCommands
         var watch = new Option<bool>("--watch") { Description = "After the run, keep running the pipeline on its triggers (on.watch file changes, on.schedule) until Ctrl-C" };
         var branch = new Option<string?>("--branch") { Description = "Branch for expressions (default: the git branch checked out)" };
         var secretsFile = new Option<string?>("--secrets-file") { Description = "KEY=VALUE file outside the repository (default: $BERTH_SECRETS_FILE)" };
-        var run = new Command("run", "Run a pipeline now and show its progress.") { name, file, state, watch, branch, secretsFile, output };
+        var inputs = new Option<string[]>("--input") { Description = "An input of the pipeline (inputs: or on.workflow_dispatch.inputs), as NAME=VALUE; repeat for more", AllowMultipleArgumentsPerToken = false };
+        var varsFile = new Option<string?>("--vars-file") { Description = "NAME=VALUE file for the vars context (default: $BERTH_VARS_FILE)" };
+        var run = new Command("run", "Run a pipeline now and show its progress.") { name, file, state, watch, branch, secretsFile, inputs, varsFile, output };
         run.SetAction((parse, ct) => new PipelineCli(parse.GetValue(file), parse.GetValue(state), parse.GetValue(output)!).RunAsync(
-            parse.GetValue(name)!, parse.GetValue(watch), parse.GetValue(branch), parse.GetValue(secretsFile), ct));
+            parse.GetValue(name)!, parse.GetValue(watch), parse.GetValue(branch), parse.GetValue(secretsFile), parse.GetValue(inputs) ?? [], parse.GetValue(varsFile), ct));
         pipeline.Subcommands.Add(run);
 
         var limit = new Option<int>("--limit") { Description = "How many runs", DefaultValueFactory = _ => 20 };

@@ -16,7 +16,7 @@ internal sealed class PipelineCli(string? file, string? state, string output)
 
     private bool AsJson => output == "json";
 
-    public async Task<int> RunAsync(string name, bool watch, string? branch, string? secretsFile, CancellationToken cancellationToken)
+    public async Task<int> RunAsync(string name, bool watch, string? branch, string? secretsFile, IReadOnlyList<string> inputArgs, string? varsFile, CancellationToken cancellationToken)
     {
         if (Load(name, out var pipeline) is { } error)
         {
@@ -35,7 +35,12 @@ internal sealed class PipelineCli(string? file, string? state, string output)
             return ExitCodes.InvalidSpec;
         }
 
-        var request = new RunRequest { Branch = branch ?? SecretSource.CurrentBranch(pipeline.BaseDirectory), Secrets = secrets };
+        if (ReadInputs(pipeline, inputArgs, varsFile ?? Environment.GetEnvironmentVariable("BERTH_VARS_FILE"), out var inputs, out var vars) is { } inputError)
+        {
+            return inputError;
+        }
+
+        var request = new RunRequest { Branch = branch ?? SecretSource.CurrentBranch(pipeline.BaseDirectory), Secrets = secrets, Inputs = inputs, Vars = vars };
         var result = await ExecuteAsync(pipeline, request, cancellationToken).ConfigureAwait(false);
         if (!watch || cancellationToken.IsCancellationRequested)
         {
@@ -59,6 +64,49 @@ internal sealed class PipelineCli(string? file, string? state, string output)
         }, TimeProvider.System);
         await triggers.RunAsync(cancellationToken).ConfigureAwait(false);
         return ExitCodes.Cancelled;
+    }
+
+    /// <summary>The inputs context from --input NAME=VALUE and the vars context from the vars file; every problem is printed.</summary>
+    private static int? ReadInputs(PipelineDefinition pipeline, IReadOnlyList<string> inputArgs, string? varsFile,
+        out IReadOnlyDictionary<string, object?> inputs, out IReadOnlyDictionary<string, string> vars)
+    {
+        var errors = new List<string>();
+        var given = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var arg in inputArgs)
+        {
+            var eq = arg.IndexOf('=');
+            if (eq <= 0)
+            {
+                errors.Add($"--input {arg}: expected NAME=VALUE");
+            }
+            else
+            {
+                given[arg[..eq]] = arg[(eq + 1)..];
+            }
+        }
+
+        inputs = PipelineInputs.Resolve(pipeline, given, out var inputErrors);
+        errors.AddRange(inputErrors);
+        vars = new Dictionary<string, string>();
+        if (varsFile is not null)
+        {
+            var full = Path.GetFullPath(varsFile);
+            if (File.Exists(full))
+            {
+                vars = SecretSource.ReadValuesFile(full, errors);
+            }
+            else
+            {
+                errors.Add($"vars file {full} does not exist");
+            }
+        }
+
+        foreach (var e in errors)
+        {
+            Console.Error.WriteLine($"berth: {e}");
+        }
+
+        return errors.Count > 0 ? ExitCodes.InvalidSpec : null;
     }
 
     public async Task<int> RerunAsync(long runId, bool failed, string? secretsFile, CancellationToken cancellationToken)
@@ -167,7 +215,27 @@ internal sealed class PipelineCli(string? file, string? state, string output)
             {
                 var exit = s.ExitCode is { } code ? $"exit {code}" : "";
                 var tries = s.Attempts > 1 ? $" ({s.Attempts} attempts)" : "";
-                Console.WriteLine($"    {s.Index + 1,2}. {Truncate(s.Name, 40),-40} {s.Status,-10} {Duration(s.Duration),8} {exit,-8}{tries} {s.Summary}");
+                Console.WriteLine($"    {s.Index + 1,2}. {Pad(Truncate(s.Name, 40), 40)} {s.Status,-10} {Duration(s.Duration),8} {exit,-8}{tries} {s.Summary}");
+            }
+        }
+
+        var annotations = store.GetAnnotations(runId);
+        if (annotations.Any(a => a.Level != "summary"))
+        {
+            Console.WriteLine("annotations:");
+            foreach (var a in annotations.Where(a => a.Level != "summary"))
+            {
+                var where = a.File is null ? "" : $"{a.File}{(a.Line is { } l ? $":{l}" : "")}{(a.Column is { } c ? $":{c}" : "")}: ";
+                Console.WriteLine($"  {a.Level,-7} [{a.JobKey}] {where}{(a.Title is null ? "" : a.Title + ": ")}{a.Message}");
+            }
+        }
+
+        foreach (var summary in annotations.Where(a => a.Level == "summary"))
+        {
+            Console.WriteLine($"summary of {summary.JobKey} step {summary.StepIndex + 1}:");
+            foreach (var line in summary.Message.Split('\n'))
+            {
+                Console.WriteLine("  " + line);
             }
         }
 
@@ -183,11 +251,27 @@ internal sealed class PipelineCli(string? file, string? state, string output)
         }
 
         long after = 0;
+        var groups = new Dictionary<string, int>();
         while (true)
         {
             foreach (var line in store.GetLogs(runId, job, after))
             {
-                Console.WriteLine($"[{line.JobKey}] {line.Text}");
+                // ::group:: folds: a heading, the group's lines indented, a closing mark.
+                var depth = groups.GetValueOrDefault(line.JobKey);
+                switch (line.Stream)
+                {
+                    case "group":
+                        Console.WriteLine($"[{line.JobKey}] {new string(' ', depth * 2)}▼ {line.Text}");
+                        groups[line.JobKey] = depth + 1;
+                        break;
+                    case "endgroup":
+                        groups[line.JobKey] = Math.Max(0, depth - 1);
+                        break;
+                    default:
+                        Console.WriteLine($"[{line.JobKey}] {new string(' ', depth * 2)}{line.Text}");
+                        break;
+                }
+
                 after = line.Seq;
             }
 
@@ -268,7 +352,9 @@ internal sealed class PipelineCli(string? file, string? state, string output)
         cancellationToken = interrupted.Token;
         AppDomain.CurrentDomain.ProcessExit -= KillSteps;
         AppDomain.CurrentDomain.ProcessExit += KillSteps;
-        var engine = new PipelineEngine(new PipelineEngineOptions { StateDirectory = StateDirectory() }, TimeProvider.System, observer: new ConsoleObserver());
+        // build-image steps reach the engine a normal user can use too (rootless Docker's socket), as 'berth up' does.
+        var images = new Berth.Pipelines.Steps.DockerImageBuilder(Berth.Runtime.Docker.DockerDriver.FindEngine(new Berth.Runtime.Docker.DockerDriverOptions()));
+        var engine = new PipelineEngine(new PipelineEngineOptions { StateDirectory = StateDirectory(), ImageBuilder = images }, TimeProvider.System, observer: new ConsoleObserver());
         var result = await engine.RunAsync(pipeline, request with { Started = id => Console.Error.WriteLine($"run {id} of {pipeline.Name} started") }, cancellationToken).ConfigureAwait(false);
         if (AsJson)
         {
@@ -380,7 +466,14 @@ internal sealed class PipelineCli(string? file, string? state, string output)
         { } d => $"{(int)d.TotalMinutes}m{d.Seconds:00}s",
     };
 
-    private static string Truncate(string text, int length) => text.Length <= length ? text : text[..(length - 1)] + "…";
+    /// <summary>Cuts at whole characters (an emoji or an accented letter is never split into '�').</summary>
+    private static string Truncate(string text, int length)
+    {
+        var info = new StringInfo(text);
+        return info.LengthInTextElements <= length ? text : info.SubstringByTextElements(0, length - 1) + "…";
+    }
+
+    private static string Pad(string text, int width) => text + new string(' ', Math.Max(0, width - new StringInfo(text).LengthInTextElements));
 
     /// <summary>Progress on stderr: job and step transitions and every (masked) output line.</summary>
     private sealed class ConsoleObserver : IRunObserver

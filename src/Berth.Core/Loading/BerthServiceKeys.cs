@@ -291,6 +291,8 @@ internal sealed partial class SpecReader
     {
         ["http"] = EndpointProtocol.Http,
         ["tcp"] = EndpointProtocol.Tcp,
+        ["h2c"] = EndpointProtocol.H2c,
+        ["grpc"] = EndpointProtocol.Grpc,
     };
 
     private static readonly KeyTable<Box<Endpoint>> EndpointKeys = new("an endpoint")

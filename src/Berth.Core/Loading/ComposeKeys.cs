@@ -20,7 +20,7 @@ internal sealed partial class SpecReader
         ["models"] = Unsupported<SpecReader>(null),
     };
 
-    private static KeyHandler<T> Unsupported<T>(string? hint) => (r, v, p, _) =>
+    private static KeyHandler<SpecReader, T> Unsupported<T>(string? hint) => (r, v, p, _) =>
         r.Warning((YamlNode?)r.CurrentKey ?? v, p, $"'{p[(p.LastIndexOf('.') + 1)..]}' is not supported yet and is ignored{(hint is null ? "" : "; " + hint)}");
 
     /// <summary>Top-level <c>x-berth:</c> in a Compose file carries nodes:, scheduler: and pipelines:.</summary>

@@ -190,7 +190,7 @@ internal sealed partial class SpecReader
     // ---- container options ----------------------------------------------------------------------------------------
 
     // A property, not a field: BerthServiceKeys (another file of this partial class) uses it while static fields initialize.
-    private static Dictionary<string, KeyHandler<ServiceDraft>> ContainerOptionKeys => new(StringComparer.Ordinal)
+    private static Dictionary<string, KeyHandler<SpecReader, ServiceDraft>> ContainerOptionKeys => new(StringComparer.Ordinal)
     {
         ["init"] = (r, v, p, d) => d.S = d.S with { Container = d.S.Container with { Init = r.Bool(v, p) } },
         ["read_only"] = (r, v, p, d) => d.S = d.S with { Container = d.S.Container with { ReadOnly = r.Bool(v, p) ?? false } },

@@ -506,10 +506,7 @@ internal partial class NodeReader(string file, Interpolator interpolator)
     /// <summary>Reports an unknown key, suggesting the closest known one.</summary>
     public void UnknownKey(YamlScalarNode keyNode, string path, string key, IEnumerable<string> known, string where)
     {
-        var suggestion = Suggestions.Closest(key, known);
-        Error(keyNode, Join(path, key), suggestion is not null
-            ? $"unknown key '{key}' in {where}; did you mean '{suggestion}'?"
-            : $"unknown key '{key}' in {where}; see docs/spec.md for the keys {where} takes");
+        Error(keyNode, Join(path, key), KeyTable<NodeReader, object>.UnknownKeyMessage(key, known, where));
     }
 }
 

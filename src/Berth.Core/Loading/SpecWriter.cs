@@ -195,7 +195,7 @@ public static class SpecWriter
         {
             ProbeKind.Http => Map(("path", p.Path), ("endpoint", p.Endpoint), ("port", p.Port), ("headers", p.Headers.IsEmpty ? null : Strings(p.Headers))),
             ProbeKind.Tcp => Map(("endpoint", p.Endpoint), ("port", p.Port)),
-            _ => p.Command.ToList(),
+            ProbeKind.Exec => p.Command.ToList(),
         };
         return Map((p.Kind.ToString().ToLowerInvariant(), check), ("initial_delay", D(p.InitialDelay)), ("period", D(p.Period)), ("timeout", D(p.Timeout)),
             ("success_threshold", p.SuccessThreshold), ("failure_threshold", p.FailureThreshold));

@@ -126,6 +126,22 @@ public enum EndpointProtocol
 {
     Http,
     Tcp,
+
+    /// <summary>HTTP/2 without TLS, prior knowledge on both sides (no HTTP/1.1 upgrade), as Envoy's h2c clusters.</summary>
+    H2c,
+
+    /// <summary>gRPC: h2c plus gRPC status for retries and metrics, and <c>grpc-timeout</c> deadlines.</summary>
+    Grpc,
+}
+
+/// <summary>Questions about endpoint protocols that more than one part asks.</summary>
+public static class EndpointProtocols
+{
+    /// <summary>True for the HTTP family (http, h2c, grpc): an L7 listener, probes over HTTP, <c>http://</c> URLs.</summary>
+    public static bool IsHttp(this EndpointProtocol protocol) => protocol is EndpointProtocol.Http or EndpointProtocol.H2c or EndpointProtocol.Grpc;
+
+    /// <summary>True for protocols spoken as HTTP/2 with prior knowledge (h2c, grpc).</summary>
+    public static bool IsHttp2(this EndpointProtocol protocol) => protocol is EndpointProtocol.H2c or EndpointProtocol.Grpc;
 }
 
 /// <summary>A named port of a service. <see cref="Port"/> is the stable mesh port callers use; each replica gets its own.</summary>

@@ -19,7 +19,7 @@ internal static class LoadBalancers
         LoadBalancing.PeakEwma => new PeakEwmaBalancer(random),
         LoadBalancing.ConsistentHash => new ConsistentHashBalancer(all, new PowerOfTwoChoicesBalancer(random)),
         LoadBalancing.LeastConnections => new LeastActiveBalancer(),
-        _ => new PowerOfTwoChoicesBalancer(random),
+        LoadBalancing.LeastRequest => new PowerOfTwoChoicesBalancer(random),
     };
 }
 

@@ -14,13 +14,34 @@ namespace Berth.Mesh.Http;
 /// <summary>The request body as an attempt sends it: none, a buffered copy (replayable), or the client's stream (once).</summary>
 internal readonly record struct RequestBody(byte[]? Buffered, bool Streamed, long? Length)
 {
+    /// <summary>For a streamed body whose start was already read (an h2 body that outgrew the replay buffer): read this instead of the request body.</summary>
+    public Stream? Source { get; init; }
+
     public static readonly RequestBody None = new(null, false, null);
 }
 
-/// <summary>One attempt's outcome: an error, or a connection holding a parsed response head (whose body is still to copy).</summary>
+/// <summary>
+/// One attempt's outcome: an error, or a response whose body is still to copy — on an HTTP/1.1 connection the mesh
+/// owns (<see cref="Connection"/>) or an HTTP/2 stream (<see cref="Response"/>).
+/// </summary>
 internal readonly record struct Attempt(AttemptError Error, Http1Connection? Connection, string? Detail)
 {
-    public int Status => Connection?.Head.Status ?? 0;
+    public HttpResponseMessage? Response { get; init; }
+
+    public int Status => Connection?.Head.Status ?? (Response is { } r ? (int)r.StatusCode : 0);
+
+    /// <summary>The gRPC status when the upstream answered in headers only (how gRPC servers report most failures).</summary>
+    public int? GrpcStatus => Response is { } r ? Http2Forwarder.GrpcStatus(r) : null;
+
+    public void Dispose()
+    {
+        Connection?.Dispose();
+        if (Response is { } r)
+        {
+            r.RequestMessage?.Dispose();
+            r.Dispose();
+        }
+    }
 }
 
 /// <summary>
@@ -42,6 +63,9 @@ internal static class Http1Forwarder
     {
         "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
     };
+
+    private static readonly byte[] Crlf = "\r\n"u8.ToArray();
+    private static readonly byte[] LastChunk = "0\r\n\r\n"u8.ToArray();
 
     public static async ValueTask<Attempt> SendAsync(HttpContext context, EndpointState e, RequestBody body, string traceparent, string? upgrade,
         CancellationToken token)
@@ -213,7 +237,7 @@ internal static class Http1Forwarder
                 await connection.SendAsync(segment, token);
                 if (chunked)
                 {
-                    await connection.SendAsync("\r\n"u8.ToArray(), token);
+                    await connection.SendAsync(Crlf, token);
                 }
             }
 
@@ -226,7 +250,7 @@ internal static class Http1Forwarder
 
         if (chunked)
         {
-            await connection.SendAsync("0\r\n\r\n"u8.ToArray(), token);
+            await connection.SendAsync(LastChunk, token);
         }
     }
 

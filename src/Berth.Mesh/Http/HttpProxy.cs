@@ -14,6 +14,10 @@ namespace Berth.Mesh.Http;
 /// </summary>
 internal sealed class HttpProxy(ServiceState state) : IDisposable
 {
+    /// <summary>gRPC's UNAVAILABLE and DEADLINE_EXCEEDED: what a gRPC client gets for answers the mesh makes itself.</summary>
+    private const int GrpcUnavailable = 14;
+    private const int GrpcDeadlineExceeded = 4;
+
     /// <summary>Set on a fail-fast 503 from an open breaker: <c>service/api</c> or <c>endpoint/api/replica-2</c>.</summary>
     public const string CircuitHeader = "x-berth-circuit-open";
 
@@ -25,10 +29,12 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
 
     private readonly ServiceState _state = state;
     private readonly RequestTelemetry _telemetry = state.Telemetry;
+    private readonly Http2Forwarder _http2 = new(state.ConnectTimeout);
 
     /// <summary>Closes the upstream connections kept idle (the listener is going away).</summary>
     public void Dispose()
     {
+        _http2.Dispose();
         foreach (var e in _state.Snapshot.All)
         {
             e.Pool.Dispose();
@@ -147,11 +153,32 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
 
             body = new RequestBody(buffered, false, length);
         }
+        else if (hasBody && maxAttempts > 1 && request.ContentLength is null && s.Route.Endpoint.Protocol.IsHttp2() && s.Retry.GrpcStatuses.Count + s.Retry.Statuses.Count > 0)
+        {
+            // HTTP/2 bodies (gRPC calls) often come without a length: buffer up to the replay limit, else stream on.
+            try
+            {
+                body = await BufferUpToAsync(request.Body, policy.Retries.MaxBufferedBody.Bytes, aborted);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                return ClientBodyFailed(context, ex, 0);
+            }
+        }
 
         var replayable = !body.Streamed;
         var hashKey = HashKeyOf(s, request);
         var group = SelectGroup(s, request);
-        using var timer = new RequestTimer(_state.Time, policy.Timeout, aborted);
+        var http2 = s.Route.Endpoint.Protocol.IsHttp2();
+        var total = policy.Timeout;
+        var grpcDeadline = s.Route.Endpoint.Protocol == EndpointProtocol.Grpc ? Http2Forwarder.GrpcTimeout(request.Headers["grpc-timeout"].ToString()) : null;
+        if (grpcDeadline is { } deadline)
+        {
+            // The caller's gRPC deadline bounds the whole call here too, retries included.
+            total = total is { } t && t < deadline ? t : deadline;
+        }
+
+        using var timer = new RequestTimer(_state.Time, total, aborted);
         List<EndpointState>? tried = null;
         for (var attempt = 1; ; attempt++)
         {
@@ -191,7 +218,9 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                 _state.Limits.EnterPending();
                 try
                 {
-                    a = await Http1Forwarder.SendAsync(context, e, body, traceparent, null, token);
+                    a = http2
+                        ? await _http2.SendAsync(context, e, body, traceparent, grpcDeadline is null ? null : timer.Remaining, token)
+                        : await Http1Forwarder.SendAsync(context, e, body, traceparent, null, token);
                 }
                 catch (OperationCanceledException)
                 {
@@ -210,17 +239,25 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                     return ClientBodyFailed(context, null, attempt);
                 }
 
+                var grpcStatus = a.GrpcStatus;
                 if (error == AttemptError.None)
                 {
                     var code = a.Status;
                     _telemetry.AttemptAnswered(e, code, _state.Time.GetElapsedTime(sendStarted));
+                    if (grpcStatus is { } g)
+                    {
+                        _telemetry.Grpc(g);
+                    }
+
                     if (policy.LoadBalancing == LoadBalancing.PeakEwma)
                     {
                         e.Ewma.Observe(_state.Time.GetElapsedTime(sendStarted));
                     }
 
-                    e.Breaker.Report(permit, code < 500);
-                    if (code >= 500)
+                    // gRPC UNAVAILABLE is the gRPC spelling of a gateway error (Envoy's outlier detection maps it so too).
+                    var failed = code >= 500 || grpcStatus == GrpcUnavailable;
+                    e.Breaker.Report(permit, !failed);
+                    if (failed)
                     {
                         _state.MarkFailed(e);
                     }
@@ -229,6 +266,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                     {
                         502 or 503 or 504 => AttemptOutcome.GatewayError,
                         >= 500 => AttemptOutcome.ServerError,
+                        _ when grpcStatus == GrpcUnavailable => AttemptOutcome.GatewayError,
                         _ => AttemptOutcome.Success,
                     });
                 }
@@ -247,7 +285,8 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                     replayable = false;
                 }
 
-                var verdict = RetryDecision.Decide(new RetryInput(s.Retry, error, a.Status, null, idempotent, policy.Retries.NonIdempotent,
+                // A gRPC call is a POST, but whether it may be retried is the service's call: retry_on names the statuses.
+                var verdict = RetryDecision.Decide(new RetryInput(s.Retry, error, a.Status, grpcStatus, idempotent || (grpcStatus is not null && s.Retry.GrpcStatuses.Contains(grpcStatus.Value)), policy.Retries.NonIdempotent,
                     attempt, maxAttempts, replayable, timer.TotalExpired));
                 if (verdict.Retry && !s.Budget.TryWithdraw())
                 {
@@ -261,7 +300,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
 
                 if (verdict.Retry)
                 {
-                    a.Connection?.Dispose();
+                    a.Dispose();
                     a = default;
                     e.Exit();
                     exited = true;
@@ -273,6 +312,27 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                     }
 
                     continue;
+                }
+
+                if (a.Response is { } h2Response)
+                {
+                    a = default;
+                    try
+                    {
+                        await Http2Forwarder.CopyResponseAsync(context, h2Response, timer.Arm(null));
+                        if (grpcStatus is null && h2Response.TrailingHeaders.NonValidated.TryGetValues("grpc-status", out var trailer)
+                            && int.TryParse(trailer.ToString(), System.Globalization.CultureInfo.InvariantCulture, out var final))
+                        {
+                            _telemetry.Grpc(final);
+                        }
+                    }
+                    finally
+                    {
+                        h2Response.RequestMessage?.Dispose();
+                        h2Response.Dispose();
+                    }
+
+                    return new Outcome((int)h2Response.StatusCode, e.Upstream.ReplicaId, attempt, null, true);
                 }
 
                 if (a.Connection is not { } connection)
@@ -294,11 +354,32 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             }
             finally
             {
-                a.Connection?.Dispose();
+                a.Dispose();
                 if (!exited)
                 {
                     e.Exit();
                 }
+            }
+        }
+    }
+
+    private static async Task<RequestBody> BufferUpToAsync(Stream body, long limit, CancellationToken cancellationToken)
+    {
+        var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        while (true)
+        {
+            var n = await body.ReadAsync(chunk, cancellationToken);
+            if (n == 0)
+            {
+                return new RequestBody(buffer.ToArray(), false, buffer.Length);
+            }
+
+            buffer.Write(chunk, 0, n);
+            if (buffer.Length > limit)
+            {
+                buffer.Position = 0;
+                return new RequestBody(null, true, null) { Source = new ConcatenatedStream(buffer, body) };
             }
         }
     }
@@ -421,7 +502,8 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
     {
         // Kestrel honours Transfer-Encoding and moves a Content-Length sent with it to X-Content-Length (dotnet/aspnetcore#43523).
         var headers = request.Headers;
-        return headers.ContainsKey("Transfer-Encoding")
+        return (HttpProtocol.IsHttp11(request.Protocol) || HttpProtocol.IsHttp10(request.Protocol))
+            && headers.ContainsKey("Transfer-Encoding")
             && (request.ContentLength is not null || headers.ContainsKey("Content-Length") || headers.ContainsKey("X-Content-Length"));
     }
 
@@ -435,7 +517,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         { Source: HashSource.Cookie } h => request.Cookies[h.Name],
     };
 
-    private static Outcome ClientBodyFailed(HttpContext context, Exception? ex, int attempts)
+    private Outcome ClientBodyFailed(HttpContext context, Exception? ex, int attempts)
     {
         var status = ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status400BadRequest;
         if (context.Response.HasStarted)
@@ -447,10 +529,23 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         return Answer(context, status, "client-body", "-", attempts, countsForService: false);
     }
 
-    private static Outcome Answer(HttpContext context, int status, string error, string upstream, int attempts, bool countsForService = true)
+    private Outcome Answer(HttpContext context, int status, string error, string upstream, int attempts, bool countsForService = true)
     {
-        context.Response.StatusCode = status;
         context.Response.Headers[ErrorHeader] = error;
+        if (_state.Snapshot.Route.Endpoint.Protocol == EndpointProtocol.Grpc && status != 400)
+        {
+            // A gRPC client reads the status from grpc-status (a trailers-only answer), not from the HTTP status.
+            context.Response.StatusCode = StatusCodes.Status200OK;
+            context.Response.ContentType = "application/grpc";
+            context.Response.Headers["grpc-status"] = (status == 504 ? GrpcDeadlineExceeded : GrpcUnavailable).ToString(System.Globalization.CultureInfo.InvariantCulture);
+            context.Response.Headers["grpc-message"] = "berth mesh: " + error;
+            _telemetry.Grpc(status == 504 ? GrpcDeadlineExceeded : GrpcUnavailable);
+        }
+        else
+        {
+            context.Response.StatusCode = status;
+        }
+
         return new Outcome(status, upstream, attempts, error, countsForService);
     }
 
@@ -487,6 +582,9 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
 
         public bool ClientAborted => _aborted.IsCancellationRequested;
 
+        /// <summary>Time left of the total bound (null: none).</summary>
+        public TimeSpan? Remaining => _total is { } t ? t - _time.GetElapsedTime(_started) : null;
+
         /// <summary>A token cancelled at the earlier of the per-try bound and the total deadline, or when the client leaves.</summary>
         public CancellationToken Arm(TimeSpan? perTry)
         {
@@ -521,6 +619,38 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             _registration = _aborted.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), cts);
             return cts;
         }
+    }
+
+    /// <summary>Reads <paramref name="first"/> then <paramref name="rest"/>: a body whose start was buffered and whose rest still streams.</summary>
+    private sealed class ConcatenatedStream(Stream first, Stream rest) : Stream
+    {
+        public override bool CanRead => true;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => false;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+
+        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
+        {
+            var n = await first.ReadAsync(buffer, cancellationToken);
+            return n > 0 ? n : await rest.ReadAsync(buffer, cancellationToken);
+        }
+
+        public override void Flush()
+        {
+        }
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
     }
 
     /// <summary>How a request ended; <see cref="CountsForService"/> is false for answers that say nothing about the service's health (no Ready upstream, fail-fast, a bad client body).</summary>

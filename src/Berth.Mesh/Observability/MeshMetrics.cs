@@ -28,6 +28,7 @@ internal sealed class MeshMetrics
         ActiveRequests = f.CreateGauge("berth_mesh_active_requests", "Requests in flight through a listener.", ["service", "endpoint"]);
         UpstreamConnections = f.CreateCounter("berth_mesh_tcp_connections_total", "TCP connections proxied, by upstream ('none' when every connect failed).", ["service", "endpoint", "upstream"]);
         Healthy = f.CreateGauge("berth_mesh_upstream_healthy", "1 while an upstream passes active health checks (always 1 without a probe).", ["service", "endpoint", "upstream"]);
+        GrpcStatus = f.CreateCounter("berth_mesh_grpc_responses_total", "gRPC calls answered through a listener, by gRPC status code.", ["service", "endpoint", "grpc_status"]);
         ConnectFailures = f.CreateCounter("berth_mesh_connect_failures_total", "Failed connects to upstreams.", ["service", "endpoint", "upstream"]);
     }
 
@@ -60,6 +61,8 @@ internal sealed class MeshMetrics
     public Counter UpstreamConnections { get; }
 
     public Counter ConnectFailures { get; }
+
+    public Counter GrpcStatus { get; }
 
     public Gauge Healthy { get; }
 

@@ -53,6 +53,9 @@ internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver?
         }
     }
 
+    /// <summary>Counts a gRPC status (from a trailers-only answer, the final trailers, or the mesh's own answer).</summary>
+    public void Grpc(int status) => state.GrpcStatus(status).Inc();
+
     public void Retried(string reason) => state.Metrics.Retries.WithLabels(state.Service, state.EndpointName, reason).Inc();
 
     public void RetrySkipped(string why) => state.Metrics.RetriesSkipped.WithLabels(state.Service, state.EndpointName, why).Inc();

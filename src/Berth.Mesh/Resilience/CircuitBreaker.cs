@@ -82,7 +82,7 @@ internal sealed class CircuitBreaker
                 {
                     BreakerState.Closed => true,
                     BreakerState.Open => _time.GetUtcNow() >= _openUntil,
-                    _ => _probesInFlight < _policy.HalfOpenRequests,
+                    BreakerState.HalfOpen => _probesInFlight < _policy.HalfOpenRequests,
                 };
             }
         }

@@ -65,7 +65,7 @@ internal sealed class EndpointSelector(Random random, ILogger logger, string ser
                 candidates.Clear();
                 foreach (var e in group)
                 {
-                    if (pass < 2 && (!e.Health.Healthy || IsEjected(s, e)))
+                    if (pass < 2 && (!e.Health.Passing || IsEjected(s, e)))
                     {
                         continue;
                     }

@@ -1,3 +1,4 @@
+using Berth.Core.Probing;
 using Berth.Core.Routing;
 using Berth.Mesh.Balancing;
 using Berth.Mesh.Http;
@@ -45,7 +46,7 @@ internal sealed class EndpointState
     public PeakEwma Ewma { get; }
 
     /// <summary>Active health (the readiness probe the mesh runs itself); healthy when no probe is configured.</summary>
-    public ActiveHealth Health { get; } = new();
+    public ProbeThreshold Health { get; } = new(initiallyPassing: true);
 
     /// <summary>This upstream's metric series (set by the owning service state).</summary>
     public UpstreamSeries Series { get; set; } = null!;

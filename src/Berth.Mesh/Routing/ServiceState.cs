@@ -123,6 +123,7 @@ internal sealed class ServiceState
     private readonly ILogger _logger;
     private readonly Lock _updateLock = new();
     private readonly ConcurrentDictionary<int, Counter.Child> _codes = new();
+    private readonly ConcurrentDictionary<int, Counter.Child> _grpc = new();
     private Dictionary<string, EndpointState> _byKey = [];
     private EndpointState[] _departed = [];
     private ActiveHealthChecker? _checker;
@@ -199,6 +200,9 @@ internal sealed class ServiceState
 
         return total;
     }
+
+    public Counter.Child GrpcStatus(int code) =>
+        _grpc.GetOrAdd(code, static (c, s) => s._metrics.GrpcStatus.WithLabels(s.Service, s.EndpointName, c.ToString(CultureInfo.InvariantCulture)), this);
 
     public Counter.Child Requests(int code) =>
         _codes.GetOrAdd(code, static (c, s) => s._metrics.Requests.WithLabels(s.Service, s.EndpointName, c.ToString(CultureInfo.InvariantCulture)), this);

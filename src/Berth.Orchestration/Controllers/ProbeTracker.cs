@@ -1,4 +1,5 @@
 using Berth.Core.Model;
+using Berth.Core.Probing;
 
 namespace Berth.Orchestration.Controllers;
 
@@ -7,18 +8,6 @@ public enum ProbeRole
     Startup,
     Liveness,
     Readiness,
-}
-
-/// <summary>What a probe result changed.</summary>
-public enum ProbeTransition
-{
-    None,
-
-    /// <summary>Reached the success threshold from failing (or unknown).</summary>
-    Passed,
-
-    /// <summary>Reached the failure threshold from passing (or unknown).</summary>
-    Failed,
 }
 
 /// <summary>One probe of one replica: when it is due next and whether its thresholds are met. Kubernetes' prober worker semantics:
@@ -30,8 +19,7 @@ public sealed class ProbeTracker
     /// failures before the first pass have no consequence, so probing sooner only shortens time-to-Ready.</summary>
     public static readonly TimeSpan FirstReadyRetry = TimeSpan.FromMilliseconds(200);
 
-    private int _successes;
-    private int _failures;
+    private readonly ProbeThreshold _threshold;
     private bool _everPassed;
 
     public ProbeTracker(Probe probe, ProbeRole role, DateTimeOffset startedAt, bool initiallyPassing = false)
@@ -40,7 +28,7 @@ public sealed class ProbeTracker
         Role = role;
         NextDue = startedAt + probe.InitialDelay;
         // Liveness counts as passing until proven otherwise; readiness and startup as not yet passed.
-        Passing = role == ProbeRole.Liveness || initiallyPassing;
+        _threshold = new ProbeThreshold(role == ProbeRole.Liveness || initiallyPassing, failsBeforePassing: role == ProbeRole.Startup);
     }
 
     public Probe Probe { get; }
@@ -49,7 +37,7 @@ public sealed class ProbeTracker
 
     public DateTimeOffset NextDue { get; private set; }
 
-    public bool Passing { get; private set; }
+    public bool Passing => _threshold.Passing;
 
     public bool InFlight { get; set; }
 
@@ -63,29 +51,8 @@ public sealed class ProbeTracker
         InFlight = false;
         NextDue = now + (!success && Role == ProbeRole.Readiness && !_everPassed && FirstReadyRetry < Probe.Period ? FirstReadyRetry : Probe.Period);
         LastMessage = message;
-        if (success)
-        {
-            _failures = 0;
-            _successes++;
-            if (!Passing && _successes >= Math.Max(1, Probe.SuccessThreshold))
-            {
-                Passing = true;
-                _everPassed = true;
-                return ProbeTransition.Passed;
-            }
-        }
-        else
-        {
-            _successes = 0;
-            _failures++;
-            if ((Passing || Role == ProbeRole.Startup) && _failures >= Math.Max(1, Probe.FailureThreshold))
-            {
-                Passing = false;
-                _failures = 0;
-                return ProbeTransition.Failed;
-            }
-        }
-
-        return ProbeTransition.None;
+        var transition = _threshold.Record(success, Probe.SuccessThreshold, Probe.FailureThreshold);
+        _everPassed |= transition == ProbeTransition.Passed;
+        return transition;
     }
 }

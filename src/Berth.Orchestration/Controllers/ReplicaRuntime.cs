@@ -21,6 +21,10 @@ internal sealed class ReplicaRuntime
 
     public ReplicaHandle? WatchedHandle { get; set; }
 
+    /// <summary>The probes that run now: the startup probe until it passes, then liveness and readiness.</summary>
+    public IEnumerable<ProbeTracker> ActiveProbes =>
+        StartupPassed ? Probes.Where(p => p.Role != ProbeRole.Startup) : Probes.Where(p => p.Role == ProbeRole.Startup);
+
     public bool StartupPassed => Probes.All(p => p.Role != ProbeRole.Startup || p.Passing);
 
     public bool ReadyByProbes => StartupPassed && Probes.All(p => p.Role != ProbeRole.Readiness || p.Passing);

@@ -26,7 +26,7 @@ public static class RestartBackoff
     {
         RestartMode.Always => true,
         RestartMode.OnFailure => failed,
-        _ => false,
+        RestartMode.Never => false,
     };
 
     /// <summary>The failure streak to count from: a run of <see cref="RestartPolicy.ResetAfter"/> or longer clears it, as Kubernetes.</summary>

@@ -247,7 +247,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         }
 
         var (unhealthy, healthy) = RollingUpdate.OldToRemove(want, unavailable, fresh.Count, newAvailable, outdated.Count, oldAvailable);
-        var remove = outdated.Where(r => !Available(r)).OrderBy(Rank).ThenBy(r => r.CreatedAt).Take(unhealthy)
+        var remove = outdated.Where(r => !Available(r)).OrderBy(VictimOrder.Rank).ThenBy(r => r.CreatedAt).Take(unhealthy)
             .Concat(outdated.Where(Available).OrderBy(r => r.CreatedAt).Take(healthy))
             .ToList();
         return new RolloutStep(target, remove);
@@ -255,19 +255,6 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
 
     private Service? SpecOf(string service, long template) =>
         store.ListRevisions().FirstOrDefault(r => r.TemplateOf(service) == template)?.Application.FindService(service);
-
-    /// <summary>How the reconciler words an exit it found after a control-plane restart.</summary>
-    private const string LostWithControlPlane = "while the control plane was down";
-
-    private static int Rank(ReplicaRecord r) => r.Phase switch
-    {
-        ReplicaPhase.Pending => 0,
-        ReplicaPhase.BackOff => 1,
-        ReplicaPhase.Failed or ReplicaPhase.Completed or ReplicaPhase.Stopped => 2,
-        ReplicaPhase.Starting => 3,
-        ReplicaPhase.Running => 4,
-        _ => 5,
-    };
 
     private void Wake(DateTimeOffset at) => _wake = _wake is { } w && w < at ? w : at;
 
@@ -361,7 +348,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         foreach (var r in fresh)
         {
             // A replica lost while the control plane itself was down is not the new version's fault.
-            if (r.Reason?.Contains(LostWithControlPlane, StringComparison.Ordinal) == true && !excused.Contains(r.Id))
+            if (r.LastExitCause == ExitCause.LostWithControlPlane && !excused.Contains(r.Id))
             {
                 excused = excused.Add(r.Id);
             }

@@ -44,6 +44,25 @@ public sealed class NodeState(string name, long cpuMilli, long memoryBytes)
 
     public int ReplicasOf(string service) => _perService.TryGetValue(service, out var n) ? n : 0;
 
+    /// <summary>A copy frozen at this moment, for the control plane's published view.</summary>
+    internal NodeState Snapshot()
+    {
+        var copy = new NodeState(Name, CpuMilli, MemoryBytes)
+        {
+            AllocatedCpuMilli = AllocatedCpuMilli,
+            AllocatedMemoryBytes = AllocatedMemoryBytes,
+            ScoredCpuMilli = ScoredCpuMilli,
+            ScoredMemoryBytes = ScoredMemoryBytes,
+            Replicas = Replicas,
+        };
+        foreach (var (service, n) in _perService)
+        {
+            copy._perService[service] = n;
+        }
+
+        return copy;
+    }
+
     internal void Add(string service, int delta)
     {
         var n = ReplicasOf(service) + delta;
@@ -212,7 +231,7 @@ public sealed class Scheduler
                 SchedulerPolicy.BinPack => Utilization(node, cpuWanted, memoryWanted),
                 // Round-robin takes the first node in turn; random draws among equals (reservoir sampling).
                 SchedulerPolicy.RoundRobin => -k,
-                _ => 0,
+                SchedulerPolicy.Random => 0,
             };
 
             if (spread < bestSpread || score > bestScore)

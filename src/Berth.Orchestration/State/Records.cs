@@ -35,6 +35,31 @@ public enum ReplicaPhase
     Failed,
 }
 
+/// <summary>Why a replica's last run ended, so logic never has to read it out of <see cref="ReplicaRecord.Reason"/>.</summary>
+public enum ExitCause
+{
+    /// <summary>The process exited with a code.</summary>
+    Exited,
+
+    /// <summary>A signal ended it.</summary>
+    Killed,
+
+    /// <summary>The kernel's OOM killer ended it.</summary>
+    OomKilled,
+
+    /// <summary>Its liveness or startup probe failed and the control plane stopped it.</summary>
+    Unhealthy,
+
+    /// <summary>The driver could not start it.</summary>
+    CouldNotStart,
+
+    /// <summary>It is gone and no exit status says how.</summary>
+    Gone,
+
+    /// <summary>It vanished while no control plane ran (found so by adoption): not the replica's own fault.</summary>
+    LostWithControlPlane,
+}
+
 /// <summary>One replica as the control plane knows it: where it runs, how it is doing, how to find it again.</summary>
 public sealed record ReplicaRecord
 {
@@ -69,6 +94,9 @@ public sealed record ReplicaRecord
     public DateTimeOffset? ReadyAt { get; init; }
 
     public int? LastExitCode { get; init; }
+
+    /// <summary>Why the last run ended; null while it has not ended yet.</summary>
+    public ExitCause? LastExitCause { get; init; }
 
     public ReplicaHandle? Handle { get; init; }
 

@@ -25,19 +25,27 @@ public static class FileHasher
         return Convert.ToHexStringLower(outer.GetHashAndReset());
     }
 
-    /// <summary>Files under <paramref name="root"/> matching the globs (a leading '!' excludes), sorted by path; .git and .berth are never matched.</summary>
+    /// <summary>
+    /// Files under <paramref name="root"/> matching the globs (a leading '!' excludes), sorted by path; .git and .berth
+    /// are never matched. A pattern that matches a folder takes in every file inside it, as GitHub's globber does.
+    /// </summary>
     public static List<string> Match(string root, IEnumerable<string> patterns)
     {
         var matcher = new Matcher(StringComparison.Ordinal);
-        foreach (var pattern in patterns)
+        foreach (var raw in patterns)
         {
-            if (pattern.StartsWith('!'))
+            var exclude = raw.StartsWith('!');
+            var pattern = (exclude ? raw[1..] : raw).TrimStart('/');
+            var inside = pattern.TrimEnd('/') + "/**";
+            if (exclude)
             {
-                matcher.AddExclude(pattern[1..]);
+                matcher.AddExclude(pattern);
+                matcher.AddExclude(inside);
             }
             else
             {
                 matcher.AddInclude(pattern);
+                matcher.AddInclude(inside);
             }
         }
 

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Collections.Immutable;
-using Berth.Core.Contracts;
+using System.Globalization;
+using System.Runtime.InteropServices;
 using Berth.Pipelines.Definition;
 using Berth.Pipelines.Expressions;
 using Berth.Pipelines.Steps;
@@ -19,7 +20,7 @@ public sealed record PipelineEngineOptions
     /// <summary>SIGTERM to SIGKILL for stopped steps; 10s, as docker stop.</summary>
     public TimeSpan KillGrace { get; init; } = PipelineDefaults.KillGrace;
 
-    /// <summary>How often cancel requests and approvals from other processes are looked for: 250ms, a quarter of kubectl's 1s watch poll.</summary>
+    /// <summary>How often cancel requests, approvals and concurrency groups are looked at: 250ms, a quarter of kubectl's 1s watch poll.</summary>
     public TimeSpan PollInterval { get; init; } = TimeSpan.FromMilliseconds(250);
 
     /// <summary>How often a deploy step asks for rollout status: 500ms, half of kubectl rollout status' 1s.</summary>
@@ -45,6 +46,12 @@ public sealed record RunRequest
     /// <summary>Secret values by name, resolved before the run (environment or secrets file).</summary>
     public IReadOnlyDictionary<string, string> Secrets { get; init; } = ImmutableDictionary<string, string>.Empty;
 
+    /// <summary>The <c>inputs</c> context: declared inputs with their defaults, resolved by <see cref="PipelineInputs.Resolve"/>.</summary>
+    public IReadOnlyDictionary<string, object?> Inputs { get; init; } = ImmutableDictionary<string, object?>.Empty;
+
+    /// <summary>The <c>vars</c> context (from a vars file).</summary>
+    public IReadOnlyDictionary<string, string> Vars { get; init; } = ImmutableDictionary<string, string>.Empty;
+
     /// <summary>Rerun only the failed jobs of this run and what depends on them; the rest is reused.</summary>
     public long? RerunFailedOf { get; init; }
 
@@ -66,11 +73,10 @@ public sealed record RunResult(long RunId, string Status);
 
 /// <summary>
 /// Runs a pipeline: jobs in dependency order (independent jobs at once, up to max-parallel), each job's
-/// steps in order, with conditions, timeouts, retries, artifacts, caches and masked logs persisted in SQLite.
+/// steps in order, with conditions, contexts, timeouts, retries, artifacts, caches and masked logs persisted in SQLite.
 /// </summary>
-public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider time, ILogger? logger = null, IRunObserver? observer = null)
+public sealed partial class PipelineEngine(PipelineEngineOptions options, TimeProvider time, ILogger? logger = null, IRunObserver? observer = null)
 {
-    private static readonly HttpClient SharedHttp = new() { Timeout = TimeSpan.FromSeconds(30) };
     private readonly ILogger _logger = logger ?? NullLogger.Instance;
     private readonly ProcessRunner _processes = new(time);
 
@@ -88,10 +94,21 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
     }
 
     public static string RunDirectory(string stateDirectory, long runId) =>
-        Path.Combine(stateDirectory, "pipelines", "runs", runId.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        Path.Combine(stateDirectory, "pipelines", "runs", runId.ToString(CultureInfo.InvariantCulture));
+
+    /// <summary>GitHub's result words for a status: success, failure, cancelled, skipped.</summary>
+    internal static string Result(string status) => status switch
+    {
+        RunStatus.Succeeded or RunStatus.Reused => "success",
+        RunStatus.Failed or RunStatus.TimedOut => "failure",
+        RunStatus.Cancelled => "cancelled",
+        _ => "skipped",
+    };
+
+    private static readonly Lazy<bool> HasBash = new(() => ProcessRunner.ResolveProgram("bash", ImmutableDictionary<string, string>.Empty, "/") is not null);
 
     /// <summary>The state of one run while it goes.</summary>
-    private sealed class RunContext
+    private sealed partial class RunContext
     {
         private readonly PipelineEngine _engine;
         private readonly RunStore _store;
@@ -101,11 +118,14 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
         private readonly CancellationToken _outer;
         private readonly SecretMasker _masker;
         private readonly string _runDirectory;
-        private readonly ConcurrentDictionary<string, string> _instanceStatus = new();
+        private readonly ConcurrentDictionary<string, string> _jobStatus = new();
+        private readonly ConcurrentDictionary<string, ImmutableDictionary<string, string>> _jobOutputs = new();
         private readonly Dictionary<string, Task<string>> _jobTasks = [];
         private readonly Dictionary<string, IReadOnlyList<JobInstance>> _instances = [];
         private readonly SemaphoreSlim _gate;
+        private readonly ConcurrencyGate _concurrency;
         private ImmutableDictionary<string, string> _reused = ImmutableDictionary<string, string>.Empty;
+        private ExpressionContext _runContext = new();
 
         public RunContext(PipelineEngine engine, RunStore store, PipelineDefinition pipeline, RunRequest request, long runId, CancellationToken outer)
         {
@@ -118,6 +138,7 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
             _gate = new SemaphoreSlim(pipeline.MaxParallel);
             _runDirectory = RunDirectory(engine.Options.StateDirectory, runId);
             _masker = new SecretMasker(request.Secrets.Values.SelectMany(v => v.Split('\n').Select(l => l.TrimEnd('\r')).Prepend(v)));
+            _concurrency = new ConcurrencyGate(store, engine.Time, engine.Options.PollInterval);
         }
 
         private TimeProvider Time => _engine.Time;
@@ -128,8 +149,11 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
             using var runCts = CancellationTokenSource.CreateLinkedTokenSource(_outer, timeout.Token);
             using var watcherStop = new CancellationTokenSource();
             var watcher = WatchCancelAsync(runCts, watcherStop.Token);
+            long? group = null;
+            var groupWatch = Task.CompletedTask;
             try
             {
+                _runContext = BuildRunContext(runCts.Token);
                 foreach (var job in _pipeline.Jobs)
                 {
                     _instances[job.Id] = MatrixExpander.Expand(job);
@@ -137,6 +161,23 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                     {
                         _store.SaveJob(_runId, instance.Key, job.Id, instance.MatrixJson, RunStatus.Queued, null, null, "");
                     }
+                }
+
+                if (_pipeline.Concurrency is { } concurrency)
+                {
+                    var name = _masker.MaskText(concurrency.Group.Render(_runContext));
+                    group = await _concurrency.AcquireAsync(name, _runId, "*", concurrency.CancelInProgress.Evaluate(_runContext), RunLine, runCts.Token).ConfigureAwait(false);
+                    if (group is null)
+                    {
+                        foreach (var instance in _instances.Values.SelectMany(i => i))
+                        {
+                            SetJob(instance, RunStatus.Cancelled, null, null, $"cancelled: a newer run is pending in concurrency group '{name}'");
+                        }
+
+                        return RunStatus.Cancelled;
+                    }
+
+                    groupWatch = _concurrency.WatchAsync(group.Value, runCts, () => RunLine($"cancelled by a newer run of concurrency group '{name}' (cancel-in-progress)"), watcherStop.Token);
                 }
 
                 if (_request.RerunFailedOf is { } previous)
@@ -155,13 +196,111 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                     return timeout.IsCancellationRequested && !_outer.IsCancellationRequested ? RunStatus.TimedOut : RunStatus.Cancelled;
                 }
 
-                return statuses.Any(s => s is RunStatus.Failed or RunStatus.TimedOut or RunStatus.Cancelled) ? RunStatus.Failed : RunStatus.Succeeded;
+                // As GitHub's run conclusion: a failure fails the run; otherwise a cancelled job (concurrency) cancels it.
+                return statuses.Any(s => s is RunStatus.Failed or RunStatus.TimedOut) ? RunStatus.Failed
+                    : statuses.Any(s => s == RunStatus.Cancelled) ? RunStatus.Cancelled
+                    : RunStatus.Succeeded;
+            }
+            catch (OperationCanceledException) when (runCts.IsCancellationRequested)
+            {
+                return timeout.IsCancellationRequested && !_outer.IsCancellationRequested ? RunStatus.TimedOut : RunStatus.Cancelled;
+            }
+            catch (Exception e) when (e is InvalidOperationException or StepFailedException)
+            {
+                RunLine($"the run could not start: {e.Message}");
+                return RunStatus.Failed;
             }
             finally
             {
                 await watcherStop.CancelAsync().ConfigureAwait(false);
                 await watcher.ConfigureAwait(false);
+                await groupWatch.ConfigureAwait(false);
+                if (group is { } entry)
+                {
+                    _concurrency.Release(entry);
+                }
             }
+        }
+
+        private void RunLine(string text)
+        {
+            var masked = _masker.MaskText(text);
+            _store.AppendLog(_runId, "*", -1, "err", masked, Time.GetUtcNow());
+            _engine.Observer?.Line(_runId, "*", -1, OutputStream.Stderr, masked);
+        }
+
+        /// <summary>The contexts every job shares: github, runner, inputs, vars, secrets, the pipeline's env.</summary>
+        private ExpressionContext BuildRunContext(CancellationToken token)
+        {
+            var git = GitInfo.Read(_pipeline.BaseDirectory);
+            var branch = _request.Branch;
+            var runNumber = _runId.ToString(CultureInfo.InvariantCulture);
+            var github = Values.Object(new Dictionary<string, object?>
+            {
+                ["sha"] = git.Sha,
+                ["ref"] = branch.Length > 0 ? $"refs/heads/{branch}" : "",
+                ["ref_name"] = branch,
+                ["ref_type"] = "branch",
+                ["head_ref"] = "",
+                ["base_ref"] = "",
+                ["event_name"] = _request.Trigger switch
+                {
+                    "schedule" => "schedule",
+                    "watch" => "push",
+                    _ => "workflow_dispatch",
+                },
+                ["event"] = Values.Object(new Dictionary<string, object?> { ["inputs"] = Values.Object(_request.Inputs) }),
+                ["workspace"] = _pipeline.BaseDirectory,
+                ["run_id"] = runNumber,
+                ["run_number"] = runNumber,
+                ["run_attempt"] = "1",
+                ["repository"] = git.Repository,
+                ["repository_owner"] = git.Repository.Contains('/', StringComparison.Ordinal) ? git.Repository[..git.Repository.IndexOf('/', StringComparison.Ordinal)] : "",
+                ["actor"] = Environment.UserName,
+                ["triggering_actor"] = Environment.UserName,
+                ["workflow"] = _pipeline.Name,
+                ["server_url"] = "",
+                ["action"] = "",
+            });
+            Directory.CreateDirectory(Path.Combine(_runDirectory, "temp"));
+            var runner = Values.Object(new Dictionary<string, object?>
+            {
+                ["os"] = "Linux",
+                // X64, ARM64, ARM, X86: GitHub's spelling is the enum's name in capitals.
+                ["arch"] = RuntimeInformation.OSArchitecture.ToString().ToUpperInvariant(),
+                ["name"] = Environment.MachineName,
+                ["temp"] = Path.Combine(_runDirectory, "temp"),
+                ["tool_cache"] = Path.Combine(_engine.Options.StateDirectory, "pipelines", "cache"),
+                ["environment"] = "self-hosted",
+                ["debug"] = "",
+            });
+            var context = new ExpressionContext { Secrets = _request.Secrets, Branch = branch, Cancellation = token }
+                .WithContext("github", github)
+                .WithContext("runner", runner)
+                .WithContext("inputs", Values.Object(_request.Inputs))
+                .WithContext("vars", Values.Object(_request.Vars.Select(kv => KeyValuePair.Create<string, object?>(kv.Key, kv.Value))));
+            var baseEnv = new Dictionary<string, string>
+            {
+                ["CI"] = "true",
+                ["BERTH_RUN_ID"] = runNumber,
+                ["BERTH_PIPELINE"] = _pipeline.Name,
+                ["BERTH_BRANCH"] = branch,
+                ["GITHUB_WORKFLOW"] = _pipeline.Name,
+                ["GITHUB_RUN_ID"] = runNumber,
+                ["GITHUB_RUN_NUMBER"] = runNumber,
+                ["GITHUB_RUN_ATTEMPT"] = "1",
+                ["GITHUB_SHA"] = git.Sha,
+                ["GITHUB_REF"] = branch.Length > 0 ? $"refs/heads/{branch}" : "",
+                ["GITHUB_REF_NAME"] = branch,
+                ["GITHUB_REF_TYPE"] = "branch",
+                ["GITHUB_REPOSITORY"] = git.Repository,
+                ["GITHUB_ACTOR"] = Environment.UserName,
+                ["GITHUB_EVENT_NAME"] = (string)github["event_name"]!,
+                ["RUNNER_OS"] = "Linux",
+                ["RUNNER_ARCH"] = (string)runner["arch"]!,
+                ["RUNNER_TEMP"] = (string)runner["temp"]!,
+            }.ToImmutableDictionary();
+            return context with { Env = RenderEnv(_pipeline.Env, context, baseEnv) };
         }
 
         /// <summary>Cancels the run when <c>berth pipeline cancel</c> asks for it from another process.</summary>
@@ -231,43 +370,115 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
             return task;
         }
 
+        /// <summary>
+        /// As GitHub: success() of a job looks at every ancestor, not only the jobs it names in needs, so a job below
+        /// a failure is skipped even when the job between them ran because of failure() or always().
+        /// </summary>
+        private PriorOutcome PriorOf(JobDefinition job, CancellationToken runToken)
+        {
+            var statuses = job.Ancestors.Select(a => _jobStatus.GetValueOrDefault(a, RunStatus.Skipped)).ToList();
+            return runToken.IsCancellationRequested ? PriorOutcome.Cancelled
+                : statuses.Any(s => s is RunStatus.Failed or RunStatus.TimedOut) ? PriorOutcome.Failure
+                : statuses.Any(s => s == RunStatus.Cancelled) ? PriorOutcome.Cancelled
+                : statuses.Any(s => s == RunStatus.Skipped) ? PriorOutcome.Skipped
+                : PriorOutcome.Success;
+        }
+
+        /// <summary>The <c>needs</c> context: result and outputs of each job this one names in needs.</summary>
+        private ImmutableDictionary<string, object?> NeedsContext(JobDefinition job) => Values.Object(job.Needs.Select(n =>
+            KeyValuePair.Create<string, object?>(n.Job, Values.Object(new Dictionary<string, object?>
+            {
+                ["result"] = Result(_jobStatus.GetValueOrDefault(n.Job, RunStatus.Skipped)),
+                ["outputs"] = Values.Object((_jobOutputs.GetValueOrDefault(n.Job) ?? ImmutableDictionary<string, string>.Empty)
+                    .Select(kv => KeyValuePair.Create<string, object?>(kv.Key, kv.Value))),
+            }))));
+
         private async Task<string> RunJobAsync(JobDefinition job, Task<string>[] needs, CancellationToken runToken)
         {
-            var needStatuses = await Task.WhenAll(needs).ConfigureAwait(false);
+            await Task.WhenAll(needs).ConfigureAwait(false);
             await Task.Yield();
-            using var failFast = CancellationTokenSource.CreateLinkedTokenSource(runToken);
-            using var matrixGate = new SemaphoreSlim(job.Matrix?.MaxParallel ?? int.MaxValue);
-            var instances = _instances[job.Id];
-            var results = await Task.WhenAll(instances.Select(async instance =>
+            var status = await RunInstancesAsync(job, runToken).ConfigureAwait(false);
+            _jobStatus[job.Id] = status;
+            return status;
+        }
+
+        private async Task<string> RunInstancesAsync(JobDefinition job, CancellationToken runToken)
+        {
+            var prior = PriorOf(job, runToken);
+            var github = (ImmutableDictionary<string, object?>)_runContext.Contexts["github"]!;
+            var context = _runContext.WithContext("needs", NeedsContext(job)).WithContext("github", github.SetItem("job", job.Id)) with { Prior = prior };
+            var matrix = job.Matrix;
+            if (matrix?.Dynamic is { } dynamic)
             {
-                var status = await RunInstanceAsync(instance, needStatuses, runToken, failFast.Token, matrixGate).ConfigureAwait(false);
-                if (status is RunStatus.Failed or RunStatus.TimedOut && job.Matrix is { FailFast: true } && !job.ContinueOnError)
+                try
+                {
+                    matrix = MatrixExpander.FromValue(matrix, ExpressionEvaluator.Evaluate(dynamic, context));
+                    var expanded = MatrixExpander.Expand(job, matrix);
+                    _store.DeleteJob(_runId, job.Id);
+                    foreach (var instance in expanded)
+                    {
+                        _store.SaveJob(_runId, instance.Key, job.Id, instance.MatrixJson, RunStatus.Queued, null, null, "");
+                    }
+
+                    _instances[job.Id] = expanded;
+                }
+                catch (Exception e) when (e is InvalidOperationException or StepFailedException)
+                {
+                    var skipIt = job.If is null && prior != PriorOutcome.Success;
+                    return SetJob(_instances[job.Id][0], skipIt ? RunStatus.Skipped : RunStatus.Failed, null, null,
+                        skipIt ? "a needed job did not succeed" : _masker.MaskText($"strategy.matrix: {e.Message}"));
+                }
+            }
+
+            using var failFast = CancellationTokenSource.CreateLinkedTokenSource(runToken);
+            string? failedLeg = null;
+            using var matrixGate = new SemaphoreSlim(matrix?.MaxParallel ?? int.MaxValue);
+            var instances = _instances[job.Id];
+            var strategy = Values.Object(new Dictionary<string, object?>
+            {
+                ["fail-fast"] = matrix?.FailFast.Evaluate(context) ?? true,
+                ["job-total"] = (double)instances.Count,
+                ["max-parallel"] = (double)(matrix?.MaxParallel ?? instances.Count),
+            });
+            var results = await Task.WhenAll(instances.Select(async (instance, index) =>
+            {
+                var instanceContext = context.WithContext("strategy", strategy.SetItem("job-index", (double)index)) with { Matrix = instance.Matrix };
+                var status = await RunInstanceAsync(instance, instanceContext, failFast.Token, () => failedLeg, matrixGate).ConfigureAwait(false);
+                if (status is RunStatus.Failed or RunStatus.TimedOut && matrix is not null && Values.IsTruthy(strategy["fail-fast"]) &&
+                    !SafeFlag(job.ContinueOnError, instanceContext) && Interlocked.CompareExchange(ref failedLeg, instance.Key, null) is null)
                 {
                     await failFast.CancelAsync().ConfigureAwait(false);
                 }
 
-                return status;
+                return (status, continueOnError: SafeFlag(job.ContinueOnError, instanceContext));
             })).ConfigureAwait(false);
 
-            if (job.ContinueOnError && results.Any(r => r is RunStatus.Failed or RunStatus.TimedOut))
-            {
-                return RunStatus.Succeeded;
-            }
-
-            if (results.Any(r => r is RunStatus.Failed or RunStatus.TimedOut))
+            if (results.Any(r => r.status is RunStatus.Failed or RunStatus.TimedOut && !r.continueOnError))
             {
                 return RunStatus.Failed;
             }
 
-            if (results.Any(r => r == RunStatus.Cancelled))
+            if (results.Any(r => r.status == RunStatus.Cancelled))
             {
                 return RunStatus.Cancelled;
             }
 
-            return results.All(r => r == RunStatus.Skipped) ? RunStatus.Skipped : RunStatus.Succeeded;
+            return results.All(r => r.status == RunStatus.Skipped) ? RunStatus.Skipped : RunStatus.Succeeded;
         }
 
-        private async Task<string> RunInstanceAsync(JobInstance instance, string[] needStatuses, CancellationToken runToken, CancellationToken failFast, SemaphoreSlim matrixGate)
+        private static bool SafeFlag(Flag flag, ExpressionContext context)
+        {
+            try
+            {
+                return flag.Evaluate(context);
+            }
+            catch (InvalidOperationException)
+            {
+                return false;
+            }
+        }
+
+        private async Task<string> RunInstanceAsync(JobInstance instance, ExpressionContext context, CancellationToken failFast, Func<string?> failedLeg, SemaphoreSlim matrixGate)
         {
             var job = instance.Job;
             if (_reused.TryGetValue(instance.Key, out var previousArtifacts))
@@ -276,17 +487,15 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
                 return SetJob(instance, RunStatus.Reused, null, null, $"reused from run {_request.RerunFailedOf}");
             }
 
-            var prior = runToken.IsCancellationRequested ? PriorOutcome.Cancelled
-                : needStatuses.Any(s => s is RunStatus.Failed or RunStatus.TimedOut) ? PriorOutcome.Failure
-                : needStatuses.Any(s => s == RunStatus.Cancelled) ? PriorOutcome.Cancelled
-                : needStatuses.Any(s => s == RunStatus.Skipped) ? PriorOutcome.Skipped
-                : PriorOutcome.Success;
-            var context = new ExpressionContext { Matrix = instance.Matrix, Secrets = _request.Secrets, Branch = _request.Branch, Prior = prior };
-            context = context with { Env = RenderEnv(_pipeline.Env, context, BaseEnvironment(instance)) };
             bool run;
             try
             {
-                run = job.If is null ? prior == PriorOutcome.Success : ExpressionEvaluator.EvaluateCondition(job.If, context);
+                context = context with { Env = RenderEnv([], context, context.Env), Cancellation = failFast };
+                run = job.If is null ? context.Prior == PriorOutcome.Success : ExpressionEvaluator.EvaluateCondition(job.If, context);
+            }
+            catch (OperationCanceledException)
+            {
+                return SetJob(instance, RunStatus.Cancelled, null, null, "cancelled while its if: was evaluated");
             }
             catch (Exception e) when (e is InvalidOperationException or IOException)
             {
@@ -295,13 +504,13 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
 
             if (!run)
             {
-                return SetJob(instance, prior == PriorOutcome.Cancelled ? RunStatus.Cancelled : RunStatus.Skipped, null, null,
+                return SetJob(instance, context.Prior == PriorOutcome.Cancelled ? RunStatus.Cancelled : RunStatus.Skipped, null, null,
                     job.If is null ? "a needed job did not succeed" : "if: was false");
             }
 
             if (failFast.IsCancellationRequested)
             {
-                return SetJob(instance, RunStatus.Cancelled, null, null, "cancelled: another matrix job failed (fail-fast)");
+                return SetJob(instance, RunStatus.Cancelled, null, null, CancelMessage(failedLeg, "before it started"));
             }
 
             try
@@ -310,39 +519,59 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
             }
             catch (OperationCanceledException)
             {
-                return SetJob(instance, RunStatus.Cancelled, null, null, "cancelled before it started");
+                return SetJob(instance, RunStatus.Cancelled, null, null, CancelMessage(failedLeg, "before it started"));
             }
 
+            long? group = null;
             try
             {
                 await matrixGate.WaitAsync(failFast).ConfigureAwait(false);
+                using var jobCancel = CancellationTokenSource.CreateLinkedTokenSource(failFast);
+                using var watchStop = new CancellationTokenSource();
+                var watch = Task.CompletedTask;
+                string? groupMessage = null;
                 try
                 {
-                    return await new JobRun(this, instance, context, failFast).ExecuteAsync().ConfigureAwait(false);
+                    if (job.Concurrency is { } concurrency)
+                    {
+                        var name = _masker.MaskText(concurrency.Group.Render(context));
+                        group = await _concurrency.AcquireAsync(name, _runId, instance.Key, concurrency.CancelInProgress.Evaluate(context),
+                            text => SetJob(instance, RunStatus.Queued, null, null, text), failFast).ConfigureAwait(false);
+                        if (group is null)
+                        {
+                            return SetJob(instance, RunStatus.Cancelled, null, null, $"cancelled: a newer job is pending in concurrency group '{name}'");
+                        }
+
+                        watch = _concurrency.WatchAsync(group.Value, jobCancel, () => groupMessage = $"cancelled by a newer job of concurrency group '{name}' (cancel-in-progress)", watchStop.Token);
+                    }
+
+                    return await new JobRun(this, instance, context, jobCancel.Token, () => groupMessage ?? CancelMessage(failedLeg, "")).ExecuteAsync().ConfigureAwait(false);
                 }
                 finally
                 {
+                    await watchStop.CancelAsync().ConfigureAwait(false);
+                    await watch.ConfigureAwait(false);
                     matrixGate.Release();
                 }
             }
             catch (OperationCanceledException)
             {
-                return SetJob(instance, RunStatus.Cancelled, null, null, "cancelled before it started");
+                return SetJob(instance, RunStatus.Cancelled, null, null, CancelMessage(failedLeg, "before it started"));
             }
             finally
             {
+                if (group is { } entry)
+                {
+                    _concurrency.Release(entry);
+                }
+
                 _gate.Release();
             }
         }
 
-        private ImmutableDictionary<string, string> BaseEnvironment(JobInstance instance) => new Dictionary<string, string>
-        {
-            ["CI"] = "true",
-            ["BERTH_RUN_ID"] = _runId.ToString(System.Globalization.CultureInfo.InvariantCulture),
-            ["BERTH_PIPELINE"] = _pipeline.Name,
-            ["BERTH_JOB"] = instance.Key,
-            ["BERTH_BRANCH"] = _request.Branch,
-        }.ToImmutableDictionary();
+        private string CancelMessage(Func<string?> failedLeg, string when) => failedLeg() is { } leg && !_outer.IsCancellationRequested
+            ? $"cancelled{(when.Length > 0 ? " " + when : "")}: matrix job {leg} failed (fail-fast)"
+            : when.Length > 0 ? $"cancelled {when}" : "";
 
         private ImmutableDictionary<string, string> RenderEnv(ImmutableArray<EnvEntry> entries, ExpressionContext context, IReadOnlyDictionary<string, string> start)
         {
@@ -357,7 +586,6 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
 
         private string SetJob(JobInstance instance, string status, DateTimeOffset? started, DateTimeOffset? finished, string message)
         {
-            _instanceStatus[instance.Key] = status;
             _store.SaveJob(_runId, instance.Key, instance.Job.Id, instance.MatrixJson, status, started, finished, message);
             _engine.Observer?.JobChanged(_runId, instance.Key, status, message);
             if (RunStatus.IsFinal(status))
@@ -369,393 +597,6 @@ public sealed class PipelineEngine(PipelineEngineOptions options, TimeProvider t
         }
 
         private string ArtifactDirectory(string key) => Path.Combine(_runDirectory, "artifacts", FileCopy.SafeName(key));
-
-        /// <summary>One job instance from its first step to its last.</summary>
-        private sealed class JobRun(RunContext run, JobInstance instance, ExpressionContext context, CancellationToken failFast)
-        {
-            private readonly JobDefinition _job = instance.Job;
-            private string _workspace = "";
-            private DateTimeOffset _started;
-
-            public async Task<string> ExecuteAsync()
-            {
-                _started = run.Time.GetUtcNow();
-                run.SetJob(instance, RunStatus.Running, _started, null, "");
-                using var timeout = new CancellationTokenSource(_job.Timeout ?? PipelineDefaults.JobTimeout, run.Time);
-                using var jobCts = CancellationTokenSource.CreateLinkedTokenSource(failFast, timeout.Token);
-                var token = jobCts.Token;
-                var outcome = PriorOutcome.Success;
-                string? cacheHitKey = null;
-                string? cacheKey = null;
-                try
-                {
-                    _workspace = _job.IsolatedWorkspace
-                        ? Directory.CreateDirectory(Path.Combine(run._runDirectory, "work", FileCopy.SafeName(instance.Key))).FullName
-                        : run._pipeline.BaseDirectory;
-                    context = context with { Workspace = _workspace };
-                    var env = run.RenderEnv(_job.Env, context, context.Env.ToImmutableDictionary().SetItem("BERTH_WORKSPACE", _workspace));
-                    context = context with { Env = env };
-                    ReceiveArtifacts();
-                    if (_job.Cache is { } cache)
-                    {
-                        cacheKey = cache.Key.Render(context);
-                        cacheHitKey = new CacheStore(run._engine.Options.StateDirectory).Restore(cache, cacheKey, cache.RestoreKeys.Select(k => k.Render(context)).ToList(), _workspace, JobLine);
-                    }
-
-                    for (var index = 0; index < _job.Steps.Length; index++)
-                    {
-                        var step = _job.Steps[index];
-                        var prior = token.IsCancellationRequested ? PriorOutcome.Cancelled : outcome;
-                        var status = await RunStepAsync(step, index, context with { Prior = prior }, token).ConfigureAwait(false);
-                        if (status is RunStatus.Failed or RunStatus.TimedOut && !step.ContinueOnError)
-                        {
-                            outcome = PriorOutcome.Failure;
-                        }
-                        else if (status == RunStatus.Cancelled)
-                        {
-                            outcome = PriorOutcome.Cancelled;
-                        }
-                    }
-
-                    if (outcome == PriorOutcome.Success)
-                    {
-                        SaveArtifacts();
-                        if (_job.Cache is { } c && cacheKey is { Length: > 0 } && cacheHitKey != cacheKey)
-                        {
-                            new CacheStore(run._engine.Options.StateDirectory).Save(c, cacheKey, _workspace, JobLine);
-                        }
-                    }
-                }
-                catch (Exception e) when (e is StepFailedException or IOException or UnauthorizedAccessException)
-                {
-                    var reason = e is StepFailedException ? e.Message : $"{e.GetType().Name}: {e.Message}";
-                    JobLine(reason);
-                    return run.SetJob(instance, RunStatus.Failed, _started, run.Time.GetUtcNow(), run._masker.MaskText(reason));
-                }
-
-                var final = outcome switch
-                {
-                    PriorOutcome.Success => RunStatus.Succeeded,
-                    PriorOutcome.Cancelled when timeout.IsCancellationRequested && !failFast.IsCancellationRequested => RunStatus.TimedOut,
-                    PriorOutcome.Cancelled => RunStatus.Cancelled,
-                    _ when timeout.IsCancellationRequested => RunStatus.TimedOut,
-                    _ => RunStatus.Failed,
-                };
-                var message = final == RunStatus.TimedOut ? $"job timed out after {Core.Model.Durations.Format(_job.Timeout ?? PipelineDefaults.JobTimeout)}" : "";
-                return run.SetJob(instance, final, _started, run.Time.GetUtcNow(), message);
-            }
-
-            private void JobLine(string text) => Line(-1, OutputStream.Stderr, run._masker.MaskText(text));
-
-            private void Line(int stepIndex, OutputStream stream, string masked)
-            {
-                run._store.AppendLog(run._runId, instance.Key, stepIndex, stream == OutputStream.Stdout ? "out" : "err", masked, run.Time.GetUtcNow());
-                run._engine.Observer?.Line(run._runId, instance.Key, stepIndex, stream, masked);
-            }
-
-            private void ReceiveArtifacts()
-            {
-                foreach (var (need, _) in _job.Needs)
-                {
-                    foreach (var producer in run._instances[need])
-                    {
-                        var source = run.ArtifactDirectory(producer.Key);
-                        if (Directory.Exists(source))
-                        {
-                            FileCopy.CopyTree(source, _workspace);
-                            JobLine($"received artifacts of {producer.Key}");
-                        }
-                    }
-                }
-            }
-
-            private void SaveArtifacts()
-            {
-                if (_job.Artifacts.IsEmpty)
-                {
-                    return;
-                }
-
-                var destination = run.ArtifactDirectory(instance.Key);
-                foreach (var pattern in _job.Artifacts)
-                {
-                    var glob = Directory.Exists(Path.Combine(_workspace, pattern)) ? pattern.TrimEnd('/') + "/**" : pattern;
-                    var files = FileHasher.Match(_workspace, [glob]);
-                    if (files.Count == 0)
-                    {
-                        throw new StepFailedException($"artifact '{pattern}' matched no files in {_workspace}; did the job write it?");
-                    }
-
-                    foreach (var file in files)
-                    {
-                        FileCopy.CopyTree(file, Path.Combine(destination, Path.GetRelativePath(_workspace, file)));
-                    }
-                }
-            }
-
-            private void SaveStep(StepDefinition step, int index, string status, int? exitCode, int attempts, DateTimeOffset? started, DateTimeOffset? finished, string summary)
-            {
-                var record = new StepRecord(run._runId, instance.Key, index, step.Name, StepKindName(step.Kind), status, exitCode, attempts, started, finished, run._masker.MaskText(summary));
-                run._store.SaveStep(record);
-                run._engine.Observer?.StepChanged(record);
-            }
-
-            private static string StepKindName(StepKind kind) => kind switch
-            {
-                StepKind.Run => "run",
-                StepKind.Test => "test",
-                StepKind.BuildImage => "build-image",
-                StepKind.Deploy => "deploy",
-                _ => "approve",
-            };
-
-            private async Task<string> RunStepAsync(StepDefinition step, int index, ExpressionContext stepContext, CancellationToken jobToken)
-            {
-                bool go;
-                try
-                {
-                    go = step.If is null ? stepContext.Prior == PriorOutcome.Success : ExpressionEvaluator.EvaluateCondition(step.If, stepContext);
-                }
-                catch (Exception e) when (e is InvalidOperationException or IOException)
-                {
-                    SaveStep(step, index, RunStatus.Failed, null, 0, null, null, $"if: {e.Message}");
-                    return RunStatus.Failed;
-                }
-
-                if (!go)
-                {
-                    var skipped = stepContext.Prior == PriorOutcome.Cancelled ? RunStatus.Cancelled : RunStatus.Skipped;
-                    SaveStep(step, index, skipped, null, 0, null, null, step.If is null ? "an earlier step did not succeed" : "if: was false");
-                    return skipped;
-                }
-
-                var started = run.Time.GetUtcNow();
-                var env = run.RenderEnv(step.Env, stepContext, stepContext.Env);
-                var stepContextWithEnv = stepContext with { Env = env };
-                var attempts = 0;
-                while (true)
-                {
-                    attempts++;
-                    SaveStep(step, index, RunStatus.Running, null, attempts, started, null, "");
-                    using var timeout = step.Timeout is { } t ? new CancellationTokenSource(t, run.Time) : new CancellationTokenSource();
-                    using var stepCts = CancellationTokenSource.CreateLinkedTokenSource(jobToken, timeout.Token);
-                    int? exitCode = null;
-                    string status;
-                    string summary = "";
-                    try
-                    {
-                        (status, exitCode, summary) = await ExecuteStepAsync(step, index, stepContextWithEnv, started, stepCts.Token).ConfigureAwait(false);
-                    }
-                    catch (StepFailedException e)
-                    {
-                        status = RunStatus.Failed;
-                        summary = e.Message;
-                        Line(index, OutputStream.Stderr, run._masker.MaskText(e.Message));
-                    }
-                    catch (OperationCanceledException) when (stepCts.IsCancellationRequested)
-                    {
-                        status = RunStatus.Cancelled;
-                    }
-                    catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.ComponentModel.Win32Exception or HttpRequestException or InvalidOperationException or Docker.DotNet.DockerApiException)
-                    {
-                        // Not a user error we foresaw; still one line, never a stack trace in the run.
-                        status = RunStatus.Failed;
-                        summary = $"{e.GetType().Name}: {e.Message}";
-                        Line(index, OutputStream.Stderr, run._masker.MaskText(summary));
-                    }
-
-                    if (status == RunStatus.Cancelled && timeout.IsCancellationRequested && !jobToken.IsCancellationRequested)
-                    {
-                        status = RunStatus.TimedOut;
-                        summary = $"timed out after {Core.Model.Durations.Format(step.Timeout!.Value)}";
-                    }
-
-                    if (status == RunStatus.Failed && attempts < step.Retry.Attempts && (exitCode is null || step.Retry.ShouldRetry(exitCode.Value)) && !jobToken.IsCancellationRequested)
-                    {
-                        Line(index, OutputStream.Stderr, $"berth: attempt {attempts} of {step.Retry.Attempts} failed{(exitCode is { } c ? $" (exit code {c})" : "")}; retrying");
-                        if (step.Retry.Delay > TimeSpan.Zero)
-                        {
-                            try
-                            {
-                                await Task.Delay(step.Retry.Delay, run.Time, jobToken).ConfigureAwait(false);
-                            }
-                            catch (OperationCanceledException)
-                            {
-                            }
-                        }
-
-                        continue;
-                    }
-
-                    if (status is RunStatus.Failed or RunStatus.TimedOut)
-                    {
-                        Log.StepFailed(run._engine._logger, run._runId, instance.Key, step.Name, run._masker.MaskText(summary.Length > 0 ? summary : $"exit code {exitCode}"));
-                        if (step.ContinueOnError)
-                        {
-                            summary = (summary.Length > 0 ? summary + "; " : "") + "continue-on-error";
-                        }
-                    }
-
-                    SaveStep(step, index, status, exitCode, attempts, started, run.Time.GetUtcNow(), summary);
-                    return status;
-                }
-            }
-
-            private async Task<(string Status, int? ExitCode, string Summary)> ExecuteStepAsync(
-                StepDefinition step, int index, ExpressionContext stepContext, DateTimeOffset started, CancellationToken token)
-            {
-                var directory = ResolveDirectory(step.WorkingDirectory, stepContext);
-                switch (step.Kind)
-                {
-                    case StepKind.Run:
-                    {
-                        var outcome = await RunCommandAsync(step.Command!, index, stepContext, directory, token).ConfigureAwait(false);
-                        return outcome.Stopped ? (RunStatus.Cancelled, outcome.ExitCode, "")
-                            : (outcome.ExitCode == 0 ? RunStatus.Succeeded : RunStatus.Failed, outcome.ExitCode, outcome.ExitCode == 0 ? "" : $"exit code {outcome.ExitCode}");
-                    }
-
-                    case StepKind.Test:
-                    {
-                        var outcome = await RunCommandAsync(step.Command!, index, stepContext, directory, token).ConfigureAwait(false);
-                        if (outcome.Stopped)
-                        {
-                            return (RunStatus.Cancelled, outcome.ExitCode, "");
-                        }
-
-                        var patterns = step.Results.Select(r => Template.Parse(r).Render(stepContext)).ToList();
-                        var files = FileHasher.Match(directory, patterns)
-                            .Where(f => File.GetLastWriteTimeUtc(f) >= started.UtcDateTime.AddSeconds(-2))
-                            .ToList();
-                        if (files.Count == 0)
-                        {
-                            return (RunStatus.Failed, outcome.ExitCode, $"no test results matching {string.Join(", ", patterns)} were written under {directory}");
-                        }
-
-                        var summary = files.Aggregate(TestSummary.Empty, (sum, f) => sum.Add(TestResults.Read(f)));
-                        Line(index, OutputStream.Stdout, run._masker.MaskText($"tests: {summary}"));
-                        foreach (var failed in summary.FailedTests.Take(20))
-                        {
-                            Line(index, OutputStream.Stdout, run._masker.MaskText($"  failed: {failed}"));
-                        }
-
-                        var ok = outcome.ExitCode == 0 && summary.Failed == 0;
-                        return (ok ? RunStatus.Succeeded : RunStatus.Failed, outcome.ExitCode, summary.ToString());
-                    }
-
-                    case StepKind.BuildImage:
-                    {
-                        var build = step.BuildImage!;
-                        var contextDir = Path.GetFullPath(build.Context.Render(stepContext), directory);
-                        var tags = build.Tags.Select(t => t.Render(stepContext)).ToList();
-                        var args = run.RenderEnv(build.BuildArgs, stepContext, ImmutableDictionary<string, string>.Empty);
-                        var builder = run._engine.Options.ImageBuilder ?? new DockerImageBuilder();
-                        await builder.BuildAsync(contextDir, build.Dockerfile?.Render(stepContext) ?? "Dockerfile", tags, args,
-                            line => Line(index, OutputStream.Stdout, run._masker.MaskText(line)), token).ConfigureAwait(false);
-                        return (RunStatus.Succeeded, null, $"built {string.Join(", ", tags)}");
-                    }
-
-                    case StepKind.Deploy:
-                        return await DeployAsync(step.Deploy!, index, stepContext, token).ConfigureAwait(false);
-
-                    default:
-                        return await ApproveAsync(step, index, started, token).ConfigureAwait(false);
-                }
-            }
-
-            private string ResolveDirectory(string? stepDirectory, ExpressionContext stepContext)
-            {
-                var directory = _workspace;
-                if (_job.WorkingDirectory is { } jobDirectory)
-                {
-                    directory = Path.GetFullPath(Template.Parse(jobDirectory).Render(stepContext), directory);
-                }
-
-                if (stepDirectory is not null)
-                {
-                    directory = Path.GetFullPath(Template.Parse(stepDirectory).Render(stepContext), directory);
-                }
-
-                return directory;
-            }
-
-            private Task<ProcessOutcome> RunCommandAsync(CommandDefinition command, int index, ExpressionContext stepContext, string directory, CancellationToken token)
-            {
-                IReadOnlyList<string> argv = command.Shell is null
-                    ? command.Argv.Select(a => a.Render(stepContext)).ToList()
-                    : ShellArgv(command.Shell, command.Script!.Render(stepContext));
-                var spec = new ProcessSpec(argv, directory, stepContext.Env);
-                return run._engine._processes.RunAsync(spec, run._masker, (stream, text) => Line(index, stream, text), run._engine.Options.KillGrace, token);
-            }
-
-            /// <summary>The shells GitHub Actions knows, with the same flags: fail on the first error.</summary>
-            private static string[] ShellArgv(string shell, string script) => shell switch
-            {
-                "bash" => ["bash", "--noprofile", "--norc", "-eo", "pipefail", "-c", script],
-                "sh" => ["sh", "-e", "-c", script],
-                "pwsh" => ["pwsh", "-NoProfile", "-NonInteractive", "-Command", script],
-                _ => [shell, "-c", script],
-            };
-
-            private async Task<(string, int?, string)> DeployAsync(DeployDefinition deploy, int index, ExpressionContext stepContext, CancellationToken token)
-            {
-                var service = deploy.Service.Render(stepContext);
-                var endpoint = ControlPlaneEndpoint.Discover(run._engine.Options.StateDirectory);
-                var client = run._engine.Options.ControlPlane?.Invoke(endpoint) ?? new ControlPlaneClient(SharedHttp, endpoint);
-                var update = new ServicePatchRequest
-                {
-                    Image = deploy.Image?.Render(stepContext),
-                    Command = deploy.Command?.Select(c => c.Render(stepContext)).ToList(),
-                    Env = deploy.Env.IsEmpty ? null : run.RenderEnv(deploy.Env, stepContext, ImmutableDictionary<string, string>.Empty),
-                };
-                var revision = await client.UpdateServiceAsync(service, update, token).ConfigureAwait(false);
-                Line(index, OutputStream.Stdout, run._masker.MaskText($"rollout of {service} to revision {revision} started"));
-                using var deadline = new CancellationTokenSource(deploy.Timeout ?? PipelineDefaults.DeployTimeout, run.Time);
-                using var linked = CancellationTokenSource.CreateLinkedTokenSource(token, deadline.Token);
-                RolloutState? lastState = null;
-                try
-                {
-                    while (true)
-                    {
-                        var status = await client.GetRolloutAsync(service, linked.Token).ConfigureAwait(false);
-                        if (status.State != lastState)
-                        {
-                            lastState = status.State;
-                            Line(index, OutputStream.Stdout, run._masker.MaskText($"rollout of {service} revision {status.Revision}: {status.State.Name()}{(string.IsNullOrEmpty(status.Message) ? "" : " — " + status.Message)}"));
-                        }
-
-                        switch (status.State)
-                        {
-                            case RolloutState.Complete when status.Revision >= revision:
-                                return (RunStatus.Succeeded, null, $"{service} at revision {status.Revision}");
-                            case RolloutState.RolledBack or RolloutState.Failed:
-                                return (RunStatus.Failed, null,
-                                    $"rollout of {service} revision {revision} {status.State.Name()}{(string.IsNullOrEmpty(status.Message) ? "" : ": " + status.Message)}; the app stays on its previous revision");
-                        }
-
-                        await Task.Delay(run._engine.Options.RolloutPollInterval, run.Time, linked.Token).ConfigureAwait(false);
-                    }
-                }
-                catch (OperationCanceledException) when (deadline.IsCancellationRequested && !token.IsCancellationRequested)
-                {
-                    return (RunStatus.Failed, null,
-                        $"rollout of {service} revision {revision} did not complete within {Core.Model.Durations.Format(deploy.Timeout ?? PipelineDefaults.DeployTimeout)} (last state: {lastState?.Name()}); see 'berth rollout status {service}'");
-                }
-            }
-
-            private async Task<(string, int?, string)> ApproveAsync(StepDefinition step, int index, DateTimeOffset started, CancellationToken token)
-            {
-                SaveStep(step, index, RunStatus.Waiting, null, 1, started, null, step.ApproveMessage ?? "");
-                Line(index, OutputStream.Stdout, run._masker.MaskText($"waiting for approval: {step.ApproveMessage} — run 'berth pipeline approve {run._runId}'"));
-                using var timer = new PeriodicTimer(run._engine.Options.PollInterval, run.Time);
-                while (!run._store.IsApproved(run._runId, instance.Key))
-                {
-                    await timer.WaitForNextTickAsync(token).ConfigureAwait(false);
-                }
-
-                Line(index, OutputStream.Stdout, "approved");
-                return (RunStatus.Succeeded, null, "approved");
-            }
-        }
     }
 
     private PipelineEngineOptions Options => options;

@@ -11,17 +11,29 @@ public sealed class SecretMasker
 {
     public const string Mask = "***";
 
-    // Line breaks are not part of what is matched: "hun\nter2" matches "hunter2".
-    private readonly string[] _secrets;
+    // Line breaks are not part of what is matched: "hun\nter2" matches "hunter2". Replaced whole by Add, never changed in place.
+    private volatile string[] _secrets;
+    private readonly Lock _lock = new();
 
     public SecretMasker(IEnumerable<string> secrets)
     {
-        _secrets = secrets
-            .Select(s => s.Replace("\r", "", StringComparison.Ordinal).Replace("\n", "", StringComparison.Ordinal))
-            .Where(s => s.Length > 0)
-            .Distinct(StringComparer.Ordinal)
-            .OrderByDescending(s => s.Length)
-            .ToArray();
+        _secrets = Normalize(secrets);
+    }
+
+    private static string[] Normalize(IEnumerable<string> secrets) => secrets
+        .Select(s => s.Replace("\r", "", StringComparison.Ordinal).Replace("\n", "", StringComparison.Ordinal))
+        .Where(s => s.Length > 0)
+        .Distinct(StringComparer.Ordinal)
+        .OrderByDescending(s => s.Length)
+        .ToArray();
+
+    /// <summary>Masks <paramref name="value"/> from now on (<c>::add-mask::</c>), in every stream of this masker.</summary>
+    public void Add(string value)
+    {
+        lock (_lock)
+        {
+            _secrets = Normalize(_secrets.Append(value).Concat(value.Split('\n').Select(l => l.TrimEnd('\r'))));
+        }
     }
 
     public static SecretMasker Empty { get; } = new([]);

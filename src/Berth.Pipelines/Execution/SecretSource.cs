@@ -32,31 +32,7 @@ public static class SecretSource
             }
             else
             {
-                var lineNumber = 0;
-                foreach (var line in File.ReadAllLines(full))
-                {
-                    lineNumber++;
-                    var trimmed = line.Trim();
-                    if (trimmed.Length == 0 || trimmed.StartsWith('#'))
-                    {
-                        continue;
-                    }
-
-                    var eq = trimmed.IndexOf('=');
-                    if (eq <= 0)
-                    {
-                        errors.Add($"{full}:{lineNumber}: expected NAME=VALUE");
-                        continue;
-                    }
-
-                    var value = trimmed[(eq + 1)..];
-                    if (value.Length >= 2 && value[0] == value[^1] && value[0] is '"' or '\'')
-                    {
-                        value = value[1..^1].Replace("\\n", "\n", StringComparison.Ordinal);
-                    }
-
-                    fromFile[trimmed[..eq].Trim()] = value;
-                }
+                fromFile = ReadValuesFile(full, errors);
             }
         }
 
@@ -78,6 +54,42 @@ public static class SecretSource
         }
 
         return result.ToImmutable();
+    }
+
+    /// <summary>
+    /// <c>NAME=VALUE</c> lines (blank lines and # comments skipped; a value in matching quotes loses them, and \n in it is a
+    /// line break): the secrets file, and the vars file of the <c>vars</c> context.
+    /// </summary>
+    public static Dictionary<string, string> ReadValuesFile(string full, List<string> errors)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var lineNumber = 0;
+        foreach (var line in File.ReadAllLines(full))
+        {
+            lineNumber++;
+            var trimmed = line.Trim();
+            if (trimmed.Length == 0 || trimmed.StartsWith('#'))
+            {
+                continue;
+            }
+
+            var eq = trimmed.IndexOf('=');
+            if (eq <= 0)
+            {
+                errors.Add($"{full}:{lineNumber}: expected NAME=VALUE");
+                continue;
+            }
+
+            var value = trimmed[(eq + 1)..];
+            if (value.Length >= 2 && value[0] == value[^1] && value[0] is '"' or '\'')
+            {
+                value = value[1..^1].Replace("\\n", "\n", StringComparison.Ordinal);
+            }
+
+            values[trimmed[..eq].Trim()] = value;
+        }
+
+        return values;
     }
 
     /// <summary>The nearest folder with .git above <paramref name="directory"/>, else the folder itself.</summary>

@@ -231,7 +231,7 @@ public static class ExpressionEvaluator
             }
 
             case NotExpr not:
-                return !Values.IsTruthy(Evaluate(not.Operand, context));
+                return Box(!Values.IsTruthy(Evaluate(not.Operand, context)));
             case LogicalExpr logical:
             {
                 // Each operand once, left to right, stopping at the first that decides: && gives the first falsy
@@ -257,12 +257,12 @@ public static class ExpressionEvaluator
                 {
                     context.Cancellation.ThrowIfCancellationRequested();
                     var right = Evaluate(operand, context);
-                    left = op switch
+                    left = Box(op switch
                     {
                         "==" => Values.LooseEquals(left, right),
                         "!=" => !Values.LooseEquals(left, right),
                         _ => Values.Compare(op, left, right),
-                    };
+                    });
                 }
 
                 return left;
@@ -275,6 +275,12 @@ public static class ExpressionEvaluator
                 throw new InvalidOperationException($"unknown expression node {expr.GetType().Name}");
         }
     }
+
+    private static readonly object BoxedTrue = true;
+    private static readonly object BoxedFalse = false;
+
+    /// <summary>One boxed true and one boxed false for every comparison, instead of an allocation per term.</summary>
+    private static object Box(bool value) => value ? BoxedTrue : BoxedFalse;
 
     public static bool EvaluateCondition(Expr expr, ExpressionContext context)
     {
@@ -294,12 +300,13 @@ public static class ExpressionEvaluator
             return value;
         }
 
-        return name.ToLowerInvariant() switch
+        // Compared ignoring case without lowering the name (no string per evaluation).
+        return name switch
         {
-            "env" => context.Env,
-            "matrix" => context.Matrix,
-            "secrets" => context.Secrets,
-            "branch" => context.Branch,
+            _ when name.Equals("env", StringComparison.OrdinalIgnoreCase) => context.Env,
+            _ when name.Equals("matrix", StringComparison.OrdinalIgnoreCase) => context.Matrix,
+            _ when name.Equals("secrets", StringComparison.OrdinalIgnoreCase) => context.Secrets,
+            _ when name.Equals("branch", StringComparison.OrdinalIgnoreCase) => context.Branch,
             _ => Values.EmptyObject,
         };
     }

@@ -1,4 +1,4 @@
-using System.Formats.Tar;
+using Berth.Core.Build;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
@@ -17,7 +17,7 @@ public interface IImageBuilder
         CancellationToken cancellationToken);
 }
 
-/// <summary>Builds through the Docker Engine API (Docker.DotNet): the context goes up as a tar stream.</summary>
+/// <summary>Builds through the Docker Engine API (Docker.DotNet): the context goes up as the runtime's build-context tar (honouring .dockerignore).</summary>
 public sealed class DockerImageBuilder(Uri? endpoint = null) : IImageBuilder
 {
     public async Task BuildAsync(
@@ -39,9 +39,8 @@ public sealed class DockerImageBuilder(Uri? endpoint = null) : IImageBuilder
         }
 
         using var client = new DockerClientConfiguration(endpoint ?? DefaultEndpoint()).CreateClient();
-        var tar = new MemoryStream();
-        await TarFile.CreateFromDirectoryAsync(contextDirectory, tar, includeBaseDirectory: false, cancellationToken).ConfigureAwait(false);
-        tar.Position = 0;
+        // The runtime's build context: what .dockerignore excludes never leaves the machine's disk.
+        using var tar = await BuildContext.CreateTarAsync(contextDirectory, cancellationToken).ConfigureAwait(false);
         string? error = null;
         var progress = new Progress(message =>
         {

@@ -43,6 +43,12 @@ public sealed record StepRecord(
     public TimeSpan? Duration => Finished - Started;
 }
 
+/// <summary>A workflow command's message (error, warning, notice) with where it points, or a step summary.</summary>
+public sealed record Annotation(long RunId, string JobKey, int StepIndex, string Level, string? File, int? Line, int? Column, string? Title, string Message);
+
+/// <summary>One run or job in a concurrency group: pending, running, or superseded by a newer pending one.</summary>
+public sealed record GroupEntry(long Id, long RunId, string JobKey, string State, bool CancelRequested);
+
 public sealed record LogRecord(long Seq, string JobKey, int StepIndex, string Stream, string Text, DateTimeOffset Time);
 
 /// <summary>
@@ -87,6 +93,12 @@ public sealed class RunStore : IDisposable
             CREATE INDEX IF NOT EXISTS logs_run ON logs (run_id, job_key, seq);
             CREATE TABLE IF NOT EXISTS approvals (
               run_id INTEGER NOT NULL, job_key TEXT NOT NULL, approved_at TEXT NOT NULL, PRIMARY KEY (run_id, job_key));
+            CREATE TABLE IF NOT EXISTS annotations (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT, run_id INTEGER NOT NULL, job_key TEXT NOT NULL, step_idx INTEGER NOT NULL,
+              level TEXT NOT NULL, file TEXT, line INTEGER, col INTEGER, title TEXT, message TEXT NOT NULL);
+            CREATE TABLE IF NOT EXISTS concurrency (
+              seq INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, run_id INTEGER NOT NULL, job_key TEXT NOT NULL,
+              state TEXT NOT NULL, cancel_requested INTEGER NOT NULL DEFAULT 0);
             """);
     }
 
@@ -149,6 +161,55 @@ public sealed class RunStore : IDisposable
         r => new LogRecord(r.GetInt64(r.GetOrdinal("seq")), r.GetString(r.GetOrdinal("job_key")), r.GetInt32(r.GetOrdinal("step_idx")),
             r.GetString(r.GetOrdinal("stream")), r.GetString(r.GetOrdinal("text")), Time(r, "time")!.Value),
         ("$r", runId), ("$k", jobKey), ("$after", afterSeq));
+
+    /// <summary>An <c>::error::</c>, <c>::warning::</c> or <c>::notice::</c> of a step, or its step summary (level "summary").</summary>
+    public void AddAnnotation(Annotation a) =>
+        Execute("INSERT INTO annotations (run_id, job_key, step_idx, level, file, line, col, title, message) VALUES ($r, $k, $i, $l, $f, $li, $c, $t, $m)",
+            ("$r", a.RunId), ("$k", a.JobKey), ("$i", a.StepIndex), ("$l", a.Level), ("$f", a.File), ("$li", a.Line), ("$c", a.Column), ("$t", a.Title), ("$m", a.Message));
+
+    public IReadOnlyList<Annotation> GetAnnotations(long runId) => Query("SELECT * FROM annotations WHERE run_id = $r ORDER BY seq", r => new Annotation(
+        r.GetInt64(r.GetOrdinal("run_id")), r.GetString(r.GetOrdinal("job_key")), r.GetInt32(r.GetOrdinal("step_idx")), r.GetString(r.GetOrdinal("level")),
+        r.IsDBNull(r.GetOrdinal("file")) ? null : r.GetString(r.GetOrdinal("file")),
+        r.IsDBNull(r.GetOrdinal("line")) ? null : r.GetInt32(r.GetOrdinal("line")),
+        r.IsDBNull(r.GetOrdinal("col")) ? null : r.GetInt32(r.GetOrdinal("col")),
+        r.IsDBNull(r.GetOrdinal("title")) ? null : r.GetString(r.GetOrdinal("title")),
+        r.GetString(r.GetOrdinal("message"))), ("$r", runId));
+
+    /// <summary>Joins a concurrency group as pending; returns the entry's id.</summary>
+    public long JoinGroup(string group, long runId, string jobKey) =>
+        (long)Scalar("INSERT INTO concurrency (grp, run_id, job_key, state) VALUES ($g, $r, $k, 'pending') RETURNING seq", ("$g", group), ("$r", runId), ("$k", jobKey))!;
+
+    /// <summary>The entries of a group whose runs are still running, oldest first.</summary>
+    public IReadOnlyList<GroupEntry> GroupEntries(string group) => Query("""
+        SELECT c.seq, c.run_id, c.job_key, c.state, c.cancel_requested FROM concurrency c JOIN runs r ON r.id = c.run_id
+        WHERE c.grp = $g AND r.status = 'running' ORDER BY c.seq
+        """,
+        r => new GroupEntry(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetInt64(4) == 1), ("$g", group));
+
+    /// <summary>Takes the group for <paramref name="entry"/> when no other entry of a running run holds it: one statement, so two processes cannot both take it.</summary>
+    public bool TryTakeGroup(string group, long entry)
+    {
+        lock (_lock)
+        {
+            using var command = Command("""
+                UPDATE concurrency SET state = 'running' WHERE seq = $e AND state = 'pending' AND NOT EXISTS (
+                  SELECT 1 FROM concurrency c JOIN runs r ON r.id = c.run_id
+                  WHERE c.grp = $g AND c.state = 'running' AND c.seq != $e AND r.status = 'running')
+                """, [("$e", entry), ("$g", group)]);
+            return command.ExecuteNonQuery() == 1;
+        }
+    }
+
+    public void DeleteJob(long runId, string key) => Execute("DELETE FROM jobs WHERE run_id = $r AND key = $k", ("$r", runId), ("$k", key));
+
+    public void SetGroupState(long entry, string state) => Execute("UPDATE concurrency SET state = $s WHERE seq = $e", ("$s", state), ("$e", entry));
+
+    public void RequestGroupCancel(long entry) => Execute("UPDATE concurrency SET cancel_requested = 1 WHERE seq = $e", ("$e", entry));
+
+    public GroupEntry? GetGroupEntry(long entry) => Query("SELECT seq, run_id, job_key, state, cancel_requested FROM concurrency WHERE seq = $e",
+        r => new GroupEntry(r.GetInt64(0), r.GetInt64(1), r.GetString(2), r.GetString(3), r.GetInt64(4) == 1), ("$e", entry)).FirstOrDefault();
+
+    public void LeaveGroup(long entry) => Execute("DELETE FROM concurrency WHERE seq = $e", ("$e", entry));
 
     public void Dispose() => _connection.Dispose();
 

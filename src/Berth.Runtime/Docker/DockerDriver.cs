@@ -4,7 +4,9 @@ using System.Globalization;
 using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
+using Berth.Core.Build;
 using Berth.Core.Model;
+using Berth.Runtime.Capabilities;
 using Berth.Runtime.Logs;
 using global::Docker.DotNet;
 using global::Docker.DotNet.Models;
@@ -22,11 +24,14 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     /// <summary>cgroupfs or systemd; a node's cgroup path is a plain cgroupfs path, so it is only passed to a cgroupfs engine.</summary>
     private string _cgroupDriver = "cgroupfs";
 
-    private DockerDriver(DockerDriverOptions options, string host, DriverCapabilities capabilities)
+    private readonly DockerEndpoint.Choice _endpoint;
+
+    private DockerDriver(DockerDriverOptions options, DockerEndpoint.Choice endpoint, DriverCapabilities capabilities)
     {
         _options = options;
-        _host = host;
-        _client = new DockerClientConfiguration(new Uri(host), defaultTimeout: options.RequestTimeout).CreateClient();
+        _endpoint = endpoint;
+        _host = endpoint.Host;
+        _client = new DockerClientConfiguration(new Uri(_host), defaultTimeout: options.RequestTimeout).CreateClient();
         Capabilities = capabilities;
     }
 
@@ -35,15 +40,27 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     public DriverCapabilities Capabilities { get; private set; }
 
     /// <summary>The engine address in use and where it came from, e.g. <c>unix:///var/run/docker.sock (default; DOCKER_HOST is not set)</c>.</summary>
-    public string HostDescription => Environment.GetEnvironmentVariable("DOCKER_HOST") is null && _options.Host is null
-        ? $"{_host} (the default; DOCKER_HOST is not set)"
-        : $"{_host} (from {(_options.Host is not null ? "the driver options" : "DOCKER_HOST")})";
+    public string HostDescription => $"{_host} ({_endpoint.Source})";
+
+    /// <summary>Whether the engine runs rootless (its <c>/info</c> security options say <c>name=rootless</c>).</summary>
+    public bool Rootless { get; private set; }
+
+    /// <summary>Whether Docker is usable here for this user, and through which engine, in the words <c>berth up</c> prints.</summary>
+    public HostCapability Capability => Capabilities.Available
+        ? new HostCapability(HostCapability.Docker, true, $"{(Rootless ? "rootless" : "rootful")} engine at {HostDescription}: {Capabilities.LimitsMechanism}")
+        : new HostCapability(HostCapability.Docker, false, Capabilities.UnavailableReason ?? $"not reachable at {HostDescription}", Capabilities.UnavailableReason is null ? UnreachableFix : null);
+
+    private const string UnreachableFix = "start Docker (systemctl start docker, or run dockerd); for rootless Docker: dockerd-rootless-setuptool.sh install, " +
+        "then systemctl --user start docker; or set DOCKER_HOST to a running engine";
+
+    /// <summary>The engine address this user should use, found as the driver finds it (DOCKER_HOST, the rootful socket when
+    /// usable, else rootless Docker's); for other Engine API clients such as the pipelines' image builds.</summary>
+    public static Uri FindEngine(DockerDriverOptions options) => new(DockerEndpoint.Resolve(options).Host);
 
     /// <summary>Connects and asks the engine what it enforces. Never throws for an unreachable engine: <see cref="DriverCapabilities.Available"/> says so.</summary>
     public static async Task<DockerDriver> ConnectAsync(DockerDriverOptions options, CancellationToken cancellationToken)
     {
-        var host = options.Host ?? Environment.GetEnvironmentVariable("DOCKER_HOST") ?? DockerDriverDefaults.DefaultSocket;
-        var driver = new DockerDriver(options, host, new DriverCapabilities { Available = false });
+        var driver = new DockerDriver(options, DockerEndpoint.Resolve(options), new DriverCapabilities { Available = false });
         try
         {
             await driver.CallAsync(c => c.System.PingAsync(cancellationToken)).ConfigureAwait(false);
@@ -61,6 +78,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         {
             var info = await driver._client.System.GetSystemInfoAsync(infoTimeout.Token).ConfigureAwait(false);
             driver._cgroupDriver = info.CgroupDriver ?? "cgroupfs";
+            driver.Rootless = info.SecurityOptions?.Any(o => o.Contains("name=rootless", StringComparison.Ordinal)) == true;
             driver.Capabilities = new DriverCapabilities
             {
                 Available = true,
@@ -327,6 +345,24 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             MemoryLimit = limit is > 0 and < long.MaxValue / 2 ? new ByteSize(limit) : null,
             Timestamp = _options.TimeProvider.GetUtcNow(),
         };
+    }
+
+    /// <summary>Runs the command inside the container through the engine's exec API (no docker CLI needed).</summary>
+    public async Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
+    {
+        var id = ContainerId(replica);
+        var exec = await CallAsync(c => c.Exec.ExecCreateContainerAsync(id, new ContainerExecCreateParameters
+        {
+            Cmd = [.. command],
+            AttachStdout = true,
+            AttachStderr = true,
+        }, cancellationToken)).ConfigureAwait(false);
+        using (var stream = await CallAsync(c => c.Exec.StartAndAttachContainerExecAsync(exec.ID, false, cancellationToken)).ConfigureAwait(false))
+        {
+            var (stdout, stderr) = await stream.ReadOutputToEndAsync(cancellationToken).ConfigureAwait(false);
+            var inspect = await CallAsync(c => c.Exec.InspectContainerExecAsync(exec.ID, cancellationToken)).ConfigureAwait(false);
+            return new ExecResult((int)inspect.ExitCode, stdout + stderr);
+        }
     }
 
     public async Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken)
@@ -613,7 +649,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
         return new Mount
         {
-            Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", _ => "volume" },
+            Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", VolumeType.Volume => "volume" },
             Source = v.Type == VolumeType.Volume ? v.VolumeName ?? v.Source : v.Source,
             Target = v.Target,
             ReadOnly = v.ReadOnly,
@@ -773,9 +809,12 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             cause = cause.InnerException;
         }
 
+        var where = _endpoint.Tried.Count > 0
+            ? $": tried {string.Join(", ", _endpoint.Tried)}"
+            : $" at {HostDescription}: {cause.Message.TrimEnd('.')}";
         return new DockerUnavailableException(
-            $"Docker engine not reachable at {HostDescription}: {cause.Message.TrimEnd('.')}. Start Docker (systemctl start docker, or run dockerd), " +
-            "or set DOCKER_HOST to a running engine (e.g. unix:///run/user/1000/docker.sock); the process driver needs no Docker.",
+            $"Docker engine not reachable{where}. Start Docker (systemctl start docker, or run dockerd), " +
+            "or set DOCKER_HOST to a running engine (rootless Docker: unix://$XDG_RUNTIME_DIR/docker.sock); the process driver needs no Docker.",
             e);
     }
 

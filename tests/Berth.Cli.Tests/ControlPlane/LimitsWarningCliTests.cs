@@ -33,6 +33,10 @@ public sealed class LimitsWarningCliTests : IDisposable
     private string Warning => $"berth: warning: limits not enforced for api (cpu 500m, memory 256Mi): no cgroup hierarchy at {NoCgroups}; " +
         "replicas run without CPU and memory limits; run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
 
+    /// <summary>The machine-level line for the same cause: 'up' prints it once, 'ps' with the per-service warnings.</summary>
+    private string CgroupsWarning => $"berth: warning: cgroups: CPU and memory limits not enforced: no cgroup hierarchy at {NoCgroups}; " +
+        "fix: run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
+
     public void Dispose()
     {
         Berth("down");
@@ -72,16 +76,17 @@ public sealed class LimitsWarningCliTests : IDisposable
         var up = Berth("up", "-d");
         Assert.True(up.Code == 0, $"berth up -d failed ({up.Code}): {up.Err}");
         Assert.Single(up.Err.Split('\n'), l => l == Warning);
+        Assert.Single(up.Err.Split('\n'), l => l == CgroupsWarning);
 
         await Poll.UntilAsync(() => Berth("ps").Out.Split('\n').Count(l => l.Contains(" running ", StringComparison.Ordinal) || l.Contains(" ready ", StringComparison.Ordinal)) == 2,
             TimeSpan.FromSeconds(60), "both replicas running");
         var ps = Berth("ps");
         Assert.Equal(0, ps.Code);
-        Assert.Equal([Warning], ps.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal([CgroupsWarning, Warning], ps.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.DoesNotContain("limits not enforced", ps.Out, StringComparison.Ordinal); // stdout stays the table
 
         var json = Berth("ps", "-o", "json");
-        Assert.Equal([Warning], json.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal([CgroupsWarning, Warning], json.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith("[", json.Out.TrimStart(), StringComparison.Ordinal);
     }
 
@@ -145,6 +150,7 @@ public sealed class LimitsWarningCliTests : IDisposable
         }
 
         Assert.Single(stderr, l => l == Warning);
+        Assert.Single(stderr, l => l == CgroupsWarning);
         Assert.Single(stderr, l => l.Contains(" limits-not-enforced ", StringComparison.Ordinal) && l.EndsWith(Warning["berth: warning: ".Length..], StringComparison.Ordinal));
     }
 }

@@ -41,7 +41,7 @@ public sealed class PipelineCommandsTests : IDisposable
         Assert.Equal(ExitCodes.InvalidSpec, code);
         var file = Path.Combine(_dir, "berth.yaml");
         Assert.Contains($"{file}:8:27: error: pipelines.ci.jobs.test.if: bad expression: string is not closed; end it with ' (write '' for a quote inside)", stderr, StringComparison.Ordinal);
-        Assert.Contains($"{file}:7:17: error: pipelines.ci.jobs.test.needs: unknown job 'biuld'; jobs in this pipeline: build, test", stderr, StringComparison.Ordinal);
+        Assert.Contains($"{file}:7:17: error: pipelines.ci.jobs.test.needs: unknown job 'biuld'; did you mean 'build'? jobs in this pipeline: build, test", stderr, StringComparison.Ordinal);
         Assert.Contains("2 error(s)", stderr, StringComparison.Ordinal);
         Assert.DoesNotContain("   at ", stderr, StringComparison.Ordinal);
         Assert.False(File.Exists(Path.Combine(_dir, "ran")));
@@ -78,6 +78,46 @@ public sealed class PipelineCommandsTests : IDisposable
         Assert.Equal(4, jobs[1].GetProperty("steps")[0].GetProperty("exitCode").GetInt32());
         Assert.Equal("[build] hello from build\n", logs.Stdout);
         Assert.Contains("1      ci               failed", list.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Run_InputsVarsFoldsAndAnnotations_ThroughTheCli()
+    {
+        Write("berth.yaml", """
+            pipelines:
+              ci:
+                inputs:
+                  who: { default: world }
+                jobs:
+                  greet:
+                    steps:
+                      - name: greet ${{ inputs.who }} 🚀
+                        run: |
+                          echo "::group::Greeting"
+                          echo "hello ${{ inputs.who }} in ${{ vars.REGION }}"
+                          echo "::endgroup::"
+                          echo "::warning file=app.cs,line=3::check ${{ inputs.who }}"
+            """);
+        var vars = Path.Combine(Path.GetTempPath(), $"berth-vars-{Guid.NewGuid():N}.env");
+        File.WriteAllText(vars, "REGION=eu\n");
+        try
+        {
+            var (code, _, stderr) = await BerthAsync("pipeline", "run", "ci", "--input", "who=Mona", "--vars-file", vars);
+            var show = await BerthAsync("pipeline", "show", "1");
+            var logs = await BerthAsync("pipeline", "logs", "1");
+            var bad = await BerthAsync("pipeline", "run", "ci", "--input", "nobody=1");
+
+            Assert.True(code == 0, stderr);
+            Assert.Contains("greet Mona 🚀", show.Stdout, StringComparison.Ordinal);
+            Assert.Contains("  warning [greet] app.cs:3: check Mona", show.Stdout, StringComparison.Ordinal);
+            Assert.Equal("[greet] ▼ Greeting\n[greet]   hello Mona in eu\n[greet] warning: check Mona (app.cs:3)\n", logs.Stdout);
+            Assert.Equal(ExitCodes.InvalidSpec, bad.Code);
+            Assert.Contains("berth: --input nobody: not an input of pipeline ci; inputs: who", bad.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            File.Delete(vars);
+        }
     }
 
     [Fact]

@@ -132,6 +132,41 @@ public sealed class DiffAndStatusTests : IAsyncLifetime
     }
 
     [Fact]
+    public void ObjectYaml_NestedObject_SortedBlockYamlWithoutManagedFieldsThatReadsBackTheSame()
+    {
+        const string json = """
+            {"kind":"X","apiVersion":"v1","metadata":{"name":"a","managedFields":[{"manager":"m"}]},
+             "spec":{"list":[{"b":1,"a":"x","c":{"d":true}},"s",[]],"empty":{},"q":"1","t":"a: b","u":"-x","n":null}}
+            """;
+
+        var yaml = UnifiedDiff.ObjectYaml(json);
+
+        Assert.Equal("""
+            apiVersion: v1
+            kind: X
+            metadata:
+              name: a
+            spec:
+              empty: {}
+              list:
+              - a: x
+                b: 1
+                c:
+                  d: true
+              - s
+              - []
+              q: "1"
+              t: "a: b"
+              u: "-x"
+
+            """.Replace("\r", "", StringComparison.Ordinal), yaml);
+        var withoutManaged = JsonNode.Parse(json)!.AsObject();
+        withoutManaged["metadata"]!.AsObject().Remove("managedFields");
+        withoutManaged["spec"]!.AsObject().Remove("n");
+        Assert.Equal(Canonical.FromJson(withoutManaged.ToJsonString()), Canonical.FromYaml(yaml));
+    }
+
+    [Fact]
     public async Task StatusAsync_AppliedShop_ShowsLiveStateAutoscalerAndDriftFromManagedFields()
     {
         var app = SampleApps.Shop();

@@ -253,4 +253,20 @@ public sealed class GenerationDiagnosticTests
         Assert.True(set.Succeeded, string.Join("\n", set.Errors));
         Assert.NotNull(set.Find("Service", name));
     }
+
+    [Fact]
+    public void Generate_StatefulSetWhoseHeadlessServiceNameIsTooLong_SaysByHowMuch()
+    {
+        var name = "c" + new string('a', 59); // 60 characters: fine for the service, not for '{name}-headless'
+
+        var set = Generate(new Service
+        {
+            Name = name, Image = "redis:7", Replicas = 3, Endpoints = [new Endpoint { Port = 6379 }],
+            Volumes = [new VolumeMount { Type = VolumeType.Volume, Source = "data", Target = "/data" }],
+        });
+
+        Assert.Equal(
+            $"error: services.{name}: the name is too long for Kubernetes: its StatefulSet needs the headless Service '{name}-headless', 69 characters, 6 more than the 63 a Service name allows; shorten the service name by at least 6",
+            Assert.Single(set.Errors).ToString());
+    }
 }

@@ -1,4 +1,5 @@
 using Berth.Core.Model;
+using Berth.Core.Probing;
 using Berth.Mesh.Routing;
 using Berth.Mesh.Tests.Support;
 using Microsoft.AspNetCore.Http;
@@ -76,12 +77,12 @@ public sealed class ActiveHealthTests
     [InlineData(new[] { false, false, true, false, false }, true)]
     public void Record_FailureThresholdThree_FlipsOnlyOnThreeInARow(bool[] results, bool healthyAfter)
     {
-        var health = new ActiveHealth();
+        var health = new ProbeThreshold(initiallyPassing: true);
         foreach (var ok in results)
         {
             health.Record(ok, successThreshold: 1, failureThreshold: 3);
         }
 
-        Assert.Equal(healthyAfter, health.Healthy);
+        Assert.Equal(healthyAfter, health.Passing);
     }
 }

@@ -1,33 +1,19 @@
 using Berth.Core.Model;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
-using Berth.Orchestration.Tests.Fakes;
+using Berth.Testing.ControlPlanes;
 using Berth.Runtime;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Orchestration.Tests.Controllers;
 
 /// <summary>Services whose limits the driver cannot enforce still run, and the control plane says so once per service.</summary>
 public sealed class LimitsWarningTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-limits-").FullName;
-    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-    private StateStore _store = null!;
-    private ControlPlane _plane = null!;
+    private readonly ControlPlaneHarness _h = new("berth-limits-");
 
-    public async Task InitializeAsync()
-    {
-        _store = StateStore.Open(_dir);
-        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store, [new FakeDriver(_time)], new RecordingRouteSink(), new ScriptedProber(), _time);
-        await _plane.StartAsync(CancellationToken.None);
-    }
+    public async Task InitializeAsync() => await _h.StartAsync();
 
-    public async Task DisposeAsync()
-    {
-        await _plane.DisposeAsync();
-        _store.Dispose();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public async Task DisposeAsync() => await _h.DisposeAsync();
 
     private static Service Limited(string name, string? cpu, string? memory) => new()
     {
@@ -35,22 +21,22 @@ public sealed class LimitsWarningTests : IAsyncLifetime
         Resources = new Resources { CpuLimit = cpu is null ? null : CpuQuantity.Parse(cpu), MemoryLimit = memory is null ? null : ByteSize.Parse(memory) },
     };
 
-    private List<EventRecord> LimitEvents() => [.. _store.ListEvents(0, int.MaxValue).Where(e => e.Type == EventTypes.LimitsNotEnforced)];
+    private List<EventRecord> LimitEvents() => [.. _h.Store.ListEvents(0, int.MaxValue).Where(e => e.Type == EventTypes.LimitsNotEnforced)];
 
     [Fact]
     public async Task Apply_LimitsOnDriverWithoutCgroups_OneEventPerServiceNotRepeatedOnScale()
     {
         var app = new Application { Name = "shop", Services = [Limited("api", "500m", "256Mi"), Limited("web", null, "64Mi"), Limited("free", null, null)] };
 
-        await _plane.ApplyAsync(app, "up", CancellationToken.None);
-        await _plane.ScaleAsync("api", 3, CancellationToken.None);
-        await _plane.ApplyAsync(app, "up", CancellationToken.None);
+        await _h.Plane.ApplyAsync(app, "up", CancellationToken.None);
+        await _h.Plane.ScaleAsync("api", 3, CancellationToken.None);
+        await _h.Plane.ApplyAsync(app, "up", CancellationToken.None);
 
         var events = LimitEvents();
         Assert.Equal(["api", "web"], events.Select(e => e.Service));
         Assert.Equal("limits not enforced for api (cpu 500m, memory 256Mi): none; " + LimitsCheck.ProcessFix, events[0].Message);
         Assert.Equal("limits not enforced for web (memory 64Mi): none; " + LimitsCheck.ProcessFix, events[1].Message);
-        Assert.Equal(events.Select(e => e.Message), _plane.LimitWarnings.Select(w => w.Message));
+        Assert.Equal(events.Select(e => e.Message), _h.Plane.LimitWarnings.Select(w => w.Message));
     }
 
     [Fact]
@@ -92,6 +78,8 @@ public sealed class LimitsWarningTests : IAsyncLifetime
         public IAsyncEnumerable<LogEntry> GetLogsAsync(ReplicaHandle replica, LogOptions options, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken) => throw new NotSupportedException();
+
+        public Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken) => throw new NotSupportedException();
 
         public Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken) => throw new NotSupportedException();
     }

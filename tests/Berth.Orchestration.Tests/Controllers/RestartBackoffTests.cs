@@ -1,4 +1,5 @@
 using Berth.Core.Model;
+using Berth.Core.Probing;
 using Berth.Orchestration.Controllers;
 
 namespace Berth.Orchestration.Tests.Controllers;

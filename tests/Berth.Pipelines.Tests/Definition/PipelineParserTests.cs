@@ -29,7 +29,7 @@ public class PipelineParserTests
                       restore-keys: [nuget-]
                       paths: [.nuget]
                     steps:
-                      - run: dotnet build -c "${{ env.CONFIGURATION }}"
+                      - run: [dotnet, build, -c, "${{ env.CONFIGURATION }}"]
                         timeout: 5m
                         retry: { attempts: 3, on-exit-codes: [75] }
                   test:
@@ -65,17 +65,17 @@ public class PipelineParserTests
         Assert.Equal(["build", "test", "ship"], ci.Jobs.Select(j => j.Id));
         var build = ci.Jobs[0];
         var context = new Berth.Pipelines.Expressions.ExpressionContext { Env = new Dictionary<string, string> { ["CONFIGURATION"] = "Release" } };
-        Assert.Equal(["dotnet", "build", "-c", "Release"], build.Steps[0].Command!.Argv.Select(a => a.Render(context)));
-        Assert.Equal(TimeSpan.FromMinutes(5), build.Steps[0].Timeout);
+        Assert.Equal(["dotnet", "build", "-c", "Release"], Assert.IsType<RunStep>(build.Steps[0]).Command.Argv.Select(a => a.Render(context)));
+        Assert.Equal(TimeSpan.FromMinutes(5), build.Steps[0].Timeout.Constant);
         Assert.Equal(3, build.Steps[0].Retry.Attempts);
         Assert.Equal([75], build.Steps[0].Retry.OnExitCodes.ToArray());
         var test = ci.Jobs[1];
         Assert.Equal(["build"], test.Needs.Select(n => n.Job));
-        Assert.False(test.Matrix!.FailFast);
-        Assert.Equal(StepKind.Test, test.Steps[0].Kind);
-        Assert.Equal("bash", test.Steps[1].Command!.Shell);
-        Assert.Equal([StepKind.Approve, StepKind.Deploy], ci.Jobs[2].Steps.Select(s => s.Kind));
-        Assert.Equal("Ship it?", ci.Jobs[2].Steps[0].ApproveMessage);
+        Assert.False(test.Matrix!.FailFast.Constant);
+        Assert.IsType<TestStep>(test.Steps[0]);
+        Assert.Equal("bash", Assert.IsType<RunStep>(test.Steps[1]).Command.Shell);
+        Assert.Equal(["approve", "deploy"], ci.Jobs[2].Steps.Select(s => s.Kind));
+        Assert.Equal("Ship it?", Assert.IsType<ApproveStep>(ci.Jobs[2].Steps[0]).Message);
     }
 
     [Fact]
@@ -154,7 +154,7 @@ public class PipelineParserTests
                     timeout: soon
                     stepz: []
                     steps:
-                      - run: make | tee log
+                      - run: make | tee log   # a bash script, as GitHub runs it
                       - run: make
                         deploy: { service: api, image: x }
                       - run: |
@@ -167,14 +167,103 @@ public class PipelineParserTests
         Assert.Equal(
             [
                 "/repo/berth.yaml:3:19: error: pipelines.ci.max-parallel: expected a whole number of 1 or more, got '0'",
-                "/repo/berth.yaml:7:9: error: pipelines.ci.jobs.build: unknown key 'stepz'; known keys: name, needs, if, env, working-directory, timeout, timeout-minutes, continue-on-error, strategy, artifacts, cache, workspace, steps",
                 "/repo/berth.yaml:6:18: error: pipelines.ci.jobs.build.timeout: " + TimeoutError("soon"),
-                "/repo/berth.yaml:9:18: error: pipelines.ci.jobs.build.steps[0].run: '|' at column 6 is shell syntax but run: has no shell; add shell: bash, or quote it",
+                "/repo/berth.yaml:7:9: error: pipelines.ci.jobs.build.stepz: unknown key 'stepz' in a job; did you mean 'steps'?",
                 "/repo/berth.yaml:10:13: error: pipelines.ci.jobs.build.steps[1]: a step has exactly one of run:, test:, build-image:, deploy:, approve:; this one has run and deploy",
-                "/repo/berth.yaml:12:18: error: pipelines.ci.jobs.build.steps[2].run: run: has several lines but no shell; add shell: bash to run it as a script, or write one command",
                 "/repo/berth.yaml:16:51: error: pipelines.ci.jobs.build.steps[3].retry.on-exit-codes: '300' is not an exit code (0 to 255)",
             ],
             Errors(yaml));
+    }
+
+    [Fact]
+    public void ParseText_NestingDeeperThanFifty_IsAnErrorAtTheFirstLevelTooDeepNotAStackOverflow()
+    {
+        // Issue #20 bug 3: ~6,000 '(' or 100,000 '!' crashed the process; GitHub rejects nesting deeper than 50.
+        var parens = new string('(', 6000) + "true" + new string(')', 6000);
+        var nots = new string('!', 100_000) + "true";
+        var yaml = $$$"""
+            pipelines:
+              ci:
+                jobs:
+                  a:
+                    if: {{{parens}}}
+                    steps: [{ run: 'true' }]
+                  b:
+                    steps:
+                      - run: echo ${{ {{{nots}}} }}
+            """;
+
+        Assert.Equal(
+            [
+                "/repo/berth.yaml:5:63: error: pipelines.ci.jobs.a.if: bad expression: the expression nests deeper than 50 levels (parentheses, brackets, calls and '!'), as GitHub Actions allows; split it into steps or env values",
+                "/repo/berth.yaml:9:77: error: pipelines.ci.jobs.b.steps[0].run: bad expression: the expression nests deeper than 50 levels (parentheses, brackets, calls and '!'), as GitHub Actions allows; split it into steps or env values",
+            ],
+            Errors(yaml));
+    }
+
+    [Fact]
+    public void ParseText_UsesStep_IsRejectedNamingTheStep()
+    {
+        const string yaml = """
+            pipelines:
+              ci:
+                jobs:
+                  build:
+                    runs-on: ubuntu-latest
+                    steps:
+                      - uses: actions/checkout@v4
+                      - name: Setup .NET
+                        uses: actions/setup-dotnet@v4
+                        with: { dotnet-version: '10.0.x' }
+                      - id: cache
+                        uses: ./local-action
+            """;
+
+        Assert.Equal(
+            [
+                "/repo/berth.yaml:7:19: error: pipelines.ci.jobs.build.steps[0].uses: this step uses 'actions/checkout@v4': marketplace and local actions are not supported (there is no registry to fetch them from); replace it with run: steps that do the same",
+                "/repo/berth.yaml:9:19: error: pipelines.ci.jobs.build.steps[1].uses: step 'Setup .NET' uses 'actions/setup-dotnet@v4': marketplace and local actions are not supported (there is no registry to fetch them from); replace it with run: steps that do the same",
+                "/repo/berth.yaml:12:19: error: pipelines.ci.jobs.build.steps[2].uses: step 'cache' uses './local-action': marketplace and local actions are not supported (there is no registry to fetch them from); replace it with run: steps that do the same",
+            ],
+            Errors(yaml));
+    }
+
+    [Fact]
+    public void ParseText_MisspelledKeysAndUnsupportedGitHubKeys_SayWhatToDo()
+    {
+        const string yaml = """
+            pipelines:
+              ci:
+                on: [push, workflow_dispatch]
+                permissions: { contents: read }
+                jobs:
+                  build:
+                    needz: test
+                    container: node:20
+                    steps:
+                      - run: make
+                        contine-on-error: true
+                      - run: make
+                        timeout-minutes: ${{ inputs.minutes }}
+                        continue-on-error: maybe
+                  test:
+                    needs: biuld
+                    steps: [{ run: make }]
+            """;
+
+        var result = PipelineParser.ParseText(yaml, "/repo/berth.yaml");
+
+        Assert.Equal(
+            [
+                "/repo/berth.yaml:3:10: warning: pipelines.ci.on: on: push is ignored: there is no GitHub event on this machine; the pipeline runs with berth pipeline run, on watch: and on schedule:",
+                "/repo/berth.yaml:4:18: warning: pipelines.ci.permissions: permissions: is ignored: there is no GITHUB_TOKEN on this machine",
+                "/repo/berth.yaml:7:9: error: pipelines.ci.jobs.build.needz: unknown key 'needz' in a job; did you mean 'needs'?",
+                "/repo/berth.yaml:8:20: error: pipelines.ci.jobs.build.container: container: is not supported: steps run on this machine; run a container in a step (docker run ...) or add a service to berth.yaml",
+                "/repo/berth.yaml:11:13: error: pipelines.ci.jobs.build.steps[0].contine-on-error: unknown key 'contine-on-error' in a step; did you mean 'continue-on-error'?",
+                "/repo/berth.yaml:14:32: error: pipelines.ci.jobs.build.steps[1].continue-on-error: expected true or false, got 'maybe'",
+                "/repo/berth.yaml:16:16: error: pipelines.ci.jobs.test.needs: unknown job 'biuld'; did you mean 'build'? jobs in this pipeline: build, test",
+            ],
+            result.Diagnostics.Select(d => d.ToString()));
     }
 
     [Fact]

@@ -393,13 +393,19 @@ public class PipelineEngineTests
               ci:
                 jobs:
                   a:
-                    steps: [{ run: no-such-program-berth --flag }]
+                    steps:
+                      - run: [no-such-program-berth, --flag]
+                      - run: no-such-program-berth --flag
+                        if: always()
             """);
 
         var result = await p.RunAsync();
 
         Assert.Equal(RunStatus.Failed, result.Status);
         Assert.Equal("command 'no-such-program-berth' not found on PATH; install it or give its full path", p.Steps(result.RunId)[0].Summary);
+        // A string is a bash script, as on GitHub: bash says what is missing and exits 127.
+        Assert.Equal("exit code 127", p.Steps(result.RunId)[1].Summary);
+        Assert.Contains(p.Logs(result.RunId), l => l.Contains("no-such-program-berth: command not found", StringComparison.Ordinal));
     }
 
     [Fact]

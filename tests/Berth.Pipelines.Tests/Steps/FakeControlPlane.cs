@@ -7,9 +7,11 @@ using Berth.Testing;
 namespace Berth.Pipelines.Tests.Steps;
 
 /// <summary>
-/// A control plane speaking the agreed contract over real HTTP on loopback: PATCH /v1/services/{name} starts a
-/// rollout, GET .../rollout reports it. Rollouts go progressing → complete, or → rolled-back when the new image
-/// name contains "broken" (the service then stays on its previous revision).
+/// The client side of the control plane's contract over real HTTP on loopback: PATCH /v1/services/{name} answers
+/// {revision}, GET .../rollout answers {revision, state, message} — the fields the real ApiServer sends, as the
+/// end-to-end DeliveryPipelineTests read them from it. Each rollout reports "progressing", then the outcome the test
+/// scripts in <see cref="Outcome"/>. It records what it was sent; it proves nothing about what a real control plane
+/// does with a rolled-back revision (the end-to-end test does, against the real one).
 /// </summary>
 internal sealed class FakeControlPlane : IAsyncDisposable
 {
@@ -44,6 +46,9 @@ internal sealed class FakeControlPlane : IAsyncDisposable
 
     /// <summary>How many GETs report "progressing" before the rollout settles.</summary>
     public int ProgressingPolls { get; init; } = 2;
+
+    /// <summary>How the next rollouts end: "complete", "rolled-back" or "failed".</summary>
+    public string Outcome { get; set; } = "complete";
 
     public void AddService(string name, string image) => _services[name] = new Service { Image = image, Revision = 1, Target = 1 };
 
@@ -110,9 +115,9 @@ internal sealed class FakeControlPlane : IAsyncDisposable
             {
                 if (service.State == "progressing" && ++service.Polls > ProgressingPolls)
                 {
-                    if (service.PendingImage?.Contains("broken", StringComparison.Ordinal) == true)
+                    if (Outcome != "complete")
                     {
-                        service.State = "rolled-back";
+                        service.State = Outcome;
                         service.Message = "new replicas never became ready; rolled back";
                     }
                     else

@@ -40,16 +40,19 @@ public class StepKindTests
     }
 
     [Fact]
-    public async Task Deploy_RolloutRolledBack_StepFailsAndAppStaysOnPreviousRevision()
+    public async Task Deploy_RolloutRolledBack_StepFailsQuotingTheControlPlane()
     {
+        // What the control plane does with the revision is the end-to-end test's (the real one rolls back); here:
+        // the step reads "rolled-back", fails, and says why, after polling past "progressing".
         using var p = new TestPipeline(DeployPipeline);
-        await using var plane = new FakeControlPlane(p.State);
+        await using var plane = new FakeControlPlane(p.State) { Outcome = "rolled-back" };
         plane.AddService("api", "shop/api:v1");
 
-        var result = await p.RunAsync(request: new RunRequest { Branch = "broken" });
+        var result = await p.RunAsync(request: new RunRequest { Branch = "v3" });
 
         Assert.Equal(RunStatus.Failed, result.Status);
-        Assert.Equal(("shop/api:v1", 1L), (plane.Get("api").Image, plane.Get("api").Revision));
+        Assert.Equal("""{"image":"shop/api:v3","env":{"FEATURE":"on"}}""", Assert.Single(plane.Bodies));
+        Assert.Contains("rollout of api revision 2: progressing", p.Logs(result.RunId));
         Assert.Equal(
             "rollout of api revision 2 rolled-back: new replicas never became ready; rolled back; the app stays on its previous revision",
             p.Steps(result.RunId)[0].Summary);
@@ -198,6 +201,30 @@ public class StepKindTests
             {
             }
         }
+    }
+
+    [DockerFact]
+    public async Task BuildImage_DockerIgnore_KeepsExcludedFilesOutOfTheContext()
+    {
+        // The step sends the runtime's build context: a file .dockerignore excludes is not there to COPY.
+        using var p = new TestPipeline("""
+            pipelines:
+              ci:
+                jobs:
+                  image:
+                    steps:
+                      - build-image: { context: app, tags: [berth-pipelines-test:ignored] }
+            """);
+        p.Write("app/Dockerfile", "FROM scratch\nCOPY kept.txt /kept.txt\nCOPY secret.env /secret.env\n");
+        p.Write("app/.dockerignore", "*.env\n");
+        p.Write("app/kept.txt", "kept");
+        p.Write("app/secret.env", "TOKEN=1");
+
+        var result = await p.RunAsync();
+
+        Assert.Equal(RunStatus.Failed, result.Status);
+        Assert.Contains("secret.env", p.Steps(result.RunId)[0].Summary, StringComparison.Ordinal);
+        Assert.DoesNotContain("kept.txt", p.Steps(result.RunId)[0].Summary, StringComparison.Ordinal);
     }
 
     [DockerFact]

@@ -31,6 +31,23 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         }
         """;
 
+    /// <summary>Like <see cref="HttpServer"/>, but a process per connection, and GET /slow takes 1.5 s.</summary>
+    private const string SlowServer = """
+        use IO::Socket::INET; $| = 1; $SIG{CHLD} = "IGNORE";
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen $ENV{PORT}: $!";
+        my $v = $ENV{V} // "1";
+        while (1) {
+          my $c = $s->accept or next;
+          if (fork() == 0) {
+            my $r = <$c>; while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
+            select(undef, undef, undef, 1.5) if $r =~ m{^GET /slow};
+            my $b = "ok $v";
+            print $c "HTTP/1.1 200 OK\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c; exit 0;
+          }
+          close $c;
+        }
+        """;
+
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-rollout-accept-").FullName;
     private readonly CountingSink _counts;
@@ -111,6 +128,26 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Apply_ChangedTemplateWithSlowRequestsInFlight_ZeroFailedBecauseOldReplicasDrainBeforeStopping()
+    {
+        await _plane.ApplyAsync(App(Web(2, "1", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "up", CancellationToken.None);
+        await UntilAsync(() => Web().Count(r => r.Phase == ReplicaPhase.Ready) == 2 && _counts.Last("web") == 2, "2 Ready and routed");
+        var port = _plane.StablePorts[("web", "http")];
+        await using var load = Load.Start(port, "/slow", workers: 6);
+        await load.AtLeastAsync(6);
+
+        var revision = await _plane.ApplyAsync(App(Web(2, "2", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "apply", CancellationToken.None);
+        var template = revision.TemplateOf("web");
+        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 2, "rollout complete");
+        await load.AtLeastAsync(load.Sent + 6);
+        var result = await load.StopAsync();
+
+        Assert.True(result.Failed == 0, $"{result.Failed} of {result.Total} slow requests failed: {result.FirstError}");
+        Assert.Contains("ok 1", result.Bodies);
+        Assert.Contains("ok 2", result.Bodies);
+    }
+
+    [Fact]
     public async Task Apply_NewVersionFailsReadiness_RolledBackAutomaticallyWithZeroFailedRequests()
     {
         var port = await UpAsync(2);
@@ -152,8 +189,10 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
     }
 
     /// <summary>Forwards to the mesh and records how many upstreams each update of each service had.</summary>
-    private sealed class CountingSink(IRouteSink next) : IRouteSink
+    private sealed class CountingSink(IRouteSink next) : IRouteSink, IInFlightSource
     {
+        public int InFlight(string service, string replica) => next is IInFlightSource source ? source.InFlight(service, replica) : 0;
+
         private readonly ConcurrentQueue<(string Service, int Count)> _updates = new();
 
         public int Mark() => _updates.Count;
@@ -171,7 +210,7 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         public Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken) => next.RemoveAsync(service, endpoint, cancellationToken);
     }
 
-    /// <summary>Two clients sending GETs to the mesh's stable port, bounded to 20 000 requests and 3 minutes.</summary>
+    /// <summary>Clients (two by default) sending GETs to the mesh's stable port, bounded to 20 000 requests and 3 minutes.</summary>
     private sealed class Load : IAsyncDisposable
     {
         private const int MaxRequests = 20_000;
@@ -184,13 +223,16 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         private int _failed;
         private string? _firstError;
 
-        private Load(int port)
+        private Load(int port, string path, int workers)
         {
-            var url = new Uri($"http://127.0.0.1:{port}/");
-            _workers = [.. Enumerable.Range(0, 2).Select(_ => Task.Run(() => RunAsync(url)))];
+            var url = new Uri($"http://127.0.0.1:{port}{path}");
+            _workers = [.. Enumerable.Range(0, workers).Select(_ => Task.Run(() => RunAsync(url)))];
         }
 
-        public static Load Start(int port) => new(port);
+        public static Load Start(int port, string path = "/", int workers = 2) => new(port, path, workers);
+
+        /// <summary>Requests sent so far (each worker finishes the one it is in when stopped).</summary>
+        public int Sent => Volatile.Read(ref _total);
 
         public Task AtLeastAsync(int n) => Poll.UntilAsync(() => Volatile.Read(ref _total) >= n, Wait, $"{n} requests sent");
 

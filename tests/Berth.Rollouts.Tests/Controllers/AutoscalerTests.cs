@@ -3,41 +3,25 @@ using Berth.Core.Model;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
-using Berth.Orchestration.Tests.Fakes;
 using Berth.Testing;
-using Microsoft.Extensions.Time.Testing;
+using Berth.Testing.ControlPlanes;
 
 namespace Berth.Rollouts.Tests.Controllers;
 
 /// <summary>The autoscaler's decisions over the in-memory driver, scripted metrics and a fake clock.</summary>
 public sealed class AutoscalerTests : IAsyncLifetime
 {
-    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(20);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-hpa-").FullName;
-    private readonly FakeTimeProvider _time = new(new DateTimeOffset(2026, 1, 1, 0, 0, 0, TimeSpan.Zero));
-    private readonly FakeDriver _driver;
-    private readonly RecordingRouteSink _routes = new();
+    private readonly ControlPlaneHarness _h = new("berth-hpa-");
     private readonly ScriptedMetrics _metrics = new();
-    private StateStore _store = null!;
-    private ControlPlane _plane = null!;
     private Autoscaler _autoscaler = null!;
-
-    public AutoscalerTests() => _driver = new FakeDriver(_time);
 
     public async Task InitializeAsync()
     {
-        _store = StateStore.Open(_dir);
-        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store, [_driver], _routes, new ScriptedProber(), _time, random: new Random(3));
-        await _plane.StartAsync(CancellationToken.None);
-        _autoscaler = new Autoscaler(_plane, _metrics, _time);
+        await _h.StartAsync();
+        _autoscaler = new Autoscaler(_h.Plane, _metrics, _h.Time);
     }
 
-    public async Task DisposeAsync()
-    {
-        await _plane.DisposeAsync();
-        _store.Dispose();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public async Task DisposeAsync() => await _h.DisposeAsync();
 
     private static Service Api(AutoscalePolicy policy) => new()
     {
@@ -47,13 +31,13 @@ public sealed class AutoscalerTests : IAsyncLifetime
         Autoscale = policy,
     };
 
-    private int Ready => _plane.Replicas.Count(r => r.Service == "api" && r.Phase == ReplicaPhase.Ready);
+    private int Ready => _h.Plane.Replicas.Count(r => r.Service == "api" && r.Phase == ReplicaPhase.Ready);
 
     private Task ReadyAsync(int n) => Poll.UntilAsync(() =>
     {
-        _time.Advance(TimeSpan.FromMilliseconds(100));
-        return Ready == n && _plane.Replicas.Count(r => r.Service == "api") == n;
-    }, Wait, $"{n} Ready api replicas");
+        _h.Time.Advance(TimeSpan.FromMilliseconds(100));
+        return Ready == n && _h.Plane.Replicas.Count(r => r.Service == "api") == n;
+    }, ControlPlaneHarness.Wait, $"{n} Ready api replicas");
 
     [Theory]
     [InlineData(1, 300, 50, 5, 6)]
@@ -70,7 +54,7 @@ public sealed class AutoscalerTests : IAsyncLifetime
     [Fact]
     public async Task Evaluate_CpuAboveTarget_ScalesUpAtOnceAndDownOnlyAfterWindow()
     {
-        await _plane.ApplyAsync(new Application { Name = "shop", Services = [Api(new AutoscalePolicy { Min = 1, Max = 5, TargetCpuPercent = 50 })] }, "up", CancellationToken.None);
+        await _h.Plane.ApplyAsync(new Application { Name = "shop", Services = [Api(new AutoscalePolicy { Min = 1, Max = 5, TargetCpuPercent = 50 })] }, "up", CancellationToken.None);
         await ReadyAsync(1);
 
         _metrics.Cpu = 75; // 75% of a core = 150% of the 500m request: ceil(1 × 150 / 50) = 3
@@ -78,18 +62,18 @@ public sealed class AutoscalerTests : IAsyncLifetime
         Assert.Equal((1, 3), (up.From, up.To));
         Assert.Equal("1 → 3 replicas: cpu 150% of the CPU request across 1 ready, target 50% of the CPU request; ceil(1 × 150 / 50) = 3 (min 1, max 5)", up.Message);
         await ReadyAsync(3);
-        var e = _store.ListEvents().Last(x => x.Type == RolloutEvents.Autoscaled);
+        var e = _h.Store.ListEvents().Last(x => x.Type == RolloutEvents.Autoscaled);
         Assert.Equal(up.Message, e.Message);
-        Assert.Equal("autoscale api=3", _store.ListRevisions()[0].Cause);
+        Assert.Equal("autoscale api=3", _h.Store.ListRevisions()[0].Cause);
 
         _metrics.Cpu = 2;
-        _time.Advance(TimeSpan.FromMinutes(1));
+        _h.Time.Advance(TimeSpan.FromMinutes(1));
         Assert.Empty(await _autoscaler.EvaluateAsync(CancellationToken.None));
-        _time.Advance(TimeSpan.FromMinutes(3.9));
+        _h.Time.Advance(TimeSpan.FromMinutes(3.9));
         Assert.Empty(await _autoscaler.EvaluateAsync(CancellationToken.None));
-        Assert.Equal(3, _plane.Current!.Application.FindService("api")!.Replicas);
+        Assert.Equal(3, _h.Plane.Current!.Application.FindService("api")!.Replicas);
 
-        _time.Advance(TimeSpan.FromMinutes(0.2)); // the 3-replica recommendation is now older than 5 minutes
+        _h.Time.Advance(TimeSpan.FromMinutes(0.2)); // the 3-replica recommendation is now older than 5 minutes
         var down = Assert.Single(await _autoscaler.EvaluateAsync(CancellationToken.None));
         Assert.Equal((3, 1), (down.From, down.To));
         Assert.Equal("3 → 1 replicas: cpu 4% of the CPU request across 3 ready, target 50% of the CPU request; ceil(3 × 4 / 50) = 1; highest recommendation over the last 5m: 1", down.Message);
@@ -99,7 +83,7 @@ public sealed class AutoscalerTests : IAsyncLifetime
     [Fact]
     public async Task Evaluate_RequestsPerSecondWithinTolerance_NoChangeThenScalesToMax()
     {
-        await _plane.ApplyAsync(new Application { Name = "shop", Services = [Api(new AutoscalePolicy { Min = 1, Max = 2, TargetRequestsPerSecond = 100 })] }, "up", CancellationToken.None);
+        await _h.Plane.ApplyAsync(new Application { Name = "shop", Services = [Api(new AutoscalePolicy { Min = 1, Max = 2, TargetRequestsPerSecond = 100 })] }, "up", CancellationToken.None);
         await ReadyAsync(1);
 
         _metrics.Rps = 105;
@@ -114,16 +98,16 @@ public sealed class AutoscalerTests : IAsyncLifetime
     public async Task Apply_AutoscaledService_KeepsTheAutoscaledCountWithinNewBounds()
     {
         var app = new Application { Name = "shop", Services = [Api(new AutoscalePolicy { Min = 1, Max = 5, TargetCpuPercent = 50 })] };
-        await _plane.ApplyAsync(app, "up", CancellationToken.None);
+        await _h.Plane.ApplyAsync(app, "up", CancellationToken.None);
         await ReadyAsync(1);
         _metrics.Cpu = 100; // 200% of the request: ceil(1 × 200 / 50) = 4
         Assert.Equal(4, Assert.Single(await _autoscaler.EvaluateAsync(CancellationToken.None)).To);
 
-        await _plane.ApplyAsync(app, "apply", CancellationToken.None);
-        Assert.Equal(4, _plane.Current!.Application.FindService("api")!.Replicas);
+        await _h.Plane.ApplyAsync(app, "apply", CancellationToken.None);
+        Assert.Equal(4, _h.Plane.Current!.Application.FindService("api")!.Replicas);
         var narrower = app with { Services = [Api(new AutoscalePolicy { Min = 1, Max = 3, TargetCpuPercent = 50 })] };
-        await _plane.ApplyAsync(narrower, "apply", CancellationToken.None);
-        Assert.Equal(3, _plane.Current!.Application.FindService("api")!.Replicas);
+        await _h.Plane.ApplyAsync(narrower, "apply", CancellationToken.None);
+        Assert.Equal(3, _h.Plane.Current!.Application.FindService("api")!.Replicas);
     }
 
     private sealed class ScriptedMetrics : IAutoscaleMetrics

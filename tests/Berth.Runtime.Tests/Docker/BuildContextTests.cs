@@ -1,4 +1,5 @@
 using System.Formats.Tar;
+using Berth.Core.Build;
 using Berth.Runtime.Docker;
 
 namespace Berth.Runtime.Tests.Docker;

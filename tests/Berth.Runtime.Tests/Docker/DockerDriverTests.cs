@@ -53,6 +53,18 @@ public sealed class DockerDriverTests : IAsyncLifetime
     }
 
     [DockerFact]
+    public async Task ExecAsync_RunningContainer_RunsInsideWithExitCodeAndOutput()
+    {
+        var handle = await StartAsync(Spec("exec", "sleep", "300"));
+
+        var result = await _driver.ExecAsync(handle, ["sh", "-c", "cat /hello.txt; echo oops >&2; exit 4"], "/not/used/in/a/container", CancellationToken.None);
+
+        Assert.Equal(4, result.ExitCode);
+        Assert.Equal("built through the engine API\noops\n", result.Output); // the image's file: it ran inside the container
+        Assert.Equal(0, (await _driver.ExecAsync(handle, ["true"], null, CancellationToken.None)).ExitCode);
+    }
+
+    [DockerFact]
     public async Task GetLogsAsync_BothStreams_KeptApartAndTimestamped()
     {
         var before = DateTimeOffset.UtcNow.AddSeconds(-5);

@@ -59,6 +59,26 @@ public sealed class ProcessDriverTests
     }
 
     [Fact]
+    public async Task ExecAsync_Command_RunsInTheWorkingDirectoryWithExitCodeAndOutput()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var dir = Directory.CreateTempSubdirectory("berth-exec-").FullName;
+        try
+        {
+            var handle = await scope.StartAsync(scope.Spec("exec", "sleep", "30"));
+
+            var result = await scope.Driver.ExecAsync(handle, ["perl", "-e", "use Cwd; print getcwd(), qq(\n); print STDERR qq(err\n); exit 5"], dir, CancellationToken.None);
+
+            Assert.Equal(5, result.ExitCode);
+            Assert.Equal($"{dir}\nerr\n", result.Output);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
     public async Task StartAsync_ArgvWithShellCharacters_PassedLiterallyWithoutShell()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);

@@ -3,10 +3,10 @@ using System.Runtime.CompilerServices;
 using Berth.Core.Model;
 using Berth.Runtime;
 
-namespace Berth.Orchestration.Tests.Fakes;
+namespace Berth.Testing.ControlPlanes;
 
 /// <summary>An in-memory driver for unit tests of the controller logic: "processes" run until a test makes them exit.</summary>
-internal sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
+public sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
 {
     private readonly ConcurrentDictionary<string, Instance> _instances = new();
     private int _pid = 1000;
@@ -88,6 +88,12 @@ internal sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
     {
         await Task.Yield();
         yield return new LogEntry(time.GetUtcNow(), LogStream.Stdout, $"hello from {replica.ReplicaId}");
+    }
+
+    public Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
+    {
+        Calls.Enqueue($"exec {replica.ReplicaId}: {string.Join(' ', command)}");
+        return Task.FromResult(new ExecResult(IsRunning(replica.ReplicaId) ? 0 : 1, ""));
     }
 
     public Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken) => Task.FromResult(new ReplicaStats());

@@ -1,12 +1,15 @@
 using System.Collections.Concurrent;
 using Microsoft.Extensions.Logging;
 
-namespace Berth.Orchestration.Tests.Fakes;
+namespace Berth.Testing.ControlPlanes;
 
 /// <summary>Keeps warnings and errors so a failing test can show what the control plane logged.</summary>
-internal sealed class ConsoleLogger<T> : ILogger<T>
+public sealed class CapturingLogger<T> : ILogger<T>
 {
     public ConcurrentQueue<string> Lines { get; } = new();
+
+    /// <summary>Called with each line as it is logged, on the logging thread (inside the control plane's lock for events).</summary>
+    public Action<string>? OnLine { get; set; }
 
     public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
@@ -16,7 +19,9 @@ internal sealed class ConsoleLogger<T> : ILogger<T>
     {
         if (IsEnabled(logLevel))
         {
-            Lines.Enqueue($"[{logLevel}] {formatter(state, exception)} {exception}");
+            var line = $"[{logLevel}] {formatter(state, exception)} {exception}";
+            Lines.Enqueue(line);
+            OnLine?.Invoke(line);
         }
     }
 }

@@ -2,10 +2,11 @@ using System.Formats.Tar;
 using System.Text;
 using System.Text.RegularExpressions;
 
-namespace Berth.Runtime.Docker;
+namespace Berth.Core.Build;
 
 /// <summary>
-/// The tar of a build context that the engine receives, without what the context's <c>.dockerignore</c> excludes (as the
+/// The tar of a build context that a Docker engine receives (the runtime's driver and the pipelines' build-image step
+/// both send this one), without what the context's <c>.dockerignore</c> excludes (as the
 /// docker CLI): patterns relative to the context, <c>*</c> and <c>?</c> within one path segment, <c>**</c> across segments,
 /// <c>!</c> re-includes, the last matching line wins, and an excluded folder excludes everything in it.
 /// </summary>

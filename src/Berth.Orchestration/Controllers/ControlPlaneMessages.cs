@@ -1,0 +1,23 @@
+using Berth.Core.Model;
+
+namespace Berth.Orchestration.Controllers;
+
+/// <summary>The user-facing texts the control plane and its API repeat, written once.</summary>
+public static class ControlPlaneMessages
+{
+    public const string NothingApplied = "nothing is applied yet; run 'berth up' first";
+
+    /// <summary>How an exit found by a restarted control plane is worded (the replica vanished without an exit record).</summary>
+    public const string LostWithControlPlane = "while the control plane was down";
+
+    public static string NoService(Application app, string service) =>
+        $"no service '{service}' in app '{app.Name}'; known: {string.Join(", ", app.Services.Select(s => s.Name))}";
+
+    public static string NoReplica(string replicaId) => $"no replica '{replicaId}'; 'berth ps' lists them";
+
+    public static ControlPlaneException NothingAppliedError() => new(ControlPlaneError.Conflict, NothingApplied);
+
+    public static ControlPlaneException NoServiceError(Application app, string service) => new(ControlPlaneError.NotFound, NoService(app, service));
+
+    public static ControlPlaneException NoReplicaError(string replicaId) => new(ControlPlaneError.NotFound, NoReplica(replicaId));
+}

@@ -1,0 +1,107 @@
+using Berth.Core.Model;
+using Berth.Core.Probing;
+using Berth.Orchestration.State;
+using Berth.Runtime;
+
+namespace Berth.Orchestration.Controllers;
+
+/// <summary>A replica's probes: which it has (startup holds the others), where they are aimed, running one in the
+/// background, and turning results into Ready / not Ready. What a failed liveness probe leads to is the lifecycle's.</summary>
+internal sealed class ProbeCoordinator(PlaneState state, IProbeExecutor prober)
+{
+    public void Install(ReplicaRecord r, ReplicaRuntime rt, DateTimeOffset startedAt, bool adopted)
+    {
+        rt.Probes.Clear();
+        var service = state.ServiceOf(r);
+        if (service is null)
+        {
+            return;
+        }
+
+        // An adopted replica keeps what it had proven: a Ready one stays in routing while its probes are re-run.
+        var wasReady = adopted && r.Phase == ReplicaPhase.Ready;
+        if (service.Startup is { } s)
+        {
+            rt.Probes.Add(new ProbeTracker(s, ProbeRole.Startup, startedAt, initiallyPassing: adopted));
+        }
+
+        if (service.Liveness is { } l)
+        {
+            rt.Probes.Add(new ProbeTracker(l, ProbeRole.Liveness, startedAt));
+        }
+
+        if (service.Readiness is { } rd)
+        {
+            rt.Probes.Add(new ProbeTracker(rd, ProbeRole.Readiness, startedAt, initiallyPassing: wasReady));
+        }
+    }
+
+    /// <summary>Runs <paramref name="probe"/> once outside the lock; <paramref name="onResult"/> gets the outcome under it.</summary>
+    public void Launch(ReplicaRecord r, ProbeTracker probe, Func<string, ReplicaHandle, ProbeTracker, ProbeOutcome, CancellationToken, Task> onResult)
+    {
+        probe.InFlight = true;
+        var handle = r.Handle!;
+        var target = TargetFor(r, probe.Probe);
+        var life = state.Loop.Life;
+        state.Loop.Track(async () =>
+        {
+            ProbeOutcome outcome;
+            try
+            {
+                outcome = await prober.RunAsync(probe.Probe, target, life);
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                outcome = new ProbeOutcome(false, e.Message);
+            }
+
+            await state.Loop.UnderLockAsync(ct => onResult(r.Id, handle, probe, outcome, ct));
+        });
+    }
+
+    /// <summary>Whether a result still belongs to the replica's current run (it may have restarted or stopped meanwhile).</summary>
+    public bool Current(string id, ReplicaHandle handle, ProbeTracker probe, out ReplicaRecord record) =>
+        state.Replicas.TryGetValue(id, out record!) && ReferenceEquals(record.Handle, handle) && state.Runtime[id].Probes.Contains(probe);
+
+    public ProbeTarget TargetFor(ReplicaRecord r, Probe probe)
+    {
+        var service = state.ServiceOf(r);
+        int? port = probe.Port;
+        if (port is null && service is not null && !service.Endpoints.IsDefaultOrEmpty)
+        {
+            var name = probe.Endpoint ?? service.Endpoints[0].Name;
+            port = r.Ports.TryGetValue(name, out var p) ? p : null;
+        }
+
+        return new ProbeTarget(state.Options.Host, port)
+        {
+            ContainerId = r.Handle?.ContainerId,
+            Replica = r.Handle,
+            Driver = r.Handle is { } h ? state.Drivers.GetValueOrDefault(h.Kind) : null,
+            WorkingDirectory = service?.WorkingDir ?? state.Current?.Application.BaseDirectory,
+        };
+    }
+
+    /// <summary>Moves a replica between Running and Ready as its probes say.</summary>
+    public void UpdateReadiness(ReplicaRecord r, ReplicaRuntime rt, DateTimeOffset now, string? why = null)
+    {
+        var ready = rt.ReadyByProbes;
+        if (ready && r.Phase == ReplicaPhase.Running)
+        {
+            state.Save(r with { Phase = ReplicaPhase.Ready, ReadyAt = now, Reason = null });
+            state.Emit(EventTypes.Ready, r.Service, r.Id, r.StartedAt is { } s ? $"ready {Text.Human(now - s)} after start" : "ready");
+        }
+        else if (!ready && r.Phase == ReplicaPhase.Ready)
+        {
+            state.Save(r with { Phase = ReplicaPhase.Running, ReadyAt = null, Reason = $"readiness probe failing: {why}" });
+            state.Emit(EventTypes.NotReady, r.Service, r.Id, $"not ready: {why}; removed from routing");
+        }
+    }
+
+    /// <summary>The readiness probe's last answer, else the replica's phase and reason (for a rollout's failure message).</summary>
+    public string WhyNotReady(ReplicaRecord r)
+    {
+        var probe = state.Runtime.TryGetValue(r.Id, out var rt) ? rt.Probes.FirstOrDefault(p => p.Role == ProbeRole.Readiness && !p.Passing) : null;
+        return probe?.LastMessage is { } m ? $"readiness probe failing: {m}" : Text.Describe(r);
+    }
+}

@@ -1,0 +1,106 @@
+using System.Collections.Immutable;
+using Berth.Core.Model;
+using Berth.Orchestration.Scheduling;
+using Berth.Orchestration.State;
+
+namespace Berth.Orchestration.Controllers;
+
+/// <summary>Places a Pending replica: its dependencies first (depends_on gates the first start), then a driver that is
+/// available, then a node with room (the scheduler) and its ports; then the lifecycle starts it. A replica that cannot be
+/// placed stays Pending with the reason, emitted once per change.</summary>
+internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle)
+{
+    public void TrySchedule(Application app, ReplicaRecord r)
+    {
+        var service = app.FindService(r.Service);
+        if (service is null || state.Scheduler is not { } scheduler)
+        {
+            return;
+        }
+
+        var waiting = UnmetDependency(app, service, state.Replicas.Values);
+        if (waiting is not null)
+        {
+            SetPendingReason(r, waiting, EventTypes.Waiting);
+            return;
+        }
+
+        var driver = state.Drivers.GetValueOrDefault(service.EffectiveRuntime);
+        if (driver is null || !driver.Capabilities.Available)
+        {
+            SetPendingReason(r, driver is null
+                ? $"no {service.EffectiveRuntime.ToString().ToLowerInvariant()} driver in this control plane"
+                : $"the {service.EffectiveRuntime.ToString().ToLowerInvariant()} driver is unavailable: {driver.Capabilities.UnavailableReason}", EventTypes.Pending);
+            return;
+        }
+
+        var placement = scheduler.Place(Scheduler.RequestFor(r.Id, service));
+        if (!placement.Placed)
+        {
+            SetPendingReason(r, placement.Reason!, EventTypes.Pending);
+            return;
+        }
+
+        var ports = ImmutableSortedDictionary.CreateBuilder<string, int>(StringComparer.Ordinal);
+        foreach (var e in service.Endpoints)
+        {
+            var port = e.TargetPort ?? (r.Ports.TryGetValue(e.Name, out var p) ? p : state.Ports.Allocate());
+            state.Ports.Reserve(port);
+            ports[e.Name] = port;
+        }
+
+        var placed = state.Save(r with { Phase = ReplicaPhase.Starting, Node = placement.Node, Ports = ports.ToImmutable(), Reason = null });
+        var portText = placed.Ports.Count == 0 ? "" : " with " + string.Join(", ", placed.Ports.Select(kv => $"{kv.Key} port {kv.Value}"));
+        state.Emit(EventTypes.Scheduled, r.Service, r.Id, $"scheduled on node {placement.Node}{portText}");
+        lifecycle.BeginStart(app, placed);
+    }
+
+    /// <summary>What the service still waits for (depends_on), or null. Pure.</summary>
+    public static string? UnmetDependency(Application app, Service service, IEnumerable<ReplicaRecord> replicas)
+    {
+        foreach (var d in service.DependsOn)
+        {
+            if (app.FindService(d.Service) is null)
+            {
+                if (d.Required)
+                {
+                    return $"depends on '{d.Service}', which is not in the app; add it or mark the dependency required: false";
+                }
+
+                continue;
+            }
+
+            var theirs = replicas.Where(r => r.Service == d.Service).ToList();
+            var met = d.Condition switch
+            {
+                DependencyCondition.Started => theirs.Any(r => r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready or ReplicaPhase.Completed),
+                DependencyCondition.Healthy => theirs.Any(r => r.Phase == ReplicaPhase.Ready),
+                DependencyCondition.Completed => theirs.Any(r => r.Phase == ReplicaPhase.Completed)
+                    && !theirs.Any(r => r.Phase is ReplicaPhase.Starting or ReplicaPhase.Running or ReplicaPhase.Ready or ReplicaPhase.BackOff or ReplicaPhase.Pending),
+            };
+            if (!met)
+            {
+                var what = d.Condition switch
+                {
+                    DependencyCondition.Started => "to start",
+                    DependencyCondition.Healthy => "to be ready (healthy)",
+                    DependencyCondition.Completed => "to complete successfully",
+                };
+                return $"waiting for '{d.Service}' {what} (depends_on)";
+            }
+        }
+
+        return null;
+    }
+
+    private void SetPendingReason(ReplicaRecord r, string reason, string eventType)
+    {
+        if (r.Reason == reason)
+        {
+            return;
+        }
+
+        state.Save(r with { Reason = reason });
+        state.Emit(eventType, r.Service, r.Id, reason);
+    }
+}

@@ -1,0 +1,99 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using Berth.Core.Model;
+using Berth.Orchestration.State;
+using Berth.Runtime;
+
+namespace Berth.Orchestration.Controllers;
+
+/// <summary>What a driver is asked to run for one replica: argv, the DESIGN.md environment (service discovery, own
+/// ports, identity, the control plane's OTLP settings), labels for adoption, limits and the node's cgroup. Pure: the same inputs give the same spec.</summary>
+internal static class ReplicaSpecBuilder
+{
+    public static ReplicaSpec Build(Application app, Service service, ReplicaRecord r, IReadOnlyDictionary<(string Service, string Endpoint), int> stablePorts,
+        OrchestratorOptions options)
+    {
+        var host = options.Host;
+        var env = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
+        foreach (var ((svc, ep), port) in stablePorts)
+        {
+            var scheme = app.FindService(svc)?.Endpoints.FirstOrDefault(e => e.Name == ep)?.Protocol == EndpointProtocol.Tcp ? "tcp" : "http";
+            env[$"services__{svc}__{ep}__0"] = $"{scheme}://{host}:{port}";
+        }
+
+        if (!service.Endpoints.IsDefaultOrEmpty)
+        {
+            env["PORT"] = r.Ports[service.Endpoints[0].Name].ToString(CultureInfo.InvariantCulture);
+            var urls = service.Endpoints.Where(e => e.Protocol.IsHttp()).Select(e => $"http://{host}:{r.Ports[e.Name]}").ToList();
+            if (urls.Count > 0)
+            {
+                env["ASPNETCORE_URLS"] = string.Join(';', urls);
+            }
+
+            if (service.Endpoints.Any(e => e.Protocol.IsHttp2()) && service.Endpoints.Where(e => e.Protocol.IsHttp()).All(e => e.Protocol.IsHttp2()))
+            {
+                // h2c/gRPC without TLS: Kestrel speaks HTTP/2 on a cleartext endpoint only when told to (no ALPN).
+                env["Kestrel__EndpointDefaults__Protocols"] = "Http2";
+            }
+
+            foreach (var e in service.Endpoints)
+            {
+                env[$"BERTH_PORT_{e.Name.ToUpperInvariant().Replace('-', '_')}"] = r.Ports[e.Name].ToString(CultureInfo.InvariantCulture);
+            }
+        }
+
+        env["BERTH_SERVICE"] = service.Name;
+        env["BERTH_REPLICA"] = r.Id;
+        env["BERTH_REVISION"] = r.Revision.ToString(CultureInfo.InvariantCulture);
+        foreach (var kv in options.ReplicaEnvironment)
+        {
+            env[kv.Key] = kv.Value;
+        }
+
+        if (options.ReplicaEnvironment.ContainsKey("OTEL_EXPORTER_OTLP_ENDPOINT"))
+        {
+            env["OTEL_SERVICE_NAME"] = service.Name;
+            env["OTEL_RESOURCE_ATTRIBUTES"] = string.Create(CultureInfo.InvariantCulture, $"service.instance.id={r.Id},berth.app={app.Name},berth.service={service.Name},berth.replica={r.Id},berth.revision={r.Revision}");
+        }
+
+        foreach (var kv in service.Env)
+        {
+            env[kv.Key] = kv.Value;
+        }
+
+        var labels = service.Labels.SetItems(new Dictionary<string, string>
+        {
+            ["berth.app"] = app.Name,
+            ["berth.service"] = service.Name,
+            ["berth.replica"] = r.Id,
+            ["berth.revision"] = r.Revision.ToString(CultureInfo.InvariantCulture),
+        });
+
+        return new ReplicaSpec
+        {
+            App = app.Name,
+            Service = service.Name,
+            ReplicaId = r.Id,
+            Revision = r.Revision,
+            Image = service.Image,
+            Entrypoint = service.Entrypoint is { } entrypoint ? ArgvExpansion.Expand(entrypoint, env) : null,
+            Command = ArgvExpansion.Expand(service.Command, env),
+            Shell = service.Shell,
+            WorkingDir = service.WorkingDir ?? (service.EffectiveRuntime == RuntimeKind.Process ? app.BaseDirectory : null),
+            User = service.User,
+            Env = env.ToImmutable(),
+            Ports = r.Ports,
+            Volumes = service.Volumes,
+            CpuLimit = service.Resources.CpuLimit,
+            MemoryLimit = service.Resources.MemoryLimit,
+            Node = app.Nodes.IsDefaultOrEmpty || r.Node is null ? null : NodeCgroupSpec.PathFor(app.Name, r.Node),
+            StateDirectory = Path.Combine(options.StateDirectory, "replicas", r.Id),
+            Labels = labels,
+            SecretEnv = [.. service.SecretEnv.Where(service.Env.ContainsKey).Select(k => service.Env[k]).Where(v => v.Length > 0),
+                .. service.Files.Where(f => f.Kind == MountedFileKind.Secret && f.Content is { Length: > 0 }).Select(f => f.Content!)],
+            Files = service.Files,
+            Container = service.Container,
+            PullPolicy = service.PullPolicy,
+        };
+    }
+}

@@ -1,0 +1,180 @@
+using System.Collections.Immutable;
+using System.Text.Json;
+using Berth.Core.Model;
+using Berth.Orchestration.Scheduling;
+using Berth.Orchestration.State;
+
+namespace Berth.Orchestration.Controllers;
+
+/// <summary>The desired state: makes each change a revision (with each service's template revision), installs it
+/// (scheduler shape, stable ports), warns once about limits a driver cannot enforce, and installs the rollbacks the
+/// rollout controller decides on. Called under the lock.</summary>
+internal sealed class RevisionManager(PlaneState state, StablePortRegistry stablePorts, RolloutController rollouts, Func<int, bool> portFreeOnMachine)
+{
+    private readonly Dictionary<string, string> _limitsWarned = new(StringComparer.Ordinal);
+    private string? _schedulerShape;
+
+    /// <summary>What makes replicas different: everything but the count, autoscaling and mesh policy.</summary>
+    public static string TemplateKey(Service s) =>
+        JsonSerializer.Serialize(s with { Replicas = 0, Autoscale = null, Mesh = MeshPolicy.Default }, StateJson.Options);
+
+    /// <summary>Makes a new revision. <paramref name="reuse"/> gives a service an earlier template number (a rollback: its
+    /// replicas of that template are kept, as Kubernetes reuses the old ReplicaSet).</summary>
+    public RevisionRecord Mutate(string cause, Func<Application, Application> change,
+        Func<ImmutableSortedSet<string>, IEnumerable<string>>? stopped = null, (string Service, long Template)? reuse = null)
+    {
+        var previous = state.Current;
+        var next = previous is null
+            ? change(null!) ?? throw ControlPlaneMessages.NothingAppliedError()
+            : change(previous.Application);
+
+        var now = state.Now;
+        var revision = state.Store.AddRevision(n => new RevisionRecord
+        {
+            Number = n,
+            CreatedAt = now,
+            Cause = cause,
+            Application = next,
+            Templates = next.Services.ToImmutableSortedDictionary(
+                s => s.Name,
+                s => reuse is { } re && re.Service == s.Name ? re.Template
+                    : previous?.Application.FindService(s.Name) is { } old && TemplateKey(old) == TemplateKey(s) ? previous.TemplateOf(s.Name) : n,
+                StringComparer.Ordinal),
+            Stopped = [.. stopped is null ? previous?.Stopped ?? [] : stopped(previous?.Stopped ?? [])],
+        });
+        Install(revision);
+
+        // Event subscribers (the pipeline triggers) read Current when they see the revision event: publish first.
+        state.Loop.Publish();
+        state.Emit(EventTypes.Revision, null, null, $"revision {revision.Number}: {cause}");
+        WarnUnenforcedLimits(revision.Application);
+        state.Loop.Kick();
+        return revision;
+    }
+
+    /// <summary>Makes <paramref name="revision"/> the one in force: a new scheduler when nodes or policy changed (restoring
+    /// what is placed), and a stable port for every endpoint.</summary>
+    public void Install(RevisionRecord revision)
+    {
+        state.Current = revision;
+        var app = revision.Application;
+        var shape = JsonSerializer.Serialize(new { app.Nodes, app.Scheduler }, StateJson.Options);
+        if (state.Scheduler is null || shape != _schedulerShape)
+        {
+            var scheduler = new Scheduler(Scheduler.NodesFor(app), app.Scheduler, state.Random, portFreeOnMachine);
+            state.Scheduler = scheduler;
+            _schedulerShape = shape;
+            foreach (var r in state.Replicas.Values.Where(r => r.HoldsResources && r.Node is not null))
+            {
+                if (app.FindService(r.Service) is { } s)
+                {
+                    scheduler.Restore(Scheduler.RequestFor(r.Id, s), r.Node!);
+                }
+            }
+        }
+
+        stablePorts.Assign(app);
+    }
+
+    /// <summary>Installs the rollbacks the rollout controller decided on in this pass, each as a new revision.</summary>
+    public bool InstallRollbacks()
+    {
+        var any = false;
+        foreach (var rb in rollouts.TakeRollbacks())
+        {
+            if (state.Current?.Application.FindService(rb.Service) is null)
+            {
+                continue;
+            }
+
+            Mutate($"rollback {rb.Service} to revision {rb.ToTemplate} (automatic)",
+                app => WithService(app, rb.Service, s => Restore(rb.Spec, s)), reuse: (rb.Service, rb.ToTemplate));
+            any = true;
+        }
+
+        return any;
+    }
+
+    public static Application WithService(Application app, string service, Func<Service, Service> change)
+    {
+        if (app is null)
+        {
+            throw ControlPlaneMessages.NothingAppliedError();
+        }
+
+        var s = app.FindService(service) ?? throw ControlPlaneMessages.NoServiceError(app, service);
+        return app with { Services = app.Services.Replace(s, change(s)) };
+    }
+
+    /// <summary>An earlier template with today's count, autoscaling and mesh policy (those are not part of a template).</summary>
+    public static Service Restore(Service template, Service now) => template with { Replicas = now.Replicas, Autoscale = now.Autoscale, Mesh = now.Mesh };
+
+    /// <summary>An apply does not undo the autoscaler: a service autoscaled before and after keeps its current count,
+    /// brought within the new min/max (the HPA owns the count; applying a manifest with <c>replicas</c> over it is a
+    /// well-known Kubernetes pitfall).</summary>
+    public static Application KeepAutoscaledCounts(Application? previous, Application next)
+    {
+        if (previous is null)
+        {
+            return next;
+        }
+
+        return next with
+        {
+            Services = [.. next.Services.Select(s => s.Autoscale is { } policy && previous.FindService(s.Name) is { Autoscale: not null } old
+                ? s with { Replicas = Math.Clamp(old.Replicas, policy.Min, Math.Max(policy.Min, policy.Max)) }
+                : s)],
+        };
+    }
+
+    /// <summary>Rejects an app the control plane cannot run (the loader reports these with positions; this guards the API).</summary>
+    public static Application Validate(Application app)
+    {
+        if (app.Services.IsDefault || app.Services.Any(s => s is null || string.IsNullOrEmpty(s.Name)))
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, "the app needs a list of services, each with a name");
+        }
+
+        if (app.Nodes.IsDefault)
+        {
+            app = app with { Nodes = [] };
+        }
+
+        if (app.Services.FirstOrDefault(s => s.Replicas is < 0 or > OrchestratorDefaults.MaxReplicasPerService) is { } bad)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid,
+                $"services.{bad.Name}.replicas must be between 0 and {OrchestratorDefaults.MaxReplicasPerService}, got {bad.Replicas}");
+        }
+
+        var dupes = app.Services.GroupBy(s => s.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        if (dupes.Count > 0)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, $"service names must be unique; repeated: {string.Join(", ", dupes)}");
+        }
+
+        var problems = app.Services
+            .SelectMany(s => new[] { ("update", s.Update), ("rollback", s.Rollback) }.Where(u => u.Item2 is not null).Select(u => (Service: s.Name, Key: u.Item1, Strategy: u.Item2!)))
+            .Where(x => x.Strategy.MaxSurge.IsZero && x.Strategy.MaxUnavailable.IsZero)
+            .Select(x => $"services.{x.Service}.{x.Key}: maxSurge and maxUnavailable are both 0, so a rolling update could never make progress; set maxSurge to 1 (start a new replica first) or maxUnavailable to 1")
+            .ToList();
+        if (problems.Count > 0)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, string.Join("; ", problems));
+        }
+
+        return app;
+    }
+
+    /// <summary>One event per service whose limits are not enforced, the first time this control plane sees it (or its wording change).</summary>
+    private void WarnUnenforcedLimits(Application app)
+    {
+        foreach (var w in LimitsCheck.Check(app, state.Drivers.Values))
+        {
+            if (_limitsWarned.GetValueOrDefault(w.Service) != w.Message)
+            {
+                _limitsWarned[w.Service] = w.Message;
+                state.Emit(EventTypes.LimitsNotEnforced, w.Service, null, w.Message);
+            }
+        }
+    }
+}

@@ -1,0 +1,40 @@
+using System.Collections.Immutable;
+using Berth.Core.Model;
+using Berth.Orchestration.Scheduling;
+using Berth.Orchestration.State;
+
+namespace Berth.Orchestration.Controllers;
+
+/// <summary>Each service endpoint's stable (mesh) port: the spec's port, else the one persisted for it, else a free one,
+/// assigned once and kept in the store for the life of the state folder. Callers only ever use these.</summary>
+internal sealed class StablePortRegistry(StateStore store, PortAllocator ports)
+{
+    private ImmutableDictionary<(string Service, string Endpoint), int> _ports = ImmutableDictionary<(string, string), int>.Empty;
+
+    /// <summary>Every endpoint seen since start, including those of services since removed (their callers may still run).</summary>
+    public ImmutableDictionary<(string Service, string Endpoint), int> Ports => Volatile.Read(ref _ports);
+
+    /// <summary>Assigns (and persists) a port for every endpoint of <paramref name="app"/>; called under the lock.</summary>
+    public void Assign(Application app)
+    {
+        var persisted = store.ListEndpointPorts();
+        var next = _ports.ToBuilder();
+        foreach (var s in app.Services)
+        {
+            foreach (var e in s.Endpoints)
+            {
+                var key = (s.Name, e.Name);
+                var port = e.Port ?? (persisted.TryGetValue(key, out var p) ? p : ports.Allocate());
+                ports.Reserve(port);
+                if (!persisted.TryGetValue(key, out var old) || old != port)
+                {
+                    store.SaveEndpointPort(s.Name, e.Name, port);
+                }
+
+                next[key] = port;
+            }
+        }
+
+        Volatile.Write(ref _ports, next.ToImmutable());
+    }
+}
