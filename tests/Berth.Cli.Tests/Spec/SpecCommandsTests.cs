@@ -56,10 +56,10 @@ public class SpecCommandsTests : IDisposable
         Write("compose.prod.yaml", "services:\n  web:\n    deploy: {replicas: 3}\n");
         Write("prod.env", "TAG=2.0\n");
 
-        var run = await CliRunner.RunAsync(_dir, "config", "-f", "compose.yaml", "-f", "compose.prod.yaml", "--env-file", "prod.env", "-o", "json");
+        var run = await new BerthCli(_dir).RunAsync("config", "-f", "compose.yaml", "-f", "compose.prod.yaml", "--env-file", "prod.env", "-o", "json");
 
-        Assert.True(run.ExitCode == ExitCodes.Ok, run.Stderr);
-        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.True(run.Code == ExitCodes.Ok, run.Err);
+        using var json = JsonDocument.Parse(run.Out);
         var web = json.RootElement.GetProperty("services").GetProperty("web");
         Assert.Equal(("web:2.0", 3), (web.GetProperty("image").GetString(), web.GetProperty("replicas").GetInt32()));
     }
