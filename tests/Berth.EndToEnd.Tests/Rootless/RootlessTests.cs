@@ -179,7 +179,8 @@ public sealed class RootlessTests
         up.Interrupt();
         Assert.True(up.Process.WaitForExit(TimeSpan.FromMinutes(2)), $"berth up ended after Ctrl-C:\n{up.Transcript}");
         Assert.Equal(130, up.Process.ExitCode);
-        Assert.Contains("berth: 'shop' stopped", up.Err);
+        // The exit can be seen before the last redirected line is read: wait for it with a deadline.
+        await Poll.UntilAsync(() => up.Err.Contains("berth: 'shop' stopped"), TimeSpan.FromSeconds(10), $"berth: 'shop' stopped on stderr:\n{up.Transcript}");
         await Poll.UntilAsync(() => user.LiveProcesses().Count == 0, TimeSpan.FromSeconds(30), $"no process of uid 65534 left in {user.Root}");
         foreach (var port in new[] { 7100, 7200, 7300, 7400 })
         {

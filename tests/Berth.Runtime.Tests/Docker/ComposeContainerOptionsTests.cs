@@ -152,6 +152,37 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
         Assert.Equal("replica never: image 'berth-test/not-here:1' is not on the Docker engine and pull_policy is never, so it is not pulled; build or load it (docker load), or use pull_policy missing", never.Message);
     }
 
+    [DockerFact]
+    public async Task StartAsync_PullPolicyAlwaysAndNoRegistry_PullsEvenALocalImageAndSaysWhatToUse()
+    {
+        // The image is on the engine, tagged for a registry on a loopback port where nothing listens: 'missing' would use
+        // it, 'always' must try the registry first (no traffic leaves the machine) and fail with the fix.
+        await TestImages.EnsureAsync(_driver);
+        var repository = $"127.0.0.1:{Ports.Free()}/berth-test/{_app}";
+        using var client = Client();
+        await client.Images.TagImageAsync(TestImages.App, new global::Docker.DotNet.Models.ImageTagParameters { RepositoryName = repository, Tag = "1" });
+        try
+        {
+            var local = await _driver.StartAsync(Spec("missing", "true") with { Image = $"{repository}:1", PullPolicy = PullPolicy.Missing }, CancellationToken.None);
+            var always = await Assert.ThrowsAsync<ReplicaStartException>(() => _driver.StartAsync(Spec("always", "true") with { Image = $"{repository}:1", PullPolicy = PullPolicy.Always }, CancellationToken.None));
+
+            Assert.NotNull(local.ContainerId);
+            Assert.StartsWith($"pull_policy always: pulling '{repository}:1' failed: ", always.Message, StringComparison.Ordinal);
+            Assert.Contains("connection refused", always.Message, StringComparison.Ordinal);
+            Assert.EndsWith("No registry may be reachable from here; use pull_policy missing (the local image is used) or build (it is built from build:)", always.Message, StringComparison.Ordinal);
+        }
+        finally
+        {
+            foreach (var handle in await _driver.ListAsync(_app, CancellationToken.None))
+            {
+                await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+                await _driver.RemoveAsync(handle, CancellationToken.None);
+            }
+
+            await client.Images.DeleteImageAsync($"{repository}:1", new global::Docker.DotNet.Models.ImageDeleteParameters());
+        }
+    }
+
     private ReplicaSpec Spec(string replicaId, params string[] command) => new()
     {
         App = _app,
