@@ -63,13 +63,65 @@ internal static class ControlPlaneCommands
 
             return parse.GetValue(detach)
                 ? await StartDetachedAsync(outcome.Path!, parse.GetValue(profiles) ?? [], state, ct)
-                : await RunForegroundAsync(app, state);
+                : await RunForegroundAsync(app, outcome.Path!, state, ct);
         });
         return command;
     }
 
-    private static async Task<int> RunForegroundAsync(Application app, string state)
+    /// <summary>How long a second <c>berth up</c> or <c>down</c> waits for the control plane holding the state folder's lock to answer or
+    /// let go: as long as <c>up -d</c> waits for its own control plane to listen.</summary>
+    private static readonly TimeSpan LockWait = TimeSpan.FromSeconds(60);
+
+    /// <summary>Takes the state folder's lock (one control plane per app), or, when another control plane holds it, waits until that
+    /// one answers (its client is returned, to talk to it) or lets go. Both null: it neither answered nor let go in time.</summary>
+    private static async Task<(StateLock? Lock, ApiClient? Running)> LockOrRunningAsync(string state, CancellationToken ct)
     {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            if (StateLock.TryAcquire(state) is { } held)
+            {
+                return (held, null);
+            }
+
+            var client = ApiClient.TryOpen(state);
+            if (client is not null && await client.AliveAsync(ct))
+            {
+                return (null, client);
+            }
+
+            client?.Dispose();
+            if (waited.Elapsed > LockWait)
+            {
+                Error($"another control plane holds {Path.Combine(state, StateLock.FileName)} but has not answered for {LockWait.TotalSeconds:0}s; " +
+                    $"'flock -n {Path.Combine(state, StateLock.FileName)} true' fails while it runs — stop it ('berth down', or kill the process named in {Path.Combine(state, DaemonLogFile)})");
+                return (null, null);
+            }
+
+            await Task.Delay(100, ct);
+        }
+    }
+
+    /// <summary>Applies to the control plane that won the lock, as <c>berth up</c> does when one is already running.</summary>
+    private static async Task<int> ApplyToRunningAsync(ApiClient running, Application app, string specPath, CancellationToken ct)
+    {
+        var applied = await running.ApplyAsync(app, ct);
+        Status($"control plane already running at {running.Url}; applied {specPath} as revision {applied.Revision}");
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<int> RunForegroundAsync(Application app, string specPath, string state, CancellationToken ct)
+    {
+        var (held, running) = await LockOrRunningAsync(state, ct);
+        using var stateLock = held;
+        if (held is null)
+        {
+            using (running)
+            {
+                return running is null ? ExitCodes.Failed : await ApplyToRunningAsync(running, app, specPath, ct);
+            }
+        }
+
         using var stop = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -149,7 +201,15 @@ internal static class ControlPlaneCommands
     {
         Directory.CreateDirectory(state);
         var address = Path.Combine(state, Server.ApiServerOptions.AddressFileName);
-        File.Delete(address);
+        using (var probe = StateLock.TryAcquire(state))
+        {
+            // A stale address only while no control plane holds the lock: a running one (another 'up -d' won) keeps its own.
+            if (probe is not null)
+            {
+                File.Delete(address);
+            }
+        }
+
         var log = Path.Combine(state, DaemonLogFile);
         var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, WorkingDirectory = Environment.CurrentDirectory };
         // A new session so Ctrl-C in this terminal and its exit do not reach the control plane; the arguments travel as
@@ -175,7 +235,8 @@ internal static class ControlPlaneCommands
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
-            if (child.HasExited)
+            // Exit 0 before listening: another 'berth up -d' won the state folder's lock and this spec was applied to it.
+            if (child.HasExited && child.ExitCode != 0)
             {
                 Error($"the control plane exited with code {child.ExitCode} before it was listening; its log ({log}) ends with:\n{Tail(log, 20)}");
                 return ExitCodes.Failed;
@@ -228,7 +289,19 @@ internal static class ControlPlaneCommands
                 c.Cancel = true;
                 stop.Cancel();
             });
-            await using var host = await ControlPlaneHost.StartAsync(ControlPlaneHost.StateDirectoryFor(outcome.Path!), NeedsDocker(app), api: true, stop.Token, app.Telemetry);
+            var state = ControlPlaneHost.StateDirectoryFor(outcome.Path!);
+            var (held, running) = await LockOrRunningAsync(state, stop.Token);
+            using var stateLock = held;
+            if (held is null)
+            {
+                // Another 'berth up -d' started first: this one's spec goes to it, as a second 'up' does.
+                using (running)
+                {
+                    return running is null ? ExitCodes.Failed : await ApplyToRunningAsync(running, app, outcome.Path!, stop.Token);
+                }
+            }
+
+            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Console.Error.WriteLine($"warning: {w}");
@@ -323,9 +396,22 @@ internal static class ControlPlaneCommands
                 return ExitCodes.NotFound;
             }
 
-            using (var client = ApiClient.TryOpen(state))
+            if (!Directory.Exists(state))
             {
-                if (client is not null && await client.AliveAsync(ct))
+                Status("nothing to stop: no control plane has run here");
+                return ExitCodes.Ok;
+            }
+
+            var (held, running) = await LockOrRunningAsync(state, ct);
+            using var stateLock = held;
+            if (held is null && running is null)
+            {
+                return ExitCodes.Failed;
+            }
+
+            using (var client = running)
+            {
+                if (client is not null)
                 {
                     await client.PostAsync("/v1/shutdown", null, ct);
                     var deadline = Stopwatch.StartNew();
