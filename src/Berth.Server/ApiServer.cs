@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -18,6 +19,16 @@ using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
 namespace Berth.Server;
+
+/// <summary>Defaults of the API's paging.</summary>
+public static class ApiServerDefaults
+{
+    /// <summary>Events in one page of <c>GET /v1/events</c>: 1,000, the newest (kubectl shows the latest events; Kubernetes lists page by <c>limit</c>).</summary>
+    public const int EventPage = 1000;
+
+    /// <summary>The largest page a client may ask for: 10,000, the default number of events the control plane keeps.</summary>
+    public const int MaxEventPage = Orchestration.OrchestratorDefaults.EventRetention;
+}
 
 /// <summary>How the API listens. Defaults: loopback, a free port, the token kept in the state folder.</summary>
 public sealed record ApiServerOptions
@@ -318,7 +329,7 @@ public sealed class ApiServer : IAsyncDisposable
             var follow = QueryBool(context, "follow") || context.Request.Headers.Accept.Any(a => a?.Contains("text/event-stream", StringComparison.Ordinal) == true);
             if (!follow)
             {
-                await WriteJsonAsync(context, [.. plane.Store.ListEvents(after, QueryInt(context, "limit") ?? 1000, service).Select(EventView)], ApiJson.Default.IReadOnlyListEventInfo);
+                await WriteJsonAsync(context, [.. EventPage(context, plane, service).Select(EventView)], ApiJson.Default.IReadOnlyListEventInfo);
                 return;
             }
 
@@ -577,6 +588,53 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         return token;
+    }
+
+    /// <summary>One page of events, oldest first: after a cursor (<c>after=ID</c>, reading forwards), or else the newest <c>limit</c> before
+    /// <c>before=ID</c> and since <c>since</c>. A <c>Link</c> header (RFC 8288, as GitHub's API pages) names the older and newer pages.</summary>
+    private static IReadOnlyList<EventRecord> EventPage(HttpContext context, ControlPlane plane, string? service)
+    {
+        var limit = QueryInt(context, "limit") ?? ApiServerDefaults.EventPage;
+        if (limit is < 1 or > ApiServerDefaults.MaxEventPage)
+        {
+            throw new BadRequest($"query 'limit' must be from 1 to {ApiServerDefaults.MaxEventPage}, got {limit}; page with 'before' or 'after' for more");
+        }
+
+        var after = QueryLong(context, "after");
+        var before = QueryLong(context, "before");
+        if (after is not null && before is not null)
+        {
+            throw new BadRequest("query 'after' and 'before' are two directions; give one of them (after=ID reads newer events, before=ID older ones)");
+        }
+
+        var since = context.Request.Query["since"].FirstOrDefault() is { } text ? ParseSince(text, plane.Time) : (DateTimeOffset?)null;
+        var page = after is { } a
+            ? [.. plane.Store.ListEvents(a, limit, service).Where(e => since is null || e.Time >= since)]
+            : plane.Store.ListNewestEvents(limit, before, since, service);
+        var links = new List<string>();
+        var query = (service is null ? "" : $"&service={Uri.EscapeDataString(service)}") + (since is null ? "" : $"&since={Uri.EscapeDataString(since.Value.ToString("O", CultureInfo.InvariantCulture))}");
+        if (page.Count > 0 && (after is not null || page.Count == limit))
+        {
+            links.Add($"</v1/events?before={page[0].Id}&limit={limit}{query}>; rel=\"prev\"");
+        }
+
+        var newest = page.Count > 0 ? page[^1].Id : after ?? (before is { } b ? b - 1 : 0);
+        links.Add($"</v1/events?after={newest}&limit={limit}{query}>; rel=\"next\"");
+        context.Response.Headers.Link = string.Join(", ", links);
+        return page;
+    }
+
+    /// <summary><c>since</c> as docker events takes it: an RFC 3339 time, or a duration back from now (<c>10m</c>).</summary>
+    private static DateTimeOffset ParseSince(string text, TimeProvider time)
+    {
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+        {
+            return at;
+        }
+
+        return Durations.TryParse(text, out var ago, out _)
+            ? time.GetUtcNow() - ago
+            : throw new BadRequest($"query 'since' must be an RFC 3339 time (2026-01-02T15:04:05Z) or a duration back from now (10m, 1h30m), got '{text}'");
     }
 
     private static bool QueryBool(HttpContext context, string name) =>

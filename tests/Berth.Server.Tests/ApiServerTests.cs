@@ -189,6 +189,47 @@ public sealed class ApiServerTests : IAsyncLifetime
             await ErrorOf(await _http.PatchAsync("/v1/services/api", JsonBody("{}"))));
     }
 
+    private async Task<(List<long> Ids, string Link)> EventPageAsync(string query)
+    {
+        using var response = await _http.GetAsync($"/v1/events?{query}");
+        Assert.True(response.IsSuccessStatusCode, $"GET /v1/events?{query}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return ([.. doc.RootElement.EnumerateArray().Select(e => e.GetProperty("id").GetInt64())], string.Join(", ", response.Headers.GetValues("Link")));
+    }
+
+    [Fact]
+    public async Task Events_MoreThanAPage_NewestFirstPageWithCursors()
+    {
+        var start = new DateTimeOffset(2026, 3, 1, 0, 0, 0, TimeSpan.Zero);
+        var ids = Enumerable.Range(0, 2500)
+            .Select(i => _store.AppendEvent(new EventRecord { Time = start.AddSeconds(i), Type = "load", Service = "load", Message = $"event {i}" }).Id)
+            .ToList();
+
+        var (newest, link) = await EventPageAsync("service=load");
+        Assert.Equal(ids[^1000..], newest);
+        Assert.Contains($"</v1/events?before={ids[1500]}&limit=1000&service=load>; rel=\"prev\"", link, StringComparison.Ordinal);
+        Assert.Contains($"</v1/events?after={ids[^1]}&limit=1000&service=load>; rel=\"next\"", link, StringComparison.Ordinal);
+
+        var (older, _) = await EventPageAsync($"service=load&before={ids[1500]}");
+        Assert.Equal(ids[500..1500], older);
+        var (oldest, _) = await EventPageAsync($"service=load&before={ids[500]}");
+        Assert.Equal(ids[..500], oldest);
+
+        Assert.Equal(ids[^5..], (await EventPageAsync("service=load&limit=5")).Ids);
+        Assert.Equal(ids[10..13], (await EventPageAsync($"service=load&after={ids[9]}&limit=3")).Ids);
+        Assert.Equal(ids[2490..], (await EventPageAsync($"service=load&since={Uri.EscapeDataString(start.AddSeconds(2490).ToString("O"))}")).Ids);
+        Assert.Equal(ids[2490..2495], (await EventPageAsync($"service=load&since=2026-03-01T00:41:30Z&limit=5&before={ids[2495]}")).Ids);
+        Assert.Empty((await EventPageAsync("service=load&since=1m")).Ids);
+    }
+
+    [Theory]
+    [InlineData("limit=0", "query 'limit' must be from 1 to 10000, got 0; page with 'before' or 'after' for more")]
+    [InlineData("limit=10001", "query 'limit' must be from 1 to 10000, got 10001; page with 'before' or 'after' for more")]
+    [InlineData("after=1&before=9", "query 'after' and 'before' are two directions; give one of them (after=ID reads newer events, before=ID older ones)")]
+    [InlineData("since=yesterday", "query 'since' must be an RFC 3339 time (2026-01-02T15:04:05Z) or a duration back from now (10m, 1h30m), got 'yesterday'")]
+    public async Task Events_BadPaging_400WithHowToFix(string query, string error) =>
+        Assert.Equal((HttpStatusCode.BadRequest, error), await ErrorOf(await _http.GetAsync($"/v1/events?{query}")));
+
     [Fact]
     public async Task Events_ServerSentStream_ReplaysThenFollowsLiveEvents()
     {

@@ -552,16 +552,31 @@ internal static class ControlPlaneCommands
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new events (server-sent events)." };
         var service = new Option<string?>("--service") { Description = "Only this service's events.", HelpName = "SERVICE" };
         var output = new Option<string>("--output", "-o") { Description = "text or json (one event per line).", DefaultValueFactory = _ => "text", HelpName = "FORMAT" }.AcceptOnlyFromAmong("text", "json");
-        var command = new Command("events", "Show the control plane's events: scheduled, started, ready, unhealthy, back-off, OOM-killed, …") { file, follow, service, output };
+        var since = new Option<string?>("--since") { Description = "Only events since this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration back from now (10m), as docker events --since.", HelpName = "TIME" };
+        var limit = new Option<int?>("--limit") { Description = $"At most this many events, the newest (default {Server.ApiServerDefaults.EventPage}).", HelpName = "N" };
+        var before = new Option<long?>("--before") { Description = "Only events older than this event id (the cursor for the next older page).", HelpName = "ID" };
+        var after = new Option<long?>("--after") { Description = "Only events newer than this event id, oldest first.", HelpName = "ID" };
+        var command = new Command("events", "Show the control plane's events, the newest: scheduled, started, ready, unhealthy, back-off, OOM-killed, …") { file, follow, service, output, since, limit, before, after };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var query = parse.GetValue(service) is { } s ? $"&service={Uri.EscapeDataString(s)}" : "";
             var json = parse.GetValue(output) == "json";
             if (!parse.GetValue(follow))
             {
-                foreach (var e in await client.GetAsync($"/v1/events?after=0{query}", ApiJson.Default.IReadOnlyListEventInfo, ct))
+                var page = query
+                    + (parse.GetValue(since) is { } t ? $"&since={Uri.EscapeDataString(t)}" : "")
+                    + (parse.GetValue(limit) is { } n ? $"&limit={n}" : "")
+                    + (parse.GetValue(before) is { } b ? $"&before={b}" : "")
+                    + (parse.GetValue(after) is { } a ? $"&after={a}" : "");
+                var events = await client.GetAsync($"/v1/events?{page.TrimStart('&')}", ApiJson.Default.IReadOnlyListEventInfo, ct);
+                foreach (var e in events)
                 {
                     Console.Out.WriteLine(json ? JsonSerializer.Serialize(e, ApiJson.Default.EventInfo) : FormatEvent(e));
+                }
+
+                if (parse.GetValue(after) is null && events.Count > 0 && events.Count == (parse.GetValue(limit) ?? Server.ApiServerDefaults.EventPage))
+                {
+                    Status($"older events: berth events --before {events[0].Id}");
                 }
 
                 return ExitCodes.Ok;

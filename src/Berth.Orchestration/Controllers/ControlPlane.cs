@@ -29,6 +29,9 @@ public sealed record ServicePatch
 public sealed partial class ControlPlane : IAsyncDisposable
 {
     private readonly PlaneState _state;
+
+    /// <summary>The control plane's clock (event times, <c>since</c> relative to now).</summary>
+    public TimeProvider Time => _state.Time;
     private readonly ReconcileLoop _loop;
     private readonly StablePortRegistry _stablePorts;
     private readonly RoutePublisher _routes;

@@ -238,6 +238,14 @@ public sealed class UpDownTests : IDisposable
         Assert.Equal(2, Ps().Count);
         var perl = Ps().Select(r => r.GetProperty("pid").GetInt32()).ToList();
         Assert.Equal(2, perl.Distinct().Count());
+
+        // 'berth events' pages from the newest, and says how to read the older ones.
+        var all = Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(e => JsonDocument.Parse(e).RootElement.GetProperty("id").GetInt64()).ToList();
+        var (eventsCode, newest, hint) = Berth("events", "-o", "json", "--limit", "2");
+        var ids = newest.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(e => JsonDocument.Parse(e).RootElement.GetProperty("id").GetInt64()).ToList();
+        Assert.Equal(0, eventsCode);
+        Assert.True(ids.Count == 2 && ids[1] >= all[^1] && ids[0] > all[^3], $"the newest two events, got {string.Join(',', ids)} of {string.Join(',', all)}");
+        Assert.Contains($"older events: berth events --before {ids[0]}", hint, StringComparison.Ordinal);
     }
 
     [Fact]
