@@ -145,19 +145,22 @@ public sealed class ApiServerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Scale_Valid_NewRevisionAndReplicasFollow()
+    public async Task Scale_Valid_SameRevisionAndReplicasFollow()
     {
         var response = await _http.PostAsync("/v1/services/api/scale", JsonBody("""{"replicas": 4}"""));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        Assert.Equal(2, doc.RootElement.GetProperty("revision").GetInt64());
+        Assert.Equal(1, doc.RootElement.GetProperty("revision").GetInt64());
         await Poll.UntilAsync(async () =>
         {
             using var replicas = JsonDocument.Parse(await _http.GetStringAsync("/v1/services/api/replicas"));
             return replicas.RootElement.EnumerateArray().Count(r => r.GetProperty("phase").GetString() == "ready") == 4;
         }, TimeSpan.FromSeconds(20), "4 ready replicas via the API");
         using var revisions = JsonDocument.Parse(await _http.GetStringAsync("/v1/revisions"));
-        Assert.Equal(["scale api=4", "up"], revisions.RootElement.EnumerateArray().Select(r => r.GetProperty("cause").GetString()));
+        // A scale is no new pod template: the count goes into the current revision (issue #14 §7).
+        var only = Assert.Single(revisions.RootElement.EnumerateArray());
+        Assert.Equal("up", only.GetProperty("cause").GetString());
+        Assert.Equal(4, only.GetProperty("services").EnumerateArray().Single(s => s.GetProperty("name").GetString() == "api").GetProperty("replicas").GetInt32());
     }
 
     [Fact]

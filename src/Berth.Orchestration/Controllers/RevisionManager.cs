@@ -18,8 +18,15 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
     public static string TemplateKey(Service s) =>
         JsonSerializer.Serialize(s with { Replicas = 0, Autoscale = null, Mesh = MeshPolicy.Default }, StateJson.Options);
 
-    /// <summary>Makes a new revision. <paramref name="reuse"/> gives a service an earlier template number (a rollback: its
-    /// replicas of that template are kept, as Kubernetes reuses the old ReplicaSet).</summary>
+    /// <summary>The app with every service reduced to its template: equal keys mean no pod template changed.</summary>
+    public static string AppTemplateKey(Application app) =>
+        JsonSerializer.Serialize(app with { Services = [.. app.Services.Select(s => s with { Replicas = 0, Autoscale = null, Mesh = MeshPolicy.Default })] }, StateJson.Options);
+
+    /// <summary>Makes a new revision when a pod template (or the app around the services) changes. A change of counts, autoscaling,
+    /// mesh policy or stopped services updates the current revision in place, and an unchanged spec leaves it as it is: Kubernetes
+    /// makes no ReplicaSet for a scale, so scaling never pushes the templates <c>rollout undo</c> needs out of the kept history.
+    /// <paramref name="reuse"/> gives a service an earlier template number (a rollback: its replicas of that template are kept,
+    /// as Kubernetes reuses the old ReplicaSet).</summary>
     public RevisionRecord Mutate(string cause, Func<Application, Application> change,
         Func<ImmutableSortedSet<string>, IEnumerable<string>>? stopped = null, (string Service, long Template)? reuse = null)
     {
@@ -27,6 +34,19 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
         var next = previous is null
             ? change(null!) ?? throw ControlPlaneMessages.NothingAppliedError()
             : change(previous.Application);
+
+        if (previous is not null && reuse is null && AppTemplateKey(previous.Application) == AppTemplateKey(next))
+        {
+            var updated = previous with { Application = next, Stopped = [.. stopped is null ? previous.Stopped : stopped(previous.Stopped)] };
+            if (JsonSerializer.Serialize(updated, StateJson.Options) != JsonSerializer.Serialize(previous, StateJson.Options))
+            {
+                state.Store.ReplaceRevision(updated);
+                Install(updated);
+                state.Loop.Kick();
+            }
+
+            return updated;
+        }
 
         var now = state.Now;
         var revision = state.Store.AddRevision(n => new RevisionRecord

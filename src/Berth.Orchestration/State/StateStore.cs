@@ -79,6 +79,21 @@ public sealed class StateStore : IDisposable
         }
     }
 
+    /// <summary>Rewrites a kept revision's body (counts, stopped services: what changes without a new pod template).</summary>
+    public void ReplaceRevision(RevisionRecord revision)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("UPDATE revisions SET body = $b WHERE number = $n");
+            cmd.Parameters.AddWithValue("$n", revision.Number);
+            cmd.Parameters.AddWithValue("$b", JsonSerializer.Serialize(revision, StateJson.Options));
+            if (cmd.ExecuteNonQuery() != 1)
+            {
+                throw new InvalidOperationException($"revision {revision.Number} is not in the state store to update");
+            }
+        }
+    }
+
     public RevisionRecord? CurrentRevision()
     {
         lock (_gate)
