@@ -238,8 +238,8 @@ public sealed class ApiServer : IAsyncDisposable
         v1.MapGet("/app", () => Results.Json(AppView(plane), ApiJson.Default.AppInfo));
         v1.MapPost("/apply", async (HttpContext context) =>
         {
-            var app = await ReadBodyAsync(context, (JsonTypeInfo<Application>)StateJson.Options.GetTypeInfo(typeof(Application)), "the app model as JSON (what 'berth up' sends)");
-            var revision = await plane.ApplyAsync(app, "apply", context.RequestAborted);
+            var app = await ReadBodyAsync(context, (JsonTypeInfo<Application>)StrictAppJson.GetTypeInfo(typeof(Application)), "the app model as JSON (what 'berth up' sends)");
+            var revision = await plane.ApplyAsync(app, "apply", context.RequestAborted, prune: QueryBool(context, "prune"));
             return Results.Json(new RevisionResponse(revision.Number), ApiJson.Default.RevisionResponse);
         });
         v1.MapGet("/services", () => Results.Json<IReadOnlyList<ServiceInfo>>([.. CurrentApp(plane).Services.Select(s => ServiceView(plane, s))], ApiJson.Default.IReadOnlyListServiceInfo));
@@ -487,6 +487,14 @@ public sealed class ApiServer : IAsyncDisposable
 
     private sealed class BadRequest(string message) : Exception(message);
 
+    /// <summary>The app model as <c>POST /v1/apply</c> reads it: no numbers in strings (<c>"replicas": "3"</c>) and no key given twice,
+    /// where the store's own (web) options would take the one and the last.</summary>
+    private static readonly JsonSerializerOptions StrictAppJson = new(StateJson.Options)
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict,
+        AllowDuplicateProperties = false,
+    };
+
     private static async Task<T> ReadBodyAsync<T>(HttpContext context, JsonTypeInfo<T> type, string shape)
     {
         if (context.Request.ContentLength == 0)
@@ -503,6 +511,11 @@ public sealed class ApiServer : IAsyncDisposable
         {
             var where = e.LineNumber is { } line ? $" at line {line + 1}, byte {e.BytePositionInLine + 1}" : "";
             var what = e.Path is { Length: > 2 } path && e.Message.Contains("could not be converted", StringComparison.Ordinal) ? $" ({path[2..]} has the wrong type)" : "";
+            if (e.Message.Contains("uplicate", StringComparison.Ordinal))
+            {
+                what = $" ({e.Path} is given twice; keep one)";
+            }
+
             var missing = e.Message.IndexOf("missing required properties including: ", StringComparison.Ordinal);
             if (missing >= 0)
             {

@@ -125,7 +125,7 @@ public sealed class ApiServerTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("{\"name\": \"shop\", \"services\": [null]}", "the app needs a list of services, each with a name")]
+    [InlineData("{\"name\": \"shop\", \"services\": [null]}", "$.services[0]: a service, not null")]
     [InlineData("{\"name\": \"shop\", \"services\": null}", "malformed JSON at line 1, byte 34 (services has the wrong type); send the app model as JSON (what 'berth up' sends)")]
     [InlineData("{\"services\": []}", "malformed JSON at line 1, byte 17 (missing 'name'); send the app model as JSON (what 'berth up' sends)")]
     public async Task Apply_BadModel_400(string body, string expected)
@@ -232,6 +232,55 @@ public sealed class ApiServerTests : IAsyncLifetime
     [InlineData("since=yesterday", "query 'since' must be an RFC 3339 time (2026-01-02T15:04:05Z) or a duration back from now (10m, 1h30m), got 'yesterday'")]
     public async Task Events_BadPaging_400WithHowToFix(string query, string error) =>
         Assert.Equal((HttpStatusCode.BadRequest, error), await ErrorOf(await _http.GetAsync($"/v1/events?{query}")));
+
+    private static string AppJson(string name, params (string Name, int Replicas)[] services) => JsonSerializer.Serialize(new Application
+    {
+        Name = name,
+        Services = [.. services.Select(s => new Service { Name = s.Name, Command = ["api"], Replicas = s.Replicas })],
+    }, StateJson.Options);
+
+    [Fact]
+    public async Task Apply_ManyProblems_400WithEveryOneAndItsJsonPath()
+    {
+        var body = AppJson("../../x", ("../../x", 2), ("ok", -1), ("ok", 1));
+
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(body)));
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("4 problems: $.name: '../../x' is not a valid app name; use lowercase letters, digits, '-' and '_', starting with a letter or digit; "
+            + "$.services[0].name: '../../x' is not a valid service name; use letters, digits, '-' and '_', starting with a letter or digit; "
+            + "$.services[1].replicas: must be between 0 and 10000, got -1; "
+            + "$.services: service names must be unique; repeated: ok", error);
+        Assert.Equal(2, _plane.Replicas.Count(r => r.Service == "api"));
+    }
+
+    [Fact]
+    public async Task Apply_ReplicasAsStringOrKeyTwice_400NamingTheKey()
+    {
+        var asString = AppJson("shop", ("api", 2)).Replace("\"replicas\":2", "\"replicas\":\"3\"", StringComparison.Ordinal);
+        var twice = AppJson("shop", ("api", 2)).Replace("\"replicas\":2", "\"replicas\":2,\"replicas\":0", StringComparison.Ordinal);
+
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(asString)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("(services[0].replicas has the wrong type)", error, StringComparison.Ordinal);
+        (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(twice)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("($.services[0].replicas is given twice; keep one)", error, StringComparison.Ordinal);
+        Assert.Equal(2, _plane.Current!.Application.FindService("api")!.Replicas);
+    }
+
+    [Fact]
+    public async Task Apply_NoServicesOrRename_409UnlessPrune()
+    {
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(AppJson("shop"))));
+        Assert.Equal((HttpStatusCode.Conflict, "$.services: an app with no services removes all 1 running (api); apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true), or 'berth down'"), (status, error));
+        (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(AppJson("other", ("api", 2)))));
+        Assert.Equal((HttpStatusCode.Conflict, "$.name: renaming the app 'shop' to 'other' removes every replica of 'shop'; apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true)"), (status, error));
+        Assert.Equal(2, _plane.Replicas.Count(r => r.Service == "api" && r.Phase == ReplicaPhase.Ready));
+
+        (await _http.PostAsync("/v1/apply?prune=true", JsonBody(AppJson("shop")))).EnsureSuccessStatusCode();
+        await Poll.UntilAsync(() => _plane.Replicas.Count(r => r.Service == "api" && !r.IsFinished) == 0, TimeSpan.FromSeconds(20), "every api replica gone after a pruning apply");
+    }
 
     [Fact]
     public async Task Events_ServerSentStream_ReplaysThenFollowsLiveEvents()

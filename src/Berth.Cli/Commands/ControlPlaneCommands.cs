@@ -31,7 +31,8 @@ internal static class ControlPlaneCommands
         var profiles = SpecFile.CreateProfileOption();
         var detach = new Option<bool>("--detach", "-d") { Description = "Run the control plane in the background and return once it is listening." };
         var noBuild = new Option<bool>("--no-build") { Description = "Skip the build commands and image builds (as docker compose up --no-build)." };
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, profiles, detach, noBuild };
+        var prune = CreatePruneOption();
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, profiles, detach, noBuild, prune };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
@@ -46,7 +47,7 @@ internal static class ControlPlaneCommands
             {
                 if (running is not null && await running.AliveAsync(ct))
                 {
-                    var applied = await running.ApplyAsync(app, ct);
+                    var applied = await running.ApplyAsync(app, ct, parse.GetValue(prune));
                     Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, ct);
@@ -62,11 +63,16 @@ internal static class ControlPlaneCommands
             }
 
             return parse.GetValue(detach)
-                ? await StartDetachedAsync(outcome.Path!, parse.GetValue(profiles) ?? [], state, ct)
-                : await RunForegroundAsync(app, outcome.Path!, state, ct);
+                ? await StartDetachedAsync(outcome.Path!, parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct)
+                : await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
         });
         return command;
     }
+
+    private static Option<bool> CreatePruneOption() => new("--prune")
+    {
+        Description = "Allow an apply that renames the app or removes every service (its replicas all go), as kubectl apply --prune.",
+    };
 
     /// <summary>How long a second <c>berth up</c> or <c>down</c> waits for the control plane holding the state folder's lock to answer or
     /// let go: as long as <c>up -d</c> waits for its own control plane to listen.</summary>
@@ -103,14 +109,14 @@ internal static class ControlPlaneCommands
     }
 
     /// <summary>Applies to the control plane that won the lock, as <c>berth up</c> does when one is already running.</summary>
-    private static async Task<int> ApplyToRunningAsync(ApiClient running, Application app, string specPath, CancellationToken ct)
+    private static async Task<int> ApplyToRunningAsync(ApiClient running, Application app, string specPath, bool prune, CancellationToken ct)
     {
-        var applied = await running.ApplyAsync(app, ct);
+        var applied = await running.ApplyAsync(app, ct, prune);
         Status($"control plane already running at {running.Url}; applied {specPath} as revision {applied.Revision}");
         return ExitCodes.Ok;
     }
 
-    private static async Task<int> RunForegroundAsync(Application app, string specPath, string state, CancellationToken ct)
+    private static async Task<int> RunForegroundAsync(Application app, string specPath, string state, bool prune, CancellationToken ct)
     {
         var (held, running) = await LockOrRunningAsync(state, ct);
         using var stateLock = held;
@@ -118,7 +124,7 @@ internal static class ControlPlaneCommands
         {
             using (running)
             {
-                return running is null ? ExitCodes.Failed : await ApplyToRunningAsync(running, app, specPath, ct);
+                return running is null ? ExitCodes.Failed : await ApplyToRunningAsync(running, app, specPath, prune, ct);
             }
         }
 
@@ -149,7 +155,19 @@ internal static class ControlPlaneCommands
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
             var printer = new LivePrinter(host, app);
             var watch = printer.RunAsync(since, watching.Token);
-            await host.Plane.ApplyAsync(app, "up", stop.Token);
+            try
+            {
+                await host.Plane.ApplyAsync(app, "up", stop.Token, prune);
+            }
+            catch (Orchestration.ControlPlaneException e)
+            {
+                // Refused (a rename or no services without --prune): what ran before keeps running, adopted by the next control plane.
+                Error(e.Message);
+                await watching.CancelAsync();
+                await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                return ExitCodes.Failed;
+            }
+
             Status($"control plane for '{app.Name}' at {host.Api.Url} (state {state}); Ctrl-C stops everything");
             foreach (var w in host.Plane.LimitWarnings)
             {
@@ -197,7 +215,7 @@ internal static class ControlPlaneCommands
         }
     }
 
-    private static async Task<int> StartDetachedAsync(string specPath, string[] profiles, string state, CancellationToken ct)
+    private static async Task<int> StartDetachedAsync(string specPath, string[] profiles, string state, bool prune, CancellationToken ct)
     {
         Directory.CreateDirectory(state);
         var address = Path.Combine(state, Server.ApiServerOptions.AddressFileName);
@@ -224,6 +242,11 @@ internal static class ControlPlaneCommands
         info.ArgumentList.Add(DaemonCommand);
         info.ArgumentList.Add("-f");
         info.ArgumentList.Add(Path.GetFullPath(specPath));
+        if (prune)
+        {
+            info.ArgumentList.Add("--prune");
+        }
+
         foreach (var p in profiles)
         {
             info.ArgumentList.Add("--profile");
@@ -272,7 +295,8 @@ internal static class ControlPlaneCommands
     {
         var file = SpecFile.CreateFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, profiles };
+        var prune = CreatePruneOption();
+        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, profiles, prune };
         command.Hidden = true;
         command.SetAction(async (parse, ct) =>
         {
@@ -297,7 +321,7 @@ internal static class ControlPlaneCommands
                 // Another 'berth up -d' started first: this one's spec goes to it, as a second 'up' does.
                 using (running)
                 {
-                    return running is null ? ExitCodes.Failed : await ApplyToRunningAsync(running, app, outcome.Path!, stop.Token);
+                    return running is null ? ExitCodes.Failed : await ApplyToRunningAsync(running, app, outcome.Path!, parse.GetValue(prune), stop.Token);
                 }
             }
 
@@ -309,7 +333,7 @@ internal static class ControlPlaneCommands
 
             var printer = new LivePrinter(host, app, colors: false, logs: false);
             var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
-            await host.Plane.ApplyAsync(app, "up", stop.Token);
+            await host.Plane.ApplyAsync(app, "up", stop.Token, parse.GetValue(prune));
             await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (host.Api.ShutdownRequested.IsCompletedSuccessfully && host.Api.ShutdownRequested.Result)
             {
