@@ -22,7 +22,7 @@ public sealed class StateLock : IDisposable
     /// <summary>Takes the lock, or returns null when another control plane holds it.</summary>
     public static StateLock? TryAcquire(string stateDirectory)
     {
-        Directory.CreateDirectory(stateDirectory);
+        StateFolder.EnsurePrivate(stateDirectory);
         var path = System.IO.Path.Combine(stateDirectory, FileName);
         try
         {

@@ -28,8 +28,9 @@ public sealed class StateStore : IDisposable
     /// <param name="historyLimit">Revisions kept: 10, as Kubernetes' revisionHistoryLimit.</param>
     public static StateStore Open(string stateDirectory, int historyLimit = OrchestratorDefaults.RevisionHistoryLimit)
     {
-        Directory.CreateDirectory(stateDirectory);
+        StateFolder.EnsurePrivate(stateDirectory);
         var path = System.IO.Path.Combine(stateDirectory, FileName);
+        StateFolder.CreatePrivate(path);
         var connection = new SqliteConnection(new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -48,6 +49,7 @@ public sealed class StateStore : IDisposable
                 service TEXT, replica TEXT, message TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS rollouts (service TEXT PRIMARY KEY, body TEXT NOT NULL);
             """);
+        StateFolder.MakePrivate(path, path + "-wal", path + "-shm");
         return new StateStore(connection, Math.Max(1, historyLimit)) { Path = path };
     }
 
