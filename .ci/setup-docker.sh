@@ -11,18 +11,29 @@ if timeout 10 docker version >/dev/null 2>&1; then
   exit 0
 fi
 log=/tmp/berth-dockerd.log
+pid=
 start() {
   nohup dockerd --bridge=none --iptables=false --ip6tables=false "$@" >"$log" 2>&1 &
+  pid=$!
   for _ in $(seq 1 60); do
     if timeout 10 docker version >/dev/null 2>&1; then return 0; fi
-    if ! kill -0 $! 2>/dev/null; then return 1; fi
+    if ! kill -0 "$pid" 2>/dev/null; then return 1; fi
     sleep 0.5
   done
   return 1
 }
+# Stops only the dockerd this script started (by its pid), never another engine on the machine.
+stop_ours() {
+  [ -n "$pid" ] || return 0
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 1 20); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.5
+  done
+  kill -9 "$pid" 2>/dev/null || true
+}
 if ! start; then
-  pkill dockerd || true
-  sleep 1
-  start --storage-driver=vfs || { echo "dockerd failed to start:"; tail -50 "$log"; exit 1; }
+  stop_ours
+  start --storage-driver=vfs || { echo "dockerd failed to start:"; tail -50 "$log"; stop_ours; exit 1; }
 fi
 echo "docker: engine started ($(timeout 10 docker info --format '{{.Driver}}' 2>/dev/null) storage)"

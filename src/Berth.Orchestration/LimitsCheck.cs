@@ -59,6 +59,8 @@ public static class LimitsCheck
             return $"the Docker engine does not enforce them ({reason}); see the warnings of 'docker info'";
         }
 
-        return reason.Contains("root", StringComparison.Ordinal) ? reason : $"{reason}; {ProcessFix}";
+        // The driver knows the fix for this user on this machine (root, a delegated scope, a subtree root hands over).
+        return driver.Capabilities.LimitsFix is { } fix ? $"{reason}; {fix}"
+            : reason.Contains("root", StringComparison.Ordinal) ? reason : $"{reason}; {ProcessFix}";
     }
 }

@@ -4,8 +4,8 @@ using Berth.Core.Routing;
 namespace Berth.Orchestration;
 
 /// <summary>Keeps the routing table the control plane published (for the API and the CLI) and forwards every change to
-/// the mesh when one is attached.</summary>
-public sealed class RoutingTable(IRouteSink? next = null) : IRouteSink
+/// the mesh when one is attached; in-flight counts come from the mesh too (0 without one).</summary>
+public sealed class RoutingTable(IRouteSink? next = null) : IRouteSink, IInFlightSource
 {
     private readonly ConcurrentDictionary<(string Service, string Endpoint), ServiceRoute> _routes = new();
 
@@ -20,6 +20,9 @@ public sealed class RoutingTable(IRouteSink? next = null) : IRouteSink
 
         _routes[(route.Service, route.Endpoint.Name)] = route;
     }
+
+    /// <inheritdoc />
+    public int InFlight(string service, string replica) => next is IInFlightSource source ? source.InFlight(service, replica) : 0;
 
     public async Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken)
     {

@@ -194,4 +194,7 @@ public sealed record DriverCapabilities
 
     /// <summary>e.g. "cgroup v1 (cpu, memory)", "cgroup v2 at /sys/fs/cgroup/berth", "none: no writable cgroup hierarchy".</summary>
     public string LimitsMechanism { get; init; } = "none";
+
+    /// <summary>How to get limits enforced where they are not (e.g. run as root, or in a delegated scope); null when they are.</summary>
+    public string? LimitsFix { get; init; }
 }

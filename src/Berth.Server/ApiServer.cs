@@ -18,6 +18,8 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
+using Berth.Runtime.Capabilities;
+
 namespace Berth.Server;
 
 /// <summary>Defaults of the API's paging.</summary>
@@ -51,6 +53,10 @@ public sealed record ApiServerOptions
 
     /// <summary>Runs the app's pipelines on their cron schedules and file changes while the API serves (docs/pipelines.md).</summary>
     public PipelineTriggerOptions PipelineTriggers { get; init; } = new();
+
+    /// <summary>What this control plane may do on this machine as its user (cgroups, network namespaces, Docker), shown at
+    /// <c>GET /v1/app</c>; read on each request, since a capability can be lost while running. Null: none shown.</summary>
+    public Func<IReadOnlyList<HostCapability>>? Capabilities { get; init; }
 
     /// <summary>Serve the dashboard (<c>/</c>, sign-in through <see cref="ApiServer.CreateLoginUrl"/>); true.</summary>
     public bool Dashboard { get; init; } = true;
@@ -182,7 +188,7 @@ public sealed class ApiServer : IAsyncDisposable
             }
         });
 
-        Map(app, plane, () => server!);
+        Map(app, plane, options, () => server!);
         if (dashboard is not null)
         {
             Server.Dashboard.DashboardEndpoints.Map(app, dashboard);
@@ -231,11 +237,11 @@ public sealed class ApiServer : IAsyncDisposable
             options.TimeProvider, Path.Combine(options.StateDirectory, "pipelines.db"), options.ReplicaEnvironment);
     }
 
-    private static void Map(WebApplication app, ControlPlane plane, Func<ApiServer> server)
+    private static void Map(WebApplication app, ControlPlane plane, ApiServerOptions options, Func<ApiServer> server)
     {
         var v1 = app.MapGroup("/v1");
 
-        v1.MapGet("/app", () => Results.Json(AppView(plane), ApiJson.Default.AppInfo));
+        v1.MapGet("/app", () => Results.Json(AppView(plane, options), ApiJson.Default.AppInfo));
         v1.MapPost("/apply", async (HttpContext context) =>
         {
             var app = await ReadBodyAsync(context, (JsonTypeInfo<Application>)StrictAppJson.GetTypeInfo(typeof(Application)), "the app model as JSON (what 'berth up' sends)");
@@ -372,7 +378,7 @@ public sealed class ApiServer : IAsyncDisposable
         plane.Replicas.FirstOrDefault(r => r.Id == id) ?? throw new ControlPlaneException(ControlPlaneError.NotFound,
             $"no replica '{id}'; GET /v1/replicas (or 'berth ps') lists them");
 
-    private static AppInfo AppView(ControlPlane plane)
+    private static AppInfo AppView(ControlPlane plane, ApiServerOptions options)
     {
         var current = plane.Current ?? throw ControlPlaneMessages.NothingAppliedError();
         return new AppInfo
@@ -387,6 +393,8 @@ public sealed class ApiServer : IAsyncDisposable
                 JsonNamingPolicy.KebabCaseLower.ConvertName(d.Kind.ToString()), d.Capabilities.Available, d.Capabilities.UnavailableReason,
                 d.Capabilities.CpuLimitsEnforced, d.Capabilities.MemoryLimitsEnforced, d.Capabilities.LimitsMechanism))],
             Warnings = [.. plane.LimitWarnings.Select(w => new LimitsWarningInfo(w.Service, w.Driver, w.Message))],
+            User = HostUser.Describe(HostUser.Uid),
+            Capabilities = [.. (options.Capabilities?.Invoke() ?? []).Select(c => new CapabilityInfo(c.Name, c.Usable, c.Detail, c.Fix, c.Message))],
         };
     }
 

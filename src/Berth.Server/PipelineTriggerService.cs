@@ -193,7 +193,8 @@ internal sealed partial class PipelineTriggerService(ControlPlane plane, string 
                 return;
             }
 
-            var engine = new PipelineEngine(new PipelineEngineOptions { StateDirectory = stateDirectory }, options.Time, _logger);
+            var images = new Berth.Pipelines.Steps.DockerImageBuilder(Berth.Runtime.Docker.DockerDriver.FindEngine(new Berth.Runtime.Docker.DockerDriverOptions()));
+            var engine = new PipelineEngine(new PipelineEngineOptions { StateDirectory = stateDirectory, ImageBuilder = images }, options.Time, _logger);
             var request = new RunRequest
             {
                 Trigger = trigger,

@@ -174,10 +174,21 @@ public sealed class DashboardTests(ShopForDashboard shop) : IClassFixture<ShopFo
         var html = new List<string>();
 
         // Sign in through the link berth up printed: lands on Resources with every replica.
-        await page.GotoAsync(shop.PrintedLink);
-        await page.WaitForURLAsync(shop.Url.ToString(), new() { Timeout = 15_000 });
+        // Generous deadlines: the machine may be busy; a page still not there says where it is.
+        page.SetDefaultTimeout(60_000);
+        var signIn = await page.GotoAsync(shop.PrintedLink);
+        Assert.True(signIn?.Status == 200, $"the printed link led to HTTP {signIn?.Status} at {page.Url}: {await page.ContentAsync()}");
+        try
+        {
+            await page.WaitForURLAsync(shop.Url.ToString(), new() { WaitUntil = WaitUntilState.DOMContentLoaded });
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"the sign-in page did not lead to the dashboard; at {page.Url}: {await page.ContentAsync()}", e);
+        }
+
         var replicas = await shop.ReplicasAsync();
-        await Poll.UntilAsync(async () => await page.Locator("#replicas tbody tr").CountAsync() == replicas.Count, TimeSpan.FromSeconds(15),
+        await Poll.UntilAsync(async () => await page.Locator("#replicas tbody tr").CountAsync() == replicas.Count, TimeSpan.FromSeconds(30),
             $"{replicas.Count} replica rows in Resources");
         foreach (var r in replicas)
         {
@@ -315,7 +326,8 @@ public sealed class DashboardTests(ShopForDashboard shop) : IClassFixture<ShopFo
         using var signedIn = new HttpClient(handler) { BaseAddress = url };
         using (var first = await signedIn.GetAsync(link))
         {
-            Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+            Assert.Equal(HttpStatusCode.SeeOther, first.StatusCode);
+            Assert.Equal("/", first.Headers.Location?.ToString());
             var set = string.Join(";", first.Headers.GetValues("Set-Cookie"));
             Assert.Contains("httponly", set, StringComparison.OrdinalIgnoreCase);
             Assert.Contains("samesite=strict", set, StringComparison.OrdinalIgnoreCase);
@@ -350,8 +362,9 @@ public sealed class DashboardTests(ShopForDashboard shop) : IClassFixture<ShopFo
         await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = Environments.Chromium!, Headless = true, Args = ["--no-sandbox"] });
         await using var context = await browser.NewContextAsync();
         var tab = await context.NewPageAsync();
+        tab.SetDefaultTimeout(60_000);
         await tab.GotoAsync(await shop.NewLinkAsync());
-        await tab.WaitForURLAsync(url.ToString());
+        await tab.WaitForURLAsync(url.ToString(), new() { WaitUntil = WaitUntilState.DOMContentLoaded });
         var attackerPort = Testing.Ports.Free();
         using var attacker = new HttpListener();
         attacker.Prefixes.Add($"http://127.0.0.1:{attackerPort}/");

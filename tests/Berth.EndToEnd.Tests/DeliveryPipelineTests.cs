@@ -1,6 +1,3 @@
-using System.Text.Json;
-using Berth.EndToEnd.Tests.Support;
-using Berth.Testing;
 
 namespace Berth.EndToEnd.Tests;
 
@@ -13,20 +10,6 @@ namespace Berth.EndToEnd.Tests;
 [Collection(RealProcesses.Name)]
 public sealed class DeliveryPipelineTests : IDisposable
 {
-    /// <summary>An HTTP server on $PORT: 200 "ok $V", or 500 while the path in $SICK exists (so readiness fails).</summary>
-    private const string HttpServer = """
-        use IO::Socket::INET; $| = 1;
-        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen $ENV{PORT}: $!";
-        my $v = $ENV{V} // "1";
-        print "serving version $v on $ENV{PORT}\n";
-        while (my $c = $s->accept) {
-          while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
-          my $st = ($ENV{SICK} && -e $ENV{SICK}) ? "500 Sick" : "200 OK";
-          my $b = "ok $v";
-          print $c "HTTP/1.1 $st\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c;
-        }
-        """;
-
     private static readonly TimeSpan Wait = TimeSpan.FromMinutes(2);
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-e2e-ship-").FullName;
     private readonly string _app = $"e2e-ship-{Guid.NewGuid().ToString("N")[..8]}";
@@ -37,9 +20,6 @@ public sealed class DeliveryPipelineTests : IDisposable
 
     private string Spec()
     {
-        // As a user writes it in YAML: the script in a double-quoted string, '$' doubled against Compose interpolation.
-        var script = HttpServer.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal)
-            .Replace("\n", " ", StringComparison.Ordinal).Replace("$", "$$", StringComparison.Ordinal);
         var image = _docker
             ? $"      image:\n        needs: test\n        steps:\n          - build-image: {{ context: ., dockerfile: Dockerfile, tags: [\"{_image}\"] }}"
             : "";
@@ -47,7 +27,7 @@ public sealed class DeliveryPipelineTests : IDisposable
             name: {{{_app}}}
             services:
               web:
-                run: [perl, -e, "{{{script}}}"]
+                run: {{{TestHttpServer.Yaml}}}
                 replicas: 2
                 environment: { V: "1" }
                 endpoints:
@@ -173,7 +153,7 @@ public sealed class DeliveryPipelineTests : IDisposable
         }, Wait, $"{what} (revision {revision}, 2 Ready); replicas now {last}");
     }
 
-    private static (Dictionary<string, string> Jobs, Dictionary<string, List<string>> Steps) Show(BerthCli.Result show)
+    private static (Dictionary<string, string> Jobs, Dictionary<string, List<string>> Steps) Show(CliResult show)
     {
         Assert.True(show.Code == 0, $"berth pipeline show: {show}");
         var run = JsonDocument.Parse(show.Out).RootElement;

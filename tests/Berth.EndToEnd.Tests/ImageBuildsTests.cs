@@ -1,5 +1,3 @@
-using Berth.Cli.ControlPlane;
-using Berth.Core.Loading;
 
 namespace Berth.EndToEnd.Tests;
 

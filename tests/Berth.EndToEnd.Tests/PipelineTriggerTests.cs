@@ -1,13 +1,3 @@
-using Berth.Core.Loading;
-using Berth.EndToEnd.Tests.Support;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Pipelines.Storage;
-using Berth.Runtime.Process;
-using Berth.Server;
-using Berth.Testing;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.EndToEnd.Tests;
 

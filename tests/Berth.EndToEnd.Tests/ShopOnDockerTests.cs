@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
-using Berth.Testing;
 
 namespace Berth.EndToEnd.Tests;
 
@@ -24,7 +20,7 @@ public sealed class ShopOnDockerTests : IDisposable
     public ShopOnDockerTests()
     {
         _image = $"berth-shop-e2e:{_app}";
-        CopySample(Path.Combine(RepositoryRoot(), "samples", "shop"), _dir);
+        Repository.CopySample("samples/shop", _dir);
         var spec = File.ReadAllText(Path.Combine(_dir, "berth.yaml"));
         // The sample's fixed stable ports would collide with other tests: each endpoint gets a free one.
         foreach (var (service, fixedPort) in new[] { ("frontend", "7100"), ("api", "7200"), ("worker", "7300"), ("db", "7400") })
@@ -114,15 +110,11 @@ public sealed class ShopOnDockerTests : IDisposable
         return File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(30)) : "(none)";
     }
 
-    private List<JsonElement> Ps()
-    {
-        var (code, stdout, stderr) = Berth("ps", "-o", "json");
-        Assert.True(code == 0, $"berth ps failed ({code}): {stderr}");
-        return [.. JsonDocument.Parse(stdout).RootElement.EnumerateArray()];
-    }
+    private List<JsonElement> Ps() => new BerthCli(_dir).PsAsync().GetAwaiter().GetResult();
 
-    private (int Code, string Out, string Err) Berth(params string[] args) =>
-        Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "berth.dll"), .. args], TimeSpan.FromSeconds(240));
+    /// <summary>Image builds make 'berth up -d' slow: four minutes per command.</summary>
+    private CliResult Berth(params string[] args) => new BerthCli(_dir) { Environment = { ["BERTH_RUNTIME"] = "docker" } }
+        .RunAsync(TimeSpan.FromSeconds(240), args).GetAwaiter().GetResult();
 
     private (int Code, string Out, string Err) Docker(params string[] args) => Run("docker", args, TimeSpan.FromSeconds(60));
 
@@ -134,8 +126,6 @@ public sealed class ShopOnDockerTests : IDisposable
             info.ArgumentList.Add(a);
         }
 
-        info.Environment["NO_COLOR"] = "1";
-        info.Environment["BERTH_RUNTIME"] = "docker";
         using var p = Process.Start(info)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -152,35 +142,5 @@ public sealed class ShopOnDockerTests : IDisposable
     {
         Assert.Contains(old, text, StringComparison.Ordinal);
         return text.Replace(old, replacement, StringComparison.Ordinal);
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Berth.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException($"no Berth.slnx above {AppContext.BaseDirectory}");
-    }
-
-    /// <summary>The sample as a user would have it: sources only, none of its build output or state.</summary>
-    private static void CopySample(string from, string to)
-    {
-        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var relative = Path.GetRelativePath(from, file).Replace('\\', '/');
-            if (relative.StartsWith("app/bin/", StringComparison.Ordinal) || relative.StartsWith("app/obj/", StringComparison.Ordinal)
-                || relative.StartsWith("app/out/", StringComparison.Ordinal) || relative.StartsWith(".berth/", StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(to, relative))!);
-            File.Copy(file, Path.Combine(to, relative));
-        }
     }
 }

@@ -1,6 +1,3 @@
-using Berth.Pipelines.Definition;
-using Berth.Pipelines.Execution;
-using Berth.Pipelines.Storage;
 
 namespace Berth.Pipelines.Tests;
 

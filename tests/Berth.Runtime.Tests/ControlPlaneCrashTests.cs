@@ -1,10 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Berth.Core.Model;
-using Berth.Runtime.Docker;
-using Berth.Runtime.Process;
-using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests;
 

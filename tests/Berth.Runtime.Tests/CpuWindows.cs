@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests;
 

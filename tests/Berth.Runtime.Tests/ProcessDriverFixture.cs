@@ -1,5 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Runtime.Process;
 
 namespace Berth.Runtime.Tests;
 

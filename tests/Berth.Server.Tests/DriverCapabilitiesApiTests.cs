@@ -1,11 +1,3 @@
-using System.Net.Http.Headers;
-using System.Text.Json;
-using Berth.Core.Model;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Process;
-using Berth.Testing;
 
 namespace Berth.Server.Tests;
 

@@ -50,7 +50,7 @@ internal static class ControlPlaneCommands
                     var applied = await running.ApplyAsync(app, ct, parse.GetValue(prune));
                     Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
                     await PrintDashboardLinkAsync(running, ct);
-                    await WarnLimitsAsync(running, TimeSpan.Zero, ct);
+                    await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
                     return ExitCodes.Ok;
                 }
             }
@@ -169,6 +169,11 @@ internal static class ControlPlaneCommands
             }
 
             Status($"control plane for '{app.Name}' at {host.Api.Url} (state {state}); Ctrl-C stops everything");
+            foreach (var c in host.Capabilities())
+            {
+                Capability(c.Usable, c.Message, usableToo: true);
+            }
+
             foreach (var w in host.Plane.LimitWarnings)
             {
                 Warn(w.Message);
@@ -271,7 +276,7 @@ internal static class ControlPlaneCommands
                 {
                     Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
                     await PrintDashboardLinkAsync(client, ct);
-                    await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), ct);
+                    await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), everyCapability: true, ct);
                     return ExitCodes.Ok;
                 }
             }
@@ -329,6 +334,12 @@ internal static class ControlPlaneCommands
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Console.Error.WriteLine($"warning: {w}");
+            }
+
+            // The detached control plane's log says once what it may and may not do here (berth up -d prints it from the API).
+            foreach (var c in host.Capabilities())
+            {
+                Console.Error.WriteLine(c.Usable ? c.Message : $"warning: {c.Message}");
             }
 
             var printer = new LivePrinter(host, app, colors: false, logs: false);
@@ -482,7 +493,7 @@ internal static class ControlPlaneCommands
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
-            await WarnLimitsAsync(client, TimeSpan.Zero, ct);
+            await WarnLimitsAsync(client, TimeSpan.Zero, everyCapability: false, ct);
             if (parse.GetValue(output) == "json")
             {
                 Console.Out.WriteLine(JsonSerializer.Serialize(replicas, IndentedApiJson.IReadOnlyListReplicaInfo));
@@ -715,9 +726,10 @@ internal static class ControlPlaneCommands
         }
     }
 
-    /// <summary>Prints, on stderr, each service whose CPU or memory limits are not enforced here (GET /v1/app's warnings).
-    /// <paramref name="wait"/>: how long to wait for a just-started control plane to apply the spec.</summary>
-    private static async Task WarnLimitsAsync(ApiClient client, TimeSpan wait, CancellationToken ct)
+    /// <summary>Prints, on stderr, what the control plane may and may not do here as its user (GET /v1/app's capabilities:
+    /// every one for <c>up</c>, the unusable ones for <c>ps</c>) and each service whose CPU or memory limits are not
+    /// enforced (its warnings). <paramref name="wait"/>: how long to wait for a just-started control plane to apply the spec.</summary>
+    private static async Task WarnLimitsAsync(ApiClient client, TimeSpan wait, bool everyCapability, CancellationToken ct)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
@@ -725,6 +737,11 @@ internal static class ControlPlaneCommands
             try
             {
                 var app = await client.GetAsync("/v1/app", ApiJson.Default.AppInfo, ct);
+                foreach (var c in app.Capabilities)
+                {
+                    Capability(c.Usable, c.Message, everyCapability);
+                }
+
                 foreach (var w in app.Warnings)
                 {
                     Warn(w.Message);
@@ -763,6 +780,19 @@ internal static class ControlPlaneCommands
     }
 
     internal static void Status(string message) => Console.Error.WriteLine($"berth: {message}");
+
+    /// <summary>One capability line: a warning when it cannot be used, else (with <paramref name="usableToo"/>) a status line.</summary>
+    private static void Capability(bool usable, string message, bool usableToo)
+    {
+        if (!usable)
+        {
+            Warn(message);
+        }
+        else if (usableToo)
+        {
+            Status(message);
+        }
+    }
 
     internal static void Warn(string message) => Console.Error.WriteLine($"berth: {Paint("warning", "\u001b[33m", ColorsOn(Console.Error))}: {message}");
 

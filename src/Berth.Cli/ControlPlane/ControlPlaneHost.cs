@@ -5,6 +5,7 @@ using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
 using Berth.Runtime;
+using Berth.Runtime.Capabilities;
 using Berth.Runtime.Docker;
 using Berth.Runtime.Process;
 using Berth.Server;
@@ -31,6 +32,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// <summary>Where the process driver looks for cgroups instead of /sys/fs/cgroup: a delegated cgroup v2 subtree lets an
     /// unprivileged control plane enforce limits.</summary>
     public const string CgroupRootVariable = "BERTH_CGROUP_ROOT";
+
+    /// <summary>Berth's folder in each cgroup hierarchy instead of <c>berth</c>: a subtree root made and handed to a normal
+    /// user on cgroup v1 (<c>chown -R</c>), so that user's replicas get limits without root.</summary>
+    public const string CgroupSubtreeVariable = "BERTH_CGROUP_SUBTREE";
 
     /// <summary>How many events the control plane keeps (default <see cref="OrchestratorDefaults.EventRetention"/>).</summary>
     public const string EventRetentionVariable = "BERTH_EVENT_RETENTION";
@@ -77,7 +82,15 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             processOptions = processOptions with { CgroupRoot = cgroupRoot };
         }
 
-        var drivers = new List<IWorkloadDriver> { new ProcessDriver(processOptions) };
+        if (Environment.GetEnvironmentVariable(CgroupSubtreeVariable) is { Length: > 0 } cgroupSubtree)
+        {
+            processOptions = processOptions with { CgroupSubtree = cgroupSubtree };
+        }
+
+        var process = new ProcessDriver(processOptions);
+        var drivers = new List<IWorkloadDriver> { process };
+        var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
+        Func<HostCapability>? dockerCapability = null;
         // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
         if (needsDocker)
         {
@@ -88,14 +101,18 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
                 host._disposables.Add(docker);
                 drivers.Add(docker);
+                dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
             }
             catch (DockerUnavailableException e)
             {
-                warnings.Add($"Docker services will stay Pending: {e.Message}");
+                var unusable = new HostCapability(HostCapability.Docker, false, $"{e.Message.TrimEnd('.')}; Docker services stay Pending");
+                dockerCapability = () => unusable;
             }
             catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
-                warnings.Add($"Docker services will stay Pending: the Docker engine did not answer within {DockerConnectTimeout.TotalSeconds:0}s");
+                var unusable = new HostCapability(HostCapability.Docker, false,
+                    $"the Docker engine did not answer within {DockerConnectTimeout.TotalSeconds:0}s; Docker services stay Pending", "check that dockerd is not stuck (docker info)");
+                dockerCapability = () => unusable;
             }
         }
 
@@ -133,6 +150,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
 
         host.Drivers = drivers;
+        host.Capabilities = () => dockerCapability is null ? [process.CgroupCapability, networkNamespaces] : [process.CgroupCapability, networkNamespaces, dockerCapability()];
         await plane.StartAsync(ct);
         if (api)
         {
@@ -143,6 +161,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 Telemetry = store,
                 Mesh = mesh,
                 ReplicaEnvironment = orchestrator.ReplicaEnvironment,
+                Capabilities = host.Capabilities,
             }, ct);
             host._owned.Insert(0, host.Api);
             host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
@@ -153,6 +172,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];
+
+    /// <summary>What this control plane may do here as its user, decided by trying (issue #18): cgroups, network
+    /// namespaces, and Docker when the app has Docker services. Read again each time: cgroups can be lost while running.</summary>
+    public Func<IReadOnlyList<HostCapability>> Capabilities { get; private set; } = () => [];
 
     /// <summary>Spans, logs and metrics from the apps (OTLP) and the mesh, for the dashboard; null without the API.</summary>
     public TelemetryStore? Telemetry { get; private init; }

@@ -352,7 +352,9 @@ internal sealed class PipelineCli(string? file, string? state, string output)
         cancellationToken = interrupted.Token;
         AppDomain.CurrentDomain.ProcessExit -= KillSteps;
         AppDomain.CurrentDomain.ProcessExit += KillSteps;
-        var engine = new PipelineEngine(new PipelineEngineOptions { StateDirectory = StateDirectory() }, TimeProvider.System, observer: new ConsoleObserver());
+        // build-image steps reach the engine a normal user can use too (rootless Docker's socket), as 'berth up' does.
+        var images = new Berth.Pipelines.Steps.DockerImageBuilder(Berth.Runtime.Docker.DockerDriver.FindEngine(new Berth.Runtime.Docker.DockerDriverOptions()));
+        var engine = new PipelineEngine(new PipelineEngineOptions { StateDirectory = StateDirectory(), ImageBuilder = images }, TimeProvider.System, observer: new ConsoleObserver());
         var result = await engine.RunAsync(pipeline, request with { Started = id => Console.Error.WriteLine($"run {id} of {pipeline.Name} started") }, cancellationToken).ConfigureAwait(false);
         if (AsJson)
         {

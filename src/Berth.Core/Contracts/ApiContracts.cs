@@ -30,6 +30,12 @@ public sealed record AppInfo
     public IReadOnlyList<DriverInfo> Drivers { get; init; } = [];
 
     public IReadOnlyList<LimitsWarningInfo> Warnings { get; init; } = [];
+
+    /// <summary>Who the control plane runs as: <c>root</c> or <c>uid 1000</c>.</summary>
+    public string? User { get; init; }
+
+    /// <summary>What it may do here as that user, each decided by trying it (cgroups, network namespaces, Docker).</summary>
+    public IReadOnlyList<CapabilityInfo> Capabilities { get; init; } = [];
 }
 
 public sealed record NodeInfo(string Name, string Cpu, string Memory, string AllocatedCpu, string AllocatedMemory, int Replicas);
@@ -37,6 +43,9 @@ public sealed record NodeInfo(string Name, string Cpu, string Memory, string All
 public sealed record DriverInfo(string Kind, bool Available, string? UnavailableReason, bool CpuLimitsEnforced, bool MemoryLimitsEnforced, string? LimitsMechanism);
 
 public sealed record LimitsWarningInfo(string Service, string Driver, string Message);
+
+/// <summary>One capability: <paramref name="Message"/> is the line <c>berth up</c> prints (<c>name: detail; fix: …</c>).</summary>
+public sealed record CapabilityInfo(string Name, bool Usable, string Detail, string? Fix, string Message);
 
 /// <summary><c>GET /v1/services</c> (one per service) and <c>GET /v1/services/{name}</c> (with <see cref="Spec"/>).</summary>
 public sealed record ServiceInfo

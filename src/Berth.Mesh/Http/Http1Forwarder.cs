@@ -64,6 +64,9 @@ internal static class Http1Forwarder
         "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "TE", "Trailer", "Upgrade",
     };
 
+    private static readonly byte[] Crlf = "\r\n"u8.ToArray();
+    private static readonly byte[] LastChunk = "0\r\n\r\n"u8.ToArray();
+
     public static async ValueTask<Attempt> SendAsync(HttpContext context, EndpointState e, RequestBody body, string traceparent, string? upgrade,
         CancellationToken token)
     {
@@ -234,7 +237,7 @@ internal static class Http1Forwarder
                 await connection.SendAsync(segment, token);
                 if (chunked)
                 {
-                    await connection.SendAsync("\r\n"u8.ToArray(), token);
+                    await connection.SendAsync(Crlf, token);
                 }
             }
 
@@ -247,7 +250,7 @@ internal static class Http1Forwarder
 
         if (chunked)
         {
-            await connection.SendAsync("0\r\n\r\n"u8.ToArray(), token);
+            await connection.SendAsync(LastChunk, token);
         }
     }
 

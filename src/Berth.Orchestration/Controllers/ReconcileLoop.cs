@@ -23,6 +23,9 @@ internal sealed class ReconcileLoop(TimeProvider time, TimeSpan resync, ILogger 
     public void Start(Func<CancellationToken, Task<DateTimeOffset>> pass) =>
         _loop = Task.Run(() => RunAsync(pass, _life.Token), CancellationToken.None);
 
+    /// <summary>Publishes the view now, inside a locked section (a new revision is visible before its event goes out).</summary>
+    public void Publish() => publish();
+
     /// <summary>Wakes the loop for a pass now (coalesced: many kicks before a pass make one pass).</summary>
     public void Kick() => _kick.Writer.TryWrite(true);
 

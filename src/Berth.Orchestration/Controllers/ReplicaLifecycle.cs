@@ -276,7 +276,8 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
         }
     }
 
-    /// <summary>Asks the drivers to stop the replicas <see cref="BeginTerminate"/> collected (SIGTERM, grace, SIGKILL).</summary>
+    /// <summary>Asks the drivers to stop the replicas <see cref="BeginTerminate"/> collected (SIGTERM, grace, SIGKILL) — each once the
+    /// data plane has no request in flight on it, or after its stop grace period (<see cref="ReplicaDrain"/>).</summary>
     public void LaunchStops(List<ReplicaRecord> stops)
     {
         foreach (var r in stops)
@@ -295,6 +296,7 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
                 ReplicaStatus status;
                 try
                 {
+                    await ReplicaDrain.WaitAsync(routes.InFlight, r.Service, r.Id, grace, state.Time, life);
                     status = await driver.StopAsync(handle, grace, life);
                 }
                 catch (Exception e) when (e is not OperationCanceledException)

@@ -24,10 +24,16 @@ internal static class ReplicaSpecBuilder
         if (!service.Endpoints.IsDefaultOrEmpty)
         {
             env["PORT"] = r.Ports[service.Endpoints[0].Name].ToString(CultureInfo.InvariantCulture);
-            var urls = service.Endpoints.Where(e => e.Protocol == EndpointProtocol.Http).Select(e => $"http://{host}:{r.Ports[e.Name]}").ToList();
+            var urls = service.Endpoints.Where(e => e.Protocol.IsHttp()).Select(e => $"http://{host}:{r.Ports[e.Name]}").ToList();
             if (urls.Count > 0)
             {
                 env["ASPNETCORE_URLS"] = string.Join(';', urls);
+            }
+
+            if (service.Endpoints.Any(e => e.Protocol.IsHttp2()) && service.Endpoints.Where(e => e.Protocol.IsHttp()).All(e => e.Protocol.IsHttp2()))
+            {
+                // h2c/gRPC without TLS: Kestrel speaks HTTP/2 on a cleartext endpoint only when told to (no ALPN).
+                env["Kestrel__EndpointDefaults__Protocols"] = "Http2";
             }
 
             foreach (var e in service.Endpoints)

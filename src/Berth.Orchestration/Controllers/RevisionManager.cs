@@ -63,6 +63,9 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
             Stopped = [.. stopped is null ? previous?.Stopped ?? [] : stopped(previous?.Stopped ?? [])],
         });
         Install(revision);
+
+        // Event subscribers (the pipeline triggers) read Current when they see the revision event: publish first.
+        state.Loop.Publish();
         state.Emit(EventTypes.Revision, null, null, $"revision {revision.Number}: {cause}");
         WarnUnenforcedLimits(revision.Application);
         state.Loop.Kick();

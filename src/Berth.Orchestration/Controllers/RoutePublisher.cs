@@ -13,6 +13,9 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
 {
     private readonly Dictionary<(string Service, string Endpoint), ImmutableArray<Upstream>> _published = [];
 
+    /// <summary>The data plane's in-flight counts, when the sink (the mesh) reports them.</summary>
+    public IInFlightSource? InFlight => sink as IInFlightSource;
+
     /// <summary>The Ready replicas of one endpoint, in a stable order. Pure.</summary>
     public static ImmutableArray<Upstream> UpstreamsFor(string service, string endpoint, IEnumerable<ReplicaRecord> replicas, string host) =>
         [.. replicas

@@ -110,8 +110,8 @@ public sealed partial class PipelineEngine
                     PriorOutcome.Success => RunStatus.Succeeded,
                     PriorOutcome.Cancelled when timeout.IsCancellationRequested && !jobToken.IsCancellationRequested => RunStatus.TimedOut,
                     PriorOutcome.Cancelled => RunStatus.Cancelled,
-                    _ when timeout.IsCancellationRequested => RunStatus.TimedOut,
-                    _ => RunStatus.Failed,
+                    PriorOutcome.Failure or PriorOutcome.Skipped when timeout.IsCancellationRequested => RunStatus.TimedOut,
+                    PriorOutcome.Failure or PriorOutcome.Skipped => RunStatus.Failed,
                 };
                 var message = final switch
                 {

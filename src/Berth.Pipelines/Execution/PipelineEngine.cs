@@ -266,14 +266,8 @@ public sealed partial class PipelineEngine(PipelineEngineOptions options, TimePr
             var runner = Values.Object(new Dictionary<string, object?>
             {
                 ["os"] = "Linux",
-                ["arch"] = RuntimeInformation.OSArchitecture switch
-                {
-                    Architecture.X64 => "X64",
-                    Architecture.X86 => "X86",
-                    Architecture.Arm => "ARM",
-                    Architecture.Arm64 => "ARM64",
-                    _ => RuntimeInformation.OSArchitecture.ToString().ToUpperInvariant(),
-                },
+                // X64, ARM64, ARM, X86: GitHub's spelling is the enum's name in capitals.
+                ["arch"] = RuntimeInformation.OSArchitecture.ToString().ToUpperInvariant(),
                 ["name"] = Environment.MachineName,
                 ["temp"] = Path.Combine(_runDirectory, "temp"),
                 ["tool_cache"] = Path.Combine(_engine.Options.StateDirectory, "pipelines", "cache"),

@@ -66,10 +66,16 @@ public sealed class SecretMasker
         while (i < text.Length)
         {
             var matched = false;
-            var pending = false;
             foreach (var secret in _secrets)
             {
                 var end = MatchAt(text, i, secret, out var partial);
+                if (partial && !final)
+                {
+                    // A longer secret may still match here once more input comes: wait for it rather than mask a shorter
+                    // one now and let the longer one's tail out in the next write.
+                    return i;
+                }
+
                 if (end > 0)
                 {
                     // Keep the line structure: each line the secret spans shows ***.
@@ -90,18 +96,11 @@ public sealed class SecretMasker
                     matched = true;
                     break;
                 }
-
-                pending |= partial;
             }
 
             if (matched)
             {
                 continue;
-            }
-
-            if (pending && !final)
-            {
-                return i;
             }
 
             output.Append(text[i++]);

@@ -56,19 +56,22 @@ public sealed class ExpressionParser
     /// <summary>Deepest nesting accepted: 50, as GitHub Actions' expression parser.</summary>
     public const int MaxDepth = 50;
 
-    private readonly List<Token> _tokens;
-    private int _index;
+    // Tokens are read as the parser goes (one, sometimes two, ahead): no token list for a long expression.
+    private readonly IEnumerator<Token> _lexer;
+    private Token _current;
+    private Token? _second;
     private int _depth;
 
     private ExpressionParser(string text)
     {
-        _tokens = Lexer.Tokenize(text);
+        _lexer = Lexer.Tokenize(text).GetEnumerator();
+        _current = Read();
     }
 
     public static Expr Parse(string text)
     {
         var parser = new ExpressionParser(text);
-        if (parser._tokens.Count == 1)
+        if (parser.Peek.Kind == TokenKind.End)
         {
             throw new ExpressionException("empty expression; write a condition such as success() or env.DEPLOY == 'true'", 0);
         }
@@ -83,9 +86,24 @@ public sealed class ExpressionParser
         return expr;
     }
 
-    private Token Peek => _tokens[_index];
+    private Token Peek => _current;
 
-    private Token Next() => _tokens[_index++];
+    /// <summary>The token after <see cref="Peek"/>.</summary>
+    private Token PeekSecond => _second ??= Read();
+
+    private Token Next()
+    {
+        var token = _current;
+        if (token.Kind != TokenKind.End)
+        {
+            _current = _second ?? Read();
+            _second = null;
+        }
+
+        return token;
+    }
+
+    private Token Read() => _lexer.MoveNext() ? _lexer.Current : new Token(TokenKind.End, "", int.MaxValue);
 
     private bool PeekOperator(string op) => Peek.Kind == TokenKind.Operator && Peek.Text == op;
 
@@ -200,7 +218,7 @@ public sealed class ExpressionParser
             {
                 var bracket = Next();
                 Enter(bracket.Offset);
-                if (Peek.Kind == TokenKind.Operator && Peek.Text == "*" && _tokens[_index + 1].Kind == TokenKind.RightBracket)
+                if (Peek.Kind == TokenKind.Operator && Peek.Text == "*" && PeekSecond.Kind == TokenKind.RightBracket)
                 {
                     Next();
                     Next();
@@ -304,9 +322,16 @@ public sealed class ExpressionParser
     /// <summary>Splits expression text into tokens; also finds where a <c>${{ … }}</c> ends (outside strings).</summary>
     internal static class Lexer
     {
-        public static List<Token> Tokenize(string text)
+        /// <summary>The tokens, read lazily; the last is <see cref="TokenKind.End"/>.</summary>
+        public static IEnumerable<Token> Tokenize(string text)
         {
-            var tokens = new List<Token>(Math.Max(4, text.Length / 4));
+            var previous = TokenKind.End;
+            Token Track(Token token)
+            {
+                previous = token.Kind;
+                return token;
+            }
+
             var names = new Dictionary<string, string>(StringComparer.Ordinal).GetAlternateLookup<ReadOnlySpan<char>>();
             var i = 0;
             while (i < text.Length)
@@ -319,7 +344,7 @@ public sealed class ExpressionParser
                 }
 
                 var start = i;
-                if (StartsNumber(text, i, tokens))
+                if (StartsNumber(text, i, previous))
                 {
                     i = ReadNumberWord(text, i);
                     var word = text[start..i];
@@ -328,7 +353,7 @@ public sealed class ExpressionParser
                         throw new ExpressionException($"'{word}' is not a number (write 42, -1.5, 1e3, .5, 0xff, Infinity or NaN)", start);
                     }
 
-                    tokens.Add(new Token(TokenKind.Number, word, start, number));
+                    yield return Track(new Token(TokenKind.Number, word, start, number));
                 }
                 else if (char.IsLetter(c) || c == '_')
                 {
@@ -345,12 +370,12 @@ public sealed class ExpressionParser
                         names.Dictionary[name] = name;
                     }
 
-                    tokens.Add(new Token(TokenKind.Identifier, name, start));
+                    yield return Track(new Token(TokenKind.Identifier, name, start));
                 }
                 else if (c == '\'')
                 {
                     i = ReadString(text, i, out var value);
-                    tokens.Add(new Token(TokenKind.String, value, start));
+                    yield return Track(new Token(TokenKind.String, value, start));
                 }
                 else if (c == '"')
                 {
@@ -361,13 +386,13 @@ public sealed class ExpressionParser
                     var two = i + 1 < text.Length ? TwoCharOperator(c, text[i + 1]) : null;
                     if (two is not null)
                     {
-                        tokens.Add(new Token(TokenKind.Operator, two, start));
+                        yield return Track(new Token(TokenKind.Operator, two, start));
                         i += 2;
                         continue;
                     }
 
                     i++;
-                    tokens.Add(c switch
+                    yield return Track(c switch
                     {
                         '!' => new Token(TokenKind.Operator, "!", start),
                         '<' => new Token(TokenKind.Operator, "<", start),
@@ -387,8 +412,7 @@ public sealed class ExpressionParser
                 }
             }
 
-            tokens.Add(new Token(TokenKind.End, "", text.Length));
-            return tokens;
+            yield return new Token(TokenKind.End, "", text.Length);
         }
 
         /// <summary>The operator two characters make, as a constant string (no allocation per token); null when none.</summary>
@@ -404,7 +428,7 @@ public sealed class ExpressionParser
         };
 
         /// <summary>A number starts with a digit, a sign, or a '.' before a digit where no property can follow.</summary>
-        private static bool StartsNumber(string text, int i, List<Token> tokens)
+        private static bool StartsNumber(string text, int i, TokenKind previous)
         {
             var c = text[i];
             if (char.IsAsciiDigit(c))
@@ -412,7 +436,7 @@ public sealed class ExpressionParser
                 return true;
             }
 
-            var afterValue = tokens.Count > 0 && tokens[^1].Kind is TokenKind.Identifier or TokenKind.RightParen or TokenKind.RightBracket or TokenKind.String or TokenKind.Number;
+            var afterValue = previous is TokenKind.Identifier or TokenKind.RightParen or TokenKind.RightBracket or TokenKind.String or TokenKind.Number;
             if (c == '.' && !afterValue)
             {
                 return i + 1 < text.Length && char.IsAsciiDigit(text[i + 1]);

@@ -1,5 +1,6 @@
 using System.Globalization;
 using Berth.Core.Model;
+using Berth.Runtime.Capabilities;
 
 namespace Berth.Runtime.Cgroups;
 
@@ -16,6 +17,9 @@ internal interface ICgroupHierarchy
 
     /// <summary>e.g. "cgroup v1 (cpu, cpuacct, memory, cpuset) under /sys/fs/cgroup/*/berth".</summary>
     string Description { get; }
+
+    /// <summary>How to make limits enforceable here, when they are not; null when they are.</summary>
+    string? Fix { get; }
 
     /// <summary>Creates (or updates) the cgroup at <paramref name="path"/> below Berth's root, parents included.</summary>
     void Ensure(string path, CgroupLimits limits);
@@ -37,38 +41,132 @@ internal interface ICgroupHierarchy
     void SetSubtreeCpuShares(long shares);
 }
 
-/// <summary>Finds the cgroup hierarchy Berth can use here, and says plainly why none when there is none.</summary>
+/// <summary>Where, and as whom, Berth looks for cgroups: the machine's own by default, a fake tree in tests.</summary>
+/// <param name="Root">Where the hierarchies are mounted (<c>/sys/fs/cgroup</c>), or a delegated v2 subtree given by the user.</param>
+/// <param name="Subtree">Berth's folder in each hierarchy (<c>berth</c>).</param>
+/// <param name="RootGiven">The user pointed <paramref name="Root"/> at a subtree (BERTH_CGROUP_ROOT): use it as is, look for no delegation.</param>
+/// <param name="Uid">The effective uid permissions are checked against.</param>
+/// <param name="ProcSelfCgroup">The text of <c>/proc/self/cgroup</c>: where this process sits, to find what systemd delegated to it.</param>
+internal sealed record CgroupSetting(string Root, string Subtree, bool RootGiven, int Uid, string ProcSelfCgroup)
+{
+    /// <summary>This process on this machine.</summary>
+    public static CgroupSetting ForThisProcess(string root, string subtree, bool rootGiven) =>
+        new(root, subtree, rootGiven, HostUser.Uid, CgroupDetector.Read("/proc/self/cgroup") ?? "");
+}
+
+/// <summary>Finds the cgroup hierarchy Berth can use here, as this user, by trying it (create a group, write its limits,
+/// move a process in, remove it), and says plainly why none when there is none, with the fix.</summary>
 internal static class CgroupDetector
 {
-    public static ICgroupHierarchy Detect(string root, string subtree)
+    /// <summary>What to do where nothing better can be said: the general fix of the process driver without cgroups.</summary>
+    public const string GeneralFix = "run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
+
+    /// <summary>For tests over a folder laid out like the kernel's: the folder is used as given.</summary>
+    public static ICgroupHierarchy Detect(string root, string subtree) => Detect(new CgroupSetting(root, subtree, RootGiven: true, HostUser.Uid, ""));
+
+    public static ICgroupHierarchy Detect(CgroupSetting setting)
     {
-        var reasons = new List<string>();
+        var root = setting.Root;
         if (File.Exists(Path.Combine(root, "cgroup.controllers")))
         {
-            var v2 = CgroupV2.TryCreate(root, subtree, out var why);
-            if (v2 is not null)
-            {
-                return v2;
-            }
-
-            reasons.Add(why!);
+            return DetectV2(setting);
         }
-        else if (Directory.Exists(Path.Combine(root, "memory")) || Directory.Exists(Path.Combine(root, "cpu")))
+
+        if (Directory.Exists(Path.Combine(root, "memory")) || Directory.Exists(Path.Combine(root, "cpu")))
         {
-            var v1 = CgroupV1.TryCreate(root, subtree, out var why);
-            if (v1 is not null)
-            {
-                return v1;
-            }
-
-            reasons.Add(why!);
+            return (ICgroupHierarchy?)CgroupV1.TryCreate(setting, out var why, out var fix) ?? None(why!, fix);
         }
-        else
+
+        return None($"no cgroup hierarchy at {root}", GeneralFix);
+    }
+
+    private static ICgroupHierarchy DetectV2(CgroupSetting setting)
+    {
+        if (setting.RootGiven || setting.Uid == 0)
         {
-            reasons.Add($"no cgroup hierarchy at {root}");
+            return (ICgroupHierarchy?)CgroupV2.TryCreate(setting, setting.Root, delegation: null, out var why, out var fix) ?? None(why!, fix);
         }
 
-        return new NoCgroups($"none: {string.Join("; ", reasons)}; replicas run without CPU and memory limits");
+        // A normal user on cgroup v2: only the subtree systemd delegated to this user can be written (as rootless Podman).
+        var found = DelegatedSubtree.Find(setting, out var reason);
+        if (found is null)
+        {
+            return None(reason!, DelegatedSubtree.StartInScopeFix);
+        }
+
+        return (ICgroupHierarchy?)CgroupV2.TryCreate(setting, found.Value.Directory, found.Value.How, out var why2, out var fix2) ?? None(why2!, fix2);
+    }
+
+    private static NoCgroups None(string reason, string? fix) =>
+        new($"none: {reason}; replicas run without CPU and memory limits", fix);
+
+    /// <summary>Says why a write failed in the user's terms: a permission, or the kernel's refusal.</summary>
+    internal static string Why(Exception e, int uid) => e switch
+    {
+        UnauthorizedAccessException => $"{HostUser.Describe(uid)} may not write there: {e.Message.TrimEnd('.')}",
+        _ => e.Message.TrimEnd('.'),
+    };
+
+    /// <summary>Proves a probe group takes processes: a short-lived child is moved in through every
+    /// <paramref name="procsFiles"/>, then ended. Throws what the kernel said when the move is refused.</summary>
+    internal static void ProveJoin(IReadOnlyList<string> procsFiles)
+    {
+        System.Diagnostics.Process? child = null;
+        try
+        {
+            var start = new System.Diagnostics.ProcessStartInfo("sleep") { UseShellExecute = false, RedirectStandardInput = true };
+            start.ArgumentList.Add("60");
+            child = System.Diagnostics.Process.Start(start);
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return; // no sleep(1) to move: creating and writing the group was all that could be tried
+        }
+
+        using (child)
+        {
+            try
+            {
+                foreach (var procs in procsFiles)
+                {
+                    File.AppendAllText(procs, child!.Id.ToString(CultureInfo.InvariantCulture) + "\n");
+                }
+            }
+            finally
+            {
+                child!.Kill();
+                child.WaitForExit();
+            }
+        }
+    }
+
+    /// <summary>Removes a probe group: rmdir on the kernel's tree (its control files go with it); on a fake tree the files
+    /// written into it are deleted first. A group whose process has just ended may be busy for a moment.</summary>
+    internal static void RemoveProbe(string dir)
+    {
+        for (var attempt = 0; Directory.Exists(dir); attempt++)
+        {
+            try
+            {
+                Directory.Delete(dir, recursive: false);
+                return;
+            }
+            catch (IOException) when (attempt < 100)
+            {
+                foreach (var file in Directory.EnumerateFiles(dir))
+                {
+                    try
+                    {
+                        File.Delete(file); // the kernel refuses this for control files; a fake tree allows it
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                    }
+                }
+
+                Thread.Sleep(10);
+            }
+        }
     }
 
     internal static void Write(string file, string value)
@@ -132,11 +230,13 @@ internal static class CgroupDetector
 }
 
 /// <summary>Where limits cannot be enforced: replicas still run, and the reason is shown.</summary>
-internal sealed class NoCgroups(string description) : ICgroupHierarchy
+internal sealed class NoCgroups(string description, string? fix = null) : ICgroupHierarchy
 {
     public bool Enforced => false;
 
     public string Description => description;
+
+    public string? Fix => fix;
 
     public void Ensure(string path, CgroupLimits limits)
     {

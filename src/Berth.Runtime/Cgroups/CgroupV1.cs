@@ -1,4 +1,5 @@
 using System.Globalization;
+using Berth.Runtime.Capabilities;
 
 namespace Berth.Runtime.Cgroups;
 
@@ -32,9 +33,13 @@ internal sealed class CgroupV1 : ICgroupHierarchy
 
     public string Description { get; }
 
-    public static CgroupV1? TryCreate(string root, string subtree, out string? reason)
+    public string? Fix => null;
+
+    public static CgroupV1? TryCreate(CgroupSetting setting, out string? reason, out string? fix)
     {
         reason = null;
+        fix = null;
+        var (root, subtree) = (setting.Root, setting.Subtree);
         string? Controller(string name) => Directory.Exists(Path.Combine(root, name)) ? Path.Combine(root, name, subtree) : null;
         var cpu = Controller("cpu");
         var cpuacct = Controller("cpuacct");
@@ -43,35 +48,70 @@ internal sealed class CgroupV1 : ICgroupHierarchy
         if (cpu is null || cpuacct is null || memory is null)
         {
             reason = $"cgroup v1 at {root} lacks the cpu, cpuacct or memory controller";
+            fix = "mount the cpu, cpuacct and memory controllers, or boot with cgroup v2";
             return null;
         }
 
+        string[] required = [cpu, cpuacct, memory];
+        var current = "";
         try
         {
-            foreach (var dir in new[] { cpu, cpuacct, memory })
+            foreach (var dir in required)
             {
+                current = Path.GetDirectoryName(dir)!;
                 Directory.CreateDirectory(dir);
             }
 
-            if (cpuset is not null)
+            // Existing is not enough (issue #18: a root-made berth/ crash-looped every replica of a normal user): make a
+            // group in each, write its limits, move a process in, remove it.
+            var probe = $".probe-{Environment.ProcessId}";
+            try
             {
-                try
+                foreach (var dir in required)
                 {
-                    CreateCpuset(cpuset);
+                    current = dir;
+                    Directory.CreateDirectory(Path.Combine(dir, probe));
                 }
-                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+
+                current = cpu;
+                CgroupDetector.Write(Path.Combine(cpu, probe, "cpu.cfs_quota_us"), CfsPeriodMicros.ToString(CultureInfo.InvariantCulture));
+                current = memory;
+                CgroupDetector.Write(Path.Combine(memory, probe, "memory.limit_in_bytes"), (64L << 20).ToString(CultureInfo.InvariantCulture));
+                current = root;
+                CgroupDetector.ProveJoin([.. required.Select(d => Path.Combine(d, probe, "cgroup.procs"))]);
+            }
+            finally
+            {
+                foreach (var dir in required)
                 {
-                    cpuset = null; // CPU sets are a refinement; quotas and memory limits still hold.
+                    CgroupDetector.RemoveProbe(Path.Combine(dir, probe));
                 }
             }
-
-            return new CgroupV1(cpu, cpuacct, memory, cpuset, root, subtree);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            reason = $"cgroup v1 at {root} is not writable ({e.Message}); run the control plane as root to enforce limits";
+            reason = setting.Uid != 0 && e is UnauthorizedAccessException
+                ? $"cgroup v1 at {root}: {HostUser.Describe(setting.Uid)} may not create cgroups in {current} (permission denied)"
+                : $"cgroup v1 at {root} is not usable by {HostUser.Describe(setting.Uid)} ({CgroupDetector.Why(e, setting.Uid)})";
+            fix = setting.Uid == 0 ? "check that the cgroup v1 controllers are mounted read-write"
+                : $"run berth as root, or have root hand {HostUser.Describe(setting.Uid)} a subtree once " +
+                  $"(mkdir {root}/{{cpu,cpuacct,memory}}/berth-{setting.Uid} and chown -R {setting.Uid} them) and set BERTH_CGROUP_SUBTREE=berth-{setting.Uid}";
             return null;
         }
+
+        if (cpuset is not null)
+        {
+            try
+            {
+                CreateCpuset(cpuset);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                cpuset = null; // CPU sets are a refinement; quotas and memory limits still hold.
+            }
+        }
+
+        return new CgroupV1(cpu, cpuacct, memory, cpuset, root, subtree);
     }
 
     public void Ensure(string path, CgroupLimits limits)

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Berth.Runtime.Capabilities;
 
 namespace Berth.Runtime.Cgroups;
 
@@ -13,40 +14,91 @@ internal sealed class CgroupV2 : ICgroupHierarchy
     private readonly string _base;
     private readonly string _controllers;
 
-    private CgroupV2(string @base, string controllers)
+    private CgroupV2(string @base, string controllers, string? delegation, int uid)
     {
         _base = @base;
         _controllers = controllers;
-        Description = $"cgroup v2 at {@base} ({controllers.Replace("+", "", StringComparison.Ordinal)})";
+        Description = $"cgroup v2 at {@base} ({controllers.Replace("+", "", StringComparison.Ordinal)})"
+            + (delegation is null ? "" : $", delegated by systemd to {HostUser.Describe(uid)} ({delegation})");
     }
 
     public bool Enforced => true;
 
     public string Description { get; }
 
-    public static CgroupV2? TryCreate(string root, string subtree, out string? reason)
+    public string? Fix => null;
+
+    /// <summary>Uses <paramref name="dir"/> (the mount as root, a given subtree, or the subtree systemd delegated — then
+    /// <paramref name="delegation"/> says how it was found) if it offers cpu and memory and a probe group works in it.</summary>
+    public static CgroupV2? TryCreate(CgroupSetting setting, string dir, string? delegation, out string? reason, out string? fix)
     {
         reason = null;
-        var available = (CgroupDetector.Read(Path.Combine(root, "cgroup.controllers")) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        fix = null;
+        var available = (CgroupDetector.Read(Path.Combine(dir, "cgroup.controllers")) ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
         if (!available.Contains("cpu") || !available.Contains("memory"))
         {
-            reason = $"cgroup v2 at {root} does not delegate the cpu and memory controllers (it has: {string.Join(", ", available)})";
+            reason = $"cgroup v2 at {dir} does not delegate the cpu and memory controllers (it has: {(available.Length == 0 ? "none" : string.Join(", ", available))})";
+            fix = delegation is not null ? DelegatedSubtree.DelegateControllersFix : CgroupDetector.GeneralFix;
             return null;
         }
 
         var controllers = available.Contains("cpuset") ? "+cpu +memory +cpuset" : "+cpu +memory";
+        var @base = Path.Combine(dir, setting.Subtree);
         try
         {
-            var @base = Path.Combine(root, subtree);
-            CgroupDetector.Write(Path.Combine(root, "cgroup.subtree_control"), controllers);
+            if (delegation is not null)
+            {
+                Vacate(dir);
+            }
+
+            CgroupDetector.Write(Path.Combine(dir, "cgroup.subtree_control"), controllers);
             Directory.CreateDirectory(@base);
             CgroupDetector.Write(Path.Combine(@base, "cgroup.subtree_control"), controllers);
-            return new CgroupV2(@base, controllers);
+            Probe(@base);
+            return new CgroupV2(@base, controllers, delegation, setting.Uid);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            reason = $"cgroup v2 at {root} is not writable or not delegated ({e.Message}); run as root or point the cgroup root at a delegated subtree";
+            reason = $"cgroup v2 at {dir} is not usable by {HostUser.Describe(setting.Uid)} ({CgroupDetector.Why(e, setting.Uid)})";
+            fix = setting.Uid == 0 ? "point BERTH_CGROUP_ROOT at a cgroup v2 subtree Berth may manage"
+                : delegation is not null ? DelegatedSubtree.StartInScopeFix : CgroupDetector.GeneralFix;
             return null;
+        }
+    }
+
+    /// <summary>Moves every process of the delegated group (the control plane, and whatever shares its scope) into a leaf,
+    /// so controllers can be enabled for the group's children, as Podman moves itself before it makes containers.</summary>
+    private static void Vacate(string dir)
+    {
+        var leaf = Path.Combine(dir, DelegatedSubtree.ControlPlaneLeaf);
+        Directory.CreateDirectory(leaf);
+        foreach (var pid in CgroupDetector.ReadPids(Path.Combine(dir, "cgroup.procs")))
+        {
+            try
+            {
+                File.AppendAllText(Path.Combine(leaf, "cgroup.procs"), pid.ToString(CultureInfo.InvariantCulture) + "\n");
+            }
+            catch (IOException) when (!Directory.Exists($"/proc/{pid}"))
+            {
+                // It ended meanwhile.
+            }
+        }
+    }
+
+    /// <summary>Creates a group, writes a CPU and a memory limit, moves a process in and removes it all again.</summary>
+    private static void Probe(string @base)
+    {
+        var probe = Path.Combine(@base, $".probe-{Environment.ProcessId}");
+        Directory.CreateDirectory(probe);
+        try
+        {
+            CgroupDetector.Write(Path.Combine(probe, "cpu.max"), $"{PeriodMicros} {PeriodMicros}");
+            CgroupDetector.Write(Path.Combine(probe, "memory.max"), (64L << 20).ToString(CultureInfo.InvariantCulture));
+            CgroupDetector.ProveJoin([Path.Combine(probe, "cgroup.procs")]);
+        }
+        finally
+        {
+            CgroupDetector.RemoveProbe(probe);
         }
     }
 

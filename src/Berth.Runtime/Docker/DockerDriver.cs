@@ -6,6 +6,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Berth.Core.Build;
 using Berth.Core.Model;
+using Berth.Runtime.Capabilities;
 using Berth.Runtime.Logs;
 using global::Docker.DotNet;
 using global::Docker.DotNet.Models;
@@ -26,11 +27,14 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     /// <summary>cgroupfs or systemd; a node's cgroup path is a plain cgroupfs path, so it is only passed to a cgroupfs engine.</summary>
     private string _cgroupDriver = "cgroupfs";
 
-    private DockerDriver(DockerDriverOptions options, string host, DriverCapabilities capabilities)
+    private readonly DockerEndpoint.Choice _endpoint;
+
+    private DockerDriver(DockerDriverOptions options, DockerEndpoint.Choice endpoint, DriverCapabilities capabilities)
     {
         _options = options;
-        _host = host;
-        _client = new DockerClientConfiguration(new Uri(host), defaultTimeout: options.RequestTimeout).CreateClient();
+        _endpoint = endpoint;
+        _host = endpoint.Host;
+        _client = new DockerClientConfiguration(new Uri(_host), defaultTimeout: options.RequestTimeout).CreateClient();
         Capabilities = capabilities;
     }
 
@@ -39,15 +43,27 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     public DriverCapabilities Capabilities { get; private set; }
 
     /// <summary>The engine address in use and where it came from, e.g. <c>unix:///var/run/docker.sock (default; DOCKER_HOST is not set)</c>.</summary>
-    public string HostDescription => Environment.GetEnvironmentVariable("DOCKER_HOST") is null && _options.Host is null
-        ? $"{_host} (the default; DOCKER_HOST is not set)"
-        : $"{_host} (from {(_options.Host is not null ? "the driver options" : "DOCKER_HOST")})";
+    public string HostDescription => $"{_host} ({_endpoint.Source})";
+
+    /// <summary>Whether the engine runs rootless (its <c>/info</c> security options say <c>name=rootless</c>).</summary>
+    public bool Rootless { get; private set; }
+
+    /// <summary>Whether Docker is usable here for this user, and through which engine, in the words <c>berth up</c> prints.</summary>
+    public HostCapability Capability => Capabilities.Available
+        ? new HostCapability(HostCapability.Docker, true, $"{(Rootless ? "rootless" : "rootful")} engine at {HostDescription}: {Capabilities.LimitsMechanism}")
+        : new HostCapability(HostCapability.Docker, false, Capabilities.UnavailableReason ?? $"not reachable at {HostDescription}", Capabilities.UnavailableReason is null ? UnreachableFix : null);
+
+    private const string UnreachableFix = "start Docker (systemctl start docker, or run dockerd); for rootless Docker: dockerd-rootless-setuptool.sh install, " +
+        "then systemctl --user start docker; or set DOCKER_HOST to a running engine";
+
+    /// <summary>The engine address this user should use, found as the driver finds it (DOCKER_HOST, the rootful socket when
+    /// usable, else rootless Docker's); for other Engine API clients such as the pipelines' image builds.</summary>
+    public static Uri FindEngine(DockerDriverOptions options) => new(DockerEndpoint.Resolve(options).Host);
 
     /// <summary>Connects and asks the engine what it enforces. Never throws for an unreachable engine: <see cref="DriverCapabilities.Available"/> says so.</summary>
     public static async Task<DockerDriver> ConnectAsync(DockerDriverOptions options, CancellationToken cancellationToken)
     {
-        var host = options.Host ?? Environment.GetEnvironmentVariable("DOCKER_HOST") ?? DockerDriverDefaults.DefaultSocket;
-        var driver = new DockerDriver(options, host, new DriverCapabilities { Available = false });
+        var driver = new DockerDriver(options, DockerEndpoint.Resolve(options), new DriverCapabilities { Available = false });
         try
         {
             await driver.CallAsync(c => c.System.PingAsync(cancellationToken)).ConfigureAwait(false);
@@ -65,6 +81,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         {
             var info = await driver._client.System.GetSystemInfoAsync(infoTimeout.Token).ConfigureAwait(false);
             driver._cgroupDriver = info.CgroupDriver ?? "cgroupfs";
+            driver.Rootless = info.SecurityOptions?.Any(o => o.Contains("name=rootless", StringComparison.Ordinal)) == true;
             driver.Capabilities = new DriverCapabilities
             {
                 Available = true,
@@ -651,9 +668,12 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             cause = cause.InnerException;
         }
 
+        var where = _endpoint.Tried.Count > 0
+            ? $": tried {string.Join(", ", _endpoint.Tried)}"
+            : $" at {HostDescription}: {cause.Message.TrimEnd('.')}";
         return new DockerUnavailableException(
-            $"Docker engine not reachable at {HostDescription}: {cause.Message.TrimEnd('.')}. Start Docker (systemctl start docker, or run dockerd), " +
-            "or set DOCKER_HOST to a running engine (e.g. unix:///run/user/1000/docker.sock); the process driver needs no Docker.",
+            $"Docker engine not reachable{where}. Start Docker (systemctl start docker, or run dockerd), " +
+            "or set DOCKER_HOST to a running engine (rootless Docker: unix://$XDG_RUNTIME_DIR/docker.sock); the process driver needs no Docker.",
             e);
     }
 

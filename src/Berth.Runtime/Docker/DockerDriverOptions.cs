@@ -6,8 +6,15 @@ namespace Berth.Runtime.Docker;
 /// <summary>Settings of the Docker driver; every default is named in <see cref="DockerDriverDefaults"/>.</summary>
 public sealed record DockerDriverOptions
 {
-    /// <summary>The engine's address; null: <c>DOCKER_HOST</c>, else <c>unix:///var/run/docker.sock</c>, as the docker CLI.</summary>
+    /// <summary>The engine's address; null: <c>DOCKER_HOST</c>, else <see cref="DefaultSocket"/> when this user may use it,
+    /// else rootless Docker's <c>$XDG_RUNTIME_DIR/docker.sock</c>, as the docker CLI and its rootless context.</summary>
     public string? Host { get; init; }
+
+    /// <summary>The rootful engine's socket: <c>unix:///var/run/docker.sock</c>, as the docker CLI.</summary>
+    public string DefaultSocket { get; init; } = DockerDriverDefaults.DefaultSocket;
+
+    /// <summary>Where rootless Docker's socket is looked for; null: <c>$XDG_RUNTIME_DIR</c>, else <c>/run/user/UID</c> (as the docker CLI).</summary>
+    public string? XdgRuntimeDir { get; init; }
 
     /// <summary><c>host</c>: containers share the machine's network, so the mesh reaches them on 127.0.0.1 (Berth's network rule).</summary>
     public string NetworkMode { get; init; } = DockerDriverDefaults.NetworkMode;

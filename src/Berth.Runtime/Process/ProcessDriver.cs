@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Berth.Core.Model;
+using Berth.Runtime.Capabilities;
 using Berth.Runtime.Cgroups;
 using Berth.Runtime.Logs;
 using SysProcess = System.Diagnostics.Process;
@@ -32,14 +33,19 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
 
     private readonly ProcessDriverOptions _options;
-    private readonly ICgroupHierarchy _cgroups;
+    /// <summary>Where new replicas get their cgroups; becomes <see cref="NoCgroups"/> if the hierarchy stops letting this
+    /// user in (replicas then run unlimited, said plainly, rather than crash-looping).</summary>
+    private volatile ICgroupHierarchy _cgroups;
+
+    /// <summary>The hierarchy found at start: replicas already placed in it are measured and cleaned up there.</summary>
+    private readonly ICgroupHierarchy _placed;
     private readonly string _supervisorScript;
     private readonly ConcurrentDictionary<string, (long CpuNanos, long Timestamp)> _cpuSamples = new();
 
     public ProcessDriver(ProcessDriverOptions options)
         : this(options, options.UseCgroups
-            ? CgroupDetector.Detect(options.CgroupRoot, options.CgroupSubtree)
-            : new NoCgroups("none: cgroups are turned off in the process driver's options; replicas run without CPU and memory limits"))
+            ? CgroupDetector.Detect(CgroupSetting.ForThisProcess(options.CgroupRoot, options.CgroupSubtree, rootGiven: options.CgroupRoot != ProcessDriverDefaults.CgroupRoot))
+            : new NoCgroups("none: cgroups are turned off in the process driver's options; replicas run without CPU and memory limits", "remove UseCgroups = false from the process driver's options"))
     {
     }
 
@@ -47,6 +53,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
     {
         _options = options;
         _cgroups = cgroups;
+        _placed = cgroups;
         Directory.CreateDirectory(options.StateRoot);
         if (options.CpuShares is { } shares)
         {
@@ -54,19 +61,53 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         }
 
         _supervisorScript = InstallSupervisor(options.StateRoot);
-        Capabilities = new DriverCapabilities
-        {
-            Available = true,
-            CpuLimitsEnforced = cgroups.Enforced,
-            MemoryLimitsEnforced = cgroups.Enforced,
-            LimitsMechanism = cgroups.Description,
-        };
+        Capabilities = CapabilitiesOf(cgroups);
         Log.ProcessLimits(options.Logger, cgroups.Description);
     }
 
     public RuntimeKind Kind => RuntimeKind.Process;
 
-    public DriverCapabilities Capabilities { get; }
+    public DriverCapabilities Capabilities { get; private set; }
+
+    /// <summary>Whether CPU and memory limits are enforced here for this user, in the words <c>berth up</c> prints.</summary>
+    public HostCapability CgroupCapability
+    {
+        get
+        {
+            var cgroups = _cgroups;
+            return cgroups.Enforced
+                ? new HostCapability(HostCapability.Cgroups, true, $"CPU and memory limits enforced through {cgroups.Description}")
+                : new HostCapability(HostCapability.Cgroups, false, $"CPU and memory limits not enforced: {Reason(cgroups.Description)}", cgroups.Fix);
+        }
+    }
+
+    private static string Reason(string description)
+    {
+        var reason = description.StartsWith("none: ", StringComparison.Ordinal) ? description["none: ".Length..] : description;
+        const string Tail = "; replicas run without CPU and memory limits";
+        return reason.EndsWith(Tail, StringComparison.Ordinal) ? reason[..^Tail.Length] : reason;
+    }
+
+    private static DriverCapabilities CapabilitiesOf(ICgroupHierarchy cgroups) => new()
+    {
+        Available = true,
+        CpuLimitsEnforced = cgroups.Enforced,
+        MemoryLimitsEnforced = cgroups.Enforced,
+        LimitsMechanism = cgroups.Description,
+        LimitsFix = cgroups.Fix,
+    };
+
+    /// <summary>The hierarchy refused this user after it was probed (made read-only, taken over by root): new replicas
+    /// run without cgroups from now on and the capabilities say so — a missing capability never makes a crash loop.</summary>
+    private void LoseCgroups(Exception e)
+    {
+        var lost = new NoCgroups(
+            $"none: {_cgroups.Description} stopped letting {HostUser.Describe(HostUser.Uid)} in ({CgroupDetector.Why(e, HostUser.Uid)}); replicas run without CPU and memory limits",
+            CgroupDetector.GeneralFix);
+        _cgroups = lost;
+        Capabilities = CapabilitiesOf(lost);
+        Log.ProcessLimits(_options.Logger, lost.Description);
+    }
 
     public async Task<ReplicaHandle> StartAsync(ReplicaSpec spec, CancellationToken cancellationToken)
     {
@@ -83,20 +124,73 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         SupervisorFiles.ClearRun(dir);
         var cgroup = CgroupPath(spec);
         var limited = spec.CpuLimit is not null || spec.MemoryLimit is not null;
-        if (_cgroups.Enforced)
+        var cgroups = _cgroups;
+        if (cgroups.Enforced)
         {
-            if (spec.Node is not null && !_cgroups.Pids(spec.Node).Any() && _cgroups.Usage(spec.Node) is null)
+            if (spec.Node is not null && !cgroups.Pids(spec.Node).Any() && cgroups.Usage(spec.Node) is null)
             {
                 throw new ReplicaStartException($"replica {spec.ReplicaId}: node cgroup '{spec.Node}' does not exist; create it with EnsureNodeAsync first");
             }
 
-            _cgroups.Ensure(cgroup, new CgroupLimits(spec.CpuLimit, spec.MemoryLimit));
-        }
-        else if (limited)
-        {
-            Log.LimitsNotEnforced(_options.Logger, spec.ReplicaId, _cgroups.Description);
+            try
+            {
+                cgroups.Ensure(cgroup, new CgroupLimits(spec.CpuLimit, spec.MemoryLimit));
+            }
+            catch (UnauthorizedAccessException e)
+            {
+                LoseCgroups(e);
+                cgroups = _cgroups;
+            }
         }
 
+        if (!cgroups.Enforced && limited)
+        {
+            Log.LimitsNotEnforced(_options.Logger, spec.ReplicaId, cgroups.Description);
+        }
+
+        var (line, stderr) = await RunSupervisorAsync(spec, argv, dir, cgroups, cgroup, cancellationToken).ConfigureAwait(false);
+        if (cgroups.Enforced && line is not null && line.StartsWith(JoinRefused, StringComparison.Ordinal) && line.Contains("Permission denied", StringComparison.Ordinal))
+        {
+            // The supervisor may not move the replica into its group: run it without one rather than fail it over and over.
+            RemoveCgroup(cgroups, cgroup, spec.Node is null ? spec.App : null);
+            LoseCgroups(new UnauthorizedAccessException(line["error ".Length..]));
+            cgroups = _cgroups;
+            SupervisorFiles.ClearRun(dir);
+            (line, stderr) = await RunSupervisorAsync(spec, argv, dir, cgroups, cgroup, cancellationToken).ConfigureAwait(false);
+        }
+
+        if (line is null || !line.StartsWith("started ", StringComparison.Ordinal))
+        {
+            RemoveCgroup(cgroups, cgroup, spec.Node is null ? spec.App : null);
+            var reason = line is null
+                ? $"the supervisor did not report within {_options.StartTimeout.TotalSeconds:0}s{(stderr.Length > 0 ? ": " + stderr.Trim() : "")}"
+                : line.StartsWith("error ", StringComparison.Ordinal) ? line["error ".Length..] : line;
+            throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} did not start: {reason}");
+        }
+
+        var parts = line.Split(' ');
+        var handle = new ReplicaHandle
+        {
+            ReplicaId = spec.ReplicaId,
+            App = spec.App,
+            Service = spec.Service,
+            Revision = spec.Revision,
+            Kind = RuntimeKind.Process,
+            Pid = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture),
+            ProcessStartTicks = long.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture),
+            StateDirectory = dir,
+        };
+        WriteRecord(new ProcessRecord(handle, cgroups.Enforced ? cgroup : null, spec.Node is null ? spec.App : null));
+        Log.ProcessStarted(_options.Logger, spec.ReplicaId, spec.App, spec.Service, handle.Pid!.Value);
+        return handle;
+    }
+
+    /// <summary>What the supervisor says when it may not move the replica into its cgroup.</summary>
+    private const string JoinRefused = "error cannot join cgroup";
+
+    /// <summary>Starts the replica's supervisor and reads its handshake: <c>started PID TICKS</c> or <c>error …</c> (null: no answer).</summary>
+    private async Task<(string? Line, string Stderr)> RunSupervisorAsync(ReplicaSpec spec, List<string> argv, string dir, ICgroupHierarchy cgroups, string cgroup, CancellationToken cancellationToken)
+    {
         var start = new ProcessStartInfo(_options.Perl)
         {
             UseShellExecute = false,
@@ -106,13 +200,13 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         };
         start.ArgumentList.Add(_supervisorScript);
         start.ArgumentList.Add(dir);
-        foreach (var procs in _cgroups.ProcsFiles(cgroup))
+        foreach (var procs in cgroups.ProcsFiles(cgroup))
         {
             start.ArgumentList.Add("--cgroup");
             start.ArgumentList.Add(procs);
         }
 
-        if (_cgroups.OomFile(cgroup) is { } oom)
+        if (cgroups.OomFile(cgroup) is { } oom)
         {
             start.ArgumentList.Add("--oom");
             start.ArgumentList.Add(oom);
@@ -142,7 +236,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         }
         catch (System.ComponentModel.Win32Exception e)
         {
-            RemoveCgroup(cgroup, spec.Node is null ? spec.App : null);
+            RemoveCgroup(cgroups, cgroup, spec.Node is null ? spec.App : null);
             throw new ReplicaStartException($"replica {spec.ReplicaId}: cannot run the supervisor with '{_options.Perl}' ({e.Message}); install perl (Debian/Ubuntu: apt-get install perl-base) or set ProcessDriverOptions.Perl", e);
         }
 
@@ -168,30 +262,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             stderr = line is null ? await ReadAvailableAsync(supervisor.StandardError).ConfigureAwait(false) : "";
         }
 
-        if (line is null || !line.StartsWith("started ", StringComparison.Ordinal))
-        {
-            RemoveCgroup(cgroup, spec.Node is null ? spec.App : null);
-            var reason = line is null
-                ? $"the supervisor did not report within {_options.StartTimeout.TotalSeconds:0}s{(stderr.Length > 0 ? ": " + stderr.Trim() : "")}"
-                : line.StartsWith("error ", StringComparison.Ordinal) ? line["error ".Length..] : line;
-            throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} did not start: {reason}");
-        }
-
-        var parts = line.Split(' ');
-        var handle = new ReplicaHandle
-        {
-            ReplicaId = spec.ReplicaId,
-            App = spec.App,
-            Service = spec.Service,
-            Revision = spec.Revision,
-            Kind = RuntimeKind.Process,
-            Pid = int.Parse(parts[1], System.Globalization.CultureInfo.InvariantCulture),
-            ProcessStartTicks = long.Parse(parts[2], System.Globalization.CultureInfo.InvariantCulture),
-            StateDirectory = dir,
-        };
-        WriteRecord(new ProcessRecord(handle, _cgroups.Enforced ? cgroup : null, spec.Node is null ? spec.App : null));
-        Log.ProcessStarted(_options.Logger, spec.ReplicaId, spec.App, spec.Service, handle.Pid!.Value);
-        return handle;
+        return (line, stderr);
     }
 
     /// <summary>Ends a run of this replica id that has no record: the control plane that started it died between the
@@ -266,12 +337,12 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         if (record.CgroupPath is not null)
         {
             // Orphans of a replica whose supervisor was killed may still sit in its cgroup.
-            foreach (var pid in _cgroups.Pids(record.CgroupPath))
+            foreach (var pid in _placed.Pids(record.CgroupPath))
             {
                 ProcFs.Signal(pid, ProcFs.SigKill);
             }
 
-            RemoveCgroup(record.CgroupPath, record.AppCgroup);
+            RemoveCgroup(_placed, record.CgroupPath, record.AppCgroup);
         }
 
         File.Delete(RecordPath(replica.App, replica.ReplicaId));
@@ -398,7 +469,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
     public Task RemoveNodeAsync(string path, CancellationToken cancellationToken)
     {
         CgroupDetector.ValidatePath(path);
-        if (!_cgroups.Remove(path))
+        if (!_placed.Remove(path))
         {
             throw new InvalidOperationException($"node cgroup '{path}' still holds replicas; remove them first");
         }
@@ -407,7 +478,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         var parent = Path.GetDirectoryName(path);
         if (!string.IsNullOrEmpty(parent))
         {
-            _cgroups.Remove(parent);
+            _placed.Remove(parent);
         }
 
         return Task.CompletedTask;
@@ -502,7 +573,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
         if (record.CgroupPath is not null)
         {
-            foreach (var member in _cgroups.Pids(record.CgroupPath))
+            foreach (var member in _placed.Pids(record.CgroupPath))
             {
                 ProcFs.Signal(member, ProcFs.SigKill);
             }
@@ -511,7 +582,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
     private (long CpuNanos, long Memory, long? Limit) Sample(ProcessRecord record)
     {
-        if (record.CgroupPath is not null && _cgroups.Usage(record.CgroupPath) is { } usage)
+        if (record.CgroupPath is not null && _placed.Usage(record.CgroupPath) is { } usage)
         {
             return (usage.CpuNanoseconds, usage.MemoryBytes, usage.MemoryLimitBytes);
         }
@@ -526,9 +597,9 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         return (0, 0, null);
     }
 
-    private void RemoveCgroup(string path, string? appCgroup)
+    private void RemoveCgroup(ICgroupHierarchy cgroups, string path, string? appCgroup)
     {
-        if (!_cgroups.Remove(path))
+        if (!cgroups.Remove(path))
         {
             Log.CgroupBusy(_options.Logger, path);
             return;
@@ -536,7 +607,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
         if (appCgroup is not null)
         {
-            _cgroups.Remove(appCgroup); // fails harmlessly while other replicas of the app remain
+            cgroups.Remove(appCgroup); // fails harmlessly while other replicas of the app remain
         }
     }
 

@@ -138,7 +138,7 @@ internal static class DashboardEndpoints
             return Json(d, (app?.Services ?? []).Select(s => new
             {
                 service = s.Name,
-                status = d.Plane.GetRollout(s.Name),
+                status = d.Plane.GetRollout(s.Name) is var st ? new { revision = st.Revision, state = ResourceFeed.StateName(st.State), message = st.Message } : null,
                 history = d.Plane.GetRolloutHistory(s.Name),
                 events = d.Plane.Store.ListEvents(0, 100_000, s.Name).Where(e => e.Type.StartsWith("rollout", StringComparison.Ordinal) || e.Type is EventTypes.Revision or EventTypes.Scaled)
                     .TakeLast(50).Select(ResourceFeed.EventView),
@@ -198,8 +198,10 @@ internal static class DashboardEndpoints
             Path = "/",
             IsEssential = true,
         });
-        // A page of our own, not a redirect: a Strict cookie set while following a link from elsewhere is sent from here on.
-        await context.Response.WriteAsync("""<!doctype html><meta charset="utf-8"><meta http-equiv="refresh" content="0;url=/"><title>Berth</title><p>Signed in. <a href="/">Open the dashboard</a>.</p>""", context.RequestAborted);
+        // Redirected as Aspire's dashboard does after its token login; the body is for a client that does not follow.
+        context.Response.StatusCode = StatusCodes.Status303SeeOther;
+        context.Response.Headers.Location = "/";
+        await context.Response.WriteAsync("""<!doctype html><meta charset="utf-8"><title>Berth</title><p>Signed in. <a href="/">Open the dashboard</a>.</p>""", context.RequestAborted);
     }
 
     internal static string SignInPage(string message) =>
@@ -334,10 +336,10 @@ internal static class DashboardEndpoints
         var tail = int.TryParse(q["tail"], out var t) && t is >= 0 and <= 10_000 ? t : 500;
         StartSse(context);
         var gate = new SemaphoreSlim(1, 1);
-        var follow = new LogOptions { Follow = true, Tail = tail };
-        await Task.WhenAll(ids.Select(async id =>
+        var ct = context.RequestAborted;
+        async Task TailAsync(string id, int? lines)
         {
-            await foreach (var line in d.Plane.GetLogsAsync(id, follow, context.RequestAborted))
+            await foreach (var line in d.Plane.GetLogsAsync(id, new LogOptions { Follow = true, Tail = lines }, ct))
             {
                 var json = JsonSerializer.Serialize(new
                 {
@@ -348,18 +350,41 @@ internal static class DashboardEndpoints
                     text = line.Text,
                 });
                 var bytes = Encoding.UTF8.GetBytes($"event: log\ndata: {d.Redactor.Redact(json)}\n\n");
-                await gate.WaitAsync(context.RequestAborted);
+                await gate.WaitAsync(ct);
                 try
                 {
-                    await context.Response.Body.WriteAsync(bytes, context.RequestAborted);
-                    await context.Response.Body.FlushAsync(context.RequestAborted);
+                    await context.Response.Body.WriteAsync(bytes, ct);
+                    await context.Response.Body.FlushAsync(ct);
                 }
                 finally
                 {
                     gate.Release();
                 }
             }
-        }));
+        }
+
+        var tails = ids.Select(id => TailAsync(id, tail)).ToList();
+        if (replica is null)
+        {
+            // A service's (or the app's) log follows replicas that start later too: a scale-up, a replacement.
+            var known = ids.ToHashSet(StringComparer.Ordinal);
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1), d.Time);
+            try
+            {
+                while (await timer.WaitForNextTickAsync(ct))
+                {
+                    foreach (var r in d.Plane.Replicas.Where(r => r.Handle is not null && (service is null || r.Service == service) && known.Add(r.Id)))
+                    {
+                        tails.Add(TailAsync(r.Id, null));
+                    }
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+            }
+        }
+
+        await Task.WhenAll(tails);
     }
 
     /// <summary>A console line's level, as the common formats write it: .NET's console logger ("info:", "warn:", "fail:",

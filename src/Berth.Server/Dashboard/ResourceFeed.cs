@@ -200,7 +200,7 @@ internal sealed class ResourceFeed : IAsyncDisposable
                     cpuLimit = s.Resources.CpuLimit?.ToString(),
                     memoryLimit = s.Resources.MemoryLimit?.ToString(),
                     probes = Probes(s),
-                    rollout = rollout is null ? null : new { state = rollout.State, message = rollout.Message },
+                    rollout = rollout is null ? null : new { state = StateName(rollout.State), message = rollout.Message },
                     autoscale = s.Autoscale is null ? null : new { min = s.Autoscale.Min, max = s.Autoscale.Max },
                 };
             }),
@@ -233,6 +233,9 @@ internal sealed class ResourceFeed : IAsyncDisposable
         var json = _redactor.Redact(JsonSerializer.Serialize(snapshot, StateJson.Options));
         return Encoding.UTF8.GetBytes($"event: resources\ndata: {json}\n\n");
     }
+
+    /// <summary>A rollout state as the API writes it: progressing, complete, rolled-back, failed, paused.</summary>
+    internal static string StateName(RolloutState state) => JsonNamingPolicy.KebabCaseLower.ConvertName(state.ToString());
 
     internal static object EventView(EventRecord e) => new { id = e.Id, time = e.Time, type = e.Type, service = e.Service, replica = e.Replica, message = e.Message };
 

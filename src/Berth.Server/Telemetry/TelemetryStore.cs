@@ -215,12 +215,20 @@ public sealed class TelemetryStore : IMeshRequestObserver
             {
                 foreach (var s in list)
                 {
-                    if (s.Source != "mesh" || s.Start < since)
+                    if (s.Start < since)
                     {
                         continue;
                     }
 
-                    var key = (CallerOf(s), s.Service);
+                    // Calls the mesh sees as HTTP are its own spans; others (a TCP database) only the caller's client span
+                    // names, through peer.service, as Kiali draws them from the caller's telemetry.
+                    var peer = s.Source == "app" && s.Kind == "client" ? s.Attributes.FirstOrDefault(a => a.Key == "peer.service").Value : null;
+                    if (s.Source != "mesh" && peer is null)
+                    {
+                        continue;
+                    }
+
+                    var key = peer is null ? (CallerOf(s), s.Service) : (s.Service, peer);
                     if (!groups.TryGetValue(key, out var g))
                     {
                         groups[key] = g = [];

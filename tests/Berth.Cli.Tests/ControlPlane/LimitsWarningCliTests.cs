@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Berth.Testing;
 
 namespace Berth.Cli.Tests.ControlPlane;
 
@@ -9,10 +7,11 @@ namespace Berth.Cli.Tests.ControlPlane;
 public sealed class LimitsWarningCliTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-limits-").FullName;
-    private readonly Dictionary<string, string> _env = [];
+    private readonly BerthCli _cli;
 
     public LimitsWarningCliTests()
     {
+        _cli = new BerthCli(_dir) { Environment = { ["BERTH_CGROUP_ROOT"] = NoCgroups } };
         Directory.CreateDirectory(NoCgroups);
         File.WriteAllText(Path.Combine(_dir, "berth.yaml"), """
             name: limits
@@ -33,38 +32,17 @@ public sealed class LimitsWarningCliTests : IDisposable
     private string Warning => $"berth: warning: limits not enforced for api (cpu 500m, memory 256Mi): no cgroup hierarchy at {NoCgroups}; " +
         "replicas run without CPU and memory limits; run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
 
+    /// <summary>The machine-level line for the same cause: 'up' prints it once, 'ps' with the per-service warnings.</summary>
+    private string CgroupsWarning => $"berth: warning: cgroups: CPU and memory limits not enforced: no cgroup hierarchy at {NoCgroups}; " +
+        "fix: run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
+
     public void Dispose()
     {
         Berth("down");
         Directory.Delete(_dir, recursive: true);
     }
 
-    private (int Code, string Out, string Err) Berth(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        info.Environment["NO_COLOR"] = "1";
-        info.Environment["BERTH_CGROUP_ROOT"] = NoCgroups;
-        foreach (var (k, v) in _env)
-        {
-            info.Environment[k] = v;
-        }
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(120)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"berth {string.Join(' ', args)} did not finish in 120s");
-        }
-
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private CliResult Berth(params string[] args) => _cli.Run(args);
 
     [Fact]
     public async Task UpAndPs_NoUsableCgroups_ReplicaRunsAndStderrSaysLimitsNotEnforced()
@@ -72,23 +50,24 @@ public sealed class LimitsWarningCliTests : IDisposable
         var up = Berth("up", "-d");
         Assert.True(up.Code == 0, $"berth up -d failed ({up.Code}): {up.Err}");
         Assert.Single(up.Err.Split('\n'), l => l == Warning);
+        Assert.Single(up.Err.Split('\n'), l => l == CgroupsWarning);
 
         await Poll.UntilAsync(() => Berth("ps").Out.Split('\n').Count(l => l.Contains(" running ", StringComparison.Ordinal) || l.Contains(" ready ", StringComparison.Ordinal)) == 2,
             TimeSpan.FromSeconds(60), "both replicas running");
         var ps = Berth("ps");
         Assert.Equal(0, ps.Code);
-        Assert.Equal([Warning], ps.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal([CgroupsWarning, Warning], ps.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.DoesNotContain("limits not enforced", ps.Out, StringComparison.Ordinal); // stdout stays the table
 
         var json = Berth("ps", "-o", "json");
-        Assert.Equal([Warning], json.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal([CgroupsWarning, Warning], json.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.StartsWith("[", json.Out.TrimStart(), StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task Events_RetentionFromEnvironment_OnlyTheNewestKept()
     {
-        _env["BERTH_EVENT_RETENTION"] = "5";
+        _cli.Environment["BERTH_EVENT_RETENTION"] = "5";
         var up = Berth("up", "-d");
         Assert.True(up.Code == 0, $"berth up -d failed ({up.Code}): {up.Err}");
 
@@ -113,38 +92,15 @@ public sealed class LimitsWarningCliTests : IDisposable
     [Fact]
     public async Task UpForeground_NoUsableCgroups_WarnsOnceOnStderr()
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
-        info.ArgumentList.Add("up");
-        info.Environment["NO_COLOR"] = "1";
-        info.Environment["BERTH_CGROUP_ROOT"] = NoCgroups;
-        using var up = Process.Start(info)!;
-        var stderr = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        up.OutputDataReceived += (_, _) => { };
-        up.ErrorDataReceived += (_, e) => { if (e.Data is not null) { stderr.Enqueue(e.Data); } };
-        up.BeginOutputReadLine();
-        up.BeginErrorReadLine();
-        try
-        {
-            await Poll.UntilAsync(() => stderr.Any(l => l.Contains("'limits' is up: 2/2 replicas ready", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
-                "the foreground control plane to report all ready");
-        }
-        finally
-        {
-            using (var interrupt = Process.Start("kill", ["-INT", up.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await interrupt.WaitForExitAsync();
-            }
+        await using var up = _cli.Start("up");
+        await Poll.UntilAsync(() => up.ErrLines.Any(l => l.Contains("'limits' is up: 2/2 replicas ready", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
+            "the foreground control plane to report all ready");
+        await up.InterruptAsync();
+        await up.WaitAsync(TimeSpan.FromSeconds(60), "berth up to exit after Ctrl-C");
 
-            if (!up.WaitForExit(TimeSpan.FromSeconds(60)))
-            {
-                up.Kill(entireProcessTree: true);
-            }
-
-            up.WaitForExit();
-        }
-
+        var stderr = up.ErrLines;
         Assert.Single(stderr, l => l == Warning);
+        Assert.Single(stderr, l => l == CgroupsWarning);
         Assert.Single(stderr, l => l.Contains(" limits-not-enforced ", StringComparison.Ordinal) && l.EndsWith(Warning["berth: warning: ".Length..], StringComparison.Ordinal));
     }
 }

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Berth.Testing;
 
 namespace Berth.Cli.Tests.ControlPlane;
 
@@ -8,23 +5,17 @@ namespace Berth.Cli.Tests.ControlPlane;
 [Collection("real processes")]
 public sealed class UpDownTests : IDisposable
 {
-    private const string HttpServer = """
-        use IO::Socket::INET; $| = 1;
-        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 64, ReuseAddr => 1) or die "listen: $!";
-        print "listening on $ENV{PORT}\n";
-        while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\r?\n$/ } print $c "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"; close $c; }
-        """;
-
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-up-").FullName;
+    private readonly BerthCli _cli;
 
     public UpDownTests()
     {
-        var script = HttpServer.Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal).Replace("$", "$$", StringComparison.Ordinal);
+        _cli = new BerthCli(_dir);
         File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
             name: updown
             services:
               web:
-                run: [perl, -e, "{{script}}"]
+                run: {{TestHttpServer.Yaml}}
                 replicas: 2
                 endpoints:
                   http: {}
@@ -40,40 +31,11 @@ public sealed class UpDownTests : IDisposable
         Directory.Delete(_dir, recursive: true);
     }
 
-    private (int Code, string Out, string Err) Berth(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
+    private CliResult Berth(params string[] args) => _cli.Run(args);
 
-        info.Environment["NO_COLOR"] = "1";
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(120)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"berth {string.Join(' ', args)} did not finish in 120s");
-        }
+    private List<JsonElement> Ps() => _cli.PsAsync().GetAwaiter().GetResult();
 
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
-
-    private List<JsonElement> Ps()
-    {
-        var (code, stdout, stderr) = Berth("ps", "-o", "json");
-        Assert.True(code == 0, $"berth ps failed ({code}): {stderr}");
-        return [.. JsonDocument.Parse(stdout).RootElement.EnumerateArray()];
-    }
-
-    private int ControlPlanePid()
-    {
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, ".berth", "api.json")));
-        return doc.RootElement.GetProperty("pid").GetInt32();
-    }
+    private int ControlPlanePid() => _cli.ControlPlanePid() ?? throw new InvalidOperationException("no api.json: the control plane is not running");
 
     [Fact]
     public async Task UpDetached_ControlPlaneKilled9_RestartAdoptsReplicasWithoutRestartingThem()
@@ -118,44 +80,20 @@ public sealed class UpDownTests : IDisposable
     [Fact]
     public async Task UpForeground_CtrlC_StopsEveryReplicaAndExits130()
     {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
-        info.ArgumentList.Add("up");
-        info.Environment["NO_COLOR"] = "1";
-        using var up = Process.Start(info)!;
-        var stdout = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        var stderr = new System.Collections.Concurrent.ConcurrentQueue<string>();
-        up.OutputDataReceived += (_, e) => { if (e.Data is not null) { stdout.Enqueue(e.Data); } };
-        up.ErrorDataReceived += (_, e) => { if (e.Data is not null) { stderr.Enqueue(e.Data); } };
-        up.BeginOutputReadLine();
-        up.BeginErrorReadLine();
-        try
-        {
-            await Poll.UntilAsync(() => stderr.Any(l => l.Contains("'updown' is up: 2/2 replicas ready", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
-                "the foreground control plane to report all ready");
-            var pids = Ps().Select(r => r.GetProperty("pid").GetInt32()).ToList();
-            Assert.Equal(2, pids.Count);
-            // Logs are interleaved on stdout, prefixed by replica.
-            await Poll.UntilAsync(() => stdout.Count(l => l.Contains("| listening on ", StringComparison.Ordinal)) == 2, TimeSpan.FromSeconds(30), "both replicas' first log line, prefixed");
+        await using var up = _cli.Start("up");
+        await Poll.UntilAsync(() => up.ErrLines.Any(l => l.Contains("'updown' is up: 2/2 replicas ready", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
+            "the foreground control plane to report all ready");
+        var pids = Ps().Select(r => r.GetProperty("pid").GetInt32()).ToList();
+        Assert.Equal(2, pids.Count);
+        // Logs are interleaved on stdout, prefixed by replica.
+        await Poll.UntilAsync(() => up.OutLines.Count(l => l.Contains("| listening on ", StringComparison.Ordinal)) == 2, TimeSpan.FromSeconds(30), "both replicas' first log line, prefixed");
 
-            using (var interrupt = Process.Start("kill", ["-INT", up.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-            {
-                await interrupt.WaitForExitAsync();
-            }
+        await up.InterruptAsync();
 
-            Assert.True(up.WaitForExit(TimeSpan.FromSeconds(60)), "berth up exits after Ctrl-C");
-            up.WaitForExit(); // drains the redirected output
-            Assert.Equal(ExitCodes.Cancelled, up.ExitCode);
-            Assert.All(pids, pid => Assert.False(Directory.Exists($"/proc/{pid}"), $"replica pid {pid} stopped"));
-            Assert.Contains(stderr, l => l.Contains("'updown' stopped", StringComparison.Ordinal));
-        }
-        finally
-        {
-            if (!up.HasExited)
-            {
-                up.Kill(entireProcessTree: true);
-            }
-        }
+        var ended = await up.WaitAsync(TimeSpan.FromSeconds(60), "berth up to exit after Ctrl-C");
+        Assert.Equal(ExitCodes.Cancelled, ended.Code);
+        Assert.All(pids, pid => Assert.False(Directory.Exists($"/proc/{pid}"), $"replica pid {pid} stopped"));
+        Assert.Contains(up.ErrLines, l => l.Contains("'updown' stopped", StringComparison.Ordinal));
     }
 
     [CgroupFact]

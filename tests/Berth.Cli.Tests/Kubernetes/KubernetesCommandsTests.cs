@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Berth.Cli.Tests.Kubernetes;
 
 /// <summary><c>berth k8s …</c> as a user runs it: the real berth program in its own process, its exit code and its output.</summary>
@@ -7,43 +5,16 @@ public sealed class KubernetesCommandsTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-k8s-").FullName;
 
-    private static string RepositoryRoot()
+    /// <summary>No kubeconfig of the machine's: HOME is the temp folder and KUBECONFIG names a missing file.</summary>
+    private BerthCli Cli => new(_dir)
     {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Berth.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("tests run inside the repository");
-    }
+        Environment = { ["HOME"] = _dir, ["KUBECONFIG"] = Path.Combine(_dir, "no-kubeconfig"), ["KUBERNETES_SERVICE_HOST"] = null },
+    };
 
     private async Task<(int Exit, string Stdout, string Stderr)> Berth(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            WorkingDirectory = _dir,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        // No kubeconfig of the machine's: HOME is the temp folder and KUBECONFIG names a missing file.
-        start.Environment["HOME"] = _dir;
-        start.Environment["KUBECONFIG"] = Path.Combine(_dir, "no-kubeconfig");
-        start.Environment.Remove("KUBERNETES_SERVICE_HOST");
-        using var process = Process.Start(start)!;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
-        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout, await stderr);
+        var (code, stdout, stderr) = await Cli.RunAsync(args);
+        return (code, stdout, stderr);
     }
 
     [Fact]
@@ -51,7 +22,7 @@ public sealed class KubernetesCommandsTests : IDisposable
     {
         var output = Path.Combine(_dir, "k8s");
 
-        var (exit, stdout, stderr) = await Berth("k8s", "generate", "-f", Path.Combine(RepositoryRoot(), "samples", "shop", "berth.yaml"), "-o", output, "--mesh", "istio");
+        var (exit, stdout, stderr) = await Berth("k8s", "generate", "-f", Repository.Path("samples/shop/berth.yaml"), "-o", output, "--mesh", "istio");
 
         Assert.True(exit == 0, stderr);
         Assert.True(File.Exists(Path.Combine(output, "api-deployment.yaml")));
@@ -81,7 +52,7 @@ public sealed class KubernetesCommandsTests : IDisposable
     [Fact]
     public async Task Apply_NoKubeconfig_ExitsUnavailableWithWhatToDo()
     {
-        var (exit, _, stderr) = await Berth("k8s", "apply", "-f", Path.Combine(RepositoryRoot(), "samples", "shop", "berth.yaml"));
+        var (exit, _, stderr) = await Berth("k8s", "apply", "-f", Repository.Path("samples/shop/berth.yaml"));
 
         Assert.Equal(ExitCodes.Unavailable, exit);
         Assert.Contains("berth: no kubeconfig found: set KUBECONFIG or create ~/.kube/config", stderr, StringComparison.Ordinal);
@@ -93,7 +64,7 @@ public sealed class KubernetesCommandsTests : IDisposable
     {
         var chart = Path.Combine(_dir, "chart");
 
-        var (exit, _, stderr) = await Berth("k8s", "generate", "-f", Path.Combine(RepositoryRoot(), "samples", "shop", "berth.yaml"), "--format", "helm", "-d", chart);
+        var (exit, _, stderr) = await Berth("k8s", "generate", "-f", Repository.Path("samples/shop/berth.yaml"), "--format", "helm", "-d", chart);
 
         Assert.True(exit == 0, stderr);
         Assert.True(File.Exists(Path.Combine(chart, "Chart.yaml")));
@@ -126,7 +97,7 @@ public sealed class KubernetesCommandsTests : IDisposable
     [Fact]
     public async Task Delete_WaitFalse_Parses()
     {
-        var (exit, _, stderr) = await Berth("k8s", "delete", "-f", Path.Combine(RepositoryRoot(), "samples", "shop", "berth.yaml"), "--wait=false");
+        var (exit, _, stderr) = await Berth("k8s", "delete", "-f", Repository.Path("samples/shop/berth.yaml"), "--wait=false");
 
         Assert.Equal(ExitCodes.Unavailable, exit); // parsed, then no kubeconfig
         Assert.Contains("no kubeconfig found", stderr, StringComparison.Ordinal);

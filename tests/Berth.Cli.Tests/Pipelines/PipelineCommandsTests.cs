@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Globalization;
-using System.Text.Json;
-using Berth.Testing;
 
 namespace Berth.Cli.Tests.Pipelines;
 
@@ -135,15 +131,15 @@ public sealed class PipelineCommandsTests : IDisposable
                           wait
                         shell: bash
             """);
-        using var run = Start("pipeline", "run", "ci");
+        await using var run = Start("pipeline", "run", "ci");
         await Poll.UntilAsync(() => File.Exists(Path.Combine(_dir, "child.pid")), TimeSpan.FromSeconds(90), "the step to start");
         var child = int.Parse(File.ReadAllText(Path.Combine(_dir, "child.pid")).Trim(), CultureInfo.InvariantCulture);
 
         var cancel = await BerthAsync("pipeline", "cancel", "1");
-        await run.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
+        var ended = await run.WaitAsync(TimeSpan.FromSeconds(90), "the cancelled run to exit");
 
         Assert.Equal(ExitCodes.Ok, cancel.Code);
-        Assert.Equal(ExitCodes.Cancelled, run.ExitCode);
+        Assert.Equal(ExitCodes.Cancelled, ended.Code);
         await Poll.UntilAsync(() => !Alive(child), TimeSpan.FromSeconds(30), $"child {child} of the step to be gone");
         var show = await BerthAsync("pipeline", "show", "1", "-o", "json");
         using var json = JsonDocument.Parse(show.Stdout);
@@ -164,17 +160,14 @@ public sealed class PipelineCommandsTests : IDisposable
                           wait
                         shell: bash
             """);
-        using var run = Start("pipeline", "run", "ci");
+        await using var run = Start("pipeline", "run", "ci");
         await Poll.UntilAsync(() => File.Exists(Path.Combine(_dir, "child.pid")), TimeSpan.FromSeconds(90), "the step to start");
         var child = int.Parse(File.ReadAllText(Path.Combine(_dir, "child.pid")).Trim(), CultureInfo.InvariantCulture);
 
-        using (var interrupt = Process.Start("kill", ["-INT", run.Id.ToString(CultureInfo.InvariantCulture)]))
-        {
-            await interrupt.WaitForExitAsync();
-        }
+        await run.InterruptAsync();
 
-        await run.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(90));
-        Assert.Equal(ExitCodes.Cancelled, run.ExitCode);
+        var ended = await run.WaitAsync(TimeSpan.FromSeconds(90), "the run to exit after Ctrl-C");
+        Assert.Equal(ExitCodes.Cancelled, ended.Code);
         await Poll.UntilAsync(() => !Alive(child), TimeSpan.FromSeconds(30), $"child {child} of the step to be gone");
     }
 
@@ -253,50 +246,14 @@ public sealed class PipelineCommandsTests : IDisposable
         }
     }
 
-    private Process Start(params string[] args)
-    {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = _dir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
+    /// <summary>The real berth in the test folder, without the machine's DEPLOY_TOKEN (the secret the tests declare).</summary>
+    private BerthCli Cli => new(_dir) { Environment = { ["DEPLOY_TOKEN"] = null } };
 
-        start.Environment.Remove("DEPLOY_TOKEN");
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        return process;
-    }
+    private BerthProcess Start(params string[] args) => Cli.Start(args);
 
     private async Task<(int Code, string Stdout, string Stderr)> BerthAsync(params string[] args)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            WorkingDirectory = _dir,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
-        start.Environment.Remove("DEPLOY_TOKEN");
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
-        return (process.ExitCode, await stdout, await stderr);
+        var (code, stdout, stderr) = await Cli.RunAsync(args);
+        return (code, stdout, stderr);
     }
 }

@@ -1,4 +1,3 @@
-using System.Text.Json;
 
 namespace Berth.Cli.Tests.Spec;
 
@@ -8,7 +7,7 @@ public class SampleCommandsTests
     public static TheoryData<string> Samples()
     {
         var data = new TheoryData<string> { "samples/shop/berth.yaml" };
-        foreach (var dir in Directory.GetDirectories(CliRunner.Repo("samples/compose")).Order(StringComparer.Ordinal))
+        foreach (var dir in Directory.GetDirectories(Repository.Path("samples/compose")).Order(StringComparer.Ordinal))
         {
             data.Add($"samples/compose/{Path.GetFileName(dir)}/compose.yaml");
         }
@@ -20,13 +19,13 @@ public class SampleCommandsTests
     [MemberData(nameof(Samples))]
     public async Task ValidateAndConfig_EverySample_Pass(string spec)
     {
-        var validate = await CliRunner.RunAsync(CliRunner.Repo("."), "validate", "-f", spec);
-        var config = await CliRunner.RunAsync(CliRunner.Repo("."), "config", "-f", spec, "-o", "json");
+        var validate = await new BerthCli(Repository.Path(".")).RunAsync("validate", "-f", spec);
+        var config = await new BerthCli(Repository.Path(".")).RunAsync("config", "-f", spec, "-o", "json");
 
-        Assert.True(validate.ExitCode == ExitCodes.Ok, validate.Stderr);
-        Assert.StartsWith($"{spec}: valid", validate.Stdout, StringComparison.Ordinal);
-        Assert.True(config.ExitCode == ExitCodes.Ok, config.Stderr);
-        using var json = JsonDocument.Parse(config.Stdout);
+        Assert.True(validate.Code == ExitCodes.Ok, validate.Err);
+        Assert.StartsWith($"{spec}: valid", validate.Out, StringComparison.Ordinal);
+        Assert.True(config.Code == ExitCodes.Ok, config.Err);
+        using var json = JsonDocument.Parse(config.Out);
         Assert.NotEmpty(json.RootElement.GetProperty("services").EnumerateObject());
     }
 }

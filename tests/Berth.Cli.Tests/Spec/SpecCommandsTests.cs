@@ -1,5 +1,3 @@
-using System.Text.Json;
-using Berth.Core.Loading;
 
 namespace Berth.Cli.Tests.Spec;
 
@@ -20,10 +18,10 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Validate_ShopSample_ExitsOkAndNamesTheServices()
     {
-        var run = await CliRunner.RunAsync(CliRunner.Repo("."), "validate", "-f", "samples/shop/berth.yaml");
+        var run = await new BerthCli(Repository.Path(".")).RunAsync("validate", "-f", "samples/shop/berth.yaml");
 
-        Assert.Equal((ExitCodes.Ok, ""), (run.ExitCode, run.Stderr));
-        Assert.Equal("samples/shop/berth.yaml: valid — 4 services (frontend, api, worker, db)\n", run.Stdout);
+        Assert.Equal((ExitCodes.Ok, ""), (run.Code, run.Err));
+        Assert.Equal("samples/shop/berth.yaml: valid — 4 services (frontend, api, worker, db)\n", run.Out);
     }
 
     [Fact]
@@ -31,32 +29,32 @@ public class SpecCommandsTests : IDisposable
     {
         Write("berth.yaml", "services:\n  web:\n    run: [app]\n    replicas: -1\n    restart: allways\n");
 
-        var run = await CliRunner.RunAsync(_dir, "validate");
+        var run = await new BerthCli(_dir).RunAsync("validate");
 
-        Assert.Equal(ExitCodes.InvalidSpec, run.ExitCode);
-        Assert.Equal("", run.Stdout);
+        Assert.Equal(ExitCodes.InvalidSpec, run.Code);
+        Assert.Equal("", run.Out);
         Assert.Equal(
             "berth.yaml:4:15: error: services.web.replicas: must be 0 or more, got -1\n" +
             "berth.yaml:5:14: error: services.web.restart: 'allways' is not one of always, on-failure, never; did you mean 'always'?\n" +
             "berth.yaml: 2 errors; nothing was changed.\n",
-            run.Stderr);
+            run.Err);
     }
 
     [Fact]
     public async Task Validate_NoSpecInFolder_ExitsNotFoundAndSaysWhereItLooked()
     {
-        var run = await CliRunner.RunAsync(_dir, "validate");
+        var run = await new BerthCli(_dir).RunAsync("validate");
 
-        Assert.Equal(ExitCodes.NotFound, run.ExitCode);
-        Assert.Equal($"berth: error: no spec file here; looked for berth.yaml, berth.yml, compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml in {_dir}. Create berth.yaml, or pass -f FILE.\n", run.Stderr);
+        Assert.Equal(ExitCodes.NotFound, run.Code);
+        Assert.Equal($"berth: error: no spec file here; looked for berth.yaml, berth.yml, compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml in {_dir}. Create berth.yaml, or pass -f FILE.\n", run.Err);
     }
 
     [Fact]
     public async Task Validate_MissingFile_ExitsNotFound()
     {
-        var run = await CliRunner.RunAsync(_dir, "validate", "-f", "nope.yaml");
+        var run = await new BerthCli(_dir).RunAsync("validate", "-f", "nope.yaml");
 
-        Assert.Equal((ExitCodes.NotFound, "berth: error: nope.yaml: no such file.\n"), (run.ExitCode, run.Stderr));
+        Assert.Equal((ExitCodes.NotFound, "berth: error: nope.yaml: no such file.\n"), (run.Code, run.Err));
     }
 
     [Theory]
@@ -70,10 +68,10 @@ public class SpecCommandsTests : IDisposable
             Write(name, name.StartsWith("berth", StringComparison.Ordinal) ? "services:\n  a: {run: [a]}\n" : "services:\n  a: {image: a}\n");
         }
 
-        var run = await CliRunner.RunAsync(_dir, "validate");
+        var run = await new BerthCli(_dir).RunAsync("validate");
 
-        Assert.Equal(ExitCodes.Ok, run.ExitCode);
-        Assert.StartsWith(chosen + ": valid", run.Stdout, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Ok, run.Code);
+        Assert.StartsWith(chosen + ": valid", run.Out, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -82,9 +80,9 @@ public class SpecCommandsTests : IDisposable
         Write("compose.yaml", "services:\n  web: {image: a}\n");
         Write("compose.override.yaml", "services:\n  debug: {image: b}\n");
 
-        var run = await CliRunner.RunAsync(_dir, "validate");
+        var run = await new BerthCli(_dir).RunAsync("validate");
 
-        Assert.Equal((ExitCodes.Ok, "compose.yaml + compose.override.yaml: valid — 2 services (web, debug)\n"), (run.ExitCode, run.Stdout.Replace(_dir + "/", "", StringComparison.Ordinal)));
+        Assert.Equal((ExitCodes.Ok, "compose.yaml + compose.override.yaml: valid — 2 services (web, debug)\n"), (run.Code, run.Out.Replace(_dir + "/", "", StringComparison.Ordinal)));
     }
 
     [Fact]
@@ -92,10 +90,10 @@ public class SpecCommandsTests : IDisposable
     {
         Write("compose.yaml", "services:\n  web:\n    image: nginx\n    depend_on: [db]\n");
 
-        var run = await CliRunner.RunAsync(_dir, "validate", "-o", "json");
+        var run = await new BerthCli(_dir).RunAsync("validate", "-o", "json");
 
-        Assert.Equal((ExitCodes.InvalidSpec, ""), (run.ExitCode, run.Stderr));
-        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.Equal((ExitCodes.InvalidSpec, ""), (run.Code, run.Err));
+        using var json = JsonDocument.Parse(run.Out);
         Assert.False(json.RootElement.GetProperty("valid").GetBoolean());
         var diagnostic = Assert.Single(json.RootElement.GetProperty("diagnostics").EnumerateArray());
         Assert.Equal(("error", 4, 5, "services.web.depend_on", "unknown key 'depend_on' in a Compose service; did you mean 'depends_on'?"),
@@ -106,22 +104,22 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Config_ComposeFile_PrintsTheNormalizedSpecOnStdoutAndWarningsOnStderr()
     {
-        var file = CliRunner.Repo("samples/compose/traefik-whoami/compose.yaml");
+        var file = Repository.Path("samples/compose/traefik-whoami/compose.yaml");
 
-        var run = await CliRunner.RunAsync(_dir, "config", "-f", file);
+        var run = await new BerthCli(_dir).RunAsync("config", "-f", file);
 
-        Assert.Equal((ExitCodes.Ok, ""), (run.ExitCode, run.Stderr));
+        Assert.Equal((ExitCodes.Ok, ""), (run.Code, run.Err));
         var expected = SpecLoader.LoadFile(file, new LoadOptions { Environment = new Dictionary<string, string>() });
-        Assert.Equal(SpecWriter.ToYaml(expected.Application!), run.Stdout);
+        Assert.Equal(SpecWriter.ToYaml(expected.Application!), run.Out);
     }
 
     [Fact]
     public async Task Config_JsonOutput_IsTheModelAsJson()
     {
-        var run = await CliRunner.RunAsync(CliRunner.Repo("samples/shop"), "config", "-o", "json");
+        var run = await new BerthCli(Repository.Path("samples/shop")).RunAsync("config", "-o", "json");
 
-        Assert.Equal(ExitCodes.Ok, run.ExitCode);
-        using var json = JsonDocument.Parse(run.Stdout);
+        Assert.Equal(ExitCodes.Ok, run.Code);
+        using var json = JsonDocument.Parse(run.Out);
         Assert.Equal("shop", json.RootElement.GetProperty("name").GetString());
         Assert.Equal(2, json.RootElement.GetProperty("services").GetProperty("api").GetProperty("replicas").GetInt32());
     }
@@ -131,12 +129,12 @@ public class SpecCommandsTests : IDisposable
     {
         Write("berth.yaml", "services:\n  web:\n    run: [app]\n    secrets:\n      DB_PASSWORD: hunter2\n    environment:\n      MODE: prod\n");
 
-        var masked = await CliRunner.RunAsync(_dir, "config");
-        var shown = await CliRunner.RunAsync(_dir, "config", "--show-secrets");
+        var masked = await new BerthCli(_dir).RunAsync("config");
+        var shown = await new BerthCli(_dir).RunAsync("config", "--show-secrets");
 
-        Assert.Contains("DB_PASSWORD: '***'", masked.Stdout, StringComparison.Ordinal);
-        Assert.DoesNotContain("hunter2", masked.Stdout + masked.Stderr, StringComparison.Ordinal);
-        Assert.Contains("DB_PASSWORD: hunter2", shown.Stdout, StringComparison.Ordinal);
+        Assert.Contains("DB_PASSWORD: '***'", masked.Out, StringComparison.Ordinal);
+        Assert.DoesNotContain("hunter2", masked.Out + masked.Err, StringComparison.Ordinal);
+        Assert.Contains("DB_PASSWORD: hunter2", shown.Out, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -144,30 +142,30 @@ public class SpecCommandsTests : IDisposable
     {
         Write("compose.yaml", "services:\n  web: {image: a}\n  debug: {image: b, profiles: [debug]}\n");
 
-        var off = await CliRunner.RunAsync(_dir, "config", "-o", "json");
-        var on = await CliRunner.RunAsync(_dir, "config", "-o", "json", "--profile", "debug");
+        var off = await new BerthCli(_dir).RunAsync("config", "-o", "json");
+        var on = await new BerthCli(_dir).RunAsync("config", "-o", "json", "--profile", "debug");
 
-        Assert.Equal(["web"], JsonDocument.Parse(off.Stdout).RootElement.GetProperty("services").EnumerateObject().Select(p => p.Name));
-        Assert.Equal(["web", "debug"], JsonDocument.Parse(on.Stdout).RootElement.GetProperty("services").EnumerateObject().Select(p => p.Name));
+        Assert.Equal(["web"], JsonDocument.Parse(off.Out).RootElement.GetProperty("services").EnumerateObject().Select(p => p.Name));
+        Assert.Equal(["web", "debug"], JsonDocument.Parse(on.Out).RootElement.GetProperty("services").EnumerateObject().Select(p => p.Name));
     }
 
     [Fact]
     public async Task Config_UnknownOutputFormat_ExitsUsage()
     {
-        var run = await CliRunner.RunAsync(_dir, "config", "-o", "xml");
+        var run = await new BerthCli(_dir).RunAsync("config", "-o", "xml");
 
-        Assert.Equal(ExitCodes.Usage, run.ExitCode);
-        Assert.Contains("xml", run.Stderr, StringComparison.Ordinal);
-        Assert.EndsWith("Run 'berth --help' for usage.\n", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, run.Code);
+        Assert.Contains("xml", run.Err, StringComparison.Ordinal);
+        Assert.EndsWith("Run 'berth --help' for usage.\n", run.Err, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task UnknownCommand_ExitsUsage()
     {
-        var run = await CliRunner.RunAsync(_dir, "valdate");
+        var run = await new BerthCli(_dir).RunAsync("valdate");
 
-        Assert.Equal(ExitCodes.Usage, run.ExitCode);
-        Assert.StartsWith("berth: ", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Usage, run.Code);
+        Assert.StartsWith("berth: ", run.Err, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -176,18 +174,18 @@ public class SpecCommandsTests : IDisposable
     [InlineData("version")]
     public async Task Help_EveryCommand_DescribesItself(string command)
     {
-        var run = await CliRunner.RunAsync(_dir, command, "--help");
+        var run = await new BerthCli(_dir).RunAsync(command, "--help");
 
-        Assert.Equal(ExitCodes.Ok, run.ExitCode);
-        Assert.Contains($"berth {command} [options]", run.Stdout, StringComparison.Ordinal);
+        Assert.Equal(ExitCodes.Ok, run.Code);
+        Assert.Contains($"berth {command} [options]", run.Out, StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task Version_PrintsTheVersionAndRuntime()
     {
-        var run = await CliRunner.RunAsync(_dir, "version");
+        var run = await new BerthCli(_dir).RunAsync("version");
 
-        Assert.Equal(ExitCodes.Ok, run.ExitCode);
-        Assert.Matches(@"^berth \S+ \(\.NET 10\.\d+\.\d+\)\n$", run.Stdout);
+        Assert.Equal(ExitCodes.Ok, run.Code);
+        Assert.Matches(@"^berth \S+ \(\.NET 10\.\d+\.\d+\)\n$", run.Out);
     }
 }

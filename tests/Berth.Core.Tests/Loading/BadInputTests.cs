@@ -1,4 +1,3 @@
-using Berth.Core.Loading;
 
 namespace Berth.Core.Tests.Loading;
 
@@ -26,6 +25,20 @@ public class BadInputTests
             services:
               web:
                 imgae: nginx
+            """));
+    }
+
+    [Fact]
+    public void Load_TelemetryBadEndpointAndLimit_SaysWhatToWrite()
+    {
+        Assert.Equal(
+        [
+            "1:28: telemetry.otlp_endpoint: 'localhost:4318' is not an http(s) URL; write the collector's OTLP/HTTP address, e.g. http://127.0.0.1:4318",
+            "1:55: telemetry.max_spans: must be between 1 and 10000000, got 0",
+        ], Errors("""
+            telemetry: {otlp_endpoint: localhost:4318, max_spans: 0}
+            services:
+              web: {run: [app]}
             """));
     }
 

@@ -1,5 +1,3 @@
-using Berth.Core.Loading;
-using Berth.Core.Model;
 
 namespace Berth.Core.Tests.Loading;
 
@@ -183,6 +181,19 @@ public class BerthSpecTests : IDisposable
 
         Assert.Equal(new Dictionary<string, string> { ["DB_PASSWORD"] = "hunter2", ["MODE"] = "prod", ["TOKEN"] = "t0k3n" }, s.Env);
         Assert.Equal(["DB_PASSWORD", "TOKEN"], s.SecretEnv.ToArray());
+    }
+
+    [Fact]
+    public void Load_Telemetry_LimitsAndCollectorRead()
+    {
+        var app = Load("""
+            telemetry: {otlp_endpoint: "http://127.0.0.1:4318", max_spans: 1000, max_logs: 200, max_metric_points: 3000}
+            services:
+              web: {run: [app]}
+            """);
+
+        Assert.Equal(new TelemetrySpec { OtlpEndpoint = new Uri("http://127.0.0.1:4318"), MaxSpans = 1000, MaxLogs = 200, MaxMetricPoints = 3000 }, app.Telemetry);
+        Assert.Equal(TelemetrySpec.Default, Load("services:\n  web: {run: [app]}\n").Telemetry);
     }
 
     [Fact]

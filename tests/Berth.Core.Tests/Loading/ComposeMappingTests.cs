@@ -1,5 +1,3 @@
-using Berth.Core.Loading;
-using Berth.Core.Model;
 
 namespace Berth.Core.Tests.Loading;
 

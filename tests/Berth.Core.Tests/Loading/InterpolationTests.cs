@@ -1,4 +1,3 @@
-using Berth.Core.Loading;
 
 namespace Berth.Core.Tests.Loading;
 

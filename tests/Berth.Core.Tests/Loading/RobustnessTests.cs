@@ -1,4 +1,3 @@
-using Berth.Core.Loading;
 
 namespace Berth.Core.Tests.Loading;
 
@@ -16,7 +15,7 @@ public class RobustnessTests
     [MemberData(nameof(Files))]
     public void LoadText_EveryTruncation_GivesAModelOrPositionedErrors(string spec)
     {
-        var path = TestPaths.Repo(spec);
+        var path = Repository.Path(spec);
         var text = File.ReadAllText(path);
         var options = new LoadOptions { Environment = new Dictionary<string, string>() };
         for (var length = 0; length <= text.Length; length++)
@@ -32,7 +31,7 @@ public class RobustnessTests
     [MemberData(nameof(Files))]
     public void LoadText_RandomCharacterEdits_NeverThrow(string spec)
     {
-        var path = TestPaths.Repo(spec);
+        var path = Repository.Path(spec);
         var text = File.ReadAllText(path);
         var options = new LoadOptions { Environment = new Dictionary<string, string>() };
         var random = new Random(20261125); // fixed seed: the same edits every run

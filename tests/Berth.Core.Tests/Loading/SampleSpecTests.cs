@@ -1,5 +1,3 @@
-using Berth.Core.Loading;
-using Berth.Core.Model;
 
 namespace Berth.Core.Tests.Loading;
 
@@ -10,7 +8,7 @@ public class SampleSpecTests
     [Fact]
     public void LoadFile_ShopSample_LoadsFourServicesWithoutDiagnostics()
     {
-        var result = SpecLoader.LoadFile(TestPaths.Repo("samples/shop/berth.yaml"), NoEnvironment);
+        var result = SpecLoader.LoadFile(Repository.Path("samples/shop/berth.yaml"), NoEnvironment);
 
         Assert.Empty(result.Diagnostics);
         Assert.True(result.Succeeded);
@@ -21,8 +19,8 @@ public class SampleSpecTests
         var api = app.FindService("api")!;
         Assert.Equal(RuntimeKind.Process, api.EffectiveRuntime);
         Assert.Equal(["dotnet", "app/out/Shop.dll", "api"], api.Command.ToArray());
-        Assert.Equal(TestPaths.Repo("samples/shop"), api.WorkingDir);
-        Assert.Equal(TestPaths.Repo("samples/shop"), api.Build!.WorkingDir);
+        Assert.Equal(Repository.Path("samples/shop"), api.WorkingDir);
+        Assert.Equal(Repository.Path("samples/shop"), api.Build!.WorkingDir);
         Assert.Equal(2, api.Replicas);
         Assert.Equal(7200, Assert.Single(api.Endpoints).Port);
         Assert.Equal(ProbeKind.Http, api.Readiness!.Kind);
@@ -38,14 +36,14 @@ public class SampleSpecTests
         var db = app.FindService("db")!;
         Assert.Equal(EndpointProtocol.Tcp, db.Endpoints[0].Protocol);
         Assert.Equal(ProbeKind.Tcp, db.Readiness!.Kind);
-        Assert.Equal(Path.Combine(TestPaths.Repo("samples/shop")), db.Build!.Context);
+        Assert.Equal(Path.Combine(Repository.Path("samples/shop")), db.Build!.Context);
         Assert.Equal(["dotnet", "build", "app/Shop.csproj", "-c", "Release", "-o", "app/out"], db.Build.Command.ToArray());
     }
 
     [Fact]
     public void LoadFile_ShopSampleWithDockerRuntime_RunsOnDocker()
     {
-        var result = SpecLoader.LoadFile(TestPaths.Repo("samples/shop/berth.yaml"),
+        var result = SpecLoader.LoadFile(Repository.Path("samples/shop/berth.yaml"),
             new LoadOptions { Environment = new Dictionary<string, string> { ["BERTH_RUNTIME"] = "docker" } });
 
         Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));

@@ -1,4 +1,3 @@
-using Berth.Core.Loading;
 
 namespace Berth.Core.Tests.Loading;
 
@@ -9,7 +8,7 @@ public class SnapshotTests
     public static TheoryData<string> Specs()
     {
         var data = new TheoryData<string> { "samples/shop/berth.yaml" };
-        foreach (var dir in Directory.GetDirectories(TestPaths.Repo("samples/compose")).Order(StringComparer.Ordinal))
+        foreach (var dir in Directory.GetDirectories(Repository.Path("samples/compose")).Order(StringComparer.Ordinal))
         {
             data.Add($"samples/compose/{Path.GetFileName(dir)}/compose.yaml");
         }
@@ -18,9 +17,9 @@ public class SnapshotTests
     }
 
     private static LoadResult Load(string spec) =>
-        SpecLoader.LoadFile(TestPaths.Repo(spec), new LoadOptions { Environment = new Dictionary<string, string>() });
+        SpecLoader.LoadFile(Repository.Path(spec), new LoadOptions { Environment = new Dictionary<string, string>() });
 
-    private static string Normalize(string text) => text.Replace(TestPaths.Root, "$ROOT", StringComparison.Ordinal);
+    private static string Normalize(string text) => text.Replace(Repository.Root, "$ROOT", StringComparison.Ordinal);
 
     [Fact]
     public void Specs_CoverAtLeastTenComposeFiles()
@@ -37,7 +36,7 @@ public class SnapshotTests
 
         var actual = Normalize(SpecWriter.ToYaml(result.Application!));
         var warnings = string.Join("", result.Warnings.Select(w => Normalize(w.ToString()) + "\n"));
-        var snapshot = TestPaths.Repo($"tests/Berth.Core.Tests/Snapshots/{Path.GetFileName(Path.GetDirectoryName(spec))}.yaml");
+        var snapshot = Repository.Path($"tests/Berth.Core.Tests/Snapshots/{Path.GetFileName(Path.GetDirectoryName(spec))}.yaml");
         var expected = File.Exists(snapshot) ? File.ReadAllText(snapshot) : null;
         var content = (warnings.Length > 0 ? string.Join("", warnings.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => $"# {l}\n")) : "") + actual;
         if (expected != content && Environment.GetEnvironmentVariable("BERTH_UPDATE_SNAPSHOTS") == "1")
@@ -59,7 +58,7 @@ public class SnapshotTests
         var yaml = SpecWriter.ToYaml(first.Application!, showSecrets: true);
 
         // Paths in the output are absolute, so the copy may live anywhere; keep it beside the original for the default name.
-        var second = SpecLoader.LoadText(yaml, Path.Combine(Path.GetDirectoryName(TestPaths.Repo(spec))!, "normalized.berth.yaml"),
+        var second = SpecLoader.LoadText(yaml, Path.Combine(Path.GetDirectoryName(Repository.Path(spec))!, "normalized.berth.yaml"),
             new LoadOptions { Environment = new Dictionary<string, string>(), Format = SpecFormat.Berth });
 
         Assert.Empty(second.Diagnostics);

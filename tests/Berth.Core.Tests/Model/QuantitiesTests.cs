@@ -1,4 +1,3 @@
-using Berth.Core.Model;
 
 namespace Berth.Core.Tests.Model;
 

@@ -1,5 +1,3 @@
-using System.Net.Http.Headers;
-using System.Text.Json;
 
 namespace Berth.EndToEnd.Tests.Support;
 

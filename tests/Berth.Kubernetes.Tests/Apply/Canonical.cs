@@ -1,6 +1,3 @@
-using System.Text;
-using System.Text.Json;
-using YamlDotNet.RepresentationModel;
 
 namespace Berth.Kubernetes.Tests.Apply;
 

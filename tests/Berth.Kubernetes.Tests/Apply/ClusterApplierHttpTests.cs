@@ -1,7 +1,3 @@
-using Berth.Testing;
-using System.Net;
-using Berth.Core.Model;
-using Berth.Kubernetes.Apply;
 
 namespace Berth.Kubernetes.Tests.Apply;
 

@@ -1,7 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Core.Model;
-using Berth.Kubernetes.Apply;
-using Berth.Kubernetes.Tests.Generation;
 
 namespace Berth.Kubernetes.Tests.Apply;
 

@@ -1,8 +1,3 @@
-using Berth.Testing;
-using Berth.Core.Model;
-using Berth.Kubernetes.Apply;
-using k8s.Models;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Kubernetes.Tests.Apply;
 

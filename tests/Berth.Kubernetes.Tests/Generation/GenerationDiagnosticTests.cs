@@ -1,5 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Core.Model;
 
 namespace Berth.Kubernetes.Tests.Generation;
 

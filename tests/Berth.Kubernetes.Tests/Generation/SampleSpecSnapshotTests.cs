@@ -1,22 +1,19 @@
-using Berth.Core.Loading;
 
 namespace Berth.Kubernetes.Tests.Generation;
 
 /// <summary>The repository's sample app and real-world Compose files, loaded by the spec loader and generated, against snapshots.</summary>
 public sealed class SampleSpecSnapshotTests
 {
-    public static string RepositoryRoot { get; } = Path.GetFullPath(Path.Combine(Snapshots.Root, "..", "..", ".."));
-
     /// <summary>Every samples/compose/*/compose.yaml and samples/shop/berth.yaml, as (snapshot name, path from the repository root).</summary>
     public static TheoryData<string, string> Specs()
     {
         var data = new TheoryData<string, string> { { "sample-shop", "samples/shop/berth.yaml" } };
-        foreach (var dir in Directory.GetDirectories(Path.Combine(RepositoryRoot, "samples", "compose")).Order(StringComparer.Ordinal))
+        foreach (var dir in Directory.GetDirectories(Path.Combine(Repository.Root, "samples", "compose")).Order(StringComparer.Ordinal))
         {
             var file = SpecLoader.FindDefaultFile(dir);
             if (file is not null)
             {
-                data.Add($"compose-{Path.GetFileName(dir)}", Path.GetRelativePath(RepositoryRoot, file).Replace('\\', '/'));
+                data.Add($"compose-{Path.GetFileName(dir)}", Path.GetRelativePath(Repository.Root, file).Replace('\\', '/'));
             }
         }
 
@@ -26,7 +23,7 @@ public sealed class SampleSpecSnapshotTests
     /// <summary>Loads a sample with no process environment, so the machine's variables cannot change the snapshot.</summary>
     public static Core.Model.Application Load(string relativePath)
     {
-        var result = SpecLoader.LoadFile(Path.Combine(RepositoryRoot, relativePath), new LoadOptions { Environment = new Dictionary<string, string>() });
+        var result = SpecLoader.LoadFile(Path.Combine(Repository.Root, relativePath), new LoadOptions { Environment = new Dictionary<string, string>() });
         Assert.True(result.Succeeded, string.Join("\n", result.Errors));
         return result.Application!;
     }
@@ -50,7 +47,7 @@ public sealed class SampleSpecSnapshotTests
         foreach (var o in set.Objects)
         {
             // Output must not depend on where the spec sits on this machine.
-            Assert.DoesNotContain(RepositoryRoot, o.ToYaml(), StringComparison.Ordinal);
+            Assert.DoesNotContain(Repository.Root, o.ToYaml(), StringComparison.Ordinal);
         }
 
         Snapshots.Verify(set, name);

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
 
 namespace Berth.Kubernetes.Tests.Generation;
 
@@ -173,24 +171,4 @@ public sealed class SchemaValidationTests
         await process.WaitForExitAsync(timeout.Token);
         return (process.ExitCode, await stdout + await stderr);
     }
-}
-
-/// <summary>Needs node and the validator's npm packages (.ci/setup-k8s.sh installs them): skips locally without them, fails in CI (CI=true).</summary>
-public sealed class NodeValidatorFactAttribute : FactAttribute
-{
-    public NodeValidatorFactAttribute()
-    {
-        var validator = Path.Combine(Path.GetDirectoryName(Snapshots.Root)!, "SchemaValidator");
-        var ready = OnPath("node")
-            && Directory.Exists(Path.Combine(validator, "node_modules", "kubernetes-models"))
-            && Directory.Exists(Path.Combine(validator, "node_modules", "@kubernetes", "client-node"))
-            && Directory.Exists(Path.Combine(validator, "node_modules", "@evertdespiegeleer", "go-template"));
-        if (!ready && Environment.GetEnvironmentVariable("CI") != "true")
-        {
-            Skip = $"needs node and 'npm ci' in {validator} (.ci/setup-k8s.sh does both; CI=true makes this fail instead)";
-        }
-    }
-
-    private static bool OnPath(string program) =>
-        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Any(d => File.Exists(Path.Combine(d, program)));
 }

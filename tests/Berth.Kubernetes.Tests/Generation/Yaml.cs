@@ -1,5 +1,3 @@
-using System.Globalization;
-using YamlDotNet.RepresentationModel;
 
 namespace Berth.Kubernetes.Tests.Generation;
 

@@ -1,9 +1,3 @@
-using Berth.Core.Model;
-using Berth.Core.Routing;
-using Berth.Mesh.Balancing;
-using Berth.Mesh.Resilience;
-using Berth.Mesh.Routing;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Mesh.Tests.Balancing;
 

@@ -1,7 +1,3 @@
-using System.Net;
-using Berth.Core.Model;
-using Berth.Mesh.Tests.Support;
-using Microsoft.AspNetCore.Http;
 
 namespace Berth.Mesh.Tests.Functional;
 

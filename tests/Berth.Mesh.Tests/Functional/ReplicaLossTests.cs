@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
-using Berth.Mesh.Tests.Support;
 
 namespace Berth.Mesh.Tests.Functional;
 

@@ -1,8 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
-using Berth.Mesh.Tests.Support;
-using Microsoft.AspNetCore.Http;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Mesh.Tests.Functional;
 

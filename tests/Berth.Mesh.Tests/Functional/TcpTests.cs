@@ -1,8 +1,3 @@
-using System.Net.Sockets;
-using System.Text;
-using Berth.Core.Model;
-using Berth.Core.Routing;
-using Berth.Mesh.Tests.Support;
 
 namespace Berth.Mesh.Tests.Functional;
 

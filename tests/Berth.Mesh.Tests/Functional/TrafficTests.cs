@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using System.Net;
-using System.Text.RegularExpressions;
-using Berth.Core.Model;
-using Berth.Mesh.Observability;
-using Berth.Mesh.Tests.Support;
 
 namespace Berth.Mesh.Tests.Functional;
 

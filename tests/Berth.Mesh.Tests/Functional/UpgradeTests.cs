@@ -1,10 +1,3 @@
-using System.Net;
-using System.Net.WebSockets;
-using System.Text;
-using Berth.Mesh.Tests.Support;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
 
 namespace Berth.Mesh.Tests.Functional;
 

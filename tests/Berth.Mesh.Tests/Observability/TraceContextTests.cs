@@ -1,4 +1,3 @@
-using Berth.Mesh.Observability;
 
 namespace Berth.Mesh.Tests.Observability;
 

@@ -1,4 +1,3 @@
-using Berth.Mesh.Resilience;
 
 namespace Berth.Mesh.Tests.Resilience;
 

@@ -1,6 +1,3 @@
-using Berth.Core.Model;
-using Berth.Mesh.Resilience;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Mesh.Tests.Resilience;
 

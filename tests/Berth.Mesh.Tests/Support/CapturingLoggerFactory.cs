@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using Microsoft.Extensions.Logging;
 
 namespace Berth.Mesh.Tests.Support;
 

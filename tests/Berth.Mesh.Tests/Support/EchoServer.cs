@@ -1,6 +1,3 @@
-using System.Net;
-using System.Net.Sockets;
-using Berth.Core.Routing;
 
 namespace Berth.Mesh.Tests.Support;
 

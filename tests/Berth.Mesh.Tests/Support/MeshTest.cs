@@ -1,6 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Core.Model;
-using Berth.Core.Routing;
 
 namespace Berth.Mesh.Tests.Support;
 

@@ -1,9 +1,3 @@
-using System.Collections.Concurrent;
-using System.Net;
-using Berth.Core.Routing;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
 
 namespace Berth.Mesh.Tests.Support;
 

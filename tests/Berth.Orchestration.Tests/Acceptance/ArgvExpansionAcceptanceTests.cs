@@ -1,10 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Core.Model;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime;
-using Berth.Runtime.Process;
-using Berth.Testing;
 
 namespace Berth.Orchestration.Tests.Acceptance;
 

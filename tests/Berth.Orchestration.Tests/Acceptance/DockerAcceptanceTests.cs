@@ -1,10 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Docker;
-using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
 
 namespace Berth.Orchestration.Tests.Acceptance;
 

@@ -1,9 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Process;
-using Berth.Testing;
 
 namespace Berth.Orchestration.Tests.Acceptance;
 
@@ -12,18 +6,6 @@ namespace Berth.Orchestration.Tests.Acceptance;
 [Collection("real processes")]
 public sealed class ProcessAcceptanceTests : IAsyncLifetime
 {
-    /// <summary>A one-request-at-a-time HTTP server on $PORT: 200, or 500 while the file named by SICK exists.</summary>
-    internal const string HttpServer = """
-        use IO::Socket::INET; $| = 1;
-        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 64, ReuseAddr => 1) or die "listen $ENV{PORT}: $!";
-        print "listening on $ENV{PORT}\n";
-        while (my $c = $s->accept) {
-          while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
-          my $st = ($ENV{SICK} && -e $ENV{SICK}) ? "500 Sick" : "200 OK";
-          print $c "HTTP/1.1 $st\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"; close $c;
-        }
-        """;
-
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-accept-").FullName;
     private StateStore _store = null!;
@@ -56,7 +38,7 @@ public sealed class ProcessAcceptanceTests : IAsyncLifetime
     private static Service Web(int replicas, string? sick = null) => new()
     {
         Name = "web",
-        Command = ["perl", "-e", HttpServer],
+        Command = TestHttpServer.Command,
         Replicas = replicas,
         Endpoints = [new Endpoint { Name = "http" }],
         Env = sick is null ? System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty : System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("SICK", sick),

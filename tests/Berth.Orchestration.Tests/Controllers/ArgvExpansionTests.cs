@@ -1,4 +1,3 @@
-using Berth.Orchestration.Controllers;
 
 namespace Berth.Orchestration.Tests.Controllers;
 

@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Collections.Immutable;
 using Berth.Core.Contracts;
 using Berth.Core.Model;
@@ -48,6 +49,26 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         Assert.NotEqual(stable, spec.Ports["http"]);
         var replicaPorts = _h.Driver.Starts.Where(s => s.Service == "api").Select(s => s.Ports["http"]).ToList();
         Assert.Equal(replicaPorts.Count, replicaPorts.Distinct().Count());
+    }
+
+    [Fact]
+    public async Task Apply_RevisionEvent_CurrentAlreadyShowsTheNewRevision()
+    {
+        // Subscribers (the pipeline triggers) read Current when the revision event arrives. The event is logged inside
+        // the same locked section, right after it is emitted, so this reads Current at the moment it goes out.
+        var seen = new ConcurrentQueue<long?>();
+        _h.Log.OnLine = line =>
+        {
+            if (line.StartsWith("[Information] revision ", StringComparison.Ordinal))
+            {
+                seen.Enqueue(_h.Plane.Current?.Number);
+            }
+        };
+
+        var first = await _h.Plane.ApplyAsync(App(Api(1)), "up", CancellationToken.None);
+        var second = await _h.Plane.ScaleAsync("api", 2, CancellationToken.None);
+
+        Assert.Equal([first.Number, second.Number], seen);
     }
 
     [Fact]

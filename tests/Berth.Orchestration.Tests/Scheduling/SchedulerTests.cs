@@ -1,5 +1,3 @@
-using Berth.Core.Model;
-using Berth.Orchestration.Scheduling;
 
 namespace Berth.Orchestration.Tests.Scheduling;
 

@@ -1,5 +1,3 @@
-using Berth.Orchestration.State;
-using Berth.Testing;
 
 namespace Berth.Orchestration.Tests.State;
 

@@ -1,5 +1,3 @@
-using Berth.Core.Model;
-using Berth.Orchestration.State;
 
 namespace Berth.Orchestration.Tests.State;
 

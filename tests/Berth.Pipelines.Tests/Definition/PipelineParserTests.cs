@@ -1,4 +1,3 @@
-using Berth.Pipelines.Definition;
 
 namespace Berth.Pipelines.Tests.Definition;
 

@@ -1,4 +1,3 @@
-using Berth.Pipelines.Storage;
 
 namespace Berth.Pipelines.Tests.Execution;
 

@@ -1,7 +1,3 @@
-using System.Globalization;
-using Berth.Pipelines.Execution;
-using Berth.Pipelines.Storage;
-using Berth.Testing;
 
 namespace Berth.Pipelines.Tests.Execution;
 

@@ -1,7 +1,6 @@
 using Berth.Pipelines.Definition;
 using Berth.Pipelines.Storage;
 using Berth.Pipelines.Tests.Steps;
-using Berth.Testing;
 
 namespace Berth.Pipelines.Tests.Execution;
 
@@ -92,25 +91,12 @@ public class DeliveryPipelineTests
     [Fact]
     public void ShopSample_Pipelines_ParseWithoutErrors()
     {
-        var file = Path.Combine(RepositoryRoot(), "samples", "shop", "pipelines.yaml");
+        var file = Repository.Path("samples/shop/pipelines.yaml");
 
         var result = PipelineParser.ParseFile(file);
 
         Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
         Assert.Equal(["ship", "ship-broken"], result.Pipelines.Select(x => x.Name));
         Assert.Equal(["build", "test", "image", "deploy"], result.Find("ship")!.Jobs.Select(j => j.Id));
-    }
-
-    private static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-        {
-            if (File.Exists(Path.Combine(dir.FullName, "Berth.slnx")))
-            {
-                return dir.FullName;
-            }
-        }
-
-        throw new InvalidOperationException("Berth.slnx not found above the test folder");
     }
 }

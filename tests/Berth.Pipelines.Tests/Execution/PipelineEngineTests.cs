@@ -1,6 +1,3 @@
-using Berth.Pipelines.Execution;
-using Berth.Pipelines.Storage;
-using Berth.Testing;
 
 namespace Berth.Pipelines.Tests.Execution;
 

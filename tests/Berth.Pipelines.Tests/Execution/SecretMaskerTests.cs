@@ -1,4 +1,3 @@
-using Berth.Pipelines.Execution;
 
 namespace Berth.Pipelines.Tests.Execution;
 

@@ -1,5 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Pipelines.Expressions;
 
 namespace Berth.Pipelines.Tests.Expressions;
 
@@ -114,6 +112,31 @@ public class ExpressionTests
 
             Assert.Equal(64, first.Length);
             Assert.NotEqual(first, second);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Fact]
+    public void HashFiles_PatternMatchingAFolder_TakesInTheFilesInside()
+    {
+        // As GitHub's globber: 'src' matches the folder, and so every file under it.
+        var dir = Directory.CreateTempSubdirectory("berth-hash-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(dir, "src", "deep"));
+            File.WriteAllText(Path.Combine(dir, "src", "a.cs"), "a");
+            File.WriteAllText(Path.Combine(dir, "src", "deep", "b.cs"), "b");
+            File.WriteAllText(Path.Combine(dir, "other.txt"), "o");
+            var context = Context with { Workspace = dir };
+            string Hash(string text) => (string)ExpressionEvaluator.Evaluate(ExpressionParser.Parse(text), context)!;
+
+            Assert.Equal(64, Hash("hashFiles('src')").Length);
+            Assert.Equal(Hash("hashFiles('src/**')"), Hash("hashFiles('src')"));
+            Assert.NotEqual(Hash("hashFiles('src/a.cs')"), Hash("hashFiles('src')"));
+            Assert.Equal(Hash("hashFiles('src/a.cs')"), Hash("hashFiles('src', '!src/deep')"));
         }
         finally
         {

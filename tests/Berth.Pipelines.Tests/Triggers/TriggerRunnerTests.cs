@@ -1,7 +1,3 @@
-using System.Collections.Concurrent;
-using Berth.Pipelines.Triggers;
-using Berth.Testing;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Pipelines.Tests.Triggers;
 

@@ -1,11 +1,3 @@
-using Berth.Core.Model;
-using Berth.Mesh;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Process;
-using Berth.Testing;
-using Microsoft.Extensions.Time.Testing;
 
 namespace Berth.Rollouts.Tests.Acceptance;
 
@@ -15,18 +7,6 @@ namespace Berth.Rollouts.Tests.Acceptance;
 [Collection("real processes")]
 public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
 {
-    /// <summary>An HTTP server on $PORT that spins the CPU for 40 ms per request (not for its health checks, which would
-    /// otherwise keep an idle replica busy).</summary>
-    private const string BurningServer = """
-        use IO::Socket::INET; use Time::HiRes qw(time); $| = 1;
-        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen $ENV{PORT}: $!";
-        while (my $c = $s->accept) {
-          my $first = <$c> // ""; while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
-          if ($first !~ m{^GET /healthz}) { my $until = time + 0.04; my $n = 0; $n++ while time < $until; }
-          print $c "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"; close $c;
-        }
-        """;
-
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-hpa-accept-").FullName;
     private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
@@ -67,7 +47,8 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
         var burn = new Service
         {
             Name = "burn",
-            Command = ["perl", "-e", BurningServer],
+            Command = TestHttpServer.Command,
+            Env = ImmutableSortedDictionary<string, string>.Empty.Add("BURN_MS", "40"),
             Endpoints = [new Endpoint { Name = "http" }],
             Readiness = new Probe { Kind = ProbeKind.Http, Path = "/healthz", Period = TimeSpan.FromMilliseconds(500) },
             Resources = new Resources { CpuRequest = CpuQuantity.Parse("100m") },
@@ -77,26 +58,9 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
         await _plane.ApplyAsync(new Application { Name = "hpaacc", Services = [burn] }, "up", CancellationToken.None);
         await Poll.UntilAsync(() => Ready == 1, Wait, "1 Ready burn replica");
         var autoscaler = new Autoscaler(_plane, new DriverAutoscaleMetrics(_plane), _clock);
-        var url = new Uri($"http://127.0.0.1:{_plane.StablePorts[("burn", "http")]}/");
 
-        // Bounded load: two clients, at most 5 000 requests or 2 minutes.
-        using var stopLoad = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
-        var sent = 0;
-        var load = Enumerable.Range(0, 2).Select(_ => Task.Run(async () =>
-        {
-            while (!stopLoad.IsCancellationRequested && Interlocked.Increment(ref sent) <= 5_000)
-            {
-                try
-                {
-                    using var r = await http.GetAsync(url, stopLoad.Token);
-                }
-                catch (Exception e) when (e is HttpRequestException or OperationCanceledException)
-                {
-                }
-            }
-        })).ToArray();
-
+        // Bounded load: two clients, at most 5 000 requests or 2 minutes; each request spins the replica's CPU for 40 ms.
+        var load = LoopbackLoad.Start(_plane.StablePorts[("burn", "http")], new LoopbackLoadOptions { Pace = TimeSpan.Zero, MaxRequests = 5_000, MaxTime = TimeSpan.FromMinutes(2) });
         var decisions = new List<AutoscaleDecision>();
         await Poll.UntilAsync(async () =>
         {
@@ -104,11 +68,12 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
             _clock.Advance(TimeSpan.FromSeconds(15));
             return Desired == 3;
         }, Wait, "scaled up to max 3 under the burning load");
+        Assert.False(load.Capped, $"the load hit its cap ({load.Total} requests) before the scale-up, which then did not happen under load");
         await Poll.UntilAsync(() => Ready == 3, Wait, "3 Ready burn replicas");
         Assert.All(decisions, d => Assert.True(d.To > d.From && d.Metric == "cpu" && d.Value > 55, d.Message));
 
-        await stopLoad.CancelAsync();
-        await Task.WhenAll(load);
+        await load.StopAsync();
+        await load.DisposeAsync();
         var stoppedAt = _clock.GetUtcNow();
         var down = new List<AutoscaleDecision>();
         var passes = 0;

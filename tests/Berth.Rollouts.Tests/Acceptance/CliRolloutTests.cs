@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Berth.Orchestration.State;
-using Berth.Testing;
 
 namespace Berth.Rollouts.Tests.Acceptance;
 
@@ -10,16 +6,14 @@ namespace Berth.Rollouts.Tests.Acceptance;
 [Collection("real processes")]
 public sealed class CliRolloutTests : IDisposable
 {
-    /// <summary>Waits $DELAY seconds before listening (a slow start keeps the rollout going long enough to kill the control plane in it).</summary>
-    private const string HttpServer = """
-        use IO::Socket::INET; $| = 1; sleep($ENV{DELAY} // 0);
-        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 64, ReuseAddr => 1) or die "listen: $!";
-        while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\r?\n$/ } my $st = ($ENV{SICK} && -e $ENV{SICK}) ? "500 Sick" : "200 OK"; print $c "HTTP/1.1 $st\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"; close $c; }
-        """;
-
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-rollout-").FullName;
+    private readonly BerthCli _cli;
 
-    public CliRolloutTests() => Spec("V: \"1\"");
+    public CliRolloutTests()
+    {
+        _cli = new BerthCli(_dir);
+        Spec("V: \"1\"");
+    }
 
     public void Dispose()
     {
@@ -29,12 +23,11 @@ public sealed class CliRolloutTests : IDisposable
 
     private void Spec(string env)
     {
-        var script = HttpServer.Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", " ", StringComparison.Ordinal).Replace("$", "$$", StringComparison.Ordinal);
         File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
             name: clirollout
             services:
               web:
-                run: [perl, -e, "{{script}}"]
+                run: {{TestHttpServer.Yaml}}
                 replicas: 2
                 environment: { {{env}} }
                 endpoints:
@@ -46,34 +39,9 @@ public sealed class CliRolloutTests : IDisposable
             """);
     }
 
-    private (int Code, string Out, string Err) Berth(params string[] args)
-    {
-        var info = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
-        info.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "berth.dll"));
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
+    private CliResult Berth(params string[] args) => _cli.Run(args);
 
-        info.Environment["NO_COLOR"] = "1";
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(150)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"berth {string.Join(' ', args)} did not finish in 150s");
-        }
-
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
-
-    private (int Code, string Out, string Err) Ok(params string[] args)
-    {
-        var run = Berth(args);
-        Assert.True(run.Code == 0, $"berth {string.Join(' ', args)} exited {run.Code}\nstdout: {run.Out}\nstderr: {run.Err}");
-        return run;
-    }
+    private CliResult Ok(params string[] args) => _cli.OkAsync(args).GetAwaiter().GetResult();
 
     private List<EventRecord> Events()
     {

@@ -18,20 +18,27 @@ namespace Berth.Rollouts.Tests.Acceptance;
 [Collection("real processes")]
 public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
 {
-    /// <summary>An HTTP server on $PORT, one connection at a time: 200 "ok $V", or 500 while the path in SICK exists.</summary>
-    private const string HttpServer = """
-        use IO::Socket::INET; $| = 1;
+    /// <summary>An HTTP server (200 "ok $V") with a process per connection, and GET /slow takes 1.5 s.</summary>
+    private const string SlowServer = """
+        use IO::Socket::INET; $| = 1; $SIG{CHLD} = "IGNORE";
         my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen $ENV{PORT}: $!";
         my $v = $ENV{V} // "1";
-        while (my $c = $s->accept) {
-          while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
-          my $st = ($ENV{SICK} && -e $ENV{SICK}) ? "500 Sick" : "200 OK";
-          my $b = "ok $v";
-          print $c "HTTP/1.1 $st\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c;
+        while (1) {
+          my $c = $s->accept or next;
+          if (fork() == 0) {
+            my $r = <$c>; while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
+            select(undef, undef, undef, 1.5) if $r =~ m{^GET /slow};
+            my $b = "ok $v";
+            print $c "HTTP/1.1 200 OK\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c; exit 0;
+          }
+          close $c;
         }
         """;
 
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
+
+    /// <summary>Two clients, each as fast as answers come, bounded to 20 000 requests and 3 minutes.</summary>
+    private static readonly LoopbackLoadOptions UnpacedLoad = new() { Pace = TimeSpan.Zero, MaxRequests = 20_000, MaxTime = TimeSpan.FromMinutes(3) };
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-rollout-accept-").FullName;
     private readonly CountingSink _counts;
     private readonly MeshHost _mesh = new(new MeshHostOptions());
@@ -66,7 +73,7 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
     private static Service Web(int replicas, string version, string? sick = null, ImmutableArray<string>? command = null) => new()
     {
         Name = "web",
-        Command = command ?? ["perl", "-e", HttpServer],
+        Command = command ?? TestHttpServer.Command,
         Replicas = replicas,
         Endpoints = [new Endpoint { Name = "http" }],
         Env = sick is null
@@ -96,18 +103,38 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
     {
         var port = await UpAsync(4);
         var mark = _counts.Mark();
-        await using var load = Load.Start(port);
+        await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
         var revision = await _plane.ApplyAsync(App(Web(4, "2")), "apply", CancellationToken.None);
         var template = revision.TemplateOf("web");
         await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 4, "rollout complete");
-        await load.AtLeastAsync(50);
+        await load.MoreAsync(50);
         var result = await load.StopAsync();
 
-        Assert.True(result.Failed == 0, $"{result.Failed} of {result.Total} requests failed: {result.FirstError}");
-        Assert.Contains("ok 2", result.Bodies);
+        result.AssertNoneFailedUncapped();
+        Assert.Contains("ok 2", result.Bodies.Keys);
         var sizes = _counts.SizesSince(mark, "web");
         Assert.True(sizes.Min() >= 3, $"routed Ready replicas per update (replicas 4, maxUnavailable 1): {string.Join(",", sizes)}");
+    }
+
+    [Fact]
+    public async Task Apply_ChangedTemplateWithSlowRequestsInFlight_ZeroFailedBecauseOldReplicasDrainBeforeStopping()
+    {
+        await _plane.ApplyAsync(App(Web(2, "1", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "up", CancellationToken.None);
+        await UntilAsync(() => Web().Count(r => r.Phase == ReplicaPhase.Ready) == 2 && _counts.Last("web") == 2, "2 Ready and routed");
+        var port = _plane.StablePorts[("web", "http")];
+        await using var load = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{port}/slow"), UnpacedLoad with { Clients = 6 });
+        await load.MoreAsync(6);
+
+        var revision = await _plane.ApplyAsync(App(Web(2, "2", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "apply", CancellationToken.None);
+        var template = revision.TemplateOf("web");
+        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 2, "rollout complete");
+        await load.MoreAsync(6);
+        var result = await load.StopAsync();
+
+        result.AssertNoneFailedUncapped();
+        Assert.Contains("ok 1", result.Bodies.Keys);
+        Assert.Contains("ok 2", result.Bodies.Keys);
     }
 
     [Fact]
@@ -116,16 +143,16 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         var port = await UpAsync(2);
         var good = Web().First().Revision;
         var ids = Web().Select(r => r.Id).Order().ToList();
-        await using var load = Load.Start(port);
+        await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
         await _plane.ApplyAsync(App(Web(2, "broken", sick: "/")), "apply", CancellationToken.None);
         await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back to the first revision");
-        await load.AtLeastAsync(50);
+        await load.MoreAsync(50);
         var result = await load.StopAsync();
 
-        Assert.True(result.Failed == 0, $"{result.Failed} of {result.Total} requests failed: {result.FirstError}");
-        Assert.Equal(["ok 1"], result.Bodies);
+        result.AssertNoneFailedUncapped();
+        Assert.Equal(["ok 1"], result.Bodies.Keys);
         Assert.Equal(ids, Web().Select(r => r.Id).Order());
         var status = _plane.GetRollout("web");
         var failed = _store.ListEvents().Single(e => e.Type == RolloutEvents.Failed);
@@ -138,22 +165,24 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
     {
         var port = await UpAsync(2);
         var good = Web().First().Revision;
-        await using var load = Load.Start(port);
+        await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
         await _plane.ApplyAsync(App(Web(2, "crash", command: ["perl", "-e", "print qq(starting\\n); exit 3"])), "apply", CancellationToken.None);
         await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back to the first revision");
-        await load.AtLeastAsync(50);
+        await load.MoreAsync(50);
         var result = await load.StopAsync();
 
-        Assert.True(result.Failed == 0, $"{result.Failed} of {result.Total} requests failed: {result.FirstError}");
+        result.AssertNoneFailedUncapped();
         Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} failed: exited with code 3", _plane.GetRollout("web").Message);
         Assert.Equal($"rollback web to revision {good} (automatic)", _store.ListRevisions()[0].Cause);
     }
 
     /// <summary>Forwards to the mesh and records how many upstreams each update of each service had.</summary>
-    private sealed class CountingSink(IRouteSink next) : IRouteSink
+    private sealed class CountingSink(IRouteSink next) : IRouteSink, IInFlightSource
     {
+        public int InFlight(string service, string replica) => next is IInFlightSource source ? source.InFlight(service, replica) : 0;
+
         private readonly ConcurrentQueue<(string Service, int Count)> _updates = new();
 
         public int Mark() => _updates.Count;
@@ -169,77 +198,5 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         }
 
         public Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken) => next.RemoveAsync(service, endpoint, cancellationToken);
-    }
-
-    /// <summary>Two clients sending GETs to the mesh's stable port, bounded to 20 000 requests and 3 minutes.</summary>
-    private sealed class Load : IAsyncDisposable
-    {
-        private const int MaxRequests = 20_000;
-        private static readonly TimeSpan MaxTime = TimeSpan.FromMinutes(3);
-        private readonly CancellationTokenSource _stop = new(MaxTime);
-        private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(30) };
-        private readonly ConcurrentDictionary<string, bool> _bodies = new();
-        private readonly Task[] _workers;
-        private int _total;
-        private int _failed;
-        private string? _firstError;
-
-        private Load(int port)
-        {
-            var url = new Uri($"http://127.0.0.1:{port}/");
-            _workers = [.. Enumerable.Range(0, 2).Select(_ => Task.Run(() => RunAsync(url)))];
-        }
-
-        public static Load Start(int port) => new(port);
-
-        public Task AtLeastAsync(int n) => Poll.UntilAsync(() => Volatile.Read(ref _total) >= n, Wait, $"{n} requests sent");
-
-        public async Task<(int Total, int Failed, string? FirstError, IReadOnlyList<string> Bodies)> StopAsync()
-        {
-            await _stop.CancelAsync();
-            await Task.WhenAll(_workers);
-            return (_total, _failed, _firstError, [.. _bodies.Keys.Order(StringComparer.Ordinal)]);
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await _stop.CancelAsync();
-            await Task.WhenAll(_workers).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            _http.Dispose();
-            _stop.Dispose();
-        }
-
-        private async Task RunAsync(Uri url)
-        {
-            while (!_stop.IsCancellationRequested && Interlocked.Increment(ref _total) <= MaxRequests)
-            {
-                try
-                {
-                    using var response = await _http.GetAsync(url, CancellationToken.None);
-                    var body = await response.Content.ReadAsStringAsync();
-                    if ((int)response.StatusCode != 200)
-                    {
-                        var why = response.Headers.TryGetValues("x-berth-error", out var values) ? string.Join(",", values) : "";
-                        Fail($"HTTP {(int)response.StatusCode} {why} {body}");
-                    }
-                    else
-                    {
-                        _bodies[body] = true;
-                    }
-                }
-                catch (HttpRequestException e)
-                {
-                    Fail(e.Message);
-                }
-            }
-
-            Interlocked.Decrement(ref _total);
-        }
-
-        private void Fail(string why)
-        {
-            Interlocked.Increment(ref _failed);
-            Interlocked.CompareExchange(ref _firstError, why, null);
-        }
     }
 }

@@ -1,6 +1,3 @@
-using Berth.Core.Model;
-using Berth.Runtime.Cgroups;
-using Berth.Runtime.Process;
 
 namespace Berth.Runtime.Tests.Cgroups;
 

@@ -1,7 +1,3 @@
-using System.Diagnostics;
-using Berth.Core.Model;
-using Berth.Runtime.Docker;
-using Berth.Testing;
 using global::Docker.DotNet;
 
 namespace Berth.Runtime.Tests.Docker;
@@ -211,9 +207,14 @@ public sealed class DockerDriverTests : IAsyncLifetime
     [DockerFact]
     public async Task StartAsync_ImageMissingAndNoRegistry_SaysHowToFix()
     {
-        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => _driver.StartAsync(Spec("missing", "true") with { Image = "berth-test/not-there:1" }, CancellationToken.None));
+        // No traffic leaves the machine: the image names a registry on a loopback port where nothing listens (the engine
+        // treats 127.0.0.0/8 registries as insecure, so it tries plain HTTP there and is refused).
+        var image = $"127.0.0.1:{Ports.Free()}/berth-test/not-there:1";
 
-        Assert.StartsWith("image 'berth-test/not-there:1' is not on the Docker engine and pulling it failed: ", error.Message, StringComparison.Ordinal);
+        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => _driver.StartAsync(Spec("missing", "true") with { Image = image }, CancellationToken.None));
+
+        Assert.StartsWith($"image '{image}' is not on the Docker engine and pulling it failed: ", error.Message, StringComparison.Ordinal);
+        Assert.Contains("connection refused", error.Message, StringComparison.Ordinal);
         Assert.EndsWith("build the image locally (a 'build' section in the spec, or docker build) or load it (docker load), then start again", error.Message, StringComparison.Ordinal);
     }
 

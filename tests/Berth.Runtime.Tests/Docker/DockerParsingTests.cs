@@ -1,6 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Core.Model;
-using Berth.Runtime.Docker;
 
 namespace Berth.Runtime.Tests.Docker;
 

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using Berth.Runtime.Process;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests.Process;
 

@@ -1,5 +1,3 @@
-using Berth.Core.Model;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests.Process;
 

@@ -8,6 +8,9 @@ public sealed class CapturingLogger<T> : ILogger<T>
 {
     public ConcurrentQueue<string> Lines { get; } = new();
 
+    /// <summary>Called with each line as it is logged, on the logging thread (inside the control plane's lock for events).</summary>
+    public Action<string>? OnLine { get; set; }
+
     public IDisposable? BeginScope<TState>(TState state) where TState : notnull => null;
 
     public bool IsEnabled(LogLevel logLevel) => logLevel >= LogLevel.Debug;
@@ -16,7 +19,9 @@ public sealed class CapturingLogger<T> : ILogger<T>
     {
         if (IsEnabled(logLevel))
         {
-            Lines.Enqueue($"[{logLevel}] {formatter(state, exception)} {exception}");
+            var line = $"[{logLevel}] {formatter(state, exception)} {exception}";
+            Lines.Enqueue(line);
+            OnLine?.Invoke(line);
         }
     }
 }

@@ -1,12 +1,11 @@
-using System.Diagnostics;
-using Berth.Core.Loading;
-using Berth.Testing;
 
 namespace Berth.Core.Tests.Samples;
 
-/// <summary>The shop sample really runs: built with the command its berth.yaml gives, each role started with the argv
-/// and endpoints from the spec (on free loopback ports), wired by services__{service}__{endpoint}__0 as Berth will.</summary>
-public sealed class ShopSampleTests : IAsyncLifetime
+/// <summary>The shop sample's program honours Berth's discovery convention: built with the command its berth.yaml gives, each
+/// role started by this test (not by Berth) with the argv from the spec on free loopback ports and wired by hand through
+/// services__{service}__{endpoint}__0, it serves an order end to end. The path through Berth itself (berth up, the mesh,
+/// Ctrl-C) is Berth.EndToEnd.Tests' ReadmeMainPathTests.</summary>
+public sealed class ShopSampleWiringTests : IAsyncLifetime
 {
     private readonly string _copy = Directory.CreateTempSubdirectory("berth-shop-").FullName;
     private readonly List<Process> _processes = [];
@@ -31,10 +30,10 @@ public sealed class ShopSampleTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task ShopSample_BuiltAndRunFromItsSpec_FrontendShowsOrdersPricedByWorkerAndStoredInDb()
+    public async Task ShopSample_RolesWiredByHandPerDiscoveryConvention_FrontendShowsOrdersPricedByWorkerAndStoredInDb()
     {
         // A private copy, so a concurrent build of the sample elsewhere cannot collide with this one.
-        var source = TestPaths.Repo("samples/shop");
+        var source = Repository.Path("samples/shop");
         foreach (var file in new[] { "Directory.Build.props", "Directory.Packages.props", "app/Shop.csproj", "app/Program.cs" })
         {
             Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(_copy, file))!);

@@ -26,6 +26,19 @@ public sealed class CgroupFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A fact that needs the Kubernetes schema validator (node and the npm packages .ci/setup-k8s.sh installs in
+/// tests/Berth.Kubernetes.Tests/SchemaValidator): skips with a reason without them, fails in CI (BERTH_REQUIRE_NODE_VALIDATOR=1).</summary>
+public sealed class NodeValidatorFactAttribute : FactAttribute
+{
+    public NodeValidatorFactAttribute()
+    {
+        if (!Environments.NodeValidatorInstalled && !Environments.Required("BERTH_REQUIRE_NODE_VALIDATOR"))
+        {
+            Skip = $"needs node and 'npm ci' in {Environments.NodeValidatorDirectory} (.ci/setup-k8s.sh does both; CI sets BERTH_REQUIRE_NODE_VALIDATOR=1 so this fails there instead)";
+        }
+    }
+}
+
 /// <summary>A fact that drives a real Chromium (Debian's <c>chromium</c>, installed by .ci/setup-browser.sh) through Playwright:
 /// skips with a reason where it is not installed, fails in CI (BERTH_REQUIRE_BROWSER=1).</summary>
 public sealed class BrowserFactAttribute : FactAttribute
@@ -51,6 +64,18 @@ public static class Environments
         .FirstOrDefault(p => !string.IsNullOrEmpty(p) && File.Exists(p));
 
     public static bool CgroupsWritable { get; } = ProbeCgroups();
+
+    /// <summary>Where the Kubernetes schema validator's package.json and node_modules live.</summary>
+    public static string NodeValidatorDirectory => Repository.Path("tests/Berth.Kubernetes.Tests/SchemaValidator");
+
+    public static bool NodeValidatorInstalled { get; } = OnPath("node")
+        && Directory.Exists(Path.Combine(NodeValidatorDirectory, "node_modules", "kubernetes-models"))
+        && Directory.Exists(Path.Combine(NodeValidatorDirectory, "node_modules", "@kubernetes-models", "istio"))
+        && Directory.Exists(Path.Combine(NodeValidatorDirectory, "node_modules", "@kubernetes", "client-node"))
+        && Directory.Exists(Path.Combine(NodeValidatorDirectory, "node_modules", "@evertdespiegeleer", "go-template"));
+
+    private static bool OnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Any(d => File.Exists(Path.Combine(d, program)));
 
     private static bool ProbeDocker()
     {
