@@ -66,9 +66,11 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         };
 
         var first = await _h.Plane.ApplyAsync(App(Api(1)), "up", CancellationToken.None);
-        var second = await _h.Plane.ScaleAsync("api", 2, CancellationToken.None);
+        // A template change (a scale makes no revision since issue #14 §7).
+        var second = await _h.Plane.PatchServiceAsync("api", new ServicePatch { Env = ImmutableSortedDictionary<string, string>.Empty.Add("V", "2") }, CancellationToken.None);
 
         Assert.Equal([first.Number, second.Number], seen);
+        Assert.Equal(first.Number + 1, second.Number);
     }
 
     [Fact]
