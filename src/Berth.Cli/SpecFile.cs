@@ -15,6 +15,23 @@ internal static class SpecFile
         HelpName = "FILE",
     };
 
+    /// <summary>A fresh <c>-f/--file</c> option that may be repeated: the files are merged in order, later ones overriding,
+    /// as <c>docker compose -f a.yaml -f b.yaml</c>.</summary>
+    public static Option<string[]> CreateFilesOption() => new("--file", "-f")
+    {
+        Description = $"The spec file; repeat to merge several in order, later ones overriding (as docker compose). Default: the first of {string.Join(", ", SpecLoader.DefaultFileNames)} in the current folder (with its compose.override.yaml).",
+        HelpName = "FILE",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    /// <summary>A fresh <c>--env-file</c> option: files of interpolation variables in place of the <c>.env</c> beside the spec.</summary>
+    public static Option<string[]> CreateEnvFileOption() => new("--env-file")
+    {
+        Description = "An env file with the variables for interpolation, in place of the .env beside the spec (repeatable, later files win; the environment still wins).",
+        HelpName = "FILE",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
     /// <summary>A fresh <c>--profile</c> option: Compose profiles to activate (repeatable; default <c>COMPOSE_PROFILES</c>).</summary>
     public static Option<string[]> CreateProfileOption() => new("--profile")
     {
@@ -34,8 +51,21 @@ internal static class SpecFile
 
     /// <summary>Finds and loads the spec, printing every diagnostic to <paramref name="stderr"/>. On failure
     /// <see cref="Outcome.ExitCode"/> is <see cref="ExitCodes.NotFound"/> or <see cref="ExitCodes.InvalidSpec"/>.</summary>
-    public static Outcome Load(string? file, IReadOnlyList<string>? profiles, TextWriter stderr, string? directory = null, bool printWarnings = true)
+    public static Outcome Load(string? file, IReadOnlyList<string>? profiles, TextWriter stderr, string? directory = null, bool printWarnings = true) =>
+        Load(file is null ? [] : [file], [], profiles, stderr, directory, printWarnings);
+
+    /// <summary>As <see cref="Load(string?, IReadOnlyList{string}?, TextWriter, string?, bool)"/>, with several <c>-f</c> files merged in order
+    /// and <c>--env-file</c> files for interpolation.</summary>
+    public static Outcome Load(IReadOnlyList<string>? files, IReadOnlyList<string>? envFiles, IReadOnlyList<string>? profiles, TextWriter stderr, string? directory = null, bool printWarnings = true)
     {
+        files ??= [];
+        foreach (var extra in files.Skip(1).Where(f => !File.Exists(f)))
+        {
+            stderr.WriteLine($"berth: {Paint("error", Red, stderr)}: {extra}: no such file.");
+            return new Outcome(null, null, extra, ExitCodes.NotFound);
+        }
+
+        var file = files.Count > 0 ? files[0] : null;
         directory ??= Environment.CurrentDirectory;
         // A file found by the default lookup is shown as its name, as the user would have typed it.
         var path = file ?? (SpecLoader.FindDefaultFile(directory) is { } found ? Relative(found, directory) : null);
@@ -65,7 +95,8 @@ internal static class SpecFile
 
         // As Compose: without -f, compose.override.yaml beside compose.yaml is merged into it.
         var overrideFile = file is null ? SpecLoader.FindOverrideFile(path) : null;
-        var result = SpecLoader.LoadFiles(overrideFile is null ? [path] : [path, overrideFile], new LoadOptions { Profiles = profiles ?? [] });
+        var all = overrideFile is not null ? [path, overrideFile] : new List<string> { path }.Concat(files.Skip(1)).ToList();
+        var result = SpecLoader.LoadFiles(all, new LoadOptions { Profiles = profiles ?? [], EnvFiles = envFiles ?? [] });
         foreach (var diagnostic in result.Diagnostics)
         {
             if (diagnostic.Severity == DiagnosticSeverity.Error || printWarnings)

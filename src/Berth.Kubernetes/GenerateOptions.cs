@@ -21,6 +21,9 @@ public sealed record GenerateOptions
     /// <summary>Ingress hosts become <c>{service}.{IngressDomain}</c>; null: Ingress rules without a host.</summary>
     public string? IngressDomain { get; init; }
 
+    /// <summary>The Service type that makes public TCP endpoints (Compose published ports) reachable from outside the cluster.</summary>
+    public PublishedServiceType PublishedTcp { get; init; } = PublishedServiceType.LoadBalancer;
+
     /// <summary>Size requested for each PersistentVolumeClaim; <see cref="GenerateDefaults.VolumeSize"/> unless set.</summary>
     public string VolumeSize { get; init; } = GenerateDefaults.VolumeSize;
 }

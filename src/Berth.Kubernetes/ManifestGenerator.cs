@@ -512,6 +512,11 @@ public static partial class ManifestGenerator
                 }));
             }
 
+            if (PublishedPorts.ExternalService(service, name, options, labels, selector, ports) is { } external)
+            {
+                Objects.Add(Wrap(external));
+            }
+
             if (runsToCompletion)
             {
                 MapIngress(service, path, name, labels, ports);
@@ -931,11 +936,7 @@ public static partial class ManifestGenerator
         private void MapIngress(Service service, string path, string name, IDictionary<string, string> labels, List<V1ServicePort> ports)
         {
             var publicHttp = service.Endpoints.Where(e => e.Public && e.Protocol == EndpointProtocol.Http).ToList();
-            foreach (var tcp in service.Endpoints.Where(e => e.Public && e.Protocol == EndpointProtocol.Tcp))
-            {
-                Warning($"{path}.endpoints.{tcp.Name}", "is public but carries TCP, which an Ingress cannot route; expose it with a Service of type LoadBalancer or NodePort");
-            }
-
+            // Public TCP endpoints get their own LoadBalancer/NodePort Service (PublishedPorts), not an Ingress.
             if (publicHttp.Count == 0)
             {
                 return;

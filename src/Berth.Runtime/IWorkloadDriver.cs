@@ -87,6 +87,15 @@ public sealed record ReplicaSpec
 
     /// <summary>Values to mask as <c>***</c> wherever this replica's spec is shown.</summary>
     public ImmutableSortedSet<string> SecretEnv { get; init; } = [];
+
+    /// <summary>Secrets and configs to mount as read-only files (a process replica gets them under its state folder).</summary>
+    public ImmutableArray<MountedFile> Files { get; init; } = [];
+
+    /// <summary>Container settings passed to Docker as Compose passes them.</summary>
+    public ContainerOptions Container { get; init; } = ContainerOptions.None;
+
+    /// <summary>When the image is pulled (Docker).</summary>
+    public PullPolicy PullPolicy { get; init; } = PullPolicy.Missing;
 }
 
 /// <summary>Identifies a running or exited replica; enough to find it again after a control-plane restart.</summary>

@@ -426,7 +426,11 @@ public sealed class ApiServer : IAsyncDisposable
 
     private static JsonNode? MaskedSpec(Service s)
     {
-        var masked = s with { Env = s.Env.SetItems(s.SecretEnv.Where(s.Env.ContainsKey).Select(k => KeyValuePair.Create(k, "***"))) };
+        var masked = s with
+        {
+            Env = s.Env.SetItems(s.SecretEnv.Where(s.Env.ContainsKey).Select(k => KeyValuePair.Create(k, "***"))),
+            Files = [.. s.Files.Select(f => f.Kind == MountedFileKind.Secret && f.Content is not null ? f with { Content = "***" } : f)],
+        };
         return JsonSerializer.SerializeToNode(masked, StateJson.Options);
     }
 

@@ -10,7 +10,10 @@ public sealed class ProcessDriverScope : IAsyncDisposable
     {
         Root = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", Guid.NewGuid().ToString("N")[..12]);
         App = "t" + Guid.NewGuid().ToString("N")[..10];
-        Driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(Root, "runtime"), UseCgroups = useCgroups, CpuShares = cpuShares });
+        Driver = new ProcessDriver(new ProcessDriverOptions
+        {
+            StateRoot = Path.Combine(Root, "runtime"), UseCgroups = useCgroups, CpuShares = cpuShares, VolumesRoot = Path.Combine(Root, "volumes"),
+        });
     }
 
     public string Root { get; }

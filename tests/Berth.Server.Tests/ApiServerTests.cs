@@ -36,6 +36,7 @@ public sealed class ApiServerTests : IAsyncLifetime
                     Name = "api", Command = ["api"], Replicas = 2, Endpoints = [new Endpoint { Name = "http" }],
                     Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("DB_PASSWORD", "hunter2").Add("MODE", "dev"),
                     SecretEnv = ["DB_PASSWORD"],
+                    Files = [new MountedFile { Name = "db-password", Kind = MountedFileKind.Secret, Target = "/run/secrets/db-password", Content = "swordfish" }],
                 },
             ],
         }, "up", CancellationToken.None);
@@ -168,6 +169,8 @@ public sealed class ApiServerTests : IAsyncLifetime
     {
         var body = await _http.GetStringAsync("/v1/services/api");
         Assert.DoesNotContain("hunter2", body, StringComparison.Ordinal);
+        Assert.DoesNotContain("swordfish", body, StringComparison.Ordinal); // a Compose secret's content, as the env secret
+        Assert.DoesNotContain("swordfish", await _http.GetStringAsync("/v1/revisions/1"), StringComparison.Ordinal);
         using var doc = JsonDocument.Parse(body);
         var env = doc.RootElement.GetProperty("spec").GetProperty("env");
         Assert.Equal("***", env.GetProperty("DB_PASSWORD").GetString());

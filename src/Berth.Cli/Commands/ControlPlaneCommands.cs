@@ -27,15 +27,16 @@ internal static class ControlPlaneCommands
 
     private static Command Up()
     {
-        var file = SpecFile.CreateFileOption();
+        var file = SpecFile.CreateFilesOption();
+        var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
         var detach = new Option<bool>("--detach", "-d") { Description = "Run the control plane in the background and return once it is listening." };
         var noBuild = new Option<bool>("--no-build") { Description = "Skip the build commands and image builds (as docker compose up --no-build)." };
         var prune = CreatePruneOption();
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, profiles, detach, noBuild, prune };
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune };
         command.SetAction(async (parse, ct) =>
         {
-            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
             if (!outcome.Succeeded)
             {
                 return outcome.ExitCode;
@@ -63,7 +64,10 @@ internal static class ControlPlaneCommands
             }
 
             return parse.GetValue(detach)
-                ? await StartDetachedAsync(outcome.Path!, parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct)
+                ? await StartDetachedAsync(
+                    // The files as loaded: the default file's compose.override.yaml too, which -f alone would not bring.
+                    outcome.OverridePath is { } overrideFile ? [outcome.Path!, overrideFile] : [outcome.Path!, .. (parse.GetValue(file) ?? []).Skip(1)],
+                    parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct)
                 : await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
         });
         return command;
@@ -220,7 +224,7 @@ internal static class ControlPlaneCommands
         }
     }
 
-    private static async Task<int> StartDetachedAsync(string specPath, string[] profiles, string state, bool prune, CancellationToken ct)
+    private static async Task<int> StartDetachedAsync(string[] specPaths, string[] envFiles, string[] profiles, string state, bool prune, CancellationToken ct)
     {
         Directory.CreateDirectory(state);
         var address = Path.Combine(state, Server.ApiServerOptions.AddressFileName);
@@ -245,8 +249,17 @@ internal static class ControlPlaneCommands
         }
 
         info.ArgumentList.Add(DaemonCommand);
-        info.ArgumentList.Add("-f");
-        info.ArgumentList.Add(Path.GetFullPath(specPath));
+        foreach (var specPath in specPaths)
+        {
+            info.ArgumentList.Add("-f");
+            info.ArgumentList.Add(Path.GetFullPath(specPath));
+        }
+
+        foreach (var envFile in envFiles)
+        {
+            info.ArgumentList.Add("--env-file");
+            info.ArgumentList.Add(Path.GetFullPath(envFile));
+        }
         if (prune)
         {
             info.ArgumentList.Add("--prune");
@@ -298,14 +311,15 @@ internal static class ControlPlaneCommands
 
     private static Command Daemon()
     {
-        var file = SpecFile.CreateFileOption();
+        var file = SpecFile.CreateFilesOption();
+        var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
         var prune = CreatePruneOption();
-        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, profiles, prune };
+        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, envFile, profiles, prune };
         command.Hidden = true;
         command.SetAction(async (parse, ct) =>
         {
-            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
             if (!outcome.Succeeded)
             {
                 return outcome.ExitCode;
@@ -422,7 +436,8 @@ internal static class ControlPlaneCommands
     private static Command Down()
     {
         var file = SpecFile.CreateFileOption();
-        var command = new Command("down", "Stop every replica gracefully and the control plane.") { file };
+        var volumes = new Option<bool>("--volumes", "-v") { Description = "Also remove the app's named volumes (as docker compose down -v); external volumes are kept." };
+        var command = new Command("down", "Stop every replica gracefully and the control plane.") { file, volumes };
         command.SetAction(async (parse, ct) =>
         {
             var state = StateFor(parse.GetValue(file));
@@ -431,56 +446,68 @@ internal static class ControlPlaneCommands
                 return ExitCodes.NotFound;
             }
 
-            if (!Directory.Exists(state))
+            var code = await StopAsync(state, ct);
+            if (code == ExitCodes.Ok && parse.GetValue(volumes) && await ControlPlaneHost.RemoveVolumesAsync(state, Console.Error, ct) is { } problem)
             {
-                Status("nothing to stop: no control plane has run here");
-                return ExitCodes.Ok;
-            }
-
-            var (held, running) = await LockOrRunningAsync(state, ct);
-            using var stateLock = held;
-            if (held is null && running is null)
-            {
+                Error(problem);
                 return ExitCodes.Failed;
             }
 
-            using (var client = running)
-            {
-                if (client is not null)
-                {
-                    await client.PostAsync("/v1/shutdown", null, ct);
-                    var deadline = Stopwatch.StartNew();
-                    while (await client.AliveAsync(ct))
-                    {
-                        if (deadline.Elapsed > TimeSpan.FromMinutes(3))
-                        {
-                            Error("the control plane is still running 3 minutes after it was asked to stop");
-                            return ExitCodes.Failed;
-                        }
-
-                        await Task.Delay(100, ct);
-                    }
-
-                    Status("stopped");
-                    return ExitCodes.Ok;
-                }
-            }
-
-            if (!File.Exists(Path.Combine(state, StateStore.FileName)))
-            {
-                Status("nothing to stop: no control plane has run here");
-                return ExitCodes.Ok;
-            }
-
-            // No control plane answers (never detached, or killed): adopt what is left and stop it.
-            await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
-            var count = host.Plane.Replicas.Length;
-            await host.Plane.DownAsync(ct);
-            await host.RemoveNodesAsync(ct);
-            Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
-            return ExitCodes.Ok;
+            return code;
         });
         return command;
+    }
+
+    private static async Task<int> StopAsync(string state, CancellationToken ct)
+    {
+        if (!Directory.Exists(state))
+        {
+            Status("nothing to stop: no control plane has run here");
+            return ExitCodes.Ok;
+        }
+
+        var (held, running) = await LockOrRunningAsync(state, ct);
+        using var stateLock = held;
+        if (held is null && running is null)
+        {
+            return ExitCodes.Failed;
+        }
+
+        using (var client = running)
+        {
+            if (client is not null)
+            {
+                await client.PostAsync("/v1/shutdown", null, ct);
+                var deadline = Stopwatch.StartNew();
+                while (await client.AliveAsync(ct))
+                {
+                    if (deadline.Elapsed > TimeSpan.FromMinutes(3))
+                    {
+                        Error("the control plane is still running 3 minutes after it was asked to stop");
+                        return ExitCodes.Failed;
+                    }
+
+                    await Task.Delay(100, ct);
+                }
+
+                Status("stopped");
+                return ExitCodes.Ok;
+            }
+        }
+
+        if (!File.Exists(Path.Combine(state, StateStore.FileName)))
+        {
+            Status("nothing to stop: no control plane has run here");
+            return ExitCodes.Ok;
+        }
+
+        // No control plane answers (never detached, or killed): adopt what is left and stop it.
+        await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
+        var count = host.Plane.Replicas.Length;
+        await host.Plane.DownAsync(ct);
+        await host.RemoveNodesAsync(ct);
+        Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
+        return ExitCodes.Ok;
     }
 
     // ---- ps -----------------------------------------------------------------------------------------------------

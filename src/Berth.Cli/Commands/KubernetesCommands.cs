@@ -65,9 +65,14 @@ internal static class KubernetesCommands
             Description = $"Storage each PersistentVolumeClaim requests (default {GenerateDefaults.VolumeSize}).",
             DefaultValueFactory = _ => GenerateDefaults.VolumeSize,
         };
+        var publishedTcp = new Option<string>("--published-tcp")
+        {
+            Description = "Service type for public TCP endpoints (Compose published ports that are not HTTP): loadbalancer or nodeport.",
+            DefaultValueFactory = _ => "loadbalancer",
+        }.AcceptOnlyFromAmong("loadbalancer", "nodeport");
         var command = new Command("generate", "Write Kubernetes manifests (and Istio resources with --mesh istio) for the spec.")
         {
-            file, profiles, outputDir, output, format, overlay, ns, mesh, ingressDomain, volumeSize,
+            file, profiles, outputDir, output, format, overlay, ns, mesh, ingressDomain, volumeSize, publishedTcp,
         };
         command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.GenerateAsync(
             app,
@@ -76,6 +81,7 @@ internal static class KubernetesCommands
             {
                 IngressDomain = parse.GetValue(ingressDomain),
                 VolumeSize = parse.GetValue(volumeSize)!,
+                PublishedTcp = parse.GetValue(publishedTcp) == "nodeport" ? PublishedServiceType.NodePort : PublishedServiceType.LoadBalancer,
             },
             parse.GetValue(format) == "helm" ? ManifestFormat.Helm : ManifestFormat.Yaml,
             parse.GetValue(overlay) ?? [],

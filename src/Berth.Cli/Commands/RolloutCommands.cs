@@ -19,12 +19,13 @@ internal static class RolloutCommands
 
     private static Command Apply()
     {
-        var file = SpecFile.CreateFileOption();
+        var file = SpecFile.CreateFilesOption();
+        var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var command = new Command("apply", "Apply the spec to the running control plane: changed services roll, count-only changes scale.") { file, profiles };
+        var command = new Command("apply", "Apply the spec to the running control plane: changed services roll, count-only changes scale.") { file, envFile, profiles };
         command.SetAction(async (parse, ct) =>
         {
-            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
             if (!outcome.Succeeded)
             {
                 return outcome.ExitCode;

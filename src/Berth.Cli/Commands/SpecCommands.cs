@@ -15,7 +15,8 @@ internal static class SpecCommands
 
     private static Command Validate()
     {
-        var file = SpecFile.CreateFileOption();
+        var file = SpecFile.CreateFilesOption();
+        var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
         var output = new Option<string>("--output", "-o")
         {
@@ -25,13 +26,13 @@ internal static class SpecCommands
         }.AcceptOnlyFromAmong("text", "json");
         var command = new Command("validate", "Check a spec (berth.yaml or a Compose file) and report every problem with file:line:column.")
         {
-            file, profiles, output,
+            file, envFile, profiles, output,
         };
         command.SetAction(parse =>
         {
             var json = parse.GetValue(output) == "json";
             // With -o json the report carries the diagnostics; stderr stays quiet so stdout is the whole answer.
-            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), json ? TextWriter.Null : Console.Error);
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), json ? TextWriter.Null : Console.Error);
             if (json)
             {
                 var report = new
@@ -66,7 +67,8 @@ internal static class SpecCommands
 
     private static Command Config()
     {
-        var file = SpecFile.CreateFileOption();
+        var file = SpecFile.CreateFilesOption();
+        var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
         var output = new Option<string>("--output", "-o")
         {
@@ -80,11 +82,11 @@ internal static class SpecCommands
         };
         var command = new Command("config", "Print the normalized spec: after interpolation, env files and defaults, in berth.yaml syntax.")
         {
-            file, profiles, output, showSecrets,
+            file, envFile, profiles, output, showSecrets,
         };
         command.SetAction(parse =>
         {
-            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(profiles), Console.Error);
+            var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
             if (outcome.Application is not { } app)
             {
                 return outcome.ExitCode;

@@ -51,6 +51,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     public IReadOnlyList<string> Warnings { get; private set; } = [];
 
+    /// <summary>Where process services' named volumes are kept: <c>.berth/volumes/</c> (removed by <c>berth down -v</c>).</summary>
+    public static string VolumesDirectoryFor(string stateDirectory) => Path.Combine(stateDirectory, "volumes");
+
     /// <summary>The state folder of a spec: <c>.berth/</c> beside it (DESIGN.md).</summary>
     public static string StateDirectoryFor(string specPath) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(specPath))!, ".berth");
 
@@ -76,7 +79,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         Directory.CreateDirectory(stateDirectory);
         var stateStore = StateStore.Open(stateDirectory);
         host._disposables.Add(stateStore);
-        var processOptions = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime") };
+        var processOptions = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime"), VolumesRoot = VolumesDirectoryFor(stateDirectory) };
         if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
         {
             processOptions = processOptions with { CgroupRoot = cgroupRoot };
@@ -263,6 +266,53 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     public static readonly TimeSpan DockerConnectTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Whether the state folder's current revision has Docker services (for <c>berth down</c> without a control plane).</summary>
+    /// <summary><c>berth down -v</c>: removes the app's named volumes once its replicas are gone — the Docker volumes Berth
+    /// labelled for the app (never external ones) and the process services' folders under <c>.berth/volumes/</c>.
+    /// Returns a problem to print, or null.</summary>
+    public static async Task<string?> RemoveVolumesAsync(string stateDirectory, TextWriter log, CancellationToken ct)
+    {
+        var folder = VolumesDirectoryFor(stateDirectory);
+        if (Directory.Exists(folder))
+        {
+            Directory.Delete(folder, recursive: true);
+            log.WriteLine($"removed the process services' volumes in {folder}");
+        }
+
+        string? app = null;
+        if (File.Exists(Path.Combine(stateDirectory, StateStore.FileName)))
+        {
+            using var store = StateStore.Open(stateDirectory);
+            app = store.CurrentRevision()?.Application.Name;
+        }
+
+        if (app is null)
+        {
+            return null;
+        }
+
+        using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        connect.CancelAfter(DockerConnectTimeout);
+        using var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
+        if (!docker.Capabilities.Available)
+        {
+            return null; // no engine, so no Docker volumes of this app
+        }
+
+        try
+        {
+            foreach (var name in await docker.RemoveVolumesAsync(app, ct))
+            {
+                log.WriteLine($"removed volume {name}");
+            }
+        }
+        catch (Docker.DotNet.DockerApiException e)
+        {
+            return $"a volume of '{app}' could not be removed: {e.Message}";
+        }
+
+        return null;
+    }
+
     public static bool RecordedAppNeedsDocker(string stateDirectory)
     {
         if (!File.Exists(Path.Combine(stateDirectory, StateStore.FileName)))

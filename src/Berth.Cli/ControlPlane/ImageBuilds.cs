@@ -15,7 +15,8 @@ internal static class ImageBuilds
     /// <summary>The builds to run for <paramref name="app"/>: (service, context folder, Dockerfile, tag).</summary>
     public static IReadOnlyList<(string Service, string Context, string Dockerfile, string Tag)> For(Application app) =>
         [.. app.Services
-            .Where(s => s.EffectiveRuntime == RuntimeKind.Docker && s.Build?.Context is not null && !string.IsNullOrWhiteSpace(s.Image))
+            // pull_policy never: the image on the engine is used as it is, never built or pulled.
+            .Where(s => s.EffectiveRuntime == RuntimeKind.Docker && s.Build?.Context is not null && !string.IsNullOrWhiteSpace(s.Image) && s.PullPolicy != PullPolicy.Never)
             .Select(s => (Service: s.Name,
                 Context: Path.IsPathRooted(s.Build!.Context!) ? s.Build.Context! : Path.GetFullPath(Path.Combine(app.BaseDirectory, s.Build.Context!)),
                 Dockerfile: s.Build.Dockerfile ?? "Dockerfile",

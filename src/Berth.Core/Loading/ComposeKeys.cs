@@ -16,7 +16,7 @@ internal sealed partial class SpecReader
         ["networks"] = Unsupported<SpecReader>("Berth's replicas share the host's loopback network"),
         ["secrets"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Secret),
         ["configs"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Config),
-        ["include"] = Unsupported<SpecReader>(null),
+        ["include"] = (r, v, p, _) => r.ReadInclude(v, p),
         ["models"] = Unsupported<SpecReader>(null),
     };
 
@@ -97,6 +97,7 @@ internal sealed partial class SpecReader
             ["labels"] = BerthServiceKeys["labels"],
             ["profiles"] = BerthServiceKeys["profiles"],
             ["stop_grace_period"] = BerthServiceKeys["stop_grace_period"],
+            ["extends"] = (_, _, _, _) => { }, // applied before the service's own keys (ApplyExtends)
             ["command"] = (r, v, p, d) => d.S = d.S with { Command = IsNull(v) ? [] : r.Argv(v, p) ?? [] },
             ["ports"] = (r, v, p, d) => r.ReadPorts(v, p, d),
             ["expose"] = (r, v, p, d) => r.ReadExpose(v, p, d),
@@ -122,6 +123,18 @@ internal sealed partial class SpecReader
                 "networks" or "network_mode" or "links" =>
                     "services reach each other through Berth's mesh on 127.0.0.1 (services__NAME__ENDPOINT__0)",
                 "container_name" => "Berth names replicas itself",
+                "dns" or "dns_opt" or "dns_search" or "domainname" or "mac_address" => "containers use the host's network and its resolver",
+                "ipc" or "pid" or "uts" or "userns_mode" or "cgroup" or "cgroup_parent" or "isolation" => "Berth puts each replica in its own cgroup and namespaces",
+                "blkio_config" or "cpu_count" or "cpu_percent" or "cpu_period" or "cpu_quota" or "cpu_rt_period" or "cpu_rt_runtime" or "cpu_shares" or "cpuset"
+                    or "mem_swappiness" or "memswap_limit" or "oom_kill_disable" or "oom_score_adj" or "device_cgroup_rules" =>
+                    "Berth sets CPU and memory limits itself from cpus, mem_limit and deploy.resources",
+                "tty" or "stdin_open" or "attach" => "replicas run detached; read their output with berth logs",
+                "platform" => "images run on this machine's platform",
+                "develop" => "Berth has no watch mode yet",
+                "post_start" or "pre_stop" => "lifecycle hooks do not run yet",
+                "gpus" => "GPUs are not passed to containers yet",
+                "volumes_from" => "share a named volume between the services instead",
+                "runtime" => "containers run with the engine's default OCI runtime",
                 _ => null,
             });
         }

@@ -108,7 +108,7 @@ public static class SpecLoader
         diagnostics.OrderBy(d => d.File == mainFile ? 1 : 0).ThenBy(d => d.Line).ThenBy(d => d.Column).ToList();
 
     /// <summary>One file's YAML as a node tree with merge keys resolved, or null with the problem in <paramref name="diagnostics"/>.</summary>
-    private static YamlNode? Parse(string text, string fileName, List<Diagnostic> diagnostics)
+    internal static YamlNode? Parse(string text, string fileName, List<Diagnostic> diagnostics)
     {
         YamlNode? root;
         var tracking = new TrackingParser(new Parser(new StringReader(text)));

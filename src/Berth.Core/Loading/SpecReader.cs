@@ -32,7 +32,8 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
     /// <summary>The key whose handler is running, so a handler can point at the key rather than its value.</summary>
     public YamlScalarNode? CurrentKey { get; private set; }
 
-    public string BaseDirectory { get; } = baseDirectory;
+    /// <summary>The folder relative paths resolve against: the spec's, or an extended or included file's while it is read.</summary>
+    public string BaseDirectory { get; private set; } = baseDirectory;
 
     /// <summary>Absolute path of the file, for <see cref="PipelineRef"/> and <see cref="Application.SourceFile"/>.</summary>
     public string? SourcePath { get; init; }
@@ -220,7 +221,9 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
         name.Length > 0 && name.Length <= 63 && char.IsAsciiLetterOrDigit(name[0])
         && name.All(c => (lowercase ? char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) : char.IsAsciiLetterOrDigit(c)) || c is '-' or '_' or '.');
 
-    private void ReadServices(YamlNode v, string path)
+    private void ReadServices(YamlNode v, string path) => ReadServices(v, path, included: false);
+
+    private void ReadServices(YamlNode v, string path, bool included)
     {
         var map = Mapping(v, path, "a mapping of service names to services");
         if (map is null)
@@ -239,6 +242,12 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
 
             // A service named again (in an override file) adds to the same draft.
             var existing = _services.Find(d => d.Name == name);
+            if (existing is not null && included)
+            {
+                Error(keyNode, p, $"service {name} is defined both here and at {FileOf(existing.KeyNode)}:{existing.KeyNode.Start.Line}:{existing.KeyNode.Start.Column}; an included file may not redefine a service (as Compose); rename one of them");
+                continue;
+            }
+
             var draft = existing ?? new ServiceDraft(name, p, keyNode.Start) { KeyNode = keyNode };
             if (existing is null && Format == SpecFormat.Compose)
             {
@@ -280,6 +289,7 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
             }
             else
             {
+                ApplyExtends(body, p, draft, map, []);
                 ReadComposeService(body, p, draft);
             }
 

@@ -89,7 +89,11 @@ internal static class ReplicaSpecBuilder
             Node = app.Nodes.IsDefaultOrEmpty || r.Node is null ? null : NodeCgroupSpec.PathFor(app.Name, r.Node),
             StateDirectory = Path.Combine(options.StateDirectory, "replicas", r.Id),
             Labels = labels,
-            SecretEnv = [.. service.SecretEnv.Where(service.Env.ContainsKey).Select(k => service.Env[k]).Where(v => v.Length > 0)],
+            SecretEnv = [.. service.SecretEnv.Where(service.Env.ContainsKey).Select(k => service.Env[k]).Where(v => v.Length > 0),
+                .. service.Files.Where(f => f.Kind == MountedFileKind.Secret && f.Content is { Length: > 0 }).Select(f => f.Content!)],
+            Files = service.Files,
+            Container = service.Container,
+            PullPolicy = service.PullPolicy,
         };
     }
 }

@@ -111,7 +111,14 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} has no image: set 'image' (or 'build') in the spec, or run it with the process driver");
         }
 
-        var parameters = CreateParameters(spec);
+        if (spec.PullPolicy == PullPolicy.Always)
+        {
+            await PullAsync(spec.Image, $"pull_policy always: pulling '{spec.Image}' failed", cancellationToken).ConfigureAwait(false);
+        }
+
+        var files = await MountedFiles.WriteAsync(spec, cancellationToken).ConfigureAwait(false);
+        var subpaths = await EnsureVolumesAsync(spec, cancellationToken).ConfigureAwait(false);
+        var parameters = CreateParameters(spec, files, subpaths);
         CreateContainerResponse created;
         try
         {
@@ -120,6 +127,12 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
         catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
+            if (spec.PullPolicy is PullPolicy.Never or PullPolicy.Build)
+            {
+                throw new ReplicaStartException($"replica {spec.ReplicaId}: image '{spec.Image}' is not on the Docker engine and pull_policy is {spec.PullPolicy.ToString().ToLowerInvariant()}, so it is not pulled; " +
+                    (spec.PullPolicy == PullPolicy.Build ? "berth up builds it from build: unless --no-build is given" : "build or load it (docker load), or use pull_policy missing"), e);
+            }
+
             await EnsureImageAsync(spec.Image, cancellationToken).ConfigureAwait(false);
             created = await CreateAsync(spec, parameters, cancellationToken).ConfigureAwait(false);
         }
@@ -380,6 +393,100 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             })];
     }
 
+    /// <summary>Creates the app's named volumes (labelled <c>berth.app</c> and <c>berth.volume</c>, so <c>berth down -v</c>
+    /// finds them) and checks that external ones exist. Returns, per mount with a <c>subpath</c>, the host folder to bind:
+    /// the volume's own folder joined with the subpath (the local driver keeps it on this machine), as Engine 26's
+    /// VolumeOptions.Subpath does.</summary>
+    private async Task<IReadOnlyDictionary<string, string>> EnsureVolumesAsync(ReplicaSpec spec, CancellationToken cancellationToken)
+    {
+        var subpaths = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var mount in spec.Volumes.Where(v => v.Type == VolumeType.Volume && v.VolumeName is not null))
+        {
+            VolumeResponse volume;
+            if (mount.External)
+            {
+                try
+                {
+                    volume = await CallAsync(c => c.Volumes.InspectAsync(mount.VolumeName!, cancellationToken)).ConfigureAwait(false);
+                }
+                catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
+                {
+                    throw new ReplicaStartException($"replica {spec.ReplicaId}: external volume '{mount.VolumeName}' does not exist; create it (docker volume create {mount.VolumeName}) or drop external: true", e);
+                }
+            }
+            else
+            {
+                // Creating an existing volume returns it unchanged, so this is also the lookup.
+                volume = await CallAsync(c => c.Volumes.CreateAsync(new VolumesCreateParameters
+                {
+                    Name = mount.VolumeName,
+                    Driver = "local",
+                    Labels = new Dictionary<string, string> { [BerthLabels.App] = spec.App, [BerthLabels.Volume] = mount.Source! },
+                }, cancellationToken)).ConfigureAwait(false);
+            }
+
+            if (mount.Subpath is { } subpath)
+            {
+                var folder = Path.GetFullPath(Path.Combine(volume.Mountpoint, subpath));
+                if (!folder.StartsWith(volume.Mountpoint, StringComparison.Ordinal) || !Directory.Exists(folder))
+                {
+                    throw new ReplicaStartException($"replica {spec.ReplicaId}: subpath '{subpath}' is not a folder in volume '{mount.VolumeName}' (as Compose, it must exist)");
+                }
+
+                subpaths[mount.Target] = folder;
+            }
+        }
+
+        return subpaths;
+    }
+
+    /// <summary>Removes the app's named volumes (those Berth created, by label); external volumes are never touched.
+    /// Returns the names removed.</summary>
+    public async Task<IReadOnlyList<string>> RemoveVolumesAsync(string app, CancellationToken cancellationToken)
+    {
+        var list = await CallAsync(c => c.Volumes.ListAsync(new VolumesListParameters
+        {
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{BerthLabels.App}={app}"] = true } },
+        }, cancellationToken)).ConfigureAwait(false);
+        var removed = new List<string>();
+        foreach (var volume in list.Volumes ?? [])
+        {
+            await CallAsync(c => c.Volumes.RemoveAsync(volume.Name, force: false, cancellationToken)).ConfigureAwait(false);
+            removed.Add(volume.Name);
+        }
+
+        return removed;
+    }
+
+    private async Task PullAsync(string image, string what, CancellationToken cancellationToken)
+    {
+        if (await TryPullAsync(image, cancellationToken).ConfigureAwait(false) is { } error)
+        {
+            throw new ReplicaStartException($"{what}: {error}. No registry may be reachable from here; use pull_policy missing (the local image is used) or build (it is built from build:)");
+        }
+    }
+
+    /// <summary>Pulls <paramref name="image"/>; returns the engine's error, or null when it was pulled.</summary>
+    private async Task<string?> TryPullAsync(string image, CancellationToken cancellationToken)
+    {
+        var (name, tag) = SplitImage(image);
+        string? error = null;
+        try
+        {
+            await CallAsync(c => c.Images.CreateImageAsync(
+                new ImagesCreateParameters { FromImage = name, Tag = tag },
+                null,
+                new Progress(m => error ??= m.Error?.Message ?? (string.IsNullOrEmpty(m.ErrorMessage) ? null : m.ErrorMessage)),
+                cancellationToken)).ConfigureAwait(false);
+        }
+        catch (DockerApiException e)
+        {
+            error = ApiMessage(e);
+        }
+
+        return error;
+    }
+
     /// <summary>Makes sure the image is on the engine: a local image is used as is; a missing one is pulled, with a plain error when no registry answers.</summary>
     public async Task EnsureImageAsync(string image, CancellationToken cancellationToken)
     {
@@ -396,20 +503,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         Log.Pulling(_options.Logger, image);
-        var (name, tag) = SplitImage(image);
-        string? error = null;
-        try
-        {
-            await CallAsync(c => c.Images.CreateImageAsync(
-                new ImagesCreateParameters { FromImage = name, Tag = tag },
-                null,
-                new Progress(m => error ??= m.Error?.Message ?? (string.IsNullOrEmpty(m.ErrorMessage) ? null : m.ErrorMessage)),
-                cancellationToken)).ConfigureAwait(false);
-        }
-        catch (DockerApiException e)
-        {
-            error = ApiMessage(e);
-        }
+        var error = await TryPullAsync(image, cancellationToken).ConfigureAwait(false);
 
         if (error is null)
         {
@@ -468,7 +562,8 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
     public void Dispose() => _client.Dispose();
 
-    internal CreateContainerParameters CreateParameters(ReplicaSpec spec)
+    internal CreateContainerParameters CreateParameters(ReplicaSpec spec, IReadOnlyList<(MountedFile File, string HostPath)>? files = null,
+        IReadOnlyDictionary<string, string>? subpaths = null)
     {
         var labels = new Dictionary<string, string>(spec.Labels, StringComparer.Ordinal)
         {
@@ -499,6 +594,9 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         var memory = spec.MemoryLimit?.Bytes ?? 0;
+        var c = spec.Container;
+        var mounts = spec.Volumes.Select(v => Mount(v, subpaths)).ToList();
+        mounts.AddRange((files ?? []).Select(f => new Mount { Type = "bind", Source = f.HostPath, Target = f.File.Target, ReadOnly = true }));
         return new CreateContainerParameters
         {
             Name = ContainerName(spec.App, spec.ReplicaId),
@@ -509,6 +607,8 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             WorkingDir = spec.WorkingDir,
             User = spec.User,
             Labels = labels,
+            StopSignal = c.StopSignal,
+            Hostname = c.Hostname,
             HostConfig = new HostConfig
             {
                 NetworkMode = _options.NetworkMode,
@@ -518,14 +618,60 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 // memory + swap = memory: no swapping past the limit, as Kubernetes.
                 MemorySwap = memory,
                 CgroupParent = spec.Node is null || _cgroupDriver != "cgroupfs" ? null : $"/{_options.CgroupSubtree}/{spec.Node}",
-                Mounts = [.. spec.Volumes.Select(v => new Mount
-                {
-                    Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", VolumeType.Volume => "volume" },
-                    Source = v.Source,
-                    Target = v.Target,
-                    ReadOnly = v.ReadOnly,
-                })],
+                Mounts = mounts,
+
+                // Compose's container options, as docker compose passes them to the engine.
+                Init = c.Init,
+                ReadonlyRootfs = c.ReadOnly,
+                Privileged = c.Privileged,
+                Tmpfs = c.Tmpfs.IsDefaultOrEmpty ? null : c.Tmpfs.ToDictionary(t => t.Split(':', 2)[0], t => t.Contains(':', StringComparison.Ordinal) ? t.Split(':', 2)[1] : ""),
+                CapAdd = c.CapAdd.IsDefaultOrEmpty ? null : [.. c.CapAdd],
+                CapDrop = c.CapDrop.IsDefaultOrEmpty ? null : [.. c.CapDrop],
+                Ulimits = c.Ulimits.IsEmpty ? null : [.. c.Ulimits.Select(u => new global::Docker.DotNet.Models.Ulimit { Name = u.Key, Soft = u.Value.Soft, Hard = u.Value.Hard })],
+                Sysctls = c.Sysctls.IsEmpty ? null : c.Sysctls.ToDictionary(),
+                ShmSize = c.ShmSize?.Bytes ?? 0,
+                SecurityOpt = c.SecurityOpt.IsDefaultOrEmpty ? null : [.. c.SecurityOpt],
+                Devices = c.Devices.IsDefaultOrEmpty ? null : [.. c.Devices.Select(Device)],
+                ExtraHosts = c.ExtraHosts.IsDefaultOrEmpty ? null : [.. c.ExtraHosts],
+                GroupAdd = c.GroupAdd.IsDefaultOrEmpty ? null : [.. c.GroupAdd],
+                PidsLimit = c.PidsLimit,
+                LogConfig = c.LogDriver is null ? null : new LogConfig { Type = c.LogDriver, Config = c.LogOptions.ToDictionary() },
             },
+        };
+    }
+
+    private static Mount Mount(VolumeMount v, IReadOnlyDictionary<string, string>? subpaths)
+    {
+        if (v.Type == VolumeType.Volume && subpaths?.TryGetValue(v.Target, out var folder) == true)
+        {
+            return new Mount { Type = "bind", Source = folder, Target = v.Target, ReadOnly = v.ReadOnly };
+        }
+
+        if (v.Type == VolumeType.Bind && v.CreateHostPath && v.Source is { } source && !Path.Exists(source))
+        {
+            Directory.CreateDirectory(source); // Compose's create_host_path (the engine's Mounts API would refuse a missing source)
+        }
+
+        return new Mount
+        {
+            Type = v.Type switch { VolumeType.Bind => "bind", VolumeType.Tmpfs => "tmpfs", VolumeType.Volume => "volume" },
+            Source = v.Type == VolumeType.Volume ? v.VolumeName ?? v.Source : v.Source,
+            Target = v.Target,
+            ReadOnly = v.ReadOnly,
+            VolumeOptions = v.NoCopy ? new VolumeOptions { NoCopy = true } : null,
+            TmpfsOptions = v.TmpfsSize is null && v.TmpfsMode is null ? null : new TmpfsOptions { SizeBytes = v.TmpfsSize?.Bytes ?? 0, Mode = (uint)(v.TmpfsMode ?? 0b1_111_111_111) },
+        };
+    }
+
+    /// <summary><c>HOST[:CONTAINER[:PERMISSIONS]]</c>, as docker run --device.</summary>
+    private static DeviceMapping Device(string text)
+    {
+        var parts = text.Split(':');
+        return new DeviceMapping
+        {
+            PathOnHost = parts[0],
+            PathInContainer = parts.Length > 1 ? parts[1] : parts[0],
+            CgroupPermissions = parts.Length > 2 ? parts[2] : "rwm",
         };
     }
 

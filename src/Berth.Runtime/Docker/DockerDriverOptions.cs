@@ -57,6 +57,9 @@ public static class BerthLabels
     public const string Service = "berth.service";
     public const string Replica = "berth.replica";
     public const string Revision = "berth.revision";
+
+    /// <summary>On a named volume: its name in the spec.</summary>
+    public const string Volume = "berth.volume";
 }
 
 /// <summary>The Docker engine cannot be reached; the message names the address (DOCKER_HOST) and how to start Docker.</summary>

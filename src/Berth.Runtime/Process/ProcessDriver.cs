@@ -122,6 +122,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
         await EndUnrecordedRunAsync(spec.ReplicaId, dir, cancellationToken).ConfigureAwait(false);
         SupervisorFiles.ClearRun(dir);
+        var files = await MountedFiles.WriteAsync(spec, cancellationToken).ConfigureAwait(false);
         var cgroup = CgroupPath(spec);
         var limited = spec.CpuLimit is not null || spec.MemoryLimit is not null;
         var cgroups = _cgroups;
@@ -148,7 +149,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             Log.LimitsNotEnforced(_options.Logger, spec.ReplicaId, cgroups.Description);
         }
 
-        var (line, stderr) = await RunSupervisorAsync(spec, argv, dir, cgroups, cgroup, cancellationToken).ConfigureAwait(false);
+        var (line, stderr) = await RunSupervisorAsync(spec, files, argv, dir, cgroups, cgroup, cancellationToken).ConfigureAwait(false);
         if (cgroups.Enforced && line is not null && line.StartsWith(JoinRefused, StringComparison.Ordinal) && line.Contains("Permission denied", StringComparison.Ordinal))
         {
             // The supervisor may not move the replica into its group: run it without one rather than fail it over and over.
@@ -156,7 +157,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             LoseCgroups(new UnauthorizedAccessException(line["error ".Length..]));
             cgroups = _cgroups;
             SupervisorFiles.ClearRun(dir);
-            (line, stderr) = await RunSupervisorAsync(spec, argv, dir, cgroups, cgroup, cancellationToken).ConfigureAwait(false);
+            (line, stderr) = await RunSupervisorAsync(spec, files, argv, dir, cgroups, cgroup, cancellationToken).ConfigureAwait(false);
         }
 
         if (line is null || !line.StartsWith("started ", StringComparison.Ordinal))
@@ -189,7 +190,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
     private const string JoinRefused = "error cannot join cgroup";
 
     /// <summary>Starts the replica's supervisor and reads its handshake: <c>started PID TICKS</c> or <c>error …</c> (null: no answer).</summary>
-    private async Task<(string? Line, string Stderr)> RunSupervisorAsync(ReplicaSpec spec, List<string> argv, string dir, ICgroupHierarchy cgroups, string cgroup, CancellationToken cancellationToken)
+    private async Task<(string? Line, string Stderr)> RunSupervisorAsync(ReplicaSpec spec, IReadOnlyList<(MountedFile File, string HostPath)> files, List<string> argv, string dir, ICgroupHierarchy cgroups, string cgroup, CancellationToken cancellationToken)
     {
         var start = new ProcessStartInfo(_options.Perl)
         {
@@ -248,7 +249,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             timeout.CancelAfter(_options.StartTimeout);
             try
             {
-                await supervisor.StandardInput.BaseStream.WriteAsync(EncodeInput(argv, BuildEnvironment(spec)), timeout.Token).ConfigureAwait(false);
+                await supervisor.StandardInput.BaseStream.WriteAsync(EncodeInput(argv, BuildEnvironment(spec, files)), timeout.Token).ConfigureAwait(false);
                 supervisor.StandardInput.Close();
                 line = await supervisor.StandardOutput.ReadLineAsync(timeout.Token).ConfigureAwait(false);
             }
@@ -630,7 +631,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         return argv;
     }
 
-    private Dictionary<string, string> BuildEnvironment(ReplicaSpec spec)
+    private Dictionary<string, string> BuildEnvironment(ReplicaSpec spec, IReadOnlyList<(MountedFile File, string HostPath)> files)
     {
         var env = new Dictionary<string, string>(StringComparer.Ordinal);
         if (_options.InheritEnvironment)
@@ -656,8 +657,34 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             env[key] = value;
         }
 
+        // A process cannot mount: its secrets and configs are files under its state folder, named in BERTH_SECRET_NAME /
+        // BERTH_CONFIG_NAME, and an env value that names the file where a container would see it (the
+        // POSTGRES_PASSWORD_FILE=/run/secrets/db-password pattern) is pointed at the real file.
+        foreach (var (file, hostPath) in files)
+        {
+            env[$"BERTH_{(file.Kind == MountedFileKind.Secret ? "SECRET" : "CONFIG")}_{EnvName(file.Name)}"] = hostPath;
+            foreach (var key in spec.Env.Where(kv => kv.Value == file.Target).Select(kv => kv.Key))
+            {
+                env[key] = hostPath;
+            }
+        }
+
+        // Named volumes are kept folders (under VolumesRoot), so data outlives the replica as a Docker volume's does.
+        foreach (var mount in spec.Volumes.Where(v => v.Type == VolumeType.Volume && v.Source is not null && _options.VolumesRoot is not null))
+        {
+            var folder = Path.Combine(_options.VolumesRoot!, mount.VolumeName ?? mount.Source!);
+            Directory.CreateDirectory(folder);
+            env[$"BERTH_VOLUME_{EnvName(mount.Source!)}"] = folder;
+            foreach (var key in spec.Env.Where(kv => kv.Value == mount.Target).Select(kv => kv.Key))
+            {
+                env[key] = folder;
+            }
+        }
+
         return env;
     }
+
+    private static string EnvName(string name) => new([.. name.ToUpperInvariant().Select(c => char.IsAsciiLetterOrDigit(c) ? c : '_')]);
 
     private static byte[] EncodeInput(List<string> argv, Dictionary<string, string> env)
     {

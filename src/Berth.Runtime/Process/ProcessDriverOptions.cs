@@ -9,6 +9,10 @@ public sealed record ProcessDriverOptions
     /// <summary>Where the driver keeps its registry of replicas (one file each) and its supervisor script, e.g. <c>.berth/runtime</c>.</summary>
     public required string StateRoot { get; init; }
 
+    /// <summary>Where a process service's named volumes are kept as folders (one per volume, e.g. <c>.berth/volumes</c>),
+    /// named in <c>BERTH_VOLUME_NAME</c>; null: named volumes are not made for processes.</summary>
+    public string? VolumesRoot { get; init; }
+
     /// <summary>Where cgroup hierarchies are mounted: <c>/sys/fs/cgroup</c>; point it at a delegated v2 subtree to run unprivileged.</summary>
     public string CgroupRoot { get; init; } = ProcessDriverDefaults.CgroupRoot;
 

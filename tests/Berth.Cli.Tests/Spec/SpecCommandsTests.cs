@@ -50,6 +50,21 @@ public class SpecCommandsTests : IDisposable
     }
 
     [Fact]
+    public async Task Config_SeveralFilesAndEnvFile_MergedInOrderAsDockerCompose()
+    {
+        Write("compose.yaml", "name: app\nservices:\n  web:\n    image: web:${TAG}\n");
+        Write("compose.prod.yaml", "services:\n  web:\n    deploy: {replicas: 3}\n");
+        Write("prod.env", "TAG=2.0\n");
+
+        var run = await new BerthCli(_dir).RunAsync("config", "-f", "compose.yaml", "-f", "compose.prod.yaml", "--env-file", "prod.env", "-o", "json");
+
+        Assert.True(run.Code == ExitCodes.Ok, run.Err);
+        using var json = JsonDocument.Parse(run.Out);
+        var web = json.RootElement.GetProperty("services").GetProperty("web");
+        Assert.Equal(("web:2.0", 3), (web.GetProperty("image").GetString(), web.GetProperty("replicas").GetInt32()));
+    }
+
+    [Fact]
     public async Task Validate_MissingFile_ExitsNotFound()
     {
         var run = await new BerthCli(_dir).RunAsync("validate", "-f", "nope.yaml");

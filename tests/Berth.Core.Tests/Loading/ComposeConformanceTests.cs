@@ -299,6 +299,220 @@ public class ComposeConformanceTests : IDisposable
         Assert.Equal([(8000, 80), (9000, 81)], s.Endpoints.Select(e => (e.Port!.Value, e.TargetPort!.Value)));
     }
 
+    // ---- run-time features: what the loader makes of them ----------------------------------------------------------
+
+    [Fact]
+    public void SecretsAndConfigs_ShortAndLongForms_BecomeFilesToMount()
+    {
+        System.IO.File.WriteAllText(File("db-password.txt"), "s3cret");
+        var s = App("""
+            services:
+              db:
+                image: mysql
+                secrets:
+                  - db-password
+                  - {source: token, target: api-token, uid: "999", gid: "999", mode: 0440}
+                configs:
+                  - app
+                  - {source: app, target: /etc/app.conf, mode: 0o644}
+            secrets:
+              db-password: {file: ./db-password.txt}
+              token: {environment: OAUTH_TOKEN}
+            configs:
+              app: {content: "mode: fast"}
+            """, new() { ["OAUTH_TOKEN"] = "tok" }).Services[0];
+
+        Assert.Equal(
+        [
+            new MountedFile { Name = "db-password", Kind = MountedFileKind.Secret, Target = "/run/secrets/db-password", SourceFile = File("db-password.txt") },
+            new MountedFile { Name = "token", Kind = MountedFileKind.Secret, Target = "/run/secrets/api-token", Content = "tok", Uid = "999", Gid = "999", Mode = 288 },
+            new MountedFile { Name = "app", Kind = MountedFileKind.Config, Target = "/app", Content = "mode: fast" },
+            new MountedFile { Name = "app", Kind = MountedFileKind.Config, Target = "/etc/app.conf", Content = "mode: fast", Mode = 420 },
+        ], s.Files.ToArray());
+    }
+
+    [Fact]
+    public void Secrets_UndeclaredExternalOrSourceless_AreErrors()
+    {
+        var result = Load("""
+            services:
+              db:
+                image: mysql
+                secrets: [tokn]
+            secrets:
+              token: {content: t}
+              db-password: {file: ./nope.txt}
+              vault: {external: true}
+              empty: {}
+            """);
+
+        Assert.Equal($"""
+            compose.yaml:4:15: services.db.secrets[0]: refers to secret 'tokn', which is not declared; add it under the top-level secrets: (or did you mean 'token'?)
+            compose.yaml:7:23: secrets.db-password.file: '{File("nope.txt")}' does not exist; create it, or point file: at the secret's file
+            compose.yaml:8:3: secrets.vault.external: external secrets need a secret store, which Berth does not have; give it file:, environment: or content: instead
+            compose.yaml:9:3: secrets.empty: needs one of file:, environment: or content:
+            """, Errors(result));
+    }
+
+    [Fact]
+    public void ContainerOptions_AreReadAsCompose_AndNonNamespacedSysctlsRefused()
+    {
+        var result = Load("""
+            services:
+              web:
+                image: x
+                init: true
+                read_only: true
+                tmpfs: /run
+                cap_add: [NET_ADMIN]
+                ulimits: {nproc: 65535, nofile: {soft: 1024, hard: 2048}}
+                sysctls: {kernel.shmmax: "65536", net.core.somaxconn: "1024", vm.swappiness: "10"}
+                extra_hosts: ["db=127.0.0.1", "cache:127.0.0.2"]
+                devices: [{source: /dev/fuse, target: /dev/fuse, permissions: rwm}]
+                shm_size: 64m
+                pids_limit: 100
+                stop_signal: SIGINT
+                logging: {driver: local, options: {max-size: 1m}}
+                pull_policy: never
+            """);
+
+        Assert.Equal("compose.yaml:9:82: services.web.sysctls.vm.swappiness: 'vm.swappiness' is not a namespaced sysctl, so Docker refuses to set it per container; only kernel.msg*, kernel.sem, kernel.shm* and fs.mqueue.* are", Errors(result));
+        Assert.Equal(["services.web.sysctls.net.core.somaxconn"], result.Warnings.Select(w => w.Path));
+    }
+
+    [Fact]
+    public void ContainerOptions_Values()
+    {
+        var s = App("""
+            services:
+              web:
+                image: x
+                init: true
+                tmpfs: /run
+                ulimits: {nproc: 65535, nofile: {soft: 1024, hard: 2048}}
+                extra_hosts: ["db=127.0.0.1", "cache:127.0.0.2"]
+                devices: [{source: /dev/fuse, target: /dev/fuse, permissions: rwm}, "/dev/null"]
+                shm_size: 64m
+                pids_limit: 100
+                logging: {driver: local, options: {max-size: 1m}}
+                pull_policy: never
+            """).Services[0];
+        var c = s.Container;
+
+        Assert.Equal((true, "/run", 65535L, 1024L, 2048L), (c.Init, c.Tmpfs.Single(), c.Ulimits["nproc"].Soft, c.Ulimits["nofile"].Soft, c.Ulimits["nofile"].Hard));
+        Assert.Equal(["db:127.0.0.1", "cache:127.0.0.2"], c.ExtraHosts.ToArray());
+        Assert.Equal(["/dev/fuse:/dev/fuse:rwm", "/dev/null"], c.Devices.ToArray());
+        Assert.Equal((64L << 20, 100L, "local", "1m"), (c.ShmSize!.Value.Bytes, c.PidsLimit!.Value, c.LogDriver, c.LogOptions["max-size"]));
+        Assert.Equal(PullPolicy.Never, s.PullPolicy);
+    }
+
+    [Fact]
+    public void NamedVolumes_GetComposesEngineNames()
+    {
+        var s = App("""
+            name: shop
+            services:
+              db:
+                image: x
+                volumes:
+                  - data:/data
+                  - shared:/shared
+                  - named:/named
+                  - {type: volume, source: data, target: /sub, volume: {nocopy: true, subpath: logs}}
+                  - {type: tmpfs, target: /fast, tmpfs: {size: 1m, mode: 0700}}
+            volumes:
+              data:
+              shared: {external: true}
+              named: {name: my-named}
+            """).Services[0];
+
+        Assert.Equal(
+            [("shop_data", false), ("shared", true), ("my-named", false), ("shop_data", false), (null, false)],
+            s.Volumes.Select(v => (v.VolumeName, v.External)));
+        Assert.Equal((true, "logs"), (s.Volumes[3].NoCopy, s.Volumes[3].Subpath));
+        Assert.Equal((1L << 20, 448), (s.Volumes[4].TmpfsSize!.Value.Bytes, s.Volumes[4].TmpfsMode!.Value));
+    }
+
+    // ---- extends, include, several files, env files -----------------------------------------------------------
+
+    [Fact]
+    public void Extends_SameFileAndOtherFile_MergeAsComposeDoes()
+    {
+        Directory.CreateDirectory(File("common"));
+        System.IO.File.WriteAllText(File("common/base.yaml"), """
+            services:
+              base:
+                image: base:1
+                environment: {FROM_BASE: "1", SHARED: base}
+                volumes: [./data:/data]
+            """);
+        var app = App("""
+            services:
+              web:
+                extends: {file: common/base.yaml, service: base}
+                environment: {SHARED: web}
+              worker:
+                extends: web
+                command: ["work"]
+            """);
+
+        var web = app.Services[0];
+        var worker = app.Services[1];
+        Assert.Equal(("base:1", "1", "web"), (web.Image, web.Env["FROM_BASE"], web.Env["SHARED"]));
+        Assert.Equal(File("common/data"), Assert.Single(web.Volumes).Source); // relative to the extended file, as Compose
+        Assert.Equal(("base:1", "web", "work"), (worker.Image, worker.Env["SHARED"], worker.Command.Single()));
+    }
+
+    [Fact]
+    public void Extends_UnknownServiceAndCycle_AreErrors()
+    {
+        var result = Load("services:\n  a:\n    extends: b\n    image: x\n  b:\n    extends: a\n    image: x\n  c:\n    extends: nope\n    image: x\n");
+
+        Assert.Equal("""
+            compose.yaml:3:14: services.a.extends: extends forms a cycle: compose.yaml#b → compose.yaml#a → compose.yaml#b; a service cannot extend itself
+            compose.yaml:6:14: services.b.extends: extends forms a cycle: compose.yaml#a → compose.yaml#b → compose.yaml#a; a service cannot extend itself
+            compose.yaml:9:14: services.c.extends: extends service 'nope', which is not in this file
+            """.Replace("compose.yaml#", File("compose.yaml") + "#", StringComparison.Ordinal), Errors(result));
+    }
+
+    [Fact]
+    public void Include_AddsTheOtherFilesServicesAndVolumes_WithItsOwnFolder()
+    {
+        Directory.CreateDirectory(File("db"));
+        System.IO.File.WriteAllText(File("db/compose.yaml"), "services:\n  db:\n    image: postgres\n    env_file: db.env\n    volumes: [data:/var/lib/postgresql/data]\nvolumes:\n  data:\n");
+        System.IO.File.WriteAllText(File("db/db.env"), "POSTGRES_PASSWORD=pw\n");
+        var app = App("name: shop\ninclude:\n  - db/compose.yaml\nservices:\n  web:\n    image: web\n    depends_on: [db]\n");
+
+        Assert.Equal(["db", "web"], app.Services.Select(s => s.Name));
+        Assert.Equal("pw", app.Services[0].Env["POSTGRES_PASSWORD"]);
+        Assert.Equal("shop_data", app.Services[0].Volumes.Single().VolumeName);
+    }
+
+    [Fact]
+    public void Include_RedefiningAService_IsAnError()
+    {
+        System.IO.File.WriteAllText(File("other.yaml"), "services:\n  web:\n    image: other\n");
+        var result = Load("services:\n  web:\n    image: web\ninclude: [other.yaml]\n");
+
+        Assert.Equal($"other.yaml:2:3: services.web: service web is defined both here and at {File("compose.yaml")}:2:3; an included file may not redefine a service (as Compose); rename one of them", Errors(result));
+    }
+
+    [Fact]
+    public void SeveralFiles_MergeInOrder_AndEnvFilesReplaceDotEnv()
+    {
+        System.IO.File.WriteAllText(File(".env"), "TAG=from-dotenv\n");
+        System.IO.File.WriteAllText(File("prod.env"), "TAG=1.0\nREPLICAS=3\n");
+        System.IO.File.WriteAllText(File("compose.yaml"), "services:\n  web:\n    image: web:${TAG}\n    ports: [\"8080:80\"]\n");
+        System.IO.File.WriteAllText(File("compose.prod.yaml"), "services:\n  web:\n    deploy: {replicas: \"${REPLICAS}\"}\n    ports: [\"8443:443\"]\n");
+
+        var result = SpecLoader.LoadFiles([File("compose.yaml"), File("compose.prod.yaml")], new LoadOptions { Environment = new Dictionary<string, string>(), EnvFiles = [File("prod.env")] });
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
+        var web = result.Application!.Services.Single();
+        Assert.Equal(("web:1.0", 3), (web.Image, web.Replicas));
+        Assert.Equal([8080, 8443], web.Endpoints.Select(e => e.Port!.Value));
+    }
+
     // ---- wrongly accepted until now ----------------------------------------------------------------------------
 
     [Fact]

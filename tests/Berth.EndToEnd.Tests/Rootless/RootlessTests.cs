@@ -69,7 +69,7 @@ public sealed class RootlessTests
         try
         {
             File.WriteAllText(Path.Combine(dir, "berth.yaml"), Bars);
-            var cli = new Support.BerthCli(dir);
+            var cli = new BerthCli(dir);
             var up = await cli.RunAsync("up", "-d");
             Assert.True(up.Code == 0, $"berth up -d as root: {up}");
             await cli.DownAsync();

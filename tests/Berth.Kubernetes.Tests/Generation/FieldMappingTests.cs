@@ -66,6 +66,8 @@ public sealed class FieldMappingTests
         ["endpoints.name"] = (s => s, "Service/api", "spec.ports[0].targetPort", "http"),
         ["endpoints.protocol"] = (s => s with { Endpoints = [new Endpoint { Name = "redis", Port = 6379, Protocol = EndpointProtocol.Tcp }] }, "Service/api", "spec.ports[0].appProtocol", "tcp"),
         ["endpoints.public"] = (s => s with { Endpoints = [new Endpoint { Name = "web", Port = 80, Public = true }] }, "Ingress/api", "spec.rules[0].http.paths[0].backend.service.port.name", "web"),
+        ["endpoints.public (tcp)"] = (s => s with { Endpoints = [new Endpoint { Name = "db", Port = 5433, TargetPort = 5432, Protocol = EndpointProtocol.Tcp, Public = true }] }, "Service/api-public", "spec.type", "LoadBalancer"),
+        ["endpoints.public (tcp port)"] = (s => s with { Endpoints = [new Endpoint { Name = "db", Port = 5433, TargetPort = 5432, Protocol = EndpointProtocol.Tcp, Public = true }] }, "Service/api-public", "spec.ports[0].port", "5433"),
 
         // volumes
         ["volumes (named)"] = (s => s with { Volumes = [new VolumeMount { Source = "data", Target = "/data" }] }, "PersistentVolumeClaim/data", "spec.accessModes[0]", "ReadWriteOnce"),

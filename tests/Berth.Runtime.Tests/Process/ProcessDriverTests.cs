@@ -27,6 +27,34 @@ public sealed class ProcessDriverTests
     }
 
     [Fact]
+    [System.Runtime.Versioning.SupportedOSPlatform("linux")]
+    public async Task StartAsync_SecretsConfigsAndNamedVolumes_AreFilesAndFoldersNamedInTheEnvironment()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var spec = scope.Spec("files", "sh", "-c", "cat \"$POSTGRES_PASSWORD_FILE\"; echo; cat \"$BERTH_CONFIG_APP_CONFIG\"; echo; echo kept > \"$BERTH_VOLUME_DATA/f\"; cat \"$DATA_DIR/f\"") with
+        {
+            Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty
+                .Add("POSTGRES_PASSWORD_FILE", "/run/secrets/db-password").Add("DATA_DIR", "/var/lib/data"),
+            Files =
+            [
+                new MountedFile { Name = "db-password", Kind = MountedFileKind.Secret, Target = "/run/secrets/db-password", Content = "s3cret" },
+                new MountedFile { Name = "app-config", Kind = MountedFileKind.Config, Target = "/app-config", Content = "fast" },
+            ],
+            Volumes = [new VolumeMount { Type = VolumeType.Volume, Source = "data", VolumeName = "app_data", Target = "/var/lib/data" }],
+        };
+        var handle = await scope.StartAsync(spec);
+
+        var status = await WaitAsync(scope, handle);
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal(0, status.ExitCode);
+        Assert.Equal(["s3cret", "fast", "kept"], logs.Texts(LogStream.Stdout));
+        Assert.Equal("kept\n", File.ReadAllText(Path.Combine(scope.Root, "volumes", "app_data", "f")));
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.GroupRead | UnixFileMode.OtherRead,
+            File.GetUnixFileMode(Path.Combine(scope.Root, "replicas", "files", "files", "secrets", "db-password")));
+    }
+
+    [Fact]
     public async Task ExecAsync_Command_RunsInTheWorkingDirectoryWithExitCodeAndOutput()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
