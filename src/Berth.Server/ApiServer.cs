@@ -1,4 +1,5 @@
 using System.Collections.Immutable;
+using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -20,6 +21,16 @@ using Microsoft.Extensions.Logging;
 using Berth.Runtime.Capabilities;
 
 namespace Berth.Server;
+
+/// <summary>Defaults of the API's paging.</summary>
+public static class ApiServerDefaults
+{
+    /// <summary>Events in one page of <c>GET /v1/events</c>: 1,000, the newest (kubectl shows the latest events; Kubernetes lists page by <c>limit</c>).</summary>
+    public const int EventPage = 1000;
+
+    /// <summary>The largest page a client may ask for: 10,000, the default number of events the control plane keeps.</summary>
+    public const int MaxEventPage = Orchestration.OrchestratorDefaults.EventRetention;
+}
 
 /// <summary>How the API listens. Defaults: loopback, a free port, the token kept in the state folder.</summary>
 public sealed record ApiServerOptions
@@ -233,8 +244,8 @@ public sealed class ApiServer : IAsyncDisposable
         v1.MapGet("/app", () => Results.Json(AppView(plane, options), ApiJson.Default.AppInfo));
         v1.MapPost("/apply", async (HttpContext context) =>
         {
-            var app = await ReadBodyAsync(context, (JsonTypeInfo<Application>)StateJson.Options.GetTypeInfo(typeof(Application)), "the app model as JSON (what 'berth up' sends)");
-            var revision = await plane.ApplyAsync(app, "apply", context.RequestAborted);
+            var app = await ReadBodyAsync(context, (JsonTypeInfo<Application>)StrictAppJson.GetTypeInfo(typeof(Application)), "the app model as JSON (what 'berth up' sends)");
+            var revision = await plane.ApplyAsync(app, "apply", context.RequestAborted, prune: QueryBool(context, "prune"));
             return Results.Json(new RevisionResponse(revision.Number), ApiJson.Default.RevisionResponse);
         });
         v1.MapGet("/services", () => Results.Json<IReadOnlyList<ServiceInfo>>([.. CurrentApp(plane).Services.Select(s => ServiceView(plane, s))], ApiJson.Default.IReadOnlyListServiceInfo));
@@ -324,7 +335,7 @@ public sealed class ApiServer : IAsyncDisposable
             var follow = QueryBool(context, "follow") || context.Request.Headers.Accept.Any(a => a?.Contains("text/event-stream", StringComparison.Ordinal) == true);
             if (!follow)
             {
-                await WriteJsonAsync(context, [.. plane.Store.ListEvents(after, QueryInt(context, "limit") ?? 1000, service).Select(EventView)], ApiJson.Default.IReadOnlyListEventInfo);
+                await WriteJsonAsync(context, [.. EventPage(context, plane, service).Select(EventView)], ApiJson.Default.IReadOnlyListEventInfo);
                 return;
             }
 
@@ -488,6 +499,14 @@ public sealed class ApiServer : IAsyncDisposable
 
     private sealed class BadRequest(string message) : Exception(message);
 
+    /// <summary>The app model as <c>POST /v1/apply</c> reads it: no numbers in strings (<c>"replicas": "3"</c>) and no key given twice,
+    /// where the store's own (web) options would take the one and the last.</summary>
+    private static readonly JsonSerializerOptions StrictAppJson = new(StateJson.Options)
+    {
+        NumberHandling = System.Text.Json.Serialization.JsonNumberHandling.Strict,
+        AllowDuplicateProperties = false,
+    };
+
     private static async Task<T> ReadBodyAsync<T>(HttpContext context, JsonTypeInfo<T> type, string shape)
     {
         if (context.Request.ContentLength == 0)
@@ -504,6 +523,11 @@ public sealed class ApiServer : IAsyncDisposable
         {
             var where = e.LineNumber is { } line ? $" at line {line + 1}, byte {e.BytePositionInLine + 1}" : "";
             var what = e.Path is { Length: > 2 } path && e.Message.Contains("could not be converted", StringComparison.Ordinal) ? $" ({path[2..]} has the wrong type)" : "";
+            if (e.Message.Contains("uplicate", StringComparison.Ordinal))
+            {
+                what = $" ({e.Path} is given twice; keep one)";
+            }
+
             var missing = e.Message.IndexOf("missing required properties including: ", StringComparison.Ordinal);
             if (missing >= 0)
             {
@@ -589,6 +613,53 @@ public sealed class ApiServer : IAsyncDisposable
         }
 
         return token;
+    }
+
+    /// <summary>One page of events, oldest first: after a cursor (<c>after=ID</c>, reading forwards), or else the newest <c>limit</c> before
+    /// <c>before=ID</c> and since <c>since</c>. A <c>Link</c> header (RFC 8288, as GitHub's API pages) names the older and newer pages.</summary>
+    private static IReadOnlyList<EventRecord> EventPage(HttpContext context, ControlPlane plane, string? service)
+    {
+        var limit = QueryInt(context, "limit") ?? ApiServerDefaults.EventPage;
+        if (limit is < 1 or > ApiServerDefaults.MaxEventPage)
+        {
+            throw new BadRequest($"query 'limit' must be from 1 to {ApiServerDefaults.MaxEventPage}, got {limit}; page with 'before' or 'after' for more");
+        }
+
+        var after = QueryLong(context, "after");
+        var before = QueryLong(context, "before");
+        if (after is not null && before is not null)
+        {
+            throw new BadRequest("query 'after' and 'before' are two directions; give one of them (after=ID reads newer events, before=ID older ones)");
+        }
+
+        var since = context.Request.Query["since"].FirstOrDefault() is { } text ? ParseSince(text, plane.Time) : (DateTimeOffset?)null;
+        var page = after is { } a
+            ? [.. plane.Store.ListEvents(a, limit, service).Where(e => since is null || e.Time >= since)]
+            : plane.Store.ListNewestEvents(limit, before, since, service);
+        var links = new List<string>();
+        var query = (service is null ? "" : $"&service={Uri.EscapeDataString(service)}") + (since is null ? "" : $"&since={Uri.EscapeDataString(since.Value.ToString("O", CultureInfo.InvariantCulture))}");
+        if (page.Count > 0 && (after is not null || page.Count == limit))
+        {
+            links.Add($"</v1/events?before={page[0].Id}&limit={limit}{query}>; rel=\"prev\"");
+        }
+
+        var newest = page.Count > 0 ? page[^1].Id : after ?? (before is { } b ? b - 1 : 0);
+        links.Add($"</v1/events?after={newest}&limit={limit}{query}>; rel=\"next\"");
+        context.Response.Headers.Link = string.Join(", ", links);
+        return page;
+    }
+
+    /// <summary><c>since</c> as docker events takes it: an RFC 3339 time, or a duration back from now (<c>10m</c>).</summary>
+    private static DateTimeOffset ParseSince(string text, TimeProvider time)
+    {
+        if (DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+        {
+            return at;
+        }
+
+        return Durations.TryParse(text, out var ago, out _)
+            ? time.GetUtcNow() - ago
+            : throw new BadRequest($"query 'since' must be an RFC 3339 time (2026-01-02T15:04:05Z) or a duration back from now (10m, 1h30m), got '{text}'");
     }
 
     private static bool QueryBool(HttpContext context, string name) =>

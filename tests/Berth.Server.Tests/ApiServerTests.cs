@@ -126,7 +126,7 @@ public sealed class ApiServerTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData("{\"name\": \"shop\", \"services\": [null]}", "the app needs a list of services, each with a name")]
+    [InlineData("{\"name\": \"shop\", \"services\": [null]}", "$.services[0]: a service, not null")]
     [InlineData("{\"name\": \"shop\", \"services\": null}", "malformed JSON at line 1, byte 34 (services has the wrong type); send the app model as JSON (what 'berth up' sends)")]
     [InlineData("{\"services\": []}", "malformed JSON at line 1, byte 17 (missing 'name'); send the app model as JSON (what 'berth up' sends)")]
     public async Task Apply_BadModel_400(string body, string expected)
@@ -146,19 +146,22 @@ public sealed class ApiServerTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Scale_Valid_NewRevisionAndReplicasFollow()
+    public async Task Scale_Valid_SameRevisionAndReplicasFollow()
     {
         var response = await _http.PostAsync("/v1/services/api/scale", JsonBody("""{"replicas": 4}"""));
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
         using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
-        Assert.Equal(2, doc.RootElement.GetProperty("revision").GetInt64());
+        Assert.Equal(1, doc.RootElement.GetProperty("revision").GetInt64());
         await Poll.UntilAsync(async () =>
         {
             using var replicas = JsonDocument.Parse(await _http.GetStringAsync("/v1/services/api/replicas"));
             return replicas.RootElement.EnumerateArray().Count(r => r.GetProperty("phase").GetString() == "ready") == 4;
         }, TimeSpan.FromSeconds(20), "4 ready replicas via the API");
         using var revisions = JsonDocument.Parse(await _http.GetStringAsync("/v1/revisions"));
-        Assert.Equal(["scale api=4", "up"], revisions.RootElement.EnumerateArray().Select(r => r.GetProperty("cause").GetString()));
+        // A scale is no new pod template: the count goes into the current revision (issue #14 §7).
+        var only = Assert.Single(revisions.RootElement.EnumerateArray());
+        Assert.Equal("up", only.GetProperty("cause").GetString());
+        Assert.Equal(4, only.GetProperty("services").EnumerateArray().Single(s => s.GetProperty("name").GetString() == "api").GetProperty("replicas").GetInt32());
     }
 
     [Fact]
@@ -190,6 +193,96 @@ public sealed class ApiServerTests : IAsyncLifetime
         }, TimeSpan.FromSeconds(20), "rollout complete");
         Assert.Equal((HttpStatusCode.BadRequest, "nothing to change: send at least one of \"image\", \"command\", \"env\""),
             await ErrorOf(await _http.PatchAsync("/v1/services/api", JsonBody("{}"))));
+    }
+
+    private async Task<(List<long> Ids, string Link)> EventPageAsync(string query)
+    {
+        using var response = await _http.GetAsync($"/v1/events?{query}");
+        Assert.True(response.IsSuccessStatusCode, $"GET /v1/events?{query}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
+        using var doc = JsonDocument.Parse(await response.Content.ReadAsStringAsync());
+        return ([.. doc.RootElement.EnumerateArray().Select(e => e.GetProperty("id").GetInt64())], string.Join(", ", response.Headers.GetValues("Link")));
+    }
+
+    [Fact]
+    public async Task Events_MoreThanAPage_NewestFirstPageWithCursors()
+    {
+        var start = new DateTimeOffset(2026, 3, 1, 0, 0, 0, TimeSpan.Zero);
+        var ids = Enumerable.Range(0, 2500)
+            .Select(i => _store.AppendEvent(new EventRecord { Time = start.AddSeconds(i), Type = "load", Service = "load", Message = $"event {i}" }).Id)
+            .ToList();
+
+        var (newest, link) = await EventPageAsync("service=load");
+        Assert.Equal(ids[^1000..], newest);
+        Assert.Contains($"</v1/events?before={ids[1500]}&limit=1000&service=load>; rel=\"prev\"", link, StringComparison.Ordinal);
+        Assert.Contains($"</v1/events?after={ids[^1]}&limit=1000&service=load>; rel=\"next\"", link, StringComparison.Ordinal);
+
+        var (older, _) = await EventPageAsync($"service=load&before={ids[1500]}");
+        Assert.Equal(ids[500..1500], older);
+        var (oldest, _) = await EventPageAsync($"service=load&before={ids[500]}");
+        Assert.Equal(ids[..500], oldest);
+
+        Assert.Equal(ids[^5..], (await EventPageAsync("service=load&limit=5")).Ids);
+        Assert.Equal(ids[10..13], (await EventPageAsync($"service=load&after={ids[9]}&limit=3")).Ids);
+        Assert.Equal(ids[2490..], (await EventPageAsync($"service=load&since={Uri.EscapeDataString(start.AddSeconds(2490).ToString("O"))}")).Ids);
+        Assert.Equal(ids[2490..2495], (await EventPageAsync($"service=load&since=2026-03-01T00:41:30Z&limit=5&before={ids[2495]}")).Ids);
+        Assert.Empty((await EventPageAsync("service=load&since=1m")).Ids);
+    }
+
+    [Theory]
+    [InlineData("limit=0", "query 'limit' must be from 1 to 10000, got 0; page with 'before' or 'after' for more")]
+    [InlineData("limit=10001", "query 'limit' must be from 1 to 10000, got 10001; page with 'before' or 'after' for more")]
+    [InlineData("after=1&before=9", "query 'after' and 'before' are two directions; give one of them (after=ID reads newer events, before=ID older ones)")]
+    [InlineData("since=yesterday", "query 'since' must be an RFC 3339 time (2026-01-02T15:04:05Z) or a duration back from now (10m, 1h30m), got 'yesterday'")]
+    public async Task Events_BadPaging_400WithHowToFix(string query, string error) =>
+        Assert.Equal((HttpStatusCode.BadRequest, error), await ErrorOf(await _http.GetAsync($"/v1/events?{query}")));
+
+    private static string AppJson(string name, params (string Name, int Replicas)[] services) => JsonSerializer.Serialize(new Application
+    {
+        Name = name,
+        Services = [.. services.Select(s => new Service { Name = s.Name, Command = ["api"], Replicas = s.Replicas })],
+    }, StateJson.Options);
+
+    [Fact]
+    public async Task Apply_ManyProblems_400WithEveryOneAndItsJsonPath()
+    {
+        var body = AppJson("../../x", ("../../x", 2), ("ok", -1), ("ok", 1));
+
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(body)));
+
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal("4 problems: $.name: '../../x' is not a valid app name; use lowercase letters, digits, '-' and '_', starting with a letter or digit; "
+            + "$.services[0].name: '../../x' is not a valid service name; use letters, digits, '-' and '_', starting with a letter or digit; "
+            + "$.services[1].replicas: must be between 0 and 10000, got -1; "
+            + "$.services: service names must be unique; repeated: ok", error);
+        Assert.Equal(2, _plane.Replicas.Count(r => r.Service == "api"));
+    }
+
+    [Fact]
+    public async Task Apply_ReplicasAsStringOrKeyTwice_400NamingTheKey()
+    {
+        var asString = AppJson("shop", ("api", 2)).Replace("\"replicas\":2", "\"replicas\":\"3\"", StringComparison.Ordinal);
+        var twice = AppJson("shop", ("api", 2)).Replace("\"replicas\":2", "\"replicas\":2,\"replicas\":0", StringComparison.Ordinal);
+
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(asString)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("(services[0].replicas has the wrong type)", error, StringComparison.Ordinal);
+        (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(twice)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("($.services[0].replicas is given twice; keep one)", error, StringComparison.Ordinal);
+        Assert.Equal(2, _plane.Current!.Application.FindService("api")!.Replicas);
+    }
+
+    [Fact]
+    public async Task Apply_NoServicesOrRename_409UnlessPrune()
+    {
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(AppJson("shop"))));
+        Assert.Equal((HttpStatusCode.Conflict, "$.services: an app with no services removes all 1 running (api); apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true), or 'berth down'"), (status, error));
+        (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(AppJson("other", ("api", 2)))));
+        Assert.Equal((HttpStatusCode.Conflict, "$.name: renaming the app 'shop' to 'other' removes every replica of 'shop'; apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true)"), (status, error));
+        Assert.Equal(2, _plane.Replicas.Count(r => r.Service == "api" && r.Phase == ReplicaPhase.Ready));
+
+        (await _http.PostAsync("/v1/apply?prune=true", JsonBody(AppJson("shop")))).EnsureSuccessStatusCode();
+        await Poll.UntilAsync(() => _plane.Replicas.Count(r => r.Service == "api" && !r.IsFinished) == 0, TimeSpan.FromSeconds(20), "every api replica gone after a pruning apply");
     }
 
     [Fact]

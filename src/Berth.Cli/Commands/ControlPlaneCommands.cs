@@ -32,7 +32,8 @@ internal static class ControlPlaneCommands
         var profiles = SpecFile.CreateProfileOption();
         var detach = new Option<bool>("--detach", "-d") { Description = "Run the control plane in the background and return once it is listening." };
         var noBuild = new Option<bool>("--no-build") { Description = "Skip the build commands and image builds (as docker compose up --no-build)." };
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild };
+        var prune = CreatePruneOption();
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
@@ -47,7 +48,7 @@ internal static class ControlPlaneCommands
             {
                 if (running is not null && await running.AliveAsync(ct))
                 {
-                    var applied = await running.ApplyAsync(app, ct);
+                    var applied = await running.ApplyAsync(app, ct, parse.GetValue(prune));
                     Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
@@ -66,14 +67,71 @@ internal static class ControlPlaneCommands
                 ? await StartDetachedAsync(
                     // The files as loaded: the default file's compose.override.yaml too, which -f alone would not bring.
                     outcome.OverridePath is { } overrideFile ? [outcome.Path!, overrideFile] : [outcome.Path!, .. (parse.GetValue(file) ?? []).Skip(1)],
-                    parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, ct)
-                : await RunForegroundAsync(app, state);
+                    parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct)
+                : await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
         });
         return command;
     }
 
-    private static async Task<int> RunForegroundAsync(Application app, string state)
+    private static Option<bool> CreatePruneOption() => new("--prune")
     {
+        Description = "Allow an apply that renames the app or removes every service (its replicas all go), as kubectl apply --prune.",
+    };
+
+    /// <summary>How long a second <c>berth up</c> or <c>down</c> waits for the control plane holding the state folder's lock to answer or
+    /// let go: as long as <c>up -d</c> waits for its own control plane to listen.</summary>
+    private static readonly TimeSpan LockWait = TimeSpan.FromSeconds(60);
+
+    /// <summary>Takes the state folder's lock (one control plane per app), or, when another control plane holds it, waits until that
+    /// one answers (its client is returned, to talk to it) or lets go. Both null: it neither answered nor let go in time.</summary>
+    private static async Task<(StateLock? Lock, ApiClient? Running)> LockOrRunningAsync(string state, CancellationToken ct)
+    {
+        var waited = Stopwatch.StartNew();
+        while (true)
+        {
+            if (StateLock.TryAcquire(state) is { } held)
+            {
+                return (held, null);
+            }
+
+            var client = ApiClient.TryOpen(state);
+            if (client is not null && await client.AliveAsync(ct))
+            {
+                return (null, client);
+            }
+
+            client?.Dispose();
+            if (waited.Elapsed > LockWait)
+            {
+                Error($"another control plane holds {Path.Combine(state, StateLock.FileName)} but has not answered for {LockWait.TotalSeconds:0}s; " +
+                    $"'flock -n {Path.Combine(state, StateLock.FileName)} true' fails while it runs — stop it ('berth down', or kill the process named in {Path.Combine(state, DaemonLogFile)})");
+                return (null, null);
+            }
+
+            await Task.Delay(100, ct);
+        }
+    }
+
+    /// <summary>Applies to the control plane that won the lock, as <c>berth up</c> does when one is already running.</summary>
+    private static async Task<int> ApplyToRunningAsync(ApiClient running, Application app, string specPath, bool prune, CancellationToken ct)
+    {
+        var applied = await running.ApplyAsync(app, ct, prune);
+        Status($"control plane already running at {running.Url}; applied {specPath} as revision {applied.Revision}");
+        return ExitCodes.Ok;
+    }
+
+    private static async Task<int> RunForegroundAsync(Application app, string specPath, string state, bool prune, CancellationToken ct)
+    {
+        var (held, running) = await LockOrRunningAsync(state, ct);
+        using var stateLock = held;
+        if (held is null)
+        {
+            using (running)
+            {
+                return running is null ? ExitCodes.Failed : await ApplyToRunningAsync(running, app, specPath, prune, ct);
+            }
+        }
+
         using var stop = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) =>
         {
@@ -101,7 +159,19 @@ internal static class ControlPlaneCommands
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
             var printer = new LivePrinter(host, app);
             var watch = printer.RunAsync(since, watching.Token);
-            await host.Plane.ApplyAsync(app, "up", stop.Token);
+            try
+            {
+                await host.Plane.ApplyAsync(app, "up", stop.Token, prune);
+            }
+            catch (Orchestration.ControlPlaneException e)
+            {
+                // Refused (a rename or no services without --prune): what ran before keeps running, adopted by the next control plane.
+                Error(e.Message);
+                await watching.CancelAsync();
+                await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                return ExitCodes.Failed;
+            }
+
             Status($"control plane for '{app.Name}' at {host.Api.Url} (state {state}); Ctrl-C stops everything");
             foreach (var c in host.Capabilities())
             {
@@ -154,11 +224,19 @@ internal static class ControlPlaneCommands
         }
     }
 
-    private static async Task<int> StartDetachedAsync(string[] specPaths, string[] envFiles, string[] profiles, string state, CancellationToken ct)
+    private static async Task<int> StartDetachedAsync(string[] specPaths, string[] envFiles, string[] profiles, string state, bool prune, CancellationToken ct)
     {
         Directory.CreateDirectory(state);
         var address = Path.Combine(state, Server.ApiServerOptions.AddressFileName);
-        File.Delete(address);
+        using (var probe = StateLock.TryAcquire(state))
+        {
+            // A stale address only while no control plane holds the lock: a running one (another 'up -d' won) keeps its own.
+            if (probe is not null)
+            {
+                File.Delete(address);
+            }
+        }
+
         var log = Path.Combine(state, DaemonLogFile);
         var info = new ProcessStartInfo("/bin/sh") { UseShellExecute = false, WorkingDirectory = Environment.CurrentDirectory };
         // A new session so Ctrl-C in this terminal and its exit do not reach the control plane; the arguments travel as
@@ -182,6 +260,11 @@ internal static class ControlPlaneCommands
             info.ArgumentList.Add("--env-file");
             info.ArgumentList.Add(Path.GetFullPath(envFile));
         }
+        if (prune)
+        {
+            info.ArgumentList.Add("--prune");
+        }
+
         foreach (var p in profiles)
         {
             info.ArgumentList.Add("--profile");
@@ -193,7 +276,8 @@ internal static class ControlPlaneCommands
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
-            if (child.HasExited)
+            // Exit 0 before listening: another 'berth up -d' won the state folder's lock and this spec was applied to it.
+            if (child.HasExited && child.ExitCode != 0)
             {
                 Error($"the control plane exited with code {child.ExitCode} before it was listening; its log ({log}) ends with:\n{Tail(log, 20)}");
                 return ExitCodes.Failed;
@@ -230,7 +314,8 @@ internal static class ControlPlaneCommands
         var file = SpecFile.CreateFilesOption();
         var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, envFile, profiles };
+        var prune = CreatePruneOption();
+        var command = new Command(DaemonCommand, "Runs a detached control plane (used by 'berth up -d').") { file, envFile, profiles, prune };
         command.Hidden = true;
         command.SetAction(async (parse, ct) =>
         {
@@ -247,7 +332,19 @@ internal static class ControlPlaneCommands
                 c.Cancel = true;
                 stop.Cancel();
             });
-            await using var host = await ControlPlaneHost.StartAsync(ControlPlaneHost.StateDirectoryFor(outcome.Path!), NeedsDocker(app), api: true, stop.Token, app.Telemetry);
+            var state = ControlPlaneHost.StateDirectoryFor(outcome.Path!);
+            var (held, running) = await LockOrRunningAsync(state, stop.Token);
+            using var stateLock = held;
+            if (held is null)
+            {
+                // Another 'berth up -d' started first: this one's spec goes to it, as a second 'up' does.
+                using (running)
+                {
+                    return running is null ? ExitCodes.Failed : await ApplyToRunningAsync(running, app, outcome.Path!, parse.GetValue(prune), stop.Token);
+                }
+            }
+
+            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Console.Error.WriteLine($"warning: {w}");
@@ -261,7 +358,7 @@ internal static class ControlPlaneCommands
 
             var printer = new LivePrinter(host, app, colors: false, logs: false);
             var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
-            await host.Plane.ApplyAsync(app, "up", stop.Token);
+            await host.Plane.ApplyAsync(app, "up", stop.Token, parse.GetValue(prune));
             await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (host.Api.ShutdownRequested.IsCompletedSuccessfully && host.Api.ShutdownRequested.Result)
             {
@@ -363,9 +460,22 @@ internal static class ControlPlaneCommands
 
     private static async Task<int> StopAsync(string state, CancellationToken ct)
     {
-        using (var client = ApiClient.TryOpen(state))
+        if (!Directory.Exists(state))
         {
-            if (client is not null && await client.AliveAsync(ct))
+            Status("nothing to stop: no control plane has run here");
+            return ExitCodes.Ok;
+        }
+
+        var (held, running) = await LockOrRunningAsync(state, ct);
+        using var stateLock = held;
+        if (held is null && running is null)
+        {
+            return ExitCodes.Failed;
+        }
+
+        using (var client = running)
+        {
+            if (client is not null)
             {
                 await client.PostAsync("/v1/shutdown", null, ct);
                 var deadline = Stopwatch.StartNew();
@@ -504,16 +614,31 @@ internal static class ControlPlaneCommands
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new events (server-sent events)." };
         var service = new Option<string?>("--service") { Description = "Only this service's events.", HelpName = "SERVICE" };
         var output = new Option<string>("--output", "-o") { Description = "text or json (one event per line).", DefaultValueFactory = _ => "text", HelpName = "FORMAT" }.AcceptOnlyFromAmong("text", "json");
-        var command = new Command("events", "Show the control plane's events: scheduled, started, ready, unhealthy, back-off, OOM-killed, …") { file, follow, service, output };
+        var since = new Option<string?>("--since") { Description = "Only events since this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration back from now (10m), as docker events --since.", HelpName = "TIME" };
+        var limit = new Option<int?>("--limit") { Description = $"At most this many events, the newest (default {Server.ApiServerDefaults.EventPage}).", HelpName = "N" };
+        var before = new Option<long?>("--before") { Description = "Only events older than this event id (the cursor for the next older page).", HelpName = "ID" };
+        var after = new Option<long?>("--after") { Description = "Only events newer than this event id, oldest first.", HelpName = "ID" };
+        var command = new Command("events", "Show the control plane's events, the newest: scheduled, started, ready, unhealthy, back-off, OOM-killed, …") { file, follow, service, output, since, limit, before, after };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var query = parse.GetValue(service) is { } s ? $"&service={Uri.EscapeDataString(s)}" : "";
             var json = parse.GetValue(output) == "json";
             if (!parse.GetValue(follow))
             {
-                foreach (var e in await client.GetAsync($"/v1/events?after=0{query}", ApiJson.Default.IReadOnlyListEventInfo, ct))
+                var page = query
+                    + (parse.GetValue(since) is { } t ? $"&since={Uri.EscapeDataString(t)}" : "")
+                    + (parse.GetValue(limit) is { } n ? $"&limit={n}" : "")
+                    + (parse.GetValue(before) is { } b ? $"&before={b}" : "")
+                    + (parse.GetValue(after) is { } a ? $"&after={a}" : "");
+                var events = await client.GetAsync($"/v1/events?{page.TrimStart('&')}", ApiJson.Default.IReadOnlyListEventInfo, ct);
+                foreach (var e in events)
                 {
                     Console.Out.WriteLine(json ? JsonSerializer.Serialize(e, ApiJson.Default.EventInfo) : FormatEvent(e));
+                }
+
+                if (parse.GetValue(after) is null && events.Count > 0 && events.Count == (parse.GetValue(limit) ?? Server.ApiServerDefaults.EventPage))
+                {
+                    Status($"older events: berth events --before {events[0].Id}");
                 }
 
                 return ExitCodes.Ok;

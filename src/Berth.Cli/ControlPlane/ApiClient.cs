@@ -67,8 +67,8 @@ internal sealed class ApiClient : IDisposable
         JsonSerializer.Deserialize(await SendAsync(HttpMethod.Post, path, body, ct), type)!;
 
     /// <summary>POST /v1/apply with the app model (the store's JSON shape, as the server reads it).</summary>
-    public Task<RevisionResponse> ApplyAsync(Core.Model.Application app, CancellationToken ct) =>
-        PostAsync("/v1/apply", JsonSerializer.Serialize(app, Orchestration.State.StateJson.Options), ApiJson.Default.RevisionResponse, ct);
+    public Task<RevisionResponse> ApplyAsync(Core.Model.Application app, CancellationToken ct, bool prune = false) =>
+        PostAsync(prune ? "/v1/apply?prune=true" : "/v1/apply", JsonSerializer.Serialize(app, Orchestration.State.StateJson.Options), ApiJson.Default.RevisionResponse, ct);
 
     /// <summary>POST, ignoring the answer's body.</summary>
     public async Task PostAsync(string path, string? body, CancellationToken ct) => await SendAsync(HttpMethod.Post, path, body, ct);

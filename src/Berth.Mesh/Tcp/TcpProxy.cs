@@ -24,10 +24,25 @@ internal sealed class TcpProxy : IAsyncDisposable
     {
         _state = state;
         _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        if (OperatingSystem.IsLinux())
+        {
+            // SO_REUSEADDR alone, to bind again over TIME_WAIT after a restart. .NET's ReuseAddress also sets SO_REUSEPORT on
+            // Linux, which let a second control plane bind the same stable port and share its connections (issue #14 §11).
+            _listener.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+        }
+        else
+        {
+            _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+        }
+
         _listener.Bind(bind);
         _listener.Listen(512);
     }
+
+    /// <summary>Linux's SOL_SOCKET and SO_REUSEADDR (asm-generic/socket.h).</summary>
+    private const int SolSocket = 1;
+
+    private const int SoReuseAddr = 2;
 
     public EndPoint LocalEndPoint => _listener.LocalEndPoint!;
 

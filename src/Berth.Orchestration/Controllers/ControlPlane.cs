@@ -29,6 +29,9 @@ public sealed record ServicePatch
 public sealed partial class ControlPlane : IAsyncDisposable
 {
     private readonly PlaneState _state;
+
+    /// <summary>The control plane's clock (event times, <c>since</c> relative to now).</summary>
+    public TimeProvider Time => _state.Time;
     private readonly ReconcileLoop _loop;
     private readonly StablePortRegistry _stablePorts;
     private readonly RoutePublisher _routes;
@@ -109,11 +112,16 @@ public sealed partial class ControlPlane : IAsyncDisposable
         _loop.Start(_pass.RunAsync);
     }
 
-    /// <summary>Makes <paramref name="app"/> the desired state (a new revision). Services whose template is unchanged keep their replicas.</summary>
-    public Task<RevisionRecord> ApplyAsync(Application app, string cause, CancellationToken cancellationToken)
+    /// <summary>Makes <paramref name="app"/> the desired state (a new revision when a template changed). Services whose template is
+    /// unchanged keep their replicas. Renaming the app or removing every service needs <paramref name="prune"/>.</summary>
+    public Task<RevisionRecord> ApplyAsync(Application app, string cause, CancellationToken cancellationToken, bool prune = false)
     {
         app = RevisionManager.Validate(app);
-        return MutateAsync(cause, prev => RevisionManager.KeepAutoscaledCounts(prev, app), cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
+        return MutateAsync(cause, prev =>
+        {
+            RevisionManager.RequirePrune(prev, app, prune);
+            return RevisionManager.KeepAutoscaledCounts(prev, app);
+        }, cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
     }
 
     /// <summary>Sets a service's replica count (a new revision); takes effect at once.</summary>

@@ -18,8 +18,15 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
     public static string TemplateKey(Service s) =>
         JsonSerializer.Serialize(s with { Replicas = 0, Autoscale = null, Mesh = MeshPolicy.Default }, StateJson.Options);
 
-    /// <summary>Makes a new revision. <paramref name="reuse"/> gives a service an earlier template number (a rollback: its
-    /// replicas of that template are kept, as Kubernetes reuses the old ReplicaSet).</summary>
+    /// <summary>The app with every service reduced to its template: equal keys mean no pod template changed.</summary>
+    public static string AppTemplateKey(Application app) =>
+        JsonSerializer.Serialize(app with { Services = [.. app.Services.Select(s => s with { Replicas = 0, Autoscale = null, Mesh = MeshPolicy.Default })] }, StateJson.Options);
+
+    /// <summary>Makes a new revision when a pod template (or the app around the services) changes. A change of counts, autoscaling,
+    /// mesh policy or stopped services updates the current revision in place, and an unchanged spec leaves it as it is: Kubernetes
+    /// makes no ReplicaSet for a scale, so scaling never pushes the templates <c>rollout undo</c> needs out of the kept history.
+    /// <paramref name="reuse"/> gives a service an earlier template number (a rollback: its replicas of that template are kept,
+    /// as Kubernetes reuses the old ReplicaSet).</summary>
     public RevisionRecord Mutate(string cause, Func<Application, Application> change,
         Func<ImmutableSortedSet<string>, IEnumerable<string>>? stopped = null, (string Service, long Template)? reuse = null)
     {
@@ -27,6 +34,19 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
         var next = previous is null
             ? change(null!) ?? throw ControlPlaneMessages.NothingAppliedError()
             : change(previous.Application);
+
+        if (previous is not null && reuse is null && AppTemplateKey(previous.Application) == AppTemplateKey(next))
+        {
+            var updated = previous with { Application = next, Stopped = [.. stopped is null ? previous.Stopped : stopped(previous.Stopped)] };
+            if (JsonSerializer.Serialize(updated, StateJson.Options) != JsonSerializer.Serialize(previous, StateJson.Options))
+            {
+                state.Store.ReplaceRevision(updated);
+                Install(updated);
+                state.Loop.Kick();
+            }
+
+            return updated;
+        }
 
         var now = state.Now;
         var revision = state.Store.AddRevision(n => new RevisionRecord
@@ -127,43 +147,101 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
         };
     }
 
-    /// <summary>Rejects an app the control plane cannot run (the loader reports these with positions; this guards the API).</summary>
+    /// <summary>Rejects an app the control plane cannot run, with every problem at once and its JSON path (the loader reports
+    /// these with file positions; this guards the API, which takes the app model as JSON).</summary>
     public static Application Validate(Application app)
     {
-        if (app.Services.IsDefault || app.Services.Any(s => s is null || string.IsNullOrEmpty(s.Name)))
+        var problems = new List<string>();
+        if (string.IsNullOrEmpty(app.Name))
         {
-            throw new ControlPlaneException(ControlPlaneError.Invalid, "the app needs a list of services, each with a name");
+            problems.Add("$.name: the app needs a name; use lowercase letters, digits, '-' and '_', starting with a letter or digit");
+        }
+        else if (!IsValidName(app.Name, lowercase: true))
+        {
+            problems.Add($"$.name: '{app.Name}' is not a valid app name; use lowercase letters, digits, '-' and '_', starting with a letter or digit");
         }
 
-        if (app.Nodes.IsDefault)
+        if (app.Services.IsDefault)
         {
-            app = app with { Nodes = [] };
+            problems.Add("$.services: the app needs a list of services, each with a name");
+            throw Invalid(problems);
         }
 
-        if (app.Services.FirstOrDefault(s => s.Replicas is < 0 or > OrchestratorDefaults.MaxReplicasPerService) is { } bad)
+        for (var i = 0; i < app.Services.Length; i++)
         {
-            throw new ControlPlaneException(ControlPlaneError.Invalid,
-                $"services.{bad.Name}.replicas must be between 0 and {OrchestratorDefaults.MaxReplicasPerService}, got {bad.Replicas}");
+            var s = app.Services[i];
+            var at = $"$.services[{i}]";
+            if (s is null)
+            {
+                problems.Add($"{at}: a service, not null");
+                continue;
+            }
+
+            if (string.IsNullOrEmpty(s.Name))
+            {
+                problems.Add($"{at}.name: every service needs a name");
+            }
+            else if (!IsValidName(s.Name, lowercase: false) || s.Name.Contains('.', StringComparison.Ordinal))
+            {
+                problems.Add($"{at}.name: '{s.Name}' is not a valid service name; use letters, digits, '-' and '_', starting with a letter or digit");
+            }
+
+            if (s.Replicas is < 0 or > OrchestratorDefaults.MaxReplicasPerService)
+            {
+                problems.Add($"{at}.replicas: must be between 0 and {OrchestratorDefaults.MaxReplicasPerService}, got {s.Replicas}");
+            }
+
+            foreach (var (key, strategy) in new[] { ("update", s.Update), ("rollback", s.Rollback) })
+            {
+                if (strategy is not null && strategy.MaxSurge.IsZero && strategy.MaxUnavailable.IsZero)
+                {
+                    problems.Add($"{at}.{key}: maxSurge and maxUnavailable are both 0, so a rolling update could never make progress; set maxSurge to 1 (start a new replica first) or maxUnavailable to 1");
+                }
+            }
         }
 
-        var dupes = app.Services.GroupBy(s => s.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
+        var dupes = app.Services.Where(s => s is not null && !string.IsNullOrEmpty(s.Name)).GroupBy(s => s.Name).Where(g => g.Count() > 1).Select(g => g.Key).ToList();
         if (dupes.Count > 0)
         {
-            throw new ControlPlaneException(ControlPlaneError.Invalid, $"service names must be unique; repeated: {string.Join(", ", dupes)}");
+            problems.Add($"$.services: service names must be unique; repeated: {string.Join(", ", dupes)}");
         }
 
-        var problems = app.Services
-            .SelectMany(s => new[] { ("update", s.Update), ("rollback", s.Rollback) }.Where(u => u.Item2 is not null).Select(u => (Service: s.Name, Key: u.Item1, Strategy: u.Item2!)))
-            .Where(x => x.Strategy.MaxSurge.IsZero && x.Strategy.MaxUnavailable.IsZero)
-            .Select(x => $"services.{x.Service}.{x.Key}: maxSurge and maxUnavailable are both 0, so a rolling update could never make progress; set maxSurge to 1 (start a new replica first) or maxUnavailable to 1")
-            .ToList();
         if (problems.Count > 0)
         {
-            throw new ControlPlaneException(ControlPlaneError.Invalid, string.Join("; ", problems));
+            throw Invalid(problems);
         }
 
-        return app;
+        return app.Nodes.IsDefault ? app with { Nodes = [] } : app;
     }
+
+    /// <summary>Renaming the app or removing every service takes the whole app down: only with an explicit prune, as kubectl apply --prune.</summary>
+    public static void RequirePrune(Application? previous, Application next, bool prune)
+    {
+        if (prune || previous is null)
+        {
+            return;
+        }
+
+        if (previous.Name != next.Name)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Conflict,
+                $"$.name: renaming the app '{previous.Name}' to '{next.Name}' removes every replica of '{previous.Name}'; apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true)");
+        }
+
+        if (next.Services.IsEmpty && !previous.Services.IsEmpty)
+        {
+            throw new ControlPlaneException(ControlPlaneError.Conflict,
+                $"$.services: an app with no services removes all {previous.Services.Length} running ({string.Join(", ", previous.Services.Select(s => s.Name))}); apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true), or 'berth down'");
+        }
+    }
+
+    /// <summary>The loader's name rule (SpecReader): what becomes a cgroup, a folder and a container name.</summary>
+    private static bool IsValidName(string name, bool lowercase) =>
+        name.Length is > 0 and <= 63 && char.IsAsciiLetterOrDigit(name[0])
+        && name.All(c => (lowercase ? char.IsAsciiLetterLower(c) || char.IsAsciiDigit(c) : char.IsAsciiLetterOrDigit(c)) || c is '-' or '_' or '.');
+
+    private static ControlPlaneException Invalid(List<string> problems) =>
+        new(ControlPlaneError.Invalid, problems.Count == 1 ? problems[0] : $"{problems.Count} problems: {string.Join("; ", problems)}");
 
     /// <summary>One event per service whose limits are not enforced, the first time this control plane sees it (or its wording change).</summary>
     private void WarnUnenforcedLimits(Application app)

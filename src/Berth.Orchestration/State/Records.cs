@@ -113,7 +113,7 @@ public sealed record RevisionRecord
 
     public required DateTimeOffset CreatedAt { get; init; }
 
-    /// <summary>What made it: <c>up</c>, <c>apply</c>, <c>scale api=5</c>, <c>patch api</c>.</summary>
+    /// <summary>What made it: <c>up</c>, <c>apply</c>, <c>patch api</c>, <c>undo api to revision 3</c> (a scale makes no revision).</summary>
     public required string Cause { get; init; }
 
     public required Application Application { get; init; }

@@ -28,8 +28,9 @@ public sealed class StateStore : IDisposable
     /// <param name="historyLimit">Revisions kept: 10, as Kubernetes' revisionHistoryLimit.</param>
     public static StateStore Open(string stateDirectory, int historyLimit = OrchestratorDefaults.RevisionHistoryLimit)
     {
-        Directory.CreateDirectory(stateDirectory);
+        StateFolder.EnsurePrivate(stateDirectory);
         var path = System.IO.Path.Combine(stateDirectory, FileName);
+        StateFolder.CreatePrivate(path);
         var connection = new SqliteConnection(new SqliteConnectionStringBuilder
         {
             DataSource = path,
@@ -48,6 +49,7 @@ public sealed class StateStore : IDisposable
                 service TEXT, replica TEXT, message TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS rollouts (service TEXT PRIMARY KEY, body TEXT NOT NULL);
             """);
+        StateFolder.MakePrivate(path, path + "-wal", path + "-shm");
         return new StateStore(connection, Math.Max(1, historyLimit)) { Path = path };
     }
 
@@ -76,6 +78,21 @@ public sealed class StateStore : IDisposable
 
             tx.Commit();
             return revision;
+        }
+    }
+
+    /// <summary>Rewrites a kept revision's body (counts, stopped services: what changes without a new pod template).</summary>
+    public void ReplaceRevision(RevisionRecord revision)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("UPDATE revisions SET body = $b WHERE number = $n");
+            cmd.Parameters.AddWithValue("$n", revision.Number);
+            cmd.Parameters.AddWithValue("$b", JsonSerializer.Serialize(revision, StateJson.Options));
+            if (cmd.ExecuteNonQuery() != 1)
+            {
+                throw new InvalidOperationException($"revision {revision.Number} is not in the state store to update");
+            }
         }
     }
 
@@ -167,7 +184,7 @@ public sealed class StateStore : IDisposable
         lock (_gate)
         {
             using var cmd = Command("INSERT INTO events (time, type, service, replica, message) VALUES ($t, $ty, $s, $r, $m) RETURNING id");
-            cmd.Parameters.AddWithValue("$t", e.Time.ToString("O", CultureInfo.InvariantCulture));
+            cmd.Parameters.AddWithValue("$t", e.Time.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture));
             cmd.Parameters.AddWithValue("$ty", e.Type);
             cmd.Parameters.AddWithValue("$s", (object?)e.Service ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$r", (object?)e.Replica ?? DBNull.Value);
@@ -214,7 +231,33 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$after", afterId);
             cmd.Parameters.AddWithValue("$s", (object?)service ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$limit", limit);
-            return ReadAll(cmd, r => new EventRecord
+            return ReadEvents(cmd);
+        }
+    }
+
+    /// <summary>The newest <paramref name="limit"/> events with id below <paramref name="beforeId"/> (all when null) and time at or after
+    /// <paramref name="since"/>, returned oldest first: a page read backwards from the newest, as <c>kubectl get events</c> shows the latest.</summary>
+    public IReadOnlyList<EventRecord> ListNewestEvents(int limit, long? beforeId = null, DateTimeOffset? since = null, string? service = null)
+    {
+        lock (_gate)
+        {
+            // Times are stored as UTC round-trip text, which sorts as the time does.
+            using var cmd = Command("""
+                SELECT id, time, type, service, replica, message FROM events
+                WHERE ($before IS NULL OR id < $before) AND ($since IS NULL OR time >= $since) AND ($s IS NULL OR service = $s)
+                ORDER BY id DESC LIMIT $limit
+                """);
+            cmd.Parameters.AddWithValue("$before", (object?)beforeId ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$since", since is { } t ? t.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture) : DBNull.Value);
+            cmd.Parameters.AddWithValue("$s", (object?)service ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$limit", limit);
+            var newestFirst = ReadEvents(cmd);
+            return [.. newestFirst.Reverse()];
+        }
+    }
+
+    private IReadOnlyList<EventRecord> ReadEvents(SqliteCommand cmd) =>
+            ReadAll(cmd, r => new EventRecord
             {
                 Id = r.GetInt64(0),
                 Time = DateTimeOffset.Parse(r.GetString(1), CultureInfo.InvariantCulture, DateTimeStyles.RoundtripKind),
@@ -223,8 +266,6 @@ public sealed class StateStore : IDisposable
                 Replica = r.IsDBNull(4) ? null : r.GetString(4),
                 Message = r.GetString(5),
             });
-        }
-    }
 
     /// <summary>Saves one service's rollout record (the rollout controller's memory: target, last good template, state).</summary>
     public void SaveRollout(string service, string body)

@@ -21,6 +21,9 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     private readonly string _host;
     private readonly ConcurrentDictionary<string, (ulong CpuNanos, DateTime Read)> _cpuSamples = new();
 
+    /// <summary>Containers this driver stopped or killed: only for these is a 128+n exit code known to be a signal.</summary>
+    private readonly ConcurrentDictionary<string, bool> _stopped = new();
+
     /// <summary>cgroupfs or systemd; a node's cgroup path is a plain cgroupfs path, so it is only passed to a cgroupfs engine.</summary>
     private string _cgroupDriver = "cgroupfs";
 
@@ -176,6 +179,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     public async Task<ReplicaStatus> StopAsync(ReplicaHandle replica, TimeSpan gracePeriod, CancellationToken cancellationToken)
     {
         var id = ContainerId(replica);
+        _stopped[id] = true;
         try
         {
             var seconds = (uint)Math.Ceiling(Math.Max(0, gracePeriod.TotalSeconds));
@@ -219,6 +223,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         _cpuSamples.TryRemove(id, out _);
+        _stopped.TryRemove(id, out _);
     }
 
     public async Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken)
@@ -249,7 +254,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             ContainerId = inspect.ID,
             Pid = state.Pid > 0 ? (int)state.Pid : null,
             ExitCode = exited ? (int)state.ExitCode : null,
-            Signal = exited && state.ExitCode > 128 && state.ExitCode < 160 ? (int)state.ExitCode - 128 : null,
+            Signal = exited ? DockerExitStatus.Signal(state.ExitCode, state.OOMKilled, _stopped.ContainsKey(inspect.ID) || _stopped.ContainsKey(id)) : null,
             StartedAt = ParseTime(state.StartedAt),
             FinishedAt = exited ? ParseTime(state.FinishedAt) : null,
             OomKilled = state.OOMKilled,

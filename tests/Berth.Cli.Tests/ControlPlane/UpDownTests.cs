@@ -125,6 +125,84 @@ public sealed class UpDownTests : IDisposable
         Assert.Equal(0, Berth("down").Code);
     }
 
+    /// <summary>The pids of detached control planes running this folder's spec.</summary>
+    private List<int> ControlPlanes()
+    {
+        var spec = Path.Combine(_dir, "berth.yaml");
+        var found = new List<int>();
+        foreach (var proc in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var args = File.ReadAllText(Path.Combine(proc, "cmdline")).Split('\0');
+                if (args.Contains(Commands.ControlPlaneCommands.DaemonCommand) && args.Contains(spec))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (IOException)
+            {
+                // Gone while we looked.
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Whether some process holds the state folder's lock, asked with util-linux's flock(1) as an outsider would.</summary>
+    private bool LockHeld()
+    {
+        using var p = Process.Start(new ProcessStartInfo("flock", ["-n", Path.Combine(_dir, ".berth", "control-plane.lock"), "true"]) { UseShellExecute = false })!;
+        p.WaitForExit();
+        return p.ExitCode != 0;
+    }
+
+    [Fact]
+    public async Task UpDetached_TwoAtOnce_OneControlPlaneAndTheSpecsReplicas()
+    {
+        var first = Task.Run(() => Berth("up", "-d"));
+        var second = Task.Run(() => Berth("up", "-d"));
+        var runs = await Task.WhenAll(first, second);
+
+        Assert.All(runs, r => Assert.True(r.Code == 0, $"berth up -d failed ({r.Code}): {r.Err}"));
+        await Poll.UntilAsync(() => Ps().Count(r => r.GetProperty("phase").GetString() == "ready") == 2, TimeSpan.FromSeconds(60), "2 Ready replicas");
+        await Poll.UntilAsync(() => ControlPlanes().Count == 1, TimeSpan.FromSeconds(30), "the losing control plane to hand its spec over and exit");
+        Assert.True(LockHeld(), "the running control plane holds the state folder's lock");
+        Assert.Equal(2, Ps().Count);
+        var perl = Ps().Select(r => r.GetProperty("pid").GetInt32()).ToList();
+        Assert.Equal(2, perl.Distinct().Count());
+
+        // 'berth events' pages from the newest, and says how to read the older ones.
+        var all = Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(e => JsonDocument.Parse(e).RootElement.GetProperty("id").GetInt64()).ToList();
+        var (eventsCode, newest, hint) = Berth("events", "-o", "json", "--limit", "2");
+        var ids = newest.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(e => JsonDocument.Parse(e).RootElement.GetProperty("id").GetInt64()).ToList();
+        Assert.Equal(0, eventsCode);
+        Assert.True(ids.Count == 2 && ids[1] >= all[^1] && ids[0] > all[^3], $"the newest two events, got {string.Join(',', ids)} of {string.Join(',', all)}");
+        Assert.Contains($"older events: berth events --before {ids[0]}", hint, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Down_TwoAtOnce_NothingLeftRunning()
+    {
+        var (code, _, err) = Berth("up", "-d");
+        Assert.True(code == 0, $"berth up -d failed ({code}): {err}");
+        await Poll.UntilAsync(() => Ps().Count(r => r.GetProperty("phase").GetString() == "ready") == 2, TimeSpan.FromSeconds(60), "2 Ready replicas");
+        var pids = Ps().Select(r => r.GetProperty("pid").GetInt32()).ToList();
+
+        var downs = await Task.WhenAll(Task.Run(() => Berth("down")), Task.Run(() => Berth("down")));
+
+        Assert.All(downs, r => Assert.True(r.Code == 0, $"berth down failed ({r.Code}): {r.Err}"));
+        await Poll.UntilAsync(() => ControlPlanes().Count == 0, TimeSpan.FromSeconds(30), "no control plane left");
+        await Poll.UntilAsync(() => pids.All(pid => !Directory.Exists($"/proc/{pid}")), TimeSpan.FromSeconds(30), "every replica stopped by the two 'berth down'");
+        Assert.False(LockHeld(), "the state folder's lock is free once the control plane is gone");
+        Assert.Equal(ExitCodes.Unavailable, Berth("ps").Code);
+    }
+
     [Fact]
     public void Ps_NoControlPlane_UnavailableWithHowToStartOne()
     {

@@ -5,6 +5,26 @@ namespace Berth.Mesh.Tests.Functional;
 public sealed class TcpTests
 {
     [Fact]
+    public async Task Tcp_SecondMeshOnTheSamePort_RefusedNotShared()
+    {
+        await using var a = new EchoServer("a");
+        await using var b = new EchoServer("b");
+        await using var first = new MeshHost();
+        await using var second = new MeshHost();
+        var port = Ports.Free();
+        await first.UpdateAsync(MeshTest.TcpRoute(port, MeshTest.Bare(LoadBalancing.RoundRobin), a.Upstream), CancellationToken.None);
+
+        // SO_REUSEPORT on both would let the kernel share the port between two control planes, each answering in turn.
+        var refused = await Assert.ThrowsAsync<MeshListenerException>(() => second.UpdateAsync(MeshTest.TcpRoute(port, MeshTest.Bare(LoadBalancing.RoundRobin), b.Upstream), CancellationToken.None));
+
+        Assert.Contains($"127.0.0.1:{port}: Address already in use", refused.Message, StringComparison.Ordinal);
+        for (var i = 0; i < 4; i++)
+        {
+            Assert.Equal("a", (await RoundTripAsync(port, $"ping-{i}")).Item1);
+        }
+    }
+
+    [Fact]
     public async Task Tcp_RoundRobin_SplicesConnectionsAcrossUpstreamsBothWays()
     {
         await using var a = new EchoServer("a");

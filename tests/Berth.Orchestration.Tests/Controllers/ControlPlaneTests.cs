@@ -66,9 +66,11 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         };
 
         var first = await _h.Plane.ApplyAsync(App(Api(1)), "up", CancellationToken.None);
-        var second = await _h.Plane.ScaleAsync("api", 2, CancellationToken.None);
+        // A template change (a scale makes no revision since issue #14 §7).
+        var second = await _h.Plane.PatchServiceAsync("api", new ServicePatch { Env = ImmutableSortedDictionary<string, string>.Empty.Add("V", "2") }, CancellationToken.None);
 
         Assert.Equal([first.Number, second.Number], seen);
+        Assert.Equal(first.Number + 1, second.Number);
     }
 
     [Fact]
@@ -141,8 +143,55 @@ public sealed class ControlPlaneTests : IAsyncLifetime
             Assert.True(firstRouteWithout >= 0 && firstRouteWithout < stopAt, $"{victim} must leave routing before it is stopped: {string.Join(" | ", calls)}");
         }
 
-        Assert.Equal("scale api=1", revision.Cause);
-        Assert.Equal(2, _h.Store.ListRevisions().Count);
+        // No pod template changed: the count is written into the current revision, no new one (issue #14 §7, as Kubernetes).
+        Assert.Equal("up", revision.Cause);
+        Assert.Equal(1, Assert.Single(_h.Store.ListRevisions()).Application.FindService("api")!.Replicas);
+    }
+
+    [Fact]
+    public async Task Scale_TenTimesAfterAPatch_NoRevisionsAndUndoStillGoesBack()
+    {
+        var first = await _h.Plane.ApplyAsync(App(Api(2)), "up", CancellationToken.None);
+        await _h.AllReadyAsync("api", 2);
+        var patched = await _h.Plane.PatchServiceAsync("api", new ServicePatch { Env = ImmutableSortedDictionary<string, string>.Empty.Add("V", "2") }, CancellationToken.None);
+        await _h.UntilAsync(() => _h.Of("api").Count() == 2 && _h.Of("api").All(r => r.Revision == patched.Number && r.Phase == ReplicaPhase.Ready), "2 Ready of the patched template");
+
+        for (var i = 0; i < 10; i++)
+        {
+            await _h.Plane.ScaleAsync("api", 1 + (i % 3), CancellationToken.None);
+        }
+
+        await _h.Plane.StopServiceAsync("api", CancellationToken.None);
+        await _h.Plane.StartServiceAsync("api", CancellationToken.None);
+        await _h.Plane.RestartServiceAsync("api", CancellationToken.None);
+
+        Assert.Equal([patched.Number, first.Number], _h.Store.ListRevisions().Select(r => r.Number));
+        Assert.Equal(1 + (9 % 3), _h.Plane.Current!.Application.FindService("api")!.Replicas);
+        var undo = await _h.Plane.UndoRolloutAsync("api", null, CancellationToken.None);
+        Assert.Equal($"undo api to revision {first.Number}", undo.Cause);
+        Assert.Equal(first.Number, undo.TemplateOf("api"));
+        Assert.Equal(1 + (9 % 3), undo.Application.FindService("api")!.Replicas);
+        Assert.False(undo.Application.FindService("api")!.Env.ContainsKey("V"));
+        await _h.UntilAsync(() => _h.Of("api").Count() == 1 + (9 % 3) && _h.Of("api").All(r => r.Revision == first.Number && r.Phase == ReplicaPhase.Ready), "back on the first template");
+    }
+
+    [Fact]
+    public async Task Apply_UnchangedSpec_SameRevisionNoEvent()
+    {
+        var first = await _h.Plane.ApplyAsync(App(Api(2)), "up", CancellationToken.None);
+        await _h.AllReadyAsync("api", 2);
+        var revisionEvents = _h.Store.ListEvents(0, int.MaxValue).Count(e => e.Type == EventTypes.Revision);
+
+        var again = await _h.Plane.ApplyAsync(App(Api(2)), "up", CancellationToken.None);
+        var rescaled = await _h.Plane.ApplyAsync(App(Api(3)), "up", CancellationToken.None);
+        await _h.AllReadyAsync("api", 3);
+
+        Assert.Equal(first.Number, again.Number);
+        Assert.Equal(first.Number, rescaled.Number);
+        Assert.Single(_h.Store.ListRevisions());
+        Assert.Equal(revisionEvents, _h.Store.ListEvents(0, int.MaxValue).Count(e => e.Type == EventTypes.Revision));
+        var changed = await _h.Plane.ApplyAsync(App(Api(3) with { Command = ["api", "--v2"] }), "up", CancellationToken.None);
+        Assert.Equal(first.Number + 1, changed.Number);
     }
 
     [Fact]
@@ -283,7 +332,7 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         Assert.All(_h.Driver.Starts.Where(s => s.Revision == revision.Number), s => Assert.Equal("2", s.Env["V"]));
         Assert.Equal(RolloutState.Complete, _h.Plane.GetRollout("api").State);
 
-        // Scaling is a new revision too, but it does not replace replicas.
+        // Scaling makes no revision and does not replace replicas.
         var replaced = _h.Of("api").Select(r => r.Id).ToList();
         await _h.Plane.ScaleAsync("api", 3, CancellationToken.None);
         await _h.AllReadyAsync("api", 3);

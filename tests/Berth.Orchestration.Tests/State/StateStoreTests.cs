@@ -25,6 +25,46 @@ public sealed class StateStoreTests : IDisposable
         Scheduler = SchedulerPolicy.BinPack,
     };
 
+    private static int CatAsNobody(string file)
+    {
+        using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo("setpriv", ["--reuid", "65534", "--regid", "65534", "--clear-groups", "cat", file])
+        {
+            UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true,
+        })!;
+        p.StandardOutput.ReadToEnd();
+        p.StandardError.ReadToEnd();
+        p.WaitForExit();
+        return p.ExitCode;
+    }
+
+    [Fact]
+    [System.Runtime.Versioning.UnsupportedOSPlatform("windows")]
+    public void Open_FolderMadeByAnOlderBerth_Folder0700FilesOwnerOnlyAndUnreadableToAnotherUid()
+    {
+        const UnixFileMode open = (UnixFileMode)0b111_101_101;
+        File.SetUnixFileMode(_dir, open); // the temp folder itself is 0700: open it up, so only the state folder's own modes protect
+        var state = Path.Combine(_dir, ".berth");
+        Directory.CreateDirectory(state, open);
+
+        using (var store = StateStore.Open(state))
+        using (StateLock.TryAcquire(state))
+        {
+            store.AddRevision(n => new RevisionRecord { Number = n, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "up", Application = App(2) });
+            var files = new[] { StateStore.FileName, StateStore.FileName + "-wal", StateStore.FileName + "-shm", StateLock.FileName }.Select(f => Path.Combine(state, f)).ToList();
+
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(state));
+            Assert.All(files, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
+            if (Environment.UserName == "root")
+            {
+                var control = Path.Combine(_dir, "control.txt");
+                File.WriteAllText(control, "readable");
+                File.SetUnixFileMode(control, (UnixFileMode)0b110_100_100);
+                Assert.True(CatAsNobody(control) == 0, "uid 65534 reads a 0644 file beside the state folder: the setpriv check works");
+                Assert.All(files, f => Assert.True(CatAsNobody(f) != 0, $"uid 65534 read {f}"));
+            }
+        }
+    }
+
     [Fact]
     public void AddRevision_TwelveChanges_KeepsNewestTenNumberedOnward()
     {

@@ -87,7 +87,7 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         var update = new UpdateStrategy { MaxSurge = IntOrPercent.Count(0), MaxUnavailable = IntOrPercent.Percent(0) };
         var e = await Assert.ThrowsAsync<ControlPlaneException>(() => _h.Plane.ApplyAsync(App(Api(2, update)), "apply", CancellationToken.None));
         Assert.Equal(ControlPlaneError.Invalid, e.Error);
-        Assert.Equal("services.api.update: maxSurge and maxUnavailable are both 0, so a rolling update could never make progress; set maxSurge to 1 (start a new replica first) or maxUnavailable to 1", e.Message);
+        Assert.Equal("$.services[0].update: maxSurge and maxUnavailable are both 0, so a rolling update could never make progress; set maxSurge to 1 (start a new replica first) or maxUnavailable to 1", e.Message);
         Assert.Null(_h.Plane.Current);
     }
 

@@ -109,6 +109,34 @@ public sealed class DockerDriverTests : IAsyncLifetime
     }
 
     [DockerFact]
+    public async Task WaitForExitAsync_ExitCode155_ReportedAsCodeNotSignal27()
+    {
+        var handle = await StartAsync(Spec("exit155", "sh", "-c", "exit 155"));
+
+        var status = await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+
+        Assert.Equal(ReplicaState.Exited, status.State);
+        Assert.Equal(155, status.ExitCode);
+        Assert.Null(status.Signal);
+    }
+
+    [DockerFact]
+    public async Task WaitForExitAsync_KilledOutsideTheDriver_CodeKeptSignalUnknown()
+    {
+        // The engine reports a signal death as 128+n, the same number a process may exit with: Docker shows
+        // "Exited (137)" and so does Berth, without claiming a signal it cannot know.
+        var handle = await StartAsync(Spec("outside", "sleep", "300"));
+        using var client = Client();
+        await client.Containers.KillContainerAsync(handle.ContainerId, new global::Docker.DotNet.Models.ContainerKillParameters { Signal = "KILL" });
+
+        var status = await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+
+        Assert.Equal(137, status.ExitCode);
+        Assert.Null(status.Signal);
+        Assert.False(status.OomKilled);
+    }
+
+    [DockerFact]
     public async Task StopAsync_ZeroGrace_KilledWithoutTheEnginesDefaultWait()
     {
         var handle = await StartAsync(Spec("now", "sh", "-c", "trap '' TERM; while true; do sleep 1; done"));

@@ -237,6 +237,30 @@ public sealed class ProcessDriverTests
     }
 
     [Fact]
+    public async Task InspectAsync_ExitCode155_ReportedAsCodeNotSignal()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("exit155", "exit 155"));
+
+        var status = await WaitAsync(scope, handle);
+
+        Assert.Equal(155, status.ExitCode);
+        Assert.Null(status.Signal);
+    }
+
+    [Fact]
+    public async Task InspectAsync_KilledBySignal27_ReportsSignalAnd155()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false);
+        var handle = await scope.StartAsync(scope.Perl("sigprof", "kill 'PROF', $$; sleep 5"));
+
+        var status = await WaitAsync(scope, handle);
+
+        Assert.Equal(27, status.Signal);
+        Assert.Equal(155, status.ExitCode);
+    }
+
+    [Fact]
     public async Task InspectAsync_CrashingProcess_ReportsSignal()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
