@@ -12,6 +12,9 @@ namespace Berth.Core.Build;
 /// </summary>
 public static class BuildContext
 {
+    /// <summary>The folder Berth keeps an app's state in (beside the spec), left out of every build context.</summary>
+    public const string StateFolderName = ".berth";
+
     public static async Task<MemoryStream> CreateTarAsync(string context, CancellationToken cancellationToken)
     {
         var rules = ReadIgnore(Path.Combine(context, ".dockerignore"));
@@ -114,6 +117,12 @@ public static class BuildContext
             cancellationToken.ThrowIfCancellationRequested();
             var path = relative.Length == 0 ? entry.Name : $"{relative}/{entry.Name}";
             var isDirectory = entry is DirectoryInfo && entry.LinkTarget is null;
+            // Berth's own state folder (its database, API token and lock) is never build input, whatever .dockerignore says.
+            if (isDirectory && entry.Name == StateFolderName)
+            {
+                continue;
+            }
+
             // The Dockerfile and .dockerignore always go (the engine needs them), as with the docker CLI.
             if (IsExcluded(path, rules) && path is not ("Dockerfile" or ".dockerignore") && !(isDirectory && rules.Any(r => r.Item2)))
             {

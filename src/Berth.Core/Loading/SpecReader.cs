@@ -433,15 +433,17 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
                         Error(value, Join(path, name), $"pipeline file '{file}' does not exist (looked for {full})");
                     }
 
-                    _pipelines.Add(new PipelineRef(name, full, 1, 1));
+                    _pipelines.Add(new PipelineRef(name, full, 1, 1) { Digest = System.IO.File.Exists(full) ? Digest(System.IO.File.ReadAllBytes(full)) : null });
                 }
             }
             else
             {
-                _pipelines.Add(new PipelineRef(name, SourcePath ?? File, (int)value.Start.Line, (int)value.Start.Column));
+                _pipelines.Add(new PipelineRef(name, SourcePath ?? File, (int)value.Start.Line, (int)value.Start.Column) { Digest = Digest(System.Text.Encoding.UTF8.GetBytes(value.ToString())) });
             }
         }
     }
+
+    private static string Digest(byte[] content) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(content));
 
     private void ReadTopVolumes(YamlNode v, string path)
     {

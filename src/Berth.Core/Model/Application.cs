@@ -73,7 +73,12 @@ public enum SchedulerPolicy
 }
 
 /// <summary>Where a pipeline definition sits, so Berth.Pipelines can parse it with its own positions.</summary>
-public sealed record PipelineRef(string Name, string SourceFile, int Line, int Column);
+public sealed record PipelineRef(string Name, string SourceFile, int Line, int Column)
+{
+    /// <summary>SHA-256 of the definition as loaded, so an apply that changes only a pipeline (its triggers, say) is a change of
+    /// the desired state and makes a revision, which is what re-arms the pipeline's triggers.</summary>
+    public string? Digest { get; init; }
+}
 
 /// <summary>Which driver runs a service's replicas.</summary>
 public enum RuntimeKind

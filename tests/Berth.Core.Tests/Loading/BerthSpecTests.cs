@@ -225,7 +225,8 @@ public class BerthSpecTests : IDisposable
         [
             new PipelineRef("ci", Path.Combine(_dir, "berth.yaml"), 11, 5),
             new PipelineRef("release", Path.Combine(_dir, "release.yaml"), 1, 1),
-        ], app.Pipelines.ToArray());
+        ], app.Pipelines.Select(p => p with { Digest = null }).ToArray());
+        Assert.All(app.Pipelines, p => Assert.Matches("^[0-9a-f]{64}$", p.Digest));
     }
 
     [Fact]

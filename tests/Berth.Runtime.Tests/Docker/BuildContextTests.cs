@@ -38,6 +38,27 @@ public sealed class BuildContextTests : IDisposable
     }
 
     [Fact]
+    public async Task CreateTarAsync_BerthStateFolderNotIgnored_IsLeftOutAnyway()
+    {
+        Write("Dockerfile", "FROM scratch\n");
+        Write("app/a.txt", "a");
+        Write(".berth/api-token", "secret-token");
+        Write("app/.berth/state.db", "db");
+
+        using var tar = await BuildContext.CreateTarAsync(_dir, CancellationToken.None);
+        var names = new List<string>();
+        await using (var reader = new TarReader(tar))
+        {
+            while (await reader.GetNextEntryAsync() is { } entry)
+            {
+                names.Add(entry.Name);
+            }
+        }
+
+        Assert.Equal(["Dockerfile", "app/", "app/a.txt"], names.Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
     public async Task CreateTarAsync_DockerIgnore_LeavesOutIgnoredKeepsTheRestAndTheDockerfile()
     {
         Write("Dockerfile", "FROM scratch\n");
