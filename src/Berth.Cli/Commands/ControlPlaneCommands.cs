@@ -477,7 +477,16 @@ internal static class ControlPlaneCommands
         {
             if (client is not null)
             {
-                await client.PostAsync("/v1/shutdown", null, ct);
+                try
+                {
+                    await client.PostAsync("/v1/shutdown", null, ct);
+                }
+                catch (HttpRequestException)
+                {
+                    // It stopped answering between the check and the request: another 'down' (or a Ctrl-C) is already
+                    // stopping it. Wait for it to go, as if this request had asked.
+                }
+
                 var deadline = Stopwatch.StartNew();
                 while (await client.AliveAsync(ct))
                 {
