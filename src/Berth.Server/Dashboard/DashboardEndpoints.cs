@@ -145,6 +145,7 @@ internal static class DashboardEndpoints
             }));
         });
         PipelineEndpoints.Map(app, d);
+        KubernetesEndpoints.Map(app, d);
     }
 
     // ---- pages --------------------------------------------------------------------------------------------------

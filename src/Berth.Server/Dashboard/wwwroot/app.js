@@ -396,6 +396,40 @@
     return { dispose() { clearInterval(timer); } };
   }
 
+  // ---- kubernetes ---------------------------------------------------------------------------------------------
+  // The running spec on the cluster of the control plane's kubeconfig: `berth k8s status` (live state, drift) and `berth k8s diff`.
+  function kubernetesView(params) {
+    view.innerHTML = `<h2>Kubernetes</h2><div class="toolbar">
+      <input id="k-context" placeholder="context (kubeconfig's current)" aria-label="kubeconfig context" value="${esc(params.get('context') || '')}">
+      <input id="k-ns" placeholder="namespace (context's)" aria-label="namespace" value="${esc(params.get('namespace') || '')}">
+      <select id="k-mesh" aria-label="mesh"><option value="none">plain Kubernetes</option><option value="istio" ${params.get('mesh') === 'istio' ? 'selected' : ''}>with Istio</option></select>
+      <button id="k-go">Refresh</button><span id="k-where" class="muted"></span></div>
+      <div id="k8s" class="empty">reading the cluster…</div>`;
+    let timer, busy = false;
+    async function load() {
+      if (busy) return; busy = true;
+      const q = new URLSearchParams({ context: view.querySelector('#k-context').value, namespace: view.querySelector('#k-ns').value, mesh: view.querySelector('#k-mesh').value });
+      let r;
+      try { r = await getJson('/dashboard/api/kubernetes?' + q); } catch (e) { view.querySelector('#k8s').textContent = e.message; busy = false; return; }
+      busy = false;
+      const box = view.querySelector('#k8s'); if (!box) return;
+      view.querySelector('#k-where').textContent = r.cluster ? `cluster ${r.cluster}${r.context ? ' (context ' + r.context + ')' : ''}, namespace ${r.namespace} · read ${new Date().toLocaleTimeString([], { hour12: false })}` : '';
+      box.className = '';
+      const diffLines = d => d.split('\n').map(l => `<div class="${l.startsWith('+++') || l.startsWith('---') ? 'h' : l.startsWith('@@') ? 'at' : l.startsWith('+') ? 'add' : l.startsWith('-') ? 'del' : ''}">${esc(l)}</div>`).join('');
+      box.innerHTML = (r.error ? `<div class="panel" id="k-error"><span class="phase error">cannot read the cluster</span> ${esc(r.error)}</div>` : '') +
+        (r.status ? `<div class="panel"><h3>Live state</h3><table id="k-status"><thead><tr><th>Object</th><th>State</th><th>Detail</th></tr></thead><tbody>
+          ${r.status.map(o => `<tr data-object="${esc(o.object)}"><td class="mono">${esc(o.object)}</td><td>${o.healthy ? '<span class="phase ready">ok</span>' : '<span class="phase not-ready">not ready</span>'}</td><td class="wrap state">${esc(o.state)}</td></tr>`).join('') || '<tr><td colspan="3" class="empty">no workloads</td></tr>'}</tbody></table></div>` : '') +
+        (r.drift ? `<div class="panel"><h3>Drift <span class="muted">fields another manager changed since berth applied them</span></h3><table id="k-drift"><thead><tr><th>Object</th><th>Manager</th><th>Operation</th><th>When</th><th>Fields</th></tr></thead><tbody>
+          ${r.drift.map(x => `<tr data-object="${esc(x.object)}"><td class="mono">${esc(x.object)}</td><td>${esc(x.manager)}</td><td>${esc(x.operation)}</td><td>${esc(x.time || '')}</td><td class="wrap mono fields">${esc(x.fields.join(', '))}</td></tr>`).join('') || '<tr><td colspan="5" class="empty">no drift: no other manager changed these objects since berth applied them</td></tr>'}</tbody></table></div>` : '') +
+        (r.diff ? `<div class="panel"><h3>Diff <span class="muted" id="k-summary">${r.changed ? `apply would change ${r.changed} of ${r.objects} objects` : 'apply would change nothing'}</span></h3>
+          ${r.diff.map(o => `<div class="k-object" data-object="${esc(o.object)}"><h4 class="mono">${esc(o.object)}</h4>${o.error ? `<p class="phase error">${esc(o.error)}</p>` : ''}${o.diff ? `<div class="diff">${diffLines(o.diff)}</div>` : ''}</div>`).join('')}
+          ${r.prune.length ? `<h3>Not in the spec any more <span class="muted">apply --prune would remove them</span></h3><ul id="k-prune">${r.prune.map(o => `<li class="mono">${esc(o.object)}</li>`).join('')}</ul>` : ''}</div>` : '');
+    }
+    view.querySelector('#k-go').onclick = load;
+    load(); timer = setInterval(load, 10000);
+    return { dispose() { clearInterval(timer); } };
+  }
+
   // ---- router -------------------------------------------------------------------------------------------------
   function route() {
     if (current && current.dispose) current.dispose();
@@ -406,7 +440,7 @@
     document.querySelectorAll('#nav a').forEach(a => a.classList.toggle('active', a.getAttribute('href') === '#' + (name === 'replica' ? 'resources' : name === 'trace' ? 'traces' : name)));
     const views = {
       resources: () => resourcesView(), replica: () => replicaView(decodeURIComponent(arg)), logs: () => logsView(params), graph: () => graphView(),
-      metrics: () => metricsView(params), traces: () => tracesView(params), trace: () => traceView(decodeURIComponent(arg)), rollouts: () => rolloutsView(), pipelines: () => pipelinesView(params),
+      metrics: () => metricsView(params), traces: () => tracesView(params), trace: () => traceView(decodeURIComponent(arg)), rollouts: () => rolloutsView(), pipelines: () => pipelinesView(params), kubernetes: () => kubernetesView(params),
     };
     current = (views[name] || views.resources)();
     if (current && current.update) current.update();
