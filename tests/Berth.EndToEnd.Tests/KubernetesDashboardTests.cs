@@ -1,7 +1,6 @@
 using System.Text;
 using System.Text.Json.Nodes;
 using Berth.Testing.Kubernetes;
-using Microsoft.Playwright;
 
 namespace Berth.EndToEnd.Tests;
 
@@ -36,17 +35,9 @@ public sealed class KubernetesDashboardTests
         berth.Environment["KUBECONFIG"] = cluster.WriteKubeconfig(home);
         try
         {
-            var up = await berth.RunAsync("up", "-d");
-            Assert.True(up.Code == 0, $"berth up -d failed: {up}");
-            var link = ShopForDashboard.LinkPattern().Match(up.Err);
-            Assert.True(link.Success, $"berth up printed no dashboard link: {up}");
-            var url = new Uri(link.Value).GetLeftPart(UriPartial.Authority) + "/";
-
-            using var playwright = await Playwright.CreateAsync();
-            await using var browser = await Chromium.LaunchAsync(playwright);
-            await using var context = await Chromium.NewContextAsync(browser);
-            var page = await context.NewPageAsync();
-            page.SetDefaultTimeout(60_000);
+            await using var dashboard = await SignedInDashboard.OpenAsync(berth);
+            var page = dashboard.Page;
+            var url = dashboard.Url;
             var captured = new List<string>();
             page.Response += async (_, response) =>
             {
@@ -59,8 +50,6 @@ public sealed class KubernetesDashboardTests
                     }
                 }
             };
-            await page.GotoAsync(link.Value);
-            await page.WaitForURLAsync(url, new() { WaitUntil = WaitUntilState.DOMContentLoaded });
 
             // Nothing applied yet: the workload is not on the cluster, and the diff adds every object (the Secret's values masked).
             await page.GotoAsync(url + "#kubernetes");

@@ -384,12 +384,21 @@
       view.querySelectorAll('[data-cancel]').forEach(b => b.onclick = () => act('POST', `/v1/pipelines/runs/${b.dataset.cancel}/cancel`, undefined, `cancelling run ${b.dataset.cancel}`));
       if (run) {
         let d; try { d = await getJson(`/dashboard/api/pipelines/${encodeURIComponent(run)}`); } catch (e) { return; }
-        const stages = []; d.jobs.forEach(j => { const i = d.jobs.indexOf(j); (stages[i] = stages[i] || []).push(j); });
+        // The job graph from needs: a job's column is the longest chain of needs before it; an edge per need, to every matrix instance.
+        const instances = {}; d.jobs.forEach(j => (instances[j.job] = instances[j.job] || []).push(j));
+        const depth = {};
+        const stageOf = id => {
+          if (depth[id] !== undefined) return depth[id];
+          depth[id] = 0; // a cycle cannot be parsed; this only stops the walk
+          return depth[id] = Math.max(0, ...((instances[id] || [])[0]?.needs || []).filter(n => instances[n]).map(n => stageOf(n) + 1));
+        };
+        const stages = []; d.jobs.forEach(j => (stages[stageOf(j.job)] = stages[stageOf(j.job)] || []).push(j));
         view.querySelector('#run').innerHTML = `<div class="panel"><h3>Run #${d.run.id} · ${esc(d.run.pipeline)} ${phase(d.run.status)}</h3>
-          <div class="dag">${d.jobs.map(j => `<div class="job"><b>${esc(j.key)}</b><br>${phase(j.status)}<div class="muted">${esc(j.message || '')}</div>${j.status === 'waiting' ? `<button data-approve="${esc(j.key)}" class="primary">Approve</button>` : ''}</div>`).join('<span class="muted">→</span>')}</div>
+          <div class="dag" id="dag"><svg class="dag-edges" xmlns="http://www.w3.org/2000/svg"></svg>${stages.map((jobs, i) => `<div class="stage" data-stage="${i}">${(jobs || []).map(j => `<div class="job" data-job="${esc(j.key)}" data-id="${esc(j.job)}" data-needs="${esc((j.needs || []).join(','))}"><b>${esc(j.key)}</b><br>${phase(j.status)}<div class="muted">${esc(j.message || '')}</div>${j.status === 'waiting' ? `<button data-approve="${esc(j.key)}" class="primary">Approve</button>` : ''}</div>`).join('')}</div>`).join('')}</div>
           <h3>Steps</h3><table><thead><tr><th>Job</th><th>#</th><th>Step</th><th>Status</th><th>Exit</th><th>Summary</th></tr></thead><tbody>${d.steps.map(s => `<tr><td>${esc(s.job)}</td><td>${s.index}</td><td>${esc(s.name)}</td><td>${phase(s.status)}</td><td>${esc(s.exitCode ?? '')}</td><td class="wrap">${esc(s.summary)}</td></tr>`).join('')}</tbody></table>
           <h3>Step logs</h3><div class="logs" style="height:30vh">${d.logs.map(l => `<div class="${esc(l.stream)}"><span class="r">${esc(l.job)}#${l.step}</span> ${esc(l.text)}</div>`).join('')}</div></div>`;
         view.querySelectorAll('[data-approve]').forEach(b => b.onclick = () => act('POST', `/v1/pipelines/runs/${encodeURIComponent(run)}/approve/${encodeURIComponent(b.dataset.approve)}`, undefined, `approved ${b.dataset.approve}`));
+        drawNeeds(view.querySelector('#dag'));
       }
     }
     load(); timer = setInterval(load, 3000);
@@ -428,6 +437,19 @@
     view.querySelector('#k-go').onclick = load;
     load(); timer = setInterval(load, 10000);
     return { dispose() { clearInterval(timer); } };
+  }
+
+  // Edges of the job graph, drawn over the laid-out boxes: from the right of each needed job to the left of the job that needs it.
+  function drawNeeds(dag) {
+    const svg = dag.querySelector('svg.dag-edges'), box = dag.getBoundingClientRect();
+    svg.setAttribute('width', dag.scrollWidth); svg.setAttribute('height', dag.scrollHeight);
+    const at = (el, side) => { const r = el.getBoundingClientRect(); return [(side === 'right' ? r.right : r.left) - box.left + dag.scrollLeft, r.top + r.height / 2 - box.top + dag.scrollTop]; };
+    let paths = '<defs><marker id="dag-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#7c8db5"/></marker></defs>';
+    dag.querySelectorAll('.job').forEach(to => (to.dataset.needs ? to.dataset.needs.split(',') : []).forEach(id => dag.querySelectorAll(`.job[data-id="${CSS.escape(id)}"]`).forEach(from => {
+      const [x1, y1] = at(from, 'right'), [x2, y2] = at(to, 'left'), dx = Math.max(12, (x2 - x1) / 2);
+      paths += `<path class="dag-edge" data-edge="${esc(from.dataset.job)}->${esc(to.dataset.job)}" d="M${x1.toFixed(1)},${y1.toFixed(1)} C${(x1 + dx).toFixed(1)},${y1.toFixed(1)} ${(x2 - dx).toFixed(1)},${y2.toFixed(1)} ${x2.toFixed(1)},${y2.toFixed(1)}" marker-end="url(#dag-arrow)"/>`;
+    })));
+    svg.innerHTML = paths;
   }
 
   // ---- router -------------------------------------------------------------------------------------------------
