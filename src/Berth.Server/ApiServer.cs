@@ -434,7 +434,8 @@ public sealed class ApiServer : IAsyncDisposable
         return JsonSerializer.SerializeToNode(masked, StateJson.Options);
     }
 
-    private static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
+    /// <summary>A replica as the API (and <c>berth ps</c>) and the dashboard show it.</summary>
+    internal static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
     {
         Id = r.Id,
         Service = r.Service,

@@ -47,6 +47,7 @@ public sealed class StateStore : IDisposable
             CREATE TABLE IF NOT EXISTS endpoints (service TEXT NOT NULL, endpoint TEXT NOT NULL, port INTEGER NOT NULL, PRIMARY KEY (service, endpoint));
             CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, type TEXT NOT NULL,
                 service TEXT, replica TEXT, message TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS events_replica ON events (replica, id);
             CREATE TABLE IF NOT EXISTS rollouts (service TEXT PRIMARY KEY, body TEXT NOT NULL);
             """);
         StateFolder.MakePrivate(path, path + "-wal", path + "-shm");
@@ -236,8 +237,10 @@ public sealed class StateStore : IDisposable
     }
 
     /// <summary>The newest <paramref name="limit"/> events with id below <paramref name="beforeId"/> (all when null) and time at or after
-    /// <paramref name="since"/>, returned oldest first: a page read backwards from the newest, as <c>kubectl get events</c> shows the latest.</summary>
-    public IReadOnlyList<EventRecord> ListNewestEvents(int limit, long? beforeId = null, DateTimeOffset? since = null, string? service = null)
+    /// <paramref name="since"/>, returned oldest first: a page read backwards from the newest, as <c>kubectl get events</c> shows the latest.
+    /// Optionally only those of one <paramref name="service"/>, one <paramref name="replica"/>, or of the given <paramref name="types"/>.</summary>
+    public IReadOnlyList<EventRecord> ListNewestEvents(
+        int limit, long? beforeId = null, DateTimeOffset? since = null, string? service = null, string? replica = null, IReadOnlyCollection<string>? types = null)
     {
         lock (_gate)
         {
@@ -245,11 +248,14 @@ public sealed class StateStore : IDisposable
             using var cmd = Command("""
                 SELECT id, time, type, service, replica, message FROM events
                 WHERE ($before IS NULL OR id < $before) AND ($since IS NULL OR time >= $since) AND ($s IS NULL OR service = $s)
+                  AND ($r IS NULL OR replica = $r) AND ($types IS NULL OR type IN (SELECT value FROM json_each($types)))
                 ORDER BY id DESC LIMIT $limit
                 """);
             cmd.Parameters.AddWithValue("$before", (object?)beforeId ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$since", since is { } t ? t.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture) : DBNull.Value);
             cmd.Parameters.AddWithValue("$s", (object?)service ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$r", (object?)replica ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$types", types is null ? DBNull.Value : System.Text.Json.JsonSerializer.Serialize(types));
             cmd.Parameters.AddWithValue("$limit", limit);
             var newestFirst = ReadEvents(cmd);
             return [.. newestFirst.Reverse()];

@@ -46,6 +46,9 @@
     return `<span class="bar" title="${esc(text)}"><i class="${pct > 85 ? 'hot' : ''}" style="width:${pct.toFixed(1)}%"></i><span>${esc(text)}</span></span>`;
   }
 
+  // A replica arrives as the API's replica (what `berth ps` reads) and the dashboard's usage beside it; the views read one object.
+  const flatReplica = r => Object.assign({}, r.replica, r.usage);
+
   // ---- live feed ----------------------------------------------------------------------------------------------
   function connect() {
     const live = document.getElementById('live');
@@ -54,6 +57,7 @@
     es.onerror = () => live.classList.add('off');
     es.addEventListener('resources', m => {
       const data = JSON.parse(m.data);
+      data.replicas = (data.replicas || []).map(flatReplica);
       resources = data;
       if (data.events && data.events.length) { events = events.concat(data.events).slice(-200); }
       if (current && current.update) current.update();
@@ -142,6 +146,7 @@
       last = Date.now();
       try {
         const d = await getJson(`/dashboard/api/replicas/${encodeURIComponent(id)}`);
+        Object.assign(d, flatReplica(d));
         document.getElementById('detail').className = '';
         document.getElementById('detail').innerHTML = `
           <div class="panel"><div class="kv">
