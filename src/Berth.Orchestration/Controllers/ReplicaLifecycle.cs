@@ -378,6 +378,14 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
             await PublishRoutesAsync(ct);
             LaunchStops(stops);
         }
+        else if (probe.Role == ProbeRole.Readiness)
+        {
+            probes.OnReadinessResult(r, rt, probe, outcome, transition, now);
+            if (transition != ProbeTransition.None)
+            {
+                await PublishRoutesAsync(ct);
+            }
+        }
         else if (transition != ProbeTransition.None)
         {
             probes.UpdateReadiness(r, rt, now, outcome.Message);
