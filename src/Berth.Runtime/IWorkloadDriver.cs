@@ -62,6 +62,10 @@ public sealed record ReplicaSpec
 
     public bool Shell { get; init; }
 
+    /// <summary>A process gets the control plane's whole environment under <see cref="Env"/> instead of the minimal set
+    /// (<see cref="Process.InheritedEnvironment"/>); containers inherit nothing either way.</summary>
+    public bool InheritEnv { get; init; }
+
     public string? WorkingDir { get; init; }
 
     public string? User { get; init; }

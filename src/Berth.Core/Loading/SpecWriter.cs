@@ -106,6 +106,7 @@ public static class SpecWriter
             ("shell", s.Shell ? true : null),
             ("working_dir", s.WorkingDir),
             ("user", s.User),
+            ("inherit_env", s.InheritEnv ? true : null),
             ("replicas", s.Replicas),
             ("environment", s.Env.IsEmpty ? null : s.Env.ToDictionary(kv => kv.Key, kv => (object?)(s.SecretEnv.Contains(kv.Key) && !showSecrets ? Mask : kv.Value)).ToOrdered()),
             ("secret_env", s.SecretEnv.IsEmpty ? null : s.SecretEnv.ToList()),

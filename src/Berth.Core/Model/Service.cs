@@ -28,6 +28,11 @@ public sealed record Service
 
     public string? User { get; init; }
 
+    /// <summary>A process replica gets the control plane's whole environment under its own (berth.yaml <c>inherit_env</c>);
+    /// off by default: only a minimal set is passed on (see <c>InheritedEnvironment</c> in Berth.Runtime). A container
+    /// inherits nothing either way, as Compose.</summary>
+    public bool InheritEnv { get; init; }
+
     /// <summary>Which driver runs it; <see cref="RuntimeKind.Auto"/> decides from run/image.</summary>
     public RuntimeKind Runtime { get; init; } = RuntimeKind.Auto;
 

@@ -633,18 +633,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
     private Dictionary<string, string> BuildEnvironment(ReplicaSpec spec, IReadOnlyList<(MountedFile File, string HostPath)> files)
     {
-        var env = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (_options.InheritEnvironment)
-        {
-            foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
-            {
-                env[(string)e.Key] = (string?)e.Value ?? "";
-            }
-        }
-        else
-        {
-            env["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
-        }
+        var env = InheritedEnvironment.Select(_options.HostEnvironment(), spec.InheritEnv);
 
         // One assigned port and no PORT given: the convention most servers read.
         if (spec.Ports.Count == 1 && !spec.Env.ContainsKey("PORT"))

@@ -49,6 +49,26 @@ public sealed class DockerDriverTests : IAsyncLifetime
     }
 
     [DockerFact]
+    public async Task StartAsync_InheritEnv_ContainerGetsOnlyItsSpecAndWhatTheEngineSets()
+    {
+        // Issue #14 §3: nothing of the control plane's environment reaches a container, as Compose (inherit_env is for
+        // processes). The engine itself adds PATH, HOSTNAME and HOME.
+        var spec = Spec("env", "env") with
+        {
+            InheritEnv = true,
+            Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("APP_MODE", "test"),
+        };
+        var handle = await StartAsync(spec);
+
+        await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var logs = await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal(["APP_MODE", "HOME", "HOSTNAME", "PATH"], logs.Texts(LogStream.Stdout).Select(l => l[..l.IndexOf('=', StringComparison.Ordinal)]).Order(StringComparer.Ordinal));
+        Assert.Contains("APP_MODE=test", logs.Texts(LogStream.Stdout));
+        Assert.NotEmpty(InheritedEnvironment.Current()); // the test host has an environment that could have leaked
+    }
+
+    [DockerFact]
     public async Task ExecAsync_RunningContainer_RunsInsideWithExitCodeAndOutput()
     {
         var handle = await StartAsync(Spec("exec", "sleep", "300"));
