@@ -147,7 +147,9 @@ public sealed partial class ControlPlane : IAsyncDisposable
     public Task<RevisionRecord> PatchServiceAsync(string service, ServicePatch patch, CancellationToken cancellationToken) =>
         MutateAsync($"patch {service}", app => RevisionManager.WithService(app, service, s => s with
         {
-            Image = patch.Image ?? s.Image,
+            Image = patch.Image is null ? s.Image
+                : s.EffectiveRuntime == RuntimeKind.Process ? throw ControlPlaneMessages.ImageOnProcessServiceError(s)
+                : patch.Image,
             Command = patch.Command ?? s.Command,
             Env = patch.Env is null ? s.Env : s.Env.SetItems(patch.Env),
         }), cancellationToken);
