@@ -66,6 +66,9 @@ public sealed record ReplicaSpec
     /// (<see cref="Process.InheritedEnvironment"/>); containers inherit nothing either way.</summary>
     public bool InheritEnv { get; init; }
 
+    /// <summary>How the replica's logs are rotated: the supervisor's files for a process, the engine's log driver for a container.</summary>
+    public LogRotation Logging { get; init; } = LogRotation.Default;
+
     public string? WorkingDir { get; init; }
 
     public string? User { get; init; }

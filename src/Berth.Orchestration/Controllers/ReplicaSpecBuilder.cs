@@ -80,6 +80,7 @@ internal static class ReplicaSpecBuilder
             Command = ArgvExpansion.Expand(service.Command, env),
             Shell = service.Shell,
             InheritEnv = service.InheritEnv,
+            Logging = service.Logging,
             WorkingDir = service.WorkingDir ?? (service.EffectiveRuntime == RuntimeKind.Process ? app.BaseDirectory : null),
             User = service.User,
             Env = env.ToImmutable(),

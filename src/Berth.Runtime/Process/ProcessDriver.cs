@@ -225,6 +225,11 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             start.ArgumentList.Add(spec.User);
         }
 
+        start.ArgumentList.Add("--log-max-size");
+        start.ArgumentList.Add(spec.Logging.MaxSize.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        start.ArgumentList.Add("--log-max-files");
+        start.ArgumentList.Add(spec.Logging.MaxFiles.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
         // The supervisor's own environment is minimal: the replica's (which may hold secrets) goes over stdin.
         start.Environment.Clear();
         start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";

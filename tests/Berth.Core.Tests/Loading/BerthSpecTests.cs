@@ -271,4 +271,13 @@ public class BerthSpecTests : IDisposable
             "berth.yaml:2:3: warning: services.db.inherit_env: applies to process replicas only; a container inherits nothing from the environment Berth runs in (as Compose), so it is ignored; list what the container needs under environment:",
             Assert.Single(result.Diagnostics).ToString().Replace(_dir + Path.DirectorySeparatorChar, "", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Logging_MaxSizeAndMaxFile_InKubernetesQuantities()
+    {
+        var s = Load("services:\n  web:\n    run: [app]\n    logging: {max_size: 1Mi, max_file: 2}\n").Services[0];
+
+        Assert.Equal(new LogRotation(new ByteSize(1L << 20), 2), s.Logging);
+        Assert.Equal(LogRotation.Default, Load("services:\n  web:\n    run: [app]\n").Services[0].Logging);
+    }
 }
