@@ -381,6 +381,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             cancellationToken)).ConfigureAwait(false);
         return [.. containers
             .Where(c => c.Labels.ContainsKey(BerthLabels.Replica) && c.Labels.ContainsKey(BerthLabels.Service))
+            .Where(c => _options.AppId is null || !c.Labels.TryGetValue(BerthLabels.AppId, out var id) || id == _options.AppId)
             .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal)
             .Select(c => new ReplicaHandle
             {
@@ -584,6 +585,11 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             [BerthLabels.Replica] = spec.ReplicaId,
             [BerthLabels.Revision] = spec.Revision.ToString(CultureInfo.InvariantCulture),
         };
+        if (_options.AppId is { } appId)
+        {
+            labels[BerthLabels.AppId] = appId;
+        }
+
         var env = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (spec.Ports.Count == 1 && !spec.Env.ContainsKey("PORT"))
         {
