@@ -332,7 +332,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         return status;
     }
 
-    public Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    public async Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken)
     {
         var record = Resolve(replica);
         if (Inspect(record).State == ReplicaState.Running)
@@ -342,20 +342,32 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
         if (record.CgroupPath is not null)
         {
-            // Orphans of a replica whose supervisor was killed may still sit in its cgroup.
-            foreach (var pid in _placed.Pids(record.CgroupPath))
+            // A group whose last process has just died is busy for a moment (the kernel frees it once the task is
+            // reaped), which left empty cgroups behind after a churn (issue #14 §9): try again for a while.
+            for (var attempt = 0; ; attempt++)
             {
-                ProcFs.Signal(pid, ProcFs.SigKill);
-            }
+                // Orphans of a replica whose supervisor was killed may still sit in its cgroup.
+                foreach (var pid in _placed.Pids(record.CgroupPath))
+                {
+                    ProcFs.Signal(pid, ProcFs.SigKill);
+                }
 
-            RemoveCgroup(_placed, record.CgroupPath, record.AppCgroup);
+                if (RemoveCgroup(_placed, record.CgroupPath, record.AppCgroup, log: attempt == CgroupRemoveAttempts - 1) || attempt == CgroupRemoveAttempts - 1)
+                {
+                    break;
+                }
+
+                await Task.Delay(_options.PollInterval, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
         }
 
         File.Delete(RecordPath(replica.App, replica.ReplicaId));
         _cpuSamples.TryRemove(Key(replica), out _);
         Log.Removed(_options.Logger, replica.ReplicaId);
-        return Task.CompletedTask;
     }
+
+    /// <summary>How often a busy cgroup's removal is tried: 40 × the poll interval (2 s by default).</summary>
+    private const int CgroupRemoveAttempts = 40;
 
     public async Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken)
     {
@@ -603,18 +615,24 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         return (0, 0, null);
     }
 
-    private void RemoveCgroup(ICgroupHierarchy cgroups, string path, string? appCgroup)
+    private bool RemoveCgroup(ICgroupHierarchy cgroups, string path, string? appCgroup, bool log = true)
     {
         if (!cgroups.Remove(path))
         {
-            Log.CgroupBusy(_options.Logger, path);
-            return;
+            if (log)
+            {
+                Log.CgroupBusy(_options.Logger, path);
+            }
+
+            return false;
         }
 
         if (appCgroup is not null)
         {
             cgroups.Remove(appCgroup); // fails harmlessly while other replicas of the app remain
         }
+
+        return true;
     }
 
     private static string CgroupPath(ReplicaSpec spec) => spec.Node is null ? $"{spec.App}/{spec.ReplicaId}" : $"{spec.Node}/{spec.ReplicaId}";
