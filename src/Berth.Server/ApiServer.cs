@@ -292,6 +292,12 @@ public sealed class ApiServer : IAsyncDisposable
             Results.Json(new RestartServiceResponse(await plane.RestartServiceAsync(name, ct)), ApiJson.Default.RestartServiceResponse));
         v1.MapGet("/services/{name}/logs", (string name, HttpContext context) =>
         {
+            if (QueryBool(context, "previous"))
+            {
+                FindService(plane, name);
+                return StreamPreviousLogsAsync(plane, name, context);
+            }
+
             FindService(plane, name);
             var ids = plane.Replicas.Where(r => r.Service == name && r.Handle is not null).Select(r => r.Id).ToList();
             return StreamLogsAsync(plane, ids, context);
@@ -311,6 +317,11 @@ public sealed class ApiServer : IAsyncDisposable
         });
         v1.MapGet("/replicas/{id}/logs", (string id, HttpContext context) =>
         {
+            if (QueryBool(context, "previous"))
+            {
+                return StreamPreviousLogsAsync(plane, id, context);
+            }
+
             FindReplica(plane, id);
             return StreamLogsAsync(plane, [id], context);
         });
@@ -470,6 +481,18 @@ public sealed class ApiServer : IAsyncDisposable
     };
 
     // ---- logs ---------------------------------------------------------------------------------------------------
+
+    /// <summary><c>?previous=true</c>: what ran before (<see cref="ControlPlane.GetPreviousLogs"/>), one replica's lines.</summary>
+    private static async Task StreamPreviousLogsAsync(ControlPlane plane, string name, HttpContext context)
+    {
+        var (replica, lines) = plane.GetPreviousLogs(name, new LogOptions { Tail = QueryInt(context, "tail") }, context.RequestAborted);
+        context.Response.ContentType = "application/x-ndjson";
+        await foreach (var line in lines)
+        {
+            var json = JsonSerializer.Serialize(new LogLine(replica, line.Timestamp, line.Stream == LogStream.Stdout ? "stdout" : "stderr", line.Text), ApiJson.Default.LogLine);
+            await context.Response.WriteAsync(json + "\n", context.RequestAborted);
+        }
+    }
 
     private static async Task StreamLogsAsync(ControlPlane plane, IReadOnlyList<string> ids, HttpContext context)
     {

@@ -561,13 +561,15 @@ internal static class ControlPlaneCommands
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines." };
         var target = new Argument<string>("SERVICE|REPLICA") { Description = "A service (all its replicas) or one replica." };
         var tail = new Option<int?>("--tail", "-n") { Description = "Only the last N lines of each replica.", HelpName = "N" };
-        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, target };
+        var previous = new Option<bool>("--previous", "-p") { Description = "What ran before, as kubectl: a restarted replica's earlier runs, a removed replica's kept logs, or a service's replica removed last." };
+        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, previous, target };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var name = parse.GetValue(target)!;
             var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
             var isService = services.Any(s => s.Name == name);
-            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "");
+            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "")
+                + (parse.GetValue(previous) ? "&previous=true" : "");
             var path = isService ? $"/v1/services/{Uri.EscapeDataString(name)}/logs{query}" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs{query}";
             var colors = ColorsOn(Console.Out);
             await foreach (var line in client.StreamLinesAsync(path, null, ct))

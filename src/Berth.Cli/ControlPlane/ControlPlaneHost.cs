@@ -101,7 +101,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             {
                 using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 connect.CancelAfter(DockerConnectTimeout);
-                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
+                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
                 host._disposables.Add(docker);
                 drivers.Add(docker);
                 dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
