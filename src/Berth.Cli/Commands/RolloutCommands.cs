@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Berth.Cli.ControlPlane;
+using Berth.Cli.Shell;
 using Berth.Core.Contracts;
 using static Berth.Cli.Commands.ControlPlaneCommands;
 
@@ -154,18 +155,17 @@ internal static class RolloutCommands
     {
         var file = SpecFile.CreateFileOption();
         var service = ServiceArgument();
-        var output = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table", HelpName = "FORMAT" }.AcceptOnlyFromAmong("table", "json");
-        var command = new Command("history", "List a service's revisions (its templates) in the kept history, oldest first.") { file, service, output };
+        var output = Output.CreateOption("table", "json", "yaml");
+        var format = Output.CreateTemplateOption();
+        var command = new Command("history", "List a service's revisions (its templates) in the kept history, oldest first.") { file, service, output, format };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var path = $"/v1/services/{Uri.EscapeDataString(parse.GetValue(service)!)}/rollout/history";
-            if (parse.GetValue(output) == "json")
+            var history = await client.GetAsync(path, ApiJson.Default.IReadOnlyListRolloutHistoryEntry, ct);
+            if (Output.TryWrite(JsonSerializer.SerializeToNode(history, Output.Json.IReadOnlyListRolloutHistoryEntry), parse.GetValue(output)!, parse.GetValue(format), Console.Out))
             {
-                Console.Out.WriteLine(await client.SendAsync(HttpMethod.Get, path, null, ct));
                 return ExitCodes.Ok;
             }
-
-            var history = await client.GetAsync(path, ApiJson.Default.IReadOnlyListRolloutHistoryEntry, ct);
 
             Console.Out.WriteLine("REVISION  CURRENT  CREATED              CAUSE / WHAT");
             foreach (var h in history)

@@ -8,9 +8,13 @@ internal static class BerthRoot
 {
     public static RootCommand Create()
     {
-        var root = new RootCommand("Berth runs a multi-service application with a real orchestrator and service mesh on one machine, and on Kubernetes.");
+        var root = new RootCommand("Berth runs a multi-service application with a real orchestrator and service mesh on one machine, and on Kubernetes.")
+        {
+            GlobalOptions.Project,
+        };
         foreach (var command in SpecCommands.Create()
             .Concat(ControlPlaneCommands.Create())
+            .Concat(ServiceCommands.Create())
             .Concat(RolloutCommands.Create())
             .Concat(KubernetesCommands.Create())
             .Concat(PipelineCommands.Create())
@@ -27,13 +31,14 @@ internal static class BerthRoot
     public static async Task<int> RunAsync(string[] args)
     {
         var root = Create();
-        var parse = root.Parse(args);
+        var parse = root.Parse(GlobalOptions.Normalize(root, args));
         if (parse.Errors.Count > 0)
         {
             UsageErrors.Report(parse, Console.Error);
             return ExitCodes.Usage;
         }
 
+        GlobalOptions.ProjectName = parse.GetValue(GlobalOptions.Project);
         return await parse.InvokeAsync();
     }
 }
