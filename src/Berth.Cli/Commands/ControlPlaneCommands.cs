@@ -36,7 +36,8 @@ internal static class ControlPlaneCommands
         var prune = CreatePruneOption();
         var wait = new Option<bool>("--wait") { Description = "Return once every service has its replicas Ready (exit 3 with the reasons if one cannot get there); implies --detach, as docker compose up --wait." };
         var waitTimeout = AppStatus.WaitTimeoutOption();
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune, wait, waitTimeout };
+        var build = new Option<bool>("--build") { Description = "With a control plane already running: run the builds and roll out each service whose build changed something (as docker compose up --build). A new control plane always builds (unless --no-build)." };
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune, wait, waitTimeout, build };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
@@ -51,8 +52,13 @@ internal static class ControlPlaneCommands
             {
                 if (running is not null && await running.AliveAsync(ct))
                 {
-                    var applied = await running.ApplyAsync(app, ct, parse.GetValue(prune));
-                    Status($"control plane already running; applied {outcome.Path} as revision {applied.Revision}");
+                    Status("control plane already running");
+                    var code = await RolloutCommands.ApplyAndReportAsync(running, app, outcome.Path!, parse.GetValue(build) && !parse.GetValue(noBuild), parse.GetValue(prune), ct);
+                    if (code != ExitCodes.Ok)
+                    {
+                        return code;
+                    }
+
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
                     await AppStatus.PrintAddressesAsync(running, ct);
@@ -67,6 +73,7 @@ internal static class ControlPlaneCommands
                 return ExitCodes.Failed;
             }
 
+            app = BuildStamp.Stamp(app);
             if (parse.GetValue(detach) || parse.GetValue(wait))
             {
                 var started = await StartDetachedAsync(
@@ -349,7 +356,8 @@ internal static class ControlPlaneCommands
                 return outcome.ExitCode;
             }
 
-            var app = outcome.Application!;
+            // 'berth up -d' built before starting this; the stamp is the build folder's digest, as the foreground 'up' stamps it.
+            var app = BuildStamp.Stamp(outcome.Application!);
             using var stop = new CancellationTokenSource();
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
             {

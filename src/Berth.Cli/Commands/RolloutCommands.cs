@@ -23,7 +23,8 @@ internal static class RolloutCommands
         var file = SpecFile.CreateFilesOption();
         var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var command = new Command("apply", "Apply the spec to the running control plane: changed services roll, count-only changes scale.") { file, envFile, profiles };
+        var build = new Option<bool>("--build") { Description = "Run the services' builds first and roll out each service whose build changed something (as docker compose up --build)." };
+        var command = new Command("apply", "Apply the spec to the running control plane: changed services roll, count-only changes scale.") { file, envFile, profiles, build };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
@@ -40,31 +41,62 @@ internal static class RolloutCommands
                 return ExitCodes.Unavailable;
             }
 
-            try
-            {
-                var before = (await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct)).ToDictionary(s => s.Name, s => (Template: s.Revision, s.Desired));
-                var applied = await client.ApplyAsync(outcome.Application!, ct);
-                var after = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
-                Status($"applied {outcome.Path} as revision {applied.Revision}");
-                foreach (var s in after)
-                {
-                    var (name, template, desired) = (s.Name, s.Revision, s.Desired);
-                    Status(before.TryGetValue(name, out var old)
-                        ? old.Template != template ? $"{name}: rolling out revision {template} (from {old.Template}); 'berth rollout status {name}' follows it"
-                        : old.Desired != desired ? $"{name}: scaled {old.Desired} → {desired} (no rollout)"
-                        : $"{name}: unchanged"
-                        : $"{name}: created ({desired} replicas)");
-                }
-
-                return ExitCodes.Ok;
-            }
-            catch (ApiException e)
-            {
-                Error(e.Message);
-                return e.Status == 404 ? ExitCodes.NotFound : ExitCodes.Failed;
-            }
+            return await ApplyAndReportAsync(client, outcome.Application!, outcome.Path!, parse.GetValue(build), prune: false, ct);
         });
         return command;
+    }
+
+    /// <summary>Applies <paramref name="app"/> to a running control plane and says per service what happens: rolling out,
+    /// scaled, unchanged, created. With <paramref name="build"/> the builds run first and each built service carries its new
+    /// build digest (<see cref="BuildStamp"/>); without, the running digest is kept, so the stamp alone never rolls.</summary>
+    internal static async Task<int> ApplyAndReportAsync(ApiClient client, Core.Model.Application app, string specPath, bool build, bool prune, CancellationToken ct)
+    {
+        try
+        {
+            var before = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            if (build)
+            {
+                if ((await ControlPlaneHost.BuildAsync(app, Console.Error, ct) ?? await ImageBuilds.BuildAsync(app, Console.Error, ct)) is { } buildError)
+                {
+                    Error(buildError);
+                    Status("nothing was applied; the running version keeps serving");
+                    return ExitCodes.Failed;
+                }
+
+                app = BuildStamp.Stamp(app);
+            }
+            else
+            {
+                var specs = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>(StringComparer.Ordinal);
+                foreach (var s in before.Where(s => app.FindService(s.Name) is not null))
+                {
+                    specs[s.Name] = (await client.GetAsync($"/v1/services/{Uri.EscapeDataString(s.Name)}", ApiJson.Default.ServiceInfo, ct)).Spec;
+                }
+
+                app = BuildStamp.CarryOver(app, specs);
+            }
+
+            var old = before.ToDictionary(s => s.Name, s => (Template: s.Revision, s.Desired));
+            var applied = await client.ApplyAsync(app, ct, prune);
+            var after = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            Status($"applied {specPath} as revision {applied.Revision}");
+            foreach (var s in after)
+            {
+                var (name, template, desired) = (s.Name, s.Revision, s.Desired);
+                Status(old.TryGetValue(name, out var was)
+                    ? was.Template != template ? $"{name}: rolling out revision {template} (from {was.Template}); 'berth rollout status {name}' follows it"
+                    : was.Desired != desired ? $"{name}: scaled {was.Desired} → {desired} (no rollout)"
+                    : $"{name}: unchanged"
+                    : $"{name}: created ({desired} replicas)");
+            }
+
+            return ExitCodes.Ok;
+        }
+        catch (ApiException e)
+        {
+            Error(e.Message);
+            return e.Status == 404 ? ExitCodes.NotFound : ExitCodes.Failed;
+        }
     }
 
     // ---- rollout ------------------------------------------------------------------------------------------------
