@@ -336,7 +336,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         foreach (var (command, dir, service, runtime) in builds)
         {
             var directory = Path.IsPathRooted(dir) ? dir : Path.Combine(app.BaseDirectory, dir);
-            log.WriteLine($"building {service}: {string.Join(' ', command)}");
+            var served = string.Join(", ", app.Services.Where(s => s.Build is { } b && b.Command.SequenceEqual(command) && (b.WorkingDir ?? b.Context ?? app.BaseDirectory) == dir).Select(s => s.Name));
+            log.WriteLine($"berth: building {served}: {string.Join(' ', command)}");
             var info = new ProcessStartInfo(command[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             info.Environment["BERTH_BUILD_RUNTIME"] = runtime == RuntimeKind.Docker ? "docker" : "process";
             foreach (var a in command.Skip(1))
@@ -344,17 +345,46 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 info.ArgumentList.Add(a);
             }
 
+            var started = Stopwatch.StartNew();
             using var process = Process.Start(info)!;
             var output = new System.Text.StringBuilder();
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
+            // The build's own output, folded under the service (indented), with the time since it started.
+            void Line(string? text)
+            {
+                if (text is null)
+                {
+                    return;
+                }
+
+                lock (output)
+                {
+                    output.AppendLine(text);
+                    log.WriteLine($"  {started.Elapsed.TotalSeconds,5:0.0}s │ {text}");
+                }
+            }
+
+            process.OutputDataReceived += (_, e) => Line(e.Data);
+            process.ErrorDataReceived += (_, e) => Line(e.Data);
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
-            await process.WaitForExitAsync(ct);
+            try
+            {
+                await process.WaitForExitAsync(ct);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl-C stops the build too (dotnet build would otherwise keep running, with its build servers).
+                process.Kill(entireProcessTree: true);
+                log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s");
+                throw;
+            }
+
             if (process.ExitCode != 0)
             {
-                return $"the build of {service} failed (exit code {process.ExitCode}): {string.Join(' ', command)} in {directory}\n{output}";
+                return $"the build of {served} failed (exit code {process.ExitCode}) after {started.Elapsed.TotalSeconds:0.0}s: {string.Join(' ', command)} in {directory}";
             }
+
+            log.WriteLine($"berth: built {served} in {started.Elapsed.TotalSeconds:0.0}s");
         }
 
         return null;
