@@ -128,7 +128,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         foreach (var body in store.ListRollouts())
         {
             var r = JsonSerializer.Deserialize<RolloutRecord>(body, StateJson.Options)!;
-            _records[r.Service] = r;
+            _records[r.Service] = r.StableSpec is { } spec ? r with { StableSpec = store.Secrets.Open(spec) } : r;
         }
 
         _view = _records.ToImmutableDictionary(StringComparer.Ordinal);
@@ -157,7 +157,8 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
     {
         _records[record.Service] = record;
         Volatile.Write(ref _view, _view.SetItem(record.Service, record));
-        store.SaveRollout(record.Service, JsonSerializer.Serialize(record, StateJson.Options));
+        var stored = record.StableSpec is { } spec ? record with { StableSpec = store.Secrets.Seal(spec) } : record;
+        store.SaveRollout(record.Service, JsonSerializer.Serialize(stored, StateJson.Options));
     }
 
     /// <summary>Marks the next template of <paramref name="service"/> as a rollback (an undo or an automatic one).</summary>
