@@ -51,6 +51,8 @@ public sealed class StateStore : IDisposable
             }.ToString());
             connection.Open();
             CreateSchema(connection);
+            // SQLite opens a file it may not write read-only without a word; find that out now, not at the first change.
+            Execute(connection, "PRAGMA user_version = 1;");
             StateFolder.MakePrivate(path, path + "-wal", path + "-shm");
             var store = new StateStore(connection, Math.Max(1, historyLimit), secrets) { Path = path };
             store.SealPlainSecrets();
