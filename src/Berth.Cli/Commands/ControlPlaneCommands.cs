@@ -594,31 +594,93 @@ internal static class ControlPlaneCommands
         var file = SpecFile.CreateFileOption();
         var output = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table", HelpName = "FORMAT" }.AcceptOnlyFromAmong("table", "json");
         var command = new Command("ps", "List replicas: phase, node, ports, restarts and why they are not Ready.") { file, output };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        command.SetAction(async (parse, ct) =>
         {
-            var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
-            await WarnLimitsAsync(client, TimeSpan.Zero, everyCapability: false, ct);
-            if (parse.GetValue(output) == "json")
+            var specPath = SpecPathFor(parse.GetValue(file));
+            if (specPath is null)
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(replicas, IndentedApiJson.IReadOnlyListReplicaInfo));
-                return ExitCodes.Ok;
+                return ExitCodes.NotFound;
             }
 
-            var rows = replicas.Select(r => new[]
+            var state = ControlPlaneHost.StateDirectoryFor(specPath);
+            using (var client = ApiClient.TryOpen(state))
             {
-                r.Id,
-                r.Service,
-                r.Phase,
-                r.Node ?? "",
-                string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")),
-                r.Restarts.ToString(CultureInfo.InvariantCulture),
-                r.Revision.ToString(CultureInfo.InvariantCulture),
-                r.Reason ?? "",
-            }).ToList();
-            Table(["REPLICA", "SERVICE", "PHASE", "NODE", "PORTS", "RESTARTS", "REV", "REASON"], rows);
-            return ExitCodes.Ok;
-        }, ct));
+                if (client is null || !await client.AliveAsync(ct))
+                {
+                    return await PsUnmanagedAsync(state, specPath, parse.GetValue(output) == "json", ct);
+                }
+            }
+
+            return await WithClientAsync(specPath, async client =>
+            {
+                var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
+                await WarnLimitsAsync(client, TimeSpan.Zero, everyCapability: false, ct);
+                PrintReplicas(replicas, parse.GetValue(output) == "json");
+                return ExitCodes.Ok;
+            }, ct);
+        });
         return command;
+    }
+
+    private static void PrintReplicas(IReadOnlyList<ReplicaInfo> replicas, bool json)
+    {
+        if (json)
+        {
+            Console.Out.WriteLine(JsonSerializer.Serialize(replicas, IndentedApiJson.IReadOnlyListReplicaInfo));
+            return;
+        }
+
+        var rows = replicas.Select(r => new[]
+        {
+            r.Id,
+            r.Service,
+            r.Phase,
+            r.Node ?? "",
+            string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")),
+            r.Restarts.ToString(CultureInfo.InvariantCulture),
+            r.Revision.ToString(CultureInfo.InvariantCulture),
+            r.Reason ?? "",
+        }).ToList();
+        Table(["REPLICA", "SERVICE", "PHASE", "NODE", "PORTS", "RESTARTS", "REV", "REASON"], rows);
+    }
+
+    /// <summary>What <c>ps</c> tells when no control plane answers (killed, say): the replicas the drivers' own records show
+    /// still running, as unmanaged, and how to resume (issue #14 §15). Exits 4 (no control plane) either way.</summary>
+    private static async Task<int> PsUnmanagedAsync(string state, string specPath, bool json, CancellationToken ct)
+    {
+        var spec = File.Exists(specPath) ? SpecLoader.LoadFile(specPath).Application : null;
+        IReadOnlyList<DriverReplica> running = [];
+        if (Directory.Exists(state))
+        {
+            using var drivers = await DriverRecords.OpenAsync(state, docker: spec is not null && NeedsDocker(spec), ct);
+            running = [.. (await drivers.ListAsync(drivers.Apps(spec?.Name), ct)).Where(r => r.Running)];
+        }
+
+        if (running.Count == 0)
+        {
+            Error($"no control plane is running for this app (state folder {state}); start one with 'berth up' or 'berth up -d'");
+            if (json)
+            {
+                Console.Out.WriteLine("[]");
+            }
+
+            return ExitCodes.Unavailable;
+        }
+
+        Warn($"no control plane is running for this app (state folder {state}): {running.Count} replica{(running.Count == 1 ? "" : "s")} still run{(running.Count == 1 ? "s" : "")} unmanaged " +
+            "(nothing restarts, probes or routes them); 'berth up -d' resumes managing them without restarting them, 'berth down' stops them");
+        PrintReplicas([.. running.Select(r => new ReplicaInfo
+        {
+            Id = r.Handle.ReplicaId,
+            Service = r.Handle.Service,
+            Revision = r.Handle.Revision,
+            Phase = "running",
+            Reason = $"unmanaged: no control plane; 'berth up -d' resumes",
+            Pid = r.Status.Pid ?? r.Handle.Pid,
+            ContainerId = r.Handle.ContainerId,
+            StartedAt = r.Status.StartedAt,
+        })], json);
+        return ExitCodes.Unavailable;
     }
 
     // ---- logs ---------------------------------------------------------------------------------------------------
