@@ -1,6 +1,9 @@
 using System.CommandLine;
 using Berth.Cli;
 using Berth.Cli.Commands;
+using Berth.Cli.ControlPlane;
+
+StartupTrace.Mark("main");
 
 var root = new RootCommand("Berth runs a multi-service application with a real orchestrator and service mesh on one machine, and on Kubernetes.");
 foreach (var command in SpecCommands.Create()

@@ -42,6 +42,7 @@ internal static class ControlPlaneCommands
                 return outcome.ExitCode;
             }
 
+            StartupTrace.Mark("spec loaded");
             var app = outcome.Application!;
             var state = ControlPlaneHost.StateDirectoryFor(outcome.Path!);
             using (var running = ApiClient.TryOpen(state))
@@ -146,6 +147,7 @@ internal static class ControlPlaneCommands
         });
         try
         {
+            StartupTrace.Mark("daemon: state folder locked");
             await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
@@ -273,6 +275,7 @@ internal static class ControlPlaneCommands
 
         info.Environment["BERTH_CONTROL_PLANE_LOG"] = log;
         using var child = Process.Start(info)!;
+        StartupTrace.Mark("control plane spawned");
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
@@ -287,9 +290,11 @@ internal static class ControlPlaneCommands
             {
                 if (client is not null && await client.AliveAsync(ct))
                 {
+                    StartupTrace.Mark("control plane answers");
                     Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
                     await PrintDashboardLinkAsync(client, ct);
                     await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), everyCapability: true, ct);
+                    StartupTrace.Mark("up -d returns");
                     return ExitCodes.Ok;
                 }
             }
@@ -325,6 +330,7 @@ internal static class ControlPlaneCommands
                 return outcome.ExitCode;
             }
 
+            StartupTrace.Mark("daemon: spec loaded");
             var app = outcome.Application!;
             using var stop = new CancellationTokenSource();
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
@@ -358,7 +364,9 @@ internal static class ControlPlaneCommands
 
             var printer = new LivePrinter(host, app, colors: false, logs: false);
             var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
+            StartupTrace.Mark("daemon: applying");
             await host.Plane.ApplyAsync(app, "up", stop.Token, parse.GetValue(prune));
+            StartupTrace.Mark("daemon: applied");
             await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (host.Api.ShutdownRequested.IsCompletedSuccessfully && host.Api.ShutdownRequested.Result)
             {

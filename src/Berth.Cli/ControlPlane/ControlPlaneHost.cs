@@ -69,9 +69,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             Directory.CreateDirectory(stateDirectory);
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
+            StartupTrace.Mark("host: telemetry receiver");
             otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
             mesh = new MeshHost(new MeshHostOptions { RequestObserver = store });
             await mesh.StartAsync(ct);
+            StartupTrace.Mark("host: mesh started");
         }
 
         var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
@@ -92,7 +94,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
         var process = new ProcessDriver(processOptions);
         var drivers = new List<IWorkloadDriver> { process };
+        StartupTrace.Mark("host: store opened");
         var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
+        StartupTrace.Mark("host: network namespaces probed");
         Func<HostCapability>? dockerCapability = null;
         // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
         if (needsDocker)
@@ -119,6 +123,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             }
         }
 
+        StartupTrace.Mark("host: docker connected");
         var prober = new ProbeExecutor();
         host._disposables.Add(prober);
         var orchestrator = new OrchestratorOptions { StateDirectory = stateDirectory };
@@ -155,6 +160,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         host.Drivers = drivers;
         host.Capabilities = () => dockerCapability is null ? [process.CgroupCapability, networkNamespaces] : [process.CgroupCapability, networkNamespaces, dockerCapability()];
         await plane.StartAsync(ct);
+        StartupTrace.Mark("host: control plane started (adopted)");
         if (api)
         {
             host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions
@@ -170,6 +176,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
         }
 
+        StartupTrace.Mark("host: api started");
         host.Warnings = warnings;
         return host;
     }
