@@ -37,6 +37,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// user on cgroup v1 (<c>chown -R</c>), so that user's replicas get limits without root.</summary>
     public const string CgroupSubtreeVariable = "BERTH_CGROUP_SUBTREE";
 
+    /// <summary>How many replicas start at once (default <see cref="OrchestratorDefaults.StartConcurrency"/>): for tuning and the benchmarks.</summary>
+    public const string StartConcurrencyVariable = "BERTH_START_CONCURRENCY";
+
     /// <summary>How many events the control plane keeps (default <see cref="OrchestratorDefaults.EventRetention"/>).</summary>
     public const string EventRetentionVariable = "BERTH_EVENT_RETENTION";
 
@@ -136,6 +139,18 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             else
             {
                 warnings.Add($"{EventRetentionVariable}='{keep}' is not a whole number above 0; keeping the newest {OrchestratorDefaults.EventRetention} events");
+            }
+        }
+
+        if (Environment.GetEnvironmentVariable(StartConcurrencyVariable) is { Length: > 0 } starts)
+        {
+            if (int.TryParse(starts, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0)
+            {
+                orchestrator = orchestrator with { StartConcurrency = n };
+            }
+            else
+            {
+                warnings.Add($"{StartConcurrencyVariable}='{starts}' is not a whole number above 0; starting {OrchestratorDefaults.StartConcurrency} replicas at once");
             }
         }
 
