@@ -43,6 +43,9 @@ public sealed class ProbeTracker
 
     public string? LastMessage { get; private set; }
 
+    /// <summary>Whether the probe has passed since the replica started (or was adopted passing).</summary>
+    public bool EverPassed => _everPassed || _threshold.Passing;
+
     public bool IsDue(DateTimeOffset now) => !InFlight && now >= NextDue;
 
     /// <summary>Records a result taken at <paramref name="now"/> and schedules the next run one period later.</summary>

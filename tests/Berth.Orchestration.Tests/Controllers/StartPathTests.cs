@@ -104,4 +104,25 @@ public sealed class StartPathTests
         Assert.True(Id(EventTypes.Ready, "db") < Id(EventTypes.Scheduled, "api"), "api is scheduled after db is ready");
         Assert.True(Id(EventTypes.Ready, "api") < Id(EventTypes.Scheduled, "web"), "web is scheduled after api is ready");
     }
+
+    [Fact]
+    public async Task Readiness_PortOpensAfterStart_ProbedWhenItOpensNotAtTheNextRetry()
+    {
+        // The real prober; the control plane's clock stays still, so the 200 ms retry (and any period) never comes round:
+        // only the port watch can make the replica Ready.
+        using var prober = new ProbeExecutor();
+        await using var h = await new ControlPlaneHarness("berth-start-", prober: prober).StartAsync();
+        var probe = new Probe { Kind = ProbeKind.Tcp, Endpoint = "tcp", Period = TimeSpan.FromMinutes(5) };
+        var db = new Service { Name = "db", Command = ["db"], Endpoints = [new Endpoint { Name = "tcp", Protocol = EndpointProtocol.Tcp }], Readiness = probe };
+
+        await h.Plane.ApplyAsync(App(db), "up", CancellationToken.None);
+        await h.UntilAsync(() => h.Of("db").SingleOrDefault()?.Phase == ReplicaPhase.Running, "db running");
+        await h.SettleAsync();
+        Assert.Equal(ReplicaPhase.Running, h.Of("db").Single().Phase);
+
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, h.Of("db").Single().Ports["tcp"]);
+        listener.Start();
+        await h.UntilAsync(() => h.Of("db").Single().Phase == ReplicaPhase.Ready, "db ready once its port opened");
+        Assert.Equal(ControlPlaneHarness.Epoch, h.Time.GetUtcNow());
+    }
 }
