@@ -147,7 +147,7 @@ internal static class ControlPlaneCommands
         });
         try
         {
-            StartupTrace.Mark("daemon: state folder locked");
+            var warm = WarmSerializersAsync(app, stop.Token);
             await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
@@ -161,6 +161,7 @@ internal static class ControlPlaneCommands
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
             var printer = new LivePrinter(host, app);
             var watch = printer.RunAsync(since, watching.Token);
+            await warm.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             try
             {
                 await host.Plane.ApplyAsync(app, "up", stop.Token, prune);
@@ -350,6 +351,8 @@ internal static class ControlPlaneCommands
                 }
             }
 
+            StartupTrace.Mark("daemon: state folder locked");
+            var warm = WarmSerializersAsync(app, stop.Token);
             await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
@@ -364,6 +367,7 @@ internal static class ControlPlaneCommands
 
             var printer = new LivePrinter(host, app, colors: false, logs: false);
             var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
+            await warm.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             StartupTrace.Mark("daemon: applying");
             await host.Plane.ApplyAsync(app, "up", stop.Token, parse.GetValue(prune));
             StartupTrace.Mark("daemon: applied");
@@ -382,6 +386,15 @@ internal static class ControlPlaneCommands
         });
         return command;
     }
+
+    /// <summary>The first apply writes the whole app as JSON and the first pass each replica's record; building the serializers
+    /// for the model's types costs ~0.3 s of one core (generic converters over the model's structs and enums are compiled at run
+    /// time, ReadyToRun or not). Done on another core while the mesh and the API start rather than after them (issue #21).</summary>
+    private static Task WarmSerializersAsync(Application app, CancellationToken ct) => Task.Run(() =>
+    {
+        JsonSerializer.Serialize(new RevisionRecord { Number = 0, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "warm-up", Application = app }, StateJson.Options);
+        JsonSerializer.Serialize(new ReplicaRecord { Id = "warm-up", Service = "warm-up" }, StateJson.Options);
+    }, ct);
 
     private static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
     {
