@@ -37,6 +37,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// user on cgroup v1 (<c>chown -R</c>), so that user's replicas get limits without root.</summary>
     public const string CgroupSubtreeVariable = "BERTH_CGROUP_SUBTREE";
 
+    /// <summary>How many replicas start at once (default <see cref="OrchestratorDefaults.StartConcurrency"/>): for tuning and the benchmarks.</summary>
+    public const string StartConcurrencyVariable = "BERTH_START_CONCURRENCY";
+
     /// <summary>How many events the control plane keeps (default <see cref="OrchestratorDefaults.EventRetention"/>).</summary>
     public const string EventRetentionVariable = "BERTH_EVENT_RETENTION";
 
@@ -82,9 +85,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             Directory.CreateDirectory(stateDirectory);
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
+            StartupTrace.Mark("host: telemetry receiver");
             otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
             mesh = new MeshHost(new MeshHostOptions { RequestObserver = store });
             await mesh.StartAsync(ct);
+            StartupTrace.Mark("host: mesh started");
         }
 
         var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
@@ -94,7 +99,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         host._disposables.Add(stateStore);
         var process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
         var drivers = new List<IWorkloadDriver> { process };
+        StartupTrace.Mark("host: store opened");
         var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
+        StartupTrace.Mark("host: network namespaces probed");
         Func<HostCapability>? dockerCapability = null;
         // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
         if (needsDocker)
@@ -121,6 +128,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             }
         }
 
+        StartupTrace.Mark("host: docker connected");
         var prober = new ProbeExecutor();
         host._disposables.Add(prober);
         var orchestrator = new OrchestratorOptions { StateDirectory = stateDirectory };
@@ -133,6 +141,18 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             else
             {
                 warnings.Add($"{EventRetentionVariable}='{keep}' is not a whole number above 0; keeping the newest {OrchestratorDefaults.EventRetention} events");
+            }
+        }
+
+        if (Environment.GetEnvironmentVariable(StartConcurrencyVariable) is { Length: > 0 } starts)
+        {
+            if (int.TryParse(starts, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0)
+            {
+                orchestrator = orchestrator with { StartConcurrency = n };
+            }
+            else
+            {
+                warnings.Add($"{StartConcurrencyVariable}='{starts}' is not a whole number above 0; starting {OrchestratorDefaults.StartConcurrency} replicas at once");
             }
         }
 
@@ -157,6 +177,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         host.Drivers = drivers;
         host.Capabilities = () => dockerCapability is null ? [process.CgroupCapability, networkNamespaces] : [process.CgroupCapability, networkNamespaces, dockerCapability()];
         await plane.StartAsync(ct);
+        StartupTrace.Mark("host: control plane started (adopted)");
         if (api)
         {
             host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions
@@ -172,6 +193,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
         }
 
+        StartupTrace.Mark("host: api started");
         host.Warnings = warnings;
         return host;
     }

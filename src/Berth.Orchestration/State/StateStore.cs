@@ -15,6 +15,10 @@ public sealed class StateStore : IDisposable
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
     private readonly int _historyLimit;
+    private SqliteTransaction? _batch;
+    private int _batchDepth;
+    private bool _batchWrote;
+    private long _commits;
 
     private readonly SecretBox _secrets;
 
@@ -29,6 +33,82 @@ public sealed class StateStore : IDisposable
     public SecretBox Secrets => _secrets;
 
     public string Path { get; private init; } = "";
+
+    /// <summary>Transactions that wrote, committed so far (a batch, a revision, or a write made outside a batch): what a test counts to
+    /// show that a reconcile pass writes in one transaction rather than one per record.</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Opens a batch: every write until the returned scope is disposed goes into one transaction, committed then
+    /// (batches nest; the outermost commits). The control loop wraps each locked section in one, so a pass that places forty
+    /// replicas commits once, not eighty times. Writes from other threads meanwhile join the same transaction.</summary>
+    public IDisposable Batch()
+    {
+        lock (_gate)
+        {
+            if (_batchDepth++ == 0)
+            {
+                _batch = _connection.BeginTransaction();
+            }
+        }
+
+        return new BatchScope(this);
+    }
+
+    private void EndBatch()
+    {
+        lock (_gate)
+        {
+            if (--_batchDepth > 0 || _batch is not { } tx)
+            {
+                return;
+            }
+
+            _batch = null;
+            using (tx)
+            {
+                try
+                {
+                    tx.Commit();
+                }
+                catch (Exception e) when (e is not StateStoreException && StateStoreException.From(e, Path) is { } fault)
+                {
+                    throw fault;
+                }
+            }
+
+            if (_batchWrote)
+            {
+                _batchWrote = false;
+                Interlocked.Increment(ref _commits);
+            }
+        }
+    }
+
+    /// <summary>Counts a write made by one statement: it commits on its own unless a batch is open.</summary>
+    private void Wrote()
+    {
+        if (_batch is null)
+        {
+            Interlocked.Increment(ref _commits);
+        }
+        else
+        {
+            _batchWrote = true;
+        }
+    }
+
+    private sealed class BatchScope(StateStore store) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                store.EndBatch();
+            }
+        }
+    }
 
     /// <summary>Opens (creating if needed) the store in <paramref name="stateDirectory"/>.</summary>
     /// <param name="stateDirectory">The app's state folder; created if missing.</param>
@@ -133,7 +213,8 @@ public sealed class StateStore : IDisposable
     {
         return Locked(() =>
         {
-            using var tx = _connection.BeginTransaction();
+            using var own = _batch is null ? _connection.BeginTransaction() : null;
+            var tx = own ?? _batch;
             var next = Scalar<long>("SELECT COALESCE(MAX(number), 0) + 1 FROM revisions", tx);
             var revision = create(next);
             using (var cmd = Command("INSERT INTO revisions (number, created_at, cause, body) VALUES ($n, $t, $c, $b)", tx))
@@ -151,7 +232,16 @@ public sealed class StateStore : IDisposable
                 prune.ExecuteNonQuery();
             }
 
-            tx.Commit();
+            if (own is not null)
+            {
+                own.Commit();
+                Interlocked.Increment(ref _commits);
+            }
+            else
+            {
+                _batchWrote = true;
+            }
+
             return revision;
         });
     }
@@ -164,7 +254,9 @@ public sealed class StateStore : IDisposable
             using var cmd = Command("UPDATE revisions SET body = $b WHERE number = $n");
             cmd.Parameters.AddWithValue("$n", revision.Number);
             cmd.Parameters.AddWithValue("$b", Serialize(revision));
-            if (cmd.ExecuteNonQuery() != 1)
+            var updated = cmd.ExecuteNonQuery();
+            Wrote();
+            if (updated != 1)
             {
                 throw new InvalidOperationException($"revision {revision.Number} is not in the state store to update");
             }
@@ -218,6 +310,7 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$s", replica.Service);
             cmd.Parameters.AddWithValue("$b", JsonSerializer.Serialize(replica, StateJson.Options));
             cmd.ExecuteNonQuery();
+            Wrote();
         });
     }
 
@@ -228,6 +321,7 @@ public sealed class StateStore : IDisposable
             using var cmd = Command("DELETE FROM replicas WHERE id = $id");
             cmd.Parameters.AddWithValue("$id", id);
             cmd.ExecuteNonQuery();
+            Wrote();
         });
     }
 
@@ -259,6 +353,7 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$e", endpoint);
             cmd.Parameters.AddWithValue("$p", port);
             cmd.ExecuteNonQuery();
+            Wrote();
         });
     }
 
@@ -274,6 +369,7 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$r", (object?)e.Replica ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$m", e.Message);
             var id = (long)cmd.ExecuteScalar()!;
+            Wrote();
             return e with { Id = id };
         });
     }
@@ -291,7 +387,9 @@ public sealed class StateStore : IDisposable
                 """);
             cmd.Parameters.AddWithValue("$keep", Math.Max(1, keep));
             cmd.Parameters.AddWithValue("$batch", Math.Max(1, batch));
-            return cmd.ExecuteNonQuery();
+            var deleted = cmd.ExecuteNonQuery();
+            Wrote();
+            return deleted;
         });
     }
 
@@ -364,6 +462,7 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$s", service);
             cmd.Parameters.AddWithValue("$b", body);
             cmd.ExecuteNonQuery();
+            Wrote();
         });
     }
 
@@ -380,6 +479,10 @@ public sealed class StateStore : IDisposable
     {
         lock (_gate)
         {
+            // A batch still open (a locked section cut short by shutdown) keeps what it wrote.
+            _batch?.Commit();
+            _batch?.Dispose();
+            _batch = null;
             _connection.Dispose();
         }
     }
@@ -411,7 +514,7 @@ public sealed class StateStore : IDisposable
     {
         var cmd = _connection.CreateCommand();
         cmd.CommandText = sql;
-        cmd.Transaction = tx;
+        cmd.Transaction = tx ?? _batch;
         return cmd;
     }
 
