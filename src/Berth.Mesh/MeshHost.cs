@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Berth.Core.Model;
 using Berth.Core.Routing;
+using Berth.Mesh.DataPlane;
 using Berth.Mesh.Http;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Routing;
@@ -21,7 +22,7 @@ namespace Berth.Mesh;
 /// The mesh data plane: one listener per service endpoint on its stable port (Kestrel for HTTP, a socket splice for
 /// TCP), fed Ready upstreams through <see cref="IRouteSink"/>, plus an admin endpoint with Prometheus <c>/metrics</c>.
 /// </summary>
-public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
+public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
 {
     private readonly MeshHostOptions _options;
     private readonly ILogger _logger;
@@ -140,7 +141,19 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         return total;
     }
 
-    /// <summary>The routes as the mesh sees them: per listener, each upstream with its health and load.</summary>
+    /// <summary>Every replica with a request (or TCP connection) in flight, for a data plane that reports counts rather than being asked.</summary>
+    public IReadOnlyList<InFlightCount> InFlightCounts()
+    {
+        var counts = new Dictionary<(string Service, string Replica), int>();
+        foreach (var l in _listenerList)
+        {
+            l.State.AddInFlight(counts);
+        }
+
+        return [.. counts.Select(kv => new InFlightCount(kv.Key.Service, kv.Key.Replica, kv.Value))];
+    }
+
+    /// <inheritdoc />
     public async Task<IReadOnlyList<RouteStatus>> RoutesAsync(CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);

@@ -190,6 +190,7 @@ internal static class ControlPlaneCommands
             using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
             await host.Plane.DownAsync(grace.Token);
             await host.RemoveNodesAsync(grace.Token);
+            await host.StopDataPlaneAsync(grace.Token);
             await watching.CancelAsync();
             await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             Status($"'{app.Name}' stopped");
@@ -302,7 +303,7 @@ internal static class ControlPlaneCommands
     }
 
     /// <summary>How to run this same berth again: the apphost, or <c>dotnet berth.dll</c>.</summary>
-    private static IEnumerable<string> SelfCommand()
+    internal static IEnumerable<string> SelfCommand()
     {
         var exe = Environment.ProcessPath!;
         var dll = typeof(ControlPlaneCommands).Assembly.Location;
@@ -365,6 +366,7 @@ internal static class ControlPlaneCommands
                 using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
                 await host.Plane.DownAsync(grace.Token);
                 await host.RemoveNodesAsync(grace.Token);
+                await host.StopDataPlaneAsync(grace.Token);
             }
 
             // On SIGTERM the replicas keep running: the next control plane adopts them.
@@ -515,6 +517,7 @@ internal static class ControlPlaneCommands
         var count = host.Plane.Replicas.Length;
         await host.Plane.DownAsync(ct);
         await host.RemoveNodesAsync(ct);
+        await host.StopDataPlaneAsync(ct);
         Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
         return ExitCodes.Ok;
     }

@@ -1,0 +1,464 @@
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Threading.Channels;
+using Berth.Core.Routing;
+using Berth.Mesh.Observability;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Mesh.DataPlane;
+
+/// <summary>Settings for a <see cref="DataPlaneServer"/>: the app's state folder and the mesh's own settings.</summary>
+public sealed record DataPlaneServerOptions(string StateDirectory)
+{
+    /// <summary>The mesh's settings; its request observer is the server's (requests go to the control plane).</summary>
+    public MeshHostOptions Mesh { get; init; } = new();
+
+    /// <summary>How often changed in-flight counts are pushed: 50ms, the control plane's drain poll (<c>ReplicaDrain.PollInterval</c>).</summary>
+    public TimeSpan InFlightPeriod { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Finished requests are sent in batches at most this often: 100ms, so a trace shows up well within a dashboard refresh.</summary>
+    public TimeSpan RequestBatchPeriod { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>How long a new connection has to say hello with the token: 5s.</summary>
+    public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>
+/// The data plane process's side of the channel: a <see cref="MeshHost"/> that serves the last snapshot it applied
+/// (from <see cref="DataPlaneFiles.RoutesFile"/> at start), and a Unix socket where one control plane at a time, once it
+/// has shown the token, sends whole versioned route snapshots and gets back acks, in-flight counts, finished requests
+/// and route status. When the control plane goes, nothing changes here; the next one connects and takes over.
+/// </summary>
+public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDisposable
+{
+    /// <summary>The hidden <c>berth</c> subcommand that runs a data plane.</summary>
+    public const string Command = "__data-plane";
+
+    /// <summary>Finished requests waiting to be sent: 8192; past that they are dropped (the control plane is gone or slow), never the traffic.</summary>
+    public const int RequestQueue = 8192;
+
+    private readonly DataPlaneServerOptions _options;
+    private readonly string _token;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _apply = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Channel<MeshRequestRecord> _requests = Channel.CreateBounded<MeshRequestRecord>(
+        new BoundedChannelOptions(RequestQueue) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    private readonly List<Task> _loops = [];
+    private MeshHost _mesh = null!;
+    private Socket _listener = null!;
+    private Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
+    private long _version;
+    private volatile Session? _session;
+
+    private DataPlaneServer(DataPlaneServerOptions options, string token)
+    {
+        _options = options;
+        _token = token;
+        _logger = options.Mesh.LoggerFactory.CreateLogger("Berth.DataPlane");
+        SocketPath = DataPlaneFiles.SocketPath(options.StateDirectory, Environment.ProcessId);
+    }
+
+    /// <summary>The build of this program, so a control plane can tell an older data plane (an upgrade) from its own.</summary>
+    public static string Build { get; } = typeof(DataPlaneServer).Assembly.ManifestModule.ModuleVersionId.ToString("N");
+
+    public string SocketPath { get; }
+
+    /// <summary>The mesh this process runs.</summary>
+    public MeshHost Mesh => _mesh;
+
+    /// <summary>The snapshot version being served.</summary>
+    public long Version => Interlocked.Read(ref _version);
+
+    /// <summary>Completes when a control plane asks this data plane to stop (<c>berth down</c>).</summary>
+    public Task ShutdownRequested => _shutdownRequested.Task;
+
+    /// <summary>Serves the last snapshot, listens on the channel and records itself in <see cref="DataPlaneFiles.InfoFile"/>.</summary>
+    public static async Task<DataPlaneServer> StartAsync(DataPlaneServerOptions options, CancellationToken cancellationToken)
+    {
+        var token = DataPlaneFiles.ReadToken(options.StateDirectory)
+            ?? throw new InvalidOperationException($"no channel token at {Path.Combine(options.StateDirectory, DataPlaneFiles.TokenFile)}: the data plane is started by the control plane ('berth up'), which makes it");
+        var server = new DataPlaneServer(options, token);
+        await server.StartMeshAsync(cancellationToken);
+        await server.LoadSnapshotAsync(cancellationToken);
+        server.Listen();
+        var info = new DataPlaneInfo(Environment.ProcessId, server.SocketPath, server._mesh.AdminAddress!.ToString(), Build, options.Mesh.TimeProvider.GetUtcNow());
+        DataPlaneFiles.WriteAtomically(Path.Combine(options.StateDirectory, DataPlaneFiles.InfoFile), JsonSerializer.SerializeToUtf8Bytes(info, DataPlaneWire.Json));
+        server._loops.Add(server.AcceptLoopAsync(server._stop.Token));
+        server._loops.Add(server.InFlightLoopAsync(server._stop.Token));
+        server._loops.Add(server.RequestLoopAsync(server._stop.Token));
+        Log.Started(server._logger, Environment.ProcessId, server.SocketPath, info.Admin, server.Version, server._routes.Count);
+        return server;
+    }
+
+    /// <inheritdoc />
+    public void OnRequest(in MeshRequestRecord request)
+    {
+        if (_session is not null)
+        {
+            _requests.Writer.TryWrite(request);
+        }
+    }
+
+    private async Task StartMeshAsync(CancellationToken cancellationToken)
+    {
+        // The admin port of the previous data plane when it is free, so a scraper keeps its target across restarts.
+        var previous = DataPlaneFiles.ReadInfo(_options.StateDirectory) is { } old && Uri.TryCreate(old.Admin, UriKind.Absolute, out var uri) ? uri.Port : 0;
+        foreach (var port in previous == 0 ? [0] : new[] { previous, 0 })
+        {
+            var mesh = new MeshHost(_options.Mesh with { RequestObserver = this, AdminPort = port });
+            try
+            {
+                await mesh.StartAsync(cancellationToken);
+                _mesh = mesh;
+                return;
+            }
+            catch (MeshListenerException) when (port != 0)
+            {
+                await mesh.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task LoadSnapshotAsync(CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile);
+        DataPlaneMessage? saved;
+        try
+        {
+            saved = File.Exists(path) ? JsonSerializer.Deserialize<DataPlaneMessage>(await File.ReadAllBytesAsync(path, cancellationToken), DataPlaneWire.Json) : null;
+        }
+        catch (JsonException e)
+        {
+            Log.SnapshotUnreadable(_logger, path, e.Message);
+            return;
+        }
+
+        if (saved is { Version: { } version, Routes: { } routes })
+        {
+            var (applied, errors) = await ApplyRoutesAsync(routes, cancellationToken);
+            _routes = applied;
+            foreach (var e in errors)
+            {
+                Log.RouteFailed(_logger, e.Service, e.Endpoint, e.Message);
+            }
+
+            _version = version;
+        }
+    }
+
+    private void Listen()
+    {
+        File.Delete(SocketPath);
+        _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        _listener.Listen(16);
+    }
+
+    private async Task AcceptLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(ct);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            _ = Task.Run(() => ServeAsync(socket, ct), CancellationToken.None);
+        }
+    }
+
+    private async Task ServeAsync(Socket socket, CancellationToken ct)
+    {
+        var session = new Session(socket);
+        try
+        {
+            DataPlaneMessage? hello;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                timeout.CancelAfter(_options.HelloTimeout);
+                hello = await DataPlaneWire.ReadAsync(session.Reader, DataPlaneWire.MaxHelloBytes, timeout.Token);
+            }
+
+            if (hello?.Type != DataPlaneMessageTypes.Hello || !DataPlaneWire.TokenMatches(hello.Token, _token))
+            {
+                Log.Refused(_logger);
+                await session.SendAsync(new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Message = "bad token: the data plane accepts only the token in the app's state folder (data-plane-token)" }, ct);
+                return;
+            }
+
+            // One control plane at a time: a new one that knows the token is the successor of whatever was connected.
+            var previous = Interlocked.Exchange(ref _session, session);
+            previous?.Close();
+            Log.ControlPlaneConnected(_logger, Version);
+            await session.SendAsync(new DataPlaneMessage
+            {
+                Type = DataPlaneMessageTypes.Welcome,
+                Version = Version,
+                Routes = [.. _routes.Values],
+                Pid = Environment.ProcessId,
+                Admin = _mesh.AdminAddress?.ToString(),
+                Build = Build,
+            }, ct);
+            while (await DataPlaneWire.ReadAsync(session.Reader, DataPlaneWire.MaxMessageBytes, ct) is { } message)
+            {
+                var reply = await HandleAsync(message, ct);
+                await session.SendAsync(reply, ct);
+                if (message.Type == DataPlaneMessageTypes.Shutdown)
+                {
+                    _shutdownRequested.TrySetResult();
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or InvalidDataException or OperationCanceledException or ObjectDisposedException)
+        {
+            if (!ct.IsCancellationRequested)
+            {
+                Log.SessionEnded(_logger, e.Message);
+            }
+        }
+        finally
+        {
+            if (Interlocked.CompareExchange(ref _session, null, session) == session)
+            {
+                Log.ControlPlaneGone(_logger, Version);
+            }
+
+            session.Close();
+        }
+    }
+
+    /// <summary>Answers one message from an authenticated control plane.</summary>
+    internal async Task<DataPlaneMessage> HandleAsync(DataPlaneMessage message, CancellationToken ct)
+    {
+        switch (message.Type)
+        {
+            case DataPlaneMessageTypes.Snapshot:
+                return await ApplySnapshotAsync(message, ct);
+            case DataPlaneMessageTypes.Status:
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.StatusReply, Id = message.Id, Status = await _mesh.RoutesAsync(ct) };
+            case DataPlaneMessageTypes.Shutdown:
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Bye, Id = message.Id };
+            default:
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"unknown message type '{message.Type}'" };
+        }
+    }
+
+    private async Task<DataPlaneMessage> ApplySnapshotAsync(DataPlaneMessage snapshot, CancellationToken ct)
+    {
+        if (snapshot is not { Version: { } version, Routes: { } routes })
+        {
+            return new DataPlaneMessage { Type = DataPlaneMessageTypes.Nack, Id = snapshot.Id, Version = snapshot.Version, Message = "a snapshot needs a version and routes" };
+        }
+
+        await _apply.WaitAsync(ct);
+        try
+        {
+            if (version <= _version)
+            {
+                // As an xDS client NACKs: a snapshot not newer than the one served is never applied (a late or replayed one).
+                Log.StaleSnapshot(_logger, version, _version);
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Nack, Id = snapshot.Id, Version = version, Message = $"stale snapshot: version {version} is not newer than version {_version}, which is served" };
+            }
+
+            var (applied, errors) = await ApplyRoutesAsync(routes, ct);
+            Interlocked.Exchange(ref _version, version);
+            _routes = applied;
+            var saved = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = routes });
+            DataPlaneFiles.WriteAtomically(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile), saved);
+            Log.Applied(_logger, version, routes.Count, errors.Count);
+            return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = snapshot.Id, Version = version, Errors = errors, InFlight = _mesh.InFlightCounts() };
+        }
+        finally
+        {
+            _apply.Release();
+        }
+    }
+
+    /// <summary>Makes the mesh serve exactly <paramref name="routes"/>: listeners no longer named are closed (after their
+    /// in-flight requests), the rest added or updated in place (health, ejection and breaker state kept).</summary>
+    private async Task<(Dictionary<(string, string), ServiceRoute> Routes, List<RouteError> Errors)> ApplyRoutesAsync(IReadOnlyList<ServiceRoute> routes, CancellationToken ct)
+    {
+        var next = new Dictionary<(string, string), ServiceRoute>();
+        foreach (var r in routes)
+        {
+            next[(r.Service, r.Endpoint.Name)] = r;
+        }
+
+        foreach (var gone in _routes.Keys.Where(k => !next.ContainsKey(k)).ToList())
+        {
+            await _mesh.RemoveAsync(gone.Service, gone.Endpoint, ct);
+        }
+
+        var errors = new List<RouteError>();
+        foreach (var r in next.Values)
+        {
+            try
+            {
+                await _mesh.UpdateAsync(r, ct);
+            }
+            catch (Exception e) when (e is MeshListenerException or ArgumentException or InvalidOperationException)
+            {
+                errors.Add(new RouteError(r.Service, r.Endpoint.Name, e.Message));
+            }
+        }
+
+        return (next, errors);
+    }
+
+    private async Task InFlightLoopAsync(CancellationToken ct)
+    {
+        IReadOnlyList<InFlightCount> sent = [];
+        Session? sentTo = null;
+        using var timer = new PeriodicTimer(_options.InFlightPeriod, _options.Mesh.TimeProvider);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                var session = _session;
+                if (session is null)
+                {
+                    continue;
+                }
+
+                var counts = _mesh.InFlightCounts();
+                if (session == sentTo && counts.SequenceEqual(sent))
+                {
+                    continue;
+                }
+
+                await session.SendAsync(new DataPlaneMessage { Type = DataPlaneMessageTypes.InFlight, InFlight = counts }, ct);
+                (sent, sentTo) = (counts, session);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task RequestLoopAsync(CancellationToken ct)
+    {
+        var batch = new List<MeshRequestRecord>();
+        try
+        {
+            while (await _requests.Reader.WaitToReadAsync(ct))
+            {
+                await Task.Delay(_options.RequestBatchPeriod, _options.Mesh.TimeProvider, ct);
+                while (batch.Count < 4096 && _requests.Reader.TryRead(out var r))
+                {
+                    batch.Add(r);
+                }
+
+                if (_session is { } session)
+                {
+                    await session.SendAsync(new DataPlaneMessage { Type = DataPlaneMessageTypes.Requests, Requests = [.. batch] }, ct);
+                }
+
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener?.Dispose();
+        _session?.Close();
+        await Task.WhenAll(_loops).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        File.Delete(SocketPath);
+        if (_mesh is not null)
+        {
+            await _mesh.DisposeAsync();
+        }
+
+        var infoPath = Path.Combine(_options.StateDirectory, DataPlaneFiles.InfoFile);
+        if (DataPlaneFiles.ReadInfo(_options.StateDirectory)?.Pid == Environment.ProcessId)
+        {
+            File.Delete(infoPath);
+        }
+
+        if (_shutdownRequested.Task.IsCompleted)
+        {
+            // Stopped by 'berth down': nothing of this data plane may outlive it.
+            File.Delete(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile));
+        }
+
+        _apply.Dispose();
+        _stop.Dispose();
+    }
+
+    /// <summary>One connection: reads through a pipe, writes one whole message at a time.</summary>
+    private sealed class Session(Socket socket)
+    {
+        private readonly NetworkStream _stream = new(socket, ownsSocket: true);
+        private readonly SemaphoreSlim _write = new(1, 1);
+        private PipeReader? _reader;
+
+        public PipeReader Reader => _reader ??= PipeReader.Create(_stream);
+
+        public async Task SendAsync(DataPlaneMessage message, CancellationToken ct)
+        {
+            var bytes = DataPlaneWire.Encode(message);
+            await _write.WaitAsync(ct);
+            try
+            {
+                await _stream.WriteAsync(bytes, ct);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
+            {
+                Close();
+            }
+            finally
+            {
+                _write.Release();
+            }
+        }
+
+        public void Close() => _stream.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(6101, LogLevel.Information, "Data plane {Pid} serving snapshot version {Version} ({Routes} routes); channel {Socket}, admin {Admin}")]
+        public static partial void Started(ILogger logger, int pid, string socket, string admin, long version, int routes);
+
+        [LoggerMessage(6102, LogLevel.Information, "Control plane connected (serving snapshot version {Version})")]
+        public static partial void ControlPlaneConnected(ILogger logger, long version);
+
+        [LoggerMessage(6103, LogLevel.Warning, "Control plane gone; still serving snapshot version {Version}")]
+        public static partial void ControlPlaneGone(ILogger logger, long version);
+
+        [LoggerMessage(6104, LogLevel.Warning, "Refused a channel connection without the right token")]
+        public static partial void Refused(ILogger logger);
+
+        [LoggerMessage(6105, LogLevel.Warning, "Refused stale snapshot version {Version}; serving version {Served}")]
+        public static partial void StaleSnapshot(ILogger logger, long version, long served);
+
+        [LoggerMessage(6106, LogLevel.Information, "Applied snapshot version {Version}: {Routes} routes, {Errors} refused")]
+        public static partial void Applied(ILogger logger, long version, int routes, int errors);
+
+        [LoggerMessage(6107, LogLevel.Warning, "Route {Service}.{Endpoint} not served: {Reason}")]
+        public static partial void RouteFailed(ILogger logger, string service, string endpoint, string reason);
+
+        [LoggerMessage(6108, LogLevel.Warning, "The saved snapshot {Path} is unreadable ({Reason}); starting with no routes")]
+        public static partial void SnapshotUnreadable(ILogger logger, string path, string reason);
+
+        [LoggerMessage(6109, LogLevel.Information, "Channel session ended: {Reason}")]
+        public static partial void SessionEnded(ILogger logger, string reason);
+    }
+}
