@@ -218,6 +218,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 await session.SendAsync(reply, ct);
                 if (message.Type == DataPlaneMessageTypes.Shutdown)
                 {
+                    Log.ShuttingDown(_logger, _routes.Count);
                     _shutdownRequested.TrySetResult();
                 }
             }
@@ -457,6 +458,9 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
         [LoggerMessage(6108, LogLevel.Warning, "The saved snapshot {Path} is unreadable ({Reason}); starting with no routes")]
         public static partial void SnapshotUnreadable(ILogger logger, string path, string reason);
+
+        [LoggerMessage(6110, LogLevel.Information, "Stopping at the control plane's request (berth down) with {Routes} routes left")]
+        public static partial void ShuttingDown(ILogger logger, int routes);
 
         [LoggerMessage(6109, LogLevel.Information, "Channel session ended: {Reason}")]
         public static partial void SessionEnded(ILogger logger, string reason);

@@ -1,0 +1,176 @@
+using Xunit.Abstractions;
+
+namespace Berth.Cli.Tests.ControlPlane;
+
+/// <summary>The data plane as its own process (issue #13 §1, §6), with the real <c>berth</c> program over real replica
+/// processes, under bounded loopback load: a <c>kill -9</c> of either plane, and <c>berth down</c>.</summary>
+[Collection("real processes")]
+public sealed class DataPlaneProcessTests : IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-dp-").FullName;
+    private readonly BerthCli _cli;
+    private readonly ITestOutputHelper _output;
+    private readonly int _port = Ports.Free();
+
+    public DataPlaneProcessTests(ITestOutputHelper output)
+    {
+        _output = output;
+        _cli = new BerthCli(_dir);
+        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
+            name: dataplane
+            services:
+              web:
+                run: {{TestHttpServer.Yaml}}
+                replicas: 2
+                endpoints:
+                  http: {port: {{_port}}}
+                probes:
+                  readiness: {http: /, period: 500ms}
+                stop_grace_period: 2s
+            """);
+    }
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        var dataPlane = _cli.DataPlanePid();
+        await _cli.DownAsync();
+        if (dataPlane is { } pid && Alive(pid))
+        {
+            Process.GetProcessById(pid).Kill();
+        }
+
+        Directory.Delete(_dir, recursive: true);
+    }
+
+    private static bool Alive(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Split(')')[^1].TrimStart().StartsWith('Z');
+
+    private int DataPlanePid() => _cli.DataPlanePid() ?? throw new InvalidOperationException($"no data-plane.json in {_cli.State}: the data plane is not running");
+
+    [Fact]
+    public async Task ControlPlaneKilled9_UnderLoad_NoRequestFailsWhileItIsGoneOrAfterItReturns()
+    {
+        await _cli.UpDetachedAsync(2);
+        var dataPlane = DataPlanePid();
+        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await load.MoreAsync(100);
+
+        var controlPlane = _cli.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await load.MoreAsync(300);
+        Assert.Equal(ExitCodes.Unavailable, (await _cli.RunAsync("ps")).Code);
+        Assert.True(Alive(dataPlane), "the data plane must outlive the control plane's SIGKILL");
+
+        await _cli.UpDetachedAsync(2);
+        await load.MoreAsync(300);
+        // The adopted data plane takes the new control plane's snapshots: a third replica joins its routes.
+        await _cli.OkAsync("scale", "web=3");
+        await Poll.UntilAsync(() => File.ReadAllText(Path.Combine(_cli.State, "data-plane-routes.json")).Split("\"replicaId\"").Length - 1 == 3,
+            TimeSpan.FromSeconds(60), "3 upstreams in the data plane's applied snapshot after 'berth scale web=3'");
+        await load.MoreAsync(200);
+        var result = await load.StopAsync();
+
+        _output.WriteLine($"control plane kill -9 and return under load: {result}");
+        result.AssertNoneFailedUncapped();
+        Assert.Equal(dataPlane, DataPlanePid());
+    }
+
+    [Fact]
+    public async Task DataPlaneKilled9_ControlPlaneStartsANewOne_TrafficResumesWithinAMeasuredGap()
+    {
+        await _cli.UpDetachedAsync(2);
+        var controlPlane = _cli.ControlPlanePid()!.Value;
+        var old = DataPlanePid();
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1), PooledConnectionLifetime = TimeSpan.Zero })
+        {
+            BaseAddress = new Uri($"http://127.0.0.1:{_port}"),
+            Timeout = TimeSpan.FromSeconds(2),
+        };
+        Assert.Equal("ok", await http.GetStringAsync("/"));
+
+        Process.GetProcessById(old).Kill();
+        var gap = Stopwatch.StartNew();
+        var failed = 0;
+        string? lastError = null;
+        // Bounded: one GET at a time, at most 60s or 100,000 attempts, until one is answered.
+        while (gap.Elapsed < TimeSpan.FromSeconds(60) && failed < 100_000)
+        {
+            try
+            {
+                if (await http.GetStringAsync("/") == "ok")
+                {
+                    break;
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                failed++;
+                lastError = e.Message;
+            }
+
+            await Task.Delay(1);
+        }
+
+        gap.Stop();
+        _output.WriteLine($"data plane kill -9: first answered GET {gap.ElapsedMilliseconds} ms after the kill ({failed} GETs failed before it; last error: {lastError})");
+        Assert.True(gap.Elapsed < TimeSpan.FromSeconds(60), $"no GET answered within 60s of the data plane's SIGKILL ({failed} failed; last: {lastError})");
+        var replacement = DataPlanePid();
+        Assert.NotEqual(old, replacement);
+        Assert.True(Alive(replacement), $"the new data plane {replacement} is running");
+        Assert.Equal(controlPlane, _cli.ControlPlanePid());
+
+        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 10_000, MaxTime = TimeSpan.FromMinutes(2) });
+        await load.MoreAsync(200);
+        (await load.StopAsync()).AssertNoneFailedUncapped();
+    }
+
+    [Fact]
+    public async Task Down_StopsTheDataPlaneAfterTheReplicas_NothingOfItLeft()
+    {
+        await _cli.UpDetachedAsync(2);
+        var dataPlane = DataPlanePid();
+        var replicas = (await _cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
+
+        await _cli.OkAsync("down");
+
+        Assert.False(Alive(dataPlane), $"data plane {dataPlane} still running after 'berth down'");
+        Assert.All(replicas, pid => Assert.False(Alive(pid), $"replica {pid} still running after 'berth down'"));
+        Assert.Equal(["data-plane-token", "data-plane.log"], Directory.EnumerateFiles(_cli.State, "data-plane*").Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(Process.GetProcesses(), p => Alive(p.Id) && ReadCmdline(p.Id).Contains(_cli.State, StringComparison.Ordinal) && ReadCmdline(p.Id).Contains("__data-plane", StringComparison.Ordinal));
+        var log = File.ReadAllText(Path.Combine(_cli.State, "data-plane.log"));
+        // Last: the data plane closed the listener (its replicas had left the routes) before it was told to stop.
+        var listenerStopped = log.IndexOf("Mesh listener for web.http stopped", StringComparison.Ordinal);
+        var told = log.IndexOf("Stopping at the control plane's request", StringComparison.Ordinal);
+        Assert.True(listenerStopped >= 0 && told > listenerStopped, $"the data plane's log should show the listener stopped, then the stop request:\n{log}");
+    }
+
+    [Fact]
+    public async Task Down_AfterControlPlaneKilled9_StopsTheDataPlaneItLeft()
+    {
+        await _cli.UpDetachedAsync(2);
+        var dataPlane = DataPlanePid();
+        var controlPlane = _cli.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+
+        var down = await _cli.OkAsync("down");
+
+        Assert.Contains("stopped 2 replicas left by a control plane that is gone", down.Err, StringComparison.Ordinal);
+        await Poll.UntilAsync(() => !Alive(dataPlane), TimeSpan.FromSeconds(20), $"data plane {dataPlane} stopped by 'berth down'");
+        Assert.Null(_cli.DataPlanePid());
+    }
+
+    private static string ReadCmdline(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").Replace('\0', ' ');
+        }
+        catch (IOException)
+        {
+            return "";
+        }
+    }
+}
