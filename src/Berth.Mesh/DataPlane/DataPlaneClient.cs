@@ -11,8 +11,13 @@ namespace Berth.Mesh.DataPlane;
 /// <summary>Settings for a <see cref="DataPlaneClient"/>.</summary>
 public sealed record DataPlaneClientOptions(string StateDirectory)
 {
-    /// <summary>Starts a data plane process when none answers (the CLI's launcher); null: only connect to a running one.</summary>
-    public Func<CancellationToken, Task>? Launch { get; init; }
+    /// <summary>Starts a data plane process (the CLI's launcher; the flag: as the standby) when none answers; null: only
+    /// connect to a running one.</summary>
+    public Func<bool, CancellationToken, Task>? Launch { get; init; }
+
+    /// <summary>Keep a warm standby data plane beside the active one, so that when the active one dies the routes move to
+    /// a process that is already running (milliseconds) instead of one that must start (a .NET start, about a second).</summary>
+    public bool Standby { get; init; }
 
     /// <summary>Told of every request the data plane finished (traces, the live graph); null: none asked for.</summary>
     public IMeshRequestObserver? RequestObserver { get; init; }
@@ -49,6 +54,9 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
     private readonly CancellationTokenSource _disposing = new();
     private volatile IReadOnlyDictionary<(string Service, string Replica), int> _inFlight = new Dictionary<(string, string), int>();
     private volatile Connection? _connection;
+    private volatile Connection? _standby;
+    private readonly Lock _standbyLock = new();
+    private Task _standbyTask = Task.CompletedTask;
     private Task _reconnect = Task.CompletedTask;
     private long _version;
     private long _nextId;
@@ -155,32 +163,43 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
         try
         {
             _stopped = true;
-            if (_connection is not { } connection)
+            // A standby being launched right now sees the stop and is told to stop too.
+            await _standbyTask.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (Interlocked.Exchange(ref _standby, null) is { } standby)
             {
-                return;
+                await StopAsync(standby, cancellationToken);
             }
 
-            try
+            if (_connection is { } connection)
             {
-                await RequestAsync(connection, new DataPlaneMessage { Type = DataPlaneMessageTypes.Shutdown }, cancellationToken);
+                await StopAsync(connection, cancellationToken);
             }
-            catch (IOException)
-            {
-                // Gone already.
-            }
-
-            var deadline = _options.TimeProvider.GetTimestamp();
-            while (DataPlaneFiles.IsDataPlaneProcess(connection.Pid) && _options.TimeProvider.GetElapsedTime(deadline) < _options.ConnectTimeout)
-            {
-                await Task.Delay(TimeSpan.FromMilliseconds(20), _options.TimeProvider, cancellationToken);
-            }
-
-            connection.Close();
         }
         finally
         {
             _gate.Release();
         }
+    }
+
+    /// <summary>Tells one data plane to stop and waits until its process is gone.</summary>
+    private async Task StopAsync(Connection connection, CancellationToken ct)
+    {
+        try
+        {
+            await RequestAsync(connection, new DataPlaneMessage { Type = DataPlaneMessageTypes.Shutdown }, ct);
+        }
+        catch (IOException)
+        {
+            // Gone already.
+        }
+
+        var started = _options.TimeProvider.GetTimestamp();
+        while (DataPlaneFiles.IsDataPlaneProcess(connection.Pid) && _options.TimeProvider.GetElapsedTime(started) < _options.ConnectTimeout)
+        {
+            await Task.Delay(TimeSpan.FromMilliseconds(20), _options.TimeProvider, ct);
+        }
+
+        connection.Close();
     }
 
     private async Task ChangeAsync(Action<Dictionary<(string, string), ServiceRoute>> change, string service, string endpoint, CancellationToken ct)
@@ -252,17 +271,32 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
         var launched = false;
         while (true)
         {
-            var connection = await TryConnectAsync(ct);
+            var connection = await TryConnectAsync(DataPlaneFiles.InfoFile, ct);
             if (connection is not null)
             {
-                await AdoptAsync(connection, ct);
+                await AdoptAsync(connection, promoted: false, ct);
+                EnsureStandby();
                 return connection;
+            }
+
+            // The active data plane is gone: the standby takes the routes at once.
+            var standby = Interlocked.Exchange(ref _standby, null);
+            if (standby is not { Alive: true } && _options.Standby)
+            {
+                standby = await TryConnectAsync(DataPlaneFiles.StandbyFile, ct);
+            }
+
+            if (standby is { Alive: true })
+            {
+                await AdoptAsync(standby, promoted: true, ct);
+                EnsureStandby();
+                return standby;
             }
 
             if (!launched && _options.Launch is { } launch && !_stopped)
             {
                 launched = true;
-                await launch(ct);
+                await launch(false, ct);
             }
             else if (_options.TimeProvider.GetElapsedTime(started) > _options.ConnectTimeout)
             {
@@ -273,7 +307,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
         }
     }
 
-    private async Task AdoptAsync(Connection connection, CancellationToken ct)
+    private async Task AdoptAsync(Connection connection, bool promoted, CancellationToken ct)
     {
         var welcome = connection.Welcome;
         AdminAddress = Uri.TryCreate(welcome.Admin, UriKind.Absolute, out var admin) ? admin : null;
@@ -281,8 +315,11 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
         var first = !_seeded;
         if (first)
         {
-            // The routes a previous control plane left: kept until this one publishes its own.
-            foreach (var r in welcome.Routes ?? [])
+            // The routes a previous control plane left (those the active data plane serves, or, when only a standby is
+            // left, the snapshot the dead one saved): kept until this control plane publishes its own.
+            var saved = promoted ? ReadSavedSnapshot() : null;
+            _version = Math.Max(_version, saved?.Version ?? 0);
+            foreach (var r in (promoted ? saved?.Routes : welcome.Routes) ?? [])
             {
                 _routes.TryAdd((r.Service, r.Endpoint.Name), r);
             }
@@ -292,18 +329,90 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
 
         _connection = connection;
         connection.StartReading(this);
-        if (!first)
+        if (!first || promoted)
         {
-            Reconnects++;
-            Log.Reconnected(_logger, connection.Pid, welcome.Version ?? 0);
-            // A new data plane serves what it saved; this brings it up to the control plane's table.
+            Reconnects += first ? 0 : 1;
+            Log.Reconnected(_logger, connection.Pid, promoted ? "the standby, promoted" : "a running data plane", welcome.Version ?? 0);
+            // A standby serves nothing and a new data plane what it saved; this brings it up to the control plane's table.
             await SendSnapshotAsync(connection, ct);
         }
     }
 
-    private async Task<Connection?> TryConnectAsync(CancellationToken ct)
+    private DataPlaneMessage? ReadSavedSnapshot()
     {
-        if (DataPlaneFiles.ReadInfo(_options.StateDirectory) is not { } info || DataPlaneFiles.ReadToken(_options.StateDirectory) is not { } token)
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize<DataPlaneMessage>(File.ReadAllBytes(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile)), DataPlaneWire.Json);
+        }
+        catch (Exception e) when (e is IOException or System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Starts (or adopts) the standby in the background when there is none; under the gate or from a closed standby.</summary>
+    private void EnsureStandby()
+    {
+        if (!_options.Standby || _options.Launch is null || _stopped || _disposing.IsCancellationRequested)
+        {
+            return;
+        }
+
+        lock (_standbyLock)
+        {
+            if (_standby is { Alive: true } || !_standbyTask.IsCompleted)
+            {
+                return;
+            }
+
+            _standbyTask = Task.Run(() => StandbyAsync(_disposing.Token));
+        }
+    }
+
+    private async Task StandbyAsync(CancellationToken ct)
+    {
+        try
+        {
+            var connection = await TryConnectAsync(DataPlaneFiles.StandbyFile, ct);
+            if (connection is null)
+            {
+                await _options.Launch!(true, ct);
+                var started = _options.TimeProvider.GetTimestamp();
+                while (connection is null && _options.TimeProvider.GetElapsedTime(started) < _options.ConnectTimeout)
+                {
+                    await Task.Delay(TimeSpan.FromMilliseconds(20), _options.TimeProvider, ct);
+                    connection = await TryConnectAsync(DataPlaneFiles.StandbyFile, ct);
+                }
+            }
+
+            if (connection is null)
+            {
+                Log.StandbyFailed(_logger, $"no standby answered within {_options.ConnectTimeout.TotalSeconds:0}s");
+                return;
+            }
+
+            if (_stopped)
+            {
+                await StopAsync(connection, ct);
+                return;
+            }
+
+            _standby = connection;
+            connection.StartReading(this);
+            Log.StandbyReady(_logger, connection.Pid);
+        }
+        catch (Exception e) when (e is IOException or DataPlaneRefusedException or InvalidOperationException && !ct.IsCancellationRequested)
+        {
+            Log.StandbyFailed(_logger, e.Message);
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task<Connection?> TryConnectAsync(string file, CancellationToken ct)
+    {
+        if (DataPlaneFiles.ReadInfo(_options.StateDirectory, file) is not { } info || DataPlaneFiles.ReadToken(_options.StateDirectory) is not { } token)
         {
             return null;
         }
@@ -372,10 +481,12 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
     private void SetInFlight(IReadOnlyList<InFlightCount> counts) =>
         _inFlight = counts.ToDictionary(c => (c.Service, c.Replica), c => c.Count);
 
-    private void OnMessage(DataPlaneMessage message)
+    private void OnMessage(Connection from, DataPlaneMessage message)
     {
         switch (message.Type)
         {
+            case DataPlaneMessageTypes.InFlight or DataPlaneMessageTypes.Requests when from != _connection:
+                return; // a standby's (empty) pushes, or a late one from a data plane already replaced
             case DataPlaneMessageTypes.InFlight:
                 SetInFlight(message.InFlight ?? []);
                 return;
@@ -398,6 +509,13 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
 
     private void OnClosed(Connection connection, string why)
     {
+        if (Interlocked.CompareExchange(ref _standby, null, connection) == connection)
+        {
+            // The standby died (or was stopped): start another one.
+            EnsureStandby();
+            return;
+        }
+
         foreach (var p in _pending.Values)
         {
             p.TrySetException(new IOException($"the data plane channel closed: {why}"));
@@ -453,7 +571,9 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
     {
         await _disposing.CancelAsync();
         _connection?.Close();
+        _standby?.Close();
         await _reconnect.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await _standbyTask.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         _disposing.Dispose();
     }
 
@@ -492,14 +612,24 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
             }
         }
 
-        public void StartReading(DataPlaneClient client) => _ = Task.Run(async () =>
+        private int _reading;
+
+        public void StartReading(DataPlaneClient client)
+        {
+            if (Interlocked.Exchange(ref _reading, 1) == 0)
+            {
+                _ = Task.Run(() => ReadLoopAsync(client));
+            }
+        }
+
+        private async Task ReadLoopAsync(DataPlaneClient client)
         {
             var why = "end of stream (the data plane exited)";
             try
             {
                 while (await DataPlaneWire.ReadAsync(Reader, DataPlaneWire.MaxMessageBytes, CancellationToken.None) is { } message)
                 {
-                    client.OnMessage(message);
+                    client.OnMessage(this, message);
                 }
             }
             catch (Exception e) when (e is IOException or SocketException or InvalidDataException or ObjectDisposedException)
@@ -509,7 +639,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
 
             Close();
             client.OnClosed(this, why);
-        });
+        }
 
         public void Close()
         {
@@ -523,8 +653,14 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
         [LoggerMessage(6121, LogLevel.Warning, "Data plane channel lost (data plane {Pid}): {Reason}; reconnecting")]
         public static partial void ChannelLost(ILogger logger, int pid, string reason);
 
-        [LoggerMessage(6122, LogLevel.Information, "Data plane channel re-established with data plane {Pid} (it served snapshot version {Version})")]
-        public static partial void Reconnected(ILogger logger, int pid, long version);
+        [LoggerMessage(6122, LogLevel.Information, "Data plane channel re-established with data plane {Pid}, {Which} (it served snapshot version {Version})")]
+        public static partial void Reconnected(ILogger logger, int pid, string which, long version);
+
+        [LoggerMessage(6125, LogLevel.Information, "Standby data plane {Pid} ready")]
+        public static partial void StandbyReady(ILogger logger, int pid);
+
+        [LoggerMessage(6126, LogLevel.Warning, "No standby data plane: {Reason}; a lost data plane is replaced by starting a new one")]
+        public static partial void StandbyFailed(ILogger logger, string reason);
 
         [LoggerMessage(6123, LogLevel.Warning, "Could not reach the data plane: {Reason}; retrying")]
         public static partial void ReconnectFailed(ILogger logger, string reason);

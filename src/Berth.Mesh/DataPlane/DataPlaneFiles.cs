@@ -16,6 +16,10 @@ public static class DataPlaneFiles
     /// <summary>The running data plane: <see cref="DataPlaneInfo"/> as JSON, written once it listens.</summary>
     public const string InfoFile = "data-plane.json";
 
+    /// <summary>The standby data plane (<see cref="DataPlaneInfo"/>): started and warm, serving nothing until it is sent a
+    /// snapshot — which the control plane does the moment the active one dies, or to hand over during an upgrade.</summary>
+    public const string StandbyFile = "data-plane-standby.json";
+
     /// <summary>The last snapshot applied (the same envelope as the channel's <c>snapshot</c>), served again at start.</summary>
     public const string RoutesFile = "data-plane-routes.json";
 
@@ -67,11 +71,11 @@ public static class DataPlaneFiles
         return File.Exists(path) ? File.ReadAllText(path).Trim() : null;
     }
 
-    public static DataPlaneInfo? ReadInfo(string stateDirectory)
+    public static DataPlaneInfo? ReadInfo(string stateDirectory, string file = InfoFile)
     {
         try
         {
-            return JsonSerializer.Deserialize<DataPlaneInfo>(File.ReadAllText(Path.Combine(stateDirectory, InfoFile)), DataPlaneWire.Json);
+            return JsonSerializer.Deserialize<DataPlaneInfo>(File.ReadAllText(Path.Combine(stateDirectory, file)), DataPlaneWire.Json);
         }
         catch (Exception e) when (e is IOException or JsonException or UnauthorizedAccessException)
         {

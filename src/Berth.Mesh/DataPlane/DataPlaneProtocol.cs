@@ -48,6 +48,9 @@ public sealed record DataPlaneMessage
 
     public string? Build { get; init; }
 
+    /// <summary><c>welcome</c>: true from a standby data plane (serving nothing until its first snapshot).</summary>
+    public bool? Standby { get; init; }
+
     /// <summary><c>error</c>/<c>nack</c>: what was wrong.</summary>
     public string? Message { get; init; }
 }

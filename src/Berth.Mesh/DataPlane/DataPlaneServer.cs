@@ -20,6 +20,10 @@ public sealed record DataPlaneServerOptions(string StateDirectory)
     /// <summary>Finished requests are sent in batches at most this often: 100ms, so a trace shows up well within a dashboard refresh.</summary>
     public TimeSpan RequestBatchPeriod { get; init; } = TimeSpan.FromMilliseconds(100);
 
+    /// <summary>Start as the standby: warm, listening on its channel, serving no routes (not even the saved snapshot) until
+    /// a control plane sends it one, which makes it the active data plane.</summary>
+    public bool Standby { get; init; }
+
     /// <summary>How long a new connection has to say hello with the token: 5s.</summary>
     public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(5);
 }
@@ -51,12 +55,14 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     private Socket _listener = null!;
     private Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
     private long _version;
+    private volatile bool _standby;
     private volatile Session? _session;
 
     private DataPlaneServer(DataPlaneServerOptions options, string token)
     {
         _options = options;
         _token = token;
+        _standby = options.Standby;
         _logger = options.Mesh.LoggerFactory.CreateLogger("Berth.DataPlane");
         SocketPath = DataPlaneFiles.SocketPath(options.StateDirectory, Environment.ProcessId);
     }
@@ -82,15 +88,31 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             ?? throw new InvalidOperationException($"no channel token at {Path.Combine(options.StateDirectory, DataPlaneFiles.TokenFile)}: the data plane is started by the control plane ('berth up'), which makes it");
         var server = new DataPlaneServer(options, token);
         await server.StartMeshAsync(cancellationToken);
-        await server.LoadSnapshotAsync(cancellationToken);
+        if (!options.Standby)
+        {
+            await server.LoadSnapshotAsync(cancellationToken);
+        }
+        else
+        {
+            await WarmUpAsync(options.Mesh, cancellationToken);
+        }
+
         server.Listen();
-        var info = new DataPlaneInfo(Environment.ProcessId, server.SocketPath, server._mesh.AdminAddress!.ToString(), Build, options.Mesh.TimeProvider.GetUtcNow());
-        DataPlaneFiles.WriteAtomically(Path.Combine(options.StateDirectory, DataPlaneFiles.InfoFile), JsonSerializer.SerializeToUtf8Bytes(info, DataPlaneWire.Json));
+        server.WriteInfo(options.Standby ? DataPlaneFiles.StandbyFile : DataPlaneFiles.InfoFile);
         server._loops.Add(server.AcceptLoopAsync(server._stop.Token));
         server._loops.Add(server.InFlightLoopAsync(server._stop.Token));
         server._loops.Add(server.RequestLoopAsync(server._stop.Token));
-        Log.Started(server._logger, Environment.ProcessId, server.SocketPath, info.Admin, server.Version, server._routes.Count);
+        Log.Started(server._logger, options.Standby ? "standby" : "active", Environment.ProcessId, server.SocketPath, server._mesh.AdminAddress!.ToString(), server.Version, server._routes.Count);
         return server;
+    }
+
+    /// <summary>True until a standby is sent its first snapshot.</summary>
+    public bool IsStandby => _standby;
+
+    private void WriteInfo(string file)
+    {
+        var info = new DataPlaneInfo(Environment.ProcessId, SocketPath, _mesh.AdminAddress!.ToString(), Build, _options.Mesh.TimeProvider.GetUtcNow());
+        DataPlaneFiles.WriteAtomically(Path.Combine(_options.StateDirectory, file), JsonSerializer.SerializeToUtf8Bytes(info, DataPlaneWire.Json));
     }
 
     /// <inheritdoc />
@@ -104,8 +126,9 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
     private async Task StartMeshAsync(CancellationToken cancellationToken)
     {
-        // The admin port of the previous data plane when it is free, so a scraper keeps its target across restarts.
-        var previous = DataPlaneFiles.ReadInfo(_options.StateDirectory) is { } old && Uri.TryCreate(old.Admin, UriKind.Absolute, out var uri) ? uri.Port : 0;
+        // The admin port of the previous data plane when it is free, so a scraper keeps its target across restarts (a
+        // standby starts beside the active one, so it takes any port).
+        var previous = !_options.Standby && DataPlaneFiles.ReadInfo(_options.StateDirectory) is { } old && Uri.TryCreate(old.Admin, UriKind.Absolute, out var uri) ? uri.Port : 0;
         foreach (var port in previous == 0 ? [0] : new[] { previous, 0 })
         {
             var mesh = new MeshHost(_options.Mesh with { RequestObserver = this, AdminPort = port });
@@ -147,6 +170,62 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
             _version = version;
         }
+    }
+
+    /// <summary>
+    /// Sends a few requests through a throw-away mesh (its own metrics) to a throw-away loopback upstream, so the code of
+    /// a listener and of the request path is compiled before a promotion rather than on the first requests after it
+    /// (measured: the first request through a cold process took most of a second on a loaded machine).
+    /// </summary>
+    private static async Task WarmUpAsync(MeshHostOptions options, CancellationToken ct)
+    {
+        using var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        upstream.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        upstream.Listen(8);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"u8.ToArray();
+        var serving = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var c = await upstream.AcceptAsync(stop.Token);
+                var buffer = new byte[4096];
+                while (await c.ReceiveAsync(buffer, stop.Token) > 0)
+                {
+                    await c.SendAsync(answer, stop.Token);
+                }
+            }
+        }, CancellationToken.None);
+        var port = FreePort();
+        await using (var mesh = new MeshHost(options with { RequestObserver = null, AdminPort = 0 }))
+        {
+            var route = new ServiceRoute("warm-up", new Core.Model.Endpoint { Name = "http", Port = port }, Core.Model.MeshPolicy.Default,
+                [new Upstream("warm-up", "127.0.0.1", ((System.Net.IPEndPoint)upstream.LocalEndPoint!).Port, 0)]);
+            try
+            {
+                await mesh.UpdateAsync(route, ct);
+                using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+                for (var i = 0; i < 3; i++)
+                {
+                    await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/"), ct);
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or MeshListenerException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                // Only a warm-up: a promotion still works, just slower on its first requests.
+            }
+        }
+
+        await stop.CancelAsync();
+        upstream.Close();
+        await serving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        return ((System.Net.IPEndPoint)probe.LocalEndPoint!).Port;
     }
 
     private void Listen()
@@ -211,6 +290,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 Pid = Environment.ProcessId,
                 Admin = _mesh.AdminAddress?.ToString(),
                 Build = Build,
+                Standby = _standby ? true : null,
             }, ct);
             while (await DataPlaneWire.ReadAsync(session.Reader, DataPlaneWire.MaxMessageBytes, ct) is { } message)
             {
@@ -279,6 +359,15 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             _routes = applied;
             var saved = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = routes });
             DataPlaneFiles.WriteAtomically(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile), saved);
+            if (_standby)
+            {
+                // Promoted: this is the active data plane now, the one the next control plane adopts.
+                _standby = false;
+                WriteInfo(DataPlaneFiles.InfoFile);
+                DeleteInfoIfOurs(DataPlaneFiles.StandbyFile);
+                Log.Promoted(_logger, version);
+            }
+
             Log.Applied(_logger, version, routes.Count, errors.Count);
             return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = snapshot.Id, Version = version, Errors = errors, InFlight = _mesh.InFlightCounts() };
         }
@@ -387,11 +476,8 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             await _mesh.DisposeAsync();
         }
 
-        var infoPath = Path.Combine(_options.StateDirectory, DataPlaneFiles.InfoFile);
-        if (DataPlaneFiles.ReadInfo(_options.StateDirectory)?.Pid == Environment.ProcessId)
-        {
-            File.Delete(infoPath);
-        }
+        DeleteInfoIfOurs(DataPlaneFiles.InfoFile);
+        DeleteInfoIfOurs(DataPlaneFiles.StandbyFile);
 
         if (_shutdownRequested.Task.IsCompleted)
         {
@@ -401,6 +487,14 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
         _apply.Dispose();
         _stop.Dispose();
+    }
+
+    private void DeleteInfoIfOurs(string file)
+    {
+        if (DataPlaneFiles.ReadInfo(_options.StateDirectory, file)?.Pid == Environment.ProcessId)
+        {
+            File.Delete(Path.Combine(_options.StateDirectory, file));
+        }
     }
 
     /// <summary>One connection: reads through a pipe, writes one whole message at a time.</summary>
@@ -435,8 +529,8 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
     private static partial class Log
     {
-        [LoggerMessage(6101, LogLevel.Information, "Data plane {Pid} serving snapshot version {Version} ({Routes} routes); channel {Socket}, admin {Admin}")]
-        public static partial void Started(ILogger logger, int pid, string socket, string admin, long version, int routes);
+        [LoggerMessage(6101, LogLevel.Information, "Data plane {Pid} ({Role}) serving snapshot version {Version} ({Routes} routes); channel {Socket}, admin {Admin}")]
+        public static partial void Started(ILogger logger, string role, int pid, string socket, string admin, long version, int routes);
 
         [LoggerMessage(6102, LogLevel.Information, "Control plane connected (serving snapshot version {Version})")]
         public static partial void ControlPlaneConnected(ILogger logger, long version);
@@ -461,6 +555,9 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
         [LoggerMessage(6110, LogLevel.Information, "Stopping at the control plane's request (berth down) with {Routes} routes left")]
         public static partial void ShuttingDown(ILogger logger, int routes);
+
+        [LoggerMessage(6111, LogLevel.Warning, "Standby promoted: now the active data plane, serving snapshot version {Version}")]
+        public static partial void Promoted(ILogger logger, long version);
 
         [LoggerMessage(6109, LogLevel.Information, "Channel session ended: {Reason}")]
         public static partial void SessionEnded(ILogger logger, string reason);

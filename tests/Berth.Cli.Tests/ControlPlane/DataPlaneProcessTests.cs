@@ -77,12 +77,31 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         Assert.Equal(dataPlane, DataPlanePid());
     }
 
-    [Fact]
-    public async Task DataPlaneKilled9_ControlPlaneStartsANewOne_TrafficResumesWithinAMeasuredGap()
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task DataPlaneKilled9_StandbyPromotedOrNewOneStarted_TrafficResumesWithinAMeasuredGap(bool standby)
     {
+        if (!standby)
+        {
+            _cli.Environment["BERTH_DATA_PLANE_STANDBY"] = "0";
+        }
+
         await _cli.UpDetachedAsync(2);
         var controlPlane = _cli.ControlPlanePid()!.Value;
         var old = DataPlanePid();
+        var standbyFile = Path.Combine(_cli.State, "data-plane-standby.json");
+        if (standby)
+        {
+            await Poll.UntilAsync(() => File.Exists(standbyFile) && File.ReadAllText(Path.Combine(_cli.State, "control-plane.log")).Contains("Standby data plane", StringComparison.Ordinal),
+                TimeSpan.FromSeconds(60), "the standby data plane started and connected");
+        }
+        else
+        {
+            Assert.False(File.Exists(standbyFile), "BERTH_DATA_PLANE_STANDBY=0 still started a standby");
+        }
+
+        var expected = standby ? ReadPid(standbyFile) : (int?)null;
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1), PooledConnectionLifetime = TimeSpan.Zero })
         {
             BaseAddress = new Uri($"http://127.0.0.1:{_port}"),
@@ -114,10 +133,17 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         }
 
         gap.Stop();
-        _output.WriteLine($"data plane kill -9: first answered GET {gap.ElapsedMilliseconds} ms after the kill ({failed} GETs failed before it; last error: {lastError})");
+        _output.WriteLine($"data plane kill -9 ({(standby ? "standby promoted" : "no standby: a new one started")}): first answered GET {gap.ElapsedMilliseconds} ms after the kill ({failed} GETs failed before it; last error: {lastError})");
         Assert.True(gap.Elapsed < TimeSpan.FromSeconds(60), $"no GET answered within 60s of the data plane's SIGKILL ({failed} failed; last: {lastError})");
         var replacement = DataPlanePid();
         Assert.NotEqual(old, replacement);
+        if (expected is { } promoted)
+        {
+            Assert.Equal(promoted, replacement);
+            await Poll.UntilAsync(() => File.Exists(standbyFile) && ReadPid(standbyFile) is { } next && next != promoted && Alive(next),
+                TimeSpan.FromSeconds(60), "a new standby started after the old one was promoted");
+        }
+
         Assert.True(Alive(replacement), $"the new data plane {replacement} is running");
         Assert.Equal(controlPlane, _cli.ControlPlanePid());
 
@@ -160,6 +186,19 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         Assert.Contains("stopped 2 replicas left by a control plane that is gone", down.Err, StringComparison.Ordinal);
         await Poll.UntilAsync(() => !Alive(dataPlane), TimeSpan.FromSeconds(20), $"data plane {dataPlane} stopped by 'berth down'");
         Assert.Null(_cli.DataPlanePid());
+    }
+
+    private static int? ReadPid(string infoFile)
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(infoFile));
+            return doc.RootElement.GetProperty("pid").GetInt32();
+        }
+        catch (Exception e) when (e is IOException or JsonException)
+        {
+            return null;
+        }
     }
 
     private static string ReadCmdline(int pid)
