@@ -204,7 +204,9 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
         TcpProxy proxy;
         try
         {
-            proxy = new TcpProxy(state, new IPEndPoint(ParseIp(route), route.StablePort));
+            proxy = _options.BoundListener?.Invoke(route) is { } bound
+                ? new TcpProxy(state, bound)
+                : new TcpProxy(state, new IPEndPoint(ParseIp(route), route.StablePort));
         }
         catch (SocketException e)
         {
@@ -223,7 +225,8 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
     {
         var proxy = new HttpProxy(state);
-        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2()), _options.DrainTimeout);
+        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2(),
+            _options.BoundListener?.Invoke(route)), _options.DrainTimeout);
         app.Run(proxy.InvokeAsync);
         try
         {
@@ -268,7 +271,7 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
         : throw new MeshListenerException($"mesh: service {route.Service}, endpoint {route.Endpoint.Name} has host IP '{route.Endpoint.HostIp}', which is not an IP address; write 127.0.0.1 or another local address");
 
     private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state,
-        int? maxConnections = null, bool http2Only = false) =>
+        int? maxConnections = null, bool http2Only = false, Socket? bound = null) =>
         (_, kestrel) =>
         {
             kestrel.AddServerHeader = false;
@@ -282,7 +285,19 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
                 throw new MeshListenerException($"mesh: host IP '{host}' is not an IP address; write 127.0.0.1 or another local address");
             }
 
-            kestrel.Listen(ip, port, listen =>
+            if (bound is not null)
+            {
+                // Kestrel takes the descriptor over (and closes it when the listener stops); the Socket object must not close it too.
+                var fd = (ulong)bound.SafeHandle.DangerousGetHandle();
+                bound.SafeHandle.SetHandleAsInvalid();
+                kestrel.ListenHandle(fd, Configure);
+            }
+            else
+            {
+                kestrel.Listen(ip, port, Configure);
+            }
+
+            void Configure(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen)
             {
                 if (http2Only)
                 {
@@ -305,7 +320,7 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
                         }
                     });
                 }
-            });
+            }
         };
 
     private WebApplication NewApp(Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> kestrel, TimeSpan shutdown)

@@ -50,7 +50,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
-    private readonly ConcurrentDictionary<long, TaskCompletionSource<DataPlaneMessage>> _pending = new();
+    private readonly ConcurrentDictionary<long, (Connection On, TaskCompletionSource<DataPlaneMessage> Reply)> _pending = new();
     private readonly CancellationTokenSource _disposing = new();
     private volatile IReadOnlyDictionary<(string Service, string Replica), int> _inFlight = new Dictionary<(string, string), int>();
     private volatile Connection? _connection;
@@ -184,6 +184,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
     /// <summary>Tells one data plane to stop and waits until its process is gone.</summary>
     private async Task StopAsync(Connection connection, CancellationToken ct)
     {
+        connection.StartReading(this);
         try
         {
             await RequestAsync(connection, new DataPlaneMessage { Type = DataPlaneMessageTypes.Shutdown }, ct);
@@ -275,6 +276,23 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
             if (connection is not null)
             {
                 await AdoptAsync(connection, promoted: false, ct);
+                if (connection.Welcome.Build != DataPlaneServer.Build && _options.Launch is not null && !_stopped)
+                {
+                    // An upgrade of Berth: the running data plane is an older build. A new one takes its listeners over.
+                    try
+                    {
+                        connection = await HandOverAsync(connection, ct);
+                    }
+                    catch (IOException e)
+                    {
+                        // Whichever data plane now says it is active is adopted on the next turn.
+                        Log.HandOverFailed(_logger, e.Message);
+                        _connection = null;
+                        await Task.Delay(TimeSpan.FromMilliseconds(50), _options.TimeProvider, ct);
+                        continue;
+                    }
+                }
+
                 EnsureStandby();
                 return connection;
             }
@@ -338,6 +356,66 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Replaces the running data plane by one of this build: a standby of this build is started (or the current standby,
+    /// when it is of this build), warm; the old one is told to release its listeners and exit; the new one is sent the
+    /// table at once and binds each port as soon as the old one lets go of it. Requests already in the old one finish
+    /// there (its drain); only new connections in the moment between the close and the bind are refused.
+    /// </summary>
+    private async Task<Connection> HandOverAsync(Connection old, CancellationToken ct)
+    {
+        var successor = Interlocked.Exchange(ref _standby, null) ?? await TryConnectAsync(DataPlaneFiles.StandbyFile, ct);
+        if (successor is not null && successor.Welcome.Build != DataPlaneServer.Build)
+        {
+            await StopAsync(successor, ct);
+            successor = null;
+        }
+
+        if (successor is null)
+        {
+            await _options.Launch!(true, ct);
+            var started = _options.TimeProvider.GetTimestamp();
+            while ((successor = await TryConnectAsync(DataPlaneFiles.StandbyFile, ct)) is not { Welcome.Build: var build } || build != DataPlaneServer.Build)
+            {
+                successor?.Close();
+                if (_options.TimeProvider.GetElapsedTime(started) > _options.ConnectTimeout)
+                {
+                    Log.StandbyFailed(_logger, $"no data plane of this build answered within {_options.ConnectTimeout.TotalSeconds:0}s; the older one keeps serving");
+                    return old;
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(20), _options.TimeProvider, ct);
+            }
+        }
+
+        successor.StartReading(this);
+        _connection = successor;
+        // The new data plane starts binding each port first (each the moment the old one lets go of it), then the old one is
+        // told to let go, then the new one gets the routes and starts its listeners on the sockets it bound.
+        await RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Prepare, Routes = [.. _routes.Values] }, ct);
+        var version = ++_version;
+        var applied = RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = [.. _routes.Values], HandOver = true }, ct);
+        try
+        {
+            await RequestAsync(old, new DataPlaneMessage { Type = DataPlaneMessageTypes.Release }, ct);
+        }
+        catch (IOException)
+        {
+            // It went on its own: the new one simply binds.
+        }
+
+        var reply = await applied;
+        if (reply.InFlight is { } counts)
+        {
+            SetInFlight(counts);
+        }
+
+        AdminAddress = Uri.TryCreate(successor.Welcome.Admin, UriKind.Absolute, out var admin) ? admin : AdminAddress;
+        Log.HandedOver(_logger, old.Pid, old.Welcome.Build ?? "?", successor.Pid, DataPlaneServer.Build, reply.Errors?.Count ?? 0);
+        old.Close();
+        return successor;
+    }
+
     private DataPlaneMessage? ReadSavedSnapshot()
     {
         try
@@ -374,6 +452,13 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
         try
         {
             var connection = await TryConnectAsync(DataPlaneFiles.StandbyFile, ct);
+            if (connection is not null && connection.Welcome.Build != DataPlaneServer.Build)
+            {
+                // A standby of an older Berth: replaced by one of this build.
+                await StopAsync(connection, ct);
+                connection = null;
+            }
+
             if (connection is null)
             {
                 await _options.Launch!(true, ct);
@@ -462,7 +547,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
     {
         var id = Interlocked.Increment(ref _nextId);
         var reply = new TaskCompletionSource<DataPlaneMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
-        _pending[id] = reply;
+        _pending[id] = (connection, reply);
         try
         {
             await connection.SendAsync(message with { Id = id }, ct);
@@ -498,9 +583,9 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
 
                 return;
             default:
-                if (message.Id is { } id && _pending.TryGetValue(id, out var reply))
+                if (message.Id is { } id && _pending.TryGetValue(id, out var pending))
                 {
-                    reply.TrySetResult(message);
+                    pending.Reply.TrySetResult(message);
                 }
 
                 return;
@@ -509,16 +594,16 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
 
     private void OnClosed(Connection connection, string why)
     {
+        foreach (var p in _pending.Values.Where(p => p.On == connection))
+        {
+            p.Reply.TrySetException(new IOException($"the data plane channel closed: {why}"));
+        }
+
         if (Interlocked.CompareExchange(ref _standby, null, connection) == connection)
         {
             // The standby died (or was stopped): start another one.
             EnsureStandby();
             return;
-        }
-
-        foreach (var p in _pending.Values)
-        {
-            p.TrySetException(new IOException($"the data plane channel closed: {why}"));
         }
 
         if (_disposing.IsCancellationRequested || _stopped || _connection != connection)
@@ -655,6 +740,12 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
 
         [LoggerMessage(6122, LogLevel.Information, "Data plane channel re-established with data plane {Pid}, {Which} (it served snapshot version {Version})")]
         public static partial void Reconnected(ILogger logger, int pid, string which, long version);
+
+        [LoggerMessage(6127, LogLevel.Warning, "Data plane handed over from {OldPid} (build {OldBuild}) to {NewPid} (build {NewBuild}); {Errors} routes refused")]
+        public static partial void HandedOver(ILogger logger, int oldPid, string oldBuild, int newPid, string newBuild, int errors);
+
+        [LoggerMessage(6128, LogLevel.Warning, "Data plane hand-over interrupted: {Reason}; connecting to whichever data plane is active")]
+        public static partial void HandOverFailed(ILogger logger, string reason);
 
         [LoggerMessage(6125, LogLevel.Information, "Standby data plane {Pid} ready")]
         public static partial void StandbyReady(ILogger logger, int pid);

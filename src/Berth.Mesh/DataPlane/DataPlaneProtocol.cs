@@ -48,6 +48,10 @@ public sealed record DataPlaneMessage
 
     public string? Build { get; init; }
 
+    /// <summary><c>snapshot</c>: a hand-over — the previous data plane is releasing these listeners right now, so a bind that
+    /// finds the port taken is tried again (every 2ms, up to 10s) instead of refused.</summary>
+    public bool? HandOver { get; init; }
+
     /// <summary><c>welcome</c>: true from a standby data plane (serving nothing until its first snapshot).</summary>
     public bool? Standby { get; init; }
 
@@ -58,7 +62,7 @@ public sealed record DataPlaneMessage
 /// <summary>One route the data plane could not apply, with the reason (e.g. the stable port is taken).</summary>
 public sealed record RouteError(string Service, string Endpoint, string Message);
 
-/// <summary>The message types. Control plane → data plane: hello, snapshot, status, shutdown. Data plane → control plane:
+/// <summary>The message types. Control plane → data plane: hello, snapshot, status, shutdown, prepare, release. Data plane → control plane:
 /// welcome, error, ack, nack, status-reply, bye, in-flight (pushed when counts change), requests (pushed in batches).</summary>
 public static class DataPlaneMessageTypes
 {
@@ -71,6 +75,13 @@ public static class DataPlaneMessageTypes
     public const string Status = "status";
     public const string StatusReply = "status-reply";
     public const string Shutdown = "shutdown";
+
+    /// <summary>A hand-over's first step, to the new data plane: start binding these routes' ports (each the moment the old
+    /// data plane lets go of it); answered with <c>ack</c> at once, before the old one is told to <c>release</c>.</summary>
+    public const string Prepare = "prepare";
+
+    /// <summary>Like <c>shutdown</c>, for a hand-over: the data plane closes its listeners and exits, keeping the saved snapshot.</summary>
+    public const string Release = "release";
     public const string Bye = "bye";
     public const string InFlight = "in-flight";
     public const string Requests = "requests";

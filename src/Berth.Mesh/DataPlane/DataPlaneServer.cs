@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -56,6 +57,9 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     private Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
     private long _version;
     private volatile bool _standby;
+    private volatile bool _released;
+    private readonly ConcurrentDictionary<(string Service, string Endpoint), Socket> _bound = new();
+    private readonly ConcurrentDictionary<(string Service, string Endpoint), Task> _binding = new();
     private volatile Session? _session;
 
     private DataPlaneServer(DataPlaneServerOptions options, string token)
@@ -67,8 +71,16 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         SocketPath = DataPlaneFiles.SocketPath(options.StateDirectory, Environment.ProcessId);
     }
 
-    /// <summary>The build of this program, so a control plane can tell an older data plane (an upgrade) from its own.</summary>
-    public static string Build { get; } = typeof(DataPlaneServer).Assembly.ManifestModule.ModuleVersionId.ToString("N");
+    /// <summary>The build of this program, so a control plane can tell an older data plane (an upgrade) from its own;
+    /// <see cref="BuildVariable"/> overrides it (a test poses as an older Berth with it).</summary>
+    public static string Build { get; } = Environment.GetEnvironmentVariable(BuildVariable) is { Length: > 0 } posed ? posed
+        : typeof(DataPlaneServer).Assembly.ManifestModule.ModuleVersionId.ToString("N");
+
+    /// <summary>Names the build instead of the assembly's module version id.</summary>
+    public const string BuildVariable = "BERTH_DATA_PLANE_BUILD";
+
+    /// <summary>How long a hand-over keeps trying to bind a port the previous data plane is releasing: 10s.</summary>
+    public static readonly TimeSpan HandOverBindTimeout = TimeSpan.FromSeconds(10);
 
     public string SocketPath { get; }
 
@@ -131,7 +143,12 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         var previous = !_options.Standby && DataPlaneFiles.ReadInfo(_options.StateDirectory) is { } old && Uri.TryCreate(old.Admin, UriKind.Absolute, out var uri) ? uri.Port : 0;
         foreach (var port in previous == 0 ? [0] : new[] { previous, 0 })
         {
-            var mesh = new MeshHost(_options.Mesh with { RequestObserver = this, AdminPort = port });
+            var mesh = new MeshHost(_options.Mesh with
+            {
+                RequestObserver = this,
+                AdminPort = port,
+                BoundListener = r => _bound.TryRemove((r.Service, r.Endpoint.Name), out var s) ? s : null,
+            });
             try
             {
                 await mesh.StartAsync(cancellationToken);
@@ -197,10 +214,14 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             }
         }, CancellationToken.None);
         var port = FreePort();
-        await using (var mesh = new MeshHost(options with { RequestObserver = null, AdminPort = 0 }))
+        await using (var mesh = new MeshHost(options with { RequestObserver = null, AdminPort = 0, LoggerFactory = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance }))
         {
             var route = new ServiceRoute("warm-up", new Core.Model.Endpoint { Name = "http", Port = port }, Core.Model.MeshPolicy.Default,
                 [new Upstream("warm-up", "127.0.0.1", ((System.Net.IPEndPoint)upstream.LocalEndPoint!).Port, 0)]);
+            // The snapshot's JSON too: the first (reflection-built) read of a route costs a cold process ~100ms.
+            var wire = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = 1, Routes = [route], HandOver = true });
+            var pipe = PipeReader.Create(new System.Buffers.ReadOnlySequence<byte>(wire));
+            route = (await DataPlaneWire.ReadAsync(pipe, DataPlaneWire.MaxMessageBytes, ct))!.Routes![0];
             try
             {
                 await mesh.UpdateAsync(route, ct);
@@ -278,9 +299,9 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 return;
             }
 
-            // One control plane at a time: a new one that knows the token is the successor of whatever was connected.
-            var previous = Interlocked.Exchange(ref _session, session);
-            previous?.Close();
+            // The newest connection gets the pushes (in-flight counts, requests): a new control plane that knows the token is
+            // the successor of whatever was connected before (which, alive or not, is left to close on its own).
+            _session = session;
             Log.ControlPlaneConnected(_logger, Version);
             await session.SendAsync(new DataPlaneMessage
             {
@@ -299,6 +320,12 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 if (message.Type == DataPlaneMessageTypes.Shutdown)
                 {
                     Log.ShuttingDown(_logger, _routes.Count);
+                    _shutdownRequested.TrySetResult();
+                }
+                else if (message.Type == DataPlaneMessageTypes.Release)
+                {
+                    Log.Releasing(_logger, _routes.Count);
+                    _released = true;
                     _shutdownRequested.TrySetResult();
                 }
             }
@@ -328,9 +355,16 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         {
             case DataPlaneMessageTypes.Snapshot:
                 return await ApplySnapshotAsync(message, ct);
+            case DataPlaneMessageTypes.Prepare:
+                foreach (var r in message.Routes ?? [])
+                {
+                    _binding.TryAdd((r.Service, r.Endpoint.Name), BindAheadAsync(r, _stop.Token));
+                }
+
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = message.Id };
             case DataPlaneMessageTypes.Status:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.StatusReply, Id = message.Id, Status = await _mesh.RoutesAsync(ct) };
-            case DataPlaneMessageTypes.Shutdown:
+            case DataPlaneMessageTypes.Shutdown or DataPlaneMessageTypes.Release:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.Bye, Id = message.Id };
             default:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"unknown message type '{message.Type}'" };
@@ -354,7 +388,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.Nack, Id = snapshot.Id, Version = version, Message = $"stale snapshot: version {version} is not newer than version {_version}, which is served" };
             }
 
-            var (applied, errors) = await ApplyRoutesAsync(routes, ct);
+            var (applied, errors) = await ApplyRoutesAsync(routes, ct, snapshot.HandOver == true);
             Interlocked.Exchange(ref _version, version);
             _routes = applied;
             var saved = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = routes });
@@ -379,7 +413,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
     /// <summary>Makes the mesh serve exactly <paramref name="routes"/>: listeners no longer named are closed (after their
     /// in-flight requests), the rest added or updated in place (health, ejection and breaker state kept).</summary>
-    private async Task<(Dictionary<(string, string), ServiceRoute> Routes, List<RouteError> Errors)> ApplyRoutesAsync(IReadOnlyList<ServiceRoute> routes, CancellationToken ct)
+    private async Task<(Dictionary<(string, string), ServiceRoute> Routes, List<RouteError> Errors)> ApplyRoutesAsync(IReadOnlyList<ServiceRoute> routes, CancellationToken ct, bool handOver = false)
     {
         var next = new Dictionary<(string, string), ServiceRoute>();
         foreach (var r in routes)
@@ -397,16 +431,68 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         {
             try
             {
+                if (_binding.TryRemove((r.Service, r.Endpoint.Name), out var binding))
+                {
+                    await binding;
+                }
+                else if (handOver && !_routes.ContainsKey((r.Service, r.Endpoint.Name)))
+                {
+                    await BindAheadAsync(r, ct);
+                }
+
                 await _mesh.UpdateAsync(r, ct);
             }
             catch (Exception e) when (e is MeshListenerException or ArgumentException or InvalidOperationException)
             {
                 errors.Add(new RouteError(r.Service, r.Endpoint.Name, e.Message));
             }
+            finally
+            {
+                if (_bound.TryRemove((r.Service, r.Endpoint.Name), out var unused))
+                {
+                    unused.Dispose();
+                }
+            }
         }
 
         return (next, errors);
     }
+
+    /// <summary>
+    /// A hand-over: the previous data plane is closing this port right now. Binds it the moment it is free — a bare
+    /// socket tried again and again on a thread of its own (microseconds a try; a timer-paced retry was measured waking
+    /// 119ms late on the loaded machine, refusing connections meanwhile) — so connections wait in its backlog while the
+    /// listener starts on it instead of being refused. Bounded by <see cref="HandOverBindTimeout"/>.
+    /// </summary>
+    private Task BindAheadAsync(ServiceRoute route, CancellationToken ct) => Task.Factory.StartNew(() =>
+    {
+        if (!System.Net.IPAddress.TryParse(route.Endpoint.HostIp, out var ip))
+        {
+            return; // the mesh reports the bad address
+        }
+
+        var time = _options.Mesh.TimeProvider;
+        var started = time.GetTimestamp();
+        var refused = 0;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                _bound[(route.Service, route.Endpoint.Name)] = Tcp.TcpProxy.Listen(new System.Net.IPEndPoint(ip, route.StablePort));
+                Log.TookOver(_logger, route.Service, route.Endpoint.Name, time.GetElapsedTime(started).TotalMilliseconds, refused);
+                return;
+            }
+            catch (SocketException) when (time.GetElapsedTime(started) < HandOverBindTimeout)
+            {
+                refused++;
+                Thread.Yield();
+            }
+            catch (SocketException)
+            {
+                return; // still taken after the timeout: the mesh's own bind reports it
+            }
+        }
+    }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     private async Task InFlightLoopAsync(CancellationToken ct)
     {
@@ -479,7 +565,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         DeleteInfoIfOurs(DataPlaneFiles.InfoFile);
         DeleteInfoIfOurs(DataPlaneFiles.StandbyFile);
 
-        if (_shutdownRequested.Task.IsCompleted)
+        if (_shutdownRequested.Task.IsCompleted && !_released)
         {
             // Stopped by 'berth down': nothing of this data plane may outlive it.
             File.Delete(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile));
@@ -558,6 +644,12 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
         [LoggerMessage(6111, LogLevel.Warning, "Standby promoted: now the active data plane, serving snapshot version {Version}")]
         public static partial void Promoted(ILogger logger, long version);
+
+        [LoggerMessage(6112, LogLevel.Information, "Releasing the listeners to a newer data plane (hand-over) with {Routes} routes")]
+        public static partial void Releasing(ILogger logger, int routes);
+
+        [LoggerMessage(6113, LogLevel.Information, "Took the port of {Service}.{Endpoint} over {Milliseconds:0.0} ms after the hand-over began ({Refused} binds refused while the previous data plane still held it)")]
+        public static partial void TookOver(ILogger logger, string service, string endpoint, double milliseconds, int refused);
 
         [LoggerMessage(6109, LogLevel.Information, "Channel session ended: {Reason}")]
         public static partial void SessionEnded(ILogger logger, string reason);

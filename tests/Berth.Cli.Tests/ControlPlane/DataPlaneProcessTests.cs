@@ -135,8 +135,8 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         gap.Stop();
         _output.WriteLine($"data plane kill -9 ({(standby ? "standby promoted" : "no standby: a new one started")}): first answered GET {gap.ElapsedMilliseconds} ms after the kill ({failed} GETs failed before it; last error: {lastError})");
         Assert.True(gap.Elapsed < TimeSpan.FromSeconds(60), $"no GET answered within 60s of the data plane's SIGKILL ({failed} failed; last: {lastError})");
+        await Poll.UntilAsync(() => _cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(30), "data-plane.json naming the data plane that replaced the killed one");
         var replacement = DataPlanePid();
-        Assert.NotEqual(old, replacement);
         if (expected is { } promoted)
         {
             Assert.Equal(promoted, replacement);
@@ -150,6 +150,38 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 10_000, MaxTime = TimeSpan.FromMinutes(2) });
         await load.MoreAsync(200);
         (await load.StopAsync()).AssertNoneFailedUncapped();
+    }
+
+    [Fact]
+    public async Task Upgrade_ControlPlaneOfANewerBuild_HandsTheListenersToANewDataPlaneClosedOnlyBriefly()
+    {
+        // The first control plane and its data planes pose as an older Berth.
+        _cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
+        await _cli.UpDetachedAsync(2);
+        var old = DataPlanePid();
+        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await load.MoreAsync(100);
+        var controlPlane = _cli.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the older control plane gone");
+
+        _cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
+        await _cli.UpDetachedAsync(2);
+        await Poll.UntilAsync(() => !Alive(old) && _cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(60), "the older data plane replaced by one of this build");
+        await load.MoreAsync(300);
+        var result = await load.StopAsync();
+
+        var log = File.ReadAllText(Path.Combine(_cli.State, "data-plane.log"));
+        var tookOver = System.Text.RegularExpressions.Regex.Match(log, @"Took the port of web\.http over [0-9.]+ ms after the hand-over began \((?<refused>[0-9]+) binds refused");
+        _output.WriteLine($"hand-over under load: {result}; {tookOver.Value}");
+        Assert.True(tookOver.Success, $"the new data plane bound the port ahead of its listener:\n{log}");
+        // Between the old data plane's close and the new one's bind (retried on a thread of its own) the port refuses
+        // connections; connections then wait in the new socket's backlog while its listener starts. Brief: under 1% of the
+        // requests of this load (a hand-over that closed first and bound after the new listener started lost 2%).
+        Assert.False(result.Capped, result.ToString());
+        Assert.True(result.Failed * 100 < result.Total, $"more than 1% of requests failed in the hand-over: {result}");
+        Assert.All(result.FirstErrors, e => Assert.Contains("Connection refused", e, StringComparison.Ordinal));
+        Assert.DoesNotContain("older", File.ReadAllText(Path.Combine(_cli.State, "data-plane.json")), StringComparison.Ordinal);
     }
 
     [Fact]
