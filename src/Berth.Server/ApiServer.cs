@@ -65,7 +65,7 @@ public sealed record ApiServerOptions
     public Telemetry.TelemetryStore? Telemetry { get; init; }
 
     /// <summary>The mesh whose ejections and breakers the dashboard shows; null: none.</summary>
-    public Mesh.MeshHost? Mesh { get; init; }
+    public Mesh.DataPlane.IMeshDataPlane? Mesh { get; init; }
 
     /// <summary>What the control plane adds to every replica's environment (the OTLP exporter settings), shown in replica detail.</summary>
     public IReadOnlyDictionary<string, string> ReplicaEnvironment { get; init; } = new Dictionary<string, string>();

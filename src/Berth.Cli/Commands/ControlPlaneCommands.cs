@@ -216,6 +216,7 @@ internal static class ControlPlaneCommands
             using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
             await host.Plane.DownAsync(grace.Token);
             await host.RemoveNodesAsync(grace.Token);
+            await host.StopDataPlaneAsync(grace.Token);
             await watching.CancelAsync();
             await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             Status($"'{app.Name}' stopped");
@@ -345,7 +346,7 @@ internal static class ControlPlaneCommands
     }
 
     /// <summary>How to run this same berth again: the apphost, or <c>dotnet berth.dll</c>.</summary>
-    private static IEnumerable<string> SelfCommand()
+    internal static IEnumerable<string> SelfCommand()
     {
         var exe = Environment.ProcessPath!;
         // Under 'dotnet berth.dll' the dll sits in the base directory; a single-file or tool apphost is the process itself.
@@ -418,6 +419,7 @@ internal static class ControlPlaneCommands
                 using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
                 await host.Plane.DownAsync(grace.Token);
                 await host.RemoveNodesAsync(grace.Token);
+                await host.StopDataPlaneAsync(grace.Token);
             }
 
             // On SIGTERM the replicas keep running: the next control plane adopts them.
@@ -580,6 +582,7 @@ internal static class ControlPlaneCommands
                 var count = host.Plane.Replicas.Length;
                 await host.Plane.DownAsync(ct);
                 await host.RemoveNodesAsync(ct);
+                await host.StopDataPlaneAsync(ct);
                 Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
             }
             catch (StateStoreException e)
@@ -588,6 +591,8 @@ internal static class ControlPlaneCommands
                 Console.Error.WriteLine($"berth: fix: {e.Fix}");
                 Status("stopping every replica the drivers know of instead (process records in .berth/runtime, Docker containers by their berth.app label)");
                 storeReadable = false;
+                // The data plane is stopped last, as after a normal down, from its own record (.berth/data-plane.json).
+                await DataPlaneProcess.StopOrphanAsync(state, ct);
             }
         }
 

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Berth.Core.Model;
 using Berth.Mesh;
+using Berth.Mesh.DataPlane;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
@@ -20,7 +21,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     private readonly List<IAsyncDisposable> _owned = [];
     private readonly List<IDisposable> _disposables = [];
 
-    private ControlPlaneHost(string stateDirectory, MeshHost? mesh)
+    private ControlPlaneHost(string stateDirectory, IMeshDataPlane? mesh)
     {
         StateDirectory = stateDirectory;
         Mesh = mesh;
@@ -47,8 +48,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     public ApiServer Api { get; private set; } = null!;
 
-    /// <summary>The data plane: a listener on each endpoint's stable port in front of its Ready replicas.</summary>
-    public MeshHost? Mesh { get; }
+    /// <summary>The data plane: a listener on each endpoint's stable port in front of its Ready replicas — the channel to
+    /// the data plane process (<see cref="DataPlaneClient"/>), or the mesh in this process when <c>BERTH_DATA_PLANE=in-process</c>.</summary>
+    public IMeshDataPlane? Mesh { get; }
 
     public RoutingTable Routes { get; }
 
@@ -78,7 +80,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
     {
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
-        MeshHost? mesh = null;
+        IMeshDataPlane? mesh = null;
         TelemetryStore? store = null;
         OtlpReceiver? otlp = null;
         if (api)
@@ -87,8 +89,16 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
             StartupTrace.Mark("host: telemetry receiver");
             otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
-            mesh = new MeshHost(new MeshHostOptions { RequestObserver = store });
-            await mesh.StartAsync(ct);
+            if (DataPlaneProcess.InProcess)
+            {
+                var inProcess = new MeshHost(new MeshHostOptions { RequestObserver = store });
+                await inProcess.StartAsync(ct);
+                mesh = inProcess;
+            }
+            else
+            {
+                mesh = await DataPlaneProcess.ConnectAsync(stateDirectory, store, ct);
+            }
             StartupTrace.Mark("host: mesh started");
         }
 
@@ -164,9 +174,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         var plane = new Orchestration.Controllers.ControlPlane(orchestrator, stateStore, drivers, host.Routes, prober);
         host.Plane = plane;
         host._owned.Add(plane);
-        if (mesh is not null)
+        if (mesh is IAsyncDisposable disposable)
         {
-            host._owned.Add(mesh);
+            host._owned.Add(disposable);
         }
 
         if (otlp is not null)
@@ -178,6 +188,13 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         host.Capabilities = () => dockerCapability is null ? [process.CgroupCapability, networkNamespaces] : [process.CgroupCapability, networkNamespaces, dockerCapability()];
         await plane.StartAsync(ct);
         StartupTrace.Mark("host: control plane started (adopted)");
+
+        if (mesh is DataPlaneClient client)
+        {
+            // Adoption published every endpoint of the current revision; whatever else the data plane still serves is gone from the app.
+            await client.RetainOnlyAsync([.. host.Routes.Routes.Select(r => (r.Service, r.Endpoint.Name))], ct);
+        }
+
         if (api)
         {
             host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions
@@ -260,6 +277,20 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
 
         return problems;
+    }
+
+    /// <summary>Stops the data plane last, once every replica is stopped (<c>berth down</c>): the one this control plane
+    /// talks to, or one a killed control plane left running.</summary>
+    public async Task StopDataPlaneAsync(CancellationToken ct)
+    {
+        if (Mesh is DataPlaneClient client)
+        {
+            await client.ShutdownAsync(ct);
+        }
+        else if (Mesh is null)
+        {
+            await DataPlaneProcess.StopOrphanAsync(StateDirectory, ct);
+        }
     }
 
     /// <summary>Removes the nodes' cgroups once every replica is stopped (after <c>DownAsync</c>).</summary>
