@@ -197,7 +197,8 @@ internal sealed class TcpProxy : IAsyncDisposable
         return (null, null);
     }
 
-    private static async Task PumpAsync(Socket from, Socket to, CancellationToken cancellationToken)
+    /// <summary>Copies one direction until end-of-stream, then half-closes; a broken side takes the other down.</summary>
+    internal static async Task PumpAsync(Socket from, Socket to, CancellationToken cancellationToken)
     {
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
         try
