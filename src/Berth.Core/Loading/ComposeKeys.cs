@@ -13,7 +13,7 @@ internal sealed partial class SpecReader
         ["services"] = (r, v, p, _) => r.ReadServices(v, p),
         ["volumes"] = (r, v, p, _) => r.ReadTopVolumes(v, p),
         ["version"] = (r, v, p, _) => r.Warning((YamlNode?)r.CurrentKey ?? v, p, "'version' is obsolete and is ignored (as Compose does); you can remove it"),
-        ["networks"] = Unsupported<SpecReader>("Berth's replicas share the host's loopback network"),
+        ["networks"] = Unsupported<SpecReader>("every service of the app is on one network in Berth: replicas reach each other by service name through the mesh"),
         ["secrets"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Secret),
         ["configs"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Config),
         ["include"] = (r, v, p, _) => r.ReadInclude(v, p),
