@@ -43,6 +43,7 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
             return;
         }
 
+        (app, replicas) = PodPorts.WithDiscovered(app, replicas, stablePorts.Ensure);
         foreach (var s in app.Services)
         {
             foreach (var e in s.Endpoints)

@@ -44,6 +44,23 @@ internal sealed class StablePortRegistry(StateStore store, PortAllocator ports)
         AssignAddresses(app);
     }
 
+    /// <summary>The stable port of an endpoint found at run time (a port an isolated service's pods listen on), assigned once
+    /// and kept like the spec's own.</summary>
+    public int Ensure(string service, string endpoint)
+    {
+        var key = (service, endpoint);
+        if (Ports.TryGetValue(key, out var port))
+        {
+            return port;
+        }
+
+        port = store.ListEndpointPorts().TryGetValue(key, out var kept) ? kept : ports.Allocate();
+        ports.Reserve(port);
+        store.SaveEndpointPort(service, endpoint, port);
+        Volatile.Write(ref _ports, _ports.SetItem(key, port));
+        return port;
+    }
+
     private void AssignAddresses(Application app)
     {
         var addresses = store.ListVirtualAddresses().ToImmutableSortedDictionary(StringComparer.Ordinal);
