@@ -89,6 +89,39 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         Assert.Equal("none", Docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", $"berth-{_app}-{apis[0]}").Trim());
     }
 
+    [DockerFact]
+    public async Task Apply_PublishedPortChangedEnvironment_RollsOutWithoutPortClash()
+    {
+        var compose = Path.Combine(_dir, "compose.yaml");
+        string Spec(string greeting) => $$"""
+            name: {{_app}}
+            services:
+              web:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /w && echo \"$$GREETING\" > /w/index.html && exec httpd -f -p 80 -h /w"]
+                environment: {GREETING: {{greeting}}}
+                ports: ["{{_web}}:80"]
+            """;
+        File.WriteAllText(compose, Spec("hello"));
+        await _berth.UpDetachedAsync(ready: 1, Wait);
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        Assert.Equal("hello", (await client.GetStringAsync($"http://127.0.0.1:{_web}/")).Trim());
+        await using var load = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 50_000, MaxTime = TimeSpan.FromMinutes(3) });
+
+        File.WriteAllText(compose, Spec("changed"));
+        await _berth.OkAsync("apply");
+
+        // The new replica starts beside the old one, both on port 80 of their own pods; before pods it stayed Pending on
+        // "port 80 is taken" and the rollout was rolled back after its deadline.
+        await Poll.UntilAsync(async () => (await client.GetStringAsync($"http://127.0.0.1:{_web}/")).Trim() == "changed"
+            && (await _berth.PsAsync()).Count(r => r.GetProperty("service").GetString() == "web") == 1, Wait, "the changed environment rolled out to the only web replica");
+        var events = await _berth.EventsAsync();
+        Assert.DoesNotContain(events, e => e.GetProperty("message").GetString()!.Contains("is taken", StringComparison.Ordinal));
+        var result = await load.StopAsync();
+        Assert.Equal(0, result.Failed);
+        Assert.Equal(["changed", "hello"], result.Bodies.Keys.Select(b => b.Trim()).Order());
+    }
+
     private static string Docker(params string[] args)
     {
         var info = new ProcessStartInfo("docker") { RedirectStandardOutput = true, RedirectStandardError = true };
