@@ -114,6 +114,9 @@ if (defined $pod) {
     $ifr = pack('a16 s x22', 'lo', $up);
     ioctl($s, 0x8914, $ifr) or $fail->("bring lo up: $!");
     close($s);
+    # Any user may listen on any port of the pod, as in Docker's containers (net.ipv4.ip_unprivileged_port_start=0): the
+    # pod's ports are its own, and a normal user's replica can listen on 80 as Compose files expect.
+    if (open(my $fh, '>', '/proc/sys/net/ipv4/ip_unprivileged_port_start')) { print $fh "0\n"; close($fh); }
     if (defined $pod_user) {
         # AF_UNIX = 1, SOCK_STREAM = 1; sockaddr_un = family + path.
         my $path = "$dir/pod.sock";

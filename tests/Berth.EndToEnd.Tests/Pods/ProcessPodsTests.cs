@@ -28,6 +28,10 @@ public sealed class ProcessPodsTests : IAsyncLifetime
                 replicas: 2
                 endpoints:
                   http: {target_port: 8080}
+                # A request in flight on a replica killed with SIGKILL sees a reset; retrying a GET then is safe, and a reset is
+                # retried only when asked (as in Envoy).
+                mesh:
+                  retries: {on: [connect-failure, reset, 502, 503, 504]}
               web:
                 run: [perl, -e, {{PodScripts.Yaml(PodScripts.Web)}}]
                 network: isolated
