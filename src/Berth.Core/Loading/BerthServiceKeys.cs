@@ -38,6 +38,7 @@ internal sealed partial class SpecReader
             }
         },
         ["shell"] = (r, v, p, d) => d.S = d.S with { Shell = r.Bool(v, p) ?? false },
+        ["inherit_env"] = (r, v, p, d) => d.S = d.S with { InheritEnv = r.Bool(v, p) ?? false },
         ["runtime"] = (r, v, p, d) => d.S = d.S with { Runtime = r.Enum(v, p, RuntimeNames) ?? RuntimeKind.Auto },
         ["network"] = (r, v, p, d) => d.S = d.S with { Network = r.Enum(v, p, NetworkNames) ?? NetworkMode.Auto },
         ["aliases"] = (r, v, p, d) => d.S = d.S with { Aliases = r.Strings(v, p) },

@@ -9,7 +9,7 @@
 # no shell); the driver asks for /bin/sh -c only when the spec says shell: true.
 #
 # usage: perl berth-supervisor.pl STATE_DIR [--cgroup PROCS_FILE]... [--oom FILE] [--cwd DIR] [--user USER]
-#        [--pod HOSTS_FILE [--pod-user UID:GID]]
+#        [--pod HOSTS_FILE [--pod-user UID:GID]] [--log-max-size BYTES --log-max-files N]
 # --pod: the replica's pod. The supervisor unshares a network namespace holding only loopback (brought up here) and a
 # mount namespace in which HOSTS_FILE is bind-mounted over /etc/hosts, then runs the replica in them; the pod lives as
 # long as the supervisor (/proc/SUPERVISOR/ns/net). --pod-user (a normal user): a user namespace first, mapping the
@@ -43,6 +43,7 @@ sub write_atomic {
 
 my $dir = shift @ARGV or die "usage: berth-supervisor.pl STATE_DIR [options]\n";
 my (@cgroups, $oom, $cwd, $user, $pod, $pod_user);
+my ($log_max_size, $log_max_files) = (0, 1);
 while (@ARGV) {
     my $opt = shift @ARGV;
     my $val = shift @ARGV;
@@ -53,6 +54,8 @@ while (@ARGV) {
     elsif ($opt eq '--user') { $user = $val; }
     elsif ($opt eq '--pod') { $pod = $val; }
     elsif ($opt eq '--pod-user') { $pod_user = $val; }
+    elsif ($opt eq '--log-max-size') { $log_max_size = $val; }
+    elsif ($opt eq '--log-max-files') { $log_max_files = $val; }
     else { die "unknown option $opt\n"; }
 }
 
@@ -222,6 +225,49 @@ $SIG{CHLD} = sub { };
 # A line longer than this is cut into pieces, as Docker's 16 KiB log messages.
 my $max_line = 16384;
 my %log = (fileno($out_r) => $outlog, fileno($err_r) => $errlog);
+my %logname = (fileno($out_r) => 'stdout.log', fileno($err_r) => 'stderr.log');
+my %logsize = (fileno($out_r) => (-s "$dir/stdout.log") // 0, fileno($err_r) => (-s "$dir/stderr.log") // 0);
+
+# Rotation, as the kubelet rotates container logs and Docker's json-file does: before a line would take the live file
+# past --log-max-size, it is renamed NAME.G (G one more than the newest rotated file: readers following the live file
+# by its descriptor find what came after it in order) and a new one started; the oldest go so that --log-max-files
+# files are kept, the live one included. One file (--log-max-files 1) is truncated instead.
+sub rotate {
+    my ($fd) = @_;
+    my $name = $logname{$fd};
+    close($log{$fd});
+    if ($log_max_files > 1) {
+        opendir(my $dh, $dir) or die "cannot list $dir: $!";
+        my @gens = sort { $a <=> $b } map { /^\Q$name\E\.(\d+)$/ ? $1 : () } readdir($dh);
+        closedir($dh);
+        my $next = @gens ? $gens[-1] + 1 : 1;
+        rename("$dir/$name", "$dir/$name.$next");
+        push @gens, $next;
+        unlink("$dir/$name." . shift(@gens)) while @gens > $log_max_files - 1;
+    }
+    open($log{$fd}, '>', "$dir/$name") or die "cannot open $dir/$name: $!";
+    $logsize{$fd} = 0;
+}
+
+sub write_log {
+    my ($fd, $text) = @_;
+    if ($log_max_size <= 0 || $logsize{$fd} + length($text) <= $log_max_size) {
+        syswrite($log{$fd}, $text);
+        $logsize{$fd} += length($text);
+        return;
+    }
+    my $chunk = '';
+    for my $line (split(/(?<=\n)/, $text)) {
+        if ($logsize{$fd} + length($chunk) + length($line) > $log_max_size && $logsize{$fd} + length($chunk) > 0) {
+            syswrite($log{$fd}, $chunk) if $chunk ne '';
+            rotate($fd);
+            $chunk = '';
+        }
+        $chunk .= $line;
+    }
+    syswrite($log{$fd}, $chunk);
+    $logsize{$fd} += length($chunk);
+}
 my %partial = (fileno($out_r) => '', fileno($err_r) => '');
 my %open = (fileno($out_r) => $out_r, fileno($err_r) => $err_r);
 
@@ -244,7 +290,7 @@ sub emit {
     }
     if ($final && $buf ne '') { $text .= "$ts $buf\n"; $buf = ''; }
     $partial{$fd} = $buf;
-    syswrite($log{$fd}, $text) if $text ne '';
+    write_log($fd, $text) if $text ne '';
 }
 
 sub reap {
