@@ -141,7 +141,14 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         StartupTrace.Mark("host: docker connected");
         var prober = new ProbeExecutor();
         host._disposables.Add(prober);
-        var orchestrator = new OrchestratorOptions { StateDirectory = stateDirectory };
+        var orchestrator = new OrchestratorOptions
+        {
+            StateDirectory = stateDirectory,
+            PodRuntimes = !networkNamespaces.Usable ? new HashSet<RuntimeKind>()
+                : HostUser.IsRoot ? [RuntimeKind.Process, RuntimeKind.Docker]
+                : [RuntimeKind.Process],
+            PodsUnavailable = networkNamespaces.Usable ? null : networkNamespaces.Message,
+        };
         if (Environment.GetEnvironmentVariable(EventRetentionVariable) is { Length: > 0 } keep)
         {
             if (int.TryParse(keep, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0)

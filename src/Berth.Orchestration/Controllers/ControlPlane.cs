@@ -88,7 +88,9 @@ public sealed partial class ControlPlane : IAsyncDisposable
     public IReadOnlyCollection<IWorkloadDriver> Drivers => [.. _state.Drivers.Values];
 
     /// <summary>Services of the current revision whose limits their driver cannot enforce here (they still run).</summary>
-    public IReadOnlyList<LimitsWarning> LimitWarnings => Current is { } current ? LimitsCheck.Check(current.Application, _state.Drivers.Values) : [];
+    public IReadOnlyList<LimitsWarning> LimitWarnings => Current is { } current
+        ? [.. LimitsCheck.Check(current.Application, _state.Drivers.Values), .. PodsCheck.Check(current.Application, _state.Options)]
+        : [];
 
     /// <summary>The node capacities and allocations, for the API.</summary>
     public IReadOnlyList<NodeState> Nodes => View.Nodes;

@@ -1,5 +1,6 @@
 using Berth.Core.Model;
 using Berth.Core.Probing;
+using Berth.Core.Routing;
 using Berth.Orchestration.State;
 using Berth.Runtime;
 
@@ -82,8 +83,9 @@ internal sealed class ProbeCoordinator(PlaneState state, IProbeExecutor prober)
             port = r.Ports.TryGetValue(name, out var p) ? p : null;
         }
 
-        return new ProbeTarget(state.Options.Host, port)
+        return new ProbeTarget(r.Handle?.Pod is null ? state.Options.Host : PodDefaults.Loopback, port)
         {
+            Pod = r.Handle?.Pod,
             ContainerId = r.Handle?.ContainerId,
             Replica = r.Handle,
             Driver = r.Handle is { } h ? state.Drivers.GetValueOrDefault(h.Kind) : null,

@@ -1,5 +1,6 @@
 using Berth.Core.Model;
 using Berth.Core.Probing;
+using Berth.Core.Routing;
 using Berth.Runtime;
 
 namespace Berth.Orchestration.Controllers;
@@ -8,6 +9,9 @@ namespace Berth.Orchestration.Controllers;
 public sealed record ProbeTarget(string Host, int? Port)
 {
     public string? ContainerId { get; init; }
+
+    /// <summary>The replica's pod: HTTP and TCP probes connect inside it. Null: the host network.</summary>
+    public PodNetwork? Pod { get; init; }
 
     /// <summary>The replica's handle: exec probes run through its driver.</summary>
     public ReplicaHandle? Replica { get; init; }
@@ -39,8 +43,8 @@ public sealed class ProbeExecutor(TimeProvider? time = null) : IProbeExecutor, I
 
     public Task<ProbeOutcome> RunAsync(Probe probe, ProbeTarget target, CancellationToken cancellationToken) => probe.Kind switch
     {
-        ProbeKind.Http => _http.RunAsync(probe, target.Host, target.Port, cancellationToken),
-        ProbeKind.Tcp => _tcp.RunAsync(probe, target.Host, target.Port, cancellationToken),
+        ProbeKind.Http => _http.RunAsync(probe, target.Host, target.Port, cancellationToken, target.Pod),
+        ProbeKind.Tcp => _tcp.RunAsync(probe, target.Host, target.Port, cancellationToken, target.Pod),
         ProbeKind.Exec => _exec.RunAsync(probe, target, cancellationToken),
     };
 

@@ -202,6 +202,7 @@ public sealed class StateStore : IDisposable
             CREATE TABLE IF NOT EXISTS revisions (number INTEGER PRIMARY KEY, created_at TEXT NOT NULL, cause TEXT NOT NULL, body TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS replicas (id TEXT PRIMARY KEY, service TEXT NOT NULL, body TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS endpoints (service TEXT NOT NULL, endpoint TEXT NOT NULL, port INTEGER NOT NULL, PRIMARY KEY (service, endpoint));
+            CREATE TABLE IF NOT EXISTS virtual_addresses (service TEXT PRIMARY KEY, address TEXT NOT NULL);
             CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, type TEXT NOT NULL,
                 service TEXT, replica TEXT, message TEXT NOT NULL);
             CREATE INDEX IF NOT EXISTS events_replica ON events (replica, id);
@@ -342,6 +343,27 @@ public sealed class StateStore : IDisposable
             using var cmd = Command("SELECT service, endpoint, port FROM endpoints");
             return ReadAll(cmd, r => (Key: (r.GetString(0), r.GetString(1)), Port: r.GetInt32(2))).ToDictionary(x => x.Key, x => x.Port);
         });
+    }
+
+    /// <summary>Services' virtual addresses (pods), assigned once and kept for the life of the state folder.</summary>
+    public IReadOnlyDictionary<string, string> ListVirtualAddresses()
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("SELECT service, address FROM virtual_addresses");
+            return ReadAll(cmd, r => (r.GetString(0), r.GetString(1))).ToDictionary(x => x.Item1, x => x.Item2, StringComparer.Ordinal);
+        }
+    }
+
+    public void SaveVirtualAddress(string service, string address)
+    {
+        lock (_gate)
+        {
+            using var cmd = Command("INSERT INTO virtual_addresses (service, address) VALUES ($s, $a) ON CONFLICT DO UPDATE SET address = excluded.address");
+            cmd.Parameters.AddWithValue("$s", service);
+            cmd.Parameters.AddWithValue("$a", address);
+            cmd.ExecuteNonQuery();
+        }
     }
 
     public void SaveEndpointPort(string service, string endpoint, int port)
