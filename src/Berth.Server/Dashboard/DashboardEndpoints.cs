@@ -314,7 +314,11 @@ internal static class DashboardEndpoints
             return [];
         }
 
-        return [.. Directory.EnumerateFiles(dir, "*.log*").Select(f => new LogFile(Path.GetFileName(f), f, new FileInfo(f).Length)).OrderBy(f => f.Name, StringComparer.Ordinal)];
+        // Per stream, oldest first: rotated files by their rising number (stdout.log.2 before stdout.log.10), the live one last.
+        return [.. Directory.EnumerateFiles(dir, "*.log*").Select(f => new LogFile(Path.GetFileName(f), f, new FileInfo(f).Length))
+            .OrderBy(f => f.Name[..(f.Name.IndexOf(".log", StringComparison.Ordinal) + 4)], StringComparer.Ordinal)
+            .ThenBy(f => f.Name.Length > f.Name.IndexOf(".log", StringComparison.Ordinal) + 5
+                && long.TryParse(f.Name.AsSpan(f.Name.IndexOf(".log", StringComparison.Ordinal) + 5), out var g) ? g : long.MaxValue)];
     }
 
     private static async Task LogsAsync(HttpContext context, DashboardContext d)
