@@ -23,6 +23,7 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
     private readonly IReadOnlyList<IWorkloadDriver> _drivers;
     private readonly IRouteSink _sink;
     private readonly IProbeExecutor _probeExecutor;
+    private readonly TimeProvider _clock;
     private readonly Func<OrchestratorOptions, OrchestratorOptions> _options;
 
     /// <param name="prefix">The temporary folder's name prefix (shows which test left it, if one does).</param>
@@ -30,12 +31,15 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
     /// <param name="routes">A route sink to use instead of <see cref="Routes"/> (e.g. a real mesh).</param>
     /// <param name="prober">A probe executor to use instead of <see cref="Prober"/> (e.g. the real one).</param>
     /// <param name="options">Changes to the control plane's options (e.g. the start concurrency).</param>
+    /// <param name="realClock">Run the plane and <see cref="Driver"/> on the system clock instead of <see cref="Time"/>: for tests that
+    /// reach the plane through real servers and wait in real time (the API tests), not for tests of timing logic.</param>
     public ControlPlaneHarness(string prefix = "berth-cp-", IEnumerable<IWorkloadDriver>? drivers = null, IRouteSink? routes = null, IProbeExecutor? prober = null,
-        Func<OrchestratorOptions, OrchestratorOptions>? options = null)
+        Func<OrchestratorOptions, OrchestratorOptions>? options = null, bool realClock = false)
     {
         _options = options ?? (o => o);
         Directory = System.IO.Directory.CreateTempSubdirectory(prefix).FullName;
-        Driver = new FakeDriver(Time);
+        _clock = realClock ? TimeProvider.System : Time;
+        Driver = new FakeDriver(_clock);
         Routes = new RecordingRouteSink(Driver.Calls);
         _drivers = drivers?.ToList() ?? [Driver];
         _sink = routes ?? Routes;
@@ -150,5 +154,5 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 
-    private ControlPlane NewPlane() => new(Options, Store, _drivers, _sink, _probeExecutor, Time, Log, random: new Random(7));
+    private ControlPlane NewPlane() => new(Options, Store, _drivers, _sink, _probeExecutor, _clock, Log, random: new Random(7));
 }
