@@ -183,8 +183,21 @@ public sealed class ApiServer : IAsyncDisposable
             {
                 await Error(context, StatusCodes.Status400BadRequest, e.Message);
             }
+            catch (StateStoreException e)
+            {
+                // A full disk is 507 Insufficient Storage (RFC 4918), any other store fault 503: nothing was changed,
+                // the request may be sent again once the fault is gone (Retry-After, as a 503 says).
+                context.Response.Headers.RetryAfter = "1";
+                await Error(context, e.Fault == StateFault.DiskFull ? StatusCodes.Status507InsufficientStorage : StatusCodes.Status503ServiceUnavailable, e.Message);
+            }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
+            }
+#pragma warning disable CA1031 // the last line of defence: an answer in JSON that says what failed, never an empty 500
+            catch (Exception e) when (e is not OperationCanceledException)
+#pragma warning restore CA1031
+            {
+                await Error(context, StatusCodes.Status500InternalServerError, $"internal error: {e.GetType().Name}: {e.Message}; the control plane's log has the details");
             }
         });
 
@@ -445,7 +458,8 @@ public sealed class ApiServer : IAsyncDisposable
         return JsonSerializer.SerializeToNode(masked, StateJson.Options);
     }
 
-    private static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
+    /// <summary>A replica as the API (and <c>berth ps</c>) and the dashboard show it.</summary>
+    internal static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
     {
         Id = r.Id,
         Service = r.Service,

@@ -54,7 +54,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
         var log = (ILogger?)logger ?? NullLogger<ControlPlane>.Instance;
         var allocator = ports ?? new PortAllocator();
         Events = new EventBus(store, clock, options.EventRetention);
-        _loop = new ReconcileLoop(clock, options.ResyncPeriod, log, PublishView);
+        _loop = new ReconcileLoop(clock, options.ResyncPeriod, log, PublishView, store.Batch);
         _state = new PlaneState(options, store, drivers.ToDictionary(d => d.Kind), clock, random ?? Random.Shared, log, Events, _loop, allocator);
         _stablePorts = new StablePortRegistry(store, allocator);
         _routes = new RoutePublisher(routes, _stablePorts, options.Host, log);
@@ -141,9 +141,13 @@ public sealed partial class ControlPlane : IAsyncDisposable
                 $"replicas must be at most {OrchestratorDefaults.MaxReplicasPerService} on one machine, got {replicas}; run more on Kubernetes (berth k8s generate)");
         }
 
-        var revision = await MutateAsync($"scale {service}={replicas}", app => RevisionManager.WithService(app, service, s => s with { Replicas = replicas }), cancellationToken);
-        _state.Emit(EventTypes.Scaled, service, null, $"scaled to {replicas} (revision {revision.Number})");
-        return revision;
+        // The event goes in the same locked section (and transaction) as the change it reports.
+        return await _loop.LockedAsync(() =>
+        {
+            var revision = _revisions.Mutate($"scale {service}={replicas}", app => RevisionManager.WithService(app, service, s => s with { Replicas = replicas }));
+            _state.Emit(EventTypes.Scaled, service, null, $"scaled to {replicas} (revision {revision.Number})");
+            return revision;
+        }, cancellationToken);
     }
 
     /// <summary>Changes a service's template (image, command, env); its replicas are replaced, new ones first.</summary>

@@ -13,6 +13,10 @@ public static class ControlPlaneMessages
     public static string NoService(Application app, string service) =>
         $"no service '{service}' in app '{app.Name}'; known: {string.Join(", ", app.Services.Select(s => s.Name))}";
 
+    /// <summary>Why a replica waits while its record cannot be written (it is never started without one).</summary>
+    public static string NotStartedStoreFault(State.StateStoreException e) =>
+        $"not started until its record can be written: {e.Problem}; {e.Fix}";
+
     public static string NoReplica(string replicaId) => $"no replica '{replicaId}'; 'berth ps' lists them";
 
     /// <summary>Issue #14 §10: a PATCH that sets <c>image</c> on a process service is refused rather than switching its runtime.

@@ -469,6 +469,14 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         return new ExecResult(process.ExitCode, await stdout.ConfigureAwait(false) + await stderr.ConfigureAwait(false));
     }
 
+    /// <summary>The apps that have replica records under this driver's state root (what 'berth down' stops when the
+    /// control plane's own store cannot be read).</summary>
+    public IReadOnlyList<string> RecordedApps()
+    {
+        var dir = Path.Combine(_options.StateRoot, RegistryFolder);
+        return Directory.Exists(dir) ? [.. Directory.EnumerateDirectories(dir).Select(Path.GetFileName).OfType<string>().Order(StringComparer.Ordinal)] : [];
+    }
+
     public Task<IReadOnlyList<ReplicaHandle>> ListAsync(string app, CancellationToken cancellationToken)
     {
         var dir = Path.Combine(_options.StateRoot, RegistryFolder, app);

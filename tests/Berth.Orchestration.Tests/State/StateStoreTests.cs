@@ -50,7 +50,7 @@ public sealed class StateStoreTests : IDisposable
         using (StateLock.TryAcquire(state))
         {
             store.AddRevision(n => new RevisionRecord { Number = n, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "up", Application = App(2) });
-            var files = new[] { StateStore.FileName, StateStore.FileName + "-wal", StateStore.FileName + "-shm", StateLock.FileName }.Select(f => Path.Combine(state, f)).ToList();
+            var files = new[] { StateStore.FileName, StateStore.FileName + "-wal", StateStore.FileName + "-shm", StateLock.FileName, SecretBox.KeyFileName }.Select(f => Path.Combine(state, f)).ToList();
 
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(state));
             Assert.All(files, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));
@@ -62,6 +62,29 @@ public sealed class StateStoreTests : IDisposable
                 Assert.True(CatAsNobody(control) == 0, "uid 65534 reads a 0644 file beside the state folder: the setpriv check works");
                 Assert.All(files, f => Assert.True(CatAsNobody(f) != 0, $"uid 65534 read {f}"));
             }
+        }
+    }
+
+    [Fact]
+    public void StateJson_SourceGenerated_WritesWhatReflectionWrote()
+    {
+        // The store's records use source-generated metadata (issue #21); the text must stay what older control planes wrote
+        // and read, for every sample's model.
+        var reflection = new System.Text.Json.JsonSerializerOptions(StateJson.Options) { TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver() };
+        var specs = Directory.GetFiles(Repository.Path("samples/compose"), "compose.yaml", SearchOption.AllDirectories).Append(Repository.Path("samples/shop/berth.yaml")).ToList();
+        Assert.True(specs.Count > 5, "the samples are found");
+        foreach (var spec in specs)
+        {
+            var app = Berth.Core.Loading.SpecLoader.LoadFile(spec).Application;
+            Assert.True(app is not null, $"{spec} loads");
+            var revision = new RevisionRecord { Number = 3, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "up", Application = app, Stopped = ["db"] };
+            var replica = new ReplicaRecord { Id = "api-1", Service = "api", Revision = 3, CreatedAt = DateTimeOffset.UnixEpoch, Phase = ReplicaPhase.BackOff, LastExitCause = ExitCause.OomKilled };
+            var text = System.Text.Json.JsonSerializer.Serialize(revision, StateJson.Options);
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(revision, reflection), text);
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(replica, reflection), System.Text.Json.JsonSerializer.Serialize(replica, StateJson.Options));
+            Assert.Equal(
+                System.Text.Json.JsonSerializer.Serialize(System.Text.Json.JsonSerializer.Deserialize<RevisionRecord>(text, reflection), reflection),
+                System.Text.Json.JsonSerializer.Serialize(System.Text.Json.JsonSerializer.Deserialize<RevisionRecord>(text, StateJson.Options), reflection));
         }
     }
 
