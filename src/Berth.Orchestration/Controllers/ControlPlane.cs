@@ -248,8 +248,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
                     $"replica '{name}' has not restarted, so it has no previous run; 'berth logs {name}' shows this one");
             }
 
-            var all = _state.DriverFor(live.Handle.Kind).GetLogsAsync(live.Handle, options with { Tail = null }, cancellationToken);
-            return (name, Previous(all, started, options.Tail, cancellationToken));
+            return (name, Previous(_state.DriverFor(live.Handle.Kind), live.Handle, started, options, cancellationToken));
         }
 
         var kept = _terminated.List();
@@ -265,11 +264,16 @@ public sealed partial class ControlPlane : IAsyncDisposable
         return (match.Id, LogArchive.ReadAsync(match.Directory, options, cancellationToken));
     }
 
-    private static async IAsyncEnumerable<LogEntry> Previous(IAsyncEnumerable<LogEntry> all, DateTimeOffset startedAt, int? tail,
+    /// <summary>The lines stamped before the current run began. The driver's start time is the boundary (the supervisor
+    /// stamps a line when it reads it, after it recorded the start); the record's is later, as it is taken once the
+    /// driver has answered, by which time the new run may have printed.</summary>
+    private static async IAsyncEnumerable<LogEntry> Previous(IWorkloadDriver driver, ReplicaHandle handle, DateTimeOffset recorded, LogOptions options,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var startedAt = (await driver.InspectAsync(handle, cancellationToken)).StartedAt ?? recorded;
+        var tail = options.Tail;
         var before = new List<LogEntry>();
-        await foreach (var e in all.WithCancellation(cancellationToken))
+        await foreach (var e in driver.GetLogsAsync(handle, options with { Tail = null }, cancellationToken).WithCancellation(cancellationToken))
         {
             if (e.Timestamp < startedAt)
             {
