@@ -64,6 +64,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// connects to Docker up front (otherwise only when Docker is reachable).</summary>
     public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry = null)
     {
+        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes. Its
+        // connection (a ping and /info) is made while the receiver and the mesh start, not after them (issue #21).
+        var dockerConnect = needsDocker ? ConnectDockerAsync(ct) : null;
+
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
         MeshHost? mesh = null;
         TelemetryStore? store = null;
@@ -101,14 +105,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
         StartupTrace.Mark("host: network namespaces probed");
         Func<HostCapability>? dockerCapability = null;
-        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
-        if (needsDocker)
+        if (dockerConnect is not null)
         {
             try
             {
-                using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                connect.CancelAfter(DockerConnectTimeout);
-                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
+                var docker = await dockerConnect;
                 host._disposables.Add(docker);
                 drivers.Add(docker);
                 dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
@@ -194,6 +195,13 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         StartupTrace.Mark("host: api started");
         host.Warnings = warnings;
         return host;
+    }
+
+    private static async Task<DockerDriver> ConnectDockerAsync(CancellationToken ct)
+    {
+        using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        connect.CancelAfter(DockerConnectTimeout);
+        return await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];
