@@ -1,6 +1,7 @@
 // The shop sample (samples/shop/berth.yaml) as an Aspire AppHost: db and worker first, api once both are healthy,
 // frontend once api is healthy. Each replica runs the same built app as under berth (samples/shop/app), by project.
 using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 var builder = DistributedApplication.CreateBuilder(args);

@@ -79,6 +79,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
     {
+        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes. Its
+        // connection (a ping and /info) is made while the receiver and the mesh start, not after them (issue #21).
+        var dockerConnect = needsDocker ? ConnectDockerAsync(stateDirectory, ct) : null;
+
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
         IMeshDataPlane? mesh = null;
         TelemetryStore? store = null;
@@ -113,14 +117,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
         StartupTrace.Mark("host: network namespaces probed");
         Func<HostCapability>? dockerCapability = null;
-        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
-        if (needsDocker)
+        if (dockerConnect is not null)
         {
             try
             {
-                using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                connect.CancelAfter(DockerConnectTimeout);
-                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
+                var docker = await dockerConnect;
                 host._disposables.Add(docker);
                 drivers.Add(docker);
                 dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
@@ -220,6 +221,13 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         StartupTrace.Mark("host: api started");
         host.Warnings = warnings;
         return host;
+    }
+
+    private static async Task<DockerDriver> ConnectDockerAsync(string stateDirectory, CancellationToken ct)
+    {
+        using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        connect.CancelAfter(DockerConnectTimeout);
+        return await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];

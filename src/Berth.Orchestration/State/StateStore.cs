@@ -32,57 +32,45 @@ public sealed class StateStore : IDisposable
     /// <summary>Seals secret values before they are stored (revisions here; the rollout controller's stable spec).</summary>
     public SecretBox Secrets => _secrets;
 
-    public string Path { get; private init; } = "";
-
     /// <summary>Transactions that wrote, committed so far (a batch, a revision, or a write made outside a batch): what a test counts to
     /// show that a reconcile pass writes in one transaction rather than one per record.</summary>
     public long Commits => Interlocked.Read(ref _commits);
 
     /// <summary>Opens a batch: every write until the returned scope is disposed goes into one transaction, committed then
     /// (batches nest; the outermost commits). The control loop wraps each locked section in one, so a pass that places forty
-    /// replicas commits once, not eighty times. Writes from other threads meanwhile join the same transaction.</summary>
+    /// replicas commits once, not ~120 times. Writes from other threads meanwhile join the same transaction.</summary>
     public IDisposable Batch()
     {
-        lock (_gate)
+        Locked(() =>
         {
             if (_batchDepth++ == 0)
             {
                 _batch = _connection.BeginTransaction();
             }
-        }
-
+        });
         return new BatchScope(this);
     }
 
-    private void EndBatch()
+    private void EndBatch() => Locked(() =>
     {
-        lock (_gate)
+        if (--_batchDepth > 0 || _batch is not { } tx)
         {
-            if (--_batchDepth > 0 || _batch is not { } tx)
-            {
-                return;
-            }
-
-            _batch = null;
-            using (tx)
-            {
-                try
-                {
-                    tx.Commit();
-                }
-                catch (Exception e) when (e is not StateStoreException && StateStoreException.From(e, Path) is { } fault)
-                {
-                    throw fault;
-                }
-            }
-
-            if (_batchWrote)
-            {
-                _batchWrote = false;
-                Interlocked.Increment(ref _commits);
-            }
+            return;
         }
-    }
+
+        _batch = null;
+        var wrote = _batchWrote;
+        _batchWrote = false;
+        using (tx)
+        {
+            tx.Commit();
+        }
+
+        if (wrote)
+        {
+            Interlocked.Increment(ref _commits);
+        }
+    });
 
     /// <summary>Counts a write made by one statement: it commits on its own unless a batch is open.</summary>
     private void Wrote()
@@ -109,6 +97,8 @@ public sealed class StateStore : IDisposable
             }
         }
     }
+
+    public string Path { get; private init; } = "";
 
     /// <summary>Opens (creating if needed) the store in <paramref name="stateDirectory"/>.</summary>
     /// <param name="stateDirectory">The app's state folder; created if missing.</param>
