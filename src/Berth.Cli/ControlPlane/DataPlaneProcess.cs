@@ -107,7 +107,7 @@ internal static class DataPlaneProcess
             process.Kill();
         }
 
-        File.Delete(Path.Combine(stateDirectory, DataPlaneFiles.StandbyFile));
+        DeleteIfPossible(Path.Combine(stateDirectory, DataPlaneFiles.StandbyFile));
         if (DataPlaneFiles.ReadInfo(stateDirectory) is not { } info)
         {
             RemoveStaleSockets(stateDirectory);
@@ -128,8 +128,8 @@ internal static class DataPlaneProcess
             }
         }
 
-        File.Delete(Path.Combine(stateDirectory, DataPlaneFiles.InfoFile));
-        File.Delete(Path.Combine(stateDirectory, DataPlaneFiles.RoutesFile));
+        DeleteIfPossible(Path.Combine(stateDirectory, DataPlaneFiles.InfoFile));
+        DeleteIfPossible(Path.Combine(stateDirectory, DataPlaneFiles.RoutesFile));
         RemoveStaleSockets(stateDirectory);
         return true;
     }
@@ -142,8 +142,22 @@ internal static class DataPlaneProcess
             var name = Path.GetFileNameWithoutExtension(path);
             if (int.TryParse(name.AsSpan("data-plane-".Length), System.Globalization.CultureInfo.InvariantCulture, out var pid) && !DataPlaneFiles.IsDataPlaneProcess(pid))
             {
-                File.Delete(path);
+                DeleteIfPossible(path);
             }
+        }
+    }
+
+    /// <summary>Removes a data-plane record or socket file, best effort: on a read-only or full state folder (issue #14 §4) the
+    /// process is still stopped, and a record left behind names a pid that is checked before it is ever trusted.</summary>
+    private static void DeleteIfPossible(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // Left behind: see the summary.
         }
     }
 
