@@ -7,6 +7,8 @@ using Berth.Runtime.Tests.Docker;
 
 // Start-to-running latency: the time from asking to start a replica until the driver says it runs
 // (process: the supervisor reports the command exec'd; Docker: the engine has started the container).
+// Each driver is also measured starting the same replica in a pod (its own network namespace holding only loopback,
+// issue #13), interleaved one start each with the host-network start so both see the same machine.
 // usage: Berth.Bench.Runtime [STARTS] [--no-docker]
 var starts = args.Length > 0 && int.TryParse(args[0], CultureInfo.InvariantCulture, out var n) ? n : 200;
 var withDocker = !args.Contains("--no-docker");
@@ -26,6 +28,18 @@ results.Add(("process driver (perl supervisor, cgroup v1 limits)", await Measure
     CpuLimit = Berth.Core.Model.CpuQuantity.Parse("100m"),
     MemoryLimit = Berth.Core.Model.ByteSize.Parse("32Mi"),
 })));
+
+var pod = new PodSpec([new("api", "127.77.0.1"), new("web", "127.77.0.2")]);
+var (hostMs, podMs) = await InterleavedAsync(process, i => new ReplicaSpec
+{
+    App = app,
+    Service = "bench",
+    ReplicaId = $"q{i}",
+    Command = ["sleep", "300"],
+    StateDirectory = Path.Combine(root, "replicas", $"q{i}"),
+}, pod);
+results.Add(("process driver, host network (no limits)", hostMs));
+results.Add(("process driver, in a pod (no limits)", podMs));
 
 if (withDocker)
 {
@@ -75,6 +89,17 @@ if (withDocker)
 
     results.Add(("docker driver (Engine API)", driverMs));
     results.Add(("docker run -d (CLI, same image and limits)", cliMs));
+    var (dockerHost, dockerPod) = await InterleavedAsync(docker, i => new ReplicaSpec
+    {
+        App = app,
+        Service = "bench",
+        ReplicaId = $"e{i}",
+        Image = TestImages.App,
+        Command = ["sleep", "300"],
+        StateDirectory = Path.Combine(root, "replicas", $"e{i}"),
+    }, pod);
+    results.Add(("docker driver, host network", dockerHost));
+    results.Add(("docker driver, in a pod (NetworkMode none + names)", dockerPod));
 }
 
 Console.WriteLine("| what | starts | p50 ms | p99 ms | mean ms |");
@@ -103,6 +128,24 @@ async Task<List<double>> MeasureAsync(IWorkloadDriver driver, Func<int, ReplicaS
     }
 
     return ms;
+}
+
+async Task<(List<double> Host, List<double> Pod)> InterleavedAsync(IWorkloadDriver driver, Func<int, ReplicaSpec> spec, PodSpec pod)
+{
+    List<double> host = [], inPod = [];
+    for (var i = 0; i < starts; i++)
+    {
+        foreach (var (list, s) in new[] { (host, spec(2 * i)), (inPod, spec((2 * i) + 1) with { Pod = pod }) })
+        {
+            var clock = Stopwatch.StartNew();
+            var handle = await driver.StartAsync(s, CancellationToken.None);
+            list.Add(clock.Elapsed.TotalMilliseconds);
+            await driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+            await driver.RemoveAsync(handle, CancellationToken.None);
+        }
+    }
+
+    return (host, inPod);
 }
 
 static double Percentile(List<double> values, double p)

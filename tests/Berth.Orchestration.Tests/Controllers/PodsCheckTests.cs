@@ -1,0 +1,49 @@
+using Berth.Core.Model;
+
+namespace Berth.Orchestration.Tests.Controllers;
+
+/// <summary>Isolated services that do not get pods here, or that ask pods for egress they cannot have, are said plainly.</summary>
+public sealed class PodsCheckTests
+{
+    private static readonly OrchestratorOptions Root = new() { StateDirectory = "/x", PodRuntimes = new HashSet<RuntimeKind> { RuntimeKind.Process, RuntimeKind.Docker } };
+
+    private static Application App(params Service[] services) => new() { Name = "shop", Services = [.. services] };
+
+    [Fact]
+    public void Check_PodsNotPermitted_IsolatedServicesSayTheyRunOnTheHostNetworkWithTheReason()
+    {
+        var options = new OrchestratorOptions { StateDirectory = "/x", PodsUnavailable = "network-namespaces: not usable: …; fix: allow user namespaces" };
+        var app = App(new Service { Name = "db", Image = "pg" }, new Service { Name = "api", Command = ["api"], Network = NetworkMode.Isolated },
+            new Service { Name = "tool", Command = ["tool"] });
+
+        var warnings = PodsCheck.Check(app, options);
+
+        Assert.Equal(
+        [
+            new LimitsWarning("db", "docker", "db runs on the host network, not in pods: network-namespaces: not usable: …; fix: allow user namespaces"),
+            new LimitsWarning("api", "process", "api runs on the host network, not in pods: network-namespaces: not usable: …; fix: allow user namespaces"),
+        ], warnings);
+    }
+
+    [Fact]
+    public void Check_NormalUserWithDocker_DockerServicesOnTheHostNetworkSayWhy()
+    {
+        var options = Root with { PodRuntimes = new HashSet<RuntimeKind> { RuntimeKind.Process } };
+
+        var warnings = PodsCheck.Check(App(new Service { Name = "db", Image = "pg" }), options);
+
+        Assert.Equal([new LimitsWarning("db", "docker", "db runs on the host network, not in pods: docker replicas cannot run in pods as this user (the mesh cannot enter a container's namespace without root)")], warnings);
+    }
+
+    [Fact]
+    public void Check_HostGatewayInAPod_NoEgressSaid_HostNetworkServicesSilent()
+    {
+        var gateway = new ContainerOptions { ExtraHosts = ["host.docker.internal:host-gateway", "db.local:127.0.0.9"] };
+        var app = App(new Service { Name = "web", Image = "w", Container = gateway }, new Service { Name = "side", Image = "s", Network = NetworkMode.Host, Container = gateway });
+
+        var warnings = PodsCheck.Check(app, Root);
+
+        Assert.Equal([new LimitsWarning("web", "docker", "web has no egress: its pods hold only loopback, so host.docker.internal (host-gateway) is not reachable from them; " +
+            "write network_mode: host (network: host) for a service that needs the host's services or the internet")], warnings);
+    }
+}
