@@ -37,7 +37,8 @@ internal static class ControlPlaneCommands
         var wait = new Option<bool>("--wait") { Description = "Return once every service has its replicas Ready (exit 3 with the reasons if one cannot get there); implies --detach, as docker compose up --wait." };
         var waitTimeout = AppStatus.WaitTimeoutOption();
         var build = new Option<bool>("--build") { Description = "With a control plane already running: run the builds and roll out each service whose build changed something (as docker compose up --build). A new control plane always builds (unless --no-build)." };
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune, wait, waitTimeout, build };
+        var watch = new Option<bool>("--watch") { Description = "Then rebuild and roll out a service when a file in its build folder changes, until Ctrl-C ('berth watch'); implies --wait. Ctrl-C stops the watch, not the app ('berth down' does)." };
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune, wait, waitTimeout, build, watch };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
@@ -62,7 +63,8 @@ internal static class ControlPlaneCommands
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
                     await AppStatus.PrintAddressesAsync(running, ct);
-                    return parse.GetValue(wait) ? await AppStatus.WaitReadyAsync(running, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct) : ExitCodes.Ok;
+                    var ready = parse.GetValue(wait) || parse.GetValue(watch) ? await AppStatus.WaitReadyAsync(running, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct) : ExitCodes.Ok;
+                    return ready == ExitCodes.Ok && parse.GetValue(watch) ? await WatchCommand.RunAsync(app, outcome.Path!, ct) : ready;
                 }
             }
 
@@ -74,19 +76,20 @@ internal static class ControlPlaneCommands
             }
 
             app = BuildStamp.Stamp(app);
-            if (parse.GetValue(detach) || parse.GetValue(wait))
+            if (parse.GetValue(detach) || parse.GetValue(wait) || parse.GetValue(watch))
             {
                 var started = await StartDetachedAsync(
                     // The files as loaded: the default file's compose.override.yaml too, which -f alone would not bring.
                     outcome.OverridePath is { } overrideFile ? [outcome.Path!, overrideFile] : [outcome.Path!, .. (parse.GetValue(file) ?? []).Skip(1)],
                     parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct);
-                if (started != ExitCodes.Ok || !parse.GetValue(wait))
+                if (started != ExitCodes.Ok || !(parse.GetValue(wait) || parse.GetValue(watch)))
                 {
                     return started;
                 }
 
                 using var client = ApiClient.TryOpen(state);
-                return client is null ? ExitCodes.Failed : await AppStatus.WaitReadyAsync(client, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct);
+                var ready = client is null ? ExitCodes.Failed : await AppStatus.WaitReadyAsync(client, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct);
+                return ready == ExitCodes.Ok && parse.GetValue(watch) ? await WatchCommand.RunAsync(app, outcome.Path!, ct) : ready;
             }
 
             return await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
