@@ -259,7 +259,14 @@ internal static class ControlPlaneCommands
             // A stale address only while no control plane holds the lock: a running one (another 'up -d' won) keeps its own.
             if (probe is not null)
             {
-                File.Delete(address);
+                try
+                {
+                    File.Delete(address);
+                }
+                catch (Exception e) when (StateStoreException.From(e, address) is { } fault)
+                {
+                    throw fault;
+                }
             }
         }
 
@@ -477,13 +484,14 @@ internal static class ControlPlaneCommands
         var command = new Command("down", "Stop every replica gracefully and the control plane.") { file, volumes };
         command.SetAction(async (parse, ct) =>
         {
-            var state = StateFor(parse.GetValue(file));
-            if (state is null)
+            var specPath = SpecPathFor(parse.GetValue(file));
+            if (specPath is null)
             {
                 return ExitCodes.NotFound;
             }
 
-            var code = await StopAsync(state, ct);
+            var state = ControlPlaneHost.StateDirectoryFor(specPath);
+            var code = await StopAsync(state, specPath, ct);
             if (code == ExitCodes.Ok && parse.GetValue(volumes) && await ControlPlaneHost.RemoveVolumesAsync(state, Console.Error, ct) is { } problem)
             {
                 Error(problem);
@@ -495,7 +503,7 @@ internal static class ControlPlaneCommands
         return command;
     }
 
-    private static async Task<int> StopAsync(string state, CancellationToken ct)
+    private static async Task<int> StopAsync(string state, string? specPath, CancellationToken ct)
     {
         if (!Directory.Exists(state))
         {
@@ -537,23 +545,146 @@ internal static class ControlPlaneCommands
                 }
 
                 Status("stopped");
-                return ExitCodes.Ok;
+                return await SweepAsync(state, null, docker: false, ct);
             }
         }
 
-        if (!File.Exists(Path.Combine(state, StateStore.FileName)))
+        // No control plane answers (never detached, or killed): adopt what is left and stop it. When the store cannot be
+        // read, stop what the drivers know of from their own records instead (issue #14 §4).
+        string? app = AppNameOf(specPath);
+        var storeReadable = true;
+        if (File.Exists(Path.Combine(state, StateStore.FileName)))
         {
-            Status("nothing to stop: no control plane has run here");
-            return ExitCodes.Ok;
+            try
+            {
+                await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
+                app = host.Plane.Current?.Application.Name ?? app;
+                var count = host.Plane.Replicas.Length;
+                await host.Plane.DownAsync(ct);
+                await host.RemoveNodesAsync(ct);
+                Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
+            }
+            catch (StateStoreException e)
+            {
+                Error(e.Problem);
+                Console.Error.WriteLine($"berth: fix: {e.Fix}");
+                Status("stopping every replica the drivers know of instead (process records in .berth/runtime, Docker containers by their berth.app label)");
+                storeReadable = false;
+            }
         }
 
-        // No control plane answers (never detached, or killed): adopt what is left and stop it.
-        await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
-        var count = host.Plane.Replicas.Length;
-        await host.Plane.DownAsync(ct);
-        await host.RemoveNodesAsync(ct);
-        Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
+        return await SweepAsync(state, app, docker: !storeReadable, ct);
+    }
+
+    /// <summary>After a down: stops whatever the drivers still know of (a replica the store lost, or all of them when the
+    /// store could not be read) and fails, naming each, if anything is left running. Docker is swept by label only when
+    /// the store could not be read: a label names the app, not this copy of it (two folders may run a same-named app).</summary>
+    private static async Task<int> SweepAsync(string state, string? app, bool docker, CancellationToken ct)
+    {
+        using var drivers = await DriverRecords.OpenAsync(state, docker, ct);
+        var apps = drivers.Apps(docker ? app : null);
+        var (stopped, left) = await drivers.StopAllAsync(apps, StopGrace, ct);
+        if (stopped > 0)
+        {
+            Status($"stopped {stopped} replica{(stopped == 1 ? "" : "s")} the drivers still ran ({string.Join(", ", apps)})");
+        }
+
+        if (docker && drivers.DockerProblem is { } problem)
+        {
+            Warn($"Docker containers not checked: {problem}; when the engine is back, 'berth down' again (or 'docker ps --filter label=berth.app={app ?? "APP"}')");
+        }
+
+        if (left.Count > 0)
+        {
+            Error($"still running after down: {string.Join(", ", left.Select(r => $"{r.Handle.ReplicaId} ({r.Handle.Kind.ToString().ToLowerInvariant()}{(r.Status.Pid is { } pid ? $" pid {pid}" : "")})"))}; stop them by hand (kill PID / docker rm -f)");
+            return ExitCodes.Failed;
+        }
+
         return ExitCodes.Ok;
+    }
+
+    /// <summary>How long a replica stopped by <c>down</c>'s sweep gets after SIGTERM: 10 s, as <c>docker stop</c>.</summary>
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(10);
+
+    /// <summary>The app's name from its spec, quietly (null when the spec is missing or does not load): what Docker's labels are matched on.</summary>
+    private static string? AppNameOf(string? specPath)
+    {
+        if (specPath is null || !File.Exists(specPath))
+        {
+            return null;
+        }
+
+        try
+        {
+            return SpecLoader.LoadFile(specPath).Application?.Name;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>What <c>ps</c> tells when no control plane answers (killed, say): the replicas the drivers' own records show
+    /// still running, as unmanaged, and how to resume (issue #14 §15). Exits 4 (no control plane) either way; null when a
+    /// control plane answers (the caller asks it).</summary>
+    internal static async Task<int?> TryPsUnmanagedAsync(string? file, string output, string? template, CancellationToken ct)
+    {
+        var specPath = SpecPathFor(file);
+        if (specPath is null)
+        {
+            return ExitCodes.NotFound;
+        }
+
+        var state = ControlPlaneHost.StateDirectoryFor(specPath);
+        using (var client = ApiClient.TryOpen(state))
+        {
+            if (client is not null && await client.AliveAsync(ct))
+            {
+                return null;
+            }
+        }
+
+        var json = output != "table" && output != "wide";
+        var spec = File.Exists(specPath) ? SpecLoader.LoadFile(specPath).Application : null;
+        IReadOnlyList<DriverReplica> running = [];
+        if (Directory.Exists(state))
+        {
+            using var drivers = await DriverRecords.OpenAsync(state, docker: spec is not null && NeedsDocker(spec), ct);
+            running = [.. (await drivers.ListAsync(drivers.Apps(spec?.Name), ct)).Where(r => r.Running)];
+        }
+
+        if (running.Count == 0)
+        {
+            Error($"no control plane is running for this app (state folder {state}); start one with 'berth up' or 'berth up -d'");
+            if (json)
+            {
+                Console.Out.WriteLine("[]");
+            }
+
+            return ExitCodes.Unavailable;
+        }
+
+        Warn($"no control plane is running for this app (state folder {state}): {running.Count} replica{(running.Count == 1 ? "" : "s")} still run{(running.Count == 1 ? "s" : "")} unmanaged " +
+            "(nothing restarts, probes or routes them); 'berth up -d' resumes managing them without restarting them, 'berth down' stops them");
+        IReadOnlyList<ReplicaInfo> replicas = [.. running.Select(r => new ReplicaInfo
+        {
+            Id = r.Handle.ReplicaId,
+            Service = r.Handle.Service,
+            Revision = r.Handle.Revision,
+            Phase = "running",
+            Reason = $"unmanaged: no control plane; 'berth up -d' resumes",
+            Pid = r.Status.Pid ?? r.Handle.Pid,
+            ContainerId = r.Handle.ContainerId,
+            StartedAt = r.Status.StartedAt,
+        })];
+        if (!Output.TryWrite(JsonSerializer.SerializeToNode(replicas, Output.Json.IReadOnlyListReplicaInfo), output, template, Console.Out))
+        {
+            Output.Table(["REPLICA", "SERVICE", "PHASE", "PORTS", "REV", "REASON"],
+                [.. replicas.Select(r => new[] { r.Id, r.Service, r.Phase, string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")), r.Revision.ToString(CultureInfo.InvariantCulture), r.Reason ?? "" })],
+                Console.Out);
+        }
+
+        return ExitCodes.Unavailable;
     }
 
     // ---- logs ---------------------------------------------------------------------------------------------------
@@ -564,13 +695,15 @@ internal static class ControlPlaneCommands
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines." };
         var target = new Argument<string>("SERVICE|REPLICA") { Description = "A service (all its replicas) or one replica." };
         var tail = new Option<int?>("--tail", "-n") { Description = "Only the last N lines of each replica.", HelpName = "N" };
-        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, target };
+        var previous = new Option<bool>("--previous", "-p") { Description = "What ran before, as kubectl: a restarted replica's earlier runs, a removed replica's kept logs, or a service's replica removed last." };
+        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, previous, target };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var name = parse.GetValue(target)!;
             var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
             var isService = services.Any(s => s.Name == name);
-            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "");
+            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "")
+                + (parse.GetValue(previous) ? "&previous=true" : "");
             var path = isService ? $"/v1/services/{Uri.EscapeDataString(name)}/logs{query}" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs{query}";
             var colors = ColorsOn(Console.Out);
             await foreach (var line in client.StreamLinesAsync(path, null, ct))
@@ -593,7 +726,10 @@ internal static class ControlPlaneCommands
         HelpName = "FILE",
     };
 
-    private static string? StateFor(string? file)
+    private static string? StateFor(string? file) => SpecPathFor(file) is { } path ? ControlPlaneHost.StateDirectoryFor(path) : null;
+
+    /// <summary>The spec file <c>-f</c> names (a folder: its default file), else the default one here; null (after saying so) when there is none.</summary>
+    private static string? SpecPathFor(string? file)
     {
         if (file is null && GlobalOptions.ProjectName is { Length: > 0 } project)
         {
@@ -623,7 +759,7 @@ internal static class ControlPlaneCommands
             path = SpecLoader.FindDefaultFile(path) ?? Path.Combine(path, "berth.yaml");
         }
 
-        return ControlPlaneHost.StateDirectoryFor(path);
+        return path;
     }
 
     internal static async Task<int> WithClientAsync(string? file, Func<ApiClient, Task<int>> action, CancellationToken ct)

@@ -24,7 +24,7 @@ internal static class ServiceCommands
         var output = Output.CreateOption("table", "wide", "json", "yaml");
         var format = Output.CreateTemplateOption();
         var command = new Command("ps", "List replicas: phase, node, stable and replica ports, restarts and why they are not Ready.") { file, output, format };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        command.SetAction(async (parse, ct) => await TryPsUnmanagedAsync(parse.GetValue(file), parse.GetValue(output)!, parse.GetValue(format), ct) ?? await WithClientAsync(parse.GetValue(file), async client =>
         {
             var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
             await WarnLimitsAsync(client, TimeSpan.Zero, everyCapability: false, ct);

@@ -61,6 +61,19 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// connects to Docker up front (otherwise only when Docker is reachable).</summary>
     public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry = null)
     {
+        try
+        {
+            return await StartCoreAsync(stateDirectory, needsDocker, api, ct, telemetry);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && StateStoreException.From(e, Path.Combine(stateDirectory, StateStore.FileName)) is { } fault)
+        {
+            // The state folder itself is read-only or full (the token, api.json, the OTLP key): say so, as for the store.
+            throw fault;
+        }
+    }
+
+    private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
+    {
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
         MeshHost? mesh = null;
         TelemetryStore? store = null;
@@ -79,18 +92,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         Directory.CreateDirectory(stateDirectory);
         var stateStore = StateStore.Open(stateDirectory);
         host._disposables.Add(stateStore);
-        var processOptions = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime"), VolumesRoot = VolumesDirectoryFor(stateDirectory) };
-        if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
-        {
-            processOptions = processOptions with { CgroupRoot = cgroupRoot };
-        }
-
-        if (Environment.GetEnvironmentVariable(CgroupSubtreeVariable) is { Length: > 0 } cgroupSubtree)
-        {
-            processOptions = processOptions with { CgroupSubtree = cgroupSubtree };
-        }
-
-        var process = new ProcessDriver(processOptions);
+        var process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
         var drivers = new List<IWorkloadDriver> { process };
         var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
         Func<HostCapability>? dockerCapability = null;
@@ -101,7 +103,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             {
                 using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 connect.CancelAfter(DockerConnectTimeout);
-                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
+                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
                 host._disposables.Add(docker);
                 drivers.Add(docker);
                 dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
@@ -175,6 +177,23 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];
+
+    /// <summary>The process driver's settings for an app's state folder: records under <c>runtime/</c>, volumes, cgroups as the environment says.</summary>
+    public static ProcessDriverOptions ProcessOptionsFor(string stateDirectory)
+    {
+        var options = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime"), VolumesRoot = VolumesDirectoryFor(stateDirectory) };
+        if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
+        {
+            options = options with { CgroupRoot = cgroupRoot };
+        }
+
+        if (Environment.GetEnvironmentVariable(CgroupSubtreeVariable) is { Length: > 0 } cgroupSubtree)
+        {
+            options = options with { CgroupSubtree = cgroupSubtree };
+        }
+
+        return options;
+    }
 
     /// <summary>What this control plane may do here as its user, decided by trying (issue #18): cgroups, network
     /// namespaces, and Docker when the app has Docker services. Read again each time: cgroups can be lost while running.</summary>

@@ -40,6 +40,27 @@ internal static class BerthRoot
         }
 
         GlobalOptions.ProjectName = parse.GetValue(GlobalOptions.Project);
-        return await parse.InvokeAsync();
+        try
+        {
+            return await parse.InvokeAsync(new InvocationConfiguration { EnableDefaultExceptionHandler = false });
+        }
+        catch (Berth.Orchestration.State.StateStoreException e)
+        {
+            // A fault of .berth/state.db (read-only, damaged, full disk, wrong key): what and how to fix, never a stack trace.
+            Commands.ControlPlaneCommands.Error(e.Problem);
+            Console.Error.WriteLine($"berth: fix: {e.Fix}");
+            return ExitCodes.StateFault;
+        }
+        catch (OperationCanceledException)
+        {
+            return ExitCodes.Cancelled;
+        }
+#pragma warning disable CA1031 // what System.CommandLine's default handler did: print it, exit 1
+        catch (Exception e)
+#pragma warning restore CA1031
+        {
+            Console.Error.WriteLine($"Unhandled exception: {e}");
+            return 1;
+        }
     }
 }
