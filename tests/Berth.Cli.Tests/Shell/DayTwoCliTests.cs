@@ -226,4 +226,25 @@ public sealed class DayTwoCliTests(DayTwoApp app) : IClassFixture<DayTwoApp>
         await _cli.OkAsync("scale", "web=2");
         await Poll.UntilAsync(async () => (await ReplicasAsync("web")).Count == 2, TimeSpan.FromSeconds(60), "web back to 2 replicas");
     }
+
+    [Fact]
+    public async Task Describe_ServiceAndReplica_ShowsReplicasLastLogLinesAndEvents()
+    {
+        var web = await ReplicasAsync("web");
+        var service = await _cli.RunAsync("describe", "web");
+        var replica = await _cli.RunAsync("describe", web[0].GetProperty("id").GetString()!);
+        var unknown = await _cli.RunAsync("describe", "wbe");
+
+        Assert.Equal(0, service.Code);
+        var lines = service.Out.Split('\n');
+        Assert.Equal(["Service:    web", "Runtime:    process"], lines[..2]);
+        Assert.Contains("Replicas:   2 ready / 2 wanted", lines);
+        Assert.Contains($"Endpoint:   http http://127.0.0.1:{app.WebPort} (http)", lines);
+        Assert.Equal(2, lines.Count(l => l.StartsWith("Replica:    web-", StringComparison.Ordinal) && l.EndsWith("  ready", StringComparison.Ordinal)));
+        Assert.Equal(2, lines.Count(l => l.StartsWith("  | listening on ", StringComparison.Ordinal)));
+        Assert.Contains(lines, l => l.StartsWith("  ", StringComparison.Ordinal) && l.Contains(" ready ", StringComparison.Ordinal) && l.Contains("web-", StringComparison.Ordinal));
+        Assert.Equal(0, replica.Code);
+        Assert.StartsWith($"Replica:    {web[0].GetProperty("id").GetString()}  ready\n", replica.Out, StringComparison.Ordinal);
+        Assert.Equal(new CliResult(ExitCodes.NotFound, "", "berth: error: no service or replica 'wbe'; did you mean 'web'?\n"), unknown);
+    }
 }
