@@ -3,8 +3,10 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Berth.Core.Model;
 using Berth.Core.Routing;
+using Berth.Mesh.DataPlane;
 using Berth.Mesh.Http;
 using Berth.Mesh.Observability;
+using Berth.Mesh.Pods;
 using Berth.Mesh.Routing;
 using Berth.Mesh.Tcp;
 using Microsoft.AspNetCore.Builder;
@@ -21,7 +23,7 @@ namespace Berth.Mesh;
 /// The mesh data plane: one listener per service endpoint on its stable port (Kestrel for HTTP, a socket splice for
 /// TCP), fed Ready upstreams through <see cref="IRouteSink"/>, plus an admin endpoint with Prometheus <c>/metrics</c>.
 /// </summary>
-public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
+public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
 {
     private readonly MeshHostOptions _options;
     private readonly ILogger _logger;
@@ -29,6 +31,8 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<(string Service, string Endpoint), Listener> _listeners = [];
     private volatile Listener[] _listenerList = [];
+    private readonly SemaphoreSlim _podGate = new(1, 1);
+    private readonly Dictionary<string, PodListeners> _pods = [];
     private WebApplication? _admin;
 
     public MeshHost(MeshHostOptions? options = null)
@@ -126,6 +130,76 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
     }
 
     /// <inheritdoc />
+    public async Task UpdatePodAsync(PodRoute pod, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(pod);
+        await _podGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_pods.TryGetValue(pod.Pod.PodId, out var listeners))
+            {
+                listeners = new PodListeners(pod.Pod, StableAddress, _logger);
+                _pods[pod.Pod.PodId] = listeners;
+            }
+
+            await listeners.UpdateAsync(pod, cancellationToken);
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task RemovePodAsync(string podId, CancellationToken cancellationToken)
+    {
+        PodListeners? listeners;
+        await _podGate.WaitAsync(cancellationToken);
+        try
+        {
+            _pods.Remove(podId, out listeners);
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+
+        if (listeners is not null)
+        {
+            await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>The outbound listeners open in each pod now (pod id → listeners).</summary>
+    public async Task<IReadOnlyDictionary<string, IReadOnlyCollection<OutboundListener>>> PodListenersAsync(CancellationToken cancellationToken)
+    {
+        await _podGate.WaitAsync(cancellationToken);
+        try
+        {
+            return _pods.ToDictionary(p => p.Key, p => p.Value.Open);
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+    }
+
+    /// <summary>Where a pod's outbound connection for (service, endpoint) goes: that endpoint's stable listener on the host.</summary>
+    private IPEndPoint? StableAddress(string service, string endpoint)
+    {
+        foreach (var l in _listenerList)
+        {
+            if (l.State.Service == service && l.State.EndpointName == endpoint)
+            {
+                var ip = IPAddress.Parse(l.HostIp);
+                return new IPEndPoint(ip.Equals(IPAddress.Any) ? IPAddress.Loopback : ip.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : ip, l.Port);
+            }
+        }
+
+        return null;
+    }
+
+    /// <inheritdoc />
     public int InFlight(string service, string replica)
     {
         var total = 0;
@@ -140,7 +214,19 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         return total;
     }
 
-    /// <summary>The routes as the mesh sees them: per listener, each upstream with its health and load.</summary>
+    /// <summary>Every replica with a request (or TCP connection) in flight, for a data plane that reports counts rather than being asked.</summary>
+    public IReadOnlyList<InFlightCount> InFlightCounts()
+    {
+        var counts = new Dictionary<(string Service, string Replica), int>();
+        foreach (var l in _listenerList)
+        {
+            l.State.AddInFlight(counts);
+        }
+
+        return [.. counts.Select(kv => new InFlightCount(kv.Key.Service, kv.Key.Replica, kv.Value))];
+    }
+
+    /// <inheritdoc />
     public async Task<IReadOnlyList<RouteStatus>> RoutesAsync(CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
@@ -176,6 +262,23 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
             _gate.Release();
         }
 
+        List<PodListeners> pods;
+        await _podGate.WaitAsync();
+        try
+        {
+            pods = [.. _pods.Values];
+            _pods.Clear();
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+
+        foreach (var pod in pods)
+        {
+            await pod.DisposeAsync();
+        }
+
         await Task.WhenAll(all.Select(l => l.StopAsync(TimeSpan.FromSeconds(1), CancellationToken.None)));
         if (_admin is not null)
         {
@@ -184,6 +287,7 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         }
 
         _gate.Dispose();
+        _podGate.Dispose();
     }
 
     private Listener StartTcp(ServiceRoute route, ServiceState state)
@@ -191,7 +295,9 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         TcpProxy proxy;
         try
         {
-            proxy = new TcpProxy(state, new IPEndPoint(ParseIp(route), route.StablePort));
+            proxy = _options.BoundListener?.Invoke(route) is { } bound
+                ? new TcpProxy(state, bound)
+                : new TcpProxy(state, new IPEndPoint(ParseIp(route), route.StablePort));
         }
         catch (SocketException e)
         {
@@ -210,7 +316,8 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
     {
         var proxy = new HttpProxy(state);
-        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2()), _options.DrainTimeout);
+        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2(),
+            _options.BoundListener?.Invoke(route)), _options.DrainTimeout);
         app.Run(proxy.InvokeAsync);
         try
         {
@@ -255,7 +362,7 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         : throw new MeshListenerException($"mesh: service {route.Service}, endpoint {route.Endpoint.Name} has host IP '{route.Endpoint.HostIp}', which is not an IP address; write 127.0.0.1 or another local address");
 
     private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state,
-        int? maxConnections = null, bool http2Only = false) =>
+        int? maxConnections = null, bool http2Only = false, Socket? bound = null) =>
         (_, kestrel) =>
         {
             kestrel.AddServerHeader = false;
@@ -269,7 +376,19 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
                 throw new MeshListenerException($"mesh: host IP '{host}' is not an IP address; write 127.0.0.1 or another local address");
             }
 
-            kestrel.Listen(ip, port, listen =>
+            if (bound is not null)
+            {
+                // Kestrel takes the descriptor over (and closes it when the listener stops); the Socket object must not close it too.
+                var fd = (ulong)bound.SafeHandle.DangerousGetHandle();
+                bound.SafeHandle.SetHandleAsInvalid();
+                kestrel.ListenHandle(fd, Configure);
+            }
+            else
+            {
+                kestrel.Listen(ip, port, Configure);
+            }
+
+            void Configure(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen)
             {
                 if (http2Only)
                 {
@@ -292,7 +411,7 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
                         }
                     });
                 }
-            });
+            }
         };
 
     private WebApplication NewApp(Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> kestrel, TimeSpan shutdown)

@@ -1,3 +1,4 @@
+using Berth.Orchestration.State;
 using Berth.Runtime;
 using Berth.Runtime.Docker;
 using Berth.Runtime.Process;
@@ -44,7 +45,8 @@ internal sealed class DriverRecords : IDisposable
         {
             using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
             connect.CancelAfter(DockerConnectTimeout);
-            var engine = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
+            // Only this app's containers, not a same-named app's in another folder (issue #14 §6); read-only, as the folder may be.
+            var engine = await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.TryLoad(stateDirectory) }, connect.Token);
             if (!engine.Capabilities.Available)
             {
                 var why = engine.Capabilities.UnavailableReason;

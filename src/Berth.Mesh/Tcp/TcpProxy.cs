@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Berth.Core.Routing;
 using Berth.Mesh.Resilience;
 using Berth.Mesh.Routing;
 
@@ -21,22 +22,43 @@ internal sealed class TcpProxy : IAsyncDisposable
     private long _next;
 
     public TcpProxy(ServiceState state, IPEndPoint bind)
+        : this(state, Listen(bind))
+    {
+    }
+
+    /// <summary>Serves on <paramref name="listening"/>, a socket already bound and listening (a hand-over binds ahead).</summary>
+    public TcpProxy(ServiceState state, Socket listening)
     {
         _state = state;
-        _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        if (OperatingSystem.IsLinux())
-        {
-            // SO_REUSEADDR alone, to bind again over TIME_WAIT after a restart. .NET's ReuseAddress also sets SO_REUSEPORT on
-            // Linux, which let a second control plane bind the same stable port and share its connections (issue #14 §11).
-            _listener.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
-        }
-        else
-        {
-            _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        }
+        _listener = listening;
+    }
 
-        _listener.Bind(bind);
-        _listener.Listen(512);
+    /// <summary>A listening socket on <paramref name="bind"/> as the mesh makes them: SO_REUSEADDR only, backlog 512.</summary>
+    public static Socket Listen(IPEndPoint bind)
+    {
+        var listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                // SO_REUSEADDR alone, to bind again over TIME_WAIT after a restart. .NET's ReuseAddress also sets SO_REUSEPORT on
+                // Linux, which let a second control plane bind the same stable port and share its connections (issue #14 §11).
+                listener.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+            }
+            else
+            {
+                listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            }
+
+            listener.Bind(bind);
+            listener.Listen(512);
+            return listener;
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Linux's SOL_SOCKET and SO_REUSEADDR (asm-generic/socket.h).</summary>
@@ -157,11 +179,14 @@ internal sealed class TcpProxy : IAsyncDisposable
             }
 
             e.Enter();
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            Socket? socket = null;
             using var timeout = new CancellationTokenSource(s.Policy.PerTryTimeout ?? _state.ConnectTimeout, _state.Time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
             try
             {
+                // A replica in a pod is reached through a socket made inside its namespace (a pod that is gone fails here, as a refused connect).
+                socket = e.Upstream.Pod is { } pod ? await PodSockets.CreateAsync(pod, AddressFamily.InterNetwork, linked.Token).ConfigureAwait(false) : new Socket(SocketType.Stream, ProtocolType.Tcp);
+                socket.NoDelay = true;
                 await socket.ConnectAsync(e.Upstream.Host, e.Upstream.Port, linked.Token).ConfigureAwait(false);
                 e.Breaker.Report(permit, true);
                 _state.ReportOutcome(s, e, AttemptOutcome.Success);
@@ -169,7 +194,7 @@ internal sealed class TcpProxy : IAsyncDisposable
             }
             catch (Exception ex) when (ex is SocketException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
-                socket.Dispose();
+                socket?.Dispose();
                 e.Exit();
                 e.Series.ConnectFailures.Inc();
                 e.Breaker.Report(permit, false);
@@ -183,7 +208,7 @@ internal sealed class TcpProxy : IAsyncDisposable
             }
             catch
             {
-                socket.Dispose();
+                socket?.Dispose();
                 e.Exit();
                 e.Breaker.Release(permit);
                 throw;
@@ -193,7 +218,8 @@ internal sealed class TcpProxy : IAsyncDisposable
         return (null, null);
     }
 
-    private static async Task PumpAsync(Socket from, Socket to, CancellationToken cancellationToken)
+    /// <summary>Copies one direction until end-of-stream, then half-closes; a broken side takes the other down.</summary>
+    internal static async Task PumpAsync(Socket from, Socket to, CancellationToken cancellationToken)
     {
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
         try

@@ -38,6 +38,20 @@ public static class AppIdentity
         }
     }
 
+    /// <summary>The id kept in <paramref name="stateDirectory"/>, or null when there is none or it cannot be read — never
+    /// writes, for paths that must work on a read-only or broken state folder (down and ps without a control plane).</summary>
+    public static string? TryLoad(string stateDirectory)
+    {
+        try
+        {
+            return Read(Path.Combine(stateDirectory, FileName));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
     private static string? Read(string path)
     {
         try
