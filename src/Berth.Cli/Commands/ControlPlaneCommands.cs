@@ -37,7 +37,8 @@ internal static class ControlPlaneCommands
         var wait = new Option<bool>("--wait") { Description = "Return once every service has its replicas Ready (exit 3 with the reasons if one cannot get there); implies --detach, as docker compose up --wait." };
         var waitTimeout = AppStatus.WaitTimeoutOption();
         var build = new Option<bool>("--build") { Description = "With a control plane already running: run the builds and roll out each service whose build changed something (as docker compose up --build). A new control plane always builds (unless --no-build)." };
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune, wait, waitTimeout, build };
+        var watch = new Option<bool>("--watch") { Description = "Then rebuild and roll out a service when a file in its build folder changes, until Ctrl-C ('berth watch'); implies --wait. Ctrl-C stops the watch, not the app ('berth down' does)." };
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune, wait, waitTimeout, build, watch };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
@@ -63,7 +64,8 @@ internal static class ControlPlaneCommands
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
                     await AppStatus.PrintAddressesAsync(running, ct);
-                    return parse.GetValue(wait) ? await AppStatus.WaitReadyAsync(running, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct) : ExitCodes.Ok;
+                    var ready = parse.GetValue(wait) || parse.GetValue(watch) ? await AppStatus.WaitReadyAsync(running, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct) : ExitCodes.Ok;
+                    return ready == ExitCodes.Ok && parse.GetValue(watch) ? await WatchCommand.RunAsync(app, outcome.Path!, ct) : ready;
                 }
             }
 
@@ -75,19 +77,20 @@ internal static class ControlPlaneCommands
             }
 
             app = BuildStamp.Stamp(app);
-            if (parse.GetValue(detach) || parse.GetValue(wait))
+            if (parse.GetValue(detach) || parse.GetValue(wait) || parse.GetValue(watch))
             {
                 var started = await StartDetachedAsync(
                     // The files as loaded: the default file's compose.override.yaml too, which -f alone would not bring.
                     outcome.OverridePath is { } overrideFile ? [outcome.Path!, overrideFile] : [outcome.Path!, .. (parse.GetValue(file) ?? []).Skip(1)],
                     parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct);
-                if (started != ExitCodes.Ok || !parse.GetValue(wait))
+                if (started != ExitCodes.Ok || !(parse.GetValue(wait) || parse.GetValue(watch)))
                 {
                     return started;
                 }
 
                 using var client = ApiClient.TryOpen(state);
-                return client is null ? ExitCodes.Failed : await AppStatus.WaitReadyAsync(client, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct);
+                var ready = client is null ? ExitCodes.Failed : await AppStatus.WaitReadyAsync(client, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct);
+                return ready == ExitCodes.Ok && parse.GetValue(watch) ? await WatchCommand.RunAsync(app, outcome.Path!, ct) : ready;
             }
 
             return await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
@@ -715,26 +718,139 @@ internal static class ControlPlaneCommands
     private static Command Logs()
     {
         var file = FileOptionWithoutShortAlias();
-        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines." };
-        var target = new Argument<string>("SERVICE|REPLICA") { Description = "A service (all its replicas) or one replica." };
+        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines, also of replicas that start later (scale, rollout, restart)." };
+        var targets = new Argument<string[]>("SERVICE|REPLICA") { Description = "Services (all their replicas) or replicas; none: every service.", Arity = ArgumentArity.ZeroOrMore };
         var tail = new Option<int?>("--tail", "-n") { Description = "Only the last N lines of each replica.", HelpName = "N" };
-        var previous = new Option<bool>("--previous", "-p") { Description = "What ran before, as kubectl: a restarted replica's earlier runs, a removed replica's kept logs, or a service's replica removed last." };
-        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, previous, target };
+        var previous = new Option<bool>("--previous", "-p") { Description = "What ran before, as kubectl: a restarted replica's earlier runs, a removed replica's kept logs, or a service's replica removed last. (After logs, -p is --previous; the app's name is --project-name here.)" };
+        var timestamps = new Option<bool>("--timestamps", "-t") { Description = "Show each line's time (as docker compose logs -t)." };
+        var since = new Option<string?>("--since") { Description = "Only lines since this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration back from now (10m), as docker compose logs --since.", HelpName = "TIME" };
+        var command = new Command("logs", "Print services' or replicas' logs, several merged by time, prefixed by replica.") { file, follow, tail, previous, timestamps, since, targets };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
-            var name = parse.GetValue(target)!;
-            var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
-            var isService = services.Any(s => s.Name == name);
-            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "")
-                + (parse.GetValue(previous) ? "&previous=true" : "");
-            var path = isService ? $"/v1/services/{Uri.EscapeDataString(name)}/logs{query}" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs{query}";
-            var colors = ColorsOn(Console.Out);
-            await foreach (var line in client.StreamLinesAsync(path, null, ct))
+            DateTimeOffset? from = null;
+            if (parse.GetValue(since) is { } sinceText)
             {
-                var entry = JsonSerializer.Deserialize(line, ApiJson.Default.LogLine)!;
-                Console.Out.WriteLine($"{Paint(entry.Replica.PadRight(14), ColorFor(entry.Replica), colors)} | {entry.Text}");
+                if (Core.Model.Durations.TryParse(sinceText, out var back, out _))
+                {
+                    from = DateTimeOffset.UtcNow - back;
+                }
+                else if (DateTimeOffset.TryParse(sinceText, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at))
+                {
+                    from = at;
+                }
+                else
+                {
+                    Error($"--since: '{sinceText}' is neither a time (2026-01-02T15:04:05Z) nor a duration (10m, 1h30m)");
+                    return ExitCodes.Usage;
+                }
             }
 
+            var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            var names = parse.GetValue(targets) is { Length: > 0 } t ? t : [.. services.Select(s => s.Name)];
+            var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
+            // Every name checked first: a typo fails before anything is printed.
+            var unknown = names.Where(n => services.All(s => s.Name != n) && replicas.All(r => r.Id != n) && !parse.GetValue(previous)).ToList();
+            if (unknown.Count > 0)
+            {
+                unknown.ForEach(n => Error($"no service or replica '{n}'" + (Suggestions.Closest(n, services.Select(s => s.Name).Concat(replicas.Select(r => r.Id))) is { } close ? $"; did you mean '{close}'?" : "; see 'berth ps'")));
+                return ExitCodes.NotFound;
+            }
+
+            var query = (parse.GetValue(tail) is { } n ? $"&tail={n}" : "") + (parse.GetValue(previous) ? "&previous=true" : "");
+            string PathOf(string name, bool followNow, bool fromNow) =>
+                (services.Any(s => s.Name == name) ? $"/v1/services/{Uri.EscapeDataString(name)}/logs" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs")
+                + $"?follow={(followNow ? "true" : "false")}" + (fromNow ? "&tail=0" : query);
+            var colors = ColorsOn(Console.Out);
+            var (showTime, width) = (parse.GetValue(timestamps), Math.Max(14, replicas.Select(r => r.Id.Length).DefaultIfEmpty(0).Max()));
+            void Print(LogLine entry)
+            {
+                if (from is { } f && entry.Time < f)
+                {
+                    return;
+                }
+
+                var time = showTime ? entry.Time.ToString("yyyy-MM-ddTHH:mm:ss.fffzzz ", CultureInfo.InvariantCulture) : "";
+                Console.Out.WriteLine($"{Paint(entry.Replica.PadRight(width), ColorFor(entry.Replica), colors)} | {time}{entry.Text}");
+            }
+
+            if (!parse.GetValue(follow))
+            {
+                // Several targets: every line read, then printed in time order (as docker compose logs merges).
+                var lines = new List<LogLine>();
+                foreach (var name in names)
+                {
+                    await foreach (var line in client.StreamLinesAsync(PathOf(name, followNow: false, fromNow: false), null, ct))
+                    {
+                        lines.Add(JsonSerializer.Deserialize(line, ApiJson.Default.LogLine)!);
+                    }
+                }
+
+                foreach (var entry in names.Length == 1 ? (IEnumerable<LogLine>)lines : lines.OrderBy(l => l.Time))
+                {
+                    Print(entry);
+                }
+
+                return ExitCodes.Ok;
+            }
+
+            // Following: one stream per replica, printed as lines come. The replicas of the named services are looked up
+            // again every second, so replicas that start later (scale, rollout, restart) are followed from their first line.
+            var gate = new object();
+            var followed = new HashSet<string>(StringComparer.Ordinal);
+            var streams = new List<Task>();
+            async Task FollowAsync(string replica, string path)
+            {
+                try
+                {
+                    await foreach (var line in client.StreamLinesAsync(path, null, ct))
+                    {
+                        var entry = JsonSerializer.Deserialize(line, ApiJson.Default.LogLine)!;
+                        lock (gate)
+                        {
+                            Print(entry);
+                        }
+                    }
+                }
+                catch (ApiException e) when (e.Status == 404)
+                {
+                    // Gone between the listing and the request.
+                }
+            }
+
+            var initial = true;
+            try
+            {
+                while (!ct.IsCancellationRequested)
+                {
+                    var now = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
+                    foreach (var r in now.Where(r => names.Contains(r.Service) || names.Contains(r.Id)))
+                    {
+                        if (followed.Add(r.Id))
+                        {
+                            // Replicas there at the start honour --tail; later ones are new, so every line of theirs is printed.
+                            var tailPart = initial && parse.GetValue(tail) is { } count ? $"&tail={count}" : "";
+                            streams.Add(FollowAsync(r.Id, $"/v1/replicas/{Uri.EscapeDataString(r.Id)}/logs?follow=true{tailPart}"));
+                        }
+                    }
+
+                    initial = false;
+                    if (names.All(n => services.All(s => s.Name != n)) && streams.All(t => t.IsCompleted))
+                    {
+                        break; // only replicas named, and their streams ended
+                    }
+
+                    await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                }
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+            }
+            catch (HttpRequestException)
+            {
+                // The control plane went away: what was printed stays printed.
+            }
+
+            await Task.WhenAll(streams).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             return ExitCodes.Ok;
         }, ct));
         return command;

@@ -49,14 +49,15 @@ internal static class RolloutCommands
     /// <summary>Applies <paramref name="app"/> to a running control plane and says per service what happens: rolling out,
     /// scaled, unchanged, created. With <paramref name="build"/> the builds run first and each built service carries its new
     /// build digest (<see cref="BuildStamp"/>); without, the running digest is kept, so the stamp alone never rolls.</summary>
-    internal static async Task<int> ApplyAndReportAsync(ApiClient client, Core.Model.Application app, string specPath, bool build, bool prune, CancellationToken ct)
+    internal static async Task<int> ApplyAndReportAsync(ApiClient client, Core.Model.Application app, string specPath, bool build, bool prune, CancellationToken ct, Core.Model.Application? buildOnly = null)
     {
         try
         {
             var before = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
             if (build)
             {
-                if ((await ControlPlaneHost.BuildAsync(app, Console.Error, ct) ?? await ImageBuilds.BuildAsync(app, Console.Error, ct)) is { } buildError)
+                // buildOnly: the services whose builds run (berth watch: those whose folder changed); every built one is stamped.
+                if ((await ControlPlaneHost.BuildAsync(buildOnly ?? app, Console.Error, ct) ?? await ImageBuilds.BuildAsync(buildOnly ?? app, Console.Error, ct)) is { } buildError)
                 {
                     Error(buildError);
                     Status("nothing was applied; the running version keeps serving");

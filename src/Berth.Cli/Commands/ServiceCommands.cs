@@ -14,7 +14,7 @@ namespace Berth.Cli.Commands;
 /// Commands with several arguments check every one before changing anything.</summary>
 internal static class ServiceCommands
 {
-    public static IEnumerable<Command> Create() => [Ps(), Ls(), Events(), Port(), Scale(), Restart(), StopStart("stop"), StopStart("start")];
+    public static IEnumerable<Command> Create() => [Ps(), Ls(), Describe(), Events(), Port(), Scale(), Restart(), StopStart("stop"), StopStart("start")];
 
     // ---- ps -----------------------------------------------------------------------------------------------------
 
@@ -114,6 +114,95 @@ internal static class ServiceCommands
 
             return ExitCodes.Ok;
         });
+        return command;
+    }
+
+    // ---- describe -----------------------------------------------------------------------------------------------
+
+    private static Command Describe()
+    {
+        var file = SpecFile.CreateFileOption();
+        var target = new Argument<string>("SERVICE|REPLICA") { Description = "A service or one replica." };
+        var lines = new Option<int>("--tail", "-n") { Description = "Log lines per replica (default 5).", DefaultValueFactory = _ => 5, HelpName = "N" };
+        var command = new Command("describe", "Everything about a service or replica: spec, replicas and why they are not Ready, last exits, recent events (probes, restarts, rollouts) and each replica's last log lines (as kubectl describe).") { file, target, lines };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            var name = parse.GetValue(target)!;
+            var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
+            var replica = replicas.FirstOrDefault(r => r.Id == name);
+            var serviceName = services.Any(s => s.Name == name) ? name : replica?.Service;
+            if (serviceName is null)
+            {
+                Error($"no service or replica '{name}'" + (Suggestions.Closest(name, services.Select(s => s.Name).Concat(replicas.Select(r => r.Id))) is { } close ? $"; did you mean '{close}'?" : "; see 'berth ps'"));
+                return ExitCodes.NotFound;
+            }
+
+            var service = await client.GetAsync($"/v1/services/{Uri.EscapeDataString(serviceName)}", ApiJson.Default.ServiceInfo, ct);
+            var mine = replica is not null ? [replica] : replicas.Where(r => r.Service == serviceName).ToList();
+            var events = (await client.GetAsync($"/v1/events?service={Uri.EscapeDataString(serviceName)}&limit=200", ApiJson.Default.IReadOnlyListEventInfo, ct))
+                .Where(e => replica is null || e.Replica == replica.Id).TakeLast(15).ToList();
+            var o = Console.Out;
+            if (replica is null)
+            {
+                o.WriteLine($"Service:    {service.Name}");
+                o.WriteLine($"Runtime:    {service.Runtime}");
+                o.WriteLine($"Revision:   {service.Revision}");
+                o.WriteLine($"Replicas:   {service.Ready} ready / {service.Desired} wanted{(service.Stopped ? " (stopped)" : "")}");
+                foreach (var e in service.Endpoints)
+                {
+                    o.WriteLine($"Endpoint:   {e.Name} {e.Url} ({e.Protocol})");
+                }
+
+                if (service.Spec is { } spec)
+                {
+                    o.WriteLine("Spec:");
+                    foreach (var line in Output.Yaml(spec).TrimEnd('\n').Split('\n'))
+                    {
+                        o.WriteLine($"  {line}");
+                    }
+                }
+            }
+
+            foreach (var r in mine)
+            {
+                o.WriteLine($"Replica:    {r.Id}  {r.Phase}{(r.Reason is { Length: > 0 } why ? $": {why}" : "")}");
+                o.WriteLine($"  Node {r.Node ?? "-"}, ports {string.Join(", ", r.Ports.Select(p => $"{p.Key}={p.Value.ToString(CultureInfo.InvariantCulture)}"))}, "
+                    + $"{(r.Pid is { } pid ? $"pid {pid.ToString(CultureInfo.InvariantCulture)}" : r.ContainerId is { } c ? $"container {c[..Math.Min(12, c.Length)]}" : "not running")}, "
+                    + $"revision {r.Revision}, restarts {r.Restarts}{(r.LastExitCode is { } exit ? $", last exit {exit.ToString(CultureInfo.InvariantCulture)}" : "")}");
+                o.WriteLine($"  Started {r.StartedAt?.ToString("yyyy-MM-ddTHH:mm:ssK", CultureInfo.InvariantCulture) ?? "-"}, ready {r.ReadyAt?.ToString("yyyy-MM-ddTHH:mm:ssK", CultureInfo.InvariantCulture) ?? "-"}");
+                var tail = new List<string>();
+                try
+                {
+                    await foreach (var line in client.StreamLinesAsync($"/v1/replicas/{Uri.EscapeDataString(r.Id)}/logs?follow=false&tail={parse.GetValue(lines)}", null, ct))
+                    {
+                        tail.Add(JsonSerializer.Deserialize(line, ApiJson.Default.LogLine)!.Text);
+                    }
+                }
+                catch (ApiException)
+                {
+                    tail.Add("(no logs)");
+                }
+
+                foreach (var line in tail)
+                {
+                    o.WriteLine($"  | {line}");
+                }
+            }
+
+            o.WriteLine("Events:");
+            foreach (var e in events)
+            {
+                o.WriteLine($"  {FormatEvent(e)}");
+            }
+
+            if (events.Count == 0)
+            {
+                o.WriteLine("  (none)");
+            }
+
+            return ExitCodes.Ok;
+        }, ct));
         return command;
     }
 

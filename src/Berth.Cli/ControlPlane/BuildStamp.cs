@@ -39,6 +39,25 @@ internal static class BuildStamp
                 : s)],
     };
 
+    /// <summary>Each build folder and the services built in it.</summary>
+    public static IReadOnlyDictionary<string, List<string>> Folders(Application app)
+    {
+        var folders = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var s in app.Services)
+        {
+            if (Folder(app, s) is { } folder)
+            {
+                (folders.TryGetValue(folder, out var list) ? list : folders[folder] = []).Add(s.Name);
+            }
+        }
+
+        return folders;
+    }
+
+    /// <summary>Whether <paramref name="path"/> inside <paramref name="folder"/> is outside what the digest covers.</summary>
+    public static bool IsSkipped(string folder, string path) =>
+        Path.GetRelativePath(folder, path).Split(Path.DirectorySeparatorChar).SkipLast(1).Any(d => Skipped.Contains(d) || d.StartsWith('.'));
+
     /// <summary>The folder a service's build works in, or null when it has no build.</summary>
     private static string? Folder(Application app, Service s)
     {

@@ -18,6 +18,7 @@ internal static class BerthRoot
             .Concat(RolloutCommands.Create())
             .Concat(KubernetesCommands.Create())
             .Concat(PipelineCommands.Create())
+            .Append(WatchCommand.Create())
             .Append(CompletionCommand.Create()))
         {
             root.Subcommands.Add(command);

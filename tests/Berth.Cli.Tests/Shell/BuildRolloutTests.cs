@@ -93,4 +93,31 @@ public sealed class BuildRolloutTests : IAsyncLifetime
         result.AssertNoneFailedUncapped();
         Assert.True(result.Bodies.ContainsKey("one") && result.Bodies.ContainsKey("two"), result.ToString());
     }
+
+    [Fact]
+    public async Task UpWatch_FileSaved_RebuildsAndRollsOutWithNoFailedRequestThenCtrlCLeavesTheAppUp()
+    {
+        await using var watch = Cli.Start("up", "--watch");
+        await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.StartsWith("berth: watching ", StringComparison.Ordinal)) || watch.HasExited, TimeSpan.FromMinutes(2),
+            "'berth up --watch' watching the build folder");
+        Assert.False(watch.HasExited, watch.Err);
+        Assert.Contains($"berth: watching {_dir} for web", watch.ErrLines);
+        Assert.Equal("one", await GetAsync());
+
+        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(3), MaxRequests = 50_000 });
+        await load.MoreAsync(20);
+        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "two\n");
+        await Poll.UntilAsync(async () => await GetAsync() == "two", TimeSpan.FromMinutes(2), $"the saved body answering through the mesh; berth printed:\n{watch.Err}");
+        await load.MoreAsync(20);
+        var result = await load.StopAsync();
+        result.AssertNoneFailedUncapped();
+        Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: changed: src/body.txt", StringComparison.Ordinal) && l.EndsWith("; rebuilding web", StringComparison.Ordinal));
+        Assert.Contains("berth: web: rolling out revision 2 (from 1); 'berth rollout status web' follows it", watch.ErrLines);
+        Assert.Contains("berth: other: unchanged", watch.ErrLines);
+
+        await watch.InterruptAsync();
+        var ended = await watch.WaitAsync(TimeSpan.FromSeconds(60), "Ctrl-C to end the watch");
+        Assert.Equal(ExitCodes.Cancelled, ended.Code);
+        Assert.Equal("two", await GetAsync()); // the app stays up: Ctrl-C ends the watch, 'berth down' the app
+    }
 }

@@ -200,4 +200,51 @@ public sealed class DayTwoCliTests(DayTwoApp app) : IClassFixture<DayTwoApp>
         Assert.Equal(new CliResult(0, $"http://127.0.0.1:{app.ApiPort}\n", ""), await _cli.RunAsync("port", "api", "http"));
         Assert.Equal(new CliResult(ExitCodes.NotFound, "", "berth: error: api has no endpoint 'grpc'; it has http\n"), await _cli.RunAsync("port", "api", "grpc"));
     }
+
+    [Fact]
+    public async Task Logs_EveryServiceMergedByTimeAndFollowingReplicasThatStartLater()
+    {
+        var all = await _cli.OkAsync("logs", "-t");
+        var lines = all.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var times = lines.Select(l => DateTimeOffset.Parse(l.Split(" | ", 2)[1].Split(' ')[0], CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(times.Order(), times);
+        Assert.Contains(lines, l => l.StartsWith("web-", StringComparison.Ordinal) && l.Contains(" listening on ", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.StartsWith("api-", StringComparison.Ordinal) && l.Contains(" listening on ", StringComparison.Ordinal));
+        Assert.Equal(new CliResult(0, "", ""), await _cli.RunAsync("logs", "web", "api", "--since", "2099-01-01T00:00:00Z"));
+        Assert.Equal(new CliResult(ExitCodes.Usage, "", "berth: error: --since: 'yesterday' is neither a time (2026-01-02T15:04:05Z) nor a duration (10m, 1h30m)\n"),
+            await _cli.RunAsync("logs", "--since", "yesterday"));
+        Assert.Equal(new CliResult(ExitCodes.NotFound, "", "berth: error: no service or replica 'wbe'; did you mean 'web'?\n"), await _cli.RunAsync("logs", "web", "wbe"));
+
+        await using var follow = _cli.Start("logs", "-f", "web");
+        await Poll.UntilAsync(() => follow.OutLines.Count(l => l.Contains("| listening on ", StringComparison.Ordinal)) == 2 || follow.HasExited, TimeSpan.FromSeconds(60),
+            "'berth logs -f web' printing both replicas' first line");
+        await _cli.OkAsync("scale", "web=3");
+        await Poll.UntilAsync(() => follow.OutLines.Where(l => l.Contains("| listening on ", StringComparison.Ordinal)).Select(l => l.Split(' ')[0]).Distinct().Count() == 3 || follow.HasExited,
+            TimeSpan.FromSeconds(90), $"the replica started by 'scale web=3' followed too; printed:\n{follow.Out}");
+        Assert.False(follow.HasExited, follow.Err);
+
+        await _cli.OkAsync("scale", "web=2");
+        await Poll.UntilAsync(async () => (await ReplicasAsync("web")).Count == 2, TimeSpan.FromSeconds(60), "web back to 2 replicas");
+    }
+
+    [Fact]
+    public async Task Describe_ServiceAndReplica_ShowsReplicasLastLogLinesAndEvents()
+    {
+        var web = await ReplicasAsync("web");
+        var service = await _cli.RunAsync("describe", "web");
+        var replica = await _cli.RunAsync("describe", web[0].GetProperty("id").GetString()!);
+        var unknown = await _cli.RunAsync("describe", "wbe");
+
+        Assert.Equal(0, service.Code);
+        var lines = service.Out.Split('\n');
+        Assert.Equal(["Service:    web", "Runtime:    process"], lines[..2]);
+        Assert.Contains("Replicas:   2 ready / 2 wanted", lines);
+        Assert.Contains($"Endpoint:   http http://127.0.0.1:{app.WebPort} (http)", lines);
+        Assert.Equal(2, lines.Count(l => l.StartsWith("Replica:    web-", StringComparison.Ordinal) && l.EndsWith("  ready", StringComparison.Ordinal)));
+        Assert.Equal(2, lines.Count(l => l.StartsWith("  | listening on ", StringComparison.Ordinal)));
+        Assert.Contains(lines, l => l.StartsWith("  ", StringComparison.Ordinal) && l.Contains(" ready ", StringComparison.Ordinal) && l.Contains("web-", StringComparison.Ordinal));
+        Assert.Equal(0, replica.Code);
+        Assert.StartsWith($"Replica:    {web[0].GetProperty("id").GetString()}  ready\n", replica.Out, StringComparison.Ordinal);
+        Assert.Equal(new CliResult(ExitCodes.NotFound, "", "berth: error: no service or replica 'wbe'; did you mean 'web'?\n"), unknown);
+    }
 }
