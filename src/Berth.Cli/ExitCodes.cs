@@ -23,6 +23,9 @@ public static class ExitCodes
     /// <summary>The file was not found.</summary>
     public const int NotFound = 5;
 
+    /// <summary>The state folder's store cannot be used (read-only, damaged, on a full disk, wrong key); the message says how to fix it.</summary>
+    public const int StateFault = 6;
+
     /// <summary>Interrupted (Ctrl-C), as shells report 128 + SIGINT.</summary>
     public const int Cancelled = 130;
 }

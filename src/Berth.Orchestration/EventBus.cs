@@ -26,6 +26,14 @@ public sealed class EventBus : IAsyncDisposable
         _slack = Math.Max(1, _retention / 10);
     }
 
+    private long _lost;
+
+    /// <summary>Events that could not be kept because the store could not be written (a full disk).</summary>
+    public long Lost => Interlocked.Read(ref _lost);
+
+    /// <summary>Why the last event could not be kept.</summary>
+    public StateStoreException? LastFault { get; private set; }
+
     /// <summary>Completes when the pruning started so far has finished (for tests and shutdown).</summary>
     public Task Pruning => Volatile.Read(ref _pruning);
 
@@ -36,7 +44,20 @@ public sealed class EventBus : IAsyncDisposable
         // Persist and publish under one lock so subscribers see events in id order.
         lock (_gate)
         {
-            e = _store.AppendEvent(new EventRecord { Time = _time.GetUtcNow(), Type = type, Service = service, Replica = replica, Message = message });
+            var record = new EventRecord { Time = _time.GetUtcNow(), Type = type, Service = service, Replica = replica, Message = message };
+            try
+            {
+                e = _store.AppendEvent(record);
+            }
+            catch (StateStoreException fault)
+            {
+                // Events are best effort, as Kubernetes' are: a full disk must not stop the control plane. Counted and
+                // logged; id 0 says it was not kept (nor streamed, so a follower's ids stay gapless and ordered).
+                Interlocked.Increment(ref _lost);
+                LastFault = fault;
+                return record;
+            }
+
             foreach (var s in _subscribers)
             {
                 s.Writer.TryWrite(e);

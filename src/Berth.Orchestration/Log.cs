@@ -15,4 +15,10 @@ internal static partial class Log
 
     [LoggerMessage(EventId = 4, Level = LogLevel.Warning, Message = "Route update for {Service}.{Endpoint} failed")]
     public static partial void RouteFailed(ILogger logger, string service, string endpoint, Exception exception);
+
+    [LoggerMessage(EventId = 20, Level = LogLevel.Warning, Message = "Record of replica {Replica} not written ({Problem}); kept in memory and written again each pass")]
+    public static partial void StoreWriteFailed(ILogger logger, string replica, string problem);
+
+    [LoggerMessage(EventId = 21, Level = LogLevel.Warning, Message = "Event not kept: {Problem}")]
+    public static partial void EventLost(ILogger logger, string problem);
 }

@@ -183,8 +183,21 @@ public sealed class ApiServer : IAsyncDisposable
             {
                 await Error(context, StatusCodes.Status400BadRequest, e.Message);
             }
+            catch (StateStoreException e)
+            {
+                // A full disk is 507 Insufficient Storage (RFC 4918), any other store fault 503: nothing was changed,
+                // the request may be sent again once the fault is gone (Retry-After, as a 503 says).
+                context.Response.Headers.RetryAfter = "1";
+                await Error(context, e.Fault == StateFault.DiskFull ? StatusCodes.Status507InsufficientStorage : StatusCodes.Status503ServiceUnavailable, e.Message);
+            }
             catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
             {
+            }
+#pragma warning disable CA1031 // the last line of defence: an answer in JSON that says what failed, never an empty 500
+            catch (Exception e) when (e is not OperationCanceledException)
+#pragma warning restore CA1031
+            {
+                await Error(context, StatusCodes.Status500InternalServerError, $"internal error: {e.GetType().Name}: {e.Message}; the control plane's log has the details");
             }
         });
 
@@ -292,6 +305,12 @@ public sealed class ApiServer : IAsyncDisposable
             Results.Json(new RestartServiceResponse(await plane.RestartServiceAsync(name, ct)), ApiJson.Default.RestartServiceResponse));
         v1.MapGet("/services/{name}/logs", (string name, HttpContext context) =>
         {
+            if (QueryBool(context, "previous"))
+            {
+                FindService(plane, name);
+                return StreamPreviousLogsAsync(plane, name, context);
+            }
+
             FindService(plane, name);
             var ids = plane.Replicas.Where(r => r.Service == name && r.Handle is not null).Select(r => r.Id).ToList();
             return StreamLogsAsync(plane, ids, context);
@@ -311,6 +330,11 @@ public sealed class ApiServer : IAsyncDisposable
         });
         v1.MapGet("/replicas/{id}/logs", (string id, HttpContext context) =>
         {
+            if (QueryBool(context, "previous"))
+            {
+                return StreamPreviousLogsAsync(plane, id, context);
+            }
+
             FindReplica(plane, id);
             return StreamLogsAsync(plane, [id], context);
         });
@@ -434,7 +458,8 @@ public sealed class ApiServer : IAsyncDisposable
         return JsonSerializer.SerializeToNode(masked, StateJson.Options);
     }
 
-    private static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
+    /// <summary>A replica as the API (and <c>berth ps</c>) and the dashboard show it.</summary>
+    internal static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
     {
         Id = r.Id,
         Service = r.Service,
@@ -469,6 +494,18 @@ public sealed class ApiServer : IAsyncDisposable
     };
 
     // ---- logs ---------------------------------------------------------------------------------------------------
+
+    /// <summary><c>?previous=true</c>: what ran before (<see cref="ControlPlane.GetPreviousLogs"/>), one replica's lines.</summary>
+    private static async Task StreamPreviousLogsAsync(ControlPlane plane, string name, HttpContext context)
+    {
+        var (replica, lines) = plane.GetPreviousLogs(name, new LogOptions { Tail = QueryInt(context, "tail") }, context.RequestAborted);
+        context.Response.ContentType = "application/x-ndjson";
+        await foreach (var line in lines)
+        {
+            var json = JsonSerializer.Serialize(new LogLine(replica, line.Timestamp, line.Stream == LogStream.Stdout ? "stdout" : "stderr", line.Text), ApiJson.Default.LogLine);
+            await context.Response.WriteAsync(json + "\n", context.RequestAborted);
+        }
+    }
 
     private static async Task StreamLogsAsync(ControlPlane plane, IReadOnlyList<string> ids, HttpContext context)
     {

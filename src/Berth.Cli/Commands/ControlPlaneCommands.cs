@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Berth.Cli.ControlPlane;
+using Berth.Cli.Shell;
 using Berth.Core.Loading;
 using Berth.Core.Model;
 using Berth.Core.Contracts;
@@ -21,7 +22,7 @@ internal static class ControlPlaneCommands
     /// <summary>The detached control plane's log, in the state folder.</summary>
     internal const string DaemonLogFile = "control-plane.log";
 
-    public static IEnumerable<Command> Create() => [Up(), Down(), Ps(), Logs(), Scale(), Events(), Restart(), Dashboard(), Daemon()];
+    public static IEnumerable<Command> Create() => [Up(), Down(), Logs(), Dashboard(), Daemon()];
 
     // ---- up -----------------------------------------------------------------------------------------------------
 
@@ -33,7 +34,10 @@ internal static class ControlPlaneCommands
         var detach = new Option<bool>("--detach", "-d") { Description = "Run the control plane in the background and return once it is listening." };
         var noBuild = new Option<bool>("--no-build") { Description = "Skip the build commands and image builds (as docker compose up --no-build)." };
         var prune = CreatePruneOption();
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune };
+        var wait = new Option<bool>("--wait") { Description = "Return once every service has its replicas Ready (exit 3 with the reasons if one cannot get there); implies --detach, as docker compose up --wait." };
+        var waitTimeout = AppStatus.WaitTimeoutOption();
+        var build = new Option<bool>("--build") { Description = "With a control plane already running: run the builds and roll out each service whose build changed something (as docker compose up --build). A new control plane always builds (unless --no-build)." };
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune, wait, waitTimeout, build };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
@@ -48,11 +52,17 @@ internal static class ControlPlaneCommands
             {
                 if (running is not null && await running.AliveAsync(ct))
                 {
-                    var applied = await running.ApplyAsync(app, ct, parse.GetValue(prune));
-                    Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
+                    Status("control plane already running");
+                    var code = await RolloutCommands.ApplyAndReportAsync(running, app, outcome.Path!, parse.GetValue(build) && !parse.GetValue(noBuild), parse.GetValue(prune), ct);
+                    if (code != ExitCodes.Ok)
+                    {
+                        return code;
+                    }
+
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
-                    return ExitCodes.Ok;
+                    await AppStatus.PrintAddressesAsync(running, ct);
+                    return parse.GetValue(wait) ? await AppStatus.WaitReadyAsync(running, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct) : ExitCodes.Ok;
                 }
             }
 
@@ -63,12 +73,23 @@ internal static class ControlPlaneCommands
                 return ExitCodes.Failed;
             }
 
-            return parse.GetValue(detach)
-                ? await StartDetachedAsync(
+            app = BuildStamp.Stamp(app);
+            if (parse.GetValue(detach) || parse.GetValue(wait))
+            {
+                var started = await StartDetachedAsync(
                     // The files as loaded: the default file's compose.override.yaml too, which -f alone would not bring.
                     outcome.OverridePath is { } overrideFile ? [outcome.Path!, overrideFile] : [outcome.Path!, .. (parse.GetValue(file) ?? []).Skip(1)],
-                    parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct)
-                : await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
+                    parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct);
+                if (started != ExitCodes.Ok || !parse.GetValue(wait))
+                {
+                    return started;
+                }
+
+                using var client = ApiClient.TryOpen(state);
+                return client is null ? ExitCodes.Failed : await AppStatus.WaitReadyAsync(client, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct);
+            }
+
+            return await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
         });
         return command;
     }
@@ -152,6 +173,8 @@ internal static class ControlPlaneCommands
                 Warn(w);
             }
 
+            AppRegistry.Record(app.Name, specPath, state);
+
             Status($"dashboard: {host.Api.CreateLoginUrl()} (one-time link; 'berth dashboard' prints a new one)");
 
             var since = host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0;
@@ -172,7 +195,7 @@ internal static class ControlPlaneCommands
                 return ExitCodes.Failed;
             }
 
-            Status($"control plane for '{app.Name}' at {host.Api.Url} (state {state}); Ctrl-C stops everything");
+            Status($"control plane for '{app.Name}' running (state {state}); Ctrl-C stops everything");
             foreach (var c in host.Capabilities())
             {
                 Capability(c.Usable, c.Message, usableToo: true);
@@ -234,7 +257,14 @@ internal static class ControlPlaneCommands
             // A stale address only while no control plane holds the lock: a running one (another 'up -d' won) keeps its own.
             if (probe is not null)
             {
-                File.Delete(address);
+                try
+                {
+                    File.Delete(address);
+                }
+                catch (Exception e) when (StateStoreException.From(e, address) is { } fault)
+                {
+                    throw fault;
+                }
             }
         }
 
@@ -272,6 +302,12 @@ internal static class ControlPlaneCommands
             info.ArgumentList.Add(p);
         }
 
+        if (GlobalOptions.ProjectName is { Length: > 0 } project)
+        {
+            info.ArgumentList.Add("--project-name");
+            info.ArgumentList.Add(project);
+        }
+
         info.Environment["BERTH_CONTROL_PLANE_LOG"] = log;
         using var child = Process.Start(info)!;
         var deadline = Stopwatch.StartNew();
@@ -288,9 +324,10 @@ internal static class ControlPlaneCommands
             {
                 if (client is not null && await client.AliveAsync(ct))
                 {
-                    Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
+                    Status($"control plane running in the background (pid {child.Id}); log {log}; 'berth down' stops it");
                     await PrintDashboardLinkAsync(client, ct);
                     await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), everyCapability: true, ct);
+                    await AppStatus.PrintAddressesAsync(client, ct);
                     return ExitCodes.Ok;
                 }
             }
@@ -306,7 +343,8 @@ internal static class ControlPlaneCommands
     internal static IEnumerable<string> SelfCommand()
     {
         var exe = Environment.ProcessPath!;
-        var dll = typeof(ControlPlaneCommands).Assembly.Location;
+        // Under 'dotnet berth.dll' the dll sits in the base directory; a single-file or tool apphost is the process itself.
+        var dll = Path.Combine(AppContext.BaseDirectory, "berth.dll");
         return Path.GetFileNameWithoutExtension(exe) == "dotnet" ? [exe, dll] : [exe];
     }
 
@@ -326,7 +364,8 @@ internal static class ControlPlaneCommands
                 return outcome.ExitCode;
             }
 
-            var app = outcome.Application!;
+            // 'berth up -d' built before starting this; the stamp is the build folder's digest, as the foreground 'up' stamps it.
+            var app = BuildStamp.Stamp(outcome.Application!);
             using var stop = new CancellationTokenSource();
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
             {
@@ -350,6 +389,8 @@ internal static class ControlPlaneCommands
             {
                 Console.Error.WriteLine($"warning: {w}");
             }
+
+            AppRegistry.Record(app.Name, outcome.Path!, state);
 
             // The detached control plane's log says once what it may and may not do here (berth up -d prints it from the API).
             foreach (var c in host.Capabilities())
@@ -377,7 +418,7 @@ internal static class ControlPlaneCommands
         return command;
     }
 
-    private static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
+    internal static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
     {
         try
         {
@@ -442,13 +483,14 @@ internal static class ControlPlaneCommands
         var command = new Command("down", "Stop every replica gracefully and the control plane.") { file, volumes };
         command.SetAction(async (parse, ct) =>
         {
-            var state = StateFor(parse.GetValue(file));
-            if (state is null)
+            var specPath = SpecPathFor(parse.GetValue(file));
+            if (specPath is null)
             {
                 return ExitCodes.NotFound;
             }
 
-            var code = await StopAsync(state, ct);
+            var state = ControlPlaneHost.StateDirectoryFor(specPath);
+            var code = await StopAsync(state, specPath, ct);
             if (code == ExitCodes.Ok && parse.GetValue(volumes) && await ControlPlaneHost.RemoveVolumesAsync(state, Console.Error, ct) is { } problem)
             {
                 Error(problem);
@@ -460,7 +502,7 @@ internal static class ControlPlaneCommands
         return command;
     }
 
-    private static async Task<int> StopAsync(string state, CancellationToken ct)
+    private static async Task<int> StopAsync(string state, string? specPath, CancellationToken ct)
     {
         if (!Directory.Exists(state))
         {
@@ -502,58 +544,149 @@ internal static class ControlPlaneCommands
                 }
 
                 Status("stopped");
-                return ExitCodes.Ok;
+                return await SweepAsync(state, null, docker: false, ct);
             }
         }
 
-        if (!File.Exists(Path.Combine(state, StateStore.FileName)))
+        // No control plane answers (never detached, or killed): adopt what is left and stop it. When the store cannot be
+        // read, stop what the drivers know of from their own records instead (issue #14 §4).
+        string? app = AppNameOf(specPath);
+        var storeReadable = true;
+        if (File.Exists(Path.Combine(state, StateStore.FileName)))
         {
-            Status("nothing to stop: no control plane has run here");
-            return ExitCodes.Ok;
+            try
+            {
+                await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
+                app = host.Plane.Current?.Application.Name ?? app;
+                var count = host.Plane.Replicas.Length;
+                await host.Plane.DownAsync(ct);
+                await host.RemoveNodesAsync(ct);
+                Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
+            }
+            catch (StateStoreException e)
+            {
+                Error(e.Problem);
+                Console.Error.WriteLine($"berth: fix: {e.Fix}");
+                Status("stopping every replica the drivers know of instead (process records in .berth/runtime, Docker containers by their berth.app label)");
+                storeReadable = false;
+            }
         }
 
-        // No control plane answers (never detached, or killed): adopt what is left and stop it.
-        await using var host = await ControlPlaneHost.StartAsync(state, ControlPlaneHost.RecordedAppNeedsDocker(state), api: false, ct);
-        var count = host.Plane.Replicas.Length;
-        await host.Plane.DownAsync(ct);
-        await host.RemoveNodesAsync(ct);
-        await host.StopDataPlaneAsync(ct);
-        Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
+        var code = await SweepAsync(state, app, docker: !storeReadable, ct);
+        // Last, once no replica is left: the data plane (and its standby) a killed control plane left running.
+        await DataPlaneProcess.StopOrphanAsync(state, ct);
+        return code;
+    }
+
+    /// <summary>After a down: stops whatever the drivers still know of (a replica the store lost, or all of them when the
+    /// store could not be read) and fails, naming each, if anything is left running. Docker is swept by label only when
+    /// the store could not be read: a label names the app, not this copy of it (two folders may run a same-named app).</summary>
+    private static async Task<int> SweepAsync(string state, string? app, bool docker, CancellationToken ct)
+    {
+        using var drivers = await DriverRecords.OpenAsync(state, docker, ct);
+        var apps = drivers.Apps(docker ? app : null);
+        var (stopped, left) = await drivers.StopAllAsync(apps, StopGrace, ct);
+        if (stopped > 0)
+        {
+            Status($"stopped {stopped} replica{(stopped == 1 ? "" : "s")} the drivers still ran ({string.Join(", ", apps)})");
+        }
+
+        if (docker && drivers.DockerProblem is { } problem)
+        {
+            Warn($"Docker containers not checked: {problem}; when the engine is back, 'berth down' again (or 'docker ps --filter label=berth.app={app ?? "APP"}')");
+        }
+
+        if (left.Count > 0)
+        {
+            Error($"still running after down: {string.Join(", ", left.Select(r => $"{r.Handle.ReplicaId} ({r.Handle.Kind.ToString().ToLowerInvariant()}{(r.Status.Pid is { } pid ? $" pid {pid}" : "")})"))}; stop them by hand (kill PID / docker rm -f)");
+            return ExitCodes.Failed;
+        }
+
         return ExitCodes.Ok;
     }
 
-    // ---- ps -----------------------------------------------------------------------------------------------------
+    /// <summary>How long a replica stopped by <c>down</c>'s sweep gets after SIGTERM: 10 s, as <c>docker stop</c>.</summary>
+    private static readonly TimeSpan StopGrace = TimeSpan.FromSeconds(10);
 
-    private static Command Ps()
+    /// <summary>The app's name from its spec, quietly (null when the spec is missing or does not load): what Docker's labels are matched on.</summary>
+    private static string? AppNameOf(string? specPath)
     {
-        var file = SpecFile.CreateFileOption();
-        var output = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table", HelpName = "FORMAT" }.AcceptOnlyFromAmong("table", "json");
-        var command = new Command("ps", "List replicas: phase, node, ports, restarts and why they are not Ready.") { file, output };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        if (specPath is null || !File.Exists(specPath))
         {
-            var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
-            await WarnLimitsAsync(client, TimeSpan.Zero, everyCapability: false, ct);
-            if (parse.GetValue(output) == "json")
+            return null;
+        }
+
+        try
+        {
+            return SpecLoader.LoadFile(specPath).Application?.Name;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>What <c>ps</c> tells when no control plane answers (killed, say): the replicas the drivers' own records show
+    /// still running, as unmanaged, and how to resume (issue #14 §15). Exits 4 (no control plane) either way; null when a
+    /// control plane answers (the caller asks it).</summary>
+    internal static async Task<int?> TryPsUnmanagedAsync(string? file, string output, string? template, CancellationToken ct)
+    {
+        var specPath = SpecPathFor(file);
+        if (specPath is null)
+        {
+            return ExitCodes.NotFound;
+        }
+
+        var state = ControlPlaneHost.StateDirectoryFor(specPath);
+        using (var client = ApiClient.TryOpen(state))
+        {
+            if (client is not null && await client.AliveAsync(ct))
             {
-                Console.Out.WriteLine(JsonSerializer.Serialize(replicas, IndentedApiJson.IReadOnlyListReplicaInfo));
-                return ExitCodes.Ok;
+                return null;
+            }
+        }
+
+        var json = output != "table" && output != "wide";
+        var spec = File.Exists(specPath) ? SpecLoader.LoadFile(specPath).Application : null;
+        IReadOnlyList<DriverReplica> running = [];
+        if (Directory.Exists(state))
+        {
+            using var drivers = await DriverRecords.OpenAsync(state, docker: spec is not null && NeedsDocker(spec), ct);
+            running = [.. (await drivers.ListAsync(drivers.Apps(spec?.Name), ct)).Where(r => r.Running)];
+        }
+
+        if (running.Count == 0)
+        {
+            Error($"no control plane is running for this app (state folder {state}); start one with 'berth up' or 'berth up -d'");
+            if (json)
+            {
+                Console.Out.WriteLine("[]");
             }
 
-            var rows = replicas.Select(r => new[]
-            {
-                r.Id,
-                r.Service,
-                r.Phase,
-                r.Node ?? "",
-                string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")),
-                r.Restarts.ToString(CultureInfo.InvariantCulture),
-                r.Revision.ToString(CultureInfo.InvariantCulture),
-                r.Reason ?? "",
-            }).ToList();
-            Table(["REPLICA", "SERVICE", "PHASE", "NODE", "PORTS", "RESTARTS", "REV", "REASON"], rows);
-            return ExitCodes.Ok;
-        }, ct));
-        return command;
+            return ExitCodes.Unavailable;
+        }
+
+        Warn($"no control plane is running for this app (state folder {state}): {running.Count} replica{(running.Count == 1 ? "" : "s")} still run{(running.Count == 1 ? "s" : "")} unmanaged " +
+            "(nothing restarts, probes or routes them); 'berth up -d' resumes managing them without restarting them, 'berth down' stops them");
+        IReadOnlyList<ReplicaInfo> replicas = [.. running.Select(r => new ReplicaInfo
+        {
+            Id = r.Handle.ReplicaId,
+            Service = r.Handle.Service,
+            Revision = r.Handle.Revision,
+            Phase = "running",
+            Reason = $"unmanaged: no control plane; 'berth up -d' resumes",
+            Pid = r.Status.Pid ?? r.Handle.Pid,
+            ContainerId = r.Handle.ContainerId,
+            StartedAt = r.Status.StartedAt,
+        })];
+        if (!Output.TryWrite(JsonSerializer.SerializeToNode(replicas, Output.Json.IReadOnlyListReplicaInfo), output, template, Console.Out))
+        {
+            Output.Table(["REPLICA", "SERVICE", "PHASE", "PORTS", "REV", "REASON"],
+                [.. replicas.Select(r => new[] { r.Id, r.Service, r.Phase, string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")), r.Revision.ToString(CultureInfo.InvariantCulture), r.Reason ?? "" })],
+                Console.Out);
+        }
+
+        return ExitCodes.Unavailable;
     }
 
     // ---- logs ---------------------------------------------------------------------------------------------------
@@ -564,13 +697,15 @@ internal static class ControlPlaneCommands
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines." };
         var target = new Argument<string>("SERVICE|REPLICA") { Description = "A service (all its replicas) or one replica." };
         var tail = new Option<int?>("--tail", "-n") { Description = "Only the last N lines of each replica.", HelpName = "N" };
-        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, target };
+        var previous = new Option<bool>("--previous", "-p") { Description = "What ran before, as kubectl: a restarted replica's earlier runs, a removed replica's kept logs, or a service's replica removed last." };
+        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, previous, target };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var name = parse.GetValue(target)!;
             var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
             var isService = services.Any(s => s.Name == name);
-            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "");
+            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "")
+                + (parse.GetValue(previous) ? "&previous=true" : "");
             var path = isService ? $"/v1/services/{Uri.EscapeDataString(name)}/logs{query}" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs{query}";
             var colors = ColorsOn(Console.Out);
             await foreach (var line in client.StreamLinesAsync(path, null, ct))
@@ -584,141 +719,36 @@ internal static class ControlPlaneCommands
         return command;
     }
 
-    // ---- scale --------------------------------------------------------------------------------------------------
-
-    private static Command Scale()
-    {
-        var file = SpecFile.CreateFileOption();
-        var pairs = new Argument<string[]>("SERVICE=N") { Description = "Replica counts, e.g. api=5 worker=2.", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("scale", "Set replica counts at runtime (a new revision; takes effect at once).") { file, pairs };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
-        {
-            var requests = new List<(string Service, int Replicas)>();
-            foreach (var pair in parse.GetValue(pairs)!)
-            {
-                var eq = pair.IndexOf('=', StringComparison.Ordinal);
-                if (eq <= 0 || !int.TryParse(pair[(eq + 1)..], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
-                {
-                    Error($"'{pair}' is not SERVICE=N; write e.g. api=5");
-                    return ExitCodes.Usage;
-                }
-
-                requests.Add((pair[..eq], n));
-            }
-
-            foreach (var (service, n) in requests)
-            {
-                var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(service)}/scale",
-                    JsonSerializer.Serialize(new ScaleRequest(n), ApiJson.Default.ScaleRequest), ApiJson.Default.ScaleResponse, ct);
-                Status($"{service} scaled to {n} (revision {result.Revision})");
-            }
-
-            return ExitCodes.Ok;
-        }, ct));
-        return command;
-    }
-
-    // ---- events -------------------------------------------------------------------------------------------------
-
-    private static Command Events()
-    {
-        var file = FileOptionWithoutShortAlias();
-        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new events (server-sent events)." };
-        var service = new Option<string?>("--service") { Description = "Only this service's events.", HelpName = "SERVICE" };
-        var output = new Option<string>("--output", "-o") { Description = "text or json (one event per line).", DefaultValueFactory = _ => "text", HelpName = "FORMAT" }.AcceptOnlyFromAmong("text", "json");
-        var since = new Option<string?>("--since") { Description = "Only events since this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration back from now (10m), as docker events --since.", HelpName = "TIME" };
-        var limit = new Option<int?>("--limit") { Description = $"At most this many events, the newest (default {Server.ApiServerDefaults.EventPage}).", HelpName = "N" };
-        var before = new Option<long?>("--before") { Description = "Only events older than this event id (the cursor for the next older page).", HelpName = "ID" };
-        var after = new Option<long?>("--after") { Description = "Only events newer than this event id, oldest first.", HelpName = "ID" };
-        var command = new Command("events", "Show the control plane's events, the newest: scheduled, started, ready, unhealthy, back-off, OOM-killed, …") { file, follow, service, output, since, limit, before, after };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
-        {
-            var query = parse.GetValue(service) is { } s ? $"&service={Uri.EscapeDataString(s)}" : "";
-            var json = parse.GetValue(output) == "json";
-            if (!parse.GetValue(follow))
-            {
-                var page = query
-                    + (parse.GetValue(since) is { } t ? $"&since={Uri.EscapeDataString(t)}" : "")
-                    + (parse.GetValue(limit) is { } n ? $"&limit={n}" : "")
-                    + (parse.GetValue(before) is { } b ? $"&before={b}" : "")
-                    + (parse.GetValue(after) is { } a ? $"&after={a}" : "");
-                var events = await client.GetAsync($"/v1/events?{page.TrimStart('&')}", ApiJson.Default.IReadOnlyListEventInfo, ct);
-                foreach (var e in events)
-                {
-                    Console.Out.WriteLine(json ? JsonSerializer.Serialize(e, ApiJson.Default.EventInfo) : FormatEvent(e));
-                }
-
-                if (parse.GetValue(after) is null && events.Count > 0 && events.Count == (parse.GetValue(limit) ?? Server.ApiServerDefaults.EventPage))
-                {
-                    Status($"older events: berth events --before {events[0].Id}");
-                }
-
-                return ExitCodes.Ok;
-            }
-
-            try
-            {
-                await foreach (var line in client.StreamLinesAsync($"/v1/events?follow=true{query}", "text/event-stream", ct))
-                {
-                    if (line.StartsWith("data: ", StringComparison.Ordinal))
-                    {
-                        var data = line["data: ".Length..];
-                        Console.Out.WriteLine(json ? data : FormatEvent(JsonSerializer.Deserialize(data, ApiJson.Default.EventInfo)!));
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-            }
-
-            return ExitCodes.Ok;
-        }, ct));
-        return command;
-    }
-
-    // ---- restart ------------------------------------------------------------------------------------------------
-
-    private static Command Restart()
-    {
-        var file = SpecFile.CreateFileOption();
-        var targets = new Argument<string[]>("SERVICE|REPLICA") { Description = "Services or replicas; none: every service.", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("restart", "Restart services (each replica stopped and started again) or single replicas.") { file, targets };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
-        {
-            var services = (await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct)).Select(s => s.Name).ToList();
-            var names = parse.GetValue(targets) is { Length: > 0 } t ? t : [.. services];
-            foreach (var name in names)
-            {
-                if (services.Contains(name))
-                {
-                    var r = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/restart", null, ApiJson.Default.RestartServiceResponse, ct);
-                    Status($"{name}: restarting {r.Restarting} replica(s)");
-                }
-                else
-                {
-                    await client.PostAsync($"/v1/replicas/{Uri.EscapeDataString(name)}/restart", null, ct);
-                    Status($"{name}: restarting");
-                }
-            }
-
-            return ExitCodes.Ok;
-        }, ct));
-        return command;
-    }
-
     // ---- helpers ------------------------------------------------------------------------------------------------
 
-    private static readonly ApiJson IndentedApiJson = new(new JsonSerializerOptions(ApiJson.Default.Options) { WriteIndented = true });
-
     /// <summary>For logs and events, where <c>-f</c> means follow (as docker compose logs -f).</summary>
-    private static Option<string?> FileOptionWithoutShortAlias() => new("--file")
+    internal static Option<string?> FileOptionWithoutShortAlias() => new("--file")
     {
         Description = $"The spec file. Default: the first of {string.Join(", ", SpecLoader.DefaultFileNames)} in the current folder.",
         HelpName = "FILE",
     };
 
-    private static string? StateFor(string? file)
+    private static string? StateFor(string? file) => SpecPathFor(file) is { } path ? ControlPlaneHost.StateDirectoryFor(path) : null;
+
+    /// <summary>The spec file <c>-f</c> names (a folder: its default file), else the default one here; null (after saying so) when there is none.</summary>
+    private static string? SpecPathFor(string? file)
     {
+        if (file is null && GlobalOptions.ProjectName is { Length: > 0 } project)
+        {
+            var apps = AppRegistry.List().Where(a => a.Name == project).ToList();
+            switch (apps.Count)
+            {
+                case 1:
+                    return apps[0].State;
+                case 0:
+                    Error($"no app named '{project}' has run on this machine; 'berth ls' lists them");
+                    return null;
+                default:
+                    Error($"{apps.Count} apps are named '{project}' ({string.Join(", ", apps.Select(a => a.Spec))}); pick one with -f FILE");
+                    return null;
+            }
+        }
+
         var path = file ?? SpecLoader.FindDefaultFile(Environment.CurrentDirectory);
         if (path is null)
         {
@@ -731,7 +761,7 @@ internal static class ControlPlaneCommands
             path = SpecLoader.FindDefaultFile(path) ?? Path.Combine(path, "berth.yaml");
         }
 
-        return ControlPlaneHost.StateDirectoryFor(path);
+        return path;
     }
 
     internal static async Task<int> WithClientAsync(string? file, Func<ApiClient, Task<int>> action, CancellationToken ct)
@@ -768,7 +798,7 @@ internal static class ControlPlaneCommands
     /// <summary>Prints, on stderr, what the control plane may and may not do here as its user (GET /v1/app's capabilities:
     /// every one for <c>up</c>, the unusable ones for <c>ps</c>) and each service whose CPU or memory limits are not
     /// enforced (its warnings). <paramref name="wait"/>: how long to wait for a just-started control plane to apply the spec.</summary>
-    private static async Task WarnLimitsAsync(ApiClient client, TimeSpan wait, bool everyCapability, CancellationToken ct)
+    internal static async Task WarnLimitsAsync(ApiClient client, TimeSpan wait, bool everyCapability, CancellationToken ct)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
@@ -806,16 +836,6 @@ internal static class ControlPlaneCommands
         var time = e.Time.ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
         var who = e.Replica is { Length: > 0 } r ? r : e.Service ?? "";
         return $"{time}  {e.Type,-12} {who,-16} {e.Message}";
-    }
-
-    private static void Table(string[] headers, List<string[]> rows)
-    {
-        var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
-        Console.Out.WriteLine(string.Join("  ", headers.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
-        foreach (var row in rows)
-        {
-            Console.Out.WriteLine(string.Join("  ", row.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
-        }
     }
 
     internal static void Status(string message) => Console.Error.WriteLine($"berth: {message}");

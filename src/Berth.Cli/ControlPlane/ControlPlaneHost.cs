@@ -63,6 +63,19 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// connects to Docker up front (otherwise only when Docker is reachable).</summary>
     public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry = null)
     {
+        try
+        {
+            return await StartCoreAsync(stateDirectory, needsDocker, api, ct, telemetry);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException && StateStoreException.From(e, Path.Combine(stateDirectory, StateStore.FileName)) is { } fault)
+        {
+            // The state folder itself is read-only or full (the token, api.json, the OTLP key): say so, as for the store.
+            throw fault;
+        }
+    }
+
+    private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
+    {
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
         IMeshDataPlane? mesh = null;
         TelemetryStore? store = null;
@@ -89,18 +102,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         Directory.CreateDirectory(stateDirectory);
         var stateStore = StateStore.Open(stateDirectory);
         host._disposables.Add(stateStore);
-        var processOptions = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime"), VolumesRoot = VolumesDirectoryFor(stateDirectory) };
-        if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
-        {
-            processOptions = processOptions with { CgroupRoot = cgroupRoot };
-        }
-
-        if (Environment.GetEnvironmentVariable(CgroupSubtreeVariable) is { Length: > 0 } cgroupSubtree)
-        {
-            processOptions = processOptions with { CgroupSubtree = cgroupSubtree };
-        }
-
-        var process = new ProcessDriver(processOptions);
+        var process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
         var drivers = new List<IWorkloadDriver> { process };
         var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
         Func<HostCapability>? dockerCapability = null;
@@ -111,7 +113,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             {
                 using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 connect.CancelAfter(DockerConnectTimeout);
-                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
+                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
                 host._disposables.Add(docker);
                 drivers.Add(docker);
                 dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
@@ -191,6 +193,23 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];
+
+    /// <summary>The process driver's settings for an app's state folder: records under <c>runtime/</c>, volumes, cgroups as the environment says.</summary>
+    public static ProcessDriverOptions ProcessOptionsFor(string stateDirectory)
+    {
+        var options = new ProcessDriverOptions { StateRoot = Path.Combine(stateDirectory, "runtime"), VolumesRoot = VolumesDirectoryFor(stateDirectory) };
+        if (Environment.GetEnvironmentVariable(CgroupRootVariable) is { Length: > 0 } cgroupRoot)
+        {
+            options = options with { CgroupRoot = cgroupRoot };
+        }
+
+        if (Environment.GetEnvironmentVariable(CgroupSubtreeVariable) is { Length: > 0 } cgroupSubtree)
+        {
+            options = options with { CgroupSubtree = cgroupSubtree };
+        }
+
+        return options;
+    }
 
     /// <summary>What this control plane may do here as its user, decided by trying (issue #18): cgroups, network
     /// namespaces, and Docker when the app has Docker services. Read again each time: cgroups can be lost while running.</summary>
@@ -366,7 +385,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         foreach (var (command, dir, service, runtime) in builds)
         {
             var directory = Path.IsPathRooted(dir) ? dir : Path.Combine(app.BaseDirectory, dir);
-            log.WriteLine($"building {service}: {string.Join(' ', command)}");
+            var served = string.Join(", ", app.Services.Where(s => s.Build is { } b && b.Command.SequenceEqual(command) && (b.WorkingDir ?? b.Context ?? app.BaseDirectory) == dir).Select(s => s.Name));
+            log.WriteLine($"berth: building {served}: {string.Join(' ', command)}");
             var info = new ProcessStartInfo(command[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             info.Environment["BERTH_BUILD_RUNTIME"] = runtime == RuntimeKind.Docker ? "docker" : "process";
             foreach (var a in command.Skip(1))
@@ -374,17 +394,46 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 info.ArgumentList.Add(a);
             }
 
+            var started = Stopwatch.StartNew();
             using var process = Process.Start(info)!;
             var output = new System.Text.StringBuilder();
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
+            // The build's own output, folded under the service (indented), with the time since it started.
+            void Line(string? text)
+            {
+                if (text is null)
+                {
+                    return;
+                }
+
+                lock (output)
+                {
+                    output.AppendLine(text);
+                    log.WriteLine($"  {started.Elapsed.TotalSeconds,5:0.0}s │ {text}");
+                }
+            }
+
+            process.OutputDataReceived += (_, e) => Line(e.Data);
+            process.ErrorDataReceived += (_, e) => Line(e.Data);
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
-            await process.WaitForExitAsync(ct);
+            try
+            {
+                await process.WaitForExitAsync(ct);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl-C stops the build too (dotnet build would otherwise keep running, with its build servers).
+                process.Kill(entireProcessTree: true);
+                log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s");
+                throw;
+            }
+
             if (process.ExitCode != 0)
             {
-                return $"the build of {service} failed (exit code {process.ExitCode}): {string.Join(' ', command)} in {directory}\n{output}";
+                return $"the build of {served} failed (exit code {process.ExitCode}) after {started.Elapsed.TotalSeconds:0.0}s: {string.Join(' ', command)} in {directory}";
             }
+
+            log.WriteLine($"berth: built {served} in {started.Elapsed.TotalSeconds:0.0}s");
         }
 
         return null;

@@ -8,7 +8,9 @@ namespace Berth.Orchestration.Controllers;
 
 /// <summary>The control plane's working state: replica records and what is kept in memory beside them, the revision in
 /// force and the scheduler. Mutable and touched only under the loop's lock; readers outside it use <see cref="ControlPlaneView"/>.
-/// Every change of a record goes through <see cref="Save"/>/<see cref="Delete"/>, so memory and the store never differ.</summary>
+/// Every change of a record goes through <see cref="Save"/>/<see cref="SaveFirst"/>/<see cref="Delete"/>. When the store
+/// cannot be written (a full disk), memory leads and the records it could not write are written again at the start of
+/// every pass (<see cref="RetryUnsaved"/>) until they are; only a start waits for its record (<see cref="SaveFirst"/>).</summary>
 internal sealed class PlaneState(OrchestratorOptions options, StateStore store, IReadOnlyDictionary<RuntimeKind, IWorkloadDriver> drivers,
     TimeProvider time, Random random, ILogger logger, EventBus events, ReconcileLoop loop, PortAllocator ports)
 {
@@ -42,10 +44,35 @@ internal sealed class PlaneState(OrchestratorOptions options, StateStore store, 
 
     public DateTimeOffset Now => Time.GetUtcNow();
 
+    private readonly HashSet<string> _unsaved = new(StringComparer.Ordinal);
+
+    /// <summary>The store fault that left records unwritten; null once every record is written again.</summary>
+    public StateStoreException? StoreFault { get; private set; }
+
+    /// <summary>Keeps the record in memory and writes it; a store fault is remembered and the write retried each pass.</summary>
     public ReplicaRecord Save(ReplicaRecord r)
     {
         Replicas[r.Id] = r;
-        Store.SaveReplica(r);
+        Write(r.Id);
+        return r;
+    }
+
+    /// <summary>Writes the record and only then keeps it: what a start needs (a replica never runs without its record).
+    /// On a store fault nothing changes and the fault is thrown.</summary>
+    public ReplicaRecord SaveFirst(ReplicaRecord r)
+    {
+        try
+        {
+            Store.SaveReplica(r);
+        }
+        catch (StateStoreException e)
+        {
+            StoreFault = e;
+            throw;
+        }
+
+        Replicas[r.Id] = r;
+        _unsaved.Remove(r.Id);
         return r;
     }
 
@@ -57,7 +84,50 @@ internal sealed class PlaneState(OrchestratorOptions options, StateStore store, 
             rt.Watch?.Cancel();
         }
 
-        Store.DeleteReplica(r.Id);
+        Write(r.Id);
+    }
+
+    /// <summary>Writes again what a store fault left unwritten (the newest record, or the delete). True when nothing is left.</summary>
+    public bool RetryUnsaved()
+    {
+        foreach (var id in _unsaved.ToList())
+        {
+            if (!Write(id))
+            {
+                return false;
+            }
+        }
+
+        StoreFault = null;
+        return true;
+    }
+
+    private bool Write(string id)
+    {
+        try
+        {
+            if (Replicas.TryGetValue(id, out var r))
+            {
+                Store.SaveReplica(r);
+            }
+            else
+            {
+                Store.DeleteReplica(id);
+            }
+
+            _unsaved.Remove(id);
+            return true;
+        }
+        catch (StateStoreException e)
+        {
+            if (_unsaved.Add(id) || StoreFault is null)
+            {
+                Log.StoreWriteFailed(Logger, id, e.Message);
+            }
+
+            StoreFault = e;
+            return false;
+        }
     }
 
     /// <summary>Gives back the replica's node capacity and ports.</summary>

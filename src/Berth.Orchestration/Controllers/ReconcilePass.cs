@@ -7,12 +7,22 @@ namespace Berth.Orchestration.Controllers;
 internal sealed class ReconcilePass(PlaneState state, ReplicaLifecycle lifecycle, ReplicaPlacer placer, ProbeCoordinator probes,
     RevisionManager revisions, RolloutController rollouts)
 {
+    /// <summary>How soon a pass retries writes a store fault left undone: 500 ms.</summary>
+    private static readonly TimeSpan StoreRetry = TimeSpan.FromMilliseconds(500);
+
     /// <summary>One pass: converge replica counts, start what can start, restart what is due, probe what is due, publish
     /// routes, then stop what must stop. Returns when the next pass is needed at the latest.</summary>
     public async Task<DateTimeOffset> RunAsync(CancellationToken ct)
     {
         var now = state.Now;
         var wake = now + state.Options.ResyncPeriod;
+        if (!state.RetryUnsaved() | !rollouts.RetryUnsaved())
+        {
+            // The store still cannot be written (a full disk): try again soon rather than at the resync, so the control
+            // plane catches up within a second of space being freed.
+            wake = Reconciler.Min(wake, now + StoreRetry);
+        }
+
         if (state.Current is not { } current || state.Down)
         {
             return wake;

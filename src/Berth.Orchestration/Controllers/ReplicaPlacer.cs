@@ -49,10 +49,22 @@ internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle
             ports[e.Name] = port;
         }
 
-        var placed = state.Save(r with { Phase = ReplicaPhase.Starting, Node = placement.Node, Ports = ports.ToImmutable(), Reason = null });
+        ReplicaRecord placed;
+        try
+        {
+            // Written before the driver is asked: a replica the store does not know of would be invisible to ps and to down.
+            placed = state.SaveFirst(r with { Phase = ReplicaPhase.Starting, Node = placement.Node, Ports = ports.ToImmutable(), Reason = null });
+        }
+        catch (StateStoreException e)
+        {
+            state.Release(r with { Ports = ports.ToImmutable() });
+            SetPendingReason(r, ControlPlaneMessages.NotStartedStoreFault(e), EventTypes.Pending);
+            return;
+        }
+
+        lifecycle.BeginStart(app, placed);
         var portText = placed.Ports.Count == 0 ? "" : " with " + string.Join(", ", placed.Ports.Select(kv => $"{kv.Key} port {kv.Value}"));
         state.Emit(EventTypes.Scheduled, r.Service, r.Id, $"scheduled on node {placement.Node}{portText}");
-        lifecycle.BeginStart(app, placed);
     }
 
     /// <summary>What the service still waits for (depends_on), or null. Pure.</summary>

@@ -128,7 +128,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         foreach (var body in store.ListRollouts())
         {
             var r = JsonSerializer.Deserialize<RolloutRecord>(body, StateJson.Options)!;
-            _records[r.Service] = r;
+            _records[r.Service] = r.StableSpec is { } spec ? r with { StableSpec = store.Secrets.Open(spec) } : r;
         }
 
         _view = _records.ToImmutableDictionary(StringComparer.Ordinal);
@@ -157,7 +157,30 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
     {
         _records[record.Service] = record;
         Volatile.Write(ref _view, _view.SetItem(record.Service, record));
-        store.SaveRollout(record.Service, JsonSerializer.Serialize(record, StateJson.Options));
+        Write(record.Service);
+    }
+
+    private readonly HashSet<string> _unsaved = new(StringComparer.Ordinal);
+
+    /// <summary>Writes again the records a store fault left unwritten; true when none is left.</summary>
+    public bool RetryUnsaved() => _unsaved.ToList().All(Write);
+
+    private bool Write(string service)
+    {
+        var record = _records[service];
+        var stored = record.StableSpec is { } spec ? record with { StableSpec = store.Secrets.Seal(spec) } : record;
+        try
+        {
+            store.SaveRollout(record.Service, JsonSerializer.Serialize(stored, StateJson.Options));
+            _unsaved.Remove(service);
+            return true;
+        }
+        catch (StateStoreException)
+        {
+            // Kept in memory and written at the next pass (a full disk); the replicas' records carry the same fault to the API.
+            _unsaved.Add(service);
+            return false;
+        }
     }
 
     /// <summary>Marks the next template of <paramref name="service"/> as a rollback (an undo or an automatic one).</summary>

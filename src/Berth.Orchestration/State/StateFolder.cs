@@ -52,4 +52,15 @@ public static class StateFolder
 
         using var _ = new FileStream(file, new FileStreamOptions { Mode = System.IO.FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = FileMode });
     }
+
+    /// <summary>Writes a new file that is 0600 from its first byte (never briefly readable by others); throws
+    /// <see cref="IOException"/> when it exists already.</summary>
+    public static void WriteNewPrivate(string file, ReadOnlySpan<byte> content)
+    {
+        using var stream = OperatingSystem.IsWindows()
+            ? new FileStream(file, System.IO.FileMode.CreateNew, FileAccess.Write)
+            : new FileStream(file, new FileStreamOptions { Mode = System.IO.FileMode.CreateNew, Access = FileAccess.Write, UnixCreateMode = FileMode });
+        stream.Write(content);
+        stream.Flush(flushToDisk: true);
+    }
 }

@@ -19,22 +19,42 @@ public sealed class StateLock : IDisposable
 
     public string Path { get; }
 
-    /// <summary>Takes the lock, or returns null when another control plane holds it.</summary>
+    /// <summary>Takes the lock, or returns null when another control plane holds it. On a read-only folder the existing
+    /// lock file is opened for reading (flock needs no write access), so <c>berth down</c> can still take it there.</summary>
     public static StateLock? TryAcquire(string stateDirectory)
     {
-        StateFolder.EnsurePrivate(stateDirectory);
         var path = System.IO.Path.Combine(stateDirectory, FileName);
         try
         {
-            var options = new FileStreamOptions { Mode = FileMode.OpenOrCreate, Access = FileAccess.ReadWrite, Share = FileShare.None };
-            if (!OperatingSystem.IsWindows())
+            StateFolder.EnsurePrivate(stateDirectory);
+            return Open(path, FileAccess.ReadWrite);
+        }
+        catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException && e.HResult == ReadOnlyFileSystem))
+        {
+            if (!File.Exists(path))
+            {
+                throw StateStoreException.From(e, path)!;
+            }
+
+            return Open(path, FileAccess.Read);
+        }
+    }
+
+    private const int ReadOnlyFileSystem = 30; // EROFS: .NET's HResult for an unmapped errno is the errno
+
+    private static StateLock? Open(string path, FileAccess access)
+    {
+        try
+        {
+            var options = new FileStreamOptions { Mode = access == FileAccess.Read ? FileMode.Open : FileMode.OpenOrCreate, Access = access, Share = FileShare.None };
+            if (!OperatingSystem.IsWindows() && access != FileAccess.Read)
             {
                 options.UnixCreateMode = UnixFileMode.UserRead | UnixFileMode.UserWrite;
             }
 
             return new StateLock(new FileStream(path, options), path);
         }
-        catch (IOException) when (File.Exists(path))
+        catch (IOException e) when (e.HResult != ReadOnlyFileSystem && File.Exists(path))
         {
             return null;
         }

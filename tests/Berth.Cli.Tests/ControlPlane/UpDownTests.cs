@@ -51,7 +51,16 @@ public sealed class UpDownTests : IDisposable
         Process.GetProcessById(controlPlane).Kill();
         await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone");
         Assert.All(before.Values, pid => Assert.True(Directory.Exists($"/proc/{pid}"), $"replica pid {pid} must survive the control plane's SIGKILL"));
-        Assert.Equal(ExitCodes.Unavailable, Berth("ps").Code);
+        // ps reads the drivers' records: both replicas, running and unmanaged, and how to resume (issue #14 §15).
+        var ps = Berth("ps");
+        Assert.Equal(ExitCodes.Unavailable, ps.Code);
+        Assert.Contains("2 replicas still run unmanaged (nothing restarts, probes or routes them); 'berth up -d' resumes managing them without restarting them, 'berth down' stops them", ps.Err, StringComparison.Ordinal);
+        var unmanaged = ps.Out.Split('\n').Where(l => l.StartsWith("web-", StringComparison.Ordinal)).ToList();
+        Assert.Equal(before.Keys.Order(), unmanaged.Select(l => l.Split(' ')[0]).Order());
+        Assert.All(unmanaged, l => Assert.Contains(" running ", l, StringComparison.Ordinal));
+        Assert.All(unmanaged, l => Assert.EndsWith("unmanaged: no control plane; 'berth up -d' resumes", l, StringComparison.Ordinal));
+        var psJson = Berth("ps", "-o", "json");
+        Assert.Equal(before, JsonDocument.Parse(psJson.Out).RootElement.EnumerateArray().ToDictionary(r => r.GetProperty("id").GetString()!, r => r.GetProperty("pid").GetInt32()));
 
         (code, _, err) = Berth("up", "-d");
         Assert.True(code == 0, $"second berth up -d failed ({code}): {err}");

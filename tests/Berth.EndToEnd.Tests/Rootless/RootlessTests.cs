@@ -114,14 +114,61 @@ public sealed class RootlessTests
         Assert.Equal([false, true], app.GetProperty("capabilities").EnumerateArray().Select(c => c.GetProperty("usable").GetBoolean()));
         Assert.Equal([LimitsLine("bars", "memory 64Mi")], app.GetProperty("warnings").EnumerateArray().Select(w => w.GetProperty("message").GetString()));
 
-        // 'berth ps' reports what cannot be used, once, and the table.
+        // 'berth ps' reports what cannot be used, once, the table, and the dashboard's sign-in link.
         var ps = await user.RunAsync("ps");
         Assert.Equal(0, ps.Code);
-        Assert.Equal([$"berth: warning: {CgroupsLine}", $"berth: warning: {LimitsLine("bars", "memory 64Mi")}"], ps.ErrLines);
+        Assert.Equal([$"berth: warning: {CgroupsLine}", $"berth: warning: {LimitsLine("bars", "memory 64Mi")}"], ps.ErrLines.Take(2));
+        Assert.Matches(@"^berth: dashboard: http://127\.0\.0\.1:\d+/login\?code=\w+ \(one-time link; 'berth dashboard' prints a new one\)$", Assert.Single(ps.ErrLines.Skip(2)));
         Assert.Equal(3, ps.Out.Split('\n').Count(l => l.StartsWith("bars-", StringComparison.Ordinal) && l.Contains(" ready ", StringComparison.Ordinal)));
 
         // Nothing of root's was touched: berth made no cgroup in root's folder.
         Assert.False(Directory.Exists(Path.Combine(Cpu("berth"), "barsapp")), "no cgroup made under root's berth/");
+
+        var down = await user.RunAsync("down");
+        Assert.True(down.Code == 0, $"berth down: {down}");
+        await Poll.UntilAsync(() => user.LiveProcesses().Count == 0, TimeSpan.FromSeconds(30), $"no process of uid 65534 left in {user.Root}");
+    }
+
+    /// <summary>Issue #14 §2 as uid 65534: the secret reaches the replica, the store holds it only sealed, and the key that
+    /// unseals it is the user's alone (0600; another uid cannot read it).</summary>
+    [RootlessFact]
+    public async Task Up_SecretEnvAsNormalUser_ReplicaGetsItStoreHoldsItSealedKeyIsTheUsersAlone()
+    {
+        const string Password = "rootless-pw-3e91c7d2";
+        using var user = new UnprivilegedBerth("vault");
+        user.Environment["VAULT_PW"] = Password;
+        user.WriteSpec("""
+            name: vault
+            services:
+              keeper:
+                run: [perl, -e, "$$|=1; print qq(up\n); sleep 600"]
+                environment:
+                  DB_PASSWORD: ${VAULT_PW}
+                  LOG_LEVEL: visible-in-the-store
+                secret_env: [DB_PASSWORD]
+                stop_grace_period: 1s
+            """);
+
+        var up = await user.RunAsync("up", "-d");
+        Assert.True(up.Code == 0, $"berth up -d as uid 65534: {up}");
+        int pid = 0;
+        await Poll.UntilAsync(async () =>
+        {
+            var replica = (await user.ApiGetAsync("/v1/replicas")).EnumerateArray().SingleOrDefault();
+            pid = replica.ValueKind == JsonValueKind.Object && replica.TryGetProperty("pid", out var p) && p.ValueKind == JsonValueKind.Number ? p.GetInt32() : 0;
+            return pid > 0 && replica.GetProperty("phase").GetString() is "running" or "ready";
+        }, TimeSpan.FromSeconds(60), "the keeper replica running");
+
+        Assert.Contains($"DB_PASSWORD={Password}", File.ReadAllText($"/proc/{pid}/environ").Split('\0'));
+        var store = string.Concat(new[] { "state.db", "state.db-wal", "state.db-shm" }.Select(f => Path.Combine(user.State, f)).Where(File.Exists)
+            .Select(f => System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(f))));
+        Assert.Contains("visible-in-the-store", store, StringComparison.Ordinal); // the check reads what the store wrote
+        Assert.DoesNotContain(Password, store, StringComparison.Ordinal);
+
+        var key = Path.Combine(user.State, "state.key");
+        Assert.Equal((0, $"{UnprivilegedBerth.Uid} 600\n"), await RunAsync("stat", "-c", "%u %a", key));
+        var other = await RunAsync("setpriv", "--reuid", "65533", "--regid", "65533", "--clear-groups", "cat", key);
+        Assert.True(other.Code != 0, $"uid 65533 read the state key: {other.Out}");
 
         var down = await user.RunAsync("down");
         Assert.True(down.Code == 0, $"berth down: {down}");
@@ -299,6 +346,15 @@ public sealed class RootlessTests
 
         var down = await user.RunAsync("down");
         Assert.True(down.Code == 0, $"berth down: {down}");
+    }
+
+    private static async Task<(int Code, string Out)> RunAsync(string file, params string[] args)
+    {
+        using var p = System.Diagnostics.Process.Start(new System.Diagnostics.ProcessStartInfo(file, args) { RedirectStandardOutput = true, RedirectStandardError = true })!;
+        var output = await p.StandardOutput.ReadToEndAsync();
+        await p.StandardError.ReadToEndAsync();
+        await p.WaitForExitAsync();
+        return (p.ExitCode, output);
     }
 
     private static bool Listening(int port)

@@ -50,7 +50,7 @@ public sealed class StateStoreTests : IDisposable
         using (StateLock.TryAcquire(state))
         {
             store.AddRevision(n => new RevisionRecord { Number = n, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "up", Application = App(2) });
-            var files = new[] { StateStore.FileName, StateStore.FileName + "-wal", StateStore.FileName + "-shm", StateLock.FileName }.Select(f => Path.Combine(state, f)).ToList();
+            var files = new[] { StateStore.FileName, StateStore.FileName + "-wal", StateStore.FileName + "-shm", StateLock.FileName, SecretBox.KeyFileName }.Select(f => Path.Combine(state, f)).ToList();
 
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute, File.GetUnixFileMode(state));
             Assert.All(files, f => Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(f)));

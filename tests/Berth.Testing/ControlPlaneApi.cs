@@ -1,8 +1,10 @@
+using System.Net.Http.Headers;
+using System.Text.Json;
 
-namespace Berth.EndToEnd.Tests.Support;
+namespace Berth.Testing;
 
 /// <summary>The running control plane's HTTP API, found the way clients find it: api.json and api-token in the state folder.</summary>
-internal sealed class ControlPlaneApi : IDisposable
+public sealed class ControlPlaneApi : IDisposable
 {
     private readonly HttpClient _http;
 
@@ -26,6 +28,19 @@ internal sealed class ControlPlaneApi : IDisposable
     {
         using var response = await _http.GetAsync(path.TrimStart('/'));
         return response.IsSuccessStatusCode ? JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement.Clone() : null;
+    }
+
+    /// <summary>Sends a request and returns the status, the content type and the body, whatever the status.</summary>
+    public async Task<(int Status, string? ContentType, string Body)> SendAsync(HttpMethod method, string path, string? json = null, CancellationToken ct = default)
+    {
+        using var request = new HttpRequestMessage(method, path.TrimStart('/'));
+        if (json is not null)
+        {
+            request.Content = new StringContent(json, System.Text.Encoding.UTF8, "application/json");
+        }
+
+        using var response = await _http.SendAsync(request, ct);
+        return ((int)response.StatusCode, response.Content.Headers.ContentType?.MediaType, await response.Content.ReadAsStringAsync(ct));
     }
 
     public void Dispose() => _http.Dispose();
