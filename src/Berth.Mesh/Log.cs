@@ -37,4 +37,13 @@ internal static partial class Log
 
     [LoggerMessage(6011, LogLevel.Error, "Request through {Service}.{Endpoint} failed in the mesh")]
     public static partial void ProxyFailed(ILogger logger, string service, string endpoint, Exception exception);
+
+    [LoggerMessage(6012, LogLevel.Information, "Pod {Pod}: outbound listener for {Service}.{Endpoint} on {Address}")]
+    public static partial void PodListenerStarted(ILogger logger, string pod, string service, string endpoint, string address);
+
+    [LoggerMessage(6013, LogLevel.Warning, "Pod {Pod}: cannot listen for {Service}.{Endpoint} on {Address}: {Reason}")]
+    public static partial void PodListenerFailed(ILogger logger, string pod, string service, string endpoint, string address, string reason);
+
+    [LoggerMessage(6014, LogLevel.Debug, "Pod {Pod}: outbound call to {Service}.{Endpoint} has no route: {Reason}")]
+    public static partial void PodOutboundFailed(ILogger logger, string pod, string service, string endpoint, string reason);
 }

@@ -6,6 +6,7 @@ using Berth.Core.Routing;
 using Berth.Mesh.DataPlane;
 using Berth.Mesh.Http;
 using Berth.Mesh.Observability;
+using Berth.Mesh.Pods;
 using Berth.Mesh.Routing;
 using Berth.Mesh.Tcp;
 using Microsoft.AspNetCore.Builder;
@@ -22,7 +23,7 @@ namespace Berth.Mesh;
 /// The mesh data plane: one listener per service endpoint on its stable port (Kestrel for HTTP, a socket splice for
 /// TCP), fed Ready upstreams through <see cref="IRouteSink"/>, plus an admin endpoint with Prometheus <c>/metrics</c>.
 /// </summary>
-public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
+public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
 {
     private readonly MeshHostOptions _options;
     private readonly ILogger _logger;
@@ -30,6 +31,8 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<(string Service, string Endpoint), Listener> _listeners = [];
     private volatile Listener[] _listenerList = [];
+    private readonly SemaphoreSlim _podGate = new(1, 1);
+    private readonly Dictionary<string, PodListeners> _pods = [];
     private WebApplication? _admin;
 
     public MeshHost(MeshHostOptions? options = null)
@@ -127,6 +130,76 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
     }
 
     /// <inheritdoc />
+    public async Task UpdatePodAsync(PodRoute pod, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(pod);
+        await _podGate.WaitAsync(cancellationToken);
+        try
+        {
+            if (!_pods.TryGetValue(pod.Pod.PodId, out var listeners))
+            {
+                listeners = new PodListeners(pod.Pod, StableAddress, _logger);
+                _pods[pod.Pod.PodId] = listeners;
+            }
+
+            await listeners.UpdateAsync(pod, cancellationToken);
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+    }
+
+    /// <inheritdoc />
+    public async Task RemovePodAsync(string podId, CancellationToken cancellationToken)
+    {
+        PodListeners? listeners;
+        await _podGate.WaitAsync(cancellationToken);
+        try
+        {
+            _pods.Remove(podId, out listeners);
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+
+        if (listeners is not null)
+        {
+            await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>The outbound listeners open in each pod now (pod id → listeners).</summary>
+    public async Task<IReadOnlyDictionary<string, IReadOnlyCollection<OutboundListener>>> PodListenersAsync(CancellationToken cancellationToken)
+    {
+        await _podGate.WaitAsync(cancellationToken);
+        try
+        {
+            return _pods.ToDictionary(p => p.Key, p => p.Value.Open);
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+    }
+
+    /// <summary>Where a pod's outbound connection for (service, endpoint) goes: that endpoint's stable listener on the host.</summary>
+    private IPEndPoint? StableAddress(string service, string endpoint)
+    {
+        foreach (var l in _listenerList)
+        {
+            if (l.State.Service == service && l.State.EndpointName == endpoint)
+            {
+                var ip = IPAddress.Parse(l.HostIp);
+                return new IPEndPoint(ip.Equals(IPAddress.Any) ? IPAddress.Loopback : ip.Equals(IPAddress.IPv6Any) ? IPAddress.IPv6Loopback : ip, l.Port);
+            }
+        }
+
+        return null;
+    }
+
+    /// <inheritdoc />
     public int InFlight(string service, string replica)
     {
         var total = 0;
@@ -189,6 +262,23 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
             _gate.Release();
         }
 
+        List<PodListeners> pods;
+        await _podGate.WaitAsync();
+        try
+        {
+            pods = [.. _pods.Values];
+            _pods.Clear();
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+
+        foreach (var pod in pods)
+        {
+            await pod.DisposeAsync();
+        }
+
         await Task.WhenAll(all.Select(l => l.StopAsync(TimeSpan.FromSeconds(1), CancellationToken.None)));
         if (_admin is not null)
         {
@@ -197,6 +287,7 @@ public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
         }
 
         _gate.Dispose();
+        _podGate.Dispose();
     }
 
     private Listener StartTcp(ServiceRoute route, ServiceState state)

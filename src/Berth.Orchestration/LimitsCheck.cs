@@ -64,3 +64,34 @@ public static class LimitsCheck
             : reason.Contains("root", StringComparison.Ordinal) ? reason : $"{reason}; {ProcessFix}";
     }
 }
+
+/// <summary>Says which services do not get the network they ask for here: <c>network: isolated</c> where pods cannot be
+/// made (they run on the host network), and pods asked to reach the host (<c>extra_hosts: …:host-gateway</c>), which a pod
+/// holding only loopback cannot (no egress without a userspace network such as pasta, which Berth does not use yet).</summary>
+public static class PodsCheck
+{
+    public static IReadOnlyList<LimitsWarning> Check(Application app, OrchestratorOptions options)
+    {
+        var warnings = new List<LimitsWarning>();
+        foreach (var service in app.Services.Where(s => s.EffectiveNetwork == NetworkMode.Isolated))
+        {
+            var kind = service.EffectiveRuntime.ToString().ToLowerInvariant();
+            if (!options.PodRuntimes.Contains(service.EffectiveRuntime))
+            {
+                var why = options.PodsUnavailable ?? $"{kind} replicas cannot run in pods as this user (the mesh cannot enter a container's namespace without root)";
+                warnings.Add(new LimitsWarning(service.Name, kind, $"{service.Name} runs on the host network, not in pods: {why}"));
+                continue;
+            }
+
+            var gateway = service.Container.ExtraHosts.IsDefault ? [] : service.Container.ExtraHosts.Where(h => h.EndsWith(":host-gateway", StringComparison.Ordinal)).ToList();
+            if (gateway.Count > 0)
+            {
+                warnings.Add(new LimitsWarning(service.Name, kind,
+                    $"{service.Name} has no egress: its pods hold only loopback, so {string.Join(", ", gateway.Select(h => h[..h.IndexOf(':', StringComparison.Ordinal)]))} (host-gateway) " +
+                    "is not reachable from them; write network_mode: host (network: host) for a service that needs the host's services or the internet"));
+            }
+        }
+
+        return warnings;
+    }
+}

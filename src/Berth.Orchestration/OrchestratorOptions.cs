@@ -60,4 +60,12 @@ public sealed record OrchestratorOptions
 
     /// <summary>Host that replica ports, probes and service URLs use: loopback.</summary>
     public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>The runtimes whose replicas can run in pods here (the machine lets this user make network namespaces and the
+    /// mesh enter them); a service asking for <c>network: isolated</c> on another runtime runs on the host network, and
+    /// <see cref="PodsUnavailable"/> says why. Empty: pods are off (every replica on the host network).</summary>
+    public IReadOnlySet<Core.Model.RuntimeKind> PodRuntimes { get; init; } = new HashSet<Core.Model.RuntimeKind>();
+
+    /// <summary>Why pods cannot be made here and how to fix it, as the capability report says it; null when they can.</summary>
+    public string? PodsUnavailable { get; init; }
 }

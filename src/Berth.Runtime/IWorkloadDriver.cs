@@ -1,5 +1,6 @@
 using System.Collections.Immutable;
 using Berth.Core.Model;
+using Berth.Core.Routing;
 
 namespace Berth.Runtime;
 
@@ -103,6 +104,26 @@ public sealed record ReplicaSpec
 
     /// <summary>When the image is pulled (Docker).</summary>
     public PullPolicy PullPolicy { get; init; } = PullPolicy.Missing;
+
+    /// <summary>Run the replica in its own pod (a network namespace holding only loopback) with these names; null: the host network.</summary>
+    public PodSpec? Pod { get; init; }
+}
+
+/// <summary>A replica's pod: the names its /etc/hosts gives (every service's virtual address, the Compose aliases).</summary>
+/// <param name="Hosts">Host name → address, e.g. <c>api → 127.77.0.2</c>; written in this order after localhost.</param>
+public sealed record PodSpec(ImmutableArray<KeyValuePair<string, string>> Hosts)
+{
+    /// <summary>The hosts file text: localhost first (as Docker writes it), then one line per address with its names.</summary>
+    public string HostsFile()
+    {
+        var text = new System.Text.StringBuilder("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+        foreach (var group in Hosts.GroupBy(h => h.Value, StringComparer.Ordinal))
+        {
+            text.Append(group.Key).Append('\t').AppendJoin(' ', group.Select(h => h.Key).Distinct(StringComparer.Ordinal)).Append('\n');
+        }
+
+        return text.ToString();
+    }
 }
 
 /// <summary>Identifies a running or exited replica; enough to find it again after a control-plane restart.</summary>
@@ -127,6 +148,9 @@ public sealed record ReplicaHandle
     public string? ContainerId { get; init; }
 
     public string? StateDirectory { get; init; }
+
+    /// <summary>The replica's pod (its own network namespace), where it runs isolated; null: the host network.</summary>
+    public PodNetwork? Pod { get; init; }
 }
 
 public enum ReplicaState

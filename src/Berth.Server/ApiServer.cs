@@ -92,6 +92,9 @@ public sealed class ApiServer : IAsyncDisposable
     /// <summary>The dashboard's sign-in, or null when it is not served.</summary>
     public Dashboard.DashboardAuth? DashboardAuth { get; }
 
+    /// <summary>The Resources feed, when the dashboard is on (the dashboard benchmark reads its build time).</summary>
+    internal Dashboard.ResourceFeed? DashboardFeed { get; private set; }
+
     /// <summary>A dashboard link with a fresh one-time code (what <c>berth up</c> and <c>berth dashboard</c> print); null without a dashboard.</summary>
     public Uri? CreateLoginUrl() => DashboardAuth is { } auth ? new Uri(Url, "login?code=" + auth.CreateCode()) : null;
 
@@ -220,6 +223,7 @@ public sealed class ApiServer : IAsyncDisposable
         server = new ApiServer(app, url, token, dashboard?.Auth);
         if (dashboard is not null)
         {
+            server.DashboardFeed = dashboard.Feed;
             server._owned.Add(dashboard.Feed);
             server._owned.Add(dashboard.Sampler);
         }

@@ -32,7 +32,7 @@ internal static class RolloutEndpoints
         });
     }
 
-    /// <summary>An empty body means "the revision before the current one"; else <c>{"toRevision": N}</c>.</summary>
+    /// <summary>An empty body means "the revision before the current one"; else an <see cref="UndoRequest"/>, <c>{"toRevision": N}</c>.</summary>
     private static async Task<long?> ReadToRevisionAsync(HttpContext context)
     {
         using var reader = new StreamReader(context.Request.Body);
@@ -43,25 +43,37 @@ internal static class RolloutEndpoints
         }
 
         const string Shape = """send {"toRevision": N} (a revision from GET /v1/services/{name}/rollout/history) or no body for the previous one""";
+        UndoRequest? body;
         try
         {
-            using var doc = JsonDocument.Parse(text);
-            if (doc.RootElement.ValueKind != JsonValueKind.Object)
-            {
-                throw new ControlPlaneException(ControlPlaneError.Invalid, $"the body must be a JSON object; {Shape}");
-            }
-
-            if (!doc.RootElement.TryGetProperty("toRevision", out var v) || v.ValueKind == JsonValueKind.Null)
-            {
-                return null;
-            }
-
-            return v.TryGetInt64(out var n) && n > 0 ? n
-                : throw new ControlPlaneException(ControlPlaneError.Invalid, $"toRevision must be a positive whole number, got {v.GetRawText()}; {Shape}");
+            body = JsonSerializer.Deserialize(text, ApiJson.Default.UndoRequest);
+        }
+        catch (JsonException e) when (e.Path == "$.toRevision" && e.Message.Contains("could not be converted", StringComparison.Ordinal))
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, $"toRevision must be a positive whole number, got {RawValue(text)}; {Shape}");
+        }
+        catch (JsonException e) when (e.Path == "$" && e.Message.Contains("could not be converted", StringComparison.Ordinal))
+        {
+            throw new ControlPlaneException(ControlPlaneError.Invalid, $"the body must be a JSON object; {Shape}");
         }
         catch (JsonException e)
         {
             throw new ControlPlaneException(ControlPlaneError.Invalid, $"malformed JSON at line {(e.LineNumber ?? 0) + 1}, byte {(e.BytePositionInLine ?? 0) + 1}; {Shape}");
         }
+
+        return body switch
+        {
+            null => throw new ControlPlaneException(ControlPlaneError.Invalid, $"the body must be a JSON object; {Shape}"),
+            { ToRevision: null } => null,
+            { ToRevision: > 0 and var n } => n,
+            { ToRevision: var n } => throw new ControlPlaneException(ControlPlaneError.Invalid, $"toRevision must be a positive whole number, got {n}; {Shape}"),
+        };
+    }
+
+    // The value the client sent for toRevision, as it wrote it, for the message (the body is known to parse as JSON by then).
+    private static string RawValue(string body)
+    {
+        using var doc = JsonDocument.Parse(body);
+        return doc.RootElement.GetProperty("toRevision").GetRawText();
     }
 }

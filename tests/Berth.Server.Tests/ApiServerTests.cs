@@ -14,19 +14,14 @@ namespace Berth.Server.Tests;
 /// <summary>The API over real HTTP on loopback, in front of a control plane with an in-memory driver.</summary>
 public sealed class ApiServerTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-api-").FullName;
-    private StateStore _store = null!;
-    private ControlPlane _plane = null!;
+    private readonly ControlPlaneHarness _h = new("berth-api-", realClock: true);
     private ApiServer _server = null!;
     private HttpClient _http = null!;
 
     public async Task InitializeAsync()
     {
-        _store = StateStore.Open(_dir);
-        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store, [new FakeDriver(TimeProvider.System)],
-            new RecordingRouteSink(), new ScriptedProber());
-        await _plane.StartAsync(CancellationToken.None);
-        await _plane.ApplyAsync(new Application
+        await _h.StartAsync();
+        await _h.Plane.ApplyAsync(new Application
         {
             Name = "shop",
             Services =
@@ -40,19 +35,17 @@ public sealed class ApiServerTests : IAsyncLifetime
                 },
             ],
         }, "up", CancellationToken.None);
-        _server = await ApiServer.StartAsync(_plane, new ApiServerOptions { StateDirectory = _dir }, CancellationToken.None);
+        _server = await ApiServer.StartAsync(_h.Plane, new ApiServerOptions { StateDirectory = _h.Directory }, CancellationToken.None);
         _http = new HttpClient { BaseAddress = _server.Url };
-        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_dir, "api-token")));
-        await Poll.UntilAsync(() => _plane.Replicas.Count(r => r.Phase == ReplicaPhase.Ready) == 2, TimeSpan.FromSeconds(20), "2 replicas ready");
+        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_h.Directory, "api-token")));
+        await Poll.UntilAsync(() => _h.Plane.Replicas.Count(r => r.Phase == ReplicaPhase.Ready) == 2, TimeSpan.FromSeconds(20), "2 replicas ready");
     }
 
     public async Task DisposeAsync()
     {
         _http.Dispose();
         await _server.DisposeAsync();
-        await _plane.DisposeAsync();
-        _store.Dispose();
-        Directory.Delete(_dir, recursive: true);
+        await _h.DisposeAsync();
     }
 
     private static async Task<(HttpStatusCode Status, string Error)> ErrorOf(HttpResponseMessage response)
@@ -68,11 +61,11 @@ public sealed class ApiServerTests : IAsyncLifetime
     public void Start_WritesLoopbackAddressAndOwnerOnlyToken()
     {
         Assert.Equal("127.0.0.1", _server.Url.Host);
-        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, "api.json")));
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_h.Directory, "api.json")));
         Assert.Equal(_server.Url.ToString().TrimEnd('/'), doc.RootElement.GetProperty("url").GetString());
         if (!OperatingSystem.IsWindows())
         {
-            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_dir, "api-token")));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(Path.Combine(_h.Directory, "api-token")));
         }
 
         Assert.Equal(64, _server.Token.Length);
@@ -123,6 +116,20 @@ public sealed class ApiServerTests : IAsyncLifetime
         var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/api/scale", JsonBody(body)));
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Equal(expected, error);
+    }
+
+    [Theory]
+    [InlineData("{\"toRevision\": -1}", "toRevision must be a positive whole number, got -1")]
+    [InlineData("{\"toRevision\": \"3\"}", "toRevision must be a positive whole number, got \"3\"")]
+    [InlineData("{\"toRevision\": 1.5}", "toRevision must be a positive whole number, got 1.5")]
+    [InlineData("[1]", "the body must be a JSON object")]
+    [InlineData("null", "the body must be a JSON object")]
+    [InlineData("{\"toRevision\": ", "malformed JSON at line 1, byte 16")]
+    public async Task Undo_BadBody_400WithWhatToSend(string body, string expected)
+    {
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/api/rollout/undo", JsonBody(body)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Equal($"{expected}; send {{\"toRevision\": N}} (a revision from GET /v1/services/{{name}}/rollout/history) or no body for the previous one", error);
     }
 
     [Theory]
@@ -198,8 +205,8 @@ public sealed class ApiServerTests : IAsyncLifetime
     [Fact]
     public async Task Patch_ImageOnAProcessService_409SayingWhyAndNothingChanged()
     {
-        var revision = _plane.Current!.Number;
-        var replicas = _plane.Replicas.Select(r => r.Id).Order().ToList();
+        var revision = _h.Plane.Current!.Number;
+        var replicas = _h.Plane.Replicas.Select(r => r.Id).Order().ToList();
 
         var (status, error) = await ErrorOf(await _http.PatchAsync("/v1/services/api", JsonBody("""{"image": "shop/api:2", "env": {"MODE": "prod"}}""")));
 
@@ -207,10 +214,10 @@ public sealed class ApiServerTests : IAsyncLifetime
         Assert.Equal("service 'api' runs as a process (run: with no image); a PATCH does not move a service to Docker, because its run:, " +
             "working_dir and volumes mean something else in a container. To run it from an image, set image: (and runtime: docker) in the spec " +
             "and apply it with 'berth up'; to change the process, PATCH \"command\" or \"env\"", error);
-        Assert.Equal(revision, _plane.Current!.Number);
-        Assert.Equal("dev", _plane.Current.Application.FindService("api")!.Env["MODE"]);
-        Assert.Null(_plane.Current.Application.FindService("api")!.Image);
-        Assert.Equal(replicas, _plane.Replicas.Select(r => r.Id).Order().ToList());
+        Assert.Equal(revision, _h.Plane.Current!.Number);
+        Assert.Equal("dev", _h.Plane.Current.Application.FindService("api")!.Env["MODE"]);
+        Assert.Null(_h.Plane.Current.Application.FindService("api")!.Image);
+        Assert.Equal(replicas, _h.Plane.Replicas.Select(r => r.Id).Order().ToList());
     }
 
     private async Task<(List<long> Ids, string Link)> EventPageAsync(string query)
@@ -226,7 +233,7 @@ public sealed class ApiServerTests : IAsyncLifetime
     {
         var start = new DateTimeOffset(2026, 3, 1, 0, 0, 0, TimeSpan.Zero);
         var ids = Enumerable.Range(0, 2500)
-            .Select(i => _store.AppendEvent(new EventRecord { Time = start.AddSeconds(i), Type = "load", Service = "load", Message = $"event {i}" }).Id)
+            .Select(i => _h.Store.AppendEvent(new EventRecord { Time = start.AddSeconds(i), Type = "load", Service = "load", Message = $"event {i}" }).Id)
             .ToList();
 
         var (newest, link) = await EventPageAsync("service=load");
@@ -272,7 +279,7 @@ public sealed class ApiServerTests : IAsyncLifetime
             + "$.services[0].name: '../../x' is not a valid service name; use letters, digits, '-' and '_', starting with a letter or digit; "
             + "$.services[1].replicas: must be between 0 and 10000, got -1; "
             + "$.services: service names must be unique; repeated: ok", error);
-        Assert.Equal(2, _plane.Replicas.Count(r => r.Service == "api"));
+        Assert.Equal(2, _h.Plane.Replicas.Count(r => r.Service == "api"));
     }
 
     [Fact]
@@ -287,7 +294,7 @@ public sealed class ApiServerTests : IAsyncLifetime
         (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(twice)));
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains("($.services[0].replicas is given twice; keep one)", error, StringComparison.Ordinal);
-        Assert.Equal(2, _plane.Current!.Application.FindService("api")!.Replicas);
+        Assert.Equal(2, _h.Plane.Current!.Application.FindService("api")!.Replicas);
     }
 
     [Fact]
@@ -297,10 +304,10 @@ public sealed class ApiServerTests : IAsyncLifetime
         Assert.Equal((HttpStatusCode.Conflict, "$.services: an app with no services removes all 1 running (api); apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true), or 'berth down'"), (status, error));
         (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(AppJson("other", ("api", 2)))));
         Assert.Equal((HttpStatusCode.Conflict, "$.name: renaming the app 'shop' to 'other' removes every replica of 'shop'; apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true)"), (status, error));
-        Assert.Equal(2, _plane.Replicas.Count(r => r.Service == "api" && r.Phase == ReplicaPhase.Ready));
+        Assert.Equal(2, _h.Plane.Replicas.Count(r => r.Service == "api" && r.Phase == ReplicaPhase.Ready));
 
         (await _http.PostAsync("/v1/apply?prune=true", JsonBody(AppJson("shop")))).EnsureSuccessStatusCode();
-        await Poll.UntilAsync(() => _plane.Replicas.Count(r => r.Service == "api" && !r.IsFinished) == 0, TimeSpan.FromSeconds(20), "every api replica gone after a pruning apply");
+        await Poll.UntilAsync(() => _h.Plane.Replicas.Count(r => r.Service == "api" && !r.IsFinished) == 0, TimeSpan.FromSeconds(20), "every api replica gone after a pruning apply");
     }
 
     [Fact]
@@ -337,7 +344,7 @@ public sealed class ApiServerTests : IAsyncLifetime
     [Fact]
     public async Task Logs_Replica_NdjsonLines()
     {
-        var id = _plane.Replicas.First().Id;
+        var id = _h.Plane.Replicas.First().Id;
         var body = await _http.GetStringAsync($"/v1/replicas/{id}/logs");
         using var doc = JsonDocument.Parse(body.Split('\n')[0]);
         Assert.Equal($"hello from {id}", doc.RootElement.GetProperty("text").GetString());

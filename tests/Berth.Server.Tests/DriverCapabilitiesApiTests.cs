@@ -1,3 +1,4 @@
+using Berth.Testing.ControlPlanes;
 
 namespace Berth.Server.Tests;
 
@@ -6,23 +7,21 @@ namespace Berth.Server.Tests;
 [Collection("real processes")]
 public sealed class DriverCapabilitiesApiTests : IAsyncLifetime
 {
+    // The process driver's folder and the empty cgroup root; the harness keeps the plane's state in a folder of its own.
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-caps-").FullName;
-    private string NoCgroups => Path.Combine(_dir, "no-cgroups-here");
-    private StateStore _store = null!;
-    private ControlPlane _plane = null!;
-    private ProbeExecutor _prober = null!;
+    private readonly ProbeExecutor _prober = new();
+    private ControlPlaneHarness _h = null!;
     private ApiServer _server = null!;
     private HttpClient _http = null!;
+
+    private string NoCgroups => Path.Combine(_dir, "no-cgroups-here");
 
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(NoCgroups);
-        _store = StateStore.Open(_dir);
-        _prober = new ProbeExecutor();
         var driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(_dir, "runtime"), CgroupRoot = NoCgroups });
-        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store, [driver], new RoutingTable(), _prober);
-        await _plane.StartAsync(CancellationToken.None);
-        await _plane.ApplyAsync(new Application
+        _h = await new ControlPlaneHarness("berth-caps-plane-", drivers: [driver], routes: new RoutingTable(), prober: _prober, realClock: true).StartAsync();
+        await _h.Plane.ApplyAsync(new Application
         {
             Name = "shop",
             Services =
@@ -35,9 +34,9 @@ public sealed class DriverCapabilitiesApiTests : IAsyncLifetime
                 new Service { Name = "free", Command = ["perl", "-e", "sleep 600"], StopGracePeriod = TimeSpan.FromSeconds(1) },
             ],
         }, "up", CancellationToken.None);
-        _server = await ApiServer.StartAsync(_plane, new ApiServerOptions { StateDirectory = _dir }, CancellationToken.None);
+        _server = await ApiServer.StartAsync(_h.Plane, new ApiServerOptions { StateDirectory = _h.Directory }, CancellationToken.None);
         _http = new HttpClient { BaseAddress = _server.Url };
-        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_dir, "api-token")));
+        _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", File.ReadAllText(Path.Combine(_h.Directory, "api-token")));
     }
 
     public async Task DisposeAsync()
@@ -45,10 +44,9 @@ public sealed class DriverCapabilitiesApiTests : IAsyncLifetime
         _http.Dispose();
         await _server.DisposeAsync();
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await _plane.DownAsync(cts.Token);
-        await _plane.DisposeAsync();
+        await _h.Plane.DownAsync(cts.Token);
+        await _h.DisposeAsync();
         _prober.Dispose();
-        _store.Dispose();
         Directory.Delete(_dir, recursive: true);
     }
 
@@ -57,7 +55,7 @@ public sealed class DriverCapabilitiesApiTests : IAsyncLifetime
     [Fact]
     public async Task GetApp_ProcessDriverWithoutCgroups_ListsDriverAndWarnsForTheLimitedServiceWhileItRuns()
     {
-        await Poll.UntilAsync(() => _plane.Replicas.Count(r => r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready) == 2, TimeSpan.FromSeconds(60), "both replicas running");
+        await Poll.UntilAsync(() => _h.Plane.Replicas.Count(r => r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready) == 2, TimeSpan.FromSeconds(60), "both replicas running");
 
         using var doc = JsonDocument.Parse(await _http.GetStringAsync("/v1/app"));
 

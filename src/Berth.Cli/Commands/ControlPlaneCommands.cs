@@ -46,6 +46,7 @@ internal static class ControlPlaneCommands
                 return outcome.ExitCode;
             }
 
+            StartupTrace.Mark("spec loaded");
             var app = outcome.Application!;
             var state = ControlPlaneHost.StateDirectoryFor(outcome.Path!);
             using (var running = ApiClient.TryOpen(state))
@@ -167,6 +168,7 @@ internal static class ControlPlaneCommands
         });
         try
         {
+            var warm = WarmSerializersAsync(app, stop.Token);
             await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
@@ -182,6 +184,7 @@ internal static class ControlPlaneCommands
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
             var printer = new LivePrinter(host, app);
             var watch = printer.RunAsync(since, watching.Token);
+            await warm.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             try
             {
                 await host.Plane.ApplyAsync(app, "up", stop.Token, prune);
@@ -310,6 +313,7 @@ internal static class ControlPlaneCommands
 
         info.Environment["BERTH_CONTROL_PLANE_LOG"] = log;
         using var child = Process.Start(info)!;
+        StartupTrace.Mark("control plane spawned");
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
@@ -324,10 +328,12 @@ internal static class ControlPlaneCommands
             {
                 if (client is not null && await client.AliveAsync(ct))
                 {
+                    StartupTrace.Mark("control plane answers");
                     Status($"control plane running in the background (pid {child.Id}); log {log}; 'berth down' stops it");
                     await PrintDashboardLinkAsync(client, ct);
                     await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), everyCapability: true, ct);
                     await AppStatus.PrintAddressesAsync(client, ct);
+                    StartupTrace.Mark("up -d returns");
                     return ExitCodes.Ok;
                 }
             }
@@ -364,6 +370,7 @@ internal static class ControlPlaneCommands
                 return outcome.ExitCode;
             }
 
+            StartupTrace.Mark("daemon: spec loaded");
             // 'berth up -d' built before starting this; the stamp is the build folder's digest, as the foreground 'up' stamps it.
             var app = BuildStamp.Stamp(outcome.Application!);
             using var stop = new CancellationTokenSource();
@@ -384,6 +391,8 @@ internal static class ControlPlaneCommands
                 }
             }
 
+            StartupTrace.Mark("daemon: state folder locked");
+            var warm = WarmSerializersAsync(app, stop.Token);
             await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
@@ -400,7 +409,10 @@ internal static class ControlPlaneCommands
 
             var printer = new LivePrinter(host, app, colors: false, logs: false);
             var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
+            await warm.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            StartupTrace.Mark("daemon: applying");
             await host.Plane.ApplyAsync(app, "up", stop.Token, parse.GetValue(prune));
+            StartupTrace.Mark("daemon: applied");
             await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (host.Api.ShutdownRequested.IsCompletedSuccessfully && host.Api.ShutdownRequested.Result)
             {
@@ -417,6 +429,15 @@ internal static class ControlPlaneCommands
         });
         return command;
     }
+
+    /// <summary>The first apply writes the whole app as JSON and the first pass each replica's record; building the serializers
+    /// for the model's types costs ~0.3 s of one core (generic converters over the model's structs and enums are compiled at run
+    /// time, ReadyToRun or not). Done on another core while the mesh and the API start rather than after them (issue #21).</summary>
+    private static Task WarmSerializersAsync(Application app, CancellationToken ct) => Task.Run(() =>
+    {
+        JsonSerializer.Serialize(new RevisionRecord { Number = 0, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "warm-up", Application = app }, StateJson.Options);
+        JsonSerializer.Serialize(new ReplicaRecord { Id = "warm-up", Service = "warm-up" }, StateJson.Options);
+    }, ct);
 
     internal static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
     {
@@ -561,6 +582,7 @@ internal static class ControlPlaneCommands
                 var count = host.Plane.Replicas.Length;
                 await host.Plane.DownAsync(ct);
                 await host.RemoveNodesAsync(ct);
+                await host.StopDataPlaneAsync(ct);
                 Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
             }
             catch (StateStoreException e)
@@ -569,6 +591,8 @@ internal static class ControlPlaneCommands
                 Console.Error.WriteLine($"berth: fix: {e.Fix}");
                 Status("stopping every replica the drivers know of instead (process records in .berth/runtime, Docker containers by their berth.app label)");
                 storeReadable = false;
+                // The data plane is stopped last, as after a normal down, from its own record (.berth/data-plane.json).
+                await DataPlaneProcess.StopOrphanAsync(state, ct);
             }
         }
 

@@ -38,6 +38,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// user on cgroup v1 (<c>chown -R</c>), so that user's replicas get limits without root.</summary>
     public const string CgroupSubtreeVariable = "BERTH_CGROUP_SUBTREE";
 
+    /// <summary>How many replicas start at once (default <see cref="OrchestratorDefaults.StartConcurrency"/>): for tuning and the benchmarks.</summary>
+    public const string StartConcurrencyVariable = "BERTH_START_CONCURRENCY";
+
     /// <summary>How many events the control plane keeps (default <see cref="OrchestratorDefaults.EventRetention"/>).</summary>
     public const string EventRetentionVariable = "BERTH_EVENT_RETENTION";
 
@@ -76,6 +79,10 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
     {
+        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes. Its
+        // connection (a ping and /info) is made while the receiver and the mesh start, not after them (issue #21).
+        var dockerConnect = needsDocker ? ConnectDockerAsync(stateDirectory, ct) : null;
+
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
         IMeshDataPlane? mesh = null;
         TelemetryStore? store = null;
@@ -84,6 +91,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             Directory.CreateDirectory(stateDirectory);
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
+            StartupTrace.Mark("host: telemetry receiver");
             otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
             if (DataPlaneProcess.InProcess)
             {
@@ -95,6 +103,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             {
                 mesh = await DataPlaneProcess.ConnectAsync(stateDirectory, store, ct);
             }
+            StartupTrace.Mark("host: mesh started");
         }
 
         var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
@@ -104,16 +113,15 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         host._disposables.Add(stateStore);
         var process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
         var drivers = new List<IWorkloadDriver> { process };
+        StartupTrace.Mark("host: store opened");
         var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
+        StartupTrace.Mark("host: network namespaces probed");
         Func<HostCapability>? dockerCapability = null;
-        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
-        if (needsDocker)
+        if (dockerConnect is not null)
         {
             try
             {
-                using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                connect.CancelAfter(DockerConnectTimeout);
-                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
+                var docker = await dockerConnect;
                 host._disposables.Add(docker);
                 drivers.Add(docker);
                 dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
@@ -131,9 +139,17 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             }
         }
 
+        StartupTrace.Mark("host: docker connected");
         var prober = new ProbeExecutor();
         host._disposables.Add(prober);
-        var orchestrator = new OrchestratorOptions { StateDirectory = stateDirectory };
+        var orchestrator = new OrchestratorOptions
+        {
+            StateDirectory = stateDirectory,
+            PodRuntimes = !networkNamespaces.Usable ? new HashSet<RuntimeKind>()
+                : HostUser.IsRoot ? [RuntimeKind.Process, RuntimeKind.Docker]
+                : [RuntimeKind.Process],
+            PodsUnavailable = networkNamespaces.Usable ? null : networkNamespaces.Message,
+        };
         if (Environment.GetEnvironmentVariable(EventRetentionVariable) is { Length: > 0 } keep)
         {
             if (int.TryParse(keep, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0)
@@ -143,6 +159,18 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             else
             {
                 warnings.Add($"{EventRetentionVariable}='{keep}' is not a whole number above 0; keeping the newest {OrchestratorDefaults.EventRetention} events");
+            }
+        }
+
+        if (Environment.GetEnvironmentVariable(StartConcurrencyVariable) is { Length: > 0 } starts)
+        {
+            if (int.TryParse(starts, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0)
+            {
+                orchestrator = orchestrator with { StartConcurrency = n };
+            }
+            else
+            {
+                warnings.Add($"{StartConcurrencyVariable}='{starts}' is not a whole number above 0; starting {OrchestratorDefaults.StartConcurrency} replicas at once");
             }
         }
 
@@ -167,6 +195,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         host.Drivers = drivers;
         host.Capabilities = () => dockerCapability is null ? [process.CgroupCapability, networkNamespaces] : [process.CgroupCapability, networkNamespaces, dockerCapability()];
         await plane.StartAsync(ct);
+        StartupTrace.Mark("host: control plane started (adopted)");
+
         if (mesh is DataPlaneClient client)
         {
             // Adoption published every endpoint of the current revision; whatever else the data plane still serves is gone from the app.
@@ -188,8 +218,16 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
         }
 
+        StartupTrace.Mark("host: api started");
         host.Warnings = warnings;
         return host;
+    }
+
+    private static async Task<DockerDriver> ConnectDockerAsync(string stateDirectory, CancellationToken ct)
+    {
+        using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        connect.CancelAfter(DockerConnectTimeout);
+        return await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];

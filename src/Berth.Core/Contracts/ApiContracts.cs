@@ -1,4 +1,5 @@
 using System.Text.Json.Nodes;
+using System.Text.Json.Serialization;
 
 namespace Berth.Core.Contracts;
 
@@ -177,7 +178,8 @@ public sealed record ServicePatchRequest
 }
 
 /// <summary><c>POST /v1/services/{name}/rollout/undo</c>: no body, or the template revision to return to.</summary>
-public sealed record UndoRequest(long? ToRevision);
+public sealed record UndoRequest(
+    [property: JsonNumberHandling(JsonNumberHandling.Strict)] long? ToRevision); // "3" is not a revision number, as before the contract
 
 /// <summary>Answer of every call that makes a revision (apply, patch, stop, start).</summary>
 public sealed record RevisionResponse(long Revision);

@@ -6,6 +6,13 @@ namespace Berth.Core.Loading;
 
 internal sealed partial class SpecReader
 {
+    internal static readonly IReadOnlyDictionary<string, NetworkMode> NetworkNames = new Dictionary<string, NetworkMode>
+    {
+        ["auto"] = NetworkMode.Auto,
+        ["host"] = NetworkMode.Host,
+        ["isolated"] = NetworkMode.Isolated,
+    };
+
     internal static readonly IReadOnlyDictionary<string, RuntimeKind> RuntimeNames = new Dictionary<string, RuntimeKind>
     {
         ["auto"] = RuntimeKind.Auto,
@@ -33,6 +40,8 @@ internal sealed partial class SpecReader
         ["shell"] = (r, v, p, d) => d.S = d.S with { Shell = r.Bool(v, p) ?? false },
         ["inherit_env"] = (r, v, p, d) => d.S = d.S with { InheritEnv = r.Bool(v, p) ?? false },
         ["runtime"] = (r, v, p, d) => d.S = d.S with { Runtime = r.Enum(v, p, RuntimeNames) ?? RuntimeKind.Auto },
+        ["network"] = (r, v, p, d) => d.S = d.S with { Network = r.Enum(v, p, NetworkNames) ?? NetworkMode.Auto },
+        ["aliases"] = (r, v, p, d) => d.S = d.S with { Aliases = r.Strings(v, p) },
         ["replicas"] = (r, v, p, d) => d.S = d.S with { Replicas = r.Int(v, p, min: 0) ?? d.S.Replicas },
         ["secret_env"] = (r, v, p, d) =>
         {

@@ -164,7 +164,7 @@ internal sealed partial class SpecReader
         ["secrets"] = (r, v, p, _) => r.ReadTopFiles(v, p, Model.MountedFileKind.Secret),
         ["configs"] = (r, v, p, _) => r.ReadTopFiles(v, p, Model.MountedFileKind.Config),
         ["include"] = (r, v, p, _) => r.ReadInclude(v, p),
-        ["networks"] = Unsupported<SpecReader>("Berth's replicas share the host's loopback network"),
+        ["networks"] = Unsupported<SpecReader>("every service of the app is on one network in Berth: replicas reach each other by service name through the mesh"),
     };
 
     /// <summary>Another Compose file's top mapping, parsed once and claimed for its own name; null (reported) when it cannot be read.</summary>

@@ -13,7 +13,7 @@ internal sealed partial class SpecReader
         ["services"] = (r, v, p, _) => r.ReadServices(v, p),
         ["volumes"] = (r, v, p, _) => r.ReadTopVolumes(v, p),
         ["version"] = (r, v, p, _) => r.Warning((YamlNode?)r.CurrentKey ?? v, p, "'version' is obsolete and is ignored (as Compose does); you can remove it"),
-        ["networks"] = Unsupported<SpecReader>("Berth's replicas share the host's loopback network"),
+        ["networks"] = Unsupported<SpecReader>("every service of the app is on one network in Berth: replicas reach each other by service name through the mesh"),
         ["secrets"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Secret),
         ["configs"] = (r, v, p, _) => r.ReadTopFiles(v, p, MountedFileKind.Config),
         ["include"] = (r, v, p, _) => r.ReadInclude(v, p),
@@ -67,11 +67,11 @@ internal sealed partial class SpecReader
 
     private static readonly HashSet<string> ComposeUnsupportedServiceKeys =
     [
-        "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent", "container_name",
+        "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent",
         "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset",
         "credential_spec", "develop", "device_cgroup_rules", "dns", "dns_opt", "dns_search", "domainname",
         "driver_opts", "external_links", "gpus", "ipc", "isolation",
-        "label_file", "links", "mac_address", "mem_swappiness", "memswap_limit", "models", "network_mode", "networks",
+        "label_file", "mac_address", "mem_swappiness", "memswap_limit", "models",
         "oom_kill_disable", "oom_score_adj", "pid", "platform", "post_start", "pre_stop",
         "provider", "runtime", "stdin_open", "storage_opt", "tty", "use_api_socket", "userns_mode", "uts", "volumes_from",
     ];
@@ -120,9 +120,6 @@ internal sealed partial class SpecReader
         {
             keys[key] = Unsupported<ServiceDraft>(key switch
             {
-                "networks" or "network_mode" or "links" =>
-                    "services reach each other through Berth's mesh on 127.0.0.1 (services__NAME__ENDPOINT__0)",
-                "container_name" => "Berth names replicas itself",
                 "dns" or "dns_opt" or "dns_search" or "domainname" or "mac_address" => "containers use the host's network and its resolver",
                 "ipc" or "pid" or "uts" or "userns_mode" or "cgroup" or "cgroup_parent" or "isolation" => "Berth puts each replica in its own cgroup and namespaces",
                 "blkio_config" or "cpu_count" or "cpu_percent" or "cpu_period" or "cpu_quota" or "cpu_rt_period" or "cpu_rt_runtime" or "cpu_shares" or "cpuset"

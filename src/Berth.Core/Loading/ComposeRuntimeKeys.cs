@@ -203,6 +203,10 @@ internal sealed partial class SpecReader
         ["devices"] = (r, v, p, d) => d.S = d.S with { Container = d.S.Container with { Devices = r.Devices(v, p) } },
         ["extra_hosts"] = (r, v, p, d) => d.S = d.S with { Container = d.S.Container with { ExtraHosts = r.ExtraHosts(v, p) } },
         ["hostname"] = (r, v, p, d) => d.S = d.S with { Container = d.S.Container with { Hostname = r.String(v, p) } },
+        ["network_mode"] = (r, v, p, d) => d.S = d.S with { Network = r.ComposeNetworkMode(v, p) },
+        ["container_name"] = (r, v, p, d) => d.S = d.S with { Aliases = r.String(v, p) is { Length: > 0 } name ? d.S.Aliases.Add(name) : d.S.Aliases },
+        ["networks"] = (r, v, p, d) => d.S = d.S with { Aliases = d.S.Aliases.AddRange(r.NetworkAliases(v, p)) },
+        ["links"] = (r, v, p, d) => d.Links.AddRange(r.Strings(v, p).Select(l => (l, p))),
         ["stop_signal"] = (r, v, p, d) => d.S = d.S with { Container = d.S.Container with { StopSignal = r.String(v, p) } },
         ["shm_size"] = (r, v, p, d) => d.S = d.S with { Container = d.S.Container with { ShmSize = r.Memory(v, p, dockerUnits: true) } },
         ["pids_limit"] = (r, v, p, d) => d.S = d.S with { Container = d.S.Container with { PidsLimit = Alias(d, "pids_limit", (long?)r.Int(v, p, min: -1), v) } },
@@ -249,6 +253,80 @@ internal sealed partial class SpecReader
         ["target"] = (r, v, p, b) => b.V = b.V with { Target = r.String(v, p) },
         ["permissions"] = (r, v, p, b) => b.V = b.V with { Permissions = r.String(v, p) },
     };
+
+    /// <summary>Compose <c>links: [db:database]</c> gives <c>db</c> the name <c>database</c>. Compose scopes that name to the
+    /// linking container; Berth adds it to db's names in every pod (one hosts file for the app), which only differs if two
+    /// services give the same alias to different services, which is then an error.</summary>
+    private void ApplyLinks()
+    {
+        var given = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var d in _services)
+        {
+            foreach (var (link, path) in d.Links)
+            {
+                var colon = link.IndexOf(':', StringComparison.Ordinal);
+                var (target, alias) = colon > 0 ? (link[..colon], link[(colon + 1)..]) : (link, link);
+                var callee = _services.FirstOrDefault(s => s.Name == target);
+                if (callee is null)
+                {
+                    Error(d.At, path, $"links '{target}', which is not a service of this app; link one of: {string.Join(", ", _services.Select(s => s.Name))}");
+                    continue;
+                }
+
+                if (given.TryGetValue(alias, out var other) && other != target)
+                {
+                    Error(d.At, path, $"the alias '{alias}' is given to both '{other}' and '{target}'; every name means one service in Berth's pods, so use two aliases");
+                    continue;
+                }
+
+                given[alias] = target;
+                if (alias != target && !callee.S.Aliases.Contains(alias))
+                {
+                    callee.S = callee.S with { Aliases = callee.S.Aliases.Add(alias) };
+                }
+            }
+        }
+    }
+
+    /// <summary>Compose's <c>network_mode</c>: <c>host</c> runs on the host network; <c>none</c>, <c>bridge</c> and
+    /// <c>default</c> give each replica its own pod (Berth's equivalent of a container's own network);
+    /// <c>service:</c>/<c>container:</c> (sharing another's namespace) is not supported and gives the service its own pod.</summary>
+    private NetworkMode ComposeNetworkMode(YamlNode v, string p)
+    {
+        var mode = String(v, p);
+        switch (mode)
+        {
+            case "host":
+                return Model.NetworkMode.Host;
+            case "none" or "bridge" or "default":
+                return Model.NetworkMode.Isolated;
+            default:
+                Warning(v, p, $"'{mode}' is not supported; the service gets a pod of its own (its own loopback, the app's names). Write host or none");
+                return Model.NetworkMode.Isolated;
+        }
+    }
+
+    /// <summary><c>networks:</c> as a list (every service shares one network in Berth, so the names change nothing) or a
+    /// mapping whose entries may give <c>aliases</c>, which become names of the service in every pod.</summary>
+    private IEnumerable<string> NetworkAliases(YamlNode v, string p)
+    {
+        if (v is not YamlMappingNode map)
+        {
+            _ = Strings(v, p);
+            yield break;
+        }
+
+        foreach (var (key, value) in map.Children)
+        {
+            if (value is YamlMappingNode net && net.Children.TryGetValue(new YamlScalarNode("aliases"), out var aliases))
+            {
+                foreach (var alias in Strings(aliases, $"{p}.{key}.aliases"))
+                {
+                    yield return alias;
+                }
+            }
+        }
+    }
 
     /// <summary><c>["db:127.0.0.1", "cache=127.0.0.2"]</c> or <c>{db: 127.0.0.1}</c>, as <c>host:ip</c> for the engine.</summary>
     private ImmutableArray<string> ExtraHosts(YamlNode v, string p)

@@ -30,6 +30,9 @@ internal sealed class ServiceDraft(string name, string path, Mark at)
 
     public List<Located<Endpoint>> Endpoints { get; } = [];
 
+    /// <summary>Compose <c>links</c> entries (<c>SERVICE[:ALIAS]</c>) with their path; the alias becomes a name of SERVICE.</summary>
+    public List<(string Link, string Path)> Links { get; } = [];
+
     public List<Located<Dependency>> DependsOn { get; } = [];
 
     public List<Located<VolumeMount>> Volumes { get; } = [];

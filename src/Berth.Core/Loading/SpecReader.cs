@@ -80,6 +80,7 @@ internal sealed partial class SpecReader(string file, string baseDirectory, Inte
         }
 
         CheckAcrossServices();
+        ApplyLinks();
         if (HasErrors)
         {
             return null;

@@ -104,6 +104,8 @@ public static class SpecWriter
             ("entrypoint", s.Entrypoint?.ToList()),
             ("run", s.Command.IsEmpty ? null : s.Command.ToList()),
             ("shell", s.Shell ? true : null),
+            ("network", s.Network == NetworkMode.Auto ? null : Name(SpecReader.NetworkNames, s.Network)),
+            ("aliases", s.Aliases.IsDefaultOrEmpty ? null : s.Aliases.ToList()),
             ("working_dir", s.WorkingDir),
             ("user", s.User),
             ("inherit_env", s.InheritEnv ? true : null),

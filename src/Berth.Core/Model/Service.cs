@@ -96,12 +96,39 @@ public sealed record Service
     /// <summary>When the image is pulled or built (Compose <c>pull_policy</c>).</summary>
     public PullPolicy PullPolicy { get; init; } = PullPolicy.Missing;
 
+    /// <summary>Whether replicas run in pods (a network namespace each, holding only loopback) or on the host network
+    /// (berth.yaml <c>network:</c>, Compose <c>network_mode:</c>); <see cref="NetworkMode.Auto"/> decides by runtime.</summary>
+    public NetworkMode Network { get; init; } = NetworkMode.Auto;
+
+    /// <summary>More names that resolve to this service's virtual address in every pod: Compose <c>container_name</c>,
+    /// <c>hostname</c>, <c>links</c> aliases and network <c>aliases</c>.</summary>
+    public ImmutableArray<string> Aliases { get; init; } = [];
+
+    /// <summary>The network once <see cref="NetworkMode.Auto"/> is resolved: Docker services isolated, as Compose gives every
+    /// container its own network namespace; process services on the host network, as Aspire and Tye run projects, so a
+    /// debugger and localhost tools keep working.</summary>
+    public NetworkMode EffectiveNetwork =>
+        Network != NetworkMode.Auto ? Network : EffectiveRuntime == RuntimeKind.Docker ? NetworkMode.Isolated : NetworkMode.Host;
+
     /// <summary>The driver that will run it once <see cref="RuntimeKind.Auto"/> is resolved.</summary>
     public RuntimeKind EffectiveRuntime =>
         Runtime != RuntimeKind.Auto ? Runtime
         : Command.Length > 0 && Image is null && Build?.Context is null ? RuntimeKind.Process
         : Image is not null || Build?.Context is not null ? RuntimeKind.Docker
         : RuntimeKind.Process;
+}
+
+/// <summary>How a service's replicas are networked.</summary>
+public enum NetworkMode
+{
+    /// <summary>Docker: isolated; process: host (see <see cref="Service.EffectiveNetwork"/>).</summary>
+    Auto,
+
+    /// <summary>The host's network: replicas listen on ports Berth assigns on the host's loopback.</summary>
+    Host,
+
+    /// <summary>A pod per replica: its own loopback, its own ports, service names in its /etc/hosts, the mesh reaching in.</summary>
+    Isolated,
 }
 
 /// <summary>Defaults for services, each named after the peer it follows.</summary>

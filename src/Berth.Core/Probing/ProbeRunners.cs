@@ -44,7 +44,36 @@ public sealed class HttpProbeRunner(TimeProvider? time = null) : IDisposable
         PooledConnectionLifetime = TimeSpan.FromMinutes(1),
     });
 
-    public Task<ProbeOutcome> RunAsync(Probe probe, string host, int? port, CancellationToken cancellationToken) =>
+    /// <summary>For replicas in pods: a connection per probe, made inside the pod named in the request's options (pooled
+    /// connections are keyed by address, and every pod has the same 127.0.0.1).</summary>
+    private readonly Lazy<HttpMessageInvoker> _podClient = new(() => new HttpMessageInvoker(new SocketsHttpHandler
+    {
+        AllowAutoRedirect = false,
+        UseProxy = false,
+        UseCookies = false,
+        ActivityHeadersPropagator = null,
+        PooledConnectionLifetime = TimeSpan.Zero,
+        ConnectCallback = async (context, ct) =>
+        {
+            var pod = context.InitialRequestMessage.Options.TryGetValue(PodKey, out var p) ? p : throw new InvalidOperationException("no pod on the probe request");
+            var socket = await Routing.PodSockets.CreateAsync(pod, AddressFamily.InterNetwork, ct).ConfigureAwait(false);
+            try
+            {
+                await socket.ConnectAsync(context.DnsEndPoint.Host, context.DnsEndPoint.Port, ct).ConfigureAwait(false);
+                return new NetworkStream(socket, ownsSocket: true);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+        },
+    }));
+
+    private static readonly HttpRequestOptionsKey<Routing.PodNetwork> PodKey = new("berth.pod");
+
+    /// <summary>Runs <paramref name="probe"/> against <paramref name="host"/>:<paramref name="port"/>; in <paramref name="pod"/> (the replica's pod, on its loopback) when given.</summary>
+    public Task<ProbeOutcome> RunAsync(Probe probe, string host, int? port, CancellationToken cancellationToken, Routing.PodNetwork? pod = null) =>
         ProbeRun.BoundedAsync(probe, _time, async ct =>
         {
             if (port is not { } p)
@@ -60,12 +89,24 @@ public sealed class HttpProbeRunner(TimeProvider? time = null) : IDisposable
                 request.Headers.TryAddWithoutValidation(name, value);
             }
 
-            using var response = await _client.SendAsync(request, ct).ConfigureAwait(false);
+            if (pod is not null)
+            {
+                request.Options.Set(PodKey, pod);
+            }
+
+            using var response = await (pod is null ? _client : _podClient.Value).SendAsync(request, ct).ConfigureAwait(false);
             var code = (int)response.StatusCode;
             return new ProbeOutcome(code is >= 200 and < 400, $"HTTP {code} from GET {path}");
         }, cancellationToken);
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose()
+    {
+        _client.Dispose();
+        if (_podClient.IsValueCreated)
+        {
+            _podClient.Value.Dispose();
+        }
+    }
 }
 
 /// <summary>TCP connect: passes when the connection is accepted.</summary>
@@ -73,7 +114,8 @@ public sealed class TcpProbeRunner(TimeProvider? time = null)
 {
     private readonly TimeProvider _time = time ?? TimeProvider.System;
 
-    public Task<ProbeOutcome> RunAsync(Probe probe, string host, int? port, CancellationToken cancellationToken) =>
+    /// <summary>Runs <paramref name="probe"/> against <paramref name="host"/>:<paramref name="port"/>; in <paramref name="pod"/> (the replica's pod, on its loopback) when given.</summary>
+    public Task<ProbeOutcome> RunAsync(Probe probe, string host, int? port, CancellationToken cancellationToken, Routing.PodNetwork? pod = null) =>
         ProbeRun.BoundedAsync(probe, _time, async ct =>
         {
             if (port is not { } p)
@@ -81,7 +123,7 @@ public sealed class TcpProbeRunner(TimeProvider? time = null)
                 return new ProbeOutcome(false, ProbeRun.NoPort);
             }
 
-            using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+            using var socket = pod is null ? new Socket(SocketType.Stream, ProtocolType.Tcp) : await Routing.PodSockets.CreateAsync(pod, AddressFamily.InterNetwork, ct).ConfigureAwait(false);
             await socket.ConnectAsync(host, p, ct).ConfigureAwait(false);
             return new ProbeOutcome(true, $"connected to port {p}");
         }, cancellationToken);

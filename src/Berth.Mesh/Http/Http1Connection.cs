@@ -40,6 +40,9 @@ internal sealed class Http1ConnectionPool : IDisposable
         _time = time;
     }
 
+    /// <summary>The upstream's pod: connections are made from sockets created inside it. Null: the host network.</summary>
+    public Berth.Core.Routing.PodNetwork? Pod { get; init; }
+
     /// <summary>Idle connections kept for reuse: 1024, as Envoy's max_connections (the listener's limit).</summary>
     public int MaxIdle { get; set; } = 1024;
 
@@ -61,7 +64,17 @@ internal sealed class Http1ConnectionPool : IDisposable
             idle.Dispose();
         }
 
-        var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Socket socket;
+        try
+        {
+            socket = Pod is null ? new Socket(SocketType.Stream, ProtocolType.Tcp) : await Berth.Core.Routing.PodSockets.CreateAsync(Pod, AddressFamily.InterNetwork, cancellationToken);
+            socket.NoDelay = true;
+        }
+        catch (SocketException e)
+        {
+            throw new UpstreamException(AttemptError.ConnectFailure, $"connect to {_endpoint} in pod {Pod?.PodId} failed: {e.Message}", e);
+        }
+
         try
         {
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);

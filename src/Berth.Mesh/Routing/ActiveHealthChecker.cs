@@ -61,8 +61,8 @@ internal sealed class ActiveHealthChecker : IAsyncDisposable
         var port = probe.Port ?? e.Upstream.Port;
         var outcome = probe.Kind switch
         {
-            ProbeKind.Http => await _http.RunAsync(probe, e.Upstream.Host, port, cancellationToken),
-            ProbeKind.Tcp => await _tcp.RunAsync(probe, e.Upstream.Host, port, cancellationToken),
+            ProbeKind.Http => await _http.RunAsync(probe, e.Upstream.Host, port, cancellationToken, e.Upstream.Pod),
+            ProbeKind.Tcp => await _tcp.RunAsync(probe, e.Upstream.Host, port, cancellationToken, e.Upstream.Pod),
             ProbeKind.Exec => new ProbeOutcome(true, "exec probes are the orchestrator's, not the mesh's"),
         };
         if (e.Health.Record(outcome.Success, probe.SuccessThreshold, probe.FailureThreshold) != ProbeTransition.None)

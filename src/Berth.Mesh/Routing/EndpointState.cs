@@ -21,7 +21,7 @@ internal sealed class EndpointState
         Ewma = new PeakEwma(time);
         HostHeader = $"{FormatHost(upstream.Host)}:{upstream.Port}";
         Uri = new Uri($"http://{HostHeader}");
-        Pool = new Http1ConnectionPool(upstream.Host, upstream.Port, connectTimeout ?? HttpProxy.ConnectTimeout, time);
+        Pool = new Http1ConnectionPool(upstream.Host, upstream.Port, connectTimeout ?? HttpProxy.ConnectTimeout, time) { Pod = upstream.Pod };
     }
 
     /// <summary>The Host header requests to this upstream carry (its address, as SocketsHttpHandler would set it).</summary>
@@ -30,8 +30,9 @@ internal sealed class EndpointState
     /// <summary>This upstream's own HTTP/1.1 connections.</summary>
     public Http1ConnectionPool Pool { get; }
 
-    /// <summary>Identity across updates: the address (a replica id can be reused by a restarted replica on another port).</summary>
-    public static string KeyOf(Upstream u) => $"{u.Host}:{u.Port}";
+    /// <summary>Identity across updates: the address (a replica id can be reused by a restarted replica on another port), and
+    /// for a replica in a pod the pod too (every pod has its own 127.0.0.1).</summary>
+    public static string KeyOf(Upstream u) => u.Pod is { } pod ? $"{pod.PodId}/{u.Host}:{u.Port}" : $"{u.Host}:{u.Port}";
 
     public string Key => KeyOf(Upstream);
 

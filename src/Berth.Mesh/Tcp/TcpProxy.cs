@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Berth.Core.Routing;
 using Berth.Mesh.Resilience;
 using Berth.Mesh.Routing;
 
@@ -178,11 +179,14 @@ internal sealed class TcpProxy : IAsyncDisposable
             }
 
             e.Enter();
-            var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+            Socket? socket = null;
             using var timeout = new CancellationTokenSource(s.Policy.PerTryTimeout ?? _state.ConnectTimeout, _state.Time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
             try
             {
+                // A replica in a pod is reached through a socket made inside its namespace (a pod that is gone fails here, as a refused connect).
+                socket = e.Upstream.Pod is { } pod ? await PodSockets.CreateAsync(pod, AddressFamily.InterNetwork, linked.Token).ConfigureAwait(false) : new Socket(SocketType.Stream, ProtocolType.Tcp);
+                socket.NoDelay = true;
                 await socket.ConnectAsync(e.Upstream.Host, e.Upstream.Port, linked.Token).ConfigureAwait(false);
                 e.Breaker.Report(permit, true);
                 _state.ReportOutcome(s, e, AttemptOutcome.Success);
@@ -190,7 +194,7 @@ internal sealed class TcpProxy : IAsyncDisposable
             }
             catch (Exception ex) when (ex is SocketException || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
             {
-                socket.Dispose();
+                socket?.Dispose();
                 e.Exit();
                 e.Series.ConnectFailures.Inc();
                 e.Breaker.Report(permit, false);
@@ -204,7 +208,7 @@ internal sealed class TcpProxy : IAsyncDisposable
             }
             catch
             {
-                socket.Dispose();
+                socket?.Dispose();
                 e.Exit();
                 e.Breaker.Release(permit);
                 throw;
@@ -214,7 +218,8 @@ internal sealed class TcpProxy : IAsyncDisposable
         return (null, null);
     }
 
-    private static async Task PumpAsync(Socket from, Socket to, CancellationToken cancellationToken)
+    /// <summary>Copies one direction until end-of-stream, then half-closes; a broken side takes the other down.</summary>
+    internal static async Task PumpAsync(Socket from, Socket to, CancellationToken cancellationToken)
     {
         var buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(16 * 1024);
         try

@@ -20,10 +20,10 @@ internal sealed class Adopter(PlaneState state, ReplicaLifecycle lifecycle, Prob
             var service = state.ServiceOf(r);
             if (r.HoldsResources && service is not null && r.Node is not null)
             {
-                state.Scheduler?.Restore(Scheduler.RequestFor(r.Id, service), r.Node);
+                state.Scheduler?.Restore(Scheduler.RequestFor(r.Id, service, r.Pod), r.Node);
             }
 
-            foreach (var p in r.Ports.Values)
+            foreach (var p in r.Pod ? [] : r.Ports.Values)
             {
                 state.Ports.Reserve(p);
             }

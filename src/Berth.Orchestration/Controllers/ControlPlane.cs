@@ -54,7 +54,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
         var log = (ILogger?)logger ?? NullLogger<ControlPlane>.Instance;
         var allocator = ports ?? new PortAllocator();
         Events = new EventBus(store, clock, options.EventRetention);
-        _loop = new ReconcileLoop(clock, options.ResyncPeriod, log, PublishView);
+        _loop = new ReconcileLoop(clock, options.ResyncPeriod, log, PublishView, store.Batch);
         _state = new PlaneState(options, store, drivers.ToDictionary(d => d.Kind), clock, random ?? Random.Shared, log, Events, _loop, allocator);
         _stablePorts = new StablePortRegistry(store, allocator);
         _routes = new RoutePublisher(routes, _stablePorts, options.Host, log);
@@ -88,7 +88,9 @@ public sealed partial class ControlPlane : IAsyncDisposable
     public IReadOnlyCollection<IWorkloadDriver> Drivers => [.. _state.Drivers.Values];
 
     /// <summary>Services of the current revision whose limits their driver cannot enforce here (they still run).</summary>
-    public IReadOnlyList<LimitsWarning> LimitWarnings => Current is { } current ? LimitsCheck.Check(current.Application, _state.Drivers.Values) : [];
+    public IReadOnlyList<LimitsWarning> LimitWarnings => Current is { } current
+        ? [.. LimitsCheck.Check(current.Application, _state.Drivers.Values), .. PodsCheck.Check(current.Application, _state.Options)]
+        : [];
 
     /// <summary>The node capacities and allocations, for the API.</summary>
     public IReadOnlyList<NodeState> Nodes => View.Nodes;
@@ -141,9 +143,13 @@ public sealed partial class ControlPlane : IAsyncDisposable
                 $"replicas must be at most {OrchestratorDefaults.MaxReplicasPerService} on one machine, got {replicas}; run more on Kubernetes (berth k8s generate)");
         }
 
-        var revision = await MutateAsync($"scale {service}={replicas}", app => RevisionManager.WithService(app, service, s => s with { Replicas = replicas }), cancellationToken);
-        _state.Emit(EventTypes.Scaled, service, null, $"scaled to {replicas} (revision {revision.Number})");
-        return revision;
+        // The event goes in the same locked section (and transaction) as the change it reports.
+        return await _loop.LockedAsync(() =>
+        {
+            var revision = _revisions.Mutate($"scale {service}={replicas}", app => RevisionManager.WithService(app, service, s => s with { Replicas = replicas }));
+            _state.Emit(EventTypes.Scaled, service, null, $"scaled to {replicas} (revision {revision.Number})");
+            return revision;
+        }, cancellationToken);
     }
 
     /// <summary>Changes a service's template (image, command, env); its replicas are replaced, new ones first.</summary>
@@ -242,8 +248,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
                     $"replica '{name}' has not restarted, so it has no previous run; 'berth logs {name}' shows this one");
             }
 
-            var all = _state.DriverFor(live.Handle.Kind).GetLogsAsync(live.Handle, options with { Tail = null }, cancellationToken);
-            return (name, Previous(all, started, options.Tail, cancellationToken));
+            return (name, Previous(_state.DriverFor(live.Handle.Kind), live.Handle, started, options, cancellationToken));
         }
 
         var kept = _terminated.List();
@@ -259,11 +264,16 @@ public sealed partial class ControlPlane : IAsyncDisposable
         return (match.Id, LogArchive.ReadAsync(match.Directory, options, cancellationToken));
     }
 
-    private static async IAsyncEnumerable<LogEntry> Previous(IAsyncEnumerable<LogEntry> all, DateTimeOffset startedAt, int? tail,
+    /// <summary>The lines stamped before the current run began. The driver's start time is the boundary (the supervisor
+    /// stamps a line when it reads it, after it recorded the start); the record's is later, as it is taken once the
+    /// driver has answered, by which time the new run may have printed.</summary>
+    private static async IAsyncEnumerable<LogEntry> Previous(IWorkloadDriver driver, ReplicaHandle handle, DateTimeOffset recorded, LogOptions options,
         [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        var startedAt = (await driver.InspectAsync(handle, cancellationToken)).StartedAt ?? recorded;
+        var tail = options.Tail;
         var before = new List<LogEntry>();
-        await foreach (var e in all.WithCancellation(cancellationToken))
+        await foreach (var e in driver.GetLogsAsync(handle, options with { Tail = null }, cancellationToken).WithCancellation(cancellationToken))
         {
             if (e.Timestamp < startedAt)
             {

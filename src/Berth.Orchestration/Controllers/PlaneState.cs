@@ -134,7 +134,7 @@ internal sealed class PlaneState(OrchestratorOptions options, StateStore store, 
     public void Release(ReplicaRecord r)
     {
         Scheduler?.Release(r.Id);
-        foreach (var p in r.Ports.Values)
+        foreach (var p in r.Pod ? [] : r.Ports.Values)
         {
             Ports.Release(p);
         }
@@ -150,6 +150,9 @@ internal sealed class PlaneState(OrchestratorOptions options, StateStore store, 
         Drivers.TryGetValue(kind, out var d) ? d : throw new ControlPlaneException(ControlPlaneError.Conflict, $"no {kind} driver in this control plane");
 
     public Service? ServiceOf(ReplicaRecord r) => Current?.Application.FindService(r.Service);
+
+    /// <summary>Whether a new replica of <paramref name="service"/> runs in a pod: the service is isolated and its runtime can make pods here.</summary>
+    public bool InPod(Service service) => service.EffectiveNetwork == NetworkMode.Isolated && Options.PodRuntimes.Contains(service.EffectiveRuntime);
 
     public string NewReplicaId(string service)
     {

@@ -1,5 +1,6 @@
 using Berth.Core.Model;
 using Berth.Core.Probing;
+using Berth.Core.Routing;
 using Berth.Orchestration.State;
 using Berth.Runtime;
 
@@ -43,11 +44,20 @@ internal sealed class ProbeCoordinator(PlaneState state, IProbeExecutor prober)
         var handle = r.Handle!;
         var target = TargetFor(r, probe.Probe);
         var life = state.Loop.Life;
+        // Until readiness first passes, probe the moment the port opens (at the latest after a period, as Kubernetes would):
+        // a dependent waiting on depends_on: healthy starts within milliseconds of its dependency listening. After the first
+        // pass probes keep Kubernetes' period, timeout and thresholds.
+        var awaitPort = probe.Role == ProbeRole.Readiness && !probe.EverPassed && probe.Probe.Kind is ProbeKind.Http or ProbeKind.Tcp;
         state.Loop.Track(async () =>
         {
             ProbeOutcome outcome;
             try
             {
+                if (awaitPort)
+                {
+                    await prober.WaitForPortAsync(target, probe.Probe.Period, life);
+                }
+
                 outcome = await prober.RunAsync(probe.Probe, target, life);
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -73,8 +83,9 @@ internal sealed class ProbeCoordinator(PlaneState state, IProbeExecutor prober)
             port = r.Ports.TryGetValue(name, out var p) ? p : null;
         }
 
-        return new ProbeTarget(state.Options.Host, port)
+        return new ProbeTarget(r.Handle?.Pod is null ? state.Options.Host : PodDefaults.Loopback, port)
         {
+            Pod = r.Handle?.Pod,
             ContainerId = r.Handle?.ContainerId,
             Replica = r.Handle,
             Driver = r.Handle is { } h ? state.Drivers.GetValueOrDefault(h.Kind) : null,

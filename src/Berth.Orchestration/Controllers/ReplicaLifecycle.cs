@@ -20,7 +20,7 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
         var service = app.FindService(r.Service)!;
         var rt = state.Runtime[r.Id];
         rt.Busy = true;
-        var spec = ReplicaSpecBuilder.Build(app, service, r, stablePorts.Ports, state.Options);
+        var spec = ReplicaSpecBuilder.Build(app, service, r, stablePorts.Ports, state.Options, stablePorts.Addresses);
         var driver = state.Drivers[service.EffectiveRuntime];
         var previous = r.Handle;
         var life = state.Loop.Life;

@@ -34,7 +34,8 @@ internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle
             return;
         }
 
-        var placement = scheduler.Place(Scheduler.RequestFor(r.Id, service));
+        var inPod = state.InPod(service);
+        var placement = scheduler.Place(Scheduler.RequestFor(r.Id, service, inPod));
         if (!placement.Placed)
         {
             SetPendingReason(r, placement.Reason!, EventTypes.Pending);
@@ -44,8 +45,14 @@ internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle
         var ports = ImmutableSortedDictionary.CreateBuilder<string, int>(StringComparer.Ordinal);
         foreach (var e in service.Endpoints)
         {
-            var port = e.TargetPort ?? (r.Ports.TryGetValue(e.Name, out var p) ? p : state.Ports.Allocate());
-            state.Ports.Reserve(port);
+            // In a pod the replica has its own loopback: it listens on the target port, or the stable port when none is
+            // given (as a container listens on its published port), and nothing on the host is taken.
+            var port = inPod ? e.TargetPort ?? PodPort(r, e.Name, ports.Values) : e.TargetPort ?? (r.Ports.TryGetValue(e.Name, out var p) && !r.Pod ? p : state.Ports.Allocate());
+            if (!inPod)
+            {
+                state.Ports.Reserve(port);
+            }
+
             ports[e.Name] = port;
         }
 
@@ -53,11 +60,11 @@ internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle
         try
         {
             // Written before the driver is asked: a replica the store does not know of would be invisible to ps and to down.
-            placed = state.SaveFirst(r with { Phase = ReplicaPhase.Starting, Node = placement.Node, Ports = ports.ToImmutable(), Reason = null });
+            placed = state.SaveFirst(r with { Phase = ReplicaPhase.Starting, Node = placement.Node, Ports = ports.ToImmutable(), Reason = null, Pod = inPod });
         }
         catch (StateStoreException e)
         {
-            state.Release(r with { Ports = ports.ToImmutable() });
+            state.Release(r with { Ports = ports.ToImmutable(), Pod = inPod });
             SetPendingReason(r, ControlPlaneMessages.NotStartedStoreFault(e), EventTypes.Pending);
             return;
         }
@@ -65,6 +72,24 @@ internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle
         lifecycle.BeginStart(app, placed);
         var portText = placed.Ports.Count == 0 ? "" : " with " + string.Join(", ", placed.Ports.Select(kv => $"{kv.Key} port {kv.Value}"));
         state.Emit(EventTypes.Scheduled, r.Service, r.Id, $"scheduled on node {placement.Node}{portText}");
+    }
+
+    /// <summary>A port in the replica's pod for an endpoint with no target port: the one it had, else any number not used by its other endpoints.</summary>
+    private int PodPort(ReplicaRecord r, string endpoint, IEnumerable<int> used)
+    {
+        if (r.Pod && r.Ports.TryGetValue(endpoint, out var kept))
+        {
+            return kept;
+        }
+
+        var taken = used.ToHashSet();
+        int port;
+        do
+        {
+            port = state.Ports.Allocate();
+        }
+        while (!taken.Add(port));
+        return port;
     }
 
     /// <summary>What the service still waits for (depends_on), or null. Pure.</summary>

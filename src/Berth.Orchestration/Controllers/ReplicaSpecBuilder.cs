@@ -10,15 +10,27 @@ namespace Berth.Orchestration.Controllers;
 /// ports, identity, the control plane's OTLP settings), labels for adoption, limits and the node's cgroup. Pure: the same inputs give the same spec.</summary>
 internal static class ReplicaSpecBuilder
 {
+    /// <param name="app">The app.</param>
+    /// <param name="service">The replica's service.</param>
+    /// <param name="r">The replica, placed.</param>
+    /// <param name="stablePorts">Every endpoint's stable port.</param>
+    /// <param name="options">The control plane's options.</param>
+    /// <param name="addresses">Every service's virtual address (for a replica in a pod: its discovery variables and /etc/hosts).</param>
     public static ReplicaSpec Build(Application app, Service service, ReplicaRecord r, IReadOnlyDictionary<(string Service, string Endpoint), int> stablePorts,
-        OrchestratorOptions options)
+        OrchestratorOptions options, IReadOnlyDictionary<string, string>? addresses = null)
     {
         var host = options.Host;
         var env = ImmutableSortedDictionary.CreateBuilder<string, string>(StringComparer.Ordinal);
         foreach (var ((svc, ep), port) in stablePorts)
         {
-            var scheme = app.FindService(svc)?.Endpoints.FirstOrDefault(e => e.Name == ep)?.Protocol == EndpointProtocol.Tcp ? "tcp" : "http";
-            env[$"services__{svc}__{ep}__0"] = $"{scheme}://{host}:{port}";
+            var endpoint = app.FindService(svc)?.Endpoints.FirstOrDefault(e => e.Name == ep);
+            var scheme = endpoint?.Protocol == EndpointProtocol.Tcp ? "tcp" : "http";
+
+            // In a pod, callers use the callee's virtual address on the port the callee's own replicas listen on (Compose's
+            // container port): the mesh listens there inside the pod, so http://api:8080 and this variable agree.
+            env[$"services__{svc}__{ep}__0"] = r.Pod && addresses?.GetValueOrDefault(svc) is { } vip
+                ? $"{scheme}://{vip}:{OutboundPort(endpoint, port)}"
+                : $"{scheme}://{host}:{port}";
         }
 
         if (!service.Endpoints.IsDefaultOrEmpty)
@@ -96,6 +108,47 @@ internal static class ReplicaSpecBuilder
             Files = service.Files,
             Container = service.Container,
             PullPolicy = service.PullPolicy,
+            Pod = r.Pod ? PodFor(app, service, addresses ?? ImmutableSortedDictionary<string, string>.Empty) : null,
         };
+    }
+
+    /// <summary>The port a pod's outbound listener for <paramref name="endpoint"/> uses: its target port (the callee's own
+    /// replicas listen there, so the URL is the one a Compose user writes), else its stable port.</summary>
+    public static int OutboundPort(Endpoint? endpoint, int stablePort) => endpoint?.TargetPort ?? stablePort;
+
+    /// <summary>A replica's pod: every service's name and aliases at its virtual address, then the spec's extra hosts
+    /// (except <c>host-gateway</c>, which has no meaning in a pod holding only loopback).</summary>
+    public static PodSpec PodFor(Application app, Service service, IReadOnlyDictionary<string, string> addresses)
+    {
+        var hosts = ImmutableArray.CreateBuilder<KeyValuePair<string, string>>();
+        foreach (var s in app.Services)
+        {
+            if (addresses.GetValueOrDefault(s.Name) is not { } vip)
+            {
+                continue;
+            }
+
+            hosts.Add(new(s.Name, vip));
+            foreach (var alias in s.Aliases.IsDefault ? [] : s.Aliases)
+            {
+                hosts.Add(new(alias, vip));
+            }
+
+            if (s.Container.Hostname is { Length: > 0 } hostname)
+            {
+                hosts.Add(new(hostname, vip));
+            }
+        }
+
+        foreach (var entry in service.Container.ExtraHosts.IsDefault ? [] : service.Container.ExtraHosts)
+        {
+            var colon = entry.IndexOf(':', StringComparison.Ordinal);
+            if (colon > 0 && entry[(colon + 1)..] != "host-gateway")
+            {
+                hosts.Add(new(entry[..colon], entry[(colon + 1)..]));
+            }
+        }
+
+        return new PodSpec(hosts.ToImmutable());
     }
 }

@@ -88,7 +88,7 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
             {
                 if (app.FindService(r.Service) is { } s)
                 {
-                    scheduler.Restore(Scheduler.RequestFor(r.Id, s), r.Node!);
+                    scheduler.Restore(Scheduler.RequestFor(r.Id, s, r.Pod), r.Node!);
                 }
             }
         }

@@ -16,12 +16,25 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
     /// <summary>The data plane's in-flight counts, when the sink (the mesh) reports them.</summary>
     public IInFlightSource? InFlight => sink as IInFlightSource;
 
-    /// <summary>The Ready replicas of one endpoint, in a stable order. Pure.</summary>
+    private readonly Dictionary<string, PodRoute> _pods = new(StringComparer.Ordinal);
+
+    /// <summary>The Ready replicas of one endpoint, in a stable order; one in a pod is reached on its pod's loopback. Pure.</summary>
     public static ImmutableArray<Upstream> UpstreamsFor(string service, string endpoint, IEnumerable<ReplicaRecord> replicas, string host) =>
         [.. replicas
             .Where(r => r.Service == service && r.Phase == ReplicaPhase.Ready && r.Ports.ContainsKey(endpoint))
             .OrderBy(r => r.Id, StringComparer.Ordinal)
-            .Select(r => new Upstream(r.Id, host, r.Ports[endpoint], r.Revision))];
+            .Select(r => r.Handle?.Pod is { } pod
+                ? new Upstream(r.Id, PodDefaults.Loopback, r.Ports[endpoint], r.Revision) { Pod = pod }
+                : new Upstream(r.Id, host, r.Ports[endpoint], r.Revision))];
+
+    /// <summary>The outbound listeners every pod gets: each endpoint of every service at the service's virtual address. Pure.</summary>
+    public static ImmutableArray<OutboundListener> OutboundFor(Application app, IReadOnlyDictionary<(string Service, string Endpoint), int> stablePorts,
+        IReadOnlyDictionary<string, string> addresses) =>
+        [.. app.Services
+            .Where(s => addresses.ContainsKey(s.Name))
+            .SelectMany(s => s.Endpoints.Where(e => stablePorts.ContainsKey((s.Name, e.Name)))
+                .Select(e => new OutboundListener(s.Name, e.Name, addresses[s.Name], ReplicaSpecBuilder.OutboundPort(e, stablePorts[(s.Name, e.Name)]))))
+            .DistinctBy(l => (l.Address, l.Port))];
 
     public async Task PublishAsync(Application? app, IReadOnlyCollection<ReplicaRecord> replicas, CancellationToken ct)
     {
@@ -30,6 +43,7 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
             return;
         }
 
+        (app, replicas) = PodPorts.WithDiscovered(app, replicas, stablePorts.Ensure);
         foreach (var s in app.Services)
         {
             foreach (var e in s.Endpoints)
@@ -58,6 +72,45 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
             await sink.RemoveAsync(key.Service, key.Endpoint, ct);
             _published.Remove(key);
         }
+
+        await PublishPodsAsync(app, replicas, ct);
+    }
+
+    /// <summary>Gives every running pod its outbound listeners (once its replica runs, so before it is Ready: a replica may
+    /// call others while it starts) and removes those of pods whose replica stopped.</summary>
+    private async Task PublishPodsAsync(Application app, IReadOnlyCollection<ReplicaRecord> replicas, CancellationToken ct)
+    {
+        if (sink is not IPodRouteSink pods)
+        {
+            return;
+        }
+
+        var listeners = OutboundFor(app, stablePorts.Ports, stablePorts.Addresses);
+        var live = replicas.Where(r => r.Handle?.Pod is not null && r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready or ReplicaPhase.Terminating)
+            .ToDictionary(r => r.Id, r => new PodRoute(r.Handle!.Pod!, listeners), StringComparer.Ordinal);
+        foreach (var (id, route) in live)
+        {
+            if (_pods.TryGetValue(id, out var old) && old.Pod == route.Pod && old.Listeners.SequenceEqual(route.Listeners))
+            {
+                continue;
+            }
+
+            try
+            {
+                await pods.UpdatePodAsync(route, ct);
+                _pods[id] = route;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                Log.RouteFailed(logger, id, "pod", ex);
+            }
+        }
+
+        foreach (var id in _pods.Keys.Where(id => !live.ContainsKey(id)).ToList())
+        {
+            await pods.RemovePodAsync(id, ct);
+            _pods.Remove(id);
+        }
     }
 
     /// <summary>Removes every published endpoint (down).</summary>
@@ -69,5 +122,14 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
         }
 
         _published.Clear();
+        if (sink is IPodRouteSink pods)
+        {
+            foreach (var id in _pods.Keys.ToList())
+            {
+                await pods.RemovePodAsync(id, ct);
+            }
+        }
+
+        _pods.Clear();
     }
 }

@@ -15,6 +15,9 @@ internal sealed class TerminatedReplicas(PlaneState state)
 {
     public const string MarkerFile = "terminated";
 
+    /// <summary>Replicas between losing their record and having their marker written: not leftovers. Touched under the lock.</summary>
+    private readonly HashSet<string> _retiring = new(StringComparer.Ordinal);
+
     /// <summary>One kept replica: its id, service, when it was removed and its folder.</summary>
     public sealed record Kept(string Id, string Service, DateTimeOffset RemovedAt, string Directory);
 
@@ -23,9 +26,10 @@ internal sealed class TerminatedReplicas(PlaneState state)
     public string DirectoryOf(string replicaId) => Path.Combine(Root, replicaId);
 
     /// <summary>Keeps the removed replica's logs (copying a container's out of the engine), removes it from its driver,
-    /// then prunes; in the background, outside the lock.</summary>
+    /// then prunes; in the background, outside the lock. Called under the lock, as the record goes.</summary>
     public void Retire(ReplicaRecord r, ReplicaHandle handle, IWorkloadDriver driver)
     {
+        _retiring.Add(r.Id);
         var removedAt = state.Now;
         var life = state.Loop.Life;
         var dir = DirectoryOf(r.Id);
@@ -42,6 +46,7 @@ internal sealed class TerminatedReplicas(PlaneState state)
                 await File.WriteAllTextAsync(Path.Combine(dir, MarkerFile),
                     $"service={r.Service}\nremoved={removedAt.ToUnixTimeMilliseconds().ToString(CultureInfo.InvariantCulture)}\n", life);
             }, "mark terminated", r.Id);
+            await state.Loop.UnderLockAsync(() => _retiring.Remove(r.Id));
             await state.Loop.IgnoreErrors(() => driver.RemoveAsync(handle, life), "remove", r.Id);
             await PruneAsync();
         });
@@ -67,9 +72,10 @@ internal sealed class TerminatedReplicas(PlaneState state)
         return [.. kept.OrderByDescending(k => k.RemovedAt).ThenByDescending(k => k.Id, StringComparer.Ordinal)];
     }
 
-    /// <summary>Deletes every replica folder that has no record and is not among the newest kept of its service. The folders
-    /// are listed before the live ids are read under the lock: a record is written before its replica's folder exists, so a
-    /// folder listed first whose replica is new already has its record by then.</summary>
+    /// <summary>Deletes every replica folder that has no record and is not among the newest kept of its service. The order
+    /// matters: folders are listed first, then the live and retiring ids read under the lock (a record is written before
+    /// its replica's folder exists, so a new replica listed first has its record by then), then the markers (a replica
+    /// that stopped retiring before that read has its marker written).</summary>
     public async Task PruneAsync()
     {
         if (!Directory.Exists(Root))
@@ -78,9 +84,13 @@ internal sealed class TerminatedReplicas(PlaneState state)
         }
 
         var folders = Directory.EnumerateDirectories(Root).ToList();
-        var kept = List();
         HashSet<string> live = [];
-        await state.Loop.UnderLockAsync(() => live.UnionWith(state.Replicas.Keys));
+        await state.Loop.UnderLockAsync(() =>
+        {
+            live.UnionWith(state.Replicas.Keys);
+            live.UnionWith(_retiring);
+        });
+        var kept = List();
         var keep = kept.GroupBy(k => k.Service).SelectMany(g => g.Take(state.Options.TerminatedReplicasKept)).Select(k => k.Directory).ToHashSet(StringComparer.Ordinal);
         foreach (var dir in folders.Where(d => !live.Contains(Path.GetFileName(d)) && !keep.Contains(d)))
         {

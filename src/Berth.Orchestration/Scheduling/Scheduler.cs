@@ -156,9 +156,12 @@ public sealed class Scheduler
     /// <summary>Memory available to this process's machine or container (cgroup-aware).</summary>
     public static long MachineMemoryBytes() => GC.GetGCMemoryInfo().TotalAvailableMemoryBytes;
 
-    public static PlacementRequest RequestFor(string replicaId, Service service)
+    /// <param name="replicaId">The replica.</param>
+    /// <param name="service">Its service.</param>
+    /// <param name="inPod">It runs in a pod: its ports are its pod's own, so fixed target ports never clash.</param>
+    public static PlacementRequest RequestFor(string replicaId, Service service, bool inPod = false)
     {
-        var ports = service.Endpoints.Where(e => e.TargetPort is not null).Select(e => e.TargetPort!.Value).ToArray();
+        var ports = inPod ? [] : service.Endpoints.Where(e => e.TargetPort is not null).Select(e => e.TargetPort!.Value).ToArray();
         return new PlacementRequest(replicaId, service.Name, service.Resources.EffectiveCpuRequest.MilliCores,
             service.Resources.EffectiveMemoryRequest.Bytes) { HostPorts = ports };
     }

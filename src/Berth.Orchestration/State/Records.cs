@@ -77,8 +77,11 @@ public sealed record ReplicaRecord
 
     public string? Node { get; init; }
 
-    /// <summary>Endpoint name → this replica's own port.</summary>
+    /// <summary>Endpoint name → this replica's own port (in its pod, when <see cref="Pod"/>).</summary>
     public ImmutableSortedDictionary<string, int> Ports { get; init; } = ImmutableSortedDictionary<string, int>.Empty;
+
+    /// <summary>Runs in a pod of its own (decided when placed): its ports are its pod's, not the host's.</summary>
+    public bool Pod { get; init; }
 
     public int RestartCount { get; init; }
 

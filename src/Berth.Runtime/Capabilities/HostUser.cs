@@ -10,9 +10,15 @@ public static partial class HostUser
 
     public static bool IsRoot => Uid == 0;
 
+    /// <summary>The effective gid.</summary>
+    public static int Gid { get; } = (int)GetEgid();
+
     /// <summary>"root" or "uid 1000", for messages.</summary>
     public static string Describe(int uid) => uid == 0 ? "root" : $"uid {uid}";
 
     [LibraryImport("libc", EntryPoint = "geteuid")]
     private static partial uint GetEuid();
+
+    [LibraryImport("libc", EntryPoint = "getegid")]
+    private static partial uint GetEgid();
 }

@@ -50,7 +50,9 @@ public static class NetworkNamespaceProbe
         {
             return new HostCapability(HostCapability.NetworkNamespaces, true,
                 $"usable: {HostUser.Describe(uid)} made {(uid == 0 ? "a network namespace" : "a user namespace with its own network namespace")} ({command}); " +
-                "replicas still share the host network (pods are not built yet)");
+                (uid == 0
+                    ? "isolated services run in pods (Docker services by default, process services with network: isolated)"
+                    : "process services with network: isolated run in pods; Docker services share the host network (the mesh cannot enter a container's namespace without root)"));
         }
 
         var said = stderr.Length > 0 ? stderr.Split('\n')[^1] : $"exit code {code}";
@@ -58,7 +60,7 @@ public static class NetworkNamespaceProbe
     }
 
     private static HostCapability Unusable(string why, string? fix) =>
-        new(HostCapability.NetworkNamespaces, false, $"not usable: {why}; replicas share the host network", fix);
+        new(HostCapability.NetworkNamespaces, false, $"not usable: {why}; replicas share the host network, isolated services included", fix);
 
     /// <summary>The switch that forbids unprivileged user namespaces, where one is set.</summary>
     private static string? Fix(string procSys)

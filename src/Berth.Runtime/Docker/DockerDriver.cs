@@ -6,6 +6,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Berth.Core.Build;
 using Berth.Core.Model;
+using Berth.Core.Routing;
 using Berth.Runtime.Capabilities;
 using Berth.Runtime.Logs;
 using global::Docker.DotNet;
@@ -148,8 +149,18 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         Log.ContainerStarted(_options.Logger, created.ID[..12], spec.ReplicaId, spec.App, spec.Service);
+        PodNetwork? pod = null;
+        if (spec.Pod is not null)
+        {
+            // The container's network namespace (NetworkMode none: loopback only) is its pod; the mesh enters it by the main pid.
+            var inspected = await CallAsync(c => c.Containers.InspectContainerAsync(created.ID, cancellationToken)).ConfigureAwait(false);
+            var path = $"/proc/{inspected.State.Pid}/ns/net";
+            pod = new PodNetwork(spec.ReplicaId, path) { NamespaceInode = PodSockets.InodeOf(path) };
+        }
+
         return new ReplicaHandle
         {
+            Pod = pod,
             ReplicaId = spec.ReplicaId,
             App = spec.App,
             Service = spec.Service,
@@ -629,7 +640,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             Hostname = c.Hostname,
             HostConfig = new HostConfig
             {
-                NetworkMode = _options.NetworkMode,
+                NetworkMode = spec.Pod is null ? _options.NetworkMode : PodNetworkMode,
                 NanoCPUs = (spec.CpuLimit?.MilliCores ?? 0) * 1_000_000,
                 Memory = memory,
 
@@ -650,7 +661,9 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 ShmSize = c.ShmSize?.Bytes ?? 0,
                 SecurityOpt = c.SecurityOpt.IsDefaultOrEmpty ? null : [.. c.SecurityOpt],
                 Devices = c.Devices.IsDefaultOrEmpty ? null : [.. c.Devices.Select(Device)],
-                ExtraHosts = c.ExtraHosts.IsDefaultOrEmpty ? null : [.. c.ExtraHosts],
+                ExtraHosts = spec.Pod is { } pod
+                    ? [.. pod.Hosts.Select(h => $"{h.Key}:{h.Value}")]
+                    : c.ExtraHosts.IsDefaultOrEmpty ? null : [.. c.ExtraHosts],
                 GroupAdd = c.GroupAdd.IsDefaultOrEmpty ? null : [.. c.GroupAdd],
                 PidsLimit = c.PidsLimit,
                 LogConfig = LogConfigFor(c, spec.Logging),
@@ -694,6 +707,9 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     }
 
     internal static string ContainerName(string app, string replicaId) => $"berth-{app}-{replicaId}";
+
+    /// <summary>A replica in a pod: a network namespace of its own holding only loopback, as Docker's <c>none</c> network.</summary>
+    private const string PodNetworkMode = "none";
 
     private static IEnumerable<LogEntry> TakeLines(StringBuilder text, LogStream stream, DateTimeOffset? since)
     {

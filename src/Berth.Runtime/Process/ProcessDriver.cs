@@ -4,6 +4,7 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using System.Text.Json;
 using Berth.Core.Model;
+using Berth.Core.Routing;
 using Berth.Runtime.Capabilities;
 using Berth.Runtime.Cgroups;
 using Berth.Runtime.Logs;
@@ -123,6 +124,12 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         await EndUnrecordedRunAsync(spec.ReplicaId, dir, cancellationToken).ConfigureAwait(false);
         SupervisorFiles.ClearRun(dir);
         var files = await MountedFiles.WriteAsync(spec, cancellationToken).ConfigureAwait(false);
+        if (spec.Pod is { } pod)
+        {
+            // The pod's /etc/hosts, bind-mounted by the supervisor in the pod's own mount namespace.
+            await File.WriteAllTextAsync(Path.Combine(dir, PodHostsFile), pod.HostsFile(), cancellationToken).ConfigureAwait(false);
+        }
+
         var cgroup = CgroupPath(spec);
         var limited = spec.CpuLimit is not null || spec.MemoryLimit is not null;
         var cgroups = _cgroups;
@@ -172,6 +179,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         var parts = line.Split(' ');
         var handle = new ReplicaHandle
         {
+            Pod = spec.Pod is null ? null : PodOf(spec.ReplicaId, dir),
             ReplicaId = spec.ReplicaId,
             App = spec.App,
             Service = spec.Service,
@@ -184,6 +192,24 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         WriteRecord(new ProcessRecord(handle, cgroups.Enforced ? cgroup : null, spec.Node is null ? spec.App : null));
         Log.ProcessStarted(_options.Logger, spec.ReplicaId, spec.App, spec.Service, handle.Pid!.Value);
         return handle;
+    }
+
+    /// <summary>The pod's hosts file in the replica's folder.</summary>
+    private const string PodHostsFile = "hosts";
+
+    /// <summary>The pod's helper socket (rootless pods), served by the supervisor.</summary>
+    private const string PodHelperSocket = "pod.sock";
+
+    /// <summary>The pod the supervisor made: its namespace is the supervisor's, which lives as long as the replica.</summary>
+    private static PodNetwork PodOf(string replicaId, string dir)
+    {
+        var supervisor = SupervisorFiles.ReadPid(dir)?.SupervisorPid ?? throw new ReplicaStartException($"replica {replicaId}: the supervisor reported a start but wrote no pid file in {dir}");
+        var path = $"/proc/{supervisor}/ns/net";
+        return new PodNetwork(replicaId, path)
+        {
+            NamespaceInode = PodSockets.InodeOf(path),
+            SocketHelper = HostUser.IsRoot ? null : Path.Combine(dir, PodHelperSocket),
+        };
     }
 
     /// <summary>What the supervisor says when it may not move the replica into its cgroup.</summary>
@@ -223,6 +249,18 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         {
             start.ArgumentList.Add("--user");
             start.ArgumentList.Add(spec.User);
+        }
+
+        if (spec.Pod is not null)
+        {
+            start.ArgumentList.Add("--pod");
+            start.ArgumentList.Add(Path.Combine(dir, PodHostsFile));
+            if (!HostUser.IsRoot)
+            {
+                // A normal user: the pod's user namespace maps the user to itself, so files it writes are the user's.
+                start.ArgumentList.Add("--pod-user");
+                start.ArgumentList.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{HostUser.Uid}:{HostUser.Gid}"));
+            }
         }
 
         start.ArgumentList.Add("--log-max-size");
@@ -442,7 +480,20 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             throw new ArgumentException("the command is empty", nameof(command));
         }
 
-        var info = new ProcessStartInfo { FileName = command[0], RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        // A replica in a pod: the command runs in the pod's network and mount namespaces (its loopback, its /etc/hosts).
+        var pod = ReadRecord(replica.App, replica.ReplicaId)?.Handle.Pod ?? replica.Pod;
+        var info = new ProcessStartInfo { FileName = pod is null ? command[0] : "nsenter", RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        if (pod is not null)
+        {
+            var target = pod.NamespacePath.Split('/')[2];
+            foreach (var arg in (string[])["--target", target, .. pod.SocketHelper is null ? (string[])[] : ["--user", "--preserve-credentials"], "--net", "--mount", "--"])
+            {
+                info.ArgumentList.Add(arg);
+            }
+
+            info.ArgumentList.Add(command[0]);
+        }
+
         foreach (var arg in command.Skip(1))
         {
             info.ArgumentList.Add(arg);

@@ -9,7 +9,12 @@
 # no shell); the driver asks for /bin/sh -c only when the spec says shell: true.
 #
 # usage: perl berth-supervisor.pl STATE_DIR [--cgroup PROCS_FILE]... [--oom FILE] [--cwd DIR] [--user USER]
-#        [--log-max-size BYTES --log-max-files N]
+#        [--pod HOSTS_FILE [--pod-user UID:GID]] [--log-max-size BYTES --log-max-files N]
+# --pod: the replica's pod. The supervisor unshares a network namespace holding only loopback (brought up here) and a
+# mount namespace in which HOSTS_FILE is bind-mounted over /etc/hosts, then runs the replica in them; the pod lives as
+# long as the supervisor (/proc/SUPERVISOR/ns/net). --pod-user (a normal user): a user namespace first, mapping the
+# user to itself, and a Unix socket STATE_DIR/pod.sock on which the supervisor hands out sockets made inside the pod
+# (SCM_RIGHTS), since the mesh cannot setns into a pod it does not own. Raw syscalls: nothing to install.
 # stdin: NUL-terminated records: argc, argv[0..argc-1], then the environment as KEY=VALUE.
 # stdout: one line, "started PID START_TICKS" or "error MESSAGE", then nothing more.
 use strict;
@@ -37,7 +42,7 @@ sub write_atomic {
 }
 
 my $dir = shift @ARGV or die "usage: berth-supervisor.pl STATE_DIR [options]\n";
-my (@cgroups, $oom, $cwd, $user);
+my (@cgroups, $oom, $cwd, $user, $pod, $pod_user);
 my ($log_max_size, $log_max_files) = (0, 1);
 while (@ARGV) {
     my $opt = shift @ARGV;
@@ -47,6 +52,8 @@ while (@ARGV) {
     elsif ($opt eq '--oom') { $oom = $val; }
     elsif ($opt eq '--cwd') { $cwd = $val; }
     elsif ($opt eq '--user') { $user = $val; }
+    elsif ($opt eq '--pod') { $pod = $val; }
+    elsif ($opt eq '--pod-user') { $pod_user = $val; }
     elsif ($opt eq '--log-max-size') { $log_max_size = $val; }
     elsif ($opt eq '--log-max-files') { $log_max_files = $val; }
     else { die "unknown option $opt\n"; }
@@ -71,6 +78,59 @@ $SIG{$_} = 'IGNORE' for qw(HUP INT PIPE);
 umask(027);
 open(my $outlog, '>>', "$dir/stdout.log") or die "cannot open $dir/stdout.log: $!\n";
 open(my $errlog, '>>', "$dir/stderr.log") or die "cannot open $dir/stderr.log: $!\n";
+
+# Linux syscall numbers by architecture (asm/unistd.h): unshare, mount, sendmsg.
+my %SYS = (
+    x86_64 => [272, 165, 46],
+    aarch64 => [97, 40, 211],
+);
+my $helper;
+if (defined $pod) {
+    my $fail = sub { $| = 1; print STDOUT "error pod: $_[0]\n"; exit 0; };
+    my $arch = '';
+    if (open(my $fh, '<', '/proc/sys/kernel/arch')) { chomp($arch = <$fh> // ''); close($fh); }
+    chomp($arch = `uname -m`) if $arch eq '';
+    my $sys = $SYS{$arch} or $fail->("no syscall table for $arch; run the service with network: host");
+    my ($SYS_unshare, $SYS_mount, $SYS_sendmsg) = @$sys;
+    my ($NEWNS, $NEWUSER, $NEWNET) = (0x00020000, 0x10000000, 0x40000000);
+    my $flags = $NEWNET | $NEWNS | (defined $pod_user ? $NEWUSER : 0);
+    syscall($SYS_unshare, $flags) == 0 or $fail->("unshare: $!");
+    if (defined $pod_user) {
+        my ($uid, $gid) = split(/:/, $pod_user, 2);
+        for (["setgroups", "deny"], ["uid_map", "$uid $uid 1"], ["gid_map", "$gid $gid 1"]) {
+            open(my $fh, '>', "/proc/self/$_->[0]") or $fail->("cannot open /proc/self/$_->[0]: $!");
+            print $fh "$_->[1]\n";
+            close($fh) or $fail->("cannot write /proc/self/$_->[0]: $!");
+        }
+    }
+    # Mounts made here stay here: / private (recursively) before the hosts file is bound over /etc/hosts.
+    my ($MS_BIND, $MS_REC, $MS_PRIVATE) = (4096, 16384, 262144);
+    # (syscall may write into string arguments, so each is a variable, not a constant.)
+    my ($none, $root, $hosts, $source) = ('none', '/', '/etc/hosts', "$pod");
+    syscall($SYS_mount, $none, $root, 0, $MS_REC | $MS_PRIVATE, 0) == 0 or $fail->("mount --make-rprivate /: $!");
+    syscall($SYS_mount, $source, $hosts, 0, $MS_BIND, 0) == 0 or $fail->("bind-mount $pod on /etc/hosts: $!");
+    # Loopback up (SIOCGIFFLAGS/SIOCSIFFLAGS on a datagram socket; struct ifreq is 40 bytes).
+    socket(my $s, 2, 2, 0) or $fail->("socket: $!");
+    my $ifr = pack('a16 x24', 'lo');
+    ioctl($s, 0x8913, $ifr) or $fail->("SIOCGIFFLAGS lo: $!");
+    my $up = unpack('x16 s', $ifr) | 1;
+    $ifr = pack('a16 s x22', 'lo', $up);
+    ioctl($s, 0x8914, $ifr) or $fail->("bring lo up: $!");
+    close($s);
+    # Any user may listen on any port of the pod, as in Docker's containers (net.ipv4.ip_unprivileged_port_start=0): the
+    # pod's ports are its own, and a normal user's replica can listen on 80 as Compose files expect.
+    if (open(my $fh, '>', '/proc/sys/net/ipv4/ip_unprivileged_port_start')) { print $fh "0\n"; close($fh); }
+    if (defined $pod_user) {
+        # AF_UNIX = 1, SOCK_STREAM = 1; sockaddr_un = family + path.
+        my $path = "$dir/pod.sock";
+        unlink($path);
+        socket($helper, 1, 1, 0) or $fail->("socket: $!");
+        bind($helper, pack('S a108', 1, $path)) or $fail->("bind $path: $!");
+        chmod(0600, $path);
+        listen($helper, 16) or $fail->("listen $path: $!");
+        $helper = [$helper, $SYS_sendmsg];
+    }
+}
 
 # Pipes are close-on-exec (fd > $^F); the exec pipe reports a failed exec and reads EOF on success.
 pipe(my $out_r, my $out_w) or die "pipe: $!\n";
@@ -240,16 +300,39 @@ sub reap {
     return $exited;
 }
 
+# The pod's socket helper: one request per connection, a byte ('4' or '6') answered with one byte and a new unconnected
+# TCP socket made here, inside the pod, passed as SCM_RIGHTS; the caller binds or connects it, and it stays in the pod's
+# namespace. One request per connection, so a slow caller never holds up the log loop for more than one read.
+sub serve_helper {
+    my ($listener, $SYS_sendmsg) = @$helper;
+    accept(my $conn, $listener) or return;
+    if (sysread($conn, my $want, 1)) {
+        my $family = $want eq '6' ? 10 : 2;
+        my $fd = -1;
+        my $sock;
+        if (socket($sock, $family, 1, 0)) { $fd = fileno($sock); }
+        my $byte = $fd >= 0 ? 'k' : 'e';
+        my $iov = pack('P1 Q', $byte, 1);
+        my $cmsg = pack('Q i i i x4', 20, 1, 1, $fd);
+        my $msg = $fd >= 0 ? pack('Q L x4 P16 Q P24 Q i x4', 0, 0, $iov, 1, $cmsg, 24, 0) : pack('Q L x4 P16 Q Q Q i x4', 0, 0, $iov, 1, 0, 0, 0);
+        syscall($SYS_sendmsg, fileno($conn), $msg, 0);
+        close($sock) if $fd >= 0;
+    }
+    close($conn);
+}
+
 while (%open) {
     # Once the replica has exited, drain what is buffered and stop: its orphans may hold the pipes open.
     my $rin = '';
     vec($rin, $_, 1) = 1 for keys %open;
+    vec($rin, fileno($helper->[0]), 1) = 1 if $helper;
     my $n = select(my $rout = $rin, undef, undef, reap() ? 0 : 1);
     if ($n <= 0) {
         next if $n < 0 && $!{EINTR};
         last if $exited;
         next;
     }
+    serve_helper() if $helper && vec($rout, fileno($helper->[0]), 1);
     for my $fd (grep { vec($rout, $_, 1) } keys %open) {
         my $got = sysread($open{$fd}, my $chunk, 65536);
         if (!defined $got) { next if $!{EINTR} || $!{EAGAIN}; }

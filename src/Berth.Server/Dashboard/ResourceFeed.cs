@@ -10,12 +10,16 @@ using Berth.Orchestration.State;
 namespace Berth.Server.Dashboard;
 
 /// <summary>The Resources view's live feed: one snapshot of services and replicas, rebuilt when the control plane's state,
-/// the stats or the events change (checked every <see cref="Tick"/>), serialized once and pushed to every open page as a
-/// server-sent event, with the events that arrived since. One builder however many browsers are open.</summary>
+/// the stats or the events change, serialized once and pushed to every open page as a server-sent event, with the events
+/// that arrived since. One builder however many browsers are open. An event wakes it at once; pushes are at least
+/// <see cref="MinInterval"/> apart, so a burst of changes costs at most five snapshots a second.</summary>
 internal sealed class ResourceFeed : IAsyncDisposable
 {
-    /// <summary>How often the feed looks for changes: 200ms, so a change shows within a fifth of a second plus the page's render.</summary>
-    public static readonly TimeSpan Tick = TimeSpan.FromMilliseconds(200);
+    /// <summary>The shortest time between two pushes: 200ms, five a second at most, whatever the event rate.</summary>
+    public static readonly TimeSpan MinInterval = TimeSpan.FromMilliseconds(200);
+
+    /// <summary>How often the feed looks for changes no event announces (a new stats sample): 1s, as the sampler's own pace is 5s.</summary>
+    public static readonly TimeSpan Tick = TimeSpan.FromSeconds(1);
 
     /// <summary>Events sent with one push at most (the page keeps the newest 200).</summary>
     public const int MaxEventsPerPush = 200;
@@ -31,7 +35,9 @@ internal sealed class ResourceFeed : IAsyncDisposable
     private readonly Task _events;
     private readonly Queue<EventRecord> _pendingEvents = new();
     private readonly Queue<EventRecord> _recentEvents = new();
+    private readonly Channel<bool> _wake = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private long _pushes;
+    private long _buildTicks;
 
     public ResourceFeed(ControlPlane plane, LiveSampler sampler, SecretRedactor redactor, TimeProvider time)
     {
@@ -45,6 +51,9 @@ internal sealed class ResourceFeed : IAsyncDisposable
 
     /// <summary>Snapshots pushed so far (the benchmark reads it).</summary>
     public long Pushes => Interlocked.Read(ref _pushes);
+
+    /// <summary>Time spent building snapshots so far (the benchmark reads it).</summary>
+    public TimeSpan BuildTime => TimeSpan.FromTicks(Interlocked.Read(ref _buildTicks));
 
     /// <summary>A page's subscription: the current snapshot first, then every change. Slow readers skip to the newest.</summary>
     public async IAsyncEnumerable<byte[]> SubscribeAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
@@ -102,6 +111,8 @@ internal sealed class ResourceFeed : IAsyncDisposable
                         _recentEvents.Dequeue();
                     }
                 }
+
+                _wake.Writer.TryWrite(true);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
@@ -113,11 +124,22 @@ internal sealed class ResourceFeed : IAsyncDisposable
     {
         var lastReplicas = default(System.Collections.Immutable.ImmutableArray<ReplicaRecord>);
         long lastRevision = -1, lastStats = -1;
+        long? lastPush = null;
+        var recheck = false;
         try
         {
-            using var timer = new PeriodicTimer(Tick, _time);
-            while (await timer.WaitForNextTickAsync(ct))
+            while (true)
             {
+                // An event, or the tick for changes without one; then no sooner than MinInterval after the last push. An event
+                // can arrive before the control plane publishes the view it belongs to, so a push is followed by one more look.
+                await Task.WhenAny(_wake.Reader.WaitToReadAsync(ct).AsTask(), Task.Delay(recheck ? MinInterval : Tick, _time, ct));
+                ct.ThrowIfCancellationRequested();
+                if (lastPush is { } last && _time.GetElapsedTime(last) is var since && since < MinInterval)
+                {
+                    await Task.Delay(MinInterval - since, _time, ct);
+                }
+
+                _wake.Reader.TryRead(out _);
                 var replicas = _plane.Replicas;
                 var revision = _plane.Current?.Number ?? 0;
                 var stats = _sampler.Generation;
@@ -129,7 +151,8 @@ internal sealed class ResourceFeed : IAsyncDisposable
                 }
 
                 // The control plane replaces its replica array on every change, so a reference compare finds one.
-                if (events.Count == 0 && revision == lastRevision && stats == lastStats && replicas == lastReplicas)
+                recheck = !(events.Count == 0 && revision == lastRevision && stats == lastStats && replicas == lastReplicas);
+                if (!recheck)
                 {
                     continue;
                 }
@@ -137,7 +160,10 @@ internal sealed class ResourceFeed : IAsyncDisposable
                 lastReplicas = replicas;
                 lastRevision = revision;
                 lastStats = stats;
+                var started = _time.GetTimestamp();
+                lastPush = started;
                 Publish(Build(events));
+                Interlocked.Add(ref _buildTicks, _time.GetElapsedTime(started).Ticks);
             }
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)

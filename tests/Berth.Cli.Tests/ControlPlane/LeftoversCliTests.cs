@@ -82,6 +82,17 @@ public sealed class LeftoversCliTests : IAsyncLifetime
         Assert.NotEqual(0, refused.Code);
         Assert.Contains($"no replica or service '{gone}', and no removed replica of that id has its logs kept", refused.Err, StringComparison.Ordinal);
 
+        // A live replica: --previous is its runs before the current one (kubectl's previous container).
+        var restarted = live.First();
+        var notYet = await _cli.RunAsync("logs", "-p", restarted);
+        Assert.Contains($"replica '{restarted}' has not restarted, so it has no previous run", notYet.Err, StringComparison.Ordinal);
+        await _cli.OkAsync("restart", restarted);
+        await Poll.UntilAsync(async () => (await _cli.PsAsync()).Any(r => r.GetProperty("id").GetString() == restarted && r.GetProperty("restarts").GetInt32() == 1
+            && r.GetProperty("phase").GetString() == "ready"), TimeSpan.FromSeconds(60), $"{restarted} restarted and Ready");
+        await Poll.UntilAsync(async () => (await _cli.OkAsync("logs", restarted)).Out.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length == 2,
+            TimeSpan.FromSeconds(30), "both runs' lines in the replica's log");
+        Assert.Equal([$"{restarted.PadRight(14)} | hello from {restarted}"], (await _cli.OkAsync("logs", "--previous", restarted)).Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+
         await _cli.OkAsync("down");
         Assert.Empty(Cgroups());
         Assert.InRange(Directory.GetDirectories(Replicas).Length, 1, 5);

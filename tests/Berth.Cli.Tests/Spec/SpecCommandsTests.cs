@@ -4,16 +4,9 @@ namespace Berth.Cli.Tests.Spec;
 /// <summary>berth validate / config / version, run as a real process.</summary>
 public class SpecCommandsTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-").FullName;
+    private readonly TempFolder _temp = new("berth-cli-");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private string Write(string name, string text)
-    {
-        var path = Path.Combine(_dir, name);
-        File.WriteAllText(path, text);
-        return path;
-    }
+    public void Dispose() => _temp.Dispose();
 
     [Fact]
     public async Task Validate_ShopSample_ExitsOkAndNamesTheServices()
@@ -27,9 +20,9 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Validate_InvalidSpec_ExitsInvalidSpecWithEveryErrorOnStderr()
     {
-        Write("berth.yaml", "services:\n  web:\n    run: [app]\n    replicas: -1\n    restart: allways\n");
+        _temp.Write("berth.yaml", "services:\n  web:\n    run: [app]\n    replicas: -1\n    restart: allways\n");
 
-        var run = await new BerthCli(_dir).RunAsync("validate");
+        var run = await new BerthCli(_temp.Path).RunAsync("validate");
 
         Assert.Equal(ExitCodes.InvalidSpec, run.Code);
         Assert.Equal("", run.Out);
@@ -43,20 +36,20 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Validate_NoSpecInFolder_ExitsNotFoundAndSaysWhereItLooked()
     {
-        var run = await new BerthCli(_dir).RunAsync("validate");
+        var run = await new BerthCli(_temp.Path).RunAsync("validate");
 
         Assert.Equal(ExitCodes.NotFound, run.Code);
-        Assert.Equal($"berth: error: no spec file here; looked for berth.yaml, berth.yml, compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml in {_dir}. Create berth.yaml, or pass -f FILE.\n", run.Err);
+        Assert.Equal($"berth: error: no spec file here; looked for berth.yaml, berth.yml, compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml in {_temp.Path}. Create berth.yaml, or pass -f FILE.\n", run.Err);
     }
 
     [Fact]
     public async Task Config_SeveralFilesAndEnvFile_MergedInOrderAsDockerCompose()
     {
-        Write("compose.yaml", "name: app\nservices:\n  web:\n    image: web:${TAG}\n");
-        Write("compose.prod.yaml", "services:\n  web:\n    deploy: {replicas: 3}\n");
-        Write("prod.env", "TAG=2.0\n");
+        _temp.Write("compose.yaml", "name: app\nservices:\n  web:\n    image: web:${TAG}\n");
+        _temp.Write("compose.prod.yaml", "services:\n  web:\n    deploy: {replicas: 3}\n");
+        _temp.Write("prod.env", "TAG=2.0\n");
 
-        var run = await new BerthCli(_dir).RunAsync("config", "-f", "compose.yaml", "-f", "compose.prod.yaml", "--env-file", "prod.env", "-o", "json");
+        var run = await new BerthCli(_temp.Path).RunAsync("config", "-f", "compose.yaml", "-f", "compose.prod.yaml", "--env-file", "prod.env", "-o", "json");
 
         Assert.True(run.Code == ExitCodes.Ok, run.Err);
         using var json = JsonDocument.Parse(run.Out);
@@ -67,7 +60,7 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Validate_MissingFile_ExitsNotFound()
     {
-        var run = await new BerthCli(_dir).RunAsync("validate", "-f", "nope.yaml");
+        var run = await new BerthCli(_temp.Path).RunAsync("validate", "-f", "nope.yaml");
 
         Assert.Equal((ExitCodes.NotFound, "berth: error: nope.yaml: no such file.\n"), (run.Code, run.Err));
     }
@@ -80,10 +73,10 @@ public class SpecCommandsTests : IDisposable
     {
         foreach (var name in present)
         {
-            Write(name, name.StartsWith("berth", StringComparison.Ordinal) ? "services:\n  a: {run: [a]}\n" : "services:\n  a: {image: a}\n");
+            _temp.Write(name, name.StartsWith("berth", StringComparison.Ordinal) ? "services:\n  a: {run: [a]}\n" : "services:\n  a: {image: a}\n");
         }
 
-        var run = await new BerthCli(_dir).RunAsync("validate");
+        var run = await new BerthCli(_temp.Path).RunAsync("validate");
 
         Assert.Equal(ExitCodes.Ok, run.Code);
         Assert.StartsWith(chosen + ": valid", run.Out, StringComparison.Ordinal);
@@ -92,20 +85,20 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Validate_NoFileGiven_MergesComposeOverrideAsComposeDoes()
     {
-        Write("compose.yaml", "services:\n  web: {image: a}\n");
-        Write("compose.override.yaml", "services:\n  debug: {image: b}\n");
+        _temp.Write("compose.yaml", "services:\n  web: {image: a}\n");
+        _temp.Write("compose.override.yaml", "services:\n  debug: {image: b}\n");
 
-        var run = await new BerthCli(_dir).RunAsync("validate");
+        var run = await new BerthCli(_temp.Path).RunAsync("validate");
 
-        Assert.Equal((ExitCodes.Ok, "compose.yaml + compose.override.yaml: valid — 2 services (web, debug)\n"), (run.Code, run.Out.Replace(_dir + "/", "", StringComparison.Ordinal)));
+        Assert.Equal((ExitCodes.Ok, "compose.yaml + compose.override.yaml: valid — 2 services (web, debug)\n"), (run.Code, run.Out.Replace(_temp.Path + "/", "", StringComparison.Ordinal)));
     }
 
     [Fact]
     public async Task Validate_JsonOutput_ReportsDiagnosticsOnStdout()
     {
-        Write("compose.yaml", "services:\n  web:\n    image: nginx\n    depend_on: [db]\n");
+        _temp.Write("compose.yaml", "services:\n  web:\n    image: nginx\n    depend_on: [db]\n");
 
-        var run = await new BerthCli(_dir).RunAsync("validate", "-o", "json");
+        var run = await new BerthCli(_temp.Path).RunAsync("validate", "-o", "json");
 
         Assert.Equal((ExitCodes.InvalidSpec, ""), (run.Code, run.Err));
         using var json = JsonDocument.Parse(run.Out);
@@ -121,7 +114,7 @@ public class SpecCommandsTests : IDisposable
     {
         var file = Repository.Path("samples/compose/traefik-whoami/compose.yaml");
 
-        var run = await new BerthCli(_dir).RunAsync("config", "-f", file);
+        var run = await new BerthCli(_temp.Path).RunAsync("config", "-f", file);
 
         Assert.Equal((ExitCodes.Ok, ""), (run.Code, run.Err));
         var expected = SpecLoader.LoadFile(file, new LoadOptions { Environment = new Dictionary<string, string>() });
@@ -142,10 +135,10 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Config_SecretEnv_IsMaskedUnlessShowSecrets()
     {
-        Write("berth.yaml", "services:\n  web:\n    run: [app]\n    secrets:\n      DB_PASSWORD: hunter2\n    environment:\n      MODE: prod\n");
+        _temp.Write("berth.yaml", "services:\n  web:\n    run: [app]\n    secrets:\n      DB_PASSWORD: hunter2\n    environment:\n      MODE: prod\n");
 
-        var masked = await new BerthCli(_dir).RunAsync("config");
-        var shown = await new BerthCli(_dir).RunAsync("config", "--show-secrets");
+        var masked = await new BerthCli(_temp.Path).RunAsync("config");
+        var shown = await new BerthCli(_temp.Path).RunAsync("config", "--show-secrets");
 
         Assert.Contains("DB_PASSWORD: '***'", masked.Out, StringComparison.Ordinal);
         Assert.DoesNotContain("hunter2", masked.Out + masked.Err, StringComparison.Ordinal);
@@ -155,10 +148,10 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Config_ProfileOption_ActivatesProfiledServices()
     {
-        Write("compose.yaml", "services:\n  web: {image: a}\n  debug: {image: b, profiles: [debug]}\n");
+        _temp.Write("compose.yaml", "services:\n  web: {image: a}\n  debug: {image: b, profiles: [debug]}\n");
 
-        var off = await new BerthCli(_dir).RunAsync("config", "-o", "json");
-        var on = await new BerthCli(_dir).RunAsync("config", "-o", "json", "--profile", "debug");
+        var off = await new BerthCli(_temp.Path).RunAsync("config", "-o", "json");
+        var on = await new BerthCli(_temp.Path).RunAsync("config", "-o", "json", "--profile", "debug");
 
         Assert.Equal(["web"], JsonDocument.Parse(off.Out).RootElement.GetProperty("services").EnumerateObject().Select(p => p.Name));
         Assert.Equal(["web", "debug"], JsonDocument.Parse(on.Out).RootElement.GetProperty("services").EnumerateObject().Select(p => p.Name));
@@ -167,7 +160,7 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Config_UnknownOutputFormat_ExitsUsage()
     {
-        var run = await new BerthCli(_dir).RunAsync("config", "-o", "xml");
+        var run = await new BerthCli(_temp.Path).RunAsync("config", "-o", "xml");
 
         Assert.Equal(ExitCodes.Usage, run.Code);
         Assert.Equal("berth config: --output wants one of yaml, json; not 'xml'\nRun 'berth config --help' for usage.\n", run.Err);
@@ -176,7 +169,7 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task UnknownCommand_ExitsUsage()
     {
-        var run = await new BerthCli(_dir).RunAsync("valdate");
+        var run = await new BerthCli(_temp.Path).RunAsync("valdate");
 
         Assert.Equal(ExitCodes.Usage, run.Code);
         Assert.StartsWith("berth: ", run.Err, StringComparison.Ordinal);
@@ -188,7 +181,7 @@ public class SpecCommandsTests : IDisposable
     [InlineData("version")]
     public async Task Help_EveryCommand_DescribesItself(string command)
     {
-        var run = await new BerthCli(_dir).RunAsync(command, "--help");
+        var run = await new BerthCli(_temp.Path).RunAsync(command, "--help");
 
         Assert.Equal(ExitCodes.Ok, run.Code);
         Assert.Contains($"berth {command} [options]", run.Out, StringComparison.Ordinal);
@@ -197,7 +190,7 @@ public class SpecCommandsTests : IDisposable
     [Fact]
     public async Task Version_PrintsTheVersionAndRuntime()
     {
-        var run = await new BerthCli(_dir).RunAsync("version");
+        var run = await new BerthCli(_temp.Path).RunAsync("version");
 
         Assert.Equal(ExitCodes.Ok, run.Code);
         Assert.Matches(@"^berth \S+ \(\.NET 10\.\d+\.\d+\)\n$", run.Out);

@@ -332,11 +332,67 @@ public class ComposeMappingTests : IDisposable
         Assert.Equal(
         [
             "1:1 version: 'version' is obsolete and is ignored (as Compose does); you can remove it",
-            "5:5 services.web.networks: 'networks' is not supported yet and is ignored; services reach each other through Berth's mesh on 127.0.0.1 (services__NAME__ENDPOINT__0)",
-            "6:5 services.web.container_name: 'container_name' is not supported yet and is ignored; Berth names replicas itself",
             "7:23 services.web.logging.driver: log driver 'syslog' is not supported: Berth reads replica logs back from the engine, which only the local and json-file drivers keep; the engine's default is used",
-            "8:1 networks: 'networks' is not supported yet and is ignored; Berth's replicas share the host's loopback network",
+            "8:1 networks: 'networks' is not supported yet and is ignored; every service of the app is on one network in Berth: replicas reach each other by service name through the mesh",
         ], result.Warnings.Select(w => $"{w.Line}:{w.Column} {w.Path}: {w.Message}"));
+    }
+
+    [Fact]
+    public void NetworkKeys_NamesAndModes_BecomeAliasesAndNetworkModes()
+    {
+        var result = Load("""
+            services:
+              web:
+                image: x
+                container_name: web1
+                hostname: webhost
+                links: ["db:database", "cache"]
+                networks:
+                  front: {aliases: [www]}
+              db:
+                image: x
+                network_mode: host
+              cache:
+                image: x
+                network_mode: none
+              odd:
+                image: x
+                network_mode: "service:web"
+            """);
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
+        var app = result.Application!;
+        Assert.Equal(["web1", "www"], app.FindService("web")!.Aliases.ToArray());
+        Assert.Equal(["database"], app.FindService("db")!.Aliases.ToArray());
+        Assert.Empty(app.FindService("cache")!.Aliases);
+        Assert.Equal((NetworkMode.Auto, NetworkMode.Isolated), (app.FindService("web")!.Network, app.FindService("web")!.EffectiveNetwork));
+        Assert.Equal((NetworkMode.Host, NetworkMode.Host), (app.FindService("db")!.Network, app.FindService("db")!.EffectiveNetwork));
+        Assert.Equal(NetworkMode.Isolated, app.FindService("cache")!.Network);
+        Assert.Equal(["17:19 services.odd.network_mode: 'service:web' is not supported; the service gets a pod of its own (its own loopback, the app's names). Write host or none"],
+            result.Warnings.Select(w => $"{w.Line}:{w.Column} {w.Path}: {w.Message}"));
+    }
+
+    [Fact]
+    public void Links_UnknownServiceOrOneAliasForTwo_ErrorsNamingThem()
+    {
+        var result = Load("""
+            services:
+              web:
+                image: x
+                links: ["nope", "db:store"]
+              worker:
+                image: x
+                links: ["cache:store"]
+              db: {image: x}
+              cache: {image: x}
+            """);
+
+        Assert.False(result.Succeeded);
+        Assert.Equal(
+        [
+            "services.web.links: links 'nope', which is not a service of this app; link one of: web, worker, db, cache",
+            "services.worker.links: the alias 'store' is given to both 'db' and 'cache'; every name means one service in Berth's pods, so use two aliases",
+        ], result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => $"{d.Path}: {d.Message}"));
     }
 
     [Fact]

@@ -4,21 +4,14 @@ namespace Berth.Core.Tests.Loading;
 /// <summary>compose.yaml + compose.override.yaml, merged as Compose merges them.</summary>
 public class OverrideFileTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-override-").FullName;
+    private readonly TempFolder _temp = new("berth-override-");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
-    private string Write(string name, string text)
-    {
-        var path = Path.Combine(_dir, name);
-        File.WriteAllText(path, text);
-        return path;
-    }
+    public void Dispose() => _temp.Dispose();
 
     [Fact]
     public void LoadFiles_Override_ReplacesScalarsAndAddsToLists()
     {
-        var main = Write("compose.yaml", """
+        var main = _temp.Write("compose.yaml", """
             services:
               web:
                 image: web:1
@@ -31,7 +24,7 @@ public class OverrideFileTests : IDisposable
               db:
                 image: postgres:16
             """);
-        var over = Write("compose.override.yaml", """
+        var over = _temp.Write("compose.override.yaml", """
             services:
               web:
                 image: web:dev
@@ -57,7 +50,7 @@ public class OverrideFileTests : IDisposable
         Assert.Equal([(8080, 80), (9229, 9229)], web.Endpoints.Select(e => (e.Port!.Value, e.TargetPort!.Value)));
         Assert.Equal(new Dictionary<string, string> { ["LEVEL"] = "info", ["MODE"] = "dev" }, web.Env);
         Assert.Equal(new Dictionary<string, string> { ["debug"] = "true", ["team"] = "shop" }, web.Labels);
-        Assert.Equal(Path.Combine(_dir, "b"), Assert.Single(web.Volumes).Source);
+        Assert.Equal(Path.Combine(_temp.Path, "b"), Assert.Single(web.Volumes).Source);
         Assert.Equal(new Dependency("db") { Required = false }, Assert.Single(web.DependsOn));
         Assert.Equal(main, app.SourceFile);
     }
@@ -65,8 +58,8 @@ public class OverrideFileTests : IDisposable
     [Fact]
     public void LoadFiles_ErrorInOverride_NamesTheOverrideFile()
     {
-        var main = Write("compose.yaml", "services:\n  web:\n    image: web:1\n");
-        var over = Write("compose.override.yaml", "services:\n  web:\n    replicas: 2\n");
+        var main = _temp.Write("compose.yaml", "services:\n  web:\n    image: web:1\n");
+        var over = _temp.Write("compose.override.yaml", "services:\n  web:\n    replicas: 2\n");
 
         var result = SpecLoader.LoadFiles([main, over], new LoadOptions { Environment = new Dictionary<string, string>() });
 
@@ -77,8 +70,8 @@ public class OverrideFileTests : IDisposable
     [Fact]
     public void LoadFiles_OverrideOnlyAddsHealthcheck_MakesHealthyDependencyValid()
     {
-        var main = Write("compose.yaml", "services:\n  web:\n    image: w\n    depends_on: {db: {condition: service_healthy}}\n  db:\n    image: postgres\n");
-        var over = Write("compose.override.yaml", "services:\n  db:\n    healthcheck: {test: [\"CMD\", \"pg_isready\"]}\n");
+        var main = _temp.Write("compose.yaml", "services:\n  web:\n    image: w\n    depends_on: {db: {condition: service_healthy}}\n  db:\n    image: postgres\n");
+        var over = _temp.Write("compose.override.yaml", "services:\n  db:\n    healthcheck: {test: [\"CMD\", \"pg_isready\"]}\n");
 
         Assert.False(SpecLoader.LoadFile(main, new LoadOptions { Environment = new Dictionary<string, string>() }).Succeeded);
         Assert.True(SpecLoader.LoadFiles([main, over], new LoadOptions { Environment = new Dictionary<string, string>() }).Succeeded);
@@ -87,8 +80,8 @@ public class OverrideFileTests : IDisposable
     [Fact]
     public void LoadFiles_OverrideWithoutRestart_KeepsTheFilesRestartAndCanDisableHealthcheck()
     {
-        var main = Write("compose.yaml", "services:\n  db:\n    image: postgres\n    restart: always\n    healthcheck: {test: [\"CMD\", \"pg_isready\"]}\n");
-        var over = Write("compose.override.yaml", "services:\n  db:\n    healthcheck: {disable: true}\n");
+        var main = _temp.Write("compose.yaml", "services:\n  db:\n    image: postgres\n    restart: always\n    healthcheck: {test: [\"CMD\", \"pg_isready\"]}\n");
+        var over = _temp.Write("compose.override.yaml", "services:\n  db:\n    healthcheck: {disable: true}\n");
 
         var db = SpecLoader.LoadFiles([main, over], new LoadOptions { Environment = new Dictionary<string, string>() }).Application!.Services[0];
 
@@ -104,8 +97,8 @@ public class OverrideFileTests : IDisposable
     [InlineData("berth.yaml", "berth.override.yaml", false)]
     public void FindOverrideFile_FollowsComposeNaming(string main, string candidate, bool found)
     {
-        Write(candidate, "services: {}\n");
+        _temp.Write(candidate, "services: {}\n");
 
-        Assert.Equal(found ? Path.Combine(_dir, candidate) : null, SpecLoader.FindOverrideFile(Path.Combine(_dir, main)));
+        Assert.Equal(found ? Path.Combine(_temp.Path, candidate) : null, SpecLoader.FindOverrideFile(Path.Combine(_temp.Path, main)));
     }
 }

@@ -38,7 +38,7 @@ public sealed class RootlessTests
 
     private const string NetworkNamespacesLine =
         "network-namespaces: usable: uid 65534 made a user namespace with its own network namespace (unshare --user --map-root-user --net); " +
-        "replicas still share the host network (pods are not built yet)";
+        "process services with network: isolated run in pods; Docker services share the host network (the mesh cannot enter a container's namespace without root)";
 
     private static string LimitsLine(string service, string limits) =>
         $"limits not enforced for {service} ({limits}): cgroup v1 at /sys/fs/cgroup: uid 65534 may not create cgroups in /sys/fs/cgroup/cpu/berth (permission denied); " +

@@ -6,35 +6,16 @@ namespace Berth.Orchestration.Tests.Acceptance;
 [Collection("real processes")]
 public sealed class ArgvExpansionAcceptanceTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-argv-").FullName;
-    private StateStore _store = null!;
-    private ControlPlane _plane = null!;
-    private ProbeExecutor _prober = null!;
+    private ProcessPlane _p = null!;
 
-    public async Task InitializeAsync()
-    {
-        _store = StateStore.Open(_dir);
-        _prober = new ProbeExecutor();
-        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store,
-            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(_dir, "runtime"), UseCgroups = false })],
-            new RoutingTable(), _prober);
-        await _plane.StartAsync(CancellationToken.None);
-    }
+    public async Task InitializeAsync() => _p = await ProcessPlane.StartAsync("berth-argv-");
 
-    public async Task DisposeAsync()
-    {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await _plane.DownAsync(cts.Token);
-        await _plane.DisposeAsync();
-        _prober.Dispose();
-        _store.Dispose();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public async Task DisposeAsync() => await _p.DisposeAsync();
 
     [Fact]
     public async Task Start_CommandWithReplicaVariables_ProcessReceivesItsOwnPortAndIds()
     {
-        await _plane.ApplyAsync(new Application
+        await _p.Plane.ApplyAsync(new Application
         {
             Name = "argv",
             Services =
@@ -54,13 +35,13 @@ public sealed class ArgvExpansionAcceptanceTests : IAsyncLifetime
         ReplicaRecord? replica = null;
         async Task<bool> Printed()
         {
-            replica = _plane.Replicas.FirstOrDefault(r => r.Handle is not null && r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready);
+            replica = _p.Plane.Replicas.FirstOrDefault(r => r.Handle is not null && r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready);
             if (replica is null)
             {
                 return false;
             }
 
-            await foreach (var entry in _plane.GetLogsAsync(replica.Id, new LogOptions { Stderr = false }, CancellationToken.None))
+            await foreach (var entry in _p.Plane.GetLogsAsync(replica.Id, new LogOptions { Stderr = false }, CancellationToken.None))
             {
                 line = entry.Text;
             }
@@ -74,7 +55,7 @@ public sealed class ArgvExpansionAcceptanceTests : IAsyncLifetime
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException($"{e.Message}; events: {string.Join("; ", _store.ListEvents().TakeLast(10).Select(x => $"{x.Type} {x.Replica}: {x.Message}"))}", e);
+            throw new TimeoutException($"{e.Message}; events: {string.Join("; ", _p.Store.ListEvents().TakeLast(10).Select(x => $"{x.Type} {x.Replica}: {x.Message}"))}", e);
         }
 
         Assert.Equal($"--port={replica!.Ports["http"]}|{replica.Id}|hello world|$(PORT)|$(NOPE)", line);

@@ -4,14 +4,14 @@ namespace Berth.Pipelines.Tests.Storage;
 
 public sealed class RunStoreTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-runstore-").FullName;
+    private readonly TempFolder _temp = new("berth-runstore-");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public void Dispose() => _temp.Dispose();
 
     [Fact]
     public void Open_DatabaseFromBeforeJobNeeds_AddsTheColumnAndKeepsOldJobs()
     {
-        var path = Path.Combine(_dir, "pipelines.db");
+        var path = Path.Combine(_temp.Path, "pipelines.db");
         using (var old = new SqliteConnection($"Data Source={path};Pooling=False"))
         {
             old.Open();

@@ -8,38 +8,25 @@ namespace Berth.Rollouts.Tests.Acceptance;
 public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-hpa-accept-").FullName;
     private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
     private readonly MeshHost _mesh = new(new MeshHostOptions());
-    private StateStore _store = null!;
-    private ProbeExecutor _prober = null!;
-    private ControlPlane _plane = null!;
+    private ProcessPlane _p = null!;
 
     public async Task InitializeAsync()
     {
         await _mesh.StartAsync(CancellationToken.None);
-        _store = StateStore.Open(_dir);
-        _prober = new ProbeExecutor();
-        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store,
-            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(_dir, "runtime"), UseCgroups = false })],
-            new RoutingTable(_mesh), _prober);
-        await _plane.StartAsync(CancellationToken.None);
+        _p = await ProcessPlane.StartAsync("berth-autoscaler-", _mesh);
     }
 
     public async Task DisposeAsync()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await _plane.DownAsync(cts.Token);
-        await _plane.DisposeAsync();
+        await _p.DisposeAsync();
         await _mesh.DisposeAsync();
-        _prober.Dispose();
-        _store.Dispose();
-        Directory.Delete(_dir, recursive: true);
     }
 
-    private int Desired => _plane.Current!.Application.FindService("burn")!.Replicas;
+    private int Desired => _p.Plane.Current!.Application.FindService("burn")!.Replicas;
 
-    private int Ready => _plane.Replicas.Count(r => r.Service == "burn" && r.Phase == ReplicaPhase.Ready);
+    private int Ready => _p.Plane.Replicas.Count(r => r.Service == "burn" && r.Phase == ReplicaPhase.Ready);
 
     [Fact]
     public async Task Evaluate_CpuBurningLoad_ScalesOneUpToMaxThenDownAfterWindowOnceLoadStops()
@@ -55,12 +42,12 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
             Autoscale = new AutoscalePolicy { Min = 1, Max = 3, TargetCpuPercent = 50 },
             StopGracePeriod = TimeSpan.FromSeconds(2),
         };
-        await _plane.ApplyAsync(new Application { Name = "hpaacc", Services = [burn] }, "up", CancellationToken.None);
+        await _p.Plane.ApplyAsync(new Application { Name = "hpaacc", Services = [burn] }, "up", CancellationToken.None);
         await Poll.UntilAsync(() => Ready == 1, Wait, "1 Ready burn replica");
-        var autoscaler = new Autoscaler(_plane, new DriverAutoscaleMetrics(_plane), _clock);
+        var autoscaler = new Autoscaler(_p.Plane, new DriverAutoscaleMetrics(_p.Plane), _clock);
 
         // Bounded load: two clients, at most 5 000 requests or 2 minutes; each request spins the replica's CPU for 40 ms.
-        var load = LoopbackLoad.Start(_plane.StablePorts[("burn", "http")], new LoopbackLoadOptions { Pace = TimeSpan.Zero, MaxRequests = 5_000, MaxTime = TimeSpan.FromMinutes(2) });
+        var load = LoopbackLoad.Start(_p.Plane.StablePorts[("burn", "http")], new LoopbackLoadOptions { Pace = TimeSpan.Zero, MaxRequests = 5_000, MaxTime = TimeSpan.FromMinutes(2) });
         var decisions = new List<AutoscaleDecision>();
         await Poll.UntilAsync(async () =>
         {
@@ -96,9 +83,9 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
         }
         catch (TimeoutException e)
         {
-            var metrics = new DriverAutoscaleMetrics(_plane);
+            var metrics = new DriverAutoscaleMetrics(_p.Plane);
             var cpu = new List<string>();
-            foreach (var r in _plane.Replicas)
+            foreach (var r in _p.Plane.Replicas)
             {
                 cpu.Add($"{r.Id}:{r.Phase}:{await metrics.CpuPercentAsync(r, CancellationToken.None)}");
             }
@@ -112,7 +99,7 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
         Assert.All(down, d => Assert.True(d.To < d.From && d.Metric == "cpu", d.Message));
         Assert.Equal(1, down[^1].To);
         Assert.Contains("highest recommendation over the last 5m: ", down[0].Message, StringComparison.Ordinal);
-        Assert.Equal(decisions.Count + down.Count, _store.ListEvents().Count(e => e.Type == RolloutEvents.Autoscaled));
-        await Poll.UntilAsync(() => _plane.Replicas.Count(r => r.Service == "burn") == 1, Wait, "back to one burn replica");
+        Assert.Equal(decisions.Count + down.Count, _p.Store.ListEvents().Count(e => e.Type == RolloutEvents.Autoscaled));
+        await Poll.UntilAsync(() => _p.Plane.Replicas.Count(r => r.Service == "burn") == 1, Wait, "back to one burn replica");
     }
 }

@@ -39,35 +39,22 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
 
     /// <summary>Two clients, each as fast as answers come, bounded to 200 000 requests and 3 minutes (an idle machine sends 20 000 within a rollback's 8 s deadline, so a lower cap would end the load before the rollout does).</summary>
     private static readonly LoopbackLoadOptions UnpacedLoad = new() { Pace = TimeSpan.Zero, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(3) };
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-rollout-accept-").FullName;
     private readonly CountingSink _counts;
     private readonly MeshHost _mesh = new(new MeshHostOptions());
-    private StateStore _store = null!;
-    private ProbeExecutor _prober = null!;
-    private ControlPlane _plane = null!;
+    private ProcessPlane _p = null!;
 
     public MeshRolloutAcceptanceTests() => _counts = new CountingSink(_mesh);
 
     public async Task InitializeAsync()
     {
         await _mesh.StartAsync(CancellationToken.None);
-        _store = StateStore.Open(_dir);
-        _prober = new ProbeExecutor();
-        _plane = new ControlPlane(new OrchestratorOptions { StateDirectory = _dir }, _store,
-            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(_dir, "runtime"), UseCgroups = false })],
-            new RoutingTable(_counts), _prober);
-        await _plane.StartAsync(CancellationToken.None);
+        _p = await ProcessPlane.StartAsync("berth-meshrollout-", _counts);
     }
 
     public async Task DisposeAsync()
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await _plane.DownAsync(cts.Token);
-        await _plane.DisposeAsync();
+        await _p.DisposeAsync();
         await _mesh.DisposeAsync();
-        _prober.Dispose();
-        _store.Dispose();
-        Directory.Delete(_dir, recursive: true);
     }
 
     private static Service Web(int replicas, string version, string? sick = null, ImmutableArray<string>? command = null) => new()
@@ -86,16 +73,16 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
 
     private static Application App(Service web) => new() { Name = "rollacc", Services = [web] };
 
-    private IEnumerable<ReplicaRecord> Web() => _plane.Replicas.Where(r => r.Service == "web");
+    private IEnumerable<ReplicaRecord> Web() => _p.Plane.Replicas.Where(r => r.Service == "web");
 
     private Task UntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, Wait,
-        $"{what}; have {string.Join(", ", _plane.Replicas.Select(r => $"{r.Id}:{r.Revision}:{r.Phase}:{r.Reason}"))}; rollout {_plane.GetRollout("web")}; events: {string.Join(" | ", _store.ListEvents().TakeLast(12).Select(e => $"{e.Type} {e.Replica} {e.Message}"))}");
+        $"{what}; have {string.Join(", ", _p.Plane.Replicas.Select(r => $"{r.Id}:{r.Revision}:{r.Phase}:{r.Reason}"))}; rollout {_p.Plane.GetRollout("web")}; events: {string.Join(" | ", _p.Store.ListEvents().TakeLast(12).Select(e => $"{e.Type} {e.Replica} {e.Message}"))}");
 
     private async Task<int> UpAsync(int replicas)
     {
-        await _plane.ApplyAsync(App(Web(replicas, "1")), "up", CancellationToken.None);
+        await _p.Plane.ApplyAsync(App(Web(replicas, "1")), "up", CancellationToken.None);
         await UntilAsync(() => Web().Count(r => r.Phase == ReplicaPhase.Ready) == replicas && _counts.Last("web") == replicas, $"{replicas} Ready and routed");
-        return _plane.StablePorts[("web", "http")];
+        return _p.Plane.StablePorts[("web", "http")];
     }
 
     [Fact]
@@ -105,9 +92,9 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         var mark = _counts.Mark();
         await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
-        var revision = await _plane.ApplyAsync(App(Web(4, "2")), "apply", CancellationToken.None);
+        var revision = await _p.Plane.ApplyAsync(App(Web(4, "2")), "apply", CancellationToken.None);
         var template = revision.TemplateOf("web");
-        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 4, "rollout complete");
+        await UntilAsync(() => _p.Plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 4, "rollout complete");
         await load.MoreAsync(50);
         var result = await load.StopAsync();
 
@@ -120,15 +107,15 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
     [Fact]
     public async Task Apply_ChangedTemplateWithSlowRequestsInFlight_ZeroFailedBecauseOldReplicasDrainBeforeStopping()
     {
-        await _plane.ApplyAsync(App(Web(2, "1", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "up", CancellationToken.None);
+        await _p.Plane.ApplyAsync(App(Web(2, "1", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "up", CancellationToken.None);
         await UntilAsync(() => Web().Count(r => r.Phase == ReplicaPhase.Ready) == 2 && _counts.Last("web") == 2, "2 Ready and routed");
-        var port = _plane.StablePorts[("web", "http")];
+        var port = _p.Plane.StablePorts[("web", "http")];
         await using var load = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{port}/slow"), UnpacedLoad with { Clients = 6 });
         await load.MoreAsync(6);
 
-        var revision = await _plane.ApplyAsync(App(Web(2, "2", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "apply", CancellationToken.None);
+        var revision = await _p.Plane.ApplyAsync(App(Web(2, "2", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "apply", CancellationToken.None);
         var template = revision.TemplateOf("web");
-        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 2, "rollout complete");
+        await UntilAsync(() => _p.Plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 2, "rollout complete");
         await load.MoreAsync(6);
         var result = await load.StopAsync();
 
@@ -145,8 +132,8 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         var ids = Web().Select(r => r.Id).Order().ToList();
         await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
-        await _plane.ApplyAsync(App(Web(2, "broken", sick: "/")), "apply", CancellationToken.None);
-        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+        await _p.Plane.ApplyAsync(App(Web(2, "broken", sick: "/")), "apply", CancellationToken.None);
+        await UntilAsync(() => _p.Plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back to the first revision");
         await load.MoreAsync(50);
         var result = await load.StopAsync();
@@ -154,8 +141,8 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         result.AssertNoneFailedUncapped();
         Assert.Equal(["ok 1"], result.Bodies.Keys);
         Assert.Equal(ids, Web().Select(r => r.Id).Order());
-        var status = _plane.GetRollout("web");
-        var failed = _store.ListEvents().Single(e => e.Type == RolloutEvents.Failed);
+        var status = _p.Plane.GetRollout("web");
+        var failed = _p.Store.ListEvents().Single(e => e.Type == RolloutEvents.Failed);
         Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} not ready within the progress deadline of 8s: readiness probe failing: HTTP 500", status.Message);
         Assert.Contains(failed.Replica!, status.Message, StringComparison.Ordinal);
     }
@@ -167,15 +154,15 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         var good = Web().First().Revision;
         await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
-        await _plane.ApplyAsync(App(Web(2, "crash", command: ["perl", "-e", "print qq(starting\\n); exit 3"])), "apply", CancellationToken.None);
-        await UntilAsync(() => _plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+        await _p.Plane.ApplyAsync(App(Web(2, "crash", command: ["perl", "-e", "print qq(starting\\n); exit 3"])), "apply", CancellationToken.None);
+        await UntilAsync(() => _p.Plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back to the first revision");
         await load.MoreAsync(50);
         var result = await load.StopAsync();
 
         result.AssertNoneFailedUncapped();
-        Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} failed: exited with code 3", _plane.GetRollout("web").Message);
-        Assert.Equal($"rollback web to revision {good} (automatic)", _store.ListRevisions()[0].Cause);
+        Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} failed: exited with code 3", _p.Plane.GetRollout("web").Message);
+        Assert.Equal($"rollback web to revision {good} (automatic)", _p.Store.ListRevisions()[0].Cause);
     }
 
     /// <summary>Forwards to the mesh and records how many upstreams each update of each service had.</summary>

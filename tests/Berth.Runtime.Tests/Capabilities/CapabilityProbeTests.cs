@@ -17,8 +17,8 @@ public sealed class CapabilityProbeTests : IDisposable
         var capability = NetworkNamespaceProbe.Run(HostUser.Uid);
 
         var expected = HostUser.IsRoot
-            ? "usable: root made a network namespace (unshare --net); replicas still share the host network (pods are not built yet)"
-            : $"usable: uid {HostUser.Uid} made a user namespace with its own network namespace (unshare --user --map-root-user --net); replicas still share the host network (pods are not built yet)";
+            ? "usable: root made a network namespace (unshare --net); isolated services run in pods (Docker services by default, process services with network: isolated)"
+            : $"usable: uid {HostUser.Uid} made a user namespace with its own network namespace (unshare --user --map-root-user --net); process services with network: isolated run in pods; Docker services share the host network (the mesh cannot enter a container's namespace without root)";
         Assert.Equal(new HostCapability("network-namespaces", true, expected), capability);
     }
 
@@ -39,10 +39,10 @@ public sealed class CapabilityProbeTests : IDisposable
         var capability = NetworkNamespaceProbe.Run(1000, unshare, procSys);
 
         Assert.Equal(new HostCapability("network-namespaces", false,
-            "not usable: unshare --user --map-root-user --net failed for uid 1000: unshare: unshare failed: No space left on device; replicas share the host network",
+            "not usable: unshare --user --map-root-user --net failed for uid 1000: unshare: unshare failed: No space left on device; replicas share the host network, isolated services included",
             "allow user namespaces: sysctl -w user.max_user_namespaces=15000"), capability);
         Assert.Equal("network-namespaces: not usable: unshare --user --map-root-user --net failed for uid 1000: unshare: unshare failed: No space left on device; " +
-            "replicas share the host network; fix: allow user namespaces: sysctl -w user.max_user_namespaces=15000", capability.Message);
+            "replicas share the host network, isolated services included; fix: allow user namespaces: sysctl -w user.max_user_namespaces=15000", capability.Message);
     }
 
     [Fact]
@@ -55,7 +55,7 @@ public sealed class CapabilityProbeTests : IDisposable
         var capability = NetworkNamespaceProbe.Run(1000, "false", procSys);
 
         Assert.False(capability.Usable);
-        Assert.Equal("not usable: unshare --user --map-root-user --net failed for uid 1000: exit code 1; replicas share the host network", capability.Detail);
+        Assert.Equal("not usable: unshare --user --map-root-user --net failed for uid 1000: exit code 1; replicas share the host network, isolated services included", capability.Detail);
         Assert.StartsWith("Ubuntu's AppArmor forbids unprivileged user namespaces: sysctl -w kernel.apparmor_restrict_unprivileged_userns=0", capability.Fix, StringComparison.Ordinal);
     }
 

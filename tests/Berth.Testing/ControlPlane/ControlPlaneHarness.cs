@@ -23,15 +23,23 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
     private readonly IReadOnlyList<IWorkloadDriver> _drivers;
     private readonly IRouteSink _sink;
     private readonly IProbeExecutor _probeExecutor;
+    private readonly TimeProvider _clock;
+    private readonly Func<OrchestratorOptions, OrchestratorOptions> _options;
 
     /// <param name="prefix">The temporary folder's name prefix (shows which test left it, if one does).</param>
     /// <param name="drivers">Drivers to use instead of <see cref="Driver"/>.</param>
     /// <param name="routes">A route sink to use instead of <see cref="Routes"/> (e.g. a real mesh).</param>
     /// <param name="prober">A probe executor to use instead of <see cref="Prober"/> (e.g. the real one).</param>
-    public ControlPlaneHarness(string prefix = "berth-cp-", IEnumerable<IWorkloadDriver>? drivers = null, IRouteSink? routes = null, IProbeExecutor? prober = null)
+    /// <param name="options">Changes to the control plane's options (e.g. the start concurrency).</param>
+    /// <param name="realClock">Run the plane and <see cref="Driver"/> on the system clock instead of <see cref="Time"/>: for tests that
+    /// reach the plane through real servers and wait in real time (the API tests), not for tests of timing logic.</param>
+    public ControlPlaneHarness(string prefix = "berth-cp-", IEnumerable<IWorkloadDriver>? drivers = null, IRouteSink? routes = null, IProbeExecutor? prober = null,
+        Func<OrchestratorOptions, OrchestratorOptions>? options = null, bool realClock = false)
     {
+        _options = options ?? (o => o);
         Directory = System.IO.Directory.CreateTempSubdirectory(prefix).FullName;
-        Driver = new FakeDriver(Time);
+        _clock = realClock ? TimeProvider.System : Time;
+        Driver = new FakeDriver(_clock);
         Routes = new RecordingRouteSink(Driver.Calls);
         _drivers = drivers?.ToList() ?? [Driver];
         _sink = routes ?? Routes;
@@ -57,7 +65,7 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
 
     public ControlPlane Plane { get; private set; }
 
-    public OrchestratorOptions Options => new() { StateDirectory = Directory };
+    public OrchestratorOptions Options => _options(new() { StateDirectory = Directory });
 
     public async Task<ControlPlaneHarness> StartAsync()
     {
@@ -146,5 +154,5 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
         System.IO.Directory.Delete(Directory, recursive: true);
     }
 
-    private ControlPlane NewPlane() => new(Options, Store, _drivers, _sink, _probeExecutor, Time, Log, random: new Random(7));
+    private ControlPlane NewPlane() => new(Options, Store, _drivers, _sink, _probeExecutor, _clock, Log, random: new Random(7));
 }

@@ -67,7 +67,32 @@ public sealed class FakeApiServer : IAsyncDisposable
 
     /// <summary>Changes a stored object as another field manager would with an update (kubectl edit, kubectl scale): the change is applied,
     /// resourceVersion bumps, and a managedFields entry of that manager (operation Update, a later time) owns <paramref name="fields"/>.</summary>
-    public void EditAsOtherManager(string path, string manager, Action<JsonObject> change, JsonObject fields)
+    public void EditAsOtherManager(string path, string manager, Action<JsonObject> change, JsonObject fields) =>
+        Update(path, change, (obj, time) => new JsonObject
+        {
+            ["manager"] = manager,
+            ["operation"] = "Update",
+            ["apiVersion"] = obj["apiVersion"]?.GetValue<string>(),
+            ["time"] = time,
+            ["fieldsType"] = "FieldsV1",
+            ["fieldsV1"] = fields,
+        });
+
+    /// <summary>Sets a stored object's status as its controller does, through the status subresource (a managedFields entry with
+    /// <c>subresource: status</c>), without touching what was applied.</summary>
+    public void SetStatus(string path, string manager, JsonObject status) =>
+        Update(path, obj => obj["status"] = status, (_, time) => new JsonObject
+        {
+            ["manager"] = manager,
+            ["operation"] = "Update",
+            ["subresource"] = "status",
+            ["time"] = time,
+            ["fieldsType"] = "FieldsV1",
+            ["fieldsV1"] = new JsonObject { ["f:status"] = new JsonObject { ["f:currentReplicas"] = new JsonObject() } },
+        });
+
+    // A write by another manager: the change, a new resourceVersion, and that manager's managedFields entry (made with the write's time).
+    private void Update(string path, Action<JsonObject> change, Func<JsonObject, string, JsonObject> entry)
     {
         lock (_lock)
         {
@@ -76,39 +101,7 @@ public sealed class FakeApiServer : IAsyncDisposable
             var meta = (JsonObject)obj["metadata"]!;
             meta["resourceVersion"] = (++_resourceVersion).ToString(System.Globalization.CultureInfo.InvariantCulture);
             var managed = meta["managedFields"] as JsonArray ?? [];
-            managed.Add(new JsonObject
-            {
-                ["manager"] = manager,
-                ["operation"] = "Update",
-                ["apiVersion"] = obj["apiVersion"]?.GetValue<string>(),
-                ["time"] = Time(_resourceVersion),
-                ["fieldsType"] = "FieldsV1",
-                ["fieldsV1"] = fields,
-            });
-            meta["managedFields"] = managed;
-        }
-    }
-
-    /// <summary>Sets a stored object's status as its controller does, through the status subresource (a managedFields entry with
-    /// <c>subresource: status</c>), without touching what was applied.</summary>
-    public void SetStatus(string path, string manager, JsonObject status)
-    {
-        lock (_lock)
-        {
-            var obj = _store[path];
-            obj["status"] = status;
-            var meta = (JsonObject)obj["metadata"]!;
-            meta["resourceVersion"] = (++_resourceVersion).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            var managed = meta["managedFields"] as JsonArray ?? [];
-            managed.Add(new JsonObject
-            {
-                ["manager"] = manager,
-                ["operation"] = "Update",
-                ["subresource"] = "status",
-                ["time"] = Time(_resourceVersion),
-                ["fieldsType"] = "FieldsV1",
-                ["fieldsV1"] = new JsonObject { ["f:status"] = new JsonObject { ["f:currentReplicas"] = new JsonObject() } },
-            });
+            managed.Add(entry(obj, Time(_resourceVersion)));
             meta["managedFields"] = managed;
         }
     }

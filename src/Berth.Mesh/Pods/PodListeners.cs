@@ -1,0 +1,191 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Berth.Core.Routing;
+using Berth.Mesh.Tcp;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Mesh.Pods;
+
+/// <summary>
+/// The outbound listeners inside one pod: on each callee service's virtual address and port, a socket made inside the pod
+/// (so only that pod's processes reach it). Each connection is spliced to the callee endpoint's mesh listener on the host,
+/// so the callee's policy applies (balancing, retries, breakers, ejection, timeouts, metrics, traceparent) exactly as for
+/// a caller on the host. A sidecar per replica, without a sidecar process.
+/// </summary>
+internal sealed class PodListeners : IAsyncDisposable
+{
+    private readonly Func<string, string, IPEndPoint?> _resolve;
+    private readonly ILogger _logger;
+    private readonly Dictionary<(string Address, int Port), Acceptor> _acceptors = [];
+
+    /// <param name="pod">The pod.</param>
+    /// <param name="resolve">(service, endpoint) → the host address of that endpoint's mesh listener, or null when it has none now.</param>
+    /// <param name="logger">Where listener trouble is reported.</param>
+    public PodListeners(PodNetwork pod, Func<string, string, IPEndPoint?> resolve, ILogger logger)
+    {
+        Pod = pod;
+        _resolve = resolve;
+        _logger = logger;
+    }
+
+    public PodNetwork Pod { get; private set; }
+
+    /// <summary>The listeners open now, for tests and <c>/routes</c>.</summary>
+    public IReadOnlyCollection<OutboundListener> Open => [.. _acceptors.Values.Select(a => a.Listener)];
+
+    /// <summary>Opens the listeners <paramref name="route"/> names that are not open, retargets kept ones, closes the rest.</summary>
+    public async Task UpdateAsync(PodRoute route, CancellationToken cancellationToken)
+    {
+        if (route.Pod != Pod)
+        {
+            // The pod was made again under the same id (a restart): every socket of the old namespace goes.
+            await CloseAllAsync().ConfigureAwait(false);
+            Pod = route.Pod;
+        }
+
+        var wanted = route.Listeners.ToDictionary(l => (l.Address, l.Port));
+        foreach (var key in _acceptors.Keys.Where(k => !wanted.ContainsKey(k)).ToList())
+        {
+            _acceptors.Remove(key, out var gone);
+            await gone!.DisposeAsync().ConfigureAwait(false);
+        }
+
+        foreach (var (key, listener) in wanted)
+        {
+            if (_acceptors.TryGetValue(key, out var kept))
+            {
+                kept.Listener = listener;
+                continue;
+            }
+
+            var address = $"{listener.Address}:{listener.Port}";
+            try
+            {
+                var socket = await PodSockets.CreateAsync(Pod, AddressFamily.InterNetwork, cancellationToken).ConfigureAwait(false);
+                try
+                {
+                    // SO_REUSEADDR alone (as the stable listeners): a restarted data plane binds again over TIME_WAIT.
+                    socket.SetRawSocketOption(1, 2, BitConverter.GetBytes(1));
+                    socket.Bind(new IPEndPoint(IPAddress.Parse(listener.Address), listener.Port));
+                    socket.Listen(512);
+                }
+                catch
+                {
+                    socket.Dispose();
+                    throw;
+                }
+
+                _acceptors[key] = new Acceptor(this, listener, socket);
+                Log.PodListenerStarted(_logger, Pod.PodId, listener.Service, listener.Endpoint, address);
+            }
+            catch (SocketException e)
+            {
+                // The pod may be gone (its replica ended) or something in it holds the address: the next update tries again.
+                Log.PodListenerFailed(_logger, Pod.PodId, listener.Service, listener.Endpoint, address, e.Message);
+            }
+        }
+    }
+
+    public ValueTask DisposeAsync() => new(CloseAllAsync());
+
+    private async Task CloseAllAsync()
+    {
+        var all = _acceptors.Values.ToList();
+        _acceptors.Clear();
+        foreach (var a in all)
+        {
+            await a.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>One listening socket in the pod and its accept loop.</summary>
+    private sealed class Acceptor : IAsyncDisposable
+    {
+        private readonly PodListeners _owner;
+        private readonly Socket _socket;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly ConcurrentDictionary<long, Task> _connections = new();
+        private readonly Task _loop;
+        private long _next;
+
+        public Acceptor(PodListeners owner, OutboundListener listener, Socket socket)
+        {
+            _owner = owner;
+            Listener = listener;
+            _socket = socket;
+            _loop = AcceptLoopAsync(_stop.Token);
+        }
+
+        public volatile OutboundListener Listener;
+
+        private async Task AcceptLoopAsync(CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                Socket client;
+                try
+                {
+                    client = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+                }
+                catch (Exception e) when (e is SocketException or ObjectDisposedException or OperationCanceledException)
+                {
+                    return;
+                }
+
+                var id = Interlocked.Increment(ref _next);
+                _connections[id] = SpliceAsync(id, client, cancellationToken);
+            }
+        }
+
+        private async Task SpliceAsync(long id, Socket client, CancellationToken cancellationToken)
+        {
+            await Task.Yield();
+            var listener = Listener;
+            try
+            {
+                using (client)
+                {
+                    client.NoDelay = true;
+                    if (_owner._resolve(listener.Service, listener.Endpoint) is not { } target)
+                    {
+                        Log.PodOutboundFailed(_owner._logger, _owner.Pod.PodId, listener.Service, listener.Endpoint, "the endpoint has no mesh listener");
+                        return;
+                    }
+
+                    using var upstream = new Socket(target.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+                    try
+                    {
+                        await upstream.ConnectAsync(target, cancellationToken).ConfigureAwait(false);
+                    }
+                    catch (SocketException e)
+                    {
+                        Log.PodOutboundFailed(_owner._logger, _owner.Pod.PodId, listener.Service, listener.Endpoint, e.Message);
+                        return;
+                    }
+
+                    await Task.WhenAll(
+                        TcpProxy.PumpAsync(client, upstream, cancellationToken),
+                        TcpProxy.PumpAsync(upstream, client, cancellationToken)).ConfigureAwait(false);
+                }
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            finally
+            {
+                _connections.TryRemove(id, out _);
+            }
+        }
+
+        public async ValueTask DisposeAsync()
+        {
+            _socket.Close();
+            await _stop.CancelAsync().ConfigureAwait(false);
+            await _loop.ConfigureAwait(false);
+            await Task.WhenAll(_connections.Values).ConfigureAwait(false);
+            _stop.Dispose();
+        }
+    }
+}

@@ -1,0 +1,92 @@
+using System.Collections.Immutable;
+using System.Globalization;
+using Berth.Core.Model;
+using Berth.Core.Routing;
+using Berth.Orchestration.State;
+
+namespace Berth.Orchestration.Controllers;
+
+/// <summary>
+/// The ports a pod's processes listen on, read from the kernel's socket table of the pod's namespace
+/// (<c>/proc/PID/net/tcp</c> and <c>tcp6</c> of a process in the pod). Compose needs no <c>ports:</c> or <c>expose:</c> for
+/// one container to call another on any port (a bridge network reaches them all); a pod holding only loopback is
+/// reached only through the mesh, so for an isolated service that declares no port the mesh learns its ports by looking.
+/// </summary>
+internal static class PodPorts
+{
+    /// <summary>The discovered endpoint for a port: <c>tcp-8080</c>, as the loader names a second Compose port.</summary>
+    public static string EndpointName(int port) => string.Create(CultureInfo.InvariantCulture, $"tcp-{port}");
+
+    /// <summary>Listening TCP ports in <paramref name="pod"/> (any address), or none when its process is gone.</summary>
+    public static ImmutableSortedSet<int> Listening(PodNetwork pod)
+    {
+        var proc = Path.GetDirectoryName(Path.GetDirectoryName(pod.NamespacePath));
+        if (proc is null || (pod.NamespaceInode != 0 && PodSockets.InodeOf(pod.NamespacePath) != pod.NamespaceInode))
+        {
+            return [];
+        }
+
+        var ports = ImmutableSortedSet.CreateBuilder<int>();
+        foreach (var table in (string[])["tcp", "tcp6"])
+        {
+            string[] lines;
+            try
+            {
+                lines = File.ReadAllLines(Path.Combine(proc, "net", table));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                continue;
+            }
+
+            // "  0: 0100007F:1F90 00000000:0000 0A …": local address:port in hex, state 0A = LISTEN.
+            foreach (var line in lines.Skip(1))
+            {
+                var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (fields.Length > 3 && fields[3] == "0A" && fields[1].LastIndexOf(':') is var colon and > 0
+                    && int.TryParse(fields[1].AsSpan(colon + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port))
+                {
+                    ports.Add(port);
+                }
+            }
+        }
+
+        return ports.ToImmutable();
+    }
+
+    /// <summary>The app with each isolated service that declares no endpoint given one TCP endpoint per port its running
+    /// replicas listen on, and the replicas with those ports (what routes and pods are published from). Stable ports for
+    /// them come from <paramref name="stable"/> (assigned once and kept, as for declared endpoints).</summary>
+    public static (Application App, IReadOnlyCollection<ReplicaRecord> Replicas) WithDiscovered(Application app, IReadOnlyCollection<ReplicaRecord> replicas,
+        Func<string, string, int> stable)
+    {
+        var found = new Dictionary<string, ImmutableSortedSet<int>>(StringComparer.Ordinal);
+        var services = app.Services.ToDictionary(s => s.Name, StringComparer.Ordinal);
+        foreach (var r in replicas)
+        {
+            if (r.Handle?.Pod is { } pod && r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready
+                && services.TryGetValue(r.Service, out var s) && s.Endpoints.IsDefaultOrEmpty)
+            {
+                found[r.Id] = Listening(pod);
+            }
+        }
+
+        if (found.Count == 0)
+        {
+            return (app, replicas);
+        }
+
+        var byService = replicas.Where(r => found.ContainsKey(r.Id)).GroupBy(r => r.Service)
+            .ToDictionary(g => g.Key, g => g.SelectMany(r => found[r.Id]).ToImmutableSortedSet(), StringComparer.Ordinal);
+        var next = app with
+        {
+            Services = [.. app.Services.Select(s => byService.TryGetValue(s.Name, out var ports)
+                ? s with { Endpoints = [.. ports.Select(p => new Endpoint { Name = EndpointName(p), TargetPort = p, Protocol = EndpointProtocol.Tcp, Port = stable(s.Name, EndpointName(p)) })] }
+                : s)],
+        };
+        var withPorts = replicas.Select(r => found.TryGetValue(r.Id, out var ports)
+            ? r with { Ports = r.Ports.SetItems(ports.Select(p => KeyValuePair.Create(EndpointName(p), p))) }
+            : r).ToList();
+        return (next, withPorts);
+    }
+}

@@ -1,0 +1,134 @@
+using System.Net.Sockets;
+using System.Text;
+using Berth.Core.Routing;
+
+namespace Berth.Mesh.Tests.Pods;
+
+/// <summary>The mesh reaching into pods (network namespaces holding only loopback): inbound through sockets made inside
+/// each pod, outbound through listeners on a service's virtual address inside the calling pod.</summary>
+public sealed class PodMeshTests
+{
+    private static readonly TimeSpan Long = TimeSpan.FromSeconds(30);
+
+    [Fact]
+    public async Task Inbound_TwoPodsOnTheSamePort_MeshReachesBothAndEveryThreadStaysInTheHostNamespace()
+    {
+        var port = Ports.Free();
+        using var a = await ServerPodAsync("api-a", port, "a");
+        using var b = await ServerPodAsync("api-b", port, "b");
+        await using var mesh = new MeshHost();
+        var stable = Ports.Free();
+        await mesh.UpdateAsync(MeshTest.Route(stable, Policy(), Upstream(a, port), Upstream(b, port)), CancellationToken.None);
+        using var client = MeshTest.Client(stable);
+
+        var bodies = new HashSet<string>();
+        await Poll.UntilAsync(async () =>
+        {
+            var (status, body, _) = await MeshTest.GetAsync(client);
+            if (status == 200)
+            {
+                bodies.Add(body);
+            }
+
+            return bodies.Count == 2;
+        }, Long, "GETs through the stable port reach the replica in each pod (ok a, ok b)");
+
+        Assert.Equal(["ok a", "ok b"], bodies.Order());
+        AssertEveryThreadInHostNamespace();
+    }
+
+    [Fact]
+    public async Task Outbound_ServiceAddressInsideThePod_ReachesTheCalleeThroughItsRouteAndOnlyFromThatPod()
+    {
+        var port = Ports.Free();
+        using var api = await ServerPodAsync("api-1", port, "api");
+        using var web = await TestPod.StartAsync("web-1", ["sleep", "300"]);
+        using var other = await TestPod.StartAsync("web-2", ["sleep", "300"]);
+        await using var mesh = new MeshHost();
+        var stable = Ports.Free();
+        await mesh.UpdateAsync(MeshTest.Route(stable, Policy(), Upstream(api, port)), CancellationToken.None);
+
+        await mesh.UpdatePodAsync(new PodRoute(web.Network, [new OutboundListener("api", "http", "127.77.0.9", 8080)]), CancellationToken.None);
+
+        var open = await mesh.PodListenersAsync(CancellationToken.None);
+        Assert.Equal([new OutboundListener("api", "http", "127.77.0.9", 8080)], open["web-1"]);
+        string? answer = null;
+        await Poll.UntilAsync(async () => (answer = await GetAsync(web.Network, "127.77.0.9", 8080)) is not null, Long, "web's pod reaches api at 127.77.0.9:8080");
+        Assert.EndsWith("ok api", answer, StringComparison.Ordinal);
+        Assert.Contains("HTTP/1.1 200", answer, StringComparison.Ordinal);
+        Assert.Null(await GetAsync(other.Network, "127.77.0.9", 8080));
+        AssertEveryThreadInHostNamespace();
+
+        await mesh.RemovePodAsync("web-1", CancellationToken.None);
+
+        Assert.Null(await GetAsync(web.Network, "127.77.0.9", 8080));
+    }
+
+    [Fact]
+    public async Task Inbound_PodGone_ConnectFailureRetriedOnTheOtherPodThenEjected()
+    {
+        var port = Ports.Free();
+        using var a = await ServerPodAsync("api-a", port, "a");
+        var b = await ServerPodAsync("api-b", port, "b");
+        await using var mesh = new MeshHost();
+        var stable = Ports.Free();
+        await mesh.UpdateAsync(MeshTest.Route(stable, Policy() with { Retries = new RetryPolicy { Attempts = 2 }, OutlierDetection = new OutlierDetectionPolicy() }, Upstream(a, port), Upstream(b, port)), CancellationToken.None);
+        using var client = MeshTest.Client(stable);
+        await Poll.UntilAsync(async () => (await MeshTest.GetAsync(client)).Status == 200, Long, "the mesh serves through the pods");
+
+        b.Dispose();
+        var statuses = new List<int>();
+        for (var i = 0; i < 20; i++)
+        {
+            statuses.Add((await MeshTest.GetAsync(client)).Status);
+        }
+
+        Assert.All(statuses, s => Assert.Equal(200, s));
+    }
+
+    private static MeshPolicy Policy() => MeshTest.Bare() with { Retries = new RetryPolicy { Attempts = 0 } };
+
+    private static Upstream Upstream(TestPod pod, int port) => new(pod.Network.PodId, "127.0.0.1", port, 1) { Pod = pod.Network };
+
+    private static Task<TestPod> ServerPodAsync(string id, int port, string v) =>
+        TestPod.StartAsync(id, [.. TestHttpServer.Command], new Dictionary<string, string> { ["PORT"] = $"{port}", ["V"] = v });
+
+    /// <summary>The whole answer to GET / at address:port from inside the pod, or null when nothing listens there.</summary>
+    private static async Task<string?> GetAsync(PodNetwork pod, string address, int port)
+    {
+        using var socket = await PodSockets.CreateAsync(pod, AddressFamily.InterNetwork, CancellationToken.None);
+        try
+        {
+            await socket.ConnectAsync(address, port);
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+
+        await socket.SendAsync("GET / HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n"u8.ToArray(), SocketFlags.None);
+        var text = new StringBuilder();
+        var buffer = new byte[4096];
+        int n;
+        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None)) > 0)
+        {
+            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+
+        return text.Length == 0 ? null : text.ToString();
+    }
+
+    /// <summary>The pitfall of entering pods: a thread inherits its creator's namespace, so a runtime thread started while
+    /// one was in a pod would stay there. Every thread of this process must still be in the host namespace.</summary>
+    private static void AssertEveryThreadInHostNamespace()
+    {
+        var host = new FileInfo("/proc/1/ns/net").LinkTarget ?? new FileInfo("/proc/self/ns/net").LinkTarget;
+        var own = new FileInfo("/proc/self/ns/net").LinkTarget;
+        Assert.Equal(host, own);
+        foreach (var task in Directory.EnumerateDirectories("/proc/self/task"))
+        {
+            var ns = new FileInfo(Path.Combine(task, "ns", "net")).LinkTarget;
+            Assert.True(ns is null || ns == own, $"thread {Path.GetFileName(task)} is in {ns}, not the host's {own}");
+        }
+    }
+}
