@@ -599,7 +599,10 @@ internal static class ControlPlaneCommands
             }
         }
 
-        return await SweepAsync(state, app, docker: !storeReadable, ct);
+        var code = await SweepAsync(state, app, docker: !storeReadable, ct);
+        // Last, once no replica is left: the data plane (and its standby) a killed control plane left running.
+        await DataPlaneProcess.StopOrphanAsync(state, ct);
+        return code;
     }
 
     /// <summary>After a down: stops whatever the drivers still know of (a replica the store lost, or all of them when the

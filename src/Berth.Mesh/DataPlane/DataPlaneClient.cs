@@ -44,12 +44,13 @@ public sealed class DataPlaneRefusedException(string message) : Exception(messag
 /// keeps the in-flight counts the data plane pushes, hands finished requests to the observer, and asks for route status.
 /// When the channel breaks it connects again — launching a new data plane if the old one is gone — and sends the table.
 /// </summary>
-public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
+public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
 {
     private readonly DataPlaneClientOptions _options;
     private readonly ILogger _logger;
     private readonly SemaphoreSlim _gate = new(1, 1);
     private readonly Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
+    private readonly Dictionary<string, PodRoute> _pods = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<long, (Connection On, TaskCompletionSource<DataPlaneMessage> Reply)> _pending = new();
     private readonly CancellationTokenSource _disposing = new();
     private volatile IReadOnlyDictionary<(string Service, string Replica), int> _inFlight = new Dictionary<(string, string), int>();
@@ -106,6 +107,17 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
     /// <inheritdoc />
     public Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken) =>
         ChangeAsync(routes => routes.Remove((service, endpoint)), service, endpoint, cancellationToken);
+
+    /// <inheritdoc />
+    public async Task UpdatePodAsync(PodRoute pod, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(pod);
+        await ChangeAsync(_ => _pods[pod.Pod.PodId] = pod, pod.Pod.PodId, "pod", cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public Task RemovePodAsync(string podId, CancellationToken cancellationToken) =>
+        ChangeAsync(_ => _pods.Remove(podId), podId, "pod", cancellationToken);
 
     /// <inheritdoc />
     public int InFlight(string service, string replica) => _inFlight.GetValueOrDefault((service, replica));
@@ -245,7 +257,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
     private async Task<DataPlaneMessage> SendSnapshotAsync(Connection connection, CancellationToken ct)
     {
         var version = ++_version;
-        var reply = await RequestAsync(connection, new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = [.. _routes.Values] }, ct);
+        var reply = await RequestAsync(connection, new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = [.. _routes.Values], Pods = [.. _pods.Values] }, ct);
         if (reply.Type != DataPlaneMessageTypes.Ack)
         {
             throw new InvalidOperationException($"the data plane refused route snapshot {version}: {reply.Message}");
@@ -342,6 +354,11 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
                 _routes.TryAdd((r.Service, r.Endpoint.Name), r);
             }
 
+            foreach (var p in (promoted ? saved?.Pods : welcome.Pods) ?? [])
+            {
+                _pods.TryAdd(p.Pod.PodId, p);
+            }
+
             _seeded = true;
         }
 
@@ -392,9 +409,9 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IAsyncDisposable
         _connection = successor;
         // The new data plane starts binding each port first (each the moment the old one lets go of it), then the old one is
         // told to let go, then the new one gets the routes and starts its listeners on the sockets it bound.
-        await RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Prepare, Routes = [.. _routes.Values] }, ct);
+        await RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Prepare, Routes = [.. _routes.Values], Pods = [.. _pods.Values] }, ct);
         var version = ++_version;
-        var applied = RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = [.. _routes.Values], HandOver = true }, ct);
+        var applied = RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = [.. _routes.Values], Pods = [.. _pods.Values], HandOver = true }, ct);
         try
         {
             await RequestAsync(old, new DataPlaneMessage { Type = DataPlaneMessageTypes.Release }, ct);

@@ -29,6 +29,9 @@ public sealed record DataPlaneMessage
     /// <summary><c>snapshot</c>: every route (the whole table, not a diff); <c>welcome</c>: the routes being served.</summary>
     public IReadOnlyList<ServiceRoute>? Routes { get; init; }
 
+    /// <summary><c>snapshot</c>: every pod's outbound listeners (the whole set); <c>welcome</c>: the pods being served.</summary>
+    public IReadOnlyList<PodRoute>? Pods { get; init; }
+
     /// <summary><c>ack</c>: the routes whose listener could not be opened or whose policy was refused.</summary>
     public IReadOnlyList<RouteError>? Errors { get; init; }
 

@@ -55,6 +55,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     private MeshHost _mesh = null!;
     private Socket _listener = null!;
     private Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
+    private Dictionary<string, (PodRoute Pod, string Json)> _pods = new(StringComparer.Ordinal);
     private long _version;
     private volatile bool _standby;
     private volatile bool _released;
@@ -180,6 +181,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         {
             var (applied, errors) = await ApplyRoutesAsync(routes, cancellationToken);
             _routes = applied;
+            errors.AddRange(await ApplyPodsAsync(saved.Pods ?? [], cancellationToken));
             foreach (var e in errors)
             {
                 Log.RouteFailed(_logger, e.Service, e.Endpoint, e.Message);
@@ -308,6 +310,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 Type = DataPlaneMessageTypes.Welcome,
                 Version = Version,
                 Routes = [.. _routes.Values],
+                Pods = [.. _pods.Values.Select(p => p.Pod)],
                 Pid = Environment.ProcessId,
                 Admin = _mesh.AdminAddress?.ToString(),
                 Build = Build,
@@ -389,9 +392,10 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             }
 
             var (applied, errors) = await ApplyRoutesAsync(routes, ct, snapshot.HandOver == true);
-            Interlocked.Exchange(ref _version, version);
             _routes = applied;
-            var saved = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = routes });
+            errors.AddRange(await ApplyPodsAsync(snapshot.Pods ?? [], ct));
+            Interlocked.Exchange(ref _version, version);
+            var saved = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = routes, Pods = snapshot.Pods });
             DataPlaneFiles.WriteAtomically(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile), saved);
             if (_standby)
             {
@@ -493,6 +497,44 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             }
         }
     }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <summary>Makes the mesh keep exactly <paramref name="pods"/>' outbound listeners: a pod no longer named is closed,
+    /// a new or changed one (compared by its JSON) opened or replaced, an unchanged one left alone.</summary>
+    private async Task<List<RouteError>> ApplyPodsAsync(IReadOnlyList<PodRoute> pods, CancellationToken ct)
+    {
+        var errors = new List<RouteError>();
+        var next = new Dictionary<string, (PodRoute Pod, string Json)>(StringComparer.Ordinal);
+        foreach (var p in pods)
+        {
+            next[p.Pod.PodId] = (p, JsonSerializer.Serialize(p, DataPlaneWire.Json));
+        }
+
+        foreach (var gone in _pods.Keys.Where(k => !next.ContainsKey(k)).ToList())
+        {
+            await _mesh.RemovePodAsync(gone, ct);
+        }
+
+        foreach (var (id, p) in next)
+        {
+            if (_pods.TryGetValue(id, out var old) && old.Json == p.Json)
+            {
+                continue;
+            }
+
+            try
+            {
+                await _mesh.UpdatePodAsync(p.Pod, ct);
+            }
+            catch (Exception e) when (e is MeshListenerException or IOException or SocketException or InvalidOperationException or ArgumentException)
+            {
+                errors.Add(new RouteError(id, "pod", e.Message));
+                next[id] = (p.Pod, ""); // not served: tried again with the next snapshot
+            }
+        }
+
+        _pods = next;
+        return errors;
+    }
 
     private async Task InFlightLoopAsync(CancellationToken ct)
     {
