@@ -52,7 +52,7 @@ internal static class ControlPlaneCommands
                     Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
-                    return ExitCodes.Ok;
+                    return await PortConflictsAsync(running, ct) ? ExitCodes.Failed : ExitCodes.Ok;
                 }
             }
 
@@ -117,7 +117,7 @@ internal static class ControlPlaneCommands
     {
         var applied = await running.ApplyAsync(app, ct, prune);
         Status($"control plane already running at {running.Url}; applied {specPath} as revision {applied.Revision}");
-        return ExitCodes.Ok;
+        return await PortConflictsAsync(running, ct) ? ExitCodes.Failed : ExitCodes.Ok;
     }
 
     private static async Task<int> RunForegroundAsync(Application app, string specPath, string state, bool prune, CancellationToken ct)
@@ -167,6 +167,21 @@ internal static class ControlPlaneCommands
             {
                 // Refused (a rename or no services without --prune): what ran before keeps running, adopted by the next control plane.
                 Error(e.Message);
+                await watching.CancelAsync();
+                await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                return ExitCodes.Failed;
+            }
+
+            if (host.Plane.PortConflicts is { Count: > 0 } conflicts)
+            {
+                // As 'docker compose up' fails when a published port is taken: say who holds it, stop what started, exit non-zero.
+                foreach (var c in conflicts)
+                {
+                    Error($"{c.Service}: {c.Message}");
+                }
+
+                using var stopping = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+                await host.Plane.DownAsync(stopping.Token);
                 await watching.CancelAsync();
                 await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 return ExitCodes.Failed;
@@ -297,7 +312,7 @@ internal static class ControlPlaneCommands
                     Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
                     await PrintDashboardLinkAsync(client, ct);
                     await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), everyCapability: true, ct);
-                    return ExitCodes.Ok;
+                    return await PortConflictsAsync(client, ct) ? ExitCodes.Failed : ExitCodes.Ok;
                 }
             }
 
@@ -380,6 +395,35 @@ internal static class ControlPlaneCommands
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>Prints each stable port another program holds (with the holder) as an error; true when there is one. The
+    /// control plane keeps running the other services, and starts these once their port is free.</summary>
+    private static readonly TimeSpan ListenerWait = TimeSpan.FromSeconds(15);
+
+    private static async Task<bool> PortConflictsAsync(ApiClient client, CancellationToken ct)
+    {
+        AppInfo app;
+        var deadline = Stopwatch.StartNew();
+        try
+        {
+            // The listeners open right after the revision is in force; wait (briefly) until each has opened or been refused.
+            while (!(app = await client.GetAsync("/v1/app", ApiJson.Default.AppInfo, ct)).ListenersSettled && deadline.Elapsed < ListenerWait)
+            {
+                await Task.Delay(50, ct);
+            }
+        }
+        catch (ApiException)
+        {
+            return false;
+        }
+
+        foreach (var c in app.PortConflicts)
+        {
+            Error($"{c.Service}: {c.Message}");
+        }
+
+        return app.PortConflicts.Count > 0;
     }
 
     private static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
