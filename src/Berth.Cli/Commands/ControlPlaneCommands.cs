@@ -256,6 +256,9 @@ internal static class ControlPlaneCommands
                 {
                     throw fault;
                 }
+
+                // A damaged or read-only store is said here, plainly, rather than as the detached control plane's exit code.
+                StateStore.Open(state).Dispose();
             }
         }
 
