@@ -12,8 +12,8 @@ using Berth.Core.Model;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
-using Berth.Orchestration.Tests.Fakes;
 using Berth.Server;
+using Berth.Testing.ControlPlanes;
 
 var seconds = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 30;
 var killsPerSecond = args.Length > 1 ? int.Parse(args[1], CultureInfo.InvariantCulture) : 50;

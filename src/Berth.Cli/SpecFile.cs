@@ -112,7 +112,9 @@ internal static class SpecFile
             return new Outcome(null, result, path, ExitCodes.InvalidSpec);
         }
 
-        return new Outcome(result.Application, result, path, ExitCodes.Ok) { OverridePath = overrideFile };
+        // -p NAME names the app, as docker compose -p names the project.
+        var app = Shell.GlobalOptions.ProjectName is { Length: > 0 } project ? result.Application! with { Name = project } : result.Application;
+        return new Outcome(app, result, path, ExitCodes.Ok) { OverridePath = overrideFile };
     }
 
     private static string Relative(string path, string directory)

@@ -43,6 +43,26 @@ public static class KubernetesWorkflow
     public static Task<WorkflowOutcome> GenerateAsync(Application app, string output, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken) =>
         GenerateAsync(app, output, options, ManifestFormat.Yaml, [], stdout, stderr, cancellationToken);
 
+    /// <summary><c>generate -o json</c>: every object in one kubectl-style <c>List</c> (<c>kubectl get -o json</c>'s shape) on stdout.</summary>
+    public static Task<WorkflowOutcome> GenerateListJsonAsync(Application app, GenerateOptions options, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        var (set, exit) = Generate(app, options, stderr);
+        if (set is null)
+        {
+            return Task.FromResult(exit);
+        }
+
+        var list = new System.Text.Json.Nodes.JsonObject
+        {
+            ["apiVersion"] = "v1",
+            ["kind"] = "List",
+            ["items"] = new System.Text.Json.Nodes.JsonArray([.. set.Objects.Select(o => System.Text.Json.Nodes.JsonNode.Parse(o.ToJson()))]),
+        };
+        stdout.WriteLine(list.ToJsonString(new System.Text.Json.JsonSerializerOptions { WriteIndented = true, Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping }));
+        return Task.FromResult(WorkflowOutcome.Ok);
+    }
+
     /// <summary><c>generate</c>: plain manifests with a kustomization.yaml (and <paramref name="overlays"/> beside them), or a Helm chart.</summary>
     public static Task<WorkflowOutcome> GenerateAsync(Application app, string output, GenerateOptions options, ManifestFormat format, IReadOnlyList<string> overlays, TextWriter stdout, TextWriter stderr, CancellationToken cancellationToken)
     {

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text.Json;
 using Berth.Core.Model;
 using Berth.Core.Routing;
+using Berth.Mesh.DataPlane;
 using Berth.Mesh.Http;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Routing;
@@ -21,7 +22,7 @@ namespace Berth.Mesh;
 /// The mesh data plane: one listener per service endpoint on its stable port (Kestrel for HTTP, a socket splice for
 /// TCP), fed Ready upstreams through <see cref="IRouteSink"/>, plus an admin endpoint with Prometheus <c>/metrics</c>.
 /// </summary>
-public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
+public sealed class MeshHost : IMeshDataPlane, IAsyncDisposable
 {
     private readonly MeshHostOptions _options;
     private readonly ILogger _logger;
@@ -140,7 +141,19 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         return total;
     }
 
-    /// <summary>The routes as the mesh sees them: per listener, each upstream with its health and load.</summary>
+    /// <summary>Every replica with a request (or TCP connection) in flight, for a data plane that reports counts rather than being asked.</summary>
+    public IReadOnlyList<InFlightCount> InFlightCounts()
+    {
+        var counts = new Dictionary<(string Service, string Replica), int>();
+        foreach (var l in _listenerList)
+        {
+            l.State.AddInFlight(counts);
+        }
+
+        return [.. counts.Select(kv => new InFlightCount(kv.Key.Service, kv.Key.Replica, kv.Value))];
+    }
+
+    /// <inheritdoc />
     public async Task<IReadOnlyList<RouteStatus>> RoutesAsync(CancellationToken cancellationToken)
     {
         await _gate.WaitAsync(cancellationToken);
@@ -191,7 +204,9 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         TcpProxy proxy;
         try
         {
-            proxy = new TcpProxy(state, new IPEndPoint(ParseIp(route), route.StablePort));
+            proxy = _options.BoundListener?.Invoke(route) is { } bound
+                ? new TcpProxy(state, bound)
+                : new TcpProxy(state, new IPEndPoint(ParseIp(route), route.StablePort));
         }
         catch (SocketException e)
         {
@@ -210,7 +225,8 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
     {
         var proxy = new HttpProxy(state);
-        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2()), _options.DrainTimeout);
+        var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2(),
+            _options.BoundListener?.Invoke(route)), _options.DrainTimeout);
         app.Run(proxy.InvokeAsync);
         try
         {
@@ -255,7 +271,7 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
         : throw new MeshListenerException($"mesh: service {route.Service}, endpoint {route.Endpoint.Name} has host IP '{route.Endpoint.HostIp}', which is not an IP address; write 127.0.0.1 or another local address");
 
     private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state,
-        int? maxConnections = null, bool http2Only = false) =>
+        int? maxConnections = null, bool http2Only = false, Socket? bound = null) =>
         (_, kestrel) =>
         {
             kestrel.AddServerHeader = false;
@@ -269,7 +285,19 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
                 throw new MeshListenerException($"mesh: host IP '{host}' is not an IP address; write 127.0.0.1 or another local address");
             }
 
-            kestrel.Listen(ip, port, listen =>
+            if (bound is not null)
+            {
+                // Kestrel takes the descriptor over (and closes it when the listener stops); the Socket object must not close it too.
+                var fd = (ulong)bound.SafeHandle.DangerousGetHandle();
+                bound.SafeHandle.SetHandleAsInvalid();
+                kestrel.ListenHandle(fd, Configure);
+            }
+            else
+            {
+                kestrel.Listen(ip, port, Configure);
+            }
+
+            void Configure(Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions listen)
             {
                 if (http2Only)
                 {
@@ -292,7 +320,7 @@ public sealed class MeshHost : IRouteSink, IInFlightSource, IAsyncDisposable
                         }
                     });
                 }
-            });
+            }
         };
 
     private WebApplication NewApp(Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> kestrel, TimeSpan shutdown)

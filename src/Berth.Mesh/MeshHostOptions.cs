@@ -25,6 +25,11 @@ public sealed record MeshHostOptions
     /// <summary>Told of every finished HTTP request (for traces); null: none. Called on the request path: keep it quick.</summary>
     public IMeshRequestObserver? RequestObserver { get; init; }
 
+    /// <summary>A socket already bound and listening on a route's address and port, to serve instead of binding one: a data
+    /// plane taking the listeners over from another binds each port the moment it is free, and connections wait in that
+    /// socket's backlog while the listener starts. Null, or null for a route: bind as usual.</summary>
+    public Func<Berth.Core.Routing.ServiceRoute, System.Net.Sockets.Socket?>? BoundListener { get; init; }
+
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>Randomness for balancing, splits and jitter; must be thread-safe when the host serves traffic (<see cref="System.Random.Shared"/>).</summary>

@@ -25,6 +25,11 @@ public static class OrchestratorDefaults
     /// <summary>Rows one pruning statement deletes: 500, so a large backlog is trimmed in short steps that never hold the
     /// store for long (the reconciler writes through the same connection).</summary>
     public const int EventPruneBatch = 500;
+
+    /// <summary>Removed replicas whose logs are kept per service, for <c>berth logs --previous</c>: 5. The kubelet keeps one
+    /// dead container per container (what <c>kubectl logs --previous</c> reads); a service's replicas come and go with
+    /// scaling and rollouts, so a few more are kept, each bounded by its log rotation.</summary>
+    public const int TerminatedReplicasKept = 5;
 }
 
 /// <summary>How the control plane runs one app.</summary>
@@ -41,6 +46,9 @@ public sealed record OrchestratorOptions
 
     /// <summary>See <see cref="OrchestratorDefaults.RevisionHistoryLimit"/>.</summary>
     public int RevisionHistoryLimit { get; init; } = OrchestratorDefaults.RevisionHistoryLimit;
+
+    /// <summary>See <see cref="OrchestratorDefaults.TerminatedReplicasKept"/>; 0 keeps none.</summary>
+    public int TerminatedReplicasKept { get; init; } = OrchestratorDefaults.TerminatedReplicasKept;
 
     /// <summary>See <see cref="OrchestratorDefaults.EventRetention"/>; at least 1.</summary>
     public int EventRetention { get; init; } = OrchestratorDefaults.EventRetention;

@@ -62,6 +62,13 @@ public sealed record ReplicaSpec
 
     public bool Shell { get; init; }
 
+    /// <summary>A process gets the control plane's whole environment under <see cref="Env"/> instead of the minimal set
+    /// (<see cref="Process.InheritedEnvironment"/>); containers inherit nothing either way.</summary>
+    public bool InheritEnv { get; init; }
+
+    /// <summary>How the replica's logs are rotated: the supervisor's files for a process, the engine's log driver for a container.</summary>
+    public LogRotation Logging { get; init; } = LogRotation.Default;
+
     public string? WorkingDir { get; init; }
 
     public string? User { get; init; }

@@ -65,7 +65,7 @@ public sealed record ApiServerOptions
     public Telemetry.TelemetryStore? Telemetry { get; init; }
 
     /// <summary>The mesh whose ejections and breakers the dashboard shows; null: none.</summary>
-    public Mesh.MeshHost? Mesh { get; init; }
+    public Mesh.DataPlane.IMeshDataPlane? Mesh { get; init; }
 
     /// <summary>What the control plane adds to every replica's environment (the OTLP exporter settings), shown in replica detail.</summary>
     public IReadOnlyDictionary<string, string> ReplicaEnvironment { get; init; } = new Dictionary<string, string>();
@@ -305,6 +305,12 @@ public sealed class ApiServer : IAsyncDisposable
             Results.Json(new RestartServiceResponse(await plane.RestartServiceAsync(name, ct)), ApiJson.Default.RestartServiceResponse));
         v1.MapGet("/services/{name}/logs", (string name, HttpContext context) =>
         {
+            if (QueryBool(context, "previous"))
+            {
+                FindService(plane, name);
+                return StreamPreviousLogsAsync(plane, name, context);
+            }
+
             FindService(plane, name);
             var ids = plane.Replicas.Where(r => r.Service == name && r.Handle is not null).Select(r => r.Id).ToList();
             return StreamLogsAsync(plane, ids, context);
@@ -324,6 +330,11 @@ public sealed class ApiServer : IAsyncDisposable
         });
         v1.MapGet("/replicas/{id}/logs", (string id, HttpContext context) =>
         {
+            if (QueryBool(context, "previous"))
+            {
+                return StreamPreviousLogsAsync(plane, id, context);
+            }
+
             FindReplica(plane, id);
             return StreamLogsAsync(plane, [id], context);
         });
@@ -449,7 +460,8 @@ public sealed class ApiServer : IAsyncDisposable
         return JsonSerializer.SerializeToNode(masked, StateJson.Options);
     }
 
-    private static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
+    /// <summary>A replica as the API (and <c>berth ps</c>) and the dashboard show it.</summary>
+    internal static ReplicaInfo ReplicaView(ReplicaRecord r) => new()
     {
         Id = r.Id,
         Service = r.Service,
@@ -484,6 +496,18 @@ public sealed class ApiServer : IAsyncDisposable
     };
 
     // ---- logs ---------------------------------------------------------------------------------------------------
+
+    /// <summary><c>?previous=true</c>: what ran before (<see cref="ControlPlane.GetPreviousLogs"/>), one replica's lines.</summary>
+    private static async Task StreamPreviousLogsAsync(ControlPlane plane, string name, HttpContext context)
+    {
+        var (replica, lines) = plane.GetPreviousLogs(name, new LogOptions { Tail = QueryInt(context, "tail") }, context.RequestAborted);
+        context.Response.ContentType = "application/x-ndjson";
+        await foreach (var line in lines)
+        {
+            var json = JsonSerializer.Serialize(new LogLine(replica, line.Timestamp, line.Stream == LogStream.Stdout ? "stdout" : "stderr", line.Text), ApiJson.Default.LogLine);
+            await context.Response.WriteAsync(json + "\n", context.RequestAborted);
+        }
+    }
 
     private static async Task StreamLogsAsync(ControlPlane plane, IReadOnlyList<string> ids, HttpContext context)
     {

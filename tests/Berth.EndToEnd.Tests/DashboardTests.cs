@@ -33,20 +33,7 @@ public sealed partial class ShopForDashboard : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var from = Path.Combine(RepositoryRoot(), "samples", "shop");
-        foreach (var file in Directory.EnumerateFiles(from, "*", SearchOption.AllDirectories))
-        {
-            var relative = Path.GetRelativePath(from, file).Replace('\\', '/');
-            if (relative.StartsWith("app/bin/", StringComparison.Ordinal) || relative.StartsWith("app/obj/", StringComparison.Ordinal)
-                || relative.StartsWith("app/out/", StringComparison.Ordinal) || relative.StartsWith(".berth/", StringComparison.Ordinal))
-            {
-                continue;
-            }
-
-            Directory.CreateDirectory(Path.GetDirectoryName(Path.Combine(Berth.Directory, relative))!);
-            File.Copy(file, Path.Combine(Berth.Directory, relative));
-        }
-
+        Repository.CopySample("samples/shop", Berth.Directory);
         var spec = File.ReadAllText(Path.Combine(Berth.Directory, "berth.yaml"));
         foreach (var (service, fixedPort) in new[] { ("frontend", "7100"), ("api", "7200"), ("worker", "7300"), ("db", "7400") })
         {
@@ -98,22 +85,11 @@ public sealed partial class ShopForDashboard : IAsyncLifetime
     }
 
     [GeneratedRegex(@"http://127\.0\.0\.1:\d+/login\?code=[0-9a-f]+")]
-    private static partial Regex LinkPattern();
-
-    private static string RepositoryRoot()
-    {
-        var dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "Berth.slnx")))
-        {
-            dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("repository root (Berth.slnx) not found above the test binaries");
-        }
-
-        return dir;
-    }
+    internal static partial Regex LinkPattern();
 
     public static string ArtifactsDirectory()
     {
-        var dir = Path.Combine(RepositoryRoot(), "artifacts", "dashboard");
+        var dir = Repository.Path("artifacts/dashboard");
         Directory.CreateDirectory(dir);
         return dir;
     }
@@ -143,13 +119,8 @@ public sealed class DashboardTests(ShopForDashboard shop) : IClassFixture<ShopFo
     {
         var artifacts = ShopForDashboard.ArtifactsDirectory();
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new()
-        {
-            ExecutablePath = Environments.Chromium ?? throw new InvalidOperationException("BERTH_REQUIRE_BROWSER=1 but no chromium: run .ci/setup-browser.sh"),
-            Headless = true,
-            Args = ["--no-sandbox"],
-        });
-        await using var context = await browser.NewContextAsync(new() { ViewportSize = new() { Width = 1500, Height = 950 } });
+        await using var browser = await Chromium.LaunchAsync(playwright);
+        await using var context = await Chromium.NewContextAsync(browser);
         await context.AddInitScriptAsync(RecordSse);
         var page = await context.NewPageAsync();
         var captured = new List<string>();
@@ -359,7 +330,7 @@ public sealed class DashboardTests(ShopForDashboard shop) : IClassFixture<ShopFo
 
         // And from a real browser: a page on another origin posts a form to the dashboard with the signed-in cookie jar.
         using var playwright = await Playwright.CreateAsync();
-        await using var browser = await playwright.Chromium.LaunchAsync(new() { ExecutablePath = Environments.Chromium!, Headless = true, Args = ["--no-sandbox"] });
+        await using var browser = await Chromium.LaunchAsync(playwright);
         await using var context = await browser.NewContextAsync();
         var tab = await context.NewPageAsync();
         tab.SetDefaultTimeout(60_000);

@@ -6,13 +6,14 @@ public sealed class ProcessDriverScope : IAsyncDisposable
 {
     private readonly List<ReplicaHandle> _started = [];
 
-    public ProcessDriverScope(bool useCgroups = true, long? cpuShares = null)
+    public ProcessDriverScope(bool useCgroups = true, long? cpuShares = null, IReadOnlyDictionary<string, string>? hostEnvironment = null)
     {
         Root = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", Guid.NewGuid().ToString("N")[..12]);
         App = "t" + Guid.NewGuid().ToString("N")[..10];
         Driver = new ProcessDriver(new ProcessDriverOptions
         {
             StateRoot = Path.Combine(Root, "runtime"), UseCgroups = useCgroups, CpuShares = cpuShares, VolumesRoot = Path.Combine(Root, "volumes"),
+            HostEnvironment = hostEnvironment is null ? InheritedEnvironment.Current : () => hostEnvironment,
         });
     }
 

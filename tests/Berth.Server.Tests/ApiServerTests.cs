@@ -195,6 +195,24 @@ public sealed class ApiServerTests : IAsyncLifetime
             await ErrorOf(await _http.PatchAsync("/v1/services/api", JsonBody("{}"))));
     }
 
+    [Fact]
+    public async Task Patch_ImageOnAProcessService_409SayingWhyAndNothingChanged()
+    {
+        var revision = _plane.Current!.Number;
+        var replicas = _plane.Replicas.Select(r => r.Id).Order().ToList();
+
+        var (status, error) = await ErrorOf(await _http.PatchAsync("/v1/services/api", JsonBody("""{"image": "shop/api:2", "env": {"MODE": "prod"}}""")));
+
+        Assert.Equal(HttpStatusCode.Conflict, status);
+        Assert.Equal("service 'api' runs as a process (run: with no image); a PATCH does not move a service to Docker, because its run:, " +
+            "working_dir and volumes mean something else in a container. To run it from an image, set image: (and runtime: docker) in the spec " +
+            "and apply it with 'berth up'; to change the process, PATCH \"command\" or \"env\"", error);
+        Assert.Equal(revision, _plane.Current!.Number);
+        Assert.Equal("dev", _plane.Current.Application.FindService("api")!.Env["MODE"]);
+        Assert.Null(_plane.Current.Application.FindService("api")!.Image);
+        Assert.Equal(replicas, _plane.Replicas.Select(r => r.Id).Order().ToList());
+    }
+
     private async Task<(List<long> Ids, string Link)> EventPageAsync(string query)
     {
         using var response = await _http.GetAsync($"/v1/events?{query}");

@@ -121,6 +121,20 @@ public sealed class BerthCli(string directory)
         }
     }
 
+    /// <summary>The data plane's pid from <c>data-plane.json</c>, or null when it is not there.</summary>
+    public int? DataPlanePid()
+    {
+        try
+        {
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(State, "data-plane.json")));
+            return doc.RootElement.GetProperty("pid").GetInt32();
+        }
+        catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>Starts the app detached (<c>berth up -d</c>) and waits until <paramref name="ready"/> replicas are Ready.</summary>
     public async Task UpDetachedAsync(int ready, TimeSpan? timeout = null)
     {

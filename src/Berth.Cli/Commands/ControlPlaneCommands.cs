@@ -4,6 +4,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using Berth.Cli.ControlPlane;
+using Berth.Cli.Shell;
 using Berth.Core.Loading;
 using Berth.Core.Model;
 using Berth.Core.Contracts;
@@ -21,7 +22,7 @@ internal static class ControlPlaneCommands
     /// <summary>The detached control plane's log, in the state folder.</summary>
     internal const string DaemonLogFile = "control-plane.log";
 
-    public static IEnumerable<Command> Create() => [Up(), Down(), Ps(), Logs(), Scale(), Events(), Restart(), Dashboard(), Daemon()];
+    public static IEnumerable<Command> Create() => [Up(), Down(), Logs(), Dashboard(), Daemon()];
 
     // ---- up -----------------------------------------------------------------------------------------------------
 
@@ -33,7 +34,10 @@ internal static class ControlPlaneCommands
         var detach = new Option<bool>("--detach", "-d") { Description = "Run the control plane in the background and return once it is listening." };
         var noBuild = new Option<bool>("--no-build") { Description = "Skip the build commands and image builds (as docker compose up --no-build)." };
         var prune = CreatePruneOption();
-        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune };
+        var wait = new Option<bool>("--wait") { Description = "Return once every service has its replicas Ready (exit 3 with the reasons if one cannot get there); implies --detach, as docker compose up --wait." };
+        var waitTimeout = AppStatus.WaitTimeoutOption();
+        var build = new Option<bool>("--build") { Description = "With a control plane already running: run the builds and roll out each service whose build changed something (as docker compose up --build). A new control plane always builds (unless --no-build)." };
+        var command = new Command("up", "Bring the app to its desired state and keep it there: schedule, start, probe, restart, route.") { file, envFile, profiles, detach, noBuild, prune, wait, waitTimeout, build };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
@@ -42,17 +46,29 @@ internal static class ControlPlaneCommands
                 return outcome.ExitCode;
             }
 
+            StartupTrace.Mark("spec loaded");
             var app = outcome.Application!;
             var state = ControlPlaneHost.StateDirectoryFor(outcome.Path!);
             using (var running = ApiClient.TryOpen(state))
             {
                 if (running is not null && await running.AliveAsync(ct))
                 {
-                    var applied = await running.ApplyAsync(app, ct, parse.GetValue(prune));
-                    Status($"control plane already running at {running.Url}; applied {outcome.Path} as revision {applied.Revision}");
+                    Status("control plane already running");
+                    var code = await RolloutCommands.ApplyAndReportAsync(running, app, outcome.Path!, parse.GetValue(build) && !parse.GetValue(noBuild), parse.GetValue(prune), ct);
+                    if (code != ExitCodes.Ok)
+                    {
+                        return code;
+                    }
+
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
-                    return await PortConflictsAsync(running, ct) ? ExitCodes.Failed : ExitCodes.Ok;
+                    await AppStatus.PrintAddressesAsync(running, ct);
+                    if (await PortConflictsAsync(running, ct))
+                    {
+                        return ExitCodes.Failed;
+                    }
+
+                    return parse.GetValue(wait) ? await AppStatus.WaitReadyAsync(running, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct) : ExitCodes.Ok;
                 }
             }
 
@@ -63,12 +79,23 @@ internal static class ControlPlaneCommands
                 return ExitCodes.Failed;
             }
 
-            return parse.GetValue(detach)
-                ? await StartDetachedAsync(
+            app = BuildStamp.Stamp(app);
+            if (parse.GetValue(detach) || parse.GetValue(wait))
+            {
+                var started = await StartDetachedAsync(
                     // The files as loaded: the default file's compose.override.yaml too, which -f alone would not bring.
                     outcome.OverridePath is { } overrideFile ? [outcome.Path!, overrideFile] : [outcome.Path!, .. (parse.GetValue(file) ?? []).Skip(1)],
-                    parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct)
-                : await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
+                    parse.GetValue(envFile) ?? [], parse.GetValue(profiles) ?? [], state, parse.GetValue(prune), ct);
+                if (started != ExitCodes.Ok || !parse.GetValue(wait))
+                {
+                    return started;
+                }
+
+                using var client = ApiClient.TryOpen(state);
+                return client is null ? ExitCodes.Failed : await AppStatus.WaitReadyAsync(client, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct);
+            }
+
+            return await RunForegroundAsync(app, outcome.Path!, state, parse.GetValue(prune), ct);
         });
         return command;
     }
@@ -146,11 +173,14 @@ internal static class ControlPlaneCommands
         });
         try
         {
+            var warm = WarmSerializersAsync(app, stop.Token);
             await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Warn(w);
             }
+
+            AppRegistry.Record(app.Name, specPath, state);
 
             Status($"dashboard: {host.Api.CreateLoginUrl()} (one-time link; 'berth dashboard' prints a new one)");
 
@@ -159,6 +189,7 @@ internal static class ControlPlaneCommands
             using var watching = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
             var printer = new LivePrinter(host, app);
             var watch = printer.RunAsync(since, watching.Token);
+            await warm.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             try
             {
                 await host.Plane.ApplyAsync(app, "up", stop.Token, prune);
@@ -187,7 +218,7 @@ internal static class ControlPlaneCommands
                 return ExitCodes.Failed;
             }
 
-            Status($"control plane for '{app.Name}' at {host.Api.Url} (state {state}); Ctrl-C stops everything");
+            Status($"control plane for '{app.Name}' running (state {state}); Ctrl-C stops everything");
             foreach (var c in host.Capabilities())
             {
                 Capability(c.Usable, c.Message, usableToo: true);
@@ -205,6 +236,7 @@ internal static class ControlPlaneCommands
             using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
             await host.Plane.DownAsync(grace.Token);
             await host.RemoveNodesAsync(grace.Token);
+            await host.StopDataPlaneAsync(grace.Token);
             await watching.CancelAsync();
             await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             Status($"'{app.Name}' stopped");
@@ -296,8 +328,15 @@ internal static class ControlPlaneCommands
             info.ArgumentList.Add(p);
         }
 
+        if (GlobalOptions.ProjectName is { Length: > 0 } project)
+        {
+            info.ArgumentList.Add("--project-name");
+            info.ArgumentList.Add(project);
+        }
+
         info.Environment["BERTH_CONTROL_PLANE_LOG"] = log;
         using var child = Process.Start(info)!;
+        StartupTrace.Mark("control plane spawned");
         var deadline = Stopwatch.StartNew();
         while (deadline.Elapsed < TimeSpan.FromSeconds(60))
         {
@@ -312,9 +351,12 @@ internal static class ControlPlaneCommands
             {
                 if (client is not null && await client.AliveAsync(ct))
                 {
-                    Status($"control plane running in the background (pid {child.Id}) at {client.Url}; log {log}; 'berth down' stops it");
+                    StartupTrace.Mark("control plane answers");
+                    Status($"control plane running in the background (pid {child.Id}); log {log}; 'berth down' stops it");
                     await PrintDashboardLinkAsync(client, ct);
                     await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), everyCapability: true, ct);
+                    await AppStatus.PrintAddressesAsync(client, ct);
+                    StartupTrace.Mark("up -d returns");
                     return await PortConflictsAsync(client, ct) ? ExitCodes.Failed : ExitCodes.Ok;
                 }
             }
@@ -327,10 +369,11 @@ internal static class ControlPlaneCommands
     }
 
     /// <summary>How to run this same berth again: the apphost, or <c>dotnet berth.dll</c>.</summary>
-    private static IEnumerable<string> SelfCommand()
+    internal static IEnumerable<string> SelfCommand()
     {
         var exe = Environment.ProcessPath!;
-        var dll = typeof(ControlPlaneCommands).Assembly.Location;
+        // Under 'dotnet berth.dll' the dll sits in the base directory; a single-file or tool apphost is the process itself.
+        var dll = Path.Combine(AppContext.BaseDirectory, "berth.dll");
         return Path.GetFileNameWithoutExtension(exe) == "dotnet" ? [exe, dll] : [exe];
     }
 
@@ -350,7 +393,9 @@ internal static class ControlPlaneCommands
                 return outcome.ExitCode;
             }
 
-            var app = outcome.Application!;
+            StartupTrace.Mark("daemon: spec loaded");
+            // 'berth up -d' built before starting this; the stamp is the build folder's digest, as the foreground 'up' stamps it.
+            var app = BuildStamp.Stamp(outcome.Application!);
             using var stop = new CancellationTokenSource();
             using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
             {
@@ -369,11 +414,15 @@ internal static class ControlPlaneCommands
                 }
             }
 
+            StartupTrace.Mark("daemon: state folder locked");
+            var warm = WarmSerializersAsync(app, stop.Token);
             await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
             foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
             {
                 Console.Error.WriteLine($"warning: {w}");
             }
+
+            AppRegistry.Record(app.Name, outcome.Path!, state);
 
             // The detached control plane's log says once what it may and may not do here (berth up -d prints it from the API).
             foreach (var c in host.Capabilities())
@@ -383,13 +432,17 @@ internal static class ControlPlaneCommands
 
             var printer = new LivePrinter(host, app, colors: false, logs: false);
             var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
+            await warm.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            StartupTrace.Mark("daemon: applying");
             await host.Plane.ApplyAsync(app, "up", stop.Token, parse.GetValue(prune));
+            StartupTrace.Mark("daemon: applied");
             await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (host.Api.ShutdownRequested.IsCompletedSuccessfully && host.Api.ShutdownRequested.Result)
             {
                 using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(2));
                 await host.Plane.DownAsync(grace.Token);
                 await host.RemoveNodesAsync(grace.Token);
+                await host.StopDataPlaneAsync(grace.Token);
             }
 
             // On SIGTERM the replicas keep running: the next control plane adopts them.
@@ -400,10 +453,12 @@ internal static class ControlPlaneCommands
         return command;
     }
 
-    /// <summary>Prints each stable port another program holds (with the holder) as an error; true when there is one. The
-    /// control plane keeps running the other services, and starts these once their port is free.</summary>
+    /// <summary>How long <c>up</c> waits for every stable port to be listened on or found taken: 15 s (the listeners open
+    /// right after the revision is in force; a loaded machine may take seconds).</summary>
     private static readonly TimeSpan ListenerWait = TimeSpan.FromSeconds(15);
 
+    /// <summary>Prints each stable port another program holds (with the holder) as an error; true when there is one. The
+    /// control plane keeps running the other services, and starts these once their port is free.</summary>
     private static async Task<bool> PortConflictsAsync(ApiClient client, CancellationToken ct)
     {
         AppInfo app;
@@ -429,7 +484,16 @@ internal static class ControlPlaneCommands
         return app.PortConflicts.Count > 0;
     }
 
-    private static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
+    /// <summary>The first apply writes the whole app as JSON and the first pass each replica's record; building the serializers
+    /// for the model's types costs ~0.3 s of one core (generic converters over the model's structs and enums are compiled at run
+    /// time, ReadyToRun or not). Done on another core while the mesh and the API start rather than after them (issue #21).</summary>
+    private static Task WarmSerializersAsync(Application app, CancellationToken ct) => Task.Run(() =>
+    {
+        JsonSerializer.Serialize(new RevisionRecord { Number = 0, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "warm-up", Application = app }, StateJson.Options);
+        JsonSerializer.Serialize(new ReplicaRecord { Id = "warm-up", Service = "warm-up" }, StateJson.Options);
+    }, ct);
+
+    internal static async Task PrintDashboardLinkAsync(ApiClient client, CancellationToken ct)
     {
         try
         {
@@ -572,6 +636,7 @@ internal static class ControlPlaneCommands
                 var count = host.Plane.Replicas.Length;
                 await host.Plane.DownAsync(ct);
                 await host.RemoveNodesAsync(ct);
+                await host.StopDataPlaneAsync(ct);
                 Status(count == 0 ? "nothing was running" : $"stopped {count} replica{(count == 1 ? "" : "s")} left by a control plane that is gone");
             }
             catch (StateStoreException e)
@@ -580,6 +645,8 @@ internal static class ControlPlaneCommands
                 Console.Error.WriteLine($"berth: fix: {e.Fix}");
                 Status("stopping every replica the drivers know of instead (process records in .berth/runtime, Docker containers by their berth.app label)");
                 storeReadable = false;
+                // The data plane is stopped last, as after a normal down, from its own record (.berth/data-plane.json).
+                await DataPlaneProcess.StopOrphanAsync(state, ct);
             }
         }
 
@@ -634,67 +701,27 @@ internal static class ControlPlaneCommands
         }
     }
 
-    // ---- ps -----------------------------------------------------------------------------------------------------
-
-    private static Command Ps()
+    /// <summary>What <c>ps</c> tells when no control plane answers (killed, say): the replicas the drivers' own records show
+    /// still running, as unmanaged, and how to resume (issue #14 §15). Exits 4 (no control plane) either way; null when a
+    /// control plane answers (the caller asks it).</summary>
+    internal static async Task<int?> TryPsUnmanagedAsync(string? file, string output, string? template, CancellationToken ct)
     {
-        var file = SpecFile.CreateFileOption();
-        var output = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table", HelpName = "FORMAT" }.AcceptOnlyFromAmong("table", "json");
-        var command = new Command("ps", "List replicas: phase, node, ports, restarts and why they are not Ready.") { file, output };
-        command.SetAction(async (parse, ct) =>
+        var specPath = SpecPathFor(file);
+        if (specPath is null)
         {
-            var specPath = SpecPathFor(parse.GetValue(file));
-            if (specPath is null)
-            {
-                return ExitCodes.NotFound;
-            }
-
-            var state = ControlPlaneHost.StateDirectoryFor(specPath);
-            using (var client = ApiClient.TryOpen(state))
-            {
-                if (client is null || !await client.AliveAsync(ct))
-                {
-                    return await PsUnmanagedAsync(state, specPath, parse.GetValue(output) == "json", ct);
-                }
-            }
-
-            return await WithClientAsync(specPath, async client =>
-            {
-                var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
-                await WarnLimitsAsync(client, TimeSpan.Zero, everyCapability: false, ct);
-                PrintReplicas(replicas, parse.GetValue(output) == "json");
-                return ExitCodes.Ok;
-            }, ct);
-        });
-        return command;
-    }
-
-    private static void PrintReplicas(IReadOnlyList<ReplicaInfo> replicas, bool json)
-    {
-        if (json)
-        {
-            Console.Out.WriteLine(JsonSerializer.Serialize(replicas, IndentedApiJson.IReadOnlyListReplicaInfo));
-            return;
+            return ExitCodes.NotFound;
         }
 
-        var rows = replicas.Select(r => new[]
+        var state = ControlPlaneHost.StateDirectoryFor(specPath);
+        using (var client = ApiClient.TryOpen(state))
         {
-            r.Id,
-            r.Service,
-            r.Phase,
-            r.Node ?? "",
-            string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")),
-            r.Restarts.ToString(CultureInfo.InvariantCulture),
-            r.Revision.ToString(CultureInfo.InvariantCulture),
-            r.Reason ?? "",
-        }).ToList();
-        Table(["REPLICA", "SERVICE", "PHASE", "NODE", "PORTS", "RESTARTS", "REV", "REASON"], rows);
-    }
+            if (client is not null && await client.AliveAsync(ct))
+            {
+                return null;
+            }
+        }
 
-    /// <summary>What <c>ps</c> tells when no control plane answers (killed, say): the replicas the drivers' own records show
-    /// still running, as unmanaged, and how to resume (issue #14 §15). Exits 4 (no control plane) either way.</summary>
-    private static async Task<int> PsUnmanagedAsync(string state, string specPath, bool json, CancellationToken ct)
-    {
+        var json = output != "table" && output != "wide";
         var spec = File.Exists(specPath) ? SpecLoader.LoadFile(specPath).Application : null;
         IReadOnlyList<DriverReplica> running = [];
         if (Directory.Exists(state))
@@ -716,7 +743,7 @@ internal static class ControlPlaneCommands
 
         Warn($"no control plane is running for this app (state folder {state}): {running.Count} replica{(running.Count == 1 ? "" : "s")} still run{(running.Count == 1 ? "s" : "")} unmanaged " +
             "(nothing restarts, probes or routes them); 'berth up -d' resumes managing them without restarting them, 'berth down' stops them");
-        PrintReplicas([.. running.Select(r => new ReplicaInfo
+        IReadOnlyList<ReplicaInfo> replicas = [.. running.Select(r => new ReplicaInfo
         {
             Id = r.Handle.ReplicaId,
             Service = r.Handle.Service,
@@ -726,7 +753,14 @@ internal static class ControlPlaneCommands
             Pid = r.Status.Pid ?? r.Handle.Pid,
             ContainerId = r.Handle.ContainerId,
             StartedAt = r.Status.StartedAt,
-        })], json);
+        })];
+        if (!Output.TryWrite(JsonSerializer.SerializeToNode(replicas, Output.Json.IReadOnlyListReplicaInfo), output, template, Console.Out))
+        {
+            Output.Table(["REPLICA", "SERVICE", "PHASE", "PORTS", "REV", "REASON"],
+                [.. replicas.Select(r => new[] { r.Id, r.Service, r.Phase, string.Join(",", r.Ports.Select(x => $"{x.Key}:{x.Value.ToString(CultureInfo.InvariantCulture)}")), r.Revision.ToString(CultureInfo.InvariantCulture), r.Reason ?? "" })],
+                Console.Out);
+        }
+
         return ExitCodes.Unavailable;
     }
 
@@ -738,13 +772,15 @@ internal static class ControlPlaneCommands
         var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new lines." };
         var target = new Argument<string>("SERVICE|REPLICA") { Description = "A service (all its replicas) or one replica." };
         var tail = new Option<int?>("--tail", "-n") { Description = "Only the last N lines of each replica.", HelpName = "N" };
-        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, target };
+        var previous = new Option<bool>("--previous", "-p") { Description = "What ran before, as kubectl: a restarted replica's earlier runs, a removed replica's kept logs, or a service's replica removed last." };
+        var command = new Command("logs", "Print a service's or a replica's logs, prefixed by replica.") { file, follow, tail, previous, target };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var name = parse.GetValue(target)!;
             var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
             var isService = services.Any(s => s.Name == name);
-            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "");
+            var query = $"?follow={(parse.GetValue(follow) ? "true" : "false")}" + (parse.GetValue(tail) is { } n ? $"&tail={n}" : "")
+                + (parse.GetValue(previous) ? "&previous=true" : "");
             var path = isService ? $"/v1/services/{Uri.EscapeDataString(name)}/logs{query}" : $"/v1/replicas/{Uri.EscapeDataString(name)}/logs{query}";
             var colors = ColorsOn(Console.Out);
             await foreach (var line in client.StreamLinesAsync(path, null, ct))
@@ -758,134 +794,10 @@ internal static class ControlPlaneCommands
         return command;
     }
 
-    // ---- scale --------------------------------------------------------------------------------------------------
-
-    private static Command Scale()
-    {
-        var file = SpecFile.CreateFileOption();
-        var pairs = new Argument<string[]>("SERVICE=N") { Description = "Replica counts, e.g. api=5 worker=2.", Arity = ArgumentArity.OneOrMore };
-        var command = new Command("scale", "Set replica counts at runtime (a new revision; takes effect at once).") { file, pairs };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
-        {
-            var requests = new List<(string Service, int Replicas)>();
-            foreach (var pair in parse.GetValue(pairs)!)
-            {
-                var eq = pair.IndexOf('=', StringComparison.Ordinal);
-                if (eq <= 0 || !int.TryParse(pair[(eq + 1)..], NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out var n))
-                {
-                    Error($"'{pair}' is not SERVICE=N; write e.g. api=5");
-                    return ExitCodes.Usage;
-                }
-
-                requests.Add((pair[..eq], n));
-            }
-
-            foreach (var (service, n) in requests)
-            {
-                var result = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(service)}/scale",
-                    JsonSerializer.Serialize(new ScaleRequest(n), ApiJson.Default.ScaleRequest), ApiJson.Default.ScaleResponse, ct);
-                Status($"{service} scaled to {n} (revision {result.Revision})");
-            }
-
-            return ExitCodes.Ok;
-        }, ct));
-        return command;
-    }
-
-    // ---- events -------------------------------------------------------------------------------------------------
-
-    private static Command Events()
-    {
-        var file = FileOptionWithoutShortAlias();
-        var follow = new Option<bool>("--follow", "-f") { Description = "Keep printing new events (server-sent events)." };
-        var service = new Option<string?>("--service") { Description = "Only this service's events.", HelpName = "SERVICE" };
-        var output = new Option<string>("--output", "-o") { Description = "text or json (one event per line).", DefaultValueFactory = _ => "text", HelpName = "FORMAT" }.AcceptOnlyFromAmong("text", "json");
-        var since = new Option<string?>("--since") { Description = "Only events since this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration back from now (10m), as docker events --since.", HelpName = "TIME" };
-        var limit = new Option<int?>("--limit") { Description = $"At most this many events, the newest (default {Server.ApiServerDefaults.EventPage}).", HelpName = "N" };
-        var before = new Option<long?>("--before") { Description = "Only events older than this event id (the cursor for the next older page).", HelpName = "ID" };
-        var after = new Option<long?>("--after") { Description = "Only events newer than this event id, oldest first.", HelpName = "ID" };
-        var command = new Command("events", "Show the control plane's events, the newest: scheduled, started, ready, unhealthy, back-off, OOM-killed, …") { file, follow, service, output, since, limit, before, after };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
-        {
-            var query = parse.GetValue(service) is { } s ? $"&service={Uri.EscapeDataString(s)}" : "";
-            var json = parse.GetValue(output) == "json";
-            if (!parse.GetValue(follow))
-            {
-                var page = query
-                    + (parse.GetValue(since) is { } t ? $"&since={Uri.EscapeDataString(t)}" : "")
-                    + (parse.GetValue(limit) is { } n ? $"&limit={n}" : "")
-                    + (parse.GetValue(before) is { } b ? $"&before={b}" : "")
-                    + (parse.GetValue(after) is { } a ? $"&after={a}" : "");
-                var events = await client.GetAsync($"/v1/events?{page.TrimStart('&')}", ApiJson.Default.IReadOnlyListEventInfo, ct);
-                foreach (var e in events)
-                {
-                    Console.Out.WriteLine(json ? JsonSerializer.Serialize(e, ApiJson.Default.EventInfo) : FormatEvent(e));
-                }
-
-                if (parse.GetValue(after) is null && events.Count > 0 && events.Count == (parse.GetValue(limit) ?? Server.ApiServerDefaults.EventPage))
-                {
-                    Status($"older events: berth events --before {events[0].Id}");
-                }
-
-                return ExitCodes.Ok;
-            }
-
-            try
-            {
-                await foreach (var line in client.StreamLinesAsync($"/v1/events?follow=true{query}", "text/event-stream", ct))
-                {
-                    if (line.StartsWith("data: ", StringComparison.Ordinal))
-                    {
-                        var data = line["data: ".Length..];
-                        Console.Out.WriteLine(json ? data : FormatEvent(JsonSerializer.Deserialize(data, ApiJson.Default.EventInfo)!));
-                    }
-                }
-            }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
-            {
-            }
-
-            return ExitCodes.Ok;
-        }, ct));
-        return command;
-    }
-
-    // ---- restart ------------------------------------------------------------------------------------------------
-
-    private static Command Restart()
-    {
-        var file = SpecFile.CreateFileOption();
-        var targets = new Argument<string[]>("SERVICE|REPLICA") { Description = "Services or replicas; none: every service.", Arity = ArgumentArity.ZeroOrMore };
-        var command = new Command("restart", "Restart services (each replica stopped and started again) or single replicas.") { file, targets };
-        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
-        {
-            var services = (await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct)).Select(s => s.Name).ToList();
-            var names = parse.GetValue(targets) is { Length: > 0 } t ? t : [.. services];
-            foreach (var name in names)
-            {
-                if (services.Contains(name))
-                {
-                    var r = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/restart", null, ApiJson.Default.RestartServiceResponse, ct);
-                    Status($"{name}: restarting {r.Restarting} replica(s)");
-                }
-                else
-                {
-                    await client.PostAsync($"/v1/replicas/{Uri.EscapeDataString(name)}/restart", null, ct);
-                    Status($"{name}: restarting");
-                }
-            }
-
-            return ExitCodes.Ok;
-        }, ct));
-        return command;
-    }
-
     // ---- helpers ------------------------------------------------------------------------------------------------
 
-    private static readonly ApiJson IndentedApiJson = new(new JsonSerializerOptions(ApiJson.Default.Options) { WriteIndented = true });
-
     /// <summary>For logs and events, where <c>-f</c> means follow (as docker compose logs -f).</summary>
-    private static Option<string?> FileOptionWithoutShortAlias() => new("--file")
+    internal static Option<string?> FileOptionWithoutShortAlias() => new("--file")
     {
         Description = $"The spec file. Default: the first of {string.Join(", ", SpecLoader.DefaultFileNames)} in the current folder.",
         HelpName = "FILE",
@@ -896,6 +808,22 @@ internal static class ControlPlaneCommands
     /// <summary>The spec file <c>-f</c> names (a folder: its default file), else the default one here; null (after saying so) when there is none.</summary>
     private static string? SpecPathFor(string? file)
     {
+        if (file is null && GlobalOptions.ProjectName is { Length: > 0 } project)
+        {
+            var apps = AppRegistry.List().Where(a => a.Name == project).ToList();
+            switch (apps.Count)
+            {
+                case 1:
+                    return apps[0].State;
+                case 0:
+                    Error($"no app named '{project}' has run on this machine; 'berth ls' lists them");
+                    return null;
+                default:
+                    Error($"{apps.Count} apps are named '{project}' ({string.Join(", ", apps.Select(a => a.Spec))}); pick one with -f FILE");
+                    return null;
+            }
+        }
+
         var path = file ?? SpecLoader.FindDefaultFile(Environment.CurrentDirectory);
         if (path is null)
         {
@@ -945,7 +873,7 @@ internal static class ControlPlaneCommands
     /// <summary>Prints, on stderr, what the control plane may and may not do here as its user (GET /v1/app's capabilities:
     /// every one for <c>up</c>, the unusable ones for <c>ps</c>) and each service whose CPU or memory limits are not
     /// enforced (its warnings). <paramref name="wait"/>: how long to wait for a just-started control plane to apply the spec.</summary>
-    private static async Task WarnLimitsAsync(ApiClient client, TimeSpan wait, bool everyCapability, CancellationToken ct)
+    internal static async Task WarnLimitsAsync(ApiClient client, TimeSpan wait, bool everyCapability, CancellationToken ct)
     {
         var deadline = Stopwatch.StartNew();
         while (true)
@@ -983,16 +911,6 @@ internal static class ControlPlaneCommands
         var time = e.Time.ToLocalTime().ToString("HH:mm:ss.fff", CultureInfo.InvariantCulture);
         var who = e.Replica is { Length: > 0 } r ? r : e.Service ?? "";
         return $"{time}  {e.Type,-12} {who,-16} {e.Message}";
-    }
-
-    private static void Table(string[] headers, List<string[]> rows)
-    {
-        var widths = headers.Select((h, i) => Math.Max(h.Length, rows.Count == 0 ? 0 : rows.Max(r => r[i].Length))).ToArray();
-        Console.Out.WriteLine(string.Join("  ", headers.Select((h, i) => h.PadRight(widths[i]))).TrimEnd());
-        foreach (var row in rows)
-        {
-            Console.Out.WriteLine(string.Join("  ", row.Select((c, i) => c.PadRight(widths[i]))).TrimEnd());
-        }
     }
 
     internal static void Status(string message) => Console.Error.WriteLine($"berth: {message}");

@@ -45,8 +45,12 @@ internal static class KubernetesCommands
         {
             Description = "Folder to write to (default: k8s, or chart with --format helm), or '-' for one YAML stream on stdout.",
         };
-        // -o/--output named the folder before --output-dir; it still does, until -o becomes the output format everywhere (issue #17).
-        var output = new Option<string?>("--output", "-o") { Description = "Same as --output-dir (kept for compatibility).", };
+        // -o is the output format, as everywhere (docs/cli.md): the manifests on stdout instead of a folder, as kubectl -o yaml|json.
+        var output = new Option<string?>("--output", "-o")
+        {
+            Description = "Print the manifests on stdout instead of writing a folder: yaml (one YAML stream, as -d -) or json (one kubectl-style List).",
+            HelpName = "FORMAT",
+        }.AcceptOnlyFromAmong("yaml", "json");
         var format = new Option<string>("--format")
         {
             Description = "yaml: one file per object and a kustomization.yaml; helm: a Helm chart (Chart.yaml, values.yaml with each service's image, replicas, resources and env, templates/).",
@@ -70,19 +74,23 @@ internal static class KubernetesCommands
             Description = "Service type for public TCP endpoints (Compose published ports that are not HTTP): loadbalancer or nodeport.",
             DefaultValueFactory = _ => "loadbalancer",
         }.AcceptOnlyFromAmong("loadbalancer", "nodeport");
+        GenerateOptions GenerateOptionsFrom(ParseResult parse) => Options(parse.GetValue(ns), parse.GetValue(mesh)) with
+        {
+            IngressDomain = parse.GetValue(ingressDomain),
+            VolumeSize = parse.GetValue(volumeSize)!,
+            PublishedTcp = parse.GetValue(publishedTcp) == "nodeport" ? PublishedServiceType.NodePort : PublishedServiceType.LoadBalancer,
+        };
+
         var command = new Command("generate", "Write Kubernetes manifests (and Istio resources with --mesh istio) for the spec.")
         {
             file, profiles, outputDir, output, format, overlay, ns, mesh, ingressDomain, volumeSize, publishedTcp,
         };
-        command.SetAction((parse, ct) => Run(parse, file, profiles, app => KubernetesWorkflow.GenerateAsync(
+        command.SetAction((parse, ct) => Run(parse, file, profiles, app => parse.GetValue(output) == "json" && parse.GetValue(outputDir) is null
+            ? KubernetesWorkflow.GenerateListJsonAsync(app, GenerateOptionsFrom(parse), Console.Out, Console.Error, ct)
+            : KubernetesWorkflow.GenerateAsync(
             app,
-            parse.GetValue(outputDir) ?? parse.GetValue(output) ?? (parse.GetValue(format) == "helm" ? "chart" : "k8s"),
-            Options(parse.GetValue(ns), parse.GetValue(mesh)) with
-            {
-                IngressDomain = parse.GetValue(ingressDomain),
-                VolumeSize = parse.GetValue(volumeSize)!,
-                PublishedTcp = parse.GetValue(publishedTcp) == "nodeport" ? PublishedServiceType.NodePort : PublishedServiceType.LoadBalancer,
-            },
+            parse.GetValue(outputDir) ?? (parse.GetValue(output) is not null ? "-" : parse.GetValue(format) == "helm" ? "chart" : "k8s"),
+            GenerateOptionsFrom(parse),
             parse.GetValue(format) == "helm" ? ManifestFormat.Helm : ManifestFormat.Yaml,
             parse.GetValue(overlay) ?? [],
             Console.Out,

@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
 using Berth.Cli.ControlPlane;
+using Berth.Cli.Shell;
 using Berth.Core.Contracts;
 using static Berth.Cli.Commands.ControlPlaneCommands;
 
@@ -22,7 +23,8 @@ internal static class RolloutCommands
         var file = SpecFile.CreateFilesOption();
         var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var command = new Command("apply", "Apply the spec to the running control plane: changed services roll, count-only changes scale.") { file, envFile, profiles };
+        var build = new Option<bool>("--build") { Description = "Run the services' builds first and roll out each service whose build changed something (as docker compose up --build)." };
+        var command = new Command("apply", "Apply the spec to the running control plane: changed services roll, count-only changes scale.") { file, envFile, profiles, build };
         command.SetAction(async (parse, ct) =>
         {
             var outcome = SpecFile.Load(parse.GetValue(file), parse.GetValue(envFile), parse.GetValue(profiles), Console.Error);
@@ -39,31 +41,62 @@ internal static class RolloutCommands
                 return ExitCodes.Unavailable;
             }
 
-            try
-            {
-                var before = (await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct)).ToDictionary(s => s.Name, s => (Template: s.Revision, s.Desired));
-                var applied = await client.ApplyAsync(outcome.Application!, ct);
-                var after = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
-                Status($"applied {outcome.Path} as revision {applied.Revision}");
-                foreach (var s in after)
-                {
-                    var (name, template, desired) = (s.Name, s.Revision, s.Desired);
-                    Status(before.TryGetValue(name, out var old)
-                        ? old.Template != template ? $"{name}: rolling out revision {template} (from {old.Template}); 'berth rollout status {name}' follows it"
-                        : old.Desired != desired ? $"{name}: scaled {old.Desired} → {desired} (no rollout)"
-                        : $"{name}: unchanged"
-                        : $"{name}: created ({desired} replicas)");
-                }
-
-                return ExitCodes.Ok;
-            }
-            catch (ApiException e)
-            {
-                Error(e.Message);
-                return e.Status == 404 ? ExitCodes.NotFound : ExitCodes.Failed;
-            }
+            return await ApplyAndReportAsync(client, outcome.Application!, outcome.Path!, parse.GetValue(build), prune: false, ct);
         });
         return command;
+    }
+
+    /// <summary>Applies <paramref name="app"/> to a running control plane and says per service what happens: rolling out,
+    /// scaled, unchanged, created. With <paramref name="build"/> the builds run first and each built service carries its new
+    /// build digest (<see cref="BuildStamp"/>); without, the running digest is kept, so the stamp alone never rolls.</summary>
+    internal static async Task<int> ApplyAndReportAsync(ApiClient client, Core.Model.Application app, string specPath, bool build, bool prune, CancellationToken ct)
+    {
+        try
+        {
+            var before = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            if (build)
+            {
+                if ((await ControlPlaneHost.BuildAsync(app, Console.Error, ct) ?? await ImageBuilds.BuildAsync(app, Console.Error, ct)) is { } buildError)
+                {
+                    Error(buildError);
+                    Status("nothing was applied; the running version keeps serving");
+                    return ExitCodes.Failed;
+                }
+
+                app = BuildStamp.Stamp(app);
+            }
+            else
+            {
+                var specs = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>(StringComparer.Ordinal);
+                foreach (var s in before.Where(s => app.FindService(s.Name) is not null))
+                {
+                    specs[s.Name] = (await client.GetAsync($"/v1/services/{Uri.EscapeDataString(s.Name)}", ApiJson.Default.ServiceInfo, ct)).Spec;
+                }
+
+                app = BuildStamp.CarryOver(app, specs);
+            }
+
+            var old = before.ToDictionary(s => s.Name, s => (Template: s.Revision, s.Desired));
+            var applied = await client.ApplyAsync(app, ct, prune);
+            var after = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            Status($"applied {specPath} as revision {applied.Revision}");
+            foreach (var s in after)
+            {
+                var (name, template, desired) = (s.Name, s.Revision, s.Desired);
+                Status(old.TryGetValue(name, out var was)
+                    ? was.Template != template ? $"{name}: rolling out revision {template} (from {was.Template}); 'berth rollout status {name}' follows it"
+                    : was.Desired != desired ? $"{name}: scaled {was.Desired} → {desired} (no rollout)"
+                    : $"{name}: unchanged"
+                    : $"{name}: created ({desired} replicas)");
+            }
+
+            return ExitCodes.Ok;
+        }
+        catch (ApiException e)
+        {
+            Error(e.Message);
+            return e.Status == 404 ? ExitCodes.NotFound : ExitCodes.Failed;
+        }
     }
 
     // ---- rollout ------------------------------------------------------------------------------------------------
@@ -154,18 +187,17 @@ internal static class RolloutCommands
     {
         var file = SpecFile.CreateFileOption();
         var service = ServiceArgument();
-        var output = new Option<string>("--output", "-o") { Description = "table or json.", DefaultValueFactory = _ => "table", HelpName = "FORMAT" }.AcceptOnlyFromAmong("table", "json");
-        var command = new Command("history", "List a service's revisions (its templates) in the kept history, oldest first.") { file, service, output };
+        var output = Output.CreateOption("table", "json", "yaml");
+        var format = Output.CreateTemplateOption();
+        var command = new Command("history", "List a service's revisions (its templates) in the kept history, oldest first.") { file, service, output, format };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             var path = $"/v1/services/{Uri.EscapeDataString(parse.GetValue(service)!)}/rollout/history";
-            if (parse.GetValue(output) == "json")
+            var history = await client.GetAsync(path, ApiJson.Default.IReadOnlyListRolloutHistoryEntry, ct);
+            if (Output.TryWrite(JsonSerializer.SerializeToNode(history, Output.Json.IReadOnlyListRolloutHistoryEntry), parse.GetValue(output)!, parse.GetValue(format), Console.Out))
             {
-                Console.Out.WriteLine(await client.SendAsync(HttpMethod.Get, path, null, ct));
                 return ExitCodes.Ok;
             }
-
-            var history = await client.GetAsync(path, ApiJson.Default.IReadOnlyListRolloutHistoryEntry, ct);
 
             Console.Out.WriteLine("REVISION  CURRENT  CREATED              CAUSE / WHAT");
             foreach (var h in history)

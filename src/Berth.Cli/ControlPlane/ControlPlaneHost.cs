@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Berth.Core.Model;
 using Berth.Mesh;
+using Berth.Mesh.DataPlane;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
@@ -20,7 +21,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     private readonly List<IAsyncDisposable> _owned = [];
     private readonly List<IDisposable> _disposables = [];
 
-    private ControlPlaneHost(string stateDirectory, MeshHost? mesh)
+    private ControlPlaneHost(string stateDirectory, IMeshDataPlane? mesh)
     {
         StateDirectory = stateDirectory;
         Mesh = mesh;
@@ -37,6 +38,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     /// user on cgroup v1 (<c>chown -R</c>), so that user's replicas get limits without root.</summary>
     public const string CgroupSubtreeVariable = "BERTH_CGROUP_SUBTREE";
 
+    /// <summary>How many replicas start at once (default <see cref="OrchestratorDefaults.StartConcurrency"/>): for tuning and the benchmarks.</summary>
+    public const string StartConcurrencyVariable = "BERTH_START_CONCURRENCY";
+
     /// <summary>How many events the control plane keeps (default <see cref="OrchestratorDefaults.EventRetention"/>).</summary>
     public const string EventRetentionVariable = "BERTH_EVENT_RETENTION";
 
@@ -44,8 +48,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     public ApiServer Api { get; private set; } = null!;
 
-    /// <summary>The data plane: a listener on each endpoint's stable port in front of its Ready replicas.</summary>
-    public MeshHost? Mesh { get; }
+    /// <summary>The data plane: a listener on each endpoint's stable port in front of its Ready replicas — the channel to
+    /// the data plane process (<see cref="DataPlaneClient"/>), or the mesh in this process when <c>BERTH_DATA_PLANE=in-process</c>.</summary>
+    public IMeshDataPlane? Mesh { get; }
 
     public RoutingTable Routes { get; }
 
@@ -75,16 +80,26 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
     {
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
-        MeshHost? mesh = null;
+        IMeshDataPlane? mesh = null;
         TelemetryStore? store = null;
         OtlpReceiver? otlp = null;
         if (api)
         {
             Directory.CreateDirectory(stateDirectory);
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
+            StartupTrace.Mark("host: telemetry receiver");
             otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
-            mesh = new MeshHost(new MeshHostOptions { RequestObserver = store });
-            await mesh.StartAsync(ct);
+            if (DataPlaneProcess.InProcess)
+            {
+                var inProcess = new MeshHost(new MeshHostOptions { RequestObserver = store });
+                await inProcess.StartAsync(ct);
+                mesh = inProcess;
+            }
+            else
+            {
+                mesh = await DataPlaneProcess.ConnectAsync(stateDirectory, store, ct);
+            }
+            StartupTrace.Mark("host: mesh started");
         }
 
         var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
@@ -94,7 +109,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         host._disposables.Add(stateStore);
         var process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
         var drivers = new List<IWorkloadDriver> { process };
+        StartupTrace.Mark("host: store opened");
         var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
+        StartupTrace.Mark("host: network namespaces probed");
         Func<HostCapability>? dockerCapability = null;
         // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes.
         if (needsDocker)
@@ -103,7 +120,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             {
                 using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
                 connect.CancelAfter(DockerConnectTimeout);
-                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
+                var docker = await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
                 host._disposables.Add(docker);
                 drivers.Add(docker);
                 dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
@@ -121,6 +138,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             }
         }
 
+        StartupTrace.Mark("host: docker connected");
         var prober = new ProbeExecutor();
         host._disposables.Add(prober);
         var orchestrator = new OrchestratorOptions { StateDirectory = stateDirectory };
@@ -136,6 +154,18 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             }
         }
 
+        if (Environment.GetEnvironmentVariable(StartConcurrencyVariable) is { Length: > 0 } starts)
+        {
+            if (int.TryParse(starts, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var n) && n > 0)
+            {
+                orchestrator = orchestrator with { StartConcurrency = n };
+            }
+            else
+            {
+                warnings.Add($"{StartConcurrencyVariable}='{starts}' is not a whole number above 0; starting {OrchestratorDefaults.StartConcurrency} replicas at once");
+            }
+        }
+
         if (otlp is not null)
         {
             orchestrator = orchestrator with { ReplicaEnvironment = otlp.ExporterEnvironment };
@@ -144,9 +174,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         var plane = new Orchestration.Controllers.ControlPlane(orchestrator, stateStore, drivers, host.Routes, prober);
         host.Plane = plane;
         host._owned.Add(plane);
-        if (mesh is not null)
+        if (mesh is IAsyncDisposable disposable)
         {
-            host._owned.Add(mesh);
+            host._owned.Add(disposable);
         }
 
         if (otlp is not null)
@@ -157,6 +187,14 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         host.Drivers = drivers;
         host.Capabilities = () => dockerCapability is null ? [process.CgroupCapability, networkNamespaces] : [process.CgroupCapability, networkNamespaces, dockerCapability()];
         await plane.StartAsync(ct);
+        StartupTrace.Mark("host: control plane started (adopted)");
+
+        if (mesh is DataPlaneClient client)
+        {
+            // Adoption published every endpoint of the current revision; whatever else the data plane still serves is gone from the app.
+            await client.RetainOnlyAsync([.. host.Routes.Routes.Select(r => (r.Service, r.Endpoint.Name))], ct);
+        }
+
         if (api)
         {
             host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions
@@ -172,6 +210,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             host._owned.Insert(0, Rollouts.AutoscalerRun.Start(plane, mesh));
         }
 
+        StartupTrace.Mark("host: api started");
         host.Warnings = warnings;
         return host;
     }
@@ -238,6 +277,20 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
 
         return problems;
+    }
+
+    /// <summary>Stops the data plane last, once every replica is stopped (<c>berth down</c>): the one this control plane
+    /// talks to, or one a killed control plane left running.</summary>
+    public async Task StopDataPlaneAsync(CancellationToken ct)
+    {
+        if (Mesh is DataPlaneClient client)
+        {
+            await client.ShutdownAsync(ct);
+        }
+        else if (Mesh is null)
+        {
+            await DataPlaneProcess.StopOrphanAsync(StateDirectory, ct);
+        }
     }
 
     /// <summary>Removes the nodes' cgroups once every replica is stopped (after <c>DownAsync</c>).</summary>
@@ -355,7 +408,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         foreach (var (command, dir, service, runtime) in builds)
         {
             var directory = Path.IsPathRooted(dir) ? dir : Path.Combine(app.BaseDirectory, dir);
-            log.WriteLine($"building {service}: {string.Join(' ', command)}");
+            var served = string.Join(", ", app.Services.Where(s => s.Build is { } b && b.Command.SequenceEqual(command) && (b.WorkingDir ?? b.Context ?? app.BaseDirectory) == dir).Select(s => s.Name));
+            log.WriteLine($"berth: building {served}: {string.Join(' ', command)}");
             var info = new ProcessStartInfo(command[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             info.Environment["BERTH_BUILD_RUNTIME"] = runtime == RuntimeKind.Docker ? "docker" : "process";
             foreach (var a in command.Skip(1))
@@ -363,17 +417,46 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 info.ArgumentList.Add(a);
             }
 
+            var started = Stopwatch.StartNew();
             using var process = Process.Start(info)!;
             var output = new System.Text.StringBuilder();
-            process.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
-            process.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (output) { output.AppendLine(e.Data); } } };
+            // The build's own output, folded under the service (indented), with the time since it started.
+            void Line(string? text)
+            {
+                if (text is null)
+                {
+                    return;
+                }
+
+                lock (output)
+                {
+                    output.AppendLine(text);
+                    log.WriteLine($"  {started.Elapsed.TotalSeconds,5:0.0}s │ {text}");
+                }
+            }
+
+            process.OutputDataReceived += (_, e) => Line(e.Data);
+            process.ErrorDataReceived += (_, e) => Line(e.Data);
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
-            await process.WaitForExitAsync(ct);
+            try
+            {
+                await process.WaitForExitAsync(ct);
+            }
+            catch (OperationCanceledException)
+            {
+                // Ctrl-C stops the build too (dotnet build would otherwise keep running, with its build servers).
+                process.Kill(entireProcessTree: true);
+                log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s");
+                throw;
+            }
+
             if (process.ExitCode != 0)
             {
-                return $"the build of {service} failed (exit code {process.ExitCode}): {string.Join(' ', command)} in {directory}\n{output}";
+                return $"the build of {served} failed (exit code {process.ExitCode}) after {started.Elapsed.TotalSeconds:0.0}s: {string.Join(' ', command)} in {directory}";
             }
+
+            log.WriteLine($"berth: built {served} in {started.Elapsed.TotalSeconds:0.0}s");
         }
 
         return null;

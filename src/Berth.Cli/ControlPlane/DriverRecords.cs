@@ -44,7 +44,10 @@ internal sealed class DriverRecords : IDisposable
         {
             using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
             connect.CancelAfter(DockerConnectTimeout);
-            var engine = await DockerDriver.ConnectAsync(new DockerDriverOptions(), connect.Token);
+            // Only this copy of the app's containers (issue #14 §6): its id is a file, readable when the store is not.
+            var idFile = Path.Combine(stateDirectory, Orchestration.State.AppIdentity.FileName);
+            var appId = File.Exists(idFile) ? (await File.ReadAllTextAsync(idFile, ct)).Trim() : null;
+            var engine = await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = appId is { Length: > 0 } ? appId : null }, connect.Token);
             if (!engine.Capabilities.Available)
             {
                 var why = engine.Capabilities.UnavailableReason;

@@ -12,14 +12,14 @@ internal sealed class AutoscalerRun : IAsyncDisposable
     private readonly Task _loop;
     private readonly MeshRequestRates? _rates;
 
-    private AutoscalerRun(Orchestration.Controllers.ControlPlane plane, MeshHost? mesh)
+    private AutoscalerRun(Orchestration.Controllers.ControlPlane plane, Mesh.DataPlane.IMeshDataPlane? mesh)
     {
-        _rates = mesh?.AdminAddress is { } admin ? new MeshRequestRates(admin, TimeProvider.System) : null;
+        _rates = mesh is null ? null : new MeshRequestRates(() => mesh.AdminAddress, TimeProvider.System);
         var autoscaler = new Autoscaler(plane, new DriverAutoscaleMetrics(plane, _rates is null ? null : _rates.PerSecondAsync));
         _loop = Task.Run(() => autoscaler.RunAsync(_stop.Token));
     }
 
-    public static AutoscalerRun Start(Orchestration.Controllers.ControlPlane plane, MeshHost? mesh) => new(plane, mesh);
+    public static AutoscalerRun Start(Orchestration.Controllers.ControlPlane plane, Mesh.DataPlane.IMeshDataPlane? mesh) => new(plane, mesh);
 
     public async ValueTask DisposeAsync()
     {
@@ -32,9 +32,9 @@ internal sealed class AutoscalerRun : IAsyncDisposable
 
 /// <summary>Requests/s per service from the mesh's own Prometheus endpoint (its loopback admin port): the increase of
 /// <c>berth_mesh_requests_total</c> since the previous scrape, as PromQL's rate() over the sync period.</summary>
-internal sealed partial class MeshRequestRates(Uri admin, TimeProvider time) : IDisposable
+internal sealed partial class MeshRequestRates(Func<Uri?> admin, TimeProvider time) : IDisposable
 {
-    private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = admin, Timeout = TimeSpan.FromSeconds(5) };
+    private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(5) };
     private readonly Dictionary<string, (long At, double Count)> _last = new(StringComparer.Ordinal);
     private readonly SemaphoreSlim _gate = new(1, 1);
 
@@ -43,7 +43,13 @@ internal sealed partial class MeshRequestRates(Uri admin, TimeProvider time) : I
         await _gate.WaitAsync(cancellationToken);
         try
         {
-            var text = await _http.GetStringAsync(new Uri("/metrics", UriKind.Relative), cancellationToken);
+            if (admin() is not { } address)
+            {
+                return null;
+            }
+
+            // The data plane's admin address, read each time: a restarted data plane may have had to take another port.
+            var text = await _http.GetStringAsync(new Uri(address, "/metrics"), cancellationToken);
             var now = time.GetTimestamp();
             var count = Total(text, service);
             double? rate = null;

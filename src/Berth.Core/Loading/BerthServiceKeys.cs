@@ -31,6 +31,7 @@ internal sealed partial class SpecReader
             }
         },
         ["shell"] = (r, v, p, d) => d.S = d.S with { Shell = r.Bool(v, p) ?? false },
+        ["inherit_env"] = (r, v, p, d) => d.S = d.S with { InheritEnv = r.Bool(v, p) ?? false },
         ["runtime"] = (r, v, p, d) => d.S = d.S with { Runtime = r.Enum(v, p, RuntimeNames) ?? RuntimeKind.Auto },
         ["replicas"] = (r, v, p, d) => d.S = d.S with { Replicas = r.Int(v, p, min: 0) ?? d.S.Replicas },
         ["secret_env"] = (r, v, p, d) =>

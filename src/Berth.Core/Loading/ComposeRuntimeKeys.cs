@@ -343,8 +343,44 @@ internal sealed partial class SpecReader
             return;
         }
 
-        var logging = new Box<(string? Driver, ImmutableSortedDictionary<string, string> Options)>((null, ImmutableSortedDictionary<string, string>.Empty));
+        var logging = new Box<LoggingDraft>(new LoggingDraft(null, ImmutableSortedDictionary<string, string>.Empty, d.S.Logging));
         ReadKeys(map, p, LoggingKeys, logging, allowExtensions: true);
+
+        // Docker's max-size/max-file are the rotation of both runtimes (issue #14 §5): read into Service.Logging and
+        // handed back to the engine by the Docker driver, so they are not container options a process would ignore.
+        var options = logging.V.Options;
+        var rotation = logging.V.Rotation;
+        var optionsNode = map.Children.TryGetValue(new YamlScalarNode("options"), out var o) ? o : map;
+        if (options.TryGetValue("max-size", out var size))
+        {
+            if (!DockerUnits.TryParseBytes(size, out var bytes, out var error))
+            {
+                Error(optionsNode, Join(p, "options.max-size"), error!.Replace("memory size", "size", StringComparison.Ordinal));
+            }
+            else if (bytes < LogRotation.MinSize)
+            {
+                Error(optionsNode, Join(p, "options.max-size"), $"is {size}; give at least 4k, so a log file holds a few lines");
+            }
+            else
+            {
+                rotation = rotation with { MaxSize = bytes };
+            }
+        }
+
+        if (options.TryGetValue("max-file", out var files))
+        {
+            if (!int.TryParse(files, NumberStyles.None, CultureInfo.InvariantCulture, out var count) || count < 1)
+            {
+                Error(optionsNode, Join(p, "options.max-file"), $"is '{files}'; give the number of log files to keep, 1 or more (e.g. \"5\")");
+            }
+            else
+            {
+                rotation = rotation with { MaxFiles = count };
+            }
+        }
+
+        options = options.Remove("max-size").Remove("max-file");
+        d.S = d.S with { Logging = rotation };
         if (logging.V.Driver is { } driver and not ("local" or "json-file"))
         {
             Warning(map.Children[new YamlScalarNode("driver")], Join(p, "driver"),
@@ -352,13 +388,37 @@ internal sealed partial class SpecReader
             return;
         }
 
-        d.S = d.S with { Container = d.S.Container with { LogDriver = logging.V.Driver, LogOptions = logging.V.Options } };
+        d.S = d.S with { Container = d.S.Container with { LogDriver = logging.V.Driver, LogOptions = options } };
     }
 
-    private static readonly KeyTable<Box<(string? Driver, ImmutableSortedDictionary<string, string> Options)>> LoggingKeys = new("logging")
+    private sealed record LoggingDraft(string? Driver, ImmutableSortedDictionary<string, string> Options, LogRotation Rotation);
+
+    private static readonly KeyTable<Box<LoggingDraft>> LoggingKeys = new("logging")
     {
         ["driver"] = (r, v, p, b) => b.V = b.V with { Driver = r.String(v, p) },
         ["options"] = (r, v, p, b) => b.V = b.V with { Options = r.Labels(v, p) },
+        // Berth's own spelling, in Kubernetes' quantities (the kubelet's containerLogMaxSize is "10Mi").
+        ["max_size"] = (r, v, p, b) =>
+        {
+            if (r.Memory(v, p) is { } size)
+            {
+                if (size < LogRotation.MinSize)
+                {
+                    r.Error(v, p, "is smaller than 4Ki; give a size a log file can hold a few lines in, e.g. 10Mi");
+                }
+                else
+                {
+                    b.V = b.V with { Rotation = b.V.Rotation with { MaxSize = size } };
+                }
+            }
+        },
+        ["max_file"] = (r, v, p, b) =>
+        {
+            if (r.Int(v, p, min: 1, hint: "the number of log files to keep, the live one included") is { } n)
+            {
+                b.V = b.V with { Rotation = b.V.Rotation with { MaxFiles = n } };
+            }
+        },
     };
 
     internal static readonly IReadOnlyDictionary<string, PullPolicy> PullPolicyNames = new Dictionary<string, PullPolicy>

@@ -66,6 +66,11 @@ internal sealed partial class SpecReader
             Warning(keyNode, d.Path, "has container options (init, read_only, cap_add, ulimits, …), which apply to Docker containers only; this service runs as a process, so they are ignored");
         }
 
+        if (d.S.EffectiveRuntime == RuntimeKind.Docker && d.S.InheritEnv)
+        {
+            Warning(keyNode, Join(d.Path, "inherit_env"), "applies to process replicas only; a container inherits nothing from the environment Berth runs in (as Compose), so it is ignored; list what the container needs under environment:");
+        }
+
         var names = new Dictionary<string, Located<Endpoint>>(StringComparer.Ordinal);
         foreach (var endpoint in d.Endpoints)
         {

@@ -106,6 +106,7 @@ public static class SpecWriter
             ("shell", s.Shell ? true : null),
             ("working_dir", s.WorkingDir),
             ("user", s.User),
+            ("inherit_env", s.InheritEnv ? true : null),
             ("replicas", s.Replicas),
             ("environment", s.Env.IsEmpty ? null : s.Env.ToDictionary(kv => kv.Key, kv => (object?)(s.SecretEnv.Contains(kv.Key) && !showSecrets ? Mask : kv.Value)).ToOrdered()),
             ("secret_env", s.SecretEnv.IsEmpty ? null : s.SecretEnv.ToList()),
@@ -136,7 +137,7 @@ public static class SpecWriter
             ("pull_policy", s.PullPolicy == PullPolicy.Missing ? null : Name(SpecReader.PullPolicyNames, s.PullPolicy)),
             ("secret_files", FileRefs(s, MountedFileKind.Secret)),
             ("configs", FileRefs(s, MountedFileKind.Config)));
-        foreach (var (key, value) in Container(s.Container))
+        foreach (var (key, value) in Container(s.Container, s.Logging))
         {
             tree[key] = value;
         }
@@ -151,7 +152,7 @@ public static class SpecWriter
         return files.Count == 0 ? null : files;
     }
 
-    private static OrderedDictionary<string, object?> Container(ContainerOptions c) => Map(
+    private static OrderedDictionary<string, object?> Container(ContainerOptions c, LogRotation logging) => Map(
         ("init", c.Init),
         ("read_only", c.ReadOnly ? true : null),
         ("privileged", c.Privileged ? true : null),
@@ -168,7 +169,10 @@ public static class SpecWriter
         ("hostname", c.Hostname),
         ("group_add", c.GroupAdd.IsDefaultOrEmpty ? null : c.GroupAdd.ToList()),
         ("pids_limit", c.PidsLimit),
-        ("logging", c.LogDriver is null ? null : Map(("driver", c.LogDriver), ("options", c.LogOptions.IsEmpty ? null : Strings(c.LogOptions)))));
+        ("logging", c.LogDriver is null && c.LogOptions.IsEmpty && logging == LogRotation.Default ? null : Map(("driver", c.LogDriver),
+            ("options", c.LogOptions.IsEmpty ? null : Strings(c.LogOptions)),
+            ("max_size", logging == LogRotation.Default ? null : logging.MaxSize.ToString()),
+            ("max_file", logging == LogRotation.Default ? null : logging.MaxFiles))));
 
     private static OrderedDictionary<string, object?>? Resources(Resources r)
     {

@@ -28,6 +28,11 @@ public sealed record Service
 
     public string? User { get; init; }
 
+    /// <summary>A process replica gets the control plane's whole environment under its own (berth.yaml <c>inherit_env</c>);
+    /// off by default: only a minimal set is passed on (see <c>InheritedEnvironment</c> in Berth.Runtime). A container
+    /// inherits nothing either way, as Compose.</summary>
+    public bool InheritEnv { get; init; }
+
     /// <summary>Which driver runs it; <see cref="RuntimeKind.Auto"/> decides from run/image.</summary>
     public RuntimeKind Runtime { get; init; } = RuntimeKind.Auto;
 
@@ -38,6 +43,10 @@ public sealed record Service
 
     /// <summary>Names of env vars whose values are secret: masked in logs, events, API and dashboard.</summary>
     public ImmutableSortedSet<string> SecretEnv { get; init; } = [];
+
+    /// <summary>How the replica's logs are rotated on disk (berth.yaml <c>logging: {max_size, max_file}</c>, Compose's
+    /// <c>logging.options.max-size/max-file</c>); both runtimes.</summary>
+    public LogRotation Logging { get; init; } = LogRotation.Default;
 
     /// <summary>Env files as written (already merged into <see cref="Env"/>).</summary>
     public ImmutableArray<string> EnvFiles { get; init; } = [];
@@ -103,6 +112,19 @@ public static class ServiceDefaults
 
     /// <summary>10s, as Docker's <c>stop_grace_period</c>.</summary>
     public static readonly TimeSpan StopGracePeriod = TimeSpan.FromSeconds(10);
+}
+
+/// <summary>Log rotation of one replica, as the kubelet rotates container logs: once the file reaches
+/// <see cref="MaxSize"/> it is renamed and a new one started; <see cref="MaxFiles"/> counts the files kept, the live one
+/// included. The process driver applies it to each stream's file (stdout and stderr are kept apart); Docker gets it as
+/// the json-file (or local) driver's <c>max-size</c>/<c>max-file</c>.</summary>
+public sealed record LogRotation(ByteSize MaxSize, int MaxFiles)
+{
+    /// <summary>10Mi × 5: the kubelet's containerLogMaxSize and containerLogMaxFiles.</summary>
+    public static readonly LogRotation Default = new(new ByteSize(10L << 20), 5);
+
+    /// <summary>The smallest size accepted: 4Ki, so a file holds at least a few lines.</summary>
+    public static readonly ByteSize MinSize = new(4L << 10);
 }
 
 /// <summary>How to build: a Docker context + Dockerfile, or a command for a process service.</summary>

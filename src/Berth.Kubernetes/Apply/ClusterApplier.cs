@@ -414,7 +414,8 @@ public sealed partial class ClusterApplier
                     merged = await _api.ApplyAsync(obj, target, dryRun: true, options.ForceConflicts, cancellationToken);
                 }
 
-                var diff = UnifiedDiff.Create(UnifiedDiff.ObjectYaml(live), UnifiedDiff.ObjectYaml(merged), $"live/{file}", $"merged/{file}");
+                (live, var shown) = UnifiedDiff.MaskSecretData(live, merged);
+                var diff = UnifiedDiff.Create(UnifiedDiff.ObjectYaml(live), UnifiedDiff.ObjectYaml(shown), $"live/{file}", $"merged/{file}");
                 objects.Add(new ObjectDiff(obj.DisplayName, diff, null));
             }
             catch (KubernetesApiException e)
@@ -432,7 +433,7 @@ public sealed partial class ClusterApplier
         var prune = ImmutableArray.CreateBuilder<ObjectDiff>();
         foreach (var obj in stale)
         {
-            var live = await _api.ReadAsync(obj.Kind, obj.ApiVersion, obj.Name, ns, cancellationToken);
+            var (live, _) = UnifiedDiff.MaskSecretData(await _api.ReadAsync(obj.Kind, obj.ApiVersion, obj.Name, ns, cancellationToken), null);
             var file = $"{obj.ApiVersion.Replace('/', '.')}.{obj.Kind}.{ns}.{obj.Name}";
             prune.Add(new ObjectDiff(obj.DisplayName, UnifiedDiff.Create(UnifiedDiff.ObjectYaml(live), "", $"live/{file}", $"merged/{file}"), null));
         }

@@ -144,6 +144,40 @@ public static class UnifiedDiff
         return edits;
     }
 
+    /// <summary>A Secret's values replaced, as <c>kubectl diff</c> masks them: <c>***</c>, or <c>*** (before)</c> and <c>*** (after)</c> for a key
+    /// whose value changed, so that a diff shows which keys change but never a value (they are only base64-encoded). Applied to
+    /// <c>data</c> and <c>stringData</c>; any other object is returned as it is.</summary>
+    public static (string? Live, string? Merged) MaskSecretData(string? live, string? merged)
+    {
+        var from = live is null ? null : System.Text.Json.Nodes.JsonNode.Parse(live) as System.Text.Json.Nodes.JsonObject;
+        var to = merged is null ? null : System.Text.Json.Nodes.JsonNode.Parse(merged) as System.Text.Json.Nodes.JsonObject;
+        if ((from ?? to)?["kind"]?.GetValue<string>() != "Secret")
+        {
+            return (live, merged);
+        }
+
+        foreach (var field in new[] { "data", "stringData" })
+        {
+            var a = from?[field] as System.Text.Json.Nodes.JsonObject;
+            var b = to?[field] as System.Text.Json.Nodes.JsonObject;
+            foreach (var key in (a?.Select(p => p.Key) ?? []).Concat(b?.Select(p => p.Key) ?? []).Distinct(StringComparer.Ordinal).ToList())
+            {
+                var changed = a is not null && b is not null && a.ContainsKey(key) && b.ContainsKey(key) && a[key]?.ToJsonString() != b[key]?.ToJsonString();
+                if (a?.ContainsKey(key) == true)
+                {
+                    a[key] = changed ? "*** (before)" : "***";
+                }
+
+                if (b?.ContainsKey(key) == true)
+                {
+                    b[key] = changed ? "*** (after)" : "***";
+                }
+            }
+        }
+
+        return (from?.ToJsonString() ?? live, to?.ToJsonString() ?? merged);
+    }
+
     /// <summary>An object as YAML with sorted keys, as kubectl diff prints it, leaving out <c>metadata.managedFields</c> (as kubectl diff does by default).</summary>
     public static string ObjectYaml(string? json)
     {

@@ -201,6 +201,28 @@ internal sealed class ServiceState
         return total;
     }
 
+    /// <summary>Adds each replica's in-flight count (current and departed upstreams) to <paramref name="counts"/>.</summary>
+    public void AddInFlight(Dictionary<(string Service, string Replica), int> counts)
+    {
+        foreach (var e in Snapshot.All)
+        {
+            Add(counts, e);
+        }
+
+        foreach (var e in _departed)
+        {
+            Add(counts, e);
+        }
+
+        void Add(Dictionary<(string Service, string Replica), int> into, EndpointState e)
+        {
+            if (e.Active > 0)
+            {
+                into[(Service, e.Upstream.ReplicaId)] = into.GetValueOrDefault((Service, e.Upstream.ReplicaId)) + e.Active;
+            }
+        }
+    }
+
     public Counter.Child GrpcStatus(int code) =>
         _grpc.GetOrAdd(code, static (c, s) => s._metrics.GrpcStatus.WithLabels(s.Service, s.EndpointName, c.ToString(CultureInfo.InvariantCulture)), this);
 

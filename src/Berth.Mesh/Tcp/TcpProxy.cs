@@ -21,22 +21,43 @@ internal sealed class TcpProxy : IAsyncDisposable
     private long _next;
 
     public TcpProxy(ServiceState state, IPEndPoint bind)
+        : this(state, Listen(bind))
+    {
+    }
+
+    /// <summary>Serves on <paramref name="listening"/>, a socket already bound and listening (a hand-over binds ahead).</summary>
+    public TcpProxy(ServiceState state, Socket listening)
     {
         _state = state;
-        _listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-        if (OperatingSystem.IsLinux())
-        {
-            // SO_REUSEADDR alone, to bind again over TIME_WAIT after a restart. .NET's ReuseAddress also sets SO_REUSEPORT on
-            // Linux, which let a second control plane bind the same stable port and share its connections (issue #14 §11).
-            _listener.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
-        }
-        else
-        {
-            _listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-        }
+        _listener = listening;
+    }
 
-        _listener.Bind(bind);
-        _listener.Listen(512);
+    /// <summary>A listening socket on <paramref name="bind"/> as the mesh makes them: SO_REUSEADDR only, backlog 512.</summary>
+    public static Socket Listen(IPEndPoint bind)
+    {
+        var listener = new Socket(bind.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (OperatingSystem.IsLinux())
+            {
+                // SO_REUSEADDR alone, to bind again over TIME_WAIT after a restart. .NET's ReuseAddress also sets SO_REUSEPORT on
+                // Linux, which let a second control plane bind the same stable port and share its connections (issue #14 §11).
+                listener.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+            }
+            else
+            {
+                listener.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            }
+
+            listener.Bind(bind);
+            listener.Listen(512);
+            return listener;
+        }
+        catch
+        {
+            listener.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Linux's SOL_SOCKET and SO_REUSEADDR (asm-generic/socket.h).</summary>

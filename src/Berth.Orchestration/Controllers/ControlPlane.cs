@@ -5,6 +5,7 @@ using Berth.Core.Routing;
 using Berth.Orchestration.Scheduling;
 using Berth.Orchestration.State;
 using Berth.Runtime;
+using Berth.Runtime.Logs;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 
@@ -36,6 +37,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
     private readonly StablePortRegistry _stablePorts;
     private readonly RoutePublisher _routes;
     private readonly ReplicaLifecycle _lifecycle;
+    private readonly TerminatedReplicas _terminated;
     private readonly ReplicaPlacer _placer;
     private readonly ProbeCoordinator _probes;
     private readonly Adopter _adopter;
@@ -52,12 +54,13 @@ public sealed partial class ControlPlane : IAsyncDisposable
         var log = (ILogger?)logger ?? NullLogger<ControlPlane>.Instance;
         var allocator = ports ?? new PortAllocator();
         Events = new EventBus(store, clock, options.EventRetention);
-        _loop = new ReconcileLoop(clock, options.ResyncPeriod, log, PublishView);
+        _loop = new ReconcileLoop(clock, options.ResyncPeriod, log, PublishView, store.Batch);
         _state = new PlaneState(options, store, drivers.ToDictionary(d => d.Kind), clock, random ?? Random.Shared, log, Events, _loop, allocator);
         _stablePorts = new StablePortRegistry(store, allocator);
         _routes = new RoutePublisher(routes, _stablePorts, options.Host, log);
         _probes = new ProbeCoordinator(_state, prober);
-        _lifecycle = new ReplicaLifecycle(_state, _probes, _routes, _stablePorts, new SemaphoreSlim(Math.Max(1, options.StartConcurrency)));
+        _terminated = new TerminatedReplicas(_state);
+        _lifecycle = new ReplicaLifecycle(_state, _probes, _routes, _stablePorts, new SemaphoreSlim(Math.Max(1, options.StartConcurrency)), _terminated);
         _routes.OnConflict = c => _state.Emit(EventTypes.PortConflict, c.Service, null, c.Message);
         _placer = new ReplicaPlacer(_state, _lifecycle, _routes);
         _adopter = new Adopter(_state, _lifecycle, _probes);
@@ -145,16 +148,22 @@ public sealed partial class ControlPlane : IAsyncDisposable
                 $"replicas must be at most {OrchestratorDefaults.MaxReplicasPerService} on one machine, got {replicas}; run more on Kubernetes (berth k8s generate)");
         }
 
-        var revision = await MutateAsync($"scale {service}={replicas}", app => RevisionManager.WithService(app, service, s => s with { Replicas = replicas }), cancellationToken);
-        _state.Emit(EventTypes.Scaled, service, null, $"scaled to {replicas} (revision {revision.Number})");
-        return revision;
+        // The event goes in the same locked section (and transaction) as the change it reports.
+        return await _loop.LockedAsync(() =>
+        {
+            var revision = _revisions.Mutate($"scale {service}={replicas}", app => RevisionManager.WithService(app, service, s => s with { Replicas = replicas }));
+            _state.Emit(EventTypes.Scaled, service, null, $"scaled to {replicas} (revision {revision.Number})");
+            return revision;
+        }, cancellationToken);
     }
 
     /// <summary>Changes a service's template (image, command, env); its replicas are replaced, new ones first.</summary>
     public Task<RevisionRecord> PatchServiceAsync(string service, ServicePatch patch, CancellationToken cancellationToken) =>
         MutateAsync($"patch {service}", app => RevisionManager.WithService(app, service, s => s with
         {
-            Image = patch.Image ?? s.Image,
+            Image = patch.Image is null ? s.Image
+                : s.EffectiveRuntime == RuntimeKind.Process ? throw ControlPlaneMessages.ImageOnProcessServiceError(s)
+                : patch.Image,
             Command = patch.Command ?? s.Command,
             Env = patch.Env is null ? s.Env : s.Env.SetItems(patch.Env),
         }), cancellationToken);
@@ -228,6 +237,55 @@ public sealed partial class ControlPlane : IAsyncDisposable
         }
 
         return _state.DriverFor(r.Handle.Kind).GetLogsAsync(r.Handle, options, cancellationToken);
+    }
+
+    /// <summary>Logs of what ran before, as <c>kubectl logs --previous</c> (issue #14 §9): for a live replica, its runs before
+    /// the current one (a restart appends to the same files); for a removed one, its kept logs; for a service, the replica
+    /// of it removed last. Answers the replica the lines are from.</summary>
+    public (string Replica, IAsyncEnumerable<LogEntry> Lines) GetPreviousLogs(string name, LogOptions options, CancellationToken cancellationToken)
+    {
+        options = options with { Follow = false };
+        if (View.Replicas.FirstOrDefault(x => x.Id == name) is { } live)
+        {
+            if (live.Handle is null || live.RestartCount == 0 || live.StartedAt is not { } started)
+            {
+                throw new ControlPlaneException(ControlPlaneError.NotFound,
+                    $"replica '{name}' has not restarted, so it has no previous run; 'berth logs {name}' shows this one");
+            }
+
+            var all = _state.DriverFor(live.Handle.Kind).GetLogsAsync(live.Handle, options with { Tail = null }, cancellationToken);
+            return (name, Previous(all, started, options.Tail, cancellationToken));
+        }
+
+        var kept = _terminated.List();
+        var match = kept.FirstOrDefault(k => k.Id == name) ?? kept.FirstOrDefault(k => k.Service == name);
+        if (match is null)
+        {
+            var isService = _state.Current?.Application.FindService(name) is not null;
+            throw new ControlPlaneException(ControlPlaneError.NotFound, isService
+                ? $"no removed replica of service '{name}' has its logs kept; the last {_state.Options.TerminatedReplicasKept} removed replicas of each service are kept"
+                : $"no replica or service '{name}', and no removed replica of that id has its logs kept; 'berth ps' lists replicas");
+        }
+
+        return (match.Id, LogArchive.ReadAsync(match.Directory, options, cancellationToken));
+    }
+
+    private static async IAsyncEnumerable<LogEntry> Previous(IAsyncEnumerable<LogEntry> all, DateTimeOffset startedAt, int? tail,
+        [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        var before = new List<LogEntry>();
+        await foreach (var e in all.WithCancellation(cancellationToken))
+        {
+            if (e.Timestamp < startedAt)
+            {
+                before.Add(e);
+            }
+        }
+
+        foreach (var e in tail is { } n ? before.Skip(Math.Max(0, before.Count - n)) : before)
+        {
+            yield return e;
+        }
     }
 
     /// <summary>Stops the control loop and background work without touching replicas: they keep running for the next control plane to adopt.</summary>

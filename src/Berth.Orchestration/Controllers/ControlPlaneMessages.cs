@@ -19,6 +19,14 @@ public static class ControlPlaneMessages
 
     public static string NoReplica(string replicaId) => $"no replica '{replicaId}'; 'berth ps' lists them";
 
+    /// <summary>Issue #14 §10: a PATCH that sets <c>image</c> on a process service is refused rather than switching its runtime.
+    /// A process service's <c>run:</c>, working folder (a host path), inherited environment and volume folders mean something
+    /// else in a container, so switching in place could start a container that cannot work, with no loader to say why.</summary>
+    public static ControlPlaneException ImageOnProcessServiceError(Service service) => new(ControlPlaneError.Conflict,
+        $"service '{service.Name}' runs as a process ({(service.Runtime == RuntimeKind.Process ? "runtime: process" : "run: with no image")}); " +
+        "a PATCH does not move a service to Docker, because its run:, working_dir and volumes mean something else in a container. " +
+        "To run it from an image, set image: (and runtime: docker) in the spec and apply it with 'berth up'; to change the process, PATCH \"command\" or \"env\"");
+
     public static ControlPlaneException NothingAppliedError() => new(ControlPlaneError.Conflict, NothingApplied);
 
     public static ControlPlaneException NoServiceError(Application app, string service) => new(ControlPlaneError.NotFound, NoService(app, service));

@@ -43,11 +43,20 @@ internal sealed class ProbeCoordinator(PlaneState state, IProbeExecutor prober)
         var handle = r.Handle!;
         var target = TargetFor(r, probe.Probe);
         var life = state.Loop.Life;
+        // Until readiness first passes, probe the moment the port opens (at the latest after a period, as Kubernetes would):
+        // a dependent waiting on depends_on: healthy starts within milliseconds of its dependency listening. After the first
+        // pass probes keep Kubernetes' period, timeout and thresholds.
+        var awaitPort = probe.Role == ProbeRole.Readiness && !probe.EverPassed && probe.Probe.Kind is ProbeKind.Http or ProbeKind.Tcp;
         state.Loop.Track(async () =>
         {
             ProbeOutcome outcome;
             try
             {
+                if (awaitPort)
+                {
+                    await prober.WaitForPortAsync(target, probe.Probe.Period, life);
+                }
+
                 outcome = await prober.RunAsync(probe.Probe, target, life);
             }
             catch (Exception e) when (e is not OperationCanceledException)
@@ -93,10 +102,61 @@ internal sealed class ProbeCoordinator(PlaneState state, IProbeExecutor prober)
         }
         else if (!ready && r.Phase == ReplicaPhase.Ready)
         {
-            state.Save(r with { Phase = ReplicaPhase.Running, ReadyAt = null, Reason = $"readiness probe failing: {why}" });
+            state.Save(r with { Phase = ReplicaPhase.Running, ReadyAt = null, Reason = why });
             state.Emit(EventTypes.NotReady, r.Service, r.Id, $"not ready: {why}; removed from routing");
         }
     }
+
+    /// <summary>A readiness result: moves the replica in or out of Ready and keeps the reason it is not Ready on its
+    /// record ("readiness: HTTP 404 from GET /nope, 3 in a row"), so <c>ps</c> shows why, as kubectl's Ready
+    /// condition carries the probe's message. A replica that never passed gets a not-ready event when the failures
+    /// reach the failure threshold, and again when the cause changes; a Ready one gets it as it leaves routing.</summary>
+    public void OnReadinessResult(ReplicaRecord r, ReplicaRuntime rt, ProbeTracker probe, ProbeOutcome outcome, ProbeTransition transition, DateTimeOffset now)
+    {
+        var why = outcome.Success ? null : ReadinessReason(outcome.Message, probe.FailuresInARow);
+        if (transition != ProbeTransition.None)
+        {
+            UpdateReadiness(r, rt, now, why);
+            r = state.Replicas[r.Id];
+        }
+
+        if (r.Phase != ReplicaPhase.Running)
+        {
+            return;
+        }
+
+        if (why is null)
+        {
+            if (r.Reason?.StartsWith(ReadinessPrefix, StringComparison.Ordinal) == true)
+            {
+                state.Save(r with { Reason = null });
+            }
+
+            return;
+        }
+
+        if (r.Reason == why)
+        {
+            return;
+        }
+
+        var previousCause = r.Reason?.StartsWith(ReadinessPrefix, StringComparison.Ordinal) == true ? CauseOf(r.Reason) : null;
+        state.Save(r with { Reason = why });
+        var reached = probe.FailuresInARow == probe.Probe.FailureThreshold && transition == ProbeTransition.None && !probe.EverPassed;
+        var changed = probe.FailuresInARow > probe.Probe.FailureThreshold && previousCause is not null && previousCause != outcome.Message;
+        if (reached || changed)
+        {
+            state.Emit(EventTypes.NotReady, r.Service, r.Id, $"not ready: {why}");
+        }
+    }
+
+    private const string ReadinessPrefix = "readiness: ";
+
+    private static string ReadinessReason(string message, int inARow) =>
+        $"{ReadinessPrefix}{message}, {inARow} in a row";
+
+    private static string CauseOf(string reason) =>
+        reason[ReadinessPrefix.Length..reason.LastIndexOf(", ", StringComparison.Ordinal)];
 
     /// <summary>The readiness probe's last answer, else the replica's phase and reason (for a rollout's failure message).</summary>
     public string WhyNotReady(ReplicaRecord r)

@@ -22,12 +22,17 @@ public sealed record ProbeTarget(string Host, int? Port)
 public interface IProbeExecutor
 {
     Task<ProbeOutcome> RunAsync(Probe probe, ProbeTarget target, CancellationToken cancellationToken);
+
+    /// <summary>Returns once the target's port accepts a connection, or after <paramref name="limit"/> (false), so a readiness probe
+    /// that has not passed yet runs the moment the replica listens. The default (a scripted prober) does not wait.</summary>
+    Task<bool> WaitForPortAsync(ProbeTarget target, TimeSpan limit, CancellationToken cancellationToken) => Task.FromResult(true);
 }
 
 /// <summary>Hands each probe to the runner for its kind (HTTP and TCP from Core, shared with the mesh's active checks;
 /// exec through the replica's driver), each bounded by the probe's timeout on the injected clock.</summary>
 public sealed class ProbeExecutor(TimeProvider? time = null) : IProbeExecutor, IDisposable
 {
+    private readonly TimeProvider _time = time ?? TimeProvider.System;
     private readonly HttpProbeRunner _http = new(time);
     private readonly TcpProbeRunner _tcp = new(time);
     private readonly ExecProbeRunner _exec = new(time);
@@ -39,7 +44,47 @@ public sealed class ProbeExecutor(TimeProvider? time = null) : IProbeExecutor, I
         ProbeKind.Exec => _exec.RunAsync(probe, target, cancellationToken),
     };
 
+    public Task<bool> WaitForPortAsync(ProbeTarget target, TimeSpan limit, CancellationToken cancellationToken) =>
+        target.Port is { } port ? PortWatch.WaitOpenAsync(target.Host, port, limit, _time, cancellationToken) : Task.FromResult(true);
+
     public void Dispose() => _http.Dispose();
+}
+
+/// <summary>Waits for a port to accept a connection, trying every <see cref="Interval"/>: on loopback a closed port refuses at
+/// once, so a try costs microseconds, and the one connection that succeeds is closed unused (as a kubelet TCP probe's).</summary>
+public static class PortWatch
+{
+    /// <summary>10 ms between tries: a replica is probed within 10 ms of listening instead of up to the 200 ms retry later.</summary>
+    public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>True once <paramref name="host"/>:<paramref name="port"/> accepts a connection; false after <paramref name="limit"/>.</summary>
+    public static async Task<bool> WaitOpenAsync(string host, int port, TimeSpan limit, TimeProvider time, CancellationToken cancellationToken)
+    {
+        using var deadline = new CancellationTokenSource(limit, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
+        try
+        {
+            while (true)
+            {
+                try
+                {
+                    using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                    await socket.ConnectAsync(host, port, linked.Token);
+                    return true;
+                }
+                catch (System.Net.Sockets.SocketException)
+                {
+                    // Not listening yet.
+                }
+
+                await Task.Delay(Interval, time, linked.Token);
+            }
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            return false;
+        }
+    }
 }
 
 /// <summary>Exec: runs the probe's command where the replica runs (inside a container, as Kubernetes' exec probes) through

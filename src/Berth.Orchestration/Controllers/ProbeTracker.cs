@@ -43,6 +43,12 @@ public sealed class ProbeTracker
 
     public string? LastMessage { get; private set; }
 
+    /// <summary>Failed results since the last success (not reset when the threshold flips, unlike the threshold's own count).</summary>
+    public int FailuresInARow { get; private set; }
+
+    /// <summary>Whether the probe has passed since the replica started (or was adopted passing).</summary>
+    public bool EverPassed => _everPassed || _threshold.Passing;
+
     public bool IsDue(DateTimeOffset now) => !InFlight && now >= NextDue;
 
     /// <summary>Records a result taken at <paramref name="now"/> and schedules the next run one period later.</summary>
@@ -51,6 +57,7 @@ public sealed class ProbeTracker
         InFlight = false;
         NextDue = now + (!success && Role == ProbeRole.Readiness && !_everPassed && FirstReadyRetry < Probe.Period ? FirstReadyRetry : Probe.Period);
         LastMessage = message;
+        FailuresInARow = success ? 0 : FailuresInARow + 1;
         var transition = _threshold.Record(success, Probe.SuccessThreshold, Probe.FailureThreshold);
         _everPassed |= transition == ProbeTransition.Passed;
         return transition;

@@ -6,9 +6,13 @@ namespace Berth.Orchestration.Controllers;
 
 /// <summary>Drives the reconciler: owns the one lock every state change happens under, the coalescing wake-up channel,
 /// the periodic resync, <see cref="SettleAsync"/> and the background work (driver and probe calls) launched from a pass.
-/// After every locked section it calls <c>publish</c>, so readers see one consistent view per pass or API call.</summary>
-internal sealed class ReconcileLoop(TimeProvider time, TimeSpan resync, ILogger logger, Action publish) : IAsyncDisposable
+/// After every locked section it calls <c>publish</c>, so readers see one consistent view per pass or API call.
+/// Each locked section is one state-store transaction (<paramref name="batch"/>): what it wrote commits when it ends, and the
+/// background work it launched (driver starts and stops, probes) begins only after that commit, so nothing runs unrecorded.</summary>
+internal sealed class ReconcileLoop(TimeProvider time, TimeSpan resync, ILogger logger, Action publish, Func<IDisposable>? batch = null) : IAsyncDisposable
 {
+    private readonly Lock _deferGate = new();
+    private List<Func<Task>>? _deferred;
     private readonly SemaphoreSlim _lock = new(1, 1);
     private readonly Channel<bool> _kick = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
     private readonly CancellationTokenSource _life = new();
@@ -45,14 +49,14 @@ internal sealed class ReconcileLoop(TimeProvider time, TimeSpan resync, ILogger 
     public async Task<T> LockedAsync<T>(Func<Task<T>> action, CancellationToken cancellationToken)
     {
         await _lock.WaitAsync(cancellationToken);
+        var section = Enter();
         try
         {
             return await action();
         }
         finally
         {
-            publish();
-            _lock.Release();
+            Leave(section);
         }
     }
 
@@ -83,10 +87,10 @@ internal sealed class ReconcileLoop(TimeProvider time, TimeSpan resync, ILogger 
             return;
         }
 
+        var section = Enter();
         try
         {
             await action(_life.Token);
-            publish();
             Kick();
         }
 #pragma warning disable CA1031 // background completions must not crash the control plane; the resync repairs
@@ -101,7 +105,16 @@ internal sealed class ReconcileLoop(TimeProvider time, TimeSpan resync, ILogger 
         }
         finally
         {
-            _lock.Release();
+            try
+            {
+                Leave(section);
+            }
+#pragma warning disable CA1031 // a failed commit of a background completion is logged like the completion's own failure
+            catch (Exception e)
+#pragma warning restore CA1031
+            {
+                Log.ReconcileFailed(logger, e);
+            }
         }
     }
 
@@ -113,6 +126,57 @@ internal sealed class ReconcileLoop(TimeProvider time, TimeSpan resync, ILogger 
 
     /// <summary>Runs driver or probe I/O in the background, outside the lock; disposal waits for it.</summary>
     public void Track(Func<Task> work)
+    {
+        lock (_deferGate)
+        {
+            if (_deferred is { } deferred)
+            {
+                deferred.Add(work);
+                return;
+            }
+        }
+
+        Launch(work);
+    }
+
+    /// <summary>Begins a locked section: opens its store transaction and holds back the work it launches.</summary>
+    private IDisposable? Enter()
+    {
+        lock (_deferGate)
+        {
+            _deferred = [];
+        }
+
+        return batch?.Invoke();
+    }
+
+    /// <summary>Ends a locked section: commits its transaction, publishes the view, releases the lock, then starts the work it
+    /// launched. A failed commit is still thrown (and logged by the caller), after the work starts, as a failed write did before.</summary>
+    private void Leave(IDisposable? section)
+    {
+        List<Func<Task>> launched;
+        try
+        {
+            section?.Dispose();
+        }
+        finally
+        {
+            publish();
+            lock (_deferGate)
+            {
+                launched = _deferred ?? [];
+                _deferred = null;
+            }
+
+            _lock.Release();
+            foreach (var work in launched)
+            {
+                Launch(work);
+            }
+        }
+    }
+
+    private void Launch(Func<Task> work)
     {
         var task = Task.Run(work, CancellationToken.None);
         _work[task] = true;
@@ -193,14 +257,14 @@ internal sealed class ReconcileLoop(TimeProvider time, TimeSpan resync, ILogger 
             try
             {
                 await _lock.WaitAsync(ct);
+                var section = Enter();
                 try
                 {
                     wake = await pass(ct);
-                    publish();
                 }
                 finally
                 {
-                    _lock.Release();
+                    Leave(section);
                     Interlocked.Exchange(ref _passDone, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
                 }
             }

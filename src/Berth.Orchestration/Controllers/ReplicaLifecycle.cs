@@ -8,7 +8,8 @@ namespace Berth.Orchestration.Controllers;
 /// <summary>The effects of a replica's life: start it through its driver, watch for its exit, apply the restart policy,
 /// stop it (out of routing first), restart it on request or when a liveness probe fails. Decisions happen under the lock;
 /// driver calls run in the background and post their results back under it.</summary>
-internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes, RoutePublisher routes, StablePortRegistry stablePorts, SemaphoreSlim startGate)
+internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes, RoutePublisher routes, StablePortRegistry stablePorts, SemaphoreSlim startGate,
+    TerminatedReplicas terminated)
 {
     public Task PublishRoutesAsync(CancellationToken ct) => routes.PublishAsync(state.Current?.Application, state.Replicas.Values, ct);
 
@@ -244,8 +245,7 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
                 state.Release(r);
                 if (r.Handle is not null)
                 {
-                    var h = r.Handle;
-                    state.Loop.Track(() => state.Loop.IgnoreErrors(() => state.DriverFor(h.Kind).RemoveAsync(h, state.Loop.Life), "remove", r.Id));
+                    terminated.Retire(r, r.Handle, state.DriverFor(r.Handle.Kind));
                 }
 
                 state.Delete(r);
@@ -343,7 +343,7 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
                 state.Emit(EventTypes.Stopped, r.Service, id, status.ExitCode is { } code ? $"stopped (exit code {code})" : "stopped");
                 if (driver is not null)
                 {
-                    state.Loop.Track(() => state.Loop.IgnoreErrors(() => driver.RemoveAsync(handle!, state.Loop.Life), "remove", id));
+                    terminated.Retire(r, handle!, driver);
                 }
 
                 break;
@@ -377,6 +377,14 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
             BeginTerminate(r with { Reason = $"{what} probe failed: {outcome.Message}" }, StopIntent.Unhealthy, stops);
             await PublishRoutesAsync(ct);
             LaunchStops(stops);
+        }
+        else if (probe.Role == ProbeRole.Readiness)
+        {
+            probes.OnReadinessResult(r, rt, probe, outcome, transition, now);
+            if (transition != ProbeTransition.None)
+            {
+                await PublishRoutesAsync(ct);
+            }
         }
         else if (transition != ProbeTransition.None)
         {

@@ -79,6 +79,8 @@ internal static class ReplicaSpecBuilder
             Entrypoint = service.Entrypoint is { } entrypoint ? ArgvExpansion.Expand(entrypoint, env) : null,
             Command = ArgvExpansion.Expand(service.Command, env),
             Shell = service.Shell,
+            InheritEnv = service.InheritEnv,
+            Logging = service.Logging,
             WorkingDir = service.WorkingDir ?? (service.EffectiveRuntime == RuntimeKind.Process ? app.BaseDirectory : null),
             User = service.User,
             Env = env.ToImmutable(),

@@ -15,6 +15,10 @@ public sealed class StateStore : IDisposable
     private readonly SqliteConnection _connection;
     private readonly Lock _gate = new();
     private readonly int _historyLimit;
+    private SqliteTransaction? _batch;
+    private int _batchDepth;
+    private bool _batchWrote;
+    private long _commits;
 
     private readonly SecretBox _secrets;
 
@@ -29,6 +33,82 @@ public sealed class StateStore : IDisposable
     public SecretBox Secrets => _secrets;
 
     public string Path { get; private init; } = "";
+
+    /// <summary>Transactions that wrote, committed so far (a batch, a revision, or a write made outside a batch): what a test counts to
+    /// show that a reconcile pass writes in one transaction rather than one per record.</summary>
+    public long Commits => Interlocked.Read(ref _commits);
+
+    /// <summary>Opens a batch: every write until the returned scope is disposed goes into one transaction, committed then
+    /// (batches nest; the outermost commits). The control loop wraps each locked section in one, so a pass that places forty
+    /// replicas commits once, not eighty times. Writes from other threads meanwhile join the same transaction.</summary>
+    public IDisposable Batch()
+    {
+        lock (_gate)
+        {
+            if (_batchDepth++ == 0)
+            {
+                _batch = _connection.BeginTransaction();
+            }
+        }
+
+        return new BatchScope(this);
+    }
+
+    private void EndBatch()
+    {
+        lock (_gate)
+        {
+            if (--_batchDepth > 0 || _batch is not { } tx)
+            {
+                return;
+            }
+
+            _batch = null;
+            using (tx)
+            {
+                try
+                {
+                    tx.Commit();
+                }
+                catch (Exception e) when (e is not StateStoreException && StateStoreException.From(e, Path) is { } fault)
+                {
+                    throw fault;
+                }
+            }
+
+            if (_batchWrote)
+            {
+                _batchWrote = false;
+                Interlocked.Increment(ref _commits);
+            }
+        }
+    }
+
+    /// <summary>Counts a write made by one statement: it commits on its own unless a batch is open.</summary>
+    private void Wrote()
+    {
+        if (_batch is null)
+        {
+            Interlocked.Increment(ref _commits);
+        }
+        else
+        {
+            _batchWrote = true;
+        }
+    }
+
+    private sealed class BatchScope(StateStore store) : IDisposable
+    {
+        private int _done;
+
+        public void Dispose()
+        {
+            if (Interlocked.Exchange(ref _done, 1) == 0)
+            {
+                store.EndBatch();
+            }
+        }
+    }
 
     /// <summary>Opens (creating if needed) the store in <paramref name="stateDirectory"/>.</summary>
     /// <param name="stateDirectory">The app's state folder; created if missing.</param>
@@ -124,6 +204,7 @@ public sealed class StateStore : IDisposable
             CREATE TABLE IF NOT EXISTS endpoints (service TEXT NOT NULL, endpoint TEXT NOT NULL, port INTEGER NOT NULL, PRIMARY KEY (service, endpoint));
             CREATE TABLE IF NOT EXISTS events (id INTEGER PRIMARY KEY AUTOINCREMENT, time TEXT NOT NULL, type TEXT NOT NULL,
                 service TEXT, replica TEXT, message TEXT NOT NULL);
+            CREATE INDEX IF NOT EXISTS events_replica ON events (replica, id);
             CREATE TABLE IF NOT EXISTS rollouts (service TEXT PRIMARY KEY, body TEXT NOT NULL);
             """);
 
@@ -132,7 +213,8 @@ public sealed class StateStore : IDisposable
     {
         return Locked(() =>
         {
-            using var tx = _connection.BeginTransaction();
+            using var own = _batch is null ? _connection.BeginTransaction() : null;
+            var tx = own ?? _batch;
             var next = Scalar<long>("SELECT COALESCE(MAX(number), 0) + 1 FROM revisions", tx);
             var revision = create(next);
             using (var cmd = Command("INSERT INTO revisions (number, created_at, cause, body) VALUES ($n, $t, $c, $b)", tx))
@@ -150,7 +232,16 @@ public sealed class StateStore : IDisposable
                 prune.ExecuteNonQuery();
             }
 
-            tx.Commit();
+            if (own is not null)
+            {
+                own.Commit();
+                Interlocked.Increment(ref _commits);
+            }
+            else
+            {
+                _batchWrote = true;
+            }
+
             return revision;
         });
     }
@@ -163,7 +254,9 @@ public sealed class StateStore : IDisposable
             using var cmd = Command("UPDATE revisions SET body = $b WHERE number = $n");
             cmd.Parameters.AddWithValue("$n", revision.Number);
             cmd.Parameters.AddWithValue("$b", Serialize(revision));
-            if (cmd.ExecuteNonQuery() != 1)
+            var updated = cmd.ExecuteNonQuery();
+            Wrote();
+            if (updated != 1)
             {
                 throw new InvalidOperationException($"revision {revision.Number} is not in the state store to update");
             }
@@ -217,6 +310,7 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$s", replica.Service);
             cmd.Parameters.AddWithValue("$b", JsonSerializer.Serialize(replica, StateJson.Options));
             cmd.ExecuteNonQuery();
+            Wrote();
         });
     }
 
@@ -227,6 +321,7 @@ public sealed class StateStore : IDisposable
             using var cmd = Command("DELETE FROM replicas WHERE id = $id");
             cmd.Parameters.AddWithValue("$id", id);
             cmd.ExecuteNonQuery();
+            Wrote();
         });
     }
 
@@ -258,6 +353,7 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$e", endpoint);
             cmd.Parameters.AddWithValue("$p", port);
             cmd.ExecuteNonQuery();
+            Wrote();
         });
     }
 
@@ -273,6 +369,7 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$r", (object?)e.Replica ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$m", e.Message);
             var id = (long)cmd.ExecuteScalar()!;
+            Wrote();
             return e with { Id = id };
         });
     }
@@ -290,7 +387,9 @@ public sealed class StateStore : IDisposable
                 """);
             cmd.Parameters.AddWithValue("$keep", Math.Max(1, keep));
             cmd.Parameters.AddWithValue("$batch", Math.Max(1, batch));
-            return cmd.ExecuteNonQuery();
+            var deleted = cmd.ExecuteNonQuery();
+            Wrote();
+            return deleted;
         });
     }
 
@@ -319,8 +418,10 @@ public sealed class StateStore : IDisposable
     }
 
     /// <summary>The newest <paramref name="limit"/> events with id below <paramref name="beforeId"/> (all when null) and time at or after
-    /// <paramref name="since"/>, returned oldest first: a page read backwards from the newest, as <c>kubectl get events</c> shows the latest.</summary>
-    public IReadOnlyList<EventRecord> ListNewestEvents(int limit, long? beforeId = null, DateTimeOffset? since = null, string? service = null)
+    /// <paramref name="since"/>, returned oldest first: a page read backwards from the newest, as <c>kubectl get events</c> shows the latest.
+    /// Optionally only those of one <paramref name="service"/>, one <paramref name="replica"/>, or of the given <paramref name="types"/>.</summary>
+    public IReadOnlyList<EventRecord> ListNewestEvents(
+        int limit, long? beforeId = null, DateTimeOffset? since = null, string? service = null, string? replica = null, IReadOnlyCollection<string>? types = null)
     {
         return Locked(() =>
         {
@@ -328,11 +429,14 @@ public sealed class StateStore : IDisposable
             using var cmd = Command("""
                 SELECT id, time, type, service, replica, message FROM events
                 WHERE ($before IS NULL OR id < $before) AND ($since IS NULL OR time >= $since) AND ($s IS NULL OR service = $s)
+                  AND ($r IS NULL OR replica = $r) AND ($types IS NULL OR type IN (SELECT value FROM json_each($types)))
                 ORDER BY id DESC LIMIT $limit
                 """);
             cmd.Parameters.AddWithValue("$before", (object?)beforeId ?? DBNull.Value);
             cmd.Parameters.AddWithValue("$since", since is { } t ? t.ToUniversalTime().ToString("O", CultureInfo.InvariantCulture) : DBNull.Value);
             cmd.Parameters.AddWithValue("$s", (object?)service ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$r", (object?)replica ?? DBNull.Value);
+            cmd.Parameters.AddWithValue("$types", types is null ? DBNull.Value : System.Text.Json.JsonSerializer.Serialize(types));
             cmd.Parameters.AddWithValue("$limit", limit);
             return ReadEvents(cmd).Reverse().ToList();
         });
@@ -358,6 +462,7 @@ public sealed class StateStore : IDisposable
             cmd.Parameters.AddWithValue("$s", service);
             cmd.Parameters.AddWithValue("$b", body);
             cmd.ExecuteNonQuery();
+            Wrote();
         });
     }
 
@@ -374,6 +479,10 @@ public sealed class StateStore : IDisposable
     {
         lock (_gate)
         {
+            // A batch still open (a locked section cut short by shutdown) keeps what it wrote.
+            _batch?.Commit();
+            _batch?.Dispose();
+            _batch = null;
             _connection.Dispose();
         }
     }
@@ -405,7 +514,7 @@ public sealed class StateStore : IDisposable
     {
         var cmd = _connection.CreateCommand();
         cmd.CommandText = sql;
-        cmd.Transaction = tx;
+        cmd.Transaction = tx ?? _batch;
         return cmd;
     }
 

@@ -159,7 +159,7 @@ public sealed partial class PipelineEngine(PipelineEngineOptions options, TimePr
                     _instances[job.Id] = MatrixExpander.Expand(job);
                     foreach (var instance in _instances[job.Id])
                     {
-                        _store.SaveJob(_runId, instance.Key, job.Id, instance.MatrixJson, RunStatus.Queued, null, null, "");
+                        _store.SaveJob(_runId, instance.Key, job.Id, instance.MatrixJson, RunStatus.Queued, null, null, "", [.. job.Needs.Select(n => n.Job)]);
                     }
                 }
 
@@ -417,7 +417,7 @@ public sealed partial class PipelineEngine(PipelineEngineOptions options, TimePr
                     _store.DeleteJob(_runId, job.Id);
                     foreach (var instance in expanded)
                     {
-                        _store.SaveJob(_runId, instance.Key, job.Id, instance.MatrixJson, RunStatus.Queued, null, null, "");
+                        _store.SaveJob(_runId, instance.Key, job.Id, instance.MatrixJson, RunStatus.Queued, null, null, "", [.. job.Needs.Select(n => n.Job)]);
                     }
 
                     _instances[job.Id] = expanded;

@@ -33,6 +33,9 @@ public sealed record RunRecord(
 public sealed record JobRecord(
     long RunId, string Key, string JobId, string Matrix, string Status, DateTimeOffset? Started, DateTimeOffset? Finished, string Message)
 {
+    /// <summary>The ids of the jobs this one needs (its <c>needs:</c>), for drawing the run's job graph; every instance of a matrix job has the same.</summary>
+    public IReadOnlyList<string> Needs { get; init; } = [];
+
     public TimeSpan? Duration => Finished - Started;
 }
 
@@ -81,7 +84,7 @@ public sealed class RunStore : IDisposable
               owner_pid INTEGER NOT NULL, cancel_requested INTEGER NOT NULL DEFAULT 0);
             CREATE TABLE IF NOT EXISTS jobs (
               run_id INTEGER NOT NULL, key TEXT NOT NULL, job_id TEXT NOT NULL, matrix TEXT NOT NULL, status TEXT NOT NULL,
-              started TEXT, finished TEXT, message TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL,
+              started TEXT, finished TEXT, message TEXT NOT NULL DEFAULT '', seq INTEGER NOT NULL, needs TEXT NOT NULL DEFAULT '',
               PRIMARY KEY (run_id, key));
             CREATE TABLE IF NOT EXISTS steps (
               run_id INTEGER NOT NULL, job_key TEXT NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
@@ -100,6 +103,11 @@ public sealed class RunStore : IDisposable
               seq INTEGER PRIMARY KEY AUTOINCREMENT, grp TEXT NOT NULL, run_id INTEGER NOT NULL, job_key TEXT NOT NULL,
               state TEXT NOT NULL, cancel_requested INTEGER NOT NULL DEFAULT 0);
             """);
+        // A database written before jobs kept their needs: the column is added, and those runs' jobs have none recorded.
+        if ((long)Scalar("SELECT COUNT(*) FROM pragma_table_info('jobs') WHERE name = 'needs'")! == 0)
+        {
+            Execute("ALTER TABLE jobs ADD COLUMN needs TEXT NOT NULL DEFAULT ''");
+        }
     }
 
     public long CreateRun(string pipeline, string file, string trigger, string branch, long? rerunOf, DateTimeOffset now) =>
@@ -110,13 +118,15 @@ public sealed class RunStore : IDisposable
     public void FinishRun(long runId, string status, DateTimeOffset now) =>
         Execute("UPDATE runs SET status = $s, finished = $f WHERE id = $id", ("$s", status), ("$f", Format(now)), ("$id", runId));
 
-    public void SaveJob(long runId, string key, string jobId, string matrix, string status, DateTimeOffset? started, DateTimeOffset? finished, string message) =>
+    /// <summary>Adds a job to the run, or updates its status; <paramref name="needs"/> (job ids) is kept from when the job is added.</summary>
+    public void SaveJob(long runId, string key, string jobId, string matrix, string status, DateTimeOffset? started, DateTimeOffset? finished, string message, IReadOnlyList<string>? needs = null) =>
         Execute("""
-            INSERT INTO jobs (run_id, key, job_id, matrix, status, started, finished, message, seq)
-            VALUES ($r, $k, $j, $m, $s, $st, $fi, $msg, (SELECT COUNT(*) FROM jobs WHERE run_id = $r))
+            INSERT INTO jobs (run_id, key, job_id, matrix, status, started, finished, message, seq, needs)
+            VALUES ($r, $k, $j, $m, $s, $st, $fi, $msg, (SELECT COUNT(*) FROM jobs WHERE run_id = $r), $needs)
             ON CONFLICT (run_id, key) DO UPDATE SET status = $s, started = $st, finished = $fi, message = $msg
             """,
-            ("$r", runId), ("$k", key), ("$j", jobId), ("$m", matrix), ("$s", status), ("$st", Format(started)), ("$fi", Format(finished)), ("$msg", message));
+            ("$r", runId), ("$k", key), ("$j", jobId), ("$m", matrix), ("$s", status), ("$st", Format(started)), ("$fi", Format(finished)), ("$msg", message),
+            ("$needs", string.Join(',', needs ?? [])));
 
     public void SaveStep(StepRecord step) =>
         Execute("""
@@ -148,7 +158,10 @@ public sealed class RunStore : IDisposable
 
     public IReadOnlyList<JobRecord> GetJobs(long runId) => Query("SELECT * FROM jobs WHERE run_id = $r ORDER BY seq", r => new JobRecord(
         r.GetInt64(r.GetOrdinal("run_id")), r.GetString(r.GetOrdinal("key")), r.GetString(r.GetOrdinal("job_id")), r.GetString(r.GetOrdinal("matrix")),
-        r.GetString(r.GetOrdinal("status")), Time(r, "started"), Time(r, "finished"), r.GetString(r.GetOrdinal("message"))), ("$r", runId));
+        r.GetString(r.GetOrdinal("status")), Time(r, "started"), Time(r, "finished"), r.GetString(r.GetOrdinal("message")))
+    {
+        Needs = r.GetString(r.GetOrdinal("needs")).Split(',', StringSplitOptions.RemoveEmptyEntries),
+    }, ("$r", runId));
 
     public IReadOnlyList<StepRecord> GetSteps(long runId) => Query("SELECT * FROM steps WHERE run_id = $r ORDER BY job_key, idx", r => new StepRecord(
         r.GetInt64(r.GetOrdinal("run_id")), r.GetString(r.GetOrdinal("job_key")), r.GetInt32(r.GetOrdinal("idx")), r.GetString(r.GetOrdinal("name")),

@@ -381,6 +381,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             cancellationToken)).ConfigureAwait(false);
         return [.. containers
             .Where(c => c.Labels.ContainsKey(BerthLabels.Replica) && c.Labels.ContainsKey(BerthLabels.Service))
+            .Where(c => _options.AppId is null || !c.Labels.TryGetValue(BerthLabels.AppId, out var id) || id == _options.AppId)
             .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal)
             .Select(c => new ReplicaHandle
             {
@@ -562,6 +563,18 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
     public void Dispose() => _client.Dispose();
 
+    /// <summary>The engine keeps a container's logs with the replica's rotation (issue #14 §5): json-file (Docker's default driver,
+    /// which alone never rotates unless told) or the spec's local driver, with <c>max-size</c>/<c>max-file</c> from
+    /// <see cref="ReplicaSpec.Logging"/> in bytes, as <c>docker run --log-opt</c> takes them.</summary>
+    internal static LogConfig LogConfigFor(ContainerOptions c, LogRotation rotation)
+    {
+        var options = c.LogOptions.ToDictionary();
+        // The loader moves Compose's max-size/max-file into the rotation; options given to the driver directly still win.
+        options.TryAdd("max-size", rotation.MaxSize.Bytes.ToString(CultureInfo.InvariantCulture));
+        options.TryAdd("max-file", rotation.MaxFiles.ToString(CultureInfo.InvariantCulture));
+        return new LogConfig { Type = c.LogDriver ?? "json-file", Config = options };
+    }
+
     internal CreateContainerParameters CreateParameters(ReplicaSpec spec, IReadOnlyList<(MountedFile File, string HostPath)>? files = null,
         IReadOnlyDictionary<string, string>? subpaths = null)
     {
@@ -572,6 +585,11 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             [BerthLabels.Replica] = spec.ReplicaId,
             [BerthLabels.Revision] = spec.Revision.ToString(CultureInfo.InvariantCulture),
         };
+        if (_options.AppId is { } appId)
+        {
+            labels[BerthLabels.AppId] = appId;
+        }
+
         var env = new SortedDictionary<string, string>(StringComparer.Ordinal);
         if (spec.Ports.Count == 1 && !spec.Env.ContainsKey("PORT"))
         {
@@ -635,7 +653,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 ExtraHosts = c.ExtraHosts.IsDefaultOrEmpty ? null : [.. c.ExtraHosts],
                 GroupAdd = c.GroupAdd.IsDefaultOrEmpty ? null : [.. c.GroupAdd],
                 PidsLimit = c.PidsLimit,
-                LogConfig = c.LogDriver is null ? null : new LogConfig { Type = c.LogDriver, Config = c.LogOptions.ToDictionary() },
+                LogConfig = LogConfigFor(c, spec.Logging),
             },
         };
     }

@@ -31,6 +31,11 @@ public sealed record DockerDriverOptions
     /// <summary>See <see cref="RuntimeDefaults.StatsSampleWindow"/>.</summary>
     public TimeSpan StatsSampleWindow { get; init; } = RuntimeDefaults.StatsSampleWindow;
 
+    /// <summary>The app's identity (<c>.berth/app-id</c>): put on every container as <see cref="BerthLabels.AppId"/>, and
+    /// <see cref="DockerDriver.ListAsync"/> finds only containers that carry it (or none: made before app ids), so a
+    /// same-named app in another folder is never adopted or collected. Null: containers are found by app name alone.</summary>
+    public string? AppId { get; init; }
+
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     public ILogger Logger { get; init; } = NullLogger.Instance;
@@ -57,6 +62,9 @@ public static class BerthLabels
     public const string Service = "berth.service";
     public const string Replica = "berth.replica";
     public const string Revision = "berth.revision";
+
+    /// <summary>The app's random id from its state folder: which of two same-named apps a container belongs to.</summary>
+    public const string AppId = "berth.app-id";
 
     /// <summary>On a named volume: its name in the spec.</summary>
     public const string Volume = "berth.volume";

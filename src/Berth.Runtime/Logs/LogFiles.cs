@@ -27,27 +27,37 @@ internal static class LogFiles
             tails.Add(new LogTail(stderrPath, LogStream.Stderr));
         }
 
-        var exitedBefore = hasExited();
-        var first = Merge(tails.Select(t => t.ReadNew(options.Since)));
-        foreach (var entry in options.Tail is { } n ? first.Skip(Math.Max(0, first.Count - n)) : first)
+        try
         {
-            yield return entry;
-        }
-
-        if (!options.Follow)
-        {
-            yield break;
-        }
-
-        while (!exitedBefore)
-        {
-            await Task.Delay(pollInterval, time, cancellationToken).ConfigureAwait(false);
-
-            // Checked before reading: once it has exited, one last read takes everything it wrote.
-            exitedBefore = hasExited();
-            foreach (var entry in Merge(tails.Select(t => t.ReadNew(options.Since))))
+            var exitedBefore = hasExited();
+            var first = Merge(tails.Select(t => t.ReadNew(options.Since)));
+            foreach (var entry in options.Tail is { } n ? first.Skip(Math.Max(0, first.Count - n)) : first)
             {
                 yield return entry;
+            }
+
+            if (!options.Follow)
+            {
+                yield break;
+            }
+
+            while (!exitedBefore)
+            {
+                await Task.Delay(pollInterval, time, cancellationToken).ConfigureAwait(false);
+
+                // Checked before reading: once it has exited, one last read takes everything it wrote.
+                exitedBefore = hasExited();
+                foreach (var entry in Merge(tails.Select(t => t.ReadNew(options.Since))))
+                {
+                    yield return entry;
+                }
+            }
+        }
+        finally
+        {
+            foreach (var tail in tails)
+            {
+                tail.Dispose();
             }
         }
     }
@@ -73,53 +83,183 @@ internal static class LogFiles
         return false;
     }
 
-    /// <summary>Follows one file from an offset, handing out only complete lines.</summary>
-    private sealed class LogTail(string path, LogStream stream)
+    /// <summary>Follows one stream's log across rotation (issue #14 §5): the supervisor renames the live file to
+    /// <c>NAME.G</c> (G rising) and starts a new one. The first read takes every rotated file, oldest first, then the live
+    /// one; after that the live file is followed through its open descriptor, so when it is renamed the rest of it is
+    /// still read, then any files rotated since, then the new live file — in order, nothing twice. Which name the
+    /// descriptor's file has now is read from <c>/proc/self/fd</c> (Linux, as the rest of the process driver).</summary>
+    private sealed class LogTail(string path, LogStream stream) : IDisposable
     {
+        private readonly string _name = Path.GetFileName(path);
+        private readonly string _dir = Path.GetDirectoryName(path)!;
+        private FileStream? _file;
         private long _offset;
         private byte[] _partial = [];
+
+        /// <summary>The newest rotated generation that existed when the followed file was opened: older than it.</summary>
+        private long _olderThanFile;
 
         public List<LogEntry> ReadNew(DateTimeOffset? since)
         {
             List<LogEntry> entries = [];
+            if (_file is null)
+            {
+                if (!OpenLive())
+                {
+                    return entries;
+                }
+
+                foreach (var g in Generations().Where(g => g <= _olderThanFile))
+                {
+                    ReadWhole(g, entries, since);
+                }
+            }
+
+            while (true)
+            {
+                Drain(_file!, entries, since);
+                var now = NameOf(_file!);
+                if (now == path)
+                {
+                    return entries;
+                }
+
+                // Rotated: the writer finished this file before renaming it, so one more read takes the rest.
+                Drain(_file!, entries, since);
+                var after = now is not null && now.StartsWith(path + ".", StringComparison.Ordinal)
+                    && long.TryParse(now.AsSpan(path.Length + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var g) ? g : _olderThanFile;
+                _file!.Dispose();
+                _file = null;
+                if (!OpenLive())
+                {
+                    return entries;
+                }
+
+                // Files rotated between ours and the new live one (a chatty replica, a slow reader): whole, in order.
+                foreach (var between in Generations().Where(x => x > after && x <= _olderThanFile))
+                {
+                    ReadWhole(between, entries, since);
+                }
+            }
+        }
+
+        public void Dispose() => _file?.Dispose();
+
+        /// <summary>Opens the live file and notes which rotated files are older than it (retried if it rotates meanwhile).</summary>
+        private bool OpenLive()
+        {
+            for (var attempt = 0; attempt < 10; attempt++)
+            {
+                FileStream file;
+                try
+                {
+                    file = Open(path);
+                }
+                catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
+                {
+                    return false;
+                }
+
+                var older = Generations().DefaultIfEmpty(0).Max();
+                if (NameOf(file) == path)
+                {
+                    (_file, _offset, _partial, _olderThanFile) = (file, 0, [], older);
+                    return true;
+                }
+
+                file.Dispose();
+            }
+
+            return false;
+        }
+
+        private List<long> Generations()
+        {
+            List<long> gens = [];
+            try
+            {
+                foreach (var f in Directory.EnumerateFiles(_dir, _name + ".*"))
+                {
+                    // The pattern also matches the live file itself (".*" matches no extension, as Win32's).
+                    var file = Path.GetFileName(f.AsSpan());
+                    if (file.Length > _name.Length + 1 && long.TryParse(file[(_name.Length + 1)..], NumberStyles.None, CultureInfo.InvariantCulture, out var g))
+                    {
+                        gens.Add(g);
+                    }
+                }
+            }
+            catch (DirectoryNotFoundException)
+            {
+            }
+
+            gens.Sort();
+            return gens;
+        }
+
+        private void ReadWhole(long generation, List<LogEntry> entries, DateTimeOffset? since)
+        {
             FileStream file;
             try
             {
-                file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan);
+                file = Open($"{path}.{generation.ToString(CultureInfo.InvariantCulture)}");
             }
             catch (Exception e) when (e is FileNotFoundException or DirectoryNotFoundException)
             {
-                return entries;
+                return; // pruned meanwhile
             }
 
             using (file)
             {
-                while (file.Length > _offset)
-                {
-                    file.Position = _offset;
-                    var buffer = new byte[checked((int)Math.Min(file.Length - _offset, 16L << 20))];
-                    file.ReadExactly(buffer);
-                    _offset += buffer.Length;
-                    var data = _partial.Length == 0 ? buffer : [.. _partial, .. buffer];
-                    var last = Array.LastIndexOf(data, (byte)'\n');
-                    _partial = data[(last + 1)..];
-                    if (last < 0)
-                    {
-                        continue;
-                    }
+                var saved = (_offset, _partial);
+                (_offset, _partial) = (0, []);
+                Drain(file, entries, since);
+                (_offset, _partial) = saved;
+            }
+        }
 
-                    foreach (var line in Encoding.UTF8.GetString(data, 0, last).Split('\n'))
+        private static FileStream Open(string file) =>
+            new(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete, 1, FileOptions.SequentialScan);
+
+        /// <summary>Where the open file is now: its path, its rotated name, or null once deleted or unknown.</summary>
+        private static string? NameOf(FileStream file)
+        {
+            var fd = file.SafeFileHandle.DangerousGetHandle().ToInt32();
+            try
+            {
+                var target = new FileInfo($"/proc/self/fd/{fd.ToString(CultureInfo.InvariantCulture)}").LinkTarget;
+                return target is null || target.EndsWith(" (deleted)", StringComparison.Ordinal) ? null : target;
+            }
+            catch (IOException)
+            {
+                return null;
+            }
+        }
+
+        private void Drain(FileStream file, List<LogEntry> entries, DateTimeOffset? since)
+        {
+            while (file.Length > _offset)
+            {
+                file.Position = _offset;
+                var buffer = new byte[checked((int)Math.Min(file.Length - _offset, 16L << 20))];
+                file.ReadExactly(buffer);
+                _offset += buffer.Length;
+                var data = _partial.Length == 0 ? buffer : [.. _partial, .. buffer];
+                var last = Array.LastIndexOf(data, (byte)'\n');
+                _partial = data[(last + 1)..];
+                if (last < 0)
+                {
+                    continue;
+                }
+
+                foreach (var line in Encoding.UTF8.GetString(data, 0, last).Split('\n'))
+                {
+                    TryParse(line, stream, out var entry);
+                    if (since is null || entry.Timestamp >= since)
                     {
-                        TryParse(line, stream, out var entry);
-                        if (since is null || entry.Timestamp >= since)
-                        {
-                            entries.Add(entry);
-                        }
+                        entries.Add(entry);
                     }
                 }
             }
-
-            return entries;
         }
     }
 }

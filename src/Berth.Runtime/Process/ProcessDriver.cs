@@ -225,6 +225,11 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             start.ArgumentList.Add(spec.User);
         }
 
+        start.ArgumentList.Add("--log-max-size");
+        start.ArgumentList.Add(spec.Logging.MaxSize.Bytes.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        start.ArgumentList.Add("--log-max-files");
+        start.ArgumentList.Add(spec.Logging.MaxFiles.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
         // The supervisor's own environment is minimal: the replica's (which may hold secrets) goes over stdin.
         start.Environment.Clear();
         start.Environment["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
@@ -327,7 +332,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         return status;
     }
 
-    public Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    public async Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken)
     {
         var record = Resolve(replica);
         if (Inspect(record).State == ReplicaState.Running)
@@ -337,20 +342,32 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
         if (record.CgroupPath is not null)
         {
-            // Orphans of a replica whose supervisor was killed may still sit in its cgroup.
-            foreach (var pid in _placed.Pids(record.CgroupPath))
+            // A group whose last process has just died is busy for a moment (the kernel frees it once the task is
+            // reaped), which left empty cgroups behind after a churn (issue #14 §9): try again for a while.
+            for (var attempt = 0; ; attempt++)
             {
-                ProcFs.Signal(pid, ProcFs.SigKill);
-            }
+                // Orphans of a replica whose supervisor was killed may still sit in its cgroup.
+                foreach (var pid in _placed.Pids(record.CgroupPath))
+                {
+                    ProcFs.Signal(pid, ProcFs.SigKill);
+                }
 
-            RemoveCgroup(_placed, record.CgroupPath, record.AppCgroup);
+                if (RemoveCgroup(_placed, record.CgroupPath, record.AppCgroup, log: attempt == CgroupRemoveAttempts - 1) || attempt == CgroupRemoveAttempts - 1)
+                {
+                    break;
+                }
+
+                await Task.Delay(_options.PollInterval, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+            }
         }
 
         File.Delete(RecordPath(replica.App, replica.ReplicaId));
         _cpuSamples.TryRemove(Key(replica), out _);
         Log.Removed(_options.Logger, replica.ReplicaId);
-        return Task.CompletedTask;
     }
+
+    /// <summary>How often a busy cgroup's removal is tried: 40 × the poll interval (2 s by default).</summary>
+    private const int CgroupRemoveAttempts = 40;
 
     public async Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken)
     {
@@ -606,18 +623,24 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
         return (0, 0, null);
     }
 
-    private void RemoveCgroup(ICgroupHierarchy cgroups, string path, string? appCgroup)
+    private bool RemoveCgroup(ICgroupHierarchy cgroups, string path, string? appCgroup, bool log = true)
     {
         if (!cgroups.Remove(path))
         {
-            Log.CgroupBusy(_options.Logger, path);
-            return;
+            if (log)
+            {
+                Log.CgroupBusy(_options.Logger, path);
+            }
+
+            return false;
         }
 
         if (appCgroup is not null)
         {
             cgroups.Remove(appCgroup); // fails harmlessly while other replicas of the app remain
         }
+
+        return true;
     }
 
     private static string CgroupPath(ReplicaSpec spec) => spec.Node is null ? $"{spec.App}/{spec.ReplicaId}" : $"{spec.Node}/{spec.ReplicaId}";
@@ -641,18 +664,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
     private Dictionary<string, string> BuildEnvironment(ReplicaSpec spec, IReadOnlyList<(MountedFile File, string HostPath)> files)
     {
-        var env = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (_options.InheritEnvironment)
-        {
-            foreach (System.Collections.DictionaryEntry e in Environment.GetEnvironmentVariables())
-            {
-                env[(string)e.Key] = (string?)e.Value ?? "";
-            }
-        }
-        else
-        {
-            env["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? "/usr/local/bin:/usr/bin:/bin";
-        }
+        var env = InheritedEnvironment.Select(_options.HostEnvironment(), spec.InheritEnv);
 
         // One assigned port and no PORT given: the convention most servers read.
         if (spec.Ports.Count == 1 && !spec.Env.ContainsKey("PORT"))

@@ -32,8 +32,9 @@ public sealed record ProcessDriverOptions
     /// <summary>The perl that runs the per-replica supervisor: <c>perl</c> from PATH (perl-base is Essential on Debian/Ubuntu).</summary>
     public string Perl { get; init; } = ProcessDriverDefaults.Perl;
 
-    /// <summary>Replicas inherit the control plane's environment under the spec's env (as Aspire and Tye run projects); false: only the spec's env and PATH.</summary>
-    public bool InheritEnvironment { get; init; } = true;
+    /// <summary>The environment replicas inherit from (<see cref="InheritedEnvironment"/> picks from it): the control
+    /// plane's own by default.</summary>
+    public Func<IReadOnlyDictionary<string, string>> HostEnvironment { get; init; } = InheritedEnvironment.Current;
 
     /// <summary>How often a wait or a followed log looks again: 50 ms.</summary>
     public TimeSpan PollInterval { get; init; } = ProcessDriverDefaults.PollInterval;

@@ -9,6 +9,7 @@
 # no shell); the driver asks for /bin/sh -c only when the spec says shell: true.
 #
 # usage: perl berth-supervisor.pl STATE_DIR [--cgroup PROCS_FILE]... [--oom FILE] [--cwd DIR] [--user USER]
+#        [--log-max-size BYTES --log-max-files N]
 # stdin: NUL-terminated records: argc, argv[0..argc-1], then the environment as KEY=VALUE.
 # stdout: one line, "started PID START_TICKS" or "error MESSAGE", then nothing more.
 use strict;
@@ -37,6 +38,7 @@ sub write_atomic {
 
 my $dir = shift @ARGV or die "usage: berth-supervisor.pl STATE_DIR [options]\n";
 my (@cgroups, $oom, $cwd, $user);
+my ($log_max_size, $log_max_files) = (0, 1);
 while (@ARGV) {
     my $opt = shift @ARGV;
     my $val = shift @ARGV;
@@ -45,6 +47,8 @@ while (@ARGV) {
     elsif ($opt eq '--oom') { $oom = $val; }
     elsif ($opt eq '--cwd') { $cwd = $val; }
     elsif ($opt eq '--user') { $user = $val; }
+    elsif ($opt eq '--log-max-size') { $log_max_size = $val; }
+    elsif ($opt eq '--log-max-files') { $log_max_files = $val; }
     else { die "unknown option $opt\n"; }
 }
 
@@ -161,6 +165,49 @@ $SIG{CHLD} = sub { };
 # A line longer than this is cut into pieces, as Docker's 16 KiB log messages.
 my $max_line = 16384;
 my %log = (fileno($out_r) => $outlog, fileno($err_r) => $errlog);
+my %logname = (fileno($out_r) => 'stdout.log', fileno($err_r) => 'stderr.log');
+my %logsize = (fileno($out_r) => (-s "$dir/stdout.log") // 0, fileno($err_r) => (-s "$dir/stderr.log") // 0);
+
+# Rotation, as the kubelet rotates container logs and Docker's json-file does: before a line would take the live file
+# past --log-max-size, it is renamed NAME.G (G one more than the newest rotated file: readers following the live file
+# by its descriptor find what came after it in order) and a new one started; the oldest go so that --log-max-files
+# files are kept, the live one included. One file (--log-max-files 1) is truncated instead.
+sub rotate {
+    my ($fd) = @_;
+    my $name = $logname{$fd};
+    close($log{$fd});
+    if ($log_max_files > 1) {
+        opendir(my $dh, $dir) or die "cannot list $dir: $!";
+        my @gens = sort { $a <=> $b } map { /^\Q$name\E\.(\d+)$/ ? $1 : () } readdir($dh);
+        closedir($dh);
+        my $next = @gens ? $gens[-1] + 1 : 1;
+        rename("$dir/$name", "$dir/$name.$next");
+        push @gens, $next;
+        unlink("$dir/$name." . shift(@gens)) while @gens > $log_max_files - 1;
+    }
+    open($log{$fd}, '>', "$dir/$name") or die "cannot open $dir/$name: $!";
+    $logsize{$fd} = 0;
+}
+
+sub write_log {
+    my ($fd, $text) = @_;
+    if ($log_max_size <= 0 || $logsize{$fd} + length($text) <= $log_max_size) {
+        syswrite($log{$fd}, $text);
+        $logsize{$fd} += length($text);
+        return;
+    }
+    my $chunk = '';
+    for my $line (split(/(?<=\n)/, $text)) {
+        if ($logsize{$fd} + length($chunk) + length($line) > $log_max_size && $logsize{$fd} + length($chunk) > 0) {
+            syswrite($log{$fd}, $chunk) if $chunk ne '';
+            rotate($fd);
+            $chunk = '';
+        }
+        $chunk .= $line;
+    }
+    syswrite($log{$fd}, $chunk);
+    $logsize{$fd} += length($chunk);
+}
 my %partial = (fileno($out_r) => '', fileno($err_r) => '');
 my %open = (fileno($out_r) => $out_r, fileno($err_r) => $err_r);
 
@@ -183,7 +230,7 @@ sub emit {
     }
     if ($final && $buf ne '') { $text .= "$ts $buf\n"; $buf = ''; }
     $partial{$fd} = $buf;
-    syswrite($log{$fd}, $text) if $text ne '';
+    write_log($fd, $text) if $text ne '';
 }
 
 sub reap {

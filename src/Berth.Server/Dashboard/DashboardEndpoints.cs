@@ -140,12 +140,19 @@ internal static class DashboardEndpoints
                 service = s.Name,
                 status = d.Plane.GetRollout(s.Name) is var st ? new { revision = st.Revision, state = ResourceFeed.StateName(st.State), message = st.Message } : null,
                 history = d.Plane.GetRolloutHistory(s.Name),
-                events = d.Plane.Store.ListEvents(0, 100_000, s.Name).Where(e => e.Type.StartsWith("rollout", StringComparison.Ordinal) || e.Type is EventTypes.Revision or EventTypes.Scaled)
-                    .TakeLast(50).Select(ResourceFeed.EventView),
+                events = d.Plane.Store.ListNewestEvents(50, service: s.Name, types: RolloutViewEvents).Select(ResourceFeed.EventView),
             }));
         });
         PipelineEndpoints.Map(app, d);
+        KubernetesEndpoints.Map(app, d);
     }
+
+    /// <summary>The events the Rollouts view explains a rollout with: its progress, a roll back and why, and the revisions and scaling around it.</summary>
+    private static readonly string[] RolloutViewEvents =
+    [
+        RolloutEvents.Started, RolloutEvents.Complete, RolloutEvents.Failed, RolloutEvents.RolledBack, RolloutEvents.Paused, RolloutEvents.Resumed,
+        EventTypes.Revision, EventTypes.Scaled,
+    ];
 
     // ---- pages --------------------------------------------------------------------------------------------------
 
@@ -273,24 +280,12 @@ internal static class DashboardEndpoints
             env[k] = service.SecretEnv.Contains(k) ? "***" : v;
         }
 
-        var events = d.Plane.Store.ListEvents(0, 100_000, r.Service).Where(e => e.Replica == r.Id).TakeLast(100).ToList();
+        var events = d.Plane.Store.ListNewestEvents(100, service: r.Service, replica: r.Id);
+        var shown = DashboardReplica.Of(r, service, d.Sampler);
         return new
         {
-            id = r.Id,
-            service = r.Service,
-            phase = JsonNamingPolicy.KebabCaseLower.ConvertName(r.Phase.ToString()),
-            reason = r.Reason,
-            node = r.Node,
-            ports = r.Ports,
-            restarts = r.RestartCount,
-            revision = r.Revision,
-            pid = r.Handle?.Pid,
-            containerId = r.Handle?.ContainerId,
-            lastExitCode = r.LastExitCode,
-            createdAt = r.CreatedAt,
-            startedAt = r.StartedAt,
-            readyAt = r.ReadyAt,
-            nextRetryAt = r.NextRetryAt,
+            replica = shown.Replica,
+            usage = shown.Usage,
             command = service.Command,
             image = service.Image,
             limits = new
@@ -319,7 +314,11 @@ internal static class DashboardEndpoints
             return [];
         }
 
-        return [.. Directory.EnumerateFiles(dir, "*.log*").Select(f => new LogFile(Path.GetFileName(f), f, new FileInfo(f).Length)).OrderBy(f => f.Name, StringComparer.Ordinal)];
+        // Per stream, oldest first: rotated files by their rising number (stdout.log.2 before stdout.log.10), the live one last.
+        return [.. Directory.EnumerateFiles(dir, "*.log*").Select(f => new LogFile(Path.GetFileName(f), f, new FileInfo(f).Length))
+            .OrderBy(f => f.Name[..(f.Name.IndexOf(".log", StringComparison.Ordinal) + 4)], StringComparer.Ordinal)
+            .ThenBy(f => f.Name.Length > f.Name.IndexOf(".log", StringComparison.Ordinal) + 5
+                && long.TryParse(f.Name.AsSpan(f.Name.IndexOf(".log", StringComparison.Ordinal) + 5), out var g) ? g : long.MaxValue)];
     }
 
     private static async Task LogsAsync(HttpContext context, DashboardContext d)

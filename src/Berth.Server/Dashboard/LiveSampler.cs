@@ -19,7 +19,7 @@ internal sealed class LiveSampler : IAsyncDisposable
     private const int HistoryPoints = 720;
 
     private readonly ControlPlane _plane;
-    private readonly MeshHost? _mesh;
+    private readonly Mesh.DataPlane.IMeshDataPlane? _mesh;
     private readonly TelemetryStore _telemetry;
     private readonly TimeProvider _time;
     private readonly ConcurrentDictionary<string, StatsHistory> _stats = new(StringComparer.Ordinal);
@@ -29,7 +29,7 @@ internal sealed class LiveSampler : IAsyncDisposable
     private volatile IReadOnlyList<RouteStatus> _routes = [];
     private long _generation;
 
-    public LiveSampler(ControlPlane plane, MeshHost? mesh, TelemetryStore telemetry, TimeProvider time)
+    public LiveSampler(ControlPlane plane, Mesh.DataPlane.IMeshDataPlane? mesh, TelemetryStore telemetry, TimeProvider time)
     {
         _plane = plane;
         _mesh = mesh;

@@ -23,7 +23,7 @@ internal static class PipelineEndpoints
             return DashboardEndpoints.Json(d, new
             {
                 run = new { id = run.Id, pipeline = run.Pipeline, status = run.Status, trigger = run.Trigger, created = run.Created, finished = run.Finished },
-                jobs = store.GetJobs(id).Select(j => new { key = j.Key, job = j.JobId, matrix = j.Matrix, status = j.Status, started = j.Started, finished = j.Finished, message = j.Message }),
+                jobs = store.GetJobs(id).Select(j => new { key = j.Key, job = j.JobId, matrix = j.Matrix, status = j.Status, started = j.Started, finished = j.Finished, message = j.Message, needs = j.Needs }),
                 steps = store.GetSteps(id).Select(s => new { job = s.JobKey, index = s.Index, name = s.Name, kind = s.Kind, status = s.Status, exitCode = s.ExitCode, summary = s.Summary }),
                 logs = store.GetLogs(id, null).TakeLast(2000).Select(l => new { job = l.JobKey, step = l.StepIndex, stream = l.Stream, text = l.Text, time = l.Time }),
             });

@@ -204,30 +204,7 @@ internal sealed class ResourceFeed : IAsyncDisposable
                     autoscale = s.Autoscale is null ? null : new { min = s.Autoscale.Min, max = s.Autoscale.Max },
                 };
             }),
-            replicas = replicas.Select(r =>
-            {
-                var service = app?.FindService(r.Service);
-                var stats = _sampler.Latest(r.Id);
-                return new
-                {
-                    id = r.Id,
-                    service = r.Service,
-                    phase = JsonNamingPolicy.KebabCaseLower.ConvertName(r.Phase.ToString()),
-                    reason = r.Reason,
-                    node = r.Node,
-                    ports = r.Ports,
-                    restarts = r.RestartCount,
-                    revision = r.Revision,
-                    pid = r.Handle?.Pid,
-                    lastExitCode = r.LastExitCode,
-                    startedAt = r.StartedAt,
-                    readyAt = r.ReadyAt,
-                    cpuPercent = stats?.CpuPercent,
-                    memoryBytes = stats?.MemoryBytes,
-                    cpuLimitPercent = service?.Resources.CpuLimit is { } c ? c.MilliCores / 10.0 : (double?)null,
-                    memoryLimitBytes = service?.Resources.MemoryLimit?.Bytes,
-                };
-            }),
+            replicas = replicas.Select(r => DashboardReplica.Of(r, app?.FindService(r.Service), _sampler)),
             events = events.Select(EventView),
         };
         var json = _redactor.Redact(JsonSerializer.Serialize(snapshot, StateJson.Options));
@@ -256,3 +233,23 @@ internal sealed class ResourceFeed : IAsyncDisposable
         _stop.Dispose();
     }
 }
+
+/// <summary>A replica as every dashboard view shows it: the API's <see cref="ReplicaInfo"/> (what <c>berth ps</c> reads) and, beside it,
+/// what only the dashboard has: the latest CPU and memory sample against the service's limits.</summary>
+internal sealed record DashboardReplica(ReplicaInfo Replica, ReplicaUsage Usage)
+{
+    public static DashboardReplica Of(ReplicaRecord r, Service? service, LiveSampler sampler)
+    {
+        var stats = sampler.Latest(r.Id);
+        return new DashboardReplica(
+            ApiServer.ReplicaView(r),
+            new ReplicaUsage(
+                stats?.CpuPercent,
+                stats?.MemoryBytes,
+                service?.Resources.CpuLimit is { } c ? c.MilliCores / 10.0 : null,
+                service?.Resources.MemoryLimit?.Bytes));
+    }
+}
+
+/// <summary>CPU in percent of one core and memory in bytes, with the limits they are held against (null: none set).</summary>
+internal sealed record ReplicaUsage(double? CpuPercent, long? MemoryBytes, double? CpuLimitPercent, long? MemoryLimitBytes);

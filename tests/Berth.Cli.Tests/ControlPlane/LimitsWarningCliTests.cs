@@ -56,7 +56,9 @@ public sealed class LimitsWarningCliTests : IDisposable
             TimeSpan.FromSeconds(60), "both replicas running");
         var ps = Berth("ps");
         Assert.Equal(0, ps.Code);
-        Assert.Equal([CgroupsWarning, Warning], ps.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        // The warnings, then (the table on stdout being for a person) the dashboard's sign-in link.
+        Assert.Equal([CgroupsWarning, Warning], ps.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries).Take(2));
+        Assert.Matches(@"^berth: dashboard: http://127\.0\.0\.1:\d+/login\?code=\w+ ", Assert.Single(ps.Err.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(2)));
         Assert.DoesNotContain("limits not enforced", ps.Out, StringComparison.Ordinal); // stdout stays the table
 
         var json = Berth("ps", "-o", "json");

@@ -22,7 +22,7 @@ public sealed class KubernetesCommandsTests : IDisposable
     {
         var output = Path.Combine(_dir, "k8s");
 
-        var (exit, stdout, stderr) = await Berth("k8s", "generate", "-f", Repository.Path("samples/shop/berth.yaml"), "-o", output, "--mesh", "istio");
+        var (exit, stdout, stderr) = await Berth("k8s", "generate", "-f", Repository.Path("samples/shop/berth.yaml"), "-d", output, "--mesh", "istio");
 
         Assert.True(exit == 0, stderr);
         Assert.True(File.Exists(Path.Combine(output, "api-deployment.yaml")));
@@ -37,7 +37,7 @@ public sealed class KubernetesCommandsTests : IDisposable
         var (exit, _, stderr) = await Berth("k8s", "generate", "--mesh", "linkerd");
 
         Assert.Equal(ExitCodes.Usage, exit);
-        Assert.Contains("Argument 'linkerd' not recognized", stderr, StringComparison.Ordinal);
+        Assert.Equal("berth k8s generate: --mesh wants one of none, istio; not 'linkerd'\nRun 'berth k8s generate --help' for usage.\n", stderr);
     }
 
     [Fact]
@@ -70,6 +70,26 @@ public sealed class KubernetesCommandsTests : IDisposable
         Assert.True(File.Exists(Path.Combine(chart, "Chart.yaml")));
         Assert.True(File.Exists(Path.Combine(chart, "values.yaml")));
         Assert.True(File.Exists(Path.Combine(chart, "templates", "api-deployment.yaml")));
+    }
+
+    [Fact]
+    public async Task Generate_OutputFormat_PrintsManifestsOnStdoutAndWritesNoFolder()
+    {
+        var yaml = await Berth("k8s", "generate", "-f", Repository.Path("samples/shop/berth.yaml"), "-o", "yaml");
+        var json = await Berth("k8s", "generate", "-f", Repository.Path("samples/shop/berth.yaml"), "-o", "json");
+        var bad = await Berth("k8s", "generate", "-f", Repository.Path("samples/shop/berth.yaml"), "-o", "out");
+
+        Assert.True(yaml.Exit == 0, yaml.Stderr);
+        Assert.StartsWith("apiVersion: ", yaml.Stdout, StringComparison.Ordinal);
+        Assert.True(json.Exit == 0, json.Stderr);
+        using var list = JsonDocument.Parse(json.Stdout);
+        Assert.Equal("List", list.RootElement.GetProperty("kind").GetString());
+        var kinds = list.RootElement.GetProperty("items").EnumerateArray().Select(i => i.GetProperty("kind").GetString()).ToList();
+        Assert.Equal(yaml.Stdout.Split("---\n").Length, kinds.Count);
+        Assert.Contains("Deployment", kinds);
+        Assert.False(Directory.Exists(Path.Combine(_dir, "json")) || Directory.Exists(Path.Combine(_dir, "yaml")), "-o is a format, never a folder");
+        Assert.Equal(ExitCodes.Usage, bad.Exit);
+        Assert.Equal("berth k8s generate: --output wants one of yaml, json; not 'out'\nRun 'berth k8s generate --help' for usage.\n", bad.Stderr);
     }
 
     [Fact]

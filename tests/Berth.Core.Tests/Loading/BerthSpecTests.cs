@@ -256,4 +256,28 @@ public class BerthSpecTests : IDisposable
         Assert.Equal(Path.Combine(_dir, "src", "web"), s.WorkingDir);
         Assert.Equal(Path.Combine(_dir, "data"), s.Volumes[0].Source);
     }
+
+    [Fact]
+    public void InheritEnv_OnAProcessServiceAndAContainer_ProcessKeepsItContainerWarned()
+    {
+        Assert.True(Load("services:\n  web:\n    run: [app]\n    inherit_env: true\n").Services[0].InheritEnv);
+        Assert.False(Load("services:\n  web:\n    run: [app]\n").Services[0].InheritEnv);
+
+        var file = Path.Combine(_dir, "berth.yaml");
+        File.WriteAllText(file, "services:\n  db:\n    image: postgres:16\n    inherit_env: true\n");
+        var result = SpecLoader.LoadFile(file, new LoadOptions { Environment = new Dictionary<string, string>() });
+        Assert.True(result.Succeeded);
+        Assert.Equal(
+            "berth.yaml:2:3: warning: services.db.inherit_env: applies to process replicas only; a container inherits nothing from the environment Berth runs in (as Compose), so it is ignored; list what the container needs under environment:",
+            Assert.Single(result.Diagnostics).ToString().Replace(_dir + Path.DirectorySeparatorChar, "", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Logging_MaxSizeAndMaxFile_InKubernetesQuantities()
+    {
+        var s = Load("services:\n  web:\n    run: [app]\n    logging: {max_size: 1Mi, max_file: 2}\n").Services[0];
+
+        Assert.Equal(new LogRotation(new ByteSize(1L << 20), 2), s.Logging);
+        Assert.Equal(LogRotation.Default, Load("services:\n  web:\n    run: [app]\n").Services[0].Logging);
+    }
 }

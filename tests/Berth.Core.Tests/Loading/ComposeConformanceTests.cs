@@ -402,7 +402,8 @@ public class ComposeConformanceTests : IDisposable
         Assert.Equal((true, "/run", 65535L, 1024L, 2048L), (c.Init, c.Tmpfs.Single(), c.Ulimits["nproc"].Soft, c.Ulimits["nofile"].Soft, c.Ulimits["nofile"].Hard));
         Assert.Equal(["db:127.0.0.1", "cache:127.0.0.2"], c.ExtraHosts.ToArray());
         Assert.Equal(["/dev/fuse:/dev/fuse:rwm", "/dev/null"], c.Devices.ToArray());
-        Assert.Equal((64L << 20, 100L, "local", "1m"), (c.ShmSize!.Value.Bytes, c.PidsLimit!.Value, c.LogDriver, c.LogOptions["max-size"]));
+        // max-size is the replica's log rotation (issue #14 §5), handed back to the engine by the Docker driver.
+        Assert.Equal((64L << 20, 100L, "local", 1L << 20), (c.ShmSize!.Value.Bytes, c.PidsLimit!.Value, c.LogDriver, s.Logging.MaxSize.Bytes));
         Assert.Equal(PullPolicy.Never, s.PullPolicy);
     }
 

@@ -384,4 +384,53 @@ public class ComposeMappingTests : IDisposable
 
         Assert.Equal(new string([.. Path.GetFileName(_dir).ToLowerInvariant().Where(c => char.IsAsciiLetterOrDigit(c) || c is '-' or '_')]), result.Application!.Name);
     }
+
+    [Fact]
+    public void Logging_MaxSizeAndMaxFile_AreTheReplicasRotationOtherOptionsStayTheEngines()
+    {
+        var s = Single("""
+            services:
+              web:
+                image: x
+                logging: {driver: json-file, options: {max-size: "2m", max-file: "3", compress: "true"}}
+            """);
+        Assert.Equal(new LogRotation(new ByteSize(2L << 20), 3), s.Logging);
+        Assert.Equal("json-file", s.Container.LogDriver);
+        Assert.Equal(["compress"], s.Container.LogOptions.Keys);
+    }
+
+    [Fact]
+    public void Logging_OnlyMaxSizeOrNothing_KubeletDefaultsForTheRest()
+    {
+        var result = Load("""
+            services:
+              small:
+                image: x
+                logging: {options: {max-size: 512k}}
+              plain:
+                image: x
+            """);
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
+        Assert.Empty(result.Warnings);
+        Assert.Equal(new LogRotation(new ByteSize(512 << 10), 5), result.Application!.Services.Single(x => x.Name == "small").Logging);
+        Assert.Equal(new LogRotation(new ByteSize(10L << 20), 5), result.Application.Services.Single(x => x.Name == "plain").Logging);
+    }
+
+    [Fact]
+    public void Logging_BadSizeOrCount_ErrorsSayWhatToWrite()
+    {
+        var result = Load("""
+            services:
+              web:
+                image: x
+                logging: {options: {max-size: lots, max-file: "0"}}
+            """);
+
+        Assert.Equal(
+        [
+            "4:24 services.web.logging.options.max-size: 'lots' is not a size; write a number with a unit such as 512m, 64MiB or 1g (Docker's units, all binary)",
+            "4:24 services.web.logging.options.max-file: is '0'; give the number of log files to keep, 1 or more (e.g. \"5\")",
+        ], result.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Select(d => $"{d.Line}:{d.Column} {d.Path}: {d.Message}"));
+    }
 }

@@ -114,10 +114,11 @@ public sealed class RootlessTests
         Assert.Equal([false, true], app.GetProperty("capabilities").EnumerateArray().Select(c => c.GetProperty("usable").GetBoolean()));
         Assert.Equal([LimitsLine("bars", "memory 64Mi")], app.GetProperty("warnings").EnumerateArray().Select(w => w.GetProperty("message").GetString()));
 
-        // 'berth ps' reports what cannot be used, once, and the table.
+        // 'berth ps' reports what cannot be used, once, the table, and the dashboard's sign-in link.
         var ps = await user.RunAsync("ps");
         Assert.Equal(0, ps.Code);
-        Assert.Equal([$"berth: warning: {CgroupsLine}", $"berth: warning: {LimitsLine("bars", "memory 64Mi")}"], ps.ErrLines);
+        Assert.Equal([$"berth: warning: {CgroupsLine}", $"berth: warning: {LimitsLine("bars", "memory 64Mi")}"], ps.ErrLines.Take(2));
+        Assert.Matches(@"^berth: dashboard: http://127\.0\.0\.1:\d+/login\?code=\w+ \(one-time link; 'berth dashboard' prints a new one\)$", Assert.Single(ps.ErrLines.Skip(2)));
         Assert.Equal(3, ps.Out.Split('\n').Count(l => l.StartsWith("bars-", StringComparison.Ordinal) && l.Contains(" ready ", StringComparison.Ordinal)));
 
         // Nothing of root's was touched: berth made no cgroup in root's folder.

@@ -4,41 +4,10 @@ namespace Berth.Kubernetes.Tests.Apply;
 /// <summary>Apply and delete through the official client, over real HTTP, against <see cref="FakeApiServer"/>;
 /// the kubeconfig is found through KUBECONFIG, as on a developer's machine.</summary>
 [Collection(KubeconfigCollection.Name)]
-public sealed class ClusterApplierHttpTests : IAsyncLifetime
+public sealed class ClusterApplierHttpTests : FakeClusterTests
 {
-    private FakeApiServer _server = null!;
-    private string _dir = null!;
-    private string? _previousKubeconfig;
 
     private static readonly ApplyOptions Fast = new() { PollInterval = TimeSpan.FromMilliseconds(20), Timeout = TimeSpan.FromMinutes(2) };
-
-    public async Task InitializeAsync()
-    {
-        _server = await FakeApiServer.StartAsync();
-        _dir = Directory.CreateTempSubdirectory("berth-k8s-apply-").FullName;
-        _previousKubeconfig = Environment.GetEnvironmentVariable("KUBECONFIG");
-        Environment.SetEnvironmentVariable("KUBECONFIG", _server.WriteKubeconfig(_dir));
-    }
-
-    public async Task DisposeAsync()
-    {
-        Environment.SetEnvironmentVariable("KUBECONFIG", _previousKubeconfig);
-        await _server.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
-
-    public static string DeploymentStatus(int replicas, int updated, int total, int available, long generation = 1, long observed = 1, string? progressingReason = null) => $$$"""
-        {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x","generation":{{{generation}}}},
-         "spec":{"replicas":{{{replicas}}},"selector":{},"template":{}},
-         "status":{"observedGeneration":{{{observed}}},"replicas":{{{total}}},"updatedReplicas":{{{updated}}},"availableReplicas":{{{available}}},
-           "conditions":[{"type":"Progressing","status":"{{{(progressingReason == "ProgressDeadlineExceeded" ? "False" : "True")}}}","reason":"{{{progressingReason ?? "NewReplicaSetAvailable"}}}","message":"ReplicaSet progress"}]}}
-        """;
-
-    private static string StatefulSetStatus(int replicas, int ready) => $$$"""
-        {"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"x","generation":1},
-         "spec":{"replicas":{{{replicas}}},"selector":{},"template":{},"serviceName":"x"},
-         "status":{"observedGeneration":1,"replicas":{{{replicas}}},"readyReplicas":{{{ready}}},"updatedReplicas":{{{ready}}},"currentRevision":"r1","updateRevision":"r1"}}
-        """;
 
     private static Application OneService(string name = "api", int replicas = 2) => new()
     {
@@ -50,12 +19,12 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     {
         foreach (var o in set.Objects.Where(o => o.Kind == "Deployment"))
         {
-            _server.ScriptStatus("deployments", o.Name, DeploymentStatus(2, 2, 2, 2));
+            Server.ScriptStatus("deployments", o.Name, FakeApiServer.DeploymentStatus(2, 2, 2, 2));
         }
 
         foreach (var o in set.Objects.Where(o => o.Kind == "StatefulSet"))
         {
-            _server.ScriptStatus("statefulsets", o.Name, StatefulSetStatus(3, 3));
+            Server.ScriptStatus("statefulsets", o.Name, FakeApiServer.StatefulSetStatus(3, 3));
         }
     }
 
@@ -76,7 +45,7 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
         var (result, _) = await Apply(set, Fast);
 
         Assert.True(result.Succeeded, string.Join("\n", result.Objects.Concat(result.Rollouts).Where(o => !o.Succeeded).Select(o => $"{o.Object}: {o.Message}")));
-        var patches = _server.Requests.Where(r => r.Method == "PATCH").ToList();
+        var patches = Server.Requests.Where(r => r.Method == "PATCH").ToList();
         Assert.Equal(set.Objects.Length, patches.Count);
         foreach (var (obj, request) in set.Objects.Zip(patches))
         {
@@ -97,19 +66,19 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
         }
 
         Assert.Equal(["deployment/api", "deployment/db", "deployment/frontend", "deployment/worker", "statefulset/cache"], result.Rollouts.Select(r => r.Object));
-        Assert.Contains(_server.Requests, r => r.Path == "/apis/apps/v1/namespaces/team-a/statefulsets/cache/status");
+        Assert.Contains(Server.Requests, r => r.Path == "/apis/apps/v1/namespaces/team-a/statefulsets/cache/status");
     }
 
     [Fact]
     public async Task ApplyAsync_RolloutInProgress_ReportsEachStepUntilAvailable()
     {
         var set = ManifestGenerator.Generate(OneService(replicas: 3));
-        _server.ScriptStatus("deployments", "api",
-            DeploymentStatus(3, 0, 3, 3, generation: 2, observed: 1),
-            DeploymentStatus(3, 1, 4, 3, generation: 2, observed: 2),
-            DeploymentStatus(3, 3, 4, 2, generation: 2, observed: 2),
-            DeploymentStatus(3, 3, 3, 2, generation: 2, observed: 2),
-            DeploymentStatus(3, 3, 3, 3, generation: 2, observed: 2));
+        Server.ScriptStatus("deployments", "api",
+            FakeApiServer.DeploymentStatus(3, 0, 3, 3, generation: 2, observed: 1),
+            FakeApiServer.DeploymentStatus(3, 1, 4, 3, generation: 2, observed: 2),
+            FakeApiServer.DeploymentStatus(3, 3, 4, 2, generation: 2, observed: 2),
+            FakeApiServer.DeploymentStatus(3, 3, 3, 2, generation: 2, observed: 2),
+            FakeApiServer.DeploymentStatus(3, 3, 3, 3, generation: 2, observed: 2));
 
         var (result, progress) = await Apply(set, Fast);
 
@@ -124,15 +93,15 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
             ],
             progress.Where(p => p.StartsWith("deployment/api: ", StringComparison.Ordinal) && !p.EndsWith("applied", StringComparison.Ordinal)));
         Assert.Equal("rolled out: 3 of 3 replicas updated and available", Assert.Single(result.Rollouts).Message);
-        Assert.Contains(_server.Requests, r => r.Path == "/api/v1/namespaces/team-a/pods" && r.Query["labelSelector"] == "app.kubernetes.io/name=api,app.kubernetes.io/part-of=demo");
+        Assert.Contains(Server.Requests, r => r.Path == "/api/v1/namespaces/team-a/pods" && r.Query["labelSelector"] == "app.kubernetes.io/name=api,app.kubernetes.io/part-of=demo");
     }
 
     [Fact]
     public async Task ApplyAsync_PodInImagePullBackOff_FailsWithThePodsReason()
     {
         var set = ManifestGenerator.Generate(OneService());
-        _server.ScriptStatus("deployments", "api", DeploymentStatus(2, 2, 2, 0));
-        _server.PodsJson = """
+        Server.ScriptStatus("deployments", "api", FakeApiServer.DeploymentStatus(2, 2, 2, 0));
+        Server.PodsJson = """
             {"kind":"PodList","apiVersion":"v1","items":[
               {"metadata":{"name":"api-7d9c-x1"},"status":{"phase":"Pending","containerStatuses":[
                 {"name":"api","image":"example/api:1","imageID":"","ready":false,"restartCount":0,
@@ -151,8 +120,8 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     public async Task ApplyAsync_CrashLoopBackOff_ReportsLastExit()
     {
         var set = ManifestGenerator.Generate(OneService());
-        _server.ScriptStatus("deployments", "api", DeploymentStatus(2, 2, 2, 1));
-        _server.PodsJson = """
+        Server.ScriptStatus("deployments", "api", FakeApiServer.DeploymentStatus(2, 2, 2, 1));
+        Server.PodsJson = """
             {"kind":"PodList","apiVersion":"v1","items":[
               {"metadata":{"name":"api-1"},"status":{"phase":"Running","containerStatuses":[
                 {"name":"api","image":"i","imageID":"","ready":false,"restartCount":4,
@@ -171,7 +140,7 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     public async Task ApplyAsync_ProgressDeadlineExceeded_Fails()
     {
         var set = ManifestGenerator.Generate(OneService());
-        _server.ScriptStatus("deployments", "api", DeploymentStatus(2, 1, 2, 1, progressingReason: "ProgressDeadlineExceeded"));
+        Server.ScriptStatus("deployments", "api", FakeApiServer.DeploymentStatus(2, 1, 2, 1, progressingReason: "ProgressDeadlineExceeded"));
 
         var (result, _) = await Apply(set, Fast);
 
@@ -190,8 +159,8 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
                 new Service { Name = "app", Image = "example/app:1", DependsOn = [new Dependency("setup", DependencyCondition.Completed)] },
             ],
         });
-        _server.ScriptStatus("deployments", "app", DeploymentStatus(1, 1, 1, 1));
-        _server.ScriptStatus("jobs", "setup",
+        Server.ScriptStatus("deployments", "app", FakeApiServer.DeploymentStatus(1, 1, 1, 1));
+        Server.ScriptStatus("jobs", "setup",
             """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"active":1}}""",
             """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"succeeded":1}}""");
 
@@ -200,8 +169,8 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
         Assert.True(result.Succeeded, string.Join("\n", result.Rollouts.Select(r => r.Message)));
         Assert.Equal("rolled out: completed (1 of 1 succeeded)", result.Rollouts.Single(r => r.Object == "job/setup").Message);
         Assert.Contains("job/setup: running: 1 active, 0 of 1 succeeded, 0 failed", progress);
-        Assert.Contains(_server.Requests, r => r.Method == "PATCH" && r.Path == "/apis/batch/v1/namespaces/team-a/jobs/setup");
-        Assert.Contains(_server.Requests, r => r.Path == "/api/v1/namespaces/team-a/pods" && r.Query["labelSelector"] == "app.kubernetes.io/name=setup,app.kubernetes.io/part-of=demo");
+        Assert.Contains(Server.Requests, r => r.Method == "PATCH" && r.Path == "/apis/batch/v1/namespaces/team-a/jobs/setup");
+        Assert.Contains(Server.Requests, r => r.Path == "/api/v1/namespaces/team-a/pods" && r.Query["labelSelector"] == "app.kubernetes.io/name=setup,app.kubernetes.io/part-of=demo");
     }
 
     [Fact]
@@ -216,8 +185,8 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
                 new Service { Name = "app", Image = "example/app:1", DependsOn = [new Dependency("setup", DependencyCondition.Completed)] },
             ],
         });
-        _server.ScriptStatus("deployments", "app", DeploymentStatus(1, 1, 1, 1));
-        _server.ScriptStatus("jobs", "setup",
+        Server.ScriptStatus("deployments", "app", FakeApiServer.DeploymentStatus(1, 1, 1, 1));
+        Server.ScriptStatus("jobs", "setup",
             """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"failed":7,"conditions":[{"type":"Failed","status":"True","reason":"BackoffLimitExceeded","message":"Job has reached the specified backoff limit"}]}}""");
 
         var (result, _) = await Apply(set, Fast);
@@ -230,18 +199,18 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     {
         var set = ManifestGenerator.Generate(OneService());
         AllRolledOut(set);
-        _server.Collections["/apis/apps/v1/namespaces/team-a/deployments"] = ["api", "old"];
-        _server.Collections["/api/v1/namespaces/team-a/configmaps"] = ["api-env", "old-env"];
-        _server.Overrides["GET /apis/networking.istio.io/v1/namespaces/team-a/virtualservices"] =
+        Server.Collections["/apis/apps/v1/namespaces/team-a/deployments"] = ["api", "old"];
+        Server.Collections["/api/v1/namespaces/team-a/configmaps"] = ["api-env", "old-env"];
+        Server.Overrides["GET /apis/networking.istio.io/v1/namespaces/team-a/virtualservices"] =
             (HttpStatusCode.NotFound, FakeApiServer.Status(404, "NotFound", "the server could not find the requested resource"));
 
         var (result, progress) = await Apply(set, Fast with { Prune = true });
 
         Assert.True(result.Succeeded, string.Join("\n", result.Objects.Where(o => !o.Succeeded).Select(o => o.Message)));
-        var deletes = _server.Requests.Where(r => r.Method == "DELETE").Select(r => r.Path).ToList();
+        var deletes = Server.Requests.Where(r => r.Method == "DELETE").Select(r => r.Path).ToList();
         Assert.Equal(["/apis/apps/v1/namespaces/team-a/deployments/old", "/api/v1/namespaces/team-a/configmaps/old-env"], deletes);
         Assert.Contains("deployment/old: pruned: the spec no longer has it", progress);
-        var lists = _server.Requests.Where(r => r.Method == "GET" && r.Query.ContainsKey("labelSelector") && !r.Path.EndsWith("/pods", StringComparison.Ordinal)).ToList();
+        var lists = Server.Requests.Where(r => r.Method == "GET" && r.Query.ContainsKey("labelSelector") && !r.Path.EndsWith("/pods", StringComparison.Ordinal)).ToList();
         Assert.All(lists, r => Assert.Equal("app.kubernetes.io/managed-by=berth,app.kubernetes.io/part-of=demo", r.Query["labelSelector"]));
         Assert.DoesNotContain(lists, r => r.Path.EndsWith("/persistentvolumeclaims", StringComparison.Ordinal));
     }
@@ -251,12 +220,12 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     {
         var set = ManifestGenerator.Generate(OneService());
         AllRolledOut(set);
-        _server.Collections["/apis/apps/v1/namespaces/team-a/deployments"] = ["api", "old"];
+        Server.Collections["/apis/apps/v1/namespaces/team-a/deployments"] = ["api", "old"];
 
         var (result, _) = await Apply(set, Fast);
 
         Assert.True(result.Succeeded);
-        Assert.DoesNotContain(_server.Requests, r => r.Method == "DELETE");
+        Assert.DoesNotContain(Server.Requests, r => r.Method == "DELETE");
     }
 
     [Fact]
@@ -268,8 +237,8 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
 
         Assert.True(result.Succeeded);
         Assert.Empty(result.Rollouts);
-        Assert.All(_server.Requests.Where(r => r.Method == "PATCH"), r => Assert.Equal("All", r.Query["dryRun"]));
-        Assert.Equal(["/api/v1/namespaces/team-a"], _server.Requests.Where(r => r.Method == "GET").Select(r => r.Path)); // only: does the namespace exist
+        Assert.All(Server.Requests.Where(r => r.Method == "PATCH"), r => Assert.Equal("All", r.Query["dryRun"]));
+        Assert.Equal(["/api/v1/namespaces/team-a"], Server.Requests.Where(r => r.Method == "GET").Select(r => r.Path)); // only: does the namespace exist
         Assert.Contains("deployment/api: applied (server dry run)", progress);
     }
 
@@ -282,7 +251,7 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
         var (result, _) = await Apply(set, Fast, context: "other");
 
         Assert.True(result.Succeeded);
-        Assert.All(_server.Requests, r => Assert.Contains("/namespaces/team-b/", r.Path, StringComparison.Ordinal));
+        Assert.All(Server.Requests, r => Assert.Contains("/namespaces/team-b/", r.Path, StringComparison.Ordinal));
     }
 
     [Fact]
@@ -293,14 +262,14 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
 
         await Apply(set, Fast with { ForceConflicts = true });
 
-        Assert.All(_server.Requests.Where(r => r.Method == "PATCH"), r => Assert.Equal("true", r.Query["force"]));
+        Assert.All(Server.Requests.Where(r => r.Method == "PATCH"), r => Assert.Equal("true", r.Query["force"]));
     }
 
     [Fact]
     public async Task ApplyAsync_Conflict_SaysForceConflictsAndStillTriesTheRest()
     {
         var set = ManifestGenerator.Generate(OneService());
-        _server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] =
+        Server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] =
             (HttpStatusCode.Conflict, FakeApiServer.Status(409, "Conflict", "Apply failed with 1 conflict: conflict with \"kubectl-edit\": .spec.replicas"));
 
         var (result, _) = await Apply(set, Fast);
@@ -309,7 +278,7 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
         Assert.Equal(
             "deployment/api: another field manager owns some of these fields (Apply failed with 1 conflict: conflict with \"kubectl-edit\": .spec.replicas); re-run with --force-conflicts to take them over for 'berth'",
             Assert.Single(result.Objects, o => !o.Succeeded).Message);
-        Assert.Contains(_server.Requests, r => r.Path.EndsWith("/services/api", StringComparison.Ordinal));
+        Assert.Contains(Server.Requests, r => r.Path.EndsWith("/services/api", StringComparison.Ordinal));
         Assert.Empty(result.Rollouts);
     }
 
@@ -317,7 +286,7 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     public async Task ApplyAsync_IstioNotInstalled_SaysToInstallIt()
     {
         var set = ManifestGenerator.Generate(OneService(), new GenerateOptions { Mesh = MeshTarget.Istio });
-        _server.Overrides["PATCH /apis/networking.istio.io/v1/namespaces/team-a/destinationrules/api"] =
+        Server.Overrides["PATCH /apis/networking.istio.io/v1/namespaces/team-a/destinationrules/api"] =
             (HttpStatusCode.NotFound, FakeApiServer.Status(404, "NotFound", "the server could not find the requested resource"));
 
         var (result, _) = await Apply(set, Fast);
@@ -331,7 +300,7 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     public async Task ApplyAsync_ClusterUnreachable_StopsAtOnceAndSaysWhere()
     {
         var port = Ports.Free();
-        var kubeconfig = File.ReadAllText(Environment.GetEnvironmentVariable("KUBECONFIG")!).Replace(_server.Url, $"http://127.0.0.1:{port}", StringComparison.Ordinal);
+        var kubeconfig = File.ReadAllText(Environment.GetEnvironmentVariable("KUBECONFIG")!).Replace(Server.Url, $"http://127.0.0.1:{port}", StringComparison.Ordinal);
         File.WriteAllText(Environment.GetEnvironmentVariable("KUBECONFIG")!, kubeconfig);
         var set = ManifestGenerator.Generate(OneService());
 
@@ -346,13 +315,13 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     public async Task DeleteAsync_ShopApp_DeletesInReverseOrderAndKeepsVolumesAndNamespace()
     {
         var set = ManifestGenerator.Generate(SampleApps.Shop(), new GenerateOptions { Namespace = "shop" });
-        _server.Overrides["DELETE /api/v1/namespaces/shop/configmaps/worker-env"] = (HttpStatusCode.NotFound, FakeApiServer.Status(404, "NotFound", "configmaps \"worker-env\" not found"));
+        Server.Overrides["DELETE /api/v1/namespaces/shop/configmaps/worker-env"] = (HttpStatusCode.NotFound, FakeApiServer.Status(404, "NotFound", "configmaps \"worker-env\" not found"));
         using var connection = KubeConnection.Open();
 
         var result = await new ClusterApplier(connection).DeleteAsync(set, connection.DefaultNamespace, new ApplyOptions(), null, CancellationToken.None);
 
         Assert.True(result.Succeeded);
-        var deletes = _server.Requests.Where(r => r.Method == "DELETE").Select(r => r.Path).ToList();
+        var deletes = Server.Requests.Where(r => r.Method == "DELETE").Select(r => r.Path).ToList();
         Assert.Equal(set.Objects.Length - 2, deletes.Count); // all but the namespace and the claim
         Assert.Equal("/apis/networking.k8s.io/v1/namespaces/shop/ingresses/frontend", deletes[0]);
         Assert.DoesNotContain(deletes, p => p.Contains("persistentvolumeclaims", StringComparison.Ordinal) || p.EndsWith("/namespaces/shop", StringComparison.Ordinal));
@@ -369,7 +338,7 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
         var result = await new ClusterApplier(connection).DeleteAsync(set, "team-a", new ApplyOptions { DeleteVolumes = true }, null, CancellationToken.None);
 
         Assert.True(result.Succeeded);
-        Assert.Contains(_server.Requests, r => r.Method == "DELETE" && r.Path == "/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata");
+        Assert.Contains(Server.Requests, r => r.Method == "DELETE" && r.Path == "/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata");
     }
 
     [Fact]
@@ -383,7 +352,7 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
     [Fact]
     public void Open_NoKubeconfigAnywhere_SaysToSetKubeconfig()
     {
-        Environment.SetEnvironmentVariable("KUBECONFIG", Path.Combine(_dir, "missing"));
+        Environment.SetEnvironmentVariable("KUBECONFIG", Path.Combine(Folder, "missing"));
         var home = Environment.GetFolderPath(Environment.SpecialFolder.UserProfile);
         if (File.Exists(Path.Combine(home, ".kube", "config")) || k8s.KubernetesClientConfiguration.IsInCluster())
         {
@@ -405,11 +374,4 @@ public sealed class ClusterApplierHttpTests : IAsyncLifetime
             }
         }
     }
-}
-
-/// <summary>Tests that set the process-wide KUBECONFIG run one at a time.</summary>
-[CollectionDefinition(Name, DisableParallelization = true)]
-public sealed class KubeconfigCollection
-{
-    public const string Name = "KUBECONFIG";
 }

@@ -6,28 +6,10 @@ namespace Berth.Kubernetes.Tests.Apply;
 
 /// <summary><c>berth k8s diff</c> and <c>berth k8s status</c> against the stand-in API server (it keeps what is applied and answers dry runs).</summary>
 [Collection(KubeconfigCollection.Name)]
-public sealed class DiffAndStatusTests : IAsyncLifetime
+public sealed class DiffAndStatusTests : FakeClusterTests
 {
-    private FakeApiServer _server = null!;
-    private string _dir = null!;
-    private string? _previousKubeconfig;
     private readonly StringWriter _stdout = new();
     private readonly StringWriter _stderr = new();
-
-    public async Task InitializeAsync()
-    {
-        _server = await FakeApiServer.StartAsync();
-        _dir = Directory.CreateTempSubdirectory("berth-k8s-diff-").FullName;
-        _previousKubeconfig = Environment.GetEnvironmentVariable("KUBECONFIG");
-        Environment.SetEnvironmentVariable("KUBECONFIG", _server.WriteKubeconfig(_dir));
-    }
-
-    public async Task DisposeAsync()
-    {
-        Environment.SetEnvironmentVariable("KUBECONFIG", _previousKubeconfig);
-        await _server.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
 
     private static Application Demo(params string[] names) => new()
     {
@@ -56,8 +38,8 @@ public sealed class DiffAndStatusTests : IAsyncLifetime
         Assert.Contains("--- live/v1.ConfigMap.team-a.api-env\n", text, StringComparison.Ordinal);
         Assert.DoesNotContain(text.Split('\n'), l => l.StartsWith('-') && !l.StartsWith("---", StringComparison.Ordinal));
         Assert.DoesNotContain("managedFields", text, StringComparison.Ordinal);
-        Assert.All(_server.Requests.Where(r => r.Method == "PATCH"), r => Assert.Equal("All", r.Query["dryRun"]));
-        Assert.Null(_server.Stored("/apis/apps/v1/namespaces/team-a/deployments/api"));
+        Assert.All(Server.Requests.Where(r => r.Method == "PATCH"), r => Assert.Equal("All", r.Query["dryRun"]));
+        Assert.Null(Server.Stored("/apis/apps/v1/namespaces/team-a/deployments/api"));
         Assert.Contains("berth: diff: apply would change 4 of 4 objects", _stderr.ToString(), StringComparison.Ordinal);
     }
 
@@ -77,7 +59,7 @@ public sealed class DiffAndStatusTests : IAsyncLifetime
     public async Task DiffAsync_FieldChangedOnTheCluster_ShowsAUnifiedHunkWithoutManagedFields()
     {
         await ApplyAsync(Demo("api"));
-        _server.EditAsOtherManager("/apis/apps/v1/namespaces/team-a/deployments/api", "kubectl-edit",
+        Server.EditAsOtherManager("/apis/apps/v1/namespaces/team-a/deployments/api", "kubectl-edit",
             d => d["spec"]!["replicas"] = 5, new JsonObject { ["f:spec"] = new JsonObject { ["f:replicas"] = new JsonObject() } });
 
         var outcome = await Diff(Demo("api"));
@@ -89,7 +71,7 @@ public sealed class DiffAndStatusTests : IAsyncLifetime
         Assert.Contains("\n-  generation: 1\n+  generation: 2\n", text, StringComparison.Ordinal);
         Assert.DoesNotContain("managedFields", text, StringComparison.Ordinal);
         Assert.DoesNotContain("ConfigMap", text, StringComparison.Ordinal);
-        Assert.Equal(5, _server.Stored("/apis/apps/v1/namespaces/team-a/deployments/api")!["spec"]!["replicas"]!.GetValue<int>());
+        Assert.Equal(5, Server.Stored("/apis/apps/v1/namespaces/team-a/deployments/api")!["spec"]!["replicas"]!.GetValue<int>());
     }
 
     [Fact]
@@ -116,7 +98,29 @@ public sealed class DiffAndStatusTests : IAsyncLifetime
         Assert.Equal(WorkflowOutcome.Differences, outcome);
         Assert.Contains("--- live/apps.v1.Deployment.team-a.old\n+++ merged/apps.v1.Deployment.team-a.old\n@@ -1,", _stdout.ToString(), StringComparison.Ordinal);
         Assert.Contains("\n-  name: old\n", _stdout.ToString(), StringComparison.Ordinal);
-        Assert.NotNull(_server.Stored("/apis/apps/v1/namespaces/team-a/deployments/old"));
+        Assert.NotNull(Server.Stored("/apis/apps/v1/namespaces/team-a/deployments/old"));
+    }
+
+    [Fact]
+    public async Task DiffAsync_SecretValueChanged_ShowsWhichKeyChangedButNoValueAsKubectlDiff()
+    {
+        Application App(string token) => Demo("api") with
+        {
+            Services = [Demo("api").Services[0] with { Env = ImmutableSortedDictionary.CreateRange<string, string>(StringComparer.Ordinal, [new("TOKEN", token), new("PLAIN_TOKEN", "x")]), SecretEnv = ["TOKEN"] }],
+        };
+        await ApplyAsync(App("first-secret-value"));
+
+        var outcome = await Diff(App("second-secret-value"));
+
+        Assert.Equal(WorkflowOutcome.Differences, outcome);
+        var text = _stdout.ToString();
+        Assert.Contains("--- live/v1.Secret.team-a.api-env\n", text, StringComparison.Ordinal);
+        Assert.Contains("\n-  TOKEN: \"*** (before)\"\n+  TOKEN: \"*** (after)\"\n", text, StringComparison.Ordinal);
+        foreach (var value in new[] { "first-secret-value", "second-secret-value" })
+        {
+            Assert.DoesNotContain(value, text, StringComparison.Ordinal);
+            Assert.DoesNotContain(Convert.ToBase64String(Encoding.UTF8.GetBytes(value)), text, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
@@ -178,18 +182,18 @@ public sealed class DiffAndStatusTests : IAsyncLifetime
 
         foreach (var o in set.Objects.Where(o => o.Kind == "Deployment"))
         {
-            _server.ScriptStatus("deployments", o.Name, ClusterApplierHttpTests.DeploymentStatus(2, 2, 2, 2));
+            Server.ScriptStatus("deployments", o.Name, FakeApiServer.DeploymentStatus(2, 2, 2, 2));
         }
 
-        _server.ScriptStatus("deployments", "worker", ClusterApplierHttpTests.DeploymentStatus(2, 1, 2, 1));
-        _server.ScriptStatus("statefulsets", "cache", """
+        Server.ScriptStatus("deployments", "worker", FakeApiServer.DeploymentStatus(2, 1, 2, 1));
+        Server.ScriptStatus("statefulsets", "cache", """
             {"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"cache","generation":1},"spec":{"replicas":3,"selector":{},"template":{},"serviceName":"x"},
              "status":{"observedGeneration":1,"replicas":3,"readyReplicas":3,"availableReplicas":3,"updatedReplicas":3,"currentRevision":"r1","updateRevision":"r1"}}
             """);
-        _server.SetStatus("/apis/autoscaling/v2/namespaces/team-a/horizontalpodautoscalers/api", "kube-controller-manager", JsonNode.Parse("""
+        Server.SetStatus("/apis/autoscaling/v2/namespaces/team-a/horizontalpodautoscalers/api", "kube-controller-manager", JsonNode.Parse("""
             {"currentReplicas":3,"desiredReplicas":3,"currentMetrics":[{"type":"Resource","resource":{"name":"cpu","current":{"averageUtilization":45,"averageValue":"120m"}}}]}
             """)!.AsObject());
-        _server.EditAsOtherManager("/api/v1/namespaces/team-a/services/api", "kubectl-edit",
+        Server.EditAsOtherManager("/api/v1/namespaces/team-a/services/api", "kubectl-edit",
             s => s["spec"]!["type"] = "NodePort",
             new JsonObject { ["f:spec"] = new JsonObject { ["f:type"] = new JsonObject(), ["f:ports"] = new JsonObject { ["k:{\"port\":8081,\"protocol\":\"TCP\"}"] = new JsonObject { ["."] = new JsonObject(), ["f:nodePort"] = new JsonObject() } } } });
 

@@ -8,28 +8,10 @@ namespace Berth.Kubernetes.Tests.Apply;
 
 /// <summary>Issue #19's fixes, against the stand-in API server that keeps what is applied and normalizes it as a real server does.</summary>
 [Collection(KubeconfigCollection.Name)]
-public sealed class IdempotentApplyTests : IAsyncLifetime
+public sealed class IdempotentApplyTests : FakeClusterTests
 {
-    private FakeApiServer _server = null!;
-    private string _dir = null!;
-    private string? _previousKubeconfig;
 
     private static readonly ApplyOptions NoWait = new() { Wait = false };
-
-    public async Task InitializeAsync()
-    {
-        _server = await FakeApiServer.StartAsync();
-        _dir = Directory.CreateTempSubdirectory("berth-k8s-idempotent-").FullName;
-        _previousKubeconfig = Environment.GetEnvironmentVariable("KUBECONFIG");
-        Environment.SetEnvironmentVariable("KUBECONFIG", _server.WriteKubeconfig(_dir));
-    }
-
-    public async Task DisposeAsync()
-    {
-        Environment.SetEnvironmentVariable("KUBECONFIG", _previousKubeconfig);
-        await _server.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
 
     private static async Task<ApplyResult> Apply(ManifestSet set, ApplyOptions options, List<string>? progress = null)
     {
@@ -56,17 +38,17 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
         Assert.True(set.Succeeded, string.Join("\n", set.Errors));
 
         var first = await Apply(set, NoWait);
-        var versions = set.Objects.ToDictionary(o => o.DisplayName, o => ResourceVersion(_server.Stored(PathOf(o))!));
-        var before = _server.Requests.Count;
+        var versions = set.Objects.ToDictionary(o => o.DisplayName, o => ResourceVersion(Server.Stored(PathOf(o))!));
+        var before = Server.Requests.Count;
         var second = await Apply(set, NoWait);
 
         Assert.True(first.Succeeded && second.Succeeded, name);
-        var bodies = _server.Requests.Skip(before).Where(r => r.Method == "PATCH").ToList();
+        var bodies = Server.Requests.Skip(before).Where(r => r.Method == "PATCH").ToList();
         Assert.Equal(set.Objects.Length, bodies.Count);
         var kinds = new HashSet<string>();
         foreach (var (obj, request) in set.Objects.Zip(bodies))
         {
-            var stored = _server.Stored(request.Path);
+            var stored = Server.Stored(request.Path);
             Assert.True(stored is not null, $"{name}: {obj.DisplayName} was not stored");
             var body = JsonNode.Parse(request.Body)!.AsObject();
             Assert.Equal(FakeApiServer.Content(ServerNormalization.Normalize(body)), FakeApiServer.Content(body));
@@ -103,13 +85,13 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
         };
         var set = ManifestGenerator.Generate(app);
         await Apply(set, NoWait);
-        var versions = set.Objects.ToDictionary(o => o.DisplayName, o => ResourceVersion(_server.Stored(PathOf(o, "team-a"))!));
+        var versions = set.Objects.ToDictionary(o => o.DisplayName, o => ResourceVersion(Server.Stored(PathOf(o, "team-a"))!));
 
         await Apply(set, NoWait);
 
         Assert.Contains(set.Objects, o => o.Kind == "Job");
         Assert.Contains(set.Objects, o => o.Kind == "HorizontalPodAutoscaler");
-        Assert.All(set.Objects, o => Assert.Equal(versions[o.DisplayName], ResourceVersion(_server.Stored(PathOf(o, "team-a"))!)));
+        Assert.All(set.Objects, o => Assert.Equal(versions[o.DisplayName], ResourceVersion(Server.Stored(PathOf(o, "team-a"))!)));
     }
 
     [Fact]
@@ -126,7 +108,7 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
         async Task<string> ApplyRaw()
         {
             using var content = new StringContent(body.ToJsonString(), System.Text.Encoding.UTF8, "application/apply-patch+yaml");
-            using var response = await http.PatchAsync($"{_server.Url}{path}?fieldManager=berth", content);
+            using var response = await http.PatchAsync($"{Server.Url}{path}?fieldManager=berth", content);
             response.EnsureSuccessStatusCode();
             return ResourceVersion(JsonNode.Parse(await response.Content.ReadAsStringAsync())!.AsObject());
         }
@@ -135,7 +117,7 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
         var second = await ApplyRaw();
 
         Assert.NotEqual(first, second);
-        Assert.Null(_server.Stored(path)!["spec"]!["minReadySeconds"]);
+        Assert.Null(Server.Stored(path)!["spec"]!["minReadySeconds"]);
     }
 
     [Theory]
@@ -180,7 +162,7 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
     [Fact]
     public async Task ApplyAsync_DryRunIntoMissingNamespace_ChecksTheNamespaceAndReportsTheRestAsNotChecked()
     {
-        _server.EnforceNamespaces = true;
+        Server.EnforceNamespaces = true;
         var set = ManifestGenerator.Generate(SampleApps.Shop(), new GenerateOptions { Namespace = "fresh" });
         var progress = new List<string>();
 
@@ -191,41 +173,41 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
         var others = result.Objects.Where(o => o.Object != "namespace/fresh").ToList();
         Assert.All(others, o => Assert.True(o.NotChecked));
         Assert.All(others, o => Assert.Equal("not checked: namespace 'fresh' does not exist yet, and a dry run creates none", o.Message));
-        Assert.Single(_server.Requests, r => r.Method == "PATCH"); // only the Namespace, dry run
-        Assert.Null(_server.Stored("/api/v1/namespaces/fresh"));
+        Assert.Single(Server.Requests, r => r.Method == "PATCH"); // only the Namespace, dry run
+        Assert.Null(Server.Stored("/api/v1/namespaces/fresh"));
     }
 
     [Fact]
     public async Task ApplyAsync_DryRunIntoExistingNamespace_ChecksEveryObject()
     {
-        _server.EnforceNamespaces = true;
-        _server.Namespaces["team-a"] = true;
+        Server.EnforceNamespaces = true;
+        Server.Namespaces["team-a"] = true;
         var set = ManifestGenerator.Generate(SampleApps.Shop());
 
         var result = await Apply(set, new ApplyOptions { DryRun = true });
 
         Assert.True(result.Succeeded);
         Assert.DoesNotContain(result.Objects, o => o.NotChecked);
-        Assert.Equal(set.Objects.Length, _server.Requests.Count(r => r.Method == "PATCH" && r.Query["dryRun"] == "All"));
+        Assert.Equal(set.Objects.Length, Server.Requests.Count(r => r.Method == "PATCH" && r.Query["dryRun"] == "All"));
     }
 
     [Fact]
     public async Task ApplyAsync_RealApplyIntoNewNamespace_CreatesItFirst()
     {
-        _server.EnforceNamespaces = true;
+        Server.EnforceNamespaces = true;
         var set = ManifestGenerator.Generate(SampleApps.Shop(), new GenerateOptions { Namespace = "fresh" });
 
         var result = await Apply(set, NoWait);
 
         Assert.True(result.Succeeded, string.Join("\n", result.Objects.Where(o => !o.Succeeded).Select(o => o.Message)));
-        Assert.NotNull(_server.Stored("/apis/apps/v1/namespaces/fresh/deployments/api"));
+        Assert.NotNull(Server.Stored("/apis/apps/v1/namespaces/fresh/deployments/api"));
     }
 
     [Fact]
     public async Task ApplyAsync_QuotaRefusal_ShowsTheServersMessageWithoutRbacAdvice()
     {
         var set = ManifestGenerator.Generate(SampleApps.Shop());
-        _server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] = (HttpStatusCode.Forbidden, FakeApiServer.Status(403, "Forbidden",
+        Server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] = (HttpStatusCode.Forbidden, FakeApiServer.Status(403, "Forbidden",
             "deployments.apps \"api\" is forbidden: exceeded quota: object-counts, requested: count/deployments.apps=1, used: count/deployments.apps=4, limited: count/deployments.apps=4"));
 
         var result = await Apply(set, NoWait);
@@ -239,7 +221,7 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
     public async Task ApplyAsync_RbacDenial_ShowsTheServersMessageAndAsksForARole()
     {
         var set = ManifestGenerator.Generate(SampleApps.Shop());
-        _server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] = (HttpStatusCode.Forbidden, FakeApiServer.Status(403, "Forbidden",
+        Server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] = (HttpStatusCode.Forbidden, FakeApiServer.Status(403, "Forbidden",
             "deployments.apps \"api\" is forbidden: User \"jane\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"team-a\""));
 
         var result = await Apply(set, NoWait);
@@ -254,7 +236,7 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
     {
         // A real API server answers a group it does not serve with text/plain "404 page not found\n".
         var set = ManifestGenerator.Generate(SampleApps.Shop(), new GenerateOptions { Mesh = MeshTarget.Istio });
-        _server.PlainTextOverrides["PATCH /apis/networking.istio.io/v1/namespaces/team-a/destinationrules/api"] = (HttpStatusCode.NotFound, "404 page not found\n");
+        Server.PlainTextOverrides["PATCH /apis/networking.istio.io/v1/namespaces/team-a/destinationrules/api"] = (HttpStatusCode.NotFound, "404 page not found\n");
 
         var result = await Apply(set, NoWait);
 
@@ -268,7 +250,7 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
     {
         var set = ManifestGenerator.Generate(SampleApps.Shop());
         await Apply(set, NoWait);
-        _server.FinalizerReads = 3;
+        Server.FinalizerReads = 3;
         var progress = new List<string>();
         using var connection = KubeConnection.Open();
 
@@ -278,8 +260,8 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
         Assert.Equal("deleted", result.Objects.Single(o => o.Object == "persistentvolumeclaim/pgdata").Message);
         Assert.Contains("persistentvolumeclaim/pgdata: terminating, waiting for finalizers: kubernetes.io/pvc-protection (a pod still mounts the claim)", progress);
         Assert.Equal("persistentvolumeclaim/pgdata: deleted", progress[^1]);
-        Assert.Null(_server.Stored("/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata"));
-        Assert.True(_server.Requests.Count(r => r.Method == "GET" && r.Path == "/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata") >= 4);
+        Assert.Null(Server.Stored("/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata"));
+        Assert.True(Server.Requests.Count(r => r.Method == "GET" && r.Path == "/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata") >= 4);
     }
 
     [Fact]
@@ -287,7 +269,7 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
     {
         var set = ManifestGenerator.Generate(SampleApps.Shop());
         await Apply(set, NoWait);
-        _server.FinalizerReads = int.MaxValue;
+        Server.FinalizerReads = int.MaxValue;
         using var connection = KubeConnection.Open();
 
         var result = await new ClusterApplier(connection).DeleteAsync(set, "team-a", new ApplyOptions { DeleteVolumes = true, PollInterval = TimeSpan.FromMilliseconds(20), Timeout = TimeSpan.FromMilliseconds(300) }, null, CancellationToken.None);
@@ -303,16 +285,16 @@ public sealed class IdempotentApplyTests : IAsyncLifetime
     {
         var set = ManifestGenerator.Generate(SampleApps.Shop());
         await Apply(set, NoWait);
-        _server.FinalizerReads = int.MaxValue;
+        Server.FinalizerReads = int.MaxValue;
         using var connection = KubeConnection.Open();
-        var before = _server.Requests.Count;
+        var before = Server.Requests.Count;
 
         var result = await new ClusterApplier(connection).DeleteAsync(set, "team-a", new ApplyOptions { DeleteVolumes = true, Wait = false }, null, CancellationToken.None);
 
         Assert.True(result.Succeeded);
         Assert.Equal("deletion requested (not waited for)", result.Objects.Single(o => o.Object == "persistentvolumeclaim/pgdata").Message);
-        Assert.DoesNotContain(_server.Requests.Skip(before), r => r.Method == "GET");
-        Assert.NotNull(_server.Stored("/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata")!["metadata"]!["deletionTimestamp"]);
+        Assert.DoesNotContain(Server.Requests.Skip(before), r => r.Method == "GET");
+        Assert.NotNull(Server.Stored("/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata")!["metadata"]!["deletionTimestamp"]);
     }
 
     internal static string PathOf(ManifestObject o, string ns = "shop")

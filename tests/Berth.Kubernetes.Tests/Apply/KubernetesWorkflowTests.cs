@@ -3,35 +3,17 @@ namespace Berth.Kubernetes.Tests.Apply;
 
 /// <summary>What <c>berth k8s</c> does from a loaded spec: files, stdout stream, and apply/delete against the local stand-in API server.</summary>
 [Collection(KubeconfigCollection.Name)]
-public sealed class KubernetesWorkflowTests : IAsyncLifetime
+public sealed class KubernetesWorkflowTests : FakeClusterTests
 {
-    private FakeApiServer _server = null!;
-    private string _dir = null!;
-    private string? _previousKubeconfig;
     private readonly StringWriter _stdout = new();
     private readonly StringWriter _stderr = new();
-
-    public async Task InitializeAsync()
-    {
-        _server = await FakeApiServer.StartAsync();
-        _dir = Directory.CreateTempSubdirectory("berth-k8s-workflow-").FullName;
-        _previousKubeconfig = Environment.GetEnvironmentVariable("KUBECONFIG");
-        Environment.SetEnvironmentVariable("KUBECONFIG", _server.WriteKubeconfig(_dir));
-    }
-
-    public async Task DisposeAsync()
-    {
-        Environment.SetEnvironmentVariable("KUBECONFIG", _previousKubeconfig);
-        await _server.DisposeAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
 
     private static Application Shop() => SampleSpecSnapshotTests.Load("samples/shop/berth.yaml");
 
     [Fact]
     public async Task GenerateAsync_ToFolder_WritesEveryFileAndListsThemOnStdout()
     {
-        var output = Path.Combine(_dir, "k8s");
+        var output = Path.Combine(Folder, "k8s");
 
         var outcome = await KubernetesWorkflow.GenerateAsync(Shop(), output, new GenerateOptions(), _stdout, _stderr, CancellationToken.None);
 
@@ -45,7 +27,7 @@ public sealed class KubernetesWorkflowTests : IAsyncLifetime
     [Fact]
     public async Task GenerateAsync_OutputIsAFile_FailsWithAClearMessage()
     {
-        var output = Path.Combine(_dir, "taken");
+        var output = Path.Combine(Folder, "taken");
         File.WriteAllText(output, "not a folder");
 
         var outcome = await KubernetesWorkflow.GenerateAsync(Shop(), output, new GenerateOptions(), _stdout, _stderr, CancellationToken.None);
@@ -70,7 +52,7 @@ public sealed class KubernetesWorkflowTests : IAsyncLifetime
     public async Task GenerateAsync_ServiceWithoutImage_InvalidSpecAndNothingWritten()
     {
         var app = new Application { Name = "demo", Services = [new Service { Name = "job", Command = ["./run.sh"] }] };
-        var output = Path.Combine(_dir, "none");
+        var output = Path.Combine(Folder, "none");
 
         var outcome = await KubernetesWorkflow.GenerateAsync(app, output, new GenerateOptions(), _stdout, _stderr, CancellationToken.None);
 
@@ -87,27 +69,27 @@ public sealed class KubernetesWorkflowTests : IAsyncLifetime
     {
         foreach (var name in new[] { "frontend", "api", "worker", "db" })
         {
-            _server.ScriptStatus("deployments", name,
-                ClusterApplierHttpTests.DeploymentStatus(2, 1, 2, 1),
-                ClusterApplierHttpTests.DeploymentStatus(2, 2, 2, 2));
+            Server.ScriptStatus("deployments", name,
+                FakeApiServer.DeploymentStatus(2, 1, 2, 1),
+                FakeApiServer.DeploymentStatus(2, 2, 2, 2));
         }
 
         var outcome = await KubernetesWorkflow.ApplyAsync(Shop(), new GenerateOptions { Namespace = "shop" }, null, new ApplyOptions { PollInterval = TimeSpan.FromMilliseconds(20) }, null, _stdout, _stderr, CancellationToken.None);
 
         Assert.True(outcome == WorkflowOutcome.Ok, _stderr.ToString());
-        Assert.Equal("/api/v1/namespaces/shop", _server.Requests.First(r => r.Method == "PATCH").Path);
+        Assert.Equal("/api/v1/namespaces/shop", Server.Requests.First(r => r.Method == "PATCH").Path);
         var lines = _stdout.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Contains("deployment/api\tok\tapplied", lines);
         Assert.Contains("deployment/api\tok\trolled out: 2 of 2 replicas updated and available", lines);
         Assert.Contains("  deployment/api: 1 of 2 replicas updated", _stderr.ToString().Split('\n'));
-        Assert.StartsWith($"berth: apply: 17 objects, namespace 'shop', cluster {_server.Url}", _stderr.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith($"berth: apply: 17 objects, namespace 'shop', cluster {Server.Url}", _stderr.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task ApplyAsync_RolloutFails_FailedWithThePodReason()
     {
-        _server.ScriptStatus("deployments", "api", ClusterApplierHttpTests.DeploymentStatus(1, 1, 1, 0));
-        _server.PodsJson = """
+        Server.ScriptStatus("deployments", "api", FakeApiServer.DeploymentStatus(1, 1, 1, 0));
+        Server.PodsJson = """
             {"kind":"PodList","apiVersion":"v1","items":[{"metadata":{"name":"api-1"},"status":{"containerStatuses":[
               {"name":"api","image":"i","imageID":"","ready":false,"restartCount":0,"state":{"waiting":{"reason":"ErrImagePull","message":"not found"}}}]}}]}
             """;
@@ -126,13 +108,13 @@ public sealed class KubernetesWorkflowTests : IAsyncLifetime
 
         Assert.Equal(WorkflowOutcome.Usage, outcome);
         Assert.StartsWith("berth: --timeout 'soon'", _stderr.ToString(), StringComparison.Ordinal);
-        Assert.Empty(_server.Requests);
+        Assert.Empty(Server.Requests);
     }
 
     [Fact]
     public async Task ApplyAsync_NoKubeconfig_UnavailableAndSaysWhereItLooked()
     {
-        Environment.SetEnvironmentVariable("KUBECONFIG", Path.Combine(_dir, "missing"));
+        Environment.SetEnvironmentVariable("KUBECONFIG", Path.Combine(Folder, "missing"));
         if (File.Exists(Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".kube", "config")) || k8s.KubernetesClientConfiguration.IsInCluster())
         {
             return; // this machine has a kubeconfig of its own to fall back on
@@ -154,8 +136,8 @@ public sealed class KubernetesWorkflowTests : IAsyncLifetime
         Assert.Equal(WorkflowOutcome.Ok, outcome);
         Assert.Equal(
             ["/apis/apps/v1/namespaces/team-a/deployments/api", "/api/v1/namespaces/team-a/configmaps/api-env"],
-            _server.Requests.Select(r => r.Path));
-        Assert.All(_server.Requests, r => Assert.Equal(("DELETE", "All"), (r.Method, r.Query["dryRun"])));
+            Server.Requests.Select(r => r.Path));
+        Assert.All(Server.Requests, r => Assert.Equal(("DELETE", "All"), (r.Method, r.Query["dryRun"])));
         Assert.Contains("deployment/api\tok\tdeleted (server dry run)", _stdout.ToString(), StringComparison.Ordinal);
     }
 }

@@ -304,6 +304,44 @@ public sealed class ControlPlaneTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Readiness_NeverPassing_ReasonCountsFailuresAndEventsOnEachTransition()
+    {
+        _h.Prober.Default = false;
+        await _h.Plane.ApplyAsync(App(Api(1)), "up", CancellationToken.None);
+        await _h.UntilAsync(() => _h.Of("api").SingleOrDefault()?.Reason == "readiness: HTTP 500, 1 in a row", "the first failure as the reason");
+        var id = _h.Of("api").Single().Id;
+        for (var i = 2; i <= 4; i++)
+        {
+            _h.Time.Advance(TimeSpan.FromSeconds(1));
+            await _h.UntilAsync(() => _h.Of("api").Single().Reason == $"readiness: HTTP 500, {i} in a row", $"{i} failures in the reason");
+        }
+
+        Assert.Equal(ReplicaPhase.Running, _h.Of("api").Single().Phase);
+        // One event when the failures reach the threshold (3), none for the 1st, 2nd and 4th.
+        Assert.Equal(["not ready: readiness: HTTP 500, 3 in a row"], NotReadyEvents(id));
+
+        _h.Prober.Default = true;
+        _h.Time.Advance(TimeSpan.FromSeconds(1));
+        await _h.AllReadyAsync("api", 1);
+        Assert.Null(_h.Of("api").Single().Reason);
+        Assert.Contains(_h.Store.ListEvents(), e => e.Type == EventTypes.Ready && e.Replica == id);
+
+        _h.Prober.Default = false;
+        for (var i = 1; i <= 3; i++)
+        {
+            var runs = _h.Prober.Runs;
+            _h.Time.Advance(TimeSpan.FromSeconds(1));
+            await _h.UntilAsync(() => _h.Prober.Runs > runs, $"readiness probe {i} after Ready");
+        }
+
+        await _h.UntilAsync(() => _h.Of("api").Single().Reason == "readiness: HTTP 500, 3 in a row", "the reason once it left routing");
+        Assert.Equal(["not ready: readiness: HTTP 500, 3 in a row", "not ready: readiness: HTTP 500, 3 in a row; removed from routing"], NotReadyEvents(id));
+    }
+
+    private List<string> NotReadyEvents(string replica) =>
+        [.. _h.Store.ListEvents().Where(e => e.Type == EventTypes.NotReady && e.Replica == replica).Select(e => e.Message)];
+
+    [Fact]
     public async Task DependsOn_Healthy_StartsOnlyAfterDependencyIsReady()
     {
         _h.Prober.Default = false;

@@ -35,6 +35,21 @@ public sealed class EventRetentionTests : IDisposable
     }
 
     [Fact]
+    public void ListNewestEvents_ReplicaAndTypes_NewestOfThatReplicaAndThoseTypesOldestFirst()
+    {
+        using var store = StateStore.Open(_dir);
+        for (var i = 1; i <= 30; i++)
+        {
+            store.AppendEvent(Event(i % 3) with { Type = i % 2 == 0 ? "ready" : "started", Message = $"event {i}" });
+        }
+
+        Assert.Equal(["event 19", "event 22", "event 25", "event 28"], store.ListNewestEvents(4, service: "api", replica: "api-1").Select(e => e.Message));
+        Assert.Equal(["event 16", "event 22", "event 28"], store.ListNewestEvents(3, replica: "api-1", types: ["ready"]).Select(e => e.Message));
+        Assert.Equal(["event 28", "event 29", "event 30"], store.ListNewestEvents(3, types: ["ready", "started"]).Select(e => e.Message));
+        Assert.Empty(store.ListNewestEvents(3, service: "web", replica: "api-1"));
+    }
+
+    [Fact]
     public void PruneEvents_UnderTheLimit_DeletesNothing()
     {
         using var store = StateStore.Open(_dir);

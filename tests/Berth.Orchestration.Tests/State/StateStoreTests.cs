@@ -66,6 +66,29 @@ public sealed class StateStoreTests : IDisposable
     }
 
     [Fact]
+    public void StateJson_SourceGenerated_WritesWhatReflectionWrote()
+    {
+        // The store's records use source-generated metadata (issue #21); the text must stay what older control planes wrote
+        // and read, for every sample's model.
+        var reflection = new System.Text.Json.JsonSerializerOptions(StateJson.Options) { TypeInfoResolver = new System.Text.Json.Serialization.Metadata.DefaultJsonTypeInfoResolver() };
+        var specs = Directory.GetFiles(Repository.Path("samples/compose"), "compose.yaml", SearchOption.AllDirectories).Append(Repository.Path("samples/shop/berth.yaml")).ToList();
+        Assert.True(specs.Count > 5, "the samples are found");
+        foreach (var spec in specs)
+        {
+            var app = Berth.Core.Loading.SpecLoader.LoadFile(spec).Application;
+            Assert.True(app is not null, $"{spec} loads");
+            var revision = new RevisionRecord { Number = 3, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "up", Application = app, Stopped = ["db"] };
+            var replica = new ReplicaRecord { Id = "api-1", Service = "api", Revision = 3, CreatedAt = DateTimeOffset.UnixEpoch, Phase = ReplicaPhase.BackOff, LastExitCause = ExitCause.OomKilled };
+            var text = System.Text.Json.JsonSerializer.Serialize(revision, StateJson.Options);
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(revision, reflection), text);
+            Assert.Equal(System.Text.Json.JsonSerializer.Serialize(replica, reflection), System.Text.Json.JsonSerializer.Serialize(replica, StateJson.Options));
+            Assert.Equal(
+                System.Text.Json.JsonSerializer.Serialize(System.Text.Json.JsonSerializer.Deserialize<RevisionRecord>(text, reflection), reflection),
+                System.Text.Json.JsonSerializer.Serialize(System.Text.Json.JsonSerializer.Deserialize<RevisionRecord>(text, StateJson.Options), reflection));
+        }
+    }
+
+    [Fact]
     public void AddRevision_TwelveChanges_KeepsNewestTenNumberedOnward()
     {
         using var store = StateStore.Open(_dir);

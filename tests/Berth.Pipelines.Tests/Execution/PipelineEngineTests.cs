@@ -33,6 +33,8 @@ public class PipelineEngineTests
         Assert.Equal(RunStatus.Succeeded, result.Status);
         Assert.Equal("c-ran\n", p.Read("c.txt"));
         Assert.Equal(new Dictionary<string, string> { ["a"] = "succeeded", ["b"] = "succeeded", ["c"] = "succeeded" }, p.Jobs(result.RunId));
+        using var store = p.Store();
+        Assert.Equal(["", "", "a,b"], store.GetJobs(result.RunId).OrderBy(j => j.Key, StringComparer.Ordinal).Select(j => string.Join(',', j.Needs)));
     }
 
     [Fact]

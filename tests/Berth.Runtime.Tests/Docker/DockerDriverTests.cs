@@ -49,6 +49,50 @@ public sealed class DockerDriverTests : IAsyncLifetime
     }
 
     [DockerFact]
+    public async Task StartAsync_InheritEnv_ContainerGetsOnlyItsSpecAndWhatTheEngineSets()
+    {
+        // Issue #14 §3: nothing of the control plane's environment reaches a container, as Compose (inherit_env is for
+        // processes). The engine itself adds PATH, HOSTNAME and HOME.
+        var spec = Spec("env", "env") with
+        {
+            InheritEnv = true,
+            Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("APP_MODE", "test"),
+        };
+        var handle = await StartAsync(spec);
+
+        await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var logs = await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+
+        Assert.Equal(["APP_MODE", "HOME", "HOSTNAME", "PATH"], logs.Texts(LogStream.Stdout).Select(l => l[..l.IndexOf('=', StringComparison.Ordinal)]).Order(StringComparer.Ordinal));
+        Assert.Contains("APP_MODE=test", logs.Texts(LogStream.Stdout));
+        Assert.NotEmpty(InheritedEnvironment.Current()); // the test host has an environment that could have leaked
+    }
+
+    [DockerFact]
+    public async Task StartAsync_ChattyContainer_EngineRotatesWithTheReplicasBoundAndLogsReadAcrossFiles()
+    {
+        // Issue #14 §5: Docker's default json-file driver never rotates unless told; Berth tells it.
+        var spec = Spec("chatty", "sh", "-c", "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); printf 'line %05d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n' $i; done")
+            with { Logging = new LogRotation(new ByteSize(8 << 10), 3) };
+        var handle = await StartAsync(spec);
+        await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+
+        using var client = Client();
+        var inspect = await client.Containers.InspectContainerAsync(handle.ContainerId);
+        Assert.Equal("json-file", inspect.HostConfig.LogConfig.Type);
+        Assert.Equal("8192", inspect.HostConfig.LogConfig.Config["max-size"]);
+        Assert.Equal("3", inspect.HostConfig.LogConfig.Config["max-file"]);
+        var files = Directory.GetFiles(Path.GetDirectoryName(inspect.LogPath)!, Path.GetFileName(inspect.LogPath) + "*");
+        Assert.InRange(files.Length, 2, 3);
+        Assert.All(files, f => Assert.InRange(new FileInfo(f).Length, 1, (8 << 10) + 512)); // json-file may pass the size by the line that crosses it
+
+        var lines = (await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync()).Texts(LogStream.Stdout);
+        var numbers = lines.Select(l => int.Parse(l.AsSpan(5, 5), System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(Enumerable.Range(3001 - numbers.Count, numbers.Count), numbers);
+        Assert.True(numbers.Count > (8 << 10) / 100, $"{numbers.Count} lines: more than one file's worth, read across the rotated files");
+    }
+
+    [DockerFact]
     public async Task ExecAsync_RunningContainer_RunsInsideWithExitCodeAndOutput()
     {
         var handle = await StartAsync(Spec("exec", "sleep", "300"));

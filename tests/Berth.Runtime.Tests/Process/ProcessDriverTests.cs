@@ -54,6 +54,55 @@ public sealed class ProcessDriverTests
             File.GetUnixFileMode(Path.Combine(scope.Root, "replicas", "files", "files", "secrets", "db-password")));
     }
 
+    /// <summary>What the operator's shell holds (issue #14 §3 counted 63 variables reaching replicas).</summary>
+    private static readonly Dictionary<string, string> OperatorShell = new(StringComparer.Ordinal)
+    {
+        ["PATH"] = Environment.GetEnvironmentVariable("PATH") ?? InheritedEnvironment.DefaultPath,
+        ["HOME"] = "/home/op", ["USER"] = "op", ["LANG"] = "en_US.UTF-8", ["LC_TIME"] = "de_DE.UTF-8", ["TZ"] = "Europe/Berlin",
+        ["TMPDIR"] = "/tmp/op", ["DOTNET_ROOT"] = "/opt/dotnet", ["ASPNETCORE_ENVIRONMENT"] = "Development",
+        ["https_proxy"] = "http://127.0.0.1:3128", ["NO_PROXY"] = "localhost",
+        ["AWS_SECRET_ACCESS_KEY"] = "aws-secret", ["GITHUB_TOKEN"] = "ghp_x", ["SSH_AUTH_SOCK"] = "/tmp/ssh-agent", ["OLDPWD"] = "/home/op/src",
+        ["LC_"] = "just-the-prefix",
+    };
+
+    private const string PrintEnvironment = "print qq($_=$ENV{$_}\n) for sort keys %ENV";
+
+    [Fact]
+    public async Task StartAsync_OperatorEnvironment_ReplicaGetsOnlyTheMinimalSetAndItsSpec()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false, hostEnvironment: OperatorShell);
+        var spec = scope.Perl("env", PrintEnvironment) with
+        {
+            Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("APP_MODE", "test").Add("TZ", "UTC"),
+        };
+        var handle = await scope.StartAsync(spec);
+
+        Assert.Equal(0, (await WaitAsync(scope, handle)).ExitCode);
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+        var expected = OperatorShell.Where(kv => kv.Key is not ("AWS_SECRET_ACCESS_KEY" or "GITHUB_TOKEN" or "SSH_AUTH_SOCK" or "OLDPWD" or "LC_" or "TZ"))
+            .Append(new("APP_MODE", "test")).Append(new("TZ", "UTC"))
+            .Select(kv => $"{kv.Key}={kv.Value}").Order(StringComparer.Ordinal);
+        Assert.Equal(expected, logs.Texts(LogStream.Stdout));
+    }
+
+    [Fact]
+    public async Task StartAsync_InheritEnv_ReplicaGetsTheWholeEnvironmentUnderItsSpec()
+    {
+        await using var scope = new ProcessDriverScope(useCgroups: false, hostEnvironment: OperatorShell);
+        var spec = scope.Perl("env", PrintEnvironment) with
+        {
+            InheritEnv = true,
+            Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("GITHUB_TOKEN", "from-the-spec"),
+        };
+        var handle = await scope.StartAsync(spec);
+
+        Assert.Equal(0, (await WaitAsync(scope, handle)).ExitCode);
+        var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+        var expected = OperatorShell.Where(kv => kv.Key != "GITHUB_TOKEN").Append(new("GITHUB_TOKEN", "from-the-spec"))
+            .Select(kv => $"{kv.Key}={kv.Value}").Order(StringComparer.Ordinal);
+        Assert.Equal(expected, logs.Texts(LogStream.Stdout));
+    }
+
     [Fact]
     public async Task ExecAsync_Command_RunsInTheWorkingDirectoryWithExitCodeAndOutput()
     {

@@ -23,13 +23,17 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
     private readonly IReadOnlyList<IWorkloadDriver> _drivers;
     private readonly IRouteSink _sink;
     private readonly IProbeExecutor _probeExecutor;
+    private readonly Func<OrchestratorOptions, OrchestratorOptions> _options;
 
     /// <param name="prefix">The temporary folder's name prefix (shows which test left it, if one does).</param>
     /// <param name="drivers">Drivers to use instead of <see cref="Driver"/>.</param>
     /// <param name="routes">A route sink to use instead of <see cref="Routes"/> (e.g. a real mesh).</param>
     /// <param name="prober">A probe executor to use instead of <see cref="Prober"/> (e.g. the real one).</param>
-    public ControlPlaneHarness(string prefix = "berth-cp-", IEnumerable<IWorkloadDriver>? drivers = null, IRouteSink? routes = null, IProbeExecutor? prober = null)
+    /// <param name="options">Changes to the control plane's options (e.g. the start concurrency).</param>
+    public ControlPlaneHarness(string prefix = "berth-cp-", IEnumerable<IWorkloadDriver>? drivers = null, IRouteSink? routes = null, IProbeExecutor? prober = null,
+        Func<OrchestratorOptions, OrchestratorOptions>? options = null)
     {
+        _options = options ?? (o => o);
         Directory = System.IO.Directory.CreateTempSubdirectory(prefix).FullName;
         Driver = new FakeDriver(Time);
         Routes = new RecordingRouteSink(Driver.Calls);
@@ -57,7 +61,7 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
 
     public ControlPlane Plane { get; private set; }
 
-    public OrchestratorOptions Options => new() { StateDirectory = Directory };
+    public OrchestratorOptions Options => _options(new() { StateDirectory = Directory });
 
     public async Task<ControlPlaneHarness> StartAsync()
     {

@@ -33,7 +33,46 @@ public sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
             State = ReplicaState.Exited, ExitCode = code, Signal = signal, OomKilled = oom, FinishedAt = time.GetUtcNow(),
         });
 
-    public Task<ReplicaHandle> StartAsync(ReplicaSpec spec, CancellationToken cancellationToken)
+    /// <summary>Called as each start begins (before it may wait at <see cref="StartGate"/>), e.g. to read the store.</summary>
+    public Action<ReplicaSpec>? OnStart { get; set; }
+
+    /// <summary>When set, each start waits here (one <c>Release</c> lets one start finish), so a test can hold starts in flight.</summary>
+    public SemaphoreSlim? StartGate { get; set; }
+
+    private int _startsInFlight;
+    private int _maxStartsInFlight;
+
+    /// <summary>Starts begun and not yet finished.</summary>
+    public int StartsInFlight => Volatile.Read(ref _startsInFlight);
+
+    /// <summary>The most starts that were in flight at once.</summary>
+    public int MaxStartsInFlight => Volatile.Read(ref _maxStartsInFlight);
+
+    public async Task<ReplicaHandle> StartAsync(ReplicaSpec spec, CancellationToken cancellationToken)
+    {
+        var inFlight = Interlocked.Increment(ref _startsInFlight);
+        for (var max = Volatile.Read(ref _maxStartsInFlight); inFlight > max; max = Volatile.Read(ref _maxStartsInFlight))
+        {
+            Interlocked.CompareExchange(ref _maxStartsInFlight, inFlight, max);
+        }
+
+        try
+        {
+            OnStart?.Invoke(spec);
+            if (StartGate is { } gate)
+            {
+                await gate.WaitAsync(cancellationToken);
+            }
+
+            return Start(spec);
+        }
+        finally
+        {
+            Interlocked.Decrement(ref _startsInFlight);
+        }
+    }
+
+    private ReplicaHandle Start(ReplicaSpec spec)
     {
         Calls.Enqueue($"start {spec.ReplicaId}");
         Starts.Enqueue(spec);
@@ -48,7 +87,7 @@ public sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
             Pid = Interlocked.Increment(ref _pid),
         };
         _instances[spec.ReplicaId] = new Instance(handle);
-        return Task.FromResult(handle);
+        return handle;
     }
 
     public Task<ReplicaStatus> StopAsync(ReplicaHandle replica, TimeSpan gracePeriod, CancellationToken cancellationToken)

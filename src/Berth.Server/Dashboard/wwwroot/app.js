@@ -46,6 +46,9 @@
     return `<span class="bar" title="${esc(text)}"><i class="${pct > 85 ? 'hot' : ''}" style="width:${pct.toFixed(1)}%"></i><span>${esc(text)}</span></span>`;
   }
 
+  // A replica arrives as the API's replica (what `berth ps` reads) and the dashboard's usage beside it; the views read one object.
+  const flatReplica = r => Object.assign({}, r.replica, r.usage);
+
   // ---- live feed ----------------------------------------------------------------------------------------------
   function connect() {
     const live = document.getElementById('live');
@@ -54,6 +57,7 @@
     es.onerror = () => live.classList.add('off');
     es.addEventListener('resources', m => {
       const data = JSON.parse(m.data);
+      data.replicas = (data.replicas || []).map(flatReplica);
       resources = data;
       if (data.events && data.events.length) { events = events.concat(data.events).slice(-200); }
       if (current && current.update) current.update();
@@ -142,6 +146,7 @@
       last = Date.now();
       try {
         const d = await getJson(`/dashboard/api/replicas/${encodeURIComponent(id)}`);
+        Object.assign(d, flatReplica(d));
         document.getElementById('detail').className = '';
         document.getElementById('detail').innerHTML = `
           <div class="panel"><div class="kv">
@@ -384,16 +389,72 @@
       view.querySelectorAll('[data-cancel]').forEach(b => b.onclick = () => act('POST', `/v1/pipelines/runs/${b.dataset.cancel}/cancel`, undefined, `cancelling run ${b.dataset.cancel}`));
       if (run) {
         let d; try { d = await getJson(`/dashboard/api/pipelines/${encodeURIComponent(run)}`); } catch (e) { return; }
-        const stages = []; d.jobs.forEach(j => { const i = d.jobs.indexOf(j); (stages[i] = stages[i] || []).push(j); });
+        // The job graph from needs: a job's column is the longest chain of needs before it; an edge per need, to every matrix instance.
+        const instances = {}; d.jobs.forEach(j => (instances[j.job] = instances[j.job] || []).push(j));
+        const depth = {};
+        const stageOf = id => {
+          if (depth[id] !== undefined) return depth[id];
+          depth[id] = 0; // a cycle cannot be parsed; this only stops the walk
+          return depth[id] = Math.max(0, ...((instances[id] || [])[0]?.needs || []).filter(n => instances[n]).map(n => stageOf(n) + 1));
+        };
+        const stages = []; d.jobs.forEach(j => (stages[stageOf(j.job)] = stages[stageOf(j.job)] || []).push(j));
         view.querySelector('#run').innerHTML = `<div class="panel"><h3>Run #${d.run.id} · ${esc(d.run.pipeline)} ${phase(d.run.status)}</h3>
-          <div class="dag">${d.jobs.map(j => `<div class="job"><b>${esc(j.key)}</b><br>${phase(j.status)}<div class="muted">${esc(j.message || '')}</div>${j.status === 'waiting' ? `<button data-approve="${esc(j.key)}" class="primary">Approve</button>` : ''}</div>`).join('<span class="muted">→</span>')}</div>
+          <div class="dag" id="dag"><svg class="dag-edges" xmlns="http://www.w3.org/2000/svg"></svg>${stages.map((jobs, i) => `<div class="stage" data-stage="${i}">${(jobs || []).map(j => `<div class="job" data-job="${esc(j.key)}" data-id="${esc(j.job)}" data-needs="${esc((j.needs || []).join(','))}"><b>${esc(j.key)}</b><br>${phase(j.status)}<div class="muted">${esc(j.message || '')}</div>${j.status === 'waiting' ? `<button data-approve="${esc(j.key)}" class="primary">Approve</button>` : ''}</div>`).join('')}</div>`).join('')}</div>
           <h3>Steps</h3><table><thead><tr><th>Job</th><th>#</th><th>Step</th><th>Status</th><th>Exit</th><th>Summary</th></tr></thead><tbody>${d.steps.map(s => `<tr><td>${esc(s.job)}</td><td>${s.index}</td><td>${esc(s.name)}</td><td>${phase(s.status)}</td><td>${esc(s.exitCode ?? '')}</td><td class="wrap">${esc(s.summary)}</td></tr>`).join('')}</tbody></table>
           <h3>Step logs</h3><div class="logs" style="height:30vh">${d.logs.map(l => `<div class="${esc(l.stream)}"><span class="r">${esc(l.job)}#${l.step}</span> ${esc(l.text)}</div>`).join('')}</div></div>`;
         view.querySelectorAll('[data-approve]').forEach(b => b.onclick = () => act('POST', `/v1/pipelines/runs/${encodeURIComponent(run)}/approve/${encodeURIComponent(b.dataset.approve)}`, undefined, `approved ${b.dataset.approve}`));
+        drawNeeds(view.querySelector('#dag'));
       }
     }
     load(); timer = setInterval(load, 3000);
     return { dispose() { clearInterval(timer); } };
+  }
+
+  // ---- kubernetes ---------------------------------------------------------------------------------------------
+  // The running spec on the cluster of the control plane's kubeconfig: `berth k8s status` (live state, drift) and `berth k8s diff`.
+  function kubernetesView(params) {
+    view.innerHTML = `<h2>Kubernetes</h2><div class="toolbar">
+      <input id="k-context" placeholder="context (kubeconfig's current)" aria-label="kubeconfig context" value="${esc(params.get('context') || '')}">
+      <input id="k-ns" placeholder="namespace (context's)" aria-label="namespace" value="${esc(params.get('namespace') || '')}">
+      <select id="k-mesh" aria-label="mesh"><option value="none">plain Kubernetes</option><option value="istio" ${params.get('mesh') === 'istio' ? 'selected' : ''}>with Istio</option></select>
+      <button id="k-go">Refresh</button><span id="k-where" class="muted"></span></div>
+      <div id="k8s" class="empty">reading the cluster…</div>`;
+    let timer, busy = false;
+    async function load() {
+      if (busy) return; busy = true;
+      const q = new URLSearchParams({ context: view.querySelector('#k-context').value, namespace: view.querySelector('#k-ns').value, mesh: view.querySelector('#k-mesh').value });
+      let r;
+      try { r = await getJson('/dashboard/api/kubernetes?' + q); } catch (e) { view.querySelector('#k8s').textContent = e.message; busy = false; return; }
+      busy = false;
+      const box = view.querySelector('#k8s'); if (!box) return;
+      view.querySelector('#k-where').textContent = r.cluster ? `cluster ${r.cluster}${r.context ? ' (context ' + r.context + ')' : ''}, namespace ${r.namespace} · read ${new Date().toLocaleTimeString([], { hour12: false })}` : '';
+      box.className = '';
+      const diffLines = d => d.split('\n').map(l => `<div class="${l.startsWith('+++') || l.startsWith('---') ? 'h' : l.startsWith('@@') ? 'at' : l.startsWith('+') ? 'add' : l.startsWith('-') ? 'del' : ''}">${esc(l)}</div>`).join('');
+      box.innerHTML = (r.error ? `<div class="panel" id="k-error"><span class="phase error">cannot read the cluster</span> ${esc(r.error)}</div>` : '') +
+        (r.status ? `<div class="panel"><h3>Live state</h3><table id="k-status"><thead><tr><th>Object</th><th>State</th><th>Detail</th></tr></thead><tbody>
+          ${r.status.map(o => `<tr data-object="${esc(o.object)}"><td class="mono">${esc(o.object)}</td><td>${o.healthy ? '<span class="phase ready">ok</span>' : '<span class="phase not-ready">not ready</span>'}</td><td class="wrap state">${esc(o.state)}</td></tr>`).join('') || '<tr><td colspan="3" class="empty">no workloads</td></tr>'}</tbody></table></div>` : '') +
+        (r.drift ? `<div class="panel"><h3>Drift <span class="muted">fields another manager changed since berth applied them</span></h3><table id="k-drift"><thead><tr><th>Object</th><th>Manager</th><th>Operation</th><th>When</th><th>Fields</th></tr></thead><tbody>
+          ${r.drift.map(x => `<tr data-object="${esc(x.object)}"><td class="mono">${esc(x.object)}</td><td>${esc(x.manager)}</td><td>${esc(x.operation)}</td><td>${esc(x.time || '')}</td><td class="wrap mono fields">${esc(x.fields.join(', '))}</td></tr>`).join('') || '<tr><td colspan="5" class="empty">no drift: no other manager changed these objects since berth applied them</td></tr>'}</tbody></table></div>` : '') +
+        (r.diff ? `<div class="panel"><h3>Diff <span class="muted" id="k-summary">${r.changed ? `apply would change ${r.changed} of ${r.objects} objects` : 'apply would change nothing'}</span></h3>
+          ${r.diff.map(o => `<div class="k-object" data-object="${esc(o.object)}"><h4 class="mono">${esc(o.object)}</h4>${o.error ? `<p class="phase error">${esc(o.error)}</p>` : ''}${o.diff ? `<div class="diff">${diffLines(o.diff)}</div>` : ''}</div>`).join('')}
+          ${r.prune.length ? `<h3>Not in the spec any more <span class="muted">apply --prune would remove them</span></h3><ul id="k-prune">${r.prune.map(o => `<li class="mono">${esc(o.object)}</li>`).join('')}</ul>` : ''}</div>` : '');
+    }
+    view.querySelector('#k-go').onclick = load;
+    load(); timer = setInterval(load, 10000);
+    return { dispose() { clearInterval(timer); } };
+  }
+
+  // Edges of the job graph, drawn over the laid-out boxes: from the right of each needed job to the left of the job that needs it.
+  function drawNeeds(dag) {
+    const svg = dag.querySelector('svg.dag-edges'), box = dag.getBoundingClientRect();
+    svg.setAttribute('width', dag.scrollWidth); svg.setAttribute('height', dag.scrollHeight);
+    const at = (el, side) => { const r = el.getBoundingClientRect(); return [(side === 'right' ? r.right : r.left) - box.left + dag.scrollLeft, r.top + r.height / 2 - box.top + dag.scrollTop]; };
+    let paths = '<defs><marker id="dag-arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto"><path d="M0,0 L10,5 L0,10 z" fill="#7c8db5"/></marker></defs>';
+    dag.querySelectorAll('.job').forEach(to => (to.dataset.needs ? to.dataset.needs.split(',') : []).forEach(id => dag.querySelectorAll(`.job[data-id="${CSS.escape(id)}"]`).forEach(from => {
+      const [x1, y1] = at(from, 'right'), [x2, y2] = at(to, 'left'), dx = Math.max(12, (x2 - x1) / 2);
+      paths += `<path class="dag-edge" data-edge="${esc(from.dataset.job)}->${esc(to.dataset.job)}" d="M${x1.toFixed(1)},${y1.toFixed(1)} C${(x1 + dx).toFixed(1)},${y1.toFixed(1)} ${(x2 - dx).toFixed(1)},${y2.toFixed(1)} ${x2.toFixed(1)},${y2.toFixed(1)}" marker-end="url(#dag-arrow)"/>`;
+    })));
+    svg.innerHTML = paths;
   }
 
   // ---- router -------------------------------------------------------------------------------------------------
@@ -406,7 +467,7 @@
     document.querySelectorAll('#nav a').forEach(a => a.classList.toggle('active', a.getAttribute('href') === '#' + (name === 'replica' ? 'resources' : name === 'trace' ? 'traces' : name)));
     const views = {
       resources: () => resourcesView(), replica: () => replicaView(decodeURIComponent(arg)), logs: () => logsView(params), graph: () => graphView(),
-      metrics: () => metricsView(params), traces: () => tracesView(params), trace: () => traceView(decodeURIComponent(arg)), rollouts: () => rolloutsView(), pipelines: () => pipelinesView(params),
+      metrics: () => metricsView(params), traces: () => tracesView(params), trace: () => traceView(decodeURIComponent(arg)), rollouts: () => rolloutsView(), pipelines: () => pipelinesView(params), kubernetes: () => kubernetesView(params),
     };
     current = (views[name] || views.resources)();
     if (current && current.update) current.update();

@@ -6,7 +6,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 
-namespace Berth.Kubernetes.Tests.Apply;
+namespace Berth.Testing.Kubernetes;
 
 /// <summary>A local HTTP server (Kestrel on 127.0.0.1) answering the Kubernetes API paths apply, diff, status and delete use:
 /// PATCH (server-side apply), GET of an object, GET deployments|statefulsets|jobs/{name}/status, GET pods, label-selected lists, DELETE.
@@ -15,7 +15,7 @@ namespace Berth.Kubernetes.Tests.Apply;
 /// dry run without storing, refuses objects in a missing namespace when <see cref="EnforceNamespaces"/> is set, and keeps an object with
 /// finalizers (a claim's kubernetes.io/pvc-protection) until it has been read <see cref="FinalizerReads"/> times after its deletion.
 /// It is a stand-in for an API server, which cannot run on these machines: it does not run pods or controllers.</summary>
-internal sealed class FakeApiServer : IAsyncDisposable
+public sealed class FakeApiServer : IAsyncDisposable
 {
     public const string Token = "test-token";
 
@@ -129,6 +129,21 @@ internal sealed class FakeApiServer : IAsyncDisposable
         server = new FakeApiServer(app, url);
         return server;
     }
+
+    /// <summary>A Deployment as its status subresource answers: spec replicas, and updated/total/available replicas in status.</summary>
+    public static string DeploymentStatus(int replicas, int updated, int total, int available, long generation = 1, long observed = 1, string? progressingReason = null) => $$$"""
+        {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"x","generation":{{{generation}}}},
+         "spec":{"replicas":{{{replicas}}},"selector":{},"template":{}},
+         "status":{"observedGeneration":{{{observed}}},"replicas":{{{total}}},"updatedReplicas":{{{updated}}},"availableReplicas":{{{available}}},
+           "conditions":[{"type":"Progressing","status":"{{{(progressingReason == "ProgressDeadlineExceeded" ? "False" : "True")}}}","reason":"{{{progressingReason ?? "NewReplicaSetAvailable"}}}","message":"ReplicaSet progress"}]}}
+        """;
+
+    /// <summary>A StatefulSet as its status subresource answers, with every ready replica updated.</summary>
+    public static string StatefulSetStatus(int replicas, int ready) => $$$"""
+        {"apiVersion":"apps/v1","kind":"StatefulSet","metadata":{"name":"x","generation":1},
+         "spec":{"replicas":{{{replicas}}},"selector":{},"template":{},"serviceName":"x"},
+         "status":{"observedGeneration":1,"replicas":{{{replicas}}},"readyReplicas":{{{ready}}},"updatedReplicas":{{{ready}}},"currentRevision":"r1","updateRevision":"r1"}}
+        """;
 
     /// <summary>Answers successive status reads of a Deployment or StatefulSet with these objects (JSON); the last repeats.</summary>
     public void ScriptStatus(string kindPlural, string name, params string[] statuses)
@@ -358,7 +373,7 @@ internal sealed class FakeApiServer : IAsyncDisposable
     }
 
     // What an object says, without what the server keeps about it (metadata it sets, status).
-    internal static string Content(JsonObject obj)
+    public static string Content(JsonObject obj)
     {
         var copy = (JsonObject)obj.DeepClone();
         copy.Remove("status");
@@ -464,4 +479,4 @@ internal sealed class FakeApiServer : IAsyncDisposable
     }
 }
 
-internal sealed record RecordedRequest(string Method, string Path, Dictionary<string, string> Query, string? ContentType, string Body);
+public sealed record RecordedRequest(string Method, string Path, Dictionary<string, string> Query, string? ContentType, string Body);

@@ -1,8 +1,11 @@
+using System.Text;
+using System.Text.Json;
+using YamlDotNet.RepresentationModel;
 
-namespace Berth.Kubernetes.Tests.Apply;
+namespace Berth.Testing.Kubernetes;
 
 /// <summary>A canonical text of a YAML or JSON document (keys sorted, scalars as text), to check that what apply sends is what generate writes.</summary>
-internal static class Canonical
+public static class Canonical
 {
     public static string FromYaml(string yaml)
     {

@@ -2,7 +2,7 @@ using System.Globalization;
 using System.Numerics;
 using System.Text.Json.Nodes;
 
-namespace Berth.Kubernetes.Tests.Apply;
+namespace Berth.Testing.Kubernetes;
 
 /// <summary>How the stand-in API server normalizes an applied object before it stores it: the rules of a real kube-apiserver for the
 /// fields that made Berth's repeated applies write (issue #19, seen on v1.24). Only these are modelled; a real server defaults many
@@ -14,7 +14,7 @@ namespace Berth.Kubernetes.Tests.Apply;
 /// <item>A quantity (resources requests/limits, a claim's storage, an HPA target value) is stored as a string in canonical form:
 /// <c>1000m</c> → <c>1</c>, <c>0.5</c> → <c>500m</c>, <c>1024Mi</c> → <c>1Gi</c>, <c>2000</c> → <c>2k</c>, a bare number → a string.</item>
 /// </list></summary>
-internal static class ServerNormalization
+public static class ServerNormalization
 {
     public static JsonObject Normalize(JsonObject applied)
     {

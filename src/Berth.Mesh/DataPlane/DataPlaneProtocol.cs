@@ -1,0 +1,169 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Berth.Core.Routing;
+using Berth.Mesh.Observability;
+
+namespace Berth.Mesh.DataPlane;
+
+/// <summary>
+/// One message on the control plane ↔ data plane channel: a JSON object on one line. <see cref="Type"/> says which;
+/// the other fields are set per type (see <see cref="DataPlaneMessageTypes"/>). Routes travel as the Core contract
+/// (<see cref="ServiceRoute"/>) itself, so a field added there flows through without a change here.
+/// </summary>
+public sealed record DataPlaneMessage
+{
+    public required string Type { get; init; }
+
+    /// <summary>Pairs a reply with its request.</summary>
+    public long? Id { get; init; }
+
+    /// <summary><c>hello</c>: the channel token (<see cref="DataPlaneFiles.TokenFile"/>).</summary>
+    public string? Token { get; init; }
+
+    /// <summary><c>snapshot</c>/<c>ack</c>/<c>nack</c>: the snapshot's version; <c>welcome</c>: the version applied.</summary>
+    public long? Version { get; init; }
+
+    /// <summary><c>snapshot</c>: every route (the whole table, not a diff); <c>welcome</c>: the routes being served.</summary>
+    public IReadOnlyList<ServiceRoute>? Routes { get; init; }
+
+    /// <summary><c>ack</c>: the routes whose listener could not be opened or whose policy was refused.</summary>
+    public IReadOnlyList<RouteError>? Errors { get; init; }
+
+    /// <summary><c>ack</c> and <c>in-flight</c>: every replica with requests in flight (absent ones have none).</summary>
+    public IReadOnlyList<InFlightCount>? InFlight { get; init; }
+
+    /// <summary><c>requests</c>: finished requests since the last batch (traces, the live graph).</summary>
+    public IReadOnlyList<MeshRequestRecord>? Requests { get; init; }
+
+    /// <summary><c>status-reply</c>: per listener, each upstream's health, ejection and breaker.</summary>
+    public IReadOnlyList<RouteStatus>? Status { get; init; }
+
+    /// <summary><c>welcome</c>: the data plane's process id, admin endpoint and build.</summary>
+    public int? Pid { get; init; }
+
+    public string? Admin { get; init; }
+
+    public string? Build { get; init; }
+
+    /// <summary><c>snapshot</c>: a hand-over — the previous data plane is releasing these listeners right now, so a bind that
+    /// finds the port taken is tried again (every 2ms, up to 10s) instead of refused.</summary>
+    public bool? HandOver { get; init; }
+
+    /// <summary><c>welcome</c>: true from a standby data plane (serving nothing until its first snapshot).</summary>
+    public bool? Standby { get; init; }
+
+    /// <summary><c>error</c>/<c>nack</c>: what was wrong.</summary>
+    public string? Message { get; init; }
+}
+
+/// <summary>One route the data plane could not apply, with the reason (e.g. the stable port is taken).</summary>
+public sealed record RouteError(string Service, string Endpoint, string Message);
+
+/// <summary>The message types. Control plane → data plane: hello, snapshot, status, shutdown, prepare, release. Data plane → control plane:
+/// welcome, error, ack, nack, status-reply, bye, in-flight (pushed when counts change), requests (pushed in batches).</summary>
+public static class DataPlaneMessageTypes
+{
+    public const string Hello = "hello";
+    public const string Welcome = "welcome";
+    public const string Error = "error";
+    public const string Snapshot = "snapshot";
+    public const string Ack = "ack";
+    public const string Nack = "nack";
+    public const string Status = "status";
+    public const string StatusReply = "status-reply";
+    public const string Shutdown = "shutdown";
+
+    /// <summary>A hand-over's first step, to the new data plane: start binding these routes' ports (each the moment the old
+    /// data plane lets go of it); answered with <c>ack</c> at once, before the old one is told to <c>release</c>.</summary>
+    public const string Prepare = "prepare";
+
+    /// <summary>Like <c>shutdown</c>, for a hand-over: the data plane closes its listeners and exits, keeping the saved snapshot.</summary>
+    public const string Release = "release";
+    public const string Bye = "bye";
+    public const string InFlight = "in-flight";
+    public const string Requests = "requests";
+}
+
+/// <summary>Reads and writes channel messages: UTF-8 JSON, one per line, with a cap on a line's length.</summary>
+public static class DataPlaneWire
+{
+    /// <summary>The JSON shape: camelCase, nulls left out, enums as kebab-case strings (as the state store writes).</summary>
+    public static readonly JsonSerializerOptions Json = CreateJson();
+
+    /// <summary>A hello is small: 4 KiB before the token is checked, so an unauthenticated peer cannot make the data plane buffer much.</summary>
+    public const int MaxHelloBytes = 4096;
+
+    /// <summary>256 MiB: a snapshot of thousands of routes fits many times over.</summary>
+    public const int MaxMessageBytes = 256 << 20;
+
+    private static JsonSerializerOptions CreateJson()
+    {
+        var o = new JsonSerializerOptions(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+        o.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower));
+        o.MakeReadOnly(populateMissingResolver: true);
+        return o;
+    }
+
+    public static byte[] Encode(DataPlaneMessage message)
+    {
+        var json = JsonSerializer.SerializeToUtf8Bytes(message, Json);
+        var line = new byte[json.Length + 1];
+        json.CopyTo(line, 0);
+        line[^1] = (byte)'\n';
+        return line;
+    }
+
+    /// <summary>The next message, or null at the end of the stream. Throws <see cref="InvalidDataException"/> on a line
+    /// over <paramref name="maxBytes"/> or one that is not a message.</summary>
+    public static async Task<DataPlaneMessage?> ReadAsync(PipeReader reader, int maxBytes, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            var result = await reader.ReadAsync(cancellationToken);
+            var buffer = result.Buffer;
+            if (buffer.PositionOf((byte)'\n') is { } end)
+            {
+                var line = buffer.Slice(0, end);
+                if (line.Length > maxBytes)
+                {
+                    throw new InvalidDataException($"a data-plane message of {line.Length} bytes is over the limit of {maxBytes}");
+                }
+
+                DataPlaneMessage? message;
+                try
+                {
+                    var reader2 = new Utf8JsonReader(line);
+                    message = JsonSerializer.Deserialize<DataPlaneMessage>(ref reader2, Json);
+                }
+                catch (JsonException e)
+                {
+                    throw new InvalidDataException($"a data-plane message is not valid: {e.Message}", e);
+                }
+                finally
+                {
+                    reader.AdvanceTo(buffer.GetPosition(1, end));
+                }
+
+                return message ?? throw new InvalidDataException("a data-plane message was null");
+            }
+
+            if (buffer.Length > maxBytes)
+            {
+                throw new InvalidDataException($"a data-plane message is over the limit of {maxBytes} bytes");
+            }
+
+            reader.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCompleted)
+            {
+                return null;
+            }
+        }
+    }
+
+    /// <summary>Compares tokens in constant time.</summary>
+    public static bool TokenMatches(string? given, string expected) =>
+        given is not null && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), Encoding.UTF8.GetBytes(expected));
+}

@@ -1,0 +1,657 @@
+using System.Collections.Concurrent;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Text.Json;
+using System.Threading.Channels;
+using Berth.Core.Routing;
+using Berth.Mesh.Observability;
+using Microsoft.Extensions.Logging;
+
+namespace Berth.Mesh.DataPlane;
+
+/// <summary>Settings for a <see cref="DataPlaneServer"/>: the app's state folder and the mesh's own settings.</summary>
+public sealed record DataPlaneServerOptions(string StateDirectory)
+{
+    /// <summary>The mesh's settings; its request observer is the server's (requests go to the control plane).</summary>
+    public MeshHostOptions Mesh { get; init; } = new();
+
+    /// <summary>How often changed in-flight counts are pushed: 50ms, the control plane's drain poll (<c>ReplicaDrain.PollInterval</c>).</summary>
+    public TimeSpan InFlightPeriod { get; init; } = TimeSpan.FromMilliseconds(50);
+
+    /// <summary>Finished requests are sent in batches at most this often: 100ms, so a trace shows up well within a dashboard refresh.</summary>
+    public TimeSpan RequestBatchPeriod { get; init; } = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Start as the standby: warm, listening on its channel, serving no routes (not even the saved snapshot) until
+    /// a control plane sends it one, which makes it the active data plane.</summary>
+    public bool Standby { get; init; }
+
+    /// <summary>How long a new connection has to say hello with the token: 5s.</summary>
+    public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>
+/// The data plane process's side of the channel: a <see cref="MeshHost"/> that serves the last snapshot it applied
+/// (from <see cref="DataPlaneFiles.RoutesFile"/> at start), and a Unix socket where one control plane at a time, once it
+/// has shown the token, sends whole versioned route snapshots and gets back acks, in-flight counts, finished requests
+/// and route status. When the control plane goes, nothing changes here; the next one connects and takes over.
+/// </summary>
+public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDisposable
+{
+    /// <summary>The hidden <c>berth</c> subcommand that runs a data plane.</summary>
+    public const string Command = "__data-plane";
+
+    /// <summary>Finished requests waiting to be sent: 8192; past that they are dropped (the control plane is gone or slow), never the traffic.</summary>
+    public const int RequestQueue = 8192;
+
+    private readonly DataPlaneServerOptions _options;
+    private readonly string _token;
+    private readonly ILogger _logger;
+    private readonly SemaphoreSlim _apply = new(1, 1);
+    private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _shutdownRequested = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly Channel<MeshRequestRecord> _requests = Channel.CreateBounded<MeshRequestRecord>(
+        new BoundedChannelOptions(RequestQueue) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
+    private readonly List<Task> _loops = [];
+    private MeshHost _mesh = null!;
+    private Socket _listener = null!;
+    private Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
+    private long _version;
+    private volatile bool _standby;
+    private volatile bool _released;
+    private readonly ConcurrentDictionary<(string Service, string Endpoint), Socket> _bound = new();
+    private readonly ConcurrentDictionary<(string Service, string Endpoint), Task> _binding = new();
+    private volatile Session? _session;
+
+    private DataPlaneServer(DataPlaneServerOptions options, string token)
+    {
+        _options = options;
+        _token = token;
+        _standby = options.Standby;
+        _logger = options.Mesh.LoggerFactory.CreateLogger("Berth.DataPlane");
+        SocketPath = DataPlaneFiles.SocketPath(options.StateDirectory, Environment.ProcessId);
+    }
+
+    /// <summary>The build of this program, so a control plane can tell an older data plane (an upgrade) from its own;
+    /// <see cref="BuildVariable"/> overrides it (a test poses as an older Berth with it).</summary>
+    public static string Build { get; } = Environment.GetEnvironmentVariable(BuildVariable) is { Length: > 0 } posed ? posed
+        : typeof(DataPlaneServer).Assembly.ManifestModule.ModuleVersionId.ToString("N");
+
+    /// <summary>Names the build instead of the assembly's module version id.</summary>
+    public const string BuildVariable = "BERTH_DATA_PLANE_BUILD";
+
+    /// <summary>How long a hand-over keeps trying to bind a port the previous data plane is releasing: 10s.</summary>
+    public static readonly TimeSpan HandOverBindTimeout = TimeSpan.FromSeconds(10);
+
+    public string SocketPath { get; }
+
+    /// <summary>The mesh this process runs.</summary>
+    public MeshHost Mesh => _mesh;
+
+    /// <summary>The snapshot version being served.</summary>
+    public long Version => Interlocked.Read(ref _version);
+
+    /// <summary>Completes when a control plane asks this data plane to stop (<c>berth down</c>).</summary>
+    public Task ShutdownRequested => _shutdownRequested.Task;
+
+    /// <summary>Serves the last snapshot, listens on the channel and records itself in <see cref="DataPlaneFiles.InfoFile"/>.</summary>
+    public static async Task<DataPlaneServer> StartAsync(DataPlaneServerOptions options, CancellationToken cancellationToken)
+    {
+        var token = DataPlaneFiles.ReadToken(options.StateDirectory)
+            ?? throw new InvalidOperationException($"no channel token at {Path.Combine(options.StateDirectory, DataPlaneFiles.TokenFile)}: the data plane is started by the control plane ('berth up'), which makes it");
+        var server = new DataPlaneServer(options, token);
+        await server.StartMeshAsync(cancellationToken);
+        if (!options.Standby)
+        {
+            await server.LoadSnapshotAsync(cancellationToken);
+        }
+        else
+        {
+            await WarmUpAsync(options.Mesh, cancellationToken);
+        }
+
+        server.Listen();
+        server.WriteInfo(options.Standby ? DataPlaneFiles.StandbyFile : DataPlaneFiles.InfoFile);
+        server._loops.Add(server.AcceptLoopAsync(server._stop.Token));
+        server._loops.Add(server.InFlightLoopAsync(server._stop.Token));
+        server._loops.Add(server.RequestLoopAsync(server._stop.Token));
+        Log.Started(server._logger, options.Standby ? "standby" : "active", Environment.ProcessId, server.SocketPath, server._mesh.AdminAddress!.ToString(), server.Version, server._routes.Count);
+        return server;
+    }
+
+    /// <summary>True until a standby is sent its first snapshot.</summary>
+    public bool IsStandby => _standby;
+
+    private void WriteInfo(string file)
+    {
+        var info = new DataPlaneInfo(Environment.ProcessId, SocketPath, _mesh.AdminAddress!.ToString(), Build, _options.Mesh.TimeProvider.GetUtcNow());
+        DataPlaneFiles.WriteAtomically(Path.Combine(_options.StateDirectory, file), JsonSerializer.SerializeToUtf8Bytes(info, DataPlaneWire.Json));
+    }
+
+    /// <inheritdoc />
+    public void OnRequest(in MeshRequestRecord request)
+    {
+        if (_session is not null)
+        {
+            _requests.Writer.TryWrite(request);
+        }
+    }
+
+    private async Task StartMeshAsync(CancellationToken cancellationToken)
+    {
+        // The admin port of the previous data plane when it is free, so a scraper keeps its target across restarts (a
+        // standby starts beside the active one, so it takes any port).
+        var previous = !_options.Standby && DataPlaneFiles.ReadInfo(_options.StateDirectory) is { } old && Uri.TryCreate(old.Admin, UriKind.Absolute, out var uri) ? uri.Port : 0;
+        foreach (var port in previous == 0 ? [0] : new[] { previous, 0 })
+        {
+            var mesh = new MeshHost(_options.Mesh with
+            {
+                RequestObserver = this,
+                AdminPort = port,
+                BoundListener = r => _bound.TryRemove((r.Service, r.Endpoint.Name), out var s) ? s : null,
+            });
+            try
+            {
+                await mesh.StartAsync(cancellationToken);
+                _mesh = mesh;
+                return;
+            }
+            catch (MeshListenerException) when (port != 0)
+            {
+                await mesh.DisposeAsync();
+            }
+        }
+    }
+
+    private async Task LoadSnapshotAsync(CancellationToken cancellationToken)
+    {
+        var path = Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile);
+        DataPlaneMessage? saved;
+        try
+        {
+            saved = File.Exists(path) ? JsonSerializer.Deserialize<DataPlaneMessage>(await File.ReadAllBytesAsync(path, cancellationToken), DataPlaneWire.Json) : null;
+        }
+        catch (JsonException e)
+        {
+            Log.SnapshotUnreadable(_logger, path, e.Message);
+            return;
+        }
+
+        if (saved is { Version: { } version, Routes: { } routes })
+        {
+            var (applied, errors) = await ApplyRoutesAsync(routes, cancellationToken);
+            _routes = applied;
+            foreach (var e in errors)
+            {
+                Log.RouteFailed(_logger, e.Service, e.Endpoint, e.Message);
+            }
+
+            _version = version;
+        }
+    }
+
+    /// <summary>
+    /// Sends a few requests through a throw-away mesh (its own metrics) to a throw-away loopback upstream, so the code of
+    /// a listener and of the request path is compiled before a promotion rather than on the first requests after it
+    /// (measured: the first request through a cold process took most of a second on a loaded machine).
+    /// </summary>
+    private static async Task WarmUpAsync(MeshHostOptions options, CancellationToken ct)
+    {
+        using var upstream = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        upstream.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        upstream.Listen(8);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"u8.ToArray();
+        var serving = Task.Run(async () =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                using var c = await upstream.AcceptAsync(stop.Token);
+                var buffer = new byte[4096];
+                while (await c.ReceiveAsync(buffer, stop.Token) > 0)
+                {
+                    await c.SendAsync(answer, stop.Token);
+                }
+            }
+        }, CancellationToken.None);
+        var port = FreePort();
+        await using (var mesh = new MeshHost(options with { RequestObserver = null, AdminPort = 0, LoggerFactory = Microsoft.Extensions.Logging.Abstractions.NullLoggerFactory.Instance }))
+        {
+            var route = new ServiceRoute("warm-up", new Core.Model.Endpoint { Name = "http", Port = port }, Core.Model.MeshPolicy.Default,
+                [new Upstream("warm-up", "127.0.0.1", ((System.Net.IPEndPoint)upstream.LocalEndPoint!).Port, 0)]);
+            // The snapshot's JSON too: the first (reflection-built) read of a route costs a cold process ~100ms.
+            var wire = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = 1, Routes = [route], HandOver = true });
+            var pipe = PipeReader.Create(new System.Buffers.ReadOnlySequence<byte>(wire));
+            route = (await DataPlaneWire.ReadAsync(pipe, DataPlaneWire.MaxMessageBytes, ct))!.Routes![0];
+            try
+            {
+                await mesh.UpdateAsync(route, ct);
+                using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(10) };
+                for (var i = 0; i < 3; i++)
+                {
+                    await http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/"), ct);
+                }
+            }
+            catch (Exception e) when (e is HttpRequestException or MeshListenerException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                // Only a warm-up: a promotion still works, just slower on its first requests.
+            }
+        }
+
+        await stop.CancelAsync();
+        upstream.Close();
+        await serving.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    private static int FreePort()
+    {
+        using var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        probe.Bind(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+        return ((System.Net.IPEndPoint)probe.LocalEndPoint!).Port;
+    }
+
+    private void Listen()
+    {
+        File.Delete(SocketPath);
+        _listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        _listener.Bind(new UnixDomainSocketEndPoint(SocketPath));
+        if (!OperatingSystem.IsWindows())
+        {
+            File.SetUnixFileMode(SocketPath, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
+        _listener.Listen(16);
+    }
+
+    private async Task AcceptLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await _listener.AcceptAsync(ct);
+            }
+            catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)
+            {
+                return;
+            }
+
+            _ = Task.Run(() => ServeAsync(socket, ct), CancellationToken.None);
+        }
+    }
+
+    private async Task ServeAsync(Socket socket, CancellationToken ct)
+    {
+        var session = new Session(socket);
+        try
+        {
+            DataPlaneMessage? hello;
+            using (var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                timeout.CancelAfter(_options.HelloTimeout);
+                hello = await DataPlaneWire.ReadAsync(session.Reader, DataPlaneWire.MaxHelloBytes, timeout.Token);
+            }
+
+            if (hello?.Type != DataPlaneMessageTypes.Hello || !DataPlaneWire.TokenMatches(hello.Token, _token))
+            {
+                Log.Refused(_logger);
+                await session.SendAsync(new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Message = "bad token: the data plane accepts only the token in the app's state folder (data-plane-token)" }, ct);
+                return;
+            }
+
+            // The newest connection gets the pushes (in-flight counts, requests): a new control plane that knows the token is
+            // the successor of whatever was connected before (which, alive or not, is left to close on its own).
+            _session = session;
+            Log.ControlPlaneConnected(_logger, Version);
+            await session.SendAsync(new DataPlaneMessage
+            {
+                Type = DataPlaneMessageTypes.Welcome,
+                Version = Version,
+                Routes = [.. _routes.Values],
+                Pid = Environment.ProcessId,
+                Admin = _mesh.AdminAddress?.ToString(),
+                Build = Build,
+                Standby = _standby ? true : null,
+            }, ct);
+            while (await DataPlaneWire.ReadAsync(session.Reader, DataPlaneWire.MaxMessageBytes, ct) is { } message)
+            {
+                var reply = await HandleAsync(message, ct);
+                await session.SendAsync(reply, ct);
+                if (message.Type == DataPlaneMessageTypes.Shutdown)
+                {
+                    Log.ShuttingDown(_logger, _routes.Count);
+                    _shutdownRequested.TrySetResult();
+                }
+                else if (message.Type == DataPlaneMessageTypes.Release)
+                {
+                    Log.Releasing(_logger, _routes.Count);
+                    _released = true;
+                    _shutdownRequested.TrySetResult();
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or SocketException or InvalidDataException or OperationCanceledException or ObjectDisposedException)
+        {
+            if (!ct.IsCancellationRequested)
+            {
+                Log.SessionEnded(_logger, e.Message);
+            }
+        }
+        finally
+        {
+            if (Interlocked.CompareExchange(ref _session, null, session) == session)
+            {
+                Log.ControlPlaneGone(_logger, Version);
+            }
+
+            session.Close();
+        }
+    }
+
+    /// <summary>Answers one message from an authenticated control plane.</summary>
+    internal async Task<DataPlaneMessage> HandleAsync(DataPlaneMessage message, CancellationToken ct)
+    {
+        switch (message.Type)
+        {
+            case DataPlaneMessageTypes.Snapshot:
+                return await ApplySnapshotAsync(message, ct);
+            case DataPlaneMessageTypes.Prepare:
+                foreach (var r in message.Routes ?? [])
+                {
+                    _binding.TryAdd((r.Service, r.Endpoint.Name), BindAheadAsync(r, _stop.Token));
+                }
+
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = message.Id };
+            case DataPlaneMessageTypes.Status:
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.StatusReply, Id = message.Id, Status = await _mesh.RoutesAsync(ct) };
+            case DataPlaneMessageTypes.Shutdown or DataPlaneMessageTypes.Release:
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Bye, Id = message.Id };
+            default:
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"unknown message type '{message.Type}'" };
+        }
+    }
+
+    private async Task<DataPlaneMessage> ApplySnapshotAsync(DataPlaneMessage snapshot, CancellationToken ct)
+    {
+        if (snapshot is not { Version: { } version, Routes: { } routes })
+        {
+            return new DataPlaneMessage { Type = DataPlaneMessageTypes.Nack, Id = snapshot.Id, Version = snapshot.Version, Message = "a snapshot needs a version and routes" };
+        }
+
+        await _apply.WaitAsync(ct);
+        try
+        {
+            if (version <= _version)
+            {
+                // As an xDS client NACKs: a snapshot not newer than the one served is never applied (a late or replayed one).
+                Log.StaleSnapshot(_logger, version, _version);
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Nack, Id = snapshot.Id, Version = version, Message = $"stale snapshot: version {version} is not newer than version {_version}, which is served" };
+            }
+
+            var (applied, errors) = await ApplyRoutesAsync(routes, ct, snapshot.HandOver == true);
+            Interlocked.Exchange(ref _version, version);
+            _routes = applied;
+            var saved = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = routes });
+            DataPlaneFiles.WriteAtomically(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile), saved);
+            if (_standby)
+            {
+                // Promoted: this is the active data plane now, the one the next control plane adopts.
+                _standby = false;
+                WriteInfo(DataPlaneFiles.InfoFile);
+                DeleteInfoIfOurs(DataPlaneFiles.StandbyFile);
+                Log.Promoted(_logger, version);
+            }
+
+            Log.Applied(_logger, version, routes.Count, errors.Count);
+            return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = snapshot.Id, Version = version, Errors = errors, InFlight = _mesh.InFlightCounts() };
+        }
+        finally
+        {
+            _apply.Release();
+        }
+    }
+
+    /// <summary>Makes the mesh serve exactly <paramref name="routes"/>: listeners no longer named are closed (after their
+    /// in-flight requests), the rest added or updated in place (health, ejection and breaker state kept).</summary>
+    private async Task<(Dictionary<(string, string), ServiceRoute> Routes, List<RouteError> Errors)> ApplyRoutesAsync(IReadOnlyList<ServiceRoute> routes, CancellationToken ct, bool handOver = false)
+    {
+        var next = new Dictionary<(string, string), ServiceRoute>();
+        foreach (var r in routes)
+        {
+            next[(r.Service, r.Endpoint.Name)] = r;
+        }
+
+        foreach (var gone in _routes.Keys.Where(k => !next.ContainsKey(k)).ToList())
+        {
+            await _mesh.RemoveAsync(gone.Service, gone.Endpoint, ct);
+        }
+
+        var errors = new List<RouteError>();
+        foreach (var r in next.Values)
+        {
+            try
+            {
+                if (_binding.TryRemove((r.Service, r.Endpoint.Name), out var binding))
+                {
+                    await binding;
+                }
+                else if (handOver && !_routes.ContainsKey((r.Service, r.Endpoint.Name)))
+                {
+                    await BindAheadAsync(r, ct);
+                }
+
+                await _mesh.UpdateAsync(r, ct);
+            }
+            catch (Exception e) when (e is MeshListenerException or ArgumentException or InvalidOperationException)
+            {
+                errors.Add(new RouteError(r.Service, r.Endpoint.Name, e.Message));
+            }
+            finally
+            {
+                if (_bound.TryRemove((r.Service, r.Endpoint.Name), out var unused))
+                {
+                    unused.Dispose();
+                }
+            }
+        }
+
+        return (next, errors);
+    }
+
+    /// <summary>
+    /// A hand-over: the previous data plane is closing this port right now. Binds it the moment it is free — a bare
+    /// socket tried again and again on a thread of its own (microseconds a try; a timer-paced retry was measured waking
+    /// 119ms late on the loaded machine, refusing connections meanwhile) — so connections wait in its backlog while the
+    /// listener starts on it instead of being refused. Bounded by <see cref="HandOverBindTimeout"/>.
+    /// </summary>
+    private Task BindAheadAsync(ServiceRoute route, CancellationToken ct) => Task.Factory.StartNew(() =>
+    {
+        if (!System.Net.IPAddress.TryParse(route.Endpoint.HostIp, out var ip))
+        {
+            return; // the mesh reports the bad address
+        }
+
+        var time = _options.Mesh.TimeProvider;
+        var started = time.GetTimestamp();
+        var refused = 0;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                _bound[(route.Service, route.Endpoint.Name)] = Tcp.TcpProxy.Listen(new System.Net.IPEndPoint(ip, route.StablePort));
+                Log.TookOver(_logger, route.Service, route.Endpoint.Name, time.GetElapsedTime(started).TotalMilliseconds, refused);
+                return;
+            }
+            catch (SocketException) when (time.GetElapsedTime(started) < HandOverBindTimeout)
+            {
+                refused++;
+                Thread.Yield();
+            }
+            catch (SocketException)
+            {
+                return; // still taken after the timeout: the mesh's own bind reports it
+            }
+        }
+    }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    private async Task InFlightLoopAsync(CancellationToken ct)
+    {
+        IReadOnlyList<InFlightCount> sent = [];
+        Session? sentTo = null;
+        using var timer = new PeriodicTimer(_options.InFlightPeriod, _options.Mesh.TimeProvider);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(ct))
+            {
+                var session = _session;
+                if (session is null)
+                {
+                    continue;
+                }
+
+                var counts = _mesh.InFlightCounts();
+                if (session == sentTo && counts.SequenceEqual(sent))
+                {
+                    continue;
+                }
+
+                await session.SendAsync(new DataPlaneMessage { Type = DataPlaneMessageTypes.InFlight, InFlight = counts }, ct);
+                (sent, sentTo) = (counts, session);
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    private async Task RequestLoopAsync(CancellationToken ct)
+    {
+        var batch = new List<MeshRequestRecord>();
+        try
+        {
+            while (await _requests.Reader.WaitToReadAsync(ct))
+            {
+                await Task.Delay(_options.RequestBatchPeriod, _options.Mesh.TimeProvider, ct);
+                while (batch.Count < 4096 && _requests.Reader.TryRead(out var r))
+                {
+                    batch.Add(r);
+                }
+
+                if (_session is { } session)
+                {
+                    await session.SendAsync(new DataPlaneMessage { Type = DataPlaneMessageTypes.Requests, Requests = [.. batch] }, ct);
+                }
+
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        {
+        }
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await _stop.CancelAsync();
+        _listener?.Dispose();
+        _session?.Close();
+        await Task.WhenAll(_loops).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        File.Delete(SocketPath);
+        if (_mesh is not null)
+        {
+            await _mesh.DisposeAsync();
+        }
+
+        DeleteInfoIfOurs(DataPlaneFiles.InfoFile);
+        DeleteInfoIfOurs(DataPlaneFiles.StandbyFile);
+
+        if (_shutdownRequested.Task.IsCompleted && !_released)
+        {
+            // Stopped by 'berth down': nothing of this data plane may outlive it.
+            File.Delete(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile));
+        }
+
+        _apply.Dispose();
+        _stop.Dispose();
+    }
+
+    private void DeleteInfoIfOurs(string file)
+    {
+        if (DataPlaneFiles.ReadInfo(_options.StateDirectory, file)?.Pid == Environment.ProcessId)
+        {
+            File.Delete(Path.Combine(_options.StateDirectory, file));
+        }
+    }
+
+    /// <summary>One connection: reads through a pipe, writes one whole message at a time.</summary>
+    private sealed class Session(Socket socket)
+    {
+        private readonly NetworkStream _stream = new(socket, ownsSocket: true);
+        private readonly SemaphoreSlim _write = new(1, 1);
+        private PipeReader? _reader;
+
+        public PipeReader Reader => _reader ??= PipeReader.Create(_stream);
+
+        public async Task SendAsync(DataPlaneMessage message, CancellationToken ct)
+        {
+            var bytes = DataPlaneWire.Encode(message);
+            await _write.WaitAsync(ct);
+            try
+            {
+                await _stream.WriteAsync(bytes, ct);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException or SocketException)
+            {
+                Close();
+            }
+            finally
+            {
+                _write.Release();
+            }
+        }
+
+        public void Close() => _stream.Dispose();
+    }
+
+    private static partial class Log
+    {
+        [LoggerMessage(6101, LogLevel.Information, "Data plane {Pid} ({Role}) serving snapshot version {Version} ({Routes} routes); channel {Socket}, admin {Admin}")]
+        public static partial void Started(ILogger logger, string role, int pid, string socket, string admin, long version, int routes);
+
+        [LoggerMessage(6102, LogLevel.Information, "Control plane connected (serving snapshot version {Version})")]
+        public static partial void ControlPlaneConnected(ILogger logger, long version);
+
+        [LoggerMessage(6103, LogLevel.Warning, "Control plane gone; still serving snapshot version {Version}")]
+        public static partial void ControlPlaneGone(ILogger logger, long version);
+
+        [LoggerMessage(6104, LogLevel.Warning, "Refused a channel connection without the right token")]
+        public static partial void Refused(ILogger logger);
+
+        [LoggerMessage(6105, LogLevel.Warning, "Refused stale snapshot version {Version}; serving version {Served}")]
+        public static partial void StaleSnapshot(ILogger logger, long version, long served);
+
+        [LoggerMessage(6106, LogLevel.Information, "Applied snapshot version {Version}: {Routes} routes, {Errors} refused")]
+        public static partial void Applied(ILogger logger, long version, int routes, int errors);
+
+        [LoggerMessage(6107, LogLevel.Warning, "Route {Service}.{Endpoint} not served: {Reason}")]
+        public static partial void RouteFailed(ILogger logger, string service, string endpoint, string reason);
+
+        [LoggerMessage(6108, LogLevel.Warning, "The saved snapshot {Path} is unreadable ({Reason}); starting with no routes")]
+        public static partial void SnapshotUnreadable(ILogger logger, string path, string reason);
+
+        [LoggerMessage(6110, LogLevel.Information, "Stopping at the control plane's request (berth down) with {Routes} routes left")]
+        public static partial void ShuttingDown(ILogger logger, int routes);
+
+        [LoggerMessage(6111, LogLevel.Warning, "Standby promoted: now the active data plane, serving snapshot version {Version}")]
+        public static partial void Promoted(ILogger logger, long version);
+
+        [LoggerMessage(6112, LogLevel.Information, "Releasing the listeners to a newer data plane (hand-over) with {Routes} routes")]
+        public static partial void Releasing(ILogger logger, int routes);
+
+        [LoggerMessage(6113, LogLevel.Information, "Took the port of {Service}.{Endpoint} over {Milliseconds:0.0} ms after the hand-over began ({Refused} binds refused while the previous data plane still held it)")]
+        public static partial void TookOver(ILogger logger, string service, string endpoint, double milliseconds, int refused);
+
+        [LoggerMessage(6109, LogLevel.Information, "Channel session ended: {Reason}")]
+        public static partial void SessionEnded(ILogger logger, string reason);
+    }
+}

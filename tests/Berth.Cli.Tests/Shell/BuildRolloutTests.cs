@@ -1,0 +1,96 @@
+namespace Berth.Cli.Tests.Shell;
+
+/// <summary>The edit loop without a watcher: <c>up --build</c> / <c>apply --build</c> run the builds and roll out only what a
+/// build changed, readiness-gated, with no failed request under load during the swap.</summary>
+[Collection("real processes")]
+public sealed class BuildRolloutTests : IAsyncLifetime
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-build-").FullName;
+    private readonly int _port = Ports.Free();
+    private readonly string _stateHome = Directory.CreateTempSubdirectory("berth-cli-build-xdg-").FullName;
+
+    /// <summary>The app registry (XDG_STATE_HOME) outside the app's folder: a file written there is not the build's.</summary>
+    private BerthCli Cli => new(_dir) { Environment = { ["XDG_STATE_HOME"] = _stateHome } };
+
+    /// <summary>Serves the body its build copied to out/body.txt (read once at start, as a compiled program is).</summary>
+    private const string Server = """
+        use IO::Socket::INET; $| = 1; open(my $f, "<", "out/body.txt") or die "no out/body.txt: $!"; my $b = <$f>; chomp $b;
+        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen: $!";
+        while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
+          print $c "HTTP/1.1 200 OK\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c; }
+        """;
+
+    public async Task InitializeAsync()
+    {
+        Directory.CreateDirectory(Path.Combine(_dir, "src"));
+        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "one\n");
+        await File.WriteAllTextAsync(Path.Combine(_dir, "server.pl"), Server);
+        await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), $$"""
+            name: buildloop
+            services:
+              web:
+                build:
+                  command: [sh, -c, "mkdir -p out && cp -p src/body.txt out/body.txt"]
+                run: [perl, server.pl]
+                replicas: 2
+                endpoints:
+                  http: {{_port}}
+                probes:
+                  readiness: {http: /, period: 500ms}
+                update: {max_surge: 1, max_unavailable: 0}
+                stop_grace_period: 2s
+              other:
+                run: {{TestHttpServer.Yaml}}
+                endpoints:
+                  http: {}
+            """);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Cli.DownAsync();
+        Directory.Delete(_dir, recursive: true);
+        Directory.Delete(_stateHome, recursive: true);
+    }
+
+    private async Task<string> GetAsync()
+    {
+        using var http = new HttpClient();
+        return await http.GetStringAsync($"http://127.0.0.1:{_port}/");
+    }
+
+    [Fact]
+    public async Task UpBuild_SourceChanged_RollsOutOnlyThatServiceWithNoFailedRequest()
+    {
+        var up = await Cli.RunAsync("up", "--wait");
+        Assert.True(up.Code == 0, up.ToString());
+        Assert.Contains("berth: building web: sh -c mkdir -p out && cp -p src/body.txt out/body.txt\n", up.Err, StringComparison.Ordinal);
+        Assert.Matches(@"berth: built web in \d+\.\ds\n", up.Err);
+        Assert.Equal("one", await GetAsync());
+
+        // Nothing changed: a plain apply and a build that rewrites nothing roll nothing out.
+        var apply = await Cli.RunAsync("apply");
+        Assert.Equal(0, apply.Code);
+        Assert.Equal(["berth: web: unchanged", "berth: other: unchanged"], apply.Err.Split('\n').Where(l => l.Contains(": unchanged", StringComparison.Ordinal) || l.Contains("rolling out", StringComparison.Ordinal)));
+        var rebuild = await Cli.RunAsync("apply", "--build");
+        Assert.Equal(0, rebuild.Code);
+        Assert.Contains("berth: web: unchanged\n", rebuild.Err, StringComparison.Ordinal);
+
+        // The edit: the new body answers through the mesh after 'up --build', and no request failed while it rolled out.
+        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "two\n");
+        File.SetLastWriteTimeUtc(Path.Combine(_dir, "src", "body.txt"), DateTime.UtcNow.AddSeconds(5));
+        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(3), MaxRequests = 50_000 });
+        await load.MoreAsync(20);
+        var upBuild = await Cli.RunAsync("up", "--build");
+        Assert.True(upBuild.Code == 0, upBuild.ToString());
+        Assert.Contains("berth: web: rolling out revision 2 (from 1); 'berth rollout status web' follows it\n", upBuild.Err, StringComparison.Ordinal);
+        Assert.Contains("berth: other: unchanged\n", upBuild.Err, StringComparison.Ordinal);
+        var status = await Cli.RunAsync("rollout", "status", "web", "--timeout", "2m");
+        Assert.True(status.Code == 0, status.ToString());
+        await Poll.UntilAsync(async () => await GetAsync() == "two", TimeSpan.FromSeconds(60), "the rebuilt body answering through the mesh");
+        await load.MoreAsync(20);
+        var result = await load.StopAsync();
+        result.AssertNoneFailedUncapped();
+        Assert.True(result.Bodies.ContainsKey("one") && result.Bodies.ContainsKey("two"), result.ToString());
+    }
+}
