@@ -645,12 +645,25 @@ internal static class ControlPlaneCommands
                 Console.Error.WriteLine($"berth: fix: {e.Fix}");
                 Status("stopping every replica the drivers know of instead (process records in .berth/runtime, Docker containers by their berth.app label)");
                 storeReadable = false;
-                // The data plane is stopped last, as after a normal down, from its own record (.berth/data-plane.json).
-                await DataPlaneProcess.StopOrphanAsync(state, ct);
             }
         }
 
-        return await SweepAsync(state, app, docker: !storeReadable, ct);
+        var code = await SweepAsync(state, app, docker: !storeReadable, ct);
+        if (!storeReadable)
+        {
+            // The data plane is stopped last, as after a normal down, from its own record (.berth/data-plane.json).
+            try
+            {
+                await DataPlaneProcess.StopOrphanAsync(state, ct);
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                Error($"the data plane could not be stopped from its record in {state} ({e.Message}); stop it by the pid in {Path.Combine(state, "data-plane.json")}");
+                return ExitCodes.Failed;
+            }
+        }
+
+        return code;
     }
 
     /// <summary>After a down: stops whatever the drivers still know of (a replica the store lost, or all of them when the

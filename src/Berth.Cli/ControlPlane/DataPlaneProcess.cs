@@ -107,10 +107,10 @@ internal static class DataPlaneProcess
             process.Kill();
         }
 
-        File.Delete(Path.Combine(stateDirectory, DataPlaneFiles.StandbyFile));
+        TryDelete(Path.Combine(stateDirectory, DataPlaneFiles.StandbyFile));
         if (DataPlaneFiles.ReadInfo(stateDirectory) is not { } info)
         {
-            RemoveStaleSockets(stateDirectory);
+            TryRemoveStaleSockets(stateDirectory);
             return false;
         }
 
@@ -128,13 +128,37 @@ internal static class DataPlaneProcess
             }
         }
 
-        File.Delete(Path.Combine(stateDirectory, DataPlaneFiles.InfoFile));
-        File.Delete(Path.Combine(stateDirectory, DataPlaneFiles.RoutesFile));
-        RemoveStaleSockets(stateDirectory);
+        TryDelete(Path.Combine(stateDirectory, DataPlaneFiles.InfoFile));
+        TryDelete(Path.Combine(stateDirectory, DataPlaneFiles.RoutesFile));
+        TryRemoveStaleSockets(stateDirectory);
         return true;
     }
 
     /// <summary>Channel sockets of data planes that are gone (a <c>kill -9</c> leaves its socket file).</summary>
+    /// <summary>Deletes a file of the state folder if it can: a read-only folder (issue #14 §4) must not stop 'down' from
+    /// ending the process itself.</summary>
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static void TryRemoveStaleSockets(string stateDirectory)
+    {
+        try
+        {
+            RemoveStaleSockets(stateDirectory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
     private static void RemoveStaleSockets(string stateDirectory)
     {
         foreach (var path in Directory.EnumerateFiles(stateDirectory, "data-plane-*.sock"))
