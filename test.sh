@@ -14,7 +14,7 @@
 # Arguments are passed to every 'dotnet test' (e.g. --filter).
 set -uo pipefail
 cd "$(dirname "$0")"
-TIMING_PROJECTS="Berth.Runtime.Tests Berth.Rollouts.Tests Berth.Mesh.Tests"
+TIMING_PROJECTS="Berth.Runtime.Tests Berth.Rollouts.Tests Berth.Mesh.Tests Berth.Chaos.Tests"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 

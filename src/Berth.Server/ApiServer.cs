@@ -423,6 +423,8 @@ public sealed class ApiServer : IAsyncDisposable
             Warnings = [.. plane.LimitWarnings.Select(w => new LimitsWarningInfo(w.Service, w.Driver, w.Message))],
             User = HostUser.Describe(HostUser.Uid),
             Capabilities = [.. (options.Capabilities?.Invoke() ?? []).Select(c => new CapabilityInfo(c.Name, c.Usable, c.Detail, c.Fix, c.Message))],
+            PortConflicts = [.. plane.PortConflicts.Select(c => new PortConflictInfo(c.Service, c.Endpoint, c.Port, c.Holder, c.Message))],
+            ListenersSettled = plane.ListenersSettled,
         };
     }
 

@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 
 namespace Berth.Testing;
 
@@ -35,6 +36,9 @@ public sealed class LoopbackLoad : IAsyncDisposable
     private readonly Task[] _workers;
     private int _total;
     private int _failed;
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private long _firstFailure = -1;
+    private long _lastFailure = -1;
 
     private LoopbackLoad(Uri url, LoopbackLoadOptions options)
     {
@@ -75,7 +79,11 @@ public sealed class LoopbackLoad : IAsyncDisposable
         var capped = Capped;
         await _stop.CancelAsync();
         await Task.WhenAll(_workers);
-        return new LoopbackLoadResult(Total, capped, Volatile.Read(ref _failed), [.. _errors.Take(5)], new SortedDictionary<string, int>(_bodies, StringComparer.Ordinal));
+        var first = Interlocked.Read(ref _firstFailure);
+        return new LoopbackLoadResult(Total, capped, Volatile.Read(ref _failed), [.. _errors.Take(5)], new SortedDictionary<string, int>(_bodies, StringComparer.Ordinal))
+        {
+            FailingFor = first < 0 ? null : TimeSpan.FromTicks(Interlocked.Read(ref _lastFailure) - first),
+        };
     }
 
     public async ValueTask DisposeAsync()
@@ -124,6 +132,9 @@ public sealed class LoopbackLoad : IAsyncDisposable
 
     private void Fail(string why)
     {
+        var now = _clock.Elapsed.Ticks;
+        Interlocked.CompareExchange(ref _firstFailure, now, -1);
+        Interlocked.Exchange(ref _lastFailure, now);
         Interlocked.Increment(ref _failed);
         if (_errors.Count < 100)
         {
@@ -136,6 +147,9 @@ public sealed class LoopbackLoad : IAsyncDisposable
 /// after went unloaded — assert it is false before trusting "zero failed".</summary>
 public sealed record LoopbackLoadResult(int Total, bool Capped, int Failed, IReadOnlyList<string> FirstErrors, IReadOnlyDictionary<string, int> Bodies)
 {
+    /// <summary>From the first failed request to the last (null: none failed): the gap the load saw.</summary>
+    public TimeSpan? FailingFor { get; init; }
+
     public override string ToString() =>
         $"{Failed} of {Total} requests failed{(Failed > 0 ? $" (first: {string.Join(" | ", FirstErrors)})" : "")}{(Capped ? "; the load hit its cap before the test stopped it" : "")}; " +
         $"bodies {string.Join(", ", Bodies.Select(b => $"'{b.Key}'×{b.Value}"))}";

@@ -64,6 +64,11 @@ internal static class ControlPlaneCommands
                     await PrintDashboardLinkAsync(running, ct);
                     await WarnLimitsAsync(running, TimeSpan.Zero, everyCapability: true, ct);
                     await AppStatus.PrintAddressesAsync(running, ct);
+                    if (await PortConflictsAsync(running, ct))
+                    {
+                        return ExitCodes.Failed;
+                    }
+
                     var ready = parse.GetValue(wait) || parse.GetValue(watch) ? await AppStatus.WaitReadyAsync(running, null, parse.GetValue(waitTimeout), DateTimeOffset.MinValue, ct) : ExitCodes.Ok;
                     return ready == ExitCodes.Ok && parse.GetValue(watch) ? await WatchCommand.RunAsync(app, outcome.Path!, ct) : ready;
                 }
@@ -142,7 +147,7 @@ internal static class ControlPlaneCommands
     {
         var applied = await running.ApplyAsync(app, ct, prune);
         Status($"control plane already running at {running.Url}; applied {specPath} as revision {applied.Revision}");
-        return ExitCodes.Ok;
+        return await PortConflictsAsync(running, ct) ? ExitCodes.Failed : ExitCodes.Ok;
     }
 
     private static async Task<int> RunForegroundAsync(Application app, string specPath, string state, bool prune, CancellationToken ct)
@@ -196,6 +201,21 @@ internal static class ControlPlaneCommands
             {
                 // Refused (a rename or no services without --prune): what ran before keeps running, adopted by the next control plane.
                 Error(e.Message);
+                await watching.CancelAsync();
+                await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                return ExitCodes.Failed;
+            }
+
+            if (host.Plane.PortConflicts is { Count: > 0 } conflicts)
+            {
+                // As 'docker compose up' fails when a published port is taken: say who holds it, stop what started, exit non-zero.
+                foreach (var c in conflicts)
+                {
+                    Error($"{c.Service}: {c.Message}");
+                }
+
+                using var stopping = new CancellationTokenSource(TimeSpan.FromMinutes(2));
+                await host.Plane.DownAsync(stopping.Token);
                 await watching.CancelAsync();
                 await watch.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
                 return ExitCodes.Failed;
@@ -271,6 +291,9 @@ internal static class ControlPlaneCommands
                 {
                     throw fault;
                 }
+
+                // A damaged or read-only store is said here, plainly, rather than as the detached control plane's exit code.
+                StateStore.Open(state).Dispose();
             }
         }
 
@@ -337,7 +360,7 @@ internal static class ControlPlaneCommands
                     await WarnLimitsAsync(client, TimeSpan.FromSeconds(30), everyCapability: true, ct);
                     await AppStatus.PrintAddressesAsync(client, ct);
                     StartupTrace.Mark("up -d returns");
-                    return ExitCodes.Ok;
+                    return await PortConflictsAsync(client, ct) ? ExitCodes.Failed : ExitCodes.Ok;
                 }
             }
 
@@ -431,6 +454,37 @@ internal static class ControlPlaneCommands
             return ExitCodes.Ok;
         });
         return command;
+    }
+
+    /// <summary>How long <c>up</c> waits for every stable port to be listened on or found taken: 15 s (the listeners open
+    /// right after the revision is in force; a loaded machine may take seconds).</summary>
+    private static readonly TimeSpan ListenerWait = TimeSpan.FromSeconds(15);
+
+    /// <summary>Prints each stable port another program holds (with the holder) as an error; true when there is one. The
+    /// control plane keeps running the other services, and starts these once their port is free.</summary>
+    private static async Task<bool> PortConflictsAsync(ApiClient client, CancellationToken ct)
+    {
+        AppInfo app;
+        var deadline = Stopwatch.StartNew();
+        try
+        {
+            // The listeners open right after the revision is in force; wait (briefly) until each has opened or been refused.
+            while (!(app = await client.GetAsync("/v1/app", ApiJson.Default.AppInfo, ct)).ListenersSettled && deadline.Elapsed < ListenerWait)
+            {
+                await Task.Delay(50, ct);
+            }
+        }
+        catch (ApiException)
+        {
+            return false;
+        }
+
+        foreach (var c in app.PortConflicts)
+        {
+            Error($"{c.Service}: {c.Message}");
+        }
+
+        return app.PortConflicts.Count > 0;
     }
 
     /// <summary>The first apply writes the whole app as JSON and the first pass each replica's record; building the serializers
@@ -594,14 +648,21 @@ internal static class ControlPlaneCommands
                 Console.Error.WriteLine($"berth: fix: {e.Fix}");
                 Status("stopping every replica the drivers know of instead (process records in .berth/runtime, Docker containers by their berth.app label)");
                 storeReadable = false;
-                // The data plane is stopped last, as after a normal down, from its own record (.berth/data-plane.json).
-                await DataPlaneProcess.StopOrphanAsync(state, ct);
             }
         }
 
         var code = await SweepAsync(state, app, docker: !storeReadable, ct);
         // Last, once no replica is left: the data plane (and its standby) a killed control plane left running.
-        await DataPlaneProcess.StopOrphanAsync(state, ct);
+        try
+        {
+            await DataPlaneProcess.StopOrphanAsync(state, ct);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Error($"the data plane could not be stopped from its record in {state} ({e.Message}); stop it by the pid in {Path.Combine(state, "data-plane.json")}");
+            return ExitCodes.Failed;
+        }
+
         return code;
     }
 

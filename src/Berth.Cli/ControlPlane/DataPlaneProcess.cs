@@ -107,10 +107,10 @@ internal static class DataPlaneProcess
             process.Kill();
         }
 
-        DeleteIfPossible(Path.Combine(stateDirectory, DataPlaneFiles.StandbyFile));
+        TryDelete(Path.Combine(stateDirectory, DataPlaneFiles.StandbyFile));
         if (DataPlaneFiles.ReadInfo(stateDirectory) is not { } info)
         {
-            RemoveStaleSockets(stateDirectory);
+            TryRemoveStaleSockets(stateDirectory);
             return false;
         }
 
@@ -128,10 +128,34 @@ internal static class DataPlaneProcess
             }
         }
 
-        DeleteIfPossible(Path.Combine(stateDirectory, DataPlaneFiles.InfoFile));
-        DeleteIfPossible(Path.Combine(stateDirectory, DataPlaneFiles.RoutesFile));
-        RemoveStaleSockets(stateDirectory);
+        TryDelete(Path.Combine(stateDirectory, DataPlaneFiles.InfoFile));
+        TryDelete(Path.Combine(stateDirectory, DataPlaneFiles.RoutesFile));
+        TryRemoveStaleSockets(stateDirectory);
         return true;
+    }
+
+    /// <summary>Deletes a file of the state folder if it can: a read-only folder (issue #14 §4) must not stop 'down' from
+    /// ending the process itself.</summary>
+    private static void TryDelete(string path)
+    {
+        try
+        {
+            File.Delete(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+    }
+
+    private static void TryRemoveStaleSockets(string stateDirectory)
+    {
+        try
+        {
+            RemoveStaleSockets(stateDirectory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
     }
 
     /// <summary>Channel sockets of data planes that are gone (a <c>kill -9</c> leaves its socket file).</summary>
@@ -142,23 +166,11 @@ internal static class DataPlaneProcess
             var name = Path.GetFileNameWithoutExtension(path);
             if (int.TryParse(name.AsSpan("data-plane-".Length), System.Globalization.CultureInfo.InvariantCulture, out var pid) && !DataPlaneFiles.IsDataPlaneProcess(pid))
             {
-                DeleteIfPossible(path);
+                File.Delete(path);
             }
         }
     }
 
-    /// <summary>Removes a data-plane record or socket file, best effort: on a read-only or full state folder (issue #14 §4) the
-    /// process is still stopped, and a record left behind names a pid that is checked before it is ever trusted.</summary>
-    private static void DeleteIfPossible(string path)
-    {
-        try
-        {
-            File.Delete(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            // Left behind: see the summary.
-        }
     }
 
     /// <summary>The data plane process's main: serve until a control plane says stop (<c>berth down</c>) or SIGTERM.</summary>

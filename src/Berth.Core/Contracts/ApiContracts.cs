@@ -37,7 +37,16 @@ public sealed record AppInfo
 
     /// <summary>What it may do here as that user, each decided by trying it (cgroups, network namespaces, Docker).</summary>
     public IReadOnlyList<CapabilityInfo> Capabilities { get; init; } = [];
+
+    /// <summary>Stable ports another program holds: those services stay Pending until the port is free.</summary>
+    public IReadOnlyList<PortConflictInfo> PortConflicts { get; init; } = [];
+
+    /// <summary>True once every endpoint's stable port has been listened on or found taken (<see cref="PortConflicts"/> is complete).</summary>
+    public bool ListenersSettled { get; init; }
 }
+
+/// <summary>A stable port another program holds; <c>Holder</c> is "pid N (command)" where /proc shows it.</summary>
+public sealed record PortConflictInfo(string Service, string Endpoint, int Port, string? Holder, string Message);
 
 public sealed record NodeInfo(string Name, string Cpu, string Memory, string AllocatedCpu, string AllocatedMemory, int Replicas);
 

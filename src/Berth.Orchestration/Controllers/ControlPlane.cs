@@ -61,7 +61,8 @@ public sealed partial class ControlPlane : IAsyncDisposable
         _probes = new ProbeCoordinator(_state, prober);
         _terminated = new TerminatedReplicas(_state);
         _lifecycle = new ReplicaLifecycle(_state, _probes, _routes, _stablePorts, new SemaphoreSlim(Math.Max(1, options.StartConcurrency)), _terminated);
-        _placer = new ReplicaPlacer(_state, _lifecycle);
+        _routes.OnConflict = c => _state.Emit(EventTypes.PortConflict, c.Service, null, c.Message);
+        _placer = new ReplicaPlacer(_state, _lifecycle, _routes);
         _adopter = new Adopter(_state, _lifecycle, _probes);
         _rollouts = new RolloutController(store, _state.Emit);
         _revisions = new RevisionManager(_state, _stablePorts, _rollouts, portFreeOnMachine ?? PortAllocator.IsFreeOnMachine);
@@ -74,6 +75,12 @@ public sealed partial class ControlPlane : IAsyncDisposable
 
     /// <summary>The control plane as of the last pass or change: revision, replicas, stable ports and nodes, all consistent.</summary>
     public ControlPlaneView View => Volatile.Read(ref _view);
+
+    /// <summary>Endpoints whose stable port another program holds; their services stay Pending until it is free.</summary>
+    public IReadOnlyCollection<PortConflict> PortConflicts => _routes.Conflicts.Values.ToList();
+
+    /// <summary>True once every endpoint of the current revision has had its stable port listened on or refused.</summary>
+    public bool ListenersSettled => Current is { } current && _routes.Settled(current.Application);
 
     /// <summary>The desired state now in force, or null before the first apply.</summary>
     public RevisionRecord? Current => View.Current;
@@ -299,7 +306,13 @@ public sealed partial class ControlPlane : IAsyncDisposable
 
     private Task<RevisionRecord> MutateAsync(string cause, Func<Application, Application> change, CancellationToken ct,
         Func<ImmutableSortedSet<string>, IEnumerable<string>>? stopped = null) =>
-        _loop.LockedAsync(() => _revisions.Mutate(cause, change, stopped), ct);
+        _loop.LockedAsync(async () =>
+        {
+            var revision = _revisions.Mutate(cause, change, stopped);
+            // Listen on new stable ports now, so the caller (berth up) learns at once when one is taken.
+            await _lifecycle.PublishRoutesAsync(ct);
+            return revision;
+        }, ct);
 
     private void RequireService(string service)
     {

@@ -28,6 +28,8 @@ internal sealed class ReconcilePass(PlaneState state, ReplicaLifecycle lifecycle
             return wake;
         }
 
+        // Listeners first: a stable port another program holds keeps its service Pending (placement reads the conflicts).
+        await lifecycle.PublishRoutesAsync(ct);
         var stops = new List<ReplicaRecord>();
         foreach (var r in Reconciler.Orphans(current.Application, state.Replicas.Values))
         {

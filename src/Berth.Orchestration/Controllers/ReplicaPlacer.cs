@@ -8,7 +8,7 @@ namespace Berth.Orchestration.Controllers;
 /// <summary>Places a Pending replica: its dependencies first (depends_on gates the first start), then a driver that is
 /// available, then a node with room (the scheduler) and its ports; then the lifecycle starts it. A replica that cannot be
 /// placed stays Pending with the reason, emitted once per change.</summary>
-internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle)
+internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle, RoutePublisher routes)
 {
     public void TrySchedule(Application app, ReplicaRecord r)
     {
@@ -22,6 +22,13 @@ internal sealed class ReplicaPlacer(PlaneState state, ReplicaLifecycle lifecycle
         if (waiting is not null)
         {
             SetPendingReason(r, waiting, EventTypes.Waiting);
+            return;
+        }
+
+        if (routes.ConflictOf(service.Name) is { } taken)
+        {
+            // Kubernetes refuses a Service whose nodePort is allocated; a replica nobody can reach through its stable port is no use either.
+            SetPendingReason(r, taken, EventTypes.Pending);
             return;
         }
 

@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using Berth.Core.Model;
 using Berth.Core.Routing;
+using Berth.Orchestration.Scheduling;
 using Berth.Orchestration.State;
 using Microsoft.Extensions.Logging;
 
@@ -12,6 +13,27 @@ namespace Berth.Orchestration.Controllers;
 internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stablePorts, string host, ILogger logger)
 {
     private readonly Dictionary<(string Service, string Endpoint), ImmutableArray<Upstream>> _published = [];
+    private ImmutableSortedDictionary<(string Service, string Endpoint), PortConflict> _conflicts = ImmutableSortedDictionary<(string Service, string Endpoint), PortConflict>.Empty;
+
+    /// <summary>Endpoints whose stable port could not be listened on (taken by another program): the service is held
+    /// Pending until it can (issue #14 §11). Safe to read without the lock.</summary>
+    public ImmutableSortedDictionary<(string Service, string Endpoint), PortConflict> Conflicts => Volatile.Read(ref _conflicts);
+
+    /// <summary>Called once when an endpoint's listener fails, with the conflict (for the event).</summary>
+    public Action<PortConflict>? OnConflict { get; set; }
+
+    private ImmutableHashSet<(string Service, string Endpoint)> _listening = [];
+
+    /// <summary>True once every endpoint of <paramref name="app"/> has had its listener opened or refused (read without the lock).</summary>
+    public bool Settled(Application app)
+    {
+        var listening = Volatile.Read(ref _listening);
+        var conflicts = Conflicts;
+        return app.Services.SelectMany(s => s.Endpoints.Select(e => (s.Name, e.Name))).All(k => listening.Contains(k) || conflicts.ContainsKey(k));
+    }
+
+    /// <summary>Why <paramref name="service"/> may not start replicas now, or null.</summary>
+    public string? ConflictOf(string service) => Conflicts.Values.FirstOrDefault(c => c.Service == service)?.Message;
 
     /// <summary>The data plane's in-flight counts, when the sink (the mesh) reports them.</summary>
     public IInFlightSource? InFlight => sink as IInFlightSource;
@@ -55,22 +77,41 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
                     continue;
                 }
 
+                var port = stablePorts.Ports[key];
                 try
                 {
-                    await sink.UpdateAsync(new ServiceRoute(s.Name, e with { Port = stablePorts.Ports[key] }, s.Mesh, upstreams), ct);
+                    await sink.UpdateAsync(new ServiceRoute(s.Name, e with { Port = port }, s.Mesh, upstreams), ct);
                     _published[key] = upstreams;
+                    Volatile.Write(ref _listening, _listening.Add(key));
+                    Volatile.Write(ref _conflicts, _conflicts.Remove(key));
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
                     Log.RouteFailed(logger, s.Name, e.Name, ex);
+                    if (!_conflicts.ContainsKey(key))
+                    {
+                        var holder = PortHolder.Describe(port);
+                        var why = (ex.InnerException ?? ex).Message.TrimEnd('.');
+                        var conflict = new PortConflict(s.Name, e.Name, port, holder,
+                            $"stable port {port} of endpoint {e.Name} cannot be listened on{(holder is null ? "" : $"; it is held by {holder}")} ({why}); " +
+                            "free the port or give the endpoint another one in the spec; the service starts once the port is free");
+                        Volatile.Write(ref _conflicts, _conflicts.SetItem(key, conflict));
+                        OnConflict?.Invoke(conflict);
+                    }
                 }
             }
+        }
+
+        foreach (var key in _conflicts.Keys.Where(k => app.FindService(k.Service)?.Endpoints.Any(e => e.Name == k.Endpoint) != true).ToList())
+        {
+            Volatile.Write(ref _conflicts, _conflicts.Remove(key));
         }
 
         foreach (var key in _published.Keys.Where(k => app.FindService(k.Service)?.Endpoints.Any(e => e.Name == k.Endpoint) != true).ToList())
         {
             await sink.RemoveAsync(key.Service, key.Endpoint, ct);
             _published.Remove(key);
+            Volatile.Write(ref _listening, _listening.Remove(key));
         }
 
         await PublishPodsAsync(app, replicas, ct);
@@ -131,5 +172,10 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
         }
 
         _pods.Clear();
+        Volatile.Write(ref _listening, _listening.Clear());
+        Volatile.Write(ref _conflicts, _conflicts.Clear());
     }
 }
+
+/// <summary>A stable port another program holds: which endpoint, which port, who holds it (as /proc shows), and the reason text.</summary>
+public sealed record PortConflict(string Service, string Endpoint, int Port, string? Holder, string Message);

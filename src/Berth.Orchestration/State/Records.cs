@@ -169,4 +169,7 @@ public static class EventTypes
     public const string Orphan = "orphan-removed";
     public const string Waiting = "waiting";
     public const string LimitsNotEnforced = "limits-not-enforced";
+
+    /// <summary>A stable port is held by another program: the service stays Pending (the message names the holder).</summary>
+    public const string PortConflict = "port-conflict";
 }

@@ -1,0 +1,154 @@
+using System.Globalization;
+
+namespace Berth.Chaos.Tests;
+
+/// <summary>One app for one chaos scenario: a folder with a spec (an HTTP service of perl replicas on a stable port of its
+/// own), the real <c>berth</c> to run it, its API, and what the scenario measures: failed requests under load, recovery
+/// time, and what was lost (events, revisions, replicas, orphans). Disposing it takes everything down.</summary>
+internal sealed class ChaosApp : IAsyncDisposable
+{
+    private readonly List<IDisposable> _mounts = [];
+
+    public ChaosApp(string name, int replicas = 2, string? env = null)
+    {
+        Directory = System.IO.Directory.CreateTempSubdirectory($"berth-chaos-{name}-").FullName;
+        Name = name;
+        Port = Ports.Free();
+        Cli = new BerthCli(Directory);
+        WriteSpec(replicas, env);
+    }
+
+    public string Directory { get; }
+
+    public string Name { get; }
+
+    /// <summary>The web service's stable port: the load goes here, through the mesh.</summary>
+    public int Port { get; }
+
+    public BerthCli Cli { get; }
+
+    public string State => Cli.State;
+
+    /// <summary>(Re)writes the spec: <paramref name="replicas"/> replicas, and <paramref name="env"/> as VERSION (a new pod template).</summary>
+    public void WriteSpec(int replicas, string? env = null) => File.WriteAllText(Path.Combine(Directory, "berth.yaml"), $$"""
+        name: {{Name}}
+        services:
+          web:
+            run: {{TestHttpServer.Yaml}}
+            replicas: {{replicas}}
+            environment: {VERSION: "{{env ?? "1"}}"}
+            endpoints:
+              http: {port: {{Port}}}
+            probes:
+              readiness: {http: /, period: 500ms}
+            stop_grace_period: 2s
+        """);
+
+    /// <summary>Mounts a small tmpfs as the state folder before the first <c>up</c> (disk-full and read-only scenarios).</summary>
+    public Mount StateOnTmpfs(int kibibytes)
+    {
+        var mount = Mount.SmallTmpfs(State, kibibytes);
+        _mounts.Add(mount);
+        return mount;
+    }
+
+    public Task UpAsync(int ready) => Cli.UpDetachedAsync(ready);
+
+    public ControlPlaneApi Api() => new(State);
+
+    /// <summary>Paced, bounded load on the stable port: 200 requests a second per client, at most 2 minutes and 60,000 requests.</summary>
+    public LoopbackLoad Load() => LoopbackLoad.Start(Port, new LoopbackLoadOptions
+    {
+        Clients = 2, Pace = TimeSpan.FromMilliseconds(5), MaxRequests = 60_000, MaxTime = TimeSpan.FromMinutes(2), RequestTimeout = TimeSpan.FromSeconds(5),
+    });
+
+    /// <summary>Replica id → pid, from <c>berth ps</c>.</summary>
+    public async Task<Dictionary<string, int>> PidsAsync() =>
+        (await Cli.PsAsync()).Where(r => r.TryGetProperty("pid", out var p) && p.ValueKind == JsonValueKind.Number)
+            .ToDictionary(r => r.GetProperty("id").GetString()!, r => r.GetProperty("pid").GetInt32());
+
+    public async Task<int> ReadyAsync() => await Cli.CountAsync("ready");
+
+    /// <summary>Event ids, oldest first (the newest page, up to 1,000).</summary>
+    public async Task<List<long>> EventIdsAsync() => [.. (await Cli.EventsAsync()).Select(e => e.GetProperty("id").GetInt64())];
+
+    /// <summary>Every live process that is one of this app's replicas (its environment names this app's stable port),
+    /// whether or not the control plane knows of it.</summary>
+    public IReadOnlyList<int> LiveReplicaProcesses()
+    {
+        var mark = $"services__web__http__0=http://127.0.0.1:{Port.ToString(CultureInfo.InvariantCulture)}";
+        var found = new List<int>();
+        foreach (var proc in System.IO.Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(proc), NumberStyles.None, CultureInfo.InvariantCulture, out var pid))
+            {
+                continue;
+            }
+
+            try
+            {
+                var environ = File.ReadAllText(Path.Combine(proc, "environ"));
+                var cmdline = File.ReadAllText(Path.Combine(proc, "cmdline"));
+                if (environ.Split('\0').Contains(mark) && !cmdline.Contains("supervisor", StringComparison.Ordinal))
+                {
+                    found.Add(pid);
+                }
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+            }
+        }
+
+        return found;
+    }
+
+    /// <summary>Replica processes alive that <c>berth ps</c> does not list: orphans.</summary>
+    public async Task<IReadOnlyList<int>> OrphansAsync()
+    {
+        var known = (await PidsAsync()).Values.ToHashSet();
+        return [.. LiveReplicaProcesses().Where(p => !known.Contains(p))];
+    }
+
+    public async Task KillControlPlaneAsync()
+    {
+        var pid = Cli.ControlPlanePid() ?? throw new InvalidOperationException("no control plane pid in api.json");
+        Process.GetProcessById(pid).Kill();
+        await Poll.UntilAsync(() => !System.IO.Directory.Exists($"/proc/{pid}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await Cli.DownAsync();
+        foreach (var pid in LiveReplicaProcesses())
+        {
+            // Whatever a failed scenario left (its own replicas only: they carry this app's stable port).
+            try
+            {
+                Process.GetProcessById(pid).Kill();
+            }
+            catch (Exception e) when (e is ArgumentException or InvalidOperationException)
+            {
+            }
+        }
+
+        foreach (var m in _mounts)
+        {
+            m.Dispose();
+        }
+
+        System.IO.Directory.Delete(Directory, recursive: true);
+    }
+}
+
+/// <summary>One scenario's numbers, printed to the test output and appended to <c>chaos-results.md</c> beside the test
+/// assembly, one table row each (docs/reliability.md's table is filled from it).</summary>
+internal sealed record ChaosResult(string Scenario, LoopbackLoadResult Load, TimeSpan Recovery, string Lost)
+{
+    public void Report(ITestOutputHelper output)
+    {
+        var row = $"| {Scenario} | {Load.Failed} of {Load.Total} | {Load.FailingFor?.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture) ?? "0"} ms | {Recovery.TotalMilliseconds.ToString("0", CultureInfo.InvariantCulture)} ms | {Lost} |";
+        output.WriteLine(row);
+        output.WriteLine(Load.ToString());
+        File.AppendAllText(Path.Combine(AppContext.BaseDirectory, "chaos-results.md"), row + "\n");
+    }
+}
