@@ -49,7 +49,7 @@ public sealed class ProbeExecutor(TimeProvider? time = null) : IProbeExecutor, I
     };
 
     public Task<bool> WaitForPortAsync(ProbeTarget target, TimeSpan limit, CancellationToken cancellationToken) =>
-        target.Port is { } port ? PortWatch.WaitOpenAsync(target.Host, port, limit, _time, cancellationToken, target.Pod) : Task.FromResult(true);
+        target.Port is { } port ? PortWatch.WaitOpenAsync(target.Host, port, limit, _time, cancellationToken) : Task.FromResult(true);
 
     public void Dispose() => _http.Dispose();
 }
@@ -61,10 +61,8 @@ public static class PortWatch
     /// <summary>10 ms between tries: a replica is probed within 10 ms of listening instead of up to the 200 ms retry later.</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromMilliseconds(10);
 
-    /// <summary>True once <paramref name="host"/>:<paramref name="port"/> accepts a connection; false after <paramref name="limit"/>.
-    /// In <paramref name="pod"/> (the replica's pod, on its loopback) when given, as the probe itself connects.</summary>
-    public static async Task<bool> WaitOpenAsync(string host, int port, TimeSpan limit, TimeProvider time, CancellationToken cancellationToken,
-        Berth.Core.Routing.PodNetwork? pod = null)
+    /// <summary>True once <paramref name="host"/>:<paramref name="port"/> accepts a connection; false after <paramref name="limit"/>.</summary>
+    public static async Task<bool> WaitOpenAsync(string host, int port, TimeSpan limit, TimeProvider time, CancellationToken cancellationToken)
     {
         using var deadline = new CancellationTokenSource(limit, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
@@ -74,9 +72,7 @@ public static class PortWatch
             {
                 try
                 {
-                    using var socket = pod is null
-                        ? new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp)
-                        : await Berth.Core.Routing.PodSockets.CreateAsync(pod, System.Net.Sockets.AddressFamily.InterNetwork, linked.Token);
+                    using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
                     await socket.ConnectAsync(host, port, linked.Token);
                     return true;
                 }
