@@ -48,8 +48,10 @@ public sealed class ProbeExecutor(TimeProvider? time = null) : IProbeExecutor, I
         ProbeKind.Exec => _exec.RunAsync(probe, target, cancellationToken),
     };
 
+    /// <summary>A replica in a pod is not watched (its port is inside the pod's namespace, where only the probe itself
+    /// connects): it keeps the 200 ms first-pass retry.</summary>
     public Task<bool> WaitForPortAsync(ProbeTarget target, TimeSpan limit, CancellationToken cancellationToken) =>
-        target.Port is { } port ? PortWatch.WaitOpenAsync(target.Host, port, limit, _time, cancellationToken) : Task.FromResult(true);
+        target.Port is { } port && target.Pod is null ? PortWatch.WaitOpenAsync(target.Host, port, limit, _time, cancellationToken) : Task.FromResult(true);
 
     public void Dispose() => _http.Dispose();
 }
