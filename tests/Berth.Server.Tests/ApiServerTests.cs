@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
+using System.Text.Json.Nodes;
 using Berth.Core.Model;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
@@ -295,6 +296,23 @@ public sealed class ApiServerTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.BadRequest, status);
         Assert.Contains("($.services[0].replicas is given twice; keep one)", error, StringComparison.Ordinal);
         Assert.Equal(2, _h.Plane.Current!.Application.FindService("api")!.Replicas);
+    }
+
+    [Fact]
+    public async Task Apply_NullListOrMissingEndpointName_400WithItsPathAndNothingChanged()
+    {
+        var withNull = AppJson("shop", ("api", 3)).Replace("\"command\":[\"api\"]", "\"command\":null", StringComparison.Ordinal);
+        var node = JsonNode.Parse(AppJson("shop", ("api", 3)))!;
+        node["services"]![0]!["endpoints"] = JsonNode.Parse("""[{"port": 8080, "protocol": "http"}]""");
+
+        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(withNull)));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("services[0].command", error, StringComparison.Ordinal);
+        (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(node.ToJsonString())));
+        Assert.Equal(HttpStatusCode.BadRequest, status);
+        Assert.Contains("$.services[0].endpoints[0].name: missing (null); give it a value ('berth up' always sends it)", error, StringComparison.Ordinal);
+        Assert.Equal(2, _h.Plane.Current!.Application.FindService("api")!.Replicas);
+        (await _http.PatchAsync("/v1/services/api", JsonBody("""{"env": {"VERSION": "1"}}"""))).EnsureSuccessStatusCode();
     }
 
     [Fact]

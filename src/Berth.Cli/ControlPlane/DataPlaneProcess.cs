@@ -171,8 +171,6 @@ internal static class DataPlaneProcess
         }
     }
 
-    }
-
     /// <summary>The data plane process's main: serve until a control plane says stop (<c>berth down</c>) or SIGTERM.</summary>
     public static async Task<int> RunAsync(string[] args)
     {

@@ -206,6 +206,12 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
             problems.Add($"$.services: service names must be unique; repeated: {string.Join(", ", dupes)}");
         }
 
+        if (problems.Count == 0)
+        {
+            // What the checks above do not name: members left out or null that the control plane would trip on later.
+            problems.AddRange(ModelCompleteness.Missing(app));
+        }
+
         if (problems.Count > 0)
         {
             throw Invalid(problems);
