@@ -28,6 +28,8 @@ public sealed class DataPlaneChannelTests : IDisposable
         var port = Ports.Free();
 
         using var socket = await ConnectRawAsync(server);
+        // The reader first: once a send has met the closed channel, .NET no longer makes a stream over the socket.
+        var reader = PipeReader.Create(new NetworkStream(socket));
         await SendAsync(socket, new DataPlaneMessage { Type = DataPlaneMessageTypes.Hello, Token = "not-the-token" });
         try
         {
@@ -38,7 +40,6 @@ public sealed class DataPlaneChannelTests : IDisposable
             // The data plane may already have answered and closed the channel (EPIPE): the snapshot is refused either way.
         }
 
-        var reader = PipeReader.Create(new NetworkStream(socket));
         var answer = await DataPlaneWire.ReadAsync(reader, DataPlaneWire.MaxMessageBytes, CancellationToken.None);
 
         Assert.Equal(DataPlaneMessageTypes.Error, answer?.Type);
