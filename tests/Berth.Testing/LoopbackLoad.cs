@@ -123,6 +123,12 @@ public sealed class LoopbackLoad : IAsyncDisposable
             {
                 Fail(e.Message);
             }
+            catch (System.Net.Sockets.SocketException e)
+            {
+                // SocketsHttpHandler lets this one through unwrapped when a connection is accepted and closed at once (reading
+                // the remote end point of a socket the listener just dropped): a failed request like any other.
+                Fail(e.Message);
+            }
             catch (TaskCanceledException)
             {
                 Fail($"no answer within {_http.Timeout.TotalSeconds:0}s");
