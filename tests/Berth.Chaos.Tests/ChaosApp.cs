@@ -42,6 +42,10 @@ internal sealed class ChaosApp : IAsyncDisposable
             probes:
               readiness: {http: /, period: 500ms}
             stop_grace_period: 2s
+            # A GET in flight on a replica killed with SIGKILL sees a reset after it was sent. Envoy and Istio retry that only
+            # when retry_on names it, and so does Berth (docs/spec.md); the load here is idempotent GETs, so it is named.
+            mesh:
+              retries: {on: [connect-failure, reset, 502, 503, 504]}
         """);
 
     /// <summary>Mounts a small tmpfs as the state folder before the first <c>up</c> (disk-full and read-only scenarios).</summary>

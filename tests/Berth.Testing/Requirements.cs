@@ -156,13 +156,44 @@ public static class Poll
         UntilAsync(() => Task.FromResult(condition()), timeout, expectation, interval);
 }
 
-/// <summary>Free loopback ports for test servers.</summary>
+/// <summary>
+/// Free loopback ports for test servers, taken from 20000-32767: below the kernel's ephemeral range (32768-60999 by
+/// default), so a port handed out here cannot be given meanwhile to a socket that binds port 0 (a data plane's admin
+/// listener, an API server, an outgoing connection). A port from bind(0) could: one was, in a CI run, taken by the
+/// data plane's admin listener before the test's spec bound it. Each process walks the range from its own pid-derived
+/// start, so test processes running side by side rarely meet, and a port is only handed out when binding it works.
+/// </summary>
 public static class Ports
 {
+    private const int First = 20_000;
+    private const int Count = 32_768 - First;
+    private static int _next = (Environment.ProcessId * 7_919) % Count;
+
     public static int Free()
     {
-        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
-        listener.Start();
-        return ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        for (var i = 0; i < Count; i++)
+        {
+            var port = First + (int)((uint)Interlocked.Increment(ref _next) % Count);
+            if (Bindable(System.Net.IPAddress.Loopback, port) && Bindable(System.Net.IPAddress.Any, port))
+            {
+                return port;
+            }
+        }
+
+        throw new InvalidOperationException($"no free port in {First}-{First + Count - 1}");
+    }
+
+    private static bool Bindable(System.Net.IPAddress address, int port)
+    {
+        try
+        {
+            using var listener = new System.Net.Sockets.TcpListener(address, port);
+            listener.Start();
+            return true;
+        }
+        catch (System.Net.Sockets.SocketException)
+        {
+            return false;
+        }
     }
 }
