@@ -1,0 +1,258 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using Berth.Cli.ControlPlane;
+using Berth.Cli.Shell;
+using Berth.Core.Contracts;
+using Berth.Core.Loading;
+using Berth.Runtime.Docker;
+using Berth.Runtime.Process;
+using static Berth.Cli.Commands.ControlPlaneCommands;
+
+namespace Berth.Cli.Commands;
+
+/// <summary><c>exec</c>: a command in a running replica, as <c>docker compose exec</c> — in the container through the
+/// engine's exec API, or for a process replica in its environment, folder, cgroups and pod (<see cref="ReplicaExecContext"/>).
+/// The command's exit code is berth's.</summary>
+internal static class ExecCommands
+{
+    /// <summary>Phases in which a replica has a process to run a command beside.</summary>
+    private static readonly string[] LivePhases = ["starting", "running", "ready", "terminating"];
+
+    /// <summary>The commands whose arguments after the target are the command to run (options stop there, as in compose).</summary>
+    public static readonly string[] CommandTaking = ["exec", "run"];
+
+    public static IEnumerable<Command> Create() => [Exec()];
+
+    private static Command Exec()
+    {
+        var file = SpecFile.CreateFileOption();
+        var target = new Argument<string>("SERVICE|REPLICA") { Description = "A service (its first running replica, or --index) or one replica's id." };
+        var argv = new Argument<string[]>("COMMAND") { Description = "The command and its arguments, run without a shell (write 'sh -c \"…\"' for one).", Arity = ArgumentArity.OneOrMore };
+        var index = new Option<int?>("--index") { Description = "Which replica of the service, 1 for the first (as docker compose exec --index; replicas in 'berth ps' order).", HelpName = "N" };
+        var noTty = new Option<bool>("--no-TTY", "-T") { Description = "Do not allocate a TTY (default: one when stdin is a terminal)." };
+        var env = EnvOption();
+        var workdir = new Option<string?>("--workdir", "-w") { Description = "Run in this folder (default: the replica's working directory).", HelpName = "DIR" };
+        var user = new Option<string?>("--user", "-u") { Description = "Run as this user: name, uid, name:group or uid:gid (default: the replica's user).", HelpName = "USER" };
+        var command = new Command("exec", "Run a command in a running replica (as docker compose exec): in its container, or for a process replica "
+            + "with its environment, working directory, cgroups (its limits hold) and pod namespaces. The command's exit code is berth's.")
+        {
+            file, target, argv, index, noTty, env, workdir, user,
+        };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            if (ParseEnv(parse.GetValue(env) ?? [], "exec") is not { } extra)
+            {
+                return ExitCodes.Usage;
+            }
+
+            var replica = await FindReplicaAsync(client, parse.GetValue(target)!, parse.GetValue(index), ct);
+            if (replica.Error is { } error)
+            {
+                Error(error.Message);
+                return error.Code;
+            }
+
+            var tty = !parse.GetValue(noTty) && Terminal.StdinIsTerminal;
+            return await ExecAsync(replica.Found!, [.. parse.GetValue(argv)!], extra, parse.GetValue(workdir), parse.GetValue(user), tty, ct);
+        }, ct));
+        return command;
+    }
+
+    internal static Option<string[]> EnvOption() => new("--env", "-e")
+    {
+        Description = "Set a variable for the command: KEY=VALUE (repeat for more), over the replica's own.",
+        HelpName = "KEY=VALUE",
+        AllowMultipleArgumentsPerToken = false,
+    };
+
+    /// <summary><c>KEY=VALUE</c> pairs; a bad one is a usage error (null) with what to write.</summary>
+    internal static Dictionary<string, string>? ParseEnv(IEnumerable<string> pairs, string verb)
+    {
+        var env = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (var pair in pairs)
+        {
+            var eq = pair.IndexOf('=', StringComparison.Ordinal);
+            if (eq <= 0)
+            {
+                Console.Error.WriteLine($"berth {verb}: -e wants KEY=VALUE (e.g. -e DEBUG=1), not '{pair}'");
+                Console.Error.WriteLine($"Run 'berth {verb} --help' for usage.");
+                return null;
+            }
+
+            env[pair[..eq]] = pair[(eq + 1)..];
+        }
+
+        return env;
+    }
+
+    internal sealed record Lookup(ReplicaInfo? Found, (string Message, int Code)? Error, ServiceInfo? Service);
+
+    /// <summary>The replica <paramref name="name"/> names (a replica id, or a service and its <paramref name="index"/>th
+    /// replica), which must be running; otherwise what is wrong, with "did you mean" for a typo.</summary>
+    internal static async Task<Lookup> FindReplicaAsync(ApiClient client, string name, int? index, CancellationToken ct)
+    {
+        var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+        var replicas = await client.GetAsync("/v1/replicas", ApiJson.Default.IReadOnlyListReplicaInfo, ct);
+        if (replicas.FirstOrDefault(r => r.Id == name) is { } byId)
+        {
+            if (index is not null)
+            {
+                return new Lookup(null, ($"--index picks a replica of a service; '{name}' is a replica already", ExitCodes.Usage), null);
+            }
+
+            return LivePhases.Contains(byId.Phase)
+                ? new Lookup(byId, null, services.FirstOrDefault(s => s.Name == byId.Service))
+                : new Lookup(null, ($"replica {name} is {byId.Phase}{(byId.Reason is { Length: > 0 } why ? $" ({why})" : "")}, so there is nothing to run a command in; see 'berth ps'", ExitCodes.Failed), null);
+        }
+
+        if (services.FirstOrDefault(s => s.Name == name) is not { } service)
+        {
+            return new Lookup(null, ($"no service or replica '{name}'" + (Suggestions.Closest(name, services.Select(s => s.Name).Concat(replicas.Select(r => r.Id))) is { } close
+                ? $"; did you mean '{close}'?"
+                : $"; the services are {string.Join(", ", services.Select(s => s.Name))}"), ExitCodes.NotFound), null);
+        }
+
+        var mine = replicas.Where(r => r.Service == name).ToList();
+        var live = mine.Where(r => LivePhases.Contains(r.Phase)).ToList();
+        if (service.Stopped || live.Count == 0)
+        {
+            return new Lookup(null, (service.Stopped
+                ? $"service {name} is stopped, so no replica runs; 'berth start {name}' starts it"
+                : $"service {name} has no running replica ({(mine.Count == 0 ? "none yet" : string.Join(", ", mine.Select(r => $"{r.Id} {r.Phase}")))}); see 'berth ps'", ExitCodes.Failed), null);
+        }
+
+        var n = index ?? 1;
+        if (n < 1 || n > live.Count)
+        {
+            return new Lookup(null, ($"--index {n.ToString(CultureInfo.InvariantCulture)}: service {name} has {live.Count.ToString(CultureInfo.InvariantCulture)} running replica(s), numbered from 1", ExitCodes.NotFound), null);
+        }
+
+        return new Lookup(live[n - 1], null, service);
+    }
+
+    /// <summary>Runs <paramref name="argv"/> in <paramref name="replica"/> with stdio attached; the command's exit code.</summary>
+    internal static async Task<int> ExecAsync(ReplicaInfo replica, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, string? workdir, string? user, bool tty, CancellationToken ct)
+    {
+        if (replica.ContainerId is { } container)
+        {
+            return await DockerExecAsync(container, argv, env, workdir, user, tty, ct);
+        }
+
+        if (replica.Pid is not { } pid)
+        {
+            Error($"replica {replica.Id} has no process yet ({replica.Phase}); try again when 'berth ps' shows it running");
+            return ExitCodes.Failed;
+        }
+
+        ReplicaExecContext context;
+        System.Diagnostics.ProcessStartInfo start;
+        try
+        {
+            context = ReplicaExecContext.Read(pid);
+            start = context.StartInfo(argv, env, workdir, user);
+        }
+        catch (InvalidOperationException e)
+        {
+            Error($"replica {replica.Id}: {e.Message}");
+            return ExitCodes.Failed;
+        }
+
+        foreach (var missing in context.CgroupsNotFound)
+        {
+            Status($"warning: replica {replica.Id}'s cgroup {missing} is not mounted here; the command runs outside it (its limits do not apply)");
+        }
+
+        // With a TTY the command gets the user's terminal itself (no pty of its own); without, pipes, so it sees no terminal
+        // even when berth has one (-T), as in a container. Ctrl-C reaches the command (same process group); berth waits for
+        // it to end and reports its code.
+        start.RedirectStandardInput = start.RedirectStandardOutput = start.RedirectStandardError = !tty;
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
+        using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => c.Cancel = true);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        if (!tty)
+        {
+            using var stdout = Terminal.Open(1);
+            using var stderr = Terminal.Open(2);
+            var output = Task.WhenAll(process.StandardOutput.BaseStream.CopyToAsync(stdout, CancellationToken.None), process.StandardError.BaseStream.CopyToAsync(stderr, CancellationToken.None));
+            _ = PumpStdinAsync(process.StandardInput.BaseStream);
+            await process.WaitForExitAsync(CancellationToken.None);
+            await output;
+        }
+        else
+        {
+            await process.WaitForExitAsync(CancellationToken.None);
+        }
+
+        return process.ExitCode;
+    }
+
+    /// <summary>Copies berth's stdin into the command's until either ends (a command that does not read it is not held up).</summary>
+    private static async Task PumpStdinAsync(Stream to)
+    {
+        try
+        {
+            using var stdin = Terminal.Open(0);
+            await stdin.CopyToAsync(to);
+        }
+        catch (IOException)
+        {
+            // The command exited and closed its end.
+        }
+        finally
+        {
+            try
+            {
+                to.Dispose();
+            }
+            catch (IOException)
+            {
+            }
+        }
+    }
+
+    private static async Task<int> DockerExecAsync(string container, IReadOnlyList<string> argv, IReadOnlyDictionary<string, string> env, string? workdir, string? user, bool tty, CancellationToken ct)
+    {
+        DockerExecSession session;
+        try
+        {
+            session = await DockerExecSession.StartAsync(container, new DockerExecRequest(argv, tty, AttachStdin: true,
+                [.. env.Select(e => $"{e.Key}={e.Value}")], workdir, user), ct);
+        }
+        catch (DockerUnavailableException e)
+        {
+            Error($"docker exec in {container[..Math.Min(12, container.Length)]}: {e.Message}");
+            return ExitCodes.Unavailable;
+        }
+
+        await using (session)
+        {
+            using var raw = tty ? Terminal.Raw() : null;
+            using var resize = tty && !OperatingSystem.IsWindows() ? PosixSignalRegistration.Create(PosixSignal.SIGWINCH, _ => ResizeAsync(session, CancellationToken.None).GetAwaiter()) : null;
+            if (tty)
+            {
+                await ResizeAsync(session, ct);
+            }
+
+            using var stdin = Terminal.Open(0);
+            using var stdout = Terminal.Open(1);
+            using var stderr = Terminal.Open(2);
+            return await session.RunAsync(stdin, stdout, stderr, ct);
+        }
+    }
+
+    private static async Task ResizeAsync(DockerExecSession session, CancellationToken ct)
+    {
+        if (Terminal.Size() is { } size)
+        {
+            try
+            {
+                await session.ResizeAsync(size.Columns, size.Rows, ct);
+            }
+            catch (Exception e) when (e is global::Docker.DotNet.DockerApiException or HttpRequestException or OperationCanceledException)
+            {
+                // The exec ended between the signal and the call: nothing left to resize.
+            }
+        }
+    }
+}
