@@ -22,7 +22,136 @@ internal static class ExecCommands
     /// <summary>The commands whose arguments after the target are the command to run (options stop there, as in compose).</summary>
     public static readonly string[] CommandTaking = ["exec", "run"];
 
-    public static IEnumerable<Command> Create() => [Exec()];
+    public static IEnumerable<Command> Create() => [Exec(), Top(), Stats()];
+
+    // ---- top, stats ---------------------------------------------------------------------------------------------
+
+    /// <summary>How often <c>stats</c> refreshes: docker stats' pace is about a second; the process driver samples CPU over
+    /// its own window on top, so 2s keeps the API from being asked faster than it answers on a loaded machine.</summary>
+    private static readonly TimeSpan StatsRefresh = TimeSpan.FromSeconds(2);
+
+    private static Command Top()
+    {
+        var file = SpecFile.CreateFileOption();
+        var services = new Argument<string[]>("SERVICE") { Description = "Services; none: every service.", Arity = ArgumentArity.ZeroOrMore };
+        var output = Output.CreateOption("table", "json", "yaml");
+        var command = new Command("top", "Show the processes of each running replica: pid, parent, user, %CPU (over the process's life, as ps), resident memory, "
+            + "CPU time and command (as docker compose top). A replica's processes are its cgroup's, so commands run by 'berth exec' show too.") { file, services, output };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            if (await CheckServicesAsync(client, parse.GetValue(services)!, ct) is not { } names)
+            {
+                return ExitCodes.NotFound;
+            }
+
+            var top = new List<ReplicaTopInfo>();
+            foreach (var name in names)
+            {
+                top.AddRange(await client.GetAsync(name is null ? "/v1/top" : $"/v1/top?service={Uri.EscapeDataString(name)}", ApiJson.Default.IReadOnlyListReplicaTopInfo, ct));
+            }
+
+            if (Output.TryWrite(System.Text.Json.JsonSerializer.SerializeToNode<IReadOnlyList<ReplicaTopInfo>>(top, Output.Json.IReadOnlyListReplicaTopInfo), parse.GetValue(output)!, null, Console.Out))
+            {
+                return ExitCodes.Ok;
+            }
+
+            foreach (var (replica, i) in top.Select((r, i) => (r, i)))
+            {
+                Console.Out.Write(i > 0 ? "\n" : "");
+                Console.Out.WriteLine(replica.Replica);
+                Output.Table(["PID", "PPID", "USER", "%CPU", "RSS", "TIME", "COMMAND"], [.. replica.Processes.Select(p => (string[])[
+                    p.Pid.ToString(CultureInfo.InvariantCulture), p.ParentPid.ToString(CultureInfo.InvariantCulture), p.User,
+                    p.CpuPercent.ToString("0.0", CultureInfo.InvariantCulture), Bytes(p.ResidentBytes), p.CpuTime, p.Command])], Console.Out);
+            }
+
+            return ExitCodes.Ok;
+        }, ct));
+        return command;
+    }
+
+    private static Command Stats()
+    {
+        var file = SpecFile.CreateFileOption();
+        var services = new Argument<string[]>("SERVICE") { Description = "Services; none: every service.", Arity = ArgumentArity.ZeroOrMore };
+        var output = Output.CreateOption("table", "json", "yaml");
+        output.Description = "Output format: table, json (with --no-stream one document; streaming one compact line per refresh, as docker stats --format json), yaml.";
+        var noStream = new Option<bool>("--no-stream") { Description = "Print once and exit (default: refresh every 2s until Ctrl-C, as docker stats)." };
+        var command = new Command("stats", "Live resource use of each running replica: CPU % (of one core, as docker stats), memory used / limit, "
+            + "processes and restarts; refreshes until Ctrl-C unless --no-stream.") { file, services, output, noStream };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            if (await CheckServicesAsync(client, parse.GetValue(services)!, ct) is not { } names)
+            {
+                return ExitCodes.NotFound;
+            }
+
+            var format = parse.GetValue(output)!;
+            var once = parse.GetValue(noStream);
+            var clear = !once && format == "table" && !Console.IsOutputRedirected;
+            for (var first = true; ; first = false)
+            {
+                var stats = new List<ReplicaStatsInfo>();
+                foreach (var name in names)
+                {
+                    stats.AddRange(await client.GetAsync(name is null ? "/v1/stats" : $"/v1/stats?service={Uri.EscapeDataString(name)}", ApiJson.Default.IReadOnlyListReplicaStatsInfo, ct));
+                }
+
+                var node = System.Text.Json.JsonSerializer.SerializeToNode<IReadOnlyList<ReplicaStatsInfo>>(stats, Output.Json.IReadOnlyListReplicaStatsInfo);
+                if (format == "json" && !once)
+                {
+                    Console.Out.WriteLine(node!.ToJsonString(Output.JsonLines.Options));
+                }
+                else if (!Output.TryWrite(node, format, null, Console.Out))
+                {
+                    // A terminal is redrawn in place (as docker stats); anything else gets one table after another.
+                    Console.Out.Write(clear ? "\u001b[H\u001b[2J" : first ? "" : "\n");
+                    Output.Table(["REPLICA", "SERVICE", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "RESTARTS"], [.. stats.Select(s => (string[])[
+                        s.Replica, s.Service, s.CpuPercent.ToString("0.00", CultureInfo.InvariantCulture) + "%",
+                        $"{Bytes(s.MemoryBytes)} / {(s.MemoryLimitBytes is { } limit ? Bytes(limit) : "-")}",
+                        s.MemoryLimitBytes is > 0 and var l ? (100.0 * s.MemoryBytes / l).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "-",
+                        s.Pids.ToString(CultureInfo.InvariantCulture), s.Restarts.ToString(CultureInfo.InvariantCulture)])], Console.Out);
+                }
+
+                await Console.Out.FlushAsync(ct);
+                if (once)
+                {
+                    return ExitCodes.Ok;
+                }
+
+                await Task.Delay(StatsRefresh, ct);
+            }
+        }, ct));
+        return command;
+    }
+
+    /// <summary>The services named (each checked, with "did you mean"), or one null for all; null when one is unknown.</summary>
+    private static async Task<IReadOnlyList<string?>?> CheckServicesAsync(ApiClient client, string[] names, CancellationToken ct)
+    {
+        if (names.Length == 0)
+        {
+            return [null];
+        }
+
+        var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+        var unknown = names.Where(n => services.All(s => s.Name != n)).ToList();
+        unknown.ForEach(n => Error(ServiceCommands.NoService(n, services)));
+        return unknown.Count > 0 ? null : names;
+    }
+
+    /// <summary>Binary units as docker stats prints them: 12.5MiB, 1.944GiB.</summary>
+    internal static string Bytes(long bytes)
+    {
+        string[] units = ["B", "KiB", "MiB", "GiB", "TiB"];
+        double value = bytes;
+        var unit = 0;
+        while (value >= 1024 && unit < units.Length - 1)
+        {
+            value /= 1024;
+            unit++;
+        }
+
+        return (unit == 0 ? value.ToString("0", CultureInfo.InvariantCulture) : value.ToString(value < 10 ? "0.##" : value < 100 ? "0.#" : "0", CultureInfo.InvariantCulture)) + units[unit];
+    }
 
     private static Command Exec()
     {

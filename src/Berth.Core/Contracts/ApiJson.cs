@@ -14,6 +14,8 @@ namespace Berth.Core.Contracts;
 [JsonSerializable(typeof(IReadOnlyList<ServiceInfo>))]
 [JsonSerializable(typeof(ReplicaInfo))]
 [JsonSerializable(typeof(IReadOnlyList<ReplicaInfo>))]
+[JsonSerializable(typeof(IReadOnlyList<ReplicaStatsInfo>))]
+[JsonSerializable(typeof(IReadOnlyList<ReplicaTopInfo>))]
 [JsonSerializable(typeof(RevisionInfo))]
 [JsonSerializable(typeof(IReadOnlyList<RevisionInfo>))]
 [JsonSerializable(typeof(IReadOnlyList<RolloutHistoryEntry>))]

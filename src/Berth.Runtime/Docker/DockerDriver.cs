@@ -363,6 +363,14 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         };
     }
 
+    /// <summary>The container's processes: its main pid from the engine, then its cgroup's members from /proc (the engine
+    /// runs them on this kernel), so the columns are the process driver's.</summary>
+    public async Task<IReadOnlyList<Process.ProcessRow>> TopAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var inspect = await CallAsync(c => c.Containers.InspectContainerAsync(ContainerId(replica), cancellationToken)).ConfigureAwait(false);
+        return inspect.State.Pid > 0 ? Process.ProcessTable.Of((int)inspect.State.Pid) : [];
+    }
+
     /// <summary>Runs the command inside the container through the engine's exec API (no docker CLI needed).</summary>
     public async Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
     {

@@ -55,6 +55,8 @@ public sealed class DockerExecCliTests : IAsyncLifetime
         var workdir = await _cli.OkAsync("exec", "-w", "/etc", "box", "sh", "-c", "pwd");
         var tty = await ExecCliTests.InTerminalAsync(_dir, "exec", "box", "ls", "-l", "/proc/self/fd/0");
         var noTty = await ExecCliTests.InTerminalAsync(_dir, "exec", "-T", "box", "ls", "-l", "/proc/self/fd/0");
+        var top = JsonDocument.Parse((await _cli.OkAsync("top", "-o", "json")).Out).RootElement.EnumerateArray().Single();
+        var stats = JsonDocument.Parse((await _cli.OkAsync("stats", "--no-stream", "-o", "json")).Out).RootElement.EnumerateArray().Single();
 
         var lines = env.Out.Split('\n');
         Assert.Contains("BOXVAR=from-spec", lines);
@@ -65,5 +67,8 @@ public sealed class DockerExecCliTests : IAsyncLifetime
         Assert.Equal("/etc\n", workdir.Out);
         Assert.Contains("-> /dev/pts/", tty, StringComparison.Ordinal);
         Assert.Contains("-> pipe:", noTty, StringComparison.Ordinal);
+        Assert.Equal(["sleep 3600"], top.GetProperty("processes").EnumerateArray().Select(p => p.GetProperty("command").GetString()));
+        Assert.Equal(("box", 1), (stats.GetProperty("service").GetString(), stats.GetProperty("pids").GetInt32()));
+        Assert.InRange(stats.GetProperty("memoryBytes").GetInt64(), 1, long.MaxValue);
     }
 }

@@ -169,6 +169,71 @@ public sealed class ExecCliTests(ExecApp app) : IClassFixture<ExecApp>
         Assert.Equal("not a tty", noTty.Trim());
     }
 
+    [CgroupFact]
+    public async Task Top_Service_ListsTheReplicaAndWhatExecStartedInIt()
+    {
+        var pid = await PidAsync("web");
+        await using var exec = _cli.Start("exec", "web", "sleep", "127");
+        List<JsonElement> processes = [];
+        await Poll.UntilAsync(async () =>
+        {
+            var top = JsonDocument.Parse((await _cli.OkAsync("top", "web", "-o", "json")).Out).RootElement;
+            processes = [.. top.EnumerateArray().Single().GetProperty("processes").EnumerateArray().Select(p => p.Clone())];
+            return processes.Any(p => p.GetProperty("command").GetString() == "sleep 127");
+        }, TimeSpan.FromSeconds(60), "the command 'berth exec web sleep 127' runs to show in 'berth top web' (it joins the replica's cgroup)");
+        var table = await _cli.OkAsync("top", "web");
+
+        Assert.Contains(processes, p => p.GetProperty("pid").GetInt32() == pid && p.GetProperty("command").GetString() == "perl -e sleep 3600");
+        Assert.All(processes, p => Assert.Equal("root", p.GetProperty("user").GetString()));
+        var lines = table.Out.Split('\n');
+        Assert.StartsWith("web-", lines[0], StringComparison.Ordinal);
+        Assert.Matches(@"^PID +PPID +USER +%CPU +RSS +TIME +COMMAND$", lines[1]);
+        Assert.Contains(lines, l => l.StartsWith(pid.ToString(CultureInfo.InvariantCulture) + " ", StringComparison.Ordinal) && l.EndsWith("perl -e sleep 3600", StringComparison.Ordinal));
+    }
+
+    [CgroupFact]
+    public async Task Stats_NoStream_ReportsCpuMemoryAgainstTheLimitAndPids()
+    {
+        await PidAsync("web");
+        var json = await _cli.OkAsync("stats", "--no-stream", "-o", "json", "web");
+        var table = await _cli.OkAsync("stats", "--no-stream", "web");
+
+        var web = JsonDocument.Parse(json.Out).RootElement.EnumerateArray().Single();
+        Assert.Equal("web", web.GetProperty("service").GetString());
+        Assert.Equal(128L << 20, web.GetProperty("memoryLimitBytes").GetInt64());
+        Assert.InRange(web.GetProperty("memoryBytes").GetInt64(), 1, 128L << 20);
+        Assert.InRange(web.GetProperty("cpuPercent").GetDouble(), 0, 100);
+        Assert.Equal(1, web.GetProperty("pids").GetInt32());
+        var lines = table.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(2, lines.Length);
+        Assert.Matches(@"^REPLICA +SERVICE +CPU % +MEM USAGE / LIMIT +MEM % +PIDS +RESTARTS$", lines[0]);
+        Assert.Matches(@"^web-\w+ +web +\d+\.\d\d% +[\d.]+(B|KiB|MiB) / 128MiB +\d+\.\d\d% +1 +0$", lines[1]);
+    }
+
+    [Fact]
+    public async Task Stats_Streaming_PrintsAgainUntilCtrlC()
+    {
+        await PidAsync("web");
+        await using var stats = _cli.Start("stats", "-o", "json", "web", "pod");
+        await Poll.UntilAsync(() => stats.OutLines.Count >= 2, TimeSpan.FromSeconds(90), "two refreshes of 'berth stats -o json' (one compact line each)");
+        await stats.InterruptAsync();
+        var result = await stats.WaitAsync(TimeSpan.FromSeconds(60), "it to end on Ctrl-C");
+
+        Assert.Equal(ExitCodes.Cancelled, result.Code);
+        Assert.All(stats.OutLines, l => Assert.Equal(["pod", "web"], JsonDocument.Parse(l).RootElement.EnumerateArray().Select(r => r.GetProperty("service").GetString()).Order()));
+    }
+
+    [Fact]
+    public async Task TopAndStats_UnknownService_SayDidYouMean()
+    {
+        await PidAsync("web");
+        var top = await _cli.RunAsync("top", "wbe");
+        var stats = await _cli.RunAsync("stats", "--no-stream", "wbe");
+
+        Assert.Equal((ExitCodes.NotFound, "berth: error: no service 'wbe'; did you mean 'web'?\n"), (top.Code, top.Err));
+        Assert.Equal((ExitCodes.NotFound, "berth: error: no service 'wbe'; did you mean 'web'?\n"), (stats.Code, stats.Err));
+    }
+
     /// <summary>Runs <c>berth args…</c> on a terminal of its own (util-linux <c>script</c> makes a pty; bsdutils is Essential
     /// on Debian) and returns what it printed there.</summary>
     internal static async Task<string> InTerminalAsync(string dir, params string[] args)
