@@ -551,7 +551,7 @@ public sealed class ApiServer : IAsyncDisposable
         AllowDuplicateProperties = false,
     };
 
-    private static async Task<T> ReadBodyAsync<T>(HttpContext context, JsonTypeInfo<T> type, string shape)
+    internal static async Task<T> ReadBodyAsync<T>(HttpContext context, JsonTypeInfo<T> type, string shape)
     {
         if (context.Request.ContentLength == 0)
         {

@@ -10,7 +10,7 @@ using Microsoft.AspNetCore.Routing;
 
 namespace Berth.Server;
 
-/// <summary><c>GET /v1/stats</c> and <c>GET /v1/top</c> (docs/api.md): each running replica's resource use from its driver
+/// <summary><c>GET /v1/stats</c>, <c>GET /v1/top</c> and the one-off replicas of <c>berth run</c> (docs/api.md): each running replica's resource use from its driver
 /// (cgroup counters for a process, the engine's stats for a container) and its processes from /proc.</summary>
 internal static class ReplicaStatsEndpoints
 {
@@ -39,6 +39,19 @@ internal static class ReplicaStatsEndpoints
                 }
             });
             return Results.Json<IReadOnlyList<ReplicaStatsInfo>>([.. stats.OfType<ReplicaStatsInfo>()], ApiJson.Default.IReadOnlyListReplicaStatsInfo);
+        });
+        v1.MapPost("/services/{name}/run", async (string name, HttpContext context) =>
+        {
+            var body = context.Request.ContentLength is > 0 || context.Request.Headers.TransferEncoding.Count > 0
+                ? await ApiServer.ReadBodyAsync(context, ApiJson.Default.RunRequest, """{"command"?: ["..."]}""")
+                : null;
+            var run = await plane.StartOneOffAsync(name, body?.Command, context.RequestAborted);
+            return Results.Json(new RunResponse(run.Id, run.Service, run.Pid, run.ContainerId, [.. run.Command]), ApiJson.Default.RunResponse);
+        });
+        v1.MapDelete("/runs/{id}", async (string id, HttpContext context) =>
+        {
+            await plane.RemoveOneOffAsync(id, remove: context.Request.Query["remove"] == "true", context.RequestAborted);
+            return Results.NoContent();
         });
         v1.MapGet("/top", async (HttpContext context) =>
         {

@@ -22,7 +22,94 @@ internal static class ExecCommands
     /// <summary>The commands whose arguments after the target are the command to run (options stop there, as in compose).</summary>
     public static readonly string[] CommandTaking = ["exec", "run"];
 
-    public static IEnumerable<Command> Create() => [Exec(), Top(), Stats()];
+    public static IEnumerable<Command> Create() => [Exec(), Run(), Top(), Stats()];
+
+    // ---- run ----------------------------------------------------------------------------------------------------
+
+    private static Command Run()
+    {
+        var file = SpecFile.CreateFileOption();
+        var target = new Argument<string>("SERVICE") { Description = "The service whose spec the one-off replica gets." };
+        var argv = new Argument<string[]>("COMMAND") { Description = "The command and its arguments, without a shell (default: the service's own).", Arity = ArgumentArity.ZeroOrMore };
+        var rm = new Option<bool>("--rm") { Description = "Remove the one-off replica (container, cgroup, bookkeeping) when the command ends (as docker compose run --rm); without it it is stopped and kept." };
+        var noDeps = new Option<bool>("--no-deps") { Description = "Do not start the services it depends on (default: start any that are stopped and wait for them, as compose run)." };
+        var noTty = new Option<bool>("--no-TTY", "-T") { Description = "Do not allocate a TTY (default: one when stdin is a terminal)." };
+        var env = EnvOption();
+        var workdir = new Option<string?>("--workdir", "-w") { Description = "Run in this folder (default: the service's working directory).", HelpName = "DIR" };
+        var user = new Option<string?>("--user", "-u") { Description = "Run as this user: name, uid, name:group or uid:gid (default: the service's user).", HelpName = "USER" };
+        var command = new Command("run", "Run a one-off command in a new replica of a service (as docker compose run): the service's environment and secrets, volumes, "
+            + "limits and working directory, stdin and stdout attached, the command's exit code as berth's. The replica is not routed to and not counted by scale.")
+        {
+            file, target, argv, rm, noDeps, noTty, env, workdir, user,
+        };
+        command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
+        {
+            if (ParseEnv(parse.GetValue(env) ?? [], "run") is not { } extra)
+            {
+                return ExitCodes.Usage;
+            }
+
+            var name = parse.GetValue(target)!;
+            var services = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
+            if (services.All(s => s.Name != name))
+            {
+                Error(ServiceCommands.NoService(name, services));
+                return ExitCodes.NotFound;
+            }
+
+            if (!parse.GetValue(noDeps) && await StartDependenciesAsync(client, name, services, ct) is var deps and not ExitCodes.Ok)
+            {
+                return deps;
+            }
+
+            var given = parse.GetValue(argv) ?? [];
+            var run = await client.PostAsync($"/v1/services/{Uri.EscapeDataString(name)}/run",
+                System.Text.Json.JsonSerializer.Serialize(new RunRequest(given.Length > 0 ? given : null), ApiJson.Default.RunRequest), ApiJson.Default.RunResponse, ct);
+            Status($"{run.Replica}: one-off replica of {name} started");
+            try
+            {
+                var replica = new ReplicaInfo { Id = run.Replica, Service = name, Phase = "running", Pid = run.Pid, ContainerId = run.ContainerId };
+                return await ExecAsync(replica, run.Command, extra, parse.GetValue(workdir), parse.GetValue(user), !parse.GetValue(noTty) && Terminal.StdinIsTerminal, ct);
+            }
+            finally
+            {
+                // Always ended (it would hold still forever); --rm also removes what is left of it.
+                await client.SendAsync(HttpMethod.Delete, $"/v1/runs/{Uri.EscapeDataString(run.Replica)}{(parse.GetValue(rm) ? "?remove=true" : "")}", null, CancellationToken.None);
+            }
+        }, ct));
+        return command;
+    }
+
+    /// <summary>Starts the stopped services <paramref name="service"/> depends on (and theirs), then waits until they are Ready.</summary>
+    private static async Task<int> StartDependenciesAsync(ApiClient client, string service, IReadOnlyList<ServiceInfo> services, CancellationToken ct)
+    {
+        var needed = new List<string>();
+        var queue = new Queue<string>([service]);
+        while (queue.TryDequeue(out var next))
+        {
+            var detail = await client.GetAsync($"/v1/services/{Uri.EscapeDataString(next)}", ApiJson.Default.ServiceInfo, ct);
+            foreach (var dep in detail.Spec?["dependsOn"]?.AsArray().Select(d => d?["service"]?.GetValue<string>()).OfType<string>() ?? [])
+            {
+                if (!needed.Contains(dep) && services.Any(s => s.Name == dep))
+                {
+                    needed.Add(dep);
+                    queue.Enqueue(dep);
+                }
+            }
+        }
+
+        var stopped = needed.Where(d => services.First(s => s.Name == d).Stopped).ToList();
+        foreach (var dep in stopped)
+        {
+            await client.PostAsync($"/v1/services/{Uri.EscapeDataString(dep)}/start", null, ct);
+            Status($"{dep}: started (a dependency of {service})");
+        }
+
+        // Already Ready: nothing to wait for (and nothing printed); else until each is, as compose run waits for its dependencies.
+        return stopped.Count == 0 && needed.All(d => services.First(s => s.Name == d) is var s && s.Ready >= s.Desired)
+            ? ExitCodes.Ok
+            : await AppStatus.WaitReadyAsync(client, needed, null, DateTimeOffset.MinValue, ct);
+    }
 
     // ---- top, stats ---------------------------------------------------------------------------------------------
 

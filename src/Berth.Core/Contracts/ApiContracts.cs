@@ -127,6 +127,13 @@ public sealed record ReplicaInfo
 /// percent of one core over the driver's sample window (200 = two cores busy); the memory limit is null where none is set.</summary>
 public sealed record ReplicaStatsInfo(string Replica, string Service, string Phase, double CpuPercent, long MemoryBytes, long? MemoryLimitBytes, int Pids, int Restarts, DateTimeOffset Time);
 
+/// <summary><c>POST /v1/services/{name}/run</c>: a one-off replica for <c>berth run</c>; no command: the service's own.</summary>
+public sealed record RunRequest(IReadOnlyList<string>? Command);
+
+/// <summary>The one-off replica started: its pid or container, and the command the CLI runs in it (the one asked for, else
+/// the service's own with its secret variables left unexpanded). <c>DELETE /v1/runs/{replica}</c> ends it.</summary>
+public sealed record RunResponse(string Replica, string Service, int? Pid, string? ContainerId, IReadOnlyList<string> Command);
+
 /// <summary><c>GET /v1/top</c>: a running replica's processes (<c>berth top</c>, as <c>docker compose top</c>).</summary>
 public sealed record ReplicaTopInfo(string Replica, string Service, IReadOnlyList<ProcessInfo> Processes);
 

@@ -16,6 +16,8 @@ namespace Berth.Core.Contracts;
 [JsonSerializable(typeof(IReadOnlyList<ReplicaInfo>))]
 [JsonSerializable(typeof(IReadOnlyList<ReplicaStatsInfo>))]
 [JsonSerializable(typeof(IReadOnlyList<ReplicaTopInfo>))]
+[JsonSerializable(typeof(RunRequest))]
+[JsonSerializable(typeof(RunResponse))]
 [JsonSerializable(typeof(RevisionInfo))]
 [JsonSerializable(typeof(IReadOnlyList<RevisionInfo>))]
 [JsonSerializable(typeof(IReadOnlyList<RolloutHistoryEntry>))]

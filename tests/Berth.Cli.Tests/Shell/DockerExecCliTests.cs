@@ -71,4 +71,25 @@ public sealed class DockerExecCliTests : IAsyncLifetime
         Assert.Equal(("box", 1), (stats.GetProperty("service").GetString(), stats.GetProperty("pids").GetInt32()));
         Assert.InRange(stats.GetProperty("memoryBytes").GetInt64(), 1, long.MaxValue);
     }
+
+    [DockerFact]
+    public async Task Run_Container_OneOffWithTheServiceEnvKeptOrRemovedWithRm()
+    {
+        var kept = await _cli.RunAsync("run", "box", "sh", "-c", "echo $BOXVAR $BERTH_REPLICA; exit 5");
+        var removed = await _cli.RunAsync("run", "--rm", "box", "sh", "-c", "echo $BERTH_REPLICA");
+
+        Assert.Equal(5, kept.Code);
+        Assert.Matches(@"^from-spec box-run-[0-9a-f]{5}\n$", kept.Out);
+        Assert.Equal(0, removed.Code);
+        using var client = new global::Docker.DotNet.DockerClientConfiguration(DockerDriver.FindEngine(new DockerDriverOptions())).CreateClient();
+        async Task<IList<global::Docker.DotNet.Models.ContainerListResponse>> ContainersAsync(string replica) => await client.Containers.ListContainersAsync(new()
+        {
+            All = true,
+            Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"berth.replica={replica}"] = true } },
+        });
+        var keptContainers = await ContainersAsync(kept.Out.Trim().Split(' ')[1]);
+        Assert.Equal("exited", Assert.Single(keptContainers).State);
+        Assert.Empty(await ContainersAsync(removed.Out.Trim()));
+        await client.Containers.RemoveContainerAsync(keptContainers[0].ID, new() { Force = true });
+    }
 }

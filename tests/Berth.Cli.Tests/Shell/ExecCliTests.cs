@@ -31,6 +31,15 @@ public sealed class ExecApp : IAsyncLifetime
               idle:
                 run: [perl, -e, "sleep 3600"]
                 stop_grace_period: 1s
+              db:
+                run: [perl, -e, "sleep 3600"]
+                stop_grace_period: 1s
+              task:
+                run: [sh, -c, "echo default $$MODE"]
+                replicas: 0
+                depends_on: [db]
+                environment: {MODE: dev}
+                secrets: {TASK_TOKEN: s3cret}
             """);
         Up = await Cli().RunAsync("up", "--wait");
     }
@@ -232,6 +241,65 @@ public sealed class ExecCliTests(ExecApp app) : IClassFixture<ExecApp>
 
         Assert.Equal((ExitCodes.NotFound, "berth: error: no service 'wbe'; did you mean 'web'?\n"), (top.Code, top.Err));
         Assert.Equal((ExitCodes.NotFound, "berth: error: no service 'wbe'; did you mean 'web'?\n"), (stats.Code, stats.Err));
+    }
+
+    [Fact]
+    public async Task Run_ServiceWithNoReplicas_RunsItsCommandWithItsEnvironmentAndReturnsTheExitCode()
+    {
+        await PidAsync("web");
+        var own = await _cli.RunAsync("run", "task");
+        var given = await _cli.RunAsync("run", "--rm", "-e", "EXTRA=x", "task", "sh", "-c", "echo $TASK_TOKEN $EXTRA $BERTH_REPLICA; exit 4");
+        var piped = await _cli.PipeAsync("a\nb\n", "run", "--rm", "task", "wc", "-l");
+
+        Assert.Equal((0, "default dev\n"), (own.Code, own.Out));
+        Assert.Matches(@"^berth: task-run-[0-9a-f]{5}: one-off replica of task started$", own.Err.Split('\n')[^2]);
+        Assert.Equal(4, given.Code);
+        Assert.Matches(@"^s3cret x task-run-[0-9a-f]{5}\n$", given.Out);
+        Assert.Equal((0, "2"), (piped.Code, piped.Out.Trim()));
+    }
+
+    [CgroupFact]
+    public async Task Run_OneOff_HasItsOwnCgroupAndIsNeitherListedNorCounted()
+    {
+        await PidAsync("web");
+        await using var run = _cli.Start("run", "--rm", "web", "sh", "-c", "echo $BERTH_REPLICA; grep memory /proc/self/cgroup; sleep 6");
+        await Poll.UntilAsync(() => run.OutLines.Count >= 2, TimeSpan.FromSeconds(90), "the one-off to print its replica id and cgroup");
+        var id = run.OutLines[0];
+        var replicas = await _cli.PsAsync();
+        var result = await run.WaitAsync(TimeSpan.FromSeconds(90), "the one-off's command to end");
+
+        Assert.Equal(0, result.Code);
+        Assert.Matches("^web-run-[0-9a-f]{5}$", id);
+        Assert.EndsWith("/" + id, run.OutLines[1], StringComparison.Ordinal);
+        Assert.DoesNotContain(replicas, r => r.GetProperty("id").GetString() == id);
+        Assert.Single(replicas, r => r.GetProperty("service").GetString() == "web");
+    }
+
+    [Fact]
+    public async Task Run_StoppedDependency_IsStartedUnlessNoDeps()
+    {
+        await PidAsync("db");
+        async Task<bool> DbStoppedAsync() => (await _cli.PsAsync()).All(r => r.GetProperty("service").GetString() != "db");
+        await _cli.OkAsync("stop", "db");
+        var noDeps = await _cli.RunAsync("run", "--rm", "--no-deps", "task", "true");
+        var stillStopped = await DbStoppedAsync();
+        var withDeps = await _cli.RunAsync("run", "--rm", "task", "true");
+        var db = (await _cli.PsAsync()).Where(r => r.GetProperty("service").GetString() == "db").Select(r => r.GetProperty("phase").GetString()).ToList();
+
+        Assert.Equal(0, noDeps.Code);
+        Assert.True(stillStopped, "run --no-deps left db stopped");
+        Assert.Equal(0, withDeps.Code);
+        Assert.Contains("berth: db: started (a dependency of task)", withDeps.Err.Split('\n'));
+        Assert.Equal(["ready"], db);
+    }
+
+    [Fact]
+    public async Task Run_UnknownService_SaysDidYouMean()
+    {
+        await PidAsync("web");
+        var result = await _cli.RunAsync("run", "tsak", "true");
+
+        Assert.Equal((ExitCodes.NotFound, "berth: error: no service 'tsak'; did you mean 'task'?\n"), (result.Code, result.Err));
     }
 
     /// <summary>Runs <c>berth args…</c> on a terminal of its own (util-linux <c>script</c> makes a pty; bsdutils is Essential
