@@ -302,6 +302,20 @@ public sealed class ExecCliTests(ExecApp app) : IClassFixture<ExecApp>
         Assert.Equal((ExitCodes.NotFound, "berth: error: no service 'tsak'; did you mean 'task'?\n"), (result.Code, result.Err));
     }
 
+    [Fact]
+    public async Task Completion_NewCommands_AreSuggested()
+    {
+        var ex = await _cli.OkAsync("[suggest:8]", "berth ex");
+        var st = await _cli.OkAsync("[suggest:9]", "berth sta");
+        var to = await _cli.OkAsync("[suggest:8]", "berth to");
+        var ru = await _cli.OkAsync("[suggest:8]", "berth ru");
+
+        Assert.Equal(["exec"], ex.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Contains("stats", st.Out.Split('\n'));
+        Assert.Equal(["top"], to.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(["run"], ru.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+    }
+
     /// <summary>Runs <c>berth args…</c> on a terminal of its own (util-linux <c>script</c> makes a pty; bsdutils is Essential
     /// on Debian) and returns what it printed there.</summary>
     internal static async Task<string> InTerminalAsync(string dir, params string[] args)
