@@ -37,11 +37,13 @@ python3 - "$t0" "$t1" "$work" <<'PY'
 import json, sys, datetime, statistics, os
 t0 = int(sys.argv[1]) / 1e6; t1 = int(sys.argv[2]) / 1e6; work = sys.argv[3]
 rows = []
-for f in ("cli-trace", ".berth/control-plane.log"):
+for f in ("cli-trace", ".berth/control-plane.log", ".berth/data-plane.log"):
+    if not os.path.exists(os.path.join(work, f)):
+        continue
     for line in open(os.path.join(work, f), errors="replace"):
         p = line.split(None, 3)
         if len(p) == 4 and p[0] == "startup-trace":
-            rows.append((int(p[1]) - t0, ("cli  " if f == "cli-trace" else "cp   ") + p[3].strip()))
+            rows.append((int(p[1]) - t0, {"cli-trace": "cli  ", ".berth/data-plane.log": "dp   "}.get(f, "cp   ") + p[3].strip()))
 for ms, what in sorted(rows):
     print(f"{ms:8.0f} ms  {what}")
 phases = {}

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Berth.Core.Diagnostics;
 using Berth.Core.Model;
 using Berth.Mesh;
 using Berth.Mesh.DataPlane;
@@ -91,9 +92,26 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             Directory.CreateDirectory(stateDirectory);
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
+            // The data plane process starts (a .NET start of its own) while the receiver's Kestrel starts here (issue #21).
+            Task<DataPlaneClient>? dataPlane = DataPlaneProcess.InProcess ? null : DataPlaneProcess.ConnectAsync(stateDirectory, store, ct);
             StartupTrace.Mark("host: telemetry receiver");
-            otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
-            if (DataPlaneProcess.InProcess)
+            try
+            {
+                otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
+            }
+            catch when (dataPlane is not null)
+            {
+                await ((Task)dataPlane).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (dataPlane.IsCompletedSuccessfully)
+                {
+                    await dataPlane.Result.DisposeAsync();
+                }
+
+                throw;
+            }
+
+            StartupTrace.Mark("host: telemetry receiver started");
+            if (dataPlane is null)
             {
                 var inProcess = new MeshHost(new MeshHostOptions { RequestObserver = store });
                 await inProcess.StartAsync(ct);
@@ -101,7 +119,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             }
             else
             {
-                mesh = await DataPlaneProcess.ConnectAsync(stateDirectory, store, ct);
+                mesh = await dataPlane;
             }
             StartupTrace.Mark("host: mesh started");
         }
@@ -201,6 +219,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             // Adoption published every endpoint of the current revision; whatever else the data plane still serves is gone from the app.
             await client.RetainOnlyAsync([.. host.Routes.Routes.Select(r => (r.Service, r.Endpoint.Name))], ct);
+            host._owned.Insert(0, StandbyRelease.Start(plane, client, TimeProvider.System));
         }
 
         if (api)
