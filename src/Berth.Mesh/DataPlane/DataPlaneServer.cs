@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Threading.Channels;
+using Berth.Core.Diagnostics;
 using Berth.Core.Routing;
 using Berth.Mesh.Observability;
 using Microsoft.Extensions.Logging;
@@ -407,6 +408,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             }
 
             Log.Applied(_logger, version, routes.Count, errors.Count);
+            StartupTrace.Mark($"data plane: applied snapshot {version}");
             return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = snapshot.Id, Version = version, Errors = errors, InFlight = _mesh.InFlightCounts() };
         }
         finally

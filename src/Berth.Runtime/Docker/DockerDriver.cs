@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Berth.Core.Build;
+using Berth.Core.Diagnostics;
 using Berth.Core.Model;
 using Berth.Core.Routing;
 using Berth.Runtime.Capabilities;
@@ -125,6 +126,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         {
             // Create first: the image is almost always local, and only a missing one costs the extra round trips.
             created = await CreateAsync(spec, parameters, cancellationToken).ConfigureAwait(false);
+            StartupTrace.Mark($"docker {spec.ReplicaId}: created");
         }
         catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
@@ -149,6 +151,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         Log.ContainerStarted(_options.Logger, created.ID[..12], spec.ReplicaId, spec.App, spec.Service);
+        StartupTrace.Mark($"docker {spec.ReplicaId}: started");
         PodNetwork? pod = null;
         if (spec.Pod is not null)
         {
@@ -156,6 +159,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             var inspected = await CallAsync(c => c.Containers.InspectContainerAsync(created.ID, cancellationToken)).ConfigureAwait(false);
             var path = $"/proc/{inspected.State.Pid}/ns/net";
             pod = new PodNetwork(spec.ReplicaId, path) { NamespaceInode = PodSockets.InodeOf(path) };
+            StartupTrace.Mark($"docker {spec.ReplicaId}: pod inspected");
         }
 
         return new ReplicaHandle
