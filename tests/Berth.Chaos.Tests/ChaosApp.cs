@@ -50,10 +50,11 @@ internal sealed class ChaosApp : IAsyncDisposable
 
     public ControlPlaneApi Api() => new(State);
 
-    /// <summary>Paced, bounded load on the stable port: 200 requests a second per client, at most 2 minutes and 60,000 requests.</summary>
-    public LoopbackLoad Load() => LoopbackLoad.Start(Port, new LoopbackLoadOptions
+    /// <summary>Paced, bounded load on the stable port: 200 requests a second per client, at most <paramref name="minutes"/>
+    /// minutes (2 by default) and 30,000 requests a minute.</summary>
+    public LoopbackLoad Load(int minutes = 2) => LoopbackLoad.Start(Port, new LoopbackLoadOptions
     {
-        Clients = 2, Pace = TimeSpan.FromMilliseconds(5), MaxRequests = 60_000, MaxTime = TimeSpan.FromMinutes(2), RequestTimeout = TimeSpan.FromSeconds(5),
+        Clients = 2, Pace = TimeSpan.FromMilliseconds(5), MaxRequests = 30_000 * minutes, MaxTime = TimeSpan.FromMinutes(minutes), RequestTimeout = TimeSpan.FromSeconds(5),
     });
 
     /// <summary>Replica id → pid, from <c>berth ps</c>.</summary>
