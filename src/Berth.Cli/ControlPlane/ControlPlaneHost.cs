@@ -147,7 +147,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 var docker = await dockerConnect;
                 disposables.Add(docker);
                 drivers.Add(docker);
-                dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
+                dockerCapability = () => docker.Capability is { Usable: false } c && docker.Lost is null ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
             }
             catch (DockerUnavailableException e)
             {

@@ -51,9 +51,17 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     public bool Rootless { get; private set; }
 
     /// <summary>Whether Docker is usable here for this user, and through which engine, in the words <c>berth up</c> prints.</summary>
-    public HostCapability Capability => Capabilities.Available
-        ? new HostCapability(HostCapability.Docker, true, $"{(Rootless ? "rootless" : "rootful")} engine at {HostDescription}: {Capabilities.LimitsMechanism}")
-        : new HostCapability(HostCapability.Docker, false, Capabilities.UnavailableReason ?? $"not reachable at {HostDescription}", Capabilities.UnavailableReason is null ? UnreachableFix : null);
+    public HostCapability Capability => !Capabilities.Available
+        ? new HostCapability(HostCapability.Docker, false, Capabilities.UnavailableReason ?? $"not reachable at {HostDescription}", Capabilities.UnavailableReason is null ? UnreachableFix : null)
+        : _lost is { } lost
+        ? new HostCapability(HostCapability.Docker, false, $"the engine at {HostDescription} stopped answering at {lost.Since.UtcDateTime:HH:mm:ss} UTC ({lost.Why}); " +
+            "running containers are kept as they were and routed by their probes, and replicas to start wait for the engine", UnreachableFix)
+        : new HostCapability(HostCapability.Docker, true, $"{(Rootless ? "rootless" : "rootful")} engine at {HostDescription}: {Capabilities.LimitsMechanism}");
+
+    /// <summary>The engine answered at first and then stopped (killed, restarting): since when and why; null while it answers.</summary>
+    public EngineLoss? Lost => _lost;
+
+    private volatile EngineLoss? _lost;
 
     private const string UnreachableFix = "start Docker (systemctl start docker, or run dockerd); for rootless Docker: dockerd-rootless-setuptool.sh install, " +
         "then systemctl --user start docker; or set DOCKER_HOST to a running engine";
@@ -815,12 +823,15 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         return body.Length > 0 ? body : e.Message;
     }
 
-    /// <summary>Every engine call goes through here so an unreachable engine gives one clear error, never a stack trace.</summary>
+    /// <summary>Every engine call goes through here so an unreachable engine gives one clear error, never a stack trace, and
+    /// <see cref="Lost"/> says whether the engine answers now.</summary>
     private async Task<T> CallAsync<T>(Func<DockerClient, Task<T>> call)
     {
         try
         {
-            return await call(_client).ConfigureAwait(false);
+            var result = await call(_client).ConfigureAwait(false);
+            _lost = null;
+            return result;
         }
         catch (Exception e) when (IsUnreachable(e))
         {
@@ -833,6 +844,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         try
         {
             await call(_client).ConfigureAwait(false);
+            _lost = null;
         }
         catch (Exception e) when (IsUnreachable(e))
         {
@@ -855,6 +867,11 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         var where = _endpoint.Tried.Count > 0
             ? $": tried {string.Join(", ", _endpoint.Tried)}"
             : $" at {HostDescription}: {cause.Message.TrimEnd('.')}";
+        if (Capabilities.Available)
+        {
+            _lost ??= new EngineLoss(_options.TimeProvider.GetUtcNow(), cause.Message.TrimEnd('.'));
+        }
+
         return new DockerUnavailableException(
             $"Docker engine not reachable{where}. Start Docker (systemctl start docker, or run dockerd), " +
             "or set DOCKER_HOST to a running engine (rootless Docker: unix://$XDG_RUNTIME_DIR/docker.sock); the process driver needs no Docker.",
