@@ -425,9 +425,11 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             var directory = Path.IsPathRooted(dir) ? dir : Path.Combine(app.BaseDirectory, dir);
             var served = string.Join(", ", app.Services.Where(s => s.Build is { } b && b.Command.SequenceEqual(command) && (b.WorkingDir ?? b.Context ?? app.BaseDirectory) == dir).Select(s => s.Name));
             log.WriteLine($"berth: building {served}: {string.Join(' ', command)}");
-            var info = new ProcessStartInfo(command[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            // Through setsid: the build leads a process group of its own, so stopping it reaches every process it started
+            // (compilers, test hosts, a child that outlives its parent), not only the ones still linked to it.
+            var info = new ProcessStartInfo("setsid") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             info.Environment["BERTH_BUILD_RUNTIME"] = runtime == RuntimeKind.Docker ? "docker" : "process";
-            foreach (var a in command.Skip(1))
+            foreach (var a in command)
             {
                 info.ArgumentList.Add(a);
             }
@@ -460,8 +462,18 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             }
             catch (OperationCanceledException)
             {
-                // Ctrl-C stops the build too (dotnet build would otherwise keep running, with its build servers).
-                process.Kill(entireProcessTree: true);
+                // Ctrl-C (or a newer change in berth watch) stops the build and everything it started: its process group,
+                // then any descendant that made a group of its own.
+                ProcessGroups.Kill(process.Id);
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                    // already gone with its group
+                }
+
                 log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s");
                 throw;
             }
