@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Berth.Core.Model;
 using Berth.Mesh;
 using Berth.Mesh.DataPlane;
@@ -434,8 +435,44 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 info.ArgumentList.Add(a);
             }
 
+            // SIGINT/SIGTERM, which (where no one handles them) end berth at once, first end the build: it must not outlive berth.
+            // Registered before the build starts; a signal in between (no pid yet) is held and acted on once it has one.
             var started = Stopwatch.StartNew();
+            var leader = 0;
+            var signalled = false;
+            void Interrupted(PosixSignalContext signal)
+            {
+                lock (log)
+                {
+                    if (leader == 0)
+                    {
+                        signalled = true;
+                        signal.Cancel = true;
+                        return;
+                    }
+                }
+
+                if (ProcessGroups.Kill(leader))
+                {
+                    log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s ({signal.Signal})");
+                }
+            }
+
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupted);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupted);
             using var process = Process.Start(info)!;
+            lock (log)
+            {
+                leader = process.Id;
+            }
+
+            if (signalled)
+            {
+                ProcessGroups.Kill(leader);
+                log.WriteLine($"berth: build of {served} stopped as it started (interrupted)");
+                throw new OperationCanceledException("interrupted");
+            }
+
             var output = new System.Text.StringBuilder();
             // The build's own output, folded under the service (indented), with the time since it started.
             void Line(string? text)
@@ -456,6 +493,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             process.ErrorDataReceived += (_, e) => Line(e.Data);
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
+            // Killed from the cancellation itself, not after an await.
+            await using var stop = ct.Register(() => ProcessGroups.Kill(process.Id));
             try
             {
                 await process.WaitForExitAsync(ct);
