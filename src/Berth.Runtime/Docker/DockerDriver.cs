@@ -150,6 +150,13 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
         try
         {
+            foreach (var sync in spec.Syncs)
+            {
+                var filter = new Core.Build.WatchFilter(sync.Rule, sync.BuildContext);
+                await using var tar = await filter.TarAsync(filter.Files(), sync.Rule.Target!, cancellationToken).ConfigureAwait(false);
+                await CopyIntoAsync(created.ID, tar, cancellationToken).ConfigureAwait(false);
+            }
+
             await CallAsync(c => c.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken)).ConfigureAwait(false);
         }
         catch (DockerApiException e)
@@ -376,6 +383,10 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     }
 
     /// <summary>Runs the command inside the container through the engine's exec API (no docker CLI needed).</summary>
+    /// <summary>Extracts <paramref name="tar"/> at the container's root (docker cp's archive API); its entries carry their full paths.</summary>
+    public Task CopyIntoAsync(string containerId, Stream tar, CancellationToken cancellationToken) =>
+        CallAsync(c => c.Containers.ExtractArchiveToContainerAsync(containerId, new ContainerPathStatParameters { Path = "/" }, tar, cancellationToken));
+
     public async Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
     {
         var id = ContainerId(replica);
