@@ -382,6 +382,14 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         };
     }
 
+    /// <summary>The container's processes: its main pid from the engine, then its cgroup's members from /proc (the engine
+    /// runs them on this kernel), so the columns are the process driver's.</summary>
+    public async Task<IReadOnlyList<Process.ProcessRow>> TopAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var inspect = await CallAsync(c => c.Containers.InspectContainerAsync(ContainerId(replica), cancellationToken)).ConfigureAwait(false);
+        return inspect.State.Pid > 0 ? Process.ProcessTable.Of((int)inspect.State.Pid) : [];
+    }
+
     /// <summary>Runs the command inside the container through the engine's exec API (no docker CLI needed).</summary>
     /// <summary>Extracts <paramref name="tar"/> at the container's root (docker cp's archive API); its entries carry their full paths.</summary>
     public Task CopyIntoAsync(string containerId, Stream tar, CancellationToken cancellationToken) =>
