@@ -30,6 +30,12 @@ public sealed record MeshHostOptions
     /// socket's backlog while the listener starts. Null, or null for a route: bind as usual.</summary>
     public Func<Berth.Core.Routing.ServiceRoute, System.Net.Sockets.Socket?>? BoundListener { get; init; }
 
+    /// <summary>
+    /// Plain HTTP/1.1 listeners serve requests with the mesh's own HTTP/1.1 server (Kestrel keeps every request it does not
+    /// own, and h2c/gRPC listeners); false: Kestrel parses every request, as before (kept for comparison in bench/mesh).
+    /// </summary>
+    public bool OwnHttp1 { get; init; } = true;
+
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>Randomness for balancing, splits and jitter; must be thread-safe when the host serves traffic (<see cref="System.Random.Shared"/>).</summary>

@@ -2,6 +2,8 @@
 // berth: a MeshHost listener with every resilience feature on (round-robin, retries + budget, per-try and total
 //        timeouts, service and endpoint breakers, outlier detection, limits, traceparent, Prometheus metrics).
 // berth-bare: the same listener with retries, breakers and outlier detection off (what the resilience costs).
+// berth-kestrel: the berth listener with Kestrel parsing every request (MeshHostOptions.OwnHttp1 = false), as before the
+//        mesh's own HTTP/1.1 server.
 // yarp:  plain YARP (MapReverseProxy, round-robin, no health checks) — the peer Berth is measured against.
 // kestrel: plain Kestrel answering "hello\n" itself (no proxying) — the floor of any Kestrel-based listener.
 // Prints "ready" once listening; runs until killed.
@@ -15,11 +17,11 @@ var mode = args.Length > 0 ? args[0] : throw new ArgumentException("first argume
 var port = int.Parse(Arg("--port") ?? throw new ArgumentException("--port is required"), CultureInfo.InvariantCulture);
 var upstreams = (Arg("--upstreams") ?? throw new ArgumentException("--upstreams is required")).Split(',');
 
-if (mode is "berth" or "berth-bare")
+if (mode is "berth" or "berth-bare" or "berth-kestrel")
 {
-    await using var mesh = new MeshHost(new MeshHostOptions { AdminPort = int.Parse(Arg("--admin-port") ?? "0", CultureInfo.InvariantCulture) });
+    await using var mesh = new MeshHost(new MeshHostOptions { AdminPort = int.Parse(Arg("--admin-port") ?? "0", CultureInfo.InvariantCulture), OwnHttp1 = mode != "berth-kestrel" });
     await mesh.StartAsync(CancellationToken.None);
-    var policy = mode == "berth"
+    var policy = mode != "berth-bare"
         ? MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin, PerTryTimeout = TimeSpan.FromSeconds(5) }
         : MeshPolicy.Default with
         {

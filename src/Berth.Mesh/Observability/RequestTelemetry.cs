@@ -1,6 +1,5 @@
 using Berth.Mesh.Resilience;
 using Berth.Mesh.Routing;
-using Microsoft.AspNetCore.Http;
 
 namespace Berth.Mesh.Observability;
 
@@ -60,7 +59,7 @@ internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver?
 
     public void RetrySkipped(string why) => state.Metrics.RetriesSkipped.WithLabels(state.Service, state.EndpointName, why).Inc();
 
-    public void Completed(HttpContext context, int status, string upstream, int attempts, long startedTimestamp, string? traceparent, string? error)
+    internal void Completed(Http.IProxyExchange x, int status, string upstream, int attempts, long startedTimestamp, string? traceparent, string? error)
     {
         var time = state.Time;
         var elapsed = time.GetElapsedTime(startedTimestamp);
@@ -72,13 +71,13 @@ internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver?
             return;
         }
 
-        var path = context.Request.Path.Value ?? "/";
+        var path = x.Path;
         if (accessLog)
         {
-            Log.Access(state.Logger, context.Request.Method, path, status, upstream, elapsed.TotalMilliseconds, attempts, traceparent ?? "");
+            Log.Access(state.Logger, x.Method, path, status, upstream, elapsed.TotalMilliseconds, attempts, traceparent ?? "");
         }
 
-        observer?.OnRequest(new MeshRequestRecord(state.Service, state.EndpointName, context.Request.Method, path, status, upstream, attempts,
-            time.GetUtcNow() - elapsed, elapsed, traceparent, error, context.Request.Headers[TraceContext.Header].FirstOrDefault()));
+        observer?.OnRequest(new MeshRequestRecord(state.Service, state.EndpointName, x.Method, path, status, upstream, attempts,
+            time.GetUtcNow() - elapsed, elapsed, traceparent, error, x.Header(TraceContext.Header)));
     }
 }
