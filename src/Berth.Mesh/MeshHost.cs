@@ -316,7 +316,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
     {
         var proxy = new HttpProxy(state);
-        var server = _options.OwnHttp1 && !route.Endpoint.Protocol.IsHttp2() ? new Http1Server(proxy, state) : null;
+        var server = _options.OwnHttp1 && !route.Endpoint.Protocol.IsHttp2() ? new Http1Server(proxy, state, _options.RequestHeadersTimeout, _options.KeepAliveTimeout) : null;
         var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2(),
             _options.BoundListener?.Invoke(route), server), _options.DrainTimeout);
         app.Run(proxy.InvokeAsync);
@@ -369,6 +369,8 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         (_, kestrel) =>
         {
             kestrel.AddServerHeader = false;
+            kestrel.Limits.RequestHeadersTimeout = _options.RequestHeadersTimeout;
+            kestrel.Limits.KeepAliveTimeout = _options.KeepAliveTimeout;
             if (maxConnections is { } max)
             {
                 kestrel.Limits.MaxConcurrentConnections = max;
@@ -426,6 +428,12 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel);
+        builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>(o =>
+        {
+            o.UnsafePreferInlineScheduling = _options.InlineScheduling;
+            // A mesh listener's connections are busy: a zero-byte read before each receive is one more syscall per request.
+            o.WaitForDataBeforeAllocatingBuffer = false;
+        });
         builder.Services.AddSingleton(_options.LoggerFactory);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdown);
         return builder.Build();

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Buffers.Text;
 using System.Collections.Concurrent;
@@ -50,6 +51,7 @@ internal sealed class Http1ConnectionPool : IDisposable
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>A live idle connection, or a new one; a failed connect throws <see cref="UpstreamException"/> with <see cref="AttemptError.ConnectFailure"/>.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Http1Connection> RentAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetTimestamp();
@@ -217,6 +219,7 @@ internal sealed class Http1Connection : IDisposable
     }
 
     /// <summary>Writes request bytes; any failure means the request may have (partly) reached the upstream.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         try
@@ -234,6 +237,7 @@ internal sealed class Http1Connection : IDisposable
     }
 
     /// <summary>Reads the response head (skipping 1xx interim responses, whose body-less heads Kestrel already answered for).</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<ResponseHead> ReadHeadAsync(bool isHead, CancellationToken cancellationToken, bool collectHeaders = true)
     {
         Reusable = false;
@@ -262,6 +266,7 @@ internal sealed class Http1Connection : IDisposable
     /// framing it as chunks again (a chunked or close-delimited body on a keep-alive client connection); marks the
     /// connection reusable when done cleanly.
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask CopyBodyAsync(PipeWriter to, CancellationToken cancellationToken, bool chunkedOut = false)
     {
         var head = Head;
@@ -394,6 +399,7 @@ internal sealed class Http1Connection : IDisposable
         _buffer = [];
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask CopyExactlyAsync(long remaining, PipeWriter to, CancellationToken cancellationToken)
     {
         remaining -= await FlushBufferedAsync(remaining, to, cancellationToken);
@@ -417,6 +423,7 @@ internal sealed class Http1Connection : IDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<long> FlushBufferedAsync(long max, PipeWriter to, CancellationToken cancellationToken)
     {
         var n = (int)Math.Min(max, _end - _start);
@@ -430,6 +437,7 @@ internal sealed class Http1Connection : IDisposable
         return n;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private static async ValueTask FlushClientAsync(PipeWriter to, CancellationToken cancellationToken)
     {
         var result = await to.FlushAsync(cancellationToken);
@@ -479,6 +487,7 @@ internal sealed class Http1Connection : IDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> FindHeadEndAsync(CancellationToken cancellationToken)
     {
         var scanned = _start;
@@ -504,6 +513,7 @@ internal sealed class Http1Connection : IDisposable
     }
 
     /// <summary>Reads more bytes into the buffer (compacting or growing it); EOF or reset is <see cref="AttemptError.Reset"/>.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FillAsync(CancellationToken cancellationToken)
     {
         if (_start > 0)
@@ -530,6 +540,7 @@ internal sealed class Http1Connection : IDisposable
         _end += n;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReceiveIntoAsync(Memory<byte> memory, CancellationToken cancellationToken)
     {
         try

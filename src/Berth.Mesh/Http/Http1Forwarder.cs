@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
@@ -81,6 +82,7 @@ internal static class Http1Forwarder
     /// then reads the response head. <paramref name="collectHeaders"/> false leaves the head's header list empty (the caller
     /// copies <see cref="Http1Connection.RawHead"/>).
     /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public static async ValueTask<Attempt> SendAsync(EndpointState e, byte[] head, int headLength, RequestBody body, PipeReader? streamedBody, bool chunked,
         bool isHead, bool collectHeaders, CancellationToken aborted, CancellationToken token)
     {

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.Globalization;
@@ -33,27 +34,31 @@ internal sealed class Http1Server : IDisposable
     /// <summary>Request bodies up to 64 KiB that have fully arrived with their head are owned; larger or later ones go to Kestrel.</summary>
     public const int MaxOwnedBody = 64 * 1024;
 
-    /// <summary>130s, Kestrel's KeepAliveTimeout: an idle keep-alive connection is closed after it.</summary>
-    public static readonly TimeSpan KeepAliveTimeout = TimeSpan.FromSeconds(130);
-
-    /// <summary>30s, Kestrel's RequestHeadersTimeout: a new connection that sends nothing is closed after it.</summary>
-    public static readonly TimeSpan FirstRequestTimeout = TimeSpan.FromSeconds(30);
-
     private readonly ConcurrentDictionary<Http1ServerConnection, byte> _open = new();
     private readonly ITimer _heartbeat;
     private byte[] _date = [];
     private long _dateSecond = -1;
 
-    public Http1Server(HttpProxy proxy, ServiceState state)
+    /// <param name="proxy">The listener's request path.</param>
+    /// <param name="state">The listener's state (time, snapshot).</param>
+    /// <param name="firstRequestTimeout">How long a new connection may send nothing (a partial head is Kestrel's, with the same bound).</param>
+    /// <param name="keepAliveTimeout">How long a connection may idle between requests.</param>
+    public Http1Server(HttpProxy proxy, ServiceState state, TimeSpan firstRequestTimeout, TimeSpan keepAliveTimeout)
     {
         Proxy = proxy;
         State = state;
+        FirstRequestTimeout = firstRequestTimeout;
+        KeepAliveTimeout = keepAliveTimeout;
         _heartbeat = state.Time.CreateTimer(_ => Heartbeat(), null, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(1));
     }
 
     public HttpProxy Proxy { get; }
 
     public ServiceState State { get; }
+
+    public TimeSpan FirstRequestTimeout { get; }
+
+    public TimeSpan KeepAliveTimeout { get; }
 
     /// <summary>Kestrel connection middleware: serves what it owns, then passes the connection on to Kestrel's HTTP stack (or ends it).</summary>
     public ConnectionDelegate Middleware(ConnectionDelegate next) => async connection =>
@@ -136,6 +141,7 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
     private byte[]? _body;
     private string _method = "";
     private byte[]? _remote;
+    private RequestTimer? _timer;
 
     // The response: started once the upstream's head is written; otherwise the mesh's own answer, written when the request ends.
     private bool _started;
@@ -244,7 +250,7 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
     /// <summary>Closes a connection idle past its bound (called from the listener's heartbeat).</summary>
     public void CheckIdle(long now)
     {
-        if (_idle && _server.State.Time.GetElapsedTime(_idleSince, now) > (_first ? Http1Server.FirstRequestTimeout : Http1Server.KeepAliveTimeout))
+        if (_idle && _server.State.Time.GetElapsedTime(_idleSince, now) > (_first ? _server.FirstRequestTimeout : _server.KeepAliveTimeout))
         {
             _timedOut = true;
             _input.CancelPendingRead();
@@ -290,6 +296,8 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
 
     public ValueTask<RequestBody> ReadBodyAsync(RouteSnapshot s, int maxAttempts, bool idempotent) =>
         ValueTask.FromResult(_body is { } b ? new RequestBody(b, false, b.Length) : RequestBody.None);
+
+    public RequestTimer Timer(TimeProvider time) => _timer ??= new RequestTimer(time) { Reusable = true };
 
     public void SetStatus(int status) => _status = status;
 
@@ -403,6 +411,7 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
         return Http1Forwarder.SendAsync(e, w.Buffer, w.Length, body, null, false, _method == "HEAD", false, Aborted, token);
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask CopyHttp1ResponseAsync(EndpointState e, Http1Connection connection, CancellationToken token)
     {
         var head = connection.Head;
@@ -437,7 +446,11 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
         }
     }
 
-    public void Dispose() => _closeRequest.Dispose();
+    public void Dispose()
+    {
+        _closeRequest.Dispose();
+        _timer?.Release();
+    }
 
     /// <summary>The status line and end-to-end headers as the upstream sent them, then the framing (and Date, Connection: close) the mesh owns.</summary>
     private void WriteResponseHead(ReadOnlySpan<byte> raw, ResponseHead head, bool chunkedOut)
@@ -514,6 +527,7 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
     }
 
     /// <summary>Writes the mesh's own answer when no upstream response was copied, then flushes; false when the connection must close.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> FinishAsync()
     {
         if (!_started && !_connection.ConnectionClosed.IsCancellationRequested)
@@ -548,6 +562,7 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
         return !_close && !_closeRequested && !_connection.ConnectionClosed.IsCancellationRequested;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FlushAsync(CancellationToken token)
     {
         if (_output.CanGetUnflushedBytes && _output.UnflushedBytes == 0)

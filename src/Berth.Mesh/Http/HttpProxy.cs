@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Berth.Core.Model;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Resilience;
@@ -56,11 +57,12 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             return Task.CompletedTask;
         }
 
-        return RunAsync(x, context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade ? upgrade : null);
+        return RunAsync(x, context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade ? upgrade : null).AsTask();
     }
 
     /// <summary>Admission, the service breaker, one forwarded request (with its retries) and its telemetry, for either kind of exchange.</summary>
-    internal async Task RunAsync(IProxyExchange x, IHttpUpgradeFeature? upgrade = null)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    internal async ValueTask RunAsync(IProxyExchange x, IHttpUpgradeFeature? upgrade = null)
     {
         var started = _state.Time.GetTimestamp();
         var s = _state.Snapshot;
@@ -134,7 +136,8 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         }
     }
 
-    private async Task<Outcome> ForwardAsync(IProxyExchange x, string traceparent)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Outcome> ForwardAsync(IProxyExchange x, string traceparent)
     {
         var s = _state.Snapshot;
         var policy = s.Policy;
@@ -165,7 +168,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             total = total is { } t && t < deadline ? t : deadline;
         }
 
-        using var timer = new RequestTimer(_state.Time, total, aborted);
+        using var timer = x.Timer(_state.Time).Start(total, aborted);
         List<EndpointState>? tried = null;
         for (var attempt = 1; ; attempt++)
         {
@@ -390,7 +393,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         Http1Connection? connection = null;
         try
         {
-            using (var timer = new RequestTimer(_state.Time, policy.Timeout, aborted))
+            using (var timer = new RequestTimer(_state.Time).Start(policy.Timeout, aborted))
             {
                 var a = await Http1Forwarder.SendAsync(context, e, RequestBody.None, traceparent, context.Request.Headers.Upgrade.ToString(), timer.Arm(policy.PerTryTimeout));
                 if (a.Connection is null)
@@ -519,71 +522,6 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
     internal static bool IsIdempotent(string method) =>
         HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsPut(method)
         || HttpMethods.IsDelete(method) || HttpMethods.IsTrace(method);
-
-    /// <summary>
-    /// One cancellation source per request for the total timeout and each try's timeout (re-armed per attempt, renewed
-    /// only after a per-try timeout fired), instead of a linked source and timer per bound per attempt.
-    /// </summary>
-    private sealed class RequestTimer : IDisposable
-    {
-        private readonly TimeProvider _time;
-        private readonly TimeSpan? _total;
-        private readonly CancellationToken _aborted;
-        private readonly long _started;
-        private CancellationTokenSource _cts;
-        private CancellationTokenRegistration _registration;
-
-        public RequestTimer(TimeProvider time, TimeSpan? total, CancellationToken aborted)
-        {
-            _time = time;
-            _total = total;
-            _aborted = aborted;
-            _started = time.GetTimestamp();
-            _cts = Create();
-        }
-
-        public bool TotalExpired => _total is { } t && _time.GetElapsedTime(_started) >= t;
-
-        public bool ClientAborted => _aborted.IsCancellationRequested;
-
-        /// <summary>Time left of the total bound (null: none).</summary>
-        public TimeSpan? Remaining => _total is { } t ? t - _time.GetElapsedTime(_started) : null;
-
-        /// <summary>A token cancelled at the earlier of the per-try bound and the total deadline, or when the client leaves.</summary>
-        public CancellationToken Arm(TimeSpan? perTry)
-        {
-            if (_cts.IsCancellationRequested && !_aborted.IsCancellationRequested)
-            {
-                _registration.Dispose();
-                _cts.Dispose();
-                _cts = Create();
-            }
-
-            TimeSpan? bound = perTry;
-            if (_total is { } t)
-            {
-                var remaining = t - _time.GetElapsedTime(_started);
-                remaining = remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining;
-                bound = bound is { } b && b < remaining ? b : remaining;
-            }
-
-            _cts.CancelAfter(bound ?? Timeout.InfiniteTimeSpan);
-            return _cts.Token;
-        }
-
-        public void Dispose()
-        {
-            _registration.Dispose();
-            _cts.Dispose();
-        }
-
-        private CancellationTokenSource Create()
-        {
-            var cts = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
-            _registration = _aborted.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), cts);
-            return cts;
-        }
-    }
 
     /// <summary>How a request ended; <see cref="CountsForService"/> is false for answers that say nothing about the service's health (no Ready upstream, fail-fast, a bad client body).</summary>
     private readonly record struct Outcome(int Status, string Upstream, int Attempts, string? Error, bool CountsForService);

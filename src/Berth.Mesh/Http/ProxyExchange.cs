@@ -42,6 +42,9 @@ internal interface IProxyExchange
     ValueTask<Attempt> SendHttp1Async(EndpointState e, RequestBody body, string traceparent, CancellationToken token);
 
     ValueTask CopyHttp1ResponseAsync(EndpointState e, Http1Connection connection, CancellationToken token);
+
+    /// <summary>The request's timer (a connection serving requests one after another keeps one for all of them).</summary>
+    RequestTimer Timer(TimeProvider time);
 }
 
 /// <summary>A request Kestrel parsed: the exchange over its <see cref="HttpContext"/>.</summary>
@@ -88,6 +91,8 @@ internal sealed class KestrelExchange(HttpContext context) : IProxyExchange
 
         return new RequestBody(null, true, request.ContentLength);
     }
+
+    public RequestTimer Timer(TimeProvider time) => new(time);
 
     public void SetStatus(int status) => Context.Response.StatusCode = status;
 
