@@ -7,6 +7,8 @@ namespace Berth.Mesh.Observability;
 /// One finished request as a mesh listener saw it (for traces and request views). <c>Error</c> is the mesh's own
 /// reason when it produced the answer (the <c>x-berth-error</c> value), else null. <c>TraceParent</c> is what the mesh sent
 /// upstream (its own hop's span); <c>CallerTraceParent</c> what the caller sent, if anything (the hop's parent).
+/// <c>Weight</c> is how many requests of the service this record stands for (more than 1 when the data plane sent only a
+/// sample of them).
 /// </summary>
 public readonly record struct MeshRequestRecord(
     string Service,
@@ -20,7 +22,8 @@ public readonly record struct MeshRequestRecord(
     TimeSpan Elapsed,
     string? TraceParent,
     string? Error,
-    string? CallerTraceParent = null);
+    string? CallerTraceParent = null,
+    int Weight = 1);
 
 /// <summary>Receives every finished request of every listener; called on the request path, so it must be quick and thread-safe.</summary>
 public interface IMeshRequestObserver
