@@ -122,6 +122,58 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         Assert.Equal(["changed", "hello"], result.Bodies.Keys.Select(b => b.Trim()).Order());
     }
 
+    [DockerFact]
+    public async Task ControlPlaneKilled9_UnderLoadWithPods_NoRequestFailsWhileItIsGoneOrAfterItReturns()
+    {
+        // web answers each GET of /cgi-bin/api by fetching http://api:8080/ by name at that moment (busybox httpd CGI), so
+        // every request of the load goes into web's pod and from there through the listener the data plane holds on api's
+        // virtual address; web2's published port is the plain inbound path into a pod.
+        File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
+            name: {{_app}}
+            services:
+              api:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /www && echo \"api $$BERTH_REPLICA\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+                deploy: {replicas: 2}
+              web:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nwget -q -O - http://api:8080/ || echo failed\\n' > /w/cgi-bin/api && chmod +x /w/cgi-bin/api && exec httpd -f -p 80 -h /w"]
+                ports: ["{{_web}}:80"]
+              web2:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /w && echo web2 > /w/index.html && exec httpd -f -p 80 -h /w"]
+                ports: ["{{_web2}}:80"]
+            """);
+        await _berth.UpDetachedAsync(ready: 4, Wait);
+        var ids = (await _berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal).ToList();
+        var dataPlane = _berth.DataPlanePid()!.Value;
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        // The pod's outbound listeners open on the route publication after web is Running: wait for the first answer by name.
+        await Poll.UntilAsync(async () => (await client.GetStringAsync($"http://127.0.0.1:{_web}/cgi-bin/api")).StartsWith("api ", StringComparison.Ordinal),
+            Wait, "web answers with api's page fetched by name");
+        await using var byName = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{_web}/cgi-bin/api"), new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await using var inbound = LoopbackLoad.Start(_web2, new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(50));
+
+        var controlPlane = _berth.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
+
+        // The next control plane adopts the containers and finds each pod's namespace again from the engine (the main pid of
+        // each running NetworkMode-none container): its first snapshot must keep every upstream and outbound listener in its pod.
+        await _berth.UpDetachedAsync(ready: 4, Wait);
+        Assert.Equal(ids, (await _berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal));
+        await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
+        var (a, b) = (await inbound.StopAsync(), await byName.StopAsync());
+
+        a.AssertNoneFailedUncapped();
+        b.AssertNoneFailedUncapped();
+        Assert.Equal(["web2\n"], a.Bodies.Keys);
+        Assert.All(b.Bodies.Keys, body => Assert.Matches("^api api-[0-9a-f]{5}\n$", body));
+        Assert.Equal(dataPlane, _berth.DataPlanePid());
+    }
+
     private static string Docker(params string[] args)
     {
         var info = new ProcessStartInfo("docker") { RedirectStandardOutput = true, RedirectStandardError = true };
