@@ -1,6 +1,10 @@
 using System.Net.Sockets;
 using System.Text;
+using Berth.Core.Model;
 using Berth.Core.Routing;
+using Berth.Mesh.TestGrpc;
+using Grpc.Core;
+using Grpc.Net.Client;
 
 namespace Berth.Mesh.Tests.Pods;
 
@@ -85,6 +89,90 @@ public sealed class PodMeshTests
 
         Assert.All(statuses, s => Assert.Equal(200, s));
     }
+
+    [Fact]
+    public async Task Inbound_GrpcReplicasInTwoPodsOnTheSamePort_BothAnsweredOverH2cWithTrailers()
+    {
+        var port = Ports.Free();
+        using var a = await GrpcPodAsync("api-a", port);
+        using var b = await GrpcPodAsync("api-b", port);
+        await using var mesh = new MeshHost();
+        var stable = Ports.Free();
+        await mesh.UpdateAsync(GrpcRoute(stable, Upstream(a, port), Upstream(b, port)), CancellationToken.None);
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{stable}");
+        var invoker = channel.CreateCallInvoker();
+
+        var replicas = new HashSet<string>();
+        await Poll.UntilAsync(async () =>
+        {
+            try
+            {
+                using var call = invoker.AsyncUnaryCall(EchoBase.EchoMethod, null, new CallOptions(), "hi");
+                var reply = await call.ResponseAsync;
+                var replica = call.GetTrailers().GetValue("x-replica");
+                Assert.Equal($"{replica}:hi", reply);
+                replicas.Add(replica!);
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+            {
+                // A pod's server still starting (.NET start): its connect is refused.
+            }
+
+            return replicas.Count == 2;
+        }, TimeSpan.FromSeconds(90), "gRPC calls through the stable port answered by the server in each pod (both on the same port)");
+
+        Assert.Equal(["api-a", "api-b"], replicas.Order());
+        AssertEveryThreadInHostNamespace();
+    }
+
+    [Fact]
+    public async Task Outbound_GrpcToAServiceAddressInsideThePod_ReachesTheCalleeOverH2c()
+    {
+        var port = Ports.Free();
+        using var api = await GrpcPodAsync("api-1", port);
+        using var web = await TestPod.StartAsync("web-1", ["sleep", "300"]);
+        await using var mesh = new MeshHost();
+        await mesh.UpdateAsync(GrpcRoute(Ports.Free(), Upstream(api, port)), CancellationToken.None);
+        await mesh.UpdatePodAsync(new PodRoute(web.Network, [new OutboundListener("api", "grpc", "127.77.0.9", 50051)]), CancellationToken.None);
+        // The client's connections are made inside web's pod, as a replica's would be: api's name there is 127.77.0.9.
+        using var channel = GrpcChannel.ForAddress("http://127.77.0.9:50051", new GrpcChannelOptions
+        {
+            HttpHandler = new SocketsHttpHandler
+            {
+                ConnectCallback = async (context, token) =>
+                {
+                    var socket = await PodSockets.CreateAsync(web.Network, AddressFamily.InterNetwork, token);
+                    await socket.ConnectAsync(context.DnsEndPoint, token);
+                    return new NetworkStream(socket, ownsSocket: true);
+                },
+            },
+        });
+
+        string? reply = null;
+        await Poll.UntilAsync(async () =>
+        {
+            try
+            {
+                reply = await channel.CreateCallInvoker().AsyncUnaryCall(EchoBase.EchoMethod, null, new CallOptions(), "from web").ResponseAsync;
+                return true;
+            }
+            catch (RpcException e) when (e.StatusCode == StatusCode.Unavailable)
+            {
+                return false;
+            }
+        }, TimeSpan.FromSeconds(90), "a gRPC call from inside web's pod to api's virtual address answered by api's pod");
+
+        Assert.Equal("api-1:from web", reply);
+        AssertEveryThreadInHostNamespace();
+    }
+
+    private static ServiceRoute GrpcRoute(int port, params Upstream[] upstreams) =>
+        new("api", new Endpoint { Name = "grpc", Port = port, Protocol = EndpointProtocol.Grpc }, Policy(), [.. upstreams]);
+
+    /// <summary>A real Grpc.AspNetCore server (Berth.Mesh.TestUpstream --grpc, h2c only) in a new pod on <paramref name="port"/>.</summary>
+    private static Task<TestPod> GrpcPodAsync(string id, int port) =>
+        TestPod.StartAsync(id, [Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet", Path.Combine(AppContext.BaseDirectory, "Berth.Mesh.TestUpstream.dll"),
+            "--port", $"{port}", "--name", id, "--grpc"]);
 
     private static MeshPolicy Policy() => MeshTest.Bare() with { Retries = new RetryPolicy { Attempts = 0 } };
 
