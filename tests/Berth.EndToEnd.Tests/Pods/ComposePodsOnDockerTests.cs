@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Berth.Runtime.Docker;
 using Berth.Runtime.Tests.Docker;
 using Berth.Testing;
@@ -172,6 +173,62 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         Assert.Equal(["web2\n"], a.Bodies.Keys);
         Assert.All(b.Bodies.Keys, body => Assert.Matches("^api api-[0-9a-f]{5}\n$", body));
         Assert.Equal(dataPlane, _berth.DataPlanePid());
+    }
+
+    [DockerFact]
+    public async Task Up_ExtraHostsHostGateway_ReplicaReachesAServiceOnTheHostsLoopbackByHostDockerInternal()
+    {
+        // A service on the host's loopback only (as a developer's database would be), reached from a container with no network
+        // but loopback through the name Compose gives the host.
+        var hostPort = Ports.Free();
+        var info = new ProcessStartInfo(TestHttpServer.Command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in TestHttpServer.Command.Skip(1))
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.Environment["PORT"] = $"{hostPort}";
+        info.Environment["V"] = "from the host";
+        using var hostService = Process.Start(info)!;
+        try
+        {
+            File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
+                name: {{_app}}
+                services:
+                  web:
+                    image: {{TestImages.Base}}
+                    extra_hosts: ["host.docker.internal:host-gateway"]
+                    command: ["sh", "-c", "mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nwget -q -O - http://host.docker.internal:{{hostPort}}/ || echo failed\\n' > /w/cgi-bin/host && chmod +x /w/cgi-bin/host && exec httpd -f -p 80 -h /w"]
+                    ports: ["{{_web}}:80"]
+                  api:                   # no ports: the mesh learns them from its pod
+                    image: {{TestImages.Base}}
+                    extra_hosts: ["host.docker.internal:host-gateway"]
+                    command: ["sh", "-c", "exec httpd -f -p 8080 -h /"]
+                """);
+            await _berth.UpDetachedAsync(ready: 2, Wait);
+            using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            string? body = null;
+            await Poll.UntilAsync(async () => (body = await client.GetStringAsync($"http://127.0.0.1:{_web}/cgi-bin/host")) == "ok from the host", Wait,
+                "web reaches the host's loopback service through host.docker.internal");
+            // The data plane's own sockets in api's pods (the host-gateway mirrors, the virtual-address listener for web) are not
+            // taken for api's ports: only httpd's 8080 is.
+            await Poll.UntilAsync(() => Task.FromResult(File.ReadAllText(Path.Combine(_berth.State, "data-plane-routes.json")).Contains("tcp-8080", StringComparison.Ordinal)),
+                Wait, "api's port 8080 learnt from its pod");
+            using (var applied = JsonDocument.Parse(File.ReadAllText(Path.Combine(_berth.State, "data-plane-routes.json"))))
+            {
+                Assert.Equal(["api.tcp-8080", "web.tcp"], applied.RootElement.GetProperty("routes").EnumerateArray()
+                    .Select(r => r.GetProperty("service").GetString() + "." + r.GetProperty("endpoint").GetProperty("name").GetString()).Order(StringComparer.Ordinal));
+            }
+
+
+            Assert.Equal("none", Docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", $"berth-{_app}-{(await _berth.PsAsync()).First(r => r.GetProperty("service").GetString() == "web").GetProperty("id").GetString()}").Trim());
+            var app = await _berth.OkAsync("ps");
+            Assert.Contains("web has no internet egress", app.Out + app.Err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            hostService.Kill();
+        }
     }
 
     private static string Docker(params string[] args)
