@@ -112,7 +112,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
                 _revisions.Install(current);
             }
 
-            _rollouts.Load();
+            _rollouts.Load(_state.Now);
             foreach (var r in _state.Store.ListReplicas())
             {
                 _state.Replicas[r.Id] = r;
