@@ -312,7 +312,7 @@ public sealed class ExecCliTests(ExecApp app) : IClassFixture<ExecApp>
 
         Assert.Equal(["exec"], ex.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Contains("stats", st.Out.Split('\n'));
-        Assert.Equal(["top"], to.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.Equal(["top", "stop"], to.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
         Assert.Equal(["run"], ru.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
