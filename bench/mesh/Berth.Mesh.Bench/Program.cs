@@ -4,6 +4,10 @@
 // berth-bare: the same listener with retries, breakers and outlier detection off (what the resilience costs).
 // yarp:  plain YARP (MapReverseProxy, round-robin, no health checks) — the peer Berth is measured against.
 // kestrel: plain Kestrel answering "hello\n" itself (no proxying) — the floor of any Kestrel-based listener.
+// berth --pods PID1,PID2: the upstreams are in pods (each in the network namespace of that pid), reached through sockets
+//        the mesh makes inside them (setns), as under `network: isolated` / Docker.
+// pod-memory --pods-count N --services M: RSS and descriptors of a MeshHost holding M routes and, in each of N pods
+//        (unshare --net), one outbound listener per service (the data plane's cost of pods), printed as one line.
 // Prints "ready" once listening; runs until killed.
 using System.Globalization;
 using Berth.Core.Model;
@@ -12,6 +16,12 @@ using Berth.Mesh;
 using Yarp.ReverseProxy.Configuration;
 
 var mode = args.Length > 0 ? args[0] : throw new ArgumentException("first argument: berth or yarp");
+if (mode == "pod-memory")
+{
+    await PodMemory.RunAsync(int.Parse(Arg("--pods-count") ?? "100", CultureInfo.InvariantCulture), int.Parse(Arg("--services") ?? "5", CultureInfo.InvariantCulture));
+    return;
+}
+
 var port = int.Parse(Arg("--port") ?? throw new ArgumentException("--port is required"), CultureInfo.InvariantCulture);
 var upstreams = (Arg("--upstreams") ?? throw new ArgumentException("--upstreams is required")).Split(',');
 
@@ -30,7 +40,7 @@ if (mode is "berth" or "berth-bare")
             OutlierDetection = new OutlierDetectionPolicy { Enabled = false },
         };
     var route = new ServiceRoute("bench", new Berth.Core.Model.Endpoint { Name = "http", Port = port }, policy,
-        [.. upstreams.Select((u, i) => new Upstream($"u{i}", u.Split(':')[0], int.Parse(u.Split(':')[1], CultureInfo.InvariantCulture), 1))]);
+        [.. upstreams.Select((u, i) => new Upstream($"u{i}", u.Split(':')[0], int.Parse(u.Split(':')[1], CultureInfo.InvariantCulture), 1) { Pod = PodOf(i) })]);
     await mesh.UpdateAsync(route, CancellationToken.None);
     Console.WriteLine($"ready (metrics at {mesh.AdminAddress}metrics)");
     await WaitForSignalAsync();
@@ -82,6 +92,17 @@ else if (mode == "kestrel")
 else
 {
     throw new ArgumentException($"unknown mode '{mode}': use berth, berth-bare, yarp or kestrel");
+}
+
+PodNetwork? PodOf(int i)
+{
+    if (Arg("--pods") is not { } pods)
+    {
+        return null;
+    }
+
+    var path = $"/proc/{pods.Split(',')[i]}/ns/net";
+    return new PodNetwork($"u{i}", path) { NamespaceInode = PodSockets.InodeOf(path) };
 }
 
 string? Arg(string name)
