@@ -355,8 +355,9 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
     {
         var proxy = new HttpProxy(state);
+        var server = _options.OwnHttp1 && !route.Endpoint.Protocol.IsHttp2() ? new Http1Server(proxy, state, _options.RequestHeadersTimeout, _options.KeepAliveTimeout) : null;
         var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2(),
-            _options.BoundListener?.Invoke(route)), _options.DrainTimeout);
+            _options.BoundListener?.Invoke(route), server), _options.DrainTimeout);
         app.Run(proxy.InvokeAsync);
         try
         {
@@ -364,6 +365,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         }
         catch
         {
+            server?.Dispose();
             proxy.Dispose();
             throw;
         }
@@ -375,6 +377,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
             await app.StopAsync(linked.Token);
             await app.DisposeAsync();
+            server?.Dispose();
             proxy.Dispose();
             Log.ListenerStopped(_logger, route.Service, route.Endpoint.Name);
         });
@@ -401,10 +404,12 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         : throw new MeshListenerException($"mesh: service {route.Service}, endpoint {route.Endpoint.Name} has host IP '{route.Endpoint.HostIp}', which is not an IP address; write 127.0.0.1 or another local address");
 
     private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state,
-        int? maxConnections = null, bool http2Only = false, Socket? bound = null) =>
+        int? maxConnections = null, bool http2Only = false, Socket? bound = null, Http1Server? server = null) =>
         (_, kestrel) =>
         {
             kestrel.AddServerHeader = false;
+            kestrel.Limits.RequestHeadersTimeout = _options.RequestHeadersTimeout;
+            kestrel.Limits.KeepAliveTimeout = _options.KeepAliveTimeout;
             if (maxConnections is { } max)
             {
                 kestrel.Limits.MaxConcurrentConnections = max;
@@ -450,6 +455,11 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
                         }
                     });
                 }
+
+                if (server is not null)
+                {
+                    listen.Use(server.Middleware);
+                }
             }
         };
 
@@ -457,6 +467,12 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel);
+        builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>(o =>
+        {
+            o.UnsafePreferInlineScheduling = _options.InlineScheduling;
+            // A mesh listener's connections are busy: a zero-byte read before each receive is one more syscall per request.
+            o.WaitForDataBeforeAllocatingBuffer = false;
+        });
         builder.Services.AddSingleton(_options.LoggerFactory);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdown);
         return builder.Build();

@@ -34,6 +34,25 @@ public sealed record MeshHostOptions
     /// socket's backlog while the listener starts. Null, or null for a route: bind as usual.</summary>
     public Func<Berth.Core.Routing.ServiceRoute, System.Net.Sockets.Socket?>? BoundListener { get; init; }
 
+    /// <summary>
+    /// Plain HTTP/1.1 listeners serve requests with the mesh's own HTTP/1.1 server (Kestrel keeps every request it does not
+    /// own, and h2c/gRPC listeners); false: Kestrel parses every request, as before (kept for comparison in bench/mesh).
+    /// </summary>
+    public bool OwnHttp1 { get; init; } = true;
+
+    /// <summary>
+    /// Run request code on the socket threads (Kestrel's UnsafePreferInlineScheduling): no thread-pool hop per read. Only
+    /// for a process whose socket completions are inline too and that runs nothing blocking on them: the data plane
+    /// process (<see cref="DataPlane.DataPlaneRuntime"/>). False: Kestrel's default.
+    /// </summary>
+    public bool InlineScheduling { get; init; }
+
+    /// <summary>How long a new connection may take to send a complete request head: 30s, as Kestrel's RequestHeadersTimeout.</summary>
+    public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long an idle keep-alive client connection is kept: 130s, as Kestrel's KeepAliveTimeout.</summary>
+    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(130);
+
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 
     /// <summary>Randomness for balancing, splits and jitter; must be thread-safe when the host serves traffic (<see cref="System.Random.Shared"/>).</summary>
