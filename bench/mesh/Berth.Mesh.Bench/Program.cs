@@ -6,6 +6,10 @@
 //        mesh's own HTTP/1.1 server.
 // yarp:  plain YARP (MapReverseProxy, round-robin, no health checks) — the peer Berth is measured against.
 // kestrel: plain Kestrel answering "hello\n" itself (no proxying) — the floor of any Kestrel-based listener.
+// berth --pods PID1,PID2: the upstreams are in pods (each in the network namespace of that pid), reached through sockets
+//        the mesh makes inside them (setns), as under `network: isolated` / Docker.
+// pod-memory --pods-count N --services M: RSS and descriptors of a MeshHost holding M routes and, in each of N pods
+//        (unshare --net), one outbound listener per service (the data plane's cost of pods), printed as one line.
 // The berth modes run the data plane's own server (DataPlaneServer, what `berth __data-plane` runs) serving a saved
 // route snapshot, with the data plane's runtime settings: run.sh starts them with the environment `data-plane-env` prints
 // (DataPlaneRuntime.Environment), and MeshHostOptions.InlineScheduling follows it as in the data plane process.
@@ -19,6 +23,12 @@ using Berth.Mesh.DataPlane;
 using Yarp.ReverseProxy.Configuration;
 
 var mode = args.Length > 0 ? args[0] : throw new ArgumentException("first argument: berth or yarp");
+if (mode == "pod-memory")
+{
+    await PodMemory.RunAsync(int.Parse(Arg("--pods-count") ?? "100", CultureInfo.InvariantCulture), int.Parse(Arg("--services") ?? "5", CultureInfo.InvariantCulture));
+    return;
+}
+
 var port = mode == "data-plane-env" ? 0 : int.Parse(Arg("--port") ?? throw new ArgumentException("--port is required"), CultureInfo.InvariantCulture);
 var upstreams = mode == "data-plane-env" ? [] : (Arg("--upstreams") ?? throw new ArgumentException("--upstreams is required")).Split(',');
 
@@ -42,7 +52,7 @@ else if (mode is "berth" or "berth-bare" or "berth-kestrel")
             OutlierDetection = new OutlierDetectionPolicy { Enabled = false },
         };
     var route = new ServiceRoute("bench", new Berth.Core.Model.Endpoint { Name = "http", Port = port }, policy,
-        [.. upstreams.Select((u, i) => new Upstream($"u{i}", u.Split(':')[0], int.Parse(u.Split(':')[1], CultureInfo.InvariantCulture), 1))]);
+        [.. upstreams.Select((u, i) => new Upstream($"u{i}", u.Split(':')[0], int.Parse(u.Split(':')[1], CultureInfo.InvariantCulture), 1) { Pod = PodOf(i) })]);
     var state = Directory.CreateTempSubdirectory("berth-bench-dp-");
     try
     {
@@ -110,6 +120,17 @@ else if (mode == "kestrel")
 else
 {
     throw new ArgumentException($"unknown mode '{mode}': use berth, berth-bare, berth-kestrel, yarp, kestrel or data-plane-env");
+}
+
+PodNetwork? PodOf(int i)
+{
+    if (Arg("--pods") is not { } pods)
+    {
+        return null;
+    }
+
+    var path = $"/proc/{pods.Split(',')[i]}/ns/net";
+    return new PodNetwork($"u{i}", path) { NamespaceInode = PodSockets.InodeOf(path) };
 }
 
 string? Arg(string name)

@@ -62,6 +62,10 @@ internal static class PodPorts
         return ports.ToImmutable();
     }
 
+    /// <summary>A socket the data plane holds in the pod (an outbound listener on a service's virtual address in 127.77/16,
+    /// or a host-gateway mirror in 127.78/16), not one of the replica's: its hex address (little-endian) ends in 4D7F / 4E7F.</summary>
+    private static bool MeshOwned(ReadOnlySpan<char> hex) => hex.Length == 8 && (hex.EndsWith("4D7F") || hex.EndsWith("4E7F"));
+
     /// <summary>The <c>inuse</c> count of one protocol line of <c>/proc/PID/net/sockstat[6]</c> (per network namespace), or
     /// -1 when it cannot be read (then the tables are read, as before).</summary>
     private static int TcpSocketsInUse(string proc, string file, string prefix)
@@ -84,10 +88,6 @@ internal static class PodPorts
 
         return -1;
     }
-
-    /// <summary>A socket the data plane holds in the pod (an outbound listener on a service's virtual address in 127.77/16,
-    /// or a host-gateway mirror in 127.78/16), not one of the replica's: its hex address (little-endian) ends in 4D7F / 4E7F.</summary>
-    private static bool MeshOwned(ReadOnlySpan<char> hex) => hex.Length == 8 && (hex.EndsWith("4D7F") || hex.EndsWith("4E7F"));
 
     /// <summary>The app with each isolated service that declares no endpoint given one TCP endpoint per port its running
     /// replicas listen on, and the replicas with those ports (what routes and pods are published from). Stable ports for
