@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
+using Berth.Core.Diagnostics;
 using Berth.Core.Routing;
 using Berth.Mesh.Observability;
 using Microsoft.Extensions.Logging;
@@ -443,6 +444,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             }
 
             Log.Applied(_logger, version, routes.Count, errors.Count);
+            StartupTrace.Mark($"data plane: applied snapshot {version}");
             return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = snapshot.Id, Version = version, Errors = errors, InFlight = _mesh.InFlightCounts() };
         }
         finally

@@ -109,6 +109,10 @@ internal static class ReplicaSpecBuilder
             Container = service.Container,
             PullPolicy = service.PullPolicy,
             Pod = r.Pod ? PodFor(app, service, addresses ?? ImmutableSortedDictionary<string, string>.Empty) : null,
+            // A new container gets what the sync rules copied into the old ones; a process replica reads the files in place.
+            Syncs = service.EffectiveRuntime == RuntimeKind.Docker
+                ? [.. service.Watch.Where(w => w.Action is WatchAction.Sync or WatchAction.SyncRestart).Select(w => new SyncedFolder(w, service.Build?.Context))]
+                : [],
         };
     }
 

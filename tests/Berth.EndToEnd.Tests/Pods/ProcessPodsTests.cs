@@ -7,67 +7,26 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// <c>berth</c> program: two api replicas on the same port 8080, web and web2 both on port 80, each in its own pod; web
 /// calls api by name (its /etc/hosts → api's virtual address → the mesh inside web's pod → an api replica's pod).
 /// </summary>
-public sealed class ProcessPodsTests : IAsyncLifetime
+public sealed class ProcessPodsTests : IAsyncDisposable
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-pods-").FullName;
-    private readonly BerthCli _berth;
+    private readonly AppFolder _app = new("berth-pods-");
     private readonly int _web = Ports.Free();
     private readonly int _web2 = Ports.Free();
 
-    public ProcessPodsTests() => _berth = new BerthCli(_dir);
+    public ProcessPodsTests() => _app.WriteSpec(PodScripts.TwoTierSpec($"pods{Guid.NewGuid().ToString("N")[..6]}", _web, _web2, retryResets: true));
 
-    public Task InitializeAsync()
-    {
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
-            name: pods{{Guid.NewGuid().ToString("N")[..6]}}
-            services:
-              api:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Api)}}]
-                network: isolated
-                replicas: 2
-                endpoints:
-                  http: {target_port: 8080}
-                # A request in flight on a replica killed with SIGKILL sees a reset; retrying a GET then is safe, and a reset is
-                # retried only when asked (as in Envoy).
-                mesh:
-                  retries: {on: [connect-failure, reset, 502, 503, 504]}
-              web:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Web)}}]
-                network: isolated
-                endpoints:
-                  http: {port: {{_web}}, target_port: 80}
-              web2:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Web)}}]
-                network: isolated
-                endpoints:
-                  http: {port: {{_web2}}, target_port: 80}
-            """);
-        return Task.CompletedTask;
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _berth.DownAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public ValueTask DisposeAsync() => _app.DisposeAsync();
 
     [Fact]
     public async Task Up_TwoTierShapeIsolated_WebGetsApiByNameFromBothReplicasAndWeb2ServesBeside()
     {
-        await _berth.UpDetachedAsync(ready: 4);
+        await _app.Cli.UpDetachedAsync(ready: 4);
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var apis = (await _berth.PsAsync()).Where(r => r.GetProperty("service").GetString() == "api").Select(r => r.GetProperty("id").GetString()!).ToList();
+        var apis = (await _app.Cli.PsAsync()).Where(r => r.GetProperty("service").GetString() == "api").Select(r => r.GetProperty("id").GetString()!).ToList();
 
-        var seen = new HashSet<string>();
-        await Poll.UntilAsync(async () =>
-        {
-            var body = await client.GetStringAsync($"http://127.0.0.1:{_web}/");
-            Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body);
-            seen.Add(body[(body.LastIndexOf(' ') + 1)..]);
-            return seen.Count == 2;
-        }, Wait, "web gets the api page by name from both api replicas");
-        Assert.Equal(apis.Order(), seen.Order());
+        var seen = await PodScripts.ApisReachedByNameAsync(client, _web, Wait, "web gets the api page by name from both api replicas");
+        Assert.Equal(apis.Order(), seen);
         Assert.Matches("^web web2-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", await client.GetStringAsync($"http://127.0.0.1:{_web2}/"));
         Assert.Matches(@"^api=127\.77\.\d+\.\d+$", await client.GetStringAsync($"http://127.0.0.1:{_web}/name"));
 
@@ -78,13 +37,13 @@ public sealed class ProcessPodsTests : IAsyncLifetime
     [Fact]
     public async Task KillCallee_UnderLoadThroughTheServiceName_NoFailedGet()
     {
-        await _berth.UpDetachedAsync(ready: 4);
+        await _app.Cli.UpDetachedAsync(ready: 4);
         await using var load = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 20_000, MaxTime = TimeSpan.FromMinutes(2) });
         await load.MoreAsync(200);
-        var victim = (await _berth.PsAsync()).First(r => r.GetProperty("service").GetString() == "api");
+        var victim = (await _app.Cli.PsAsync()).First(r => r.GetProperty("service").GetString() == "api");
 
         Process.GetProcessById(victim.GetProperty("pid").GetInt32()).Kill();
-        await Poll.UntilAsync(async () => (await _berth.PsAsync()).Any(r => r.GetProperty("id").GetString() == victim.GetProperty("id").GetString()
+        await Poll.UntilAsync(async () => (await _app.Cli.PsAsync()).Any(r => r.GetProperty("id").GetString() == victim.GetProperty("id").GetString()
             && r.GetProperty("restarts").GetInt32() > 0 && r.GetProperty("phase").GetString() == "ready"), Wait, "the killed api replica restarted and is Ready again");
         await load.MoreAsync(200);
         var result = await load.StopAsync();
