@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -33,6 +34,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
     private volatile Listener[] _listenerList = [];
     private readonly SemaphoreSlim _podGate = new(1, 1);
     private readonly Dictionary<string, PodListeners> _pods = [];
+    private ITimer? _hostMirror;
     private WebApplication? _admin;
 
     public MeshHost(MeshHostOptions? options = null)
@@ -142,7 +144,11 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
                 _pods[pod.Pod.PodId] = listeners;
             }
 
-            await listeners.UpdateAsync(pod, cancellationToken);
+            await listeners.UpdateAsync(pod, pod.HostGateway ? HostPorts.Listening() : ImmutableSortedDictionary<int, string>.Empty, cancellationToken);
+            if (pod.HostGateway)
+            {
+                _hostMirror ??= _options.TimeProvider.CreateTimer(_ => _ = MirrorHostPortsAsync(), null, _options.HostPortsPeriod, _options.HostPortsPeriod);
+            }
         }
         finally
         {
@@ -167,6 +173,34 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         if (listeners is not null)
         {
             await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>Re-reads the host's loopback listeners and brings every host-gateway pod's mirrors up to date (ports opened
+    /// or closed on the host since), as pasta's <c>-T auto</c> re-scans.</summary>
+    private async Task MirrorHostPortsAsync()
+    {
+        if (!await _podGate.WaitAsync(0))
+        {
+            return;
+        }
+
+        try
+        {
+            var gateways = _pods.Values.Where(p => p.Route?.HostGateway == true).ToList();
+            var ports = gateways.Count == 0 ? ImmutableSortedDictionary<int, string>.Empty : HostPorts.Listening();
+            foreach (var pod in gateways)
+            {
+                await pod.UpdateAsync(pod.Route!, ports, CancellationToken.None);
+            }
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            Log.HostMirrorFailed(_logger, e.Message);
+        }
+        finally
+        {
+            _podGate.Release();
         }
     }
 
@@ -249,6 +283,11 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_hostMirror is not null)
+        {
+            await _hostMirror.DisposeAsync();
+        }
+
         List<Listener> all;
         await _gate.WaitAsync();
         try

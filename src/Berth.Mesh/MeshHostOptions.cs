@@ -16,6 +16,10 @@ public sealed record MeshHostOptions
     /// <summary>How long a removed listener lets in-flight requests and open TCP connections finish: 30s, as Kubernetes' terminationGracePeriodSeconds.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often host-gateway pods' mirrors of the host's loopback listeners are re-read: 2 s (pasta's <c>-T auto</c>
+    /// re-scans each second; each read walks the kernel's TCP tables, ~15 ms on the loaded machine, so half as often).</summary>
+    public TimeSpan HostPortsPeriod { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>
     /// Connect timeout to upstreams, which also bounds how long a request waits for a Ready upstream when a service has
     /// none (then 503 <c>no-upstream</c>): 5s, as Envoy's connect_timeout.

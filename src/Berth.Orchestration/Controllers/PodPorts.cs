@@ -51,7 +51,7 @@ internal static class PodPorts
             foreach (var line in lines.Skip(1))
             {
                 var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (fields.Length > 3 && fields[3] == "0A" && fields[1].LastIndexOf(':') is var colon and > 0
+                if (fields.Length > 3 && fields[3] == "0A" && fields[1].LastIndexOf(':') is var colon and > 0 && !MeshOwned(fields[1].AsSpan(0, colon))
                     && int.TryParse(fields[1].AsSpan(colon + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port))
                 {
                     ports.Add(port);
@@ -84,6 +84,10 @@ internal static class PodPorts
 
         return -1;
     }
+
+    /// <summary>A socket the data plane holds in the pod (an outbound listener on a service's virtual address in 127.77/16,
+    /// or a host-gateway mirror in 127.78/16), not one of the replica's: its hex address (little-endian) ends in 4D7F / 4E7F.</summary>
+    private static bool MeshOwned(ReadOnlySpan<char> hex) => hex.Length == 8 && (hex.EndsWith("4D7F") || hex.EndsWith("4E7F"));
 
     /// <summary>The app with each isolated service that declares no endpoint given one TCP endpoint per port its running
     /// replicas listen on, and the replicas with those ports (what routes and pods are published from). Stable ports for

@@ -421,19 +421,40 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{BerthLabels.App}={app}"] = true } },
             },
             cancellationToken)).ConfigureAwait(false);
-        return [.. containers
+        var handles = new List<ReplicaHandle>();
+        foreach (var c in containers
             .Where(c => c.Labels.ContainsKey(BerthLabels.Replica) && c.Labels.ContainsKey(BerthLabels.Service))
             .Where(c => _options.AppId is null || !c.Labels.TryGetValue(BerthLabels.AppId, out var id) || id == _options.AppId)
-            .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal)
-            .Select(c => new ReplicaHandle
+            .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal))
+        {
+            var replica = c.Labels[BerthLabels.Replica];
+            handles.Add(new ReplicaHandle
             {
-                ReplicaId = c.Labels[BerthLabels.Replica],
+                ReplicaId = replica,
                 App = app,
                 Service = c.Labels[BerthLabels.Service],
                 Revision = c.Labels.TryGetValue(BerthLabels.Revision, out var r) && long.TryParse(r, CultureInfo.InvariantCulture, out var rev) ? rev : 0,
                 Kind = RuntimeKind.Docker,
                 ContainerId = c.ID,
-            })];
+                Pod = await RefindPodAsync(c, replica, cancellationToken).ConfigureAwait(false),
+            });
+        }
+
+        return handles;
+    }
+
+    /// <summary>The pod of a running container in its own network (NetworkMode none), found again for a control plane that
+    /// adopts it: the main pid's network namespace, with its inode (the engine's pid is current; a recorded one may not be).</summary>
+    private async Task<PodNetwork?> RefindPodAsync(ContainerListResponse container, string replicaId, CancellationToken cancellationToken)
+    {
+        if (container.State != "running" || container.NetworkSettings?.Networks?.ContainsKey(PodNetworkMode) != true)
+        {
+            return null;
+        }
+
+        var inspected = await CallAsync(c => c.Containers.InspectContainerAsync(container.ID, cancellationToken)).ConfigureAwait(false);
+        var path = $"/proc/{inspected.State.Pid}/ns/net";
+        return inspected.State.Running && inspected.State.Pid > 0 ? new PodNetwork(replicaId, path) { NamespaceInode = PodSockets.InodeOf(path) } : null;
     }
 
     /// <summary>Creates the app's named volumes (labelled <c>berth.app</c> and <c>berth.volume</c>, so <c>berth down -v</c>
