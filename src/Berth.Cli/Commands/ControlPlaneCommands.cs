@@ -5,9 +5,10 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using Berth.Cli.ControlPlane;
 using Berth.Cli.Shell;
+using Berth.Core.Contracts;
+using Berth.Core.Diagnostics;
 using Berth.Core.Loading;
 using Berth.Core.Model;
-using Berth.Core.Contracts;
 using Berth.Orchestration.State;
 using Berth.Runtime;
 

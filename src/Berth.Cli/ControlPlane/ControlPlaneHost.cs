@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
+using Berth.Core.Diagnostics;
 using Berth.Core.Model;
 using Berth.Mesh;
 using Berth.Mesh.DataPlane;
@@ -79,38 +81,60 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
     {
-        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes. Its
-        // connection (a ping and /info) is made while the receiver and the mesh start, not after them (issue #21).
-        var dockerConnect = needsDocker ? ConnectDockerAsync(stateDirectory, ct) : null;
-
+        StartupTrace.Mark("host: start");
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
         IMeshDataPlane? mesh = null;
         TelemetryStore? store = null;
         OtlpReceiver? otlp = null;
+        Task<DataPlaneClient>? dataPlane = null;
         if (api)
         {
             Directory.CreateDirectory(stateDirectory);
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
+            // The data plane process is the longest step (a .NET start of its own): launched first, from a pool thread, while
+            // Docker connects, the receiver's Kestrel starts and the store opens; waited for only when the controllers
+            // need it (issue #21). Even the calls' synchronous parts (loading the Docker client, the channel's logger) took
+            // 300-400 ms each on the loaded machine.
+            var observer = store;
+            dataPlane = DataPlaneProcess.InProcess ? null : Task.Run(() => DataPlaneProcess.ConnectAsync(stateDirectory, observer, ct), ct);
+        }
+
+        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes. Its
+        // connection (a ping and /info) is made while the receiver and the mesh start, not after them (issue #21).
+        var dockerConnect = needsDocker ? Task.Run(() => ConnectDockerAsync(stateDirectory, ct), ct) : null;
+        if (store is not null)
+        {
             StartupTrace.Mark("host: telemetry receiver");
-            otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
-            if (DataPlaneProcess.InProcess)
+            try
+            {
+                otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
+            }
+            catch when (dataPlane is not null)
+            {
+                await ((Task)dataPlane).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (dataPlane.IsCompletedSuccessfully)
+                {
+                    await dataPlane.Result.DisposeAsync();
+                }
+
+                throw;
+            }
+
+            StartupTrace.Mark("host: telemetry receiver started");
+            if (dataPlane is null)
             {
                 var inProcess = new MeshHost(new MeshHostOptions { RequestObserver = store });
                 await inProcess.StartAsync(ct);
                 mesh = inProcess;
+                StartupTrace.Mark("host: mesh started");
             }
-            else
-            {
-                mesh = await DataPlaneProcess.ConnectAsync(stateDirectory, store, ct);
-            }
-            StartupTrace.Mark("host: mesh started");
         }
 
-        var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
+        var disposables = new List<IDisposable>();
         var warnings = new List<string>();
         Directory.CreateDirectory(stateDirectory);
         var stateStore = StateStore.Open(stateDirectory);
-        host._disposables.Add(stateStore);
+        disposables.Add(stateStore);
         var process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
         var drivers = new List<IWorkloadDriver> { process };
         StartupTrace.Mark("host: store opened");
@@ -122,7 +146,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             try
             {
                 var docker = await dockerConnect;
-                host._disposables.Add(docker);
+                disposables.Add(docker);
                 drivers.Add(docker);
                 dockerCapability = () => docker.Capability is { Usable: false } c && docker.Lost is null ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
             }
@@ -140,6 +164,14 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
 
         StartupTrace.Mark("host: docker connected");
+        if (dataPlane is not null)
+        {
+            mesh = await dataPlane;
+            StartupTrace.Mark("host: mesh started");
+        }
+
+        var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
+        host._disposables.AddRange(disposables);
         var prober = new ProbeExecutor();
         host._disposables.Add(prober);
         var orchestrator = new OrchestratorOptions
@@ -201,6 +233,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             // Adoption published every endpoint of the current revision; whatever else the data plane still serves is gone from the app.
             await client.RetainOnlyAsync([.. host.Routes.Routes.Select(r => (r.Service, r.Endpoint.Name))], ct);
+            host._owned.Insert(0, StandbyRelease.Start(plane, client, TimeProvider.System));
         }
 
         if (api)
@@ -425,15 +458,53 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             var directory = Path.IsPathRooted(dir) ? dir : Path.Combine(app.BaseDirectory, dir);
             var served = string.Join(", ", app.Services.Where(s => s.Build is { } b && b.Command.SequenceEqual(command) && (b.WorkingDir ?? b.Context ?? app.BaseDirectory) == dir).Select(s => s.Name));
             log.WriteLine($"berth: building {served}: {string.Join(' ', command)}");
-            var info = new ProcessStartInfo(command[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            // Through setsid: the build leads a process group of its own, so stopping it reaches every process it started
+            // (compilers, test hosts, a child that outlives its parent), not only the ones still linked to it.
+            var info = new ProcessStartInfo("setsid") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             info.Environment["BERTH_BUILD_RUNTIME"] = runtime == RuntimeKind.Docker ? "docker" : "process";
-            foreach (var a in command.Skip(1))
+            foreach (var a in command)
             {
                 info.ArgumentList.Add(a);
             }
 
+            // SIGINT/SIGTERM, which (where no one handles them) end berth at once, first end the build: it must not outlive berth.
+            // Registered before the build starts; a signal in between (no pid yet) is held and acted on once it has one.
             var started = Stopwatch.StartNew();
+            var leader = 0;
+            var signalled = false;
+            void Interrupted(PosixSignalContext signal)
+            {
+                lock (log)
+                {
+                    if (leader == 0)
+                    {
+                        signalled = true;
+                        signal.Cancel = true;
+                        return;
+                    }
+                }
+
+                if (ProcessGroups.Kill(leader))
+                {
+                    log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s ({signal.Signal})");
+                }
+            }
+
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupted);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupted);
             using var process = Process.Start(info)!;
+            lock (log)
+            {
+                leader = process.Id;
+            }
+
+            if (signalled)
+            {
+                ProcessGroups.Kill(leader);
+                log.WriteLine($"berth: build of {served} stopped as it started (interrupted)");
+                throw new OperationCanceledException("interrupted");
+            }
+
             var output = new System.Text.StringBuilder();
             // The build's own output, folded under the service (indented), with the time since it started.
             void Line(string? text)
@@ -454,14 +525,26 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             process.ErrorDataReceived += (_, e) => Line(e.Data);
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
+            // Killed from the cancellation itself, not after an await.
+            await using var stop = ct.Register(() => ProcessGroups.Kill(process.Id));
             try
             {
                 await process.WaitForExitAsync(ct);
             }
             catch (OperationCanceledException)
             {
-                // Ctrl-C stops the build too (dotnet build would otherwise keep running, with its build servers).
-                process.Kill(entireProcessTree: true);
+                // Ctrl-C (or a newer change in berth watch) stops the build and everything it started: its process group,
+                // then any descendant that made a group of its own.
+                ProcessGroups.Kill(process.Id);
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                    // already gone with its group
+                }
+
                 log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s");
                 throw;
             }

@@ -5,6 +5,7 @@ using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using System.Text;
 using Berth.Core.Build;
+using Berth.Core.Diagnostics;
 using Berth.Core.Model;
 using Berth.Core.Routing;
 using Berth.Runtime.Capabilities;
@@ -133,6 +134,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         {
             // Create first: the image is almost always local, and only a missing one costs the extra round trips.
             created = await CreateAsync(spec, parameters, cancellationToken).ConfigureAwait(false);
+            StartupTrace.Mark($"docker {spec.ReplicaId}: created");
         }
         catch (DockerApiException e) when (e.StatusCode == System.Net.HttpStatusCode.NotFound)
         {
@@ -148,6 +150,13 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
         try
         {
+            foreach (var sync in spec.Syncs)
+            {
+                var filter = new Core.Build.WatchFilter(sync.Rule, sync.BuildContext);
+                await using var tar = await filter.TarAsync(filter.Files(), sync.Rule.Target!, cancellationToken).ConfigureAwait(false);
+                await CopyIntoAsync(created.ID, tar, cancellationToken).ConfigureAwait(false);
+            }
+
             await CallAsync(c => c.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken)).ConfigureAwait(false);
         }
         catch (DockerApiException e)
@@ -157,6 +166,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
 
         Log.ContainerStarted(_options.Logger, created.ID[..12], spec.ReplicaId, spec.App, spec.Service);
+        StartupTrace.Mark($"docker {spec.ReplicaId}: started");
         PodNetwork? pod = null;
         if (spec.Pod is not null)
         {
@@ -164,6 +174,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             var inspected = await CallAsync(c => c.Containers.InspectContainerAsync(created.ID, cancellationToken)).ConfigureAwait(false);
             var path = $"/proc/{inspected.State.Pid}/ns/net";
             pod = new PodNetwork(spec.ReplicaId, path) { NamespaceInode = PodSockets.InodeOf(path) };
+            StartupTrace.Mark($"docker {spec.ReplicaId}: pod inspected");
         }
 
         return new ReplicaHandle
@@ -371,7 +382,19 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         };
     }
 
+    /// <summary>The container's processes: its main pid from the engine, then its cgroup's members from /proc (the engine
+    /// runs them on this kernel), so the columns are the process driver's.</summary>
+    public async Task<IReadOnlyList<Process.ProcessRow>> TopAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var inspect = await CallAsync(c => c.Containers.InspectContainerAsync(ContainerId(replica), cancellationToken)).ConfigureAwait(false);
+        return inspect.State.Pid > 0 ? Process.ProcessTable.Of((int)inspect.State.Pid) : [];
+    }
+
     /// <summary>Runs the command inside the container through the engine's exec API (no docker CLI needed).</summary>
+    /// <summary>Extracts <paramref name="tar"/> at the container's root (docker cp's archive API); its entries carry their full paths.</summary>
+    public Task CopyIntoAsync(string containerId, Stream tar, CancellationToken cancellationToken) =>
+        CallAsync(c => c.Containers.ExtractArchiveToContainerAsync(containerId, new ContainerPathStatParameters { Path = "/" }, tar, cancellationToken));
+
     public async Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
     {
         var id = ContainerId(replica);
@@ -398,19 +421,40 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{BerthLabels.App}={app}"] = true } },
             },
             cancellationToken)).ConfigureAwait(false);
-        return [.. containers
+        var handles = new List<ReplicaHandle>();
+        foreach (var c in containers
             .Where(c => c.Labels.ContainsKey(BerthLabels.Replica) && c.Labels.ContainsKey(BerthLabels.Service))
             .Where(c => _options.AppId is null || !c.Labels.TryGetValue(BerthLabels.AppId, out var id) || id == _options.AppId)
-            .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal)
-            .Select(c => new ReplicaHandle
+            .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal))
+        {
+            var replica = c.Labels[BerthLabels.Replica];
+            handles.Add(new ReplicaHandle
             {
-                ReplicaId = c.Labels[BerthLabels.Replica],
+                ReplicaId = replica,
                 App = app,
                 Service = c.Labels[BerthLabels.Service],
                 Revision = c.Labels.TryGetValue(BerthLabels.Revision, out var r) && long.TryParse(r, CultureInfo.InvariantCulture, out var rev) ? rev : 0,
                 Kind = RuntimeKind.Docker,
                 ContainerId = c.ID,
-            })];
+                Pod = await RefindPodAsync(c, replica, cancellationToken).ConfigureAwait(false),
+            });
+        }
+
+        return handles;
+    }
+
+    /// <summary>The pod of a running container in its own network (NetworkMode none), found again for a control plane that
+    /// adopts it: the main pid's network namespace, with its inode (the engine's pid is current; a recorded one may not be).</summary>
+    private async Task<PodNetwork?> RefindPodAsync(ContainerListResponse container, string replicaId, CancellationToken cancellationToken)
+    {
+        if (container.State != "running" || container.NetworkSettings?.Networks?.ContainsKey(PodNetworkMode) != true)
+        {
+            return null;
+        }
+
+        var inspected = await CallAsync(c => c.Containers.InspectContainerAsync(container.ID, cancellationToken)).ConfigureAwait(false);
+        var path = $"/proc/{inspected.State.Pid}/ns/net";
+        return inspected.State.Running && inspected.State.Pid > 0 ? new PodNetwork(replicaId, path) { NamespaceInode = PodSockets.InodeOf(path) } : null;
     }
 
     /// <summary>Creates the app's named volumes (labelled <c>berth.app</c> and <c>berth.volume</c>, so <c>berth down -v</c>

@@ -39,8 +39,9 @@ internal static class PodScripts
     /// <summary>The two-tier spec, every service <c>network: isolated</c>: api (2 replicas on port 8080 of their pods), web and
     /// web2 (port 80 of theirs, published on the stable <paramref name="web"/> and <paramref name="web2"/>). With
     /// <paramref name="retryResets"/>, api's mesh retries a reset too (a request in flight on a replica killed with SIGKILL
-    /// sees one; retrying a GET then is safe, and a reset is retried only when asked, as in Envoy).</summary>
-    public static string TwoTierSpec(string name, int web, int web2, bool retryResets = false) => $$"""
+    /// sees one; retrying a GET then is safe, and a reset is retried only when asked, as in Envoy). <paramref name="api"/>: api's
+    /// stable port, when a test loads api directly.</summary>
+    public static string TwoTierSpec(string name, int web, int web2, bool retryResets = false, int? api = null) => $$"""
         name: {{name}}
         services:
           api:
@@ -48,7 +49,7 @@ internal static class PodScripts
             network: isolated
             replicas: 2
             endpoints:
-              http: {target_port: 8080}
+              http: {{{(api is { } a ? $"port: {a}, " : "")}}target_port: 8080}
         {{(retryResets ? "    mesh:\n      retries: {on: [connect-failure, reset, 502, 503, 504]}\n" : "")}}  web:
             run: [perl, -e, {{Yaml(Web)}}]
             network: isolated
