@@ -25,15 +25,7 @@ public sealed class QueryOfDeathTests
             CancellationToken.None);
         using var client = MeshTest.Client(port);
         // Pooled, reused upstream connections: the case where an HTTP client re-sends a request on its own.
-        for (var i = 0; i < 9; i++)
-        {
-            Assert.Equal(200, (await MeshTest.GetAsync(client)).Status);
-        }
-
-        var (status, _, response) = await MeshTest.GetAsync(client, Poison);
-
-        Assert.Equal(502, status);
-        Assert.Equal("upstream-reset", response.Headers.GetValues("x-berth-error").Single());
+        await PoisonAfterWarmUpAsync(client);
         var (delivered, dead) = await SettledAsync(replicas);
         Assert.Equal(1, delivered);
         Assert.Equal(1, dead);
@@ -61,15 +53,7 @@ public sealed class QueryOfDeathTests
         };
         await mesh.UpdateAsync(MeshTest.Route(port, policy, r1.Upstream, r2.Upstream, r3.Upstream), CancellationToken.None);
         using var client = MeshTest.Client(port);
-        for (var i = 0; i < 9; i++)
-        {
-            Assert.Equal(200, (await MeshTest.GetAsync(client)).Status);
-        }
-
-        var (status, _, response) = await MeshTest.GetAsync(client, Poison);
-
-        Assert.Equal(502, status);
-        Assert.Equal("upstream-reset", response.Headers.GetValues("x-berth-error").Single());
+        await PoisonAfterWarmUpAsync(client);
         var (delivered, dead) = await SettledAsync(replicas);
         Assert.Equal(retries + 1, delivered);
         Assert.Equal(retries + 1, dead);
@@ -123,6 +107,20 @@ public sealed class QueryOfDeathTests
         Assert.True(retried >= 1, "expected at least one POST to meet the dead replica first");
         Assert.Equal(retried, Value(metrics, "berth_mesh_upstream_requests_total{service=\"api\",endpoint=\"http\",upstream=\"dead\",code=\"connect-failure\"}"));
         Assert.Matches("berth_mesh_upstream_requests_total\\{service=\"api\",endpoint=\"http\",upstream=\"dead\",code=\"reset\"\\} 0", metrics);
+    }
+
+    /// <summary>Nine GETs over the pooled upstream connections (each 200), then the poison GET: a 502 upstream-reset.</summary>
+    private static async Task PoisonAfterWarmUpAsync(HttpClient client)
+    {
+        for (var i = 0; i < 9; i++)
+        {
+            Assert.Equal(200, (await MeshTest.GetAsync(client)).Status);
+        }
+
+        var (status, _, response) = await MeshTest.GetAsync(client, Poison);
+
+        Assert.Equal(502, status);
+        Assert.Equal("upstream-reset", response.Headers.GetValues("x-berth-error").Single());
     }
 
     private static double Value(string metrics, string series)
