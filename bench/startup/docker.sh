@@ -3,9 +3,13 @@
 # N busybox containers running `sleep` (host network, no probes), from the command to every container running.
 #   bench/startup/docker.sh [RUNS] [COUNTS]        e.g. bench/startup/docker.sh 5 "10 40 100"   (defaults: 3, "10 40 100")
 # Berth is the ReadyToRun build (dotnet publish -r linux-x64) in $BERTH_BENCH_OUT (default /tmp/berth-bench-cli); "running"
-# is Berth's API listing N replicas Ready (no probe: Ready = running) — compose returns once it has started every one.
+# is `berth up --wait` returning (every replica Ready; no probe: Ready = running; the CLI asks its API every 100 ms) and the API
+# then listing N Ready — compose returns once it has started every one.
 # BERTH_START_CONCURRENCY=K runs Berth with K parallel starts (the tuning in docs/benchmarks.md). Bounded: every command has
 # a timeout (180 s up, 120 s down) and the whole script stops after BERTH_BENCH_LIMIT seconds (default 1800).
+# BERTH_BENCH_NETWORK=host runs Berth's containers on the host network (network: host) instead of each in its own pod
+# (NetworkMode none, Berth's default for Docker services); BERTH_BENCH_COMPOSE_NETWORK=none gives compose's containers the
+# same isolation as a pod (network_mode: none) instead of the host network.
 # Traffic: none but the CLI's to its API on 127.0.0.1. Installs docker-compose from Debian when it is missing.
 set -euo pipefail
 LIMIT=${BERTH_BENCH_LIMIT:-1800}
@@ -30,23 +34,22 @@ trap cleanup EXIT
 trap 'exit 124' TERM
 for n in $COUNTS; do
   mkdir -p "$work/berth-$n" "$work/compose-$n"
-  printf 'name: bench%s\nservices:\n  t: {image: %s, run: [sleep, "3600"], replicas: %s, stop_grace_period: 1s}\n' "$n" "$IMAGE" "$n" >"$work/berth-$n/berth.yaml"
-  printf 'version: "3"\nservices:\n  t: {image: %s, command: [sleep, "3600"], network_mode: host, stop_grace_period: 1s}\n' "$IMAGE" >"$work/compose-$n/docker-compose.yml"
+  printf 'name: bench%s\nservices:\n  t: {image: %s, run: [sleep, "3600"], replicas: %s, stop_grace_period: 1s%s}\n' "$n" "$IMAGE" "$n" \
+    "$([ "${BERTH_BENCH_NETWORK:-pod}" = host ] && echo ', network: host')" >"$work/berth-$n/berth.yaml"
+  printf 'version: "3"\nservices:\n  t: {image: %s, command: [sleep, "3600"], network_mode: %s, stop_grace_period: 1s}\n' "$IMAGE" "${BERTH_BENCH_COMPOSE_NETWORK:-host}" >"$work/compose-$n/docker-compose.yml"
 done
 now() { date +%s%N; }
 ms() { echo $(( ($2 - $1) / 1000000 )); }
 berth_case() { # n
-  local dir="$work/berth-$1" t0 url token n
+  local dir="$work/berth-$1" t0 t1 url token n
   rm -rf "$dir/.berth"
   t0=$(now)
-  ( cd "$dir" && timeout 180 "${BERTH[@]}" up -d --no-build >/dev/null 2>&1 )
+  ( cd "$dir" && timeout 180 "${BERTH[@]}" up --wait --no-build >/dev/null 2>&1 ) || echo "berth up --wait of $1 failed or timed out" >&2
+  t1=$(now)
   url=$(sed -E 's/.*"url":"([^"]+)".*/\1/' "$dir/.berth/api.json"); token=$(cat "$dir/.berth/api-token")
-  for _ in $(seq 1 9000); do
-    n=$(curl -s -m 5 -H "Authorization: Bearer $token" "$url/v1/replicas" | grep -o '"phase":"ready"' | wc -l || true)
-    [ "$n" -ge "$1" ] && break
-    sleep 0.02
-  done
-  ms "$t0" "$(now)"
+  n=$(curl -s -m 5 -H "Authorization: Bearer $token" "$url/v1/replicas" | grep -o '"phase":"ready"' | wc -l || true)
+  [ "$n" -eq "$1" ] || echo "berth: $n of $1 ready after up --wait" >&2
+  ms "$t0" "$t1"
   ( cd "$dir" && timeout 120 "${BERTH[@]}" down >/dev/null 2>&1 ) || echo "berth down of $1 timed out" >&2
 }
 compose_case() { # n
@@ -60,6 +63,7 @@ compose_case() { # n
   ( cd "$dir" && timeout 120 docker-compose -p "compose-$1" down -t 1 >/dev/null 2>&1 ) || echo "docker-compose down of $1 timed out" >&2
 }
 declare -A results
+echo "networks: berth ${BERTH_BENCH_NETWORK:-pod}, compose ${BERTH_BENCH_COMPOSE_NETWORK:-host}" >&2
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -r), docker $(docker version --format '{{.Server.Version}}'), $(docker-compose version --short 2>/dev/null || docker-compose --version)" >&2
 for round in $(seq 1 "$RUNS"); do
   for n in $COUNTS; do

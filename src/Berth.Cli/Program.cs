@@ -1,5 +1,6 @@
 using Berth.Cli.ControlPlane;
 using Berth.Cli.Shell;
+using Berth.Core.Diagnostics;
 
 if (args is [Berth.Mesh.DataPlane.DataPlaneServer.Command, .. var rest])
 {

@@ -31,6 +31,10 @@ public interface IWorkloadDriver
 
     Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken);
 
+    /// <summary>The processes of a running replica (<c>berth top</c>): its cgroup's members, else its process and descendants.</summary>
+    Task<IReadOnlyList<Process.ProcessRow>> TopAsync(ReplicaHandle replica, CancellationToken cancellationToken) =>
+        Task.FromResult(replica.Pid is { } pid ? Process.ProcessTable.Of(pid) : (IReadOnlyList<Process.ProcessRow>)[]);
+
     /// <summary>Runs <paramref name="command"/> (argv, no shell) where the replica runs: inside its container for Docker, beside it
     /// on the host (in <paramref name="workingDirectory"/>) for a process. What exec probes use, as Kubernetes' exec probes.
     /// Cancelling kills the command.</summary>

@@ -15,8 +15,9 @@ internal static class AppStatus
     /// given; a bound keeps a script from hanging on a service that never gets Ready).</summary>
     internal static readonly TimeSpan DefaultWaitTimeout = TimeSpan.FromMinutes(5);
 
-    /// <summary>How often <c>--wait</c> asks: 250 ms.</summary>
-    private static readonly TimeSpan WaitPoll = TimeSpan.FromMilliseconds(250);
+    /// <summary>How often <c>--wait</c> asks: 100 ms (two loopback API calls; a coarser poll added up to its whole period to
+    /// every <c>up --wait</c>, issue #21).</summary>
+    private static readonly TimeSpan WaitPoll = TimeSpan.FromMilliseconds(100);
 
     public static Option<string?> WaitTimeoutOption() => new("--wait-timeout")
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Berth.Core.Diagnostics;
 using Berth.Core.Model;
 using Berth.Mesh;
 using Berth.Mesh.DataPlane;
@@ -80,38 +81,60 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
 
     private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
     {
-        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes. Its
-        // connection (a ping and /info) is made while the receiver and the mesh start, not after them (issue #21).
-        var dockerConnect = needsDocker ? ConnectDockerAsync(stateDirectory, ct) : null;
-
+        StartupTrace.Mark("host: start");
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
         IMeshDataPlane? mesh = null;
         TelemetryStore? store = null;
         OtlpReceiver? otlp = null;
+        Task<DataPlaneClient>? dataPlane = null;
         if (api)
         {
             Directory.CreateDirectory(stateDirectory);
             store = new TelemetryStore(TelemetryOptionsFor(telemetry ?? TelemetrySpec.Default));
+            // The data plane process is the longest step (a .NET start of its own): launched first, from a pool thread, while
+            // Docker connects, the receiver's Kestrel starts and the store opens; waited for only when the controllers
+            // need it (issue #21). Even the calls' synchronous parts (loading the Docker client, the channel's logger) took
+            // 300-400 ms each on the loaded machine.
+            var observer = store;
+            dataPlane = DataPlaneProcess.InProcess ? null : Task.Run(() => DataPlaneProcess.ConnectAsync(stateDirectory, observer, ct), ct);
+        }
+
+        // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes. Its
+        // connection (a ping and /info) is made while the receiver and the mesh start, not after them (issue #21).
+        var dockerConnect = needsDocker ? Task.Run(() => ConnectDockerAsync(stateDirectory, ct), ct) : null;
+        if (store is not null)
+        {
             StartupTrace.Mark("host: telemetry receiver");
-            otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
-            if (DataPlaneProcess.InProcess)
+            try
+            {
+                otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
+            }
+            catch when (dataPlane is not null)
+            {
+                await ((Task)dataPlane).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                if (dataPlane.IsCompletedSuccessfully)
+                {
+                    await dataPlane.Result.DisposeAsync();
+                }
+
+                throw;
+            }
+
+            StartupTrace.Mark("host: telemetry receiver started");
+            if (dataPlane is null)
             {
                 var inProcess = new MeshHost(new MeshHostOptions { RequestObserver = store });
                 await inProcess.StartAsync(ct);
                 mesh = inProcess;
+                StartupTrace.Mark("host: mesh started");
             }
-            else
-            {
-                mesh = await DataPlaneProcess.ConnectAsync(stateDirectory, store, ct);
-            }
-            StartupTrace.Mark("host: mesh started");
         }
 
-        var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
+        var disposables = new List<IDisposable>();
         var warnings = new List<string>();
         Directory.CreateDirectory(stateDirectory);
         var stateStore = StateStore.Open(stateDirectory);
-        host._disposables.Add(stateStore);
+        disposables.Add(stateStore);
         var process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
         var drivers = new List<IWorkloadDriver> { process };
         StartupTrace.Mark("host: store opened");
@@ -123,9 +146,9 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             try
             {
                 var docker = await dockerConnect;
-                host._disposables.Add(docker);
+                disposables.Add(docker);
                 drivers.Add(docker);
-                dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
+                dockerCapability = () => docker.Capability is { Usable: false } c && docker.Lost is null ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
             }
             catch (DockerUnavailableException e)
             {
@@ -141,6 +164,14 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
 
         StartupTrace.Mark("host: docker connected");
+        if (dataPlane is not null)
+        {
+            mesh = await dataPlane;
+            StartupTrace.Mark("host: mesh started");
+        }
+
+        var host = new ControlPlaneHost(stateDirectory, mesh) { Telemetry = store, Otlp = otlp };
+        host._disposables.AddRange(disposables);
         var prober = new ProbeExecutor();
         host._disposables.Add(prober);
         var orchestrator = new OrchestratorOptions
@@ -202,6 +233,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         {
             // Adoption published every endpoint of the current revision; whatever else the data plane still serves is gone from the app.
             await client.RetainOnlyAsync([.. host.Routes.Routes.Select(r => (r.Service, r.Endpoint.Name))], ct);
+            host._owned.Insert(0, StandbyRelease.Start(plane, client, TimeProvider.System));
         }
 
         if (api)

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using Berth.Core.Diagnostics;
 using Berth.Mesh;
 using Berth.Mesh.DataPlane;
 using Microsoft.Extensions.Logging;
@@ -19,7 +20,7 @@ internal static class DataPlaneProcess
 
     /// <summary>What the data plane keeps of the control plane's environment: what the runtime and the logs need. The
     /// rest (a user's tokens, cloud credentials, the app's own variables) never reaches the process that handles traffic.</summary>
-    private static readonly string[] KeptVariables = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "DOTNET_ROOT", "DOTNET_CLI_HOME", DataPlaneServer.BuildVariable];
+    private static readonly string[] KeptVariables = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "DOTNET_ROOT", "DOTNET_CLI_HOME", DataPlaneServer.BuildVariable, StartupTrace.Variable];
 
     /// <summary>Launched data planes, referenced so the runtime reaps them if they exit while this control plane lives.</summary>
     private static readonly List<Process> Launched = [];
@@ -38,6 +39,7 @@ internal static class DataPlaneProcess
         {
             Launch = (standby, launch) => LaunchAsync(stateDirectory, standby, launch),
             Standby = !string.Equals(Environment.GetEnvironmentVariable(StandbyVariable), "0", StringComparison.Ordinal),
+            HoldStandby = true, // ControlPlaneHost releases it once the app's replicas have started
             RequestObserver = observer,
             LoggerFactory = ClientLogs,
         }, ct);
@@ -86,7 +88,13 @@ internal static class DataPlaneProcess
             info.Environment[name] = Environment.GetEnvironmentVariable(name);
         }
 
+        foreach (var (name, value) in DataPlaneRuntime.Environment)
+        {
+            info.Environment.TryAdd(name, value);
+        }
+
         info.Environment["BERTH_DATA_PLANE_LOG"] = Path.Combine(stateDirectory, DataPlaneFiles.LogFile);
+        StartupTrace.Mark(standby ? "launch data plane (standby)" : "launch data plane");
         lock (Launched)
         {
             Launched.RemoveAll(p => p.HasExited);
@@ -181,6 +189,7 @@ internal static class DataPlaneProcess
         }
 
         var state = args[1];
+        StartupTrace.Mark(args.Length == 3 ? "data plane (standby): main" : "data plane: main");
         using var stop = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
         {
@@ -201,7 +210,7 @@ internal static class DataPlaneProcess
         DataPlaneServer server;
         try
         {
-            server = await DataPlaneServer.StartAsync(new DataPlaneServerOptions(state) { Mesh = new MeshHostOptions { LoggerFactory = logs }, Standby = args.Length == 3 }, stop.Token);
+            server = await DataPlaneServer.StartAsync(new DataPlaneServerOptions(state) { Mesh = new MeshHostOptions { LoggerFactory = logs, InlineScheduling = DataPlaneRuntime.InlineCompletions }, Standby = args.Length == 3 }, stop.Token);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or MeshListenerException)
         {
@@ -209,6 +218,7 @@ internal static class DataPlaneProcess
             return ExitCodes.Failed;
         }
 
+        StartupTrace.Mark(args.Length == 3 ? "data plane (standby): serving" : "data plane: serving");
         await using (server)
         {
             await ((Task)Task.WhenAny(server.ShutdownRequested, Task.Delay(Timeout.Infinite, stop.Token))).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using Berth.Core.Diagnostics;
 using Berth.Core.Routing;
 using Berth.Mesh.Observability;
 using Microsoft.Extensions.Logging;
@@ -18,6 +19,10 @@ public sealed record DataPlaneClientOptions(string StateDirectory)
     /// <summary>Keep a warm standby data plane beside the active one, so that when the active one dies the routes move to
     /// a process that is already running (milliseconds) instead of one that must start (a .NET start, about a second).</summary>
     public bool Standby { get; init; }
+
+    /// <summary>With <see cref="Standby"/>: the first standby waits for <see cref="DataPlaneClient.ReleaseStandby"/>, so its
+    /// .NET start does not take a core from the app's own start (issue #21); the control plane releases it once the app is up.</summary>
+    public bool HoldStandby { get; init; }
 
     /// <summary>Told of every request the data plane finished (traces, the live graph); null: none asked for.</summary>
     public IMeshRequestObserver? RequestObserver { get; init; }
@@ -58,6 +63,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
     private volatile Connection? _standby;
     private readonly Lock _standbyLock = new();
     private Task _standbyTask = Task.CompletedTask;
+    private volatile bool _standbyReleased;
     private Task _reconnect = Task.CompletedTask;
     private long _version;
     private long _nextId;
@@ -257,7 +263,9 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
     private async Task<DataPlaneMessage> SendSnapshotAsync(Connection connection, CancellationToken ct)
     {
         var version = ++_version;
+        StartupTrace.Mark($"snapshot {version}: send ({_routes.Count} routes, {_pods.Count} pods)");
         var reply = await RequestAsync(connection, new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = [.. _routes.Values], Pods = [.. _pods.Values] }, ct);
+        StartupTrace.Mark($"snapshot {version}: acked");
         if (reply.Type != DataPlaneMessageTypes.Ack)
         {
             throw new InvalidOperationException($"the data plane refused route snapshot {version}: {reply.Message}");
@@ -445,10 +453,17 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
         }
     }
 
+    /// <summary>Lets the standby start (see <see cref="DataPlaneClientOptions.HoldStandby"/>); idempotent.</summary>
+    public void ReleaseStandby()
+    {
+        _standbyReleased = true;
+        EnsureStandby();
+    }
+
     /// <summary>Starts (or adopts) the standby in the background when there is none; under the gate or from a closed standby.</summary>
     private void EnsureStandby()
     {
-        if (!_options.Standby || _options.Launch is null || _stopped || _disposing.IsCancellationRequested)
+        if (!_options.Standby || _options.Launch is null || _stopped || _disposing.IsCancellationRequested || (_options.HoldStandby && !_standbyReleased))
         {
             return;
         }

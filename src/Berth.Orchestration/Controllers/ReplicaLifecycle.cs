@@ -1,3 +1,5 @@
+using System.Collections.Concurrent;
+using Berth.Core.Diagnostics;
 using Berth.Core.Model;
 using Berth.Core.Probing;
 using Berth.Orchestration.State;
@@ -11,6 +13,9 @@ namespace Berth.Orchestration.Controllers;
 internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes, RoutePublisher routes, StablePortRegistry stablePorts, SemaphoreSlim startGate,
     TerminatedReplicas terminated)
 {
+    /// <summary>Starts the driver finished, waiting for the next locked section to record them together.</summary>
+    private readonly ConcurrentQueue<(string Id, ReplicaHandle? Handle, string? Error)> _started = new();
+
     public Task PublishRoutesAsync(CancellationToken ct) => routes.PublishAsync(state.Current?.Application, state.Replicas.Values, ct);
 
     // ---- start, watch, exit ---------------------------------------------------------------------------------------
@@ -29,6 +34,7 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
             ReplicaHandle? handle = null;
             string? error = null;
             await startGate.WaitAsync(life);
+            StartupTrace.Mark($"start {r.Id}: gate");
             try
             {
                 if (previous is not null)
@@ -47,7 +53,9 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
                 startGate.Release();
             }
 
-            await state.Loop.UnderLockAsync(ct => OnStartedAsync(r.Id, handle, error, ct));
+            StartupTrace.Mark($"start {r.Id}: driver done");
+            _started.Enqueue((r.Id, handle, error));
+            await state.Loop.UnderLockAsync(RecordStartedAsync);
         });
     }
 
@@ -59,13 +67,33 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
         BeginStart(app, restarted);
     }
 
-    private async Task OnStartedAsync(string id, ReplicaHandle? handle, string? error, CancellationToken ct)
+    /// <summary>Records every start finished so far in one locked section, and publishes routes and pods once for all of them
+    /// (issue #21): 40 containers started together make a handful of sections and data-plane snapshots, not 40 of each. A
+    /// section that finds the queue empty (an earlier one took its start) does nothing.</summary>
+    private async Task RecordStartedAsync(CancellationToken ct)
+    {
+        var publish = false;
+        while (_started.TryDequeue(out var s))
+        {
+            publish |= OnStarted(s.Id, s.Handle, s.Error);
+        }
+
+        if (publish)
+        {
+            await PublishRoutesAsync(ct);
+            StartupTrace.Mark("starts published");
+        }
+    }
+
+    /// <summary>Records one finished start under the lock; true when routes and pods must be published for it.</summary>
+    private bool OnStarted(string id, ReplicaHandle? handle, string? error)
     {
         if (!state.Replicas.TryGetValue(id, out var r))
         {
-            return;
+            return false;
         }
 
+        StartupTrace.Mark($"start {id}: locked");
         var rt = state.Runtime[id];
         rt.Busy = false;
         var now = state.Now;
@@ -76,12 +104,12 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
             {
                 state.Release(r);
                 state.Delete(r);
-                return;
+                return false;
             }
 
             r = state.Save(r with { StartedAt = now });
             HandleExit(r, new ReplicaStatus { State = ReplicaState.Unknown, Error = error }, now, forceFailure: true, ExitCause.CouldNotStart);
-            return;
+            return false;
         }
 
         r = state.Save(r with { Phase = ReplicaPhase.Running, Handle = handle, StartedAt = now, ReadyAt = null, Reason = null, LastExitCause = null });
@@ -93,11 +121,11 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
             var stops = new List<ReplicaRecord> { r };
             state.Save(r with { Phase = ReplicaPhase.Terminating });
             LaunchStops(stops);
-            return;
+            return false;
         }
 
         probes.UpdateReadiness(r, rt, now);
-        await PublishRoutesAsync(ct);
+        return true;
     }
 
     /// <summary>Waits in the background for the running handle to exit on its own.</summary>
@@ -113,17 +141,50 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
         state.Loop.Track(async () =>
         {
             ReplicaStatus status;
-            try
+            string? unreachable = null;
+            while (true)
             {
-                status = await driver.WaitForExitAsync(handle, cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                status = new ReplicaStatus { State = ReplicaState.Unknown, Error = e.Message };
+                try
+                {
+                    if (unreachable is not null)
+                    {
+                        // A wait on a running container would not return, so an inspect (answered at once) tells that the engine is back.
+                        await driver.InspectAsync(handle, cts.Token);
+                        unreachable = null;
+                        await state.Loop.UnderLockAsync(_ => MarkEngine(r.Id, handle, null));
+                    }
+
+                    status = await driver.WaitForExitAsync(handle, cts.Token);
+                    break;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (RuntimeUnavailableException e)
+                {
+                    // The engine is gone, not the replica (a container outlives dockerd): keep it as it is, routed by its
+                    // probes, say so once, and ask again until the engine answers.
+                    if (unreachable is null)
+                    {
+                        unreachable = $"{EngineUnreachablePrefix} {state.Now.UtcDateTime:HH:mm:ss} UTC; kept as it was, routed by its probes, until the engine answers ({e.Message.TrimEnd('.')})";
+                        await state.Loop.UnderLockAsync(_ => MarkEngine(r.Id, handle, unreachable));
+                    }
+
+                    try
+                    {
+                        await Task.Delay(EngineRetry, state.Time, cts.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
+                catch (Exception e)
+                {
+                    status = new ReplicaStatus { State = ReplicaState.Unknown, Error = e.Message };
+                    break;
+                }
             }
 
             await state.Loop.UnderLockAsync(ct =>
@@ -137,6 +198,37 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
                 return PublishRoutesAsync(ct);
             });
         });
+    }
+
+    /// <summary>What a replica's reason starts with while its runtime (the Docker engine) does not answer.</summary>
+    internal const string EngineUnreachablePrefix = "runtime not answering since";
+
+    /// <summary>How often a replica's exit is asked for again while its runtime does not answer: 1 s.</summary>
+    private static readonly TimeSpan EngineRetry = TimeSpan.FromSeconds(1);
+
+    /// <summary>Says on a watched replica that its runtime stopped answering (<paramref name="reason"/>), or that it answers
+    /// again (null): the reason and an event, once each way; phase, routing and restarts are left alone.</summary>
+    private Task MarkEngine(string id, ReplicaHandle handle, string? reason)
+    {
+        if (state.Replicas.TryGetValue(id, out var r) && ReferenceEquals(state.Runtime[id].WatchedHandle, handle))
+        {
+            if (reason is not null)
+            {
+                state.Save(r with { Reason = reason });
+                state.Emit(EventTypes.RuntimeUnreachable, r.Service, id, reason);
+            }
+            else
+            {
+                if (r.Reason?.StartsWith(EngineUnreachablePrefix, StringComparison.Ordinal) == true)
+                {
+                    state.Save(r with { Reason = null });
+                }
+
+                state.Emit(EventTypes.RuntimeReachable, r.Service, id, "runtime answers again");
+            }
+        }
+
+        return Task.CompletedTask;
     }
 
     /// <summary>Applies the restart policy to an exit: back off and restart, or finish as Completed/Failed.

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Berth.Core.Model;
+using Berth.Core.Routing;
 using Berth.Orchestration.State;
 using Berth.Testing.ControlPlanes;
 using Microsoft.Data.Sqlite;
@@ -124,5 +125,58 @@ public sealed class StartPathTests
         listener.Start();
         await h.UntilAsync(() => h.Of("db").Single().Phase == ReplicaPhase.Ready, "db ready once its port opened");
         Assert.Equal(ControlPlaneHarness.Epoch, h.Time.GetUtcNow());
+    }
+
+    [Fact]
+    public async Task Starts_FinishWhilePublishIsSlow_RecordedAndPublishedTogether()
+    {
+        // The first start's route publish is held (a slow data plane): the other starts finish meanwhile and must be
+        // recorded by one locked section with one publish, not one section and one data-plane snapshot each.
+        var sink = new HeldSink();
+        await using var h = await new ControlPlaneHarness("berth-start-", routes: sink).StartAsync();
+        var web = new Service { Name = "web", Command = ["web"], Endpoints = [new Endpoint { Name = "http" }], Replicas = 20 };
+
+        await h.Plane.ApplyAsync(App(web), "up", CancellationToken.None);
+        await h.UntilAsync(() => sink.Held, "the first publish with an upstream is held");
+        await h.UntilAsync(() => h.Driver.Starts.Count == 20, "every driver start finished");
+        sink.Release();
+        await h.UntilAsync(() => h.Plane.Replicas.Count(r => r.Phase == ReplicaPhase.Ready) == 20 && sink.Upstreams == 20, "20 ready and routed");
+
+        // One per start would be 20; the held one, then the rest together (a start that finished just after the drain
+        // makes one more).
+        Assert.InRange(sink.PublishesWithUpstreams, 2, 4);
+    }
+
+    /// <summary>A route sink whose first update carrying an upstream waits for <see cref="Release"/>.</summary>
+    private sealed class HeldSink : IRouteSink
+    {
+        private readonly TaskCompletionSource _release = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        private int _publishes;
+        private int _upstreams;
+        private int _held;
+
+        public bool Held => Volatile.Read(ref _held) == 1;
+
+        public int PublishesWithUpstreams => Volatile.Read(ref _publishes);
+
+        public int Upstreams => Volatile.Read(ref _upstreams);
+
+        public void Release() => _release.TrySetResult();
+
+        public async Task UpdateAsync(ServiceRoute route, CancellationToken cancellationToken)
+        {
+            if (route.Upstreams.Length > 0)
+            {
+                Interlocked.Increment(ref _publishes);
+                if (Interlocked.Exchange(ref _held, 1) == 0)
+                {
+                    await _release.Task.WaitAsync(cancellationToken);
+                }
+            }
+
+            Volatile.Write(ref _upstreams, route.Upstreams.Length);
+        }
+
+        public Task RemoveAsync(string service, string endpoint, CancellationToken cancellationToken) => Task.CompletedTask;
     }
 }
