@@ -87,8 +87,17 @@ public sealed class ComposeWatchOnDockerTests : IAsyncLifetime
         // sync: the same container, the new content, the deleted file gone.
         await File.WriteAllTextAsync(Path.Combine(_dir, "site", "index.html"), "two");
         File.Delete(Path.Combine(_dir, "site", "old.txt"));
-        await Poll.UntilAsync(async () => await CatAsync(first, "/srv/www/index.html") == "two" && await CatAsync(first, "/srv/www/old.txt") is null,
-            TimeSpan.FromMinutes(1), $"index.html synced and old.txt deleted in the container; berth printed:\n{watch.Err}");
+        (string? Index, string? Old) seen = default;
+        try
+        {
+            await Poll.UntilAsync(async () => (seen = (await CatAsync(first, "/srv/www/index.html"), await CatAsync(first, "/srv/www/old.txt"))) == ("two", null),
+                TimeSpan.FromMinutes(1), "index.html synced and old.txt deleted in the container");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}; last seen {seen}; berth printed:\n{watch.Err}", e);
+        }
+
         Assert.Equal(first.ContainerId, (await RunningAsync()).ContainerId);
 
         // sync+restart: a new container replaces it, with the new conf and the site as synced.
