@@ -3,11 +3,13 @@
 # with Berth (`berth watch`: the develop.watch rebuild rule -> dotnet build -> rolling restart, answered through the mesh's
 # stable port) and with `dotnet watch run` (the peer: Hot Reload where the edit allows it) on copies of the same app, in
 # the same run. docs/benchmarks.md has the numbers.
-# Usage: bench/devloop/run.sh [ROUNDS]   (default 3 edits each); BERTH=path/to/berth to use another build.
+# Usage: bench/devloop/run.sh [ROUNDS]   (default 3 edits each); BERTH=path/to/berth to use another build;
+#        CONFIG=Release builds both in Release (dotnet watch then restarts instead of Hot Reload: 'Optimize' is on). Default Debug.
 set -uo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 rounds="${1:-3}"
 berth="${BERTH:-$root/berth}"
+config="${CONFIG:-Debug}"
 work=$(mktemp -d)
 export DOTNET_NOLOGO=1 DOTNET_CLI_TELEMETRY_OPTOUT=1
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
@@ -39,14 +41,14 @@ load() { cut -d' ' -f1-3 /proc/loadavg; }
 
 for copy in berth-app watch-app; do
   cp -r "$(dirname "$0")/app" "$work/$copy"
-  (cd "$work/$copy" && dotnet build -c Release -o out -v q >/dev/null) || { echo "first build of $copy failed"; exit 1; }
+  (cd "$work/$copy" && dotnet build -c "$config" -o out -v q >/dev/null) || { echo "first build of $copy failed"; exit 1; }
 done
 cat > "$work/berth-app/berth.yaml" <<YAML
 name: devloop-bench
 services:
   web:
     build:
-      command: [dotnet, build, -c, Release, -o, out, --no-restore, -v, q]
+      command: [dotnet, build, -c, $config, -o, out, --no-restore, -v, q]
     run: [dotnet, out/Devloop.dll]
     endpoints:
       http: $port_berth
@@ -59,19 +61,20 @@ services:
         - {action: rebuild, path: ., ignore: [bin/, obj/, out/]}
 YAML
 
-echo "machine: $(nproc) cores, load $(load), dotnet $(dotnet --version), $rounds edits each"
+echo "machine: $(nproc) cores, load $(load), dotnet $(dotnet --version), $config, $rounds edits each"
 (cd "$work/berth-app" && "$berth" up --wait >/dev/null 2>"$work/up.log") || { cat "$work/up.log"; exit 1; }
 (cd "$work/berth-app" && exec "$berth" watch 2>"$work/watch.log") &
 watch_pid=$!
 until grep -q "watching " "$work/watch.log" 2>/dev/null; do sleep 0.2; done
 for ((i = 1; i <= rounds; i++)); do
   start=$(now); edit "$work/berth-app" "$i" "$((i + 1))"
-  echo "berth watch    edit $i: $(until_body "$port_berth" "v$((i + 1))" "$start") s  (load $(load))"
+  took=$(until_body "$port_berth" "v$((i + 1))" "$start")
+  echo "berth watch    edit $i: $took s  ($(grep -oE 'built web in [0-9.]+s' "$work/watch.log" | tail -1); load $(load))"
   # the next edit after the rollout has settled, as a developer reads the answer before the next save
   (cd "$work/berth-app" && "$berth" rollout status web --timeout 5m >/dev/null 2>&1)
 done
 
-(cd "$work/watch-app" && ASPNETCORE_URLS="http://127.0.0.1:$port_watch" exec setsid dotnet watch run --non-interactive -c Release >"$work/dotnet-watch.log" 2>&1) &
+(cd "$work/watch-app" && ASPNETCORE_URLS="http://127.0.0.1:$port_watch" exec setsid dotnet watch run --non-interactive -c "$config" >"$work/dotnet-watch.log" 2>&1) &
 dotnet_watch_pid=$!
 until_body "$port_watch" "v1" "$(now)" >/dev/null || { tail -20 "$work/dotnet-watch.log"; exit 1; }
 for ((i = 1; i <= rounds; i++)); do
@@ -79,4 +82,4 @@ for ((i = 1; i <= rounds; i++)); do
   echo "dotnet watch   edit $i: $(until_body "$port_watch" "v$((i + 1))" "$start") s  (load $(load))"
   sleep 1
 done
-grep -iE "hot reload|restart|rebuild" "$work/dotnet-watch.log" | sort | uniq -c | head -5 | sed 's/^/  dotnet watch said: /'
+grep -iE "hot reload|restart|rebuild|changes" "$work/dotnet-watch.log" | sort | uniq -c | head -5 | sed 's/^/  dotnet watch said: /'

@@ -55,7 +55,17 @@ internal sealed class FileSync(ApiClient client) : IDisposable
                 if (gone.Count > 0)
                 {
                     var handle = new ReplicaHandle { ReplicaId = replica.Id, App = "", Service = service.Name, Kind = RuntimeKind.Docker, ContainerId = replica.ContainerId };
-                    await docker.ExecAsync(handle, ["rm", "-rf", "--", .. gone], null, ct);
+                    var removed = await docker.ExecAsync(handle, ["rm", "-rf", "--", .. gone], null, ct);
+                    if (removed.ExitCode is 126 or 127)
+                    {
+                        // An image without PATH or an rm of its own (a busybox root filesystem imported as is): through its shell.
+                        removed = await docker.ExecAsync(handle, ["/bin/sh", "-c", "rm -rf -- \"$@\"", "sh", .. gone], null, ct);
+                    }
+
+                    if (removed.ExitCode != 0)
+                    {
+                        throw new IOException($"rm -rf {string.Join(' ', gone)} in container {replica.Id} exited {removed.ExitCode}: {removed.Output.Trim()}");
+                    }
                 }
             }
         }
