@@ -122,6 +122,79 @@ internal static class ModelCompleteness
         }
     }
 
+    /// <summary>
+    /// Gives every member a stored model lacks the model's own default, in place, and returns it. The store reads its
+    /// records through source-generated metadata, which sets a key the JSON lacks to <c>default</c> rather than to the
+    /// member's initializer; so a member added to the model after a state folder was written (develop.watch's
+    /// <c>Watch</c>, for one) read back as a default <c>ImmutableArray</c>, and the first apply on that folder crashed. The
+    /// default is read from a fresh instance of the record (its initializers), so a member added later is covered too.
+    /// </summary>
+    public static T FillDefaults<T>(T value)
+        where T : class
+    {
+        Fill(value);
+        return value;
+    }
+
+    private static readonly ConcurrentDictionary<Type, object?> Fresh = new();
+
+    private static void Fill(object value)
+    {
+        var type = value.GetType();
+        var fresh = Fresh.GetOrAdd(type, static t => t.GetConstructor(Type.EmptyTypes) is { } ctor ? ctor.Invoke(null) : null);
+        foreach (var (property, nullable) in MembersOf(type))
+        {
+            var member = property.GetValue(value);
+            if ((member is null && !nullable) || (member is not null && IsDefaultArray(member)))
+            {
+                var initial = fresh is null ? null : property.GetValue(fresh);
+                if (initial is not null && !IsDefaultArray(initial))
+                {
+                    property.SetValue(value, initial);
+                    member = initial;
+                }
+                else if (member is not null)
+                {
+                    member = property.PropertyType.GetField("Empty")!.GetValue(null)!;
+                    property.SetValue(value, member);
+                }
+            }
+
+            switch (member)
+            {
+                case null or string:
+                    break;
+                case IDictionary dictionary:
+                    foreach (DictionaryEntry entry in dictionary)
+                    {
+                        if (entry.Value is { } v && v.GetType().Assembly == ModelAssembly && !v.GetType().IsEnum && !v.GetType().IsValueType)
+                        {
+                            Fill(v);
+                        }
+                    }
+
+                    break;
+                case IEnumerable items:
+                    foreach (var item in items)
+                    {
+                        if (item is not null && item.GetType().Assembly == ModelAssembly && !item.GetType().IsEnum && !item.GetType().IsValueType)
+                        {
+                            Fill(item);
+                        }
+                    }
+
+                    break;
+                default:
+                    if (member.GetType().Assembly == ModelAssembly && !member.GetType().IsEnum && !member.GetType().IsValueType)
+                    {
+                        Fill(member);
+                    }
+
+                    break;
+            }
+        }
+    }
+
     private static bool IsDefaultArray(object member)
     {
         var type = member.GetType();

@@ -134,7 +134,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         foreach (var body in store.ListRollouts())
         {
             var r = JsonSerializer.Deserialize<RolloutRecord>(body, StateJson.Options)!;
-            r = r.StableSpec is { } spec ? r with { StableSpec = store.Secrets.Open(spec) } : r;
+            r = r.StableSpec is { } spec ? r with { StableSpec = store.Secrets.Open(ModelCompleteness.FillDefaults(spec)) } : r;
             _records[r.Service] = r.State == RolloutState.Progressing && r.LastProgressAt < now ? r with { LastProgressAt = now } : r;
         }
 

@@ -166,7 +166,7 @@ public sealed class StateStore : IDisposable
                 foreach (var (service, body) in rollouts)
                 {
                     var node = System.Text.Json.Nodes.JsonNode.Parse(body)!.AsObject();
-                    var spec = _secrets.Open(node["stableSpec"]!.Deserialize<Service>(StateJson.Options)!);
+                    var spec = _secrets.Open(Controllers.ModelCompleteness.FillDefaults(node["stableSpec"]!.Deserialize<Service>(StateJson.Options)!));
                     node["stableSpec"] = JsonSerializer.SerializeToNode(_secrets.Seal(spec), StateJson.Options);
                     using var cmd = Command("UPDATE rollouts SET body = $b WHERE service = $s", tx);
                     cmd.Parameters.AddWithValue("$s", service);
@@ -260,7 +260,7 @@ public sealed class StateStore : IDisposable
     private RevisionRecord ReadRevision(string body)
     {
         var revision = JsonSerializer.Deserialize<RevisionRecord>(body, StateJson.Options)!;
-        return revision with { Application = _secrets.Open(revision.Application) };
+        return revision with { Application = _secrets.Open(Controllers.ModelCompleteness.FillDefaults(revision.Application)) };
     }
 
     public RevisionRecord? CurrentRevision()

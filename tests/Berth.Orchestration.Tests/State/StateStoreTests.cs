@@ -129,6 +129,40 @@ public sealed class StateStoreTests : IDisposable
     }
 
     [Fact]
+    public void CurrentRevision_WrittenBeforeMembersWereAdded_ReadsTheModelsDefaultsAndWritesAgain()
+    {
+        using (var store = StateStore.Open(_dir))
+        {
+            store.AddRevision(n => new RevisionRecord { Number = n, CreatedAt = DateTimeOffset.UnixEpoch, Cause = "up", Application = App(3),
+                Templates = ImmutableSortedDictionaryOf("api", 1) });
+        }
+
+        // An older Berth's body: its services lack members added since (a list, and an object with an initializer).
+        using (var db = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(_dir, "state.db")};Pooling=False"))
+        {
+            db.Open();
+            using var read = db.CreateCommand();
+            read.CommandText = "SELECT body FROM revisions";
+            var body = System.Text.Json.Nodes.JsonNode.Parse((string)read.ExecuteScalar()!)!;
+            var service = body["application"]!["services"]![0]!.AsObject();
+            Assert.True(service.Remove("watch") && service.Remove("logging") && service.Remove("aliases"), service.ToJsonString());
+            using var write = db.CreateCommand();
+            write.CommandText = "UPDATE revisions SET body = $b";
+            write.Parameters.AddWithValue("$b", body.ToJsonString());
+            write.ExecuteNonQuery();
+        }
+
+        using var reopened = StateStore.Open(_dir);
+        var api = reopened.CurrentRevision()!.Application.Services.Single();
+        Assert.False(api.Watch.IsDefault);
+        Assert.Empty(api.Watch);
+        Assert.False(api.Aliases.IsDefault);
+        Assert.Equal(new Service { Name = "x" }.Logging, api.Logging);
+        // What the first apply on such a folder does with it (it threw "a default instance of ImmutableArray").
+        Assert.Contains("\"watch\":[]", System.Text.Json.JsonSerializer.Serialize(reopened.CurrentRevision()!.Application, StateJson.Options), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void ListEvents_AfterReopen_KeepsEveryEventInOrder()
     {
         using (var store = StateStore.Open(_dir))
