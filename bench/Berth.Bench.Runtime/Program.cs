@@ -53,6 +53,7 @@ if (withDocker)
     await TestImages.EnsureAsync(docker);
     var driverMs = new List<double>();
     var cliMs = new List<double>();
+    var cliNoneMs = new List<double>();
 
     // One start of each first, not counted: JIT, the engine's first container from this image, the socket.
     var warm = await docker.StartAsync(new ReplicaSpec { App = app, Service = "bench", ReplicaId = "warm", Image = TestImages.App, Command = ["sleep", "300"], StateDirectory = Path.Combine(root, "warm") }, CancellationToken.None);
@@ -85,10 +86,17 @@ if (withDocker)
         var id = await RunAsync("docker", "run", "-d", "--name", name, "--network", "host", "--cpus", "0.1", "--memory", "32m", "--memory-swap", "32m", TestImages.App, "sleep", "300");
         cliMs.Add(clock.Elapsed.TotalMilliseconds);
         await RunAsync("docker", "rm", "-f", id.Trim());
+
+        // The engine's own cost of a network namespace: the same run with --network none (what a Berth pod asks for).
+        clock.Restart();
+        id = await RunAsync("docker", "run", "-d", "--name", name + "-none", "--network", "none", "--cpus", "0.1", "--memory", "32m", "--memory-swap", "32m", TestImages.App, "sleep", "300");
+        cliNoneMs.Add(clock.Elapsed.TotalMilliseconds);
+        await RunAsync("docker", "rm", "-f", id.Trim());
     }
 
     results.Add(("docker driver (Engine API)", driverMs));
     results.Add(("docker run -d (CLI, same image and limits)", cliMs));
+    results.Add(("docker run -d --network none (CLI, same image and limits)", cliNoneMs));
     var (dockerHost, dockerPod) = await InterleavedAsync(docker, i => new ReplicaSpec
     {
         App = app,

@@ -4,8 +4,10 @@
 #   nginx   : nginx as a round-robin reverse proxy (keepalive to upstreams)
 #   haproxy : HAProxy as a round-robin reverse proxy (http-reuse always)
 #   yarp    : plain YARP (MapReverseProxy, round-robin)
-#   berth   : Berth's mesh listener with every resilience feature on
+#   berth   : Berth's mesh listener with every resilience feature on, run by the data plane's own server code
+#             (DataPlaneServer serving a saved route snapshot) with the data plane process's runtime settings
 #   berth-bare: the same listener with retries, breakers, ejection and timeouts off (the cost of resilience)
+#   berth-kestrel: the berth listener with Kestrel parsing every request (the path before the mesh's own HTTP/1.1 server)
 #   kestrel : plain Kestrel answering the 6 bytes itself, no proxying (the floor of any Kestrel-based listener)
 # Upstreams for every proxy: the same nginx serving a 6-byte body on two ports.
 # Needs: nginx haproxy wrk (installed with apt-get when missing and running as root), the .NET SDK.
@@ -46,11 +48,13 @@ wait_port() {
   echo "bench/mesh: nothing listening on 127.0.0.1:$1" >&2; exit 1
 }
 
-U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port)
+U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port); BKEST=$(free_port)
 
 echo "building the bench proxies (Release)…" >&2
 dotnet build -c Release -v q --nologo bench/mesh/Berth.Mesh.Bench >/dev/null
 BENCH_DLL=bench/mesh/Berth.Mesh.Bench/bin/Release/net10.0/Berth.Mesh.Bench.dll
+# The data plane process's runtime environment (DataPlaneRuntime.Environment), so the berth rows run as `berth up` runs them.
+DATA_PLANE_ENV=$(dotnet "$BENCH_DLL" data-plane-env)
 
 cat >"$work/upstreams.conf" <<CONF
 worker_processes 1;
@@ -103,10 +107,11 @@ nginx -c "$work/upstreams.conf" -p "$work" & pids+=($!); PID[direct]=$!
 nginx -c "$work/proxy.conf" -p "$work" & pids+=($!); PID[nginx]=$!
 haproxy -f "$work/haproxy.cfg" -q & pids+=($!); PID[haproxy]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" yarp --port "$YARP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/yarp.log" 2>&1 & pids+=($!); PID[yarp]=$!
-DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!); PID[berth]=$!
-DOTNET_gcServer=1 dotnet "$BENCH_DLL" berth-bare --port "$BARE" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bare.log" 2>&1 & pids+=($!); PID[berth-bare]=$!
+env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!); PID[berth]=$!
+env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth-bare --port "$BARE" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bare.log" 2>&1 & pids+=($!); PID[berth-bare]=$!
+env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth-kestrel --port "$BKEST" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bkest.log" 2>&1 & pids+=($!); PID[berth-kestrel]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" kestrel --port "$KEST" --upstreams "127.0.0.1:$U1" >"$work/kestrel.log" 2>&1 & pids+=($!); PID[kestrel]=$!
-for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE $KEST; do wait_port "$p"; done
+for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE $KEST $BKEST; do wait_port "$p"; done
 curl -fsS "http://127.0.0.1:$BERTH/" >/dev/null && curl -fsS "http://127.0.0.1:$YARP/" >/dev/null
 
 # CPU time per request is the steadier number on a busy shared machine: throughput there measures the scheduler too.
@@ -121,7 +126,7 @@ cpu_ticks() { # a process and its direct children (nginx workers), utime+stime i
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
 measure() {
   local name=$1 port=$2 pid=${PID[$1]}
-  wrk -t"$THREADS" -c"$CONNS" -d3s "http://127.0.0.1:$port/" >/dev/null   # warm-up (JIT, pools)
+  wrk -t"$THREADS" -c"$CONNS" -d5s "http://127.0.0.1:$port/" >/dev/null   # warm-up (tiered JIT reaches its final code, pools fill)
   local before; before=$(cpu_ticks "$pid")
   local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/")
   local after; after=$(cpu_ticks "$pid")
@@ -138,7 +143,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
 for run in $(seq 1 "$RUNS"); do
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "run $run/$RUNS, load before: $load_before" >&2
-  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE kestrel:$KEST; do
+  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST; do
     measure "${target%%:*}" "${target##*:}"
   done
   load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -147,7 +152,7 @@ for run in $(seq 1 "$RUNS"); do
   echo
   echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for n in direct nginx haproxy yarp berth berth-bare kestrel; do
+  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel; do
     echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") | $(ratio "${P99[$n]}" "${P99[yarp]}") |"
   done
 done

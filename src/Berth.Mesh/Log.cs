@@ -44,6 +44,9 @@ internal static partial class Log
     [LoggerMessage(6013, LogLevel.Warning, "Pod {Pod}: cannot listen for {Service}.{Endpoint} on {Address}: {Reason}")]
     public static partial void PodListenerFailed(ILogger logger, string pod, string service, string endpoint, string address, string reason);
 
+    [LoggerMessage(6015, LogLevel.Warning, "Host-gateway pods: the host's loopback listeners could not be mirrored: {Reason}")]
+    public static partial void HostMirrorFailed(ILogger logger, string reason);
+
     [LoggerMessage(6014, LogLevel.Debug, "Pod {Pod}: outbound call to {Service}.{Endpoint} has no route: {Reason}")]
     public static partial void PodOutboundFailed(ILogger logger, string pod, string service, string endpoint, string reason);
 }

@@ -1,3 +1,4 @@
+using System.Collections.Immutable;
 using System.Net;
 using System.Net.Sockets;
 using System.Text.Json;
@@ -33,6 +34,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
     private volatile Listener[] _listenerList = [];
     private readonly SemaphoreSlim _podGate = new(1, 1);
     private readonly Dictionary<string, PodListeners> _pods = [];
+    private ITimer? _hostMirror;
     private WebApplication? _admin;
 
     public MeshHost(MeshHostOptions? options = null)
@@ -142,7 +144,11 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
                 _pods[pod.Pod.PodId] = listeners;
             }
 
-            await listeners.UpdateAsync(pod, cancellationToken);
+            await listeners.UpdateAsync(pod, pod.HostGateway ? HostPorts.Listening() : ImmutableSortedDictionary<int, string>.Empty, cancellationToken);
+            if (pod.HostGateway)
+            {
+                _hostMirror ??= _options.TimeProvider.CreateTimer(_ => _ = MirrorHostPortsAsync(), null, _options.HostPortsPeriod, _options.HostPortsPeriod);
+            }
         }
         finally
         {
@@ -167,6 +173,34 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         if (listeners is not null)
         {
             await listeners.DisposeAsync();
+        }
+    }
+
+    /// <summary>Re-reads the host's loopback listeners and brings every host-gateway pod's mirrors up to date (ports opened
+    /// or closed on the host since), as pasta's <c>-T auto</c> re-scans.</summary>
+    private async Task MirrorHostPortsAsync()
+    {
+        if (!await _podGate.WaitAsync(0))
+        {
+            return;
+        }
+
+        try
+        {
+            var gateways = _pods.Values.Where(p => p.Route?.HostGateway == true).ToList();
+            var ports = gateways.Count == 0 ? ImmutableSortedDictionary<int, string>.Empty : HostPorts.Listening();
+            foreach (var pod in gateways)
+            {
+                await pod.UpdateAsync(pod.Route!, ports, CancellationToken.None);
+            }
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ObjectDisposedException)
+        {
+            Log.HostMirrorFailed(_logger, e.Message);
+        }
+        finally
+        {
+            _podGate.Release();
         }
     }
 
@@ -249,6 +283,11 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_hostMirror is not null)
+        {
+            await _hostMirror.DisposeAsync();
+        }
+
         List<Listener> all;
         await _gate.WaitAsync();
         try
@@ -316,8 +355,9 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
     {
         var proxy = new HttpProxy(state);
+        var server = _options.OwnHttp1 && !route.Endpoint.Protocol.IsHttp2() ? new Http1Server(proxy, state, _options.RequestHeadersTimeout, _options.KeepAliveTimeout) : null;
         var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2(),
-            _options.BoundListener?.Invoke(route)), _options.DrainTimeout);
+            _options.BoundListener?.Invoke(route), server), _options.DrainTimeout);
         app.Run(proxy.InvokeAsync);
         try
         {
@@ -325,6 +365,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         }
         catch
         {
+            server?.Dispose();
             proxy.Dispose();
             throw;
         }
@@ -336,6 +377,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token);
             await app.StopAsync(linked.Token);
             await app.DisposeAsync();
+            server?.Dispose();
             proxy.Dispose();
             Log.ListenerStopped(_logger, route.Service, route.Endpoint.Name);
         });
@@ -362,10 +404,12 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         : throw new MeshListenerException($"mesh: service {route.Service}, endpoint {route.Endpoint.Name} has host IP '{route.Endpoint.HostIp}', which is not an IP address; write 127.0.0.1 or another local address");
 
     private Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> KestrelFor(string host, int port, ServiceState? state,
-        int? maxConnections = null, bool http2Only = false, Socket? bound = null) =>
+        int? maxConnections = null, bool http2Only = false, Socket? bound = null, Http1Server? server = null) =>
         (_, kestrel) =>
         {
             kestrel.AddServerHeader = false;
+            kestrel.Limits.RequestHeadersTimeout = _options.RequestHeadersTimeout;
+            kestrel.Limits.KeepAliveTimeout = _options.KeepAliveTimeout;
             if (maxConnections is { } max)
             {
                 kestrel.Limits.MaxConcurrentConnections = max;
@@ -411,6 +455,11 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
                         }
                     });
                 }
+
+                if (server is not null)
+                {
+                    listen.Use(server.Middleware);
+                }
             }
         };
 
@@ -418,6 +467,12 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel);
+        builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>(o =>
+        {
+            o.UnsafePreferInlineScheduling = _options.InlineScheduling;
+            // A mesh listener's connections are busy: a zero-byte read before each receive is one more syscall per request.
+            o.WaitForDataBeforeAllocatingBuffer = false;
+        });
         builder.Services.AddSingleton(_options.LoggerFactory);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = shutdown);
         return builder.Build();

@@ -16,6 +16,10 @@ public sealed record MeshHostOptions
     /// <summary>How long a removed listener lets in-flight requests and open TCP connections finish: 30s, as Kubernetes' terminationGracePeriodSeconds.</summary>
     public TimeSpan DrainTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How often host-gateway pods' mirrors of the host's loopback listeners are re-read: 2 s (pasta's <c>-T auto</c>
+    /// re-scans each second; each read walks the kernel's TCP tables, ~15 ms on the loaded machine, so half as often).</summary>
+    public TimeSpan HostPortsPeriod { get; init; } = TimeSpan.FromSeconds(2);
+
     /// <summary>
     /// Connect timeout to upstreams, which also bounds how long a request waits for a Ready upstream when a service has
     /// none (then 503 <c>no-upstream</c>): 5s, as Envoy's connect_timeout.
@@ -29,6 +33,25 @@ public sealed record MeshHostOptions
     /// plane taking the listeners over from another binds each port the moment it is free, and connections wait in that
     /// socket's backlog while the listener starts. Null, or null for a route: bind as usual.</summary>
     public Func<Berth.Core.Routing.ServiceRoute, System.Net.Sockets.Socket?>? BoundListener { get; init; }
+
+    /// <summary>
+    /// Plain HTTP/1.1 listeners serve requests with the mesh's own HTTP/1.1 server (Kestrel keeps every request it does not
+    /// own, and h2c/gRPC listeners); false: Kestrel parses every request, as before (kept for comparison in bench/mesh).
+    /// </summary>
+    public bool OwnHttp1 { get; init; } = true;
+
+    /// <summary>
+    /// Run request code on the socket threads (Kestrel's UnsafePreferInlineScheduling): no thread-pool hop per read. Only
+    /// for a process whose socket completions are inline too and that runs nothing blocking on them: the data plane
+    /// process (<see cref="DataPlane.DataPlaneRuntime"/>). False: Kestrel's default.
+    /// </summary>
+    public bool InlineScheduling { get; init; }
+
+    /// <summary>How long a new connection may take to send a complete request head: 30s, as Kestrel's RequestHeadersTimeout.</summary>
+    public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How long an idle keep-alive client connection is kept: 130s, as Kestrel's KeepAliveTimeout.</summary>
+    public TimeSpan KeepAliveTimeout { get; init; } = TimeSpan.FromSeconds(130);
 
     public TimeProvider TimeProvider { get; init; } = TimeProvider.System;
 

@@ -1,4 +1,5 @@
 using Berth.Core.Model;
+using Berth.Core.Routing;
 using Berth.Runtime;
 
 namespace Berth.Orchestration;
@@ -66,8 +67,8 @@ public static class LimitsCheck
 }
 
 /// <summary>Says which services do not get the network they ask for here: <c>network: isolated</c> where pods cannot be
-/// made (they run on the host network), and pods asked to reach the host (<c>extra_hosts: …:host-gateway</c>), which a pod
-/// holding only loopback cannot (no egress without a userspace network such as pasta, which Berth does not use yet).</summary>
+/// made (they run on the host network), and pods asked to reach the host (<c>extra_hosts: …:host-gateway</c>): they reach
+/// the host's loopback services through the mesh, and nothing beyond (no userspace network such as pasta is used).</summary>
 public static class PodsCheck
 {
     public static IReadOnlyList<LimitsWarning> Check(Application app, OrchestratorOptions options)
@@ -83,12 +84,12 @@ public static class PodsCheck
                 continue;
             }
 
-            var gateway = service.Container.ExtraHosts.IsDefault ? [] : service.Container.ExtraHosts.Where(h => h.EndsWith(":host-gateway", StringComparison.Ordinal)).ToList();
-            if (gateway.Count > 0)
+            if (Controllers.ReplicaSpecBuilder.ReachesHost(service))
             {
+                var names = service.Container.ExtraHosts.Where(h => h.EndsWith(":" + PodDefaults.HostGateway, StringComparison.Ordinal)).Select(h => h[..h.IndexOf(':', StringComparison.Ordinal)]);
                 warnings.Add(new LimitsWarning(service.Name, kind,
-                    $"{service.Name} has no egress: its pods hold only loopback, so {string.Join(", ", gateway.Select(h => h[..h.IndexOf(':', StringComparison.Ordinal)]))} (host-gateway) " +
-                    "is not reachable from them; write network_mode: host (network: host) for a service that needs the host's services or the internet"));
+                    $"{service.Name} has no internet egress: its pods hold only loopback; {string.Join(", ", names)} (host-gateway) reaches the TCP services listening on " +
+                    "the host's loopback, forwarded by the mesh; write network_mode: host (network: host) for a service that needs the internet"));
             }
         }
 

@@ -31,6 +31,10 @@ public interface IWorkloadDriver
 
     Task<ReplicaStats> GetStatsAsync(ReplicaHandle replica, CancellationToken cancellationToken);
 
+    /// <summary>The processes of a running replica (<c>berth top</c>): its cgroup's members, else its process and descendants.</summary>
+    Task<IReadOnlyList<Process.ProcessRow>> TopAsync(ReplicaHandle replica, CancellationToken cancellationToken) =>
+        Task.FromResult(replica.Pid is { } pid ? Process.ProcessTable.Of(pid) : (IReadOnlyList<Process.ProcessRow>)[]);
+
     /// <summary>Runs <paramref name="command"/> (argv, no shell) where the replica runs: inside its container for Docker, beside it
     /// on the host (in <paramref name="workingDirectory"/>) for a process. What exec probes use, as Kubernetes' exec probes.
     /// Cancelling kills the command.</summary>
@@ -105,9 +109,16 @@ public sealed record ReplicaSpec
     /// <summary>When the image is pulled (Docker).</summary>
     public PullPolicy PullPolicy { get; init; } = PullPolicy.Missing;
 
+    /// <summary>Folders a Docker replica gets copied in before it starts (<c>develop.watch</c> sync rules), so a new container
+    /// serves what was synced into the old ones; a process replica reads them where they are.</summary>
+    public ImmutableArray<SyncedFolder> Syncs { get; init; } = [];
+
     /// <summary>Run the replica in its own pod (a network namespace holding only loopback) with these names; null: the host network.</summary>
     public PodSpec? Pod { get; init; }
 }
+
+/// <summary>A sync rule as a new container receives it: the rule and the build context whose <c>.dockerignore</c> applies.</summary>
+public sealed record SyncedFolder(WatchRule Rule, string? BuildContext);
 
 /// <summary>A replica's pod: the names its /etc/hosts gives (every service's virtual address, the Compose aliases).</summary>
 /// <param name="Hosts">Host name → address, e.g. <c>api → 127.77.0.2</c>; written in this order after localhost.</param>

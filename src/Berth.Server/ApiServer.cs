@@ -285,6 +285,7 @@ public sealed class ApiServer : IAsyncDisposable
         });
         v1.MapGet("/services/{name}/rollout", (string name) => Results.Json(plane.GetRollout(name), ApiJson.Default.RolloutStatus));
         RolloutEndpoints.Map(v1, plane);
+        ReplicaStatsEndpoints.Map(v1, plane);
         v1.MapGet("/services/{name}/replicas", (string name) =>
         {
             FindService(plane, name);
@@ -550,7 +551,7 @@ public sealed class ApiServer : IAsyncDisposable
         AllowDuplicateProperties = false,
     };
 
-    private static async Task<T> ReadBodyAsync<T>(HttpContext context, JsonTypeInfo<T> type, string shape)
+    internal static async Task<T> ReadBodyAsync<T>(HttpContext context, JsonTypeInfo<T> type, string shape)
     {
         if (context.Request.ContentLength == 0)
         {

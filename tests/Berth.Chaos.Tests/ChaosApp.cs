@@ -8,45 +8,35 @@ namespace Berth.Chaos.Tests;
 internal sealed class ChaosApp : IAsyncDisposable
 {
     private readonly List<IDisposable> _mounts = [];
+    private readonly AppFolder _folder;
 
     public ChaosApp(string name, int replicas = 2, string? env = null)
     {
-        Directory = System.IO.Directory.CreateTempSubdirectory($"berth-chaos-{name}-").FullName;
+        _folder = new AppFolder($"berth-chaos-{name}-");
         Name = name;
         Port = Ports.Free();
-        Cli = new BerthCli(Directory);
         WriteSpec(replicas, env);
     }
 
-    public string Directory { get; }
+    public string Directory => _folder.Path;
 
     public string Name { get; }
 
     /// <summary>The web service's stable port: the load goes here, through the mesh.</summary>
     public int Port { get; }
 
-    public BerthCli Cli { get; }
+    public BerthCli Cli => _folder.Cli;
 
     public string State => Cli.State;
 
     /// <summary>(Re)writes the spec: <paramref name="replicas"/> replicas, and <paramref name="env"/> as VERSION (a new pod template).</summary>
-    public void WriteSpec(int replicas, string? env = null) => File.WriteAllText(Path.Combine(Directory, "berth.yaml"), $$"""
-        name: {{Name}}
-        services:
-          web:
-            run: {{TestHttpServer.Yaml}}
-            replicas: {{replicas}}
-            environment: {VERSION: "{{env ?? "1"}}"}
-            endpoints:
-              http: {port: {{Port}}}
-            probes:
-              readiness: {http: /, period: 500ms}
-            stop_grace_period: 2s
-            # A GET in flight on a replica killed with SIGKILL sees a reset after it was sent. Envoy and Istio retry that only
-            # when retry_on names it, and so does Berth (docs/spec.md); the load here is idempotent GETs, so it is named.
-            mesh:
-              retries: {on: [connect-failure, reset, 502, 503, 504]}
-        """);
+    /// <remarks>A GET in flight on a replica killed with SIGKILL sees a reset after it was sent. Envoy and Istio retry that only
+    /// when retry_on names it, and so does Berth (docs/spec.md); the load here is idempotent GETs, so it is named.</remarks>
+    public void WriteSpec(int replicas, string? env = null) => _folder.WriteSpec(TestHttpServer.App(Name, replicas, Port,
+        environment: $"VERSION: \"{env ?? "1"}\"", extra: "mesh:\n  retries: {on: [connect-failure, reset, 502, 503, 504]}"));
+
+    /// <summary>Writes <paramref name="yaml"/> as the spec instead (a scenario with a service of its own; the load still goes to <see cref="Port"/>).</summary>
+    public void WriteSpec(string yaml) => _folder.WriteSpec(yaml);
 
     /// <summary>Mounts a small tmpfs as the state folder before the first <c>up</c> (disk-full and read-only scenarios).</summary>
     public Mount StateOnTmpfs(int kibibytes)
@@ -60,10 +50,11 @@ internal sealed class ChaosApp : IAsyncDisposable
 
     public ControlPlaneApi Api() => new(State);
 
-    /// <summary>Paced, bounded load on the stable port: 200 requests a second per client, at most 2 minutes and 60,000 requests.</summary>
-    public LoopbackLoad Load() => LoopbackLoad.Start(Port, new LoopbackLoadOptions
+    /// <summary>Paced, bounded load on the stable port: 200 requests a second per client, at most <paramref name="minutes"/>
+    /// minutes (2 by default) and 30,000 requests a minute.</summary>
+    public LoopbackLoad Load(int minutes = 2) => LoopbackLoad.Start(Port, new LoopbackLoadOptions
     {
-        Clients = 2, Pace = TimeSpan.FromMilliseconds(5), MaxRequests = 60_000, MaxTime = TimeSpan.FromMinutes(2), RequestTimeout = TimeSpan.FromSeconds(5),
+        Clients = 2, Pace = TimeSpan.FromMilliseconds(5), MaxRequests = 30_000 * minutes, MaxTime = TimeSpan.FromMinutes(minutes), RequestTimeout = TimeSpan.FromSeconds(5),
     });
 
     /// <summary>Replica id → pid, from <c>berth ps</c>.</summary>

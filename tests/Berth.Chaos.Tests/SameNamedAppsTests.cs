@@ -40,35 +40,24 @@ public sealed class SameNamedAppsTests(ITestOutputHelper output)
             await TestImages.EnsureAsync(driver);
         }
 
-        var first = new BerthCli(Directory.CreateTempSubdirectory("berth-chaos-twin-a-").FullName);
-        var second = new BerthCli(Directory.CreateTempSubdirectory("berth-chaos-twin-b-").FullName);
-        File.WriteAllText(Path.Combine(first.Directory, "berth.yaml"), Spec);
-        File.WriteAllText(Path.Combine(second.Directory, "berth.yaml"), Spec);
-        try
-        {
-            await first.OkAsync("up", "-d");
-            var container = await RunningContainerAsync(first);
-            var clock = Stopwatch.StartNew();
+        await using var firstApp = new AppFolder("berth-chaos-twin-a-", Spec);
+        await using var secondApp = new AppFolder("berth-chaos-twin-b-", Spec);
+        var (first, second) = (firstApp.Cli, secondApp.Cli);
+        await first.OkAsync("up", "-d");
+        var container = await RunningContainerAsync(first);
+        var clock = Stopwatch.StartNew();
 
-            await second.OkAsync("up", "-d");
-            var theirs = await RunningContainerAsync(second);
-            var afterUp = await RunningContainerAsync(first);
-            await second.OkAsync("down");
-            var afterDown = await RunningContainerAsync(first);
+        await second.OkAsync("up", "-d");
+        var theirs = await RunningContainerAsync(second);
+        var afterUp = await RunningContainerAsync(first);
+        await second.OkAsync("down");
+        var afterDown = await RunningContainerAsync(first);
 
-            var lost = (afterUp == container ? 0 : 1) + (afterDown == container ? 0 : 1);
-            output.WriteLine($"| two same-named apps: the second up, then down | first's container {(lost == 0 ? "untouched" : "replaced or stopped")} | {clock.ElapsedMilliseconds} ms |");
-            Assert.NotEqual(container, theirs);
-            Assert.Equal(container, afterUp);
-            Assert.Equal(container, afterDown);
-        }
-        finally
-        {
-            await second.DownAsync();
-            await first.DownAsync();
-            Directory.Delete(first.Directory, recursive: true);
-            Directory.Delete(second.Directory, recursive: true);
-        }
+        var lost = (afterUp == container ? 0 : 1) + (afterDown == container ? 0 : 1);
+        output.WriteLine($"| two same-named apps: the second up, then down | first's container {(lost == 0 ? "untouched" : "replaced or stopped")} | {clock.ElapsedMilliseconds} ms |");
+        Assert.NotEqual(container, theirs);
+        Assert.Equal(container, afterUp);
+        Assert.Equal(container, afterDown);
     }
 
     /// <summary>The app's one container id once it runs (by <c>berth ps</c>).</summary>

@@ -13,6 +13,10 @@ internal sealed class TestPipeline : IDisposable
         System.IO.File.WriteAllText(File, yaml.Replace("@DIR@", Directory, StringComparison.Ordinal));
     }
 
+    /// <summary>A pipeline <c>ci</c> of one job <c>a</c> whose <c>steps:</c> are <paramref name="steps"/> (a YAML list, unindented).</summary>
+    public static TestPipeline OneJob(string steps) =>
+        new("pipelines:\n  ci:\n    jobs:\n      a:\n        steps:\n" + string.Join('\n', steps.Split('\n').Select(l => "          " + l)) + "\n");
+
     public string Directory { get; }
 
     public string State { get; }

@@ -48,9 +48,19 @@ public sealed class BerthCli(string directory)
         return result;
     }
 
+    /// <summary>Runs <c>berth args…</c> to its end with <paramref name="input"/> on its stdin (then end of file), as
+    /// <c>echo … | berth …</c>.</summary>
+    public async Task<CliResult> PipeAsync(string input, params string[] args)
+    {
+        await using var process = Start(args, input);
+        return await process.WaitAsync(DefaultTimeout, "it to exit");
+    }
+
     /// <summary>Starts a long-running <c>berth</c> (a foreground <c>up</c>, a <c>pipeline run</c>) whose output the test watches;
     /// disposing it kills what is still running of its process tree.</summary>
-    public BerthProcess Start(params string[] args)
+    public BerthProcess Start(params string[] args) => Start(args, "");
+
+    private BerthProcess Start(string[] args, string input)
     {
         var info = new ProcessStartInfo("dotnet")
         {
@@ -87,7 +97,7 @@ public sealed class BerthCli(string directory)
             }
         }
 
-        return new BerthProcess($"berth {string.Join(' ', args)} (in {directory})", Process.Start(info)!);
+        return new BerthProcess($"berth {string.Join(' ', args)} (in {directory})", Process.Start(info)!, input);
     }
 
     /// <summary><c>berth ps -o json</c>, asserted to succeed.</summary>
@@ -180,10 +190,11 @@ public sealed class BerthProcess : IAsyncDisposable
     private readonly StringBuilder _err = new();
     private readonly Task _readers;
 
-    internal BerthProcess(string what, Process process)
+    internal BerthProcess(string what, Process process, string input)
     {
         _what = what;
         _process = process;
+        _process.StandardInput.Write(input);
         _process.StandardInput.Close();
         _readers = Task.WhenAll(CopyAsync(process.StandardOutput, _out), CopyAsync(process.StandardError, _err));
     }

@@ -64,6 +64,9 @@ public sealed class LoopbackLoad : IAsyncDisposable
     /// <summary>True once a cap (count or time), not the test, has ended the load.</summary>
     public bool Capped => Volatile.Read(ref _total) >= _options.MaxRequests || _timeCap.IsCancellationRequested;
 
+    /// <summary>Whether some request so far was answered 200 with exactly <paramref name="body"/>.</summary>
+    public bool Answered(string body) => _bodies.ContainsKey(body);
+
     /// <summary>Waits until <paramref name="n"/> more requests than now have been sent; fails if a cap ends the load first.</summary>
     public async Task MoreAsync(int n, TimeSpan? timeout = null)
     {

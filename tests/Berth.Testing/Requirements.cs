@@ -52,6 +52,20 @@ public sealed class BrowserFactAttribute : FactAttribute
     }
 }
 
+/// <summary>A fact that runs a real shell (zsh, fish; installed by .ci/setup-shells.sh): skips with a reason where it is not
+/// installed, fails in CI (BERTH_REQUIRE_NO_SKIPS=1).</summary>
+public sealed class ShellFactAttribute : FactAttribute
+{
+    public ShellFactAttribute(params string[] shells)
+    {
+        var missing = shells.Where(s => !Environments.OnPath(s)).ToList();
+        if (missing.Count > 0 && !Environments.Required("BERTH_REQUIRE_NO_SKIPS"))
+        {
+            Skip = $"no {string.Join(" or ", missing)} here (bash .ci/setup-shells.sh; CI sets BERTH_REQUIRE_NO_SKIPS=1 so this fails there instead)";
+        }
+    }
+}
+
 /// <summary>What the machine running the tests has.</summary>
 public static class Environments
 {
@@ -74,7 +88,8 @@ public static class Environments
         && Directory.Exists(Path.Combine(NodeValidatorDirectory, "node_modules", "@kubernetes", "client-node"))
         && Directory.Exists(Path.Combine(NodeValidatorDirectory, "node_modules", "@evertdespiegeleer", "go-template"));
 
-    private static bool OnPath(string program) =>
+    /// <summary>Whether <paramref name="program"/> is a file in one of PATH's folders.</summary>
+    public static bool OnPath(string program) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Any(d => File.Exists(Path.Combine(d, program)));
 
     private static bool ProbeDocker()

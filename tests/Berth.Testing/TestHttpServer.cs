@@ -34,4 +34,36 @@ public static class TestHttpServer
         .Replace("\"", "\\\"", StringComparison.Ordinal)
         .Replace("\n", " ", StringComparison.Ordinal)
         .Replace("$", "$$", StringComparison.Ordinal) + "\"]";
+
+    /// <summary>A berth.yaml app <paramref name="name"/> of one service <c>web</c> that runs this server: <paramref name="replicas"/>
+    /// replicas, an http endpoint (on the stable <paramref name="port"/>, or one Berth picks), readiness on <c>GET /</c> every
+    /// 500 ms, 2 s to stop; <paramref name="environment"/> is the body of its <c>environment:</c> map, <paramref name="extra"/>
+    /// more keys of the service (one a line, unindented).</summary>
+    public static string App(string name, int replicas = 2, int? port = null, string? environment = null, string? extra = null)
+    {
+        var lines = new List<string>
+        {
+            $"name: {name}",
+            "services:",
+            "  web:",
+            $"    run: {Yaml}",
+            $"    replicas: {replicas.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
+        };
+        if (environment is not null)
+        {
+            lines.Add($"    environment: {{ {environment} }}");
+        }
+
+        lines.Add("    endpoints:");
+        lines.Add(port is { } p ? $"      http: {{port: {p.ToString(System.Globalization.CultureInfo.InvariantCulture)}}}" : "      http: {}");
+        lines.Add("    probes:");
+        lines.Add("      readiness: {http: /, period: 500ms}");
+        lines.Add("    stop_grace_period: 2s");
+        if (extra is not null)
+        {
+            lines.AddRange(extra.Split('\n').Select(l => "    " + l.TrimEnd()));
+        }
+
+        return string.Join('\n', lines) + "\n";
+    }
 }

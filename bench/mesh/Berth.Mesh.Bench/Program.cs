@@ -2,24 +2,46 @@
 // berth: a MeshHost listener with every resilience feature on (round-robin, retries + budget, per-try and total
 //        timeouts, service and endpoint breakers, outlier detection, limits, traceparent, Prometheus metrics).
 // berth-bare: the same listener with retries, breakers and outlier detection off (what the resilience costs).
+// berth-kestrel: the berth listener with Kestrel parsing every request (MeshHostOptions.OwnHttp1 = false), as before the
+//        mesh's own HTTP/1.1 server.
 // yarp:  plain YARP (MapReverseProxy, round-robin, no health checks) — the peer Berth is measured against.
 // kestrel: plain Kestrel answering "hello\n" itself (no proxying) — the floor of any Kestrel-based listener.
+// berth --pods PID1,PID2: the upstreams are in pods (each in the network namespace of that pid), reached through sockets
+//        the mesh makes inside them (setns), as under `network: isolated` / Docker.
+// pod-memory --pods-count N --services M: RSS and descriptors of a MeshHost holding M routes and, in each of N pods
+//        (unshare --net), one outbound listener per service (the data plane's cost of pods), printed as one line.
+// The berth modes run the data plane's own server (DataPlaneServer, what `berth __data-plane` runs) serving a saved
+// route snapshot, with the data plane's runtime settings: run.sh starts them with the environment `data-plane-env` prints
+// (DataPlaneRuntime.Environment), and MeshHostOptions.InlineScheduling follows it as in the data plane process.
+// data-plane-env: prints that environment as NAME=VALUE lines.
 // Prints "ready" once listening; runs until killed.
 using System.Globalization;
 using Berth.Core.Model;
 using Berth.Core.Routing;
 using Berth.Mesh;
+using Berth.Mesh.DataPlane;
 using Yarp.ReverseProxy.Configuration;
 
 var mode = args.Length > 0 ? args[0] : throw new ArgumentException("first argument: berth or yarp");
-var port = int.Parse(Arg("--port") ?? throw new ArgumentException("--port is required"), CultureInfo.InvariantCulture);
-var upstreams = (Arg("--upstreams") ?? throw new ArgumentException("--upstreams is required")).Split(',');
-
-if (mode is "berth" or "berth-bare")
+if (mode == "pod-memory")
 {
-    await using var mesh = new MeshHost(new MeshHostOptions { AdminPort = int.Parse(Arg("--admin-port") ?? "0", CultureInfo.InvariantCulture) });
-    await mesh.StartAsync(CancellationToken.None);
-    var policy = mode == "berth"
+    await PodMemory.RunAsync(int.Parse(Arg("--pods-count") ?? "100", CultureInfo.InvariantCulture), int.Parse(Arg("--services") ?? "5", CultureInfo.InvariantCulture));
+    return;
+}
+
+var port = mode == "data-plane-env" ? 0 : int.Parse(Arg("--port") ?? throw new ArgumentException("--port is required"), CultureInfo.InvariantCulture);
+var upstreams = mode == "data-plane-env" ? [] : (Arg("--upstreams") ?? throw new ArgumentException("--upstreams is required")).Split(',');
+
+if (mode == "data-plane-env")
+{
+    foreach (var (name, value) in DataPlaneRuntime.Environment)
+    {
+        Console.WriteLine($"{name}={value}");
+    }
+}
+else if (mode is "berth" or "berth-bare" or "berth-kestrel")
+{
+    var policy = mode != "berth-bare"
         ? MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin, PerTryTimeout = TimeSpan.FromSeconds(5) }
         : MeshPolicy.Default with
         {
@@ -30,10 +52,26 @@ if (mode is "berth" or "berth-bare")
             OutlierDetection = new OutlierDetectionPolicy { Enabled = false },
         };
     var route = new ServiceRoute("bench", new Berth.Core.Model.Endpoint { Name = "http", Port = port }, policy,
-        [.. upstreams.Select((u, i) => new Upstream($"u{i}", u.Split(':')[0], int.Parse(u.Split(':')[1], CultureInfo.InvariantCulture), 1))]);
-    await mesh.UpdateAsync(route, CancellationToken.None);
-    Console.WriteLine($"ready (metrics at {mesh.AdminAddress}metrics)");
-    await WaitForSignalAsync();
+        [.. upstreams.Select((u, i) => new Upstream($"u{i}", u.Split(':')[0], int.Parse(u.Split(':')[1], CultureInfo.InvariantCulture), 1) { Pod = PodOf(i) })]);
+    var state = Directory.CreateTempSubdirectory("berth-bench-dp-");
+    try
+    {
+        // The route as a control plane leaves it for the data plane: its saved snapshot, served at start (and the channel token).
+        DataPlaneFiles.EnsureToken(state.FullName);
+        File.WriteAllBytes(Path.Combine(state.FullName, DataPlaneFiles.RoutesFile),
+            DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = 1, Routes = [route] }));
+        var options = new DataPlaneServerOptions(state.FullName)
+        {
+            Mesh = new MeshHostOptions { OwnHttp1 = mode != "berth-kestrel", InlineScheduling = DataPlaneRuntime.InlineCompletions },
+        };
+        await using var server = await DataPlaneServer.StartAsync(options, CancellationToken.None);
+        Console.WriteLine($"ready (data plane in {state.FullName}, inline completions: {DataPlaneRuntime.InlineCompletions})");
+        await WaitForSignalAsync();
+    }
+    finally
+    {
+        state.Delete(recursive: true);
+    }
 }
 else if (mode == "yarp")
 {
@@ -81,7 +119,18 @@ else if (mode == "kestrel")
 }
 else
 {
-    throw new ArgumentException($"unknown mode '{mode}': use berth, berth-bare, yarp or kestrel");
+    throw new ArgumentException($"unknown mode '{mode}': use berth, berth-bare, berth-kestrel, yarp, kestrel or data-plane-env");
+}
+
+PodNetwork? PodOf(int i)
+{
+    if (Arg("--pods") is not { } pods)
+    {
+        return null;
+    }
+
+    var path = $"/proc/{pods.Split(',')[i]}/ns/net";
+    return new PodNetwork($"u{i}", path) { NamespaceInode = PodSockets.InodeOf(path) };
 }
 
 string? Arg(string name)

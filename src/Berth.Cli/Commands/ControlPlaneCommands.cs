@@ -623,7 +623,7 @@ internal static class ControlPlaneCommands
                 }
 
                 Status("stopped");
-                return await SweepAsync(state, null, docker: false, ct);
+                return await SweepAsync(state, AppNameOf(specPath), docker: false, ct);
             }
         }
 
@@ -674,10 +674,18 @@ internal static class ControlPlaneCommands
     {
         using var drivers = await DriverRecords.OpenAsync(state, docker, ct);
         var apps = drivers.Apps(docker ? app : null);
+        var recorded = (await drivers.ListAsync(apps, ct)).Select(r => r.Handle.ReplicaId).ToList();
         var (stopped, left) = await drivers.StopAllAsync(apps, StopGrace, ct);
         if (stopped > 0)
         {
             Status($"stopped {stopped} replica{(stopped == 1 ? "" : "s")} the drivers still ran ({string.Join(", ", apps)})");
+        }
+
+        // Last, the cgroups left below the app's folder (a killed control plane's, a group busy when its replica went).
+        var busy = await drivers.SweepCgroupsAsync(state, drivers.Apps(app), recorded, ct);
+        if (busy.Count > 0)
+        {
+            Warn($"cgroups of this app still busy after down: {string.Join(", ", busy)}; they go with their last process ('berth down' again removes them)");
         }
 
         if (docker && drivers.DockerProblem is { } problem)

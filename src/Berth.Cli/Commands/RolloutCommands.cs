@@ -49,32 +49,24 @@ internal static class RolloutCommands
     /// <summary>Applies <paramref name="app"/> to a running control plane and says per service what happens: rolling out,
     /// scaled, unchanged, created. With <paramref name="build"/> the builds run first and each built service carries its new
     /// build digest (<see cref="BuildStamp"/>); without, the running digest is kept, so the stamp alone never rolls.</summary>
-    internal static async Task<int> ApplyAndReportAsync(ApiClient client, Core.Model.Application app, string specPath, bool build, bool prune, CancellationToken ct, Core.Model.Application? buildOnly = null)
+    internal static async Task<int> ApplyAndReportAsync(ApiClient client, Core.Model.Application app, string specPath, bool build, bool prune, CancellationToken ct, Core.Model.Application? buildOnly = null, IReadOnlySet<string>? stamp = null)
     {
         try
         {
             var before = await client.GetAsync("/v1/services", ApiJson.Default.IReadOnlyListServiceInfo, ct);
-            if (build)
+            if (build && (await ControlPlaneHost.BuildAsync(buildOnly ?? app, Console.Error, ct) ?? await ImageBuilds.BuildAsync(buildOnly ?? app, Console.Error, ct)) is { } buildError)
             {
                 // buildOnly: the services whose builds run (berth watch: those whose folder changed); every built one is stamped.
-                if ((await ControlPlaneHost.BuildAsync(buildOnly ?? app, Console.Error, ct) ?? await ImageBuilds.BuildAsync(buildOnly ?? app, Console.Error, ct)) is { } buildError)
-                {
-                    Error(buildError);
-                    Status("nothing was applied; the running version keeps serving");
-                    return ExitCodes.Failed;
-                }
-
-                app = BuildStamp.Stamp(app);
+                Error(buildError);
+                Status("nothing was applied; the running version keeps serving");
+                return ExitCodes.Failed;
             }
-            else
-            {
-                var specs = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>(StringComparer.Ordinal);
-                foreach (var s in before.Where(s => app.FindService(s.Name) is not null))
-                {
-                    specs[s.Name] = (await client.GetAsync($"/v1/services/{Uri.EscapeDataString(s.Name)}", ApiJson.Default.ServiceInfo, ct)).Spec;
-                }
 
-                app = BuildStamp.CarryOver(app, specs);
+            app = await CarryOverAsync(client, app, before, ct);
+            if (build || stamp is not null)
+            {
+                // stamp: berth watch built these itself and stamps only them (another service's folder may be mid-build).
+                app = BuildStamp.Stamp(app, stamp);
             }
 
             var old = before.ToDictionary(s => s.Name, s => (Template: s.Revision, s.Desired));
@@ -98,6 +90,18 @@ internal static class RolloutCommands
             Error(e.Message);
             return e.Status == 404 ? ExitCodes.NotFound : ExitCodes.Failed;
         }
+    }
+
+    /// <summary>The app with each running service's stamps (<see cref="BuildStamp"/>) kept, so an apply alone does not roll it.</summary>
+    internal static async Task<Core.Model.Application> CarryOverAsync(ApiClient client, Core.Model.Application app, IReadOnlyList<ServiceInfo> running, CancellationToken ct)
+    {
+        var specs = new Dictionary<string, System.Text.Json.Nodes.JsonNode?>(StringComparer.Ordinal);
+        foreach (var s in running.Where(s => app.FindService(s.Name) is not null))
+        {
+            specs[s.Name] = (await client.GetAsync($"/v1/services/{Uri.EscapeDataString(s.Name)}", ApiJson.Default.ServiceInfo, ct)).Spec;
+        }
+
+        return BuildStamp.CarryOver(app, specs);
     }
 
     // ---- rollout ------------------------------------------------------------------------------------------------

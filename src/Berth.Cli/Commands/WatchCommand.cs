@@ -1,18 +1,18 @@
 using System.CommandLine;
-using System.Threading.Channels;
 using Berth.Cli.ControlPlane;
+using Berth.Cli.Watch;
 using Berth.Core.Model;
 using static Berth.Cli.Commands.ControlPlaneCommands;
 
 namespace Berth.Cli.Commands;
 
-/// <summary><c>berth watch</c>: watches each service's build folder; on a change it runs that build and applies the spec
-/// with the new build digest, so only the services whose build changed roll out, readiness-gated and rolled back on failure
-/// by the control plane (the app stays up). Compose's <c>develop.watch</c> actions (sync, sync+restart) are not read yet:
-/// every change is a rebuild.</summary>
+/// <summary><c>berth watch</c> (and <c>berth up --watch</c>): acts on each service's <c>develop.watch</c> rules as Compose's
+/// watch does — rebuild (build, then roll out, readiness-gated with rollback), sync (copy into the replicas), sync+restart,
+/// restart (rolled as the service's update policy says) — and rebuilds a service with a build and no rules when a file in
+/// its build folder changes. Each service has its own loop (<see cref="ServiceWatcher"/>).</summary>
 internal static class WatchCommand
 {
-    /// <summary>How long the folder must be quiet before a rebuild starts: 300 ms (an editor's save is several writes).</summary>
+    /// <summary>How long a service's files must be quiet before it acts: 300 ms (an editor's save is several writes; Compose waits 500 ms, dotnet watch 100 ms).</summary>
     internal static readonly TimeSpan Debounce = TimeSpan.FromMilliseconds(300);
 
     public static Command Create()
@@ -20,7 +20,8 @@ internal static class WatchCommand
         var file = SpecFile.CreateFilesOption();
         var envFile = SpecFile.CreateEnvFileOption();
         var profiles = SpecFile.CreateProfileOption();
-        var command = new Command("watch", "Rebuild and roll out a service when a file in its build folder changes, until Ctrl-C (as docker compose watch's rebuild action). "
+        var command = new Command("watch", "Act on each service's develop.watch rules when a file changes (sync, sync+restart, restart, rebuild), as docker compose watch; "
+            + "a service with a build and no rules is rebuilt and rolled out when a file in its build folder changes. Runs until Ctrl-C. "
             + "Needs a running control plane ('berth up -d', or 'berth up --watch').") { file, envFile, profiles };
         command.SetAction(async (parse, ct) =>
         {
@@ -41,73 +42,83 @@ internal static class WatchCommand
             return ExitCodes.Unavailable;
         }
 
-        var folders = BuildStamp.Folders(app);
-        if (folders.Count == 0)
+        var targets = WatchPlan.For(app);
+        if (targets.Count == 0)
         {
-            Error("no service has a build: (build.command or build.context); there is nothing to watch");
+            Error("no service has develop.watch rules or a build: (build.command or build.context); there is nothing to watch");
             return ExitCodes.Failed;
         }
 
-        var changes = Channel.CreateUnbounded<string>();
-        var watchers = new List<FileSystemWatcher>();
+        using var session = new WatchSession(app, specPath, client, TimeProvider.System);
+        var watchers = targets.Select(t => t.Service).Distinct().ToDictionary(s => s, s => new ServiceWatcher(app.FindService(s)!, session), StringComparer.Ordinal);
+        var fileWatchers = new List<FileSystemWatcher>();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var loops = new List<Task>();
         try
         {
-            foreach (var folder in folders.Keys)
+            foreach (var group in targets.GroupBy(t => WatchPlan.FolderOf(t.Rule), StringComparer.Ordinal))
             {
-                var watcher = new FileSystemWatcher(folder) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.LastWrite | NotifyFilters.Size };
-                FileSystemEventHandler onChange = (_, e) =>
+                if (!Directory.Exists(group.Key))
                 {
-                    if (!BuildStamp.IsSkipped(folder, e.FullPath))
+                    Error($"cannot watch {group.Key} (for {string.Join(", ", group.Select(t => t.Service).Distinct())}): no such folder; create it or fix develop.watch's path");
+                    continue;
+                }
+
+                var watcher = new FileSystemWatcher(group.Key) { IncludeSubdirectories = true, NotifyFilter = NotifyFilters.FileName | NotifyFilters.DirectoryName | NotifyFilters.LastWrite | NotifyFilters.Size };
+                var rules = group.ToList();
+                void OnChange(string path)
+                {
+                    foreach (var t in rules.Where(t => t.Filter.Matches(path)))
                     {
-                        changes.Writer.TryWrite(e.FullPath);
+                        watchers[t.Service].Post(t, path);
                     }
+                }
+
+                watcher.Changed += (_, e) => OnChange(e.FullPath);
+                watcher.Created += (_, e) => OnChange(e.FullPath);
+                watcher.Deleted += (_, e) => OnChange(e.FullPath);
+                // An editor that saves by writing a temporary file and renaming it over the original changes the new name.
+                watcher.Renamed += (_, e) =>
+                {
+                    OnChange(e.OldFullPath);
+                    OnChange(e.FullPath);
                 };
-                watcher.Changed += onChange;
-                watcher.Created += onChange;
-                watcher.Deleted += onChange;
-                watcher.Renamed += (_, e) => onChange(watcher, e);
                 watcher.EnableRaisingEvents = true;
-                watchers.Add(watcher);
-                Status($"watching {folder} for {string.Join(", ", folders[folder])}");
+                fileWatchers.Add(watcher);
+                var declared = rules.Where(t => !app.FindService(t.Service)!.Watch.IsDefaultOrEmpty).ToList();
+                Status($"watching {group.Key} for {string.Join(", ", rules.Select(t => t.Service).Distinct())}"
+                    + (declared.Count == 0 ? "" : $" ({string.Join(", ", declared.Select(t => t.Rule.Action switch
+                    {
+                        WatchAction.Rebuild => "rebuild",
+                        WatchAction.Sync => $"sync → {t.Rule.Target}",
+                        WatchAction.SyncRestart => $"sync+restart → {t.Rule.Target}",
+                        WatchAction.Restart => "restart",
+                    }).Distinct())})"));
             }
 
-            while (!ct.IsCancellationRequested)
+            foreach (var w in watchers.Values)
             {
-                var first = await changes.Reader.ReadAsync(ct);
-                var changed = new HashSet<string>(StringComparer.Ordinal) { first };
-                // Debounce: wait until the folder has been quiet for a moment, then build once for everything saved.
-                while (true)
-                {
-                    using var quiet = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                    quiet.CancelAfter(Debounce);
-                    try
-                    {
-                        changed.Add(await changes.Reader.ReadAsync(quiet.Token));
-                    }
-                    catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                    {
-                        break;
-                    }
-                }
-
-                var services = folders.Where(f => changed.Any(c => c.StartsWith(f.Key + Path.DirectorySeparatorChar, StringComparison.Ordinal))).SelectMany(f => f.Value).ToHashSet();
-                Status($"changed: {string.Join(", ", changed.Take(3).Select(c => Path.GetRelativePath(app.BaseDirectory, c)))}{(changed.Count > 3 ? $" and {changed.Count - 3} more" : "")}; rebuilding {string.Join(", ", services)}");
-                var only = app with { Services = [.. app.Services.Where(s => services.Contains(s.Name) || s.Build is null)] };
-                var code = await RolloutCommands.ApplyAndReportAsync(client, app, specPath, build: true, prune: false, ct, buildOnly: only);
-                // What the build itself wrote (its output in the watched folder) is not a new change.
-                while (changes.Reader.TryRead(out _))
-                {
-                }
-
-                Status(code == ExitCodes.Ok ? "watching for changes (Ctrl-C stops)" : "that change was not rolled out; the running version keeps serving; watching for the next change");
+                await w.InitialSyncAsync(targets.Where(t => t.Service == w.Service), ct);
+                loops.Add(w.RunAsync(stop.Token));
             }
+
+            // Each loop runs until Ctrl-C; one that fails (a bug) ends the watch with its error rather than going quiet.
+            await await Task.WhenAny(loops);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
         }
         finally
         {
-            watchers.ForEach(w => w.Dispose());
+            await stop.CancelAsync();
+            fileWatchers.ForEach(w => w.Dispose());
+            try
+            {
+                await Task.WhenAll(loops);
+            }
+            catch (OperationCanceledException)
+            {
+            }
         }
 
         return ExitCodes.Cancelled;

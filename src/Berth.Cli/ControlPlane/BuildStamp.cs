@@ -14,16 +14,20 @@ internal static class BuildStamp
 {
     public const string EnvName = "BERTH_BUILD";
 
+    /// <summary>Set by <c>berth watch</c>'s restart actions to roll a service's replicas (as <c>kubectl rollout restart</c>'s
+    /// restartedAt annotation); carried over by every later apply so that it alone never rolls again.</summary>
+    public const string RestartEnvName = "BERTH_RESTART";
+
     /// <summary>Folders whose files are not the build's: intermediate output and dependencies; dot-folders (.berth, .git, .vs) are skipped too.</summary>
     private static readonly string[] Skipped = ["obj", "node_modules"];
 
-    /// <summary>The app with every built service stamped with its build folder's digest now.</summary>
-    public static Application Stamp(Application app)
+    /// <summary>The app with every built service (or only those in <paramref name="only"/>) stamped with its build folder's digest now.</summary>
+    public static Application Stamp(Application app, IReadOnlySet<string>? only = null)
     {
         var digests = new Dictionary<string, string>(StringComparer.Ordinal);
         return app with
         {
-            Services = [.. app.Services.Select(s => Folder(app, s) is { } folder
+            Services = [.. app.Services.Select(s => (only is null || only.Contains(s.Name)) && Folder(app, s) is { } folder
                 ? s with { Env = s.Env.SetItem(EnvName, digests.TryGetValue(folder, out var d) ? d : digests[folder] = Digest(folder)) }
                 : s)],
         };
@@ -33,10 +37,20 @@ internal static class BuildStamp
     /// spec from the API), so a plain apply after an <c>--build</c> does not roll out for the stamp alone.</summary>
     public static Application CarryOver(Application app, IReadOnlyDictionary<string, JsonNode?> running) => app with
     {
-        Services = [.. app.Services.Select(s => Folder(app, s) is not null && running.TryGetValue(s.Name, out var spec)
-            && spec?["env"]?[EnvName]?.GetValue<string>() is { } stamp
-                ? s with { Env = s.Env.SetItem(EnvName, stamp) }
-                : s)],
+        Services = [.. app.Services.Select(s =>
+        {
+            if (!running.TryGetValue(s.Name, out var spec))
+            {
+                return s;
+            }
+
+            if (Folder(app, s) is not null && spec?["env"]?[EnvName]?.GetValue<string>() is { } stamp)
+            {
+                s = s with { Env = s.Env.SetItem(EnvName, stamp) };
+            }
+
+            return spec?["env"]?[RestartEnvName]?.GetValue<string>() is { } restarted ? s with { Env = s.Env.SetItem(RestartEnvName, restarted) } : s;
+        })],
     };
 
     /// <summary>Each build folder and the services built in it.</summary>
@@ -59,7 +73,7 @@ internal static class BuildStamp
         Path.GetRelativePath(folder, path).Split(Path.DirectorySeparatorChar).SkipLast(1).Any(d => Skipped.Contains(d) || d.StartsWith('.'));
 
     /// <summary>The folder a service's build works in, or null when it has no build.</summary>
-    private static string? Folder(Application app, Service s)
+    internal static string? Folder(Application app, Service s)
     {
         if (s.Build is not { } build || (build.Command.IsDefaultOrEmpty && build.Context is null))
         {

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 using Berth.Core.Diagnostics;
 using Berth.Core.Model;
 using Berth.Mesh;
@@ -147,7 +148,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 var docker = await dockerConnect;
                 disposables.Add(docker);
                 drivers.Add(docker);
-                dockerCapability = () => docker.Capability is { Usable: false } c ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
+                dockerCapability = () => docker.Capability is { Usable: false } c && docker.Lost is null ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
             }
             catch (DockerUnavailableException e)
             {
@@ -457,15 +458,53 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             var directory = Path.IsPathRooted(dir) ? dir : Path.Combine(app.BaseDirectory, dir);
             var served = string.Join(", ", app.Services.Where(s => s.Build is { } b && b.Command.SequenceEqual(command) && (b.WorkingDir ?? b.Context ?? app.BaseDirectory) == dir).Select(s => s.Name));
             log.WriteLine($"berth: building {served}: {string.Join(' ', command)}");
-            var info = new ProcessStartInfo(command[0]) { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+            // Through setsid: the build leads a process group of its own, so stopping it reaches every process it started
+            // (compilers, test hosts, a child that outlives its parent), not only the ones still linked to it.
+            var info = new ProcessStartInfo("setsid") { WorkingDirectory = directory, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
             info.Environment["BERTH_BUILD_RUNTIME"] = runtime == RuntimeKind.Docker ? "docker" : "process";
-            foreach (var a in command.Skip(1))
+            foreach (var a in command)
             {
                 info.ArgumentList.Add(a);
             }
 
+            // SIGINT/SIGTERM, which (where no one handles them) end berth at once, first end the build: it must not outlive berth.
+            // Registered before the build starts; a signal in between (no pid yet) is held and acted on once it has one.
             var started = Stopwatch.StartNew();
+            var leader = 0;
+            var signalled = false;
+            void Interrupted(PosixSignalContext signal)
+            {
+                lock (log)
+                {
+                    if (leader == 0)
+                    {
+                        signalled = true;
+                        signal.Cancel = true;
+                        return;
+                    }
+                }
+
+                if (ProcessGroups.Kill(leader))
+                {
+                    log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s ({signal.Signal})");
+                }
+            }
+
+            using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupted);
+            using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupted);
             using var process = Process.Start(info)!;
+            lock (log)
+            {
+                leader = process.Id;
+            }
+
+            if (signalled)
+            {
+                ProcessGroups.Kill(leader);
+                log.WriteLine($"berth: build of {served} stopped as it started (interrupted)");
+                throw new OperationCanceledException("interrupted");
+            }
+
             var output = new System.Text.StringBuilder();
             // The build's own output, folded under the service (indented), with the time since it started.
             void Line(string? text)
@@ -486,14 +525,26 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             process.ErrorDataReceived += (_, e) => Line(e.Data);
             process.BeginOutputReadLine();
             process.BeginErrorReadLine();
+            // Killed from the cancellation itself, not after an await.
+            await using var stop = ct.Register(() => ProcessGroups.Kill(process.Id));
             try
             {
                 await process.WaitForExitAsync(ct);
             }
             catch (OperationCanceledException)
             {
-                // Ctrl-C stops the build too (dotnet build would otherwise keep running, with its build servers).
-                process.Kill(entireProcessTree: true);
+                // Ctrl-C (or a newer change in berth watch) stops the build and everything it started: its process group,
+                // then any descendant that made a group of its own.
+                ProcessGroups.Kill(process.Id);
+                try
+                {
+                    process.Kill(entireProcessTree: true);
+                }
+                catch (InvalidOperationException)
+                {
+                    // already gone with its group
+                }
+
                 log.WriteLine($"berth: build of {served} stopped after {started.Elapsed.TotalSeconds:0.0}s");
                 throw;
             }

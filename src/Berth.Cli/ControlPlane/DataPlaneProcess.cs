@@ -88,6 +88,11 @@ internal static class DataPlaneProcess
             info.Environment[name] = Environment.GetEnvironmentVariable(name);
         }
 
+        foreach (var (name, value) in DataPlaneRuntime.Environment)
+        {
+            info.Environment.TryAdd(name, value);
+        }
+
         info.Environment["BERTH_DATA_PLANE_LOG"] = Path.Combine(stateDirectory, DataPlaneFiles.LogFile);
         StartupTrace.Mark(standby ? "launch data plane (standby)" : "launch data plane");
         lock (Launched)
@@ -205,7 +210,7 @@ internal static class DataPlaneProcess
         DataPlaneServer server;
         try
         {
-            server = await DataPlaneServer.StartAsync(new DataPlaneServerOptions(state) { Mesh = new MeshHostOptions { LoggerFactory = logs }, Standby = args.Length == 3 }, stop.Token);
+            server = await DataPlaneServer.StartAsync(new DataPlaneServerOptions(state) { Mesh = new MeshHostOptions { LoggerFactory = logs, InlineScheduling = DataPlaneRuntime.InlineCompletions }, Standby = args.Length == 3 }, stop.Token);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or MeshListenerException)
         {

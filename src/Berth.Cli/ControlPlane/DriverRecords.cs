@@ -109,5 +109,22 @@ internal sealed class DriverRecords : IDisposable
         return (replicas.Count(r => r.Running), left);
     }
 
+    /// <summary>The cgroup garbage collection after a down (issue #14 §9, as the kubelet's): removes what is left below each
+    /// app's cgroup folder, killing processes only in the groups of this state folder's own replicas (their folders in
+    /// <c>replicas/</c>, kept ones included, and the ids the records named). Returns this app's groups still there.</summary>
+    public async Task<IReadOnlyList<string>> SweepCgroupsAsync(string stateDirectory, IEnumerable<string> apps, IEnumerable<string> recordedIds, CancellationToken ct)
+    {
+        var replicas = Path.Combine(stateDirectory, "replicas");
+        var own = (Directory.Exists(replicas) ? Directory.EnumerateDirectories(replicas).Select(Path.GetFileName).OfType<string>() : [])
+            .Concat(recordedIds).ToHashSet(StringComparer.Ordinal);
+        var left = new List<string>();
+        foreach (var app in apps)
+        {
+            left.AddRange((await _process.SweepCgroupsAsync(app, own, ct)).Where(p => own.Contains(Path.GetFileName(p))));
+        }
+
+        return left;
+    }
+
     public void Dispose() => _docker?.Dispose();
 }

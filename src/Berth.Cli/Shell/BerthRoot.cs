@@ -15,6 +15,7 @@ internal static class BerthRoot
         foreach (var command in SpecCommands.Create()
             .Concat(ControlPlaneCommands.Create())
             .Concat(ServiceCommands.Create())
+            .Concat(ExecCommands.Create())
             .Concat(RolloutCommands.Create())
             .Concat(KubernetesCommands.Create())
             .Concat(PipelineCommands.Create())
@@ -32,7 +33,7 @@ internal static class BerthRoot
     public static async Task<int> RunAsync(string[] args)
     {
         var root = Create();
-        var parse = root.Parse(GlobalOptions.Normalize(root, args));
+        var parse = root.Parse(GlobalOptions.SeparateCommand(root, GlobalOptions.Normalize(root, args)));
         if (parse.Errors.Count > 0)
         {
             UsageErrors.Report(parse, Console.Error);

@@ -66,4 +66,40 @@ internal static class GlobalOptions
 
         return [.. args[i..end], .. globals, .. args[end..]];
     }
+
+    /// <summary>For <c>exec</c> and <c>run</c>: everything after the target (the first argument that is no option) is the
+    /// command to run, options included (<c>berth exec api ls -la</c>), as compose stops reading its options there. A
+    /// <c>--</c> is put after the target so the parser does so too.</summary>
+    public static string[] SeparateCommand(Command root, string[] args)
+    {
+        if (args.Length == 0 || root.Subcommands.FirstOrDefault(c => c.Name == args[0]) is not { } command || !Commands.ExecCommands.CommandTaking.Contains(command.Name))
+        {
+            return args;
+        }
+
+        for (var i = 1; i < args.Length; i++)
+        {
+            var token = args[i];
+            if (token == "--")
+            {
+                return args;
+            }
+
+            if (token.StartsWith('-') && token.Length > 1)
+            {
+                var name = token.Split('=', 2)[0];
+                var option = command.Options.Concat(root.Options).FirstOrDefault(o => o.Name == name || o.Aliases.Contains(name));
+                if (option is not null && option.ValueType != typeof(bool) && !token.Contains('=', StringComparison.Ordinal))
+                {
+                    i++;
+                }
+
+                continue;
+            }
+
+            return i + 1 < args.Length && args[i + 1] == "--" ? args : [.. args[..(i + 1)], "--", .. args[(i + 1)..]];
+        }
+
+        return args;
+    }
 }

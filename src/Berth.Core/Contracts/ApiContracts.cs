@@ -123,6 +123,23 @@ public sealed record ReplicaInfo
     public DateTimeOffset? ReadyAt { get; init; }
 }
 
+/// <summary><c>GET /v1/stats</c>: one running replica's resource use (<c>berth stats</c>, as <c>docker stats</c>). CPU is in
+/// percent of one core over the driver's sample window (200 = two cores busy); the memory limit is null where none is set.</summary>
+public sealed record ReplicaStatsInfo(string Replica, string Service, string Phase, double CpuPercent, long MemoryBytes, long? MemoryLimitBytes, int Pids, int Restarts, DateTimeOffset Time);
+
+/// <summary><c>POST /v1/services/{name}/run</c>: a one-off replica for <c>berth run</c>; no command: the service's own.</summary>
+public sealed record RunRequest(IReadOnlyList<string>? Command);
+
+/// <summary>The one-off replica started: its pid or container, and the command the CLI runs in it (the one asked for, else
+/// the service's own with its secret variables left unexpanded). <c>DELETE /v1/runs/{replica}</c> ends it.</summary>
+public sealed record RunResponse(string Replica, string Service, int? Pid, string? ContainerId, IReadOnlyList<string> Command);
+
+/// <summary><c>GET /v1/top</c>: a running replica's processes (<c>berth top</c>, as <c>docker compose top</c>).</summary>
+public sealed record ReplicaTopInfo(string Replica, string Service, IReadOnlyList<ProcessInfo> Processes);
+
+/// <summary>One process: %CPU over its life and resident memory, as <c>ps</c> shows them; CPU time as <c>[d.]hh:mm:ss</c>.</summary>
+public sealed record ProcessInfo(int Pid, int ParentPid, string User, double CpuPercent, long ResidentBytes, string CpuTime, string Command);
+
 public sealed record BackOffInfo(int FailuresInARow, DateTimeOffset? NextRetryAt);
 
 /// <summary><c>GET /v1/revisions</c> and <c>GET /v1/revisions/{n}</c> (with <see cref="Spec"/>).</summary>

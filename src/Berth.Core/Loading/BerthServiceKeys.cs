@@ -77,6 +77,7 @@ internal sealed partial class SpecReader
                 d.S = d.S with { Image = r.String(v, p) };
             },
             ["build"] = (r, v, p, d) => d.S = d.S with { Build = r.ReadBuild(v, p) },
+            ["develop"] = (r, v, p, d) => r.ReadDevelop(v, p, d),
             ["entrypoint"] = (r, v, p, d) => d.S = d.S with { Entrypoint = r.Argv(v, p) },
             ["working_dir"] = (r, v, p, d) => d.S = d.S with { WorkingDir = r.String(v, p) },
             ["user"] = (r, v, p, d) => d.S = d.S with { User = r.String(v, p) },

@@ -69,7 +69,7 @@ internal sealed partial class SpecReader
     [
         "annotations", "attach", "blkio_config", "cgroup", "cgroup_parent",
         "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset",
-        "credential_spec", "develop", "device_cgroup_rules", "dns", "dns_opt", "dns_search", "domainname",
+        "credential_spec", "device_cgroup_rules", "dns", "dns_opt", "dns_search", "domainname",
         "driver_opts", "external_links", "gpus", "ipc", "isolation",
         "label_file", "mac_address", "mem_swappiness", "memswap_limit", "models",
         "oom_kill_disable", "oom_score_adj", "pid", "platform", "post_start", "pre_stop",
@@ -97,6 +97,7 @@ internal sealed partial class SpecReader
             ["labels"] = BerthServiceKeys["labels"],
             ["profiles"] = BerthServiceKeys["profiles"],
             ["stop_grace_period"] = BerthServiceKeys["stop_grace_period"],
+            ["develop"] = BerthServiceKeys["develop"],
             ["extends"] = (_, _, _, _) => { }, // applied before the service's own keys (ApplyExtends)
             ["command"] = (r, v, p, d) => d.S = d.S with { Command = IsNull(v) ? [] : r.Argv(v, p) ?? [] },
             ["ports"] = (r, v, p, d) => r.ReadPorts(v, p, d),
@@ -127,7 +128,6 @@ internal sealed partial class SpecReader
                     "Berth sets CPU and memory limits itself from cpus, mem_limit and deploy.resources",
                 "tty" or "stdin_open" or "attach" => "replicas run detached; read their output with berth logs",
                 "platform" => "images run on this machine's platform",
-                "develop" => "Berth has no watch mode yet",
                 "post_start" or "pre_stop" => "lifecycle hooks do not run yet",
                 "gpus" => "GPUs are not passed to containers yet",
                 "volumes_from" => "share a named volume between the services instead",

@@ -48,6 +48,7 @@ internal sealed partial class SpecReader
             d.S = d.S with { Build = build with { WorkingDir = BaseDirectory } };
         }
 
+        FinishWatch(d);
         BuildEnv(d);
         ResolveFiles(d);
         if (Format == SpecFormat.Compose)

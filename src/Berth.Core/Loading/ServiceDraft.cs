@@ -37,6 +37,9 @@ internal sealed class ServiceDraft(string name, string path, Mark at)
 
     public List<Located<VolumeMount>> Volumes { get; } = [];
 
+    /// <summary><c>develop.watch</c> rules with where each was written (its target node, else the rule).</summary>
+    public List<Located<WatchRule>> Watch { get; } = [];
+
     /// <summary>Compose secrets: and configs: entries, resolved against the top-level ones at the end.</summary>
     public List<SpecReader.FileRef> Files { get; } = [];
 

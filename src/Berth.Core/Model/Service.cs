@@ -100,6 +100,10 @@ public sealed record Service
     /// (berth.yaml <c>network:</c>, Compose <c>network_mode:</c>); <see cref="NetworkMode.Auto"/> decides by runtime.</summary>
     public NetworkMode Network { get; init; } = NetworkMode.Auto;
 
+    /// <summary>What <c>berth watch</c> does when a file changes (berth.yaml and Compose <c>develop.watch</c>); empty: rebuild the
+    /// service when a file in its build folder changes.</summary>
+    public ImmutableArray<WatchRule> Watch { get; init; } = [];
+
     /// <summary>More names that resolve to this service's virtual address in every pod: Compose <c>container_name</c>,
     /// <c>hostname</c>, <c>links</c> aliases and network <c>aliases</c>.</summary>
     public ImmutableArray<string> Aliases { get; init; } = [];
@@ -155,6 +159,45 @@ public sealed record LogRotation(ByteSize MaxSize, int MaxFiles)
 }
 
 /// <summary>How to build: a Docker context + Dockerfile, or a command for a process service.</summary>
+/// <summary>One <c>develop.watch</c> rule: when a file under <see cref="Path"/> changes (and no ignore pattern matches it),
+/// do <see cref="Action"/>.</summary>
+public sealed record WatchRule
+{
+    public required WatchAction Action { get; init; }
+
+    /// <summary>The watched folder or file on this machine, absolute (written relative to the spec's folder).</summary>
+    public required string Path { get; init; }
+
+    /// <summary>Where changed files go for the sync actions: a path in the container (Docker), or, for a process service, a
+    /// folder on this machine, absolute (written relative to the service's working_dir).</summary>
+    public string? Target { get; init; }
+
+    /// <summary>.dockerignore-style patterns, relative to <see cref="Path"/>, of changes that trigger nothing.</summary>
+    public ImmutableArray<string> Ignore { get; init; } = [];
+
+    /// <summary>When not empty, only changes matching one of these patterns (same syntax as <see cref="Ignore"/>) count.</summary>
+    public ImmutableArray<string> Include { get; init; } = [];
+
+    /// <summary>Sync the whole of <see cref="Path"/> into the replicas when the watch starts (Compose <c>initial_sync</c>).</summary>
+    public bool InitialSync { get; init; }
+}
+
+/// <summary>What a <see cref="WatchRule"/> does on a change, as Compose's <c>develop.watch</c> actions.</summary>
+public enum WatchAction
+{
+    /// <summary>Build again (the image, or a process service's build command), then roll out, readiness-gated.</summary>
+    Rebuild,
+
+    /// <summary>Copy the changed files into the running replicas; nothing restarts.</summary>
+    Sync,
+
+    /// <summary>Copy, then restart the replicas one by one as the service's update policy rolls them.</summary>
+    SyncRestart,
+
+    /// <summary>Restart the replicas as the update policy rolls them; nothing is copied.</summary>
+    Restart,
+}
+
 public sealed record BuildSpec
 {
     public string? Context { get; init; }

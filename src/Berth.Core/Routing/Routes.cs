@@ -41,6 +41,13 @@ public static class PodDefaults
     /// <summary>Services' virtual addresses are taken from 127.77.0.0/16 (loopback, so no address needs setting up in a pod;
     /// 127.77 keeps clear of 127.0.0.x, which tools and distributions use for themselves, e.g. Debian's 127.0.1.1).</summary>
     public const string VirtualNetworkPrefix = "127.77.";
+
+    /// <summary>Where Compose's <c>extra_hosts: NAME:host-gateway</c> (<c>host.docker.internal</c>) points in a pod: a
+    /// loopback address outside the services' range, on which the data plane mirrors the host's loopback listeners.</summary>
+    public const string HostGatewayAddress = "127.78.0.1";
+
+    /// <summary>The value of an <c>extra_hosts</c> entry that means "the host" (Docker's special name).</summary>
+    public const string HostGateway = "host-gateway";
 }
 
 /// <summary>One listener the mesh keeps inside a pod for the pod's outbound calls: the callee service's virtual address
@@ -49,10 +56,21 @@ public static class PodDefaults
 /// <param name="Endpoint">The callee's endpoint name (the route whose policy applies).</param>
 /// <param name="Address">The callee's virtual address (stable per service, in 127.77.0.0/16).</param>
 /// <param name="Port">The port callers use: the endpoint's target port (Compose's container port), else its stable port.</param>
-public sealed record OutboundListener(string Service, string Endpoint, string Address, int Port);
+public sealed record OutboundListener(string Service, string Endpoint, string Address, int Port)
+{
+    /// <summary>Set: connections go to this host address (<c>ip:port</c>, the host's loopback) instead of a service's route —
+    /// a host-gateway listener.</summary>
+    public string? ForwardTo { get; init; }
+}
 
 /// <summary>What the mesh keeps inside one pod: its outbound listeners. Replaced whole on every update.</summary>
-public sealed record PodRoute(PodNetwork Pod, ImmutableArray<OutboundListener> Listeners);
+public sealed record PodRoute(PodNetwork Pod, ImmutableArray<OutboundListener> Listeners)
+{
+    /// <summary>The pod asked for the host (<c>extra_hosts: …:host-gateway</c>): the data plane keeps, at
+    /// <see cref="PodDefaults.HostGatewayAddress"/> in the pod, a listener on every TCP port listening on the host's
+    /// loopback (127.0.0.1, ::1 or any address), forwarded there, re-read every few seconds — as pasta's <c>-T auto</c>.</summary>
+    public bool HostGateway { get; init; }
+}
 
 /// <summary>Where the orchestrator publishes pods and their outbound listeners; the mesh implements it beside <see cref="IRouteSink"/>.</summary>
 public interface IPodRouteSink

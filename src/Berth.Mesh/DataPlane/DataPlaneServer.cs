@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text.Json;
 using System.Threading.Channels;
 using Berth.Core.Diagnostics;
@@ -28,6 +29,14 @@ public sealed record DataPlaneServerOptions(string StateDirectory)
 
     /// <summary>How long a new connection has to say hello with the token: 5s.</summary>
     public TimeSpan HelloTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// Successful requests sent to the control plane per second, at most: 200 (every failed one is sent). Past that a
+    /// sent record stands for the requests of its service not sent (<see cref="Observability.MeshRequestRecord.Weight"/>),
+    /// so the dashboard's request rates stay whole while only a sample becomes spans, as Envoy and Istio sample traces
+    /// rather than ship every request.
+    /// </summary>
+    public int SampledRequestsPerSecond { get; init; } = 200;
 }
 
 /// <summary>
@@ -53,6 +62,9 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     private readonly Channel<MeshRequestRecord> _requests = Channel.CreateBounded<MeshRequestRecord>(
         new BoundedChannelOptions(RequestQueue) { FullMode = BoundedChannelFullMode.DropWrite, SingleReader = true });
     private readonly List<Task> _loops = [];
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _unsent = new(StringComparer.Ordinal);
+    private long _sampleSecond;
+    private int _sampled;
     private MeshHost _mesh = null!;
     private Socket _listener = null!;
     private Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
@@ -132,10 +144,34 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     /// <inheritdoc />
     public void OnRequest(in MeshRequestRecord request)
     {
-        if (_session is not null)
+        if (_session is null)
+        {
+            return;
+        }
+
+        if (request.Status is >= 500 or 0 || request.Error is not null)
         {
             _requests.Writer.TryWrite(request);
+            return;
         }
+
+        var time = _options.Mesh.TimeProvider;
+        var second = time.GetTimestamp() / time.TimestampFrequency;
+        if (second != Volatile.Read(ref _sampleSecond))
+        {
+            Volatile.Write(ref _sampleSecond, second);
+            Volatile.Write(ref _sampled, 0);
+        }
+
+        var unsent = _unsent.GetOrAdd(request.Service, static _ => new StrongBox<long>());
+        if (Interlocked.Increment(ref _sampled) > _options.SampledRequestsPerSecond)
+        {
+            Interlocked.Increment(ref unsent.Value);
+            return;
+        }
+
+        var weight = 1 + Interlocked.Exchange(ref unsent.Value, 0);
+        _requests.Writer.TryWrite(weight == 1 ? request : request with { Weight = (int)Math.Min(weight, int.MaxValue) });
     }
 
     private async Task StartMeshAsync(CancellationToken cancellationToken)

@@ -4,6 +4,7 @@ using System.Collections.Concurrent;
 using System.IO.Pipelines;
 using System.Net;
 using System.Net.Sockets;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Berth.Mesh.Resilience;
 
@@ -50,6 +51,7 @@ internal sealed class Http1ConnectionPool : IDisposable
     public TimeSpan IdleTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     /// <summary>A live idle connection, or a new one; a failed connect throws <see cref="UpstreamException"/> with <see cref="AttemptError.ConnectFailure"/>.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Http1Connection> RentAsync(CancellationToken cancellationToken)
     {
         var now = _time.GetTimestamp();
@@ -146,6 +148,9 @@ internal sealed class ResponseHead
     /// <summary>No body follows (HEAD, 1xx, 204, 304).</summary>
     public bool NoBody;
 
+    /// <summary>Whether <see cref="Headers"/> is filled (the mesh's own HTTP/1.1 server copies the raw head instead, allocating nothing).</summary>
+    public bool Collect = true;
+
     /// <summary>The body runs until the upstream closes the connection.</summary>
     public bool CloseDelimited => !NoBody && !Chunked && ContentLength is null;
 
@@ -194,6 +199,12 @@ internal sealed class Http1Connection : IDisposable
 
     public ResponseHead Head { get; } = new();
 
+    /// <summary>The final response head as received (status line and header lines, without the blank line); valid until the body is read.</summary>
+    public ReadOnlySpan<byte> RawHead => _buffer.AsSpan(_rawHeadStart, _rawHeadLength);
+
+    private int _rawHeadStart;
+    private int _rawHeadLength;
+
     /// <summary>An idle connection is usable unless the peer closed it (or sent bytes nobody asked for).</summary>
     public bool IsAlive()
     {
@@ -208,6 +219,7 @@ internal sealed class Http1Connection : IDisposable
     }
 
     /// <summary>Writes request bytes; any failure means the request may have (partly) reached the upstream.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     public async ValueTask SendAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
         try
@@ -225,7 +237,8 @@ internal sealed class Http1Connection : IDisposable
     }
 
     /// <summary>Reads the response head (skipping 1xx interim responses, whose body-less heads Kestrel already answered for).</summary>
-    public async ValueTask<ResponseHead> ReadHeadAsync(bool isHead, CancellationToken cancellationToken)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public async ValueTask<ResponseHead> ReadHeadAsync(bool isHead, CancellationToken cancellationToken, bool collectHeaders = true)
     {
         Reusable = false;
         while (true)
@@ -233,7 +246,10 @@ internal sealed class Http1Connection : IDisposable
             var end = await FindHeadEndAsync(cancellationToken);
             var head = Head;
             head.Clear();
+            head.Collect = collectHeaders;
             Parse(_buffer.AsSpan(_start, end - _start), head);
+            _rawHeadStart = _start;
+            _rawHeadLength = end - _start;
             _start = end + HeadEnd.Length;
             if (head.Status is >= 100 and < 200 && head.Status != 101)
             {
@@ -245,8 +261,13 @@ internal sealed class Http1Connection : IDisposable
         }
     }
 
-    /// <summary>Copies the response body into <paramref name="to"/>, decoding chunked framing; marks the connection reusable when done cleanly.</summary>
-    public async ValueTask CopyBodyAsync(PipeWriter to, CancellationToken cancellationToken)
+    /// <summary>
+    /// Copies the response body into <paramref name="to"/>, decoding chunked framing, or with <paramref name="chunkedOut"/>
+    /// framing it as chunks again (a chunked or close-delimited body on a keep-alive client connection); marks the
+    /// connection reusable when done cleanly.
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    public async ValueTask CopyBodyAsync(PipeWriter to, CancellationToken cancellationToken, bool chunkedOut = false)
     {
         var head = Head;
         if (head.NoBody)
@@ -261,6 +282,11 @@ internal sealed class Http1Connection : IDisposable
             while (true)
             {
                 var size = await ReadChunkSizeAsync(cancellationToken);
+                if (chunkedOut)
+                {
+                    WriteChunkSize(to, size);
+                }
+
                 if (size == 0)
                 {
                     // Trailers (dropped on HTTP/1.1) end with an empty line.
@@ -268,10 +294,20 @@ internal sealed class Http1Connection : IDisposable
                     {
                     }
 
+                    if (chunkedOut)
+                    {
+                        to.Write("\r\n"u8);
+                    }
+
                     break;
                 }
 
                 await CopyExactlyAsync(size, to, cancellationToken);
+                if (chunkedOut)
+                {
+                    to.Write("\r\n"u8);
+                }
+
                 if (await ReadLineAsync(cancellationToken) != 0)
                 {
                     throw new UpstreamException(AttemptError.BadResponse, "upstream sent a chunk longer than its size");
@@ -281,6 +317,12 @@ internal sealed class Http1Connection : IDisposable
         else
         {
             // Close-delimited: everything until the upstream closes.
+            if (chunkedOut)
+            {
+                await CopyUntilCloseAsChunksAsync(to, cancellationToken);
+                return;
+            }
+
             await FlushBufferedAsync(long.MaxValue, to, cancellationToken);
             while (true)
             {
@@ -297,6 +339,41 @@ internal sealed class Http1Connection : IDisposable
 
         Reusable = head.KeepAlive && !head.CloseDelimited && _start == _end;
         Reused = true;
+    }
+
+    private static void WriteChunkSize(PipeWriter to, long size)
+    {
+        var span = to.GetSpan(20);
+        size.TryFormat(span, out var n, "x", System.Globalization.CultureInfo.InvariantCulture);
+        span[n++] = (byte)'\r';
+        span[n++] = (byte)'\n';
+        to.Advance(n);
+    }
+
+    private async ValueTask CopyUntilCloseAsChunksAsync(PipeWriter to, CancellationToken cancellationToken)
+    {
+        while (true)
+        {
+            if (_start == _end)
+            {
+                _start = _end = 0;
+                var n = await ReceiveIntoAsync(_buffer, cancellationToken);
+                if (n == 0)
+                {
+                    to.Write("0\r\n\r\n"u8);
+                    await FlushClientAsync(to, cancellationToken);
+                    return;
+                }
+
+                _end = n;
+            }
+
+            WriteChunkSize(to, _end - _start);
+            to.Write(_buffer.AsSpan(_start, _end - _start));
+            to.Write("\r\n"u8);
+            _start = _end;
+            await FlushClientAsync(to, cancellationToken);
+        }
     }
 
     /// <summary>The bytes after the response head that are already buffered (the start of an upgraded stream).</summary>
@@ -322,6 +399,7 @@ internal sealed class Http1Connection : IDisposable
         _buffer = [];
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask CopyExactlyAsync(long remaining, PipeWriter to, CancellationToken cancellationToken)
     {
         remaining -= await FlushBufferedAsync(remaining, to, cancellationToken);
@@ -345,6 +423,7 @@ internal sealed class Http1Connection : IDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<long> FlushBufferedAsync(long max, PipeWriter to, CancellationToken cancellationToken)
     {
         var n = (int)Math.Min(max, _end - _start);
@@ -358,6 +437,7 @@ internal sealed class Http1Connection : IDisposable
         return n;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private static async ValueTask FlushClientAsync(PipeWriter to, CancellationToken cancellationToken)
     {
         var result = await to.FlushAsync(cancellationToken);
@@ -407,6 +487,7 @@ internal sealed class Http1Connection : IDisposable
         }
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> FindHeadEndAsync(CancellationToken cancellationToken)
     {
         var scanned = _start;
@@ -432,6 +513,7 @@ internal sealed class Http1Connection : IDisposable
     }
 
     /// <summary>Reads more bytes into the buffer (compacting or growing it); EOF or reset is <see cref="AttemptError.Reset"/>.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FillAsync(CancellationToken cancellationToken)
     {
         if (_start > 0)
@@ -458,6 +540,7 @@ internal sealed class Http1Connection : IDisposable
         _end += n;
     }
 
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<int> ReceiveIntoAsync(Memory<byte> memory, CancellationToken cancellationToken)
     {
         try
@@ -552,7 +635,10 @@ internal sealed class Http1Connection : IDisposable
                 }
             }
 
-            into.Headers.Add(new(HeaderNames.Intern(name), Encoding.Latin1.GetString(value)));
+            if (into.Collect)
+            {
+                into.Headers.Add(new(HeaderNames.Intern(name), Encoding.Latin1.GetString(value)));
+            }
         }
 
         if (transferEncoding)

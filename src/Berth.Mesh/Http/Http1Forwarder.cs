@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Globalization;
 using System.IO.Pipelines;
+using System.Runtime.CompilerServices;
 using System.Text;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Resilience;
@@ -67,8 +68,23 @@ internal static class Http1Forwarder
     private static readonly byte[] Crlf = "\r\n"u8.ToArray();
     private static readonly byte[] LastChunk = "0\r\n\r\n"u8.ToArray();
 
-    public static async ValueTask<Attempt> SendAsync(HttpContext context, EndpointState e, RequestBody body, string traceparent, string? upgrade,
+    public static ValueTask<Attempt> SendAsync(HttpContext context, EndpointState e, RequestBody body, string traceparent, string? upgrade,
         CancellationToken token)
+    {
+        var chunked = body.Streamed && body.Length is null;
+        var head = WriteHead(context, e, body, chunked, traceparent, upgrade, out var headLength);
+        return SendAsync(e, head, headLength, body, body.Streamed ? context.Request.BodyReader : null, chunked, HttpMethods.IsHead(context.Request.Method), true,
+            context.RequestAborted, token);
+    }
+
+    /// <summary>
+    /// Sends a request head already written into <paramref name="head"/> (a pooled buffer this takes over) and its body,
+    /// then reads the response head. <paramref name="collectHeaders"/> false leaves the head's header list empty (the caller
+    /// copies <see cref="Http1Connection.RawHead"/>).
+    /// </summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    public static async ValueTask<Attempt> SendAsync(EndpointState e, byte[] head, int headLength, RequestBody body, PipeReader? streamedBody, bool chunked,
+        bool isHead, bool collectHeaders, CancellationToken aborted, CancellationToken token)
     {
         Http1Connection connection;
         try
@@ -77,16 +93,21 @@ internal static class Http1Forwarder
         }
         catch (UpstreamException ex)
         {
+            ArrayPool<byte>.Shared.Return(head);
             return new Attempt(ex.Error, null, ex.Message);
         }
-        catch (OperationCanceledException) when (token.IsCancellationRequested && !context.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (token.IsCancellationRequested && !aborted.IsCancellationRequested)
         {
             // The bound ran out while connecting: nothing was sent.
+            ArrayPool<byte>.Shared.Return(head);
             return new Attempt(AttemptError.ConnectFailure, null, "connect did not finish within the request's time bound");
         }
+        catch
+        {
+            ArrayPool<byte>.Shared.Return(head);
+            throw;
+        }
 
-        var chunked = body.Streamed && body.Length is null;
-        var head = WriteHead(context, e, body, chunked, traceparent, upgrade, out var headLength);
         try
         {
             if (body.Buffered is { Length: > 0 } b && headLength + b.Length <= head.Length)
@@ -102,15 +123,15 @@ internal static class Http1Forwarder
                 {
                     await connection.SendAsync(big, token);
                 }
-                else if (body.Streamed)
+                else if (streamedBody is not null)
                 {
-                    await SendStreamedBodyAsync(context.Request.BodyReader, connection, chunked, token);
+                    await SendStreamedBodyAsync(streamedBody, connection, chunked, token);
                 }
             }
 
             ArrayPool<byte>.Shared.Return(head);
             head = [];
-            await connection.ReadHeadAsync(HttpMethods.IsHead(context.Request.Method), token);
+            await connection.ReadHeadAsync(isHead, token, collectHeaders);
             return new Attempt(AttemptError.None, connection, null);
         }
         catch (UpstreamException ex)
@@ -123,7 +144,7 @@ internal static class Http1Forwarder
             connection.Dispose();
             return new Attempt(AttemptError.ClientBody, null, ex.Message);
         }
-        catch (OperationCanceledException) when (!context.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (!aborted.IsCancellationRequested)
         {
             connection.Dispose();
             return new Attempt(AttemptError.PerTryTimeout, null, "no response within the time bound");
@@ -366,8 +387,8 @@ internal static class Http1Forwarder
         return false;
     }
 
-    /// <summary>Appends Latin-1 text to a pooled buffer, growing it from the pool.</summary>
-    private struct HeadWriter(byte[] buffer)
+    /// <summary>Appends Latin-1 text or raw bytes to a pooled buffer, growing it from the pool.</summary>
+    internal struct HeadWriter(byte[] buffer)
     {
         public byte[] Buffer = buffer;
         public int Length;
@@ -386,6 +407,28 @@ internal static class Http1Forwarder
             span[n++] = (byte)':';
             span[n++] = (byte)' ';
             n += Encoding.Latin1.GetBytes(value, span[n..]);
+            span[n++] = (byte)'\r';
+            span[n++] = (byte)'\n';
+            Length += n;
+        }
+
+        public void Append(ReadOnlySpan<byte> bytes)
+        {
+            Ensure(bytes.Length);
+            bytes.CopyTo(Buffer.AsSpan(Length));
+            Length += bytes.Length;
+        }
+
+        public void Header(ReadOnlySpan<byte> name, ReadOnlySpan<byte> value)
+        {
+            Ensure(name.Length + value.Length + 4);
+            var span = Buffer.AsSpan(Length);
+            name.CopyTo(span);
+            var n = name.Length;
+            span[n++] = (byte)':';
+            span[n++] = (byte)' ';
+            value.CopyTo(span[n..]);
+            n += value.Length;
             span[n++] = (byte)'\r';
             span[n++] = (byte)'\n';
             Length += n;

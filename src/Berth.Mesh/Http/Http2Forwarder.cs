@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Sockets;
+using Berth.Core.Routing;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Resilience;
 using Berth.Mesh.Routing;
@@ -39,7 +40,39 @@ internal sealed class Http2Forwarder : IDisposable
             ConnectTimeout = connectTimeout,
             EnableMultipleHttp2Connections = true,
             PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+            ConnectCallback = ConnectAsync,
         });
+    }
+
+    /// <summary>Where a request to an upstream in a pod connects: its address inside that pod.</summary>
+    private static readonly HttpRequestOptionsKey<(PodNetwork Pod, IPEndPoint Target)> InPod = new("berth.pod");
+
+    /// <summary>Opens each h2c connection: on the host as SocketsHttpHandler would, or for an upstream in a pod through a
+    /// socket made inside it (<see cref="PodSockets"/>), connected to the upstream's own loopback there. Errors surface as
+    /// the handler's connection errors (a refused connect stays a connect failure).</summary>
+    private static async ValueTask<Stream> ConnectAsync(SocketsHttpConnectionContext context, CancellationToken token)
+    {
+        var inPod = context.InitialRequestMessage.Options.TryGetValue(InPod, out var target);
+        var socket = inPod ? await PodSockets.CreateAsync(target.Pod, target.Target.AddressFamily, token) : new Socket(SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            socket.NoDelay = true;
+            if (inPod)
+            {
+                await socket.ConnectAsync(target.Target, token);
+            }
+            else
+            {
+                await socket.ConnectAsync(context.DnsEndPoint, token);
+            }
+
+            return new NetworkStream(socket, ownsSocket: true);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
     }
 
     public void Dispose() => _client.Dispose();
@@ -157,6 +190,13 @@ internal sealed class Http2Forwarder : IDisposable
             Version = HttpVersion.Version20,
             VersionPolicy = HttpVersionPolicy.RequestVersionExact,
         };
+        if (e.Upstream.Pod is { } pod)
+        {
+            // The URI names the pod (pool key); the upstream sees its own address as the authority, as on the host.
+            message.Headers.Host = e.HostHeader;
+            message.Options.Set(InPod, (pod, new IPEndPoint(IPAddress.Parse(e.Upstream.Host), e.Upstream.Port)));
+        }
+
         if (body.Buffered is { } buffered)
         {
             message.Content = new ByteArrayContent(buffered);

@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using Berth.Core.Model;
 using Berth.Mesh.Observability;
 using Berth.Mesh.Resilience;
@@ -41,27 +42,37 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         }
     }
 
-    public async Task InvokeAsync(HttpContext context)
+    /// <summary>A request Kestrel parsed (HTTP/2, gRPC, and HTTP/1.1 requests the mesh's own server hands over).</summary>
+    public Task InvokeAsync(HttpContext context)
+    {
+        var x = new KestrelExchange(context);
+        if (IsAmbiguouslyFramed(context.Request))
+        {
+            // Request smuggling (RFC 9112 6.1): Kestrel would read it as chunked, but a hop before it may have used the
+            // Content-Length. A proxy must not guess: 400 and close, as nginx and HAProxy do.
+            var started = _state.Time.GetTimestamp();
+            context.Response.Headers.Connection = "close";
+            Answer(x, 400, "ambiguous-framing", "-", 0);
+            _telemetry.Completed(x, 400, "-", 0, started, null, "ambiguous-framing");
+            return Task.CompletedTask;
+        }
+
+        return RunAsync(x, context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade ? upgrade : null).AsTask();
+    }
+
+    /// <summary>Admission, the service breaker, one forwarded request (with its retries) and its telemetry, for either kind of exchange.</summary>
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    internal async ValueTask RunAsync(IProxyExchange x, IHttpUpgradeFeature? upgrade = null)
     {
         var started = _state.Time.GetTimestamp();
         var s = _state.Snapshot;
         var outcome = new Outcome(0, "-", 0, null, false);
         string? traceparent = null;
-        if (IsAmbiguouslyFramed(context.Request))
-        {
-            // Request smuggling (RFC 9112 6.1): Kestrel would read it as chunked, but a hop before it may have used the
-            // Content-Length. A proxy must not guess: 400 and close, as nginx and HAProxy do.
-            context.Response.Headers.Connection = "close";
-            Answer(context, 400, "ambiguous-framing", "-", 0);
-            _telemetry.Completed(context, 400, "-", 0, started, null, "ambiguous-framing");
-            return;
-        }
-
         if (_state.Limits.TryEnter(s.Policy.Limits) is { } refused)
         {
             _telemetry.Rejected(refused);
-            outcome = Answer(context, 503, refused, "-", 0);
-            _telemetry.Completed(context, 503, "-", 0, started, null, refused);
+            outcome = Answer(x, 503, refused, "-", 0);
+            _telemetry.Completed(x, 503, "-", 0, started, null, refused);
             return;
         }
 
@@ -72,19 +83,19 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             if (permit == BreakerPermit.Rejected)
             {
                 _telemetry.Rejected("circuit-open");
-                context.Response.Headers[CircuitHeader] = "service/" + _state.Service;
-                outcome = Answer(context, 503, "circuit-open", "-", 0);
+                x.SetHeader(CircuitHeader, "service/" + _state.Service);
+                outcome = Answer(x, 503, "circuit-open", "-", 0);
                 return;
             }
 
             var reported = false;
             try
             {
-                traceparent = TraceContext.Next(NullIfEmpty(context.Request.Headers[TraceContext.Header].ToString()));
-                outcome = context.Features.Get<IHttpUpgradeFeature>() is { IsUpgradableRequest: true } upgrade
-                    ? await UpgradeAsync(context, upgrade, traceparent)
-                    : await ForwardAsync(context, traceparent);
-                if (!context.RequestAborted.IsCancellationRequested && outcome.CountsForService)
+                traceparent = TraceContext.Next(x.Header(TraceContext.Header));
+                outcome = upgrade is not null
+                    ? await UpgradeAsync(((KestrelExchange)x).Context, x, upgrade, traceparent)
+                    : await ForwardAsync(x, traceparent);
+                if (!x.Aborted.IsCancellationRequested && outcome.CountsForService)
                 {
                     _state.ReportService(s, permit, outcome.Status < 500);
                     reported = true;
@@ -98,87 +109,66 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                 }
             }
         }
-        catch (OperationCanceledException) when (context.RequestAborted.IsCancellationRequested)
+        catch (OperationCanceledException) when (x.Aborted.IsCancellationRequested)
         {
             outcome = outcome with { Status = 499 };
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // A fault in the data path must not reach Kestrel as an unhandled error.
+            // A fault in the data path must not reach the server as an unhandled error.
             Log.ProxyFailed(_state.Logger, _state.Service, _state.EndpointName, ex);
-            if (context.Response.HasStarted)
+            if (x.ResponseStarted)
             {
-                context.Abort();
+                x.Abort();
                 outcome = outcome with { Status = 499 };
             }
             else
             {
-                context.Response.Clear();
-                outcome = Answer(context, 502, "proxy-error", outcome.Upstream, outcome.Attempts);
+                x.ClearResponse();
+                outcome = Answer(x, 502, "proxy-error", outcome.Upstream, outcome.Attempts);
             }
         }
         finally
         {
             _state.Limits.Leave();
             _state.ActiveGauge.Dec();
-            _telemetry.Completed(context, outcome.Status, outcome.Upstream, outcome.Attempts, started, traceparent, outcome.Error);
+            _telemetry.Completed(x, outcome.Status, outcome.Upstream, outcome.Attempts, started, traceparent, outcome.Error);
         }
     }
 
-    private async Task<Outcome> ForwardAsync(HttpContext context, string traceparent)
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<Outcome> ForwardAsync(IProxyExchange x, string traceparent)
     {
         var s = _state.Snapshot;
         var policy = s.Policy;
-        var request = context.Request;
-        var aborted = context.RequestAborted;
+        var aborted = x.Aborted;
         s.Budget.RecordRequest();
 
         var maxAttempts = 1 + Math.Max(0, policy.Retries.Attempts);
-        var idempotent = IsIdempotent(request.Method);
-        var hasBody = context.Features.Get<IHttpRequestBodyDetectionFeature>()?.CanHaveBody ?? request.ContentLength > 0;
-        var body = hasBody ? new RequestBody(null, true, request.ContentLength) : RequestBody.None;
-        // A refused connect never reached the replica, so even a POST may go to another one: bodies are buffered for that too.
-        if (hasBody && maxAttempts > 1 && (idempotent || policy.Retries.NonIdempotent || s.Retry.ConnectFailure)
-            && request.ContentLength is long length && length <= policy.Retries.MaxBufferedBody.Bytes)
+        var idempotent = IsIdempotent(x.Method);
+        RequestBody body;
+        try
         {
-            var buffered = new byte[length];
-            try
-            {
-                await request.Body.ReadExactlyAsync(buffered, aborted);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                return ClientBodyFailed(context, ex, 0);
-            }
-
-            body = new RequestBody(buffered, false, length);
+            body = await x.ReadBodyAsync(s, maxAttempts, idempotent);
         }
-        else if (hasBody && maxAttempts > 1 && request.ContentLength is null && s.Route.Endpoint.Protocol.IsHttp2() && s.Retry.GrpcStatuses.Count + s.Retry.Statuses.Count > 0)
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // HTTP/2 bodies (gRPC calls) often come without a length: buffer up to the replay limit, else stream on.
-            try
-            {
-                body = await BufferUpToAsync(request.Body, policy.Retries.MaxBufferedBody.Bytes, aborted);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                return ClientBodyFailed(context, ex, 0);
-            }
+            return ClientBodyFailed(x, ex, 0);
         }
 
         var replayable = !body.Streamed;
-        var hashKey = HashKeyOf(s, request);
-        var group = SelectGroup(s, request);
+        var hashKey = HashKeyOf(s, x);
+        var group = SelectGroup(s, x);
         var http2 = s.Route.Endpoint.Protocol.IsHttp2();
         var total = policy.Timeout;
-        var grpcDeadline = s.Route.Endpoint.Protocol == EndpointProtocol.Grpc ? Http2Forwarder.GrpcTimeout(request.Headers["grpc-timeout"].ToString()) : null;
+        var grpcDeadline = s.Route.Endpoint.Protocol == EndpointProtocol.Grpc ? Http2Forwarder.GrpcTimeout(x.Header("grpc-timeout") ?? "") : null;
         if (grpcDeadline is { } deadline)
         {
             // The caller's gRPC deadline bounds the whole call here too, retries included.
             total = total is { } t && t < deadline ? t : deadline;
         }
 
-        using var timer = new RequestTimer(_state.Time, total, aborted);
+        using var timer = x.Timer(_state.Time).Start(total, aborted);
         List<EndpointState>? tried = null;
         for (var attempt = 1; ; attempt++)
         {
@@ -186,13 +176,13 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             if (!ReferenceEquals(s, _state.Snapshot))
             {
                 s = _state.Snapshot;
-                group = SelectGroup(s, request);
+                group = SelectGroup(s, x);
             }
 
             if (s.All.Length == 0 && await _state.WaitForUpstreamAsync(timer.Arm(null)))
             {
                 s = _state.Snapshot;
-                group = SelectGroup(s, request);
+                group = SelectGroup(s, x);
             }
 
             var e = _state.Selector.Choose(s, group, tried, hashKey, out var permit);
@@ -202,10 +192,10 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                 _telemetry.Rejected(none ? "no-upstream" : "circuit-open");
                 if (!none)
                 {
-                    context.Response.Headers[CircuitHeader] = $"endpoint/{_state.Service}/*";
+                    x.SetHeader(CircuitHeader, $"endpoint/{_state.Service}/*");
                 }
 
-                return Answer(context, 503, none ? "no-upstream" : "circuit-open", "-", attempt - 1, countsForService: false);
+                return Answer(x, 503, none ? "no-upstream" : "circuit-open", "-", attempt - 1, countsForService: false);
             }
 
             e.Enter();
@@ -219,8 +209,8 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                 try
                 {
                     a = http2
-                        ? await _http2.SendAsync(context, e, body, traceparent, grpcDeadline is null ? null : timer.Remaining, token)
-                        : await Http1Forwarder.SendAsync(context, e, body, traceparent, null, token);
+                        ? await _http2.SendAsync(((KestrelExchange)x).Context, e, body, traceparent, grpcDeadline is null ? null : timer.Remaining, token)
+                        : await x.SendHttp1Async(e, body, traceparent, token);
                 }
                 catch (OperationCanceledException)
                 {
@@ -236,7 +226,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                 if (error == AttemptError.ClientBody)
                 {
                     e.Breaker.Release(permit);
-                    return ClientBodyFailed(context, null, attempt);
+                    return ClientBodyFailed(x, null, attempt);
                 }
 
                 var grpcStatus = a.GrpcStatus;
@@ -308,7 +298,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                     _telemetry.Retried(verdict.Reason!);
                     if (verdict.Backoff && !await BackoffAsync(policy, attempt, timer))
                     {
-                        return Answer(context, 504, "upstream-timeout", e.Upstream.ReplicaId, attempt);
+                        return Answer(x, 504, "upstream-timeout", e.Upstream.ReplicaId, attempt);
                     }
 
                     continue;
@@ -319,7 +309,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                     a = default;
                     try
                     {
-                        await Http2Forwarder.CopyResponseAsync(context, h2Response, timer.Arm(null));
+                        await Http2Forwarder.CopyResponseAsync(((KestrelExchange)x).Context, h2Response, timer.Arm(null));
                         if (grpcStatus is null && h2Response.TrailingHeaders.NonValidated.TryGetValues("grpc-status", out var trailer)
                             && int.TryParse(trailer.ToString(), System.Globalization.CultureInfo.InvariantCulture, out var final))
                         {
@@ -345,11 +335,11 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                         AttemptError.PerTryTimeout or AttemptError.Timeout => (504, "upstream-timeout"),
                         AttemptError.None or AttemptError.ClientBody => (502, "proxy-error"),
                     };
-                    return Answer(context, status, label, e.Upstream.ReplicaId, attempt);
+                    return Answer(x, status, label, e.Upstream.ReplicaId, attempt);
                 }
 
                 a = default;
-                await Http1Forwarder.CopyResponseAsync(context, e, connection, timer.Arm(null));
+                await x.CopyHttp1ResponseAsync(e, connection, timer.Arm(null));
                 return new Outcome(connection.Head.Status, e.Upstream.ReplicaId, attempt, null, true);
             }
             finally
@@ -359,27 +349,6 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                 {
                     e.Exit();
                 }
-            }
-        }
-    }
-
-    private static async Task<RequestBody> BufferUpToAsync(Stream body, long limit, CancellationToken cancellationToken)
-    {
-        var buffer = new MemoryStream();
-        var chunk = new byte[16 * 1024];
-        while (true)
-        {
-            var n = await body.ReadAsync(chunk, cancellationToken);
-            if (n == 0)
-            {
-                return new RequestBody(buffer.ToArray(), false, buffer.Length);
-            }
-
-            buffer.Write(chunk, 0, n);
-            if (buffer.Length > limit)
-            {
-                buffer.Position = 0;
-                return new RequestBody(null, true, null) { Source = new ConcatenatedStream(buffer, body) };
             }
         }
     }
@@ -408,23 +377,23 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
     /// An HTTP/1.1 Upgrade (WebSocket): one handshake to a chosen upstream over an owned connection; on 101 the client and
     /// upstream connections are spliced until either side closes. Not retried; only the handshake is bounded by the timeouts.
     /// </summary>
-    private async Task<Outcome> UpgradeAsync(HttpContext context, IHttpUpgradeFeature upgrade, string traceparent)
+    private async Task<Outcome> UpgradeAsync(HttpContext context, IProxyExchange x, IHttpUpgradeFeature upgrade, string traceparent)
     {
         var s = _state.Snapshot;
         var policy = s.Policy;
         var aborted = context.RequestAborted;
-        var e = _state.Selector.Choose(s, SelectGroup(s, context.Request), null, HashKeyOf(s, context.Request), out var permit);
+        var e = _state.Selector.Choose(s, SelectGroup(s, x), null, HashKeyOf(s, x), out var permit);
         if (e is null)
         {
             var none = s.All.Length == 0;
-            return Answer(context, 503, none ? "no-upstream" : "circuit-open", "-", 0, countsForService: false);
+            return Answer(x, 503, none ? "no-upstream" : "circuit-open", "-", 0, countsForService: false);
         }
 
         e.Enter();
         Http1Connection? connection = null;
         try
         {
-            using (var timer = new RequestTimer(_state.Time, policy.Timeout, aborted))
+            using (var timer = new RequestTimer(_state.Time).Start(policy.Timeout, aborted))
             {
                 var a = await Http1Forwarder.SendAsync(context, e, RequestBody.None, traceparent, context.Request.Headers.Upgrade.ToString(), timer.Arm(policy.PerTryTimeout));
                 if (a.Connection is null)
@@ -433,7 +402,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                     e.Breaker.Report(permit, false);
                     _state.ReportOutcome(s, e, AttemptOutcome.GatewayError);
                     var timedOut = a.Error is AttemptError.PerTryTimeout or AttemptError.Timeout;
-                    return Answer(context, timedOut ? 504 : 502, timedOut ? "upstream-timeout" : a.Error == AttemptError.ConnectFailure ? "upstream-connect-failure" : "upstream-reset",
+                    return Answer(x, timedOut ? 504 : 502, timedOut ? "upstream-timeout" : a.Error == AttemptError.ConnectFailure ? "upstream-connect-failure" : "upstream-reset",
                         e.Upstream.ReplicaId, 1);
                 }
 
@@ -507,151 +476,52 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             && (request.ContentLength is not null || headers.ContainsKey("Content-Length") || headers.ContainsKey("X-Content-Length"));
     }
 
-    private EndpointState[] SelectGroup(RouteSnapshot s, HttpRequest request) =>
-        _state.Selector.SelectGroup(s, s.HeaderRoutes.Length == 0 ? null : name => NullIfEmpty(request.Headers[name].ToString()));
+    private EndpointState[] SelectGroup(RouteSnapshot s, IProxyExchange x) =>
+        _state.Selector.SelectGroup(s, s.HeaderRoutes.Length == 0 ? null : x.Header);
 
-    private static string? HashKeyOf(RouteSnapshot s, HttpRequest request) => s.HashOn switch
+    private static string? HashKeyOf(RouteSnapshot s, IProxyExchange x) => s.HashOn switch
     {
         null => null,
-        { Source: HashSource.Header } h => NullIfEmpty(request.Headers[h.Name].ToString()),
-        { Source: HashSource.Cookie } h => request.Cookies[h.Name],
+        { Source: HashSource.Header } h => x.Header(h.Name),
+        { Source: HashSource.Cookie } h => x.Cookie(h.Name),
     };
 
-    private Outcome ClientBodyFailed(HttpContext context, Exception? ex, int attempts)
+    private Outcome ClientBodyFailed(IProxyExchange x, Exception? ex, int attempts)
     {
         var status = ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status400BadRequest;
-        if (context.Response.HasStarted)
+        if (x.ResponseStarted)
         {
-            context.Abort();
+            x.Abort();
             return new Outcome(499, "-", attempts, "client-body", false);
         }
 
-        return Answer(context, status, "client-body", "-", attempts, countsForService: false);
+        return Answer(x, status, "client-body", "-", attempts, countsForService: false);
     }
 
-    private Outcome Answer(HttpContext context, int status, string error, string upstream, int attempts, bool countsForService = true)
+    private Outcome Answer(IProxyExchange x, int status, string error, string upstream, int attempts, bool countsForService = true)
     {
-        context.Response.Headers[ErrorHeader] = error;
+        x.SetHeader(ErrorHeader, error);
         if (_state.Snapshot.Route.Endpoint.Protocol == EndpointProtocol.Grpc && status != 400)
         {
             // A gRPC client reads the status from grpc-status (a trailers-only answer), not from the HTTP status.
-            context.Response.StatusCode = StatusCodes.Status200OK;
-            context.Response.ContentType = "application/grpc";
-            context.Response.Headers["grpc-status"] = (status == 504 ? GrpcDeadlineExceeded : GrpcUnavailable).ToString(System.Globalization.CultureInfo.InvariantCulture);
-            context.Response.Headers["grpc-message"] = "berth mesh: " + error;
+            x.SetStatus(StatusCodes.Status200OK);
+            x.SetHeader("Content-Type", "application/grpc");
+            x.SetHeader("grpc-status", (status == 504 ? GrpcDeadlineExceeded : GrpcUnavailable).ToString(System.Globalization.CultureInfo.InvariantCulture));
+            x.SetHeader("grpc-message", "berth mesh: " + error);
             _telemetry.Grpc(status == 504 ? GrpcDeadlineExceeded : GrpcUnavailable);
         }
         else
         {
-            context.Response.StatusCode = status;
+            x.SetStatus(status);
         }
 
         return new Outcome(status, upstream, attempts, error, countsForService);
     }
 
-    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
-
     /// <summary>RFC 9110 idempotent methods (and OPTIONS/TRACE, which are safe).</summary>
     internal static bool IsIdempotent(string method) =>
         HttpMethods.IsGet(method) || HttpMethods.IsHead(method) || HttpMethods.IsOptions(method) || HttpMethods.IsPut(method)
         || HttpMethods.IsDelete(method) || HttpMethods.IsTrace(method);
-
-    /// <summary>
-    /// One cancellation source per request for the total timeout and each try's timeout (re-armed per attempt, renewed
-    /// only after a per-try timeout fired), instead of a linked source and timer per bound per attempt.
-    /// </summary>
-    private sealed class RequestTimer : IDisposable
-    {
-        private readonly TimeProvider _time;
-        private readonly TimeSpan? _total;
-        private readonly CancellationToken _aborted;
-        private readonly long _started;
-        private CancellationTokenSource _cts;
-        private CancellationTokenRegistration _registration;
-
-        public RequestTimer(TimeProvider time, TimeSpan? total, CancellationToken aborted)
-        {
-            _time = time;
-            _total = total;
-            _aborted = aborted;
-            _started = time.GetTimestamp();
-            _cts = Create();
-        }
-
-        public bool TotalExpired => _total is { } t && _time.GetElapsedTime(_started) >= t;
-
-        public bool ClientAborted => _aborted.IsCancellationRequested;
-
-        /// <summary>Time left of the total bound (null: none).</summary>
-        public TimeSpan? Remaining => _total is { } t ? t - _time.GetElapsedTime(_started) : null;
-
-        /// <summary>A token cancelled at the earlier of the per-try bound and the total deadline, or when the client leaves.</summary>
-        public CancellationToken Arm(TimeSpan? perTry)
-        {
-            if (_cts.IsCancellationRequested && !_aborted.IsCancellationRequested)
-            {
-                _registration.Dispose();
-                _cts.Dispose();
-                _cts = Create();
-            }
-
-            TimeSpan? bound = perTry;
-            if (_total is { } t)
-            {
-                var remaining = t - _time.GetElapsedTime(_started);
-                remaining = remaining < TimeSpan.Zero ? TimeSpan.Zero : remaining;
-                bound = bound is { } b && b < remaining ? b : remaining;
-            }
-
-            _cts.CancelAfter(bound ?? Timeout.InfiniteTimeSpan);
-            return _cts.Token;
-        }
-
-        public void Dispose()
-        {
-            _registration.Dispose();
-            _cts.Dispose();
-        }
-
-        private CancellationTokenSource Create()
-        {
-            var cts = new CancellationTokenSource(Timeout.InfiniteTimeSpan, _time);
-            _registration = _aborted.UnsafeRegister(static state => ((CancellationTokenSource)state!).Cancel(), cts);
-            return cts;
-        }
-    }
-
-    /// <summary>Reads <paramref name="first"/> then <paramref name="rest"/>: a body whose start was buffered and whose rest still streams.</summary>
-    private sealed class ConcatenatedStream(Stream first, Stream rest) : Stream
-    {
-        public override bool CanRead => true;
-
-        public override bool CanSeek => false;
-
-        public override bool CanWrite => false;
-
-        public override long Length => throw new NotSupportedException();
-
-        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
-
-        public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
-
-        public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
-        {
-            var n = await first.ReadAsync(buffer, cancellationToken);
-            return n > 0 ? n : await rest.ReadAsync(buffer, cancellationToken);
-        }
-
-        public override void Flush()
-        {
-        }
-
-        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
-
-        public override void SetLength(long value) => throw new NotSupportedException();
-
-        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
-    }
 
     /// <summary>How a request ended; <see cref="CountsForService"/> is false for answers that say nothing about the service's health (no Ready upstream, fail-fast, a bad client body).</summary>
     private readonly record struct Outcome(int Status, string Upstream, int Attempts, string? Error, bool CountsForService);

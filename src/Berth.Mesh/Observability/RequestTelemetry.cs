@@ -1,6 +1,5 @@
 using Berth.Mesh.Resilience;
 using Berth.Mesh.Routing;
-using Microsoft.AspNetCore.Http;
 
 namespace Berth.Mesh.Observability;
 
@@ -8,6 +7,8 @@ namespace Berth.Mesh.Observability;
 /// One finished request as a mesh listener saw it (for traces and request views). <c>Error</c> is the mesh's own
 /// reason when it produced the answer (the <c>x-berth-error</c> value), else null. <c>TraceParent</c> is what the mesh sent
 /// upstream (its own hop's span); <c>CallerTraceParent</c> what the caller sent, if anything (the hop's parent).
+/// <c>Weight</c> is how many requests of the service this record stands for (more than 1 when the data plane sent only a
+/// sample of them).
 /// </summary>
 public readonly record struct MeshRequestRecord(
     string Service,
@@ -21,7 +22,8 @@ public readonly record struct MeshRequestRecord(
     TimeSpan Elapsed,
     string? TraceParent,
     string? Error,
-    string? CallerTraceParent = null);
+    string? CallerTraceParent = null,
+    int Weight = 1);
 
 /// <summary>Receives every finished request of every listener; called on the request path, so it must be quick and thread-safe.</summary>
 public interface IMeshRequestObserver
@@ -60,7 +62,7 @@ internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver?
 
     public void RetrySkipped(string why) => state.Metrics.RetriesSkipped.WithLabels(state.Service, state.EndpointName, why).Inc();
 
-    public void Completed(HttpContext context, int status, string upstream, int attempts, long startedTimestamp, string? traceparent, string? error)
+    internal void Completed(Http.IProxyExchange x, int status, string upstream, int attempts, long startedTimestamp, string? traceparent, string? error)
     {
         var time = state.Time;
         var elapsed = time.GetElapsedTime(startedTimestamp);
@@ -72,13 +74,13 @@ internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver?
             return;
         }
 
-        var path = context.Request.Path.Value ?? "/";
+        var path = x.Path;
         if (accessLog)
         {
-            Log.Access(state.Logger, context.Request.Method, path, status, upstream, elapsed.TotalMilliseconds, attempts, traceparent ?? "");
+            Log.Access(state.Logger, x.Method, path, status, upstream, elapsed.TotalMilliseconds, attempts, traceparent ?? "");
         }
 
-        observer?.OnRequest(new MeshRequestRecord(state.Service, state.EndpointName, context.Request.Method, path, status, upstream, attempts,
-            time.GetUtcNow() - elapsed, elapsed, traceparent, error, context.Request.Headers[TraceContext.Header].FirstOrDefault()));
+        observer?.OnRequest(new MeshRequestRecord(state.Service, state.EndpointName, x.Method, path, status, upstream, attempts,
+            time.GetUtcNow() - elapsed, elapsed, traceparent, error, x.Header(TraceContext.Header)));
     }
 }

@@ -10,19 +10,53 @@ internal static class TraceContext
     /// <summary>The traceparent to send upstream for an incoming one (null or invalid: a new sampled trace).</summary>
     public static string Next(string? incoming)
     {
-        var spanId = ActivitySpanId.CreateRandom().ToHexString();
-        if (TryParse(incoming, out var traceId, out var flags))
+        var continued = IsValid(incoming);
+        // One string, written in place (this runs once per request).
+        return string.Create(55, (continued ? incoming : null), static (span, caller) =>
         {
-            return $"00-{traceId}-{spanId}-{flags}";
-        }
+            Span<byte> id = stackalloc byte[16];
+            "00-".CopyTo(span);
+            if (caller is not null)
+            {
+                caller.AsSpan(3, 32).CopyTo(span[3..]);
+            }
+            else
+            {
+                ActivityTraceId.CreateRandom().CopyTo(id);
+                Convert.TryToHexStringLower(id, span.Slice(3, 32), out _);
+            }
 
-        return $"00-{ActivityTraceId.CreateRandom().ToHexString()}-{spanId}-01";
+            span[35] = '-';
+            ActivitySpanId.CreateRandom().CopyTo(id[..8]);
+            Convert.TryToHexStringLower(id[..8], span.Slice(36, 16), out _);
+            span[52] = '-';
+            if (caller is not null)
+            {
+                caller.AsSpan(53, 2).CopyTo(span[53..]);
+            }
+            else
+            {
+                "01".CopyTo(span[53..]);
+            }
+        });
     }
 
     /// <summary>Version 00 layout: 00-{32 hex trace id, not all zero}-{16 hex parent id, not all zero}-{2 hex flags}.</summary>
     public static bool TryParse(string? value, out string traceId, out string flags)
     {
         traceId = flags = "";
+        if (!IsValid(value))
+        {
+            return false;
+        }
+
+        traceId = value.Substring(3, 32);
+        flags = value.Substring(53, 2);
+        return true;
+    }
+
+    private static bool IsValid([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] string? value)
+    {
         if (value is null || value.Length < 55 || value[2] != '-' || value[35] != '-' || value[52] != '-' || value[0] == 'f')
         {
             return false;
@@ -37,8 +71,6 @@ internal static class TraceContext
             return false;
         }
 
-        traceId = t.ToString();
-        flags = f.ToString();
         return true;
     }
 

@@ -31,20 +31,39 @@ internal sealed class PodListeners : IAsyncDisposable
 
     public PodNetwork Pod { get; private set; }
 
+    /// <summary>The route last applied (a host-gateway pod's mirrors are re-read against it).</summary>
+    public PodRoute? Route { get; private set; }
+
+    /// <summary>Mirrored host ports that could not be bound in the pod (e.g. its replica listens on that port on every
+    /// address), said once each rather than on every re-read.</summary>
+    private readonly HashSet<int> _mirrorsRefused = [];
+
     /// <summary>The listeners open now, for tests and <c>/routes</c>.</summary>
     public IReadOnlyCollection<OutboundListener> Open => [.. _acceptors.Values.Select(a => a.Listener)];
 
-    /// <summary>Opens the listeners <paramref name="route"/> names that are not open, retargets kept ones, closes the rest.</summary>
-    public async Task UpdateAsync(PodRoute route, CancellationToken cancellationToken)
+    /// <summary>Opens the listeners <paramref name="route"/> names that are not open, retargets kept ones, closes the rest.
+    /// A host-gateway pod also gets one listener per port in <paramref name="hostPorts"/> (port → host address) at
+    /// <see cref="PodDefaults.HostGatewayAddress"/>.</summary>
+    public async Task UpdateAsync(PodRoute route, IReadOnlyDictionary<int, string> hostPorts, CancellationToken cancellationToken)
     {
         if (route.Pod != Pod)
         {
             // The pod was made again under the same id (a restart): every socket of the old namespace goes.
             await CloseAllAsync().ConfigureAwait(false);
             Pod = route.Pod;
+            _mirrorsRefused.Clear();
         }
 
+        Route = route;
         var wanted = route.Listeners.ToDictionary(l => (l.Address, l.Port));
+        if (route.HostGateway)
+        {
+            foreach (var (port, target) in hostPorts)
+            {
+                wanted.TryAdd((PodDefaults.HostGatewayAddress, port), new OutboundListener(PodDefaults.HostGateway, $"tcp-{port}", PodDefaults.HostGatewayAddress, port) { ForwardTo = target });
+            }
+        }
+
         foreach (var key in _acceptors.Keys.Where(k => !wanted.ContainsKey(k)).ToList())
         {
             _acceptors.Remove(key, out var gone);
@@ -77,7 +96,13 @@ internal sealed class PodListeners : IAsyncDisposable
                 }
 
                 _acceptors[key] = new Acceptor(this, listener, socket);
-                Log.PodListenerStarted(_logger, Pod.PodId, listener.Service, listener.Endpoint, address);
+                if (listener.ForwardTo is null)
+                {
+                    Log.PodListenerStarted(_logger, Pod.PodId, listener.Service, listener.Endpoint, address);
+                }
+            }
+            catch (SocketException) when (listener.ForwardTo is not null && !_mirrorsRefused.Add(listener.Port))
+            {
             }
             catch (SocketException e)
             {
@@ -148,7 +173,7 @@ internal sealed class PodListeners : IAsyncDisposable
                 using (client)
                 {
                     client.NoDelay = true;
-                    if (_owner._resolve(listener.Service, listener.Endpoint) is not { } target)
+                    if ((listener.ForwardTo is { } host ? IPEndPoint.Parse(host) : _owner._resolve(listener.Service, listener.Endpoint)) is not { } target)
                     {
                         Log.PodOutboundFailed(_owner._logger, _owner.Pod.PodId, listener.Service, listener.Endpoint, "the endpoint has no mesh listener");
                         return;

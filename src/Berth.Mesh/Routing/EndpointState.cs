@@ -20,9 +20,16 @@ internal sealed class EndpointState
         Breaker = breaker;
         Ewma = new PeakEwma(time);
         HostHeader = $"{FormatHost(upstream.Host)}:{upstream.Port}";
-        Uri = new Uri($"http://{HostHeader}");
+        // HTTP/2 connections are pooled by the URI's authority: every pod has its own 127.0.0.1:port, so an upstream in a pod
+        // gets an authority of its own (the pod's identity, hashed), never resolved — the h2c connect callback makes the
+        // socket in the pod — and the request carries the real Host (see Http2Forwarder).
+        Uri = new Uri(upstream.Pod is { } pod ? $"http://{PodAuthority(pod)}:{upstream.Port}" : $"http://{HostHeader}");
         Pool = new Http1ConnectionPool(upstream.Host, upstream.Port, connectTimeout ?? HttpProxy.ConnectTimeout, time) { Pod = upstream.Pod };
     }
+
+    /// <summary>A host name standing for one pod in connection-pool keys: <c>pod-HASH.invalid</c> (RFC 6761: never resolves).</summary>
+    public static string PodAuthority(PodNetwork pod) =>
+        "pod-" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{pod.PodId}\n{pod.NamespacePath}\n{pod.NamespaceInode}\n{pod.SocketHelper}")).AsSpan(0, 8)) + ".invalid";
 
     /// <summary>The Host header requests to this upstream carry (its address, as SocketsHttpHandler would set it).</summary>
     public string HostHeader { get; }

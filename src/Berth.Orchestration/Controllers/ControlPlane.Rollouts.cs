@@ -96,6 +96,12 @@ public sealed partial class ControlPlane
             ? _state.DriverFor(h.Kind).GetStatsAsync(h, cancellationToken)
             : throw new ControlPlaneException(ControlPlaneError.Conflict, $"replica '{replica.Id}' has not started yet, so it has no stats");
 
+    /// <summary>A running replica's processes from its driver (<c>berth top</c>).</summary>
+    public Task<IReadOnlyList<Runtime.Process.ProcessRow>> GetReplicaProcessesAsync(ReplicaRecord replica, CancellationToken cancellationToken) =>
+        replica.Handle is { } h
+            ? _state.DriverFor(h.Kind).TopAsync(h, cancellationToken)
+            : throw new ControlPlaneException(ControlPlaneError.Conflict, $"replica '{replica.Id}' has not started yet, so it has no processes");
+
     private Task SetPausedAsync(string service, bool paused, CancellationToken ct) => _loop.LockedAsync(() =>
     {
         RequireService(service);

@@ -112,7 +112,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
                 _revisions.Install(current);
             }
 
-            _rollouts.Load();
+            _rollouts.Load(_state.Now);
             foreach (var r in _state.Store.ListReplicas())
             {
                 _state.Replicas[r.Id] = r;
@@ -209,6 +209,11 @@ public sealed partial class ControlPlane : IAsyncDisposable
     /// <summary>Stops every replica gracefully (out of routing first) and waits for them; the control plane then does nothing more.</summary>
     public async Task DownAsync(CancellationToken cancellationToken)
     {
+        foreach (var id in OneOffs)
+        {
+            await RemoveOneOffAsync(id, remove: true, cancellationToken);
+        }
+
         await _loop.LockedAsync(async () =>
         {
             _state.Down = true;

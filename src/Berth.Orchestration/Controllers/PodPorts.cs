@@ -54,7 +54,7 @@ internal static class PodPorts
             foreach (var line in lines.Skip(1))
             {
                 var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
-                if (fields.Length > 3 && fields[3] == "0A" && fields[1].LastIndexOf(':') is var colon and > 0
+                if (fields.Length > 3 && fields[3] == "0A" && fields[1].LastIndexOf(':') is var colon and > 0 && !MeshOwned(fields[1].AsSpan(0, colon))
                     && int.TryParse(fields[1].AsSpan(colon + 1), NumberStyles.HexNumber, CultureInfo.InvariantCulture, out var port))
                 {
                     ports.Add(port);
@@ -64,6 +64,10 @@ internal static class PodPorts
 
         return ports.ToImmutable();
     }
+
+    /// <summary>A socket the data plane holds in the pod (an outbound listener on a service's virtual address in 127.77/16,
+    /// or a host-gateway mirror in 127.78/16), not one of the replica's: its hex address (little-endian) ends in 4D7F / 4E7F.</summary>
+    private static bool MeshOwned(ReadOnlySpan<char> hex) => hex.Length == 8 && (hex.EndsWith("4D7F") || hex.EndsWith("4E7F"));
 
     /// <summary>The <c>inuse</c> count of one protocol line of <c>/proc/PID/net/sockstat[6]</c> (per network namespace), or
     /// -1 when it cannot be read (then the tables are read, as before).</summary>

@@ -141,17 +141,50 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
         state.Loop.Track(async () =>
         {
             ReplicaStatus status;
-            try
+            string? unreachable = null;
+            while (true)
             {
-                status = await driver.WaitForExitAsync(handle, cts.Token);
-            }
-            catch (OperationCanceledException)
-            {
-                return;
-            }
-            catch (Exception e)
-            {
-                status = new ReplicaStatus { State = ReplicaState.Unknown, Error = e.Message };
+                try
+                {
+                    if (unreachable is not null)
+                    {
+                        // A wait on a running container would not return, so an inspect (answered at once) tells that the engine is back.
+                        await driver.InspectAsync(handle, cts.Token);
+                        unreachable = null;
+                        await state.Loop.UnderLockAsync(_ => MarkEngine(r.Id, handle, null));
+                    }
+
+                    status = await driver.WaitForExitAsync(handle, cts.Token);
+                    break;
+                }
+                catch (OperationCanceledException)
+                {
+                    return;
+                }
+                catch (RuntimeUnavailableException e)
+                {
+                    // The engine is gone, not the replica (a container outlives dockerd): keep it as it is, routed by its
+                    // probes, say so once, and ask again until the engine answers.
+                    if (unreachable is null)
+                    {
+                        unreachable = $"{EngineUnreachablePrefix} {state.Now.UtcDateTime:HH:mm:ss} UTC; kept as it was, routed by its probes, until the engine answers ({e.Message.TrimEnd('.')})";
+                        await state.Loop.UnderLockAsync(_ => MarkEngine(r.Id, handle, unreachable));
+                    }
+
+                    try
+                    {
+                        await Task.Delay(EngineRetry, state.Time, cts.Token);
+                    }
+                    catch (OperationCanceledException)
+                    {
+                        return;
+                    }
+                }
+                catch (Exception e)
+                {
+                    status = new ReplicaStatus { State = ReplicaState.Unknown, Error = e.Message };
+                    break;
+                }
             }
 
             await state.Loop.UnderLockAsync(ct =>
@@ -165,6 +198,37 @@ internal sealed class ReplicaLifecycle(PlaneState state, ProbeCoordinator probes
                 return PublishRoutesAsync(ct);
             });
         });
+    }
+
+    /// <summary>What a replica's reason starts with while its runtime (the Docker engine) does not answer.</summary>
+    internal const string EngineUnreachablePrefix = "runtime not answering since";
+
+    /// <summary>How often a replica's exit is asked for again while its runtime does not answer: 1 s.</summary>
+    private static readonly TimeSpan EngineRetry = TimeSpan.FromSeconds(1);
+
+    /// <summary>Says on a watched replica that its runtime stopped answering (<paramref name="reason"/>), or that it answers
+    /// again (null): the reason and an event, once each way; phase, routing and restarts are left alone.</summary>
+    private Task MarkEngine(string id, ReplicaHandle handle, string? reason)
+    {
+        if (state.Replicas.TryGetValue(id, out var r) && ReferenceEquals(state.Runtime[id].WatchedHandle, handle))
+        {
+            if (reason is not null)
+            {
+                state.Save(r with { Reason = reason });
+                state.Emit(EventTypes.RuntimeUnreachable, r.Service, id, reason);
+            }
+            else
+            {
+                if (r.Reason?.StartsWith(EngineUnreachablePrefix, StringComparison.Ordinal) == true)
+                {
+                    state.Save(r with { Reason = null });
+                }
+
+                state.Emit(EventTypes.RuntimeReachable, r.Service, id, "runtime answers again");
+            }
+        }
+
+        return Task.CompletedTask;
     }
 
     /// <summary>Applies the restart policy to an exit: back off and restart, or finish as Completed/Failed.

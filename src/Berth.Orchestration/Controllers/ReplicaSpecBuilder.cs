@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using Berth.Core.Model;
+using Berth.Core.Routing;
 using Berth.Orchestration.State;
 using Berth.Runtime;
 
@@ -109,6 +110,10 @@ internal static class ReplicaSpecBuilder
             Container = service.Container,
             PullPolicy = service.PullPolicy,
             Pod = r.Pod ? PodFor(app, service, addresses ?? ImmutableSortedDictionary<string, string>.Empty) : null,
+            // A new container gets what the sync rules copied into the old ones; a process replica reads the files in place.
+            Syncs = service.EffectiveRuntime == RuntimeKind.Docker
+                ? [.. service.Watch.Where(w => w.Action is WatchAction.Sync or WatchAction.SyncRestart).Select(w => new SyncedFolder(w, service.Build?.Context))]
+                : [],
         };
     }
 
@@ -116,8 +121,13 @@ internal static class ReplicaSpecBuilder
     /// replicas listen there, so the URL is the one a Compose user writes), else its stable port.</summary>
     public static int OutboundPort(Endpoint? endpoint, int stablePort) => endpoint?.TargetPort ?? stablePort;
 
+    /// <summary>Whether a service asks to reach the host (<c>extra_hosts: NAME:host-gateway</c>, Compose's
+    /// <c>host.docker.internal</c>).</summary>
+    public static bool ReachesHost(Service service) =>
+        !service.Container.ExtraHosts.IsDefault && service.Container.ExtraHosts.Any(h => h.EndsWith(":" + PodDefaults.HostGateway, StringComparison.Ordinal));
+
     /// <summary>A replica's pod: every service's name and aliases at its virtual address, then the spec's extra hosts
-    /// (except <c>host-gateway</c>, which has no meaning in a pod holding only loopback).</summary>
+    /// (<c>host-gateway</c> is the pod's host-gateway address, where the data plane mirrors the host's loopback listeners).</summary>
     public static PodSpec PodFor(Application app, Service service, IReadOnlyDictionary<string, string> addresses)
     {
         var hosts = ImmutableArray.CreateBuilder<KeyValuePair<string, string>>();
@@ -143,9 +153,10 @@ internal static class ReplicaSpecBuilder
         foreach (var entry in service.Container.ExtraHosts.IsDefault ? [] : service.Container.ExtraHosts)
         {
             var colon = entry.IndexOf(':', StringComparison.Ordinal);
-            if (colon > 0 && entry[(colon + 1)..] != "host-gateway")
+            if (colon > 0)
             {
-                hosts.Add(new(entry[..colon], entry[(colon + 1)..]));
+                var address = entry[(colon + 1)..];
+                hosts.Add(new(entry[..colon], address == PodDefaults.HostGateway ? PodDefaults.HostGatewayAddress : address));
             }
         }
 

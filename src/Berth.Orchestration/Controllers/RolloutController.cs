@@ -123,12 +123,19 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
     private readonly List<RollbackRequest> _rollbacks = [];
     private DateTimeOffset? _wake;
 
-    public void Load()
+    /// <summary>
+    /// Reads the rollouts a previous control plane left. The progress deadline of one under way restarts at
+    /// <paramref name="now"/>: while no control plane ran, nothing could make progress (a new replica that vanished with it
+    /// is only restarted now), so that time is not the new revision's fault. Kubernetes' deployment controller counts its
+    /// own downtime against progressDeadlineSeconds; a one-machine control plane is killed or restarted far more often.
+    /// </summary>
+    public void Load(DateTimeOffset now)
     {
         foreach (var body in store.ListRollouts())
         {
             var r = JsonSerializer.Deserialize<RolloutRecord>(body, StateJson.Options)!;
-            _records[r.Service] = r.StableSpec is { } spec ? r with { StableSpec = store.Secrets.Open(spec) } : r;
+            r = r.StableSpec is { } spec ? r with { StableSpec = store.Secrets.Open(spec) } : r;
+            _records[r.Service] = r.State == RolloutState.Progressing && r.LastProgressAt < now ? r with { LastProgressAt = now } : r;
         }
 
         _view = _records.ToImmutableDictionary(StringComparer.Ordinal);

@@ -129,10 +129,10 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
 
         var listeners = OutboundFor(app, stablePorts.Ports, stablePorts.Addresses);
         var live = replicas.Where(r => r.Handle?.Pod is not null && r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready or ReplicaPhase.Terminating)
-            .ToDictionary(r => r.Id, r => new PodRoute(r.Handle!.Pod!, listeners), StringComparer.Ordinal);
+            .ToDictionary(r => r.Id, r => new PodRoute(r.Handle!.Pod!, listeners) { HostGateway = app.FindService(r.Service) is { } s && ReplicaSpecBuilder.ReachesHost(s) }, StringComparer.Ordinal);
         foreach (var (id, route) in live)
         {
-            if (_pods.TryGetValue(id, out var old) && old.Pod == route.Pod && old.Listeners.SequenceEqual(route.Listeners))
+            if (_pods.TryGetValue(id, out var old) && old.Pod == route.Pod && old.HostGateway == route.HostGateway && old.Listeners.SequenceEqual(route.Listeners))
             {
                 continue;
             }

@@ -170,6 +170,12 @@ public static class EventTypes
     public const string Waiting = "waiting";
     public const string LimitsNotEnforced = "limits-not-enforced";
 
+    /// <summary>A replica's runtime (the Docker engine) stopped answering: its state is unknown, it is kept as it was.</summary>
+    public const string RuntimeUnreachable = "runtime-unreachable";
+
+    /// <summary>The runtime answers again: what it says about the replica counts again.</summary>
+    public const string RuntimeReachable = "runtime-reachable";
+
     /// <summary>A stable port is held by another program: the service stays Pending (the message names the holder).</summary>
     public const string PortConflict = "port-conflict";
 }

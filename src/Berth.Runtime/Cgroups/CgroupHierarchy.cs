@@ -37,6 +37,9 @@ internal interface ICgroupHierarchy
     /// <summary>Removes the cgroup if it exists and is empty; false when something is still in it.</summary>
     bool Remove(string path);
 
+    /// <summary>The names of the cgroups directly below <paramref name="path"/> (in any controller), for a sweep by folder.</summary>
+    IReadOnlyList<string> Children(string path);
+
     /// <summary>How much Berth's whole subtree weighs against the rest of the machine when CPUs are contended, in v1 cpu.shares units (1024 = one ordinary process).</summary>
     void SetSubtreeCpuShares(long shares);
 }
@@ -200,7 +203,10 @@ internal static class CgroupDetector
         return [.. text.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => int.Parse(l, CultureInfo.InvariantCulture))];
     }
 
-    /// <summary>rmdir, the only way to delete a cgroup (its control files cannot be unlinked).</summary>
+    /// <summary>rmdir, the only way to delete a cgroup (its control files cannot be unlinked). A leaf that refuses it is
+    /// busy on the kernel's tree (a task in it, or one just reaped), or, on a fake tree laid out like the kernel's (tests,
+    /// a BERTH_CGROUP_ROOT folder), kept by the files written into it: those are deleted and rmdir tried once more (the
+    /// kernel refuses to unlink its control files, so on the real tree this changes nothing).</summary>
     internal static bool RemoveDirectory(string dir)
     {
         if (!Directory.Exists(dir))
@@ -213,11 +219,39 @@ internal static class CgroupDetector
             Directory.Delete(dir, recursive: false);
             return true;
         }
+        catch (IOException) when (!Directory.EnumerateDirectories(dir).Any() && !ReadPids(Path.Combine(dir, "cgroup.procs")).Any(p => Directory.Exists($"/proc/{p}")))
+        {
+            foreach (var file in Directory.EnumerateFiles(dir))
+            {
+                try
+                {
+                    File.Delete(file);
+                }
+                catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                {
+                    // A control file of the kernel's tree.
+                }
+            }
+
+            try
+            {
+                Directory.Delete(dir, recursive: false);
+                return true;
+            }
+            catch (IOException)
+            {
+                return false;
+            }
+        }
         catch (IOException)
         {
             return false;
         }
     }
+
+    /// <summary>The names of the folders directly below <paramref name="dir"/>, none when it does not exist.</summary>
+    internal static IEnumerable<string> ChildFolders(string dir) =>
+        Directory.Exists(dir) ? Directory.EnumerateDirectories(dir).Select(Path.GetFileName).OfType<string>() : [];
 
     internal static void ValidatePath(string path)
     {
@@ -251,6 +285,8 @@ internal sealed class NoCgroups(string description, string? fix = null) : ICgrou
     public IReadOnlyList<int> Pids(string path) => [];
 
     public bool Remove(string path) => true;
+
+    public IReadOnlyList<string> Children(string path) => [];
 
     public void SetSubtreeCpuShares(long shares)
     {

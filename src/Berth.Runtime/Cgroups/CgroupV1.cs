@@ -183,6 +183,10 @@ internal sealed class CgroupV1 : ICgroupHierarchy
         return removed;
     }
 
+    public IReadOnlyList<string> Children(string path) =>
+        [.. new[] { _cpu, _cpuacct, _memory, _cpuset }.OfType<string>().SelectMany(c => CgroupDetector.ChildFolders(Path.Combine(c, path)))
+            .Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
+
     public void SetSubtreeCpuShares(long shares) =>
         CgroupDetector.Write(Path.Combine(_cpu, "cpu.shares"), Math.Clamp(shares, 2, 262_144).ToString(CultureInfo.InvariantCulture));
 

@@ -161,6 +161,8 @@ internal sealed class CgroupV2 : ICgroupHierarchy
 
     public bool Remove(string path) => CgroupDetector.RemoveDirectory(Path.Combine(_base, path));
 
+    public IReadOnlyList<string> Children(string path) => [.. CgroupDetector.ChildFolders(Path.Combine(_base, path)).Order(StringComparer.Ordinal)];
+
     /// <summary>cpu.weight (1..10000, default 100) from shares (2..262144, default 1024), the mapping systemd and runc use.</summary>
     public void SetSubtreeCpuShares(long shares)
     {

@@ -51,9 +51,17 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     public bool Rootless { get; private set; }
 
     /// <summary>Whether Docker is usable here for this user, and through which engine, in the words <c>berth up</c> prints.</summary>
-    public HostCapability Capability => Capabilities.Available
-        ? new HostCapability(HostCapability.Docker, true, $"{(Rootless ? "rootless" : "rootful")} engine at {HostDescription}: {Capabilities.LimitsMechanism}")
-        : new HostCapability(HostCapability.Docker, false, Capabilities.UnavailableReason ?? $"not reachable at {HostDescription}", Capabilities.UnavailableReason is null ? UnreachableFix : null);
+    public HostCapability Capability => !Capabilities.Available
+        ? new HostCapability(HostCapability.Docker, false, Capabilities.UnavailableReason ?? $"not reachable at {HostDescription}", Capabilities.UnavailableReason is null ? UnreachableFix : null)
+        : _lost is { } lost
+        ? new HostCapability(HostCapability.Docker, false, $"the engine at {HostDescription} stopped answering at {lost.Since.UtcDateTime:HH:mm:ss} UTC ({lost.Why}); " +
+            "running containers are kept as they were and routed by their probes, and replicas to start wait for the engine", UnreachableFix)
+        : new HostCapability(HostCapability.Docker, true, $"{(Rootless ? "rootless" : "rootful")} engine at {HostDescription}: {Capabilities.LimitsMechanism}");
+
+    /// <summary>The engine answered at first and then stopped (killed, restarting): since when and why; null while it answers.</summary>
+    public EngineLoss? Lost => _lost;
+
+    private volatile EngineLoss? _lost;
 
     private const string UnreachableFix = "start Docker (systemctl start docker, or run dockerd); for rootless Docker: dockerd-rootless-setuptool.sh install, " +
         "then systemctl --user start docker; or set DOCKER_HOST to a running engine";
@@ -142,6 +150,13 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
 
         try
         {
+            foreach (var sync in spec.Syncs)
+            {
+                var filter = new Core.Build.WatchFilter(sync.Rule, sync.BuildContext);
+                await using var tar = await filter.TarAsync(filter.Files(), sync.Rule.Target!, cancellationToken).ConfigureAwait(false);
+                await CopyIntoAsync(created.ID, tar, cancellationToken).ConfigureAwait(false);
+            }
+
             await CallAsync(c => c.Containers.StartContainerAsync(created.ID, new ContainerStartParameters(), cancellationToken)).ConfigureAwait(false);
         }
         catch (DockerApiException e)
@@ -367,7 +382,19 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         };
     }
 
+    /// <summary>The container's processes: its main pid from the engine, then its cgroup's members from /proc (the engine
+    /// runs them on this kernel), so the columns are the process driver's.</summary>
+    public async Task<IReadOnlyList<Process.ProcessRow>> TopAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    {
+        var inspect = await CallAsync(c => c.Containers.InspectContainerAsync(ContainerId(replica), cancellationToken)).ConfigureAwait(false);
+        return inspect.State.Pid > 0 ? Process.ProcessTable.Of((int)inspect.State.Pid) : [];
+    }
+
     /// <summary>Runs the command inside the container through the engine's exec API (no docker CLI needed).</summary>
+    /// <summary>Extracts <paramref name="tar"/> at the container's root (docker cp's archive API); its entries carry their full paths.</summary>
+    public Task CopyIntoAsync(string containerId, Stream tar, CancellationToken cancellationToken) =>
+        CallAsync(c => c.Containers.ExtractArchiveToContainerAsync(containerId, new ContainerPathStatParameters { Path = "/" }, tar, cancellationToken));
+
     public async Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
     {
         var id = ContainerId(replica);
@@ -394,19 +421,40 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 Filters = new Dictionary<string, IDictionary<string, bool>> { ["label"] = new Dictionary<string, bool> { [$"{BerthLabels.App}={app}"] = true } },
             },
             cancellationToken)).ConfigureAwait(false);
-        return [.. containers
+        var handles = new List<ReplicaHandle>();
+        foreach (var c in containers
             .Where(c => c.Labels.ContainsKey(BerthLabels.Replica) && c.Labels.ContainsKey(BerthLabels.Service))
             .Where(c => _options.AppId is null || !c.Labels.TryGetValue(BerthLabels.AppId, out var id) || id == _options.AppId)
-            .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal)
-            .Select(c => new ReplicaHandle
+            .OrderBy(c => c.Labels[BerthLabels.Replica], StringComparer.Ordinal))
+        {
+            var replica = c.Labels[BerthLabels.Replica];
+            handles.Add(new ReplicaHandle
             {
-                ReplicaId = c.Labels[BerthLabels.Replica],
+                ReplicaId = replica,
                 App = app,
                 Service = c.Labels[BerthLabels.Service],
                 Revision = c.Labels.TryGetValue(BerthLabels.Revision, out var r) && long.TryParse(r, CultureInfo.InvariantCulture, out var rev) ? rev : 0,
                 Kind = RuntimeKind.Docker,
                 ContainerId = c.ID,
-            })];
+                Pod = await RefindPodAsync(c, replica, cancellationToken).ConfigureAwait(false),
+            });
+        }
+
+        return handles;
+    }
+
+    /// <summary>The pod of a running container in its own network (NetworkMode none), found again for a control plane that
+    /// adopts it: the main pid's network namespace, with its inode (the engine's pid is current; a recorded one may not be).</summary>
+    private async Task<PodNetwork?> RefindPodAsync(ContainerListResponse container, string replicaId, CancellationToken cancellationToken)
+    {
+        if (container.State != "running" || container.NetworkSettings?.Networks?.ContainsKey(PodNetworkMode) != true)
+        {
+            return null;
+        }
+
+        var inspected = await CallAsync(c => c.Containers.InspectContainerAsync(container.ID, cancellationToken)).ConfigureAwait(false);
+        var path = $"/proc/{inspected.State.Pid}/ns/net";
+        return inspected.State.Running && inspected.State.Pid > 0 ? new PodNetwork(replicaId, path) { NamespaceInode = PodSockets.InodeOf(path) } : null;
     }
 
     /// <summary>Creates the app's named volumes (labelled <c>berth.app</c> and <c>berth.volume</c>, so <c>berth down -v</c>
@@ -815,12 +863,15 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         return body.Length > 0 ? body : e.Message;
     }
 
-    /// <summary>Every engine call goes through here so an unreachable engine gives one clear error, never a stack trace.</summary>
+    /// <summary>Every engine call goes through here so an unreachable engine gives one clear error, never a stack trace, and
+    /// <see cref="Lost"/> says whether the engine answers now.</summary>
     private async Task<T> CallAsync<T>(Func<DockerClient, Task<T>> call)
     {
         try
         {
-            return await call(_client).ConfigureAwait(false);
+            var result = await call(_client).ConfigureAwait(false);
+            _lost = null;
+            return result;
         }
         catch (Exception e) when (IsUnreachable(e))
         {
@@ -833,6 +884,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         try
         {
             await call(_client).ConfigureAwait(false);
+            _lost = null;
         }
         catch (Exception e) when (IsUnreachable(e))
         {
@@ -855,6 +907,11 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         var where = _endpoint.Tried.Count > 0
             ? $": tried {string.Join(", ", _endpoint.Tried)}"
             : $" at {HostDescription}: {cause.Message.TrimEnd('.')}";
+        if (Capabilities.Available)
+        {
+            _lost ??= new EngineLoss(_options.TimeProvider.GetUtcNow(), cause.Message.TrimEnd('.'));
+        }
+
         return new DockerUnavailableException(
             $"Docker engine not reachable{where}. Start Docker (systemctl start docker, or run dockerd), " +
             "or set DOCKER_HOST to a running engine (rootless Docker: unix://$XDG_RUNTIME_DIR/docker.sock); the process driver needs no Docker.",

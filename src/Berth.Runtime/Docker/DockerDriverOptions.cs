@@ -71,4 +71,7 @@ public static class BerthLabels
 }
 
 /// <summary>The Docker engine cannot be reached; the message names the address (DOCKER_HOST) and how to start Docker.</summary>
-public sealed class DockerUnavailableException(string message, Exception? inner = null) : Exception(message, inner);
+public sealed class DockerUnavailableException(string message, Exception? inner = null) : RuntimeUnavailableException(message, inner);
+
+/// <summary>The engine stopped answering at <paramref name="Since"/>, as <paramref name="Why"/> says (e.g. "Connection refused").</summary>
+public sealed record EngineLoss(DateTimeOffset Since, string Why);

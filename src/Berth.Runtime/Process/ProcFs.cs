@@ -56,6 +56,21 @@ internal static partial class ProcFs
         return null;
     }
 
+    /// <summary>True when the kernel places <paramref name="pid"/> in a cgroup whose path ends with <paramref name="path"/> (in any
+    /// hierarchy): a pid read from a cgroup.procs file is then really that group's member, not a pid reused since or a line of
+    /// a fake tree.</summary>
+    public static bool InCgroup(int pid, string path)
+    {
+        try
+        {
+            return File.ReadLines($"/proc/{pid}/cgroup").Any(l => l.EndsWith("/" + path, StringComparison.Ordinal));
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>Sends <paramref name="signal"/>; false when there is no such process (or group, for a negative pid).</summary>
     public static bool Signal(int pid, int signal)
     {

@@ -385,10 +385,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
             for (var attempt = 0; ; attempt++)
             {
                 // Orphans of a replica whose supervisor was killed may still sit in its cgroup.
-                foreach (var pid in _placed.Pids(record.CgroupPath))
-                {
-                    ProcFs.Signal(pid, ProcFs.SigKill);
-                }
+                KillMembers(_placed, record.CgroupPath);
 
                 if (RemoveCgroup(_placed, record.CgroupPath, record.AppCgroup, log: attempt == CgroupRemoveAttempts - 1) || attempt == CgroupRemoveAttempts - 1)
                 {
@@ -406,6 +403,75 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
     /// <summary>How often a busy cgroup's removal is tried: 40 × the poll interval (2 s by default).</summary>
     private const int CgroupRemoveAttempts = 40;
+
+    /// <summary>SIGKILL to every process the kernel has in the cgroup at <paramref name="path"/>.</summary>
+    private static void KillMembers(ICgroupHierarchy cgroups, string path)
+    {
+        foreach (var pid in cgroups.Pids(path).Where(p => ProcFs.InCgroup(p, path)))
+        {
+            ProcFs.Signal(pid, ProcFs.SigKill);
+        }
+    }
+
+    /// <summary>The cgroup garbage collection of <c>berth down</c>, as the kubelet's: every cgroup left below the app's folder
+    /// (<c>berth/{app}/</c>) is removed, deepest first, then the folder itself. Such leftovers come from a replica whose
+    /// group was still busy when it was removed, or a control plane killed between a stop and the removal. Processes are
+    /// killed only in the groups named after one of <paramref name="ownReplicaIds"/> (this app's replicas): a same-named
+    /// app in another folder shares <c>berth/{app}/</c>, and a group that still holds one of its processes cannot be
+    /// removed, so it is left alone. Returns the groups still there (this app's busy ones are retried for
+    /// <see cref="CgroupRemoveAttempts"/> poll intervals).</summary>
+    public async Task<IReadOnlyList<string>> SweepCgroupsAsync(string app, IReadOnlySet<string> ownReplicaIds, CancellationToken cancellationToken)
+    {
+        try
+        {
+            CgroupDetector.ValidatePath(app);
+        }
+        catch (ArgumentException)
+        {
+            return []; // no cgroup was ever made for it
+        }
+
+        var cgroups = _placed;
+        for (var attempt = 0; ; attempt++)
+        {
+            var left = SweepBelow(cgroups, app, ownReplicaIds);
+            // Only this app's own groups are waited for; another app's busy ones will not empty by waiting.
+            if (!left.Any(p => ownReplicaIds.Contains(Path.GetFileName(p))) || attempt == CgroupRemoveAttempts - 1)
+            {
+                foreach (var path in left)
+                {
+                    Log.CgroupBusy(_options.Logger, path);
+                }
+
+                return left;
+            }
+
+            await Task.Delay(_options.PollInterval, _options.TimeProvider, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Removes the groups below <paramref name="path"/>, then <paramref name="path"/>; returns those that stayed.</summary>
+    private static List<string> SweepBelow(ICgroupHierarchy cgroups, string path, IReadOnlySet<string> ownReplicaIds)
+    {
+        var left = new List<string>();
+        foreach (var child in cgroups.Children(path))
+        {
+            left.AddRange(SweepBelow(cgroups, $"{path}/{child}", ownReplicaIds));
+        }
+
+        if (ownReplicaIds.Contains(Path.GetFileName(path)))
+        {
+            KillMembers(cgroups, path);
+        }
+
+        // Tried even with a child left: on v1 it goes from every controller where it is empty.
+        if (!cgroups.Remove(path) && left.Count == 0)
+        {
+            left.Add(path);
+        }
+
+        return left;
+    }
 
     public async Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken)
     {
@@ -650,10 +716,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
 
         if (record.CgroupPath is not null)
         {
-            foreach (var member in _placed.Pids(record.CgroupPath))
-            {
-                ProcFs.Signal(member, ProcFs.SigKill);
-            }
+            KillMembers(_placed, record.CgroupPath);
         }
     }
 

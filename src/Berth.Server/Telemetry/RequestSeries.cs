@@ -29,21 +29,22 @@ internal sealed class RequestSeries
         _openBreakers = new int[seconds];
     }
 
-    public void Add(long unixSecond, bool error, int retries, double milliseconds)
+    /// <summary>Counts a request, or <paramref name="weight"/> alike ones (a sampled record standing for those not sent).</summary>
+    public void Add(long unixSecond, bool error, int retries, double milliseconds, int weight = 1)
     {
         lock (_lock)
         {
             var i = Slot(unixSecond);
-            _count[i]++;
-            _errors[i] += error ? 1 : 0;
-            _retries[i] += retries;
+            _count[i] += weight;
+            _errors[i] += error ? weight : 0;
+            _retries[i] += retries * weight;
             var b = 0;
             while (milliseconds > BoundsMs[b])
             {
                 b++;
             }
 
-            _latency[(i * BoundsMs.Length) + b]++;
+            _latency[(i * BoundsMs.Length) + b] += weight;
         }
     }
 

@@ -45,7 +45,7 @@ public sealed class TelemetryStore : IMeshRequestObserver
     {
         var error = r.Status >= 500 || r.Status == 0;
         var series = _requests.GetOrAdd(r.Service, _ => new RequestSeries());
-        series.Add((r.Started + r.Elapsed).ToUnixTimeSeconds(), error, Math.Max(0, r.Attempts - 1), r.Elapsed.TotalMilliseconds);
+        series.Add((r.Started + r.Elapsed).ToUnixTimeSeconds(), error, Math.Max(0, r.Attempts - 1), r.Elapsed.TotalMilliseconds, Math.Max(1, r.Weight));
         if (r.TraceParent is not { Length: >= 55 } sent)
         {
             return;

@@ -7,67 +7,52 @@ namespace Berth.Cli.Tests.ControlPlane;
 [Collection("real processes")]
 public sealed class DataPlaneProcessTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-dp-").FullName;
-    private readonly BerthCli _cli;
+    private readonly AppFolder _app = new("berth-cli-dp-");
     private readonly ITestOutputHelper _output;
     private readonly int _port = Ports.Free();
 
     public DataPlaneProcessTests(ITestOutputHelper output)
     {
         _output = output;
-        _cli = new BerthCli(_dir);
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
-            name: dataplane
-            services:
-              web:
-                run: {{TestHttpServer.Yaml}}
-                replicas: 2
-                endpoints:
-                  http: {port: {{_port}}}
-                probes:
-                  readiness: {http: /, period: 500ms}
-                stop_grace_period: 2s
-            """);
+        _app.WriteSpec(TestHttpServer.App("dataplane", port: _port));
     }
 
     public Task InitializeAsync() => Task.CompletedTask;
 
     public async Task DisposeAsync()
     {
-        var dataPlane = _cli.DataPlanePid();
-        await _cli.DownAsync();
+        var dataPlane = _app.Cli.DataPlanePid();
+        await _app.DisposeAsync();
         if (dataPlane is { } pid && Alive(pid))
         {
             Process.GetProcessById(pid).Kill();
         }
-
-        Directory.Delete(_dir, recursive: true);
     }
 
     private static bool Alive(int pid) => Directory.Exists($"/proc/{pid}") && !File.ReadAllText($"/proc/{pid}/stat").Split(')')[^1].TrimStart().StartsWith('Z');
 
-    private int DataPlanePid() => _cli.DataPlanePid() ?? throw new InvalidOperationException($"no data-plane.json in {_cli.State}: the data plane is not running");
+    private int DataPlanePid() => _app.Cli.DataPlanePid() ?? throw new InvalidOperationException($"no data-plane.json in {_app.Cli.State}: the data plane is not running");
 
     [Fact]
     public async Task ControlPlaneKilled9_UnderLoad_NoRequestFailsWhileItIsGoneOrAfterItReturns()
     {
-        await _cli.UpDetachedAsync(2);
+        await _app.Cli.UpDetachedAsync(2);
         var dataPlane = DataPlanePid();
         await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
         await load.MoreAsync(100);
 
-        var controlPlane = _cli.ControlPlanePid()!.Value;
+        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
         Process.GetProcessById(controlPlane).Kill();
         await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
         await load.MoreAsync(300);
-        Assert.Equal(ExitCodes.Unavailable, (await _cli.RunAsync("ps")).Code);
+        Assert.Equal(ExitCodes.Unavailable, (await _app.Cli.RunAsync("ps")).Code);
         Assert.True(Alive(dataPlane), "the data plane must outlive the control plane's SIGKILL");
 
-        await _cli.UpDetachedAsync(2);
+        await _app.Cli.UpDetachedAsync(2);
         await load.MoreAsync(300);
         // The adopted data plane takes the new control plane's snapshots: a third replica joins its routes.
-        await _cli.OkAsync("scale", "web=3");
-        await Poll.UntilAsync(() => File.ReadAllText(Path.Combine(_cli.State, "data-plane-routes.json")).Split("\"replicaId\"").Length - 1 == 3,
+        await _app.Cli.OkAsync("scale", "web=3");
+        await Poll.UntilAsync(() => File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane-routes.json")).Split("\"replicaId\"").Length - 1 == 3,
             TimeSpan.FromSeconds(60), "3 upstreams in the data plane's applied snapshot after 'berth scale web=3'");
         await load.MoreAsync(200);
         var result = await load.StopAsync();
@@ -84,16 +69,16 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
     {
         if (!standby)
         {
-            _cli.Environment["BERTH_DATA_PLANE_STANDBY"] = "0";
+            _app.Cli.Environment["BERTH_DATA_PLANE_STANDBY"] = "0";
         }
 
-        await _cli.UpDetachedAsync(2);
-        var controlPlane = _cli.ControlPlanePid()!.Value;
+        await _app.Cli.UpDetachedAsync(2);
+        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
         var old = DataPlanePid();
-        var standbyFile = Path.Combine(_cli.State, "data-plane-standby.json");
+        var standbyFile = Path.Combine(_app.Cli.State, "data-plane-standby.json");
         if (standby)
         {
-            await Poll.UntilAsync(() => File.Exists(standbyFile) && File.ReadAllText(Path.Combine(_cli.State, "control-plane.log")).Contains("Standby data plane", StringComparison.Ordinal),
+            await Poll.UntilAsync(() => File.Exists(standbyFile) && File.ReadAllText(Path.Combine(_app.Cli.State, "control-plane.log")).Contains("Standby data plane", StringComparison.Ordinal),
                 TimeSpan.FromSeconds(60), "the standby data plane started and connected");
         }
         else
@@ -135,7 +120,7 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         gap.Stop();
         _output.WriteLine($"data plane kill -9 ({(standby ? "standby promoted" : "no standby: a new one started")}): first answered GET {gap.ElapsedMilliseconds} ms after the kill ({failed} GETs failed before it; last error: {lastError})");
         Assert.True(gap.Elapsed < TimeSpan.FromSeconds(60), $"no GET answered within 60s of the data plane's SIGKILL ({failed} failed; last: {lastError})");
-        await Poll.UntilAsync(() => _cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(30), "data-plane.json naming the data plane that replaced the killed one");
+        await Poll.UntilAsync(() => _app.Cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(30), "data-plane.json naming the data plane that replaced the killed one");
         var replacement = DataPlanePid();
         if (expected is { } promoted)
         {
@@ -145,7 +130,7 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         }
 
         Assert.True(Alive(replacement), $"the new data plane {replacement} is running");
-        Assert.Equal(controlPlane, _cli.ControlPlanePid());
+        Assert.Equal(controlPlane, _app.Cli.ControlPlanePid());
 
         await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 10_000, MaxTime = TimeSpan.FromMinutes(2) });
         await load.MoreAsync(200);
@@ -156,22 +141,22 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
     public async Task Upgrade_ControlPlaneOfANewerBuild_HandsTheListenersToANewDataPlaneClosedOnlyBriefly()
     {
         // The first control plane and its data planes pose as an older Berth.
-        _cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
-        await _cli.UpDetachedAsync(2);
+        _app.Cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
+        await _app.Cli.UpDetachedAsync(2);
         var old = DataPlanePid();
         await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
         await load.MoreAsync(100);
-        var controlPlane = _cli.ControlPlanePid()!.Value;
+        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
         Process.GetProcessById(controlPlane).Kill();
         await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the older control plane gone");
 
-        _cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
-        await _cli.UpDetachedAsync(2);
-        await Poll.UntilAsync(() => !Alive(old) && _cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(60), "the older data plane replaced by one of this build");
+        _app.Cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
+        await _app.Cli.UpDetachedAsync(2);
+        await Poll.UntilAsync(() => !Alive(old) && _app.Cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(60), "the older data plane replaced by one of this build");
         await load.MoreAsync(300);
         var result = await load.StopAsync();
 
-        var log = File.ReadAllText(Path.Combine(_cli.State, "data-plane.log"));
+        var log = File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane.log"));
         var tookOver = System.Text.RegularExpressions.Regex.Match(log, @"Took the port of web\.http over [0-9.]+ ms after the hand-over began \((?<refused>[0-9]+) binds refused");
         _output.WriteLine($"hand-over under load: {result}; {tookOver.Value}");
         Assert.True(tookOver.Success, $"the new data plane bound the port ahead of its listener:\n{log}");
@@ -181,23 +166,23 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         Assert.False(result.Capped, result.ToString());
         Assert.True(result.Failed * 100 < result.Total, $"more than 1% of requests failed in the hand-over: {result}");
         Assert.All(result.FirstErrors, e => Assert.Contains("Connection refused", e, StringComparison.Ordinal));
-        Assert.DoesNotContain("older", File.ReadAllText(Path.Combine(_cli.State, "data-plane.json")), StringComparison.Ordinal);
+        Assert.DoesNotContain("older", File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane.json")), StringComparison.Ordinal);
     }
 
     [Fact]
     public async Task Down_StopsTheDataPlaneAfterTheReplicas_NothingOfItLeft()
     {
-        await _cli.UpDetachedAsync(2);
+        await _app.Cli.UpDetachedAsync(2);
         var dataPlane = DataPlanePid();
-        var replicas = (await _cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
+        var replicas = (await _app.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
 
-        await _cli.OkAsync("down");
+        await _app.Cli.OkAsync("down");
 
         Assert.False(Alive(dataPlane), $"data plane {dataPlane} still running after 'berth down'");
         Assert.All(replicas, pid => Assert.False(Alive(pid), $"replica {pid} still running after 'berth down'"));
-        Assert.Equal(["data-plane-token", "data-plane.log"], Directory.EnumerateFiles(_cli.State, "data-plane*").Select(Path.GetFileName).Order(StringComparer.Ordinal));
-        Assert.DoesNotContain(Process.GetProcesses(), p => Alive(p.Id) && ReadCmdline(p.Id).Contains(_cli.State, StringComparison.Ordinal) && ReadCmdline(p.Id).Contains("__data-plane", StringComparison.Ordinal));
-        var log = File.ReadAllText(Path.Combine(_cli.State, "data-plane.log"));
+        Assert.Equal(["data-plane-token", "data-plane.log"], Directory.EnumerateFiles(_app.Cli.State, "data-plane*").Select(Path.GetFileName).Order(StringComparer.Ordinal));
+        Assert.DoesNotContain(Process.GetProcesses(), p => Alive(p.Id) && ReadCmdline(p.Id).Contains(_app.Cli.State, StringComparison.Ordinal) && ReadCmdline(p.Id).Contains("__data-plane", StringComparison.Ordinal));
+        var log = File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane.log"));
         // Last: the data plane closed the listener (its replicas had left the routes) before it was told to stop.
         var listenerStopped = log.IndexOf("Mesh listener for web.http stopped", StringComparison.Ordinal);
         var told = log.IndexOf("Stopping at the control plane's request", StringComparison.Ordinal);
@@ -207,17 +192,17 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
     [Fact]
     public async Task Down_AfterControlPlaneKilled9_StopsTheDataPlaneItLeft()
     {
-        await _cli.UpDetachedAsync(2);
+        await _app.Cli.UpDetachedAsync(2);
         var dataPlane = DataPlanePid();
-        var controlPlane = _cli.ControlPlanePid()!.Value;
+        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
         Process.GetProcessById(controlPlane).Kill();
         await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
 
-        var down = await _cli.OkAsync("down");
+        var down = await _app.Cli.OkAsync("down");
 
         Assert.Contains("stopped 2 replicas left by a control plane that is gone", down.Err, StringComparison.Ordinal);
         await Poll.UntilAsync(() => !Alive(dataPlane), TimeSpan.FromSeconds(20), $"data plane {dataPlane} stopped by 'berth down'");
-        Assert.Null(_cli.DataPlanePid());
+        Assert.Null(_app.Cli.DataPlanePid());
     }
 
     private static int? ReadPid(string infoFile)

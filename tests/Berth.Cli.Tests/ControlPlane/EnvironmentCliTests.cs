@@ -4,16 +4,17 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §3 through the real <c>berth</c> program: a process replica gets the minimal environment plus its
 /// spec's, not the operator's whole shell; <c>inherit_env: true</c> gives it everything.</summary>
 [Collection("real processes")]
-public sealed class EnvironmentCliTests : IAsyncLifetime
+public sealed class EnvironmentCliTests : IAsyncDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-env-").FullName;
-    private readonly BerthCli _cli;
+    private readonly AppFolder _app = new("berth-cli-env-");
 
     public EnvironmentCliTests()
     {
-        _cli = new BerthCli(_dir) { Environment = { ["GITHUB_TOKEN"] = "ghp_operator", ["LC_TIME"] = "C.UTF-8", ["https_proxy"] = "http://127.0.0.1:3128" } };
+        _app.Cli.Environment["GITHUB_TOKEN"] = "ghp_operator";
+        _app.Cli.Environment["LC_TIME"] = "C.UTF-8";
+        _app.Cli.Environment["https_proxy"] = "http://127.0.0.1:3128";
         const string print = "[perl, -e, \"$$|=1; print qq($$_=$$ENV{$$_}\\\\n) for sort keys %ENV; sleep 600\"]";
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
+        _app.WriteSpec($$"""
             name: envs
             services:
               minimal:
@@ -27,18 +28,12 @@ public sealed class EnvironmentCliTests : IAsyncLifetime
             """);
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        await _cli.DownAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public ValueTask DisposeAsync() => _app.DisposeAsync();
 
     [Fact]
     public async Task Up_OperatorShellWithAToken_MinimalReplicaDoesNotSeeItInheritEnvReplicaDoes()
     {
-        await _cli.UpDetachedAsync(ready: 2);
+        await _app.Cli.UpDetachedAsync(ready: 2);
         var minimal = await EnvironmentOfAsync("minimal");
         var whole = await EnvironmentOfAsync("whole");
 
@@ -62,7 +57,7 @@ public sealed class EnvironmentCliTests : IAsyncLifetime
         Dictionary<string, string> env = [];
         await Poll.UntilAsync(async () =>
         {
-            var logs = await _cli.OkAsync("logs", service);
+            var logs = await _app.Cli.OkAsync("logs", service);
             env = logs.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
                 .Select(l => l[(l.IndexOf("| ", StringComparison.Ordinal) + 2)..])
                 .Where(l => l.Contains('=', StringComparison.Ordinal))

@@ -6,14 +6,13 @@ namespace Berth.Cli.Tests.ControlPlane;
 [Collection("real processes")]
 public sealed class LimitsWarningCliTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-limits-").FullName;
-    private readonly BerthCli _cli;
+    private readonly AppFolder _app = new("berth-cli-limits-");
 
     public LimitsWarningCliTests()
     {
-        _cli = new BerthCli(_dir) { Environment = { ["BERTH_CGROUP_ROOT"] = NoCgroups } };
+        _app.Cli.Environment["BERTH_CGROUP_ROOT"] = NoCgroups;
         Directory.CreateDirectory(NoCgroups);
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), """
+        _app.WriteSpec("""
             name: limits
             services:
               api:
@@ -27,7 +26,7 @@ public sealed class LimitsWarningCliTests : IDisposable
             """);
     }
 
-    private string NoCgroups => Path.Combine(_dir, "no-cgroups-here");
+    private string NoCgroups => _app.File("no-cgroups-here");
 
     private string Warning => $"berth: warning: limits not enforced for api (cpu 500m, memory 256Mi): no cgroup hierarchy at {NoCgroups}; " +
         "replicas run without CPU and memory limits; run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
@@ -36,13 +35,9 @@ public sealed class LimitsWarningCliTests : IDisposable
     private string CgroupsWarning => $"berth: warning: cgroups: CPU and memory limits not enforced: no cgroup hierarchy at {NoCgroups}; " +
         "fix: run the control plane as root, or point BERTH_CGROUP_ROOT at a delegated cgroup v2 subtree";
 
-    public void Dispose()
-    {
-        Berth("down");
-        Directory.Delete(_dir, recursive: true);
-    }
+    public void Dispose() => _app.Dispose();
 
-    private CliResult Berth(params string[] args) => _cli.Run(args);
+    private CliResult Berth(params string[] args) => _app.Cli.Run(args);
 
     [Fact]
     public async Task UpAndPs_NoUsableCgroups_ReplicaRunsAndStderrSaysLimitsNotEnforced()
@@ -69,7 +64,7 @@ public sealed class LimitsWarningCliTests : IDisposable
     [Fact]
     public async Task Events_RetentionFromEnvironment_OnlyTheNewestKept()
     {
-        _cli.Environment["BERTH_EVENT_RETENTION"] = "5";
+        _app.Cli.Environment["BERTH_EVENT_RETENTION"] = "5";
         var up = Berth("up", "-d");
         Assert.True(up.Code == 0, $"berth up -d failed ({up.Code}): {up.Err}");
 
@@ -94,7 +89,7 @@ public sealed class LimitsWarningCliTests : IDisposable
     [Fact]
     public async Task UpForeground_NoUsableCgroups_WarnsOnceOnStderr()
     {
-        await using var up = _cli.Start("up");
+        await using var up = _app.Cli.Start("up");
         await Poll.UntilAsync(() => up.ErrLines.Any(l => l.Contains("'limits' is up: 2/2 replicas ready", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
             "the foreground control plane to report all ready");
         await up.InterruptAsync();

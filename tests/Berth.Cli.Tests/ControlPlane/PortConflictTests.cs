@@ -7,16 +7,14 @@ namespace Berth.Cli.Tests.ControlPlane;
 [Collection("real processes")]
 public sealed class PortConflictTests : IAsyncDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-port-").FullName;
-    private readonly BerthCli _cli;
+    private readonly AppFolder _app = new("berth-cli-port-");
     private readonly TcpListener _holder = new(IPAddress.Loopback, 0);
 
     public PortConflictTests()
     {
-        _cli = new BerthCli(_dir);
         _holder.Start();
         Port = ((IPEndPoint)_holder.LocalEndpoint).Port;
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
+        _app.WriteSpec($$"""
             name: ports
             services:
               web:
@@ -41,14 +39,13 @@ public sealed class PortConflictTests : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         _holder.Dispose();
-        await _cli.DownAsync();
-        Directory.Delete(_dir, recursive: true);
+        await _app.DisposeAsync();
     }
 
     [Fact]
     public async Task UpDetached_StablePortHeldByAnotherProgram_ExitsNonZeroNamingTheHolderServicePendingWithEventThenStartsOnceFree()
     {
-        var up = await _cli.RunAsync("up", "-d");
+        var up = await _app.Cli.RunAsync("up", "-d");
 
         Assert.True(up.Code == 3, $"berth up -d must fail when a stable port is taken: {up}");
         var reason = $"stable port {Port} of endpoint http cannot be listened on; it is held by pid {Environment.ProcessId} (";
@@ -56,18 +53,18 @@ public sealed class PortConflictTests : IAsyncDisposable
         Assert.Contains("free the port or give the endpoint another one in the spec; the service starts once the port is free", up.Err, StringComparison.Ordinal);
 
         // The other service runs; web waits, Pending with the reason, and the event says so once.
-        await Poll.UntilAsync(async () => (await _cli.PsAsync()).Any(r => r.GetProperty("service").GetString() == "other" && r.GetProperty("phase").GetString() == "ready"),
+        await Poll.UntilAsync(async () => (await _app.Cli.PsAsync()).Any(r => r.GetProperty("service").GetString() == "other" && r.GetProperty("phase").GetString() == "ready"),
             TimeSpan.FromSeconds(60), "the other service ready");
-        var web = (await _cli.PsAsync()).Single(r => r.GetProperty("service").GetString() == "web");
+        var web = (await _app.Cli.PsAsync()).Single(r => r.GetProperty("service").GetString() == "web");
         Assert.Equal("pending", web.GetProperty("phase").GetString());
         Assert.StartsWith(reason, web.GetProperty("reason").GetString(), StringComparison.Ordinal);
-        var conflicts = (await _cli.EventsAsync()).Where(e => e.GetProperty("type").GetString() == "port-conflict").ToList();
+        var conflicts = (await _app.Cli.EventsAsync()).Where(e => e.GetProperty("type").GetString() == "port-conflict").ToList();
         Assert.Single(conflicts);
         Assert.Equal("web", conflicts[0].GetProperty("service").GetString());
 
         // The port freed: web starts, with no one's help.
         _holder.Stop();
-        await Poll.UntilAsync(async () => (await _cli.PsAsync()).Any(r => r.GetProperty("service").GetString() == "web" && r.GetProperty("phase").GetString() == "ready"),
+        await Poll.UntilAsync(async () => (await _app.Cli.PsAsync()).Any(r => r.GetProperty("service").GetString() == "web" && r.GetProperty("phase").GetString() == "ready"),
             TimeSpan.FromSeconds(60), "web ready once its port is free");
         using var http = new HttpClient();
         Assert.True((await http.GetAsync(new Uri($"http://127.0.0.1:{Port}/"))).IsSuccessStatusCode, "web answers on its stable port");

@@ -4,21 +4,19 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §13 through the real <c>berth</c> program: a replica whose readiness probe fails says why in
 /// <c>berth ps</c>, and each transition is an event.</summary>
 [Collection("real processes")]
-public sealed class ReadinessCliTests : IAsyncLifetime
+public sealed class ReadinessCliTests : IAsyncDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-ready-").FullName;
-    private readonly BerthCli _cli;
+    private readonly AppFolder _app = new("berth-cli-ready-");
 
     public ReadinessCliTests()
     {
-        _cli = new BerthCli(_dir);
-        File.WriteAllText(Path.Combine(_dir, "sick"), "");
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
+        _app.Write("sick", "");
+        _app.WriteSpec($$"""
             name: readiness
             services:
               web:
                 run: {{TestHttpServer.Yaml}}
-                environment: {SICK: {{Path.Combine(_dir, "sick")}}}
+                environment: {SICK: {{_app.File("sick")}}}
                 endpoints:
                   http: {}
                 probes:
@@ -27,29 +25,23 @@ public sealed class ReadinessCliTests : IAsyncLifetime
             """);
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public async Task DisposeAsync()
-    {
-        await _cli.DownAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public ValueTask DisposeAsync() => _app.DisposeAsync();
 
     [Fact]
     public async Task Ps_ReadinessAnswering500_ShowsWhyNotReadyAndEventsOnEachTransition()
     {
-        await _cli.OkAsync("up", "-d");
-        await Poll.UntilAsync(async () => (await _cli.PsAsync()).SingleOrDefault() is { } r && r.TryGetProperty("reason", out var reason) && reason.GetString() is { } why &&
+        await _app.Cli.OkAsync("up", "-d");
+        await Poll.UntilAsync(async () => (await _app.Cli.PsAsync()).SingleOrDefault() is { } r && r.TryGetProperty("reason", out var reason) && reason.GetString() is { } why &&
             why.StartsWith("readiness: HTTP 500 from GET /healthz, ", StringComparison.Ordinal) && InARow(why) >= 3,
             TimeSpan.FromSeconds(60), "ps -o json to give the readiness failure as the reason, 3 or more in a row");
-        var table = await _cli.OkAsync("ps");
+        var table = await _app.Cli.OkAsync("ps");
         Assert.Matches(@"web-[0-9a-f]{5} +web +running .*readiness: HTTP 500 from GET /healthz, \d+ in a row", table.Out);
 
-        File.Delete(Path.Combine(_dir, "sick"));
-        await Poll.UntilAsync(async () => await _cli.CountAsync("ready") == 1, TimeSpan.FromSeconds(60), "Ready once the probe passes");
-        Assert.False((await _cli.PsAsync()).Single().TryGetProperty("reason", out var reason), $"no reason once Ready, got {reason}");
+        File.Delete(_app.File("sick"));
+        await Poll.UntilAsync(async () => await _app.Cli.CountAsync("ready") == 1, TimeSpan.FromSeconds(60), "Ready once the probe passes");
+        Assert.False((await _app.Cli.PsAsync()).Single().TryGetProperty("reason", out var reason), $"no reason once Ready, got {reason}");
 
-        var transitions = (await _cli.EventsAsync()).Where(e => e.GetProperty("type").GetString() is "not-ready" or "ready")
+        var transitions = (await _app.Cli.EventsAsync()).Where(e => e.GetProperty("type").GetString() is "not-ready" or "ready")
             .OrderBy(e => e.GetProperty("id").GetInt64())
             .Select(e => $"{e.GetProperty("type").GetString()}: {e.GetProperty("message").GetString()}").ToList();
         Assert.Equal(2, transitions.Count);

@@ -8,39 +8,17 @@ namespace Berth.Cli.Tests.ControlPlane;
 [Collection("real processes")]
 public sealed class StateFaultTests : IAsyncDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-fault-").FullName;
-    private readonly BerthCli _cli;
+    private readonly AppFolder _app = new("berth-cli-fault-", TestHttpServer.App("faulty"));
 
-    public StateFaultTests()
-    {
-        _cli = new BerthCli(_dir);
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
-            name: faulty
-            services:
-              web:
-                run: {{TestHttpServer.Yaml}}
-                replicas: 2
-                endpoints:
-                  http: {}
-                probes:
-                  readiness: {http: /, period: 500ms}
-                stop_grace_period: 2s
-            """);
-    }
-
-    public async ValueTask DisposeAsync()
-    {
-        await _cli.DownAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public ValueTask DisposeAsync() => _app.DisposeAsync();
 
     private static bool Alive(int pid) => Directory.Exists($"/proc/{pid}");
 
     private async Task<List<int>> UpThenKillControlPlaneAsync()
     {
-        await _cli.UpDetachedAsync(2);
-        var pids = (await _cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
-        var controlPlane = _cli.ControlPlanePid()!.Value;
+        await _app.Cli.UpDetachedAsync(2);
+        var pids = (await _app.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
+        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
         Process.GetProcessById(controlPlane).Kill();
         await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
         Assert.All(pids, pid => Assert.True(Alive(pid), $"replica {pid} outlives the control plane"));
@@ -54,18 +32,18 @@ public sealed class StateFaultTests : IAsyncDisposable
     public async Task Down_CorruptStateDb_StopsEveryReplicaFromTheDriversRecordsAndSaysHowToFix()
     {
         var pids = await UpThenKillControlPlaneAsync();
-        var db = Path.Combine(_cli.State, "state.db");
+        var db = Path.Combine(_app.Cli.State, "state.db");
         File.WriteAllBytes(db, [.. Enumerable.Repeat((byte)0x5a, 8192)]);
         File.Delete(db + "-wal");
         File.Delete(db + "-shm");
 
-        var up = await _cli.RunAsync("up");
+        var up = await _app.Cli.RunAsync("up");
         Assert.Equal(6, up.Code);
         AssertNoStackTrace(up);
         Assert.Contains($"berth: error: the state store {db} is damaged (SQLite Error 26: 'file is not a database')", up.Err, StringComparison.Ordinal);
         Assert.Contains($"berth: fix: run 'berth down' (it stops the replicas from the drivers' own records), then move {db} aside", up.Err, StringComparison.Ordinal);
 
-        var down = await _cli.RunAsync("down");
+        var down = await _app.Cli.RunAsync("down");
         Assert.True(down.Code == 0, $"berth down: {down}");
         AssertNoStackTrace(down);
         Assert.Contains("berth: stopped 2 replicas the drivers still ran (faulty)", down.Err, StringComparison.Ordinal);
@@ -77,17 +55,17 @@ public sealed class StateFaultTests : IAsyncDisposable
     {
         var pids = await UpThenKillControlPlaneAsync();
         CliResult up, down;
-        using (Mount.ReadOnly(_cli.State))
+        using (Mount.ReadOnly(_app.Cli.State))
         {
-            up = await _cli.RunAsync("up");
-            down = await _cli.RunAsync("down");
+            up = await _app.Cli.RunAsync("up");
+            down = await _app.Cli.RunAsync("down");
         }
 
         Assert.Equal(6, up.Code);
         AssertNoStackTrace(up);
-        var db = Path.Combine(_cli.State, "state.db");
+        var db = Path.Combine(_app.Cli.State, "state.db");
         Assert.Contains($"berth: error: the state store {db} is read-only (SQLite Error 8: 'attempt to write a readonly database')", up.Err, StringComparison.Ordinal);
-        Assert.Contains($"berth: fix: make {_cli.State} and the files in it writable by you", up.Err, StringComparison.Ordinal);
+        Assert.Contains($"berth: fix: make {_app.Cli.State} and the files in it writable by you", up.Err, StringComparison.Ordinal);
         Assert.True(down.Code == 0, $"berth down on a read-only state folder: {down}");
         AssertNoStackTrace(down);
         Assert.All(pids, pid => Assert.False(Alive(pid), $"replica {pid} still runs after down"));
@@ -96,10 +74,10 @@ public sealed class StateFaultTests : IAsyncDisposable
     [RootFact]
     public async Task Api_StateFolderDiskFull_507JsonReplicasKeepRunningAndItHealsOnceSpaceIsFreed()
     {
-        using var disk = Mount.SmallTmpfs(_cli.State, 4096);
-        await _cli.UpDetachedAsync(2);
-        using var api = new ControlPlaneApi(_cli.State);
-        var before = (await _cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
+        using var disk = Mount.SmallTmpfs(_app.Cli.State, 4096);
+        await _app.Cli.UpDetachedAsync(2);
+        using var api = new ControlPlaneApi(_app.Cli.State);
+        var before = (await _app.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
 
         disk.Fill();
         Assert.True(disk.Available < 64 * 1024, $"the tmpfs is full ({disk.Available} bytes free)");
@@ -108,7 +86,7 @@ public sealed class StateFaultTests : IAsyncDisposable
         Assert.Equal("application/json", type);
         var error = JsonDocument.Parse(body).RootElement;
         Assert.Equal(507, error.GetProperty("status").GetInt32());
-        Assert.StartsWith($"the disk of the state folder {_cli.State} is full, so state.db cannot be written; free space there", error.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith($"the disk of the state folder {_app.Cli.State} is full, so state.db cannot be written; free space there", error.GetProperty("error").GetString(), StringComparison.Ordinal);
 
         // Replicas keep running. One killed now is restarted as soon as its driver can write its records (the process
         // driver keeps them, and the logs, in the state folder): at the latest once space is freed, with no one's help.
@@ -131,7 +109,7 @@ public sealed class StateFaultTests : IAsyncDisposable
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException($"{e.Message}; replicas: {seen}\nlog: {File.ReadAllText(Path.Combine(_cli.State, "control-plane.log"))}", e);
+            throw new TimeoutException($"{e.Message}; replicas: {seen}\nlog: {File.ReadAllText(Path.Combine(_app.Cli.State, "control-plane.log"))}", e);
         }
 
         await Poll.UntilAsync(async () => (await api.SendAsync(HttpMethod.Post, "/v1/services/web/scale", """{"replicas": 3}""")).Status == 200,
@@ -140,13 +118,13 @@ public sealed class StateFaultTests : IAsyncDisposable
             TimeSpan.FromSeconds(60), "3 ready replicas after the disk was freed");
 
         // Every running replica has its record in the store, with the pid it runs as.
-        var pids = (await _cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).Order().ToList();
-        using (var store = Berth.Orchestration.State.StateStore.Open(_cli.State))
+        var pids = (await _app.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).Order().ToList();
+        using (var store = Berth.Orchestration.State.StateStore.Open(_app.Cli.State))
         {
             Assert.Equal(pids, store.ListReplicas().Select(r => r.Handle?.Pid ?? 0).Order().ToList());
         }
 
-        await _cli.DownAsync();
+        await _app.Cli.DownAsync();
         Assert.All(pids, pid => Assert.False(Alive(pid), $"replica {pid} still runs after down"));
     }
 }

@@ -5,37 +5,15 @@ namespace Berth.Cli.Tests.ControlPlane;
 [Collection("real processes")]
 public sealed class UpDownTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-up-").FullName;
-    private readonly BerthCli _cli;
+    private readonly AppFolder _app = new("berth-cli-up-", TestHttpServer.App("updown"));
 
-    public UpDownTests()
-    {
-        _cli = new BerthCli(_dir);
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
-            name: updown
-            services:
-              web:
-                run: {{TestHttpServer.Yaml}}
-                replicas: 2
-                endpoints:
-                  http: {}
-                probes:
-                  readiness: {http: /, period: 500ms}
-                stop_grace_period: 2s
-            """);
-    }
+    public void Dispose() => _app.Dispose();
 
-    public void Dispose()
-    {
-        Berth("down");
-        Directory.Delete(_dir, recursive: true);
-    }
+    private CliResult Berth(params string[] args) => _app.Cli.Run(args);
 
-    private CliResult Berth(params string[] args) => _cli.Run(args);
+    private List<JsonElement> Ps() => _app.Cli.PsAsync().GetAwaiter().GetResult();
 
-    private List<JsonElement> Ps() => _cli.PsAsync().GetAwaiter().GetResult();
-
-    private int ControlPlanePid() => _cli.ControlPlanePid() ?? throw new InvalidOperationException("no api.json: the control plane is not running");
+    private int ControlPlanePid() => _app.Cli.ControlPlanePid() ?? throw new InvalidOperationException("no api.json: the control plane is not running");
 
     [Fact]
     public async Task UpDetached_ControlPlaneKilled9_RestartAdoptsReplicasWithoutRestartingThem()
@@ -89,7 +67,7 @@ public sealed class UpDownTests : IDisposable
     [Fact]
     public async Task UpForeground_CtrlC_StopsEveryReplicaAndExits130()
     {
-        await using var up = _cli.Start("up");
+        await using var up = _app.Cli.Start("up");
         await Poll.UntilAsync(() => up.ErrLines.Any(l => l.Contains("'updown' is up: 2/2 replicas ready", StringComparison.Ordinal)), TimeSpan.FromSeconds(60),
             "the foreground control plane to report all ready");
         var pids = Ps().Select(r => r.GetProperty("pid").GetInt32()).ToList();
@@ -108,7 +86,7 @@ public sealed class UpDownTests : IDisposable
     [CgroupFact]
     public async Task UpWithNodes_Replicas_RunInTheirNodesCgroupSpreadAcrossNodes()
     {
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), """
+        File.WriteAllText(Path.Combine(_app.Path, "berth.yaml"), """
             name: nodes
             nodes:
               - {name: a, cpu: 1, memory: 256Mi}
@@ -137,7 +115,7 @@ public sealed class UpDownTests : IDisposable
     /// <summary>The pids of detached control planes running this folder's spec.</summary>
     private List<int> ControlPlanes()
     {
-        var spec = Path.Combine(_dir, "berth.yaml");
+        var spec = Path.Combine(_app.Path, "berth.yaml");
         var found = new List<int>();
         foreach (var proc in Directory.EnumerateDirectories("/proc"))
         {
@@ -166,7 +144,7 @@ public sealed class UpDownTests : IDisposable
     /// <summary>Whether some process holds the state folder's lock, asked with util-linux's flock(1) as an outsider would.</summary>
     private bool LockHeld()
     {
-        using var p = Process.Start(new ProcessStartInfo("flock", ["-n", Path.Combine(_dir, ".berth", "control-plane.lock"), "true"]) { UseShellExecute = false })!;
+        using var p = Process.Start(new ProcessStartInfo("flock", ["-n", Path.Combine(_app.Path, ".berth", "control-plane.lock"), "true"]) { UseShellExecute = false })!;
         p.WaitForExit();
         return p.ExitCode != 0;
     }
@@ -217,6 +195,6 @@ public sealed class UpDownTests : IDisposable
     {
         var (code, _, err) = Berth("ps");
         Assert.Equal(ExitCodes.Unavailable, code);
-        Assert.Equal($"berth: error: no control plane is running for this app (state folder {Path.Combine(_dir, ".berth")}); start one with 'berth up' or 'berth up -d'\n", err);
+        Assert.Equal($"berth: error: no control plane is running for this app (state folder {Path.Combine(_app.Path, ".berth")}); start one with 'berth up' or 'berth up -d'\n", err);
     }
 }

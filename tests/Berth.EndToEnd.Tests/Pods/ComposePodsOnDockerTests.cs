@@ -1,3 +1,4 @@
+using System.Text.Json;
 using Berth.Runtime.Docker;
 using Berth.Runtime.Tests.Docker;
 using Berth.Testing;
@@ -120,6 +121,114 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         var result = await load.StopAsync();
         Assert.Equal(0, result.Failed);
         Assert.Equal(["changed", "hello"], result.Bodies.Keys.Select(b => b.Trim()).Order());
+    }
+
+    [DockerFact]
+    public async Task ControlPlaneKilled9_UnderLoadWithPods_NoRequestFailsWhileItIsGoneOrAfterItReturns()
+    {
+        // web answers each GET of /cgi-bin/api by fetching http://api:8080/ by name at that moment (busybox httpd CGI), so
+        // every request of the load goes into web's pod and from there through the listener the data plane holds on api's
+        // virtual address; web2's published port is the plain inbound path into a pod.
+        File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
+            name: {{_app}}
+            services:
+              api:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /www && echo \"api $$BERTH_REPLICA\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+                deploy: {replicas: 2}
+              web:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nwget -q -O - http://api:8080/ || echo failed\\n' > /w/cgi-bin/api && chmod +x /w/cgi-bin/api && exec httpd -f -p 80 -h /w"]
+                ports: ["{{_web}}:80"]
+              web2:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /w && echo web2 > /w/index.html && exec httpd -f -p 80 -h /w"]
+                ports: ["{{_web2}}:80"]
+            """);
+        await _berth.UpDetachedAsync(ready: 4, Wait);
+        var ids = (await _berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal).ToList();
+        var dataPlane = _berth.DataPlanePid()!.Value;
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        // The pod's outbound listeners open on the route publication after web is Running: wait for the first answer by name.
+        await Poll.UntilAsync(async () => (await client.GetStringAsync($"http://127.0.0.1:{_web}/cgi-bin/api")).StartsWith("api ", StringComparison.Ordinal),
+            Wait, "web answers with api's page fetched by name");
+        await using var byName = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{_web}/cgi-bin/api"), new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await using var inbound = LoopbackLoad.Start(_web2, new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(50));
+
+        var controlPlane = _berth.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
+
+        // The next control plane adopts the containers and finds each pod's namespace again from the engine (the main pid of
+        // each running NetworkMode-none container): its first snapshot must keep every upstream and outbound listener in its pod.
+        await _berth.UpDetachedAsync(ready: 4, Wait);
+        Assert.Equal(ids, (await _berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal));
+        await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
+        var (a, b) = (await inbound.StopAsync(), await byName.StopAsync());
+
+        a.AssertNoneFailedUncapped();
+        b.AssertNoneFailedUncapped();
+        Assert.Equal(["web2\n"], a.Bodies.Keys);
+        Assert.All(b.Bodies.Keys, body => Assert.Matches("^api api-[0-9a-f]{5}\n$", body));
+        Assert.Equal(dataPlane, _berth.DataPlanePid());
+    }
+
+    [DockerFact]
+    public async Task Up_ExtraHostsHostGateway_ReplicaReachesAServiceOnTheHostsLoopbackByHostDockerInternal()
+    {
+        // A service on the host's loopback only (as a developer's database would be), reached from a container with no network
+        // but loopback through the name Compose gives the host.
+        var hostPort = Ports.Free();
+        var info = new ProcessStartInfo(TestHttpServer.Command[0]) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in TestHttpServer.Command.Skip(1))
+        {
+            info.ArgumentList.Add(a);
+        }
+
+        info.Environment["PORT"] = $"{hostPort}";
+        info.Environment["V"] = "from the host";
+        using var hostService = Process.Start(info)!;
+        try
+        {
+            File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
+                name: {{_app}}
+                services:
+                  web:
+                    image: {{TestImages.Base}}
+                    extra_hosts: ["host.docker.internal:host-gateway"]
+                    command: ["sh", "-c", "mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nwget -q -O - http://host.docker.internal:{{hostPort}}/ || echo failed\\n' > /w/cgi-bin/host && chmod +x /w/cgi-bin/host && exec httpd -f -p 80 -h /w"]
+                    ports: ["{{_web}}:80"]
+                  api:                   # no ports: the mesh learns them from its pod
+                    image: {{TestImages.Base}}
+                    extra_hosts: ["host.docker.internal:host-gateway"]
+                    command: ["sh", "-c", "exec httpd -f -p 8080 -h /"]
+                """);
+            await _berth.UpDetachedAsync(ready: 2, Wait);
+            using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+            string? body = null;
+            await Poll.UntilAsync(async () => (body = await client.GetStringAsync($"http://127.0.0.1:{_web}/cgi-bin/host")) == "ok from the host", Wait,
+                "web reaches the host's loopback service through host.docker.internal");
+            // The data plane's own sockets in api's pods (the host-gateway mirrors, the virtual-address listener for web) are not
+            // taken for api's ports: only httpd's 8080 is.
+            await Poll.UntilAsync(() => Task.FromResult(File.ReadAllText(Path.Combine(_berth.State, "data-plane-routes.json")).Contains("tcp-8080", StringComparison.Ordinal)),
+                Wait, "api's port 8080 learnt from its pod");
+            using (var applied = JsonDocument.Parse(File.ReadAllText(Path.Combine(_berth.State, "data-plane-routes.json"))))
+            {
+                Assert.Equal(["api.tcp-8080", "web.tcp"], applied.RootElement.GetProperty("routes").EnumerateArray()
+                    .Select(r => r.GetProperty("service").GetString() + "." + r.GetProperty("endpoint").GetProperty("name").GetString()).Order(StringComparer.Ordinal));
+            }
+
+
+            Assert.Equal("none", Docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", $"berth-{_app}-{(await _berth.PsAsync()).First(r => r.GetProperty("service").GetString() == "web").GetProperty("id").GetString()}").Trim());
+            var app = await _berth.OkAsync("ps");
+            Assert.Contains("web has no internet egress", app.Out + app.Err, StringComparison.Ordinal);
+        }
+        finally
+        {
+            hostService.Kill();
+        }
     }
 
     private static string Docker(params string[] args)

@@ -35,4 +35,45 @@ internal static class PodScripts
         .Replace("\"", "\\\"", StringComparison.Ordinal)
         .Replace("\n", " ", StringComparison.Ordinal)
         .Replace("$", "$$", StringComparison.Ordinal) + "\"";
+
+    /// <summary>The two-tier spec, every service <c>network: isolated</c>: api (2 replicas on port 8080 of their pods), web and
+    /// web2 (port 80 of theirs, published on the stable <paramref name="web"/> and <paramref name="web2"/>). With
+    /// <paramref name="retryResets"/>, api's mesh retries a reset too (a request in flight on a replica killed with SIGKILL
+    /// sees one; retrying a GET then is safe, and a reset is retried only when asked, as in Envoy).</summary>
+    public static string TwoTierSpec(string name, int web, int web2, bool retryResets = false, int? api = null) => $$"""
+        name: {{name}}
+        services:
+          api:
+            run: [perl, -e, {{Yaml(Api)}}]
+            network: isolated
+            replicas: 2
+            endpoints:
+              http: {{{(api is { } port ? $"port: {port}, " : "")}}target_port: 8080}
+        {{(retryResets ? "    mesh:\n      retries: {on: [connect-failure, reset, 502, 503, 504]}\n" : "")}}  web:
+            run: [perl, -e, {{Yaml(Web)}}]
+            network: isolated
+            endpoints:
+              http: {port: {{web}}, target_port: 80}
+          web2:
+            run: [perl, -e, {{Yaml(Web)}}]
+            network: isolated
+            endpoints:
+              http: {port: {{web2}}, target_port: 80}
+        """;
+
+    /// <summary>Polls GET / on the stable port <paramref name="web"/> until it has answered from two api replicas (each body
+    /// "web web-… got: api api-…") and returns the two api replica ids, in order.</summary>
+    public static async Task<List<string>> ApisReachedByNameAsync(HttpClient client, int web, TimeSpan wait, string what)
+    {
+        var seen = new HashSet<string>();
+        await Poll.UntilAsync(async () =>
+        {
+            var body = await client.GetStringAsync($"http://127.0.0.1:{web}/");
+            Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body);
+            seen.Add(body[(body.LastIndexOf(' ') + 1)..]);
+            return seen.Count == 2;
+        }, wait, what);
+        return [.. seen.Order()];
+    }
 }
+

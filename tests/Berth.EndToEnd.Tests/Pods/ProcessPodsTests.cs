@@ -1,4 +1,5 @@
 using Berth.Testing;
+using Xunit.Abstractions;
 
 namespace Berth.EndToEnd.Tests.Pods;
 
@@ -7,67 +8,32 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// <c>berth</c> program: two api replicas on the same port 8080, web and web2 both on port 80, each in its own pod; web
 /// calls api by name (its /etc/hosts → api's virtual address → the mesh inside web's pod → an api replica's pod).
 /// </summary>
-public sealed class ProcessPodsTests : IAsyncLifetime
+public sealed class ProcessPodsTests : IAsyncDisposable
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-pods-").FullName;
-    private readonly BerthCli _berth;
+    private readonly AppFolder _app = new("berth-pods-");
     private readonly int _web = Ports.Free();
     private readonly int _web2 = Ports.Free();
+    private readonly int _api = Ports.Free();
+    private readonly ITestOutputHelper _output;
 
-    public ProcessPodsTests() => _berth = new BerthCli(_dir);
-
-    public Task InitializeAsync()
+    public ProcessPodsTests(ITestOutputHelper output)
     {
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
-            name: pods{{Guid.NewGuid().ToString("N")[..6]}}
-            services:
-              api:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Api)}}]
-                network: isolated
-                replicas: 2
-                endpoints:
-                  http: {target_port: 8080}
-                # A request in flight on a replica killed with SIGKILL sees a reset; retrying a GET then is safe, and a reset is
-                # retried only when asked (as in Envoy).
-                mesh:
-                  retries: {on: [connect-failure, reset, 502, 503, 504]}
-              web:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Web)}}]
-                network: isolated
-                endpoints:
-                  http: {port: {{_web}}, target_port: 80}
-              web2:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Web)}}]
-                network: isolated
-                endpoints:
-                  http: {port: {{_web2}}, target_port: 80}
-            """);
-        return Task.CompletedTask;
+        _output = output;
+        _app.WriteSpec(PodScripts.TwoTierSpec($"pods{Guid.NewGuid().ToString("N")[..6]}", _web, _web2, retryResets: true, api: _api));
     }
 
-    public async Task DisposeAsync()
-    {
-        await _berth.DownAsync();
-        Directory.Delete(_dir, recursive: true);
-    }
+    public ValueTask DisposeAsync() => _app.DisposeAsync();
 
     [Fact]
     public async Task Up_TwoTierShapeIsolated_WebGetsApiByNameFromBothReplicasAndWeb2ServesBeside()
     {
-        await _berth.UpDetachedAsync(ready: 4);
+        await _app.Cli.UpDetachedAsync(ready: 4);
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var apis = (await _berth.PsAsync()).Where(r => r.GetProperty("service").GetString() == "api").Select(r => r.GetProperty("id").GetString()!).ToList();
+        var apis = (await _app.Cli.PsAsync()).Where(r => r.GetProperty("service").GetString() == "api").Select(r => r.GetProperty("id").GetString()!).ToList();
 
-        var seen = new HashSet<string>();
-        await Poll.UntilAsync(async () =>
-        {
-            var body = await client.GetStringAsync($"http://127.0.0.1:{_web}/");
-            Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body);
-            seen.Add(body[(body.LastIndexOf(' ') + 1)..]);
-            return seen.Count == 2;
-        }, Wait, "web gets the api page by name from both api replicas");
-        Assert.Equal(apis.Order(), seen.Order());
+        var seen = await PodScripts.ApisReachedByNameAsync(client, _web, Wait, "web gets the api page by name from both api replicas");
+        Assert.Equal(apis.Order(), seen);
         Assert.Matches("^web web2-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", await client.GetStringAsync($"http://127.0.0.1:{_web2}/"));
         Assert.Matches(@"^api=127\.77\.\d+\.\d+$", await client.GetStringAsync($"http://127.0.0.1:{_web}/name"));
 
@@ -78,13 +44,13 @@ public sealed class ProcessPodsTests : IAsyncLifetime
     [Fact]
     public async Task KillCallee_UnderLoadThroughTheServiceName_NoFailedGet()
     {
-        await _berth.UpDetachedAsync(ready: 4);
+        await _app.Cli.UpDetachedAsync(ready: 4);
         await using var load = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 20_000, MaxTime = TimeSpan.FromMinutes(2) });
         await load.MoreAsync(200);
-        var victim = (await _berth.PsAsync()).First(r => r.GetProperty("service").GetString() == "api");
+        var victim = (await _app.Cli.PsAsync()).First(r => r.GetProperty("service").GetString() == "api");
 
         Process.GetProcessById(victim.GetProperty("pid").GetInt32()).Kill();
-        await Poll.UntilAsync(async () => (await _berth.PsAsync()).Any(r => r.GetProperty("id").GetString() == victim.GetProperty("id").GetString()
+        await Poll.UntilAsync(async () => (await _app.Cli.PsAsync()).Any(r => r.GetProperty("id").GetString() == victim.GetProperty("id").GetString()
             && r.GetProperty("restarts").GetInt32() > 0 && r.GetProperty("phase").GetString() == "ready"), Wait, "the killed api replica restarted and is Ready again");
         await load.MoreAsync(200);
         var result = await load.StopAsync();
@@ -93,4 +59,102 @@ public sealed class ProcessPodsTests : IAsyncLifetime
         Assert.Equal(0, result.Failed);
         Assert.All(result.Bodies.Keys, b => Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", b));
     }
+
+    [Fact]
+    public async Task ControlPlaneKilled9_UnderLoadWithPods_NoRequestFailsWhileItIsGoneOrAfterItReturns()
+    {
+        await _app.Cli.UpDetachedAsync(ready: 4);
+        var apis = await ReplicasAsync("api");
+        var dataPlane = _app.Cli.DataPlanePid()!.Value;
+        // Two loads: into api's pods through its stable port (the mesh's sockets made in each pod), and from inside web's pod
+        // by api's name (web's /etc/hosts → api's virtual address → the listener the data plane holds in web's pod).
+        await using var inbound = LoopbackLoad.Start(_api, new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await using var byName = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(100));
+
+        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await Task.WhenAll(inbound.MoreAsync(300), byName.MoreAsync(300));
+
+        // The next control plane adopts the replicas and finds each pod's namespace again (from the recorded supervisor pid,
+        // checked by inode): its first snapshot must keep every upstream and outbound listener in its pod.
+        await _app.Cli.UpDetachedAsync(ready: 4);
+        Assert.Equal(apis, await ReplicasAsync("api"));
+        await Task.WhenAll(inbound.MoreAsync(300), byName.MoreAsync(300));
+        await _app.Cli.OkAsync("scale", "api=3");
+        await Poll.UntilAsync(async () => await _app.Cli.CountAsync("ready") == 5, Wait, "5 Ready replicas after 'berth scale api=3'");
+        var third = (await ReplicasAsync("api")).Except(apis).Single();
+        await Poll.UntilAsync(() => Task.FromResult(inbound.Answered($"api {third}")), Wait, $"the stable port reaches {third}, started by the new control plane");
+        await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(200));
+        var (a, b) = (await inbound.StopAsync(), await byName.StopAsync());
+
+        _output.WriteLine($"control plane kill -9 with pods, into api's pods: {a}");
+        _output.WriteLine($"control plane kill -9 with pods, web → api by name: {b}");
+        a.AssertNoneFailedUncapped();
+        b.AssertNoneFailedUncapped();
+        Assert.All(b.Bodies.Keys, body => Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body));
+        Assert.Equal(dataPlane, _app.Cli.DataPlanePid());
+    }
+
+    [Fact]
+    public async Task DataPlaneKilled9_WithPods_StableAndNamedTrafficResumesWithinAMeasuredGap()
+    {
+        await _app.Cli.UpDetachedAsync(ready: 4);
+        var standbyFile = Path.Combine(_app.Cli.State, "data-plane-standby.json");
+        await Poll.UntilAsync(() => File.Exists(standbyFile) && File.ReadAllText(Path.Combine(_app.Cli.State, "control-plane.log")).Contains("Standby data plane", StringComparison.Ordinal),
+            Wait, "the standby data plane started and connected");
+        var old = _app.Cli.DataPlanePid()!.Value;
+        using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1), PooledConnectionLifetime = TimeSpan.Zero })
+        {
+            Timeout = TimeSpan.FromSeconds(5),
+        };
+        Assert.StartsWith("api api-", await http.GetStringAsync($"http://127.0.0.1:{_api}/"), StringComparison.Ordinal);
+        Assert.StartsWith("web web-", await http.GetStringAsync($"http://127.0.0.1:{_web}/"), StringComparison.Ordinal);
+
+        Process.GetProcessById(old).Kill();
+        var clock = Stopwatch.StartNew();
+        var inbound = await FirstAnsweredAsync(http, _api, "^api api-[0-9a-f]{5}$", clock);
+        var byName = await FirstAnsweredAsync(http, _web, "^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", clock);
+        _output.WriteLine($"data plane kill -9 with pods: into api's pods first answered {inbound.TotalMilliseconds:0} ms after the kill, " +
+            $"web → api by name {byName.TotalMilliseconds:0} ms after it");
+        await Poll.UntilAsync(() => _app.Cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(30), "data-plane.json naming the data plane that replaced the killed one");
+
+        await using var load = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 10_000, MaxTime = TimeSpan.FromMinutes(2) });
+        await load.MoreAsync(200);
+        var result = await load.StopAsync();
+        result.AssertNoneFailedUncapped();
+        Assert.All(result.Bodies.Keys, body => Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body));
+    }
+
+    /// <summary>GETs one at a time (bounded: 60 s or 100,000 tries) until the port answers a body matching
+    /// <paramref name="pattern"/>; returns the time on <paramref name="clock"/> then.</summary>
+    private static async Task<TimeSpan> FirstAnsweredAsync(HttpClient http, int port, string pattern, Stopwatch clock)
+    {
+        string? last = null;
+        for (var tries = 0; clock.Elapsed < TimeSpan.FromSeconds(60) && tries < 100_000; tries++)
+        {
+            try
+            {
+                var body = await http.GetStringAsync($"http://127.0.0.1:{port}/");
+                if (System.Text.RegularExpressions.Regex.IsMatch(body, pattern))
+                {
+                    return clock.Elapsed;
+                }
+
+                last = body;
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException)
+            {
+                last = e.Message;
+            }
+
+            await Task.Delay(1);
+        }
+
+        throw new Xunit.Sdk.XunitException($"port {port} answered nothing matching {pattern} within 60 s of the data plane's SIGKILL (last: {last})");
+    }
+
+    private async Task<List<string>> ReplicasAsync(string service) =>
+        [.. (await _app.Cli.PsAsync()).Where(r => r.GetProperty("service").GetString() == service).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal)];
 }

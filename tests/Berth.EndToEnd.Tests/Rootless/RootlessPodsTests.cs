@@ -16,26 +16,7 @@ public sealed class RootlessPodsTests
         using var user = new UnprivilegedBerth("pods");
         var web = Ports.Free();
         var web2 = Ports.Free();
-        user.WriteSpec($$"""
-            name: rootlesspods
-            services:
-              api:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Api)}}]
-                network: isolated
-                replicas: 2
-                endpoints:
-                  http: {target_port: 8080}
-              web:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Web)}}]
-                network: isolated
-                endpoints:
-                  http: {port: {{web}}, target_port: 80}
-              web2:
-                run: [perl, -e, {{PodScripts.Yaml(PodScripts.Web)}}]
-                network: isolated
-                endpoints:
-                  http: {port: {{web2}}, target_port: 80}
-            """);
+        user.WriteSpec(PodScripts.TwoTierSpec("rootlesspods", web, web2));
         try
         {
             var up = await user.RunAsync("up", "-d");
@@ -46,15 +27,9 @@ public sealed class RootlessPodsTests
                 .Select(r => r.GetProperty("id").GetString()!).Order().ToList();
             using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
 
-            var seen = new HashSet<string>();
-            await Poll.UntilAsync(async () =>
-            {
-                var body = await client.GetStringAsync($"http://127.0.0.1:{web}/");
-                Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body);
-                seen.Add(body[(body.LastIndexOf(' ') + 1)..]);
-                return seen.Count == 2;
-            }, TimeSpan.FromSeconds(60), "web (uid 65534, port 80 of its pod) gets the api page by name from both api replicas");
-            Assert.Equal(apis, seen.Order());
+            var seen = await PodScripts.ApisReachedByNameAsync(client, web, TimeSpan.FromSeconds(60),
+                "web (uid 65534, port 80 of its pod) gets the api page by name from both api replicas");
+            Assert.Equal(apis, seen);
             Assert.Matches("^web web2-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", await client.GetStringAsync($"http://127.0.0.1:{web2}/"));
             Assert.Equal("refused: Connection refused", await client.GetStringAsync($"http://127.0.0.1:{web}/direct/8080"));
 

@@ -290,6 +290,11 @@ public sealed class RootlessTests
 
             var down = await user.RunAsync("down");
             Assert.True(down.Code == 0, $"berth down: {down}");
+            // down as the normal user removes every group it made, the OOM-killed hog's too (issue #14: cgroup cleanup).
+            foreach (var c in new[] { "cpu", "cpuacct", "memory" })
+            {
+                Assert.False(Directory.Exists(Path.Combine(Controllers, c, Subtree, "hogs")), $"{c}/{Subtree}/hogs left after down: {down}");
+            }
         }
         finally
         {
@@ -310,6 +315,61 @@ public sealed class RootlessTests
                 }
             }
         }
+    }
+
+    /// <summary>Issue #14: cgroup cleanup on cgroup v2 as a normal user. This machine mounts v1, so BERTH_CGROUP_ROOT points
+    /// berth (uid 65534) at a fake v2 tree laid out like the kernel's (cgroup.controllers at its root, owned by the user, as a
+    /// delegated subtree is): each replica gets its group with its limit and its pid, a replica removed by a scale-down takes
+    /// its group along, a group left by a control plane killed with SIGKILL is swept by down, and down leaves nothing.</summary>
+    [RootlessFact]
+    public async Task Down_FakeCgroupV2TreeAsNormalUser_ScaleDownAndDownRemoveTheGroupsAndLeftoversAreSwept()
+    {
+        using var user = new UnprivilegedBerth("cgroup2");
+        var tree = Path.Combine(user.Root, "cgroup2");
+        Directory.CreateDirectory(tree);
+        File.WriteAllText(Path.Combine(tree, "cgroup.controllers"), "cpuset cpu io memory hugetlb pids\n");
+        UnprivilegedBerth.Chown(tree);
+        user.Environment["BERTH_CGROUP_ROOT"] = tree;
+        user.WriteSpec(Bars.Replace("name: barsapp", "name: bars2", StringComparison.Ordinal));
+        var app = Path.Combine(tree, "berth", "bars2");
+
+        var up = await user.RunAsync("up", "-d");
+        Assert.True(up.Code == 0, $"berth up -d: {up}");
+        Assert.Contains($"berth: cgroups: CPU and memory limits enforced through cgroup v2 at {tree}/berth (cpu memory cpuset)", up.ErrLines);
+        List<string> ids = [];
+        await Poll.UntilAsync(async () =>
+        {
+            ids = [.. (await user.ApiGetAsync("/v1/replicas")).EnumerateArray().Where(r => r.GetProperty("phase").GetString() is "running" or "ready")
+                .Select(r => r.GetProperty("id").GetString()!).Order()];
+            return ids.Count == 3 && ids.All(id => File.Exists(Path.Combine(app, id, "cgroup.procs")) && File.ReadAllText(Path.Combine(app, id, "cgroup.procs")).Trim().Length > 0);
+        }, TimeSpan.FromSeconds(90), "3 running replicas, each in its group of the fake v2 tree with its pid");
+        Assert.All(ids, id => Assert.Equal((64L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(app, id, "memory.max"))));
+
+        var scale = await user.RunAsync("scale", "bars=1");
+        Assert.True(scale.Code == 0, $"berth scale bars=1: {scale}");
+        List<string> kept = [];
+        await Poll.UntilAsync(async () =>
+        {
+            kept = [.. (await user.ApiGetAsync("/v1/replicas")).EnumerateArray().Select(r => r.GetProperty("id").GetString()!)];
+            return kept.Count == 1 && Directory.GetDirectories(app).Select(Path.GetFileName).SequenceEqual(kept);
+        }, TimeSpan.FromSeconds(60), $"only the kept replica's group under {app} after 'berth scale bars=1'; there are {string.Join(", ", Directory.GetDirectories(app))}");
+
+        // What a control plane killed mid-removal leaves: a group of the user's (empty, its control files still there).
+        using var address = JsonDocument.Parse(File.ReadAllText(Path.Combine(user.State, "api.json")));
+        var controlPlane = address.RootElement.GetProperty("pid").GetInt32();
+        System.Diagnostics.Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        var leftover = Path.Combine(app, ids.Except(kept).First());
+        Directory.CreateDirectory(leftover);
+        File.WriteAllText(Path.Combine(leftover, "memory.max"), "67108864");
+        File.WriteAllText(Path.Combine(leftover, "cgroup.procs"), "");
+        UnprivilegedBerth.Chown(app);
+
+        var down = await user.RunAsync("down");
+
+        Assert.True(down.Code == 0, $"berth down: {down}");
+        Assert.False(Directory.Exists(app), $"{app} left after down: {string.Join(", ", Directory.Exists(app) ? Directory.GetFileSystemEntries(app, "*", SearchOption.AllDirectories) : [])}");
+        Assert.Empty(Directory.GetDirectories(Path.Combine(tree, "berth")));
     }
 
     [RootlessFact]

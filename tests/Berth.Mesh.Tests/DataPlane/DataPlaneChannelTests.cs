@@ -14,10 +14,10 @@ public sealed class DataPlaneChannelTests : IDisposable
 
     public void Dispose() => Directory.Delete(_state, recursive: true);
 
-    private async Task<DataPlaneServer> StartServerAsync()
+    private async Task<DataPlaneServer> StartServerAsync(int sampledPerSecond = 200)
     {
         DataPlaneFiles.EnsureToken(_state);
-        return await DataPlaneServer.StartAsync(new DataPlaneServerOptions(_state), CancellationToken.None);
+        return await DataPlaneServer.StartAsync(new DataPlaneServerOptions(_state) { SampledRequestsPerSecond = sampledPerSecond }, CancellationToken.None);
     }
 
     [Fact]
@@ -146,6 +146,41 @@ public sealed class DataPlaneChannelTests : IDisposable
     }
 
     [Fact]
+    public async Task Server_MoreRequestsThanTheSample_RecordsSentStandForEveryRequestAndEveryFailureIsSent()
+    {
+        await using var a = await TestUpstream.StartAsync("a");
+        a.Handler = context =>
+        {
+            context.Response.StatusCode = context.Request.Path == "/fail" ? 500 : 200;
+            return Task.CompletedTask;
+        };
+        await using var server = await StartServerAsync(sampledPerSecond: 3);
+        var observed = new RecordingObserver();
+        await using var client = await DataPlaneClient.ConnectAsync(new DataPlaneClientOptions(_state) { RequestObserver = observed }, CancellationToken.None);
+        var port = Ports.Free();
+        await client.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), a.Upstream()), CancellationToken.None);
+        using var http = MeshTest.Client(port);
+
+        for (var i = 0; i < 40; i++)
+        {
+            (await http.GetAsync(i % 10 == 0 ? "/fail" : "/ok")).Dispose();
+        }
+
+        // Requests not sent are carried by the next sent record of the service, so keep asking until all 40 are accounted for.
+        await Poll.UntilAsync(async () =>
+        {
+            if (observed.Weight < 40)
+            {
+                (await http.GetAsync("/ok")).Dispose();
+            }
+
+            return observed.Weight >= 40;
+        }, TimeSpan.FromSeconds(30), "records whose weights add up to every request sent");
+        Assert.Equal(4, observed.Paths.Count(p => p == "/fail"));
+        Assert.True(observed.Records < observed.Weight, $"{observed.Records} records for {observed.Weight} requests: successes past 3 a second must be sampled");
+    }
+
+    [Fact]
     public async Task Client_PortTaken_UpdateThrowsWithTheMeshsReason()
     {
         await using var server = await StartServerAsync();
@@ -210,6 +245,18 @@ public sealed class DataPlaneChannelTests : IDisposable
     {
         public ConcurrentBag<string> Paths { get; } = [];
 
-        public void OnRequest(in MeshRequestRecord request) => Paths.Add(request.Path);
+        private long _weight;
+        private int _records;
+
+        public long Weight => Interlocked.Read(ref _weight);
+
+        public int Records => Volatile.Read(ref _records);
+
+        public void OnRequest(in MeshRequestRecord request)
+        {
+            Paths.Add(request.Path);
+            Interlocked.Add(ref _weight, request.Weight);
+            Interlocked.Increment(ref _records);
+        }
     }
 }

@@ -220,8 +220,12 @@ public sealed class HttpRoutingTests
         Assert.Contains(port.ToString(System.Globalization.CultureInfo.InvariantCulture), error.Message);
     }
 
-    [Fact]
-    public async Task Proxy_ConcurrencyAboveMaxRequests_FailsFastWith503()
+    /// <summary>The first request holds the only slot (max_requests: 1, in flight) or the only place in the queue
+    /// (max_pending_requests: 1, waiting on the upstream); the second fails fast with 503 and never reaches the upstream.</summary>
+    [Theory]
+    [InlineData("max-requests")]
+    [InlineData("max-pending")]
+    public async Task Proxy_ConcurrencyAboveTheLimit_FailsFastWith503NamingIt(string limit)
     {
         await using var a = await TestUpstream.StartAsync("a");
         var release = new TaskCompletionSource();
@@ -232,42 +236,18 @@ public sealed class HttpRoutingTests
         };
         await using var mesh = new MeshHost();
         var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Limits = new ConnectionLimits { MaxRequests = 1 } }, a.Upstream()), CancellationToken.None);
+        var limits = limit == "max-requests" ? new ConnectionLimits { MaxRequests = 1 } : new ConnectionLimits { MaxPendingRequests = 1 };
+        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Limits = limits }, a.Upstream()), CancellationToken.None);
         using var client = MeshTest.Client(port);
 
         var first = client.GetStringAsync("/");
-        await Poll.UntilAsync(() => a.Requests == 1, TimeSpan.FromSeconds(10), "the first request to hold the only slot");
+        await Poll.UntilAsync(() => a.Requests == 1, TimeSpan.FromSeconds(10), $"the first request to take the only place ({limit})");
         var (status, _, response) = await MeshTest.GetAsync(client);
         release.SetResult();
 
         Assert.Equal(503, status);
-        Assert.Equal("max-requests", response.Headers.GetValues("x-berth-error").Single());
+        Assert.Equal(limit, response.Headers.GetValues("x-berth-error").Single());
         Assert.Equal("slow", await first);
         Assert.Equal(1, a.Requests);
-    }
-
-    [Fact]
-    public async Task Proxy_WaitingForUpstreamAboveMaxPending_FailsFastWith503()
-    {
-        await using var a = await TestUpstream.StartAsync("a");
-        var release = new TaskCompletionSource();
-        a.Handler = async context =>
-        {
-            await release.Task;
-            await context.Response.WriteAsync("slow");
-        };
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Limits = new ConnectionLimits { MaxPendingRequests = 1 } }, a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
-
-        var first = client.GetStringAsync("/");
-        await Poll.UntilAsync(() => a.Requests == 1, TimeSpan.FromSeconds(10), "the first request to wait on the upstream");
-        var (status, _, response) = await MeshTest.GetAsync(client);
-        release.SetResult();
-
-        Assert.Equal(503, status);
-        Assert.Equal("max-pending", response.Headers.GetValues("x-berth-error").Single());
-        Assert.Equal("slow", await first);
     }
 }

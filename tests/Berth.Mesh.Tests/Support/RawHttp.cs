@@ -163,6 +163,9 @@ internal sealed class RawUpstream : IAsyncDisposable
     /// <summary>The response bytes for a request (given the head).</summary>
     public Func<string, string> Respond { get; set; } = _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 
+    /// <summary>Close the connection after each response (a close-delimited body ends there).</summary>
+    public bool CloseAfterRespond { get; init; }
+
     public Berth.Core.Routing.Upstream Upstream(string name = "raw") => new(name, "127.0.0.1", Port, 1);
 
     public async ValueTask DisposeAsync()
@@ -248,6 +251,11 @@ internal sealed class RawUpstream : IAsyncDisposable
                 pending.RemoveRange(0, bodyEnd);
                 Requests.Enqueue(head + body);
                 await socket.SendAsync(Encoding.Latin1.GetBytes(Respond(head)), _stop.Token);
+                if (CloseAfterRespond)
+                {
+                    socket.Shutdown(SocketShutdown.Both);
+                    return;
+                }
             }
         }
         catch (Exception e) when (e is OperationCanceledException or SocketException or ObjectDisposedException)

@@ -123,9 +123,13 @@ public sealed class ProcessAcceptanceTests : IAsyncLifetime
         await _plane.StartAsync(CancellationToken.None);
         await UntilAsync(() => Of("web").Count(r => r.Phase == ReplicaPhase.Ready) == 2, "2 adopted replicas Ready");
 
-        Assert.Equal(pids, Of("web").ToDictionary(r => r.Id, r => r.Handle!.Pid));
-        Assert.Equal(revisions, _store.ListRevisions().Select(r => r.Number));
         var after = _store.ListEvents(0, int.MaxValue);
+        var adopted = Of("web").ToDictionary(r => r.Id, r => r.Handle!.Pid);
+        // What happened across the restart, for the message when a pid changed (seen once in CI, not reproduced since).
+        var story = string.Join("; ", after.Where(e => e.Id > events.LastOrDefault() - 6).Select(e => $"{e.Id} {e.Type} {e.Replica}: {e.Message}"));
+        Assert.True(pids.Count == adopted.Count && pids.All(p => adopted.GetValueOrDefault(p.Key) == p.Value),
+            $"pids before [{string.Join(", ", pids)}], after [{string.Join(", ", adopted)}]; events: {story}");
+        Assert.Equal(revisions, _store.ListRevisions().Select(r => r.Number));
         Assert.Equal(events, after.Take(events.Count).Select(e => e.Id));
         Assert.DoesNotContain(after.Skip(events.Count), e => e.Type is EventTypes.Started or EventTypes.Stopping or EventTypes.Exited);
         Assert.Equal(2, after.Skip(events.Count).Count(e => e.Type == EventTypes.Adopted));

@@ -1,4 +1,5 @@
 using Berth.Core.Model;
+using Berth.Orchestration.Controllers;
 
 namespace Berth.Orchestration.Tests.Controllers;
 
@@ -36,14 +37,26 @@ public sealed class PodsCheckTests
     }
 
     [Fact]
-    public void Check_HostGatewayInAPod_NoEgressSaid_HostNetworkServicesSilent()
+    public void Check_HostGatewayInAPod_NoInternetEgressSaidWithWhatTheNameReaches_HostNetworkServicesSilent()
     {
         var gateway = new ContainerOptions { ExtraHosts = ["host.docker.internal:host-gateway", "db.local:127.0.0.9"] };
         var app = App(new Service { Name = "web", Image = "w", Container = gateway }, new Service { Name = "side", Image = "s", Network = NetworkMode.Host, Container = gateway });
 
         var warnings = PodsCheck.Check(app, Root);
 
-        Assert.Equal([new LimitsWarning("web", "docker", "web has no egress: its pods hold only loopback, so host.docker.internal (host-gateway) is not reachable from them; " +
-            "write network_mode: host (network: host) for a service that needs the host's services or the internet")], warnings);
+        Assert.Equal([new LimitsWarning("web", "docker", "web has no internet egress: its pods hold only loopback; host.docker.internal (host-gateway) reaches the TCP services " +
+            "listening on the host's loopback, forwarded by the mesh; write network_mode: host (network: host) for a service that needs the internet")], warnings);
+    }
+
+    [Fact]
+    public void PodFor_HostGatewayEntry_NameAtThePodsHostGatewayAddressOtherExtraHostsKept()
+    {
+        var web = new Service { Name = "web", Image = "w", Container = new ContainerOptions { ExtraHosts = ["host.docker.internal:host-gateway", "db.local:127.0.0.9"] } };
+
+        var pod = ReplicaSpecBuilder.PodFor(App(web), web, new Dictionary<string, string> { ["web"] = "127.77.0.1" });
+
+        Assert.Equal(["web=127.77.0.1", "host.docker.internal=127.78.0.1", "db.local=127.0.0.9"], pod.Hosts.Select(h => $"{h.Key}={h.Value}"));
+        Assert.True(ReplicaSpecBuilder.ReachesHost(web));
+        Assert.False(ReplicaSpecBuilder.ReachesHost(new Service { Name = "api", Image = "a" }));
     }
 }

@@ -52,26 +52,21 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_StatusFunctionsAndStepsContext_AfterAFailedStep()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  a:
-                    steps:
-                      - id: soft
-                        run: exit 4
-                        continue-on-error: true
-                      - id: hard
-                        run: exit 3
-                      - run: touch success.ran
-                        if: success()
-                      - run: touch plain.ran
-                      - run: 'echo "${{ job.status }} ${{ steps.hard.outcome }}/${{ steps.hard.conclusion }} ${{ steps.soft.outcome }}/${{ steps.soft.conclusion }}" > failure.txt'
-                        if: failure()
-                      - run: touch always.ran
-                        if: always()
-                      - run: touch cancelled.ran
-                        if: cancelled()
+        using var p = TestPipeline.OneJob("""
+            - id: soft
+              run: exit 4
+              continue-on-error: true
+            - id: hard
+              run: exit 3
+            - run: touch success.ran
+              if: success()
+            - run: touch plain.ran
+            - run: 'echo "${{ job.status }} ${{ steps.hard.outcome }}/${{ steps.hard.conclusion }} ${{ steps.soft.outcome }}/${{ steps.soft.conclusion }}" > failure.txt'
+              if: failure()
+            - run: touch always.ran
+              if: always()
+            - run: touch cancelled.ran
+              if: cancelled()
             """);
 
         var result = await p.RunAsync();
@@ -85,20 +80,15 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_CancelledDuringAStep_RunsOnlyCancelledAndAlwaysStepsWithinTheGrace()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  a:
-                    steps:
-                      - run: sleep 60
-                      - run: touch next.ran
-                      - run: touch cancelled.ran
-                        if: cancelled()
-                      - run: touch always.ran
-                        if: always()
-                      - run: touch failure.ran
-                        if: failure()
+        using var p = TestPipeline.OneJob("""
+            - run: sleep 60
+            - run: touch next.ran
+            - run: touch cancelled.ran
+              if: cancelled()
+            - run: touch always.ran
+              if: always()
+            - run: touch failure.ran
+              if: failure()
             """);
         using var cts = new CancellationTokenSource();
 
@@ -208,23 +198,18 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_GitHubEnvAndPath_ReachTheStepsAfter()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  a:
-                    steps:
-                      - run: |
-                          echo "FOO=bar" >> "$GITHUB_ENV"
-                          printf 'ML<<END\nline 1\nline 2\nEND\n' >> "$GITHUB_ENV"
-                          mkdir -p tools
-                          printf '#!/bin/sh\necho from-tools\n' > tools/hello && chmod +x tools/hello
-                          echo "$PWD/tools" >> "$GITHUB_PATH"
-                          [ -z "$FOO" ]
-                      - run: |
-                          printf '%s|%s|%s' "$FOO" "$ML" "$(hello)" > env.txt
-                      - run: touch expression.saw
-                        if: env.FOO == 'bar' && contains(env.ML, 'line 2')
+        using var p = TestPipeline.OneJob("""
+            - run: |
+                echo "FOO=bar" >> "$GITHUB_ENV"
+                printf 'ML<<END\nline 1\nline 2\nEND\n' >> "$GITHUB_ENV"
+                mkdir -p tools
+                printf '#!/bin/sh\necho from-tools\n' > tools/hello && chmod +x tools/hello
+                echo "$PWD/tools" >> "$GITHUB_PATH"
+                [ -z "$FOO" ]
+            - run: |
+                printf '%s|%s|%s' "$FOO" "$ML" "$(hello)" > env.txt
+            - run: touch expression.saw
+              if: env.FOO == 'bar' && contains(env.ML, 'line 2')
             """);
 
         var result = await p.RunAsync().WaitAsync(Deadline);
@@ -278,24 +263,19 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_DefaultShell_IsBashWithPipesGlobsAndTilde()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  a:
-                    steps:
-                      - run: |
-                          X=xyz
-                          echo $X | grep y > pipe.txt
-                          echo *.glob > glob.txt
-                          echo ~ > home.txt
-                          [[ "$BASH_VERSION" != "" ]] && echo yes > bash.txt
-                          exit 0
-                          touch never.txt
-                      - run: |
-                          false
-                          touch after-false.txt
-                        continue-on-error: true
+        using var p = TestPipeline.OneJob("""
+            - run: |
+                X=xyz
+                echo $X | grep y > pipe.txt
+                echo *.glob > glob.txt
+                echo ~ > home.txt
+                [[ "$BASH_VERSION" != "" ]] && echo yes > bash.txt
+                exit 0
+                touch never.txt
+            - run: |
+                false
+                touch after-false.txt
+              continue-on-error: true
             """);
         p.Write("one.glob", "");
         p.Write("two.glob", "");
@@ -405,25 +385,20 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_WorkflowCommands_MaskGroupAnnotateAndSummarize()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  a:
-                    steps:
-                      - run: |
-                          echo "::add-mask::s3cr3t-value"
-                          echo "token is s3cr3t-value"
-                          echo "::group::Build ☃"
-                          echo inside
-                          echo "::endgroup::"
-                          echo "::error file=app.js,line=10,col=5,title=Lint::Missing semicolon"
-                          echo "::warning::careful"
-                          echo "### Done 🚀" >> "$GITHUB_STEP_SUMMARY"
-                          echo "::stop-commands::pause"
-                          echo "::error::not a command now"
-                          echo "::pause::"
-                          echo "::notice::back"
+        using var p = TestPipeline.OneJob("""
+            - run: |
+                echo "::add-mask::s3cr3t-value"
+                echo "token is s3cr3t-value"
+                echo "::group::Build ☃"
+                echo inside
+                echo "::endgroup::"
+                echo "::error file=app.js,line=10,col=5,title=Lint::Missing semicolon"
+                echo "::warning::careful"
+                echo "### Done 🚀" >> "$GITHUB_STEP_SUMMARY"
+                echo "::stop-commands::pause"
+                echo "::error::not a command now"
+                echo "::pause::"
+                echo "::notice::back"
             """);
 
         var result = await p.RunAsync().WaitAsync(Deadline);

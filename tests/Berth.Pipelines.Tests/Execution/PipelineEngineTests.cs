@@ -387,15 +387,10 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_MissingProgram_FailsWithClearMessage()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  a:
-                    steps:
-                      - run: [no-such-program-berth, --flag]
-                      - run: no-such-program-berth --flag
-                        if: always()
+        using var p = TestPipeline.OneJob("""
+            - run: [no-such-program-berth, --flag]
+            - run: no-such-program-berth --flag
+              if: always()
             """);
 
         var result = await p.RunAsync();

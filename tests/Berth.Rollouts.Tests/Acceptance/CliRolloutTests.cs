@@ -6,52 +6,33 @@ namespace Berth.Rollouts.Tests.Acceptance;
 [Collection("real processes")]
 public sealed class CliRolloutTests : IDisposable
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-rollout-").FullName;
-    private readonly BerthCli _cli;
+    private readonly AppFolder _app = new("berth-cli-rollout-");
 
     public CliRolloutTests()
     {
-        _cli = new BerthCli(_dir);
         Spec("V: \"1\"");
     }
 
-    public void Dispose()
-    {
-        Berth("down");
-        Directory.Delete(_dir, recursive: true);
-    }
+    public void Dispose() => _app.Dispose();
 
     private void Spec(string env)
     {
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), $$"""
-            name: clirollout
-            services:
-              web:
-                run: {{TestHttpServer.Yaml}}
-                replicas: 2
-                environment: { {{env}} }
-                endpoints:
-                  http: {}
-                probes:
-                  readiness: {http: /, period: 500ms}
-                update: {progress_deadline: 10s}
-                stop_grace_period: 2s
-            """);
+        _app.WriteSpec(TestHttpServer.App("clirollout", environment: env, extra: "update: {progress_deadline: 10s}"));
     }
 
-    private CliResult Berth(params string[] args) => _cli.Run(args);
+    private CliResult Berth(params string[] args) => _app.Cli.Run(args);
 
-    private CliResult Ok(params string[] args) => _cli.OkAsync(args).GetAwaiter().GetResult();
+    private CliResult Ok(params string[] args) => _app.Cli.OkAsync(args).GetAwaiter().GetResult();
 
     private List<EventRecord> Events()
     {
-        using var store = StateStore.Open(Path.Combine(_dir, ".berth"));
+        using var store = StateStore.Open(_app.State);
         return [.. store.ListEvents(0, int.MaxValue)];
     }
 
     private List<long> Revisions()
     {
-        using var store = StateStore.Open(Path.Combine(_dir, ".berth"));
+        using var store = StateStore.Open(_app.State);
         return [.. store.ListRevisions().Select(r => r.Number).Order()];
     }
 
@@ -67,7 +48,7 @@ public sealed class CliRolloutTests : IDisposable
         await Poll.UntilAsync(() => Events().Any(e => e.Type == "scheduled" && e.Message.Length > 0 && Events().Any(x => x.Type == "rollout-started")),
             TimeSpan.FromSeconds(60), "the rollout under way");
 
-        using (var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_dir, ".berth", "api.json"))))
+        using (var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(_app.Path, ".berth", "api.json"))))
         {
             Process.GetProcessById(doc.RootElement.GetProperty("pid").GetInt32()).Kill();
         }

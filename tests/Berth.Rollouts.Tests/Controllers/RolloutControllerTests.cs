@@ -320,4 +320,24 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         Assert.Equal(events, _h.Store.ListEvents().Take(events.Count).Select(e => e.Id));
         Assert.Equal([good, broken.Number, broken.Number + 1], _h.Store.ListRevisions().Select(r => r.Number).Order());
     }
+
+    [Fact]
+    public async Task ControlPlaneRestart_AfterDowntime_ProgressDeadlineCountsFromTheRestart()
+    {
+        var update = new UpdateStrategy { ProgressDeadline = TimeSpan.FromSeconds(30) };
+        await _h.Plane.ApplyAsync(App(Api(2, update)), "up", CancellationToken.None);
+        await AllReadyAsync("api", 2);
+        HoldNewReplicasUnready();
+        var broken = await _h.Plane.PatchServiceAsync("api", Env("broken"), CancellationToken.None);
+        await _h.UntilAsync(() => _h.Of("api").Any(r => r.Revision == broken.Number && r.Phase == ReplicaPhase.Running), "a new replica running, not Ready");
+
+        // 25 s pass with no control plane; the new one gives the rollout its whole deadline again.
+        await _h.RestartPlaneAsync(whileDown: () => _h.Time.Advance(TimeSpan.FromSeconds(25)));
+        _h.Time.Advance(TimeSpan.FromSeconds(29));
+        await _h.SettleAsync();
+        Assert.Equal(RolloutState.Progressing, _h.Plane.GetRollout("api").State);
+        Assert.DoesNotContain(_h.Store.ListEvents(), e => e.Type is RolloutEvents.Failed or RolloutEvents.RolledBack);
+
+        await _h.UntilAsync(() => _h.Plane.GetRollout("api").State == RolloutState.RolledBack, "rolled back once the deadline passed after the restart", tick: true);
+    }
 }

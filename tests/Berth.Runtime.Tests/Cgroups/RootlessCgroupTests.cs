@@ -166,6 +166,50 @@ public sealed class RootlessCgroupTests : IDisposable
         await driver.RemoveAsync(handle, CancellationToken.None);
     }
 
+    /// <summary>Issue #14: cgroup cleanup on v2 as a normal user. A replica's group in the delegated scope goes with the
+    /// replica, the app's folder with its last replica, and the sweep of <c>berth down</c> removes what a killed control plane
+    /// left below the app's folder (deepest first, the control files of the fake tree with them).</summary>
+    [Fact]
+    public async Task RemoveAndSweep_V2DelegatedScope_ReplicaGroupGoesWithItsReplicaAndLeftoversWithTheSweep()
+    {
+        var scope = FakeV2("cpu memory pids");
+        var cgroups = CgroupDetector.Detect(AsUser1000(Scope));
+        var state = Path.Combine(_root, "state");
+        var driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = state }, cgroups);
+        var app = Path.Combine(scope, "berth", "v2app");
+        var spec = new ReplicaSpec
+        {
+            App = "v2app",
+            Service = "w",
+            ReplicaId = "w-1",
+            Command = ["perl", "-e", "sleep 600"],
+            StateDirectory = Path.Combine(state, "w-1"),
+            MemoryLimit = ByteSize.Parse("64Mi"),
+        };
+
+        var handle = await driver.StartAsync(spec, CancellationToken.None);
+        Assert.Equal((64L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(app, "w-1", "memory.max")));
+        Assert.NotEmpty(File.ReadAllText(Path.Combine(app, "w-1", "cgroup.procs")).Trim());
+        await driver.StopAsync(handle, TimeSpan.FromSeconds(1), CancellationToken.None);
+        await driver.RemoveAsync(handle, CancellationToken.None);
+
+        Assert.False(Directory.Exists(Path.Combine(app, "w-1")), "the replica's group goes with it");
+        Assert.False(Directory.Exists(app), "the app's folder goes with its last replica");
+
+        foreach (var group in new[] { Path.Combine(app, "w-2"), Path.Combine(app, "node-a", "w-3") })
+        {
+            Directory.CreateDirectory(group);
+            File.WriteAllText(Path.Combine(group, "memory.max"), "67108864");
+            File.WriteAllText(Path.Combine(group, "cgroup.procs"), "");
+        }
+
+        var left = await driver.SweepCgroupsAsync("v2app", new HashSet<string> { "w-2", "w-3" }, CancellationToken.None);
+
+        Assert.Empty(left);
+        Assert.False(Directory.Exists(app), "down's sweep removes every leftover group below the app's folder");
+        Assert.True(Directory.Exists(Path.Combine(scope, "berth")), "Berth's own folder in the scope stays");
+    }
+
     /// <summary>A hierarchy that passed its probe and then refuses, as a root-made group does for a normal user.</summary>
     private sealed class RefusingHierarchy : ICgroupHierarchy
     {
@@ -189,6 +233,8 @@ public sealed class RootlessCgroupTests : IDisposable
         public IReadOnlyList<int> Pids(string path) => [];
 
         public bool Remove(string path) => true;
+
+        public IReadOnlyList<string> Children(string path) => [];
 
         public void SetSubtreeCpuShares(long shares)
         {

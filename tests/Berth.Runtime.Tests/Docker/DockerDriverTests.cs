@@ -105,6 +105,33 @@ public sealed class DockerDriverTests : IAsyncLifetime
     }
 
     [DockerFact]
+    public async Task StartAsync_SyncRules_NewContainerHasTheFilesAndCopyIntoUpdatesARunningOne()
+    {
+        var source = Directory.CreateTempSubdirectory("berth-sync-").FullName;
+        Directory.CreateDirectory(Path.Combine(source, "css"));
+        await File.WriteAllTextAsync(Path.Combine(source, "index.html"), "one");
+        await File.WriteAllTextAsync(Path.Combine(source, "css", "site.css"), "body{}");
+        await File.WriteAllTextAsync(Path.Combine(source, "notes.swp"), "editor temp");
+        await File.WriteAllTextAsync(Path.Combine(source, "skip.log"), "ignored");
+        var rule = new WatchRule { Action = WatchAction.Sync, Path = source, Target = "/srv/www", Ignore = ["*.log"] };
+
+        var handle = await StartAsync(Spec("sync", "sleep", "300") with { Syncs = [new SyncedFolder(rule, BuildContext: null)] });
+
+        var listed = await _driver.ExecAsync(handle, ["sh", "-c", "cd /srv/www && find . -type f | sort && cat index.html"], null, CancellationToken.None);
+        Assert.Equal("./css/site.css\n./index.html\none", listed.Output); // not the editor's temporary file, not the ignored one
+
+        await File.WriteAllTextAsync(Path.Combine(source, "index.html"), "two");
+        var filter = new Core.Build.WatchFilter(rule, buildContext: null);
+        await using (var tar = await filter.TarAsync([Path.Combine(source, "index.html")], rule.Target!, CancellationToken.None))
+        {
+            await _driver.CopyIntoAsync(handle.ContainerId!, tar, CancellationToken.None);
+        }
+
+        Assert.Equal("two", (await _driver.ExecAsync(handle, ["cat", "/srv/www/index.html"], null, CancellationToken.None)).Output);
+        Assert.Equal(ReplicaState.Running, (await _driver.InspectAsync(handle, CancellationToken.None)).State); // synced without a restart
+    }
+
+    [DockerFact]
     public async Task GetLogsAsync_BothStreams_KeptApartAndTimestamped()
     {
         var before = DateTimeOffset.UtcNow.AddSeconds(-5);

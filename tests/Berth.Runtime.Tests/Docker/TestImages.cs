@@ -50,6 +50,16 @@ public static class TestImages
         }
     }
 
+    /// <summary>Imports the busybox base image into the engine at <paramref name="engine"/> (a test's own dockerd) unless it has it.</summary>
+    public static async Task EnsureBaseAsync(Uri engine)
+    {
+        using var client = new DockerClientConfiguration(engine).CreateClient();
+        if (!await ExistsAsync(client, Base))
+        {
+            await ImportBusyboxAsync(client);
+        }
+    }
+
     private static async Task<bool> ExistsAsync(DockerClient client, string image)
     {
         try

@@ -1,0 +1,207 @@
+using System.Text.Json;
+using System.Threading.Channels;
+using Berth.Cli.Commands;
+using Berth.Cli.ControlPlane;
+using Berth.Core.Contracts;
+using Berth.Core.Model;
+using static Berth.Cli.Commands.ControlPlaneCommands;
+
+namespace Berth.Cli.Watch;
+
+/// <summary>What the watchers of one app share: the app, the API, the file sync, and one lock so that two services' applies
+/// never interleave (each apply sends the whole app with the other services' stamps as they run).</summary>
+internal sealed class WatchSession(Application app, string specPath, ApiClient client, TimeProvider time) : IDisposable
+{
+    private readonly SemaphoreSlim _apply = new(1, 1);
+
+    public Application App { get; } = app;
+
+    public string SpecPath { get; } = specPath;
+
+    public ApiClient Client { get; } = client;
+
+    public FileSync Sync { get; } = new(client);
+
+    public TimeProvider Time { get; } = time;
+
+    /// <summary>Runs <paramref name="apply"/> while no other service applies.</summary>
+    public async Task<T> ApplyingAsync<T>(Func<Task<T>> apply, CancellationToken ct)
+    {
+        await _apply.WaitAsync(ct);
+        try
+        {
+            return await apply();
+        }
+        finally
+        {
+            _apply.Release();
+        }
+    }
+
+    public void Dispose()
+    {
+        Sync.Dispose();
+        _apply.Dispose();
+    }
+}
+
+/// <summary>One service's watch loop: gathers changes until the files have been quiet for <see cref="WatchCommand.Debounce"/>
+/// (an editor's save is several writes), then acts once for all of them — rebuild when a rebuild rule matched, else sync
+/// and/or restart. Only one build of the service runs at a time; a change that arrives while it builds stops that build
+/// (its whole process group) and the next round builds everything saved so far.</summary>
+internal sealed class ServiceWatcher(Service service, WatchSession session)
+{
+    private readonly Channel<(WatchTarget Target, string Path)> _changes = Channel.CreateUnbounded<(WatchTarget, string)>();
+
+    public string Service => service.Name;
+
+    public void Post(WatchTarget target, string path) => _changes.Writer.TryWrite((target, path));
+
+    /// <summary>Compose's <c>initial_sync</c>: the whole of each such rule's path into the replicas, before the first change.</summary>
+    public async Task InitialSyncAsync(IEnumerable<WatchTarget> targets, CancellationToken ct)
+    {
+        var initial = targets.Where(t => t.Rule.InitialSync && t.Rule.Action is WatchAction.Sync or WatchAction.SyncRestart)
+            .Select(t => (t, (IReadOnlyCollection<string>)[.. t.Filter.Files()])).ToList();
+        if (initial.Count > 0)
+        {
+            Status($"{service.Name}: initial sync: {await session.Sync.SyncAsync(service, initial, ct)}");
+        }
+    }
+
+    public async Task RunAsync(CancellationToken ct)
+    {
+        var pending = new Dictionary<WatchTarget, HashSet<string>>();
+        while (true)
+        {
+            if (pending.Count == 0)
+            {
+                Add(pending, await _changes.Reader.ReadAsync(ct));
+            }
+
+            await QuietAsync(pending, ct);
+            var batch = pending;
+            pending = [];
+            try
+            {
+                if (batch.Keys.Any(t => t.Rule.Action == WatchAction.Rebuild))
+                {
+                    if (!await RebuildAsync(batch, ct))
+                    {
+                        pending = batch; // stopped by a newer change: build again with everything
+                        continue;
+                    }
+                }
+                else
+                {
+                    await SyncAndRestartAsync(batch, ct);
+                }
+            }
+            catch (ApiException e)
+            {
+                Error($"{service.Name}: {e.Message}");
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or Runtime.ReplicaStartException)
+            {
+                Error($"{service.Name}: the sync failed: {e.Message}");
+            }
+
+            if (_changes.Reader.Count == 0)
+            {
+                Status("watching for changes (Ctrl-C stops)");
+            }
+        }
+    }
+
+    /// <summary>Builds, then applies with the new build stamp; false when a newer change stopped the build.</summary>
+    private async Task<bool> RebuildAsync(Dictionary<WatchTarget, HashSet<string>> batch, CancellationToken ct)
+    {
+        Status($"changed: {Describe(batch)}; rebuilding {service.Name}");
+        var only = session.App with { Services = [service] };
+        using var build = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var building = BuildAsync(only, build.Token);
+        var newer = _changes.Reader.WaitToReadAsync(build.Token).AsTask();
+        if (await Task.WhenAny(building, newer) == newer && !building.IsCompleted && newer is { IsCompletedSuccessfully: true, Result: true })
+        {
+            Status($"{service.Name}: a newer change arrived; stopping this build to start again");
+            await build.CancelAsync();
+            try
+            {
+                await building;
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+            }
+
+            return false;
+        }
+
+        await build.CancelAsync(); // the wait for a newer change; the build has finished
+        if (await building is { } error)
+        {
+            Error(error);
+            Status("that change was not rolled out; the running version keeps serving; watching for the next change");
+            return true;
+        }
+
+        var code = await session.ApplyingAsync(() => RolloutCommands.ApplyAndReportAsync(session.Client, session.App, session.SpecPath, build: false, prune: false, ct,
+            stamp: new HashSet<string>(StringComparer.Ordinal) { service.Name }), ct);
+        if (code != ExitCodes.Ok)
+        {
+            Status("that change was not rolled out; the running version keeps serving; watching for the next change");
+        }
+
+        return true;
+    }
+
+    private static async Task<string?> BuildAsync(Application only, CancellationToken ct) =>
+        await ControlPlaneHost.BuildAsync(only, Console.Error, ct) ?? await ImageBuilds.BuildAsync(only, Console.Error, ct);
+
+    private async Task SyncAndRestartAsync(Dictionary<WatchTarget, HashSet<string>> batch, CancellationToken ct)
+    {
+        var syncs = batch.Where(b => b.Key.Rule.Action is WatchAction.Sync or WatchAction.SyncRestart)
+            .Select(b => (b.Key, (IReadOnlyCollection<string>)b.Value)).ToList();
+        var restart = batch.Keys.Any(t => t.Rule.Action is WatchAction.SyncRestart or WatchAction.Restart);
+        var started = session.Time.GetTimestamp();
+        var done = syncs.Count > 0 ? await session.Sync.SyncAsync(service, syncs, ct) : null;
+        Status($"changed: {Describe(batch)}; {service.Name}: {done ?? "nothing to sync"}{(restart ? "; restarting" : "")} ({session.Time.GetElapsedTime(started).TotalSeconds:0.0}s)");
+        if (!restart)
+        {
+            return;
+        }
+
+        // A new value of the restart stamp is a new template: the control plane rolls the replicas as the service's update
+        // policy says, readiness-gated, as 'kubectl rollout restart' does.
+        var stamp = session.Time.GetUtcNow().ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var body = JsonSerializer.Serialize(new ServicePatchRequest { Env = new Dictionary<string, string> { [BuildStamp.RestartEnvName] = stamp } }, ApiJson.Default.ServicePatchRequest);
+        var revision = await session.ApplyingAsync(async () => JsonSerializer.Deserialize(
+            await session.Client.SendAsync(HttpMethod.Patch, $"/v1/services/{Uri.EscapeDataString(service.Name)}", body, ct), ApiJson.Default.RevisionResponse)!, ct);
+        Status($"{service.Name}: restarting its replicas as its update policy rolls them (revision {revision.Revision}); 'berth rollout status {service.Name}' follows it");
+    }
+
+    private async Task QuietAsync(Dictionary<WatchTarget, HashSet<string>> pending, CancellationToken ct)
+    {
+        while (true)
+        {
+            using var quiet = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            quiet.CancelAfter(WatchCommand.Debounce);
+            try
+            {
+                Add(pending, await _changes.Reader.ReadAsync(quiet.Token));
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    private static void Add(Dictionary<WatchTarget, HashSet<string>> pending, (WatchTarget Target, string Path) change) =>
+        (pending.TryGetValue(change.Target, out var set) ? set : pending[change.Target] = new HashSet<string>(StringComparer.Ordinal)).Add(change.Path);
+
+    private string Describe(Dictionary<WatchTarget, HashSet<string>> batch)
+    {
+        var files = batch.Values.SelectMany(f => f).Distinct().Order(StringComparer.Ordinal).ToList();
+        return string.Join(", ", files.Take(3).Select(c => Path.GetRelativePath(session.App.BaseDirectory, c)))
+            + (files.Count > 3 ? $" and {files.Count - 3} more" : "");
+    }
+}

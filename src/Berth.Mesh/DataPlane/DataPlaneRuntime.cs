@@ -1,0 +1,21 @@
+namespace Berth.Mesh.DataPlane;
+
+/// <summary>
+/// The .NET runtime settings of the data plane process, which runs nothing but the mesh: set in its environment at
+/// launch (a setting the user already gave in a DOTNET_ variable wins) and by bench/mesh, so the benchmark measures
+/// the configuration users run.
+/// </summary>
+public static class DataPlaneRuntime
+{
+    /// <summary>Socket completions run on the socket engine's threads, not queued to the thread pool (one hop fewer per read and write).</summary>
+    public const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    /// <summary>The variables and values, in launch order.</summary>
+    public static IReadOnlyList<KeyValuePair<string, string>> Environment { get; } =
+    [
+        new(InlineCompletionsVariable, "1"),
+    ];
+
+    /// <summary>Whether this process runs with inline socket completions (then the mesh's listeners schedule inline too).</summary>
+    public static bool InlineCompletions => System.Environment.GetEnvironmentVariable(InlineCompletionsVariable) == "1";
+}
