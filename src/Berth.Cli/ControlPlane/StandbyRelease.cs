@@ -5,8 +5,8 @@ using Berth.Orchestration.State;
 namespace Berth.Cli.ControlPlane;
 
 /// <summary>
-/// Lets the warm standby data plane start once the app is up: when a revision is in force, as many replicas run as it asks
-/// for and none is still Pending or Starting (or after <see cref="Limit"/> at the latest, for an app that never gets there). The standby is
+/// Lets the warm standby data plane start once the app is up: when a revision is in force, as many replicas are Ready as it
+/// asks for and none is still Pending or Starting (or after <see cref="Limit"/> at the latest, for an app that never gets there). The standby is
 /// a second .NET start; on the 2-core machine it took a core from the container starts it was launched beside (issue #21).
 /// </summary>
 internal sealed class StandbyRelease : IAsyncDisposable
@@ -43,10 +43,11 @@ internal sealed class StandbyRelease : IAsyncDisposable
         client.ReleaseStandby();
     }
 
-    /// <summary>Every replica the revision asks for has been started (none placed or being started is left).</summary>
+    /// <summary>Every replica the revision asks for is Ready (none placed or being started is left): a replica still starting
+    /// its own runtime (the shop sample's .NET apps) would share the cores with the standby's start.</summary>
     private static bool Up(Orchestration.Controllers.ControlPlane plane) =>
         plane.View is { Current: { } current } view
-        && view.Replicas.Count(r => r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready) >= current.Application.Services.Sum(s => s.Replicas)
+        && view.Replicas.Count(r => r.Phase is ReplicaPhase.Ready) >= current.Application.Services.Sum(s => s.Replicas)
         && view.Replicas.All(r => r.Phase is not (ReplicaPhase.Pending or ReplicaPhase.Starting));
 
     public async ValueTask DisposeAsync()

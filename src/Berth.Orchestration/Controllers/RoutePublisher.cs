@@ -65,7 +65,8 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
             return;
         }
 
-        (app, replicas) = PodPorts.WithDiscovered(app, replicas, stablePorts.Ensure);
+        (app, replicas) = PodPorts.WithDiscovered(app, replicas, stablePorts.Ensure,
+            id => _pods.TryGetValue(id, out var pod) ? pod.Listeners.Length : 0);
         foreach (var s in app.Services)
         {
             foreach (var e in s.Endpoints)
