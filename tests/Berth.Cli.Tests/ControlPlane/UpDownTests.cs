@@ -23,7 +23,14 @@ public sealed class UpDownTests : IDisposable
         Assert.Contains("control plane running in the background", err, StringComparison.Ordinal);
         await Poll.UntilAsync(() => Ps().Count(r => r.GetProperty("phase").GetString() == "ready") == 2, TimeSpan.FromSeconds(60), "2 Ready replicas");
         var before = Ps().ToDictionary(r => r.GetProperty("id").GetString()!, r => r.GetProperty("pid").GetInt32());
-        var eventsBefore = Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        // The store commits a pass's events together, so 'events' can trail what 'ps' shows for a moment (seen under load
+        // in CI: the start events came after this read and counted as new): wait for both replicas' ready events.
+        string[] eventsBefore = [];
+        await Poll.UntilAsync(() =>
+        {
+            eventsBefore = Berth("events", "-o", "json").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            return eventsBefore.Count(e => JsonDocument.Parse(e).RootElement.GetProperty("type").GetString() == "ready") == 2;
+        }, TimeSpan.FromSeconds(30), "both replicas' ready events in 'berth events'");
 
         var controlPlane = ControlPlanePid();
         Process.GetProcessById(controlPlane).Kill();
