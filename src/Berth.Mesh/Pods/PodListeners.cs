@@ -48,10 +48,16 @@ internal sealed class PodListeners : IAsyncDisposable
     {
         if (route.Pod != Pod)
         {
-            // The pod was made again under the same id (a restart): every socket of the old namespace goes.
-            await CloseAllAsync().ConfigureAwait(false);
+            if (!SameNamespace(Pod, route.Pod))
+            {
+                // The pod was made again under the same id (a restart): every socket of the old namespace goes.
+                await CloseAllAsync().ConfigureAwait(false);
+                _mirrorsRefused.Clear();
+            }
+
+            // Otherwise the same namespace described anew (a control plane that adopted the pod found it again by another
+            // path or with its inode): the sockets already open in it stay, so calls by name see no refused connection.
             Pod = route.Pod;
-            _mirrorsRefused.Clear();
         }
 
         Route = route;
@@ -110,6 +116,19 @@ internal sealed class PodListeners : IAsyncDisposable
                 Log.PodListenerFailed(_logger, Pod.PodId, listener.Service, listener.Endpoint, address, e.Message);
             }
         }
+    }
+
+    /// <summary>Whether two descriptions of a pod name one network namespace: same pod, and the same inode (read from the
+    /// namespace file when a description lacks it).</summary>
+    private static bool SameNamespace(PodNetwork a, PodNetwork b)
+    {
+        if (a.PodId != b.PodId)
+        {
+            return false;
+        }
+
+        var (x, y) = (a.NamespaceInode != 0 ? a.NamespaceInode : PodSockets.InodeOf(a.NamespacePath), b.NamespaceInode != 0 ? b.NamespaceInode : PodSockets.InodeOf(b.NamespacePath));
+        return x != 0 && x == y;
     }
 
     public ValueTask DisposeAsync() => new(CloseAllAsync());

@@ -17,10 +17,8 @@ internal static class PodPorts
     /// <summary>The discovered endpoint for a port: <c>tcp-8080</c>, as the loader names a second Compose port.</summary>
     public static string EndpointName(int port) => string.Create(CultureInfo.InvariantCulture, $"tcp-{port}");
 
-    /// <summary>Listening TCP ports in <paramref name="pod"/> (any address), or none when its process is gone.
-    /// <paramref name="known"/>: how many TCP sockets in it are the data plane's own (the outbound listeners published to it;
-    /// one the data plane could not open, because a socket of the pod holds its address, is counted by that socket).</summary>
-    public static ImmutableSortedSet<int> Listening(PodNetwork pod, int known = 0)
+    /// <summary>Listening TCP ports in <paramref name="pod"/> (any address), or none when its process is gone.</summary>
+    public static ImmutableSortedSet<int> Listening(PodNetwork pod)
     {
         var proc = Path.GetDirectoryName(Path.GetDirectoryName(pod.NamespacePath));
         if (proc is null || (pod.NamespaceInode != 0 && PodSockets.InodeOf(pod.NamespacePath) != pod.NamespaceInode))
@@ -30,9 +28,11 @@ internal static class PodPorts
 
         // The namespace's TCP socket counts first (issue #21): reading net/tcp walks the kernel's whole connection hash table,
         // shared by every namespace (~15 ms a table on the loaded 2-core machine, so 40 pods cost a second on every publish),
-        // while sockstat reads two counters. A pod whose only TCP sockets are the data plane's outbound listeners (a replica
-        // that has not listened yet, or never does) listens on nothing of its own.
-        if (TcpSocketsInUse(proc, "sockstat", "TCP:") is >= 0 and var v4 && TcpSocketsInUse(proc, "sockstat6", "TCP6:") is >= 0 and var v6 && v4 + v6 <= known)
+        // while sockstat reads two counters. A pod with no TCP socket at all listens on nothing. Only zero is taken as an
+        // answer: discounting the data plane's own outbound listeners by their number made a replica's socket count as one
+        // of them where the data plane could not open its listener (the replica held the address), so the replica's port
+        // vanished and came back on every publish (a route flapping every few milliseconds, seen in a Docker pods test).
+        if (TcpSocketsInUse(proc, "sockstat", "TCP:") is >= 0 and var v4 && TcpSocketsInUse(proc, "sockstat6", "TCP6:") is >= 0 and var v6 && v4 + v6 == 0)
         {
             return [];
         }
@@ -96,7 +96,7 @@ internal static class PodPorts
     /// replicas listen on, and the replicas with those ports (what routes and pods are published from). Stable ports for
     /// them come from <paramref name="stable"/> (assigned once and kept, as for declared endpoints).</summary>
     public static (Application App, IReadOnlyCollection<ReplicaRecord> Replicas) WithDiscovered(Application app, IReadOnlyCollection<ReplicaRecord> replicas,
-        Func<string, string, int> stable, Func<string, int>? known = null)
+        Func<string, string, int> stable)
     {
         var found = new Dictionary<string, ImmutableSortedSet<int>>(StringComparer.Ordinal);
         var services = app.Services.ToDictionary(s => s.Name, StringComparer.Ordinal);
@@ -105,7 +105,7 @@ internal static class PodPorts
             if (r.Handle?.Pod is { } pod && r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready
                 && services.TryGetValue(r.Service, out var s) && s.Endpoints.IsDefaultOrEmpty)
             {
-                found[r.Id] = Listening(pod, known?.Invoke(r.Id) ?? 0);
+                found[r.Id] = Listening(pod);
             }
         }
 

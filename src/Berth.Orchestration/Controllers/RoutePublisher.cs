@@ -65,8 +65,7 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
             return;
         }
 
-        (app, replicas) = PodPorts.WithDiscovered(app, replicas, stablePorts.Ensure,
-            id => _pods.TryGetValue(id, out var pod) ? pod.Listeners.Length : 0);
+        (app, replicas) = PodPorts.WithDiscovered(app, replicas, stablePorts.Ensure);
         foreach (var s in app.Services)
         {
             foreach (var e in s.Endpoints)

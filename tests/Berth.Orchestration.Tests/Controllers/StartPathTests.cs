@@ -143,8 +143,9 @@ public sealed class StartPathTests
         await h.UntilAsync(() => h.Plane.Replicas.Count(r => r.Phase == ReplicaPhase.Ready) == 20 && sink.Upstreams == 20, "20 ready and routed");
 
         // One per start would be 20; the held one, then the rest together. The driver counts a start a moment before its
-        // completion is queued, so on a loaded machine a few may miss the drain and make one more publish each.
-        Assert.InRange(sink.PublishesWithUpstreams, 2, 10);
+        // completion is queued, so on a loaded machine a few may miss the drain and make one more publish each. On a quick
+        // one every replica can be Ready before the first publish is even made, and then that one carries all 20 (seen in CI).
+        Assert.InRange(sink.PublishesWithUpstreams, 1, 10);
     }
 
     /// <summary>A route sink whose first update carrying an upstream waits for <see cref="Release"/>.</summary>
