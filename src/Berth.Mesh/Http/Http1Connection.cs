@@ -104,9 +104,16 @@ internal sealed class Http1ConnectionPool : IDisposable
         return new Http1Connection(socket);
     }
 
-    /// <summary>Gives back a connection whose exchange completed cleanly and may be reused.</summary>
+    /// <summary>Gives back a connection whose exchange completed cleanly: kept for reuse when it may be reused (and the pool
+    /// has room), disposed otherwise.</summary>
     public void Return(Http1Connection connection)
     {
+        if (!connection.Reusable)
+        {
+            connection.Dispose();
+            return;
+        }
+
         if (_disposed || Interlocked.Increment(ref _idleCount) > MaxIdle)
         {
             if (!_disposed)

@@ -192,14 +192,7 @@ internal static class Http1Forwarder
             throw;
         }
 
-        if (connection.Reusable)
-        {
-            e.Pool.Return(connection);
-        }
-        else
-        {
-            connection.Dispose();
-        }
+        e.Pool.Return(connection);
     }
 
     /// <summary>Copies end-to-end response headers: hop-by-hop ones and those the upstream's Connection header names are dropped.</summary>

@@ -436,14 +436,7 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
             throw;
         }
 
-        if (connection.Reusable)
-        {
-            e.Pool.Return(connection);
-        }
-        else
-        {
-            connection.Dispose();
-        }
+        e.Pool.Return(connection);
     }
 
     public void Dispose()
