@@ -85,11 +85,20 @@ internal sealed class TerminatedReplicas(PlaneState state)
 
         var folders = Directory.EnumerateDirectories(Root).ToList();
         HashSet<string> live = [];
+        var read = false;
         await state.Loop.UnderLockAsync(() =>
         {
             live.UnionWith(state.Replicas.Keys);
             live.UnionWith(_retiring);
+            read = true;
         });
+        if (!read)
+        {
+            // The control plane is stopping and the locked read did not run: with no live ids every folder would look like
+            // a leftover, live replicas' pid files and logs among them (the next control plane could not adopt them).
+            return;
+        }
+
         var kept = List();
         var keep = kept.GroupBy(k => k.Service).SelectMany(g => g.Take(state.Options.TerminatedReplicasKept)).Select(k => k.Directory).ToHashSet(StringComparer.Ordinal);
         foreach (var dir in folders.Where(d => !live.Contains(Path.GetFileName(d)) && !keep.Contains(d)))

@@ -149,6 +149,32 @@ public sealed class ControlPlaneTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Scale_Down_ControlPlaneStopsWhileTheVictimIsRemoved_LiveReplicaFoldersKept()
+    {
+        // Seen in CI: a retire's prune ran after the control plane began stopping, its locked read of the live ids was
+        // skipped, and every live replica's folder (pid file, logs) was deleted, so the next control plane restarted them.
+        await _h.Plane.ApplyAsync(App(Api(2)), "up", CancellationToken.None);
+        await _h.AllReadyAsync("api", 2);
+        var folders = _h.Of("api").Select(r => Path.Combine(_h.Directory, "replicas", r.Id)).ToList();
+        foreach (var folder in folders)
+        {
+            Directory.CreateDirectory(folder);
+            await File.WriteAllTextAsync(Path.Combine(folder, "pid"), "pid=1\n");
+        }
+
+        _h.Driver.RemoveGate = new SemaphoreSlim(0);
+        await _h.Plane.ScaleAsync("api", 1, CancellationToken.None);
+        await _h.UntilAsync(() => _h.Driver.Calls.Any(c => c.StartsWith("remove ", StringComparison.Ordinal)), "the victim's removal to begin");
+        var kept = Path.Combine(_h.Directory, "replicas", _h.Of("api").Single().Id);
+
+        await _h.RestartPlaneAsync();
+
+        Assert.True(File.Exists(Path.Combine(kept, "pid")), $"the live replica's folder {kept} lost its pid file while the control plane stopped");
+        await _h.AllReadyAsync("api", 1);
+        Assert.Equal(2, _h.Driver.Starts.Count);
+    }
+
+    [Fact]
     public async Task Scale_TenTimesAfterAPatch_NoRevisionsAndUndoStillGoesBack()
     {
         var first = await _h.Plane.ApplyAsync(App(Api(2)), "up", CancellationToken.None);

@@ -102,15 +102,21 @@ public sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
         return Task.FromResult(new ReplicaStatus { State = ReplicaState.Unknown });
     }
 
-    public Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken)
+    /// <summary>When set, removals wait for it (or for their cancellation), so a test can hold a retire in flight.</summary>
+    public SemaphoreSlim? RemoveGate { get; set; }
+
+    public async Task RemoveAsync(ReplicaHandle replica, CancellationToken cancellationToken)
     {
         Calls.Enqueue($"remove {replica.ReplicaId}");
+        if (RemoveGate is { } gate)
+        {
+            await gate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        }
+
         if (_instances.TryGetValue(replica.ReplicaId, out var i) && i.Exit.Task.IsCompleted)
         {
             _instances.TryRemove(replica.ReplicaId, out _);
         }
-
-        return Task.CompletedTask;
     }
 
     public Task<ReplicaStatus> InspectAsync(ReplicaHandle replica, CancellationToken cancellationToken) =>
