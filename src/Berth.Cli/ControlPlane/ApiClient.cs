@@ -13,8 +13,12 @@ internal sealed class ApiClient : IDisposable
 {
     private readonly HttpClient _http;
 
-    private ApiClient(Uri url, string token)
+    /// <summary>The control plane's process, from <c>api.json</c> (null in files older than the field).</summary>
+    private readonly int? _pid;
+
+    private ApiClient(Uri url, string token, int? pid)
     {
+        _pid = pid;
         _http = new HttpClient(new SocketsHttpHandler { UseProxy = false }) { BaseAddress = url, Timeout = Timeout.InfiniteTimeSpan };
         _http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
     }
@@ -33,8 +37,8 @@ internal sealed class ApiClient : IDisposable
 
         try
         {
-            var url = JsonSerializer.Deserialize(File.ReadAllText(address), ApiJson.Default.ApiAddress)?.Url;
-            return url is null ? null : new ApiClient(new Uri(url), File.ReadAllText(token).Trim());
+            var written = JsonSerializer.Deserialize(File.ReadAllText(address), ApiJson.Default.ApiAddress);
+            return written?.Url is not { } url ? null : new ApiClient(new Uri(url), File.ReadAllText(token).Trim(), written.Pid);
         }
         catch (Exception e) when (e is JsonException or IOException or UriFormatException)
         {
@@ -42,17 +46,49 @@ internal sealed class ApiClient : IDisposable
         }
     }
 
-    /// <summary>Whether the control plane answers.</summary>
+    /// <summary>Whether the control plane answers. One that does not answer within <see cref="AskTimeout"/> is asked again while
+    /// its process lives, for up to <see cref="BusyWait"/>: on a starved machine (CI at load 100 did this) a live control plane
+    /// answered late and was taken for a dead one, so commands reported "no control plane" beside it.</summary>
     public async Task<bool> AliveAsync(CancellationToken ct)
+    {
+        var started = Environment.TickCount64;
+        while (true)
+        {
+            try
+            {
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                cts.CancelAfter(AskTimeout);
+                using var response = await _http.GetAsync("/v1/replicas", cts.Token);
+                return true;
+            }
+            catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+            {
+                if (_pid is not { } pid || !Lives(pid) || Environment.TickCount64 - started >= (long)BusyWait.TotalMilliseconds)
+                {
+                    return false;
+                }
+            }
+
+            await Task.Delay(TimeSpan.FromMilliseconds(200), ct);
+        }
+    }
+
+    /// <summary>How long one liveness request may take.</summary>
+    private static readonly TimeSpan AskTimeout = TimeSpan.FromSeconds(5);
+
+    /// <summary>How long a control plane whose process lives may take to answer at all.</summary>
+    private static readonly TimeSpan BusyWait = TimeSpan.FromSeconds(45);
+
+    /// <summary>Whether <paramref name="pid"/> runs (a zombie does not), from /proc/PID/stat.</summary>
+    private static bool Lives(int pid)
     {
         try
         {
-            using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
-            cts.CancelAfter(TimeSpan.FromSeconds(5));
-            using var response = await _http.GetAsync("/v1/replicas", cts.Token);
-            return true;
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var state = stat.AsSpan(stat.LastIndexOf(')') + 2);
+            return state.Length > 0 && state[0] is not ('Z' or 'X');
         }
-        catch (Exception e) when (e is HttpRequestException or SocketException or OperationCanceledException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return false;
         }
