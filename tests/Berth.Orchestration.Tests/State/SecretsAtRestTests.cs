@@ -1,4 +1,5 @@
 using System.Text;
+using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Orchestration.State;
 using Berth.Testing.ControlPlanes;
@@ -40,6 +41,16 @@ public sealed class SecretsAtRestTests : IAsyncLifetime
                 return Encoding.Latin1.GetString(memory.ToArray());
             }));
 
+    /// <summary>How many rollout records hold a stable spec with a sealed value, read from the file as another reader would.</summary>
+    private static long SealedStableSpecs(string folder)
+    {
+        using var read = new SqliteConnection($"Data Source={Path.Combine(folder, StateStore.FileName)};Mode=ReadOnly;Pooling=False");
+        read.Open();
+        using var cmd = read.CreateCommand();
+        cmd.CommandText = "SELECT COUNT(*) FROM rollouts WHERE body LIKE '%stableSpec%' AND body LIKE '%" + SecretBox.Prefix + "%'";
+        return (long)cmd.ExecuteScalar()!;
+    }
+
     [Fact]
     public async Task Apply_SecretEnvAndSecretFile_NoPlainValueInStateDbWalOrShmAndReplicasGetTheValue()
     {
@@ -50,6 +61,10 @@ public sealed class SecretsAtRestTests : IAsyncLifetime
         await _h.UntilAsync(() => _h.Of("api").Count(r => r.Phase == ReplicaPhase.Ready && _h.Driver.Starts.Any(s => s.ReplicaId == r.Id && s.Command.Contains("v2"))) == 3
             && _h.Of("api").Count() == 3, "3 Ready v2 replicas");
 
+        // The pass that calls the rollout complete (and records its stable spec) may come after the replicas are Ready.
+        await _h.UntilAsync(() => _h.Plane.GetRollout("api").State == RolloutState.Complete, "the v2 rollout complete");
+        await _h.UntilAsync(() => SealedStableSpecs(_h.Directory) >= 1, "the rollout record keeps the stable spec, sealed");
+
         // The replicas got the real values; the store only sealed ones, in the revisions and in the rollout's stable spec.
         Assert.All(_h.Driver.Starts, s => Assert.Equal(Password, s.Env["DB_PASSWORD"]));
         Assert.All(_h.Driver.Starts, s => Assert.Equal(FileSecret, s.Files.Single().Content));
@@ -59,13 +74,6 @@ public sealed class SecretsAtRestTests : IAsyncLifetime
         Assert.DoesNotContain(Password, bytes, StringComparison.Ordinal);
         Assert.DoesNotContain(FileSecret, bytes, StringComparison.Ordinal);
         Assert.DoesNotContain(Convert.ToBase64String(Encoding.UTF8.GetBytes(Password)), bytes, StringComparison.Ordinal);
-        using (var read = new SqliteConnection($"Data Source={Path.Combine(_h.Directory, StateStore.FileName)};Mode=ReadOnly;Pooling=False"))
-        {
-            read.Open();
-            using var cmd = read.CreateCommand();
-            cmd.CommandText = "SELECT COUNT(*) FROM rollouts WHERE body LIKE '%stableSpec%' AND body LIKE '%" + SecretBox.Prefix + "%'";
-            Assert.True((long)cmd.ExecuteScalar()! >= 1, "the rollout record keeps the stable spec, sealed");
-        }
 
         // A restarted control plane reads them back: an undo to v1 starts replicas with the real value again.
         await _h.RestartPlaneAsync();
