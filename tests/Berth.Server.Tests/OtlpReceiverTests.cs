@@ -2,6 +2,9 @@ using System.Diagnostics;
 using System.Diagnostics.Metrics;
 using System.Net;
 using Berth.Server.Telemetry;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.Logging;
 using OpenTelemetry;
 using OpenTelemetry.Exporter;
@@ -9,6 +12,7 @@ using OpenTelemetry.Logs;
 using OpenTelemetry.Metrics;
 using OpenTelemetry.Resources;
 using OpenTelemetry.Trace;
+using TelemetrySpan = Berth.Server.Telemetry.TelemetrySpan;
 
 namespace Berth.Server.Tests;
 
@@ -107,5 +111,114 @@ public sealed class OtlpReceiverTests : IAsyncLifetime
         using var response = await http.SendAsync(request);
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Contains("not a valid OTLP traces export: truncated message", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+}
+
+/// <summary>Forwarding to the user's own collector (<c>telemetry: {otlp_endpoint: …}</c>): every export, as received, over
+/// OTLP/HTTP protobuf, to a real listening collector stand-in; and a collector that is down costs the dashboard nothing.</summary>
+public sealed class OtlpForwardingTests : IAsyncLifetime
+{
+    private readonly System.Collections.Concurrent.ConcurrentQueue<(string Path, string? ContentType, byte[] Body)> _received = new();
+    private WebApplication _collector = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.Logging.ClearProviders();
+        builder.WebHost.UseKestrel(k => k.Listen(IPAddress.Loopback, 0));
+        _collector = builder.Build();
+        _collector.MapPost("/{**path}", async (HttpContext context) =>
+        {
+            using var body = new MemoryStream();
+            await context.Request.Body.CopyToAsync(body);
+            _received.Enqueue((context.Request.Path.Value!, context.Request.ContentType, body.ToArray()));
+            return Results.Bytes([], "application/x-protobuf");
+        });
+        await _collector.StartAsync();
+    }
+
+    public async Task DisposeAsync() => await _collector.DisposeAsync();
+
+    private static void Export(OtlpReceiver receiver, OtlpExportProtocol protocol, string spanName)
+    {
+        var source = new ActivitySource("forward-" + spanName);
+        using var tracer = Sdk.CreateTracerProviderBuilder().SetResourceBuilder(ResourceBuilder.CreateEmpty().AddService("api")).AddSource(source.Name)
+            .AddOtlpExporter(o =>
+            {
+                o.Protocol = protocol;
+                o.Endpoint = protocol == OtlpExportProtocol.Grpc ? receiver.GrpcEndpoint : new Uri(receiver.HttpEndpoint, "v1/traces");
+                o.Headers = $"{OtlpReceiver.KeyHeader}={receiver.Key}";
+            }).Build();
+        using (source.StartActivity(spanName, ActivityKind.Server))
+        {
+        }
+
+        Assert.True(tracer.ForceFlush(10_000), "trace export did not finish");
+    }
+
+    [Theory]
+    [InlineData(OtlpExportProtocol.Grpc)]
+    [InlineData(OtlpExportProtocol.HttpProtobuf)]
+    public async Task Export_CollectorConfigured_StoredAndForwardedAsOtlpHttpProtobuf(OtlpExportProtocol protocol)
+    {
+        var store = new TelemetryStore(new TelemetryOptions { ForwardEndpoint = new Uri(_collector.Urls.Single()) });
+        await using (var receiver = await OtlpReceiver.StartAsync(store, null, null, CancellationToken.None))
+        {
+            Export(receiver, protocol, "GET /forwarded-" + protocol);
+            await Poll.UntilAsync(() => !_received.IsEmpty, TimeSpan.FromSeconds(30), "the collector got the export");
+        }
+
+        var (path, contentType, body) = Assert.Single(_received);
+        Assert.Equal("/v1/traces", path);
+        Assert.Equal("application/x-protobuf", contentType);
+        // The forwarded message is the export itself (gRPC's frame taken off): the collector decodes the same span.
+        Assert.Equal(["GET /forwarded-" + protocol], OtlpDecoder.DecodeTraces(body).Select(s => s.Name));
+        Assert.Equal(1, store.SpanCount);
+    }
+
+    [Fact]
+    public async Task Export_CollectorDown_SpansStillStoredAndTheAppsExportSucceeds()
+    {
+        int closedPort;
+        using (var probe = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0))
+        {
+            probe.Start();
+            closedPort = ((IPEndPoint)probe.LocalEndpoint).Port;
+        }
+
+        var store = new TelemetryStore(new TelemetryOptions { ForwardEndpoint = new Uri($"http://127.0.0.1:{closedPort}") });
+        await using var receiver = await OtlpReceiver.StartAsync(store, null, null, CancellationToken.None);
+
+        Export(receiver, OtlpExportProtocol.Grpc, "GET /while-the-collector-is-down");
+
+        Assert.Equal(["GET /while-the-collector-is-down"], store.SearchTraces(null, null, null, 10).Select(t => t.Name.Split(": ")[1]));
+    }
+}
+
+/// <summary>The in-memory store keeps to its limits, dropping the oldest of each kind.</summary>
+public sealed class TelemetryStoreLimitsTests
+{
+    private static readonly DateTimeOffset T0 = new(2026, 12, 7, 12, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public void Add_PastEveryLimit_OldestDroppedNewestKept()
+    {
+        var store = new TelemetryStore(new TelemetryOptions { MaxSpans = 10, MaxLogs = 5, MaxMetricPoints = 7 });
+        for (var i = 0; i < 25; i++)
+        {
+            var trace = i.ToString("x32", System.Globalization.CultureInfo.InvariantCulture);
+            store.AddSpans([new TelemetrySpan(trace, i.ToString("x16", System.Globalization.CultureInfo.InvariantCulture), null, "api", "api-1", $"span {i}", "server",
+                T0.AddSeconds(i), TimeSpan.FromMilliseconds(1), false, null, "app", [])]);
+            store.AddLogs([new TelemetryLog(T0.AddSeconds(i), "api", "api-1", "INFO", 9, $"log {i}", null, null, [])]);
+            store.AddMetrics([new TelemetryMetricPoint(T0.AddSeconds(i), "api", "api-1", "orders", "", "sum", i, [])]);
+        }
+
+        Assert.Equal(10, store.SpanCount);
+        Assert.Null(store.GetTrace(0.ToString("x32", System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Null(store.GetTrace(14.ToString("x32", System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.Equal("span 15", Assert.Single(store.GetTrace(15.ToString("x32", System.Globalization.CultureInfo.InvariantCulture))!).Name);
+        Assert.Equal(10, store.SearchTraces(null, null, null, 100).Count);
+        Assert.Equal(["log 20", "log 21", "log 22", "log 23", "log 24"], store.Logs(0, null, null, 100).Select(l => l.Log.Body));
+        Assert.Equal([18.0, 19, 20, 21, 22, 23, 24], store.MetricPoints("api", "orders", DateTimeOffset.MinValue).Select(p => p.Value));
     }
 }

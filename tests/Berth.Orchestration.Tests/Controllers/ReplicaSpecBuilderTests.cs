@@ -22,4 +22,38 @@ public sealed class ReplicaSpecBuilderTests
         Assert.Equal("http://127.0.0.1:41001", spec.Env["ASPNETCORE_URLS"]);
         Assert.Equal(http2, spec.Env.TryGetValue("Kestrel__EndpointDefaults__Protocols", out var p) && p == "Http2");
     }
+
+    [Fact]
+    public void Build_TelemetryReceiverRunning_ReplicaNamesItsServiceReplicaAndRevisionAndTheSpecWinsOverBerth()
+    {
+        var service = new Service
+        {
+            Name = "api", Command = ["api"],
+            Env = ImmutableSortedDictionary<string, string>.Empty.Add("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        };
+        var app = new Application { Name = "shop", Services = [service] };
+        var replica = new ReplicaRecord { Id = "api-7c2e1", Service = "api", Revision = 4 };
+        var options = new OrchestratorOptions
+        {
+            StateDirectory = "/tmp/x",
+            ReplicaEnvironment = new Dictionary<string, string> { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:4317", ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc" },
+        };
+
+        var env = ReplicaSpecBuilder.Build(app, service, replica, new Dictionary<(string, string), int>(), options).Env;
+
+        Assert.Equal("http://127.0.0.1:4317", env["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        Assert.Equal("api", env["OTEL_SERVICE_NAME"]);
+        Assert.Equal("service.instance.id=api-7c2e1,berth.app=shop,berth.service=api,berth.replica=api-7c2e1,berth.revision=4", env["OTEL_RESOURCE_ATTRIBUTES"]);
+        Assert.Equal("http/protobuf", env["OTEL_EXPORTER_OTLP_PROTOCOL"]); // the spec's own value wins, as Aspire lets an app override
+    }
+
+    [Fact]
+    public void Build_NoTelemetryReceiver_NoOtelVariables()
+    {
+        var service = new Service { Name = "api", Command = ["api"] };
+        var env = ReplicaSpecBuilder.Build(new Application { Name = "shop", Services = [service] }, service,
+            new ReplicaRecord { Id = "api-1", Service = "api" }, new Dictionary<(string, string), int>(), new OrchestratorOptions { StateDirectory = "/tmp/x" }).Env;
+
+        Assert.DoesNotContain(env.Keys, k => k.StartsWith("OTEL_", StringComparison.Ordinal));
+    }
 }
