@@ -20,6 +20,10 @@ public enum StateFault
     /// <summary>Sealed secrets cannot be unsealed with the folder's key.</summary>
     Key,
 
+    /// <summary>Another program holds the database's write lock longer than the busy timeout (SQLITE_BUSY, SQLITE_LOCKED):
+    /// an open <c>sqlite3</c> shell in a transaction, a backup tool.</summary>
+    Locked,
+
     /// <summary>Any other I/O failure of the store.</summary>
     Io,
 }
@@ -63,6 +67,10 @@ public sealed class StateStoreException : Exception
                         $"the state store {path} cannot be opened ({sql.Message.TrimEnd('.')})",
                         $"check that {folder} exists and belongs to you (ls -ld {folder}); 'berth down' still stops every replica it can find",
                         StateFault.CannotOpen, sql),
+                    SqliteBusy or SqliteLocked => new StateStoreException(
+                        $"the state store {path} is locked by another program ({sql.Message.TrimEnd('.')})",
+                        $"end what holds it (an open sqlite3 transaction, a backup: fuser -v {path}); Berth retries on its own",
+                        StateFault.Locked, sql),
                     SqliteIoErr => new StateStoreException(
                         $"the state store {path} could not be read or written ({sql.Message.TrimEnd('.')})",
                         $"check the disk of {folder} (dmesg, df -h {folder}); Berth retries on its own",
@@ -80,6 +88,8 @@ public sealed class StateStoreException : Exception
         }
     }
 
+    private const int SqliteBusy = 5;
+    private const int SqliteLocked = 6;
     private const int SqliteIoErr = 10;
     private const int SqliteCorrupt = 11;
     private const int SqliteFull = 13;

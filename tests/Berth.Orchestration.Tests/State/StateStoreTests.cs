@@ -163,6 +163,38 @@ public sealed class StateStoreTests : IDisposable
     }
 
     [Fact]
+    public void From_WriteLockHeldByAnotherProgram_LockedFaultInWordsNotAnSqliteException()
+    {
+        using (StateStore.Open(_dir))
+        {
+        }
+
+        var db = Path.Combine(_dir, StateStore.FileName);
+        using var holder = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Pooling=False");
+        holder.Open();
+        using var held = holder.BeginTransaction(deferred: false);
+        using (var first = holder.CreateCommand())
+        {
+            first.Transaction = held;
+            first.CommandText = "INSERT INTO events (time, type, service, message) VALUES ('t', 'x', 'api', 'held')";
+            first.ExecuteNonQuery();
+        }
+
+        using var writer = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={db};Pooling=False;Default Timeout=1");
+        writer.Open();
+        using var write = writer.CreateCommand();
+        write.CommandText = "INSERT INTO events (time, type, service, message) VALUES ('t', 'x', 'api', 'm')";
+        var sql = Assert.Throws<Microsoft.Data.Sqlite.SqliteException>(() => write.ExecuteNonQuery());
+
+        var fault = StateStoreException.From(sql, db);
+
+        Assert.NotNull(fault);
+        Assert.Equal(StateFault.Locked, fault.Fault);
+        Assert.Equal($"the state store {db} is locked by another program (SQLite Error 5: 'database is locked')", fault.Problem);
+        Assert.Equal($"end what holds it (an open sqlite3 transaction, a backup: fuser -v {db}); Berth retries on its own", fault.Fix);
+    }
+
+    [Fact]
     public void ListEvents_AfterReopen_KeepsEveryEventInOrder()
     {
         using (var store = StateStore.Open(_dir))
