@@ -58,7 +58,9 @@ internal sealed class RevisionManager(PlaneState state, StablePortRegistry stabl
             Templates = next.Services.ToImmutableSortedDictionary(
                 s => s.Name,
                 s => reuse is { } re && re.Service == s.Name ? re.Template
-                    : previous?.Application.FindService(s.Name) is { } old && TemplateKey(old) == TemplateKey(s) ? previous.TemplateOf(s.Name) : n,
+                    // A renamed app (only with prune) replaces every replica: the name is in each replica's labels and cgroup path.
+                    : previous?.Application.FindService(s.Name) is { } old && previous.Application.Name == next.Name && TemplateKey(old) == TemplateKey(s)
+                        ? previous.TemplateOf(s.Name) : n,
                 StringComparer.Ordinal),
             Stopped = [.. stopped is null ? previous?.Stopped ?? [] : stopped(previous?.Stopped ?? [])],
         });

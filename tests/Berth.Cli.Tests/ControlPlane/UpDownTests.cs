@@ -198,6 +198,35 @@ public sealed class UpDownTests : IDisposable
     }
 
     [Fact]
+    public async Task Up_RenamedAppOnARunningControlPlane_RefusedWithoutPruneNothingChangedThenReplacedWithPrune()
+    {
+        await _app.Cli.UpDetachedAsync(2);
+        var pids = Ps().Select(r => r.GetProperty("pid").GetInt32()).Order().ToList();
+        _app.WriteSpec(TestHttpServer.App("renamed", replicas: 1));
+
+        var refused = Berth("up", "-d");
+
+        Assert.True(refused.Code != 0, $"a rename without --prune was accepted: {refused}");
+        Assert.Contains("$.name: renaming the app 'updown' to 'renamed' removes every replica of 'updown'; apply with prune to do that ('berth up --prune', POST /v1/apply?prune=true)", refused.Err, StringComparison.Ordinal);
+        Assert.Equal(pids, Ps().Select(r => r.GetProperty("pid").GetInt32()).Order().ToList());
+
+        var pruned = Berth("up", "-d", "--prune");
+
+        Assert.True(pruned.Code == 0, $"berth up -d --prune failed: {pruned}");
+        var seen = "";
+        try
+        {
+            await Poll.UntilAsync(() => Ps() is var now && (seen = string.Join("; ", now)) is not null && now.Count == 1 && now[0].GetProperty("phase").GetString() == "ready"
+                && !pids.Contains(now[0].GetProperty("pid").GetInt32()), TimeSpan.FromSeconds(60), "the renamed app's one replica ready, the old ones gone");
+        }
+        catch (TimeoutException e)
+        {
+            throw new TimeoutException($"{e.Message}; ps: {seen}; up --prune: {pruned}", e);
+        }
+        await Poll.UntilAsync(() => pids.All(pid => !Directory.Exists($"/proc/{pid}")), TimeSpan.FromSeconds(30), "the old app's replicas stopped");
+    }
+
+    [Fact]
     public void Ps_NoControlPlane_UnavailableWithHowToStartOne()
     {
         var (code, _, err) = Berth("ps");
