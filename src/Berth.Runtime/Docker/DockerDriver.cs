@@ -74,22 +74,40 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     public static async Task<DockerDriver> ConnectAsync(DockerDriverOptions options, CancellationToken cancellationToken)
     {
         var driver = new DockerDriver(options, DockerEndpoint.Resolve(options), new DriverCapabilities { Available = false });
+        StartupTrace.Mark("docker: client created");
+        // /info is asked beside the ping, not after it: the two first calls each paid the client's first-use costs (0.5-1 s
+        // each on a loaded machine), one after the other, on the control plane's path to its first create (issue #21, round 6).
+        // Its deadline still starts once the engine answered the ping.
+        var infoTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var describe = driver._client.System.GetSystemInfoAsync(infoTimeout.Token);
+        _ = describe.ContinueWith(t =>
+        {
+            _ = t.Exception; // observed: after a failed ping nobody awaits it
+            infoTimeout.Dispose();
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
             await driver.CallAsync(c => c.System.PingAsync(cancellationToken)).ConfigureAwait(false);
+            StartupTrace.Mark("docker: pinged");
         }
         catch (DockerUnavailableException e)
         {
+            CancelQuietly(infoTimeout);
             driver.Capabilities = new DriverCapabilities { Available = false, UnavailableReason = e.Message, LimitsMechanism = "none: Docker is not reachable" };
             return driver;
         }
+        catch
+        {
+            CancelQuietly(infoTimeout);
+            throw;
+        }
 
         // /info can stall while a busy engine holds its locks; the engine answered its ping, so it is usable either way.
-        using var infoTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        infoTimeout.CancelAfter(options.InfoTimeout);
+        CancelAfterQuietly(infoTimeout, options.InfoTimeout);
         try
         {
-            var info = await driver._client.System.GetSystemInfoAsync(infoTimeout.Token).ConfigureAwait(false);
+            var info = await describe.ConfigureAwait(false);
+            StartupTrace.Mark("docker: described (/info)");
             driver._cgroupDriver = info.CgroupDriver ?? "cgroupfs";
             driver.Rootless = info.SecurityOptions?.Any(o => o.Contains("name=rootless", StringComparison.Ordinal)) == true;
             driver.Capabilities = new DriverCapabilities
@@ -114,6 +132,29 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         return driver;
     }
 
+    // The /info call may have completed (and disposed its source) before the ping's answer: a late cancel is a no-op.
+    private static void CancelQuietly(CancellationTokenSource source)
+    {
+        try
+        {
+            source.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private static void CancelAfterQuietly(CancellationTokenSource source, TimeSpan delay)
+    {
+        try
+        {
+            source.CancelAfter(delay);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
     public async Task<ReplicaHandle> StartAsync(ReplicaSpec spec, CancellationToken cancellationToken)
     {
         if (string.IsNullOrWhiteSpace(spec.Image))
@@ -133,6 +174,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         try
         {
             // Create first: the image is almost always local, and only a missing one costs the extra round trips.
+            StartupTrace.Mark($"docker {spec.ReplicaId}: create");
             created = await CreateAsync(spec, parameters, cancellationToken).ConfigureAwait(false);
             StartupTrace.Mark($"docker {spec.ReplicaId}: created");
         }
