@@ -125,6 +125,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         StateStore stateStore;
         var drivers = new List<IWorkloadDriver>();
         Func<HostCapability>? dockerCapability = null;
+        DockerDriver? connectedDocker = null;
         try
         {
             Directory.CreateDirectory(stateDirectory);
@@ -140,6 +141,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 try
                 {
                     var docker = await dockerConnect;
+                    connectedDocker = docker;
                     disposables.Add(docker);
                     drivers.Add(docker);
                     dockerCapability = () => docker.Capability is { Usable: false } c && docker.Lost is null ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
@@ -251,18 +253,26 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
 
         host.Warnings = warnings;
-        if (beforeApi is not null)
+        try
         {
-            // The first apply (and so the first creates) before the API's Kestrel start, not after it (issue #21, round 6).
-            try
+            if (connectedDocker is not null)
             {
+                // Connected from its ping on; what the engine enforces (/info) came beside the adoption and the data plane's
+                // connect, and is known before anything is applied or reported (issue #21, round 6).
+                await connectedDocker.Described;
+                StartupTrace.Mark("host: docker described");
+            }
+
+            if (beforeApi is not null)
+            {
+                // The first apply (and so the first creates) before the API's Kestrel start, not after it (issue #21, round 6).
                 await beforeApi(host);
             }
-            catch
-            {
-                await host.DisposeAsync();
-                throw;
-            }
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
         }
 
         if (api)
@@ -329,7 +339,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     {
         using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
         connect.CancelAfter(DockerConnectTimeout);
-        return await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
+        return await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token, describeLater: true);
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];

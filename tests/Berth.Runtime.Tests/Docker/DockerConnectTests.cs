@@ -20,6 +20,9 @@ public sealed class DockerConnectTests : IAsyncDisposable
     private readonly TaskCompletionSource _infoAsked = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private Task? _serving;
 
+    /// <summary>The engine answers /info only once this completes (at once unless a test holds it).</summary>
+    private TaskCompletionSource _infoRelease = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
     private string Socket => Path.Combine(_dir, "docker.sock");
 
     public async ValueTask DisposeAsync()
@@ -87,6 +90,7 @@ public sealed class DockerConnectTests : IAsyncDisposable
         {
             _log.Enqueue("info asked");
             _infoAsked.TrySetResult();
+            await _infoRelease.Task.WaitAsync(_stop.Token);
             body = InfoBody;
         }
         else if (path.EndsWith("/_ping", StringComparison.Ordinal))
@@ -113,6 +117,7 @@ public sealed class DockerConnectTests : IAsyncDisposable
     public async Task ConnectAsync_InfoAskedBesideThePing_EngineDescribedAndUsable()
     {
         // The ping is held until /info is asked (up to 20 s): asked one after the other, /info would come only after that.
+        _infoRelease.SetResult();
         Serve(TimeSpan.FromSeconds(20));
 
         using var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions { Host = $"unix://{Socket}", RequestTimeout = TimeSpan.FromSeconds(15) }, CancellationToken.None);
@@ -124,5 +129,27 @@ public sealed class DockerConnectTests : IAsyncDisposable
         Assert.False(driver.Capabilities.MemoryLimitsEnforced);
         Assert.True(driver.Rootless);
         Assert.Equal($"docker: rootless engine at unix://{Socket} (from the driver options): docker 99.1: cgroup v2 (systemd driver)", driver.Capability.Message);
+    }
+
+    [Fact]
+    public async Task ConnectAsync_DescribeLater_UsableAfterThePingAndDescribedWhenInfoAnswers()
+    {
+        Serve(TimeSpan.Zero);
+
+        using var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions { Host = $"unix://{Socket}", RequestTimeout = TimeSpan.FromSeconds(60) },
+            CancellationToken.None, describeLater: true);
+
+        // The engine holds its /info answer: the driver is usable from the ping on, limits assumed enforced until it knows.
+        Assert.False(driver.Described.IsCompleted);
+        Assert.True(driver.Capabilities.Available, driver.Capabilities.UnavailableReason);
+        Assert.True(driver.Capabilities.MemoryLimitsEnforced);
+        Assert.Equal("docker (describing itself: /info not answered yet; limits assumed enforced, as on any Linux engine)", driver.Capabilities.LimitsMechanism);
+
+        _infoRelease.SetResult();
+        await driver.Described.WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.False(driver.Capabilities.MemoryLimitsEnforced);
+        Assert.True(driver.Rootless);
+        Assert.Equal("docker 99.1: cgroup v2 (systemd driver)", driver.Capabilities.LimitsMechanism);
     }
 }
