@@ -420,26 +420,31 @@ internal static class ControlPlaneCommands
 
             StartupTrace.Mark("daemon: state folder locked");
             var warm = WarmSerializersAsync(app, stop.Token);
-            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry);
-            foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
+            Task watch = Task.CompletedTask;
+            // The spec is applied as soon as the controllers have adopted, before the API's Kestrel starts: the first pass's
+            // creates go to the engine while the API starts (issue #21, round 6). 'up -d' waits for the API either way.
+            await using var host = await ControlPlaneHost.StartAsync(state, NeedsDocker(app), api: true, stop.Token, app.Telemetry, async host =>
             {
-                Console.Error.WriteLine($"warning: {w}");
-            }
+                foreach (var w in host.Warnings.Concat(await host.EnsureNodesAsync(app, stop.Token)))
+                {
+                    Console.Error.WriteLine($"warning: {w}");
+                }
 
-            AppRegistry.Record(app.Name, outcome.Path!, state);
+                AppRegistry.Record(app.Name, outcome.Path!, state);
 
-            // The detached control plane's log says once what it may and may not do here (berth up -d prints it from the API).
-            foreach (var c in host.Capabilities())
-            {
-                Console.Error.WriteLine(c.Usable ? c.Message : $"warning: {c.Message}");
-            }
+                // The detached control plane's log says once what it may and may not do here (berth up -d prints it from the API).
+                foreach (var c in host.Capabilities())
+                {
+                    Console.Error.WriteLine(c.Usable ? c.Message : $"warning: {c.Message}");
+                }
 
-            var printer = new LivePrinter(host, app, colors: false, logs: false);
-            var watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
-            await warm.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-            StartupTrace.Mark("daemon: applying");
-            await host.Plane.ApplyAsync(app, "up", stop.Token, parse.GetValue(prune));
-            StartupTrace.Mark("daemon: applied");
+                var printer = new LivePrinter(host, app, colors: false, logs: false);
+                watch = printer.RunAsync(host.Plane.Store.ListEvents(0, int.MaxValue).LastOrDefault()?.Id ?? 0, stop.Token);
+                await warm.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+                StartupTrace.Mark("daemon: applying");
+                await host.Plane.ApplyAsync(app, "up", stop.Token, parse.GetValue(prune));
+                StartupTrace.Mark("daemon: applied");
+            });
             await ((Task)Task.WhenAny(Task.Delay(Timeout.Infinite, stop.Token), host.Api.ShutdownRequested)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
             if (host.Api.ShutdownRequested.IsCompletedSuccessfully && host.Api.ShutdownRequested.Result)
             {

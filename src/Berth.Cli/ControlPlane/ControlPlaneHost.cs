@@ -65,12 +65,15 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
     public static string StateDirectoryFor(string specPath) => Path.Combine(Path.GetDirectoryName(Path.GetFullPath(specPath))!, ".berth");
 
     /// <summary>Starts drivers and controllers (adopting running replicas) and the API; <paramref name="needsDocker"/>
-    /// connects to Docker up front (otherwise only when Docker is reachable).</summary>
-    public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry = null)
+    /// connects to Docker up front (otherwise only when Docker is reachable). <c>beforeApi</c> runs once the controllers have
+    /// adopted, before the API starts: the detached control plane applies its spec there, so that the first replicas are
+    /// created while the API's Kestrel starts, not after it.</summary>
+    public static async Task<ControlPlaneHost> StartAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry = null,
+        Func<ControlPlaneHost, Task>? beforeApi = null)
     {
         try
         {
-            return await StartCoreAsync(stateDirectory, needsDocker, api, ct, telemetry);
+            return await StartCoreAsync(stateDirectory, needsDocker, api, ct, telemetry, beforeApi);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException && StateStoreException.From(e, Path.Combine(stateDirectory, StateStore.FileName)) is { } fault)
         {
@@ -79,7 +82,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
     }
 
-    private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry)
+    private static async Task<ControlPlaneHost> StartCoreAsync(string stateDirectory, bool needsDocker, bool api, CancellationToken ct, TelemetrySpec? telemetry,
+        Func<ControlPlaneHost, Task>? beforeApi)
     {
         StartupTrace.Mark("host: start");
         // The mesh and the telemetry receiver run only with a serving control plane; 'berth down' without one just stops replicas.
@@ -102,65 +106,77 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         // Docker only when the app has Docker services: a slow or wedged engine must not hold up an app of processes. Its
         // connection (a ping and /info) is made while the receiver and the mesh start, not after them (issue #21).
         var dockerConnect = needsDocker ? Task.Run(() => ConnectDockerAsync(stateDirectory, ct), ct) : null;
+        // The telemetry receiver's Kestrel start (0.1-0.9 s, most of it loading ASP.NET) and the network-namespace probe (an
+        // 'unshare' process) run on pool threads beside the store's open, not before it: nothing needs them until the
+        // orchestrator's options are built (issue #21, round 6).
+        Task<OtlpReceiver>? otlpStart = null;
         if (store is not null)
         {
             StartupTrace.Mark("host: telemetry receiver");
-            try
-            {
-                otlp = await OtlpReceiver.StartAsync(store, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct);
-            }
-            catch when (dataPlane is not null)
-            {
-                await ((Task)dataPlane).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-                if (dataPlane.IsCompletedSuccessfully)
-                {
-                    await dataPlane.Result.DisposeAsync();
-                }
-
-                throw;
-            }
-
-            StartupTrace.Mark("host: telemetry receiver started");
-            if (dataPlane is null)
-            {
-                var inProcess = new MeshHost(new MeshHostOptions { RequestObserver = store });
-                await inProcess.StartAsync(ct);
-                mesh = inProcess;
-                StartupTrace.Mark("host: mesh started");
-            }
+            var receiverStore = store;
+            otlpStart = Task.Run(() => OtlpReceiver.StartAsync(receiverStore, Path.Combine(stateDirectory, OtlpReceiver.KeyFileName), null, ct), ct);
         }
 
+        var namespacesProbe = Task.Run(() => NetworkNamespaceProbe.Run(HostUser.Uid), ct);
         var disposables = new List<IDisposable>();
         var warnings = new List<string>();
-        Directory.CreateDirectory(stateDirectory);
-        var stateStore = StateStore.Open(stateDirectory);
-        disposables.Add(stateStore);
-        var process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
-        var drivers = new List<IWorkloadDriver> { process };
-        StartupTrace.Mark("host: store opened");
-        var networkNamespaces = NetworkNamespaceProbe.Run(HostUser.Uid);
-        StartupTrace.Mark("host: network namespaces probed");
+        HostCapability networkNamespaces;
+        ProcessDriver process;
+        StateStore stateStore;
+        var drivers = new List<IWorkloadDriver>();
         Func<HostCapability>? dockerCapability = null;
-        if (dockerConnect is not null)
+        DockerDriver? connectedDocker = null;
+        try
         {
-            try
+            Directory.CreateDirectory(stateDirectory);
+            stateStore = StateStore.Open(stateDirectory);
+            disposables.Add(stateStore);
+            process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
+            drivers.Add(process);
+            StartupTrace.Mark("host: store opened");
+            networkNamespaces = await namespacesProbe;
+            StartupTrace.Mark("host: network namespaces probed");
+            if (dockerConnect is not null)
             {
-                var docker = await dockerConnect;
-                disposables.Add(docker);
-                drivers.Add(docker);
-                dockerCapability = () => docker.Capability is { Usable: false } c && docker.Lost is null ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
+                try
+                {
+                    var docker = await dockerConnect;
+                    connectedDocker = docker;
+                    disposables.Add(docker);
+                    drivers.Add(docker);
+                    dockerCapability = () => docker.Capability is { Usable: false } c && docker.Lost is null ? c with { Detail = $"{c.Detail.TrimEnd('.')}; Docker services stay Pending" } : docker.Capability;
+                }
+                catch (DockerUnavailableException e)
+                {
+                    var unusable = new HostCapability(HostCapability.Docker, false, $"{e.Message.TrimEnd('.')}; Docker services stay Pending");
+                    dockerCapability = () => unusable;
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    var unusable = new HostCapability(HostCapability.Docker, false,
+                        $"the Docker engine did not answer within {DockerConnectTimeout.TotalSeconds:0}s; Docker services stay Pending", "check that dockerd is not stuck (docker info)");
+                    dockerCapability = () => unusable;
+                }
             }
-            catch (DockerUnavailableException e)
+
+            if (otlpStart is not null)
             {
-                var unusable = new HostCapability(HostCapability.Docker, false, $"{e.Message.TrimEnd('.')}; Docker services stay Pending");
-                dockerCapability = () => unusable;
+                otlp = await otlpStart;
+                StartupTrace.Mark("host: telemetry receiver started");
+                if (dataPlane is null)
+                {
+                    var inProcess = new MeshHost(new MeshHostOptions { RequestObserver = store });
+                    await inProcess.StartAsync(ct);
+                    mesh = inProcess;
+                    StartupTrace.Mark("host: mesh started");
+                }
             }
-            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-            {
-                var unusable = new HostCapability(HostCapability.Docker, false,
-                    $"the Docker engine did not answer within {DockerConnectTimeout.TotalSeconds:0}s; Docker services stay Pending", "check that dockerd is not stuck (docker info)");
-                dockerCapability = () => unusable;
-            }
+        }
+        catch
+        {
+            // What was started beside the failed step is stopped, not leaked: the receiver's Kestrel, the data plane's channel.
+            await AbandonAsync(otlpStart, dataPlane, dockerConnect, mesh, disposables);
+            throw;
         }
 
         StartupTrace.Mark("host: docker connected");
@@ -236,6 +252,29 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             host._owned.Insert(0, StandbyRelease.Start(plane, client, TimeProvider.System));
         }
 
+        host.Warnings = warnings;
+        try
+        {
+            if (connectedDocker is not null)
+            {
+                // Connected from its ping on; what the engine enforces (/info) came beside the adoption and the data plane's
+                // connect, and is known before anything is applied or reported (issue #21, round 6).
+                await connectedDocker.Described;
+                StartupTrace.Mark("host: docker described");
+            }
+
+            if (beforeApi is not null)
+            {
+                // The first apply (and so the first creates) before the API's Kestrel start, not after it (issue #21, round 6).
+                await beforeApi(host);
+            }
+        }
+        catch
+        {
+            await host.DisposeAsync();
+            throw;
+        }
+
         if (api)
         {
             host.Api = await ApiServer.StartAsync(plane, new ApiServerOptions
@@ -252,15 +291,55 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         }
 
         StartupTrace.Mark("host: api started");
-        host.Warnings = warnings;
         return host;
+    }
+
+    private static async Task AbandonAsync(Task<OtlpReceiver>? otlpStart, Task<DataPlaneClient>? dataPlane, Task<DockerDriver>? dockerConnect, IMeshDataPlane? mesh,
+        List<IDisposable> disposables)
+    {
+        foreach (var d in disposables)
+        {
+            d.Dispose();
+        }
+
+        if (dockerConnect is not null)
+        {
+            await ((Task)dockerConnect).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (dockerConnect.IsCompletedSuccessfully && !disposables.Contains(dockerConnect.Result))
+            {
+                dockerConnect.Result.Dispose();
+            }
+        }
+
+        if (otlpStart is not null)
+        {
+            await ((Task)otlpStart).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (otlpStart.IsCompletedSuccessfully)
+            {
+                await otlpStart.Result.DisposeAsync();
+            }
+        }
+
+        if (mesh is MeshHost inProcess)
+        {
+            await inProcess.DisposeAsync();
+        }
+
+        if (dataPlane is not null)
+        {
+            await ((Task)dataPlane).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            if (dataPlane.IsCompletedSuccessfully)
+            {
+                await dataPlane.Result.DisposeAsync();
+            }
+        }
     }
 
     private static async Task<DockerDriver> ConnectDockerAsync(string stateDirectory, CancellationToken ct)
     {
         using var connect = CancellationTokenSource.CreateLinkedTokenSource(ct);
         connect.CancelAfter(DockerConnectTimeout);
-        return await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token);
+        return await DockerDriver.ConnectAsync(new DockerDriverOptions { AppId = AppIdentity.LoadOrCreate(stateDirectory) }, connect.Token, describeLater: true);
     }
 
     public IReadOnlyList<IWorkloadDriver> Drivers { get; private set; } = [];

@@ -71,28 +71,74 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
     public static Uri FindEngine(DockerDriverOptions options) => new(DockerEndpoint.Resolve(options).Host);
 
     /// <summary>Connects and asks the engine what it enforces. Never throws for an unreachable engine: <see cref="DriverCapabilities.Available"/> says so.</summary>
-    public static async Task<DockerDriver> ConnectAsync(DockerDriverOptions options, CancellationToken cancellationToken)
+    /// <param name="options">The driver's settings.</param>
+    /// <param name="cancellationToken">Stops the connect.</param>
+    /// <param name="describeLater">Return once the engine answered its ping, with what it enforces assumed (limits enforced)
+    /// until its <c>/info</c> answer arrives; <see cref="Described"/> completes then. The control plane adopts and connects
+    /// its data plane meanwhile, and awaits <see cref="Described"/> before it applies (issue #21, round 6).</param>
+    public static async Task<DockerDriver> ConnectAsync(DockerDriverOptions options, CancellationToken cancellationToken, bool describeLater = false)
     {
         var driver = new DockerDriver(options, DockerEndpoint.Resolve(options), new DriverCapabilities { Available = false });
+        StartupTrace.Mark("docker: client created");
+        // /info is asked beside the ping, not after it: the two first calls each paid the client's first-use costs (0.5-1 s
+        // each on a loaded machine), one after the other, on the control plane's path to its first create (issue #21, round 6).
+        // Its deadline still starts once the engine answered the ping.
+        var infoTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        var describe = driver._client.System.GetSystemInfoAsync(infoTimeout.Token);
+        _ = describe.ContinueWith(t =>
+        {
+            _ = t.Exception; // observed: after a failed ping nobody awaits it
+            infoTimeout.Dispose();
+        }, CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
         try
         {
             await driver.CallAsync(c => c.System.PingAsync(cancellationToken)).ConfigureAwait(false);
+            StartupTrace.Mark("docker: pinged");
         }
         catch (DockerUnavailableException e)
         {
+            CancelQuietly(infoTimeout);
             driver.Capabilities = new DriverCapabilities { Available = false, UnavailableReason = e.Message, LimitsMechanism = "none: Docker is not reachable" };
             return driver;
         }
+        catch
+        {
+            CancelQuietly(infoTimeout);
+            throw;
+        }
 
         // /info can stall while a busy engine holds its locks; the engine answered its ping, so it is usable either way.
-        using var infoTimeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        infoTimeout.CancelAfter(options.InfoTimeout);
+        CancelAfterQuietly(infoTimeout, options.InfoTimeout);
+        if (describeLater)
+        {
+            driver.Capabilities = new DriverCapabilities
+            {
+                Available = true,
+                CpuLimitsEnforced = true,
+                MemoryLimitsEnforced = true,
+                LimitsMechanism = "docker (describing itself: /info not answered yet; limits assumed enforced, as on any Linux engine)",
+            };
+            driver.Described = driver.DescribeAsync(describe, options, cancellationToken);
+            return driver;
+        }
+
+        await driver.DescribeAsync(describe, options, cancellationToken).ConfigureAwait(false);
+        return driver;
+    }
+
+    /// <summary>Completes once the engine's <c>/info</c> answer (or its timeout) has set <see cref="Capabilities"/>,
+    /// <see cref="Rootless"/> and the cgroup driver; already complete unless connected with <c>describeLater</c>.</summary>
+    public Task Described { get; private set; } = Task.CompletedTask;
+
+    private async Task DescribeAsync(Task<SystemInfoResponse> describe, DockerDriverOptions options, CancellationToken cancellationToken)
+    {
         try
         {
-            var info = await driver._client.System.GetSystemInfoAsync(infoTimeout.Token).ConfigureAwait(false);
-            driver._cgroupDriver = info.CgroupDriver ?? "cgroupfs";
-            driver.Rootless = info.SecurityOptions?.Any(o => o.Contains("name=rootless", StringComparison.Ordinal)) == true;
-            driver.Capabilities = new DriverCapabilities
+            var info = await describe.ConfigureAwait(false);
+            StartupTrace.Mark("docker: described (/info)");
+            _cgroupDriver = info.CgroupDriver ?? "cgroupfs";
+            Rootless = info.SecurityOptions?.Any(o => o.Contains("name=rootless", StringComparison.Ordinal)) == true;
+            Capabilities = new DriverCapabilities
             {
                 Available = true,
                 CpuLimitsEnforced = info.CPUCfsQuota,
@@ -102,7 +148,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         }
         catch (Exception e) when (e is OperationCanceledException or HttpRequestException or IOException && !cancellationToken.IsCancellationRequested)
         {
-            driver.Capabilities = new DriverCapabilities
+            Capabilities = new DriverCapabilities
             {
                 Available = true,
                 CpuLimitsEnforced = true,
@@ -110,8 +156,29 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
                 LimitsMechanism = $"docker (the engine did not describe itself within {options.InfoTimeout.TotalSeconds:0}s; limits assumed enforced, as on any Linux engine)",
             };
         }
+    }
 
-        return driver;
+    // The /info call may have completed (and disposed its source) before the ping's answer: a late cancel is a no-op.
+    private static void CancelQuietly(CancellationTokenSource source)
+    {
+        try
+        {
+            source.Cancel();
+        }
+        catch (ObjectDisposedException)
+        {
+        }
+    }
+
+    private static void CancelAfterQuietly(CancellationTokenSource source, TimeSpan delay)
+    {
+        try
+        {
+            source.CancelAfter(delay);
+        }
+        catch (ObjectDisposedException)
+        {
+        }
     }
 
     public async Task<ReplicaHandle> StartAsync(ReplicaSpec spec, CancellationToken cancellationToken)
@@ -121,6 +188,8 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
             throw new ReplicaStartException($"replica {spec.ReplicaId} of service {spec.Service} has no image: set 'image' (or 'build') in the spec, or run it with the process driver");
         }
 
+        // The cgroup driver (a node's cgroup parent) comes with /info: known before the first create.
+        await Described.ConfigureAwait(false);
         if (spec.PullPolicy == PullPolicy.Always)
         {
             await PullAsync(spec.Image, $"pull_policy always: pulling '{spec.Image}' failed", cancellationToken).ConfigureAwait(false);
@@ -133,6 +202,7 @@ public sealed class DockerDriver : IWorkloadDriver, IDisposable
         try
         {
             // Create first: the image is almost always local, and only a missing one costs the extra round trips.
+            StartupTrace.Mark($"docker {spec.ReplicaId}: create");
             created = await CreateAsync(spec, parameters, cancellationToken).ConfigureAwait(false);
             StartupTrace.Mark($"docker {spec.ReplicaId}: created");
         }
