@@ -75,6 +75,8 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     private readonly ConcurrentDictionary<(string Service, string Endpoint), Socket> _bound = new();
     private readonly ConcurrentDictionary<(string Service, string Endpoint), Task> _binding = new();
     private volatile Session? _session;
+    private readonly ConcurrentBag<System.Net.IPEndPoint> _passed = [];
+    private Task _passing = Task.CompletedTask;
 
     private DataPlaneServer(DataPlaneServerOptions options, string token)
     {
@@ -395,16 +397,26 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         {
             case DataPlaneMessageTypes.Snapshot:
                 return await ApplySnapshotAsync(message, ct);
+            case DataPlaneMessageTypes.Pass when message.Pid is { } successor:
+                return OfferListeners(message, successor);
             case DataPlaneMessageTypes.Prepare:
+                var taken = message is { Path: { } path, Pid: { } from } ? await TakeListenersAsync(path, from) : 0;
                 foreach (var r in message.Routes ?? [])
                 {
-                    _binding.TryAdd((r.Service, r.Endpoint.Name), BindAheadAsync(r, _stop.Token));
+                    if (!_bound.ContainsKey((r.Service, r.Endpoint.Name)))
+                    {
+                        // Not passed (an older data plane, or its socket was not found there): bind it the moment it is free.
+                        _binding.TryAdd((r.Service, r.Endpoint.Name), BindAheadAsync(r, _stop.Token));
+                    }
                 }
 
-                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = message.Id };
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = message.Id, Message = $"took {taken} listening sockets over" };
             case DataPlaneMessageTypes.Status:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.StatusReply, Id = message.Id, Status = await _mesh.RoutesAsync(ct) };
-            case DataPlaneMessageTypes.Shutdown or DataPlaneMessageTypes.Release:
+            case DataPlaneMessageTypes.Release:
+                LetGoOfPassedListeners();
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Bye, Id = message.Id };
+            case DataPlaneMessageTypes.Shutdown:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.Bye, Id = message.Id };
             default:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"unknown message type '{message.Type}'" };
@@ -477,7 +489,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 {
                     await binding;
                 }
-                else if (handOver && !_routes.ContainsKey((r.Service, r.Endpoint.Name)))
+                else if (handOver && !_routes.ContainsKey((r.Service, r.Endpoint.Name)) && !_bound.ContainsKey((r.Service, r.Endpoint.Name)))
                 {
                     await BindAheadAsync(r, ct);
                 }
@@ -535,6 +547,137 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             }
         }
     }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <summary>
+    /// An upgrade's hand-over, on the old data plane: listens on <see cref="DataPlaneFiles.PassSocketPath"/> (0600) for the
+    /// one connection of process <paramref name="successor"/> (its pid checked with SO_PEERCRED) and sends it every route's
+    /// listening socket (SCM_RIGHTS), so the ports never close. Bounded by <see cref="HandOverBindTimeout"/>.
+    /// </summary>
+    private DataPlaneMessage OfferListeners(DataPlaneMessage message, int successor)
+    {
+        var path = DataPlaneFiles.PassSocketPath(_options.StateDirectory, Environment.ProcessId);
+        var listener = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+        try
+        {
+            File.Delete(path);
+            listener.Bind(new UnixDomainSocketEndPoint(path));
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            listener.Listen(1);
+        }
+        catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
+        {
+            listener.Dispose();
+            return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"cannot offer the listening sockets at {path}: {e.Message}" };
+        }
+
+        var routes = _routes.Values.ToList();
+        _passing = PassListenersAsync(listener, path, successor, routes, _stop.Token);
+        return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = message.Id, Path = path };
+    }
+
+    private async Task PassListenersAsync(Socket listener, string path, int successor, IReadOnlyList<ServiceRoute> routes, CancellationToken ct)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(HandOverBindTimeout);
+            using var channel = await listener.AcceptAsync(timeout.Token);
+            if (ListenerPassing.PeerPid(channel) is var peer && peer != successor)
+            {
+                Log.PassFailed(_logger, successor, $"the connection came from process {peer}, not {successor}; nothing passed");
+                return;
+            }
+
+            var passed = await Task.Factory.StartNew(() =>
+            {
+                var count = 0;
+                foreach (var r in routes)
+                {
+                    if (System.Net.IPAddress.TryParse(r.Endpoint.HostIp, out var ip) && new System.Net.IPEndPoint(ip, r.StablePort) is var endpoint
+                        && ListenerPassing.FindListening(endpoint) is { } fd)
+                    {
+                        ListenerPassing.Send(channel, $"{r.Service}\n{r.Endpoint.Name}", fd, HandOverBindTimeout);
+                        _passed.Add(endpoint);
+                        count++;
+                    }
+                }
+
+                ListenerPassing.Send(channel, ListenerPassing.End, -1, HandOverBindTimeout);
+                return count;
+            }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            Log.Passed(_logger, passed, successor);
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException)
+        {
+            Log.PassFailed(_logger, successor, e.Message);
+        }
+        finally
+        {
+            listener.Dispose();
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>The new data plane's side of <see cref="OfferListeners"/>: takes the listening sockets of data plane
+    /// <paramref name="from"/> into <c>_bound</c>, where its listeners start on them. Returns how many came; a failure is
+    /// logged and leaves the rest to the bind-ahead.</summary>
+    private Task<int> TakeListenersAsync(string path, int from) => Task.Factory.StartNew(() =>
+    {
+        var taken = 0;
+        var time = _options.Mesh.TimeProvider;
+        var started = time.GetTimestamp();
+        try
+        {
+            using var channel = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+            channel.Connect(new UnixDomainSocketEndPoint(path));
+            if (ListenerPassing.PeerPid(channel) is var peer && peer != from)
+            {
+                throw new IOException($"{path} is served by process {peer}, not by data plane {from}");
+            }
+
+            while (ListenerPassing.Receive(channel, HandOverBindTimeout) is { } record && record.Text != ListenerPassing.End)
+            {
+                var name = record.Text.Split('\n');
+                if (record.Fd < 0 || name.Length != 2)
+                {
+                    continue;
+                }
+
+                var socket = new Socket(new SafeSocketHandle(record.Fd, ownsHandle: true));
+                if (_bound.TryRemove((name[0], name[1]), out var before))
+                {
+                    before.Dispose();
+                }
+
+                _bound[(name[0], name[1])] = socket;
+                taken++;
+            }
+
+            Log.TookListeners(_logger, taken, from, time.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception e) when (e is SocketException or IOException or TimeoutException)
+        {
+            Log.PassFailed(_logger, from, e.Message);
+        }
+
+        return taken;
+    }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <summary>On release after passing: this process's descriptors of the passed sockets are pointed elsewhere before its
+    /// listeners stop, so the stop closes nothing the successor now serves on.</summary>
+    private void LetGoOfPassedListeners()
+    {
+        var fds = _passed.Select(ListenerPassing.FindListening).OfType<int>().ToList();
+        if (fds.Count > 0)
+        {
+            ListenerPassing.Detach(fds);
+            Log.LetGo(_logger, fds.Count);
+        }
+    }
 
     /// <summary>Makes the mesh keep exactly <paramref name="pods"/>' outbound listeners: a pod no longer named is closed,
     /// a new or changed one (compared by its JSON) opened or replaced, an unchanged one left alone.</summary>
@@ -635,7 +778,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         await _stop.CancelAsync();
         _listener?.Dispose();
         _session?.Close();
-        await Task.WhenAll(_loops).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Task.WhenAll([.. _loops, _passing]).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         File.Delete(SocketPath);
         if (_mesh is not null)
         {
@@ -730,6 +873,18 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
         [LoggerMessage(6113, LogLevel.Information, "Took the port of {Service}.{Endpoint} over {Milliseconds:0.0} ms after the hand-over began ({Refused} binds refused while the previous data plane still held it)")]
         public static partial void TookOver(ILogger logger, string service, string endpoint, double milliseconds, int refused);
+
+        [LoggerMessage(6114, LogLevel.Information, "Passed {Count} listening sockets to data plane {Successor} (SCM_RIGHTS): the ports stay open")]
+        public static partial void Passed(ILogger logger, int count, int successor);
+
+        [LoggerMessage(6115, LogLevel.Warning, "Passing listening sockets between this data plane and {Other} failed: {Reason}; the ports not passed are bound again after the release")]
+        public static partial void PassFailed(ILogger logger, int other, string reason);
+
+        [LoggerMessage(6116, LogLevel.Information, "Took {Count} listening sockets over from data plane {From} in {Milliseconds:0.0} ms (passed, never closed)")]
+        public static partial void TookListeners(ILogger logger, int count, int from, double milliseconds);
+
+        [LoggerMessage(6117, LogLevel.Information, "Let go of {Count} passed listening sockets before stopping the listeners")]
+        public static partial void LetGo(ILogger logger, int count);
 
         [LoggerMessage(6109, LogLevel.Information, "Channel session ended: {Reason}")]
         public static partial void SessionEnded(ILogger logger, string reason);
