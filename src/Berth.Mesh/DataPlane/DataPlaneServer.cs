@@ -76,6 +76,8 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     private readonly ConcurrentDictionary<(string Service, string Endpoint), Task> _binding = new();
     private volatile Session? _session;
     private readonly ConcurrentBag<System.Net.IPEndPoint> _passed = [];
+    private readonly ConcurrentBag<int> _passedInPods = [];
+    private readonly ConcurrentDictionary<(string Pod, string Address, int Port), Socket> _podBound = new();
     private Task _passing = Task.CompletedTask;
 
     private DataPlaneServer(DataPlaneServerOptions options, string token)
@@ -188,6 +190,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 RequestObserver = this,
                 AdminPort = port,
                 BoundListener = r => _bound.TryRemove((r.Service, r.Endpoint.Name), out var s) ? s : null,
+                BoundPodListener = TakePassedPodListener,
             });
             try
             {
@@ -443,6 +446,14 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             var (applied, errors) = await ApplyRoutesAsync(routes, ct, snapshot.HandOver == true);
             _routes = applied;
             errors.AddRange(await ApplyPodsAsync(snapshot.Pods ?? [], ct));
+            foreach (var unused in _podBound.Keys.ToList())
+            {
+                if (_podBound.TryRemove(unused, out var socket))
+                {
+                    socket.Dispose(); // passed for a pod this snapshot no longer has
+                }
+            }
+
             Interlocked.Exchange(ref _version, version);
             var saved = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = routes, Pods = snapshot.Pods });
             DataPlaneFiles.WriteAtomically(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile), saved);
@@ -592,9 +603,17 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 return;
             }
 
+            var inPods = await _mesh.PodListeningSocketsAsync(ct);
             var passed = await Task.Factory.StartNew(() =>
             {
                 var count = 0;
+                foreach (var (pod, address, port, socket) in inPods)
+                {
+                    ListenerPassing.Send(channel, $"pod\n{pod}\n{address}\n{port}", (int)socket.Handle, HandOverBindTimeout);
+                    _passedInPods.Add((int)socket.Handle);
+                    count++;
+                }
+
                 foreach (var r in routes)
                 {
                     if (System.Net.IPAddress.TryParse(r.Endpoint.HostIp, out var ip) && new System.Net.IPEndPoint(ip, r.StablePort) is var endpoint
@@ -642,8 +661,26 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             while (ListenerPassing.Receive(channel, HandOverBindTimeout) is { } record && record.Text != ListenerPassing.End)
             {
                 var name = record.Text.Split('\n');
+                if (record.Fd >= 0 && name is ["pod", var pod, var address, var portText] && int.TryParse(portText, out var port))
+                {
+                    var passed = new Socket(new SafeSocketHandle(record.Fd, ownsHandle: true));
+                    if (_podBound.TryRemove((pod, address, port), out var earlier))
+                    {
+                        earlier.Dispose();
+                    }
+
+                    _podBound[(pod, address, port)] = passed;
+                    taken++;
+                    continue;
+                }
+
                 if (record.Fd < 0 || name.Length != 2)
                 {
+                    if (record.Fd >= 0)
+                    {
+                        new SafeSocketHandle(record.Fd, ownsHandle: true).Dispose();
+                    }
+
                     continue;
                 }
 
@@ -667,11 +704,31 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         return taken;
     }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
+    /// <summary>A pod listener passed by the previous data plane, if its socket is in <paramref name="pod"/>'s namespace
+    /// (the pod was not made again since).</summary>
+    private Socket? TakePassedPodListener(PodNetwork pod, string address, int port)
+    {
+        if (!_podBound.TryRemove((pod.PodId, address, port), out var socket))
+        {
+            return null;
+        }
+
+        if (pod.NamespaceInode != 0 && ListenerPassing.SocketNamespaceInode((int)socket.Handle) is { } ns && ns != pod.NamespaceInode)
+        {
+            socket.Dispose();
+            return null;
+        }
+
+        return socket;
+    }
+
     /// <summary>On release after passing: this process's descriptors of the passed sockets are pointed elsewhere before its
     /// listeners stop, so the stop closes nothing the successor now serves on.</summary>
     private void LetGoOfPassedListeners()
     {
-        var fds = _passed.Select(ListenerPassing.FindListening).OfType<int>().ToList();
+        // A pod's listeners are found by the descriptors that were passed: they stay open until the listeners stop, and the
+        // same address is in every pod, so /proc/self/fd could not tell them apart.
+        var fds = _passed.Select(ListenerPassing.FindListening).OfType<int>().Concat(_passedInPods).Distinct().ToList();
         if (fds.Count > 0)
         {
             ListenerPassing.Detach(fds);

@@ -191,7 +191,9 @@ internal static partial class ListenerPassing
         };
     }
 
-    private static ulong? SocketNamespaceInode(int fd)
+    /// <summary>The inode of the network namespace socket <paramref name="fd"/> was made in (SIOCGSKNS); null when the
+    /// kernel cannot tell.</summary>
+    public static ulong? SocketNamespaceInode(int fd)
     {
         var ns = Ioctl(fd, SiocGskNs, 0);
         if (ns < 0)
