@@ -97,6 +97,13 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     /// <summary>Names the build instead of the assembly's module version id.</summary>
     public const string BuildVariable = "BERTH_DATA_PLANE_BUILD";
 
+    /// <summary>Set to 0, the data plane does not pass its listening sockets in an upgrade (as a build before passing did):
+    /// its successor binds each port the moment it is free instead. An escape hatch where SCM_RIGHTS is not permitted
+    /// (a seccomp or LSM profile), and how the tests reach that path.</summary>
+    public const string PassVariable = "BERTH_DATA_PLANE_PASS";
+
+    private static bool PassingDisabled { get; } = Environment.GetEnvironmentVariable(PassVariable) == "0";
+
     /// <summary>How long a hand-over keeps trying to bind a port the previous data plane is releasing: 10s.</summary>
     public static readonly TimeSpan HandOverBindTimeout = TimeSpan.FromSeconds(10);
 
@@ -400,8 +407,10 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         {
             case DataPlaneMessageTypes.Snapshot:
                 return await ApplySnapshotAsync(message, ct);
-            case DataPlaneMessageTypes.Pass when message.Pid is { } successor:
+            case DataPlaneMessageTypes.Pass when message.Pid is { } successor && !PassingDisabled:
                 return OfferListeners(message, successor);
+            case DataPlaneMessageTypes.Pass:
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"this data plane does not pass its listening sockets ({PassVariable}=0)" };
             case DataPlaneMessageTypes.Prepare:
                 var taken = message is { Path: { } path, Pid: { } from } ? await TakeListenersAsync(path, from) : 0;
                 foreach (var r in message.Routes ?? [])
