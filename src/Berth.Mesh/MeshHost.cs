@@ -140,7 +140,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         {
             if (!_pods.TryGetValue(pod.Pod.PodId, out var listeners))
             {
-                listeners = new PodListeners(pod.Pod, StableAddress, _logger);
+                listeners = new PodListeners(pod.Pod, StableAddress, _logger, _options.BoundPodListener);
                 _pods[pod.Pod.PodId] = listeners;
             }
 
@@ -149,6 +149,21 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
             {
                 _hostMirror ??= _options.TimeProvider.CreateTimer(_ => _ = MirrorHostPortsAsync(), null, _options.HostPortsPeriod, _options.HostPortsPeriod);
             }
+        }
+        finally
+        {
+            _podGate.Release();
+        }
+    }
+
+    /// <summary>Every listening socket this mesh holds inside pods (outbound and host-gateway listeners), by pod, address
+    /// and port: what an upgrade passes to the next data plane.</summary>
+    internal async Task<IReadOnlyList<(string PodId, string Address, int Port, System.Net.Sockets.Socket Socket)>> PodListeningSocketsAsync(CancellationToken cancellationToken)
+    {
+        await _podGate.WaitAsync(cancellationToken);
+        try
+        {
+            return [.. _pods.SelectMany(p => p.Value.Sockets.Select(s => (p.Key, s.Address, s.Port, s.Socket)))];
         }
         finally
         {

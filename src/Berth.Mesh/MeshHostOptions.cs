@@ -34,6 +34,10 @@ public sealed record MeshHostOptions
     /// socket's backlog while the listener starts. Null, or null for a route: bind as usual.</summary>
     public Func<Berth.Core.Routing.ServiceRoute, System.Net.Sockets.Socket?>? BoundListener { get; init; }
 
+    /// <summary>The same for a pod's outbound (and host-gateway) listeners: (pod, address, port) → a socket already
+    /// listening there inside the pod, passed by the previous data plane in an upgrade. Null, or null for one: make one.</summary>
+    public Func<Berth.Core.Routing.PodNetwork, string, int, System.Net.Sockets.Socket?>? BoundPodListener { get; init; }
+
     /// <summary>
     /// Plain HTTP/1.1 listeners serve requests with the mesh's own HTTP/1.1 server (Kestrel keeps every request it does not
     /// own, and h2c/gRPC listeners); false: Kestrel parses every request, as before (kept for comparison in bench/mesh).

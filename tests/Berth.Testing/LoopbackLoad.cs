@@ -20,6 +20,10 @@ public sealed record LoopbackLoadOptions
 
     /// <summary>How long one request may take before it counts as failed.</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>A new connection for every request (no keep-alive reuse), so every request also tests that the port accepts;
+    /// by default a connection is reused for up to 5 s.</summary>
+    public bool FreshConnections { get; init; }
 }
 
 /// <summary>The one loopback load generator: clients sending GETs to one loopback URL for as long as a test needs, bounded in
@@ -49,7 +53,7 @@ public sealed class LoopbackLoad : IAsyncDisposable
 
         _options = options;
         _timeCap = new CancellationTokenSource(options.MaxTime);
-        _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = TimeSpan.FromSeconds(5) }) { Timeout = options.RequestTimeout };
+        _http = new HttpClient(new SocketsHttpHandler { UseProxy = false, PooledConnectionLifetime = options.FreshConnections ? TimeSpan.Zero : TimeSpan.FromSeconds(5) }) { Timeout = options.RequestTimeout };
         _workers = [.. Enumerable.Range(0, options.Clients).Select(_ => Task.Run(() => RunAsync(url)))];
     }
 

@@ -415,11 +415,28 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
 
         successor.StartReading(this);
         _connection = successor;
-        // The new data plane starts binding each port first (each the moment the old one lets go of it), then the old one is
-        // told to let go, then the new one gets the routes and starts its listeners on the sockets it bound.
-        await RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Prepare, Routes = [.. _routes.Values], Pods = [.. _pods.Values] }, ct);
+        // The old data plane offers its listening sockets (SCM_RIGHTS, as Envoy's hot restart); the new one takes them, so both
+        // hold the same sockets and no port closes. An old data plane of a build that cannot pass them answers 'error': then
+        // the new one binds each port the moment the old one lets go of it.
+        string? offered = null;
+        try
+        {
+            offered = await RequestAsync(old, new DataPlaneMessage { Type = DataPlaneMessageTypes.Pass, Pid = successor.Pid }, ct) is { Type: DataPlaneMessageTypes.Ack, Path: { } path } ? path : null;
+        }
+        catch (IOException)
+        {
+            // It went on its own: the new one simply binds.
+        }
+
+        await RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Prepare, Routes = [.. _routes.Values], Pods = [.. _pods.Values], Path = offered, Pid = offered is null ? null : old.Pid }, ct);
         var version = ++_version;
         var applied = RequestAsync(successor, new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = [.. _routes.Values], Pods = [.. _pods.Values], HandOver = true }, ct);
+        if (offered is not null)
+        {
+            // The new one accepts on the passed sockets before the old one stops accepting (both serve the same snapshot meanwhile).
+            await applied;
+        }
+
         try
         {
             await RequestAsync(old, new DataPlaneMessage { Type = DataPlaneMessageTypes.Release }, ct);

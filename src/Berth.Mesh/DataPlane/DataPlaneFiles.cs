@@ -30,16 +30,22 @@ public static class DataPlaneFiles
 
     /// <summary>The channel socket of the data plane process <paramref name="pid"/>: one per process, so an old and a new
     /// data plane can both listen during a hand-over.</summary>
-    public static string SocketPath(string stateDirectory, int pid)
+    public static string SocketPath(string stateDirectory, int pid) => LocalSocket(stateDirectory, pid, "sock");
+
+    /// <summary>The Unix socket where the data plane process <paramref name="pid"/> hands its listening sockets to its
+    /// successor during an upgrade (0600, there only for the hand-over).</summary>
+    public static string PassSocketPath(string stateDirectory, int pid) => LocalSocket(stateDirectory, pid, "pass.sock");
+
+    private static string LocalSocket(string stateDirectory, int pid, string suffix)
     {
-        var local = Path.Combine(Path.GetFullPath(stateDirectory), $"data-plane-{pid}.sock");
+        var local = Path.Combine(Path.GetFullPath(stateDirectory), $"data-plane-{pid}.{suffix}");
         if (Encoding.UTF8.GetByteCount(local) <= MaxSocketPath)
         {
             return local;
         }
 
         var hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(Path.GetFullPath(stateDirectory))))[..16];
-        return Path.Combine(Path.GetTempPath(), $"berth-dp-{hash}-{pid}.sock");
+        return Path.Combine(Path.GetTempPath(), $"berth-dp-{hash}-{pid}.{suffix}");
     }
 
     /// <summary>Reads the token, making a new random one (0600) first when there is none.</summary>

@@ -55,6 +55,10 @@ public sealed record DataPlaneMessage
     /// finds the port taken is tried again (every 2ms, up to 10s) instead of refused.</summary>
     public bool? HandOver { get; init; }
 
+    /// <summary><c>pass</c>'s ack: the Unix socket where the old data plane hands its listening sockets over; <c>prepare</c>:
+    /// where the new one takes them from (with <see cref="Pid"/>, the old one's process id, checked on the socket).</summary>
+    public string? Path { get; init; }
+
     /// <summary><c>welcome</c>: true from a standby data plane (serving nothing until its first snapshot).</summary>
     public bool? Standby { get; init; }
 
@@ -65,7 +69,7 @@ public sealed record DataPlaneMessage
 /// <summary>One route the data plane could not apply, with the reason (e.g. the stable port is taken).</summary>
 public sealed record RouteError(string Service, string Endpoint, string Message);
 
-/// <summary>The message types. Control plane → data plane: hello, snapshot, status, shutdown, prepare, release. Data plane → control plane:
+/// <summary>The message types. Control plane → data plane: hello, snapshot, status, shutdown, pass, prepare, release. Data plane → control plane:
 /// welcome, error, ack, nack, status-reply, bye, in-flight (pushed when counts change), requests (pushed in batches).</summary>
 public static class DataPlaneMessageTypes
 {
@@ -79,9 +83,14 @@ public static class DataPlaneMessageTypes
     public const string StatusReply = "status-reply";
     public const string Shutdown = "shutdown";
 
-    /// <summary>A hand-over's first step, to the new data plane: start binding these routes' ports (each the moment the old
-    /// data plane lets go of it); answered with <c>ack</c> at once, before the old one is told to <c>release</c>.</summary>
+    /// <summary>A hand-over's second step, to the new data plane. With a <c>path</c>: take the old data plane's listening
+    /// sockets from there (answered once they are here); without one (an old data plane of a build that cannot pass them):
+    /// start binding these routes' ports, each the moment the old data plane lets go of it (answered at once).</summary>
     public const string Prepare = "prepare";
+
+    /// <summary>A hand-over's first step, to the old data plane: offer your listening sockets to the process <c>pid</c>
+    /// (SCM_RIGHTS); answered with <c>ack</c> and the <c>path</c> where they wait. An older build answers <c>error</c>.</summary>
+    public const string Pass = "pass";
 
     /// <summary>Like <c>shutdown</c>, for a hand-over: the data plane closes its listeners and exits, keeping the saved snapshot.</summary>
     public const string Release = "release";

@@ -75,6 +75,10 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     private readonly ConcurrentDictionary<(string Service, string Endpoint), Socket> _bound = new();
     private readonly ConcurrentDictionary<(string Service, string Endpoint), Task> _binding = new();
     private volatile Session? _session;
+    private readonly ConcurrentBag<System.Net.IPEndPoint> _passed = [];
+    private readonly ConcurrentBag<int> _passedInPods = [];
+    private readonly ConcurrentDictionary<(string Pod, string Address, int Port), Socket> _podBound = new();
+    private Task _passing = Task.CompletedTask;
 
     private DataPlaneServer(DataPlaneServerOptions options, string token)
     {
@@ -92,6 +96,13 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
     /// <summary>Names the build instead of the assembly's module version id.</summary>
     public const string BuildVariable = "BERTH_DATA_PLANE_BUILD";
+
+    /// <summary>Set to 0, the data plane does not pass its listening sockets in an upgrade (as a build before passing did):
+    /// its successor binds each port the moment it is free instead. An escape hatch where SCM_RIGHTS is not permitted
+    /// (a seccomp or LSM profile), and how the tests reach that path.</summary>
+    public const string PassVariable = "BERTH_DATA_PLANE_PASS";
+
+    private static bool PassingDisabled { get; } = Environment.GetEnvironmentVariable(PassVariable) == "0";
 
     /// <summary>How long a hand-over keeps trying to bind a port the previous data plane is releasing: 10s.</summary>
     public static readonly TimeSpan HandOverBindTimeout = TimeSpan.FromSeconds(10);
@@ -186,6 +197,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 RequestObserver = this,
                 AdminPort = port,
                 BoundListener = r => _bound.TryRemove((r.Service, r.Endpoint.Name), out var s) ? s : null,
+                BoundPodListener = TakePassedPodListener,
             });
             try
             {
@@ -395,16 +407,28 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         {
             case DataPlaneMessageTypes.Snapshot:
                 return await ApplySnapshotAsync(message, ct);
+            case DataPlaneMessageTypes.Pass when message.Pid is { } successor && !PassingDisabled:
+                return OfferListeners(message, successor);
+            case DataPlaneMessageTypes.Pass:
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"this data plane does not pass its listening sockets ({PassVariable}=0)" };
             case DataPlaneMessageTypes.Prepare:
+                var taken = message is { Path: { } path, Pid: { } from } ? await TakeListenersAsync(path, from) : 0;
                 foreach (var r in message.Routes ?? [])
                 {
-                    _binding.TryAdd((r.Service, r.Endpoint.Name), BindAheadAsync(r, _stop.Token));
+                    if (!_bound.ContainsKey((r.Service, r.Endpoint.Name)))
+                    {
+                        // Not passed (an older data plane, or its socket was not found there): bind it the moment it is free.
+                        _binding.TryAdd((r.Service, r.Endpoint.Name), BindAheadAsync(r, _stop.Token));
+                    }
                 }
 
-                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = message.Id };
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = message.Id, Message = $"took {taken} listening sockets over" };
             case DataPlaneMessageTypes.Status:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.StatusReply, Id = message.Id, Status = await _mesh.RoutesAsync(ct) };
-            case DataPlaneMessageTypes.Shutdown or DataPlaneMessageTypes.Release:
+            case DataPlaneMessageTypes.Release:
+                LetGoOfPassedListeners();
+                return new DataPlaneMessage { Type = DataPlaneMessageTypes.Bye, Id = message.Id };
+            case DataPlaneMessageTypes.Shutdown:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.Bye, Id = message.Id };
             default:
                 return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"unknown message type '{message.Type}'" };
@@ -431,6 +455,14 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             var (applied, errors) = await ApplyRoutesAsync(routes, ct, snapshot.HandOver == true);
             _routes = applied;
             errors.AddRange(await ApplyPodsAsync(snapshot.Pods ?? [], ct));
+            foreach (var unused in _podBound.Keys.ToList())
+            {
+                if (_podBound.TryRemove(unused, out var socket))
+                {
+                    socket.Dispose(); // passed for a pod this snapshot no longer has
+                }
+            }
+
             Interlocked.Exchange(ref _version, version);
             var saved = DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = version, Routes = routes, Pods = snapshot.Pods });
             DataPlaneFiles.WriteAtomically(Path.Combine(_options.StateDirectory, DataPlaneFiles.RoutesFile), saved);
@@ -477,7 +509,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 {
                     await binding;
                 }
-                else if (handOver && !_routes.ContainsKey((r.Service, r.Endpoint.Name)))
+                else if (handOver && !_routes.ContainsKey((r.Service, r.Endpoint.Name)) && !_bound.ContainsKey((r.Service, r.Endpoint.Name)))
                 {
                     await BindAheadAsync(r, ct);
                 }
@@ -535,6 +567,183 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             }
         }
     }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <summary>
+    /// An upgrade's hand-over, on the old data plane: listens on <see cref="DataPlaneFiles.PassSocketPath"/> (0600) for the
+    /// one connection of process <paramref name="successor"/> (its pid checked with SO_PEERCRED) and sends it every route's
+    /// listening socket (SCM_RIGHTS), so the ports never close. Bounded by <see cref="HandOverBindTimeout"/>.
+    /// </summary>
+    private DataPlaneMessage OfferListeners(DataPlaneMessage message, int successor)
+    {
+        var path = DataPlaneFiles.PassSocketPath(_options.StateDirectory, Environment.ProcessId);
+        var listener = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+        try
+        {
+            File.Delete(path);
+            listener.Bind(new UnixDomainSocketEndPoint(path));
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            }
+
+            listener.Listen(1);
+        }
+        catch (Exception e) when (e is SocketException or IOException or UnauthorizedAccessException)
+        {
+            listener.Dispose();
+            return new DataPlaneMessage { Type = DataPlaneMessageTypes.Error, Id = message.Id, Message = $"cannot offer the listening sockets at {path}: {e.Message}" };
+        }
+
+        var routes = _routes.Values.ToList();
+        _passing = PassListenersAsync(listener, path, successor, routes, _stop.Token);
+        return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = message.Id, Path = path };
+    }
+
+    private async Task PassListenersAsync(Socket listener, string path, int successor, IReadOnlyList<ServiceRoute> routes, CancellationToken ct)
+    {
+        try
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            timeout.CancelAfter(HandOverBindTimeout);
+            using var channel = await listener.AcceptAsync(timeout.Token);
+            if (ListenerPassing.PeerPid(channel) is var peer && peer != successor)
+            {
+                Log.PassFailed(_logger, successor, $"the connection came from process {peer}, not {successor}; nothing passed");
+                return;
+            }
+
+            var inPods = await _mesh.PodListeningSocketsAsync(ct);
+            var passed = await Task.Factory.StartNew(() =>
+            {
+                var count = 0;
+                foreach (var (pod, address, port, socket) in inPods)
+                {
+                    ListenerPassing.Send(channel, $"pod\n{pod}\n{address}\n{port}", (int)socket.Handle, HandOverBindTimeout);
+                    _passedInPods.Add((int)socket.Handle);
+                    count++;
+                }
+
+                foreach (var r in routes)
+                {
+                    if (System.Net.IPAddress.TryParse(r.Endpoint.HostIp, out var ip) && new System.Net.IPEndPoint(ip, r.StablePort) is var endpoint
+                        && ListenerPassing.FindListening(endpoint) is { } fd)
+                    {
+                        ListenerPassing.Send(channel, $"{r.Service}\n{r.Endpoint.Name}", fd, HandOverBindTimeout);
+                        _passed.Add(endpoint);
+                        count++;
+                    }
+                }
+
+                ListenerPassing.Send(channel, ListenerPassing.End, -1, HandOverBindTimeout);
+                return count;
+            }, ct, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+            Log.Passed(_logger, passed, successor);
+        }
+        catch (Exception e) when (e is OperationCanceledException or SocketException or IOException)
+        {
+            Log.PassFailed(_logger, successor, e.Message);
+        }
+        finally
+        {
+            listener.Dispose();
+            File.Delete(path);
+        }
+    }
+
+    /// <summary>The new data plane's side of <see cref="OfferListeners"/>: takes the listening sockets of data plane
+    /// <paramref name="from"/> into <c>_bound</c>, where its listeners start on them. Returns how many came; a failure is
+    /// logged and leaves the rest to the bind-ahead.</summary>
+    private Task<int> TakeListenersAsync(string path, int from) => Task.Factory.StartNew(() =>
+    {
+        var taken = 0;
+        var time = _options.Mesh.TimeProvider;
+        var started = time.GetTimestamp();
+        try
+        {
+            using var channel = new Socket(AddressFamily.Unix, SocketType.Seqpacket, ProtocolType.Unspecified);
+            channel.Connect(new UnixDomainSocketEndPoint(path));
+            if (ListenerPassing.PeerPid(channel) is var peer && peer != from)
+            {
+                throw new IOException($"{path} is served by process {peer}, not by data plane {from}");
+            }
+
+            while (ListenerPassing.Receive(channel, HandOverBindTimeout) is { } record && record.Text != ListenerPassing.End)
+            {
+                var name = record.Text.Split('\n');
+                if (record.Fd >= 0 && name is ["pod", var pod, var address, var portText] && int.TryParse(portText, out var port))
+                {
+                    var passed = new Socket(new SafeSocketHandle(record.Fd, ownsHandle: true));
+                    if (_podBound.TryRemove((pod, address, port), out var earlier))
+                    {
+                        earlier.Dispose();
+                    }
+
+                    _podBound[(pod, address, port)] = passed;
+                    taken++;
+                    continue;
+                }
+
+                if (record.Fd < 0 || name.Length != 2)
+                {
+                    if (record.Fd >= 0)
+                    {
+                        new SafeSocketHandle(record.Fd, ownsHandle: true).Dispose();
+                    }
+
+                    continue;
+                }
+
+                var socket = new Socket(new SafeSocketHandle(record.Fd, ownsHandle: true));
+                if (_bound.TryRemove((name[0], name[1]), out var before))
+                {
+                    before.Dispose();
+                }
+
+                _bound[(name[0], name[1])] = socket;
+                taken++;
+            }
+
+            Log.TookListeners(_logger, taken, from, time.GetElapsedTime(started).TotalMilliseconds);
+        }
+        catch (Exception e) when (e is SocketException or IOException or TimeoutException)
+        {
+            Log.PassFailed(_logger, from, e.Message);
+        }
+
+        return taken;
+    }, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+
+    /// <summary>A pod listener passed by the previous data plane, if its socket is in <paramref name="pod"/>'s namespace
+    /// (the pod was not made again since).</summary>
+    private Socket? TakePassedPodListener(PodNetwork pod, string address, int port)
+    {
+        if (!_podBound.TryRemove((pod.PodId, address, port), out var socket))
+        {
+            return null;
+        }
+
+        if (pod.NamespaceInode != 0 && ListenerPassing.SocketNamespaceInode((int)socket.Handle) is { } ns && ns != pod.NamespaceInode)
+        {
+            socket.Dispose();
+            return null;
+        }
+
+        return socket;
+    }
+
+    /// <summary>On release after passing: this process's descriptors of the passed sockets are pointed elsewhere before its
+    /// listeners stop, so the stop closes nothing the successor now serves on.</summary>
+    private void LetGoOfPassedListeners()
+    {
+        // A pod's listeners are found by the descriptors that were passed: they stay open until the listeners stop, and the
+        // same address is in every pod, so /proc/self/fd could not tell them apart.
+        var fds = _passed.Select(ListenerPassing.FindListening).OfType<int>().Concat(_passedInPods).Distinct().ToList();
+        if (fds.Count > 0)
+        {
+            ListenerPassing.Detach(fds);
+            Log.LetGo(_logger, fds.Count);
+        }
+    }
 
     /// <summary>Makes the mesh keep exactly <paramref name="pods"/>' outbound listeners: a pod no longer named is closed,
     /// a new or changed one (compared by its JSON) opened or replaced, an unchanged one left alone.</summary>
@@ -635,7 +844,7 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         await _stop.CancelAsync();
         _listener?.Dispose();
         _session?.Close();
-        await Task.WhenAll(_loops).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await Task.WhenAll([.. _loops, _passing]).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
         File.Delete(SocketPath);
         if (_mesh is not null)
         {
@@ -730,6 +939,18 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
         [LoggerMessage(6113, LogLevel.Information, "Took the port of {Service}.{Endpoint} over {Milliseconds:0.0} ms after the hand-over began ({Refused} binds refused while the previous data plane still held it)")]
         public static partial void TookOver(ILogger logger, string service, string endpoint, double milliseconds, int refused);
+
+        [LoggerMessage(6114, LogLevel.Information, "Passed {Count} listening sockets to data plane {Successor} (SCM_RIGHTS): the ports stay open")]
+        public static partial void Passed(ILogger logger, int count, int successor);
+
+        [LoggerMessage(6115, LogLevel.Warning, "Passing listening sockets between this data plane and {Other} failed: {Reason}; the ports not passed are bound again after the release")]
+        public static partial void PassFailed(ILogger logger, int other, string reason);
+
+        [LoggerMessage(6116, LogLevel.Information, "Took {Count} listening sockets over from data plane {From} in {Milliseconds:0.0} ms (passed, never closed)")]
+        public static partial void TookListeners(ILogger logger, int count, int from, double milliseconds);
+
+        [LoggerMessage(6117, LogLevel.Information, "Let go of {Count} passed listening sockets before stopping the listeners")]
+        public static partial void LetGo(ILogger logger, int count);
 
         [LoggerMessage(6109, LogLevel.Information, "Channel session ended: {Reason}")]
         public static partial void SessionEnded(ILogger logger, string reason);

@@ -22,12 +22,17 @@ internal sealed class PodListeners : IAsyncDisposable
     /// <param name="pod">The pod.</param>
     /// <param name="resolve">(service, endpoint) → the host address of that endpoint's mesh listener, or null when it has none now.</param>
     /// <param name="logger">Where listener trouble is reported.</param>
-    public PodListeners(PodNetwork pod, Func<string, string, IPEndPoint?> resolve, ILogger logger)
+    /// <param name="bound">(pod, address, port) → a socket already listening there in the pod (passed by the previous data
+    /// plane in an upgrade), or null: make one.</param>
+    public PodListeners(PodNetwork pod, Func<string, string, IPEndPoint?> resolve, ILogger logger, Func<PodNetwork, string, int, Socket?>? bound = null)
     {
         Pod = pod;
         _resolve = resolve;
         _logger = logger;
+        _bound = bound;
     }
+
+    private readonly Func<PodNetwork, string, int, Socket?>? _bound;
 
     public PodNetwork Pod { get; private set; }
 
@@ -37,6 +42,9 @@ internal sealed class PodListeners : IAsyncDisposable
     /// <summary>Mirrored host ports that could not be bound in the pod (e.g. its replica listens on that port on every
     /// address), said once each rather than on every re-read.</summary>
     private readonly HashSet<int> _mirrorsRefused = [];
+
+    /// <summary>The listening sockets open now, by address and port: what an upgrade passes to the next data plane.</summary>
+    public IReadOnlyList<(string Address, int Port, Socket Socket)> Sockets => [.. _acceptors.Select(a => (a.Key.Address, a.Key.Port, a.Value.Socket))];
 
     /// <summary>The listeners open now, for tests and <c>/routes</c>.</summary>
     public IReadOnlyCollection<OutboundListener> Open => [.. _acceptors.Values.Select(a => a.Listener)];
@@ -87,6 +95,13 @@ internal sealed class PodListeners : IAsyncDisposable
             var address = $"{listener.Address}:{listener.Port}";
             try
             {
+                if (_bound?.Invoke(Pod, listener.Address, listener.Port) is { } passed)
+                {
+                    // Passed by the previous data plane (an upgrade): already listening in this pod, never closed.
+                    _acceptors[key] = new Acceptor(this, listener, passed);
+                    continue;
+                }
+
                 var socket = await PodSockets.CreateAsync(Pod, AddressFamily.InterNetwork, cancellationToken).ConfigureAwait(false);
                 try
                 {
@@ -162,6 +177,8 @@ internal sealed class PodListeners : IAsyncDisposable
         }
 
         public volatile OutboundListener Listener;
+
+        public Socket Socket => _socket;
 
         private async Task AcceptLoopAsync(CancellationToken cancellationToken)
         {

@@ -126,25 +126,7 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
     [DockerFact]
     public async Task ControlPlaneKilled9_UnderLoadWithPods_NoRequestFailsWhileItIsGoneOrAfterItReturns()
     {
-        // web answers each GET of /cgi-bin/api by fetching http://api:8080/ by name at that moment (busybox httpd CGI), so
-        // every request of the load goes into web's pod and from there through the listener the data plane holds on api's
-        // virtual address; web2's published port is the plain inbound path into a pod.
-        File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
-            name: {{_app}}
-            services:
-              api:
-                image: {{TestImages.Base}}
-                command: ["sh", "-c", "mkdir -p /www && echo \"api $$BERTH_REPLICA\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
-                deploy: {replicas: 2}
-              web:
-                image: {{TestImages.Base}}
-                command: ["sh", "-c", "mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nwget -q -O - http://api:8080/ || echo failed\\n' > /w/cgi-bin/api && chmod +x /w/cgi-bin/api && exec httpd -f -p 80 -h /w"]
-                ports: ["{{_web}}:80"]
-              web2:
-                image: {{TestImages.Base}}
-                command: ["sh", "-c", "mkdir -p /w && echo web2 > /w/index.html && exec httpd -f -p 80 -h /w"]
-                ports: ["{{_web2}}:80"]
-            """);
+        WriteCgiCompose();
         await _berth.UpDetachedAsync(ready: 4, Wait);
         var ids = (await _berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal).ToList();
         var dataPlane = _berth.DataPlanePid()!.Value;
@@ -173,6 +155,39 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         Assert.Equal(["web2\n"], a.Bodies.Keys);
         Assert.All(b.Bodies.Keys, body => Assert.Matches("^api api-[0-9a-f]{5}\n$", body));
         Assert.Equal(dataPlane, _berth.DataPlanePid());
+    }
+
+    [DockerFact]
+    public async Task Upgrade_WithDockerPods_ListeningSocketsPassedToTheNewDataPlane_NoRequestFails()
+    {
+        WriteCgiCompose();
+        // The first control plane and its data planes pose as an older Berth; the next one replaces the data plane and is
+        // passed its listening sockets, those inside web's pod (api's virtual address) among them.
+        _berth.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
+        await _berth.UpDetachedAsync(ready: 4, Wait);
+        var old = _berth.DataPlanePid()!.Value;
+        using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
+        await Poll.UntilAsync(async () => (await client.GetStringAsync($"http://127.0.0.1:{_web}/cgi-bin/api")).StartsWith("api ", StringComparison.Ordinal),
+            Wait, "web answers with api's page fetched by name");
+        await using var byName = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{_web}/cgi-bin/api"), new LoopbackLoadOptions { FreshConnections = true, MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await using var inbound = LoopbackLoad.Start(_web2, new LoopbackLoadOptions { FreshConnections = true, MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(50));
+        var controlPlane = _berth.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the older control plane gone after SIGKILL");
+
+        _berth.Environment.Remove("BERTH_DATA_PLANE_BUILD");
+        await _berth.UpDetachedAsync(ready: 4, Wait);
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{old}") && _berth.DataPlanePid() is { } now && now != old, Wait, "the older data plane replaced by one of this build");
+        await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
+        var (a, b) = (await inbound.StopAsync(), await byName.StopAsync());
+
+        var log = File.ReadAllText(Path.Combine(_berth.State, "data-plane.log"));
+        Assert.Matches($@"Took [0-9]+ listening sockets over from data plane {old} in [0-9.]+ ms", log);
+        a.AssertNoneFailedUncapped();
+        b.AssertNoneFailedUncapped();
+        Assert.Equal(["web2\n"], a.Bodies.Keys);
+        Assert.All(b.Bodies.Keys, body => Assert.Matches("^api api-[0-9a-f]{5}\n$", body));
     }
 
     [DockerFact]
@@ -244,4 +259,25 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         p.WaitForExit();
         return output;
     }
+
+    /// <summary>web answers each GET of /cgi-bin/api by fetching http://api:8080/ by name at that moment (busybox httpd CGI), so
+    /// every request of a load there goes into web's pod and from there through the listener the data plane holds on api's
+    /// virtual address; web2's published port is the plain inbound path into a pod.</summary>
+    private void WriteCgiCompose() =>
+        File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
+            name: {{_app}}
+            services:
+              api:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /www && echo \"api $$BERTH_REPLICA\" > /www/index.html && exec httpd -f -p 8080 -h /www"]
+                deploy: {replicas: 2}
+              web:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /w/cgi-bin && printf '#!/bin/sh\\necho Content-Type: text/plain\\necho\\nwget -q -O - http://api:8080/ || echo failed\\n' > /w/cgi-bin/api && chmod +x /w/cgi-bin/api && exec httpd -f -p 80 -h /w"]
+                ports: ["{{_web}}:80"]
+              web2:
+                image: {{TestImages.Base}}
+                command: ["sh", "-c", "mkdir -p /w && echo web2 > /w/index.html && exec httpd -f -p 80 -h /w"]
+                ports: ["{{_web2}}:80"]
+            """);
 }

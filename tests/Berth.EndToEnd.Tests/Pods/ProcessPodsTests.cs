@@ -127,6 +127,38 @@ public sealed class ProcessPodsTests : IAsyncDisposable
         Assert.All(result.Bodies.Keys, body => Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body));
     }
 
+    [Fact]
+    public async Task Upgrade_WithPods_ListenersInThePodsAndOnTheHostPassedToTheNewDataPlane_NoRequestFails()
+    {
+        // The first control plane and its data planes pose as an older Berth; the next one replaces the data plane.
+        _app.Cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
+        await _app.Cli.UpDetachedAsync(ready: 4);
+        var old = _app.Cli.DataPlanePid()!.Value;
+        // Fresh connections: each request into api's stable port is a connect on the host, and each call web makes by name is a
+        // connect to the listener the data plane holds in web's pod; a listener closed for any moment refuses some.
+        var fresh = new LoopbackLoadOptions { FreshConnections = true, MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) };
+        await using var inbound = LoopbackLoad.Start(_api, fresh);
+        await using var byName = LoopbackLoad.Start(_web, fresh);
+        await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(100));
+        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the older control plane gone after SIGKILL");
+
+        _app.Cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
+        await _app.Cli.UpDetachedAsync(ready: 4);
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{old}") && _app.Cli.DataPlanePid() is { } now && now != old, Wait, "the older data plane replaced by one of this build");
+        await Task.WhenAll(inbound.MoreAsync(300), byName.MoreAsync(300));
+        var (a, b) = (await inbound.StopAsync(), await byName.StopAsync());
+
+        var log = File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane.log"));
+        var took = System.Text.RegularExpressions.Regex.Match(log, $@"Took [0-9]+ listening sockets over from data plane {old} in [0-9.]+ ms");
+        _output.WriteLine($"upgrade with pods, into api's pods: {a}; web → api by name: {b}; {took.Value}");
+        a.AssertNoneFailedUncapped();
+        b.AssertNoneFailedUncapped();
+        Assert.All(b.Bodies.Keys, body => Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body));
+        Assert.True(took.Success, $"the new data plane should have taken the old one's listening sockets over:\n{log}");
+    }
+
     /// <summary>GETs one at a time (bounded: 60 s or 100,000 tries) until the port answers a body matching
     /// <paramref name="pattern"/>; returns the time on <paramref name="clock"/> then.</summary>
     private static async Task<TimeSpan> FirstAnsweredAsync(HttpClient http, int port, string pattern, Stopwatch clock)
