@@ -55,6 +55,12 @@ internal static partial class HotReloadVerdict
             {
                 verdict = (HotReloadOutcome.Applied, text);
             }
+            else if (RudeEdit().IsMatch(text))
+            {
+                // dotnet watch reports an edit it cannot apply as a diagnostic ENCnnnn ("error ENC0015: Updating the kind of a
+                // type requires restarting the application"), after "Restart is needed": it is no compile error.
+                verdict = (HotReloadOutcome.RestartNeeded, text);
+            }
             else if (CompilerError().IsMatch(text) || text.Contains("Build failed", StringComparison.OrdinalIgnoreCase))
             {
                 verdict = (HotReloadOutcome.CompileError, text);
@@ -71,6 +77,9 @@ internal static partial class HotReloadVerdict
 
         return verdict;
     }
+
+    [GeneratedRegex(@"\berror ENC\d+:")]
+    private static partial Regex RudeEdit();
 
     [GeneratedRegex(@"\berror [A-Z]{2,}\d{3,}:")]
     private static partial Regex CompilerError();

@@ -150,6 +150,10 @@ internal sealed partial class SpecReader
         {
             Error(hotNode, hotPath, "is for process services (a .NET project run on this machine under 'dotnet watch'); a Docker service is rebuilt and rolled out by a rebuild rule instead");
         }
+        else if (d.S.HotReload && d.S.Liveness is not null && d.S.Startup is null && d.HotReloadAt is var (liveNode, livePath))
+        {
+            Warning(liveNode, livePath, "each replica builds the project under 'dotnet watch' before it listens (tens of seconds), and the liveness probe starts at once, so it may restart the replica before it is up; add a startup probe (e.g. startup: {http: /healthz, period: 2s, failure_threshold: 150})");
+        }
 
         var rules = ImmutableArray.CreateBuilder<WatchRule>();
         foreach (var (rule, node, path) in d.Watch)

@@ -10,6 +10,7 @@ public class HotReloadVerdictTests
     [InlineData("dotnet watch : [Devloop (net10.0)] /app/Program.cs(2,21): error CS0103: The name 'x' does not exist in the current context", "CompileError")]
     [InlineData("dotnet watch : Restart is needed to apply the changes.", "RestartNeeded")]
     [InlineData("dotnet watch : [Devloop (net10.0)] Exited with error code 134", "RestartNeeded")]
+    [InlineData("dotnet watch : [Devloop (net10.0)] /app/Program.cs(4,1): error ENC0015: Updating the kind of a type requires restarting the application.", "RestartNeeded")]
     [InlineData("dotnet watch : File updated: ./Program.cs", "None")]
     [InlineData("info: the app says changes applied", "None")]
     public void Of_OneLine(string line, string expected) => Assert.Equal(expected, HotReloadVerdict.Of([line]).Outcome.ToString());

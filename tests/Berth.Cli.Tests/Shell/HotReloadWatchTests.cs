@@ -16,12 +16,10 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        // The edit-loop benchmark's one-endpoint app (bench/devloop/app): GET / answers "v1".
+        // The edit-loop benchmark's project (bench/devloop/app), its answer from a method of a class.
         Directory.CreateDirectory(Path.Combine(_dir, "app"));
-        foreach (var file in new[] { "Devloop.csproj", "Program.cs" })
-        {
-            File.Copy(Repository.Path($"bench/devloop/app/{file}"), Path.Combine(_dir, "app", file));
-        }
+        File.Copy(Repository.Path("bench/devloop/app/Devloop.csproj"), Path.Combine(_dir, "app", "Devloop.csproj"));
+        await File.WriteAllTextAsync(ProgramCs, Program("class", "v1"));
 
         await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), $$"""
             name: hotreload
@@ -49,6 +47,13 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
         Directory.Delete(_stateHome, recursive: true);
     }
 
+    private static string Program(string kind, string body) => $$"""
+        var app = WebApplication.CreateBuilder(args).Build();
+        app.MapGet("/", () => new K().V());
+        app.Run();
+        {{kind}} K { public string V() => "{{body}}"; }
+        """;
+
     private async Task<string> GetAsync()
     {
         using var http = new HttpClient();
@@ -75,7 +80,7 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
 
         await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(4), MaxRequests = 50_000 });
         await load.MoreAsync(20);
-        await File.WriteAllTextAsync(ProgramCs, (await File.ReadAllTextAsync(ProgramCs)).Replace("\"v1\"", "\"v2\"", StringComparison.Ordinal));
+        await File.WriteAllTextAsync(ProgramCs, Program("class", "v2"));
         await Poll.UntilAsync(async () => await GetAsync() == "v2", TimeSpan.FromMinutes(3), $"the edit answering through the mesh; berth printed:\n{watch.Err}");
         await load.MoreAsync(20);
         var result = await load.StopAsync();

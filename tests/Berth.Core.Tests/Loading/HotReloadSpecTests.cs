@@ -52,6 +52,22 @@ public class HotReloadSpecTests
     }
 
     [Fact]
+    public void Load_HotReloadWithLivenessAndNoStartupProbe_WarnsToAddOne()
+    {
+        var problems = Load("""
+            services:
+              api:
+                run: [dotnet, out/Api.dll]
+                endpoints: {http: 8080}
+                probes:
+                  liveness: {http: /healthz}
+                develop: {hot_reload: true}
+            """).Diagnostics.Select(d => $"{d.Severity} {d.Line}:{d.Column}: {d.Path}: {d.Message}");
+
+        Assert.Equal(["Warning 7:27: services.api.develop.hot_reload: each replica builds the project under 'dotnet watch' before it listens (tens of seconds), and the liveness probe starts at once, so it may restart the replica before it is up; add a startup probe (e.g. startup: {http: /healthz, period: 2s, failure_threshold: 150})"], problems);
+    }
+
+    [Fact]
     public void Write_HotReload_LoadsBack()
     {
         var first = Load("""
