@@ -14,7 +14,7 @@ watch_pid=""
 files=(-f berth.yaml -f berth.hot-reload.yaml)
 cleanup() {
   [[ -n "$watch_pid" ]] && kill -TERM "$watch_pid" 2>/dev/null
-  (cd "$work/shop" 2>/dev/null && "$berth" down "${files[@]}" >/dev/null 2>&1)
+  (cd "$work/shop" 2>/dev/null && "$berth" down -f berth.yaml >/dev/null 2>&1)
   rm -rf "$work"
 }
 trap cleanup EXIT

@@ -13,12 +13,15 @@ public static class HotReload
     /// <summary>Project file extensions <c>dotnet watch</c> runs.</summary>
     private static readonly string[] ProjectExtensions = [".csproj", ".fsproj", ".vbproj"];
 
-    /// <summary>Environment every hot-reload replica gets: plain log lines (no emojis), and no restart in place on an edit Hot
-    /// Reload cannot apply (<c>berth watch</c> rolls the replicas instead, readiness-gated).</summary>
+    /// <summary>Environment every hot-reload replica gets: plain log lines (no emojis), no browser, and dotnet watch's polling
+    /// file watcher: each dotnet watch holds ~50 inotify instances and Linux allows 128 per user by default, so a second or
+    /// third replica (or a rolled one beside the old) died with "the configured user limit (128) on the number of inotify
+    /// instances has been reached". A service's own <c>env</c> overrides it.</summary>
     public static readonly ImmutableSortedDictionary<string, string> Environment = ImmutableSortedDictionary.CreateRange(StringComparer.Ordinal,
     [
         new KeyValuePair<string, string>("DOTNET_WATCH_SUPPRESS_EMOJIS", "1"),
         new KeyValuePair<string, string>("DOTNET_WATCH_SUPPRESS_LAUNCH_BROWSER", "1"),
+        new KeyValuePair<string, string>("DOTNET_USE_POLLING_FILE_WATCHER", "1"),
     ]);
 
     /// <summary>The project (file or folder) the replicas' <c>dotnet watch</c> runs, absolute.</summary>
