@@ -71,11 +71,13 @@ internal sealed class ServiceWatcher(Service service, WatchSession session)
     public async Task RunAsync(CancellationToken ct)
     {
         var pending = new Dictionary<WatchTarget, HashSet<string>>();
+        var firstChange = session.Time.GetUtcNow();
         while (true)
         {
             if (pending.Count == 0)
             {
                 Add(pending, await _changes.Reader.ReadAsync(ct));
+                firstChange = session.Time.GetUtcNow();
             }
 
             await QuietAsync(pending, ct);
@@ -83,7 +85,11 @@ internal sealed class ServiceWatcher(Service service, WatchSession session)
             pending = [];
             try
             {
-                if (batch.Keys.Any(t => t.Rule.Action == WatchAction.Rebuild))
+                if (service.HotReload && batch.Keys.Any(t => t.Rule.Action == WatchAction.Rebuild))
+                {
+                    await HotReloadAsync(batch, firstChange, ct);
+                }
+                else if (batch.Keys.Any(t => t.Rule.Action == WatchAction.Rebuild))
                 {
                     if (!await RebuildAsync(batch, ct))
                     {
@@ -153,6 +159,46 @@ internal sealed class ServiceWatcher(Service service, WatchSession session)
         return true;
     }
 
+    /// <summary>A hot-reload service: <c>dotnet watch</c> in each replica has seen the change too. Waits for its verdict in the
+    /// replicas' logs: applied in place (nothing else to do), a compile error (the running code keeps serving), or an edit Hot
+    /// Reload cannot apply — then the replicas are rolled (new ones start under <c>dotnet watch</c> with the new code and take
+    /// over once Ready), so no request fails, where <c>dotnet watch</c> alone would restart the app in place.</summary>
+    private async Task HotReloadAsync(Dictionary<WatchTarget, HashSet<string>> batch, DateTimeOffset changedAt, CancellationToken ct)
+    {
+        Status($"changed: {Describe(batch)}; {service.Name}: waiting for Hot Reload in its replicas");
+        var deadline = session.Time.GetTimestamp();
+        var path = $"/v1/services/{Uri.EscapeDataString(service.Name)}/logs?follow=false&tail={HotReloadVerdict.LinesRead}";
+        while (session.Time.GetElapsedTime(deadline) < HotReloadVerdict.Timeout)
+        {
+            var lines = new List<LogLine>();
+            await foreach (var line in session.Client.StreamLinesAsync(path, null, ct))
+            {
+                lines.Add(JsonSerializer.Deserialize(line, ApiJson.Default.LogLine)!);
+            }
+
+            var (verdict, text) = HotReloadVerdict.Of(lines.Where(l => l.Time >= changedAt - HotReloadVerdict.ClockSlack).Select(l => l.Text));
+            switch (verdict)
+            {
+                case HotReloadOutcome.Applied:
+                    Status($"{service.Name}: {text} (hot reload, in place; {(session.Time.GetUtcNow() - changedAt).TotalSeconds:0.0}s since the change)");
+                    return;
+                case HotReloadOutcome.CompileError:
+                    Error($"{service.Name}: {text}");
+                    Status("the running version keeps serving; watching for the next change");
+                    return;
+                case HotReloadOutcome.RestartNeeded:
+                    Status($"{service.Name}: {text}; Hot Reload cannot apply this edit, so its replicas are rolled");
+                    await RestartAsync(ct);
+                    return;
+            }
+
+            await Task.Delay(HotReloadVerdict.PollInterval, session.Time, ct);
+        }
+
+        Status($"{service.Name}: no Hot Reload verdict in its replicas' logs after {HotReloadVerdict.Timeout.TotalSeconds:0}s; rolling its replicas to be sure the new code runs");
+        await RestartAsync(ct);
+    }
+
     private static async Task<string?> BuildAsync(Application only, CancellationToken ct) =>
         await ControlPlaneHost.BuildAsync(only, Console.Error, ct) ?? await ImageBuilds.BuildAsync(only, Console.Error, ct);
 
@@ -169,8 +215,13 @@ internal sealed class ServiceWatcher(Service service, WatchSession session)
             return;
         }
 
-        // A new value of the restart stamp is a new template: the control plane rolls the replicas as the service's update
-        // policy says, readiness-gated, as 'kubectl rollout restart' does.
+        await RestartAsync(ct);
+    }
+
+    /// <summary>A new value of the restart stamp is a new template: the control plane rolls the replicas as the service's
+    /// update policy says, readiness-gated, as 'kubectl rollout restart' does.</summary>
+    private async Task RestartAsync(CancellationToken ct)
+    {
         var stamp = session.Time.GetUtcNow().ToUnixTimeMilliseconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
         var body = JsonSerializer.Serialize(new ServicePatchRequest { Env = new Dictionary<string, string> { [BuildStamp.RestartEnvName] = stamp } }, ApiJson.Default.ServicePatchRequest);
         var revision = await session.ApplyingAsync(async () => JsonSerializer.Deserialize(

@@ -8,7 +8,7 @@ namespace Berth.Cli.Watch;
 internal sealed record WatchTarget(string Service, WatchRule Rule, WatchFilter Filter);
 
 /// <summary>What <c>berth watch</c> watches: each service's <c>develop.watch</c> rules; a service with a build and no rules
-/// gets one rebuild rule on its build folder (its build output — bin/, obj/, out/, dist/, target/ — not counted).</summary>
+/// gets one rebuild rule on its build folder (its build output — bin/, obj/, out/, dist/, target/, at any depth — not counted).</summary>
 internal static class WatchPlan
 {
     /// <summary>Folders a build writes its output to, by the common tools' conventions (dotnet, make, npm, cargo/maven).</summary>
@@ -26,7 +26,9 @@ internal static class WatchPlan
             }
             else if (BuildStamp.Folder(app, s) is { } folder)
             {
-                var rule = new WatchRule { Action = WatchAction.Rebuild, Path = folder, Ignore = [.. DefaultOutputFolders] };
+                // At any depth: the shop's build writes app/out/ inside its build folder ".", and a build whose own output
+                // counts as a change stops the other services' builds of the same folder as "a newer change", in a loop.
+                var rule = new WatchRule { Action = WatchAction.Rebuild, Path = folder, Ignore = [.. DefaultOutputFolders.Select(f => "**/" + f)] };
                 targets.Add(new WatchTarget(s.Name, rule, new WatchFilter(rule, context)));
             }
         }

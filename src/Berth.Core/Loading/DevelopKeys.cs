@@ -19,6 +19,12 @@ internal sealed partial class SpecReader
     private static readonly KeyTable<ServiceDraft> DevelopKeys = new("develop")
     {
         ["watch"] = (r, v, p, d) => r.ReadWatch(v, p, d),
+        // Berth's own key (Compose has none): replicas run under 'dotnet watch', which applies Hot Reload in place.
+        ["hot_reload"] = (r, v, p, d) =>
+        {
+            d.S = d.S with { HotReload = r.Bool(v, p) ?? false };
+            d.HotReloadAt = (v, p);
+        },
     };
 
     private sealed class WatchDraft
@@ -140,6 +146,15 @@ internal sealed partial class SpecReader
     /// against its working_dir, and must stay inside it (a Compose file's <c>/app</c> would otherwise write to the host's root).</summary>
     private void FinishWatch(ServiceDraft d)
     {
+        if (d.S.HotReload && d.S.EffectiveRuntime != RuntimeKind.Process && d.HotReloadAt is var (hotNode, hotPath))
+        {
+            Error(hotNode, hotPath, "is for process services (a .NET project run on this machine under 'dotnet watch'); a Docker service is rebuilt and rolled out by a rebuild rule instead");
+        }
+        else if (d.S.HotReload && d.S.Liveness is not null && d.S.Startup is null && d.HotReloadAt is var (liveNode, livePath))
+        {
+            Warning(liveNode, livePath, "each replica builds the project under 'dotnet watch' before it listens (tens of seconds), and the liveness probe starts at once, so it may restart the replica before it is up; add a startup probe (e.g. startup: {http: /healthz, period: 2s, failure_threshold: 150})");
+        }
+
         var rules = ImmutableArray.CreateBuilder<WatchRule>();
         foreach (var (rule, node, path) in d.Watch)
         {

@@ -40,6 +40,9 @@ internal sealed class ServiceDraft(string name, string path, Mark at)
     /// <summary><c>develop.watch</c> rules with where each was written (its target node, else the rule).</summary>
     public List<Located<WatchRule>> Watch { get; } = [];
 
+    /// <summary>Where <c>develop.hot_reload</c> was written, for the error when the service is not a process.</summary>
+    public (YamlDotNet.RepresentationModel.YamlNode Node, string Path)? HotReloadAt { get; set; }
+
     /// <summary>Compose secrets: and configs: entries, resolved against the top-level ones at the end.</summary>
     public List<SpecReader.FileRef> Files { get; } = [];
 

@@ -101,7 +101,7 @@ public static class SpecWriter
             ("image", s.Image),
             ("build", s.Build is { } b ? Map(("context", b.Context), ("dockerfile", b.Dockerfile), ("args", b.Args.IsEmpty ? null : Strings(b.Args)),
                 ("target", b.Target), ("command", b.Command.IsDefaultOrEmpty ? null : b.Command.ToList()), ("working_dir", b.WorkingDir)) : null),
-            ("develop", s.Watch.IsDefaultOrEmpty ? null : Map(("watch", s.Watch.Select(w => (object?)Map(
+            ("develop", s.Watch.IsDefaultOrEmpty && !s.HotReload ? null : Map(("hot_reload", s.HotReload ? true : null), ("watch", s.Watch.IsDefaultOrEmpty ? null : s.Watch.Select(w => (object?)Map(
                 ("action", Name(SpecReader.WatchActionNames, w.Action)), ("path", w.Path), ("target", w.Target),
                 ("ignore", w.Ignore.IsDefaultOrEmpty ? null : w.Ignore.ToList()), ("include", w.Include.IsDefaultOrEmpty ? null : w.Include.ToList()),
                 ("initial_sync", w.InitialSync ? true : null))).ToList()))),

@@ -104,6 +104,12 @@ public sealed record Service
     /// service when a file in its build folder changes.</summary>
     public ImmutableArray<WatchRule> Watch { get; init; } = [];
 
+    /// <summary>berth.yaml <c>develop.hot_reload</c>, for a process service that is a .NET project: each replica runs
+    /// <c>dotnet watch run</c> in the project's folder instead of <see cref="Command"/>, so a saved edit is applied in place
+    /// by Hot Reload (the process keeps running); an edit Hot Reload cannot apply restarts the app inside its replica. A
+    /// development setting: <c>berth watch</c> leaves the service's code changes to it.</summary>
+    public bool HotReload { get; init; }
+
     /// <summary>More names that resolve to this service's virtual address in every pod: Compose <c>container_name</c>,
     /// <c>hostname</c>, <c>links</c> aliases and network <c>aliases</c>.</summary>
     public ImmutableArray<string> Aliases { get; init; } = [];

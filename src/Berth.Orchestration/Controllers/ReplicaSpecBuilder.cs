@@ -69,6 +69,15 @@ internal static class ReplicaSpecBuilder
             env["OTEL_RESOURCE_ATTRIBUTES"] = string.Create(CultureInfo.InvariantCulture, $"service.instance.id={r.Id},berth.app={app.Name},berth.service={service.Name},berth.replica={r.Id},berth.revision={r.Revision}");
         }
 
+        var hotReload = service.HotReload && service.EffectiveRuntime == RuntimeKind.Process;
+        if (hotReload)
+        {
+            foreach (var kv in Berth.Core.Build.HotReload.Environment)
+            {
+                env[kv.Key] = kv.Value;
+            }
+        }
+
         foreach (var kv in service.Env)
         {
             env[kv.Key] = kv.Value;
@@ -89,8 +98,8 @@ internal static class ReplicaSpecBuilder
             ReplicaId = r.Id,
             Revision = r.Revision,
             Image = service.Image,
-            Entrypoint = service.Entrypoint is { } entrypoint ? ArgvExpansion.Expand(entrypoint, env) : null,
-            Command = ArgvExpansion.Expand(service.Command, env),
+            Entrypoint = service.Entrypoint is { } entrypoint && !hotReload ? ArgvExpansion.Expand(entrypoint, env) : null,
+            Command = ArgvExpansion.Expand(hotReload ? Berth.Core.Build.HotReload.Command(app, service) : service.Command, env),
             Shell = service.Shell,
             InheritEnv = service.InheritEnv,
             Logging = service.Logging,
