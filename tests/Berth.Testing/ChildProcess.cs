@@ -1,0 +1,44 @@
+using System.Diagnostics;
+
+namespace Berth.Testing;
+
+/// <summary>Runs a child process to its end within a deadline, collecting stdout and stderr; on the deadline it kills the
+/// whole process tree (nothing leaks into the next test) and says which command did not finish and what it printed.</summary>
+public static class ChildProcess
+{
+    /// <summary>A start info for <paramref name="program"/> with <paramref name="args"/>, each passed as one argument.</summary>
+    public static ProcessStartInfo Start(string program, IEnumerable<string> args)
+    {
+        var start = new ProcessStartInfo(program) { UseShellExecute = false };
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        return start;
+    }
+
+    /// <summary>Runs <paramref name="start"/> (its output is redirected here) and returns its exit code and output;
+    /// <paramref name="what"/> names the command in the timeout's message.</summary>
+    public static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(ProcessStartInfo start, TimeSpan timeout, string what)
+    {
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        using var process = Process.Start(start) ?? throw new InvalidOperationException($"{what} did not start");
+        // Read to the end without the deadline: once the tree is killed the pipes close, and what it printed says why it hung.
+        var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
+        using var deadline = new CancellationTokenSource(timeout);
+        try
+        {
+            await process.WaitForExitAsync(deadline.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{what} did not finish within {timeout}; stdout so far:\n{await stdout}\nstderr so far:\n{await stderr}");
+        }
+
+        return (process.ExitCode, await stdout, await stderr);
+    }
+}
