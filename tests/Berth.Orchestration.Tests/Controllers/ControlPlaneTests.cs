@@ -17,14 +17,9 @@ public sealed class ControlPlaneTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
-    private static Service Api(int replicas = 2) => new()
-    {
-        Name = "api", Command = ["api"], Replicas = replicas,
-        Endpoints = [new Endpoint { Name = "http" }],
-        Readiness = new Probe { Kind = ProbeKind.Http, Path = "/healthz", Period = TimeSpan.FromSeconds(1) },
-    };
+    private static Service Api(int replicas = 2) => HarnessApps.Api(replicas);
 
-    private static Application App(params Service[] services) => new() { Name = "shop", Services = [.. services] };
+    private static Application App(params Service[] services) => HarnessApps.Shop(services);
 
     [Fact]
     public async Task Apply_TwoReplicas_BothReadyRoutedWithDiscoveryEnv()
