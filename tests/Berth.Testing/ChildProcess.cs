@@ -25,20 +25,37 @@ public static class ChildProcess
         start.RedirectStandardOutput = true;
         start.RedirectStandardError = true;
         using var process = Process.Start(start) ?? throw new InvalidOperationException($"{what} did not start");
-        // Read to the end without the deadline: once the tree is killed the pipes close, and what it printed says why it hung.
+        // Read without the deadline, so that what it printed is still there to show when the deadline passes; the waits for
+        // the output below are bounded, as a process that left the tree (a daemon) may hold the pipes open.
         var stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
         var stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
         using var deadline = new CancellationTokenSource(timeout);
         try
         {
             await process.WaitForExitAsync(deadline.Token);
+            return (process.ExitCode, await stdout.WaitAsync(deadline.Token), await stderr.WaitAsync(deadline.Token));
         }
         catch (OperationCanceledException)
         {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{what} did not finish within {timeout}; stdout so far:\n{await stdout}\nstderr so far:\n{await stderr}");
-        }
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+            }
 
-        return (process.ExitCode, await stdout, await stderr);
+            string printed;
+            try
+            {
+                printed = $"stdout so far:\n{await stdout.WaitAsync(OutputGrace)}\nstderr so far:\n{await stderr.WaitAsync(OutputGrace)}";
+            }
+            catch (TimeoutException)
+            {
+                printed = "its output is still held open by a process outside its tree";
+            }
+
+            throw new TimeoutException($"{what} did not finish (or left its output open) within {timeout}; {printed}");
+        }
     }
+
+    // How long the output of a killed process tree may take to reach its end.
+    private static readonly TimeSpan OutputGrace = TimeSpan.FromSeconds(10);
 }
