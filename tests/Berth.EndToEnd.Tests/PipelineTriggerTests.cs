@@ -1,3 +1,4 @@
+using Berth.Testing.ControlPlanes;
 
 namespace Berth.EndToEnd.Tests;
 
@@ -12,6 +13,14 @@ public sealed class PipelineTriggerTests : IDisposable
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
+    // Writes the app's berth.yaml: one idle service and the pipelines: block given (indented as under pipelines:); returns its path.
+    private async Task<string> WriteSpecAsync(string pipelines)
+    {
+        var path = Path.Combine(_dir, "berth.yaml");
+        await File.WriteAllTextAsync(path, Spec(pipelines));
+        return path;
+    }
+
     private string Spec(string pipeline) => $$"""
         name: {{_app}}
         services:
@@ -25,8 +34,7 @@ public sealed class PipelineTriggerTests : IDisposable
     [Fact]
     public async Task ServingControlPlane_CronScheduleComes_RunsThePipelineAtThatTimeAndRearmsOnlyWhenAnApplyChangesTriggers()
     {
-        var spec = Path.Combine(_dir, "berth.yaml");
-        await File.WriteAllTextAsync(spec, Spec("""
+        var spec = await WriteSpecAsync("""
               nightly:
                 on: { schedule: ['*/5 * * * *'] }
                 jobs:
@@ -34,63 +42,48 @@ public sealed class PipelineTriggerTests : IDisposable
                     steps:
                       - run: echo "run $BERTH_RUN_ID on $BERTH_PIPELINE" >> stamps.txt
                         shell: sh
-            """));
-        var state = Path.Combine(_dir, ".berth");
+            """);
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 4, 30, TimeSpan.Zero));
-        using var store = StateStore.Open(state);
-        using var prober = new ProbeExecutor();
-        await using var plane = new ControlPlane(new OrchestratorOptions { StateDirectory = state }, store,
-            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(state, "runtime"), UseCgroups = false })], new RoutingTable(), prober);
-        await plane.StartAsync(CancellationToken.None);
-        try
-        {
-            await using (var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state, PipelineTriggers = new() { Time = time } }, CancellationToken.None))
-            {
-                var loaded = SpecLoader.LoadFile(spec);
-                Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
-                await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
-                await Poll.UntilAsync(() => Events(store, PipelineEvents.Armed).Count == 1, Wait, "the schedule armed");
-                Assert.Equal("pipeline nightly runs on cron '*/5 * * * *' (UTC)", Events(store, PipelineEvents.Armed)[0].Message);
+        await using var cp = await ServingPlaneAsync();
+        var (state, store, plane) = (cp.Directory, cp.Store, cp.Plane);
+        await using var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state, PipelineTriggers = new() { Time = time } }, CancellationToken.None);
+        var loaded = SpecLoader.LoadFile(spec);
+        Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
+        await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
+        await Poll.UntilAsync(() => Events(store, PipelineEvents.Armed).Count == 1, Wait, "the schedule armed");
+        Assert.Equal("pipeline nightly runs on cron '*/5 * * * *' (UTC)", Events(store, PipelineEvents.Armed)[0].Message);
 
-                // 00:04:59 is not yet a */5 minute; 00:05:00 is.
-                time.Advance(TimeSpan.FromSeconds(29));
-                Assert.Empty(Runs(state));
-                time.Advance(TimeSpan.FromSeconds(1));
-                await Poll.UntilAsync(() => Events(store, PipelineEvents.Succeeded).Count == 1, Wait,
-                    $"the scheduled run to succeed; events: {string.Join(" | ", store.ListEvents().Where(e => e.Type.StartsWith("pipeline-", StringComparison.Ordinal)).Select(e => $"{e.Type} {e.Message}"))}");
+        // 00:04:59 is not yet a */5 minute; 00:05:00 is.
+        time.Advance(TimeSpan.FromSeconds(29));
+        Assert.Empty(Runs(state));
+        time.Advance(TimeSpan.FromSeconds(1));
+        await Poll.UntilAsync(() => Events(store, PipelineEvents.Succeeded).Count == 1, Wait,
+            $"the scheduled run to succeed; events: {string.Join(" | ", store.ListEvents().Where(e => e.Type.StartsWith("pipeline-", StringComparison.Ordinal)).Select(e => $"{e.Type} {e.Message}"))}");
 
-                var run = Assert.Single(Runs(state));
-                Assert.Equal(("nightly", "schedule", RunStatus.Succeeded), (run.Pipeline, run.Trigger, run.Status));
-                Assert.Equal(new DateTimeOffset(2026, 1, 1, 0, 5, 0, TimeSpan.Zero), run.Created);
-                Assert.Equal($"run {run.Id} on nightly\n", await File.ReadAllTextAsync(Path.Combine(_dir, "stamps.txt")));
-                Assert.Equal($"run {run.Id} of pipeline nightly started on schedule; 'berth pipeline logs {run.Id}' follows it", Events(store, PipelineEvents.Started).Single().Message);
-                Assert.Equal($"run {run.Id} of pipeline nightly succeeded; 'berth pipeline show {run.Id}' has the details", Events(store, PipelineEvents.Succeeded).Single().Message);
+        var run = Assert.Single(Runs(state));
+        Assert.Equal(("nightly", "schedule", RunStatus.Succeeded), (run.Pipeline, run.Trigger, run.Status));
+        Assert.Equal(new DateTimeOffset(2026, 1, 1, 0, 5, 0, TimeSpan.Zero), run.Created);
+        Assert.Equal($"run {run.Id} on nightly\n", await File.ReadAllTextAsync(Path.Combine(_dir, "stamps.txt")));
+        Assert.Equal($"run {run.Id} of pipeline nightly started on schedule; 'berth pipeline logs {run.Id}' follows it", Events(store, PipelineEvents.Started).Single().Message);
+        Assert.Equal($"run {run.Id} of pipeline nightly succeeded; 'berth pipeline show {run.Id}' has the details", Events(store, PipelineEvents.Succeeded).Single().Message);
 
-                // A revision that leaves the triggers alone (a scale, a deploy step's patch) keeps them armed as they are;
-                // an apply that changes the schedule re-arms it.
-                await plane.ScaleAsync("idle", 2, CancellationToken.None);
-                await File.WriteAllTextAsync(spec, (await File.ReadAllTextAsync(spec)).Replace("*/5 * * * *", "0 3 * * *", StringComparison.Ordinal));
-                await plane.ApplyAsync(SpecLoader.LoadFile(spec).Application!, "apply", CancellationToken.None);
-                await Poll.UntilAsync(() => Events(store, PipelineEvents.Armed).Count >= 2, Wait, "the new schedule armed");
-                Assert.Equal(["pipeline nightly runs on cron '*/5 * * * *' (UTC)", "pipeline nightly runs on cron '0 3 * * *' (UTC)"],
-                    Events(store, PipelineEvents.Armed).Select(e => e.Message));
+        // A revision that leaves the triggers alone (a scale, a deploy step's patch) keeps them armed as they are;
+        // an apply that changes the schedule re-arms it.
+        await plane.ScaleAsync("idle", 2, CancellationToken.None);
+        await File.WriteAllTextAsync(spec, (await File.ReadAllTextAsync(spec)).Replace("*/5 * * * *", "0 3 * * *", StringComparison.Ordinal));
+        await plane.ApplyAsync(SpecLoader.LoadFile(spec).Application!, "apply", CancellationToken.None);
+        await Poll.UntilAsync(() => Events(store, PipelineEvents.Armed).Count >= 2, Wait, "the new schedule armed");
+        Assert.Equal(["pipeline nightly runs on cron '*/5 * * * *' (UTC)", "pipeline nightly runs on cron '0 3 * * *' (UTC)"],
+            Events(store, PipelineEvents.Armed).Select(e => e.Message));
 
-                time.Advance(TimeSpan.FromMinutes(5));
-                Assert.Single(Runs(state));
-            }
-        }
-        finally
-        {
-            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-            await plane.DownAsync(grace.Token);
-        }
+        time.Advance(TimeSpan.FromMinutes(5));
+        Assert.Single(Runs(state));
     }
 
     [Fact]
     public async Task ServingControlPlane_PipelineDefinitionInvalid_ReportsWhereAndArmsNothing()
     {
-        var spec = Path.Combine(_dir, "berth.yaml");
-        await File.WriteAllTextAsync(spec, Spec("""
+        var spec = await WriteSpecAsync("""
               nightly:
                 on: { schedule: ['*/5 * * * *'] }
                 jobs:
@@ -98,44 +91,32 @@ public sealed class PipelineTriggerTests : IDisposable
                     needs: nope
                     steps:
                       - run: "true"
-            """));
-        var state = Path.Combine(_dir, ".berth");
-        using var store = StateStore.Open(state);
-        using var prober = new ProbeExecutor();
-        await using var plane = new ControlPlane(new OrchestratorOptions { StateDirectory = state }, store,
-            [new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(state, "runtime"), UseCgroups = false })], new RoutingTable(), prober);
-        await plane.StartAsync(CancellationToken.None);
-        try
-        {
-            await using var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state }, CancellationToken.None);
-            var loaded = SpecLoader.LoadFile(spec);
-            Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
-            await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
-            await Poll.UntilAsync(() => Events(store, PipelineEvents.Invalid).Count == 1, Wait, "the invalid pipelines reported");
+            """);
+        await using var cp = await ServingPlaneAsync();
+        var (state, store, plane) = (cp.Directory, cp.Store, cp.Plane);
+        await using var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state }, CancellationToken.None);
+        var loaded = SpecLoader.LoadFile(spec);
+        Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
+        await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
+        await Poll.UntilAsync(() => Events(store, PipelineEvents.Invalid).Count == 1, Wait, "the invalid pipelines reported");
 
-            var message = Events(store, PipelineEvents.Invalid).Single().Message;
-            Assert.StartsWith($"1 error(s) in the pipelines of {spec}, none runs on triggers until they are fixed and applied: {spec}:", message, StringComparison.Ordinal);
-            Assert.Contains("nope", message, StringComparison.Ordinal);
-            Assert.Empty(Events(store, PipelineEvents.Armed));
-        }
-        finally
-        {
-            using var grace = new CancellationTokenSource(TimeSpan.FromMinutes(1));
-            await plane.DownAsync(grace.Token);
-        }
+        var message = Events(store, PipelineEvents.Invalid).Single().Message;
+        Assert.StartsWith($"1 error(s) in the pipelines of {spec}, none runs on triggers until they are fixed and applied: {spec}:", message, StringComparison.Ordinal);
+        Assert.Contains("nope", message, StringComparison.Ordinal);
+        Assert.Empty(Events(store, PipelineEvents.Armed));
     }
 
     [Fact]
     public async Task BerthUpDetached_WatchedFileChanges_RunsThePipelineIntoTheAppsRunStore()
     {
-        await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), Spec("""
+        await WriteSpecAsync("""
               build:
                 on: { watch: ['src/**'] }
                 jobs:
                   copy:
                     steps:
                       - run: cp src/input.txt built.txt
-            """));
+            """);
         Directory.CreateDirectory(Path.Combine(_dir, "src"));
         var berth = new BerthCli(_dir);
         try
@@ -164,6 +145,9 @@ public sealed class PipelineTriggerTests : IDisposable
             await berth.DownAsync();
         }
     }
+
+    // A control plane on real processes keeping its state in the app's own .berth, as berth up does; disposing takes it down.
+    private Task<ProcessPlane> ServingPlaneAsync() => ProcessPlane.StartInAsync(Path.Combine(_dir, ".berth"));
 
     private static List<EventRecord> Events(StateStore store, string type) => [.. store.ListEvents(0, int.MaxValue).Where(e => e.Type == type)];
 

@@ -35,6 +35,14 @@ internal sealed class TestPipeline : IDisposable
     public Task<RunResult> RunAsync(string name = "ci", RunRequest? request = null, PipelineEngineOptions? options = null, CancellationToken cancellationToken = default) =>
         new PipelineEngine(options ?? Options, TimeProvider.System).RunAsync(Parse(name), request ?? new RunRequest(), cancellationToken);
 
+    /// <summary>Runs the pipeline and asserts that it succeeded; when it did not, the message carries the run's log.</summary>
+    public async Task<RunResult> RunSucceededAsync(string name = "ci", RunRequest? request = null)
+    {
+        var result = await RunAsync(name, request);
+        Assert.True(result.Status == RunStatus.Succeeded, $"run {result.RunId} ended {result.Status}, not {RunStatus.Succeeded}; its log:\n{string.Join('\n', Logs(result.RunId))}");
+        return result;
+    }
+
     public RunStore Store() => new(Path.Combine(State, "pipelines.db"));
 
     public Dictionary<string, string> Jobs(long runId)

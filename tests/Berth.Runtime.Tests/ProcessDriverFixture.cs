@@ -35,6 +35,17 @@ public sealed class ProcessDriverScope : IAsyncDisposable
     /// <summary>A replica running a perl one-liner (perl is what the supervisor needs anyway).</summary>
     public ReplicaSpec Perl(string replicaId, string script) => Spec(replicaId, "perl", "-e", script);
 
+    /// <summary>A replica of <paramref name="app"/>/<paramref name="service"/> running a perl one-liner with its state below
+    /// <paramref name="stateRoot"/>, for a test that builds its own driver (e.g. over a fake cgroup hierarchy).</summary>
+    public static ReplicaSpec PerlIn(string stateRoot, string app, string service, string replicaId, string script) => new()
+    {
+        App = app,
+        Service = service,
+        ReplicaId = replicaId,
+        Command = ["perl", "-e", script],
+        StateDirectory = Path.Combine(stateRoot, replicaId),
+    };
+
     public async Task<ReplicaHandle> StartAsync(ReplicaSpec spec)
     {
         var handle = await Driver.StartAsync(spec, CancellationToken.None);

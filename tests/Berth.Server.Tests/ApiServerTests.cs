@@ -1,13 +1,6 @@
 using System.Net;
-using System.Net.Http.Headers;
 using System.Text;
-using System.Text.Json;
 using System.Text.Json.Nodes;
-using Berth.Core.Model;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Testing;
 using Berth.Testing.ControlPlanes;
 
 namespace Berth.Server.Tests;

@@ -118,25 +118,17 @@ public sealed class BerthCli(string directory)
     }
 
     /// <summary>The detached control plane's pid from api.json, or null when it is not there.</summary>
-    public int? ControlPlanePid()
-    {
-        try
-        {
-            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(State, "api.json")));
-            return doc.RootElement.GetProperty("pid").GetInt32();
-        }
-        catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException)
-        {
-            return null;
-        }
-    }
+    public int? ControlPlanePid() => PidIn("api.json");
 
     /// <summary>The data plane's pid from <c>data-plane.json</c>, or null when it is not there.</summary>
-    public int? DataPlanePid()
+    public int? DataPlanePid() => PidIn("data-plane.json");
+
+    // The "pid" of a JSON file in the state folder, or null while the file is missing, half written or has none.
+    private int? PidIn(string file)
     {
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(State, "data-plane.json")));
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(State, file)));
             return doc.RootElement.GetProperty("pid").GetInt32();
         }
         catch (Exception e) when (e is IOException or JsonException or KeyNotFoundException)

@@ -30,13 +30,18 @@ public sealed class CgroupFactAttribute : FactAttribute
 /// tests/Berth.Kubernetes.Tests/SchemaValidator): skips with a reason without them, fails in CI (BERTH_REQUIRE_NODE_VALIDATOR=1).</summary>
 public sealed class NodeValidatorFactAttribute : FactAttribute
 {
-    public NodeValidatorFactAttribute()
-    {
-        if (!Environments.NodeValidatorInstalled && !Environments.Required("BERTH_REQUIRE_NODE_VALIDATOR"))
-        {
-            Skip = $"needs node and 'npm ci' in {Environments.NodeValidatorDirectory} (.ci/setup-k8s.sh does both; CI sets BERTH_REQUIRE_NODE_VALIDATOR=1 so this fails there instead)";
-        }
-    }
+    public NodeValidatorFactAttribute() => Skip = SkipReason;
+
+    /// <summary>Why a test that needs the validator skips here, or null where it runs.</summary>
+    internal static string? SkipReason => Environments.NodeValidatorInstalled || Environments.Required("BERTH_REQUIRE_NODE_VALIDATOR")
+        ? null
+        : $"needs node and 'npm ci' in {Environments.NodeValidatorDirectory} (.ci/setup-k8s.sh does both; CI sets BERTH_REQUIRE_NODE_VALIDATOR=1 so this fails there instead)";
+}
+
+/// <summary>The theory form of <see cref="NodeValidatorFactAttribute"/>: the same skip rule, one row a case.</summary>
+public sealed class NodeValidatorTheoryAttribute : TheoryAttribute
+{
+    public NodeValidatorTheoryAttribute() => Skip = NodeValidatorFactAttribute.SkipReason;
 }
 
 /// <summary>A fact that drives a real Chromium (Debian's <c>chromium</c>, installed by .ci/setup-browser.sh) through Playwright:

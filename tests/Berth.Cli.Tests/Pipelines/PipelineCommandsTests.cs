@@ -119,21 +119,9 @@ public sealed class PipelineCommandsTests : IDisposable
     [Fact]
     public async Task Cancel_FromAnotherProcess_EndsTheRunAndItsProcessTree()
     {
-        Write("berth.yaml", """
-            pipelines:
-              ci:
-                jobs:
-                  long:
-                    steps:
-                      - run: |
-                          sleep 300 & echo $! > child.pid
-                          echo $$ > leader.pid
-                          wait
-                        shell: bash
-            """);
+        Write("berth.yaml", LongPipeline);
         await using var run = Start("pipeline", "run", "ci");
-        await Poll.UntilAsync(() => File.Exists(Path.Combine(_dir, "child.pid")), TimeSpan.FromSeconds(90), "the step to start");
-        var child = int.Parse(File.ReadAllText(Path.Combine(_dir, "child.pid")).Trim(), CultureInfo.InvariantCulture);
+        var child = await StepChildAsync();
 
         var cancel = await BerthAsync("pipeline", "cancel", "1");
         var ended = await run.WaitAsync(TimeSpan.FromSeconds(90), "the cancelled run to exit");
@@ -149,20 +137,9 @@ public sealed class PipelineCommandsTests : IDisposable
     [Fact]
     public async Task Run_CtrlC_CancelsTheRunAndEndsItsSteps()
     {
-        Write("berth.yaml", """
-            pipelines:
-              ci:
-                jobs:
-                  long:
-                    steps:
-                      - run: |
-                          sleep 300 & echo $! > child.pid
-                          wait
-                        shell: bash
-            """);
+        Write("berth.yaml", LongPipeline);
         await using var run = Start("pipeline", "run", "ci");
-        await Poll.UntilAsync(() => File.Exists(Path.Combine(_dir, "child.pid")), TimeSpan.FromSeconds(90), "the step to start");
-        var child = int.Parse(File.ReadAllText(Path.Combine(_dir, "child.pid")).Trim(), CultureInfo.InvariantCulture);
+        var child = await StepChildAsync();
 
         await run.InterruptAsync();
 
@@ -229,6 +206,27 @@ public sealed class PipelineCommandsTests : IDisposable
 
         Assert.Equal(ExitCodes.NotFound, code);
         Assert.Equal($"berth: no run 42 in {Path.Combine(_dir, ".berth")}; see 'berth pipeline list'\n", stderr);
+    }
+
+    // Pipeline ci: one step that starts a long sleep in the background and waits for it, writing the sleep's pid to child.pid.
+    private const string LongPipeline = """
+        pipelines:
+          ci:
+            jobs:
+              long:
+                steps:
+                  - run: |
+                      sleep 300 & echo $! > child.pid
+                      wait
+                    shell: bash
+        """;
+
+    // The pid of LongPipeline's background sleep, once the step has started it.
+    private async Task<int> StepChildAsync()
+    {
+        var pidFile = Path.Combine(_dir, "child.pid");
+        await Poll.UntilAsync(() => File.Exists(pidFile), TimeSpan.FromSeconds(90), "the step to start");
+        return int.Parse(File.ReadAllText(pidFile).Trim(), CultureInfo.InvariantCulture);
     }
 
     private void Write(string relative, string text) => File.WriteAllText(Path.Combine(_dir, relative), text);

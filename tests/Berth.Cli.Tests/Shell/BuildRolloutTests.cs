@@ -12,19 +12,11 @@ public sealed class BuildRolloutTests : IAsyncLifetime
     /// <summary>The app registry (XDG_STATE_HOME) outside the app's folder: a file written there is not the build's.</summary>
     private BerthCli Cli => new(_dir) { Environment = { ["XDG_STATE_HOME"] = _stateHome } };
 
-    /// <summary>Serves the body its build copied to out/body.txt (read once at start, as a compiled program is).</summary>
-    private const string Server = """
-        use IO::Socket::INET; $| = 1; open(my $f, "<", "out/body.txt") or die "no out/body.txt: $!"; my $b = <$f>; chomp $b;
-        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen: $!";
-        while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
-          print $c "HTTP/1.1 200 OK\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c; }
-        """;
-
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Path.Combine(_dir, "src"));
         await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "one\n");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "server.pl"), Server);
+        await File.WriteAllTextAsync(Path.Combine(_dir, "server.pl"), BuiltBodyServer.Script);
         await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), $$"""
             name: buildloop
             services:

@@ -60,11 +60,7 @@ public sealed class CompletionTests : IDisposable
 
     private async Task<CliResult> RunAsync(string program, params string[] args)
     {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
+        var info = ChildProcess.Start(program, args);
 
         // berth on PATH: the apphost built beside the tests; a HOME of its own so no rc file or history of the machine's is read.
         info.Environment["PATH"] = $"{AppContext.BaseDirectory}:{Environment.GetEnvironmentVariable("PATH")}";
@@ -72,20 +68,7 @@ public sealed class CompletionTests : IDisposable
         info.Environment["XDG_CONFIG_HOME"] = Path.Combine(_home, ".config");
         info.Environment["XDG_DATA_HOME"] = Path.Combine(_home, ".local", "share");
         info.Environment["NO_COLOR"] = "1";
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        try
-        {
-            await process.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{program} {string.Join(' ', args)} did not end within 2 minutes; stdout so far: {await stdout}");
-        }
-
-        return new CliResult(process.ExitCode, await stdout, await stderr);
+        var (exit, stdout, stderr) = await ChildProcess.RunAsync(info, TimeSpan.FromMinutes(2), $"{program} {string.Join(' ', args)}");
+        return new CliResult(exit, stdout, stderr);
     }
 }

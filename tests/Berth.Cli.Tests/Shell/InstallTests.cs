@@ -46,11 +46,7 @@ public sealed partial class InstallTests : IDisposable
 
     private async Task<CliResult> RunAsync(string program, string[] args)
     {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
+        var info = ChildProcess.Start(program, args);
 
         // A HOME (and so ~/.dotnet/tools and the NuGet caches) of its own: the machine's tools stay as they were.
         info.Environment["HOME"] = _home;
@@ -60,20 +56,7 @@ public sealed partial class InstallTests : IDisposable
         info.Environment["DOTNET_NOLOGO"] = "1";
         info.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         info.Environment["NO_COLOR"] = "1";
-        using var process = Process.Start(info)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var deadline = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        try
-        {
-            await process.WaitForExitAsync(deadline.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{program} {string.Join(' ', args)} did not end within 5 minutes; stdout so far: {await stdout}");
-        }
-
-        return new CliResult(process.ExitCode, await stdout, await stderr);
+        var (exit, stdout, stderr) = await ChildProcess.RunAsync(info, TimeSpan.FromMinutes(5), $"{program} {string.Join(' ', args)}");
+        return new CliResult(exit, stdout, stderr);
     }
 }

@@ -22,14 +22,6 @@ public sealed class WatchTests : IAsyncLifetime
           print $c "HTTP/1.1 200 OK\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c; }
         """;
 
-    /// <summary>Answers with out/body.txt as it was when it started, as a compiled program serves what it was built with.</summary>
-    private const string StartServer = """
-        use IO::Socket::INET; $| = 1; open(my $f, "<", "out/body.txt") or die "no out/body.txt: $!"; my $b = <$f>; chomp $b;
-        my $s = IO::Socket::INET->new(LocalAddr => "127.0.0.1", LocalPort => $ENV{PORT}, Listen => 128, ReuseAddr => 1) or die "listen: $!";
-        while (my $c = $s->accept) { while (my $l = <$c>) { last if $l =~ /^\r?\n$/ }
-          print $c "HTTP/1.1 200 OK\r\nContent-Length: " . length($b) . "\r\nConnection: close\r\n\r\n$b"; close $c; }
-        """;
-
     public async Task InitializeAsync()
     {
         Directory.CreateDirectory(Path.Combine(_dir, "src"));
@@ -37,7 +29,7 @@ public sealed class WatchTests : IAsyncLifetime
         await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "one\n");
         await File.WriteAllTextAsync(Path.Combine(_dir, "out", "body.txt"), "one\n");
         await File.WriteAllTextAsync(Path.Combine(_dir, "live.pl"), LiveServer);
-        await File.WriteAllTextAsync(Path.Combine(_dir, "start.pl"), StartServer);
+        await File.WriteAllTextAsync(Path.Combine(_dir, "start.pl"), BuiltBodyServer.Script);
     }
 
     public async Task DisposeAsync()

@@ -138,21 +138,6 @@ public class BadInputTests
     }
 
     [Fact]
-    public void Load_DurationWithoutUnit_AsksForOne()
-    {
-        Assert.Equal(["7:17: services.web.probes.readiness.period: '10' has no unit; write 10s rather than 10 (units: ns, us, ms, s, m, h)"], Errors("""
-            services:
-              web:
-                run: [app]
-                endpoints: {http: 8080}
-                probes:
-                  readiness:
-                    period: 10
-                    http: /healthz
-            """));
-    }
-
-    [Fact]
     public void Load_DurationWithUnknownUnit_ListsTheUnits()
     {
         Assert.Equal(["4:24: services.web.stop_grace_period: '5sec' has an unknown unit 'sec'; use ns, us, ms, s, m or h"], Errors("""
@@ -270,50 +255,24 @@ public class BadInputTests
             """));
     }
 
-    [Fact]
-    public void Load_LivenessSuccessThresholdAboveOne_IsImpossible()
+    // Each row: the probes: block of a service web (run: [app], endpoints: {http: 8080}) and the one error it must give.
+    [Theory]
+    [InlineData("readiness:\n  period: 10\n  http: /healthz",
+        "7:17: services.web.probes.readiness.period: '10' has no unit; write 10s rather than 10 (units: ns, us, ms, s, m, h)")]
+    [InlineData("liveness:\n  http: /healthz\n  failure_threshold: 3\n  success_threshold: 2",
+        "9:28: services.web.probes.liveness.success_threshold: must be 1 for a liveness probe, got 2; one success is enough to count it alive (as Kubernetes requires)")]
+    [InlineData("readiness:\n  http: /healthz\n  failure_threshold: 0",
+        "8:28: services.web.probes.readiness.failure_threshold: must be 1 or more, got 0")]
+    [InlineData("readiness:\n  http: /healthz\n  tcp: http",
+        "7:9: services.web.probes.readiness: has http and tcp; a probe checks one way, keep one of them")]
+    [InlineData("readiness: {http: /healthz, endpoint: htp}",
+        "2:3: services.web.probes.readiness.endpoint: 'htp' is not an endpoint of web; did you mean 'http'?")]
+    public void Load_BadProbe_SaysWhereWhatAndTheFix(string probes, string expected)
     {
-        Assert.Equal(["9:28: services.web.probes.liveness.success_threshold: must be 1 for a liveness probe, got 2; one success is enough to count it alive (as Kubernetes requires)"], Errors("""
-            services:
-              web:
-                run: [app]
-                endpoints: {http: 8080}
-                probes:
-                  liveness:
-                    http: /healthz
-                    failure_threshold: 3
-                    success_threshold: 2
-            """));
-    }
+        var yaml = "services:\n  web:\n    run: [app]\n    endpoints: {http: 8080}\n    probes:\n"
+            + string.Join('\n', probes.Split('\n').Select(l => "      " + l));
 
-    [Fact]
-    public void Load_FailureThresholdZero_IsImpossible()
-    {
-        Assert.Equal(["8:28: services.web.probes.readiness.failure_threshold: must be 1 or more, got 0"], Errors("""
-            services:
-              web:
-                run: [app]
-                endpoints: {http: 8080}
-                probes:
-                  readiness:
-                    http: /healthz
-                    failure_threshold: 0
-            """));
-    }
-
-    [Fact]
-    public void Load_ProbeWithTwoChecks_AsksToKeepOne()
-    {
-        Assert.Equal(["7:9: services.web.probes.readiness: has http and tcp; a probe checks one way, keep one of them"], Errors("""
-            services:
-              web:
-                run: [app]
-                endpoints: {http: 8080}
-                probes:
-                  readiness:
-                    http: /healthz
-                    tcp: http
-            """));
+        Assert.Equal([expected], Errors(yaml));
     }
 
     [Fact]
@@ -325,19 +284,6 @@ public class BadInputTests
                 run: [app]
                 probes:
                   readiness: {period: 5s}
-            """));
-    }
-
-    [Fact]
-    public void Load_ProbeOnUnknownEndpoint_SuggestsTheClosest()
-    {
-        Assert.Equal(["2:3: services.web.probes.readiness.endpoint: 'htp' is not an endpoint of web; did you mean 'http'?"], Errors("""
-            services:
-              web:
-                run: [app]
-                endpoints: {http: 8080}
-                probes:
-                  readiness: {http: /healthz, endpoint: htp}
             """));
     }
 

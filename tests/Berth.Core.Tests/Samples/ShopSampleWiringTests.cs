@@ -79,12 +79,10 @@ public sealed class ShopSampleWiringTests : IAsyncLifetime
 
     private void Start(string program, IEnumerable<string> args, string dir, Dictionary<string, string> env)
     {
-        var start = new ProcessStartInfo(program) { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
+        var start = ChildProcess.Start(program, args);
+        start.WorkingDirectory = dir;
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
         foreach (var (key, value) in env)
         {
             start.Environment[key] = value;
@@ -100,22 +98,15 @@ public sealed class ShopSampleWiringTests : IAsyncLifetime
 
     private static async Task RunToEndAsync(string program, IEnumerable<string> args, string dir)
     {
-        var start = new ProcessStartInfo(program) { WorkingDirectory = dir, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var arg in args)
-        {
-            start.ArgumentList.Add(arg);
-        }
-
+        var start = ChildProcess.Start(program, args);
+        start.WorkingDirectory = dir;
         start.Environment["DOTNET_NOLOGO"] = "1";
 
         // A build of its own: no MSBuild nodes or build server shared with the build that is running these tests.
         start.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         start.Environment["DOTNET_CLI_DO_NOT_USE_MSBUILD_SERVER"] = "1";
-        using var process = Process.Start(start)!;
-        var output = process.StandardOutput.ReadToEndAsync();
-        var errors = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4)); // generous: the machine may be busy
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.True(process.ExitCode == 0, $"{program} {string.Join(' ', args)} exited {process.ExitCode}:\n{await output}\n{await errors}");
+        // 4 minutes: generous, the machine may be busy.
+        var (exit, output, errors) = await ChildProcess.RunAsync(start, TimeSpan.FromMinutes(4), $"{program} {string.Join(' ', args)}");
+        Assert.True(exit == 0, $"{program} {string.Join(' ', args)} exited {exit}:\n{output}\n{errors}");
     }
 }

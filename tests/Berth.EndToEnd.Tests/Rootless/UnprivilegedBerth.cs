@@ -72,21 +72,8 @@ internal sealed class UnprivilegedBerth : IDisposable
 
     public async Task<Result> RunAsync(params string[] args)
     {
-        using var p = Process.Start(StartInfo(args))!;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(4));
-        var stdout = p.StandardOutput.ReadToEndAsync(timeout.Token);
-        var stderr = p.StandardError.ReadToEndAsync(timeout.Token);
-        try
-        {
-            await p.WaitForExitAsync(timeout.Token);
-        }
-        catch (OperationCanceledException)
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"berth {string.Join(' ', args)} (as uid {Uid}) did not finish in 4 minutes");
-        }
-
-        return new Result(p.ExitCode, await stdout, await stderr);
+        var (exit, stdout, stderr) = await ChildProcess.RunAsync(StartInfo(args), TimeSpan.FromMinutes(4), $"berth {string.Join(' ', args)} (as uid {Uid})");
+        return new Result(exit, stdout, stderr);
     }
 
     /// <summary>Starts a long-running berth (foreground <c>up</c>) whose output lines are collected as they come.</summary>

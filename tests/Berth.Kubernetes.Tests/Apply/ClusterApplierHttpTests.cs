@@ -28,6 +28,22 @@ public sealed class ClusterApplierHttpTests : FakeClusterTests
         }
     }
 
+    // A one-shot "setup" job that "app" waits for, with app's deployment already rolled out: only the job's status decides.
+    private ManifestSet SetupJobThenApp()
+    {
+        var set = ManifestGenerator.Generate(new Application
+        {
+            Name = "demo",
+            Services =
+            [
+                new Service { Name = "setup", Image = "example/setup:1" },
+                new Service { Name = "app", Image = "example/app:1", DependsOn = [new Dependency("setup", DependencyCondition.Completed)] },
+            ],
+        });
+        Server.ScriptStatus("deployments", "app", FakeApiServer.DeploymentStatus(1, 1, 1, 1));
+        return set;
+    }
+
     private static async Task<(ApplyResult Result, List<string> Progress)> Apply(ManifestSet set, ApplyOptions options, string? context = null, string? ns = null)
     {
         using var connection = KubeConnection.Open(context);
@@ -96,44 +112,44 @@ public sealed class ClusterApplierHttpTests : FakeClusterTests
         Assert.Contains(Server.Requests, r => r.Path == "/api/v1/namespaces/team-a/pods" && r.Query["labelSelector"] == "app.kubernetes.io/name=api,app.kubernetes.io/part-of=demo");
     }
 
-    [Fact]
-    public async Task ApplyAsync_PodInImagePullBackOff_FailsWithThePodsReason()
+    // Each row: how many of the 2 updated replicas are available, the pods the server lists, and why the rollout failed.
+    public static TheoryData<int, string, string> FailingPods() => new()
     {
-        var set = ManifestGenerator.Generate(OneService());
-        Server.ScriptStatus("deployments", "api", FakeApiServer.DeploymentStatus(2, 2, 2, 0));
-        Server.PodsJson = """
+        {
+            0,
+            """
             {"kind":"PodList","apiVersion":"v1","items":[
               {"metadata":{"name":"api-7d9c-x1"},"status":{"phase":"Pending","containerStatuses":[
                 {"name":"api","image":"example/api:1","imageID":"","ready":false,"restartCount":0,
                  "state":{"waiting":{"reason":"ImagePullBackOff","message":"Back-off pulling image \"example/api:1\""}}}]}}]}
-            """;
-
-        var (result, _) = await Apply(set, Fast);
-
-        Assert.False(result.Succeeded);
-        Assert.Equal(
-            "rollout failed: 0 of 2 updated replicas available; pod api-7d9c-x1: api: ImagePullBackOff: Back-off pulling image \"example/api:1\"",
-            Assert.Single(result.Rollouts).Message);
-    }
-
-    [Fact]
-    public async Task ApplyAsync_CrashLoopBackOff_ReportsLastExit()
-    {
-        var set = ManifestGenerator.Generate(OneService());
-        Server.ScriptStatus("deployments", "api", FakeApiServer.DeploymentStatus(2, 2, 2, 1));
-        Server.PodsJson = """
+            """,
+            "rollout failed: 0 of 2 updated replicas available; pod api-7d9c-x1: api: ImagePullBackOff: Back-off pulling image \"example/api:1\""
+        },
+        {
+            1,
+            """
             {"kind":"PodList","apiVersion":"v1","items":[
               {"metadata":{"name":"api-1"},"status":{"phase":"Running","containerStatuses":[
                 {"name":"api","image":"i","imageID":"","ready":false,"restartCount":4,
                  "state":{"waiting":{"reason":"CrashLoopBackOff","message":"back-off 40s restarting failed container"}},
                  "lastState":{"terminated":{"exitCode":137,"reason":"OOMKilled"}}}]}}]}
-            """;
+            """,
+            "rollout failed: 1 of 2 updated replicas available; pod api-1: api: CrashLoopBackOff: back-off 40s restarting failed container (last exit 137, OOMKilled)"
+        },
+    };
+
+    [Theory]
+    [MemberData(nameof(FailingPods))]
+    public async Task ApplyAsync_PodInImagePullOrCrashLoopBackOff_FailsWithThePodsReasonAndLastExit(int available, string pods, string expected)
+    {
+        var set = ManifestGenerator.Generate(OneService());
+        Server.ScriptStatus("deployments", "api", FakeApiServer.DeploymentStatus(2, 2, 2, available));
+        Server.PodsJson = pods;
 
         var (result, _) = await Apply(set, Fast);
 
-        Assert.Equal(
-            "rollout failed: 1 of 2 updated replicas available; pod api-1: api: CrashLoopBackOff: back-off 40s restarting failed container (last exit 137, OOMKilled)",
-            Assert.Single(result.Rollouts).Message);
+        Assert.False(result.Succeeded);
+        Assert.Equal(expected, Assert.Single(result.Rollouts).Message);
     }
 
     [Fact]
@@ -150,16 +166,7 @@ public sealed class ClusterApplierHttpTests : FakeClusterTests
     [Fact]
     public async Task ApplyAsync_OneShotJob_WaitsForItToComplete()
     {
-        var set = ManifestGenerator.Generate(new Application
-        {
-            Name = "demo",
-            Services =
-            [
-                new Service { Name = "setup", Image = "example/setup:1" },
-                new Service { Name = "app", Image = "example/app:1", DependsOn = [new Dependency("setup", DependencyCondition.Completed)] },
-            ],
-        });
-        Server.ScriptStatus("deployments", "app", FakeApiServer.DeploymentStatus(1, 1, 1, 1));
+        var set = SetupJobThenApp();
         Server.ScriptStatus("jobs", "setup",
             """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"active":1}}""",
             """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"succeeded":1}}""");
@@ -176,16 +183,7 @@ public sealed class ClusterApplierHttpTests : FakeClusterTests
     [Fact]
     public async Task ApplyAsync_JobBackoffLimitExceeded_FailsWithTheJobsReason()
     {
-        var set = ManifestGenerator.Generate(new Application
-        {
-            Name = "demo",
-            Services =
-            [
-                new Service { Name = "setup", Image = "example/setup:1" },
-                new Service { Name = "app", Image = "example/app:1", DependsOn = [new Dependency("setup", DependencyCondition.Completed)] },
-            ],
-        });
-        Server.ScriptStatus("deployments", "app", FakeApiServer.DeploymentStatus(1, 1, 1, 1));
+        var set = SetupJobThenApp();
         Server.ScriptStatus("jobs", "setup",
             """{"apiVersion":"batch/v1","kind":"Job","metadata":{"name":"setup"},"spec":{"template":{}},"status":{"failed":7,"conditions":[{"type":"Failed","status":"True","reason":"BackoffLimitExceeded","message":"Job has reached the specified backoff limit"}]}}""");
 

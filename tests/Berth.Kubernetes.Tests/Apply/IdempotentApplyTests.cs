@@ -1,8 +1,4 @@
-using System.Net;
 using System.Text.Json.Nodes;
-using Berth.Core.Model;
-using Berth.Kubernetes.Apply;
-using Berth.Kubernetes.Tests.Generation;
 
 namespace Berth.Kubernetes.Tests.Apply;
 
@@ -203,32 +199,22 @@ public sealed class IdempotentApplyTests : FakeClusterTests
         Assert.NotNull(Server.Stored("/apis/apps/v1/namespaces/fresh/deployments/api"));
     }
 
-    [Fact]
-    public async Task ApplyAsync_QuotaRefusal_ShowsTheServersMessageWithoutRbacAdvice()
+    // A quota refusal and an RBAC denial are both 403 Forbidden: only the denial gets the "ask for a role" advice.
+    [Theory]
+    [InlineData(
+        "deployments.apps \"api\" is forbidden: exceeded quota: object-counts, requested: count/deployments.apps=1, used: count/deployments.apps=4, limited: count/deployments.apps=4",
+        "deployment/api: the cluster refused it: deployments.apps \"api\" is forbidden: exceeded quota: object-counts, requested: count/deployments.apps=1, used: count/deployments.apps=4, limited: count/deployments.apps=4")]
+    [InlineData(
+        "deployments.apps \"api\" is forbidden: User \"jane\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"team-a\"",
+        "deployment/api: not allowed in namespace 'team-a' (deployments.apps \"api\" is forbidden: User \"jane\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"team-a\"); ask for a role that allows this on Deployment there, or use another --namespace")]
+    public async Task ApplyAsync_Forbidden_ShowsTheServersMessageAndAsksForARoleOnlyOnAnRbacDenial(string serverMessage, string expected)
     {
         var set = ManifestGenerator.Generate(SampleApps.Shop());
-        Server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] = (HttpStatusCode.Forbidden, FakeApiServer.Status(403, "Forbidden",
-            "deployments.apps \"api\" is forbidden: exceeded quota: object-counts, requested: count/deployments.apps=1, used: count/deployments.apps=4, limited: count/deployments.apps=4"));
+        Server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] = (HttpStatusCode.Forbidden, FakeApiServer.Status(403, "Forbidden", serverMessage));
 
         var result = await Apply(set, NoWait);
 
-        Assert.Equal(
-            "deployment/api: the cluster refused it: deployments.apps \"api\" is forbidden: exceeded quota: object-counts, requested: count/deployments.apps=1, used: count/deployments.apps=4, limited: count/deployments.apps=4",
-            Assert.Single(result.Objects, o => !o.Succeeded).Message);
-    }
-
-    [Fact]
-    public async Task ApplyAsync_RbacDenial_ShowsTheServersMessageAndAsksForARole()
-    {
-        var set = ManifestGenerator.Generate(SampleApps.Shop());
-        Server.Overrides["PATCH /apis/apps/v1/namespaces/team-a/deployments/api"] = (HttpStatusCode.Forbidden, FakeApiServer.Status(403, "Forbidden",
-            "deployments.apps \"api\" is forbidden: User \"jane\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"team-a\""));
-
-        var result = await Apply(set, NoWait);
-
-        Assert.Equal(
-            "deployment/api: not allowed in namespace 'team-a' (deployments.apps \"api\" is forbidden: User \"jane\" cannot patch resource \"deployments\" in API group \"apps\" in the namespace \"team-a\"); ask for a role that allows this on Deployment there, or use another --namespace",
-            Assert.Single(result.Objects, o => !o.Succeeded).Message);
+        Assert.Equal(expected, Assert.Single(result.Objects, o => !o.Succeeded).Message);
     }
 
     [Fact]

@@ -1,6 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Berth.Core.Model;
 using Berth.Kubernetes.Tests.Apply;
 
 namespace Berth.Kubernetes.Tests.Generation;
@@ -9,7 +6,6 @@ namespace Berth.Kubernetes.Tests.Generation;
 /// SchemaValidator/render-chart.mjs) and compared with <c>--format yaml</c>; <c>--overlay</c>: the Kustomize overlay's content.</summary>
 public sealed class HelmAndOverlayTests : IDisposable
 {
-    private static readonly string ValidatorDirectory = Path.Combine(Path.GetDirectoryName(Snapshots.Root)!, "SchemaValidator");
     private readonly string _dir = Directory.CreateTempSubdirectory("berth-k8s-helm-").FullName;
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
@@ -138,26 +134,8 @@ public sealed class HelmAndOverlayTests : IDisposable
 
     private static async Task<Dictionary<string, string>> RenderAsync(string chart, string? overrides = null)
     {
-        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = ValidatorDirectory };
-        start.ArgumentList.Add(Path.Combine(ValidatorDirectory, "render-chart.mjs"));
-        start.ArgumentList.Add(chart);
-        if (overrides is not null)
-        {
-            start.ArgumentList.Add(overrides);
-        }
-
-        using var process = Process.Start(start)!;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
-        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-        await process.WaitForExitAsync(timeout.Token);
-        Assert.True(process.ExitCode == 0, $"render-chart.mjs failed: {await stderr}");
-        return JsonSerializer.Deserialize<Dictionary<string, string>>(await stdout)!;
+        var (exit, stdout, stderr) = await SchemaValidatorScript.RunAsync("render-chart.mjs", overrides is null ? [chart] : [chart, overrides]);
+        Assert.True(exit == 0, $"render-chart.mjs failed: {stderr}");
+        return JsonSerializer.Deserialize<Dictionary<string, string>>(stdout)!;
     }
-}
-
-/// <summary>A theory that needs node and the validator's npm packages, as <see cref="NodeValidatorFactAttribute"/>.</summary>
-public sealed class NodeValidatorTheoryAttribute : TheoryAttribute
-{
-    public NodeValidatorTheoryAttribute() => Skip = new NodeValidatorFactAttribute().Skip;
 }

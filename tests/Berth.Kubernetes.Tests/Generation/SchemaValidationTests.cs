@@ -5,8 +5,6 @@ namespace Berth.Kubernetes.Tests.Generation;
 /// field lists of the official JavaScript client's models for unknown fields — validators independent of the C# client that wrote them.</summary>
 public sealed class SchemaValidationTests
 {
-    private static readonly string ValidatorDirectory = Path.Combine(Path.GetDirectoryName(Snapshots.Root)!, "SchemaValidator");
-
     [NodeValidatorFact]
     public async Task Validate_EveryGeneratedObject_MatchesKubernetesAndIstioSchemas()
     {
@@ -51,98 +49,71 @@ public sealed class SchemaValidationTests
         }
     }
 
-    [NodeValidatorFact]
-    public async Task Validate_BrokenObject_IsRejectedWithItsPath()
+    // Each row: a manifest the validator must reject, and the problem line it must print for it.
+    public static TheoryData<string, string, string> RejectedObjects() => new()
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"berth-k8s-schema-bad-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        try
         {
-            File.WriteAllText(Path.Combine(dir, "bad.yaml"), """
-                apiVersion: apps/v1
-                kind: Deployment
-                metadata:
-                  name: bad
+            "bad.yaml",
+            """
+            apiVersion: apps/v1
+            kind: Deployment
+            metadata:
+              name: bad
+            spec:
+              selector: {}
+              template:
                 spec:
-                  selector: {}
-                  template:
-                    spec:
-                      containers:
-                      - name: a
-                        image: b
-                        ports:
-                        - containerPort: http
-                """);
-
-            var (exit, output) = await RunValidatorAsync(dir);
-
-            Assert.Equal(1, exit);
-            Assert.Contains("Deployment/bad: data/spec/template/spec/containers/0/ports/0/containerPort must be integer", output, StringComparison.Ordinal);
-        }
-        finally
+                  containers:
+                  - name: a
+                    image: b
+                    ports:
+                    - containerPort: http
+            """,
+            "Deployment/bad: data/spec/template/spec/containers/0/ports/0/containerPort must be integer"
+        },
         {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
+            "typo.yaml",
+            """
+            apiVersion: v1
+            kind: Service
+            metadata:
+              name: typo
+            spec:
+              ports:
+              - port: 80
+                targetPorts: http
+            """,
+            "Service/typo: data.spec.ports[0].targetPorts: unknown field (V1ServicePort has no 'targetPorts')"
+        },
+        {
+            "dr.yaml",
+            """
+            apiVersion: networking.istio.io/v1
+            kind: DestinationRule
+            metadata:
+              name: api
+            spec:
+              host: api
+              trafficPolicy:
+                connectionPool:
+                  http:
+                    http2MaxRequest: 10
+            """,
+            "DestinationRule/api: data.spec.trafficPolicy.connectionPool.http.http2MaxRequest: unknown field"
+        },
+    };
 
-    [NodeValidatorFact]
-    public async Task Validate_UnknownField_IsRejectedWithItsPath()
+    [NodeValidatorTheory]
+    [MemberData(nameof(RejectedObjects))]
+    public async Task Validate_BrokenOrUnknownField_IsRejectedWithItsPath(string file, string yaml, string expected)
     {
-        var dir = Path.Combine(Path.GetTempPath(), $"berth-k8s-schema-unknown-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, "typo.yaml"), """
-                apiVersion: v1
-                kind: Service
-                metadata:
-                  name: typo
-                spec:
-                  ports:
-                  - port: 80
-                    targetPorts: http
-                """);
+        using var dir = new TempFolder("berth-k8s-schema-bad-");
+        dir.Write(file, yaml);
 
-            var (exit, output) = await RunValidatorAsync(dir);
+        var (exit, output) = await RunValidatorAsync(dir.Path);
 
-            Assert.Equal(1, exit);
-            Assert.Contains("Service/typo: data.spec.ports[0].targetPorts: unknown field (V1ServicePort has no 'targetPorts')", output, StringComparison.Ordinal);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
-    }
-
-    [NodeValidatorFact]
-    public async Task Validate_UnknownIstioField_IsRejectedWithItsPath()
-    {
-        var dir = Path.Combine(Path.GetTempPath(), $"berth-k8s-schema-istio-{Guid.NewGuid():N}");
-        Directory.CreateDirectory(dir);
-        try
-        {
-            File.WriteAllText(Path.Combine(dir, "dr.yaml"), """
-                apiVersion: networking.istio.io/v1
-                kind: DestinationRule
-                metadata:
-                  name: api
-                spec:
-                  host: api
-                  trafficPolicy:
-                    connectionPool:
-                      http:
-                        http2MaxRequest: 10
-                """);
-
-            var (exit, output) = await RunValidatorAsync(dir);
-
-            Assert.Equal(1, exit);
-            Assert.Contains("DestinationRule/api: data.spec.trafficPolicy.connectionPool.http.http2MaxRequest: unknown field", output, StringComparison.Ordinal);
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        Assert.Equal(1, exit);
+        Assert.Contains(expected, output, StringComparison.Ordinal);
     }
 
     // Every field-mapping case as an app of its own, so each mapped field is schema-checked too.
@@ -157,18 +128,7 @@ public sealed class SchemaValidationTests
 
     private static async Task<(int Exit, string Output)> RunValidatorAsync(params string[] dirs)
     {
-        var start = new ProcessStartInfo("node") { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = ValidatorDirectory };
-        start.ArgumentList.Add(Path.Combine(ValidatorDirectory, "validate.mjs"));
-        foreach (var dir in dirs)
-        {
-            start.ArgumentList.Add(dir);
-        }
-
-        using var process = Process.Start(start)!;
-        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(2));
-        var stdout = process.StandardOutput.ReadToEndAsync(timeout.Token);
-        var stderr = process.StandardError.ReadToEndAsync(timeout.Token);
-        await process.WaitForExitAsync(timeout.Token);
-        return (process.ExitCode, await stdout + await stderr);
+        var (exit, stdout, stderr) = await SchemaValidatorScript.RunAsync("validate.mjs", dirs);
+        return (exit, stdout + stderr);
     }
 }

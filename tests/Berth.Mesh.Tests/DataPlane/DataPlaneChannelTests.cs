@@ -149,11 +149,7 @@ public sealed class DataPlaneChannelTests : IDisposable
     public async Task Server_MoreRequestsThanTheSample_RecordsSentStandForEveryRequestAndEveryFailureIsSent()
     {
         await using var a = await TestUpstream.StartAsync("a");
-        a.Handler = context =>
-        {
-            context.Response.StatusCode = context.Request.Path == "/fail" ? 500 : 200;
-            return Task.CompletedTask;
-        };
+        a.AnswerOn("/fail", 500);
         await using var server = await StartServerAsync(sampledPerSecond: 3);
         var observed = new RecordingObserver();
         await using var client = await DataPlaneClient.ConnectAsync(new DataPlaneClientOptions(_state) { RequestObserver = observed }, CancellationToken.None);

@@ -54,11 +54,7 @@ public sealed class ActiveHealthTests
     public async Task Readiness_EveryUpstreamFailing_StillRoutesAsPanicMode()
     {
         await using var a = await TestUpstream.StartAsync("a");
-        a.Handler = context =>
-        {
-            context.Response.StatusCode = context.Request.Path == "/ready" ? 503 : 200;
-            return Task.CompletedTask;
-        };
+        a.AnswerOn("/ready", 503);
         await using var mesh = new MeshHost();
         var port = Ports.Free();
         var probe = new Probe { Kind = ProbeKind.Tcp, Port = Ports.Free(), Period = TimeSpan.FromMilliseconds(100), FailureThreshold = 1 };

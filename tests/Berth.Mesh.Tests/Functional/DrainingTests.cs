@@ -1,7 +1,3 @@
-using Berth.Core.Model;
-using Berth.Mesh.Tests.Support;
-using Microsoft.AspNetCore.Http;
-
 namespace Berth.Mesh.Tests.Functional;
 
 /// <summary>The mesh's side of draining and start-up: in-flight counts per replica, waiting for a Ready upstream, and what counts against the service breaker.</summary>

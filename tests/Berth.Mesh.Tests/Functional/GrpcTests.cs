@@ -1,12 +1,5 @@
-using System.Net;
-using System.Text;
-using Berth.Core.Model;
-using Berth.Core.Routing;
-using Berth.Mesh.Tests.Support;
 using Grpc.Core;
 using Grpc.Net.Client;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Server.Kestrel.Core;
 using Microsoft.Extensions.DependencyInjection;
 

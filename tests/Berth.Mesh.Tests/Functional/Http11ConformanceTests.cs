@@ -1,7 +1,3 @@
-using Berth.Core.Model;
-using Berth.Mesh.Tests.Support;
-using Microsoft.AspNetCore.Http;
-
 namespace Berth.Mesh.Tests.Functional;
 
 /// <summary>HTTP/1.1 framing and header rules through a real listener, with raw-socket clients and upstreams so the bytes are what is checked.</summary>

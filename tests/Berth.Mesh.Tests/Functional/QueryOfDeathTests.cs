@@ -15,24 +15,16 @@ public sealed class QueryOfDeathTests
     [Fact]
     public async Task Proxy_PoisonGetUnderDefaultPolicy_KillsExactlyOneReplica()
     {
-        using var r1 = await UpstreamProcess.StartAsync("r1", Poison);
-        using var r2 = await UpstreamProcess.StartAsync("r2", Poison);
-        using var r3 = await UpstreamProcess.StartAsync("r3", Poison);
-        UpstreamProcess[] replicas = [r1, r2, r3];
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin }, r1.Upstream, r2.Upstream, r3.Upstream),
-            CancellationToken.None);
-        using var client = MeshTest.Client(port);
         // Pooled, reused upstream connections: the case where an HTTP client re-sends a request on its own.
-        await PoisonAfterWarmUpAsync(client);
-        var (delivered, dead) = await SettledAsync(replicas);
-        Assert.Equal(1, delivered);
-        Assert.Equal(1, dead);
-        for (var i = 0; i < 6; i++)
+        await PoisonThreeReplicasAsync(MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin }, async (client, delivered, dead) =>
         {
-            Assert.Equal(200, (await MeshTest.GetAsync(client)).Status);
-        }
+            Assert.Equal(1, delivered);
+            Assert.Equal(1, dead);
+            for (var i = 0; i < 6; i++)
+            {
+                Assert.Equal(200, (await MeshTest.GetAsync(client)).Status);
+            }
+        });
     }
 
     [Theory]
@@ -41,22 +33,17 @@ public sealed class QueryOfDeathTests
     [InlineData(2)]
     public async Task Proxy_PoisonGetWithResetRetriesConfigured_ExactlyOneDeliveryPerAttempt(int retries)
     {
-        using var r1 = await UpstreamProcess.StartAsync("r1", Poison);
-        using var r2 = await UpstreamProcess.StartAsync("r2", Poison);
-        using var r3 = await UpstreamProcess.StartAsync("r3", Poison);
-        UpstreamProcess[] replicas = [r1, r2, r3];
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare() with
         {
             Retries = new RetryPolicy { Attempts = retries, On = ["connect-failure", "reset"], BackoffBase = TimeSpan.FromMilliseconds(1), BackoffMax = TimeSpan.FromMilliseconds(2) },
         };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, r1.Upstream, r2.Upstream, r3.Upstream), CancellationToken.None);
-        using var client = MeshTest.Client(port);
-        await PoisonAfterWarmUpAsync(client);
-        var (delivered, dead) = await SettledAsync(replicas);
-        Assert.Equal(retries + 1, delivered);
-        Assert.Equal(retries + 1, dead);
+
+        await PoisonThreeReplicasAsync(policy, (_, delivered, dead) =>
+        {
+            Assert.Equal(retries + 1, delivered);
+            Assert.Equal(retries + 1, dead);
+            return Task.CompletedTask;
+        });
     }
 
     [Fact]
@@ -107,6 +94,25 @@ public sealed class QueryOfDeathTests
         Assert.True(retried >= 1, "expected at least one POST to meet the dead replica first");
         Assert.Equal(retried, Value(metrics, "berth_mesh_upstream_requests_total{service=\"api\",endpoint=\"http\",upstream=\"dead\",code=\"connect-failure\"}"));
         Assert.Matches("berth_mesh_upstream_requests_total\\{service=\"api\",endpoint=\"http\",upstream=\"dead\",code=\"reset\"\\} 0", metrics);
+    }
+
+    /// <summary>Three poisonable replica processes behind a mesh listener with <paramref name="policy"/>: the poison GET after a
+    /// warm-up, then <paramref name="check"/> with the client, the poison's deliveries and the dead replicas once settled (the
+    /// replicas and the mesh still up).</summary>
+    private static async Task PoisonThreeReplicasAsync(MeshPolicy policy, Func<HttpClient, int, int, Task> check)
+    {
+        using var r1 = await UpstreamProcess.StartAsync("r1", Poison);
+        using var r2 = await UpstreamProcess.StartAsync("r2", Poison);
+        using var r3 = await UpstreamProcess.StartAsync("r3", Poison);
+        await using var mesh = new MeshHost();
+        var port = Ports.Free();
+        await mesh.UpdateAsync(MeshTest.Route(port, policy, r1.Upstream, r2.Upstream, r3.Upstream), CancellationToken.None);
+        using var client = MeshTest.Client(port);
+
+        await PoisonAfterWarmUpAsync(client);
+        var (delivered, dead) = await SettledAsync([r1, r2, r3]);
+
+        await check(client, delivered, dead);
     }
 
     /// <summary>Nine GETs over the pooled upstream connections (each 200), then the poison GET: a 502 upstream-reset.</summary>

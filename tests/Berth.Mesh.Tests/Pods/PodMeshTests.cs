@@ -1,7 +1,3 @@
-using System.Net.Sockets;
-using System.Text;
-using Berth.Core.Model;
-using Berth.Core.Routing;
 using Berth.Mesh.TestGrpc;
 using Grpc.Core;
 using Grpc.Net.Client;

@@ -35,6 +35,13 @@ internal sealed class TestUpstream : IAsyncDisposable
         return context.Response.WriteAsync(Name);
     };
 
+    /// <summary>Answers <paramref name="status"/> on <paramref name="path"/> and 200 on every other path, with no body.</summary>
+    public void AnswerOn(string path, int status) => Handler = context =>
+    {
+        context.Response.StatusCode = context.Request.Path == path ? status : 200;
+        return Task.CompletedTask;
+    };
+
     public static async Task<TestUpstream> StartAsync(string name)
     {
         var port = Ports.Free();

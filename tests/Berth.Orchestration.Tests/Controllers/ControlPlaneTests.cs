@@ -17,14 +17,9 @@ public sealed class ControlPlaneTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
-    private static Service Api(int replicas = 2) => new()
-    {
-        Name = "api", Command = ["api"], Replicas = replicas,
-        Endpoints = [new Endpoint { Name = "http" }],
-        Readiness = new Probe { Kind = ProbeKind.Http, Path = "/healthz", Period = TimeSpan.FromSeconds(1) },
-    };
+    private static Service Api(int replicas = 2) => HarnessApps.Api(replicas);
 
-    private static Application App(params Service[] services) => new() { Name = "shop", Services = [.. services] };
+    private static Application App(params Service[] services) => HarnessApps.Shop(services);
 
     [Fact]
     public async Task Apply_TwoReplicas_BothReadyRoutedWithDiscoveryEnv()
@@ -299,12 +294,7 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         await _h.AllReadyAsync("api", 1);
         var r = _h.Of("api").Single();
         _h.Prober.Healthy[r.Ports["http"]] = false;
-        for (var i = 0; i < 3; i++)
-        {
-            var runs = _h.Prober.Runs;
-            _h.Time.Advance(TimeSpan.FromSeconds(1));
-            await _h.UntilAsync(() => _h.Prober.Runs > runs, "liveness probe run");
-        }
+        await _h.ProbeRoundsAsync(3, TimeSpan.FromSeconds(1), probesPerRound: 1, "liveness probe run");
 
         await _h.UntilAsync(() => _h.Driver.StartCount(r.Id) == 2, "restart after liveness failure");
         Assert.Contains(_h.Store.ListEvents(), e => e.Type == EventTypes.Unhealthy && e.Message.StartsWith("liveness probe failed 3 times (HTTP 500)", StringComparison.Ordinal));
@@ -317,12 +307,7 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         await _h.AllReadyAsync("api", 2);
         var sick = _h.Of("api").First();
         _h.Prober.Healthy[sick.Ports["http"]] = false;
-        for (var i = 0; i < 3; i++)
-        {
-            var runs = _h.Prober.Runs;
-            _h.Time.Advance(TimeSpan.FromSeconds(1));
-            await _h.UntilAsync(() => _h.Prober.Runs >= runs + 2, "readiness probes run");
-        }
+        await _h.ProbeRoundsAsync(3, TimeSpan.FromSeconds(1), probesPerRound: 2, "readiness probes run");
 
         await _h.UntilAsync(() => _h.Routes.Upstreams("api").SequenceEqual([_h.Of("api").Last().Id]), "only the healthy replica routed");
         Assert.Equal(ReplicaPhase.Running, _h.Of("api").First().Phase);
@@ -353,12 +338,7 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         Assert.Contains(_h.Store.ListEvents(), e => e.Type == EventTypes.Ready && e.Replica == id);
 
         _h.Prober.Default = false;
-        for (var i = 1; i <= 3; i++)
-        {
-            var runs = _h.Prober.Runs;
-            _h.Time.Advance(TimeSpan.FromSeconds(1));
-            await _h.UntilAsync(() => _h.Prober.Runs > runs, $"readiness probe {i} after Ready");
-        }
+        await _h.ProbeRoundsAsync(3, TimeSpan.FromSeconds(1), probesPerRound: 1, "readiness probe after Ready");
 
         await _h.UntilAsync(() => _h.Of("api").Single().Reason == "readiness: HTTP 500, 3 in a row", "the reason once it left routing");
         Assert.Equal(["not ready: readiness: HTTP 500, 3 in a row", "not ready: readiness: HTTP 500, 3 in a row; removed from routing"], NotReadyEvents(id));

@@ -8,7 +8,7 @@ public sealed class PodsCheckTests
 {
     private static readonly OrchestratorOptions Root = new() { StateDirectory = "/x", PodRuntimes = new HashSet<RuntimeKind> { RuntimeKind.Process, RuntimeKind.Docker } };
 
-    private static Application App(params Service[] services) => new() { Name = "shop", Services = [.. services] };
+    private static Application App(params Service[] services) => HarnessApps.Shop(services);
 
     [Fact]
     public void Check_PodsNotPermitted_IsolatedServicesSayTheyRunOnTheHostNetworkWithTheReason()

@@ -11,7 +11,7 @@ namespace Berth.Orchestration.Tests.Controllers;
 /// before a driver starts anything, and a dependent started by its dependency's first passing probe, not by a resync.</summary>
 public sealed class StartPathTests
 {
-    private static Application App(params Service[] services) => new() { Name = "shop", Services = [.. services] };
+    private static Application App(params Service[] services) => HarnessApps.Shop(services);
 
     private static Service Sleeper(int replicas) => new() { Name = "t", Command = ["sleep"], Replicas = replicas };
 

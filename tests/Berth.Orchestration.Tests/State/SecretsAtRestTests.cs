@@ -1,8 +1,5 @@
 using System.Text;
 using Berth.Core.Contracts;
-using Berth.Core.Model;
-using Berth.Orchestration.State;
-using Berth.Testing.ControlPlanes;
 using Microsoft.Data.Sqlite;
 
 namespace Berth.Orchestration.Tests.State;

@@ -28,9 +28,8 @@ public class PipelineEngineTests
                         shell: sh
             """);
 
-        var result = await p.RunAsync();
+        var result = await p.RunSucceededAsync();
 
-        Assert.Equal(RunStatus.Succeeded, result.Status);
         Assert.Equal("c-ran\n", p.Read("c.txt"));
         Assert.Equal(new Dictionary<string, string> { ["a"] = "succeeded", ["b"] = "succeeded", ["c"] = "succeeded" }, p.Jobs(result.RunId));
         using var store = p.Store();
@@ -55,9 +54,7 @@ public class PipelineEngineTests
                         shell: sh
             """);
 
-        var result = await p.RunAsync();
-
-        Assert.Equal(RunStatus.Succeeded, result.Status);
+        await p.RunSucceededAsync();
     }
 
     [Fact]
@@ -119,9 +116,8 @@ public class PipelineEngineTests
                         shell: sh
             """);
 
-        var result = await p.RunAsync();
+        var result = await p.RunSucceededAsync();
 
-        Assert.Equal(RunStatus.Succeeded, result.Status);
         Assert.Equal(["test (Checked, x64)", "test (Debug, x64)", "test (Release, arm64)", "test (Release, x64, yes)"], p.Jobs(result.RunId).Keys.Order());
         var files = Directory.GetFiles(p.Directory, "out-*").Select(Path.GetFileName).Order();
         Assert.Equal(["out-Checked-x64", "out-Debug-x64", "out-Release-arm64", "out-Release-x64yes"], files);
@@ -192,9 +188,8 @@ public class PipelineEngineTests
                       - run: touch after-timeout
             """);
 
-        var result = await p.RunAsync();
+        var result = await p.RunSucceededAsync();
 
-        Assert.Equal(RunStatus.Succeeded, result.Status);
         var steps = p.Steps(result.RunId);
         Assert.Equal("timed-out", steps[0].Status);
         Assert.Equal("timed out after 1s; continue-on-error", steps[0].Summary);
@@ -217,9 +212,8 @@ public class PipelineEngineTests
                         if: ${{ branch == 'dev' }}
             """);
 
-        var result = await p.RunAsync(request: new RunRequest { Branch = "main" });
+        var result = await p.RunSucceededAsync(request: new RunRequest { Branch = "main" });
 
-        Assert.Equal(RunStatus.Succeeded, result.Status);
         Assert.True(p.Exists("on-main"));
         Assert.False(p.Exists("on-dev"));
         Assert.Equal(["succeeded", "skipped"], p.Steps(result.RunId).Select(s => s.Status));
@@ -246,9 +240,8 @@ public class PipelineEngineTests
                         shell: sh
             """);
 
-        var result = await p.RunAsync();
+        var result = await p.RunSucceededAsync();
 
-        Assert.Equal(RunStatus.Succeeded, result.Status);
         Assert.Equal("built\n", File.ReadAllText(Path.Combine(p.Directory, "received.txt")));
         Assert.False(p.Exists("dist/bin/app.txt"));
     }
@@ -423,9 +416,8 @@ public class PipelineEngineTests
             """);
         p.Write("sub/deeper/.keep", "");
 
-        var result = await p.RunAsync();
+        var result = await p.RunSucceededAsync();
 
-        Assert.Equal(RunStatus.Succeeded, result.Status);
         Assert.Equal(Path.Combine(p.Directory, "sub") + "\n", p.Read("sub/where.txt"));
         Assert.Equal(Path.Combine(p.Directory, "sub", "deeper") + "\n", p.Read("sub/deeper/where.txt"));
         Assert.Equal("pipeline-job-step-job\n", p.Read("sub/env.txt"));
@@ -446,9 +438,8 @@ public class PipelineEngineTests
                     steps: [{ run: touch next-ran }]
             """);
 
-        var result = await p.RunAsync();
+        var result = await p.RunSucceededAsync();
 
-        Assert.Equal(RunStatus.Succeeded, result.Status);
         Assert.Equal("failed", p.Jobs(result.RunId)["optional"]);
         Assert.True(p.Exists("next-ran"));
     }

@@ -1,7 +1,3 @@
-using Berth.Pipelines.Execution;
-using Berth.Pipelines.Storage;
-using Berth.Testing;
-
 namespace Berth.Pipelines.Tests.Steps;
 
 public class StepKindTests
@@ -27,9 +23,8 @@ public class StepKindTests
         await using var plane = new FakeControlPlane(p.State);
         plane.AddService("api", "shop/api:v1");
 
-        var result = await p.RunAsync(request: new RunRequest { Branch = "v2" });
+        var result = await p.RunSucceededAsync(request: new RunRequest { Branch = "v2" });
 
-        Assert.Equal(RunStatus.Succeeded, result.Status);
         Assert.Equal(("shop/api:v2", 2L), (plane.Get("api").Image, plane.Get("api").Revision));
         Assert.Equal("""{"image":"shop/api:v2","env":{"FEATURE":"on"}}""", Assert.Single(plane.Bodies));
         var logs = p.Logs(result.RunId);
@@ -88,14 +83,9 @@ public class StepKindTests
     [Fact]
     public async Task Approve_ReleasedFromAnotherConnection_ContinuesTheJob()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  ship:
-                    steps:
-                      - approve: Ship to production?
-                      - run: touch shipped
+        using var p = TestPipeline.OneJob("""
+            - approve: Ship to production?
+            - run: touch shipped
             """);
         long runId = 0;
         var run = p.RunAsync(request: new RunRequest { Started = id => runId = id });
@@ -116,15 +106,10 @@ public class StepKindTests
     [Fact]
     public async Task Test_JUnitAndTrxResults_SummedAndFailingTestsFailTheStep()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  test:
-                    steps:
-                      - test: "mkdir -p results && cp fixtures/junit.xml fixtures/run.trx results/"
-                        shell: sh
-                        results: results/*
+        using var p = TestPipeline.OneJob("""
+            - test: "mkdir -p results && cp fixtures/junit.xml fixtures/run.trx results/"
+              shell: sh
+              results: results/*
             """);
         p.Write("fixtures/junit.xml", """
             <testsuites><testsuite name="api">
@@ -152,14 +137,9 @@ public class StepKindTests
     [Fact]
     public async Task Test_NoResultFiles_FailsSayingWhatWasExpected()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  test:
-                    steps:
-                      - test: 'true'
-                        results: '**/*.trx'
+        using var p = TestPipeline.OneJob("""
+            - test: 'true'
+              results: '**/*.trx'
             """);
 
         var result = await p.RunAsync();
@@ -207,14 +187,7 @@ public class StepKindTests
     public async Task BuildImage_DockerIgnore_KeepsExcludedFilesOutOfTheContext()
     {
         // The step sends the runtime's build context: a file .dockerignore excludes is not there to COPY.
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  image:
-                    steps:
-                      - build-image: { context: app, tags: [berth-pipelines-test:ignored] }
-            """);
+        using var p = TestPipeline.OneJob("- build-image: { context: app, tags: [berth-pipelines-test:ignored] }");
         p.Write("app/Dockerfile", "FROM scratch\nCOPY kept.txt /kept.txt\nCOPY secret.env /secret.env\n");
         p.Write("app/.dockerignore", "*.env\n");
         p.Write("app/kept.txt", "kept");
@@ -230,14 +203,7 @@ public class StepKindTests
     [DockerFact]
     public async Task BuildImage_BrokenDockerfile_FailsWithTheEngineError()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  image:
-                    steps:
-                      - build-image: { context: app, tags: [berth-pipelines-test:broken] }
-            """);
+        using var p = TestPipeline.OneJob("- build-image: { context: app, tags: [berth-pipelines-test:broken] }");
         p.Write("app/Dockerfile", "FROM scratch\nCOPY missing.txt /\n");
 
         var result = await p.RunAsync();

@@ -1,11 +1,3 @@
-using System.Collections.Concurrent;
-using Berth.Core.Model;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Testing;
-using Berth.Testing.ControlPlanes;
-
 namespace Berth.Rollouts.Tests.Controllers;
 
 /// <summary>The autoscaler's decisions over the in-memory driver, scripted metrics and a fake clock.</summary>

@@ -18,15 +18,9 @@ public sealed class RolloutControllerTests : IAsyncLifetime
 
     public async Task DisposeAsync() => await _h.DisposeAsync();
 
-    private static Service Api(int replicas, UpdateStrategy? update = null) => new()
-    {
-        Name = "api", Command = ["api"], Replicas = replicas,
-        Endpoints = [new Endpoint { Name = "http" }],
-        Readiness = new Probe { Kind = ProbeKind.Http, Path = "/healthz", Period = TimeSpan.FromSeconds(1) },
-        Update = update ?? UpdateStrategy.Default,
-    };
+    private static Service Api(int replicas, UpdateStrategy? update = null) => HarnessApps.Api(replicas) with { Update = update ?? UpdateStrategy.Default };
 
-    private static Application App(params Service[] services) => new() { Name = "shop", Services = [.. services] };
+    private static Application App(params Service[] services) => HarnessApps.Shop(services);
 
     private static ServicePatch Env(string value) => new() { Env = ImmutableSortedDictionary<string, string>.Empty.Add("V", value) };
 

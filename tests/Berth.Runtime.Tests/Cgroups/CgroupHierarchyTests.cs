@@ -8,24 +8,21 @@ public sealed class CgroupHierarchyTests : IDisposable
 
     public void Dispose() => Directory.Delete(_root, recursive: true);
 
-    [Fact]
-    public void Detect_NoHierarchy_NotEnforcedWithReason()
+    // Each row: the root's cgroup.controllers (null: no file, so no hierarchy at all) and why limits are not enforced ({0} is the root).
+    [Theory]
+    [InlineData(null, "none: no cgroup hierarchy at {0}; replicas run without CPU and memory limits")]
+    [InlineData("hugetlb pids\n", "none: cgroup v2 at {0} does not delegate the cpu and memory controllers (it has: hugetlb, pids); replicas run without CPU and memory limits")]
+    public void Detect_NoHierarchyOrV2WithoutCpuAndMemoryDelegated_NotEnforcedWithReason(string? controllers, string reason)
     {
+        if (controllers is not null)
+        {
+            File.WriteAllText(Path.Combine(_root, "cgroup.controllers"), controllers);
+        }
+
         var cgroups = CgroupDetector.Detect(_root, "berth");
 
         Assert.False(cgroups.Enforced);
-        Assert.Equal($"none: no cgroup hierarchy at {_root}; replicas run without CPU and memory limits", cgroups.Description);
-    }
-
-    [Fact]
-    public void Detect_V2WithoutCpuAndMemoryDelegated_NotEnforcedWithReason()
-    {
-        File.WriteAllText(Path.Combine(_root, "cgroup.controllers"), "hugetlb pids\n");
-
-        var cgroups = CgroupDetector.Detect(_root, "berth");
-
-        Assert.False(cgroups.Enforced);
-        Assert.Equal($"none: cgroup v2 at {_root} does not delegate the cpu and memory controllers (it has: hugetlb, pids); replicas run without CPU and memory limits", cgroups.Description);
+        Assert.Equal(string.Format(System.Globalization.CultureInfo.InvariantCulture, reason, _root), cgroups.Description);
     }
 
     [Fact]
@@ -107,13 +104,8 @@ public sealed class CgroupHierarchyTests : IDisposable
     {
         var state = Path.Combine(_root, "state");
         var driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = state, CgroupRoot = Path.Combine(_root, "nothing-here") });
-        var spec = new ReplicaSpec
+        var spec = ProcessDriverScope.PerlIn(state, "plain", "svc", "r1", "print qq(ran\\n)") with
         {
-            App = "plain",
-            Service = "svc",
-            ReplicaId = "r1",
-            Command = ["perl", "-e", "print qq(ran\\n)"],
-            StateDirectory = Path.Combine(state, "r1"),
             CpuLimit = CpuQuantity.Parse("500m"),
             MemoryLimit = ByteSize.Parse("64Mi"),
         };

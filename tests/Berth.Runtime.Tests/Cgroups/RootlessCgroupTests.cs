@@ -1,7 +1,4 @@
-using Berth.Core.Model;
 using Berth.Runtime.Capabilities;
-using Berth.Runtime.Cgroups;
-using Berth.Runtime.Process;
 
 namespace Berth.Runtime.Tests.Cgroups;
 
@@ -141,15 +138,7 @@ public sealed class RootlessCgroupTests : IDisposable
         var state = Path.Combine(_root, "state");
         var refusing = new RefusingHierarchy();
         var driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = state }, refusing);
-        var spec = new ReplicaSpec
-        {
-            App = "barsapp",
-            Service = "bars",
-            ReplicaId = "bars-1",
-            Command = ["perl", "-e", "print qq(ran\\n)"],
-            StateDirectory = Path.Combine(state, "bars-1"),
-            MemoryLimit = ByteSize.Parse("64Mi"),
-        };
+        var spec = ProcessDriverScope.PerlIn(state, "barsapp", "bars", "bars-1", "print qq(ran\\n)") with { MemoryLimit = ByteSize.Parse("64Mi") };
         Assert.True(driver.Capabilities.MemoryLimitsEnforced);
 
         var handle = await driver.StartAsync(spec, CancellationToken.None);
@@ -177,15 +166,7 @@ public sealed class RootlessCgroupTests : IDisposable
         var state = Path.Combine(_root, "state");
         var driver = new ProcessDriver(new ProcessDriverOptions { StateRoot = state }, cgroups);
         var app = Path.Combine(scope, "berth", "v2app");
-        var spec = new ReplicaSpec
-        {
-            App = "v2app",
-            Service = "w",
-            ReplicaId = "w-1",
-            Command = ["perl", "-e", "sleep 600"],
-            StateDirectory = Path.Combine(state, "w-1"),
-            MemoryLimit = ByteSize.Parse("64Mi"),
-        };
+        var spec = ProcessDriverScope.PerlIn(state, "v2app", "w", "w-1", "sleep 600") with { MemoryLimit = ByteSize.Parse("64Mi") };
 
         var handle = await driver.StartAsync(spec, CancellationToken.None);
         Assert.Equal((64L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(app, "w-1", "memory.max")));

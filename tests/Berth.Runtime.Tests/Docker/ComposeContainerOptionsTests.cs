@@ -10,34 +10,16 @@ namespace Berth.Runtime.Tests.Docker;
 /// passes them (checked with the engine's own inspect and inside the container).</summary>
 public sealed class ComposeContainerOptionsTests : IAsyncLifetime
 {
-    private readonly string _app = "t" + Guid.NewGuid().ToString("N")[..10];
-    private readonly string _state = Directory.CreateTempSubdirectory("berth-compose-opts-").FullName;
-    private DockerDriver _driver = null!;
+    private readonly DockerDriverScope _docker = new();
 
-    public async Task InitializeAsync() =>
-        _driver = await DockerDriver.ConnectAsync(new DockerDriverOptions { RequestTimeout = TimeSpan.FromSeconds(60) }, CancellationToken.None);
+    public Task InitializeAsync() => _docker.InitializeAsync();
 
-    public async Task DisposeAsync()
-    {
-        if (_driver.Capabilities.Available)
-        {
-            foreach (var handle in await _driver.ListAsync(_app, CancellationToken.None))
-            {
-                await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
-                await _driver.RemoveAsync(handle, CancellationToken.None);
-            }
-
-            await _driver.RemoveVolumesAsync(_app, CancellationToken.None);
-        }
-
-        _driver.Dispose();
-        Directory.Delete(_state, recursive: true);
-    }
+    public Task DisposeAsync() => _docker.DisposeAsync();
 
     [DockerFact]
     public async Task StartAsync_ContainerOptions_PassedToTheEngineAsCompose()
     {
-        var handle = await StartAsync(Spec("opts", "sleep", "300") with
+        var handle = await _docker.StartAsync(_docker.Spec("opts", "sleep", "300") with
         {
             Container = new ContainerOptions
             {
@@ -87,9 +69,9 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
     [DockerFact]
     public async Task StartAsync_SecretsAndConfigs_MountedReadOnlyWithModeAndOwner()
     {
-        var source = Path.Combine(_state, "cert.pem");
+        var source = Path.Combine(_docker.State, "cert.pem");
         await File.WriteAllTextAsync(source, "CERT");
-        var handle = await StartAsync(Spec("files", "sleep", "300") with
+        var handle = await _docker.StartAsync(_docker.Spec("files", "sleep", "300") with
         {
             Files =
             [
@@ -111,30 +93,30 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
     [DockerFact]
     public async Task StartAsync_NamedVolume_IsALabelledVolumeWithSubpathAndTmpfsOptions()
     {
-        var volume = $"{_app}_data";
-        var first = await StartAsync(Spec("vol1", "sh", "-c", "mkdir -p /data/sub && echo kept > /data/sub/file && sleep 300") with
+        var volume = $"{_docker.App}_data";
+        var first = await _docker.StartAsync(_docker.Spec("vol1", "sh", "-c", "mkdir -p /data/sub && echo kept > /data/sub/file && sleep 300") with
         {
             Volumes = [new VolumeMount { Type = VolumeType.Volume, Source = "data", VolumeName = volume, Target = "/data" }],
         });
         using var client = Client();
         await Poll.UntilAsync(async () => await ExecAsync(client, first, "cat", "/data/sub/file") == 0, TimeSpan.FromSeconds(30), "the first replica wrote /data/sub/file");
 
-        var second = await StartAsync(Spec("vol2", "sleep", "300") with
+        var second = await _docker.StartAsync(_docker.Spec("vol2", "sleep", "300") with
         {
             Volumes =
             [
                 new VolumeMount { Type = VolumeType.Volume, Source = "data", VolumeName = volume, Target = "/sub", Subpath = "sub", ReadOnly = true },
                 new VolumeMount { Type = VolumeType.Tmpfs, Target = "/fast", TmpfsSize = new ByteSize(1L << 20), TmpfsMode = 0b111_000_000 },
-                new VolumeMount { Type = VolumeType.Volume, Source = "cache", VolumeName = $"{_app}_cache", Target = "/cache", NoCopy = true },
-                new VolumeMount { Type = VolumeType.Bind, Source = Path.Combine(_state, "made-for-me"), Target = "/made" },
+                new VolumeMount { Type = VolumeType.Volume, Source = "cache", VolumeName = $"{_docker.App}_cache", Target = "/cache", NoCopy = true },
+                new VolumeMount { Type = VolumeType.Bind, Source = Path.Combine(_docker.State, "made-for-me"), Target = "/made" },
             ],
         });
         var mounts = (await client.Containers.InspectContainerAsync(second.ContainerId)).HostConfig.Mounts;
         Assert.True(mounts.Single(m => m.Target == "/cache").VolumeOptions.NoCopy);
-        Assert.True(Directory.Exists(Path.Combine(_state, "made-for-me"))); // create_host_path, as Compose
+        Assert.True(Directory.Exists(Path.Combine(_docker.State, "made-for-me"))); // create_host_path, as Compose
 
         var inspect = await client.Volumes.InspectAsync(volume);
-        Assert.Equal((_app, "data"), (inspect.Labels["berth.app"], inspect.Labels["berth.volume"]));
+        Assert.Equal((_docker.App, "data"), (inspect.Labels["berth.app"], inspect.Labels["berth.volume"]));
         Assert.Equal("kept", (await OutputAsync(client, second, "cat", "/sub/file")).Trim());
         Assert.StartsWith("drwx------", await OutputAsync(client, second, "ls", "-ld", "/fast"), StringComparison.Ordinal);
     }
@@ -142,13 +124,13 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
     [DockerFact]
     public async Task StartAsync_MissingExternalVolumeAndPullPolicyNever_SayWhatToDo()
     {
-        var external = await Assert.ThrowsAsync<ReplicaStartException>(() => StartAsync(Spec("ext", "true") with
+        var external = await Assert.ThrowsAsync<ReplicaStartException>(() => _docker.StartAsync(_docker.Spec("ext", "true") with
         {
-            Volumes = [new VolumeMount { Type = VolumeType.Volume, Source = "shared", VolumeName = $"{_app}-nope", External = true, Target = "/shared" }],
+            Volumes = [new VolumeMount { Type = VolumeType.Volume, Source = "shared", VolumeName = $"{_docker.App}-nope", External = true, Target = "/shared" }],
         }));
-        var never = await Assert.ThrowsAsync<ReplicaStartException>(() => StartAsync(Spec("never", "true") with { Image = "berth-test/not-here:1", PullPolicy = PullPolicy.Never }));
+        var never = await Assert.ThrowsAsync<ReplicaStartException>(() => _docker.StartAsync(_docker.Spec("never", "true") with { Image = "berth-test/not-here:1", PullPolicy = PullPolicy.Never }));
 
-        Assert.Equal($"replica ext: external volume '{_app}-nope' does not exist; create it (docker volume create {_app}-nope) or drop external: true", external.Message);
+        Assert.Equal($"replica ext: external volume '{_docker.App}-nope' does not exist; create it (docker volume create {_docker.App}-nope) or drop external: true", external.Message);
         Assert.Equal("replica never: image 'berth-test/not-here:1' is not on the Docker engine and pull_policy is never, so it is not pulled; build or load it (docker load), or use pull_policy missing", never.Message);
     }
 
@@ -157,14 +139,14 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
     {
         // The image is on the engine, tagged for a registry on a loopback port where nothing listens: 'missing' would use
         // it, 'always' must try the registry first (no traffic leaves the machine) and fail with the fix.
-        await TestImages.EnsureAsync(_driver);
-        var repository = $"127.0.0.1:{Ports.Free()}/berth-test/{_app}";
+        await TestImages.EnsureAsync(_docker.Driver);
+        var repository = $"127.0.0.1:{Ports.Free()}/berth-test/{_docker.App}";
         using var client = Client();
         await client.Images.TagImageAsync(TestImages.App, new global::Docker.DotNet.Models.ImageTagParameters { RepositoryName = repository, Tag = "1" });
         try
         {
-            var local = await _driver.StartAsync(Spec("missing", "true") with { Image = $"{repository}:1", PullPolicy = PullPolicy.Missing }, CancellationToken.None);
-            var always = await Assert.ThrowsAsync<ReplicaStartException>(() => _driver.StartAsync(Spec("always", "true") with { Image = $"{repository}:1", PullPolicy = PullPolicy.Always }, CancellationToken.None));
+            var local = await _docker.Driver.StartAsync(_docker.Spec("missing", "true") with { Image = $"{repository}:1", PullPolicy = PullPolicy.Missing }, CancellationToken.None);
+            var always = await Assert.ThrowsAsync<ReplicaStartException>(() => _docker.Driver.StartAsync(_docker.Spec("always", "true") with { Image = $"{repository}:1", PullPolicy = PullPolicy.Always }, CancellationToken.None));
 
             Assert.NotNull(local.ContainerId);
             Assert.StartsWith($"pull_policy always: pulling '{repository}:1' failed: ", always.Message, StringComparison.Ordinal);
@@ -173,30 +155,10 @@ public sealed class ComposeContainerOptionsTests : IAsyncLifetime
         }
         finally
         {
-            foreach (var handle in await _driver.ListAsync(_app, CancellationToken.None))
-            {
-                await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
-                await _driver.RemoveAsync(handle, CancellationToken.None);
-            }
+            await _docker.RemoveContainersAsync();
 
             await client.Images.DeleteImageAsync($"{repository}:1", new global::Docker.DotNet.Models.ImageDeleteParameters());
         }
-    }
-
-    private ReplicaSpec Spec(string replicaId, params string[] command) => new()
-    {
-        App = _app,
-        Service = "svc",
-        ReplicaId = replicaId,
-        Image = TestImages.App,
-        Command = [.. command],
-        StateDirectory = Path.Combine(_state, replicaId),
-    };
-
-    private async Task<ReplicaHandle> StartAsync(ReplicaSpec spec)
-    {
-        await TestImages.EnsureAsync(_driver);
-        return await _driver.StartAsync(spec, CancellationToken.None);
     }
 
     private static async Task<long> ExecAsync(DockerClient client, ReplicaHandle handle, params string[] argv) =>

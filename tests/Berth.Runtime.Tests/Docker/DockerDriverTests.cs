@@ -5,33 +5,16 @@ namespace Berth.Runtime.Tests.Docker;
 public sealed class DockerDriverTests : IAsyncLifetime
 {
     private static readonly TimeSpan Long = TimeSpan.FromSeconds(90);
-    private readonly string _app = "t" + Guid.NewGuid().ToString("N")[..10];
-    private readonly List<ReplicaHandle> _started = [];
-    private DockerDriver _driver = null!;
+    private readonly DockerDriverScope _docker = new();
 
-    public async Task InitializeAsync()
-    {
-        _driver = await DockerDriver.ConnectAsync(new DockerDriverOptions { RequestTimeout = TimeSpan.FromSeconds(60) }, CancellationToken.None);
-    }
+    public Task InitializeAsync() => _docker.InitializeAsync();
 
-    public async Task DisposeAsync()
-    {
-        if (_driver.Capabilities.Available)
-        {
-            foreach (var handle in await _driver.ListAsync(_app, CancellationToken.None))
-            {
-                await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
-                await _driver.RemoveAsync(handle, CancellationToken.None);
-            }
-        }
-
-        _driver.Dispose();
-    }
+    public Task DisposeAsync() => _docker.DisposeAsync();
 
     [DockerFact]
     public async Task StartAsync_LocalImage_RunsWithLabelsLimitsAndHostNetwork()
     {
-        var handle = await StartAsync(Spec("web", "sleep", "300") with { CpuLimit = CpuQuantity.Parse("250m"), MemoryLimit = ByteSize.Parse("64Mi"), Revision = 7 });
+        var handle = await _docker.StartAsync(_docker.Spec("web", "sleep", "300") with { CpuLimit = CpuQuantity.Parse("250m"), MemoryLimit = ByteSize.Parse("64Mi"), Revision = 7 });
 
         using var client = Client();
         var inspect = await client.Containers.InspectContainerAsync(handle.ContainerId);
@@ -40,12 +23,12 @@ public sealed class DockerDriverTests : IAsyncLifetime
         Assert.Equal("host", inspect.HostConfig.NetworkMode);
         Assert.Equal(250_000_000, inspect.HostConfig.NanoCPUs);
         Assert.Equal(64L << 20, inspect.HostConfig.Memory);
-        Assert.Equal(_app, inspect.Config.Labels["berth.app"]);
+        Assert.Equal(_docker.App, inspect.Config.Labels["berth.app"]);
         Assert.Equal("svc", inspect.Config.Labels["berth.service"]);
         Assert.Equal("web", inspect.Config.Labels["berth.replica"]);
         Assert.Equal("7", inspect.Config.Labels["berth.revision"]);
         Assert.Equal("app", inspect.Config.Labels["berth.test"]); // from the image built through the API
-        Assert.Equal(ReplicaState.Running, (await _driver.InspectAsync(handle, CancellationToken.None)).State);
+        Assert.Equal(ReplicaState.Running, (await _docker.Driver.InspectAsync(handle, CancellationToken.None)).State);
     }
 
     [DockerFact]
@@ -53,15 +36,15 @@ public sealed class DockerDriverTests : IAsyncLifetime
     {
         // Issue #14 §3: nothing of the control plane's environment reaches a container, as Compose (inherit_env is for
         // processes). The engine itself adds PATH, HOSTNAME and HOME.
-        var spec = Spec("env", "env") with
+        var spec = _docker.Spec("env", "env") with
         {
             InheritEnv = true,
             Env = System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("APP_MODE", "test"),
         };
-        var handle = await StartAsync(spec);
+        var handle = await _docker.StartAsync(spec);
 
-        await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
-        var logs = await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+        await _docker.Driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var logs = await _docker.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
 
         Assert.Equal(["APP_MODE", "HOME", "HOSTNAME", "PATH"], logs.Texts(LogStream.Stdout).Select(l => l[..l.IndexOf('=', StringComparison.Ordinal)]).Order(StringComparer.Ordinal));
         Assert.Contains("APP_MODE=test", logs.Texts(LogStream.Stdout));
@@ -72,10 +55,10 @@ public sealed class DockerDriverTests : IAsyncLifetime
     public async Task StartAsync_ChattyContainer_EngineRotatesWithTheReplicasBoundAndLogsReadAcrossFiles()
     {
         // Issue #14 §5: Docker's default json-file driver never rotates unless told; Berth tells it.
-        var spec = Spec("chatty", "sh", "-c", "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); printf 'line %05d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n' $i; done")
+        var spec = _docker.Spec("chatty", "sh", "-c", "i=0; while [ $i -lt 3000 ]; do i=$((i+1)); printf 'line %05d xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\\n' $i; done")
             with { Logging = new LogRotation(new ByteSize(8 << 10), 3) };
-        var handle = await StartAsync(spec);
-        await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var handle = await _docker.StartAsync(spec);
+        await _docker.Driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
 
         using var client = Client();
         var inspect = await client.Containers.InspectContainerAsync(handle.ContainerId);
@@ -86,7 +69,7 @@ public sealed class DockerDriverTests : IAsyncLifetime
         Assert.InRange(files.Length, 2, 3);
         Assert.All(files, f => Assert.InRange(new FileInfo(f).Length, 1, (8 << 10) + 512)); // json-file may pass the size by the line that crosses it
 
-        var lines = (await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync()).Texts(LogStream.Stdout);
+        var lines = (await _docker.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync()).Texts(LogStream.Stdout);
         var numbers = lines.Select(l => int.Parse(l.AsSpan(5, 5), System.Globalization.CultureInfo.InvariantCulture)).ToList();
         Assert.Equal(Enumerable.Range(3001 - numbers.Count, numbers.Count), numbers);
         Assert.True(numbers.Count > (8 << 10) / 100, $"{numbers.Count} lines: more than one file's worth, read across the rotated files");
@@ -95,13 +78,13 @@ public sealed class DockerDriverTests : IAsyncLifetime
     [DockerFact]
     public async Task ExecAsync_RunningContainer_RunsInsideWithExitCodeAndOutput()
     {
-        var handle = await StartAsync(Spec("exec", "sleep", "300"));
+        var handle = await _docker.StartAsync(_docker.Spec("exec", "sleep", "300"));
 
-        var result = await _driver.ExecAsync(handle, ["sh", "-c", "cat /hello.txt; echo oops >&2; exit 4"], "/not/used/in/a/container", CancellationToken.None);
+        var result = await _docker.Driver.ExecAsync(handle, ["sh", "-c", "cat /hello.txt; echo oops >&2; exit 4"], "/not/used/in/a/container", CancellationToken.None);
 
         Assert.Equal(4, result.ExitCode);
         Assert.Equal("built through the engine API\noops\n", result.Output); // the image's file: it ran inside the container
-        Assert.Equal(0, (await _driver.ExecAsync(handle, ["true"], null, CancellationToken.None)).ExitCode);
+        Assert.Equal(0, (await _docker.Driver.ExecAsync(handle, ["true"], null, CancellationToken.None)).ExitCode);
     }
 
     [DockerFact]
@@ -115,31 +98,31 @@ public sealed class DockerDriverTests : IAsyncLifetime
         await File.WriteAllTextAsync(Path.Combine(source, "skip.log"), "ignored");
         var rule = new WatchRule { Action = WatchAction.Sync, Path = source, Target = "/srv/www", Ignore = ["*.log"] };
 
-        var handle = await StartAsync(Spec("sync", "sleep", "300") with { Syncs = [new SyncedFolder(rule, BuildContext: null)] });
+        var handle = await _docker.StartAsync(_docker.Spec("sync", "sleep", "300") with { Syncs = [new SyncedFolder(rule, BuildContext: null)] });
 
-        var listed = await _driver.ExecAsync(handle, ["sh", "-c", "cd /srv/www && find . -type f | sort && cat index.html"], null, CancellationToken.None);
+        var listed = await _docker.Driver.ExecAsync(handle, ["sh", "-c", "cd /srv/www && find . -type f | sort && cat index.html"], null, CancellationToken.None);
         Assert.Equal("./css/site.css\n./index.html\none", listed.Output); // not the editor's temporary file, not the ignored one
 
         await File.WriteAllTextAsync(Path.Combine(source, "index.html"), "two");
         var filter = new Core.Build.WatchFilter(rule, buildContext: null);
         await using (var tar = await filter.TarAsync([Path.Combine(source, "index.html")], rule.Target!, CancellationToken.None))
         {
-            await _driver.CopyIntoAsync(handle.ContainerId!, tar, CancellationToken.None);
+            await _docker.Driver.CopyIntoAsync(handle.ContainerId!, tar, CancellationToken.None);
         }
 
-        Assert.Equal("two", (await _driver.ExecAsync(handle, ["cat", "/srv/www/index.html"], null, CancellationToken.None)).Output);
-        Assert.Equal(ReplicaState.Running, (await _driver.InspectAsync(handle, CancellationToken.None)).State); // synced without a restart
+        Assert.Equal("two", (await _docker.Driver.ExecAsync(handle, ["cat", "/srv/www/index.html"], null, CancellationToken.None)).Output);
+        Assert.Equal(ReplicaState.Running, (await _docker.Driver.InspectAsync(handle, CancellationToken.None)).State); // synced without a restart
     }
 
     [DockerFact]
     public async Task GetLogsAsync_BothStreams_KeptApartAndTimestamped()
     {
         var before = DateTimeOffset.UtcNow.AddSeconds(-5);
-        var handle = await StartAsync(Spec("logs", "sh", "-c", "echo out1; echo err1 >&2; sleep 0.2; cat /hello.txt; exit 3"));
+        var handle = await _docker.StartAsync(_docker.Spec("logs", "sh", "-c", "echo out1; echo err1 >&2; sleep 0.2; cat /hello.txt; exit 3"));
 
-        var status = await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
-        var logs = await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
-        var tail = await _driver.GetLogsAsync(handle, new LogOptions { Tail = 1, Stderr = false }, CancellationToken.None).ToListAsync();
+        var status = await _docker.Driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var logs = await _docker.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
+        var tail = await _docker.Driver.GetLogsAsync(handle, new LogOptions { Tail = 1, Stderr = false }, CancellationToken.None).ToListAsync();
 
         Assert.Equal(3, status.ExitCode);
         Assert.Equal(ReplicaState.Exited, status.State);
@@ -152,10 +135,10 @@ public sealed class DockerDriverTests : IAsyncLifetime
     [DockerFact]
     public async Task GetLogsAsync_Follow_YieldsLinesUntilExit()
     {
-        var handle = await StartAsync(Spec("follow", "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done"));
+        var handle = await _docker.StartAsync(_docker.Spec("follow", "sh", "-c", "for i in 1 2 3; do echo line $i; sleep 0.2; done"));
         List<string> seen = [];
 
-        await foreach (var entry in _driver.GetLogsAsync(handle, new LogOptions { Follow = true }, new CancellationTokenSource(Long).Token))
+        await foreach (var entry in _docker.Driver.GetLogsAsync(handle, new LogOptions { Follow = true }, new CancellationTokenSource(Long).Token))
         {
             seen.Add(entry.Text);
         }
@@ -166,25 +149,21 @@ public sealed class DockerDriverTests : IAsyncLifetime
     [DockerFact]
     public async Task StopAsync_ContainerIgnoringSigterm_KilledAfterGracePeriod()
     {
-        var handle = await StartAsync(Spec("stubborn", "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"));
-        await Poll.UntilAsync(async () => (await _driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync()).Any(e => e.Text == "ready"), Long, "the container to print ready");
+        var handle = await _docker.StartAsync(_docker.Spec("stubborn", "sh", "-c", "trap '' TERM; echo ready; while true; do sleep 1; done"));
+        await Poll.UntilAsync(async () => (await _docker.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync()).Any(e => e.Text == "ready"), Long, "the container to print ready");
 
         var clock = Stopwatch.StartNew();
-        var status = await _driver.StopAsync(handle, TimeSpan.FromSeconds(1), CancellationToken.None);
+        var status = await _docker.Driver.StopAsync(handle, TimeSpan.FromSeconds(1), CancellationToken.None);
 
-        Assert.Equal(ReplicaState.Exited, status.State);
-        Assert.Equal(137, status.ExitCode);
-        Assert.Equal(9, status.Signal);
-        Assert.False(status.OomKilled);
-        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(1), $"stopped after {clock.Elapsed}, before the grace period");
+        StopContract.KilledAfterGrace(status, clock.Elapsed, TimeSpan.FromSeconds(1));
     }
 
     [DockerFact]
     public async Task WaitForExitAsync_ExitCode155_ReportedAsCodeNotSignal27()
     {
-        var handle = await StartAsync(Spec("exit155", "sh", "-c", "exit 155"));
+        var handle = await _docker.StartAsync(_docker.Spec("exit155", "sh", "-c", "exit 155"));
 
-        var status = await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var status = await _docker.Driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
 
         Assert.Equal(ReplicaState.Exited, status.State);
         Assert.Equal(155, status.ExitCode);
@@ -196,11 +175,11 @@ public sealed class DockerDriverTests : IAsyncLifetime
     {
         // The engine reports a signal death as 128+n, the same number a process may exit with: Docker shows
         // "Exited (137)" and so does Berth, without claiming a signal it cannot know.
-        var handle = await StartAsync(Spec("outside", "sleep", "300"));
+        var handle = await _docker.StartAsync(_docker.Spec("outside", "sleep", "300"));
         using var client = Client();
         await client.Containers.KillContainerAsync(handle.ContainerId, new global::Docker.DotNet.Models.ContainerKillParameters { Signal = "KILL" });
 
-        var status = await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var status = await _docker.Driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
 
         Assert.Equal(137, status.ExitCode);
         Assert.Null(status.Signal);
@@ -210,10 +189,10 @@ public sealed class DockerDriverTests : IAsyncLifetime
     [DockerFact]
     public async Task StopAsync_ZeroGrace_KilledWithoutTheEnginesDefaultWait()
     {
-        var handle = await StartAsync(Spec("now", "sh", "-c", "trap '' TERM; while true; do sleep 1; done"));
+        var handle = await _docker.StartAsync(_docker.Spec("now", "sh", "-c", "trap '' TERM; while true; do sleep 1; done"));
 
         var clock = Stopwatch.StartNew();
-        var status = await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
+        var status = await _docker.Driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
 
         Assert.Equal(137, status.ExitCode);
         Assert.True(clock.Elapsed < TimeSpan.FromSeconds(8), $"a zero grace period took {clock.Elapsed}, as long as the engine's own 10 s default");
@@ -222,9 +201,9 @@ public sealed class DockerDriverTests : IAsyncLifetime
     [DockerFact]
     public async Task StartAsync_AllocatingPastMemoryLimit_OomKilled()
     {
-        var handle = await StartAsync(Spec("hungry", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { MemoryLimit = ByteSize.Parse("64Mi") });
+        var handle = await _docker.StartAsync(_docker.Spec("hungry", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { MemoryLimit = ByteSize.Parse("64Mi") });
 
-        var status = await _driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
+        var status = await _docker.Driver.WaitForExitAsync(handle, new CancellationTokenSource(Long).Token);
 
         Assert.True(status.OomKilled, $"expected OOM-killed, got exit {status.ExitCode}");
         Assert.Equal(137, status.ExitCode);
@@ -233,11 +212,11 @@ public sealed class DockerDriverTests : IAsyncLifetime
     [DockerFact]
     public Task GetStatsAsync_BusyLoopWithHalfCpuLimit_UsesHalfACore() =>
         // On a node under Berth's subtree, weighted so the quota (not other builds on this machine) is what binds.
-        OnNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(_app, "cpu") }, CpuWindows.Shares, async node =>
+        OnNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(_docker.App, "cpu") }, CpuWindows.Shares, async node =>
         {
-            var handle = await StartAsync(Spec("busy", "sh", "-c", "while true; do :; done") with { CpuLimit = CpuQuantity.Parse("0.5"), MemoryLimit = ByteSize.Parse("128Mi"), Node = node });
+            var handle = await _docker.StartAsync(_docker.Spec("busy", "sh", "-c", "while true; do :; done") with { CpuLimit = CpuQuantity.Parse("0.5"), MemoryLimit = ByteSize.Parse("128Mi"), Node = node });
 
-            var windows = await CpuWindows.MeasureAsync(() => _driver.GetStatsAsync(handle, CancellationToken.None));
+            var windows = await CpuWindows.MeasureAsync(() => _docker.Driver.GetStatsAsync(handle, CancellationToken.None));
 
             Assert.Contains(windows, w => w.CpuPercent is >= 40 and <= 60);
             Assert.All(windows, w => Assert.True(w.CpuPercent <= 60, $"the 0.5 CPU limit held in every window: {string.Join(", ", windows.Select(x => x.CpuPercent.ToString("0.0")))}"));
@@ -247,10 +226,10 @@ public sealed class DockerDriverTests : IAsyncLifetime
     [DockerFact]
     public async Task ListAsync_NewDriver_AdoptsByLabelsAndSeesExitCode()
     {
-        var handle = await StartAsync(Spec("adopt", "sh", "-c", "echo up; while [ ! -e /tmp/stop ]; do sleep 0.1; done; exit 42"));
+        var handle = await _docker.StartAsync(_docker.Spec("adopt", "sh", "-c", "echo up; while [ ! -e /tmp/stop ]; do sleep 0.1; done; exit 42"));
         using var restarted = await DockerDriver.ConnectAsync(new DockerDriverOptions { RequestTimeout = TimeSpan.FromSeconds(60) }, CancellationToken.None);
 
-        var adopted = Assert.Single(await restarted.ListAsync(_app, CancellationToken.None));
+        var adopted = Assert.Single(await restarted.ListAsync(_docker.App, CancellationToken.None));
         Assert.Equal(handle.ContainerId, adopted.ContainerId);
         Assert.Equal("adopt", adopted.ReplicaId);
         Assert.Equal(ReplicaState.Running, (await restarted.InspectAsync(adopted, CancellationToken.None)).State);
@@ -264,12 +243,12 @@ public sealed class DockerDriverTests : IAsyncLifetime
 
     [DockerFact]
     public Task StartAsync_OnNode_ContainerCgroupUnderNodeAndBoundByItsMemoryCap() =>
-        OnNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(_app, "n1"), Memory = ByteSize.Parse("64Mi") }, null, async node =>
+        OnNodeAsync(new NodeCgroupSpec { Path = NodeCgroupSpec.PathFor(_docker.App, "n1"), Memory = ByteSize.Parse("64Mi") }, null, async node =>
         {
-            var idle = await StartAsync(Spec("idle", "sleep", "300") with { Node = node });
-            var hungry = await StartAsync(Spec("placed", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { Node = node });
+            var idle = await _docker.StartAsync(_docker.Spec("idle", "sleep", "300") with { Node = node });
+            var hungry = await _docker.StartAsync(_docker.Spec("placed", "dd", "if=/dev/zero", "of=/dev/null", "bs=200M", "count=1") with { Node = node });
 
-            var status = await _driver.WaitForExitAsync(hungry, new CancellationTokenSource(Long).Token);
+            var status = await _docker.Driver.WaitForExitAsync(hungry, new CancellationTokenSource(Long).Token);
 
             Assert.True(Directory.Exists($"/sys/fs/cgroup/memory/berth/{node}/{idle.ContainerId}"), "the container's cgroup sits under its node's");
             Assert.True(status.OomKilled, $"expected the node's 64Mi cap to OOM-kill the container, got exit {status.ExitCode}");
@@ -282,7 +261,7 @@ public sealed class DockerDriverTests : IAsyncLifetime
         // treats 127.0.0.0/8 registries as insecure, so it tries plain HTTP there and is refused).
         var image = $"127.0.0.1:{Ports.Free()}/berth-test/not-there:1";
 
-        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => _driver.StartAsync(Spec("missing", "true") with { Image = image }, CancellationToken.None));
+        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => _docker.Driver.StartAsync(_docker.Spec("missing", "true") with { Image = image }, CancellationToken.None));
 
         Assert.StartsWith($"image '{image}' is not on the Docker engine and pulling it failed: ", error.Message, StringComparison.Ordinal);
         Assert.Contains("connection refused", error.Message, StringComparison.Ordinal);
@@ -294,7 +273,7 @@ public sealed class DockerDriverTests : IAsyncLifetime
     {
         var context = Directory.CreateTempSubdirectory("berth-empty").FullName;
 
-        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => _driver.BuildImageAsync(context, "berth-test/none:1", cancellationToken: CancellationToken.None));
+        var error = await Assert.ThrowsAsync<ReplicaStartException>(() => _docker.Driver.BuildImageAsync(context, "berth-test/none:1", cancellationToken: CancellationToken.None));
 
         Assert.Equal($"cannot build image 'berth-test/none:1': no Dockerfile in {context}; check 'build.context' and 'build.dockerfile' in the spec", error.Message);
         Directory.Delete(context);
@@ -306,7 +285,7 @@ public sealed class DockerDriverTests : IAsyncLifetime
         var socket = Path.Combine(Path.GetTempPath(), $"berth-no-docker-{Guid.NewGuid():N}.sock");
         using var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions { Host = $"unix://{socket}" }, CancellationToken.None);
 
-        var error = await Assert.ThrowsAsync<DockerUnavailableException>(() => driver.StartAsync(Spec("x", "true"), CancellationToken.None));
+        var error = await Assert.ThrowsAsync<DockerUnavailableException>(() => driver.StartAsync(_docker.Spec("x", "true"), CancellationToken.None));
 
         Assert.False(driver.Capabilities.Available);
         Assert.StartsWith($"Docker engine not reachable at unix://{socket} (from the driver options): ", driver.Capabilities.UnavailableReason, StringComparison.Ordinal);
@@ -317,7 +296,7 @@ public sealed class DockerDriverTests : IAsyncLifetime
     private async Task OnNodeAsync(NodeCgroupSpec spec, long? shares, Func<string, Task> body)
     {
         Assert.True(Environments.CgroupsWritable, "placing containers on nodes needs writable cgroups (root)");
-        var nodes = new Berth.Runtime.Process.ProcessDriver(new Berth.Runtime.Process.ProcessDriverOptions { StateRoot = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", _app, "runtime"), CpuShares = shares });
+        var nodes = new Berth.Runtime.Process.ProcessDriver(new Berth.Runtime.Process.ProcessDriverOptions { StateRoot = Path.Combine(_docker.State, "runtime"), CpuShares = shares });
         var node = await nodes.EnsureNodeAsync(spec, CancellationToken.None);
         try
         {
@@ -330,11 +309,7 @@ public sealed class DockerDriverTests : IAsyncLifetime
                 CpuWindows.RestoreDefaultShares();
             }
 
-            foreach (var handle in await _driver.ListAsync(_app, CancellationToken.None))
-            {
-                await _driver.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
-                await _driver.RemoveAsync(handle, CancellationToken.None);
-            }
+            await _docker.RemoveContainersAsync();
 
             // The engine removes a container's cgroup a moment after the container itself.
             await Poll.UntilAsync(
@@ -353,24 +328,6 @@ public sealed class DockerDriverTests : IAsyncLifetime
                 Long,
                 $"node cgroup {node} to be removable once its containers are gone");
         }
-    }
-
-    private ReplicaSpec Spec(string replicaId, params string[] command) => new()
-    {
-        App = _app,
-        Service = "svc",
-        ReplicaId = replicaId,
-        Image = TestImages.App,
-        Command = [.. command],
-        StateDirectory = Path.Combine(Path.GetTempPath(), "berth-runtime-tests", _app, replicaId),
-    };
-
-    private async Task<ReplicaHandle> StartAsync(ReplicaSpec spec)
-    {
-        await TestImages.EnsureAsync(_driver);
-        var handle = await _driver.StartAsync(spec, CancellationToken.None);
-        _started.Add(handle);
-        return handle;
     }
 
     private static DockerClient Client() =>

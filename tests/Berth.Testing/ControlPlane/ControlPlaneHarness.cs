@@ -117,6 +117,18 @@ public sealed class ControlPlaneHarness : IAsyncDisposable
             && (!routed || Routes.Upstreams(service).Count == n),
             $"{n} Ready {service} replicas{(revision is null ? "" : $" of revision {revision}")}{(routed ? " in routes" : "")}", tick);
 
+    /// <summary>Advances the clock by <paramref name="period"/> <paramref name="rounds"/> times, each time waiting until at least
+    /// <paramref name="probesPerRound"/> more probes have run (one for each replica the probe is due on).</summary>
+    public async Task ProbeRoundsAsync(int rounds, TimeSpan period, int probesPerRound, string what)
+    {
+        for (var i = 1; i <= rounds; i++)
+        {
+            var runs = Prober.Runs;
+            Time.Advance(period);
+            await UntilAsync(() => Prober.Runs >= runs + probesPerRound, $"{what} (round {i} of {rounds})");
+        }
+    }
+
     /// <summary>Two whole reconcile passes, so a test can assert that nothing happened without sleeping.</summary>
     public Task SettleAsync() => Plane.SettleAsync(CancellationToken.None);
 

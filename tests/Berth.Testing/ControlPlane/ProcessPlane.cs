@@ -30,9 +30,13 @@ public sealed class ProcessPlane : IAsyncDisposable
     /// <param name="prefix">The temporary folder's name prefix.</param>
     /// <param name="routes">Where routes go (e.g. a real mesh); none when null.</param>
     /// <param name="driver">The process driver's options for the folder; default: its state under <c>runtime/</c>, no cgroups.</param>
-    public static async Task<ProcessPlane> StartAsync(string prefix, IRouteSink? routes = null, Func<string, ProcessDriverOptions>? driver = null)
+    public static Task<ProcessPlane> StartAsync(string prefix, IRouteSink? routes = null, Func<string, ProcessDriverOptions>? driver = null) =>
+        StartInAsync(System.IO.Directory.CreateTempSubdirectory(prefix).FullName, routes, driver);
+
+    /// <summary>As <see cref="StartAsync"/>, with the state in <paramref name="directory"/> (e.g. an app's own <c>.berth</c>, as
+    /// <c>berth up</c> keeps it), which disposing deletes.</summary>
+    public static async Task<ProcessPlane> StartInAsync(string directory, IRouteSink? routes = null, Func<string, ProcessDriverOptions>? driver = null)
     {
-        var directory = System.IO.Directory.CreateTempSubdirectory(prefix).FullName;
         var store = StateStore.Open(directory);
         var options = driver?.Invoke(directory) ?? new ProcessDriverOptions { StateRoot = Path.Combine(directory, "runtime"), UseCgroups = false };
         var prober = new ProbeExecutor();
