@@ -120,10 +120,19 @@ public sealed class WatchTests : IAsyncLifetime
         // A burst (an editor writing several files): one sync for all of them; the ignored file and the editor's swap file stay out.
         await File.WriteAllTextAsync(Path.Combine(_dir, "src", "scratch.tmp"), "x");
         await File.WriteAllTextAsync(Path.Combine(_dir, "src", ".body.txt.swp"), "x");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "a.txt"), "a");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "two\n");
+        // The two real changes land as an editor's atomic saves do (written beside, renamed in), back to back: written one
+        // after the other with async writes, a loaded CI machine could pause the test longer than the watch's 300 ms quiet
+        // period between them, and the one burst became two syncs.
+        var staged = Directory.CreateTempSubdirectory("berth-watch-stage-").FullName;
+        await File.WriteAllTextAsync(Path.Combine(staged, "a.txt"), "a");
+        await File.WriteAllTextAsync(Path.Combine(staged, "body.txt"), "two\n");
+        File.Move(Path.Combine(staged, "a.txt"), Path.Combine(_dir, "src", "a.txt"));
+        File.Move(Path.Combine(staged, "body.txt"), Path.Combine(_dir, "src", "body.txt"), overwrite: true);
+        Directory.Delete(staged);
         await Poll.UntilAsync(async () => await GetAsync() == "two", TimeSpan.FromMinutes(1), $"the synced body answering; berth printed:\n{watch.Err}");
 
+        // The sync's line is printed once its copies are done, so it can trail the new body by a moment.
+        await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.StartsWith("berth: changed: ", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), $"the sync's line; berth printed:\n{watch.Err}");
         Assert.Single(watch.ErrLines, l => l.StartsWith("berth: changed: src/a.txt, src/body.txt; web: synced 2 files into " + _dir + "/www (", StringComparison.Ordinal));
         Assert.False(File.Exists(Path.Combine(_dir, "www", "scratch.tmp")));
         Assert.False(File.Exists(Path.Combine(_dir, "www", ".body.txt.swp")));
