@@ -317,6 +317,20 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
                 return connection;
             }
 
+            // The active data plane's process lives but did not answer in time (a starved machine; a CI run at load 40 took
+            // this for a dead one): it still holds every listener, so a promoted standby or a new data plane could not bind
+            // them. Ask it again, until the connect timeout, rather than replace it.
+            if (DataPlaneFiles.ReadInfo(_options.StateDirectory) is { } active && DataPlaneFiles.IsDataPlaneProcess(active.Pid))
+            {
+                if (_options.TimeProvider.GetElapsedTime(started) > _options.ConnectTimeout)
+                {
+                    throw new IOException($"the data plane (pid {active.Pid}) did not answer on its channel within {_options.ConnectTimeout.TotalSeconds:0}s; see {Path.Combine(_options.StateDirectory, DataPlaneFiles.LogFile)}");
+                }
+
+                await Task.Delay(TimeSpan.FromMilliseconds(50), _options.TimeProvider, ct);
+                continue;
+            }
+
             // The active data plane is gone: the standby takes the routes at once.
             var standby = Interlocked.Exchange(ref _standby, null);
             if (standby is not { Alive: true } && _options.Standby)
