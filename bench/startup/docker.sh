@@ -10,6 +10,8 @@
 # BERTH_BENCH_NETWORK=host runs Berth's containers on the host network (network: host) instead of each in its own pod
 # (NetworkMode none, Berth's default for Docker services); BERTH_BENCH_COMPOSE_NETWORK=none gives compose's containers the
 # same isolation as a pod (network_mode: none) instead of the host network.
+# BERTH_BENCH_FLOOR=1 adds a third contender, `floor`: the same containers created and started straight through the engine
+# API by curl, 16 at a time (bench/startup/engine-floor.sh) — the engine's own time, which no client can beat.
 # Traffic: none but the CLI's to its API on 127.0.0.1. Installs docker-compose from Debian when it is missing.
 set -euo pipefail
 LIMIT=${BERTH_BENCH_LIMIT:-1800}
@@ -62,6 +64,12 @@ compose_case() { # n
   ms "$t0" "$t1"
   ( cd "$dir" && timeout 120 docker-compose -p "compose-$1" down -t 1 >/dev/null 2>&1 ) || echo "docker-compose down of $1 timed out" >&2
 }
+floor_case() { # n
+  local net=${BERTH_BENCH_COMPOSE_NETWORK:-host} r
+  r=$(bash bench/startup/engine-floor.sh "$1" 16 "floor-$1" "$net") || echo "engine floor of $1 failed" >&2
+  bash bench/startup/engine-floor.sh 0 0 "floor-$1" || true
+  echo "$r"
+}
 declare -A results
 echo "networks: berth ${BERTH_BENCH_NETWORK:-pod}, compose ${BERTH_BENCH_COMPOSE_NETWORK:-host}" >&2
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -r), docker $(docker version --format '{{.Server.Version}}'), $(docker-compose version --short 2>/dev/null || docker-compose --version)" >&2
@@ -69,6 +77,8 @@ for round in $(seq 1 "$RUNS"); do
   for n in $COUNTS; do
     # Alternate which goes first, so a load swing does not always favour one side.
     if [ $((round % 2)) = 1 ]; then order="berth compose"; else order="compose berth"; fi
+    [ "${BERTH_BENCH_FLOOR:-0}" = 1 ] && order="$order floor"
+
     for who in $order; do
       load=$(cut -d' ' -f1 /proc/loadavg)
       r=$("${who}_case" "$n"); results[$who-$n]+="$r "
@@ -82,3 +92,10 @@ for n in $COUNTS; do
   b=$(echo ${results[berth-$n]} | median); c=$(echo ${results[compose-$n]} | median)
   printf "%-11s %-26s %-26s %-13s %-15s %sx\n" "$n" "${results[berth-$n]}" "${results[compose-$n]}" "$b" "$c" "$(echo "scale=2; $c / $b" | bc)"
 done
+if [ "${BERTH_BENCH_FLOOR:-0}" = 1 ]; then
+  echo "containers  engine floor runs (ms)     floor median  compose / floor  (the most any client can be faster than compose)"
+  for n in $COUNTS; do
+    f=$(echo ${results[floor-$n]} | median); c=$(echo ${results[compose-$n]} | median)
+    printf "%-11s %-26s %-13s %sx\n" "$n" "${results[floor-$n]}" "$f" "$(echo "scale=2; $c / $f" | bc)"
+  done
+fi
