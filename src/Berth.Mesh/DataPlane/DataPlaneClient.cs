@@ -16,6 +16,10 @@ public sealed record DataPlaneClientOptions(string StateDirectory)
     /// connect to a running one.</summary>
     public Func<bool, CancellationToken, Task>? Launch { get; init; }
 
+    /// <summary>The caller has just launched the active data plane itself (before the client's own first-use costs, so that
+    /// its .NET start begins at once: issue #21): the first connect waits for that one instead of launching another.</summary>
+    public bool Launched { get; init; }
+
     /// <summary>Keep a warm standby data plane beside the active one, so that when the active one dies the routes move to
     /// a process that is already running (milliseconds) instead of one that must start (a .NET start, about a second).</summary>
     public bool Standby { get; init; }
@@ -69,10 +73,12 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
     private long _nextId;
     private bool _seeded;
     private bool _stopped;
+    private bool _launchedByCaller;
 
     private DataPlaneClient(DataPlaneClientOptions options)
     {
         _options = options;
+        _launchedByCaller = options.Launched;
         _logger = options.LoggerFactory.CreateLogger("Berth.DataPlane.Client");
     }
 
@@ -289,7 +295,8 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
 
         ObjectDisposedException.ThrowIf(_disposing.IsCancellationRequested, this);
         var started = _options.TimeProvider.GetTimestamp();
-        var launched = false;
+        var launched = _launchedByCaller;
+        _launchedByCaller = false;
         while (true)
         {
             var connection = await TryConnectAsync(DataPlaneFiles.InfoFile, ct);
@@ -576,6 +583,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
             return null;
         }
 
+        StartupTrace.Mark($"data plane channel: connected ({file})");
         var connection = new Connection(socket);
         try
         {
@@ -583,6 +591,13 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
             using var timeout = CancellationTokenSource.CreateLinkedTokenSource(ct);
             timeout.CancelAfter(TimeSpan.FromSeconds(5));
             var welcome = await DataPlaneWire.ReadAsync(connection.Reader, DataPlaneWire.MaxMessageBytes, timeout.Token);
+            // A data plane pushes in-flight counts and requests to the newest channel; one of an older build may push before
+            // its welcome. Those are skipped, not taken for a refusal (which cost a reconnect on every start: issue #21, round 7).
+            while (welcome?.Type is DataPlaneMessageTypes.InFlight or DataPlaneMessageTypes.Requests)
+            {
+                welcome = await DataPlaneWire.ReadAsync(connection.Reader, DataPlaneWire.MaxMessageBytes, timeout.Token);
+            }
+
             if (welcome?.Type == DataPlaneMessageTypes.Error)
             {
                 connection.Close();
@@ -591,16 +606,19 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
 
             if (welcome is not { Type: DataPlaneMessageTypes.Welcome, Pid: { } pid })
             {
+                StartupTrace.Mark($"data plane channel: no welcome ({welcome?.Type ?? "closed"})");
                 connection.Close();
                 return null;
             }
 
             connection.Welcome = welcome;
             connection.Pid = pid;
+            StartupTrace.Mark("data plane channel: welcomed");
             return connection;
         }
         catch (Exception e) when (e is IOException or SocketException or InvalidDataException or OperationCanceledException && !ct.IsCancellationRequested)
         {
+            StartupTrace.Mark($"data plane channel: failed ({e.GetType().Name}: {e.Message})");
             connection.Close();
             return null;
         }

@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using System.Text.Json.Serialization.Metadata;
 using Berth.Core.Routing;
 using Berth.Mesh.Observability;
 
@@ -113,7 +114,14 @@ public static class DataPlaneWire
 
     private static JsonSerializerOptions CreateJson()
     {
-        var o = new JsonSerializerOptions(JsonSerializerDefaults.Web) { DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull };
+        var o = new JsonSerializerOptions(JsonSerializerDefaults.Web)
+        {
+            DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+            // The channel's messages from source-generated metadata: built by reflection on first use, the hello and the
+            // welcome cost each side ~200 ms at load 30, on the path of every control plane's start (issue #21, round 7).
+            // The text is the same (DataPlaneProtocolTests); any other type by reflection, as before.
+            TypeInfoResolver = JsonTypeInfoResolver.Combine(DataPlaneJsonContext.Default, new DefaultJsonTypeInfoResolver()),
+        };
         o.Converters.Add(new JsonStringEnumConverter(JsonNamingPolicy.KebabCaseLower));
         o.MakeReadOnly(populateMissingResolver: true);
         return o;
@@ -179,3 +187,10 @@ public static class DataPlaneWire
     public static bool TokenMatches(string? given, string expected) =>
         given is not null && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(Encoding.UTF8.GetBytes(given), Encoding.UTF8.GetBytes(expected));
 }
+
+/// <summary>Source-generated metadata for the channel's messages and the files beside it; <see cref="DataPlaneWire.Json"/>
+/// supplies the naming and converters.</summary>
+[JsonSerializable(typeof(DataPlaneMessage))]
+[JsonSerializable(typeof(DataPlaneInfo))]
+[JsonSerializable(typeof(PodRoute))]
+internal sealed partial class DataPlaneJsonContext : JsonSerializerContext;

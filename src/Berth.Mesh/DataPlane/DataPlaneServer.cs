@@ -352,7 +352,6 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
             // The newest connection gets the pushes (in-flight counts, requests): a new control plane that knows the token is
             // the successor of whatever was connected before (which, alive or not, is left to close on its own).
-            _session = session;
             Log.ControlPlaneConnected(_logger, Version);
             await session.SendAsync(new DataPlaneMessage
             {
@@ -365,6 +364,8 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                 Build = Build,
                 Standby = _standby ? true : null,
             }, ct);
+            // Pushes only after the welcome, which the client reads first (a push ahead of it made the client reconnect).
+            _session = session;
             while (await DataPlaneWire.ReadAsync(session.Reader, DataPlaneWire.MaxMessageBytes, ct) is { } message)
             {
                 var reply = await HandleAsync(message, ct);
