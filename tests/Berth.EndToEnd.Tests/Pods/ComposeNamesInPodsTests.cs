@@ -10,7 +10,7 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// the service's virtual address and the mesh, and the callee answers: as process services with <c>network: isolated</c>,
 /// and on the Docker driver with a busybox image made offline. A name given to nobody does not resolve.
 /// </summary>
-public sealed class ComposeNamesInPodsTests : IAsyncDisposable
+public sealed class ComposeNamesInPodsTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(120);
 
@@ -21,7 +21,11 @@ public sealed class ComposeNamesInPodsTests : IAsyncDisposable
     private readonly string _name = "names" + Guid.NewGuid().ToString("N")[..6];
     private readonly int _web = Ports.Free();
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so the
+    // app would be left running.
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     /// <summary>web: GET /by/NAME fetches http://NAME:8080/ from inside web's pod and answers with what came back
     /// ("failed: REASON" when nothing did).</summary>

@@ -11,7 +11,7 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// cannot have one is told so. No traffic leaves loopback here: the machine has no outside network to reach, and the
 /// network rule forbids trying (nothing is sent to the tap device's gateway or any other address).
 /// </summary>
-public sealed class PodEgressTests : IAsyncDisposable
+public sealed class PodEgressTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(120);
     private readonly AppFolder _app = new("berth-pod-egress-");
@@ -19,7 +19,11 @@ public sealed class PodEgressTests : IAsyncDisposable
     private readonly int _out = Ports.Free();
     private readonly int _plain = Ports.Free();
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so the
+    // app would be left running.
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     [Fact]
     public async Task ProcessPodsAskingForEgress_Slirp4netnsGivesEachATapAndADefaultRoute_StoppedWithTheReplicaAndOnDown()
