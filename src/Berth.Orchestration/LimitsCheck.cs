@@ -67,8 +67,9 @@ public static class LimitsCheck
 }
 
 /// <summary>Says which services do not get the network they ask for here: <c>network: isolated</c> where pods cannot be
-/// made (they run on the host network), and pods asked to reach the host (<c>extra_hosts: …:host-gateway</c>): they reach
-/// the host's loopback services through the mesh, and nothing beyond (no userspace network such as pasta is used).</summary>
+/// made (they run on the host network), pods asking for <c>egress: true</c> where they get none (no slirp4netns, or a
+/// Docker pod), and pods asked to reach the host (<c>extra_hosts: …:host-gateway</c>) without egress: they reach the host's
+/// loopback services through the mesh, and nothing beyond.</summary>
 public static class PodsCheck
 {
     public static IReadOnlyList<LimitsWarning> Check(Application app, OrchestratorOptions options)
@@ -84,7 +85,12 @@ public static class PodsCheck
                 continue;
             }
 
-            if (Controllers.ReplicaSpecBuilder.ReachesHost(service))
+            var getsEgress = service.Egress && service.EffectiveRuntime == RuntimeKind.Process && options.EgressHelper is not null;
+            if (service.Egress && !getsEgress)
+            {
+                warnings.Add(new LimitsWarning(service.Name, kind, NoEgress(service)));
+            }
+            else if (!getsEgress && Controllers.ReplicaSpecBuilder.ReachesHost(service))
             {
                 var names = service.Container.ExtraHosts.Where(h => h.EndsWith(":" + PodDefaults.HostGateway, StringComparison.Ordinal)).Select(h => h[..h.IndexOf(':', StringComparison.Ordinal)]);
                 warnings.Add(new LimitsWarning(service.Name, kind,
@@ -95,4 +101,11 @@ public static class PodsCheck
 
         return warnings;
     }
+
+    /// <summary>What a service asking for <c>egress: true</c> is told where its pods get none.</summary>
+    public static string NoEgress(Service service) => service.EffectiveRuntime == RuntimeKind.Process
+        ? $"{service.Name} has no egress: its pods hold only loopback, because {Runtime.Process.PodEgress.Program} is not installed " +
+          $"(apt-get install {Runtime.Process.PodEgress.Program}); or write network: host for a service that needs the outside world"
+        : $"{service.Name} has no egress: its pods hold only loopback (egress: true gives a userspace network to process pods only); " +
+          "write network_mode: host (network: host) for a container that needs the outside world";
 }

@@ -68,4 +68,8 @@ public sealed record OrchestratorOptions
 
     /// <summary>Why pods cannot be made here and how to fix it, as the capability report says it; null when they can.</summary>
     public string? PodsUnavailable { get; init; }
+
+    /// <summary>The userspace network helper that gives a process pod asking for <c>egress: true</c> a way out
+    /// (slirp4netns, found on PATH at start-up); null when none is installed, and those pods keep only loopback.</summary>
+    public string? EgressHelper { get; init; }
 }

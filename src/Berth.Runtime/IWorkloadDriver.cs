@@ -124,6 +124,10 @@ public sealed record SyncedFolder(WatchRule Rule, string? BuildContext);
 /// <param name="Hosts">Host name → address, e.g. <c>api → 127.77.0.2</c>; written in this order after localhost.</param>
 public sealed record PodSpec(ImmutableArray<KeyValuePair<string, string>> Hosts)
 {
+    /// <summary>Give the pod a userspace network to the outside as well (<c>egress: true</c>): the process driver starts
+    /// <see cref="Process.PodEgress"/>'s helper for it where one is installed; elsewhere the pod keeps only loopback.</summary>
+    public bool Egress { get; init; }
+
     /// <summary>The hosts file text: localhost first (as Docker writes it), then one line per address with its names.</summary>
     public string HostsFile()
     {

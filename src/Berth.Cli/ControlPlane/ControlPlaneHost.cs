@@ -198,6 +198,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 : HostUser.IsRoot ? [RuntimeKind.Process, RuntimeKind.Docker]
                 : [RuntimeKind.Process],
             PodsUnavailable = networkNamespaces.Usable ? null : networkNamespaces.Message,
+            EgressHelper = Berth.Runtime.Process.PodEgress.Find(),
         };
         if (Environment.GetEnvironmentVariable(EventRetentionVariable) is { Length: > 0 } keep)
         {

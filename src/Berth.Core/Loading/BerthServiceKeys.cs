@@ -42,6 +42,7 @@ internal sealed partial class SpecReader
         ["runtime"] = (r, v, p, d) => d.S = d.S with { Runtime = r.Enum(v, p, RuntimeNames) ?? RuntimeKind.Auto },
         ["network"] = (r, v, p, d) => d.S = d.S with { Network = r.Enum(v, p, NetworkNames) ?? NetworkMode.Auto },
         ["aliases"] = (r, v, p, d) => d.S = d.S with { Aliases = r.Strings(v, p) },
+        ["egress"] = (r, v, p, d) => d.S = d.S with { Egress = r.Bool(v, p) ?? false },
         ["replicas"] = (r, v, p, d) => d.S = d.S with { Replicas = r.Int(v, p, min: 0) ?? d.S.Replicas },
         ["secret_env"] = (r, v, p, d) =>
         {

@@ -110,6 +110,7 @@ public static class SpecWriter
             ("shell", s.Shell ? true : null),
             ("network", s.Network == NetworkMode.Auto ? null : Name(SpecReader.NetworkNames, s.Network)),
             ("aliases", s.Aliases.IsDefaultOrEmpty ? null : s.Aliases.ToList()),
+            ("egress", s.Egress ? true : null),
             ("working_dir", s.WorkingDir),
             ("user", s.User),
             ("inherit_env", s.InheritEnv ? true : null),

@@ -110,6 +110,11 @@ public sealed record Service
     /// development setting: <c>berth watch</c> leaves the service's code changes to it.</summary>
     public bool HotReload { get; init; }
 
+    /// <summary>Whether this service's pods get a userspace network to the outside (berth.yaml <c>egress: true</c>, Compose
+    /// <c>x-berth: {egress: true}</c>): slirp4netns, where installed, gives each process pod a tap device and a default
+    /// route. Off by default: a pod holds only loopback (see docs/spec.md, "Egress from pods").</summary>
+    public bool Egress { get; init; }
+
     /// <summary>More names that resolve to this service's virtual address in every pod: Compose <c>container_name</c>,
     /// <c>hostname</c>, <c>links</c> aliases and network <c>aliases</c>.</summary>
     public ImmutableArray<string> Aliases { get; init; } = [];

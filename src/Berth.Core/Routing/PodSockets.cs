@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Berth.Core.Interop;
 
 namespace Berth.Core.Routing;
 
@@ -70,55 +71,25 @@ public static partial class PodSockets
         return new Socket(new SafeSocketHandle(fd, ownsHandle: true));
     }
 
-    private static unsafe int ReceiveDescriptor(nint channel)
+    private static int ReceiveDescriptor(nint channel)
     {
-        byte data = 0;
-        var iov = new IoVec { Base = &data, Length = 1 };
-        var control = stackalloc byte[24]; // CMSG_SPACE(sizeof(int)) on 64-bit Linux
-        var msg = new MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = 24 };
-        var got = RecvMsg((int)channel, &msg, MsgCmsgCloexec);
-        if (got <= 0 || data != (byte)'k' || msg.ControlLength < 20)
+        Span<byte> data = stackalloc byte[1];
+        var got = ScmRights.Receive((int)channel, data, out var fd);
+        if (got > 0 && data[0] == (byte)'k')
         {
-            return -1;
+            return fd;
         }
 
-        var cmsg = (CmsgHdr*)control;
-        return cmsg->Level == SolSocket && cmsg->Type == ScmRights ? *(int*)(control + 16) : -1;
+        if (fd >= 0)
+        {
+            Close(fd);
+        }
+
+        return -1;
     }
 
-    private const int SolSocket = 1;
-    private const int ScmRights = 1;
-    private const int MsgCmsgCloexec = 0x40000000;
-
-    [StructLayout(LayoutKind.Sequential)]
-    private unsafe struct IoVec
-    {
-        public byte* Base;
-        public nuint Length;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private unsafe struct MsgHdr
-    {
-        public void* Name;
-        public uint NameLength;
-        public IoVec* Iov;
-        public nuint IovLength;
-        public byte* Control;
-        public nuint ControlLength;
-        public int Flags;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct CmsgHdr
-    {
-        public nuint Length;
-        public int Level;
-        public int Type;
-    }
-
-    [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
-    private static unsafe partial nint RecvMsg(int socket, MsgHdr* message, int flags);
+    [LibraryImport("libc", EntryPoint = "close", SetLastError = true)]
+    private static partial int Close(int fd);
 
     /// <summary>The one thread that enters pods. It stays in the host's namespace except between a <c>setns</c> into a pod and
     /// the <c>setns</c> back, where it makes only raw system calls.</summary>

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
+using Berth.Core.Interop;
 
 namespace Berth.Mesh.DataPlane;
 
@@ -50,56 +51,35 @@ internal static partial class ListenerPassing
 
     /// <summary>Sends one record: <paramref name="text"/> and, unless it is -1, the descriptor <paramref name="fd"/>
     /// (duplicated into the receiver by the kernel; this process keeps its own).</summary>
-    public static unsafe void Send(Socket channel, string text, int fd, TimeSpan timeout)
+    public static void Send(Socket channel, string text, int fd, TimeSpan timeout)
     {
         var data = Encoding.UTF8.GetBytes(text);
-        var control = stackalloc byte[ControlSpace];
-        new Span<byte>(control, ControlSpace).Clear();
-        fixed (byte* p = data)
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (ScmRights.Send((int)channel.Handle, data, fd, ScmRights.MsgNoSignal) < 0)
         {
-            var iov = new IoVec { Base = p, Length = (nuint)data.Length };
-            var msg = new MsgHdr { Iov = &iov, IovLength = 1 };
-            if (fd >= 0)
+            var errno = Marshal.GetLastPInvokeError();
+            if (errno is not (EAgain or EIntr) || Environment.TickCount64 > deadline)
             {
-                var cmsg = (CmsgHdr*)control;
-                cmsg->Length = ControlLength;
-                cmsg->Level = SolSocket;
-                cmsg->Type = ScmRights;
-                *(int*)(control + sizeof(CmsgHdr)) = fd;
-                msg.Control = control;
-                msg.ControlLength = ControlSpace;
+                throw new SocketException(errno, $"passing a listening socket failed: sendmsg errno {errno}");
             }
 
-            var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
-            while (SendMsg((int)channel.Handle, &msg, MsgNoSignal) < 0)
-            {
-                var errno = Marshal.GetLastPInvokeError();
-                if (errno is not (EAgain or EIntr) || Environment.TickCount64 > deadline)
-                {
-                    throw new SocketException(errno, $"passing a listening socket failed: sendmsg errno {errno}");
-                }
-
-                channel.Poll(TimeSpan.FromMilliseconds(50), SelectMode.SelectWrite);
-            }
+            channel.Poll(TimeSpan.FromMilliseconds(50), SelectMode.SelectWrite);
         }
     }
 
     /// <summary>The next record, waiting up to <paramref name="timeout"/>: its text and its descriptor (-1 when it has none;
     /// close-on-exec); null at the end of the stream.</summary>
-    public static unsafe (string Text, int Fd)? Receive(Socket channel, TimeSpan timeout)
+    public static (string Text, int Fd)? Receive(Socket channel, TimeSpan timeout)
     {
         if (!channel.Poll(timeout, SelectMode.SelectRead))
         {
             throw new TimeoutException($"no listening socket came from the previous data plane within {timeout.TotalSeconds:0}s");
         }
 
-        var data = stackalloc byte[MaxRecord];
-        var control = stackalloc byte[ControlSpace];
-        new Span<byte>(control, ControlSpace).Clear();
-        var iov = new IoVec { Base = data, Length = MaxRecord };
-        var msg = new MsgHdr { Iov = &iov, IovLength = 1, Control = control, ControlLength = ControlSpace };
+        Span<byte> data = stackalloc byte[MaxRecord];
         nint got;
-        while ((got = RecvMsg((int)channel.Handle, &msg, MsgCmsgCloexec)) < 0 && Marshal.GetLastPInvokeError() == EIntr)
+        int fd;
+        while ((got = ScmRights.Receive((int)channel.Handle, data, out fd)) < 0 && Marshal.GetLastPInvokeError() == EIntr)
         {
         }
 
@@ -109,19 +89,7 @@ internal static partial class ListenerPassing
             throw new SocketException(errno, $"receiving a listening socket failed: recvmsg errno {errno}");
         }
 
-        if (got == 0)
-        {
-            return null;
-        }
-
-        var fd = -1;
-        var cmsg = (CmsgHdr*)control;
-        if (msg.ControlLength >= ControlLength && cmsg->Level == SolSocket && cmsg->Type == ScmRights)
-        {
-            fd = *(int*)(control + sizeof(CmsgHdr));
-        }
-
-        return (Encoding.UTF8.GetString(data, (int)got), fd);
+        return got == 0 ? null : (Encoding.UTF8.GetString(data[..(int)got]), fd);
     }
 
     /// <summary>The process id of the peer of a connected Unix socket (SO_PEERCRED, set by the kernel, not the peer).</summary>
@@ -225,49 +193,11 @@ internal static partial class ListenerPassing
     }
 
     private const int SolSocket = 1;
-    private const int ScmRights = 1;
     private const int SoPeerCred = 17;
     private const int SoAcceptConn = 30;
-    private const int MsgNoSignal = 0x4000;
-    private const int MsgCmsgCloexec = 0x40000000;
     private const int EIntr = 4;
     private const int EAgain = 11;
     private const nint SiocGskNs = 0x894C;
-    private const int ControlLength = 20; // CMSG_LEN(sizeof(int)) on 64-bit Linux
-    private const int ControlSpace = 24; // CMSG_SPACE(sizeof(int))
-
-    [StructLayout(LayoutKind.Sequential)]
-    private unsafe struct IoVec
-    {
-        public byte* Base;
-        public nuint Length;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private unsafe struct MsgHdr
-    {
-        public void* Name;
-        public uint NameLength;
-        public IoVec* Iov;
-        public nuint IovLength;
-        public byte* Control;
-        public nuint ControlLength;
-        public int Flags;
-    }
-
-    [StructLayout(LayoutKind.Sequential)]
-    private struct CmsgHdr
-    {
-        public nuint Length;
-        public int Level;
-        public int Type;
-    }
-
-    [LibraryImport("libc", EntryPoint = "sendmsg", SetLastError = true)]
-    private static unsafe partial nint SendMsg(int socket, MsgHdr* message, int flags);
-
-    [LibraryImport("libc", EntryPoint = "recvmsg", SetLastError = true)]
-    private static unsafe partial nint RecvMsg(int socket, MsgHdr* message, int flags);
 
     [LibraryImport("libc", EntryPoint = "getsockopt", SetLastError = true)]
     private static unsafe partial int GetSockOpt(int socket, int level, int name, void* value, uint* length);

@@ -118,7 +118,7 @@ internal static class ReplicaSpecBuilder
             Files = service.Files,
             Container = service.Container,
             PullPolicy = service.PullPolicy,
-            Pod = r.Pod ? PodFor(app, service, addresses ?? ImmutableSortedDictionary<string, string>.Empty) : null,
+            Pod = r.Pod ? PodFor(app, service, addresses ?? ImmutableSortedDictionary<string, string>.Empty) with { Egress = service.Egress } : null,
             // A new container gets what the sync rules copied into the old ones; a process replica reads the files in place.
             Syncs = service.EffectiveRuntime == RuntimeKind.Docker
                 ? [.. service.Watch.Where(w => w.Action is WatchAction.Sync or WatchAction.SyncRestart).Select(w => new SyncedFolder(w, service.Build?.Context))]

@@ -261,6 +261,12 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
                 start.ArgumentList.Add("--pod-user");
                 start.ArgumentList.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{HostUser.Uid}:{HostUser.Gid}"));
             }
+
+            if (spec.Pod.Egress && PodEgress.Find() is { } egress)
+            {
+                start.ArgumentList.Add("--pod-egress");
+                start.ArgumentList.Add(egress);
+            }
         }
 
         start.ArgumentList.Add("--log-max-size");

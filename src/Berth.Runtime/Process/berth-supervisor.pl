@@ -9,12 +9,15 @@
 # no shell); the driver asks for /bin/sh -c only when the spec says shell: true.
 #
 # usage: perl berth-supervisor.pl STATE_DIR [--cgroup PROCS_FILE]... [--oom FILE] [--cwd DIR] [--user USER]
-#        [--pod HOSTS_FILE [--pod-user UID:GID]] [--log-max-size BYTES --log-max-files N]
+#        [--pod HOSTS_FILE [--pod-user UID:GID] [--pod-egress SLIRP4NETNS]] [--log-max-size BYTES --log-max-files N]
 # --pod: the replica's pod. The supervisor unshares a network namespace holding only loopback (brought up here) and a
 # mount namespace in which HOSTS_FILE is bind-mounted over /etc/hosts, then runs the replica in them; the pod lives as
 # long as the supervisor (/proc/SUPERVISOR/ns/net). --pod-user (a normal user): a user namespace first, mapping the
 # user to itself, and a Unix socket STATE_DIR/pod.sock on which the supervisor hands out sockets made inside the pod
 # (SCM_RIGHTS), since the mesh cannot setns into a pod it does not own. Raw syscalls: nothing to install.
+# --pod-egress (egress: true): slirp4netns, started from the host's namespace by a child forked before the unshare, gives
+# the pod a tap device and a default route; the replica starts once the route is there. The helper dies with the supervisor
+# (PR_SET_PDEATHSIG, so a SIGKILLed supervisor too) and is killed when the replica ends; its output goes to egress.log.
 # stdin: NUL-terminated records: argc, argv[0..argc-1], then the environment as KEY=VALUE.
 # stdout: one line, "started PID START_TICKS" or "error MESSAGE", then nothing more.
 use strict;
@@ -42,7 +45,7 @@ sub write_atomic {
 }
 
 my $dir = shift @ARGV or die "usage: berth-supervisor.pl STATE_DIR [options]\n";
-my (@cgroups, $oom, $cwd, $user, $pod, $pod_user);
+my (@cgroups, $oom, $cwd, $user, $pod, $pod_user, $pod_egress);
 my ($log_max_size, $log_max_files) = (0, 1);
 while (@ARGV) {
     my $opt = shift @ARGV;
@@ -54,6 +57,7 @@ while (@ARGV) {
     elsif ($opt eq '--user') { $user = $val; }
     elsif ($opt eq '--pod') { $pod = $val; }
     elsif ($opt eq '--pod-user') { $pod_user = $val; }
+    elsif ($opt eq '--pod-egress') { $pod_egress = $val; }
     elsif ($opt eq '--log-max-size') { $log_max_size = $val; }
     elsif ($opt eq '--log-max-files') { $log_max_files = $val; }
     else { die "unknown option $opt\n"; }
@@ -79,19 +83,49 @@ umask(027);
 open(my $outlog, '>>', "$dir/stdout.log") or die "cannot open $dir/stdout.log: $!\n";
 open(my $errlog, '>>', "$dir/stderr.log") or die "cannot open $dir/stderr.log: $!\n";
 
-# Linux syscall numbers by architecture (asm/unistd.h): unshare, mount, sendmsg.
+# Linux syscall numbers by architecture (asm/unistd.h): unshare, mount, sendmsg, prctl.
 my %SYS = (
-    x86_64 => [272, 165, 46],
-    aarch64 => [97, 40, 211],
+    x86_64 => [272, 165, 46, 157],
+    aarch64 => [97, 40, 211, 167],
 );
 my $helper;
+my $egress_pid;
 if (defined $pod) {
     my $fail = sub { $| = 1; print STDOUT "error pod: $_[0]\n"; exit 0; };
     my $arch = '';
     if (open(my $fh, '<', '/proc/sys/kernel/arch')) { chomp($arch = <$fh> // ''); close($fh); }
     chomp($arch = `uname -m`) if $arch eq '';
     my $sys = $SYS{$arch} or $fail->("no syscall table for $arch; run the service with network: host");
-    my ($SYS_unshare, $SYS_mount, $SYS_sendmsg) = @$sys;
+    my ($SYS_unshare, $SYS_mount, $SYS_sendmsg, $SYS_prctl) = @$sys;
+    my $egress_go;
+    if (defined $pod_egress) {
+        # Forked before the unshare: the helper must run in the host's namespace (its sockets to the outside live there).
+        my $parent = $$;
+        my $host_ns = readlink('/proc/self/ns/net') // '';
+        pipe(my $go_r, $egress_go) or $fail->("pipe: $!");
+        $egress_pid = fork();
+        $fail->("fork: $!") unless defined $egress_pid;
+        if ($egress_pid == 0) {
+            close($egress_go);
+            open(STDIN, '<', '/dev/null');
+            open(STDOUT, '>>', "$dir/egress.log");
+            open(STDERR, '>&', \*STDOUT);
+            syscall($SYS_prctl, 1, 9, 0, 0, 0); # PR_SET_PDEATHSIG, SIGKILL: it survives exec
+            exit 0 if getppid() != $parent;
+            my $go = '';
+            sysread($go_r, $go, 1);
+            exit 0 if $go ne 'g';
+            # Never the host's own namespace: the helper sets up whatever namespace it is pointed at.
+            my $ns = readlink("/proc/$parent/ns/net") // '';
+            if ($ns eq '' || $ns eq $host_ns) { print STDERR "the pod's namespace is the host's; egress not started\n"; exit 1; }
+            my @args = ('--configure', '--mtu=65520', '--disable-host-loopback');
+            push @args, "--userns-path=/proc/$parent/ns/user" if defined $pod_user;
+            { no warnings 'exec'; exec { $pod_egress } 'slirp4netns', @args, $parent, 'tap0'; }
+            print STDERR "cannot run $pod_egress: $!\n";
+            exit 127;
+        }
+        close($go_r);
+    }
     my ($NEWNS, $NEWUSER, $NEWNET) = (0x00020000, 0x10000000, 0x40000000);
     my $flags = $NEWNET | $NEWNS | (defined $pod_user ? $NEWUSER : 0);
     syscall($SYS_unshare, $flags) == 0 or $fail->("unshare: $!");
@@ -120,6 +154,25 @@ if (defined $pod) {
     # Any user may listen on any port of the pod, as in Docker's containers (net.ipv4.ip_unprivileged_port_start=0): the
     # pod's ports are its own, and a normal user's replica can listen on 80 as Compose files expect.
     if (open(my $fh, '>', '/proc/sys/net/ipv4/ip_unprivileged_port_start')) { print $fh "0\n"; close($fh); }
+    if (defined $egress_go) {
+        syswrite($egress_go, 'g');
+        close($egress_go);
+        # The replica starts once the pod has its way out: a default route on the helper's tap device (10 s at most).
+        my ($deadline, $ready) = (now() + 10, 0);
+        while (!$ready && now() < $deadline) {
+            if (open(my $fh, '<', '/proc/self/net/route')) { while (<$fh>) { if (/^tap0\s+00000000\s/) { $ready = 1; last; } } close($fh); }
+            last if $ready || waitpid($egress_pid, WNOHANG) == $egress_pid;
+            select(undef, undef, undef, 0.02);
+        }
+        if (!$ready) {
+            kill('KILL', $egress_pid);
+            waitpid($egress_pid, 0);
+            my $said = '';
+            if (open(my $fh, '<', "$dir/egress.log")) { local $/; $said = <$fh> // ''; close($fh); }
+            $said =~ s/\s+/ /g;
+            $fail->("egress: $pod_egress gave the pod no default route within 10 s ($said); see $dir/egress.log");
+        }
+    }
     if (defined $pod_user) {
         # AF_UNIX = 1, SOCK_STREAM = 1; sockaddr_un = family + path.
         my $path = "$dir/pod.sock";
@@ -347,8 +400,9 @@ while (%open) {
 for my $fd (keys %partial) { emit($fd, '', 1); }
 if (!$exited) { waitpid($pid, 0); $status = $?; }
 
-# What the replica left behind dies with it, as in a container whose pid 1 exits.
+# What the replica left behind dies with it, as in a container whose pid 1 exits; so does the pod's way out.
 kill('KILL', -$pid);
+if (defined $egress_pid) { kill('KILL', $egress_pid); waitpid($egress_pid, 0); }
 
 my $oom_kills = 0;
 if (defined $oom && open(my $fh, '<', $oom)) {

@@ -314,6 +314,23 @@ public class ComposeMappingTests : IDisposable
     }
 
     [Fact]
+    public void XBerthEgress_TrueOnTheServiceOnly_WrittenBackInTheNormalizedSpec()
+    {
+        var result = Load("""
+            services:
+              out:
+                image: x
+                x-berth: {egress: true}
+              plain:
+                image: x
+            """);
+
+        Assert.True(result.Succeeded, string.Join("\n", result.Diagnostics));
+        Assert.Equal((true, false), (result.Application!.FindService("out")!.Egress, result.Application.FindService("plain")!.Egress));
+        Assert.Single(System.Text.RegularExpressions.Regex.Matches(SpecWriter.ToYaml(result.Application), "egress: true"));
+    }
+
+    [Fact]
     public void UnsupportedKeys_LoadWithOneWarningEach_NamingTheKey()
     {
         var result = Load("""

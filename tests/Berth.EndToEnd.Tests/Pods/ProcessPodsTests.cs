@@ -8,7 +8,7 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// <c>berth</c> program: two api replicas on the same port 8080, web and web2 both on port 80, each in its own pod; web
 /// calls api by name (its /etc/hosts → api's virtual address → the mesh inside web's pod → an api replica's pod).
 /// </summary>
-public sealed class ProcessPodsTests : IAsyncDisposable
+public sealed class ProcessPodsTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
     private readonly AppFolder _app = new("berth-pods-");
@@ -23,7 +23,11 @@ public sealed class ProcessPodsTests : IAsyncDisposable
         _app.WriteSpec(PodScripts.TwoTierSpec($"pods{Guid.NewGuid().ToString("N")[..6]}", _web, _web2, retryResets: true, api: _api));
     }
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so the
+    // app would be left running.
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     [Fact]
     public async Task Up_TwoTierShapeIsolated_WebGetsApiByNameFromBothReplicasAndWeb2ServesBeside()

@@ -49,6 +49,27 @@ public sealed class PodsCheckTests
     }
 
     [Fact]
+    public void Check_EgressAsked_NoHelperOrADockerPod_NoEgressSaidWithTheFix_ProcessPodWithTheHelperSilent()
+    {
+        var gateway = new ContainerOptions { ExtraHosts = ["host.docker.internal:host-gateway"] };
+        var app = App(new Service { Name = "fetch", Command = ["f"], Network = NetworkMode.Isolated, Egress = true, Container = gateway },
+            new Service { Name = "box", Image = "b", Egress = true }, new Service { Name = "plain", Command = ["p"], Network = NetworkMode.Isolated });
+
+        var without = PodsCheck.Check(app, Root);
+        var with = PodsCheck.Check(app, Root with { EgressHelper = "/usr/bin/slirp4netns" });
+
+        // One message per service: the egress one covers a pod asking for host-gateway as well.
+        Assert.Equal(
+        [
+            new LimitsWarning("fetch", "process", "fetch has no egress: its pods hold only loopback, because slirp4netns is not installed " +
+                "(apt-get install slirp4netns); or write network: host for a service that needs the outside world"),
+            new LimitsWarning("box", "docker", "box has no egress: its pods hold only loopback (egress: true gives a userspace network to process pods only); " +
+                "write network_mode: host (network: host) for a container that needs the outside world"),
+        ], without);
+        Assert.Equal([without[1]], with);
+    }
+
+    [Fact]
     public void PodFor_HostGatewayEntry_NameAtThePodsHostGatewayAddressOtherExtraHostsKept()
     {
         var web = new Service { Name = "web", Image = "w", Container = new ContainerOptions { ExtraHosts = ["host.docker.internal:host-gateway", "db.local:127.0.0.9"] } };

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Issue #13's acceptance load test: the shop sample (samples/shop, README's first app) through the mesh in host mode and
+# with every service `network: isolated` (pods), one after the other in one run, loopback only, bounded by wrk's duration.
+# The load goes to the frontend's stable port, GET /: frontend -> mesh -> api -> mesh -> db (two orders listed), so in
+# pods each request crosses the mesh into three pods and out of two by service address.
+# A copy of the sample on free ports (the fixed 7100-7400 may be taken on a shared machine), one app (one state folder)
+# whose spec differs only in network:, brought up and down for each mode.
+# Needs: root (pods for process services), wrk, curl, the .NET SDK. Prints req/s, p50 and p99 of each mode and the ratios.
+# OTLP=off (environment) turns the sample's telemetry export off in both modes: berth points OTEL_EXPORTER_OTLP_ENDPOINT
+# at the control plane on the host's 127.0.0.1, which a pod cannot reach (its exports fail), so with export on the two
+# modes do different telemetry work; OTLP=off compares the mesh alone.
+# Usage: [OTLP=off] bench/pods/sample.sh [duration=10s] [connections=32] [threads=2] [runs=1]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$(pwd)
+DURATION=${1:-10s}; CONNS=${2:-32}; THREADS=${3:-2}; RUNS=${4:-1}
+for tool in wrk curl dotnet python3; do
+  command -v "$tool" >/dev/null || { echo "bench/pods: '$tool' not found (apt-get install -y wrk curl python3)" >&2; exit 2; }
+done
+[ "$(id -u)" = 0 ] || { echo "bench/pods: needs root (network: isolated process services run in pods)" >&2; exit 2; }
+
+work=$(mktemp -d)
+berth() { "$repo/berth" "$@"; }
+cleanup() { for m in host isolated; do [ -f "$work/shop/$m.yaml" ] && berth down -f "$work/shop/$m.yaml" >/dev/null 2>&1 || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+
+mkdir -p "$work/shop"
+(cd samples/shop && tar --exclude=./app/out --exclude=./app/bin --exclude=./app/obj --exclude=./.berth -cf - .) | tar -C "$work/shop" -xf -
+FRONT=$(free_port); API=$(free_port); WORKER=$(free_port); DB=$(free_port)
+ports="s/\\b7100\\b/$FRONT/; s/\\b7200\\b/$API/; s/\\b7300\\b/$WORKER/; s/\\b7400\\b/$DB/"
+otlp=(-e 's/^x-shop: &shop$/&/')
+[ "${OTLP:-on}" = off ] && otlp=(-e '/^  runtime: /a\  environment: {OTEL_EXPORTER_OTLP_ENDPOINT: ""}')
+sed -e "$ports" -e "s/^name: shop$/name: shopbench/" "${otlp[@]}" samples/shop/berth.yaml >"$work/shop/host.yaml"
+sed -e "$ports" -e "s/^name: shop$/name: shopbench/" "${otlp[@]}" -e '/^  runtime: /a\  network: isolated' samples/shop/berth.yaml >"$work/shop/isolated.yaml"
+
+to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
+declare -A RPS P50 P99 ERR
+up() { # mode
+  berth up -d -f "$work/shop/$1.yaml" >"$work/$1.up.log" 2>&1 || { echo "bench/pods: berth up ($1) failed:" >&2; cat "$work/$1.up.log" >&2; exit 1; }
+  for _ in $(seq 1 600); do
+    [ "$(berth ps -f "$work/shop/$1.yaml" -o json 2>/dev/null | grep -o '"phase": *"ready"' | wc -l)" -ge 6 ] && break; sleep 0.2
+  done
+  # Each replica runs in a pod in isolated mode and on the host's network in host mode, or the comparison means nothing.
+  local pids; pids=$(berth ps -f "$work/shop/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r["pid"]) for r in json.load(sys.stdin)))')
+  for pid in $pids; do
+    local same=no; [ "$(readlink "/proc/$pid/ns/net")" = "$(readlink /proc/self/ns/net)" ] && same=yes
+    if { [ "$1" = isolated ] && [ $same = yes ]; } || { [ "$1" = host ] && [ $same = no ]; }; then
+      echo "bench/pods: replica pid $pid is not where $1 mode puts it (in the host's network namespace: $same)" >&2; cat "$work/$1.up.log" >&2; exit 1
+    fi
+  done
+  for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$FRONT/" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  echo "bench/pods: the frontend on $FRONT did not answer ($1)" >&2; exit 1
+}
+measure() { # mode
+  wrk -t"$THREADS" -c"$CONNS" -d3s "http://127.0.0.1:$FRONT/" >/dev/null
+  local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$FRONT/")
+  ERR[$1]=$(echo "$out" | grep -E "Non-2xx|Socket errors" | tr -s ' ' | paste -sd';' - || true)
+  RPS[$1]=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+  P50[$1]=$(to_ms "$(echo "$out" | awk '$1=="50%" {print $2}')"); P99[$1]=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
+  echo "$1: ${RPS[$1]} req/s, p50 ${P50[$1]} ms, p99 ${P99[$1]} ms ${ERR[$1]:+(errors: ${ERR[$1]})}" >&2
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
+for run in $(seq 1 "$RUNS"); do
+  before=$(cut -d' ' -f1-3 /proc/loadavg)
+  for mode in host isolated; do
+    up "$mode"
+    # Two orders, so GET / lists them: api reads three keys from db per request.
+    for item in tea cake; do curl -fsS -X POST "http://127.0.0.1:$FRONT/orders?item=$item&qty=1" >/dev/null; done
+    measure "$mode"
+    berth down -f "$work/shop/$mode.yaml" >/dev/null 2>&1
+  done
+  after=$(cut -d' ' -f1-3 /proc/loadavg)
+  echo; echo "Run $run of $RUNS: shop sample (OTLP export ${OTLP:-on}), GET / on the frontend's stable port, wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average $before before / $after after"; echo
+  echo "| mode | req/s | p50 ms | p99 ms | req/s vs host | p99 vs host | errors |"
+  echo "|---|---:|---:|---:|---:|---:|---|"
+  for m in host isolated; do
+    echo "| $m | ${RPS[$m]} | ${P50[$m]} | ${P99[$m]} | $(ratio "${RPS[$m]}" "${RPS[host]}") | $(ratio "${P99[$m]}" "${P99[host]}") | ${ERR[$m]:-none} |"
+  done
+done
