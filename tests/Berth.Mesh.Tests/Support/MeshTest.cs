@@ -33,5 +33,21 @@ internal static class MeshTest
         return ((int)response.StatusCode, await response.Content.ReadAsStringAsync(), response);
     }
 
+    /// <summary>A real mesh (with <paramref name="options"/>) serving route <c>api</c> to <paramref name="upstream"/> on a free
+    /// loopback port, under <paramref name="policy"/> (default: <see cref="MeshPolicy.Default"/>).</summary>
+    public static async Task<ServedMesh> ServeAsync(Upstream upstream, MeshHostOptions? options = null, MeshPolicy? policy = null)
+    {
+        var mesh = new MeshHost(options);
+        var port = Ports.Free();
+        await mesh.UpdateAsync(Route(port, policy ?? MeshPolicy.Default, upstream), CancellationToken.None);
+        return new ServedMesh(mesh, port);
+    }
+
     public static ImmutableArray<TrafficSplit> Split(params TrafficSplit[] splits) => [.. splits];
+}
+
+/// <summary>A real mesh serving one route on <see cref="Port"/>; disposing it stops the mesh.</summary>
+internal sealed record ServedMesh(MeshHost Host, int Port) : IAsyncDisposable
+{
+    public ValueTask DisposeAsync() => Host.DisposeAsync();
 }
