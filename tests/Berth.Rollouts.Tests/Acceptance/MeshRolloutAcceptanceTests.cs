@@ -62,6 +62,15 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         return _m.Plane.StablePorts[("web", "http")];
     }
 
+    /// <summary>Applies <paramref name="web"/> and waits until its rollout is complete: as many replicas as it asks, every one
+    /// of its new template.</summary>
+    private async Task ApplyUntilCompleteAsync(Service web)
+    {
+        var template = (await _m.Plane.ApplyAsync(App(web), "apply", CancellationToken.None)).TemplateOf("web");
+        await UntilAsync(() => _m.Plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == web.Replicas,
+            "rollout complete");
+    }
+
     [Fact]
     public async Task Apply_ChangedTemplateUnderLoad_CompletesWithZeroFailedRequestsAndReadyNeverBelowMinimum()
     {
@@ -69,9 +78,7 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         var mark = _counts.Mark();
         await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
-        var revision = await _m.Plane.ApplyAsync(App(Web(4, "2")), "apply", CancellationToken.None);
-        var template = revision.TemplateOf("web");
-        await UntilAsync(() => _m.Plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 4, "rollout complete");
+        await ApplyUntilCompleteAsync(Web(4, "2"));
         await load.MoreAsync(50);
         var result = await load.StopAsync();
 
@@ -90,9 +97,7 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         await using var load = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{port}/slow"), UnpacedLoad with { Clients = 6 });
         await load.MoreAsync(6);
 
-        var revision = await _m.Plane.ApplyAsync(App(Web(2, "2", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "apply", CancellationToken.None);
-        var template = revision.TemplateOf("web");
-        await UntilAsync(() => _m.Plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 2, "rollout complete");
+        await ApplyUntilCompleteAsync(Web(2, "2", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) });
         await load.MoreAsync(6);
         var result = await load.StopAsync();
 
