@@ -186,12 +186,7 @@ public sealed class ResilienceTests
             await MeshTest.GetAsync(client);
         }
 
-        var release = new TaskCompletionSource();
-        a.Handler = async context =>
-        {
-            await release.Task;
-            await context.Response.WriteAsync("ok");
-        };
+        var release = a.HoldAnswer("ok");
         time.Advance(CircuitBreakerPolicy.Default.BreakDuration);
         var probe = client.GetAsync("/");
         await Poll.UntilAsync(() => a.Requests == 6, TimeSpan.FromSeconds(10), "the half-open probe to reach the upstream");
@@ -246,10 +241,8 @@ public sealed class ResilienceTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         var dead = new Berth.Core.Routing.Upstream("dead", "127.0.0.1", Ports.Free(), 1);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin }, a.Upstream(), dead), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin }, a.Upstream(), dead);
+        using var client = mesh.Client();
 
         for (var i = 0; i < 40; i++)
         {
@@ -258,7 +251,7 @@ public sealed class ResilienceTests
             Assert.Equal("a", body);
         }
 
-        var routes = await mesh.RoutesAsync(CancellationToken.None);
+        var routes = await mesh.Host.RoutesAsync(CancellationToken.None);
         Assert.True(routes.Single().Upstreams.Single(u => u.Replica == "dead").Ejected, "the refusing replica should be ejected");
     }
 
@@ -380,10 +373,8 @@ public sealed class ResilienceTests
     {
         await using var slow = await TestUpstream.StartAsync("slow");
         slow.Handler = context => Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Timeout = TimeSpan.FromMilliseconds(300) }, slow.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare() with { Timeout = TimeSpan.FromMilliseconds(300) }, slow.Upstream());
+        using var client = mesh.Client();
 
         var (status, _, response) = await MeshTest.GetAsync(client);
 

@@ -67,10 +67,8 @@ public sealed partial class TrafficTests
     public async Task Proxy_NoTraceparent_StartsOneAndContinuesAnIncomingTrace()
     {
         await using var a = await TestUpstream.StartAsync("a");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare(), a.Upstream());
+        using var client = mesh.Client();
 
         await MeshTest.GetAsync(client);
         const string incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -33,6 +33,19 @@ internal sealed class TestUpstream : IAsyncDisposable
         return context.Response.WriteAsync(Name);
     };
 
+    /// <summary>Answers <paramref name="body"/> (200) to each request only once the returned source is completed: a request
+    /// held in flight for as long as the test wants.</summary>
+    public TaskCompletionSource HoldAnswer(string body)
+    {
+        var release = new TaskCompletionSource();
+        Handler = async context =>
+        {
+            await release.Task;
+            await context.Response.WriteAsync(body);
+        };
+        return release;
+    }
+
     /// <summary>Answers <paramref name="status"/> on <paramref name="path"/> and 200 on every other path, with no body.</summary>
     public void AnswerOn(string path, int status) => Handler = context =>
     {
