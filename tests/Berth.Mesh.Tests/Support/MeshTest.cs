@@ -53,6 +53,16 @@ internal static class MeshTest
         return new ServedMesh(mesh, port);
     }
 
+    /// <summary>A real mesh serving the TCP route <c>db</c> under <paramref name="policy"/> to <paramref name="upstreams"/> on a
+    /// free loopback port.</summary>
+    public static async Task<ServedMesh> ServeTcpAsync(MeshPolicy policy, params Upstream[] upstreams)
+    {
+        var mesh = new MeshHost();
+        var port = Ports.Free();
+        await mesh.UpdateAsync(TcpRoute(port, policy, upstreams), CancellationToken.None);
+        return new ServedMesh(mesh, port);
+    }
+
     public static ImmutableArray<TrafficSplit> Split(params TrafficSplit[] splits) => [.. splits];
 }
 
