@@ -119,11 +119,9 @@ public sealed class HttpRoutingTests
         await using var a = await TestUpstream.StartAsync("a");
         await using var b = await TestUpstream.StartAsync("b");
         await using var c = await TestUpstream.StartAsync("c");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare(LoadBalancing.ConsistentHash) with { HashOn = "header:X-User" };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, a.Upstream(), b.Upstream(), c.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, a.Upstream(), b.Upstream(), c.Upstream());
+        using var client = mesh.Client();
 
         var seen = new Dictionary<string, HashSet<string>>();
         for (var user = 0; user < 20; user++)
@@ -144,11 +142,9 @@ public sealed class HttpRoutingTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         await using var b = await TestUpstream.StartAsync("b");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare(LoadBalancing.ConsistentHash) with { HashOn = "cookie:session" };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, a.Upstream(), b.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, a.Upstream(), b.Upstream());
+        using var client = mesh.Client();
 
         var owners = new HashSet<string>();
         for (var session = 0; session < 12; session++)
@@ -211,11 +207,9 @@ public sealed class HttpRoutingTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         var release = a.HoldAnswer("slow");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var limits = limit == "max-requests" ? new ConnectionLimits { MaxRequests = 1 } : new ConnectionLimits { MaxPendingRequests = 1 };
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Limits = limits }, a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare() with { Limits = limits }, a.Upstream());
+        using var client = mesh.Client();
 
         var first = client.GetStringAsync("/");
         await Poll.UntilAsync(() => a.Requests == 1, TimeSpan.FromSeconds(10), $"the first request to take the only place ({limit})");
