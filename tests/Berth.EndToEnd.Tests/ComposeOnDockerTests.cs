@@ -1,10 +1,3 @@
-using System.Diagnostics;
-using System.Text.Json;
-using Berth.EndToEnd.Tests.Support;
-using Berth.Runtime.Docker;
-using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
-
 namespace Berth.EndToEnd.Tests;
 
 /// <summary>
@@ -15,28 +8,23 @@ namespace Berth.EndToEnd.Tests;
 public sealed class ComposeOnDockerTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(120);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-compose-docker-").FullName;
-    private readonly string _app = "cmp" + Guid.NewGuid().ToString("N")[..8];
-    private readonly BerthCli _berth;
-
-    public ComposeOnDockerTests() => _berth = new BerthCli(_dir);
+    private readonly DockerApp _docker = new("cmp");
 
     public async Task InitializeAsync()
     {
-        if (!Environments.DockerAvailable)
+        if (!await _docker.PrepareAsync())
         {
             return;
         }
 
-        using var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
-        await TestImages.EnsureAsync(driver);
-
-        File.WriteAllText(Path.Combine(_dir, "db-password.txt"), "s3cret");
-        Directory.CreateDirectory(Path.Combine(_dir, "web"));
-        File.WriteAllText(Path.Combine(_dir, "web", "Dockerfile"), $"FROM {TestImages.Base}\nCOPY built.txt /built.txt\nCMD [\"sleep\", \"3600\"]\n");
-        File.WriteAllText(Path.Combine(_dir, "web", "built.txt"), "built by berth up\n");
-        File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
-            name: {{_app}}
+        _docker.RemoveOnDispose("volume", "rm", "-f", $"{_docker.Name}_data");
+        _docker.RemoveOnDispose("rmi", "-f", $"{_docker.Name}-web");
+        File.WriteAllText(Path.Combine(_docker.Dir, "db-password.txt"), "s3cret");
+        Directory.CreateDirectory(Path.Combine(_docker.Dir, "web"));
+        File.WriteAllText(Path.Combine(_docker.Dir, "web", "Dockerfile"), $"FROM {TestImages.Base}\nCOPY built.txt /built.txt\nCMD [\"sleep\", \"3600\"]\n");
+        File.WriteAllText(Path.Combine(_docker.Dir, "web", "built.txt"), "built by berth up\n");
+        File.WriteAllText(Path.Combine(_docker.Dir, "compose.yaml"), $$"""
+            name: {{_docker.Name}}
             services:
               db:
                 image: {{TestImages.Base}}
@@ -58,30 +46,7 @@ public sealed class ComposeOnDockerTests : IAsyncLifetime
             """);
     }
 
-    public async Task DisposeAsync()
-    {
-        if (!Environments.DockerAvailable)
-        {
-            return;
-        }
-
-        try
-        {
-            await _berth.DownAsync();
-        }
-        finally
-        {
-            var left = Docker("ps", "-aq", "--filter", $"label=berth.app={_app}").Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            if (left.Length > 0)
-            {
-                Docker(["rm", "-f", .. left]);
-            }
-
-            Docker("volume", "rm", "-f", $"{_app}_data");
-            Docker("rmi", "-f", $"{_app}-web");
-            Directory.Delete(_dir, recursive: true);
-        }
-    }
+    public Task DisposeAsync() => _docker.DisposeAsync().AsTask();
 
     [DockerFact]
     public async Task Up_SecretsBuildOnlyServiceAndNamedVolume_WorkAsWithDockerCompose()
@@ -94,21 +59,21 @@ public sealed class ComposeOnDockerTests : IAsyncLifetime
         Assert.NotEqual(0, ExecCode("db", "sh", "-c", "echo x > /run/secrets/db-password"));
 
         // The build-only service was built and tagged PROJECT-SERVICE, and runs from that image.
-        Assert.Equal($"{_app}-web", Docker("ps", "--filter", $"label=berth.app={_app}", "--filter", "label=berth.service=web", "--format", "{{.Image}}").Trim());
+        Assert.Equal($"{_docker.Name}-web", Docker("ps", "--filter", $"label=berth.app={_docker.Name}", "--filter", "label=berth.service=web", "--format", "{{.Image}}").Trim());
         Assert.Equal("built by berth up", Exec("web", "cat", "/built.txt").Trim());
 
         // The named volume is a real Docker volume, labelled with the app, named as Compose names it.
-        Assert.Equal($"{_app}_data", Docker("volume", "ls", "-q", "--filter", $"label=berth.app={_app}").Trim());
+        Assert.Equal($"{_docker.Name}_data", Docker("volume", "ls", "-q", "--filter", $"label=berth.app={_docker.Name}").Trim());
         Assert.Equal("start", Exec("db", "cat", "/var/lib/mysql/starts").Trim());
 
         await DownAsync();
-        Assert.Equal($"{_app}_data", Docker("volume", "ls", "-q", "--filter", $"label=berth.app={_app}").Trim());
+        Assert.Equal($"{_docker.Name}_data", Docker("volume", "ls", "-q", "--filter", $"label=berth.app={_docker.Name}").Trim());
 
         await UpAsync();
         Assert.Equal("start\nstart", Exec("db", "cat", "/var/lib/mysql/starts").Trim());
 
         await DownAsync("-v");
-        Assert.Equal("", Docker("volume", "ls", "-q", "--filter", $"label=berth.app={_app}").Trim());
+        Assert.Equal("", Docker("volume", "ls", "-q", "--filter", $"label=berth.app={_docker.Name}").Trim());
 
         await UpAsync();
         Assert.Equal("start", Exec("db", "cat", "/var/lib/mysql/starts").Trim());
@@ -116,7 +81,7 @@ public sealed class ComposeOnDockerTests : IAsyncLifetime
 
     private async Task UpAsync()
     {
-        var up = await _berth.RunAsync("up", "-d");
+        var up = await _docker.Berth.RunAsync("up", "-d");
         Assert.True(up.Code == 0, $"berth up -d failed: {up}");
         var last = "";
         try
@@ -124,7 +89,7 @@ public sealed class ComposeOnDockerTests : IAsyncLifetime
             await Poll.UntilAsync(
             async () =>
             {
-                var ps = await _berth.RunAsync("ps", "-o", "json");
+                var ps = await _docker.Berth.RunAsync("ps", "-o", "json");
                 var replicas = ps.Code == 0 ? JsonDocument.Parse(ps.Out).RootElement.EnumerateArray().ToList() : [];
                 last = string.Join(", ", replicas.Select(r => $"{r.GetProperty("id")}={r.GetProperty("phase")}"));
                 return replicas.Count(r => r.GetProperty("phase").GetString() == "ready") == 2
@@ -135,58 +100,32 @@ public sealed class ComposeOnDockerTests : IAsyncLifetime
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException($"{e.Message}; last berth ps: {last}; control plane log: {Log()}", e);
+            throw new TimeoutException($"{e.Message}; last berth ps: {last}; control plane log: {_docker.ControlPlaneLogTail()}", e);
         }
     }
 
     private async Task DownAsync(params string[] extra)
     {
-        var down = await _berth.RunAsync(["down", .. extra]);
+        var down = await _docker.Berth.RunAsync(["down", .. extra]);
         Assert.True(down.Code == 0, $"berth down {string.Join(' ', extra)} failed: {down}");
-        Assert.Equal("", Docker("ps", "-aq", "--filter", $"label=berth.app={_app}").Trim());
-    }
-
-    private string Log()
-    {
-        var log = Path.Combine(_dir, ".berth", "control-plane.log");
-        return File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(30)) : "(none)";
+        Assert.Equal("", Docker("ps", "-aq", "--filter", $"label=berth.app={_docker.Name}").Trim());
     }
 
     private string Container(string service) =>
-        Docker("ps", "-q", "--filter", $"label=berth.app={_app}", "--filter", $"label=berth.service={service}").Trim();
+        Docker("ps", "-q", "--filter", $"label=berth.app={_docker.Name}", "--filter", $"label=berth.service={service}").Trim();
 
     private string Exec(string service, params string[] argv)
     {
-        var (code, output) = Run("docker", ["exec", Container(service), .. argv]);
-        Assert.True(code == 0, $"docker exec {service} {string.Join(' ', argv)} failed ({code}): {output}");
+        var (code, output, error) = DockerApp.Docker(["exec", Container(service), .. argv]);
+        Assert.True(code == 0, $"docker exec {service} {string.Join(' ', argv)} failed ({code}): {output}{error}");
         return output;
     }
 
     private int ExecCode(string service, params string[] argv)
     {
         var container = Container(service);
-        return container.Length == 0 ? -1 : Run("docker", ["exec", container, .. argv]).Code;
+        return container.Length == 0 ? -1 : DockerApp.Docker(["exec", container, .. argv]).Code;
     }
 
-    private static string Docker(params string[] args) => Run("docker", args).Output;
-
-    private static (int Code, string Output) Run(string program, string[] args)
-    {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromSeconds(60)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{program} {string.Join(' ', args)} did not finish in 60s");
-        }
-
-        return (p.ExitCode, stdout.Result + stderr.Result);
-    }
+    private static string Docker(params string[] args) => DockerApp.Docker(args).Out;
 }

@@ -1,7 +1,4 @@
 using Berth.Runtime;
-using Berth.Runtime.Docker;
-using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
 
 namespace Berth.EndToEnd.Tests;
 
@@ -12,29 +9,24 @@ namespace Berth.EndToEnd.Tests;
 /// </summary>
 public sealed class ComposeWatchOnDockerTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-watch-docker-").FullName;
-    private readonly string _app = "wd" + Guid.NewGuid().ToString("N")[..8];
-    private readonly BerthCli _berth;
+    private readonly DockerApp _app = new("wd");
     private DockerDriver? _docker;
-
-    public ComposeWatchOnDockerTests() => _berth = new BerthCli(_dir);
 
     public async Task InitializeAsync()
     {
-        if (!Environments.DockerAvailable)
+        if (!await _app.PrepareAsync())
         {
             return;
         }
 
         _docker = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
-        await TestImages.EnsureAsync(_docker);
-        Directory.CreateDirectory(Path.Combine(_dir, "site"));
-        Directory.CreateDirectory(Path.Combine(_dir, "conf"));
-        await File.WriteAllTextAsync(Path.Combine(_dir, "site", "index.html"), "one");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "site", "old.txt"), "to be deleted");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "conf", "app.conf"), "mode=a");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "compose.yaml"), $$"""
-            name: {{_app}}
+        Directory.CreateDirectory(Path.Combine(_app.Dir, "site"));
+        Directory.CreateDirectory(Path.Combine(_app.Dir, "conf"));
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "site", "index.html"), "one");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "site", "old.txt"), "to be deleted");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "conf", "app.conf"), "mode=a");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "compose.yaml"), $$"""
+            name: {{_app.Name}}
             services:
               web:
                 image: {{TestImages.Base}}
@@ -50,33 +42,15 @@ public sealed class ComposeWatchOnDockerTests : IAsyncLifetime
 
     public async Task DisposeAsync()
     {
-        if (_docker is null)
-        {
-            return;
-        }
-
-        try
-        {
-            await _berth.DownAsync();
-        }
-        finally
-        {
-            foreach (var handle in await _docker.ListAsync(_app, CancellationToken.None))
-            {
-                await _docker.StopAsync(handle, TimeSpan.Zero, CancellationToken.None);
-                await _docker.RemoveAsync(handle, CancellationToken.None);
-            }
-
-            _docker.Dispose();
-            Directory.Delete(_dir, recursive: true);
-        }
+        _docker?.Dispose();
+        await _app.DisposeAsync();
     }
 
     [DockerFact]
     public async Task Watch_SyncAndSyncRestart_CopyIntoTheContainerAndIntoTheOneThatReplacesIt()
     {
-        await _berth.UpDetachedAsync(ready: 1);
-        await using var watch = _berth.Start("watch");
+        await _app.Berth.UpDetachedAsync(ready: 1);
+        await using var watch = _app.Berth.Start("watch");
         await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.StartsWith("berth: web: initial sync: ", StringComparison.Ordinal)) || watch.HasExited,
             TimeSpan.FromMinutes(2), "'berth watch' syncing the site at start");
         Assert.False(watch.HasExited, watch.Err);
@@ -85,8 +59,8 @@ public sealed class ComposeWatchOnDockerTests : IAsyncLifetime
         Assert.Equal("one", await CatAsync(first, "/srv/www/index.html"));
 
         // sync: the same container, the new content, the deleted file gone.
-        await File.WriteAllTextAsync(Path.Combine(_dir, "site", "index.html"), "two");
-        File.Delete(Path.Combine(_dir, "site", "old.txt"));
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "site", "index.html"), "two");
+        File.Delete(Path.Combine(_app.Dir, "site", "old.txt"));
         (string? Index, string? Old) seen = default;
         try
         {
@@ -101,10 +75,10 @@ public sealed class ComposeWatchOnDockerTests : IAsyncLifetime
         Assert.Equal(first.ContainerId, (await RunningAsync()).ContainerId);
 
         // sync+restart: a new container replaces it, with the new conf and the site as synced.
-        await File.WriteAllTextAsync(Path.Combine(_dir, "conf", "app.conf"), "mode=b");
-        await Poll.UntilAsync(async () => (await _docker!.ListAsync(_app, CancellationToken.None)).Any(h => h.ContainerId != first.ContainerId),
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "conf", "app.conf"), "mode=b");
+        await Poll.UntilAsync(async () => (await _docker!.ListAsync(_app.Name, CancellationToken.None)).Any(h => h.ContainerId != first.ContainerId),
             TimeSpan.FromMinutes(2), $"a new container after sync+restart; berth printed:\n{watch.Err}");
-        var status = await _berth.RunAsync("rollout", "status", "web", "--timeout", "2m");
+        var status = await _app.Berth.RunAsync("rollout", "status", "web", "--timeout", "2m");
         Assert.True(status.Code == 0, status.ToString());
         var second = await RunningAsync();
         Assert.NotEqual(first.ContainerId, second.ContainerId);
@@ -116,7 +90,7 @@ public sealed class ComposeWatchOnDockerTests : IAsyncLifetime
     private async Task<ReplicaHandle> RunningAsync()
     {
         var running = new List<ReplicaHandle>();
-        foreach (var h in await _docker!.ListAsync(_app, CancellationToken.None))
+        foreach (var h in await _docker!.ListAsync(_app.Name, CancellationToken.None))
         {
             if ((await _docker.InspectAsync(h, CancellationToken.None)).State == ReplicaState.Running)
             {

@@ -1,4 +1,3 @@
-
 namespace Berth.EndToEnd.Tests;
 
 /// <summary>
@@ -9,8 +8,7 @@ namespace Berth.EndToEnd.Tests;
 public sealed class ShopOnDockerTests : IDisposable
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-shop-docker-").FullName;
-    private readonly string _app = "shop" + Guid.NewGuid().ToString("N")[..8];
+    private readonly DockerApp _docker = new("shop");
     private readonly string _image;
     private readonly Dictionary<string, int> _ports = new()
     {
@@ -19,9 +17,11 @@ public sealed class ShopOnDockerTests : IDisposable
 
     public ShopOnDockerTests()
     {
-        _image = $"berth-shop-e2e:{_app}";
-        Repository.CopySample("samples/shop", _dir);
-        var spec = File.ReadAllText(Path.Combine(_dir, "berth.yaml"));
+        _image = $"berth-shop-e2e:{_docker.Name}";
+        _docker.Berth.Environment["BERTH_RUNTIME"] = "docker";
+        _docker.RemoveOnDispose("rmi", "-f", _image);
+        Repository.CopySample("samples/shop", _docker.Dir);
+        var spec = File.ReadAllText(Path.Combine(_docker.Dir, "berth.yaml"));
         // The sample's fixed stable ports would collide with other tests: each endpoint gets a free one.
         foreach (var (service, fixedPort) in new[] { ("frontend", "7100"), ("api", "7200"), ("worker", "7300"), ("db", "7400") })
         {
@@ -29,30 +29,13 @@ public sealed class ShopOnDockerTests : IDisposable
             spec = spec.Replace(fixedPort, _ports[service].ToString(CultureInfo.InvariantCulture), StringComparison.Ordinal);
         }
 
-        spec = Replace(spec, "name: shop\n", $"name: {_app}\n");
+        spec = Replace(spec, "name: shop\n", $"name: {_docker.Name}\n");
         spec = Replace(spec, "image: berth-shop:dev", $"image: {_image}");
-        File.WriteAllText(Path.Combine(_dir, "berth.yaml"), spec);
+        File.WriteAllText(Path.Combine(_docker.Dir, "berth.yaml"), spec);
     }
 
-    public void Dispose()
-    {
-        // Everything this test created goes, even when it failed half-way: the control plane, the containers, the image.
-        try
-        {
-            Berth("down");
-        }
-        finally
-        {
-            var left = Docker("ps", "-aq", "--filter", $"label=berth.app={_app}").Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-            if (left.Length > 0)
-            {
-                Docker(["rm", "-f", .. left]);
-            }
-
-            Docker("rmi", "-f", _image);
-            Directory.Delete(_dir, recursive: true);
-        }
-    }
+    // Everything this test created goes, even when it failed half-way: the control plane, the containers, the image.
+    public void Dispose() => _docker.Dispose();
 
     [DockerFact]
     public async Task UpDetached_ShopOnDocker_OrderPlacedThroughApiReadBackThroughFrontend()
@@ -76,11 +59,11 @@ public sealed class ShopOnDockerTests : IDisposable
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException($"{e.Message}; last berth ps: {last}; control plane log: {ReadLog()}", e);
+            throw new TimeoutException($"{e.Message}; last berth ps: {last}; control plane log: {_docker.ControlPlaneLogTail()}", e);
         }
 
         // They are containers of the image berth built, not processes.
-        var containers = Docker("ps", "--filter", $"label=berth.app={_app}", "--format", "{{.Image}} {{.Label \"berth.service\"}}").Out
+        var containers = DockerApp.Docker("ps", "--filter", $"label=berth.app={_docker.Name}", "--format", "{{.Image}} {{.Label \"berth.service\"}}").Out
             .Split('\n', StringSplitOptions.RemoveEmptyEntries).Order(StringComparer.Ordinal).ToList();
         Assert.Equal(
             new[] { "api", "api", "db", "frontend", "worker", "worker" }.Select(s => $"{_image} {s}"),
@@ -101,42 +84,13 @@ public sealed class ShopOnDockerTests : IDisposable
 
         var down = Berth("down");
         Assert.True(down.Code == 0, $"berth down failed ({down.Code}): {down.Err}");
-        Assert.Empty(Docker("ps", "-aq", "--filter", $"label=berth.app={_app}").Out.Trim());
+        Assert.Empty(DockerApp.Docker("ps", "-aq", "--filter", $"label=berth.app={_docker.Name}").Out.Trim());
     }
 
-    private string ReadLog()
-    {
-        var log = Path.Combine(_dir, ".berth", "control-plane.log");
-        return File.Exists(log) ? string.Join('\n', File.ReadLines(log).TakeLast(30)) : "(none)";
-    }
-
-    private List<JsonElement> Ps() => new BerthCli(_dir).PsAsync().GetAwaiter().GetResult();
+    private List<JsonElement> Ps() => new BerthCli(_docker.Dir).PsAsync().GetAwaiter().GetResult();
 
     /// <summary>Image builds make 'berth up -d' slow: four minutes per command.</summary>
-    private CliResult Berth(params string[] args) => new BerthCli(_dir) { Environment = { ["BERTH_RUNTIME"] = "docker" } }
-        .RunAsync(TimeSpan.FromSeconds(240), args).GetAwaiter().GetResult();
-
-    private (int Code, string Out, string Err) Docker(params string[] args) => Run("docker", args, TimeSpan.FromSeconds(60));
-
-    private (int Code, string Out, string Err) Run(string program, string[] args, TimeSpan timeout)
-    {
-        var info = new ProcessStartInfo(program) { RedirectStandardOutput = true, RedirectStandardError = true, WorkingDirectory = _dir, UseShellExecute = false };
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(info)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(timeout))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{program} {string.Join(' ', args)} did not finish in {timeout.TotalSeconds:0}s");
-        }
-
-        return (p.ExitCode, stdout.Result, stderr.Result);
-    }
+    private CliResult Berth(params string[] args) => _docker.Berth.RunAsync(TimeSpan.FromSeconds(240), args).GetAwaiter().GetResult();
 
     private static string Replace(string text, string old, string replacement)
     {

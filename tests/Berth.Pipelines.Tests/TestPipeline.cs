@@ -13,9 +13,15 @@ internal sealed class TestPipeline : IDisposable
         System.IO.File.WriteAllText(File, yaml.Replace("@DIR@", Directory, StringComparison.Ordinal));
     }
 
+    /// <summary>The one pipeline <c>ci</c>, whose keys (<c>on:</c>, <c>env:</c>, <c>jobs:</c>, ...) are <paramref name="keys"/> (YAML,
+    /// unindented).</summary>
+    public static TestPipeline Ci(string keys) => new("pipelines:\n  ci:\n" + Indent(keys, 4));
+
     /// <summary>A pipeline <c>ci</c> of one job <c>a</c> whose <c>steps:</c> are <paramref name="steps"/> (a YAML list, unindented).</summary>
-    public static TestPipeline OneJob(string steps) =>
-        new("pipelines:\n  ci:\n    jobs:\n      a:\n        steps:\n" + string.Join('\n', steps.Split('\n').Select(l => "          " + l)) + "\n");
+    public static TestPipeline OneJob(string steps) => Ci("jobs:\n  a:\n    steps:\n" + Indent(steps, 4));
+
+    private static string Indent(string yaml, int spaces) =>
+        string.Join('\n', yaml.Split('\n').Select(l => l.Length == 0 ? l : new string(' ', spaces) + l)) + "\n";
 
     public string Directory { get; }
 

@@ -51,6 +51,9 @@ public sealed class ApiServerTests : IAsyncLifetime
 
     private static StringContent JsonBody(string json) => new(json, Encoding.UTF8, "application/json");
 
+    /// <summary>POSTs <paramref name="json"/> to <paramref name="path"/> and returns the status and error of the answer.</summary>
+    private async Task<(HttpStatusCode Status, string Error)> PostErrorAsync(string path, string json) => await ErrorOf(await _http.PostAsync(path, JsonBody(json)));
+
     [Fact]
     public void Start_WritesLoopbackAddressAndOwnerOnlyToken()
     {
@@ -87,54 +90,36 @@ public sealed class ApiServerTests : IAsyncLifetime
     [Fact]
     public async Task Scale_UnknownService_404NamesTheKnownOnes()
     {
-        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/nope/scale", JsonBody("""{"replicas": 2}""")));
-        Assert.Equal(HttpStatusCode.NotFound, status);
-        Assert.Equal("no service 'nope' in app 'shop'; known: api", error);
+        Assert.Equal((HttpStatusCode.NotFound, "no service 'nope' in app 'shop'; known: api"), await PostErrorAsync("/v1/services/nope/scale", """{"replicas": 2}"""));
     }
 
     [Fact]
     public async Task Scale_NegativeReplicas_400()
     {
-        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/api/scale", JsonBody("""{"replicas": -3}""")));
-        Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Equal("replicas must be 0 or more, got -3", error);
+        Assert.Equal((HttpStatusCode.BadRequest, "replicas must be 0 or more, got -3"), await PostErrorAsync("/v1/services/api/scale", """{"replicas": -3}"""));
     }
 
-    [Theory]
-    [InlineData("{\"replicas\": ", "malformed JSON at line 1, byte 14; send {\"replicas\": N}")]
-    [InlineData("{\"replicas\": \"five\"}", "malformed JSON at line 1, byte 20 (replicas has the wrong type); send {\"replicas\": N}")]
-    [InlineData("{}", "missing \"replicas\": send {\"replicas\": N} with N a whole number, 0 or more")]
-    [InlineData("", "empty body; send JSON {\"replicas\": N}")]
-    public async Task Scale_BadBody_400WithWhatToSend(string body, string expected)
-    {
-        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/api/scale", JsonBody(body)));
-        Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Equal(expected, error);
-    }
+    private const string Scale = "/v1/services/api/scale";
+    private const string Undo = "/v1/services/api/rollout/undo";
+    private const string UndoHint = "; send {\"toRevision\": N} (a revision from GET /v1/services/{name}/rollout/history) or no body for the previous one";
 
     [Theory]
-    [InlineData("{\"toRevision\": -1}", "toRevision must be a positive whole number, got -1")]
-    [InlineData("{\"toRevision\": \"3\"}", "toRevision must be a positive whole number, got \"3\"")]
-    [InlineData("{\"toRevision\": 1.5}", "toRevision must be a positive whole number, got 1.5")]
-    [InlineData("[1]", "the body must be a JSON object")]
-    [InlineData("null", "the body must be a JSON object")]
-    [InlineData("{\"toRevision\": ", "malformed JSON at line 1, byte 16")]
-    public async Task Undo_BadBody_400WithWhatToSend(string body, string expected)
+    [InlineData(Scale, "{\"replicas\": ", "malformed JSON at line 1, byte 14; send {\"replicas\": N}")]
+    [InlineData(Scale, "{\"replicas\": \"five\"}", "malformed JSON at line 1, byte 20 (replicas has the wrong type); send {\"replicas\": N}")]
+    [InlineData(Scale, "{}", "missing \"replicas\": send {\"replicas\": N} with N a whole number, 0 or more")]
+    [InlineData(Scale, "", "empty body; send JSON {\"replicas\": N}")]
+    [InlineData(Undo, "{\"toRevision\": -1}", "toRevision must be a positive whole number, got -1" + UndoHint)]
+    [InlineData(Undo, "{\"toRevision\": \"3\"}", "toRevision must be a positive whole number, got \"3\"" + UndoHint)]
+    [InlineData(Undo, "{\"toRevision\": 1.5}", "toRevision must be a positive whole number, got 1.5" + UndoHint)]
+    [InlineData(Undo, "[1]", "the body must be a JSON object" + UndoHint)]
+    [InlineData(Undo, "null", "the body must be a JSON object" + UndoHint)]
+    [InlineData(Undo, "{\"toRevision\": ", "malformed JSON at line 1, byte 16" + UndoHint)]
+    [InlineData("/v1/apply", "{\"name\": \"shop\", \"services\": [null]}", "$.services[0]: a service, not null")]
+    [InlineData("/v1/apply", "{\"name\": \"shop\", \"services\": null}", "malformed JSON at line 1, byte 34 (services has the wrong type); send the app model as JSON (what 'berth up' sends)")]
+    [InlineData("/v1/apply", "{\"services\": []}", "malformed JSON at line 1, byte 17 (missing 'name'); send the app model as JSON (what 'berth up' sends)")]
+    public async Task ScaleUndoApply_BadBody_400WithWhatToSend(string path, string body, string expected)
     {
-        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/services/api/rollout/undo", JsonBody(body)));
-        Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Equal($"{expected}; send {{\"toRevision\": N}} (a revision from GET /v1/services/{{name}}/rollout/history) or no body for the previous one", error);
-    }
-
-    [Theory]
-    [InlineData("{\"name\": \"shop\", \"services\": [null]}", "$.services[0]: a service, not null")]
-    [InlineData("{\"name\": \"shop\", \"services\": null}", "malformed JSON at line 1, byte 34 (services has the wrong type); send the app model as JSON (what 'berth up' sends)")]
-    [InlineData("{\"services\": []}", "malformed JSON at line 1, byte 17 (missing 'name'); send the app model as JSON (what 'berth up' sends)")]
-    public async Task Apply_BadModel_400(string body, string expected)
-    {
-        var (status, error) = await ErrorOf(await _http.PostAsync("/v1/apply", JsonBody(body)));
-        Assert.Equal(HttpStatusCode.BadRequest, status);
-        Assert.Equal(expected, error);
+        Assert.Equal((HttpStatusCode.BadRequest, expected), await PostErrorAsync(path, body));
     }
 
     [Fact]

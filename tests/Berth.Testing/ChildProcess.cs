@@ -18,6 +18,20 @@ public static class ChildProcess
         return start;
     }
 
+    /// <summary>Starts <paramref name="start"/> with its output read and dropped, so a long-running child never blocks on a
+    /// full pipe; the caller ends it.</summary>
+    public static Process StartDrained(ProcessStartInfo start)
+    {
+        start.RedirectStandardOutput = true;
+        start.RedirectStandardError = true;
+        var process = Process.Start(start) ?? throw new InvalidOperationException($"{start.FileName} did not start");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        return process;
+    }
+
     /// <summary>Runs <paramref name="start"/> (its output is redirected here) and returns its exit code and output;
     /// <paramref name="what"/> names the command in the timeout's message.</summary>
     public static async Task<(int Exit, string Stdout, string Stderr)> RunAsync(ProcessStartInfo start, TimeSpan timeout, string what)

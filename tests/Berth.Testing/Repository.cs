@@ -26,6 +26,19 @@ public static class Repository
         }
     }
 
+    /// <summary>The repository's sample specs, relative to its root: the shop sample's berth.yaml, then every real-world
+    /// Compose file under samples/compose (a folder each), in name order.</summary>
+    public static TheoryData<string> SampleSpecs()
+    {
+        var data = new TheoryData<string> { "samples/shop/berth.yaml" };
+        foreach (var dir in Directory.GetDirectories(Path("samples/compose")).Order(StringComparer.Ordinal))
+        {
+            data.Add($"samples/compose/{System.IO.Path.GetFileName(dir)}/compose.yaml");
+        }
+
+        return data;
+    }
+
     private static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)

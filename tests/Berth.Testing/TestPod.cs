@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using System.Net.Sockets;
+using System.Text;
 using Berth.Core.Routing;
 
 namespace Berth.Testing;
@@ -27,27 +29,45 @@ public sealed class TestPod : IDisposable
     /// <summary>Starts <paramref name="command"/> in a new pod with <paramref name="env"/>; returns once the namespace exists.</summary>
     public static async Task<TestPod> StartAsync(string id, IReadOnlyList<string> command, IReadOnlyDictionary<string, string>? env = null)
     {
-        var info = new ProcessStartInfo("unshare") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in (string[])["--net", "--", "perl", "-e", LoUp, .. command])
-        {
-            info.ArgumentList.Add(a);
-        }
-
+        var info = ChildProcess.Start("unshare", ["--net", "--", "perl", "-e", LoUp, .. command]);
         foreach (var (k, v) in env ?? new Dictionary<string, string>())
         {
             info.Environment[k] = v;
         }
 
-        var process = Process.Start(info)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
+        var process = ChildProcess.StartDrained(info);
         var host = PodSockets.InodeOf("/proc/self/ns/net");
         await Poll.UntilAsync(() => process.HasExited || PodSockets.InodeOf($"/proc/{process.Id}/ns/net") is var n && n != 0 && n != host,
             TimeSpan.FromSeconds(10), $"pod {id}: unshare --net makes a namespace");
         Assert.False(process.HasExited, $"pod {id}: unshare --net exited with {(process.HasExited ? process.ExitCode : 0)}");
         return new TestPod(id, process);
+    }
+
+    /// <summary>The whole answer to <c>GET /</c> (Host <paramref name="host"/>, Connection: close) at
+    /// <paramref name="address"/>:<paramref name="port"/> from inside <paramref name="pod"/>, through a socket made in its
+    /// namespace; null when nothing listens there or nothing came back.</summary>
+    public static async Task<string?> GetInsideAsync(PodNetwork pod, string address, int port, string host = "x")
+    {
+        using var socket = await PodSockets.CreateAsync(pod, AddressFamily.InterNetwork, CancellationToken.None);
+        try
+        {
+            await socket.ConnectAsync(address, port);
+        }
+        catch (SocketException)
+        {
+            return null;
+        }
+
+        await socket.SendAsync(Encoding.ASCII.GetBytes($"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"), SocketFlags.None);
+        var text = new StringBuilder();
+        var buffer = new byte[4096];
+        int n;
+        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None)) > 0)
+        {
+            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
+        }
+
+        return text.Length == 0 ? null : text.ToString();
     }
 
     public void Dispose()

@@ -141,23 +141,9 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
     public async Task Upgrade_ControlPlaneOfANewerBuild_PassesTheListeningSocketsToANewDataPlane_NoConnectionRefused()
     {
         // The first control plane and its data planes pose as an older Berth.
-        _app.Cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
-        await _app.Cli.UpDetachedAsync(2);
-        var old = DataPlanePid();
         // A fresh connection per request: every request is also a connect, so a port closed for any moment refuses some.
-        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, FreshConnections = true, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
-        await load.MoreAsync(100);
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the older control plane gone");
+        var (old, result, log) = await UpgradeFromOlderUnderLoadAsync(freshConnections: true);
 
-        _app.Cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
-        await _app.Cli.UpDetachedAsync(2);
-        await Poll.UntilAsync(() => !Alive(old) && _app.Cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(60), "the older data plane replaced by one of this build");
-        await load.MoreAsync(300);
-        var result = await load.StopAsync();
-
-        var log = File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane.log"));
         var took = System.Text.RegularExpressions.Regex.Match(log, $@"Took 1 listening sockets over from data plane {old} in [0-9.]+ ms");
         _output.WriteLine($"hand-over under load (fresh connection per request): {result}; {took.Value}");
         Assert.True(took.Success, $"the new data plane should have taken the old one's listening socket over:\n{log}");
@@ -173,23 +159,9 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
     {
         // An older Berth whose data plane cannot pass sockets (as before round 6): BERTH_DATA_PLANE_PASS=0 makes it answer
         // 'pass' with an error, so the hand-over falls back to binding each port the moment the old one closes it.
-        _app.Cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
         _app.Cli.Environment["BERTH_DATA_PLANE_PASS"] = "0";
-        await _app.Cli.UpDetachedAsync(2);
-        var old = DataPlanePid();
-        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
-        await load.MoreAsync(100);
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the older control plane gone");
+        var (_, result, log) = await UpgradeFromOlderUnderLoadAsync(freshConnections: false);
 
-        _app.Cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
-        await _app.Cli.UpDetachedAsync(2);
-        await Poll.UntilAsync(() => !Alive(old) && _app.Cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(60), "the older data plane replaced by one of this build");
-        await load.MoreAsync(300);
-        var result = await load.StopAsync();
-
-        var log = File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane.log"));
         var tookOver = System.Text.RegularExpressions.Regex.Match(log, @"Took the port of web\.http over [0-9.]+ ms after the hand-over began \((?<refused>[0-9]+) binds refused");
         _output.WriteLine($"bind-ahead hand-over under load: {result}; {tookOver.Value}");
         Assert.True(tookOver.Success, $"the new data plane bound the port ahead of its listener:\n{log}");
@@ -235,6 +207,28 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         Assert.Contains("stopped 2 replicas left by a control plane that is gone", down.Err, StringComparison.Ordinal);
         await Poll.UntilAsync(() => !Alive(dataPlane), TimeSpan.FromSeconds(20), $"data plane {dataPlane} stopped by 'berth down'");
         Assert.Null(_app.Cli.DataPlanePid());
+    }
+
+    /// <summary>Starts the app under a control plane and data plane posing as an older Berth (BERTH_DATA_PLANE_BUILD=older),
+    /// puts bounded loopback load on it, kills the older control plane with SIGKILL and starts one of this build, which
+    /// replaces the older data plane; returns the older data plane's pid, the load's result and the data plane log.</summary>
+    private async Task<(int Old, LoopbackLoadResult Result, string Log)> UpgradeFromOlderUnderLoadAsync(bool freshConnections)
+    {
+        _app.Cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
+        await _app.Cli.UpDetachedAsync(2);
+        var old = DataPlanePid();
+        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, FreshConnections = freshConnections, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
+        await load.MoreAsync(100);
+        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
+        Process.GetProcessById(controlPlane).Kill();
+        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the older control plane gone");
+
+        _app.Cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
+        await _app.Cli.UpDetachedAsync(2);
+        await Poll.UntilAsync(() => !Alive(old) && _app.Cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(60), "the older data plane replaced by one of this build");
+        await load.MoreAsync(300);
+        var result = await load.StopAsync();
+        return (old, result, File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane.log")));
     }
 
     private static int? ReadPid(string infoFile)

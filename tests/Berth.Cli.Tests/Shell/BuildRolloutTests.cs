@@ -5,32 +5,19 @@ namespace Berth.Cli.Tests.Shell;
 [Collection("real processes")]
 public sealed class BuildRolloutTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-build-").FullName;
-    private readonly int _port = Ports.Free();
-    private readonly string _stateHome = Directory.CreateTempSubdirectory("berth-cli-build-xdg-").FullName;
-
-    /// <summary>The app registry (XDG_STATE_HOME) outside the app's folder: a file written there is not the build's.</summary>
-    private BerthCli Cli => new(_dir) { Environment = { ["XDG_STATE_HOME"] = _stateHome } };
+    private readonly EditLoopApp _app = new("berth-cli-build-");
 
     public async Task InitializeAsync()
     {
-        Directory.CreateDirectory(Path.Combine(_dir, "src"));
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "one\n");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "server.pl"), BuiltBodyServer.Script);
-        await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), $$"""
-            name: buildloop
-            services:
-              web:
+        Directory.CreateDirectory(Path.Combine(_app.Dir, "src"));
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "body.txt"), "one\n");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "server.pl"), BuiltBodyServer.Script);
+        await _app.WriteSpecAsync("buildloop", """
                 build:
                   command: [sh, -c, "mkdir -p out && cp -p src/body.txt out/body.txt"]
                 run: [perl, server.pl]
                 replicas: 2
-                endpoints:
-                  http: {{_port}}
-                probes:
-                  readiness: {http: /, period: 500ms}
-                update: {max_surge: 1, max_unavailable: 0}
-                stop_grace_period: 2s
+            """, $$"""
               other:
                 run: {{TestHttpServer.Yaml}}
                 endpoints:
@@ -38,48 +25,37 @@ public sealed class BuildRolloutTests : IAsyncLifetime
             """);
     }
 
-    public async Task DisposeAsync()
-    {
-        await Cli.DownAsync();
-        Directory.Delete(_dir, recursive: true);
-        Directory.Delete(_stateHome, recursive: true);
-    }
-
-    private async Task<string> GetAsync()
-    {
-        using var http = new HttpClient();
-        return await http.GetStringAsync($"http://127.0.0.1:{_port}/");
-    }
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     [Fact]
     public async Task UpBuild_SourceChanged_RollsOutOnlyThatServiceWithNoFailedRequest()
     {
-        var up = await Cli.RunAsync("up", "--wait");
+        var up = await _app.Cli.RunAsync("up", "--wait");
         Assert.True(up.Code == 0, up.ToString());
         Assert.Contains("berth: building web: sh -c mkdir -p out && cp -p src/body.txt out/body.txt\n", up.Err, StringComparison.Ordinal);
         Assert.Matches(@"berth: built web in \d+\.\ds\n", up.Err);
-        Assert.Equal("one", await GetAsync());
+        Assert.Equal("one", await _app.GetAsync());
 
         // Nothing changed: a plain apply and a build that rewrites nothing roll nothing out.
-        var apply = await Cli.RunAsync("apply");
+        var apply = await _app.Cli.RunAsync("apply");
         Assert.Equal(0, apply.Code);
         Assert.Equal(["berth: web: unchanged", "berth: other: unchanged"], apply.Err.Split('\n').Where(l => l.Contains(": unchanged", StringComparison.Ordinal) || l.Contains("rolling out", StringComparison.Ordinal)));
-        var rebuild = await Cli.RunAsync("apply", "--build");
+        var rebuild = await _app.Cli.RunAsync("apply", "--build");
         Assert.Equal(0, rebuild.Code);
         Assert.Contains("berth: web: unchanged\n", rebuild.Err, StringComparison.Ordinal);
 
         // The edit: the new body answers through the mesh after 'up --build', and no request failed while it rolled out.
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "two\n");
-        File.SetLastWriteTimeUtc(Path.Combine(_dir, "src", "body.txt"), DateTime.UtcNow.AddSeconds(5));
-        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(3), MaxRequests = 50_000 });
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "body.txt"), "two\n");
+        File.SetLastWriteTimeUtc(Path.Combine(_app.Dir, "src", "body.txt"), DateTime.UtcNow.AddSeconds(5));
+        await using var load = LoopbackLoad.Start(_app.Port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(3), MaxRequests = 50_000 });
         await load.MoreAsync(20);
-        var upBuild = await Cli.RunAsync("up", "--build");
+        var upBuild = await _app.Cli.RunAsync("up", "--build");
         Assert.True(upBuild.Code == 0, upBuild.ToString());
         Assert.Contains("berth: web: rolling out revision 2 (from 1); 'berth rollout status web' follows it\n", upBuild.Err, StringComparison.Ordinal);
         Assert.Contains("berth: other: unchanged\n", upBuild.Err, StringComparison.Ordinal);
-        var status = await Cli.RunAsync("rollout", "status", "web", "--timeout", "2m");
+        var status = await _app.Cli.RunAsync("rollout", "status", "web", "--timeout", "2m");
         Assert.True(status.Code == 0, status.ToString());
-        await Poll.UntilAsync(async () => await GetAsync() == "two", TimeSpan.FromSeconds(60), "the rebuilt body answering through the mesh");
+        await Poll.UntilAsync(async () => await _app.GetAsync() == "two", TimeSpan.FromSeconds(60), "the rebuilt body answering through the mesh");
         await load.MoreAsync(20);
         var result = await load.StopAsync();
         result.AssertNoneFailedUncapped();
@@ -89,17 +65,17 @@ public sealed class BuildRolloutTests : IAsyncLifetime
     [Fact]
     public async Task UpWatch_FileSaved_RebuildsAndRollsOutWithNoFailedRequestThenCtrlCLeavesTheAppUp()
     {
-        await using var watch = Cli.Start("up", "--watch");
+        await using var watch = _app.Cli.Start("up", "--watch");
         await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.StartsWith("berth: watching ", StringComparison.Ordinal)) || watch.HasExited, TimeSpan.FromMinutes(2),
             "'berth up --watch' watching the build folder");
         Assert.False(watch.HasExited, watch.Err);
-        Assert.Contains($"berth: watching {_dir} for web", watch.ErrLines);
-        Assert.Equal("one", await GetAsync());
+        Assert.Contains($"berth: watching {_app.Dir} for web", watch.ErrLines);
+        Assert.Equal("one", await _app.GetAsync());
 
-        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(3), MaxRequests = 50_000 });
+        await using var load = LoopbackLoad.Start(_app.Port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(3), MaxRequests = 50_000 });
         await load.MoreAsync(20);
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "two\n");
-        await Poll.UntilAsync(async () => await GetAsync() == "two", TimeSpan.FromMinutes(2), $"the saved body answering through the mesh; berth printed:\n{watch.Err}");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "body.txt"), "two\n");
+        await Poll.UntilAsync(async () => await _app.GetAsync() == "two", TimeSpan.FromMinutes(2), $"the saved body answering through the mesh; berth printed:\n{watch.Err}");
         await load.MoreAsync(20);
         var result = await load.StopAsync();
         result.AssertNoneFailedUncapped();
@@ -108,11 +84,11 @@ public sealed class BuildRolloutTests : IAsyncLifetime
         Assert.Contains("berth: other: unchanged", watch.ErrLines);
 
         // The rollout finishes (the new body seen above may come from the first new replica while an old one still serves).
-        var rolled = await Cli.RunAsync("rollout", "status", "web", "--timeout", "2m");
+        var rolled = await _app.Cli.RunAsync("rollout", "status", "web", "--timeout", "2m");
         Assert.True(rolled.Code == 0, rolled.ToString());
         await watch.InterruptAsync();
         var ended = await watch.WaitAsync(TimeSpan.FromSeconds(60), "Ctrl-C to end the watch");
         Assert.Equal(ExitCodes.Cancelled, ended.Code);
-        Assert.Equal("two", await GetAsync()); // the app stays up: Ctrl-C ends the watch, 'berth down' the app
+        Assert.Equal("two", await _app.GetAsync()); // the app stays up: Ctrl-C ends the watch, 'berth down' the app
     }
 }

@@ -6,33 +6,19 @@ namespace Berth.Cli.Tests.Shell;
 [Collection("real processes")]
 public sealed class HotReloadWatchTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-hotreload-").FullName;
-    private readonly int _port = Ports.Free();
-    private readonly string _stateHome = Directory.CreateTempSubdirectory("berth-cli-hotreload-xdg-").FullName;
+    private readonly EditLoopApp _app = new("berth-cli-hotreload-");
 
-    private BerthCli Cli => new(_dir) { Environment = { ["XDG_STATE_HOME"] = _stateHome } };
-
-    private string ProgramCs => Path.Combine(_dir, "app", "Program.cs");
+    private string ProgramCs => Path.Combine(_app.Dir, "app", "Program.cs");
 
     public async Task InitializeAsync()
     {
         // The edit-loop benchmark's project (bench/devloop/app), its answer from a method of a class.
-        Directory.CreateDirectory(Path.Combine(_dir, "app"));
-        File.Copy(Repository.Path("bench/devloop/app/Devloop.csproj"), Path.Combine(_dir, "app", "Devloop.csproj"));
+        Directory.CreateDirectory(Path.Combine(_app.Dir, "app"));
+        File.Copy(Repository.Path("bench/devloop/app/Devloop.csproj"), Path.Combine(_app.Dir, "app", "Devloop.csproj"));
         await File.WriteAllTextAsync(ProgramCs, Program("class", "v1"));
-
-        await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), $$"""
-            name: hotreload
-            services:
-              web:
+        await _app.WriteSpecAsync("hotreload", """
                 run: [dotnet, out/Devloop.dll]
                 working_dir: ./app
-                endpoints:
-                  http: {{_port}}
-                probes:
-                  readiness: {http: /, period: 500ms}
-                update: {max_surge: 1, max_unavailable: 0}
-                stop_grace_period: 2s
                 develop:
                   hot_reload: true
                   watch:
@@ -40,12 +26,7 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
             """);
     }
 
-    public async Task DisposeAsync()
-    {
-        await Cli.DownAsync();
-        Directory.Delete(_dir, recursive: true);
-        Directory.Delete(_stateHome, recursive: true);
-    }
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     private static string Program(string kind, string body) => $$"""
         var app = WebApplication.CreateBuilder(args).Build();
@@ -54,34 +35,28 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
         {{kind}} K { public string V() => "{{body}}"; }
         """;
 
-    private async Task<string> GetAsync()
-    {
-        using var http = new HttpClient();
-        return await http.GetStringAsync($"http://127.0.0.1:{_port}/");
-    }
-
-    private async Task<List<string>> ReplicasAsync() => [.. (await Cli.PsAsync()).Select(r => $"{r.GetProperty("id").GetString()} restarts {r.GetProperty("restarts").GetInt32()}")];
+    private async Task<List<string>> ReplicasAsync() => [.. (await _app.Cli.PsAsync()).Select(r => $"{r.GetProperty("id").GetString()} restarts {r.GetProperty("restarts").GetInt32()}")];
 
     [Fact]
     public async Task Watch_EditSaved_HotReloadAppliesItInPlaceWithNoFailedRequest()
     {
         // dotnet watch builds the project as the replica starts: minutes on a loaded machine.
-        var up = await Cli.RunAsync(TimeSpan.FromMinutes(10), "up", "--wait", "--wait-timeout", "9m");
+        var up = await _app.Cli.RunAsync(TimeSpan.FromMinutes(10), "up", "--wait", "--wait-timeout", "9m");
         Assert.True(up.Code == 0, up.ToString());
-        Assert.Equal("v1", await GetAsync());
+        Assert.Equal("v1", await _app.GetAsync());
         var before = await ReplicasAsync();
-        var pid = (await Cli.PsAsync()).Single().GetProperty("pid").GetInt32();
-        Assert.StartsWith("dotnet\0watch\0--project\0" + Path.Combine(_dir, "app") + "\0run\0", await File.ReadAllTextAsync($"/proc/{pid}/cmdline"), StringComparison.Ordinal);
+        var pid = (await _app.Cli.PsAsync()).Single().GetProperty("pid").GetInt32();
+        Assert.StartsWith("dotnet\0watch\0--project\0" + Path.Combine(_app.Dir, "app") + "\0run\0", await File.ReadAllTextAsync($"/proc/{pid}/cmdline"), StringComparison.Ordinal);
 
-        await using var watch = Cli.Start("watch");
+        await using var watch = _app.Cli.Start("watch");
         await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.StartsWith("berth: watching ", StringComparison.Ordinal)) || watch.HasExited, TimeSpan.FromMinutes(2),
             "'berth watch' watching the app folder");
         Assert.False(watch.HasExited, watch.Err);
 
-        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(4), MaxRequests = 50_000 });
+        await using var load = LoopbackLoad.Start(_app.Port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(4), MaxRequests = 50_000 });
         await load.MoreAsync(20);
         await File.WriteAllTextAsync(ProgramCs, Program("class", "v2"));
-        await Poll.UntilAsync(async () => await GetAsync() == "v2", TimeSpan.FromMinutes(3), $"the edit answering through the mesh; berth printed:\n{watch.Err}");
+        await Poll.UntilAsync(async () => await _app.GetAsync() == "v2", TimeSpan.FromMinutes(3), $"the edit answering through the mesh; berth printed:\n{watch.Err}");
         await load.MoreAsync(20);
         var result = await load.StopAsync();
 

@@ -6,12 +6,8 @@ namespace Berth.Cli.Tests.Shell;
 [Collection("real processes")]
 public sealed class WatchTests : IAsyncLifetime
 {
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-cli-watch-").FullName;
+    private readonly EditLoopApp _app = new("berth-cli-watch-");
     private readonly string _marks = Directory.CreateTempSubdirectory("berth-cli-watch-marks-").FullName;
-    private readonly string _stateHome = Directory.CreateTempSubdirectory("berth-cli-watch-xdg-").FullName;
-    private readonly int _port = Ports.Free();
-
-    private BerthCli Cli => new(_dir) { Environment = { ["XDG_STATE_HOME"] = _stateHome } };
 
     /// <summary>Answers with www/body.txt as it is at each request ("none" while it is missing): what a sync changes, live.</summary>
     private const string LiveServer = """
@@ -24,44 +20,39 @@ public sealed class WatchTests : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Directory.CreateDirectory(Path.Combine(_dir, "src"));
-        Directory.CreateDirectory(Path.Combine(_dir, "out"));
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "one\n");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "out", "body.txt"), "one\n");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "live.pl"), LiveServer);
-        await File.WriteAllTextAsync(Path.Combine(_dir, "start.pl"), BuiltBodyServer.Script);
+        Directory.CreateDirectory(Path.Combine(_app.Dir, "src"));
+        Directory.CreateDirectory(Path.Combine(_app.Dir, "out"));
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "body.txt"), "one\n");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "out", "body.txt"), "one\n");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "live.pl"), LiveServer);
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "start.pl"), BuiltBodyServer.Script);
     }
 
     public async Task DisposeAsync()
     {
-        await Cli.DownAsync();
-        Directory.Delete(_dir, recursive: true);
+        await _app.DisposeAsync();
         Directory.Delete(_marks, recursive: true);
-        Directory.Delete(_stateHome, recursive: true);
     }
 
-    private Task WriteSpecAsync(string service) => File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), $$"""
-        name: watchloop
-        services:
-          web:
-        {{service}}
-            endpoints:
-              http: {{_port}}
-            probes:
-              readiness: {http: /, period: 500ms}
-            update: {max_surge: 1, max_unavailable: 0}
-            stop_grace_period: 2s
-        """);
+    private Task WriteSpecAsync(string web) => _app.WriteSpecAsync("watchloop", web);
 
-    private async Task<string> GetAsync()
+    /// <summary>Brings web up with both replicas Ready: two replicas of the Perl server <paramref name="script"/> with the one
+    /// watch rule <paramref name="rule"/>.</summary>
+    private async Task UpTwoWatchedReplicasAsync(string script, string rule)
     {
-        using var http = new HttpClient();
-        return await http.GetStringAsync($"http://127.0.0.1:{_port}/");
+        await WriteSpecAsync($"""
+                run: [perl, {script}]
+                replicas: 2
+                develop:
+                  watch:
+                    - {rule}
+            """);
+        await _app.Cli.UpDetachedAsync(ready: 2);
     }
 
     private async Task<BerthProcess> StartWatchAsync(string ready)
     {
-        var watch = Cli.Start("watch");
+        var watch = _app.Cli.Start("watch");
         await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.StartsWith(ready, StringComparison.Ordinal)) || watch.HasExited, TimeSpan.FromMinutes(2),
             $"'berth watch' printing '{ready}'");
         Assert.False(watch.HasExited, watch.Err);
@@ -101,48 +92,41 @@ public sealed class WatchTests : IAsyncLifetime
     [Fact]
     public async Task Watch_SyncRule_CopiesIntoTheWorkingDirWithoutARestartIgnoringWhatItShould()
     {
-        await WriteSpecAsync("""
-                run: [perl, live.pl]
-                replicas: 2
-                develop:
-                  watch:
-                    - {action: sync, path: ./src, target: www, ignore: ["*.tmp"], initial_sync: true}
-            """);
-        await Cli.UpDetachedAsync(ready: 2);
-        Assert.Equal("none", await GetAsync());
-        var before = (await Cli.PsAsync()).Select(r => $"{r.GetProperty("id").GetString()}:{r.GetProperty("pid")}").Order().ToList();
+        await UpTwoWatchedReplicasAsync("live.pl", """{action: sync, path: ./src, target: www, ignore: ["*.tmp"], initial_sync: true}""");
+        Assert.Equal("none", await _app.GetAsync());
+        var before = (await _app.Cli.PsAsync()).Select(r => $"{r.GetProperty("id").GetString()}:{r.GetProperty("pid")}").Order().ToList();
 
         await using var watch = await StartWatchAsync("berth: web: initial sync: ");
-        Assert.Contains($"berth: watching {_dir}/src for web (sync → {_dir}/www)", watch.ErrLines);
-        Assert.Contains($"berth: web: initial sync: synced 1 file into {_dir}/www", watch.ErrLines);
-        Assert.Equal("one", await GetAsync());
+        Assert.Contains($"berth: watching {_app.Dir}/src for web (sync → {_app.Dir}/www)", watch.ErrLines);
+        Assert.Contains($"berth: web: initial sync: synced 1 file into {_app.Dir}/www", watch.ErrLines);
+        Assert.Equal("one", await _app.GetAsync());
 
         // A burst (an editor writing several files): one sync for all of them; the ignored file and the editor's swap file stay out.
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "scratch.tmp"), "x");
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", ".body.txt.swp"), "x");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "scratch.tmp"), "x");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", ".body.txt.swp"), "x");
         // The two real changes land as an editor's atomic saves do (written beside, renamed in), back to back: written one
         // after the other with async writes, a loaded CI machine could pause the test longer than the watch's 300 ms quiet
         // period between them, and the one burst became two syncs.
         var staged = Directory.CreateTempSubdirectory("berth-watch-stage-").FullName;
         await File.WriteAllTextAsync(Path.Combine(staged, "a.txt"), "a");
         await File.WriteAllTextAsync(Path.Combine(staged, "body.txt"), "two\n");
-        File.Move(Path.Combine(staged, "a.txt"), Path.Combine(_dir, "src", "a.txt"));
-        File.Move(Path.Combine(staged, "body.txt"), Path.Combine(_dir, "src", "body.txt"), overwrite: true);
+        File.Move(Path.Combine(staged, "a.txt"), Path.Combine(_app.Dir, "src", "a.txt"));
+        File.Move(Path.Combine(staged, "body.txt"), Path.Combine(_app.Dir, "src", "body.txt"), overwrite: true);
         Directory.Delete(staged);
-        await Poll.UntilAsync(async () => await GetAsync() == "two", TimeSpan.FromMinutes(1), $"the synced body answering; berth printed:\n{watch.Err}");
+        await Poll.UntilAsync(async () => await _app.GetAsync() == "two", TimeSpan.FromMinutes(1), $"the synced body answering; berth printed:\n{watch.Err}");
 
         // The sync's line is printed once its copies are done, so it can trail the new body by a moment.
         await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.StartsWith("berth: changed: ", StringComparison.Ordinal)), TimeSpan.FromSeconds(30), $"the sync's line; berth printed:\n{watch.Err}");
-        Assert.Single(watch.ErrLines, l => l.StartsWith("berth: changed: src/a.txt, src/body.txt; web: synced 2 files into " + _dir + "/www (", StringComparison.Ordinal));
-        Assert.False(File.Exists(Path.Combine(_dir, "www", "scratch.tmp")));
-        Assert.False(File.Exists(Path.Combine(_dir, "www", ".body.txt.swp")));
-        Assert.Equal("a", await File.ReadAllTextAsync(Path.Combine(_dir, "www", "a.txt")));
-        var after = (await Cli.PsAsync()).Select(r => $"{r.GetProperty("id").GetString()}:{r.GetProperty("pid")}").Order().ToList();
+        Assert.Single(watch.ErrLines, l => l.StartsWith("berth: changed: src/a.txt, src/body.txt; web: synced 2 files into " + _app.Dir + "/www (", StringComparison.Ordinal));
+        Assert.False(File.Exists(Path.Combine(_app.Dir, "www", "scratch.tmp")));
+        Assert.False(File.Exists(Path.Combine(_app.Dir, "www", ".body.txt.swp")));
+        Assert.Equal("a", await File.ReadAllTextAsync(Path.Combine(_app.Dir, "www", "a.txt")));
+        var after = (await _app.Cli.PsAsync()).Select(r => $"{r.GetProperty("id").GetString()}:{r.GetProperty("pid")}").Order().ToList();
         Assert.Equal(before, after); // the same replicas, the same processes: sync restarts nothing
 
         // A deleted file is deleted in the target too.
-        File.Delete(Path.Combine(_dir, "src", "a.txt"));
-        await Poll.UntilAsync(() => !File.Exists(Path.Combine(_dir, "www", "a.txt")), TimeSpan.FromMinutes(1), $"www/a.txt deleted; berth printed:\n{watch.Err}");
+        File.Delete(Path.Combine(_app.Dir, "src", "a.txt"));
+        await Poll.UntilAsync(() => !File.Exists(Path.Combine(_app.Dir, "www", "a.txt")), TimeSpan.FromMinutes(1), $"www/a.txt deleted; berth printed:\n{watch.Err}");
 
         await watch.InterruptAsync();
         Assert.Equal(ExitCodes.Cancelled, (await watch.WaitAsync(TimeSpan.FromSeconds(60), "Ctrl-C to end the watch")).Code);
@@ -151,34 +135,27 @@ public sealed class WatchTests : IAsyncLifetime
     [Fact]
     public async Task Watch_SyncRestartRule_RollsTheReplicasWithNoFailedRequest()
     {
-        await WriteSpecAsync("""
-                run: [perl, start.pl]
-                replicas: 2
-                develop:
-                  watch:
-                    - {action: sync+restart, path: ./src, target: out}
-            """);
-        await Cli.UpDetachedAsync(ready: 2);
+        await UpTwoWatchedReplicasAsync("start.pl", "{action: sync+restart, path: ./src, target: out}");
         await using var watch = await StartWatchAsync("berth: watching ");
-        Assert.Equal("one", await GetAsync());
+        Assert.Equal("one", await _app.GetAsync());
 
-        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(3), MaxRequests = 50_000 });
+        await using var load = LoopbackLoad.Start(_app.Port, new LoopbackLoadOptions { Clients = 2, MaxTime = TimeSpan.FromMinutes(3), MaxRequests = 50_000 });
         await load.MoreAsync(20);
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "two\n");
-        await Poll.UntilAsync(async () => await GetAsync() == "two", TimeSpan.FromMinutes(2), $"the restarted replicas answering the synced body; berth printed:\n{watch.Err}");
-        var status = await Cli.RunAsync("rollout", "status", "web", "--timeout", "2m");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "body.txt"), "two\n");
+        await Poll.UntilAsync(async () => await _app.GetAsync() == "two", TimeSpan.FromMinutes(2), $"the restarted replicas answering the synced body; berth printed:\n{watch.Err}");
+        var status = await _app.Cli.RunAsync("rollout", "status", "web", "--timeout", "2m");
         Assert.True(status.Code == 0, status.ToString());
         await load.MoreAsync(20);
         var result = await load.StopAsync();
 
         result.AssertNoneFailedUncapped();
         Assert.True(result.Bodies.ContainsKey("one") && result.Bodies.ContainsKey("two"), result.ToString());
-        Assert.Contains(watch.ErrLines, l => l.StartsWith($"berth: changed: src/body.txt; web: synced 1 file into {_dir}/out; restarting (", StringComparison.Ordinal));
+        Assert.Contains(watch.ErrLines, l => l.StartsWith($"berth: changed: src/body.txt; web: synced 1 file into {_app.Dir}/out; restarting (", StringComparison.Ordinal));
         Assert.Contains("berth: web: restarting its replicas as its update policy rolls them (revision 2); 'berth rollout status web' follows it", watch.ErrLines);
-        Assert.Equal(2, (await Cli.PsAsync()).Count(r => r.GetProperty("revision").GetInt64() == 2 && r.GetProperty("phase").GetString() == "ready"));
+        Assert.Equal(2, (await _app.Cli.PsAsync()).Count(r => r.GetProperty("revision").GetInt64() == 2 && r.GetProperty("phase").GetString() == "ready"));
 
         // A plain apply keeps the restart stamp: nothing rolls again.
-        var apply = await Cli.RunAsync("apply");
+        var apply = await _app.Cli.RunAsync("apply");
         Assert.Contains("berth: web: unchanged\n", apply.Err, StringComparison.Ordinal);
     }
 
@@ -192,16 +169,16 @@ public sealed class WatchTests : IAsyncLifetime
                   watch:
                     - {action: rebuild, path: ./src}
             """);
-        await Cli.UpDetachedAsync(ready: 1);
+        await _app.Cli.UpDetachedAsync(ready: 1);
         await using var watch = await StartWatchAsync("berth: watching ");
 
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "slow\n");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "body.txt"), "slow\n");
         var (parent, child) = await BuildPidsAsync($"the slow build started (its pids in {_marks}); berth printed:\n{watch.Err}");
         Assert.True(Alive(parent) && Alive(child));
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "three\n");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "body.txt"), "three\n");
 
         await Poll.UntilAsync(() => !Alive(parent) && !Alive(child), TimeSpan.FromMinutes(1), $"the stopped build ({parent}) and its sleeping child ({child}) gone; berth printed:\n{watch.Err}");
-        await Poll.UntilAsync(async () => await GetAsync() == "three", TimeSpan.FromMinutes(2), $"the newer change built and answering; berth printed:\n{watch.Err}");
+        await Poll.UntilAsync(async () => await _app.GetAsync() == "three", TimeSpan.FromMinutes(2), $"the newer change built and answering; berth printed:\n{watch.Err}");
         Assert.Contains("berth: web: a newer change arrived; stopping this build to start again", watch.ErrLines);
         Assert.Single(watch.ErrLines, l => l == "berth: web: rolling out revision 2 (from 1); 'berth rollout status web' follows it");
     }
@@ -209,12 +186,12 @@ public sealed class WatchTests : IAsyncLifetime
     [Fact]
     public async Task Up_CtrlCDuringTheBuild_EndsTheBuildAndTheChildItLeftSleeping()
     {
-        await File.WriteAllTextAsync(Path.Combine(_dir, "src", "body.txt"), "slow\n");
+        await File.WriteAllTextAsync(Path.Combine(_app.Dir, "src", "body.txt"), "slow\n");
         await WriteSpecAsync(SlowBuild + """
 
                 run: [perl, start.pl]
             """);
-        await using var up = Cli.Start("up");
+        await using var up = _app.Cli.Start("up");
         var (parent, child) = await BuildPidsAsync($"the build started by 'berth up' (its pids in {_marks})");
         Assert.True(Alive(parent) && Alive(child));
 

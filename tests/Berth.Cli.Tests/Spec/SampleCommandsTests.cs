@@ -4,16 +4,7 @@ namespace Berth.Cli.Tests.Spec;
 /// <summary>berth validate and berth config on the shop sample and every real-world Compose file in samples/compose.</summary>
 public class SampleCommandsTests
 {
-    public static TheoryData<string> Samples()
-    {
-        var data = new TheoryData<string> { "samples/shop/berth.yaml" };
-        foreach (var dir in Directory.GetDirectories(Repository.Path("samples/compose")).Order(StringComparer.Ordinal))
-        {
-            data.Add($"samples/compose/{Path.GetFileName(dir)}/compose.yaml");
-        }
-
-        return data;
-    }
+    public static TheoryData<string> Samples() => Repository.SampleSpecs();
 
     [Theory]
     [MemberData(nameof(Samples))]

@@ -5,16 +5,7 @@ namespace Berth.Core.Tests.Loading;
 /// snapshots under tests/Berth.Core.Tests/Snapshots. Set BERTH_UPDATE_SNAPSHOTS=1 to rewrite them after a deliberate change.</summary>
 public class SnapshotTests
 {
-    public static TheoryData<string> Specs()
-    {
-        var data = new TheoryData<string> { "samples/shop/berth.yaml" };
-        foreach (var dir in Directory.GetDirectories(Repository.Path("samples/compose")).Order(StringComparer.Ordinal))
-        {
-            data.Add($"samples/compose/{Path.GetFileName(dir)}/compose.yaml");
-        }
-
-        return data;
-    }
+    public static TheoryData<string> Specs() => Repository.SampleSpecs();
 
     private static LoadResult Load(string spec) =>
         SpecLoader.LoadFile(Repository.Path(spec), new LoadOptions { Environment = new Dictionary<string, string>() });

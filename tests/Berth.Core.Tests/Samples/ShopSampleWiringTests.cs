@@ -81,19 +81,12 @@ public sealed class ShopSampleWiringTests : IAsyncLifetime
     {
         var start = ChildProcess.Start(program, args);
         start.WorkingDirectory = dir;
-        start.RedirectStandardOutput = true;
-        start.RedirectStandardError = true;
         foreach (var (key, value) in env)
         {
             start.Environment[key] = value;
         }
 
-        var process = Process.Start(start)!;
-        process.OutputDataReceived += (_, _) => { };
-        process.ErrorDataReceived += (_, _) => { };
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        _processes.Add(process);
+        _processes.Add(ChildProcess.StartDrained(start));
     }
 
     private static async Task RunToEndAsync(string program, IEnumerable<string> args, string dir)

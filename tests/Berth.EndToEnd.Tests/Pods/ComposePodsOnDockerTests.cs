@@ -1,8 +1,3 @@
-using System.Text.Json;
-using Berth.Runtime.Docker;
-using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
-
 namespace Berth.EndToEnd.Tests.Pods;
 
 /// <summary>
@@ -13,25 +8,19 @@ namespace Berth.EndToEnd.Tests.Pods;
 public sealed class ComposePodsOnDockerTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(120);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-pods-docker-").FullName;
-    private readonly string _app = "pod" + Guid.NewGuid().ToString("N")[..8];
-    private readonly BerthCli _berth;
+    private readonly DockerApp _docker = new("pod");
     private readonly int _web = Ports.Free();
     private readonly int _web2 = Ports.Free();
 
-    public ComposePodsOnDockerTests() => _berth = new BerthCli(_dir);
-
     public async Task InitializeAsync()
     {
-        if (!Environments.DockerAvailable)
+        if (!await _docker.PrepareAsync())
         {
             return;
         }
 
-        using var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
-        await TestImages.EnsureAsync(driver);
-        File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
-            name: {{_app}}
+        File.WriteAllText(Path.Combine(_docker.Dir, "compose.yaml"), $$"""
+            name: {{_docker.Name}}
             services:
               api:                       # two replicas of a fixed-port image
                 image: {{TestImages.Base}}
@@ -48,28 +37,13 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
             """);
     }
 
-    public async Task DisposeAsync()
-    {
-        if (!Environments.DockerAvailable)
-        {
-            return;
-        }
-
-        try
-        {
-            await _berth.DownAsync();
-        }
-        finally
-        {
-            Directory.Delete(_dir, recursive: true);
-        }
-    }
+    public Task DisposeAsync() => _docker.DisposeAsync().AsTask();
 
     [DockerFact]
     public async Task Up_IssueComposeFile_AllReadyWebGetsApiByNameFromBothReplicasWeb2Beside()
     {
-        await _berth.UpDetachedAsync(ready: 4, Wait);
-        var apis = (await _berth.PsAsync()).Where(r => r.GetProperty("service").GetString() == "api").Select(r => r.GetProperty("id").GetString()!).ToList();
+        await _docker.Berth.UpDetachedAsync(ready: 4, Wait);
+        var apis = (await _docker.Berth.PsAsync()).Where(r => r.GetProperty("service").GetString() == "api").Select(r => r.GetProperty("id").GetString()!).ToList();
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
 
         var seen = new HashSet<string>();
@@ -87,15 +61,15 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
 
         Assert.Equal(apis.Order(), seen.Order());
         Assert.Equal("web2", (await client.GetStringAsync($"http://127.0.0.1:{_web2}/")).Trim());
-        Assert.Equal("none", Docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", $"berth-{_app}-{apis[0]}").Trim());
+        Assert.Equal("none", Docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", $"berth-{_docker.Name}-{apis[0]}").Trim());
     }
 
     [DockerFact]
     public async Task Apply_PublishedPortChangedEnvironment_RollsOutWithoutPortClash()
     {
-        var compose = Path.Combine(_dir, "compose.yaml");
+        var compose = Path.Combine(_docker.Dir, "compose.yaml");
         string Spec(string greeting) => $$"""
-            name: {{_app}}
+            name: {{_docker.Name}}
             services:
               web:
                 image: {{TestImages.Base}}
@@ -104,19 +78,19 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
                 ports: ["{{_web}}:80"]
             """;
         File.WriteAllText(compose, Spec("hello"));
-        await _berth.UpDetachedAsync(ready: 1, Wait);
+        await _docker.Berth.UpDetachedAsync(ready: 1, Wait);
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         Assert.Equal("hello", (await client.GetStringAsync($"http://127.0.0.1:{_web}/")).Trim());
         await using var load = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 50_000, MaxTime = TimeSpan.FromMinutes(3) });
 
         File.WriteAllText(compose, Spec("changed"));
-        await _berth.OkAsync("apply");
+        await _docker.Berth.OkAsync("apply");
 
         // The new replica starts beside the old one, both on port 80 of their own pods; before pods it stayed Pending on
         // "port 80 is taken" and the rollout was rolled back after its deadline.
         await Poll.UntilAsync(async () => (await client.GetStringAsync($"http://127.0.0.1:{_web}/")).Trim() == "changed"
-            && (await _berth.PsAsync()).Count(r => r.GetProperty("service").GetString() == "web") == 1, Wait, "the changed environment rolled out to the only web replica");
-        var events = await _berth.EventsAsync();
+            && (await _docker.Berth.PsAsync()).Count(r => r.GetProperty("service").GetString() == "web") == 1, Wait, "the changed environment rolled out to the only web replica");
+        var events = await _docker.Berth.EventsAsync();
         Assert.DoesNotContain(events, e => e.GetProperty("message").GetString()!.Contains("is taken", StringComparison.Ordinal));
         var result = await load.StopAsync();
         Assert.Equal(0, result.Failed);
@@ -127,9 +101,9 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
     public async Task ControlPlaneKilled9_UnderLoadWithPods_NoRequestFailsWhileItIsGoneOrAfterItReturns()
     {
         WriteCgiCompose();
-        await _berth.UpDetachedAsync(ready: 4, Wait);
-        var ids = (await _berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal).ToList();
-        var dataPlane = _berth.DataPlanePid()!.Value;
+        await _docker.Berth.UpDetachedAsync(ready: 4, Wait);
+        var ids = (await _docker.Berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal).ToList();
+        var dataPlane = _docker.Berth.DataPlanePid()!.Value;
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         // The pod's outbound listeners open on the route publication after web is Running: wait for the first answer by name.
         await Poll.UntilAsync(async () => (await client.GetStringAsync($"http://127.0.0.1:{_web}/cgi-bin/api")).StartsWith("api ", StringComparison.Ordinal),
@@ -138,15 +112,15 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         await using var inbound = LoopbackLoad.Start(_web2, new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
         await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(50));
 
-        var controlPlane = _berth.ControlPlanePid()!.Value;
+        var controlPlane = _docker.Berth.ControlPlanePid()!.Value;
         Process.GetProcessById(controlPlane).Kill();
         await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
         await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
 
         // The next control plane adopts the containers and finds each pod's namespace again from the engine (the main pid of
         // each running NetworkMode-none container): its first snapshot must keep every upstream and outbound listener in its pod.
-        await _berth.UpDetachedAsync(ready: 4, Wait);
-        Assert.Equal(ids, (await _berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal));
+        await _docker.Berth.UpDetachedAsync(ready: 4, Wait);
+        Assert.Equal(ids, (await _docker.Berth.PsAsync()).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal));
         await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
         var (a, b) = (await inbound.StopAsync(), await byName.StopAsync());
 
@@ -154,7 +128,7 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         b.AssertNoneFailedUncapped();
         Assert.Equal(["web2\n"], a.Bodies.Keys);
         Assert.All(b.Bodies.Keys, body => Assert.Matches("^api api-[0-9a-f]{5}\n$", body));
-        Assert.Equal(dataPlane, _berth.DataPlanePid());
+        Assert.Equal(dataPlane, _docker.Berth.DataPlanePid());
     }
 
     [DockerFact]
@@ -163,26 +137,26 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         WriteCgiCompose();
         // The first control plane and its data planes pose as an older Berth; the next one replaces the data plane and is
         // passed its listening sockets, those inside web's pod (api's virtual address) among them.
-        _berth.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
-        await _berth.UpDetachedAsync(ready: 4, Wait);
-        var old = _berth.DataPlanePid()!.Value;
+        _docker.Berth.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
+        await _docker.Berth.UpDetachedAsync(ready: 4, Wait);
+        var old = _docker.Berth.DataPlanePid()!.Value;
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         await Poll.UntilAsync(async () => (await client.GetStringAsync($"http://127.0.0.1:{_web}/cgi-bin/api")).StartsWith("api ", StringComparison.Ordinal),
             Wait, "web answers with api's page fetched by name");
         await using var byName = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{_web}/cgi-bin/api"), new LoopbackLoadOptions { FreshConnections = true, MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
         await using var inbound = LoopbackLoad.Start(_web2, new LoopbackLoadOptions { FreshConnections = true, MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
         await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(50));
-        var controlPlane = _berth.ControlPlanePid()!.Value;
+        var controlPlane = _docker.Berth.ControlPlanePid()!.Value;
         Process.GetProcessById(controlPlane).Kill();
         await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the older control plane gone after SIGKILL");
 
-        _berth.Environment.Remove("BERTH_DATA_PLANE_BUILD");
-        await _berth.UpDetachedAsync(ready: 4, Wait);
-        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{old}") && _berth.DataPlanePid() is { } now && now != old, Wait, "the older data plane replaced by one of this build");
+        _docker.Berth.Environment.Remove("BERTH_DATA_PLANE_BUILD");
+        await _docker.Berth.UpDetachedAsync(ready: 4, Wait);
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{old}") && _docker.Berth.DataPlanePid() is { } now && now != old, Wait, "the older data plane replaced by one of this build");
         await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
         var (a, b) = (await inbound.StopAsync(), await byName.StopAsync());
 
-        var log = File.ReadAllText(Path.Combine(_berth.State, "data-plane.log"));
+        var log = File.ReadAllText(Path.Combine(_docker.Berth.State, "data-plane.log"));
         Assert.Matches($@"Took [0-9]+ listening sockets over from data plane {old} in [0-9.]+ ms", log);
         a.AssertNoneFailedUncapped();
         b.AssertNoneFailedUncapped();
@@ -207,8 +181,8 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         using var hostService = Process.Start(info)!;
         try
         {
-            File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
-                name: {{_app}}
+            File.WriteAllText(Path.Combine(_docker.Dir, "compose.yaml"), $$"""
+                name: {{_docker.Name}}
                 services:
                   web:
                     image: {{TestImages.Base}}
@@ -220,24 +194,24 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
                     extra_hosts: ["host.docker.internal:host-gateway"]
                     command: ["sh", "-c", "exec httpd -f -p 8080 -h /"]
                 """);
-            await _berth.UpDetachedAsync(ready: 2, Wait);
+            await _docker.Berth.UpDetachedAsync(ready: 2, Wait);
             using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
             string? body = null;
             await Poll.UntilAsync(async () => (body = await client.GetStringAsync($"http://127.0.0.1:{_web}/cgi-bin/host")) == "ok from the host", Wait,
                 "web reaches the host's loopback service through host.docker.internal");
             // The data plane's own sockets in api's pods (the host-gateway mirrors, the virtual-address listener for web) are not
             // taken for api's ports: only httpd's 8080 is.
-            await Poll.UntilAsync(() => Task.FromResult(File.ReadAllText(Path.Combine(_berth.State, "data-plane-routes.json")).Contains("tcp-8080", StringComparison.Ordinal)),
+            await Poll.UntilAsync(() => Task.FromResult(File.ReadAllText(Path.Combine(_docker.Berth.State, "data-plane-routes.json")).Contains("tcp-8080", StringComparison.Ordinal)),
                 Wait, "api's port 8080 learnt from its pod");
-            using (var applied = JsonDocument.Parse(File.ReadAllText(Path.Combine(_berth.State, "data-plane-routes.json"))))
+            using (var applied = JsonDocument.Parse(File.ReadAllText(Path.Combine(_docker.Berth.State, "data-plane-routes.json"))))
             {
                 Assert.Equal(["api.tcp-8080", "web.tcp"], applied.RootElement.GetProperty("routes").EnumerateArray()
                     .Select(r => r.GetProperty("service").GetString() + "." + r.GetProperty("endpoint").GetProperty("name").GetString()).Order(StringComparer.Ordinal));
             }
 
 
-            Assert.Equal("none", Docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", $"berth-{_app}-{(await _berth.PsAsync()).First(r => r.GetProperty("service").GetString() == "web").GetProperty("id").GetString()}").Trim());
-            var app = await _berth.OkAsync("ps");
+            Assert.Equal("none", Docker("inspect", "-f", "{{.HostConfig.NetworkMode}}", $"berth-{_docker.Name}-{(await _docker.Berth.PsAsync()).First(r => r.GetProperty("service").GetString() == "web").GetProperty("id").GetString()}").Trim());
+            var app = await _docker.Berth.OkAsync("ps");
             Assert.Contains("web has no internet egress", app.Out + app.Err, StringComparison.Ordinal);
         }
         finally
@@ -246,26 +220,14 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         }
     }
 
-    private static string Docker(params string[] args)
-    {
-        var info = new ProcessStartInfo("docker") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args)
-        {
-            info.ArgumentList.Add(a);
-        }
-
-        using var p = Process.Start(info)!;
-        var output = p.StandardOutput.ReadToEnd();
-        p.WaitForExit();
-        return output;
-    }
+    private static string Docker(params string[] args) => DockerApp.Docker(args).Out;
 
     /// <summary>web answers each GET of /cgi-bin/api by fetching http://api:8080/ by name at that moment (busybox httpd CGI), so
     /// every request of a load there goes into web's pod and from there through the listener the data plane holds on api's
     /// virtual address; web2's published port is the plain inbound path into a pod.</summary>
     private void WriteCgiCompose() =>
-        File.WriteAllText(Path.Combine(_dir, "compose.yaml"), $$"""
-            name: {{_app}}
+        File.WriteAllText(Path.Combine(_docker.Dir, "compose.yaml"), $$"""
+            name: {{_docker.Name}}
             services:
               api:
                 image: {{TestImages.Base}}

@@ -253,9 +253,7 @@ public sealed class IdempotentApplyTests : FakeClusterTests
     [Fact]
     public async Task DeleteAsync_FinalizerNeverDone_FailsAtTheTimeoutSayingWhatIsStillTerminating()
     {
-        var set = ManifestGenerator.Generate(SampleApps.Shop());
-        await Apply(set, NoWait);
-        Server.FinalizerReads = int.MaxValue;
+        var set = await ApplyShopWhosePvcFinalizerNeverEndsAsync();
         using var connection = KubeConnection.Open();
 
         var result = await new ClusterApplier(connection).DeleteAsync(set, "team-a", new ApplyOptions { DeleteVolumes = true, PollInterval = TimeSpan.FromMilliseconds(20), Timeout = TimeSpan.FromMilliseconds(300) }, null, CancellationToken.None);
@@ -269,9 +267,7 @@ public sealed class IdempotentApplyTests : FakeClusterTests
     [Fact]
     public async Task DeleteAsync_WaitFalse_ReturnsAtOnceSayingDeletionWasRequested()
     {
-        var set = ManifestGenerator.Generate(SampleApps.Shop());
-        await Apply(set, NoWait);
-        Server.FinalizerReads = int.MaxValue;
+        var set = await ApplyShopWhosePvcFinalizerNeverEndsAsync();
         using var connection = KubeConnection.Open();
         var before = Server.Requests.Count;
 
@@ -281,6 +277,15 @@ public sealed class IdempotentApplyTests : FakeClusterTests
         Assert.Equal("deletion requested (not waited for)", result.Objects.Single(o => o.Object == "persistentvolumeclaim/pgdata").Message);
         Assert.DoesNotContain(Server.Requests.Skip(before), r => r.Method == "GET");
         Assert.NotNull(Server.Stored("/api/v1/namespaces/team-a/persistentvolumeclaims/pgdata")!["metadata"]!["deletionTimestamp"]);
+    }
+
+    /// <summary>Applies the shop, with the fake API server never ending the finalizer of a PVC it is asked to delete.</summary>
+    private async Task<ManifestSet> ApplyShopWhosePvcFinalizerNeverEndsAsync()
+    {
+        var set = ManifestGenerator.Generate(SampleApps.Shop());
+        await Apply(set, NoWait);
+        Server.FinalizerReads = int.MaxValue;
+        return set;
     }
 
     internal static string PathOf(ManifestObject o, string ns = "shop")

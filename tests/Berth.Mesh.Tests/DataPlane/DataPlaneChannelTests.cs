@@ -1,6 +1,4 @@
 using System.IO.Pipelines;
-using System.Net.Sockets;
-using Berth.Mesh.DataPlane;
 
 namespace Berth.Mesh.Tests.DataPlane;
 

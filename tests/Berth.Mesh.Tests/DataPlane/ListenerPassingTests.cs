@@ -1,8 +1,3 @@
-using System.Collections.Concurrent;
-using System.Net;
-using System.Net.Sockets;
-using Berth.Mesh.DataPlane;
-
 namespace Berth.Mesh.Tests.DataPlane;
 
 /// <summary>The listening-socket hand-over of an upgrade (issue #13 §1) at the socket level: a real TCP listener on loopback

@@ -15,20 +15,18 @@ public sealed class DrainingTests
             await release.Task.WaitAsync(context.RequestAborted);
             await context.Response.WriteAsync("slow");
         };
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare(), a.Upstream());
+        using var client = mesh.Client();
 
         var slow = client.GetStringAsync("/");
-        await PollAsync(() => mesh.InFlight("api", "a") == 1, "the slow request to be counted in flight on a");
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), b.Upstream()), CancellationToken.None);
+        await PollAsync(() => mesh.Host.InFlight("api", "a") == 1, "the slow request to be counted in flight on a");
+        await mesh.Host.UpdateAsync(MeshTest.Route(mesh.Port, MeshTest.Bare(), b.Upstream()), CancellationToken.None);
 
-        Assert.Equal(1, mesh.InFlight("api", "a"));
-        Assert.Equal(0, mesh.InFlight("api", "b"));
+        Assert.Equal(1, mesh.Host.InFlight("api", "a"));
+        Assert.Equal(0, mesh.Host.InFlight("api", "b"));
         release.SetResult();
         Assert.Equal("slow", await slow);
-        await PollAsync(() => mesh.InFlight("api", "a") == 0, "a's in-flight count to return to 0");
+        await PollAsync(() => mesh.Host.InFlight("api", "a") == 0, "a's in-flight count to return to 0");
     }
 
     [Fact]

@@ -123,19 +123,14 @@ public sealed class GrpcTests
     /// <summary>A real gRPC server (Grpc.AspNetCore on Kestrel, HTTP/2 prior knowledge) serving <see cref="EchoService"/>.</summary>
     private sealed class GrpcUpstream : IAsyncDisposable
     {
-        private readonly WebApplication _app;
+        private LoopbackHost? _host;
         private int _calls;
 
-        private GrpcUpstream(string name, WebApplication app, int port)
-        {
-            Name = name;
-            _app = app;
-            Port = port;
-        }
+        private GrpcUpstream(string name) => Name = name;
 
         public string Name { get; }
 
-        public int Port { get; }
+        public int Port => _host!.Port;
 
         public int Calls => Volatile.Read(ref _calls);
 
@@ -150,18 +145,15 @@ public sealed class GrpcTests
 
         public static async Task<GrpcUpstream> StartAsync(string name)
         {
-            var port = Ports.Free();
-            var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-            builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port, l => l.Protocols = HttpProtocols.Http2));
-            builder.Services.AddRouting();
-            builder.Services.AddGrpc();
-            GrpcUpstream? self = null;
-            builder.Services.AddSingleton(_ => self!);
-            var app = builder.Build();
-            app.UseRouting();
-            app.MapGrpcService<EchoService>();
-            self = new GrpcUpstream(name, app, port);
-            await app.StartAsync();
+            var self = new GrpcUpstream(name);
+            self._host = await LoopbackHost.StartAsync(
+                app =>
+                {
+                    app.UseRouting();
+                    app.MapGrpcService<EchoService>();
+                },
+                HttpProtocols.Http2,
+                services => services.AddRouting().AddGrpc().Services.AddSingleton(self));
             return self;
         }
 
@@ -187,12 +179,7 @@ public sealed class GrpcTests
             return $"{Name}:{request}";
         }
 
-        public async ValueTask DisposeAsync()
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-            await _app.StopAsync(cts.Token);
-            await _app.DisposeAsync();
-        }
+        public ValueTask DisposeAsync() => _host!.DisposeAsync();
     }
 
     /// <summary>A one-method gRPC service bound by hand, shaped as generated code is (no .proto code generation): strings as UTF-8 messages.</summary>

@@ -8,7 +8,7 @@ public sealed class Http11ConformanceTests
     public async Task Proxy_ChunkedRequestBody_ForwardedChunkedAndWhole()
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("POST /orders HTTP/1.1\r\nHost: api\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
@@ -26,7 +26,7 @@ public sealed class Http11ConformanceTests
     {
         await using var upstream = new RawUpstream { Respond = _ => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nberth\r\n" };
         upstream.Respond = _ => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nberth\r\n5\r\n mesh\r\n0\r\n\r\n";
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET / HTTP/1.1\r\nHost: api\r\n\r\n");
@@ -44,7 +44,7 @@ public sealed class Http11ConformanceTests
     public async Task Proxy_Expect100Continue_ClientGets100ThenTheUpstreamAnswer()
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("POST /upload HTTP/1.1\r\nHost: api\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n");
@@ -67,7 +67,7 @@ public sealed class Http11ConformanceTests
             Respond = _ => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: X-Upstream-Hop\r\nX-Upstream-Hop: 1\r\nKeep-Alive: timeout=5\r\n"
                 + "Proxy-Connection: keep-alive\r\nTrailer: X-Sum\r\nUpgrade: h2c\r\nX-End-To-End: kept\r\n\r\nok",
         };
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         // (Kestrel reports "Connection: X-Client-Hop, keep-alive" as just "keep-alive", so a header named next to
@@ -102,7 +102,7 @@ public sealed class Http11ConformanceTests
     public async Task Proxy_SmugglingShapedRequest_Rejected400AndNothingForwarded(string request)
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync(request);
@@ -117,7 +117,7 @@ public sealed class Http11ConformanceTests
     public async Task Proxy_HeadersTooLarge_Answers431()
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET / HTTP/1.1\r\nHost: api\r\nX-Big: " + new string('a', 40 * 1024) + "\r\n\r\n");
@@ -130,7 +130,7 @@ public sealed class Http11ConformanceTests
     public async Task Proxy_RequestLineTooLong_Answers414()
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET /" + new string('a', 10 * 1024) + " HTTP/1.1\r\nHost: api\r\n\r\n");
@@ -150,7 +150,7 @@ public sealed class Http11ConformanceTests
                 return $"HTTP/1.1 200 OK\r\nContent-Length: {path.Length}\r\n\r\n{path}";
             },
         };
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET /one HTTP/1.1\r\nHost: api\r\n\r\nPOST /two HTTP/1.1\r\nHost: api\r\nContent-Length: 3\r\n\r\nabcGET /three HTTP/1.1\r\nHost: api\r\n\r\n");
@@ -164,7 +164,7 @@ public sealed class Http11ConformanceTests
     public async Task Proxy_HeadRequest_ContentLengthKeptNoBodyRead()
     {
         await using var upstream = new RawUpstream { Respond = _ => "HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n" };
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("HEAD / HTTP/1.1\r\nHost: api\r\n\r\n");
@@ -191,18 +191,5 @@ public sealed class Http11ConformanceTests
             body.Append(chunked, eol + 2, size);
             chunked = chunked[(eol + 2 + size + 2)..];
         }
-    }
-
-    private static async Task<TestMesh> MeshAsync(Berth.Core.Routing.Upstream upstream)
-    {
-        var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshPolicy.Default, upstream), CancellationToken.None);
-        return new TestMesh(mesh, port);
-    }
-
-    private sealed record TestMesh(MeshHost Host, int Port) : IAsyncDisposable
-    {
-        public ValueTask DisposeAsync() => Host.DisposeAsync();
     }
 }

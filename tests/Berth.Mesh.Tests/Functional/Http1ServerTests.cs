@@ -17,7 +17,7 @@ public sealed class Http1ServerTests
     {
         // Kestrel reported "Connection: X, keep-alive" as just keep-alive, so X reached the upstream; the mesh's parser reads every token.
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET / HTTP/1.1\r\nHost: api\r\nConnection: X-Client-Hop, keep-alive\r\nX-Client-Hop: secret\r\nX-End-To-End: kept\r\n\r\n");
@@ -41,7 +41,7 @@ public sealed class Http1ServerTests
         {
             Respond = head => $"HTTP/1.1 200 OK\r\nContent-Length: {head.Split(' ')[1].Length}\r\n\r\n{head.Split(' ')[1]}",
         };
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET /one HTTP/1.1\r\nHost: api\r\n\r\n"
@@ -67,7 +67,7 @@ public sealed class Http1ServerTests
     public async Task Serve_MalformedHead_Answered400AndNothingForwarded(string request)
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync(request);
@@ -80,7 +80,7 @@ public sealed class Http1ServerTests
     public async Task Serve_HeadArrivesInPieces_ForwardedOnceWhole()
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET /piece HTTP/1.1\r\nHo");
@@ -98,7 +98,7 @@ public sealed class Http1ServerTests
     {
         // Slowloris: a head that never ends holds the connection only as long as the headers timeout.
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream(), new MeshHostOptions { RequestHeadersTimeout = TimeSpan.FromSeconds(2) });
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream(), new MeshHostOptions { RequestHeadersTimeout = TimeSpan.FromSeconds(2) });
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
         var watch = Stopwatch.StartNew();
 
@@ -113,7 +113,7 @@ public sealed class Http1ServerTests
     public async Task Serve_IdleAfterARequest_ClosedByTheKeepAliveTimeout()
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream(), new MeshHostOptions { KeepAliveTimeout = TimeSpan.FromSeconds(2) });
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream(), new MeshHostOptions { KeepAliveTimeout = TimeSpan.FromSeconds(2) });
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET / HTTP/1.1\r\nHost: api\r\n\r\n");
@@ -128,7 +128,7 @@ public sealed class Http1ServerTests
     public async Task Serve_CloseDelimitedUpstreamResponse_ChunkedToTheClientWhichKeepsItsConnection()
     {
         await using var upstream = new RawUpstream { Respond = _ => "HTTP/1.0 200 OK\r\nX-Old: 1\r\n\r\nuntil-close", CloseAfterRespond = true };
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET / HTTP/1.1\r\nHost: api\r\n\r\n");
@@ -149,7 +149,7 @@ public sealed class Http1ServerTests
         {
             Respond = _ => "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTrailer: X-Sum\r\n\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-Sum: 11\r\n\r\n",
         };
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET / HTTP/1.1\r\nHost: api\r\n\r\nGET / HTTP/1.1\r\nHost: api\r\n\r\n");
@@ -166,7 +166,7 @@ public sealed class Http1ServerTests
     public async Task Serve_ConnectionClose_AnsweredWithConnectionCloseThenClosed()
     {
         await using var upstream = new RawUpstream();
-        await using var mesh = await MeshAsync(upstream.Upstream());
+        await using var mesh = await MeshTest.ServeAsync(upstream.Upstream());
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET / HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n");
@@ -181,7 +181,7 @@ public sealed class Http1ServerTests
     public async Task Serve_NoUpstreamAnswer_MeshAnswerWithErrorHeaderAndDate()
     {
         var dead = new Berth.Core.Routing.Upstream("dead", "127.0.0.1", Ports.Free(), 1);
-        await using var mesh = await MeshAsync(dead, policy: MeshPolicy.Default with { Retries = new RetryPolicy { Attempts = 0 } });
+        await using var mesh = await MeshTest.ServeAsync(dead, policy: MeshPolicy.Default with { Retries = new RetryPolicy { Attempts = 0 } });
         using var raw = await RawHttp.ConnectAsync(mesh.Port);
 
         await raw.SendAsync("GET / HTTP/1.1\r\nHost: api\r\n\r\n");
@@ -212,18 +212,5 @@ public sealed class Http1ServerTests
         {
             return true;
         }
-    }
-
-    private static async Task<TestMesh> MeshAsync(Berth.Core.Routing.Upstream upstream, MeshHostOptions? options = null, MeshPolicy? policy = null)
-    {
-        var mesh = new MeshHost(options);
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, policy ?? MeshPolicy.Default, upstream), CancellationToken.None);
-        return new TestMesh(mesh, port);
-    }
-
-    private sealed record TestMesh(MeshHost Host, int Port) : IAsyncDisposable
-    {
-        public ValueTask DisposeAsync() => Host.DisposeAsync();
     }
 }

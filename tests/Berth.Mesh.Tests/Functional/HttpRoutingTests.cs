@@ -9,10 +9,8 @@ public sealed class HttpRoutingTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         await using var b = await TestUpstream.StartAsync("b");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), a.Upstream(), b.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare(), a.Upstream(), b.Upstream());
+        using var client = mesh.Client();
 
         var bodies = new List<string>();
         for (var i = 0; i < 10; i++)
@@ -32,12 +30,7 @@ public sealed class HttpRoutingTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         await using var b = await TestUpstream.StartAsync("b");
-        var release = new TaskCompletionSource();
-        a.Handler = async context =>
-        {
-            await release.Task;
-            await context.Response.WriteAsync("a-slow");
-        };
+        var release = a.HoldAnswer("a-slow");
         await using var mesh = new MeshHost();
         var port = Ports.Free();
         await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), a.Upstream()), CancellationToken.None);
@@ -71,35 +64,26 @@ public sealed class HttpRoutingTests
     public async Task Remove_ListenerWithInFlightRequest_FinishesItThenRefusesConnections()
     {
         await using var a = await TestUpstream.StartAsync("a");
-        var release = new TaskCompletionSource();
-        a.Handler = async context =>
-        {
-            await release.Task;
-            await context.Response.WriteAsync("done");
-        };
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        var release = a.HoldAnswer("done");
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare(), a.Upstream());
+        using var client = mesh.Client();
 
         var inFlight = client.GetStringAsync("/");
         await Poll.UntilAsync(() => a.Requests == 1, TimeSpan.FromSeconds(10), "the request to reach upstream a");
-        var removing = mesh.RemoveAsync("api", "http", CancellationToken.None);
+        var removing = mesh.Host.RemoveAsync("api", "http", CancellationToken.None);
         release.SetResult();
         await removing;
 
         Assert.Equal("done", await inFlight);
-        using var fresh = MeshTest.Client(port);
+        using var fresh = MeshTest.Client(mesh.Port);
         await Assert.ThrowsAsync<HttpRequestException>(() => fresh.GetStringAsync("/"));
     }
 
     [Fact]
     public async Task Proxy_NoUpstreams_Answers503NoUpstream()
     {
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshPolicy.Default), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshPolicy.Default);
+        using var client = mesh.Client();
 
         var (status, _, response) = await MeshTest.GetAsync(client);
 
@@ -117,10 +101,8 @@ public sealed class HttpRoutingTests
             seenTarget = context.Request.Path + context.Request.QueryString;
             return context.Response.WriteAsync(context.Request.Headers["X-Custom"].ToString());
         };
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare(), a.Upstream());
+        using var client = mesh.Client();
 
         var (status, body, _) = await MeshTest.GetAsync(client, "/orders/42?x=1&y=%20", r => r.Headers.Add("X-Custom", "hello"));
 
@@ -137,11 +119,9 @@ public sealed class HttpRoutingTests
         await using var a = await TestUpstream.StartAsync("a");
         await using var b = await TestUpstream.StartAsync("b");
         await using var c = await TestUpstream.StartAsync("c");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare(LoadBalancing.ConsistentHash) with { HashOn = "header:X-User" };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, a.Upstream(), b.Upstream(), c.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, a.Upstream(), b.Upstream(), c.Upstream());
+        using var client = mesh.Client();
 
         var seen = new Dictionary<string, HashSet<string>>();
         for (var user = 0; user < 20; user++)
@@ -162,11 +142,9 @@ public sealed class HttpRoutingTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         await using var b = await TestUpstream.StartAsync("b");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare(LoadBalancing.ConsistentHash) with { HashOn = "cookie:session" };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, a.Upstream(), b.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, a.Upstream(), b.Upstream());
+        using var client = mesh.Client();
 
         var owners = new HashSet<string>();
         for (var session = 0; session < 12; session++)
@@ -228,17 +206,10 @@ public sealed class HttpRoutingTests
     public async Task Proxy_ConcurrencyAboveTheLimit_FailsFastWith503NamingIt(string limit)
     {
         await using var a = await TestUpstream.StartAsync("a");
-        var release = new TaskCompletionSource();
-        a.Handler = async context =>
-        {
-            await release.Task;
-            await context.Response.WriteAsync("slow");
-        };
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
+        var release = a.HoldAnswer("slow");
         var limits = limit == "max-requests" ? new ConnectionLimits { MaxRequests = 1 } : new ConnectionLimits { MaxPendingRequests = 1 };
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Limits = limits }, a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare() with { Limits = limits }, a.Upstream());
+        using var client = mesh.Client();
 
         var first = client.GetStringAsync("/");
         await Poll.UntilAsync(() => a.Requests == 1, TimeSpan.FromSeconds(10), $"the first request to take the only place ({limit})");

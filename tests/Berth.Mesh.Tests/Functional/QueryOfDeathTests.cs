@@ -104,10 +104,8 @@ public sealed class QueryOfDeathTests
         using var r1 = await UpstreamProcess.StartAsync("r1", Poison);
         using var r2 = await UpstreamProcess.StartAsync("r2", Poison);
         using var r3 = await UpstreamProcess.StartAsync("r3", Poison);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, r1.Upstream, r2.Upstream, r3.Upstream), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, r1.Upstream, r2.Upstream, r3.Upstream);
+        using var client = mesh.Client();
 
         await PoisonAfterWarmUpAsync(client);
         var (delivered, dead) = await SettledAsync([r1, r2, r3]);

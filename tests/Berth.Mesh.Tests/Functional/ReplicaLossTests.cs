@@ -11,10 +11,8 @@ public sealed class ReplicaLossTests
         using var r1 = await UpstreamProcess.StartAsync("r1");
         using var r2 = await UpstreamProcess.StartAsync("r2");
         using var r3 = await UpstreamProcess.StartAsync("r3");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshPolicy.Default, r1.Upstream, r2.Upstream, r3.Upstream), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshPolicy.Default, r1.Upstream, r2.Upstream, r3.Upstream);
+        using var client = mesh.Client();
 
         // Warm up (JIT, connection pools) outside the measured phases.
         for (var i = 0; i < 300; i++)
@@ -34,7 +32,7 @@ public sealed class ReplicaLossTests
         Assert.Equal(0, afterKill.Failures);
         Assert.True(afterKill.P99 <= 3 * steady.P99,
             $"p99 after kill -9 {afterKill.P99:0.###} ms, steady {steady.P99:0.###} ms: expected within 3x");
-        var routes = await mesh.RoutesAsync(CancellationToken.None);
+        var routes = await mesh.Host.RoutesAsync(CancellationToken.None);
         Assert.True(routes.Single().Upstreams.Single(u => u.Replica == "r1").Ejected, "the killed replica should be ejected");
     }
 

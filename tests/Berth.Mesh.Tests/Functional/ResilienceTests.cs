@@ -186,12 +186,7 @@ public sealed class ResilienceTests
             await MeshTest.GetAsync(client);
         }
 
-        var release = new TaskCompletionSource();
-        a.Handler = async context =>
-        {
-            await release.Task;
-            await context.Response.WriteAsync("ok");
-        };
+        var release = a.HoldAnswer("ok");
         time.Advance(CircuitBreakerPolicy.Default.BreakDuration);
         var probe = client.GetAsync("/");
         await Poll.UntilAsync(() => a.Requests == 6, TimeSpan.FromSeconds(10), "the half-open probe to reach the upstream");
@@ -212,11 +207,9 @@ public sealed class ResilienceTests
         await using var b = await TestUpstream.StartAsync("b");
         a.Answer(503);
         b.Answer(503);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var retries = new RetryPolicy { Attempts = 2, BackoffBase = TimeSpan.FromMilliseconds(1), BackoffMax = TimeSpan.FromMilliseconds(2) };
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Retries = retries }, a.Upstream(), b.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare() with { Retries = retries }, a.Upstream(), b.Upstream());
+        using var client = mesh.Client();
 
         const int requests = 1000;
         var sw = Stopwatch.StartNew();
@@ -246,10 +239,8 @@ public sealed class ResilienceTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         var dead = new Berth.Core.Routing.Upstream("dead", "127.0.0.1", Ports.Free(), 1);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin }, a.Upstream(), dead), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshPolicy.Default with { LoadBalancing = LoadBalancing.RoundRobin }, a.Upstream(), dead);
+        using var client = mesh.Client();
 
         for (var i = 0; i < 40; i++)
         {
@@ -258,7 +249,7 @@ public sealed class ResilienceTests
             Assert.Equal("a", body);
         }
 
-        var routes = await mesh.RoutesAsync(CancellationToken.None);
+        var routes = await mesh.Host.RoutesAsync(CancellationToken.None);
         Assert.True(routes.Single().Upstreams.Single(u => u.Replica == "dead").Ejected, "the refusing replica should be ejected");
     }
 
@@ -268,11 +259,9 @@ public sealed class ResilienceTests
         await using var bad = await TestUpstream.StartAsync("bad");
         await using var good = await TestUpstream.StartAsync("good");
         bad.Answer(503);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare(LoadBalancing.Random) with { Retries = new RetryPolicy { Attempts = 1, BackoffBase = TimeSpan.FromMilliseconds(1), BudgetMinPerSecond = 1000 } };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, bad.Upstream(), good.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, bad.Upstream(), good.Upstream());
+        using var client = mesh.Client();
 
         for (var i = 0; i < 40; i++)
         {
@@ -295,11 +284,9 @@ public sealed class ResilienceTests
             bodies.Add(await reader.ReadToEndAsync());
         };
         var dead = new Berth.Core.Routing.Upstream("dead", "127.0.0.1", Ports.Free(), 1);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare(LoadBalancing.RoundRobin) with { Retries = new RetryPolicy() };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, dead, a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, dead, a.Upstream());
+        using var client = mesh.Client();
 
         for (var i = 0; i < 6; i++)
         {
@@ -315,11 +302,9 @@ public sealed class ResilienceTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         a.Answer(503);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare() with { Retries = new RetryPolicy { BackoffBase = TimeSpan.FromMilliseconds(1) } };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, a.Upstream());
+        using var client = mesh.Client();
 
         using (var r = await client.PostAsync("/", new StringContent("x")))
         {
@@ -328,7 +313,7 @@ public sealed class ResilienceTests
 
         Assert.Equal(1, a.Requests);
 
-        await mesh.UpdateAsync(MeshTest.Route(port, policy with { Retries = policy.Retries with { NonIdempotent = true } }, a.Upstream()), CancellationToken.None);
+        await mesh.Host.UpdateAsync(MeshTest.Route(mesh.Port, policy with { Retries = policy.Retries with { NonIdempotent = true } }, a.Upstream()), CancellationToken.None);
         var bodies = new List<string>();
         a.Handler = async context =>
         {
@@ -354,15 +339,13 @@ public sealed class ResilienceTests
         {
             await hang.Task.WaitAsync(context.RequestAborted);
         };
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare() with
         {
             PerTryTimeout = TimeSpan.FromMilliseconds(300),
             Retries = new RetryPolicy { BackoffBase = TimeSpan.FromMilliseconds(1) },
         };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, slow.Upstream(), fast.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, slow.Upstream(), fast.Upstream());
+        using var client = mesh.Client();
 
         for (var i = 0; i < 4; i++)
         {
@@ -380,10 +363,8 @@ public sealed class ResilienceTests
     {
         await using var slow = await TestUpstream.StartAsync("slow");
         slow.Handler = context => Task.Delay(TimeSpan.FromSeconds(30), context.RequestAborted);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { Timeout = TimeSpan.FromMilliseconds(300) }, slow.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare() with { Timeout = TimeSpan.FromMilliseconds(300) }, slow.Upstream());
+        using var client = mesh.Client();
 
         var (status, _, response) = await MeshTest.GetAsync(client);
 

@@ -29,14 +29,12 @@ public sealed class TcpTests
     {
         await using var a = new EchoServer("a");
         await using var b = new EchoServer("b");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.TcpRoute(port, MeshTest.Bare(LoadBalancing.RoundRobin), a.Upstream, b.Upstream), CancellationToken.None);
+        await using var mesh = await MeshTest.ServeTcpAsync(MeshTest.Bare(LoadBalancing.RoundRobin), a.Upstream, b.Upstream);
 
         var greetings = new List<string>();
         for (var i = 0; i < 4; i++)
         {
-            var (greeting, echo) = await RoundTripAsync(port, $"ping-{i}");
+            var (greeting, echo) = await RoundTripAsync(mesh.Port, $"ping-{i}");
             greetings.Add(greeting);
             Assert.Equal($"ping-{i}", echo);
         }
@@ -50,9 +48,7 @@ public sealed class TcpTests
     {
         await using var a = new EchoServer("a");
         await using var b = new EchoServer("b");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.TcpRoute(port, MeshTest.Bare(LoadBalancing.LeastConnections), a.Upstream, b.Upstream), CancellationToken.None);
+        await using var mesh = await MeshTest.ServeTcpAsync(MeshTest.Bare(LoadBalancing.LeastConnections), a.Upstream, b.Upstream);
 
         var held = new List<TcpClient>();
         try
@@ -60,18 +56,18 @@ public sealed class TcpTests
             var greetings = new List<string>();
             for (var i = 0; i < 3; i++)
             {
-                greetings.Add(await OpenAsync(port, held));
+                greetings.Add(await OpenAsync(mesh.Port, held));
             }
 
             // Fewest open wins, ties to the first: a, b, a. Now a has 2 open and b 1; close b's.
             Assert.Equal(["a", "b", "a"], greetings);
             held[1].Dispose();
-            await Poll.UntilAsync(async () => (await mesh.RoutesAsync(CancellationToken.None)).Single().Upstreams.Single(u => u.Replica == "b").Active == 0,
+            await Poll.UntilAsync(async () => (await mesh.Host.RoutesAsync(CancellationToken.None)).Single().Upstreams.Single(u => u.Replica == "b").Active == 0,
                 TimeSpan.FromSeconds(10), "b's connection to close in the mesh");
 
             // Round-robin would now say b then a; least-connections says b, b (b: 0 then 1, a: 2).
-            Assert.Equal("b", await OpenAsync(port, held));
-            Assert.Equal("b", await OpenAsync(port, held));
+            Assert.Equal("b", await OpenAsync(mesh.Port, held));
+            Assert.Equal("b", await OpenAsync(mesh.Port, held));
         }
         finally
         {
@@ -117,31 +113,27 @@ public sealed class TcpTests
     {
         await using var a = new EchoServer("a");
         await using var b = new EchoServer("b");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.TcpRoute(port, MeshTest.Bare(), a.Upstream), CancellationToken.None);
+        await using var mesh = await MeshTest.ServeTcpAsync(MeshTest.Bare(), a.Upstream);
 
         using var open = new TcpClient();
-        await open.ConnectAsync("127.0.0.1", port);
+        await open.ConnectAsync("127.0.0.1", mesh.Port);
         var stream = open.GetStream();
         Assert.Equal("a", await ReadLineAsync(stream));
 
-        await mesh.UpdateAsync(MeshTest.TcpRoute(port, MeshTest.Bare(), b.Upstream), CancellationToken.None);
+        await mesh.Host.UpdateAsync(MeshTest.TcpRoute(mesh.Port, MeshTest.Bare(), b.Upstream), CancellationToken.None);
 
         await stream.WriteAsync(Encoding.ASCII.GetBytes("still-here\n"));
         Assert.Equal("still-here", await ReadLineAsync(stream));
-        Assert.Equal("b", (await RoundTripAsync(port, "new")).Greeting);
+        Assert.Equal("b", (await RoundTripAsync(mesh.Port, "new")).Greeting);
     }
 
     [Fact]
     public async Task Tcp_AboveMaxConnections_ClosesTheNewConnectionAtOnce()
     {
         await using var a = new EchoServer("a");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.TcpRoute(port, MeshTest.Bare() with { Limits = new ConnectionLimits { MaxConnections = 1 } }, a.Upstream), CancellationToken.None);
+        await using var mesh = await MeshTest.ServeTcpAsync(MeshTest.Bare() with { Limits = new ConnectionLimits { MaxConnections = 1 } }, a.Upstream);
         using var held = new TcpClient();
-        await held.ConnectAsync("127.0.0.1", port);
+        await held.ConnectAsync("127.0.0.1", mesh.Port);
         Assert.Equal("a", await ReadLineAsync(held.GetStream()));
 
         using var extra = new TcpClient();
@@ -149,7 +141,7 @@ public sealed class TcpTests
         var read = 0;
         try
         {
-            await extra.ConnectAsync("127.0.0.1", port, cts.Token);
+            await extra.ConnectAsync("127.0.0.1", mesh.Port, cts.Token);
             read = await extra.GetStream().ReadAsync(new byte[16], cts.Token);
         }
         catch (Exception e) when (e is IOException or SocketException)

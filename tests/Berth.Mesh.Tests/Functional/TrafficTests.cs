@@ -9,14 +9,12 @@ public sealed partial class TrafficTests
     {
         await using var stable = await TestUpstream.StartAsync("v1");
         await using var canary = await TestUpstream.StartAsync("v2");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare() with
         {
             Split = MeshTest.Split(new TrafficSplit { Version = "1", Weight = 90 }, new TrafficSplit { Version = "2", Weight = 10 }),
         };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, stable.Upstream(revision: 1), canary.Upstream(revision: 2)), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, stable.Upstream(revision: 1), canary.Upstream(revision: 2));
+        using var client = mesh.Client();
 
         const int total = 10_000;
         var next = 0;
@@ -44,8 +42,6 @@ public sealed partial class TrafficTests
     {
         await using var stable = await TestUpstream.StartAsync("v1");
         await using var canary = await TestUpstream.StartAsync("v2");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare() with
         {
             Split = MeshTest.Split(
@@ -53,8 +49,8 @@ public sealed partial class TrafficTests
                 new TrafficSplit { Version = "track=canary", Weight = 0, HeaderName = "X-Canary", HeaderValue = "true" }),
         };
         var labels = (string track) => System.Collections.Immutable.ImmutableSortedDictionary<string, string>.Empty.Add("track", track);
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, stable.Upstream() with { Labels = labels("stable") }, canary.Upstream() with { Labels = labels("canary") }), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(policy, stable.Upstream() with { Labels = labels("stable") }, canary.Upstream() with { Labels = labels("canary") });
+        using var client = mesh.Client();
 
         for (var i = 0; i < 20; i++)
         {
@@ -67,10 +63,8 @@ public sealed partial class TrafficTests
     public async Task Proxy_NoTraceparent_StartsOneAndContinuesAnIncomingTrace()
     {
         await using var a = await TestUpstream.StartAsync("a");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare(), a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare(), a.Upstream());
+        using var client = mesh.Client();
 
         await MeshTest.GetAsync(client);
         const string incoming = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";

@@ -54,16 +54,16 @@ public sealed class PodMeshTests
         Assert.Equal([new OutboundListener("api", "http", "127.77.0.9", 8080)], open["web-1"]);
         string? answer = null;
         // Until api's server in its pod listens (a perl start on a loaded machine), the mesh answers 502 connect-failure.
-        await Poll.UntilAsync(async () => (answer = await GetAsync(web.Network, "127.77.0.9", 8080)) is not null && !answer.Contains("upstream-connect-failure", StringComparison.Ordinal),
+        await Poll.UntilAsync(async () => (answer = await TestPod.GetInsideAsync(web.Network, "127.77.0.9", 8080, host: "api")) is not null && !answer.Contains("upstream-connect-failure", StringComparison.Ordinal),
             Long, "web's pod reaches api at 127.77.0.9:8080");
         Assert.EndsWith("ok api", answer, StringComparison.Ordinal);
         Assert.Contains("HTTP/1.1 200", answer, StringComparison.Ordinal);
-        Assert.Null(await GetAsync(other.Network, "127.77.0.9", 8080));
+        Assert.Null(await TestPod.GetInsideAsync(other.Network, "127.77.0.9", 8080, host: "api"));
         AssertEveryThreadInHostNamespace();
 
         await mesh.RemovePodAsync("web-1", CancellationToken.None);
 
-        Assert.Null(await GetAsync(web.Network, "127.77.0.9", 8080));
+        Assert.Null(await TestPod.GetInsideAsync(web.Network, "127.77.0.9", 8080, host: "api"));
     }
 
     [Fact]
@@ -236,31 +236,6 @@ public sealed class PodMeshTests
 
     private static Task<TestPod> ServerPodAsync(string id, int port, string v) =>
         TestPod.StartAsync(id, [.. TestHttpServer.Command], new Dictionary<string, string> { ["PORT"] = $"{port}", ["V"] = v });
-
-    /// <summary>The whole answer to GET / at address:port from inside the pod, or null when nothing listens there.</summary>
-    private static async Task<string?> GetAsync(PodNetwork pod, string address, int port)
-    {
-        using var socket = await PodSockets.CreateAsync(pod, AddressFamily.InterNetwork, CancellationToken.None);
-        try
-        {
-            await socket.ConnectAsync(address, port);
-        }
-        catch (SocketException)
-        {
-            return null;
-        }
-
-        await socket.SendAsync("GET / HTTP/1.1\r\nHost: api\r\nConnection: close\r\n\r\n"u8.ToArray(), SocketFlags.None);
-        var text = new StringBuilder();
-        var buffer = new byte[4096];
-        int n;
-        while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None)) > 0)
-        {
-            text.Append(Encoding.ASCII.GetString(buffer, 0, n));
-        }
-
-        return text.Length == 0 ? null : text.ToString();
-    }
 
     /// <summary>The pitfall of entering pods: a thread inherits its creator's namespace, so a runtime thread started while
     /// one was in a pod would stay there. Every thread of this process must still be in the host namespace.</summary>

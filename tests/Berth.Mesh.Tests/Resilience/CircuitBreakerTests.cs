@@ -102,8 +102,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void Report_ProbeSucceeds_Closes()
     {
-        var breaker = Opened(CircuitBreakerPolicy.Default);
-        _time.Advance(CircuitBreakerPolicy.Default.BreakDuration);
+        var breaker = HalfOpenDue();
 
         breaker.Report(breaker.TryEnter(), success: true);
 
@@ -114,8 +113,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void Report_ProbeFails_ReopensForAnotherBreakDuration()
     {
-        var breaker = Opened(CircuitBreakerPolicy.Default);
-        _time.Advance(CircuitBreakerPolicy.Default.BreakDuration);
+        var breaker = HalfOpenDue();
 
         breaker.Report(breaker.TryEnter(), success: false);
 
@@ -129,8 +127,7 @@ public sealed class CircuitBreakerTests
     [Fact]
     public void Release_ProbeWithoutOutcome_FreesTheProbeSlot()
     {
-        var breaker = Opened(CircuitBreakerPolicy.Default);
-        _time.Advance(CircuitBreakerPolicy.Default.BreakDuration);
+        var breaker = HalfOpenDue();
         var probe = breaker.TryEnter();
         Assert.Equal(BreakerPermit.Rejected, breaker.TryEnter());
 
@@ -165,6 +162,14 @@ public sealed class CircuitBreakerTests
         breaker.Report(breaker.TryEnter(), success: true);
 
         Assert.Equal([BreakerState.Open, BreakerState.HalfOpen, BreakerState.Closed], seen);
+    }
+
+    /// <summary>A default breaker opened by failures, its break duration over: its next TryEnter is a half-open probe.</summary>
+    private CircuitBreaker HalfOpenDue()
+    {
+        var breaker = Opened(CircuitBreakerPolicy.Default);
+        _time.Advance(CircuitBreakerPolicy.Default.BreakDuration);
+        return breaker;
     }
 
     private CircuitBreaker Opened(CircuitBreakerPolicy policy)

@@ -4,20 +4,18 @@ namespace Berth.Mesh.Tests.Support;
 /// <summary>A real Kestrel upstream on a loopback port whose behaviour a test can change while it runs.</summary>
 internal sealed class TestUpstream : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private LoopbackHost? _host;
     private int _requests;
 
-    private TestUpstream(string name, WebApplication app, int port)
+    private TestUpstream(string name)
     {
         Name = name;
-        _app = app;
-        Port = port;
         Handler = context => context.Response.WriteAsync(name);
     }
 
     public string Name { get; }
 
-    public int Port { get; }
+    public int Port => _host!.Port;
 
     public int Requests => Volatile.Read(ref _requests);
 
@@ -35,6 +33,19 @@ internal sealed class TestUpstream : IAsyncDisposable
         return context.Response.WriteAsync(Name);
     };
 
+    /// <summary>Answers <paramref name="body"/> (200) to each request only once the returned source is completed: a request
+    /// held in flight for as long as the test wants.</summary>
+    public TaskCompletionSource HoldAnswer(string body)
+    {
+        var release = new TaskCompletionSource();
+        Handler = async context =>
+        {
+            await release.Task;
+            await context.Response.WriteAsync(body);
+        };
+        return release;
+    }
+
     /// <summary>Answers <paramref name="status"/> on <paramref name="path"/> and 200 on every other path, with no body.</summary>
     public void AnswerOn(string path, int status) => Handler = context =>
     {
@@ -44,26 +55,17 @@ internal sealed class TestUpstream : IAsyncDisposable
 
     public static async Task<TestUpstream> StartAsync(string name)
     {
-        var port = Ports.Free();
-        var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
-        builder.WebHost.UseKestrelCore().ConfigureKestrel(k => k.Listen(IPAddress.Loopback, port));
-        var app = builder.Build();
-        TestUpstream? self = null;
-        app.Run(context =>
-        {
-            Interlocked.Increment(ref self!._requests);
-            self.Received.Enqueue(new HeaderDictionary(context.Request.Headers.ToDictionary(h => h.Key, h => h.Value, StringComparer.OrdinalIgnoreCase)));
-            return self.Handler(context);
-        });
-        self = new TestUpstream(name, app, port);
-        await app.StartAsync();
+        var self = new TestUpstream(name);
+        self._host = await LoopbackHost.StartAsync(app => app.Run(self.ServeAsync));
         return self;
     }
 
-    public async ValueTask DisposeAsync()
+    public ValueTask DisposeAsync() => _host!.DisposeAsync();
+
+    private Task ServeAsync(HttpContext context)
     {
-        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(2));
-        await _app.StopAsync(cts.Token);
-        await _app.DisposeAsync();
+        Interlocked.Increment(ref _requests);
+        Received.Enqueue(new HeaderDictionary(context.Request.Headers.ToDictionary(h => h.Key, h => h.Value, StringComparer.OrdinalIgnoreCase)));
+        return Handler(context);
     }
 }

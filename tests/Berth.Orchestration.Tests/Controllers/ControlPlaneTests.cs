@@ -1,10 +1,4 @@
 using System.Collections.Concurrent;
-using System.Collections.Immutable;
-using Berth.Core.Contracts;
-using Berth.Core.Model;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Testing.ControlPlanes;
 
 namespace Berth.Orchestration.Tests.Controllers;
 

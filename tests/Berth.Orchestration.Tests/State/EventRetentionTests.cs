@@ -10,14 +10,22 @@ public sealed class EventRetentionTests : IDisposable
 
     private static EventRecord Event(int i) => new() { Time = DateTimeOffset.UnixEpoch, Type = "started", Service = "api", Replica = $"api-{i}", Message = $"event {i}" };
 
-    [Fact]
-    public void PruneEvents_OverTheLimit_DeletesOldestInBatchesUntilNewestKeptRemain()
+    /// <summary>The store with events 1 to <paramref name="count"/> (ids 1 to count).</summary>
+    private StateStore StoreWithEvents(int count)
     {
-        using var store = StateStore.Open(_dir);
-        for (var i = 1; i <= 25; i++)
+        var store = StateStore.Open(_dir);
+        for (var i = 1; i <= count; i++)
         {
             store.AppendEvent(Event(i));
         }
+
+        return store;
+    }
+
+    [Fact]
+    public void PruneEvents_OverTheLimit_DeletesOldestInBatchesUntilNewestKeptRemain()
+    {
+        using var store = StoreWithEvents(25);
 
         Assert.Equal(4, store.PruneEvents(keep: 10, batch: 4));
         Assert.Equal(21, store.CountEvents());
@@ -52,11 +60,7 @@ public sealed class EventRetentionTests : IDisposable
     [Fact]
     public void PruneEvents_UnderTheLimit_DeletesNothing()
     {
-        using var store = StateStore.Open(_dir);
-        for (var i = 1; i <= 10; i++)
-        {
-            store.AppendEvent(Event(i));
-        }
+        using var store = StoreWithEvents(10);
 
         Assert.Equal(0, store.PruneEvents(keep: 10, batch: 500));
         Assert.Equal(10, store.CountEvents());

@@ -1,5 +1,4 @@
 using System.Text;
-using Berth.Core.Contracts;
 using Microsoft.Data.Sqlite;
 
 namespace Berth.Orchestration.Tests.State;

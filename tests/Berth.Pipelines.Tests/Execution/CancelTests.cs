@@ -13,18 +13,16 @@ public class CancelTests
     [Fact]
     public async Task Cancel_FromAnotherStoreConnection_StopsTheWholeProcessTreeWithinGrace()
     {
-        using var p = new TestPipeline($$"""
-            pipelines:
-              ci:
-                jobs:
-                  long:
-                    steps:
-                      - run: |
+        using var p = TestPipeline.Ci($$"""
+            jobs:
+              long:
+                steps:
+                  - run: |
             {{Indent(TreeScript)}}
-                        shell: bash
-                  after:
-                    needs: long
-                    steps: [{ run: touch after }]
+                    shell: bash
+              after:
+                needs: long
+                steps: [{ run: touch after }]
             """);
         var options = p.Options with { KillGrace = TimeSpan.FromSeconds(60) };
         long runId = 0;
@@ -52,18 +50,16 @@ public class CancelTests
     [Fact]
     public async Task Cancel_ProcessIgnoringSigterm_IsKilledWhenGraceEnds()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  stubborn:
-                    steps:
-                      - run: |
-                          trap '' TERM
-                          sleep 300 & echo $! > child.pid
-                          echo $$ > leader.pid
-                          wait
-                        shell: bash
+        using var p = TestPipeline.Ci("""
+            jobs:
+              stubborn:
+                steps:
+                  - run: |
+                      trap '' TERM
+                      sleep 300 & echo $! > child.pid
+                      echo $$ > leader.pid
+                      wait
+                    shell: bash
             """);
         using var cts = new CancellationTokenSource();
         var run = p.RunAsync(options: p.Options with { KillGrace = TimeSpan.FromSeconds(1) }, cancellationToken: cts.Token);
@@ -80,14 +76,12 @@ public class CancelTests
     [Fact]
     public async Task Timeout_Job_StopsItsStepsAndReportsTimedOut()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  slow:
-                    timeout: 1s
-                    steps:
-                      - run: sleep 300
+        using var p = TestPipeline.Ci("""
+            jobs:
+              slow:
+                timeout: 1s
+                steps:
+                  - run: sleep 300
             """);
 
         var result = await p.RunAsync();
@@ -99,7 +93,7 @@ public class CancelTests
     }
 
     private static string Indent(string script) =>
-        string.Join("\n", script.Split('\n').Select(l => "              " + l));
+        string.Join("\n", script.Split('\n').Select(l => "          " + l));
 
     /// <summary>Processes of the group that are not zombies (a zombie has ended; only its parent has not reaped it yet).</summary>
     private static List<int> LiveMembers(int group)

@@ -12,27 +12,25 @@ public sealed class GitHubWorkflowTests
     public async Task RunAsync_FailedAncestorAboveAJobThatRanOnFailure_SkipsTheJobsBelowIt()
     {
         // Issue #20 bug 1: without if:, a job's implied success() looks at every ancestor, not only its needs.
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  fail:
-                    steps: [{ run: exit 1 }]
-                  suc1:
-                    needs: fail
-                    if: success() || failure()
-                    steps: [{ run: 'true' }]
-                  next:
-                    needs: suc1
-                    steps: [{ run: touch next.ran }]
-                  cleanup:
-                    needs: next
-                    if: always()
-                    steps: [{ run: 'echo "next=${{ needs.next.result }}" > cleanup.txt' }]
-                  report:
-                    needs: suc1
-                    if: failure()
-                    steps: [{ run: 'echo "suc1=${{ needs.suc1.result }}" > report.txt' }]
+        using var p = TestPipeline.Ci("""
+            jobs:
+              fail:
+                steps: [{ run: exit 1 }]
+              suc1:
+                needs: fail
+                if: success() || failure()
+                steps: [{ run: 'true' }]
+              next:
+                needs: suc1
+                steps: [{ run: touch next.ran }]
+              cleanup:
+                needs: next
+                if: always()
+                steps: [{ run: 'echo "next=${{ needs.next.result }}" > cleanup.txt' }]
+              report:
+                needs: suc1
+                if: failure()
+                steps: [{ run: 'echo "suc1=${{ needs.suc1.result }}" > report.txt' }]
             """);
 
         var result = await p.RunAsync();
@@ -102,35 +100,33 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_MatrixIncludeExcludeFailFast_CancelsTheOtherLegsAndSaysWhy()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                max-parallel: 8
-                jobs:
-                  test:
-                    strategy:
-                      matrix:
-                        os: [a, b]
-                        v: ['1', '2']
-                        exclude: [{ os: b, v: '2' }]
-                        include:
-                          - { os: a, v: '1', extra: x }   # extends the matching leg
-                          - { os: c, v: '9' }             # adds a leg
-                    steps:
-                      - run: |
-                          echo "${{ matrix.os }}-${{ matrix.v }}-${{ matrix.extra }}-${{ strategy.job-total }}" > "leg-${{ matrix.os }}${{ matrix.v }}.txt"
-                          if [ "${{ matrix.os }}" = b ]; then
-                            # fail once the other legs run, so that fail-fast has legs to cancel
-                            for i in $(seq 600); do [ -f leg-a1.txt ] && [ -f leg-a2.txt ] && [ -f leg-c9.txt ] && break; sleep 0.1; done
-                            exit 1
-                          fi
-                          sleep 60
-                  all:
-                    strategy:
-                      fail-fast: false
-                      matrix: { n: ['1', '2'] }
-                    steps:
-                      - run: '[ "${{ matrix.n }}" = 2 ] || exit 1'
+        using var p = TestPipeline.Ci("""
+            max-parallel: 8
+            jobs:
+              test:
+                strategy:
+                  matrix:
+                    os: [a, b]
+                    v: ['1', '2']
+                    exclude: [{ os: b, v: '2' }]
+                    include:
+                      - { os: a, v: '1', extra: x }   # extends the matching leg
+                      - { os: c, v: '9' }             # adds a leg
+                steps:
+                  - run: |
+                      echo "${{ matrix.os }}-${{ matrix.v }}-${{ matrix.extra }}-${{ strategy.job-total }}" > "leg-${{ matrix.os }}${{ matrix.v }}.txt"
+                      if [ "${{ matrix.os }}" = b ]; then
+                        # fail once the other legs run, so that fail-fast has legs to cancel
+                        for i in $(seq 600); do [ -f leg-a1.txt ] && [ -f leg-a2.txt ] && [ -f leg-c9.txt ] && break; sleep 0.1; done
+                        exit 1
+                      fi
+                      sleep 60
+              all:
+                strategy:
+                  fail-fast: false
+                  matrix: { n: ['1', '2'] }
+                steps:
+                  - run: '[ "${{ matrix.n }}" = 2 ] || exit 1'
             """);
 
         var result = await p.RunAsync().WaitAsync(Deadline);
@@ -154,32 +150,30 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_OutputsBetweenStepsAndJobs_IncludingAMatrixFromJson()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  setup:
-                    outputs:
-                      matrix: ${{ steps.m.outputs.json }}
-                      greeting: ${{ steps.g.outputs.text }}
-                    steps:
-                      - id: m
-                        run: echo 'json={"n":[1,2],"include":[{"n":3,"label":"three"}]}' >> "$GITHUB_OUTPUT"
-                      - id: g
-                        run: |
-                          {
-                            echo "text<<EOF"
-                            echo "hello"
-                            echo "wörld 🚀"
-                            echo "EOF"
-                          } >> "$GITHUB_OUTPUT"
-                      - run: printf '%s|' "${{ steps.g.outputs.text }}" "${{ steps.m.outputs.json != '' }}" > same-job.txt
-                  use:
-                    needs: setup
-                    strategy:
-                      matrix: ${{ fromJSON(needs.setup.outputs.matrix) }}
-                    steps:
-                      - run: printf '%s' "${{ matrix.n }}${{ matrix.label }}:${{ needs.setup.outputs.greeting }}" > "use-${{ matrix.n }}.txt"
+        using var p = TestPipeline.Ci("""
+            jobs:
+              setup:
+                outputs:
+                  matrix: ${{ steps.m.outputs.json }}
+                  greeting: ${{ steps.g.outputs.text }}
+                steps:
+                  - id: m
+                    run: echo 'json={"n":[1,2],"include":[{"n":3,"label":"three"}]}' >> "$GITHUB_OUTPUT"
+                  - id: g
+                    run: |
+                      {
+                        echo "text<<EOF"
+                        echo "hello"
+                        echo "wörld 🚀"
+                        echo "EOF"
+                      } >> "$GITHUB_OUTPUT"
+                  - run: printf '%s|' "${{ steps.g.outputs.text }}" "${{ steps.m.outputs.json != '' }}" > same-job.txt
+              use:
+                needs: setup
+                strategy:
+                  matrix: ${{ fromJSON(needs.setup.outputs.matrix) }}
+                steps:
+                  - run: printf '%s' "${{ matrix.n }}${{ matrix.label }}:${{ needs.setup.outputs.greeting }}" > "use-${{ matrix.n }}.txt"
             """);
 
         var result = await p.RunSucceededAsync().WaitAsync(Deadline);
@@ -217,29 +211,27 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_DefaultsRun_ShellAndWorkingDirectoryPerPipelineAndJob()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
+        using var p = TestPipeline.Ci("""
+            defaults:
+              run: { shell: sh, working-directory: sub }
+            jobs:
+              a:
+                steps:
+                  - run: 'if [ -n "$BASH_VERSION" ]; then echo bash; else echo sh; fi > shell.txt; pwd > dir.txt'
+                  - run: 'echo "$BASH_VERSION" | grep -q . && echo bash > explicit.txt'
+                    shell: bash
+                  - run: [sh, -c, 'pwd > argv-dir.txt']
+              b:
                 defaults:
-                  run: { shell: sh, working-directory: sub }
-                jobs:
-                  a:
-                    steps:
-                      - run: 'if [ -n "$BASH_VERSION" ]; then echo bash; else echo sh; fi > shell.txt; pwd > dir.txt'
-                      - run: 'echo "$BASH_VERSION" | grep -q . && echo bash > explicit.txt'
-                        shell: bash
-                      - run: [sh, -c, 'pwd > argv-dir.txt']
-                  b:
-                    defaults:
-                      run: { working-directory: other }
-                    steps:
-                      - run: 'pwd > dir.txt'
-                  c:
-                    defaults:
-                      run: { shell: 'perl {0}' }
-                    steps:
-                      - run: 'open(my $f, ">", "perl.txt"); print $f "perl";'
-                        working-directory: .
+                  run: { working-directory: other }
+                steps:
+                  - run: 'pwd > dir.txt'
+              c:
+                defaults:
+                  run: { shell: 'perl {0}' }
+                steps:
+                  - run: 'open(my $f, ">", "perl.txt"); print $f "perl";'
+                    working-directory: .
             """);
         p.Write("sub/.keep", "");
         p.Write("other/.keep", "");
@@ -287,17 +279,15 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_ConcurrencyGroup_SecondRunWaitsForTheFirst()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                concurrency: deploy-${{ github.ref }}
-                jobs:
-                  a:
-                    steps:
-                      - run: |
-                          echo start >> order.txt
-                          sleep 1
-                          echo end >> order.txt
+        using var p = TestPipeline.Ci("""
+            concurrency: deploy-${{ github.ref }}
+            jobs:
+              a:
+                steps:
+                  - run: |
+                      echo start >> order.txt
+                      sleep 1
+                      echo end >> order.txt
             """);
 
         var first = p.RunAsync(request: new RunRequest { Branch = "main" });
@@ -313,20 +303,18 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_ConcurrencyCancelInProgress_CancelsTheRunningJob()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  deploy:
-                    concurrency: { group: 'prod', cancel-in-progress: "${{ inputs.force }}" }
-                    steps:
-                      - run: |
-                          echo "${{ github.run_id }}" >> started.txt
-                          sleep 60
-                        if: inputs.force != true
-                      - run: echo "${{ github.run_id }}" >> finished.txt
-                inputs:
-                  force: { type: boolean, default: 'false' }
+        using var p = TestPipeline.Ci("""
+            jobs:
+              deploy:
+                concurrency: { group: 'prod', cancel-in-progress: "${{ inputs.force }}" }
+                steps:
+                  - run: |
+                      echo "${{ github.run_id }}" >> started.txt
+                      sleep 60
+                    if: inputs.force != true
+                  - run: echo "${{ github.run_id }}" >> finished.txt
+            inputs:
+              force: { type: boolean, default: 'false' }
             """);
         var pipeline = p.Parse();
 
@@ -346,24 +334,22 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_ContinueOnErrorExpressions_ExperimentalLegFailsWithoutFailingTheRun()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                env: { SOFT: 'yes' }
-                jobs:
-                  test:
-                    continue-on-error: ${{ matrix.experimental == 'true' }}
-                    strategy:
-                      matrix: { experimental: ['true', 'false'] }
-                    steps:
-                      - run: |
-                          if [ "${{ matrix.experimental }}" = true ]; then exit 1; fi
-                          sleep 2; touch stable.done
-                  soft:
-                    steps:
-                      - run: exit 2
-                        continue-on-error: ${{ env.SOFT == 'yes' }}
-                      - run: touch soft.after
+        using var p = TestPipeline.Ci("""
+            env: { SOFT: 'yes' }
+            jobs:
+              test:
+                continue-on-error: ${{ matrix.experimental == 'true' }}
+                strategy:
+                  matrix: { experimental: ['true', 'false'] }
+                steps:
+                  - run: |
+                      if [ "${{ matrix.experimental }}" = true ]; then exit 1; fi
+                      sleep 2; touch stable.done
+              soft:
+                steps:
+                  - run: exit 2
+                    continue-on-error: ${{ env.SOFT == 'yes' }}
+                  - run: touch soft.after
             """);
 
         var result = await p.RunSucceededAsync().WaitAsync(Deadline);
@@ -417,24 +403,22 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public async Task RunAsync_Contexts_GitHubRunnerInputsVarsAndCaseInsensitiveNames()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                inputs:
-                  who: { default: world }
-                  count: { type: number, default: '2' }
-                jobs:
-                  a:
-                    name: greet ${{ inputs.who }}
-                    timeout-minutes: ${{ inputs.count }}
-                    steps:
-                      - name: say ${{ Inputs.WHO }}
-                        run: |
-                          printf '%s|' "${{ github.event_name }}" "${{ github.ref }}" "${{ github.ref_name }}" "${{ github.run_id }}" \
-                            "${{ github.workspace == env.GITHUB_WORKSPACE }}" "${{ runner.os }}" "${{ runner.temp != '' }}" \
-                            "${{ inputs.who }}" "${{ inputs.count > 1 }}" "${{ vars.REGION }}" "${{ VARS.region }}" \
-                            "${{ format('{0}-{1}', github.job, strategy.job-total) }}" "${{ toJSON(inputs) == toJSON(github.event.inputs) }}" \
-                            "$GITHUB_REF_NAME" "$RUNNER_OS" > ctx.txt
+        using var p = TestPipeline.Ci("""
+            inputs:
+              who: { default: world }
+              count: { type: number, default: '2' }
+            jobs:
+              a:
+                name: greet ${{ inputs.who }}
+                timeout-minutes: ${{ inputs.count }}
+                steps:
+                  - name: say ${{ Inputs.WHO }}
+                    run: |
+                      printf '%s|' "${{ github.event_name }}" "${{ github.ref }}" "${{ github.ref_name }}" "${{ github.run_id }}" \
+                        "${{ github.workspace == env.GITHUB_WORKSPACE }}" "${{ runner.os }}" "${{ runner.temp != '' }}" \
+                        "${{ inputs.who }}" "${{ inputs.count > 1 }}" "${{ vars.REGION }}" "${{ VARS.region }}" \
+                        "${{ format('{0}-{1}', github.job, strategy.job-total) }}" "${{ toJSON(inputs) == toJSON(github.event.inputs) }}" \
+                        "$GITHUB_REF_NAME" "$RUNNER_OS" > ctx.txt
             """);
         var inputs = PipelineInputs.Resolve(p.Parse(), new Dictionary<string, string> { ["who"] = "Mona" }, out var errors);
 
@@ -450,14 +434,12 @@ public sealed class GitHubWorkflowTests
     [Fact]
     public void PipelineInputs_UnknownMissingAndMistyped_AreAllReported()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                inputs:
-                  who: { required: true }
-                  flag: { type: boolean }
-                jobs:
-                  a: { steps: [{ run: 'true' }] }
+        using var p = TestPipeline.Ci("""
+            inputs:
+              who: { required: true }
+              flag: { type: boolean }
+            jobs:
+              a: { steps: [{ run: 'true' }] }
             """);
 
         PipelineInputs.Resolve(p.Parse(), new Dictionary<string, string> { ["flag"] = "yes", ["nope"] = "1" }, out var errors);
@@ -476,14 +458,12 @@ public sealed class GitHubWorkflowTests
     {
         // Issue #20 bug 2: 40 || terms never finished; a 10,000-term condition must run at once.
         var chain = string.Join(" || ", Enumerable.Repeat("env.NOPE == 'x'", 10_000)) + " || env.GO == 'yes'";
-        using var p = new TestPipeline($$"""
-            pipelines:
-              ci:
-                env: { GO: 'yes' }
-                jobs:
-                  a:
-                    if: {{chain}}
-                    steps: [{ run: touch ran }]
+        using var p = TestPipeline.Ci($$"""
+            env: { GO: 'yes' }
+            jobs:
+              a:
+                if: {{chain}}
+                steps: [{ run: touch ran }]
             """);
 
         var result = await p.RunSucceededAsync().WaitAsync(Deadline);

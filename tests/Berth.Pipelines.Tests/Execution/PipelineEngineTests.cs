@@ -7,25 +7,23 @@ public class PipelineEngineTests
     public async Task RunAsync_Needs_RunsJobsInDependencyOrderAndIndependentOnesAtOnce()
     {
         // a and b can only both finish if they run at the same time: each waits for the other's file.
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  a:
-                    steps:
-                      - run: touch a.started
-                      - run: "for i in $(seq 600); do [ -f b.started ] && exit 0; sleep 0.05; done; exit 1"
-                        shell: bash
-                  b:
-                    steps:
-                      - run: touch b.started
-                      - run: "for i in $(seq 600); do [ -f a.started ] && exit 0; sleep 0.05; done; exit 1"
-                        shell: bash
-                  c:
-                    needs: [a, b]
-                    steps:
-                      - run: "test -f a.started && test -f b.started && echo c-ran > c.txt"
-                        shell: sh
+        using var p = TestPipeline.Ci("""
+            jobs:
+              a:
+                steps:
+                  - run: touch a.started
+                  - run: "for i in $(seq 600); do [ -f b.started ] && exit 0; sleep 0.05; done; exit 1"
+                    shell: bash
+              b:
+                steps:
+                  - run: touch b.started
+                  - run: "for i in $(seq 600); do [ -f a.started ] && exit 0; sleep 0.05; done; exit 1"
+                    shell: bash
+              c:
+                needs: [a, b]
+                steps:
+                  - run: "test -f a.started && test -f b.started && echo c-ran > c.txt"
+                    shell: sh
             """);
 
         var result = await p.RunSucceededAsync();
@@ -39,19 +37,17 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_MaxParallelOne_RunsOneJobAtATime()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                max-parallel: 1
-                jobs:
-                  a:
-                    steps:
-                      - run: "mkdir lock && sleep 0.2 && rmdir lock"
-                        shell: sh
-                  b:
-                    steps:
-                      - run: "mkdir lock && sleep 0.2 && rmdir lock"
-                        shell: sh
+        using var p = TestPipeline.Ci("""
+            max-parallel: 1
+            jobs:
+              a:
+                steps:
+                  - run: "mkdir lock && sleep 0.2 && rmdir lock"
+                    shell: sh
+              b:
+                steps:
+                  - run: "mkdir lock && sleep 0.2 && rmdir lock"
+                    shell: sh
             """);
 
         await p.RunSucceededAsync();
@@ -60,27 +56,25 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_FailedStep_SkipsLaterStepsAndDependentsButRunsFailureHandlers()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  build:
-                    steps:
-                      - run: sh -c "echo boom >&2; exit 3"
-                      - run: touch not-reached
-                      - run: touch on-failure
-                        if: failure()
-                      - run: touch always
-                        if: always()
-                  deploy:
-                    needs: build
-                    steps:
-                      - run: touch deployed
-                  notify:
-                    needs: build
+        using var p = TestPipeline.Ci("""
+            jobs:
+              build:
+                steps:
+                  - run: sh -c "echo boom >&2; exit 3"
+                  - run: touch not-reached
+                  - run: touch on-failure
                     if: failure()
-                    steps:
-                      - run: touch notified
+                  - run: touch always
+                    if: always()
+              deploy:
+                needs: build
+                steps:
+                  - run: touch deployed
+              notify:
+                needs: build
+                if: failure()
+                steps:
+                  - run: touch notified
             """);
 
         var result = await p.RunAsync();
@@ -99,21 +93,19 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_Matrix_ExpandsIncludeExcludeAndPassesValues()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  test:
-                    strategy:
-                      matrix:
-                        config: [Debug, Release]
-                        arch: [x64, arm64]
-                        exclude: [{ config: Debug, arch: arm64 }]
-                        include: [{ config: Release, arch: x64, extra: yes }, { config: Checked, arch: x64 }]
-                    env: { CONFIG: "${{ matrix.config }}" }
-                    steps:
-                      - run: "touch out-$CONFIG-${{ matrix.arch }}${{ matrix.extra }}"
-                        shell: sh
+        using var p = TestPipeline.Ci("""
+            jobs:
+              test:
+                strategy:
+                  matrix:
+                    config: [Debug, Release]
+                    arch: [x64, arm64]
+                    exclude: [{ config: Debug, arch: arm64 }]
+                    include: [{ config: Release, arch: x64, extra: yes }, { config: Checked, arch: x64 }]
+                env: { CONFIG: "${{ matrix.config }}" }
+                steps:
+                  - run: "touch out-$CONFIG-${{ matrix.arch }}${{ matrix.extra }}"
+                    shell: sh
             """);
 
         var result = await p.RunSucceededAsync();
@@ -126,16 +118,14 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_MatrixFailFast_CancelsTheOtherCombinations()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  test:
-                    strategy:
-                      matrix: { n: [fail, slow] }
-                    steps:
-                      - run: "if [ ${{ matrix.n }} = fail ]; then exit 1; fi; touch slow.started; sleep 300"
-                        shell: bash
+        using var p = TestPipeline.Ci("""
+            jobs:
+              test:
+                strategy:
+                  matrix: { n: [fail, slow] }
+                steps:
+                  - run: "if [ ${{ matrix.n }} = fail ]; then exit 1; fi; touch slow.started; sleep 300"
+                    shell: bash
             """);
 
         var result = await p.RunAsync();
@@ -149,20 +139,18 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_RetryOnExitCode_RetriesOnlyThatCode()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  flaky:
-                    steps:
-                      - run: "echo x >> tries; [ $(wc -l < tries) -ge 3 ] || exit 75"
-                        shell: bash
-                        retry: { attempts: 5, on-exit-codes: [75] }
-                  broken:
-                    steps:
-                      - run: "echo x >> broken-tries; exit 2"
-                        shell: bash
-                        retry: { attempts: 5, on-exit-codes: [75] }
+        using var p = TestPipeline.Ci("""
+            jobs:
+              flaky:
+                steps:
+                  - run: "echo x >> tries; [ $(wc -l < tries) -ge 3 ] || exit 75"
+                    shell: bash
+                    retry: { attempts: 5, on-exit-codes: [75] }
+              broken:
+                steps:
+                  - run: "echo x >> broken-tries; exit 2"
+                    shell: bash
+                    retry: { attempts: 5, on-exit-codes: [75] }
             """);
 
         var result = await p.RunAsync();
@@ -176,16 +164,14 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_StepTimeout_StopsTheStepAndContinueOnErrorKeepsTheJobGoing()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  slow:
-                    steps:
-                      - run: sleep 300
-                        timeout: 1s
-                        continue-on-error: true
-                      - run: touch after-timeout
+        using var p = TestPipeline.Ci("""
+            jobs:
+              slow:
+                steps:
+                  - run: sleep 300
+                    timeout: 1s
+                    continue-on-error: true
+                  - run: touch after-timeout
             """);
 
         var result = await p.RunSucceededAsync();
@@ -199,17 +185,15 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_IfOverEnvAndBranch_DecidesPerStep()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                env: { TARGET: prod }
-                jobs:
-                  ship:
-                    steps:
-                      - run: touch on-main
-                        if: branch == 'main' && env.TARGET == 'prod'
-                      - run: touch on-dev
-                        if: ${{ branch == 'dev' }}
+        using var p = TestPipeline.Ci("""
+            env: { TARGET: prod }
+            jobs:
+              ship:
+                steps:
+                  - run: touch on-main
+                    if: branch == 'main' && env.TARGET == 'prod'
+                  - run: touch on-dev
+                    if: ${{ branch == 'dev' }}
             """);
 
         var result = await p.RunSucceededAsync(request: new RunRequest { Branch = "main" });
@@ -222,22 +206,20 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_Artifacts_ReachJobsThatNeedThemInTheirOwnWorkspace()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  build:
-                    workspace: isolated
-                    artifacts: [dist]
-                    steps:
-                      - run: "mkdir -p dist/bin && echo built > dist/bin/app.txt"
-                        shell: sh
-                  test:
-                    needs: build
-                    workspace: isolated
-                    steps:
-                      - run: "cp dist/bin/app.txt @DIR@/received.txt"
-                        shell: sh
+        using var p = TestPipeline.Ci("""
+            jobs:
+              build:
+                workspace: isolated
+                artifacts: [dist]
+                steps:
+                  - run: "mkdir -p dist/bin && echo built > dist/bin/app.txt"
+                    shell: sh
+              test:
+                needs: build
+                workspace: isolated
+                steps:
+                  - run: "cp dist/bin/app.txt @DIR@/received.txt"
+                    shell: sh
             """);
 
         var result = await p.RunSucceededAsync();
@@ -249,13 +231,11 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_MissingArtifact_FailsTheJobWithTheFix()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  build:
-                    artifacts: [dist/*.zip]
-                    steps: [{ run: 'true' }]
+        using var p = TestPipeline.Ci("""
+            jobs:
+              build:
+                artifacts: [dist/*.zip]
+                steps: [{ run: 'true' }]
             """);
 
         var result = await p.RunAsync();
@@ -268,19 +248,17 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_Cache_SavedAfterSuccessAndRestoredByKeyOrRestoreKey()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  build:
-                    workspace: isolated
-                    cache:
-                      key: deps-${{ hashFiles('lock.txt') }}
-                      restore-keys: [deps-]
-                      paths: [deps]
-                    steps:
-                      - run: "cp @DIR@/lock.txt . 2>/dev/null || true; if [ -f deps/pkg ]; then echo restored; else mkdir -p deps && echo downloaded > deps/pkg; fi"
-                        shell: sh
+        using var p = TestPipeline.Ci("""
+            jobs:
+              build:
+                workspace: isolated
+                cache:
+                  key: deps-${{ hashFiles('lock.txt') }}
+                  restore-keys: [deps-]
+                  paths: [deps]
+                steps:
+                  - run: "cp @DIR@/lock.txt . 2>/dev/null || true; if [ -f deps/pkg ]; then echo restored; else mkdir -p deps && echo downloaded > deps/pkg; fi"
+                    shell: sh
             """);
         p.Write("lock.txt", "v1");
 
@@ -298,21 +276,19 @@ public class PipelineEngineTests
     public async Task RunAsync_Secrets_MaskedInLogsWholeSplitAcrossWritesAndLines()
     {
         const string secret = "pa55w0rd-XYZ-123";
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                secrets: [API_KEY]
-                jobs:
-                  leak:
-                    env: { API_KEY: "${{ secrets.API_KEY }}" }
-                    steps:
-                      - run: |
-                          echo "whole: $API_KEY"
-                          printf 'split: %s' "${API_KEY:0:5}"; sleep 0.2; printf '%s\n' "${API_KEY:5}"
-                          printf 'lines: %s\n%s\n' "${API_KEY:0:7}" "${API_KEY:7}"
-                          echo "stderr: $API_KEY" >&2
-                          exit 1
-                        shell: bash
+        using var p = TestPipeline.Ci("""
+            secrets: [API_KEY]
+            jobs:
+              leak:
+                env: { API_KEY: "${{ secrets.API_KEY }}" }
+                steps:
+                  - run: |
+                      echo "whole: $API_KEY"
+                      printf 'split: %s' "${API_KEY:0:5}"; sleep 0.2; printf '%s\n' "${API_KEY:5}"
+                      printf 'lines: %s\n%s\n' "${API_KEY:0:7}" "${API_KEY:7}"
+                      echo "stderr: $API_KEY" >&2
+                      exit 1
+                    shell: bash
             """);
 
         var result = await p.RunAsync(request: new RunRequest { Secrets = new Dictionary<string, string> { ["API_KEY"] = secret } });
@@ -334,31 +310,29 @@ public class PipelineEngineTests
     [Fact]
     public async Task RerunFailed_RunsOnlyFailedJobsAndDependents()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  build:
-                    workspace: isolated
-                    artifacts: [out.txt]
-                    steps:
-                      - run: "echo build >> @DIR@/build-count; echo artifact > out.txt"
-                        shell: sh
-                  lint:
-                    steps:
-                      - run: "echo lint >> lint-count"
-                        shell: sh
-                  test:
-                    needs: build
-                    workspace: isolated
-                    steps:
-                      - run: "cat out.txt && test -f @DIR@/fixed"
-                        shell: sh
-                  deploy:
-                    needs: test
-                    steps:
-                      - run: "echo deploy >> deploy-count"
-                        shell: sh
+        using var p = TestPipeline.Ci("""
+            jobs:
+              build:
+                workspace: isolated
+                artifacts: [out.txt]
+                steps:
+                  - run: "echo build >> @DIR@/build-count; echo artifact > out.txt"
+                    shell: sh
+              lint:
+                steps:
+                  - run: "echo lint >> lint-count"
+                    shell: sh
+              test:
+                needs: build
+                workspace: isolated
+                steps:
+                  - run: "cat out.txt && test -f @DIR@/fixed"
+                    shell: sh
+              deploy:
+                needs: test
+                steps:
+                  - run: "echo deploy >> deploy-count"
+                    shell: sh
             """);
 
         var first = await p.RunAsync();
@@ -398,21 +372,19 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_WorkingDirectoryAndEnv_LayerJobOverPipelineAndStepOverJob()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                env: { A: pipeline, B: pipeline, C: pipeline }
-                jobs:
-                  build:
-                    working-directory: sub
-                    env: { B: job, C: job }
-                    steps:
-                      - run: "pwd > where.txt; echo $A-$B-$C-$D > env.txt"
-                        shell: sh
-                        env: { C: step, D: "${{ env.B }}" }
-                      - run: "pwd > where.txt"
-                        shell: sh
-                        working-directory: deeper
+        using var p = TestPipeline.Ci("""
+            env: { A: pipeline, B: pipeline, C: pipeline }
+            jobs:
+              build:
+                working-directory: sub
+                env: { B: job, C: job }
+                steps:
+                  - run: "pwd > where.txt; echo $A-$B-$C-$D > env.txt"
+                    shell: sh
+                    env: { C: step, D: "${{ env.B }}" }
+                  - run: "pwd > where.txt"
+                    shell: sh
+                    working-directory: deeper
             """);
         p.Write("sub/deeper/.keep", "");
 
@@ -426,16 +398,14 @@ public class PipelineEngineTests
     [Fact]
     public async Task RunAsync_JobContinueOnError_DependentsStillRun()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                jobs:
-                  optional:
-                    continue-on-error: true
-                    steps: [{ run: 'false' }]
-                  next:
-                    needs: optional
-                    steps: [{ run: touch next-ran }]
+        using var p = TestPipeline.Ci("""
+            jobs:
+              optional:
+                continue-on-error: true
+                steps: [{ run: 'false' }]
+              next:
+                needs: optional
+                steps: [{ run: touch next-ran }]
             """);
 
         var result = await p.RunSucceededAsync();

@@ -151,13 +151,11 @@ public class StepKindTests
     public async Task BuildImage_DockerEngine_BuildsAndTagsTheImage()
     {
         var tag = $"berth-pipelines-test:{Guid.NewGuid():N}";
-        using var p = new TestPipeline($$"""
-            pipelines:
-              ci:
-                jobs:
-                  image:
-                    steps:
-                      - build-image: { context: app, tags: ["{{tag}}"] }
+        using var p = TestPipeline.Ci($$"""
+            jobs:
+              image:
+                steps:
+                  - build-image: { context: app, tags: ["{{tag}}"] }
             """);
         p.Write("app/Dockerfile", "FROM scratch\nCOPY hello.txt /hello.txt\n");
         p.Write("app/hello.txt", "hello");

@@ -6,11 +6,9 @@ public class TriggerRunnerTests
     [Fact]
     public async Task RunAsync_CronSchedule_FiresAtTheScheduledTimeNotBefore()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                on: { schedule: ['*/5 * * * *'] }
-                jobs: { a: { steps: [{ run: 'true' }] } }
+        using var p = TestPipeline.Ci("""
+            on: { schedule: ['*/5 * * * *'] }
+            jobs: { a: { steps: [{ run: 'true' }] } }
             """);
         var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 4, 59, TimeSpan.Zero));
         var fired = new ConcurrentQueue<(string Trigger, DateTimeOffset At)>();
@@ -45,11 +43,9 @@ public class TriggerRunnerTests
     [Fact]
     public async Task RunAsync_WatchedFileChanges_StartsOneRunForABurst()
     {
-        using var p = new TestPipeline("""
-            pipelines:
-              ci:
-                on: { watch: ['src/**/*.cs'] }
-                jobs: { a: { steps: [{ run: 'true' }] } }
+        using var p = TestPipeline.Ci("""
+            on: { watch: ['src/**/*.cs'] }
+            jobs: { a: { steps: [{ run: 'true' }] } }
             """);
         Directory.CreateDirectory(Path.Combine(p.Directory, "src"));
         var fired = new ConcurrentQueue<string>();

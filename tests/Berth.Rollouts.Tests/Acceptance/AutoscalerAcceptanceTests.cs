@@ -9,24 +9,15 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
     private readonly FakeTimeProvider _clock = new(DateTimeOffset.UtcNow);
-    private readonly MeshHost _mesh = new(new MeshHostOptions());
-    private ProcessPlane _p = null!;
+    private MeshedPlane _m = null!;
 
-    public async Task InitializeAsync()
-    {
-        await _mesh.StartAsync(CancellationToken.None);
-        _p = await ProcessPlane.StartAsync("berth-autoscaler-", _mesh);
-    }
+    public async Task InitializeAsync() => _m = await MeshedPlane.StartAsync("berth-autoscaler-");
 
-    public async Task DisposeAsync()
-    {
-        await _p.DisposeAsync();
-        await _mesh.DisposeAsync();
-    }
+    public Task DisposeAsync() => _m.DisposeAsync().AsTask();
 
-    private int Desired => _p.Plane.Current!.Application.FindService("burn")!.Replicas;
+    private int Desired => _m.Plane.Current!.Application.FindService("burn")!.Replicas;
 
-    private int Ready => _p.Plane.Replicas.Count(r => r.Service == "burn" && r.Phase == ReplicaPhase.Ready);
+    private int Ready => _m.Plane.Replicas.Count(r => r.Service == "burn" && r.Phase == ReplicaPhase.Ready);
 
     [Fact]
     public async Task Evaluate_CpuBurningLoad_ScalesOneUpToMaxThenDownAfterWindowOnceLoadStops()
@@ -42,12 +33,12 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
             Autoscale = new AutoscalePolicy { Min = 1, Max = 3, TargetCpuPercent = 50 },
             StopGracePeriod = TimeSpan.FromSeconds(2),
         };
-        await _p.Plane.ApplyAsync(new Application { Name = "hpaacc", Services = [burn] }, "up", CancellationToken.None);
+        await _m.Plane.ApplyAsync(new Application { Name = "hpaacc", Services = [burn] }, "up", CancellationToken.None);
         await Poll.UntilAsync(() => Ready == 1, Wait, "1 Ready burn replica");
-        var autoscaler = new Autoscaler(_p.Plane, new DriverAutoscaleMetrics(_p.Plane), _clock);
+        var autoscaler = new Autoscaler(_m.Plane, new DriverAutoscaleMetrics(_m.Plane), _clock);
 
         // Bounded load: two clients, at most 5 000 requests or 2 minutes; each request spins the replica's CPU for 40 ms.
-        var load = LoopbackLoad.Start(_p.Plane.StablePorts[("burn", "http")], new LoopbackLoadOptions { Pace = TimeSpan.Zero, MaxRequests = 5_000, MaxTime = TimeSpan.FromMinutes(2) });
+        var load = LoopbackLoad.Start(_m.Plane.StablePorts[("burn", "http")], new LoopbackLoadOptions { Pace = TimeSpan.Zero, MaxRequests = 5_000, MaxTime = TimeSpan.FromMinutes(2) });
         var decisions = new List<AutoscaleDecision>();
         await Poll.UntilAsync(async () =>
         {
@@ -83,9 +74,9 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
         }
         catch (TimeoutException e)
         {
-            var metrics = new DriverAutoscaleMetrics(_p.Plane);
+            var metrics = new DriverAutoscaleMetrics(_m.Plane);
             var cpu = new List<string>();
-            foreach (var r in _p.Plane.Replicas)
+            foreach (var r in _m.Plane.Replicas)
             {
                 cpu.Add($"{r.Id}:{r.Phase}:{await metrics.CpuPercentAsync(r, CancellationToken.None)}");
             }
@@ -99,7 +90,7 @@ public sealed class AutoscalerAcceptanceTests : IAsyncLifetime
         Assert.All(down, d => Assert.True(d.To < d.From && d.Metric == "cpu", d.Message));
         Assert.Equal(1, down[^1].To);
         Assert.Contains("highest recommendation over the last 5m: ", down[0].Message, StringComparison.Ordinal);
-        Assert.Equal(decisions.Count + down.Count, _p.Store.ListEvents().Count(e => e.Type == RolloutEvents.Autoscaled));
-        await Poll.UntilAsync(() => _p.Plane.Replicas.Count(r => r.Service == "burn") == 1, Wait, "back to one burn replica");
+        Assert.Equal(decisions.Count + down.Count, _m.Store.ListEvents().Count(e => e.Type == RolloutEvents.Autoscaled));
+        await Poll.UntilAsync(() => _m.Plane.Replicas.Count(r => r.Service == "burn") == 1, Wait, "back to one burn replica");
     }
 }

@@ -1,15 +1,3 @@
-using System.Collections.Concurrent;
-using System.Collections.Immutable;
-using Berth.Core.Contracts;
-using Berth.Core.Model;
-using Berth.Core.Routing;
-using Berth.Mesh;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Runtime.Process;
-using Berth.Testing;
-
 namespace Berth.Rollouts.Tests.Acceptance;
 
 /// <summary>The issue's acceptance points with real parts: replicas are real processes (the process driver and its
@@ -39,23 +27,12 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
 
     /// <summary>Two clients, each as fast as answers come, bounded to 200 000 requests and 3 minutes (an idle machine sends 20 000 within a rollback's 8 s deadline, so a lower cap would end the load before the rollout does).</summary>
     private static readonly LoopbackLoadOptions UnpacedLoad = new() { Pace = TimeSpan.Zero, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(3) };
-    private readonly CountingSink _counts;
-    private readonly MeshHost _mesh = new(new MeshHostOptions());
-    private ProcessPlane _p = null!;
+    private CountingSink _counts = null!;
+    private MeshedPlane _m = null!;
 
-    public MeshRolloutAcceptanceTests() => _counts = new CountingSink(_mesh);
+    public async Task InitializeAsync() => _m = await MeshedPlane.StartAsync("berth-meshrollout-", mesh => _counts = new CountingSink(mesh));
 
-    public async Task InitializeAsync()
-    {
-        await _mesh.StartAsync(CancellationToken.None);
-        _p = await ProcessPlane.StartAsync("berth-meshrollout-", _counts);
-    }
-
-    public async Task DisposeAsync()
-    {
-        await _p.DisposeAsync();
-        await _mesh.DisposeAsync();
-    }
+    public Task DisposeAsync() => _m.DisposeAsync().AsTask();
 
     private static Service Web(int replicas, string version, string? sick = null, ImmutableArray<string>? command = null) => new()
     {
@@ -73,16 +50,25 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
 
     private static Application App(Service web) => new() { Name = "rollacc", Services = [web] };
 
-    private IEnumerable<ReplicaRecord> Web() => _p.Plane.Replicas.Where(r => r.Service == "web");
+    private IEnumerable<ReplicaRecord> Web() => _m.Plane.Replicas.Where(r => r.Service == "web");
 
     private Task UntilAsync(Func<bool> condition, string what) => Poll.UntilAsync(condition, Wait,
-        $"{what}; have {string.Join(", ", _p.Plane.Replicas.Select(r => $"{r.Id}:{r.Revision}:{r.Phase}:{r.Reason}"))}; rollout {_p.Plane.GetRollout("web")}; events: {string.Join(" | ", _p.Store.ListEvents().TakeLast(12).Select(e => $"{e.Type} {e.Replica} {e.Message}"))}");
+        $"{what}; have {string.Join(", ", _m.Plane.Replicas.Select(r => $"{r.Id}:{r.Revision}:{r.Phase}:{r.Reason}"))}; rollout {_m.Plane.GetRollout("web")}; events: {string.Join(" | ", _m.Store.ListEvents().TakeLast(12).Select(e => $"{e.Type} {e.Replica} {e.Message}"))}");
 
     private async Task<int> UpAsync(int replicas)
     {
-        await _p.Plane.ApplyAsync(App(Web(replicas, "1")), "up", CancellationToken.None);
+        await _m.Plane.ApplyAsync(App(Web(replicas, "1")), "up", CancellationToken.None);
         await UntilAsync(() => Web().Count(r => r.Phase == ReplicaPhase.Ready) == replicas && _counts.Last("web") == replicas, $"{replicas} Ready and routed");
-        return _p.Plane.StablePorts[("web", "http")];
+        return _m.Plane.StablePorts[("web", "http")];
+    }
+
+    /// <summary>Applies <paramref name="web"/> and waits until its rollout is complete: as many replicas as it asks, every one
+    /// of its new template.</summary>
+    private async Task ApplyUntilCompleteAsync(Service web)
+    {
+        var template = (await _m.Plane.ApplyAsync(App(web), "apply", CancellationToken.None)).TemplateOf("web");
+        await UntilAsync(() => _m.Plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == web.Replicas,
+            "rollout complete");
     }
 
     [Fact]
@@ -92,9 +78,7 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         var mark = _counts.Mark();
         await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
-        var revision = await _p.Plane.ApplyAsync(App(Web(4, "2")), "apply", CancellationToken.None);
-        var template = revision.TemplateOf("web");
-        await UntilAsync(() => _p.Plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 4, "rollout complete");
+        await ApplyUntilCompleteAsync(Web(4, "2"));
         await load.MoreAsync(50);
         var result = await load.StopAsync();
 
@@ -107,15 +91,13 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
     [Fact]
     public async Task Apply_ChangedTemplateWithSlowRequestsInFlight_ZeroFailedBecauseOldReplicasDrainBeforeStopping()
     {
-        await _p.Plane.ApplyAsync(App(Web(2, "1", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "up", CancellationToken.None);
+        await _m.Plane.ApplyAsync(App(Web(2, "1", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "up", CancellationToken.None);
         await UntilAsync(() => Web().Count(r => r.Phase == ReplicaPhase.Ready) == 2 && _counts.Last("web") == 2, "2 Ready and routed");
-        var port = _p.Plane.StablePorts[("web", "http")];
+        var port = _m.Plane.StablePorts[("web", "http")];
         await using var load = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{port}/slow"), UnpacedLoad with { Clients = 6 });
         await load.MoreAsync(6);
 
-        var revision = await _p.Plane.ApplyAsync(App(Web(2, "2", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) }), "apply", CancellationToken.None);
-        var template = revision.TemplateOf("web");
-        await UntilAsync(() => _p.Plane.GetRollout("web").State == RolloutState.Complete && Web().All(r => r.Revision == template) && Web().Count() == 2, "rollout complete");
+        await ApplyUntilCompleteAsync(Web(2, "2", command: ["perl", "-e", SlowServer]) with { StopGracePeriod = TimeSpan.FromSeconds(10) });
         await load.MoreAsync(6);
         var result = await load.StopAsync();
 
@@ -132,8 +114,8 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         var ids = Web().Select(r => r.Id).Order().ToList();
         await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
-        await _p.Plane.ApplyAsync(App(Web(2, "broken", sick: "/")), "apply", CancellationToken.None);
-        await UntilAsync(() => _p.Plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+        await _m.Plane.ApplyAsync(App(Web(2, "broken", sick: "/")), "apply", CancellationToken.None);
+        await UntilAsync(() => _m.Plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back to the first revision");
         await load.MoreAsync(50);
         var result = await load.StopAsync();
@@ -141,8 +123,8 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         result.AssertNoneFailedUncapped();
         Assert.Equal(["ok 1"], result.Bodies.Keys);
         Assert.Equal(ids, Web().Select(r => r.Id).Order());
-        var status = _p.Plane.GetRollout("web");
-        var failed = _p.Store.ListEvents().Single(e => e.Type == RolloutEvents.Failed);
+        var status = _m.Plane.GetRollout("web");
+        var failed = _m.Store.ListEvents().Single(e => e.Type == RolloutEvents.Failed);
         Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} not ready within the progress deadline of 8s: readiness probe failing: HTTP 500", status.Message);
         Assert.Contains(failed.Replica!, status.Message, StringComparison.Ordinal);
     }
@@ -154,15 +136,15 @@ public sealed class MeshRolloutAcceptanceTests : IAsyncLifetime
         var good = Web().First().Revision;
         await using var load = LoopbackLoad.Start(port, UnpacedLoad);
 
-        await _p.Plane.ApplyAsync(App(Web(2, "crash", command: ["perl", "-e", "print qq(starting\\n); exit 3"])), "apply", CancellationToken.None);
-        await UntilAsync(() => _p.Plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
+        await _m.Plane.ApplyAsync(App(Web(2, "crash", command: ["perl", "-e", "print qq(starting\\n); exit 3"])), "apply", CancellationToken.None);
+        await UntilAsync(() => _m.Plane.GetRollout("web").State == RolloutState.RolledBack && Web().Count() == 2 && Web().All(r => r.Revision == good && r.Phase == ReplicaPhase.Ready),
             "rolled back to the first revision");
         await load.MoreAsync(50);
         var result = await load.StopAsync();
 
         result.AssertNoneFailedUncapped();
-        Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} failed: exited with code 3", _p.Plane.GetRollout("web").Message);
-        Assert.Equal($"rollback web to revision {good} (automatic)", _p.Store.ListRevisions()[0].Cause);
+        Assert.Matches($"^rolled back to revision {good}: new replica web-[0-9a-f]{{5}} failed: exited with code 3", _m.Plane.GetRollout("web").Message);
+        Assert.Equal($"rollback web to revision {good} (automatic)", _m.Store.ListRevisions()[0].Cause);
     }
 
     /// <summary>Forwards to the mesh and records how many upstreams each update of each service had.</summary>

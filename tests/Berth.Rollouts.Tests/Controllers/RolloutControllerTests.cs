@@ -1,11 +1,3 @@
-using System.Collections.Immutable;
-using Berth.Core.Contracts;
-using Berth.Core.Model;
-using Berth.Orchestration;
-using Berth.Orchestration.Controllers;
-using Berth.Orchestration.State;
-using Berth.Testing.ControlPlanes;
-
 namespace Berth.Rollouts.Tests.Controllers;
 
 /// <summary>The rollout policy over the in-memory driver and a fake clock; the real-process, real-mesh acceptance tests

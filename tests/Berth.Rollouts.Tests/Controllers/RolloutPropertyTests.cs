@@ -1,4 +1,3 @@
-using Berth.Core.Contracts;
 using Berth.Core.Probing;
 
 namespace Berth.Rollouts.Tests.Controllers;

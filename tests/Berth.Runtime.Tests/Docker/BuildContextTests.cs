@@ -37,6 +37,20 @@ public sealed class BuildContextTests : IDisposable
         Assert.False(BuildContext.IsExcluded("app.cs", rules));
     }
 
+    /// <summary>The names of the entries of the build context's tar made from the test folder.</summary>
+    private async Task<List<string>> ContextEntriesAsync()
+    {
+        using var tar = await BuildContext.CreateTarAsync(_dir, CancellationToken.None);
+        var names = new List<string>();
+        await using var reader = new TarReader(tar);
+        while (await reader.GetNextEntryAsync() is { } entry)
+        {
+            names.Add(entry.Name);
+        }
+
+        return names;
+    }
+
     [Fact]
     public async Task CreateTarAsync_BerthStateFolderNotIgnored_IsLeftOutAnyway()
     {
@@ -45,15 +59,7 @@ public sealed class BuildContextTests : IDisposable
         Write(".berth/api-token", "secret-token");
         Write("app/.berth/state.db", "db");
 
-        using var tar = await BuildContext.CreateTarAsync(_dir, CancellationToken.None);
-        var names = new List<string>();
-        await using (var reader = new TarReader(tar))
-        {
-            while (await reader.GetNextEntryAsync() is { } entry)
-            {
-                names.Add(entry.Name);
-            }
-        }
+        var names = await ContextEntriesAsync();
 
         Assert.Equal(["Dockerfile", "app/", "app/a.txt"], names.Order(StringComparer.Ordinal));
     }
@@ -67,15 +73,7 @@ public sealed class BuildContextTests : IDisposable
         Write("app/obj/cache", "obj");
         Write(".berth/state.db", "db");
 
-        using var tar = await BuildContext.CreateTarAsync(_dir, CancellationToken.None);
-        var names = new List<string>();
-        await using (var reader = new TarReader(tar))
-        {
-            while (await reader.GetNextEntryAsync() is { } entry)
-            {
-                names.Add(entry.Name);
-            }
-        }
+        var names = await ContextEntriesAsync();
 
         Assert.Equal([".dockerignore", "Dockerfile", "app/", "app/out/", "app/out/Shop.dll"], names.Order(StringComparer.Ordinal));
     }

@@ -231,8 +231,7 @@ public sealed class ProcessDriverTests
     public async Task StopAsync_ProcessHandlingSigterm_ExitsWithItsOwnCode()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
-        var handle = await scope.StartAsync(scope.Perl("term", "$| = 1; $SIG{TERM} = sub { print qq(bye\\n); exit 7 }; print qq(ready\\n); sleep 1 while 1"));
-        await WaitForLineAsync(scope, handle, "ready");
+        var handle = await StartPerlUntilAsync(scope, "term", "$| = 1; $SIG{TERM} = sub { print qq(bye\\n); exit 7 }; print qq(ready\\n); sleep 1 while 1", "ready");
 
         var status = await scope.Driver.StopAsync(handle, TimeSpan.FromSeconds(30), CancellationToken.None);
 
@@ -247,8 +246,7 @@ public sealed class ProcessDriverTests
     public async Task StopAsync_ProcessIgnoringSigterm_KilledAfterGracePeriod()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
-        var handle = await scope.StartAsync(scope.Perl("stubborn", "$| = 1; $SIG{TERM} = 'IGNORE'; print qq(ready\\n); sleep 1 while 1"));
-        await WaitForLineAsync(scope, handle, "ready");
+        var handle = await StartPerlUntilAsync(scope, "stubborn", "$| = 1; $SIG{TERM} = 'IGNORE'; print qq(ready\\n); sleep 1 while 1", "ready");
 
         var clock = Stopwatch.StartNew();
         var status = await scope.Driver.StopAsync(handle, TimeSpan.FromSeconds(1), CancellationToken.None);
@@ -273,8 +271,7 @@ public sealed class ProcessDriverTests
     public async Task StopAsync_AlreadyExited_ReturnsFinalStatusUnchanged()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
-        var handle = await scope.StartAsync(scope.Perl("done", "exit 4"));
-        await WaitAsync(scope, handle);
+        var handle = await RunPerlToExitAsync(scope, "done", "exit 4");
 
         var status = await scope.Driver.StopAsync(handle, TimeSpan.FromSeconds(1), CancellationToken.None);
 
@@ -313,8 +310,7 @@ public sealed class ProcessDriverTests
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
         const int lines = 200_000; // ~6 MB on stdout, and a line in 1000 on stderr
-        var handle = await scope.StartAsync(scope.Perl("chatty", $"for my $i (1..{lines}) {{ print qq(line $i of the chatty replica\\n); print STDERR qq(err $i\\n) unless $i % 1000 }}"));
-        await WaitAsync(scope, handle);
+        var handle = await RunPerlToExitAsync(scope, "chatty", $"for my $i (1..{lines}) {{ print qq(line $i of the chatty replica\\n); print STDERR qq(err $i\\n) unless $i % 1000 }}");
 
         var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
         var stdout = logs.Texts(LogStream.Stdout);
@@ -330,8 +326,7 @@ public sealed class ProcessDriverTests
     public async Task GetLogsAsync_LineLongerThan16KiB_SplitIntoPieces()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
-        var handle = await scope.StartAsync(scope.Perl("long", "print q(x) x 40000, qq(\nshort\n)"));
-        await WaitAsync(scope, handle);
+        var handle = await RunPerlToExitAsync(scope, "long", "print q(x) x 40000, qq(\nshort\n)");
 
         var logs = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
 
@@ -362,8 +357,7 @@ public sealed class ProcessDriverTests
     public async Task GetLogsAsync_TailSinceAndStreamFilter_Applied()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
-        var handle = await scope.StartAsync(scope.Perl("tail", "$| = 1; print qq($_\\n) for 1..5; print STDERR qq(e\\n); sleep 2; print qq(late\\n)"));
-        await WaitAsync(scope, handle);
+        var handle = await RunPerlToExitAsync(scope, "tail", "$| = 1; print qq($_\\n) for 1..5; print STDERR qq(e\\n); sleep 2; print qq(late\\n)");
         var all = await scope.Driver.GetLogsAsync(handle, new LogOptions(), CancellationToken.None).ToListAsync();
 
         var tail = await scope.Driver.GetLogsAsync(handle, new LogOptions { Tail = 2, Stderr = false }, CancellationToken.None).ToListAsync();
@@ -400,8 +394,7 @@ public sealed class ProcessDriverTests
     public async Task GetStatsAsync_RunningProcess_ReportsMemory()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
-        var handle = await scope.StartAsync(scope.Perl("stats", "$| = 1; my $x = q(a) x (50 * 1024 * 1024); print qq(ready\\n); sleep 1 while 1"));
-        await WaitForLineAsync(scope, handle, "ready");
+        var handle = await StartPerlUntilAsync(scope, "stats", "$| = 1; my $x = q(a) x (50 * 1024 * 1024); print qq(ready\\n); sleep 1 while 1", "ready");
 
         var stats = await scope.Driver.GetStatsAsync(handle, CancellationToken.None);
 
@@ -414,8 +407,7 @@ public sealed class ProcessDriverTests
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
         var marker = Path.Combine(scope.Root, "exit-now");
-        var handle = await scope.StartAsync(scope.Perl("adopt", $"$| = 1; print qq(up\\n); sleep 0.05 until -e '{marker}'; print qq(down\\n); exit 42"));
-        await WaitForLineAsync(scope, handle, "up");
+        var handle = await StartPerlUntilAsync(scope, "adopt", $"$| = 1; print qq(up\\n); sleep 0.05 until -e '{marker}'; print qq(down\\n); exit 42", "up");
 
         var restarted = new ProcessDriver(new ProcessDriverOptions { StateRoot = Path.Combine(scope.Root, "runtime"), UseCgroups = false });
         var adopted = Assert.Single(await restarted.ListAsync(scope.App, CancellationToken.None));
@@ -435,8 +427,7 @@ public sealed class ProcessDriverTests
     public async Task InspectAsync_PidReusedByAnotherProcess_NotTakenForReplica()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
-        var handle = await scope.StartAsync(scope.Perl("reuse", "$| = 1; print qq(up\\n); sleep 1 while 1"));
-        await WaitForLineAsync(scope, handle, "up");
+        var handle = await StartPerlUntilAsync(scope, "reuse", "$| = 1; print qq(up\\n); sleep 1 while 1", "up");
         var dir = handle.StateDirectory!;
 
         // Make the records say the replica is a live process (this test host) that started at another time, as a
@@ -459,8 +450,7 @@ public sealed class ProcessDriverTests
     public async Task RemoveAsync_StoppedReplica_GoneFromListButLogsKept()
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
-        var handle = await scope.StartAsync(scope.Perl("rm", "print qq(kept\\n)"));
-        await WaitAsync(scope, handle);
+        var handle = await RunPerlToExitAsync(scope, "rm", "print qq(kept\\n)");
 
         await scope.Driver.RemoveAsync(handle, CancellationToken.None);
 
@@ -493,6 +483,23 @@ public sealed class ProcessDriverTests
     {
         using var timeout = new CancellationTokenSource(Long);
         return await scope.Driver.WaitForExitAsync(handle, timeout.Token);
+    }
+
+    /// <summary>Runs the Perl <paramref name="script"/> as replica <paramref name="id"/> and returns once it has exited.</summary>
+    private static async Task<ReplicaHandle> RunPerlToExitAsync(ProcessDriverScope scope, string id, string script)
+    {
+        var handle = await scope.StartAsync(scope.Perl(id, script));
+        await WaitAsync(scope, handle);
+        return handle;
+    }
+
+    /// <summary>Starts the Perl <paramref name="script"/> as replica <paramref name="id"/> and returns once it has printed the
+    /// line <paramref name="ready"/>.</summary>
+    private static async Task<ReplicaHandle> StartPerlUntilAsync(ProcessDriverScope scope, string id, string script, string ready)
+    {
+        var handle = await scope.StartAsync(scope.Perl(id, script));
+        await WaitForLineAsync(scope, handle, ready);
+        return handle;
     }
 
     internal static async Task<LogEntry> WaitForLineAsync(ProcessDriverScope scope, ReplicaHandle handle, string? text)

@@ -1,7 +1,5 @@
 using System.Net.Sockets;
-using System.Text;
 using Berth.Core.Routing;
-using Berth.Testing;
 
 namespace Berth.Runtime.Tests.Process;
 
@@ -52,8 +50,7 @@ public sealed class ProcessPodTests
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
         var port = Ports.Free();
-        var handle = await scope.StartAsync(Server(scope, "exec", port, "x"));
-        await GetInPodAsync(handle.Pod!, port);
+        var handle = await ServingInPodAsync(scope, "exec", port);
 
         var result = await scope.Driver.ExecAsync(handle, ["sh", "-c", "readlink /proc/self/ns/net; grep api /etc/hosts"], null, CancellationToken.None);
 
@@ -66,13 +63,20 @@ public sealed class ProcessPodTests
     {
         await using var scope = new ProcessDriverScope(useCgroups: false);
         var port = Ports.Free();
-        var server = await scope.StartAsync(Server(scope, "target", port, "t"));
-        await GetInPodAsync(server.Pod!, port);
+        await ServingInPodAsync(scope, "target", port);
 
         var intruder = await scope.StartAsync(scope.Perl("intruder", $"use IO::Socket::INET; my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => {port}); print $s ? qq(connected\\n) : qq(refused: $!\\n);") with { Pod = Names });
         await Poll.UntilAsync(async () => (await Stdout(scope, intruder)).Length > 0, Long, "the intruder reports its connect");
 
         Assert.Equal(["refused: Connection refused"], await Stdout(scope, intruder));
+    }
+
+    /// <summary>Starts <see cref="Server"/> in a pod of its own and returns once it answers there.</summary>
+    private static async Task<ReplicaHandle> ServingInPodAsync(ProcessDriverScope scope, string id, int port)
+    {
+        var handle = await scope.StartAsync(Server(scope, id, port, id));
+        await GetInPodAsync(handle.Pod!, port);
+        return handle;
     }
 
     private static ReplicaSpec Server(ProcessDriverScope scope, string id, int port, string v) =>
@@ -88,31 +92,9 @@ public sealed class ProcessPodTests
     /// <summary>GET / inside the pod, through a socket made in its namespace; retried until the server listens.</summary>
     private static async Task<string> GetInPodAsync(PodNetwork pod, int port)
     {
-        string? body = null;
-        await Poll.UntilAsync(async () =>
-        {
-            using var socket = await PodSockets.CreateAsync(pod, AddressFamily.InterNetwork, CancellationToken.None);
-            try
-            {
-                await socket.ConnectAsync("127.0.0.1", port);
-            }
-            catch (SocketException)
-            {
-                return false;
-            }
-
-            await socket.SendAsync("GET / HTTP/1.1\r\nHost: x\r\n\r\n"u8.ToArray(), SocketFlags.None);
-            var response = new StringBuilder();
-            var buffer = new byte[4096];
-            int n;
-            while ((n = await socket.ReceiveAsync(buffer, SocketFlags.None)) > 0)
-            {
-                response.Append(Encoding.ASCII.GetString(buffer, 0, n));
-            }
-
-            body = response.ToString().Split("\r\n\r\n")[^1];
-            return true;
-        }, Long, $"the replica in pod {pod.PodId} answers on its 127.0.0.1:{port}");
-        return body!;
+        string? answer = null;
+        await Poll.UntilAsync(async () => (answer = await TestPod.GetInsideAsync(pod, "127.0.0.1", port)) is not null, Long,
+            $"the replica in pod {pod.PodId} answers on its 127.0.0.1:{port}");
+        return answer!.Split("\r\n\r\n")[^1];
     }
 }
