@@ -4,7 +4,7 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §3 through the real <c>berth</c> program: a process replica gets the minimal environment plus its
 /// spec's, not the operator's whole shell; <c>inherit_env: true</c> gives it everything.</summary>
 [Collection("real processes")]
-public sealed class EnvironmentCliTests : IAsyncDisposable
+public sealed class EnvironmentCliTests : IAsyncLifetime
 {
     private readonly AppFolder _app = new("berth-cli-env-");
 
@@ -28,7 +28,11 @@ public sealed class EnvironmentCliTests : IAsyncDisposable
             """);
     }
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
+    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     [Fact]
     public async Task Up_OperatorShellWithAToken_MinimalReplicaDoesNotSeeItInheritEnvReplicaDoes()

@@ -4,7 +4,7 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §9 through the real <c>berth</c> program: a churn of 50 replicas leaves a bounded number of replica
 /// folders and no empty cgroups, and the logs of the last removed replicas stay readable with <c>berth logs --previous</c>.</summary>
 [Collection("real processes")]
-public sealed class LeftoversCliTests : IAsyncDisposable
+public sealed class LeftoversCliTests : IAsyncLifetime
 {
     private readonly AppFolder _app = new("berth-cli-churn-");
     private readonly string _name = "churn" + Guid.NewGuid().ToString("N")[..6];
@@ -23,7 +23,11 @@ public sealed class LeftoversCliTests : IAsyncDisposable
             """);
     }
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
+    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     private string Replicas => Path.Combine(_app.Cli.State, "replicas");
 

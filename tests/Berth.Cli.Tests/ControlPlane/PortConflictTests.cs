@@ -5,7 +5,7 @@ namespace Berth.Cli.Tests.ControlPlane;
 
 /// <summary>Issue #14 §11 with the real <c>berth</c>: a stable port another program holds is a hard error for its service.</summary>
 [Collection("real processes")]
-public sealed class PortConflictTests : IAsyncDisposable
+public sealed class PortConflictTests : IAsyncLifetime
 {
     private readonly AppFolder _app = new("berth-cli-port-");
     private readonly TcpListener _holder = new(IPAddress.Loopback, 0);
@@ -36,7 +36,11 @@ public sealed class PortConflictTests : IAsyncDisposable
 
     private int Port { get; }
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
+    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
+    public async Task DisposeAsync()
     {
         _holder.Dispose();
         await _app.DisposeAsync();

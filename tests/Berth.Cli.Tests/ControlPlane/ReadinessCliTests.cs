@@ -4,7 +4,7 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §13 through the real <c>berth</c> program: a replica whose readiness probe fails says why in
 /// <c>berth ps</c>, and each transition is an event.</summary>
 [Collection("real processes")]
-public sealed class ReadinessCliTests : IAsyncDisposable
+public sealed class ReadinessCliTests : IAsyncLifetime
 {
     private readonly AppFolder _app = new("berth-cli-ready-");
 
@@ -25,7 +25,11 @@ public sealed class ReadinessCliTests : IAsyncDisposable
             """);
     }
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
+    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     [Fact]
     public async Task Ps_ReadinessAnswering500_ShowsWhyNotReadyAndEventsOnEachTransition()

@@ -5,11 +5,15 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// receiver, the network-namespace probe) still comes up: the replicas get the receiver's exporter settings and the
 /// app serves, through the API that started after the apply.</summary>
 [Collection("real processes")]
-public sealed class StartOrderTests : IAsyncDisposable
+public sealed class StartOrderTests : IAsyncLifetime
 {
     private readonly AppFolder _app = new("berth-cli-order-", TestHttpServer.App("order"));
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
+    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
+    public async Task DisposeAsync()
     {
         await _app.Cli.DownAsync();
         await _app.DisposeAsync();

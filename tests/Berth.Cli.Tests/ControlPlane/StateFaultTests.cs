@@ -6,11 +6,15 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §4 with the real <c>berth</c>: a damaged, read-only or full state folder gives a clear error (what, and
 /// how to fix it; never a stack trace), <c>berth down</c> still stops every replica, and a full disk heals by itself.</summary>
 [Collection("real processes")]
-public sealed class StateFaultTests : IAsyncDisposable
+public sealed class StateFaultTests : IAsyncLifetime
 {
     private readonly AppFolder _app = new("berth-cli-fault-", TestHttpServer.App("faulty"));
 
-    public ValueTask DisposeAsync() => _app.DisposeAsync();
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
+    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
+    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     private static bool Alive(int pid) => Directory.Exists($"/proc/{pid}");
 

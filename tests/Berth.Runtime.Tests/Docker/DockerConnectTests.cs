@@ -8,7 +8,7 @@ namespace Berth.Runtime.Tests.Docker;
 /// <summary>Issue #21 (round 6): connecting asks the engine's <c>/info</c> beside its ping, not after it, and still reads what
 /// the engine says about itself. A small engine on a Unix socket (answering only <c>/_ping</c> and <c>/info</c>) decides the
 /// order, so the test does not depend on timing.</summary>
-public sealed class DockerConnectTests : IAsyncDisposable
+public sealed class DockerConnectTests : IAsyncLifetime
 {
     private const string InfoBody =
         """{"ServerVersion":"99.1","CgroupDriver":"systemd","CgroupVersion":"2","CPUCfsQuota":true,"MemoryLimit":false,"SecurityOptions":["name=seccomp","name=rootless"]}""";
@@ -25,7 +25,11 @@ public sealed class DockerConnectTests : IAsyncDisposable
 
     private string Socket => Path.Combine(_dir, "docker.sock");
 
-    public async ValueTask DisposeAsync()
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
+    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
+    public async Task DisposeAsync()
     {
         await _stop.CancelAsync();
         _listener.Dispose();
