@@ -12,6 +12,7 @@
 # Upstreams for every proxy: the same nginx serving a 6-byte body on two ports.
 # Needs: nginx haproxy wrk (installed with apt-get when missing and running as root), the .NET SDK.
 # Usage: bench/mesh/run.sh [duration=10s] [connections=64] [threads=2] [runs=1]
+# TARGETS="nginx berth" measures only those rows (default: all of them); ratios need nginx (and haproxy, yarp, direct) in the list.
 # With runs > 1 every target is measured once per round (targets interleaved, so load drift hits all of them alike).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -139,11 +140,14 @@ measure() {
   echo "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request" >&2
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a/b }'; }
+TARGETS=${TARGETS:-direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel}
+selected() { [[ " $TARGETS " == *" $1 "* ]]; }
 for run in $(seq 1 "$RUNS"); do
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "run $run/$RUNS, load before: $load_before" >&2
   for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST; do
+    selected "${target%%:*}" || continue
     measure "${target%%:*}" "${target##*:}"
   done
   load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -153,7 +157,8 @@ for run in $(seq 1 "$RUNS"); do
   echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel; do
-    echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") | $(ratio "${P99[$n]}" "${P99[yarp]}") |"
+    selected "$n" || continue
+    echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]:-0}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]:-0}") | $(ratio "${RPS[$n]}" "${RPS[yarp]:-0}") | $(ratio "${RPS[$n]}" "${RPS[direct]:-0}") | $(ratio "${P99[$n]}" "${P99[nginx]:-0}") | $(ratio "${P99[$n]}" "${P99[yarp]:-0}") |"
   done
 done
 echo
