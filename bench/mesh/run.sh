@@ -8,10 +8,14 @@
 #             (DataPlaneServer serving a saved route snapshot) with the data plane process's runtime settings
 #   berth-bare: the same listener with retries, breakers, ejection and timeouts off (the cost of resilience)
 #   berth-kestrel: the berth listener with Kestrel parsing every request (the path before the mesh's own HTTP/1.1 server)
+#   berth-tpsched: the berth row with Kestrel's default pipe scheduling (queued to the thread pool, as before round 7)
+#   berth-inline: the berth row with inline socket completions (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1; off by
+#             default in the data plane, see docs/architecture.md), to show what they are worth
 #   kestrel : plain Kestrel answering the 6 bytes itself, no proxying (the floor of any Kestrel-based listener)
 # Upstreams for every proxy: the same nginx serving a 6-byte body on two ports.
 # Needs: nginx haproxy wrk (installed with apt-get when missing and running as root), the .NET SDK.
 # Usage: bench/mesh/run.sh [duration=10s] [connections=64] [threads=2] [runs=1]
+# TARGETS="nginx berth" measures only those rows (default: all of them); ratios need nginx (and haproxy, yarp, direct) in the list.
 # With runs > 1 every target is measured once per round (targets interleaved, so load drift hits all of them alike).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -48,7 +52,7 @@ wait_port() {
   echo "bench/mesh: nothing listening on 127.0.0.1:$1" >&2; exit 1
 }
 
-U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port); BKEST=$(free_port)
+U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port); BKEST=$(free_port); BTP=$(free_port); BINL=$(free_port)
 
 echo "building the bench proxies (Release)…" >&2
 dotnet build -c Release -v q --nologo bench/mesh/Berth.Mesh.Bench >/dev/null
@@ -110,8 +114,10 @@ DOTNET_gcServer=1 dotnet "$BENCH_DLL" yarp --port "$YARP" --upstreams "127.0.0.1
 env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!); PID[berth]=$!
 env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth-bare --port "$BARE" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bare.log" 2>&1 & pids+=($!); PID[berth-bare]=$!
 env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth-kestrel --port "$BKEST" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bkest.log" 2>&1 & pids+=($!); PID[berth-kestrel]=$!
+env $DATA_PLANE_ENV BERTH_BENCH_KESTREL_SCHEDULING=1 dotnet "$BENCH_DLL" berth --port "$BTP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/btp.log" 2>&1 & pids+=($!); PID[berth-tpsched]=$!
+env $DATA_PLANE_ENV DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" berth --port "$BINL" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/binl.log" 2>&1 & pids+=($!); PID[berth-inline]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" kestrel --port "$KEST" --upstreams "127.0.0.1:$U1" >"$work/kestrel.log" 2>&1 & pids+=($!); PID[kestrel]=$!
-for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE $KEST $BKEST; do wait_port "$p"; done
+for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE $KEST $BKEST $BTP $BINL; do wait_port "$p"; done
 curl -fsS "http://127.0.0.1:$BERTH/" >/dev/null && curl -fsS "http://127.0.0.1:$YARP/" >/dev/null
 
 # CPU time per request is the steadier number on a busy shared machine: throughput there measures the scheduler too.
@@ -139,11 +145,14 @@ measure() {
   echo "$name: ${RPS[$name]} req/s, p50 ${P50[$name]} ms, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request" >&2
 }
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a/b }'; }
+TARGETS=${TARGETS:-direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline}
+selected() { [[ " $TARGETS " == *" $1 "* ]]; }
 for run in $(seq 1 "$RUNS"); do
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "run $run/$RUNS, load before: $load_before" >&2
-  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST; do
+  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST berth-tpsched:$BTP berth-inline:$BINL; do
+    selected "${target%%:*}" || continue
     measure "${target%%:*}" "${target##*:}"
   done
   load_after=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -152,8 +161,9 @@ for run in $(seq 1 "$RUNS"); do
   echo
   echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel; do
-    echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]}") | $(ratio "${RPS[$n]}" "${RPS[yarp]}") | $(ratio "${RPS[$n]}" "${RPS[direct]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") | $(ratio "${P99[$n]}" "${P99[yarp]}") |"
+  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline; do
+    selected "$n" || continue
+    echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]:-0}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]:-0}") | $(ratio "${RPS[$n]}" "${RPS[yarp]:-0}") | $(ratio "${RPS[$n]}" "${RPS[direct]:-0}") | $(ratio "${P99[$n]}" "${P99[nginx]:-0}") | $(ratio "${P99[$n]}" "${P99[yarp]:-0}") |"
   done
 done
 echo

@@ -45,11 +45,15 @@ public sealed record MeshHostOptions
     public bool OwnHttp1 { get; init; } = true;
 
     /// <summary>
-    /// Run request code on the socket threads (Kestrel's UnsafePreferInlineScheduling): no thread-pool hop per read. Only
-    /// for a process whose socket completions are inline too and that runs nothing blocking on them: the data plane
-    /// process (<see cref="DataPlane.DataPlaneRuntime"/>). False: Kestrel's default.
+    /// Kestrel's socket transport schedules its pipes inline (<c>UnsafePreferInlineScheduling</c>): the thread that completes
+    /// a client read runs the request until it waits for the upstream, and a flush sends on the writing thread. Default
+    /// Kestrel scheduling queues three more work items per proxied request (the read re-queued to Kestrel's IO queue, the
+    /// application's read continuation to the thread pool, every flush to the IO queue), each a wake of a parked thread on
+    /// a quiet machine. Safe without inline socket completions: the socket engine already hands every completion to a
+    /// thread-pool thread, so inline code runs there, never on the epoll thread (with <see cref="DataPlane.DataPlaneRuntime.InlineCompletions"/>
+    /// it would, and nothing on the request path may block). False: Kestrel's default.
     /// </summary>
-    public bool InlineScheduling { get; init; }
+    public bool InlineScheduling { get; init; } = true;
 
     /// <summary>How long a new connection may take to send a complete request head: 30s, as Kestrel's RequestHeadersTimeout.</summary>
     public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);

@@ -12,7 +12,7 @@
 //        (unshare --net), one outbound listener per service (the data plane's cost of pods), printed as one line.
 // The berth modes run the data plane's own server (DataPlaneServer, what `berth __data-plane` runs) serving a saved
 // route snapshot, with the data plane's runtime settings: run.sh starts them with the environment `data-plane-env` prints
-// (DataPlaneRuntime.Environment), and MeshHostOptions.InlineScheduling follows it as in the data plane process.
+// (DataPlaneRuntime.Environment); Kestrel's pipes are scheduled inline as in the data plane process (BERTH_BENCH_KESTREL_SCHEDULING=1: Kestrel's default, to compare).
 // data-plane-env: prints that environment as NAME=VALUE lines.
 // Prints "ready" once listening; runs until killed.
 using System.Globalization;
@@ -62,7 +62,7 @@ else if (mode is "berth" or "berth-bare" or "berth-kestrel")
             DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = 1, Routes = [route] }));
         var options = new DataPlaneServerOptions(state.FullName)
         {
-            Mesh = new MeshHostOptions { OwnHttp1 = mode != "berth-kestrel", InlineScheduling = DataPlaneRuntime.InlineCompletions },
+            Mesh = new MeshHostOptions { OwnHttp1 = mode != "berth-kestrel", InlineScheduling = Environment.GetEnvironmentVariable("BERTH_BENCH_KESTREL_SCHEDULING") != "1" },
         };
         await using var server = await DataPlaneServer.StartAsync(options, CancellationToken.None);
         Console.WriteLine($"ready (data plane in {state.FullName}, inline completions: {DataPlaneRuntime.InlineCompletions})");

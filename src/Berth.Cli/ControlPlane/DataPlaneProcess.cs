@@ -228,7 +228,7 @@ internal static class DataPlaneProcess
         DataPlaneServer server;
         try
         {
-            server = await DataPlaneServer.StartAsync(new DataPlaneServerOptions(state) { Mesh = new MeshHostOptions { LoggerFactory = logs, InlineScheduling = DataPlaneRuntime.InlineCompletions }, Standby = args.Length == 3 }, stop.Token);
+            server = await DataPlaneServer.StartAsync(new DataPlaneServerOptions(state) { Mesh = new MeshHostOptions { LoggerFactory = logs }, Standby = args.Length == 3 }, stop.Token);
         }
         catch (Exception e) when (e is InvalidOperationException or IOException or MeshListenerException)
         {

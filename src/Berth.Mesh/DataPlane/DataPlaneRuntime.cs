@@ -10,6 +10,9 @@ public static class DataPlaneRuntime
     /// <summary>Socket completions run on the socket engine's threads, not queued to the thread pool (one hop fewer per read and write).</summary>
     public const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
 
+    /// <summary>How many times an idle thread-pool worker spins before it sleeps (.NET's default: 70).</summary>
+    public const string SpinLimitVariable = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
+
     /// <summary>
     /// The variables and values, in launch order. Inline socket completions (<see cref="InlineCompletionsVariable"/>=1,
     /// measured as one thread-pool hop fewer per request) are NOT set by default: with them on, a call by service name from
@@ -17,8 +20,18 @@ public static class DataPlaneRuntime
     /// ComposePodsOnDockerTests.ControlPlaneKilled9_UnderLoadWithPods (0 of 2 with them off); something on the pod socket path
     /// blocks a completion thread. A user may still set the variable to 1 for the data plane; it is honoured.
     /// </summary>
-    public static IReadOnlyList<KeyValuePair<string, string>> Environment { get; } = [];
+    /// <remarks>
+    /// Thread-pool workers do not spin before they sleep (<see cref="SpinLimitVariable"/>=0). A worker that runs out of work
+    /// spins and yields (<c>sched_yield</c>) up to 70 times first, which pays when work arrives in a steady stream and
+    /// costs when each request wakes workers between idle gaps — what the data plane sees whenever it is not saturated:
+    /// behind two single-worker nginx replicas (bench/mesh/up.sh's app) a proxied request cost 108-132 µs of CPU and
+    /// 37-39 context switches with spinning, 55-57 µs and 4-6 without, in the same rounds (docs/benchmarks.md, "Mesh round 7").
+    /// </remarks>
+    public static IReadOnlyList<KeyValuePair<string, string>> Environment { get; } =
+    [
+        new(SpinLimitVariable, "0"),
+    ];
 
-    /// <summary>Whether this process runs with inline socket completions (then the mesh's listeners schedule inline too).</summary>
+    /// <summary>Whether this process runs with inline socket completions (requests then run on the socket engine's threads).</summary>
     public static bool InlineCompletions => System.Environment.GetEnvironmentVariable(InlineCompletionsVariable) == "1";
 }

@@ -244,13 +244,49 @@ internal sealed class Http1Connection : IDisposable
     }
 
     /// <summary>Reads the response head (skipping 1xx interim responses, whose body-less heads Kestrel already answered for).</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    /// <remarks>
+    /// One async method from the search for the head's end down to the socket's receive: every request waits here for the
+    /// upstream, so each nested async method would be one more state-machine box per request (the pooling builder keeps one
+    /// per thread and core, too few for tens of connections in flight) and one more continuation on the way back up.
+    /// </remarks>
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public async ValueTask<ResponseHead> ReadHeadAsync(bool isHead, CancellationToken cancellationToken, bool collectHeaders = true)
     {
         Reusable = false;
+        var scanned = _start;
         while (true)
         {
-            var end = await FindHeadEndAsync(cancellationToken);
+            var from = Math.Max(_start, scanned - 3);
+            var i = _buffer.AsSpan(from, _end - from).IndexOf(HeadEnd);
+            if (i < 0)
+            {
+                scanned = _end;
+                if (_end - _start >= MaxResponseHead)
+                {
+                    throw new UpstreamException(AttemptError.BadResponse, $"upstream response head is over {MaxResponseHead / 1024} KiB");
+                }
+
+                scanned -= MakeRoom();
+                int n;
+                try
+                {
+                    n = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken);
+                }
+                catch (SocketException e)
+                {
+                    throw new UpstreamException(AttemptError.Reset, $"upstream connection broke: {e.SocketErrorCode}", e);
+                }
+
+                if (n == 0)
+                {
+                    throw new UpstreamException(AttemptError.Reset, "upstream closed the connection before a complete response");
+                }
+
+                _end += n;
+                continue;
+            }
+
+            var end = from + i;
             var head = Head;
             head.Clear();
             head.Collect = collectHeaders;
@@ -260,6 +296,7 @@ internal sealed class Http1Connection : IDisposable
             _start = end + HeadEnd.Length;
             if (head.Status is >= 100 and < 200 && head.Status != 101)
             {
+                scanned = _start;
                 continue;
             }
 
@@ -494,35 +531,24 @@ internal sealed class Http1Connection : IDisposable
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
-    private async ValueTask<int> FindHeadEndAsync(CancellationToken cancellationToken)
-    {
-        var scanned = _start;
-        while (true)
-        {
-            var from = Math.Max(_start, scanned - 3);
-            var i = _buffer.AsSpan(from, _end - from).IndexOf(HeadEnd);
-            if (i >= 0)
-            {
-                return from + i;
-            }
-
-            scanned = _end;
-            if (_end - _start >= MaxResponseHead)
-            {
-                throw new UpstreamException(AttemptError.BadResponse, $"upstream response head is over {MaxResponseHead / 1024} KiB");
-            }
-
-            var before = _start;
-            await FillAsync(cancellationToken);
-            scanned -= before - _start;
-        }
-    }
-
     /// <summary>Reads more bytes into the buffer (compacting or growing it); EOF or reset is <see cref="AttemptError.Reset"/>.</summary>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
     private async ValueTask FillAsync(CancellationToken cancellationToken)
     {
+        MakeRoom();
+        var n = await ReceiveIntoAsync(_buffer.AsMemory(_end), cancellationToken);
+        if (n == 0)
+        {
+            throw new UpstreamException(AttemptError.Reset, "upstream closed the connection before a complete response");
+        }
+
+        _end += n;
+    }
+
+    /// <summary>Moves the unread bytes to the buffer's start and grows it when full; returns how far the bytes moved back.</summary>
+    private int MakeRoom()
+    {
+        var moved = _start;
         if (_start > 0)
         {
             Buffer.BlockCopy(_buffer, _start, _buffer, 0, _end - _start);
@@ -538,13 +564,7 @@ internal sealed class Http1Connection : IDisposable
             _buffer = bigger;
         }
 
-        var n = await ReceiveIntoAsync(_buffer.AsMemory(_end), cancellationToken);
-        if (n == 0)
-        {
-            throw new UpstreamException(AttemptError.Reset, "upstream closed the connection before a complete response");
-        }
-
-        _end += n;
+        return moved;
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

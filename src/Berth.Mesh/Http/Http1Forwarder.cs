@@ -82,7 +82,7 @@ internal static class Http1Forwarder
     /// then reads the response head. <paramref name="collectHeaders"/> false leaves the head's header list empty (the caller
     /// copies <see cref="Http1Connection.RawHead"/>).
     /// </summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     public static async ValueTask<Attempt> SendAsync(EndpointState e, byte[] head, int headLength, RequestBody body, PipeReader? streamedBody, bool chunked,
         bool isHead, bool collectHeaders, CancellationToken aborted, CancellationToken token)
     {

@@ -61,7 +61,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
     }
 
     /// <summary>Admission, the service breaker, one forwarded request (with its retries) and its telemetry, for either kind of exchange.</summary>
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder))]
     internal async ValueTask RunAsync(IProxyExchange x, IHttpUpgradeFeature? upgrade = null)
     {
         var started = _state.Time.GetTimestamp();
@@ -136,7 +136,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         }
     }
 
-    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
     private async ValueTask<Outcome> ForwardAsync(IProxyExchange x, string traceparent)
     {
         var s = _state.Snapshot;

@@ -174,6 +174,17 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Up_DataPlaneProcess_ThreadPoolWorkersDoNotSpin()
+    {
+        await _app.Cli.UpDetachedAsync(2);
+        var dataPlane = DataPlanePid();
+
+        // DataPlaneRuntime.Environment reaches the process that serves traffic (docs/benchmarks.md, "Mesh round 7").
+        var environment = File.ReadAllText($"/proc/{dataPlane}/environ").Split('\0');
+        Assert.Contains("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0", environment);
+    }
+
+    [Fact]
     public async Task Down_StopsTheDataPlaneAfterTheReplicas_NothingOfItLeft()
     {
         await _app.Cli.UpDetachedAsync(2);
