@@ -57,7 +57,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
         _loop = new ReconcileLoop(clock, options.ResyncPeriod, log, PublishView, store.Batch);
         _state = new PlaneState(options, store, drivers.ToDictionary(d => d.Kind), clock, random ?? Random.Shared, log, Events, _loop, allocator);
         _stablePorts = new StablePortRegistry(store, allocator);
-        _routes = new RoutePublisher(routes, _stablePorts, options.Host, log);
+        _routes = new RoutePublisher(routes, _stablePorts, options.Host, log, options.ReplicaEnvironment);
         _probes = new ProbeCoordinator(_state, prober);
         _terminated = new TerminatedReplicas(_state);
         _lifecycle = new ReplicaLifecycle(_state, _probes, _routes, _stablePorts, new SemaphoreSlim(Math.Max(1, options.StartConcurrency)), _terminated);

@@ -63,6 +63,13 @@ internal static class ReplicaSpecBuilder
             env[kv.Key] = kv.Value;
         }
 
+        if (r.Pod && TelemetryForward(options.ReplicaEnvironment) is { } telemetry)
+        {
+            // In a pod 127.0.0.1 is the pod's own loopback: the app's telemetry goes to the host-gateway address instead, where
+            // the data plane forwards it to the control plane's receiver on the host (RoutePublisher gives every pod that listener).
+            env[OtlpEndpointVariable] = telemetry.PodEndpoint;
+        }
+
         if (options.ReplicaEnvironment.ContainsKey("OTEL_EXPORTER_OTLP_ENDPOINT"))
         {
             env["OTEL_SERVICE_NAME"] = service.Name;
@@ -124,6 +131,27 @@ internal static class ReplicaSpecBuilder
                 ? [.. service.Watch.Where(w => w.Action is WatchAction.Sync or WatchAction.SyncRestart).Select(w => new SyncedFolder(w, service.Build?.Context))]
                 : [],
         };
+    }
+
+    private const string OtlpEndpointVariable = "OTEL_EXPORTER_OTLP_ENDPOINT";
+
+    /// <summary>The telemetry receiver as a pod reaches it, when replicas are told to export to one on the host's loopback
+    /// (<c>OTEL_EXPORTER_OTLP_ENDPOINT</c>): the endpoint a pod's replica is given (same scheme and port, at
+    /// <see cref="PodDefaults.HostGatewayAddress"/>) and the pod's listener there, forwarded to the receiver. Pure.</summary>
+    public static (string PodEndpoint, OutboundListener Listener)? TelemetryForward(IReadOnlyDictionary<string, string> replicaEnvironment)
+    {
+        if (!replicaEnvironment.TryGetValue(OtlpEndpointVariable, out var value) || !Uri.TryCreate(value, UriKind.Absolute, out var endpoint)
+            || !System.Net.IPAddress.TryParse(endpoint.Host, out var ip) || !System.Net.IPAddress.IsLoopback(ip) || endpoint.Port <= 0)
+        {
+            return null;
+        }
+
+        var pod = new UriBuilder(endpoint) { Host = PodDefaults.HostGatewayAddress }.Uri.ToString();
+        var listener = new OutboundListener(PodDefaults.HostGateway, "otlp", PodDefaults.HostGatewayAddress, endpoint.Port)
+        {
+            ForwardTo = string.Create(CultureInfo.InvariantCulture, $"{endpoint.Host}:{endpoint.Port}"),
+        };
+        return (value.EndsWith('/') ? pod : pod.TrimEnd('/'), listener);
     }
 
     /// <summary>The port a pod's outbound listener for <paramref name="endpoint"/> uses: its target port (the callee's own

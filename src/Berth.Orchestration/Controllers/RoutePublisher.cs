@@ -10,7 +10,8 @@ namespace Berth.Orchestration.Controllers;
 /// <summary>Sends each service endpoint's Ready upstreams to the route sink (the mesh), only when they changed, and
 /// removes endpoints that left the app. Called under the lock after every change that can move a replica in or out of
 /// Ready, and always before a driver is asked to stop a replica, so traffic moves before the process goes.</summary>
-internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stablePorts, string host, ILogger logger)
+internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stablePorts, string host, ILogger logger,
+    IReadOnlyDictionary<string, string>? replicaEnvironment = null)
 {
     private readonly Dictionary<(string Service, string Endpoint), ImmutableArray<Upstream>> _published = [];
     private ImmutableSortedDictionary<(string Service, string Endpoint), PortConflict> _conflicts = ImmutableSortedDictionary<(string Service, string Endpoint), PortConflict>.Empty;
@@ -127,6 +128,12 @@ internal sealed class RoutePublisher(IRouteSink sink, StablePortRegistry stableP
         }
 
         var listeners = OutboundFor(app, stablePorts.Ports, stablePorts.Addresses);
+        if (replicaEnvironment is not null && ReplicaSpecBuilder.TelemetryForward(replicaEnvironment) is { } telemetry)
+        {
+            // The app's own telemetry from inside a pod: the host-gateway address, forwarded to the receiver on the host.
+            listeners = listeners.Add(telemetry.Listener);
+        }
+
         var live = replicas.Where(r => r.Handle?.Pod is not null && r.Phase is ReplicaPhase.Running or ReplicaPhase.Ready or ReplicaPhase.Terminating)
             .ToDictionary(r => r.Id, r => new PodRoute(r.Handle!.Pod!, listeners) { HostGateway = app.FindService(r.Service) is { } s && ReplicaSpecBuilder.ReachesHost(s) }, StringComparer.Ordinal);
         foreach (var (id, route) in live)

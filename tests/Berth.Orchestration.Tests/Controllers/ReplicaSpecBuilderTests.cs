@@ -56,4 +56,25 @@ public sealed class ReplicaSpecBuilderTests
 
         Assert.DoesNotContain(env.Keys, k => k.StartsWith("OTEL_", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void Build_ReplicaInAPod_TelemetryEndpointIsTheHostGatewayAndThePodForwardsThereToTheReceiver()
+    {
+        var service = new Service { Name = "api", Command = ["api"] };
+        var app = new Application { Name = "shop", Services = [service] };
+        var options = new OrchestratorOptions
+        {
+            StateDirectory = "/tmp/x",
+            ReplicaEnvironment = new Dictionary<string, string> { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://127.0.0.1:4317", ["OTEL_EXPORTER_OTLP_PROTOCOL"] = "grpc" },
+        };
+
+        var inPod = ReplicaSpecBuilder.Build(app, service, new ReplicaRecord { Id = "api-1", Service = "api", Pod = true }, new Dictionary<(string, string), int>(), options).Env;
+        var onHost = ReplicaSpecBuilder.Build(app, service, new ReplicaRecord { Id = "api-2", Service = "api" }, new Dictionary<(string, string), int>(), options).Env;
+        var forward = ReplicaSpecBuilder.TelemetryForward(options.ReplicaEnvironment);
+
+        Assert.Equal("http://127.78.0.1:4317", inPod["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        Assert.Equal("http://127.0.0.1:4317", onHost["OTEL_EXPORTER_OTLP_ENDPOINT"]);
+        Assert.Equal(new Berth.Core.Routing.OutboundListener("host-gateway", "otlp", "127.78.0.1", 4317) { ForwardTo = "127.0.0.1:4317" }, forward?.Listener);
+        Assert.Null(ReplicaSpecBuilder.TelemetryForward(new Dictionary<string, string> { ["OTEL_EXPORTER_OTLP_ENDPOINT"] = "http://collector.example:4317" }));
+    }
 }
