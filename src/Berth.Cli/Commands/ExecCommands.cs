@@ -164,7 +164,8 @@ internal static class ExecCommands
         output.Description = "Output format: table, json (with --no-stream one document; streaming one compact line per refresh, as docker stats --format json), yaml.";
         var noStream = new Option<bool>("--no-stream") { Description = "Print once and exit (default: refresh every 2s until Ctrl-C, as docker stats)." };
         var command = new Command("stats", "Live resource use of each running replica: CPU % (of one core, as docker stats), memory used / limit, "
-            + "processes and restarts; refreshes until Ctrl-C unless --no-stream.") { file, services, output, noStream };
+            + "processes, restarts, and requests per second from the mesh (REQ/S: sent to the replica; SERVICE REQ/S: answered by its service's listeners; "
+            + "'-' for a service without an HTTP endpoint); refreshes until Ctrl-C unless --no-stream.") { file, services, output, noStream };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             if (await CheckServicesAsync(client, parse.GetValue(services)!, ct) is not { } names)
@@ -192,11 +193,12 @@ internal static class ExecCommands
                 {
                     // A terminal is redrawn in place (as docker stats); anything else gets one table after another.
                     Console.Out.Write(clear ? "\u001b[H\u001b[2J" : first ? "" : "\n");
-                    Output.Table(["REPLICA", "SERVICE", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "RESTARTS"], [.. stats.Select(s => (string[])[
+                    Output.Table(["REPLICA", "SERVICE", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "RESTARTS", "REQ/S", "SERVICE REQ/S"], [.. stats.Select(s => (string[])[
                         s.Replica, s.Service, s.CpuPercent.ToString("0.00", CultureInfo.InvariantCulture) + "%",
                         $"{Bytes(s.MemoryBytes)} / {(s.MemoryLimitBytes is { } limit ? Bytes(limit) : "-")}",
                         s.MemoryLimitBytes is > 0 and var l ? (100.0 * s.MemoryBytes / l).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "-",
-                        s.Pids.ToString(CultureInfo.InvariantCulture), s.Restarts.ToString(CultureInfo.InvariantCulture)])], Console.Out);
+                        s.Pids.ToString(CultureInfo.InvariantCulture), s.Restarts.ToString(CultureInfo.InvariantCulture),
+                        PerSecond(s.RequestsPerSecond), PerSecond(s.ServiceRequestsPerSecond)])], Console.Out);
                 }
 
                 await Console.Out.FlushAsync(ct);
@@ -224,6 +226,9 @@ internal static class ExecCommands
         unknown.ForEach(n => Error(ServiceCommands.NoService(n, services)));
         return unknown.Count > 0 ? null : names;
     }
+
+    /// <summary>A request rate with one decimal; "-" where the mesh counts none (no HTTP endpoint, or no data plane).</summary>
+    private static string PerSecond(double? rate) => rate is { } r ? r.ToString("0.0", CultureInfo.InvariantCulture) : "-";
 
     /// <summary>Binary units as docker stats prints them: 12.5MiB, 1.944GiB.</summary>
     internal static string Bytes(long bytes)
