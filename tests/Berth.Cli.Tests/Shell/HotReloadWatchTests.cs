@@ -2,7 +2,8 @@ namespace Berth.Cli.Tests.Shell;
 
 /// <summary><c>develop.hot_reload</c> end to end: the replica runs the ASP.NET Core project under <c>dotnet watch</c>; a saved
 /// edit is applied in place by Hot Reload (same replica, no restart), <c>berth watch</c> reports dotnet watch's verdict, and no
-/// request through the mesh's stable port fails meanwhile.</summary>
+/// request through the mesh's stable port fails meanwhile. An edit Hot Reload cannot apply (a rude edit) is rolled out
+/// instead: new replicas under <c>dotnet watch</c>, readiness-gated, the old one serving until then.</summary>
 [Collection("real processes")]
 public sealed class HotReloadWatchTests : IAsyncLifetime
 {
@@ -31,7 +32,7 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
                   http: {{_port}}
                 probes:
                   readiness: {http: /, period: 500ms}
-                update: {max_surge: 1, max_unavailable: 0}
+                update: {max_surge: 1, max_unavailable: 0, progress_deadline: 15m}
                 stop_grace_period: 2s
                 develop:
                   hot_reload: true
@@ -93,6 +94,49 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
         Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: changed: app/Program.cs; web: waiting for Hot Reload in its replicas", StringComparison.Ordinal));
         Assert.Contains(watch.ErrLines, l => l.Contains("(hot reload, in place; ", StringComparison.Ordinal));
         Assert.DoesNotContain(watch.ErrLines, l => l.Contains("rolling out", StringComparison.Ordinal) || l.Contains("restarting its replicas", StringComparison.Ordinal));
+
+        await watch.InterruptAsync();
+        Assert.Equal(ExitCodes.Cancelled, (await watch.WaitAsync(TimeSpan.FromSeconds(60), "Ctrl-C to end the watch")).Code);
+    }
+
+    [Fact]
+    public async Task Watch_RudeEditSaved_RollsNewReplicasThatServeItWithNoFailedRequest()
+    {
+        var up = await Cli.RunAsync(TimeSpan.FromMinutes(10), "up", "--wait", "--wait-timeout", "9m");
+        Assert.True(up.Code == 0, up.ToString());
+        Assert.Equal("v1", await GetAsync());
+        var before = (await Cli.PsAsync()).Single().GetProperty("id").GetString();
+
+        await using var watch = Cli.Start("watch");
+        await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.StartsWith("berth: watching ", StringComparison.Ordinal)) || watch.HasExited, TimeSpan.FromMinutes(2),
+            "'berth watch' watching the app folder");
+        Assert.False(watch.HasExited, watch.Err);
+
+        // The new replica builds under dotnet watch before it is Ready: minutes on a loaded machine, so the load's caps are wide.
+        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, Pace = TimeSpan.FromMilliseconds(20), MaxTime = TimeSpan.FromMinutes(16), MaxRequests = 200_000 });
+        await load.MoreAsync(20);
+        // class -> struct changes a type's kind: dotnet watch reports ENC0015 and keeps the old app running.
+        await File.WriteAllTextAsync(ProgramCs, Program("struct", "v2"));
+        try
+        {
+            await Poll.UntilAsync(async () => await GetAsync() == "v2", TimeSpan.FromMinutes(14), "the rude edit answering through the mesh from a new replica", TimeSpan.FromMilliseconds(250));
+        }
+        catch (TimeoutException e)
+        {
+            // What to find the cause with: berth watch's verdicts, the replicas, and what dotnet watch printed in them.
+            throw new TimeoutException($"{e.Message}\nberth watch printed:\n{watch.Err}\nberth ps:\n{(await Cli.RunAsync("ps")).Out}\nberth logs:\n{(await Cli.RunAsync("logs", "web", "--tail", "80")).Out}", e);
+        }
+        await load.MoreAsync(20);
+        var result = await load.StopAsync();
+
+        result.AssertNoneFailedUncapped();
+        Assert.True(result.Bodies.ContainsKey("v1") && result.Bodies.ContainsKey("v2"), result.ToString());
+        var after = (await Cli.PsAsync()).Where(r => r.GetProperty("phase").GetString() == "ready").Select(r => r.GetProperty("id").GetString()).ToList();
+        Assert.DoesNotContain(before, after);
+        Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: changed: app/Program.cs; web: waiting for Hot Reload in its replicas", StringComparison.Ordinal));
+        Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: web: ", StringComparison.Ordinal) && l.EndsWith("; Hot Reload cannot apply this edit, so its replicas are rolled", StringComparison.Ordinal));
+        Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: web: restarting its replicas as its update policy rolls them (revision ", StringComparison.Ordinal));
+        Assert.DoesNotContain(watch.ErrLines, l => l.Contains("no Hot Reload verdict", StringComparison.Ordinal));
 
         await watch.InterruptAsync();
         Assert.Equal(ExitCodes.Cancelled, (await watch.WaitAsync(TimeSpan.FromSeconds(60), "Ctrl-C to end the watch")).Code);
