@@ -100,7 +100,7 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Watch_RudeEditSaved_RollsNewReplicasThatServeItWithNoFailedRequest()
+    public async Task Watch_AppliedEditThenRudeEdit_RollsNewReplicasThatServeItWithNoFailedRequest()
     {
         var up = await Cli.RunAsync(TimeSpan.FromMinutes(10), "up", "--wait", "--wait-timeout", "9m");
         Assert.True(up.Code == 0, up.ToString());
@@ -115,6 +115,10 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
         // The new replica builds under dotnet watch before it is Ready: minutes on a loaded machine, so the load's caps are wide.
         await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, Pace = TimeSpan.FromMilliseconds(20), MaxTime = TimeSpan.FromMinutes(16), MaxRequests = 200_000 });
         await load.MoreAsync(20);
+        // First an edit Hot Reload applies, so the rude one is the watch's second save (round 6 saw a second save go unseen).
+        await File.WriteAllTextAsync(ProgramCs, Program("class", "v1b"));
+        await Poll.UntilAsync(async () => await GetAsync() == "v1b", TimeSpan.FromMinutes(5), "the first edit applied in place", TimeSpan.FromMilliseconds(250));
+        await Poll.UntilAsync(() => watch.ErrLines.Any(l => l.Contains("(hot reload, in place; ", StringComparison.Ordinal)), TimeSpan.FromMinutes(2), "berth watch's verdict on the first edit");
         // class -> struct changes a type's kind: dotnet watch reports ENC0015 and keeps the old app running.
         await File.WriteAllTextAsync(ProgramCs, Program("struct", "v2"));
         try
@@ -130,10 +134,10 @@ public sealed class HotReloadWatchTests : IAsyncLifetime
         var result = await load.StopAsync();
 
         result.AssertNoneFailedUncapped();
-        Assert.True(result.Bodies.ContainsKey("v1") && result.Bodies.ContainsKey("v2"), result.ToString());
+        Assert.True(result.Bodies.ContainsKey("v1") && result.Bodies.ContainsKey("v1b") && result.Bodies.ContainsKey("v2"), result.ToString());
         var after = (await Cli.PsAsync()).Where(r => r.GetProperty("phase").GetString() == "ready").Select(r => r.GetProperty("id").GetString()).ToList();
         Assert.DoesNotContain(before, after);
-        Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: changed: app/Program.cs; web: waiting for Hot Reload in its replicas", StringComparison.Ordinal));
+        Assert.Equal(2, watch.ErrLines.Count(l => l.StartsWith("berth: changed: app/Program.cs; web: waiting for Hot Reload in its replicas", StringComparison.Ordinal)));
         Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: web: ", StringComparison.Ordinal) && l.EndsWith("; Hot Reload cannot apply this edit, so its replicas are rolled", StringComparison.Ordinal));
         Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: web: restarting its replicas as its update policy rolls them (revision ", StringComparison.Ordinal));
         Assert.DoesNotContain(watch.ErrLines, l => l.Contains("no Hot Reload verdict", StringComparison.Ordinal));
