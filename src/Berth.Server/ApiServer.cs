@@ -285,7 +285,7 @@ public sealed class ApiServer : IAsyncDisposable
         });
         v1.MapGet("/services/{name}/rollout", (string name) => Results.Json(plane.GetRollout(name), ApiJson.Default.RolloutStatus));
         RolloutEndpoints.Map(v1, plane);
-        ReplicaStatsEndpoints.Map(v1, plane);
+        ReplicaStatsEndpoints.Map(v1, plane, options.Mesh, options.TimeProvider);
         v1.MapGet("/services/{name}/replicas", (string name) =>
         {
             FindService(plane, name);

@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
 using Berth.Core.Contracts;
+using Berth.Core.Model;
 using Berth.Orchestration;
 using Berth.Orchestration.Controllers;
 using Berth.Orchestration.State;
@@ -17,11 +18,19 @@ internal static class ReplicaStatsEndpoints
     /// <summary>Replicas read at once: as the dashboard's sampler, so a large app is read in a few seconds without a burst.</summary>
     private const int Concurrency = 4;
 
-    public static void Map(RouteGroupBuilder v1, ControlPlane plane)
+    /// <summary>The shortest window requests per second are counted over: a second, docker stats' pace. The replicas' own
+    /// reads (CPU is sampled over the driver's window) usually take about that already, so it seldom adds a wait.</summary>
+    public static readonly TimeSpan RequestRateWindow = TimeSpan.FromSeconds(1);
+
+    private static readonly HttpClient Scraper = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(5) };
+
+    public static void Map(RouteGroupBuilder v1, ControlPlane plane, Mesh.DataPlane.IMeshDataPlane? mesh, TimeProvider time)
     {
         v1.MapGet("/stats", async (HttpContext context) =>
         {
             var replicas = Running(plane, context);
+            var started = time.GetTimestamp();
+            var before = await ScrapeAsync(mesh, context.RequestAborted);
             var stats = new ReplicaStatsInfo?[replicas.Count];
             await Parallel.ForAsync(0, replicas.Count, new ParallelOptions { MaxDegreeOfParallelism = Concurrency, CancellationToken = context.RequestAborted }, async (i, ct) =>
             {
@@ -38,7 +47,28 @@ internal static class ReplicaStatsEndpoints
                     // It stopped between the listing and the read: left out, as docker stats drops a container that went.
                 }
             });
-            return Results.Json<IReadOnlyList<ReplicaStatsInfo>>([.. stats.OfType<ReplicaStatsInfo>()], ApiJson.Default.IReadOnlyListReplicaStatsInfo);
+            var listed = stats.OfType<ReplicaStatsInfo>().ToList();
+            if (before is not null && listed.Any(s => ServesHttp(plane, s.Service)))
+            {
+                if (time.GetElapsedTime(started) is var spent && spent < RequestRateWindow)
+                {
+                    await Task.Delay(RequestRateWindow - spent, time, context.RequestAborted);
+                }
+
+                if (await ScrapeAsync(mesh, context.RequestAborted) is { } after)
+                {
+                    var elapsed = time.GetElapsedTime(started);
+                    listed = [.. listed.Select(s => ServesHttp(plane, s.Service)
+                        ? s with
+                        {
+                            RequestsPerSecond = MeshRequestCounts.Rate(before.Replica(s.Service, s.Replica), after.Replica(s.Service, s.Replica), elapsed),
+                            ServiceRequestsPerSecond = MeshRequestCounts.Rate(before.Service(s.Service), after.Service(s.Service), elapsed),
+                        }
+                        : s)];
+                }
+            }
+
+            return Results.Json<IReadOnlyList<ReplicaStatsInfo>>(listed, ApiJson.Default.IReadOnlyListReplicaStatsInfo);
         });
         v1.MapPost("/services/{name}/run", async (string name, HttpContext context) =>
         {
@@ -86,6 +116,27 @@ internal static class ReplicaStatsEndpoints
         return [.. plane.Replicas.Where(r => r.Handle is not null && r.Phase is ReplicaPhase.Starting or ReplicaPhase.Running or ReplicaPhase.Ready or ReplicaPhase.Terminating
             && (service.Length == 0 || r.Service == service)).OrderBy(r => r.Service, StringComparer.Ordinal).ThenBy(r => r.Id, StringComparer.Ordinal)];
     }
+
+    /// <summary>The data plane's request counters now; null without a data plane or when it does not answer (the rates are then left out).</summary>
+    private static async Task<MeshRequestCounts?> ScrapeAsync(Mesh.DataPlane.IMeshDataPlane? mesh, CancellationToken ct)
+    {
+        if (mesh?.AdminAddress is not { } admin)
+        {
+            return null;
+        }
+
+        try
+        {
+            return MeshRequestCounts.Parse(await Scraper.GetStringAsync(new Uri(admin, "/metrics"), ct));
+        }
+        catch (Exception e) when (e is HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+        {
+            return null;
+        }
+    }
+
+    private static bool ServesHttp(ControlPlane plane, string service) =>
+        plane.Current?.Application.FindService(service)?.Endpoints.Any(e => e.Protocol.IsHttp()) == true;
 
     private static string Phase(ReplicaRecord r) => JsonNamingPolicy.KebabCaseLower.ConvertName(r.Phase.ToString());
 }

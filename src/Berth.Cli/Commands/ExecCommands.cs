@@ -164,7 +164,8 @@ internal static class ExecCommands
         output.Description = "Output format: table, json (with --no-stream one document; streaming one compact line per refresh, as docker stats --format json), yaml.";
         var noStream = new Option<bool>("--no-stream") { Description = "Print once and exit (default: refresh every 2s until Ctrl-C, as docker stats)." };
         var command = new Command("stats", "Live resource use of each running replica: CPU % (of one core, as docker stats), memory used / limit, "
-            + "processes and restarts; refreshes until Ctrl-C unless --no-stream.") { file, services, output, noStream };
+            + "processes, restarts, and requests per second from the mesh (REQ/S: sent to the replica; SERVICE REQ/S: answered by its service's listeners; "
+            + "'-' for a service without an HTTP endpoint); refreshes until Ctrl-C unless --no-stream.") { file, services, output, noStream };
         command.SetAction((parse, ct) => WithClientAsync(parse.GetValue(file), async client =>
         {
             if (await CheckServicesAsync(client, parse.GetValue(services)!, ct) is not { } names)
@@ -192,11 +193,12 @@ internal static class ExecCommands
                 {
                     // A terminal is redrawn in place (as docker stats); anything else gets one table after another.
                     Console.Out.Write(clear ? "\u001b[H\u001b[2J" : first ? "" : "\n");
-                    Output.Table(["REPLICA", "SERVICE", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "RESTARTS"], [.. stats.Select(s => (string[])[
+                    Output.Table(["REPLICA", "SERVICE", "CPU %", "MEM USAGE / LIMIT", "MEM %", "PIDS", "RESTARTS", "REQ/S", "SERVICE REQ/S"], [.. stats.Select(s => (string[])[
                         s.Replica, s.Service, s.CpuPercent.ToString("0.00", CultureInfo.InvariantCulture) + "%",
                         $"{Bytes(s.MemoryBytes)} / {(s.MemoryLimitBytes is { } limit ? Bytes(limit) : "-")}",
                         s.MemoryLimitBytes is > 0 and var l ? (100.0 * s.MemoryBytes / l).ToString("0.00", CultureInfo.InvariantCulture) + "%" : "-",
-                        s.Pids.ToString(CultureInfo.InvariantCulture), s.Restarts.ToString(CultureInfo.InvariantCulture)])], Console.Out);
+                        s.Pids.ToString(CultureInfo.InvariantCulture), s.Restarts.ToString(CultureInfo.InvariantCulture),
+                        PerSecond(s.RequestsPerSecond), PerSecond(s.ServiceRequestsPerSecond)])], Console.Out);
                 }
 
                 await Console.Out.FlushAsync(ct);
@@ -224,6 +226,9 @@ internal static class ExecCommands
         unknown.ForEach(n => Error(ServiceCommands.NoService(n, services)));
         return unknown.Count > 0 ? null : names;
     }
+
+    /// <summary>A request rate with one decimal; "-" where the mesh counts none (no HTTP endpoint, or no data plane).</summary>
+    private static string PerSecond(double? rate) => rate is { } r ? r.ToString("0.0", CultureInfo.InvariantCulture) : "-";
 
     /// <summary>Binary units as docker stats prints them: 12.5MiB, 1.944GiB.</summary>
     internal static string Bytes(long bytes)
@@ -363,10 +368,22 @@ internal static class ExecCommands
 
         ReplicaExecContext context;
         System.Diagnostics.ProcessStartInfo start;
+        // With a TTY the command gets a pseudo-terminal of its own, as docker exec -t gives a container command: its own
+        // session with the pty as controlling terminal (a shell gets job control), berth's terminal settings and window
+        // size (resized on SIGWINCH), and berth's terminal raw in between so every key (Ctrl-C, Ctrl-Z too) reaches it.
+        using var pty = tty ? Terminal.OpenPty() : null;
+        if (tty && pty is null)
+        {
+            Status("warning: no pseudo-terminal could be opened (/dev/pts); the command shares berth's terminal");
+        }
+
         try
         {
             context = ReplicaExecContext.Read(pid);
-            start = context.StartInfo(argv, env, workdir, user);
+            var withTerm = pty is not null && !env.ContainsKey("TERM") && !context.Environment.ContainsKey("TERM") && Environment.GetEnvironmentVariable("TERM") is { } term
+                ? new Dictionary<string, string>(env) { ["TERM"] = term }
+                : env;
+            start = context.StartInfo(argv, withTerm, workdir, user, terminal: pty?.SlavePath);
         }
         catch (InvalidOperationException e)
         {
@@ -379,12 +396,16 @@ internal static class ExecCommands
             Status($"warning: replica {replica.Id}'s cgroup {missing} is not mounted here; the command runs outside it (its limits do not apply)");
         }
 
-        // With a TTY the command gets the user's terminal itself (no pty of its own); without, pipes, so it sees no terminal
-        // even when berth has one (-T), as in a container. Ctrl-C reaches the command (same process group); berth waits for
-        // it to end and reports its code.
+        // Without a TTY, pipes, so the command sees no terminal even when berth has one (-T), as in a container. Ctrl-C
+        // reaches the command (same process group, or through its pty); berth waits for it to end and reports its code.
         start.RedirectStandardInput = start.RedirectStandardOutput = start.RedirectStandardError = !tty;
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
         using var quit = PosixSignalRegistration.Create(PosixSignal.SIGQUIT, c => c.Cancel = true);
+        if (pty is not null)
+        {
+            return await RunOnPtyAsync(start, pty);
+        }
+
         using var process = System.Diagnostics.Process.Start(start)!;
         if (!tty)
         {
@@ -400,6 +421,58 @@ internal static class ExecCommands
             await process.WaitForExitAsync(CancellationToken.None);
         }
 
+        return process.ExitCode;
+    }
+
+    /// <summary>How long the command's last output may take to drain from its pty after it exits (a background job that
+    /// keeps the pty open is not waited for beyond it).</summary>
+    private static readonly TimeSpan PtyDrain = TimeSpan.FromSeconds(2);
+
+    /// <summary>Runs the launcher with <paramref name="pty"/>'s slave as the command's terminal, copies berth's stdin to the
+    /// master and the master to berth's stdout, with berth's terminal raw meanwhile; the command's exit code.</summary>
+    private static async Task<int> RunOnPtyAsync(System.Diagnostics.ProcessStartInfo start, Terminal.Pty pty)
+    {
+        using var raw = Terminal.Raw();
+        using var resize = OperatingSystem.IsWindows() ? null : PosixSignalRegistration.Create(PosixSignal.SIGWINCH, c =>
+        {
+            c.Cancel = true;
+            pty.Resize();
+        });
+        using var process = System.Diagnostics.Process.Start(start)!;
+        using var stdout = Terminal.Open(1);
+        var output = Task.Run(async () =>
+        {
+            var buffer = new byte[16 * 1024];
+            try
+            {
+                int n;
+                while ((n = await pty.Master.ReadAsync(buffer)) > 0)
+                {
+                    await stdout.WriteAsync(buffer.AsMemory(0, n));
+                    await stdout.FlushAsync();
+                }
+            }
+            catch (IOException)
+            {
+                // EIO: every holder of the slave has closed it (the command and what it started ended).
+            }
+        });
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                using var stdin = Terminal.Open(0);
+                await stdin.CopyToAsync(pty.Master);
+            }
+            catch (Exception e) when (e is IOException or ObjectDisposedException)
+            {
+                // The command ended and the pty went with it.
+            }
+        });
+        await process.WaitForExitAsync(CancellationToken.None);
+        // The launcher opened the slave by path before anything ran; berth's end is not needed to keep the pty alive now.
+        pty.CloseSlave();
+        await Task.WhenAny(output, Task.Delay(PtyDrain));
         return process.ExitCode;
     }
 

@@ -124,8 +124,12 @@ public sealed record ReplicaInfo
 }
 
 /// <summary><c>GET /v1/stats</c>: one running replica's resource use (<c>berth stats</c>, as <c>docker stats</c>). CPU is in
-/// percent of one core over the driver's sample window (200 = two cores busy); the memory limit is null where none is set.</summary>
-public sealed record ReplicaStatsInfo(string Replica, string Service, string Phase, double CpuPercent, long MemoryBytes, long? MemoryLimitBytes, int Pids, int Restarts, DateTimeOffset Time);
+/// percent of one core over the driver's sample window (200 = two cores busy); the memory limit is null where none is set.
+/// Requests per second come from the mesh's counters over the same read (at least a second): <see cref="RequestsPerSecond"/>
+/// the HTTP attempts the mesh sent to this replica, <see cref="ServiceRequestsPerSecond"/> the requests its service's
+/// listeners answered; both null for a service with no HTTP endpoint (TCP, none) or when the data plane did not answer.</summary>
+public sealed record ReplicaStatsInfo(string Replica, string Service, string Phase, double CpuPercent, long MemoryBytes, long? MemoryLimitBytes, int Pids, int Restarts, DateTimeOffset Time,
+    double? RequestsPerSecond = null, double? ServiceRequestsPerSecond = null);
 
 /// <summary><c>POST /v1/services/{name}/run</c>: a one-off replica for <c>berth run</c>; no command: the service's own.</summary>
 public sealed record RunRequest(IReadOnlyList<string>? Command);

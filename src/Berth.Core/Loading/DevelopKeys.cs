@@ -142,6 +142,10 @@ internal sealed partial class SpecReader
         }
     }
 
+    /// <summary>The memory limit under which a hot-reload replica is warned about: 1Gi. dotnet watch (SDK 10.0.401) with its
+    /// MSBuild and Roslyn workspace runs in the replica's cgroup; the shop sample's frontend under 256Mi was OOM-killed at its first edit.</summary>
+    public static readonly ByteSize HotReloadMemoryFloor = ByteSize.Parse("1Gi");
+
     /// <summary>The rules once the runtime is known: a process service's sync target is a folder on this machine, resolved
     /// against its working_dir, and must stay inside it (a Compose file's <c>/app</c> would otherwise write to the host's root).</summary>
     private void FinishWatch(ServiceDraft d)
@@ -153,6 +157,12 @@ internal sealed partial class SpecReader
         else if (d.S.HotReload && d.S.Liveness is not null && d.S.Startup is null && d.HotReloadAt is var (liveNode, livePath))
         {
             Warning(liveNode, livePath, "each replica builds the project under 'dotnet watch' before it listens (tens of seconds), and the liveness probe starts at once, so it may restart the replica before it is up; add a startup probe (e.g. startup: {http: /healthz, period: 2s, failure_threshold: 150})");
+        }
+
+        if (d.S.HotReload && d.S.EffectiveRuntime == RuntimeKind.Process && d.S.Resources.MemoryLimit is { } memory && memory.Bytes < HotReloadMemoryFloor.Bytes
+            && d.HotReloadAt is var (memNode, memPath))
+        {
+            Warning(memNode, memPath, $"'dotnet watch' builds the project and compiles each edit inside the replica, under its memory limit ({memory}), which is below {HotReloadMemoryFloor}: it may be OOM-killed at an edit and restart from a full build; give the replica more for development (e.g. resources: {{limits: {{memory: 2Gi}}}} in an override file)");
         }
 
         var rules = ImmutableArray.CreateBuilder<WatchRule>();

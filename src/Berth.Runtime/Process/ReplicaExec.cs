@@ -19,14 +19,15 @@ public sealed record ReplicaExecContext(
     bool InPod,
     bool InUserNamespace)
 {
-    /// <summary>Joins the cgroups (before anything runs), changes folder and user,
+    /// <summary>Joins the cgroups (before anything runs), with <c>--tty</c> starts a session whose controlling terminal is
+    /// that pty (so a shell has job control and the window size), changes folder and user,
     /// then execs argv (perl-base is Essential on Debian, and the supervisor already needs it). No shell: argv stays argv.</summary>
     private const string Launcher = """
         use strict; use warnings;
-        my (@cg, $cwd, $uid, $gid);
+        my (@cg, $cwd, $uid, $gid, $tty);
         while (@ARGV && $ARGV[0] ne '--') {
             my ($o, $v) = splice(@ARGV, 0, 2);
-            if ($o eq '--cgroup') { push @cg, $v } elsif ($o eq '--cwd') { $cwd = $v }
+            if ($o eq '--cgroup') { push @cg, $v } elsif ($o eq '--cwd') { $cwd = $v } elsif ($o eq '--tty') { $tty = $v }
             elsif ($o eq '--uid') { $uid = $v } elsif ($o eq '--gid') { $gid = $v } else { die "berth exec: unknown option $o\n" }
         }
         shift @ARGV;
@@ -34,6 +35,14 @@ public sealed record ReplicaExecContext(
             open(my $fh, '>>', $p) or do { print STDERR "berth exec: cannot join the replica's cgroup $p: $!\n"; exit 126 };
             print $fh "$$\n";
             close($fh) or do { print STDERR "berth exec: cannot join the replica's cgroup $p: $!\n"; exit 126 };
+        }
+        if (defined $tty) {
+            require POSIX;
+            POSIX::setsid() or do { print STDERR "berth exec: cannot start a session for the terminal: $!\n"; exit 126 };
+            open(my $t, '+<', $tty) or do { print STDERR "berth exec: cannot open the terminal $tty: $!\n"; exit 126 };
+            for my $fd (0, 1, 2) { POSIX::dup2(fileno($t), $fd) or do { print STDERR "berth exec: cannot attach the terminal: $!\n"; exit 126 } }
+            close($t) if fileno($t) > 2;
+            ioctl(STDIN, 0x540E, 0); # TIOCSCTTY: the session's controlling terminal (opening it as the session leader did already on Linux)
         }
         if (defined $cwd) { chdir($cwd) or do { print STDERR "berth exec: cannot change to $cwd: $!\n"; exit 126 } }
         if (defined $gid) { $) = "$gid $gid"; $( = $gid; }
@@ -76,14 +85,15 @@ public sealed record ReplicaExecContext(
 
     /// <summary>The command line for <paramref name="command"/> in this replica: <c>perl -e LAUNCHER [--cgroup F]…
     /// -- [nsenter --target PID --net --mount [--user --preserve-credentials] --wd DIR [-S UID -G GID] --] COMMAND…</c>, with
-    /// the replica's environment plus <paramref name="extraEnv"/>. Its stdio is inherited from the caller unless redirected: with a terminal, the command
-    /// gets the caller's terminal (a pty of its own is not allocated).</summary>
+    /// the replica's environment plus <paramref name="extraEnv"/>. Its stdio is inherited from the caller unless redirected,
+    /// or with <paramref name="terminal"/> is that pty's slave, in a session of its own (as <c>docker exec -t</c> gives a container command its own TTY).</summary>
     /// <param name="command">argv, run without a shell.</param>
     /// <param name="extraEnv">Variables set over the replica's (<c>-e K=V</c>).</param>
     /// <param name="workingDirectory">Where it runs; null: the replica's working directory.</param>
     /// <param name="user">A user name or uid[:gid] (as <c>docker exec -u</c>); null: the replica's own.</param>
     /// <param name="perl">The perl to run the launcher with.</param>
-    public ProcessStartInfo StartInfo(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> extraEnv, string? workingDirectory, string? user, string perl = "perl")
+    /// <param name="terminal">A pty slave's path (<c>/dev/pts/N</c>) to be the command's stdin, stdout, stderr and controlling terminal; null: none.</param>
+    public ProcessStartInfo StartInfo(IReadOnlyList<string> command, IReadOnlyDictionary<string, string> extraEnv, string? workingDirectory, string? user, string perl = "perl", string? terminal = null)
     {
         if (command.Count == 0)
         {
@@ -102,6 +112,12 @@ public sealed record ReplicaExecContext(
         info.ArgumentList.Add("-e");
         info.ArgumentList.Add(Launcher);
         info.ArgumentList.Add("--"); // the end of perl's own switches
+        if (terminal is not null)
+        {
+            info.ArgumentList.Add("--tty");
+            info.ArgumentList.Add(terminal);
+        }
+
         foreach (var procs in CgroupProcsFiles)
         {
             info.ArgumentList.Add("--cgroup");

@@ -247,4 +247,34 @@ public sealed class DayTwoCliTests(DayTwoApp app) : IClassFixture<DayTwoApp>
         Assert.StartsWith($"Replica:    {web[0].GetProperty("id").GetString()}  ready\n", replica.Out, StringComparison.Ordinal);
         Assert.Equal(new CliResult(ExitCodes.NotFound, "", "berth: error: no service or replica 'wbe'; did you mean 'web'?\n"), unknown);
     }
+
+    [CgroupFact]
+    public async Task Stats_UnderLoad_ShowsRequestsPerSecondOfEachReplicaAndItsService()
+    {
+        Assert.True(app.Up.Code == 0, app.Up.ToString());
+        // Rows in the order the services are named, replicas in id order. Bounded loopback load through web's stable port only; api gets none.
+        await using var load = LoopbackLoad.Start(app.WebPort, new LoopbackLoadOptions { Clients = 2, Pace = TimeSpan.FromMilliseconds(20), MaxRequests = 20_000, MaxTime = TimeSpan.FromMinutes(3) });
+        await load.MoreAsync(20, TimeSpan.FromSeconds(60));
+        List<JsonElement> web = [];
+        await Poll.UntilAsync(async () =>
+        {
+            web = [.. JsonDocument.Parse((await _cli.OkAsync("stats", "--no-stream", "-o", "json", "web")).Out).RootElement.EnumerateArray().Select(r => r.Clone())];
+            return web.Count == 2 && web.All(r => r.TryGetProperty("requestsPerSecond", out var rps) && rps.GetDouble() > 0);
+        }, TimeSpan.FromSeconds(90), "both web replicas to show requestsPerSecond > 0 in 'berth stats --no-stream -o json web' under load through the stable port");
+        var table = await _cli.OkAsync("stats", "--no-stream", "web", "api");
+        var api = JsonDocument.Parse((await _cli.OkAsync("stats", "--no-stream", "-o", "json", "api")).Out).RootElement.EnumerateArray().Single();
+        var result = await load.StopAsync();
+
+        Assert.Equal(0, result.Failed);
+        // The service's rate is what its listener answered; each replica's is its share (retries aside), so no replica's exceeds it by much.
+        Assert.All(web, r => Assert.True(r.GetProperty("serviceRequestsPerSecond").GetDouble() > 0, r.ToString()));
+        Assert.All(web, r => Assert.InRange(r.GetProperty("requestsPerSecond").GetDouble(), 0.01, r.GetProperty("serviceRequestsPerSecond").GetDouble() * 1.5 + 1));
+        Assert.Equal(0, api.GetProperty("requestsPerSecond").GetDouble());
+        Assert.Equal(0, api.GetProperty("serviceRequestsPerSecond").GetDouble());
+        var lines = table.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(4, lines.Length);
+        Assert.Matches(@"^REPLICA +SERVICE +CPU % +MEM USAGE / LIMIT +MEM % +PIDS +RESTARTS +REQ/S +SERVICE REQ/S$", lines[0]);
+        Assert.All(lines[1..3], l => Assert.Matches(@"^web-\w+ +web +\d+\.\d\d% +[\d.]+(B|KiB|MiB|GiB) / ([\d.]+(B|KiB|MiB|GiB|TiB)|-) +(\d+\.\d\d%|-) +\d+ +\d+ +\d+\.\d +\d+\.\d$", l));
+        Assert.Matches(@"^api-\w+ +api +\d+\.\d\d% +[\d.]+(B|KiB|MiB|GiB) / ([\d.]+(B|KiB|MiB|GiB|TiB)|-) +(\d+\.\d\d%|-) +\d+ +\d+ +0\.0 +0\.0$", lines[3]);
+    }
 }

@@ -25,7 +25,7 @@ internal sealed class EditLoopApp : IAsyncDisposable
     /// <summary>Writes <c>berth.yaml</c>: app <paramref name="name"/> whose <c>web</c> service has <paramref name="web"/> (its keys
     /// indented 4) on the fixed port, Ready when / answers, and rolled one new replica before an old one stops, so no request
     /// fails in a swap; then <paramref name="more"/> (more services, indented 2).</summary>
-    public Task WriteSpecAsync(string name, string web, string more = "") => File.WriteAllTextAsync(Path.Combine(Dir, "berth.yaml"), $$"""
+    public Task WriteSpecAsync(string name, string web, string more = "", string update = "{max_surge: 1, max_unavailable: 0}") => File.WriteAllTextAsync(Path.Combine(Dir, "berth.yaml"), $$"""
         name: {{name}}
         services:
           web:
@@ -34,7 +34,7 @@ internal sealed class EditLoopApp : IAsyncDisposable
               http: {{Port}}
             probes:
               readiness: {http: /, period: 500ms}
-            update: {max_surge: 1, max_unavailable: 0}
+            update: {{update}}
             stop_grace_period: 2s
         {{more}}
         """);

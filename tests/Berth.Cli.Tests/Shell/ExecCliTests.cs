@@ -178,6 +178,48 @@ public sealed class ExecCliTests(ExecApp app) : IClassFixture<ExecApp>
         Assert.Equal("not a tty", noTty.Trim());
     }
 
+    [Fact]
+    public async Task Exec_OnATerminal_CommandGetsAPtyOfItsOwnLeadingItsSessionWithTheWindowSize()
+    {
+        await PidAsync("web");
+        // berth runs on script's pty (33 rows, 101 columns); the command must get another pty, as its controlling terminal
+        // in a session it leads (what job control needs), with that size; berth's exit code is the command's.
+        var (code, output) = await InTerminalShellAsync(app.Dir,
+            "stty rows 33 cols 101; echo outer $(tty); BERTH exec web sh -c 'echo inner $(tty); test -t 0 && test -t 1 && echo all-tty; echo size $(stty size); echo stat $(cat /proc/$$/stat); exit 7'");
+
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        string Line(string prefix) => lines.SingleOrDefault(l => l.StartsWith(prefix + " ", StringComparison.Ordinal))?[(prefix.Length + 1)..] ?? throw new Xunit.Sdk.XunitException($"no '{prefix} …' line in:\n{output}");
+        Assert.Equal(7, code);
+        Assert.Matches(@"^/dev/pts/\d+$", Line("outer"));
+        Assert.Matches(@"^/dev/pts/\d+$", Line("inner"));
+        Assert.NotEqual(Line("outer"), Line("inner"));
+        Assert.Contains("all-tty", lines);
+        Assert.Equal("33 101", Line("size"));
+        // /proc/PID/stat: pid (comm) state ppid pgrp session tty_nr tpgid …
+        var stat = Line("stat");
+        var pid = int.Parse(stat.Split(' ')[0], CultureInfo.InvariantCulture);
+        var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+        var (pgrp, session, ttyNr, tpgid) = (int.Parse(fields[2], CultureInfo.InvariantCulture), int.Parse(fields[3], CultureInfo.InvariantCulture),
+            int.Parse(fields[4], CultureInfo.InvariantCulture), int.Parse(fields[5], CultureInfo.InvariantCulture));
+        Assert.Equal(pid, session);
+        Assert.NotEqual(0, ttyNr);
+        Assert.Equal(pgrp, tpgid);
+    }
+
+    [Fact]
+    public async Task Exec_OnATerminalInAPod_CommandGetsItsOwnPtyAndItsExitCodeIsBerths()
+    {
+        await PidAsync("pod");
+        var (code, output) = await InTerminalShellAsync(app.Dir, "echo outer $(tty); BERTH exec pod sh -c 'echo inner $(tty); exit 3'");
+
+        var lines = output.Split('\n').Select(l => l.TrimEnd('\r')).ToList();
+        Assert.Equal(3, code);
+        var outer = lines.Single(l => l.StartsWith("outer ", StringComparison.Ordinal));
+        var inner = lines.Single(l => l.StartsWith("inner ", StringComparison.Ordinal));
+        Assert.Matches(@"^inner /dev/pts/\d+$", inner);
+        Assert.NotEqual(outer[6..], inner[6..]);
+    }
+
     [CgroupFact]
     public async Task Top_Service_ListsTheReplicaAndWhatExecStartedInIt()
     {
@@ -215,8 +257,10 @@ public sealed class ExecCliTests(ExecApp app) : IClassFixture<ExecApp>
         Assert.Equal(1, web.GetProperty("pids").GetInt32());
         var lines = table.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.Equal(2, lines.Length);
-        Assert.Matches(@"^REPLICA +SERVICE +CPU % +MEM USAGE / LIMIT +MEM % +PIDS +RESTARTS$", lines[0]);
-        Assert.Matches(@"^web-\w+ +web +\d+\.\d\d% +[\d.]+(B|KiB|MiB) / 128MiB +\d+\.\d\d% +1 +0$", lines[1]);
+        Assert.Matches(@"^REPLICA +SERVICE +CPU % +MEM USAGE / LIMIT +MEM % +PIDS +RESTARTS +REQ/S +SERVICE REQ/S$", lines[0]);
+        // web has no endpoint, so the mesh counts no requests for it: '-', and no rate in the JSON.
+        Assert.Matches(@"^web-\w+ +web +\d+\.\d\d% +[\d.]+(B|KiB|MiB) / 128MiB +\d+\.\d\d% +1 +0 +- +-$", lines[1]);
+        Assert.False(web.TryGetProperty("requestsPerSecond", out _), web.ToString());
     }
 
     [Fact]
@@ -316,24 +360,32 @@ public sealed class ExecCliTests(ExecApp app) : IClassFixture<ExecApp>
         Assert.Equal(["run"], ru.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries));
     }
 
+    /// <summary>Runs <paramref name="line"/> with <c>sh</c> on a pty made by <c>script</c>, BERTH standing for berth; its exit code and output.
+    /// script's stdin stays open until it ends: at its end script writes a NUL into its pty, which berth would pass on to the
+    /// command's own pty as a key (echoed "^@").</summary>
+    internal static async Task<(int Code, string Output)> InTerminalShellAsync(string dir, string line)
+    {
+        var berth = "dotnet '" + Path.Combine(AppContext.BaseDirectory, "berth.dll") + "'";
+        var info = new ProcessStartInfo("script", ["-qec", line.Replace("BERTH", berth, StringComparison.Ordinal), "/dev/null"])
+        {
+            WorkingDirectory = dir, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        info.Environment["NO_COLOR"] = "1";
+        info.Environment["SHELL"] = "/bin/sh";
+        info.Environment["XDG_STATE_HOME"] = Path.Combine(dir, "xdg");
+        using var process = Process.Start(info)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(BerthCli.DefaultTimeout);
+        await process.WaitForExitAsync(timeout.Token);
+        process.StandardInput.Close();
+        return (process.ExitCode, (await output).Replace("\0", "", StringComparison.Ordinal));
+    }
+
     /// <summary>Runs <c>berth args…</c> on a terminal of its own (util-linux <c>script</c> makes a pty; bsdutils is Essential
     /// on Debian) and returns what it printed there.</summary>
     internal static async Task<string> InTerminalAsync(string dir, params string[] args)
     {
         static string Quote(string s) => "'" + s.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
-        var line = string.Join(' ', new[] { "dotnet", Path.Combine(AppContext.BaseDirectory, "berth.dll") }.Concat(args).Select(Quote));
-        var info = new ProcessStartInfo("script", ["-qec", line, "/dev/null"])
-        {
-            WorkingDirectory = dir, RedirectStandardInput = true, RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
-        };
-        info.Environment["NO_COLOR"] = "1";
-        info.Environment["XDG_STATE_HOME"] = Path.Combine(dir, "xdg");
-        using var process = Process.Start(info)!;
-        process.StandardInput.Close();
-        var output = process.StandardOutput.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(BerthCli.DefaultTimeout);
-        await process.WaitForExitAsync(timeout.Token);
-        // The pty's own bytes (a NUL when script's stdin ends, as with docker exec -it) are not the command's output.
-        return (await output).Replace("\0", "", StringComparison.Ordinal);
+        return (await InTerminalShellAsync(dir, "BERTH " + string.Join(' ', args.Select(Quote)))).Output;
     }
 }

@@ -68,6 +68,28 @@ public class HotReloadSpecTests
     }
 
     [Fact]
+    public void Load_HotReloadUnderASmallMemoryLimit_WarnsToGiveItMore()
+    {
+        var small = Load("""
+            services:
+              api:
+                run: [dotnet, out/Api.dll]
+                resources: {limits: {memory: 256Mi}}
+                develop: {hot_reload: true}
+            """).Diagnostics.Select(d => $"{d.Severity} {d.Line}:{d.Column}: {d.Path}: {d.Message}");
+        var enough = Load("""
+            services:
+              api:
+                run: [dotnet, out/Api.dll]
+                resources: {limits: {memory: 2Gi}}
+                develop: {hot_reload: true}
+            """).Diagnostics;
+
+        Assert.Equal(["Warning 5:27: services.api.develop.hot_reload: 'dotnet watch' builds the project and compiles each edit inside the replica, under its memory limit (256Mi), which is below 1Gi: it may be OOM-killed at an edit and restart from a full build; give the replica more for development (e.g. resources: {limits: {memory: 2Gi}} in an override file)"], small);
+        Assert.Empty(enough);
+    }
+
+    [Fact]
     public void Write_HotReload_LoadsBack()
     {
         var first = Load("""
