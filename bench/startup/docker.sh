@@ -11,7 +11,7 @@
 # (NetworkMode none, Berth's default for Docker services); BERTH_BENCH_COMPOSE_NETWORK=none gives compose's containers the
 # same isolation as a pod (network_mode: none) instead of the host network.
 # BERTH_BENCH_FLOOR=1 adds a third contender, `floor`: the same containers created and started straight through the engine
-# API by curl, 16 at a time (bench/startup/engine-floor.sh) — the engine's own time, which no client can beat.
+# API by curl, 16 at a time (bench/startup/engine-floor.sh): a bare client, the engine's time plus curl's own.
 # Traffic: none but the CLI's to its API on 127.0.0.1. Installs docker-compose from Debian when it is missing.
 set -euo pipefail
 LIMIT=${BERTH_BENCH_LIMIT:-1800}
@@ -93,7 +93,7 @@ for n in $COUNTS; do
   printf "%-11s %-26s %-26s %-13s %-15s %sx\n" "$n" "${results[berth-$n]}" "${results[compose-$n]}" "$b" "$c" "$(echo "scale=2; $c / $b" | bc)"
 done
 if [ "${BERTH_BENCH_FLOOR:-0}" = 1 ]; then
-  echo "containers  engine floor runs (ms)     floor median  compose / floor  (the most any client can be faster than compose)"
+  echo "containers  engine floor runs (ms)     floor median  compose / floor  (above 1: compose slower than a bare curl client)"
   for n in $COUNTS; do
     f=$(echo ${results[floor-$n]} | median); c=$(echo ${results[compose-$n]} | median)
     printf "%-11s %-26s %-13s %sx\n" "$n" "${results[floor-$n]}" "$f" "$(echo "scale=2; $c / $f" | bc)"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The engine's own floor for `up`: N busybox `sleep` containers created and started straight through the engine API
 # (curl on the Unix socket, no client library, no orchestration), P at a time, each create followed by its start —
-# what any client, Berth or Compose, must wait for at least. Prints the milliseconds from the first request to the last
+# close to what any client, Berth or Compose, must wait for (plus a bash and two curl processes per container). Prints the milliseconds from the first request to the last
 # start's answer (the start call answers once the container runs).
 #   bench/startup/engine-floor.sh N P LABEL [host|none]      e.g. bench/startup/engine-floor.sh 40 16 floor-40 host
 # Every container gets the label berth.bench=LABEL; remove them with: bench/startup/engine-floor.sh 0 0 LABEL (N = 0).
