@@ -38,11 +38,15 @@ to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 
 declare -A RPS P50 P99 ERR
 up() { # mode
   berth up -d -f "$work/shop/$1.yaml" >"$work/$1.up.log" 2>&1 || { echo "bench/pods: berth up ($1) failed:" >&2; cat "$work/$1.up.log" >&2; exit 1; }
+  local ready=no
   for _ in $(seq 1 600); do
-    [ "$(berth ps -f "$work/shop/$1.yaml" -o json 2>/dev/null | grep -o '"phase": *"ready"' | wc -l)" -ge 6 ] && break; sleep 0.2
+    [ "$(berth ps -f "$work/shop/$1.yaml" -o json 2>/dev/null | grep -o '"phase": *"ready"' | wc -l)" -ge 6 ] && { ready=yes; break; }; sleep 0.2
   done
+  [ $ready = yes ] || { echo "bench/pods: not all 6 replicas Ready within 120 s ($1):" >&2; berth ps -f "$work/shop/$1.yaml" >&2; exit 1; }
   # Each replica runs in a pod in isolated mode and on the host's network in host mode, or the comparison means nothing.
-  local pids; pids=$(berth ps -f "$work/shop/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r["pid"]) for r in json.load(sys.stdin)))')
+  # (A replica between two processes, restarting, has no pid: it is named and the run stops.)
+  local pids; pids=$(berth ps -f "$work/shop/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r["pid"]) if "pid" in r else "none:" + r["id"] for r in json.load(sys.stdin)))')
+  case " $pids " in *" none:"*) echo "bench/pods: a replica has no process right now ($1): $pids" >&2; berth ps -f "$work/shop/$1.yaml" >&2; exit 1;; esac
   for pid in $pids; do
     local same=no; [ "$(readlink "/proc/$pid/ns/net")" = "$(readlink /proc/self/ns/net)" ] && same=yes
     if { [ "$1" = isolated ] && [ $same = yes ]; } || { [ "$1" = host ] && [ $same = no ]; }; then
