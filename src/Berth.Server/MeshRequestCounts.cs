@@ -6,8 +6,9 @@ namespace Berth.Server;
 /// <summary>One scrape of the data plane's request counters (its Prometheus <c>/metrics</c>): the requests each service's
 /// listeners answered (<c>berth_mesh_requests_total</c>) and the attempts sent to each replica
 /// (<c>berth_mesh_upstream_requests_total</c>, whose <c>upstream</c> label is the replica id), summed over endpoints and codes.
-/// Two scrapes make a rate, as PromQL's <c>rate()</c>; a series missing from the first counts from 0 (it is made at its first request).</summary>
-internal sealed partial class MeshRequestCounts
+/// Two scrapes make a rate, as PromQL's <c>rate()</c>; a series missing from the first counts from 0 (it is made at its first request).
+/// Read by <c>GET /v1/stats</c> (requests/s per replica and service) and by the autoscaler (per service).</summary>
+public sealed partial class MeshRequestCounts
 {
     private readonly Dictionary<string, double> _services = new(StringComparer.Ordinal);
     private readonly Dictionary<(string Service, string Replica), double> _replicas = [];

@@ -123,6 +123,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
         var warnings = new List<string>();
         HostCapability networkNamespaces;
         ProcessDriver process;
+        ProcessDriverOptions processOptions;
         StateStore stateStore;
         var drivers = new List<IWorkloadDriver>();
         Func<HostCapability>? dockerCapability = null;
@@ -132,7 +133,8 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
             Directory.CreateDirectory(stateDirectory);
             stateStore = StateStore.Open(stateDirectory);
             disposables.Add(stateStore);
-            process = new ProcessDriver(ProcessOptionsFor(stateDirectory));
+            processOptions = ProcessOptionsFor(stateDirectory);
+            process = new ProcessDriver(processOptions);
             drivers.Add(process);
             StartupTrace.Mark("host: store opened");
             networkNamespaces = await namespacesProbe;
@@ -198,7 +200,7 @@ internal sealed class ControlPlaneHost : IAsyncDisposable
                 : HostUser.IsRoot ? [RuntimeKind.Process, RuntimeKind.Docker]
                 : [RuntimeKind.Process],
             PodsUnavailable = networkNamespaces.Usable ? null : networkNamespaces.Message,
-            EgressHelper = Berth.Runtime.Process.PodEgress.Find(),
+            EgressHelper = processOptions.EgressHelper, // the one the process driver starts, found once
         };
         if (Environment.GetEnvironmentVariable(EventRetentionVariable) is { Length: > 0 } keep)
         {

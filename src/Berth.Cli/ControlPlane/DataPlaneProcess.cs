@@ -32,19 +32,19 @@ internal static class DataPlaneProcess
     public static bool InProcess => string.Equals(Environment.GetEnvironmentVariable(ModeVariable), "in-process", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>The connected client, launching a data plane when none answers (and again whenever it dies).</summary>
-    public static Task<DataPlaneClient> ConnectAsync(string stateDirectory, Mesh.Observability.IMeshRequestObserver? observer, CancellationToken ct)
+    public static async Task<DataPlaneClient> ConnectAsync(string stateDirectory, Mesh.Observability.IMeshRequestObserver? observer, CancellationToken ct)
     {
         DataPlaneFiles.EnsureToken(stateDirectory);
         // A fresh start (no data plane, active or standby, lives): launched before anything else, so its .NET start runs
         // beside the client's own first-use costs (its logger, the channel's JSON) instead of after them (issue #21, round 7:
         // 290-470 ms at load 30). One that lives is adopted (or its standby promoted) by the client, as before.
-        var launched = !Lives(stateDirectory, DataPlaneFiles.InfoFile) && !Lives(stateDirectory, DataPlaneFiles.StandbyFile);
+        var launched = DataPlaneFiles.ReadLive(stateDirectory) is null && DataPlaneFiles.ReadLive(stateDirectory, DataPlaneFiles.StandbyFile) is null;
         if (launched)
         {
-            LaunchAsync(stateDirectory, standby: false, ct).GetAwaiter().GetResult();
+            await LaunchAsync(stateDirectory, standby: false, ct);
         }
 
-        return DataPlaneClient.ConnectAsync(new DataPlaneClientOptions(stateDirectory)
+        return await DataPlaneClient.ConnectAsync(new DataPlaneClientOptions(stateDirectory)
         {
             Launched = launched,
             Launch = (standby, launch) => LaunchAsync(stateDirectory, standby, launch),
@@ -54,9 +54,6 @@ internal static class DataPlaneProcess
             LoggerFactory = ClientLogs.Factory,
         }, ct);
     }
-
-    private static bool Lives(string stateDirectory, string file) =>
-        DataPlaneFiles.ReadInfo(stateDirectory, file) is { } info && DataPlaneFiles.IsDataPlaneProcess(info.Pid);
 
     /// <summary>The channel's warnings (lost, re-established) in the control plane's output: its log when detached. In a
     /// holder of its own, made on first use: as a field of this class its construction (~0.1-0.3 s of logging's first use at
@@ -126,7 +123,7 @@ internal static class DataPlaneProcess
     /// asked over its channel, else SIGTERM. Returns whether one was running.</summary>
     public static async Task<bool> StopOrphanAsync(string stateDirectory, CancellationToken ct)
     {
-        if (DataPlaneFiles.ReadInfo(stateDirectory, DataPlaneFiles.StandbyFile) is { } standby && DataPlaneFiles.IsDataPlaneProcess(standby.Pid))
+        if (DataPlaneFiles.ReadLive(stateDirectory, DataPlaneFiles.StandbyFile) is { } standby)
         {
             // A standby serves nothing and keeps nothing: it is simply ended.
             using var process = Process.GetProcessById(standby.Pid);

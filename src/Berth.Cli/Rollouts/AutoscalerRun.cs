@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text.RegularExpressions;
 using Berth.Mesh;
 using Berth.Orchestration.Controllers;
 
@@ -31,8 +29,9 @@ internal sealed class AutoscalerRun : IAsyncDisposable
 }
 
 /// <summary>Requests/s per service from the mesh's own Prometheus endpoint (its loopback admin port): the increase of
-/// <c>berth_mesh_requests_total</c> since the previous scrape, as PromQL's rate() over the sync period.</summary>
-internal sealed partial class MeshRequestRates(Func<Uri?> admin, TimeProvider time) : IDisposable
+/// <c>berth_mesh_requests_total</c> since the previous scrape (<see cref="Server.MeshRequestCounts"/>), as PromQL's rate()
+/// over the sync period.</summary>
+internal sealed class MeshRequestRates(Func<Uri?> admin, TimeProvider time) : IDisposable
 {
     private readonly HttpClient _http = new(new SocketsHttpHandler { UseProxy = false }) { Timeout = TimeSpan.FromSeconds(5) };
     private readonly Dictionary<string, (long At, double Count)> _last = new(StringComparer.Ordinal);
@@ -51,13 +50,10 @@ internal sealed partial class MeshRequestRates(Func<Uri?> admin, TimeProvider ti
             // The data plane's admin address, read each time: a restarted data plane may have had to take another port.
             var text = await _http.GetStringAsync(new Uri(address, "/metrics"), cancellationToken);
             var now = time.GetTimestamp();
-            var count = Total(text, service);
-            double? rate = null;
-            if (_last.TryGetValue(service, out var previous) && time.GetElapsedTime(previous.At, now) is { TotalSeconds: > 0 } elapsed)
-            {
-                rate = Math.Max(0, count - previous.Count) / elapsed.TotalSeconds;
-            }
-
+            var count = Server.MeshRequestCounts.Parse(text).Service(service);
+            double? rate = _last.TryGetValue(service, out var previous) && time.GetElapsedTime(previous.At, now) is { TotalSeconds: > 0 } elapsed
+                ? Server.MeshRequestCounts.Rate(previous.Count, count, elapsed)
+                : null;
             _last[service] = (now, count);
             return rate;
         }
@@ -71,27 +67,9 @@ internal sealed partial class MeshRequestRates(Func<Uri?> admin, TimeProvider ti
         }
     }
 
-    /// <summary>The sum of <c>berth_mesh_requests_total</c> over the service's endpoints and codes.</summary>
-    internal static double Total(string prometheusText, string service)
-    {
-        var total = 0.0;
-        foreach (Match m in RequestsLine().Matches(prometheusText))
-        {
-            if (m.Groups["labels"].Value.Contains($"service=\"{service}\"", StringComparison.Ordinal))
-            {
-                total += double.Parse(m.Groups["value"].Value, CultureInfo.InvariantCulture);
-            }
-        }
-
-        return total;
-    }
-
     public void Dispose()
     {
         _http.Dispose();
         _gate.Dispose();
     }
-
-    [GeneratedRegex(@"^berth_mesh_requests_total\{(?<labels>[^}]*)\}\s+(?<value>[0-9.eE+-]+)", RegexOptions.Multiline)]
-    private static partial Regex RequestsLine();
 }

@@ -327,7 +327,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
             // The active data plane's process lives but did not answer in time (a starved machine; a CI run at load 40 took
             // this for a dead one): it still holds every listener, so a promoted standby or a new data plane could not bind
             // them. Ask it again, until the connect timeout, rather than replace it.
-            if (DataPlaneFiles.ReadInfo(_options.StateDirectory) is { } active && DataPlaneFiles.IsDataPlaneProcess(active.Pid))
+            if (DataPlaneFiles.ReadLive(_options.StateDirectory) is { } active)
             {
                 if (_options.TimeProvider.GetElapsedTime(started) > _options.ConnectTimeout)
                 {

@@ -89,6 +89,11 @@ public static class DataPlaneFiles
         }
     }
 
+    /// <summary>The data plane <paramref name="file"/> records, when its process still runs (and is a data plane: a pid is
+    /// reused); null otherwise.</summary>
+    public static DataPlaneInfo? ReadLive(string stateDirectory, string file = InfoFile) =>
+        ReadInfo(stateDirectory, file) is { } info && IsDataPlaneProcess(info.Pid) ? info : null;
+
     /// <summary>Writes <paramref name="contents"/> whole or not at all (temp file, then rename), 0600.</summary>
     public static void WriteAtomically(string path, byte[] contents)
     {

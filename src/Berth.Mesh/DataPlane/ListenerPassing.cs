@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Text;
 using Berth.Core.Interop;
+using Berth.Core.Routing;
 
 namespace Berth.Mesh.DataPlane;
 
@@ -179,18 +180,8 @@ internal static partial class ListenerPassing
         }
     }
 
-    private static ulong? NamespaceInode(string link)
-    {
-        try
-        {
-            var target = new FileInfo(link).LinkTarget;
-            return target is not null && target.StartsWith("net:[", StringComparison.Ordinal) && ulong.TryParse(target.AsSpan(5, target.Length - 6), out var inode) ? inode : null;
-        }
-        catch (IOException)
-        {
-            return null;
-        }
-    }
+    /// <summary>The inode a <c>net:[N]</c> link names (<see cref="PodSockets.InodeOf"/>); null when it cannot be read.</summary>
+    private static ulong? NamespaceInode(string link) => PodSockets.InodeOf(link) is var inode and not 0 ? inode : null;
 
     private const int SolSocket = 1;
     private const int SoPeerCred = 17;

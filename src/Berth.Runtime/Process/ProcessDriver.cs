@@ -262,7 +262,7 @@ public sealed class ProcessDriver : IWorkloadDriver, INodeIsolation
                 start.ArgumentList.Add(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{HostUser.Uid}:{HostUser.Gid}"));
             }
 
-            if (spec.Pod.Egress && PodEgress.Find() is { } egress)
+            if (spec.Pod.Egress && _options.EgressHelper is { } egress)
             {
                 start.ArgumentList.Add("--pod-egress");
                 start.ArgumentList.Add(egress);

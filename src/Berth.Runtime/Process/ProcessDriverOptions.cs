@@ -32,6 +32,10 @@ public sealed record ProcessDriverOptions
     /// <summary>The perl that runs the per-replica supervisor: <c>perl</c> from PATH (perl-base is Essential on Debian/Ubuntu).</summary>
     public string Perl { get; init; } = ProcessDriverDefaults.Perl;
 
+    /// <summary>The userspace network helper a pod asking for egress gets (<see cref="PodEgress"/>): slirp4netns as found on
+    /// PATH when the driver is made; null: none installed, such pods keep only loopback.</summary>
+    public string? EgressHelper { get; init; } = PodEgress.Find();
+
     /// <summary>The environment replicas inherit from (<see cref="InheritedEnvironment"/> picks from it): the control
     /// plane's own by default.</summary>
     public Func<IReadOnlyDictionary<string, string>> HostEnvironment { get; init; } = InheritedEnvironment.Current;
