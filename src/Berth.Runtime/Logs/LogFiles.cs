@@ -99,6 +99,11 @@ internal static class LogFiles
         /// <summary>The newest rotated generation that existed when the followed file was opened: older than it.</summary>
         private long _olderThanFile;
 
+        /// <summary>The newest generation read to its end; null before the first read. A reopen that fails (the live file
+        /// renamed and its successor not made yet) leaves <c>_file</c> null, and the next read continues after this one
+        /// instead of reading every rotated file again from the oldest.</summary>
+        private long? _readThrough;
+
         public List<LogEntry> ReadNew(DateTimeOffset? since)
         {
             List<LogEntry> entries = [];
@@ -109,7 +114,7 @@ internal static class LogFiles
                     return entries;
                 }
 
-                foreach (var g in Generations().Where(g => g <= _olderThanFile))
+                foreach (var g in Generations().Where(g => (_readThrough is not { } through || g > through) && g <= _olderThanFile))
                 {
                     ReadWhole(g, entries, since);
                 }
@@ -130,6 +135,7 @@ internal static class LogFiles
                     && long.TryParse(now.AsSpan(path.Length + 1), NumberStyles.None, CultureInfo.InvariantCulture, out var g) ? g : _olderThanFile;
                 _file!.Dispose();
                 _file = null;
+                _readThrough = after;
                 if (!OpenLive())
                 {
                     return entries;
@@ -140,6 +146,8 @@ internal static class LogFiles
                 {
                     ReadWhole(between, entries, since);
                 }
+
+                _readThrough = _olderThanFile;
             }
         }
 
