@@ -277,11 +277,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
             throw new InvalidOperationException($"the data plane refused route snapshot {version}: {reply.Message}");
         }
 
-        if (reply.InFlight is { } counts)
-        {
-            SetInFlight(counts);
-        }
-
+        SetInFlight(connection, reply);
         return reply;
     }
 
@@ -468,10 +464,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
         }
 
         var reply = await applied;
-        if (reply.InFlight is { } counts)
-        {
-            SetInFlight(counts);
-        }
+        SetInFlight(successor, reply);
 
         AdminAddress = Uri.TryCreate(successor.Welcome.Admin, UriKind.Absolute, out var admin) ? admin : AdminAddress;
         Log.HandedOver(_logger, old.Pid, old.Welcome.Build ?? "?", successor.Pid, DataPlaneServer.Build, reply.Errors?.Count ?? 0);
@@ -644,8 +637,30 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
         }
     }
 
-    private void SetInFlight(IReadOnlyList<InFlightCount> counts) =>
-        _inFlight = counts.ToDictionary(c => (c.Service, c.Replica), c => c.Count);
+    /// <summary>Takes the counts <paramref name="message"/> carries unless <paramref name="from"/> already gave newer ones: an
+    /// ack is handled after the read loop has moved on, and the data plane may send counts in another order than it took them.</summary>
+    private void SetInFlight(Connection from, DataPlaneMessage message)
+    {
+        if (message.InFlight is not { } counts)
+        {
+            return;
+        }
+
+        lock (from)
+        {
+            if (message.InFlightSequence is { } sequence)
+            {
+                if (sequence <= from.InFlightSequence)
+                {
+                    return;
+                }
+
+                from.InFlightSequence = sequence;
+            }
+
+            _inFlight = counts.ToDictionary(c => (c.Service, c.Replica), c => c.Count);
+        }
+    }
 
     private void OnMessage(Connection from, DataPlaneMessage message)
     {
@@ -654,7 +669,7 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
             case DataPlaneMessageTypes.InFlight or DataPlaneMessageTypes.Requests when from != _connection:
                 return; // a standby's (empty) pushes, or a late one from a data plane already replaced
             case DataPlaneMessageTypes.InFlight:
-                SetInFlight(message.InFlight ?? []);
+                SetInFlight(from, message);
                 return;
             case DataPlaneMessageTypes.Requests when _options.RequestObserver is { } observer:
                 foreach (var r in message.Requests ?? [])
@@ -756,6 +771,9 @@ public sealed partial class DataPlaneClient : IMeshDataPlane, IPodRouteSink, IAs
         public DataPlaneMessage Welcome { get; set; } = null!;
 
         public int Pid { get; set; }
+
+        /// <summary>The newest in-flight counts taken from this data plane (their <see cref="DataPlaneMessage.InFlightSequence"/>).</summary>
+        public long InFlightSequence { get; set; }
 
         public bool Alive => !_closed;
 

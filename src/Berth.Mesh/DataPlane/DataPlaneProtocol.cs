@@ -39,6 +39,10 @@ public sealed record DataPlaneMessage
     /// <summary><c>ack</c> and <c>in-flight</c>: every replica with requests in flight (absent ones have none).</summary>
     public IReadOnlyList<InFlightCount>? InFlight { get; init; }
 
+    /// <summary><c>ack</c> and <c>in-flight</c>: the order <see cref="InFlight"/> was counted in (rising per data plane); a
+    /// receiver ignores counts older than those it has. Absent from a data plane of an older build: always taken.</summary>
+    public long? InFlightSequence { get; init; }
+
     /// <summary><c>requests</c>: finished requests since the last batch (traces, the live graph).</summary>
     public IReadOnlyList<MeshRequestRecord>? Requests { get; init; }
 

@@ -70,6 +70,8 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     private Dictionary<(string Service, string Endpoint), ServiceRoute> _routes = [];
     private Dictionary<string, (PodRoute Pod, string Json)> _pods = new(StringComparer.Ordinal);
     private long _version;
+    private readonly Lock _counting = new();
+    private long _countSequence;
     private volatile bool _standby;
     private volatile bool _released;
     private readonly ConcurrentDictionary<(string Service, string Endpoint), Socket> _bound = new();
@@ -478,7 +480,8 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
 
             Log.Applied(_logger, version, routes.Count, errors.Count);
             StartupTrace.Mark($"data plane: applied snapshot {version}");
-            return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = snapshot.Id, Version = version, Errors = errors, InFlight = _mesh.InFlightCounts() };
+            var (sequence, inFlight) = CountInFlight();
+            return new DataPlaneMessage { Type = DataPlaneMessageTypes.Ack, Id = snapshot.Id, Version = version, Errors = errors, InFlight = inFlight, InFlightSequence = sequence };
         }
         finally
         {
@@ -784,6 +787,17 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
         return errors;
     }
 
+    /// <summary>The in-flight counts with the order they were taken in: the periodic push and a snapshot's ack count on
+    /// different tasks, and the one counted first may be sent last; the control plane keeps the newest, so a stale zero
+    /// never lets it stop a replica a request is still on.</summary>
+    private (long Sequence, IReadOnlyList<InFlightCount> Counts) CountInFlight()
+    {
+        lock (_counting)
+        {
+            return (++_countSequence, _mesh.InFlightCounts());
+        }
+    }
+
     private async Task InFlightLoopAsync(CancellationToken ct)
     {
         IReadOnlyList<InFlightCount> sent = [];
@@ -799,13 +813,13 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
                     continue;
                 }
 
-                var counts = _mesh.InFlightCounts();
+                var (sequence, counts) = CountInFlight();
                 if (session == sentTo && counts.SequenceEqual(sent))
                 {
                     continue;
                 }
 
-                await session.SendAsync(new DataPlaneMessage { Type = DataPlaneMessageTypes.InFlight, InFlight = counts }, ct);
+                await session.SendAsync(new DataPlaneMessage { Type = DataPlaneMessageTypes.InFlight, InFlight = counts, InFlightSequence = sequence }, ct);
                 (sent, sentTo) = (counts, session);
             }
         }

@@ -199,6 +199,14 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             }
 
             e.Enter();
+            if (!_state.StillRouted(s, e))
+            {
+                e.Exit();
+                e.Breaker.Release(permit);
+                attempt--; // not an attempt: nothing was sent
+                continue;
+            }
+
             var exited = false;
             Attempt a = default;
             try
@@ -380,16 +388,31 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
     private async Task<Outcome> UpgradeAsync(HttpContext context, IProxyExchange x, IHttpUpgradeFeature upgrade, string traceparent)
     {
         var s = _state.Snapshot;
-        var policy = s.Policy;
         var aborted = context.RequestAborted;
-        var e = _state.Selector.Choose(s, SelectGroup(s, x), null, HashKeyOf(s, x), out var permit);
-        if (e is null)
+        EndpointState? e;
+        BreakerPermit permit;
+        while (true)
         {
-            var none = s.All.Length == 0;
-            return Answer(x, 503, none ? "no-upstream" : "circuit-open", "-", 0, countsForService: false);
+            e = _state.Selector.Choose(s, SelectGroup(s, x), null, HashKeyOf(s, x), out permit);
+            if (e is null)
+            {
+                var none = s.All.Length == 0;
+                return Answer(x, 503, none ? "no-upstream" : "circuit-open", "-", 0, countsForService: false);
+            }
+
+            e.Enter();
+            if (_state.StillRouted(s, e))
+            {
+                break;
+            }
+
+            // The route table changed between the pick and the count (ServiceState.StillRouted): pick from the new one.
+            e.Exit();
+            e.Breaker.Release(permit);
+            s = _state.Snapshot;
         }
 
-        e.Enter();
+        var policy = s.Policy;
         Http1Connection? connection = null;
         try
         {

@@ -201,6 +201,16 @@ internal sealed class ServiceState
         return total;
     }
 
+    /// <summary>Called right after <see cref="EndpointState.Enter"/> on <paramref name="e"/>, picked from <paramref name="picked"/>:
+    /// false when a new route table without it came in between the pick and the count. Then the control plane may already have
+    /// read a count without this request and be stopping the replica, so the caller leaves it and picks again (the count is
+    /// taken before this read, and the table is swapped before the control plane's read, so one of the two sees the other).</summary>
+    public bool StillRouted(RouteSnapshot picked, EndpointState e)
+    {
+        var now = Snapshot;
+        return ReferenceEquals(picked, now) || Array.IndexOf(now.All, e) >= 0;
+    }
+
     /// <summary>Adds each replica's in-flight count (current and departed upstreams) to <paramref name="counts"/>.</summary>
     public void AddInFlight(Dictionary<(string Service, string Replica), int> counts)
     {
@@ -309,6 +319,7 @@ internal sealed class ServiceState
                 TotalWeight = total,
                 HashOn = hashOn,
             };
+            Interlocked.MemoryBarrier(); // the new table is seen before any in-flight count read after this (StillRouted)
         }
 
         Interlocked.Exchange(ref _routesChanged, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();

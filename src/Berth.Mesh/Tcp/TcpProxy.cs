@@ -179,6 +179,17 @@ internal sealed class TcpProxy : IAsyncDisposable
             }
 
             e.Enter();
+            if (!_state.StillRouted(s, e))
+            {
+                // The route table changed between the pick and the count (ServiceState.StillRouted): pick from the new one.
+                e.Exit();
+                e.Breaker.Release(permit);
+                s = _state.Snapshot;
+                group = _state.Selector.SelectGroup(s, null);
+                attempt--;
+                continue;
+            }
+
             Socket? socket = null;
             using var timeout = new CancellationTokenSource(s.Policy.PerTryTimeout ?? _state.ConnectTimeout, _state.Time);
             using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);

@@ -64,56 +64,115 @@ public sealed class DataPlaneProtocolTests
     {
         // A data plane of an older build set the channel as the one to push to before it sent the welcome, so an in-flight
         // push could come first; the client took it for a refusal and reconnected (on every start, seen in the start trace).
-        var state = Directory.CreateTempSubdirectory("berth-dp-push-").FullName;
-        try
+        await using var plane = FakeDataPlane.Start(async channel =>
         {
-            var token = DataPlaneFiles.EnsureToken(state);
-            var socketPath = Path.Combine(state, "fake.sock");
-            using var listener = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
-            listener.Bind(new UnixDomainSocketEndPoint(socketPath));
-            listener.Listen(4);
-            var info = new DataPlaneInfo(Environment.ProcessId, socketPath, "http://127.0.0.1:1/", DataPlaneServer.Build, DateTimeOffset.UtcNow);
-            DataPlaneFiles.WriteAtomically(Path.Combine(state, DataPlaneFiles.InfoFile), JsonSerializer.SerializeToUtf8Bytes(info, DataPlaneWire.Json));
-            using var stop = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-            var accepted = 0;
-            var hellos = new List<string?>();
-            var serve = Task.Run(async () =>
+            await channel.SendAsync(DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.InFlight, InFlight = [new InFlightCount("api", "api-1", 2)] }));
+            await channel.SendAsync(FakeDataPlane.Welcome);
+        });
+
+        // No launcher: a refused first channel would end in the connect timeout's error (the fake is not a data plane process).
+        await using var client = await DataPlaneClient.ConnectAsync(new DataPlaneClientOptions(plane.State) { ConnectTimeout = TimeSpan.FromSeconds(10) }, plane.Stop);
+
+        Assert.Equal(Environment.ProcessId, client.Pid);
+        Assert.Equal(1, plane.Accepted);
+        Assert.Equal([plane.Token], plane.Hellos);
+    }
+
+    [Fact]
+    public async Task InFlight_CountsArriveOutOfTheOrderTheyWereTaken_ClientKeepsTheNewest()
+    {
+        // The periodic push and a snapshot's ack count on different tasks: counts taken before a replica's last request
+        // began could arrive after newer ones, and a stale zero let the control plane stop a replica a request was on (a 502
+        // in a CI run's single-replica rollout).
+        var observed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        await using var plane = FakeDataPlane.Start(async channel =>
+        {
+            await channel.SendAsync(FakeDataPlane.Welcome);
+            await channel.SendAsync(DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.InFlight, InFlight = [new InFlightCount("api", "api-1", 1)], InFlightSequence = 5 }));
+            await channel.SendAsync(DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.InFlight, InFlight = [], InFlightSequence = 4 }));
+            await channel.SendAsync(DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Requests, Requests = [Sample("requests").Requests![0]] }));
+        });
+
+        await using var client = await DataPlaneClient.ConnectAsync(
+            new DataPlaneClientOptions(plane.State) { ConnectTimeout = TimeSpan.FromSeconds(10), RequestObserver = new Observer(observed) }, plane.Stop);
+        await observed.Task.WaitAsync(TimeSpan.FromSeconds(30)); // every message before it was handled, in order
+
+        Assert.Equal(1, client.InFlight("api", "api-1"));
+    }
+
+    private sealed class Observer(TaskCompletionSource seen) : IMeshRequestObserver
+    {
+        public void OnRequest(in MeshRequestRecord request) => seen.TrySetResult();
+    }
+
+    /// <summary>A Unix socket that answers the data plane channel's hello as <paramref name="serve"/> says, in a temporary state folder.</summary>
+    private sealed class FakeDataPlane : IAsyncDisposable
+    {
+        private readonly Socket _listener = new(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified);
+        private readonly CancellationTokenSource _stop = new(TimeSpan.FromSeconds(60));
+        private readonly List<string?> _hellos = [];
+        private int _accepted;
+        private Task _serve = Task.CompletedTask;
+
+        public static readonly byte[] Welcome = DataPlaneWire.Encode(new DataPlaneMessage
+        {
+            Type = DataPlaneMessageTypes.Welcome, Version = 4, Routes = [], Pods = [], Pid = Environment.ProcessId, Admin = "http://127.0.0.1:1/", Build = DataPlaneServer.Build,
+        });
+
+        public string State { get; } = Directory.CreateTempSubdirectory("berth-dp-fake-").FullName;
+
+        public string Token { get; private set; } = "";
+
+        public CancellationToken Stop => _stop.Token;
+
+        public int Accepted => Volatile.Read(ref _accepted);
+
+        public IReadOnlyList<string?> Hellos
+        {
+            get
             {
-                while (!stop.IsCancellationRequested)
+                lock (_hellos)
                 {
-                    var channel = await listener.AcceptAsync(stop.Token);
-                    Interlocked.Increment(ref accepted);
+                    return [.. _hellos];
+                }
+            }
+        }
+
+        public static FakeDataPlane Start(Func<Socket, Task> serve)
+        {
+            var plane = new FakeDataPlane();
+            plane.Token = DataPlaneFiles.EnsureToken(plane.State);
+            var socketPath = Path.Combine(plane.State, "fake.sock");
+            plane._listener.Bind(new UnixDomainSocketEndPoint(socketPath));
+            plane._listener.Listen(4);
+            var info = new DataPlaneInfo(Environment.ProcessId, socketPath, "http://127.0.0.1:1/", DataPlaneServer.Build, DateTimeOffset.UtcNow);
+            DataPlaneFiles.WriteAtomically(Path.Combine(plane.State, DataPlaneFiles.InfoFile), JsonSerializer.SerializeToUtf8Bytes(info, DataPlaneWire.Json));
+            plane._serve = Task.Run(async () =>
+            {
+                while (!plane._stop.IsCancellationRequested)
+                {
+                    var channel = await plane._listener.AcceptAsync(plane._stop.Token);
+                    Interlocked.Increment(ref plane._accepted);
                     var reader = PipeReader.Create(new NetworkStream(channel, ownsSocket: true));
-                    var hello = await DataPlaneWire.ReadAsync(reader, DataPlaneWire.MaxHelloBytes, stop.Token);
-                    lock (hellos)
+                    var hello = await DataPlaneWire.ReadAsync(reader, DataPlaneWire.MaxHelloBytes, plane._stop.Token);
+                    lock (plane._hellos)
                     {
-                        hellos.Add(hello?.Token);
+                        plane._hellos.Add(hello?.Token);
                     }
 
-                    await channel.SendAsync(DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.InFlight, InFlight = [new InFlightCount("api", "api-1", 2)] }));
-                    await channel.SendAsync(DataPlaneWire.Encode(new DataPlaneMessage
-                    {
-                        Type = DataPlaneMessageTypes.Welcome, Version = 4, Routes = [], Pods = [], Pid = Environment.ProcessId, Admin = "http://127.0.0.1:1/", Build = DataPlaneServer.Build,
-                    }));
+                    await serve(channel);
                 }
             });
-
-            // No launcher: a refused first channel would end in the connect timeout's error (the fake is not a data plane process).
-            await using var client = await DataPlaneClient.ConnectAsync(new DataPlaneClientOptions(state) { ConnectTimeout = TimeSpan.FromSeconds(10) }, stop.Token);
-
-            Assert.Equal(Environment.ProcessId, client.Pid);
-            Assert.Equal(1, Volatile.Read(ref accepted));
-            lock (hellos)
-            {
-                Assert.Equal([token], hellos);
-            }
-
-            await stop.CancelAsync();
-            await ((Task)serve).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing | ConfigureAwaitOptions.ContinueOnCapturedContext);
+            return plane;
         }
-        finally
+
+        public async ValueTask DisposeAsync()
         {
-            Directory.Delete(state, recursive: true);
+            await _stop.CancelAsync();
+            await _serve.ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+            _listener.Dispose();
+            _stop.Dispose();
+            Directory.Delete(State, recursive: true);
         }
     }
 
