@@ -516,7 +516,8 @@ public sealed class ApiServer : IAsyncDisposable
 
     private static async Task StreamLogsAsync(ControlPlane plane, IReadOnlyList<string> ids, HttpContext context)
     {
-        var options = new LogOptions { Follow = QueryBool(context, "follow"), Tail = QueryInt(context, "tail") };
+        var since = context.Request.Query["since"].FirstOrDefault() is { } text ? ParseSince(text, plane.Time) : (DateTimeOffset?)null;
+        var options = new LogOptions { Follow = QueryBool(context, "follow"), Tail = QueryInt(context, "tail"), Since = since };
         context.Response.ContentType = "application/x-ndjson";
         await context.Response.Body.FlushAsync(context.RequestAborted);
         var gate = new SemaphoreSlim(1, 1);

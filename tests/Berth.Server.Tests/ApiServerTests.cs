@@ -347,6 +347,19 @@ public sealed class ApiServerTests : IAsyncLifetime
         Assert.Equal("stdout", doc.RootElement.GetProperty("stream").GetString());
     }
 
+    [Theory]
+    [InlineData("10m", 2)]
+    [InlineData("2000-01-02T03:04:05Z", 2)]
+    [InlineData("2999-01-02T03:04:05Z", 0)]
+    public async Task Logs_ServiceSince_OnlyLinesFromThatTimeOn(string since, int lines)
+    {
+        // berth watch follows a hot-reload service's logs from the moment of a change (an app that logs every request pushed
+        // dotnet watch's verdict out of a fixed tail between two polls).
+        var body = await _http.GetStringAsync($"/v1/services/api/logs?since={Uri.EscapeDataString(since)}");
+
+        Assert.Equal(lines, body.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+    }
+
     [Fact]
     public async Task Shutdown_Post_SignalsTheHost()
     {

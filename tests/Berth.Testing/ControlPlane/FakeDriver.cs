@@ -132,7 +132,11 @@ public sealed class FakeDriver(TimeProvider time) : IWorkloadDriver
     public async IAsyncEnumerable<LogEntry> GetLogsAsync(ReplicaHandle replica, LogOptions options, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
         await Task.Yield();
-        yield return new LogEntry(time.GetUtcNow(), LogStream.Stdout, $"hello from {replica.ReplicaId}");
+        var now = time.GetUtcNow();
+        if (options.Since is not { } since || now >= since)
+        {
+            yield return new LogEntry(now, LogStream.Stdout, $"hello from {replica.ReplicaId}");
+        }
     }
 
     public Task<ExecResult> ExecAsync(ReplicaHandle replica, IReadOnlyList<string> command, string? workingDirectory, CancellationToken cancellationToken)
