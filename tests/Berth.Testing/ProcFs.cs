@@ -19,6 +19,19 @@ public static class ProcFs
     /// <summary>Every process that could be read, zombies included.</summary>
     public static List<Stat> Processes() => [.. Pids().Select(Read).OfType<Stat>()];
 
+    /// <summary>The arguments <paramref name="pid"/> runs with, or null when there is no such process (any more).</summary>
+    public static string[]? CommandLine(int pid)
+    {
+        try
+        {
+            return File.ReadAllText($"/proc/{pid}/cmdline").TrimEnd('\0').Split('\0');
+        }
+        catch (IOException)
+        {
+            return null;
+        }
+    }
+
     /// <summary>The stat of <paramref name="pid"/>, or null when there is no such process (any more).</summary>
     public static Stat? Read(int pid)
     {
