@@ -35,17 +35,20 @@ public static class TestHttpServer
         .Replace("\n", " ", StringComparison.Ordinal)
         .Replace("$", "$$", StringComparison.Ordinal) + "\"]";
 
-    /// <summary>A berth.yaml app <paramref name="name"/> of one service <c>web</c> that runs this server: <paramref name="replicas"/>
-    /// replicas, an http endpoint (on the stable <paramref name="port"/>, or one Berth picks), readiness on <c>GET /</c> every
-    /// 500 ms, 2 s to stop; <paramref name="environment"/> is the body of its <c>environment:</c> map, <paramref name="extra"/>
-    /// more keys of the service (one a line, unindented).</summary>
-    public static string App(string name, int replicas = 2, int? port = null, string? environment = null, string? extra = null)
+    /// <summary>A berth.yaml app <paramref name="name"/> of one service <c>web</c> that runs this server, as
+    /// <see cref="Service"/> writes it (by default with 2 replicas).</summary>
+    public static string App(string name, int replicas = 2, int? port = null, string? environment = null, string? extra = null) =>
+        $"name: {name}\nservices:\n" + Service("web", replicas, port, environment, extra);
+
+    /// <summary>One entry of an app's <c>services:</c> map, <paramref name="service"/>, that runs this server:
+    /// <paramref name="replicas"/> replicas, an http endpoint (on the stable <paramref name="port"/>, or one Berth picks),
+    /// readiness on <c>GET /</c> every 500 ms, 2 s to stop; <paramref name="environment"/> is the body of its
+    /// <c>environment:</c> map, <paramref name="extra"/> more keys of the service (one a line, unindented).</summary>
+    public static string Service(string service, int replicas = 1, int? port = null, string? environment = null, string? extra = null)
     {
         var lines = new List<string>
         {
-            $"name: {name}",
-            "services:",
-            "  web:",
+            $"  {service}:",
             $"    run: {Yaml}",
             $"    replicas: {replicas.ToString(System.Globalization.CultureInfo.InvariantCulture)}",
         };

@@ -14,24 +14,7 @@ public sealed class PortConflictTests : IAsyncLifetime
     {
         _holder.Start();
         Port = ((IPEndPoint)_holder.LocalEndpoint).Port;
-        _app.WriteSpec($$"""
-            name: ports
-            services:
-              web:
-                run: {{TestHttpServer.Yaml}}
-                endpoints:
-                  http: {port: {{Port}}}
-                probes:
-                  readiness: {http: /, period: 500ms}
-                stop_grace_period: 2s
-              other:
-                run: {{TestHttpServer.Yaml}}
-                endpoints:
-                  http: {}
-                probes:
-                  readiness: {http: /, period: 500ms}
-                stop_grace_period: 2s
-            """);
+        _app.WriteSpec(TestHttpServer.App("ports", replicas: 1, port: Port) + TestHttpServer.Service("other"));
     }
 
     private int Port { get; }

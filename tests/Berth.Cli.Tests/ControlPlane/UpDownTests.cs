@@ -123,29 +123,7 @@ public sealed class UpDownTests : IDisposable
     private List<int> ControlPlanes()
     {
         var spec = Path.Combine(_app.Path, "berth.yaml");
-        var found = new List<int>();
-        foreach (var proc in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(proc), out var pid))
-            {
-                continue;
-            }
-
-            try
-            {
-                var args = File.ReadAllText(Path.Combine(proc, "cmdline")).Split('\0');
-                if (args.Contains(Commands.ControlPlaneCommands.DaemonCommand) && args.Contains(spec))
-                {
-                    found.Add(pid);
-                }
-            }
-            catch (IOException)
-            {
-                // Gone while we looked.
-            }
-        }
-
-        return found;
+        return [.. ProcFs.Pids().Where(pid => ProcFs.CommandLine(pid) is { } args && args.Contains(Commands.ControlPlaneCommands.DaemonCommand) && args.Contains(spec))];
     }
 
     /// <summary>Whether some process holds the state folder's lock, asked with util-linux's flock(1) as an outsider would.</summary>

@@ -61,19 +61,15 @@ public class ComposeConformanceTests : IDisposable
         Assert.Equal("app.env:2:1: : the value of BAD has a '${' without its closing '}'", Errors(result));
     }
 
+    private static readonly Dictionary<string, string> JsonVariable = new() { ["JSON"] = "{\"json\":2}" };
+
     [Theory]
     [InlineData("${JSON:-{\"json\":1}}", "{\"json\":2}")]
     [InlineData("${UNSET:-{\"json\":1}}", "{\"json\":1}")]
     [InlineData("${UNSET:+{y}}", "")]
     [InlineData("${JSON:+{y}}", "{y}")]
     [InlineData("${UNSET:-a{b{c}}d}", "a{b{c}}d")]
-    public void Interpolation_BracesInsideDefaultsAndAlternatives_Pair(string text, string expected)
-    {
-        var interpolator = new Interpolator(new Dictionary<string, string> { ["JSON"] = "{\"json\":2}" });
-
-        Assert.True(interpolator.TryInterpolate(text, out var result, out var error), error);
-        Assert.Equal(expected, result);
-    }
+    public void Interpolation_BracesInsideDefaultsAndAlternatives_Pair(string text, string expected) => InterpolationTests.AssertInterpolates(JsonVariable, text, expected);
 
     [Fact]
     public void Interpolation_UnusedBranch_IsNotExpanded()

@@ -11,6 +11,9 @@ public class HotReloadSpecTests
     private static LoadResult Load(string yaml) =>
         SpecLoader.LoadText(yaml, Path.Combine(Folder, "berth.yaml"), new LoadOptions { Environment = new Dictionary<string, string>() });
 
+    private static string[] Problems(string yaml) =>
+        [.. Load(yaml).Diagnostics.Select(d => $"{d.Severity} {d.Line}:{d.Column}: {d.Path}: {d.Message}")];
+
     [Fact]
     public void Command_ShopStyleService_WatchesTheBuildsProjectWithTheArgumentsAfterTheDll()
     {
@@ -40,13 +43,13 @@ public class HotReloadSpecTests
     [Fact]
     public void Load_HotReloadOnADockerService_IsAnErrorAtItsLine()
     {
-        var problems = Load("""
+        var problems = Problems("""
             services:
               web:
                 image: nginx
                 develop:
                   hot_reload: true
-            """).Diagnostics.Select(d => $"{d.Severity} {d.Line}:{d.Column}: {d.Path}: {d.Message}");
+            """);
 
         Assert.Equal(["Error 5:19: services.web.develop.hot_reload: is for process services (a .NET project run on this machine under 'dotnet watch'); a Docker service is rebuilt and rolled out by a rebuild rule instead"], problems);
     }
@@ -54,7 +57,7 @@ public class HotReloadSpecTests
     [Fact]
     public void Load_HotReloadWithLivenessAndNoStartupProbe_WarnsToAddOne()
     {
-        var problems = Load("""
+        var problems = Problems("""
             services:
               api:
                 run: [dotnet, out/Api.dll]
@@ -62,7 +65,7 @@ public class HotReloadSpecTests
                 probes:
                   liveness: {http: /healthz}
                 develop: {hot_reload: true}
-            """).Diagnostics.Select(d => $"{d.Severity} {d.Line}:{d.Column}: {d.Path}: {d.Message}");
+            """);
 
         Assert.Equal(["Warning 7:27: services.api.develop.hot_reload: each replica builds the project under 'dotnet watch' before it listens (tens of seconds), and the liveness probe starts at once, so it may restart the replica before it is up; add a startup probe (e.g. startup: {http: /healthz, period: 2s, failure_threshold: 150})"], problems);
     }
@@ -70,13 +73,13 @@ public class HotReloadSpecTests
     [Fact]
     public void Load_HotReloadUnderASmallMemoryLimit_WarnsToGiveItMore()
     {
-        var small = Load("""
+        var small = Problems("""
             services:
               api:
                 run: [dotnet, out/Api.dll]
                 resources: {limits: {memory: 256Mi}}
                 develop: {hot_reload: true}
-            """).Diagnostics.Select(d => $"{d.Severity} {d.Line}:{d.Column}: {d.Path}: {d.Message}");
+            """);
         var enough = Load("""
             services:
               api:

@@ -5,6 +5,14 @@ public class InterpolationTests
 {
     private static readonly Dictionary<string, string> Vars = new() { ["NAME"] = "shop", ["EMPTY"] = "", ["TAG"] = "1.2" };
 
+    /// <summary>Asserts that <paramref name="text"/> interpolates over <paramref name="vars"/> to <paramref name="expected"/>;
+    /// when it does not interpolate at all, the failure carries the interpolator's reason.</summary>
+    internal static void AssertInterpolates(IReadOnlyDictionary<string, string> vars, string text, string expected)
+    {
+        Assert.True(new Interpolator(vars).TryInterpolate(text, out var result, out var error), error);
+        Assert.Equal(expected, result);
+    }
+
     [Theory]
     [InlineData("plain", "plain")]
     [InlineData("$NAME-x", "shop-x")]
@@ -21,13 +29,7 @@ public class InterpolationTests
     [InlineData("${MISSING:-a ${TAG} b}", "a 1.2 b")]
     [InlineData("$$NAME costs $$5", "$NAME costs $5")]
     [InlineData("${NAME:?must be set}", "shop")]
-    public void TryInterpolate_ComposeForms_Expand(string text, string expected)
-    {
-        var interpolator = new Interpolator(Vars);
-
-        Assert.True(interpolator.TryInterpolate(text, out var result, out var error), error);
-        Assert.Equal(expected, result);
-    }
+    public void TryInterpolate_ComposeForms_Expand(string text, string expected) => AssertInterpolates(Vars, text, expected);
 
     [Theory]
     [InlineData("${MISSING:?set MISSING first}", "required variable MISSING is not set: set MISSING first")]

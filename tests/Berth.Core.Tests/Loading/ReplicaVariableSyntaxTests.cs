@@ -16,13 +16,7 @@ public class ReplicaVariableSyntaxTests
     [InlineData("${NAME}-$(BERTH_REPLICA)", "shop-$(BERTH_REPLICA)")]
     [InlineData("$PORT and $(PORT)", "1111 and $(PORT)")]
     [InlineData("$$HOME $(X", "$HOME $(X")]
-    public void TryInterpolate_KubernetesVariable_LeftAsWritten(string text, string expected)
-    {
-        var interpolator = new Interpolator(Options.Environment!);
-
-        Assert.True(interpolator.TryInterpolate(text, out var result, out var error), error);
-        Assert.Equal(expected, result);
-    }
+    public void TryInterpolate_KubernetesVariable_LeftAsWritten(string text, string expected) => InterpolationTests.AssertInterpolates(Options.Environment!, text, expected);
 
     [Fact]
     public void LoadText_RunWithKubernetesVariables_NoDiagnosticAndArgvKept()

@@ -9,12 +9,7 @@ public sealed class DrainingTests
     {
         await using var a = await TestUpstream.StartAsync("a");
         await using var b = await TestUpstream.StartAsync("b");
-        var release = new TaskCompletionSource();
-        a.Handler = async context =>
-        {
-            await release.Task.WaitAsync(context.RequestAborted);
-            await context.Response.WriteAsync("slow");
-        };
+        var release = a.HoldAnswer("slow");
         await using var mesh = await MeshTest.ServeAsync(MeshTest.Bare(), a.Upstream());
         using var client = mesh.Client();
 

@@ -334,11 +334,7 @@ public sealed class ResilienceTests
     {
         await using var slow = await TestUpstream.StartAsync("slow");
         await using var fast = await TestUpstream.StartAsync("fast");
-        var hang = new TaskCompletionSource();
-        slow.Handler = async context =>
-        {
-            await hang.Task.WaitAsync(context.RequestAborted);
-        };
+        var hang = slow.HoldAnswer("slow");
         var policy = MeshTest.Bare() with
         {
             PerTryTimeout = TimeSpan.FromMilliseconds(300),

@@ -34,13 +34,13 @@ internal sealed class TestUpstream : IAsyncDisposable
     };
 
     /// <summary>Answers <paramref name="body"/> (200) to each request only once the returned source is completed: a request
-    /// held in flight for as long as the test wants.</summary>
+    /// held in flight for as long as the test wants. A held request the caller gives up on (a timeout, a drain) ends there.</summary>
     public TaskCompletionSource HoldAnswer(string body)
     {
         var release = new TaskCompletionSource();
         Handler = async context =>
         {
-            await release.Task;
+            await release.Task.WaitAsync(context.RequestAborted);
             await context.Response.WriteAsync(body);
         };
         return release;

@@ -96,30 +96,6 @@ public class CancelTests
         string.Join("\n", script.Split('\n').Select(l => "          " + l));
 
     /// <summary>Processes of the group that are not zombies (a zombie has ended; only its parent has not reaped it yet).</summary>
-    private static List<int> LiveMembers(int group)
-    {
-        var members = new List<int>();
-        foreach (var dir in Directory.EnumerateDirectories("/proc"))
-        {
-            if (!int.TryParse(Path.GetFileName(dir), out var pid))
-            {
-                continue;
-            }
-
-            try
-            {
-                var stat = File.ReadAllText(Path.Combine(dir, "stat"));
-                var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
-                if (fields[0] != "Z" && int.Parse(fields[2], CultureInfo.InvariantCulture) == group)
-                {
-                    members.Add(pid);
-                }
-            }
-            catch (IOException)
-            {
-            }
-        }
-
-        return members;
-    }
+    private static List<int> LiveMembers(int group) =>
+        [.. ProcFs.Processes().Where(p => p.State != 'Z' && p.Group == group).Select(p => p.Pid)];
 }

@@ -36,23 +36,17 @@ public class ExpressionTests
     }
 
     [Theory]
-    [InlineData("failure()", PriorOutcome.Failure, true)]
-    [InlineData("failure()", PriorOutcome.Success, false)]
-    [InlineData("always()", PriorOutcome.Cancelled, true)]
-    [InlineData("success()", PriorOutcome.Skipped, false)]
-    [InlineData("cancelled()", PriorOutcome.Cancelled, true)]
-    public void EvaluateCondition_StatusFunctions_FollowPriorOutcome(string text, PriorOutcome prior, bool expected)
-    {
-        Assert.Equal(expected, ExpressionEvaluator.EvaluateCondition(ExpressionParser.Parse(text), Context with { Prior = prior }));
-    }
-
-    [Theory]
     [InlineData("env.A = 'x'", 6, "'=' is not an operator; compare with ==")]
     [InlineData("env.A == \"x\"", 9, "strings use single quotes, as in GitHub Actions: 'value'")]
     [InlineData("success() &&", 12, "expected a value, a name or '(', got the end of the expression")]
     [InlineData("(branch == 'main'", 17, "expected ')' to close the '(' at offset 0, got the end of the expression")]
     [InlineData("branch == 'main' branch", 17, "unexpected 'branch' after a complete expression; join conditions with && or ||")]
     [InlineData("'open", 0, "string is not closed; end it with ' (write '' for a quote inside)")]
+    [InlineData("1 +", 2, "unexpected character '+'")]
+    [InlineData("0xzz == 1", 0, "'0xzz' is not a number (write 42, -1.5, 1e3, .5, 0xff, Infinity or NaN)")]
+    [InlineData("a[1", 3, "expected ']' to close the '[' at offset 1, got the end of the expression")]
+    [InlineData("a. == 1", 3, "expected a property name or * after '.', got '=='")]
+    [InlineData("'🚀' € 1", 5, "unexpected character '€'")]
     public void Parse_BadSyntax_ReportsOffsetAndFix(string text, int offset, string message)
     {
         var error = Assert.Throws<ExpressionException>(() => ExpressionParser.Parse(text));
