@@ -1,3 +1,4 @@
+using ProcFs = Berth.Runtime.Process.ProcFs;
 
 namespace Berth.Runtime.Tests;
 
