@@ -4,8 +4,12 @@
 # Loopback only; each measurement is bounded by wrk's duration.
 #   berth : wrk -> Berth's stable port (data plane process, default resilience policy) -> replica 1|2
 #   nginx : wrk -> nginx (2 workers, round-robin, keepalive 128) -> the same replica 1|2
+#   berth-bench: wrk -> bench/mesh's berth process (what run.sh's berth row runs: the data plane's server code and runtime
+#           settings, server GC, no control plane, round-robin) -> the same replica 1|2. Next to the berth row it tells the
+#           data plane process's own cost (its GC mode, control plane channel, policy) from that of the machine around it.
 #   direct: wrk -> replica 1 (the floor)
-# CPU per request: the data plane process (berth) or the nginx proxy master+workers (nginx) or the replica (direct).
+# CPU per request: the data plane process (berth), the bench process (berth-bench), the nginx proxy master+workers (nginx)
+# or the replica (direct); context switches per request of the same processes (all their threads).
 # Needs: nginx wrk python3 curl, the .NET SDK.
 # Usage: bench/mesh/up.sh [duration=10s] [connections=64] [threads=2] [runs=3]
 set -euo pipefail
@@ -17,17 +21,22 @@ RUNS=${4:-3}
 for tool in nginx wrk python3 curl dotnet; do
   command -v "$tool" >/dev/null || { echo "bench/mesh/up.sh: '$tool' not found; install it (apt-get install -y nginx wrk python3 curl)" >&2; exit 2; }
 done
-echo "building the berth CLI (Release)…" >&2
+echo "building the berth CLI and the bench proxies (Release)…" >&2
 dotnet build src/Berth.Cli -c Release -v q -nologo >/dev/null
+dotnet build bench/mesh/Berth.Mesh.Bench -c Release -v q -nologo >/dev/null
+BENCH_DLL=bench/mesh/Berth.Mesh.Bench/bin/Release/net10.0/Berth.Mesh.Bench.dll
+DATA_PLANE_ENV=$(dotnet "$BENCH_DLL" data-plane-env)
 BERTH=(dotnet "$PWD/src/Berth.Cli/bin/Release/net10.0/berth.dll")
 NGINX=$(command -v nginx)
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 work=$(mktemp -d /tmp/berth-mesh-up.XXXXXX)
-STABLE=$(free_port); PROXY=$(free_port)
+STABLE=$(free_port); PROXY=$(free_port); BENCHPORT=$(free_port)
 proxy_pid=
+bench_pid=
 cleanup() {
   [ -n "$proxy_pid" ] && { kill "$proxy_pid" 2>/dev/null || true; wait "$proxy_pid" 2>/dev/null || true; }
+  [ -n "$bench_pid" ] && { kill "$bench_pid" 2>/dev/null || true; wait "$bench_pid" 2>/dev/null || true; }
   ( cd "$work" && "${BERTH[@]}" down >/dev/null 2>&1 ) || true
   rm -rf "$work"
 }
@@ -85,7 +94,9 @@ http {
 CONF
 nginx -c "$work/proxy.conf" -p "$work" & proxy_pid=$!
 for _ in $(seq 1 200); do (exec 3<>"/dev/tcp/127.0.0.1/$PROXY") 2>/dev/null && break; sleep 0.05; done
-curl -fsS "http://127.0.0.1:$STABLE/" >/dev/null && curl -fsS "http://127.0.0.1:$PROXY/" >/dev/null
+env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth --port "$BENCHPORT" --upstreams "127.0.0.1:$R1,127.0.0.1:$R2" >"$work/bench.log" 2>&1 & bench_pid=$!
+for _ in $(seq 1 600); do curl -fsS "http://127.0.0.1:$BENCHPORT/" >/dev/null 2>&1 && break; sleep 0.1; done
+curl -fsS "http://127.0.0.1:$STABLE/" >/dev/null && curl -fsS "http://127.0.0.1:$PROXY/" >/dev/null && curl -fsS "http://127.0.0.1:$BENCHPORT/" >/dev/null
 R1PID=$(curl -s -H "Authorization: Bearer $token" "$url/v1/replicas" | python3 -c '
 import json, sys
 print([r["pid"] for r in json.load(sys.stdin) if r["service"] == "web" and r["phase"] == "ready"][0])')
@@ -98,36 +109,47 @@ cpu_ticks() { # a process and its direct children, utime+stime in clock ticks
   done
   echo "$total"
 }
+ctx_switches() { # a process and its direct children, voluntary + involuntary, every thread
+  local total=0 p
+  for p in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    total=$((total + $(cat /proc/"$p"/task/*/status 2>/dev/null | awk '/ctxt_switches/ {s += $2} END {print s + 0}')))
+  done
+  echo "$total"
+}
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
-declare -A RPS P99 CPU
+declare -A RPS P99 CPU CTX
 measure() { # name port pid
   local name=$1 port=$2 pid=$3
   wrk -t"$THREADS" -c"$CONNS" -d5s "http://127.0.0.1:$port/" >/dev/null   # warm-up
   local before; before=$(cpu_ticks "$pid")
+  local ctx_before; ctx_before=$(ctx_switches "$pid")
   local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/")
   local after; after=$(cpu_ticks "$pid")
+  local ctx_after; ctx_after=$(ctx_switches "$pid")
   local count; count=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$out" | grep -qE "Non-2xx|Socket errors" && { echo "== $name had errors:" >&2; echo "$out" | grep -E "Non-2xx|Socket errors" >&2; }
   RPS[$name]=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
   P99[$name]=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
   CPU[$name]=$(awk -v t=$((after - before)) -v hz="$TCK" -v n="$count" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
-  echo "$name: ${RPS[$name]} req/s, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request" >&2
+  CTX[$name]=$(awk -v c=$((ctx_after - ctx_before)) -v n="$count" 'BEGIN { printf "%.2f", c / n }')
+  echo "$name: ${RPS[$name]} req/s, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request, ${CTX[$name]} context switches/request" >&2
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
 for run in $(seq 1 "$RUNS"); do
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   measure nginx "$PROXY" "$proxy_pid"
   measure berth "$STABLE" "$DP"
+  measure berth-bench "$BENCHPORT" "$bench_pid"
   measure direct "$R1" "$R1PID"
   load_after=$(cut -d' ' -f1-3 /proc/loadavg)
   echo
   echo "Run $run of $RUNS: berth up, 2 nginx replicas; wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average $load_before before / $load_after after"
   echo
-  echo "| target | req/s | p99 ms | CPU µs/req | req/s vs nginx | p99 vs nginx |"
-  echo "|---|---:|---:|---:|---:|---:|"
-  for n in nginx berth direct; do
-    echo "| $n | ${RPS[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") |"
+  echo "| target | req/s | p99 ms | CPU µs/req | context switches/req | req/s vs nginx | p99 vs nginx |"
+  echo "|---|---:|---:|---:|---:|---:|---:|"
+  for n in nginx berth berth-bench direct; do
+    echo "| $n | ${RPS[$n]} | ${P99[$n]} | ${CPU[$n]} | ${CTX[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") |"
   done
 done
 echo
-echo "CPU/request: berth = the data plane process; nginx = the proxy's master and workers; direct = replica 1's nginx."
+echo "CPU/request: berth = the data plane process; berth-bench = bench/mesh's berth process on the same replicas; nginx = the proxy's master and workers; direct = replica 1's nginx."

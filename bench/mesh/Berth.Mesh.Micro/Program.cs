@@ -75,3 +75,27 @@ public class Bookkeeping
         _outliers.IsEjected(_pool[0], out _);
     }
 }
+
+/// <summary>The timeouts' share of a request: one reusable <c>RequestTimer</c> (a client connection's) started, armed for a try
+/// and reset, as the proxy does per request under the default policy; registering on and unregistering from its token as a
+/// socket operation that goes pending does.</summary>
+[MemoryDiagnoser]
+public class Timeouts
+{
+    private readonly Berth.Mesh.Http.RequestTimer _timer = new(TimeProvider.System) { Reusable = true };
+    private readonly CancellationTokenSource _connection = new();
+
+    [Benchmark(Baseline = true)]
+    public void StartArmReset()
+    {
+        using var t = _timer.Start(TimeSpan.FromSeconds(15), _connection.Token);
+        t.Arm(TimeSpan.FromSeconds(5));
+    }
+
+    [Benchmark]
+    public void StartArmRegisterReset()
+    {
+        using var t = _timer.Start(TimeSpan.FromSeconds(15), _connection.Token);
+        using var r = t.Arm(TimeSpan.FromSeconds(5)).UnsafeRegister(static _ => { }, null);
+    }
+}

@@ -155,17 +155,16 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
     }
 
     /// <inheritdoc />
-    public void OnRequest(in MeshRequestRecord request)
+    public bool Wants(string service, int status, bool failed)
     {
         if (_session is null)
         {
-            return;
+            return false;
         }
 
-        if (request.Status is >= 500 or 0 || request.Error is not null)
+        if (Failed(status, failed))
         {
-            _requests.Writer.TryWrite(request);
-            return;
+            return true;
         }
 
         var time = _options.Mesh.TimeProvider;
@@ -176,16 +175,37 @@ public sealed partial class DataPlaneServer : IMeshRequestObserver, IAsyncDispos
             Volatile.Write(ref _sampled, 0);
         }
 
-        var unsent = _unsent.GetOrAdd(request.Service, static _ => new StrongBox<long>());
         if (Interlocked.Increment(ref _sampled) > _options.SampledRequestsPerSecond)
         {
-            Interlocked.Increment(ref unsent.Value);
+            Interlocked.Increment(ref Unsent(service).Value);
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>A request <see cref="Wants"/> took: every failure, and successes within the second's sample, which carry the
+    /// weight of the ones not sent since.</summary>
+    public void OnRequest(in MeshRequestRecord request)
+    {
+        if (_session is null)
+        {
             return;
         }
 
-        var weight = 1 + Interlocked.Exchange(ref unsent.Value, 0);
+        if (Failed(request.Status, request.Error is not null))
+        {
+            _requests.Writer.TryWrite(request);
+            return;
+        }
+
+        var weight = 1 + Interlocked.Exchange(ref Unsent(request.Service).Value, 0);
         _requests.Writer.TryWrite(weight == 1 ? request : request with { Weight = (int)Math.Min(weight, int.MaxValue) });
     }
+
+    private static bool Failed(int status, bool failed) => status is >= 500 or 0 || failed;
+
+    private StrongBox<long> Unsent(string service) => _unsent.GetOrAdd(service, static _ => new StrongBox<long>());
 
     private async Task StartMeshAsync(CancellationToken cancellationToken)
     {

@@ -68,7 +68,7 @@ internal static class Http1Forwarder
     private static readonly byte[] Crlf = "\r\n"u8.ToArray();
     private static readonly byte[] LastChunk = "0\r\n\r\n"u8.ToArray();
 
-    public static ValueTask<Attempt> SendAsync(HttpContext context, EndpointState e, RequestBody body, string traceparent, string? upgrade,
+    public static ValueTask<Attempt> SendAsync(HttpContext context, EndpointState e, RequestBody body, TraceParent traceparent, string? upgrade,
         CancellationToken token)
     {
         var chunked = body.Streamed && body.Length is null;
@@ -276,7 +276,7 @@ internal static class Http1Forwarder
     }
 
     /// <summary>The request head, written in place into a pooled buffer: request line, Host, end-to-end headers, trace and forwarding headers, framing.</summary>
-    private static byte[] WriteHead(HttpContext context, EndpointState e, RequestBody body, bool chunked, string traceparent, string? upgrade, out int length)
+    private static byte[] WriteHead(HttpContext context, EndpointState e, RequestBody body, bool chunked, TraceParent traceparent, string? upgrade, out int length)
     {
         var request = context.Request;
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
@@ -314,7 +314,7 @@ internal static class Http1Forwarder
             }
         }
 
-        w.Header(TraceContext.Header, traceparent);
+        w.Header(traceparent);
         var remote = context.Connection.RemoteIpAddress?.ToString();
         var prior = headers["X-Forwarded-For"];
         if (remote is not null)
@@ -403,6 +403,16 @@ internal static class Http1Forwarder
             span[n++] = (byte)'\r';
             span[n++] = (byte)'\n';
             Length += n;
+        }
+
+        /// <summary>The <c>traceparent</c> header line, written from its parts (no string).</summary>
+        public void Header(TraceParent traceparent)
+        {
+            Ensure(TraceContext.Header.Length + TraceParent.Length + 4);
+            Append("traceparent: "u8);
+            traceparent.WriteTo(Buffer.AsSpan(Length));
+            Length += TraceParent.Length;
+            Append("\r\n"u8);
         }
 
         public void Append(ReadOnlySpan<byte> bytes)

@@ -5,6 +5,7 @@ using System.Globalization;
 using System.IO.Pipelines;
 using System.Net;
 using System.Text;
+using Berth.Mesh.Observability;
 using Berth.Mesh.Routing;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Connections.Features;
@@ -327,7 +328,7 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
         _connection.Abort(new ConnectionAbortedException("berth mesh: the upstream response broke off"));
     }
 
-    public ValueTask<Attempt> SendHttp1Async(EndpointState e, RequestBody body, string traceparent, CancellationToken token)
+    public ValueTask<Attempt> SendHttp1Async(EndpointState e, RequestBody body, TraceParent traceparent, CancellationToken token)
     {
         var head = _head.Span;
         var w = new Http1Forwarder.HeadWriter(ArrayPool<byte>.Shared.Rent(4096 + (body.Buffered?.Length ?? 0)));
@@ -364,7 +365,7 @@ internal sealed class Http1ServerConnection : IProxyExchange, IDisposable
             }
         }
 
-        w.Header(Observability.TraceContext.Header, traceparent);
+        w.Header(traceparent);
         _remote ??= Encoding.ASCII.GetBytes((_connection.RemoteEndPoint as IPEndPoint)?.Address.ToString() ?? "");
         var hasPrior = !forwardedFor.IsEmpty || forwardedForJoined is not null;
         if (hasPrior || _remote.Length > 0)

@@ -78,7 +78,7 @@ internal sealed class Http2Forwarder : IDisposable
     public void Dispose() => _client.Dispose();
 
     /// <summary>Sends one attempt; for gRPC, <paramref name="deadline"/> (the time the call has left) goes on as <c>grpc-timeout</c> so the upstream stops when the caller would.</summary>
-    public async ValueTask<Attempt> SendAsync(HttpContext context, EndpointState e, RequestBody body, string traceparent, TimeSpan? deadline, CancellationToken token)
+    public async ValueTask<Attempt> SendAsync(HttpContext context, EndpointState e, RequestBody body, TraceParent traceparent, TimeSpan? deadline, CancellationToken token)
     {
         var message = BuildRequest(context, e, body, traceparent);
         if (deadline is { } left)
@@ -180,7 +180,7 @@ internal sealed class Http2Forwarder : IDisposable
         };
     }
 
-    private static HttpRequestMessage BuildRequest(HttpContext context, EndpointState e, RequestBody body, string traceparent)
+    private static HttpRequestMessage BuildRequest(HttpContext context, EndpointState e, RequestBody body, TraceParent traceparent)
     {
         var request = context.Request;
         var raw = context.Features.Get<IHttpRequestFeature>()?.RawTarget;
@@ -226,7 +226,7 @@ internal sealed class Http2Forwarder : IDisposable
             message.Headers.TryAddWithoutValidation("TE", "trailers");
         }
 
-        message.Headers.TryAddWithoutValidation(TraceContext.Header, traceparent);
+        message.Headers.TryAddWithoutValidation(TraceContext.Header, traceparent.ToString());
         var remote = context.Connection.RemoteIpAddress?.ToString();
         var prior = request.Headers["X-Forwarded-For"].ToString();
         if (remote is not null || prior.Length > 0)

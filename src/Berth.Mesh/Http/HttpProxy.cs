@@ -53,7 +53,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             var started = _state.Time.GetTimestamp();
             context.Response.Headers.Connection = "close";
             Answer(x, 400, "ambiguous-framing", "-", 0);
-            _telemetry.Completed(x, 400, "-", 0, started, null, "ambiguous-framing");
+            _telemetry.Completed(x, 400, "-", 0, started, default, "ambiguous-framing");
             return Task.CompletedTask;
         }
 
@@ -67,12 +67,12 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
         var started = _state.Time.GetTimestamp();
         var s = _state.Snapshot;
         var outcome = new Outcome(0, "-", 0, null, false);
-        string? traceparent = null;
+        TraceParent traceparent = default;
         if (_state.Limits.TryEnter(s.Policy.Limits) is { } refused)
         {
             _telemetry.Rejected(refused);
             outcome = Answer(x, 503, refused, "-", 0);
-            _telemetry.Completed(x, 503, "-", 0, started, null, refused);
+            _telemetry.Completed(x, 503, "-", 0, started, default, refused);
             return;
         }
 
@@ -137,7 +137,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
     }
 
     [AsyncMethodBuilder(typeof(PooledValueTaskBuilder<>))]
-    private async ValueTask<Outcome> ForwardAsync(IProxyExchange x, string traceparent)
+    private async ValueTask<Outcome> ForwardAsync(IProxyExchange x, TraceParent traceparent)
     {
         var s = _state.Snapshot;
         var policy = s.Policy;
@@ -385,7 +385,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
     /// An HTTP/1.1 Upgrade (WebSocket): one handshake to a chosen upstream over an owned connection; on 101 the client and
     /// upstream connections are spliced until either side closes. Not retried; only the handshake is bounded by the timeouts.
     /// </summary>
-    private async Task<Outcome> UpgradeAsync(HttpContext context, IProxyExchange x, IHttpUpgradeFeature upgrade, string traceparent)
+    private async Task<Outcome> UpgradeAsync(HttpContext context, IProxyExchange x, IHttpUpgradeFeature upgrade, TraceParent traceparent)
     {
         var s = _state.Snapshot;
         var aborted = context.RequestAborted;

@@ -1,4 +1,5 @@
 using Berth.Core.Model;
+using Berth.Mesh.Observability;
 using Berth.Mesh.Routing;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Http.Features;
@@ -39,7 +40,7 @@ internal interface IProxyExchange
     /// <summary>Breaks the client connection (the only honest signal once a response has started).</summary>
     void Abort();
 
-    ValueTask<Attempt> SendHttp1Async(EndpointState e, RequestBody body, string traceparent, CancellationToken token);
+    ValueTask<Attempt> SendHttp1Async(EndpointState e, RequestBody body, TraceParent traceparent, CancellationToken token);
 
     ValueTask CopyHttp1ResponseAsync(EndpointState e, Http1Connection connection, CancellationToken token);
 
@@ -102,7 +103,7 @@ internal sealed class KestrelExchange(HttpContext context) : IProxyExchange
 
     public void Abort() => Context.Abort();
 
-    public ValueTask<Attempt> SendHttp1Async(EndpointState e, RequestBody body, string traceparent, CancellationToken token) =>
+    public ValueTask<Attempt> SendHttp1Async(EndpointState e, RequestBody body, TraceParent traceparent, CancellationToken token) =>
         Http1Forwarder.SendAsync(Context, e, body, traceparent, null, token);
 
     public ValueTask CopyHttp1ResponseAsync(EndpointState e, Http1Connection connection, CancellationToken token) =>

@@ -29,6 +29,13 @@ public readonly record struct MeshRequestRecord(
 public interface IMeshRequestObserver
 {
     void OnRequest(in MeshRequestRecord request);
+
+    /// <summary>
+    /// Whether the finished request is wanted as a <see cref="MeshRequestRecord"/>: asked first, so an observer that keeps only a
+    /// sample (the data plane sends 200 a second) spares the other requests the record's path string. Answering true
+    /// promises that <see cref="OnRequest"/> follows for that request. Default: every request.
+    /// </summary>
+    bool Wants(string service, int status, bool failed) => true;
 }
 
 /// <summary>
@@ -62,25 +69,30 @@ internal sealed class RequestTelemetry(ServiceState state, IMeshRequestObserver?
 
     public void RetrySkipped(string why) => state.Metrics.RetriesSkipped.WithLabels(state.Service, state.EndpointName, why).Inc();
 
-    internal void Completed(Http.IProxyExchange x, int status, string upstream, int attempts, long startedTimestamp, string? traceparent, string? error)
+    internal void Completed(Http.IProxyExchange x, int status, string upstream, int attempts, long startedTimestamp, TraceParent traceparent, string? error)
     {
         var time = state.Time;
         var elapsed = time.GetElapsedTime(startedTimestamp);
         state.Requests(status).Inc();
         state.RequestDuration.Observe(elapsed.TotalSeconds);
         var accessLog = state.Snapshot.Policy.AccessLog;
-        if (!accessLog && observer is null)
+        var observed = observer is not null && observer.Wants(state.Service, status, error is not null);
+        if (!accessLog && !observed)
         {
             return;
         }
 
         var path = x.Path;
+        var sent = traceparent.Text();
         if (accessLog)
         {
-            Log.Access(state.Logger, x.Method, path, status, upstream, elapsed.TotalMilliseconds, attempts, traceparent ?? "");
+            Log.Access(state.Logger, x.Method, path, status, upstream, elapsed.TotalMilliseconds, attempts, sent ?? "");
         }
 
-        observer?.OnRequest(new MeshRequestRecord(state.Service, state.EndpointName, x.Method, path, status, upstream, attempts,
-            time.GetUtcNow() - elapsed, elapsed, traceparent, error, x.Header(TraceContext.Header)));
+        if (observed)
+        {
+            observer!.OnRequest(new MeshRequestRecord(state.Service, state.EndpointName, x.Method, path, status, upstream, attempts,
+                time.GetUtcNow() - elapsed, elapsed, sent, error, x.Header(TraceContext.Header)));
+        }
     }
 }
