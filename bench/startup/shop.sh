@@ -109,16 +109,33 @@ aspire_case() {
   aspire_pid=
   echo $(( (t1 - t0) / 1000000 ))
 }
+# Each run starts on a settled machine: Aspire's processes (DCP, the dotnet run launchers, MSBuild nodes) keep a core busy for
+# seconds after its AppHost is stopped, which the next run (Berth's or Aspire's) would otherwise pay for. Waits until the CPUs
+# are under 15% busy over half a second, at most BERTH_BENCH_SETTLE seconds (default 30); prints how long that took.
+settle() {
+  python3 - "${BERTH_BENCH_SETTLE:-30}" <<'PY'
+import sys, time
+def busy():
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+    return sum(f) - f[3] - f[4], sum(f)
+limit, t0 = float(sys.argv[1]), time.time()
+while time.time() - t0 < limit:
+    b0, a0 = busy(); time.sleep(0.5); b1, a1 = busy()
+    if (b1 - b0) / max(1, a1 - a0) < 0.15: break
+print(f"{time.time() - t0:.1f}")
+PY
+}
 declare -A results
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB, $(uname -r), dotnet $(dotnet --version)" >&2
 for round in $(seq 1 "$RUNS"); do
   if [ $((round % 2)) = 1 ]; then order="berth aspire"; else order="aspire berth"; fi
   [ -n "${BERTH_BENCH_ONLY:-}" ] && order=$BERTH_BENCH_ONLY
   for who in $order; do
+    waited=$(settle)
     load=$(cut -d' ' -f1 /proc/loadavg)
     mem=; [ "$round" = "$RUNS" ] && mem=memory
     r=$("${who}_case" $mem); results[$who]+="$r "
-    echo "round $round $who: $r ms (load $load)" >&2
+    echo "round $round $who: $r ms (load $load; waited $waited s for the CPUs to settle)" >&2
   done
 done
 median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

@@ -26,15 +26,15 @@ internal static partial class HotReloadVerdict
     /// <summary>How long berth watch waits for a verdict: 120 s (a first Hot Reload on a loaded 2-core machine took 15 s).</summary>
     public static readonly TimeSpan Timeout = TimeSpan.FromSeconds(120);
 
-    /// <summary>How often the replicas' logs are read while waiting: 250 ms.</summary>
+    /// <summary>How long to wait before following the replicas' logs again when the stream ended without a verdict (no
+    /// replica yet, or one that was replaced): 250 ms.</summary>
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(250);
 
-    /// <summary>Lines from before the change by this much still count (the log's times and this clock are the same machine's,
-    /// but the change is noticed after the 300 ms debounce).</summary>
-    public static readonly TimeSpan ClockSlack = TimeSpan.FromMilliseconds(200);
-
-    /// <summary>The last lines of each replica read per poll.</summary>
-    public const int LinesRead = 200;
+    /// <summary>Lines from before the change by this much still count: 1 s (the log's times and this clock are the same
+    /// machine's, but dotnet watch may see a save before berth watch's own watcher does on a loaded machine). Never lines
+    /// before the previous verdict taken, so a save right after one is not answered with it (a CI run took the first edit's
+    /// "changes applied" for the second edit's verdict, 0.3 s after it).</summary>
+    public static readonly TimeSpan ClockSlack = TimeSpan.FromSeconds(1);
 
     private const string Prefix = "dotnet watch";
 

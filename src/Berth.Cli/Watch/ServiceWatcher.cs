@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using System.Threading.Channels;
 using Berth.Cli.Commands;
@@ -52,6 +53,10 @@ internal sealed class WatchSession(Application app, string specPath, ApiClient c
 internal sealed class ServiceWatcher(Service service, WatchSession session)
 {
     private readonly Channel<(WatchTarget Target, string Path)> _changes = Channel.CreateUnbounded<(WatchTarget, string)>();
+
+    /// <summary>The time of the last Hot Reload verdict line taken: the next change's verdict is looked for only after it, so
+    /// a save made right after a verdict is not answered with that verdict again.</summary>
+    private DateTimeOffset _verdictTaken = DateTimeOffset.MinValue;
 
     public string Service => service.Name;
 
@@ -166,17 +171,38 @@ internal sealed class ServiceWatcher(Service service, WatchSession session)
     private async Task HotReloadAsync(Dictionary<WatchTarget, HashSet<string>> batch, DateTimeOffset changedAt, CancellationToken ct)
     {
         Status($"changed: {Describe(batch)}; {service.Name}: waiting for Hot Reload in its replicas");
-        var deadline = session.Time.GetTimestamp();
-        var path = $"/v1/services/{Uri.EscapeDataString(service.Name)}/logs?follow=false&tail={HotReloadVerdict.LinesRead}";
-        while (session.Time.GetElapsedTime(deadline) < HotReloadVerdict.Timeout)
+        var started = session.Time.GetTimestamp();
+        var since = changedAt - HotReloadVerdict.ClockSlack > _verdictTaken ? changedAt - HotReloadVerdict.ClockSlack : _verdictTaken.AddTicks(1);
+        while (session.Time.GetElapsedTime(started) < HotReloadVerdict.Timeout)
         {
-            var lines = new List<LogLine>();
-            await foreach (var line in session.Client.StreamLinesAsync(path, null, ct))
+            // Every line since the change, followed as it is written: an app that logs each request can write hundreds of lines
+            // a second, and a verdict read from the last N lines was gone by the next poll (a CI run waited out the timeout).
+            var (verdict, text) = (HotReloadOutcome.None, "");
+            var left = HotReloadVerdict.Timeout - session.Time.GetElapsedTime(started);
+            using (var timeout = new CancellationTokenSource(left > TimeSpan.Zero ? left : TimeSpan.Zero, session.Time))
+            using (var wait = CancellationTokenSource.CreateLinkedTokenSource(ct, timeout.Token))
             {
-                lines.Add(JsonSerializer.Deserialize(line, ApiJson.Default.LogLine)!);
+                var path = $"/v1/services/{Uri.EscapeDataString(service.Name)}/logs?follow=true&since={Uri.EscapeDataString(since.ToString("O", CultureInfo.InvariantCulture))}";
+                try
+                {
+                    await foreach (var json in session.Client.StreamLinesAsync(path, null, wait.Token))
+                    {
+                        var line = JsonSerializer.Deserialize(json, ApiJson.Default.LogLine)!;
+                        since = line.Time > since ? line.Time : since;
+                        (verdict, text) = HotReloadVerdict.Of([line.Text]);
+                        if (verdict != HotReloadOutcome.None)
+                        {
+                            _verdictTaken = line.Time;
+                            break;
+                        }
+                    }
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    break; // the timeout
+                }
             }
 
-            var (verdict, text) = HotReloadVerdict.Of(lines.Where(l => l.Time >= changedAt - HotReloadVerdict.ClockSlack).Select(l => l.Text));
             switch (verdict)
             {
                 case HotReloadOutcome.Applied:
