@@ -4,7 +4,8 @@ namespace Berth.Cli.Tests.Shell;
 /// --wait</c> with the Hot Reload overlay as bench/devloop/shop.sh runs it, <c>berth watch</c>, bounded load on the frontend's
 /// stable port (frontend → api → db through the mesh), and one save of app/Program.cs that changes both the frontend's answer
 /// (Hot Reload applies it in place) and the api's (api, worker and db share one build: built once and all three rolled, since
-/// a rebuilt service is not hot-reloadable). The new answer comes through the mesh with no failed request.</summary>
+/// a rebuilt service is not hot-reloadable); then a save Hot Reload cannot apply (class → struct), so the frontend is rolled
+/// too. Each new answer comes through the mesh with no failed request.</summary>
 [Collection("real processes")]
 public sealed class ShopWatchTests : IAsyncLifetime
 {
@@ -58,8 +59,32 @@ public sealed class ShopWatchTests : IAsyncLifetime
         $"berth watch printed:\n{watch.Err}\nberth ps:\n{(await _app.Cli.RunAsync("ps")).Out}\n" +
         $"berth logs frontend api:\n{(await _app.Cli.RunAsync("logs", "frontend", "api", "--tail", "60")).Out}";
 
+    /// <summary>Waits until <paramref name="answered"/> and the save's rebuild of api, worker and db (its
+    /// <paramref name="rollouts"/>-th) is rolled out in full, then until every service's rollout is done; on a timeout, fails
+    /// with what berth watch printed, the replicas and the logs.</summary>
+    private async Task SettledAsync(BerthProcess watch, Func<Task<bool>> answered, string what, int rollouts)
+    {
+        try
+        {
+            // The api's new build and rollout run beside the frontend's compile (or its new replica's build): minutes on a
+            // loaded machine.
+            await Poll.UntilAsync(answered, TimeSpan.FromMinutes(12), what + " through the mesh", TimeSpan.FromMilliseconds(250));
+            await Poll.UntilAsync(() => watch.ErrLines.Count(l => l.StartsWith("berth: db: rolling out revision ", StringComparison.Ordinal)) >= rollouts,
+                TimeSpan.FromMinutes(5), "the rollout of db, the last of the shared build's services");
+            foreach (var service in new[] { "frontend", "api", "worker", "db" })
+            {
+                var status = await _app.Cli.RunAsync(TimeSpan.FromMinutes(6), "rollout", "status", service, "--timeout", "5m");
+                Assert.True(status.Code == 0, $"rollout status {service}: {status}");
+            }
+        }
+        catch (Exception e) when (e is TimeoutException or HttpRequestException or TaskCanceledException or Xunit.Sdk.XunitException)
+        {
+            throw new TimeoutException($"{e.Message}\n{await WhatHappenedAsync(watch)}", e);
+        }
+    }
+
     [Fact]
-    public async Task Watch_SaveChangingFrontendAndApi_HotReloadsOneRollsTheOthersFromOneBuildWithNoFailedRequest()
+    public async Task Watch_HotReloadableSaveThenRudeEdit_FrontendInPlaceThenRolledApiWorkerDbOneBuildEach_NoFailedRequest()
     {
         // The first up builds the shop (api, worker, db) and the frontend under dotnet watch: minutes on a loaded machine.
         var up = await _app.Cli.RunAsync(TimeSpan.FromMinutes(15), ["up", "--wait", "--wait-timeout", "14m", .. Files]);
@@ -84,29 +109,8 @@ public sealed class ShopWatchTests : IAsyncLifetime
         await File.WriteAllTextAsync(ProgramCs, edited);
 
         static bool New(string body) => body.StartsWith("shop frontend edit1 (", StringComparison.Ordinal) && body.EndsWith("orders: [\"api edit1\"]\n", StringComparison.Ordinal);
-        try
-        {
-            // The api's new build and rollout run beside the frontend's Hot Reload: minutes on a loaded machine.
-            await Poll.UntilAsync(async () => New(await GetAsync()), TimeSpan.FromMinutes(12), "both edits answering through the mesh", TimeSpan.FromMilliseconds(250));
-            await Poll.UntilAsync(() => watch.ErrLines.Count(l => l.StartsWith("berth: db: rolling out revision ", StringComparison.Ordinal)) > 0,
-                TimeSpan.FromMinutes(2), "the rollout of db, the last of the shared build's services");
-            foreach (var service in new[] { "api", "worker", "db" })
-            {
-                var status = await _app.Cli.RunAsync(TimeSpan.FromMinutes(6), "rollout", "status", service, "--timeout", "5m");
-                Assert.True(status.Code == 0, $"rollout status {service}: {status}");
-            }
-        }
-        catch (Exception e) when (e is TimeoutException or HttpRequestException or TaskCanceledException or Xunit.Sdk.XunitException)
-        {
-            throw new TimeoutException($"{e.Message}\n{await WhatHappenedAsync(watch)}", e);
-        }
+        await SettledAsync(watch, async () => New(await GetAsync()), "both edits of the first save answering through the mesh", rollouts: 1);
 
-        await load.MoreAsync(20);
-        var result = await load.StopAsync();
-
-        Assert.False(result.Capped, $"the load hit its cap, so part of the test ran without load: {result}");
-        Assert.True(result.Failed == 0, $"{result}\n{await WhatHappenedAsync(watch)}");
-        Assert.True(result.Bodies.ContainsKey(first) && result.Bodies.Keys.Any(New), result.ToString());
         // One build for the three services that share it, and each of them rolled from it; the frontend's edit in place.
         Assert.True(watch.ErrLines.Count(l => l.StartsWith("berth: building ", StringComparison.Ordinal)) == 1, watch.Err);
         Assert.Contains("berth: building api, worker, db: dotnet build app/Shop.csproj -c Release -o app/out", watch.ErrLines);
@@ -119,6 +123,30 @@ public sealed class ShopWatchTests : IAsyncLifetime
 
         Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: frontend: ", StringComparison.Ordinal) && l.Contains("(hot reload, in place; ", StringComparison.Ordinal));
         Assert.DoesNotContain(watch.ErrLines, l => l.StartsWith("berth: frontend: rolling out", StringComparison.Ordinal) || l.Contains("restarting its replicas", StringComparison.Ordinal));
+        var frontendBefore = (await _app.Cli.PsAsync()).Single(r => r.GetProperty("service").GetString() == "frontend").GetProperty("id").GetString()!;
+        Assert.Contains(frontendBefore, await GetAsync(), StringComparison.Ordinal); // the replica the answer names
+
+        // Second save, one Hot Reload cannot apply: a class becomes a struct (ENC0015), so berth watch rolls the frontend (a
+        // new replica under dotnet watch, Ready before the old one stops); api, worker and db are built and rolled again.
+        var rude = edited
+            .Replace("internal static class Telemetry", "internal struct Telemetry", StringComparison.Ordinal)
+            .Replace("$\"shop frontend edit1 ({replica})", "$\"shop frontend edit2 ({replica})", StringComparison.Ordinal);
+        Assert.True(rude.Contains("internal struct Telemetry", StringComparison.Ordinal) && rude.Contains("frontend edit2", StringComparison.Ordinal), "samples/shop/app/Program.cs changed; update this test's edit");
+        await File.WriteAllTextAsync(ProgramCs, rude);
+        static bool Rolled(string body) => body.StartsWith("shop frontend edit2 (", StringComparison.Ordinal);
+        await SettledAsync(watch, async () => Rolled(await GetAsync()), "the second save answering from a new frontend replica", rollouts: 2);
+
+        await load.MoreAsync(20);
+        var result = await load.StopAsync();
+
+        Assert.False(result.Capped, $"the load hit its cap, so part of the test ran without load: {result}");
+        Assert.True(result.Failed == 0, $"{result}\n{await WhatHappenedAsync(watch)}");
+        Assert.True(result.Bodies.ContainsKey(first) && result.Bodies.Keys.Any(New) && result.Bodies.Keys.Any(Rolled), result.ToString());
+        Assert.DoesNotContain(frontendBefore, await GetAsync(), StringComparison.Ordinal);
+        Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: frontend: ", StringComparison.Ordinal) && l.EndsWith("; Hot Reload cannot apply this edit, so its replicas are rolled", StringComparison.Ordinal));
+        Assert.Contains(watch.ErrLines, l => l.StartsWith("berth: frontend: restarting its replicas as its update policy rolls them (revision ", StringComparison.Ordinal));
+        Assert.True(watch.ErrLines.Count(l => l.StartsWith("berth: building api, worker, db: ", StringComparison.Ordinal)) == 2, watch.Err);
+        Assert.DoesNotContain(watch.ErrLines, l => l.Contains("no Hot Reload verdict", StringComparison.Ordinal) || l.Contains("newer change", StringComparison.Ordinal));
 
         await watch.InterruptAsync();
         Assert.Equal(ExitCodes.Cancelled, (await watch.WaitAsync(TimeSpan.FromSeconds(60), "Ctrl-C to end the watch")).Code);
