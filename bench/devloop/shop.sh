@@ -7,6 +7,10 @@
 #                  port, as a developer runs it without Berth; its frontend calls Berth's api (stable port) for the orders.
 # Rounds alternate (berth, then dotnet watch); a berth round ends once its api, worker and db rollouts are done, so the
 # next round does not pay for them. The first round of each includes Hot Reload's warm-up; the medians leave it out.
+# The peer uses dotnet watch's polling file watcher, as Berth's hot-reload replicas do (docs/spec.md, "Hot Reload"): the
+# same watcher on both sides, and no inotify instance to run out of (128 per user by default; on a shared machine the
+# peer's dotnet watch died with "The configured user limit (128) on the number of inotify instances has been reached").
+# PEER_POLLING=0 runs it with inotify, as dotnet watch does by default.
 # Usage: bench/devloop/shop.sh [ROUNDS]   (default 5). BERTH=path/to/berth.
 # The copy's stable ports are free ones (the sample's 7100-7400 may be taken on a shared machine).
 set -uo pipefail
@@ -54,7 +58,9 @@ watch_pid=$!
 until grep -q "watching " "$work/watch.log" 2>/dev/null; do sleep 0.2; done
 
 start=$(now)
-(cd "$work/peer" && PORT=$peer services__api__http__0="http://127.0.0.1:$api" DOTNET_WATCH_SUPPRESS_LAUNCH_BROWSER=1 \
+polling=$([[ "${PEER_POLLING:-1}" == 0 ]] && echo 0 || echo 1)
+echo "peer: dotnet watch with DOTNET_USE_POLLING_FILE_WATCHER=$polling"
+(cd "$work/peer" && PORT=$peer services__api__http__0="http://127.0.0.1:$api" DOTNET_WATCH_SUPPRESS_LAUNCH_BROWSER=1 DOTNET_USE_POLLING_FILE_WATCHER=$polling \
   exec setsid dotnet watch --project app/Shop.csproj run --no-launch-profile -- frontend >"$work/peer.log" 2>&1) &
 peer_pid=$!
 wait_answer "http://127.0.0.1:$peer/" "shop frontend (" "$start" >/dev/null || { echo "dotnet watch (peer) never answered"; tail -30 "$work/peer.log"; exit 1; }
