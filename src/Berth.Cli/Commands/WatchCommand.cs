@@ -50,7 +50,9 @@ internal static class WatchCommand
         }
 
         using var session = new WatchSession(app, specPath, client, TimeProvider.System);
-        var watchers = targets.Select(t => t.Service).Distinct().ToDictionary(s => s, s => new ServiceWatcher(app.FindService(s)!, session), StringComparer.Ordinal);
+        // Services that share one build are watched as one: one build per change, each of them rolled from it.
+        var groupWatchers = WatchPlan.Groups(app, targets).Select(g => new ServiceWatcher([.. g.Select(s => app.FindService(s)!)], session)).ToList();
+        var watchers = groupWatchers.SelectMany(w => w.Services.Select(s => (s, w))).ToDictionary(p => p.s, p => p.w, StringComparer.Ordinal);
         var fileWatchers = new List<FileSystemWatcher>();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var loops = new List<Task>();
@@ -96,9 +98,9 @@ internal static class WatchCommand
                     }).Distinct())})"));
             }
 
-            foreach (var w in watchers.Values)
+            foreach (var w in groupWatchers)
             {
-                await w.InitialSyncAsync(targets.Where(t => t.Service == w.Service), ct);
+                await w.InitialSyncAsync(targets.Where(t => w.Services.Contains(t.Service)), ct);
                 loops.Add(w.RunAsync(stop.Token));
             }
 

@@ -36,6 +36,30 @@ internal static class WatchPlan
         return targets;
     }
 
+    /// <summary>The services watched as one (one loop, one build): those that run the same build command in the same folder on
+    /// the same runtime and watch the same rules (the shop's api, worker and db: one <c>dotnet build</c> whose output all three
+    /// run). A change is built once and every one of them rolls from that build, where a loop per service ran the same build
+    /// once per service, side by side, each writing the same output. A Hot Reload service, or one without a build command,
+    /// is a group of its own.</summary>
+    public static IReadOnlyList<IReadOnlyList<string>> Groups(Application app, IReadOnlyList<WatchTarget> targets) =>
+        [.. targets.Select(t => t.Service).Distinct(StringComparer.Ordinal)
+            .GroupBy(s => GroupKey(app, app.FindService(s)!, targets.Where(t => t.Service == s)), StringComparer.Ordinal)
+            .Select(g => (IReadOnlyList<string>)[.. g])];
+
+    private static string GroupKey(Application app, Service s, IEnumerable<WatchTarget> targets)
+    {
+        if (s.HotReload || s.Build is not { Command.IsDefaultOrEmpty: false } build)
+        {
+            return "service\0" + s.Name;
+        }
+
+        var dir = Path.GetFullPath(build.WorkingDir ?? build.Context ?? app.BaseDirectory, app.BaseDirectory);
+        var rules = targets.Select(t => string.Join('\u0001', t.Rule.Action, t.Rule.Path, t.Rule.Target, t.Rule.InitialSync,
+            string.Join('\u0002', t.Rule.Ignore), string.Join('\u0002', t.Rule.Include)));
+        string[] key = ["build", .. build.Command, dir, s.EffectiveRuntime.ToString(), .. rules];
+        return string.Join('\0', key);
+    }
+
     /// <summary>The folder a watcher listens on for <paramref name="rule"/>: its path, or the folder holding it when it is one file.</summary>
     public static string FolderOf(WatchRule rule) => File.Exists(rule.Path) ? Path.GetDirectoryName(rule.Path)! : rule.Path;
 }

@@ -12,8 +12,10 @@ public sealed class WatchFilter
     /// <summary>Folders never watched: version control, Berth's state, build intermediates and package folders (as the build digest skips).</summary>
     private static readonly string[] SkippedFolders = [".git", BuildContext.StateFolderName, "obj", "node_modules"];
 
-    /// <summary>Editors' temporary and backup files, as Compose ignores them (Vim, Emacs, JetBrains, Vim's write test).</summary>
-    private static readonly Regex EditorTemporary = new(@"(^|/)(\.#[^/]*|#[^/]*#|[^/]*~|[^/]*\.sw[a-p]|4913|[^/]*___jb_(tmp|old)___)$", RegexOptions.CultureInvariant);
+    /// <summary>Editors' temporary and backup files, as Compose ignores them (Vim, Emacs, JetBrains, Vim's write test), and
+    /// GNU <c>sed -i</c>'s: it writes the new text to <c>sedXXXXXX</c> (six letters or digits) beside the file and renames it
+    /// over the file, so the temporary name showed in <c>berth watch</c>'s "changed:" lines.</summary>
+    private static readonly Regex EditorTemporary = new(@"(^|/)(\.#[^/]*|#[^/]*#|[^/]*~|[^/]*\.sw[a-p]|4913|[^/]*___jb_(tmp|old)___|sed[A-Za-z0-9]{6})$", RegexOptions.CultureInvariant);
 
     private readonly string _path;
     private readonly IReadOnlyList<(Regex Pattern, bool Include)> _ignore;
