@@ -93,6 +93,41 @@ public sealed class PodMeshTests
         AssertEveryThreadInHostNamespace();
     }
 
+    [Fact]
+    public async Task PodSockets_BusyPodTakingSpares_EverySocketIsInThePodAndOnceThePodIsGoneNoneConnects()
+    {
+        var port = Ports.Free();
+        var pod = await ServerPodAsync("sockets-1", port, "a");
+        try
+        {
+            await Poll.UntilAsync(async () => await TestPod.GetInsideAsync(pod.Network, "127.0.0.1", port) is not null, Long, $"the server in the pod listens on {port}");
+
+            // Asked back to back (a busy pod): after the first few, sockets come from batches made ahead. Each reaches the
+            // server that listens only inside the pod (nothing listens on the port on the host).
+            var sockets = await Task.WhenAll(Enumerable.Range(0, 3 * 8).Select(_ => PodSockets.CreateAsync(pod.Network, AddressFamily.InterNetwork, CancellationToken.None)));
+            foreach (var socket in sockets)
+            {
+                using var _ = socket;
+                await socket.ConnectAsync("127.0.0.1", port);
+                await socket.SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), SocketFlags.None);
+                using var stream = new NetworkStream(socket);
+                Assert.EndsWith("ok a", await new StreamReader(stream).ReadToEndAsync(), StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            pod.Dispose();
+        }
+
+        // The pod is gone: a spare made before holds its namespace, but nothing listens there any more.
+        await Assert.ThrowsAnyAsync<SocketException>(async () =>
+        {
+            using var socket = await PodSockets.CreateAsync(pod.Network, AddressFamily.InterNetwork, CancellationToken.None);
+            await socket.ConnectAsync("127.0.0.1", port);
+        });
+        AssertEveryThreadInHostNamespace();
+    }
+
     /// <summary>ESTABLISHED TCP connections with <paramref name="port"/> at either end in a <c>/proc/…/net/tcp</c> table
     /// (the table of the namespace the reading path belongs to).</summary>
     private static int Established(string table, int port)
