@@ -66,8 +66,9 @@ up() { # mode
   done
   [ $ready = yes ] || { echo "bench/pods: not all 6 replicas Ready within 120 s ($1):" >&2; berth ps -f "$work/shop/$1.yaml" >&2; exit 1; }
   # Each replica runs in a pod in isolated mode and on the host's network in host mode, or the comparison means nothing.
-  # (A replica between two processes, restarting, has no pid: it is named and the run stops.)
-  local pids; pids=$(berth ps -f "$work/shop/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r["pid"]) if "pid" in r else "none:" + r["id"] for r in json.load(sys.stdin)))')
+  # (A Ready replica between two processes, restarting, has no pid: it is named and the run stops. Replicas not Ready are
+  # left out: one still starting — the worker's autoscaler may add one — is its supervisor, not yet in its pod.)
+  local pids; pids=$(berth ps -f "$work/shop/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r["pid"]) if "pid" in r else "none:" + r["id"] for r in json.load(sys.stdin) if r.get("phase") == "ready"))')
   case " $pids " in *" none:"*) echo "bench/pods: a replica has no process right now ($1): $pids" >&2; berth ps -f "$work/shop/$1.yaml" >&2; exit 1;; esac
   for pid in $pids; do
     local same=no; [ "$(readlink "/proc/$pid/ns/net")" = "$(readlink /proc/self/ns/net)" ] && same=yes
