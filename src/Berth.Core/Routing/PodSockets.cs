@@ -166,7 +166,9 @@ public static partial class PodSockets
                     return Task.FromResult(spare);
                 }
 
-                batch = streak >= BusyAfter ? Batch : 1;
+                // One batch at a time: asks that find the spares empty while one is being made take a single socket each,
+                // or a burst would make a batch per ask.
+                batch = streak >= BusyAfter && Interlocked.Exchange(ref spares.Refilling, 1) == 0 ? Batch : 1;
             }
 
             var request = new Request(pod, family, batch, new TaskCompletionSource<Socket>(TaskCreationOptions.RunContinuationsAsynchronously));
@@ -220,7 +222,7 @@ public static partial class PodSockets
             }
             finally
             {
-                if (request.Done is null && _spares.TryGetValue(key, out var spares))
+                if ((request.Done is null || request.Batch > 1) && _spares.TryGetValue(key, out var spares))
                 {
                     Volatile.Write(ref spares.Refilling, 0);
                 }
