@@ -140,7 +140,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         {
             if (!_pods.TryGetValue(pod.Pod.PodId, out var listeners))
             {
-                listeners = new PodListeners(pod.Pod, StableAddress, _logger, _options.BoundPodListener);
+                listeners = new PodListeners(pod.Pod, StableAddress, _logger, _options.BoundPodListener, ServeInPlace);
                 _pods[pod.Pod.PodId] = listeners;
             }
 
@@ -231,6 +231,21 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         {
             _podGate.Release();
         }
+    }
+
+    /// <summary>A pod's outbound connection for a TCP endpoint, served by that endpoint's own proxy in place (no second hop
+    /// through its stable listener). Null: not a TCP endpoint (or none now); the caller splices to the stable listener.</summary>
+    private Func<CancellationToken, Task>? ServeInPlace(string service, string endpoint, Socket client)
+    {
+        foreach (var l in _listenerList)
+        {
+            if (l.State.Service == service && l.State.EndpointName == endpoint && l.ServeTcp is { } serve)
+            {
+                return ct => serve(client, ct);
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Where a pod's outbound connection for (service, endpoint) goes: that endpoint's stable listener on the host.</summary>
@@ -364,7 +379,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         {
             await proxy.StopAsync(drain, ct);
             Log.ListenerStopped(_logger, route.Service, route.Endpoint.Name);
-        });
+        }) { ServeTcp = proxy.ServeAsync };
     }
 
     private async Task<Listener> StartHttpAsync(ServiceRoute route, ServiceState state, CancellationToken cancellationToken)
@@ -495,6 +510,9 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
 
     private sealed record Listener(ServiceState State, EndpointProtocol Protocol, int Port, string HostIp, Func<TimeSpan, CancellationToken, Task> Stop)
     {
+        /// <summary>A TCP listener's proxy, serving a connection a pod's outbound listener accepted (null: HTTP).</summary>
+        public Func<Socket, CancellationToken, Task>? ServeTcp { get; init; }
+
         public async Task StopAsync(TimeSpan drain, CancellationToken cancellationToken)
         {
             await State.StopChecksAsync();

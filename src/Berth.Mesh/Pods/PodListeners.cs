@@ -16,6 +16,7 @@ namespace Berth.Mesh.Pods;
 internal sealed class PodListeners : IAsyncDisposable
 {
     private readonly Func<string, string, IPEndPoint?> _resolve;
+    private readonly Func<string, string, Socket, Func<CancellationToken, Task>?>? _serveInPlace;
     private readonly ILogger _logger;
     private readonly Dictionary<(string Address, int Port), Acceptor> _acceptors = [];
 
@@ -24,10 +25,14 @@ internal sealed class PodListeners : IAsyncDisposable
     /// <param name="logger">Where listener trouble is reported.</param>
     /// <param name="bound">(pod, address, port) → a socket already listening there in the pod (passed by the previous data
     /// plane in an upgrade), or null: make one.</param>
-    public PodListeners(PodNetwork pod, Func<string, string, IPEndPoint?> resolve, ILogger logger, Func<PodNetwork, string, int, Socket?>? bound = null)
+    /// <param name="serveInPlace">(service, endpoint, accepted socket) → serves the connection with that endpoint's own
+    /// proxy (no second hop; it takes the socket), or null: splice it to the endpoint's mesh listener.</param>
+    public PodListeners(PodNetwork pod, Func<string, string, IPEndPoint?> resolve, ILogger logger, Func<PodNetwork, string, int, Socket?>? bound = null,
+        Func<string, string, Socket, Func<CancellationToken, Task>?>? serveInPlace = null)
     {
         Pod = pod;
         _resolve = resolve;
+        _serveInPlace = serveInPlace;
         _logger = logger;
         _bound = bound;
     }
@@ -206,6 +211,12 @@ internal sealed class PodListeners : IAsyncDisposable
             var listener = Listener;
             try
             {
+                if (listener.ForwardTo is null && _owner._serveInPlace?.Invoke(listener.Service, listener.Endpoint, client) is { } serve)
+                {
+                    await serve(cancellationToken).ConfigureAwait(false);
+                    return;
+                }
+
                 using (client)
                 {
                     client.NoDelay = true;

@@ -125,6 +125,46 @@ internal sealed class TcpProxy : IAsyncDisposable
         }
     }
 
+    /// <summary>Serves a connection accepted elsewhere (a pod's outbound listener for this endpoint) exactly as one this
+    /// listener accepted: same limit, balancing, retries and metrics, drained and cut by <see cref="StopAsync"/>, and cut
+    /// too when <paramref name="cancellationToken"/> fires (the pod's listener closed). Takes the socket (closes it).
+    /// Before this, such a connection was spliced to the stable listener: a second accept, connect and pair of pumps in
+    /// this process for every connection (issue #13: three per request of the shop sample, whose api opens a db connection
+    /// per command).</summary>
+    public async Task ServeAsync(Socket client, CancellationToken cancellationToken)
+    {
+        CancellationTokenSource linked;
+        try
+        {
+            linked = CancellationTokenSource.CreateLinkedTokenSource(_stopping.Token, cancellationToken);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Stopped: as a closed listener, the connection is refused.
+            client.Close(0);
+            return;
+        }
+
+        using (linked)
+        {
+            if (_stopping.IsCancellationRequested || _connections.Count >= _state.Snapshot.Policy.Limits.MaxConnections)
+            {
+                if (!_stopping.IsCancellationRequested)
+                {
+                    _state.Metrics.Rejections.WithLabels(_state.Service, _state.EndpointName, "max-connections").Inc();
+                }
+
+                client.Close(0);
+                return;
+            }
+
+            var id = Interlocked.Increment(ref _next);
+            var handled = HandleAsync(id, client, linked.Token);
+            _connections[id] = handled;
+            await handled.ConfigureAwait(false);
+        }
+    }
+
     private async Task HandleAsync(long id, Socket client, CancellationToken cancellationToken)
     {
         await Task.Yield();
