@@ -67,4 +67,32 @@ public class TriggerRunnerTests
 
         Assert.Equal(["watch"], fired.ToArray());
     }
+
+    [Theory]
+    [InlineData("app/**/*.cs|app/*.csproj", "app")]
+    [InlineData("app/*.cs|docs/api/*.md|docs/*.md", "app|docs")]
+    [InlineData("app/Program.cs|missing/deep/*.cs", ".")]
+    [InlineData("app/gone/**/*.cs", "app")]
+    [InlineData("**/*.cs|app/*.cs", ".")]
+    [InlineData("*.md", ".")]
+    [InlineData("../elsewhere/*.cs", ".")]
+    public void FoldersFor_WatchPatterns_TheirFixedLeadingFoldersThatExistAndNothingBeside(string patterns, string expected)
+    {
+        // The shop's on.watch (app/**/*.cs, app/*.csproj) no longer watches the whole folder: .berth gets a write per log line.
+        var root = Directory.CreateTempSubdirectory("berth-trigger-folders-").FullName;
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(root, "app"));
+            Directory.CreateDirectory(Path.Combine(root, "docs", "api"));
+            Directory.CreateDirectory(Path.Combine(root, ".berth", "replicas"));
+
+            var folders = TriggerRunner.FoldersFor(root, patterns.Split('|'));
+
+            Assert.Equal(expected.Split('|').Select(f => f == "." ? root : Path.Combine(root, f)), folders);
+        }
+        finally
+        {
+            Directory.Delete(root, recursive: true);
+        }
+    }
 }
