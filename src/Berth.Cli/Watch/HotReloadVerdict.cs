@@ -19,8 +19,7 @@ internal enum HotReloadOutcome
 }
 
 /// <summary>Reads <c>dotnet watch</c>'s own lines in a replica's log (with <c>DOTNET_WATCH_SUPPRESS_EMOJIS=1</c>, as
-/// <see cref="Core.Build.HotReload.Environment"/> sets: <c>dotnet watch : C# and Razor changes applied in 919ms.</c>). The
-/// last verdict wins: a later save supersedes an earlier one.</summary>
+/// <see cref="Core.Build.HotReload.Environment"/> sets: <c>dotnet watch : C# and Razor changes applied in 919ms.</c>).</summary>
 internal static partial class HotReloadVerdict
 {
     /// <summary>How long berth watch waits for a verdict: 120 s (a first Hot Reload on a loaded 2-core machine took 15 s).</summary>
@@ -38,44 +37,42 @@ internal static partial class HotReloadVerdict
 
     private const string Prefix = "dotnet watch";
 
-    public static (HotReloadOutcome Outcome, string Line) Of(IEnumerable<string> lines)
+    /// <summary>The verdict one log line gives, if any. berth watch follows the replicas' logs from a change and acts on the
+    /// first line that gives one; a later save is a change of its own, looked for after that line.</summary>
+    public static (HotReloadOutcome Outcome, string Line) Of(string raw)
     {
-        var verdict = (HotReloadOutcome.None, "");
-        foreach (var raw in lines)
+        var start = raw.IndexOf(Prefix, StringComparison.Ordinal);
+        if (start < 0)
         {
-            var start = raw.IndexOf(Prefix, StringComparison.Ordinal);
-            if (start < 0)
-            {
-                continue;
-            }
-
-            var line = raw[start..].Trim();
-            var text = line.IndexOf(" : ", StringComparison.Ordinal) is var colon and >= 0 ? line[(colon + 3)..] : line;
-            if (text.Contains("changes applied", StringComparison.OrdinalIgnoreCase) || text.Contains("Hot reload succeeded", StringComparison.OrdinalIgnoreCase))
-            {
-                verdict = (HotReloadOutcome.Applied, text);
-            }
-            else if (RudeEdit().IsMatch(text))
-            {
-                // dotnet watch reports an edit it cannot apply as a diagnostic ENCnnnn ("error ENC0015: Updating the kind of a
-                // type requires restarting the application"), after "Restart is needed": it is no compile error.
-                verdict = (HotReloadOutcome.RestartNeeded, text);
-            }
-            else if (CompilerError().IsMatch(text) || text.Contains("Build failed", StringComparison.OrdinalIgnoreCase))
-            {
-                verdict = (HotReloadOutcome.CompileError, text);
-            }
-            else if (text.Contains("Restart is needed", StringComparison.OrdinalIgnoreCase)
-                || text.Contains("rude edit", StringComparison.OrdinalIgnoreCase)
-                || text.Contains("Unable to apply", StringComparison.OrdinalIgnoreCase)
-                || text.Contains("Exited with error code", StringComparison.OrdinalIgnoreCase)
-                || text.Contains("before restarting", StringComparison.OrdinalIgnoreCase))
-            {
-                verdict = (HotReloadOutcome.RestartNeeded, text);
-            }
+            return (HotReloadOutcome.None, "");
         }
 
-        return verdict;
+        var line = raw[start..].Trim();
+        var text = line.IndexOf(" : ", StringComparison.Ordinal) is var colon and >= 0 ? line[(colon + 3)..] : line;
+        if (text.Contains("changes applied", StringComparison.OrdinalIgnoreCase) || text.Contains("Hot reload succeeded", StringComparison.OrdinalIgnoreCase))
+        {
+            return (HotReloadOutcome.Applied, text);
+        }
+
+        if (RudeEdit().IsMatch(text))
+        {
+            // dotnet watch reports an edit it cannot apply as a diagnostic ENCnnnn ("error ENC0015: Updating the kind of a
+            // type requires restarting the application"), after "Restart is needed": it is no compile error.
+            return (HotReloadOutcome.RestartNeeded, text);
+        }
+
+        if (CompilerError().IsMatch(text) || text.Contains("Build failed", StringComparison.OrdinalIgnoreCase))
+        {
+            return (HotReloadOutcome.CompileError, text);
+        }
+
+        return text.Contains("Restart is needed", StringComparison.OrdinalIgnoreCase)
+            || text.Contains("rude edit", StringComparison.OrdinalIgnoreCase)
+            || text.Contains("Unable to apply", StringComparison.OrdinalIgnoreCase)
+            || text.Contains("Exited with error code", StringComparison.OrdinalIgnoreCase)
+            || text.Contains("before restarting", StringComparison.OrdinalIgnoreCase)
+            ? (HotReloadOutcome.RestartNeeded, text)
+            : (HotReloadOutcome.None, "");
     }
 
     [GeneratedRegex(@"\berror ENC\d+:")]

@@ -207,7 +207,7 @@ internal sealed class ServiceWatcher
                     {
                         var line = JsonSerializer.Deserialize(json, ApiJson.Default.LogLine)!;
                         since = line.Time > since ? line.Time : since;
-                        (verdict, text) = HotReloadVerdict.Of([line.Text]);
+                        (verdict, text) = HotReloadVerdict.Of(line.Text);
                         if (verdict != HotReloadOutcome.None)
                         {
                             _verdictTaken = line.Time;

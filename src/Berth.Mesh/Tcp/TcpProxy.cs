@@ -112,17 +112,23 @@ internal sealed class TcpProxy : IAsyncDisposable
                 return;
             }
 
-            if (_connections.Count >= _state.Snapshot.Policy.Limits.MaxConnections)
-            {
-                // Fail fast: a refused splice is a closed connection, not a queue.
-                _state.Metrics.Rejections.WithLabels(_state.Service, _state.EndpointName, "max-connections").Inc();
-                client.Close(0);
-                continue;
-            }
-
-            var id = Interlocked.Increment(ref _next);
-            _connections[id] = HandleAsync(id, client, _stopping.Token);
+            _ = Admit(client, _stopping.Token); // tracked in _connections
         }
+    }
+
+    /// <summary>Starts serving <paramref name="client"/>, or closes it at once when the listener is at its connection limit
+    /// (counted): a refused splice is a closed connection, not a queue. Null when refused.</summary>
+    private Task? Admit(Socket client, CancellationToken cancellationToken)
+    {
+        if (_connections.Count >= _state.Snapshot.Policy.Limits.MaxConnections)
+        {
+            _state.Metrics.Rejections.WithLabels(_state.Service, _state.EndpointName, "max-connections").Inc();
+            client.Close(0);
+            return null;
+        }
+
+        var id = Interlocked.Increment(ref _next);
+        return _connections[id] = HandleAsync(id, client, cancellationToken);
     }
 
     /// <summary>Serves a connection accepted elsewhere (a pod's outbound listener for this endpoint) exactly as one this
@@ -147,21 +153,16 @@ internal sealed class TcpProxy : IAsyncDisposable
 
         using (linked)
         {
-            if (_stopping.IsCancellationRequested || _connections.Count >= _state.Snapshot.Policy.Limits.MaxConnections)
+            if (_stopping.IsCancellationRequested)
             {
-                if (!_stopping.IsCancellationRequested)
-                {
-                    _state.Metrics.Rejections.WithLabels(_state.Service, _state.EndpointName, "max-connections").Inc();
-                }
-
                 client.Close(0);
                 return;
             }
 
-            var id = Interlocked.Increment(ref _next);
-            var handled = HandleAsync(id, client, linked.Token);
-            _connections[id] = handled;
-            await handled.ConfigureAwait(false);
+            if (Admit(client, linked.Token) is { } handled)
+            {
+                await handled.ConfigureAwait(false);
+            }
         }
     }
 

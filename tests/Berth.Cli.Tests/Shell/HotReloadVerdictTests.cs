@@ -13,19 +13,23 @@ public class HotReloadVerdictTests
     [InlineData("dotnet watch : [Devloop (net10.0)] /app/Program.cs(4,1): error ENC0015: Updating the kind of a type requires restarting the application.", "RestartNeeded")]
     [InlineData("dotnet watch : File updated: ./Program.cs", "None")]
     [InlineData("info: the app says changes applied", "None")]
-    public void Of_OneLine(string line, string expected) => Assert.Equal(expected, HotReloadVerdict.Of([line]).Outcome.ToString());
+    public void Of_OneLine(string line, string expected) => Assert.Equal(expected, HotReloadVerdict.Of(line).Outcome.ToString());
 
     [Fact]
-    public void Of_ACompileErrorFixedBySaveAfterIt_IsApplied()
+    public void Of_ACompileErrorThenASaveThatFixesIt_EachVerdictOnItsLineTheRestNone()
     {
-        var (outcome, text) = HotReloadVerdict.Of(
-        [
+        // berth watch acts on the first verdict after a change; the fixing save is a change of its own, answered by the later line.
+        var verdicts = new[]
+        {
             "dotnet watch : File updated: ./Program.cs",
             "dotnet watch : [Devloop (net10.0)] /app/Program.cs(2,21): error CS1002: ; expected",
             "dotnet watch : File updated: ./Program.cs",
             "dotnet watch : C# and Razor changes applied in 221ms.",
-        ]);
+        }.Select(HotReloadVerdict.Of).ToList();
 
-        Assert.Equal((HotReloadOutcome.Applied, "C# and Razor changes applied in 221ms."), (outcome, text));
+        Assert.Equal(
+            [(HotReloadOutcome.None, ""), (HotReloadOutcome.CompileError, "[Devloop (net10.0)] /app/Program.cs(2,21): error CS1002: ; expected"), (HotReloadOutcome.None, ""),
+             (HotReloadOutcome.Applied, "C# and Razor changes applied in 221ms.")],
+            verdicts);
     }
 }
