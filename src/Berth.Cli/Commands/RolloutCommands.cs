@@ -167,7 +167,7 @@ internal static class RolloutCommands
                             return ExitCodes.Ok;
                         case RolloutState.RolledBack or RolloutState.Failed or RolloutState.Paused:
                             return ExitCodes.Failed;
-                        case RolloutState.Progressing:
+                        case RolloutState.Progressing or RolloutState.RollingBack:
                             break;
                     }
 

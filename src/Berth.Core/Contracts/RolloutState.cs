@@ -14,7 +14,7 @@ public enum RolloutState
     [JsonStringEnumMemberName("complete")]
     Complete,
 
-    /// <summary>The rollout failed and the service went back to its last good template.</summary>
+    /// <summary>The rollout failed and the service went back to its last good template: every wanted replica runs it again and is Ready.</summary>
     [JsonStringEnumMemberName("rolled-back")]
     RolledBack,
 
@@ -25,6 +25,11 @@ public enum RolloutState
     /// <summary>Held on request (<c>berth rollout pause</c>).</summary>
     [JsonStringEnumMemberName("paused")]
     Paused,
+
+    /// <summary>The rollout failed and the service is going back to its last good template: not settled until every wanted
+    /// replica runs that template again (then <see cref="RolledBack"/>).</summary>
+    [JsonStringEnumMemberName("rolling-back")]
+    RollingBack,
 }
 
 /// <summary>The wire names of <see cref="RolloutState"/>, for messages and events.</summary>
@@ -37,12 +42,13 @@ public static class RolloutStateNames
         RolloutState.RolledBack => "rolled-back",
         RolloutState.Failed => "failed",
         RolloutState.Paused => "paused",
+        RolloutState.RollingBack => "rolling-back",
     };
 
     /// <summary>Complete, rolled back, failed or paused: nothing more happens without a new change.</summary>
     public static bool IsSettled(this RolloutState state) => state switch
     {
-        RolloutState.Progressing => false,
+        RolloutState.Progressing or RolloutState.RollingBack => false,
         RolloutState.Complete or RolloutState.RolledBack or RolloutState.Failed or RolloutState.Paused => true,
     };
 }

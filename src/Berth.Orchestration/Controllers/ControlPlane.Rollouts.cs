@@ -7,7 +7,8 @@ namespace Berth.Orchestration.Controllers;
 /// <see cref="RolloutController"/>'s), and the autoscaler's entry points.</summary>
 public sealed partial class ControlPlane
 {
-    /// <summary>Where a service's rollout stands: progressing, complete, rolled-back, failed or paused, with why.</summary>
+    /// <summary>Where a service's rollout stands: progressing, complete, rolling-back, rolled-back, failed or paused, with why.
+    /// <c>rolled-back</c> only once every wanted replica runs the good template again and is Ready.</summary>
     public RolloutStatus GetRollout(string service)
     {
         var live = LiveRollout(service);
@@ -22,6 +23,9 @@ public sealed partial class ControlPlane
         {
             { State: RolloutState.Failed } => new RolloutStatus(template, RolloutState.Failed, rec.Message),
             { Paused: true } => new RolloutStatus(template, RolloutState.Paused, $"paused: {live.Message}; 'berth rollout resume {service}' continues"),
+            { RollbackUnderWay: true } => new RolloutStatus(template, RolloutState.RollingBack, rec.RollingBack
+                ? $"rolling back to revision {template}: {rec.Why}; {live.Message}"
+                : $"rolling back to revision {rec.RollbackTo}: {rec.Why}"),
             { State: RolloutState.RolledBack } => new RolloutStatus(template, RolloutState.RolledBack, rec.Message),
             _ => live,
         };

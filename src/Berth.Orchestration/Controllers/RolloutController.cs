@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Berth.Core.Contracts;
 using Berth.Core.Model;
 using Berth.Orchestration.State;
@@ -53,6 +54,13 @@ public sealed record RolloutRecord
 
     /// <summary>A rollback to this template was requested and not yet installed.</summary>
     public long? RollbackTo { get; init; }
+
+    /// <summary>Why the rollout failed, when it did: what the rollback's status says while it is under way.</summary>
+    public string? Why { get; init; }
+
+    /// <summary>An automatic rollback decided or under way: its replicas are not all back on the good template yet.</summary>
+    [JsonIgnore]
+    public bool RollbackUnderWay => State == RolloutState.RolledBack && (RollingBack || RollbackTo is not null);
 
     /// <summary>This rollout's failure was acted on already (failure_action continue, or no revision to return to).</summary>
     public bool FailureHandled { get; init; }
@@ -124,7 +132,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
     private DateTimeOffset? _wake;
 
     /// <summary>
-    /// Reads the rollouts a previous control plane left. The progress deadline of one under way restarts at
+    /// Reads the rollouts a previous control plane left. The progress deadline of one under way (a rollback too) restarts at
     /// <paramref name="now"/>: while no control plane ran, nothing could make progress (a new replica that vanished with it
     /// is only restarted now), so that time is not the new revision's fault. Kubernetes' deployment controller counts its
     /// own downtime against progressDeadlineSeconds; a one-machine control plane is killed or restarted far more often.
@@ -135,7 +143,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         {
             var r = JsonSerializer.Deserialize<RolloutRecord>(body, StateJson.Options)!;
             r = r.StableSpec is { } spec ? r with { StableSpec = store.Secrets.Open(ModelCompleteness.FillDefaults(spec)) } : r;
-            _records[r.Service] = r.State == RolloutState.Progressing && r.LastProgressAt < now ? r with { LastProgressAt = now } : r;
+            _records[r.Service] = (r.State == RolloutState.Progressing || r.RollbackUnderWay) && r.LastProgressAt < now ? r with { LastProgressAt = now } : r;
         }
 
         _view = _records.ToImmutableDictionary(StringComparer.Ordinal);
@@ -241,6 +249,11 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         }
 
         rec = TrackProgress(rec, $"{fresh.Count}/{newAvailable}/{outdated.Count}", now);
+        if (rec.RollbackUnderWay && rec.RollingBack)
+        {
+            rec = WatchRollback(rec, service, template, strategy, fresh, Available, now, whyNotReady);
+        }
+
         // A first deploy has nothing to roll back to and is not judged; a rollout from a good template is.
         if (rec.State == RolloutState.Progressing && rec.StableTemplate is not null && !rec.RollingBack && !rec.FailureHandled)
         {
@@ -309,6 +322,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             Template = template,
             State = rollback ? RolloutState.RolledBack : RolloutState.Progressing,
             Message = rollback ? rec.Message : "",
+            Why = rollback ? rec.Why : null,
             RollingBack = rollback,
             RollbackTo = null,
             FailureHandled = false,
@@ -418,6 +432,35 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         return null;
     }
 
+    /// <summary>
+    /// An automatic rollback is a rollout too, judged by the same progress deadline (as Kubernetes judges a rollback like any
+    /// other rollout): one that makes no progress for that long is reported failed, so a status watch does not wait forever.
+    /// Its replicas' failures do not start another rollback; the service is held where it is until fixed or undone.
+    /// </summary>
+    private RolloutRecord WatchRollback(RolloutRecord rec, Service service, long template, UpdateStrategy strategy,
+        IReadOnlyList<ReplicaRecord> fresh, Func<ReplicaRecord, bool> available, DateTimeOffset now, Func<ReplicaRecord, string> whyNotReady)
+    {
+        if (now - rec.LastProgressAt <= strategy.ProgressDeadline)
+        {
+            Wake(rec.LastProgressAt + strategy.ProgressDeadline + TimeSpan.FromMilliseconds(1));
+            return rec;
+        }
+
+        var stuck = fresh.FirstOrDefault(r => !available(r));
+        var why = stuck is null
+            ? $"no progress for {Durations.Format(strategy.ProgressDeadline)} (progress deadline)"
+            : $"replica {stuck.Id} not ready within the progress deadline of {Durations.Format(strategy.ProgressDeadline)}: {whyNotReady(stuck)}";
+        var failed = rec with
+        {
+            State = RolloutState.Failed,
+            FailureHandled = true,
+            Message = $"the rollback to revision {template} failed: {why}; it was rolling back because {rec.Why}; fix it and apply, or 'berth rollout undo {service.Name}'",
+        };
+        Update(failed);
+        emit(RolloutEvents.Failed, service.Name, stuck?.Id, $"rollback to revision {template} failed: {why}");
+        return failed;
+    }
+
     private RolloutRecord Fail(RolloutRecord rec, Service service, long template, UpdateStrategy strategy, string? replica, string why)
     {
         emit(RolloutEvents.Failed, service.Name, replica, $"rollout of revision {template} failed: {why}");
@@ -448,7 +491,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             return failed;
         }
 
-        var rolledBack = rec with { State = RolloutState.RolledBack, FailureHandled = true, RollbackTo = stable, Message = $"rolled back to revision {stable}: {why}" };
+        var rolledBack = rec with { State = RolloutState.RolledBack, FailureHandled = true, RollbackTo = stable, Why = why, Message = $"rolled back to revision {stable}: {why}" };
         Update(rolledBack);
         emit(RolloutEvents.RolledBack, service.Name, replica, rolledBack.Message);
         _rollbacks.Add(new RollbackRequest(service.Name, rec.StableSpec, stable));

@@ -93,6 +93,9 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         Assert.NotEmpty(sizes);
         Assert.True(sizes.Min() >= 3, $"routed replicas per update: {string.Join(",", sizes)}");
         Assert.True(_h.Driver.Starts.Count(s => s.Revision == revision.Number) == 4, "exactly 4 new replicas started");
+        // The last old replica leaves the records once its stop is done; the pass after that one completes the rollout.
+        await _h.UntilAsync(() => _h.Store.ListEvents().Any(e => e.Type == RolloutEvents.Complete && e.Message.StartsWith($"revision {revision.Number} ", StringComparison.Ordinal)),
+            "the rollout-complete event", tick: true);
         var status = _h.Plane.GetRollout("api");
         Assert.Equal(new RolloutStatus(revision.Number, RolloutState.Complete, $"4/4 replicas of revision {revision.Number} ready"), status);
         Assert.Contains(_h.Store.ListEvents(), e => e.Type == RolloutEvents.Complete && e.Message == $"revision {revision.Number} rolled out: 4/4 replicas ready");
@@ -195,6 +198,75 @@ public sealed class RolloutControllerTests : IAsyncLifetime
         Assert.Equal($"rollback api to revision {good.Values.First()} (automatic)", rollback.Cause);
         Assert.Equal(good.Values.First(), rollback.TemplateOf("api"));
         Assert.False(rollback.Application.FindService("api")!.Env.ContainsKey("V"));
+    }
+
+    /// <summary>A rollout that replaced an old replica before it failed: the rollback must start a replica of the good
+    /// template again. Until that one is Ready the status says rolling-back (not settled: the CLI's status watch and the
+    /// deploy step keep waiting), and rolled-back only once every wanted replica runs the good template.</summary>
+    [Fact]
+    public async Task Patch_FailsAfterAnOldReplicaWasReplaced_RollingBackUntilTheGoodTemplateServesInFullThenRolledBack()
+    {
+        var (good, broken, failedReplica) = await FailAfterReplacingOneAsync();
+
+        var status = _h.Plane.GetRollout("api");
+        Assert.Equal((RolloutState.RollingBack, good), (status.State, status.Revision));
+        Assert.False(status.State.IsSettled());
+        Assert.Equal($"rolling back to revision {good}: new replica {failedReplica} not ready within the progress deadline of 30s: readiness probe failing: HTTP 500; " +
+            $"1/2 replicas of revision {good} ready, 0 of older revisions left", status.Message);
+        Assert.DoesNotContain(_h.Store.ListEvents(), e => e.Type == RolloutEvents.Complete && e.Message.StartsWith("rollback", StringComparison.Ordinal));
+
+        _h.Prober.Default = true;
+        await _h.UntilAsync(() => _h.Plane.GetRollout("api").State == RolloutState.RolledBack, "rolled back once the good template's new replica is Ready", tick: true);
+        Assert.All(_h.Of("api"), r => Assert.Equal((good, ReplicaPhase.Ready), (r.Revision, r.Phase)));
+        Assert.Equal(2, _h.Of("api").Count());
+        Assert.DoesNotContain(_h.Of("api"), r => r.Revision == broken);
+        Assert.Equal($"rolled back to revision {good}: new replica {failedReplica} not ready within the progress deadline of 30s: readiness probe failing: HTTP 500",
+            _h.Plane.GetRollout("api").Message);
+        Assert.Single(_h.Store.ListEvents(), e => e.Type == RolloutEvents.Complete && e.Message.StartsWith($"rollback to revision {good} complete", StringComparison.Ordinal));
+    }
+
+    /// <summary>A rollback is judged by the progress deadline like any rollout: one whose replicas never get Ready ends
+    /// failed (settled, saying both why), so a status watch does not wait forever; no second rollback starts.</summary>
+    [Fact]
+    public async Task Patch_RollbackNeverGetsReady_FailedAfterTheProgressDeadlineSayingBothWhys()
+    {
+        var (good, _, failedReplica) = await FailAfterReplacingOneAsync();
+        var rollbacks = _h.Store.ListRevisions().Count(r => r.Cause.StartsWith("rollback", StringComparison.Ordinal));
+
+        _h.Time.Advance(TimeSpan.FromSeconds(29));
+        await _h.SettleAsync();
+        Assert.Equal(RolloutState.RollingBack, _h.Plane.GetRollout("api").State);
+
+        await _h.UntilAsync(() => _h.Plane.GetRollout("api").State == RolloutState.Failed, "the stuck rollback reported failed after its 30s deadline", tick: true);
+        var status = _h.Plane.GetRollout("api");
+        Assert.Equal(good, status.Revision);
+        Assert.Matches($"^the rollback to revision {good} failed: replica api-[0-9a-f]{{5}} not ready within the progress deadline of 30s: readiness probe failing: HTTP 500; " +
+            $"it was rolling back because new replica {failedReplica} not ready within the progress deadline of 30s: readiness probe failing: HTTP 500; " +
+            "fix it and apply, or 'berth rollout undo api'$", status.Message);
+        Assert.Equal(rollbacks, _h.Store.ListRevisions().Count(r => r.Cause.StartsWith("rollback", StringComparison.Ordinal)));
+        Assert.Equal(2, _h.Store.ListEvents().Count(e => e.Type == RolloutEvents.Failed));
+    }
+
+    /// <summary>Two replicas with maxSurge 0 and maxUnavailable 1: the rollout stops one good replica, its new replica never
+    /// gets Ready (probed failing), and after the 30 s progress deadline the rollout is rolled back while the good template has one replica
+    /// left. Returns the good and broken templates and the replica the failure names; new replicas stay unready.</summary>
+    private async Task<(long Good, long Broken, string FailedReplica)> FailAfterReplacingOneAsync()
+    {
+        var update = new UpdateStrategy { ProgressDeadline = TimeSpan.FromSeconds(30), MaxSurge = new IntOrPercent(0, false), MaxUnavailable = new IntOrPercent(1, false) };
+        await _h.Plane.ApplyAsync(App(Api(2, update)), "up", CancellationToken.None);
+        await AllReadyAsync("api", 2);
+        var good = _h.Of("api").First().Revision;
+        HoldNewReplicasUnready();
+        var broken = (await _h.Plane.PatchServiceAsync("api", Env("broken"), CancellationToken.None)).Number;
+        await _h.UntilAsync(() => _h.Of("api").Count(r => r.Revision == good) == 1 && _h.Of("api").Any(r => r.Revision == broken && r.Phase == ReplicaPhase.Running),
+            "one good replica replaced by a new one that is not Ready");
+        Assert.Equal(RolloutState.Progressing, _h.Plane.GetRollout("api").State);
+
+        _h.Time.Advance(TimeSpan.FromSeconds(29));
+        await _h.SettleAsync();
+        await _h.UntilAsync(() => _h.Store.ListEvents().Any(e => e.Type == RolloutEvents.RolledBack)
+            && _h.Of("api").Any(r => r.Revision == good && r.Phase != ReplicaPhase.Ready && r.Handle is not null), "the rollback deciding and starting a good replica", tick: true);
+        return (good, broken, _h.Store.ListEvents().Single(e => e.Type == RolloutEvents.Failed).Replica!);
     }
 
     [Fact]

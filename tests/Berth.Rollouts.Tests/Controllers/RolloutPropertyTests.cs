@@ -111,7 +111,8 @@ public sealed class RolloutPropertyTests
             else
             {
                 Assert.True(Api(plane).All(r => r.Revision == first), $"rolled back but not all on revision {first}; {c}");
-                Assert.Contains(used, f => f != Fate.Ready);
+                Assert.True(used.Any(f => f != Fate.Ready), $"rolled back though no new replica was bad (fates used: {string.Join(",", used)}); {c}; " +
+                    $"rollout: {plane.GetRollout("api").Message}; events: {string.Join(" | ", store.ListEvents().Select(e => $"{e.Time:HH:mm:ss.f} {e.Type} {e.Replica} {e.Message}"))}");
             }
         }
         finally
