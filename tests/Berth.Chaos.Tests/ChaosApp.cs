@@ -122,12 +122,7 @@ internal sealed class ChaosApp : IAsyncDisposable
         return [.. LiveReplicaProcesses().Where(p => !known.Contains(p))];
     }
 
-    public async Task KillControlPlaneAsync()
-    {
-        var pid = Cli.ControlPlanePid() ?? throw new InvalidOperationException("no control plane pid in api.json");
-        Process.GetProcessById(pid).Kill();
-        await Poll.UntilAsync(() => !System.IO.Directory.Exists($"/proc/{pid}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
-    }
+    public Task KillControlPlaneAsync() => Cli.KillControlPlaneAsync();
 
     public async ValueTask DisposeAsync()
     {
