@@ -11,16 +11,7 @@ public sealed class LeftoversCliTests : IAsyncLifetime
 
     public LeftoversCliTests()
     {
-        _app.WriteSpec($$"""
-            name: {{_name}}
-            services:
-              w:
-                run: [perl, -e, "$$| = 1; print qq(hello from $$ENV{BERTH_REPLICA}\\n); sleep 600"]
-                replicas: 5
-                resources:
-                  limits: {memory: 64Mi}
-                stop_grace_period: 1s
-            """);
+        _app.WriteSpec($"name: {_name}\nservices:\n" + IdleService.Entry("w", replicas: 5, limits: "{memory: 64Mi}", says: "hello from $ENV{BERTH_REPLICA}"));
     }
 
     public Task InitializeAsync() => Task.CompletedTask;
@@ -109,9 +100,7 @@ public sealed class LeftoversCliTests : IAsyncLifetime
         var memory = Path.Combine("/sys/fs/cgroup/memory/berth", _name);
         await Poll.UntilAsync(() => !Directory.Exists(Path.Combine(memory, removed)), TimeSpan.FromSeconds(30), $"the removed replica {removed}'s cgroup gone");
 
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await _app.Cli.KillControlPlaneAsync();
         var apps = Cgroups().Where(c => Path.GetFileName(c) == _name).ToList();
         Assert.Contains(memory, apps);
         foreach (var app in apps)
