@@ -22,9 +22,7 @@ public sealed class StateFaultTests : IAsyncLifetime
     {
         await _app.Cli.UpDetachedAsync(2);
         var pids = (await _app.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await _app.Cli.KillControlPlaneAsync();
         Assert.All(pids, pid => Assert.True(Alive(pid), $"replica {pid} outlives the control plane"));
         return pids;
     }
