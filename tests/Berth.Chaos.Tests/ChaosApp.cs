@@ -50,6 +50,24 @@ internal sealed class ChaosApp : IAsyncDisposable
 
     public ControlPlaneApi Api() => new(State);
 
+    /// <summary>Brings the app up with <paramref name="ready"/> Ready replicas and starts <see cref="Load"/> on it, returning
+    /// once the load's first 200 requests are answered: the state each scenario injects its fault into.</summary>
+    public async Task<LoopbackLoad> UpUnderLoadAsync(int ready)
+    {
+        await UpAsync(ready);
+        var load = Load();
+        try
+        {
+            await load.MoreAsync(200);
+            return load;
+        }
+        catch
+        {
+            await load.DisposeAsync();
+            throw;
+        }
+    }
+
     /// <summary>Paced, bounded load on the stable port: 200 requests a second per client, at most <paramref name="minutes"/>
     /// minutes (2 by default) and 30,000 requests a minute.</summary>
     public LoopbackLoad Load(int minutes = 2) => LoopbackLoad.Start(Port, new LoopbackLoadOptions
@@ -104,12 +122,7 @@ internal sealed class ChaosApp : IAsyncDisposable
         return [.. LiveReplicaProcesses().Where(p => !known.Contains(p))];
     }
 
-    public async Task KillControlPlaneAsync()
-    {
-        var pid = Cli.ControlPlanePid() ?? throw new InvalidOperationException("no control plane pid in api.json");
-        Process.GetProcessById(pid).Kill();
-        await Poll.UntilAsync(() => !System.IO.Directory.Exists($"/proc/{pid}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
-    }
+    public Task KillControlPlaneAsync() => Cli.KillControlPlaneAsync();
 
     public async ValueTask DisposeAsync()
     {

@@ -15,10 +15,8 @@ public sealed class ProcessChaosTests(ITestOutputHelper output)
     public async Task Kill9_Replica_NoRequestFailsReplicaBackNothingLost()
     {
         await using var app = new ChaosApp("replica");
-        await app.UpAsync(2);
+        await using var load = await app.UpUnderLoadAsync(2);
         var events = await app.EventIdsAsync();
-        await using var load = app.Load();
-        await load.MoreAsync(200);
 
         var victim = (await app.PidsAsync()).Values.First();
         var clock = Stopwatch.StartNew();
@@ -40,9 +38,7 @@ public sealed class ProcessChaosTests(ITestOutputHelper output)
     public async Task Kill9_Supervisor_NoRequestFailsNoOrphanLeft()
     {
         await using var app = new ChaosApp("supervisor");
-        await app.UpAsync(2);
-        await using var load = app.Load();
-        await load.MoreAsync(200);
+        await using var load = await app.UpUnderLoadAsync(2);
 
         var replica = (await app.PidsAsync()).Values.First();
         var supervisor = ParentOf(replica);
@@ -67,9 +63,7 @@ public sealed class ProcessChaosTests(ITestOutputHelper output)
     public async Task Kill9_ControlPlaneMidRollout_RolloutCompletesAfterRestartNothingLost()
     {
         await using var app = new ChaosApp("rollout", replicas: 3);
-        await app.UpAsync(3);
-        await using var load = app.Load();
-        await load.MoreAsync(200);
+        await using var load = await app.UpUnderLoadAsync(3);
         var events = await app.EventIdsAsync();
 
         app.WriteSpec(3, env: "2");
@@ -108,9 +102,7 @@ public sealed class ProcessChaosTests(ITestOutputHelper output)
     public async Task Kill9_ControlPlaneMidScale_ScaleCompletesAfterRestartNoOrphan()
     {
         await using var app = new ChaosApp("scale", replicas: 2);
-        await app.UpAsync(2);
-        await using var load = app.Load();
-        await load.MoreAsync(200);
+        await using var load = await app.UpUnderLoadAsync(2);
 
         app.WriteSpec(6);
         var applied = await app.Cli.RunAsync("up", "-d");
@@ -143,10 +135,8 @@ public sealed class ProcessChaosTests(ITestOutputHelper output)
     {
         await using var app = new ChaosApp("diskfull");
         var disk = app.StateOnTmpfs(4096);
-        await app.UpAsync(2);
+        await using var load = await app.UpUnderLoadAsync(2);
         using var api = app.Api();
-        await using var load = app.Load();
-        await load.MoreAsync(200);
 
         disk.Fill();
         var refused = await api.SendAsync(HttpMethod.Post, "/v1/services/web/scale", """{"replicas": 3}""");
@@ -169,9 +159,7 @@ public sealed class ProcessChaosTests(ITestOutputHelper output)
     public async Task ReadOnly_StateFolderAfterControlPlaneKill_UpRefusesClearlyDownStopsEverythingUpAgainOnceWritable()
     {
         await using var app = new ChaosApp("readonly");
-        await app.UpAsync(2);
-        await using var load = app.Load();
-        await load.MoreAsync(200);
+        await using var load = await app.UpUnderLoadAsync(2);
         var pids = (await app.PidsAsync()).Values.ToList();
 
         // A live SQLite keeps its files open read-write, so a read-only remount under it is refused ("busy"); the fault
@@ -211,9 +199,7 @@ public sealed class ProcessChaosTests(ITestOutputHelper output)
     public async Task CorruptDatabase_AfterControlPlaneKill_UpRefusesClearlyDownStopsEverything()
     {
         await using var app = new ChaosApp("corrupt");
-        await app.UpAsync(2);
-        await using var load = app.Load();
-        await load.MoreAsync(200);
+        await using var load = await app.UpUnderLoadAsync(2);
         var pids = (await app.PidsAsync()).Values.ToList();
 
         await app.KillControlPlaneAsync();

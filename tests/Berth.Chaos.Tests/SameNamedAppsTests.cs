@@ -35,10 +35,7 @@ public sealed class SameNamedAppsTests(ITestOutputHelper output)
     [AppIdentityFact]
     public async Task TwoSameNamedApps_SecondUpThenDown_FirstKeepsItsContainer()
     {
-        using (var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None))
-        {
-            await TestImages.EnsureAsync(driver);
-        }
+        await TestImages.EnsureAsync();
 
         await using var firstApp = new AppFolder("berth-chaos-twin-a-", Spec);
         await using var secondApp = new AppFolder("berth-chaos-twin-b-", Spec);

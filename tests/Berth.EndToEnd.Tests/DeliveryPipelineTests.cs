@@ -8,15 +8,25 @@ namespace Berth.EndToEnd.Tests;
 /// deploy and is rolled back — while a bounded loopback load through the mesh's stable port sees no failed request.
 /// </summary>
 [Collection(RealProcesses.Name)]
-public sealed class DeliveryPipelineTests : IDisposable
+public sealed class DeliveryPipelineTests : IAsyncLifetime
 {
     private static readonly TimeSpan Wait = TimeSpan.FromMinutes(2);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-e2e-ship-").FullName;
-    private readonly string _app = $"e2e-ship-{Guid.NewGuid().ToString("N")[..8]}";
+    private readonly AppFolder _app = new("berth-e2e-ship-");
     private readonly string _image = $"berth-e2e-ship:{Guid.NewGuid():N}";
     private readonly bool _docker = Environments.DockerAvailable || Environments.Required("BERTH_REQUIRE_DOCKER");
 
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does).
+    // The app down (whatever state the test left it in) and its folder deleted, then the image it built removed.
+    public async Task DisposeAsync()
+    {
+        await _app.DisposeAsync();
+        if (_docker)
+        {
+            await RemoveImageAsync();
+        }
+    }
 
     private string Spec()
     {
@@ -24,7 +34,7 @@ public sealed class DeliveryPipelineTests : IDisposable
             ? $"      image:\n        needs: test\n        steps:\n          - build-image: {{ context: ., dockerfile: Dockerfile, tags: [\"{_image}\"] }}"
             : "";
         return $$$"""
-            name: {{{_app}}}
+            name: {{{_app.Name}}}
             services:
               web:
                 run: {{{TestHttpServer.Yaml}}}
@@ -39,23 +49,7 @@ public sealed class DeliveryPipelineTests : IDisposable
             pipelines:
               ship:
                 jobs:
-                  build:
-                    artifacts: [out]
-                    steps:
-                      - run: mkdir -p out && printf 2 > out/version
-                        shell: sh
-                  test:
-                    needs: build
-                    strategy:
-                      matrix:
-                        suite: [unit, smoke]
-                    steps:
-                      - test: |
-                          test "$(cat out/version)" = 2
-                          mkdir -p results
-                          printf '<testsuite><testcase classname="%s" name="version"/></testsuite>' "${{ matrix.suite }}" > results/${{ matrix.suite }}.xml
-                        shell: bash
-                        results: results/${{ matrix.suite }}.xml
+            {{{AcceptancePipeline.BuildAndTestJobs}}}
             {{{image}}}
                   deploy:
                     needs: {{{(_docker ? "image" : "test")}}}
@@ -82,63 +76,52 @@ public sealed class DeliveryPipelineTests : IDisposable
     [Fact]
     public async Task PipelineRun_GoodThenBrokenDeploy_GoodRollsOutBrokenFailsAtDeployAppStaysOnPreviousRevisionZeroFailedRequests()
     {
-        await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), Spec());
-        await File.WriteAllTextAsync(Path.Combine(_dir, "Dockerfile"), "FROM scratch\nCOPY out/version /version\n");
-        var berth = new BerthCli(_dir);
-        try
+        _app.WriteSpec(Spec());
+        _app.Write("Dockerfile", "FROM scratch\nCOPY out/version /version\n");
+        var berth = _app.Cli;
+        var up = await berth.RunAsync("up", "-d");
+        Assert.True(up.Code == 0, $"berth up -d: {up}");
+        using var api = new ControlPlaneApi(berth.State);
+        await Poll.UntilAsync(async () => await api.TryGetAsync("v1/services/web") is { } web && web.GetProperty("ready").GetInt32() == 2, Wait, "web: 2 Ready");
+        var port = (await api.GetAsync("v1/services/web")).GetProperty("endpoints")[0].GetProperty("port").GetInt32();
+        var first = (await api.GetAsync("v1/services/web")).GetProperty("revision").GetInt64();
+        await using var load = LoopbackLoad.Start(port);
+        await load.MoreAsync(20);
+
+        // The good change: every job succeeds and web rolls to the new revision.
+        var ship = await berth.RunAsync("pipeline", "run", "ship");
+        Assert.True(ship.Code == 0, $"berth pipeline run ship: {ship}");
+        var shipped = Show(await berth.RunAsync("pipeline", "show", "1", "-o", "json"));
+        var jobs = new Dictionary<string, string> { ["build"] = "succeeded", ["test (unit)"] = "succeeded", ["test (smoke)"] = "succeeded", ["deploy"] = "succeeded" };
+        if (_docker)
         {
-            var up = await berth.RunAsync("up", "-d");
-            Assert.True(up.Code == 0, $"berth up -d: {up}");
-            using var api = new ControlPlaneApi(berth.State);
-            await Poll.UntilAsync(async () => await api.TryGetAsync("v1/services/web") is { } web && web.GetProperty("ready").GetInt32() == 2, Wait, "web: 2 Ready");
-            var port = (await api.GetAsync("v1/services/web")).GetProperty("endpoints")[0].GetProperty("port").GetInt32();
-            var first = (await api.GetAsync("v1/services/web")).GetProperty("revision").GetInt64();
-            await using var load = LoopbackLoad.Start(port);
-            await load.MoreAsync(20);
-
-            // The good change: every job succeeds and web rolls to the new revision.
-            var ship = await berth.RunAsync("pipeline", "run", "ship");
-            Assert.True(ship.Code == 0, $"berth pipeline run ship: {ship}");
-            var shipped = Show(await berth.RunAsync("pipeline", "show", "1", "-o", "json"));
-            var jobs = new Dictionary<string, string> { ["build"] = "succeeded", ["test (unit)"] = "succeeded", ["test (smoke)"] = "succeeded", ["deploy"] = "succeeded" };
-            if (_docker)
-            {
-                jobs["image"] = "succeeded";
-            }
-
-            Assert.Equal(jobs, shipped.Jobs);
-            var good = (await api.GetAsync("v1/services/web")).GetProperty("revision").GetInt64();
-            Assert.True(good > first, $"web still on revision {first} after the good deploy");
-            Assert.Equal($"web at revision {good}", shipped.Steps["deploy"].Last());
-            await UntilOnlyAsync(api, good, "the good revision");
-            await load.MoreAsync(20);
-
-            // The broken change: the run fails at deploy, web is rolled back to the good revision.
-            var broken = await berth.RunAsync("pipeline", "run", "ship-broken");
-            Assert.True(broken.Code == 3, $"berth pipeline run ship-broken should fail (exit 3): {broken}");
-            var failed = Show(await berth.RunAsync("pipeline", "show", "2", "-o", "json"));
-            Assert.Equal(new Dictionary<string, string> { ["build"] = "succeeded", ["deploy"] = "failed" }, failed.Jobs);
-            Assert.Matches($"^rollout of web revision [0-9]+ rolled-back: .*; the app stays on its previous revision$", failed.Steps["deploy"].Last());
-            var rollout = await api.GetAsync("v1/services/web/rollout");
-            Assert.Equal(("rolled-back", good), (rollout.GetProperty("state").GetString(), rollout.GetProperty("revision").GetInt64()));
-            Assert.Equal(good, (await api.GetAsync("v1/services/web")).GetProperty("revision").GetInt64());
-            await UntilOnlyAsync(api, good, "only the good revision after the rollback");
-
-            await load.MoreAsync(20);
-            var result = await load.StopAsync();
-            Assert.False(result.Capped, $"the load hit its request bound before the end: {result}");
-            Assert.True(result.Failed == 0, result.ToString());
-            Assert.True(result.Bodies.Keys.All(b => b is "ok 1" or "ok 2"), $"only the first and the good version may answer: {result}");
-            Assert.True(result.Bodies.ContainsKey("ok 2"), $"the good version never answered: {result}");
+            jobs["image"] = "succeeded";
         }
-        finally
-        {
-            await berth.DownAsync();
-            if (_docker)
-            {
-                await RemoveImageAsync();
-            }
-        }
+
+        Assert.Equal(jobs, shipped.Jobs);
+        var good = (await api.GetAsync("v1/services/web")).GetProperty("revision").GetInt64();
+        Assert.True(good > first, $"web still on revision {first} after the good deploy");
+        Assert.Equal($"web at revision {good}", shipped.Steps["deploy"].Last());
+        await UntilOnlyAsync(api, good, "the good revision");
+        await load.MoreAsync(20);
+
+        // The broken change: the run fails at deploy, web is rolled back to the good revision.
+        var broken = await berth.RunAsync("pipeline", "run", "ship-broken");
+        Assert.True(broken.Code == 3, $"berth pipeline run ship-broken should fail (exit 3): {broken}");
+        var failed = Show(await berth.RunAsync("pipeline", "show", "2", "-o", "json"));
+        Assert.Equal(new Dictionary<string, string> { ["build"] = "succeeded", ["deploy"] = "failed" }, failed.Jobs);
+        Assert.Matches($"^rollout of web revision [0-9]+ rolled-back: .*; the app stays on its previous revision$", failed.Steps["deploy"].Last());
+        var rollout = await api.GetAsync("v1/services/web/rollout");
+        Assert.Equal(("rolled-back", good), (rollout.GetProperty("state").GetString(), rollout.GetProperty("revision").GetInt64()));
+        Assert.Equal(good, (await api.GetAsync("v1/services/web")).GetProperty("revision").GetInt64());
+        await UntilOnlyAsync(api, good, "only the good revision after the rollback");
+
+        await load.MoreAsync(20);
+        var result = await load.StopAsync();
+        Assert.False(result.Capped, $"the load hit its request bound before the end: {result}");
+        Assert.True(result.Failed == 0, result.ToString());
+        Assert.True(result.Bodies.Keys.All(b => b is "ok 1" or "ok 2"), $"only the first and the good version may answer: {result}");
+        Assert.True(result.Bodies.ContainsKey("ok 2"), $"the good version never answered: {result}");
     }
 
     /// <summary>Polls until web runs exactly 2 replicas, all Ready, all of <paramref name="revision"/>.</summary>

@@ -5,24 +5,14 @@ namespace Berth.EndToEnd.Tests;
 /// <summary>Pipelines with <c>on.schedule</c> and <c>on.watch</c> run while the control plane serves: runs go to the app's
 /// <c>.berth/pipelines.db</c>, start and end show as control-plane events.</summary>
 [Collection(RealProcesses.Name)]
-public sealed class PipelineTriggerTests : IDisposable
+public sealed class PipelineTriggerTests() : AppFolderTest("berth-e2e-triggers-")
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(90);
-    private readonly string _dir = Directory.CreateTempSubdirectory("berth-e2e-triggers-").FullName;
-    private readonly string _app = $"e2e-trig-{Guid.NewGuid().ToString("N")[..8]}";
-
-    public void Dispose() => Directory.Delete(_dir, recursive: true);
-
     // Writes the app's berth.yaml: one idle service and the pipelines: block given (indented as under pipelines:); returns its path.
-    private async Task<string> WriteSpecAsync(string pipelines)
-    {
-        var path = Path.Combine(_dir, "berth.yaml");
-        await File.WriteAllTextAsync(path, Spec(pipelines));
-        return path;
-    }
+    private string WriteSpec(string pipelines) => App.WriteSpec(Spec(pipelines));
 
     private string Spec(string pipeline) => $$"""
-        name: {{_app}}
+        name: {{App.Name}}
         services:
           idle:
             run: [sleep, "600"]
@@ -34,7 +24,7 @@ public sealed class PipelineTriggerTests : IDisposable
     [Fact]
     public async Task ServingControlPlane_CronScheduleComes_RunsThePipelineAtThatTimeAndRearmsOnlyWhenAnApplyChangesTriggers()
     {
-        var spec = await WriteSpecAsync("""
+        var spec = WriteSpec("""
               nightly:
                 on: { schedule: ['*/5 * * * *'] }
                 jobs:
@@ -63,7 +53,7 @@ public sealed class PipelineTriggerTests : IDisposable
         var run = Assert.Single(Runs(state));
         Assert.Equal(("nightly", "schedule", RunStatus.Succeeded), (run.Pipeline, run.Trigger, run.Status));
         Assert.Equal(new DateTimeOffset(2026, 1, 1, 0, 5, 0, TimeSpan.Zero), run.Created);
-        Assert.Equal($"run {run.Id} on nightly\n", await File.ReadAllTextAsync(Path.Combine(_dir, "stamps.txt")));
+        Assert.Equal($"run {run.Id} on nightly\n", await File.ReadAllTextAsync(App.File("stamps.txt")));
         Assert.Equal($"run {run.Id} of pipeline nightly started on schedule; 'berth pipeline logs {run.Id}' follows it", Events(store, PipelineEvents.Started).Single().Message);
         Assert.Equal($"run {run.Id} of pipeline nightly succeeded; 'berth pipeline show {run.Id}' has the details", Events(store, PipelineEvents.Succeeded).Single().Message);
 
@@ -83,7 +73,7 @@ public sealed class PipelineTriggerTests : IDisposable
     [Fact]
     public async Task ServingControlPlane_PipelineDefinitionInvalid_ReportsWhereAndArmsNothing()
     {
-        var spec = await WriteSpecAsync("""
+        var spec = WriteSpec("""
               nightly:
                 on: { schedule: ['*/5 * * * *'] }
                 jobs:
@@ -109,7 +99,7 @@ public sealed class PipelineTriggerTests : IDisposable
     [Fact]
     public async Task BerthUpDetached_WatchedFileChanges_RunsThePipelineIntoTheAppsRunStore()
     {
-        await WriteSpecAsync("""
+        WriteSpec("""
               build:
                 on: { watch: ['src/**'] }
                 jobs:
@@ -117,37 +107,30 @@ public sealed class PipelineTriggerTests : IDisposable
                     steps:
                       - run: cp src/input.txt built.txt
             """);
-        Directory.CreateDirectory(Path.Combine(_dir, "src"));
-        var berth = new BerthCli(_dir);
-        try
-        {
-            var up = await berth.RunAsync("up", "-d");
-            Assert.True(up.Code == 0, $"berth up -d: {up}");
-            await Poll.UntilAsync(async () => (await berth.EventsAsync()).Any(e => e.GetProperty("type").GetString() == PipelineEvents.Armed), Wait, "the watch armed");
-            Assert.Empty(Runs(berth.State));
+        Directory.CreateDirectory(App.File("src"));
+        var berth = App.Cli;
+        var up = await berth.RunAsync("up", "-d");
+        Assert.True(up.Code == 0, $"berth up -d: {up}");
+        await Poll.UntilAsync(async () => (await berth.EventsAsync()).Any(e => e.GetProperty("type").GetString() == PipelineEvents.Armed), Wait, "the watch armed");
+        Assert.Empty(Runs(berth.State));
 
-            // Written whole and moved in, as editors save: one change, the content complete when it is seen.
-            await File.WriteAllTextAsync(Path.Combine(_dir, "input.tmp"), "v1");
-            File.Move(Path.Combine(_dir, "input.tmp"), Path.Combine(_dir, "src", "input.txt"));
-            await Poll.UntilAsync(() => Runs(berth.State) is [{ Status: var s }] && RunStatus.IsFinal(s), Wait, "a watch-triggered run to end");
+        // Written whole and moved in, as editors save: one change, the content complete when it is seen.
+        await File.WriteAllTextAsync(App.File("input.tmp"), "v1");
+        File.Move(App.File("input.tmp"), App.File("src/input.txt"));
+        await Poll.UntilAsync(() => Runs(berth.State) is [{ Status: var s }] && RunStatus.IsFinal(s), Wait, "a watch-triggered run to end");
 
-            var run = Assert.Single(Runs(berth.State));
-            Assert.Equal(("build", "watch", RunStatus.Succeeded), (run.Pipeline, run.Trigger, run.Status));
-            Assert.Equal("v1", await File.ReadAllTextAsync(Path.Combine(_dir, "built.txt")));
-            var list = await berth.RunAsync("pipeline", "list", "-o", "json");
-            Assert.Contains("\"trigger\": \"watch\"", list.Out, StringComparison.Ordinal);
-            await Poll.UntilAsync(async () => (await berth.EventsAsync()).Any(e => e.GetProperty("type").GetString() == PipelineEvents.Succeeded), Wait, "the pipeline-succeeded event");
-            var pipelineEvents = (await berth.EventsAsync()).Select(e => e.GetProperty("type").GetString()).Where(t => t!.StartsWith("pipeline-", StringComparison.Ordinal));
-            Assert.Equal([PipelineEvents.Armed, PipelineEvents.Started, PipelineEvents.Succeeded], pipelineEvents);
-        }
-        finally
-        {
-            await berth.DownAsync();
-        }
+        var run = Assert.Single(Runs(berth.State));
+        Assert.Equal(("build", "watch", RunStatus.Succeeded), (run.Pipeline, run.Trigger, run.Status));
+        Assert.Equal("v1", await File.ReadAllTextAsync(App.File("built.txt")));
+        var list = await berth.RunAsync("pipeline", "list", "-o", "json");
+        Assert.Contains("\"trigger\": \"watch\"", list.Out, StringComparison.Ordinal);
+        await Poll.UntilAsync(async () => (await berth.EventsAsync()).Any(e => e.GetProperty("type").GetString() == PipelineEvents.Succeeded), Wait, "the pipeline-succeeded event");
+        var pipelineEvents = (await berth.EventsAsync()).Select(e => e.GetProperty("type").GetString()).Where(t => t!.StartsWith("pipeline-", StringComparison.Ordinal));
+        Assert.Equal([PipelineEvents.Armed, PipelineEvents.Started, PipelineEvents.Succeeded], pipelineEvents);
     }
 
     // A control plane on real processes keeping its state in the app's own .berth, as berth up does; disposing takes it down.
-    private Task<ProcessPlane> ServingPlaneAsync() => ProcessPlane.StartInAsync(Path.Combine(_dir, ".berth"));
+    private Task<ProcessPlane> ServingPlaneAsync() => ProcessPlane.StartInAsync(App.State);
 
     private static List<EventRecord> Events(StateStore store, string type) => [.. store.ListEvents(0, int.MaxValue).Where(e => e.Type == type)];
 

@@ -8,6 +8,7 @@ public sealed class AppFolder : IAsyncDisposable, IDisposable
     public AppFolder(string prefix, string? spec = null)
     {
         Path = Directory.CreateTempSubdirectory(prefix).FullName;
+        Name = $"{(prefix.StartsWith("berth-", StringComparison.Ordinal) ? prefix["berth-".Length..] : prefix).Trim('-')}-{Guid.NewGuid().ToString("N")[..8]}";
         Cli = new BerthCli(Path);
         if (spec is not null)
         {
@@ -17,6 +18,10 @@ public sealed class AppFolder : IAsyncDisposable, IDisposable
 
     /// <summary>The folder's full path (the app's project directory).</summary>
     public string Path { get; }
+
+    /// <summary>An app name for this folder's spec, unique to this instance (so tests running at once never share an app's
+    /// cgroups or registry entry): the prefix without a leading "berth-", then 8 hex digits, e.g. "e2e-ship-1f0c9a2b".</summary>
+    public string Name { get; }
 
     /// <summary>The <c>berth</c> runner for this folder.</summary>
     public BerthCli Cli { get; }

@@ -123,6 +123,17 @@ public sealed class BerthCli(string directory)
     /// <summary>The data plane's pid from <c>data-plane.json</c>, or null when it is not there.</summary>
     public int? DataPlanePid() => PidIn("data-plane.json");
 
+    /// <summary>Kills the detached control plane with SIGKILL (the data plane, its own process, is left serving) and waits up to
+    /// 20 s until it has exited (gone from /proc, or a zombie); returns its pid. <paramref name="which"/> names it in the
+    /// timeout's message.</summary>
+    public async Task<int> KillControlPlaneAsync(string which = "the control plane")
+    {
+        var pid = ControlPlanePid() ?? throw new InvalidOperationException($"no control plane pid in {Path.Combine(State, "api.json")}");
+        Process.GetProcessById(pid).Kill();
+        await Poll.UntilAsync(() => ProcFs.Read(pid) is null or { State: 'Z' }, TimeSpan.FromSeconds(20), $"{which} gone after SIGKILL");
+        return pid;
+    }
+
     // The "pid" of a JSON file in the state folder, or null while the file is missing, half written or has none.
     private int? PidIn(string file)
     {

@@ -41,9 +41,7 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
         await load.MoreAsync(100);
 
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await _app.Cli.KillControlPlaneAsync();
         await load.MoreAsync(300);
         Assert.Equal(ExitCodes.Unavailable, (await _app.Cli.RunAsync("ps")).Code);
         Assert.True(Alive(dataPlane), "the data plane must outlive the control plane's SIGKILL");
@@ -209,9 +207,7 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
     {
         await _app.Cli.UpDetachedAsync(2);
         var dataPlane = DataPlanePid();
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await _app.Cli.KillControlPlaneAsync();
 
         var down = await _app.Cli.OkAsync("down");
 
@@ -230,9 +226,7 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
         var old = DataPlanePid();
         await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, FreshConnections = freshConnections, MaxRequests = 200_000, MaxTime = TimeSpan.FromMinutes(5) });
         await load.MoreAsync(100);
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the older control plane gone");
+        await _app.Cli.KillControlPlaneAsync("the older control plane");
 
         _app.Cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
         await _app.Cli.UpDetachedAsync(2);

@@ -4,17 +4,16 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §3 through the real <c>berth</c> program: a process replica gets the minimal environment plus its
 /// spec's, not the operator's whole shell; <c>inherit_env: true</c> gives it everything.</summary>
 [Collection("real processes")]
-public sealed class EnvironmentCliTests : IAsyncLifetime
+public sealed class EnvironmentCliTests : AppFolderTest
 {
-    private readonly AppFolder _app = new("berth-cli-env-");
-
     public EnvironmentCliTests()
+        : base("berth-cli-env-")
     {
-        _app.Cli.Environment["GITHUB_TOKEN"] = "ghp_operator";
-        _app.Cli.Environment["LC_TIME"] = "C.UTF-8";
-        _app.Cli.Environment["https_proxy"] = "http://127.0.0.1:3128";
+        App.Cli.Environment["GITHUB_TOKEN"] = "ghp_operator";
+        App.Cli.Environment["LC_TIME"] = "C.UTF-8";
+        App.Cli.Environment["https_proxy"] = "http://127.0.0.1:3128";
         const string print = "[perl, -e, \"$$|=1; print qq($$_=$$ENV{$$_}\\\\n) for sort keys %ENV; sleep 600\"]";
-        _app.WriteSpec($$"""
+        App.WriteSpec($$"""
             name: envs
             services:
               minimal:
@@ -28,16 +27,10 @@ public sealed class EnvironmentCliTests : IAsyncLifetime
             """);
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
-    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
-    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
-
     [Fact]
     public async Task Up_OperatorShellWithAToken_MinimalReplicaDoesNotSeeItInheritEnvReplicaDoes()
     {
-        await _app.Cli.UpDetachedAsync(ready: 2);
+        await App.Cli.UpDetachedAsync(ready: 2);
         var minimal = await EnvironmentOfAsync("minimal");
         var whole = await EnvironmentOfAsync("whole");
 
@@ -61,7 +54,7 @@ public sealed class EnvironmentCliTests : IAsyncLifetime
         Dictionary<string, string> env = [];
         await Poll.UntilAsync(async () =>
         {
-            var logs = await _app.Cli.OkAsync("logs", service);
+            var logs = await App.Cli.OkAsync("logs", service);
             env = logs.Out.Split('\n', StringSplitOptions.RemoveEmptyEntries)
                 .Select(l => l[(l.IndexOf("| ", StringComparison.Ordinal) + 2)..])
                 .Where(l => l.Contains('=', StringComparison.Ordinal))

@@ -12,18 +12,7 @@ public sealed class LimitsWarningCliTests : IDisposable
     {
         _app.Cli.Environment["BERTH_CGROUP_ROOT"] = NoCgroups;
         Directory.CreateDirectory(NoCgroups);
-        _app.WriteSpec("""
-            name: limits
-            services:
-              api:
-                run: [perl, -e, "sleep 600"]
-                resources:
-                  limits: {cpu: 500m, memory: 256Mi}
-                stop_grace_period: 1s
-              free:
-                run: [perl, -e, "sleep 600"]
-                stop_grace_period: 1s
-            """);
+        _app.WriteSpec("name: limits\nservices:\n" + IdleService.Entry("api", limits: "{cpu: 500m, memory: 256Mi}") + IdleService.Entry("free"));
     }
 
     private string NoCgroups => _app.File("no-cgroups-here");

@@ -4,19 +4,18 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §13 through the real <c>berth</c> program: a replica whose readiness probe fails says why in
 /// <c>berth ps</c>, and each transition is an event.</summary>
 [Collection("real processes")]
-public sealed class ReadinessCliTests : IAsyncLifetime
+public sealed class ReadinessCliTests : AppFolderTest
 {
-    private readonly AppFolder _app = new("berth-cli-ready-");
-
     public ReadinessCliTests()
+        : base("berth-cli-ready-")
     {
-        _app.Write("sick", "");
-        _app.WriteSpec($$"""
+        App.Write("sick", "");
+        App.WriteSpec($$"""
             name: readiness
             services:
               web:
                 run: {{TestHttpServer.Yaml}}
-                environment: {SICK: {{_app.File("sick")}}}
+                environment: {SICK: {{App.File("sick")}}}
                 endpoints:
                   http: {}
                 probes:
@@ -25,27 +24,21 @@ public sealed class ReadinessCliTests : IAsyncLifetime
             """);
     }
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
-    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
-    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
-
     [Fact]
     public async Task Ps_ReadinessAnswering500_ShowsWhyNotReadyAndEventsOnEachTransition()
     {
-        await _app.Cli.OkAsync("up", "-d");
-        await Poll.UntilAsync(async () => (await _app.Cli.PsAsync()).SingleOrDefault() is { } r && r.TryGetProperty("reason", out var reason) && reason.GetString() is { } why &&
+        await App.Cli.OkAsync("up", "-d");
+        await Poll.UntilAsync(async () => (await App.Cli.PsAsync()).SingleOrDefault() is { } r && r.TryGetProperty("reason", out var reason) && reason.GetString() is { } why &&
             why.StartsWith("readiness: HTTP 500 from GET /healthz, ", StringComparison.Ordinal) && InARow(why) >= 3,
             TimeSpan.FromSeconds(60), "ps -o json to give the readiness failure as the reason, 3 or more in a row");
-        var table = await _app.Cli.OkAsync("ps");
+        var table = await App.Cli.OkAsync("ps");
         Assert.Matches(@"web-[0-9a-f]{5} +web +running .*readiness: HTTP 500 from GET /healthz, \d+ in a row", table.Out);
 
-        File.Delete(_app.File("sick"));
-        await Poll.UntilAsync(async () => await _app.Cli.CountAsync("ready") == 1, TimeSpan.FromSeconds(60), "Ready once the probe passes");
-        Assert.False((await _app.Cli.PsAsync()).Single().TryGetProperty("reason", out var reason), $"no reason once Ready, got {reason}");
+        File.Delete(App.File("sick"));
+        await Poll.UntilAsync(async () => await App.Cli.CountAsync("ready") == 1, TimeSpan.FromSeconds(60), "Ready once the probe passes");
+        Assert.False((await App.Cli.PsAsync()).Single().TryGetProperty("reason", out var reason), $"no reason once Ready, got {reason}");
 
-        var transitions = (await _app.Cli.EventsAsync()).Where(e => e.GetProperty("type").GetString() is "not-ready" or "ready")
+        var transitions = (await App.Cli.EventsAsync()).Where(e => e.GetProperty("type").GetString() is "not-ready" or "ready")
             .OrderBy(e => e.GetProperty("id").GetInt64())
             .Select(e => $"{e.GetProperty("type").GetString()}: {e.GetProperty("message").GetString()}").ToList();
         Assert.Equal(2, transitions.Count);

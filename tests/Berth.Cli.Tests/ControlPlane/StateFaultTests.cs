@@ -6,25 +6,18 @@ namespace Berth.Cli.Tests.ControlPlane;
 /// <summary>Issue #14 §4 with the real <c>berth</c>: a damaged, read-only or full state folder gives a clear error (what, and
 /// how to fix it; never a stack trace), <c>berth down</c> still stops every replica, and a full disk heals by itself.</summary>
 [Collection("real processes")]
-public sealed class StateFaultTests : IAsyncLifetime
+public sealed class StateFaultTests : AppFolderTest
 {
-    private readonly AppFolder _app = new("berth-cli-fault-", TestHttpServer.App("faulty"));
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so
-    // whatever the test started (its app, control plane, data plane, replicas) would be left running.
-    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
+    public StateFaultTests()
+        : base("berth-cli-fault-") => App.WriteSpec(TestHttpServer.App("faulty"));
 
     private static bool Alive(int pid) => Directory.Exists($"/proc/{pid}");
 
     private async Task<List<int>> UpThenKillControlPlaneAsync()
     {
-        await _app.Cli.UpDetachedAsync(2);
-        var pids = (await _app.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Alive(controlPlane), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await App.Cli.UpDetachedAsync(2);
+        var pids = (await App.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
+        await App.Cli.KillControlPlaneAsync();
         Assert.All(pids, pid => Assert.True(Alive(pid), $"replica {pid} outlives the control plane"));
         return pids;
     }
@@ -36,18 +29,18 @@ public sealed class StateFaultTests : IAsyncLifetime
     public async Task Down_CorruptStateDb_StopsEveryReplicaFromTheDriversRecordsAndSaysHowToFix()
     {
         var pids = await UpThenKillControlPlaneAsync();
-        var db = Path.Combine(_app.Cli.State, "state.db");
+        var db = Path.Combine(App.Cli.State, "state.db");
         File.WriteAllBytes(db, [.. Enumerable.Repeat((byte)0x5a, 8192)]);
         File.Delete(db + "-wal");
         File.Delete(db + "-shm");
 
-        var up = await _app.Cli.RunAsync("up");
+        var up = await App.Cli.RunAsync("up");
         Assert.Equal(6, up.Code);
         AssertNoStackTrace(up);
         Assert.Contains($"berth: error: the state store {db} is damaged (SQLite Error 26: 'file is not a database')", up.Err, StringComparison.Ordinal);
         Assert.Contains($"berth: fix: run 'berth down' (it stops the replicas from the drivers' own records), then move {db} aside", up.Err, StringComparison.Ordinal);
 
-        var down = await _app.Cli.RunAsync("down");
+        var down = await App.Cli.RunAsync("down");
         Assert.True(down.Code == 0, $"berth down: {down}");
         AssertNoStackTrace(down);
         Assert.Contains("berth: stopped 2 replicas the drivers still ran (faulty)", down.Err, StringComparison.Ordinal);
@@ -59,17 +52,17 @@ public sealed class StateFaultTests : IAsyncLifetime
     {
         var pids = await UpThenKillControlPlaneAsync();
         CliResult up, down;
-        using (Mount.ReadOnly(_app.Cli.State))
+        using (Mount.ReadOnly(App.Cli.State))
         {
-            up = await _app.Cli.RunAsync("up");
-            down = await _app.Cli.RunAsync("down");
+            up = await App.Cli.RunAsync("up");
+            down = await App.Cli.RunAsync("down");
         }
 
         Assert.Equal(6, up.Code);
         AssertNoStackTrace(up);
-        var db = Path.Combine(_app.Cli.State, "state.db");
+        var db = Path.Combine(App.Cli.State, "state.db");
         Assert.Contains($"berth: error: the state store {db} is read-only (SQLite Error 8: 'attempt to write a readonly database')", up.Err, StringComparison.Ordinal);
-        Assert.Contains($"berth: fix: make {_app.Cli.State} and the files in it writable by you", up.Err, StringComparison.Ordinal);
+        Assert.Contains($"berth: fix: make {App.Cli.State} and the files in it writable by you", up.Err, StringComparison.Ordinal);
         Assert.True(down.Code == 0, $"berth down on a read-only state folder: {down}");
         AssertNoStackTrace(down);
         Assert.All(pids, pid => Assert.False(Alive(pid), $"replica {pid} still runs after down"));
@@ -78,10 +71,10 @@ public sealed class StateFaultTests : IAsyncLifetime
     [RootFact]
     public async Task Api_StateFolderDiskFull_507JsonReplicasKeepRunningAndItHealsOnceSpaceIsFreed()
     {
-        using var disk = Mount.SmallTmpfs(_app.Cli.State, 4096);
-        await _app.Cli.UpDetachedAsync(2);
-        using var api = new ControlPlaneApi(_app.Cli.State);
-        var before = (await _app.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
+        using var disk = Mount.SmallTmpfs(App.Cli.State, 4096);
+        await App.Cli.UpDetachedAsync(2);
+        using var api = new ControlPlaneApi(App.Cli.State);
+        var before = (await App.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).ToList();
 
         disk.Fill();
         Assert.True(disk.Available < 64 * 1024, $"the tmpfs is full ({disk.Available} bytes free)");
@@ -90,7 +83,7 @@ public sealed class StateFaultTests : IAsyncLifetime
         Assert.Equal("application/json", type);
         var error = JsonDocument.Parse(body).RootElement;
         Assert.Equal(507, error.GetProperty("status").GetInt32());
-        Assert.StartsWith($"the disk of the state folder {_app.Cli.State} is full, so state.db cannot be written; free space there", error.GetProperty("error").GetString(), StringComparison.Ordinal);
+        Assert.StartsWith($"the disk of the state folder {App.Cli.State} is full, so state.db cannot be written; free space there", error.GetProperty("error").GetString(), StringComparison.Ordinal);
 
         // Replicas keep running. One killed now is restarted as soon as its driver can write its records (the process
         // driver keeps them, and the logs, in the state folder): at the latest once space is freed, with no one's help.
@@ -113,7 +106,7 @@ public sealed class StateFaultTests : IAsyncLifetime
         }
         catch (TimeoutException e)
         {
-            throw new TimeoutException($"{e.Message}; replicas: {seen}\nlog: {File.ReadAllText(Path.Combine(_app.Cli.State, "control-plane.log"))}", e);
+            throw new TimeoutException($"{e.Message}; replicas: {seen}\nlog: {File.ReadAllText(Path.Combine(App.Cli.State, "control-plane.log"))}", e);
         }
 
         await Poll.UntilAsync(async () => (await api.SendAsync(HttpMethod.Post, "/v1/services/web/scale", """{"replicas": 3}""")).Status == 200,
@@ -122,13 +115,13 @@ public sealed class StateFaultTests : IAsyncLifetime
             TimeSpan.FromSeconds(60), "3 ready replicas after the disk was freed");
 
         // Every running replica has its record in the store, with the pid it runs as.
-        var pids = (await _app.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).Order().ToList();
-        using (var store = Berth.Orchestration.State.StateStore.Open(_app.Cli.State))
+        var pids = (await App.Cli.PsAsync()).Select(r => r.GetProperty("pid").GetInt32()).Order().ToList();
+        using (var store = Berth.Orchestration.State.StateStore.Open(App.Cli.State))
         {
             Assert.Equal(pids, store.ListReplicas().Select(r => r.Handle?.Pid ?? 0).Order().ToList());
         }
 
-        await _app.Cli.DownAsync();
+        await App.Cli.DownAsync();
         Assert.All(pids, pid => Assert.False(Alive(pid), $"replica {pid} still runs after down"));
     }
 }

@@ -18,10 +18,7 @@ public sealed class DockerExecCliTests : IAsyncLifetime
             return;
         }
 
-        using (var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None))
-        {
-            await TestImages.EnsureAsync(driver);
-        }
+        await TestImages.EnsureAsync();
 
         await File.WriteAllTextAsync(Path.Combine(_dir, "berth.yaml"), $$"""
             name: dexec-{{Guid.NewGuid().ToString("N")[..8]}}

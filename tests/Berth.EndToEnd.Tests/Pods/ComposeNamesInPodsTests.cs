@@ -1,7 +1,3 @@
-using Berth.Runtime.Docker;
-using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
-
 namespace Berth.EndToEnd.Tests.Pods;
 
 /// <summary>
@@ -10,22 +6,15 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// the service's virtual address and the mesh, and the callee answers: as process services with <c>network: isolated</c>,
 /// and on the Docker driver with a busybox image made offline. A name given to nobody does not resolve.
 /// </summary>
-public sealed class ComposeNamesInPodsTests : IAsyncLifetime
+public sealed class ComposeNamesInPodsTests() : AppFolderTest("berth-pod-names-")
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(120);
 
     /// <summary>Every name of api the Compose file below gives it, the service name first.</summary>
     private static readonly string[] Names = ["api", "api-alias", "api-host", "api-box", "backend"];
 
-    private readonly AppFolder _app = new("berth-pod-names-");
     private readonly string _name = "names" + Guid.NewGuid().ToString("N")[..6];
     private readonly int _web = Ports.Free();
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so the
-    // app would be left running.
-    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     /// <summary>web: GET /by/NAME fetches http://NAME:8080/ from inside web's pod and answers with what came back
     /// ("failed: REASON" when nothing did).</summary>
@@ -45,7 +34,7 @@ public sealed class ComposeNamesInPodsTests : IAsyncLifetime
     [Fact]
     public async Task ProcessPods_AliasesHostnameContainerNameAndLinks_EachReachesTheCalleeThroughTheMesh()
     {
-        _app.Write("compose.yaml", $$"""
+        App.Write("compose.yaml", $$"""
             name: {{_name}}
             services:
               api:
@@ -67,7 +56,7 @@ public sealed class ComposeNamesInPodsTests : IAsyncLifetime
                   endpoints:
                     http: {port: {{_web}}, target_port: 80}
             """);
-        await _app.Cli.UpDetachedAsync(ready: 2, Wait);
+        await App.Cli.UpDetachedAsync(ready: 2, Wait);
 
         await AssertEveryNameReachesApiAsync(name => $"http://127.0.0.1:{_web}/by/{name}");
     }
@@ -75,13 +64,10 @@ public sealed class ComposeNamesInPodsTests : IAsyncLifetime
     [DockerFact]
     public async Task DockerPods_AliasesHostnameContainerNameAndLinks_EachReachesTheCalleeThroughTheMesh()
     {
-        using (var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None))
-        {
-            await TestImages.EnsureAsync(driver);
-        }
+        await TestImages.EnsureAsync();
 
         // web's CGI fetches http://QUERY:8080/ with busybox wget at each request, from inside web's container (NetworkMode none).
-        _app.Write("compose.yaml", $$"""
+        App.Write("compose.yaml", $$"""
             name: {{_name}}
             services:
               api:
@@ -98,7 +84,7 @@ public sealed class ComposeNamesInPodsTests : IAsyncLifetime
                 ports: ["{{_web}}:80"]
                 links: ["api:backend"]
             """);
-        await _app.Cli.UpDetachedAsync(ready: 2, Wait);
+        await App.Cli.UpDetachedAsync(ready: 2, Wait);
 
         await AssertEveryNameReachesApiAsync(name => $"http://127.0.0.1:{_web}/cgi-bin/by?{name}");
     }
@@ -107,7 +93,7 @@ public sealed class ComposeNamesInPodsTests : IAsyncLifetime
     /// web's pod once it runs); a name nobody was given answers a failure.</summary>
     private async Task AssertEveryNameReachesApiAsync(Func<string, string> url)
     {
-        var api = (await _app.Cli.PsAsync()).Single(r => r.GetProperty("service").GetString() == "api").GetProperty("id").GetString()!;
+        var api = (await App.Cli.PsAsync()).Single(r => r.GetProperty("service").GetString() == "api").GetProperty("id").GetString()!;
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
         foreach (var name in Names)
         {

@@ -112,9 +112,7 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         await using var inbound = LoopbackLoad.Start(_web2, new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
         await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(50));
 
-        var controlPlane = _docker.Berth.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await _docker.Berth.KillControlPlaneAsync();
         await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(100));
 
         // The next control plane adopts the containers and finds each pod's namespace again from the engine (the main pid of
@@ -146,9 +144,7 @@ public sealed class ComposePodsOnDockerTests : IAsyncLifetime
         await using var byName = LoopbackLoad.Start(new Uri($"http://127.0.0.1:{_web}/cgi-bin/api"), new LoopbackLoadOptions { FreshConnections = true, MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
         await using var inbound = LoopbackLoad.Start(_web2, new LoopbackLoadOptions { FreshConnections = true, MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
         await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(50));
-        var controlPlane = _docker.Berth.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the older control plane gone after SIGKILL");
+        await _docker.Berth.KillControlPlaneAsync("the older control plane");
 
         _docker.Berth.Environment.Remove("BERTH_DATA_PLANE_BUILD");
         await _docker.Berth.UpDetachedAsync(ready: 4, Wait);

@@ -1,8 +1,3 @@
-using Berth.Runtime.Docker;
-using Berth.Runtime.Process;
-using Berth.Runtime.Tests.Docker;
-using Berth.Testing;
-
 namespace Berth.EndToEnd.Tests.Pods;
 
 /// <summary>
@@ -11,26 +6,19 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// cannot have one is told so. No traffic leaves loopback here: the machine has no outside network to reach, and the
 /// network rule forbids trying (nothing is sent to the tap device's gateway or any other address).
 /// </summary>
-public sealed class PodEgressTests : IAsyncLifetime
+public sealed class PodEgressTests() : AppFolderTest("berth-pod-egress-")
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(120);
-    private readonly AppFolder _app = new("berth-pod-egress-");
     private readonly string _name = "egress" + Guid.NewGuid().ToString("N")[..6];
     private readonly int _out = Ports.Free();
     private readonly int _plain = Ports.Free();
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so the
-    // app would be left running.
-    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     [Fact]
     public async Task ProcessPodsAskingForEgress_Slirp4netnsGivesEachATapAndADefaultRoute_StoppedWithTheReplicaAndOnDown()
     {
         // CI installs it (.ci/setup-runtime.sh): a missing helper fails here rather than skipping what this test shows.
         Assert.True(PodEgress.Find() is not null, "slirp4netns is not on PATH: install it (apt-get install slirp4netns; .ci/setup-runtime.sh does)");
-        _app.WriteSpec($$"""
+        App.WriteSpec($$"""
             name: {{_name}}
             services:
               out:
@@ -46,11 +34,11 @@ public sealed class PodEgressTests : IAsyncLifetime
                 endpoints:
                   http: {port: {{_plain}}, target_port: 8080}
             """);
-        var up = await _app.Cli.OkAsync("up", "-d");
+        var up = await App.Cli.OkAsync("up", "-d");
         Assert.DoesNotContain("has no egress", up.Out + up.Err, StringComparison.Ordinal);
-        await Poll.UntilAsync(async () => await _app.Cli.CountAsync("ready") == 3, Wait, "3 Ready replicas");
+        await Poll.UntilAsync(async () => await App.Cli.CountAsync("ready") == 3, Wait, "3 Ready replicas");
 
-        var ps = await _app.Cli.PsAsync();
+        var ps = await App.Cli.PsAsync();
         var outs = ps.Where(r => r.GetProperty("service").GetString() == "out").ToDictionary(r => r.GetProperty("id").GetString()!, r => r.GetProperty("pid").GetInt32());
         var plain = ps.Single(r => r.GetProperty("service").GetString() == "plain").GetProperty("pid").GetInt32();
         var host = ReadLink("/proc/self/ns/net");
@@ -79,29 +67,26 @@ public sealed class PodEgressTests : IAsyncLifetime
             Assert.Equal(outs.Keys.Order(), seen.Order());
         }
 
-        var ps2 = await _app.Cli.OkAsync("ps");
+        var ps2 = await App.Cli.OkAsync("ps");
         Assert.DoesNotContain("has no egress", ps2.Out + ps2.Err, StringComparison.Ordinal);
 
-        await _app.Cli.OkAsync("scale", "out=1");
-        await Poll.UntilAsync(async () => (await _app.Cli.PsAsync()).Count(r => r.GetProperty("service").GetString() == "out") == 1, Wait, "one out replica after 'berth scale out=1'");
-        var kept = (await _app.Cli.PsAsync()).Single(r => r.GetProperty("service").GetString() == "out").GetProperty("id").GetString()!;
+        await App.Cli.OkAsync("scale", "out=1");
+        await Poll.UntilAsync(async () => (await App.Cli.PsAsync()).Count(r => r.GetProperty("service").GetString() == "out") == 1, Wait, "one out replica after 'berth scale out=1'");
+        var kept = (await App.Cli.PsAsync()).Single(r => r.GetProperty("service").GetString() == "out").GetProperty("id").GetString()!;
         var stopped = outs.Keys.Single(id => id != kept);
         await Poll.UntilAsync(() => !Directory.Exists($"/proc/{helpers[stopped]}"), Wait, $"the stopped replica {stopped}'s slirp4netns ({helpers[stopped]}) gone");
         Assert.True(Directory.Exists($"/proc/{helpers[kept]}"), $"the kept replica {kept}'s slirp4netns ({helpers[kept]}) should still run");
 
-        await _app.Cli.OkAsync("down");
+        await App.Cli.OkAsync("down");
         await Poll.UntilAsync(() => !Directory.Exists($"/proc/{helpers[kept]}"), Wait, $"slirp4netns of {kept} ({helpers[kept]}) gone after 'berth down'");
     }
 
     [DockerFact]
     public async Task DockerPodAskingForEgress_UpAndPsSayItHasNone()
     {
-        using (var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None))
-        {
-            await TestImages.EnsureAsync(driver);
-        }
+        await TestImages.EnsureAsync();
 
-        _app.Write("compose.yaml", $$"""
+        App.Write("compose.yaml", $$"""
             name: {{_name}}
             services:
               box:
@@ -112,10 +97,10 @@ public sealed class PodEgressTests : IAsyncLifetime
         const string Said = "box has no egress: its pods hold only loopback (egress: true gives a userspace network to process pods only); " +
             "write network_mode: host (network: host) for a container that needs the outside world";
 
-        var up = await _app.Cli.OkAsync("up", "-d");
+        var up = await App.Cli.OkAsync("up", "-d");
         Assert.Contains(Said, up.Out + up.Err, StringComparison.Ordinal);
-        await Poll.UntilAsync(async () => await _app.Cli.CountAsync("ready") == 1, Wait, "box Ready");
-        var ps = await _app.Cli.OkAsync("ps");
+        await Poll.UntilAsync(async () => await App.Cli.CountAsync("ready") == 1, Wait, "box Ready");
+        var ps = await App.Cli.OkAsync("ps");
         Assert.Contains(Said, ps.Out + ps.Err, StringComparison.Ordinal);
     }
 
@@ -123,7 +108,7 @@ public sealed class PodEgressTests : IAsyncLifetime
 
     /// <summary>The supervisor pid the process driver recorded for a replica.</summary>
     private int Supervisor(string replica) =>
-        int.Parse(File.ReadAllLines(Path.Combine(_app.State, "replicas", replica, "pid")).Single(l => l.StartsWith("supervisor=", StringComparison.Ordinal))["supervisor=".Length..],
+        int.Parse(File.ReadAllLines(Path.Combine(App.State, "replicas", replica, "pid")).Single(l => l.StartsWith("supervisor=", StringComparison.Ordinal))["supervisor=".Length..],
             System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Pids of the processes whose parent is <paramref name="parent"/> and whose name is <paramref name="comm"/>.</summary>

@@ -1,5 +1,3 @@
-using Berth.Testing;
-
 namespace Berth.EndToEnd.Tests.Pods;
 
 /// <summary>
@@ -8,7 +6,7 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// forwards to the receiver on the host. Before, every export from a pod was refused and only the mesh's spans reached
 /// the dashboard.
 /// </summary>
-public sealed class PodTelemetryTests : IAsyncLifetime
+public sealed class PodTelemetryTests : AppFolderTest
 {
     /// <summary>On GET /env: its OTEL_EXPORTER_OTLP_ENDPOINT. On GET /export: connects to that endpoint (the receiver's
     /// OTLP/gRPC listener, HTTP/2 only) and opens an HTTP/2 connection as a gRPC exporter does (the client preface and an
@@ -29,10 +27,10 @@ public sealed class PodTelemetryTests : IAsyncLifetime
         }
         """;
 
-    private readonly AppFolder _app = new("berth-pod-otlp-");
     private readonly int _port = Ports.Free();
 
-    public PodTelemetryTests() => _app.WriteSpec($$"""
+    public PodTelemetryTests()
+        : base("berth-pod-otlp-") => App.WriteSpec($$"""
         name: otlp{{Guid.NewGuid().ToString("N")[..6]}}
         services:
           app:
@@ -42,14 +40,10 @@ public sealed class PodTelemetryTests : IAsyncLifetime
               http: {port: {{_port}}, target_port: 8080}
         """);
 
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
-
     [Fact]
     public async Task Up_ReplicaInAPod_ItsOtlpEndpointIsTheHostGatewayWhereTheReceiverAnswers()
     {
-        await _app.Cli.UpDetachedAsync(ready: 1);
+        await App.Cli.UpDetachedAsync(ready: 1);
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
 
         var endpoint = await client.GetStringAsync($"http://127.0.0.1:{_port}/env");

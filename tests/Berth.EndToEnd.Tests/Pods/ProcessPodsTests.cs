@@ -1,4 +1,3 @@
-using Berth.Testing;
 using Xunit.Abstractions;
 
 namespace Berth.EndToEnd.Tests.Pods;
@@ -8,33 +7,27 @@ namespace Berth.EndToEnd.Tests.Pods;
 /// <c>berth</c> program: two api replicas on the same port 8080, web and web2 both on port 80, each in its own pod; web
 /// calls api by name (its /etc/hosts → api's virtual address → the mesh inside web's pod → an api replica's pod).
 /// </summary>
-public sealed class ProcessPodsTests : IAsyncLifetime
+public sealed class ProcessPodsTests : AppFolderTest
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(60);
-    private readonly AppFolder _app = new("berth-pods-");
     private readonly int _web = Ports.Free();
     private readonly int _web2 = Ports.Free();
     private readonly int _api = Ports.Free();
     private readonly ITestOutputHelper _output;
 
     public ProcessPodsTests(ITestOutputHelper output)
+        : base("berth-pods-")
     {
         _output = output;
-        _app.WriteSpec(PodScripts.TwoTierSpec($"pods{Guid.NewGuid().ToString("N")[..6]}", _web, _web2, retryResets: true, api: _api));
+        App.WriteSpec(PodScripts.TwoTierSpec($"pods{Guid.NewGuid().ToString("N")[..6]}", _web, _web2, retryResets: true, api: _api));
     }
-
-    public Task InitializeAsync() => Task.CompletedTask;
-
-    // IAsyncLifetime, not IAsyncDisposable: xunit v2 never calls a test class's IAsyncDisposable.DisposeAsync (v3 does), so the
-    // app would be left running.
-    public Task DisposeAsync() => _app.DisposeAsync().AsTask();
 
     [Fact]
     public async Task Up_TwoTierShapeIsolated_WebGetsApiByNameFromBothReplicasAndWeb2ServesBeside()
     {
-        await _app.Cli.UpDetachedAsync(ready: 4);
+        await App.Cli.UpDetachedAsync(ready: 4);
         using var client = new HttpClient { Timeout = TimeSpan.FromSeconds(30) };
-        var apis = (await _app.Cli.PsAsync()).Where(r => r.GetProperty("service").GetString() == "api").Select(r => r.GetProperty("id").GetString()!).ToList();
+        var apis = (await App.Cli.PsAsync()).Where(r => r.GetProperty("service").GetString() == "api").Select(r => r.GetProperty("id").GetString()!).ToList();
 
         var seen = await PodScripts.ApisReachedByNameAsync(client, _web, Wait, "web gets the api page by name from both api replicas");
         Assert.Equal(apis.Order(), seen);
@@ -48,13 +41,13 @@ public sealed class ProcessPodsTests : IAsyncLifetime
     [Fact]
     public async Task KillCallee_UnderLoadThroughTheServiceName_NoFailedGet()
     {
-        await _app.Cli.UpDetachedAsync(ready: 4);
+        await App.Cli.UpDetachedAsync(ready: 4);
         await using var load = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 20_000, MaxTime = TimeSpan.FromMinutes(2) });
         await load.MoreAsync(200);
-        var victim = (await _app.Cli.PsAsync()).First(r => r.GetProperty("service").GetString() == "api");
+        var victim = (await App.Cli.PsAsync()).First(r => r.GetProperty("service").GetString() == "api");
 
         Process.GetProcessById(victim.GetProperty("pid").GetInt32()).Kill();
-        await Poll.UntilAsync(async () => (await _app.Cli.PsAsync()).Any(r => r.GetProperty("id").GetString() == victim.GetProperty("id").GetString()
+        await Poll.UntilAsync(async () => (await App.Cli.PsAsync()).Any(r => r.GetProperty("id").GetString() == victim.GetProperty("id").GetString()
             && r.GetProperty("restarts").GetInt32() > 0 && r.GetProperty("phase").GetString() == "ready"), Wait, "the killed api replica restarted and is Ready again");
         await load.MoreAsync(200);
         var result = await load.StopAsync();
@@ -67,27 +60,25 @@ public sealed class ProcessPodsTests : IAsyncLifetime
     [Fact]
     public async Task ControlPlaneKilled9_UnderLoadWithPods_NoRequestFailsWhileItIsGoneOrAfterItReturns()
     {
-        await _app.Cli.UpDetachedAsync(ready: 4);
+        await App.Cli.UpDetachedAsync(ready: 4);
         var apis = await ReplicasAsync("api");
-        var dataPlane = _app.Cli.DataPlanePid()!.Value;
+        var dataPlane = App.Cli.DataPlanePid()!.Value;
         // Two loads: into api's pods through its stable port (the mesh's sockets made in each pod), and from inside web's pod
         // by api's name (web's /etc/hosts → api's virtual address → the listener the data plane holds in web's pod).
         await using var inbound = LoopbackLoad.Start(_api, new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
         await using var byName = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) });
         await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(100));
 
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the control plane gone after SIGKILL");
+        await App.Cli.KillControlPlaneAsync();
         await Task.WhenAll(inbound.MoreAsync(300), byName.MoreAsync(300));
 
         // The next control plane adopts the replicas and finds each pod's namespace again (from the recorded supervisor pid,
         // checked by inode): its first snapshot must keep every upstream and outbound listener in its pod.
-        await _app.Cli.UpDetachedAsync(ready: 4);
+        await App.Cli.UpDetachedAsync(ready: 4);
         Assert.Equal(apis, await ReplicasAsync("api"));
         await Task.WhenAll(inbound.MoreAsync(300), byName.MoreAsync(300));
-        await _app.Cli.OkAsync("scale", "api=3");
-        await Poll.UntilAsync(async () => await _app.Cli.CountAsync("ready") == 5, Wait, "5 Ready replicas after 'berth scale api=3'");
+        await App.Cli.OkAsync("scale", "api=3");
+        await Poll.UntilAsync(async () => await App.Cli.CountAsync("ready") == 5, Wait, "5 Ready replicas after 'berth scale api=3'");
         var third = (await ReplicasAsync("api")).Except(apis).Single();
         await Poll.UntilAsync(() => Task.FromResult(inbound.Answered($"api {third}")), Wait, $"the stable port reaches {third}, started by the new control plane");
         await Task.WhenAll(inbound.MoreAsync(200), byName.MoreAsync(200));
@@ -98,17 +89,17 @@ public sealed class ProcessPodsTests : IAsyncLifetime
         a.AssertNoneFailedUncapped();
         b.AssertNoneFailedUncapped();
         Assert.All(b.Bodies.Keys, body => Assert.Matches("^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", body));
-        Assert.Equal(dataPlane, _app.Cli.DataPlanePid());
+        Assert.Equal(dataPlane, App.Cli.DataPlanePid());
     }
 
     [Fact]
     public async Task DataPlaneKilled9_WithPods_StableAndNamedTrafficResumesWithinAMeasuredGap()
     {
-        await _app.Cli.UpDetachedAsync(ready: 4);
-        var standbyFile = Path.Combine(_app.Cli.State, "data-plane-standby.json");
-        await Poll.UntilAsync(() => File.Exists(standbyFile) && File.ReadAllText(Path.Combine(_app.Cli.State, "control-plane.log")).Contains("Standby data plane", StringComparison.Ordinal),
+        await App.Cli.UpDetachedAsync(ready: 4);
+        var standbyFile = Path.Combine(App.Cli.State, "data-plane-standby.json");
+        await Poll.UntilAsync(() => File.Exists(standbyFile) && File.ReadAllText(Path.Combine(App.Cli.State, "control-plane.log")).Contains("Standby data plane", StringComparison.Ordinal),
             Wait, "the standby data plane started and connected");
-        var old = _app.Cli.DataPlanePid()!.Value;
+        var old = App.Cli.DataPlanePid()!.Value;
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false, ConnectTimeout = TimeSpan.FromSeconds(1), PooledConnectionLifetime = TimeSpan.Zero })
         {
             Timeout = TimeSpan.FromSeconds(5),
@@ -122,7 +113,7 @@ public sealed class ProcessPodsTests : IAsyncLifetime
         var byName = await FirstAnsweredAsync(http, _web, "^web web-[0-9a-f]{5} got: api api-[0-9a-f]{5}$", clock);
         _output.WriteLine($"data plane kill -9 with pods: into api's pods first answered {inbound.TotalMilliseconds:0} ms after the kill, " +
             $"web → api by name {byName.TotalMilliseconds:0} ms after it");
-        await Poll.UntilAsync(() => _app.Cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(30), "data-plane.json naming the data plane that replaced the killed one");
+        await Poll.UntilAsync(() => App.Cli.DataPlanePid() is { } now && now != old, TimeSpan.FromSeconds(30), "data-plane.json naming the data plane that replaced the killed one");
 
         await using var load = LoopbackLoad.Start(_web, new LoopbackLoadOptions { MaxRequests = 10_000, MaxTime = TimeSpan.FromMinutes(2) });
         await load.MoreAsync(200);
@@ -135,26 +126,24 @@ public sealed class ProcessPodsTests : IAsyncLifetime
     public async Task Upgrade_WithPods_ListenersInThePodsAndOnTheHostPassedToTheNewDataPlane_NoRequestFails()
     {
         // The first control plane and its data planes pose as an older Berth; the next one replaces the data plane.
-        _app.Cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
-        await _app.Cli.UpDetachedAsync(ready: 4);
-        var old = _app.Cli.DataPlanePid()!.Value;
+        App.Cli.Environment["BERTH_DATA_PLANE_BUILD"] = "older";
+        await App.Cli.UpDetachedAsync(ready: 4);
+        var old = App.Cli.DataPlanePid()!.Value;
         // Fresh connections: each request into api's stable port is a connect on the host, and each call web makes by name is a
         // connect to the listener the data plane holds in web's pod; a listener closed for any moment refuses some.
         var fresh = new LoopbackLoadOptions { FreshConnections = true, MaxRequests = 100_000, MaxTime = TimeSpan.FromMinutes(5) };
         await using var inbound = LoopbackLoad.Start(_api, fresh);
         await using var byName = LoopbackLoad.Start(_web, fresh);
         await Task.WhenAll(inbound.MoreAsync(100), byName.MoreAsync(100));
-        var controlPlane = _app.Cli.ControlPlanePid()!.Value;
-        Process.GetProcessById(controlPlane).Kill();
-        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{controlPlane}"), TimeSpan.FromSeconds(20), "the older control plane gone after SIGKILL");
+        await App.Cli.KillControlPlaneAsync("the older control plane");
 
-        _app.Cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
-        await _app.Cli.UpDetachedAsync(ready: 4);
-        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{old}") && _app.Cli.DataPlanePid() is { } now && now != old, Wait, "the older data plane replaced by one of this build");
+        App.Cli.Environment.Remove("BERTH_DATA_PLANE_BUILD");
+        await App.Cli.UpDetachedAsync(ready: 4);
+        await Poll.UntilAsync(() => !Directory.Exists($"/proc/{old}") && App.Cli.DataPlanePid() is { } now && now != old, Wait, "the older data plane replaced by one of this build");
         await Task.WhenAll(inbound.MoreAsync(300), byName.MoreAsync(300));
         var (a, b) = (await inbound.StopAsync(), await byName.StopAsync());
 
-        var log = File.ReadAllText(Path.Combine(_app.Cli.State, "data-plane.log"));
+        var log = File.ReadAllText(Path.Combine(App.Cli.State, "data-plane.log"));
         var took = System.Text.RegularExpressions.Regex.Match(log, $@"Took [0-9]+ listening sockets over from data plane {old} in [0-9.]+ ms");
         _output.WriteLine($"upgrade with pods, into api's pods: {a}; web → api by name: {b}; {took.Value}");
         a.AssertNoneFailedUncapped();
@@ -192,5 +181,5 @@ public sealed class ProcessPodsTests : IAsyncLifetime
     }
 
     private async Task<List<string>> ReplicasAsync(string service) =>
-        [.. (await _app.Cli.PsAsync()).Where(r => r.GetProperty("service").GetString() == service).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal)];
+        [.. (await App.Cli.PsAsync()).Where(r => r.GetProperty("service").GetString() == service).Select(r => r.GetProperty("id").GetString()!).Order(StringComparer.Ordinal)];
 }

@@ -252,14 +252,7 @@ public sealed class RootlessTests
         try
         {
             user.Environment["BERTH_CGROUP_SUBTREE"] = Subtree;
-            user.WriteSpec("""
-                name: hogs
-                services:
-                  calm:
-                    run: [perl, -e, "sleep 600"]
-                    resources:
-                      limits: {cpu: 250m, memory: 64Mi}
-                    stop_grace_period: 1s
+            user.WriteSpec("name: hogs\nservices:\n" + IdleService.Entry("calm", limits: "{cpu: 250m, memory: 64Mi}") + """
                   hog:
                     run: [perl, -e, "$$|=1; my @a; for (1..40) { push @a, 'x' x (8 << 20); print qq(grew\n) } sleep 600"]
                     restart: never

@@ -38,8 +38,7 @@ public sealed class DockerApp : IAsyncDisposable, IDisposable
             return false;
         }
 
-        using var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
-        await TestImages.EnsureAsync(driver);
+        await TestImages.EnsureAsync();
         return true;
     }
 

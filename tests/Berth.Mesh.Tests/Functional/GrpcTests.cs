@@ -13,10 +13,8 @@ public sealed class GrpcTests
     public async Task Proxy_GrpcUnaryCall_AnsweredWithTrailersForwarded()
     {
         await using var server = await GrpcUpstream.StartAsync("a");
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(GrpcRoute(port, MeshPolicy.Default, server.Upstream), CancellationToken.None);
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        await using var mesh = await MeshTest.ServeGrpcAsync(MeshPolicy.Default, server.Upstream);
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{mesh.Port}");
 
         using var call = channel.CreateCallInvoker().AsyncUnaryCall(EchoService.EchoMethod, null, new CallOptions(), "hello");
         var reply = await call.ResponseAsync;
@@ -36,7 +34,7 @@ public sealed class GrpcTests
         await mesh.StartAsync(CancellationToken.None);
         var port = Ports.Free();
         var policy = MeshTest.Bare() with { Retries = new RetryPolicy { Attempts = 2, On = ["unavailable", "resource-exhausted"], BackoffBase = TimeSpan.FromMilliseconds(1) } };
-        await mesh.UpdateAsync(GrpcRoute(port, policy, down.Upstream, up.Upstream), CancellationToken.None);
+        await mesh.UpdateAsync(MeshTest.GrpcRoute(port, policy, down.Upstream, up.Upstream), CancellationToken.None);
         using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
         var invoker = channel.CreateCallInvoker();
 
@@ -61,11 +59,9 @@ public sealed class GrpcTests
         await using var other = await GrpcUpstream.StartAsync("other");
         failing.Fail = StatusCode.Internal;
         other.Fail = StatusCode.Internal;
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
         var policy = MeshTest.Bare() with { Retries = new RetryPolicy { Attempts = 2, On = ["unavailable"] } };
-        await mesh.UpdateAsync(GrpcRoute(port, policy, failing.Upstream, other.Upstream), CancellationToken.None);
-        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{port}");
+        await using var mesh = await MeshTest.ServeGrpcAsync(policy, failing.Upstream, other.Upstream);
+        using var channel = GrpcChannel.ForAddress($"http://127.0.0.1:{mesh.Port}");
 
         var error = await Assert.ThrowsAsync<RpcException>(() => channel.CreateCallInvoker().AsyncUnaryCall(EchoService.EchoMethod, null, new CallOptions(), "x").ResponseAsync);
 
@@ -78,12 +74,10 @@ public sealed class GrpcTests
     {
         await using var slow = await GrpcUpstream.StartAsync("slow");
         slow.Delay = TimeSpan.FromSeconds(20);
-        await using var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(GrpcRoute(port, MeshTest.Bare(), slow.Upstream), CancellationToken.None);
+        await using var mesh = await MeshTest.ServeGrpcAsync(MeshTest.Bare(), slow.Upstream);
         // A raw HTTP/2 call (not Grpc.Net.Client, which would enforce the deadline itself): only the mesh can end it.
         using var http = new HttpClient(new SocketsHttpHandler { UseProxy = false });
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"http://127.0.0.1:{port}/test.Echo/Echo")
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"http://127.0.0.1:{mesh.Port}/test.Echo/Echo")
         {
             Content = new ByteArrayContent(Frame("x")),
             Version = HttpVersion.Version20,
@@ -116,9 +110,6 @@ public sealed class GrpcTests
         payload.CopyTo(frame, 5);
         return frame;
     }
-
-    private static ServiceRoute GrpcRoute(int port, MeshPolicy policy, params Upstream[] upstreams) =>
-        new("api", new Endpoint { Name = "grpc", Port = port, Protocol = EndpointProtocol.Grpc }, policy, [.. upstreams]);
 
     /// <summary>A real gRPC server (Grpc.AspNetCore on Kestrel, HTTP/2 prior knowledge) serving <see cref="EchoService"/>.</summary>
     private sealed class GrpcUpstream : IAsyncDisposable

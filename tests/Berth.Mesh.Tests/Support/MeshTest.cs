@@ -10,6 +10,9 @@ internal static class MeshTest
     public static ServiceRoute TcpRoute(int port, MeshPolicy policy, params Upstream[] upstreams) =>
         new("db", new Endpoint { Name = "tcp", Port = port, Protocol = EndpointProtocol.Tcp }, policy, [.. upstreams]);
 
+    public static ServiceRoute GrpcRoute(int port, MeshPolicy policy, params Upstream[] upstreams) =>
+        new("api", new Endpoint { Name = "grpc", Port = port, Protocol = EndpointProtocol.Grpc }, policy, [.. upstreams]);
+
     /// <summary>No retries, no breaker, no ejection: each feature's test turns on only what it checks.</summary>
     public static MeshPolicy Bare(LoadBalancing lb = LoadBalancing.RoundRobin) => new()
     {
@@ -35,35 +38,34 @@ internal static class MeshTest
 
     /// <summary>A real mesh (with <paramref name="options"/>) serving route <c>api</c> to <paramref name="upstream"/> on a free
     /// loopback port, under <paramref name="policy"/> (default: <see cref="MeshPolicy.Default"/>).</summary>
-    public static async Task<ServedMesh> ServeAsync(Upstream upstream, MeshHostOptions? options = null, MeshPolicy? policy = null)
-    {
-        var mesh = new MeshHost(options);
-        var port = Ports.Free();
-        await mesh.UpdateAsync(Route(port, policy ?? MeshPolicy.Default, upstream), CancellationToken.None);
-        return new ServedMesh(mesh, port);
-    }
+    public static Task<ServedMesh> ServeAsync(Upstream upstream, MeshHostOptions? options = null, MeshPolicy? policy = null) =>
+        ServeRouteAsync(port => Route(port, policy ?? MeshPolicy.Default, upstream), options);
 
     /// <summary>A real mesh serving route <c>api</c> under <paramref name="policy"/> to <paramref name="upstreams"/> on a free
     /// loopback port.</summary>
-    public static async Task<ServedMesh> ServeAsync(MeshPolicy policy, params Upstream[] upstreams)
-    {
-        var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(Route(port, policy, upstreams), CancellationToken.None);
-        return new ServedMesh(mesh, port);
-    }
+    public static Task<ServedMesh> ServeAsync(MeshPolicy policy, params Upstream[] upstreams) =>
+        ServeRouteAsync(port => Route(port, policy, upstreams));
 
     /// <summary>A real mesh serving the TCP route <c>db</c> under <paramref name="policy"/> to <paramref name="upstreams"/> on a
     /// free loopback port.</summary>
-    public static async Task<ServedMesh> ServeTcpAsync(MeshPolicy policy, params Upstream[] upstreams)
-    {
-        var mesh = new MeshHost();
-        var port = Ports.Free();
-        await mesh.UpdateAsync(TcpRoute(port, policy, upstreams), CancellationToken.None);
-        return new ServedMesh(mesh, port);
-    }
+    public static Task<ServedMesh> ServeTcpAsync(MeshPolicy policy, params Upstream[] upstreams) =>
+        ServeRouteAsync(port => TcpRoute(port, policy, upstreams));
+
+    /// <summary>A real mesh serving the gRPC route <c>api</c> (endpoint <c>grpc</c>) under <paramref name="policy"/> to
+    /// <paramref name="upstreams"/> on a free loopback port.</summary>
+    public static Task<ServedMesh> ServeGrpcAsync(MeshPolicy policy, params Upstream[] upstreams) =>
+        ServeRouteAsync(port => GrpcRoute(port, policy, upstreams));
 
     public static ImmutableArray<TrafficSplit> Split(params TrafficSplit[] splits) => [.. splits];
+
+    // A new mesh (with options) given the route that route(port) makes for a free loopback port.
+    private static async Task<ServedMesh> ServeRouteAsync(Func<int, ServiceRoute> route, MeshHostOptions? options = null)
+    {
+        var mesh = new MeshHost(options);
+        var port = Ports.Free();
+        await mesh.UpdateAsync(route(port), CancellationToken.None);
+        return new ServedMesh(mesh, port);
+    }
 }
 
 /// <summary>A real mesh serving one route on <see cref="Port"/>; disposing it stops the mesh.</summary>

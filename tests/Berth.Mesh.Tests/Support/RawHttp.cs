@@ -269,3 +269,64 @@ internal sealed class RawUpstream : IAsyncDisposable
     private static int IndexOf(List<byte> data, string text) =>
         Encoding.Latin1.GetString(data.ToArray()).IndexOf(text, StringComparison.Ordinal);
 }
+
+/// <summary>
+/// A real mesh serving route <c>api</c> to one <see cref="RawUpstream"/>, and a raw-socket client connected to it: the bytes
+/// the client sends and gets back, and the requests the upstream receives, are what a test checks. Disposing it closes
+/// the connection, then stops the mesh and the upstream.
+/// </summary>
+internal sealed class RawMesh(RawUpstream upstream, ServedMesh mesh, RawHttp client) : IAsyncDisposable
+{
+    /// <summary>The upstream behind the mesh (answers 200 "ok" unless the test gave one that answers otherwise).</summary>
+    public RawUpstream Upstream { get; } = upstream;
+
+    /// <summary>The client's connection to the mesh.</summary>
+    public RawHttp Client { get; } = client;
+
+    /// <summary>Every request the upstream received, as it received it.</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Requests => Upstream.Requests;
+
+    /// <summary>Serves <paramref name="upstream"/> (default: a <see cref="RawUpstream"/> answering 200 "ok") through a mesh
+    /// with <paramref name="options"/>, and connects a raw client to it.</summary>
+    public static async Task<RawMesh> ConnectAsync(RawUpstream? upstream = null, MeshHostOptions? options = null)
+    {
+        upstream ??= new RawUpstream();
+        ServedMesh? served = null;
+        try
+        {
+            served = await MeshTest.ServeAsync(upstream.Upstream(), options);
+            return new RawMesh(upstream, served, await RawHttp.ConnectAsync(served.Port));
+        }
+        catch
+        {
+            if (served is not null)
+            {
+                await served.DisposeAsync();
+            }
+
+            await upstream.DisposeAsync();
+            throw;
+        }
+    }
+
+    public Task SendAsync(string text) => Client.SendAsync(text);
+
+    /// <inheritdoc cref="RawHttp.ReadAsync"/>
+    public Task<RawResponse> ReadAsync(bool isHead = false, bool interim = false) => Client.ReadAsync(isHead, interim);
+
+    /// <inheritdoc cref="RawHttp.ClosedAsync"/>
+    public Task<bool> ClosedAsync() => Client.ClosedAsync();
+
+    public async ValueTask DisposeAsync()
+    {
+        Client.Dispose();
+        try
+        {
+            await mesh.DisposeAsync();
+        }
+        finally
+        {
+            await Upstream.DisposeAsync();
+        }
+    }
+}

@@ -15,20 +15,7 @@ public class DeliveryPipelineTests
         pipelines:
           ship:
             jobs:
-              build:
-                artifacts: [out]
-                steps:
-                  - run: "mkdir -p out && printf 'v2' > out/version.txt"
-                    shell: sh
-              test:
-                needs: build
-                strategy:
-                  matrix:
-                    suite: [unit, smoke]
-                steps:
-                  - test: "mkdir -p results && printf '<testsuite><testcase classname=\"%s\" name=\"ok\"/></testsuite>' ${{ matrix.suite }} > results/${{ matrix.suite }}.xml"
-                    shell: bash
-                    results: results/${{ matrix.suite }}.xml
+        {{{AcceptancePipeline.BuildAndTestJobs}}}
               image:
                 needs: test
                 steps:
@@ -45,7 +32,7 @@ public class DeliveryPipelineTests
         var good = $"berth-pipelines-ship:{Guid.NewGuid():N}";
         var broken = $"berth-pipelines-ship:broken-{Guid.NewGuid():N}";
         using var p = new TestPipeline(Yaml(good));
-        p.Write("Dockerfile", "FROM scratch\nCOPY out/version.txt /version.txt\n");
+        p.Write("Dockerfile", "FROM scratch\nCOPY out/version /version\n");
         await using var plane = new FakeControlPlane(p.State);
         plane.AddService("api", "berth-pipelines-ship:v1");
         using var docker = new Docker.DotNet.DockerClientConfiguration().CreateClient();

@@ -17,6 +17,13 @@ public static class TestImages
     private static readonly SemaphoreSlim Gate = new(1, 1);
     private static bool _ready;
 
+    /// <summary>As <see cref="EnsureAsync(DockerDriver)"/>, through a driver of its own on the default engine.</summary>
+    public static async Task EnsureAsync()
+    {
+        using var driver = await DockerDriver.ConnectAsync(new DockerDriverOptions(), CancellationToken.None);
+        await EnsureAsync(driver);
+    }
+
     public static async Task EnsureAsync(DockerDriver driver)
     {
         await Gate.WaitAsync();
