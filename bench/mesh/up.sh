@@ -12,7 +12,8 @@
 #           (empty) leaves the row out. Next to the berth row it tells what a runtime setting is worth as users run it.
 #   direct: wrk -> replica 1 (the floor)
 # CPU per request: the data plane process (berth, berth-alt), the bench process (berth-bench), the nginx proxy master+workers (nginx)
-# or the replica (direct); context switches per request of the same processes (all their threads).
+# or the replica (direct); context switches per request of the same processes (all their threads), and how long their
+# threads waited for a core while runnable, per request (/proc/PID/task/*/schedstat: the machine's share of the tail).
 # Needs: nginx wrk python3 curl, the .NET SDK.
 # Usage: bench/mesh/up.sh [duration=10s] [connections=64] [threads=2] [runs=3]
 set -euo pipefail
@@ -137,23 +138,33 @@ ctx_switches() { # a process and its direct children, voluntary + involuntary, e
   done
   echo "$total"
 }
+run_queue_ns() { # a process and its direct children, time their threads waited for a core while runnable (schedstat)
+  local total=0 p
+  for p in $1 $(ps -o pid= --ppid "$1" 2>/dev/null); do
+    total=$((total + $(cat /proc/"$p"/task/*/schedstat 2>/dev/null | awk '{s += $2} END {printf "%.0f", s}')))
+  done
+  echo "$total"
+}
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
-declare -A RPS P99 CPU CTX
+declare -A RPS P99 CPU CTX RQ
 measure() { # name port pid
   local name=$1 port=$2 pid=$3
   wrk -t"$THREADS" -c"$CONNS" -d5s "http://127.0.0.1:$port/" >/dev/null   # warm-up
   local before; before=$(cpu_ticks "$pid")
   local ctx_before; ctx_before=$(ctx_switches "$pid")
+  local rq_before; rq_before=$(run_queue_ns "$pid")
   local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$port/")
   local after; after=$(cpu_ticks "$pid")
   local ctx_after; ctx_after=$(ctx_switches "$pid")
+  local rq_after; rq_after=$(run_queue_ns "$pid")
   local count; count=$(echo "$out" | awk '/requests in/ {print $1}')
   echo "$out" | grep -qE "Non-2xx|Socket errors" && { echo "== $name had errors:" >&2; echo "$out" | grep -E "Non-2xx|Socket errors" >&2; }
   RPS[$name]=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
   P99[$name]=$(to_ms "$(echo "$out" | awk '$1=="99%" {print $2}')")
   CPU[$name]=$(awk -v t=$((after - before)) -v hz="$TCK" -v n="$count" 'BEGIN { printf "%.1f", t / hz * 1e6 / n }')
   CTX[$name]=$(awk -v c=$((ctx_after - ctx_before)) -v n="$count" 'BEGIN { printf "%.2f", c / n }')
-  echo "$name: ${RPS[$name]} req/s, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request, ${CTX[$name]} context switches/request" >&2
+  RQ[$name]=$(awk -v w=$((rq_after - rq_before)) -v n="$count" 'BEGIN { printf "%.1f", w / 1000 / n }')
+  echo "$name: ${RPS[$name]} req/s, p99 ${P99[$name]} ms, ${CPU[$name]} µs CPU/request, ${CTX[$name]} context switches/request, ${RQ[$name]} µs run-queue wait/request" >&2
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a/b }'; }
 for run in $(seq 1 "$RUNS"); do
@@ -167,11 +178,11 @@ for run in $(seq 1 "$RUNS"); do
   echo
   echo "Run $run of $RUNS: berth up, 2 nginx replicas; wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average $load_before before / $load_after after"
   echo
-  echo "| target | req/s | p99 ms | CPU µs/req | context switches/req | req/s vs nginx | p99 vs nginx |"
-  echo "|---|---:|---:|---:|---:|---:|---:|"
+  echo "| target | req/s | p99 ms | CPU µs/req | context switches/req | run-queue wait µs/req | req/s vs nginx | p99 vs nginx |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
   for n in nginx berth berth-bench berth-alt direct; do
     [ -n "${RPS[$n]:-}" ] || continue
-    echo "| $n | ${RPS[$n]} | ${P99[$n]} | ${CPU[$n]} | ${CTX[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") |"
+    echo "| $n | ${RPS[$n]} | ${P99[$n]} | ${CPU[$n]} | ${CTX[$n]} | ${RQ[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]}") | $(ratio "${P99[$n]}" "${P99[nginx]}") |"
   done
 done
 echo
