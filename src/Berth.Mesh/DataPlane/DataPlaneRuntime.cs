@@ -17,12 +17,12 @@ public static class DataPlaneRuntime
     /// The variables and values, in launch order. Inline socket completions (<see cref="InlineCompletionsVariable"/>=1: the
     /// socket engine's thread that reads an event runs the request until it waits again, no thread-pool hop) are NOT set by
     /// default: they cost less CPU and half the context switches per request, but did not measure better in req/s or p99
-    /// (docs/benchmarks.md, "Mesh round 9": through <c>berth up</c> on a loaded machine their p99 was worse in 6 of 7 rounds
-    /// and the data plane's threads waited longer for a core per request; round 7's quiet rerun had their p99 at 2.01x
-    /// nginx's in bench/mesh). With them each of the engine's threads (one per core) owns a fixed share of the sockets, so a
-    /// preempted or busy engine thread stalls its connections, where any thread-pool worker can take any completion. They are safe on the pod path: the Docker-pod failure that turned them
-    /// off in round 4 did not come back in round 9 (ComposePodsOnDockerTests runs that test with them on). A user may set
-    /// the variable to 1 for <c>berth up</c>; the data plane honours it.
+    /// (docs/benchmarks.md, "Mesh round 9": through <c>berth up</c> their p99 was worse in 8 of 9 rounds, whichever of the
+    /// two apps carried them; round 7's quiet rerun had their p99 at 2.01x nginx's in bench/mesh). With them each of the
+    /// engine's threads (one per core) owns a fixed share of the sockets, so a preempted or busy engine thread stalls its
+    /// connections, where any thread-pool worker can take any completion. They are safe on the pod path: the Docker-pod
+    /// failure that turned them off in round 4 did not come back in round 9 (ComposePodsOnDockerTests runs that test with
+    /// them on). A user may set the variable to 1 for <c>berth up</c>; the data plane honours it.
     /// </summary>
     /// <remarks>
     /// Thread-pool workers do not spin before they sleep (<see cref="SpinLimitVariable"/>=0). A worker that runs out of work
