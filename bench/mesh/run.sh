@@ -11,6 +11,9 @@
 #   berth-tpsched: the berth row with Kestrel's default pipe scheduling (queued to the thread pool, as before round 7)
 #   berth-inline: the berth row with inline socket completions (DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1; off by
 #             default in the data plane, see docs/architecture.md), to show what they are worth
+#   berth-inline-t1, berth-inline-t4: berth-inline with 1 or 4 socket engine threads (DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT;
+#             with inline completions .NET makes one per core, each serving its own share of the sockets); run only
+#             when named in TARGETS
 #   kestrel : plain Kestrel answering the 6 bytes itself, no proxying (the floor of any Kestrel-based listener)
 # Upstreams for every proxy: the same nginx serving a 6-byte body on two ports.
 # Needs: nginx haproxy wrk (installed with apt-get when missing and running as root), the .NET SDK.
@@ -52,7 +55,7 @@ wait_port() {
   echo "bench/mesh: nothing listening on 127.0.0.1:$1" >&2; exit 1
 }
 
-U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port); BKEST=$(free_port); BTP=$(free_port); BINL=$(free_port)
+U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port); BKEST=$(free_port); BTP=$(free_port); BINL=$(free_port); BIN1=$(free_port); BIN4=$(free_port)
 
 echo "building the bench proxies (Release)…" >&2
 dotnet build -c Release -v q --nologo bench/mesh/Berth.Mesh.Bench >/dev/null
@@ -117,7 +120,18 @@ env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth-kestrel --port "$BKEST" --upstream
 env $DATA_PLANE_ENV BERTH_BENCH_KESTREL_SCHEDULING=1 dotnet "$BENCH_DLL" berth --port "$BTP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/btp.log" 2>&1 & pids+=($!); PID[berth-tpsched]=$!
 env $DATA_PLANE_ENV DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" berth --port "$BINL" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/binl.log" 2>&1 & pids+=($!); PID[berth-inline]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" kestrel --port "$KEST" --upstreams "127.0.0.1:$U1" >"$work/kestrel.log" 2>&1 & pids+=($!); PID[kestrel]=$!
-for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE $KEST $BKEST $BTP $BINL; do wait_port "$p"; done
+TARGETS=${TARGETS:-direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline}
+selected() { [[ " $TARGETS " == *" $1 "* ]]; }
+inline_row() { # name port thread-count: berth-inline with that many socket engine threads, started only when selected
+  selected "$1" || return 0
+  env $DATA_PLANE_ENV DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT="$3" \
+    dotnet "$BENCH_DLL" berth --port "$2" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/$1.log" 2>&1 & pids+=($!); PID[$1]=$!
+  EXTRA+=("$2")
+}
+EXTRA=()
+inline_row berth-inline-t1 "$BIN1" 1
+inline_row berth-inline-t4 "$BIN4" 4
+for p in $U1 $U2 $NGX $HAP $YARP $BERTH $BARE $KEST $BKEST $BTP $BINL "${EXTRA[@]}"; do wait_port "$p"; done
 curl -fsS "http://127.0.0.1:$BERTH/" >/dev/null && curl -fsS "http://127.0.0.1:$YARP/" >/dev/null
 
 # CPU time per request is the steadier number on a busy shared machine: throughput there measures the scheduler too.
@@ -146,12 +160,10 @@ measure() {
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else printf "%.2f", a/b }'; }
-TARGETS=${TARGETS:-direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline}
-selected() { [[ " $TARGETS " == *" $1 "* ]]; }
 for run in $(seq 1 "$RUNS"); do
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "run $run/$RUNS, load before: $load_before" >&2
-  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST berth-tpsched:$BTP berth-inline:$BINL; do
+  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST berth-tpsched:$BTP berth-inline:$BINL berth-inline-t1:$BIN1 berth-inline-t4:$BIN4; do
     selected "${target%%:*}" || continue
     measure "${target%%:*}" "${target##*:}"
   done
@@ -161,7 +173,7 @@ for run in $(seq 1 "$RUNS"); do
   echo
   echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline; do
+  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline berth-inline-t1 berth-inline-t4; do
     selected "$n" || continue
     echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]:-0}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]:-0}") | $(ratio "${RPS[$n]}" "${RPS[yarp]:-0}") | $(ratio "${RPS[$n]}" "${RPS[direct]:-0}") | $(ratio "${P99[$n]}" "${P99[nginx]:-0}") | $(ratio "${P99[$n]}" "${P99[yarp]:-0}") |"
   done

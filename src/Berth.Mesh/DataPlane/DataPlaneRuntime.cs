@@ -14,11 +14,15 @@ public static class DataPlaneRuntime
     public const string SpinLimitVariable = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
 
     /// <summary>
-    /// The variables and values, in launch order. Inline socket completions (<see cref="InlineCompletionsVariable"/>=1,
-    /// measured as one thread-pool hop fewer per request) are NOT set by default: with them on, a call by service name from
-    /// inside a Docker pod failed after a control-plane restart in 3 of 3 runs of
-    /// ComposePodsOnDockerTests.ControlPlaneKilled9_UnderLoadWithPods (0 of 2 with them off); something on the pod socket path
-    /// blocks a completion thread. A user may still set the variable to 1 for the data plane; it is honoured.
+    /// The variables and values, in launch order. Inline socket completions (<see cref="InlineCompletionsVariable"/>=1: the
+    /// socket engine's thread that reads an event runs the request until it waits again, no thread-pool hop) are NOT set by
+    /// default: they cost less CPU and half the context switches per request, but did not measure better in req/s or p99
+    /// (docs/benchmarks.md, "Mesh round 9": through <c>berth up</c> their p99 was worse in 8 of 9 rounds, whichever of the
+    /// two apps carried them; round 7's quiet rerun had their p99 at 2.01x nginx's in bench/mesh). With them each of the
+    /// engine's threads (one per core) owns a fixed share of the sockets, so a preempted or busy engine thread stalls its
+    /// connections, where any thread-pool worker can take any completion. They are safe on the pod path: the Docker-pod
+    /// failure that turned them off in round 4 did not come back in round 9 (ComposePodsOnDockerTests runs that test with
+    /// them on). A user may set the variable to 1 for <c>berth up</c>; the data plane honours it.
     /// </summary>
     /// <remarks>
     /// Thread-pool workers do not spin before they sleep (<see cref="SpinLimitVariable"/>=0). A worker that runs out of work

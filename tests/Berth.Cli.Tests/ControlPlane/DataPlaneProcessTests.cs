@@ -183,6 +183,23 @@ public sealed class DataPlaneProcessTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Up_UserSetInlineSocketCompletions_TheDataPlaneRunsWithThemAndServes()
+    {
+        // Off by default (DataPlaneRuntime.Environment); a DOTNET_ variable given to berth up reaches the data plane.
+        _app.Cli.Environment["DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS"] = "1";
+        await _app.Cli.UpDetachedAsync(2);
+        var dataPlane = DataPlanePid();
+
+        var environment = File.ReadAllText($"/proc/{dataPlane}/environ").Split('\0');
+        Assert.Contains("DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1", environment);
+        Assert.Contains("DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=0", environment);
+        await using var load = LoopbackLoad.Start(_port, new LoopbackLoadOptions { Clients = 2, MaxRequests = 10_000, MaxTime = TimeSpan.FromMinutes(2) });
+        await load.MoreAsync(200);
+        var result = await load.StopAsync();
+        Assert.Equal(0, result.Failed);
+    }
+
+    [Fact]
     public async Task Down_StopsTheDataPlaneAfterTheReplicas_NothingOfItLeft()
     {
         await _app.Cli.UpDetachedAsync(2);
