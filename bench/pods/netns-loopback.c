@@ -1,5 +1,6 @@
 // Kernel cost of loopback TCP in the current network namespace, both ends in it as in a pod: (a) connect + one
-// request/response + close, (b) ping-pong on one connection; CPU (this process + its server child) and wall per op.
+// request/response + close, (b) ping-pong on one connection; wall and CPU per op. CPU of (a) is the client's alone; the
+// server child is reaped at the end, so (b) also carries the server's CPU of both parts. Same split in both namespaces.
 // Loopback only. Compare the host with a fresh namespace (root), alternating:
 //   gcc -O2 -o /tmp/nsloop bench/pods/netns-loopback.c
 //   /tmp/nsloop 20000; unshare --net sh -c 'ip link set lo up; /tmp/nsloop 20000'
