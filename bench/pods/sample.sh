@@ -3,8 +3,10 @@
 # with every service `network: isolated` (pods), one after the other in one run, loopback only, bounded by wrk's duration.
 # The load goes to the frontend's stable port, GET /: frontend -> mesh -> api -> mesh -> db (two orders listed), so in
 # pods each request crosses the mesh into three pods and out of two by service address.
-# A copy of the sample on free ports (the fixed 7100-7400 may be taken on a shared machine), one app (one state folder)
-# whose spec differs only in network:, brought up and down for each mode.
+# Two copies of the sample on free ports (the fixed 7100-7400 may be taken on a shared machine), one folder (one state
+# store) per mode, specs differing only in network:, each brought up and down in turn. Not one folder for both: an up
+# where the other mode's app was first starts that app's last revision from the kept state, then rolls out the new
+# one, so for a few seconds Ready replicas run in the other mode (seen every time, round 9).
 # Needs: root (pods for process services), wrk, curl, the .NET SDK. Prints req/s, p50 and p99 of each mode and the ratios.
 # OTLP=off (environment) turns the sample's telemetry export off in both modes: berth points OTEL_EXPORTER_OTLP_ENDPOINT
 # at the control plane on the host's 127.0.0.1, which a pod cannot reach (its exports fail), so with export on the two
@@ -23,18 +25,20 @@ done
 
 work=$(mktemp -d)
 berth() { "$repo/berth" "$@"; }
-cleanup() { for m in host isolated; do [ -f "$work/shop/$m.yaml" ] && berth down -f "$work/shop/$m.yaml" >/dev/null 2>&1 || true; done; rm -rf "$work"; }
+cleanup() { for m in host isolated; do [ -f "$work/$m/$m.yaml" ] && berth down -f "$work/$m/$m.yaml" >/dev/null 2>&1 || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 
-mkdir -p "$work/shop"
-(cd samples/shop && tar --exclude=./app/out --exclude=./app/bin --exclude=./app/obj --exclude=./.berth -cf - .) | tar -C "$work/shop" -xf -
+for m in host isolated; do
+  mkdir -p "$work/$m"
+  (cd samples/shop && tar --exclude=./app/out --exclude=./app/bin --exclude=./app/obj --exclude=./.berth -cf - .) | tar -C "$work/$m" -xf -
+done
 FRONT=$(free_port); API=$(free_port); WORKER=$(free_port); DB=$(free_port)
 ports="s/\\b7100\\b/$FRONT/; s/\\b7200\\b/$API/; s/\\b7300\\b/$WORKER/; s/\\b7400\\b/$DB/"
 otlp=(-e 's/^x-shop: &shop$/&/')
 [ "${OTLP:-on}" = off ] && otlp=(-e '/^  runtime: /a\  environment: {OTEL_EXPORTER_OTLP_ENDPOINT: ""}')
-sed -e "$ports" -e "s/^name: shop$/name: shopbench/" "${otlp[@]}" samples/shop/berth.yaml >"$work/shop/host.yaml"
-sed -e "$ports" -e "s/^name: shop$/name: shopbench/" "${otlp[@]}" -e '/^  runtime: /a\  network: isolated' samples/shop/berth.yaml >"$work/shop/isolated.yaml"
+sed -e "$ports" -e "s/^name: shop$/name: shopbench/" "${otlp[@]}" samples/shop/berth.yaml >"$work/host/host.yaml"
+sed -e "$ports" -e "s/^name: shop$/name: shopbench/" "${otlp[@]}" -e '/^  runtime: /a\  network: isolated' samples/shop/berth.yaml >"$work/isolated/isolated.yaml"
 
 to_ms() { awk -v v="$1" 'BEGIN { if (v ~ /us$/) { sub(/us$/,"",v); print v/1000 } else if (v ~ /ms$/) { sub(/ms$/,"",v); print v+0 } else if (v ~ /s$/) { sub(/s$/,"",v); print v*1000 } else print v }'; }
 declare -A RPS P50 P99 ERR CPU_DP CPU_APP CPU_CP
@@ -59,17 +63,17 @@ print(dp, app, cp)
 PY
 }
 up() { # mode
-  berth up -d -f "$work/shop/$1.yaml" >"$work/$1.up.log" 2>&1 || { echo "bench/pods: berth up ($1) failed:" >&2; cat "$work/$1.up.log" >&2; exit 1; }
+  berth up -d -f "$work/$1/$1.yaml" >"$work/$1.up.log" 2>&1 || { echo "bench/pods: berth up ($1) failed:" >&2; cat "$work/$1.up.log" >&2; exit 1; }
   local ready=no
   for _ in $(seq 1 600); do
-    [ "$(berth ps -f "$work/shop/$1.yaml" -o json 2>/dev/null | grep -o '"phase": *"ready"' | wc -l)" -ge 6 ] && { ready=yes; break; }; sleep 0.2
+    [ "$(berth ps -f "$work/$1/$1.yaml" -o json 2>/dev/null | grep -o '"phase": *"ready"' | wc -l)" -ge 6 ] && { ready=yes; break; }; sleep 0.2
   done
-  [ $ready = yes ] || { echo "bench/pods: not all 6 replicas Ready within 120 s ($1):" >&2; berth ps -f "$work/shop/$1.yaml" >&2; exit 1; }
+  [ $ready = yes ] || { echo "bench/pods: not all 6 replicas Ready within 120 s ($1):" >&2; berth ps -f "$work/$1/$1.yaml" >&2; exit 1; }
   # Each replica runs in a pod in isolated mode and on the host's network in host mode, or the comparison means nothing.
   # (A Ready replica between two processes, restarting, has no pid: it is named and the run stops. Replicas not Ready are
   # left out: one still starting — the worker's autoscaler may add one — is its supervisor, not yet in its pod.)
-  local pids; pids=$(berth ps -f "$work/shop/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r["pid"]) if "pid" in r else "none:" + r["id"] for r in json.load(sys.stdin) if r.get("phase") == "ready"))')
-  case " $pids " in *" none:"*) echo "bench/pods: a replica has no process right now ($1): $pids" >&2; berth ps -f "$work/shop/$1.yaml" >&2; exit 1;; esac
+  local pids; pids=$(berth ps -f "$work/$1/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r["pid"]) if "pid" in r else "none:" + r["id"] for r in json.load(sys.stdin) if r.get("phase") == "ready"))')
+  case " $pids " in *" none:"*) echo "bench/pods: a replica has no process right now ($1): $pids" >&2; berth ps -f "$work/$1/$1.yaml" >&2; exit 1;; esac
   for pid in $pids; do
     local same=no; [ "$(readlink "/proc/$pid/ns/net")" = "$(readlink /proc/self/ns/net)" ] && same=yes
     if { [ "$1" = isolated ] && [ $same = yes ]; } || { [ "$1" = host ] && [ $same = no ]; }; then
@@ -81,7 +85,7 @@ up() { # mode
 }
 measure() { # mode
   wrk -t"$THREADS" -c"$CONNS" -d3s "http://127.0.0.1:$FRONT/" >/dev/null
-  local pids; pids=$(berth ps -f "$work/shop/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r.get("pid", "")) for r in json.load(sys.stdin)))')
+  local pids; pids=$(berth ps -f "$work/$1/$1.yaml" -o json | python3 -c 'import json,sys; print(" ".join(str(r.get("pid", "")) for r in json.load(sys.stdin)))')
   local c0; c0=$(cpu_by_role $pids)
   local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"$DURATION" --latency "http://127.0.0.1:$FRONT/")
   local c1; c1=$(cpu_by_role $pids)
@@ -100,7 +104,7 @@ for run in $(seq 1 "$RUNS"); do
     # Two orders, so GET / lists them: api reads three keys from db per request.
     for item in tea cake; do curl -fsS -X POST "http://127.0.0.1:$FRONT/orders?item=$item&qty=1" >/dev/null; done
     measure "$mode"
-    berth down -f "$work/shop/$mode.yaml" >/dev/null 2>&1
+    berth down -f "$work/$mode/$mode.yaml" >/dev/null 2>&1
   done
   after=$(cut -d' ' -f1-3 /proc/loadavg)
   echo; echo "Run $run of $RUNS: shop sample (OTLP export ${OTLP:-on}), GET / on the frontend's stable port, wrk -t$THREADS -c$CONNS -d$DURATION --latency, $(nproc) cores, $(date -u +%Y-%m-%dT%H:%MZ), load average $before before / $after after"; echo

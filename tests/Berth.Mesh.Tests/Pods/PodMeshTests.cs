@@ -130,6 +130,42 @@ public sealed class PodMeshTests
         AssertEveryThreadInHostNamespace();
     }
 
+    [Fact]
+    public async Task PodSockets_BurstOfAsksIntoABusyPod_ServedByBatchesNotAVisitEach()
+    {
+        var port = Ports.Free();
+        using var pod = await ServerPodAsync("burst-1", port, "a");
+        await Poll.UntilAsync(async () => await TestPod.GetInsideAsync(pod.Network, "127.0.0.1", port) is not null, Long, $"the server in the pod listens on {port}");
+        var before = PodSockets.VisitsTo(pod.Network);
+
+        // 64 asks at once (a busy pod: the shop's api opens three db connections per request): the asks queued while the
+        // thread makes a batch are served from it, so the pod is entered a few times, not once per socket.
+        var sockets = await Task.WhenAll(Enumerable.Range(0, 64).Select(_ => PodSockets.CreateAsync(pod.Network, AddressFamily.InterNetwork, CancellationToken.None)));
+        var visits = PodSockets.VisitsTo(pod.Network) - before;
+
+        try
+        {
+            Assert.InRange(visits, 1, 12);
+            Assert.Equal(64, sockets.Distinct().Count());
+            foreach (var socket in sockets.Take(4).Concat(sockets.TakeLast(4)))
+            {
+                await socket.ConnectAsync("127.0.0.1", port);
+                await socket.SendAsync(Encoding.ASCII.GetBytes("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), SocketFlags.None);
+                using var stream = new NetworkStream(socket);
+                Assert.EndsWith("ok a", await new StreamReader(stream).ReadToEndAsync(), StringComparison.Ordinal);
+            }
+        }
+        finally
+        {
+            foreach (var socket in sockets)
+            {
+                socket.Dispose();
+            }
+        }
+
+        AssertEveryThreadInHostNamespace();
+    }
+
     /// <summary>ESTABLISHED TCP connections with <paramref name="port"/> at either end in a <c>/proc/…/net/tcp</c> table
     /// (the table of the namespace the reading path belongs to).</summary>
     private static int Established(string table, int port)
