@@ -120,20 +120,38 @@ public sealed partial class ControlPlane : IAsyncDisposable
             }
 
             await _adopter.AdoptAsync(cancellationToken);
+
+            // After 'berth down' nothing runs until the next apply: 'berth up' then starts the spec it brings, not the
+            // revision the app was taken down on (which it would start first and then roll away from).
+            _state.Down = File.Exists(DownMarker) && _state.Replicas.Count == 0;
         }, cancellationToken);
         _loop.Start(_pass.RunAsync);
     }
 
+    /// <summary>Written by <see cref="DownAsync"/> once every replica is gone; removed by the next apply.</summary>
+    private string DownMarker => Path.Combine(_state.Options.StateDirectory, "down");
+
     /// <summary>Makes <paramref name="app"/> the desired state (a new revision when a template changed). Services whose template is
     /// unchanged keep their replicas. Renaming the app or removing every service needs <paramref name="prune"/>.</summary>
-    public Task<RevisionRecord> ApplyAsync(Application app, string cause, CancellationToken cancellationToken, bool prune = false)
+    public async Task<RevisionRecord> ApplyAsync(Application app, string cause, CancellationToken cancellationToken, bool prune = false)
     {
         app = RevisionManager.Validate(app);
-        return MutateAsync(cause, prev =>
+        var revision = await MutateAsync(cause, prev =>
         {
             RevisionManager.RequirePrune(prev, app, prune);
             return RevisionManager.KeepAutoscaledCounts(prev, app);
         }, cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
+        if (_state.Down && File.Exists(DownMarker))
+        {
+            await _loop.LockedAsync(() =>
+            {
+                _state.Down = false;
+                File.Delete(DownMarker);
+                _loop.Kick();
+            }, cancellationToken);
+        }
+
+        return revision;
     }
 
     /// <summary>Sets a service's replica count (a new revision); takes effect at once.</summary>
@@ -232,6 +250,15 @@ public sealed partial class ControlPlane : IAsyncDisposable
         // Let the drivers finish removing what is left (containers, replica cgroups) before the caller tears down nodes.
         await _loop.DrainAsync(TimeSpan.FromSeconds(30), cancellationToken);
         await _routes.RemoveAllAsync(cancellationToken);
+        try
+        {
+            await File.WriteAllTextAsync(DownMarker, $"{_state.Now:O}\n", cancellationToken);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // A read-only or full state folder: the next 'up' starts the kept revision first, then applies its spec.
+            _state.Logger.LogWarning("could not write {Marker} ({Problem}); the next up starts the kept revision before its own", DownMarker, e.Message);
+        }
     }
 
     /// <summary>Log lines of one replica from its driver.</summary>

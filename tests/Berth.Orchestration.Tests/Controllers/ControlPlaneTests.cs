@@ -422,4 +422,32 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         Assert.Equal(3, _h.Driver.Calls.Count(c => c.StartsWith("stop ", StringComparison.Ordinal)));
         Assert.Empty(_h.Routes.Routes);
     }
+
+    /// <summary>After a down, a new control plane on the same state starts nothing until an apply, and then only the
+    /// applied spec: 'berth up' with a changed spec must not first start the revision the app was taken down on (it did,
+    /// then rolled away from it, for 1-3 s running the old spec, e.g. the other network mode). Unchanged, the same spec
+    /// comes back. A control plane that was killed (no down) still restores its replicas at once (RestartPlane tests).</summary>
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public async Task Down_ThenANewControlPlane_StartsNothingUntilApplyThenOnlyTheAppliedSpec(bool changed)
+    {
+        await _h.Plane.ApplyAsync(App(Api(2)), "up", CancellationToken.None);
+        await _h.AllReadyAsync("api", 2);
+        await _h.Plane.DownAsync(CancellationToken.None);
+        var starts = _h.Driver.Starts.Count;
+
+        await _h.RestartPlaneAsync();
+        await _h.SettleAsync();
+        Assert.Empty(_h.Plane.Replicas);
+        Assert.Equal(starts, _h.Driver.Starts.Count);
+
+        var spec = changed ? Api(2) with { Env = ImmutableSortedDictionary<string, string>.Empty.Add("V", "2") } : Api(2);
+        var applied = await _h.Plane.ApplyAsync(App(spec), "up", CancellationToken.None);
+        await _h.AllReadyAsync("api", 2, applied.TemplateOf("api"));
+        var since = _h.Driver.Starts.Skip(starts).ToList();
+        Assert.Equal(2, since.Count);
+        Assert.All(since, s => Assert.Equal(applied.TemplateOf("api"), s.Revision));
+        Assert.False(File.Exists(Path.Combine(_h.Directory, "down")));
+    }
 }
