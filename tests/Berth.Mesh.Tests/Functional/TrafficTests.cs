@@ -120,6 +120,8 @@ public sealed partial class TrafficTests
 
         await MeshTest.GetAsync(client, "/orders/7?token=s3cret");
 
+        // The line is written once the exchange is over, which may be just after the client has read the answer.
+        await Poll.UntilAsync(() => logs.Lines.Any(l => l.EventId == 6007), TimeSpan.FromSeconds(20), "the access log line");
         var line = Assert.Single(logs.Lines, l => l.EventId == 6007).Message;
         Assert.StartsWith("GET /orders/7 200 a ", line);
         Assert.Contains("attempts=1 traceparent=00-", line);
