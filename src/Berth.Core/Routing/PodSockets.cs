@@ -133,9 +133,8 @@ public static partial class PodSockets
         private const int SockStream = 1;
         private const int SockCloexec = 0x80000;
 
-        /// <summary>Work for the thread; it and <see cref="_idle"/> are guarded by the queue's own lock.</summary>
+        /// <summary>Work for the thread, guarded by the queue's own lock.</summary>
         private readonly Queue<Request> _requests = [];
-        private bool _idle;
         private readonly int _home;
         private string? _broken;
 
@@ -198,10 +197,7 @@ public static partial class PodSockets
             lock (_requests)
             {
                 _requests.Enqueue(request);
-                if (_idle)
-                {
-                    Monitor.Pulse(_requests);
-                }
+                Monitor.Pulse(_requests); // wakes the thread if it waits; nothing otherwise
             }
         }
 
@@ -215,9 +211,7 @@ public static partial class PodSockets
                     if (_requests.Count == 0)
                     {
                         // Monitor.Wait blocks at once; BlockingCollection's semaphore spun with sched_yield first.
-                        _idle = true;
                         Monitor.Wait(_requests, IdleSpares);
-                        _idle = false;
                     }
 
                     _requests.TryDequeue(out request);

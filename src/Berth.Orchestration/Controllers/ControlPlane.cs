@@ -123,13 +123,18 @@ public sealed partial class ControlPlane : IAsyncDisposable
 
             // After 'berth down' nothing runs until the next apply: 'berth up' then starts the spec it brings, not the
             // revision the app was taken down on (which it would start first and then roll away from).
-            _state.Down = File.Exists(DownMarker) && _state.Replicas.Count == 0;
+            _heldUntilApply = File.Exists(DownMarker) && _state.Replicas.Count == 0;
+            _state.Down = _heldUntilApply;
         }, cancellationToken);
         _loop.Start(_pass.RunAsync);
     }
 
     /// <summary>Written by <see cref="DownAsync"/> once every replica is gone; removed by the next apply.</summary>
     private string DownMarker => Path.Combine(_state.Options.StateDirectory, "down");
+
+    /// <summary>Started on a state taken down (<see cref="DownMarker"/>) and not yet applied to; guarded by the loop's lock.
+    /// Only this hold is lifted by an apply: one that comes while this control plane itself goes down starts nothing.</summary>
+    private bool _heldUntilApply;
 
     /// <summary>Makes <paramref name="app"/> the desired state (a new revision when a template changed). Services whose template is
     /// unchanged keep their replicas. Renaming the app or removing every service needs <paramref name="prune"/>.</summary>
@@ -141,13 +146,24 @@ public sealed partial class ControlPlane : IAsyncDisposable
             RevisionManager.RequirePrune(prev, app, prune);
             return RevisionManager.KeepAutoscaledCounts(prev, app);
         }, cancellationToken, stopped: prev => prev.Intersect(app.Services.Select(s => s.Name)));
-        if (_state.Down && File.Exists(DownMarker))
+        if (Volatile.Read(ref _heldUntilApply))
         {
             await _loop.LockedAsync(() =>
             {
-                _state.Down = false;
-                File.Delete(DownMarker);
-                _loop.Kick();
+                if (_heldUntilApply)
+                {
+                    (_heldUntilApply, _state.Down) = (false, false);
+                    _loop.Kick();
+                    try
+                    {
+                        File.Delete(DownMarker);
+                    }
+                    catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+                    {
+                        // Kept: the next control plane on this state also waits for an apply, which 'berth up' brings.
+                        _state.Logger.LogWarning("could not remove {Marker} ({Problem})", DownMarker, e.Message);
+                    }
+                }
             }, cancellationToken);
         }
 
@@ -234,7 +250,7 @@ public sealed partial class ControlPlane : IAsyncDisposable
 
         await _loop.LockedAsync(async () =>
         {
-            _state.Down = true;
+            (_state.Down, _heldUntilApply) = (true, false);
             var stops = new List<ReplicaRecord>();
             foreach (var r in _state.Replicas.Values.ToList())
             {

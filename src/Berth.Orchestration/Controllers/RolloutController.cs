@@ -249,7 +249,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
         }
 
         rec = TrackProgress(rec, $"{fresh.Count}/{newAvailable}/{outdated.Count}", now);
-        if (rec.RollbackUnderWay && rec.RollingBack)
+        if (rec is { State: RolloutState.RolledBack, RollingBack: true })
         {
             rec = WatchRollback(rec, service, template, strategy, fresh, Available, now, whyNotReady);
         }
@@ -423,10 +423,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
 
         if (now - updated.LastProgressAt > strategy.ProgressDeadline)
         {
-            var stuck = fresh.FirstOrDefault(r => !available(r));
-            return stuck is null
-                ? (null, $"no progress for {Durations.Format(strategy.ProgressDeadline)} (progress deadline)")
-                : (stuck.Id, $"new replica {stuck.Id} not ready within the progress deadline of {Durations.Format(strategy.ProgressDeadline)}: {whyNotReady(stuck)}");
+            return PastDeadline("new replica", strategy, fresh, available, whyNotReady);
         }
 
         return null;
@@ -446,10 +443,7 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             return rec;
         }
 
-        var stuck = fresh.FirstOrDefault(r => !available(r));
-        var why = stuck is null
-            ? $"no progress for {Durations.Format(strategy.ProgressDeadline)} (progress deadline)"
-            : $"replica {stuck.Id} not ready within the progress deadline of {Durations.Format(strategy.ProgressDeadline)}: {whyNotReady(stuck)}";
+        var (stuck, why) = PastDeadline("replica", strategy, fresh, available, whyNotReady);
         var failed = rec with
         {
             State = RolloutState.Failed,
@@ -457,8 +451,18 @@ internal sealed class RolloutController(StateStore store, Action<string, string?
             Message = $"the rollback to revision {template} failed: {why}; it was rolling back because {rec.Why}; fix it and apply, or 'berth rollout undo {service.Name}'",
         };
         Update(failed);
-        emit(RolloutEvents.Failed, service.Name, stuck?.Id, $"rollback to revision {template} failed: {why}");
+        emit(RolloutEvents.Failed, service.Name, stuck, $"rollback to revision {template} failed: {why}");
         return failed;
+    }
+
+    /// <summary>Why a rollout (or a rollback) that passed its progress deadline failed: the first replica not available, if any.</summary>
+    private static (string? Replica, string Why) PastDeadline(string what, UpdateStrategy strategy, IReadOnlyList<ReplicaRecord> fresh,
+        Func<ReplicaRecord, bool> available, Func<ReplicaRecord, string> whyNotReady)
+    {
+        var deadline = Durations.Format(strategy.ProgressDeadline);
+        return fresh.FirstOrDefault(r => !available(r)) is { } stuck
+            ? (stuck.Id, $"{what} {stuck.Id} not ready within the progress deadline of {deadline}: {whyNotReady(stuck)}")
+            : (null, $"no progress for {deadline} (progress deadline)");
     }
 
     private RolloutRecord Fail(RolloutRecord rec, Service service, long template, UpdateStrategy strategy, string? replica, string why)

@@ -423,6 +423,25 @@ public sealed class ControlPlaneTests : IAsyncLifetime
         Assert.Empty(_h.Routes.Routes);
     }
 
+    /// <summary>An apply that reaches a control plane while it goes down (a 'berth apply' racing 'berth down') is kept as the
+    /// desired state but starts nothing: only a control plane started on a downed state is released by an apply.</summary>
+    [Fact]
+    public async Task Down_ThenAnApplyToTheSameControlPlane_StartsNothing()
+    {
+        await _h.Plane.ApplyAsync(App(Api(2)), "up", CancellationToken.None);
+        await _h.AllReadyAsync("api", 2);
+        await _h.Plane.DownAsync(CancellationToken.None);
+        var starts = _h.Driver.Starts.Count;
+
+        var applied = await _h.Plane.ApplyAsync(App(Api(2) with { Env = ImmutableSortedDictionary<string, string>.Empty.Add("V", "2") }), "apply", CancellationToken.None);
+        await _h.SettleAsync();
+
+        Assert.Equal(applied.Number, _h.Plane.Current!.Number);
+        Assert.Empty(_h.Plane.Replicas);
+        Assert.Equal(starts, _h.Driver.Starts.Count);
+        Assert.True(File.Exists(Path.Combine(_h.Directory, "down")));
+    }
+
     /// <summary>After a down, a new control plane on the same state starts nothing until an apply, and then only the
     /// applied spec: 'berth up' with a changed spec must not first start the revision the app was taken down on (it did,
     /// then rolled away from it, for 1-3 s running the old spec, e.g. the other network mode). Unchanged, the same spec
