@@ -5,6 +5,8 @@
 // berth-kestrel: the berth listener with Kestrel parsing every request (MeshHostOptions.OwnHttp1 = false), as before the
 //        mesh's own HTTP/1.1 server.
 // yarp:  plain YARP (MapReverseProxy, round-robin, no health checks) — the peer Berth is measured against.
+// floor: a minimal C# proxy on nginx's design (Floor.cs: an epoll loop per core, raw sockets, no resilience) — what C#
+//        itself costs next to nginx, the floor for any design of Berth's mesh. --threads N (default: the core count).
 // kestrel: plain Kestrel answering "hello\n" itself (no proxying) — the floor of any Kestrel-based listener.
 // berth --pods PID1,PID2: the upstreams are in pods (each in the network namespace of that pid), reached through sockets
 //        the mesh makes inside them (setns), as under `network: isolated` / Docker.
@@ -97,6 +99,12 @@ else if (mode == "yarp")
     Console.WriteLine("ready");
     await app.WaitForShutdownAsync();
 }
+else if (mode == "floor")
+{
+    Floor.Run(port, upstreams, int.Parse(Arg("--threads") ?? Environment.ProcessorCount.ToString(CultureInfo.InvariantCulture), CultureInfo.InvariantCulture));
+    Console.WriteLine("ready");
+    await WaitForSignalAsync();
+}
 else if (mode == "kestrel")
 {
     var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
@@ -119,7 +127,7 @@ else if (mode == "kestrel")
 }
 else
 {
-    throw new ArgumentException($"unknown mode '{mode}': use berth, berth-bare, berth-kestrel, yarp, kestrel or data-plane-env");
+    throw new ArgumentException($"unknown mode '{mode}': use berth, berth-bare, berth-kestrel, yarp, floor, kestrel or data-plane-env");
 }
 
 PodNetwork? PodOf(int i)
