@@ -24,7 +24,8 @@ public sealed class PipelineTriggerTests() : AppFolderTest("berth-e2e-triggers-"
     [Fact]
     public async Task ServingControlPlane_CronScheduleComes_RunsThePipelineAtThatTimeAndRearmsOnlyWhenAnApplyChangesTriggers()
     {
-        var spec = WriteSpec("""
+        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 4, 30, TimeSpan.Zero));
+        await using var served = await ServeAsync("""
               nightly:
                 on: { schedule: ['*/5 * * * *'] }
                 jobs:
@@ -32,14 +33,8 @@ public sealed class PipelineTriggerTests() : AppFolderTest("berth-e2e-triggers-"
                     steps:
                       - run: echo "run $BERTH_RUN_ID on $BERTH_PIPELINE" >> stamps.txt
                         shell: sh
-            """);
-        var time = new FakeTimeProvider(new DateTimeOffset(2026, 1, 1, 0, 4, 30, TimeSpan.Zero));
-        await using var cp = await ServingPlaneAsync();
-        var (state, store, plane) = (cp.Directory, cp.Store, cp.Plane);
-        await using var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state, PipelineTriggers = new() { Time = time } }, CancellationToken.None);
-        var loaded = SpecLoader.LoadFile(spec);
-        Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
-        await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
+            """, time);
+        var (spec, state, store, plane) = (served.Spec, served.ControlPlane.Directory, served.ControlPlane.Store, served.ControlPlane.Plane);
         await Poll.UntilAsync(() => Events(store, PipelineEvents.Armed).Count == 1, Wait, "the schedule armed");
         Assert.Equal("pipeline nightly runs on cron '*/5 * * * *' (UTC)", Events(store, PipelineEvents.Armed)[0].Message);
 
@@ -73,7 +68,7 @@ public sealed class PipelineTriggerTests() : AppFolderTest("berth-e2e-triggers-"
     [Fact]
     public async Task ServingControlPlane_PipelineDefinitionInvalid_ReportsWhereAndArmsNothing()
     {
-        var spec = WriteSpec("""
+        await using var served = await ServeAsync("""
               nightly:
                 on: { schedule: ['*/5 * * * *'] }
                 jobs:
@@ -82,12 +77,7 @@ public sealed class PipelineTriggerTests() : AppFolderTest("berth-e2e-triggers-"
                     steps:
                       - run: "true"
             """);
-        await using var cp = await ServingPlaneAsync();
-        var (state, store, plane) = (cp.Directory, cp.Store, cp.Plane);
-        await using var api = await ApiServer.StartAsync(plane, new ApiServerOptions { StateDirectory = state }, CancellationToken.None);
-        var loaded = SpecLoader.LoadFile(spec);
-        Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
-        await plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
+        var (spec, store) = (served.Spec, served.ControlPlane.Store);
         await Poll.UntilAsync(() => Events(store, PipelineEvents.Invalid).Count == 1, Wait, "the invalid pipelines reported");
 
         var message = Events(store, PipelineEvents.Invalid).Single().Message;
@@ -129,8 +119,44 @@ public sealed class PipelineTriggerTests() : AppFolderTest("berth-e2e-triggers-"
         Assert.Equal([PipelineEvents.Armed, PipelineEvents.Started, PipelineEvents.Succeeded], pipelineEvents);
     }
 
-    // A control plane on real processes keeping its state in the app's own .berth, as berth up does; disposing takes it down.
-    private Task<ProcessPlane> ServingPlaneAsync() => ProcessPlane.StartInAsync(App.State);
+    /// <summary>Writes the spec with <paramref name="pipelines"/> (see <see cref="WriteSpec"/>), starts a control plane on real
+    /// processes keeping its state in the app's own .berth as berth up does, and its API server, which runs the pipelines'
+    /// triggers (on <paramref name="time"/>, default the system clock), and applies the spec; disposing takes it all down.</summary>
+    private async Task<ServedApp> ServeAsync(string pipelines, TimeProvider? time = null)
+    {
+        var spec = WriteSpec(pipelines);
+        var cp = await ProcessPlane.StartInAsync(App.State);
+        ApiServer? api = null;
+        try
+        {
+            var triggers = new PipelineTriggerOptions { Time = time ?? TimeProvider.System };
+            api = await ApiServer.StartAsync(cp.Plane, new ApiServerOptions { StateDirectory = cp.Directory, PipelineTriggers = triggers }, CancellationToken.None);
+            var loaded = SpecLoader.LoadFile(spec);
+            Assert.True(loaded.Succeeded, string.Join("\n", loaded.Diagnostics));
+            await cp.Plane.ApplyAsync(loaded.Application!, "up", CancellationToken.None);
+            return new ServedApp(spec, cp, api);
+        }
+        catch
+        {
+            if (api is not null)
+            {
+                await api.DisposeAsync();
+            }
+
+            await cp.DisposeAsync();
+            throw;
+        }
+    }
+
+    /// <summary>The spec's path, the control plane serving it and its API server (disposed first, as it was started last).</summary>
+    private sealed record ServedApp(string Spec, ProcessPlane ControlPlane, ApiServer Api) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await Api.DisposeAsync();
+            await ControlPlane.DisposeAsync();
+        }
+    }
 
     private static List<EventRecord> Events(StateStore store, string type) => [.. store.ListEvents(0, int.MaxValue).Where(e => e.Type == type)];
 

@@ -13,11 +13,9 @@ public sealed class ResilienceTests
         await using var c = await TestUpstream.StartAsync("c");
         bad.Answer(500);
         var time = new FakeTimeProvider();
-        await using var mesh = new MeshHost(new MeshHostOptions { TimeProvider = time });
-        var port = Ports.Free();
         var policy = MeshTest.Bare() with { OutlierDetection = OutlierDetectionPolicy.Default };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, bad.Upstream(), b.Upstream(), c.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(time, policy, bad.Upstream(), b.Upstream(), c.Upstream());
+        using var client = mesh.Client();
 
         for (var i = 0; i < 60; i++)
         {
@@ -76,17 +74,15 @@ public sealed class ResilienceTests
         a.Answer(503);
         b.Answer(503);
         c.Answer(503);
-        await using var mesh = new MeshHost(new MeshHostOptions { TimeProvider = new FakeTimeProvider() });
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { OutlierDetection = OutlierDetectionPolicy.Default }, a.Upstream(), b.Upstream(), c.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(new FakeTimeProvider(), MeshTest.Bare() with { OutlierDetection = OutlierDetectionPolicy.Default }, a.Upstream(), b.Upstream(), c.Upstream());
+        using var client = mesh.Client();
 
         for (var i = 0; i < 60; i++)
         {
             await MeshTest.GetAsync(client);
         }
 
-        var routes = await mesh.RoutesAsync(CancellationToken.None);
+        var routes = await mesh.Host.RoutesAsync(CancellationToken.None);
         // 0 of 3 ejected (0% < 50%) → eject; 1 of 3 (33% < 50%) → eject; 2 of 3 (67%) → stop; the last always stays.
         Assert.Equal(2, routes.Single().Upstreams.Count(u => u.Ejected));
     }
@@ -99,11 +95,9 @@ public sealed class ResilienceTests
         a.Answer(500);
         b.Answer(500);
         var time = new FakeTimeProvider();
-        await using var mesh = new MeshHost(new MeshHostOptions { TimeProvider = time });
-        var port = Ports.Free();
         var policy = MeshTest.Bare() with { CircuitBreaker = CircuitBreakerPolicy.Default };
-        await mesh.UpdateAsync(MeshTest.Route(port, policy, a.Upstream(), b.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(time, policy, a.Upstream(), b.Upstream());
+        using var client = mesh.Client();
 
         for (var i = 0; i < CircuitBreakerPolicy.Default.ConsecutiveFailures; i++)
         {
@@ -154,17 +148,15 @@ public sealed class ResilienceTests
         await using var good = await TestUpstream.StartAsync("good");
         bad.Answer(500);
         var time = new FakeTimeProvider();
-        await using var mesh = new MeshHost(new MeshHostOptions { TimeProvider = time });
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { CircuitBreaker = CircuitBreakerPolicy.Default }, bad.Upstream(), good.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(time, MeshTest.Bare() with { CircuitBreaker = CircuitBreakerPolicy.Default }, bad.Upstream(), good.Upstream());
+        using var client = mesh.Client();
 
         for (var i = 0; i < 40; i++)
         {
             await MeshTest.GetAsync(client);
         }
 
-        var route = (await mesh.RoutesAsync(CancellationToken.None)).Single();
+        var route = (await mesh.Host.RoutesAsync(CancellationToken.None)).Single();
         Assert.Equal(5, bad.Requests);
         Assert.Equal("Open", route.Upstreams.Single(u => u.Replica == "bad").Circuit);
         Assert.Equal("Closed", route.Upstreams.Single(u => u.Replica == "good").Circuit);
@@ -177,10 +169,8 @@ public sealed class ResilienceTests
         await using var a = await TestUpstream.StartAsync("a");
         a.Answer(500);
         var time = new FakeTimeProvider();
-        await using var mesh = new MeshHost(new MeshHostOptions { TimeProvider = time });
-        var port = Ports.Free();
-        await mesh.UpdateAsync(MeshTest.Route(port, MeshTest.Bare() with { CircuitBreaker = CircuitBreakerPolicy.Default }, a.Upstream()), CancellationToken.None);
-        using var client = MeshTest.Client(port);
+        await using var mesh = await MeshTest.ServeAsync(time, MeshTest.Bare() with { CircuitBreaker = CircuitBreakerPolicy.Default }, a.Upstream());
+        using var client = mesh.Client();
         for (var i = 0; i < 5; i++)
         {
             await MeshTest.GetAsync(client);

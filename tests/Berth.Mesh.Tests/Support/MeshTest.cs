@@ -46,6 +46,11 @@ internal static class MeshTest
     public static Task<ServedMesh> ServeAsync(MeshPolicy policy, params Upstream[] upstreams) =>
         ServeRouteAsync(port => Route(port, policy, upstreams));
 
+    /// <summary>A real mesh whose clock is <paramref name="time"/> (a FakeTimeProvider the test moves, for ejection and break
+    /// times), serving route <c>api</c> under <paramref name="policy"/> to <paramref name="upstreams"/> on a free loopback port.</summary>
+    public static Task<ServedMesh> ServeAsync(TimeProvider time, MeshPolicy policy, params Upstream[] upstreams) =>
+        ServeRouteAsync(port => Route(port, policy, upstreams), new MeshHostOptions { TimeProvider = time });
+
     /// <summary>A real mesh serving the TCP route <c>db</c> under <paramref name="policy"/> to <paramref name="upstreams"/> on a
     /// free loopback port.</summary>
     public static Task<ServedMesh> ServeTcpAsync(MeshPolicy policy, params Upstream[] upstreams) =>
