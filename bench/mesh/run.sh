@@ -14,6 +14,8 @@
 #   berth-inline-t1, berth-inline-t4: berth-inline with 1 or 4 socket engine threads (DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT;
 #             with inline completions .NET makes one per core, each serving its own share of the sockets); run only
 #             when named in TARGETS
+#   berth-loop: the berth row on the mesh's own event loops (MeshHostOptions.EventLoops: one epoll thread per core owning its
+#             connections, instead of Kestrel's socket transport); run only when named in TARGETS
 #   floor   : a minimal C# proxy on nginx's design (bench/mesh/Berth.Mesh.Bench/Floor.cs: one epoll loop per core, raw
 #             non-blocking sockets, no async, no resilience): what C# itself costs next to nginx; run only when named in TARGETS
 #   kestrel : plain Kestrel answering the 6 bytes itself, no proxying (the floor of any Kestrel-based listener)
@@ -57,7 +59,7 @@ wait_port() {
   echo "bench/mesh: nothing listening on 127.0.0.1:$1" >&2; exit 1
 }
 
-U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port); BKEST=$(free_port); BTP=$(free_port); BINL=$(free_port); BIN1=$(free_port); BIN4=$(free_port); FLOOR=$(free_port)
+U1=$(free_port); U2=$(free_port); NGX=$(free_port); HAP=$(free_port); YARP=$(free_port); BERTH=$(free_port); BARE=$(free_port); KEST=$(free_port); BKEST=$(free_port); BTP=$(free_port); BINL=$(free_port); BIN1=$(free_port); BIN4=$(free_port); FLOOR=$(free_port); BLOOP=$(free_port)
 
 echo "building the bench proxies (Release)…" >&2
 dotnet build -c Release -v q --nologo bench/mesh/Berth.Mesh.Bench >/dev/null
@@ -131,6 +133,10 @@ inline_row() { # name port thread-count: berth-inline with that many socket engi
   EXTRA+=("$2")
 }
 EXTRA=()
+if selected berth-loop; then
+  env $DATA_PLANE_ENV BERTH_BENCH_EVENT_LOOPS=1 dotnet "$BENCH_DLL" berth --port "$BLOOP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bloop.log" 2>&1 & pids+=($!); PID[berth-loop]=$!
+  EXTRA+=("$BLOOP")
+fi
 if selected floor; then
   dotnet "$BENCH_DLL" floor --port "$FLOOR" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/floor.log" 2>&1 & pids+=($!); PID[floor]=$!
   EXTRA+=("$FLOOR")
@@ -169,7 +175,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else print
 for run in $(seq 1 "$RUNS"); do
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "run $run/$RUNS, load before: $load_before" >&2
-  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST berth-tpsched:$BTP berth-inline:$BINL berth-inline-t1:$BIN1 berth-inline-t4:$BIN4 floor:$FLOOR; do
+  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST berth-tpsched:$BTP berth-inline:$BINL berth-inline-t1:$BIN1 berth-inline-t4:$BIN4 berth-loop:$BLOOP floor:$FLOOR; do
     selected "${target%%:*}" || continue
     measure "${target%%:*}" "${target##*:}"
   done
@@ -179,7 +185,7 @@ for run in $(seq 1 "$RUNS"); do
   echo
   echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline berth-inline-t1 berth-inline-t4 floor; do
+  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline berth-inline-t1 berth-inline-t4 berth-loop floor; do
     selected "$n" || continue
     echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]:-0}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]:-0}") | $(ratio "${RPS[$n]}" "${RPS[yarp]:-0}") | $(ratio "${RPS[$n]}" "${RPS[direct]:-0}") | $(ratio "${P99[$n]}" "${P99[nginx]:-0}") | $(ratio "${P99[$n]}" "${P99[yarp]:-0}") |"
   done

@@ -387,7 +387,7 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
         var proxy = new HttpProxy(state);
         var server = _options.OwnHttp1 && !route.Endpoint.Protocol.IsHttp2() ? new Http1Server(proxy, state, _options.RequestHeadersTimeout, _options.KeepAliveTimeout) : null;
         var app = NewApp(KestrelFor(route.Endpoint.HostIp, route.StablePort, state, route.Policy.Limits.MaxConnections, route.Endpoint.Protocol.IsHttp2(),
-            _options.BoundListener?.Invoke(route), server), _options.DrainTimeout);
+            _options.BoundListener?.Invoke(route), server), _options.DrainTimeout, loops: server is not null && _options.EventLoops);
         app.Run(proxy.InvokeAsync);
         try
         {
@@ -493,10 +493,16 @@ public sealed class MeshHost : IMeshDataPlane, IPodRouteSink, IAsyncDisposable
             }
         };
 
-    private WebApplication NewApp(Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> kestrel, TimeSpan shutdown)
+    private WebApplication NewApp(Action<WebHostBuilderContext, Microsoft.AspNetCore.Server.Kestrel.Core.KestrelServerOptions> kestrel, TimeSpan shutdown, bool loops = false)
     {
         var builder = WebApplication.CreateEmptyBuilder(new WebApplicationOptions());
         builder.WebHost.UseKestrelCore().ConfigureKestrel(kestrel);
+        if (loops)
+        {
+            // Registered after the socket transport, so Kestrel asks it first (the last registered factory that can bind wins).
+            builder.Services.AddSingleton<Microsoft.AspNetCore.Connections.IConnectionListenerFactory, Transport.LoopTransportFactory>();
+        }
+
         builder.Services.Configure<Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets.SocketTransportOptions>(o =>
         {
             o.UnsafePreferInlineScheduling = _options.InlineScheduling;

@@ -55,6 +55,12 @@ public sealed record MeshHostOptions
     /// </summary>
     public bool InlineScheduling { get; init; } = true;
 
+    /// <summary>
+    /// Plain HTTP/1.1 listeners (with <see cref="OwnHttp1"/>) run on the mesh's own event loops (<see cref="Transport.LoopTransportFactory"/>:
+    /// one epoll thread per core, each owning its connections, nginx's design) instead of Kestrel's socket transport.
+    /// </summary>
+    public bool EventLoops { get; init; }
+
     /// <summary>How long a new connection may take to send a complete request head: 30s, as Kestrel's RequestHeadersTimeout.</summary>
     public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);
 

@@ -64,7 +64,8 @@ else if (mode is "berth" or "berth-bare" or "berth-kestrel")
             DataPlaneWire.Encode(new DataPlaneMessage { Type = DataPlaneMessageTypes.Snapshot, Version = 1, Routes = [route] }));
         var options = new DataPlaneServerOptions(state.FullName)
         {
-            Mesh = new MeshHostOptions { OwnHttp1 = mode != "berth-kestrel", InlineScheduling = Environment.GetEnvironmentVariable("BERTH_BENCH_KESTREL_SCHEDULING") != "1" },
+            Mesh = new MeshHostOptions { OwnHttp1 = mode != "berth-kestrel", InlineScheduling = Environment.GetEnvironmentVariable("BERTH_BENCH_KESTREL_SCHEDULING") != "1",
+                EventLoops = Environment.GetEnvironmentVariable("BERTH_BENCH_EVENT_LOOPS") == "1" },
         };
         await using var server = await DataPlaneServer.StartAsync(options, CancellationToken.None);
         Console.WriteLine($"ready (data plane in {state.FullName}, inline completions: {DataPlaneRuntime.InlineCompletions})");

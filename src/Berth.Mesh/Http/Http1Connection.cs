@@ -8,6 +8,8 @@ using System.Runtime.CompilerServices;
 using System.Text;
 using Berth.Mesh.Resilience;
 
+using Berth.Mesh.Transport;
+
 namespace Berth.Mesh.Http;
 
 /// <summary>The upstream broke the exchange; <see cref="Error"/> says how, and so whether the request may have reached it.</summary>
@@ -30,6 +32,7 @@ internal sealed class Http1ConnectionPool : IDisposable
     private readonly EndPoint _endpoint;
     private readonly TimeProvider _time;
     private readonly ConcurrentQueue<Http1Connection> _idle = new();
+    private ConcurrentQueue<Http1Connection>[]? _idleOnLoops;
     private readonly TimeSpan _connectTimeout;
     private int _idleCount;
     private volatile bool _disposed;
@@ -54,8 +57,11 @@ internal sealed class Http1ConnectionPool : IDisposable
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     public async ValueTask<Http1Connection> RentAsync(CancellationToken cancellationToken)
     {
+        // On one of the mesh's event loops (the loop transport): an idle connection of this loop, or a new one on it, so the
+        // upstream's answer completes on the thread that serves the client.
+        var loop = EventLoop.Current;
         var now = _time.GetTimestamp();
-        while (_idle.TryDequeue(out var idle))
+        while (TakeIdle(loop) is { } idle)
         {
             Interlocked.Decrement(ref _idleCount);
             if (_time.GetElapsedTime(idle.LastUsed, now) < IdleTimeout && idle.IsAlive())
@@ -75,6 +81,24 @@ internal sealed class Http1ConnectionPool : IDisposable
         catch (SocketException e)
         {
             throw new UpstreamException(AttemptError.ConnectFailure, $"connect to {_endpoint} in pod {Pod?.PodId} failed: {e.Message}", e);
+        }
+
+        if (loop is not null && _endpoint is IPEndPoint ip)
+        {
+            using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            timeout.CancelAfter(_connectTimeout);
+            try
+            {
+                return new Http1Connection(await LoopSocket.ConnectAsync(socket, ip, loop, timeout.Token));
+            }
+            catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+            {
+                throw new UpstreamException(AttemptError.ConnectFailure, $"connect to {_endpoint} timed out after {_connectTimeout.TotalSeconds:0.#}s");
+            }
+            catch (SocketException e)
+            {
+                throw new UpstreamException(AttemptError.ConnectFailure, $"connect to {_endpoint} failed: {e.SocketErrorCode}", e);
+            }
         }
 
         try
@@ -126,19 +150,59 @@ internal sealed class Http1ConnectionPool : IDisposable
         }
 
         connection.LastUsed = _time.GetTimestamp();
-        _idle.Enqueue(connection);
-        if (_disposed && _idle.TryDequeue(out var late))
+        var queue = connection.Loop is { } loop ? IdleOn(loop) : _idle;
+        queue.Enqueue(connection);
+        if (_disposed && queue.TryDequeue(out var late))
         {
             late.Dispose();
         }
     }
 
+    /// <summary>An idle connection for code on <paramref name="loop"/> (one of that loop's), or off the loops (any).</summary>
+    private Http1Connection? TakeIdle(EventLoop? loop)
+    {
+        if (loop is not null)
+        {
+            return IdleOn(loop).TryDequeue(out var mine) ? mine : null;
+        }
+
+        if (_idle.TryDequeue(out var idle))
+        {
+            return idle;
+        }
+
+        foreach (var queue in _idleOnLoops ?? [])
+        {
+            if (queue.TryDequeue(out var other))
+            {
+                return other;
+            }
+        }
+
+        return null;
+    }
+
+    private ConcurrentQueue<Http1Connection> IdleOn(EventLoop loop)
+    {
+        var queues = _idleOnLoops;
+        if (queues is null)
+        {
+            Interlocked.CompareExchange(ref _idleOnLoops, [.. EventLoop.Shared.Select(_ => new ConcurrentQueue<Http1Connection>())], null);
+            queues = _idleOnLoops;
+        }
+
+        return queues[loop.Index];
+    }
+
     public void Dispose()
     {
         _disposed = true;
-        while (_idle.TryDequeue(out var c))
+        foreach (var queue in (IEnumerable<ConcurrentQueue<Http1Connection>>)[_idle, .. _idleOnLoops ?? []])
         {
-            c.Dispose();
+            while (queue.TryDequeue(out var c))
+            {
+                c.Dispose();
+            }
         }
     }
 }
@@ -184,7 +248,8 @@ internal sealed class Http1Connection : IDisposable
     private const int BufferSize = 16 * 1024;
     private static readonly byte[] HeadEnd = "\r\n\r\n"u8.ToArray();
 
-    private readonly Socket _socket;
+    private readonly Socket? _socket;
+    private readonly LoopSocket? _loop;
     private byte[] _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
     private int _start;
     private int _end;
@@ -194,6 +259,15 @@ internal sealed class Http1Connection : IDisposable
     {
         _socket = socket;
     }
+
+    /// <summary>A connection on one of the mesh's event loops: its reads complete on the loop that serves the client.</summary>
+    public Http1Connection(LoopSocket socket)
+    {
+        _loop = socket;
+    }
+
+    /// <summary>The event loop that serves this connection, or null (Kestrel's socket transport, .NET's socket engine).</summary>
+    public EventLoop? Loop => _loop?.Loop;
 
     /// <summary>When the connection was last given back (a TimeProvider timestamp).</summary>
     public long LastUsed { get; set; }
@@ -217,7 +291,7 @@ internal sealed class Http1Connection : IDisposable
     {
         try
         {
-            return !_socket.Poll(0, SelectMode.SelectRead);
+            return _loop?.IsIdleAndOpen() ?? !_socket!.Poll(0, SelectMode.SelectRead);
         }
         catch (Exception e) when (e is SocketException or ObjectDisposedException)
         {
@@ -231,9 +305,15 @@ internal sealed class Http1Connection : IDisposable
     {
         try
         {
+            if (_loop is not null)
+            {
+                await _loop.SendAsync(data, cancellationToken);
+                return;
+            }
+
             while (data.Length > 0)
             {
-                var n = await _socket.SendAsync(data, SocketFlags.None, cancellationToken);
+                var n = await _socket!.SendAsync(data, SocketFlags.None, cancellationToken);
                 data = data[n..];
             }
         }
@@ -270,7 +350,8 @@ internal sealed class Http1Connection : IDisposable
                 int n;
                 try
                 {
-                    n = await _socket.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken);
+                    n = _loop is not null ? await _loop.ReceiveAsync(_buffer.AsMemory(_end), cancellationToken)
+                        : await _socket!.ReceiveAsync(_buffer.AsMemory(_end), SocketFlags.None, cancellationToken);
                 }
                 catch (SocketException e)
                 {
@@ -428,7 +509,21 @@ internal sealed class Http1Connection : IDisposable
         return data;
     }
 
-    public Socket Socket => _socket;
+    /// <summary>The connection as a stream (an upgraded connection's splice); the connection still owns the socket.</summary>
+    public Stream OpenStream() => _loop is not null ? new LoopSocketStream(_loop) : new NetworkStream(_socket!, ownsSocket: false);
+
+    /// <summary>Breaks the connection both ways (the end of a splice).</summary>
+    public void Shutdown()
+    {
+        if (_loop is not null)
+        {
+            _loop.Abort();
+        }
+        else
+        {
+            _socket!.Shutdown(SocketShutdown.Both);
+        }
+    }
 
     public void Dispose()
     {
@@ -438,7 +533,8 @@ internal sealed class Http1Connection : IDisposable
         }
 
         _disposed = true;
-        _socket.Dispose();
+        _socket?.Dispose();
+        _loop?.Dispose();
         ArrayPool<byte>.Shared.Return(_buffer);
         _buffer = [];
     }
@@ -572,7 +668,8 @@ internal sealed class Http1Connection : IDisposable
     {
         try
         {
-            return await _socket.ReceiveAsync(memory, SocketFlags.None, cancellationToken);
+            return _loop is not null ? await _loop.ReceiveAsync(memory, cancellationToken)
+                : await _socket!.ReceiveAsync(memory, SocketFlags.None, cancellationToken);
         }
         catch (SocketException e)
         {

@@ -454,7 +454,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
                 }
             }
 
-            await using var upstreamStream = new System.Net.Sockets.NetworkStream(connection.Socket, ownsSocket: false);
+            await using var upstreamStream = connection.OpenStream();
             await using var clientStream = await upgrade.UpgradeAsync();
             var early = connection.TakeBuffered();
             if (early.Length > 0)
@@ -467,7 +467,7 @@ internal sealed class HttpProxy(ServiceState state) : IDisposable
             var down = PumpAsync(upstreamStream, clientStream, done);
             await Task.WhenAny(up, down);
             await done.CancelAsync();
-            connection.Socket.Shutdown(System.Net.Sockets.SocketShutdown.Both);
+            connection.Shutdown();
             await Task.WhenAll(up, down);
             return new Outcome(code, e.Upstream.ReplicaId, 1, null, true);
         }
