@@ -14,8 +14,9 @@
 #   berth-inline-t1, berth-inline-t4: berth-inline with 1 or 4 socket engine threads (DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT;
 #             with inline completions .NET makes one per core, each serving its own share of the sockets); run only
 #             when named in TARGETS
-#   berth-loop: the berth row on the mesh's own event loops (MeshHostOptions.EventLoops: one epoll thread per core owning its
-#             connections, instead of Kestrel's socket transport); run only when named in TARGETS
+#   berth-sockets: the berth row on Kestrel's socket transport and .NET's socket engine (BERTH_BENCH_EVENT_LOOPS=0), the
+#             data plane's design before round 10, instead of the mesh's own event loops (MeshHostOptions.EventLoops, the
+#             default since round 10); run only when named in TARGETS. berth-tpsched and the berth-inline rows also run on it.
 #   floor   : a minimal C# proxy on nginx's design (bench/mesh/Berth.Mesh.Bench/Floor.cs: one epoll loop per core, raw
 #             non-blocking sockets, no async, no resilience): what C# itself costs next to nginx; run only when named in TARGETS
 #   kestrel : plain Kestrel answering the 6 bytes itself, no proxying (the floor of any Kestrel-based listener)
@@ -121,20 +122,20 @@ DOTNET_gcServer=1 dotnet "$BENCH_DLL" yarp --port "$YARP" --upstreams "127.0.0.1
 env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth --port "$BERTH" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/berth.log" 2>&1 & pids+=($!); PID[berth]=$!
 env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth-bare --port "$BARE" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bare.log" 2>&1 & pids+=($!); PID[berth-bare]=$!
 env $DATA_PLANE_ENV dotnet "$BENCH_DLL" berth-kestrel --port "$BKEST" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bkest.log" 2>&1 & pids+=($!); PID[berth-kestrel]=$!
-env $DATA_PLANE_ENV BERTH_BENCH_KESTREL_SCHEDULING=1 dotnet "$BENCH_DLL" berth --port "$BTP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/btp.log" 2>&1 & pids+=($!); PID[berth-tpsched]=$!
-env $DATA_PLANE_ENV DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" berth --port "$BINL" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/binl.log" 2>&1 & pids+=($!); PID[berth-inline]=$!
+env $DATA_PLANE_ENV BERTH_BENCH_EVENT_LOOPS=0 BERTH_BENCH_KESTREL_SCHEDULING=1 dotnet "$BENCH_DLL" berth --port "$BTP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/btp.log" 2>&1 & pids+=($!); PID[berth-tpsched]=$!
+env $DATA_PLANE_ENV BERTH_BENCH_EVENT_LOOPS=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 dotnet "$BENCH_DLL" berth --port "$BINL" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/binl.log" 2>&1 & pids+=($!); PID[berth-inline]=$!
 DOTNET_gcServer=1 dotnet "$BENCH_DLL" kestrel --port "$KEST" --upstreams "127.0.0.1:$U1" >"$work/kestrel.log" 2>&1 & pids+=($!); PID[kestrel]=$!
 TARGETS=${TARGETS:-direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline}
 selected() { [[ " $TARGETS " == *" $1 "* ]]; }
 inline_row() { # name port thread-count: berth-inline with that many socket engine threads, started only when selected
   selected "$1" || return 0
-  env $DATA_PLANE_ENV DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT="$3" \
+  env $DATA_PLANE_ENV BERTH_BENCH_EVENT_LOOPS=0 DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1 DOTNET_SYSTEM_NET_SOCKETS_THREAD_COUNT="$3" \
     dotnet "$BENCH_DLL" berth --port "$2" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/$1.log" 2>&1 & pids+=($!); PID[$1]=$!
   EXTRA+=("$2")
 }
 EXTRA=()
-if selected berth-loop; then
-  env $DATA_PLANE_ENV BERTH_BENCH_EVENT_LOOPS=1 dotnet "$BENCH_DLL" berth --port "$BLOOP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bloop.log" 2>&1 & pids+=($!); PID[berth-loop]=$!
+if selected berth-sockets; then
+  env $DATA_PLANE_ENV BERTH_BENCH_EVENT_LOOPS=0 dotnet "$BENCH_DLL" berth --port "$BLOOP" --upstreams "127.0.0.1:$U1,127.0.0.1:$U2" >"$work/bsock.log" 2>&1 & pids+=($!); PID[berth-sockets]=$!
   EXTRA+=("$BLOOP")
 fi
 if selected floor; then
@@ -175,7 +176,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 == 0) print "-"; else print
 for run in $(seq 1 "$RUNS"); do
   load_before=$(cut -d' ' -f1-3 /proc/loadavg)
   echo "run $run/$RUNS, load before: $load_before" >&2
-  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST berth-tpsched:$BTP berth-inline:$BINL berth-inline-t1:$BIN1 berth-inline-t4:$BIN4 berth-loop:$BLOOP floor:$FLOOR; do
+  for target in direct:$U1 nginx:$NGX haproxy:$HAP yarp:$YARP berth:$BERTH berth-bare:$BARE berth-kestrel:$BKEST kestrel:$KEST berth-tpsched:$BTP berth-inline:$BINL berth-inline-t1:$BIN1 berth-inline-t4:$BIN4 berth-sockets:$BLOOP floor:$FLOOR; do
     selected "${target%%:*}" || continue
     measure "${target%%:*}" "${target##*:}"
   done
@@ -185,7 +186,7 @@ for run in $(seq 1 "$RUNS"); do
   echo
   echo "| target | req/s | p50 ms | p99 ms | CPU µs/req | req/s vs nginx | vs HAProxy | vs YARP | vs direct | p99 vs nginx | p99 vs YARP |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline berth-inline-t1 berth-inline-t4 berth-loop floor; do
+  for n in direct nginx haproxy yarp berth berth-bare berth-kestrel kestrel berth-tpsched berth-inline berth-inline-t1 berth-inline-t4 berth-sockets floor; do
     selected "$n" || continue
     echo "| $n | ${RPS[$n]} | ${P50[$n]} | ${P99[$n]} | ${CPU[$n]} | $(ratio "${RPS[$n]}" "${RPS[nginx]:-0}") | $(ratio "${RPS[$n]}" "${RPS[haproxy]:-0}") | $(ratio "${RPS[$n]}" "${RPS[yarp]:-0}") | $(ratio "${RPS[$n]}" "${RPS[direct]:-0}") | $(ratio "${P99[$n]}" "${P99[nginx]:-0}") | $(ratio "${P99[$n]}" "${P99[yarp]:-0}") |"
   done

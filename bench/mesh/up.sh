@@ -8,8 +8,9 @@
 #           settings, server GC, no control plane, round-robin) -> the same replica 1|2. Next to the berth row it tells the
 #           data plane process's own cost (its GC mode, control plane channel, policy) from that of the machine around it.
 #   berth-alt: a second `berth up` of the same app (its own two replicas), run with $ALT_ENV in the environment of
-#           `berth up` (default DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1), so its data plane gets them; ALT_ENV=
-#           (empty) leaves the row out. Next to the berth row it tells what a runtime setting is worth as users run it.
+#           `berth up` (default BERTH_MESH_EVENT_LOOPS=0: the data plane on Kestrel's socket transport, its design before
+#           round 10), so its data plane gets them; ALT_ENV= (empty) leaves the row out. Next to the berth row it tells what
+#           a setting is worth as users run it.
 #   direct: wrk -> replica 1 (the floor)
 # CPU per request: the data plane process (berth, berth-alt), the bench process (berth-bench), the nginx proxy master+workers (nginx)
 # or the replica (direct); context switches per request of the same processes (all their threads), and how long their
@@ -22,7 +23,7 @@ DURATION=${1:-10s}
 CONNS=${2:-64}
 THREADS=${3:-2}
 RUNS=${4:-3}
-ALT_ENV=${ALT_ENV-DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS=1}
+ALT_ENV=${ALT_ENV-BERTH_MESH_EVENT_LOOPS=0}
 for tool in nginx wrk python3 curl dotnet; do
   command -v "$tool" >/dev/null || { echo "bench/mesh/up.sh: '$tool' not found; install it (apt-get install -y nginx wrk python3 curl)" >&2; exit 2; }
 done

@@ -57,9 +57,15 @@ public sealed record MeshHostOptions
 
     /// <summary>
     /// Plain HTTP/1.1 listeners (with <see cref="OwnHttp1"/>) run on the mesh's own event loops (<see cref="Transport.LoopTransportFactory"/>:
-    /// one epoll thread per core, each owning its connections, nginx's design) instead of Kestrel's socket transport.
+    /// one epoll thread per core, each owning its connections and the upstream connections their requests use, nginx's
+    /// design) instead of Kestrel's socket transport and .NET's socket engine: 17 against 26 µs of CPU per proxied request
+    /// in bench/mesh (docs/benchmarks.md, "Mesh round 10"). Default on (Linux); <see cref="EventLoopsVariable"/>=0 turns it
+    /// off, for the data plane too.
     /// </summary>
-    public bool EventLoops { get; init; }
+    public bool EventLoops { get; init; } = OperatingSystem.IsLinux() && Environment.GetEnvironmentVariable(EventLoopsVariable) != "0";
+
+    /// <summary>The environment variable that turns <see cref="EventLoops"/> off when 0.</summary>
+    public const string EventLoopsVariable = "BERTH_MESH_EVENT_LOOPS";
 
     /// <summary>How long a new connection may take to send a complete request head: 30s, as Kestrel's RequestHeadersTimeout.</summary>
     public TimeSpan RequestHeadersTimeout { get; init; } = TimeSpan.FromSeconds(30);

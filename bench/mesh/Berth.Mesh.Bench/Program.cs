@@ -65,7 +65,7 @@ else if (mode is "berth" or "berth-bare" or "berth-kestrel")
         var options = new DataPlaneServerOptions(state.FullName)
         {
             Mesh = new MeshHostOptions { OwnHttp1 = mode != "berth-kestrel", InlineScheduling = Environment.GetEnvironmentVariable("BERTH_BENCH_KESTREL_SCHEDULING") != "1",
-                EventLoops = Environment.GetEnvironmentVariable("BERTH_BENCH_EVENT_LOOPS") == "1" },
+                EventLoops = Environment.GetEnvironmentVariable("BERTH_BENCH_EVENT_LOOPS") != "0" },
         };
         await using var server = await DataPlaneServer.StartAsync(options, CancellationToken.None);
         Console.WriteLine($"ready (data plane in {state.FullName}, inline completions: {DataPlaneRuntime.InlineCompletions})");

@@ -20,7 +20,8 @@ internal static class DataPlaneProcess
 
     /// <summary>What the data plane keeps of the control plane's environment: what the runtime and the logs need. The
     /// rest (a user's tokens, cloud credentials, the app's own variables) never reaches the process that handles traffic.</summary>
-    private static readonly string[] KeptVariables = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "DOTNET_ROOT", "DOTNET_CLI_HOME", DataPlaneServer.BuildVariable, DataPlaneServer.PassVariable, StartupTrace.Variable];
+    private static readonly string[] KeptVariables = ["PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TZ", "DOTNET_ROOT", "DOTNET_CLI_HOME", DataPlaneServer.BuildVariable, DataPlaneServer.PassVariable, StartupTrace.Variable,
+        Berth.Mesh.MeshHostOptions.EventLoopsVariable];
 
     /// <summary>Launched data planes, referenced so the runtime reaps them if they exit while this control plane lives.</summary>
     private static readonly List<Process> Launched = [];

@@ -80,6 +80,7 @@ internal sealed unsafe class EventLoop
 
             _sockets[slot] = socket;
             token = (uint)slot | ((ulong)socket.Generation << 32);
+            socket.Token = token; // before the ADD: a socket already ready gets its first edge at once, and it must match
         }
 
         var ev = new Epoll.Event { Events = Epoll.In | Epoll.Out | Epoll.RdHup | Epoll.EdgeTriggered, Data = token };

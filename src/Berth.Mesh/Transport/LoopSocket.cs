@@ -27,6 +27,7 @@ internal sealed class LoopSocket : IDisposable
     private int _fd;
     private int _readSeq, _readDrained = -1, _writeSeq;
     private bool _closed;
+    private volatile bool _peerClosed;
 
     public LoopSocket(int fd, EventLoop loop, bool listening = false)
     {
@@ -36,12 +37,13 @@ internal sealed class LoopSocket : IDisposable
         _read = new Operation(this);
         _write = new Operation(this);
         Generation = (uint)Interlocked.Increment(ref s_generation) & 0x7FFFFFFF;
-        Token = loop.Register(this, fd);
+        loop.Register(this, fd);
     }
 
     internal uint Generation { get; }
 
-    internal ulong Token { get; }
+    /// <summary>The loop's key for this socket's edges (its slot and generation), set by <see cref="EventLoop.Register"/>.</summary>
+    internal ulong Token { get; set; }
 
     public int Descriptor => _fd;
 
@@ -240,8 +242,16 @@ internal sealed class LoopSocket : IDisposable
     /// <summary>No more sends: the peer reads end of stream (a half-close, as the socket transport does when output completes).</summary>
     public void ShutdownWrite() => Epoll.Shutdown(_fd, Epoll.ShutWrite);
 
-    /// <summary>Breaks the connection both ways from any thread; pending operations complete (end of stream or an error).</summary>
-    public void Abort() => Epoll.Shutdown(_fd, Epoll.ShutBoth);
+    /// <summary>
+    /// Breaks the connection both ways from any thread; pending operations fail at once (a shut-down listening socket gets
+    /// no readiness edge, so its pending accept would otherwise wait forever).
+    /// </summary>
+    public void Abort()
+    {
+        Epoll.Shutdown(Volatile.Read(ref _fd), Epoll.ShutBoth);
+        _read.Fail(Failed(9));
+        _write.Fail(Failed(9));
+    }
 
     /// <summary>Unregisters and closes the descriptor; pending operations fail with <see cref="ObjectDisposedException"/>.</summary>
     public void Dispose()
@@ -274,6 +284,13 @@ internal sealed class LoopSocket : IDisposable
             bool pending;
             lock (_gate)
             {
+                if ((events & (Epoll.RdHup | Epoll.Hup | Epoll.Err)) != 0)
+                {
+                    // The peer's end of stream (or an error) is pending behind the data: a short read no longer means drained,
+                    // since no further edge will come (nginx's pending_eof).
+                    _peerClosed = true;
+                }
+
                 _readSeq++;
                 pending = _read.TakePending();
             }
@@ -314,7 +331,7 @@ internal sealed class LoopSocket : IDisposable
 
             if (errno != Epoll.EAgain)
             {
-                _read.Fail(Failed(errno));
+                _read.Complete(Failed(errno)); // taken from pending by the edge: this thread owns it
                 return;
             }
 
@@ -356,7 +373,7 @@ internal sealed class LoopSocket : IDisposable
 
             if (errno != Epoll.EAgain)
             {
-                _write.Fail(Failed(errno));
+                _write.Complete(Failed(errno));
                 return;
             }
 
@@ -399,7 +416,7 @@ internal sealed class LoopSocket : IDisposable
             if (n >= 0)
             {
                 errno = 0;
-                if (!_listening && n > 0 && n < buffer.Length)
+                if (!_listening && n > 0 && n < buffer.Length && !_peerClosed)
                 {
                     Volatile.Write(ref _readDrained, seq); // short: the socket had no more
                 }
@@ -506,6 +523,7 @@ internal sealed class LoopSocket : IDisposable
             _pending = true;
         }
 
+        /// <summary>Completes the operation its caller took from pending (an edge's handler).</summary>
         public void Complete(int result)
         {
             _cancel.Unregister();
@@ -514,6 +532,16 @@ internal sealed class LoopSocket : IDisposable
             _core.SetResult(result);
         }
 
+        /// <summary>Fails the operation its caller took from pending (an edge's handler).</summary>
+        public void Complete(Exception error)
+        {
+            _cancel.Unregister();
+            _cancel = default;
+            Buffer = default;
+            _core.SetException(error);
+        }
+
+        /// <summary>Fails the operation if it is still pending (cancellation, abort, dispose: from any thread).</summary>
         public void Fail(Exception error)
         {
             bool was;
@@ -524,10 +552,7 @@ internal sealed class LoopSocket : IDisposable
 
             if (was)
             {
-                _cancel.Unregister();
-                _cancel = default;
-                Buffer = default;
-                _core.SetException(error);
+                Complete(error);
             }
         }
 
