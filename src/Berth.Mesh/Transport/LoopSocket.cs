@@ -94,19 +94,7 @@ internal sealed class LoopSocket : IDisposable
         while (true)
         {
             var seq = Volatile.Read(ref _writeSeq);
-            var errno = 0;
-            while (sent < data.Length)
-            {
-                var n = SendSome(data.Span[sent..], out errno);
-                if (n < 0)
-                {
-                    break;
-                }
-
-                sent += n;
-            }
-
-            if (sent == data.Length)
+            if (SendAll(data.Span, ref sent, out var errno))
             {
                 return ValueTask.CompletedTask;
             }
@@ -353,19 +341,7 @@ internal sealed class LoopSocket : IDisposable
         while (true)
         {
             var seq = Volatile.Read(ref _writeSeq);
-            var errno = 0;
-            while (sent < data.Length)
-            {
-                var n = SendSome(data.Span[sent..], out errno);
-                if (n < 0)
-                {
-                    break;
-                }
-
-                sent += n;
-            }
-
-            if (sent == data.Length)
+            if (SendAll(data.Span, ref sent, out var errno))
             {
                 _write.Complete(sent);
                 return;
@@ -437,6 +413,24 @@ internal sealed class LoopSocket : IDisposable
 
             return -1;
         }
+    }
+
+    /// <summary>Sends from <paramref name="sent"/> on until all is sent (true) or the kernel refuses (false, with errno).</summary>
+    private bool SendAll(ReadOnlySpan<byte> data, ref int sent, out int errno)
+    {
+        errno = 0;
+        while (sent < data.Length)
+        {
+            var n = SendSome(data[sent..], out errno);
+            if (n < 0)
+            {
+                return false;
+            }
+
+            sent += n;
+        }
+
+        return true;
     }
 
     private unsafe int SendSome(ReadOnlySpan<byte> data, out int errno)
