@@ -61,9 +61,6 @@ internal sealed unsafe class EventLoop
         return loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
     }
 
-    /// <summary>Whether the calling code runs on this loop's thread.</summary>
-    public bool IsCurrent => t_current == this;
-
     /// <summary>Adds a socket to the set (edge-triggered, reading and writing, for its life); returns its token.</summary>
     public ulong Register(LoopSocket socket, int fd)
     {
